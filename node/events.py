@@ -1,0 +1,55 @@
+"""Stable event ids and `emit()`, which writes one structured log line (STYLE R10).
+
+An event line is JSON on the `node.events` logger:
+`{"event": 1001, "name": "NODE_STARTED", "node": "n1", ...fields}`.
+Ids never change meaning; new events get new ids. 1524/1525 are the model's
+(Windows DNS-Server-Service) signature-expiry events.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from enum import IntEnum
+from typing import Any
+
+log = logging.getLogger("node.events")
+
+
+class Event(IntEnum):
+    NODE_STARTED = 1001
+    NODE_STOPPING = 1002
+    NODE_READY = 1003
+    CONFIG_INVALID = 1004
+    ETCD_UNAVAILABLE = 1101
+    ETCD_RECOVERED = 1102
+    LEASE_LOST = 1103
+    LEASE_GRANTED = 1104
+    WATCH_RESUMED = 1105
+    WATCH_COMPACTED_RESYNC = 1106
+    ZONE_LOADED = 1201
+    ZONE_UPDATED = 1202
+    ZONE_REMOVED = 1203
+    ZONE_LOAD_FAILED = 1204
+    DNS_LISTENING = 1301
+    DNS_HANDLER_ERROR = 1302
+    XFR_REFUSED = 1303
+    API_LISTENING = 1401
+    API_ERROR = 1402
+    SIGNATURE_EXPIRED = 1524
+    SIGNATURE_EXPIRING = 1525
+    TASK_CRASHED = 1900
+
+
+_context: dict[str, Any] = {}
+
+
+def set_context(**fields: Any) -> None:
+    """Fields added to every event of this process (such as the node id)."""
+    _context.update(fields)
+
+
+def emit(event: Event, level: int = logging.INFO, **fields: Any) -> None:
+    """Log one structured line for `event` with `fields` (values JSON-able or str())."""
+    record = {"event": int(event), "name": event.name, **_context, **fields}
+    log.log(level, json.dumps(record, default=str, sort_keys=False))

@@ -1,0 +1,1 @@
+"""Zones: pure values (`model`), etcd-backed changes (`repository`), watch-fed copies (`replica`)."""

@@ -1,0 +1,211 @@
+"""Pure zone values: zone config, RRset records as stored, immutable zone snapshots.
+
+No I/O here (STYLE R1). A `ZoneSnapshot` is one version of one zone as a node
+serves it: every RRset by owner and type, the SOA serial already set to the
+zone's serial, the etcd revision it reflects, and which owners changed since
+the previous snapshot (so the DNS server can recompile only those).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.SOA
+import dns.rrset
+import dns.zone
+
+from node.errors import ValidationError
+
+Name = dns.name.Name
+RdataType = dns.rdatatype.RdataType
+# owner -> rdtype -> RRset (absolute owner names, class IN)
+NodeMap = Mapping[Name, Mapping[int, dns.rrset.RRset]]
+
+
+def parse_zone_name(text: str) -> Name:
+    """A zone name from user text, absolute and lowercased; ValidationError if bad."""
+    try:
+        name = dns.name.from_text(text.strip() or ".")
+    except dns.exception.DNSException as exc:  # type: ignore[attr-defined]
+        raise ValidationError(f"invalid zone name {text!r}: {exc}") from exc
+    return name.canonicalize()
+
+
+def parse_owner(text: str, origin: Name) -> Name:
+    """An owner name relative to `origin` (or absolute with a trailing dot), inside it."""
+    try:
+        name = dns.name.from_text(text, origin=origin) if text not in ("@", "") else origin
+    except dns.exception.DNSException as exc:  # type: ignore[attr-defined]
+        raise ValidationError(f"invalid owner name {text!r}: {exc}") from exc
+    if not name.is_subdomain(origin):
+        raise ValidationError(f"owner {name} is not inside zone {origin}")
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneConfig:
+    """Per-zone settings stored in etcd beside the zone data."""
+
+    name: Name
+    allow_transfer: tuple[str, ...] = ()  # CIDRs allowed to AXFR/IXFR
+    allow_update: tuple[str, ...] = ()  # CIDRs allowed to send UPDATE (later: TSIG)
+    notify: tuple[str, ...] = ()  # "addr:port" to NOTIFY on change
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {
+                "name": self.name.to_text(),
+                "allow_transfer": list(self.allow_transfer),
+                "allow_update": list(self.allow_update),
+                "notify": list(self.notify),
+            }
+        ).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> ZoneConfig:
+        obj = json.loads(data)
+        return cls(
+            name=dns.name.from_text(obj["name"]),
+            allow_transfer=tuple(obj.get("allow_transfer", ())),
+            allow_update=tuple(obj.get("allow_update", ())),
+            notify=tuple(obj.get("notify", ())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneHead:
+    """The zone's serial and active data generation: one etcd key, bumped by every change."""
+
+    serial: int
+    generation: int
+
+    def to_json(self) -> bytes:
+        return json.dumps({"serial": self.serial, "generation": self.generation}).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> ZoneHead:
+        obj = json.loads(data)
+        return cls(serial=int(obj["serial"]), generation=int(obj["generation"]))
+
+
+def rrset_to_json(rrset: dns.rrset.RRset) -> bytes:
+    """The stored value of one RRset: TTL and rdata in master-file syntax."""
+    return json.dumps(
+        {"ttl": rrset.ttl, "rdata": sorted(rd.to_text() for rd in rrset)}
+    ).encode()
+
+
+def rrset_from_json(owner: Name, rdtype: int, data: bytes) -> dns.rrset.RRset:
+    obj = json.loads(data)
+    rrset = dns.rrset.RRset(owner, dns.rdataclass.IN, rdtype)
+    for text in obj["rdata"]:
+        rrset.add(dns.rdata.from_text(dns.rdataclass.IN, rdtype, text), obj["ttl"])
+    if not obj["rdata"]:
+        rrset.update_ttl(obj["ttl"])
+    return rrset
+
+
+def with_serial(soa: dns.rrset.RRset, serial: int) -> dns.rrset.RRset:
+    """The SOA RRset with its serial replaced (the stored SOA's serial is not authoritative)."""
+    out = dns.rrset.RRset(soa.name, soa.rdclass, soa.rdtype)
+    for rd in soa:
+        out.add(rd.replace(serial=serial), soa.ttl)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneSnapshot:
+    """One immutable version of a zone.
+
+    `nodes[owner][rdtype]` is an RRset; the SOA's serial equals `serial`.
+    `changed` names the owners that differ from the previous snapshot of the
+    same zone, or is None when everything must be considered changed (first
+    load, resync, generation switch).
+    """
+
+    config: ZoneConfig
+    serial: int
+    revision: int
+    nodes: NodeMap
+    changed: frozenset[Name] | None = None
+    generation: int = 0
+    signed: bool = field(default=False)
+
+    @property
+    def origin(self) -> Name:
+        return self.config.name
+
+    def soa(self) -> dns.rrset.RRset:
+        return self.nodes[self.origin][dns.rdatatype.SOA]
+
+    def rrsets(self) -> Iterator[dns.rrset.RRset]:
+        for types in self.nodes.values():
+            yield from types.values()
+
+    def get(self, owner: Name, rdtype: int) -> dns.rrset.RRset | None:
+        types = self.nodes.get(owner)
+        return None if types is None else types.get(rdtype)
+
+    def to_zone(self) -> dns.zone.Zone:
+        """A dnspython Zone (for export and transfers; not for the hot path)."""
+        zone = dns.zone.Zone(self.origin, relativize=False)
+        for rrset in self.rrsets():
+            rds = zone.find_rdataset(rrset.name, rrset.rdtype, create=True)
+            rds.update(rrset)
+        return zone
+
+
+def freeze_nodes(nodes: Mapping[Name, Mapping[int, dns.rrset.RRset]]) -> NodeMap:
+    return MappingProxyType({k: MappingProxyType(dict(v)) for k, v in nodes.items()})
+
+
+def snapshot_from_rrsets(
+    config: ZoneConfig,
+    rrsets: Iterable[dns.rrset.RRset],
+    *,
+    serial: int | None = None,
+    revision: int = 0,
+    generation: int = 0,
+) -> ZoneSnapshot:
+    """A full snapshot from RRsets; the SOA serial becomes `serial` (default: the SOA's own)."""
+    nodes: dict[Name, dict[int, dns.rrset.RRset]] = {}
+    for rrset in rrsets:
+        nodes.setdefault(rrset.name, {})[rrset.rdtype] = rrset
+    soa = nodes.get(config.name, {}).get(dns.rdatatype.SOA)
+    if soa is None:
+        raise ValidationError(f"zone {config.name} has no SOA at its apex")
+    if serial is None:
+        serial = soa[0].serial
+    nodes[config.name][dns.rdatatype.SOA] = with_serial(soa, serial)
+    return ZoneSnapshot(
+        config=config,
+        serial=serial,
+        revision=revision,
+        nodes=freeze_nodes(nodes),
+        changed=None,
+        generation=generation,
+    )
+
+
+def snapshot_from_text(text: str, origin: str | Name, **kwargs: object) -> ZoneSnapshot:
+    """A snapshot from RFC 1035 master-file text (tests, import, file-backed zones)."""
+    origin_name = dns.name.from_text(origin) if isinstance(origin, str) else origin
+    try:
+        zone = dns.zone.from_text(text, origin=origin_name, relativize=False, check_origin=True)
+    except dns.exception.DNSException as exc:  # type: ignore[attr-defined]
+        raise ValidationError(f"zone text for {origin_name} does not parse: {exc}") from exc
+    rrsets = [
+        dns.rrset.from_rdata_list(name, rds.ttl, list(rds))
+        for name, node in zone.nodes.items()
+        for rds in node.rdatasets
+    ]
+    allow = kwargs.pop("allow_transfer", ())
+    config = ZoneConfig(name=origin_name.canonicalize(), allow_transfer=tuple(allow))  # type: ignore[arg-type]
+    return snapshot_from_rrsets(config, rrsets, **kwargs)  # type: ignore[arg-type]
