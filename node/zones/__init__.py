@@ -1,1 +1,1 @@
-"""Zones: pure values (`model`), etcd-backed changes (`repository`), watch-fed copies (`replica`)."""
+"""Zones: pure values (`model`), etcd-backed changes (`repository`), watch-fed replicas."""

@@ -1,0 +1,223 @@
+"""The local development cluster: etcd and three writable nodes on loopback.
+
+`deploy/local-cluster up|down|status [--purge]` (the bash wrapper makes the
+venv first). etcd listens on 127.0.0.10:2379; node N (1..3) has DNS on
+127.0.0.1N:5300, gRPC on 127.0.0.1N:5301 and metrics on 127.0.0.1N:9100.
+State, configs, PIDs and logs live in `.local-cluster/`; `down` stops exactly
+the processes `up` started, by PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE = ROOT / ".local-cluster"
+VENV_BIN = Path(sys.executable).parent
+ETCD_HOST = "127.0.0.10"
+NODES = [("n1", "127.0.0.11"), ("n2", "127.0.0.12"), ("n3", "127.0.0.13")]
+ZONE = "example.test."
+
+
+def out(msg: str) -> None:
+    print(f"local-cluster: {msg}", flush=True)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie counts as gone
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def read_pid(name: str) -> int | None:
+    path = STATE / f"{name}.pid"
+    if not path.exists():
+        return None
+    try:
+        pid = int(path.read_text().strip())
+    except ValueError:
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def spawn(name: str, argv: list[str]) -> int:
+    log = open(STATE / "logs" / f"{name}.log", "ab")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, cwd=STATE)
+    (STATE / f"{name}.pid").write_text(str(proc.pid))
+    return proc.pid
+
+
+def wait_for(what: str, pred, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if pred():
+                return
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"local-cluster: {what} did not come up within {timeout:.0f}s; "
+                     f"see {STATE / 'logs'}")
+
+
+def etcd_binary() -> str:
+    local = VENV_BIN / "etcd"
+    found = shutil.which("etcd") or (str(local) if local.exists() else None)
+    if not found:
+        raise SystemExit("local-cluster: no etcd found (PATH or .venv/bin/etcd)")
+    return found
+
+
+def etcd_healthy() -> bool:
+    with urllib.request.urlopen(f"http://{ETCD_HOST}:2379/health", timeout=1) as resp:
+        return json.loads(resp.read()).get("health") == "true"
+
+
+def node_config(node_id: str, host: str) -> str:
+    return f"""node_id = "{node_id}"
+role = "writable"
+[etcd]
+endpoints = ["http://{ETCD_HOST}:2379"]
+timeout = 2.0
+lease_ttl = 10
+keepalive_interval = 2.0
+[dns]
+listen = ["{host}:5300"]
+[api]
+listen = "{host}:5301"
+[metrics]
+listen = "{host}:9100"
+[log]
+level = "INFO"
+"""
+
+
+def clusterctl(*args: str, host: str = NODES[0][1], check: bool = True) -> subprocess.CompletedProcess:  # noqa: E501
+    return subprocess.run([str(VENV_BIN / "clusterctl"), "--endpoint", f"{host}:5301", *args],
+                          capture_output=True, text=True, check=check)
+
+
+def node_ready(host: str) -> bool:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(f"{host}:5301") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        resp = stub.Check(health_pb2.HealthCheckRequest(service="readiness"), timeout=1)
+        return resp.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def up() -> None:
+    for sub in ("logs", "etcd"):
+        (STATE / sub).mkdir(parents=True, exist_ok=True)
+    if read_pid("etcd") is None:
+        out(f"starting etcd on {ETCD_HOST}:2379")
+        spawn("etcd", [
+            etcd_binary(), "--name", "local", "--data-dir", str(STATE / "etcd"),
+            "--listen-client-urls", f"http://{ETCD_HOST}:2379",
+            "--advertise-client-urls", f"http://{ETCD_HOST}:2379",
+            "--listen-peer-urls", f"http://{ETCD_HOST}:2380",
+            "--initial-advertise-peer-urls", f"http://{ETCD_HOST}:2380",
+            "--initial-cluster", f"local=http://{ETCD_HOST}:2380",
+            "--auto-compaction-retention", "1",
+        ])
+    wait_for("etcd", etcd_healthy, 30)
+    for node_id, host in NODES:
+        if read_pid(node_id) is None:
+            conf = STATE / f"{node_id}.toml"
+            conf.write_text(node_config(node_id, host))
+            out(f"starting node {node_id}: DNS {host}:5300, gRPC {host}:5301")
+            spawn(node_id, [str(VENV_BIN / "dns-node"), "--config", str(conf)])
+    for node_id, host in NODES:
+        wait_for(f"node {node_id}", lambda h=host: node_ready(h), 60)
+    if clusterctl("zone", "show", ZONE, check=False).returncode != 0:
+        zone_file = str(ROOT / "deploy" / "example.test.zone")
+        res = clusterctl("zone", "create", ZONE, "--file", zone_file,
+                         "--allow-transfer", "127.0.0.0/8", check=False)
+        if res.returncode != 0:
+            raise SystemExit(f"local-cluster: creating {ZONE} failed: {res.stderr.strip()}")
+        out(f"created zone {ZONE}")
+    print(f"""
+The cluster is up: etcd on {ETCD_HOST}:2379, nodes n1..n3 on 127.0.0.11..13.
+
+  dig @127.0.0.12 -p 5300 www.example.test A          # any node answers, with AA
+  dig @127.0.0.13 -p 5300 example.test AXFR           # transfers allowed from 127.0.0.0/8
+  .venv/bin/clusterctl record add example.test new 300 A 192.0.2.9
+  dig @127.0.0.13 -p 5300 new.example.test A          # replicated through etcd
+  .venv/bin/clusterctl nodes                          # --endpoint 127.0.0.12:5301 for node 2
+  .venv/bin/clusterctl zone show example.test
+
+Logs: .local-cluster/logs/   Stop: deploy/local-cluster down   Status: deploy/local-cluster status
+""", flush=True)
+
+
+def stop_pid(name: str, timeout: float = 15.0) -> None:
+    pid = read_pid(name)
+    if pid is None:
+        (STATE / f"{name}.pid").unlink(missing_ok=True)
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    (STATE / f"{name}.pid").unlink(missing_ok=True)
+    out(f"stopped {name} (pid {pid})")
+
+
+def down(purge: bool) -> None:
+    for node_id, _ in NODES:
+        stop_pid(node_id)
+    stop_pid("etcd")
+    if purge and STATE.exists():
+        shutil.rmtree(STATE)
+        out("removed .local-cluster/")
+
+
+def status() -> int:
+    code = 0
+    for name in ["etcd", *[n for n, _ in NODES]]:
+        pid = read_pid(name)
+        print(f"{name:5} {'running pid ' + str(pid) if pid else 'stopped'}")
+        code |= pid is None
+    if read_pid("n1"):
+        res = clusterctl("nodes", check=False)
+        print(res.stdout or res.stderr, end="")
+    return int(code)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="local-cluster")
+    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("--purge", action="store_true", help="with down: also delete state")
+    args = parser.parse_args()
+    if args.command == "up":
+        up()
+        return 0
+    if args.command == "down":
+        down(args.purge)
+        return 0
+    return status()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""`dns-node --config FILE` / `python -m node`: parse arguments, load the config, run the daemon."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from node.errors import ConfigError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dns-node", description="dnscluster DNS node")
+    parser.add_argument("--config", "-c", help="TOML configuration file (env DNSNODE_* overrides)")
+    parser.add_argument("--check", action="store_true", help="check the configuration and exit")
+    args = parser.parse_args(argv)
+    from node.config import load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        sys.stderr.write(f"dns-node: configuration error: {exc}\n")
+        return 2
+    if args.check:
+        sys.stderr.write("dns-node: configuration OK\n")
+        return 0
+    from node.daemon import run, setup_logging
+
+    setup_logging(config.log.level)
+    return run(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

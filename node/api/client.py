@@ -1,0 +1,199 @@
+"""Blocking client of the admin API, in domain values (used by `clusterctl` and tests).
+
+Its methods mirror `ZoneRepository` and `NodeDirectory` (same names, same
+domain arguments and results), so a caller reads the same either side of the
+wire. A status from the server comes back as the `NodeError` subclass the
+server raised (`node.api.errors.error_from_status`); a node that cannot be
+reached, refuses the TLS handshake or does not answer in time raises
+`ApiUnreachable`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import dns.name
+import dns.rrset
+import grpc
+
+from node.api import convert
+from node.api._gen.dnscluster.v1 import node_pb2_grpc, record_pb2_grpc, zone_pb2_grpc
+from node.api.errors import ERROR_CODE_METADATA, ApiUnreachable, error_from_status
+from node.errors import ConfigError, NodeError
+from node.nodes.membership import NodeInfo
+from node.zones.model import ZoneConfig
+from node.zones.repository import ZoneInfo
+
+log = logging.getLogger(__name__)
+
+Name = dns.name.Name
+T = TypeVar("T")
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTls:
+    """PEM files: the CA that signed the server's certificate, and our client cert/key."""
+
+    ca_file: Path | str | None
+    cert_file: Path | str | None
+    key_file: Path | str | None
+
+
+def _read(path: Path | str | None, flag: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{flag}: cannot read {path}: {exc.strerror}") from exc
+
+
+def channel_credentials(tls: ClientTls) -> grpc.ChannelCredentials:
+    if (tls.cert_file is None) != (tls.key_file is None):
+        raise ConfigError("--cert and --key go together (the client certificate and its key)")
+    return grpc.ssl_channel_credentials(
+        root_certificates=_read(tls.ca_file, "--ca"),
+        private_key=_read(tls.key_file, "--key"),
+        certificate_chain=_read(tls.cert_file, "--cert"),
+    )
+
+
+class ApiClient:
+    """One channel to one node's admin API; every call has the same deadline."""
+
+    def __init__(
+        self, endpoint: str, *, tls: ClientTls | None = None, timeout: float = 30.0
+    ) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        options = [
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ]
+        if tls is None:
+            self._channel = grpc.insecure_channel(endpoint, options=options)
+        else:
+            self._channel = grpc.secure_channel(endpoint, channel_credentials(tls), options)
+        self._zones = zone_pb2_grpc.ZoneServiceStub(self._channel)
+        self._records = record_pb2_grpc.RecordServiceStub(self._channel)
+        self._nodes = node_pb2_grpc.NodeServiceStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- plumbing ----------------------------------------------------------
+
+    def _call(self, method: Callable[..., Any], request: Any) -> Any:
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: grpc.RpcError) -> NodeError:
+        status: grpc.StatusCode = exc.code()  # type: ignore[attr-defined]
+        details: str = exc.details() or ""  # type: ignore[attr-defined]
+        trailing = exc.trailing_metadata() or ()  # type: ignore[attr-defined]
+        code = next((v for k, v in trailing if k == ERROR_CODE_METADATA), None)
+        if code is None and status == grpc.StatusCode.UNAVAILABLE:
+            return ApiUnreachable(f"cannot reach the node API at {self.endpoint}: {details}")
+        if code is None and status == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return ApiUnreachable(
+                f"the node API at {self.endpoint} did not answer within {self.timeout:g} s"
+            )
+        if code is None and status in (
+            grpc.StatusCode.UNAUTHENTICATED,
+            grpc.StatusCode.PERMISSION_DENIED,
+        ):
+            return NodeError(f"the node API at {self.endpoint} refused us: {details}")
+        return error_from_status(status, details, code)
+
+    # --- zones -------------------------------------------------------------
+
+    def create_zone(
+        self,
+        name: Name,
+        *,
+        primary_ns: Name | None = None,
+        admin_email: str | None = None,
+        ns: tuple[Name, ...] = (),
+        allow_transfer: tuple[str, ...] = (),
+        text: str | None = None,
+    ) -> ZoneInfo:
+        req = convert.create_zone_request(
+            name,
+            primary_ns=primary_ns,
+            admin_email=admin_email,
+            ns=ns,
+            allow_transfer=allow_transfer,
+            text=text,
+        )
+        return convert.zone_from_pb(self._call(self._zones.CreateZone, req).zone)
+
+    def delete_zone(self, name: Name) -> None:
+        self._call(self._zones.DeleteZone, convert.delete_zone_request(name))
+
+    def list_zones(self) -> list[ZoneInfo]:
+        resp = self._call(self._zones.ListZones, convert.list_zones_request())
+        return [convert.zone_from_pb(z) for z in resp.zones]
+
+    def get_zone(self, name: Name) -> ZoneInfo:
+        resp = self._call(self._zones.GetZone, convert.get_zone_request(name))
+        return convert.zone_from_pb(resp.zone)
+
+    def update_config(self, config: ZoneConfig, mask: Sequence[str] = ()) -> ZoneInfo:
+        req = convert.update_zone_config_request(config, mask)
+        return convert.zone_from_pb(self._call(self._zones.UpdateZoneConfig, req).zone)
+
+    def import_zone(self, name: Name, text: str, *, create: bool = True) -> ZoneInfo:
+        req = convert.import_zone_request(name, text, create=create)
+        return convert.zone_from_pb(self._call(self._zones.ImportZone, req).zone)
+
+    def export_zone(self, name: Name) -> str:
+        resp = self._call(self._zones.ExportZone, convert.export_zone_request(name))
+        return str(resp.text)
+
+    # --- records -----------------------------------------------------------
+
+    def add_records(self, zone: Name, rrset: dns.rrset.RRset) -> int:
+        req = convert.add_records_request(zone, rrset)
+        return int(self._call(self._records.AddRecords, req).serial)
+
+    def delete_records(
+        self, zone: Name, owner: Name, rdtype: int, rrset: dns.rrset.RRset | None = None
+    ) -> int:
+        req = convert.delete_records_request(zone, owner, rdtype, rrset)
+        return int(self._call(self._records.DeleteRecords, req).serial)
+
+    def replace_rrset(self, zone: Name, rrset: dns.rrset.RRset) -> int:
+        req = convert.replace_rrset_request(zone, rrset)
+        return int(self._call(self._records.ReplaceRRset, req).serial)
+
+    def list_records(
+        self, zone: Name, owner: Name | None = None, rdtype: int | None = None
+    ) -> list[dns.rrset.RRset]:
+        req = convert.list_records_request(zone, owner, rdtype)
+        resp = self._call(self._records.ListRecords, req)
+        return [convert.rrset_from_pb(r, zone) for r in resp.rrsets]
+
+    # --- nodes -------------------------------------------------------------
+
+    def list_nodes(self) -> list[NodeInfo]:
+        resp = self._call(self._nodes.ListNodes, convert.list_nodes_request())
+        return [convert.node_from_pb(n) for n in resp.nodes]

@@ -1,0 +1,362 @@
+"""Proto <-> domain values: the only module that touches the `*_pb2` message types (STYLE R15).
+
+Domain side: `ZoneConfig`, `ZoneInfo`, `NodeInfo`, `dns.rrset.RRset`, `dns.name.Name`.
+Servicers read request fields and build responses here; `node/api/client.py`
+builds requests here and turns responses back into domain values, so both
+ends agree by construction. Record data is parsed with dnspython; bad data is
+a `ValidationError` that names the record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import dns.exception
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from node.api._gen.dnscluster.v1 import common_pb2, node_pb2, record_pb2, zone_pb2
+from node.errors import ValidationError
+from node.nodes.membership import NodeInfo
+from node.zones.model import ZoneConfig, parse_owner, parse_zone_name
+from node.zones.repository import ZoneInfo
+
+Name = dns.name.Name
+MAX_TTL = 2**31 - 1
+MUTABLE_CONFIG_FIELDS = ("allow_transfer",)
+
+_ROLE_TO_PB = {
+    "writable": node_pb2.NODE_ROLE_WRITABLE,
+    "readonly": node_pb2.NODE_ROLE_READONLY,
+}
+_ROLE_FROM_PB = {v: k for k, v in _ROLE_TO_PB.items()}
+
+
+# --- scalars ---------------------------------------------------------------
+
+
+def rdtype_from_text(text: str) -> int:
+    """A record type from its mnemonic ("MX", "TYPE65534"); ValidationError if unknown."""
+    try:
+        rdtype = dns.rdatatype.from_text(text.strip().upper())
+    except (dns.exception.DNSException, ValueError) as exc:
+        raise ValidationError(f"unknown record type {text!r}") from exc
+    if dns.rdatatype.is_metatype(rdtype) or rdtype == dns.rdatatype.NONE:
+        raise ValidationError(f"record type {text!r} cannot be stored")
+    return rdtype
+
+
+def check_ttl(ttl: int) -> int:
+    if not 0 <= ttl <= MAX_TTL:
+        raise ValidationError(f"TTL {ttl} is out of range (0 to {MAX_TTL})")
+    return ttl
+
+
+def rrset_from_fields(
+    zone: Name, owner: str, ttl: int, rdtype: str, rdata: Sequence[str]
+) -> dns.rrset.RRset:
+    """An RRset from request fields: owner relative to `zone` (or absolute), rdata in
+    master-file syntax with names relative to the zone. May be empty (no rdata)."""
+    owner_name = parse_owner(owner, zone)
+    rdtype_value = rdtype_from_text(rdtype)
+    check_ttl(ttl)
+    rrset = dns.rrset.RRset(owner_name, dns.rdataclass.IN, rdtype_value)
+    type_text = dns.rdatatype.to_text(rdtype_value)
+    for text in rdata:
+        try:
+            rd = dns.rdata.from_text(
+                dns.rdataclass.IN, rdtype_value, text, origin=zone, relativize=False
+            )
+        except (dns.exception.DNSException, ValueError) as exc:
+            raise ValidationError(
+                f"bad {type_text} record data {text!r} at {owner_name}: {exc}"
+            ) from exc
+        rrset.add(rd, ttl)
+    rrset.update_ttl(ttl)
+    return rrset
+
+
+def _names(texts: Iterable[str]) -> tuple[Name, ...]:
+    out = []
+    for text in texts:
+        try:
+            out.append(dns.name.from_text(text))
+        except dns.exception.DNSException as exc:
+            raise ValidationError(f"invalid name {text!r}: {exc}") from exc
+    return tuple(out)
+
+
+# --- values ----------------------------------------------------------------
+
+
+def zone_config_to_pb(config: ZoneConfig) -> zone_pb2.ZoneConfig:
+    return zone_pb2.ZoneConfig(
+        name=config.name.to_text(),
+        allow_transfer=list(config.allow_transfer),
+        allow_update=list(config.allow_update),
+        notify=list(config.notify),
+    )
+
+
+def zone_config_from_pb(pb: zone_pb2.ZoneConfig) -> ZoneConfig:
+    return ZoneConfig(
+        name=parse_zone_name(pb.name),
+        allow_transfer=tuple(pb.allow_transfer),
+        allow_update=tuple(pb.allow_update),
+        notify=tuple(pb.notify),
+    )
+
+
+def zone_to_pb(info: ZoneInfo) -> zone_pb2.Zone:
+    return zone_pb2.Zone(
+        config=zone_config_to_pb(info.config),
+        serial=info.serial,
+        generation=info.generation,
+        rrset_count=info.rrset_count,
+        revision=info.revision,
+    )
+
+
+def zone_from_pb(pb: zone_pb2.Zone) -> ZoneInfo:
+    return ZoneInfo(
+        config=zone_config_from_pb(pb.config),
+        serial=pb.serial,
+        generation=pb.generation,
+        rrset_count=pb.rrset_count,
+        revision=pb.revision,
+    )
+
+
+def rrset_to_pb(rrset: dns.rrset.RRset) -> common_pb2.RRset:
+    """Absolute owner, rdata with absolute names, sorted (stable output)."""
+    return common_pb2.RRset(
+        owner=rrset.name.to_text(),
+        ttl=rrset.ttl,
+        type=dns.rdatatype.to_text(rrset.rdtype),
+        rdata=sorted(rd.to_text() for rd in rrset),
+    )
+
+
+def rrset_from_pb(pb: common_pb2.RRset, zone: Name) -> dns.rrset.RRset:
+    return rrset_from_fields(zone, pb.owner, pb.ttl, pb.type, list(pb.rdata))
+
+
+def node_to_pb(node: NodeInfo) -> node_pb2.Node:
+    return node_pb2.Node(
+        id=node.id,
+        role=_ROLE_TO_PB.get(node.role, node_pb2.NODE_ROLE_UNSPECIFIED),
+        alive=node.alive,
+        dns_addresses=list(node.dns_addresses),
+        api_address=node.api_address,
+        metrics_address=node.metrics_address,
+        version=node.version,
+        started_at=node.started_at,
+        ready=node.ready,
+        served_serials=[
+            node_pb2.ServedSerial(zone=z, serial=s) for z, s in node.served_serials
+        ],
+    )
+
+
+def node_from_pb(pb: node_pb2.Node) -> NodeInfo:
+    return NodeInfo(
+        id=pb.id,
+        role=_ROLE_FROM_PB.get(pb.role, "unspecified"),
+        dns_addresses=tuple(pb.dns_addresses),
+        api_address=pb.api_address,
+        metrics_address=pb.metrics_address,
+        alive=pb.alive,
+        version=pb.version,
+        started_at=pb.started_at,
+        served_serials=tuple((s.zone, s.serial) for s in pb.served_serials),
+        ready=pb.ready,
+    )
+
+
+# --- ZoneService messages --------------------------------------------------
+
+
+def create_zone_request(
+    name: Name,
+    *,
+    primary_ns: Name | None = None,
+    admin_email: str | None = None,
+    ns: tuple[Name, ...] = (),
+    allow_transfer: tuple[str, ...] = (),
+    text: str | None = None,
+) -> zone_pb2.CreateZoneRequest:
+    return zone_pb2.CreateZoneRequest(
+        name=name.to_text(),
+        primary_ns=primary_ns.to_text() if primary_ns is not None else "",
+        admin_email=admin_email or "",
+        ns=[n.to_text() for n in ns],
+        allow_transfer=list(allow_transfer),
+        text=text or "",
+    )
+
+
+def create_zone_args(req: zone_pb2.CreateZoneRequest) -> tuple[Name, dict[str, object]]:
+    """(name, keyword arguments of `ZoneRepository.create_zone`) from a request."""
+    return parse_zone_name(req.name), {
+        "primary_ns": _names([req.primary_ns])[0] if req.primary_ns else None,
+        "admin_email": req.admin_email or None,
+        "ns": _names(req.ns),
+        "allow_transfer": tuple(req.allow_transfer),
+        "text": req.text or None,
+    }
+
+
+def create_zone_response(info: ZoneInfo) -> zone_pb2.CreateZoneResponse:
+    return zone_pb2.CreateZoneResponse(zone=zone_to_pb(info))
+
+
+def delete_zone_request(name: Name) -> zone_pb2.DeleteZoneRequest:
+    return zone_pb2.DeleteZoneRequest(name=name.to_text())
+
+
+def delete_zone_response() -> zone_pb2.DeleteZoneResponse:
+    return zone_pb2.DeleteZoneResponse()
+
+
+def list_zones_request() -> zone_pb2.ListZonesRequest:
+    return zone_pb2.ListZonesRequest()
+
+
+def list_zones_response(infos: Iterable[ZoneInfo]) -> zone_pb2.ListZonesResponse:
+    ordered = sorted(infos, key=lambda i: i.config.name)
+    return zone_pb2.ListZonesResponse(zones=[zone_to_pb(i) for i in ordered])
+
+
+def get_zone_request(name: Name) -> zone_pb2.GetZoneRequest:
+    return zone_pb2.GetZoneRequest(name=name.to_text())
+
+
+def get_zone_response(info: ZoneInfo) -> zone_pb2.GetZoneResponse:
+    return zone_pb2.GetZoneResponse(zone=zone_to_pb(info))
+
+
+def import_zone_request(name: Name, text: str, *, create: bool) -> zone_pb2.ImportZoneRequest:
+    return zone_pb2.ImportZoneRequest(name=name.to_text(), text=text, create_if_missing=create)
+
+
+def import_zone_response(info: ZoneInfo) -> zone_pb2.ImportZoneResponse:
+    return zone_pb2.ImportZoneResponse(zone=zone_to_pb(info))
+
+
+def export_zone_request(name: Name) -> zone_pb2.ExportZoneRequest:
+    return zone_pb2.ExportZoneRequest(name=name.to_text())
+
+
+def export_zone_response(text: str) -> zone_pb2.ExportZoneResponse:
+    return zone_pb2.ExportZoneResponse(text=text)
+
+
+def update_zone_config_request(
+    config: ZoneConfig, mask: Sequence[str] = ()
+) -> zone_pb2.UpdateZoneConfigRequest:
+    return zone_pb2.UpdateZoneConfigRequest(
+        config=zone_config_to_pb(config), update_mask=list(mask)
+    )
+
+
+def merge_config(current: ZoneConfig, req: zone_pb2.UpdateZoneConfigRequest) -> ZoneConfig:
+    """`current` with the fields named by the request's mask (all mutable ones if empty)."""
+    paths = list(req.update_mask) or list(MUTABLE_CONFIG_FIELDS)
+    unknown = [p for p in paths if p not in MUTABLE_CONFIG_FIELDS]
+    if unknown:
+        raise ValidationError(
+            f"update_mask names {', '.join(unknown)}; only {', '.join(MUTABLE_CONFIG_FIELDS)}"
+            " can be changed"
+        )
+    wanted = zone_config_from_pb(req.config)
+    changes = {p: getattr(wanted, p) for p in paths}
+    return ZoneConfig(
+        name=current.name,
+        allow_transfer=changes.get("allow_transfer", current.allow_transfer),  # type: ignore[arg-type]
+        allow_update=current.allow_update,
+        notify=current.notify,
+    )
+
+
+def update_zone_config_response(info: ZoneInfo) -> zone_pb2.UpdateZoneConfigResponse:
+    return zone_pb2.UpdateZoneConfigResponse(zone=zone_to_pb(info))
+
+
+# --- RecordService messages ------------------------------------------------
+
+
+def add_records_request(zone: Name, rrset: dns.rrset.RRset) -> record_pb2.AddRecordsRequest:
+    return record_pb2.AddRecordsRequest(zone=zone.to_text(), rrset=rrset_to_pb(rrset))
+
+
+def add_records_response(serial: int) -> record_pb2.AddRecordsResponse:
+    return record_pb2.AddRecordsResponse(serial=serial)
+
+
+def delete_records_request(
+    zone: Name, owner: Name, rdtype: int, rrset: dns.rrset.RRset | None = None
+) -> record_pb2.DeleteRecordsRequest:
+    return record_pb2.DeleteRecordsRequest(
+        zone=zone.to_text(),
+        owner=owner.to_text(),
+        type=dns.rdatatype.to_text(rdtype),
+        rdata=sorted(rd.to_text() for rd in rrset) if rrset is not None else [],
+    )
+
+
+def delete_records_args(
+    req: record_pb2.DeleteRecordsRequest,
+) -> tuple[Name, Name, int, dns.rrset.RRset | None]:
+    """(zone, owner, rdtype, rrset or None) of `ZoneRepository.delete_records`."""
+    zone = parse_zone_name(req.zone)
+    rrset = rrset_from_fields(zone, req.owner, 0, req.type, list(req.rdata))
+    return zone, rrset.name, rrset.rdtype, (rrset if len(rrset) else None)
+
+
+def delete_records_response(serial: int) -> record_pb2.DeleteRecordsResponse:
+    return record_pb2.DeleteRecordsResponse(serial=serial)
+
+
+def replace_rrset_request(zone: Name, rrset: dns.rrset.RRset) -> record_pb2.ReplaceRRsetRequest:
+    return record_pb2.ReplaceRRsetRequest(zone=zone.to_text(), rrset=rrset_to_pb(rrset))
+
+
+def replace_rrset_response(serial: int) -> record_pb2.ReplaceRRsetResponse:
+    return record_pb2.ReplaceRRsetResponse(serial=serial)
+
+
+def list_records_request(
+    zone: Name, owner: Name | None = None, rdtype: int | None = None
+) -> record_pb2.ListRecordsRequest:
+    return record_pb2.ListRecordsRequest(
+        zone=zone.to_text(),
+        owner=owner.to_text() if owner is not None else "",
+        type=dns.rdatatype.to_text(rdtype) if rdtype is not None else "",
+    )
+
+
+def list_records_args(req: record_pb2.ListRecordsRequest) -> tuple[Name, Name | None, int | None]:
+    zone = parse_zone_name(req.zone)
+    owner = parse_owner(req.owner, zone) if req.owner else None
+    rdtype = rdtype_from_text(req.type) if req.type else None
+    return zone, owner, rdtype
+
+
+def list_records_response(rrsets: Iterable[dns.rrset.RRset]) -> record_pb2.ListRecordsResponse:
+    ordered = sorted(rrsets, key=lambda r: (r.name, r.rdtype))
+    return record_pb2.ListRecordsResponse(rrsets=[rrset_to_pb(r) for r in ordered])
+
+
+# --- NodeService messages --------------------------------------------------
+
+
+def list_nodes_request() -> node_pb2.ListNodesRequest:
+    return node_pb2.ListNodesRequest()
+
+
+def list_nodes_response(nodes: Iterable[NodeInfo]) -> node_pb2.ListNodesResponse:
+    ordered = sorted(nodes, key=lambda n: n.id)
+    return node_pb2.ListNodesResponse(nodes=[node_to_pb(n) for n in ordered])

@@ -1,0 +1,71 @@
+"""`dnscluster.v1.ZoneService`: thin servicer over `ZoneRepository` (errors mapped in server.py)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import grpc
+
+from node.api import convert
+from node.api._gen.dnscluster.v1 import zone_pb2_grpc
+from node.zones.model import parse_zone_name
+from node.zones.repository import ZoneRepository
+
+if TYPE_CHECKING:
+    from node.api._gen.dnscluster.v1 import zone_pb2
+
+log = logging.getLogger(__name__)
+
+Ctx = grpc.aio.ServicerContext
+
+
+class ZoneService(zone_pb2_grpc.ZoneServiceServicer):
+    """Zone lifecycle and whole-zone content."""
+
+    def __init__(self, repo: ZoneRepository) -> None:
+        self._repo = repo
+
+    async def CreateZone(
+        self, request: zone_pb2.CreateZoneRequest, context: Ctx
+    ) -> zone_pb2.CreateZoneResponse:
+        name, kwargs = convert.create_zone_args(request)
+        info = await self._repo.create_zone(name, **kwargs)  # type: ignore[arg-type]
+        return convert.create_zone_response(info)
+
+    async def DeleteZone(
+        self, request: zone_pb2.DeleteZoneRequest, context: Ctx
+    ) -> zone_pb2.DeleteZoneResponse:
+        await self._repo.delete_zone(parse_zone_name(request.name))
+        return convert.delete_zone_response()
+
+    async def ListZones(
+        self, request: zone_pb2.ListZonesRequest, context: Ctx
+    ) -> zone_pb2.ListZonesResponse:
+        return convert.list_zones_response(await self._repo.list_zones())
+
+    async def GetZone(
+        self, request: zone_pb2.GetZoneRequest, context: Ctx
+    ) -> zone_pb2.GetZoneResponse:
+        return convert.get_zone_response(await self._repo.get_zone(parse_zone_name(request.name)))
+
+    async def ImportZone(
+        self, request: zone_pb2.ImportZoneRequest, context: Ctx
+    ) -> zone_pb2.ImportZoneResponse:
+        info = await self._repo.import_zone(
+            parse_zone_name(request.name), request.text, create=request.create_if_missing
+        )
+        return convert.import_zone_response(info)
+
+    async def ExportZone(
+        self, request: zone_pb2.ExportZoneRequest, context: Ctx
+    ) -> zone_pb2.ExportZoneResponse:
+        text = await self._repo.export_zone(parse_zone_name(request.name))
+        return convert.export_zone_response(text)
+
+    async def UpdateZoneConfig(
+        self, request: zone_pb2.UpdateZoneConfigRequest, context: Ctx
+    ) -> zone_pb2.UpdateZoneConfigResponse:
+        current = await self._repo.get_zone(parse_zone_name(request.config.name))
+        info = await self._repo.update_config(convert.merge_config(current.config, request))
+        return convert.update_zone_config_response(info)

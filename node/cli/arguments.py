@@ -1,0 +1,119 @@
+"""Client-side checks of `clusterctl` arguments, so bad usage exits 2 before any RPC.
+
+Each `*_arg` function is an argparse `type=`: it returns the domain value or
+raises `argparse.ArgumentTypeError` (argparse turns that into a usage error).
+`record_rrset` parses record data the way the server will and raises
+`UsageError` naming the record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+from collections.abc import Sequence
+
+import dns.exception
+import dns.name
+import dns.rdatatype
+import dns.rrset
+
+from node.api.convert import MAX_TTL, rdtype_from_text, rrset_from_fields
+from node.cli.output import UsageError
+from node.errors import ValidationError
+from node.zones.model import parse_owner, parse_zone_name
+
+Name = dns.name.Name
+_QUOTED_TYPES = {dns.rdatatype.TXT, dns.rdatatype.SPF}
+
+
+def zone_arg(text: str) -> Name:
+    try:
+        return parse_zone_name(text)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def name_arg(text: str) -> Name:
+    """An absolute DNS name (NS, primary NS); a missing trailing dot is added."""
+    try:
+        return dns.name.from_text(text)
+    except dns.exception.DNSException as exc:
+        raise argparse.ArgumentTypeError(f"invalid name {text!r}: {exc}") from exc
+
+
+def ttl_arg(text: str) -> int:
+    try:
+        ttl = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"TTL must be a number of seconds, got {text!r}") from None
+    if not 0 <= ttl <= MAX_TTL:
+        raise argparse.ArgumentTypeError(f"TTL {ttl} is out of range (0 to {MAX_TTL})")
+    return ttl
+
+
+def type_arg(text: str) -> str:
+    """A record type mnemonic, checked and upper-cased ("mx" -> "MX")."""
+    try:
+        return dns.rdatatype.to_text(rdtype_from_text(text))
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def cidr_arg(text: str) -> str:
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"invalid CIDR {text!r}: {exc}") from exc
+
+
+def email_arg(text: str) -> str:
+    if "@" not in text or text.startswith("@") or text.endswith("@"):
+        raise argparse.ArgumentTypeError(f"invalid e-mail address {text!r}")
+    return text
+
+
+def timeout_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"timeout must be seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("timeout must be more than 0 seconds")
+    return value
+
+
+def owner_in(zone: Name, text: str) -> Name:
+    try:
+        return parse_owner(text, zone)
+    except ValidationError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def rdata_text(rdtype: str, words: Sequence[str]) -> str:
+    """The command line's record data as one master-file string.
+
+    The shell has already removed quotes, so for TXT/SPF a word that contains
+    whitespace and is not quoted is quoted again: `TXT "hello world"` stores
+    one string, as the user meant. Other words join with single spaces.
+    """
+    if rdtype_from_text(rdtype) in _QUOTED_TYPES:
+        words = [
+            w if w.startswith('"') or not any(c.isspace() for c in w) else _quote(w)
+            for w in words
+        ]
+    return " ".join(words)
+
+
+def _quote(word: str) -> str:
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def record_rrset(
+    zone: Name, owner: str, ttl: int, rdtype: str, words: Sequence[str]
+) -> dns.rrset.RRset:
+    """The one-record RRset (or empty, when `words` is empty) that a command line names."""
+    rdata = [rdata_text(rdtype, words)] if words else []
+    try:
+        return rrset_from_fields(zone, owner, ttl, rdtype, rdata)
+    except ValidationError as exc:
+        raise UsageError(str(exc)) from exc

@@ -1,0 +1,204 @@
+"""What `clusterctl` prints: tables or `--json`, error lines, and THE error -> exit code table.
+
+Exit codes (STYLE R9: this is the only place that decides them):
+
+* 0: success.
+* 1: failure: the server said no (any `NodeError` it returned), or it could
+  not be reached (`ApiUnreachable`; the message names the endpoint).
+* 2: usage: bad arguments found before any RPC (argparse errors, bad TTL,
+  unknown type, bad zone or owner name, bad record data, unreadable file).
+
+Errors go to stderr as one line: `clusterctl: error: <message>`.
+
+JSON shapes (stable keys; names are absolute, with the trailing dot):
+
+* zone: `{"name", "serial", "generation", "rrset_count" (null when not counted),
+  "allow_transfer": [..], "allow_update": [..], "notify": [..]}`
+* rrset: `{"owner", "ttl", "type", "rdata": [..]}`
+* node: `{"id", "role", "alive", "ready", "dns_addresses": [..], "api_address",
+  "metrics_address", "version", "started_at", "served_serials": {zone: serial}}`
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+import dns.rdatatype
+import dns.rrset
+
+from node.api.errors import ApiUnreachable
+from node.errors import NodeError, ValidationError
+from node.nodes.membership import NodeInfo
+from node.zones.repository import ZoneInfo
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+PROG = "clusterctl"
+
+
+class UsageError(ValidationError):
+    """A bad argument found on the client side, before any RPC."""
+
+    code = "usage"
+
+
+EXIT_CODES: dict[type[BaseException], int] = {
+    UsageError: EXIT_USAGE,
+    ApiUnreachable: EXIT_FAILURE,
+    NodeError: EXIT_FAILURE,
+}
+
+UNREACHABLE_HINT = "(is the node running? --endpoint / CLUSTERCTL_ENDPOINT)"
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The exit code for `exc`: its most specific class in `EXIT_CODES`, else 1."""
+    for cls in type(exc).__mro__:
+        if cls in EXIT_CODES:
+            return EXIT_CODES[cls]
+    return EXIT_FAILURE
+
+
+def error_line(exc: BaseException) -> str:
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, ApiUnreachable):
+        message = f"{message} {UNREACHABLE_HINT}"
+    return f"{PROG}: error: {' '.join(message.split())}"
+
+
+def report_error(exc: BaseException, stream: TextIO | None = None) -> int:
+    """Write the one error line to stderr; returns the exit code."""
+    print(error_line(exc), file=stream or sys.stderr)
+    return exit_code_for(exc)
+
+
+# --- values as JSON-able dicts ---------------------------------------------
+
+
+def zone_dict(info: ZoneInfo) -> dict[str, Any]:
+    return {
+        "name": info.config.name.to_text(),
+        "serial": info.serial,
+        "generation": info.generation,
+        "rrset_count": info.rrset_count if info.rrset_count >= 0 else None,
+        "allow_transfer": list(info.config.allow_transfer),
+        "allow_update": list(info.config.allow_update),
+        "notify": list(info.config.notify),
+    }
+
+
+def rrset_dict(rrset: dns.rrset.RRset) -> dict[str, Any]:
+    return {
+        "owner": rrset.name.to_text(),
+        "ttl": rrset.ttl,
+        "type": dns.rdatatype.to_text(rrset.rdtype),
+        "rdata": sorted(rd.to_text() for rd in rrset),
+    }
+
+
+def node_dict(node: NodeInfo) -> dict[str, Any]:
+    return {
+        "id": node.id,
+        "role": node.role,
+        "alive": node.alive,
+        "ready": node.ready,
+        "dns_addresses": list(node.dns_addresses),
+        "api_address": node.api_address,
+        "metrics_address": node.metrics_address,
+        "version": node.version,
+        "started_at": node.started_at,
+        "served_serials": dict(node.served_serials),
+    }
+
+
+# --- rendering -------------------------------------------------------------
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Left-aligned columns separated by two spaces; the last column is not padded."""
+    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = []
+    for row in cells:
+        padded = [c.ljust(w) for c, w in zip(row[:-1], widths[:-1], strict=True)]
+        lines.append("  ".join([*padded, row[-1]]).rstrip())
+    return "\n".join(lines)
+
+
+def zone_table(infos: Sequence[ZoneInfo]) -> str:
+    rows = [
+        (
+            i.config.name.to_text(),
+            i.serial,
+            i.generation,
+            i.rrset_count if i.rrset_count >= 0 else "-",
+            ",".join(i.config.allow_transfer) or "-",
+        )
+        for i in infos
+    ]
+    return table(("ZONE", "SERIAL", "GENERATION", "RRSETS", "ALLOW-TRANSFER"), rows)
+
+
+def zone_details(info: ZoneInfo) -> str:
+    d = zone_dict(info)
+    rows = [
+        ("name", d["name"]),
+        ("serial", d["serial"]),
+        ("generation", d["generation"]),
+        ("rrsets", "-" if d["rrset_count"] is None else d["rrset_count"]),
+        ("allow-transfer", ", ".join(d["allow_transfer"]) or "-"),
+        ("allow-update", ", ".join(d["allow_update"]) or "-"),
+        ("notify", ", ".join(d["notify"]) or "-"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k + ':':<{width + 1}} {v}" for k, v in rows)
+
+
+def record_table(rrsets: Sequence[dns.rrset.RRset]) -> str:
+    rows = [
+        (r.name.to_text(), r.ttl, dns.rdatatype.to_text(r.rdtype), text)
+        for r in rrsets
+        for text in sorted(rd.to_text() for rd in r)
+    ]
+    return table(("OWNER", "TTL", "TYPE", "RDATA"), rows)
+
+
+def node_table(nodes: Sequence[NodeInfo]) -> str:
+    rows = [
+        (
+            n.id,
+            n.role,
+            "yes" if n.alive else "no",
+            "yes" if n.ready else "no",
+            ",".join(n.dns_addresses) or "-",
+            n.api_address or "-",
+            n.version or "-",
+            ", ".join(f"{z}={s}" for z, s in n.served_serials) or "-",
+        )
+        for n in nodes
+    ]
+    headers = ("ID", "ROLE", "ALIVE", "READY", "DNS", "API", "VERSION", "SERVED")
+    return table(headers, rows)
+
+
+class Output:
+    """Writes either the JSON value or the human text of one command's result."""
+
+    def __init__(self, *, as_json: bool, stream: TextIO | None = None) -> None:
+        self.as_json = as_json
+        self._stream = stream
+
+    @property
+    def stream(self) -> TextIO:
+        return self._stream or sys.stdout
+
+    def result(self, value: Any, text: str) -> None:
+        if self.as_json:
+            print(json.dumps(value, indent=2, sort_keys=False), file=self.stream)
+        elif text:
+            print(text, file=self.stream)

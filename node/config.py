@@ -1,0 +1,267 @@
+"""Node configuration: a TOML file plus environment overrides -> a frozen `Config`.
+
+Settings are snake_case and identical in TOML, in the environment and in
+`docs/configuration.md`. An environment variable `DNSNODE_<SECTION>__<KEY>`
+(or `DNSNODE_<KEY>` for top-level keys) overrides the file; lists in the
+environment are comma-separated. Every error names the setting to fix and
+the daemon exits with status 2.
+
+```toml
+node_id = "n1"                 # required; in Kubernetes the pod name
+role = "writable"              # writable | readonly
+[etcd]
+endpoints = ["http://127.0.0.1:2379"]
+prefix = "/dnscluster/v1/"
+username = ""                  # etcd auth (optional)
+password_file = ""             # or DNSNODE_ETCD__PASSWORD
+ca_file = ""                   # TLS to etcd (optional)
+cert_file = ""
+key_file = ""
+timeout = 5.0                  # deadline of every etcd call, seconds
+lease_ttl = 20                 # node session lease, seconds
+keepalive_interval = 5.0       # keepalive_interval + 2 * timeout <= lease_ttl
+[dns]
+listen = ["127.0.0.1:53"]      # host:port, IPv6 as [::1]:53
+max_udp_payload = 1232
+tcp_idle_timeout = 10.0
+max_tcp_connections = 1000
+[api]
+listen = "127.0.0.1:5301"      # loopback unless tls is set
+ca_file = ""                   # TLS with client certificates signed by this CA
+cert_file = ""
+key_file = ""
+[metrics]
+listen = "127.0.0.1:9100"      # empty disables
+[log]
+level = "INFO"
+```
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from node.errors import ConfigError
+
+ENV_PREFIX = "DNSNODE_"
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdSettings:
+    endpoints: tuple[str, ...] = ("http://127.0.0.1:2379",)
+    prefix: str = "/dnscluster/v1/"
+    username: str = ""
+    password: str = ""
+    password_file: str = ""
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    timeout: float = 5.0
+    lease_ttl: int = 20
+    keepalive_interval: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class DnsSettings:
+    listen: tuple[str, ...] = ("127.0.0.1:53",)
+    max_udp_payload: int = 1232
+    tcp_idle_timeout: float = 10.0
+    max_tcp_connections: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    listen: str = "127.0.0.1:5301"
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    listen: str = "127.0.0.1:9100"
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    level: str = "INFO"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    node_id: str
+    role: str = "writable"
+    etcd: EtcdSettings = field(default_factory=EtcdSettings)
+    dns: DnsSettings = field(default_factory=DnsSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+
+
+_SECTIONS: dict[str, type] = {
+    "etcd": EtcdSettings,
+    "dns": DnsSettings,
+    "api": ApiSettings,
+    "metrics": MetricsSettings,
+    "log": LogSettings,
+}
+_TOP = {"node_id": str, "role": str}
+
+
+def split_host_port(text: str, setting: str) -> tuple[str, int]:
+    """'host:port' or '[v6]:port' -> (host, port); ConfigError naming `setting`."""
+    text = text.strip()
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+    else:
+        host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{setting}: {text!r} is not host:port (IPv6 as [addr]:port)")
+    return host, int(port)
+
+
+def _coerce(value: Any, target: Any, setting: str) -> Any:
+    try:
+        if target in (tuple[str, ...], "tuple[str, ...]"):
+            if isinstance(value, str):
+                return tuple(v.strip() for v in value.split(",") if v.strip())
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                return tuple(value)
+            raise TypeError("a list of strings")
+        if target in (int, "int"):
+            if isinstance(value, bool):
+                raise TypeError("an integer")
+            return int(value)
+        if target in (float, "float"):
+            if isinstance(value, bool):
+                raise TypeError("a number")
+            return float(value)
+        if target in (str, "str"):
+            if not isinstance(value, str):
+                raise TypeError("a string")
+            return value
+    except (TypeError, ValueError) as exc:
+        expected = exc.args[0] if isinstance(exc, TypeError) else f"a valid {target}"
+        raise ConfigError(f"{setting}: expected {expected}, got {value!r}") from None
+    raise ConfigError(f"{setting}: unsupported setting type")
+
+
+def _section(cls: type, raw: Mapping[str, Any], name: str) -> Any:
+    known = {f.name: f.type for f in cls.__dataclass_fields__.values()}  # type: ignore[attr-defined]
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"{name}.{key}: unknown setting (known: {', '.join(sorted(known))})")
+    return cls(**{k: _coerce(v, known[k], f"{name}.{k}") for k, v in raw.items()})
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        rest = key[len(ENV_PREFIX):].lower()
+        if "__" in rest:
+            section, _, name = rest.partition("__")
+            out.setdefault(section, {})[name] = value
+        else:
+            out[rest] = value
+    return out
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -> Config:
+    """Read, merge and check the configuration; ConfigError names the bad setting."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"--config: file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"--config: {path} is not valid TOML: {exc}") from None
+    raw = _merge(raw, _env_overrides(os.environ if env is None else env))
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in _SECTIONS:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{key}: expected a [{key}] table")
+            kwargs[key] = _section(_SECTIONS[key], value, key)
+        elif key in _TOP:
+            kwargs[key] = _coerce(value, _TOP[key], key)
+        else:
+            raise ConfigError(f"{key}: unknown setting")
+    if not kwargs.get("node_id"):
+        raise ConfigError("node_id: required (a stable name for this node, such as dns-0)")
+    config = Config(**kwargs)
+    check(config)
+    return config
+
+
+def check(config: Config) -> None:
+    """Cross-setting checks; each error names a setting."""
+    if config.role not in ("writable", "readonly"):
+        raise ConfigError(f"role: must be 'writable' or 'readonly', not {config.role!r}")
+    if "/" in config.node_id or not config.node_id.strip():
+        raise ConfigError(f"node_id: {config.node_id!r} must be non-empty and contain no '/'")
+    e = config.etcd
+    if not e.endpoints:
+        raise ConfigError("etcd.endpoints: at least one endpoint is required")
+    if not (e.prefix.startswith("/") and e.prefix.endswith("/")):
+        raise ConfigError(f"etcd.prefix: {e.prefix!r} must start and end with '/'")
+    if e.timeout <= 0 or e.lease_ttl < 2 or e.keepalive_interval <= 0:
+        raise ConfigError("etcd.timeout, etcd.lease_ttl, etcd.keepalive_interval must be positive "
+                          "(lease_ttl at least 2 seconds)")
+    if e.keepalive_interval + 2 * e.timeout > e.lease_ttl:
+        raise ConfigError(
+            f"etcd.lease_ttl: keepalive_interval ({e.keepalive_interval}) + 2 x timeout "
+            f"({e.timeout}) must not exceed lease_ttl ({e.lease_ttl})"
+        )
+    if e.password_file and not Path(e.password_file).is_file():
+        raise ConfigError(f"etcd.password_file: {e.password_file} does not exist")
+    for name in ("ca_file", "cert_file", "key_file"):
+        value = getattr(e, name)
+        if value and not Path(value).is_file():
+            raise ConfigError(f"etcd.{name}: {value} does not exist")
+    if bool(e.cert_file) != bool(e.key_file):
+        raise ConfigError("etcd.cert_file and etcd.key_file go together")
+    if not config.dns.listen:
+        raise ConfigError("dns.listen: at least one address is required")
+    for addr in config.dns.listen:
+        split_host_port(addr, "dns.listen")
+    if not 512 <= config.dns.max_udp_payload <= 65535:
+        raise ConfigError("dns.max_udp_payload: must be between 512 and 65535")
+    if config.dns.max_tcp_connections < 1 or config.dns.tcp_idle_timeout <= 0:
+        raise ConfigError("dns.max_tcp_connections and dns.tcp_idle_timeout must be positive")
+    split_host_port(config.api.listen, "api.listen")
+    tls = [config.api.ca_file, config.api.cert_file, config.api.key_file]
+    if any(tls) and not all(tls):
+        raise ConfigError("api.ca_file, api.cert_file and api.key_file go together (TLS with "
+                          "client certificates)")
+    for name, value in zip(("ca_file", "cert_file", "key_file"), tls, strict=True):
+        if value and not Path(value).is_file():
+            raise ConfigError(f"api.{name}: {value} does not exist")
+    if config.metrics.listen:
+        split_host_port(config.metrics.listen, "metrics.listen")
+    if config.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"log.level: {config.log.level!r} is not DEBUG, INFO, WARNING or ERROR")
+
+
+def etcd_password(config: Config) -> str:
+    """The etcd password: inline (env) or from `etcd.password_file`."""
+    if config.etcd.password_file:
+        return Path(config.etcd.password_file).read_text().strip()
+    return config.etcd.password

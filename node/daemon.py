@@ -1,0 +1,190 @@
+"""Composition root: builds every component from the config, runs them, shuts down in order.
+
+Start-up: connect to etcd, start the session lease, load every zone (DNS
+sockets open only after the initial load), then open DNS, the admin API and
+metrics. One TaskGroup runs the long-lived loops. On SIGTERM/SIGINT:
+stop admin RPCs -> (Key Master hand-off, later) -> revoke the lease ->
+stop DNS listeners last (STYLE R11).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+
+from node import __version__
+from node.api.server import ApiServer, ApiTls
+from node.clock import SYSTEM_CLOCK
+from node.config import Config, etcd_password, split_host_port
+from node.events import Event, emit, set_context
+from node.metrics import NodeMetrics, ReplicaCollector
+from node.nodes.membership import Membership, NodeDirectory, NodeInfo
+from node.server.listener import DnsServer
+from node.server.table import ZoneTable
+from node.store.client import EtcdClient, TlsConfig
+from node.store.keys import KeyLayout
+from node.store.session import Session
+from node.zones.model import ZoneSnapshot
+from node.zones.replica import Replica
+from node.zones.repository import ZoneRepository
+
+log = logging.getLogger(__name__)
+
+
+def _format_addr(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class Daemon:
+    """One node process."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        e = config.etcd
+        tls = None
+        if e.ca_file or e.cert_file:
+            tls = TlsConfig(ca_file=e.ca_file or None, cert_file=e.cert_file or None,
+                            key_file=e.key_file or None)
+        self.etcd = EtcdClient(
+            list(e.endpoints),
+            username=e.username or None,
+            password=etcd_password(config) or None,
+            tls=tls,
+            timeout=e.timeout,
+        )
+        self.layout = KeyLayout(e.prefix)
+        self.session = Session(self.etcd, e.lease_ttl, keepalive_interval=e.keepalive_interval,
+                               clock=SYSTEM_CLOCK)
+        self.metrics = NodeMetrics()
+        self.table = ZoneTable()
+        self.replica = Replica(self.etcd, self.layout, on_update=self._on_update,
+                               on_remove=self._on_remove)
+        self.repository = ZoneRepository(self.etcd, self.layout)
+        self.directory = NodeDirectory(self.etcd, self.layout)
+        self.me = NodeInfo(
+            id=config.node_id,
+            role=config.role,
+            dns_addresses=tuple(config.dns.listen),
+            api_address=config.api.listen,
+            metrics_address=config.metrics.listen,
+            alive=True,
+            version=__version__,
+            started_at=SYSTEM_CLOCK.now().replace(microsecond=0).isoformat(),
+        )
+        self.membership = Membership(self.etcd, self.layout, self.me)
+        self.dns: DnsServer | None = None
+        self.api: ApiServer | None = None
+        self._stop = asyncio.Event()
+
+    async def _on_update(self, snap: ZoneSnapshot) -> None:
+        await self.table.publish_async(snap)
+        self.membership.set_served(snap.origin.to_text(), snap.serial)
+
+    async def _on_remove(self, zone: object) -> None:
+        self.table.remove(zone)  # type: ignore[arg-type]
+        self.membership.set_served(str(zone), None)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        cfg = self.config
+        set_context(node=cfg.node_id)
+        emit(Event.NODE_STARTED, role=cfg.role, version=__version__,
+             etcd=list(cfg.etcd.endpoints))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        await self.etcd.connect()
+        self.session.on_new_lease(self.membership.on_new_lease)
+        self.metrics.register(ReplicaCollector(self.replica.snapshots,
+                                               lambda: self.replica.revision))
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.session.run(), name="session")
+            await self.replica.load()
+            tasks.create_task(self.replica.run(), name="replica")
+            tasks.create_task(self.membership.run(), name="membership")
+            listen = [split_host_port(a, "dns.listen") for a in cfg.dns.listen]
+            self.dns = DnsServer(
+                self.table,
+                listen,
+                max_udp_payload=cfg.dns.max_udp_payload,
+                tcp_idle_timeout=cfg.dns.tcp_idle_timeout,
+                max_tcp_connections=cfg.dns.max_tcp_connections,
+            )
+            bound = await self.dns.start()
+            if self.dns.stats is not None:
+                self.metrics.register(self.dns.stats.collector())
+            emit(Event.DNS_LISTENING, addresses=[_format_addr(h, p) for h, p in bound])
+            api_tls = None
+            if cfg.api.ca_file:
+                api_tls = ApiTls(cfg.api.ca_file, cfg.api.cert_file, cfg.api.key_file)
+            self.api = ApiServer(self.repository, self.directory, listen=cfg.api.listen,
+                                 tls=api_tls, node_id=cfg.node_id)
+            port = await self.api.start()
+            emit(Event.API_LISTENING, address=cfg.api.listen, port=port)
+            if cfg.metrics.listen:
+                host, mport = split_host_port(cfg.metrics.listen, "metrics.listen")
+                self.metrics.serve(host, mport)
+            self.api.set_ready(True)
+            self.membership.set_ready(True)
+            emit(Event.NODE_READY)
+            await self._stop.wait()
+            await self._shutdown()
+            raise _Stopped
+
+    async def _shutdown(self) -> None:
+        emit(Event.NODE_STOPPING)
+        if self.api is not None:
+            self.api.set_ready(False)
+            await self.api.stop(1.0)
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self.config.etcd.timeout):
+                await self.session.revoke()
+        if self.dns is not None:
+            await self.dns.stop()
+
+
+class _Stopped(Exception):
+    """Raised inside the TaskGroup to cancel every task after an orderly shutdown."""
+
+
+def _use_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def run(config: Config) -> int:
+    _use_uvloop()
+    daemon = Daemon(config)
+
+    async def main() -> None:
+        try:
+            await daemon.run()
+        except* _Stopped:
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                await daemon.etcd.close()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    logging.Formatter.converter = time.gmtime

@@ -1,0 +1,160 @@
+"""Node membership: each node's durable record and its lease-held liveness/status in etcd.
+
+`nodes/<id>` (durable) says who the node is: role and addresses. `alive/<id>`
+lives on the node's session lease and carries what it serves right now
+(readiness, served serial per zone); it vanishes when the node dies, which is
+how everyone tells a live node from an offline one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+
+from node.errors import EtcdUnavailable
+from node.store.client import EtcdClient
+from node.store.keys import KeyLayout
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """A node as registered in etcd (alive while its lease lives)."""
+
+    id: str
+    role: str  # "writable" | "readonly"
+    dns_addresses: tuple[str, ...]  # "host:port"
+    api_address: str
+    metrics_address: str
+    alive: bool
+    version: str = ""
+    started_at: str = ""  # RFC 3339 UTC
+    served_serials: tuple[tuple[str, int], ...] = ()  # (zone, serial) as served by this node
+    ready: bool = True
+
+    def record_json(self) -> bytes:
+        return json.dumps(
+            {
+                "id": self.id,
+                "role": self.role,
+                "dns_addresses": list(self.dns_addresses),
+                "api_address": self.api_address,
+                "metrics_address": self.metrics_address,
+                "version": self.version,
+                "started_at": self.started_at,
+            }
+        ).encode()
+
+
+@dataclass(slots=True)
+class _Status:
+    ready: bool = False
+    served: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        return json.dumps({"ready": self.ready, "served": self.served}).encode()
+
+
+class NodeDirectory:
+    """Reads the registered nodes (alive or not)."""
+
+    def __init__(self, client: EtcdClient, layout: KeyLayout) -> None:
+        self._etcd = client
+        self._keys = layout
+
+    async def list_nodes(self) -> list[NodeInfo]:
+        records, rev = await self._etcd.range_all(self._keys.nodes_prefix())
+        alive, _ = await self._etcd.range_all(self._keys.alive_prefix(), revision=rev)
+        status: dict[str, dict] = {}  # type: ignore[type-arg]
+        for kv in alive:
+            node_id = self._keys.parse_node_id(kv.key)
+            if node_id is not None:
+                try:
+                    status[node_id] = json.loads(kv.value)
+                except ValueError:
+                    status[node_id] = {}
+        out = []
+        for kv in records:
+            node_id = self._keys.parse_node_id(kv.key)
+            if node_id is None:
+                continue
+            rec = json.loads(kv.value)
+            st = status.get(node_id)
+            out.append(
+                NodeInfo(
+                    id=node_id,
+                    role=rec.get("role", "writable"),
+                    dns_addresses=tuple(rec.get("dns_addresses", ())),
+                    api_address=rec.get("api_address", ""),
+                    metrics_address=rec.get("metrics_address", ""),
+                    alive=st is not None,
+                    version=rec.get("version", ""),
+                    started_at=rec.get("started_at", ""),
+                    served_serials=tuple(sorted((st or {}).get("served", {}).items())),
+                    ready=bool((st or {}).get("ready", False)),
+                )
+            )
+        return sorted(out, key=lambda n: n.id)
+
+
+class Membership:
+    """This node's registration: the durable record, and the status key on its lease."""
+
+    def __init__(self, client: EtcdClient, layout: KeyLayout, me: NodeInfo,
+                 debounce: float = 0.2) -> None:
+        self._etcd = client
+        self._keys = layout
+        self._me = me
+        self._status = _Status()
+        self._lease = 0
+        self._dirty = asyncio.Event()
+        self._debounce = debounce
+
+    async def register(self) -> None:
+        await self._etcd.put(self._keys.node_key(self._me.id), self._me.record_json())
+
+    async def on_new_lease(self, lease_id: int) -> None:
+        """Session callback: (re)write the status key under the new lease."""
+        self._lease = lease_id
+        try:
+            await self.register()
+            await self._write()
+        except EtcdUnavailable:
+            self._dirty.set()
+
+    def set_served(self, zone: str, serial: int | None) -> None:
+        if serial is None:
+            self._status.served.pop(zone, None)
+        else:
+            self._status.served[zone] = serial
+        self._dirty.set()
+
+    def set_ready(self, ready: bool) -> None:
+        if self._status.ready != ready:
+            self._status.ready = ready
+            self._dirty.set()
+
+    async def _write(self) -> None:
+        if self._lease:
+            await self._etcd.put(
+                self._keys.alive_key(self._me.id), self._status.to_json(), lease=self._lease
+            )
+
+    async def run(self) -> None:
+        """Write the status when it changes, at most once per debounce interval."""
+        while True:
+            await self._dirty.wait()
+            await asyncio.sleep(self._debounce)
+            self._dirty.clear()
+            try:
+                await self._write()
+            except EtcdUnavailable:
+                self._dirty.set()
+                await asyncio.sleep(1.0)
+            except Exception:
+                log.exception("status write failed")
+                self._dirty.set()
+                await asyncio.sleep(1.0)

@@ -1,0 +1,177 @@
+"""Authoritative answers from one compiled zone: RFC 1034 §4.3.2 inside a zone.
+
+Owns the answer semantics; `compile.py` owns the indexes and caches, this
+module only reads them. Names are lowercased wire names (`bytes`).
+
+* delegations: the highest zone cut above or at the name gives a referral
+  (NS in authority, AA=0, in-zone A/AAAA of the NS targets in additional),
+  except DS at the cut itself, which the parent side answers (NODATA if none);
+* exact match: the RRset, or the CNAME chain followed inside the zone (at most
+  `MAX_CHAIN` links, loops stop), or NODATA with the SOA;
+* empty non-terminals: NODATA, never NXDOMAIN;
+* wildcards (RFC 4592): the source of synthesis is `*.` + the closest
+  encloser; a matching wildcard with no such type is NODATA, a wildcard that is
+  itself an empty non-terminal is NODATA too; otherwise NXDOMAIN;
+* negative answers carry the SOA with TTL min(SOA TTL, SOA MINIMUM) (RFC 2308);
+* additional section: A/AAAA of in-zone targets of MX, NS and SRV answers;
+* QTYPE ANY: every RRset at the name (our choice over RFC 8482's HINFO; over
+  UDP large sets truncate and the client retries over TCP).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import dns.rdatatype
+import dns.rrset
+
+from node.server.render import AA, QR, AnswerBuilder, Entry
+from node.server.wire import NXDOMAIN, TYPE_ANY
+
+if TYPE_CHECKING:
+    from node.server.compile import CompiledZone
+
+MAX_CHAIN = 8
+
+A = int(dns.rdatatype.A)
+AAAA = int(dns.rdatatype.AAAA)
+NS = int(dns.rdatatype.NS)
+CNAME = int(dns.rdatatype.CNAME)
+SOA = int(dns.rdatatype.SOA)
+MX = int(dns.rdatatype.MX)
+SRV = int(dns.rdatatype.SRV)
+DS = int(dns.rdatatype.DS)
+
+Types = Mapping[int, dns.rrset.RRset]
+
+# lookup outcomes
+EXACT, WILD, REFERRAL, NODATA, NXDOMAIN_KIND = range(5)
+
+
+def name_wire(name: dns.name.Name) -> bytes:
+    """Lowercased uncompressed wire form of an absolute name."""
+    return name.to_wire().lower()  # type: ignore[union-attr]
+
+
+def targets(rrset: dns.rrset.RRset) -> list[bytes]:
+    """Names whose addresses belong in the additional section of this RRset's answer."""
+    if rrset.rdtype in (NS, SRV):
+        return [name_wire(rd.target) for rd in rrset]
+    if rrset.rdtype == MX:
+        return [name_wire(rd.exchange) for rd in rrset]
+    return []
+
+
+def lookup(zone: CompiledZone, name: bytes, qtype: int) -> tuple[int, object]:
+    """Classify `name` (inside the zone): (kind, types | cut name | None)."""
+    chain = [name]
+    n = name
+    origin = zone.origin
+    while n != origin:
+        n = n[n[0] + 1 :]
+        chain.append(n)
+    cuts = zone.cuts
+    if cuts:
+        for anc in reversed(chain[:-1]):
+            if anc in cuts and not (anc == name and qtype == DS):
+                return REFERRAL, anc
+    names = zone.names
+    types = names.get(name)
+    if types is not None:
+        return EXACT, types
+    below = zone.below
+    if below.get(name):
+        return NODATA, None
+    for anc in chain[1:]:
+        if anc in names or below.get(anc):
+            wild = b"\x01*" + anc
+            wtypes = names.get(wild)
+            if wtypes is not None:
+                return WILD, wtypes
+            if below.get(wild):
+                return NODATA, None
+            return NXDOMAIN_KIND, None
+    return NXDOMAIN_KIND, None  # unreachable: the origin always exists
+
+
+def add_rrsets(zone: CompiledZone, b: AnswerBuilder, owner: bytes, types: Types, qtype: int) -> list[bytes]:
+    """Answer RRset(s) of `qtype` at `owner` plus additional addresses; returns the targets."""
+    if qtype == TYPE_ANY:
+        chosen = [types[t] for t in sorted(types)]
+    else:
+        chosen = [types[qtype]]
+    deps: list[bytes] = []
+    for rrset in chosen:
+        b.add_answer(owner, rrset)
+        deps.extend(targets(rrset))
+    add_addresses(zone, b, deps)
+    return deps
+
+
+def add_addresses(zone: CompiledZone, b: AnswerBuilder, names: list[bytes]) -> None:
+    seen: set[bytes] = set()
+    for t in names:
+        if t in seen:
+            continue
+        seen.add(t)
+        ttypes = zone.names.get(t)
+        if ttypes is None:
+            continue
+        for rdtype in (A, AAAA):
+            rrset = ttypes.get(rdtype)
+            if rrset is not None:
+                b.add_additional(t, rrset)
+
+
+def add_soa(zone: CompiledZone, b: AnswerBuilder) -> None:
+    soa = zone.snapshot.soa()
+    b.add_authority(zone.origin, soa, min(soa.ttl, soa[0].minimum))
+
+
+def positive(zone: CompiledZone, owner: bytes, rdtype: int) -> tuple[Entry, list[bytes]]:
+    """The eager answer for an existing (owner, rdtype) not under a cut: entry and its deps."""
+    b = AnswerBuilder(owner, rdtype)
+    deps = add_rrsets(zone, b, owner, zone.names[owner], rdtype)
+    return b.entry(QR | AA), deps
+
+
+def resolve(zone: CompiledZone, qname: bytes, qtype: int) -> Entry:
+    """The full answer for (qname, qtype) in this zone (slow path; cached by the caller)."""
+    b = AnswerBuilder(qname, qtype)
+    owner = qname
+    seen = {qname}
+    aa = AA
+    rcode = 0
+    for hop in range(MAX_CHAIN + 1):
+        kind, data = lookup(zone, owner, qtype)
+        if kind == REFERRAL:
+            cut: bytes = data  # type: ignore[assignment]
+            if hop == 0:
+                aa = 0
+            ns = zone.names[cut][NS]
+            b.add_authority(cut, ns)
+            add_addresses(zone, b, targets(ns))
+            break
+        if kind == NODATA:
+            add_soa(zone, b)
+            break
+        if kind == NXDOMAIN_KIND:
+            add_soa(zone, b)
+            rcode = NXDOMAIN
+            break
+        types: Types = data  # type: ignore[assignment]
+        if qtype in types or (qtype == TYPE_ANY and types):
+            add_rrsets(zone, b, owner, types, qtype)
+            break
+        cname = types.get(CNAME)
+        if cname is None:
+            add_soa(zone, b)
+            break
+        b.add_answer(owner, cname)
+        target = name_wire(cname[0].target)
+        if target in seen or hop == MAX_CHAIN or not zone.contains(target):
+            break
+        seen.add(target)
+        owner = target
+    return b.entry(QR | aa | rcode)

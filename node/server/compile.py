@@ -1,0 +1,253 @@
+"""`CompiledZone`: one zone version turned into pre-rendered answers for the fast path.
+
+Owns the per-version indexes (names by lowercased wire name, empty
+non-terminal counts, zone cuts), the eager answers and the lazy answer cache.
+
+* Eager: for every (owner, type) that exists and is not at or below a zone
+  cut, the positive answer is rendered at compile time (`answers`, keyed by
+  wire name + QTYPE + class IN, the same key the hot path builds).
+* Lazy: everything else (negative answers, wildcard synthesis, CNAME chains,
+  referrals, DS at a cut, ANY) is rendered on first use by `answer.resolve`
+  and kept in a bounded per-version cache (cleared when full).
+* Incremental: `evolve(prev, snapshot)` reuses prev's eager answers except
+  for changed owners, answers whose additional section looked at a changed
+  name (reverse-dependency map), names below an added or removed cut, and the
+  apex (the SOA serial changes every version). The lazy cache starts empty,
+  since negative answers carry the SOA. The result is byte-identical to a full
+  build (tested).
+
+DO bit: no signed zones yet, so DO=1 answers equal DO=0 answers; the key
+space is ready for a separate DO table when signing arrives.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Mapping
+
+from node.server import answer
+from node.server.render import Entry
+from node.zones.model import ZoneSnapshot
+
+log = logging.getLogger(__name__)
+
+LAZY_CACHE_MAX = 100_000
+IN_CLASS = b"\x00\x01"
+
+Types = answer.Types
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _key(owner: bytes, rdtype: int) -> bytes:
+    return owner + rdtype.to_bytes(2, "big") + IN_CLASS
+
+
+class CompiledZone:
+    """Pre-rendered answers of one `ZoneSnapshot`; build with `build` or `evolve`."""
+
+    __slots__ = (
+        "answers",
+        "below",
+        "cuts",
+        "fdeps",
+        "lazy",
+        "names",
+        "origin",
+        "owned",
+        "rdeps",
+        "snapshot",
+        "transfer_networks",
+    )
+
+    def __init__(self, snapshot: ZoneSnapshot) -> None:
+        self.snapshot = snapshot
+        self.origin = answer.name_wire(snapshot.origin)
+        self.names: dict[bytes, Types] = {}
+        self.below: dict[bytes, int] = {}  # name -> count of existing names strictly below
+        self.cuts: set[bytes] = set()
+        self.answers: dict[bytes, Entry] = {}
+        self.fdeps: dict[bytes, tuple[bytes, ...]] = {}  # answer key -> names it looked at
+        self.rdeps: dict[bytes, set[bytes]] = {}  # name -> answer keys that looked at it
+        self.lazy: dict[bytes, Entry] = {}
+        self.owned: set[bytes] = set()  # rdeps entries whose set this version may mutate
+        self.transfer_networks: tuple[Network, ...] = _networks(snapshot.config.allow_transfer)
+
+    # --- queries -------------------------------------------------------------
+
+    @property
+    def serial(self) -> int:
+        return self.snapshot.serial
+
+    def contains(self, name: bytes) -> bool:
+        """True if the wire name is at or below the origin (label-aligned)."""
+        origin = self.origin
+        while True:
+            if name == origin:
+                return True
+            if len(name) <= len(origin):
+                return False
+            name = name[name[0] + 1 :]
+
+    def answer(self, key: bytes, do: int = 0) -> Entry:
+        """The entry for `key` = lowercased qname wire + QTYPE + class IN (qname in zone)."""
+        entry = self.answers.get(key)
+        if entry is not None:
+            return entry
+        entry = self.lazy.get(key)
+        if entry is not None:
+            return entry
+        entry = answer.resolve(self, key[:-4], key[-4] << 8 | key[-3])
+        if len(self.lazy) >= LAZY_CACHE_MAX:
+            self.lazy = {}
+        self.lazy[key] = entry
+        return entry
+
+    def allows_transfer(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in net for net in self.transfer_networks if net.version == ip.version)
+
+    # --- building --------------------------------------------------------------
+
+    @classmethod
+    def build(cls, snapshot: ZoneSnapshot) -> CompiledZone:
+        """A full compile of `snapshot`."""
+        zone = cls(snapshot)
+        for name, types in snapshot.nodes.items():
+            if types:
+                zone._add_name(answer.name_wire(name), types)
+        for owner in zone.names:
+            zone._render_owner(owner)
+        zone.owned = set()
+        return zone
+
+    @classmethod
+    def evolve(cls, prev: CompiledZone, snapshot: ZoneSnapshot) -> CompiledZone:
+        """`snapshot` compiled reusing `prev` where `snapshot.changed` allows it."""
+        if snapshot.changed is None or prev.snapshot.origin != snapshot.origin:
+            return cls.build(snapshot)
+        zone = cls(snapshot)
+        zone.names = dict(prev.names)
+        zone.below = dict(prev.below)
+        zone.cuts = set(prev.cuts)
+        zone.answers = dict(prev.answers)
+        zone.fdeps = dict(prev.fdeps)
+        zone.rdeps = dict(prev.rdeps)  # sets are copied on write in _set_deps
+        changed = {answer.name_wire(n) for n in snapshot.changed}
+        changed.add(zone.origin)
+        wire_to_name = {answer.name_wire(n): n for n in snapshot.changed}
+        wire_to_name[zone.origin] = snapshot.origin
+        cut_changes: set[bytes] = set()
+        for owner in changed:
+            old = zone.names.get(owner)
+            new = snapshot.nodes.get(wire_to_name[owner])
+            was_cut = owner in zone.cuts
+            if old is not None:
+                zone._drop_name(owner, old)
+            if new:
+                zone._add_name(owner, new)
+            if was_cut != (owner in zone.cuts):
+                cut_changes.add(owner)
+        redo = set(changed)
+        for name in changed:
+            redo.update(k[:-4] for k in prev.rdeps.get(name, ()))
+        if cut_changes:
+            for owner in zone.names:
+                if any(_under(owner, c) for c in cut_changes):
+                    redo.add(owner)
+        for owner in redo:
+            old_types = prev.names.get(owner)
+            if old_types is not None:
+                for rdtype in old_types:
+                    key = _key(owner, rdtype)
+                    zone.answers.pop(key, None)
+                    zone._set_deps(key, ())
+            if owner in zone.names:
+                zone._render_owner(owner)
+        zone.owned = set()
+        return zone
+
+    def _add_name(self, owner: bytes, types: Types) -> None:
+        self.names[owner] = types
+        if answer.NS in types and owner != self.origin:
+            self.cuts.add(owner)
+        n = owner
+        while n != self.origin and len(n) > 1:
+            n = n[n[0] + 1 :]
+            self.below[n] = self.below.get(n, 0) + 1
+
+    def _drop_name(self, owner: bytes, types: Types) -> None:
+        del self.names[owner]
+        self.cuts.discard(owner)
+        n = owner
+        while n != self.origin and len(n) > 1:
+            n = n[n[0] + 1 :]
+            left = self.below[n] - 1
+            if left:
+                self.below[n] = left
+            else:
+                del self.below[n]
+
+    def _occluded(self, owner: bytes) -> bool:
+        """True if `owner` is a cut or below one (its data is not authoritative here)."""
+        if not self.cuts:
+            return False
+        n = owner
+        while n != self.origin and len(n) > 1:
+            if n in self.cuts:
+                return True
+            n = n[n[0] + 1 :]
+        return False
+
+    def _render_owner(self, owner: bytes) -> None:
+        if self._occluded(owner):
+            return
+        for rdtype in self.names[owner]:
+            key = _key(owner, rdtype)
+            entry, deps = answer.positive(self, owner, rdtype)
+            self.answers[key] = entry
+            self._set_deps(key, tuple(deps))
+
+    def _set_deps(self, key: bytes, deps: tuple[bytes, ...]) -> None:
+        for name in self.fdeps.pop(key, ()):
+            keys = self._own(name)
+            keys.discard(key)
+            if not keys:
+                del self.rdeps[name]
+                self.owned.discard(name)
+        if deps:
+            self.fdeps[key] = deps
+            for name in deps:
+                self._own(name).add(key)
+
+    def _own(self, name: bytes) -> set[bytes]:
+        """rdeps[name], copied first if it is still shared with the previous version."""
+        keys = self.rdeps.get(name)
+        if keys is None:
+            keys = self.rdeps[name] = set()
+            self.owned.add(name)
+        elif name not in self.owned:
+            keys = self.rdeps[name] = set(keys)
+            self.owned.add(name)
+        return keys
+
+
+def _under(name: bytes, ancestor: bytes) -> bool:
+    while len(name) > len(ancestor):
+        name = name[name[0] + 1 :]
+    return name == ancestor
+
+
+def _networks(cidrs: tuple[str, ...] | list[str] | Mapping[str, object]) -> tuple[Network, ...]:
+    out: list[Network] = []
+    for text in cidrs:
+        try:
+            out.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            log.warning("ignoring invalid allow_transfer entry %r", text)
+    return tuple(out)

@@ -1,0 +1,138 @@
+"""Pre-rendered answers ("entries") and the byte assembly of responses from them.
+
+An `Entry` is a plain tuple, so the hot path unpacks it without attribute
+lookups:
+
+    (hdrs, hdrs_edns, body, size, stat_key, flags)
+
+* `hdrs[i]` / `hdrs_edns[i]`: the 10 header octets after the ID (flags and the
+  four counts) for `i = RD | CD << 1` copied from the query; the EDNS variant
+  counts one more additional record (our OPT, appended by the server);
+* `body`: everything after the question;
+* `size`: the response length without OPT (the question as sent has the same
+  length as the canonical one, so the size is known in advance);
+* `stat_key`: `rcode << 16 | qtype` for the per-query counters;
+* `flags`: the 16-bit flags word without RD and CD (QR, AA, rcode).
+
+Owner names equal to the question name are written as a pointer to offset 12;
+the server copies the question *as sent*, so the pointer stays valid and the
+client sees its own spelling. Record data is rendered uncompressed.
+"""
+
+from __future__ import annotations
+
+import dns.rrset
+
+from node.server.wire import NameCompressor
+
+Entry = tuple[tuple[bytes, ...], tuple[bytes, ...], bytes, int, int, int]
+
+QR = 0x8000
+AA = 0x0400
+TC = 0x0200
+RD = 0x0100
+CD = 0x0010
+
+_HEADERS: dict[tuple[int, int, int, int], tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
+
+
+def _headers(
+    flags: int, an: int, ns: int, ar: int
+) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+    key = (flags, an, ns, ar)
+    cached = _HEADERS.get(key)
+    if cached is not None:
+        return cached
+    variants = []
+    for extra in (0, 1):
+        counts = (
+            b"\x00\x01"
+            + an.to_bytes(2, "big")
+            + ns.to_bytes(2, "big")
+            + (ar + extra).to_bytes(2, "big")
+        )
+        variants.append(
+            tuple(
+                (flags | (RD if i & 1 else 0) | (CD if i & 2 else 0)).to_bytes(2, "big") + counts
+                for i in range(4)
+            )
+        )
+    out = (variants[0], variants[1])
+    if len(_HEADERS) < 4096:
+        _HEADERS[key] = out
+    return out
+
+
+def make_entry(
+    flags: int, qtype: int, qlen: int, body: bytes, an: int = 0, ns: int = 0, ar: int = 0
+) -> Entry:
+    """An entry for a response with `flags`, a question of `qlen` octets and `body`."""
+    hdrs, hdrs_edns = _headers(flags, an, ns, ar)
+    return (hdrs, hdrs_edns, body, 12 + qlen + len(body), (flags & 0xF) << 16 | qtype, flags)
+
+
+class AnswerBuilder:
+    """Renders one response body (answer, authority, additional) after the question."""
+
+    __slots__ = ("additional", "answer", "authority", "comp", "out", "qlen", "qname", "qtype")
+
+    def __init__(self, qname: bytes, qtype: int) -> None:
+        self.qname = qname
+        self.qtype = qtype
+        self.qlen = len(qname) + 4
+        self.comp = NameCompressor()
+        self.comp.add(qname, 12)
+        # offsets are absolute, so keep a 12+qlen prefix placeholder and cut it off at the end
+        self.out = bytearray(12 + self.qlen)
+        self.answer = 0
+        self.authority = 0
+        self.additional = 0
+
+    def _rrs(self, owner: bytes, rrset: dns.rrset.RRset, ttl: int | None) -> int:
+        head = rrset.rdtype.to_bytes(2, "big") + rrset.rdclass.to_bytes(2, "big")
+        ttl_b = (rrset.ttl if ttl is None else ttl).to_bytes(4, "big")
+        n = 0
+        for rd in rrset:
+            self.comp.write(self.out, owner)
+            data = rd.to_wire()
+            self.out += head
+            self.out += ttl_b
+            self.out += len(data).to_bytes(2, "big")
+            self.out += data
+            n += 1
+        return n
+
+    def add_answer(self, owner: bytes, rrset: dns.rrset.RRset) -> None:
+        self.answer += self._rrs(owner, rrset, None)
+
+    def add_authority(self, owner: bytes, rrset: dns.rrset.RRset, ttl: int | None = None) -> None:
+        self.authority += self._rrs(owner, rrset, ttl)
+
+    def add_additional(self, owner: bytes, rrset: dns.rrset.RRset) -> None:
+        self.additional += self._rrs(owner, rrset, None)
+
+    def entry(self, flags: int) -> Entry:
+        body = bytes(self.out[12 + self.qlen :])
+        return make_entry(
+            flags, self.qtype, self.qlen, body, self.answer, self.authority, self.additional
+        )
+
+
+def tc_response(qid: bytes, entry: Entry, rd_cd: int, question: bytes, opt: bytes) -> bytes:
+    """Header + question (+ OPT) with TC=1: "retry over TCP"."""
+    flags = entry[5] | TC | (RD if rd_cd & 1 else 0) | (CD if rd_cd & 2 else 0)
+    counts = b"\x00\x01\x00\x00\x00\x00" + (b"\x00\x01" if opt else b"\x00\x00")
+    return qid + flags.to_bytes(2, "big") + counts + question + opt
+
+
+def error_response(
+    qid: int, qflags: int, rcode: int, question: bytes, opt: bytes | None
+) -> bytes:
+    """A response with `rcode` (extended rcodes need `opt` built with the upper bits)."""
+    flags = QR | (qflags & 0x7800) | (qflags & (RD | CD)) | (rcode & 0xF)
+    counts = (
+        (b"\x00\x01" if question else b"\x00\x00")
+        + b"\x00\x00\x00\x00"
+        + (b"\x00\x01" if opt else b"\x00\x00")
+    )
+    return qid.to_bytes(2, "big") + flags.to_bytes(2, "big") + counts + question + (opt or b"")

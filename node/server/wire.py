@@ -1,0 +1,270 @@
+"""DNS wire helpers of the answer path: query parsing (fast and strict) and RR rendering.
+
+Pure, no I/O, no dnspython on the hot path. Two parsers share one contract:
+
+* `parse_fast(data)` accepts only the common shape of a query (QR=0, opcode
+  QUERY, one question, no answer/authority records, no or one well-formed OPT
+  with version 0 at the end) and returns `(key, qend, payload, do)`, or None
+  to hand the message to the strict parser. `key` is the lowercased question
+  name in wire form followed by the QTYPE and QCLASS bytes as sent; `qend` is
+  the offset just after the question; `payload` is the client's EDNS UDP size
+  or -1 without EDNS; `do` is 1 when the DO bit is set.
+* `parse_query(data)` handles everything else and says precisely what is
+  wrong: it returns a `Query`, None (drop: header unparseable or QR=1) or
+  raises `WireError(rcode, query)` for answers like FORMERR and BADVERS.
+
+Names compare case-insensitively: `bytes.lower()` lowercases only ASCII A-Z,
+and label length bytes are <= 63, so lowering a whole wire name is exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FORMERR = 1
+SERVFAIL = 2
+NXDOMAIN = 3
+NOTIMP = 4
+REFUSED = 5
+BADVERS = 16
+
+OPCODE_QUERY = 0
+OPCODE_NOTIFY = 4
+OPCODE_UPDATE = 5
+
+TYPE_OPT = 41
+TYPE_AXFR = 252
+TYPE_IXFR = 251
+TYPE_ANY = 255
+CLASS_IN = 1
+
+MIN_UDP_PAYLOAD = 512
+
+
+def parse_fast(data: bytes) -> tuple[bytes, int, int, int] | None:
+    """The common query shape, cheaply; None means "use `parse_query`"."""
+    n = len(data)
+    if n < 17 or data[2] & 0xF8 or data[4:10] != b"\x00\x01\x00\x00\x00\x00":
+        return None
+    i = 12
+    ln = data[12]
+    while ln:
+        if ln > 63:
+            return None
+        i += ln + 1
+        if i >= n:
+            return None
+        ln = data[i]
+    i += 1
+    if i > 267:  # name longer than 255 octets
+        return None
+    q4 = i + 4
+    if not data[11] and not data[10]:
+        if q4 != n:
+            return None
+        return data[12:i].lower() + data[i:q4], q4, -1, 0
+    if data[10] or data[11] != 1 or n < q4 + 11:
+        return None
+    # OPT: root owner, type 41, class = payload, ttl = ext-rcode/version/flags, rdlen
+    if data[q4] or data[q4 + 1] or data[q4 + 2] != TYPE_OPT or data[q4 + 6]:
+        return None
+    if q4 + 11 + (data[q4 + 9] << 8 | data[q4 + 10]) != n:
+        return None
+    return (
+        data[12:i].lower() + data[i:q4],
+        q4,
+        data[q4 + 3] << 8 | data[q4 + 4],
+        data[q4 + 7] >> 7,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A parsed query (strict parser). `question` is the question bytes as sent."""
+
+    id: int
+    flags: int  # 16-bit flags word as sent
+    opcode: int
+    qname: bytes  # lowercased wire name
+    qtype: int
+    qclass: int
+    question: bytes  # qname as sent + qtype + qclass (empty if QDCOUNT == 0)
+    payload: int  # client's EDNS UDP size, -1 without EDNS
+    do: int  # 1 if DO set
+    edns_version: int
+
+
+class WireError(Exception):
+    """A query that must be answered with `rcode` (header and what could be parsed)."""
+
+    def __init__(self, rcode: int, query: Query) -> None:
+        super().__init__(rcode)
+        self.rcode = rcode
+        self.query = query
+
+
+def read_name(data: bytes, offset: int) -> tuple[bytes, int]:
+    """(lowercased uncompressed wire name, offset after it); follows pointers safely.
+
+    Raises ValueError on truncation, bad label types, loops or names > 255 octets.
+    """
+    labels: list[bytes] = []
+    total = 1
+    end = -1
+    hops = 0
+    n = len(data)
+    while True:
+        if offset >= n:
+            raise ValueError("name runs past the message")
+        ln = data[offset]
+        if ln == 0:
+            offset += 1
+            break
+        if ln & 0xC0 == 0xC0:
+            if offset + 1 >= n:
+                raise ValueError("truncated compression pointer")
+            ptr = (ln & 0x3F) << 8 | data[offset + 1]
+            if end < 0:
+                end = offset + 2
+            hops += 1
+            if hops > 127 or ptr >= offset:
+                raise ValueError("compression pointer loop or forward pointer")
+            offset = ptr
+            continue
+        if ln > 63:
+            raise ValueError("unsupported label type")
+        total += ln + 1
+        if total > 255 or offset + 1 + ln > n:
+            raise ValueError("name too long or truncated")
+        labels.append(data[offset : offset + 1 + ln])
+        offset += 1 + ln
+    return b"".join(labels).lower() + b"\x00", (end if end >= 0 else offset)
+
+
+def _skip_rr(data: bytes, offset: int) -> tuple[int, int, int, int]:
+    """(type, class, ttl, offset of rdata) of the RR at `offset`; ValueError if bad."""
+    _, offset = read_name(data, offset)
+    if offset + 10 > len(data):
+        raise ValueError("truncated RR header")
+    rtype = data[offset] << 8 | data[offset + 1]
+    rclass = data[offset + 2] << 8 | data[offset + 3]
+    ttl = int.from_bytes(data[offset + 4 : offset + 8], "big")
+    return rtype, rclass, ttl, offset + 10
+
+
+def parse_query(data: bytes) -> Query | None:
+    """Strict parse of any message; None to drop it, WireError to answer an error."""
+    if len(data) < 12:
+        return None
+    flags = data[2] << 8 | data[3]
+    if flags & 0x8000:
+        return None  # responses are never answered
+    qid = data[0] << 8 | data[1]
+    opcode = (flags >> 11) & 0xF
+    qdcount, ancount, nscount, arcount = (
+        int.from_bytes(data[i : i + 2], "big") for i in (4, 6, 8, 10)
+    )
+    bare = Query(qid, flags, opcode, b"", 0, 0, b"", -1, 0, 0)
+    if qdcount != 1:
+        raise WireError(FORMERR, bare)
+    try:
+        qname, qend = read_name(data, 12)
+        if _has_pointer(data, 12):
+            raise ValueError("compressed question name")
+        if qend + 4 > len(data):
+            raise ValueError("truncated question")
+    except ValueError:
+        raise WireError(FORMERR, bare) from None
+    qtype = data[qend] << 8 | data[qend + 1]
+    qclass = data[qend + 2] << 8 | data[qend + 3]
+    query = Query(qid, flags, opcode, qname, qtype, qclass, data[12 : qend + 4], -1, 0, 0)
+    offset = qend + 4
+    payload, do, version, opts = -1, 0, 0, 0
+    try:
+        for _ in range(ancount + nscount):
+            _, _, _, rd = _skip_rr(data, offset)
+            offset = _rdata_end(data, rd)
+        for _ in range(arcount):
+            rtype, rclass, ttl, rd = _skip_rr(data, offset)
+            if rtype == TYPE_OPT:
+                if data[offset] != 0:
+                    raise ValueError("OPT owner is not the root")
+                opts += 1
+                payload = rclass
+                version = (ttl >> 16) & 0xFF
+                do = (ttl >> 15) & 1
+            offset = _rdata_end(data, rd)
+    except ValueError:
+        raise WireError(FORMERR, query) from None
+    if opts > 1:
+        raise WireError(FORMERR, query)
+    query = Query(
+        qid, flags, opcode, qname, qtype, qclass, query.question, payload, do, version
+    )
+    if offset != len(data):
+        raise WireError(FORMERR, query)
+    if payload >= 0 and version > 0:
+        raise WireError(BADVERS, query)
+    return query
+
+
+def _has_pointer(data: bytes, offset: int) -> bool:
+    while True:
+        ln = data[offset]
+        if ln == 0:
+            return False
+        if ln & 0xC0:
+            return True
+        offset += ln + 1
+
+
+def _rdata_end(data: bytes, rd: int) -> int:
+    end = rd + (data[rd - 2] << 8 | data[rd - 1])
+    if end > len(data):
+        raise ValueError("truncated rdata")
+    return end
+
+
+def opt_record(max_payload: int, do: int, ext_rcode: int = 0) -> bytes:
+    """Our OPT RR (11 octets): root owner, our payload size, version 0, DO echoed."""
+    return (
+        b"\x00\x00\x29"
+        + max_payload.to_bytes(2, "big")
+        + bytes((ext_rcode, 0, 0x80 if do else 0, 0))
+        + b"\x00\x00"
+    )
+
+
+class NameCompressor:
+    """Writes owner names with RFC 1035 compression against names already written."""
+
+    __slots__ = ("offsets",)
+
+    def __init__(self) -> None:
+        self.offsets: dict[bytes, int] = {}
+
+    def add(self, name: bytes, offset: int) -> None:
+        """Record `name` (lowercased wire) as written at `offset` (no pointer inside)."""
+        i = 0
+        while name[i] and offset + i < 0x3FFF:
+            self.offsets.setdefault(name[i:], offset + i)
+            i += name[i] + 1
+
+    def write(self, out: bytearray, name: bytes) -> None:
+        """Append `name` to `out`, compressed against the names recorded so far."""
+        i = 0
+        while name[i]:
+            ptr = self.offsets.get(name[i:])
+            if ptr is not None:
+                start = len(out)
+                out += name[:i]
+                out += bytes((0xC0 | ptr >> 8, ptr & 0xFF))
+                j = 0
+                while j < i and start + j < 0x3FFF:
+                    self.offsets.setdefault(name[j:], start + j)
+                    j += name[j] + 1
+                return
+            i += name[i] + 1
+        start = len(out)
+        out += name
+        self.add(name, start)

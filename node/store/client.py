@@ -1,0 +1,527 @@
+"""The node's only etcd client: KV, transactions, leases and watches over etcd's v3 gRPC API.
+
+Owns the gRPC channels (one per endpoint, created lazily, options for large
+ranges and fast reconnects), endpoint rotation, per-call deadlines,
+authentication (token metadata, re-authentication once on an invalid token)
+and the mapping of gRPC errors to `node.errors`. Values returned are frozen
+domain types (`KeyValue`, `RangeResult`, `TxnResult`); nothing outside
+`node/store/` sees a `*_pb2` message.
+
+Retry rule: idempotent calls (reads, lease keepalive/TTL/revoke, compact) are
+retried on the next endpoint until the call's deadline; writes (put, delete,
+txn, lease grant) are retried only when gRPC says the request never left
+(connection refused / failed to connect); otherwise they raise
+`EtcdUnavailable`, because the write may or may not have been applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import grpc
+
+from node.errors import ConfigError, EtcdUnavailable, NodeError, NotFound, Refused, ValidationError
+from node.store._gen import rpc_pb2, rpc_pb2_grpc
+from node.store.endpoint import Endpoint, parse_endpoint
+from node.store.txn import Compare, KeyLike, Op, prefix_range_end, to_bytes, txn_request
+
+if TYPE_CHECKING:
+    from node.store.watch import Watch
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+MAX_MESSAGE = 64 * 1024 * 1024
+_RETRY_BACKOFF = (0.05, 0.1, 0.2, 0.4, 0.8)
+_NOT_SENT_HINTS = (
+    "failed to connect",
+    "connection refused",
+    "connect failed",
+    "dns resolution failed",
+    "name resolution",
+    "no route to host",
+)
+_CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
+    ("grpc.max_receive_message_length", MAX_MESSAGE),
+    ("grpc.max_send_message_length", MAX_MESSAGE),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.enable_retries", 0),
+)
+
+
+# ---------------------------------------------------------------- values and errors
+
+
+@dataclass(frozen=True, slots=True)
+class KeyValue:
+    key: bytes
+    value: bytes
+    create_revision: int
+    mod_revision: int
+    version: int
+    lease: int
+
+    @classmethod
+    def from_proto(cls, kv: rpc_pb2.KeyValue) -> KeyValue:
+        return cls(kv.key, kv.value, kv.create_revision, kv.mod_revision, kv.version, kv.lease)
+
+
+@dataclass(frozen=True, slots=True)
+class RangeResult:
+    kvs: tuple[KeyValue, ...]
+    more: bool
+    count: int
+    revision: int  # the store revision the range was read at
+
+    @classmethod
+    def from_proto(cls, resp: rpc_pb2.RangeResponse) -> RangeResult:
+        kvs = tuple(KeyValue.from_proto(kv) for kv in resp.kvs)
+        return cls(kvs, resp.more, resp.count, resp.header.revision)
+
+
+@dataclass(frozen=True, slots=True)
+class TxnResult:
+    """Outcome of a transaction.
+
+    `responses` has one entry per op of the branch that ran (`then` if
+    `succeeded`, else `otherwise`): a `RangeResult` for `Op.get`, the
+    transaction's revision (int) for `Op.put`, the number of deleted keys (int)
+    for `Op.delete`. `revision` is the store revision after the transaction
+    (unchanged if it wrote nothing).
+    """
+
+    succeeded: bool
+    revision: int
+    responses: tuple[RangeResult | int | None, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+
+class Compacted(NodeError):
+    """The requested revision was compacted: the caller must resynchronise fully."""
+
+    code = "etcd-compacted"
+
+    def __init__(self, compact_revision: int, message: str | None = None) -> None:
+        super().__init__(
+            message or f"etcd history before revision {compact_revision} was compacted; resync"
+        )
+        self.compact_revision = compact_revision
+
+
+class WatchCanceled(NodeError):
+    """etcd canceled a watch for a reason other than compaction (permission, ...)."""
+
+    code = "etcd-watch-canceled"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"etcd canceled the watch: {reason or 'no reason given'}")
+        self.reason = reason
+
+
+class EtcdAuthError(ConfigError):
+    """etcd refused the configured user name or password."""
+
+    code = "etcd-auth"
+
+
+class EtcdPermissionDenied(Refused):
+    """The etcd user lacks permission for the key range."""
+
+    code = "etcd-permission"
+
+
+class EtcdError(NodeError):
+    """etcd answered with an error that has no more specific meaning here."""
+
+    code = "etcd-error"
+
+
+def is_not_sent(err: grpc.aio.AioRpcError) -> bool:
+    """True when gRPC reports that the request never reached a server."""
+    if err.code() != grpc.StatusCode.UNAVAILABLE:
+        return False
+    details = (err.details() or "").lower()
+    return any(hint in details for hint in _NOT_SENT_HINTS)
+
+
+def is_invalid_token(err: grpc.aio.AioRpcError) -> bool:
+    details = (err.details() or "").lower()
+    return err.code() == grpc.StatusCode.UNAUTHENTICATED or "invalid auth token" in details
+
+
+# ---------------------------------------------------------------- the client
+
+
+class EtcdClient:
+    """An asyncio etcd v3 client for one cluster (several endpoints)."""
+
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        tls: TlsConfig | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        if not endpoints:
+            raise ConfigError("etcd.endpoints: at least one endpoint is required")
+        self._endpoints: tuple[Endpoint, ...] = tuple(
+            parse_endpoint(e, tls=tls is not None) for e in endpoints
+        )
+        self._username = username
+        self._password = password
+        self._tls = tls
+        self.timeout = timeout
+        self._index = 0
+        self._channels: dict[int, grpc.aio.Channel] = {}
+        self._token: str | None = None
+        self._auth_lock = asyncio.Lock()
+        self._closed = False
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        return tuple(e.url for e in self._endpoints)
+
+    # -- lifecycle
+
+    async def connect(self) -> None:
+        """Prepare the channel; authenticate if a user is configured and etcd answers.
+
+        Never fails because etcd is down (calls fail later with
+        `EtcdUnavailable`); fails with `EtcdAuthError` on a wrong password.
+        """
+        self._channel()
+        if self._username:
+            try:
+                await self._authenticate(asyncio.get_running_loop().time() + self.timeout)
+            except EtcdUnavailable as exc:
+                log.warning("etcd not reachable at connect, will retry on use: %s", exc)
+
+    async def close(self) -> None:
+        self._closed = True
+        channels, self._channels = list(self._channels.values()), {}
+        for channel in channels:
+            await channel.close()
+
+    # -- KV
+
+    async def get(self, key: KeyLike) -> KeyValue | None:
+        result = await self.range(key)
+        return result.kvs[0] if result.kvs else None
+
+    async def range(
+        self,
+        key: KeyLike,
+        range_end: KeyLike | None = None,
+        *,
+        prefix: bool = False,
+        limit: int = 0,
+        revision: int = 0,
+        keys_only: bool = False,
+        count_only: bool = False,
+        serializable: bool = False,
+    ) -> RangeResult:
+        end = prefix_range_end(key) if prefix else to_bytes(range_end or b"")
+        req = rpc_pb2.RangeRequest(
+            key=to_bytes(key), range_end=end, limit=limit, revision=revision,
+            keys_only=keys_only, count_only=count_only, serializable=serializable,
+        )
+        resp = await self._unary("KV", "Range", req, idempotent=True)
+        return RangeResult.from_proto(resp)
+
+    async def range_all(
+        self, prefix: KeyLike, *, page: int = 1000, revision: int = 0
+    ) -> tuple[list[KeyValue], int]:
+        """Every key under `prefix`, read in pages all at one revision.
+
+        The revision is the first page's (or `revision` if given); returns
+        (kvs in key order, revision). Raises `Compacted` if that revision is
+        compacted while paging.
+        """
+        start, end = to_bytes(prefix), prefix_range_end(prefix)
+        kvs: list[KeyValue] = []
+        while True:
+            result = await self.range(start, end, limit=page, revision=revision)
+            if revision == 0:
+                revision = result.revision
+            kvs.extend(result.kvs)
+            if not result.more or not result.kvs:
+                return kvs, revision
+            start = result.kvs[-1].key + b"\x00"
+
+    async def put(self, key: KeyLike, value: KeyLike, *, lease: int = 0) -> int:
+        req = rpc_pb2.PutRequest(key=to_bytes(key), value=to_bytes(value), lease=lease)
+        resp = await self._unary("KV", "Put", req, idempotent=False)
+        return int(resp.header.revision)
+
+    async def delete(self, key: KeyLike, *, prefix: bool = False) -> int:
+        end = prefix_range_end(key) if prefix else b""
+        req = rpc_pb2.DeleteRangeRequest(key=to_bytes(key), range_end=end)
+        resp = await self._unary("KV", "DeleteRange", req, idempotent=False)
+        return int(resp.deleted)
+
+    async def txn(
+        self, when: Sequence[Compare], then: Sequence[Op], otherwise: Sequence[Op] = ()
+    ) -> TxnResult:
+        resp = await self._unary("KV", "Txn", txn_request(when, then, otherwise), idempotent=False)
+        revision = int(resp.header.revision)
+        responses: list[RangeResult | int | None] = []
+        for op in resp.responses:
+            kind = op.WhichOneof("response")
+            if kind == "response_range":
+                responses.append(RangeResult.from_proto(op.response_range))
+            elif kind == "response_put":
+                responses.append(revision)
+            elif kind == "response_delete_range":
+                responses.append(int(op.response_delete_range.deleted))
+            else:
+                responses.append(None)
+        return TxnResult(resp.succeeded, revision, tuple(responses))
+
+    async def compact(self, revision: int, *, physical: bool = True) -> None:
+        """Compact history before `revision` (already compacted is not an error)."""
+        req = rpc_pb2.CompactionRequest(revision=revision, physical=physical)
+        try:
+            await self._unary("KV", "Compact", req, idempotent=True)
+        except Compacted:
+            pass
+
+    # -- leases
+
+    async def lease_grant(self, ttl: int) -> tuple[int, int]:
+        resp = await self._unary(
+            "Lease", "LeaseGrant", rpc_pb2.LeaseGrantRequest(TTL=ttl), idempotent=False
+        )
+        if resp.error:
+            raise EtcdError(f"etcd refused a lease of {ttl}s: {resp.error}")
+        return int(resp.ID), int(resp.TTL)
+
+    async def lease_revoke(self, lease_id: int) -> None:
+        """Revoke a lease (a lease already gone is not an error)."""
+        try:
+            await self._unary(
+                "Lease", "LeaseRevoke", rpc_pb2.LeaseRevokeRequest(ID=lease_id), idempotent=True
+            )
+        except NotFound:
+            pass
+
+    async def lease_keepalive_once(self, lease_id: int) -> int:
+        """Refresh a lease once; returns its TTL, 0 if the lease is gone."""
+
+        async def one(stub: Any, timeout: float, metadata: Any) -> Any:
+            call = stub.LeaseKeepAlive(timeout=timeout, metadata=metadata)
+            try:
+                await call.write(rpc_pb2.LeaseKeepAliveRequest(ID=lease_id))
+                resp = await call.read()
+            finally:
+                call.cancel()
+            if resp is grpc.aio.EOF:
+                raise EtcdUnavailable("etcd closed the keepalive stream")
+            return resp
+
+        resp = await self._call("Lease", one, idempotent=True, what="LeaseKeepAlive")
+        return max(int(resp.TTL), 0)
+
+    async def lease_ttl(self, lease_id: int) -> int:
+        """Remaining TTL of a lease in seconds, -1 if it does not exist."""
+        req = rpc_pb2.LeaseTimeToLiveRequest(ID=lease_id)
+        try:
+            resp = await self._unary("Lease", "LeaseTimeToLive", req, idempotent=True)
+        except NotFound:
+            return -1
+        return int(resp.TTL)
+
+    # -- watch
+
+    def watch(
+        self,
+        prefix: KeyLike,
+        start_revision: int,
+        *,
+        prefix_match: bool = True,
+        prev_kv: bool = False,
+    ) -> Watch:
+        """A resumable watch from `start_revision` (see `node.store.watch.Watch`)."""
+        from node.store.watch import Watch  # watch.py imports this module
+
+        key = to_bytes(prefix)
+        end = prefix_range_end(key) if prefix_match else b""
+        return Watch(self, key, end, start_revision, prev_kv=prev_kv)
+
+    # -- plumbing shared with watch.py
+
+    def stub(self, service: str) -> Any:
+        """The stub of `service` on the current endpoint's channel."""
+        return getattr(rpc_pb2_grpc, f"{service}Stub")(self._channel())
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("token", self._token),) if self._token else ()
+
+    def rotate(self, failed_index: int | None = None) -> None:
+        """Move to the next endpoint (once per failure of the current one)."""
+        if len(self._endpoints) > 1 and failed_index in (None, self._index):
+            self._index = (self._index + 1) % len(self._endpoints)
+            log.info("etcd: switching to endpoint %s", self._endpoints[self._index].url)
+
+    @property
+    def endpoint_index(self) -> int:
+        return self._index
+
+    async def ensure_token(self, deadline: float, *, refresh: bool = False) -> None:
+        """Authenticate if a user is configured and there is no (valid) token."""
+        if self._username and (refresh or self._token is None):
+            await self._authenticate(deadline, stale=self._token if refresh else None)
+
+    def map_error(self, err: grpc.aio.AioRpcError, what: str) -> NodeError:
+        return _map_error(err, what, self.endpoints)
+
+    # -- internals
+
+    def _channel(self) -> grpc.aio.Channel:
+        if self._closed:
+            raise EtcdUnavailable("the etcd client is closed")
+        channel = self._channels.get(self._index)
+        if channel is None:
+            ep = self._endpoints[self._index]
+            if ep.secure:
+                channel = grpc.aio.secure_channel(ep.target, self._credentials(), _CHANNEL_OPTIONS)
+            else:
+                channel = grpc.aio.insecure_channel(ep.target, _CHANNEL_OPTIONS)
+            self._channels[self._index] = channel
+        return channel
+
+    def _credentials(self) -> grpc.ChannelCredentials:
+        tls = self._tls or TlsConfig()
+
+        def read(path: str | None, setting: str) -> bytes | None:
+            if path is None:
+                return None
+            try:
+                with open(path, "rb") as f:
+                    return f.read()
+            except OSError as exc:
+                raise ConfigError(f"etcd.tls.{setting}: cannot read {path}: {exc}") from exc
+
+        return grpc.ssl_channel_credentials(
+            root_certificates=read(tls.ca_file, "ca_file"),
+            private_key=read(tls.key_file, "key_file"),
+            certificate_chain=read(tls.cert_file, "cert_file"),
+        )
+
+    async def _authenticate(self, deadline: float, stale: str | None = None) -> None:
+        async with self._auth_lock:
+            if stale is None and self._token is not None:
+                return
+            if stale is not None and self._token != stale:
+                return  # someone else already refreshed it
+            self._token = None
+            req = rpc_pb2.AuthenticateRequest(name=self._username or "", password=self._password or "")
+
+            async def auth(stub: Any, timeout: float, metadata: Any) -> Any:
+                return await stub.Authenticate(req, timeout=timeout)
+
+            try:
+                resp = await self._call(
+                    "Auth", auth, idempotent=True, what="Authenticate", deadline=deadline, auth=False
+                )
+            except EtcdError as exc:
+                if "authentication is not enabled" in str(exc):
+                    log.warning("etcd user %r configured but etcd auth is disabled", self._username)
+                    return
+                raise
+            self._token = resp.token
+
+    async def _unary(self, service: str, method: str, req: Any, *, idempotent: bool) -> Any:
+        async def one(stub: Any, timeout: float, metadata: Any) -> Any:
+            return await getattr(stub, method)(req, timeout=timeout, metadata=metadata)
+
+        return await self._call(service, one, idempotent=idempotent, what=method)
+
+    async def _call(
+        self,
+        service: str,
+        fn: Callable[[Any, float, Any], Awaitable[T]],
+        *,
+        idempotent: bool,
+        what: str,
+        deadline: float | None = None,
+        auth: bool = True,
+    ) -> T:
+        loop = asyncio.get_running_loop()
+        deadline = deadline if deadline is not None else loop.time() + self.timeout
+        attempt = 0
+        reauthed = False
+        last: grpc.aio.AioRpcError | None = None
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise _unavailable(what, self.endpoints, last)
+            if auth:
+                await self.ensure_token(deadline)
+            index = self._index
+            try:
+                return await fn(self.stub(service), remaining, self.metadata() if auth else ())
+            except grpc.aio.AioRpcError as err:
+                last = err
+                code = err.code()
+                if auth and self._username and not reauthed and is_invalid_token(err):
+                    reauthed = True
+                    await self.ensure_token(deadline, refresh=True)
+                    continue
+                if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    raise self.map_error(err, what) from err
+                self.rotate(index)
+                if not (idempotent or is_not_sent(err)):
+                    raise _unavailable(what, self.endpoints, err, unknown=True) from err
+                delay = _RETRY_BACKOFF[min(attempt, len(_RETRY_BACKOFF) - 1)]
+                attempt += 1
+                await asyncio.sleep(min(delay, max(deadline - loop.time(), 0)))
+
+
+def _unavailable(
+    what: str, endpoints: Sequence[str], err: grpc.aio.AioRpcError | None, *, unknown: bool = False
+) -> EtcdUnavailable:
+    detail = f" ({err.code().name}: {err.details()})" if err is not None else ""
+    outcome = "; the write may or may not have been applied" if unknown else ""
+    return EtcdUnavailable(
+        f"etcd {what}: no answer from {', '.join(endpoints)} within the deadline{detail}{outcome}"
+    )
+
+
+def _map_error(err: grpc.aio.AioRpcError, what: str, endpoints: Sequence[str]) -> NodeError:
+    code, details = err.code(), err.details() or ""
+    low = details.lower()
+    text = f"etcd {what}: {details}"
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return _unavailable(what, endpoints, err)
+    if "required revision has been compacted" in low:
+        return Compacted(0, text)
+    if "authentication failed" in low or "invalid user id or password" in low:
+        return EtcdAuthError(
+            f"etcd refused the user name or password (settings etcd.username/etcd.password): "
+            f"{details}"
+        )
+    if code == grpc.StatusCode.PERMISSION_DENIED or "permission denied" in low:
+        return EtcdPermissionDenied(f"{text} (grant the etcd user's role this key range)")
+    if code == grpc.StatusCode.UNAUTHENTICATED or "user name is empty" in low:
+        return EtcdAuthError(f"{text} (etcd requires authentication: set etcd.username)")
+    if code == grpc.StatusCode.NOT_FOUND:
+        return NotFound(text)
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return ValidationError(text)
+    return EtcdError(f"{text} ({code.name})")

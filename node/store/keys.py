@@ -1,0 +1,161 @@
+"""The etcd key layout under the cluster prefix (default `/dnscluster/v1/`), built here only.
+
+Every key the node reads or writes is built and parsed by `KeyLayout`; no
+other module writes a key path (STYLE R2). The layout (mirrored in
+`docs/etcd-layout.md`):
+
+| key (after the prefix)                          | value                           | lease |
+| ----------------------------------------------- | ------------------------------- | ----- |
+| `zones/<zone>/config`                           | ZoneConfig JSON                 | no    |
+| `zones/<zone>/head`                             | `{"serial", "generation"}`      | no    |
+| `zones/<zone>/gen`                              | empty; put revision = new gen id | no    |
+| `zones/<zone>/data/<generation>/<owner>/<TYPE>` | RRset JSON `{"ttl", "rdata"}`   | no    |
+| `nodes/<node-id>`                               | NodeInfo JSON (durable)         | no    |
+| `alive/<node-id>`                               | liveness + status JSON          | node  |
+| `secrets/...`                                   | private key material (later)    | no    |
+
+`<zone>` and `<owner>` are absolute names in text form, lowercased, with
+`%` and `/` percent-escaped so a name never adds a path level. Every change
+to a zone is one transaction that also writes `head` (serial + 1), so a
+watcher sees a zone version as one etcd revision. Private key material
+lives under `secrets/`, outside `zones/`, so read-only nodes can be given
+`zones/` and `nodes/` without it (etcd permissions only grant).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import dns.name
+import dns.rdatatype
+
+DEFAULT_PREFIX = "/dnscluster/v1/"
+
+
+def _escape(text: str) -> str:
+    return text.replace("%", "%25").replace("/", "%2F")
+
+
+def _unescape(text: str) -> str:
+    return text.replace("%2F", "/").replace("%2f", "/").replace("%25", "%")
+
+
+def name_component(name: dns.name.Name) -> str:
+    """A DNS name as one key component."""
+    return _escape(name.canonicalize().to_text())
+
+
+def parse_name_component(text: str) -> dns.name.Name:
+    return dns.name.from_text(_unescape(text))
+
+
+def prefix_end(prefix: str) -> str:
+    """etcd's range end for a prefix: the prefix with its last byte incremented."""
+    raw = bytearray(prefix.encode())
+    while raw and raw[-1] == 0xFF:
+        raw.pop()
+    if not raw:
+        return "\0"
+    raw[-1] += 1
+    return raw.decode("latin-1")
+
+
+ZoneKeyKind = Literal["config", "head", "gen", "data"]
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneKey:
+    """A parsed key under `zones/`."""
+
+    zone: dns.name.Name
+    kind: ZoneKeyKind
+    generation: int = 0
+    owner: dns.name.Name | None = None
+    rdtype: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLayout:
+    """Builds and parses every key; `prefix` lets tests (or clusters) share one etcd."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        if not self.prefix.startswith("/") or not self.prefix.endswith("/"):
+            raise ValueError(f"etcd prefix must start and end with '/': {self.prefix!r}")
+
+    # zones ---------------------------------------------------------------
+    def zones_prefix(self) -> str:
+        return f"{self.prefix}zones/"
+
+    def zone_prefix(self, zone: dns.name.Name) -> str:
+        return f"{self.zones_prefix()}{name_component(zone)}/"
+
+    def config_key(self, zone: dns.name.Name) -> str:
+        return f"{self.zone_prefix(zone)}config"
+
+    def head_key(self, zone: dns.name.Name) -> str:
+        return f"{self.zone_prefix(zone)}head"
+
+    def gen_key(self, zone: dns.name.Name) -> str:
+        return f"{self.zone_prefix(zone)}gen"
+
+    def data_prefix(self, zone: dns.name.Name, generation: int) -> str:
+        return f"{self.zone_prefix(zone)}data/{generation}/"
+
+    def owner_prefix(self, zone: dns.name.Name, generation: int, owner: dns.name.Name) -> str:
+        return f"{self.data_prefix(zone, generation)}{name_component(owner)}/"
+
+    def rrset_key(
+        self, zone: dns.name.Name, generation: int, owner: dns.name.Name, rdtype: int
+    ) -> str:
+        return f"{self.owner_prefix(zone, generation, owner)}{dns.rdatatype.to_text(rdtype)}"
+
+    def parse_zone_key(self, key: str | bytes) -> ZoneKey | None:
+        """The parsed form of any key under `zones/`, or None if it is not one."""
+        text = key.decode() if isinstance(key, bytes) else key
+        base = self.zones_prefix()
+        if not text.startswith(base):
+            return None
+        parts = text[len(base):].split("/")
+        try:
+            zone = parse_name_component(parts[0])
+            if len(parts) == 2 and parts[1] in ("config", "head", "gen"):
+                return ZoneKey(zone=zone, kind=parts[1])  # type: ignore[arg-type]
+            if len(parts) == 5 and parts[1] == "data":
+                return ZoneKey(
+                    zone=zone,
+                    kind="data",
+                    generation=int(parts[2]),
+                    owner=parse_name_component(parts[3]),
+                    rdtype=dns.rdatatype.from_text(parts[4]),
+                )
+        except (ValueError, dns.exception.DNSException):  # type: ignore[attr-defined]
+            return None
+        return None
+
+    # nodes ---------------------------------------------------------------
+    def nodes_prefix(self) -> str:
+        return f"{self.prefix}nodes/"
+
+    def node_key(self, node_id: str) -> str:
+        return f"{self.nodes_prefix()}{_escape(node_id)}"
+
+    def alive_prefix(self) -> str:
+        return f"{self.prefix}alive/"
+
+    def alive_key(self, node_id: str) -> str:
+        return f"{self.alive_prefix()}{_escape(node_id)}"
+
+    def parse_node_id(self, key: str | bytes) -> str | None:
+        """The node id of a `nodes/` or `alive/` key."""
+        text = key.decode() if isinstance(key, bytes) else key
+        for base in (self.nodes_prefix(), self.alive_prefix()):
+            if text.startswith(base):
+                return _unescape(text[len(base):])
+        return None
+
+    # secrets (private key material; never readable by read-only nodes) ---
+    def secrets_prefix(self) -> str:
+        return f"{self.prefix}secrets/"

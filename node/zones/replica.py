@@ -1,0 +1,276 @@
+"""The node's in-memory copy of every zone, fed by one etcd watch on `zones/`.
+
+Loads everything with paged range reads at one revision, then watches from
+the next revision. Each etcd revision that touches a zone (every change is
+one transaction, see `repository`) becomes one new immutable `ZoneSnapshot`
+of that zone, handed in revision order to `on_update`; readers of older
+snapshots never wait. A generation switch (import) reloads the zone's new
+generation at the flip revision. After a compaction the node resynchronises
+fully; after a disconnect the watch resumes from its last revision (the
+store's `Watch` does that), so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import dns.name
+import dns.rdatatype
+import dns.rrset
+
+from node.errors import EtcdUnavailable
+from node.events import Event, emit
+from node.store.client import Compacted, EtcdClient, KeyValue, WatchCanceled
+from node.store.keys import KeyLayout
+from node.zones.model import ZoneConfig, ZoneHead, ZoneSnapshot, rrset_from_json, with_serial
+
+log = logging.getLogger(__name__)
+
+Name = dns.name.Name
+OnUpdate = Callable[[ZoneSnapshot], Awaitable[None] | None]
+OnRemove = Callable[[Name], Awaitable[None] | None]
+_Owner = MappingProxyType  # owner's types map, immutable once published
+
+
+@dataclass(slots=True)
+class _ZoneState:
+    config: ZoneConfig | None = None
+    head: ZoneHead | None = None
+    nodes: dict[Name, MappingProxyType[int, dns.rrset.RRset]] = field(default_factory=dict)
+    snapshot: ZoneSnapshot | None = None
+
+
+async def _call(cb: Callable[..., Awaitable[None] | None], *args: object) -> None:
+    result = cb(*args)
+    if inspect.isawaitable(result):
+        await result
+
+
+class Replica:
+    """Holds the current snapshot of every zone, fed by one watch."""
+
+    def __init__(
+        self,
+        client: EtcdClient,
+        layout: KeyLayout,
+        *,
+        on_update: OnUpdate | None = None,
+        on_remove: OnRemove | None = None,
+        retry_interval: float = 1.0,
+    ) -> None:
+        self._etcd = client
+        self._keys = layout
+        self._on_update = on_update
+        self._on_remove = on_remove
+        self._retry = retry_interval
+        self._zones: dict[Name, _ZoneState] = {}
+        self.revision = 0  # etcd revision fully applied
+        self.loaded = asyncio.Event()
+        self._applied = asyncio.Condition()
+
+    # -- reading ----------------------------------------------------------
+    def snapshot(self, zone: Name) -> ZoneSnapshot | None:
+        state = self._zones.get(zone)
+        return None if state is None else state.snapshot
+
+    def snapshots(self) -> list[ZoneSnapshot]:
+        return [s.snapshot for s in self._zones.values() if s.snapshot is not None]
+
+    async def wait_revision(self, revision: int, timeout: float) -> None:
+        """Wait until everything up to `revision` is applied (TimeoutError otherwise)."""
+        async with asyncio.timeout(timeout), self._applied:
+            await self._applied.wait_for(lambda: self.revision >= revision)
+
+    # -- loading ----------------------------------------------------------
+    async def load(self) -> int:
+        """Full load at one revision; retries until etcd answers. Returns the revision."""
+        while True:
+            try:
+                kvs, revision = await self._etcd.range_all(self._keys.zones_prefix())
+                break
+            except EtcdUnavailable as exc:
+                emit(Event.ETCD_UNAVAILABLE, level=logging.WARNING, during="load", error=str(exc))
+                await asyncio.sleep(self._retry)
+        fresh: dict[Name, _ZoneState] = {}
+        data: dict[Name, list[KeyValue]] = {}
+        for kv in kvs:
+            parsed = self._keys.parse_zone_key(kv.key)
+            if parsed is None:
+                continue
+            state = fresh.setdefault(parsed.zone, _ZoneState())
+            if parsed.kind == "config":
+                state.config = ZoneConfig.from_json(kv.value)
+            elif parsed.kind == "head":
+                state.head = ZoneHead.from_json(kv.value)
+            elif parsed.kind == "data":
+                data.setdefault(parsed.zone, []).append(kv)
+        for zone, state in fresh.items():
+            if state.head is None:
+                continue
+            gen = state.head.generation
+            state.nodes = self._build_nodes(
+                kv for kv in data.get(zone, ()) if self._generation_of(kv) == gen
+            )
+        removed = [z for z in self._zones if z not in fresh or fresh[z].head is None]
+        self._zones = {z: s for z, s in fresh.items() if s.head is not None}
+        for zone in removed:
+            await self._removed(zone)
+        for zone, state in self._zones.items():
+            await self._publish(zone, state, revision, changed=None)
+        await self._set_revision(revision)
+        self.loaded.set()
+        emit(Event.ZONE_LOADED, zones=len(self._zones), revision=revision)
+        return revision
+
+    def _generation_of(self, kv: KeyValue) -> int:
+        parsed = self._keys.parse_zone_key(kv.key)
+        return -1 if parsed is None else parsed.generation
+
+    def _build_nodes(self, kvs: object) -> dict[Name, MappingProxyType[int, dns.rrset.RRset]]:
+        raw: dict[Name, dict[int, dns.rrset.RRset]] = {}
+        for kv in kvs:  # type: ignore[attr-defined]
+            parsed = self._keys.parse_zone_key(kv.key)
+            if parsed is None or parsed.owner is None:
+                continue
+            try:
+                raw.setdefault(parsed.owner, {})[parsed.rdtype] = rrset_from_json(
+                    parsed.owner, parsed.rdtype, kv.value
+                )
+            except Exception as exc:  # a bad value must not stop the node
+                emit(Event.ZONE_LOAD_FAILED, level=logging.ERROR, key=kv.key, error=str(exc))
+        return {owner: MappingProxyType(types) for owner, types in raw.items()}
+
+    # -- watching ---------------------------------------------------------
+    async def run(self) -> None:
+        """Load (if not yet), then apply the watch forever; resync after compaction."""
+        if not self.loaded.is_set():
+            await self.load()
+        while True:
+            watch = self._etcd.watch(self._keys.zones_prefix(), self.revision + 1)
+            try:
+                async for batch in watch:
+                    await self._apply(batch.revision, batch.events)
+            except Compacted as exc:
+                emit(Event.WATCH_COMPACTED_RESYNC, level=logging.WARNING,
+                     compact_revision=exc.compact_revision, applied=self.revision)
+                await self.load()
+            except WatchCanceled as exc:
+                emit(Event.WATCH_RESUMED, level=logging.WARNING, reason=str(exc))
+                await asyncio.sleep(self._retry)
+            except EtcdUnavailable as exc:
+                emit(Event.ETCD_UNAVAILABLE, level=logging.WARNING, during="watch", error=str(exc))
+                await asyncio.sleep(self._retry)
+            finally:
+                await watch.close()
+
+    async def _apply(self, revision: int, events: tuple) -> None:  # type: ignore[type-arg]
+        touched: dict[Name, set[Name] | None] = {}
+        reload: set[Name] = set()
+        removed: set[Name] = set()
+        for ev in events:
+            parsed = self._keys.parse_zone_key(ev.kv.key)
+            if parsed is None or parsed.kind == "gen":
+                continue
+            zone = parsed.zone
+            is_put = ev.type == "put"
+            if parsed.kind == "head":
+                if not is_put:
+                    removed.add(zone)
+                    continue
+                state = self._zones.setdefault(zone, _ZoneState())
+                head = ZoneHead.from_json(ev.kv.value)
+                if state.head is None or state.head.generation != head.generation:
+                    reload.add(zone)
+                state.head = head
+                removed.discard(zone)
+                touched.setdefault(zone, set())
+            elif parsed.kind == "config":
+                if is_put:
+                    state = self._zones.setdefault(zone, _ZoneState())
+                    state.config = ZoneConfig.from_json(ev.kv.value)
+                    touched[zone] = None
+            else:
+                state = self._zones.get(zone)
+                if state is None or state.head is None:
+                    continue
+                if parsed.generation != state.head.generation or zone in reload:
+                    continue
+                owner = parsed.owner
+                assert owner is not None
+                types = dict(state.nodes.get(owner, {}))
+                if is_put:
+                    types[parsed.rdtype] = rrset_from_json(owner, parsed.rdtype, ev.kv.value)
+                else:
+                    types.pop(parsed.rdtype, None)
+                if types:
+                    state.nodes[owner] = MappingProxyType(types)
+                else:
+                    state.nodes.pop(owner, None)
+                changed = touched.setdefault(zone, set())
+                if changed is not None:
+                    changed.add(owner)
+        for zone in removed:
+            if zone in self._zones:
+                del self._zones[zone]
+                touched.pop(zone, None)
+                await self._removed(zone)
+        for zone in reload:
+            state = self._zones.get(zone)
+            if state is None or state.head is None:
+                continue
+            kvs, _ = await self._etcd.range_all(
+                self._keys.data_prefix(zone, state.head.generation), revision=revision
+            )
+            state.nodes = self._build_nodes(kvs)
+            touched[zone] = None
+        for zone, changed in touched.items():
+            state = self._zones.get(zone)
+            if state is not None:
+                await self._publish(zone, state, revision, changed)
+        await self._set_revision(revision)
+
+    async def _publish(
+        self, zone: Name, state: _ZoneState, revision: int, changed: set[Name] | None
+    ) -> None:
+        if state.config is None or state.head is None:
+            return
+        apex = state.nodes.get(zone)
+        if apex is None or dns.rdatatype.SOA not in apex:
+            emit(Event.ZONE_LOAD_FAILED, level=logging.ERROR, zone=zone, error="no SOA at apex")
+            return
+        soa = apex[dns.rdatatype.SOA]
+        if soa[0].serial != state.head.serial:
+            state.nodes[zone] = MappingProxyType(
+                {**apex, dns.rdatatype.SOA: with_serial(soa, state.head.serial)}
+            )
+        prev = state.snapshot
+        if changed is not None:
+            changed = set(changed) | {zone}
+        snap = ZoneSnapshot(
+            config=state.config,
+            serial=state.head.serial,
+            revision=revision,
+            nodes=MappingProxyType(dict(state.nodes)),
+            changed=None if (prev is None or changed is None) else frozenset(changed),
+            generation=state.head.generation,
+        )
+        state.snapshot = snap
+        if self._on_update is not None:
+            await _call(self._on_update, snap)
+        emit(Event.ZONE_UPDATED, level=logging.DEBUG, zone=zone, serial=snap.serial,
+             revision=revision)
+
+    async def _removed(self, zone: Name) -> None:
+        emit(Event.ZONE_REMOVED, zone=zone)
+        if self._on_remove is not None:
+            await _call(self._on_remove, zone)
+
+    async def _set_revision(self, revision: int) -> None:
+        async with self._applied:
+            self.revision = max(self.revision, revision)
+            self._applied.notify_all()

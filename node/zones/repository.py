@@ -1,0 +1,401 @@
+"""Zone and record changes in etcd: one transaction per change, SOA serial bump included.
+
+Every change reads the zone head (serial, generation) and the data it
+touches in one read transaction, then writes the new data and `head` with
+serial + 1 (RFC 1982) in one transaction compared on the head's mod
+revision. Every change writes the head, so an unchanged head revision proves
+nothing in the zone changed in between; on a failed compare the change is
+retried from the read (concurrent writers on other nodes lose nothing).
+
+Bulk changes (create with content, import) cannot be one transaction (etcd
+caps a txn at 128 operations and 1.5 MiB). They write a new *generation*
+of the zone in batches, invisible to replicas, then activate it with one
+transaction that flips `head.generation` and bumps the serial; the old
+generation is deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import dns.exception
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.NS
+import dns.rdtypes.ANY.SOA
+import dns.rrset
+import dns.zone
+
+from node.errors import Conflict, NotFound, ValidationError
+from node.store.client import EtcdClient, KeyValue
+from node.store.keys import KeyLayout
+from node.store.txn import Compare, Op
+from node.zones.model import (
+    ZoneConfig,
+    ZoneHead,
+    ZoneSnapshot,
+    rrset_from_json,
+    rrset_to_json,
+    snapshot_from_rrsets,
+    snapshot_from_text,
+    with_serial,
+)
+from node.zones.serial import serial_add
+
+log = logging.getLogger(__name__)
+
+Name = dns.name.Name
+MAX_RETRIES = 200
+_Build = Callable[[ZoneHead, dict[int, dns.rrset.RRset]], list[Op]]
+BATCH_OPS = 100
+BATCH_BYTES = 1_000_000
+# Types only the signer may write (issue 3); users may not add them directly.
+_RESERVED_TYPES = frozenset(
+    {dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3, dns.rdatatype.NSEC3PARAM}
+)
+_CNAME_COMPATIBLE = frozenset({dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.CNAME})
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneInfo:
+    """What `zone list` / `zone show` report about a zone."""
+
+    config: ZoneConfig
+    serial: int
+    generation: int
+    rrset_count: int  # -1 when not counted (list)
+    revision: int  # etcd mod revision of the zone head
+
+
+def default_soa(zone: Name, primary_ns: Name, admin_email: str | None) -> dns.rrset.RRset:
+    """The SOA a new empty zone gets (expire 7 days, negative TTL 300)."""
+    if admin_email:
+        local, _, domain = admin_email.partition("@")
+        rname = dns.name.from_text(local.replace(".", "\\.") + "." + domain) if domain else (
+            dns.name.from_text(admin_email)
+        )
+    else:
+        rname = dns.name.Name(("hostmaster",)).concatenate(zone)
+    rd = dns.rdtypes.ANY.SOA.SOA(
+        dns.rdataclass.IN, dns.rdatatype.SOA, primary_ns, rname, 1, 3600, 600, 604800, 300
+    )
+    return dns.rrset.from_rdata(zone, 3600, rd)
+
+
+class ZoneRepository:
+    """All writes of zone data go through here (never through etcd directly)."""
+
+    def __init__(self, client: EtcdClient, layout: KeyLayout) -> None:
+        self._etcd = client
+        self._keys = layout
+
+    # -- reads ------------------------------------------------------------
+    async def _head(self, zone: Name) -> tuple[ZoneHead, KeyValue]:
+        kv = await self._etcd.get(self._keys.head_key(zone))
+        if kv is None:
+            raise NotFound(f"zone {zone} does not exist (clusterctl zone list shows the zones)")
+        return ZoneHead.from_json(kv.value), kv
+
+    async def _config(self, zone: Name) -> ZoneConfig:
+        kv = await self._etcd.get(self._keys.config_key(zone))
+        if kv is None:
+            raise NotFound(f"zone {zone} does not exist (clusterctl zone list shows the zones)")
+        return ZoneConfig.from_json(kv.value)
+
+    async def list_zones(self) -> list[ZoneInfo]:
+        kvs, _ = await self._etcd.range_all(self._keys.zones_prefix())
+        configs: dict[Name, ZoneConfig] = {}
+        heads: dict[Name, tuple[ZoneHead, int]] = {}
+        for kv in kvs:
+            parsed = self._keys.parse_zone_key(kv.key)
+            if parsed is None:
+                continue
+            if parsed.kind == "config":
+                configs[parsed.zone] = ZoneConfig.from_json(kv.value)
+            elif parsed.kind == "head":
+                heads[parsed.zone] = (ZoneHead.from_json(kv.value), kv.mod_revision)
+        out = []
+        for zone, (head, rev) in sorted(heads.items()):
+            if zone in configs:
+                out.append(ZoneInfo(configs[zone], head.serial, head.generation, -1, rev))
+        return out
+
+    async def get_zone(self, name: Name) -> ZoneInfo:
+        config = await self._config(name)
+        head, kv = await self._head(name)
+        count = await self._etcd.range(
+            self._keys.data_prefix(name, head.generation), prefix=True, count_only=True,
+            revision=kv.mod_revision,
+        )
+        return ZoneInfo(config, head.serial, head.generation, count.count, kv.mod_revision)
+
+    async def snapshot(self, zone: Name) -> ZoneSnapshot:
+        """The zone's content at one etcd revision."""
+        config = await self._config(zone)
+        head, kv = await self._head(zone)
+        kvs, revision = await self._etcd.range_all(
+            self._keys.data_prefix(zone, head.generation), revision=kv.mod_revision
+        )
+        rrsets = [self._rrset(kv) for kv in kvs]
+        return snapshot_from_rrsets(
+            config, rrsets, serial=head.serial, revision=revision, generation=head.generation
+        )
+
+    def _rrset(self, kv: KeyValue) -> dns.rrset.RRset:
+        parsed = self._keys.parse_zone_key(kv.key)
+        assert parsed is not None and parsed.owner is not None
+        return rrset_from_json(parsed.owner, parsed.rdtype, kv.value)
+
+    async def export_zone(self, name: Name) -> str:
+        snap = await self.snapshot(name)
+        return snap.to_zone().to_text(relativize=False, want_origin=True)
+
+    async def list_records(
+        self, zone: Name, owner: Name | None = None, rdtype: int | None = None
+    ) -> list[dns.rrset.RRset]:
+        snap = await self.snapshot(zone)
+        out = []
+        for rrset in snap.rrsets():
+            if owner is not None and rrset.name != owner:
+                continue
+            if rdtype is not None and rrset.rdtype != rdtype:
+                continue
+            out.append(rrset)
+        out.sort(key=lambda r: (r.name.canonicalize().labels[::-1], r.rdtype))
+        return out
+
+    # -- zone lifecycle ---------------------------------------------------
+    async def create_zone(
+        self,
+        name: Name,
+        *,
+        primary_ns: Name | None = None,
+        admin_email: str | None = None,
+        ns: tuple[Name, ...] = (),
+        allow_transfer: tuple[str, ...] = (),
+        text: str | None = None,
+    ) -> ZoneInfo:
+        """Create an empty zone (SOA + NS at the apex) or one from master-file `text`."""
+        name = name.canonicalize()
+        config = ZoneConfig(name=name, allow_transfer=tuple(allow_transfer))
+        if text is not None:
+            snap = snapshot_from_text(text, name)
+            rrsets = list(snap.rrsets())
+            serial = snap.serial
+        else:
+            default_ns = dns.name.Name(("ns1",)).concatenate(name)
+            nameservers = ns or ((primary_ns or default_ns),)
+            soa = default_soa(name, primary_ns or nameservers[0], admin_email)
+            ns_rrset = dns.rrset.from_text_list(
+                name, 3600, "IN", "NS", [n.to_text() for n in nameservers]
+            )
+            rrsets = [soa, ns_rrset]
+            serial = 1
+        generation = await self._new_generation(name)
+        await self._write_generation(name, generation, rrsets)
+        head = ZoneHead(serial=serial, generation=generation)
+        result = await self._etcd.txn(
+            when=[Compare.version(self._keys.head_key(name)) == 0],
+            then=[
+                Op.put(self._keys.config_key(name), config.to_json()),
+                Op.put(self._keys.head_key(name), head.to_json()),
+            ],
+        )
+        if not result.succeeded:
+            await self._etcd.delete(self._keys.data_prefix(name, generation), prefix=True)
+            raise Conflict(f"zone {name} already exists")
+        log.info("zone %s created at serial %d", name, serial)
+        return ZoneInfo(config, serial, generation, len(rrsets), result.revision)
+
+    async def delete_zone(self, name: Name) -> None:
+        await self._head(name)
+        deleted = await self._etcd.delete(self._keys.zone_prefix(name), prefix=True)
+        if not deleted:
+            raise NotFound(f"zone {name} does not exist")
+
+    async def update_config(self, config: ZoneConfig) -> ZoneInfo:
+        key = self._keys.config_key(config.name)
+        await self._mutate(config.name, lambda _h, _d: [Op.put(key, config.to_json())])
+        return await self.get_zone(config.name)
+
+    async def import_zone(self, name: Name, text: str, *, create: bool = True) -> ZoneInfo:
+        """Replace the zone's whole content with master-file `text` (new generation, one flip)."""
+        name = name.canonicalize()
+        snap = snapshot_from_text(text, name)
+        if await self._etcd.get(self._keys.head_key(name)) is None:
+            if not create:
+                raise NotFound(f"zone {name} does not exist")
+            return await self.create_zone(name, text=text)
+        rrsets = list(snap.rrsets())
+        generation = await self._new_generation(name)
+        await self._write_generation(name, generation, rrsets)
+        for _ in range(MAX_RETRIES):
+            head, kv = await self._head(name)
+            new_head = ZoneHead(serial=serial_add(head.serial, 1), generation=generation)
+            result = await self._etcd.txn(
+                when=[Compare.mod_revision(self._keys.head_key(name)) == kv.mod_revision],
+                then=[Op.put(self._keys.head_key(name), new_head.to_json())],
+            )
+            if result.succeeded:
+                await self._etcd.delete(
+                    self._keys.data_prefix(name, head.generation), prefix=True
+                )
+                return await self.get_zone(name)
+        raise Conflict(f"zone {name} changed too often to import; try again")
+
+    async def _new_generation(self, zone: Name) -> int:
+        # The revision of this put is unique cluster-wide: a generation id nobody else uses.
+        return await self._etcd.put(self._keys.gen_key(zone), b"")
+
+    async def _write_generation(
+        self, zone: Name, generation: int, rrsets: Sequence[dns.rrset.RRset]
+    ) -> None:
+        batches: list[list[Op]] = [[]]
+        size = 0
+        for rrset in rrsets:
+            value = rrset_to_json(rrset)
+            if len(batches[-1]) >= BATCH_OPS or size + len(value) > BATCH_BYTES:
+                batches.append([])
+                size = 0
+            batches[-1].append(
+                Op.put(self._keys.rrset_key(zone, generation, rrset.name, rrset.rdtype), value)
+            )
+            size += len(value) + 100
+        sem = asyncio.Semaphore(4)
+
+        async def write(batch: list[Op]) -> None:
+            async with sem:
+                await self._etcd.txn(when=[], then=batch)
+
+        await asyncio.gather(*(write(b) for b in batches if b))
+
+    # -- record changes ---------------------------------------------------
+    async def add_records(self, zone: Name, rrset: dns.rrset.RRset) -> int:
+        def change(existing: dns.rrset.RRset | None) -> dns.rrset.RRset:
+            out = dns.rrset.RRset(rrset.name, dns.rdataclass.IN, rrset.rdtype)
+            for rd in existing or ():
+                out.add(rd, rrset.ttl)
+            for rd in rrset:
+                out.add(rd, rrset.ttl)
+            out.update_ttl(rrset.ttl)
+            return out
+
+        return await self._change_rrset(zone, rrset.name, rrset.rdtype, change)
+
+    async def replace_rrset(self, zone: Name, rrset: dns.rrset.RRset) -> int:
+        return await self._change_rrset(zone, rrset.name, rrset.rdtype, lambda _old: rrset)
+
+    async def delete_records(
+        self, zone: Name, owner: Name, rdtype: int, rrset: dns.rrset.RRset | None = None
+    ) -> int:
+        def change(existing: dns.rrset.RRset | None) -> dns.rrset.RRset | None:
+            if existing is None:
+                raise NotFound(f"no {dns.rdatatype.to_text(rdtype)} records at {owner}")
+            if rrset is None:
+                return None
+            missing = [rd for rd in rrset if rd not in existing]
+            if missing:
+                raise NotFound(
+                    f"{owner} {dns.rdatatype.to_text(rdtype)} has no record "
+                    f"{missing[0].to_text()}"
+                )
+            out = existing.copy()
+            for rd in rrset:
+                out.discard(rd)
+            return out if len(out) else None
+
+        return await self._change_rrset(zone, owner, rdtype, change)
+
+    async def _change_rrset(
+        self,
+        zone: Name,
+        owner: Name,
+        rdtype: int,
+        change: Callable[[dns.rrset.RRset | None], dns.rrset.RRset | None],
+    ) -> int:
+        zone = zone.canonicalize()
+        if not owner.is_subdomain(zone):
+            raise ValidationError(f"owner {owner} is not inside zone {zone}")
+        if rdtype in _RESERVED_TYPES:
+            raise ValidationError(
+                f"{dns.rdatatype.to_text(rdtype)} records are made by the signer, not added by hand"
+            )
+
+        def build(head: ZoneHead, at_owner: dict[int, dns.rrset.RRset]) -> list[Op]:
+            new = change(at_owner.get(rdtype))
+            if new is not None and len(new) == 0:
+                new = None
+            self._check_rules(zone, owner, rdtype, new, at_owner)
+            key = self._keys.rrset_key(zone, head.generation, owner, rdtype)
+            if new is None:
+                return [Op.delete(key)]
+            return [Op.put(key, rrset_to_json(new))]
+
+        return await self._mutate(zone, build, owner=owner)
+
+    def _check_rules(
+        self,
+        zone: Name,
+        owner: Name,
+        rdtype: int,
+        new: dns.rrset.RRset | None,
+        at_owner: dict[int, dns.rrset.RRset],
+    ) -> None:
+        others = {t for t in at_owner if t != rdtype}
+        if owner == zone:
+            if rdtype == dns.rdatatype.CNAME and new is not None:
+                raise ValidationError(f"a CNAME cannot be at the zone apex {zone}")
+            if rdtype in (dns.rdatatype.SOA, dns.rdatatype.NS) and new is None:
+                raise ValidationError(
+                    f"the apex {dns.rdatatype.to_text(rdtype)} of {zone} cannot be deleted"
+                )
+            if rdtype == dns.rdatatype.SOA and new is not None and len(new) != 1:
+                raise ValidationError("a zone has exactly one SOA record")
+        elif rdtype == dns.rdatatype.SOA and new is not None:
+            raise ValidationError(f"an SOA record belongs at the zone apex {zone}, not at {owner}")
+        if new is None:
+            return
+        if rdtype == dns.rdatatype.CNAME:
+            if len(new) > 1:
+                raise ValidationError(f"{owner} can have only one CNAME record")
+            if others - _CNAME_COMPATIBLE:
+                raise ValidationError(f"{owner} has other data; a CNAME cannot be added there")
+        elif dns.rdatatype.CNAME in others and rdtype not in _CNAME_COMPATIBLE:
+            raise ValidationError(f"{owner} has a CNAME; no other data can be added there")
+
+    async def _mutate(self, zone: Name, build: _Build, owner: Name | None = None) -> int:
+        """Read head (+ the owner's RRsets), build ops, write them with head+1, fenced on head."""
+        head_key = self._keys.head_key(zone)
+        for attempt in range(MAX_RETRIES):
+            head_kv = await self._etcd.get(head_key)
+            if head_kv is None:
+                raise NotFound(f"zone {zone} does not exist (clusterctl zone list shows the zones)")
+            head = ZoneHead.from_json(head_kv.value)
+            at_owner: dict[int, dns.rrset.RRset] = {}
+            if owner is not None:
+                rng = await self._etcd.range(
+                    self._keys.owner_prefix(zone, head.generation, owner),
+                    prefix=True,
+                    revision=head_kv.mod_revision,
+                )
+                for kv in rng.kvs:
+                    rr = self._rrset(kv)
+                    at_owner[rr.rdtype] = rr
+            ops = build(head, at_owner)
+            new_head = ZoneHead(serial=serial_add(head.serial, 1), generation=head.generation)
+            result = await self._etcd.txn(
+                when=[Compare.mod_revision(head_key) == head_kv.mod_revision],
+                then=[*ops, Op.put(head_key, new_head.to_json())],
+            )
+            if result.succeeded:
+                return new_head.serial
+            await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
+        raise Conflict(f"zone {zone} changed too often; the change was not made, try again")
+
+
+__all__ = ["ZoneInfo", "ZoneRepository", "default_soa", "with_serial"]

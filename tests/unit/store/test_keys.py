@@ -1,0 +1,57 @@
+"""Round trips of the etcd key layout (node/store/keys.py)."""
+
+from __future__ import annotations
+
+import dns.name
+import dns.rdatatype
+import pytest
+
+from node.store.keys import KeyLayout, prefix_end
+
+
+@pytest.fixture
+def layout() -> KeyLayout:
+    return KeyLayout()
+
+
+def test_rrset_key_round_trip(layout: KeyLayout) -> None:
+    zone = dns.name.from_text("Example.TEST.")
+    owner = dns.name.from_text("a/b%c.Example.test.")
+    key = layout.rrset_key(zone, 7, owner, dns.rdatatype.AAAA)
+    assert key.startswith("/dnscluster/v1/zones/example.test./data/7/")
+    parsed = layout.parse_zone_key(key)
+    assert parsed is not None
+    assert parsed.kind == "data" and parsed.generation == 7
+    assert parsed.zone == zone and parsed.owner == owner
+    assert parsed.rdtype == dns.rdatatype.AAAA
+    # the slash inside the label did not add a path level
+    assert key.count("/") == layout.data_prefix(zone, 7).count("/") + 1
+
+
+@pytest.mark.parametrize("kind", ["config", "head", "gen"])
+def test_zone_keys_round_trip(layout: KeyLayout, kind: str) -> None:
+    zone = dns.name.from_text("example.test.")
+    key = getattr(layout, f"{kind}_key")(zone)
+    parsed = layout.parse_zone_key(key)
+    assert parsed is not None and parsed.kind == kind and parsed.zone == zone
+
+
+def test_unknown_keys_are_not_parsed(layout: KeyLayout) -> None:
+    assert layout.parse_zone_key("/dnscluster/v1/zones/example.test./weird") is None
+    assert layout.parse_zone_key("/other/zones/x./head") is None
+    assert layout.parse_zone_key(layout.node_key("n1")) is None
+
+
+def test_node_ids_round_trip(layout: KeyLayout) -> None:
+    assert layout.parse_node_id(layout.node_key("dns-0")) == "dns-0"
+    assert layout.parse_node_id(layout.alive_key("a/b")) == "a/b"
+
+
+def test_prefix_must_be_a_directory() -> None:
+    with pytest.raises(ValueError):
+        KeyLayout(prefix="/dnscluster/v1")
+
+
+def test_prefix_end() -> None:
+    assert prefix_end("/a/") == "/a0"
+    assert prefix_end("abc") == "abd"
