@@ -62,7 +62,8 @@ class Daemon:
         self.metrics = NodeMetrics()
         self.table = ZoneTable()
         self.replica = Replica(self.etcd, self.layout, on_update=self._on_update,
-                               on_remove=self._on_remove)
+                               on_remove=self._on_remove,
+                               observe_apply=self.metrics.watch_lag.observe)
         self.repository = ZoneRepository(self.etcd, self.layout)
         self.directory = NodeDirectory(self.etcd, self.layout)
         self.me = NodeInfo(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -62,12 +63,14 @@ class Replica:
         on_update: OnUpdate | None = None,
         on_remove: OnRemove | None = None,
         retry_interval: float = 1.0,
+        observe_apply: Callable[[float], None] | None = None,
     ) -> None:
         self._etcd = client
         self._keys = layout
         self._on_update = on_update
         self._on_remove = on_remove
         self._retry = retry_interval
+        self._observe_apply = observe_apply
         self._zones: dict[Name, _ZoneState] = {}
         self.revision = 0  # etcd revision fully applied
         self.loaded = asyncio.Event()
@@ -154,7 +157,10 @@ class Replica:
             watch = self._etcd.watch(self._keys.zones_prefix(), self.revision + 1)
             try:
                 async for batch in watch:
+                    started = time.perf_counter()
                     await self._apply(batch.revision, batch.events)
+                    if self._observe_apply is not None:
+                        self._observe_apply(time.perf_counter() - started)
             except Compacted as exc:
                 emit(Event.WATCH_COMPACTED_RESYNC, level=logging.WARNING,
                      compact_revision=exc.compact_revision, applied=self.revision)

@@ -1,0 +1,179 @@
+"""Real `dns-node` processes for cluster tests: config on free ports, start, kill -9, SIGSTOP.
+
+Each `NodeProcess` writes its own TOML (free loopback ports for DNS, gRPC and
+metrics), runs `dns-node` from this interpreter's venv, and waits for the gRPC
+readiness service with a deadline. Logs go to `<workdir>/<id>.log`; failures
+quote the log's tail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rdatatype
+
+BIN = Path(sys.executable).parent
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free for both UDP and TCP on `host` (small race accepted)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind((host, 0))
+            port = tcp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind((host, port))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free port")
+
+
+def clusterctl(endpoint: str, *args: str, timeout: float = 60, input: str | None = None,
+               ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "clusterctl"), "--endpoint", endpoint, *args],
+                          capture_output=True, text=True, timeout=timeout, input=input)
+
+
+@dataclass
+class NodeProcess:
+    node_id: str
+    etcd_endpoints: list[str]
+    prefix: str
+    workdir: Path
+    host: str = "127.0.0.1"
+    role: str = "writable"
+    lease_ttl: int = 4
+    extra_toml: str = ""
+    dns_port: int = field(default_factory=free_port)
+    api_port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / f"{self.node_id}.toml"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.node_id}.log"
+
+    @property
+    def api(self) -> str:
+        return f"{self.host}:{self.api_port}"
+
+    def write_config(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(
+            f'node_id = "{self.node_id}"\nrole = "{self.role}"\n'
+            f"[etcd]\nendpoints = {json.dumps(self.etcd_endpoints)}\n"
+            f'prefix = "{self.prefix}"\ntimeout = 1.0\nlease_ttl = {self.lease_ttl}\n'
+            f"keepalive_interval = 1.0\n"
+            f'[dns]\nlisten = ["{self.host}:{self.dns_port}"]\ntcp_idle_timeout = 5.0\n'
+            f'[api]\nlisten = "{self.api}"\n'
+            f'[metrics]\nlisten = "{self.host}:{self.metrics_port}"\n'
+            f'[log]\nlevel = "INFO"\n{self.extra_toml}'
+        )
+
+    def start(self, wait: bool = True, timeout: float = 30) -> NodeProcess:
+        self.write_config()
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([str(BIN / "dns-node"), "--config", str(self.config_path)],
+                                     stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        log.close()
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def ready(self) -> bool:
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        with grpc.insecure_channel(self.api) as channel:
+            try:
+                resp = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service="readiness"), timeout=0.5)
+            except grpc.RpcError:
+                return False
+            return resp.status == health_pb2.HealthCheckResponse.SERVING
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"node {self.node_id} exited with {self.proc.returncode}:\n"
+                                     f"{self.log_tail()}")
+            if self.ready():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"node {self.node_id} not ready in {timeout}s:\n{self.log_tail()}")
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.alive:
+            assert self.proc is not None
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def terminate(self, timeout: float = 20) -> int:
+        if not self.alive:
+            return self.proc.returncode if self.proc else 0
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            msg = f"node {self.node_id} ignored SIGTERM:\n{self.log_tail()}"
+            raise AssertionError(msg) from None
+
+    def pause(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    def query(self, name: str, rdtype: str = "A", *, tcp: bool = False, timeout: float = 2.0,
+              want_dnssec: bool = False) -> dns.message.Message:
+        q = dns.message.make_query(name, dns.rdatatype.from_text(rdtype), want_dnssec=want_dnssec)
+        fn = dns.query.tcp if tcp else dns.query.udp
+        return fn(q, self.host, port=self.dns_port, timeout=timeout)
+
+    def serial(self, zone: str) -> int | None:
+        """The SOA serial this node serves for `zone`, or None if it does not answer it."""
+        try:
+            resp = self.query(zone, "SOA", timeout=1.0)
+        except (dns.exception.Timeout, OSError):
+            return None
+        for rrset in resp.answer:
+            if rrset.rdtype == dns.rdatatype.SOA:
+                return int(rrset[0].serial)
+        return None
+
+    def ctl(self, *args: str, timeout: float = 60, input: str | None = None,
+            ) -> subprocess.CompletedProcess[str]:
+        return clusterctl(self.api, *args, timeout=timeout, input=input)
