@@ -37,9 +37,11 @@ def _protoc(include: Path, files: list[Path], out_dir: Path, package: str) -> No
         return
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    well_known = Path(protoc.__file__).parent / "_proto"  # google/protobuf/*.proto
     args = [
         "grpc_tools.protoc",
         f"-I{include}",
+        f"-I{well_known}",
         f"--python_out={out_dir}",
         f"--pyi_out={out_dir}",
         f"--grpc_python_out={out_dir}",

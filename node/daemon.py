@@ -126,8 +126,7 @@ class Daemon:
                 api_tls = ApiTls(cfg.api.ca_file, cfg.api.cert_file, cfg.api.key_file)
             self.api = ApiServer(self.repository, self.directory, listen=cfg.api.listen,
                                  tls=api_tls, node_id=cfg.node_id)
-            port = await self.api.start()
-            emit(Event.API_LISTENING, address=cfg.api.listen, port=port)
+            await self.api.start()
             if cfg.metrics.listen:
                 host, mport = split_host_port(cfg.metrics.listen, "metrics.listen")
                 self.metrics.serve(host, mport)

@@ -346,7 +346,8 @@ def list_records_args(req: record_pb2.ListRecordsRequest) -> tuple[Name, Name | 
 
 
 def list_records_response(rrsets: Iterable[dns.rrset.RRset]) -> record_pb2.ListRecordsResponse:
-    ordered = sorted(rrsets, key=lambda r: (r.name, r.rdtype))
+    # Canonical name order; the SOA first at its owner, as in a zone file.
+    ordered = sorted(rrsets, key=lambda r: (r.name, r.rdtype != dns.rdatatype.SOA, r.rdtype))
     return record_pb2.ListRecordsResponse(rrsets=[rrset_to_pb(r) for r in ordered])
 
 

@@ -87,8 +87,8 @@ def check_access(listen: str, tls: ApiTls | None) -> None:
     if tls is None and not is_loopback(host):
         raise ConfigError(
             f"api.listen is {listen!r}, which is not a loopback address; the admin API listens "
-            "on a routable address only with TLS client certificates (set api.tls.ca_file, "
-            "api.tls.cert_file and api.tls.key_file) or listen on 127.0.0.1"
+            "on a routable address only with TLS client certificates (set api.ca_file, "
+            "api.cert_file and api.key_file) or listen on 127.0.0.1"
         )
 
 
@@ -101,8 +101,8 @@ def _read(path: Path | str, setting: str) -> bytes:
 
 def server_credentials(tls: ApiTls) -> grpc.ServerCredentials:
     return grpc.ssl_server_credentials(
-        [(_read(tls.key_file, "api.tls.key_file"), _read(tls.cert_file, "api.tls.cert_file"))],
-        root_certificates=_read(tls.ca_file, "api.tls.ca_file"),
+        [(_read(tls.key_file, "api.key_file"), _read(tls.cert_file, "api.cert_file"))],
+        root_certificates=_read(tls.ca_file, "api.ca_file"),
         require_client_auth=True,
     )
 

@@ -1,0 +1,110 @@
+"""`clusterctl`: entry point, global flags, dispatch to one module per command group.
+
+Global flags (before the command, or after it):
+
+* `--endpoint HOST:PORT` (env `CLUSTERCTL_ENDPOINT`, default `127.0.0.11:5301`)
+* `--ca FILE`, `--cert FILE`, `--key FILE`: TLS, with a client certificate
+  (any of them switches TLS on; `--cert` and `--key` go together)
+* `--timeout SECONDS` (default 30): the deadline of each RPC
+* `--json`: machine-readable output (shapes in each command module's docstring)
+
+Exit codes and error lines: `node.cli.output`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from node.api.client import ApiClient, ClientTls
+from node.cli import nodes, record, zone
+from node.cli.arguments import timeout_arg
+from node.cli.context import CommandContext
+from node.cli.output import EXIT_OK, PROG, Output, UsageError, report_error
+from node.errors import ConfigError, NodeError
+
+DEFAULT_ENDPOINT = "127.0.0.11:5301"
+ENDPOINT_ENV = "CLUSTERCTL_ENDPOINT"
+DEFAULT_TIMEOUT = 30.0
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is raised (one line, exit 2), not printed with usage."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _global_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    def default(value: object) -> object:
+        # After the command the flags must not overwrite what came before it.
+        return argparse.SUPPRESS if suppress else value
+
+    g = parser.add_argument_group("global options")
+    g.add_argument("--endpoint", default=default(None), metavar="HOST:PORT",
+                   help=f"node API address (env {ENDPOINT_ENV}, default {DEFAULT_ENDPOINT})")
+    g.add_argument("--ca", default=default(None), metavar="FILE",
+                   help="CA certificate (PEM) that signed the node's certificate")
+    g.add_argument("--cert", default=default(None), metavar="FILE",
+                   help="client certificate (PEM)")
+    g.add_argument("--key", default=default(None), metavar="FILE", help="client key (PEM)")
+    g.add_argument("--timeout", type=timeout_arg, default=default(DEFAULT_TIMEOUT),
+                   metavar="SECONDS", help=f"deadline of each call (default {DEFAULT_TIMEOUT:g})")
+    g.add_argument("--json", action="store_true", default=default(False),
+                   help="print JSON instead of tables")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog=PROG, description="Administer a dnscluster DNS cluster.")
+    _global_flags(parser, suppress=False)
+    trailing = Parser(add_help=False)
+    _global_flags(trailing, suppress=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    zone.register(commands, [trailing])
+    record.register(commands, [trailing])
+    nodes.register(commands, [trailing])
+    return parser
+
+
+def _connect(args: argparse.Namespace) -> ApiClient:
+    endpoint = args.endpoint or os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT
+    tls = None
+    if bool(args.cert) != bool(args.key):
+        raise UsageError("--cert and --key go together (the client certificate and its key)")
+    if args.ca or args.cert or args.key:
+        tls = ClientTls(ca_file=args.ca, cert_file=args.cert, key_file=args.key)
+    try:
+        return ApiClient(endpoint, tls=tls, timeout=args.timeout)
+    except ConfigError as exc:  # an unreadable --ca/--cert/--key file
+        raise UsageError(str(exc)) from exc
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit code (0 ok, 1 failure, 2 usage)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        return report_error(exc)
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+    ctx = CommandContext(args=args, out=Output(as_json=args.json),
+                         connect=lambda: _connect(args))
+    try:
+        args.handler(ctx)
+    except NodeError as exc:
+        return report_error(exc)
+    except KeyboardInterrupt:
+        return report_error(NodeError("interrupted"))
+    except BrokenPipeError:
+        sys.stderr.close()
+        return EXIT_OK
+    finally:
+        ctx.close()
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

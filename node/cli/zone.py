@@ -1,0 +1,142 @@
+"""`clusterctl zone ...`: create, list, show, delete, import, export, update.
+
+`--json` output (see `node.cli.output` for the zone object):
+
+* create, show, import, update: one zone object
+* list: a list of zone objects (`rrset_count` null: not counted)
+* delete: `{"zone": NAME, "deleted": true}`
+* export: `{"zone": NAME, "text": MASTER_FILE}` (with `-o FILE`: `{"zone", "file"}`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from node.cli import arguments as a
+from node.cli.context import CommandContext
+from node.cli.output import UsageError, zone_details, zone_dict, zone_table
+from node.zones.model import ZoneConfig
+
+Parents = list[argparse.ArgumentParser]
+
+
+def register(commands: argparse._SubParsersAction, parents: Parents) -> None:  # type: ignore[type-arg]
+    zone = commands.add_parser("zone", help="create, list, show, delete, import, export zones")
+    verbs = zone.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    p = verbs.add_parser("create", parents=parents, help="create a zone")
+    p.add_argument("zone", type=a.zone_arg, metavar="ZONE")
+    p.add_argument("--ns", type=a.name_arg, action="append", default=[], metavar="NAME",
+                   help="NS name at the apex (repeatable)")
+    p.add_argument("--primary-ns", type=a.name_arg, metavar="NAME",
+                   help="SOA primary name server (default: the first --ns)")
+    p.add_argument("--email", type=a.email_arg, metavar="ADDR", help="SOA admin e-mail")
+    p.add_argument("--allow-transfer", type=a.cidr_arg, action="append", default=[],
+                   metavar="CIDR", help="network allowed AXFR/IXFR (repeatable)")
+    p.add_argument("--file", metavar="F", help="initial content, a master file ('-': stdin)")
+    p.set_defaults(handler=create)
+
+    p = verbs.add_parser("list", parents=parents, help="list zones")
+    p.set_defaults(handler=list_)
+
+    p = verbs.add_parser("show", parents=parents, help="show one zone")
+    p.add_argument("zone", type=a.zone_arg, metavar="ZONE")
+    p.set_defaults(handler=show)
+
+    p = verbs.add_parser("delete", parents=parents, help="delete a zone and all its data")
+    p.add_argument("zone", type=a.zone_arg, metavar="ZONE")
+    p.set_defaults(handler=delete)
+
+    p = verbs.add_parser("import", parents=parents, help="replace a zone's content from a file")
+    p.add_argument("zone", type=a.zone_arg, metavar="ZONE")
+    p.add_argument("file", metavar="FILE", help="master file, '-' for stdin")
+    p.add_argument("--no-create", action="store_true",
+                   help="fail if the zone does not exist (default: create it)")
+    p.set_defaults(handler=import_)
+
+    p = verbs.add_parser("export", parents=parents, help="print a zone as a master file")
+    p.add_argument("zone", type=a.zone_arg, metavar="ZONE")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    p.set_defaults(handler=export)
+
+    p = verbs.add_parser("update", parents=parents, help="change a zone's settings")
+    p.add_argument("zone", type=a.zone_arg, metavar="ZONE")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--allow-transfer", type=a.cidr_arg, action="append", metavar="CIDR",
+                       help="networks allowed AXFR/IXFR (repeatable; replaces the list)")
+    group.add_argument("--no-allow-transfer", action="store_true",
+                       help="allow transfers from nowhere")
+    p.set_defaults(handler=update)
+
+
+def _read_text(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from exc
+
+
+def create(ctx: CommandContext) -> None:
+    args = ctx.args
+    text = _read_text(args.file) if args.file else None
+    info = ctx.client.create_zone(
+        args.zone,
+        primary_ns=args.primary_ns,
+        admin_email=args.email,
+        ns=tuple(args.ns),
+        allow_transfer=tuple(args.allow_transfer),
+        text=text,
+    )
+    ctx.out.result(zone_dict(info), f"created zone {info.config.name} (serial {info.serial})")
+
+
+def list_(ctx: CommandContext) -> None:
+    infos = ctx.client.list_zones()
+    ctx.out.result([zone_dict(i) for i in infos], zone_table(infos))
+
+
+def show(ctx: CommandContext) -> None:
+    info = ctx.client.get_zone(ctx.args.zone)
+    ctx.out.result(zone_dict(info), zone_details(info))
+
+
+def delete(ctx: CommandContext) -> None:
+    ctx.client.delete_zone(ctx.args.zone)
+    name = ctx.args.zone.to_text()
+    ctx.out.result({"zone": name, "deleted": True}, f"deleted zone {name}")
+
+
+def import_(ctx: CommandContext) -> None:
+    text = _read_text(ctx.args.file)
+    info = ctx.client.import_zone(ctx.args.zone, text, create=not ctx.args.no_create)
+    count = f", {info.rrset_count} RRsets" if info.rrset_count >= 0 else ""
+    ctx.out.result(
+        zone_dict(info), f"imported zone {info.config.name} (serial {info.serial}{count})"
+    )
+
+
+def export(ctx: CommandContext) -> None:
+    text = ctx.client.export_zone(ctx.args.zone)
+    name = ctx.args.zone.to_text()
+    if ctx.args.output:
+        try:
+            Path(ctx.args.output).write_text(text)
+        except OSError as exc:
+            raise UsageError(f"cannot write {ctx.args.output}: {exc.strerror}") from exc
+        ctx.out.result({"zone": name, "file": ctx.args.output}, "")
+    elif ctx.out.as_json:
+        ctx.out.result({"zone": name, "text": text}, "")
+    else:
+        ctx.out.stream.write(text if text.endswith("\n") or not text else text + "\n")
+
+
+def update(ctx: CommandContext) -> None:
+    args = ctx.args
+    allow = () if args.no_allow_transfer else tuple(args.allow_transfer)
+    config = ZoneConfig(name=args.zone, allow_transfer=allow)
+    info = ctx.client.update_config(config, ("allow_transfer",))
+    ctx.out.result(zone_dict(info), zone_details(info))
