@@ -3,7 +3,7 @@
 Owns the gRPC channels (one per endpoint, created lazily, options for large
 ranges and fast reconnects), endpoint rotation, per-call deadlines,
 authentication (token metadata, re-authentication once on an invalid token)
-and the mapping of gRPC errors to `node.errors`. Values returned are frozen
+and retries (errors are mapped in `failures.py`). Values returned are frozen
 domain types (`KeyValue`, `RangeResult`, `TxnResult`); nothing outside
 `node/store/` sees a `*_pb2` message.
 
@@ -19,32 +19,48 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
-from node.errors import ConfigError, EtcdUnavailable, NodeError, NotFound, Refused, ValidationError
+from node.errors import ConfigError, EtcdUnavailable, NodeError, NotFound
 from node.store._gen import rpc_pb2, rpc_pb2_grpc
 from node.store.endpoint import Endpoint, parse_endpoint
+from node.store.failures import (
+    Compacted,
+    EtcdAuthError,
+    EtcdError,
+    EtcdPermissionDenied,
+    WatchCanceled,
+    is_invalid_token,
+    is_not_sent,
+    map_error,
+    unavailable,
+)
 from node.store.txn import Compare, KeyLike, Op, prefix_range_end, to_bytes, txn_request
+from node.store.values import KeyValue, RangeResult, TlsConfig, TxnResult
 
 if TYPE_CHECKING:
     from node.store.watch import Watch
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "Compacted",
+    "EtcdAuthError",
+    "EtcdClient",
+    "EtcdError",
+    "EtcdPermissionDenied",
+    "KeyValue",
+    "RangeResult",
+    "TlsConfig",
+    "TxnResult",
+    "WatchCanceled",
+]
+
 T = TypeVar("T")
 MAX_MESSAGE = 64 * 1024 * 1024
 _RETRY_BACKOFF = (0.05, 0.1, 0.2, 0.4, 0.8)
-_NOT_SENT_HINTS = (
-    "failed to connect",
-    "connection refused",
-    "connect failed",
-    "dns resolution failed",
-    "name resolution",
-    "no route to host",
-)
 _CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
     ("grpc.max_receive_message_length", MAX_MESSAGE),
     ("grpc.max_send_message_length", MAX_MESSAGE),
@@ -55,112 +71,6 @@ _CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
     ("grpc.keepalive_timeout_ms", 5_000),
     ("grpc.enable_retries", 0),
 )
-
-
-# ---------------------------------------------------------------- values and errors
-
-
-@dataclass(frozen=True, slots=True)
-class KeyValue:
-    key: bytes
-    value: bytes
-    create_revision: int
-    mod_revision: int
-    version: int
-    lease: int
-
-    @classmethod
-    def from_proto(cls, kv: rpc_pb2.KeyValue) -> KeyValue:
-        return cls(kv.key, kv.value, kv.create_revision, kv.mod_revision, kv.version, kv.lease)
-
-
-@dataclass(frozen=True, slots=True)
-class RangeResult:
-    kvs: tuple[KeyValue, ...]
-    more: bool
-    count: int
-    revision: int  # the store revision the range was read at
-
-    @classmethod
-    def from_proto(cls, resp: rpc_pb2.RangeResponse) -> RangeResult:
-        kvs = tuple(KeyValue.from_proto(kv) for kv in resp.kvs)
-        return cls(kvs, resp.more, resp.count, resp.header.revision)
-
-
-@dataclass(frozen=True, slots=True)
-class TxnResult:
-    """Outcome of a transaction.
-
-    `responses` has one entry per op of the branch that ran (`then` if
-    `succeeded`, else `otherwise`): a `RangeResult` for `Op.get`, the
-    transaction's revision (int) for `Op.put`, the number of deleted keys (int)
-    for `Op.delete`. `revision` is the store revision after the transaction
-    (unchanged if it wrote nothing).
-    """
-
-    succeeded: bool
-    revision: int
-    responses: tuple[RangeResult | int | None, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class TlsConfig:
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-
-
-class Compacted(NodeError):
-    """The requested revision was compacted: the caller must resynchronise fully."""
-
-    code = "etcd-compacted"
-
-    def __init__(self, compact_revision: int, message: str | None = None) -> None:
-        super().__init__(
-            message or f"etcd history before revision {compact_revision} was compacted; resync"
-        )
-        self.compact_revision = compact_revision
-
-
-class WatchCanceled(NodeError):
-    """etcd canceled a watch for a reason other than compaction (permission, ...)."""
-
-    code = "etcd-watch-canceled"
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"etcd canceled the watch: {reason or 'no reason given'}")
-        self.reason = reason
-
-
-class EtcdAuthError(ConfigError):
-    """etcd refused the configured user name or password."""
-
-    code = "etcd-auth"
-
-
-class EtcdPermissionDenied(Refused):
-    """The etcd user lacks permission for the key range."""
-
-    code = "etcd-permission"
-
-
-class EtcdError(NodeError):
-    """etcd answered with an error that has no more specific meaning here."""
-
-    code = "etcd-error"
-
-
-def is_not_sent(err: grpc.aio.AioRpcError) -> bool:
-    """True when gRPC reports that the request never reached a server."""
-    if err.code() != grpc.StatusCode.UNAVAILABLE:
-        return False
-    details = (err.details() or "").lower()
-    return any(hint in details for hint in _NOT_SENT_HINTS)
-
-
-def is_invalid_token(err: grpc.aio.AioRpcError) -> bool:
-    details = (err.details() or "").lower()
-    return err.code() == grpc.StatusCode.UNAUTHENTICATED or "invalid auth token" in details
 
 
 # ---------------------------------------------------------------- the client
@@ -189,6 +99,7 @@ class EtcdClient:
         self.timeout = timeout
         self._index = 0
         self._channels: dict[int, grpc.aio.Channel] = {}
+        self._stubs: dict[tuple[int, str], Any] = {}
         self._token: str | None = None
         self._auth_lock = asyncio.Lock()
         self._closed = False
@@ -215,6 +126,7 @@ class EtcdClient:
     async def close(self) -> None:
         self._closed = True
         channels, self._channels = list(self._channels.values()), {}
+        self._stubs = {}
         for channel in channels:
             await channel.close()
 
@@ -367,7 +279,11 @@ class EtcdClient:
 
     def stub(self, service: str) -> Any:
         """The stub of `service` on the current endpoint's channel."""
-        return getattr(rpc_pb2_grpc, f"{service}Stub")(self._channel())
+        key = (self._index, service)
+        stub = self._stubs.get(key)
+        if stub is None:
+            stub = self._stubs[key] = getattr(rpc_pb2_grpc, f"{service}Stub")(self._channel())
+        return stub
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
         return (("token", self._token),) if self._token else ()
@@ -379,6 +295,10 @@ class EtcdClient:
             log.info("etcd: switching to endpoint %s", self._endpoints[self._index].url)
 
     @property
+    def has_credentials(self) -> bool:
+        return bool(self._username)
+
+    @property
     def endpoint_index(self) -> int:
         return self._index
 
@@ -388,7 +308,7 @@ class EtcdClient:
             await self._authenticate(deadline, stale=self._token if refresh else None)
 
     def map_error(self, err: grpc.aio.AioRpcError, what: str) -> NodeError:
-        return _map_error(err, what, self.endpoints)
+        return map_error(err, what, self.endpoints)
 
     # -- internals
 
@@ -430,14 +350,17 @@ class EtcdClient:
             if stale is not None and self._token != stale:
                 return  # someone else already refreshed it
             self._token = None
-            req = rpc_pb2.AuthenticateRequest(name=self._username or "", password=self._password or "")
+            req = rpc_pb2.AuthenticateRequest(
+                name=self._username or "", password=self._password or ""
+            )
 
             async def auth(stub: Any, timeout: float, metadata: Any) -> Any:
                 return await stub.Authenticate(req, timeout=timeout)
 
             try:
                 resp = await self._call(
-                    "Auth", auth, idempotent=True, what="Authenticate", deadline=deadline, auth=False
+                    "Auth", auth, idempotent=True, what="Authenticate",
+                    deadline=deadline, auth=False,
                 )
             except EtcdError as exc:
                 if "authentication is not enabled" in str(exc):
@@ -470,7 +393,7 @@ class EtcdClient:
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise _unavailable(what, self.endpoints, last)
+                raise unavailable(what, self.endpoints, last)
             if auth:
                 await self.ensure_token(deadline)
             index = self._index
@@ -487,41 +410,7 @@ class EtcdClient:
                     raise self.map_error(err, what) from err
                 self.rotate(index)
                 if not (idempotent or is_not_sent(err)):
-                    raise _unavailable(what, self.endpoints, err, unknown=True) from err
+                    raise unavailable(what, self.endpoints, err, unknown=True) from err
                 delay = _RETRY_BACKOFF[min(attempt, len(_RETRY_BACKOFF) - 1)]
                 attempt += 1
                 await asyncio.sleep(min(delay, max(deadline - loop.time(), 0)))
-
-
-def _unavailable(
-    what: str, endpoints: Sequence[str], err: grpc.aio.AioRpcError | None, *, unknown: bool = False
-) -> EtcdUnavailable:
-    detail = f" ({err.code().name}: {err.details()})" if err is not None else ""
-    outcome = "; the write may or may not have been applied" if unknown else ""
-    return EtcdUnavailable(
-        f"etcd {what}: no answer from {', '.join(endpoints)} within the deadline{detail}{outcome}"
-    )
-
-
-def _map_error(err: grpc.aio.AioRpcError, what: str, endpoints: Sequence[str]) -> NodeError:
-    code, details = err.code(), err.details() or ""
-    low = details.lower()
-    text = f"etcd {what}: {details}"
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return _unavailable(what, endpoints, err)
-    if "required revision has been compacted" in low:
-        return Compacted(0, text)
-    if "authentication failed" in low or "invalid user id or password" in low:
-        return EtcdAuthError(
-            f"etcd refused the user name or password (settings etcd.username/etcd.password): "
-            f"{details}"
-        )
-    if code == grpc.StatusCode.PERMISSION_DENIED or "permission denied" in low:
-        return EtcdPermissionDenied(f"{text} (grant the etcd user's role this key range)")
-    if code == grpc.StatusCode.UNAUTHENTICATED or "user name is empty" in low:
-        return EtcdAuthError(f"{text} (etcd requires authentication: set etcd.username)")
-    if code == grpc.StatusCode.NOT_FOUND:
-        return NotFound(text)
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return ValidationError(text)
-    return EtcdError(f"{text} ({code.name})")

@@ -10,9 +10,17 @@ other module writes a key path (STYLE R2). The layout (mirrored in
 | `zones/<zone>/head`                             | `{"serial", "generation"}`      | no    |
 | `zones/<zone>/gen`                              | empty; put revision = new gen id | no    |
 | `zones/<zone>/data/<generation>/<owner>/<TYPE>` | RRset JSON `{"ttl", "rdata"}`   | no    |
+| `zones/<zone>/dnssec`                           | DNSSEC settings JSON            | no    |
+| `zones/<zone>/keys/<key-id>`                    | public key + state JSON         | no    |
+| `zones/<zone>/published`                        | `{"serial", "at"}` once published | no  |
+| `zones/<zone>/keymaster`                        | Key Master role record          | no    |
+| `zones/<zone>/keymaster/intent`                 | transfer/seize intent           | no    |
+| `zones/<zone>/dnskeyset`                        | KSK-signed DNSKEY RRset + RRSIGs | no   |
 | `nodes/<node-id>`                               | NodeInfo JSON (durable)         | no    |
 | `alive/<node-id>`                               | liveness + status JSON          | node  |
-| `secrets/...`                                   | private key material (later)    | no    |
+| `signing/<zone>/<node-id>`                      | what the node has signed        | no    |
+| `audit/<zone>/<revision>`                       | role changes, fenced writes     | no    |
+| `secrets/<zone>/<key-id>`                       | AES-GCM wrapped private key     | no    |
 
 `<zone>` and `<owner>` are absolute names in text form, lowercased, with
 `%` and `/` percent-escaped so a name never adds a path level. Every change
@@ -61,7 +69,13 @@ def prefix_end(prefix: str) -> str:
     return raw.decode("latin-1")
 
 
-ZoneKeyKind = Literal["config", "head", "gen", "data"]
+ZoneKeyKind = Literal[
+    "config", "head", "gen", "data", "dnssec", "published", "keymaster", "keymaster-intent",
+    "dnskeyset", "key",
+]
+_SIMPLE_KINDS = frozenset(
+    {"config", "head", "gen", "dnssec", "published", "keymaster", "dnskeyset"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +87,7 @@ class ZoneKey:
     generation: int = 0
     owner: dns.name.Name | None = None
     rdtype: int = 0
+    key_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +116,27 @@ class KeyLayout:
     def gen_key(self, zone: dns.name.Name) -> str:
         return f"{self.zone_prefix(zone)}gen"
 
+    def dnssec_key(self, zone: dns.name.Name) -> str:
+        return f"{self.zone_prefix(zone)}dnssec"
+
+    def published_key(self, zone: dns.name.Name) -> str:
+        return f"{self.zone_prefix(zone)}published"
+
+    def keymaster_key(self, zone: dns.name.Name) -> str:
+        return f"{self.zone_prefix(zone)}keymaster"
+
+    def intent_key(self, zone: dns.name.Name) -> str:
+        return f"{self.zone_prefix(zone)}keymaster/intent"
+
+    def dnskeyset_key(self, zone: dns.name.Name) -> str:
+        return f"{self.zone_prefix(zone)}dnskeyset"
+
+    def keys_prefix(self, zone: dns.name.Name) -> str:
+        return f"{self.zone_prefix(zone)}keys/"
+
+    def key_key(self, zone: dns.name.Name, key_id: str) -> str:
+        return f"{self.keys_prefix(zone)}{_escape(key_id)}"
+
     def data_prefix(self, zone: dns.name.Name, generation: int) -> str:
         return f"{self.zone_prefix(zone)}data/{generation}/"
 
@@ -121,8 +157,12 @@ class KeyLayout:
         parts = text[len(base):].split("/")
         try:
             zone = parse_name_component(parts[0])
-            if len(parts) == 2 and parts[1] in ("config", "head", "gen"):
+            if len(parts) == 2 and parts[1] in _SIMPLE_KINDS:
                 return ZoneKey(zone=zone, kind=parts[1])  # type: ignore[arg-type]
+            if len(parts) == 3 and parts[1:] == ["keymaster", "intent"]:
+                return ZoneKey(zone=zone, kind="keymaster-intent")
+            if len(parts) == 3 and parts[1] == "keys" and parts[2]:
+                return ZoneKey(zone=zone, kind="key", key_id=_unescape(parts[2]))
             if len(parts) == 5 and parts[1] == "data":
                 return ZoneKey(
                     zone=zone,
@@ -156,6 +196,35 @@ class KeyLayout:
                 return _unescape(text[len(base):])
         return None
 
+    # per-node signing status, audit trail -------------------------------
+    def signing_prefix(self, zone: dns.name.Name) -> str:
+        return f"{self.prefix}signing/{name_component(zone)}/"
+
+    def signing_key(self, zone: dns.name.Name, node_id: str) -> str:
+        return f"{self.signing_prefix(zone)}{_escape(node_id)}"
+
+    def parse_signing_key(self, key: str | bytes) -> tuple[dns.name.Name, str] | None:
+        text = key.decode() if isinstance(key, bytes) else key
+        base = f"{self.prefix}signing/"
+        if not text.startswith(base):
+            return None
+        zone, sep, node = text[len(base):].partition("/")
+        if not sep or not node:
+            return None
+        return parse_name_component(zone), _unescape(node)
+
+    def audit_prefix(self, zone: dns.name.Name) -> str:
+        return f"{self.prefix}audit/{name_component(zone)}/"
+
+    def audit_key(self, zone: dns.name.Name, stamp: str) -> str:
+        return f"{self.audit_prefix(zone)}{stamp}"
+
     # secrets (private key material; never readable by read-only nodes) ---
     def secrets_prefix(self) -> str:
         return f"{self.prefix}secrets/"
+
+    def secrets_zone_prefix(self, zone: dns.name.Name) -> str:
+        return f"{self.secrets_prefix()}{name_component(zone)}/"
+
+    def secret_key(self, zone: dns.name.Name, key_id: str) -> str:
+        return f"{self.secrets_zone_prefix(zone)}{_escape(key_id)}"

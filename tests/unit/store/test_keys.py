@@ -55,3 +55,25 @@ def test_prefix_must_be_a_directory() -> None:
 def test_prefix_end() -> None:
     assert prefix_end("/a/") == "/a0"
     assert prefix_end("abc") == "abd"
+
+
+@pytest.mark.parametrize(
+    "kind", ["dnssec", "published", "keymaster", "dnskeyset"]
+)
+def test_dnssec_zone_keys_round_trip(layout: KeyLayout, kind: str) -> None:
+    zone = dns.name.from_text("example.test.")
+    key = getattr(layout, f"{kind}_key")(zone)
+    parsed = layout.parse_zone_key(key)
+    assert parsed is not None and parsed.kind == kind and parsed.zone == zone
+
+
+def test_public_key_and_secret_keys(layout: KeyLayout) -> None:
+    zone = dns.name.from_text("example.test.")
+    parsed = layout.parse_zone_key(layout.key_key(zone, "ab12"))
+    assert parsed is not None and parsed.kind == "key" and parsed.key_id == "ab12"
+    intent = layout.parse_zone_key(layout.intent_key(zone))
+    assert intent is not None and intent.kind == "keymaster-intent"
+    # private material is outside zones/, so read-only nodes can be denied it
+    assert not layout.secret_key(zone, "ab12").startswith(layout.zones_prefix())
+    assert layout.parse_zone_key(layout.secret_key(zone, "ab12")) is None
+    assert layout.parse_signing_key(layout.signing_key(zone, "n1")) == (zone, "n1")

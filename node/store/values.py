@@ -1,0 +1,62 @@
+"""Values the etcd client returns: `KeyValue`, `RangeResult`, `TxnResult`, and `TlsConfig`.
+
+Frozen, slotted, built from etcd's wire messages here so that nothing
+outside `node/store/` sees a `*_pb2` type. Import them from `node.store.client`
+(re-exported) or from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from node.store._gen import rpc_pb2
+
+
+@dataclass(frozen=True, slots=True)
+class KeyValue:
+    key: bytes
+    value: bytes
+    create_revision: int
+    mod_revision: int
+    version: int
+    lease: int
+
+    @classmethod
+    def from_proto(cls, kv: rpc_pb2.KeyValue) -> KeyValue:
+        return cls(kv.key, kv.value, kv.create_revision, kv.mod_revision, kv.version, kv.lease)
+
+
+@dataclass(frozen=True, slots=True)
+class RangeResult:
+    kvs: tuple[KeyValue, ...]
+    more: bool
+    count: int
+    revision: int  # the store revision the range was read at
+
+    @classmethod
+    def from_proto(cls, resp: rpc_pb2.RangeResponse) -> RangeResult:
+        kvs = tuple(KeyValue.from_proto(kv) for kv in resp.kvs)
+        return cls(kvs, resp.more, resp.count, resp.header.revision)
+
+
+@dataclass(frozen=True, slots=True)
+class TxnResult:
+    """Outcome of a transaction.
+
+    `responses` has one entry per op of the branch that ran (`then` if
+    `succeeded`, else `otherwise`): a `RangeResult` for `Op.get`, the
+    transaction's revision (int) for `Op.put`, the number of deleted keys (int)
+    for `Op.delete`. `revision` is the store revision after the transaction
+    (unchanged if it wrote nothing).
+    """
+
+    succeeded: bool
+    revision: int
+    responses: tuple[RangeResult | int | None, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None

