@@ -32,6 +32,12 @@ cert_file = ""
 key_file = ""
 [metrics]
 listen = "127.0.0.1:9100"      # empty disables
+[signing]
+kek_file = ""                  # key-encryption key (32 bytes, hex or base64); required to sign
+key_store = ""                 # directory for private keys that are not replicated
+stagger_min = 300.0            # first signing of a zone by a non-Key-Master waits
+stagger_max = 1800.0           #   uniformly between these (seconds)
+workers = 0                    # signing processes (0: one per core)
 [log]
 level = "INFO"
 ```
@@ -88,6 +94,15 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SigningSettings:
+    kek_file: str = ""  # key-encryption key; without it the node never signs
+    key_store: str = ""  # directory for non-replicated private keys (mode 0700)
+    stagger_min: float = 300.0
+    stagger_max: float = 1800.0
+    workers: int = 0  # signing processes; 0 = one per core
+
+
+@dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str = "INFO"
 
@@ -100,6 +115,7 @@ class Config:
     dns: DnsSettings = field(default_factory=DnsSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    signing: SigningSettings = field(default_factory=SigningSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
 
@@ -108,6 +124,7 @@ _SECTIONS: dict[str, type] = {
     "dns": DnsSettings,
     "api": ApiSettings,
     "metrics": MetricsSettings,
+    "signing": SigningSettings,
     "log": LogSettings,
 }
 _TOP = {"node_id": str, "role": str}
@@ -256,6 +273,16 @@ def check(config: Config) -> None:
             raise ConfigError(f"api.{name}: {value} does not exist")
     if config.metrics.listen:
         split_host_port(config.metrics.listen, "metrics.listen")
+    sg = config.signing
+    if sg.kek_file and not Path(sg.kek_file).is_file():
+        raise ConfigError(f"signing.kek_file: {sg.kek_file} does not exist")
+    if config.role == "readonly" and sg.kek_file:
+        raise ConfigError("signing.kek_file: a read-only node must not hold the KEK")
+    if not 0 <= sg.stagger_min <= sg.stagger_max:
+        raise ConfigError("signing.stagger_min and signing.stagger_max: need "
+                          "0 <= stagger_min <= stagger_max")
+    if sg.workers < 0:
+        raise ConfigError("signing.workers: must be 0 (one per core) or more")
     if config.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"log.level: {config.log.level!r} is not DEBUG, INFO, WARNING or ERROR")
 

@@ -15,16 +15,24 @@ import logging
 import signal
 import sys
 import time
+from dataclasses import replace
+
+import dns.name
 
 from node import __version__
 from node.api.server import ApiServer, ApiTls
 from node.clock import SYSTEM_CLOCK
 from node.config import Config, etcd_password, split_host_port
+from node.dnssec import kek as kekmod
 from node.events import Event, emit, set_context
+from node.keymaster.admin import DnssecAdmin
+from node.keymaster.controller import KeyMasterController
+from node.keymaster.keystore import KeyStore
 from node.metrics import NodeMetrics, ReplicaCollector
 from node.nodes.membership import Membership, NodeDirectory, NodeInfo
 from node.server.listener import DnsServer
 from node.server.table import ZoneTable
+from node.signing.worker import SigningManager
 from node.store.client import EtcdClient, TlsConfig
 from node.store.keys import KeyLayout
 from node.store.session import Session
@@ -76,18 +84,46 @@ class Daemon:
             version=__version__,
             started_at=SYSTEM_CLOCK.now().replace(microsecond=0).isoformat(),
         )
+        sg = config.signing
+        self.kek = kekmod.load_kek(sg.kek_file) if sg.kek_file else None
+        self.me = replace(self.me, kek=kekmod.kek_fingerprint(self.kek) if self.kek else "")
+        key_store = KeyStore(sg.key_store) if sg.key_store else None
         self.membership = Membership(self.etcd, self.layout, self.me)
+        self.signing = SigningManager(
+            node_id=config.node_id, etcd=self.etcd, layout=self.layout,
+            publish=self.table.publish_async, hold=self.table.hold, kek_bytes=self.kek,
+            can_sign=config.role == "writable", stagger=(sg.stagger_min, sg.stagger_max),
+            pool=None,
+        )
+        self.signing.on_readiness = self._set_ready
+        self.keymaster = KeyMasterController(
+            node_id=config.node_id, writable=config.role == "writable", etcd=self.etcd,
+            layout=self.layout, repository=self.repository, directory=self.directory,
+            session=self.session, kek=self.kek, key_store=key_store,
+        )
+        self.dnssec_admin = DnssecAdmin(self.etcd, self.layout, self.repository, self.directory,
+                                        node_id=config.node_id, stagger_max=sg.stagger_max)
+        self._serving = False
         self.dns: DnsServer | None = None
         self.api: ApiServer | None = None
         self._stop = asyncio.Event()
 
     async def _on_update(self, snap: ZoneSnapshot) -> None:
-        await self.table.publish_async(snap)
+        await self.signing.on_snapshot(snap)
+        self.keymaster.on_state(snap.origin, snap.dnssec)
         self.membership.set_served(snap.origin.to_text(), snap.serial)
 
-    async def _on_remove(self, zone: object) -> None:
-        self.table.remove(zone)  # type: ignore[arg-type]
-        self.membership.set_served(str(zone), None)
+    async def _on_remove(self, zone: dns.name.Name) -> None:
+        await self.signing.on_remove(zone)
+        self.keymaster.on_state(zone, None)
+        self.table.remove(zone)
+        self.membership.set_served(zone.to_text(), None)
+
+    def _set_ready(self, _signed: bool) -> None:
+        ready = self._serving and self.signing.ready()
+        if self.api is not None:
+            self.api.set_ready(ready)
+        self.membership.set_ready(ready)
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -109,6 +145,8 @@ class Daemon:
             await self.replica.load()
             tasks.create_task(self.replica.run(), name="replica")
             tasks.create_task(self.membership.run(), name="membership")
+            tasks.create_task(self.signing.run(), name="signing")
+            tasks.create_task(self.keymaster.run(), name="keymaster")
             listen = [split_host_port(a, "dns.listen") for a in cfg.dns.listen]
             self.dns = DnsServer(
                 self.table,
@@ -125,23 +163,28 @@ class Daemon:
             if cfg.api.ca_file:
                 api_tls = ApiTls(cfg.api.ca_file, cfg.api.cert_file, cfg.api.key_file)
             self.api = ApiServer(self.repository, self.directory, listen=cfg.api.listen,
-                                 tls=api_tls, node_id=cfg.node_id)
+                                 tls=api_tls, node_id=cfg.node_id, dnssec=self.dnssec_admin)
             await self.api.start()
             if cfg.metrics.listen:
                 host, mport = split_host_port(cfg.metrics.listen, "metrics.listen")
                 self.metrics.serve(host, mport)
-            self.api.set_ready(True)
-            self.membership.set_ready(True)
-            emit(Event.NODE_READY)
+            self._serving = True
+            self._set_ready(True)
+            emit(Event.NODE_READY, ready=self.signing.ready())
             await self._stop.wait()
             await self._shutdown()
             raise _Stopped
 
     async def _shutdown(self) -> None:
         emit(Event.NODE_STOPPING)
+        self._serving = False
         if self.api is not None:
             self.api.set_ready(False)
             await self.api.stop(1.0)
+        try:  # hand each Key Master role to another live node before the lease goes
+            await self.keymaster.hand_off_all(timeout=self.config.etcd.timeout * 2)
+        except Exception:
+            log.exception("Key Master hand-off on shutdown failed")
         with contextlib.suppress(Exception):
             async with asyncio.timeout(self.config.etcd.timeout):
                 await self.session.revoke()

@@ -34,6 +34,7 @@ class NodeInfo:
     started_at: str = ""  # RFC 3339 UTC
     served_serials: tuple[tuple[str, int], ...] = ()  # (zone, serial) as served by this node
     ready: bool = True
+    kek: str = ""  # fingerprint of the KEK this node holds ("" = none: it never signs)
 
     def record_json(self) -> bytes:
         return json.dumps(
@@ -45,6 +46,7 @@ class NodeInfo:
                 "metrics_address": self.metrics_address,
                 "version": self.version,
                 "started_at": self.started_at,
+                "kek": self.kek,
             }
         ).encode()
 
@@ -95,6 +97,7 @@ class NodeDirectory:
                     started_at=rec.get("started_at", ""),
                     served_serials=tuple(sorted((st or {}).get("served", {}).items())),
                     ready=bool((st or {}).get("ready", False)),
+                    kek=rec.get("kek", ""),
                 )
             )
         return sorted(out, key=lambda n: n.id)

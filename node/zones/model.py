@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import dns.name
 import dns.rdata
@@ -22,6 +23,9 @@ import dns.rrset
 import dns.zone
 
 from node.errors import ValidationError
+
+if TYPE_CHECKING:
+    from node.zones.dnssec import DnssecState
 
 Name = dns.name.Name
 RdataType = dns.rdatatype.RdataType
@@ -136,7 +140,8 @@ class ZoneSnapshot:
     nodes: NodeMap
     changed: frozenset[Name] | None = None
     generation: int = 0
-    signed: bool = field(default=False)
+    signed: bool = field(default=False)  # True: this version carries DNSSEC records we made
+    dnssec: DnssecState | None = None  # the zone's DNSSEC settings and keys (None: unsigned)
 
     @property
     def origin(self) -> Name:

@@ -24,10 +24,12 @@ import dns.name
 import dns.rdatatype
 import dns.rrset
 
+from node.dnssec.keys import DnssecKey
 from node.errors import EtcdUnavailable
 from node.events import Event, emit
 from node.store.client import Compacted, EtcdClient, KeyValue, WatchCanceled
 from node.store.keys import KeyLayout
+from node.zones.dnssec import DnssecConfig, DnssecState, Published
 from node.zones.model import ZoneConfig, ZoneHead, ZoneSnapshot, rrset_from_json, with_serial
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,54 @@ class _ZoneState:
     head: ZoneHead | None = None
     nodes: dict[Name, MappingProxyType[int, dns.rrset.RRset]] = field(default_factory=dict)
     snapshot: ZoneSnapshot | None = None
+    # DNSSEC: raw values of zones/<z>/{dnssec,published,keymaster,dnskeyset,keys/*}
+    dnssec: DnssecConfig | None = None
+    keys: dict[str, DnssecKey] = field(default_factory=dict)
+    published: Published | None = None
+    keymaster: tuple[bytes, int] = (b"", 0)
+    dnskeyset: bytes = b""
+    intent: bytes = b""
+    dnssec_state: DnssecState | None = None
+
+    def apply_meta(self, kind: str, key_id: str, kv: KeyValue | None) -> None:
+        """A DNSSEC-related key was put (kv) or deleted (None)."""
+        if kind == "dnssec":
+            self.dnssec = DnssecConfig.from_json(kv.value) if kv else None
+        elif kind == "key":
+            if kv:
+                self.keys[key_id] = DnssecKey.from_json(kv.value)
+            else:
+                self.keys.pop(key_id, None)
+        elif kind == "published":
+            self.published = Published.from_json(kv.value) if kv else None
+        elif kind == "keymaster":
+            self.keymaster = (kv.value, kv.mod_revision) if kv else (b"", 0)
+        elif kind == "dnskeyset":
+            self.dnskeyset = kv.value if kv else b""
+        elif kind == "keymaster-intent":
+            self.intent = kv.value if kv else b""
+
+    def build_dnssec(self) -> DnssecState | None:
+        if self.dnssec is None:
+            state = None
+        else:
+            state = DnssecState(
+                config=self.dnssec,
+                keys=tuple(sorted(self.keys.values(), key=lambda k: k.key_id)),
+                published=self.published,
+                keymaster=self.keymaster[0],
+                keymaster_revision=self.keymaster[1],
+                dnskeyset=self.dnskeyset,
+                intent=self.intent,
+            )
+        if state != self.dnssec_state:
+            self.dnssec_state = state
+        return self.dnssec_state
+
+
+_META_KINDS = frozenset(
+    {"dnssec", "key", "published", "keymaster", "dnskeyset", "keymaster-intent"}
+)
 
 
 async def _call(cb: Callable[..., Awaitable[None] | None], *args: object) -> None:
@@ -112,6 +162,8 @@ class Replica:
                 state.head = ZoneHead.from_json(kv.value)
             elif parsed.kind == "data":
                 data.setdefault(parsed.zone, []).append(kv)
+            elif parsed.kind in _META_KINDS:
+                state.apply_meta(parsed.kind, parsed.key_id, kv)
         for zone, state in fresh.items():
             if state.head is None:
                 continue
@@ -200,6 +252,14 @@ class Replica:
                     state = self._zones.setdefault(zone, _ZoneState())
                     state.config = ZoneConfig.from_json(ev.kv.value)
                     touched[zone] = None
+            elif parsed.kind in _META_KINDS:
+                state = self._zones.setdefault(zone, _ZoneState())
+                try:
+                    state.apply_meta(parsed.kind, parsed.key_id, ev.kv if is_put else None)
+                except (ValueError, KeyError, TypeError) as exc:
+                    emit(Event.ZONE_LOAD_FAILED, level=logging.ERROR, key=ev.kv.key,
+                         error=str(exc))
+                touched.setdefault(zone, set())
             else:
                 state = self._zones.get(zone)
                 if state is None or state.head is None:
@@ -264,6 +324,7 @@ class Replica:
             nodes=MappingProxyType(dict(state.nodes)),
             changed=None if (prev is None or changed is None) else frozenset(changed),
             generation=state.head.generation,
+            dnssec=state.build_dnssec(),
         )
         state.snapshot = snap
         if self._on_update is not None:

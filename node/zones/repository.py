@@ -94,6 +94,10 @@ class ZoneRepository:
         self._etcd = client
         self._keys = layout
 
+    @property
+    def etcd(self) -> EtcdClient:
+        return self._etcd
+
     # -- reads ------------------------------------------------------------
     async def _head(self, zone: Name) -> tuple[ZoneHead, KeyValue]:
         kv = await self._etcd.get(self._keys.head_key(zone))
@@ -367,6 +371,30 @@ class ZoneRepository:
                 raise ValidationError(f"{owner} has other data; a CNAME cannot be added there")
         elif dns.rdatatype.CNAME in others and rdtype not in _CNAME_COMPATIBLE:
             raise ValidationError(f"{owner} has a CNAME; no other data can be added there")
+
+    async def bump(self, zone: Name, ops: Sequence[Op], guards: Sequence[Compare] = ()
+                   ) -> int | None:
+        """Apply `ops` and serial + 1 in one txn, only while `guards` hold.
+
+        Retries while only the head raced; returns the new serial, or None when a
+        guard failed (the caller decides what that means, e.g. FencedOut).
+        """
+        head_key = self._keys.head_key(zone)
+        for attempt in range(MAX_RETRIES):
+            kv = await self._etcd.get(head_key)
+            if kv is None:
+                raise NotFound(f"zone {zone} does not exist (clusterctl zone list shows the zones)")
+            head = ZoneHead.from_json(kv.value)
+            new = ZoneHead(serial_add(head.serial, 1), head.generation)
+            res = await self._etcd.txn(
+                when=[*guards, Compare.mod_revision(head_key) == kv.mod_revision],
+                then=[*ops, Op.put(head_key, new.to_json())])
+            if res.succeeded:
+                return new.serial
+            if guards and not (await self._etcd.txn(when=list(guards), then=[])).succeeded:
+                return None
+            await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
+        raise Conflict(f"zone {zone} changed too often; the change was not made, try again")
 
     async def _mutate(self, zone: Name, build: _Build, owner: Name | None = None) -> int:
         """Read head (+ the owner's RRsets), build ops, write them with head+1, fenced on head."""

@@ -1,0 +1,1 @@
+"""The Key Master role: role record, pure decisions, fenced etcd actions, duties."""

@@ -1,0 +1,237 @@
+"""Operator actions on a zone's DNSSEC: sign, unsign, and the status `zone dnssec` shows.
+
+`sign_zone` validates, then writes the settings (status `keygen`) and the
+Key Master role record in one transaction; the Key Master (this node or the
+one named) generates the keys through its fenced duty, and this call waits
+with a deadline for the outcome. `unsign_zone` first publishes the RFC 8078
+delete signal where the zone was published (a DS may exist at the parent),
+then removes keys, signatures and denial records everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+
+import dns.name
+
+from node.clock import SYSTEM_CLOCK, Clock
+from node.dnssec.ds import ds_records
+from node.dnssec.keys import DnssecKey
+from node.errors import Conflict, NotFound, Refused, ValidationError
+from node.keymaster.record import RoleRecord
+from node.nodes.membership import NodeDirectory, NodeInfo
+from node.store.client import EtcdClient
+from node.store.keys import KeyLayout
+from node.store.txn import Compare, Op
+from node.zones.dnssec import DnssecConfig, Published
+from node.zones.dnssec_policy import check_config
+from node.zones.repository import ZoneRepository
+
+Name = dns.name.Name
+
+
+@dataclass(frozen=True, slots=True)
+class SignOutcome:
+    state: str  # "done" | "pending"
+    keymaster: str
+    warnings: tuple[str, ...]
+    keys: tuple[DnssecKey, ...]
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSigning:
+    node: str
+    alive: bool
+    writable: bool
+    has_kek: bool
+    serial: int | None
+    keyset: str
+    current: bool  # signed the zone's current key set
+    signed_at: str
+    first_signed_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class DnssecStatus:
+    zone: Name
+    serial: int
+    config: DnssecConfig | None
+    keys: tuple[DnssecKey, ...]
+    keymaster: RoleRecord | None
+    keymaster_online: bool
+    published: Published | None
+    nodes: tuple[NodeSigning, ...]
+    ds: tuple[str, ...]
+
+    @property
+    def eligible(self) -> list[NodeSigning]:
+        return [n for n in self.nodes if n.writable and n.alive and n.has_kek]
+
+    @property
+    def signed_count(self) -> int:
+        return sum(1 for n in self.eligible if n.current)
+
+    @property
+    def ds_safe(self) -> bool:
+        return self.published is not None and self.config is not None and (
+            self.config.status == "signed")
+
+
+class DnssecAdmin:
+    """Sign, unsign and report, on behalf of the node that took the request."""
+
+    def __init__(self, etcd: EtcdClient, layout: KeyLayout, repository: ZoneRepository,
+                 directory: NodeDirectory, *, node_id: str, stagger_max: float,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        self._etcd = etcd
+        self._keys = layout
+        self._repo = repository
+        self._nodes = directory
+        self._me = node_id
+        self._stagger_max = stagger_max
+        self._clock = clock
+
+    async def _config(self, zone: Name) -> tuple[DnssecConfig | None, int]:
+        kv = await self._etcd.get(self._keys.dnssec_key(zone))
+        return (DnssecConfig.from_json(kv.value), kv.mod_revision) if kv else (None, 0)
+
+    async def _node(self, node_id: str) -> NodeInfo:
+        for n in await self._nodes.list_nodes():
+            if n.id == node_id:
+                return n
+        raise NotFound(f"no node {node_id!r} is registered (clusterctl nodes lists them)")
+
+    async def sign_zone(self, zone: Name, config: DnssecConfig, *, keymaster: str = "",
+                        like: Name | None = None, new_keys: bool = False, force: bool = False,
+                        timeout: float = 30.0) -> SignOutcome:
+        snap = await self._repo.snapshot(zone)
+        current, current_rev = await self._config(zone)
+        if like is not None:
+            base, _ = await self._config(like.canonicalize())
+            if base is None:
+                raise NotFound(f"--like {like}: that zone is not signed")
+            config = base
+        if current is not None and not new_keys:
+            if current.status == "keygen":
+                raise Conflict(f"zone {zone} is being signed already (keys pending); see "
+                               "clusterctl zone dnssec")
+            raise Conflict(f"zone {zone} is already signed (clusterctl zone dnssec {zone} "
+                           "shows its settings); --new-keys re-keys it")
+        if new_keys and current is None:
+            raise ValidationError(f"--new-keys: zone {zone} is not signed yet")
+        role_kv = await self._etcd.get(self._keys.keymaster_key(zone))
+        role = RoleRecord.from_json(role_kv.value) if role_kv else None
+        if new_keys and current is not None:
+            config = current
+            keymaster = keymaster or (role.node if role else self._me)
+        keymaster = keymaster or self._me
+        target = await self._node(keymaster)
+        if target.role != "writable":
+            raise Refused(f"--keymaster {keymaster}: a {target.role} node cannot be Key Master")
+        if not target.alive:
+            raise Refused(f"--keymaster {keymaster}: the node is offline")
+        if not target.kek:
+            raise Refused(f"--keymaster {keymaster}: the node holds no KEK (signing.kek_file)")
+        soa = snap.soa()
+        max_ttl = max(r.ttl for r in snap.rrsets())
+        warnings = check_config(config, soa_expire=soa[0].expire, max_ttl=max_ttl,
+                                stagger_max=self._stagger_max, force=force)
+        stamp = self._clock.now().replace(microsecond=0).isoformat()
+        pending = config.with_(status="keygen", keymaster=keymaster, requested_by=self._me,
+                               new_keys=new_keys)
+        ops = [Op.put(self._keys.dnssec_key(zone), pending.to_json())]
+        if role is None or role.node != keymaster:
+            record = RoleRecord(node=keymaster, lease=0, since=stamp, by=self._me,
+                                reason="new-keys" if new_keys else "sign")
+            ops.append(Op.put(self._keys.keymaster_key(zone), record.to_json()))
+            ops.append(self._audit(zone, "role", {"from": role.node if role else "",
+                                                  "to": keymaster, "by": self._me,
+                                                  "why": record.reason, "at": stamp}))
+        res = await self._etcd.txn(
+            when=[Compare.mod_revision(self._keys.dnssec_key(zone)) == current_rev], then=ops)
+        if not res.succeeded:
+            raise Conflict(f"zone {zone}'s DNSSEC settings changed meanwhile; try again")
+        deadline = self._clock.monotonic() + timeout
+        while self._clock.monotonic() < deadline:
+            cfg, _ = await self._config(zone)
+            if cfg is not None and cfg.status == "signed" and not cfg.new_keys:
+                keys = await self._list_keys(zone)
+                return SignOutcome("done", keymaster, tuple(warnings), tuple(keys))
+            await asyncio.sleep(0.05)
+        return SignOutcome("pending", keymaster, tuple(warnings), (),
+                           f"the Key Master {keymaster} has not generated the keys yet; "
+                           f"clusterctl zone dnssec {zone} shows progress")
+
+    def _audit(self, zone: Name, kind: str, data: dict[str, object]) -> Op:
+        stamp = f"{self._clock.now().strftime('%Y%m%dT%H%M%S%f')}-{kind}"
+        return Op.put(self._keys.audit_key(zone, stamp), json.dumps({"kind": kind, **data}))
+
+    async def _list_keys(self, zone: Name) -> list[DnssecKey]:
+        kvs, _ = await self._etcd.range_all(self._keys.keys_prefix(zone))
+        return sorted((DnssecKey.from_json(kv.value) for kv in kvs), key=lambda k: (k.role, k.tag))
+
+    async def unsign_zone(self, zone: Name) -> str:
+        """Returns "done" or "pending" (delete signal published; run again after the DS is gone)."""
+        current, rev = await self._config(zone)
+        if current is None:
+            raise Conflict(f"zone {zone} is not signed")
+        published = await self._etcd.get(self._keys.published_key(zone))
+        if published is not None and current.status != "unsigning":
+            done = await self._repo.bump(
+                zone, [Op.put(self._keys.dnssec_key(zone),
+                              current.with_(status="unsigning").to_json())],
+                [Compare.mod_revision(self._keys.dnssec_key(zone)) == rev])
+            if done is None:
+                raise Conflict(f"zone {zone}'s DNSSEC settings changed meanwhile; try again")
+            return "pending"
+        ops = [
+            Op.delete(self._keys.dnssec_key(zone)),
+            Op.delete(self._keys.keys_prefix(zone), prefix=True),
+            Op.delete(self._keys.secrets_zone_prefix(zone), prefix=True),
+            Op.delete(self._keys.published_key(zone)),
+            Op.delete(self._keys.dnskeyset_key(zone)),
+            Op.delete(self._keys.signing_prefix(zone), prefix=True),
+        ]
+        if await self._repo.bump(
+                zone, ops, [Compare.mod_revision(self._keys.dnssec_key(zone)) == rev]) is None:
+            raise Conflict(f"zone {zone}'s DNSSEC settings changed meanwhile; try again")
+        return "done"
+
+    async def status(self, zone: Name) -> DnssecStatus:
+        info = await self._repo.get_zone(zone)
+        config, _ = await self._config(zone)
+        keys = await self._list_keys(zone)
+        role_kv = await self._etcd.get(self._keys.keymaster_key(zone))
+        role = RoleRecord.from_json(role_kv.value) if role_kv else None
+        pub_kv = await self._etcd.get(self._keys.published_key(zone))
+        published = Published.from_json(pub_kv.value) if pub_kv else None
+        nodes = await self._nodes.list_nodes()
+        records, _ = await self._etcd.range_all(self._keys.signing_prefix(zone))
+        signed: dict[str, dict[str, object]] = {}
+        for kv in records:
+            parsed = self._keys.parse_signing_key(kv.key)
+            if parsed is not None:
+                signed[parsed[1]] = json.loads(kv.value)
+        keyset = ",".join(sorted(f"{k.key_id}:{k.state}" for k in keys))
+        rows = []
+        for n in nodes:
+            rec = signed.get(n.id, {})
+            rows.append(NodeSigning(
+                node=n.id, alive=n.alive, writable=n.role == "writable", has_kek=bool(n.kek),
+                serial=rec.get("serial"), keyset=str(rec.get("keyset", "")),  # type: ignore[arg-type]
+                current=bool(rec) and rec.get("keyset") == keyset,
+                signed_at=str(rec.get("signed_at", "")),
+                first_signed_at=str(rec.get("first_signed_at", "")),
+            ))
+        ds = []
+        for k in keys:
+            if k.role in ("ksk", "csk") and k.state in ("active", "published"):
+                ds.extend(f"{zone} IN DS {ds_records(k, d).to_text()}"
+                          for d in ("SHA256", "SHA384"))
+        online = bool(role and any(n.id == role.node and n.alive for n in nodes))
+        return DnssecStatus(zone=zone, serial=info.serial, config=config, keys=tuple(keys),
+                            keymaster=role, keymaster_online=online, published=published,
+                            nodes=tuple(rows), ds=tuple(ds))

@@ -1,0 +1,255 @@
+"""Per-zone Key Master loop on this node: observe -> decide -> act; runs the duties it holds.
+
+Observations come from the replica (role record and its token, settings,
+keys, intent) and from etcd membership (who is alive); `decide` is pure.
+While this node holds the role *with its current lease* and its local lease
+deadline has not passed, it runs the zone's duties, each a fenced write
+(`duties.Fence`). Losing the role (a seize, a compare that fails) stops the
+duties at once with an event; an unreachable etcd only pauses them until the
+local deadline, after which the node stops acting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import dns.name
+
+from node.clock import SYSTEM_CLOCK, Clock
+from node.dnssec import kek as kekmod
+from node.errors import EtcdUnavailable, FencedOut, NodeError
+from node.events import Event, emit
+from node.keymaster import duties
+from node.keymaster.decide import (
+    Acquire,
+    Handover,
+    Hold,
+    Observation,
+    Seize,
+    StepDown,
+    Wait,
+    decide,
+)
+from node.keymaster.keystore import KeyStore
+from node.keymaster.record import Intent, RoleRecord
+from node.keymaster.role import RoleStore
+from node.nodes.membership import NodeDirectory, NodeInfo
+from node.store.client import EtcdClient
+from node.store.keys import KeyLayout
+from node.store.session import Session
+from node.store.txn import Op
+from node.zones.dnssec import DnssecState
+from node.zones.repository import ZoneRepository
+
+log = logging.getLogger(__name__)
+Name = dns.name.Name
+
+
+@dataclass(slots=True)
+class _ZoneRole:
+    state: DnssecState
+    acting_token: int = 0  # token under which this node acts (0 = not acting)
+    offline_since: float | None = None
+    next_at: float = 0.0
+
+
+class KeyMasterController:
+    """Runs the Key Master role of every signed zone this node may hold."""
+
+    def __init__(self, *, node_id: str, writable: bool, etcd: EtcdClient, layout: KeyLayout,
+                 repository: ZoneRepository, directory: NodeDirectory, session: Session,
+                 kek: bytes | None, key_store: KeyStore | None, tick: float = 0.5,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        self._me = node_id
+        self._writable = writable
+        self._etcd = etcd
+        self._keys = layout
+        self._repo = repository
+        self._dir = directory
+        self._session = session
+        self._kek = kek
+        self._kek_fp = kekmod.kek_fingerprint(kek) if kek else ""
+        self._store = key_store
+        self._roles = RoleStore(etcd, layout, clock)
+        self._tick = tick
+        self._clock = clock
+        self._zones: dict[Name, _ZoneRole] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    # -- inputs ---------------------------------------------------------------
+    def on_state(self, zone: Name, state: DnssecState | None) -> None:
+        if state is None:
+            self._zones.pop(zone, None)
+        else:
+            z = self._zones.get(zone)
+            if z is None:
+                self._zones[zone] = _ZoneRole(state)
+            else:
+                z.state = state
+        self._wake.set()
+
+    def holds(self, zone: Name) -> bool:
+        z = self._zones.get(zone)
+        return bool(z and z.acting_token)
+
+    # -- loop -----------------------------------------------------------------
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            if self._zones and not self._stopping:
+                try:
+                    nodes = await self._dir.list_nodes()
+                except EtcdUnavailable:
+                    nodes = None
+                for zone in list(self._zones):
+                    try:
+                        await self._step(zone, nodes)
+                    except EtcdUnavailable as exc:
+                        log.info("Key Master step for %s paused: %s", zone, exc)
+                    except NodeError as exc:
+                        log.warning("Key Master step for %s: %s", zone, exc)
+                    except Exception:
+                        emit(Event.TASK_CRASHED, level=logging.ERROR, task="keymaster",
+                             zone=zone)
+                        log.exception("Key Master step for %s failed", zone)
+            try:
+                async with asyncio.timeout(self._tick):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    def _observe(self, zone: Name, z: _ZoneRole, nodes: list[NodeInfo] | None) -> Observation:
+        state = z.state
+        role = RoleRecord.from_json(state.keymaster)
+        now = self._clock.monotonic()
+        lease = self._session.lease_id or 0
+        valid = self._session.is_valid()
+        alive = {n.id for n in nodes if n.alive} if nodes is not None else set()
+        holder_alive = nodes is None or (role is not None and role.node in alive)
+        if holder_alive or not valid:
+            z.offline_since = None  # after an outage of our own, the previous holder is preferred
+        elif z.offline_since is None:
+            z.offline_since = now
+        replicated = all(k.replicate for k in state.keys)
+        candidates = tuple(sorted(
+            n.id for n in (nodes or ()) if n.alive and n.role == "writable"
+            and n.kek and n.kek == self._kek_fp))
+        intent = Intent.from_json(state.intent) if state.intent else None
+        return Observation(
+            zone=zone.to_text(), role=role, token=state.keymaster_revision,
+            holder_alive=holder_alive, my_lease=lease, lease_valid=valid,
+            eligible=self._writable and bool(self._kek) and replicated,
+            failover_auto=state.config.keymaster_failover == "auto" and replicated,
+            failover_after=state.config.failover_after,
+            holder_offline_since=z.offline_since, candidates=candidates, intent=intent,
+            acting=bool(z.acting_token),
+        )
+
+    async def _step(self, zone: Name, nodes: list[NodeInfo] | None) -> None:
+        z = self._zones[zone]
+        obs = self._observe(zone, z, nodes)
+        decision = decide(obs, self._me, self._clock.monotonic())
+        if isinstance(decision, StepDown):
+            self._stop_acting(zone, z, decision.reason)
+            return
+        if isinstance(decision, Acquire):
+            token = await self._roles.replace(
+                zone, obs.token, previous=self._me, node=self._me, lease=obs.my_lease,
+                by=self._me, reason=decision.reason)
+            self._start_acting(zone, z, token, decision.reason)
+            return
+        if isinstance(decision, Seize):
+            token = await self._roles.replace(
+                zone, obs.token, previous=obs.role.node if obs.role else "", node=self._me,
+                lease=obs.my_lease, by=self._me, reason="election")
+            emit(Event.KEYMASTER_ELECTED, zone=zone, previous=obs.role.node if obs.role else "")
+            self._start_acting(zone, z, token, "election")
+            return
+        if isinstance(decision, Handover):
+            await self._handover(zone, z, obs, decision.to)
+            return
+        if isinstance(decision, Wait):
+            z.next_at = decision.until
+            return
+        assert isinstance(decision, Hold)
+        if obs.role is not None and obs.role.node == self._me and obs.role.lease == obs.my_lease:
+            if obs.token > z.acting_token:  # the replica may lag behind our own acquire
+                self._start_acting(zone, z, obs.token, "holding")
+            await self._duties(zone, z)
+
+    def _start_acting(self, zone: Name, z: _ZoneRole, token: int, why: str) -> None:
+        if not z.acting_token:
+            emit(Event.KEYMASTER_ACQUIRED, zone=zone, token=token, reason=why)
+        z.acting_token = token
+
+    def _stop_acting(self, zone: Name, z: _ZoneRole, why: str) -> None:
+        if z.acting_token:
+            emit(Event.KEYMASTER_LOST, level=logging.WARNING, zone=zone, reason=why,
+                 token=z.acting_token)
+        z.acting_token = 0
+
+    def _fence(self, zone: Name, z: _ZoneRole) -> duties.Fence:
+        return duties.Fence.for_role(self._keys, zone, z.acting_token, self._me,
+                                     self._session.lease_id or 0)
+
+    async def _duties(self, zone: Name, z: _ZoneRole) -> None:
+        """One step of the holder's duties; each write fenced."""
+        if not self._session.is_valid() or self._kek is None:
+            return
+        state = z.state
+        cfg = state.config
+        try:
+            if cfg.status == "keygen" or cfg.new_keys:
+                retire = state.keys if cfg.new_keys else ()
+                await duties.generate_keys(
+                    etcd=self._etcd, layout=self._keys, repository=self._repo, zone=zone,
+                    config=cfg, fence=self._fence(zone, z), node_id=self._me, kek=self._kek,
+                    key_store=self._store, retire=retire, clock=self._clock)
+            elif cfg.status == "signed" and state.published is None and state.keys:
+                await duties.publish_if_ready(
+                    etcd=self._etcd, layout=self._keys, repository=self._repo,
+                    directory=self._dir, zone=zone, fence=self._fence(zone, z),
+                    keyset=state.keyset_id, kek_fingerprint=self._kek_fp, clock=self._clock)
+        except FencedOut as exc:
+            self._stop_acting(zone, z, str(exc))
+
+    async def _handover(self, zone: Name, z: _ZoneRole, obs: Observation, to: str) -> None:
+        """Carry out a transfer intent: the current step is finished (steps are sequential)."""
+        await self._roles.replace(
+            zone, obs.token, previous=self._me, node=to, lease=0,
+            by=obs.intent.by if obs.intent else self._me, reason="transfer",
+            extra_ops=(Op.delete(self._keys.intent_key(zone)),))
+        emit(Event.KEYMASTER_TRANSFERRED, zone=zone, to=to)
+        self._stop_acting(zone, z, f"transferred to {to}")
+
+    # -- shutdown -------------------------------------------------------------
+    async def hand_off_all(self, timeout: float) -> None:
+        """SIGTERM: hand each held role to another live eligible node (or leave it to
+        seize/election once our lease is revoked)."""
+        self._stopping = True
+        try:
+            nodes = await self._dir.list_nodes()
+        except EtcdUnavailable:
+            return
+        async with asyncio.timeout(timeout):
+            for zone, z in self._zones.items():
+                if not z.acting_token:
+                    continue
+                others = sorted(
+                    n.id for n in nodes if n.alive and n.id != self._me and
+                    n.role == "writable" and n.kek == self._kek_fp)
+                if not others:
+                    emit(Event.KEYMASTER_RELEASED, zone=zone, reason="shutdown, no other node")
+                    continue
+                try:
+                    await self._roles.replace(zone, z.acting_token, previous=self._me,
+                                              node=others[0], lease=0, by=self._me,
+                                              reason="shutdown")
+                    emit(Event.KEYMASTER_TRANSFERRED, zone=zone, to=others[0],
+                         reason="shutdown")
+                except (FencedOut, EtcdUnavailable) as exc:
+                    log.warning("could not hand over %s: %s", zone, exc)
+                z.acting_token = 0
