@@ -9,7 +9,15 @@ from node.errors import ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="dns-node", description="dnscluster DNS node")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["health"]:
+        from node.probe import main as health_main
+
+        return health_main(argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="dns-node", description="dnscluster DNS node",
+        epilog="dns-node health [--config FILE] [--service liveness|readiness]: probe a "
+               "running node through its gRPC health service (exit 0 serving, 1 not, 2 usage)")
     parser.add_argument("--config", "-c", help="TOML configuration file (env DNSNODE_* overrides)")
     parser.add_argument("--check", action="store_true", help="check the configuration and exit")
     args = parser.parse_args(argv)

@@ -27,6 +27,7 @@ from node.dnssec import kek as kekmod
 from node.events import Event, emit, set_context
 from node.keymaster.admin import DnssecAdmin
 from node.keymaster.controller import KeyMasterController
+from node.keymaster.handover import KeyMasterAdmin
 from node.keymaster.keystore import KeyStore
 from node.metrics import NodeMetrics, ReplicaCollector
 from node.nodes.membership import Membership, NodeDirectory, NodeInfo
@@ -103,6 +104,8 @@ class Daemon:
         )
         self.dnssec_admin = DnssecAdmin(self.etcd, self.layout, self.repository, self.directory,
                                         node_id=config.node_id, stagger_max=sg.stagger_max)
+        self.keymaster_admin = KeyMasterAdmin(self.etcd, self.layout, self.directory,
+                                              node_id=config.node_id)
         self._serving = False
         self.dns: DnsServer | None = None
         self.api: ApiServer | None = None
@@ -163,7 +166,8 @@ class Daemon:
             if cfg.api.ca_file:
                 api_tls = ApiTls(cfg.api.ca_file, cfg.api.cert_file, cfg.api.key_file)
             self.api = ApiServer(self.repository, self.directory, listen=cfg.api.listen,
-                                 tls=api_tls, node_id=cfg.node_id, dnssec=self.dnssec_admin)
+                                 tls=api_tls, node_id=cfg.node_id, dnssec=self.dnssec_admin,
+                                 keymaster=self.keymaster_admin)
             await self.api.start()
             if cfg.metrics.listen:
                 host, mport = split_host_port(cfg.metrics.listen, "metrics.listen")
