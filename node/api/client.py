@@ -1,9 +1,15 @@
 """Blocking client of the admin API, in domain values (used by `clusterctl` and tests).
 
 Its methods mirror `ZoneRepository` and `NodeDirectory` (same names, same
-domain arguments and results), so a caller reads the same either side of the
-wire. A status from the server comes back as the `NodeError` subclass the
-server raised (`node.api.errors.error_from_status`); a node that cannot be
+domain arguments and results), `DnssecAdmin` (`sign_zone`, `unsign_zone`,
+`dnssec_status`) and `KeyMasterAdmin` (`get_keymaster`, `transfer_keymaster`,
+`seize_keymaster`), so a caller reads the same either side of the wire.
+Calls that wait on the cluster (sign, transfer, seize) get a deadline of
+their own wait plus `WAIT_MARGIN` seconds, so the server's definite answer
+(done / pending / refused) arrives before the client gives up.
+
+A status from the server comes back as the `NodeError` subclass the server
+raised (`node.api.errors.error_from_status`); a node that cannot be
 reached, refuses the TLS handshake or does not answer in time raises
 `ApiUnreachable`.
 """
@@ -22,10 +28,19 @@ import dns.rrset
 import grpc
 
 from node.api import convert
-from node.api._gen.dnscluster.v1 import node_pb2_grpc, record_pb2_grpc, zone_pb2_grpc
+from node.api._gen.dnscluster.v1 import (
+    dnssec_pb2_grpc,
+    keymaster_pb2_grpc,
+    node_pb2_grpc,
+    record_pb2_grpc,
+    zone_pb2_grpc,
+)
 from node.api.errors import ERROR_CODE_METADATA, ApiUnreachable, error_from_status
 from node.errors import ConfigError, NodeError
+from node.keymaster.admin import DnssecStatus, SignOutcome
+from node.keymaster.handover import HandoverOutcome, KeyMasterInfo
 from node.nodes.membership import NodeInfo
+from node.zones.dnssec import DnssecConfig
 from node.zones.model import ZoneConfig
 from node.zones.repository import ZoneInfo
 
@@ -34,6 +49,7 @@ log = logging.getLogger(__name__)
 Name = dns.name.Name
 T = TypeVar("T")
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+WAIT_MARGIN = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +99,8 @@ class ApiClient:
         self._zones = zone_pb2_grpc.ZoneServiceStub(self._channel)
         self._records = record_pb2_grpc.RecordServiceStub(self._channel)
         self._nodes = node_pb2_grpc.NodeServiceStub(self._channel)
+        self._dnssec = dnssec_pb2_grpc.DnssecServiceStub(self._channel)
+        self._keymaster = keymaster_pb2_grpc.KeyMasterServiceStub(self._channel)
 
     def close(self) -> None:
         self._channel.close()
@@ -100,13 +118,15 @@ class ApiClient:
 
     # --- plumbing ----------------------------------------------------------
 
-    def _call(self, method: Callable[..., Any], request: Any) -> Any:
+    def _call(self, method: Callable[..., Any], request: Any, timeout: float | None = None
+              ) -> Any:
+        deadline = self.timeout if timeout is None else timeout
         try:
-            return method(request, timeout=self.timeout)
+            return method(request, timeout=deadline)
         except grpc.RpcError as exc:
-            raise self._error(exc) from None
+            raise self._error(exc, deadline) from None
 
-    def _error(self, exc: grpc.RpcError) -> NodeError:
+    def _error(self, exc: grpc.RpcError, deadline: float | None = None) -> NodeError:
         status: grpc.StatusCode = exc.code()  # type: ignore[attr-defined]
         details: str = exc.details() or ""  # type: ignore[attr-defined]
         trailing = exc.trailing_metadata() or ()  # type: ignore[attr-defined]
@@ -115,7 +135,8 @@ class ApiClient:
             return ApiUnreachable(f"cannot reach the node API at {self.endpoint}: {details}")
         if code is None and status == grpc.StatusCode.DEADLINE_EXCEEDED:
             return ApiUnreachable(
-                f"the node API at {self.endpoint} did not answer within {self.timeout:g} s"
+                f"the node API at {self.endpoint} did not answer within "
+                f"{deadline or self.timeout:g} s"
             )
         if code is None and status in (
             grpc.StatusCode.UNAUTHENTICATED,
@@ -197,3 +218,60 @@ class ApiClient:
     def list_nodes(self) -> list[NodeInfo]:
         resp = self._call(self._nodes.ListNodes, convert.list_nodes_request())
         return [convert.node_from_pb(n) for n in resp.nodes]
+
+    # --- DNSSEC ------------------------------------------------------------
+
+    def sign_zone(
+        self,
+        zone: Name,
+        config: DnssecConfig,
+        *,
+        keymaster: str = "",
+        like: Name | None = None,
+        new_keys: bool = False,
+        force: bool = False,
+        timeout: float = 30.0,
+    ) -> SignOutcome:
+        """Sign `zone` (the server waits up to `timeout` for the keys)."""
+        req = convert.sign_zone_request(zone, config, keymaster=keymaster, like=like,
+                                        new_keys=new_keys, force=force, timeout=timeout)
+        resp = self._call(self._dnssec.SignZone, req, timeout + WAIT_MARGIN)
+        return convert.sign_outcome_from_pb(resp)
+
+    def unsign_zone(self, zone: Name) -> str:
+        """"done", or "pending" (delete signal published: run again once the DS is gone)."""
+        resp = self._call(self._dnssec.UnsignZone, convert.unsign_zone_request(zone))
+        return convert.state_from_pb(resp.state)
+
+    def dnssec_status(self, zone: Name) -> DnssecStatus:
+        resp = self._call(self._dnssec.GetDnssecStatus, convert.get_dnssec_status_request(zone))
+        return convert.dnssec_status_from_pb(resp.status)
+
+    # --- Key Master --------------------------------------------------------
+
+    def get_keymaster(self, zone: Name) -> KeyMasterInfo:
+        resp = self._call(self._keymaster.GetKeyMaster, convert.get_keymaster_request(zone))
+        return convert.keymaster_from_pb(resp.keymaster)
+
+    def transfer_keymaster(self, zone: Name, to: str, *, timeout: float = 30.0
+                           ) -> HandoverOutcome:
+        """Graceful transfer; the server waits up to `timeout` for `to` to take the role."""
+        req = convert.transfer_keymaster_request(zone, to, timeout)
+        resp = self._call(self._keymaster.TransferKeyMaster, req, timeout + WAIT_MARGIN)
+        return convert.handover_from_pb(resp)
+
+    def seize_keymaster(
+        self,
+        zone: Name,
+        to: str,
+        *,
+        force: bool = False,
+        accept_missing_keys: bool = False,
+        timeout: float = 30.0,
+    ) -> HandoverOutcome:
+        """Forced move of the role; the server waits up to `timeout` for `to` to take it."""
+        req = convert.seize_keymaster_request(zone, to, force=force,
+                                              accept_missing_keys=accept_missing_keys,
+                                              timeout=timeout)
+        resp = self._call(self._keymaster.SeizeKeyMaster, req, timeout + WAIT_MARGIN)
+        return convert.handover_from_pb(resp)

@@ -28,13 +28,23 @@ import grpc
 import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from node.api._gen.dnscluster.v1 import node_pb2_grpc, record_pb2_grpc, zone_pb2_grpc
+from node.api._gen.dnscluster.v1 import (
+    dnssec_pb2_grpc,
+    keymaster_pb2_grpc,
+    node_pb2_grpc,
+    record_pb2_grpc,
+    zone_pb2_grpc,
+)
+from node.api.dnssec import DnssecService
 from node.api.errors import ERROR_CODE_METADATA, status_for
+from node.api.keymaster import KeyMasterService
 from node.api.nodes import NodeService
 from node.api.records import RecordService
 from node.api.zones import ZoneService
 from node.errors import ConfigError, NodeError
 from node.events import Event, emit
+from node.keymaster.admin import DnssecAdmin
+from node.keymaster.handover import KeyMasterAdmin
 from node.nodes.membership import NodeDirectory
 from node.zones.repository import ZoneRepository
 
@@ -150,7 +160,11 @@ def _guard(inner: Handler, method: str) -> Handler:
 
 
 class ApiServer:
-    """The node's gRPC admin API: zones, records, nodes, health."""
+    """The node's gRPC admin API: zones, records, nodes, DNSSEC, Key Master, health.
+
+    Without `dnssec` / `keymaster` the DNSSEC and Key Master services still
+    answer, with FAILED_PRECONDITION naming this node (no signing here).
+    """
 
     def __init__(
         self,
@@ -160,10 +174,14 @@ class ApiServer:
         listen: str,
         tls: ApiTls | None,
         node_id: str,
+        dnssec: DnssecAdmin | None = None,
+        keymaster: KeyMasterAdmin | None = None,
     ) -> None:
         check_access(listen, tls)
         self._repo = repo
         self._nodes = nodes
+        self._dnssec = dnssec
+        self._keymaster = keymaster
         self._listen = listen
         self._tls = tls
         self._node_id = node_id
@@ -179,6 +197,10 @@ class ApiServer:
         zone_pb2_grpc.add_ZoneServiceServicer_to_server(ZoneService(self._repo), server)
         record_pb2_grpc.add_RecordServiceServicer_to_server(RecordService(self._repo), server)
         node_pb2_grpc.add_NodeServiceServicer_to_server(NodeService(self._nodes), server)
+        dnssec_pb2_grpc.add_DnssecServiceServicer_to_server(
+            DnssecService(self._dnssec, node_id=self._node_id), server)
+        keymaster_pb2_grpc.add_KeyMasterServiceServicer_to_server(
+            KeyMasterService(self._keymaster, node_id=self._node_id), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         try:
             if self._tls is None:

@@ -5,7 +5,10 @@ Global flags (before the command, or after it):
 * `--endpoint HOST:PORT` (env `CLUSTERCTL_ENDPOINT`, default `127.0.0.11:5301`)
 * `--ca FILE`, `--cert FILE`, `--key FILE`: TLS, with a client certificate
   (any of them switches TLS on; `--cert` and `--key` go together)
-* `--timeout SECONDS` (default 30): the deadline of each RPC
+* `--timeout SECONDS` (default 30): the deadline of each RPC; for the commands
+  that wait on the cluster (`zone sign`, `transfer-keymaster`,
+  `seize-keymaster`) it is how long the server waits, and the RPC's deadline
+  is 10 s longer so the definite answer (done / pending / refused) arrives
 * `--json`: machine-readable output (shapes in each command module's docstring)
 
 Exit codes and error lines: `node.cli.output`.
@@ -20,7 +23,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from node.api.client import ApiClient, ClientTls
-from node.cli import nodes, record, zone
+from node.cli import dnssec, keymaster, nodes, record, zone
 from node.cli.arguments import timeout_arg
 from node.cli.context import CommandContext
 from node.cli.output import EXIT_OK, PROG, Output, UsageError, report_error
@@ -66,6 +69,8 @@ def build_parser() -> Parser:
     zone.register(commands, [trailing])
     record.register(commands, [trailing])
     nodes.register(commands, [trailing])
+    keymaster.register(commands, [trailing])
+    dnssec.register(commands, [trailing])
     return parser
 
 
@@ -83,7 +88,11 @@ def _connect(args: argparse.Namespace) -> ApiClient:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; returns the exit code (0 ok, 1 failure, 2 usage)."""
+    """Run one command; returns the exit code (0 ok, 1 failure, 2 usage, 3 pending).
+
+    A handler returns None (success) or the exit code of its outcome
+    (`node.cli.output.exit_code_for_outcome`).
+    """
     try:
         args = build_parser().parse_args(argv)
     except UsageError as exc:
@@ -93,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ctx = CommandContext(args=args, out=Output(as_json=args.json),
                          connect=lambda: _connect(args))
     try:
-        args.handler(ctx)
+        code = args.handler(ctx)
     except NodeError as exc:
         return report_error(exc)
     except KeyboardInterrupt:
@@ -103,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     finally:
         ctx.close()
-    return EXIT_OK
+    return EXIT_OK if code is None else int(code)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,14 @@ Exit codes (STYLE R9: this is the only place that decides them):
 * 1: failure: the server said no (any `NodeError` it returned), or it could
   not be reached (`ApiUnreachable`; the message names the endpoint).
 * 2: usage: bad arguments found before any RPC (argparse errors, bad TTL,
-  unknown type, bad zone or owner name, bad record data, unreadable file).
+  unknown type, bad zone or owner name, bad record data, unreadable file,
+  unknown or SHA-1 DNSSEC algorithm, bad duration, bad salt).
+* 3: pending: an action the server accepted is not complete at the deadline
+  (`zone sign`, `transfer-keymaster`, `seize-keymaster`) or waits on the
+  operator (`zone unsign` after publishing the delete signal).
+
+Actions with an outcome (sign, unsign, transfer, seize) exit by
+`OUTCOME_EXIT`: done 0, refused 1 (each reason on stderr), pending 3.
 
 Errors go to stderr as one line: `clusterctl: error: <message>`.
 
@@ -17,6 +24,11 @@ JSON shapes (stable keys; names are absolute, with the trailing dot):
 * rrset: `{"owner", "ttl", "type", "rdata": [..]}`
 * node: `{"id", "role", "alive", "ready", "dns_addresses": [..], "api_address",
   "metrics_address", "version", "started_at", "served_serials": {zone: serial}}`
+* key: `{"key_id", "tag", "algorithm" (mnemonic), "algorithm_number", "role",
+  "state", "created", "private_key_replicated", "dnskey"}`
+* handover (transfer/seize): `{"zone", "state", "holder", "reasons": [..],
+  "missing_keys": [..], "message"}`
+* `zone dnssec` (`status_dict`) and the sign/unsign shapes: `node.cli.dnssec`.
 """
 
 from __future__ import annotations
@@ -24,19 +36,26 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any, TextIO
 
 import dns.rdatatype
 import dns.rrset
 
 from node.api.errors import ApiUnreachable
+from node.dnssec.algorithms import algorithm_name
+from node.dnssec.keys import DnssecKey
 from node.errors import NodeError, ValidationError
+from node.keymaster.admin import DnssecStatus
+from node.keymaster.handover import HandoverOutcome, KeyMasterInfo
 from node.nodes.membership import NodeInfo
+from node.zones.dnssec import DnssecConfig
 from node.zones.repository import ZoneInfo
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_PENDING = 3
 
 PROG = "clusterctl"
 
@@ -52,6 +71,14 @@ EXIT_CODES: dict[type[BaseException], int] = {
     ApiUnreachable: EXIT_FAILURE,
     NodeError: EXIT_FAILURE,
 }
+
+OUTCOME_EXIT: dict[str, int] = {"done": EXIT_OK, "pending": EXIT_PENDING, "refused": EXIT_FAILURE}
+
+
+def exit_code_for_outcome(state: str) -> int:
+    """The exit code of an action's outcome: done 0, pending 3, refused (or unknown) 1."""
+    return OUTCOME_EXIT.get(state, EXIT_FAILURE)
+
 
 UNREACHABLE_HINT = "(is the node running? --endpoint / CLUSTERCTL_ENDPOINT)"
 
@@ -113,6 +140,85 @@ def node_dict(node: NodeInfo) -> dict[str, Any]:
         "version": node.version,
         "started_at": node.started_at,
         "served_serials": dict(node.served_serials),
+    }
+
+
+def key_dict(key: DnssecKey) -> dict[str, Any]:
+    return {
+        "key_id": key.key_id,
+        "tag": key.tag,
+        "algorithm": algorithm_name(key.algorithm),
+        "algorithm_number": key.algorithm,
+        "role": key.role,
+        "state": key.state,
+        "created": key.created,
+        "private_key_replicated": key.replicate,
+        "dnskey": key.dnskey().to_text(),
+    }
+
+
+def handover_dict(zone: str, outcome: HandoverOutcome) -> dict[str, Any]:
+    return {
+        "zone": zone,
+        "state": outcome.state,
+        "holder": outcome.holder,
+        "reasons": list(outcome.reasons),
+        "missing_keys": list(outcome.missing_keys),
+        "message": outcome.message,
+    }
+
+
+def settings_dict(config: DnssecConfig) -> dict[str, Any]:
+    data = asdict(config)
+    data["algorithm"] = algorithm_name(config.algorithm)
+    data["denial"] = "nsec3" if config.nsec3 else "nsec"
+    data["missing_keys"] = list(config.missing_keys)
+    return data
+
+
+def keymaster_dict(status: DnssecStatus, info: KeyMasterInfo | None) -> dict[str, Any] | None:
+    role = info.role if info is not None else status.keymaster
+    if role is None:
+        return None
+    return {
+        "node": role.node,
+        "online": info.online if info is not None else status.keymaster_online,
+        "acquired": info.acquired if info is not None else role.lease != 0,
+        "failover": info.failover if info is not None else (
+            status.config.keymaster_failover if status.config else "manual"),
+        "since": role.since, "by": role.by, "reason": role.reason,
+        "changes": [{"at": c.at, "from_node": c.from_node, "to_node": c.to_node, "by": c.by,
+                     "why": c.why}
+                    for c in (info.changes if info is not None else ())],
+    }
+
+
+def status_dict(status: DnssecStatus, info: KeyMasterInfo | None) -> dict[str, Any]:
+    eligible = {n.node for n in status.eligible}
+    missing = info.missing_keys if info is not None else (
+        status.config.missing_keys if status.config else ())
+    return {
+        "zone": status.zone.to_text(),
+        "serial": status.serial,
+        "signed": status.config is not None,
+        "status": status.config.status if status.config else "unsigned",
+        "keymaster": keymaster_dict(status, info),
+        "keys": [key_dict(k) for k in status.keys],
+        "nodes": [{
+            "node": n.node, "alive": n.alive, "writable": n.writable, "has_kek": n.has_kek,
+            "eligible": n.node in eligible, "serial": n.serial, "keyset": n.keyset,
+            "current": n.current, "signed_at": n.signed_at or None,
+            "first_signed_at": n.first_signed_at or None,
+        } for n in status.nodes],
+        "ds": list(status.ds),
+        "published": status.published is not None,
+        "published_serial": status.published.serial if status.published else None,
+        "published_at": status.published.at if status.published else None,
+        "ds_safe": status.ds_safe,
+        "signed_nodes": status.signed_count,
+        "eligible_nodes": len(eligible),
+        "settings": settings_dict(status.config) if status.config else None,
+        "missing_keys": list(missing),
     }
 
 
@@ -186,16 +292,42 @@ def node_table(nodes: Sequence[NodeInfo]) -> str:
     return table(headers, rows)
 
 
+def key_table(keys: Sequence[dict[str, Any]]) -> str:
+    """Keys as `key_dict` gives them, one row each."""
+    rows = [
+        (k["tag"], k["algorithm"], k["role"].upper(), k["state"], k["created"] or "-",
+         "yes" if k["private_key_replicated"] else "no (Key Master's key store)")
+        for k in keys
+    ]
+    return table(("TAG", "ALGORITHM", "ROLE", "STATE", "CREATED", "PRIVATE KEY REPLICATED"),
+                 rows)
+
+
 class Output:
     """Writes either the JSON value or the human text of one command's result."""
 
-    def __init__(self, *, as_json: bool, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, *, as_json: bool, stream: TextIO | None = None, errors: TextIO | None = None
+    ) -> None:
         self.as_json = as_json
         self._stream = stream
+        self._errors = errors
 
     @property
     def stream(self) -> TextIO:
         return self._stream or sys.stdout
+
+    @property
+    def errors(self) -> TextIO:
+        return self._errors or sys.stderr
+
+    def warn(self, text: str) -> None:
+        """A warning line on stderr (also with --json, whose stdout stays parseable)."""
+        print(f"{PROG}: warning: {' '.join(text.split())}", file=self.errors)
+
+    def refused(self, reason: str) -> None:
+        """One reason of a refusal, on stderr."""
+        print(f"{PROG}: refused: {' '.join(reason.split())}", file=self.errors)
 
     def result(self, value: Any, text: str) -> None:
         if self.as_json:

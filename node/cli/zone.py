@@ -1,5 +1,7 @@
 """`clusterctl zone ...`: create, list, show, delete, import, export, update.
 
+`zone sign|unsign|dnssec` are registered here from `node.cli.dnssec`.
+
 `--json` output (see `node.cli.output` for the zone object):
 
 * create, show, import, update: one zone object
@@ -15,6 +17,7 @@ import sys
 from pathlib import Path
 
 from node.cli import arguments as a
+from node.cli import dnssec
 from node.cli.context import CommandContext
 from node.cli.output import UsageError, zone_details, zone_dict, zone_table
 from node.zones.model import ZoneConfig
@@ -23,7 +26,8 @@ Parents = list[argparse.ArgumentParser]
 
 
 def register(commands: argparse._SubParsersAction, parents: Parents) -> None:  # type: ignore[type-arg]
-    zone = commands.add_parser("zone", help="create, list, show, delete, import, export zones")
+    zone = commands.add_parser(
+        "zone", help="create, list, show, delete, import, export, sign, unsign zones")
     verbs = zone.add_subparsers(dest="verb", metavar="VERB", required=True)
 
     p = verbs.add_parser("create", parents=parents, help="create a zone")
@@ -69,6 +73,8 @@ def register(commands: argparse._SubParsersAction, parents: Parents) -> None:  #
     group.add_argument("--no-allow-transfer", action="store_true",
                        help="allow transfers from nowhere")
     p.set_defaults(handler=update)
+
+    dnssec.register_zone_verbs(verbs, parents)
 
 
 def _read_text(path: str) -> str:

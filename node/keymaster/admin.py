@@ -147,8 +147,8 @@ class DnssecAdmin:
             record = RoleRecord(node=keymaster, lease=0, since=stamp, by=self._me,
                                 reason="new-keys" if new_keys else "sign")
             ops.append(Op.put(self._keys.keymaster_key(zone), record.to_json()))
-            ops.append(self._audit(zone, "role", {"from": role.node if role else "",
-                                                  "to": keymaster, "by": self._me,
+            ops.append(self._audit(zone, "role", {"from_node": role.node if role else "",
+                                                  "to_node": keymaster, "by": self._me,
                                                   "why": record.reason, "at": stamp}))
         res = await self._etcd.txn(
             when=[Compare.mod_revision(self._keys.dnssec_key(zone)) == current_rev], then=ops)

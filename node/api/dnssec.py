@@ -1,0 +1,61 @@
+"""`dnscluster.v1.DnssecService`: thin servicer over `DnssecAdmin` (errors mapped in server.py).
+
+Outcomes (done / pending) travel in the responses; `NodeError`s raised by the
+admin (NotFound, Conflict, Refused, ValidationError, EtcdUnavailable) become
+statuses in the server's interceptor.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import grpc
+
+from node.api import convert
+from node.api._gen.dnscluster.v1 import dnssec_pb2_grpc
+from node.errors import ConfigError
+from node.zones.model import parse_zone_name
+
+if TYPE_CHECKING:
+    from node.api._gen.dnscluster.v1 import dnssec_pb2
+    from node.keymaster.admin import DnssecAdmin
+
+log = logging.getLogger(__name__)
+
+Ctx = grpc.aio.ServicerContext
+
+
+class DnssecService(dnssec_pb2_grpc.DnssecServiceServicer):
+    """Sign, unsign, and the DNSSEC status of a zone."""
+
+    def __init__(self, admin: DnssecAdmin | None, *, node_id: str) -> None:
+        self._admin = admin
+        self._node_id = node_id
+
+    def _need(self) -> DnssecAdmin:
+        if self._admin is None:
+            raise ConfigError(f"node {self._node_id} does not offer DNSSEC administration "
+                              "(no signing configured); ask a writable node")
+        return self._admin
+
+    async def SignZone(
+        self, request: dnssec_pb2.SignZoneRequest, context: Ctx
+    ) -> dnssec_pb2.SignZoneResponse:
+        admin = self._need()
+        zone, config, kwargs = convert.sign_zone_args(request)
+        outcome = await admin.sign_zone(zone, config, **kwargs)  # type: ignore[arg-type]
+        return convert.sign_zone_response(outcome)
+
+    async def UnsignZone(
+        self, request: dnssec_pb2.UnsignZoneRequest, context: Ctx
+    ) -> dnssec_pb2.UnsignZoneResponse:
+        admin = self._need()
+        zone = parse_zone_name(request.zone)
+        return convert.unsign_zone_response(zone, await admin.unsign_zone(zone))
+
+    async def GetDnssecStatus(
+        self, request: dnssec_pb2.GetDnssecStatusRequest, context: Ctx
+    ) -> dnssec_pb2.GetDnssecStatusResponse:
+        status = await self._need().status(parse_zone_name(request.zone))
+        return convert.get_dnssec_status_response(status)
