@@ -95,7 +95,9 @@ def lookup(zone: CompiledZone, name: bytes, qtype: int) -> tuple[int, object]:
     return NXDOMAIN_KIND, None  # unreachable: the origin always exists
 
 
-def add_rrsets(zone: CompiledZone, b: AnswerBuilder, owner: bytes, types: Types, qtype: int) -> list[bytes]:
+def add_rrsets(
+    zone: CompiledZone, b: AnswerBuilder, owner: bytes, types: Types, qtype: int
+) -> list[bytes]:
     """Answer RRset(s) of `qtype` at `owner` plus additional addresses; returns the targets."""
     if qtype == TYPE_ANY:
         chosen = [types[t] for t in sorted(types)]
@@ -121,12 +123,12 @@ def add_addresses(zone: CompiledZone, b: AnswerBuilder, names: list[bytes]) -> N
         for rdtype in (A, AAAA):
             rrset = ttypes.get(rdtype)
             if rrset is not None:
-                b.add_additional(t, rrset)
+                b.additional += b.add_tails(t, zone.tails(rrset))
 
 
 def add_soa(zone: CompiledZone, b: AnswerBuilder) -> None:
-    soa = zone.snapshot.soa()
-    b.add_authority(zone.origin, soa, min(soa.ttl, soa[0].minimum))
+    """The SOA for a negative answer, TTL min(SOA TTL, MINIMUM) (RFC 2308 §3)."""
+    b.authority += b.add_tails(zone.origin, zone.negative_soa())
 
 
 def positive(zone: CompiledZone, owner: bytes, rdtype: int) -> tuple[Entry, list[bytes]]:

@@ -26,8 +26,10 @@ import ipaddress
 import logging
 from collections.abc import Mapping
 
+import dns.rrset
+
 from node.server import answer
-from node.server.render import Entry
+from node.server.render import Entry, rr_tails
 from node.zones.model import ZoneSnapshot
 
 log = logging.getLogger(__name__)
@@ -52,7 +54,9 @@ class CompiledZone:
         "cuts",
         "fdeps",
         "lazy",
+        "memo",
         "names",
+        "neg_soa",
         "origin",
         "owned",
         "rdeps",
@@ -70,6 +74,8 @@ class CompiledZone:
         self.fdeps: dict[bytes, tuple[bytes, ...]] = {}  # answer key -> names it looked at
         self.rdeps: dict[bytes, set[bytes]] = {}  # name -> answer keys that looked at it
         self.lazy: dict[bytes, Entry] = {}
+        self.memo: dict[int, tuple[dns.rrset.RRset, tuple[bytes, ...]]] = {}
+        self.neg_soa: tuple[bytes, ...] | None = None
         self.owned: set[bytes] = set()  # rdeps entries whose set this version may mutate
         self.transfer_networks: tuple[Network, ...] = _networks(snapshot.config.allow_transfer)
 
@@ -102,6 +108,22 @@ class CompiledZone:
             self.lazy = {}
         self.lazy[key] = entry
         return entry
+
+    def negative_soa(self) -> tuple[bytes, ...]:
+        """The rendered SOA of negative answers (TTL min(SOA TTL, MINIMUM))."""
+        if self.neg_soa is None:
+            soa = self.snapshot.soa()
+            self.neg_soa = rr_tails(soa, min(soa.ttl, soa[0].minimum))
+        return self.neg_soa
+
+    def tails(self, rrset: dns.rrset.RRset) -> tuple[bytes, ...]:
+        """`rr_tails(rrset)`, memoised per version (additional-section addresses)."""
+        hit = self.memo.get(id(rrset))
+        if hit is not None and hit[0] is rrset:
+            return hit[1]
+        tails = rr_tails(rrset)
+        self.memo[id(rrset)] = (rrset, tails)
+        return tails
 
     def allows_transfer(self, address: str) -> bool:
         try:
@@ -211,7 +233,7 @@ class CompiledZone:
             key = _key(owner, rdtype)
             entry, deps = answer.positive(self, owner, rdtype)
             self.answers[key] = entry
-            self._set_deps(key, tuple(deps))
+            self._set_deps(key, tuple(dict.fromkeys(deps)))
 
     def _set_deps(self, key: bytes, deps: tuple[bytes, ...]) -> None:
         for name in self.fdeps.pop(key, ()):

@@ -36,9 +36,7 @@ CD = 0x0010
 _HEADERS: dict[tuple[int, int, int, int], tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
 
 
-def _headers(
-    flags: int, an: int, ns: int, ar: int
-) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+def _headers(flags: int, an: int, ns: int, ar: int) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
     key = (flags, an, ns, ar)
     cached = _HEADERS.get(key)
     if cached is not None:
@@ -89,18 +87,14 @@ class AnswerBuilder:
         self.additional = 0
 
     def _rrs(self, owner: bytes, rrset: dns.rrset.RRset, ttl: int | None) -> int:
-        head = rrset.rdtype.to_bytes(2, "big") + rrset.rdclass.to_bytes(2, "big")
-        ttl_b = (rrset.ttl if ttl is None else ttl).to_bytes(4, "big")
-        n = 0
-        for rd in rrset:
+        return self.add_tails(owner, rr_tails(rrset, ttl))
+
+    def add_tails(self, owner: bytes, tails: tuple[bytes, ...]) -> int:
+        """Append pre-rendered RRs (see `rr_tails`) owned by `owner`; returns their count."""
+        for tail in tails:
             self.comp.write(self.out, owner)
-            data = rd.to_wire()
-            self.out += head
-            self.out += ttl_b
-            self.out += len(data).to_bytes(2, "big")
-            self.out += data
-            n += 1
-        return n
+            self.out += tail
+        return len(tails)
 
     def add_answer(self, owner: bytes, rrset: dns.rrset.RRset) -> None:
         self.answer += self._rrs(owner, rrset, None)
@@ -118,6 +112,20 @@ class AnswerBuilder:
         )
 
 
+def rr_tails(rrset: dns.rrset.RRset, ttl: int | None = None) -> tuple[bytes, ...]:
+    """Each RR of `rrset` rendered after its owner name: type, class, TTL, rdlength, rdata."""
+    head = (
+        rrset.rdtype.to_bytes(2, "big")
+        + rrset.rdclass.to_bytes(2, "big")
+        + (rrset.ttl if ttl is None else ttl).to_bytes(4, "big")
+    )
+    out = []
+    for rd in rrset:
+        data = rd.to_wire()
+        out.append(head + len(data).to_bytes(2, "big") + data)
+    return tuple(out)
+
+
 def tc_response(qid: bytes, entry: Entry, rd_cd: int, question: bytes, opt: bytes) -> bytes:
     """Header + question (+ OPT) with TC=1: "retry over TCP"."""
     flags = entry[5] | TC | (RD if rd_cd & 1 else 0) | (CD if rd_cd & 2 else 0)
@@ -125,9 +133,7 @@ def tc_response(qid: bytes, entry: Entry, rd_cd: int, question: bytes, opt: byte
     return qid + flags.to_bytes(2, "big") + counts + question + opt
 
 
-def error_response(
-    qid: int, qflags: int, rcode: int, question: bytes, opt: bytes | None
-) -> bytes:
+def error_response(qid: int, qflags: int, rcode: int, question: bytes, opt: bytes | None) -> bytes:
     """A response with `rcode` (extended rcodes need `opt` built with the upper bits)."""
     flags = QR | (qflags & 0x7800) | (qflags & (RD | CD)) | (rcode & 0xF)
     counts = (

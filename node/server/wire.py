@@ -153,7 +153,14 @@ def _skip_rr(data: bytes, offset: int) -> tuple[int, int, int, int]:
 
 
 def parse_query(data: bytes) -> Query | None:
-    """Strict parse of any message; None to drop it, WireError to answer an error."""
+    """Strict parse of any message; None to drop it, WireError to answer an error.
+
+    The whole message is walked first, so that error answers echo the question
+    and carry an OPT whenever the query's own OPT could be read; then, in
+    order: FORMERR for a malformed message (no OPT), more than one OPT
+    (no OPT) or trailing octets, NOTIMP for opcodes other than QUERY, NOTIFY
+    and UPDATE, BADVERS for EDNS versions above 0, FORMERR for QDCOUNT != 1.
+    """
     if len(data) < 12:
         return None
     flags = data[2] << 8 | data[3]
@@ -164,23 +171,21 @@ def parse_query(data: bytes) -> Query | None:
     qdcount, ancount, nscount, arcount = (
         int.from_bytes(data[i : i + 2], "big") for i in (4, 6, 8, 10)
     )
-    bare = Query(qid, flags, opcode, b"", 0, 0, b"", -1, 0, 0)
-    if qdcount != 1:
-        raise WireError(FORMERR, bare)
-    try:
-        qname, qend = read_name(data, 12)
-        if _has_pointer(data, 12):
-            raise ValueError("compressed question name")
-        if qend + 4 > len(data):
-            raise ValueError("truncated question")
-    except ValueError:
-        raise WireError(FORMERR, bare) from None
-    qtype = data[qend] << 8 | data[qend + 1]
-    qclass = data[qend + 2] << 8 | data[qend + 3]
-    query = Query(qid, flags, opcode, qname, qtype, qclass, data[12 : qend + 4], -1, 0, 0)
-    offset = qend + 4
+    qname, question, qtype, qclass = b"", b"", 0, 0
     payload, do, version, opts = -1, 0, 0, 0
+    offset = 12
     try:
+        for k in range(qdcount):
+            name, end = read_name(data, offset)
+            if end + 4 > len(data):
+                raise ValueError("truncated question")
+            if k == 0 and qdcount == 1:
+                if _has_pointer(data, offset):
+                    raise ValueError("compressed question name")
+                qname, question = name, data[offset : end + 4]
+                qtype = data[end] << 8 | data[end + 1]
+                qclass = data[end + 2] << 8 | data[end + 3]
+            offset = end + 4
         for _ in range(ancount + nscount):
             _, _, _, rd = _skip_rr(data, offset)
             offset = _rdata_end(data, rd)
@@ -195,16 +200,22 @@ def parse_query(data: bytes) -> Query | None:
                 do = (ttl >> 15) & 1
             offset = _rdata_end(data, rd)
     except ValueError:
-        raise WireError(FORMERR, query) from None
+        raise WireError(
+            FORMERR, Query(qid, flags, opcode, qname, qtype, qclass, question, -1, 0, 0)
+        ) from None
     if opts > 1:
-        raise WireError(FORMERR, query)
-    query = Query(
-        qid, flags, opcode, qname, qtype, qclass, query.question, payload, do, version
-    )
+        raise WireError(
+            FORMERR, Query(qid, flags, opcode, qname, qtype, qclass, question, -1, 0, 0)
+        )
+    query = Query(qid, flags, opcode, qname, qtype, qclass, question, payload, do, version)
     if offset != len(data):
         raise WireError(FORMERR, query)
+    if opcode not in (OPCODE_QUERY, OPCODE_NOTIFY, OPCODE_UPDATE):
+        raise WireError(NOTIMP, query)
     if payload >= 0 and version > 0:
         raise WireError(BADVERS, query)
+    if qdcount != 1:
+        raise WireError(FORMERR, query)
     return query
 
 

@@ -236,13 +236,13 @@ def test_sigstop_past_lease_then_seize_fences_the_old_holder(cluster: Cluster) -
         wait_until(lambda: not holder(c, zone, n2)["online"], LEASE * 3, interval=0.3)
         code, out = ctl(n2, "seize-keymaster", zone, "--to", "n2")
         assert code == 0, out
-        seized_at = c.etcd.ctl("endpoint", "status", "-w", "json").stdout
+        seized_at = c.etcd.ctl("endpoint", "status", "-w", "json")
     finally:
         n1.resume()
     rev = json.loads(seized_at)[0]["Status"]["header"]["revision"]
     wait_until(lambda: "KEYMASTER_LOST" in n1.log_path.read_text(), 20,
                message="the old holder notices it lost the role")
-    audit = c.etcd.ctl("get", "--prefix", c.prefix + "audit/", "-w", "json").stdout
+    audit = c.etcd.ctl("get", "--prefix", c.prefix + "audit/", "-w", "json")
     for kv in json.loads(audit).get("kvs", []):
         value = json.loads(base64.b64decode(kv["value"]))
         if value.get("kind") == "duty" and value.get("holder") == "n1":

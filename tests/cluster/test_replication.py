@@ -167,7 +167,7 @@ def test_compaction_forces_a_full_resync(cluster: Cluster) -> None:
                 api.add(zone, f"c{j}", 300, "A", "192.0.2.4")
             api.delete(zone, "c0", "A")
         status = cluster.etcd.ctl("endpoint", "status", "-w", "json")
-        revision = json.loads(status.stdout)[0]["Status"]["header"]["revision"]
+        revision = json.loads(status)[0]["Status"]["header"]["revision"]
         cluster.etcd.ctl("compaction", str(revision))
     finally:
         n2.resume()

@@ -219,9 +219,9 @@ def test_private_keys_in_etcd_are_ciphertext_and_logs_hold_none(signing_cluster:
     zone = "secret.test."
     sign(c, zone)
     wait_published(c, zone)
-    res = c.etcd.ctl("get", "--prefix", c.prefix + "secrets/")
-    assert res.stdout.strip(), "wrapped private keys are stored"
-    assert "PRIVATE KEY" not in res.stdout
+    out = c.etcd.ctl("get", "--prefix", c.prefix + "secrets/")
+    assert out.strip(), "wrapped private keys are stored"
+    assert "PRIVATE KEY" not in out
     for n in c.nodes:
         assert "PRIVATE KEY" not in n.log_path.read_text()
 

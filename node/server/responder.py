@@ -1,0 +1,187 @@
+"""`Responder`: one DNS message in, the response bytes out; shared by UDP and TCP.
+
+Owns the hot path and the protocol-level decisions around it:
+
+* hot path (`fast_udp`; `tcp` does the same with a 64 KiB limit):
+  `wire.parse_fast`, one dict lookup in the table cache, then the response
+  is the query ID + a pre-rendered header variant (RD/CD copied) + the
+  question *as sent* + the pre-rendered body (+ our OPT when the query had
+  EDNS). Truncation is decided from the entry's known size
+  and the client's payload size (min(client, ours), floor 512); on overflow the
+  response is header + question (+ OPT) with TC=1.
+* slow path (`_slow`): the strict parser; FORMERR / BADVERS / NOTIMP,
+  QR=1 dropped, non-IN classes REFUSED, AXFR/IXFR via `xfr`, UPDATE and
+  NOTIFY through `hooks` (NOTIMP until a hook is installed).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+
+from node.server import xfr
+from node.server.render import Entry, error_response, tc_response
+from node.server.stats import DnsStats
+from node.server.table import ZoneTable
+from node.server.wire import (
+    CLASS_IN,
+    MIN_UDP_PAYLOAD,
+    NOTIMP,
+    OPCODE_QUERY,
+    REFUSED,
+    TYPE_AXFR,
+    TYPE_IXFR,
+    Query,
+    WireError,
+    opt_record,
+    parse_fast,
+    parse_query,
+)
+
+log = logging.getLogger(__name__)
+
+TCP_MAX = 65535
+
+Response = bytes | list[bytes] | None
+# what `udp`/`tcp` return: a zone transfer may also be a lazy iterator of messages
+Answer = bytes | list[bytes] | Iterator[bytes] | None
+# opcode hook: (wire, parsed query, client address, "udp" | "tcp") -> response
+OpcodeHook = Callable[[bytes, Query, tuple[str, int], str], Response]
+
+
+class Responder:
+    """Answers DNS messages from a `ZoneTable`."""
+
+    __slots__ = ("counts", "hooks", "max_udp_payload", "opts", "stats", "table")
+
+    def __init__(
+        self,
+        table: ZoneTable,
+        *,
+        max_udp_payload: int = 1232,
+        stats: DnsStats | None = None,
+        hooks: Mapping[int, OpcodeHook] | None = None,
+    ) -> None:
+        self.table = table
+        self.max_udp_payload = max(MIN_UDP_PAYLOAD, min(max_udp_payload, 65535))
+        self.stats = stats if stats is not None else DnsStats()
+        self.counts = self.stats.counts
+        self.hooks: dict[int, OpcodeHook] = dict(hooks or {})
+        self.opts = (opt_record(self.max_udp_payload, 0), opt_record(self.max_udp_payload, 1))
+
+    def handle(self, wire: bytes, client_addr: tuple[str, int], transport: str) -> Response:
+        """The response to one message; a list of messages for zone transfers over TCP."""
+        out = self.udp(wire, client_addr) if transport == "udp" else self.tcp(wire, client_addr)
+        if out is None or isinstance(out, bytes | list):
+            return out
+        return list(out)
+
+    def udp(self, data: bytes, addr: tuple[str, int]) -> Answer:
+        """The response to one UDP message."""
+        out = self.fast_udp(data)
+        if out is None:
+            return self._slow(data, addr, False)
+        return out
+
+    def fast_udp(self, data: bytes) -> bytes | None:
+        """The hot path; None when the message needs `_slow`. Every instruction counts."""
+        p = parse_fast(data)
+        if p is None:
+            return None
+        key, q4, payload, do = p
+        entry = self.table.caches[do].get(key)
+        if entry is None:
+            entry = self.table.lookup(key, do)
+            if entry is None:
+                return None
+        hdrs, hdrs_e, body, size, sk, _ = entry
+        c = self.counts
+        c[sk] = c.get(sk, 0) + 1
+        idx = (data[2] & 1) | ((data[3] >> 3) & 2)
+        if payload < 0:
+            if size > MIN_UDP_PAYLOAD:
+                self.stats.truncated += 1
+                return tc_response(data[:2], entry, idx, data[12:q4], b"")
+            return data[:2] + hdrs[idx] + data[12:q4] + body
+        limit = payload if payload > MIN_UDP_PAYLOAD else MIN_UDP_PAYLOAD
+        if limit > self.max_udp_payload:
+            limit = self.max_udp_payload
+        if size + 11 > limit:
+            self.stats.truncated += 1
+            return tc_response(data[:2], entry, idx, data[12:q4], self.opts[do])
+        return b"".join((data[:2], hdrs_e[idx], data[12:q4], body, self.opts[do]))
+
+    def tcp(self, data: bytes, addr: tuple[str, int]) -> Answer:
+        p = parse_fast(data)
+        if p is None:
+            return self._slow(data, addr, True)
+        key, q4, payload, do = p
+        entry = self.table.caches[do].get(key)
+        if entry is None:
+            entry = self.table.lookup(key, do)
+            if entry is None:
+                return self._slow(data, addr, True)
+        return self._assemble(data[:2], data[2], data[3], data[12:q4], entry, payload, do, True)
+
+    def _assemble(
+        self,
+        qid: bytes,
+        f1: int,
+        f2: int,
+        question: bytes,
+        entry: Entry,
+        payload: int,
+        do: int,
+        tcp: bool,
+    ) -> bytes:
+        hdrs, hdrs_e, body, size, sk, _ = entry
+        self.counts[sk] = self.counts.get(sk, 0) + 1
+        idx = (f1 & 1) | ((f2 >> 3) & 2)
+        opt = self.opts[do] if payload >= 0 else b""
+        if tcp:
+            limit = TCP_MAX
+        elif payload < 0:
+            limit = MIN_UDP_PAYLOAD
+        else:
+            limit = min(max(payload, MIN_UDP_PAYLOAD), self.max_udp_payload)
+        if size + len(opt) > limit:
+            self.stats.truncated += 1
+            return tc_response(qid, entry, idx, question, opt)
+        return qid + (hdrs_e if opt else hdrs)[idx] + question + body + opt
+
+    def _slow(self, data: bytes, addr: tuple[str, int], tcp: bool) -> Answer:
+        try:
+            query = parse_query(data)
+        except WireError as exc:
+            return self._error(exc.query, exc.rcode)
+        except Exception:  # the strict parser must never take the server down
+            log.exception("unexpected error parsing a %d-octet message", len(data))
+            self.stats.dropped += 1
+            return None
+        if query is None:
+            self.stats.dropped += 1
+            return None
+        if query.opcode != OPCODE_QUERY:
+            hook = self.hooks.get(query.opcode)
+            if hook is None:
+                return self._error(query, NOTIMP)
+            return hook(data, query, addr, "tcp" if tcp else "udp")
+        if query.qclass != CLASS_IN:
+            return self._error(query, REFUSED)
+        if query.qtype in (TYPE_AXFR, TYPE_IXFR):
+            self.stats.count(0, query.qtype)
+            return xfr.transfer(self.table.find(query.qname), query, data, addr[0], tcp)
+        key = query.qname + query.question[-4:]
+        entry = self.table.caches[query.do].get(key) or self.table.lookup(key, query.do)
+        if entry is None:  # unreachable: only AXFR/IXFR have no entry
+            return self._error(query, REFUSED)
+        return self._assemble(
+            data[:2], data[2], data[3], query.question, entry, query.payload, query.do, tcp
+        )
+
+    def _error(self, query: Query, rcode: int) -> bytes:
+        self.stats.count(rcode, query.qtype)
+        opt = None
+        if query.payload >= 0:
+            opt = opt_record(self.max_udp_payload, query.do, rcode >> 4)
+        return error_response(query.id, query.flags, rcode, query.question, opt)

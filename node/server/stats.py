@@ -1,0 +1,95 @@
+"""DNS server counters, kept as plain ints on the hot path, exported through a Collector.
+
+Owns `DnsStats`: queries by (rcode, qtype) in a dict keyed by
+`rcode << 16 | qtype` (the `stat_key` of a rendered entry), dropped and
+truncated counts, and an answer-latency histogram with power-of-two
+nanosecond buckets (`observe` costs one `int.bit_length`). No prometheus call
+happens per query: `collector()` converts the ints at scrape time into
+`dns_queries_total{rcode,qtype}`, `dns_dropped_total`, `dns_truncated_total`
+and the `dns_answer_seconds` histogram (over UDP the listener times one
+datagram in 16; every TCP message is timed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import dns.rcode
+import dns.rdatatype
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+# bucket i counts latencies with bit_length() == i, i.e. < 2**i ns; 2**24 ns ≈ 16.8 ms
+BUCKETS = 26
+
+
+class DnsStats:
+    """Plain-int counters; `counts` and `latency` are mutated in place by the server."""
+
+    __slots__ = ("counts", "dropped", "latency", "latency_sum_ns", "truncated")
+
+    def __init__(self) -> None:
+        self.counts: dict[int, int] = {}
+        self.latency: list[int] = [0] * BUCKETS
+        self.latency_sum_ns = 0
+        self.dropped = 0
+        self.truncated = 0
+
+    def observe(self, ns: int) -> None:
+        b = ns.bit_length()
+        self.latency[b if b < BUCKETS else BUCKETS - 1] += 1
+        self.latency_sum_ns += ns
+
+    def count(self, rcode: int, qtype: int) -> None:
+        key = rcode << 16 | qtype
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def queries(self, rcode: int | None = None, qtype: int | None = None) -> int:
+        """Total queries counted, optionally for one rcode and/or qtype (tests, status)."""
+        return sum(
+            n
+            for k, n in self.counts.items()
+            if (rcode is None or k >> 16 == rcode) and (qtype is None or k & 0xFFFF == qtype)
+        )
+
+    def collector(self) -> Collector:
+        return _StatsCollector(self)
+
+
+def _text(value: int, to_text: object) -> str:
+    try:
+        return str(to_text(value))  # type: ignore[operator]
+    except Exception:  # unknown codes render as numbers
+        return str(value)
+
+
+class _StatsCollector(Collector):
+    def __init__(self, stats: DnsStats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        s = self._stats
+        queries = CounterMetricFamily(
+            "dns_queries", "DNS queries answered, by rcode and qtype", labels=["rcode", "qtype"]
+        )
+        for key, n in sorted(dict(s.counts).items()):
+            queries.add_metric(
+                [_text(key >> 16, dns.rcode.to_text), _text(key & 0xFFFF, dns.rdatatype.to_text)],
+                n,
+            )
+        yield queries
+        yield CounterMetricFamily("dns_dropped", "DNS messages dropped unanswered", value=s.dropped)
+        yield CounterMetricFamily("dns_truncated", "UDP answers sent with TC=1", value=s.truncated)
+        buckets: list[tuple[str, float]] = []
+        total = 0
+        for i in range(BUCKETS - 1):
+            total += s.latency[i]
+            buckets.append((repr((1 << i) / 1e9), total))
+        total += s.latency[BUCKETS - 1]
+        buckets.append(("+Inf", total))
+        yield HistogramMetricFamily(
+            "dns_answer_seconds",
+            "Time spent answering one DNS message",
+            buckets=buckets,
+            sum_value=s.latency_sum_ns / 1e9,
+        )

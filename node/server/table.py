@@ -1,0 +1,171 @@
+"""`ZoneTable`: the zones this node serves, by origin, swapped atomically per version.
+
+Owns the set of compiled zones, the longest-suffix zone match and the
+table-wide answer cache the hot path reads first (one dict lookup per query:
+key = lowercased qname wire + QTYPE + QCLASS as sent, one dict per DO bit).
+The cache is replaced by an empty one whenever any zone changes, so readers
+never see a mix of versions and never wait: `publish` builds the new
+`CompiledZone` first and only then swaps it in.
+
+The replica calls `publish(snapshot)` (or `await publish_async(snapshot)`,
+which compiles in a worker thread) for every new version of a zone, in order;
+`snapshot.changed` must be relative to the previous snapshot published for that
+zone. Snapshots older (by etcd revision) than the one served are ignored.
+`hold(origin)` makes a zone answer SERVFAIL (and refuse transfers) until its
+next `publish`: the signing worker uses it for a published signed zone this
+node has not signed yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import dns.name
+
+from node.server.answer import DS, name_wire
+from node.server.compile import CompiledZone
+from node.server.render import QR, Entry, make_entry
+from node.server.wire import REFUSED, SERVFAIL, TYPE_AXFR, TYPE_IXFR
+from node.zones.model import ZoneSnapshot
+
+log = logging.getLogger(__name__)
+
+CACHE_MAX = 200_000
+IN_CLASS = b"\x00\x01"
+
+
+class ZoneTable:
+    """Compiled zones by origin; `caches[do]` is the hot path's first stop."""
+
+    __slots__ = ("_held", "_locks", "_zones", "caches")
+
+    def __init__(self) -> None:
+        self._zones: dict[bytes, CompiledZone] = {}
+        self._held: set[bytes] = set()  # origins answered SERVFAIL until their next publish
+        self._locks: dict[bytes, asyncio.Lock] = {}
+        self.caches: tuple[dict[bytes, Entry], dict[bytes, Entry]] = ({}, {})
+
+    # --- zone management ------------------------------------------------------
+
+    def publish(self, snapshot: ZoneSnapshot) -> None:
+        """Compile `snapshot` (incrementally when possible) and serve it."""
+        prev = self._zones.get(name_wire(snapshot.origin))
+        if self._stale(prev, snapshot):
+            return
+        self._install(_compile(prev, snapshot))
+
+    async def publish_async(self, snapshot: ZoneSnapshot) -> None:
+        """As `publish`, compiling in a worker thread; versions of a zone stay ordered."""
+        origin = name_wire(snapshot.origin)
+        lock = self._locks.setdefault(origin, asyncio.Lock())
+        async with lock:
+            prev = self._zones.get(origin)
+            if self._stale(prev, snapshot):
+                return
+            zone = await asyncio.to_thread(_compile, prev, snapshot)
+            self._install(zone)
+
+    def remove(self, origin: dns.name.Name) -> bool:
+        """Stop serving `origin`; False if it was not served."""
+        wire = name_wire(origin)
+        zone = self._zones.pop(wire, None)
+        held = wire in self._held
+        self._held.discard(wire)
+        self.caches = ({}, {})
+        return zone is not None or held
+
+    def hold(self, origin: dns.name.Name) -> None:
+        """Answer SERVFAIL for `origin` (and refuse transfers) until it is next published.
+
+        For a published signed zone this node has not signed yet (DESIGN.md:
+        never serve it unsigned).
+        """
+        self._held.add(name_wire(origin))
+        self.caches = ({}, {})
+
+    def held(self, origin: dns.name.Name) -> bool:
+        return name_wire(origin) in self._held
+
+    def get(self, origin: dns.name.Name) -> CompiledZone | None:
+        return self._zones.get(name_wire(origin))
+
+    def zones(self) -> list[dns.name.Name]:
+        return sorted(z.snapshot.origin for z in self._zones.values())
+
+    def _stale(self, prev: CompiledZone | None, snapshot: ZoneSnapshot) -> bool:
+        if prev is not None and snapshot.revision < prev.snapshot.revision:
+            log.info(
+                "ignoring zone %s at revision %d: revision %d is served",
+                snapshot.origin,
+                snapshot.revision,
+                prev.snapshot.revision,
+            )
+            return True
+        return False
+
+    def _install(self, zone: CompiledZone) -> None:
+        self._zones[zone.origin] = zone
+        self._held.discard(zone.origin)
+        self.caches = ({}, {})
+
+    # --- lookups ----------------------------------------------------------------
+
+    def find(self, lname: bytes) -> CompiledZone | None:
+        """The served zone with the longest origin that is a suffix of the lowercased wire
+        name; None if there is none or if that zone is held."""
+        zone, held = self._match(lname)
+        return None if held else zone
+
+    def _match(self, lname: bytes) -> tuple[CompiledZone | None, bool]:
+        zones = self._zones
+        held = self._held
+        n = lname
+        while True:
+            if held and n in held:
+                return None, True
+            zone = zones.get(n)
+            if zone is not None:
+                return zone, False
+            if len(n) <= 1:
+                return None, False
+            n = n[n[0] + 1 :]
+
+    def lookup(self, key: bytes, do: int) -> Entry | None:
+        """The entry for a hot-path key after a cache miss; None for AXFR/IXFR (slow path)."""
+        qtype = key[-4] << 8 | key[-3]
+        if qtype in (TYPE_AXFR, TYPE_IXFR):
+            return None
+        lname = key[:-4]
+        zone, held = self._match(lname)
+        if held:
+            entry = make_entry(QR | SERVFAIL, qtype, len(key), b"")
+        elif zone is None or key[-2:] != IN_CLASS:
+            entry = make_entry(QR | REFUSED, qtype, len(key), b"")
+        else:
+            if qtype == DS and lname == zone.origin and len(lname) > 1:
+                zone = self.find(lname[lname[0] + 1 :]) or zone
+            entry = zone.answer(key, do)
+        cache = self.caches[do]
+        if len(cache) >= CACHE_MAX:
+            cache.clear()
+        cache[key] = entry
+        return entry
+
+
+def _compile(prev: CompiledZone | None, snapshot: ZoneSnapshot) -> CompiledZone:
+    start = time.perf_counter()
+    if prev is None or snapshot.changed is None:
+        zone = CompiledZone.build(snapshot)
+    else:
+        zone = CompiledZone.evolve(prev, snapshot)
+    log.debug(
+        "compiled zone %s serial %d (%s) in %.1f ms: %d eager answers",
+        snapshot.origin,
+        snapshot.serial,
+        "full" if snapshot.changed is None else "incremental",
+        (time.perf_counter() - start) * 1000,
+        len(zone.answers),
+    )
+    return zone
