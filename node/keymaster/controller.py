@@ -218,6 +218,11 @@ class KeyMasterController:
 
     async def _handover(self, zone: Name, z: _ZoneRole, obs: Observation, to: str) -> None:
         """Carry out a transfer intent: the current step is finished (steps are sequential)."""
+        if to not in obs.candidates:  # went offline (or lost its KEK) since the request
+            await self._etcd.txn(when=[], then=[Op.delete(self._keys.intent_key(zone))])
+            emit(Event.KEYMASTER_REFUSED, level=logging.WARNING, zone=zone, to=to,
+                 reason="the target is not a live eligible node")
+            return
         await self._roles.replace(
             zone, obs.token, previous=self._me, node=to, lease=0,
             by=obs.intent.by if obs.intent else self._me, reason="transfer",

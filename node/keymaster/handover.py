@@ -189,15 +189,20 @@ class KeyMasterAdmin:
     async def _wait(self, zone: Name, to: str, timeout: float, *, cleanup_intent: bool
                     ) -> HandoverOutcome:
         deadline = self._clock.monotonic() + timeout
+        role_key, intent_key = self._keys.keymaster_key(zone), self._keys.intent_key(zone)
         while self._clock.monotonic() < deadline:
-            role, _ = await self._roles.read(zone)
+            # role and intent read at one revision: the holder swaps both in one txn
+            res = await self._etcd.txn(when=[], then=[Op.get(role_key), Op.get(intent_key)])
+            role_kvs = res.responses[0].kvs  # type: ignore[union-attr]
+            role = RoleRecord.from_json(role_kvs[0].value) if role_kvs else None
+            intent_gone = not res.responses[1].kvs  # type: ignore[union-attr]
             if role is not None and role.node == to and role.lease:
                 return HandoverOutcome("done", to)
-            if role is not None and role.node not in (to,) and cleanup_intent:
-                intent = await self._etcd.get(self._keys.intent_key(zone))
-                if intent is None and role.node != to:
-                    return HandoverOutcome("refused", role.node,
-                                           (f"the intent was dropped; {role.node} holds the role",))
+            if cleanup_intent and intent_gone and (role is None or role.node != to):
+                holder = role.node if role else ""
+                return HandoverOutcome("refused", holder, (
+                    f"the holder {holder} dropped the request: {to} is no longer a live "
+                    "eligible node",))
             await asyncio.sleep(0.05)
         role, _ = await self._roles.read(zone)
         return HandoverOutcome("pending", role.node if role else "",

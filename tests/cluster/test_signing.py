@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import dns.exception
+import dns.message
 import dns.rcode
 import dns.rdatatype
 import pytest
@@ -236,7 +238,14 @@ def test_a_node_with_the_wrong_kek_refuses_to_sign(signing_cluster: Cluster) -> 
     bad.start(wait=False)
     try:
         wait_until(lambda: "wrong KEK" in bad.log_path.read_text(), 30)
-        resp = bad.query(f"www.{zone}", "A", want_dnssec=True)
+
+        def answer() -> dns.message.Message | None:
+            try:
+                return bad.query(f"www.{zone}", "A", want_dnssec=True, timeout=0.5)
+            except (OSError, dns.exception.Timeout):
+                return None  # DNS sockets not open yet
+
+        resp = wait_until(answer, 30)
         assert resp.rcode() == dns.rcode.SERVFAIL  # never unsigned data for a published zone
         assert not bad.ready()
     finally:
