@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -105,6 +106,11 @@ listen = ["{host}:5300"]
 listen = "{host}:5301"
 [metrics]
 listen = "{host}:9100"
+[signing]
+kek_file = "{STATE / 'kek'}"
+key_store = "{STATE / 'keys' / node_id}"
+stagger_min = 2.0
+stagger_max = 5.0
 [log]
 level = "INFO"
 """
@@ -125,9 +131,51 @@ def node_ready(host: str) -> bool:
         return resp.status == health_pb2.HealthCheckResponse.SERVING
 
 
+def make_kek() -> None:
+    """The cluster's key-encryption key (Kubernetes mounts a Secret instead)."""
+    path = STATE / "kek"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+
+
+def ctl_json(*args: str) -> dict:  # type: ignore[type-arg]
+    res = clusterctl("--json", *args, check=False)
+    if res.returncode != 0:
+        raise SystemExit(f"local-cluster: clusterctl {' '.join(args)} failed: {res.stderr.strip()}")
+    return json.loads(res.stdout)  # type: ignore[no-any-return]
+
+
+def sign_example() -> None:
+    status = clusterctl("--json", "zone", "dnssec", ZONE, check=False)
+    if status.returncode != 0 or not json.loads(status.stdout).get("keys"):
+        out("signing example.test. (KSK + ZSK ECDSAP256SHA256, NSEC3); the other nodes "
+            "sign after a 2-5 s stagger")
+        ctl_json("zone", "sign", ZONE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        st = ctl_json("zone", "dnssec", ZONE)
+        if st.get("published"):
+            break
+        time.sleep(0.5)
+    else:
+        raise SystemExit("local-cluster: example.test. was not signed by every node in 60 s; "
+                         f"see {STATE / 'logs'}")
+    anchor = STATE / "example.test.anchor"
+    res = clusterctl("trust-anchors", "export", ZONE, "--format", "bind", check=False)
+    anchor.write_text(res.stdout)
+    out(f"example.test. is signed by all {st.get('signed_nodes')} nodes and published; DS for "
+        "the parent:")
+    for ds in st.get("ds", []):
+        print(f"  {ds}")
+
+
 def up() -> None:
-    for sub in ("logs", "etcd"):
+    for sub in ("logs", "etcd", "keys"):
         (STATE / sub).mkdir(parents=True, exist_ok=True)
+    os.chmod(STATE / "keys", 0o700)
+    make_kek()
     if read_pid("etcd") is None:
         out(f"starting etcd on {ETCD_HOST}:2379")
         spawn("etcd", [
@@ -155,10 +203,14 @@ def up() -> None:
         if res.returncode != 0:
             raise SystemExit(f"local-cluster: creating {ZONE} failed: {res.stderr.strip()}")
         out(f"created zone {ZONE}")
+    sign_example()
     print(f"""
 The cluster is up: etcd on {ETCD_HOST}:2379, nodes n1..n3 on 127.0.0.11..13.
 
-  dig @127.0.0.12 -p 5300 www.example.test A          # any node answers, with AA
+  dig @127.0.0.12 -p 5300 www.example.test A +dnssec  # any node answers, with AA and RRSIGs
+  delv @127.0.0.13 -p 5300 -a .local-cluster/example.test.anchor +root=example.test \\
+       www.example.test A                              # validates: "; fully validated"
+  .venv/bin/clusterctl zone dnssec example.test       # keys, Key Master, who signed what
   dig @127.0.0.13 -p 5300 example.test AXFR           # transfers allowed from 127.0.0.0/8
   .venv/bin/clusterctl record add example.test new 300 A 192.0.2.9
   dig @127.0.0.13 -p 5300 new.example.test A          # replicated through etcd

@@ -8,9 +8,9 @@ if clusterctl zone show "$ZONE" >/dev/null 2>&1; then
 else
   clusterctl zone create "$ZONE" --file "$ZONE_FILE"
 fi
-if clusterctl zone sign --help >/dev/null 2>&1; then
-  clusterctl zone sign "$ZONE"
+if clusterctl --json zone dnssec "$ZONE" | grep -q '"signed": true'; then
+  echo "example-zone: $ZONE is signed already"
 else
-  echo "example-zone: this build has no 'clusterctl zone sign' yet; $ZONE stays unsigned"
+  clusterctl zone sign "$ZONE"
 fi
 clusterctl zone show "$ZONE"

@@ -3,8 +3,9 @@
 Global flags (before the command, or after it):
 
 * `--endpoint HOST:PORT` (env `CLUSTERCTL_ENDPOINT`, default `127.0.0.11:5301`)
-* `--ca FILE`, `--cert FILE`, `--key FILE`: TLS, with a client certificate
-  (any of them switches TLS on; `--cert` and `--key` go together)
+* `--ca FILE`, `--cert FILE`, `--key FILE` (env `CLUSTERCTL_CA`, `CLUSTERCTL_CERT`,
+  `CLUSTERCTL_KEY`): TLS, with a client certificate (any of them switches TLS on;
+  `--cert` and `--key` go together)
 * `--timeout SECONDS` (default 30): the deadline of each RPC; for the commands
   that wait on the cluster (`zone sign`, `transfer-keymaster`,
   `seize-keymaster`) it is how long the server waits, and the RPC's deadline
@@ -76,11 +77,14 @@ def build_parser() -> Parser:
 
 def _connect(args: argparse.Namespace) -> ApiClient:
     endpoint = args.endpoint or os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT
+    ca = args.ca or os.environ.get("CLUSTERCTL_CA") or None
+    cert = args.cert or os.environ.get("CLUSTERCTL_CERT") or None
+    key = args.key or os.environ.get("CLUSTERCTL_KEY") or None
     tls = None
-    if bool(args.cert) != bool(args.key):
+    if bool(cert) != bool(key):
         raise UsageError("--cert and --key go together (the client certificate and its key)")
-    if args.ca or args.cert or args.key:
-        tls = ClientTls(ca_file=args.ca, cert_file=args.cert, key_file=args.key)
+    if ca or cert or key:
+        tls = ClientTls(ca_file=ca, cert_file=cert, key_file=key)
     try:
         return ApiClient(endpoint, tls=tls, timeout=args.timeout)
     except ConfigError as exc:  # an unreadable --ca/--cert/--key file

@@ -129,7 +129,11 @@ def test_etcd_auth_script_limits_the_node_user(compose: dict[str, Any], secrets:
 
 def test_example_zone_script_creates_the_zone_once(private_etcd: EtcdProcess,
                                                    tmp_path: Path) -> None:
-    node = NodeProcess("dns-1", [private_etcd.endpoint], "/dnscluster/v1/", tmp_path)
+    kek = tmp_path / "kek"
+    kek.write_text("ab" * 32)
+    node = NodeProcess("dns-1", [private_etcd.endpoint], "/dnscluster/v1/", tmp_path,
+                       extra_toml=f'[signing]\nkek_file = "{kek}"\nstagger_max = 1.0\n'
+                                  'stagger_min = 0.5\n')
     node.start()
     try:
         env = {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(tmp_path),
@@ -142,7 +146,7 @@ def test_example_zone_script_creates_the_zone_once(private_etcd: EtcdProcess,
                                   env=env, capture_output=True, text=True, timeout=60,
                                   check=False)
             assert done.returncode == 0, done.stdout + done.stderr
-        assert "exists" in done.stdout
+        assert "exists" in done.stdout and "signed already" in done.stdout
         assert node.serial("example.test.") is not None
     finally:
         node.kill()

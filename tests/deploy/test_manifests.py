@@ -289,5 +289,12 @@ def test_documented_exec_command_is_the_tested_one() -> None:
     from tests.deploy.manifests import CLUSTERCTL, ROOT
 
     doc = (ROOT / "docs" / "deploy.md").read_text()
-    assert f'TLS="{" ".join(CLUSTERCTL[1:])}"' in doc
-    assert "clusterctl $TLS transfer-keymaster" in doc and "clusterctl $TLS seize-keymaster" in doc
+    assert "exec dns-0 -- clusterctl transfer-keymaster" in doc
+    assert "-- clusterctl seize-keymaster" in doc
+    # the pod's environment carries exactly the TLS files the tested command uses
+    ctr = find(render("dev"), "StatefulSet", "dns")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in ctr["env"]}
+    flags = dict(zip(CLUSTERCTL[1::2], CLUSTERCTL[2::2], strict=False))
+    assert env["CLUSTERCTL_CA"] == flags["--ca"]
+    assert env["CLUSTERCTL_CERT"] == flags["--cert"]
+    assert env["CLUSTERCTL_KEY"] == flags["--key"]
