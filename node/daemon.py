@@ -12,9 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
+import os
 import signal
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
 import dns.name
@@ -29,7 +32,7 @@ from node.keymaster.admin import DnssecAdmin
 from node.keymaster.controller import KeyMasterController
 from node.keymaster.handover import KeyMasterAdmin
 from node.keymaster.keystore import KeyStore
-from node.metrics import NodeMetrics, ReplicaCollector
+from node.metrics import NodeMetrics, ReplicaCollector, SigningCollector
 from node.nodes.membership import Membership, NodeDirectory, NodeInfo
 from node.server.listener import DnsServer
 from node.server.table import ZoneTable
@@ -53,6 +56,7 @@ class Daemon:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self._pool: ProcessPoolExecutor | None = None
         e = config.etcd
         tls = None
         if e.ca_file or e.cert_file:
@@ -94,7 +98,7 @@ class Daemon:
             node_id=config.node_id, etcd=self.etcd, layout=self.layout,
             publish=self.table.publish_async, hold=self.table.hold, kek_bytes=self.kek,
             can_sign=config.role == "writable", stagger=(sg.stagger_min, sg.stagger_max),
-            pool=None,
+            pool=self._signing_pool(sg.workers) if self.kek else None, key_store=key_store,
         )
         self.signing.on_readiness = self._set_ready
         self.keymaster = KeyMasterController(
@@ -110,6 +114,14 @@ class Daemon:
         self.dns: DnsServer | None = None
         self.api: ApiServer | None = None
         self._stop = asyncio.Event()
+
+    def _signing_pool(self, workers: int) -> ProcessPoolExecutor:
+        """Worker processes for large signing jobs, so the loop keeps answering and keeping
+        the lease alive. Spawned, not forked: grpc's threads do not survive a fork."""
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers or os.cpu_count() or 1,
+            mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
 
     async def _on_update(self, snap: ZoneSnapshot) -> None:
         await self.signing.on_snapshot(snap)
@@ -143,6 +155,7 @@ class Daemon:
         self.session.on_new_lease(self.membership.on_new_lease)
         self.metrics.register(ReplicaCollector(self.replica.snapshots,
                                                lambda: self.replica.revision))
+        self.metrics.register(SigningCollector(self.signing.statuses))
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.session.run(), name="session")
             await self.replica.load()
@@ -194,6 +207,8 @@ class Daemon:
                 await self.session.revoke()
         if self.dns is not None:
             await self.dns.stop()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class _Stopped(Exception):

@@ -42,6 +42,32 @@ class ReplicaCollector(Collector):
         yield rev
 
 
+class SigningCollector(Collector):
+    """Per signed zone: the earliest RRSIG expiration served and the serial signed here."""
+
+    def __init__(self, statuses: Callable[[], Iterable[tuple[str, dict[str, object]]]]) -> None:
+        self._statuses = statuses
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        expiry = GaugeMetricFamily(
+            "dnscluster_rrsig_earliest_expiration_timestamp_seconds",
+            "Earliest RRSIG expiration this node serves (unix time)", labels=["zone"])
+        signed = GaugeMetricFamily("dnscluster_signed_serial", "Serial signed by this node",
+                                   labels=["zone"])
+        held = GaugeMetricFamily("dnscluster_zone_held",
+                                 "1 while a published zone is answered SERVFAIL until signed",
+                                 labels=["zone"])
+        for zone, st in self._statuses():
+            if st.get("earliest_expiration"):
+                expiry.add_metric([zone], float(st["earliest_expiration"]))  # type: ignore[arg-type]
+            if st.get("signed_serial") is not None:
+                signed.add_metric([zone], float(st["signed_serial"]))  # type: ignore[arg-type]
+            held.add_metric([zone], 1.0 if st.get("held") else 0.0)
+        yield expiry
+        yield signed
+        yield held
+
+
 class NodeMetrics:
     """The registry of one node process."""
 

@@ -208,6 +208,10 @@ class KeyMasterController:
                     etcd=self._etcd, layout=self._keys, repository=self._repo, zone=zone,
                     config=cfg, fence=self._fence(zone, z), node_id=self._me, kek=self._kek,
                     key_store=self._store, retire=retire, clock=self._clock)
+            elif await duties.publish_dnskey_signatures(
+                    repository=self._repo, layout=self._keys, zone=zone, state=state,
+                    fence=self._fence(zone, z), key_store=self._store, clock=self._clock):
+                pass  # one fenced write per step
             elif cfg.status == "signed" and state.published is None and state.keys:
                 await duties.publish_if_ready(
                     etcd=self._etcd, layout=self._keys, repository=self._repo,

@@ -14,10 +14,14 @@ import uuid
 from dataclasses import dataclass
 
 import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
 
 from node.clock import SYSTEM_CLOCK, Clock
 from node.dnssec import kek as kekmod
-from node.dnssec.keys import DnssecKey, new_key
+from node.dnssec.keys import DnssecKey, dnskey_rrset, load_private_key, new_key
+from node.dnssec.signer import SigningKey, sign_rrset
 from node.errors import ConfigError, FencedOut
 from node.events import Event, emit
 from node.keymaster.keystore import KeyStore
@@ -25,7 +29,7 @@ from node.nodes.membership import NodeDirectory
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.store.txn import Compare, Op
-from node.zones.dnssec import DnssecConfig, Published
+from node.zones.dnssec import DnssecConfig, DnssecState, Published
 from node.zones.model import ZoneHead
 from node.zones.repository import ZoneRepository
 from node.zones.serial import serial_add
@@ -175,3 +179,58 @@ async def publish_if_ready(
                      "publish", extra=(Compare.version(layout.published_key(zone)) == 0,))
     emit(Event.ZONE_PUBLISHED, zone=zone, signed_by=sorted(done))
     return True
+
+
+def _dnskeyset_current(raw: bytes, keyset: str, now: int, refresh: int) -> bool:
+    if not raw:
+        return False
+    data = json.loads(raw)
+    return bool(data.get("keyset") == keyset and int(data.get("expiration", 0)) - now > refresh)
+
+
+async def publish_dnskey_signatures(
+    *,
+    repository: ZoneRepository,
+    layout: KeyLayout,
+    zone: dns.name.Name,
+    state: DnssecState,
+    fence: Fence,
+    key_store: KeyStore | None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> bool:
+    """For KSKs whose private key stays in this Key Master's store: publish the DNSKEY RRset's
+    RRSIGs (`zones/<z>/dnskeyset`) so every other node serves a DNSKEY set signed by the KSK.
+    Refreshed when the key set changes or the signatures near expiry. True if written."""
+    cfg = state.config
+    local = [k for k in state.keys
+             if k.role in ("ksk", "csk") and not k.replicate and k.state in ("active", "revoked")]
+    if not local or key_store is None:
+        return False
+    now = int(clock.time())
+    if _dnskeyset_current(state.dnskeyset, state.keyset_id, now, cfg.refresh):
+        return False
+    signers = []
+    for key in local:
+        pem = key_store.get(zone, key.key_id)
+        if pem is None:
+            return False  # not this node's key (after a seize): key management waits
+        signers.append(SigningKey(key, load_private_key(pem)))
+    rrset = dnskey_rrset(zone, state.keys, cfg.dnskey_ttl)
+    expiration = now + cfg.validity
+    rrsigs = sign_rrset(rrset, signers, zone, now - cfg.inception_offset, expiration)
+    value = json.dumps({"keyset": state.keyset_id, "expiration": expiration,
+                        "rrsigs": [rd.to_text() for rd in rrsigs]}).encode()
+    await fence.bump(repository, layout, [Op.put(layout.dnskeyset_key(zone), value)],
+                     "dnskey-signatures")
+    return True
+
+
+def dnskey_rrsigs_from(raw: bytes, keyset: str) -> list[dns.rdata.Rdata]:
+    """The Key Master's published DNSKEY RRSIGs, if they are for `keyset`."""
+    if not raw:
+        return []
+    data = json.loads(raw)
+    if data.get("keyset") != keyset:
+        return []
+    return [dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.RRSIG, text)
+            for text in data.get("rrsigs", [])]

@@ -5,7 +5,8 @@ non-terminal counts, zone cuts), the eager answers and the lazy answer cache.
 
 * Eager: for every (owner, type) that exists and is not at or below a zone
   cut, the positive answer is rendered at compile time (`answers`, keyed by
-  wire name + QTYPE + class IN, the same key the hot path builds).
+  wire name + QTYPE + class IN, the same key the hot path builds), except
+  RRSIG and NSEC (signed zones), which are left to the lazy path.
 * Lazy: everything else (negative answers, wildcard synthesis, CNAME chains,
   referrals, DS at a cut, ANY) is rendered on first use by `answer.resolve`
   and kept in a bounded per-version cache (cleared when full).
@@ -16,8 +17,13 @@ non-terminal counts, zone cuts), the eager answers and the lazy answer cache.
   since negative answers carry the SOA. The result is byte-identical to a full
   build (tested).
 
-DO bit: no signed zones yet, so DO=1 answers equal DO=0 answers; the key
-space is ready for a separate DO table when signing arrives.
+DO bit: for an unsigned zone DO=1 answers equal DO=0 answers. For a signed
+zone (`snapshot.signed`) DO=0 answers are the plain ones above (NSEC3 owners
+`<hash>.<zone>` are not names of the zone: they are left out of `names`), and
+DO=1 answers come from `secure.resolve`, lazily, in their own per-version
+cache (`lazy_do`), assembled from the pre-rendered DNSSEC pieces of
+`proofs.DenialIndex` / `proofs.SigCache`, which `evolve` updates per changed
+owner.
 """
 
 from __future__ import annotations
@@ -28,13 +34,15 @@ from collections.abc import Mapping
 
 import dns.rrset
 
-from node.server import answer
+from node.server import answer, proofs, secure
+from node.server.proofs import DenialIndex, SigCache, is_hashed_owner
 from node.server.render import Entry, rr_tails
 from node.zones.model import ZoneSnapshot
 
 log = logging.getLogger(__name__)
 
 LAZY_CACHE_MAX = 100_000
+LAZY_TYPES = frozenset({proofs.RRSIG, proofs.NSEC})
 IN_CLASS = b"\x00\x01"
 
 Types = answer.Types
@@ -52,14 +60,18 @@ class CompiledZone:
         "answers",
         "below",
         "cuts",
+        "denial",
         "fdeps",
         "lazy",
+        "lazy_do",
         "memo",
         "names",
         "neg_soa",
+        "neg_soa_do",
         "origin",
         "owned",
         "rdeps",
+        "sigs",
         "snapshot",
         "transfer_networks",
     )
@@ -76,6 +88,10 @@ class CompiledZone:
         self.lazy: dict[bytes, Entry] = {}
         self.memo: dict[int, tuple[dns.rrset.RRset, tuple[bytes, ...]]] = {}
         self.neg_soa: tuple[bytes, ...] | None = None
+        self.neg_soa_do: tuple[bytes, ...] | None = None
+        self.lazy_do: dict[bytes, Entry] = {}
+        self.denial: DenialIndex | None = None  # signed zones only
+        self.sigs = SigCache()
         self.owned: set[bytes] = set()  # rdeps entries whose set this version may mutate
         self.transfer_networks: tuple[Network, ...] = _networks(snapshot.config.allow_transfer)
 
@@ -97,6 +113,14 @@ class CompiledZone:
 
     def answer(self, key: bytes, do: int = 0) -> Entry:
         """The entry for `key` = lowercased qname wire + QTYPE + class IN (qname in zone)."""
+        if do and self.denial is not None:
+            entry = self.lazy_do.get(key)
+            if entry is None:
+                entry = secure.resolve(self, key[:-4], key[-4] << 8 | key[-3])
+                if len(self.lazy_do) >= LAZY_CACHE_MAX:
+                    self.lazy_do = {}
+                self.lazy_do[key] = entry
+            return entry
         entry = self.answers.get(key)
         if entry is not None:
             return entry
@@ -115,6 +139,17 @@ class CompiledZone:
             soa = self.snapshot.soa()
             self.neg_soa = rr_tails(soa, min(soa.ttl, soa[0].minimum))
         return self.neg_soa
+
+    def negative_soa_signed(self) -> tuple[bytes, ...]:
+        """The negative-answer SOA followed by its RRSIGs, both with the negative TTL."""
+        if self.neg_soa_do is None:
+            soa = self.snapshot.soa()
+            ttl = min(soa.ttl, soa[0].minimum)
+            types = self.snapshot.nodes[self.snapshot.origin]
+            rrsig = types.get(proofs.RRSIG)
+            sigs = proofs.sig_tails(rrsig, ttl).get(answer.SOA, ()) if rrsig is not None else ()
+            self.neg_soa_do = self.negative_soa() + sigs
+        return self.neg_soa_do
 
     def tails(self, rrset: dns.rrset.RRset) -> tuple[bytes, ...]:
         """`rr_tails(rrset)`, memoised per version (additional-section addresses)."""
@@ -140,8 +175,11 @@ class CompiledZone:
     def build(cls, snapshot: ZoneSnapshot) -> CompiledZone:
         """A full compile of `snapshot`."""
         zone = cls(snapshot)
+        signed = snapshot.signed
+        if signed:
+            zone.denial = DenialIndex.build(snapshot.origin, snapshot.nodes, zone.sigs)
         for name, types in snapshot.nodes.items():
-            if types:
+            if types and not (signed and is_hashed_owner(types)):
                 zone._add_name(answer.name_wire(name), types)
         for owner in zone.names:
             zone._render_owner(owner)
@@ -151,9 +189,24 @@ class CompiledZone:
     @classmethod
     def evolve(cls, prev: CompiledZone, snapshot: ZoneSnapshot) -> CompiledZone:
         """`snapshot` compiled reusing `prev` where `snapshot.changed` allows it."""
-        if snapshot.changed is None or prev.snapshot.origin != snapshot.origin:
+        if (
+            snapshot.changed is None
+            or prev.snapshot.origin != snapshot.origin
+            or prev.snapshot.signed != snapshot.signed
+        ):
             return cls.build(snapshot)
+        signed = snapshot.signed
+        if signed:
+            assert prev.denial is not None
+            if not prev.denial.same_params(snapshot.nodes.get(snapshot.origin, {})):
+                return cls.build(snapshot)
         zone = cls(snapshot)
+        if signed:
+            assert prev.denial is not None
+            zone.sigs = prev.sigs
+            zone.denial = DenialIndex.evolve(
+                prev.denial, snapshot.nodes, {*snapshot.changed, snapshot.origin}
+            )
         zone.names = dict(prev.names)
         zone.below = dict(prev.below)
         zone.cuts = set(prev.cuts)
@@ -171,8 +224,10 @@ class CompiledZone:
             was_cut = owner in zone.cuts
             if old is not None:
                 zone._drop_name(owner, old)
-            if new:
+            if new and not (signed and is_hashed_owner(new)):
                 zone._add_name(owner, new)
+            elif signed:
+                zone.sigs.forget((owner,))
             if was_cut != (owner in zone.cuts):
                 cut_changes.add(owner)
         redo = set(changed)
@@ -230,6 +285,8 @@ class CompiledZone:
         if self._occluded(owner):
             return
         for rdtype in self.names[owner]:
+            if rdtype in LAZY_TYPES:  # RRSIG, NSEC: rarely asked for alone, left to `lazy`
+                continue
             key = _key(owner, rdtype)
             entry, deps = answer.positive(self, owner, rdtype)
             self.answers[key] = entry

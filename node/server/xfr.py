@@ -5,6 +5,10 @@ CIDR list, default nobody) and the streaming of a zone as several messages:
 the SOA first and last, the question in the first message only, owner names
 compressed within each message, each message at most `MAX_MESSAGE` octets.
 
+Signed zones transfer as they are served: every RRSIG, NSEC, NSEC3, DNSKEY,
+NSEC3PARAM (an owner's RRSIGs are one RRset internally; each goes out with the
+TTL of the RRset it covers, its original TTL).
+
 IXFR: no journal yet, so a client behind us gets the whole zone in AXFR form
 (never a refusal); a client whose serial is not older than ours (RFC 1982)
 gets our SOA alone ("up to date"). Over UDP an IXFR gets the SOA alone, which
@@ -31,6 +35,7 @@ from node.server.wire import FORMERR, REFUSED, TYPE_AXFR, NameCompressor, Query
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 16_384
+RRSIG = int(dns.rdatatype.RRSIG)
 
 
 def serial_gte(a: int, b: int) -> bool:
@@ -95,8 +100,11 @@ def _messages(
     out, comp, count = _start(query.question, first)
     for owner, rrset in rrsets:
         head = int(rrset.rdtype).to_bytes(2, "big") + b"\x00\x01" + rrset.ttl.to_bytes(4, "big")
+        sigs = rrset.rdtype == RRSIG
         for rd in rrset:
             data = rd.to_wire()
+            if sigs:  # each RRSIG with the TTL of the RRset it covers
+                head = head[:4] + rd.original_ttl.to_bytes(4, "big")
             if count and len(out) + len(owner) + 10 + len(data) > MAX_MESSAGE:
                 yield _finish(qid, flags, out, count, first)
                 first = False

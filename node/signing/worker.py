@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 import dns.name
+import dns.rdata
 import dns.rdatatype
 import dns.rrset
 
@@ -37,6 +38,8 @@ from node.dnssec.signer import SigningKey
 from node.dnssec.zonesigner import SigningParams, ZoneSigner
 from node.errors import EtcdUnavailable, NodeError
 from node.events import Event, emit
+from node.keymaster.duties import dnskey_rrsigs_from
+from node.keymaster.keystore import KeyStore
 from node.keymaster.record import RoleRecord
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
@@ -83,6 +86,7 @@ class SigningManager:
         can_sign: bool,
         stagger: tuple[float, float],
         pool: Executor | None = None,
+        key_store: KeyStore | None = None,
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
         warn_window: int = 2 * 86400,
@@ -96,6 +100,7 @@ class SigningManager:
         self._can_sign = can_sign and kek_bytes is not None
         self._stagger = stagger
         self._pool = pool
+        self._key_store = key_store
         self._clock = clock
         self._rng = rng or random.Random()
         self._warn_window = warn_window
@@ -112,6 +117,9 @@ class SigningManager:
     def _notify_readiness(self) -> None:
         if self.on_readiness is not None:
             self.on_readiness(self.ready())
+
+    def statuses(self) -> list[tuple[str, dict[str, object]]]:
+        return [(zone.to_text(), self.status(zone)) for zone in list(self._zones)]
 
     def status(self, zone: Name) -> dict[str, object]:
         z = self._zones.get(zone)
@@ -205,6 +213,8 @@ class SigningManager:
         started = self._clock.monotonic()
         try:
             if full:
+                emit(Event.SIGNING_STARTED, zone=snap.origin, serial=snap.serial,
+                     rrsets=sum(len(t) for t in snap.nodes.values()))
                 z.signer = await self._make_signer(snap, state)
                 z.identity = identity
             nodes = _with_cds(snap, state)
@@ -258,20 +268,33 @@ class SigningManager:
             key_id = kv.key.decode().rsplit("/", 1)[-1]
             wrapped[key_id] = kv.value
         for key in state.keys:
-            if key.state not in ("active",):
+            if key.state not in ("active", "revoked"):
                 published.append(key)
                 continue
+            pem = None
             blob = wrapped.get(key.key_id)
-            if blob is None:
+            if blob is not None:
+                assert self._kek is not None
+                pem = kek.unwrap(self._kek, snap.origin.to_text(), key.key_id, blob)
+            elif self._key_store is not None:  # an unreplicated key this node generated
+                pem = self._key_store.get(snap.origin, key.key_id)
+            if pem is None:
                 published.append(key)
                 continue
-            assert self._kek is not None
-            pem = kek.unwrap(self._kek, snap.origin.to_text(), key.key_id, blob)
             signing_keys.append(SigningKey(key, load_private_key(pem)))
-        if not signing_keys:
-            raise NodeError(f"no private key of {snap.origin} is reachable from this node")
+        if not any(k.key.role in ("zsk", "csk") for k in signing_keys):
+            raise NodeError(f"no zone-signing private key of {snap.origin} is reachable from "
+                            "this node")
+        dnskey_rrsigs: list[dns.rdata.Rdata] = []
+        if not any(k.key.role in ("ksk", "csk") for k in signing_keys):
+            # the KSK stays in the Key Master's store: serve its signatures over DNSKEY
+            dnskey_rrsigs = dnskey_rrsigs_from(state.dnskeyset, state.keyset_id)
+            if not dnskey_rrsigs:
+                raise NodeError(f"the KSK of {snap.origin} is not replicated and the Key Master "
+                                "has not published a signed DNSKEY set for this key set yet")
         return ZoneSigner(snap.origin, params, signing_keys, published, pool=self._pool,
-                          rng=random.Random(hash((self._me, snap.origin))))
+                          rng=random.Random(hash((self._me, snap.origin))),
+                          dnskey_rrsigs=dnskey_rrsigs)
 
     def _check_expiry(self, z: _Zone, now: int) -> None:
         if not z.earliest_expiration:

@@ -162,6 +162,11 @@ class ZoneSnapshot:
         """A dnspython Zone (for export and transfers; not for the hot path)."""
         zone = dns.zone.Zone(self.origin, relativize=False)
         for rrset in self.rrsets():
+            if rrset.rdtype == dns.rdatatype.RRSIG:  # one RRset per owner, several covers
+                for rd in rrset:
+                    rds = zone.find_rdataset(rrset.name, rrset.rdtype, rd.covers(), create=True)
+                    rds.add(rd, rd.original_ttl)  # type: ignore[attr-defined]
+                continue
             rds = zone.find_rdataset(rrset.name, rrset.rdtype, create=True)
             rds.update(rrset)
         return zone

@@ -31,10 +31,9 @@ LEASE = 4
 def km_cluster() -> Iterator[Cluster]:
     keydir = Path(tempfile.mkdtemp(prefix="kek-"))
     kek = kek_file(keydir)
-    c = make_cluster(lease_ttl=LEASE, extra_toml=(
-        f'[signing]\nkek_file = "{kek}"\nstagger_min = 0.2\nstagger_max = 0.5\n'))
-    for n in c.nodes:  # each node its own key store for unreplicated keys
-        n.extra_toml += f'key_store = "{keydir}/store-{n.node_id}"\n'
+    c = make_cluster(lease_ttl=LEASE, extra_toml=(  # each node its own key store
+        f'[signing]\nkek_file = "{kek}"\nstagger_min = 0.2\nstagger_max = 0.5\n'
+        f'key_store = "{keydir}/store-{{node_id}}"\n'))
     c.kek = kek  # type: ignore[attr-defined]
     try:
         yield c

@@ -55,7 +55,7 @@ def kek_file(directory: Path, name: str = "kek") -> Path:
 def signing_cluster() -> Iterator[Cluster]:
     keydir = Path(tempfile.mkdtemp(prefix="kek-"))
     kek = kek_file(keydir)
-    extra = (f'[signing]\nkek_file = "{kek}"\nkey_store = "{keydir}/store-NODE"\n'
+    extra = (f'[signing]\nkek_file = "{kek}"\nkey_store = "{keydir}/store-{{node_id}}"\n'
              "stagger_min = 2.0\nstagger_max = 4.0\n")
     c = make_cluster(extra_toml=extra)
     c.kek = kek  # type: ignore[attr-defined]

@@ -51,4 +51,6 @@ def delv(host: str, port: int, anchors: Path, zone: str, name: str, rdtype: str 
 
 
 def fully_validated(res: subprocess.CompletedProcess[str]) -> bool:
-    return res.returncode == 0 and "; fully validated" in res.stdout
+    """delv's verdict: "; fully validated" (a negative answer also exits non-zero, with
+    "; negative response, fully validated")."""
+    return "fully validated" in res.stdout and "resolution failed: broken" not in res.stdout

@@ -83,7 +83,7 @@ class NodeProcess:
             f'[dns]\nlisten = ["{self.host}:{self.dns_port}"]\ntcp_idle_timeout = 5.0\n'
             f'[api]\nlisten = "{self.api}"\n'
             f'[metrics]\nlisten = "{self.host}:{self.metrics_port}"\n'
-            f'[log]\nlevel = "INFO"\n{self.extra_toml}'
+            f'[log]\nlevel = "INFO"\n{self.extra_toml.replace("{node_id}", self.node_id)}'
         )
 
     def start(self, wait: bool = True, timeout: float = 30) -> NodeProcess:

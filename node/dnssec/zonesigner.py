@@ -1,0 +1,404 @@
+"""Per-zone signing state on one node: full and incremental signing of a zone's node map.
+
+`ZoneSigner.sign(nodes, changed, now)` takes the zone's unsigned RRsets and
+returns the signed node map: the input RRsets (same objects), the apex DNSKEY
+(and NSEC3PARAM), one RRSIG RRset per owner (see `signer` module doc), and the
+NSEC or NSEC3 chain. It caches every RRset's signatures, so an incremental call
+signs only changed RRsets, the chain records around them and signatures that
+are due for refresh (expiration jittered per RRset so refreshes spread out).
+
+Conventions for consumers: an owner's RRSIGs are one RRset of rdtype RRSIG; serve
+each RRSIG with TTL = its `original_ttl` (`signer.split_rrsigs` gives per-type
+RRsets). `SignedResult.changed` names the owners (hashed NSEC3 owners included)
+whose output differs, or None after a full sign. When the KSK's private key is
+not on this node, the Key Master's DNSKEY RRSIGs are passed in (`dnskey_rrsigs`)
+and served as they are.
+"""
+
+from __future__ import annotations
+
+import gc
+import heapq
+import random
+import zlib
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
+from types import MappingProxyType
+from typing import NamedTuple
+
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from node.dnssec.denial import (
+    CKey,
+    Nsec3Chain,
+    NsecChain,
+    Types,
+    canonical_key,
+    ckey_wire,
+    denial_ttl,
+    nsec3param_rdata,
+)
+from node.dnssec.keys import DnssecKey, dnskey_rrset
+from node.dnssec.params import SignedResult, SigningParams
+from node.dnssec.signer import SigningKey, check_rrsigs_cover, rrsig_rrset, sign_batch
+from node.dnssec.tree import GENERATED, NodeTypes, ZoneTree
+from node.errors import ValidationError
+from node.zones.model import Name, NodeMap
+
+T = dns.rdatatype
+KSK_TYPES = frozenset({T.DNSKEY, T.CDS, T.CDNSKEY})
+_EMPTY: frozenset[int] = frozenset()
+_GC_PAUSE_ABOVE = 5000  # owners
+__all__ = ["SignedResult", "SigningParams", "ZoneSigner"]
+
+
+class _Signed(NamedTuple):
+    """One signed RRset and its signatures (a tuple: built ~200k times per full sign)."""
+
+    rrset: dns.rrset.RRset
+    sigs: list[dns.rdata.Rdata]
+    expiration: int
+
+
+def _same(a: dns.rrset.RRset, b: dns.rrset.RRset) -> bool:
+    return a is b or (a.ttl == b.ttl and a == b)
+
+
+class ZoneSigner:
+    """Holds one zone's signing state on this node (not thread-safe; one caller)."""
+
+    def __init__(self, origin: Name, params: SigningParams, keys: Sequence[SigningKey],
+                 published_keys: Sequence[DnssecKey] = (), *, pool: Executor | None = None,
+                 rng: random.Random | None = None,
+                 dnskey_rrsigs: Sequence[dns.rdata.Rdata] = ()) -> None:
+        self.origin = origin.canonicalize()
+        self.params = params
+        self.pool = pool
+        self._seed = (rng or random.Random()).getrandbits(32)
+        self._tree = ZoneTree(self.origin)
+        # internal state is keyed by canonical keys (see denial.canonical_key)
+        self._sigs: dict[CKey, dict[int, _Signed]] = {}
+        self._owners: dict[CKey, Name] = {}
+        self._heap: list[tuple[int, int, CKey, int]] = []
+        self._seq = 0
+        self._out: dict[Name, Mapping[int, dns.rrset.RRset]] = {}
+        self._members: dict[CKey, Types] = {}
+        self._chain: NsecChain | Nsec3Chain | None = None
+        self.set_keys(keys, published_keys, dnskey_rrsigs)
+
+    # -- keys ---------------------------------------------------------------
+    def set_keys(self, keys: Sequence[SigningKey], published_keys: Sequence[DnssecKey] = (),
+                 dnskey_rrsigs: Sequence[dns.rdata.Rdata] = ()) -> None:
+        """New key set: the DNSKEY RRset changes and everything is re-signed on the next call.
+
+        `dnskey_rrsigs`: RRSIGs over the DNSKEY RRset made elsewhere (the Key Master, when
+        the KSK's private key is not replicated); they are served as given, never re-signed
+        here, and must cover exactly `dnskey_rrset(origin, all keys, dnskey_ttl)`.
+        """
+        active = [k for k in keys if k.key.state == "active"]
+        ksks = [k for k in active if k.key.is_sep]
+        zsks = [k for k in active if k.key.role in ("zsk", "csk")] or ksks
+        ksks = (ksks or zsks) + [k for k in keys if k.key.state == "revoked"]
+        if not zsks:
+            raise ValidationError(f"zone {self.origin} has no active key to sign with")
+        dnskey = dnskey_rrset(self.origin, [k.key for k in keys] + list(published_keys),
+                              self.params.dnskey_ttl)
+        check_rrsigs_cover(dnskey, dnskey_rrsigs)
+        self._ksks, self._zsks, self._dnskey = ksks, zsks, dnskey
+        self._external = list(dnskey_rrsigs)
+        self._apex_pending = False
+        self._sigs.clear()
+        self._heap.clear()
+        self._full_needed = True
+
+    def set_dnskey_rrsigs(self, rrsigs: Sequence[dns.rdata.Rdata]) -> None:
+        """Replace the externally made DNSKEY RRSIGs (see `set_keys`); the apex is
+        rebuilt on the next call, nothing else is re-signed."""
+        check_rrsigs_cover(self._dnskey, rrsigs)
+        self._external = list(rrsigs)
+        self._sigs.get(self._tree.okey, {}).pop(T.DNSKEY, None)
+        self._apex_pending = True
+
+    # -- helpers -------------------------------------------------------------
+    def _expiration(self, key: CKey, rdtype: int, now: int) -> int:
+        if not self.params.jitter:
+            return now + self.params.validity
+        h = zlib.crc32(b".".join(key) + rdtype.to_bytes(2, "big"), self._seed)
+        return now + self.params.validity - h % self.params.jitter
+
+    def _signable(self, key: CKey, types: NodeTypes | None) -> dict[int, dns.rrset.RRset]:
+        tree = self._tree
+        if types is None or not tree.has_data(key) or tree.below_cut(key):
+            return {}
+        if key in tree.cuts:
+            return {T.DS: types[T.DS]} if T.DS in types else {}
+        out = {t: rs for t, rs in types.items() if t not in GENERATED}
+        if key == tree.okey:
+            out[T.DNSKEY] = self._dnskey
+            if self.params.denial.nsec3:
+                out[T.NSEC3PARAM] = self._nsec3param
+        return out
+
+    def _member_types(self, key: CKey, types: NodeTypes | None) -> Types | None:
+        """The bitmap types of a name in the denial chain, or None if not in it."""
+        tree, nsec3 = self._tree, self.params.denial.nsec3
+        if types is None or not tree.has_data(key):
+            return _EMPTY if nsec3 and tree.is_ent(key) else None
+        if tree.below_cut(key):
+            return None
+        if key in tree.cuts:
+            if T.DS in types:
+                bits = {T.NS, T.DS, T.RRSIG}
+            elif nsec3 and self.params.denial.opt_out:
+                return None
+            else:
+                bits = {T.NS} if nsec3 else {T.NS, T.RRSIG}
+        else:
+            bits = {t for t in types if t not in GENERATED}
+            bits.add(T.RRSIG)
+            if key == tree.okey:
+                bits |= {T.DNSKEY, T.NSEC3PARAM} if nsec3 else {T.DNSKEY}
+        if not nsec3:
+            bits.add(T.NSEC)
+        return frozenset(bits)
+
+    def _keys_for(self, rdtype: int) -> list[SigningKey]:
+        return self._ksks if rdtype in KSK_TYPES else self._zsks
+
+    # -- signing --------------------------------------------------------------
+    def sign(self, nodes: NodeMap, changed: frozenset[Name] | None, now: int) -> SignedResult:
+        """Sign `nodes` (all of it if `changed` is None, else those owners) at time `now`."""
+        soa = nodes.get(self.origin, {}).get(T.SOA)
+        if soa is None:
+            raise ValidationError(f"zone {self.origin} has no SOA at its apex")
+        ttl = denial_ttl(soa)
+        full = changed is None or self._full_needed or self._chain is None \
+            or self._chain.ttl != ttl
+        if full:
+            self._apex_pending = False
+            return self._sign_full(nodes, ttl, now)
+        assert changed is not None
+        if self._apex_pending:
+            changed = changed | {self.origin}
+        return self._sign_incremental(nodes, changed, now)
+
+    def _new_chain(self, ttl: int) -> NsecChain | Nsec3Chain:
+        d = self.params.denial
+        self._nsec3param = dns.rrset.from_rdata(self.origin, ttl, nsec3param_rdata(d))
+        return Nsec3Chain(self.origin, ttl, d) if d.nsec3 else NsecChain(self.origin, ttl)
+
+    def _sign_full(self, nodes: NodeMap, ttl: int, now: int) -> SignedResult:
+        # A full sign allocates a few objects per RRSIG and frees almost nothing: the
+        # cyclic GC would rescan the growing heap again and again (~15% of the time).
+        gc_was_enabled = gc.isenabled() and len(nodes) > _GC_PAUSE_ABOVE
+        if gc_was_enabled:
+            gc.disable()
+        try:
+            return self._sign_full_inner(nodes, ttl, now)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    def _sign_full_inner(self, nodes: NodeMap, ttl: int, now: int) -> SignedResult:
+        self._full_needed = False
+        tree = self._tree
+        items = [(canonical_key(n), n, types) for n, types in nodes.items()]
+        tree.rebuild(items)
+        self._chain = chain = self._new_chain(ttl)
+        members: dict[CKey, Types] = {}
+        entries: dict[CKey, tuple[Name, Types]] = {}
+        wanted: dict[CKey, dict[int, dns.rrset.RRset]] = {}
+        owners: dict[CKey, Name] = {}
+        for key, name, types in items:
+            owners[key] = name
+            bits = self._member_types(key, types)
+            if bits is not None:
+                members[key] = bits
+                entries[key] = (name, bits)
+            signable = self._signable(key, types)
+            if signable:
+                wanted[key] = signable
+        if self.params.denial.nsec3:
+            for key, name in tree.ents().items():
+                members[key] = _EMPTY
+                entries[key] = (name, _EMPTY)
+        self._members = members
+        chain.rebuild(entries)
+        chain_type = T.NSEC3 if self.params.denial.nsec3 else T.NSEC
+        for okey, oname, rs in chain.records():
+            wanted.setdefault(okey, {})[chain_type] = rs
+            owners[okey] = oname
+        old = self._sigs
+        self._sigs, self._owners, self._heap = {}, owners, []
+        jobs: list[tuple[CKey, dns.rrset.RRset]] = []
+        refresh = self.params.refresh
+        for key, types in wanted.items():
+            cached = old.get(key, {})
+            keep = self._sigs[key] = {}
+            for t, rs in types.items():
+                c = cached.get(t)
+                if c is not None and c.expiration - now > refresh and _same(c.rrset, rs):
+                    keep[t] = c
+                    self._heap.append((c.expiration, 0, key, t))
+                else:
+                    jobs.append((key, rs))
+        made = self._run_jobs(jobs, now, bulk=True)
+        self._out = {}
+        for key, name, types in items:
+            self._build_owner(key, name, types, fresh=True)
+        for key in self._sigs.keys() - tree.keys():
+            self._build_owner(key, owners[key], None, fresh=True)
+        return self._result(None, made, now)
+
+    def _sign_incremental(self, nodes: NodeMap, changed: frozenset[Name], now: int
+                          ) -> SignedResult:
+        self._apex_pending = False
+        tree, chain = self._tree, self._chain
+        assert chain is not None
+        work = tree.update(changed, nodes)
+        affected: set[CKey] = set(work)
+        for key in work:
+            affected.update(tree.ancestors(key))
+        chain_changes: dict[CKey, tuple[Name, Types] | None] = {}
+        for key in affected:
+            name = work.get(key) or tree.name(key) or tree.ent_name(key)
+            bits = self._member_types(key, nodes.get(name))
+            if self._members.get(key) != bits:
+                chain_changes[key] = None if bits is None else (name, bits)
+                if bits is None:
+                    self._members.pop(key, None)
+                else:
+                    self._members[key] = bits
+        jobs: list[tuple[CKey, dns.rrset.RRset]] = []
+        touched: dict[CKey, Name] = dict(work)
+        keep_type = None if self.params.denial.nsec3 else T.NSEC
+        for key, name in work.items():
+            want = self._signable(key, nodes.get(name))
+            have = self._sigs.get(key, {})
+            for t in [t for t in have if t not in want and t != keep_type]:
+                del have[t]
+            for t, rs in want.items():
+                c = have.get(t)
+                if c is None or not _same(c.rrset, rs):
+                    jobs.append((key, rs))
+        chain_type = T.NSEC3 if self.params.denial.nsec3 else T.NSEC
+        for okey, oname in chain.update(chain_changes):
+            touched[okey] = oname
+            rs = chain.rrset(okey)
+            have = self._sigs.get(okey, {})
+            if rs is None:
+                have.pop(chain_type, None)
+            elif chain_type not in have or not _same(have[chain_type].rrset, rs):
+                jobs.append((okey, rs))
+        jobs.extend(self._due(now, {(k, rs.rdtype) for k, rs in jobs}))
+        for key, _ in jobs:
+            if key not in touched:
+                touched[key] = self._owners[key]
+        made = self._run_jobs(jobs, now)
+        diff = []
+        for key, name in touched.items():
+            self._owners.setdefault(key, name)
+            if self._build_owner(key, name, nodes.get(name)):
+                diff.append(name)
+        return self._result(frozenset(diff), made, now)
+
+    def _due(self, now: int, skip: set[tuple[CKey, int]]) -> list[tuple[CKey, dns.rrset.RRset]]:
+        out = []
+        heap = self._heap
+        keep = []
+        while heap and heap[0][0] - now <= self.params.refresh:
+            entry = heapq.heappop(heap)
+            exp, _, key, t = entry
+            c = self._sigs.get(key, {}).get(t)
+            if c is None or c.expiration != exp or (key, t) in skip:
+                continue
+            if self._external and t == T.DNSKEY and key == self._tree.okey:
+                keep.append(entry)  # refreshed by the Key Master, not here
+            else:
+                out.append((key, c.rrset))
+        for entry in keep:
+            heapq.heappush(heap, entry)
+        return out
+
+    def _push(self, key: CKey, rdtype: int, expiration: int) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (expiration, self._seq, key, rdtype))
+
+    def _run_jobs(self, jobs: list[tuple[CKey, dns.rrset.RRset]], now: int,
+                  bulk: bool = False) -> int:
+        if self._external:
+            okey = self._tree.okey
+            for job in [j for j in jobs if j[0] == okey and j[1].rdtype == T.DNSKEY]:
+                jobs.remove(job)
+                exp = min(rd.expiration for rd in self._external)  # type: ignore[attr-defined]
+                self._sigs.setdefault(okey, {})[T.DNSKEY] = _Signed(job[1], self._external, exp)
+                self._push(okey, T.DNSKEY, exp)
+        if not jobs:
+            return 0
+        exps = [self._expiration(k, rs.rdtype, now) for k, rs in jobs]
+        keysets = [self._keys_for(rs.rdtype) for _, rs in jobs]
+        wires: list[bytes] = []
+        last: CKey | None = None
+        wire = b""
+        for k, _ in jobs:
+            if k is not last:
+                wire, last = ckey_wire(k), k
+            wires.append(wire)
+        sigs = sign_batch([rs for _, rs in jobs], keysets, self.origin,
+                          now - self.params.inception_offset, exps, pool=self.pool,
+                          owner_wires=wires)
+        made = 0
+        heap = self._heap
+        for (key, rs), exp, rdatas in zip(jobs, exps, sigs, strict=True):
+            self._sigs.setdefault(key, {})[rs.rdtype] = _Signed(rs, rdatas, exp)
+            if bulk:
+                heap.append((exp, 0, key, rs.rdtype))
+            else:
+                self._push(key, rs.rdtype, exp)
+            made += len(rdatas)
+        if bulk:
+            heapq.heapify(heap)
+        return made
+
+    def _build_owner(self, key: CKey, owner: Name, data: NodeTypes | None,
+                     fresh: bool = False) -> bool:
+        """Recompute the output node of `owner`; whether it differs from before."""
+        types = {t: rs for t, rs in data.items() if t not in GENERATED} if data else {}
+        signed = self._sigs.get(key)
+        if signed:
+            ttl = None
+            for t, s in signed.items():
+                rs = types[t] = s.rrset
+                ttl = rs.ttl if ttl is None or rs.ttl < ttl else ttl
+            types[T.RRSIG] = rrsig_rrset(owner, [rd for t in sorted(signed)
+                                                 for rd in signed[t].sigs], ttl)
+        elif signed is not None:
+            del self._sigs[key]
+        old = None if fresh else self._out.get(owner)
+        if not types:
+            if old is not None:
+                del self._out[owner]
+            self._owners.pop(key, None)
+            return old is not None
+        new = MappingProxyType({t: types[t] for t in sorted(types)})
+        self._out[owner] = new
+        if old is None or old.keys() != new.keys():
+            return True
+        return not all(_same(old[t], new[t]) for t in new)
+
+    def _result(self, changed: frozenset[Name] | None, made: int, now: int) -> SignedResult:
+        heap = self._heap
+        while heap:
+            exp, _, key, t = heap[0]
+            c = self._sigs.get(key, {}).get(t)
+            if c is not None and c.expiration == exp:
+                break
+            heapq.heappop(heap)
+        earliest = heap[0][0] if heap else now + self.params.validity
+        return SignedResult(
+            nodes=MappingProxyType(dict(self._out)), changed=changed, signatures_made=made,
+            earliest_expiration=earliest, next_refresh=earliest - self.params.refresh,
+        )
