@@ -124,8 +124,8 @@ class Daemon:
         return self._pool
 
     async def _on_update(self, snap: ZoneSnapshot) -> None:
+        self.keymaster.on_state(snap.origin, snap.dnssec)  # before a (long) signing run
         await self.signing.on_snapshot(snap)
-        self.keymaster.on_state(snap.origin, snap.dnssec)
         self.membership.set_served(snap.origin.to_text(), snap.serial)
 
     async def _on_remove(self, zone: dns.name.Name) -> None:

@@ -150,8 +150,12 @@ class DnssecAdmin:
             ops.append(self._audit(zone, "role", {"from_node": role.node if role else "",
                                                   "to_node": keymaster, "by": self._me,
                                                   "why": record.reason, "at": stamp}))
+        role_key = self._keys.keymaster_key(zone)
+        role_guard = (Compare.mod_revision(role_key) == role_kv.mod_revision if role_kv
+                      else Compare.version(role_key) == 0)
         res = await self._etcd.txn(
-            when=[Compare.mod_revision(self._keys.dnssec_key(zone)) == current_rev], then=ops)
+            when=[Compare.mod_revision(self._keys.dnssec_key(zone)) == current_rev, role_guard],
+            then=ops)
         if not res.succeeded:
             raise Conflict(f"zone {zone}'s DNSSEC settings changed meanwhile; try again")
         deadline = self._clock.monotonic() + timeout

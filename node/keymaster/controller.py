@@ -39,7 +39,7 @@ from node.nodes.membership import NodeDirectory, NodeInfo
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.store.session import Session
-from node.store.txn import Op
+from node.store.txn import Compare, Op
 from node.zones.dnssec import DnssecState
 from node.zones.repository import ZoneRepository
 
@@ -169,13 +169,15 @@ class KeyMasterController:
             self._start_acting(zone, z, token, "election")
             return
         if isinstance(decision, Handover):
-            await self._handover(zone, z, obs, decision.to)
+            if nodes is not None:  # who is alive is unknown: decide next tick
+                await self._handover(zone, z, obs, decision.to)
             return
         if isinstance(decision, Wait):
             z.next_at = decision.until
             return
         assert isinstance(decision, Hold)
-        if obs.role is not None and obs.role.node == self._me and obs.role.lease == obs.my_lease:
+        if (obs.lease_valid and obs.role is not None and obs.role.node == self._me
+                and obs.role.lease == obs.my_lease):
             if obs.token > z.acting_token:  # the replica may lag behind our own acquire
                 self._start_acting(zone, z, obs.token, "holding")
             await self._duties(zone, z)
@@ -207,7 +209,8 @@ class KeyMasterController:
                 await duties.generate_keys(
                     etcd=self._etcd, layout=self._keys, repository=self._repo, zone=zone,
                     config=cfg, fence=self._fence(zone, z), node_id=self._me, kek=self._kek,
-                    key_store=self._store, retire=retire, clock=self._clock)
+                    key_store=self._store, retire=retire,
+                    config_revision=state.config_revision, clock=self._clock)
             elif await duties.publish_dnskey_signatures(
                     repository=self._repo, layout=self._keys, zone=zone, state=state,
                     fence=self._fence(zone, z), key_store=self._store, clock=self._clock):
@@ -227,10 +230,16 @@ class KeyMasterController:
             emit(Event.KEYMASTER_REFUSED, level=logging.WARNING, zone=zone, to=to,
                  reason="the target is not a live eligible node")
             return
+        extra: tuple[Op, ...] = (Op.delete(self._keys.intent_key(zone)),)
+        cfg = z.state.config
+        if cfg.missing_keys and to == cfg.key_store_node:  # back to the node with the keys
+            extra += (Op.put(self._keys.dnssec_key(zone),
+                             cfg.with_(missing_keys=()).to_json()),)
         await self._roles.replace(
             zone, obs.token, previous=self._me, node=to, lease=0,
-            by=obs.intent.by if obs.intent else self._me, reason="transfer",
-            extra_ops=(Op.delete(self._keys.intent_key(zone)),))
+            by=obs.intent.by if obs.intent else self._me, reason="transfer", extra_ops=extra,
+            extra_compares=(Compare.mod_revision(self._keys.dnssec_key(zone))
+                            == z.state.config_revision,))
         emit(Event.KEYMASTER_TRANSFERRED, zone=zone, to=to)
         self._stop_acting(zone, z, f"transferred to {to}")
 
@@ -244,12 +253,18 @@ class KeyMasterController:
         except EtcdUnavailable:
             return
         async with asyncio.timeout(timeout):
-            for zone, z in self._zones.items():
+            for zone, z in list(self._zones.items()):
                 if not z.acting_token:
                     continue
                 others = sorted(
                     n.id for n in nodes if n.alive and n.id != self._me and
                     n.role == "writable" and n.kek == self._kek_fp)
+                if any(not k.replicate for k in z.state.keys):
+                    # only this node holds an unreplicated private key: keep the role here
+                    # (seize with --accept-missing-keys remains for the operator)
+                    emit(Event.KEYMASTER_RELEASED, zone=zone,
+                         reason="shutdown; private keys not replicated, role kept")
+                    continue
                 if not others:
                     emit(Event.KEYMASTER_RELEASED, zone=zone, reason="shutdown, no other node")
                     continue

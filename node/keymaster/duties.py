@@ -105,6 +105,7 @@ async def generate_keys(
     kek: bytes,
     key_store: KeyStore | None,
     retire: tuple[DnssecKey, ...] = (),
+    config_revision: int = 0,
     clock: Clock = SYSTEM_CLOCK,
 ) -> list[DnssecKey]:
     """Make the zone's keys, store them (public in zones/, private wrapped in secrets/ or local),
@@ -139,7 +140,13 @@ async def generate_keys(
         status="signed", new_keys=False, missing_keys=(),
         key_store_node=node_id if local else "").to_json()))
     ops.append(Op.delete(layout.published_key(zone)))
-    serial = await fence.bump(repository, layout, ops, "keygen")
+    # guarded on the settings' revision: a keygen runs once per request, and an unsign
+    # or a newer request that landed meanwhile is never undone
+    serial = await fence.bump(repository, layout, ops, "keygen",
+                              extra=(Compare.mod_revision(layout.dnssec_key(zone))
+                                     == config_revision,))
+    if not serial:
+        return []
     keys = [k for k, _ in made]
     emit(Event.KEYS_GENERATED, zone=zone, serial=serial,
          keys=[f"{k.role}:{k.tag}" for k in keys], algorithm=config.algorithm)
@@ -220,9 +227,11 @@ async def publish_dnskey_signatures(
     rrsigs = sign_rrset(rrset, signers, zone, now - cfg.inception_offset, expiration)
     value = json.dumps({"keyset": state.keyset_id, "expiration": expiration,
                         "rrsigs": [rd.to_text() for rd in rrsigs]}).encode()
-    await fence.bump(repository, layout, [Op.put(layout.dnskeyset_key(zone), value)],
-                     "dnskey-signatures")
-    return True
+    guard = (Compare.mod_revision(layout.dnskeyset_key(zone)) == state.dnskeyset_revision
+             if state.dnskeyset_revision else Compare.version(layout.dnskeyset_key(zone)) == 0)
+    return bool(await fence.bump(repository, layout,
+                                 [Op.put(layout.dnskeyset_key(zone), value)],
+                                 "dnskey-signatures", extra=(guard,)))
 
 
 def dnskey_rrsigs_from(raw: bytes, keyset: str) -> list[dns.rdata.Rdata]:

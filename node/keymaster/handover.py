@@ -70,20 +70,21 @@ class KeyMasterAdmin:
         self._roles = RoleStore(etcd, layout, clock)
         self._clock = clock
 
-    async def _load(self, zone: Name) -> tuple[RoleRecord, int, DnssecConfig | None,
+    async def _load(self, zone: Name) -> tuple[RoleRecord, int, DnssecConfig | None, int,
                                                list[DnssecKey], dict[str, NodeInfo]]:
         role, token = await self._roles.read(zone)
         if role is None:
             raise NotFound(f"zone {zone} has no Key Master (it was never signed)")
         kv = await self._etcd.get(self._keys.dnssec_key(zone))
         config = DnssecConfig.from_json(kv.value) if kv else None
+        config_rev = kv.mod_revision if kv else 0
         kvs, _ = await self._etcd.range_all(self._keys.keys_prefix(zone))
         keys = [DnssecKey.from_json(k.value) for k in kvs]
         nodes = {n.id: n for n in await self._dir.list_nodes()}
-        return role, token, config, keys, nodes
+        return role, token, config, config_rev, keys, nodes
 
     async def get(self, zone: Name, history: int = 5) -> KeyMasterInfo:
-        role, token, config, _keys, nodes = await self._load(zone)
+        role, token, config, _rev, _keys, nodes = await self._load(zone)
         kvs, _ = await self._etcd.range_all(self._keys.audit_prefix(zone))
         changes = []
         for kv in kvs:
@@ -124,7 +125,7 @@ class KeyMasterAdmin:
 
     async def transfer(self, zone: Name, to: str, *, by: str, timeout: float = 30.0
                        ) -> HandoverOutcome:
-        role, token, config, keys, nodes = await self._load(zone)
+        role, token, config, _rev, keys, nodes = await self._load(zone)
         if role.node == to and role.lease:
             return HandoverOutcome("done", to, message=f"{to} already holds the role")
         holder = nodes.get(role.node)
@@ -153,7 +154,7 @@ class KeyMasterAdmin:
 
     async def seize(self, zone: Name, to: str, *, by: str, force: bool = False,
                     accept_missing_keys: bool = False, timeout: float = 30.0) -> HandoverOutcome:
-        role, token, config, keys, nodes = await self._load(zone)
+        role, token, config, config_rev, keys, nodes = await self._load(zone)
         holder = nodes.get(role.node)
         reasons = self._check_target(to, nodes, holder)
         if holder is not None and holder.alive and role.node != to and not force:
@@ -172,9 +173,12 @@ class KeyMasterAdmin:
             new_config = config.with_(missing_keys=tuple(k.key_id for k in missing))
             extra += (Op.put(self._keys.dnssec_key(zone), new_config.to_json()),)
         try:
-            await self._roles.replace(zone, token, previous=role.node, node=to, lease=0, by=by,
-                                      reason="seize-force" if force else "seize",
-                                      extra_ops=extra)
+            settings = self._keys.dnssec_key(zone)
+            await self._roles.replace(
+                zone, token, previous=role.node, node=to, lease=0, by=by,
+                reason="seize-force" if force else "seize", extra_ops=extra,
+                extra_compares=((Compare.mod_revision(settings) == config_rev,)
+                                if config is not None else ()))
         except FencedOut as exc:
             return HandoverOutcome("refused", "", (str(exc),))
         out = await self._wait(zone, to, timeout, cleanup_intent=False)

@@ -150,7 +150,7 @@ class SigningManager:
         z = self._zones.setdefault(snap.origin, _Zone(snap.origin))
         z.latest = snap
         state = snap.dnssec
-        if state is None or not state.keys or state.config.status == "keygen":
+        if state is None or not state.keys:  # not signed, or its first keys are pending
             await self._serve_unsigned(z, snap)
             return
         if not self._can_sign:
@@ -333,8 +333,9 @@ class SigningManager:
         if serial is None:
             return
         # Bump the serial once per refresh window (compare-and-swap on the head), so
-        # every node re-signs what is due at the same new serial.
-        for _ in range(5):
+        # every node re-signs what is due at the same new serial. Retried until done.
+        backoff = 1.0
+        while True:
             try:
                 head = await self._etcd.get(self._keys.head_key(z.origin))
                 if head is None:
@@ -349,9 +350,11 @@ class SigningManager:
                 )
                 if res.succeeded:
                     emit(Event.SIGNATURE_REFRESH, zone=z.origin, serial=data["serial"])
-                return
-            except EtcdUnavailable:
-                await asyncio.sleep(5)
+                    return
+            except (NodeError, ValueError, KeyError) as exc:
+                log.warning("signature refresh of %s: %s; retrying", z.origin, exc)
+            await asyncio.sleep(backoff)
+            backoff = min(60.0, backoff * 2)
 
     async def run(self) -> None:
         """Wake staggered zones when their delay is over."""

@@ -91,6 +91,8 @@ class DnssecState:
     keymaster_revision: int = 0  # the role record's mod revision: the fencing token
     dnskeyset: bytes = b""  # KSK-signed DNSKEY RRset published by the Key Master (wire text)
     intent: bytes = b""  # a pending transfer intent (node.keymaster.record.Intent)
+    config_revision: int = 0  # mod revision of zones/<z>/dnssec (guards Key Master writes)
+    dnskeyset_revision: int = 0  # mod revision of zones/<z>/dnskeyset (0: absent)
 
     @property
     def keyset_id(self) -> str:
@@ -101,4 +103,5 @@ class DnssecState:
         """What, when it changes, requires a full re-sign."""
         c = self.config
         return (self.keyset_id, c.algorithm, c.nsec3, c.iterations, c.salt, c.opt_out,
-                c.validity, c.dnskey_ttl, self.dnskeyset, self.published is not None, c.status)
+                c.validity, c.dnskey_ttl, self.dnskeyset, self.published is not None,
+                c.status == "unsigning")

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+import dns.exception
 import dns.name
 import dns.rdatatype
 import dns.rrset
@@ -28,7 +29,7 @@ from node.dnssec.keys import DnssecKey
 from node.errors import EtcdUnavailable
 from node.events import Event, emit
 from node.store.client import Compacted, EtcdClient, KeyValue, WatchCanceled
-from node.store.keys import KeyLayout
+from node.store.keys import KeyLayout, ZoneKey
 from node.zones.dnssec import DnssecConfig, DnssecState, Published
 from node.zones.model import ZoneConfig, ZoneHead, ZoneSnapshot, rrset_from_json, with_serial
 
@@ -48,6 +49,8 @@ class _ZoneState:
     snapshot: ZoneSnapshot | None = None
     # DNSSEC: raw values of zones/<z>/{dnssec,published,keymaster,dnskeyset,keys/*}
     dnssec: DnssecConfig | None = None
+    dnssec_revision: int = 0
+    dnskeyset_revision: int = 0
     keys: dict[str, DnssecKey] = field(default_factory=dict)
     published: Published | None = None
     keymaster: tuple[bytes, int] = (b"", 0)
@@ -59,6 +62,7 @@ class _ZoneState:
         """A DNSSEC-related key was put (kv) or deleted (None)."""
         if kind == "dnssec":
             self.dnssec = DnssecConfig.from_json(kv.value) if kv else None
+            self.dnssec_revision = kv.mod_revision if kv else 0
         elif kind == "key":
             if kv:
                 self.keys[key_id] = DnssecKey.from_json(kv.value)
@@ -70,6 +74,7 @@ class _ZoneState:
             self.keymaster = (kv.value, kv.mod_revision) if kv else (b"", 0)
         elif kind == "dnskeyset":
             self.dnskeyset = kv.value if kv else b""
+            self.dnskeyset_revision = kv.mod_revision if kv else 0
         elif kind == "keymaster-intent":
             self.intent = kv.value if kv else b""
 
@@ -85,6 +90,8 @@ class _ZoneState:
                 keymaster_revision=self.keymaster[1],
                 dnskeyset=self.dnskeyset,
                 intent=self.intent,
+                config_revision=self.dnssec_revision,
+                dnskeyset_revision=self.dnskeyset_revision,
             )
         if state != self.dnssec_state:
             self.dnssec_state = state
@@ -156,14 +163,17 @@ class Replica:
             if parsed is None:
                 continue
             state = fresh.setdefault(parsed.zone, _ZoneState())
-            if parsed.kind == "config":
-                state.config = ZoneConfig.from_json(kv.value)
-            elif parsed.kind == "head":
-                state.head = ZoneHead.from_json(kv.value)
-            elif parsed.kind == "data":
-                data.setdefault(parsed.zone, []).append(kv)
-            elif parsed.kind in _META_KINDS:
-                state.apply_meta(parsed.kind, parsed.key_id, kv)
+            try:
+                if parsed.kind == "config":
+                    state.config = ZoneConfig.from_json(kv.value)
+                elif parsed.kind == "head":
+                    state.head = ZoneHead.from_json(kv.value)
+                elif parsed.kind == "data":
+                    data.setdefault(parsed.zone, []).append(kv)
+                elif parsed.kind in _META_KINDS:
+                    state.apply_meta(parsed.kind, parsed.key_id, kv)
+            except (ValueError, KeyError, TypeError, dns.exception.DNSException) as exc:
+                emit(Event.ZONE_LOAD_FAILED, level=logging.ERROR, key=kv.key, error=str(exc))
         for zone, state in fresh.items():
             if state.head is None:
                 continue
@@ -234,52 +244,11 @@ class Replica:
             parsed = self._keys.parse_zone_key(ev.kv.key)
             if parsed is None or parsed.kind == "gen":
                 continue
-            zone = parsed.zone
-            is_put = ev.type == "put"
-            if parsed.kind == "head":
-                if not is_put:
-                    removed.add(zone)
-                    continue
-                state = self._zones.setdefault(zone, _ZoneState())
-                head = ZoneHead.from_json(ev.kv.value)
-                if state.head is None or state.head.generation != head.generation:
-                    reload.add(zone)
-                state.head = head
-                removed.discard(zone)
-                touched.setdefault(zone, set())
-            elif parsed.kind == "config":
-                if is_put:
-                    state = self._zones.setdefault(zone, _ZoneState())
-                    state.config = ZoneConfig.from_json(ev.kv.value)
-                    touched[zone] = None
-            elif parsed.kind in _META_KINDS:
-                state = self._zones.setdefault(zone, _ZoneState())
-                try:
-                    state.apply_meta(parsed.kind, parsed.key_id, ev.kv if is_put else None)
-                except (ValueError, KeyError, TypeError) as exc:
-                    emit(Event.ZONE_LOAD_FAILED, level=logging.ERROR, key=ev.kv.key,
-                         error=str(exc))
-                touched.setdefault(zone, set())
-            else:
-                state = self._zones.get(zone)
-                if state is None or state.head is None:
-                    continue
-                if parsed.generation != state.head.generation or zone in reload:
-                    continue
-                owner = parsed.owner
-                assert owner is not None
-                types = dict(state.nodes.get(owner, {}))
-                if is_put:
-                    types[parsed.rdtype] = rrset_from_json(owner, parsed.rdtype, ev.kv.value)
-                else:
-                    types.pop(parsed.rdtype, None)
-                if types:
-                    state.nodes[owner] = MappingProxyType(types)
-                else:
-                    state.nodes.pop(owner, None)
-                changed = touched.setdefault(zone, set())
-                if changed is not None:
-                    changed.add(owner)
+            try:
+                self._apply_event(parsed, ev.type == "put", ev.kv, touched, reload, removed)
+            except (ValueError, KeyError, TypeError, dns.exception.DNSException) as exc:
+                # a bad value (another version, a hand edit) must not stop the node
+                emit(Event.ZONE_LOAD_FAILED, level=logging.ERROR, key=ev.kv.key, error=str(exc))
         for zone in removed:
             if zone in self._zones:
                 del self._zones[zone]
@@ -299,6 +268,52 @@ class Replica:
             if state is not None:
                 await self._publish(zone, state, revision, changed)
         await self._set_revision(revision)
+
+    def _apply_event(self, parsed: ZoneKey, is_put: bool, kv: KeyValue,
+                     touched: dict[Name, set[Name] | None], reload: set[Name],
+                     removed: set[Name]) -> None:
+        """One watch event into the zone states (no I/O); raises on a value that does not parse."""
+        zone = parsed.zone
+        if parsed.kind == "head":
+            if not is_put:
+                removed.add(zone)
+                return
+            head = ZoneHead.from_json(kv.value)
+            state = self._zones.setdefault(zone, _ZoneState())
+            if state.head is None or state.head.generation != head.generation:
+                reload.add(zone)
+            state.head = head
+            removed.discard(zone)
+            touched.setdefault(zone, set())
+        elif parsed.kind == "config":
+            if is_put:
+                config = ZoneConfig.from_json(kv.value)
+                self._zones.setdefault(zone, _ZoneState()).config = config
+                touched[zone] = None
+        elif parsed.kind in _META_KINDS:
+            self._zones.setdefault(zone, _ZoneState()).apply_meta(
+                parsed.kind, parsed.key_id, kv if is_put else None)
+            touched.setdefault(zone, set())
+        else:
+            state = self._zones.get(zone)
+            if state is None or state.head is None:
+                return
+            if parsed.generation != state.head.generation or zone in reload:
+                return
+            owner = parsed.owner
+            assert owner is not None
+            types = dict(state.nodes.get(owner, {}))
+            if is_put:
+                types[parsed.rdtype] = rrset_from_json(owner, parsed.rdtype, kv.value)
+            else:
+                types.pop(parsed.rdtype, None)
+            if types:
+                state.nodes[owner] = MappingProxyType(types)
+            else:
+                state.nodes.pop(owner, None)
+            changed = touched.setdefault(zone, set())
+            if changed is not None:
+                changed.add(owner)
 
     async def _publish(
         self, zone: Name, state: _ZoneState, revision: int, changed: set[Name] | None

@@ -218,8 +218,12 @@ class ZoneRepository:
 
     async def delete_zone(self, name: Name) -> None:
         await self._head(name)
-        deleted = await self._etcd.delete(self._keys.zone_prefix(name), prefix=True)
-        if not deleted:
+        res = await self._etcd.txn(when=[], then=[
+            Op.delete(self._keys.zone_prefix(name), prefix=True),
+            Op.delete(self._keys.secrets_zone_prefix(name), prefix=True),
+            Op.delete(self._keys.signing_prefix(name), prefix=True),
+        ])
+        if not res.responses or not res.responses[0]:
             raise NotFound(f"zone {name} does not exist")
 
     async def update_config(self, config: ZoneConfig) -> ZoneInfo:
