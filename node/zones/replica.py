@@ -178,9 +178,8 @@ class Replica:
             if state.head is None:
                 continue
             gen = state.head.generation
-            state.nodes = self._build_nodes(
-                kv for kv in data.get(zone, ()) if self._generation_of(kv) == gen
-            )
+            current = [kv for kv in data.get(zone, ()) if self._generation_of(kv) == gen]
+            state.nodes = await asyncio.to_thread(self._build_nodes, current)
         removed = [z for z in self._zones if z not in fresh or fresh[z].head is None]
         self._zones = {z: s for z, s in fresh.items() if s.head is not None}
         for zone in removed:
@@ -261,7 +260,7 @@ class Replica:
             kvs, _ = await self._etcd.range_all(
                 self._keys.data_prefix(zone, state.head.generation), revision=revision
             )
-            state.nodes = self._build_nodes(kvs)
+            state.nodes = await asyncio.to_thread(self._build_nodes, kvs)
             touched[zone] = None
         for zone, changed in touched.items():
             state = self._zones.get(zone)

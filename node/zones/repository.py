@@ -183,14 +183,17 @@ class ZoneRepository:
         ns: tuple[Name, ...] = (),
         allow_transfer: tuple[str, ...] = (),
         text: str | None = None,
+        parsed: ZoneSnapshot | None = None,
     ) -> ZoneInfo:
         """Create an empty zone (SOA + NS at the apex) or one from master-file `text`."""
         name = name.canonicalize()
         config = ZoneConfig(name=name, allow_transfer=tuple(allow_transfer))
-        if text is not None:
-            snap = snapshot_from_text(text, name)
-            rrsets = list(snap.rrsets())
-            serial = snap.serial
+        if text is not None and parsed is None:
+            # parsing a large file takes seconds: off the event loop (leases, watches)
+            parsed = await asyncio.to_thread(snapshot_from_text, text, name)
+        if parsed is not None:
+            rrsets = list(parsed.rrsets())
+            serial = parsed.serial
         else:
             default_ns = dns.name.Name(("ns1",)).concatenate(name)
             nameservers = ns or ((primary_ns or default_ns),)
@@ -234,11 +237,11 @@ class ZoneRepository:
     async def import_zone(self, name: Name, text: str, *, create: bool = True) -> ZoneInfo:
         """Replace the zone's whole content with master-file `text` (new generation, one flip)."""
         name = name.canonicalize()
-        snap = snapshot_from_text(text, name)
+        snap = await asyncio.to_thread(snapshot_from_text, text, name)
         if await self._etcd.get(self._keys.head_key(name)) is None:
             if not create:
                 raise NotFound(f"zone {name} does not exist")
-            return await self.create_zone(name, text=text)
+            return await self.create_zone(name, parsed=snap)
         rrsets = list(snap.rrsets())
         generation = await self._new_generation(name)
         await self._write_generation(name, generation, rrsets)
