@@ -131,24 +131,29 @@ class ZoneRepository:
 
     async def get_zone(self, name: Name) -> ZoneInfo:
         config = await self._config(name)
-        head, kv = await self._head(name)
-        count = await self._etcd.range(
-            self._keys.data_prefix(name, head.generation), prefix=True, count_only=True,
-            revision=kv.mod_revision,
-        )
-        return ZoneInfo(config, head.serial, head.generation, count.count, kv.mod_revision)
+        for _ in range(MAX_RETRIES):
+            head, kv = await self._head(name)
+            count = await self._etcd.range(self._keys.data_prefix(name, head.generation),
+                                           prefix=True, count_only=True)
+            at = await self._etcd.range(self._keys.head_key(name), revision=count.revision)
+            if at.kvs and at.kvs[0].mod_revision == kv.mod_revision:  # same version throughout
+                return ZoneInfo(config, head.serial, head.generation, count.count,
+                                kv.mod_revision)
+        raise Conflict(f"zone {name} changed too often to be read; try again")
 
     async def snapshot(self, zone: Name) -> ZoneSnapshot:
-        """The zone's content at one etcd revision."""
+        """The zone's content at one etcd revision (the current one: never a compacted one)."""
         config = await self._config(zone)
-        head, kv = await self._head(zone)
-        kvs, revision = await self._etcd.range_all(
-            self._keys.data_prefix(zone, head.generation), revision=kv.mod_revision
-        )
-        rrsets = [self._rrset(kv) for kv in kvs]
-        return snapshot_from_rrsets(
-            config, rrsets, serial=head.serial, revision=revision, generation=head.generation
-        )
+        for _ in range(MAX_RETRIES):
+            head, kv = await self._head(zone)
+            kvs, revision = await self._etcd.range_all(
+                self._keys.data_prefix(zone, head.generation))
+            at = await self._etcd.range(self._keys.head_key(zone), revision=revision)
+            if at.kvs and at.kvs[0].mod_revision == kv.mod_revision:  # same version throughout
+                rrsets = [self._rrset(kv) for kv in kvs]
+                return snapshot_from_rrsets(config, rrsets, serial=head.serial,
+                                            revision=revision, generation=head.generation)
+        raise Conflict(f"zone {zone} changed too often to be read; try again")
 
     def _rrset(self, kv: KeyValue) -> dns.rrset.RRset:
         parsed = self._keys.parse_zone_key(kv.key)
@@ -413,12 +418,17 @@ class ZoneRepository:
             head = ZoneHead.from_json(head_kv.value)
             at_owner: dict[int, dns.rrset.RRset] = {}
             if owner is not None:
-                rng = await self._etcd.range(
-                    self._keys.owner_prefix(zone, head.generation, owner),
-                    prefix=True,
-                    revision=head_kv.mod_revision,
-                )
-                for kv in rng.kvs:
+                # the head and the owner's RRsets at one (current) revision; the txn below
+                # proves nothing changed since. Never read at the head's mod revision: it
+                # may be compacted away on a zone that has been quiet for a while.
+                read = await self._etcd.txn(when=[], then=[
+                    Op.get(head_key),
+                    Op.get(self._keys.owner_prefix(zone, head.generation, owner), prefix=True),
+                ])
+                head_range, owner_range = read.responses[0], read.responses[1]
+                if not head_range.kvs or head_range.kvs[0].mod_revision != head_kv.mod_revision:  # type: ignore[union-attr]
+                    continue  # the zone moved between the two reads: start again
+                for kv in owner_range.kvs:  # type: ignore[union-attr]
                     rr = self._rrset(kv)
                     at_owner[rr.rdtype] = rr
             ops = build(head, at_owner)
