@@ -64,6 +64,7 @@ class CompiledZone:
         "fdeps",
         "lazy",
         "lazy_do",
+        "lazy_max",
         "memo",
         "names",
         "neg_soa",
@@ -85,6 +86,9 @@ class CompiledZone:
         self.answers: dict[bytes, Entry] = {}
         self.fdeps: dict[bytes, tuple[bytes, ...]] = {}  # answer key -> names it looked at
         self.rdeps: dict[bytes, set[bytes]] = {}  # name -> answer keys that looked at it
+        # answers built on first use; sized to hold a whole zone's working set (several
+        # types per name), since clearing a full cache makes every query a miss again
+        self.lazy_max = max(LAZY_CACHE_MAX, 4 * len(snapshot.nodes))
         self.lazy: dict[bytes, Entry] = {}
         self.memo: dict[int, tuple[dns.rrset.RRset, tuple[bytes, ...]]] = {}
         self.neg_soa: tuple[bytes, ...] | None = None
@@ -117,7 +121,7 @@ class CompiledZone:
             entry = self.lazy_do.get(key)
             if entry is None:
                 entry = secure.resolve(self, key[:-4], key[-4] << 8 | key[-3])
-                if len(self.lazy_do) >= LAZY_CACHE_MAX:
+                if len(self.lazy_do) >= self.lazy_max:
                     self.lazy_do = {}
                 self.lazy_do[key] = entry
             return entry
@@ -128,7 +132,7 @@ class CompiledZone:
         if entry is not None:
             return entry
         entry = answer.resolve(self, key[:-4], key[-4] << 8 | key[-3])
-        if len(self.lazy) >= LAZY_CACHE_MAX:
+        if len(self.lazy) >= self.lazy_max:
             self.lazy = {}
         self.lazy[key] = entry
         return entry

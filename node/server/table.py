@@ -39,13 +39,14 @@ IN_CLASS = b"\x00\x01"
 class ZoneTable:
     """Compiled zones by origin; `caches[do]` is the hot path's first stop."""
 
-    __slots__ = ("_held", "_locks", "_zones", "caches")
+    __slots__ = ("_held", "_locks", "_zones", "cache_max", "caches")
 
     def __init__(self) -> None:
         self._zones: dict[bytes, CompiledZone] = {}
         self._held: set[bytes] = set()  # origins answered SERVFAIL until their next publish
         self._locks: dict[bytes, asyncio.Lock] = {}
         self.caches: tuple[dict[bytes, Entry], dict[bytes, Entry]] = ({}, {})
+        self.cache_max = CACHE_MAX
 
     # --- zone management ------------------------------------------------------
 
@@ -109,6 +110,9 @@ class ZoneTable:
         self._zones[zone.origin] = zone
         self._held.discard(zone.origin)
         self.caches = ({}, {})
+        # the table cache must hold the working set of every zone, or it thrashes
+        self.cache_max = max(CACHE_MAX, sum(4 * len(z.snapshot.nodes)
+                                            for z in self._zones.values()))
 
     # --- lookups ----------------------------------------------------------------
 
@@ -148,7 +152,7 @@ class ZoneTable:
                 zone = self.find(lname[lname[0] + 1 :]) or zone
             entry = zone.answer(key, do)
         cache = self.caches[do]
-        if len(cache) >= CACHE_MAX:
+        if len(cache) >= self.cache_max:
             cache.clear()
         cache[key] = entry
         return entry
