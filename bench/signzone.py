@@ -64,7 +64,7 @@ def run_bind(zone_file: Path, origin: str, alg_name: str, workers: int, work: Pa
     res = subprocess.run(["dnssec-signzone", "-S", "-K", str(keydir), "-3", "-", "-H", "0",
                           "-n", str(workers), "-O", "full", "-o", origin, "-f", str(out),
                           str(zone_file)],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, cwd=work)  # its dsset- file goes there
     took = time.perf_counter() - began
     if res.returncode != 0:
         raise BenchError(f"dnssec-signzone failed: {res.stderr.strip()}")
