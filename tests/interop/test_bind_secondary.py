@@ -1,0 +1,224 @@
+"""BIND `named` as a secondary of the cluster for a signed zone.
+
+A three-node signing cluster (shared KEK, 0.5-1 s stagger) serves a signed zone with
+allow-transfer 127.0.0.0/8; a real `named` (Debian package bind9) is configured as a
+secondary of one node, transfers the zone, serves it signed and `delv` validates
+through it. The zone's SOA says refresh 1, retry 1 (and named's floors are lowered to
+match), so after a change through the API named polls, asks with IXFR, gets the whole
+zone in AXFR form (we keep no journal: RFC 1995 §4) and serves the new record, which
+validates too. We send no NOTIFY.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import dns.exception
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import pytest
+
+from tests.cluster.conftest import Cluster, make_cluster
+from tests.support import dnssec as judge
+from tests.support.api import Api
+from tests.support.nodes import NodeProcess, free_port
+from tests.support.wait import wait_until
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("named") is None or not judge.have("delv"),
+    reason="BIND named (apt package bind9) and delv (bind9-dnsutils) are needed")
+
+ZONE = "bindsec.test."
+
+# refresh 1, retry 1: named polls every second (with min-refresh-time/min-retry-time 1)
+ZONE_TEXT = """$ORIGIN {zone}
+$TTL 300
+@ 3600 IN SOA ns1 hostmaster 1 1 1 604800 300
+@ 3600 IN NS ns1
+ns1 IN A 192.0.2.1
+www IN A 192.0.2.80
+www IN AAAA 2001:db8::80
+mail IN MX 10 www
+"""
+
+NAMED_CONF = """controls {{ }};
+options {{
+    directory "{dir}";
+    pid-file "{dir}/named.pid";
+    session-keyfile "{dir}/session.key";
+    managed-keys-directory "{dir}";
+    listen-on port {port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    recursion no;
+    dnssec-validation no;
+    notify no;
+    allow-transfer {{ 127.0.0.1; }};
+}};
+zone "{zone}" {{
+    type secondary;
+    primaries port {primary_port} {{ 127.0.0.1; }};
+    file "{file}";
+    min-refresh-time 1;
+    max-refresh-time 2;
+    min-retry-time 1;
+    max-retry-time 2;
+}};
+"""
+
+
+@pytest.fixture(scope="module")
+def signing_cluster() -> Iterator[Cluster]:
+    keydir = Path(tempfile.mkdtemp(prefix="kek-"))
+    kek = keydir / "kek"
+    kek.write_text(secrets.token_hex(32))
+    os.chmod(kek, 0o600)
+    extra = (f'[signing]\nkek_file = "{kek}"\nkey_store = "{keydir}/store-{{node_id}}"\n'
+             "stagger_min = 0.5\nstagger_max = 1.0\n")
+    c = make_cluster(extra_toml=extra)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def ctl_json(node: NodeProcess, *args: str) -> dict:  # type: ignore[type-arg]
+    res = node.ctl("--json", *args, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+class Named:
+    """A foreground `named -g` on a free loopback port, its log in its directory."""
+
+    def __init__(self, directory: Path, zone: str, primary_port: int) -> None:
+        self.dir = directory
+        self.zone = zone
+        self.port = free_port()
+        self.conf = directory / "named.conf"
+        self.log_path = directory / "named.log"
+        self.conf.write_text(NAMED_CONF.format(dir=directory, port=self.port, zone=zone,
+                                               primary_port=primary_port,
+                                               file=f"{zone.rstrip('.')}.db"))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        check = subprocess.run(["named-checkconf", str(self.conf)], capture_output=True,
+                               text=True, timeout=30) if shutil.which("named-checkconf") else None
+        assert check is None or check.returncode == 0, f"named.conf:\n{check.stdout}{check.stderr}"
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(["named", "-g", "-4", "-c", str(self.conf)],
+                                         stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def wait(self, pred: Callable[[], object], what: str, timeout: float = 20) -> None:
+        try:
+            wait_until(pred, timeout, interval=0.1)
+        except AssertionError:
+            raise AssertionError(f"named never served {what} in {timeout}s:\n{self.log()}"
+                                 ) from None
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+
+    def query(self, name: str, rdtype: str, want_dnssec: bool = False
+              ) -> dns.message.Message | None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"named exited with {self.proc.returncode}:\n{self.log()}")
+        q = dns.message.make_query(name, dns.rdatatype.from_text(rdtype), want_dnssec=want_dnssec)
+        try:
+            return dns.query.udp(q, "127.0.0.1", port=self.port, timeout=1.0)
+        except (dns.exception.Timeout, OSError):
+            return None
+
+    def serial(self) -> int | None:
+        resp = self.query(self.zone, "SOA")
+        if resp is None or resp.rcode() != dns.rcode.NOERROR:
+            return None
+        for rrset in resp.answer:
+            if rrset.rdtype == dns.rdatatype.SOA:
+                return int(rrset[0].serial)
+        return None
+
+
+def has_signed(resp: dns.message.Message | None, rdtype: int) -> bool:
+    if resp is None or resp.rcode() != dns.rcode.NOERROR:
+        return False
+    types = {r.rdtype for r in resp.answer}
+    covered = {r.covers for r in resp.answer if r.rdtype == dns.rdatatype.RRSIG}
+    return rdtype in types and rdtype in covered
+
+
+def test_bind_secondary_of_a_signed_zone(signing_cluster: Cluster, tmp_path: Path) -> None:
+    c = signing_cluster
+    primary = c.nodes[0]
+    with Api(primary.api) as api:
+        api.create_zone(ZONE, ZONE_TEXT.format(zone=ZONE))
+    assert ctl_json(primary, "zone", "sign", ZONE)["state"] == "done"
+
+    def published() -> bool:
+        return bool(ctl_json(primary, "zone", "dnssec", ZONE)["published"])
+
+    wait_until(published, 30, interval=0.2, message=f"{ZONE} published")
+    res = primary.ctl("trust-anchors", "export", ZONE, "--format", "bind")
+    assert res.returncode == 0, res.stderr
+    anchors = tmp_path / "anchors"
+    anchors.write_text(res.stdout)
+
+    named = Named(tmp_path, ZONE, primary.dns_port)
+    named.start()
+    try:
+        # 1. the first transfer: named serves the node's serial, signed
+        named.wait(lambda: named.serial() == primary.serial(ZONE), f"{ZONE} at the node's serial")
+        serial = named.serial()
+        for rdtype in ("DNSKEY", "SOA", "NS"):
+            resp = named.query(ZONE, rdtype, want_dnssec=True)
+            assert has_signed(resp, dns.rdatatype.from_text(rdtype)), f"{rdtype}: {resp}"
+        resp = named.query(f"www.{ZONE}", "A", want_dnssec=True)
+        assert has_signed(resp, dns.rdatatype.A), str(resp)
+        res = judge.delv("127.0.0.1", named.port, anchors, ZONE, f"www.{ZONE}", "A")
+        assert judge.fully_validated(res), f"{res.stdout}{res.stderr}\n{named.log()}"
+        res = judge.delv("127.0.0.1", named.port, anchors, ZONE, f"nope.{ZONE}", "A")
+        assert judge.fully_validated(res), f"denial: {res.stdout}{res.stderr}"
+
+        # named's copy as a whole passes the validator too
+        if judge.have("ldns-verify-zone"):
+            path = tmp_path / "from-named.zone"
+            path.write_text(judge.axfr_text("127.0.0.1", named.port, ZONE))
+            res = judge.ldns_verify(path)
+            assert res.returncode == 0, f"{res.stdout}{res.stderr}"
+
+        # 2. a change through the API: named's refresh (IXFR, answered in AXFR form) picks it up
+        with Api(c.nodes[1].api) as api:
+            api.add(ZONE, "new", 300, "A", "192.0.2.123")
+        named.wait(lambda: has_signed(named.query(f"new.{ZONE}", "A", want_dnssec=True),
+                                      dns.rdatatype.A), f"new.{ZONE} signed")
+        new_serial = named.serial()
+        assert new_serial is not None and new_serial != serial
+        res = judge.delv("127.0.0.1", named.port, anchors, ZONE, f"new.{ZONE}", "A")
+        assert judge.fully_validated(res), f"{res.stdout}{res.stderr}\n{named.log()}"
+        assert "192.0.2.123" in res.stdout
+        # named asked with IXFR (our log) and took the full-zone answer (its log)
+        assert f"IXFR of {ZONE} serial {new_serial} to 127.0.0.1" in primary.log_tail(400), \
+            primary.log_tail()
+        statuses = [ln.split("Transfer status: ", 1)[1] for ln in named.log().splitlines()
+                    if "Transfer status: " in ln]
+        assert len(statuses) >= 2 and set(statuses) == {"success"}, named.log()
+    finally:
+        named.stop()
