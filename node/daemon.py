@@ -36,6 +36,7 @@ from node.metrics import NodeMetrics, ReplicaCollector, SigningCollector
 from node.nodes.membership import Membership, NodeDirectory, NodeInfo
 from node.server.listener import DnsServer
 from node.server.table import ZoneTable
+from node.signing.secondary import SecondaryLoader
 from node.signing.worker import SigningManager
 from node.store.client import EtcdClient, TlsConfig
 from node.store.keys import KeyLayout
@@ -99,6 +100,10 @@ class Daemon:
             publish=self.table.publish_async, hold=self.table.hold, kek_bytes=self.kek,
             can_sign=config.role == "writable", stagger=(sg.stagger_min, sg.stagger_max),
             pool=self._signing_pool(sg.workers) if self.kek else None, key_store=key_store,
+            secondary=SecondaryLoader(
+                me=self.me, directory=self.directory, publish=self.table.publish_async,
+                hold=self.table.hold, on_readiness=lambda: self._set_ready(True),
+            ) if config.role == "readonly" else None,
         )
         self.signing.on_readiness = self._set_ready
         self.keymaster = KeyMasterController(

@@ -41,6 +41,7 @@ from node.events import Event, emit
 from node.keymaster.duties import dnskey_rrsigs_from
 from node.keymaster.keystore import KeyStore
 from node.keymaster.record import RoleRecord
+from node.signing.secondary import SecondaryLoader
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.store.txn import Compare, Op
@@ -87,6 +88,7 @@ class SigningManager:
         stagger: tuple[float, float],
         pool: Executor | None = None,
         key_store: KeyStore | None = None,
+        secondary: SecondaryLoader | None = None,
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
         warn_window: int = 2 * 86400,
@@ -101,6 +103,7 @@ class SigningManager:
         self._stagger = stagger
         self._pool = pool
         self._key_store = key_store
+        self._secondary = secondary  # read-only nodes: signed zones come by transfer
         self._clock = clock
         self._rng = rng or random.Random()
         self._warn_window = warn_window
@@ -112,7 +115,8 @@ class SigningManager:
     # -- readiness ----------------------------------------------------------
     def ready(self) -> bool:
         """True when every published signed zone is signed here (DESIGN.md readiness)."""
-        return not any(z.held for z in self._zones.values())
+        waiting = self._secondary is not None and self._secondary.waiting()
+        return not waiting and not any(z.held for z in self._zones.values())
 
     def _notify_readiness(self) -> None:
         if self.on_readiness is not None:
@@ -144,6 +148,8 @@ class SigningManager:
             z = self._zones.pop(zone, None)
             if z is not None and z.refresh_task is not None:
                 z.refresh_task.cancel()
+            if self._secondary is not None:
+                self._secondary.forget(zone)
             self._notify_readiness()
 
     async def _handle(self, snap: ZoneSnapshot) -> None:
@@ -151,7 +157,13 @@ class SigningManager:
         z.latest = snap
         state = snap.dnssec
         if state is None or not state.keys:  # not signed, or its first keys are pending
+            if self._secondary is not None:
+                self._secondary.forget(snap.origin)
             await self._serve_unsigned(z, snap)
+            return
+        if self._secondary is not None:  # read-only: the signed copy comes by transfer
+            self._secondary.want(snap)
+            self._notify_readiness()
             return
         if not self._can_sign:
             if state.published is not None:
