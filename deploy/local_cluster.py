@@ -26,6 +26,7 @@ STATE = ROOT / ".local-cluster"
 VENV_BIN = Path(sys.executable).parent
 ETCD_HOST = "127.0.0.10"
 NODES = [("n1", "127.0.0.11"), ("n2", "127.0.0.12"), ("n3", "127.0.0.13")]
+READONLY = ("r1", "127.0.0.14")  # no KEK; signed zones come by transfer from n1..n3
 ZONE = "example.test."
 
 
@@ -92,9 +93,15 @@ def etcd_healthy() -> bool:
         return json.loads(resp.read()).get("health") == "true"
 
 
-def node_config(node_id: str, host: str) -> str:
+def node_config(node_id: str, host: str, role: str = "writable") -> str:
+    signing = f"""[signing]
+kek_file = "{STATE / 'kek'}"
+key_store = "{STATE / 'keys' / node_id}"
+stagger_min = 2.0
+stagger_max = 5.0
+""" if role == "writable" else ""
     return f"""node_id = "{node_id}"
-role = "writable"
+role = "{role}"
 [etcd]
 endpoints = ["http://{ETCD_HOST}:2379"]
 timeout = 2.0
@@ -106,12 +113,7 @@ listen = ["{host}:5300"]
 listen = "{host}:5301"
 [metrics]
 listen = "{host}:9100"
-[signing]
-kek_file = "{STATE / 'kek'}"
-key_store = "{STATE / 'keys' / node_id}"
-stagger_min = 2.0
-stagger_max = 5.0
-[log]
+{signing}[log]
 level = "INFO"
 """
 
@@ -188,11 +190,12 @@ def up() -> None:
             "--auto-compaction-retention", "1",
         ])
     wait_for("etcd", etcd_healthy, 30)
-    for node_id, host in NODES:
+    for node_id, host in [*NODES, READONLY]:
         if read_pid(node_id) is None:
+            role = "readonly" if (node_id, host) == READONLY else "writable"
             conf = STATE / f"{node_id}.toml"
-            conf.write_text(node_config(node_id, host))
-            out(f"starting node {node_id}: DNS {host}:5300, gRPC {host}:5301")
+            conf.write_text(node_config(node_id, host, role))
+            out(f"starting {role} node {node_id}: DNS {host}:5300, gRPC {host}:5301")
             spawn(node_id, [str(VENV_BIN / "dns-node"), "--config", str(conf)])
     for node_id, host in NODES:
         wait_for(f"node {node_id}", lambda h=host: node_ready(h), 60)
@@ -204,8 +207,10 @@ def up() -> None:
             raise SystemExit(f"local-cluster: creating {ZONE} failed: {res.stderr.strip()}")
         out(f"created zone {ZONE}")
     sign_example()
+    wait_for("read-only node r1 (signed zone by transfer)", lambda: node_ready(READONLY[1]), 60)
     print(f"""
-The cluster is up: etcd on {ETCD_HOST}:2379, nodes n1..n3 on 127.0.0.11..13.
+The cluster is up: etcd on {ETCD_HOST}:2379, writable nodes n1..n3 on 127.0.0.11..13,
+read-only node r1 on 127.0.0.14 (no keys; signed zones transferred from a writable node).
 
   dig @127.0.0.12 -p 5300 www.example.test A +dnssec  # any node answers, with AA and RRSIGs
   delv @127.0.0.13 -p 5300 -a .local-cluster/example.test.anchor +root=example.test \\
@@ -214,6 +219,7 @@ The cluster is up: etcd on {ETCD_HOST}:2379, nodes n1..n3 on 127.0.0.11..13.
   dig @127.0.0.13 -p 5300 example.test AXFR           # transfers allowed from 127.0.0.0/8
   .venv/bin/clusterctl record add example.test new 300 A 192.0.2.9
   dig @127.0.0.13 -p 5300 new.example.test A          # replicated through etcd
+  dig @127.0.0.14 -p 5300 new.example.test A +dnssec  # the read-only node, by transfer
   .venv/bin/clusterctl nodes                          # --endpoint 127.0.0.12:5301 for node 2
   .venv/bin/clusterctl zone show example.test
 
@@ -237,7 +243,7 @@ def stop_pid(name: str, timeout: float = 15.0) -> None:
 
 
 def down(purge: bool) -> None:
-    for node_id, _ in NODES:
+    for node_id, _ in [*NODES, READONLY]:
         stop_pid(node_id)
     stop_pid("etcd")
     if purge and STATE.exists():
@@ -247,7 +253,7 @@ def down(purge: bool) -> None:
 
 def status() -> int:
     code = 0
-    for name in ["etcd", *[n for n, _ in NODES]]:
+    for name in ["etcd", *[n for n, _ in [*NODES, READONLY]]]:
         pid = read_pid(name)
         print(f"{name:5} {'running pid ' + str(pid) if pid else 'stopped'}")
         code |= pid is None
