@@ -103,6 +103,7 @@ class Daemon:
             secondary=SecondaryLoader(
                 me=self.me, directory=self.directory, publish=self.table.publish_async,
                 hold=self.table.hold, on_readiness=lambda: self._set_ready(True),
+                on_problem=self.membership.set_problem,
             ) if config.role == "readonly" else None,
         )
         self.signing.on_readiness = self._set_ready

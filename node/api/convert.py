@@ -175,6 +175,7 @@ def node_to_pb(node: NodeInfo) -> node_pb2.Node:
         served_serials=[
             node_pb2.ServedSerial(zone=z, serial=s) for z, s in node.served_serials
         ],
+        problems=[node_pb2.ZoneProblem(zone=z, reason=r) for z, r in node.problems],
     )
 
 
@@ -190,6 +191,7 @@ def node_from_pb(pb: node_pb2.Node) -> NodeInfo:
         started_at=pb.started_at,
         served_serials=tuple((s.zone, s.serial) for s in pb.served_serials),
         ready=pb.ready,
+        problems=tuple((p.zone, p.reason) for p in pb.problems),
     )
 
 

@@ -140,6 +140,7 @@ def node_dict(node: NodeInfo) -> dict[str, Any]:
         "version": node.version,
         "started_at": node.started_at,
         "served_serials": dict(node.served_serials),
+        "problems": dict(node.problems),
     }
 
 
@@ -289,7 +290,9 @@ def node_table(nodes: Sequence[NodeInfo]) -> str:
         for n in nodes
     ]
     headers = ("ID", "ROLE", "ALIVE", "READY", "DNS", "API", "VERSION", "SERVED")
-    return table(headers, rows)
+    problems = [f"{n.id}: {zone}: {reason}" for n in nodes for zone, reason in n.problems]
+    return table(headers, rows) + ("\n\nProblems:\n  " + "\n  ".join(problems)
+                                   if problems else "")
 
 
 def key_table(keys: Sequence[dict[str, Any]]) -> str:

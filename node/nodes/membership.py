@@ -35,6 +35,7 @@ class NodeInfo:
     served_serials: tuple[tuple[str, int], ...] = ()  # (zone, serial) as served by this node
     ready: bool = True
     kek: str = ""  # fingerprint of the KEK this node holds ("" = none: it never signs)
+    problems: tuple[tuple[str, str], ...] = ()  # (zone, reason) it cannot serve
 
     def record_json(self) -> bytes:
         return json.dumps(
@@ -55,9 +56,11 @@ class NodeInfo:
 class _Status:
     ready: bool = False
     served: dict[str, int] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
-        return json.dumps({"ready": self.ready, "served": self.served}).encode()
+        return json.dumps({"ready": self.ready, "served": self.served,
+                           "problems": self.problems}).encode()
 
 
 class NodeDirectory:
@@ -98,6 +101,7 @@ class NodeDirectory:
                     served_serials=tuple(sorted((st or {}).get("served", {}).items())),
                     ready=bool((st or {}).get("ready", False)),
                     kek=rec.get("kek", ""),
+                    problems=tuple(sorted((st or {}).get("problems", {}).items())),
                 )
             )
         return sorted(out, key=lambda n: n.id)
@@ -134,6 +138,15 @@ class Membership:
         else:
             self._status.served[zone] = serial
         self._dirty.set()
+
+    def set_problem(self, zone: str, reason: str | None) -> None:
+        """Record (or clear) why this node cannot serve `zone`; `clusterctl nodes` shows it."""
+        if reason is None:
+            if self._status.problems.pop(zone, None) is not None:
+                self._dirty.set()
+        elif self._status.problems.get(zone) != reason:
+            self._status.problems[zone] = reason
+            self._dirty.set()
 
     def set_ready(self, ready: bool) -> None:
         if self._status.ready != ready:

@@ -66,13 +66,16 @@ class SecondaryLoader:
 
     def __init__(self, *, me: NodeInfo, directory: NodeDirectory,
                  publish: Callable[[ZoneSnapshot], object], hold: Callable[[Name], None],
-                 on_readiness: Callable[[], None], timeout: float = 10.0,
+                 on_readiness: Callable[[], None],
+                 on_problem: Callable[[str, str | None], None] | None = None,
+                 timeout: float = 10.0,
                  retry: float = 0.5, give_up: float = 10.0) -> None:
         self._me = me
         self._dir = directory
         self._publish = publish
         self._hold = hold
         self._on_readiness = on_readiness
+        self._on_problem = on_problem
         self._timeout = timeout
         self._retry = retry
         self._give_up = give_up
@@ -131,6 +134,8 @@ class SecondaryLoader:
                 if not reported:
                     emit(Event.XFR_FAILED, level=logging.ERROR, zone=zone, serial=want.serial,
                          reason=self.problems[zone])
+                    if self._on_problem is not None:
+                        self._on_problem(zone.to_text(), self.problems[zone])
                     reported = True
                 await asyncio.sleep(self._retry * 10)
                 continue
@@ -169,7 +174,8 @@ class SecondaryLoader:
             await result
         first = zone not in self._served
         self._served[zone] = snap.serial
-        self.problems.pop(zone, None)
+        if self.problems.pop(zone, None) is not None and self._on_problem is not None:
+            self._on_problem(zone.to_text(), None)
         emit(Event.XFR_RECEIVED, zone=zone, serial=snap.serial)
         if first:
             self._on_readiness()

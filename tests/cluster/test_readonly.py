@@ -3,6 +3,7 @@ node; with transfers not allowed, an error event and SERVFAIL, never unsigned da
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,6 +83,9 @@ def test_without_transfers_the_readonly_node_serves_nothing_and_says_why(
     wait_until(lambda: "XFR_FAILED" in ro.log_path.read_text()
                and zone in ro.log_path.read_text(), 40, interval=0.5)
     assert "allows zone transfers" in ro.log_path.read_text()
+    # and `clusterctl nodes` says why
+    wait_until(lambda: "allows zone transfers" in str(json.loads(
+        c.nodes[0].ctl("--json", "nodes").stdout)[-1].get("problems", {}).get(zone, "")), 10)
     resp = ro.query(f"www.{zone}", "A", want_dnssec=True)
     assert resp.rcode() == dns.rcode.SERVFAIL  # never the unsigned zone
     assert not ro.ready()
