@@ -203,7 +203,7 @@ class KeyMasterController:
             return
         state = z.state
         cfg = state.config
-        try:
+        try:  # at most one fenced write per step
             if cfg.status == "keygen" or cfg.new_keys:
                 retire = state.keys if cfg.new_keys else ()
                 await duties.generate_keys(
@@ -211,11 +211,12 @@ class KeyMasterController:
                     config=cfg, fence=self._fence(zone, z), node_id=self._me, kek=self._kek,
                     key_store=self._store, retire=retire,
                     config_revision=state.config_revision, clock=self._clock)
-            elif await duties.publish_dnskey_signatures(
+                return
+            if await duties.publish_dnskey_signatures(
                     repository=self._repo, layout=self._keys, zone=zone, state=state,
                     fence=self._fence(zone, z), key_store=self._store, clock=self._clock):
-                pass  # one fenced write per step
-            elif cfg.status == "signed" and state.published is None and state.keys:
+                return
+            if cfg.status == "signed" and state.published is None and state.keys:
                 await duties.publish_if_ready(
                     etcd=self._etcd, layout=self._keys, repository=self._repo,
                     directory=self._dir, zone=zone, fence=self._fence(zone, z),
