@@ -35,6 +35,7 @@ from node.keymaster.keystore import KeyStore
 from node.metrics import NodeMetrics, ReplicaCollector, SigningCollector
 from node.nodes.membership import Membership, NodeDirectory, NodeInfo
 from node.server.listener import DnsServer
+from node.server.notify import Notifier
 from node.server.table import ZoneTable
 from node.signing.secondary import SecondaryLoader
 from node.signing.worker import SigningManager
@@ -75,6 +76,7 @@ class Daemon:
                                clock=SYSTEM_CLOCK)
         self.metrics = NodeMetrics()
         self.table = ZoneTable()
+        self.notifier = Notifier()
         self.replica = Replica(self.etcd, self.layout, on_update=self._on_update,
                                on_remove=self._on_remove,
                                observe_apply=self.metrics.watch_lag.observe)
@@ -97,7 +99,7 @@ class Daemon:
         self.membership = Membership(self.etcd, self.layout, self.me)
         self.signing = SigningManager(
             node_id=config.node_id, etcd=self.etcd, layout=self.layout,
-            publish=self.table.publish_async, hold=self.table.hold, kek_bytes=self.kek,
+            publish=self._serve, hold=self.table.hold, kek_bytes=self.kek,
             can_sign=config.role == "writable", stagger=(sg.stagger_min, sg.stagger_max),
             pool=self._signing_pool(sg.workers) if self.kek else None, key_store=key_store,
             secondary=SecondaryLoader(
@@ -128,6 +130,12 @@ class Daemon:
             max_workers=workers or os.cpu_count() or 1,
             mp_context=multiprocessing.get_context("spawn"))
         return self._pool
+
+    async def _serve(self, snap: ZoneSnapshot) -> None:
+        """Serve a zone version; writable nodes then NOTIFY the zone's secondaries."""
+        await self.table.publish_async(snap)
+        if self.config.role == "writable":
+            self.notifier.serial_served(snap.origin, snap.serial, snap.config.notify)
 
     async def _on_update(self, snap: ZoneSnapshot) -> None:
         self.keymaster.on_state(snap.origin, snap.dnssec)  # before a (long) signing run

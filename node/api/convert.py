@@ -43,7 +43,7 @@ from node.zones.repository import ZoneInfo
 
 Name = dns.name.Name
 MAX_TTL = 2**31 - 1
-MUTABLE_CONFIG_FIELDS = ("allow_transfer",)
+MUTABLE_CONFIG_FIELDS = ("allow_transfer", "notify")
 
 _ROLE_TO_PB = {
     "writable": node_pb2.NODE_ROLE_WRITABLE,
@@ -296,7 +296,7 @@ def merge_config(current: ZoneConfig, req: zone_pb2.UpdateZoneConfigRequest) -> 
         name=current.name,
         allow_transfer=changes.get("allow_transfer", current.allow_transfer),  # type: ignore[arg-type]
         allow_update=current.allow_update,
-        notify=current.notify,
+        notify=changes.get("notify", current.notify),  # type: ignore[arg-type]
     )
 
 

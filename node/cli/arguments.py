@@ -66,6 +66,24 @@ def cidr_arg(text: str) -> str:
         raise argparse.ArgumentTypeError(f"invalid CIDR {text!r}: {exc}") from exc
 
 
+def host_port_arg(text: str) -> str:
+    """An IP address and port ("192.0.2.1:53", "[2001:db8::1]:53"; port 53 if left out)."""
+    host, port = text, "53"
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":") or "53"
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    try:
+        ip = ipaddress.ip_address(host)
+        number = int(port)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"invalid HOST:PORT {text!r}: {exc}") from exc
+    if not 0 < number < 65536:
+        raise argparse.ArgumentTypeError(f"invalid port in {text!r}")
+    return f"[{ip}]:{number}" if ip.version == 6 else f"{ip}:{number}"
+
+
 def email_arg(text: str) -> str:
     if "@" not in text or text.startswith("@") or text.endswith("@"):
         raise argparse.ArgumentTypeError(f"invalid e-mail address {text!r}")

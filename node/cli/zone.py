@@ -67,11 +67,16 @@ def register(commands: argparse._SubParsersAction, parents: Parents) -> None:  #
 
     p = verbs.add_parser("update", parents=parents, help="change a zone's settings")
     p.add_argument("zone", type=a.zone_arg, metavar="ZONE")
-    group = p.add_mutually_exclusive_group(required=True)
+    group = p.add_mutually_exclusive_group()
     group.add_argument("--allow-transfer", type=a.cidr_arg, action="append", metavar="CIDR",
                        help="networks allowed AXFR/IXFR (repeatable; replaces the list)")
     group.add_argument("--no-allow-transfer", action="store_true",
                        help="allow transfers from nowhere")
+    notify = p.add_mutually_exclusive_group()
+    notify.add_argument("--notify", type=a.host_port_arg, action="append", metavar="HOST:PORT",
+                        help="secondaries sent a NOTIFY on every new serial (repeatable; "
+                             "replaces the list)")
+    notify.add_argument("--no-notify", action="store_true", help="send no NOTIFY")
     p.set_defaults(handler=update)
 
     dnssec.register_zone_verbs(verbs, parents)
@@ -142,7 +147,18 @@ def export(ctx: CommandContext) -> None:
 
 def update(ctx: CommandContext) -> None:
     args = ctx.args
-    allow = () if args.no_allow_transfer else tuple(args.allow_transfer)
-    config = ZoneConfig(name=args.zone, allow_transfer=allow)
-    info = ctx.client.update_config(config, ("allow_transfer",))
+    fields: list[str] = []
+    allow: tuple[str, ...] = ()
+    notify: tuple[str, ...] = ()
+    if args.allow_transfer or args.no_allow_transfer:
+        fields.append("allow_transfer")
+        allow = () if args.no_allow_transfer else tuple(args.allow_transfer)
+    if args.notify or args.no_notify:
+        fields.append("notify")
+        notify = () if args.no_notify else tuple(args.notify)
+    if not fields:
+        raise UsageError("zone update: give --allow-transfer/--no-allow-transfer and/or "
+                         "--notify/--no-notify")
+    config = ZoneConfig(name=args.zone, allow_transfer=allow, notify=notify)
+    info = ctx.client.update_config(config, tuple(fields))
     ctx.out.result(zone_dict(info), zone_details(info))

@@ -99,15 +99,18 @@ def ctl_json(node: NodeProcess, *args: str) -> dict:  # type: ignore[type-arg]
 class Named:
     """A foreground `named -g` on a free loopback port, its log in its directory."""
 
-    def __init__(self, directory: Path, zone: str, primary_port: int) -> None:
+    def __init__(self, directory: Path, zone: str, primary_port: int,
+                 fast_refresh: bool = True) -> None:
         self.dir = directory
         self.zone = zone
         self.port = free_port()
         self.conf = directory / "named.conf"
         self.log_path = directory / "named.log"
-        self.conf.write_text(NAMED_CONF.format(dir=directory, port=self.port, zone=zone,
-                                               primary_port=primary_port,
-                                               file=f"{zone.rstrip('.')}.db"))
+        conf = NAMED_CONF.format(dir=directory, port=self.port, zone=zone,
+                                 primary_port=primary_port, file=f"{zone.rstrip('.')}.db")
+        if not fast_refresh:  # named's own floors: only a NOTIFY makes it look soon
+            conf = "\n".join(ln for ln in conf.splitlines() if "-time " not in ln) + "\n"
+        self.conf.write_text(conf)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -220,5 +223,30 @@ def test_bind_secondary_of_a_signed_zone(signing_cluster: Cluster, tmp_path: Pat
         statuses = [ln.split("Transfer status: ", 1)[1] for ln in named.log().splitlines()
                     if "Transfer status: " in ln]
         assert len(statuses) >= 2 and set(statuses) == {"success"}, named.log()
+    finally:
+        named.stop()
+
+
+def test_notify_makes_the_secondary_transfer_at_once(signing_cluster: Cluster,
+                                                     tmp_path: Path) -> None:
+    c = signing_cluster
+    zone = "notified.test."
+    primary = c.nodes[0]
+    with Api(primary.api) as api:  # refresh 3600: without a NOTIFY named would wait an hour
+        api.create_zone(zone, ZONE_TEXT.format(zone=zone).replace(" 1 1 1 604800 ",
+                                                                   " 1 3600 600 604800 "))
+    named = Named(tmp_path, zone, primary.dns_port, fast_refresh=False)
+    res = primary.ctl("zone", "update", zone, "--notify", f"127.0.0.1:{named.port}")
+    assert res.returncode == 0, res.stderr
+    named.start()
+    try:
+        named.wait(lambda: named.serial() == primary.serial(zone), f"{zone} first transfer")
+        with Api(c.nodes[2].api) as api:
+            serial = api.add(zone, "pushed", 300, "A", "192.0.2.200")
+        named.wait(lambda: named.serial() == serial, f"{zone} serial {serial} after NOTIFY",
+                   timeout=15)
+        resp = named.query(f"pushed.{zone}", "A")
+        assert resp.answer and resp.answer[0][0].to_text() == "192.0.2.200"
+        assert "received notify" in named.log().lower() or "notify from" in named.log().lower()
     finally:
         named.stop()

@@ -96,8 +96,11 @@ def test_merge_config_only_touches_masked_fields() -> None:
     merged = convert.merge_config(current, req)
     assert merged.allow_transfer == ("198.51.100.0/24",)
     assert merged.notify == ("192.0.2.9:53",)
-    with pytest.raises(ValidationError, match="notify"):
-        convert.merge_config(current, convert.update_zone_config_request(wanted, ["notify"]))
+    merged = convert.merge_config(current, convert.update_zone_config_request(wanted, ["notify"]))
+    assert merged.notify == () and merged.allow_transfer == ("192.0.2.0/24",)
+    with pytest.raises(ValidationError, match="allow_update"):
+        convert.merge_config(current, convert.update_zone_config_request(wanted,
+                                                                         ["allow_update"]))
 
 
 def test_create_zone_request_round_trip() -> None:
