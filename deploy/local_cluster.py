@@ -173,6 +173,21 @@ def sign_example() -> None:
         print(f"  {ds}")
 
 
+def show_answer(host: str) -> None:
+    """Ask one node for www.example.test A with DNSSEC, as dig would, and print the answer."""
+    import dns.flags
+    import dns.message
+    import dns.query
+
+    query = dns.message.make_query(f"www.{ZONE}", "A", want_dnssec=True)
+    resp = dns.query.udp(query, host, port=5300, timeout=2)
+    flags = dns.flags.to_text(resp.flags).lower()
+    out(f"{host}:5300 answers www.{ZONE} A ({flags}):")
+    for rrset in resp.answer:
+        for line in rrset.to_text().splitlines():
+            print(f"  {line[:110]}")
+
+
 def up() -> None:
     for sub in ("logs", "etcd", "keys"):
         (STATE / sub).mkdir(parents=True, exist_ok=True)
@@ -208,6 +223,7 @@ def up() -> None:
         out(f"created zone {ZONE}")
     sign_example()
     wait_for("read-only node r1 (signed zone by transfer)", lambda: node_ready(READONLY[1]), 60)
+    show_answer(NODES[1][1])
     print(f"""
 The cluster is up: etcd on {ETCD_HOST}:2379, writable nodes n1..n3 on 127.0.0.11..13,
 read-only node r1 on 127.0.0.14 (no keys; signed zones transferred from a writable node).
