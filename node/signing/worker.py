@@ -261,7 +261,7 @@ class SigningManager:
                  signatures=result.signatures_made, full=full,
                  seconds=round(self._clock.monotonic() - started, 3))
         self._check_expiry(z, now)
-        await self._record(z, snap, first)
+        await self._record(z, snap)
         self._schedule_refresh(z)
 
     async def _make_signer(self, snap: ZoneSnapshot, state: DnssecState) -> ZoneSigner:
@@ -318,10 +318,10 @@ class SigningManager:
             emit(Event.SIGNATURE_EXPIRING, level=logging.WARNING, zone=z.origin,
                  expiration=z.earliest_expiration)
 
-    async def _record(self, z: _Zone, snap: ZoneSnapshot, first: bool) -> None:
+    async def _record(self, z: _Zone, snap: ZoneSnapshot) -> None:
+        """`signing/<zone>/<node>`: the serial and key set this node has signed, and when."""
         now = self._clock.now().isoformat()
-        if first or not z.first_signed_at:
-            z.first_signed_at = z.first_signed_at or now
+        z.first_signed_at = z.first_signed_at or now
         value = json.dumps({
             "node": self._me, "serial": snap.serial, "keyset": z.signed_keyset,
             "signed_at": now, "first_signed_at": z.first_signed_at,
