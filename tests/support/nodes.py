@@ -14,13 +14,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dns.message
 import dns.query
 import dns.rdatatype
+
+from tests.support.wait import wait_until
 
 BIN = Path(sys.executable).parent
 
@@ -116,15 +117,19 @@ class NodeProcess:
             return resp.status == health_pb2.HealthCheckResponse.SERVING
 
     def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
                 raise AssertionError(f"node {self.node_id} exited with {self.proc.returncode}:\n"
                                      f"{self.log_tail()}")
-            if self.ready():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"node {self.node_id} not ready in {timeout}s:\n{self.log_tail()}")
+            return self.ready()
+
+        try:
+            wait_until(ready, timeout, interval=0.05)
+        except AssertionError as exc:
+            if "exited with" in str(exc):
+                raise
+            raise AssertionError(f"node {self.node_id} not ready in {timeout}s:\n"
+                                 f"{self.log_tail()}") from None
 
     @property
     def alive(self) -> bool:
