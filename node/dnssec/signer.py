@@ -86,7 +86,10 @@ def make_sign_fn(algorithm: int, private: PrivateKey) -> SignFn:
         return sign_rsa
     if algorithm in (ECDSAP256SHA256, ECDSAP384SHA384):
         octets = 32 if algorithm == ECDSAP256SHA256 else 48
-        ecdsa = ec.ECDSA(hashes.SHA256() if octets == 32 else hashes.SHA384())
+        # RFC 6979: the nonce is derived from the key and the data, so every node
+        # signs an RRset to the same bytes (DESIGN: one serial is one zone).
+        ecdsa = ec.ECDSA(hashes.SHA256() if octets == 32 else hashes.SHA384(),
+                         deterministic_signing=True)
         ec_sign = private.sign  # type: ignore[union-attr]
         decode = utils.decode_dss_signature
 

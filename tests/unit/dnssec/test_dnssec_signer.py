@@ -11,7 +11,9 @@ import dns.rrset
 import pytest
 from dnssec_support import ORIGIN, signing_key
 
+from node.dnssec.keys import DnssecKey, load_private_key
 from node.dnssec.signer import (
+    SigningKey,
     make_rrsig,
     rrsig_rrset,
     sign_batch,
@@ -100,3 +102,23 @@ def test_rrsig_rrset_mixes_types_and_split_restores_ttls() -> None:
     assert len(mixed) == 2 and mixed.ttl == 60
     parts = split_rrsigs(mixed)
     assert [(p.covers, p.ttl) for p in parts] == [(1, 300), (16, 60)]
+
+
+def _sign_in_process(key: DnssecKey, pem: bytes) -> bytes:
+    """Pool task: load the key from PEM in a fresh process, sign one RRset, return its wire."""
+    fresh = SigningKey(key, load_private_key(pem))
+    rrset = dns.rrset.from_text("www.example.", 300, "IN", "A", "192.0.2.1", "192.0.2.2")
+    sigs = sign_rrset(rrset, [fresh], ORIGIN, INCEPTION, EXPIRATION)
+    return sigs[0].to_wire()
+
+
+@pytest.mark.parametrize("alg", [8, 10, 13, 14, 15, 16])
+def test_signatures_are_identical_across_processes(alg: int) -> None:
+    """DESIGN 'one serial is one zone': two processes sign an RRset to the same bytes
+    (RFC 6979 ECDSA; Ed25519/Ed448 and RSA PKCS#1 v1.5 are deterministic by definition)."""
+    sk = signing_key(alg, "zsk")
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(_sign_in_process, sk.key, sk.pem).result(timeout=60)
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        second = pool.submit(_sign_in_process, sk.key, sk.pem).result(timeout=60)
+    assert first == second
