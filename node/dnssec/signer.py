@@ -201,13 +201,14 @@ def sign_batch(
     rrsets: Sequence[dns.rrset.RRset],
     keysets: Sequence[Sequence[SigningKey]],
     origin: dns.name.Name,
-    inception: int,
+    inception: int | Sequence[int],
     expirations: Sequence[int],
     pool: Executor | None = None,
     chunk: int = CHUNK,
     owner_wires: Sequence[bytes] | None = None,
 ) -> list[list[dns.rdata.Rdata]]:
-    """RRSIG rdatas for each RRset, signed by each key of its keyset, with its expiration.
+    """RRSIG rdatas for each RRset, signed by each key of its keyset, with its inception
+    (one for all, or one per RRset) and its expiration.
 
     The signer name is `origin`. With a pool and more than one chunk of work,
     signing runs in the pool's worker processes. `owner_wires` (the owners in
@@ -223,8 +224,9 @@ def sign_batch(
     headers: list[bytes] = []
     labels_of: list[int] = []
     pack = _HEADER.pack
-    inc = inception & 0xFFFFFFFF
+    inceptions = [inception] * len(rrsets) if isinstance(inception, int) else list(inception)
     for i, (rrset, keys, exp) in enumerate(zip(rrsets, keysets, expirations, strict=True)):
+        inc = inceptions[i] & 0xFFFFFFFF
         labels = rrset_labels(rrset.name)
         labels_of.append(labels)
         body = rrset_body(rrset, origin, owner_wires[i] if owner_wires else None)
@@ -251,8 +253,9 @@ def sign_batch(
         sig for fut in futures for sig in fut.result())
     heads = iter(headers)
     out: list[list[dns.rdata.Rdata]] = []
-    for rrset, keys, exp, labels in zip(rrsets, keysets, expirations, labels_of, strict=True):
-        out.append([make_rrsig(rrset, sk.key, origin, inception, exp, next(signatures),
+    for rrset, keys, inc, exp, labels in zip(rrsets, keysets, inceptions, expirations, labels_of,
+                                            strict=True):
+        out.append([make_rrsig(rrset, sk.key, origin, inc, exp, next(signatures),
                                next(heads), labels) for sk in keys])
     return out
 

@@ -4,8 +4,14 @@
 returns the signed node map: the input RRsets (same objects), the apex DNSKEY
 (and NSEC3PARAM), one RRSIG RRset per owner (see `signer` module doc), and the
 NSEC or NSEC3 chain. It caches every RRset's signatures, so an incremental call
-signs only changed RRsets, the chain records around them and signatures that
-are due for refresh (expiration jittered per RRset so refreshes spread out).
+signs only changed RRsets, the chain records around them and signatures whose
+signing epoch has moved (`epoch` module: boundaries every validity - refresh,
+offset per RRset, so refreshes spread over the whole period).
+
+`now` is the zone version's recorded time (`ZoneHead.time`), never a node's
+clock: the output is a pure function of the zone version, the keys and the
+parameters, so every node that signs a version gets the same bytes, whether it
+signed incrementally, from scratch after a restart, or after a stagger.
 
 Conventions for consumers: an owner's RRSIGs are one RRset of rdtype RRSIG; serve
 each RRSIG with TTL = its `original_ttl` (`signer.split_rrsigs` gives per-type
@@ -19,8 +25,6 @@ from __future__ import annotations
 
 import gc
 import heapq
-import random
-import zlib
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from types import MappingProxyType
@@ -41,6 +45,7 @@ from node.dnssec.denial import (
     denial_ttl,
     nsec3param_rdata,
 )
+from node.dnssec.epoch import signing_epoch
 from node.dnssec.keys import DnssecKey, dnskey_rrset
 from node.dnssec.params import SignedResult, SigningParams
 from node.dnssec.signer import SigningKey, check_rrsigs_cover, rrsig_rrset, sign_batch
@@ -72,12 +77,10 @@ class ZoneSigner:
 
     def __init__(self, origin: Name, params: SigningParams, keys: Sequence[SigningKey],
                  published_keys: Sequence[DnssecKey] = (), *, pool: Executor | None = None,
-                 rng: random.Random | None = None,
                  dnskey_rrsigs: Sequence[dns.rdata.Rdata] = ()) -> None:
         self.origin = origin.canonicalize()
         self.params = params
         self.pool = pool
-        self._seed = (rng or random.Random()).getrandbits(32)
         self._tree = ZoneTree(self.origin)
         # internal state is keyed by canonical keys (see denial.canonical_key)
         self._sigs: dict[CKey, dict[int, _Signed]] = {}
@@ -124,10 +127,10 @@ class ZoneSigner:
 
     # -- helpers -------------------------------------------------------------
     def _expiration(self, key: CKey, rdtype: int, now: int) -> int:
-        if not self.params.jitter:
-            return now + self.params.validity
-        h = zlib.crc32(b".".join(key) + rdtype.to_bytes(2, "big"), self._seed)
-        return now + self.params.validity - h % self.params.jitter
+        """The expiration of the RRset's signatures at version time `now`: its epoch
+        (`signing_epoch`) + validity. A pure function of the RRset and the version."""
+        p = self.params
+        return signing_epoch(now, p.validity - p.refresh, key, rdtype) + p.validity
 
     def _signable(self, key: CKey, types: NodeTypes | None) -> dict[int, dns.rrset.RRset]:
         tree = self._tree
@@ -234,13 +237,13 @@ class ZoneSigner:
         old = self._sigs
         self._sigs, self._owners, self._heap = {}, owners, []
         jobs: list[tuple[CKey, dns.rrset.RRset]] = []
-        refresh = self.params.refresh
         for key, types in wanted.items():
             cached = old.get(key, {})
             keep = self._sigs[key] = {}
             for t, rs in types.items():
                 c = cached.get(t)
-                if c is not None and c.expiration - now > refresh and _same(c.rrset, rs):
+                if c is not None and c.expiration == self._expiration(key, t, now) \
+                        and _same(c.rrset, rs):
                     keep[t] = c
                     self._heap.append((c.expiration, 0, key, t))
                 else:
@@ -347,8 +350,9 @@ class ZoneSigner:
             if k is not last:
                 wire, last = ckey_wire(k), k
             wires.append(wire)
+        back = self.params.validity + self.params.inception_offset
         sigs = sign_batch([rs for _, rs in jobs], keysets, self.origin,
-                          now - self.params.inception_offset, exps, pool=self.pool,
+                          [exp - back for exp in exps], exps, pool=self.pool,
                           owner_wires=wires)
         made = 0
         heap = self._heap

@@ -46,8 +46,7 @@ from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.store.txn import Compare, Op
 from node.zones.dnssec import DnssecState
-from node.zones.model import NodeMap, ZoneSnapshot
-from node.zones.serial import serial_add
+from node.zones.model import NodeMap, ZoneHead, ZoneSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -230,11 +229,13 @@ class SigningManager:
                 z.signer = await self._make_signer(snap, state)
                 z.identity = identity
             nodes = _with_cds(snap, state)
-            now = int(self._clock.time())
+            # Signature times come from the version (DESIGN: one serial is one zone);
+            # a head written before versions carried a time falls back to this clock.
+            version_time = snap.time or int(self._clock.time())
             changed = None if full else snap.changed
             signer = z.signer
             assert signer is not None
-            result = await asyncio.to_thread(signer.sign, nodes, changed, now)
+            result = await asyncio.to_thread(signer.sign, nodes, changed, version_time)
         except NodeError as exc:
             emit(Event.SIGNING_FAILED, level=logging.ERROR, zone=snap.origin, error=str(exc))
             z.signer = None
@@ -260,7 +261,7 @@ class SigningManager:
             emit(Event.SIGNING_FINISHED, zone=snap.origin, serial=snap.serial,
                  signatures=result.signatures_made, full=full,
                  seconds=round(self._clock.monotonic() - started, 3))
-        self._check_expiry(z, now)
+        self._check_expiry(z, int(self._clock.time()))
         await self._record(z, snap)
         self._schedule_refresh(z)
 
@@ -305,7 +306,6 @@ class SigningManager:
                 raise NodeError(f"the KSK of {snap.origin} is not replicated and the Key Master "
                                 "has not published a signed DNSKEY set for this key set yet")
         return ZoneSigner(snap.origin, params, signing_keys, published, pool=self._pool,
-                          rng=random.Random(hash((self._me, snap.origin))),
                           dnskey_rrsigs=dnskey_rrsigs)
 
     def _check_expiry(self, z: _Zone, now: int) -> None:
@@ -352,16 +352,16 @@ class SigningManager:
                 head = await self._etcd.get(self._keys.head_key(z.origin))
                 if head is None:
                     return
-                data = json.loads(head.value)
-                if int(data["serial"]) != serial:
+                current = ZoneHead.from_json(head.value)
+                if current.serial != serial:
                     return  # someone already moved the zone on
-                data["serial"] = serial_add(serial, 1)
+                bumped = current.bumped(self._clock.time())
                 res = await self._etcd.txn(
                     when=[Compare.mod_revision(self._keys.head_key(z.origin)) == head.mod_revision],
-                    then=[Op.put(self._keys.head_key(z.origin), json.dumps(data).encode())],
+                    then=[Op.put(self._keys.head_key(z.origin), bumped.to_json())],
                 )
                 if res.succeeded:
-                    emit(Event.SIGNATURE_REFRESH, zone=z.origin, serial=data["serial"])
+                    emit(Event.SIGNATURE_REFRESH, zone=z.origin, serial=bumped.serial)
                     return
             except (NodeError, ValueError, KeyError) as exc:
                 log.warning("signature refresh of %s: %s; retrying", z.origin, exc)

@@ -23,6 +23,7 @@ import dns.rrset
 import dns.zone
 
 from node.errors import ValidationError
+from node.zones.serial import serial_add
 
 if TYPE_CHECKING:
     from node.zones.dnssec import DnssecState
@@ -85,18 +86,34 @@ class ZoneConfig:
 
 @dataclass(frozen=True, slots=True)
 class ZoneHead:
-    """The zone's serial and active data generation: one etcd key, bumped by every change."""
+    """The zone's serial, active data generation and version time: one etcd key, bumped
+    by every change.
+
+    `time` is the version's commit time (unix seconds, the writer's clock kept
+    monotonic by `bumped`); signature times are computed from it, never from a
+    node's clock, so every node signs a version to the same bytes (DESIGN.md
+    "one serial is one zone"). 0 for a head written before times were recorded.
+    """
 
     serial: int
     generation: int
+    time: int = 0
 
     def to_json(self) -> bytes:
-        return json.dumps({"serial": self.serial, "generation": self.generation}).encode()
+        return json.dumps({"serial": self.serial, "generation": self.generation,
+                           "time": self.time}).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> ZoneHead:
         obj = json.loads(data)
-        return cls(serial=int(obj["serial"]), generation=int(obj["generation"]))
+        return cls(serial=int(obj["serial"]), generation=int(obj["generation"]),
+                   time=int(obj.get("time", 0)))
+
+    def bumped(self, now: float, generation: int | None = None) -> ZoneHead:
+        """The next version: serial + 1 (RFC 1982), time max(previous + 1 s, now)."""
+        return ZoneHead(serial=serial_add(self.serial, 1),
+                        generation=self.generation if generation is None else generation,
+                        time=max(self.time + 1, int(now)))
 
 
 def rrset_to_json(rrset: dns.rrset.RRset) -> bytes:
@@ -142,6 +159,7 @@ class ZoneSnapshot:
     generation: int = 0
     signed: bool = field(default=False)  # True: this version carries DNSSEC records we made
     dnssec: DnssecState | None = None  # the zone's DNSSEC settings and keys (None: unsigned)
+    time: int = 0  # the version's commit time from its head (ZoneHead.time); 0: not recorded
 
     @property
     def origin(self) -> Name:

@@ -339,6 +339,7 @@ class Replica:
             changed=None if (prev is None or changed is None) else frozenset(changed),
             generation=state.head.generation,
             dnssec=state.build_dnssec(),
+            time=state.head.time,
         )
         state.snapshot = snap
         if self._on_update is not None:

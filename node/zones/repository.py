@@ -31,6 +31,7 @@ import dns.rdtypes.ANY.SOA
 import dns.rrset
 import dns.zone
 
+from node.clock import SYSTEM_CLOCK, Clock
 from node.errors import Conflict, NotFound, ValidationError
 from node.store.client import EtcdClient, KeyValue
 from node.store.keys import KeyLayout
@@ -45,7 +46,6 @@ from node.zones.model import (
     snapshot_from_text,
     with_serial,
 )
-from node.zones.serial import serial_add
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +90,10 @@ def default_soa(zone: Name, primary_ns: Name, admin_email: str | None) -> dns.rr
 class ZoneRepository:
     """All writes of zone data go through here (never through etcd directly)."""
 
-    def __init__(self, client: EtcdClient, layout: KeyLayout) -> None:
+    def __init__(self, client: EtcdClient, layout: KeyLayout, clock: Clock = SYSTEM_CLOCK) -> None:
         self._etcd = client
         self._keys = layout
+        self._clock = clock  # stamps each version's time (ZoneHead.time)
 
     @property
     def etcd(self) -> EtcdClient:
@@ -210,7 +211,7 @@ class ZoneRepository:
             serial = 1
         generation = await self._new_generation(name)
         await self._write_generation(name, generation, rrsets)
-        head = ZoneHead(serial=serial, generation=generation)
+        head = ZoneHead(serial=serial, generation=generation, time=int(self._clock.time()))
         result = await self._etcd.txn(
             when=[Compare.version(self._keys.head_key(name)) == 0],
             then=[
@@ -252,7 +253,7 @@ class ZoneRepository:
         await self._write_generation(name, generation, rrsets)
         for _ in range(MAX_RETRIES):
             head, kv = await self._head(name)
-            new_head = ZoneHead(serial=serial_add(head.serial, 1), generation=generation)
+            new_head = head.bumped(self._clock.time(), generation)
             result = await self._etcd.txn(
                 when=[Compare.mod_revision(self._keys.head_key(name)) == kv.mod_revision],
                 then=[Op.put(self._keys.head_key(name), new_head.to_json())],
@@ -397,7 +398,7 @@ class ZoneRepository:
             if kv is None:
                 raise NotFound(f"zone {zone} does not exist (clusterctl zone list shows the zones)")
             head = ZoneHead.from_json(kv.value)
-            new = ZoneHead(serial_add(head.serial, 1), head.generation)
+            new = head.bumped(self._clock.time())
             res = await self._etcd.txn(
                 when=[*guards, Compare.mod_revision(head_key) == kv.mod_revision],
                 then=[*ops, Op.put(head_key, new.to_json())])
@@ -432,7 +433,7 @@ class ZoneRepository:
                     rr = self._rrset(kv)
                     at_owner[rr.rdtype] = rr
             ops = build(head, at_owner)
-            new_head = ZoneHead(serial=serial_add(head.serial, 1), generation=head.generation)
+            new_head = head.bumped(self._clock.time())
             result = await self._etcd.txn(
                 when=[Compare.mod_revision(head_key) == head_kv.mod_revision],
                 then=[*ops, Op.put(head_key, new_head.to_json())],

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import random
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -51,7 +50,7 @@ def _signed(denial: DenialParams) -> ZoneSnapshot:
     for role in ("ksk", "zsk"):
         key, pem = new_key(ORIGIN, 13, role, now=now)  # type: ignore[arg-type]
         keys.append(SigningKey(key, load_private_key(pem)))
-    signer = ZoneSigner(ORIGIN, SigningParams(denial=denial), keys, rng=random.Random(3))
+    signer = ZoneSigner(ORIGIN, SigningParams(denial=denial), keys)
     plain = snapshot_from_text(ZONE, ORIGIN, allow_transfer=["127.0.0.1/32"])
     res = signer.sign(plain.nodes, None, NOW)
     return dataclasses.replace(plain, nodes=res.nodes, signed=True)

@@ -29,19 +29,20 @@ from dnssec_support import (
 
 from node.dnssec.denial import DenialParams, nsec3_hash
 from node.dnssec.keys import dnskey_rrset
-from node.dnssec.signer import sign_rrset
+from node.dnssec.signer import master_text, sign_rrset
 from node.dnssec.zonesigner import SigningParams, ZoneSigner
 from node.errors import ValidationError
+from node.zones.model import NodeMap
 
 T = dns.rdatatype
 N = dns.name.from_text
 verifiers = pytest.mark.skipif(not HAVE_VERIFIERS, reason="ldns-verify-zone/dnssec-verify absent")
 
 
-def _signer(denial: DenialParams | None = None, alg: int = 13, seed: int = 1,
+def _signer(denial: DenialParams | None = None, alg: int = 13, keys: list | None = None,
             **kw: int) -> ZoneSigner:
     params = SigningParams(denial=denial or DenialParams(), **kw)
-    return ZoneSigner(ORIGIN, params, key_pair(alg), rng=random.Random(seed))
+    return ZoneSigner(ORIGIN, params, keys or key_pair(alg))
 
 
 def _hashed(name: str, params: DenialParams | None = None) -> dns.name.Name:
@@ -79,11 +80,12 @@ def test_full_sign_nsec3_structure() -> None:
     assert _hashed("ns.secure.example.") not in out
     assert res.signatures_made == validate_all(out)
     assert res.changed is None
-    assert NOW + 21 * 86400 - 12 * 3600 <= res.earliest_expiration <= NOW + 21 * 86400
+    assert NOW + 9 * 86400 <= res.earliest_expiration <= NOW + 21 * 86400
     assert res.next_refresh == res.earliest_expiration - 9 * 86400
     for types in out.values():
         for rd in types.get(T.RRSIG, ()):
-            assert rd.inception == NOW - 3600 and rd.signer == ORIGIN
+            assert rd.inception == rd.expiration - 21 * 86400 - 3600 <= NOW - 3600
+            assert rd.signer == ORIGIN
 
 
 def test_nsec_chain_bitmaps_and_no_ent_records() -> None:
@@ -148,23 +150,63 @@ def test_set_keys_resigns_everything() -> None:
     validate_all(second.nodes)
 
 
-def test_refresh_with_jitter() -> None:
-    signer = _signer(seed=7)
+def test_refresh_spreads_over_the_period_by_epoch() -> None:
+    signer = _signer()
     nodes = example_nodes()
     first = signer.sign(nodes, None, NOW)
-    # nothing due until the earliest refresh time
+    # nothing due until the earliest boundary
     quiet = signer.sign(nodes, frozenset(), first.next_refresh - 1)
     assert quiet.signatures_made == 0 and quiet.changed == frozenset()
     exps = {rd.expiration for types in first.nodes.values() for rd in types.get(T.RRSIG, ())}
-    assert len(exps) > 5  # jitter spreads expirations
+    assert len(exps) > 5  # per-RRset offsets spread expirations
     some = signer.sign(nodes, frozenset(), first.next_refresh)
     assert 0 < some.signatures_made < first.signatures_made
     assert some.changed and len(some.changed) < len(first.nodes)
     later = NOW + 21 * 86400 - 9 * 86400
     rest = signer.sign(nodes, frozenset(), later)
-    assert some.signatures_made + rest.signatures_made == first.signatures_made
     assert rest.earliest_expiration > first.earliest_expiration + 86400
     validate_all(rest.nodes, now=later)
+
+
+def _rrsigs(nodes: NodeMap) -> dict[tuple[dns.name.Name, int], set[bytes]]:
+    return {(owner, rd.type_covered): {r.to_wire() for r in types[T.RRSIG]
+                                       if r.type_covered == rd.type_covered}
+            for owner, types in nodes.items() for rd in types.get(T.RRSIG, ())}
+
+
+def test_untouched_signatures_never_change_between_boundaries() -> None:
+    signer = _signer()
+    nodes = example_nodes()
+    base = _rrsigs(signer.sign(nodes, None, NOW).nodes)
+    period = 21 * 86400 - 9 * 86400
+    for t in range(NOW, NOW + 2 * period, 3 * 3600 + 17):
+        res = signer.sign(nodes, frozenset(), t)
+        for (owner, rdtype), sigs in _rrsigs(res.nodes).items():
+            rd = next(r for r in res.nodes[owner][T.RRSIG] if r.type_covered == rdtype)
+            # the invariant: every expiration is at least the version time + the refresh margin
+            assert rd.expiration >= t + 9 * 86400
+            assert rd.inception <= t
+            if rd.expiration - 21 * 86400 + period > t and rd.expiration - 21 * 86400 <= NOW:
+                assert sigs == base[(owner, rdtype)]  # same epoch as at NOW: same bytes
+
+
+def test_incremental_history_equals_a_fresh_signer_at_every_version() -> None:
+    """A node that signed every version and one that starts at version v (a restart,
+    a join, a stagger) produce the same bytes: signing depends only on the version."""
+    keys = key_pair(13)
+    online = _signer(keys=keys)
+    nodes = {k: dict(v) for k, v in example_nodes().items()}
+    t = NOW
+    online.sign(nodes, None, t)
+    rng = random.Random(5)
+    for step in range(12):
+        t += rng.choice([1, 3600, 5 * 86400])
+        changed = {N(f"h{step}.example.")}
+        nodes[N(f"h{step}.example.")] = {T.A: dns.rrset.from_text(
+            f"h{step}.example.", 300, "IN", "A", f"192.0.2.{step}")}
+        res = online.sign({k: dict(v) for k, v in nodes.items()}, frozenset(changed), t)
+        fresh = _signer(keys=keys).sign({k: dict(v) for k, v in nodes.items()}, None, t)
+        assert master_text(res.nodes) == master_text(fresh.nodes), f"differs at step {step}"
 
 
 def test_soa_ttl_change_updates_chain_ttl() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import random
 from datetime import UTC, datetime
 from functools import cache
 
@@ -84,8 +83,7 @@ def keys() -> tuple[SigningKey, ...]:
 
 
 def signer(mode: str) -> ZoneSigner:
-    return ZoneSigner(ORIGIN, SigningParams(denial=MODES[mode]), list(keys()),
-                      rng=random.Random(1))
+    return ZoneSigner(ORIGIN, SigningParams(denial=MODES[mode]), list(keys()))
 
 
 def signed_snapshot(mode: str, text: str = ZONE, revision: int = 1,
