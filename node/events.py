@@ -49,6 +49,7 @@ class Event(IntEnum):
     KEYS_GENERATED = 1508
     SIGNING_DISABLED = 1509
     ZONE_UNSIGNED = 1510
+    SIGNED_COPY_MISMATCH = 1520  # two writable nodes' signed copies differ at one serial
     SIGNATURE_EXPIRED = 1524
     SIGNATURE_EXPIRING = 1525
     KEYMASTER_ACQUIRED = 1601

@@ -172,6 +172,7 @@ def node_signing_to_pb(row: NodeSigning) -> dnssec_pb2.NodeSigning:
         node=row.node, alive=row.alive, writable=row.writable, has_kek=row.has_kek,
         has_serial=row.serial is not None, serial=row.serial or 0, keyset=row.keyset,
         current=row.current, signed_at=row.signed_at, first_signed_at=row.first_signed_at,
+        digest=row.digest,
     )
 
 
@@ -179,7 +180,7 @@ def node_signing_from_pb(pb: dnssec_pb2.NodeSigning) -> NodeSigning:
     return NodeSigning(
         node=pb.node, alive=pb.alive, writable=pb.writable, has_kek=pb.has_kek,
         serial=pb.serial if pb.has_serial else None, keyset=pb.keyset, current=pb.current,
-        signed_at=pb.signed_at, first_signed_at=pb.first_signed_at,
+        signed_at=pb.signed_at, first_signed_at=pb.first_signed_at, digest=pb.digest,
     )
 
 

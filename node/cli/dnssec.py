@@ -14,7 +14,7 @@ durations (`21d`, `9d`, `12h`, `90s`, `1d12h`, or plain seconds), bad salts
   "acquired", "failover", "since", "by", "reason", "changes": [{"at",
   "from_node", "to_node", "by", "why"}]}, "keys": [key..], "nodes": [{"node", "alive", "writable",
   "has_kek", "eligible", "serial", "keyset", "current", "signed_at",
-  "first_signed_at"}], "ds": [..], "published", "published_serial",
+  "first_signed_at", "digest", "digest_mismatch"}], "ds": [..], "published", "published_serial",
   "published_at", "ds_safe", "signed_nodes", "eligible_nodes", "settings": {..},
   "missing_keys": [..]}` (`keymaster` is null for a zone never signed)
 * trust-anchors export: `{"zone", "format", "records": [..]}`
@@ -344,9 +344,14 @@ def status_text(d: dict[str, Any]) -> str:
              "yes" if n["alive"] else "no", "yes" if n["has_kek"] else "no",
              n["serial"] if n["serial"] is not None else "-",
              "current" if n["current"] else ("old" if n["keyset"] else "-"),
+             (n["digest"][:16] + (" DIFFERS" if n["digest_mismatch"] else ""))
+             if n["digest"] else "-",
              n["signed_at"] or "-") for n in d["nodes"]]
     parts += ["", "Signing:", _indent(table(
-        ("NODE", "ROLE", "ALIVE", "KEK", "SERIAL", "KEY SET", "SIGNED AT"), rows))]
+        ("NODE", "ROLE", "ALIVE", "KEK", "SERIAL", "KEY SET", "DIGEST", "SIGNED AT"), rows))]
+    if any(n["digest_mismatch"] for n in d["nodes"]):
+        parts += ["", "WARNING: nodes serve different signed copies at the same serial "
+                      "(DIGEST ... DIFFERS); see event SIGNED_COPY_MISMATCH in their logs"]
     verdict = (f"DS is safe to hand to the parent ({d['signed_nodes']} of "
                f"{d['eligible_nodes']} writable nodes signed"
                + (f", published at serial {d['published_serial']})" if d["published"] else ")")

@@ -194,8 +194,20 @@ def keymaster_dict(status: DnssecStatus, info: KeyMasterInfo | None) -> dict[str
     }
 
 
+def digest_mismatches(status: DnssecStatus) -> set[str]:
+    """Nodes whose signed copy differs from another node's at the same serial and key set
+    (one serial is one zone: the digests must agree)."""
+    by_version: dict[tuple[int, str], set[str]] = {}
+    for n in status.nodes:
+        if n.serial is not None and n.digest:
+            by_version.setdefault((n.serial, n.keyset), set()).add(n.digest)
+    return {n.node for n in status.nodes if n.serial is not None and n.digest
+            and len(by_version[(n.serial, n.keyset)]) > 1}
+
+
 def status_dict(status: DnssecStatus, info: KeyMasterInfo | None) -> dict[str, Any]:
     eligible = {n.node for n in status.eligible}
+    mismatched = digest_mismatches(status)
     missing = info.missing_keys if info is not None else (
         status.config.missing_keys if status.config else ())
     return {
@@ -210,6 +222,8 @@ def status_dict(status: DnssecStatus, info: KeyMasterInfo | None) -> dict[str, A
             "eligible": n.node in eligible, "serial": n.serial, "keyset": n.keyset,
             "current": n.current, "signed_at": n.signed_at or None,
             "first_signed_at": n.first_signed_at or None,
+            "digest": n.digest or None,
+            "digest_mismatch": n.node in mismatched,
         } for n in status.nodes],
         "ds": list(status.ds),
         "published": status.published is not None,

@@ -52,6 +52,7 @@ class NodeSigning:
     current: bool  # signed the zone's current key set
     signed_at: str
     first_signed_at: str
+    digest: str = ""  # of the node's signed copy at `serial` (node.dnssec.digest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +230,7 @@ class DnssecAdmin:
                 current=bool(rec) and rec.get("keyset") == keyset,
                 signed_at=str(rec.get("signed_at", "")),
                 first_signed_at=str(rec.get("first_signed_at", "")),
+                digest=str(rec.get("digest", "")),
             ))
         ds = []
         for k in keys:

@@ -33,7 +33,9 @@ import dns.rrset
 from node.clock import SYSTEM_CLOCK, Clock
 from node.dnssec import ds, kek
 from node.dnssec.denial import DenialParams
+from node.dnssec.digest import ZoneDigest
 from node.dnssec.keys import load_private_key
+from node.dnssec.params import SignedResult
 from node.dnssec.signer import SigningKey
 from node.dnssec.zonesigner import SigningParams, ZoneSigner
 from node.errors import EtcdUnavailable, NodeError
@@ -68,6 +70,8 @@ class _Zone:
     next_refresh: float = 0.0  # unix time
     earliest_expiration: int = 0
     first_signed_at: str = ""
+    digest: ZoneDigest = field(default_factory=ZoneDigest)  # of the signed copy served
+    digest_hex: str = ""
     refresh_task: asyncio.Task[None] | None = field(default=None)
 
 
@@ -235,7 +239,8 @@ class SigningManager:
             changed = None if full else snap.changed
             signer = z.signer
             assert signer is not None
-            result = await asyncio.to_thread(signer.sign, nodes, changed, version_time)
+            result, z.digest_hex = await asyncio.to_thread(
+                _sign_and_digest, signer, z.digest, nodes, changed, version_time)
         except NodeError as exc:
             emit(Event.SIGNING_FAILED, level=logging.ERROR, zone=snap.origin, error=str(exc))
             z.signer = None
@@ -252,7 +257,8 @@ class SigningManager:
         z.signed_once = True
         z.signed_serial = snap.serial
         z.signed_keyset = state.keyset_id
-        z.next_refresh = float(result.next_refresh)
+        z.next_refresh = float(max(result.next_refresh,
+                                   version_time + refresh_spacing(signer.params)))
         z.earliest_expiration = result.earliest_expiration
         if z.held:
             z.held = False
@@ -326,11 +332,24 @@ class SigningManager:
             "node": self._me, "serial": snap.serial, "keyset": z.signed_keyset,
             "signed_at": now, "first_signed_at": z.first_signed_at,
             "kek": kek.kek_fingerprint(self._kek) if self._kek else "",
+            "digest": z.digest_hex,
         }).encode()
         try:
             await self._etcd.put(self._keys.signing_key(snap.origin, self._me), value)
+            await self._compare_digests(z, snap.serial)
         except EtcdUnavailable as exc:
             log.warning("could not record signing status of %s: %s", snap.origin, exc)
+
+    async def _compare_digests(self, z: _Zone, serial: int) -> None:
+        """One serial is one zone: an event when another node's copy at this serial differs."""
+        records, _ = await self._etcd.range_all(self._keys.signing_prefix(z.origin))
+        for kv in records:
+            rec = json.loads(kv.value)
+            other = rec.get("node")
+            if other != self._me and rec.get("serial") == serial and rec.get("digest") \
+                    and rec.get("keyset") == z.signed_keyset and rec["digest"] != z.digest_hex:
+                emit(Event.SIGNED_COPY_MISMATCH, level=logging.ERROR, zone=z.origin,
+                     serial=serial, node=other, digest=rec["digest"], ours=z.digest_hex)
 
     # -- timers ---------------------------------------------------------------
     def _schedule_refresh(self, z: _Zone) -> None:
@@ -386,6 +405,23 @@ class SigningManager:
                     await self._wake.wait()
             except TimeoutError:
                 pass
+
+
+def refresh_spacing(params: SigningParams) -> int:
+    """The least time between two refresh bumps of a zone: an hour by default, so that
+    epoch boundaries pass a few RRsets at a time, never more than an eighth of the
+    refresh margin (tests run with seconds)."""
+    return max(1, min(3600, params.refresh // 8))
+
+
+def _sign_and_digest(signer: ZoneSigner, digest: ZoneDigest, nodes: NodeMap,
+                     changed: frozenset[Name] | None, version_time: int,
+                     ) -> tuple[SignedResult, str]:
+    """Sign a version and bring the digest of the signed copy up to date (one thread hop)."""
+    result = signer.sign(nodes, changed, version_time)
+    if result.changed is None:
+        return result, digest.reset(result.nodes)
+    return result, digest.update(result.nodes, result.changed)
 
 
 def _replace(snap: ZoneSnapshot, **changes: object) -> ZoneSnapshot:
