@@ -31,3 +31,24 @@ class SystemClock:
 
 
 SYSTEM_CLOCK = SystemClock()
+
+
+class OffsetClock:
+    """The real clock shifted by `offset` seconds (wall time only; monotonic is untouched).
+
+    Only the test suite uses it (`[testing] clock_offset`), to show that a node whose
+    clock is wrong still signs a zone version to the same bytes as every other node.
+    """
+
+    def __init__(self, offset: float, base: Clock = SYSTEM_CLOCK) -> None:
+        self._offset = offset
+        self._base = base
+
+    def monotonic(self) -> float:
+        return self._base.monotonic()
+
+    def now(self) -> _dt.datetime:
+        return self._base.now() + _dt.timedelta(seconds=self._offset)
+
+    def time(self) -> float:
+        return self._base.time() + self._offset
