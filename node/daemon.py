@@ -37,6 +37,8 @@ from node.nodes.membership import Membership, NodeDirectory, NodeInfo
 from node.server.listener import DnsServer
 from node.server.notify import Notifier
 from node.server.table import ZoneTable
+from node.server.update import UpdateService, WritableTargets, notify_hook
+from node.server.wire import OPCODE_NOTIFY, OPCODE_UPDATE
 from node.signing.secondary import SecondaryLoader
 from node.signing.worker import SigningManager
 from node.store.client import EtcdClient, TlsConfig
@@ -45,6 +47,7 @@ from node.store.session import Session
 from node.zones.model import ZoneSnapshot
 from node.zones.replica import Replica
 from node.zones.repository import ZoneRepository
+from node.zones.tsig import TsigKeyStore
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +99,10 @@ class Daemon:
         self.kek = kekmod.load_kek(sg.kek_file) if sg.kek_file else None
         self.me = replace(self.me, kek=kekmod.kek_fingerprint(self.kek) if self.kek else "")
         key_store = KeyStore(sg.key_store) if sg.key_store else None
+        self.tsig_keys = TsigKeyStore(self.etcd, self.layout, self.kek)
+        self.updates = UpdateService(
+            repository=self.repository if config.role == "writable" else None,
+            keys=self.tsig_keys, writable_addresses=WritableTargets(self.directory))
         self.membership = Membership(self.etcd, self.layout, self.me)
         self.signing = SigningManager(
             node_id=config.node_id, etcd=self.etcd, layout=self.layout,
@@ -184,6 +191,7 @@ class Daemon:
                 max_udp_payload=cfg.dns.max_udp_payload,
                 tcp_idle_timeout=cfg.dns.tcp_idle_timeout,
                 max_tcp_connections=cfg.dns.max_tcp_connections,
+                hooks={OPCODE_UPDATE: self.updates.hook, OPCODE_NOTIFY: notify_hook(self.table)},
             )
             bound = await self.dns.start()
             if self.dns.stats is not None:
@@ -194,7 +202,7 @@ class Daemon:
                 api_tls = ApiTls(cfg.api.ca_file, cfg.api.cert_file, cfg.api.key_file)
             self.api = ApiServer(self.repository, self.directory, listen=cfg.api.listen,
                                  tls=api_tls, node_id=cfg.node_id, dnssec=self.dnssec_admin,
-                                 keymaster=self.keymaster_admin)
+                                 keymaster=self.keymaster_admin, tsig=self.tsig_keys)
             await self.api.start()
             if cfg.metrics.listen:
                 host, mport = split_host_port(cfg.metrics.listen, "metrics.listen")

@@ -37,6 +37,14 @@ class Event(IntEnum):
     XFR_RECEIVED = 1304
     XFR_FAILED = 1305
     NOTIFY_UNANSWERED = 1306
+    UPDATE_APPLIED = 1330  # an RFC 2136 UPDATE committed (zone, serial, key, client)
+    UPDATE_REFUSED = 1331  # refused by dynamic_update, allow_update, policy or DNSSEC types
+    UPDATE_TSIG_FAILED = 1332  # BADKEY, BADSIG or BADTIME
+    UPDATE_TOO_LARGE = 1333  # more than one etcd txn can hold: refused whole
+    UPDATE_FORWARDED = 1334  # a read-only node relayed an UPDATE to a writable node
+    UPDATE_FORWARD_FAILED = 1335  # no writable node answered the forwarded UPDATE
+    UPDATE_FAILED = 1336  # etcd or internal error: SERVFAIL, nothing committed for certain
+    NOTIFY_RECEIVED = 1337  # NOTIFY for one of our zones: answered, no action
     API_LISTENING = 1401
     API_ERROR = 1402
     SIGNING_STARTED = 1501
@@ -61,6 +69,8 @@ class Event(IntEnum):
     KEYMASTER_ELECTED = 1607
     KEYMASTER_REFUSED = 1608
     KEYMASTER_DUTY = 1609
+    TSIG_KEY_ADDED = 1700
+    TSIG_KEY_DELETED = 1701
     TASK_CRASHED = 1900
 
 

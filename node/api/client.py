@@ -27,12 +27,13 @@ import dns.name
 import dns.rrset
 import grpc
 
-from node.api import convert
+from node.api import convert, convert_tsig
 from node.api._gen.dnscluster.v1 import (
     dnssec_pb2_grpc,
     keymaster_pb2_grpc,
     node_pb2_grpc,
     record_pb2_grpc,
+    tsig_pb2_grpc,
     zone_pb2_grpc,
 )
 from node.api.errors import ERROR_CODE_METADATA, ApiUnreachable, error_from_status
@@ -43,6 +44,7 @@ from node.nodes.membership import NodeInfo
 from node.zones.dnssec import DnssecConfig
 from node.zones.model import ZoneConfig
 from node.zones.repository import ZoneInfo
+from node.zones.tsig import TsigKey
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,7 @@ class ApiClient:
         self._nodes = node_pb2_grpc.NodeServiceStub(self._channel)
         self._dnssec = dnssec_pb2_grpc.DnssecServiceStub(self._channel)
         self._keymaster = keymaster_pb2_grpc.KeyMasterServiceStub(self._channel)
+        self._tsig = tsig_pb2_grpc.TsigServiceStub(self._channel)
 
     def close(self) -> None:
         self._channel.close()
@@ -212,6 +215,24 @@ class ApiClient:
         req = convert.list_records_request(zone, owner, rdtype)
         resp = self._call(self._records.ListRecords, req)
         return [convert.rrset_from_pb(r, zone) for r in resp.rrsets]
+
+    # --- TSIG keys ---------------------------------------------------------
+
+    def add_tsig_key(self, name: str, algorithm: str = "hmac-sha256", use: str = "update"
+                     ) -> TsigKey:
+        resp = self._call(self._tsig.AddTsigKey, convert_tsig.add_request(name, algorithm, use))
+        return convert_tsig.key_from_pb(resp.key)
+
+    def list_tsig_keys(self) -> list[TsigKey]:
+        resp = self._call(self._tsig.ListTsigKeys, convert_tsig.list_request())
+        return [convert_tsig.key_from_pb(k) for k in resp.keys]
+
+    def get_tsig_key(self, name: str) -> TsigKey:
+        resp = self._call(self._tsig.GetTsigKey, convert_tsig.name_request(name))
+        return convert_tsig.key_from_pb(resp.key)
+
+    def delete_tsig_key(self, name: str) -> None:
+        self._call(self._tsig.DeleteTsigKey, convert_tsig.delete_request(name))
 
     # --- nodes -------------------------------------------------------------
 

@@ -13,6 +13,7 @@ a `ValidationError` that names the record.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 import dns.exception
 import dns.name
@@ -69,9 +70,11 @@ from node.errors import ValidationError
 from node.nodes.membership import NodeInfo
 from node.zones.model import ZoneConfig, parse_owner, parse_zone_name
 from node.zones.repository import ZoneInfo
+from node.zones.update_policy import check_mode, check_networks, parse_policy
 
 Name = dns.name.Name
-MUTABLE_CONFIG_FIELDS = ("allow_transfer", "notify")
+MUTABLE_CONFIG_FIELDS = ("allow_transfer", "notify", "allow_update", "dynamic_update",
+                         "update_policy")
 
 _ROLE_TO_PB = {
     "writable": node_pb2.NODE_ROLE_WRITABLE,
@@ -127,6 +130,8 @@ def zone_config_to_pb(config: ZoneConfig) -> zone_pb2.ZoneConfig:
         allow_transfer=list(config.allow_transfer),
         allow_update=list(config.allow_update),
         notify=list(config.notify),
+        dynamic_update=config.dynamic_update,
+        update_policy=list(config.update_policy),
     )
 
 
@@ -136,6 +141,8 @@ def zone_config_from_pb(pb: zone_pb2.ZoneConfig) -> ZoneConfig:
         allow_transfer=tuple(pb.allow_transfer),
         allow_update=tuple(pb.allow_update),
         notify=tuple(pb.notify),
+        dynamic_update=pb.dynamic_update or "secure",
+        update_policy=tuple(pb.update_policy),
     )
 
 
@@ -304,12 +311,11 @@ def merge_config(current: ZoneConfig, req: zone_pb2.UpdateZoneConfigRequest) -> 
         )
     wanted = zone_config_from_pb(req.config)
     changes = {p: getattr(wanted, p) for p in paths}
-    return ZoneConfig(
-        name=current.name,
-        allow_transfer=changes.get("allow_transfer", current.allow_transfer),  # type: ignore[arg-type]
-        allow_update=current.allow_update,
-        notify=changes.get("notify", current.notify),  # type: ignore[arg-type]
-    )
+    if "update_policy" in changes:
+        parse_policy(changes["update_policy"])  # type: ignore[arg-type]
+    check_mode(changes.get("dynamic_update", current.dynamic_update))  # type: ignore[arg-type]
+    check_networks(changes.get("allow_update", ()))  # type: ignore[arg-type]
+    return replace(current, **changes)
 
 
 def update_zone_config_response(info: ZoneInfo) -> zone_pb2.UpdateZoneConfigResponse:

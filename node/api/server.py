@@ -33,6 +33,7 @@ from node.api._gen.dnscluster.v1 import (
     keymaster_pb2_grpc,
     node_pb2_grpc,
     record_pb2_grpc,
+    tsig_pb2_grpc,
     zone_pb2_grpc,
 )
 from node.api.dnssec import DnssecService
@@ -40,6 +41,7 @@ from node.api.errors import ERROR_CODE_METADATA, status_for
 from node.api.keymaster import KeyMasterService
 from node.api.nodes import NodeService
 from node.api.records import RecordService
+from node.api.tsig import TsigService
 from node.api.zones import ZoneService
 from node.errors import ConfigError, NodeError
 from node.events import Event, emit
@@ -47,6 +49,7 @@ from node.keymaster.admin import DnssecAdmin
 from node.keymaster.handover import KeyMasterAdmin
 from node.nodes.membership import NodeDirectory
 from node.zones.repository import ZoneRepository
+from node.zones.tsig import TsigKeyStore
 
 log = logging.getLogger(__name__)
 
@@ -176,8 +179,10 @@ class ApiServer:
         node_id: str,
         dnssec: DnssecAdmin | None = None,
         keymaster: KeyMasterAdmin | None = None,
+        tsig: TsigKeyStore | None = None,
     ) -> None:
         check_access(listen, tls)
+        self._tsig = tsig
         self._repo = repo
         self._nodes = nodes
         self._dnssec = dnssec
@@ -201,6 +206,8 @@ class ApiServer:
             DnssecService(self._dnssec, node_id=self._node_id), server)
         keymaster_pb2_grpc.add_KeyMasterServiceServicer_to_server(
             KeyMasterService(self._keymaster, node_id=self._node_id), server)
+        if self._tsig is not None:
+            tsig_pb2_grpc.add_TsigServiceServicer_to_server(TsigService(self._tsig), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         try:
             if self._tls is None:

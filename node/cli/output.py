@@ -20,7 +20,8 @@ Errors go to stderr as one line: `clusterctl: error: <message>`.
 JSON shapes (stable keys; names are absolute, with the trailing dot):
 
 * zone: `{"name", "serial", "generation", "rrset_count" (null when not counted),
-  "allow_transfer": [..], "allow_update": [..], "notify": [..]}`
+  "allow_transfer": [..], "allow_update": [..], "notify": [..], "dynamic_update",
+  "update_policy": [..]}`
 * rrset: `{"owner", "ttl", "type", "rdata": [..]}`
 * node: `{"id", "role", "alive", "ready", "dns_addresses": [..], "api_address",
   "metrics_address", "version", "started_at", "served_serials": {zone: serial}}`
@@ -116,6 +117,8 @@ def zone_dict(info: ZoneInfo) -> dict[str, Any]:
         "allow_transfer": list(info.config.allow_transfer),
         "allow_update": list(info.config.allow_update),
         "notify": list(info.config.notify),
+        "dynamic_update": info.config.dynamic_update,
+        "update_policy": list(info.config.update_policy),
     }
 
 
@@ -275,6 +278,8 @@ def zone_details(info: ZoneInfo) -> str:
         ("allow-transfer", ", ".join(d["allow_transfer"]) or "-"),
         ("allow-update", ", ".join(d["allow_update"]) or "-"),
         ("notify", ", ".join(d["notify"]) or "-"),
+        ("dynamic-update", d["dynamic_update"]),
+        ("update-policy", "; ".join(d["update_policy"]) or "default (grant * zonesub ANY)"),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k + ':':<{width + 1}} {v}" for k, v in rows)

@@ -77,6 +77,20 @@ def register(commands: argparse._SubParsersAction, parents: Parents) -> None:  #
                         help="secondaries sent a NOTIFY on every new serial (repeatable; "
                              "replaces the list)")
     notify.add_argument("--no-notify", action="store_true", help="send no NOTIFY")
+    upd = p.add_mutually_exclusive_group()
+    upd.add_argument("--allow-update", type=a.cidr_arg, action="append", metavar="CIDR",
+                     help="networks allowed to send UPDATE, besides TSIG (repeatable; "
+                          "replaces the list)")
+    upd.add_argument("--no-allow-update", action="store_true",
+                     help="no address restriction on UPDATE (TSIG and policy still apply)")
+    p.add_argument("--dynamic-update", choices=("none", "secure", "nonsecure_and_secure"),
+                   help="who may send RFC 2136 UPDATE (default secure: TSIG only)")
+    pol = p.add_mutually_exclusive_group()
+    pol.add_argument("--update-policy", action="append", metavar="RULE",
+                     help="BIND update-policy rule, e.g. 'grant KEY zonesub ANY' (repeatable; "
+                          "replaces the policy)")
+    pol.add_argument("--default-update-policy", action="store_true",
+                     help="back to the default policy (every update key: zonesub ANY)")
     p.set_defaults(handler=update)
 
     dnssec.register_zone_verbs(verbs, parents)
@@ -156,9 +170,21 @@ def update(ctx: CommandContext) -> None:
     if args.notify or args.no_notify:
         fields.append("notify")
         notify = () if args.no_notify else tuple(args.notify)
+    allow_update: tuple[str, ...] = ()
+    policy: tuple[str, ...] = ()
+    if args.allow_update or args.no_allow_update:
+        fields.append("allow_update")
+        allow_update = () if args.no_allow_update else tuple(args.allow_update)
+    if args.dynamic_update:
+        fields.append("dynamic_update")
+    if args.update_policy or args.default_update_policy:
+        fields.append("update_policy")
+        policy = () if args.default_update_policy else tuple(args.update_policy)
     if not fields:
-        raise UsageError("zone update: give --allow-transfer/--no-allow-transfer and/or "
-                         "--notify/--no-notify")
-    config = ZoneConfig(name=args.zone, allow_transfer=allow, notify=notify)
+        raise UsageError("zone update: give at least one setting (--allow-transfer, --notify, "
+                         "--allow-update, --dynamic-update, --update-policy; see --help)")
+    config = ZoneConfig(name=args.zone, allow_transfer=allow, notify=notify,
+                        allow_update=allow_update,
+                        dynamic_update=args.dynamic_update or "secure", update_policy=policy)
     info = ctx.client.update_config(config, tuple(fields))
     ctx.out.result(zone_dict(info), zone_details(info))

@@ -24,7 +24,7 @@ from typing import Any
 
 from node.events import Event, emit
 from node.server import mmsg
-from node.server.responder import OpcodeHook, Responder, Response
+from node.server.responder import OpcodeHook, Responder, Response, send_later
 from node.server.stats import DnsStats
 from node.server.table import ZoneTable
 
@@ -187,6 +187,8 @@ class _UdpProtocol(asyncio.DatagramProtocol):
                     if type(resp) is list:
                         for msg in resp:
                             self.sendto(msg, addr)
+                    elif isinstance(resp, asyncio.Future):  # UPDATE: answered when done
+                        send_later(resp, self.sendto, addr)
                     else:
                         self.sendto(resp, addr)
             except Exception:
@@ -199,7 +201,9 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         t0 = perf_counter_ns()
         try:
             resp = self.answer(data, addr)
-            if resp is not None:
+            if isinstance(resp, asyncio.Future):
+                send_later(resp, self.sendto, addr)
+            elif resp is not None:
                 for msg in resp if type(resp) is list else (resp,):
                     self.sendto(msg, addr)
         except Exception:
@@ -286,6 +290,9 @@ class _TcpProtocol(asyncio.Protocol):
             elif type(resp) is list:
                 for out in resp:
                     transport.write(len(out).to_bytes(2, "big") + out)
+            elif isinstance(resp, asyncio.Future):  # UPDATE: later frames wait for it
+                self.stream = asyncio.get_running_loop().create_task(self._later(resp))
+                return
             else:  # a zone transfer: stream it, later frames wait for it
                 self.stream = asyncio.get_running_loop().create_task(self._stream(resp))  # type: ignore[arg-type]
                 return
@@ -307,6 +314,19 @@ class _TcpProtocol(asyncio.Protocol):
             self.server.log_error("tcp-xfr")
             self.close()
             return
+        finally:
+            self.stream = None
+        self._process()
+
+    async def _later(self, answer: asyncio.Future[bytes | None]) -> None:
+        """Send an answer computed by a task (UPDATE), then go on with pipelined frames."""
+        try:
+            resp = await answer
+            transport = self.transport
+            if resp is not None and transport is not None and not transport.is_closing():
+                transport.write(len(resp).to_bytes(2, "big") + resp)
+        except Exception:
+            self.server.log_error("tcp-later")
         finally:
             self.stream = None
         self._process()

@@ -19,6 +19,7 @@ not take right now (EAGAIN) are dropped and counted: UDP clients retry.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import errno
@@ -29,7 +30,7 @@ from collections.abc import Callable
 from ctypes import Structure, addressof, c_int, c_size_t, c_uint, c_uint32, c_void_p, sizeof
 from time import perf_counter_ns
 
-from node.server.responder import Responder
+from node.server.responder import Responder, send_later
 from node.server.stats import DnsStats
 
 log = logging.getLogger(__name__)
@@ -219,6 +220,9 @@ class BatchedUdp:
     def _slow(self, data: bytes, i: int) -> bytes | list[bytes] | None:
         addr = sockaddr_to_tuple(bytes(self._nmv[i * NAME_SLOT : i * NAME_SLOT + 28]))
         out = self.responder._slow(data, addr[:2], False)  # type: ignore[arg-type]
+        if isinstance(out, asyncio.Future):  # UPDATE: answered when its task is done
+            send_later(out, self.sock.sendto, addr)
+            return None
         if out is None or isinstance(out, bytes | list):
             return out
         return list(out)

@@ -11,13 +11,16 @@ Owns the hot path and the protocol-level decisions around it:
   response is header + question (+ OPT) with TC=1.
 * slow path (`_slow`): the strict parser; FORMERR / BADVERS / NOTIMP,
   QR=1 dropped, non-IN classes REFUSED, AXFR/IXFR via `xfr`, UPDATE and
-  NOTIFY through `hooks` (NOTIMP until a hook is installed).
+  NOTIFY through `hooks` (NOTIMP until a hook is installed); a hook may
+  answer with a future (UPDATE's task), which the listener sends when done.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from node.server import xfr
 from node.server.render import Entry, error_response, tc_response
@@ -43,10 +46,27 @@ log = logging.getLogger(__name__)
 TCP_MAX = 65535
 
 Response = bytes | list[bytes] | None
-# what `udp`/`tcp` return: a zone transfer may also be a lazy iterator of messages
-Answer = bytes | list[bytes] | Iterator[bytes] | None
+# what `udp`/`tcp` return: a zone transfer may also be a lazy iterator of messages, and an
+# opcode hook's answer a future (UPDATE: a task), sent by the listener when it is done
+Answer = bytes | list[bytes] | Iterator[bytes] | asyncio.Future[bytes | None] | None
 # opcode hook: (wire, parsed query, client address, "udp" | "tcp") -> response
-OpcodeHook = Callable[[bytes, Query, tuple[str, int], str], Response]
+OpcodeHook = Callable[[bytes, Query, tuple[str, int], str],
+                      Response | asyncio.Future[bytes | None]]
+
+
+def send_later(answer: asyncio.Future[bytes | None], send: Any, addr: Any) -> None:
+    """Send `answer`'s result to `addr` once the task computing it (UPDATE) is done."""
+
+    def done(fut: asyncio.Future[bytes | None]) -> None:
+        try:
+            resp = fut.result()
+            if resp is not None:
+                send(resp, addr)
+        except Exception:  # the task logs its own failures; a lost datagram is retried
+            log.debug("deferred UDP answer to %s not sent", addr, exc_info=True)
+
+    answer.add_done_callback(done)
+
 
 
 class Responder:
@@ -72,8 +92,8 @@ class Responder:
     def handle(self, wire: bytes, client_addr: tuple[str, int], transport: str) -> Response:
         """The response to one message; a list of messages for zone transfers over TCP."""
         out = self.udp(wire, client_addr) if transport == "udp" else self.tcp(wire, client_addr)
-        if out is None or isinstance(out, bytes | list):
-            return out
+        if out is None or isinstance(out, bytes | list | asyncio.Future):
+            return out  # type: ignore[return-value]
         return list(out)
 
     def udp(self, data: bytes, addr: tuple[str, int]) -> Answer:

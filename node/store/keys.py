@@ -21,6 +21,8 @@ other module writes a key path (STYLE R2). The layout (mirrored in
 | `signing/<zone>/<node-id>`                      | what the node has signed        | no    |
 | `audit/<zone>/<revision>`                       | role changes, fenced writes     | no    |
 | `secrets/<zone>/<key-id>`                       | AES-GCM wrapped private key     | no    |
+| `tsig/update/<key-name>`                        | TSIG key, secret under the KEK  | no    |
+| `tsig/transfer/<key-name>`                      | TSIG key for transfers (plain)  | no    |
 
 `<zone>` and `<owner>` are absolute names in text form, lowercased, with
 `%` and `/` percent-escaped so a name never adds a path level. Every change
@@ -228,3 +230,22 @@ class KeyLayout:
 
     def secret_key(self, zone: dns.name.Name, key_id: str) -> str:
         return f"{self.secrets_zone_prefix(zone)}{_escape(key_id)}"
+
+    # TSIG keys: update keys (secret wrapped under the KEK) and transfer keys (plain secret,
+    # readable by read-only nodes: grant them `tsig/transfer/` only) ----------
+    def tsig_prefix(self, use: str) -> str:
+        if use not in ("update", "transfer"):
+            raise ValueError(f"TSIG key use must be update or transfer, not {use!r}")
+        return f"{self.prefix}tsig/{use}/"
+
+    def tsig_key(self, use: str, name: dns.name.Name) -> str:
+        return f"{self.tsig_prefix(use)}{name_component(name)}"
+
+    def parse_tsig_key(self, key: str | bytes) -> tuple[str, dns.name.Name] | None:
+        """(use, key name) of a `tsig/<use>/<name>` key."""
+        text = key.decode() if isinstance(key, bytes) else key
+        for use in ("update", "transfer"):
+            base = self.tsig_prefix(use)
+            if text.startswith(base) and len(text) > len(base):
+                return use, parse_name_component(text[len(base):])
+        return None

@@ -60,8 +60,10 @@ class ZoneConfig:
 
     name: Name
     allow_transfer: tuple[str, ...] = ()  # CIDRs allowed to AXFR/IXFR
-    allow_update: tuple[str, ...] = ()  # CIDRs allowed to send UPDATE (later: TSIG)
+    allow_update: tuple[str, ...] = ()  # CIDRs allowed to send UPDATE (empty: any address)
     notify: tuple[str, ...] = ()  # "addr:port" to NOTIFY on change
+    dynamic_update: str = "secure"  # none | secure | nonsecure_and_secure (RFC 2136 UPDATE)
+    update_policy: tuple[str, ...] = ()  # BIND update-policy rules (empty: the default)
 
     def to_json(self) -> bytes:
         return json.dumps(
@@ -70,6 +72,8 @@ class ZoneConfig:
                 "allow_transfer": list(self.allow_transfer),
                 "allow_update": list(self.allow_update),
                 "notify": list(self.notify),
+                "dynamic_update": self.dynamic_update,
+                "update_policy": list(self.update_policy),
             }
         ).encode()
 
@@ -81,6 +85,8 @@ class ZoneConfig:
             allow_transfer=tuple(obj.get("allow_transfer", ())),
             allow_update=tuple(obj.get("allow_update", ())),
             notify=tuple(obj.get("notify", ())),
+            dynamic_update=str(obj.get("dynamic_update", "secure")),
+            update_policy=tuple(obj.get("update_policy", ())),
         )
 
 

@@ -98,9 +98,27 @@ def test_merge_config_only_touches_masked_fields() -> None:
     assert merged.notify == ("192.0.2.9:53",)
     merged = convert.merge_config(current, convert.update_zone_config_request(wanted, ["notify"]))
     assert merged.notify == () and merged.allow_transfer == ("192.0.2.0/24",)
-    with pytest.raises(ValidationError, match="allow_update"):
-        convert.merge_config(current, convert.update_zone_config_request(wanted,
-                                                                         ["allow_update"]))
+    with pytest.raises(ValidationError, match="update_mask names name"):
+        convert.merge_config(current, convert.update_zone_config_request(wanted, ["name"]))
+
+
+def test_merge_config_sets_and_checks_the_update_settings() -> None:
+    current = ZoneConfig(name=ZONE)
+    wanted = ZoneConfig(name=ZONE, allow_update=("10.0.0.0/8",),
+                        dynamic_update="nonsecure_and_secure",
+                        update_policy=("grant k. zonesub A TXT(2)",))
+    merged = convert.merge_config(current, convert.update_zone_config_request(
+        wanted, ["allow_update", "dynamic_update", "update_policy"]))
+    assert (merged.allow_update, merged.dynamic_update, merged.update_policy) == (
+        ("10.0.0.0/8",), "nonsecure_and_secure", ("grant k. zonesub A TXT(2)",))
+    assert convert.zone_config_from_pb(convert.zone_config_to_pb(merged)) == merged
+    for field, bad, message in (
+        ("update_policy", ZoneConfig(name=ZONE, update_policy=("allow k. zonesub",)), "grant"),
+        ("dynamic_update", ZoneConfig(name=ZONE, dynamic_update="always"), "dynamic_update"),
+        ("allow_update", ZoneConfig(name=ZONE, allow_update=("nowhere",)), "allow_update"),
+    ):
+        with pytest.raises(ValidationError, match=message):
+            convert.merge_config(current, convert.update_zone_config_request(bad, [field]))
 
 
 def test_create_zone_request_round_trip() -> None:

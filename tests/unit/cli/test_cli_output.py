@@ -84,6 +84,8 @@ def test_zone_json_and_table() -> None:
         "rrset_count": None,
         "allow_transfer": ["10.0.0.0/8"],
         "allow_update": [],
+        "dynamic_update": "secure",
+        "update_policy": [],
         "notify": [],
     }
     lines = zone_table([INFO]).splitlines()

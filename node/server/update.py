@@ -1,0 +1,245 @@
+"""RFC 2136 UPDATE at the DNS port: TSIG, who may update, one etcd txn; NOTIFY in.
+
+A writable node answers an UPDATE itself: it reads the TSIG key from etcd
+(`zones/tsig.py`; BADKEY / BADSIG / BADTIME answered NOTAUTH with the TSIG
+error), parses the message (`zones/update.py`), and hands the repository a
+pure plan that decides from what the transaction read: the zone's
+`dynamic_update`, `allow_update` and `update_policy` (`zones/update_policy.py`),
+the DNSSEC-type refusal, the prerequisites, the update section and the
+policy's record limits. NOERROR means the transaction committed. Every
+refusal is an event naming the zone, key, client and rule.
+
+A read-only node never applies an UPDATE: it relays the message as
+received (TSIG intact) over TCP to a live writable node and relays the
+answer (RFC 2136 §6); the writable node then sees the read-only node's
+address.
+
+The work runs in a task per message (`hook` returns it; the listener
+sends the answer when it completes), so the event loop only ever waits
+on etcd, never on a lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import dns.exception
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.tsig
+
+from node.clock import SYSTEM_CLOCK, Clock
+from node.errors import NotFound, ValidationError
+from node.events import Event, emit
+from node.nodes.membership import NodeDirectory
+from node.server import tsigwire
+from node.server.render import error_response
+from node.server.table import ZoneTable
+from node.server.wire import Query
+from node.zones.repository import MAX_TXN_OPS, UpdateRead, Writes, ZoneRepository
+from node.zones.tsig import TsigKeyStore
+from node.zones.update import (
+    UpdateError,
+    UpdateRequest,
+    apply,
+    evaluate,
+    parse_update,
+    refused_types,
+)
+from node.zones.update_policy import authorize, over_limit
+
+log = logging.getLogger(__name__)
+
+Name = dns.name.Name
+FORWARD_TIMEOUT = 5.0
+DIRECTORY_TTL = 5.0
+
+
+class _Refusal(Exception):
+    def __init__(self, rule: str, reason: str, event: Event = Event.UPDATE_REFUSED) -> None:
+        super().__init__(reason)
+        self.rule = rule
+        self.reason = reason
+        self.event = event
+
+
+class UpdateService:
+    """Answers UPDATE (writable) or forwards it (read-only)."""
+
+    def __init__(
+        self,
+        *,
+        repository: ZoneRepository | None,
+        keys: TsigKeyStore,
+        writable_addresses: Callable[[], Awaitable[list[str]]],
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._repo = repository
+        self._keys = keys
+        self._writable_addresses = writable_addresses
+        self._clock = clock
+        self._tasks: set[asyncio.Task[bytes | None]] = set()
+
+    def hook(self, wire: bytes, query: Query, addr: tuple[str, int], transport: str
+             ) -> asyncio.Task[bytes | None]:
+        """The `Responder` hook for OPCODE UPDATE: a task whose result is the answer."""
+        task = asyncio.get_running_loop().create_task(self.handle(wire, query, addr[0]))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def handle(self, wire: bytes, query: Query, client: str) -> bytes | None:
+        try:
+            if self._repo is None:
+                return await self._forward(wire, query, client)
+            return await self._answer(self._repo, wire, query, client)
+        except Exception as exc:
+            log.exception("UPDATE from %s failed", client)
+            emit(Event.UPDATE_FAILED, logging.ERROR, client=client, error=repr(exc))
+            return error_response(query.id, query.flags, dns.rcode.SERVFAIL, query.question, None)
+
+    async def _answer(self, repo: ZoneRepository, wire: bytes, query: Query, client: str
+                      ) -> bytes:
+        try:
+            msg, key_name = tsigwire.peek(wire)
+        except dns.exception.DNSException:
+            return error_response(query.id, query.flags, dns.rcode.FORMERR, query.question, None)
+        key: dns.tsig.Key | None = None
+        zone_text = msg.question[0].name.to_text() if msg.question else "?"
+        if key_name is not None:
+            found = await self._keys.lookup(key_name, "update")
+            if found is None:
+                return self._tsig_failed(msg, None, dns.rcode.BADKEY, "no such update key",
+                                         zone_text, key_name, client)
+            try:
+                msg = tsigwire.verify(wire, found.dns_key())
+            except tsigwire.TsigFailure as f:
+                signer = found.dns_key() if f.error == dns.rcode.BADTIME else None
+                return self._tsig_failed(msg, signer, f.error, f.reason, zone_text, key_name,
+                                         client)
+            key = found.dns_key()
+        try:
+            req = parse_update(msg)
+        except UpdateError as exc:
+            return tsigwire.respond(msg, exc.rcode, key)
+        try:
+            serial, rcode = await repo.update_rrsets(
+                req.zone, req.owners, lambda read: _plan(read, req, client, key_name))
+        except _Refusal as r:
+            emit(r.event, logging.WARNING, zone=req.zone, key=_key_text(key_name), client=client,
+                 rule=r.rule, reason=r.reason)
+            return tsigwire.respond(msg, dns.rcode.REFUSED, key)
+        except NotFound:
+            return tsigwire.respond(msg, dns.rcode.NOTAUTH, key)
+        except ValidationError as exc:  # too many names for one transaction
+            emit(Event.UPDATE_TOO_LARGE, logging.WARNING, zone=req.zone, key=_key_text(key_name),
+                 client=client, rule="one etcd transaction", reason=exc.message)
+            return tsigwire.respond(msg, dns.rcode.REFUSED, key)
+        if serial is not None:
+            emit(Event.UPDATE_APPLIED, zone=req.zone, serial=serial, key=_key_text(key_name),
+                 client=client, changes=len(req.changes))
+        return tsigwire.respond(msg, int(rcode), key)  # type: ignore[call-overload]
+
+    def _tsig_failed(self, msg: dns.message.Message, signer: dns.tsig.Key | None, error: int,
+                     reason: str, zone: str, key_name: Name, client: str) -> bytes:
+        emit(Event.UPDATE_TSIG_FAILED, logging.WARNING, zone=zone, key=_key_text(key_name),
+             client=client, rule="tsig", error=dns.rcode.to_text(error), reason=reason)
+        return tsigwire.respond(msg, dns.rcode.NOTAUTH, signer, error, self._clock)
+
+    async def _forward(self, wire: bytes, query: Query, client: str) -> bytes | None:
+        targets = await self._writable_addresses()
+        for target in targets:
+            host, _, port = target.rpartition(":")
+            try:
+                async with asyncio.timeout(FORWARD_TIMEOUT):
+                    answer = await _tcp_exchange(host.strip("[]"), int(port), wire)
+            except (OSError, TimeoutError, ValueError) as exc:
+                log.info("forwarding an UPDATE to %s failed: %s", target, exc)
+                continue
+            emit(Event.UPDATE_FORWARDED, client=client, to=target,
+                 rcode=dns.rcode.to_text(answer[3] & 0xF) if len(answer) > 3 else "?")
+            return answer
+        emit(Event.UPDATE_FORWARD_FAILED, logging.ERROR, client=client, tried=targets)
+        return error_response(query.id, query.flags, dns.rcode.SERVFAIL, query.question, None)
+
+
+def _plan(read: UpdateRead, req: UpdateRequest, client: str, key: Name | None
+          ) -> tuple[Writes, int]:
+    """The decision on what the transaction read (pure; raises _Refusal to refuse)."""
+    cfg = read.config
+    verdict = authorize(cfg.dynamic_update, cfg.allow_update, cfg.update_policy, req.zone, req,
+                        client, key)
+    if not verdict.allowed:
+        raise _Refusal(verdict.rule, verdict.reason)
+    bad = refused_types(req, read.signed)
+    if bad:
+        names = ", ".join(sorted(dns.rdatatype.to_text(t) for t in bad))
+        raise _Refusal("dnssec-types", f"{names}: DNSSEC records are owned by the key lifecycle")
+    rcode = evaluate(req, read.data)
+    if rcode != dns.rcode.NOERROR:
+        return {}, rcode
+    outcome = apply(req, read.data, read.head.serial)
+    if outcome.ignored:
+        log.info("UPDATE of %s: ignored %s", req.zone, "; ".join(outcome.ignored))
+    rule = over_limit(verdict, outcome.writes)
+    if rule:
+        raise _Refusal(rule, "the update exceeds the rule's record limit")
+    if len(outcome.writes) + 1 > MAX_TXN_OPS:
+        raise _Refusal("one etcd transaction",
+                       f"{len(outcome.writes)} RRsets changed; one transaction holds "
+                       f"{MAX_TXN_OPS - 1}", Event.UPDATE_TOO_LARGE)
+    return outcome.writes, dns.rcode.NOERROR
+
+
+class WritableTargets:
+    """The DNS addresses of live writable nodes, from the node directory, cached briefly."""
+
+    def __init__(self, directory: NodeDirectory, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._directory = directory
+        self._clock = clock
+        self._cached: list[str] = []
+        self._until = 0.0
+
+    async def __call__(self) -> list[str]:
+        now = self._clock.monotonic()
+        if now >= self._until or not self._cached:
+            nodes = await self._directory.list_nodes()
+            self._cached = [a for n in nodes if n.alive and n.role == "writable"
+                            for a in n.dns_addresses]
+            self._until = now + DIRECTORY_TTL
+        return list(self._cached)
+
+
+def _key_text(key: Name | None) -> str:
+    return key.to_text() if key is not None else "-"
+
+
+async def _tcp_exchange(host: str, port: int, wire: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(len(wire).to_bytes(2, "big") + wire)
+        await writer.drain()
+        size = int.from_bytes(await reader.readexactly(2), "big")
+        return await reader.readexactly(size)
+    finally:
+        writer.close()
+
+
+def notify_hook(table: ZoneTable) -> Callable[[bytes, Query, tuple[str, int], str], bytes]:
+    """NOTIFY in (RFC 1996) for one of our zones: NOERROR, no action; NOTAUTH otherwise."""
+
+    def hook(wire: bytes, query: Query, addr: tuple[str, int], transport: str) -> bytes:
+        zone = table.find(query.qname)
+        ours = zone is not None and zone.origin == query.qname
+        if ours:
+            emit(Event.NOTIFY_RECEIVED, zone=dns.name.from_wire(query.qname, 0)[0],
+                 client=addr[0])
+        rcode = dns.rcode.NOERROR if ours else dns.rcode.NOTAUTH
+        resp = error_response(query.id, query.flags, rcode, query.question, None)
+        return resp[:2] + bytes((resp[2] | 0x04,)) + resp[3:]  # AA
+
+    return hook
