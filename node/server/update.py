@@ -171,14 +171,14 @@ def _plan(read: UpdateRead, req: UpdateRequest, client: str, key: Name | None
           ) -> tuple[Writes, int]:
     """The decision on what the transaction read (pure; raises _Refusal to refuse)."""
     cfg = read.config
+    bad = refused_types(req, read.signed)
+    if bad:  # whoever asks: the key lifecycle (or the signer) owns these
+        names = ", ".join(sorted(dns.rdatatype.to_text(t) for t in bad))
+        raise _Refusal("dnssec-types", f"{names}: DNSSEC records are owned by the key lifecycle")
     verdict = authorize(cfg.dynamic_update, cfg.allow_update, cfg.update_policy, req.zone, req,
                         client, key)
     if not verdict.allowed:
         raise _Refusal(verdict.rule, verdict.reason)
-    bad = refused_types(req, read.signed)
-    if bad:
-        names = ", ".join(sorted(dns.rdatatype.to_text(t) for t in bad))
-        raise _Refusal("dnssec-types", f"{names}: DNSSEC records are owned by the key lifecycle")
     rcode = evaluate(req, read.data)
     if rcode != dns.rcode.NOERROR:
         return {}, rcode

@@ -1,0 +1,274 @@
+"""RFC 2136 UPDATE with TSIG through real nodes: nsupdate, refusals, prerequisites, races.
+
+Three writable nodes with a shared KEK (TSIG update keys are encrypted under it)
+and a read-only node that forwards UPDATEs. Each test uses zones of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from unittest import mock
+
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.tsig
+import dns.tsigkeyring
+import dns.update
+import pytest
+
+from tests.cluster.conftest import Cluster, make_cluster
+from tests.cluster.test_signing import ZONE_TEXT, anchors, kek_file, wait_published
+from tests.support import dnssec as judge
+from tests.support.api import Api
+from tests.support.nodes import NodeProcess
+from tests.support.wait import wait_until
+
+pytestmark = pytest.mark.skipif(not judge.have("nsupdate") or not judge.have("delv"),
+                                reason="bind9-dnsutils (nsupdate, delv) is needed")
+
+
+@pytest.fixture(scope="module")
+def ucluster() -> Iterator[tuple[Cluster, NodeProcess]]:
+    keydir = Path(tempfile.mkdtemp(prefix="kek-"))
+    kek = kek_file(keydir)
+    c = make_cluster(extra_toml=f'[signing]\nkek_file = "{kek}"\nstagger_min = 0.2\n'
+                                'stagger_max = 0.5\n')
+    ro = NodeProcess("ro", [c.etcd.endpoint], c.prefix, c.workdir, role="readonly")
+    try:
+        ro.start()
+        yield c, ro
+    finally:
+        ro.kill()
+        c.close()
+
+
+def ctl_json(node: NodeProcess, *args: str) -> dict:  # type: ignore[type-arg]
+    res = node.ctl("--json", *args, timeout=90)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)  # type: ignore[no-any-return]
+
+
+def add_key(c: Cluster, name: str, *options: str) -> dict[str, str]:
+    return ctl_json(c.nodes[0], "tsig", "add", name, *options)
+
+
+def keyring(key: dict[str, str]) -> dict[dns.name.Name, dns.tsig.Key]:
+    name = dns.name.from_text(key["name"])
+    return {name: dns.tsig.Key(name, key["secret"], key["algorithm"])}
+
+
+def create(c: Cluster, zone: str, signed: bool = False) -> None:
+    with Api(c.nodes[0].api) as api:
+        api.create_zone(zone, ZONE_TEXT.format(zone=zone))
+    if signed:
+        res = c.nodes[0].ctl("zone", "sign", zone, timeout=90)
+        assert res.returncode == 0, res.stderr
+        wait_published(c, zone)
+
+
+def nsupdate(node: NodeProcess, key: dict[str, str], zone: str, *commands: str
+             ) -> subprocess.CompletedProcess[str]:
+    script = "\n".join([f"server {node.host} {node.dns_port}", f"zone {zone}", *commands,
+                        "send", ""])
+    y = f"{key['algorithm']}:{key['name']}:{key['secret']}"
+    return subprocess.run(["nsupdate", "-y", y], input=script, capture_output=True, text=True,
+                          timeout=30)
+
+
+def send(node: NodeProcess, msg: dns.message.Message, *, tcp: bool = False,
+         wire: bytes | None = None) -> dns.message.Message:
+    """Send an UPDATE; the answer parsed without checking its TSIG (refusals carry errors)."""
+    data = msg.to_wire() if wire is None else wire
+    if tcp:
+        with socket.create_connection((node.host, node.dns_port), timeout=10) as s:
+            s.sendall(len(data).to_bytes(2, "big") + data)
+            size = int.from_bytes(_read(s, 2), "big")
+            raw = _read(s, size)
+    else:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(10)
+            s.sendto(data, (node.host, node.dns_port))
+            raw = s.recv(65535)
+    return dns.message.from_wire(raw, keyring=lambda _m, _n: False)
+
+
+def _read(s: socket.socket, n: int) -> bytes:
+    out = b""
+    while len(out) < n:
+        chunk = s.recv(n - len(out))
+        assert chunk, "connection closed"
+        out += chunk
+    return out
+
+
+def answer(node: NodeProcess, name: str, rdtype: str = "A") -> set[str]:
+    resp = node.query(name, rdtype, want_dnssec=True, timeout=2.0)
+    return {rd.to_text() for rrset in resp.answer if rrset.rdtype == dns.rdatatype.from_text(
+        rdtype) for rd in rrset}
+
+
+def signed_answer(node: NodeProcess, name: str, rdtype: str, expect: set[str]) -> bool:
+    try:
+        resp = node.query(name, rdtype, want_dnssec=True, timeout=2.0)
+    except Exception:
+        return False
+    types = {r.rdtype for r in resp.answer}
+    got = {rd.to_text() for r in resp.answer if r.rdtype == dns.rdatatype.from_text(rdtype)
+           for rd in r}
+    if not expect:
+        return resp.rcode() == dns.rcode.NXDOMAIN and any(
+            r.rdtype == dns.rdatatype.RRSIG for r in resp.authority)
+    return got == expect and dns.rdatatype.RRSIG in types
+
+
+def events(node: NodeProcess, event: int) -> list[dict]:  # type: ignore[type-arg]
+    out = []
+    for line in node.log_path.read_text().splitlines():
+        start = line.find('{"event": ')
+        if start >= 0 and f'"event": {event},' in line:
+            out.append(json.loads(line[start:]))
+    return out
+
+
+def axfr(node: NodeProcess, zone: str) -> set[str]:
+    return {line for line in judge.axfr_text(node.host, node.dns_port, zone).splitlines()
+            if line and not line.startswith(";")}
+
+
+def test_nsupdate_adds_replaces_deletes_answered_signed_everywhere(
+        ucluster: tuple[Cluster, NodeProcess], tmp_path: Path) -> None:
+    c, _ = ucluster
+    zone = "dyn.test."
+    create(c, zone, signed=True)
+    key = add_key(c, "ddns-key")
+    assert key["algorithm"] == "hmac-sha256" and key["use"] == "update"
+    ta = anchors(c, zone, tmp_path)
+    n1, n3 = c.nodes[0], c.nodes[2]
+    host = f"host.{zone}"
+
+    res = nsupdate(n1, key, zone, f"update add {host} 300 A 192.0.2.10")
+    assert res.returncode == 0, res.stdout + res.stderr
+    wait_until(lambda: signed_answer(n3, host, "A", {"192.0.2.10"}), 30, interval=0.2,
+               message="the added record answered signed on node 3")
+    assert judge.fully_validated(judge.delv(n3.host, n3.dns_port, ta, zone, host))
+
+    res = nsupdate(n1, key, zone, f"update delete {host} A", f"update add {host} 300 A 192.0.2.11")
+    assert res.returncode == 0, res.stdout + res.stderr
+    wait_until(lambda: signed_answer(n3, host, "A", {"192.0.2.11"}), 30, interval=0.2,
+               message="the replaced record answered signed on node 3")
+    assert judge.fully_validated(judge.delv(n3.host, n3.dns_port, ta, zone, host))
+
+    res = nsupdate(n1, key, zone, f"update delete {host} A")
+    assert res.returncode == 0, res.stdout + res.stderr
+    wait_until(lambda: signed_answer(n3, host, "A", set()), 30, interval=0.2,
+               message="the deleted name denied with signed proof on node 3")
+    assert judge.fully_validated(judge.delv(n3.host, n3.dns_port, ta, zone, host))
+    # every writable node's copy converges to the same zone
+    serial = n1.serial(zone)
+    wait_until(lambda: all(n.serial(zone) == serial for n in c.nodes), 30, interval=0.2)
+    copies = [axfr(n, zone) for n in c.nodes]
+    assert copies[0] == copies[1] == copies[2]
+
+
+def test_refusals_name_the_tsig_error_or_refuse(ucluster: tuple[Cluster, NodeProcess]) -> None:
+    c, _ = ucluster
+    zone, signed_zone = "refuse.test.", "refuse-signed.test."
+    create(c, zone)
+    create(c, signed_zone, signed=True)
+    n1 = c.nodes[0]
+    key = add_key(c, "refuse-key")
+    other = add_key(c, "other-key")
+    ring = keyring(key)
+
+    def upd(z: str, ring_: dict | None = None, name: str = "x") -> dns.update.UpdateMessage:  # type: ignore[type-arg]
+        u = dns.update.UpdateMessage(z, keyring=ring_, keyalgorithm=dns.tsig.HMAC_SHA256)
+        u.add(name, 300, "A", "192.0.2.1")
+        return u
+
+    unknown = {dns.name.from_text("nobody"): dns.tsig.Key("nobody", key["secret"])}
+    r = send(n1, upd(zone, unknown))
+    assert (r.rcode(), r.tsig_error) == (dns.rcode.NOTAUTH, dns.rcode.BADKEY)
+    wrong = {dns.name.from_text(key["name"]): dns.tsig.Key(key["name"], other["secret"])}
+    r = send(n1, upd(zone, wrong))
+    assert (r.rcode(), r.tsig_error) == (dns.rcode.NOTAUTH, dns.rcode.BADSIG)
+    with mock.patch("time.time", return_value=time.time() - 3600):
+        old = upd(zone, ring).to_wire()
+    r = send(n1, upd(zone, ring), wire=old)
+    assert (r.rcode(), r.tsig_error) == (dns.rcode.NOTAUTH, dns.rcode.BADTIME)
+    assert send(n1, upd(zone)).rcode() == dns.rcode.REFUSED  # unsigned under "secure"
+    # nsupdate sees the same: an unknown key is NOTAUTH
+    res = nsupdate(n1, {**key, "name": "nobody"}, zone, f"update add y.{zone} 300 A 192.0.2.2")
+    assert res.returncode != 0 and "NOTAUTH" in res.stdout + res.stderr
+
+    res = c.nodes[1].ctl("zone", "update", zone, "--update-policy",
+                         f"grant {key['name']} name ok.{zone} A",
+                         "--update-policy", f"deny {key['name']} subdomain {zone} ANY")
+    assert res.returncode == 0, res.stderr
+    assert f"grant {key['name']} name ok.{zone} A" in n1.ctl("zone", "show", zone).stdout
+    ok = dns.query.tcp(upd(zone, ring, "ok"), n1.host, port=n1.dns_port, timeout=10)
+    assert ok.rcode() == dns.rcode.NOERROR and ok.had_tsig  # signed answer, verified by dnspython
+    assert send(n1, upd(zone, ring, "elsewhere")).rcode() == dns.rcode.REFUSED
+    refused = [e for e in events(n1, 1331) if e["zone"] == zone]
+    assert refused[-1]["rule"] == f"deny {key['name']} subdomain {zone} ANY"
+    assert refused[-1]["key"] == key["name"] + "." and refused[-1]["client"] == "127.0.0.1"
+
+    for rdtype, rdata in (("DNSKEY", "256 3 13 " + "A" * 88), ("NSEC3PARAM", "1 0 0 -"),
+                          ("CDS", "0 0 0 00")):
+        u = dns.update.UpdateMessage(signed_zone, keyring=ring)
+        u.add(signed_zone, 300, rdtype, rdata)
+        assert send(n1, u).rcode() == dns.rcode.REFUSED, rdtype
+    assert events(n1, 1331)[-1]["rule"] == "dnssec-types"
+
+    res = c.nodes[0].ctl("zone", "update", zone, "--dynamic-update", "none")
+    assert res.returncode == 0, res.stderr
+    assert send(n1, upd(zone, ring, "ok")).rcode() == dns.rcode.REFUSED
+
+
+# (prerequisite RR as nsupdate writes it, expected rcode): RFC 2136 §3.2, as BIND answers
+PREREQS = [
+    ("prereq yxdomain www.{z}", "NOERROR"),
+    ("prereq yxdomain nowhere.{z}", "NXDOMAIN"),
+    ("prereq yxdomain b.{z}", "NXDOMAIN"),  # an empty non-terminal is not "in use"
+    ("prereq nxdomain nowhere.{z}", "NOERROR"),
+    ("prereq nxdomain www.{z}", "YXDOMAIN"),
+    ("prereq yxrrset www.{z} A", "NOERROR"),
+    ("prereq yxrrset www.{z} TXT", "NXRRSET"),
+    ("prereq nxrrset www.{z} TXT", "NOERROR"),
+    ("prereq nxrrset www.{z} AAAA", "YXRRSET"),
+    ("prereq yxrrset www.{z} A 192.0.2.80", "NOERROR"),
+    ("prereq yxrrset www.{z} A 192.0.2.81", "NXRRSET"),
+    ("prereq yxrrset mail.{z} MX 10 www.{z}", "NOERROR"),
+]
+
+
+@pytest.fixture(scope="module")
+def prereq_key(ucluster: tuple[Cluster, NodeProcess]) -> dict[str, str]:
+    c, _ = ucluster
+    create(c, "prereq.test.")
+    return add_key(c, "prereq-key")
+
+
+@pytest.mark.parametrize(("prereq", "expected"), PREREQS)
+def test_each_prerequisite_kind(ucluster: tuple[Cluster, NodeProcess], prereq_key: dict[str, str],
+                                prereq: str, expected: str) -> None:
+    c, _ = ucluster
+    zone = "prereq.test."
+    n1 = c.nodes[0]
+    marker = f"m{PREREQS.index((prereq, expected))}.{zone}"
+    res = nsupdate(n1, prereq_key, zone, prereq.format(z=zone), f"update add {marker} 60 TXT ok")
+    out = res.stdout + res.stderr
+    if expected == "NOERROR":
+        assert res.returncode == 0, out
+        wait_until(lambda: answer(n1, marker, "TXT") == {'"ok"'}, 10, interval=0.1)
+    else:
+        assert res.returncode != 0 and expected in out, out
+        assert answer(n1, marker, "TXT") == set()  # nothing of a failed UPDATE applied
