@@ -240,6 +240,6 @@ def notify_hook(table: ZoneTable) -> Callable[[bytes, Query, tuple[str, int], st
                  client=addr[0])
         rcode = dns.rcode.NOERROR if ours else dns.rcode.NOTAUTH
         resp = error_response(query.id, query.flags, rcode, query.question, None)
-        return resp[:2] + bytes((resp[2] | 0x04,)) + resp[3:]  # AA
+        return resp[:2] + bytes((resp[2] | 0x04,)) + resp[3:] if ours else resp  # AA: ours
 
     return hook

@@ -18,8 +18,10 @@ from unittest import mock
 
 import dns.asyncquery
 import dns.exception
+import dns.flags
 import dns.message
 import dns.name
+import dns.opcode
 import dns.query
 import dns.rcode
 import dns.rdatatype
@@ -363,3 +365,63 @@ def test_concurrent_updates_through_three_nodes_lose_nothing(
     names = {line.split()[0] for line in copies[0]}
     assert all(name in names for name in adds)
     assert answer(c.nodes[1], f"counter.{zone}", "TXT") == {f'"{3 * INCREMENTS}"'}
+
+
+def test_readonly_node_forwards_updates_to_a_writable_node(
+        ucluster: tuple[Cluster, NodeProcess]) -> None:
+    c, ro = ucluster
+    zone = "forward.test."
+    create(c, zone)
+    key = add_key(c, "forward-key")
+    wait_until(lambda: ro.serial(zone) is not None, 30, interval=0.2)
+    res = nsupdate(ro, key, zone, f"update add fwd.{zone} 300 A 192.0.2.44")
+    assert res.returncode == 0, res.stdout + res.stderr  # nsupdate checked the answer's TSIG
+    wait_until(lambda: answer(c.nodes[0], f"fwd.{zone}") == {"192.0.2.44"}, 30, interval=0.2)
+    forwarded = events(ro, 1334)
+    assert forwarded and forwarded[-1]["rcode"] == "NOERROR"
+    applied = [e for n in c.nodes for e in events(n, 1330) if e["zone"] == zone]
+    assert len(applied) == 1 and applied[0]["key"] == "forward-key."
+    assert not events(ro, 1330)  # the read-only node never applies an UPDATE itself
+    # a TSIG error from the writable node comes back through the read-only node unchanged
+    wrong = {dns.name.from_text("forward-key"): dns.tsig.Key("forward-key", "AAAA" * 8)}
+    u = dns.update.UpdateMessage(zone, keyring=wrong)
+    u.add("bad", 300, "A", "192.0.2.45")
+    r = send(ro, u, tcp=True)
+    assert (r.rcode(), r.tsig_error) == (dns.rcode.NOTAUTH, dns.rcode.BADSIG)
+
+
+def test_an_update_too_large_for_one_transaction_is_refused_whole(
+        ucluster: tuple[Cluster, NodeProcess]) -> None:
+    c, _ = ucluster
+    zone = "large.test."
+    create(c, zone)
+    ring = keyring(add_key(c, "large-key"))
+    n1 = c.nodes[0]
+    before = n1.serial(zone)
+    u = dns.update.UpdateMessage(zone, keyring=ring)
+    for i in range(130):
+        u.add(f"n{i}", 60, "A", "192.0.2.1")
+    assert send(n1, u, tcp=True).rcode() == dns.rcode.REFUSED
+    assert events(n1, 1333)[-1]["zone"] == zone
+    assert n1.serial(zone) == before and answer(n1, f"n0.{zone}") == set()
+    small = dns.update.UpdateMessage(zone, keyring=ring)
+    for i in range(100):
+        small.add(f"n{i}", 60, "A", "192.0.2.1")
+    assert dns.query.tcp(small, n1.host, port=n1.dns_port, timeout=10).rcode() == 0
+
+
+def test_notify_for_our_zone_is_answered_without_action(
+        ucluster: tuple[Cluster, NodeProcess]) -> None:
+    c, _ = ucluster
+    zone = "notify.test."
+    create(c, zone)
+    n2 = c.nodes[1]
+    wait_until(lambda: n2.serial(zone) is not None, 30, interval=0.2)
+    before = n2.serial(zone)
+    for name, rcode in ((zone, dns.rcode.NOERROR), ("elsewhere.example.", dns.rcode.NOTAUTH)):
+        msg = dns.message.make_query(name, "SOA")
+        msg.set_opcode(dns.opcode.NOTIFY)
+        resp = dns.query.udp(msg, n2.host, port=n2.dns_port, timeout=5)
+        assert resp.opcode() == dns.opcode.NOTIFY and resp.rcode() == rcode, name
+        assert bool(resp.flags & dns.flags.AA) == (rcode == dns.rcode.NOERROR)
+    assert n2.serial(zone) == before
