@@ -7,6 +7,7 @@ and a read-only node that forwards UPDATEs. Each test uses zones of its own.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
 import subprocess
@@ -425,3 +426,28 @@ def test_notify_for_our_zone_is_answered_without_action(
         assert resp.opcode() == dns.opcode.NOTIFY and resp.rcode() == rcode, name
         assert bool(resp.flags & dns.flags.AA) == (rcode == dns.rcode.NOERROR)
     assert n2.serial(zone) == before
+
+
+def test_clusterctl_tsig_add_show_list_delete(ucluster: tuple[Cluster, NodeProcess]) -> None:
+    c, ro = ucluster
+    n2 = c.nodes[1]
+    res = n2.ctl("tsig", "add", "xfr-key", "--algorithm", "hmac-sha512", "--use", "transfer")
+    assert res.returncode == 0, res.stderr
+    key = ctl_json(n2, "tsig", "show", "xfr-key")
+    assert (key["name"], key["algorithm"], key["use"]) == ("xfr-key", "hmac-sha512", "transfer")
+    assert len(base64.b64decode(key["secret"])) == 64
+    for text in (res.stdout, n2.ctl("tsig", "show", "xfr-key").stdout):
+        assert f'key "xfr-key" {{\n\talgorithm hmac-sha512;\n\tsecret "{key["secret"]}";\n}};' \
+            in text
+        assert f"-y hmac-sha512:xfr-key:{key['secret']}" in text
+    upd = add_key(c, "upd-key")
+    listed = {k["name"]: k for k in ctl_json(n2, "tsig", "list")}
+    assert listed["upd-key"] == {"name": "upd-key", "algorithm": "hmac-sha256", "use": "update"}
+    # a read-only node holds no KEK: it can show a transfer key but not an update key
+    assert ctl_json(ro, "tsig", "show", "xfr-key")["secret"] == key["secret"]
+    res = ro.ctl("tsig", "show", "upd-key")
+    assert res.returncode == 1 and "KEK" in res.stderr
+    assert ctl_json(c.nodes[2], "tsig", "show", "upd-key")["secret"] == upd["secret"]
+    assert n2.ctl("tsig", "add", "upd-key").returncode == 1  # names are unique
+    assert n2.ctl("tsig", "delete", "xfr-key").returncode == 0
+    assert n2.ctl("tsig", "show", "xfr-key").returncode == 1
