@@ -87,6 +87,8 @@ ensure_role dnscluster-readonly
 ctl role grant-permission dnscluster-readonly --prefix=true read "${prefix}zones/" >/dev/null
 ctl role grant-permission dnscluster-readonly --prefix=true readwrite "${prefix}nodes/" >/dev/null
 ctl role grant-permission dnscluster-readonly --prefix=true readwrite "${prefix}alive/" >/dev/null
+# TSIG transfer keys only (read-only nodes sign their own transfers); never tsig/update/
+ctl role grant-permission dnscluster-readonly --prefix=true read "${prefix}tsig/transfer/" >/dev/null
 if [ -n "${ETCD_RO_PASSWORD_FILE:-}" ]; then
   ensure_user "$ro_user" "$(cat "$ETCD_RO_PASSWORD_FILE")"
   ctl user grant-role "$ro_user" dnscluster-readonly >/dev/null
