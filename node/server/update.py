@@ -134,6 +134,8 @@ class UpdateService:
                  rule=r.rule, reason=r.reason)
             return tsigwire.respond(msg, dns.rcode.REFUSED, key)
         except NotFound:
+            emit(Event.UPDATE_REFUSED, logging.WARNING, zone=req.zone, key=_key_text(key_name),
+                 client=client, rule="not-authoritative", reason="no such zone here")
             return tsigwire.respond(msg, dns.rcode.NOTAUTH, key)
         except ValidationError as exc:  # too many names for one transaction
             emit(Event.UPDATE_TOO_LARGE, logging.WARNING, zone=req.zone, key=_key_text(key_name),

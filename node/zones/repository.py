@@ -108,6 +108,7 @@ class ZoneRepository:
         self._keys = layout
         self._clock = clock  # stamps each version's time (ZoneHead.time)
         self._update_locks: dict[Name, asyncio.Lock] = {}
+        self._update_gens: dict[Name, int] = {}
 
     @property
     def etcd(self) -> EtcdClient:
@@ -451,11 +452,13 @@ class ZoneRepository:
     ) -> tuple[int | None, object]:
         keys = self._keys
         fixed = [keys.head_key(zone), keys.config_key(zone), keys.dnssec_key(zone)]
+        gen = self._update_gens.get(zone, -1)  # last seen generation: saves a read
         for attempt in range(MAX_RETRIES):
-            head_kv = await self._etcd.get(fixed[0])
-            if head_kv is None:
-                raise NotFound(f"zone {zone} does not exist")
-            gen = ZoneHead.from_json(head_kv.value).generation
+            if gen < 0:
+                head_kv = await self._etcd.get(fixed[0])
+                if head_kv is None:
+                    raise NotFound(f"zone {zone} does not exist")
+                gen = ZoneHead.from_json(head_kv.value).generation
             read = await self._etcd.txn(when=[], then=[
                 *(Op.get(k) for k in fixed),
                 *(Op.get(keys.owner_prefix(zone, gen, o), prefix=True) for o in owners)])
@@ -463,8 +466,10 @@ class ZoneRepository:
             if not got[0] or not got[1]:
                 raise NotFound(f"zone {zone} does not exist")
             head = ZoneHead.from_json(got[0][0].value)
-            if head.generation != gen:
-                continue  # an import flipped the generation between the two reads
+            if head.generation != gen:  # an import flipped the generation: read it again
+                gen = self._update_gens[zone] = head.generation
+                continue
+            self._update_gens[zone] = gen
             when = [Compare.mod_revision(fixed[0]) == got[0][0].mod_revision,
                     Compare.mod_revision(fixed[1]) == got[1][0].mod_revision,
                     (Compare.mod_revision(fixed[2]) == got[2][0].mod_revision) if got[2]
