@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -35,7 +36,7 @@ from tests.cluster.conftest import Cluster, make_cluster
 from tests.cluster.test_signing import ZONE_TEXT, anchors, kek_file, wait_published
 from tests.support import dnssec as judge
 from tests.support.api import Api
-from tests.support.nodes import NodeProcess
+from tests.support.nodes import NodeProcess, free_port
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.skipif(not judge.have("nsupdate") or not judge.have("delv"),
@@ -256,28 +257,141 @@ PREREQS = [
 ]
 
 
+NAMED_CONF = """controls {{ }};
+options {{
+    directory "{dir}";
+    pid-file "{dir}/named.pid";
+    session-keyfile "{dir}/session.key";
+    managed-keys-directory "{dir}";
+    listen-on port {port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    recursion no;
+    dnssec-validation no;
+    notify no;
+}};
+key "{key}" {{ algorithm hmac-sha256; secret "{secret}"; }};
+zone "{zone}" {{
+    type primary;
+    file "{zone}db";
+    update-policy {{ grant {key} zonesub ANY; }};
+}};
+"""
+
+
+class NamedPrimary:
+    """BIND `named` as the primary of the same zone with the same key: the reference."""
+
+    def __init__(self, zone: str, key: dict[str, str]) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="named-"))
+        self.host, self.dns_port, self.node_id = "127.0.0.1", free_port(), "named"
+        (self.dir / f"{zone}db").write_text(ZONE_TEXT.format(zone=zone))
+        conf = self.dir / "named.conf"
+        conf.write_text(NAMED_CONF.format(dir=self.dir, port=self.dns_port, zone=zone,
+                                          key=key["name"], secret=key["secret"]))
+        self.log = self.dir / "named.log"
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(["named", "-g", "-4", "-c", str(conf)], stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def query(self, name: str, rdtype: str = "A", **kw: object) -> dns.message.Message:
+        q = dns.message.make_query(name, dns.rdatatype.from_text(rdtype))
+        return dns.query.udp(q, self.host, port=self.dns_port, timeout=2.0)
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+
 @pytest.fixture(scope="module")
-def prereq_key(ucluster: tuple[Cluster, NodeProcess]) -> dict[str, str]:
+def prereq_servers(ucluster: tuple[Cluster, NodeProcess]
+                   ) -> Iterator[tuple[dict[str, str], list]]:  # type: ignore[type-arg]
+    """Our node 1 and, when installed, BIND named, each with prereq.test. and one key."""
     c, _ = ucluster
-    create(c, "prereq.test.")
-    return add_key(c, "prereq-key")
+    zone = "prereq.test."
+    create(c, zone)
+    key = add_key(c, "prereq-key")
+    servers: list = [c.nodes[0]]  # type: ignore[type-arg]
+    named = NamedPrimary(zone, key) if shutil.which("named") else None
+    if named is not None:
+        def up() -> bool:
+            try:
+                return named.query(zone, "SOA").rcode() == dns.rcode.NOERROR
+            except (dns.exception.Timeout, OSError):
+                return False
+        wait_until(up, 30, interval=0.1, message=f"named serving {zone}")
+        servers.append(named)
+    try:
+        yield key, servers
+    finally:
+        if named is not None:
+            named.stop()
+
+
+def _result(server, name: str, rdtype: str) -> tuple[str, set[tuple[int, str]]]:  # type: ignore[no-untyped-def]
+    resp = server.query(name, rdtype)
+    want = dns.rdatatype.from_text(rdtype)
+    return dns.rcode.to_text(resp.rcode()), {(r.ttl, rd.to_text()) for r in resp.answer
+                                             if r.rdtype == want for rd in r}
 
 
 @pytest.mark.parametrize(("prereq", "expected"), PREREQS)
-def test_each_prerequisite_kind(ucluster: tuple[Cluster, NodeProcess], prereq_key: dict[str, str],
-                                prereq: str, expected: str) -> None:
-    c, _ = ucluster
+def test_each_prerequisite_kind_as_bind_answers(prereq_servers: tuple, prereq: str,  # type: ignore[type-arg]
+                                                expected: str) -> None:
+    key, servers = prereq_servers
     zone = "prereq.test."
-    n1 = c.nodes[0]
     marker = f"m{PREREQS.index((prereq, expected))}.{zone}"
-    res = nsupdate(n1, prereq_key, zone, prereq.format(z=zone), f"update add {marker} 60 TXT ok")
-    out = res.stdout + res.stderr
-    if expected == "NOERROR":
-        assert res.returncode == 0, out
-        wait_until(lambda: answer(n1, marker, "TXT") == {'"ok"'}, 10, interval=0.1)
-    else:
-        assert res.returncode != 0 and expected in out, out
-        assert answer(n1, marker, "TXT") == set()  # nothing of a failed UPDATE applied
+    for server in servers:  # ours, then BIND's for the same message
+        res = nsupdate(server, key, zone, prereq.format(z=zone), f"update add {marker} 60 TXT ok")
+        out = f"{server.node_id}: {res.stdout}{res.stderr}"
+        if expected == "NOERROR":
+            assert res.returncode == 0, out
+            wait_until(lambda s=server: _result(s, marker, "TXT")[1] == {(60, '"ok"')}, 10,
+                       interval=0.1)
+        else:
+            assert res.returncode != 0 and expected in out, out
+            assert _result(server, marker, "TXT") == ("NXDOMAIN", set())  # nothing applied
+
+
+# (update commands, what to compare afterwards): the update section's rules, compared with BIND
+SECTION = [
+    (["update add www.{z} 300 CNAME other.{z}"], [("www.{z}", "CNAME"), ("www.{z}", "A")]),
+    (["update add cn.{z} 300 CNAME www.{z}", "update add cn.{z} 300 A 192.0.2.9"],
+     [("cn.{z}", "CNAME"), ("cn.{z}", "A")]),
+    (["update add cn2.{z} 300 CNAME www.{z}", "update add cn2.{z} 300 CNAME mail.{z}"],
+     [("cn2.{z}", "CNAME")]),
+    (["update delete {z} NS"], [("{z}", "NS")]),
+    (["update delete {z} NS ns1.{z}"], [("{z}", "NS")]),
+    (["update delete {z} ANY"], [("{z}", "NS")]),
+    (["update add www.{z} 60 A 192.0.2.81"], [("www.{z}", "A")]),
+    (["update delete www.{z} AAAA 2001:db8::80"], [("www.{z}", "AAAA")]),
+    (["update delete mail.{z} MX", "update add mail.{z} 600 MX 20 www.{z}"],
+     [("mail.{z}", "MX")]),
+    (["update add t.{z} 300 TXT one", "update add t.{z} 300 TXT one",
+      "update delete t.{z} TXT two"], [("t.{z}", "TXT")]),
+]
+
+
+@pytest.mark.parametrize(("commands", "checks"), SECTION)
+def test_update_section_rules_as_bind_applies_them(prereq_servers: tuple,  # type: ignore[type-arg]
+                                                   commands: list[str],
+                                                   checks: list[tuple[str, str]]) -> None:
+    key, servers = prereq_servers
+    if len(servers) < 2:
+        pytest.skip("BIND named (apt package bind9) is needed as the reference")
+    zone = "prereq.test."
+    ours, bind = servers
+    for server in servers:
+        res = nsupdate(server, key, zone, *(c.format(z=zone) for c in commands))
+        assert res.returncode == 0, f"{server.node_id}: {res.stdout}{res.stderr}"
+    pairs = [(name.format(z=zone), rdtype) for name, rdtype in checks]
+
+    def same() -> bool:  # node 1 serves the committed version a moment after NOERROR
+        return all(_result(ours, n, t) == _result(bind, n, t) for n, t in pairs)
+
+    if not same():
+        wait_until(same, 10, interval=0.1, message="our answers equal BIND's")
+    for n, t in pairs:
+        assert _result(ours, n, t) == _result(bind, n, t), (n, t)
 
 
 PER_NODE = 300
