@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 Name = dns.name.Name
 FORWARD_TIMEOUT = 5.0
 DIRECTORY_TTL = 5.0
+MAX_PENDING = 2000  # UPDATEs in progress on this node; more are refused at once
 
 
 class _Refusal(Exception):
@@ -85,8 +86,14 @@ class UpdateService:
         self._tasks: set[asyncio.Task[bytes | None]] = set()
 
     def hook(self, wire: bytes, query: Query, addr: tuple[str, int], transport: str
-             ) -> asyncio.Task[bytes | None]:
-        """The `Responder` hook for OPCODE UPDATE: a task whose result is the answer."""
+             ) -> asyncio.Task[bytes | None] | bytes:
+        """The `Responder` hook for OPCODE UPDATE: a task whose result is the answer
+        (REFUSED at once while MAX_PENDING UPDATEs are already in progress here)."""
+        if len(self._tasks) >= MAX_PENDING:
+            log.warning("%d UPDATEs in progress: refusing one from %s", len(self._tasks),
+                        addr[0])
+            return error_response(query.id, query.flags, dns.rcode.REFUSED, query.question,
+                                  None)
         task = asyncio.get_running_loop().create_task(self.handle(wire, query, addr[0]))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
