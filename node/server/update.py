@@ -166,7 +166,7 @@ class UpdateService:
             try:
                 async with asyncio.timeout(FORWARD_TIMEOUT):
                     answer = await _tcp_exchange(host.strip("[]"), int(port), wire)
-            except (OSError, TimeoutError, ValueError) as exc:
+            except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
                 log.info("forwarding an UPDATE to %s failed: %s", target, exc)
                 continue
             emit(Event.UPDATE_FORWARDED, client=client, to=target,
