@@ -44,7 +44,7 @@ from node.nodes.membership import NodeInfo
 from node.zones.dnssec import DnssecConfig
 from node.zones.model import ZoneConfig
 from node.zones.repository import ZoneInfo
-from node.zones.tsig import TsigKey
+from node.zones.tsigkey import TsigKey
 
 log = logging.getLogger(__name__)
 

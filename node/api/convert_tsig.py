@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 from node.api._gen.dnscluster.v1 import tsig_pb2
-from node.zones.tsig import TsigKey, key_name, parse_secret
+from node.zones.tsigkey import TsigKey, key_name, parse_secret
 
 
 def key_to_pb(key: TsigKey) -> tsig_pb2.TsigKey:

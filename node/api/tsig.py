@@ -10,7 +10,8 @@ import grpc
 from node.api import convert_tsig as convert
 from node.api._gen.dnscluster.v1 import tsig_pb2_grpc
 from node.events import Event, emit
-from node.zones.tsig import TsigKeyStore, key_name
+from node.zones.tsig import TsigKeyStore
+from node.zones.tsigkey import key_name
 
 if TYPE_CHECKING:
     from node.api._gen.dnscluster.v1 import tsig_pb2

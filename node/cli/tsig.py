@@ -13,7 +13,7 @@ import argparse
 
 from node.cli.context import CommandContext
 from node.cli.output import table
-from node.zones.tsig import ALGORITHMS, TsigKey
+from node.zones.tsigkey import ALGORITHMS, TsigKey
 
 Parents = list[argparse.ArgumentParser]
 

@@ -7,7 +7,7 @@ import pytest
 
 from node.errors import ValidationError
 from node.store.keys import KeyLayout
-from node.zones.tsig import TsigKey, algorithm_text, key_name
+from node.zones.tsigkey import TsigKey, algorithm_text, key_name
 
 KEY = TsigKey(dns.name.from_text("ddns-key."), "hmac-sha512", b"\x01" * 64, "update")
 
