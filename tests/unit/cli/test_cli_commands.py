@@ -73,6 +73,23 @@ async def test_zone_lifecycle(cli: Cli, repo: InMemoryZoneRepository) -> None:
     assert updated["allow_transfer"] == ["192.0.2.0/24"]
     assert repo.zones[ZONE].config.allow_transfer == ("192.0.2.0/24",)
 
+    updated = await cli.json("zone", "update", "example.test", "--dynamic-update",
+                             "nonsecure_and_secure", "--allow-update", "10.0.0.0/8",
+                             "--update-policy", "grant k1 zonesub A",
+                             "--update-policy", "deny * zonesub ANY")
+    assert (updated["dynamic_update"], updated["allow_update"], updated["update_policy"]) == (
+        "nonsecure_and_secure", ["10.0.0.0/8"], ["grant k1 zonesub A", "deny * zonesub ANY"])
+    assert updated["allow_transfer"] == ["192.0.2.0/24"]  # not named: unchanged
+    code, out, _ = await cli.run("zone", "show", "example.test")
+    assert code == 0 and "grant k1 zonesub A; deny * zonesub ANY" in out
+    code, _, err = await cli.run("zone", "update", "example.test", "--update-policy",
+                                 "grant k1 nowhere A")
+    assert code == 1 and "rule type 'nowhere'" in err
+    updated = await cli.json("zone", "update", "example.test", "--default-update-policy",
+                             "--no-allow-update")
+    assert (updated["update_policy"], updated["allow_update"]) == ([], [])
+    assert updated["dynamic_update"] == "nonsecure_and_secure"
+
     assert await cli.json("zone", "delete", "example.test") == {
         "zone": "example.test.",
         "deleted": True,
