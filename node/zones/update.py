@@ -120,6 +120,8 @@ def parse_update(msg: dns.message.Message) -> UpdateRequest:
     prereqs: list[Prereq] = []
     for rrset in msg.prerequisite:
         name = _in_zone(rrset.name, zone)
+        if rrset.rdclass != dns.rdataclass.IN:
+            raise UpdateError(dns.rcode.FORMERR, f"prerequisite {name} has another class")
         if rrset.ttl != 0:
             raise UpdateError(dns.rcode.FORMERR, f"prerequisite {name} has a TTL")
         rdtype = rrset.rdtype
@@ -148,6 +150,8 @@ def _in_zone(name: Name, zone: Name) -> Name:
 
 def _changes(rrset: dns.rrset.RRset, name: Name) -> list[Change]:
     rdtype = rrset.rdtype
+    if rrset.rdclass != dns.rdataclass.IN:
+        raise UpdateError(dns.rcode.FORMERR, f"update of {name} in another class")
     if rrset.deleting == dns.rdataclass.ANY:
         if rrset.ttl != 0 or len(rrset):
             raise UpdateError(dns.rcode.FORMERR, f"delete of {name} with a TTL or data")

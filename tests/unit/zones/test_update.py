@@ -44,7 +44,7 @@ DATA = data_of(
 
 def upd(build: str) -> dns.update.UpdateMessage:
     u = dns.update.UpdateMessage(Z)
-    exec(build, {"u": u})  # the table's dnspython calls, kept short
+    exec(build, {"u": u, "dns": dns})  # the table's dnspython calls, kept short
     return u
 
 
@@ -77,6 +77,8 @@ def test_prerequisites(build: str, expected: int) -> None:
 @pytest.mark.parametrize(("build", "rcode"), [
     ("u.add('www.other.test.', 300, 'A', '192.0.2.9')", dns.rcode.NOTZONE),
     ("u.present('www.other.test.')", dns.rcode.NOTZONE),
+    ("u.update.append(dns.rrset.from_text('www.example.test.', 300, 'CH', 'TXT', 'x'))",
+     dns.rcode.FORMERR),
 ])
 def test_prescan_errors(build: str, rcode: int) -> None:
     with pytest.raises(UpdateError) as err:
