@@ -162,10 +162,16 @@ class KeyMasterController:
             self._start_acting(zone, z, token, decision.reason)
             return
         if isinstance(decision, Seize):
+            previous = obs.role.node if obs.role else ""
+            # fenced on the token, on the holder's liveness key being gone (our view of who
+            # is alive may be stale) and on the intent we saw; an old holder's intent goes
             token = await self._roles.replace(
-                zone, obs.token, previous=obs.role.node if obs.role else "", node=self._me,
-                lease=obs.my_lease, by=self._me, reason="election")
-            emit(Event.KEYMASTER_ELECTED, zone=zone, previous=obs.role.node if obs.role else "")
+                zone, obs.token, previous=previous, node=self._me, lease=obs.my_lease,
+                by=self._me, reason="election",
+                extra_ops=(Op.delete(self._keys.intent_key(zone)),),
+                extra_compares=(Compare.version(self._keys.alive_key(previous)) == 0,
+                                self._intent_guard(zone, z)))
+            emit(Event.KEYMASTER_ELECTED, zone=zone, previous=previous)
             self._start_acting(zone, z, token, "election")
             return
         if isinstance(decision, Handover):
@@ -227,9 +233,12 @@ class KeyMasterController:
     async def _handover(self, zone: Name, z: _ZoneRole, obs: Observation, to: str) -> None:
         """Carry out a transfer intent: the current step is finished (steps are sequential)."""
         if to not in obs.candidates:  # went offline (or lost its KEK) since the request
-            await self._etcd.txn(when=[], then=[Op.delete(self._keys.intent_key(zone))])
-            emit(Event.KEYMASTER_REFUSED, level=logging.WARNING, zone=zone, to=to,
-                 reason="the target is not a live eligible node")
+            # only the intent we judged: a newer request that landed meanwhile stays
+            res = await self._etcd.txn(when=[self._intent_guard(zone, z)],
+                                       then=[Op.delete(self._keys.intent_key(zone))])
+            if res.succeeded:
+                emit(Event.KEYMASTER_REFUSED, level=logging.WARNING, zone=zone, to=to,
+                     reason="the target is not a live eligible node")
             return
         extra: tuple[Op, ...] = (Op.delete(self._keys.intent_key(zone)),)
         cfg = z.state.config
@@ -240,9 +249,15 @@ class KeyMasterController:
             zone, obs.token, previous=self._me, node=to, lease=0,
             by=obs.intent.by if obs.intent else self._me, reason="transfer", extra_ops=extra,
             extra_compares=(Compare.mod_revision(self._keys.dnssec_key(zone))
-                            == z.state.config_revision,))
+                            == z.state.config_revision, self._intent_guard(zone, z)))
         emit(Event.KEYMASTER_TRANSFERRED, zone=zone, to=to)
         self._stop_acting(zone, z, f"transferred to {to}")
+
+    def _intent_guard(self, zone: Name, z: _ZoneRole) -> Compare:
+        """The intent is still the one observed (absent if none was)."""
+        key = self._keys.intent_key(zone)
+        rev = z.state.intent_revision if z.state.intent else 0
+        return Compare.mod_revision(key) == rev if rev else Compare.version(key) == 0
 
     # -- shutdown -------------------------------------------------------------
     async def hand_off_all(self, timeout: float) -> None:

@@ -11,7 +11,8 @@ Rules (DESIGN.md, STYLE "lessons from Patroni"):
   (and steps down if someone else holds the role).
 - A record naming this node with another (older) lease is re-acquired by a
   fenced put: a restart, or an etcd outage, keeps the previous holder.
-- A transfer intent addressed to the holder is carried out by the holder.
+- A transfer intent addressed to the holder is carried out by the holder; one
+  addressed to a previous holder (left over from before an election) is ignored.
 - Election: only with `keymaster_failover = auto` (which requires every
   private key replicated), only after the holder has been offline for
   `failover_after`, and candidates are ranked by node id so that one tries
@@ -96,8 +97,10 @@ def decide(obs: Observation, me: str, now: float) -> Decision:
         return StepDown("this node's lease is not valid") if obs.acting else Hold()
     if role.lease != obs.my_lease:
         return Acquire("restart" if not obs.acting else "new lease")
-    if obs.intent is not None and obs.intent.mode == "transfer" and obs.intent.to_node != me:
-        return Handover(obs.intent.to_node)
+    intent = obs.intent
+    if (intent is not None and intent.mode == "transfer" and intent.from_node == me
+            and intent.to_node != me):  # an intent addressed to a previous holder is stale
+        return Handover(intent.to_node)
     return Hold()
 
 

@@ -49,10 +49,14 @@ class Fence:
     @classmethod
     def for_role(cls, layout: KeyLayout, zone: dns.name.Name, token: int, node_id: str,
                  lease: int) -> Fence:
-        compares = [Compare.mod_revision(layout.keymaster_key(zone)) == token]
-        if lease:  # and the holder's session lease is still the one alive
-            compares.append(Compare.lease(layout.alive_key(node_id)) == lease)
-        return cls(zone, token, node_id, tuple(compares))
+        """The role record is still at `token` and the holder's liveness key still holds
+        `lease`; without a lease this node holds no role, so there is no fence (FencedOut)."""
+        if not lease:
+            raise FencedOut(f"Key Master write for {zone} refused: this node has no etcd lease "
+                            "now, so it cannot prove it holds the role")
+        return cls(zone, token, node_id, (
+            Compare.mod_revision(layout.keymaster_key(zone)) == token,
+            Compare.lease(layout.alive_key(node_id)) == lease))
 
     def audit_op(self, layout: KeyLayout, what: str) -> Op:
         stamp = f"{self.token:012d}-{uuid.uuid4().hex[:8]}"

@@ -93,6 +93,7 @@ class DnssecState:
     intent: bytes = b""  # a pending transfer intent (node.keymaster.record.Intent)
     config_revision: int = 0  # mod revision of zones/<z>/dnssec (guards Key Master writes)
     dnskeyset_revision: int = 0  # mod revision of zones/<z>/dnskeyset (0: absent)
+    intent_revision: int = 0  # mod revision of the intent (guards its delete; 0: absent)
 
     @property
     def keyset_id(self) -> str:
