@@ -98,11 +98,27 @@ class DnssecAdmin:
         kv = await self._etcd.get(self._keys.dnssec_key(zone))
         return (DnssecConfig.from_json(kv.value), kv.mod_revision) if kv else (None, 0)
 
-    async def _node(self, node_id: str) -> NodeInfo:
-        for n in await self._nodes.list_nodes():
+    async def _node(self, node_id: str, nodes: list[NodeInfo]) -> NodeInfo:
+        for n in nodes:
             if n.id == node_id:
                 return n
         raise NotFound(f"no node {node_id!r} is registered (clusterctl nodes lists them)")
+
+    @staticmethod
+    def _check_zsk_reachable(config: DnssecConfig, keymaster: str,
+                             nodes: list[NodeInfo]) -> None:
+        """An unreplicated ZSK stays in the Key Master's store: every other live writable
+        node holding a KEK must sign the zone too and never can, so it is never published."""
+        if config.replicate_zsk or config.csk:
+            return
+        others = [n.id for n in nodes
+                  if n.alive and n.role == "writable" and n.kek and n.id != keymaster]
+        if others:
+            raise Refused(
+                "--no-replicate-zsk-private-key: the zone could never be published: the "
+                f"writable node(s) {', '.join(others)} must sign it too and cannot reach a ZSK "
+                f"kept only in {keymaster}'s key store; replicate the ZSK (keep the KSK local "
+                "with --no-replicate-ksk-private-key if needed) or run one writable node")
 
     async def sign_zone(self, zone: Name, config: DnssecConfig, *, keymaster: str = "",
                         like: Name | None = None, new_keys: bool = False, force: bool = False,
@@ -128,13 +144,15 @@ class DnssecAdmin:
             config = current
             keymaster = keymaster or (role.node if role else self._me)
         keymaster = keymaster or self._me
-        target = await self._node(keymaster)
+        nodes = await self._nodes.list_nodes()
+        target = await self._node(keymaster, nodes)
         if target.role != "writable":
             raise Refused(f"--keymaster {keymaster}: a {target.role} node cannot be Key Master")
         if not target.alive:
             raise Refused(f"--keymaster {keymaster}: the node is offline")
         if not target.kek:
             raise Refused(f"--keymaster {keymaster}: the node holds no KEK (signing.kek_file)")
+        self._check_zsk_reachable(config, keymaster, nodes)
         soa = snap.soa()
         max_ttl = max(r.ttl for r in snap.rrsets())
         warnings = check_config(config, soa_expire=soa[0].expire, max_ttl=max_ttl,
