@@ -32,7 +32,7 @@ from node.keymaster.admin import DnssecAdmin
 from node.keymaster.controller import KeyMasterController
 from node.keymaster.handover import KeyMasterAdmin
 from node.keymaster.keystore import KeyStore
-from node.metrics import NodeMetrics, ReplicaCollector, SigningCollector
+from node.metrics import KeyMasterCollector, NodeMetrics, ReplicaCollector, SigningCollector
 from node.nodes.membership import Membership, NodeDirectory, NodeInfo
 from node.server.listener import DnsServer
 from node.server.notify import Notifier
@@ -170,6 +170,7 @@ class Daemon:
         self.metrics.register(ReplicaCollector(self.replica.snapshots,
                                                lambda: self.replica.revision))
         self.metrics.register(SigningCollector(self.signing.statuses))
+        self.metrics.register(KeyMasterCollector(self.keymaster.missing_keys))
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.session.run(), name="session")
             await self.replica.load()

@@ -53,6 +53,7 @@ class _ZoneRole:
     acting_token: int = 0  # token under which this node acts (0 = not acting)
     offline_since: float | None = None
     next_at: float = 0.0
+    missing: tuple[str, ...] = ()  # private keys the holder needs and cannot reach
 
 
 class KeyMasterController:
@@ -94,6 +95,11 @@ class KeyMasterController:
     def holds(self, zone: Name) -> bool:
         z = self._zones.get(zone)
         return bool(z and z.acting_token)
+
+    def missing_keys(self) -> dict[str, int]:
+        """Per zone this node holds: how many private keys it needs and cannot reach."""
+        return {zone.to_text(): len(z.missing) for zone, z in list(self._zones.items())
+                if z.acting_token}
 
     # -- loop -----------------------------------------------------------------
     async def run(self) -> None:
@@ -198,6 +204,7 @@ class KeyMasterController:
             emit(Event.KEYMASTER_LOST, level=logging.WARNING, zone=zone, reason=why,
                  token=z.acting_token)
         z.acting_token = 0
+        z.missing = ()
 
     def _fence(self, zone: Name, z: _ZoneRole) -> duties.Fence:
         return duties.Fence.for_role(self._keys, zone, z.acting_token, self._me,
@@ -209,6 +216,7 @@ class KeyMasterController:
             return
         state = z.state
         cfg = state.config
+        self._check_keys(zone, z)
         try:  # at most one fenced write per step
             if cfg.status == "keygen" or cfg.new_keys:
                 retire = state.keys if cfg.new_keys else ()
@@ -252,6 +260,22 @@ class KeyMasterController:
                             == z.state.config_revision, self._intent_guard(zone, z)))
         emit(Event.KEYMASTER_TRANSFERRED, zone=zone, to=to)
         self._stop_acting(zone, z, f"transferred to {to}")
+
+    def _check_keys(self, zone: Name, z: _ZoneRole) -> None:
+        """An error event (once per change) when the holder lacks an unreplicated private
+        key of a key in use: it cannot sign the DNSKEY set or roll keys, and nothing else
+        would say so before signatures expire."""
+        missing = tuple(sorted(
+            k.key_id for k in z.state.keys if not k.replicate and k.state != "retired"
+            and (self._store is None or not self._store.has(zone, k.key_id))))
+        if missing != z.missing:
+            z.missing = missing
+            if missing:
+                emit(Event.KEYMASTER_KEY_MISSING, level=logging.ERROR, zone=zone,
+                     keys=list(missing), key_store=str(self._store.root) if self._store else "",
+                     reason="unreplicated private key not in this Key Master's key store; "
+                            "restore it, transfer the role to the node that holds it, or "
+                            "re-key (zone sign --new-keys)")
 
     def _intent_guard(self, zone: Name, z: _ZoneRole) -> Compare:
         """The intent is still the one observed (absent if none was)."""

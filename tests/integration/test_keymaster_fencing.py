@@ -1,7 +1,8 @@
 """Key Master fencing edges against a real etcd (issue #8, finding 9): an election
 compares that the holder's liveness key is absent, a dropped transfer intent is
 deleted only if it is still the one observed, and an election clears the old
-holder's intent so it cannot fire at the next holder.
+holder's intent so it cannot fire at the next holder. And (finding 8) a holder that lacks
+a private key it needs says so: an error event and a metric.
 
 The controller is fed the zone state the way the node feeds it: a real `Replica`
 load of what the test wrote to etcd.
@@ -11,15 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import dns.name
 import pytest
 
+from node.clock import SYSTEM_CLOCK
 from node.dnssec import kek as kekmod
+from node.dnssec.keys import new_key
 from node.errors import NodeError
 from node.keymaster.controller import KeyMasterController
+from node.keymaster.keystore import KeyStore
 from node.keymaster.record import Intent, RoleRecord
 from node.nodes.membership import NodeDirectory, NodeInfo
 from node.store.client import EtcdClient
@@ -42,11 +47,11 @@ class Setup:
     session: Session
     repo: ZoneRepository
 
-    def controller(self, me: str) -> KeyMasterController:
+    def controller(self, me: str, key_store: KeyStore | None = None) -> KeyMasterController:
         return KeyMasterController(
             node_id=me, writable=True, etcd=self.etcd, layout=self.layout,
             repository=self.repo, directory=NodeDirectory(self.etcd, self.layout),
-            session=self.session, kek=KEK, key_store=None, tick=0.1)
+            session=self.session, kek=KEK, key_store=key_store, tick=0.1)
 
     async def state(self) -> DnssecState:
         """The zone's DNSSEC state as a node's replica loads it."""
@@ -126,3 +131,28 @@ async def test_election_clears_the_old_holders_intent(setup: Setup) -> None:
     assert role is not None and role.node == "n2", role
     assert await setup.etcd.get(setup.layout.intent_key(ZONE)) is None, \
         "the old holder's intent survived the election"
+
+
+async def test_holder_lacking_a_key_raises_an_error_event_and_a_metric(
+        setup: Setup, tmp_path: object, caplog: pytest.LogCaptureFixture) -> None:
+    me = "n1"
+    lease = await setup.session.wait_ready(5)
+    ksk, _pem = new_key(ZONE, 13, "ksk", now=SYSTEM_CLOCK.now(), replicate=False)
+    zsk, zsk_pem = new_key(ZONE, 13, "zsk", now=SYSTEM_CLOCK.now())
+    await setup.etcd.put(setup.layout.key_key(ZONE, ksk.key_id), ksk.to_json())
+    await setup.etcd.put(setup.layout.key_key(ZONE, zsk.key_id), zsk.to_json())
+    await setup.etcd.put(setup.layout.secret_key(ZONE, zsk.key_id),
+                         kekmod.wrap(KEK, ZONE.to_text(), zsk.key_id, zsk_pem))
+    await setup.etcd.put(setup.layout.keymaster_key(ZONE), RoleRecord(me, lease=lease).to_json())
+    # the holder's local key store lost the unreplicated KSK (a disk swap, a restore...)
+    km = setup.controller(me, KeyStore(f"{tmp_path}/store"))
+    km.on_state(ZONE, await setup.state())
+    with caplog.at_level(logging.INFO, logger="node.events"):
+        await km._step(ZONE, live(me))
+        await km._step(ZONE, live(me))
+    assert km.holds(ZONE)
+    missing = [r for r in caplog.records if "KEYMASTER_KEY_MISSING" in r.getMessage()]
+    assert len(missing) == 1 and missing[0].levelno == logging.ERROR, \
+        "no error event for the key the Key Master lacks"
+    assert ksk.key_id in missing[0].getMessage()
+    assert km.missing_keys() == {ZONE.to_text(): 1}
