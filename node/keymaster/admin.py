@@ -152,6 +152,10 @@ class DnssecAdmin:
             raise Refused(f"--keymaster {keymaster}: the node is offline")
         if not target.kek:
             raise Refused(f"--keymaster {keymaster}: the node holds no KEK (signing.kek_file)")
+        if current is not None and current.kek and target.kek != current.kek:
+            raise Refused(f"--keymaster {keymaster}: its KEK differs from the one the zone's "
+                          "keys are wrapped under; new keys wrapped under it could not be "
+                          "unwrapped by the other nodes")
         self._check_zsk_reachable(config, keymaster, nodes)
         soa = snap.soa()
         max_ttl = max(r.ttl for r in snap.rrsets())

@@ -19,7 +19,7 @@ import dns.name
 
 from node.clock import SYSTEM_CLOCK, Clock
 from node.dnssec import kek as kekmod
-from node.errors import EtcdUnavailable, FencedOut, NodeError
+from node.errors import EtcdUnavailable, FencedOut, NodeError, ValidationError
 from node.events import Event, emit
 from node.keymaster import duties
 from node.keymaster.decide import (
@@ -54,6 +54,7 @@ class _ZoneRole:
     offline_since: float | None = None
     next_at: float = 0.0
     missing: tuple[str, ...] = ()  # private keys the holder needs and cannot reach
+    kek_refused: bool = False  # this node's KEK does not unwrap the zone's keys
 
 
 class KeyMasterController:
@@ -98,8 +99,9 @@ class KeyMasterController:
 
     def missing_keys(self) -> dict[str, int]:
         """Per zone this node holds: how many private keys it needs and cannot reach."""
-        return {zone.to_text(): len(z.missing) for zone, z in list(self._zones.items())
-                if z.acting_token}
+        return {zone.to_text(): len(z.missing) + (
+                    sum(k.replicate for k in z.state.keys) if z.kek_refused else 0)
+                for zone, z in list(self._zones.items()) if z.acting_token}
 
     # -- loop -----------------------------------------------------------------
     async def run(self) -> None:
@@ -140,18 +142,25 @@ class KeyMasterController:
         elif z.offline_since is None:
             z.offline_since = now
         replicated = all(k.replicate for k in state.keys)
+        zone_kek = state.config.kek  # fingerprint of the KEK its keys are wrapped under
+        # with wrapped keys the zone records their KEK; only nodes holding it may take the
+        # role (a zone signed before it was recorded waits for its holder to record it)
+        kek_ok = bool(self._kek) and (zone_kek == self._kek_fp if zone_kek else
+                                      not any(k.replicate for k in state.keys))
         candidates = tuple(sorted(
             n.id for n in (nodes or ()) if n.alive and n.role == "writable"
-            and n.kek and n.kek == self._kek_fp))
+            and n.kek and n.kek == (zone_kek or self._kek_fp)))
         intent = Intent.from_json(state.intent) if state.intent else None
         return Observation(
             zone=zone.to_text(), role=role, token=state.keymaster_revision,
             holder_alive=holder_alive, my_lease=lease, lease_valid=valid,
-            eligible=self._writable and bool(self._kek) and replicated,
+            eligible=self._writable and kek_ok and replicated,
             failover_auto=state.config.keymaster_failover == "auto" and replicated,
             failover_after=state.config.failover_after,
             holder_offline_since=z.offline_since, candidates=candidates, intent=intent,
             acting=bool(z.acting_token),
+            may_hold=self._writable and bool(self._kek) and (
+                not state.config.kek or state.config.kek == self._kek_fp),
         )
 
     async def _step(self, zone: Name, nodes: list[NodeInfo] | None) -> None:
@@ -205,6 +214,7 @@ class KeyMasterController:
                  token=z.acting_token)
         z.acting_token = 0
         z.missing = ()
+        z.kek_refused = False
 
     def _fence(self, zone: Name, z: _ZoneRole) -> duties.Fence:
         return duties.Fence.for_role(self._keys, zone, z.acting_token, self._me,
@@ -226,6 +236,9 @@ class KeyMasterController:
                     key_store=self._store, retire=retire,
                     config_revision=state.config_revision, clock=self._clock)
                 return
+            if not cfg.kek and any(k.replicate for k in state.keys):
+                await self._record_kek(zone, z)
+                return
             if await duties.publish_dnskey_signatures(
                     repository=self._repo, layout=self._keys, zone=zone, state=state,
                     fence=self._fence(zone, z), key_store=self._store, clock=self._clock):
@@ -234,7 +247,8 @@ class KeyMasterController:
                 await duties.publish_if_ready(
                     etcd=self._etcd, layout=self._keys, repository=self._repo,
                     directory=self._dir, zone=zone, fence=self._fence(zone, z),
-                    keyset=state.keyset_id, kek_fingerprint=self._kek_fp, clock=self._clock)
+                    keyset=state.keyset_id, kek_fingerprint=cfg.kek or self._kek_fp,
+                    clock=self._clock)
         except FencedOut as exc:
             self._stop_acting(zone, z, str(exc))
 
@@ -260,6 +274,19 @@ class KeyMasterController:
                             == z.state.config_revision, self._intent_guard(zone, z)))
         emit(Event.KEYMASTER_TRANSFERRED, zone=zone, to=to)
         self._stop_acting(zone, z, f"transferred to {to}")
+
+    async def _record_kek(self, zone: Name, z: _ZoneRole) -> None:
+        """Fill in the KEK fingerprint of a zone signed before it was recorded."""
+        assert self._kek is not None
+        try:
+            await duties.record_kek(etcd=self._etcd, layout=self._keys, zone=zone,
+                                    state=z.state, fence=self._fence(zone, z), kek=self._kek)
+        except ValidationError as exc:  # this node's KEK does not unwrap the zone's keys
+            if not z.kek_refused:
+                z.kek_refused = True
+                emit(Event.KEYMASTER_KEY_MISSING, level=logging.ERROR, zone=zone,
+                     keys=[k.key_id for k in z.state.keys if k.replicate],
+                     reason=f"{exc}; transfer the role to a node with the zone's KEK")
 
     def _check_keys(self, zone: Name, z: _ZoneRole) -> None:
         """An error event (once per change) when the holder lacks an unreplicated private
@@ -298,7 +325,7 @@ class KeyMasterController:
                     continue
                 others = sorted(
                     n.id for n in nodes if n.alive and n.id != self._me and
-                    n.role == "writable" and n.kek == self._kek_fp)
+                    n.role == "writable" and n.kek == (z.state.config.kek or self._kek_fp))
                 if any(not k.replicate for k in z.state.keys):
                     # only this node holds an unreplicated private key: keep the role here
                     # (seize with --accept-missing-keys remains for the operator)

@@ -45,6 +45,7 @@ class DnssecConfig:
     missing_keys: tuple[str, ...] = ()  # key ids the Key Master cannot reach (after a seize)
     key_store_node: str = ""  # node whose local key store holds the unreplicated private keys
     new_keys: bool = False  # `zone sign --new-keys` pending
+    kek: str = ""  # fingerprint of the KEK the replicated private keys are wrapped under
 
     def to_json(self) -> bytes:
         data = asdict(self)

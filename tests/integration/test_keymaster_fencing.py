@@ -156,3 +156,44 @@ async def test_holder_lacking_a_key_raises_an_error_event_and_a_metric(
         "no error event for the key the Key Master lacks"
     assert ksk.key_id in missing[0].getMessage()
     assert km.missing_keys() == {ZONE.to_text(): 1}
+
+
+async def _zone_signed_before_fingerprints(setup: Setup, me: str) -> None:
+    """A zone signed by an older version: a wrapped key, no KEK fingerprint recorded."""
+    lease = await setup.session.wait_ready(5)
+    await setup.etcd.put(setup.layout.alive_key(me), "{}", lease=lease)  # as membership does
+    key, pem = new_key(ZONE, 13, "csk", now=SYSTEM_CLOCK.now())
+    await setup.etcd.put(setup.layout.key_key(ZONE, key.key_id), key.to_json())
+    await setup.etcd.put(setup.layout.secret_key(ZONE, key.key_id),
+                         kekmod.wrap(KEK, ZONE.to_text(), key.key_id, pem))
+    await setup.etcd.put(setup.layout.dnssec_key(ZONE), json.dumps(
+        {"status": "signed", "keymaster_failover": "auto"}))
+    await setup.etcd.put(setup.layout.keymaster_key(ZONE), RoleRecord(me, lease=lease).to_json())
+
+
+async def zone_kek(setup: Setup) -> str:
+    kv = await setup.etcd.get(setup.layout.dnssec_key(ZONE))
+    assert kv is not None
+    return str(json.loads(kv.value).get("kek", ""))
+
+
+async def test_the_holder_records_the_kek_of_an_older_zone(setup: Setup) -> None:
+    await _zone_signed_before_fingerprints(setup, "n1")
+    km = setup.controller("n1")
+    km.on_state(ZONE, await setup.state())
+    await km._step(ZONE, live("n1"))
+    assert await zone_kek(setup) == FP
+
+
+async def test_a_holder_with_another_kek_records_nothing(
+        setup: Setup, caplog: pytest.LogCaptureFixture) -> None:
+    await _zone_signed_before_fingerprints(setup, "n1")
+    km = KeyMasterController(
+        node_id="n1", writable=True, etcd=setup.etcd, layout=setup.layout,
+        repository=setup.repo, directory=NodeDirectory(setup.etcd, setup.layout),
+        session=setup.session, kek=bytes(32), key_store=None)
+    km.on_state(ZONE, await setup.state())
+    with caplog.at_level(logging.INFO, logger="node.events"):
+        await km._step(ZONE, live("n1"))
+    assert await zone_kek(setup) == ""
+    assert any("KEYMASTER_KEY_MISSING" in r.getMessage() for r in caplog.records)
