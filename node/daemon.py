@@ -169,6 +169,7 @@ class Daemon:
             loop.add_signal_handler(sig, self.request_stop)
         await self.etcd.connect()
         self.session.on_new_lease(self.membership.on_new_lease)
+        self.session.on_lease_lost(lambda _: self.membership.on_lease_lost(self.session.last_loss))
         self.metrics.register(ReplicaCollector(self.replica.snapshots,
                                                lambda: self.replica.revision))
         self.metrics.register(SigningCollector(self.signing.statuses))

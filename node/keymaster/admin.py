@@ -148,8 +148,10 @@ class DnssecAdmin:
         target = await self._node(keymaster, nodes)
         if target.role != "writable":
             raise Refused(f"--keymaster {keymaster}: a {target.role} node cannot be Key Master")
-        if not target.alive:
-            raise Refused(f"--keymaster {keymaster}: the node is offline")
+        if not target.alive:  # name the cause when the node recorded one
+            cause = (f" (its last record: {target.lease_lost})" if target.lease_lost else
+                     " (its lease is gone: stopped, crashed, paused or cut off from etcd)")
+            raise Refused(f"--keymaster {keymaster}: the node is offline{cause}")
         if not target.kek:
             raise Refused(f"--keymaster {keymaster}: the node holds no KEK (signing.kek_file)")
         if current is not None and current.kek and target.kek != current.kek:

@@ -110,7 +110,8 @@ class KeyMasterAdmin:
         if target.role != "writable":
             reasons.append(f"{to}: a {target.role} node cannot be Key Master")
         if not target.alive:
-            reasons.append(f"{to}: the node is offline")
+            reasons.append(f"{to}: the node is offline" + (
+                f" (its last record: {target.lease_lost})" if target.lease_lost else ""))
         if not target.kek:
             reasons.append(f"{to}: the node holds no KEK (signing.kek_file), so it cannot "
                            "reach the private keys")
