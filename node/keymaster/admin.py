@@ -248,7 +248,8 @@ class DnssecAdmin:
         for n in nodes:
             rec = signed.get(n.id, {})
             rows.append(NodeSigning(
-                node=n.id, alive=n.alive, writable=n.role == "writable", has_kek=bool(n.kek),
+                node=n.id, alive=n.alive, writable=n.role == "writable",
+                has_kek=bool(n.kek) and (config is None or not config.kek or n.kek == config.kek),
                 serial=rec.get("serial"), keyset=str(rec.get("keyset", "")),  # type: ignore[arg-type]
                 current=bool(rec) and rec.get("keyset") == keyset,
                 signed_at=str(rec.get("signed_at", "")),
