@@ -108,6 +108,13 @@ class LogSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TestingSettings:
+    """Fault injection for the test suite only; never set in production."""
+
+    shutdown_pause: float = 0.0  # seconds to wait after the lease revoke on SIGTERM
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     node_id: str
     role: str = "writable"
@@ -117,6 +124,7 @@ class Config:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     signing: SigningSettings = field(default_factory=SigningSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    testing: TestingSettings = field(default_factory=TestingSettings)
 
 
 _SECTIONS: dict[str, type] = {
@@ -126,6 +134,7 @@ _SECTIONS: dict[str, type] = {
     "metrics": MetricsSettings,
     "signing": SigningSettings,
     "log": LogSettings,
+    "testing": TestingSettings,
 }
 _TOP = {"node_id": str, "role": str}
 

@@ -3,7 +3,8 @@
 Start-up: connect to etcd, start the session lease, load every zone (DNS
 sockets open only after the initial load), then open DNS, the admin API and
 metrics. One TaskGroup runs the long-lived loops. On SIGTERM/SIGINT:
-stop admin RPCs -> (Key Master hand-off, later) -> revoke the lease ->
+stop admin RPCs -> Key Master hand-off -> stop membership and the session
+loop, which revokes the lease (nothing re-registers the node afterwards) ->
 stop DNS listeners last (STYLE R11).
 """
 
@@ -32,7 +33,7 @@ from node.keymaster.admin import DnssecAdmin
 from node.keymaster.controller import KeyMasterController
 from node.keymaster.handover import KeyMasterAdmin
 from node.keymaster.keystore import KeyStore
-from node.metrics import NodeMetrics, ReplicaCollector, SigningCollector
+from node.metrics import KeyMasterCollector, NodeMetrics, ReplicaCollector, SigningCollector
 from node.nodes.membership import Membership, NodeDirectory, NodeInfo
 from node.server.listener import DnsServer
 from node.server.notify import Notifier
@@ -122,6 +123,7 @@ class Daemon:
         self.dns: DnsServer | None = None
         self.api: ApiServer | None = None
         self._stop = asyncio.Event()
+        self._lease_tasks: list[asyncio.Task[None]] = []  # membership, then the session
 
     def _signing_pool(self, workers: int) -> ProcessPoolExecutor:
         """Worker processes for large signing jobs, so the loop keeps answering and keeping
@@ -167,14 +169,17 @@ class Daemon:
             loop.add_signal_handler(sig, self.request_stop)
         await self.etcd.connect()
         self.session.on_new_lease(self.membership.on_new_lease)
+        self.session.on_lease_lost(lambda _: self.membership.on_lease_lost(self.session.last_loss))
         self.metrics.register(ReplicaCollector(self.replica.snapshots,
                                                lambda: self.replica.revision))
         self.metrics.register(SigningCollector(self.signing.statuses))
+        self.metrics.register(KeyMasterCollector(self.keymaster.missing_keys))
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self.session.run(), name="session")
+            self._lease_tasks.append(tasks.create_task(self.session.run(), name="session"))
             await self.replica.load()
             tasks.create_task(self.replica.run(), name="replica")
-            tasks.create_task(self.membership.run(), name="membership")
+            self._lease_tasks.insert(0, tasks.create_task(self.membership.run(),
+                                                          name="membership"))
             tasks.create_task(self.signing.run(), name="signing")
             tasks.create_task(self.keymaster.run(), name="keymaster")
             listen = [split_host_port(a, "dns.listen") for a in cfg.dns.listen]
@@ -216,9 +221,16 @@ class Daemon:
             await self.keymaster.hand_off_all(timeout=self.config.etcd.timeout * 2)
         except Exception:
             log.exception("Key Master hand-off on shutdown failed")
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(self.config.etcd.timeout):
-                await self.session.revoke()
+        # stop membership, then the session loop, whose exit revokes the lease: nothing may
+        # grant a new lease and re-register this node as alive after that (it would delay
+        # failover by a whole TTL)
+        for task in self._lease_tasks:
+            task.cancel()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self.config.etcd.timeout):
+                    await asyncio.gather(task, return_exceptions=True)
+        if self.config.testing.shutdown_pause:  # test-only: widen the window after the revoke
+            await asyncio.sleep(self.config.testing.shutdown_pause)
         if self.dns is not None:
             await self.dns.stop()
         if self._pool is not None:

@@ -68,6 +68,22 @@ class SigningCollector(Collector):
         yield held
 
 
+class KeyMasterCollector(Collector):
+    """Per zone this node is Key Master of: private keys it needs and cannot reach."""
+
+    def __init__(self, missing: Callable[[], dict[str, int]]) -> None:
+        self._missing = missing
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "dnscluster_keymaster_missing_private_keys",
+            "Private keys of a zone this Key Master needs and cannot reach (unreplicated, "
+            "not in its key store)", labels=["zone"])
+        for zone, count in sorted(self._missing().items()):
+            gauge.add_metric([zone], float(count))
+        yield gauge
+
+
 class NodeMetrics:
     """The registry of one node process."""
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from node.errors import EtcdUnavailable
+from node.errors import EtcdUnavailable, NodeError
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 
@@ -36,6 +36,7 @@ class NodeInfo:
     ready: bool = True
     kek: str = ""  # fingerprint of the KEK this node holds ("" = none: it never signs)
     problems: tuple[tuple[str, str], ...] = ()  # (zone, reason) it cannot serve
+    lease_lost: str = ""  # its last lease loss and why (durable; "" = none since start)
 
     def record_json(self) -> bytes:
         return json.dumps(
@@ -48,6 +49,7 @@ class NodeInfo:
                 "version": self.version,
                 "started_at": self.started_at,
                 "kek": self.kek,
+                "lease_lost": self.lease_lost,
             }
         ).encode()
 
@@ -102,6 +104,7 @@ class NodeDirectory:
                     ready=bool((st or {}).get("ready", False)),
                     kek=rec.get("kek", ""),
                     problems=tuple(sorted((st or {}).get("problems", {}).items())),
+                    lease_lost=rec.get("lease_lost", ""),
                 )
             )
         return sorted(out, key=lambda n: n.id)
@@ -122,6 +125,17 @@ class Membership:
 
     async def register(self) -> None:
         await self._etcd.put(self._keys.node_key(self._me.id), self._me.record_json())
+
+    async def on_lease_lost(self, reason: str) -> None:
+        """The lease is gone (`reason` says when and why): record it in the durable node
+        record at once, so `clusterctl nodes` and refusals name it even while this node
+        is offline."""
+        self._me = replace(self._me, lease_lost=reason)
+        self._lease = 0
+        try:
+            await self.register()
+        except NodeError as exc:  # written again with the next lease
+            log.warning("could not record the lease loss: %s", exc)
 
     async def on_new_lease(self, lease_id: int) -> None:
         """Session callback: (re)write the status key under the new lease."""

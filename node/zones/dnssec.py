@@ -45,6 +45,7 @@ class DnssecConfig:
     missing_keys: tuple[str, ...] = ()  # key ids the Key Master cannot reach (after a seize)
     key_store_node: str = ""  # node whose local key store holds the unreplicated private keys
     new_keys: bool = False  # `zone sign --new-keys` pending
+    kek: str = ""  # fingerprint of the KEK the replicated private keys are wrapped under
 
     def to_json(self) -> bytes:
         data = asdict(self)
@@ -93,6 +94,7 @@ class DnssecState:
     intent: bytes = b""  # a pending transfer intent (node.keymaster.record.Intent)
     config_revision: int = 0  # mod revision of zones/<z>/dnssec (guards Key Master writes)
     dnskeyset_revision: int = 0  # mod revision of zones/<z>/dnskeyset (0: absent)
+    intent_revision: int = 0  # mod revision of the intent (guards its delete; 0: absent)
 
     @property
     def keyset_id(self) -> str:

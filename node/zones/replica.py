@@ -56,6 +56,7 @@ class _ZoneState:
     keymaster: tuple[bytes, int] = (b"", 0)
     dnskeyset: bytes = b""
     intent: bytes = b""
+    intent_revision: int = 0
     dnssec_state: DnssecState | None = None
 
     def apply_meta(self, kind: str, key_id: str, kv: KeyValue | None) -> None:
@@ -77,6 +78,7 @@ class _ZoneState:
             self.dnskeyset_revision = kv.mod_revision if kv else 0
         elif kind == "keymaster-intent":
             self.intent = kv.value if kv else b""
+            self.intent_revision = kv.mod_revision if kv else 0
 
     def build_dnssec(self) -> DnssecState | None:
         if self.dnssec is None:
@@ -92,6 +94,7 @@ class _ZoneState:
                 intent=self.intent,
                 config_revision=self.dnssec_revision,
                 dnskeyset_revision=self.dnskeyset_revision,
+                intent_revision=self.intent_revision,
             )
         if state != self.dnssec_state:
             self.dnssec_state = state
