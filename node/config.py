@@ -40,6 +40,8 @@ stagger_max = 1800.0           #   uniformly between these (seconds)
 workers = 0                    # signing processes (0: one per core)
 [log]
 level = "INFO"
+[testing]                      # fault injection for tests only; never set in production
+reload_pause = 0.0             # seconds a generation reload waits before its read
 ```
 """
 
@@ -108,6 +110,13 @@ class LogSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TestingSettings:
+    """Test-only fault injection (widens race windows so tests can hit them); off by default."""
+
+    reload_pause: float = 0.0  # a generation reload waits this long before its range read
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     node_id: str
     role: str = "writable"
@@ -117,6 +126,7 @@ class Config:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     signing: SigningSettings = field(default_factory=SigningSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    testing: TestingSettings = field(default_factory=TestingSettings)
 
 
 _SECTIONS: dict[str, type] = {
@@ -126,6 +136,7 @@ _SECTIONS: dict[str, type] = {
     "metrics": MetricsSettings,
     "signing": SigningSettings,
     "log": LogSettings,
+    "testing": TestingSettings,
 }
 _TOP = {"node_id": str, "role": str}
 
@@ -283,6 +294,8 @@ def check(config: Config) -> None:
                           "0 <= stagger_min <= stagger_max")
     if sg.workers < 0:
         raise ConfigError("signing.workers: must be 0 (one per core) or more")
+    if config.testing.reload_pause < 0:
+        raise ConfigError("testing.reload_pause: must be 0 or more (test-only setting)")
     if config.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"log.level: {config.log.level!r} is not DEBUG, INFO, WARNING or ERROR")
 

@@ -79,7 +79,8 @@ class Daemon:
         self.notifier = Notifier()
         self.replica = Replica(self.etcd, self.layout, on_update=self._on_update,
                                on_remove=self._on_remove,
-                               observe_apply=self.metrics.watch_lag.observe)
+                               observe_apply=self.metrics.watch_lag.observe,
+                               reload_pause=config.testing.reload_pause)
         self.repository = ZoneRepository(self.etcd, self.layout)
         self.directory = NodeDirectory(self.etcd, self.layout)
         self.me = NodeInfo(

@@ -121,6 +121,7 @@ class Replica:
         on_remove: OnRemove | None = None,
         retry_interval: float = 1.0,
         observe_apply: Callable[[float], None] | None = None,
+        reload_pause: float = 0.0,
     ) -> None:
         self._etcd = client
         self._keys = layout
@@ -128,6 +129,7 @@ class Replica:
         self._on_remove = on_remove
         self._retry = retry_interval
         self._observe_apply = observe_apply
+        self._reload_pause = reload_pause  # test-only: widens the reload window (testing.*)
         self._zones: dict[Name, _ZoneState] = {}
         self.revision = 0  # etcd revision fully applied
         self.loaded = asyncio.Event()
@@ -257,6 +259,10 @@ class Replica:
             state = self._zones.get(zone)
             if state is None or state.head is None:
                 continue
+            emit(Event.ZONE_RELOAD_STARTED, zone=zone, generation=state.head.generation,
+                 revision=revision)
+            if self._reload_pause:
+                await asyncio.sleep(self._reload_pause)
             kvs, _ = await self._etcd.range_all(
                 self._keys.data_prefix(zone, state.head.generation), revision=revision
             )
