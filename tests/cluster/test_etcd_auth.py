@@ -125,3 +125,50 @@ def test_a_role_change_neither_stops_nodes_nor_their_writes(auth_cluster: Cluste
                    message=f"{n.node_id} never refreshed its token")
         assert _alive(n)
         n.wait_ready(30)
+
+
+def test_a_permission_revoked_for_a_moment_stops_no_node(auth_cluster: Cluster) -> None:
+    """Any etcd error, not only "unavailable", is retried by every loop: with the nodes'
+    permission gone for a moment they log it, keep serving, and write again once it is back."""
+    c = auth_cluster
+    signed = "revoked-auth.test."
+    with Api(c.nodes[0].api, timeout=30) as api:
+        api.create_zone(signed, ZONE_TEXT.format(zone=signed))
+    res = c.nodes[0].ctl("zone", "sign", signed, timeout=120)
+    assert res.returncode == 0, res.stderr
+    for n in c.nodes:
+        wait_until(lambda n=n: any(a.startswith("RRSIG ") for a in _answers(
+            n, signed, "SOA", dnssec=True)), 60, interval=0.2,
+            message=f"{n.node_id} serves {signed} signed")
+    since = {n.node_id: n.log_path.stat().st_size for n in c.nodes}
+
+    def refused(n: NodeProcess) -> bool:
+        _alive(n)
+        with open(n.log_path, "rb") as f:
+            f.seek(since[n.node_id])
+            return b"permission denied" in f.read()
+
+    c.etcd.ctl("role", "revoke-permission", "dns", "--prefix=true", c.prefix, user="root:rootpw")
+    try:
+        for n in c.nodes:  # the Key Master loop lists the nodes every 0.5 s
+            wait_until(lambda n=n: refused(n), 30, interval=0.2,
+                       message=f"{n.node_id} never met the revoked permission")
+        for n in c.nodes:
+            assert "A 192.0.2.80" in _answers(n, f"www.{signed}")
+    finally:
+        c.etcd.ctl("role", "grant-permission", "dns", "--prefix=true", "readwrite", c.prefix,
+                   user="root:rootpw")
+    for i, n in enumerate(c.nodes):
+        last: dict[str, str] = {}
+        try:
+            wait_until(lambda n=n, i=i, last=last: _write(n, signed, f"back{i}",
+                                                          f"192.0.2.{200 + i}", last),
+                       30, interval=0.5)
+        except AssertionError:
+            _alive(n)
+            raise AssertionError(f"{n.node_id} refuses writes once the permission is back: "
+                                 f"{last.get('error')}") from None
+    for m in c.nodes:
+        wait_until(lambda m=m: "A 192.0.2.201" in _answers(m, f"back1.{signed}"), 30,
+                   message=f"{m.node_id} does not serve the write made after the outage")
+        assert _alive(m)
