@@ -231,7 +231,8 @@ class Daemon:
 _RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
-async def _supervised(name: str, run: Callable[[], Awaitable[None]]) -> None:
+async def _supervised(name: str, run: Callable[[], Awaitable[None]],
+                      backoff: tuple[float, ...] = _RESTART_BACKOFF) -> None:
     """Run a long-lived loop; if it fails, log it with an event and start it again after a
     back-off, so no loop stops the daemon (the broad catch sits at the task boundary, R9).
     A loop that ran for a minute before failing starts again from the shortest back-off."""
@@ -246,7 +247,7 @@ async def _supervised(name: str, run: Callable[[], Awaitable[None]]) -> None:
                  error=f"{type(exc).__name__}: {exc}")
             log.exception("task %s failed", name)
         failures = 1 if SYSTEM_CLOCK.monotonic() - started > 60 else failures + 1
-        delay = _RESTART_BACKOFF[min(failures, len(_RESTART_BACKOFF)) - 1]
+        delay = backoff[min(failures, len(backoff)) - 1]
         await asyncio.sleep(delay)
         emit(Event.TASK_RESTARTED, level=logging.WARNING, task=name, failures=failures,
              after=delay)
