@@ -4,8 +4,10 @@ Loads everything with paged range reads at one revision, then watches from
 the next revision. Each etcd revision that touches a zone (every change is
 one transaction, see `repository`) becomes one new immutable `ZoneSnapshot`
 of that zone, handed in revision order to `on_update`; readers of older
-snapshots never wait. A generation switch (import) reloads the zone's new
-generation at the flip revision. After a compaction the node resynchronises
+snapshots never wait. A generation switch (import, create) reloads the zone's new
+generation at the flip revision; the zone keeps its old head and data until that
+read succeeds, so a failed read is retried when the revision is replayed. Any etcd
+error is retried; it never ends the loop. After a compaction the node resynchronises
 fully; after a disconnect the watch resumes from its last revision (the
 store's `Watch` does that), so nothing is lost.
 """
