@@ -40,6 +40,8 @@ stagger_max = 1800.0           #   uniformly between these (seconds)
 workers = 0                    # signing processes (0: one per core)
 [log]
 level = "INFO"
+[testing]                      # fault injection for tests only; never set in production
+reload_pause = 0.0             # seconds a generation reload waits before its read
 ```
 """
 
@@ -109,9 +111,11 @@ class LogSettings:
 
 @dataclass(frozen=True, slots=True)
 class TestingSettings:
-    """Fault injection for the test suite only; never set in production."""
+    """Fault injection for the test suite only; never set in production (widens race
+    windows so tests can hit them); every default means no fault."""
 
     shutdown_pause: float = 0.0  # seconds to wait after the lease revoke on SIGTERM
+    reload_pause: float = 0.0  # a generation reload waits this long before its range read
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +296,8 @@ def check(config: Config) -> None:
                           "0 <= stagger_min <= stagger_max")
     if sg.workers < 0:
         raise ConfigError("signing.workers: must be 0 (one per core) or more")
+    if config.testing.reload_pause < 0:
+        raise ConfigError("testing.reload_pause: must be 0 or more (test-only setting)")
     if config.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"log.level: {config.log.level!r} is not DEBUG, INFO, WARNING or ERROR")
 

@@ -2,7 +2,8 @@
 
 Start-up: connect to etcd, start the session lease, load every zone (DNS
 sockets open only after the initial load), then open DNS, the admin API and
-metrics. One TaskGroup runs the long-lived loops. On SIGTERM/SIGINT:
+metrics. One TaskGroup runs the long-lived loops, each restarted after a back-off if it
+fails (events 1900, 1112), so no loop stops the node. On SIGTERM/SIGINT:
 stop admin RPCs -> Key Master hand-off -> stop membership and the session
 loop, which revokes the lease (nothing re-registers the node afterwards) ->
 stop DNS listeners last (STYLE R11).
@@ -18,6 +19,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
@@ -80,7 +82,8 @@ class Daemon:
         self.notifier = Notifier()
         self.replica = Replica(self.etcd, self.layout, on_update=self._on_update,
                                on_remove=self._on_remove,
-                               observe_apply=self.metrics.watch_lag.observe)
+                               observe_apply=self.metrics.watch_lag.observe,
+                               reload_pause=config.testing.reload_pause)
         self.repository = ZoneRepository(self.etcd, self.layout)
         self.directory = NodeDirectory(self.etcd, self.layout)
         self.me = NodeInfo(
@@ -175,13 +178,14 @@ class Daemon:
         self.metrics.register(SigningCollector(self.signing.statuses))
         self.metrics.register(KeyMasterCollector(self.keymaster.missing_keys))
         async with asyncio.TaskGroup() as tasks:
-            self._lease_tasks.append(tasks.create_task(self.session.run(), name="session"))
+            self._lease_tasks.append(tasks.create_task(
+                _supervised("session", self.session.run), name="session"))
             await self.replica.load()
-            tasks.create_task(self.replica.run(), name="replica")
-            self._lease_tasks.insert(0, tasks.create_task(self.membership.run(),
-                                                          name="membership"))
-            tasks.create_task(self.signing.run(), name="signing")
-            tasks.create_task(self.keymaster.run(), name="keymaster")
+            tasks.create_task(_supervised("replica", self.replica.run), name="replica")
+            self._lease_tasks.insert(0, tasks.create_task(
+                _supervised("membership", self.membership.run), name="membership"))
+            tasks.create_task(_supervised("signing", self.signing.run), name="signing")
+            tasks.create_task(_supervised("keymaster", self.keymaster.run), name="keymaster")
             listen = [split_host_port(a, "dns.listen") for a in cfg.dns.listen]
             self.dns = DnsServer(
                 self.table,
@@ -235,6 +239,31 @@ class Daemon:
             await self.dns.stop()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+_RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+async def _supervised(name: str, run: Callable[[], Awaitable[None]],
+                      backoff: tuple[float, ...] = _RESTART_BACKOFF) -> None:
+    """Run a long-lived loop; if it fails, log it with an event and start it again after a
+    back-off, so no loop stops the daemon (the broad catch sits at the task boundary, R9).
+    A loop that ran for a minute before failing starts again from the shortest back-off."""
+    failures = 0
+    while True:
+        started = SYSTEM_CLOCK.monotonic()
+        try:
+            await run()
+            return
+        except Exception as exc:
+            emit(Event.TASK_CRASHED, level=logging.ERROR, task=name,
+                 error=f"{type(exc).__name__}: {exc}")
+            log.exception("task %s failed", name)
+        failures = 1 if SYSTEM_CLOCK.monotonic() - started > 60 else failures + 1
+        delay = backoff[min(failures, len(backoff)) - 1]
+        await asyncio.sleep(delay)
+        emit(Event.TASK_RESTARTED, level=logging.WARNING, task=name, failures=failures,
+             after=delay)
 
 
 class _Stopped(Exception):

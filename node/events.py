@@ -27,10 +27,16 @@ class Event(IntEnum):
     LEASE_GRANTED = 1104
     WATCH_RESUMED = 1105
     WATCH_COMPACTED_RESYNC = 1106
+    ETCD_ERROR = 1110  # an etcd call of a long-running loop failed (not "unavailable"); retried
+    ETCD_TOKEN_REFRESHED = 1111  # etcd said the auth token is stale; re-authenticated, retried
+    TASK_RESTARTED = 1112  # a crashed long-running task is started again after a back-off
     ZONE_LOADED = 1201
     ZONE_UPDATED = 1202
     ZONE_REMOVED = 1203
     ZONE_LOAD_FAILED = 1204
+    ZONE_RELOAD_STARTED = 1205  # a new generation (import, create) is read at its flip revision
+    ZONE_RELOAD_FAILED = 1206  # that read failed; the zone keeps its old data until it is retried
+    ZONE_UPDATE_FAILED = 1207  # handing a zone's new snapshot on failed; other zones go on
     DNS_LISTENING = 1301
     DNS_HANDLER_ERROR = 1302
     XFR_REFUSED = 1303

@@ -110,7 +110,10 @@ class KeyMasterController:
             if self._zones and not self._stopping:
                 try:
                     nodes = await self._dir.list_nodes()
-                except EtcdUnavailable:
+                except NodeError as exc:  # who is alive is unknown this tick (the safe side)
+                    if not isinstance(exc, EtcdUnavailable):
+                        emit(Event.ETCD_ERROR, level=logging.WARNING, during="keymaster",
+                             code=exc.code, error=str(exc))
                     nodes = None
                 for zone in list(self._zones):
                     try:

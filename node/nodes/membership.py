@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, field, replace
 
 from node.errors import EtcdUnavailable, NodeError
+from node.events import Event, emit
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 
@@ -143,7 +144,10 @@ class Membership:
         try:
             await self.register()
             await self._write()
-        except EtcdUnavailable:
+        except NodeError as exc:  # the run loop writes the status again
+            if not isinstance(exc, EtcdUnavailable):
+                emit(Event.ETCD_ERROR, level=logging.WARNING, during="membership",
+                     code=exc.code, error=str(exc))
             self._dirty.set()
 
     def set_served(self, zone: str, serial: int | None) -> None:
@@ -184,7 +188,14 @@ class Membership:
             except EtcdUnavailable:
                 self._dirty.set()
                 await asyncio.sleep(1.0)
-            except Exception:
+            except NodeError as exc:
+                emit(Event.ETCD_ERROR, level=logging.WARNING, during="membership",
+                     code=exc.code, error=str(exc))
+                self._dirty.set()
+                await asyncio.sleep(1.0)
+            except Exception as exc:  # the task boundary: keep writing the status
+                emit(Event.TASK_CRASHED, level=logging.ERROR, task="membership",
+                     error=f"{type(exc).__name__}: {exc}")
                 log.exception("status write failed")
                 self._dirty.set()
                 await asyncio.sleep(1.0)

