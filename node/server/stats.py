@@ -1,7 +1,9 @@
 """DNS server counters, kept as plain ints on the hot path, exported through a Collector.
 
 Owns `DnsStats`: queries by (rcode, qtype) in a dict keyed by
-`rcode << 16 | qtype` (the `stat_key` of a rendered entry), dropped and
+`rcode << 16 | qtype` (the `stat_key` of a rendered entry; QTYPEs dnspython
+does not know share one key, `OTHER_QTYPE`, labelled "other", since clients
+choose QTYPEs and one counter each would grow without bound), dropped and
 truncated counts, and an answer-latency histogram with power-of-two
 nanosecond buckets (`observe` costs one `int.bit_length`). No prometheus call
 happens per query: `collector()` converts the ints at scrape time into
@@ -21,6 +23,13 @@ from prometheus_client.registry import Collector
 
 # bucket i counts latencies with bit_length() == i, i.e. < 2**i ns; 2**24 ns ≈ 16.8 ms
 BUCKETS = 26
+KNOWN_QTYPES = frozenset(int(t) for t in dns.rdatatype.RdataType) - {0}
+OTHER_QTYPE = 0  # the counter key of every QTYPE outside KNOWN_QTYPES (type 0 is reserved)
+
+
+def stat_qtype(qtype: int) -> int:
+    """The QTYPE a query is counted under."""
+    return qtype if qtype in KNOWN_QTYPES else OTHER_QTYPE
 
 
 class DnsStats:
@@ -41,7 +50,7 @@ class DnsStats:
         self.latency_sum_ns += ns
 
     def count(self, rcode: int, qtype: int) -> None:
-        key = rcode << 16 | qtype
+        key = rcode << 16 | (qtype if qtype in KNOWN_QTYPES else OTHER_QTYPE)
         self.counts[key] = self.counts.get(key, 0) + 1
 
     def queries(self, rcode: int | None = None, qtype: int | None = None) -> int:
@@ -63,6 +72,10 @@ def _text(value: int, to_text: object) -> str:
         return str(value)
 
 
+def _qtype_text(qtype: int) -> str:
+    return "other" if qtype == OTHER_QTYPE else _text(qtype, dns.rdatatype.to_text)
+
+
 class _StatsCollector(Collector):
     def __init__(self, stats: DnsStats) -> None:
         self._stats = stats
@@ -74,7 +87,7 @@ class _StatsCollector(Collector):
         )
         for key, n in sorted(dict(s.counts).items()):
             queries.add_metric(
-                [_text(key >> 16, dns.rcode.to_text), _text(key & 0xFFFF, dns.rdatatype.to_text)],
+                [_text(key >> 16, dns.rcode.to_text), _qtype_text(key & 0xFFFF)],
                 n,
             )
         yield queries
