@@ -7,9 +7,10 @@ choose QTYPEs and one counter each would grow without bound), dropped and
 truncated counts, and an answer-latency histogram with power-of-two
 nanosecond buckets (`observe` costs one `int.bit_length`). No prometheus call
 happens per query: `collector()` converts the ints at scrape time into
-`dns_queries_total{rcode,qtype}`, `dns_dropped_total`, `dns_truncated_total`
-and the `dns_answer_seconds` histogram (over UDP the listener times one
-datagram in 16; every TCP message is timed).
+`dns_queries_total{rcode,qtype}`, `dns_dropped_total`, `dns_truncated_total`,
+`dnscluster_dns_tcp_connections`, `dnscluster_dns_tcp_refused_total` (TCP
+connections refused at the cap) and the `dns_answer_seconds` histogram (over
+UDP the listener times one datagram in 16; every TCP message is timed).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 
 import dns.rcode
 import dns.rdatatype
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 # bucket i counts latencies with bit_length() == i, i.e. < 2**i ns; 2**24 ns ≈ 16.8 ms
@@ -35,7 +36,8 @@ def stat_qtype(qtype: int) -> int:
 class DnsStats:
     """Plain-int counters; `counts` and `latency` are mutated in place by the server."""
 
-    __slots__ = ("counts", "dropped", "latency", "latency_sum_ns", "truncated")
+    __slots__ = ("counts", "dropped", "latency", "latency_sum_ns", "tcp_open", "tcp_refused",
+                 "truncated")
 
     def __init__(self) -> None:
         self.counts: dict[int, int] = {}
@@ -43,6 +45,8 @@ class DnsStats:
         self.latency_sum_ns = 0
         self.dropped = 0
         self.truncated = 0
+        self.tcp_open = 0  # TCP connections being served
+        self.tcp_refused = 0  # TCP connections closed at once: the cap was reached
 
     def observe(self, ns: int) -> None:
         b = ns.bit_length()
@@ -80,7 +84,7 @@ class _StatsCollector(Collector):
     def __init__(self, stats: DnsStats) -> None:
         self._stats = stats
 
-    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
         s = self._stats
         queries = CounterMetricFamily(
             "dns_queries", "DNS queries answered, by rcode and qtype", labels=["rcode", "qtype"]
@@ -93,6 +97,12 @@ class _StatsCollector(Collector):
         yield queries
         yield CounterMetricFamily("dns_dropped", "DNS messages dropped unanswered", value=s.dropped)
         yield CounterMetricFamily("dns_truncated", "UDP answers sent with TC=1", value=s.truncated)
+        yield GaugeMetricFamily("dnscluster_dns_tcp_connections",
+                                "DNS TCP connections open", value=s.tcp_open)
+        yield CounterMetricFamily(
+            "dnscluster_dns_tcp_refused",
+            "DNS TCP connections closed at once because dns.max_tcp_connections were open",
+            value=s.tcp_refused)
         buckets: list[tuple[str, float]] = []
         total = 0
         for i in range(BUCKETS - 1):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -46,6 +47,8 @@ class NodeProcess:
     role: str = "writable"
     lease_ttl: int = 4
     extra_toml: str = ""
+    dns_toml: str = ""  # extra lines of the [dns] section
+    nofile: int = 0  # if set, the node starts with this soft RLIMIT_NOFILE
     dns_port: int = 0  # 0: a free port, chosen here (and changed if a first start clashes)
     api_port: int = 0
     metrics_port: int = 0
@@ -84,7 +87,8 @@ class NodeProcess:
             f"[etcd]\nendpoints = {json.dumps(self.etcd_endpoints)}\n"
             f'prefix = "{self.prefix}"\ntimeout = 1.0\nlease_ttl = {self.lease_ttl}\n'
             f"keepalive_interval = 1.0\n"
-            f'[dns]\nlisten = ["{self.host}:{self.dns_port}"]\ntcp_idle_timeout = 5.0\n'
+            f'[dns]\nlisten = ["{self.host}:{self.dns_port}"]\n'
+            f"{self.dns_toml or 'tcp_idle_timeout = 5.0'}\n"
             f'[api]\nlisten = "{self.api}"\n'
             f'[metrics]\nlisten = "{self.host}:{self.metrics_port}"\n'
             f'[log]\nlevel = "INFO"\n{self.extra_toml.replace("{node_id}", self.node_id)}'
@@ -97,11 +101,17 @@ class NodeProcess:
         proclog.started(self.node_id, self.log_path)
         self.proc = subprocess.Popen([str(BIN / "dns-node"), "--config", str(self.config_path)],
                                      stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, preexec_fn=self._limits)
         log.close()
         if wait:
             self.wait_ready(timeout)
         return self
+
+    def _limits(self) -> None:
+        """In the child before exec: the open-files limit a test asked for."""
+        if self.nofile:
+            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, hard))
 
     def log_tail(self, lines: int = 40) -> str:
         try:
