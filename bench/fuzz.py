@@ -12,9 +12,10 @@ frames, cut frames, lying length prefixes). Each node first gets a warm-up of
 is spread over the nodes in chunks of 100k; the RSS is read again at the end.
 
 Prints: messages sent (UDP, TCP), answers, messages with QR=1 and answers to
-them (must be 0), nodes alive, RSS per node before and after and its growth
-(must be < 10%), the seed, the command, the machine. Exit status 1 if a node
-stopped, answered a QR=1 message or grew by 10% or more.
+them (must be 0), nodes alive, handler errors in the node logs (must be 0),
+RSS per node before and after and its growth (must be < 10%), the seed, the
+command, the machine. Exit status 1 if a node stopped, answered a QR=1
+message, logged a handler error or grew by 10% or more.
 """
 
 from __future__ import annotations
@@ -73,6 +74,12 @@ def vm_rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise BenchError(f"no VmRSS for pid {pid}")
+
+
+def _handler_errors(log: Path) -> int:
+    """DNS_HANDLER_ERROR events and tracebacks in a node's log (both must be absent)."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return text.count('"event": 1302') + text.count("Traceback")
 
 
 def fuzz(run: FuzzRun, total: int) -> None:
@@ -135,6 +142,7 @@ def main() -> int:
             print(f"  {sent:,} sent, {time.monotonic() - started:.0f} s", file=sys.stderr)
         after = [vm_rss_kib(proc.pid) for proc, _ in nodes]
         living = sum(alive(proc.pid) for proc, _ in nodes)
+        errors = sum(_handler_errors(proc.log) for proc, _ in nodes)
     except NodeStopped as exc:
         print(f"bench.fuzz: a node stopped answering: {exc} (seed {seed}; logs in {ps.workdir})",
               file=sys.stderr)
@@ -161,6 +169,7 @@ def main() -> int:
         "not_responses": sum(r.stats.not_responses for r in runs),
         "nodes": len(nodes),
         "nodes_alive": living,
+        "handler_errors": errors,
         "rss_before_kib": before,
         "rss_after_kib": after,
         "rss_growth_pct": [round(100 * (a - b) / b, 2) for a, b in zip(after, before, strict=True)],
@@ -169,7 +178,7 @@ def main() -> int:
         print(f"{key:15} {value}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
-    bad = (living < len(nodes) or figures["qr1_answered"] or figures["not_responses"]
+    bad = (living < len(nodes) or figures["qr1_answered"] or figures["not_responses"] or errors
            or any(g >= 10 for g in figures["rss_growth_pct"]))  # type: ignore[union-attr]
     return 1 if bad else 0
 

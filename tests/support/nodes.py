@@ -101,7 +101,8 @@ class NodeProcess:
         proclog.started(self.node_id, self.log_path)
         self.proc = subprocess.Popen([str(BIN / "dns-node"), "--config", str(self.config_path)],
                                      stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, preexec_fn=self._limits)
+                                     stdin=subprocess.DEVNULL,
+                                     preexec_fn=self._limits if self.nofile else None)
         log.close()
         if wait:
             self.wait_ready(timeout)
