@@ -116,6 +116,7 @@ class TestingSettings:
 
     shutdown_pause: float = 0.0  # seconds to wait after the lease revoke on SIGTERM
     reload_pause: float = 0.0  # a generation reload waits this long before its range read
+    clock_offset: float = 0.0  # the node's wall clock runs this many seconds off (+ ahead)
 
 
 @dataclass(frozen=True, slots=True)

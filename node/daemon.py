@@ -27,7 +27,7 @@ import dns.name
 
 from node import __version__
 from node.api.server import ApiServer, ApiTls
-from node.clock import SYSTEM_CLOCK
+from node.clock import SYSTEM_CLOCK, Clock, OffsetClock
 from node.config import Config, etcd_password, split_host_port
 from node.dnssec import kek as kekmod
 from node.events import Event, emit, set_context
@@ -75,8 +75,12 @@ class Daemon:
             timeout=e.timeout,
         )
         self.layout = KeyLayout(e.prefix)
+        # the node's clock; tests shift it (testing.clock_offset) to show that signing
+        # depends on the zone version, never on a node's clock
+        self.clock: Clock = OffsetClock(config.testing.clock_offset) \
+            if config.testing.clock_offset else SYSTEM_CLOCK
         self.session = Session(self.etcd, e.lease_ttl, keepalive_interval=e.keepalive_interval,
-                               clock=SYSTEM_CLOCK)
+                               clock=self.clock)
         self.metrics = NodeMetrics()
         self.table = ZoneTable()
         self.notifier = Notifier()
@@ -84,7 +88,7 @@ class Daemon:
                                on_remove=self._on_remove,
                                observe_apply=self.metrics.watch_lag.observe,
                                reload_pause=config.testing.reload_pause)
-        self.repository = ZoneRepository(self.etcd, self.layout)
+        self.repository = ZoneRepository(self.etcd, self.layout, self.clock)
         self.directory = NodeDirectory(self.etcd, self.layout)
         self.me = NodeInfo(
             id=config.node_id,
@@ -94,7 +98,7 @@ class Daemon:
             metrics_address=config.metrics.listen,
             alive=True,
             version=__version__,
-            started_at=SYSTEM_CLOCK.now().replace(microsecond=0).isoformat(),
+            started_at=self.clock.now().replace(microsecond=0).isoformat(),
         )
         sg = config.signing
         self.kek = kekmod.load_kek(sg.kek_file) if sg.kek_file else None
@@ -111,12 +115,13 @@ class Daemon:
                 hold=self.table.hold, on_readiness=lambda: self._set_ready(True),
                 on_problem=self.membership.set_problem,
             ) if config.role == "readonly" else None,
+            clock=self.clock,
         )
         self.signing.on_readiness = self._set_ready
         self.keymaster = KeyMasterController(
             node_id=config.node_id, writable=config.role == "writable", etcd=self.etcd,
             layout=self.layout, repository=self.repository, directory=self.directory,
-            session=self.session, kek=self.kek, key_store=key_store,
+            session=self.session, kek=self.kek, key_store=key_store, clock=self.clock,
         )
         self.dnssec_admin = DnssecAdmin(self.etcd, self.layout, self.repository, self.directory,
                                         node_id=config.node_id, stagger_max=sg.stagger_max)

@@ -415,9 +415,9 @@ class SigningManager:
 
 def refresh_spacing(params: SigningParams) -> int:
     """The least time between two refresh bumps of a zone: an hour by default, so that
-    epoch boundaries pass a few RRsets at a time, never more than an eighth of the
-    refresh margin (tests run with seconds)."""
-    return max(1, min(3600, params.refresh // 8))
+    epoch boundaries pass a few RRsets at a time; at most an eighth of the period
+    between an RRset's boundaries (tests run with seconds)."""
+    return max(1, min(3600, (params.validity - params.refresh) // 8))
 
 
 def _sign_and_digest(signer: ZoneSigner, digest: ZoneDigest, nodes: NodeMap,

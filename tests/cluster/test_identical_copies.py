@@ -139,8 +139,8 @@ def test_copies_are_identical_across_signature_refreshes(cluster: Cluster) -> No
     zone = "refresh.test."
     with Api(c.nodes[0].api) as api:
         api.create_zone(zone, ZONE_TEXT.format(zone=zone))
-    out = ctl_json(c.nodes[0], "zone", "sign", zone, "--validity", "1m", "--refresh", "20s",
-                   "--jitter", "0s", "--force")
+    out = ctl_json(c.nodes[0], "zone", "sign", zone, "--validity", "3640s", "--refresh", "3600s",
+                   "--jitter", "1s", "--force")
     assert out["state"] == "done"
     wait_published(c, zone)
     first = assert_identical(c, zone)
