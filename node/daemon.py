@@ -133,6 +133,10 @@ class Daemon:
 
     async def _serve(self, snap: ZoneSnapshot) -> None:
         """Serve a zone version; writable nodes then NOTIFY the zone's secondaries."""
+        delay = self.config.signing.test_publish_delay
+        served = self.table.get(snap.origin)
+        if delay and snap.signed and served is not None and served.snapshot.signed:
+            await asyncio.sleep(delay)  # test-only fault: this node lags behind the serial
         await self.table.publish_async(snap)
         if self.config.role == "writable":
             self.notifier.serial_served(snap.origin, snap.serial, snap.config.notify)

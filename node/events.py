@@ -37,6 +37,8 @@ class Event(IntEnum):
     XFR_RECEIVED = 1304
     XFR_FAILED = 1305
     NOTIFY_UNANSWERED = 1306
+    SECONDARY_EXPIRED = 1310  # read-only node: its transferred copy is stale, held (SERVFAIL)
+    SECONDARY_RESUMED = 1311  # read-only node: a fresh copy is served again
     API_LISTENING = 1401
     API_ERROR = 1402
     SIGNING_STARTED = 1501
