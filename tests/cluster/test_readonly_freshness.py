@@ -10,6 +10,7 @@ by node id).
 from __future__ import annotations
 
 import json
+import subprocess
 import tempfile
 import time
 import uuid
@@ -25,7 +26,7 @@ from tests.cluster.conftest import Cluster
 from tests.cluster.test_signing import kek_file
 from tests.support import dnssec as judge
 from tests.support.api import Api
-from tests.support.etcd import EtcdProcess
+from tests.support.etcd import EtcdProcess, find_binary
 from tests.support.nodes import NodeProcess
 from tests.support.wait import wait_until
 
@@ -92,11 +93,11 @@ def healthy() -> Iterator[tuple[Cluster, NodeProcess]]:
 
 
 def sign(c: Cluster, zone: str, text: str, *options: str) -> None:
-    with Api(c.nodes[1].api) as api:
+    with Api(c.nodes[-1].api) as api:
         api.create_zone(zone, text.format(zone=zone), allow_transfer=("127.0.0.0/8",))
-    res = c.nodes[1].ctl("zone", "sign", zone, *options)
+    res = c.nodes[-1].ctl("zone", "sign", zone, *options)
     assert res.returncode == 0, res.stderr
-    wait_until(lambda: '"published": true' in c.nodes[1].ctl("--json", "zone", "dnssec",
+    wait_until(lambda: '"published": true' in c.nodes[-1].ctl("--json", "zone", "dnssec",
                                                                zone).stdout, 60, interval=0.2)
 
 
@@ -181,3 +182,47 @@ def test_a_source_behind_the_current_serial_is_passed_over(
                        f"{serial} is on n2 (n1, its first source, lags at {before})")
     assert signed(ro, f"later.{zone}")
     assert n1.serial(zone) == before, "n1 caught up: the test did not show what it means to"
+
+
+def test_readonly_node_works_with_the_etcd_role_the_auth_script_makes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """deploy/compose/etcd-auth.sh (the Kubernetes auth Job's script) makes the read-only
+    user `dnscluster-ro`: it reads zones/ and writes nodes/ and alive/ only. A read-only node
+    with that user serves a signed zone by transfer and reports ready."""
+    etcd = EtcdProcess("roauth")
+    etcd.start()
+    prefix = f"/test-{uuid.uuid4().hex[:8]}/dnscluster/v1/"
+    passwords = {}
+    for name in ("root", "node", "ro"):
+        passwords[name] = uuid.uuid4().hex
+        (tmp_path / name).write_text(passwords[name])
+    env = {"PATH": f"{Path(find_binary('etcdctl')).parent}:/usr/bin:/bin",
+           "ETCDCTL_API": "3", "ETCDCTL_ENDPOINTS": etcd.endpoint,
+           "ETCD_ROOT_PASSWORD_FILE": str(tmp_path / "root"),
+           "ETCD_NODE_PASSWORD_FILE": str(tmp_path / "node"),
+           "ETCD_RO_PASSWORD_FILE": str(tmp_path / "ro"), "DNSCLUSTER_PREFIX": prefix}
+    script = Path(__file__).parents[2] / "deploy" / "compose" / "etcd-auth.sh"
+    done = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    kek = kek_file(tmp_path)
+    signing = f'[signing]\nkek_file = "{kek}"\nstagger_min = 0.2\nstagger_max = 0.5\n'
+    n1 = NodeProcess("n1", [etcd.endpoint], prefix, tmp_path, extra_toml=signing)
+    ro = NodeProcess("ro", [etcd.endpoint], prefix, tmp_path, role="readonly")
+    c = Cluster(etcd, [n1], prefix, tmp_path)
+    try:
+        monkeypatch.setenv("DNSNODE_ETCD__USERNAME", "dnscluster")
+        monkeypatch.setenv("DNSNODE_ETCD__PASSWORD", passwords["node"])
+        n1.start()
+        monkeypatch.setenv("DNSNODE_ETCD__USERNAME", "dnscluster-ro")
+        monkeypatch.setenv("DNSNODE_ETCD__PASSWORD", passwords["ro"])
+        ro.start()
+        zone = "auth.test."
+        sign(c, zone, SHORT_ZONE)
+        wait_until(lambda: signed(ro, f"www.{zone}") and ro.ready(), 30, interval=0.2)
+        nodes = json.loads(ro.ctl("--json", "nodes").stdout)
+        assert next(n for n in nodes if n["id"] == "ro")["problems"] == {}
+        assert "ERROR" not in ro.log_path.read_text(), ro.log_tail()
+    finally:
+        ro.kill()
+        c.close()
