@@ -202,31 +202,36 @@ class SecondaryLoader:
         while self._zones.get(zone) is z:
             z.wake.clear()
             try:
-                failure = await self._refresh(z)
-            except NodeError as exc:
-                failure = f"{type(exc).__name__}: {exc}"
+                delay = await self._step(z)
             except Exception as exc:  # the task boundary: this zone retries, others go on
                 log.exception("refresh of %s failed", zone)
                 emit(Event.TASK_CRASHED, level=logging.ERROR, task="secondary", zone=zone,
                      error=repr(exc))
-                failure = f"internal error: {exc!r}"
-            now = self._clock.monotonic()
-            if failure:
-                z.failure = failure
-                z.failing_since = z.failing_since if z.failing_since is not None else now
-            else:
-                z.failure, z.failing_since, z.reported = "", None, False
-            next_at = await self._judge(z)
-            if z.failing_since is not None:
-                late = now - z.failing_since > self._give_up
-                retry = min(self._retry * 10, max(self._retry, z.timers().retry))
-                next_at = min(next_at, now + (retry if late else self._retry))
-            delay = max(self._retry, next_at - self._clock.monotonic())
+                delay = self._retry * 10
             try:
                 async with asyncio.timeout(None if math.isinf(delay) else delay):
                     await z.wake.wait()
             except TimeoutError:
                 pass
+
+    async def _step(self, z: _Zone) -> float:
+        """Refresh once, serve or hold; returns the seconds until the next refresh."""
+        try:
+            failure = await self._refresh(z)
+        except NodeError as exc:
+            failure = f"{type(exc).__name__}: {exc}"
+        now = self._clock.monotonic()
+        if failure:
+            z.failure = failure
+            z.failing_since = z.failing_since if z.failing_since is not None else now
+        else:
+            z.failure, z.failing_since, z.reported = "", None, False
+        next_at = await self._judge(z)
+        if z.failing_since is not None:
+            late = now - z.failing_since > self._give_up
+            retry = min(self._retry * 10, max(self._retry, z.timers().retry))
+            next_at = min(next_at, now + (retry if late else self._retry))
+        return max(self._retry, next_at - self._clock.monotonic())
 
     async def _sources(self) -> list[NodeInfo]:
         nodes = [n for n in await self._dir.list_nodes()
@@ -258,35 +263,38 @@ class SecondaryLoader:
         behind = [p for p in probes if p.serial is not None and serial_lt(p.serial, wanted)]
         reasons = [f"{p.node.id}: {p.error}" for p in probes if p.error]
         reasons += [f"{p.node.id}: serves serial {p.serial}" for p in behind]
-        held = z.copy.serial if z.copy is not None else None
-        if held is not None and any(p.serial == held for p in current):
+        have = z.copy.serial if z.copy is not None else None
+        if have is not None and any(p.serial == have for p in current):
             z.refreshed_at = self._clock.monotonic()  # confirmed: the copy is current
             return ""
-        got, why = await self._transfer_any(z, [p.node for p in current], wanted)
+        got, why, refused = await self._transfer_any(z, [p.node for p in current], wanted)
         if got:
             return ""
         reasons += why
         # no source has the current serial: a newer signed copy than ours beats an older one
         newest = max(behind, key=lambda p: -((wanted - (p.serial or 0)) % 2**32), default=None)
         if newest is not None and newest.serial is not None and (
-                held is None or serial_gt(newest.serial, held)):
+                have is None or serial_gt(newest.serial, have)):
             await self._transfer_any(z, [newest.node], newest.serial)
-        if current and not got and len(why) == len(current):
+        if current and refused == len(current):
             return ("no writable node allows zone transfers to this read-only node (allow "
                     "transfers from it on the zone): " + "; ".join(reasons))
         return f"no writable node serves the current serial {wanted} signed: " + "; ".join(
             reasons)
 
     async def _transfer_any(self, z: _Zone, nodes: list[NodeInfo], at_least: int
-                            ) -> tuple[bool, list[str]]:
-        """AXFR from the first of `nodes` that gives a signed copy at `at_least` or later."""
+                            ) -> tuple[bool, list[str], int]:
+        """AXFR from the first of `nodes` that gives a signed copy at `at_least` or later:
+        (done, why the others did not, how many refused the transfer)."""
         zone = z.want.origin
         reasons = []
+        refused = 0
         for node in nodes:
             host, port = _host_port(node.dns_addresses[0])
             try:
                 nodes_map, earliest = await asyncio.to_thread(self._pull, host, port, zone)
             except _ERRORS as exc:
+                refused += isinstance(exc, dns.xfr.TransferError)
                 reasons.append(f"{node.id}: {type(exc).__name__}: {exc}".rstrip(": "))
                 continue
             apex = nodes_map.get(zone, {})
@@ -302,8 +310,8 @@ class SecondaryLoader:
                            nodes=MappingProxyType({k: MappingProxyType(v)
                                                    for k, v in nodes_map.items()}))
             self._install(z, snap, earliest, current=not serial_lt(serial, z.want.serial))
-            return True, []
-        return False, reasons
+            return True, [], refused
+        return False, reasons, refused
 
     def _pull(self, host: str, port: int, zone: Name) -> tuple[NodeMap, int | None]:
         """In a worker thread: the transfer and its earliest RRSIG expiry."""
