@@ -105,7 +105,7 @@ class Daemon:
             secondary=SecondaryLoader(
                 me=self.me, directory=self.directory, publish=self.table.publish_async,
                 hold=self.table.hold, on_readiness=lambda: self._set_ready(True),
-                on_problem=self.membership.set_problem,
+                on_problem=self.membership.set_problem, on_served=self.membership.set_served,
             ) if config.role == "readonly" else None,
         )
         self.signing.on_readiness = self._set_ready
@@ -144,7 +144,8 @@ class Daemon:
     async def _on_update(self, snap: ZoneSnapshot) -> None:
         self.keymaster.on_state(snap.origin, snap.dnssec)  # before a (long) signing run
         await self.signing.on_snapshot(snap)
-        self.membership.set_served(snap.origin.to_text(), snap.serial)
+        if "served_serial" not in self.signing.status(snap.origin):  # else the copy reports
+            self.membership.set_served(snap.origin.to_text(), snap.serial)
 
     async def _on_remove(self, zone: dns.name.Name) -> None:
         await self.signing.on_remove(zone)

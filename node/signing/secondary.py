@@ -134,6 +134,7 @@ class SecondaryLoader:
                  publish: Callable[[ZoneSnapshot], object], hold: Callable[[Name], None],
                  on_readiness: Callable[[], None],
                  on_problem: Callable[[str, str | None], None] | None = None,
+                 on_served: Callable[[str, int | None], None] | None = None,
                  timeout: float = 10.0, soa_timeout: float = 2.0,
                  retry: float = 0.5, give_up: float = 10.0, clock: Clock = SYSTEM_CLOCK) -> None:
         self._me = me
@@ -142,6 +143,7 @@ class SecondaryLoader:
         self._hold = hold
         self._on_readiness = on_readiness
         self._on_problem = on_problem
+        self._on_served = on_served  # the serial served (None: held), for `clusterctl nodes`
         self._timeout = timeout
         self._soa_timeout = soa_timeout
         self._retry = retry
@@ -342,6 +344,8 @@ class SecondaryLoader:
                 if asyncio.iscoroutine(result):
                     await result
                 z.serving = True
+                if self._on_served is not None:
+                    self._on_served(zone.to_text(), z.copy.serial)
                 if z.held:
                     emit(Event.SECONDARY_RESUMED, zone=zone, serial=z.copy.serial)
                     z.held = ""
@@ -351,6 +355,8 @@ class SecondaryLoader:
                          serial=z.copy.serial, reason=verdict.reason)
                 if z.serving or not z.held:
                     self._hold(zone)
+                    if self._on_served is not None:
+                        self._on_served(zone.to_text(), None)
                 z.serving, z.held = False, verdict.reason
         self._report(z)
         if was_waiting != (not z.serving):

@@ -154,8 +154,9 @@ def test_readonly_node_stops_serving_before_its_signatures_expire(
         log = ro.log_path.read_text()
         assert "SECONDARY_EXPIRED" in log and zone in log
         nodes = json.loads(ro.ctl("--json", "nodes").stdout)
-        problem = next(n for n in nodes if n["id"] == "ro")["problems"].get(zone, "")
-        assert "expire" in problem, nodes
+        me = next(n for n in nodes if n["id"] == "ro")
+        assert "expire" in me["problems"].get(zone, ""), nodes
+        assert zone not in me["served_serials"], "a held zone is not reported as served"
     finally:
         for n in c.nodes:
             n.resume()
@@ -182,6 +183,9 @@ def test_a_source_behind_the_current_serial_is_passed_over(
                        f"{serial} is on n2 (n1, its first source, lags at {before})")
     assert signed(ro, f"later.{zone}")
     assert n1.serial(zone) == before, "n1 caught up: the test did not show what it means to"
+    # `clusterctl nodes` reports the serial the read-only node serves
+    wait_until(lambda: next(n for n in json.loads(ro.ctl("--json", "nodes").stdout)
+                            if n["id"] == "ro")["served_serials"].get(zone) == serial, 10)
 
 
 def test_readonly_node_works_with_the_etcd_role_the_auth_script_makes(
