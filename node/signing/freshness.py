@@ -2,8 +2,9 @@
 
 A read-only node is a secondary of the writable nodes (RFC 1034 §4.3.5, RFC
 1996 §2): it refreshes its copy every SOA REFRESH seconds, retries on failure,
-and once SOA EXPIRE seconds have gone by without a successful refresh it
-stops answering for the zone. Here a refresh succeeds when a writable node
+and once SOA EXPIRE seconds (never less than REFRESH + RETRY, as BIND
+reads it) have gone by without a successful refresh it stops answering for
+the zone. Here a refresh succeeds when a writable node
 serves (or transfers) the serial that etcd says is current; while no source
 has it, the copy ages, whatever older serials the sources offer.
 
@@ -66,7 +67,8 @@ def judge(copy: Copy, monotonic: float, now: float) -> Verdict:
     for the signatures. `next_at`: the next refresh, or the moment the verdict changes by
     itself (infinity for an expired copy: only a successful refresh brings it back)."""
     t = copy.timers
-    expire_at = copy.refreshed_at + t.expire
+    expire = max(t.expire, t.refresh + t.retry)  # as BIND: never before a refresh and a retry
+    expire_at = copy.refreshed_at + expire
     refresh_at = copy.refreshed_at + t.refresh
     hold_at = math.inf
     sigs_hold = math.inf  # unix time at which the signatures hold the copy
@@ -76,7 +78,7 @@ def judge(copy: Copy, monotonic: float, now: float) -> Verdict:
     if monotonic >= expire_at:
         return Verdict(False, f"expired: serial {copy.serial} was last confirmed current by a "
                               f"writable node {monotonic - copy.refreshed_at:.0f}s ago, more "
-                              f"than the SOA expire ({t.expire}s)", math.inf)
+                              f"than the SOA expire ({expire}s)", math.inf)
     if now >= sigs_hold:
         assert copy.earliest_expiration is not None
         when = datetime.fromtimestamp(copy.earliest_expiration, UTC).isoformat()

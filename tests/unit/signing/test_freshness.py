@@ -37,6 +37,11 @@ COPY = Copy(serial=7, refreshed_at=MONO, earliest_expiration=int(NOW) + 20 * DAY
          MONO + 16 * DAY, NOW + 16 * DAY, False, "have not re-signed"),
         ("no signatures: only the SOA timers", replace(COPY, earliest_expiration=None),
          MONO + 30, NOW + 30 * DAY, True, ""),
+        ("an expire shorter than refresh + retry counts as refresh + retry",
+         replace(COPY, timers=SoaTimers(refresh=3600, retry=600, expire=0)), MONO + 4000, NOW,
+         True, ""),
+        ("... and no longer", replace(COPY, timers=SoaTimers(refresh=3600, retry=600, expire=0)),
+         MONO + 4200, NOW, False, "SOA expire (4200s)"),
     ],
 )
 def test_judge(name: str, copy: Copy, mono: float, now: float, serve: bool, why: str) -> None:
