@@ -102,6 +102,9 @@ class SigningSettings:
     stagger_min: float = 300.0
     stagger_max: float = 1800.0
     workers: int = 0  # signing processes; 0 = one per core
+    # test-only fault: serve each re-signed version of a signed zone this many seconds
+    # late, so this writable node lags behind the zone's current serial
+    test_publish_delay: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +298,8 @@ def check(config: Config) -> None:
     if not 0 <= sg.stagger_min <= sg.stagger_max:
         raise ConfigError("signing.stagger_min and signing.stagger_max: need "
                           "0 <= stagger_min <= stagger_max")
+    if sg.test_publish_delay < 0:
+        raise ConfigError("signing.test_publish_delay: must be 0 (off) or more")
     if sg.workers < 0:
         raise ConfigError("signing.workers: must be 0 (one per core) or more")
     if config.testing.reload_pause < 0:

@@ -43,6 +43,8 @@ class Event(IntEnum):
     XFR_RECEIVED = 1304
     XFR_FAILED = 1305
     NOTIFY_UNANSWERED = 1306
+    SECONDARY_EXPIRED = 1310  # read-only node: its transferred copy is stale, held (SERVFAIL)
+    SECONDARY_RESUMED = 1311  # read-only node: a fresh copy is served again
     OPEN_FILES_RAISED = 1320
     OPEN_FILES_LOW = 1321
     DNS_TCP_REFUSED = 1322

@@ -129,6 +129,8 @@ class SigningManager:
         return [(zone.to_text(), self.status(zone)) for zone in list(self._zones)]
 
     def status(self, zone: Name) -> dict[str, object]:
+        if self._secondary is not None and (copy := self._secondary.status(zone)):
+            return copy  # read-only: the transferred copy (its earliest RRSIG expiry, held)
         z = self._zones.get(zone)
         if z is None:
             return {}
