@@ -37,6 +37,7 @@ from node.nodes.membership import Membership, NodeDirectory, NodeInfo
 from node.server.listener import DnsServer
 from node.server.notify import Notifier
 from node.server.table import ZoneTable
+from node.signing.faults import Faults
 from node.signing.secondary import SecondaryLoader
 from node.signing.worker import SigningManager
 from node.store.client import EtcdClient, TlsConfig
@@ -107,6 +108,9 @@ class Daemon:
                 hold=self.table.hold, on_readiness=lambda: self._set_ready(True),
                 on_problem=self.membership.set_problem,
             ) if config.role == "readonly" else None,
+            warn_window=sg.expiry_warning,
+            faults=Faults(config.testing.fail_secrets_reads, config.testing.fail_status_writes,
+                          config.testing.fail_signing_file),
         )
         self.signing.on_readiness = self._set_ready
         self.keymaster = KeyMasterController(

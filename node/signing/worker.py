@@ -41,6 +41,7 @@ from node.events import Event, emit
 from node.keymaster.duties import dnskey_rrsigs_from
 from node.keymaster.keystore import KeyStore
 from node.keymaster.record import RoleRecord
+from node.signing.faults import Faults
 from node.signing.secondary import SecondaryLoader
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
@@ -91,7 +92,8 @@ class SigningManager:
         secondary: SecondaryLoader | None = None,
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
-        warn_window: int = 2 * 86400,
+        warn_window: float = 2 * 86400,
+        faults: Faults | None = None,
     ) -> None:
         self._me = node_id
         self._etcd = etcd
@@ -107,6 +109,7 @@ class SigningManager:
         self._clock = clock
         self._rng = rng or random.Random()
         self._warn_window = warn_window
+        self._faults = faults or Faults()
         self._zones: dict[Name, _Zone] = {}
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -229,6 +232,7 @@ class SigningManager:
                      rrsets=sum(len(t) for t in snap.nodes.values()))
                 z.signer = await self._make_signer(snap, state)
                 z.identity = identity
+            self._faults.signing(snap.origin)
             nodes = _with_cds(snap, state)
             now = int(self._clock.time())
             changed = None if full else snap.changed
@@ -274,6 +278,7 @@ class SigningManager:
         )
         signing_keys = []
         published = []
+        self._faults.secrets_read(snap.origin)
         secrets, _ = await self._etcd.range_all(self._keys.secrets_zone_prefix(snap.origin))
         wrapped = {}
         for kv in secrets:
@@ -328,6 +333,7 @@ class SigningManager:
             "kek": kek.kek_fingerprint(self._kek) if self._kek else "",
         }).encode()
         try:
+            self._faults.status_write(snap.origin)
             await self._etcd.put(self._keys.signing_key(snap.origin, self._me), value)
         except EtcdUnavailable as exc:
             log.warning("could not record signing status of %s: %s", snap.origin, exc)
