@@ -182,7 +182,10 @@ async def publish_if_ready(
         return False
     stamp = clock.now().replace(microsecond=0).isoformat()
     published = Published(serial_add(ZoneHead.from_json(head.value).serial, 1), stamp)
-    await fence.bump(repository, layout, [Op.put(layout.published_key(zone), published.to_json())],
+    # ever-published outlives `--new-keys` (which clears `published`): never unsigned again
+    await fence.bump(repository, layout, [Op.put(layout.published_key(zone), published.to_json()),
+                                          Op.put(layout.ever_published_key(zone),
+                                                 published.to_json())],
                      "publish", extra=(Compare.version(layout.published_key(zone)) == 0,))
     emit(Event.ZONE_PUBLISHED, zone=zone, signed_by=sorted(done))
     return True
