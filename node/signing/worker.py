@@ -327,7 +327,7 @@ class SigningManager:
             return
         # Bump the serial once per refresh window (compare-and-swap on the head), so
         # every node re-signs what is due at the same new serial. Retried until done.
-        backoff = 1.0
+        backoff = Backoff()
         while True:
             try:
                 head = await self._etcd.get(self._keys.head_key(z.origin))
@@ -346,8 +346,7 @@ class SigningManager:
                     return
             except (NodeError, ValueError, KeyError) as exc:
                 log.warning("signature refresh of %s: %s; retrying", z.origin, exc)
-            await asyncio.sleep(backoff)
-            backoff = min(60.0, backoff * 2)
+            await asyncio.sleep(backoff.next())
 
     async def run(self) -> None:
         """Wake staggered zones when their delay is over and failed ones when their retry is
