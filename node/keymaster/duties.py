@@ -106,6 +106,7 @@ async def generate_keys(
     key_store: KeyStore | None,
     retire: tuple[DnssecKey, ...] = (),
     config_revision: int = 0,
+    ever_published: Published | None = None,
     clock: Clock = SYSTEM_CLOCK,
 ) -> list[DnssecKey]:
     """Make the zone's keys, store them (public in zones/, private wrapped in secrets/ or local),
@@ -139,7 +140,9 @@ async def generate_keys(
     ops.append(Op.put(layout.dnssec_key(zone), config.with_(
         status="signed", new_keys=False, missing_keys=(),
         key_store_node=node_id if local else "").to_json()))
-    ops.append(Op.delete(layout.published_key(zone)))
+    ops.append(Op.delete(layout.published_key(zone)))  # the new key set is not published yet
+    if ever_published is not None:  # but the zone was (and may be from before that flag)
+        ops.append(Op.put(layout.ever_published_key(zone), ever_published.to_json()))
     # guarded on the settings' revision: a keygen runs once per request, and an unsign
     # or a newer request that landed meanwhile is never undone
     serial = await fence.bump(repository, layout, ops, "keygen",

@@ -67,6 +67,7 @@ class _Zone:
     signer: ZoneSigner | None = None
     identity: tuple[object, ...] | None = None
     stagger_until: float | None = None  # monotonic; None = not staggering
+    stagger_done: bool = False  # the first signing was attempted (a retry never re-staggers)
     signed_once: bool = False
     latest: ZoneSnapshot | None = None  # latest unsigned snapshot seen
     signed_serial: int | None = None
@@ -194,7 +195,7 @@ class SigningManager:
             else:
                 await self._serve_unsigned(z, snap)
             return
-        if not z.signed_once and z.stagger_until is None:
+        if not z.signed_once and not z.stagger_done and z.stagger_until is None:
             if await self._needs_stagger(snap, state):
                 delay = self._rng.uniform(*self._stagger)
                 z.stagger_until = self._clock.monotonic() + delay
@@ -212,6 +213,7 @@ class SigningManager:
                 z.stagger_until = None
         if not z.signed_once and state.was_published:
             self._hold_zone(z, "signing before serving the published zone")
+        z.stagger_done = True
         await self._sign(z, snap, state)
 
     async def _needs_stagger(self, snap: ZoneSnapshot, state: DnssecState) -> bool:
@@ -280,7 +282,7 @@ class SigningManager:
         await self._publish(signed)
         z.serving_signed = True
         self.expiry.served(z.origin, result.earliest_expiration)
-        if z.retry_at is not None or z.backoff.failing:
+        if z.backoff.failing:
             emit(Event.SIGNING_RECOVERED, zone=snap.origin, serial=snap.serial)
         z.retry_at = None
         z.backoff.reset()
