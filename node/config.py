@@ -38,10 +38,16 @@ key_store = ""                 # directory for private keys that are not replica
 stagger_min = 300.0            # first signing of a zone by a non-Key-Master waits
 stagger_max = 1800.0           #   uniformly between these (seconds)
 workers = 0                    # signing processes (0: one per core)
+expiry_warning = 172800.0      # warn (event 1525) when a served RRSIG expires within this (s)
 [log]
 level = "INFO"
-[testing]                      # fault injection for tests only; never set in production
+[testing]                      # fault injection for the test suite only; never in production
+fail_secrets_reads = 0         # the first N reads of private keys fail (permission denied)
+fail_status_writes = 0         # the first N signing-status writes fail (etcd unavailable)
+fail_signing_file = ""         # while this file exists, every signing pass fails
 reload_pause = 0.0             # seconds a generation reload waits before its read
+shutdown_pause = 0.0           # seconds a stopping node lingers after its lease revoke
+clock_offset = 0.0             # the node's wall clock runs this many seconds off
 ```
 """
 
@@ -105,6 +111,7 @@ class SigningSettings:
     # test-only fault: serve each re-signed version of a signed zone this many seconds
     # late, so this writable node lags behind the zone's current serial
     test_publish_delay: float = 0.0
+    expiry_warning: float = 172800.0  # event 1525 when a served RRSIG expires within this
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +127,9 @@ class TestingSettings:
     shutdown_pause: float = 0.0  # seconds to wait after the lease revoke on SIGTERM
     reload_pause: float = 0.0  # a generation reload waits this long before its range read
     clock_offset: float = 0.0  # the node's wall clock runs this many seconds off (+ ahead)
+    fail_secrets_reads: int = 0  # the first N reads of private keys fail
+    fail_status_writes: int = 0  # the first N signing-status writes fail
+    fail_signing_file: str = ""  # every signing pass fails while this file exists
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +310,8 @@ def check(config: Config) -> None:
                           "0 <= stagger_min <= stagger_max")
     if sg.test_publish_delay < 0:
         raise ConfigError("signing.test_publish_delay: must be 0 (off) or more")
+    if sg.expiry_warning <= 0:
+        raise ConfigError("signing.expiry_warning: must be a positive number of seconds")
     if sg.workers < 0:
         raise ConfigError("signing.workers: must be 0 (one per core) or more")
     if config.testing.reload_pause < 0:

@@ -40,6 +40,8 @@ from node.nodes.membership import Membership, NodeDirectory, NodeInfo
 from node.server.listener import DnsServer
 from node.server.notify import Notifier
 from node.server.table import ZoneTable
+from node.signing.expiry import ExpiryWatch
+from node.signing.faults import Faults
 from node.signing.secondary import SecondaryLoader
 from node.signing.worker import SigningManager
 from node.store.client import EtcdClient, TlsConfig
@@ -105,17 +107,22 @@ class Daemon:
         self.me = replace(self.me, kek=kekmod.kek_fingerprint(self.kek) if self.kek else "")
         key_store = KeyStore(sg.key_store) if sg.key_store else None
         self.membership = Membership(self.etcd, self.layout, self.me)
+        self.expiry = ExpiryWatch(warn_window=sg.expiry_warning)  # of every served signed copy
         self.signing = SigningManager(
             node_id=config.node_id, etcd=self.etcd, layout=self.layout,
             publish=self._serve, hold=self.table.hold, kek_bytes=self.kek,
             can_sign=config.role == "writable", stagger=(sg.stagger_min, sg.stagger_max),
             pool=self._signing_pool(sg.workers) if self.kek else None, key_store=key_store,
             secondary=SecondaryLoader(
-                me=self.me, directory=self.directory, publish=self.table.publish_async,
+                me=self.me, directory=self.directory,
+                publish=self.expiry.watching(self.table.publish_async),
                 hold=self.table.hold, on_readiness=lambda: self._set_ready(True),
                 on_problem=self.membership.set_problem, on_served=self.membership.set_served,
             ) if config.role == "readonly" else None,
             clock=self.clock,
+            expiry=self.expiry,
+            faults=Faults(config.testing.fail_secrets_reads, config.testing.fail_status_writes,
+                          config.testing.fail_signing_file),
         )
         self.signing.on_readiness = self._set_ready
         self.keymaster = KeyMasterController(

@@ -60,6 +60,7 @@ class Event(IntEnum):
     KEYS_GENERATED = 1508
     SIGNING_DISABLED = 1509
     ZONE_UNSIGNED = 1510
+    SIGNING_RECOVERED = 1511  # a zone signs again after SIGNING_FAILED
     SIGNED_COPY_MISMATCH = 1520  # two writable nodes' signed copies differ at one serial
     SIGNATURE_EXPIRED = 1524
     SIGNATURE_EXPIRING = 1525

@@ -207,7 +207,9 @@ class DnssecAdmin:
         current, rev = await self._config(zone)
         if current is None:
             raise Conflict(f"zone {zone} is not signed")
-        published = await self._etcd.get(self._keys.published_key(zone))
+        # ever published (even if `--new-keys` cleared `published`): a parent may hold a DS
+        published = (await self._etcd.get(self._keys.published_key(zone))
+                     or await self._etcd.get(self._keys.ever_published_key(zone)))
         if published is not None and current.status != "unsigning":
             done = await self._repo.bump(
                 zone, [Op.put(self._keys.dnssec_key(zone),
@@ -221,6 +223,7 @@ class DnssecAdmin:
             Op.delete(self._keys.keys_prefix(zone), prefix=True),
             Op.delete(self._keys.secrets_zone_prefix(zone), prefix=True),
             Op.delete(self._keys.published_key(zone)),
+            Op.delete(self._keys.ever_published_key(zone)),
             Op.delete(self._keys.dnskeyset_key(zone)),
             Op.delete(self._keys.signing_prefix(zone), prefix=True),
         ]

@@ -237,7 +237,8 @@ class KeyMasterController:
                     etcd=self._etcd, layout=self._keys, repository=self._repo, zone=zone,
                     config=cfg, fence=self._fence(zone, z), node_id=self._me, kek=self._kek,
                     key_store=self._store, retire=retire,
-                    config_revision=state.config_revision, clock=self._clock)
+                    config_revision=state.config_revision,
+                    ever_published=state.published or state.ever_published, clock=self._clock)
                 return
             if not cfg.kek and any(k.replicate for k in state.keys):
                 await self._record_kek(zone, z)

@@ -110,6 +110,7 @@ async def generate_keys(
     key_store: KeyStore | None,
     retire: tuple[DnssecKey, ...] = (),
     config_revision: int = 0,
+    ever_published: Published | None = None,
     clock: Clock = SYSTEM_CLOCK,
 ) -> list[DnssecKey]:
     """Make the zone's keys, store them (public in zones/, private wrapped in secrets/ or local),
@@ -145,7 +146,9 @@ async def generate_keys(
         status="signed", new_keys=False, missing_keys=(),
         key_store_node=node_id if local else "",
         kek=kekmod.kek_fingerprint(kek) if wrapped else "").to_json()))
-    ops.append(Op.delete(layout.published_key(zone)))
+    ops.append(Op.delete(layout.published_key(zone)))  # the new key set is not published yet
+    if ever_published is not None:  # but the zone was (and may be from before that flag)
+        ops.append(Op.put(layout.ever_published_key(zone), ever_published.to_json()))
     # guarded on the settings' revision: a keygen runs once per request, and an unsign
     # or a newer request that landed meanwhile is never undone
     serial = await fence.bump(repository, layout, ops, "keygen",
@@ -188,7 +191,10 @@ async def publish_if_ready(
         return False
     stamp = clock.now().replace(microsecond=0).isoformat()
     published = Published(serial_add(ZoneHead.from_json(head.value).serial, 1), stamp)
-    await fence.bump(repository, layout, [Op.put(layout.published_key(zone), published.to_json())],
+    # ever-published outlives `--new-keys` (which clears `published`): never unsigned again
+    await fence.bump(repository, layout, [Op.put(layout.published_key(zone), published.to_json()),
+                                          Op.put(layout.ever_published_key(zone),
+                                                 published.to_json())],
                      "publish", extra=(Compare.version(layout.published_key(zone)) == 0,))
     emit(Event.ZONE_PUBLISHED, zone=zone, signed_by=sorted(done))
     return True

@@ -49,12 +49,13 @@ class _ZoneState:
     head: ZoneHead | None = None
     nodes: dict[Name, MappingProxyType[int, dns.rrset.RRset]] = field(default_factory=dict)
     snapshot: ZoneSnapshot | None = None
-    # DNSSEC: raw values of zones/<z>/{dnssec,published,keymaster,dnskeyset,keys/*}
+    # DNSSEC: zones/<z>/{dnssec,published,ever-published,keymaster,dnskeyset,keys/*}
     dnssec: DnssecConfig | None = None
     dnssec_revision: int = 0
     dnskeyset_revision: int = 0
     keys: dict[str, DnssecKey] = field(default_factory=dict)
     published: Published | None = None
+    ever_published: Published | None = None
     keymaster: tuple[bytes, int] = (b"", 0)
     dnskeyset: bytes = b""
     intent: bytes = b""
@@ -73,6 +74,8 @@ class _ZoneState:
                 self.keys.pop(key_id, None)
         elif kind == "published":
             self.published = Published.from_json(kv.value) if kv else None
+        elif kind == "ever-published":
+            self.ever_published = Published.from_json(kv.value) if kv else None
         elif kind == "keymaster":
             self.keymaster = (kv.value, kv.mod_revision) if kv else (b"", 0)
         elif kind == "dnskeyset":
@@ -90,6 +93,7 @@ class _ZoneState:
                 config=self.dnssec,
                 keys=tuple(sorted(self.keys.values(), key=lambda k: k.key_id)),
                 published=self.published,
+                ever_published=self.ever_published,
                 keymaster=self.keymaster[0],
                 keymaster_revision=self.keymaster[1],
                 dnskeyset=self.dnskeyset,
@@ -104,7 +108,8 @@ class _ZoneState:
 
 
 _META_KINDS = frozenset(
-    {"dnssec", "key", "published", "keymaster", "dnskeyset", "keymaster-intent"}
+    {"dnssec", "key", "published", "ever-published", "keymaster", "dnskeyset",
+     "keymaster-intent"}
 )
 
 
