@@ -38,8 +38,16 @@ key_store = ""                 # directory for private keys that are not replica
 stagger_min = 300.0            # first signing of a zone by a non-Key-Master waits
 stagger_max = 1800.0           #   uniformly between these (seconds)
 workers = 0                    # signing processes (0: one per core)
+expiry_warning = 172800.0      # warn (event 1525) when a served RRSIG expires within this (s)
 [log]
 level = "INFO"
+[testing]                      # fault injection for the test suite only; never in production
+fail_secrets_reads = 0         # the first N reads of private keys fail (permission denied)
+fail_status_writes = 0         # the first N signing-status writes fail (etcd unavailable)
+fail_signing_file = ""         # while this file exists, every signing pass fails
+reload_pause = 0.0             # seconds a generation reload waits before its read
+shutdown_pause = 0.0           # seconds a stopping node lingers after its lease revoke
+clock_offset = 0.0             # the node's wall clock runs this many seconds off
 ```
 """
 
@@ -100,11 +108,28 @@ class SigningSettings:
     stagger_min: float = 300.0
     stagger_max: float = 1800.0
     workers: int = 0  # signing processes; 0 = one per core
+    # test-only fault: serve each re-signed version of a signed zone this many seconds
+    # late, so this writable node lags behind the zone's current serial
+    test_publish_delay: float = 0.0
+    expiry_warning: float = 172800.0  # event 1525 when a served RRSIG expires within this
 
 
 @dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str = "INFO"
+
+
+@dataclass(frozen=True, slots=True)
+class TestingSettings:
+    """Fault injection for the test suite only; never set in production (widens race
+    windows so tests can hit them); every default means no fault."""
+
+    shutdown_pause: float = 0.0  # seconds to wait after the lease revoke on SIGTERM
+    reload_pause: float = 0.0  # a generation reload waits this long before its range read
+    clock_offset: float = 0.0  # the node's wall clock runs this many seconds off (+ ahead)
+    fail_secrets_reads: int = 0  # the first N reads of private keys fail
+    fail_status_writes: int = 0  # the first N signing-status writes fail
+    fail_signing_file: str = ""  # every signing pass fails while this file exists
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +142,7 @@ class Config:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     signing: SigningSettings = field(default_factory=SigningSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    testing: TestingSettings = field(default_factory=TestingSettings)
 
 
 _SECTIONS: dict[str, type] = {
@@ -126,6 +152,7 @@ _SECTIONS: dict[str, type] = {
     "metrics": MetricsSettings,
     "signing": SigningSettings,
     "log": LogSettings,
+    "testing": TestingSettings,
 }
 _TOP = {"node_id": str, "role": str}
 
@@ -281,8 +308,14 @@ def check(config: Config) -> None:
     if not 0 <= sg.stagger_min <= sg.stagger_max:
         raise ConfigError("signing.stagger_min and signing.stagger_max: need "
                           "0 <= stagger_min <= stagger_max")
+    if sg.test_publish_delay < 0:
+        raise ConfigError("signing.test_publish_delay: must be 0 (off) or more")
+    if sg.expiry_warning <= 0:
+        raise ConfigError("signing.expiry_warning: must be a positive number of seconds")
     if sg.workers < 0:
         raise ConfigError("signing.workers: must be 0 (one per core) or more")
+    if config.testing.reload_pause < 0:
+        raise ConfigError("testing.reload_pause: must be 0 or more (test-only setting)")
     if config.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"log.level: {config.log.level!r} is not DEBUG, INFO, WARNING or ERROR")
 

@@ -2,8 +2,10 @@
 
 Start-up: connect to etcd, start the session lease, load every zone (DNS
 sockets open only after the initial load), then open DNS, the admin API and
-metrics. One TaskGroup runs the long-lived loops. On SIGTERM/SIGINT:
-stop admin RPCs -> (Key Master hand-off, later) -> revoke the lease ->
+metrics. One TaskGroup runs the long-lived loops, each restarted after a back-off if it
+fails (events 1900, 1112), so no loop stops the node. On SIGTERM/SIGINT:
+stop admin RPCs -> Key Master hand-off -> stop membership and the session
+loop, which revokes the lease (nothing re-registers the node afterwards) ->
 stop DNS listeners last (STYLE R11).
 """
 
@@ -17,6 +19,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
@@ -24,7 +27,7 @@ import dns.name
 
 from node import __version__
 from node.api.server import ApiServer, ApiTls
-from node.clock import SYSTEM_CLOCK
+from node.clock import SYSTEM_CLOCK, Clock, OffsetClock
 from node.config import Config, etcd_password, split_host_port
 from node.dnssec import kek as kekmod
 from node.events import Event, emit, set_context
@@ -32,13 +35,15 @@ from node.keymaster.admin import DnssecAdmin
 from node.keymaster.controller import KeyMasterController
 from node.keymaster.handover import KeyMasterAdmin
 from node.keymaster.keystore import KeyStore
-from node.metrics import NodeMetrics, ReplicaCollector, SigningCollector
+from node.metrics import KeyMasterCollector, NodeMetrics, ReplicaCollector, SigningCollector
 from node.nodes.membership import Membership, NodeDirectory, NodeInfo
 from node.server.listener import DnsServer
 from node.server.notify import Notifier
 from node.server.table import ZoneTable
 from node.server.update import UpdateService, WritableTargets, notify_hook
 from node.server.wire import OPCODE_NOTIFY, OPCODE_UPDATE
+from node.signing.expiry import ExpiryWatch
+from node.signing.faults import Faults
 from node.signing.secondary import SecondaryLoader
 from node.signing.worker import SigningManager
 from node.store.client import EtcdClient, TlsConfig
@@ -75,15 +80,20 @@ class Daemon:
             timeout=e.timeout,
         )
         self.layout = KeyLayout(e.prefix)
+        # the node's clock; tests shift it (testing.clock_offset) to show that signing
+        # depends on the zone version, never on a node's clock
+        self.clock: Clock = OffsetClock(config.testing.clock_offset) \
+            if config.testing.clock_offset else SYSTEM_CLOCK
         self.session = Session(self.etcd, e.lease_ttl, keepalive_interval=e.keepalive_interval,
-                               clock=SYSTEM_CLOCK)
+                               clock=self.clock)
         self.metrics = NodeMetrics()
         self.table = ZoneTable()
         self.notifier = Notifier()
         self.replica = Replica(self.etcd, self.layout, on_update=self._on_update,
                                on_remove=self._on_remove,
-                               observe_apply=self.metrics.watch_lag.observe)
-        self.repository = ZoneRepository(self.etcd, self.layout)
+                               observe_apply=self.metrics.watch_lag.observe,
+                               reload_pause=config.testing.reload_pause)
+        self.repository = ZoneRepository(self.etcd, self.layout, self.clock)
         self.directory = NodeDirectory(self.etcd, self.layout)
         self.me = NodeInfo(
             id=config.node_id,
@@ -93,7 +103,7 @@ class Daemon:
             metrics_address=config.metrics.listen,
             alive=True,
             version=__version__,
-            started_at=SYSTEM_CLOCK.now().replace(microsecond=0).isoformat(),
+            started_at=self.clock.now().replace(microsecond=0).isoformat(),
         )
         sg = config.signing
         self.kek = kekmod.load_kek(sg.kek_file) if sg.kek_file else None
@@ -104,22 +114,28 @@ class Daemon:
             repository=self.repository if config.role == "writable" else None,
             keys=self.tsig_keys, writable_addresses=WritableTargets(self.directory))
         self.membership = Membership(self.etcd, self.layout, self.me)
+        self.expiry = ExpiryWatch(warn_window=sg.expiry_warning)  # of every served signed copy
         self.signing = SigningManager(
             node_id=config.node_id, etcd=self.etcd, layout=self.layout,
             publish=self._serve, hold=self.table.hold, kek_bytes=self.kek,
             can_sign=config.role == "writable", stagger=(sg.stagger_min, sg.stagger_max),
             pool=self._signing_pool(sg.workers) if self.kek else None, key_store=key_store,
             secondary=SecondaryLoader(
-                me=self.me, directory=self.directory, publish=self.table.publish_async,
+                me=self.me, directory=self.directory,
+                publish=self.expiry.watching(self.table.publish_async),
                 hold=self.table.hold, on_readiness=lambda: self._set_ready(True),
-                on_problem=self.membership.set_problem,
+                on_problem=self.membership.set_problem, on_served=self.membership.set_served,
             ) if config.role == "readonly" else None,
+            clock=self.clock,
+            expiry=self.expiry,
+            faults=Faults(config.testing.fail_secrets_reads, config.testing.fail_status_writes,
+                          config.testing.fail_signing_file),
         )
         self.signing.on_readiness = self._set_ready
         self.keymaster = KeyMasterController(
             node_id=config.node_id, writable=config.role == "writable", etcd=self.etcd,
             layout=self.layout, repository=self.repository, directory=self.directory,
-            session=self.session, kek=self.kek, key_store=key_store,
+            session=self.session, kek=self.kek, key_store=key_store, clock=self.clock,
         )
         self.dnssec_admin = DnssecAdmin(self.etcd, self.layout, self.repository, self.directory,
                                         node_id=config.node_id, stagger_max=sg.stagger_max)
@@ -129,6 +145,7 @@ class Daemon:
         self.dns: DnsServer | None = None
         self.api: ApiServer | None = None
         self._stop = asyncio.Event()
+        self._lease_tasks: list[asyncio.Task[None]] = []  # membership, then the session
 
     def _signing_pool(self, workers: int) -> ProcessPoolExecutor:
         """Worker processes for large signing jobs, so the loop keeps answering and keeping
@@ -140,6 +157,10 @@ class Daemon:
 
     async def _serve(self, snap: ZoneSnapshot) -> None:
         """Serve a zone version; writable nodes then NOTIFY the zone's secondaries."""
+        delay = self.config.signing.test_publish_delay
+        served = self.table.get(snap.origin)
+        if delay and snap.signed and served is not None and served.snapshot.signed:
+            await asyncio.sleep(delay)  # test-only fault: this node lags behind the serial
         await self.table.publish_async(snap)
         if self.config.role == "writable":
             self.notifier.serial_served(snap.origin, snap.serial, snap.config.notify)
@@ -147,7 +168,8 @@ class Daemon:
     async def _on_update(self, snap: ZoneSnapshot) -> None:
         self.keymaster.on_state(snap.origin, snap.dnssec)  # before a (long) signing run
         await self.signing.on_snapshot(snap)
-        self.membership.set_served(snap.origin.to_text(), snap.serial)
+        if "served_serial" not in self.signing.status(snap.origin):  # else the copy reports
+            self.membership.set_served(snap.origin.to_text(), snap.serial)
 
     async def _on_remove(self, zone: dns.name.Name) -> None:
         await self.signing.on_remove(zone)
@@ -174,16 +196,20 @@ class Daemon:
             loop.add_signal_handler(sig, self.request_stop)
         await self.etcd.connect()
         self.session.on_new_lease(self.membership.on_new_lease)
+        self.session.on_lease_lost(lambda _: self.membership.on_lease_lost(self.session.last_loss))
         self.metrics.register(ReplicaCollector(self.replica.snapshots,
                                                lambda: self.replica.revision))
         self.metrics.register(SigningCollector(self.signing.statuses))
+        self.metrics.register(KeyMasterCollector(self.keymaster.missing_keys))
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self.session.run(), name="session")
+            self._lease_tasks.append(tasks.create_task(
+                _supervised("session", self.session.run), name="session"))
             await self.replica.load()
-            tasks.create_task(self.replica.run(), name="replica")
-            tasks.create_task(self.membership.run(), name="membership")
-            tasks.create_task(self.signing.run(), name="signing")
-            tasks.create_task(self.keymaster.run(), name="keymaster")
+            tasks.create_task(_supervised("replica", self.replica.run), name="replica")
+            self._lease_tasks.insert(0, tasks.create_task(
+                _supervised("membership", self.membership.run), name="membership"))
+            tasks.create_task(_supervised("signing", self.signing.run), name="signing")
+            tasks.create_task(_supervised("keymaster", self.keymaster.run), name="keymaster")
             listen = [split_host_port(a, "dns.listen") for a in cfg.dns.listen]
             self.dns = DnsServer(
                 self.table,
@@ -224,13 +250,45 @@ class Daemon:
             await self.keymaster.hand_off_all(timeout=self.config.etcd.timeout * 2)
         except Exception:
             log.exception("Key Master hand-off on shutdown failed")
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(self.config.etcd.timeout):
-                await self.session.revoke()
+        # stop membership, then the session loop, whose exit revokes the lease: nothing may
+        # grant a new lease and re-register this node as alive after that (it would delay
+        # failover by a whole TTL)
+        for task in self._lease_tasks:
+            task.cancel()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self.config.etcd.timeout):
+                    await asyncio.gather(task, return_exceptions=True)
+        if self.config.testing.shutdown_pause:  # test-only: widen the window after the revoke
+            await asyncio.sleep(self.config.testing.shutdown_pause)
         if self.dns is not None:
             await self.dns.stop()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+_RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+async def _supervised(name: str, run: Callable[[], Awaitable[None]],
+                      backoff: tuple[float, ...] = _RESTART_BACKOFF) -> None:
+    """Run a long-lived loop; if it fails, log it with an event and start it again after a
+    back-off, so no loop stops the daemon (the broad catch sits at the task boundary, R9).
+    A loop that ran for a minute before failing starts again from the shortest back-off."""
+    failures = 0
+    while True:
+        started = SYSTEM_CLOCK.monotonic()
+        try:
+            await run()
+            return
+        except Exception as exc:
+            emit(Event.TASK_CRASHED, level=logging.ERROR, task=name,
+                 error=f"{type(exc).__name__}: {exc}")
+            log.exception("task %s failed", name)
+        failures = 1 if SYSTEM_CLOCK.monotonic() - started > 60 else failures + 1
+        delay = backoff[min(failures, len(backoff)) - 1]
+        await asyncio.sleep(delay)
+        emit(Event.TASK_RESTARTED, level=logging.WARNING, task=name, failures=failures,
+             after=delay)
 
 
 class _Stopped(Exception):

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from node.zones.model import ZoneSnapshot
@@ -43,12 +43,13 @@ class ReplicaCollector(Collector):
 
 
 class SigningCollector(Collector):
-    """Per signed zone: the earliest RRSIG expiration served and the serial signed here."""
+    """Per signed zone: the earliest RRSIG expiration served, the serial signed here, and the
+    signing failures by stage (`sign`, `status-write`)."""
 
     def __init__(self, statuses: Callable[[], Iterable[tuple[str, dict[str, object]]]]) -> None:
         self._statuses = statuses
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
         expiry = GaugeMetricFamily(
             "dnscluster_rrsig_earliest_expiration_timestamp_seconds",
             "Earliest RRSIG expiration this node serves (unix time)", labels=["zone"])
@@ -57,15 +58,37 @@ class SigningCollector(Collector):
         held = GaugeMetricFamily("dnscluster_zone_held",
                                  "1 while a published zone is answered SERVFAIL until signed",
                                  labels=["zone"])
+        failures = CounterMetricFamily(
+            "dnscluster_signing_failures", "Failed signing passes and status writes (retried)",
+            labels=["zone", "stage"])
         for zone, st in self._statuses():
             if st.get("earliest_expiration"):
                 expiry.add_metric([zone], float(st["earliest_expiration"]))  # type: ignore[arg-type]
             if st.get("signed_serial") is not None:
                 signed.add_metric([zone], float(st["signed_serial"]))  # type: ignore[arg-type]
             held.add_metric([zone], 1.0 if st.get("held") else 0.0)
+            for stage, count in dict(st.get("failures") or {}).items():  # type: ignore[call-overload]
+                failures.add_metric([zone, stage], float(count))
+        yield failures
         yield expiry
         yield signed
         yield held
+
+
+class KeyMasterCollector(Collector):
+    """Per zone this node is Key Master of: private keys it needs and cannot reach."""
+
+    def __init__(self, missing: Callable[[], dict[str, int]]) -> None:
+        self._missing = missing
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "dnscluster_keymaster_missing_private_keys",
+            "Private keys of a zone this Key Master needs and cannot reach (unreplicated, "
+            "not in its key store)", labels=["zone"])
+        for zone, count in sorted(self._missing().items()):
+            gauge.add_metric([zone], float(count))
+        yield gauge
 
 
 class NodeMetrics:

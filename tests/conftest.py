@@ -1,15 +1,17 @@
 """Shared fixtures: one real etcd for the session, a private etcd for fault tests,
-an isolated key prefix per test and a connected `EtcdClient`; test markers."""
+an isolated key prefix per test and a connected `EtcdClient`; test markers; a fixture
+that fails writes the logs of the processes it started to stderr."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 
 import pytest
 
 from node.store.client import EtcdClient
+from tests.support import proclog
 from tests.support.etcd import EtcdProcess
 
 _MARKERS = {
@@ -34,6 +36,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             continue
         if kind in _MARKERS:
             item.add_marker(kind)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[object]) -> Generator[None, None, None]:
+    """A fixture that fails shows the logs of every etcd and node it started (CI explains
+    itself: "Captured stderr setup")."""
+    mark = proclog.mark()
+    outcome = yield
+    if outcome.excinfo is not None:  # type: ignore[attr-defined]
+        proclog.dump_since(mark)
 
 
 @pytest.fixture(scope="session")

@@ -195,6 +195,7 @@ def node_to_pb(node: NodeInfo) -> node_pb2.Node:
             node_pb2.ServedSerial(zone=z, serial=s) for z, s in node.served_serials
         ],
         problems=[node_pb2.ZoneProblem(zone=z, reason=r) for z, r in node.problems],
+        lease_lost=node.lease_lost,
     )
 
 
@@ -211,6 +212,7 @@ def node_from_pb(pb: node_pb2.Node) -> NodeInfo:
         served_serials=tuple((s.zone, s.serial) for s in pb.served_serials),
         ready=pb.ready,
         problems=tuple((p.zone, p.reason) for p in pb.problems),
+        lease_lost=pb.lease_lost,
     )
 
 

@@ -144,6 +144,7 @@ def node_dict(node: NodeInfo) -> dict[str, Any]:
         "started_at": node.started_at,
         "served_serials": dict(node.served_serials),
         "problems": dict(node.problems),
+        "lease_lost": node.lease_lost or None,
     }
 
 
@@ -310,6 +311,7 @@ def node_table(nodes: Sequence[NodeInfo]) -> str:
     ]
     headers = ("ID", "ROLE", "ALIVE", "READY", "DNS", "API", "VERSION", "SERVED")
     problems = [f"{n.id}: {zone}: {reason}" for n in nodes for zone, reason in n.problems]
+    problems += [f"{n.id}: {n.lease_lost}" for n in nodes if n.lease_lost]
     return table(headers, rows) + ("\n\nProblems:\n  " + "\n  ".join(problems)
                                    if problems else "")
 

@@ -245,7 +245,8 @@ class ZoneSigner:
                 if c is not None and c.expiration == self._expiration(key, t, now) \
                         and _same(c.rrset, rs):
                     keep[t] = c
-                    self._heap.append((c.expiration, 0, key, t))
+                    if not self._is_external(key, t):
+                        self._heap.append((c.expiration, 0, key, t))
                 else:
                     jobs.append((key, rs))
         made = self._run_jobs(jobs, now, bulk=True)
@@ -311,20 +312,19 @@ class ZoneSigner:
     def _due(self, now: int, skip: set[tuple[CKey, int]]) -> list[tuple[CKey, dns.rrset.RRset]]:
         out = []
         heap = self._heap
-        keep = []
         while heap and heap[0][0] - now <= self.params.refresh:
             entry = heapq.heappop(heap)
             exp, _, key, t = entry
             c = self._sigs.get(key, {}).get(t)
             if c is None or c.expiration != exp or (key, t) in skip:
                 continue
-            if self._external and t == T.DNSKEY and key == self._tree.okey:
-                keep.append(entry)  # refreshed by the Key Master, not here
-            else:
-                out.append((key, c.rrset))
-        for entry in keep:
-            heapq.heappush(heap, entry)
+            out.append((key, c.rrset))
         return out
+
+    def _is_external(self, key: CKey, rdtype: int) -> bool:
+        """The Key Master's DNSKEY RRSIGs: refreshed by it, never here, so never on the
+        refresh heap (a serial bump here cannot renew them: no bump loop)."""
+        return bool(self._external) and rdtype == T.DNSKEY and key == self._tree.okey
 
     def _push(self, key: CKey, rdtype: int, expiration: int) -> None:
         self._seq += 1
@@ -338,7 +338,6 @@ class ZoneSigner:
                 jobs.remove(job)
                 exp = min(rd.expiration for rd in self._external)  # type: ignore[attr-defined]
                 self._sigs.setdefault(okey, {})[T.DNSKEY] = _Signed(job[1], self._external, exp)
-                self._push(okey, T.DNSKEY, exp)
         if not jobs:
             return 0
         exps = [self._expiration(k, rs.rdtype, now) for k, rs in jobs]
@@ -401,8 +400,12 @@ class ZoneSigner:
             if c is not None and c.expiration == exp:
                 break
             heapq.heappop(heap)
-        earliest = heap[0][0] if heap else now + self.params.validity
+        own = heap[0][0] if heap else now + self.params.validity
+        earliest = own
+        if self._external:  # served, so it counts for expiry, but it is not refreshed here
+            external = min(rd.expiration for rd in self._external)  # type: ignore[attr-defined]
+            earliest = min(own, external)
         return SignedResult(
             nodes=MappingProxyType(dict(self._out)), changed=changed, signatures_made=made,
-            earliest_expiration=earliest, next_refresh=earliest - self.params.refresh,
+            earliest_expiration=earliest, next_refresh=own - self.params.refresh,
         )

@@ -99,11 +99,27 @@ class DnssecAdmin:
         kv = await self._etcd.get(self._keys.dnssec_key(zone))
         return (DnssecConfig.from_json(kv.value), kv.mod_revision) if kv else (None, 0)
 
-    async def _node(self, node_id: str) -> NodeInfo:
-        for n in await self._nodes.list_nodes():
+    async def _node(self, node_id: str, nodes: list[NodeInfo]) -> NodeInfo:
+        for n in nodes:
             if n.id == node_id:
                 return n
         raise NotFound(f"no node {node_id!r} is registered (clusterctl nodes lists them)")
+
+    @staticmethod
+    def _check_zsk_reachable(config: DnssecConfig, keymaster: str,
+                             nodes: list[NodeInfo]) -> None:
+        """An unreplicated ZSK stays in the Key Master's store: every other live writable
+        node holding a KEK must sign the zone too and never can, so it is never published."""
+        if config.replicate_zsk or config.csk:
+            return
+        others = [n.id for n in nodes
+                  if n.alive and n.role == "writable" and n.kek and n.id != keymaster]
+        if others:
+            raise Refused(
+                "--no-replicate-zsk-private-key: the zone could never be published: the "
+                f"writable node(s) {', '.join(others)} must sign it too and cannot reach a ZSK "
+                f"kept only in {keymaster}'s key store; replicate the ZSK (keep the KSK local "
+                "with --no-replicate-ksk-private-key if needed) or run one writable node")
 
     async def sign_zone(self, zone: Name, config: DnssecConfig, *, keymaster: str = "",
                         like: Name | None = None, new_keys: bool = False, force: bool = False,
@@ -129,13 +145,21 @@ class DnssecAdmin:
             config = current
             keymaster = keymaster or (role.node if role else self._me)
         keymaster = keymaster or self._me
-        target = await self._node(keymaster)
+        nodes = await self._nodes.list_nodes()
+        target = await self._node(keymaster, nodes)
         if target.role != "writable":
             raise Refused(f"--keymaster {keymaster}: a {target.role} node cannot be Key Master")
-        if not target.alive:
-            raise Refused(f"--keymaster {keymaster}: the node is offline")
+        if not target.alive:  # name the cause when the node recorded one
+            cause = (f" (its last record: {target.lease_lost})" if target.lease_lost else
+                     " (its lease is gone: stopped, crashed, paused or cut off from etcd)")
+            raise Refused(f"--keymaster {keymaster}: the node is offline{cause}")
         if not target.kek:
             raise Refused(f"--keymaster {keymaster}: the node holds no KEK (signing.kek_file)")
+        if current is not None and current.kek and target.kek != current.kek:
+            raise Refused(f"--keymaster {keymaster}: its KEK differs from the one the zone's "
+                          "keys are wrapped under; new keys wrapped under it could not be "
+                          "unwrapped by the other nodes")
+        self._check_zsk_reachable(config, keymaster, nodes)
         soa = snap.soa()
         max_ttl = max(r.ttl for r in snap.rrsets())
         warnings = check_config(config, soa_expire=soa[0].expire, max_ttl=max_ttl,
@@ -183,7 +207,9 @@ class DnssecAdmin:
         current, rev = await self._config(zone)
         if current is None:
             raise Conflict(f"zone {zone} is not signed")
-        published = await self._etcd.get(self._keys.published_key(zone))
+        # ever published (even if `--new-keys` cleared `published`): a parent may hold a DS
+        published = (await self._etcd.get(self._keys.published_key(zone))
+                     or await self._etcd.get(self._keys.ever_published_key(zone)))
         if published is not None and current.status != "unsigning":
             done = await self._repo.bump(
                 zone, [Op.put(self._keys.dnssec_key(zone),
@@ -197,6 +223,7 @@ class DnssecAdmin:
             Op.delete(self._keys.keys_prefix(zone), prefix=True),
             Op.delete(self._keys.secrets_zone_prefix(zone), prefix=True),
             Op.delete(self._keys.published_key(zone)),
+            Op.delete(self._keys.ever_published_key(zone)),
             Op.delete(self._keys.dnskeyset_key(zone)),
             Op.delete(self._keys.signing_prefix(zone), prefix=True),
         ]
@@ -225,7 +252,8 @@ class DnssecAdmin:
         for n in nodes:
             rec = signed.get(n.id, {})
             rows.append(NodeSigning(
-                node=n.id, alive=n.alive, writable=n.role == "writable", has_kek=bool(n.kek),
+                node=n.id, alive=n.alive, writable=n.role == "writable",
+                has_kek=bool(n.kek) and (config is None or not config.kek or n.kek == config.kek),
                 serial=rec.get("serial"), keyset=str(rec.get("keyset", "")),  # type: ignore[arg-type]
                 current=bool(rec) and rec.get("keyset") == keyset,
                 signed_at=str(rec.get("signed_at", "")),

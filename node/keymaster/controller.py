@@ -19,7 +19,7 @@ import dns.name
 
 from node.clock import SYSTEM_CLOCK, Clock
 from node.dnssec import kek as kekmod
-from node.errors import EtcdUnavailable, FencedOut, NodeError
+from node.errors import EtcdUnavailable, FencedOut, NodeError, ValidationError
 from node.events import Event, emit
 from node.keymaster import duties
 from node.keymaster.decide import (
@@ -53,6 +53,8 @@ class _ZoneRole:
     acting_token: int = 0  # token under which this node acts (0 = not acting)
     offline_since: float | None = None
     next_at: float = 0.0
+    missing: tuple[str, ...] = ()  # private keys the holder needs and cannot reach
+    kek_refused: bool = False  # this node's KEK does not unwrap the zone's keys
 
 
 class KeyMasterController:
@@ -95,6 +97,12 @@ class KeyMasterController:
         z = self._zones.get(zone)
         return bool(z and z.acting_token)
 
+    def missing_keys(self) -> dict[str, int]:
+        """Per zone this node holds: how many private keys it needs and cannot reach."""
+        return {zone.to_text(): len(z.missing) + (
+                    sum(k.replicate for k in z.state.keys) if z.kek_refused else 0)
+                for zone, z in list(self._zones.items()) if z.acting_token}
+
     # -- loop -----------------------------------------------------------------
     async def run(self) -> None:
         while True:
@@ -102,7 +110,10 @@ class KeyMasterController:
             if self._zones and not self._stopping:
                 try:
                     nodes = await self._dir.list_nodes()
-                except EtcdUnavailable:
+                except NodeError as exc:  # who is alive is unknown this tick (the safe side)
+                    if not isinstance(exc, EtcdUnavailable):
+                        emit(Event.ETCD_ERROR, level=logging.WARNING, during="keymaster",
+                             code=exc.code, error=str(exc))
                     nodes = None
                 for zone in list(self._zones):
                     try:
@@ -134,18 +145,25 @@ class KeyMasterController:
         elif z.offline_since is None:
             z.offline_since = now
         replicated = all(k.replicate for k in state.keys)
+        zone_kek = state.config.kek  # fingerprint of the KEK its keys are wrapped under
+        # with wrapped keys the zone records their KEK; only nodes holding it may take the
+        # role (a zone signed before it was recorded waits for its holder to record it)
+        kek_ok = bool(self._kek) and (zone_kek == self._kek_fp if zone_kek else
+                                      not any(k.replicate for k in state.keys))
         candidates = tuple(sorted(
             n.id for n in (nodes or ()) if n.alive and n.role == "writable"
-            and n.kek and n.kek == self._kek_fp))
+            and n.kek and n.kek == (zone_kek or self._kek_fp)))
         intent = Intent.from_json(state.intent) if state.intent else None
         return Observation(
             zone=zone.to_text(), role=role, token=state.keymaster_revision,
             holder_alive=holder_alive, my_lease=lease, lease_valid=valid,
-            eligible=self._writable and bool(self._kek) and replicated,
+            eligible=self._writable and kek_ok and replicated,
             failover_auto=state.config.keymaster_failover == "auto" and replicated,
             failover_after=state.config.failover_after,
             holder_offline_since=z.offline_since, candidates=candidates, intent=intent,
             acting=bool(z.acting_token),
+            may_hold=self._writable and bool(self._kek) and (
+                not state.config.kek or state.config.kek == self._kek_fp),
         )
 
     async def _step(self, zone: Name, nodes: list[NodeInfo] | None) -> None:
@@ -162,10 +180,16 @@ class KeyMasterController:
             self._start_acting(zone, z, token, decision.reason)
             return
         if isinstance(decision, Seize):
+            previous = obs.role.node if obs.role else ""
+            # fenced on the token, on the holder's liveness key being gone (our view of who
+            # is alive may be stale) and on the intent we saw; an old holder's intent goes
             token = await self._roles.replace(
-                zone, obs.token, previous=obs.role.node if obs.role else "", node=self._me,
-                lease=obs.my_lease, by=self._me, reason="election")
-            emit(Event.KEYMASTER_ELECTED, zone=zone, previous=obs.role.node if obs.role else "")
+                zone, obs.token, previous=previous, node=self._me, lease=obs.my_lease,
+                by=self._me, reason="election",
+                extra_ops=(Op.delete(self._keys.intent_key(zone)),),
+                extra_compares=(Compare.version(self._keys.alive_key(previous)) == 0,
+                                self._intent_guard(zone, z)))
+            emit(Event.KEYMASTER_ELECTED, zone=zone, previous=previous)
             self._start_acting(zone, z, token, "election")
             return
         if isinstance(decision, Handover):
@@ -192,6 +216,8 @@ class KeyMasterController:
             emit(Event.KEYMASTER_LOST, level=logging.WARNING, zone=zone, reason=why,
                  token=z.acting_token)
         z.acting_token = 0
+        z.missing = ()
+        z.kek_refused = False
 
     def _fence(self, zone: Name, z: _ZoneRole) -> duties.Fence:
         return duties.Fence.for_role(self._keys, zone, z.acting_token, self._me,
@@ -203,6 +229,7 @@ class KeyMasterController:
             return
         state = z.state
         cfg = state.config
+        self._check_keys(zone, z)
         try:  # at most one fenced write per step
             if cfg.status == "keygen" or cfg.new_keys:
                 retire = state.keys if cfg.new_keys else ()
@@ -210,7 +237,11 @@ class KeyMasterController:
                     etcd=self._etcd, layout=self._keys, repository=self._repo, zone=zone,
                     config=cfg, fence=self._fence(zone, z), node_id=self._me, kek=self._kek,
                     key_store=self._store, retire=retire,
-                    config_revision=state.config_revision, clock=self._clock)
+                    config_revision=state.config_revision,
+                    ever_published=state.published or state.ever_published, clock=self._clock)
+                return
+            if not cfg.kek and any(k.replicate for k in state.keys):
+                await self._record_kek(zone, z)
                 return
             if await duties.publish_dnskey_signatures(
                     repository=self._repo, layout=self._keys, zone=zone, state=state,
@@ -220,16 +251,20 @@ class KeyMasterController:
                 await duties.publish_if_ready(
                     etcd=self._etcd, layout=self._keys, repository=self._repo,
                     directory=self._dir, zone=zone, fence=self._fence(zone, z),
-                    keyset=state.keyset_id, kek_fingerprint=self._kek_fp, clock=self._clock)
+                    keyset=state.keyset_id, kek_fingerprint=cfg.kek or self._kek_fp,
+                    clock=self._clock)
         except FencedOut as exc:
             self._stop_acting(zone, z, str(exc))
 
     async def _handover(self, zone: Name, z: _ZoneRole, obs: Observation, to: str) -> None:
         """Carry out a transfer intent: the current step is finished (steps are sequential)."""
         if to not in obs.candidates:  # went offline (or lost its KEK) since the request
-            await self._etcd.txn(when=[], then=[Op.delete(self._keys.intent_key(zone))])
-            emit(Event.KEYMASTER_REFUSED, level=logging.WARNING, zone=zone, to=to,
-                 reason="the target is not a live eligible node")
+            # only the intent we judged: a newer request that landed meanwhile stays
+            res = await self._etcd.txn(when=[self._intent_guard(zone, z)],
+                                       then=[Op.delete(self._keys.intent_key(zone))])
+            if res.succeeded:
+                emit(Event.KEYMASTER_REFUSED, level=logging.WARNING, zone=zone, to=to,
+                     reason="the target is not a live eligible node")
             return
         extra: tuple[Op, ...] = (Op.delete(self._keys.intent_key(zone)),)
         cfg = z.state.config
@@ -240,9 +275,44 @@ class KeyMasterController:
             zone, obs.token, previous=self._me, node=to, lease=0,
             by=obs.intent.by if obs.intent else self._me, reason="transfer", extra_ops=extra,
             extra_compares=(Compare.mod_revision(self._keys.dnssec_key(zone))
-                            == z.state.config_revision,))
+                            == z.state.config_revision, self._intent_guard(zone, z)))
         emit(Event.KEYMASTER_TRANSFERRED, zone=zone, to=to)
         self._stop_acting(zone, z, f"transferred to {to}")
+
+    async def _record_kek(self, zone: Name, z: _ZoneRole) -> None:
+        """Fill in the KEK fingerprint of a zone signed before it was recorded."""
+        assert self._kek is not None
+        try:
+            await duties.record_kek(etcd=self._etcd, layout=self._keys, zone=zone,
+                                    state=z.state, fence=self._fence(zone, z), kek=self._kek)
+        except ValidationError as exc:  # this node's KEK does not unwrap the zone's keys
+            if not z.kek_refused:
+                z.kek_refused = True
+                emit(Event.KEYMASTER_KEY_MISSING, level=logging.ERROR, zone=zone,
+                     keys=[k.key_id for k in z.state.keys if k.replicate],
+                     reason=f"{exc}; transfer the role to a node with the zone's KEK")
+
+    def _check_keys(self, zone: Name, z: _ZoneRole) -> None:
+        """An error event (once per change) when the holder lacks an unreplicated private
+        key of a key in use: it cannot sign the DNSKEY set or roll keys, and nothing else
+        would say so before signatures expire."""
+        missing = tuple(sorted(
+            k.key_id for k in z.state.keys if not k.replicate and k.state != "retired"
+            and (self._store is None or not self._store.has(zone, k.key_id))))
+        if missing != z.missing:
+            z.missing = missing
+            if missing:
+                emit(Event.KEYMASTER_KEY_MISSING, level=logging.ERROR, zone=zone,
+                     keys=list(missing), key_store=str(self._store.root) if self._store else "",
+                     reason="unreplicated private key not in this Key Master's key store; "
+                            "restore it, transfer the role to the node that holds it, or "
+                            "re-key (zone sign --new-keys)")
+
+    def _intent_guard(self, zone: Name, z: _ZoneRole) -> Compare:
+        """The intent is still the one observed (absent if none was)."""
+        key = self._keys.intent_key(zone)
+        rev = z.state.intent_revision if z.state.intent else 0
+        return Compare.mod_revision(key) == rev if rev else Compare.version(key) == 0
 
     # -- shutdown -------------------------------------------------------------
     async def hand_off_all(self, timeout: float) -> None:
@@ -259,7 +329,7 @@ class KeyMasterController:
                     continue
                 others = sorted(
                     n.id for n in nodes if n.alive and n.id != self._me and
-                    n.role == "writable" and n.kek == self._kek_fp)
+                    n.role == "writable" and n.kek == (z.state.config.kek or self._kek_fp))
                 if any(not k.replicate for k in z.state.keys):
                     # only this node holds an unreplicated private key: keep the role here
                     # (seize with --accept-missing-keys remains for the operator)

@@ -10,12 +10,15 @@ Rules (DESIGN.md, STYLE "lessons from Patroni"):
   and its local lease deadline has not passed; otherwise it does nothing
   (and steps down if someone else holds the role).
 - A record naming this node with another (older) lease is re-acquired by a
-  fenced put: a restart, or an etcd outage, keeps the previous holder.
-- A transfer intent addressed to the holder is carried out by the holder.
+  fenced put: a restart, or an etcd outage, keeps the previous holder, but
+  only while the node may hold the role (writable, with the zone's KEK: the
+  KEK fingerprint recorded in the zone's settings).
+- A transfer intent addressed to the holder is carried out by the holder; one
+  addressed to a previous holder (left over from before an election) is ignored.
 - Election: only with `keymaster_failover = auto` (which requires every
   private key replicated), only after the holder has been offline for
-  `failover_after`, and candidates are ranked by node id so that one tries
-  first and the others back off.
+  `failover_after`, and candidates (live writable nodes with the zone's KEK)
+  are ranked by node id so that one tries first and the others back off.
 """
 
 from __future__ import annotations
@@ -33,13 +36,14 @@ class Observation:
     holder_alive: bool  # the holder's liveness key exists
     my_lease: int  # 0: no lease now
     lease_valid: bool  # local deadline not passed
-    eligible: bool  # writable, holds the KEK, can reach the zone's private keys
+    eligible: bool  # writable, holds the zone's KEK, can reach the zone's private keys
     failover_auto: bool
     failover_after: float
     holder_offline_since: float | None  # monotonic time first seen offline
     candidates: tuple[str, ...]  # live eligible nodes, sorted
     intent: Intent | None
     acting: bool  # this node is currently running the zone's duties
+    may_hold: bool = True  # writable, with a KEK and (if recorded) the zone's KEK
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +96,17 @@ def decide(obs: Observation, me: str, now: float) -> Decision:
             return StepDown(f"the role is now held by {role.node}")
         return _maybe_elect(obs, me, now)
     # the record names this node
+    if not obs.may_hold:  # restarted read-only, without the KEK or with another one
+        return StepDown("this node lacks the zone's KEK or is not writable") if obs.acting \
+            else Hold()
     if not obs.my_lease or not obs.lease_valid:
         return StepDown("this node's lease is not valid") if obs.acting else Hold()
     if role.lease != obs.my_lease:
         return Acquire("restart" if not obs.acting else "new lease")
-    if obs.intent is not None and obs.intent.mode == "transfer" and obs.intent.to_node != me:
-        return Handover(obs.intent.to_node)
+    intent = obs.intent
+    if (intent is not None and intent.mode == "transfer" and intent.from_node == me
+            and intent.to_node != me):  # an intent addressed to a previous holder is stale
+        return Handover(intent.to_node)
     return Hold()
 
 

@@ -49,10 +49,14 @@ class Fence:
     @classmethod
     def for_role(cls, layout: KeyLayout, zone: dns.name.Name, token: int, node_id: str,
                  lease: int) -> Fence:
-        compares = [Compare.mod_revision(layout.keymaster_key(zone)) == token]
-        if lease:  # and the holder's session lease is still the one alive
-            compares.append(Compare.lease(layout.alive_key(node_id)) == lease)
-        return cls(zone, token, node_id, tuple(compares))
+        """The role record is still at `token` and the holder's liveness key still holds
+        `lease`; without a lease this node holds no role, so there is no fence (FencedOut)."""
+        if not lease:
+            raise FencedOut(f"Key Master write for {zone} refused: this node has no etcd lease "
+                            "now, so it cannot prove it holds the role")
+        return cls(zone, token, node_id, (
+            Compare.mod_revision(layout.keymaster_key(zone)) == token,
+            Compare.lease(layout.alive_key(node_id)) == lease))
 
     def audit_op(self, layout: KeyLayout, what: str) -> Op:
         stamp = f"{self.token:012d}-{uuid.uuid4().hex[:8]}"
@@ -106,6 +110,7 @@ async def generate_keys(
     key_store: KeyStore | None,
     retire: tuple[DnssecKey, ...] = (),
     config_revision: int = 0,
+    ever_published: Published | None = None,
     clock: Clock = SYSTEM_CLOCK,
 ) -> list[DnssecKey]:
     """Make the zone's keys, store them (public in zones/, private wrapped in secrets/ or local),
@@ -136,10 +141,14 @@ async def generate_keys(
         ops.append(Op.delete(layout.key_key(zone, old.key_id)))
         ops.append(Op.delete(layout.secret_key(zone, old.key_id)))
     local = any(not key.replicate for key, _ in made)
+    wrapped = any(key.replicate for key, _ in made)  # only those nodes may hold the role
     ops.append(Op.put(layout.dnssec_key(zone), config.with_(
         status="signed", new_keys=False, missing_keys=(),
-        key_store_node=node_id if local else "").to_json()))
-    ops.append(Op.delete(layout.published_key(zone)))
+        key_store_node=node_id if local else "",
+        kek=kekmod.kek_fingerprint(kek) if wrapped else "").to_json()))
+    ops.append(Op.delete(layout.published_key(zone)))  # the new key set is not published yet
+    if ever_published is not None:  # but the zone was (and may be from before that flag)
+        ops.append(Op.put(layout.ever_published_key(zone), ever_published.to_json()))
     # guarded on the settings' revision: a keygen runs once per request, and an unsign
     # or a newer request that landed meanwhile is never undone
     serial = await fence.bump(repository, layout, ops, "keygen",
@@ -182,10 +191,30 @@ async def publish_if_ready(
         return False
     stamp = clock.now().replace(microsecond=0).isoformat()
     published = Published(serial_add(ZoneHead.from_json(head.value).serial, 1), stamp)
-    await fence.bump(repository, layout, [Op.put(layout.published_key(zone), published.to_json())],
+    # ever-published outlives `--new-keys` (which clears `published`): never unsigned again
+    await fence.bump(repository, layout, [Op.put(layout.published_key(zone), published.to_json()),
+                                          Op.put(layout.ever_published_key(zone),
+                                                 published.to_json())],
                      "publish", extra=(Compare.version(layout.published_key(zone)) == 0,))
     emit(Event.ZONE_PUBLISHED, zone=zone, signed_by=sorted(done))
     return True
+
+
+async def record_kek(*, etcd: EtcdClient, layout: KeyLayout, zone: dns.name.Name,
+                     state: DnssecState, fence: Fence, kek: bytes) -> bool:
+    """A zone signed before the KEK fingerprint was recorded: record this holder's, once
+    one wrapped key proves that this KEK is the one the keys are wrapped under.
+    True if written; ValidationError if this KEK cannot unwrap them."""
+    key = next(k for k in state.keys if k.replicate)
+    blob = await etcd.get(layout.secret_key(zone, key.key_id))
+    if blob is None:
+        return False
+    kekmod.unwrap(kek, zone.to_text(), key.key_id, blob.value)  # wrong KEK: ValidationError
+    config = state.config.with_(kek=kekmod.kek_fingerprint(kek))
+    return await fence.write(
+        etcd, layout, [Op.put(layout.dnssec_key(zone), config.to_json())], "record-kek",
+        extra=(Compare.mod_revision(layout.dnssec_key(zone)) == state.config_revision,),
+    ) is not None
 
 
 def _dnskeyset_current(raw: bytes, keyset: str, now: int, refresh: int) -> bool:

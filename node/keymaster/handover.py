@@ -101,8 +101,8 @@ class KeyMasterAdmin:
             missing_keys=config.missing_keys if config else (),
         )
 
-    def _check_target(self, to: str, nodes: dict[str, NodeInfo], holder: NodeInfo | None
-                      ) -> list[str]:
+    def _check_target(self, to: str, nodes: dict[str, NodeInfo], holder: NodeInfo | None,
+                      zone_kek: str = "") -> list[str]:
         target = nodes.get(to)
         if target is None:
             return [f"{to}: no such node (clusterctl nodes lists them)"]
@@ -110,10 +110,14 @@ class KeyMasterAdmin:
         if target.role != "writable":
             reasons.append(f"{to}: a {target.role} node cannot be Key Master")
         if not target.alive:
-            reasons.append(f"{to}: the node is offline")
+            reasons.append(f"{to}: the node is offline" + (
+                f" (its last record: {target.lease_lost})" if target.lease_lost else ""))
         if not target.kek:
             reasons.append(f"{to}: the node holds no KEK (signing.kek_file), so it cannot "
                            "reach the private keys")
+        elif zone_kek and target.kek != zone_kek:
+            reasons.append(f"{to}: its KEK differs from the one the zone's keys are wrapped "
+                           "under, so it cannot unwrap them")
         elif holder is not None and holder.kek and target.kek != holder.kek:
             reasons.append(f"{to}: its KEK differs from the holder's")
         return reasons
@@ -129,7 +133,7 @@ class KeyMasterAdmin:
         if role.node == to and role.lease:
             return HandoverOutcome("done", to, message=f"{to} already holds the role")
         holder = nodes.get(role.node)
-        reasons = self._check_target(to, nodes, holder)
+        reasons = self._check_target(to, nodes, holder, config.kek if config else "")
         if config is not None and config.status == "file":  # file-backed zones, later
             reasons.append(f"zone {zone} is file-backed: its Key Master cannot move")
         if holder is None or not holder.alive:
@@ -156,7 +160,7 @@ class KeyMasterAdmin:
                     accept_missing_keys: bool = False, timeout: float = 30.0) -> HandoverOutcome:
         role, token, config, config_rev, keys, nodes = await self._load(zone)
         holder = nodes.get(role.node)
-        reasons = self._check_target(to, nodes, holder)
+        reasons = self._check_target(to, nodes, holder, config.kek if config else "")
         if holder is not None and holder.alive and role.node != to and not force:
             reasons.append(f"the holder {role.node} is online: use clusterctl transfer-keymaster "
                            f"{zone} --to {to}, or --force to seize anyway")

@@ -27,7 +27,11 @@ class KeyStore:
         return self.root / safe_zone / f"{key_id}.pem"
 
     def put(self, zone: dns.name.Name, key_id: str, pem: bytes) -> None:
+        """Write the key durably before the caller publishes its DNSKEY: the file is
+        fsynced, then the directory holding the rename, then (when the zone's directory is
+        new) the directory entries above it, since this may be the only copy."""
         path = self._path(zone, key_id)
+        created = [d for d in (path.parent, *path.parent.parents) if not d.exists()]
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -37,6 +41,9 @@ class KeyStore:
         finally:
             os.close(fd)
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
+        for made in created:
+            _fsync_dir(made.parent)
 
     def get(self, zone: dns.name.Name, key_id: str) -> bytes | None:
         try:
@@ -46,3 +53,11 @@ class KeyStore:
 
     def has(self, zone: dns.name.Name, key_id: str) -> bool:
         return self._path(zone, key_id).exists()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

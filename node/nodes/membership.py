@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from node.errors import EtcdUnavailable
+from node.errors import EtcdUnavailable, NodeError
+from node.events import Event, emit
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 
@@ -36,6 +37,7 @@ class NodeInfo:
     ready: bool = True
     kek: str = ""  # fingerprint of the KEK this node holds ("" = none: it never signs)
     problems: tuple[tuple[str, str], ...] = ()  # (zone, reason) it cannot serve
+    lease_lost: str = ""  # its last lease loss and why (durable; "" = none since start)
 
     def record_json(self) -> bytes:
         return json.dumps(
@@ -48,6 +50,7 @@ class NodeInfo:
                 "version": self.version,
                 "started_at": self.started_at,
                 "kek": self.kek,
+                "lease_lost": self.lease_lost,
             }
         ).encode()
 
@@ -102,6 +105,7 @@ class NodeDirectory:
                     ready=bool((st or {}).get("ready", False)),
                     kek=rec.get("kek", ""),
                     problems=tuple(sorted((st or {}).get("problems", {}).items())),
+                    lease_lost=rec.get("lease_lost", ""),
                 )
             )
         return sorted(out, key=lambda n: n.id)
@@ -123,13 +127,27 @@ class Membership:
     async def register(self) -> None:
         await self._etcd.put(self._keys.node_key(self._me.id), self._me.record_json())
 
+    async def on_lease_lost(self, reason: str) -> None:
+        """The lease is gone (`reason` says when and why): record it in the durable node
+        record at once, so `clusterctl nodes` and refusals name it even while this node
+        is offline."""
+        self._me = replace(self._me, lease_lost=reason)
+        self._lease = 0
+        try:
+            await self.register()
+        except NodeError as exc:  # written again with the next lease
+            log.warning("could not record the lease loss: %s", exc)
+
     async def on_new_lease(self, lease_id: int) -> None:
         """Session callback: (re)write the status key under the new lease."""
         self._lease = lease_id
         try:
             await self.register()
             await self._write()
-        except EtcdUnavailable:
+        except NodeError as exc:  # the run loop writes the status again
+            if not isinstance(exc, EtcdUnavailable):
+                emit(Event.ETCD_ERROR, level=logging.WARNING, during="membership",
+                     code=exc.code, error=str(exc))
             self._dirty.set()
 
     def set_served(self, zone: str, serial: int | None) -> None:
@@ -170,7 +188,14 @@ class Membership:
             except EtcdUnavailable:
                 self._dirty.set()
                 await asyncio.sleep(1.0)
-            except Exception:
+            except NodeError as exc:
+                emit(Event.ETCD_ERROR, level=logging.WARNING, during="membership",
+                     code=exc.code, error=str(exc))
+                self._dirty.set()
+                await asyncio.sleep(1.0)
+            except Exception as exc:  # the task boundary: keep writing the status
+                emit(Event.TASK_CRASHED, level=logging.ERROR, task="membership",
+                     error=f"{type(exc).__name__}: {exc}")
                 log.exception("status write failed")
                 self._dirty.set()
                 await asyncio.sleep(1.0)

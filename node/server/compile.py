@@ -115,15 +115,26 @@ class CompiledZone:
                 return False
             name = name[name[0] + 1 :]
 
-    def answer(self, key: bytes, do: int = 0) -> Entry:
-        """The entry for `key` = lowercased qname wire + QTYPE + class IN (qname in zone)."""
+    def holds(self, key: bytes, do: int = 0) -> bool:
+        """True if the entry for `key` is already rendered (eager, or kept in a lazy cache)."""
+        if do and self.denial is not None:
+            return key in self.lazy_do
+        return key in self.answers or key in self.lazy
+
+    def answer(self, key: bytes, do: int = 0, keep: bool = True) -> Entry:
+        """The entry for `key` = lowercased qname wire + QTYPE + class IN (qname in zone).
+
+        A lazily rendered entry is kept for the next query only with `keep`
+        (the table's admission policy, `node/server/admission.py`).
+        """
         if do and self.denial is not None:
             entry = self.lazy_do.get(key)
             if entry is None:
                 entry = secure.resolve(self, key[:-4], key[-4] << 8 | key[-3])
-                if len(self.lazy_do) >= self.lazy_max:
-                    self.lazy_do = {}
-                self.lazy_do[key] = entry
+                if keep:
+                    if len(self.lazy_do) >= self.lazy_max:
+                        self.lazy_do = {}
+                    self.lazy_do[key] = entry
             return entry
         entry = self.answers.get(key)
         if entry is not None:
@@ -132,9 +143,10 @@ class CompiledZone:
         if entry is not None:
             return entry
         entry = answer.resolve(self, key[:-4], key[-4] << 8 | key[-3])
-        if len(self.lazy) >= self.lazy_max:
-            self.lazy = {}
-        self.lazy[key] = entry
+        if keep:
+            if len(self.lazy) >= self.lazy_max:
+                self.lazy = {}
+            self.lazy[key] = entry
         return entry
 
     def negative_soa(self) -> tuple[bytes, ...]:

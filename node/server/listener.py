@@ -4,7 +4,10 @@ Owns binding (IPv4 and IPv6, port 0 allowed: UDP binds first and TCP takes
 the same port), the asyncio protocols, TCP framing (2-octet length, several
 pipelined queries per connection answered in order), the TCP idle timeout
 (a connection still sending a transfer is not idle), the cap on concurrent
-TCP connections (excess connections are closed at once), write back-pressure
+TCP connections (excess connections are closed at once and counted in
+`dnscluster_dns_tcp_refused_total`; at start the process's soft open-files
+limit is raised to hold the cap plus `FD_RESERVE`, and where the hard limit
+does not allow it the cap is lowered to what fits, with an event), write back-pressure
 (reading pauses while the send buffer is full; zone transfers are streamed
 message by message from a task, so a large AXFR never blocks the loop), `reuse_port` (SO_REUSEPORT,
 so several processes may share a port), and latency measurement around each
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import socket
 from collections.abc import Iterator, Mapping, Sequence
 from time import perf_counter_ns
@@ -35,6 +39,35 @@ UDP_RCVBUF = 4 << 20
 # two clock reads per datagram cost about 5% of the hot path's throughput
 LATENCY_SAMPLE_MASK = 15
 _BIND_ATTEMPTS = 20
+# descriptors besides DNS TCP connections: etcd and API connections, the metrics
+# server, UDP sockets, logs, the signing workers' pipes
+FD_RESERVE = 256
+
+
+def fit_open_files(max_tcp: int) -> int:
+    """Raise the soft open-files limit to hold `max_tcp` connections; returns the cap that fits.
+
+    Without this, a node started with the common soft limit of 1,024 would fail
+    `accept()` with EMFILE before reaching the default cap of 1,000 connections
+    (and starve its own etcd and API connections).
+    """
+    needed = max_tcp + FD_RESERVE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return max_tcp
+    limit = needed if hard == resource.RLIM_INFINITY or hard >= needed else hard
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+    except (ValueError, OSError):
+        limit = soft
+    if limit > soft:
+        emit(Event.OPEN_FILES_RAISED, before=soft, after=limit)
+    if limit >= needed:
+        return max_tcp
+    cap = max(limit - FD_RESERVE, limit // 2)
+    emit(Event.OPEN_FILES_LOW, logging.WARNING, limit=limit, hard_limit=hard, needed=needed,
+         max_tcp_connections=cap, configured=max_tcp)
+    return cap
 
 
 class DnsServer:
@@ -78,6 +111,7 @@ class DnsServer:
     async def start(self) -> list[tuple[str, int]]:
         """Bind every listen address; returns the actual (host, port) pairs."""
         loop = asyncio.get_running_loop()
+        self.max_tcp_connections = fit_open_files(self.max_tcp_connections)
         try:
             for host, port in self.listen:
                 self.addresses.append(await self._bind(loop, host, port))
@@ -160,6 +194,14 @@ class DnsServer:
         finally:
             await self.stop()
 
+    def refuse_tcp(self) -> None:
+        """Count a connection closed at the cap (an event for the first and every 1000th)."""
+        stats = self.stats
+        stats.tcp_refused += 1
+        if stats.tcp_refused == 1 or stats.tcp_refused % 1000 == 0:
+            emit(Event.DNS_TCP_REFUSED, logging.WARNING, cap=self.max_tcp_connections,
+                 refused=stats.tcp_refused)
+
     def log_error(self, where: str) -> None:
         self.errors += 1
         if self.errors <= 10 or self.errors % 1000 == 0:
@@ -230,10 +272,11 @@ class _TcpProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         if len(self.server.tcp_connections) >= self.server.max_tcp_connections:
-            log.debug("TCP connection cap reached: closing a new connection")
+            self.server.refuse_tcp()
             transport.abort()  # type: ignore[attr-defined]
             return
         self.server.tcp_connections.add(self)
+        self.server.stats.tcp_open = len(self.server.tcp_connections)
         peer = transport.get_extra_info("peername")
         self.peer = (peer[0], peer[1]) if peer else ("", 0)
         loop = asyncio.get_running_loop()
@@ -343,6 +386,7 @@ class _TcpProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.tcp_connections.discard(self)
+        self.server.stats.tcp_open = len(self.server.tcp_connections)
         self.writable.set()  # a stream waiting for room sees the closed transport
         if self.timer is not None:
             self.timer.cancel()

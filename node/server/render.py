@@ -11,7 +11,8 @@ lookups:
 * `body`: everything after the question;
 * `size`: the response length without OPT (the question as sent has the same
   length as the canonical one, so the size is known in advance);
-* `stat_key`: `rcode << 16 | qtype` for the per-query counters;
+* `stat_key`: `rcode << 16 | qtype` for the per-query counters (unknown QTYPEs
+  share one key, `stats.stat_qtype`);
 * `flags`: the 16-bit flags word without RD and CD (QR, AA, rcode).
 
 Owner names equal to the question name are written as a pointer to offset 12;
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import dns.rrset
 
+from node.server.stats import stat_qtype
 from node.server.wire import NameCompressor
 
 Entry = tuple[tuple[bytes, ...], tuple[bytes, ...], bytes, int, int, int]
@@ -66,7 +68,8 @@ def make_entry(
 ) -> Entry:
     """An entry for a response with `flags`, a question of `qlen` octets and `body`."""
     hdrs, hdrs_edns = _headers(flags, an, ns, ar)
-    return (hdrs, hdrs_edns, body, 12 + qlen + len(body), (flags & 0xF) << 16 | qtype, flags)
+    stat_key = (flags & 0xF) << 16 | stat_qtype(qtype)
+    return (hdrs, hdrs_edns, body, 12 + qlen + len(body), stat_key, flags)
 
 
 class AnswerBuilder:

@@ -5,7 +5,10 @@ table-wide answer cache the hot path reads first (one dict lookup per query:
 key = lowercased qname wire + QTYPE + QCLASS as sent, one dict per DO bit).
 The cache is replaced by an empty one whenever any zone changes, so readers
 never see a mix of versions and never wait: `publish` builds the new
-`CompiledZone` first and only then swaps it in.
+`CompiledZone` first and only then swaps it in. What enters the cache (and a
+zone's lazy caches): answers that exist anyway (a zone's eager answers) at
+once, any other answer only when its key is asked a second time
+(`admission.Doorkeeper`), so a flood of names asked once costs no memory.
 
 The replica calls `publish(snapshot)` (or `await publish_async(snapshot)`,
 which compiles in a worker thread) for every new version of a zone, in order;
@@ -24,6 +27,7 @@ import time
 
 import dns.name
 
+from node.server.admission import Doorkeeper
 from node.server.answer import DS, name_wire
 from node.server.compile import CompiledZone
 from node.server.render import QR, Entry, make_entry
@@ -39,7 +43,7 @@ IN_CLASS = b"\x00\x01"
 class ZoneTable:
     """Compiled zones by origin; `caches[do]` is the hot path's first stop."""
 
-    __slots__ = ("_held", "_locks", "_zones", "cache_max", "caches")
+    __slots__ = ("_doors", "_held", "_locks", "_zones", "cache_max", "caches")
 
     def __init__(self) -> None:
         self._zones: dict[bytes, CompiledZone] = {}
@@ -47,6 +51,7 @@ class ZoneTable:
         self._locks: dict[bytes, asyncio.Lock] = {}
         self.caches: tuple[dict[bytes, Entry], dict[bytes, Entry]] = ({}, {})
         self.cache_max = CACHE_MAX
+        self._doors = (Doorkeeper(CACHE_MAX), Doorkeeper(CACHE_MAX))
 
     # --- zone management ------------------------------------------------------
 
@@ -113,6 +118,8 @@ class ZoneTable:
         # the table cache must hold the working set of every zone, or it thrashes
         self.cache_max = max(CACHE_MAX, sum(4 * len(z.snapshot.nodes)
                                             for z in self._zones.values()))
+        if self._doors[0].window < self.cache_max:
+            self._doors = (Doorkeeper(self.cache_max), Doorkeeper(self.cache_max))
 
     # --- lookups ----------------------------------------------------------------
 
@@ -145,16 +152,20 @@ class ZoneTable:
         zone, held = self._match(lname)
         if held:
             entry = make_entry(QR | SERVFAIL, qtype, len(key), b"")
+            admit = self._doors[do].admit(key)
         elif zone is None or key[-2:] != IN_CLASS:
             entry = make_entry(QR | REFUSED, qtype, len(key), b"")
+            admit = self._doors[do].admit(key)
         else:
             if qtype == DS and lname == zone.origin and len(lname) > 1:
                 zone = self.find(lname[lname[0] + 1 :]) or zone
-            entry = zone.answer(key, do)
-        cache = self.caches[do]
-        if len(cache) >= self.cache_max:
-            cache.clear()
-        cache[key] = entry
+            admit = zone.holds(key, do) or self._doors[do].admit(key)
+            entry = zone.answer(key, do, keep=admit)
+        if admit:
+            cache = self.caches[do]
+            if len(cache) >= self.cache_max:
+                cache.clear()
+            cache[key] = entry
         return entry
 
 

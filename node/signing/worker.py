@@ -4,46 +4,51 @@ The replica hands every unsigned zone version to `SigningManager.on_snapshot`
 in revision order. Unsigned zones pass straight to the DNS table. A signed
 zone is signed here (incrementally after the first time) and the signed
 version is published to the table, then the node records in etcd
-(`signing/<zone>/<node>`) which serial and key set it has signed.
+(`signing/<zone>/<node>`, `status.StatusRecorder`, retried until written)
+which serial and key set it has signed.
 
 Stagger (the model's 5-30 minutes): a node that is not the Key Master waits
 a uniform random delay before its *first* signing of a zone and serves the
-zone unsigned meanwhile, which is safe because an unsigned-here zone is not
-yet published. No stagger when the zone is published (a restart: the node
-answers SERVFAIL for it until it has signed) or when this node signed the
-zone before. Key changes during rollovers apply at once.
+zone unsigned meanwhile, which is safe because an unsigned-here zone was never
+published. No stagger when the zone was ever published (a restart, or new
+keys: the node answers SERVFAIL for it until it has signed) or when this node
+signed the zone before. Key changes during rollovers apply at once.
+
+A failed pass (keys unreachable, etcd refusing, a signer error) is reported
+(`SIGNING_FAILED`, `dnscluster_signing_failures_total`) and retried with
+back-off, 1 s doubling to 60 s, or at once on the zone's next version.
+Meanwhile the last good signed copy stays served (the node stays ready while
+its signatures are valid: `expiry.ExpiryWatch` says when they are not); with
+no signed copy, a zone that was ever published is held (SERVFAIL), any other
+is served unsigned.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
-from types import MappingProxyType
 
 import dns.name
-import dns.rdata
-import dns.rdatatype
-import dns.rrset
 
 from node.clock import SYSTEM_CLOCK, Clock
-from node.dnssec import ds, kek
-from node.dnssec.denial import DenialParams
+from node.dnssec import kek
 from node.dnssec.digest import ZoneDigest
-from node.dnssec.keys import load_private_key
-from node.dnssec.params import SignedResult
-from node.dnssec.signer import SigningKey
-from node.dnssec.zonesigner import SigningParams, ZoneSigner
-from node.errors import EtcdUnavailable, NodeError
+from node.dnssec.params import SignedResult, SigningParams
+from node.dnssec.zonesigner import ZoneSigner
+from node.errors import NodeError
 from node.events import Event, emit
-from node.keymaster.duties import dnskey_rrsigs_from
 from node.keymaster.keystore import KeyStore
 from node.keymaster.record import RoleRecord
+from node.signing.backoff import Backoff
+from node.signing.expiry import ExpiryWatch
+from node.signing.faults import Faults
+from node.signing.material import make_signer, with_cds
 from node.signing.secondary import SecondaryLoader
+from node.signing.status import StatusRecorder
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.store.txn import Compare, Op
@@ -62,16 +67,19 @@ class _Zone:
     signer: ZoneSigner | None = None
     identity: tuple[object, ...] | None = None
     stagger_until: float | None = None  # monotonic; None = not staggering
+    stagger_done: bool = False  # the first signing was attempted (a retry never re-staggers)
     signed_once: bool = False
     latest: ZoneSnapshot | None = None  # latest unsigned snapshot seen
     signed_serial: int | None = None
     signed_keyset: str = ""
     held: bool = False  # answering SERVFAIL until signed
-    next_refresh: float = 0.0  # unix time
-    earliest_expiration: int = 0
-    first_signed_at: str = ""
+    serving_signed: bool = False  # the table holds a copy signed here
+    retry_at: float | None = None  # monotonic; a failed pass is retried then
+    backoff: Backoff = field(default_factory=Backoff)
+    failures: dict[str, int] = field(default_factory=dict)  # by stage, for the metric
     digest: ZoneDigest = field(default_factory=ZoneDigest)  # of the signed copy served
     digest_hex: str = ""
+    next_refresh: float = 0.0  # unix time
     refresh_task: asyncio.Task[None] | None = field(default=None)
 
 
@@ -94,7 +102,8 @@ class SigningManager:
         secondary: SecondaryLoader | None = None,
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
-        warn_window: int = 2 * 86400,
+        faults: Faults | None = None,
+        expiry: ExpiryWatch | None = None,
     ) -> None:
         self._me = node_id
         self._etcd = etcd
@@ -109,7 +118,13 @@ class SigningManager:
         self._secondary = secondary  # read-only nodes: signed zones come by transfer
         self._clock = clock
         self._rng = rng or random.Random()
-        self._warn_window = warn_window
+        self._faults = faults or Faults()
+        self.expiry = expiry or ExpiryWatch(warn_window=2 * 86400, clock=clock)
+        self.expiry.on_change = self._notify_readiness
+        self._status = StatusRecorder(
+            node_id=node_id, etcd=etcd, layout=layout, on_failure=self._report,
+            kek=kek.kek_fingerprint(kek_bytes) if kek_bytes else "", faults=self._faults,
+            clock=clock)
         self._zones: dict[Name, _Zone] = {}
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -117,9 +132,11 @@ class SigningManager:
 
     # -- readiness ----------------------------------------------------------
     def ready(self) -> bool:
-        """True when every published signed zone is signed here (DESIGN.md readiness)."""
+        """True when every published signed zone is signed here (DESIGN.md readiness) and no
+        served copy has expired signatures."""
         waiting = self._secondary is not None and self._secondary.waiting()
-        return not waiting and not any(z.held for z in self._zones.values())
+        return (not waiting and not any(z.held for z in self._zones.values())
+                and not self.expiry.expired())
 
     def _notify_readiness(self) -> None:
         if self.on_readiness is not None:
@@ -129,6 +146,8 @@ class SigningManager:
         return [(zone.to_text(), self.status(zone)) for zone in list(self._zones)]
 
     def status(self, zone: Name) -> dict[str, object]:
+        if self._secondary is not None and (copy := self._secondary.status(zone)):
+            return copy  # read-only: the transferred copy (its earliest RRSIG expiry, held)
         z = self._zones.get(zone)
         if z is None:
             return {}
@@ -137,8 +156,10 @@ class SigningManager:
             "keyset": z.signed_keyset,
             "staggering": z.stagger_until is not None,
             "held": z.held,
-            "earliest_expiration": z.earliest_expiration,
+            "earliest_expiration": self.expiry.earliest(zone),  # of the served copy
             "next_refresh": z.next_refresh,
+            "failures": dict(z.failures),
+            "retrying": z.retry_at is not None or self._status.pending(zone),
         }
 
     # -- replica callbacks --------------------------------------------------
@@ -151,6 +172,8 @@ class SigningManager:
             z = self._zones.pop(zone, None)
             if z is not None and z.refresh_task is not None:
                 z.refresh_task.cancel()
+            self.expiry.forget(zone)
+            self._status.forget(zone)
             if self._secondary is not None:
                 self._secondary.forget(zone)
             self._notify_readiness()
@@ -162,6 +185,7 @@ class SigningManager:
         if state is None or not state.keys:  # not signed, or its first keys are pending
             if self._secondary is not None:
                 self._secondary.forget(snap.origin)
+            z.retry_at = None
             await self._serve_unsigned(z, snap)
             return
         if self._secondary is not None:  # read-only: the signed copy comes by transfer
@@ -169,13 +193,13 @@ class SigningManager:
             self._notify_readiness()
             return
         if not self._can_sign:
-            if state.published is not None:
+            if state.was_published:
                 self._hold_zone(z, "this node cannot sign (no KEK or read-only) and the zone "
                                    "is published")
             else:
                 await self._serve_unsigned(z, snap)
             return
-        if not z.signed_once and z.stagger_until is None:
+        if not z.signed_once and not z.stagger_done and z.stagger_until is None:
             if await self._needs_stagger(snap, state):
                 delay = self._rng.uniform(*self._stagger)
                 z.stagger_until = self._clock.monotonic() + delay
@@ -184,26 +208,27 @@ class SigningManager:
             else:
                 z.stagger_until = None
         if z.stagger_until is not None:
-            if state.published is not None:  # never serve a published zone unsigned
+            if state.was_published:  # never serve a published zone unsigned
                 z.stagger_until = None
             elif self._clock.monotonic() < z.stagger_until:
                 await self._serve_unsigned(z, snap)
                 return
             else:
                 z.stagger_until = None
-        if not z.signed_once and state.published is not None:
+        if not z.signed_once and state.was_published:
             self._hold_zone(z, "signing before serving the published zone")
+        z.stagger_done = True
         await self._sign(z, snap, state)
 
     async def _needs_stagger(self, snap: ZoneSnapshot, state: DnssecState) -> bool:
-        if state.published is not None:
+        if state.was_published:
             return False
         role = RoleRecord.from_json(state.keymaster)
         if role is not None and role.node == self._me:
             return False
         try:  # signed this zone before (a restart): no stagger
             kv = await self._etcd.get(self._keys.signing_key(snap.origin, self._me))
-        except EtcdUnavailable:
+        except NodeError:  # unknown: the stagger is the safe side
             return True
         return kv is None
 
@@ -215,11 +240,13 @@ class SigningManager:
             self._notify_readiness()
 
     async def _serve_unsigned(self, z: _Zone, snap: ZoneSnapshot) -> None:
-        if z.signer is not None:  # was signed: the table must rebuild everything
+        if z.signer is not None or z.serving_signed:  # the table must rebuild everything
             z.signer = None
             z.identity = None
             snap = _replace(snap, changed=None)
         await self._publish(snap)
+        z.serving_signed = False
+        self.expiry.served(z.origin, None)
 
     # -- signing ------------------------------------------------------------
     async def _sign(self, z: _Zone, snap: ZoneSnapshot, state: DnssecState) -> None:
@@ -230,9 +257,14 @@ class SigningManager:
             if full:
                 emit(Event.SIGNING_STARTED, zone=snap.origin, serial=snap.serial,
                      rrsets=sum(len(t) for t in snap.nodes.values()))
-                z.signer = await self._make_signer(snap, state)
+                assert self._kek is not None  # _can_sign
+                z.signer = await make_signer(
+                    snap, state, etcd=self._etcd, layout=self._keys, kek_bytes=self._kek,
+                    key_store=self._key_store, pool=self._pool, node_id=self._me,
+                    faults=self._faults)
                 z.identity = identity
-            nodes = _with_cds(snap, state)
+            self._faults.signing(snap.origin)
+            nodes = with_cds(snap, state)
             # Signature times come from the version (DESIGN: one serial is one zone);
             # a head written before versions carried a time falls back to this clock.
             version_time = snap.time or int(self._clock.time())
@@ -242,24 +274,31 @@ class SigningManager:
             result, z.digest_hex = await asyncio.to_thread(
                 _sign_and_digest, signer, z.digest, nodes, changed, version_time)
         except NodeError as exc:
-            emit(Event.SIGNING_FAILED, level=logging.ERROR, zone=snap.origin, error=str(exc))
-            z.signer = None
+            z.signer = None  # the next attempt starts from scratch
             z.identity = None
-            if state.published is not None:
+            self._failed(z, "sign", exc)
+            if z.serving_signed:
+                return  # keep the last good signed copy
+            if state.was_published:
                 self._hold_zone(z, f"signing failed: {exc}")
             else:
-                await self._publish(snap)
+                await self._serve_unsigned(z, snap)
             return
         signed = _replace(snap, nodes=result.nodes, changed=None if full else result.changed,
                           signed=True)
         await self._publish(signed)
+        z.serving_signed = True
+        self.expiry.served(z.origin, result.earliest_expiration)
+        if z.backoff.failing:
+            emit(Event.SIGNING_RECOVERED, zone=snap.origin, serial=snap.serial)
+        z.retry_at = None
+        z.backoff.reset()
         first = not z.signed_once
         z.signed_once = True
         z.signed_serial = snap.serial
         z.signed_keyset = state.keyset_id
         z.next_refresh = float(max(result.next_refresh,
                                    version_time + refresh_spacing(signer.params)))
-        z.earliest_expiration = result.earliest_expiration
         if z.held:
             z.held = False
             self._notify_readiness()
@@ -267,89 +306,22 @@ class SigningManager:
             emit(Event.SIGNING_FINISHED, zone=snap.origin, serial=snap.serial,
                  signatures=result.signatures_made, full=full,
                  seconds=round(self._clock.monotonic() - started, 3))
-        self._check_expiry(z, int(self._clock.time()))
-        await self._record(z, snap)
+        self._status.record(snap.origin, snap.serial, z.signed_keyset, z.digest_hex)
         self._schedule_refresh(z)
 
-    async def _make_signer(self, snap: ZoneSnapshot, state: DnssecState) -> ZoneSigner:
-        c = state.config
-        params = SigningParams(
-            denial=DenialParams(nsec3=c.nsec3, iterations=c.iterations,
-                                salt=bytes.fromhex(c.salt), opt_out=c.opt_out),
-            validity=c.validity, refresh=c.refresh, jitter=c.jitter,
-            inception_offset=c.inception_offset, dnskey_ttl=c.dnskey_ttl,
-        )
-        signing_keys = []
-        published = []
-        secrets, _ = await self._etcd.range_all(self._keys.secrets_zone_prefix(snap.origin))
-        wrapped = {}
-        for kv in secrets:
-            key_id = kv.key.decode().rsplit("/", 1)[-1]
-            wrapped[key_id] = kv.value
-        for key in state.keys:
-            if key.state not in ("active", "revoked"):
-                published.append(key)
-                continue
-            pem = None
-            blob = wrapped.get(key.key_id)
-            if blob is not None:
-                assert self._kek is not None
-                pem = kek.unwrap(self._kek, snap.origin.to_text(), key.key_id, blob)
-            elif self._key_store is not None:  # an unreplicated key this node generated
-                pem = self._key_store.get(snap.origin, key.key_id)
-            if pem is None:
-                published.append(key)
-                continue
-            signing_keys.append(SigningKey(key, load_private_key(pem)))
-        if not any(k.key.role in ("zsk", "csk") for k in signing_keys):
-            raise NodeError(f"no zone-signing private key of {snap.origin} is reachable from "
-                            "this node")
-        dnskey_rrsigs: list[dns.rdata.Rdata] = []
-        if not any(k.key.role in ("ksk", "csk") for k in signing_keys):
-            # the KSK stays in the Key Master's store: serve its signatures over DNSKEY
-            dnskey_rrsigs = dnskey_rrsigs_from(state.dnskeyset, state.keyset_id)
-            if not dnskey_rrsigs:
-                raise NodeError(f"the KSK of {snap.origin} is not replicated and the Key Master "
-                                "has not published a signed DNSKEY set for this key set yet")
-        return ZoneSigner(snap.origin, params, signing_keys, published, pool=self._pool,
-                          dnskey_rrsigs=dnskey_rrsigs)
+    def _failed(self, z: _Zone, stage: str, exc: NodeError) -> None:
+        """Report a failed pass and schedule its retry (back-off, or the next version)."""
+        delay = z.backoff.next()
+        z.retry_at = self._clock.monotonic() + delay
+        self._wake.set()
+        self._report(z.origin, stage, exc, delay)
 
-    def _check_expiry(self, z: _Zone, now: int) -> None:
-        if not z.earliest_expiration:
-            return
-        if z.earliest_expiration <= now:
-            emit(Event.SIGNATURE_EXPIRED, level=logging.ERROR, zone=z.origin,
-                 expiration=z.earliest_expiration)
-        elif z.earliest_expiration - now <= self._warn_window:
-            emit(Event.SIGNATURE_EXPIRING, level=logging.WARNING, zone=z.origin,
-                 expiration=z.earliest_expiration)
-
-    async def _record(self, z: _Zone, snap: ZoneSnapshot) -> None:
-        """`signing/<zone>/<node>`: the serial and key set this node has signed, and when."""
-        now = self._clock.now().isoformat()
-        z.first_signed_at = z.first_signed_at or now
-        value = json.dumps({
-            "node": self._me, "serial": snap.serial, "keyset": z.signed_keyset,
-            "signed_at": now, "first_signed_at": z.first_signed_at,
-            "kek": kek.kek_fingerprint(self._kek) if self._kek else "",
-            "digest": z.digest_hex,
-        }).encode()
-        try:
-            await self._etcd.put(self._keys.signing_key(snap.origin, self._me), value)
-            await self._compare_digests(z, snap.serial)
-        except EtcdUnavailable as exc:
-            log.warning("could not record signing status of %s: %s", snap.origin, exc)
-
-    async def _compare_digests(self, z: _Zone, serial: int) -> None:
-        """One serial is one zone: an event when another node's copy at this serial differs."""
-        records, _ = await self._etcd.range_all(self._keys.signing_prefix(z.origin))
-        for kv in records:
-            rec = json.loads(kv.value)
-            other = rec.get("node")
-            if other != self._me and rec.get("serial") == serial and rec.get("digest") \
-                    and rec.get("keyset") == z.signed_keyset and rec["digest"] != z.digest_hex:
-                emit(Event.SIGNED_COPY_MISMATCH, level=logging.ERROR, zone=z.origin,
-                     serial=serial, node=other, digest=rec["digest"], ours=z.digest_hex)
+    def _report(self, zone: Name, stage: str, exc: NodeError, delay: float) -> None:
+        z = self._zones.get(zone)
+        if z is not None:
+            z.failures[stage] = z.failures.get(stage, 0) + 1
+        emit(Event.SIGNING_FAILED, level=logging.ERROR, zone=zone, stage=stage,
+             error=str(exc), retry_in=round(delay, 3))
 
     # -- timers ---------------------------------------------------------------
     def _schedule_refresh(self, z: _Zone) -> None:
@@ -365,7 +337,7 @@ class SigningManager:
             return
         # Bump the serial once per refresh window (compare-and-swap on the head), so
         # every node re-signs what is due at the same new serial. Retried until done.
-        backoff = 1.0
+        backoff = Backoff()
         while True:
             try:
                 head = await self._etcd.get(self._keys.head_key(z.origin))
@@ -384,21 +356,36 @@ class SigningManager:
                     return
             except (NodeError, ValueError, KeyError) as exc:
                 log.warning("signature refresh of %s: %s; retrying", z.origin, exc)
-            await asyncio.sleep(backoff)
-            backoff = min(60.0, backoff * 2)
+            await asyncio.sleep(backoff.next())
 
     async def run(self) -> None:
-        """Wake staggered zones when their delay is over."""
+        """Wake staggered zones when their delay is over and failed ones when their retry is
+        due; check the served copies' signature expiry (on every node)."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.expiry.run(), name="signature-expiry")
+            await self._wake_zones()
+
+    async def _wake_zones(self) -> None:
         while True:
             now = self._clock.monotonic()
-            due = [z for z in self._zones.values()
-                   if z.stagger_until is not None and z.stagger_until <= now]
-            for z in due:
+            for z in list(self._zones.values()):
+                due = [t for t in (z.stagger_until, z.retry_at) if t is not None and t <= now]
+                if not due:
+                    continue
                 async with self._lock:
-                    if z.latest is not None and z.stagger_until is not None:
+                    if z.origin not in self._zones or z.latest is None:
+                        continue
+                    if z.retry_at is not None and z.retry_at <= now:
+                        z.retry_at = None
+                    try:
                         await self._handle(z.latest)
-            waits = [z.stagger_until - now for z in self._zones.values()
-                     if z.stagger_until is not None and z.stagger_until > now]
+                    except Exception as exc:  # a boundary: the other zones go on
+                        z.retry_at = now + 10.0  # try again, not in a hot loop
+                        emit(Event.SIGNING_FAILED, level=logging.ERROR, zone=z.origin,
+                             error=f"{type(exc).__name__}: {exc}")
+                        log.exception("signing %s failed", z.origin)
+            waits = [t - now for z in self._zones.values()
+                     for t in (z.stagger_until, z.retry_at) if t is not None and t > now]
             self._wake.clear()
             try:
                 async with asyncio.timeout(min(waits) if waits else None):
@@ -407,11 +394,15 @@ class SigningManager:
                 pass
 
 
+def _replace(snap: ZoneSnapshot, **changes: object) -> ZoneSnapshot:
+    return replace(snap, **changes)  # type: ignore[arg-type]
+
+
 def refresh_spacing(params: SigningParams) -> int:
     """The least time between two refresh bumps of a zone: an hour by default, so that
-    epoch boundaries pass a few RRsets at a time, never more than an eighth of the
-    refresh margin (tests run with seconds)."""
-    return max(1, min(3600, params.refresh // 8))
+    epoch boundaries pass a few RRsets at a time; at most an eighth of the period
+    between an RRset's boundaries (tests run with seconds)."""
+    return max(1, min(3600, (params.validity - params.refresh) // 8))
 
 
 def _sign_and_digest(signer: ZoneSigner, digest: ZoneDigest, nodes: NodeMap,
@@ -422,24 +413,3 @@ def _sign_and_digest(signer: ZoneSigner, digest: ZoneDigest, nodes: NodeMap,
     if result.changed is None:
         return result, digest.reset(result.nodes)
     return result, digest.update(result.nodes, result.changed)
-
-
-def _replace(snap: ZoneSnapshot, **changes: object) -> ZoneSnapshot:
-    return replace(snap, **changes)  # type: ignore[arg-type]
-
-
-def _with_cds(snap: ZoneSnapshot, state: DnssecState) -> NodeMap:
-    """The unsigned nodes plus CDS/CDNSKEY at the apex once published (or the delete form)."""
-    if state.published is None:
-        return snap.nodes
-    if state.config.status == "unsigning":
-        cds, cdnskey = ds.cds_delete(snap.origin)
-    else:
-        ksks = [k for k in state.keys if k.role in ("ksk", "csk") and k.state == "active"]
-        cds, cdnskey = ds.cds_cdnskey(ksks)
-    apex = dict(snap.nodes.get(snap.origin, {}))
-    apex[dns.rdatatype.CDS] = cds
-    apex[dns.rdatatype.CDNSKEY] = cdnskey
-    nodes = dict(snap.nodes)
-    nodes[snap.origin] = MappingProxyType(apex)
-    return MappingProxyType(nodes)

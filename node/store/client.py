@@ -2,7 +2,7 @@
 
 Owns the gRPC channels (one per endpoint, created lazily, options for large
 ranges and fast reconnects), endpoint rotation, per-call deadlines,
-authentication (token metadata, re-authentication once on an invalid token)
+authentication (token metadata, re-authentication once on an invalid or stale token)
 and retries (errors are mapped in `failures.py`). Values returned are frozen
 domain types (`KeyValue`, `RangeResult`, `TxnResult`); nothing outside
 `node/store/` sees a `*_pb2` message.
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 
 from node.errors import ConfigError, EtcdUnavailable, NodeError, NotFound
+from node.events import Event, emit
 from node.store._gen import rpc_pb2, rpc_pb2_grpc
 from node.store.endpoint import Endpoint, parse_endpoint
 from node.store.failures import (
@@ -403,7 +404,8 @@ class EtcdClient:
                 last = err
                 code = err.code()
                 if auth and self._username and not reauthed and is_invalid_token(err):
-                    reauthed = True
+                    reauthed = True  # refused before it was applied: a write may retry too
+                    emit(Event.ETCD_TOKEN_REFRESHED, call=what, reason=err.details())
                     await self.ensure_token(deadline, refresh=True)
                     continue
                 if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):

@@ -73,9 +73,18 @@ def is_not_sent(err: grpc.aio.AioRpcError) -> bool:
     return any(hint in details for hint in _NOT_SENT_HINTS)
 
 
+# etcd's ErrAuthOldRevision, sent as INVALID_ARGUMENT: the token was issued before a user or
+# role change (always so for JWT tokens; for simple tokens when a change races a request).
+# etcd's Go client treats it like an invalid token: refresh it and retry; the request was
+# refused before it was applied, so a write may be retried too.
+_STALE_TOKEN = "revision of auth store is old"
+
+
 def is_invalid_token(err: grpc.aio.AioRpcError) -> bool:
+    """The call's auth token is invalid or stale: re-authenticate and retry once."""
     details = (err.details() or "").lower()
-    return err.code() == grpc.StatusCode.UNAUTHENTICATED or "invalid auth token" in details
+    return (err.code() == grpc.StatusCode.UNAUTHENTICATED or "invalid auth token" in details
+            or _STALE_TOKEN in details)
 
 
 def unavailable(
@@ -105,6 +114,8 @@ def map_error(err: grpc.aio.AioRpcError, what: str, endpoints: Sequence[str]) ->
         return EtcdPermissionDenied(f"{text} (grant the etcd user's role this key range)")
     if code == grpc.StatusCode.UNAUTHENTICATED or "user name is empty" in low:
         return EtcdAuthError(f"{text} (etcd requires authentication: set etcd.username)")
+    if _STALE_TOKEN in low:  # still stale after a fresh token: etcd's auth is changing now
+        return EtcdError(f"{text} (etcd users or roles changed during the call; retry)")
     if code == grpc.StatusCode.NOT_FOUND:
         return NotFound(text)
     if code == grpc.StatusCode.INVALID_ARGUMENT:

@@ -13,6 +13,7 @@ other module writes a key path (STYLE R2). The layout (mirrored in
 | `zones/<zone>/dnssec`                           | DNSSEC settings JSON            | no    |
 | `zones/<zone>/keys/<key-id>`                    | public key + state JSON         | no    |
 | `zones/<zone>/published`                        | `{"serial", "at"}` once published | no  |
+| `zones/<zone>/ever-published`                   | `{"serial", "at"}`: was published | no  |
 | `zones/<zone>/keymaster`                        | Key Master role record          | no    |
 | `zones/<zone>/keymaster/intent`                 | transfer/seize intent           | no    |
 | `zones/<zone>/dnskeyset`                        | KSK-signed DNSKEY RRset + RRSIGs | no   |
@@ -72,11 +73,11 @@ def prefix_end(prefix: str) -> str:
 
 
 ZoneKeyKind = Literal[
-    "config", "head", "gen", "data", "dnssec", "published", "keymaster", "keymaster-intent",
-    "dnskeyset", "key",
+    "config", "head", "gen", "data", "dnssec", "published", "ever-published", "keymaster",
+    "keymaster-intent", "dnskeyset", "key",
 ]
 _SIMPLE_KINDS = frozenset(
-    {"config", "head", "gen", "dnssec", "published", "keymaster", "dnskeyset"}
+    {"config", "head", "gen", "dnssec", "published", "ever-published", "keymaster", "dnskeyset"}
 )
 
 
@@ -123,6 +124,10 @@ class KeyLayout:
 
     def published_key(self, zone: dns.name.Name) -> str:
         return f"{self.zone_prefix(zone)}published"
+
+    def ever_published_key(self, zone: dns.name.Name) -> str:
+        """Set with the first `published`; kept through `--new-keys`, gone with unsigning."""
+        return f"{self.zone_prefix(zone)}ever-published"
 
     def keymaster_key(self, zone: dns.name.Name) -> str:
         return f"{self.zone_prefix(zone)}keymaster"

@@ -10,6 +10,9 @@ stops acting before etcd can give its role away.
 When etcd reports the lease gone (keepalive TTL 0: expired or revoked), a new
 lease is granted and every `on_new_lease` callback runs with its id (they
 re-register the node's keys under it); `on_lease_lost` callbacks run first.
+`last_loss` then says when and why, for `clusterctl nodes`: how long no
+keepalive had succeeded, and the last keepalive error (none: the node was
+busy or paused and sent none in time).
 etcd errors are logged and retried; they never end `run()`.
 """
 
@@ -61,6 +64,9 @@ class Session:
         self._on_new: list[LeaseCallback] = []
         self._on_lost: list[LeaseCallback] = []
         self.leases_granted = 0
+        self.last_loss = ""  # "lease lost at <when> (keepalive failed for N s: <why>)"
+        self._last_ok = float("-inf")  # monotonic send time of the last successful keepalive
+        self._last_error = ""  # the last keepalive error since then
 
     # -- state
 
@@ -132,6 +138,7 @@ class Session:
             return
         self._lease_id = lease_id
         self._valid_until = sent + granted - self.margin
+        self._last_ok, self._last_error = sent, ""
         self.leases_granted += 1
         emit(Event.LEASE_GRANTED, lease=f"{lease_id:x}", ttl=granted)
         self._ready.set()
@@ -147,6 +154,7 @@ class Session:
         except NodeError as exc:
             level = logging.WARNING if self.is_valid() else logging.DEBUG
             log.log(level, "etcd keepalive of lease %x failed: %s", lease_id, exc)
+            self._last_error = str(exc)
             await asyncio.sleep(min(self.keepalive_interval / 2, 0.5))
             return
         if self._lease_id != lease_id:
@@ -154,11 +162,16 @@ class Session:
         if ttl <= 0:
             self._lease_id = None
             self._valid_until = float("-inf")
+            silent = sent - self._last_ok
+            why = self._last_error or "no keepalive was sent in time: the node was busy or paused"
+            at = self._clock.now().replace(microsecond=0).isoformat()
+            self.last_loss = f"lease lost at {at} (keepalive failed for {silent:.0f} s: {why})"
             emit(Event.LEASE_LOST, logging.WARNING, lease=f"{lease_id:x}",
-                 reason="expired-or-revoked")
+                 reason="expired-or-revoked", seconds=round(silent, 1), cause=why)
             await self._fire(self._on_lost, lease_id)
             return
         self._valid_until = max(self._valid_until, sent + ttl - self.margin)
+        self._last_ok, self._last_error = sent, ""
 
     async def _fire(self, callbacks: list[LeaseCallback], lease_id: int) -> None:
         for cb in list(callbacks):

@@ -3,8 +3,14 @@
 `DnssecConfig` is `zones/<z>/dnssec` (what `zone sign` asked for);
 `DnssecState` is everything a signer needs, assembled by the replica from
 `zones/<z>/dnssec`, `zones/<z>/keys/*`, `zones/<z>/published`,
-`zones/<z>/keymaster` and `zones/<z>/dnskeyset`, and carried on each
-`ZoneSnapshot`. No I/O here.
+`zones/<z>/ever-published`, `zones/<z>/keymaster` and `zones/<z>/dnskeyset`,
+and carried on each `ZoneSnapshot`. No I/O here.
+
+`published` is about the current key set (it gates CDS/CDNSKEY and is
+cleared by `zone sign --new-keys`); `ever_published` records that the zone
+was published at all and stays until unsigning completes: a parent may hold
+its DS, so the zone is never again served unsigned (DESIGN.md: "once
+published it stays published").
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ class DnssecConfig:
     missing_keys: tuple[str, ...] = ()  # key ids the Key Master cannot reach (after a seize)
     key_store_node: str = ""  # node whose local key store holds the unreplicated private keys
     new_keys: bool = False  # `zone sign --new-keys` pending
+    kek: str = ""  # fingerprint of the KEK the replicated private keys are wrapped under
 
     def to_json(self) -> bytes:
         data = asdict(self)
@@ -86,13 +93,20 @@ class DnssecState:
 
     config: DnssecConfig
     keys: tuple[DnssecKey, ...] = ()
-    published: Published | None = None
+    published: Published | None = None  # the current key set is published
+    ever_published: Published | None = None  # the zone was published (kept through new keys)
     keymaster: bytes = b""  # raw role record (node.keymaster.record parses it)
     keymaster_revision: int = 0  # the role record's mod revision: the fencing token
     dnskeyset: bytes = b""  # KSK-signed DNSKEY RRset published by the Key Master (wire text)
     intent: bytes = b""  # a pending transfer intent (node.keymaster.record.Intent)
     config_revision: int = 0  # mod revision of zones/<z>/dnssec (guards Key Master writes)
     dnskeyset_revision: int = 0  # mod revision of zones/<z>/dnskeyset (0: absent)
+    intent_revision: int = 0  # mod revision of the intent (guards its delete; 0: absent)
+
+    @property
+    def was_published(self) -> bool:
+        """The zone has been published since it was signed: never serve it unsigned."""
+        return self.published is not None or self.ever_published is not None
 
     @property
     def keyset_id(self) -> str:
@@ -104,4 +118,4 @@ class DnssecState:
         c = self.config
         return (self.keyset_id, c.algorithm, c.nsec3, c.iterations, c.salt, c.opt_out,
                 c.validity, c.dnskey_ttl, self.dnskeyset, self.published is not None,
-                c.status == "unsigning")
+                self.was_published, c.status == "unsigning")

@@ -4,8 +4,10 @@ Loads everything with paged range reads at one revision, then watches from
 the next revision. Each etcd revision that touches a zone (every change is
 one transaction, see `repository`) becomes one new immutable `ZoneSnapshot`
 of that zone, handed in revision order to `on_update`; readers of older
-snapshots never wait. A generation switch (import) reloads the zone's new
-generation at the flip revision. After a compaction the node resynchronises
+snapshots never wait. A generation switch (import, create) reloads the zone's new
+generation at the flip revision; the zone keeps its old head and data until that
+read succeeds, so a failed read is retried when the revision is replayed. Any etcd
+error is retried; it never ends the loop. After a compaction the node resynchronises
 fully; after a disconnect the watch resumes from its last revision (the
 store's `Watch` does that), so nothing is lost.
 """
@@ -26,7 +28,7 @@ import dns.rdatatype
 import dns.rrset
 
 from node.dnssec.keys import DnssecKey
-from node.errors import EtcdUnavailable
+from node.errors import EtcdUnavailable, NodeError
 from node.events import Event, emit
 from node.store.client import Compacted, EtcdClient, KeyValue, WatchCanceled
 from node.store.keys import KeyLayout, ZoneKey
@@ -47,15 +49,17 @@ class _ZoneState:
     head: ZoneHead | None = None
     nodes: dict[Name, MappingProxyType[int, dns.rrset.RRset]] = field(default_factory=dict)
     snapshot: ZoneSnapshot | None = None
-    # DNSSEC: raw values of zones/<z>/{dnssec,published,keymaster,dnskeyset,keys/*}
+    # DNSSEC: zones/<z>/{dnssec,published,ever-published,keymaster,dnskeyset,keys/*}
     dnssec: DnssecConfig | None = None
     dnssec_revision: int = 0
     dnskeyset_revision: int = 0
     keys: dict[str, DnssecKey] = field(default_factory=dict)
     published: Published | None = None
+    ever_published: Published | None = None
     keymaster: tuple[bytes, int] = (b"", 0)
     dnskeyset: bytes = b""
     intent: bytes = b""
+    intent_revision: int = 0
     dnssec_state: DnssecState | None = None
 
     def apply_meta(self, kind: str, key_id: str, kv: KeyValue | None) -> None:
@@ -70,6 +74,8 @@ class _ZoneState:
                 self.keys.pop(key_id, None)
         elif kind == "published":
             self.published = Published.from_json(kv.value) if kv else None
+        elif kind == "ever-published":
+            self.ever_published = Published.from_json(kv.value) if kv else None
         elif kind == "keymaster":
             self.keymaster = (kv.value, kv.mod_revision) if kv else (b"", 0)
         elif kind == "dnskeyset":
@@ -77,6 +83,7 @@ class _ZoneState:
             self.dnskeyset_revision = kv.mod_revision if kv else 0
         elif kind == "keymaster-intent":
             self.intent = kv.value if kv else b""
+            self.intent_revision = kv.mod_revision if kv else 0
 
     def build_dnssec(self) -> DnssecState | None:
         if self.dnssec is None:
@@ -86,12 +93,14 @@ class _ZoneState:
                 config=self.dnssec,
                 keys=tuple(sorted(self.keys.values(), key=lambda k: k.key_id)),
                 published=self.published,
+                ever_published=self.ever_published,
                 keymaster=self.keymaster[0],
                 keymaster_revision=self.keymaster[1],
                 dnskeyset=self.dnskeyset,
                 intent=self.intent,
                 config_revision=self.dnssec_revision,
                 dnskeyset_revision=self.dnskeyset_revision,
+                intent_revision=self.intent_revision,
             )
         if state != self.dnssec_state:
             self.dnssec_state = state
@@ -99,7 +108,8 @@ class _ZoneState:
 
 
 _META_KINDS = frozenset(
-    {"dnssec", "key", "published", "keymaster", "dnskeyset", "keymaster-intent"}
+    {"dnssec", "key", "published", "ever-published", "keymaster", "dnskeyset",
+     "keymaster-intent"}
 )
 
 
@@ -121,6 +131,7 @@ class Replica:
         on_remove: OnRemove | None = None,
         retry_interval: float = 1.0,
         observe_apply: Callable[[float], None] | None = None,
+        reload_pause: float = 0.0,
     ) -> None:
         self._etcd = client
         self._keys = layout
@@ -128,6 +139,7 @@ class Replica:
         self._on_remove = on_remove
         self._retry = retry_interval
         self._observe_apply = observe_apply
+        self._reload_pause = reload_pause  # test-only: widens the reload window (testing.*)
         self._zones: dict[Name, _ZoneState] = {}
         self.revision = 0  # etcd revision fully applied
         self.loaded = asyncio.Event()
@@ -155,6 +167,10 @@ class Replica:
                 break
             except EtcdUnavailable as exc:
                 emit(Event.ETCD_UNAVAILABLE, level=logging.WARNING, during="load", error=str(exc))
+                await asyncio.sleep(self._retry)
+            except NodeError as exc:  # compacted while paging, a stale token, a permission
+                emit(Event.ETCD_ERROR, level=logging.WARNING, during="load", code=exc.code,
+                     error=str(exc))
                 await asyncio.sleep(self._retry)
         fresh: dict[Name, _ZoneState] = {}
         data: dict[Name, list[KeyValue]] = {}
@@ -232,12 +248,19 @@ class Replica:
             except EtcdUnavailable as exc:
                 emit(Event.ETCD_UNAVAILABLE, level=logging.WARNING, during="watch", error=str(exc))
                 await asyncio.sleep(self._retry)
+            except NodeError as exc:  # any other etcd error: resume from the same revision
+                emit(Event.ETCD_ERROR, level=logging.WARNING, during="watch", code=exc.code,
+                     error=str(exc))
+                await asyncio.sleep(self._retry)
             finally:
                 await watch.close()
 
     async def _apply(self, revision: int, events: tuple) -> None:  # type: ignore[type-arg]
+        """One etcd revision into the zone states; raises (and changes no zone's head or
+        data for good) when a generation reload cannot be read, so the caller retries the
+        same revision and the reload runs again."""
         touched: dict[Name, set[Name] | None] = {}
-        reload: set[Name] = set()
+        reload: dict[Name, ZoneHead] = {}
         removed: set[Name] = set()
         for ev in events:
             parsed = self._keys.parse_zone_key(ev.kv.key)
@@ -253,14 +276,11 @@ class Replica:
                 del self._zones[zone]
                 touched.pop(zone, None)
                 await self._removed(zone)
-        for zone in reload:
-            state = self._zones.get(zone)
-            if state is None or state.head is None:
-                continue
-            kvs, _ = await self._etcd.range_all(
-                self._keys.data_prefix(zone, state.head.generation), revision=revision
-            )
-            state.nodes = await asyncio.to_thread(self._build_nodes, kvs)
+        loaded = {zone: (head, await self._reload(zone, head, revision))
+                  for zone, head in reload.items() if zone in self._zones}
+        for zone, (head, nodes) in loaded.items():  # all read: now switch them
+            state = self._zones[zone]
+            state.head, state.nodes = head, nodes
             touched[zone] = None
         for zone, changed in touched.items():
             state = self._zones.get(zone)
@@ -268,10 +288,30 @@ class Replica:
                 await self._publish(zone, state, revision, changed)
         await self._set_revision(revision)
 
+    async def _reload(self, zone: Name, head: ZoneHead, revision: int
+                      ) -> dict[Name, MappingProxyType[int, dns.rrset.RRset]]:
+        """The nodes of `head`'s generation as of `revision` (the flip)."""
+        emit(Event.ZONE_RELOAD_STARTED, zone=zone, generation=head.generation,
+             revision=revision)
+        if self._reload_pause:
+            await asyncio.sleep(self._reload_pause)
+        try:
+            kvs, _ = await self._etcd.range_all(
+                self._keys.data_prefix(zone, head.generation), revision=revision)
+        except NodeError as exc:
+            emit(Event.ZONE_RELOAD_FAILED, level=logging.WARNING, zone=zone,
+                 generation=head.generation, revision=revision, error=str(exc))
+            raise
+        return await asyncio.to_thread(self._build_nodes, kvs)
+
     def _apply_event(self, parsed: ZoneKey, is_put: bool, kv: KeyValue,
-                     touched: dict[Name, set[Name] | None], reload: set[Name],
+                     touched: dict[Name, set[Name] | None], reload: dict[Name, ZoneHead],
                      removed: set[Name]) -> None:
-        """One watch event into the zone states (no I/O); raises on a value that does not parse."""
+        """One watch event into the zone states (no I/O); raises on a value that does not parse.
+
+        A head that names another generation goes to `reload`, not onto the state: the
+        state keeps its head until the new generation has been read, so a replay of this
+        revision after a failed read sees the switch again."""
         zone = parsed.zone
         if parsed.kind == "head":
             if not is_put:
@@ -280,8 +320,9 @@ class Replica:
             head = ZoneHead.from_json(kv.value)
             state = self._zones.setdefault(zone, _ZoneState())
             if state.head is None or state.head.generation != head.generation:
-                reload.add(zone)
-            state.head = head
+                reload[zone] = head
+            else:
+                state.head = head
             removed.discard(zone)
             touched.setdefault(zone, set())
         elif parsed.kind == "config":
@@ -343,14 +384,24 @@ class Replica:
         )
         state.snapshot = snap
         if self._on_update is not None:
-            await _call(self._on_update, snap)
+            try:
+                await _call(self._on_update, snap)
+            except Exception as exc:  # a boundary: one zone's consumer never stops the others
+                emit(Event.ZONE_UPDATE_FAILED, level=logging.ERROR, zone=zone,
+                     serial=snap.serial, error=f"{type(exc).__name__}: {exc}")
+                log.exception("handing on %s serial %d failed", zone, snap.serial)
         emit(Event.ZONE_UPDATED, level=logging.DEBUG, zone=zone, serial=snap.serial,
              revision=revision)
 
     async def _removed(self, zone: Name) -> None:
         emit(Event.ZONE_REMOVED, zone=zone)
         if self._on_remove is not None:
-            await _call(self._on_remove, zone)
+            try:
+                await _call(self._on_remove, zone)
+            except Exception as exc:  # a boundary, as in _publish
+                emit(Event.ZONE_UPDATE_FAILED, level=logging.ERROR, zone=zone, removed=True,
+                     error=f"{type(exc).__name__}: {exc}")
+                log.exception("handing on the removal of %s failed", zone)
 
     async def _set_revision(self, revision: int) -> None:
         async with self._applied:

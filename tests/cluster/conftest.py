@@ -1,4 +1,8 @@
-"""Cluster fixtures: a private etcd and three real `dns-node` processes, shared per module."""
+"""Cluster fixtures: a private etcd and three real `dns-node` processes, shared per module.
+
+A cluster that fails to start writes every one of its processes' logs to
+stderr (`tests/support/proclog.py`) before the error propagates.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import proclog
 from tests.support.etcd import EtcdProcess
 from tests.support.nodes import NodeProcess
 
@@ -31,8 +36,14 @@ class Cluster:
 
 
 def make_cluster(count: int = 3, **node_kwargs: object) -> Cluster:
+    mark = proclog.mark()
     etcd = EtcdProcess("cluster")
-    etcd.start()
+    try:
+        etcd.start()
+    except BaseException:
+        proclog.dump_since(mark)
+        etcd.close()
+        raise
     workdir = Path(tempfile.mkdtemp(prefix="dnscluster-"))
     prefix = f"/test-{uuid.uuid4().hex[:8]}/dnscluster/v1/"
     nodes = [
@@ -47,6 +58,7 @@ def make_cluster(count: int = 3, **node_kwargs: object) -> Cluster:
             n.wait_ready()
     except BaseException:
         cluster.close()
+        proclog.dump_since(mark)
         raise
     return cluster
 

@@ -10,11 +10,13 @@ import json
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 
+from node.config import SigningSettings, load_config
 from tests.deploy.manifests import DEPLOY, ROOT, container, dockerfile_copies, find, render
 
 DOCKERFILE = DEPLOY / "Dockerfile"
@@ -121,3 +123,23 @@ def test_one_etcd_version_everywhere() -> None:
     objs = render("prod")
     assert container(find(objs, "StatefulSet", "etcd")["spec"]["template"]["spec"],
                      "etcd")["image"] == image
+
+
+def test_image_default_config_has_the_production_stagger(tmp_path: Path) -> None:
+    """The config baked into the image is what a node gets when nothing overrides it, so its
+    first-signing stagger is the production one (DESIGN.md: 5 to 30 minutes), never the
+    seconds that compose sets for a try-out."""
+    baked = dockerfile_copies()["/etc/dnscluster/node.toml"]
+    text = baked.read_text()
+    signing = tomllib.loads(text).get("signing", {})
+    defaults = SigningSettings()
+    assert (defaults.stagger_min, defaults.stagger_max) == (300.0, 1800.0)
+    stagger = (float(signing.get("stagger_min", defaults.stagger_min)),
+               float(signing.get("stagger_max", defaults.stagger_max)))
+    assert stagger == (300.0, 1800.0), f"{baked.relative_to(ROOT)} sets a stagger of {stagger}s"
+    # and it is a valid node config (its secret files stand in here)
+    for name in ("kek", "etcd-node-password"):
+        (tmp_path / name).write_text("00" * 32)
+    (tmp_path / "node.toml").write_text(text.replace("/run/secrets/", f"{tmp_path}/"))
+    config = load_config(tmp_path / "node.toml", env={"DNSNODE_NODE_ID": "dns-0"})
+    assert (config.signing.stagger_min, config.signing.stagger_max) == stagger

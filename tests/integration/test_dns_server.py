@@ -182,6 +182,7 @@ async def test_tcp_connection_cap(server: DnsServer) -> None:
     with pytest.raises((ConnectionError, asyncio.IncompleteReadError)):
         assert await asyncio.wait_for(reader.readexactly(1), 2) == b""
     writer.close()
+    assert server.stats.tcp_refused == 1
     for _, w in conns:
         w.close()
     await async_wait_until(lambda: not server.tcp_connections, 2)

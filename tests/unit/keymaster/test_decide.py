@@ -62,3 +62,22 @@ def transfer(to: str) -> Intent:
 )
 def test_decide(o: Observation, me: str, now: float, expected: object) -> None:
     assert decide(o, me, now) == expected
+
+
+def test_a_stale_intent_of_a_previous_holder_is_ignored() -> None:
+    # n1 was elected after n9 went away; n9's pending transfer to n3 must not fire at n1
+    stale = Intent("transfer", "n9", "n3", "op", "t")
+    assert decide(obs(intent=stale), "n1", 0.0) == Hold()
+
+
+@pytest.mark.parametrize(
+    ("o", "expected"),
+    [  # restarted read-only, without the KEK or with another one than the zone's
+        (obs(may_hold=False, my_lease=12, acting=False), Hold()),
+        (obs(may_hold=False),
+         StepDown("this node lacks the zone's KEK or is not writable")),
+    ],
+)
+def test_a_node_without_the_zones_kek_never_holds_the_role(o: Observation,
+                                                          expected: object) -> None:
+    assert decide(o, "n1", 0.0) == expected

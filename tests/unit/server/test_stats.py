@@ -24,3 +24,17 @@ def test_collector_exposes_queries_and_latency() -> None:
     assert "dns_answer_seconds_count 2.0" in text
     assert 'dns_answer_seconds_bucket{le="4.096e-06"} 1.0' in text
     assert stats.queries() == 3
+
+
+def test_unknown_qtypes_share_one_counter() -> None:
+    # hostile input asks for every QTYPE: one counter (and one metric label) each would
+    # grow without bound
+    stats = DnsStats()
+    for qtype in range(65536):
+        stats.count(1, qtype)
+    assert len(stats.counts) < 300
+    assert stats.queries() == 65536
+    registry = CollectorRegistry()
+    registry.register(stats.collector())
+    text = generate_latest(registry).decode()
+    assert 'dns_queries_total{qtype="other",rcode="FORMERR"}' in text

@@ -81,3 +81,42 @@ def test_hold_answers_servfail_until_next_publish() -> None:
     assert dns.message.from_wire(msgs[0]).rcode() == dns.rcode.REFUSED  # type: ignore[index,arg-type]
     t.publish(snapshot_from_text(V2, "example.com.", revision=2))
     assert _a(r) == ["192.0.2.20"]
+
+
+def _query(r: Responder, name: str, rdtype: str = "A") -> bytes:
+    wire = dns.message.make_query(name, rdtype).to_wire()
+    out = r.handle(wire, ("127.0.0.1", 1), "udp")
+    assert isinstance(out, bytes)
+    return out
+
+
+def _cached(t: ZoneTable) -> int:
+    zone = t.get(dns.name.from_text("example.com."))
+    assert zone is not None
+    return len(t.caches[0]) + len(t.caches[1]) + len(zone.lazy) + len(zone.lazy_do)
+
+
+def test_names_asked_once_do_not_grow_the_caches() -> None:
+    # a random-subdomain flood (found by tests/cluster/test_hostile_input.py): every
+    # new name was cached, so memory grew with the flood until the caches were cleared
+    t = ZoneTable()
+    r = Responder(t)
+    t.publish(snapshot_from_text(V1, "example.com.", revision=1))
+    for i in range(20_000):
+        _query(r, f"nx{i}.example.com.")
+        _query(r, f"x{i}.elsewhere.test.")
+        _query(r, "www.example.com.", f"TYPE{1000 + i}")  # NODATA for odd types
+    assert _cached(t) < 1000
+
+
+def test_names_asked_again_are_cached_and_existing_answers_at_once() -> None:
+    t = ZoneTable()
+    r = Responder(t)
+    t.publish(snapshot_from_text(V1, "example.com.", revision=1))
+    first = _query(r, "www.example.com.")
+    assert len(t.caches[0]) == 1  # an existing answer: no memory of its own to pay
+    nx = _query(r, "nx.example.com.")
+    assert len(t.caches[0]) == 1
+    assert _query(r, "nx.example.com.")[2:] == nx[2:]
+    assert len(t.caches[0]) == 2
+    assert _query(r, "www.example.com.")[2:] == first[2:]

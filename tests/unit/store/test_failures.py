@@ -58,3 +58,8 @@ def test_not_sent_only_for_connection_failures() -> None:
 def test_invalid_token() -> None:
     assert is_invalid_token(err(grpc.StatusCode.UNAUTHENTICATED, "etcdserver: invalid auth token"))
     assert not is_invalid_token(err(grpc.StatusCode.PERMISSION_DENIED, "permission denied"))
+    # etcd's ErrAuthOldRevision: a token from before a user/role change (JWT: every one)
+    stale = err(grpc.StatusCode.INVALID_ARGUMENT, "etcdserver: revision of auth store is old")
+    assert is_invalid_token(stale)
+    mapped = map_error(stale, "Range", EPS)  # still stale after one refresh: not the caller's
+    assert not isinstance(mapped, ValidationError) and "retry" in str(mapped)

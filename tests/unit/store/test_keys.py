@@ -77,3 +77,11 @@ def test_public_key_and_secret_keys(layout: KeyLayout) -> None:
     assert not layout.secret_key(zone, "ab12").startswith(layout.zones_prefix())
     assert layout.parse_zone_key(layout.secret_key(zone, "ab12")) is None
     assert layout.parse_signing_key(layout.signing_key(zone, "n1")) == (zone, "n1")
+
+
+def test_ever_published_key_round_trip(layout: KeyLayout) -> None:
+    zone = dns.name.from_text("example.test.")
+    key = layout.ever_published_key(zone)
+    assert key == "/dnscluster/v1/zones/example.test./ever-published"
+    parsed = layout.parse_zone_key(key)
+    assert parsed is not None and parsed.kind == "ever-published" and parsed.zone == zone

@@ -1,0 +1,57 @@
+"""An unreplicated KSK whose Key Master is gone (issue #8, finding 8): the other nodes cannot
+refresh the DNSKEY signatures, so they must not bump the serial after every signing pass
+trying to. Signatures are refreshed 10 s after they are made here (validity minus refresh),
+so a legitimate refresh bumps the serial about once per 10 s; the loop bumped it
+continuously."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.conftest import Cluster, make_cluster
+from tests.cluster.test_keymaster import LEASE, holder, signed_zone
+from tests.cluster.test_signing import kek_file
+from tests.support.wait import wait_until
+
+VALIDITY, REFRESH = 3700, 3690  # above the 1 h inception offset; refresh 10 s before
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[Cluster]:
+    keydir = Path(tempfile.mkdtemp(prefix="kek-"))
+    kek = kek_file(keydir)
+    c = make_cluster(count=2, lease_ttl=LEASE, extra_toml=(
+        f'[signing]\nkek_file = "{kek}"\nstagger_min = 0.1\nstagger_max = 0.3\n'
+        f'key_store = "{keydir}/store-{{node_id}}"\n'))
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def test_no_serial_bump_loop_without_the_ksk(pair: Cluster) -> None:
+    c = pair
+    n1, n2 = c.nodes
+    zone = "lonely-ksk.test."
+    signed_zone(c, zone, "--no-replicate-ksk-private-key", "--failover", "manual",
+                "--validity", f"{VALIDITY}s", "--refresh", f"{REFRESH}s", "--jitter", "1s",
+                "--force")
+    assert holder(c, zone)["node"] == "n1"
+    n1.kill()
+    wait_until(lambda: not holder(c, zone, n2)["online"], LEASE * 3, interval=0.3)
+    # past the point where the Key Master's DNSKEY signatures enter the refresh window
+    start = time.monotonic()
+    wait_until(lambda: time.monotonic() > start + (VALIDITY - REFRESH) + 2, 30, interval=0.5)
+    first = n2.serial(zone)
+    assert first is not None
+    watched = time.monotonic()
+    wait_until(lambda: time.monotonic() > watched + 20, 30, interval=0.5)
+    last = n2.serial(zone)
+    assert last is not None
+    # own signatures: one bump per ~10 s; allow three times that
+    assert last - first <= 6, f"serial went from {first} to {last} in 20 s: a bump loop"
