@@ -35,7 +35,13 @@ from node.keymaster.admin import DnssecAdmin
 from node.keymaster.controller import KeyMasterController
 from node.keymaster.handover import KeyMasterAdmin
 from node.keymaster.keystore import KeyStore
-from node.metrics import KeyMasterCollector, NodeMetrics, ReplicaCollector, SigningCollector
+from node.metrics import (
+    KeyMasterCollector,
+    NodeMetrics,
+    ReplicaCollector,
+    SigningCollector,
+    UpdateCollector,
+)
 from node.nodes.membership import Membership, NodeDirectory, NodeInfo
 from node.server.listener import DnsServer
 from node.server.notify import Notifier
@@ -201,6 +207,7 @@ class Daemon:
                                                lambda: self.replica.revision))
         self.metrics.register(SigningCollector(self.signing.statuses))
         self.metrics.register(KeyMasterCollector(self.keymaster.missing_keys))
+        self.metrics.register(UpdateCollector(lambda: dict(self.updates.counts)))
         async with asyncio.TaskGroup() as tasks:
             self._lease_tasks.append(tasks.create_task(
                 _supervised("session", self.session.run), name="session"))

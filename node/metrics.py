@@ -91,6 +91,22 @@ class KeyMasterCollector(Collector):
         yield gauge
 
 
+class UpdateCollector(Collector):
+    """RFC 2136 UPDATEs this node handled, by outcome (node/server/update.py)."""
+
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        total = CounterMetricFamily(
+            "dnscluster_dns_updates", "RFC 2136 UPDATE messages handled by this node, by "
+            "result: applied, unchanged, prerequisite (failed), refused, tsig (error), "
+            "too_large, formerr, forwarded, failed", labels=["result"])
+        for result, count in sorted(self._counts().items()):
+            total.add_metric([result], float(count))
+        yield total
+
+
 class NodeMetrics:
     """The registry of one node process."""
 

@@ -84,6 +84,10 @@ class UpdateService:
         self._writable_addresses = writable_addresses
         self._clock = clock
         self._tasks: set[asyncio.Task[bytes | None]] = set()
+        self.counts: dict[str, int] = {}  # result -> UPDATEs (dnscluster_dns_updates_total)
+
+    def _count(self, result: str) -> None:
+        self.counts[result] = self.counts.get(result, 0) + 1
 
     def hook(self, wire: bytes, query: Query, addr: tuple[str, int], transport: str
              ) -> asyncio.Task[bytes | None] | bytes:
@@ -92,6 +96,7 @@ class UpdateService:
         if len(self._tasks) >= MAX_PENDING:
             log.warning("%d UPDATEs in progress: refusing one from %s", len(self._tasks),
                         addr[0])
+            self._count("refused")
             return error_response(query.id, query.flags, dns.rcode.REFUSED, query.question,
                                   None)
         task = asyncio.get_running_loop().create_task(self.handle(wire, query, addr[0]))
@@ -106,6 +111,7 @@ class UpdateService:
             return await self._answer(self._repo, wire, query, client)
         except Exception as exc:
             log.exception("UPDATE from %s failed", client)
+            self._count("failed")
             emit(Event.UPDATE_FAILED, logging.ERROR, client=client, error=repr(exc))
             return error_response(query.id, query.flags, dns.rcode.SERVFAIL, query.question, None)
 
@@ -114,6 +120,7 @@ class UpdateService:
         try:
             msg, key_name = tsigwire.peek(wire)
         except dns.exception.DNSException:
+            self._count("formerr")
             return error_response(query.id, query.flags, dns.rcode.FORMERR, query.question, None)
         key: dns.tsig.Key | None = None
         zone_text = msg.question[0].name.to_text() if msg.question else "?"
@@ -132,22 +139,28 @@ class UpdateService:
         try:
             req = parse_update(msg)
         except UpdateError as exc:
+            self._count("formerr")
             return tsigwire.respond(msg, exc.rcode, key)
         try:
             serial, rcode = await repo.update_rrsets(
                 req.zone, req.owners, lambda read: _plan(read, req, client, key_name))
         except _Refusal as r:
+            self._count("too_large" if r.event == Event.UPDATE_TOO_LARGE else "refused")
             emit(r.event, logging.WARNING, zone=req.zone, key=_key_text(key_name), client=client,
                  rule=r.rule, reason=r.reason)
             return tsigwire.respond(msg, dns.rcode.REFUSED, key)
         except NotFound:
+            self._count("refused")
             emit(Event.UPDATE_REFUSED, logging.WARNING, zone=req.zone, key=_key_text(key_name),
                  client=client, rule="not-authoritative", reason="no such zone here")
             return tsigwire.respond(msg, dns.rcode.NOTAUTH, key)
         except ValidationError as exc:  # too many names for one transaction
+            self._count("too_large")
             emit(Event.UPDATE_TOO_LARGE, logging.WARNING, zone=req.zone, key=_key_text(key_name),
                  client=client, rule="one etcd transaction", reason=exc.message)
             return tsigwire.respond(msg, dns.rcode.REFUSED, key)
+        self._count("applied" if serial is not None else
+                    "unchanged" if rcode == dns.rcode.NOERROR else "prerequisite")
         if serial is not None:
             emit(Event.UPDATE_APPLIED, zone=req.zone, serial=serial, key=_key_text(key_name),
                  client=client, changes=len(req.changes))
@@ -155,6 +168,7 @@ class UpdateService:
 
     def _tsig_failed(self, msg: dns.message.Message, signer: dns.tsig.Key | None, error: int,
                      reason: str, zone: str, key_name: Name, client: str) -> bytes:
+        self._count("tsig")
         emit(Event.UPDATE_TSIG_FAILED, logging.WARNING, zone=zone, key=_key_text(key_name),
              client=client, rule="tsig", error=dns.rcode.to_text(error), reason=reason)
         return tsigwire.respond(msg, dns.rcode.NOTAUTH, signer, error, self._clock)
@@ -169,9 +183,11 @@ class UpdateService:
             except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
                 log.info("forwarding an UPDATE to %s failed: %s", target, exc)
                 continue
+            self._count("forwarded")
             emit(Event.UPDATE_FORWARDED, client=client, to=target,
                  rcode=dns.rcode.to_text(answer[3] & 0xF) if len(answer) > 3 else "?")
             return answer
+        self._count("failed")
         emit(Event.UPDATE_FORWARD_FAILED, logging.ERROR, client=client, tried=targets)
         return error_response(query.id, query.flags, dns.rcode.SERVFAIL, query.question, None)
 

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
@@ -143,6 +144,19 @@ def events(node: NodeProcess, event: int) -> list[dict]:  # type: ignore[type-ar
         start = line.find('{"event": ')
         if start >= 0 and f'"event": {event},' in line:
             out.append(json.loads(line[start:]))
+    return out
+
+
+def update_counts(node: NodeProcess) -> dict[str, float]:
+    """dnscluster_dns_updates_total by result, from the node's /metrics."""
+    url = f"http://{node.host}:{node.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        text = resp.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith('dnscluster_dns_updates_total{result="'):
+            label, value = line.split('"}')
+            out[label.split('"')[1]] = float(value)
     return out
 
 
@@ -472,6 +486,7 @@ def test_concurrent_updates_through_three_nodes_lose_nothing(
     # one serial per committed UPDATE, no gaps, no repeats: they serialized as on one server
     assert applied == list(range(start + 1, start + 1 + len(applied)))
     assert len(applied) == 3 * PER_NODE + 3 * INCREMENTS
+    assert sum(update_counts(n).get("applied", 0) for n in c.nodes) >= len(applied)
     final = applied[-1]
     wait_until(lambda: all(n.serial(zone) == final for n in c.nodes), 60, interval=0.2,
                message="every node serves the last serial")
@@ -497,6 +512,7 @@ def test_readonly_node_forwards_updates_to_a_writable_node(
     applied = [e for n in c.nodes for e in events(n, 1330) if e["zone"] == zone]
     assert len(applied) == 1 and applied[0]["key"] == "forward-key."
     assert not events(ro, 1330)  # the read-only node never applies an UPDATE itself
+    assert update_counts(ro).get("forwarded") == 1 and "applied" not in update_counts(ro)
     # a TSIG error from the writable node comes back through the read-only node unchanged
     wrong = {dns.name.from_text("forward-key"): dns.tsig.Key("forward-key", "AAAA" * 8)}
     u = dns.update.UpdateMessage(zone, keyring=wrong)
