@@ -27,6 +27,8 @@ class Event(IntEnum):
     LEASE_GRANTED = 1104
     WATCH_RESUMED = 1105
     WATCH_COMPACTED_RESYNC = 1106
+    WATCH_NO_LEADER = 1107  # the watch's member has no leader: moving to the next endpoint
+    WATCH_BEHIND = 1108  # the watch stayed behind a linearizable read: moving on
     ZONE_LOADED = 1201
     ZONE_UPDATED = 1202
     ZONE_REMOVED = 1203

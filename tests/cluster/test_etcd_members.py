@@ -152,11 +152,8 @@ def test_a_watch_on_a_member_cut_off_from_its_peers_moves(members: Members) -> N
     cut = members.etcd.members[0]  # a's first endpoint, so a's watch stream is on it
     try:
         with partition.PeerPartition(cut, members.etcd.members):
-            others = [m for m in members.etcd.members if m is not cut]
-            wait_until(lambda: all((s := members.etcd.status(m)) and s["leader"] not in
-                                   ("", "0", (members.etcd.status(cut) or {}).get("member_id"))
-                                   for m in others), 30, interval=0.1,
-                       message="the two connected members elected no leader")
+            wait_until(lambda: (members.etcd.status(cut) or {}).get("leader") in ("", "0"), 30,
+                       interval=0.1, message=f"etcd {cut.name} still has a leader")
             add_when_possible(b, zone, "www", "192.0.2.7", 30)
             acked = time.monotonic()
             wait_until(lambda: answers(a, f"www.{zone}") == {"192.0.2.7"} or not a.ready(), 20,
