@@ -9,6 +9,7 @@ names a file, written there as JSON (`bench/etcd_faults.py` prints them).
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import tempfile
@@ -136,11 +137,27 @@ def served_everywhere(setup: Members, zone: str, wanted: dict[str, str], timeout
     return took
 
 
-def lease_losses(node: NodeProcess) -> int:
-    try:
-        return node.log_path.read_text(errors="replace").count('"LEASE_LOST"')
-    except OSError:
-        return 0
+def writes_from_every_node(setup: Members, zone: str, owner: str, first: int, since: float,
+                           timeout: float) -> tuple[dict[str, str], dict[str, float]]:
+    """Each node retries its own write at once, in parallel; returns the records and the
+    seconds from `since` until each node's write was acknowledged."""
+
+    def one(i: int, n: NodeProcess) -> float:
+        add_when_possible(n, zone, f"{owner}{i}", f"192.0.2.{first + i}", timeout)
+        return round(time.monotonic() - since, 2)
+
+    with concurrent.futures.ThreadPoolExecutor(len(setup.nodes)) as pool:
+        futures = {n.node_id: pool.submit(one, i, n) for i, n in enumerate(setup.nodes)}
+        took = {node_id: f.result() for node_id, f in futures.items()}
+    return {f"{owner}{i}": f"192.0.2.{first + i}" for i in range(len(setup.nodes))}, took
+
+
+def alive(setup: Members) -> set[str]:
+    """The node ids `clusterctl nodes` lists as alive (asked through n1)."""
+    out = setup.nodes[0].ctl("nodes", "--json", timeout=20)
+    if out.returncode:
+        return set()
+    return {n["id"] for n in json.loads(out.stdout) if n.get("alive")}
 
 
 def test_a_watch_on_a_member_cut_off_from_its_peers_moves(members: Members) -> None:
@@ -166,3 +183,101 @@ def test_a_watch_on_a_member_cut_off_from_its_peers_moves(members: Members) -> N
     finally:
         members.heal()
     served_everywhere(members, zone, {"www": "192.0.2.7"}, 30)
+
+
+def wait_quorum(etcd: EtcdCluster) -> float:
+    """Wait until the members agree on a leader; the monotonic time they did."""
+    wait_until(lambda: etcd.leader() is not None, 60, interval=0.02,
+               message="the etcd members do not agree on a leader")
+    return time.monotonic()
+
+
+def keep_answering(setup: Members, zone: str, wanted: dict[str, str], seconds: float) -> None:
+    """Every node answers every `owner -> address` on every try for `seconds` (the fault's span)."""
+    end = time.monotonic() + seconds
+    while True:
+        for n in setup.nodes:
+            for owner, address in wanted.items():
+                got = answers(n, f"{owner}.{zone}")
+                assert got == {address}, f"{n.node_id} answered {owner}.{zone} with {got}\n" \
+                    f"{setup.logs()}"
+        if time.monotonic() >= end:
+            return
+
+
+def test_losing_one_member_changes_neither_answers_nor_writes(members: Members) -> None:
+    zone = new_zone(members, "one.test.")
+    leader = members.etcd.leader()
+    lost = next(m for m in members.etcd.members if m is not leader)  # some node's first endpoint
+    lost.kill()
+    killed = time.monotonic()
+    try:
+        keep_answering(members, zone, {"ns1": "192.0.2.1"}, 0)
+        took = {}
+        for i, n in enumerate(members.nodes):
+            add(n, zone, f"w{i}", f"192.0.2.{10 + i}")  # the first try works: no retry
+            took[n.node_id] = round(time.monotonic() - killed, 2)
+        served_everywhere(members, zone, {f"w{i}": f"192.0.2.{10 + i}" for i in range(3)}, 20)
+        TIMES["one member killed (kill -9): writes acknowledged, one node after another"] = took
+    finally:
+        members.heal()
+
+
+def test_losing_two_members_keeps_answers_refuses_writes_and_recovers(members: Members) -> None:
+    zone = new_zone(members, "two.test.")
+    acked = {"before": "192.0.2.20"}
+    add(members.nodes[0], zone, "before", acked["before"])
+    served_everywhere(members, zone, acked, 20)
+    lost = members.etcd.members[1:]  # m1 survives
+    try:
+        for m in lost:
+            m.kill()
+        for n in members.nodes:
+            with pytest.raises(grpc.RpcError) as refused:
+                add(n, zone, f"refused-{n.node_id}", "192.0.2.99")
+            assert "etcd" in (refused.value.details() or ""), refused.value.details()
+        # longer than the nodes' lease TTL (4 s): losing the lease must not stop answers
+        keep_answering(members, zone, acked, 6)
+        for m in lost:
+            m.start(wait=False)
+        restarted = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            quorum = pool.submit(wait_quorum, members.etcd)
+            after, took = writes_from_every_node(members, zone, "after", 30, restarted, 60)
+            took["etcd quorum (for comparison)"] = round(quorum.result() - restarted, 2)
+        acked |= after
+        TIMES["two members killed (quorum lost), then restarted: from the restart"] = took
+        served_everywhere(members, zone, acked, 30)
+        # each node's session kept or took back its lease by itself: all listed alive
+        wait_until(lambda: alive(members) == {n.node_id for n in members.nodes}, 30,
+                   interval=0.2, message=f"not every node is alive again\n{members.logs()}")
+    finally:
+        members.heal()
+
+
+def test_pausing_the_leader_longer_than_an_election(members: Members) -> None:
+    zone = new_zone(members, "pause.test.")
+    acked = {"before": "192.0.2.40"}
+    add(members.nodes[0], zone, "before", acked["before"])
+    served_everywhere(members, zone, acked, 20)
+    leader = members.etcd.leader()
+    assert leader is not None
+    old_id = (members.etcd.status(leader) or {}).get("member_id")
+    leader.pause()
+    paused = time.monotonic()
+    try:
+        others = [m for m in members.etcd.members if m is not leader]
+        wait_until(lambda: len({(members.etcd.status(m) or {}).get("leader") for m in others}
+                               - {None, "", "0", old_id}) == 1, 30, interval=0.02,
+                   message=f"no new leader while etcd {leader.name} is paused")
+        elected = time.monotonic()
+        keep_answering(members, zone, acked, 0)
+        during, took = writes_from_every_node(members, zone, "during", 50, paused, 60)
+        acked |= during
+        keep_answering(members, zone, {"before": acked["before"]}, 0)
+        took["new etcd leader (for comparison)"] = round(elected - paused, 2)
+        TIMES["etcd leader paused (SIGSTOP): from the pause"] = took
+    finally:
+        leader.resume()
+        members.heal()
+    served_everywhere(members, zone, acked, 30)
