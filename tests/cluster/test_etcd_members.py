@@ -166,7 +166,8 @@ def test_a_watch_on_a_member_cut_off_from_its_peers_moves(members: Members) -> N
         pytest.skip(reason)
     zone = new_zone(members, "cut.test.")
     a, b, _ = members.nodes
-    cut = members.etcd.members[0]  # a's first endpoint, so a's watch stream is on it
+    # the first test of the module: n1 has not left its first endpoint m1, so its watch is there
+    cut = members.etcd.members[0]
     try:
         with partition.PeerPartition(cut, members.etcd.members):
             wait_until(lambda: (members.etcd.status(cut) or {}).get("leader") in ("", "0"), 30,
