@@ -27,6 +27,8 @@ class Event(IntEnum):
     LEASE_GRANTED = 1104
     WATCH_RESUMED = 1105
     WATCH_COMPACTED_RESYNC = 1106
+    WATCH_NO_LEADER = 1107  # the watch's member has no leader: moving to the next endpoint
+    WATCH_BEHIND = 1108  # the watch stayed behind a linearizable read: moving on
     ETCD_ERROR = 1110  # an etcd call of a long-running loop failed (not "unavailable"); retried
     ETCD_TOKEN_REFRESHED = 1111  # etcd said the auth token is stale; re-authenticated, retried
     TASK_RESTARTED = 1112  # a crashed long-running task is started again after a back-off

@@ -62,6 +62,7 @@ __all__ = [
 T = TypeVar("T")
 MAX_MESSAGE = 64 * 1024 * 1024
 _RETRY_BACKOFF = (0.05, 0.1, 0.2, 0.4, 0.8)
+_REQUIRE_LEADER = ("hasleader", "true")  # etcd's rpctypes.MetadataRequireLeaderKey/HasLeader
 _CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
     ("grpc.max_receive_message_length", MAX_MESSAGE),
     ("grpc.max_send_message_length", MAX_MESSAGE),
@@ -286,8 +287,13 @@ class EtcdClient:
             stub = self._stubs[key] = getattr(rpc_pb2_grpc, f"{service}Stub")(self._channel())
         return stub
 
-    def metadata(self) -> tuple[tuple[str, str], ...]:
-        return (("token", self._token),) if self._token else ()
+    def metadata(self, *, require_leader: bool = False) -> tuple[tuple[str, str], ...]:
+        """Call metadata: the auth token, and with `require_leader` etcd's `hasleader=true`
+        (the Go client's WithRequireLeader): a member without a leader then refuses the
+        call, or cancels the stream, with "etcdserver: no leader" instead of serving from
+        its stale store."""
+        token = (("token", self._token),) if self._token else ()
+        return (*token, _REQUIRE_LEADER) if require_leader else token
 
     def rotate(self, failed_index: int | None = None) -> None:
         """Move to the next endpoint (once per failure of the current one)."""

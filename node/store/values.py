@@ -1,4 +1,5 @@
-"""Values the etcd client returns: `KeyValue`, `RangeResult`, `TxnResult`, and `TlsConfig`.
+"""Values the etcd client returns: `KeyValue`, `RangeResult`, `TxnResult`, `WatchEvent`,
+`WatchBatch`, and `TlsConfig`.
 
 Frozen, slotted, built from etcd's wire messages here so that nothing
 outside `node/store/` sees a `*_pb2` type. Import them from `node.store.client`
@@ -8,6 +9,7 @@ outside `node/store/` sees a `*_pb2` type. Import them from `node.store.client`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from node.store._gen import rpc_pb2
 
@@ -60,3 +62,22 @@ class TlsConfig:
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    type: Literal["put", "delete"]
+    kv: KeyValue  # for a delete: the key, mod_revision = the deletion's revision
+    prev_kv: KeyValue | None = None
+
+    @classmethod
+    def from_proto(cls, ev: rpc_pb2.Event) -> WatchEvent:
+        prev = KeyValue.from_proto(ev.prev_kv) if ev.HasField("prev_kv") else None
+        kind: Literal["put", "delete"] = "delete" if ev.type == rpc_pb2.Event.DELETE else "put"
+        return cls(kind, KeyValue.from_proto(ev.kv), prev)
+
+
+@dataclass(frozen=True, slots=True)
+class WatchBatch:
+    revision: int
+    events: tuple[WatchEvent, ...]

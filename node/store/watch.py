@@ -17,6 +17,13 @@ dead and it is reopened (on the next endpoint). etcd 3.4 may answer a
 progress request before events it still has queued, so a requested progress
 answer never advances `revision`; server-initiated progress notifications
 (same watch id, in order with events) advance it at once.
+
+Currency: a member cut off from its peers still answers progress requests,
+from its stale store. So the stream carries etcd's `hasleader=true` metadata
+(such a member refuses it, or cancels it with "etcdserver: no leader": the
+watch moves to the next endpoint), and a `LagCheck` (`node/store/lag.py`)
+compares it with a linearizable read every `check_every` seconds, reopening
+it elsewhere when it stays behind for `lag_after` seconds.
 """
 
 from __future__ import annotations
@@ -25,15 +32,16 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
 from node.errors import EtcdUnavailable, NodeError
 from node.events import Event, emit
 from node.store._gen import rpc_pb2
-from node.store.client import Compacted, KeyValue, WatchCanceled, is_invalid_token
+from node.store.client import Compacted, WatchCanceled, is_invalid_token
+from node.store.lag import LagCheck
+from node.store.values import WatchBatch, WatchEvent
 
 if TYPE_CHECKING:
     from node.store.client import EtcdClient
@@ -41,27 +49,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _BACKOFF = (0.05, 0.1, 0.2, 0.5, 1.0)
-_TRANSIENT = {
-    grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.DEADLINE_EXCEEDED,
-    grpc.StatusCode.CANCELLED,
-    grpc.StatusCode.INTERNAL,
-    grpc.StatusCode.UNKNOWN,
-    grpc.StatusCode.RESOURCE_EXHAUSTED,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class WatchEvent:
-    type: Literal["put", "delete"]
-    kv: KeyValue  # for a delete: the key, mod_revision = the deletion's revision
-    prev_kv: KeyValue | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class WatchBatch:
-    revision: int
-    events: tuple[WatchEvent, ...]
+_NO_LEADER = "no leader"  # etcdserver: no leader (the member cannot reach a quorum)
+_TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+              grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN,
+              grpc.StatusCode.RESOURCE_EXHAUSTED}
 
 
 class _StreamLost(Exception):
@@ -72,10 +63,8 @@ class _Closed:
     """Queue marker: the watch was closed."""
 
 
-def _event(ev: rpc_pb2.Event) -> WatchEvent:
-    prev = KeyValue.from_proto(ev.prev_kv) if ev.HasField("prev_kv") else None
-    kind: Literal["put", "delete"] = "delete" if ev.type == rpc_pb2.Event.DELETE else "put"
-    return WatchEvent(kind, KeyValue.from_proto(ev.kv), prev)
+class _Poke:
+    """Queue marker: the lag check's read found the stream behind; look again."""
 
 
 class Watch:
@@ -91,6 +80,8 @@ class Watch:
         prev_kv: bool = False,
         probe_after: float | None = None,
         dead_after: float | None = None,
+        check_every: float | None = None,
+        lag_after: float | None = None,
     ) -> None:
         self._client = client
         self._key = key
@@ -100,6 +91,11 @@ class Watch:
         self.revision = max(start_revision - 1, 0)  # last revision fully delivered
         self.probe_after = probe_after if probe_after is not None else max(client.timeout, 0.5)
         self.dead_after = dead_after if dead_after is not None else max(client.timeout, 0.5)
+        self._lag = LagCheck(
+            client, key, every=check_every if check_every is not None else self.probe_after,
+            grace=lag_after if lag_after is not None else self.probe_after + self.dead_after,
+        )
+        self._seen = 0  # the highest revision the current stream has shown
         self._pending: deque[WatchBatch] = deque()
         self._safe_progress = 0  # a progress revision known not to overtake events
         self._fragments: list[rpc_pb2.Event] = []
@@ -169,7 +165,7 @@ class Watch:
     def _add_events(self, events: list[rpc_pb2.Event]) -> None:
         by_rev: dict[int, list[WatchEvent]] = {}
         for ev in events:
-            by_rev.setdefault(ev.kv.mod_revision, []).append(_event(ev))
+            by_rev.setdefault(ev.kv.mod_revision, []).append(WatchEvent.from_proto(ev))
         last_queued = self._pending[-1].revision if self._pending else self.revision
         for rev in sorted(by_rev):
             if rev <= last_queued:
@@ -204,8 +200,10 @@ class Watch:
             raise _StreamLost("closed")
         self._fragments = []
         self._probe_sent = None
+        self._seen = 0
+        await self._lag.reset(loop.time())
         try:
-            self._call = client.stub("Watch").Watch(metadata=client.metadata())
+            self._call = client.stub("Watch").Watch(metadata=client.metadata(require_leader=True))
             self._reader = asyncio.create_task(self._read(self._call, self._queue))
             start = 0 if self._from_now else self.revision + 1
             create = rpc_pb2.WatchCreateRequest(
@@ -240,6 +238,7 @@ class Watch:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
+        await self._lag.cancel()
 
     @staticmethod
     async def _read(call: Any, queue: asyncio.Queue[Any]) -> None:
@@ -261,20 +260,30 @@ class Watch:
             await queue.put(_StreamLost("the watch call was cancelled"))
 
     async def _next(self, wait: float, *, probe: bool) -> rpc_pb2.WatchResponse:
-        """The next response; probes a silent stream; raises `_StreamLost` if it is dead."""
+        """The next response; with `probe`, probes a silent stream and checks that it keeps
+        up with etcd; raises `_StreamLost` if it is dead or behind."""
         loop = asyncio.get_running_loop()
+        quiet_until = loop.time() + wait
         while True:
             if self._closed:
                 raise _StreamLost("closed")
-            if self._probe_sent is not None:
-                wait = max(self._probe_sent + self.dead_after - loop.time(), 0.0)
+            now = loop.time()
+            until = quiet_until if self._probe_sent is None else self._probe_sent + self.dead_after
+            wake = until
+            if probe:
+                await self._check_lag(now)
+                wake = min(wake, self._lag.wake_at() or until)
             try:
-                item = await asyncio.wait_for(self._queue.get(), wait)
+                item = await asyncio.wait_for(self._queue.get(), max(wake - now, 0.0))
             except TimeoutError:
+                if loop.time() < until:
+                    continue  # woke up for the lag check
                 if probe and self._probe_sent is None:
                     await self._send_probe()
                     continue
                 raise _StreamLost("no answer from etcd on the watch stream") from None
+            if isinstance(item, _Poke):
+                continue
             self._probe_sent = None
             if isinstance(item, _Closed):
                 raise _StreamLost("closed")
@@ -282,7 +291,23 @@ class Watch:
                 raise item
             if isinstance(item, grpc.aio.AioRpcError):
                 await self._stream_error(item)
+            self._seen = max(self._seen, int(item.header.revision))
+            self._lag.observe(self._seen)
             return item
+
+    async def _check_lag(self, now: float) -> None:
+        """Start the periodic linearizable read; probe at once when it shows the stream
+        behind; give up on the stream when it stays behind (see `node/store/lag.py`)."""
+        lag = self._lag
+        lag.poll(now, lambda: self._seen, self._queue, _Poke())
+        if lag.behind(self._seen, now) and self._queue.empty():
+            emit(Event.WATCH_BEHIND, level=logging.WARNING, key=self._key.decode(errors="replace"),
+                 stream_revision=self._seen, etcd_revision=lag.target,
+                 endpoint=self._client.endpoints[self._index])
+            self._client.rotate(self._index)
+            raise _StreamLost(f"the stream is at revision {self._seen}, etcd at {lag.target}")
+        if self._probe_sent is None and lag.wants_probe():
+            await self._send_probe()
 
     async def _send_probe(self) -> None:
         self._probe_sent = asyncio.get_running_loop().time()
@@ -309,6 +334,8 @@ class Watch:
             await self._refresh_token()
             raise _StreamLost("auth token expired")
         if err.code() in _TRANSIENT:
+            if _NO_LEADER in (err.details() or ""):
+                self._no_leader()
             client.rotate(self._index)
             raise _StreamLost(f"{err.code().name}: {err.details()}")
         raise client.map_error(err, "Watch")
@@ -342,11 +369,19 @@ class Watch:
             raise Compacted(int(resp.compact_revision))
         reason = resp.cancel_reason
         low = reason.lower()
+        if _NO_LEADER in low:
+            self._no_leader()
+            self._client.rotate(self._index)
+            raise _StreamLost(reason)
         if ("auth" in low or "permission denied" in low) and self._reauth_allowed():
             self._reauthed = True
             raise _NeedReauth(reason)
         self._closed = True
         raise WatchCanceled(reason)
+
+    def _no_leader(self) -> None:
+        emit(Event.WATCH_NO_LEADER, level=logging.WARNING, key=self._key.decode(errors="replace"),
+             endpoint=self._client.endpoints[self._index], revision=self.revision + 1)
 
     def _reauth_allowed(self) -> bool:
         return bool(self._client.has_credentials) and not self._reauthed

@@ -9,9 +9,10 @@ the data and the ports, so clients reconnect to the same endpoint. Signals go
 to the process by PID only. `ctl()` runs `etcdctl` against it (auth setup,
 inspection).
 
-Room for a 3-member cluster: `initial_cluster`/`peer_port` let several
-`EtcdProcess` objects form one cluster (an `EtcdCluster` helper can be added
-on top without changing this class).
+`EtcdCluster` starts several members on loopback as one cluster (shared
+`initial_cluster` and cluster token), finds the leader and waits for quorum.
+A member may run with a group id of its own (`group`, root only), which lets
+`tests.support.partition` pick out the peer connections that member opens.
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ class EtcdProcess:
         peer_port: int | None = None,
         initial_cluster: str | None = None,
         cluster_state: str = "new",
+        cluster_token: str | None = None,
+        group: int | None = None,
         extra_args: tuple[str, ...] = (),
     ) -> None:
         self.name = name
@@ -97,6 +100,8 @@ class EtcdProcess:
         self.cluster_state = cluster_state
         self.extra_args = extra_args
         self.workdir = Path(tempfile.mkdtemp(prefix=f"etcd-{name}-", dir=_tmp_root()))
+        self.cluster_token = cluster_token or f"tok-{self.workdir.name}"
+        self.group = group
         self.data_dir = self.workdir / "data"
         self.log_path = self.workdir / "etcd.log"
         self.binary = find_binary("etcd")
@@ -121,9 +126,11 @@ class EtcdProcess:
 
     # -- lifecycle
 
-    def start(self, timeout: float = 20.0) -> EtcdProcess:
+    def start(self, timeout: float = 20.0, *, wait: bool = True) -> EtcdProcess:
         if self.running:
             return self
+        if not wait:  # the caller waits (several members start together): no clash retry
+            return self._start(timeout, wait=False)
         for _ in range(4):
             try:
                 return self._start(timeout)
@@ -136,7 +143,7 @@ class EtcdProcess:
             self.initial_cluster = f"{self.name}={self.peer_url}"
         return self._start(timeout)
 
-    def _start(self, timeout: float) -> EtcdProcess:
+    def _start(self, timeout: float, *, wait: bool = True) -> EtcdProcess:
         args = [
             self.binary,
             "--name", self.name,
@@ -147,7 +154,7 @@ class EtcdProcess:
             "--initial-advertise-peer-urls", self.peer_url,
             "--initial-cluster", self.initial_cluster,
             "--initial-cluster-state", self.cluster_state,
-            "--initial-cluster-token", f"tok-{self.workdir.name}",
+            "--initial-cluster-token", self.cluster_token,
             "--heartbeat-interval", "25",
             "--election-timeout", "250",
             "--logger", "zap",
@@ -157,8 +164,10 @@ class EtcdProcess:
         ]
         self._log = open(self.log_path, "ab")  # closed in _reap
         proclog.started(f"etcd-{self.name}", self.log_path)
-        self._proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
-        self.wait_healthy(timeout)
+        self._proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
+                                      group=self.group)
+        if wait:
+            self.wait_healthy(timeout)
         return self
 
     def wait_healthy(self, timeout: float = 20.0) -> None:
@@ -272,6 +281,81 @@ class EtcdProcess:
         return proc.stdout.decode(errors="replace")
 
     def __enter__(self) -> EtcdProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EtcdCluster:
+    """`size` etcd members on loopback forming one cluster; see the module docstring.
+
+    With `own_groups` (root only), member i runs with group id `peer_port` of that
+    member, so its outgoing peer connections can be told apart by iptables.
+    """
+
+    def __init__(self, size: int = 3, *, name: str = "m", own_groups: bool = False) -> None:
+        ports = [(free_port(), free_port()) for _ in range(size)]
+        initial = ",".join(f"{name}{i + 1}=http://127.0.0.1:{peer}"
+                           for i, (_, peer) in enumerate(ports))
+        token = f"tok-{name}-{os.getpid()}-{ports[0][1]}"
+        self.members = [
+            EtcdProcess(f"{name}{i + 1}", client_port=client, peer_port=peer,
+                        initial_cluster=initial, cluster_token=token,
+                        group=peer if own_groups else None)
+            for i, (client, peer) in enumerate(ports)
+        ]
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [m.endpoint for m in self.members]
+
+    def start(self, timeout: float = 30.0) -> EtcdCluster:
+        for m in self.members:
+            m.start(wait=False)
+        for m in self.members:
+            m.wait_healthy(timeout)
+        return self
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        """Every member runs, answers /health, and they agree on one leader."""
+        for m in self.members:
+            m.wait_healthy(timeout)
+        wait_until(lambda: self.leader() is not None, timeout, interval=0.05,
+                   message="the etcd members do not agree on a leader")
+
+    def status(self, member: EtcdProcess) -> dict[str, str] | None:
+        """`maintenance/status` of one member (member_id, leader), None if it does not answer."""
+        req = urllib.request.Request(f"{member.endpoint}/v3/maintenance/status", data=b"{}",
+                                     method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=1) as resp:
+                body = json.loads(resp.read())
+        except (OSError, ValueError, urllib.error.URLError):
+            return None
+        return {"member_id": str(body.get("header", {}).get("member_id", "")),
+                "leader": str(body.get("leader", ""))}
+
+    def leader(self) -> EtcdProcess | None:
+        """The member every running member names as leader, or None."""
+        statuses = {m.name: self.status(m) for m in self.members if m.running}
+        if not statuses or any(s is None for s in statuses.values()):
+            return None
+        leaders = {s["leader"] for s in statuses.values() if s}
+        if len(leaders) != 1:
+            return None
+        (leader_id,) = leaders
+        return next((m for m in self.members
+                     if (s := statuses.get(m.name)) and s["member_id"] == leader_id), None)
+
+    def close(self) -> None:
+        for m in self.members:
+            m.close()
+
+    def log_tails(self, lines: int = 20) -> str:
+        return "\n".join(f"--- etcd {m.name}:\n{m.log_tail(lines)}" for m in self.members)
+
+    def __enter__(self) -> EtcdCluster:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
