@@ -70,6 +70,13 @@ async def make_signer(snap: ZoneSnapshot, state: DnssecState, *, etcd: EtcdClien
         raise NodeError(f"no zone-signing private key of {snap.origin} is reachable from "
                         "this node")
     dnskey_rrsigs: list[dns.rdata.Rdata] = []
+    published_rrsigs = dnskey_rrsigs_from(state.dnskeyset, state.keyset_id)
+    if published_rrsigs and any(k.role == "ksk" and not k.replicate for k in state.keys):
+        # An unreplicated KSK: once the Key Master has published its DNSKEY RRSIGs, every
+        # node serves those, the Key Master too, and no node signs with the KSK here, so
+        # every copy at a serial is the same (DESIGN: one serial is one zone).
+        published.extend(k.key for k in signing_keys if k.key.role == "ksk")
+        signing_keys = [k for k in signing_keys if k.key.role != "ksk"]
     if not any(k.key.role in ("ksk", "csk") for k in signing_keys):
         # the KSK stays in the Key Master's store: serve its signatures over DNSKEY
         dnskey_rrsigs = dnskey_rrsigs_from(state.dnskeyset, state.keyset_id)

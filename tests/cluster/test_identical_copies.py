@@ -149,3 +149,21 @@ def test_copies_are_identical_across_signature_refreshes(cluster: Cluster) -> No
                message="two signature refreshes")
     assert_identical(c, zone)
     assert_digests_agree(c, zone)
+
+
+def test_copies_are_identical_with_an_unreplicated_ksk(cluster: Cluster) -> None:
+    """The KSK stays in the Key Master's store: every node, the Key Master included,
+    serves the DNSKEY RRSIGs the Key Master published, so the copies stay equal."""
+    c = cluster
+    zone = "localksk.test."
+    with Api(c.nodes[0].api) as api:
+        api.create_zone(zone, ZONE_TEXT.format(zone=zone))
+    out = ctl_json(c.nodes[0], "zone", "sign", zone, "--no-replicate-ksk-private-key",
+                   "--failover", "manual")
+    assert out["state"] == "done"
+    wait_published(c, zone)
+    assert_identical(c, zone)
+    with Api(c.nodes[1].api) as api:
+        api.add(zone, "later", 300, "A", "192.0.2.77")
+    assert_identical(c, zone)
+    assert_digests_agree(c, zone)
