@@ -48,6 +48,7 @@ from node.server.notify import Notifier
 from node.server.table import ZoneTable
 from node.server.update import UpdateService, WritableTargets, notify_hook
 from node.server.wire import OPCODE_NOTIFY, OPCODE_UPDATE
+from node.shutdown import ShutdownWatchdog
 from node.signing.expiry import ExpiryWatch
 from node.signing.faults import Faults
 from node.signing.secondary import SecondaryLoader
@@ -152,6 +153,7 @@ class Daemon:
         self.api: ApiServer | None = None
         self._stop = asyncio.Event()
         self._lease_tasks: list[asyncio.Task[None]] = []  # membership, then the session
+        self._watchdog: ShutdownWatchdog | None = None
 
     def _signing_pool(self, workers: int) -> ProcessPoolExecutor:
         """Worker processes for large signing jobs, so the loop keeps answering and keeping
@@ -249,10 +251,14 @@ class Daemon:
 
     async def _shutdown(self) -> None:
         emit(Event.NODE_STOPPING)
+        watchdog = self._watchdog = ShutdownWatchdog(_SHUTDOWN_DEADLINE)
+        watchdog.start()
         self._serving = False
+        watchdog.step("admin API")
         if self.api is not None:
             self.api.set_ready(False)
             await self.api.stop(1.0)
+        watchdog.step("Key Master hand-off")
         try:  # hand each Key Master role to another live node before the lease goes
             await self.keymaster.hand_off_all(timeout=self.config.etcd.timeout * 2)
         except Exception:
@@ -260,6 +266,7 @@ class Daemon:
         # stop membership, then the session loop, whose exit revokes the lease: nothing may
         # grant a new lease and re-register this node as alive after that (it would delay
         # failover by a whole TTL)
+        watchdog.step("membership and lease")
         for task in self._lease_tasks:
             task.cancel()
             with contextlib.suppress(Exception):
@@ -267,13 +274,16 @@ class Daemon:
                     await asyncio.gather(task, return_exceptions=True)
         if self.config.testing.shutdown_pause:  # test-only: widen the window after the revoke
             await asyncio.sleep(self.config.testing.shutdown_pause)
+        watchdog.step("DNS listeners")
         if self.dns is not None:
             await self.dns.stop()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+        watchdog.ordered_done()
 
 
 _RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
+_SHUTDOWN_DEADLINE = 20.0  # seconds from SIGTERM; Kubernetes' default grace period is 30
 
 
 async def _supervised(name: str, run: Callable[[], Awaitable[None]],
@@ -321,12 +331,15 @@ def run(config: Config) -> int:
             pass
         finally:
             with contextlib.suppress(Exception):
-                await daemon.etcd.close()
+                async with asyncio.timeout(2.0):
+                    await daemon.etcd.close()
 
     try:
         asyncio.run(main())
     except KeyboardInterrupt:
         pass
+    if daemon._watchdog is not None:
+        daemon._watchdog.finished()
     return 0
 
 

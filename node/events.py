@@ -20,6 +20,7 @@ class Event(IntEnum):
     NODE_STARTED = 1001
     NODE_STOPPING = 1002
     NODE_READY = 1003
+    SHUTDOWN_STUCK = 1005  # the shutdown outlived its deadline: the process ends anyway
     CONFIG_INVALID = 1004
     ETCD_UNAVAILABLE = 1101
     ETCD_RECOVERED = 1102
