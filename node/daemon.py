@@ -37,6 +37,7 @@ from node.keymaster.handover import KeyMasterAdmin
 from node.keymaster.keystore import KeyStore
 from node.metrics import KeyMasterCollector, NodeMetrics, ReplicaCollector, SigningCollector
 from node.nodes.membership import Membership, NodeDirectory, NodeInfo
+from node.server.journal import Journals
 from node.server.listener import DnsServer
 from node.server.notify import Notifier
 from node.server.table import ZoneTable
@@ -84,7 +85,9 @@ class Daemon:
         self.session = Session(self.etcd, e.lease_ttl, keepalive_interval=e.keepalive_interval,
                                clock=self.clock)
         self.metrics = NodeMetrics()
-        self.table = ZoneTable()
+        sv = config.server
+        self.table = ZoneTable(Journals(sv.journal_dir, sv.journal_max_bytes,
+                                        sv.journal_max_versions))
         self.notifier = Notifier()
         self.replica = Replica(self.etcd, self.layout, on_update=self._on_update,
                                on_remove=self._on_remove,

@@ -48,6 +48,8 @@ class Event(IntEnum):
     OPEN_FILES_RAISED = 1320
     OPEN_FILES_LOW = 1321
     DNS_TCP_REFUSED = 1322
+    JOURNAL_LOADED = 1350  # the IXFR journal kept on disk leads to the served version: used
+    JOURNAL_DROPPED = 1351  # the IXFR journal cannot be used (ends elsewhere, broken, I/O error)
     API_LISTENING = 1401
     API_ERROR = 1402
     SIGNING_STARTED = 1501
