@@ -33,14 +33,15 @@ def changed_owners(a: ZoneSnapshot, b: ZoneSnapshot) -> frozenset[dns.name.Name]
 
 def signed_chain(mode: str = "nsec3") -> list[ZoneSnapshot]:
     """Versions of a signed zone as a node serves them: a full sign, incremental changes
-    (add, change, delete a name), then a full re-sign later (other signature times)."""
+    (add, change, delete a name), then a full re-sign three days later (the RRsets whose
+    signing epoch moved get new signatures)."""
     zs = signer(mode)
     steps = [
         ("", "", None, NOW),
         ("added A 192.0.2.44\n", "", "incremental", NOW + 10),
         ("added A 192.0.2.45\nadded TXT \"two\"\n", "", "incremental", NOW + 20),
         ("added A 192.0.2.45\n", "mail ", "incremental", NOW + 30),
-        ("added A 192.0.2.45\n", "mail ", None, NOW + 86400 * 20),
+        ("added A 192.0.2.45\n", "mail ", None, NOW + 86400 * 3),
     ]
     out: list[ZoneSnapshot] = []
     prev_plain: ZoneSnapshot | None = None
