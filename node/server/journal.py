@@ -1,14 +1,17 @@
 """The IXFR journal: per zone, the differences between consecutive versions this node served.
 
 Owns `Journals`, fed by `ZoneTable.publish_async` with every version it
-serves, in order, and read by `node.server.xfr` to answer IXFR (RFC 1995).
+serves, in order (each step is computed while the table compiles the version,
+and the table serves it once both are done), and read by `node.server.xfr` to
+answer IXFR (RFC 1995).
 For each step from the version last recorded to the one just served it keeps
 an `Entry`: old and new serial, old and new SOA, the RRs deleted and added
 (`node.server.zonediff`, RRSIG/NSEC/NSEC3 included), the digest of both
 versions and the RR count of the new one. Differences are computed in a
 worker thread (O(change); O(zone) after a full re-sign or load), never on the
-answer path. An IXFR is answered from the journal only while the journal has
-caught up with exactly the snapshot being served (`since`); else AXFR form.
+answer path. An IXFR is answered from the journal only for exactly the snapshot
+being served, which is the journal's newest or the one before (`since`); else
+AXFR form.
 
 Bounds: at most `max_versions` entries and `max_bytes` encoded octets in
 memory (the oldest go first; an entry larger than `max_bytes` empties the
@@ -158,6 +161,8 @@ class _Zone:
     entries: deque[Entry] = field(default_factory=deque)
     size: int = 0  # encoded octets of `entries`
     current: ZoneSnapshot | None = None  # the version the newest entry reaches
+    before: ZoneSnapshot | None = None  # the version before it, if the entries reach it too
+    stepped: bool = False  # the newest entry leads from `before` to `current`
     tracker: Tracker = field(default_factory=Tracker)
     disk_entries: int = 0  # records in the file (kept or not)
     disk_bytes: int = 0
@@ -188,11 +193,17 @@ class Journals:
         """The entries from `serial` to `snap` (which must be the served version); None when
         the journal does not reach back to `serial` or has not caught up with `snap`."""
         z = self._zones.get(snap.origin)
-        if z is None or z.current is not snap:
+        if z is None:
             return None
-        for i, e in enumerate(z.entries):
+        if snap is z.current:
+            entries = list(z.entries)
+        elif snap is z.before:  # the journal is a step ahead of the table
+            entries = list(z.entries)[:-1] if z.stepped else list(z.entries)
+        else:
+            return None
+        for i, e in enumerate(entries):
             if e.old_serial == serial:
-                return list(z.entries)[i:]
+                return entries[i:]
         return None
 
     def versions(self, origin: dns.name.Name) -> list[int]:
@@ -230,7 +241,7 @@ class Journals:
                  reason=f"recording failed: {exc}")
             z.entries.clear()
             z.size = 0
-            z.current = None
+            z.current = z.before = None
             return
         if step.reset is not None:
             z.entries = deque(step.reset)
@@ -240,6 +251,8 @@ class Journals:
             z.size += step.append.size
         while z.entries and (len(z.entries) > self.max_versions or z.size > self.max_bytes):
             z.size -= z.entries.popleft().size
+        z.before = z.current if step.reset is None else None
+        z.stepped = step.append is not None
         z.current = snap
         if z.path is not None and (z.disk_entries > 2 * self.max_versions
                                    or z.disk_bytes > 2 * self.max_bytes):

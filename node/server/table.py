@@ -15,9 +15,10 @@ which compiles in a worker thread) for every new version of a zone, in order;
 `snapshot.changed` must be relative to the previous snapshot published for that
 zone. Snapshots older (by etcd revision) than the one served are ignored.
 `publish_async` also hands each version to the IXFR journals
-(`node.server.journal`) and returns once they have caught up with it, so a
-NOTIFY sent afterwards is answered incrementally; `publish` does not (the
-journal then starts over from the next version, in AXFR form meanwhile).
+(`node.server.journal`), which diff it while it compiles, and serves it once
+both are done: an IXFR for the served version is always answered
+incrementally when the journal reaches the client's serial. `publish` does not
+(the journal then diffs from its last version at the next `publish_async`).
 `hold(origin)` makes a zone answer SERVFAIL (and refuse transfers) until its
 next `publish`: the signing worker uses it for a published signed zone this
 node has not signed yet.
@@ -76,12 +77,12 @@ class ZoneTable:
             prev = self._zones.get(origin)
             if self._stale(prev, snapshot):
                 return
-            zone = await asyncio.to_thread(_compile, prev, snapshot)
-            self._install(zone)
             recorded = None if self.journals is None else self.journals.record(
                 None if prev is None else prev.snapshot, snapshot)
-        if recorded is not None:  # returns once an IXFR can reach this version (NOTIFY after)
-            await recorded
+            zone = await asyncio.to_thread(_compile, prev, snapshot)
+            if recorded is not None:  # an IXFR can reach this version once it is served
+                await recorded
+            self._install(zone)
 
     def remove(self, origin: dns.name.Name) -> bool:
         """Stop serving `origin`; False if it was not served."""
