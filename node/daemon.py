@@ -35,8 +35,15 @@ from node.keymaster.admin import DnssecAdmin
 from node.keymaster.controller import KeyMasterController
 from node.keymaster.handover import KeyMasterAdmin
 from node.keymaster.keystore import KeyStore
-from node.metrics import KeyMasterCollector, NodeMetrics, ReplicaCollector, SigningCollector
+from node.metrics import (
+    IxfrCollector,
+    KeyMasterCollector,
+    NodeMetrics,
+    ReplicaCollector,
+    SigningCollector,
+)
 from node.nodes.membership import Membership, NodeDirectory, NodeInfo
+from node.server import xfr
 from node.server.journal import Journals
 from node.server.listener import DnsServer
 from node.server.notify import Notifier
@@ -197,6 +204,9 @@ class Daemon:
                                                lambda: self.replica.revision))
         self.metrics.register(SigningCollector(self.signing.statuses))
         self.metrics.register(KeyMasterCollector(self.keymaster.missing_keys))
+        journals = self.table.journals
+        assert journals is not None
+        self.metrics.register(IxfrCollector(lambda: dict(xfr.answers), journals.sizes))
         async with asyncio.TaskGroup() as tasks:
             self._lease_tasks.append(tasks.create_task(
                 _supervised("session", self.session.run), name="session"))

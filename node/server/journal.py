@@ -36,7 +36,7 @@ import re
 import struct
 import zlib
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -213,6 +213,22 @@ class Journals:
             return []
         return [e.old_serial for e in z.entries] + [z.entries[-1].new_serial]
 
+    def sizes(self) -> dict[str, tuple[int, int]]:
+        """Per zone (text): entries and encoded octets held."""
+        return {o.to_text(): (len(z.entries), z.size) for o, z in list(self._zones.items())}
+
+    def tracking(self, origin: dns.name.Name) -> bool:
+        """True once the journal of `origin` has recorded a version (the first one, read
+        from its file and checked, is recorded while the zone is already served)."""
+        z = self._zones.get(origin)
+        return z is not None and z.current is not None
+
+    async def caught_up(self, origin: dns.name.Name) -> None:
+        """Wait until every version handed to the journal of `origin` is recorded."""
+        z = self._zones.get(origin)
+        if z is not None and z.tail is not None:
+            await asyncio.wait([z.tail])
+
     # --- recording ---------------------------------------------------------------
 
     def record(self, prev: ZoneSnapshot | None, snap: ZoneSnapshot) -> asyncio.Task[None]:
@@ -360,7 +376,7 @@ class Journals:
         n = size = 0
         try:
             with open(tmp, "wb") as f:
-                for rec in _records(entries):
+                for rec in map(encode_entry, entries):
                     f.write(rec)
                     n += 1
                     size += len(rec)
@@ -373,11 +389,6 @@ class Journals:
             with contextlib.suppress(OSError):
                 z.path.unlink(missing_ok=True)
             z.disk_entries = z.disk_bytes = 0
-
-
-def _records(entries: Iterable[Entry]) -> Iterator[bytes]:
-    for e in entries:
-        yield encode_entry(e)
 
 
 def _serial_gt(a: int, b: int) -> bool:

@@ -17,7 +17,9 @@ zone. Snapshots older (by etcd revision) than the one served are ignored.
 `publish_async` also hands each version to the IXFR journals
 (`node.server.journal`), which diff it while it compiles, and serves it once
 both are done: an IXFR for the served version is always answered
-incrementally when the journal reaches the client's serial. `publish` does not
+incrementally when the journal reaches the client's serial. (Except a zone's
+first version since the start: it is served at once, while the journal reads
+and checks its file, O(zone), in the background.) `publish` does not
 (the journal then diffs from its last version at the next `publish_async`).
 `hold(origin)` makes a zone answer SERVFAIL (and refuse transfers) until its
 next `publish`: the signing worker uses it for a published signed zone this
@@ -77,8 +79,12 @@ class ZoneTable:
             prev = self._zones.get(origin)
             if self._stale(prev, snapshot):
                 return
-            recorded = None if self.journals is None else self.journals.record(
-                None if prev is None else prev.snapshot, snapshot)
+            recorded = None
+            if self.journals is not None:  # the first version is not held up by a load
+                wait = self.journals.tracking(snapshot.origin)
+                recorded = self.journals.record(None if prev is None else prev.snapshot,
+                                                snapshot)
+                recorded = recorded if wait else None
             zone = await asyncio.to_thread(_compile, prev, snapshot)
             if recorded is not None:  # an IXFR can reach this version once it is served
                 await recorded

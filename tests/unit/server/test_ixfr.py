@@ -60,6 +60,8 @@ async def served(chain: list[ZoneSnapshot]) -> Responder:
     t = ZoneTable(Journals())
     for snap in chain:
         await t.publish_async(snap)
+    assert t.journals is not None
+    await t.journals.caught_up(ORIGIN)  # the first version is recorded in the background
     return Responder(t)
 
 
