@@ -22,8 +22,8 @@ Every writable node's copy at a serial is the same zone (docs/signing.md), so
 a client that last transferred from another node gets a correct answer too.
 Over UDP an incremental answer goes out when it fits in 512 octets; else the
 SOA alone, which tells the client to retry over TCP. Each IXFR answer is
-counted in `answers` by kind (metric `dnscluster_ixfr_answers_total`). dnspython is allowed here: this is not the hot
-path.
+counted in `answers` by kind (metric `dnscluster_ixfr_answers_total`).
+dnspython is allowed here: this is not the hot path.
 """
 
 from __future__ import annotations
