@@ -185,7 +185,11 @@ class Journals:
         self.max_versions = max_versions
         self._zones: dict[dns.name.Name, _Zone] = {}
         if self.directory is not None:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # serve anyway: the journal is only an optimisation
+                log.warning("journal_dir %s: %s; IXFR journals in memory only", directory, exc)
+                self.directory = None
 
     # --- reading (event loop) --------------------------------------------------
 
