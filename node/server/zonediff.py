@@ -108,9 +108,15 @@ class Tracker:
         `changed` names every owner that may differ, or None: compare everything.
         """
         if changed is None:
-            digests = {o: owner_digest(o, t) for o, t in new.items() if t}
-            owners = [o for o in digests.keys() | self._owners.keys()
-                      if digests.get(o) != self._owners.get(o)]
+            before = self._owners
+            digests: dict[dns.name.Name, int] = {}
+            owners: list[dns.name.Name] = []
+            for o, t in new.items():
+                if t:
+                    d = digests[o] = owner_digest(o, t)
+                    if before.get(o) != d:
+                        owners.append(o)
+            owners.extend(o for o in before if o not in digests)
             delta = diff(old, new, owners)
             self._owners = digests
             self._sum = sum(digests.values()) % _MOD
