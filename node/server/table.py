@@ -89,6 +89,8 @@ class ZoneTable:
             if recorded is not None:  # an IXFR can reach this version once it is served
                 await recorded
             self._install(zone)
+            if self.journals is not None:
+                self.journals.installed(snapshot)
 
     def remove(self, origin: dns.name.Name) -> bool:
         """Stop serving `origin`; False if it was not served."""

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from node.server.journal import Entry, Journals, decode_records, encode_entry, file_name
+from node.server.journal import Journals
+from node.server.journalfile import Entry, decode_records, encode_entry, file_name
 from node.server.zonediff import Delta
 from node.zones.model import ZoneSnapshot
 from tests.unit.server.ixfr_versions import ORIGIN, apply, plain, records, signed_chain
