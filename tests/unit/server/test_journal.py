@@ -163,3 +163,18 @@ async def test_memory_only_without_a_directory(tmp_path: Path) -> None:
     await _feed(j, [plain(1), plain(2, "x A 192.0.2.1\n")])
     assert j.versions(ORIGIN) == [1, 2]
     assert not os.listdir(tmp_path)
+
+
+async def test_an_unusable_directory_means_memory_only_and_remove_deletes_the_file(
+        tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    j = Journals(str(blocker / "journal"))  # cannot be created: the node serves anyway
+    assert j.directory is None
+    await _feed(j, [plain(1), plain(2, "x A 192.0.2.1\n")])
+    assert j.versions(ORIGIN) == [1, 2]
+    j = Journals(str(tmp_path / "j"))
+    await _feed(j, [plain(1), plain(2, "x A 192.0.2.1\n")])
+    assert os.listdir(tmp_path / "j") == [file_name(ORIGIN)]
+    j.remove(ORIGIN)
+    assert os.listdir(tmp_path / "j") == [] and j.versions(ORIGIN) == []
