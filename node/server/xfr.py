@@ -69,9 +69,9 @@ def transfer(
 ) -> list[bytes] | Iterator[bytes]:
     """The response messages for an AXFR or IXFR `query` (already parsed) from `client`.
 
-    A full transfer is an iterator that renders messages as it is consumed (the
-    TCP listener streams it without blocking the event loop); refusals and
-    single-SOA answers are lists.
+    A transfer over TCP (full or incremental) is an iterator that renders
+    messages as it is consumed (the TCP listener streams it without blocking the
+    event loop); refusals, single-SOA answers and UDP answers are lists.
     """
     kind = "AXFR" if query.qtype == TYPE_AXFR else "IXFR"
     if zone is None or zone.origin != query.qname:
