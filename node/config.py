@@ -32,6 +32,10 @@ cert_file = ""
 key_file = ""
 [metrics]
 listen = "127.0.0.1:9100"      # empty disables
+[server]
+journal_dir = ""               # IXFR journals kept across restarts here (empty: memory only)
+journal_max_bytes = 67108864   # per zone: encoded octets of differences kept
+journal_max_versions = 1000    # per zone: versions an IXFR can start from
 [signing]
 kek_file = ""                  # key-encryption key (32 bytes, hex or base64); required to sign
 key_store = ""                 # directory for private keys that are not replicated
@@ -102,6 +106,13 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerSettings:
+    journal_dir: str = ""  # IXFR journals (one file per zone); empty: in memory only
+    journal_max_bytes: int = 64 << 20  # per zone
+    journal_max_versions: int = 1000  # per zone
+
+
+@dataclass(frozen=True, slots=True)
 class SigningSettings:
     kek_file: str = ""  # key-encryption key; without it the node never signs
     key_store: str = ""  # directory for non-replicated private keys (mode 0700)
@@ -140,6 +151,7 @@ class Config:
     dns: DnsSettings = field(default_factory=DnsSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
     signing: SigningSettings = field(default_factory=SigningSettings)
     log: LogSettings = field(default_factory=LogSettings)
     testing: TestingSettings = field(default_factory=TestingSettings)
@@ -150,6 +162,7 @@ _SECTIONS: dict[str, type] = {
     "dns": DnsSettings,
     "api": ApiSettings,
     "metrics": MetricsSettings,
+    "server": ServerSettings,
     "signing": SigningSettings,
     "log": LogSettings,
     "testing": TestingSettings,
@@ -300,6 +313,9 @@ def check(config: Config) -> None:
             raise ConfigError(f"api.{name}: {value} does not exist")
     if config.metrics.listen:
         split_host_port(config.metrics.listen, "metrics.listen")
+    if config.server.journal_max_bytes < 0 or config.server.journal_max_versions < 0:
+        raise ConfigError("server.journal_max_bytes and server.journal_max_versions: must be 0 "
+                          "(no journal: IXFR answered in AXFR form) or more")
     sg = config.signing
     if sg.kek_file and not Path(sg.kek_file).is_file():
         raise ConfigError(f"signing.kek_file: {sg.kek_file} does not exist")

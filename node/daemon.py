@@ -36,6 +36,7 @@ from node.keymaster.controller import KeyMasterController
 from node.keymaster.handover import KeyMasterAdmin
 from node.keymaster.keystore import KeyStore
 from node.metrics import (
+    IxfrCollector,
     KeyMasterCollector,
     NodeMetrics,
     ReplicaCollector,
@@ -43,6 +44,8 @@ from node.metrics import (
     UpdateCollector,
 )
 from node.nodes.membership import Membership, NodeDirectory, NodeInfo
+from node.server import xfr
+from node.server.journal import Journals
 from node.server.listener import DnsServer
 from node.server.notify import Notifier
 from node.server.table import ZoneTable
@@ -94,7 +97,9 @@ class Daemon:
         self.session = Session(self.etcd, e.lease_ttl, keepalive_interval=e.keepalive_interval,
                                clock=self.clock)
         self.metrics = NodeMetrics()
-        self.table = ZoneTable()
+        sv = config.server
+        self.table = ZoneTable(Journals(sv.journal_dir, sv.journal_max_bytes,
+                                        sv.journal_max_versions))
         self.notifier = Notifier()
         self.replica = Replica(self.etcd, self.layout, on_update=self._on_update,
                                on_remove=self._on_remove,
@@ -210,6 +215,9 @@ class Daemon:
         self.metrics.register(SigningCollector(self.signing.statuses))
         self.metrics.register(KeyMasterCollector(self.keymaster.missing_keys))
         self.metrics.register(UpdateCollector(lambda: dict(self.updates.counts)))
+        journals = self.table.journals
+        assert journals is not None
+        self.metrics.register(IxfrCollector(lambda: dict(xfr.answers), journals.sizes))
         async with asyncio.TaskGroup() as tasks:
             self._lease_tasks.append(tasks.create_task(
                 _supervised("session", self.session.run), name="session"))

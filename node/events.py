@@ -59,6 +59,8 @@ class Event(IntEnum):
     UPDATE_FORWARD_FAILED = 1335  # no writable node answered the forwarded UPDATE
     UPDATE_FAILED = 1336  # etcd or internal error: SERVFAIL, nothing committed for certain
     NOTIFY_RECEIVED = 1337  # NOTIFY for one of our zones: answered, no action
+    JOURNAL_LOADED = 1350  # the IXFR journal kept on disk leads to the served version: used
+    JOURNAL_DROPPED = 1351  # the IXFR journal cannot be used (ends elsewhere, broken, I/O error)
     API_LISTENING = 1401
     API_ERROR = 1402
     SIGNING_STARTED = 1501

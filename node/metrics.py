@@ -75,6 +75,32 @@ class SigningCollector(Collector):
         yield held
 
 
+class IxfrCollector(Collector):
+    """IXFR answers by kind, and per zone the versions the journal can start an IXFR from."""
+
+    def __init__(self, answers: Callable[[], dict[str, int]],
+                 journal: Callable[[], dict[str, tuple[int, int]]]) -> None:
+        self._answers = answers
+        self._journal = journal
+
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
+        answers = CounterMetricFamily(
+            "dnscluster_ixfr_answers", "IXFR answers by kind: incremental, full (AXFR form), "
+            "uptodate (SOA only), udp_soa (retry over TCP)", labels=["kind"])
+        for kind in ("incremental", "full", "uptodate", "udp_soa"):
+            answers.add_metric([kind], float(self._answers().get(kind, 0)))
+        yield answers
+        versions = GaugeMetricFamily("dnscluster_journal_versions",
+                                     "Versions in the IXFR journal", labels=["zone"])
+        size = GaugeMetricFamily("dnscluster_journal_bytes",
+                                 "Encoded octets in the IXFR journal", labels=["zone"])
+        for zone, (n, octets) in sorted(self._journal().items()):
+            versions.add_metric([zone], float(n))
+            size.add_metric([zone], float(octets))
+        yield versions
+        yield size
+
+
 class KeyMasterCollector(Collector):
     """Per zone this node is Key Master of: private keys it needs and cannot reach."""
 

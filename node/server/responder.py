@@ -190,7 +190,8 @@ class Responder:
             return self._error(query, REFUSED)
         if query.qtype in (TYPE_AXFR, TYPE_IXFR):
             self.stats.count(0, query.qtype)
-            return xfr.transfer(self.table.find(query.qname), query, data, addr[0], tcp)
+            return xfr.transfer(self.table.find(query.qname), query, data, addr[0], tcp,
+                                self.table.journals)
         key = query.qname + query.question[-4:]
         entry = self.table.caches[query.do].get(key) or self.table.lookup(key, query.do)
         if entry is None:  # unreachable: only AXFR/IXFR have no entry

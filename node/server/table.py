@@ -14,6 +14,13 @@ The replica calls `publish(snapshot)` (or `await publish_async(snapshot)`,
 which compiles in a worker thread) for every new version of a zone, in order;
 `snapshot.changed` must be relative to the previous snapshot published for that
 zone. Snapshots older (by etcd revision) than the one served are ignored.
+`publish_async` also hands each version to the IXFR journals
+(`node.server.journal`), which diff it while it compiles, and serves it once
+both are done: an IXFR for the served version is always answered
+incrementally when the journal reaches the client's serial. (Except a zone's
+first version since the start: it is served at once, while the journal reads
+and checks its file, O(zone), in the background.) `publish` does not
+(the journal then diffs from its last version at the next `publish_async`).
 `hold(origin)` makes a zone answer SERVFAIL (and refuse transfers) until its
 next `publish`: the signing worker uses it for a published signed zone this
 node has not signed yet.
@@ -30,6 +37,7 @@ import dns.name
 from node.server.admission import Doorkeeper
 from node.server.answer import DS, name_wire
 from node.server.compile import CompiledZone
+from node.server.journal import Journals
 from node.server.render import QR, Entry, make_entry
 from node.server.wire import REFUSED, SERVFAIL, TYPE_AXFR, TYPE_IXFR
 from node.zones.model import ZoneSnapshot
@@ -43,9 +51,10 @@ IN_CLASS = b"\x00\x01"
 class ZoneTable:
     """Compiled zones by origin; `caches[do]` is the hot path's first stop."""
 
-    __slots__ = ("_doors", "_held", "_locks", "_zones", "cache_max", "caches")
+    __slots__ = ("_doors", "_held", "_locks", "_zones", "cache_max", "caches", "journals")
 
-    def __init__(self) -> None:
+    def __init__(self, journals: Journals | None = None) -> None:
+        self.journals = journals  # IXFR journals, fed by publish_async
         self._zones: dict[bytes, CompiledZone] = {}
         self._held: set[bytes] = set()  # origins answered SERVFAIL until their next publish
         self._locks: dict[bytes, asyncio.Lock] = {}
@@ -70,8 +79,18 @@ class ZoneTable:
             prev = self._zones.get(origin)
             if self._stale(prev, snapshot):
                 return
+            recorded = None
+            if self.journals is not None:  # the first version is not held up by a load
+                wait = self.journals.tracking(snapshot.origin)
+                recorded = self.journals.record(None if prev is None else prev.snapshot,
+                                                snapshot)
+                recorded = recorded if wait else None
             zone = await asyncio.to_thread(_compile, prev, snapshot)
+            if recorded is not None:  # an IXFR can reach this version once it is served
+                await recorded
             self._install(zone)
+            if self.journals is not None:
+                self.journals.installed(snapshot)
 
     def remove(self, origin: dns.name.Name) -> bool:
         """Stop serving `origin`; False if it was not served."""
@@ -80,6 +99,8 @@ class ZoneTable:
         held = wire in self._held
         self._held.discard(wire)
         self.caches = ({}, {})
+        if self.journals is not None:
+            self.journals.remove(origin)
         return zone is not None or held
 
     def hold(self, origin: dns.name.Name) -> None:

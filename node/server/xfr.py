@@ -1,24 +1,37 @@
-"""Outgoing zone transfers: AXFR (RFC 5936) and IXFR answered as a full transfer (RFC 1995 §4).
+"""Outgoing zone transfers: AXFR (RFC 5936) and IXFR (RFC 1995), incremental from the journal.
 
 Owns the transfer policy (TCP only for AXFR, the zone's `allow_transfer`
-CIDR list, default nobody) and the streaming of a zone as several messages:
-the SOA first and last, the question in the first message only, owner names
-compressed within each message, each message at most `MAX_MESSAGE` octets.
+CIDR list, default nobody, the same for IXFR) and the streaming of a zone as
+several messages: the SOA first and last, the question in the first message
+only, owner names compressed within each message, each message at most
+`MAX_MESSAGE` octets.
 
 Signed zones transfer as they are served: every RRSIG, NSEC, NSEC3, DNSKEY,
 NSEC3PARAM (an owner's RRSIGs are one RRset internally; each goes out with the
 TTL of the RRset it covers, its original TTL).
 
-IXFR: no journal yet, so a client behind us gets the whole zone in AXFR form
-(never a refusal); a client whose serial is not older than ours (RFC 1982)
-gets our SOA alone ("up to date"). Over UDP an IXFR gets the SOA alone, which
-tells the client to retry over TCP. dnspython is allowed here: this is not the
-hot path.
+IXFR (the client's serial is the SOA in its authority section):
+* not older than ours (RFC 1982): our SOA alone ("up to date");
+* in the journal (`node.server.journal`), which has caught up with the served
+  version: the differences, as the chain of versions the journal holds (our
+  SOA; then per version the old SOA, the RRs deleted, the new SOA, the RRs
+  added; our SOA), RRSIG, NSEC and NSEC3 changes included;
+* otherwise, or when the chain has more RRs than the zone: the whole zone in
+  AXFR form (RFC 1995 §4), never a refusal.
+Every writable node's copy at a serial is the same zone (docs/signing.md), so
+a client that last transferred from another node gets a correct answer too.
+Over UDP an incremental answer goes out when it fits in 512 octets; else the
+SOA alone, which tells the client to retry over TCP. Each IXFR answer is
+counted in `answers` by kind (metric `dnscluster_ixfr_answers_total`).
+dnspython is allowed here: this is not the hot path.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import struct
+from collections import Counter
 from collections.abc import Iterator
 
 import dns.exception
@@ -29,13 +42,20 @@ import dns.rrset
 from node.events import Event, emit
 from node.server.answer import SOA, name_wire
 from node.server.compile import CompiledZone
+from node.server.journal import Entry, Journals
 from node.server.render import AA, CD, QR, RD, error_response
 from node.server.wire import FORMERR, REFUSED, TYPE_AXFR, NameCompressor, Query
+from node.server.zonediff import RR, owner_records
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 16_384
+UDP_MAX = 512  # an incremental answer over UDP must fit in this (else the SOA alone)
 RRSIG = int(dns.rdatatype.RRSIG)
+_RRHEAD = struct.Struct("!HHIH")  # type, class, TTL, rdata length
+
+# IXFR answers by kind since start: incremental, full (AXFR form), uptodate, udp_soa
+answers: Counter[str] = Counter()
 
 
 def serial_gte(a: int, b: int) -> bool:
@@ -44,13 +64,14 @@ def serial_gte(a: int, b: int) -> bool:
 
 
 def transfer(
-    zone: CompiledZone | None, query: Query, wire: bytes, client: str, tcp: bool
+    zone: CompiledZone | None, query: Query, wire: bytes, client: str, tcp: bool,
+    journals: Journals | None = None,
 ) -> list[bytes] | Iterator[bytes]:
     """The response messages for an AXFR or IXFR `query` (already parsed) from `client`.
 
-    A full transfer is an iterator that renders messages as it is consumed (the
-    TCP listener streams it without blocking the event loop); refusals and
-    single-SOA answers are lists.
+    A transfer over TCP (full or incremental) is an iterator that renders
+    messages as it is consumed (the TCP listener streams it without blocking the
+    event loop); refusals, single-SOA answers and UDP answers are lists.
     """
     kind = "AXFR" if query.qtype == TYPE_AXFR else "IXFR"
     if zone is None or zone.origin != query.qname:
@@ -62,21 +83,56 @@ def transfer(
     if query.qtype == TYPE_AXFR:
         if not tcp:
             return [error_response(query.id, query.flags, FORMERR, query.question, None)]
-    elif not tcp or _client_serial_current(wire, zone.serial):
-        return list(_messages(query, zone, iter([(zone.origin, soa)])))
+    else:
+        theirs = _client_serial(wire)
+        if theirs is not None and serial_gte(theirs, zone.serial):
+            answers["uptodate"] += 1
+            return list(_messages(query, zone, iter([(zone.origin, soa)])))
+        steps = None if theirs is None or journals is None \
+            else journals.since(zone.snapshot, theirs)
+        if steps is not None and sum(e.count for e in steps) <= steps[-1].rrs:
+            out = _incremental(query, zone, steps, MAX_MESSAGE if tcp else UDP_MAX)
+            first = next(out)
+            if tcp or (len(first) <= UDP_MAX and next(out, None) is None):
+                answers["incremental"] += 1
+                log.info("IXFR of %s from serial %d to %d (%d versions) to %s over %s",
+                         zone.snapshot.origin, theirs, zone.serial, len(steps), client,
+                         "TCP" if tcp else "UDP")
+                return itertools.chain([first], out) if tcp else [first]
+        if not tcp:
+            answers["udp_soa"] += 1
+            return list(_messages(query, zone, iter([(zone.origin, soa)])))
+        answers["full"] += 1
     log.info("%s of %s serial %d to %s", kind, zone.snapshot.origin, zone.serial, client)
     return _messages(query, zone, _zone_rrsets(zone))
 
 
-def _client_serial_current(wire: bytes, serial: int) -> bool:
+def _client_serial(wire: bytes) -> int | None:
     try:
         msg = dns.message.from_wire(wire, ignore_trailing=True)
     except dns.exception.DNSException:
-        return False
+        return None
     for rrset in msg.authority:
         if rrset.rdtype == SOA and len(rrset):
-            return serial_gte(rrset[0].serial, serial)
-    return False
+            return int(rrset[0].serial)
+    return None
+
+
+def _incremental(query: Query, zone: CompiledZone, steps: list[Entry], limit: int
+                 ) -> Iterator[bytes]:
+    """The IXFR answer: our SOA, per step old SOA, deletions, new SOA, additions; our SOA."""
+    soa = owner_records(zone.snapshot.origin, {SOA: zone.snapshot.soa()})[0]
+
+    def rrs() -> Iterator[RR]:
+        yield soa
+        for e in steps:
+            yield e.old_soa
+            yield from e.deleted
+            yield e.new_soa
+            yield from e.added
+        yield soa
+
+    return _render(query, rrs(), limit)
 
 
 def _zone_rrsets(zone: CompiledZone) -> Iterator[tuple[bytes, dns.rrset.RRset]]:
@@ -94,26 +150,31 @@ def _zone_rrsets(zone: CompiledZone) -> Iterator[tuple[bytes, dns.rrset.RRset]]:
 def _messages(
     query: Query, zone: CompiledZone, rrsets: Iterator[tuple[bytes, dns.rrset.RRset]]
 ) -> Iterator[bytes]:
+    def rrs() -> Iterator[RR]:
+        for owner, rrset in rrsets:
+            t = int(rrset.rdtype)
+            sigs = t == RRSIG
+            for rd in rrset:  # each RRSIG with the TTL of the RRset it covers
+                yield owner, t, rd.original_ttl if sigs else rrset.ttl, rd.to_wire()
+
+    return _render(query, rrs(), MAX_MESSAGE)
+
+
+def _render(query: Query, rrs: Iterator[RR], limit: int) -> Iterator[bytes]:
+    """`rrs` in messages of at most `limit` octets (an RR alone may exceed it)."""
     flags = (QR | AA | (query.flags & (RD | CD))).to_bytes(2, "big")
     qid = query.id.to_bytes(2, "big")
     first = True
     out, comp, count = _start(query.question, first)
-    for owner, rrset in rrsets:
-        head = int(rrset.rdtype).to_bytes(2, "big") + b"\x00\x01" + rrset.ttl.to_bytes(4, "big")
-        sigs = rrset.rdtype == RRSIG
-        for rd in rrset:
-            data = rd.to_wire()
-            if sigs:  # each RRSIG with the TTL of the RRset it covers
-                head = head[:4] + rd.original_ttl.to_bytes(4, "big")
-            if count and len(out) + len(owner) + 10 + len(data) > MAX_MESSAGE:
-                yield _finish(qid, flags, out, count, first)
-                first = False
-                out, comp, count = _start(query.question, first)
-            comp.write(out, owner)
-            out += head
-            out += len(data).to_bytes(2, "big")
-            out += data
-            count += 1
+    for owner, rdtype, ttl, data in rrs:
+        if count and len(out) + len(owner) + 10 + len(data) > limit:
+            yield _finish(qid, flags, out, count, first)
+            first = False
+            out, comp, count = _start(query.question, first)
+        comp.write(out, owner.lower())
+        out += _RRHEAD.pack(rdtype, 1, ttl, len(data))
+        out += data
+        count += 1
     yield _finish(qid, flags, out, count, first)
 
 

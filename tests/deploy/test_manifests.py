@@ -156,6 +156,9 @@ def test_dns_statefulset_keeps_the_contract(rendered: dict[str, list[Obj]]) -> N
                              ("signing", "kek_file"), ("signing", "key_store")):
             path = config[section][key]  # type: ignore[index]
             assert any(path == m or path.startswith(m + "/") for m in mounts), (section, key)
+        env = {e["name"]: e.get("value") for e in ctr["env"]}
+        journal = env["DNSNODE_SERVER__JOURNAL_DIR"]  # IXFR journals: on a volume
+        assert any(journal == m or journal.startswith(m + "/") for m in mounts), journal
         claims = {c["metadata"]["name"] for c in sts["spec"]["volumeClaimTemplates"]}
         keys_mount = next(m for m in ctr["volumeMounts"]
                           if m["mountPath"] == config["signing"]["key_store"])  # type: ignore[index]

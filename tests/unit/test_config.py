@@ -78,3 +78,14 @@ def test_dns_node_exits_2_naming_the_setting(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml", env={})
+
+
+def test_journal_settings_from_toml_and_env(tmp_path: Path) -> None:
+    path = tmp_path / "n.toml"
+    path.write_text('node_id = "n1"\n[server]\njournal_dir = "/var/lib/j"\n'
+                    "journal_max_versions = 50\n")
+    cfg = load_config(path, env={"DNSNODE_SERVER__JOURNAL_MAX_BYTES": "4096"})
+    assert (cfg.server.journal_dir, cfg.server.journal_max_versions,
+            cfg.server.journal_max_bytes) == ("/var/lib/j", 50, 4096)
+    with pytest.raises(ConfigError, match=r"server\.journal_max"):
+        load_config(path, env={"DNSNODE_SERVER__JOURNAL_MAX_VERSIONS": "-1"})

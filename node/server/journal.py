@@ -1,0 +1,303 @@
+"""The IXFR journal: per zone, the differences between consecutive versions this node served.
+
+Owns `Journals`, fed by `ZoneTable.publish_async` with every version it
+serves, in order (each step is computed while the table compiles the version,
+and the table serves it once both are done), and read by `node.server.xfr` to
+answer IXFR (RFC 1995).
+For each step from the version last recorded to the one just served it keeps
+an `Entry`: old and new serial, old and new SOA, the RRs deleted and added
+(`node.server.zonediff`, RRSIG/NSEC/NSEC3 included), the digest of both
+versions and the RR count of the new one. Differences are computed in a
+worker thread (O(change); O(zone) after a full re-sign or load), never on the
+answer path. An IXFR is answered from the journal only for exactly the snapshot
+being served, which is the journal's newest or the one before (`since`); else
+AXFR form.
+
+Bounds: at most `max_versions` entries and `max_bytes` encoded octets in
+memory (the oldest go first; an entry larger than `max_bytes` empties the
+journal). With a `directory` each zone's journal is also an append-only file
+`<zone>.ixfr` of records (`node.server.journalfile`), rewritten (temp
+file, fsync, rename) once it holds twice the bounds. A torn or corrupt tail is
+cut off on load; the chain (each entry's old serial and digest = the previous
+entry's new ones) is checked and only its newest unbroken part kept; and the
+journal is used only if its newest version is the first version served after
+the start, serial and digest both, else it is dropped (event 1351). A lost
+journal costs AXFR-form answers, nothing else, so an `emptyDir` will do.
+Without a directory the journal lives in memory only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import dns.name
+import dns.rdatatype
+
+from node.events import Event, emit
+from node.server.journalfile import Entry, chained, decode_records, encode_entry, file_name
+from node.server.zonediff import Tracker
+from node.zones.model import ZoneSnapshot
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Entry", "Journals"]
+
+_SOA = int(dns.rdatatype.SOA)
+
+
+@dataclass(slots=True)
+class _Zone:
+    path: Path | None
+    entries: deque[Entry] = field(default_factory=deque)
+    size: int = 0  # encoded octets of `entries`
+    current: ZoneSnapshot | None = None  # the version the newest entry reaches
+    before: ZoneSnapshot | None = None  # the version before it, if the entries reach it too
+    stepped: bool = False  # the newest entry leads from `before` to `current`
+    tracker: Tracker = field(default_factory=Tracker)
+    disk_entries: int = 0  # records in the file (kept or not)
+    disk_bytes: int = 0
+    tail: asyncio.Task[None] | None = None  # the last recording step started
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    reset: list[Entry] | None = None  # the entries to start from (after a load or a reset)
+    append: Entry | None = None
+
+
+class Journals:
+    """The journals of all zones served."""
+
+    def __init__(self, directory: str = "", max_bytes: int = 64 << 20,
+                 max_versions: int = 1000) -> None:
+        self.directory = Path(directory) if directory else None
+        self.max_bytes = max_bytes
+        self.max_versions = max_versions
+        self._zones: dict[dns.name.Name, _Zone] = {}
+        if self.directory is not None:
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # serve anyway: the journal is only an optimisation
+                log.warning("journal_dir %s: %s; IXFR journals in memory only", directory, exc)
+                self.directory = None
+
+    # --- reading (event loop) --------------------------------------------------
+
+    def since(self, snap: ZoneSnapshot, serial: int) -> list[Entry] | None:
+        """The entries from `serial` to `snap` (which must be the served version); None when
+        the journal does not reach back to `serial` or has not caught up with `snap`."""
+        z = self._zones.get(snap.origin)
+        if z is None:
+            return None
+        if snap is z.current:
+            entries = list(z.entries)
+        elif snap is z.before:  # the journal is a step ahead of the table
+            entries = list(z.entries)[:-1] if z.stepped else list(z.entries)
+        else:
+            return None
+        for i, e in enumerate(entries):
+            if e.old_serial == serial:
+                return entries[i:]
+        return None
+
+    def versions(self, origin: dns.name.Name) -> list[int]:
+        """Serials it can bring a client from (oldest first), then the newest."""
+        z = self._zones.get(origin)
+        if z is None or not z.entries:
+            return []
+        return [e.old_serial for e in z.entries] + [z.entries[-1].new_serial]
+
+    def sizes(self) -> dict[str, tuple[int, int]]:
+        """Per zone (text): entries and encoded octets held."""
+        return {o.to_text(): (len(z.entries), z.size) for o, z in list(self._zones.items())}
+
+    def tracking(self, origin: dns.name.Name) -> bool:
+        """True once the journal of `origin` has recorded a version (the first one, read
+        from its file and checked, is recorded while the zone is already served)."""
+        z = self._zones.get(origin)
+        return z is not None and z.current is not None
+
+    def installed(self, snap: ZoneSnapshot) -> None:
+        """The table serves `snap` now: the version before it need not be kept."""
+        z = self._zones.get(snap.origin)
+        if z is not None and z.current is snap:
+            z.before = None
+
+    async def caught_up(self, origin: dns.name.Name) -> None:
+        """Wait until every version handed to the journal of `origin` is recorded."""
+        z = self._zones.get(origin)
+        if z is not None and z.tail is not None:
+            await asyncio.wait([z.tail])
+
+    # --- recording ---------------------------------------------------------------
+
+    def record(self, prev: ZoneSnapshot | None, snap: ZoneSnapshot) -> asyncio.Task[None]:
+        """Account for `snap`, just served after `prev` (None: the first served since start).
+
+        Call in serving order: the steps of a zone run one after the other, in call order.
+        The task ends when the journal has caught up with `snap` (it never raises).
+        """
+        z = self._zones.get(snap.origin)
+        if z is None:
+            path = self.directory / file_name(snap.origin) if self.directory else None
+            z = self._zones[snap.origin] = _Zone(path)
+        before = z.tail
+        z.tail = asyncio.get_running_loop().create_task(self._record(z, before, prev, snap))
+        return z.tail
+
+    async def _record(self, z: _Zone, before: asyncio.Task[None] | None,
+                      prev: ZoneSnapshot | None, snap: ZoneSnapshot) -> None:
+        if before is not None:
+            await asyncio.wait([before])
+        try:
+            step = await asyncio.to_thread(self._step, z, prev, snap)
+        except Exception as exc:  # never let the journal stop serving
+            log.exception("journal of %s", snap.origin)
+            emit(Event.JOURNAL_DROPPED, level=logging.WARNING, zone=snap.origin,
+                 reason=f"recording failed: {exc}")
+            z.entries.clear()
+            z.size = 0
+            z.current = z.before = None
+            return
+        if step.reset is not None:
+            z.entries = deque(step.reset)
+            z.size = sum(e.size for e in step.reset)
+        if step.append is not None:
+            z.entries.append(step.append)
+            z.size += step.append.size
+        while z.entries and (len(z.entries) > self.max_versions or z.size > self.max_bytes):
+            z.size -= z.entries.popleft().size
+        z.before = z.current if step.reset is None else None
+        z.stepped = step.append is not None
+        z.current = snap
+        if z.path is not None and (z.disk_entries > 2 * self.max_versions
+                                   or z.disk_bytes > 2 * self.max_bytes):
+            await asyncio.to_thread(self._rewrite, z, list(z.entries))
+
+    def remove(self, origin: dns.name.Name) -> None:
+        """Forget a zone no longer served (its file too)."""
+        z = self._zones.pop(origin, None)
+        if z is not None and z.path is not None:
+            try:
+                z.path.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("cannot remove journal %s: %s", z.path, exc)
+
+    # --- worker thread -------------------------------------------------------------
+
+    def _step(self, z: _Zone, prev: ZoneSnapshot | None, snap: ZoneSnapshot) -> _Step:
+        old = z.current
+        if old is None:
+            z.tracker.reset(snap.nodes)
+            return _Step(reset=self._load(z, snap))
+        old_digest = z.tracker.digest
+        delta = z.tracker.advance(old.nodes, snap.nodes, snap.changed if prev is old else None)
+        if snap.serial == old.serial and not delta:
+            return _Step()
+        if not _serial_gt(snap.serial, old.serial):
+            self._drop(z, snap, f"serial {old.serial} -> {snap.serial} with other content")
+            return _Step(reset=[])
+        origin: bytes = snap.origin.to_wire().lower()  # type: ignore[union-attr]
+        old_soa = [rr for rr in delta.deleted if rr[1] == _SOA and rr[0].lower() == origin]
+        new_soa = [rr for rr in delta.added if rr[1] == _SOA and rr[0].lower() == origin]
+        if len(old_soa) != 1 or len(new_soa) != 1:
+            self._drop(z, snap, "the SOA did not change with the serial")
+            return _Step(reset=[])
+        entry = Entry(old.serial, snap.serial, old_digest, z.tracker.digest, z.tracker.rrs,
+                      old_soa[0], new_soa[0],
+                      tuple(rr for rr in delta.deleted if rr is not old_soa[0]),
+                      tuple(rr for rr in delta.added if rr is not new_soa[0]))
+        record = encode_entry(entry)
+        entry = replace(entry, size=len(record))
+        if entry.size > self.max_bytes:
+            log.info("journal of %s: the step to serial %d (%d octets) exceeds journal_max_bytes;"
+                     " starting over", snap.origin, snap.serial, entry.size)
+            self._rewrite(z, [])
+            return _Step(reset=[])
+        self._append(z, record)
+        return _Step(append=entry)
+
+    def _load(self, z: _Zone, snap: ZoneSnapshot) -> list[Entry]:
+        """The journal kept on disk, if it leads to exactly `snap`; else an empty journal."""
+        if z.path is None:
+            return []
+        try:
+            data = z.path.read_bytes()
+        except FileNotFoundError:
+            data = b""
+        except OSError as exc:
+            self._drop(z, snap, f"cannot read {z.path}: {exc}")
+            return []
+        entries, end = decode_records(data)
+        if end != len(data):
+            log.warning("journal %s: discarding a torn or corrupt tail of %d octets",
+                        z.path, len(data) - end)
+        kept = chained(entries)
+        if not kept:
+            if data:
+                self._drop(z, snap, "no usable records")
+            else:
+                z.disk_entries = z.disk_bytes = 0
+            return []
+        last = kept[-1]
+        if last.new_serial != snap.serial or last.new_digest != z.tracker.digest:
+            why = (f"it ends at serial {last.new_serial}" if last.new_serial != snap.serial
+                   else "its content differs from the served copy")
+            self._drop(z, snap, f"{why}; serving serial {snap.serial}")
+            return []
+        if end != len(data) or len(kept) != len(entries):
+            self._rewrite(z, kept)
+        else:
+            z.disk_entries, z.disk_bytes = len(entries), len(data)
+        emit(Event.JOURNAL_LOADED, zone=snap.origin, versions=len(kept),
+             oldest=kept[0].old_serial, serial=snap.serial)
+        return kept
+
+    def _drop(self, z: _Zone, snap: ZoneSnapshot, why: str) -> None:
+        emit(Event.JOURNAL_DROPPED, level=logging.WARNING, zone=snap.origin, reason=why)
+        self._rewrite(z, [])
+
+    def _append(self, z: _Zone, record: bytes) -> None:
+        if z.path is None:
+            return
+        try:
+            with open(z.path, "ab") as f:
+                f.write(record)
+            z.disk_entries += 1
+            z.disk_bytes += len(record)
+        except OSError as exc:  # the memory journal goes on; the file is started over
+            log.warning("journal %s: cannot append: %s", z.path, exc)
+            self._rewrite(z, [])
+
+    def _rewrite(self, z: _Zone, entries: Iterable[Entry]) -> None:
+        if z.path is None:
+            return
+        tmp = z.path.with_suffix(".tmp")
+        n = size = 0
+        try:
+            with open(tmp, "wb") as f:
+                for rec in map(encode_entry, entries):
+                    f.write(rec)
+                    n += 1
+                    size += len(rec)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, z.path)
+            z.disk_entries, z.disk_bytes = n, size
+        except OSError as exc:
+            log.warning("journal %s: cannot rewrite: %s", z.path, exc)
+            with contextlib.suppress(OSError):
+                z.path.unlink(missing_ok=True)
+            z.disk_entries = z.disk_bytes = 0
+
+
+def _serial_gt(a: int, b: int) -> bool:
+    """RFC 1982: a > b."""
+    return a != b and ((a - b) & 0xFFFFFFFF) < 0x80000000

@@ -1,0 +1,134 @@
+"""The difference between two versions of a zone, as IXFR (RFC 1995) sends it. Pure: no I/O.
+
+Owns the record form of a zone for incremental transfers: an `RR` is
+(owner wire, type, TTL, rdata wire), the owner with the case the zone has,
+each RRSIG on its own with the TTL of the RRset it covers (its original TTL),
+as AXFR sends it (an owner's RRSIGs are one RRset internally). A `Delta` is
+what a client must delete and add to go from one version to the next,
+RRSIG, NSEC, NSEC3 and SOA changes included; every deleted RR is in the old
+version and every added RR is in the new one, so a client applying it exactly
+(dnspython refuses a delete of an absent RR) ends with the new version.
+
+`Tracker` follows the versions a node serves: a per-owner digest
+(`node.dnssec.digest.owner_digest`, canonical form) and the RR count of the
+last version. With the owners a version names as changed, a step costs
+O(change); after a full (re)sign or load (`changed` None) it digests the whole
+new version, O(zone), and diffs only the owners whose digest moved. Callers
+run it in a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import dns.name
+import dns.rdatatype
+import dns.rrset
+
+from node.dnssec.digest import owner_digest
+
+__all__ = ["RR", "Delta", "Tracker", "diff", "owner_records"]
+
+RR = tuple[bytes, int, int, bytes]  # owner wire (zone's case), type, TTL, rdata wire
+Types = Mapping[int, dns.rrset.RRset]
+Nodes = Mapping[dns.name.Name, Types]
+
+_MOD = 1 << 256
+_RRSIG = int(dns.rdatatype.RRSIG)
+_EMPTY: dict[int, dns.rrset.RRset] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """What to delete from the old version and add to reach the new one (SOA included)."""
+
+    deleted: tuple[RR, ...]
+    added: tuple[RR, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.deleted or self.added)
+
+
+def owner_records(owner: dns.name.Name, types: Types) -> list[RR]:
+    """One owner's records in IXFR form (each RRSIG with its original TTL)."""
+    wire: bytes = owner.to_wire()  # type: ignore[assignment]
+    out: list[RR] = []
+    for rdtype, rrset in types.items():
+        t = int(rdtype)
+        for rd in rrset:
+            ttl = rd.original_ttl if t == _RRSIG else rrset.ttl  # type: ignore[attr-defined]
+            out.append((wire, t, ttl, rd.to_wire()))
+    return out
+
+
+def diff(old: Nodes, new: Nodes, owners: Iterable[dns.name.Name]) -> Delta:
+    """The delta over `owners` (every owner that may differ); other owners must be equal."""
+    deleted: list[RR] = []
+    added: list[RR] = []
+    for owner in sorted(set(owners)):
+        before = old.get(owner, _EMPTY)
+        after = new.get(owner, _EMPTY)
+        if before is after:
+            continue
+        a = owner_records(owner, before)
+        b = owner_records(owner, after)
+        if a == b:
+            continue
+        sa, sb = set(a), set(b)
+        deleted.extend(rr for rr in a if rr not in sb)
+        added.extend(rr for rr in b if rr not in sa)
+    return Delta(tuple(deleted), tuple(added))
+
+
+class Tracker:
+    """Per-owner digests and RR count of the last version it saw (one caller at a time)."""
+
+    __slots__ = ("_owners", "_sum", "rrs")
+
+    def __init__(self) -> None:
+        self._owners: dict[dns.name.Name, int] = {}
+        self._sum = 0
+        self.rrs = 0  # RRs in the version, each RRSIG counted once
+
+    @property
+    def digest(self) -> bytes:
+        """32 octets: the sum modulo 2**256 of the owner digests (order-independent)."""
+        return (self._sum % _MOD).to_bytes(32, "big")
+
+    def reset(self, nodes: Nodes) -> None:
+        """Start from `nodes` (O(zone))."""
+        self._owners = {o: owner_digest(o, t) for o, t in nodes.items() if t}
+        self._sum = sum(self._owners.values()) % _MOD
+        self.rrs = sum(len(rrset) for t in nodes.values() for rrset in t.values())
+
+    def advance(self, old: Nodes, new: Nodes, changed: Iterable[dns.name.Name] | None) -> Delta:
+        """Move from `old` (the version last seen) to `new`; the delta between them.
+
+        `changed` names every owner that may differ, or None: compare everything.
+        """
+        if changed is None:
+            before = self._owners
+            digests: dict[dns.name.Name, int] = {}
+            owners: list[dns.name.Name] = []
+            for o, t in new.items():
+                if t:
+                    d = digests[o] = owner_digest(o, t)
+                    if before.get(o) != d:
+                        owners.append(o)
+            owners.extend(o for o in before if o not in digests)
+            delta = diff(old, new, owners)
+            self._owners = digests
+            self._sum = sum(digests.values()) % _MOD
+        else:
+            owners = list(changed)
+            delta = diff(old, new, owners)
+            for o in owners:
+                self._sum -= self._owners.pop(o, 0)
+                types = new.get(o)
+                if types:
+                    d = self._owners[o] = owner_digest(o, types)
+                    self._sum += d
+            self._sum %= _MOD
+        self.rrs += len(delta.added) - len(delta.deleted)
+        return delta
