@@ -63,6 +63,7 @@ from node.zones.model import ZoneSnapshot
 from node.zones.replica import Replica
 from node.zones.repository import ZoneRepository
 from node.zones.tsig import TsigKeyStore
+from node.zones.tsigring import TransferKeyring
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,7 @@ class Daemon:
         self.me = replace(self.me, kek=kekmod.kek_fingerprint(self.kek) if self.kek else "")
         key_store = KeyStore(sg.key_store) if sg.key_store else None
         self.tsig_keys = TsigKeyStore(self.etcd, self.layout, self.kek)
+        self.transfer_keys = TransferKeyring(self.etcd, self.layout)  # signed XFR and NOTIFY
         self.updates = UpdateService(
             repository=self.repository if config.role == "writable" else None,
             keys=self.tsig_keys, writable_addresses=WritableTargets(self.directory))
@@ -223,6 +225,8 @@ class Daemon:
                 _supervised("session", self.session.run), name="session"))
             await self.replica.load()
             tasks.create_task(_supervised("replica", self.replica.run), name="replica")
+            tasks.create_task(_supervised("tsig-transfer-keys", self.transfer_keys.run),
+                              name="tsig-transfer-keys")
             self._lease_tasks.insert(0, tasks.create_task(
                 _supervised("membership", self.membership.run), name="membership"))
             tasks.create_task(_supervised("signing", self.signing.run), name="signing")
@@ -235,6 +239,7 @@ class Daemon:
                 tcp_idle_timeout=cfg.dns.tcp_idle_timeout,
                 max_tcp_connections=cfg.dns.max_tcp_connections,
                 hooks={OPCODE_UPDATE: self.updates.hook, OPCODE_NOTIFY: notify_hook(self.table)},
+                keyring=self.transfer_keys.get,
             )
             bound = await self.dns.start()
             if self.dns.stats is not None:

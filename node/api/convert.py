@@ -70,11 +70,12 @@ from node.errors import ValidationError
 from node.nodes.membership import NodeInfo
 from node.zones.model import ZoneConfig, parse_owner, parse_zone_name
 from node.zones.repository import ZoneInfo
+from node.zones.transfers import check_transfer_keys, notify_target_text
 from node.zones.update_policy import check_mode, check_networks, parse_policy
 
 Name = dns.name.Name
 MUTABLE_CONFIG_FIELDS = ("allow_transfer", "notify", "allow_update", "dynamic_update",
-                         "update_policy")
+                         "update_policy", "allow_transfer_keys")
 
 _ROLE_TO_PB = {
     "writable": node_pb2.NODE_ROLE_WRITABLE,
@@ -132,6 +133,7 @@ def zone_config_to_pb(config: ZoneConfig) -> zone_pb2.ZoneConfig:
         notify=list(config.notify),
         dynamic_update=config.dynamic_update,
         update_policy=list(config.update_policy),
+        allow_transfer_keys=list(config.allow_transfer_keys),
     )
 
 
@@ -143,6 +145,7 @@ def zone_config_from_pb(pb: zone_pb2.ZoneConfig) -> ZoneConfig:
         notify=tuple(pb.notify),
         dynamic_update=pb.dynamic_update or "secure",
         update_policy=tuple(pb.update_policy),
+        allow_transfer_keys=tuple(pb.allow_transfer_keys),
     )
 
 
@@ -317,6 +320,10 @@ def merge_config(current: ZoneConfig, req: zone_pb2.UpdateZoneConfigRequest) -> 
         parse_policy(changes["update_policy"])  # type: ignore[arg-type]
     check_mode(changes.get("dynamic_update", current.dynamic_update))  # type: ignore[arg-type]
     check_networks(changes.get("allow_update", ()))  # type: ignore[arg-type]
+    if "allow_transfer_keys" in changes:
+        changes["allow_transfer_keys"] = check_transfer_keys(changes["allow_transfer_keys"])  # type: ignore[arg-type]
+    if "notify" in changes:
+        changes["notify"] = tuple(notify_target_text(t) for t in changes["notify"])  # type: ignore[union-attr]
     return replace(current, **changes)
 
 

@@ -66,6 +66,15 @@ def cidr_arg(text: str) -> str:
         raise argparse.ArgumentTypeError(f"invalid CIDR {text!r}: {exc}") from exc
 
 
+def notify_target_arg(text: str) -> str:
+    """A NOTIFY target: HOST:PORT, or HOST:PORT/KEY to sign it with a transfer key."""
+    addr, slash, key = text.partition("/")
+    target = host_port_arg(addr)
+    if slash:
+        target += "/" + name_arg(key).to_text()
+    return target
+
+
 def host_port_arg(text: str) -> str:
     """An IP address and port ("192.0.2.1:53", "[2001:db8::1]:53"; port 53 if left out)."""
     host, port = text, "53"

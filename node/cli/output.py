@@ -21,7 +21,7 @@ JSON shapes (stable keys; names are absolute, with the trailing dot):
 
 * zone: `{"name", "serial", "generation", "rrset_count" (null when not counted),
   "allow_transfer": [..], "allow_update": [..], "notify": [..], "dynamic_update",
-  "update_policy": [..]}`
+  "update_policy": [..], "allow_transfer_keys": [..]}`
 * rrset: `{"owner", "ttl", "type", "rdata": [..]}`
 * node: `{"id", "role", "alive", "ready", "dns_addresses": [..], "api_address",
   "metrics_address", "version", "started_at", "served_serials": {zone: serial}}`
@@ -119,6 +119,7 @@ def zone_dict(info: ZoneInfo) -> dict[str, Any]:
         "notify": list(info.config.notify),
         "dynamic_update": info.config.dynamic_update,
         "update_policy": list(info.config.update_policy),
+        "allow_transfer_keys": list(info.config.allow_transfer_keys),
     }
 
 
@@ -277,6 +278,7 @@ def zone_details(info: ZoneInfo) -> str:
         ("generation", d["generation"]),
         ("rrsets", "-" if d["rrset_count"] is None else d["rrset_count"]),
         ("allow-transfer", ", ".join(d["allow_transfer"]) or "-"),
+        ("allow-transfer-key", ", ".join(d["allow_transfer_keys"]) or "-"),
         ("allow-update", ", ".join(d["allow_update"]) or "-"),
         ("notify", ", ".join(d["notify"]) or "-"),
         ("dynamic-update", d["dynamic_update"]),

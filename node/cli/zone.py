@@ -72,10 +72,17 @@ def register(commands: argparse._SubParsersAction, parents: Parents) -> None:  #
                        help="networks allowed AXFR/IXFR (repeatable; replaces the list)")
     group.add_argument("--no-allow-transfer", action="store_true",
                        help="allow transfers from nowhere")
+    tkeys = p.add_mutually_exclusive_group()
+    tkeys.add_argument("--allow-transfer-key", type=a.name_arg, action="append", metavar="NAME",
+                       help="TSIG transfer key whose signed AXFR/IXFR is allowed from any "
+                            "address, beside --allow-transfer (repeatable; replaces the list)")
+    tkeys.add_argument("--no-allow-transfer-key", action="store_true",
+                       help="allow no transfer by key (addresses only)")
     notify = p.add_mutually_exclusive_group()
-    notify.add_argument("--notify", type=a.host_port_arg, action="append", metavar="HOST:PORT",
-                        help="secondaries sent a NOTIFY on every new serial (repeatable; "
-                             "replaces the list)")
+    notify.add_argument("--notify", type=a.notify_target_arg, action="append",
+                        metavar="HOST:PORT[/KEY]",
+                        help="secondaries sent a NOTIFY on every new serial, signed with the "
+                             "transfer key KEY if given (repeatable; replaces the list)")
     notify.add_argument("--no-notify", action="store_true", help="send no NOTIFY")
     upd = p.add_mutually_exclusive_group()
     upd.add_argument("--allow-update", type=a.cidr_arg, action="append", metavar="CIDR",
@@ -177,14 +184,21 @@ def update(ctx: CommandContext) -> None:
         allow_update = () if args.no_allow_update else tuple(args.allow_update)
     if args.dynamic_update:
         fields.append("dynamic_update")
+    keys: tuple[str, ...] = ()
+    if args.allow_transfer_key or args.no_allow_transfer_key:
+        fields.append("allow_transfer_keys")
+        keys = () if args.no_allow_transfer_key else tuple(
+            n.to_text() for n in args.allow_transfer_key)
     if args.update_policy or args.default_update_policy:
         fields.append("update_policy")
         policy = () if args.default_update_policy else tuple(args.update_policy)
     if not fields:
-        raise UsageError("zone update: give at least one setting (--allow-transfer, --notify, "
+        raise UsageError("zone update: give at least one setting (--allow-transfer, "
+                         "--allow-transfer-key, --notify, "
                          "--allow-update, --dynamic-update, --update-policy; see --help)")
     config = ZoneConfig(name=args.zone, allow_transfer=allow, notify=notify,
                         allow_update=allow_update,
-                        dynamic_update=args.dynamic_update or "secure", update_policy=policy)
+                        dynamic_update=args.dynamic_update or "secure", update_policy=policy,
+                        allow_transfer_keys=keys)
     info = ctx.client.update_config(config, tuple(fields))
     ctx.out.result(zone_dict(info), zone_details(info))

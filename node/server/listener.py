@@ -31,6 +31,7 @@ from node.server import mmsg
 from node.server.responder import OpcodeHook, Responder, Response, send_later
 from node.server.stats import DnsStats
 from node.server.table import ZoneTable
+from node.server.xfrauth import Keyring
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class DnsServer:
         hooks: Mapping[int, OpcodeHook] | None = None,
         reuse_port: bool = False,
         udp_batch: bool | None = None,
+        keyring: Keyring | None = None,
     ) -> None:
         self.reuse_port = reuse_port
         # recvmmsg/sendmmsg (node/server/mmsg.py) where available unless told otherwise
@@ -92,8 +94,8 @@ class DnsServer:
         self.max_udp_payload = max(512, min(max_udp_payload, 65535))
         self.stats = stats if stats is not None else DnsStats()
         self.responder = Responder(
-            table, max_udp_payload=max_udp_payload, stats=self.stats, hooks=hooks
-        )
+            table, max_udp_payload=max_udp_payload, stats=self.stats, hooks=hooks,
+            keyring=keyring)
         self.listen = tuple(listen)
         self.tcp_idle_timeout = tcp_idle_timeout
         self.max_tcp_connections = max_tcp_connections

@@ -40,6 +40,7 @@ from node.server.wire import (
     parse_fast,
     parse_query,
 )
+from node.server.xfrauth import Keyring
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def send_later(answer: asyncio.Future[bytes | None], send: Any, addr: Any) -> No
 class Responder:
     """Answers DNS messages from a `ZoneTable`."""
 
-    __slots__ = ("counts", "hooks", "max_udp_payload", "opts", "stats", "table")
+    __slots__ = ("counts", "hooks", "keyring", "max_udp_payload", "opts", "stats", "table")
 
     def __init__(
         self,
@@ -81,8 +82,10 @@ class Responder:
         max_udp_payload: int = 1232,
         stats: DnsStats | None = None,
         hooks: Mapping[int, OpcodeHook] | None = None,
+        keyring: Keyring | None = None,
     ) -> None:
         self.table = table
+        self.keyring = keyring  # TSIG transfer keys for signed AXFR/IXFR
         self.max_udp_payload = max(MIN_UDP_PAYLOAD, min(max_udp_payload, 65535))
         self.stats = stats if stats is not None else DnsStats()
         self.counts = self.stats.counts
@@ -191,7 +194,7 @@ class Responder:
         if query.qtype in (TYPE_AXFR, TYPE_IXFR):
             self.stats.count(0, query.qtype)
             return xfr.transfer(self.table.find(query.qname), query, data, addr[0], tcp,
-                                self.table.journals)
+                                self.table.journals, self.keyring)
         key = query.qname + query.question[-4:]
         entry = self.table.caches[query.do].get(key) or self.table.lookup(key, query.do)
         if entry is None:  # unreachable: only AXFR/IXFR have no entry

@@ -1,7 +1,9 @@
 """Outgoing zone transfers: AXFR (RFC 5936) and IXFR (RFC 1995), incremental from the journal.
 
-Owns the transfer policy (TCP only for AXFR, the zone's `allow_transfer`
-CIDR list, default nobody, the same for IXFR) and the streaming of a zone as
+Owns the transfer policy (TCP only for AXFR; allowed when the client's address
+is in the zone's `allow_transfer` CIDRs OR the request is signed by a TSIG key
+in its `allow_transfer_keys`, default nobody, the same for IXFR; TSIG checks
+and answer signing in `node.server.xfrauth`) and the streaming of a zone as
 several messages: the SOA first and last, the question in the first message
 only, owner names compressed within each message, each message at most
 `MAX_MESSAGE` octets.
@@ -40,12 +42,15 @@ import dns.rdatatype
 import dns.rrset
 
 from node.events import Event, emit
+from node.server import xfrauth
 from node.server.answer import SOA, name_wire
 from node.server.compile import CompiledZone
 from node.server.journal import Entry, Journals
-from node.server.render import AA, CD, QR, RD, error_response
-from node.server.wire import FORMERR, REFUSED, TYPE_AXFR, NameCompressor, Query
+from node.server.render import AA, CD, QR, RD
+from node.server.wire import FORMERR, TYPE_AXFR, NameCompressor, Query
+from node.server.xfrauth import Keyring
 from node.server.zonediff import RR, owner_records
+from node.zones.transfers import transfer_allowed
 
 log = logging.getLogger(__name__)
 
@@ -65,26 +70,45 @@ def serial_gte(a: int, b: int) -> bool:
 
 def transfer(
     zone: CompiledZone | None, query: Query, wire: bytes, client: str, tcp: bool,
-    journals: Journals | None = None,
+    journals: Journals | None = None, keyring: Keyring | None = None,
 ) -> list[bytes] | Iterator[bytes]:
     """The response messages for an AXFR or IXFR `query` (already parsed) from `client`.
 
     A transfer over TCP (full or incremental) is an iterator that renders
     messages as it is consumed (the TCP listener streams it without blocking the
-    event loop); refusals, single-SOA answers and UDP answers are lists.
+    event loop); refusals, single-SOA answers and UDP answers are lists. A signed
+    request is checked with `keyring` (transfer keys) first, and every message
+    answering a verified one is signed (`node.server.xfrauth`).
     """
+    auth = xfrauth.authenticate(wire, query, keyring, client)
+    if isinstance(auth, bytes):
+        return [auth]
+    out = _transfer(zone, query, auth, client, tcp, journals)
+    if isinstance(out, bytes):  # a refusal, signed already when the request was
+        return [out]
+    return list(auth.sign(out)) if isinstance(out, list) else auth.sign(out)
+
+
+def _transfer(
+    zone: CompiledZone | None, query: Query, auth: xfrauth.Auth, client: str, tcp: bool,
+    journals: Journals | None,
+) -> bytes | list[bytes] | Iterator[bytes]:
+    """A refusal, or the answer messages (to be signed when the request was)."""
     kind = "AXFR" if query.qtype == TYPE_AXFR else "IXFR"
     if zone is None or zone.origin != query.qname:
-        return [error_response(query.id, query.flags, REFUSED, query.question, None)]
-    if not zone.allows_transfer(client):
-        emit(Event.XFR_REFUSED, zone=zone.snapshot.origin, client=client, kind=kind)
-        return [error_response(query.id, query.flags, REFUSED, query.question, None)]
+        return auth.refuse()
+    key = auth.key_name
+    if not transfer_allowed(zone.allows_transfer(client), key,
+                            zone.snapshot.config.allow_transfer_keys):
+        emit(Event.XFR_REFUSED, zone=zone.snapshot.origin, client=client, kind=kind,
+             key=key.to_text() if key is not None else "-")
+        return auth.refuse()
     soa = zone.snapshot.soa()
     if query.qtype == TYPE_AXFR:
         if not tcp:
-            return [error_response(query.id, query.flags, FORMERR, query.question, None)]
+            return auth.refuse(FORMERR)
     else:
-        theirs = _client_serial(wire)
+        theirs = _client_serial(auth.request)
         if theirs is not None and serial_gte(theirs, zone.serial):
             answers["uptodate"] += 1
             return list(_messages(query, zone, iter([(zone.origin, soa)])))
@@ -107,11 +131,7 @@ def transfer(
     return _messages(query, zone, _zone_rrsets(zone))
 
 
-def _client_serial(wire: bytes) -> int | None:
-    try:
-        msg = dns.message.from_wire(wire, ignore_trailing=True)
-    except dns.exception.DNSException:
-        return None
+def _client_serial(msg: dns.message.Message) -> int | None:
     for rrset in msg.authority:
         if rrset.rdtype == SOA and len(rrset):
             return int(rrset[0].serial)

@@ -61,9 +61,11 @@ class ZoneConfig:
     name: Name
     allow_transfer: tuple[str, ...] = ()  # CIDRs allowed to AXFR/IXFR
     allow_update: tuple[str, ...] = ()  # CIDRs allowed to send UPDATE (empty: any address)
-    notify: tuple[str, ...] = ()  # "addr:port" to NOTIFY on change
+    notify: tuple[str, ...] = ()  # "addr:port" or "addr:port/KEY" (signed) to NOTIFY on change
     dynamic_update: str = "secure"  # none | secure | nonsecure_and_secure (RFC 2136 UPDATE)
     update_policy: tuple[str, ...] = ()  # BIND update-policy rules (empty: the default)
+    # TSIG transfer keys (absolute names) whose signed AXFR/IXFR is allowed from anywhere
+    allow_transfer_keys: tuple[str, ...] = ()
 
     def to_json(self) -> bytes:
         return json.dumps(
@@ -74,6 +76,7 @@ class ZoneConfig:
                 "notify": list(self.notify),
                 "dynamic_update": self.dynamic_update,
                 "update_policy": list(self.update_policy),
+                "allow_transfer_keys": list(self.allow_transfer_keys),
             }
         ).encode()
 
@@ -87,6 +90,7 @@ class ZoneConfig:
             notify=tuple(obj.get("notify", ())),
             dynamic_update=str(obj.get("dynamic_update", "secure")),
             update_policy=tuple(obj.get("update_policy", ())),
+            allow_transfer_keys=tuple(obj.get("allow_transfer_keys", ())),
         )
 
 

@@ -86,6 +86,7 @@ def test_zone_json_and_table() -> None:
         "allow_update": [],
         "dynamic_update": "secure",
         "update_policy": [],
+        "allow_transfer_keys": [],
         "notify": [],
     }
     lines = zone_table([INFO]).splitlines()
