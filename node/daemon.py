@@ -101,7 +101,8 @@ class Daemon:
         sv = config.server
         self.table = ZoneTable(Journals(sv.journal_dir, sv.journal_max_bytes,
                                         sv.journal_max_versions))
-        self.notifier = Notifier()
+        self.transfer_keys = TransferKeyring(self.etcd, self.layout)  # signed XFR and NOTIFY
+        self.notifier = Notifier(keyring=self.transfer_keys.get)
         self.replica = Replica(self.etcd, self.layout, on_update=self._on_update,
                                on_remove=self._on_remove,
                                observe_apply=self.metrics.watch_lag.observe,
@@ -123,7 +124,6 @@ class Daemon:
         self.me = replace(self.me, kek=kekmod.kek_fingerprint(self.kek) if self.kek else "")
         key_store = KeyStore(sg.key_store) if sg.key_store else None
         self.tsig_keys = TsigKeyStore(self.etcd, self.layout, self.kek)
-        self.transfer_keys = TransferKeyring(self.etcd, self.layout)  # signed XFR and NOTIFY
         self.updates = UpdateService(
             repository=self.repository if config.role == "writable" else None,
             keys=self.tsig_keys, writable_addresses=WritableTargets(self.directory))

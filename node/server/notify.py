@@ -3,7 +3,11 @@
 Sent by writable nodes after a new version of a zone is served, to each
 `host:port` in the zone's `notify` setting, over UDP, retried a few times
 until the secondary answers; never blocks serving (a task per zone, the
-newest serial wins). Slow path: dnspython builds and parses the messages.
+newest serial wins). A target written `host:port/KEY` gets the NOTIFY signed
+with the TSIG transfer key KEY (from the node's keyring), and its answer
+must verify with it; when KEY is not in etcd nothing is sent to that target
+and `XFR_KEY_MISSING` says so. Slow path: dnspython builds and parses the
+messages.
 """
 
 from __future__ import annotations
@@ -18,24 +22,27 @@ import dns.name
 import dns.opcode
 import dns.query
 import dns.rdatatype
+import dns.tsig
 
 from node.events import Event, emit
+from node.server.xfrauth import Keyring
+from node.zones.transfers import parse_notify_target
 
 log = logging.getLogger(__name__)
 
 
-def _target(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
-def notify_once(zone: dns.name.Name, target: str, timeout: float) -> bool:
+def notify_once(zone: dns.name.Name, target: str, timeout: float,
+                key: dns.tsig.Key | None = None) -> bool:
+    """One NOTIFY to `target` (`host:port[/KEY]`), signed with `key` if given; True when
+    the secondary answered it (its answer verified with `key`)."""
     msg = dns.message.make_query(zone, dns.rdatatype.SOA)
     msg.set_opcode(dns.opcode.NOTIFY)
     msg.flags |= dns.flags.AA
-    host, port = _target(target)
+    if key is not None:
+        msg.use_tsig(key)
+    t = parse_notify_target(target)
     try:
-        reply = dns.query.udp(msg, host, port=port, timeout=timeout)
+        reply = dns.query.udp(msg, t.host, port=t.port, timeout=timeout)
     except (dns.exception.DNSException, OSError):
         return False
     return reply.opcode() == dns.opcode.NOTIFY
@@ -44,7 +51,9 @@ def notify_once(zone: dns.name.Name, target: str, timeout: float) -> bool:
 class Notifier:
     """Sends NOTIFY for new serials; at most one sending task per zone."""
 
-    def __init__(self, tries: int = 3, timeout: float = 1.0) -> None:
+    def __init__(self, tries: int = 3, timeout: float = 1.0,
+                 keyring: Keyring | None = None) -> None:
+        self._keyring = keyring  # transfer keys, for targets written host:port/KEY
         self._tries = tries
         self._timeout = timeout
         self._sent: dict[dns.name.Name, int] = {}
@@ -62,8 +71,16 @@ class Notifier:
 
     async def _send(self, zone: dns.name.Name, serial: int, targets: tuple[str, ...]) -> None:
         for target in targets:
+            name = parse_notify_target(target).key
+            key = None
+            if name is not None:
+                key = self._keyring(name) if self._keyring is not None else None
+                if key is None:
+                    emit(Event.XFR_KEY_MISSING, level=logging.ERROR, zone=zone, key=name,
+                         target=target, reason="no such transfer key: NOTIFY not sent")
+                    continue
             for attempt in range(self._tries):
-                if await asyncio.to_thread(notify_once, zone, target, self._timeout):
+                if await asyncio.to_thread(notify_once, zone, target, self._timeout, key):
                     log.info("NOTIFY %s serial %d acknowledged by %s", zone, serial, target)
                     break
                 await asyncio.sleep(attempt + 1)
