@@ -36,6 +36,8 @@ listen = "127.0.0.1:9100"      # empty disables
 journal_dir = ""               # IXFR journals kept across restarts here (empty: memory only)
 journal_max_bytes = 67108864   # per zone: encoded octets of differences kept
 journal_max_versions = 1000    # per zone: versions an IXFR can start from
+[readonly]                     # read-only nodes only
+transfer_key = ""              # TSIG transfer key that signs this node's AXFRs (empty: unsigned)
 [signing]
 kek_file = ""                  # key-encryption key (32 bytes, hex or base64); required to sign
 key_store = ""                 # directory for private keys that are not replicated
@@ -64,7 +66,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from node.errors import ConfigError
+from node.errors import ConfigError, NodeError
+from node.zones.tsigkey import key_name
 
 ENV_PREFIX = "DNSNODE_"
 
@@ -113,6 +116,13 @@ class ServerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadonlySettings:
+    # a TSIG transfer key (clusterctl tsig add NAME --use transfer) that signs the AXFRs this
+    # read-only node takes from writable nodes, so they may allow it by key, not by address
+    transfer_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class SigningSettings:
     kek_file: str = ""  # key-encryption key; without it the node never signs
     key_store: str = ""  # directory for non-replicated private keys (mode 0700)
@@ -152,6 +162,7 @@ class Config:
     api: ApiSettings = field(default_factory=ApiSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    readonly: ReadonlySettings = field(default_factory=ReadonlySettings)
     signing: SigningSettings = field(default_factory=SigningSettings)
     log: LogSettings = field(default_factory=LogSettings)
     testing: TestingSettings = field(default_factory=TestingSettings)
@@ -163,6 +174,7 @@ _SECTIONS: dict[str, type] = {
     "api": ApiSettings,
     "metrics": MetricsSettings,
     "server": ServerSettings,
+    "readonly": ReadonlySettings,
     "signing": SigningSettings,
     "log": LogSettings,
     "testing": TestingSettings,
@@ -316,6 +328,13 @@ def check(config: Config) -> None:
     if config.server.journal_max_bytes < 0 or config.server.journal_max_versions < 0:
         raise ConfigError("server.journal_max_bytes and server.journal_max_versions: must be 0 "
                           "(no journal: IXFR answered in AXFR form) or more")
+    if config.readonly.transfer_key:
+        if config.role != "readonly":
+            raise ConfigError("readonly.transfer_key: only read-only nodes take zone transfers")
+        try:
+            key_name(config.readonly.transfer_key)
+        except NodeError as exc:
+            raise ConfigError(f"readonly.transfer_key: {exc.message}") from None
     sg = config.signing
     if sg.kek_file and not Path(sg.kek_file).is_file():
         raise ConfigError(f"signing.kek_file: {sg.kek_file} does not exist")

@@ -63,6 +63,7 @@ from node.zones.model import ZoneSnapshot
 from node.zones.replica import Replica
 from node.zones.repository import ZoneRepository
 from node.zones.tsig import TsigKeyStore
+from node.zones.tsigkey import key_name
 from node.zones.tsigring import TransferKeyring
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,9 @@ class Daemon:
                 publish=self.expiry.watching(self.table.publish_async),
                 hold=self.table.hold, on_readiness=lambda: self._set_ready(True),
                 on_problem=self.membership.set_problem, on_served=self.membership.set_served,
+                transfer_key=key_name(config.readonly.transfer_key)
+                if config.readonly.transfer_key else None,
+                keyring=self.transfer_keys.get,
             ) if config.role == "readonly" else None,
             clock=self.clock,
             expiry=self.expiry,

@@ -61,7 +61,7 @@ class Event(IntEnum):
     NOTIFY_RECEIVED = 1337  # NOTIFY for one of our zones: answered, no action
     JOURNAL_LOADED = 1350  # the IXFR journal kept on disk leads to the served version: used
     JOURNAL_DROPPED = 1351  # the IXFR journal cannot be used (ends elsewhere, broken, I/O error)
-    XFR_TSIG_FAILED = 1360  # a transfer request's TSIG: BADKEY, BADSIG or BADTIME (NOTAUTH)
+    XFR_TSIG_FAILED = 1360  # a signed transfer or query: BADKEY, BADSIG or BADTIME (NOTAUTH)
     XFR_KEY_MISSING = 1361  # a transfer or NOTIFY names a transfer key that is not in etcd
     API_LISTENING = 1401
     API_ERROR = 1402

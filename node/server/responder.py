@@ -10,7 +10,9 @@ Owns the hot path and the protocol-level decisions around it:
   and the client's payload size (min(client, ours), floor 512); on overflow the
   response is header + question (+ OPT) with TC=1.
 * slow path (`_slow`): the strict parser; FORMERR / BADVERS / NOTIMP,
-  QR=1 dropped, non-IN classes REFUSED, AXFR/IXFR via `xfr`, UPDATE and
+  QR=1 dropped, non-IN classes REFUSED, AXFR/IXFR via `xfr`, TSIG-signed
+  queries (a secondary's SOA check) verified and answered signed with a
+  transfer key (`xfrauth`), UPDATE and
   NOTIFY through `hooks` (NOTIMP until a hook is installed); a hook may
   answer with a future (UPDATE's task), which the listener sends when done.
 """
@@ -22,7 +24,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from node.server import xfr
+from node.server import xfr, xfrauth
 from node.server.render import Entry, error_response, tc_response
 from node.server.stats import DnsStats
 from node.server.table import ZoneTable
@@ -199,9 +201,12 @@ class Responder:
         entry = self.table.caches[query.do].get(key) or self.table.lookup(key, query.do)
         if entry is None:  # unreachable: only AXFR/IXFR have no entry
             return self._error(query, REFUSED)
-        return self._assemble(
+        resp = self._assemble(
             data[:2], data[2], data[3], query.question, entry, query.payload, query.do, tcp
         )
+        if query.tsig:  # a signed query (a secondary's SOA check): checked, answered signed
+            return xfrauth.sign_answer(data, query, self.keyring, addr[0], resp)
+        return resp
 
     def _error(self, query: Query, rcode: int) -> bytes:
         self.stats.count(rcode, query.qtype)

@@ -35,6 +35,7 @@ OPCODE_UPDATE = 5
 TYPE_OPT = 41
 TYPE_AXFR = 252
 TYPE_IXFR = 251
+TYPE_TSIG = 250
 TYPE_ANY = 255
 CLASS_IN = 1
 
@@ -92,6 +93,7 @@ class Query:
     payload: int  # client's EDNS UDP size, -1 without EDNS
     do: int  # 1 if DO set
     edns_version: int
+    tsig: bool = False  # the message carries a TSIG RR (the answer must be signed)
 
 
 class WireError(Exception):
@@ -172,7 +174,7 @@ def parse_query(data: bytes) -> Query | None:
         int.from_bytes(data[i : i + 2], "big") for i in (4, 6, 8, 10)
     )
     qname, question, qtype, qclass = b"", b"", 0, 0
-    payload, do, version, opts = -1, 0, 0, 0
+    payload, do, version, opts, tsig = -1, 0, 0, 0, False
     offset = 12
     try:
         for k in range(qdcount):
@@ -198,6 +200,8 @@ def parse_query(data: bytes) -> Query | None:
                 payload = rclass
                 version = (ttl >> 16) & 0xFF
                 do = (ttl >> 15) & 1
+            elif rtype == TYPE_TSIG:
+                tsig = True
             offset = _rdata_end(data, rd)
     except ValueError:
         raise WireError(
@@ -207,7 +211,8 @@ def parse_query(data: bytes) -> Query | None:
         raise WireError(
             FORMERR, Query(qid, flags, opcode, qname, qtype, qclass, question, -1, 0, 0)
         )
-    query = Query(qid, flags, opcode, qname, qtype, qclass, question, payload, do, version)
+    query = Query(qid, flags, opcode, qname, qtype, qclass, question, payload, do, version,
+                  tsig)
     if offset != len(data):
         raise WireError(FORMERR, query)
     if opcode not in (OPCODE_QUERY, OPCODE_NOTIFY, OPCODE_UPDATE):

@@ -7,7 +7,9 @@ BADSIG or BADTIME, as `tsigwire.respond` renders it, and an
 RFC 8945 §5.3.1 requires: the first message's MAC covers the request's MAC,
 each later one the previous message's MAC, with the timers of each; every
 message carries a TSIG RR (dnspython's `inbound_xfr` and BIND verify each).
-`Auth.refuse` answers REFUSED, signed when the request was.
+`Auth.refuse` answers REFUSED, signed when the request was. `sign_answer`
+does the same for an ordinary query that came signed (BIND signs its SOA
+refresh queries with the key it transfers with).
 
 Slow path only (dnspython parses and signs); the answer path never sees TSIG.
 """
@@ -102,6 +104,16 @@ def authenticate(wire: bytes, query: Query, keyring: Keyring | None, client: str
         return _failed(msg, key if f.error == dns.rcode.BADTIME else None, f.error, f.reason,
                        key_name, client, zone, clock)
     return Auth(verified, key, clock)
+
+
+def sign_answer(wire: bytes, query: Query, keyring: Keyring | None, client: str,
+                answer: bytes) -> bytes:
+    """`answer` to a TSIG-signed query, signed with its key once the query verifies (a
+    secondary signs its SOA checks with its transfer key); the NOTAUTH answer otherwise."""
+    auth = authenticate(wire, query, keyring, client)
+    if isinstance(auth, bytes):
+        return auth
+    return next(auth.sign([answer]))
 
 
 def _failed(msg: dns.message.Message, signer: dns.tsig.Key | None, error: int, reason: str,

@@ -17,6 +17,10 @@ sign. For a signed zone it acts as a secondary (RFC 1034 §4.3.5, RFC 1996):
   refresh brings it back (`SECONDARY_RESUMED`).
 - If the writable nodes do not allow transfers, the zone is never served
   (SERVFAIL, an `XFR_FAILED` error event, the reason kept for `status()`).
+- With `[readonly] transfer_key`, every AXFR is TSIG-signed with that
+  transfer key (read from etcd's `tsig/transfer/`, which read-only nodes may
+  read) and every answer message must verify with it, so writable nodes can
+  allow this node by key (`allow_transfer_keys`) instead of by address.
 
 `status(zone)` gives the served serial and the served copy's earliest RRSIG
 expiry, for metrics and expiry warnings.
@@ -39,6 +43,7 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
+import dns.tsig
 import dns.xfr
 import dns.zone
 
@@ -63,12 +68,14 @@ def _host_port(addr: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def transfer(host: str, port: int, zone: Name, timeout: float
+def transfer(host: str, port: int, zone: Name, timeout: float, key: dns.tsig.Key | None = None
              ) -> dict[Name, dict[int, dns.rrset.RRset]]:
-    """AXFR `zone` from host:port into a node map (one RRSIG RRset per owner, as signed)."""
+    """AXFR `zone` from host:port into a node map (one RRSIG RRset per owner, as signed);
+    the request signed with `key`, and then every answer message verified with it."""
     received = dns.zone.from_xfr(
         dns.query.xfr(host, zone, port=port, timeout=timeout, lifetime=timeout * 3,
-                      relativize=False), relativize=False)
+                      relativize=False, keyring=key,
+                      keyname=key.name if key is not None else None), relativize=False)
     nodes: dict[Name, dict[int, dns.rrset.RRset]] = defaultdict(dict)
     for owner, node in received.nodes.items():
         sigs = []
@@ -136,8 +143,12 @@ class SecondaryLoader:
                  on_problem: Callable[[str, str | None], None] | None = None,
                  on_served: Callable[[str, int | None], None] | None = None,
                  timeout: float = 10.0, soa_timeout: float = 2.0,
-                 retry: float = 0.5, give_up: float = 10.0, clock: Clock = SYSTEM_CLOCK) -> None:
+                 retry: float = 0.5, give_up: float = 10.0, clock: Clock = SYSTEM_CLOCK,
+                 transfer_key: Name | None = None,
+                 keyring: Callable[[Name], dns.tsig.Key | None] | None = None) -> None:
         self._me = me
+        self._transfer_key = transfer_key  # [readonly] transfer_key: signs our AXFRs
+        self._keyring = keyring
         self._dir = directory
         self._publish = publish
         self._hold = hold
@@ -280,7 +291,8 @@ class SecondaryLoader:
             await self._transfer_any(z, [newest.node], newest.serial)
         if current and refused == len(current):
             return ("no writable node allows zone transfers to this read-only node (allow "
-                    "transfers from it on the zone): " + "; ".join(reasons))
+                    "its address, or its [readonly] transfer_key, on the zone): "
+                    + "; ".join(reasons))
         return f"no writable node serves the current serial {wanted} signed: " + "; ".join(
             reasons)
 
@@ -291,10 +303,17 @@ class SecondaryLoader:
         zone = z.want.origin
         reasons = []
         refused = 0
+        key = None
+        if self._transfer_key is not None and nodes:
+            key = self._keyring(self._transfer_key) if self._keyring is not None else None
+            if key is None:
+                return False, [f"the transfer key {self._transfer_key} ([readonly] "
+                               "transfer_key) is not in etcd (clusterctl tsig add "
+                               f"{self._transfer_key} --use transfer)"], 0
         for node in nodes:
             host, port = _host_port(node.dns_addresses[0])
             try:
-                nodes_map, earliest = await asyncio.to_thread(self._pull, host, port, zone)
+                nodes_map, earliest = await asyncio.to_thread(self._pull, host, port, zone, key)
             except _ERRORS as exc:
                 refused += isinstance(exc, dns.xfr.TransferError)
                 reasons.append(f"{node.id}: {type(exc).__name__}: {exc}".rstrip(": "))
@@ -315,9 +334,10 @@ class SecondaryLoader:
             return True, [], refused
         return False, reasons, refused
 
-    def _pull(self, host: str, port: int, zone: Name) -> tuple[NodeMap, int | None]:
-        """In a worker thread: the transfer and its earliest RRSIG expiry."""
-        nodes = transfer(host, port, zone, self._timeout)
+    def _pull(self, host: str, port: int, zone: Name, key: dns.tsig.Key | None
+              ) -> tuple[NodeMap, int | None]:
+        """In a worker thread: the transfer (signed with `key`) and its earliest RRSIG expiry."""
+        nodes = transfer(host, port, zone, self._timeout, key)
         return nodes, earliest_rrsig_expiration(nodes)
 
     def _install(self, z: _Zone, snap: ZoneSnapshot, earliest: int | None, current: bool

@@ -170,3 +170,20 @@ def test_notify_targets_name_an_optional_key() -> None:
     assert parse_notify_target("[2001:db8::1]:53").text() == "[2001:db8::1]:53"
     assert parse_notify_target("192.0.2.1").text() == "192.0.2.1:53"
     assert t.text() == "192.0.2.1:5300/sec-key."
+
+
+def test_a_signed_query_is_answered_signed() -> None:
+    """BIND signs its SOA refresh queries with the transfer key: the answer must be signed."""
+    r = _responder(_big())
+    q = dns.message.make_query(ZONE, "SOA", use_edns=0)
+    q.use_tsig(KEY)
+    for transport in ("udp", "tcp"):
+        out = r.handle(q.to_wire(), (OUTSIDE, 1), transport)
+        assert isinstance(out, bytes)
+        m = dns.message.from_wire(out, keyring=KEY, request_mac=q.mac)
+        assert m.had_tsig and m.answer[0].rdtype == dns.rdatatype.SOA
+    q.use_tsig(dns.tsig.Key("nobody-key.", b"s" * 32, dns.tsig.HMAC_SHA256))
+    out = r.handle(q.to_wire(), (OUTSIDE, 1), "udp")
+    m = dns.message.from_wire(out, keyring=False)  # type: ignore[arg-type]
+    assert m.rcode() == dns.rcode.NOTAUTH and m.tsig is not None
+    assert m.tsig[0].error == dns.rcode.BADKEY
