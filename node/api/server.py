@@ -199,7 +199,7 @@ class ApiServer:
     async def start(self) -> int:
         """Bind and serve; returns the bound port (listen "127.0.0.1:0" picks one)."""
         server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=SERVER_OPTIONS)
-        zone_pb2_grpc.add_ZoneServiceServicer_to_server(ZoneService(self._repo), server)
+        zone_pb2_grpc.add_ZoneServiceServicer_to_server(ZoneService(self._repo, self._tsig), server)
         record_pb2_grpc.add_RecordServiceServicer_to_server(RecordService(self._repo), server)
         node_pb2_grpc.add_NodeServiceServicer_to_server(NodeService(self._nodes), server)
         dnssec_pb2_grpc.add_DnssecServiceServicer_to_server(

@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+import dns.name
 import grpc
 
 from node.api import convert
 from node.api._gen.dnscluster.v1 import zone_pb2_grpc
+from node.errors import ValidationError
 from node.zones.model import parse_zone_name
 from node.zones.repository import ZoneRepository
+from node.zones.transfers import parse_notify_target
+from node.zones.tsig import TsigKeyStore
 
 if TYPE_CHECKING:
     from node.api._gen.dnscluster.v1 import zone_pb2
@@ -23,8 +27,9 @@ Ctx = grpc.aio.ServicerContext
 class ZoneService(zone_pb2_grpc.ZoneServiceServicer):
     """Zone lifecycle and whole-zone content."""
 
-    def __init__(self, repo: ZoneRepository) -> None:
+    def __init__(self, repo: ZoneRepository, tsig: TsigKeyStore | None = None) -> None:
         self._repo = repo
+        self._tsig = tsig  # checks that the transfer keys a zone names exist
 
     async def CreateZone(
         self, request: zone_pb2.CreateZoneRequest, context: Ctx
@@ -67,5 +72,25 @@ class ZoneService(zone_pb2_grpc.ZoneServiceServicer):
         self, request: zone_pb2.UpdateZoneConfigRequest, context: Ctx
     ) -> zone_pb2.UpdateZoneConfigResponse:
         current = await self._repo.get_zone(parse_zone_name(request.config.name))
-        info = await self._repo.update_config(convert.merge_config(current.config, request))
+        config = convert.merge_config(current.config, request)
+        if self._tsig is not None:
+            await self._check_keys(config.allow_transfer_keys, "--allow-transfer-key")
+            await self._check_keys(tuple(k.to_text() for k in (
+                parse_notify_target(t).key for t in config.notify) if k is not None),
+                "--notify HOST:PORT/KEY")
+        info = await self._repo.update_config(config)
         return convert.update_zone_config_response(info)
+
+    async def _check_keys(self, names: tuple[str, ...], option: str) -> None:
+        """Every name is a TSIG transfer key (as BIND refuses a key it does not know)."""
+        assert self._tsig is not None
+        for text in names:
+            name = dns.name.from_text(text)
+            if await self._tsig.lookup(name, "transfer") is not None:
+                continue
+            if await self._tsig.exists(name, "update"):
+                raise ValidationError(f"{option}: {text} is an update key; transfers and "
+                                      "NOTIFY use transfer keys (clusterctl tsig add NAME "
+                                      "--use transfer)")
+            raise ValidationError(f"{option}: no TSIG transfer key {text} (clusterctl tsig "
+                                  f"add {text} --use transfer)")

@@ -115,9 +115,10 @@ def _transfer(
         steps = None if theirs is None or journals is None \
             else journals.since(zone.snapshot, theirs)
         if steps is not None and sum(e.count for e in steps) <= steps[-1].rrs:
-            out = _incremental(query, zone, steps, MAX_MESSAGE if tcp else UDP_MAX)
+            udp_max = UDP_MAX - auth.tsig_room()  # the TSIG RR must fit too
+            out = _incremental(query, zone, steps, MAX_MESSAGE if tcp else udp_max)
             first = next(out)
-            if tcp or (len(first) <= UDP_MAX and next(out, None) is None):
+            if tcp or (len(first) <= udp_max and next(out, None) is None):
                 answers["incremental"] += 1
                 log.info("IXFR of %s from serial %d to %d (%d versions) to %s over %s",
                          zone.snapshot.origin, theirs, zone.serial, len(steps), client,

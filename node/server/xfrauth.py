@@ -54,6 +54,13 @@ class Auth:
     def key_name(self) -> Name | None:
         return self.key.name if self.key is not None else None
 
+    def tsig_room(self) -> int:
+        """Octets the TSIG RR adds to each answer message (0 when unsigned)."""
+        if self.key is None:
+            return 0
+        mac = len(dns.tsig.get_context(self.key).sign())
+        return len(self.key.name.to_wire()) + 10 + len(self.key.algorithm.to_wire()) + 16 + mac
+
     def refuse(self, rcode: int = dns.rcode.REFUSED) -> bytes:
         return tsigwire.respond(self.request, rcode, self.key, clock=self.clock)
 

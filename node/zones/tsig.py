@@ -101,6 +101,10 @@ class TsigKeyStore:
                 return _from_record(kv.value, self._kek, want_secret=True)
         return None
 
+    async def exists(self, name: Name, use: str) -> bool:
+        """True if a key of that use is stored under `name` (its secret is not read)."""
+        return await self._etcd.get(self._keys.tsig_key(use, name.canonicalize())) is not None
+
     async def delete(self, name: Name) -> None:
         name = name.canonicalize()
         res = await self._etcd.txn(when=[], then=[

@@ -78,6 +78,13 @@ def setup() -> Iterator[Setup]:
         res = n1.ctl("zone", "update", ZONE, "--allow-transfer-key", "xfr-key",
                      "--allow-transfer-key", "ro-key")
         assert res.returncode == 0, res.stderr
+        # a key the zone names must be a transfer key that exists, as BIND insists
+        _ctl_json(n1, "tsig", "add", "upd-key", "--use", "update")
+        for bad, why in ((("--allow-transfer-key", "nosuch"), "no TSIG transfer key nosuch."),
+                         (("--allow-transfer-key", "upd-key"), "is an update key"),
+                         (("--notify", "127.0.0.1:53/nosuch"), "no TSIG transfer key")):
+            res = n1.ctl("zone", "update", ZONE, *bad)
+            assert res.returncode != 0 and why in res.stderr, res.stderr
         shown = _ctl_json(n1, "zone", "show", ZONE)
         assert shown["allow_transfer"] == [] and shown["allow_transfer_keys"] == [
             "xfr-key.", "ro-key."]

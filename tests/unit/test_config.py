@@ -89,3 +89,15 @@ def test_journal_settings_from_toml_and_env(tmp_path: Path) -> None:
             cfg.server.journal_max_bytes) == ("/var/lib/j", 50, 4096)
     with pytest.raises(ConfigError, match=r"server\.journal_max"):
         load_config(path, env={"DNSNODE_SERVER__JOURNAL_MAX_VERSIONS": "-1"})
+
+
+def test_readonly_transfer_key(tmp_path: Path) -> None:
+    path = tmp_path / "ro.toml"
+    path.write_text('node_id = "ro"\nrole = "readonly"\n[readonly]\ntransfer_key = "ro-key"\n')
+    assert load_config(path, env={}).readonly.transfer_key == "ro-key"
+    env = {"DNSNODE_READONLY__TRANSFER_KEY": "other"}
+    assert load_config(path, env=env).readonly.transfer_key == "other"
+    with pytest.raises(ConfigError, match=r"readonly\.transfer_key: only read-only"):
+        load_config(path, env={"DNSNODE_ROLE": "writable"})
+    with pytest.raises(ConfigError, match=r"readonly\.transfer_key"):
+        load_config(path, env={"DNSNODE_READONLY__TRANSFER_KEY": "a..b"})
