@@ -8,7 +8,8 @@ the ring; update keys, encrypted under the KEK, never are. A key added with
 delivers it (milliseconds); a deleted one is gone as soon.
 
 `run()` loads the prefix, then watches it from the next revision; after a
-compaction it loads again, and any etcd error is retried.
+compaction it loads again, and any etcd error is retried (an etcd role that
+may not read the prefix is reported once and retried every 30 s).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import dns.tsig
 from node.errors import EtcdUnavailable, NodeError
 from node.events import Event, emit
 from node.store.client import Compacted, EtcdClient, KeyValue, WatchCanceled
+from node.store.failures import EtcdPermissionDenied
 from node.store.keys import KeyLayout
 from node.zones.tsigkey import TsigKey
 
@@ -47,6 +49,7 @@ class TransferKeyring:
         self._retry = retry
         self._keys: dict[Name, TsigKey] = {}
         self.loaded = asyncio.Event()
+        self._denied = False
 
     def get(self, name: Name) -> dns.tsig.Key | None:
         """The transfer key called `name`, or None when there is none."""
@@ -98,6 +101,12 @@ class TransferKeyring:
             except (WatchCanceled, EtcdUnavailable) as exc:
                 log.info("TSIG transfer key watch: %s; retrying", exc)
                 await asyncio.sleep(self._retry)
+            except EtcdPermissionDenied as exc:  # an etcd role without tsig/transfer/ read
+                if not self._denied:
+                    emit(Event.ETCD_ERROR, level=logging.ERROR, during="tsig-watch",
+                         code=exc.code, error=f"{exc} (signed transfers and NOTIFY need it)")
+                    self._denied = True
+                await asyncio.sleep(self._retry * 30)
             except NodeError as exc:
                 emit(Event.ETCD_ERROR, level=logging.WARNING, during="tsig-watch",
                      code=exc.code, error=str(exc))
