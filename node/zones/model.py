@@ -275,3 +275,31 @@ def snapshot_from_text(text: str, origin: str | Name, **kwargs: object) -> ZoneS
     allow = kwargs.pop("allow_transfer", ())
     config = ZoneConfig(name=origin_name.canonicalize(), allow_transfer=tuple(allow))  # type: ignore[arg-type]
     return snapshot_from_rrsets(config, rrsets, **kwargs)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class TransferStatus:
+    """What one node holds of a secondary zone: the serial it transferred, from which
+    primary, how (IXFR, AXFR), when (UTC ISO text), whether it serves it, its last error."""
+
+    node: str
+    serial: int | None = None
+    primary: str = ""
+    method: str = ""  # "IXFR" | "AXFR" | "" (nothing transferred yet)
+    at: str = ""  # when that transfer happened
+    serving: bool = False
+    error: str = ""  # the last refresh failure, "" after a success
+
+    def to_json(self) -> bytes:
+        return json.dumps({"node": self.node, "serial": self.serial, "primary": self.primary,
+                           "method": self.method, "at": self.at, "serving": self.serving,
+                           "error": self.error}).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> TransferStatus:
+        obj = json.loads(data)
+        serial = obj.get("serial")
+        return cls(node=str(obj["node"]), serial=None if serial is None else int(serial),
+                   primary=str(obj.get("primary", "")), method=str(obj.get("method", "")),
+                   at=str(obj.get("at", "")), serving=bool(obj.get("serving", False)),
+                   error=str(obj.get("error", "")))
