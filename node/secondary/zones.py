@@ -18,6 +18,7 @@ error) is written to `transfers/<zone>/<node>` for `clusterctl zone show`
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,7 @@ from node.events import Event, emit
 from node.secondary.transfer import InboundZone, Refreshed, refresh
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
+from node.store.txn import Compare, Op
 from node.zones.model import TransferStatus, ZoneConfig, ZoneSnapshot, parse_primary
 from node.zones.refresh import Observation, Timers, decide
 
@@ -84,11 +86,25 @@ class TransferStatusWriter:
         self.node_id = node_id
 
     async def write(self, zone: Name, status: TransferStatus) -> None:
+        """Only while the zone exists: a write racing `zone delete` leaves no orphan."""
         try:
-            await self._etcd.put(self._keys.transfer_status_key(zone, self.node_id),
-                                 status.to_json())
+            await self._etcd.txn(
+                when=[Compare.version(self._keys.config_key(zone)) > 0],
+                then=[Op.put(self._keys.transfer_status_key(zone, self.node_id),
+                             status.to_json())])
         except NodeError as exc:
             log.warning("cannot record the transfer status of %s: %s", zone, exc)
+
+
+def _from_primary(client: str, primaries: tuple[str, ...]) -> bool:
+    """True if the address `client` is one of the primaries' addresses (any port)."""
+    try:
+        addr = ipaddress.ip_address(client)
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return any(ipaddress.ip_address(parse_primary(p)[0]) == addr for p in primaries)
 
 
 class SecondaryZones:
@@ -146,8 +162,7 @@ class SecondaryZones:
         z = self._zones.get(zone)
         if z is None:
             return None
-        hosts = {parse_primary(p)[0] for p in z.config.primaries}
-        if client not in hosts:
+        if not _from_primary(client, z.config.primaries):
             emit(Event.NOTIFY_REFUSED, level=logging.WARNING, zone=zone, client=client,
                  primaries=list(z.config.primaries))
             return False
