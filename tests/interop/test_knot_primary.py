@@ -319,3 +319,13 @@ def test_secondary_zone_follows_notify_by_ixfr_then_expires(setup: Setup) -> Non
     assert all(not t["serving"] and t["error"] for t in show["transfers"]), show["transfers"]
     # the signed zone's copy is younger than its expire (600 s): still served
     assert all(rcode(n, f"www.{SIGNED}") == dns.rcode.NOERROR for n in nodes)
+
+
+def test_deleted_secondary_zone_is_no_longer_served(setup: Setup) -> None:
+    c, nodes = setup.cluster, setup.nodes
+    wait_until(lambda: all(rcode(n, f"www.{SIGNED}") == dns.rcode.NOERROR for n in nodes), 30)
+    res = c.nodes[0].ctl("zone", "delete", SIGNED)
+    assert res.returncode == 0, res.stderr
+    wait_until(lambda: all(rcode(n, f"www.{SIGNED}") == dns.rcode.REFUSED for n in nodes), 30,
+               interval=0.1, message="a deleted secondary zone is still served")
+    assert c.nodes[0].ctl("zone", "show", SIGNED).returncode != 0
