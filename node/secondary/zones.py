@@ -208,12 +208,17 @@ class SecondaryZones:
 
     async def _refresh(self, z: _Zone) -> None:
         zone, errors = z.config.name, []
-        z.attempted_at = self._clock.monotonic()
+        # failed until it succeeds: a crash in here is retried after `retry`, not `refresh`
+        z.attempted_at, z.failed = self._clock.monotonic(), True
         key: dns.tsig.Key | None = None
         if z.config.tsig_key:
-            key = await self._tsig_key(dns.name.from_text(z.config.tsig_key))
-            if key is None:
-                errors.append(f"no transfer TSIG key {z.config.tsig_key}")
+            try:
+                key = await self._tsig_key(dns.name.from_text(z.config.tsig_key))
+            except NodeError as exc:
+                errors.append(f"cannot read the transfer TSIG key {z.config.tsig_key}: {exc}")
+            else:
+                if key is None:
+                    errors.append(f"no transfer TSIG key {z.config.tsig_key}")
         for primary in z.config.primaries if not errors else ():
             host, port = parse_primary(primary)
             try:
@@ -223,7 +228,7 @@ class SecondaryZones:
                 continue
             await self._succeeded(z, primary, got)
             return
-        z.failed, z.stats.failures = True, z.stats.failures + 1
+        z.stats.failures += 1
         error = "; ".join(errors)
         if error != z.error:  # once per kind of failure, not once per retry
             emit(Event.ZONE_REFRESH_FAILED, level=logging.WARNING, zone=zone, error=error,
