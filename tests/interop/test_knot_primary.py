@@ -32,6 +32,8 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.update
+import dns.xfr
+import dns.zone
 import pytest
 
 from tests.cluster.conftest import Cluster, make_cluster
@@ -238,6 +240,9 @@ def test_signed_zone_is_served_as_received(setup: Setup) -> None:
     """Knot signs the zone; every node serves Knot's RRSIGs and NSEC records byte for byte,
     and watches their expiry (the signature-expiring event of our own signed zones)."""
     c, nodes, knot = setup.cluster, setup.nodes, setup.knot
+    # knotd allows transfers only with the TSIG key: the nodes' transfers below are signed
+    with pytest.raises(dns.xfr.TransferError):
+        dns.zone.from_xfr(dns.query.xfr("127.0.0.1", ZONE, port=knot.port, timeout=5))
     wait_until(lambda: sigs(signed_answer("127.0.0.1", knot.port, f"www.{SIGNED}", "A")), 30,
                message="knotd did not sign the zone")
     res = c.nodes[0].ctl("zone", "create", SIGNED, "--secondary", "--primary",
