@@ -65,6 +65,7 @@ from node.api.convert_dnssec import (  # noqa: F401 (re-exported)
     unsign_zone_response,
     wait_seconds,
 )
+from node.api.convert_transfer import transfer_from_pb, transfer_to_pb
 from node.api.scalars import MAX_TTL, check_ttl, names  # noqa: F401 (re-exported)
 from node.errors import ValidationError
 from node.nodes.membership import NodeInfo
@@ -132,6 +133,9 @@ def zone_config_to_pb(config: ZoneConfig) -> zone_pb2.ZoneConfig:
         notify=list(config.notify),
         dynamic_update=config.dynamic_update,
         update_policy=list(config.update_policy),
+        kind=config.kind,
+        primaries=list(config.primaries),
+        tsig_key=config.tsig_key,
     )
 
 
@@ -143,6 +147,9 @@ def zone_config_from_pb(pb: zone_pb2.ZoneConfig) -> ZoneConfig:
         notify=tuple(pb.notify),
         dynamic_update=pb.dynamic_update or "secure",
         update_policy=tuple(pb.update_policy),
+        kind=pb.kind or "etcd",
+        primaries=tuple(pb.primaries),
+        tsig_key=pb.tsig_key,
     )
 
 
@@ -153,6 +160,7 @@ def zone_to_pb(info: ZoneInfo) -> zone_pb2.Zone:
         generation=info.generation,
         rrset_count=info.rrset_count,
         revision=info.revision,
+        transfers=[transfer_to_pb(t) for t in info.transfers],
     )
 
 
@@ -163,6 +171,7 @@ def zone_from_pb(pb: zone_pb2.Zone) -> ZoneInfo:
         generation=pb.generation,
         rrset_count=pb.rrset_count,
         revision=pb.revision,
+        transfers=tuple(transfer_from_pb(t) for t in pb.transfers),
     )
 
 
@@ -227,6 +236,8 @@ def create_zone_request(
     ns: tuple[Name, ...] = (),
     allow_transfer: tuple[str, ...] = (),
     text: str | None = None,
+    primaries: tuple[str, ...] = (),
+    tsig_key: str = "",
 ) -> zone_pb2.CreateZoneRequest:
     return zone_pb2.CreateZoneRequest(
         name=name.to_text(),
@@ -235,6 +246,9 @@ def create_zone_request(
         ns=[n.to_text() for n in ns],
         allow_transfer=list(allow_transfer),
         text=text or "",
+        secondary=bool(primaries),
+        primaries=list(primaries),
+        tsig_key=tsig_key,
     )
 
 

@@ -40,6 +40,14 @@ def register(commands: argparse._SubParsersAction, parents: Parents) -> None:  #
     p.add_argument("--allow-transfer", type=a.cidr_arg, action="append", default=[],
                    metavar="CIDR", help="network allowed AXFR/IXFR (repeatable)")
     p.add_argument("--file", metavar="F", help="initial content, a master file ('-': stdin)")
+    p.add_argument("--secondary", action="store_true",
+                   help="a secondary zone: every node transfers it from --primary")
+    p.add_argument("--primary", action="append", default=[], metavar="HOST:PORT[,...]",
+                   help="outside primary of a --secondary zone, an IP address and port "
+                        "(comma-separated or repeated; tried in order)")
+    p.add_argument("--tsig", default="", metavar="KEY",
+                   help="transfer TSIG key for a --secondary zone (clusterctl tsig add KEY "
+                        "--use transfer)")
     p.set_defaults(handler=create)
 
     p = verbs.add_parser("list", parents=parents, help="list zones")
@@ -107,6 +115,20 @@ def _read_text(path: str) -> str:
 
 def create(ctx: CommandContext) -> None:
     args = ctx.args
+    primaries = tuple(p.strip() for arg in args.primary for p in arg.split(",") if p.strip())
+    if args.secondary:
+        if not primaries:
+            raise UsageError("zone create --secondary: give --primary HOST:PORT")
+        if args.file or args.ns or args.primary_ns or args.email:
+            raise UsageError("zone create --secondary: the data comes from the primary; "
+                             "--file, --ns, --primary-ns and --email do not apply")
+        info = ctx.client.create_zone(args.zone, primaries=primaries, tsig_key=args.tsig,
+                                      allow_transfer=tuple(args.allow_transfer))
+        ctx.out.result(zone_dict(info), f"created secondary zone {info.config.name} "
+                                        f"(primaries {', '.join(info.config.primaries)})")
+        return
+    if primaries or args.tsig:
+        raise UsageError("zone create: --primary and --tsig are for --secondary zones")
     text = _read_text(args.file) if args.file else None
     info = ctx.client.create_zone(
         args.zone,
