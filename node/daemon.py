@@ -43,6 +43,7 @@ from node.metrics import (
     UpdateCollector,
 )
 from node.nodes.membership import Membership, NodeDirectory, NodeInfo
+from node.server import tls
 from node.server.listener import DnsServer
 from node.server.notify import Notifier
 from node.server.table import ZoneTable
@@ -105,6 +106,7 @@ class Daemon:
             id=config.node_id,
             role=config.role,
             dns_addresses=tuple(config.dns.listen),
+            tls_addresses=tuple(config.dns.tls_listen),
             api_address=config.api.listen,
             metrics_address=config.metrics.listen,
             alive=True,
@@ -131,6 +133,9 @@ class Daemon:
                 publish=self.expiry.watching(self.table.publish_async),
                 hold=self.table.hold, on_readiness=lambda: self._set_ready(True),
                 on_problem=self.membership.set_problem, on_served=self.membership.set_served,
+                tls=tls.client_context(config.readonly.transfer_ca_file)
+                if config.readonly.transfer_tls else None,
+                tls_name=config.readonly.transfer_tls_name,
             ) if config.role == "readonly" else None,
             clock=self.clock,
             expiry=self.expiry,
@@ -225,11 +230,15 @@ class Daemon:
                 tcp_idle_timeout=cfg.dns.tcp_idle_timeout,
                 max_tcp_connections=cfg.dns.max_tcp_connections,
                 hooks={OPCODE_UPDATE: self.updates.hook, OPCODE_NOTIFY: notify_hook(self.table)},
+                tls_listen=[split_host_port(a, "dns.tls_listen") for a in cfg.dns.tls_listen],
+                tls=tls.server_context(cfg.dns.tls_cert_file, cfg.dns.tls_key_file)
+                if cfg.dns.tls_listen else None,
             )
             bound = await self.dns.start()
             if self.dns.stats is not None:
                 self.metrics.register(self.dns.stats.collector())
-            emit(Event.DNS_LISTENING, addresses=[_format_addr(h, p) for h, p in bound])
+            emit(Event.DNS_LISTENING, addresses=[_format_addr(h, p) for h, p in bound],
+                 tls=[_format_addr(h, p) for h, p in self.dns.tls_addresses])
             api_tls = None
             if cfg.api.ca_file:
                 api_tls = ApiTls(cfg.api.ca_file, cfg.api.cert_file, cfg.api.key_file)

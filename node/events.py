@@ -58,6 +58,7 @@ class Event(IntEnum):
     UPDATE_FORWARD_FAILED = 1335  # no writable node answered the forwarded UPDATE
     UPDATE_FAILED = 1336  # etcd or internal error: SERVFAIL, nothing committed for certain
     NOTIFY_RECEIVED = 1337  # NOTIFY for one of our zones: answered, no action
+    XFR_TLS_REQUIRED = 1390  # AXFR/IXFR not over TLS for a zone with require_tls_transfer
     API_LISTENING = 1401
     API_ERROR = 1402
     SIGNING_STARTED = 1501

@@ -74,7 +74,7 @@ from node.zones.update_policy import check_mode, check_networks, parse_policy
 
 Name = dns.name.Name
 MUTABLE_CONFIG_FIELDS = ("allow_transfer", "notify", "allow_update", "dynamic_update",
-                         "update_policy")
+                         "update_policy", "require_tls_transfer")
 
 _ROLE_TO_PB = {
     "writable": node_pb2.NODE_ROLE_WRITABLE,
@@ -132,6 +132,7 @@ def zone_config_to_pb(config: ZoneConfig) -> zone_pb2.ZoneConfig:
         notify=list(config.notify),
         dynamic_update=config.dynamic_update,
         update_policy=list(config.update_policy),
+        require_tls_transfer=config.require_tls_transfer,
     )
 
 
@@ -143,6 +144,7 @@ def zone_config_from_pb(pb: zone_pb2.ZoneConfig) -> ZoneConfig:
         notify=tuple(pb.notify),
         dynamic_update=pb.dynamic_update or "secure",
         update_policy=tuple(pb.update_policy),
+        require_tls_transfer=pb.require_tls_transfer,
     )
 
 

@@ -119,6 +119,7 @@ def zone_dict(info: ZoneInfo) -> dict[str, Any]:
         "notify": list(info.config.notify),
         "dynamic_update": info.config.dynamic_update,
         "update_policy": list(info.config.update_policy),
+        "require_tls_transfer": info.config.require_tls_transfer,
     }
 
 
@@ -281,6 +282,7 @@ def zone_details(info: ZoneInfo) -> str:
         ("notify", ", ".join(d["notify"]) or "-"),
         ("dynamic-update", d["dynamic_update"]),
         ("update-policy", "; ".join(d["update_policy"]) or "default (grant * zonesub ANY)"),
+        ("require-tls-transfer", "yes" if d["require_tls_transfer"] else "no"),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k + ':':<{width + 1}} {v}" for k, v in rows)

@@ -64,6 +64,7 @@ class ZoneConfig:
     notify: tuple[str, ...] = ()  # "addr:port" to NOTIFY on change
     dynamic_update: str = "secure"  # none | secure | nonsecure_and_secure (RFC 2136 UPDATE)
     update_policy: tuple[str, ...] = ()  # BIND update-policy rules (empty: the default)
+    require_tls_transfer: bool = False  # AXFR/IXFR only over DNS over TLS (XoT, RFC 9103)
 
     def to_json(self) -> bytes:
         return json.dumps(
@@ -74,6 +75,7 @@ class ZoneConfig:
                 "notify": list(self.notify),
                 "dynamic_update": self.dynamic_update,
                 "update_policy": list(self.update_policy),
+                "require_tls_transfer": self.require_tls_transfer,
             }
         ).encode()
 
@@ -87,6 +89,7 @@ class ZoneConfig:
             notify=tuple(obj.get("notify", ())),
             dynamic_update=str(obj.get("dynamic_update", "secure")),
             update_policy=tuple(obj.get("update_policy", ())),
+            require_tls_transfer=bool(obj.get("require_tls_transfer", False)),
         )
 
 

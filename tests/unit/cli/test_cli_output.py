@@ -87,6 +87,7 @@ def test_zone_json_and_table() -> None:
         "dynamic_update": "secure",
         "update_policy": [],
         "notify": [],
+        "require_tls_transfer": False,
     }
     lines = zone_table([INFO]).splitlines()
     assert lines[0].split() == ["ZONE", "SERIAL", "GENERATION", "RRSETS", "ALLOW-TRANSFER"]
