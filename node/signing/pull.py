@@ -102,7 +102,7 @@ def axfr(host: str, port: int, zone: dns.name.Name, timeout: float, ctx: ssl.SSL
             done, first = False, True
             while not done:
                 size = int.from_bytes(_read(sock, 2), "big")
-                msg = dns.message.from_wire(_read(sock, size), xfr=True, origin=zone,
+                msg = dns.message.from_wire(_read(sock, size), xfr=True, origin=None,
                                             multi=True)
                 if not query.is_response(msg, xfr_continuation=not first):
                     raise dns.query.BadResponse
