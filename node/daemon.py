@@ -43,10 +43,10 @@ from node.metrics import (
     UpdateCollector,
 )
 from node.nodes.membership import Membership, NodeDirectory, NodeInfo
-from node.server import tls
 from node.server.listener import DnsServer
 from node.server.notify import Notifier
 from node.server.table import ZoneTable
+from node.server.tls import client_context, server_context
 from node.server.update import UpdateService, WritableTargets, notify_hook
 from node.server.wire import OPCODE_NOTIFY, OPCODE_UPDATE
 from node.signing.expiry import ExpiryWatch
@@ -133,7 +133,7 @@ class Daemon:
                 publish=self.expiry.watching(self.table.publish_async),
                 hold=self.table.hold, on_readiness=lambda: self._set_ready(True),
                 on_problem=self.membership.set_problem, on_served=self.membership.set_served,
-                tls=tls.client_context(config.readonly.transfer_ca_file)
+                tls=client_context(config.readonly.transfer_ca_file)
                 if config.readonly.transfer_tls else None,
                 tls_name=config.readonly.transfer_tls_name,
             ) if config.role == "readonly" else None,
@@ -231,7 +231,7 @@ class Daemon:
                 max_tcp_connections=cfg.dns.max_tcp_connections,
                 hooks={OPCODE_UPDATE: self.updates.hook, OPCODE_NOTIFY: notify_hook(self.table)},
                 tls_listen=[split_host_port(a, "dns.tls_listen") for a in cfg.dns.tls_listen],
-                tls=tls.server_context(cfg.dns.tls_cert_file, cfg.dns.tls_key_file)
+                tls=server_context(cfg.dns.tls_cert_file, cfg.dns.tls_key_file)
                 if cfg.dns.tls_listen else None,
             )
             bound = await self.dns.start()

@@ -61,7 +61,7 @@ def signed_serial(host: str, port: int, zone: Name, timeout: float,
     """The SOA serial `host:port` serves for `zone`, signed; ValueError saying why not."""
     query = dns.message.make_query(zone, T.SOA, want_dnssec=True)
     if tls is not None:
-        resp = query(query, host, port, timeout, tls, tls_name)
+        resp = tls_query(query, host, port, timeout, tls, tls_name)
     else:
         resp, _ = dns.query.udp_with_fallback(query, host, port=port, timeout=timeout)
     if resp.rcode() != dns.rcode.NOERROR:
@@ -111,7 +111,7 @@ def axfr(host: str, port: int, zone: dns.name.Name, timeout: float, ctx: ssl.SSL
     return target
 
 
-def query(msg: dns.message.Message, host: str, port: int, timeout: float,
+def tls_query(msg: dns.message.Message, host: str, port: int, timeout: float,
           ctx: ssl.SSLContext, name: str = "") -> dns.message.Message:
     """One query over TLS (the SOA probe before a transfer)."""
     return dns.query.tls(msg, host, timeout=timeout, port=port, ssl_context=ctx,
