@@ -138,6 +138,10 @@ async def test_certificate_is_verified_and_tls_below_1_3_is_refused(
     with pytest.raises(ssl.SSLCertVerificationError):  # the name is checked too
         await asyncio.to_thread(pull.axfr, "127.0.0.1", _tls_port(server), zone, 5,
                                 _client(pki), "elsewhere.test")
+    # no name configured: the address itself is checked (the certificate has 127.0.0.1)
+    got = await asyncio.to_thread(pull.axfr, "127.0.0.1", _tls_port(server), zone, 5,
+                                  _client(pki), "")
+    assert got.get_rdataset("www", "A") is not None
     old = ssl.create_default_context(cafile=str(pki.ca))
     old.maximum_version = ssl.TLSVersion.TLSv1_2
     with pytest.raises((ssl.SSLError, ConnectionError)):
