@@ -4,8 +4,8 @@ DNS over TLS (RFC 7858; XoT, RFC 9103) listens on `tls_listen` with the given
 `ssl.SSLContext` (`tls.py`) and uses the same TCP protocol below: the same
 framing, pipelining, idle timeout, back-pressure, and the same connection cap
 (a TLS connection counts with the TCP ones once its handshake is done; the
-handshake itself must finish within the idle timeout). Its queries reach the `Responder` marked as TLS, which is what
-a zone's `require_tls_transfer` checks.
+handshake itself must finish within the idle timeout). Its queries reach the
+`Responder` marked as TLS, which is what a zone's `require_tls_transfer` checks.
 
 Owns binding (IPv4 and IPv6, port 0 allowed: UDP binds first and TCP takes
 the same port), the asyncio protocols, TCP framing (2-octet length, several
