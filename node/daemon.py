@@ -52,6 +52,7 @@ from node.server.journal import Journals
 from node.server.listener import DnsServer
 from node.server.notify import Notifier
 from node.server.table import ZoneTable
+from node.server.tls import client_context, server_context
 from node.server.update import UpdateService, WritableTargets, notify_hook
 from node.server.wire import OPCODE_NOTIFY, OPCODE_UPDATE
 from node.shutdown import ShutdownWatchdog
@@ -114,6 +115,7 @@ class Daemon:
             id=config.node_id,
             role=config.role,
             dns_addresses=tuple(config.dns.listen),
+            tls_addresses=tuple(config.dns.tls_listen),
             api_address=config.api.listen,
             metrics_address=config.metrics.listen,
             alive=True,
@@ -140,6 +142,9 @@ class Daemon:
                 publish=self.expiry.watching(self.table.publish_async),
                 hold=self.table.hold, on_readiness=lambda: self._set_ready(True),
                 on_problem=self.membership.set_problem, on_served=self.membership.set_served,
+                tls=client_context(config.readonly.transfer_ca_file)
+                if config.readonly.transfer_tls else None,
+                tls_name=config.readonly.transfer_tls_name,
             ) if config.role == "readonly" else None,
             clock=self.clock,
             expiry=self.expiry,
@@ -254,11 +259,15 @@ class Daemon:
                 max_tcp_connections=cfg.dns.max_tcp_connections,
                 hooks={OPCODE_UPDATE: self.updates.hook,
                        OPCODE_NOTIFY: notify_hook(self.table, self.secondaries.notify)},
+                tls_listen=[split_host_port(a, "dns.tls_listen") for a in cfg.dns.tls_listen],
+                tls=server_context(cfg.dns.tls_cert_file, cfg.dns.tls_key_file)
+                if cfg.dns.tls_listen else None,
             )
             bound = await self.dns.start()
             if self.dns.stats is not None:
                 self.metrics.register(self.dns.stats.collector())
-            emit(Event.DNS_LISTENING, addresses=[_format_addr(h, p) for h, p in bound])
+            emit(Event.DNS_LISTENING, addresses=[_format_addr(h, p) for h, p in bound],
+                 tls=[_format_addr(h, p) for h, p in self.dns.tls_addresses])
             api_tls = None
             if cfg.api.ca_file:
                 api_tls = ApiTls(cfg.api.ca_file, cfg.api.cert_file, cfg.api.key_file)

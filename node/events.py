@@ -69,6 +69,7 @@ class Event(IntEnum):
     NOTIFY_REFUSED = 1374  # NOTIFY from an address that is not a listed primary: REFUSED
     NOTIFY_ACCEPTED = 1375  # NOTIFY from a listed primary: the zone refreshes at once
     UPDATE_SECONDARY_REFUSED = 1376  # UPDATE to a secondary zone: REFUSED (edit the primary)
+    XFR_TLS_REQUIRED = 1390  # AXFR/IXFR not over TLS for a zone with require_tls_transfer
     API_LISTENING = 1401
     API_ERROR = 1402
     SIGNING_STARTED = 1501

@@ -75,7 +75,7 @@ from node.zones.update_policy import check_mode, check_networks, parse_policy
 
 Name = dns.name.Name
 MUTABLE_CONFIG_FIELDS = ("allow_transfer", "notify", "allow_update", "dynamic_update",
-                         "update_policy")
+                         "update_policy", "require_tls_transfer")
 
 _ROLE_TO_PB = {
     "writable": node_pb2.NODE_ROLE_WRITABLE,
@@ -136,6 +136,7 @@ def zone_config_to_pb(config: ZoneConfig) -> zone_pb2.ZoneConfig:
         kind=config.kind,
         primaries=list(config.primaries),
         tsig_key=config.tsig_key,
+        require_tls_transfer=config.require_tls_transfer,
     )
 
 
@@ -150,6 +151,7 @@ def zone_config_from_pb(pb: zone_pb2.ZoneConfig) -> ZoneConfig:
         kind=pb.kind or "etcd",
         primaries=tuple(pb.primaries),
         tsig_key=pb.tsig_key,
+        require_tls_transfer=pb.require_tls_transfer,
     )
 
 

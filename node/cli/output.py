@@ -120,6 +120,7 @@ def zone_dict(info: ZoneInfo) -> dict[str, Any]:
         "dynamic_update": info.config.dynamic_update,
         "update_policy": list(info.config.update_policy),
         "kind": info.config.kind,
+        "require_tls_transfer": info.config.require_tls_transfer,
     }
     if info.config.secondary:
         out.update(primaries=list(info.config.primaries), tsig_key=info.config.tsig_key,
@@ -289,6 +290,7 @@ def zone_details(info: ZoneInfo) -> str:
         ("dynamic-update", d["dynamic_update"]),
         ("update-policy", "; ".join(d["update_policy"]) or "default (grant * zonesub ANY)"),
         ("kind", d["kind"]),
+        ("require-tls-transfer", "yes" if d["require_tls_transfer"] else "no"),
     ]
     if info.config.secondary:
         rows += [("primaries", ", ".join(d["primaries"])), ("tsig-key", d["tsig_key"] or "-")]

@@ -99,6 +99,12 @@ def register(commands: argparse._SubParsersAction, parents: Parents) -> None:  #
                           "replaces the policy)")
     pol.add_argument("--default-update-policy", action="store_true",
                      help="back to the default policy (every update key: zonesub ANY)")
+    tls = p.add_mutually_exclusive_group()
+    tls.add_argument("--require-tls-transfer", action="store_true", default=None,
+                     help="AXFR/IXFR only over DNS over TLS (XoT, RFC 9103; the nodes' "
+                          "dns.tls_listen); plain-TCP transfers are refused")
+    tls.add_argument("--no-require-tls-transfer", dest="require_tls_transfer",
+                     action="store_false", help="transfers over plain TCP allowed again")
     p.set_defaults(handler=update)
 
     dnssec.register_zone_verbs(verbs, parents)
@@ -202,11 +208,15 @@ def update(ctx: CommandContext) -> None:
     if args.update_policy or args.default_update_policy:
         fields.append("update_policy")
         policy = () if args.default_update_policy else tuple(args.update_policy)
+    if args.require_tls_transfer is not None:
+        fields.append("require_tls_transfer")
     if not fields:
         raise UsageError("zone update: give at least one setting (--allow-transfer, --notify, "
-                         "--allow-update, --dynamic-update, --update-policy; see --help)")
+                         "--allow-update, --dynamic-update, --update-policy, "
+                         "--require-tls-transfer; see --help)")
     config = ZoneConfig(name=args.zone, allow_transfer=allow, notify=notify,
                         allow_update=allow_update,
-                        dynamic_update=args.dynamic_update or "secure", update_policy=policy)
+                        dynamic_update=args.dynamic_update or "secure", update_policy=policy,
+                        require_tls_transfer=bool(args.require_tls_transfer))
     info = ctx.client.update_config(config, tuple(fields))
     ctx.out.result(zone_dict(info), zone_details(info))

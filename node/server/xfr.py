@@ -1,10 +1,11 @@
 """Outgoing zone transfers: AXFR (RFC 5936) and IXFR (RFC 1995), incremental from the journal.
 
 Owns the transfer policy (TCP only for AXFR, the zone's `allow_transfer`
-CIDR list, default nobody, the same for IXFR) and the streaming of a zone as
-several messages: the SOA first and last, the question in the first message
-only, owner names compressed within each message, each message at most
-`MAX_MESSAGE` octets.
+CIDR list, default nobody; with the zone's `require_tls_transfer`, AXFR and IXFR
+only over DNS over TLS (XoT, RFC 9103), else REFUSED with `XFR_TLS_REQUIRED`)
+and the streaming of a zone as several messages: the SOA first and last, the
+question in the first message only, owner names compressed within each message,
+each message at most `MAX_MESSAGE` octets.
 
 Signed zones transfer as they are served: every RRSIG, NSEC, NSEC3, DNSKEY,
 NSEC3PARAM (an owner's RRSIGs are one RRset internally; each goes out with the
@@ -66,6 +67,7 @@ def serial_gte(a: int, b: int) -> bool:
 def transfer(
     zone: CompiledZone | None, query: Query, wire: bytes, client: str, tcp: bool,
     journals: Journals | None = None,
+    tls: bool = False,
 ) -> list[bytes] | Iterator[bytes]:
     """The response messages for an AXFR or IXFR `query` (already parsed) from `client`.
 
@@ -78,6 +80,10 @@ def transfer(
         return [error_response(query.id, query.flags, REFUSED, query.question, None)]
     if not zone.allows_transfer(client):
         emit(Event.XFR_REFUSED, zone=zone.snapshot.origin, client=client, kind=kind)
+        return [error_response(query.id, query.flags, REFUSED, query.question, None)]
+    if zone.snapshot.config.require_tls_transfer and not tls:
+        emit(Event.XFR_TLS_REQUIRED, logging.WARNING, zone=zone.snapshot.origin, client=client,
+             kind=kind, transport="tcp" if tcp else "udp")
         return [error_response(query.id, query.flags, REFUSED, query.question, None)]
     soa = zone.snapshot.soa()
     if query.qtype == TYPE_AXFR:

@@ -68,6 +68,7 @@ class ZoneConfig:
     kind: str = "etcd"  # etcd: data in etcd | secondary: transferred from outside primaries
     primaries: tuple[str, ...] = ()  # secondary: "host:port" of the outside primaries
     tsig_key: str = ""  # secondary: the transfer TSIG key name ("" : none)
+    require_tls_transfer: bool = False  # AXFR/IXFR only over DNS over TLS (XoT, RFC 9103)
 
     @property
     def secondary(self) -> bool:
@@ -82,6 +83,8 @@ class ZoneConfig:
             "dynamic_update": self.dynamic_update,
             "update_policy": list(self.update_policy),
         }
+        if self.require_tls_transfer:
+            obj["require_tls_transfer"] = True
         if self.kind != ZONE_KIND_ETCD:  # etcd zones keep their old JSON byte for byte
             obj.update(kind=self.kind, primaries=list(self.primaries), tsig_key=self.tsig_key)
         return json.dumps(obj).encode()
@@ -99,6 +102,7 @@ class ZoneConfig:
             kind=str(obj.get("kind", ZONE_KIND_ETCD)),
             primaries=tuple(obj.get("primaries", ())),
             tsig_key=str(obj.get("tsig_key", "")),
+            require_tls_transfer=bool(obj.get("require_tls_transfer", False)),
         )
 
 

@@ -89,6 +89,7 @@ def test_zone_json_and_table() -> None:
         "update_policy": [],
         "notify": [],
         "kind": "etcd",
+        "require_tls_transfer": False,
     }
     lines = zone_table([INFO]).splitlines()
     assert lines[0].split() == ["ZONE", "SERIAL", "GENERATION", "RRSETS", "ALLOW-TRANSFER"]
