@@ -25,6 +25,14 @@ listen = ["127.0.0.1:53"]      # host:port, IPv6 as [::1]:53
 max_udp_payload = 1232
 tcp_idle_timeout = 10.0
 max_tcp_connections = 1000
+tls_listen = []                # DNS over TLS (RFC 7858/9103 XoT), e.g. ["127.0.0.1:8853"]
+tls_cert_file = ""             # its certificate chain (PEM); required with tls_listen
+tls_key_file = ""              # its private key (PEM)
+[readonly]                     # read-only nodes only
+transfer_tls = false           # pull signed zones over TLS from the writable nodes' tls_listen
+transfer_ca_file = ""          # CA that signed their certificates (empty: the system CAs)
+transfer_tls_name = ""         # name checked in their certificates (empty: their address)
+transfer_key = ""              # TSIG transfer key that signs this node's AXFRs (empty: unsigned)
 [api]
 listen = "127.0.0.1:5301"      # loopback unless tls is set
 ca_file = ""                   # TLS with client certificates signed by this CA
@@ -36,8 +44,6 @@ listen = "127.0.0.1:9100"      # empty disables
 journal_dir = ""               # IXFR journals kept across restarts here (empty: memory only)
 journal_max_bytes = 67108864   # per zone: encoded octets of differences kept
 journal_max_versions = 1000    # per zone: versions an IXFR can start from
-[readonly]                     # read-only nodes only
-transfer_key = ""              # TSIG transfer key that signs this node's AXFRs (empty: unsigned)
 [signing]
 kek_file = ""                  # key-encryption key (32 bytes, hex or base64); required to sign
 key_store = ""                 # directory for private keys that are not replicated
@@ -60,6 +66,7 @@ clock_offset = 0.0             # the node's wall clock runs this many seconds of
 from __future__ import annotations
 
 import os
+import ssl
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -70,6 +77,7 @@ from node.errors import ConfigError, NodeError
 from node.zones.tsigkey import key_name
 
 ENV_PREFIX = "DNSNODE_"
+_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +101,21 @@ class DnsSettings:
     max_udp_payload: int = 1232
     tcp_idle_timeout: float = 10.0
     max_tcp_connections: int = 1000
+    tls_listen: tuple[str, ...] = ()  # DNS over TLS (XoT, RFC 9103); TCP framing, TLS 1.3
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadonlySettings:
+    """How a read-only node pulls signed zones from the writable nodes."""
+
+    transfer_tls: bool = False  # over TLS to their advertised tls_listen address (XoT)
+    transfer_ca_file: str = ""  # the CA that signed their certificates; empty: system CAs
+    transfer_tls_name: str = ""  # name verified in their certificates; empty: the address
+    # a TSIG transfer key (clusterctl tsig add NAME --use transfer) that signs the AXFRs this
+    # read-only node takes from writable nodes, so they may allow it by key, not by address
+    transfer_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,13 +136,6 @@ class ServerSettings:
     journal_dir: str = ""  # IXFR journals (one file per zone); empty: in memory only
     journal_max_bytes: int = 64 << 20  # per zone
     journal_max_versions: int = 1000  # per zone
-
-
-@dataclass(frozen=True, slots=True)
-class ReadonlySettings:
-    # a TSIG transfer key (clusterctl tsig add NAME --use transfer) that signs the AXFRs this
-    # read-only node takes from writable nodes, so they may allow it by key, not by address
-    transfer_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,10 +175,10 @@ class Config:
     role: str = "writable"
     etcd: EtcdSettings = field(default_factory=EtcdSettings)
     dns: DnsSettings = field(default_factory=DnsSettings)
+    readonly: ReadonlySettings = field(default_factory=ReadonlySettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
-    readonly: ReadonlySettings = field(default_factory=ReadonlySettings)
     signing: SigningSettings = field(default_factory=SigningSettings)
     log: LogSettings = field(default_factory=LogSettings)
     testing: TestingSettings = field(default_factory=TestingSettings)
@@ -171,10 +187,10 @@ class Config:
 _SECTIONS: dict[str, type] = {
     "etcd": EtcdSettings,
     "dns": DnsSettings,
+    "readonly": ReadonlySettings,
     "api": ApiSettings,
     "metrics": MetricsSettings,
     "server": ServerSettings,
-    "readonly": ReadonlySettings,
     "signing": SigningSettings,
     "log": LogSettings,
     "testing": TestingSettings,
@@ -202,6 +218,12 @@ def _coerce(value: Any, target: Any, setting: str) -> Any:
             if isinstance(value, list) and all(isinstance(v, str) for v in value):
                 return tuple(value)
             raise TypeError("a list of strings")
+        if target in (bool, "bool"):
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.strip().lower() in _BOOLS:
+                return _BOOLS[value.strip().lower()]
+            raise TypeError("true or false")
         if target in (int, "int"):
             if isinstance(value, bool):
                 raise TypeError("an integer")
@@ -315,6 +337,7 @@ def check(config: Config) -> None:
         raise ConfigError("dns.max_udp_payload: must be between 512 and 65535")
     if config.dns.max_tcp_connections < 1 or config.dns.tcp_idle_timeout <= 0:
         raise ConfigError("dns.max_tcp_connections and dns.tcp_idle_timeout must be positive")
+    _check_tls(config)
     split_host_port(config.api.listen, "api.listen")
     tls = [config.api.ca_file, config.api.cert_file, config.api.key_file]
     if any(tls) and not all(tls):
@@ -353,6 +376,32 @@ def check(config: Config) -> None:
         raise ConfigError("testing.reload_pause: must be 0 or more (test-only setting)")
     if config.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"log.level: {config.log.level!r} is not DEBUG, INFO, WARNING or ERROR")
+
+
+def _check_tls(config: Config) -> None:
+    """DNS over TLS: the listener's certificate and key load; the read-only client's CA."""
+    d = config.dns
+    for addr in d.tls_listen:
+        split_host_port(addr, "dns.tls_listen")
+    if d.tls_listen and not (d.tls_cert_file and d.tls_key_file):
+        raise ConfigError("dns.tls_cert_file and dns.tls_key_file: required with dns.tls_listen")
+    for name in ("tls_cert_file", "tls_key_file"):
+        value = getattr(d, name)
+        if value and not Path(value).is_file():
+            raise ConfigError(f"dns.{name}: {value} does not exist")
+    if d.tls_listen:
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                d.tls_cert_file, d.tls_key_file)
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(f"dns.tls_cert_file, dns.tls_key_file: cannot load the "
+                              f"certificate and key: {exc}") from None
+    ro = config.readonly
+    if ro.transfer_ca_file and not Path(ro.transfer_ca_file).is_file():
+        raise ConfigError(f"readonly.transfer_ca_file: {ro.transfer_ca_file} does not exist")
+    if ro.transfer_tls and config.role != "readonly":
+        raise ConfigError("readonly.transfer_tls: only read-only nodes (role = \"readonly\") "
+                          "transfer zones")
 
 
 def etcd_password(config: Config) -> str:

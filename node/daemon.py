@@ -24,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
 import dns.name
+import dns.tsig
 
 from node import __version__
 from node.api.server import ApiServer, ApiTls
@@ -40,15 +41,18 @@ from node.metrics import (
     KeyMasterCollector,
     NodeMetrics,
     ReplicaCollector,
+    SecondaryCollector,
     SigningCollector,
     UpdateCollector,
 )
 from node.nodes.membership import Membership, NodeDirectory, NodeInfo
+from node.secondary.zones import SecondaryZones, TransferStatusWriter
 from node.server import xfr
 from node.server.journal import Journals
 from node.server.listener import DnsServer
 from node.server.notify import Notifier
 from node.server.table import ZoneTable
+from node.server.tls import client_context, server_context
 from node.server.update import UpdateService, WritableTargets, notify_hook
 from node.server.wire import OPCODE_NOTIFY, OPCODE_UPDATE
 from node.shutdown import ShutdownWatchdog
@@ -59,7 +63,7 @@ from node.signing.worker import SigningManager
 from node.store.client import EtcdClient, TlsConfig
 from node.store.keys import KeyLayout
 from node.store.session import Session
-from node.zones.model import ZoneSnapshot
+from node.zones.model import ZoneConfig, ZoneSnapshot
 from node.zones.replica import Replica
 from node.zones.repository import ZoneRepository
 from node.zones.tsig import TsigKeyStore
@@ -105,7 +109,7 @@ class Daemon:
         self.transfer_keys = TransferKeyring(self.etcd, self.layout)  # signed XFR and NOTIFY
         self.notifier = Notifier(keyring=self.transfer_keys.get)
         self.replica = Replica(self.etcd, self.layout, on_update=self._on_update,
-                               on_remove=self._on_remove,
+                               on_remove=self._on_remove, on_secondary=self._on_secondary,
                                observe_apply=self.metrics.watch_lag.observe,
                                reload_pause=config.testing.reload_pause)
         self.repository = ZoneRepository(self.etcd, self.layout, self.clock)
@@ -114,6 +118,7 @@ class Daemon:
             id=config.node_id,
             role=config.role,
             dns_addresses=tuple(config.dns.listen),
+            tls_addresses=tuple(config.dns.tls_listen),
             api_address=config.api.listen,
             metrics_address=config.metrics.listen,
             alive=True,
@@ -140,6 +145,9 @@ class Daemon:
                 publish=self.expiry.watching(self.table.publish_async),
                 hold=self.table.hold, on_readiness=lambda: self._set_ready(True),
                 on_problem=self.membership.set_problem, on_served=self.membership.set_served,
+                tls=client_context(config.readonly.transfer_ca_file)
+                if config.readonly.transfer_tls else None,
+                tls_name=config.readonly.transfer_tls_name,
                 transfer_key=key_name(config.readonly.transfer_key)
                 if config.readonly.transfer_key else None,
                 keyring=self.transfer_keys.get,
@@ -150,6 +158,11 @@ class Daemon:
                           config.testing.fail_signing_file),
         )
         self.signing.on_readiness = self._set_ready
+        self.secondaries = SecondaryZones(  # zones of outside primaries, on every node
+            publish=self.expiry.watching(self.table.publish_async), hold=self.table.hold,
+            forget=self.expiry.forget, tsig_key=self._transfer_key,
+            status=TransferStatusWriter(self.etcd, self.layout, config.node_id),
+            on_served=self.membership.set_served, clock=self.clock)
         self.keymaster = KeyMasterController(
             node_id=config.node_id, writable=config.role == "writable", etcd=self.etcd,
             layout=self.layout, repository=self.repository, directory=self.directory,
@@ -190,7 +203,16 @@ class Daemon:
         if "served_serial" not in self.signing.status(snap.origin):  # else the copy reports
             self.membership.set_served(snap.origin.to_text(), snap.serial)
 
+    def _on_secondary(self, config: ZoneConfig) -> None:
+        self.secondaries.want(config)
+
+    async def _transfer_key(self, name: dns.name.Name) -> dns.tsig.Key | None:
+        key = await self.tsig_keys.lookup(name, "transfer")  # never an update key
+        return key.dns_key() if key is not None else None
+
     async def _on_remove(self, zone: dns.name.Name) -> None:
+        if self.secondaries.forget(zone):
+            self.expiry.forget(zone)
         await self.signing.on_remove(zone)
         self.keymaster.on_state(zone, None)
         self.table.remove(zone)
@@ -224,6 +246,7 @@ class Daemon:
         journals = self.table.journals
         assert journals is not None
         self.metrics.register(IxfrCollector(lambda: dict(xfr.answers), journals.sizes))
+        self.metrics.register(SecondaryCollector(self.secondaries.stats))
         async with asyncio.TaskGroup() as tasks:
             self._lease_tasks.append(tasks.create_task(
                 _supervised("session", self.session.run), name="session"))
@@ -242,13 +265,18 @@ class Daemon:
                 max_udp_payload=cfg.dns.max_udp_payload,
                 tcp_idle_timeout=cfg.dns.tcp_idle_timeout,
                 max_tcp_connections=cfg.dns.max_tcp_connections,
-                hooks={OPCODE_UPDATE: self.updates.hook, OPCODE_NOTIFY: notify_hook(self.table)},
+                hooks={OPCODE_UPDATE: self.updates.hook,
+                       OPCODE_NOTIFY: notify_hook(self.table, self.secondaries.notify)},
+                tls_listen=[split_host_port(a, "dns.tls_listen") for a in cfg.dns.tls_listen],
+                tls=server_context(cfg.dns.tls_cert_file, cfg.dns.tls_key_file)
+                if cfg.dns.tls_listen else None,
                 keyring=self.transfer_keys.get,
             )
             bound = await self.dns.start()
             if self.dns.stats is not None:
                 self.metrics.register(self.dns.stats.collector())
-            emit(Event.DNS_LISTENING, addresses=[_format_addr(h, p) for h, p in bound])
+            emit(Event.DNS_LISTENING, addresses=[_format_addr(h, p) for h, p in bound],
+                 tls=[_format_addr(h, p) for h, p in self.dns.tls_addresses])
             api_tls = None
             if cfg.api.ca_file:
                 api_tls = ApiTls(cfg.api.ca_file, cfg.api.cert_file, cfg.api.key_file)

@@ -63,6 +63,15 @@ class Event(IntEnum):
     JOURNAL_DROPPED = 1351  # the IXFR journal cannot be used (ends elsewhere, broken, I/O error)
     XFR_TSIG_FAILED = 1360  # a signed transfer or query: BADKEY, BADSIG or BADTIME (NOTAUTH)
     XFR_KEY_MISSING = 1361  # a transfer or NOTIFY names a transfer key that is not in etcd
+    # secondary zones of outside primaries (node/secondary/)
+    ZONE_TRANSFERRED_IN = 1370  # a secondary zone transferred: serial, primary, IXFR or AXFR
+    ZONE_REFRESH_FAILED = 1371  # a secondary zone's refresh failed (SOA or transfer), retried
+    ZONE_EXPIRED = 1372  # a secondary zone's SOA expire passed: no longer served (SERVFAIL)
+    ZONE_REFRESHED = 1373  # a secondary zone is served again after ZONE_EXPIRED
+    NOTIFY_REFUSED = 1374  # NOTIFY from an address that is not a listed primary: REFUSED
+    NOTIFY_ACCEPTED = 1375  # NOTIFY from a listed primary: the zone refreshes at once
+    UPDATE_SECONDARY_REFUSED = 1376  # UPDATE to a secondary zone: REFUSED (edit the primary)
+    XFR_TLS_REQUIRED = 1390  # AXFR/IXFR not over TLS for a zone with require_tls_transfer
     API_LISTENING = 1401
     API_ERROR = 1402
     SIGNING_STARTED = 1501

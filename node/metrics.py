@@ -9,7 +9,8 @@ watch lag) and serves everything in the Prometheus text format.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -131,6 +132,36 @@ class UpdateCollector(Collector):
         for result, count in sorted(self._counts().items()):
             total.add_metric([result], float(count))
         yield total
+
+
+class SecondaryCollector(Collector):
+    """Secondary zones of outside primaries on this node (node/secondary/zones.py)."""
+
+    def __init__(self, stats: Callable[[], Mapping[Any, Any]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
+        serial = GaugeMetricFamily(
+            "dnscluster_secondary_zone_serial", "Serial of the secondary zone copy held, and "
+            "the primary it was transferred from", labels=["zone", "primary"])
+        serving = GaugeMetricFamily(
+            "dnscluster_secondary_zone_serving", "1 while the secondary zone is served, 0 "
+            "before its first transfer or after its SOA expire", labels=["zone"])
+        transfers = CounterMetricFamily(
+            "dnscluster_secondary_zone_transfers", "Zone transfers in, by primary and kind "
+            "(IXFR, AXFR)", labels=["zone", "primary", "method"])
+        failures = CounterMetricFamily(
+            "dnscluster_secondary_zone_refresh_failures", "Failed refreshes (SOA query or "
+            "transfer) of a secondary zone", labels=["zone"])
+        for zone, st in sorted(self._stats().items()):
+            name = zone.to_text()
+            if st.serial is not None:
+                serial.add_metric([name, st.primary], float(st.serial))
+            serving.add_metric([name], 1.0 if st.serving else 0.0)
+            for (primary, method), count in sorted(st.transfers.items()):
+                transfers.add_metric([name, primary, method], float(count))
+            failures.add_metric([name], float(st.failures))
+        yield from (serial, serving, transfers, failures)
 
 
 class NodeMetrics:

@@ -159,6 +159,8 @@ class ApiClient:
         ns: tuple[Name, ...] = (),
         allow_transfer: tuple[str, ...] = (),
         text: str | None = None,
+        primaries: tuple[str, ...] = (),
+        tsig_key: str = "",
     ) -> ZoneInfo:
         req = convert.create_zone_request(
             name,
@@ -167,6 +169,8 @@ class ApiClient:
             ns=ns,
             allow_transfer=allow_transfer,
             text=text,
+            primaries=primaries,
+            tsig_key=tsig_key,
         )
         return convert.zone_from_pb(self._call(self._zones.CreateZone, req).zone)
 

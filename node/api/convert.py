@@ -65,6 +65,7 @@ from node.api.convert_dnssec import (  # noqa: F401 (re-exported)
     unsign_zone_response,
     wait_seconds,
 )
+from node.api.convert_transfer import transfer_from_pb, transfer_to_pb
 from node.api.scalars import MAX_TTL, check_ttl, names  # noqa: F401 (re-exported)
 from node.errors import ValidationError
 from node.nodes.membership import NodeInfo
@@ -75,7 +76,7 @@ from node.zones.update_policy import check_mode, check_networks, parse_policy
 
 Name = dns.name.Name
 MUTABLE_CONFIG_FIELDS = ("allow_transfer", "notify", "allow_update", "dynamic_update",
-                         "update_policy", "allow_transfer_keys")
+                         "update_policy", "require_tls_transfer", "allow_transfer_keys")
 
 _ROLE_TO_PB = {
     "writable": node_pb2.NODE_ROLE_WRITABLE,
@@ -133,6 +134,10 @@ def zone_config_to_pb(config: ZoneConfig) -> zone_pb2.ZoneConfig:
         notify=list(config.notify),
         dynamic_update=config.dynamic_update,
         update_policy=list(config.update_policy),
+        kind=config.kind,
+        primaries=list(config.primaries),
+        tsig_key=config.tsig_key,
+        require_tls_transfer=config.require_tls_transfer,
         allow_transfer_keys=list(config.allow_transfer_keys),
     )
 
@@ -145,6 +150,10 @@ def zone_config_from_pb(pb: zone_pb2.ZoneConfig) -> ZoneConfig:
         notify=tuple(pb.notify),
         dynamic_update=pb.dynamic_update or "secure",
         update_policy=tuple(pb.update_policy),
+        kind=pb.kind or "etcd",
+        primaries=tuple(pb.primaries),
+        tsig_key=pb.tsig_key,
+        require_tls_transfer=pb.require_tls_transfer,
         allow_transfer_keys=tuple(pb.allow_transfer_keys),
     )
 
@@ -156,6 +165,7 @@ def zone_to_pb(info: ZoneInfo) -> zone_pb2.Zone:
         generation=info.generation,
         rrset_count=info.rrset_count,
         revision=info.revision,
+        transfers=[transfer_to_pb(t) for t in info.transfers],
     )
 
 
@@ -166,6 +176,7 @@ def zone_from_pb(pb: zone_pb2.Zone) -> ZoneInfo:
         generation=pb.generation,
         rrset_count=pb.rrset_count,
         revision=pb.revision,
+        transfers=tuple(transfer_from_pb(t) for t in pb.transfers),
     )
 
 
@@ -230,6 +241,8 @@ def create_zone_request(
     ns: tuple[Name, ...] = (),
     allow_transfer: tuple[str, ...] = (),
     text: str | None = None,
+    primaries: tuple[str, ...] = (),
+    tsig_key: str = "",
 ) -> zone_pb2.CreateZoneRequest:
     return zone_pb2.CreateZoneRequest(
         name=name.to_text(),
@@ -238,6 +251,9 @@ def create_zone_request(
         ns=[n.to_text() for n in ns],
         allow_transfer=list(allow_transfer),
         text=text or "",
+        secondary=bool(primaries),
+        primaries=list(primaries),
+        tsig_key=tsig_key,
     )
 
 

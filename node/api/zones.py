@@ -35,6 +35,10 @@ class ZoneService(zone_pb2_grpc.ZoneServiceServicer):
         self, request: zone_pb2.CreateZoneRequest, context: Ctx
     ) -> zone_pb2.CreateZoneResponse:
         name, kwargs = convert.create_zone_args(request)
+        if request.secondary:
+            info = await self._repo.create_secondary_zone(name, tuple(request.primaries),
+                                                          request.tsig_key)
+            return convert.create_zone_response(info)
         info = await self._repo.create_zone(name, **kwargs)  # type: ignore[arg-type]
         return convert.create_zone_response(info)
 

@@ -109,7 +109,7 @@ def report_error(exc: BaseException, stream: TextIO | None = None) -> int:
 
 
 def zone_dict(info: ZoneInfo) -> dict[str, Any]:
-    return {
+    out = {
         "name": info.config.name.to_text(),
         "serial": info.serial,
         "generation": info.generation,
@@ -119,8 +119,16 @@ def zone_dict(info: ZoneInfo) -> dict[str, Any]:
         "notify": list(info.config.notify),
         "dynamic_update": info.config.dynamic_update,
         "update_policy": list(info.config.update_policy),
+        "kind": info.config.kind,
+        "require_tls_transfer": info.config.require_tls_transfer,
         "allow_transfer_keys": list(info.config.allow_transfer_keys),
     }
+    if info.config.secondary:
+        out.update(primaries=list(info.config.primaries), tsig_key=info.config.tsig_key,
+                   transfers=[{"node": t.node, "serial": t.serial, "primary": t.primary,
+                               "method": t.method, "at": t.at, "serving": t.serving,
+                               "error": t.error} for t in info.transfers])
+    return out
 
 
 def rrset_dict(rrset: dns.rrset.RRset) -> dict[str, Any]:
@@ -283,9 +291,20 @@ def zone_details(info: ZoneInfo) -> str:
         ("notify", ", ".join(d["notify"]) or "-"),
         ("dynamic-update", d["dynamic_update"]),
         ("update-policy", "; ".join(d["update_policy"]) or "default (grant * zonesub ANY)"),
+        ("kind", d["kind"]),
+        ("require-tls-transfer", "yes" if d["require_tls_transfer"] else "no"),
     ]
+    if info.config.secondary:
+        rows += [("primaries", ", ".join(d["primaries"])), ("tsig-key", d["tsig_key"] or "-")]
     width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k + ':':<{width + 1}} {v}" for k, v in rows)
+    text = "\n".join(f"{k + ':':<{width + 1}} {v}" for k, v in rows)
+    if info.config.secondary:
+        transfers = [(t.node, "-" if t.serial is None else t.serial, t.primary or "-",
+                      t.method or "-", t.at or "-", "yes" if t.serving else "no", t.error or "-")
+                     for t in info.transfers]
+        text += "\n\n" + table(("NODE", "SERIAL", "PRIMARY", "VIA", "AT", "SERVING", "ERROR"),
+                                transfers)
+    return text
 
 
 def record_table(rrsets: Sequence[dns.rrset.RRset]) -> str:

@@ -40,6 +40,14 @@ def register(commands: argparse._SubParsersAction, parents: Parents) -> None:  #
     p.add_argument("--allow-transfer", type=a.cidr_arg, action="append", default=[],
                    metavar="CIDR", help="network allowed AXFR/IXFR (repeatable)")
     p.add_argument("--file", metavar="F", help="initial content, a master file ('-': stdin)")
+    p.add_argument("--secondary", action="store_true",
+                   help="a secondary zone: every node transfers it from --primary")
+    p.add_argument("--primary", action="append", default=[], metavar="HOST:PORT[,...]",
+                   help="outside primary of a --secondary zone, an IP address and port "
+                        "(comma-separated or repeated; tried in order)")
+    p.add_argument("--tsig", default="", metavar="KEY",
+                   help="transfer TSIG key for a --secondary zone (clusterctl tsig add KEY "
+                        "--use transfer)")
     p.set_defaults(handler=create)
 
     p = verbs.add_parser("list", parents=parents, help="list zones")
@@ -98,6 +106,12 @@ def register(commands: argparse._SubParsersAction, parents: Parents) -> None:  #
                           "replaces the policy)")
     pol.add_argument("--default-update-policy", action="store_true",
                      help="back to the default policy (every update key: zonesub ANY)")
+    tls = p.add_mutually_exclusive_group()
+    tls.add_argument("--require-tls-transfer", action="store_true", default=None,
+                     help="AXFR/IXFR only over DNS over TLS (XoT, RFC 9103; the nodes' "
+                          "dns.tls_listen); plain-TCP transfers are refused")
+    tls.add_argument("--no-require-tls-transfer", dest="require_tls_transfer",
+                     action="store_false", help="transfers over plain TCP allowed again")
     p.set_defaults(handler=update)
 
     dnssec.register_zone_verbs(verbs, parents)
@@ -114,6 +128,20 @@ def _read_text(path: str) -> str:
 
 def create(ctx: CommandContext) -> None:
     args = ctx.args
+    primaries = tuple(p.strip() for arg in args.primary for p in arg.split(",") if p.strip())
+    if args.secondary:
+        if not primaries:
+            raise UsageError("zone create --secondary: give --primary HOST:PORT")
+        if args.file or args.ns or args.primary_ns or args.email:
+            raise UsageError("zone create --secondary: the data comes from the primary; "
+                             "--file, --ns, --primary-ns and --email do not apply")
+        info = ctx.client.create_zone(args.zone, primaries=primaries, tsig_key=args.tsig,
+                                      allow_transfer=tuple(args.allow_transfer))
+        ctx.out.result(zone_dict(info), f"created secondary zone {info.config.name} "
+                                        f"(primaries {', '.join(info.config.primaries)})")
+        return
+    if primaries or args.tsig:
+        raise UsageError("zone create: --primary and --tsig are for --secondary zones")
     text = _read_text(args.file) if args.file else None
     info = ctx.client.create_zone(
         args.zone,
@@ -192,13 +220,16 @@ def update(ctx: CommandContext) -> None:
     if args.update_policy or args.default_update_policy:
         fields.append("update_policy")
         policy = () if args.default_update_policy else tuple(args.update_policy)
+    if args.require_tls_transfer is not None:
+        fields.append("require_tls_transfer")
     if not fields:
         raise UsageError("zone update: give at least one setting (--allow-transfer, "
-                         "--allow-transfer-key, --notify, "
-                         "--allow-update, --dynamic-update, --update-policy; see --help)")
+                         "--allow-transfer-key, --notify, --allow-update, --dynamic-update, "
+                         "--update-policy, --require-tls-transfer; see --help)")
     config = ZoneConfig(name=args.zone, allow_transfer=allow, notify=notify,
                         allow_update=allow_update,
                         dynamic_update=args.dynamic_update or "secure", update_policy=policy,
+                        require_tls_transfer=bool(args.require_tls_transfer),
                         allow_transfer_keys=keys)
     info = ctx.client.update_config(config, tuple(fields))
     ctx.out.result(zone_dict(info), zone_details(info))

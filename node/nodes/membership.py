@@ -1,6 +1,7 @@
 """Node membership: each node's durable record and its lease-held liveness/status in etcd.
 
-`nodes/<id>` (durable) says who the node is: role and addresses. `alive/<id>`
+`nodes/<id>` (durable) says who the node is: role and addresses (DNS, DNS over
+TLS for transfers, API, metrics). `alive/<id>`
 lives on the node's session lease and carries what it serves right now
 (readiness, served serial per zone); it vanishes when the node dies, which is
 how everyone tells a live node from an offline one.
@@ -38,6 +39,7 @@ class NodeInfo:
     kek: str = ""  # fingerprint of the KEK this node holds ("" = none: it never signs)
     problems: tuple[tuple[str, str], ...] = ()  # (zone, reason) it cannot serve
     lease_lost: str = ""  # its last lease loss and why (durable; "" = none since start)
+    tls_addresses: tuple[str, ...] = ()  # "host:port" of DNS over TLS (XoT), if it listens
 
     def record_json(self) -> bytes:
         return json.dumps(
@@ -51,6 +53,7 @@ class NodeInfo:
                 "started_at": self.started_at,
                 "kek": self.kek,
                 "lease_lost": self.lease_lost,
+                "tls_addresses": list(self.tls_addresses),
             }
         ).encode()
 
@@ -106,6 +109,7 @@ class NodeDirectory:
                     kek=rec.get("kek", ""),
                     problems=tuple(sorted((st or {}).get("problems", {}).items())),
                     lease_lost=rec.get("lease_lost", ""),
+                    tls_addresses=tuple(rec.get("tls_addresses", ())),
                 )
             )
         return sorted(out, key=lambda n: n.id)

@@ -1,4 +1,11 @@
-"""`DnsServer`: the UDP and TCP sockets of the DNS service (no DNS logic here).
+"""`DnsServer`: the UDP, TCP and TLS sockets of the DNS service (no DNS logic here).
+
+DNS over TLS (RFC 7858; XoT, RFC 9103) listens on `tls_listen` with the given
+`ssl.SSLContext` (`tls.py`) and uses the same TCP protocol below: the same
+framing, pipelining, idle timeout, back-pressure, and the same connection cap
+(a TLS connection counts with the TCP ones once its handshake is done; the
+handshake itself must finish within the idle timeout). Its queries reach the
+`Responder` marked as TLS, which is what a zone's `require_tls_transfer` checks.
 
 Owns binding (IPv4 and IPv6, port 0 allowed: UDP binds first and TCP takes
 the same port), the asyncio protocols, TCP framing (2-octet length, several
@@ -20,14 +27,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import resource
 import socket
+import ssl
 from collections.abc import Iterator, Mapping, Sequence
 from time import perf_counter_ns
 from typing import Any
 
 from node.events import Event, emit
 from node.server import mmsg
+from node.server.openfiles import fit_open_files
 from node.server.responder import OpcodeHook, Responder, Response, send_later
 from node.server.stats import DnsStats
 from node.server.table import ZoneTable
@@ -40,37 +48,6 @@ UDP_RCVBUF = 4 << 20
 # two clock reads per datagram cost about 5% of the hot path's throughput
 LATENCY_SAMPLE_MASK = 15
 _BIND_ATTEMPTS = 20
-# descriptors besides DNS TCP connections: etcd and API connections, the metrics
-# server, UDP sockets, logs, the signing workers' pipes
-FD_RESERVE = 256
-
-
-def fit_open_files(max_tcp: int) -> int:
-    """Raise the soft open-files limit to hold `max_tcp` connections; returns the cap that fits.
-
-    Without this, a node started with the common soft limit of 1,024 would fail
-    `accept()` with EMFILE before reaching the default cap of 1,000 connections
-    (and starve its own etcd and API connections).
-    """
-    needed = max_tcp + FD_RESERVE
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or soft >= needed:
-        return max_tcp
-    limit = needed if hard == resource.RLIM_INFINITY or hard >= needed else hard
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
-    except (ValueError, OSError):
-        limit = soft
-    if limit > soft:
-        emit(Event.OPEN_FILES_RAISED, before=soft, after=limit)
-    if limit >= needed:
-        return max_tcp
-    cap = max(limit - FD_RESERVE, limit // 2)
-    emit(Event.OPEN_FILES_LOW, logging.WARNING, limit=limit, hard_limit=hard, needed=needed,
-         max_tcp_connections=cap, configured=max_tcp)
-    return cap
-
-
 class DnsServer:
     """Authoritative DNS over UDP and TCP on the given (host, port) addresses."""
 
@@ -86,6 +63,8 @@ class DnsServer:
         hooks: Mapping[int, OpcodeHook] | None = None,
         reuse_port: bool = False,
         udp_batch: bool | None = None,
+        tls_listen: Sequence[tuple[str, int]] = (),
+        tls: ssl.SSLContext | None = None,
         keyring: Keyring | None = None,
     ) -> None:
         self.reuse_port = reuse_port
@@ -104,6 +83,9 @@ class DnsServer:
         self._batched: list[mmsg.BatchedUdp] = []
         self._tcp: list[asyncio.Server] = []
         self.addresses: list[tuple[str, int]] = []
+        self.tls_listen = tuple(tls_listen) if tls is not None else ()
+        self.tls = tls
+        self.tls_addresses: list[tuple[str, int]] = []
         self.errors = 0
 
     def handle(self, wire: bytes, client_addr: tuple[str, int], transport: str) -> Response:
@@ -117,11 +99,25 @@ class DnsServer:
         try:
             for host, port in self.listen:
                 self.addresses.append(await self._bind(loop, host, port))
+            for host, port in self.tls_listen:
+                self.tls_addresses.append(await self._bind_tls(loop, host, port))
         except BaseException:
             await self.stop()
             raise
         log.info("DNS listening on %s", ", ".join(f"{h}:{p}" for h, p in self.addresses))
         return list(self.addresses)
+
+    async def _bind_tls(self, loop: asyncio.AbstractEventLoop, host: str, port: int
+                        ) -> tuple[str, int]:
+        """A DNS-over-TLS listener (TCP only); returns the bound (host, port)."""
+        server = await loop.create_server(
+            lambda: _TcpProtocol(self, tls=True), host, port, ssl=self.tls,
+            ssl_handshake_timeout=self.tcp_idle_timeout, reuse_address=True,
+            reuse_port=self.reuse_port or None, backlog=1024)
+        self._tcp.append(server)
+        bound = server.sockets[0].getsockname()
+        log.info("DNS over TLS listening on %s:%d", host, bound[1])
+        return host, bound[1]
 
     async def _bind(self, loop: asyncio.AbstractEventLoop, host: str, port: int) -> tuple[str, int]:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -260,8 +256,9 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
 
 class _TcpProtocol(asyncio.Protocol):
-    def __init__(self, server: DnsServer) -> None:
+    def __init__(self, server: DnsServer, tls: bool = False) -> None:
         self.server = server
+        self.tls = tls  # DNS over TLS: a transfer here may satisfy require_tls_transfer
         self.buf = bytearray()
         self.transport: asyncio.Transport | None = None
         self.peer: tuple[str, int] = ("", 0)
@@ -324,9 +321,9 @@ class _TcpProtocol(asyncio.Protocol):
             del buf[: n + 2]
             t0 = perf_counter_ns()
             try:
-                resp = answer(msg, self.peer)
+                resp = answer(msg, self.peer, self.tls)
             except Exception:
-                self.server.log_error("tcp")
+                self.server.log_error("tls" if self.tls else "tcp")
                 continue
             if resp is None:
                 continue

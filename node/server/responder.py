@@ -96,7 +96,10 @@ class Responder:
 
     def handle(self, wire: bytes, client_addr: tuple[str, int], transport: str) -> Response:
         """The response to one message; a list of messages for zone transfers over TCP."""
-        out = self.udp(wire, client_addr) if transport == "udp" else self.tcp(wire, client_addr)
+        if transport == "udp":
+            out = self.udp(wire, client_addr)
+        else:
+            out = self.tcp(wire, client_addr, transport == "tls")
         if out is None or isinstance(out, bytes | list | asyncio.Future):
             return out  # type: ignore[return-value]
         return list(out)
@@ -136,16 +139,17 @@ class Responder:
             return tc_response(data[:2], entry, idx, data[12:q4], self.opts[do])
         return b"".join((data[:2], hdrs_e[idx], data[12:q4], body, self.opts[do]))
 
-    def tcp(self, data: bytes, addr: tuple[str, int]) -> Answer:
+    def tcp(self, data: bytes, addr: tuple[str, int], tls: bool = False) -> Answer:
+        """The response to one TCP message (`tls`: it came over DNS over TLS)."""
         p = parse_fast(data)
         if p is None:
-            return self._slow(data, addr, True)
+            return self._slow(data, addr, True, tls)
         key, q4, payload, do = p
         entry = self.table.caches[do].get(key)
         if entry is None:
             entry = self.table.lookup(key, do)
             if entry is None:
-                return self._slow(data, addr, True)
+                return self._slow(data, addr, True, tls)
         return self._assemble(data[:2], data[2], data[3], data[12:q4], entry, payload, do, True)
 
     def _assemble(
@@ -174,7 +178,8 @@ class Responder:
             return tc_response(qid, entry, idx, question, opt)
         return qid + (hdrs_e if opt else hdrs)[idx] + question + body + opt
 
-    def _slow(self, data: bytes, addr: tuple[str, int], tcp: bool) -> Answer:
+    def _slow(self, data: bytes, addr: tuple[str, int], tcp: bool, tls: bool = False
+              ) -> Answer:
         try:
             query = parse_query(data)
         except WireError as exc:
@@ -196,7 +201,7 @@ class Responder:
         if query.qtype in (TYPE_AXFR, TYPE_IXFR):
             self.stats.count(0, query.qtype)
             return xfr.transfer(self.table.find(query.qname), query, data, addr[0], tcp,
-                                self.table.journals, self.keyring)
+                                self.table.journals, tls=tls, keyring=self.keyring)
         key = query.qname + query.question[-4:]
         entry = self.table.caches[query.do].get(key) or self.table.lookup(key, query.do)
         if entry is None:  # unreachable: only AXFR/IXFR have no entry

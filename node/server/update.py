@@ -196,6 +196,10 @@ def _plan(read: UpdateRead, req: UpdateRequest, client: str, key: Name | None
           ) -> tuple[Writes, int]:
     """The decision on what the transaction read (pure; raises _Refusal to refuse)."""
     cfg = read.config
+    if cfg.secondary:  # its data is the outside primary's: change it there
+        raise _Refusal("secondary-zone", "the zone is a secondary of "
+                       + ", ".join(cfg.primaries) + ": send the UPDATE to its primary",
+                       Event.UPDATE_SECONDARY_REFUSED)
     bad = refused_types(req, read.signed)
     if bad:  # whoever asks: the key lifecycle (or the signer) owns these
         names = ", ".join(sorted(dns.rdatatype.to_text(t) for t in bad))
@@ -254,10 +258,24 @@ async def _tcp_exchange(host: str, port: int, wire: bytes) -> bytes:
         writer.close()
 
 
-def notify_hook(table: ZoneTable) -> Callable[[bytes, Query, tuple[str, int], str], bytes]:
-    """NOTIFY in (RFC 1996) for one of our zones: NOERROR, no action; NOTAUTH otherwise."""
+def notify_hook(table: ZoneTable,
+                secondary: Callable[[Name, str], bool | None] | None = None,
+                ) -> Callable[[bytes, Query, tuple[str, int], str], bytes]:
+    """NOTIFY in (RFC 1996). For a secondary zone `secondary(zone, client)` decides: from a
+    listed primary NOERROR (AA) and the zone refreshes at once, from anyone else REFUSED.
+    For one of our own zones: NOERROR, no action; NOTAUTH otherwise."""
 
     def hook(wire: bytes, query: Query, addr: tuple[str, int], transport: str) -> bytes:
+        if secondary is not None and query.qname:
+            try:
+                name = dns.name.from_wire(query.qname, 0)[0]
+            except dns.exception.DNSException:
+                name = None
+            verdict = secondary(name, addr[0]) if name is not None else None
+            if verdict is not None:
+                rcode = dns.rcode.NOERROR if verdict else dns.rcode.REFUSED
+                resp = error_response(query.id, query.flags, rcode, query.question, None)
+                return resp[:2] + bytes((resp[2] | 0x04,)) + resp[3:] if verdict else resp
         zone = table.find(query.qname)
         ours = zone is not None and zone.origin == query.qname
         if ours:

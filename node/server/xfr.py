@@ -3,9 +3,11 @@
 Owns the transfer policy (TCP only for AXFR; allowed when the client's address
 is in the zone's `allow_transfer` CIDRs OR the request is signed by a TSIG key
 in its `allow_transfer_keys`, default nobody, the same for IXFR; TSIG checks
-and answer signing in `node.server.xfrauth`) and the streaming of a zone as
-several messages: the SOA first and last, the question in the first message
-only, owner names compressed within each message, each message at most
+and answer signing in `node.server.xfrauth`; with the zone's
+`require_tls_transfer`, AXFR and IXFR only over DNS over TLS (XoT, RFC 9103),
+else REFUSED with `XFR_TLS_REQUIRED`) and the streaming of a zone as several
+messages: the SOA first and last, the question in the first message only,
+owner names compressed within each message, each message at most
 `MAX_MESSAGE` octets.
 
 Signed zones transfer as they are served: every RRSIG, NSEC, NSEC3, DNSKEY,
@@ -70,7 +72,8 @@ def serial_gte(a: int, b: int) -> bool:
 
 def transfer(
     zone: CompiledZone | None, query: Query, wire: bytes, client: str, tcp: bool,
-    journals: Journals | None = None, keyring: Keyring | None = None,
+    journals: Journals | None = None,
+    tls: bool = False, keyring: Keyring | None = None,
 ) -> list[bytes] | Iterator[bytes]:
     """The response messages for an AXFR or IXFR `query` (already parsed) from `client`.
 
@@ -83,7 +86,7 @@ def transfer(
     auth = xfrauth.authenticate(wire, query, keyring, client)
     if isinstance(auth, bytes):
         return [auth]
-    out = _transfer(zone, query, auth, client, tcp, journals)
+    out = _transfer(zone, query, auth, client, tcp, journals, tls)
     if isinstance(out, bytes):  # a refusal, signed already when the request was
         return [out]
     return list(auth.sign(out)) if isinstance(out, list) else auth.sign(out)
@@ -91,7 +94,7 @@ def transfer(
 
 def _transfer(
     zone: CompiledZone | None, query: Query, auth: xfrauth.Auth, client: str, tcp: bool,
-    journals: Journals | None,
+    journals: Journals | None, tls: bool,
 ) -> bytes | list[bytes] | Iterator[bytes]:
     """A refusal, or the answer messages (to be signed when the request was)."""
     kind = "AXFR" if query.qtype == TYPE_AXFR else "IXFR"
@@ -102,6 +105,10 @@ def _transfer(
                             zone.snapshot.config.allow_transfer_keys):
         emit(Event.XFR_REFUSED, zone=zone.snapshot.origin, client=client, kind=kind,
              key=key.to_text() if key is not None else "-")
+        return auth.refuse()
+    if zone.snapshot.config.require_tls_transfer and not tls:
+        emit(Event.XFR_TLS_REQUIRED, logging.WARNING, zone=zone.snapshot.origin, client=client,
+             kind=kind, transport="tcp" if tcp else "udp")
         return auth.refuse()
     soa = zone.snapshot.soa()
     if query.qtype == TYPE_AXFR:

@@ -8,6 +8,9 @@ sign. For a signed zone it acts as a secondary (RFC 1034 §4.3.5, RFC 1996):
 - A refresh asks every live writable node for its signed SOA serial, then
   transfers (AXFR, signatures included) from one that has the current serial
   — same host first, then by node id — never from the first that answers.
+  With `tls` (`readonly.transfer_tls`) the probe and the transfer go over TLS
+  (XoT, RFC 9103) to the nodes' advertised DNS-over-TLS addresses, their
+  certificates verified; nodes that advertise none are not asked.
   While none has it, a newer signed serial than the one held is taken (an
   older copy is better than none), and the failure is retried.
 - The copy is held (SERVFAIL, the node not ready, a `SECONDARY_EXPIRED`
@@ -31,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections import defaultdict
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -48,11 +51,11 @@ import dns.xfr
 import dns.zone
 
 from node.clock import SYSTEM_CLOCK, Clock
-from node.dnssec.signer import rrsig_rrset
 from node.errors import NodeError
 from node.events import Event, emit
 from node.nodes.membership import NodeDirectory, NodeInfo
 from node.signing.freshness import Copy, SoaTimers, earliest_rrsig_expiration, judge
+from node.signing.pull import signed_serial, transfer
 from node.zones.model import NodeMap, ZoneSnapshot
 from node.zones.serial import serial_gt, serial_lt
 
@@ -66,41 +69,6 @@ _ERRORS = (dns.exception.DNSException, OSError, EOFError, ValueError)
 def _host_port(addr: str) -> tuple[str, int]:
     host, _, port = addr.rpartition(":")
     return host.strip("[]"), int(port)
-
-
-def transfer(host: str, port: int, zone: Name, timeout: float, key: dns.tsig.Key | None = None
-             ) -> dict[Name, dict[int, dns.rrset.RRset]]:
-    """AXFR `zone` from host:port into a node map (one RRSIG RRset per owner, as signed);
-    the request signed with `key`, and then every answer message verified with it."""
-    received = dns.zone.from_xfr(
-        dns.query.xfr(host, zone, port=port, timeout=timeout, lifetime=timeout * 3,
-                      relativize=False, keyring=key,
-                      keyname=key.name if key is not None else None), relativize=False)
-    nodes: dict[Name, dict[int, dns.rrset.RRset]] = defaultdict(dict)
-    for owner, node in received.nodes.items():
-        sigs = []
-        for rds in node.rdatasets:
-            if rds.rdtype == T.RRSIG:
-                sigs.extend(rds)
-                continue
-            nodes[owner][rds.rdtype] = dns.rrset.from_rdata_list(owner, rds.ttl, list(rds))
-        if sigs:
-            nodes[owner][T.RRSIG] = rrsig_rrset(owner, sigs)
-    return nodes
-
-
-def signed_serial(host: str, port: int, zone: Name, timeout: float) -> int:
-    """The SOA serial `host:port` serves for `zone`, signed; ValueError saying why not."""
-    query = dns.message.make_query(zone, T.SOA, want_dnssec=True)
-    resp, _ = dns.query.udp_with_fallback(query, host, port=port, timeout=timeout)
-    if resp.rcode() != dns.rcode.NOERROR:
-        raise ValueError(f"answers {dns.rcode.to_text(resp.rcode())}")
-    soa = next((r for r in resp.answer if r.rdtype == T.SOA and r.name == zone), None)
-    if soa is None:
-        raise ValueError("answers no SOA")
-    if not any(r.rdtype == T.RRSIG and r.covers == T.SOA for r in resp.answer):
-        raise ValueError(f"serves serial {soa[0].serial} unsigned (not signed there yet)")
-    return int(soa[0].serial)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +112,12 @@ class SecondaryLoader:
                  on_served: Callable[[str, int | None], None] | None = None,
                  timeout: float = 10.0, soa_timeout: float = 2.0,
                  retry: float = 0.5, give_up: float = 10.0, clock: Clock = SYSTEM_CLOCK,
+                 tls: ssl.SSLContext | None = None, tls_name: str = "",
                  transfer_key: Name | None = None,
                  keyring: Callable[[Name], dns.tsig.Key | None] | None = None) -> None:
         self._me = me
+        self._tls = tls  # XoT: transfers and SOA probes to the nodes' DNS-over-TLS address
+        self._tls_name = tls_name
         self._transfer_key = transfer_key  # [readonly] transfer_key: signs our AXFRs
         self._keyring = keyring
         self._dir = directory
@@ -248,15 +219,22 @@ class SecondaryLoader:
 
     async def _sources(self) -> list[NodeInfo]:
         nodes = [n for n in await self._dir.list_nodes()
-                 if n.role == "writable" and n.alive and n.dns_addresses]
+                 if n.role == "writable" and n.alive and n.dns_addresses
+                 and (self._tls is None or n.tls_addresses)]
         my_hosts = {_host_port(a)[0] for a in self._me.dns_addresses}
         return sorted(nodes, key=lambda n: (_host_port(n.dns_addresses[0])[0] not in my_hosts,
                                             n.id))
 
+    def _address(self, node: NodeInfo) -> tuple[str, int]:
+        """Where to ask `node`: its DNS-over-TLS address with XoT, else its DNS address."""
+        return _host_port(node.tls_addresses[0] if self._tls is not None
+                          else node.dns_addresses[0])
+
     async def _probe(self, node: NodeInfo, zone: Name) -> _Probe:
-        host, port = _host_port(node.dns_addresses[0])
+        host, port = self._address(node)
         try:
-            serial = await asyncio.to_thread(signed_serial, host, port, zone, self._soa_timeout)
+            serial = await asyncio.to_thread(signed_serial, host, port, zone, self._soa_timeout,
+                                             self._tls, self._tls_name)
         except _ERRORS as exc:
             return _Probe(node, None, str(exc) or type(exc).__name__)
         return _Probe(node, serial)
@@ -270,7 +248,8 @@ class SecondaryLoader:
         except NodeError as exc:
             return f"cannot list the writable nodes: {exc}"
         if not sources:
-            return "no live writable node to transfer from"
+            return "no live writable node to transfer from" + (
+                " over TLS (none advertises dns.tls_listen)" if self._tls is not None else "")
         probes = await asyncio.gather(*(self._probe(n, zone) for n in sources))
         current = [p for p in probes if p.serial is not None and not serial_lt(p.serial, wanted)]
         behind = [p for p in probes if p.serial is not None and serial_lt(p.serial, wanted)]
@@ -311,7 +290,7 @@ class SecondaryLoader:
                                "transfer_key) is not in etcd (clusterctl tsig add "
                                f"{self._transfer_key} --use transfer)"], 0
         for node in nodes:
-            host, port = _host_port(node.dns_addresses[0])
+            host, port = self._address(node)
             try:
                 nodes_map, earliest = await asyncio.to_thread(self._pull, host, port, zone, key)
             except _ERRORS as exc:
@@ -337,7 +316,7 @@ class SecondaryLoader:
     def _pull(self, host: str, port: int, zone: Name, key: dns.tsig.Key | None
               ) -> tuple[NodeMap, int | None]:
         """In a worker thread: the transfer (signed with `key`) and its earliest RRSIG expiry."""
-        nodes = transfer(host, port, zone, self._timeout, key)
+        nodes = transfer(host, port, zone, self._timeout, self._tls, self._tls_name, key)
         return nodes, earliest_rrsig_expiration(nodes)
 
     def _install(self, z: _Zone, snap: ZoneSnapshot, earliest: int | None, current: bool

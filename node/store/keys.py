@@ -20,6 +20,7 @@ other module writes a key path (STYLE R2). The layout (mirrored in
 | `nodes/<node-id>`                               | NodeInfo JSON (durable)         | no    |
 | `alive/<node-id>`                               | liveness + status JSON          | node  |
 | `signing/<zone>/<node-id>`                      | what the node has signed        | no    |
+| `transfers/<zone>/<node-id>`                    | secondary zone: what the node transferred | no |
 | `audit/<zone>/<revision>`                       | role changes, fenced writes     | no    |
 | `secrets/<zone>/<key-id>`                       | AES-GCM wrapped private key     | no    |
 | `tsig/update/<key-name>`                        | TSIG key, secret under the KEK  | no    |
@@ -213,6 +214,23 @@ class KeyLayout:
     def parse_signing_key(self, key: str | bytes) -> tuple[dns.name.Name, str] | None:
         text = key.decode() if isinstance(key, bytes) else key
         base = f"{self.prefix}signing/"
+        if not text.startswith(base):
+            return None
+        zone, sep, node = text[len(base):].partition("/")
+        if not sep or not node:
+            return None
+        return parse_name_component(zone), _unescape(node)
+
+    # per-node transfer status of a secondary zone (outside `zones/`: no zone version) ----
+    def transfers_prefix(self, zone: dns.name.Name) -> str:
+        return f"{self.prefix}transfers/{name_component(zone)}/"
+
+    def transfer_status_key(self, zone: dns.name.Name, node_id: str) -> str:
+        return f"{self.transfers_prefix(zone)}{_escape(node_id)}"
+
+    def parse_transfer_status_key(self, key: str | bytes) -> tuple[dns.name.Name, str] | None:
+        text = key.decode() if isinstance(key, bytes) else key
+        base = f"{self.prefix}transfers/"
         if not text.startswith(base):
             return None
         zone, sep, node = text[len(base):].partition("/")

@@ -8,6 +8,7 @@ the previous snapshot (so the DNS server can recompile only those).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -64,21 +65,33 @@ class ZoneConfig:
     notify: tuple[str, ...] = ()  # "addr:port" or "addr:port/KEY" (signed) to NOTIFY on change
     dynamic_update: str = "secure"  # none | secure | nonsecure_and_secure (RFC 2136 UPDATE)
     update_policy: tuple[str, ...] = ()  # BIND update-policy rules (empty: the default)
+    kind: str = "etcd"  # etcd: data in etcd | secondary: transferred from outside primaries
+    primaries: tuple[str, ...] = ()  # secondary: "host:port" of the outside primaries
+    tsig_key: str = ""  # secondary: the transfer TSIG key name ("" : none)
+    require_tls_transfer: bool = False  # AXFR/IXFR only over DNS over TLS (XoT, RFC 9103)
     # TSIG transfer keys (absolute names) whose signed AXFR/IXFR is allowed from anywhere
     allow_transfer_keys: tuple[str, ...] = ()
 
+    @property
+    def secondary(self) -> bool:
+        return self.kind == ZONE_KIND_SECONDARY
+
     def to_json(self) -> bytes:
-        return json.dumps(
-            {
-                "name": self.name.to_text(),
-                "allow_transfer": list(self.allow_transfer),
-                "allow_update": list(self.allow_update),
-                "notify": list(self.notify),
-                "dynamic_update": self.dynamic_update,
-                "update_policy": list(self.update_policy),
-                "allow_transfer_keys": list(self.allow_transfer_keys),
-            }
-        ).encode()
+        obj: dict[str, object] = {
+            "name": self.name.to_text(),
+            "allow_transfer": list(self.allow_transfer),
+            "allow_update": list(self.allow_update),
+            "notify": list(self.notify),
+            "dynamic_update": self.dynamic_update,
+            "update_policy": list(self.update_policy),
+        }
+        if self.require_tls_transfer:
+            obj["require_tls_transfer"] = True
+        if self.allow_transfer_keys:
+            obj["allow_transfer_keys"] = list(self.allow_transfer_keys)
+        if self.kind != ZONE_KIND_ETCD:  # etcd zones keep their old JSON byte for byte
+            obj.update(kind=self.kind, primaries=list(self.primaries), tsig_key=self.tsig_key)
+        return json.dumps(obj).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> ZoneConfig:
@@ -90,8 +103,32 @@ class ZoneConfig:
             notify=tuple(obj.get("notify", ())),
             dynamic_update=str(obj.get("dynamic_update", "secure")),
             update_policy=tuple(obj.get("update_policy", ())),
+            kind=str(obj.get("kind", ZONE_KIND_ETCD)),
+            primaries=tuple(obj.get("primaries", ())),
+            tsig_key=str(obj.get("tsig_key", "")),
+            require_tls_transfer=bool(obj.get("require_tls_transfer", False)),
             allow_transfer_keys=tuple(obj.get("allow_transfer_keys", ())),
         )
+
+
+ZONE_KIND_ETCD = "etcd"
+ZONE_KIND_SECONDARY = "secondary"
+
+
+def parse_primary(text: str) -> tuple[str, int]:
+    """An outside primary's "host:port" ("[v6]:port" for IPv6) as (host, port);
+    ValidationError if it is not an IP address with a port."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+        number = int(port)
+    except ValueError:
+        number = 0
+    if not sep or not 0 < number < 65536:
+        raise ValidationError(f"primary {text!r}: give an IP address and a port, "
+                              "e.g. 192.0.2.1:53 or [2001:db8::1]:53")
+    return host, number
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,3 +284,31 @@ def snapshot_from_text(text: str, origin: str | Name, **kwargs: object) -> ZoneS
     allow = kwargs.pop("allow_transfer", ())
     config = ZoneConfig(name=origin_name.canonicalize(), allow_transfer=tuple(allow))  # type: ignore[arg-type]
     return snapshot_from_rrsets(config, rrsets, **kwargs)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class TransferStatus:
+    """What one node holds of a secondary zone: the serial it transferred, from which
+    primary, how (IXFR, AXFR), when (UTC ISO text), whether it serves it, its last error."""
+
+    node: str
+    serial: int | None = None
+    primary: str = ""
+    method: str = ""  # "IXFR" | "AXFR" | "" (nothing transferred yet)
+    at: str = ""  # when that transfer happened
+    serving: bool = False
+    error: str = ""  # the last refresh failure, "" after a success
+
+    def to_json(self) -> bytes:
+        return json.dumps({"node": self.node, "serial": self.serial, "primary": self.primary,
+                           "method": self.method, "at": self.at, "serving": self.serving,
+                           "error": self.error}).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> TransferStatus:
+        obj = json.loads(data)
+        serial = obj.get("serial")
+        return cls(node=str(obj["node"]), serial=None if serial is None else int(serial),
+                   primary=str(obj.get("primary", "")), method=str(obj.get("method", "")),
+                   at=str(obj.get("at", "")), serving=bool(obj.get("serving", False)),
+                   error=str(obj.get("error", "")))

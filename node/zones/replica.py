@@ -1,5 +1,8 @@
 """The node's in-memory copy of every zone, fed by one etcd watch on `zones/`.
 
+A secondary zone (`ZoneConfig.kind`) has a config and a head but no data
+here: its config goes to `on_secondary` instead of a snapshot to `on_update`.
+
 Loads everything with paged range reads at one revision, then watches from
 the next revision. Each etcd revision that touches a zone (every change is
 one transaction, see `repository`) becomes one new immutable `ZoneSnapshot`
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 Name = dns.name.Name
 OnUpdate = Callable[[ZoneSnapshot], Awaitable[None] | None]
 OnRemove = Callable[[Name], Awaitable[None] | None]
+OnSecondary = Callable[[ZoneConfig], Awaitable[None] | None]
 _Owner = MappingProxyType  # owner's types map, immutable once published
 
 
@@ -129,6 +133,7 @@ class Replica:
         *,
         on_update: OnUpdate | None = None,
         on_remove: OnRemove | None = None,
+        on_secondary: OnSecondary | None = None,
         retry_interval: float = 1.0,
         observe_apply: Callable[[float], None] | None = None,
         reload_pause: float = 0.0,
@@ -137,6 +142,7 @@ class Replica:
         self._keys = layout
         self._on_update = on_update
         self._on_remove = on_remove
+        self._on_secondary = on_secondary  # secondary zones: their config, never a snapshot
         self._retry = retry_interval
         self._observe_apply = observe_apply
         self._reload_pause = reload_pause  # test-only: widens the reload window (testing.*)
@@ -359,6 +365,15 @@ class Replica:
         self, zone: Name, state: _ZoneState, revision: int, changed: set[Name] | None
     ) -> None:
         if state.config is None or state.head is None:
+            return
+        if state.config.secondary:  # its data comes by transfer from outside primaries
+            if self._on_secondary is not None:
+                try:
+                    await _call(self._on_secondary, state.config)
+                except Exception as exc:  # a boundary, as below
+                    emit(Event.ZONE_UPDATE_FAILED, level=logging.ERROR, zone=zone,
+                         error=f"{type(exc).__name__}: {exc}")
+                    log.exception("handing on secondary zone %s failed", zone)
             return
         apex = state.nodes.get(zone)
         if apex is None or dns.rdatatype.SOA not in apex:

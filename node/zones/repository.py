@@ -32,14 +32,17 @@ import dns.rrset
 import dns.zone
 
 from node.clock import SYSTEM_CLOCK, Clock
-from node.errors import Conflict, NotFound, ValidationError
+from node.errors import Conflict, NotFound, Refused, ValidationError
 from node.store.client import EtcdClient, KeyValue
 from node.store.keys import KeyLayout
 from node.store.txn import Compare, Op
 from node.zones.model import (
+    ZONE_KIND_SECONDARY,
+    TransferStatus,
     ZoneConfig,
     ZoneHead,
     ZoneSnapshot,
+    parse_primary,
     rrset_from_json,
     rrset_to_json,
     snapshot_from_rrsets,
@@ -83,6 +86,7 @@ class ZoneInfo:
     generation: int
     rrset_count: int  # -1 when not counted (list)
     revision: int  # etcd mod revision of the zone head
+    transfers: tuple[TransferStatus, ...] = ()  # secondary zones (show): each node's copy
 
 
 def default_soa(zone: Name, primary_ns: Name, admin_email: str | None) -> dns.rrset.RRset:
@@ -147,6 +151,13 @@ class ZoneRepository:
 
     async def get_zone(self, name: Name) -> ZoneInfo:
         config = await self._config(name)
+        if config.secondary:  # no data in etcd: what each node transferred instead
+            head, kv = await self._head(name)
+            kvs, _ = await self._etcd.range_all(self._keys.transfers_prefix(name))
+            transfers = tuple(sorted((TransferStatus.from_json(k.value) for k in kvs),
+                                     key=lambda t: t.node))
+            return ZoneInfo(config, head.serial, head.generation, -1, kv.mod_revision,
+                            transfers)
         for _ in range(MAX_RETRIES):
             head, kv = await self._head(name)
             count = await self._etcd.range(self._keys.data_prefix(name, head.generation),
@@ -240,12 +251,50 @@ class ZoneRepository:
         log.info("zone %s created at serial %d", name, serial)
         return ZoneInfo(config, serial, generation, len(rrsets), result.revision)
 
+    async def create_secondary_zone(self, name: Name, primaries: Sequence[str],
+                                    tsig_key: str = "") -> ZoneInfo:
+        """A zone whose data is transferred by every node from outside `primaries`
+        ("ip:port"), signed with the transfer TSIG key `tsig_key` when named. etcd holds
+        only its config and a head (serial 0: the serial is the primary's)."""
+        name = name.canonicalize()
+        if not primaries:
+            raise ValidationError(f"secondary zone {name}: give at least one --primary")
+        for p in primaries:
+            parse_primary(p)
+        key = ""
+        if tsig_key:
+            try:
+                key = dns.name.from_text(tsig_key).canonicalize().to_text()
+            except dns.exception.DNSException as exc:  # type: ignore[attr-defined]
+                raise ValidationError(f"invalid TSIG key name {tsig_key!r}: {exc}") from exc
+            if await self._etcd.get(self._keys.tsig_key("transfer", dns.name.from_text(key))) \
+                    is None:
+                raise ValidationError(f"no transfer TSIG key {key} (clusterctl tsig add "
+                                      f"{key} --use transfer)")
+        config = ZoneConfig(name=name, kind=ZONE_KIND_SECONDARY,
+                            primaries=tuple(p.strip() for p in primaries), tsig_key=key)
+        head = ZoneHead(serial=0, generation=0, time=int(self._clock.time()))
+        result = await self._etcd.txn(
+            when=[Compare.version(self._keys.head_key(name)) == 0],
+            then=[Op.put(self._keys.config_key(name), config.to_json()),
+                  Op.put(self._keys.head_key(name), head.to_json())])
+        if not result.succeeded:
+            raise Conflict(f"zone {name} already exists")
+        log.info("secondary zone %s created, primaries %s", name, ", ".join(config.primaries))
+        return ZoneInfo(config, 0, 0, -1, result.revision)
+
+    async def _not_secondary(self, zone: Name) -> None:
+        if (await self._config(zone)).secondary:
+            raise Refused(f"zone {zone} is a secondary zone: change it on its primary "
+                          "(its data comes by zone transfer)")
+
     async def delete_zone(self, name: Name) -> None:
         await self._head(name)
         res = await self._etcd.txn(when=[], then=[
             Op.delete(self._keys.zone_prefix(name), prefix=True),
             Op.delete(self._keys.secrets_zone_prefix(name), prefix=True),
             Op.delete(self._keys.signing_prefix(name), prefix=True),
+            Op.delete(self._keys.transfers_prefix(name), prefix=True),
         ])
         if not res.responses or not res.responses[0]:
             raise NotFound(f"zone {name} does not exist")
@@ -263,6 +312,7 @@ class ZoneRepository:
             if not create:
                 raise NotFound(f"zone {name} does not exist")
             return await self.create_zone(name, parsed=snap)
+        await self._not_secondary(name)
         rrsets = list(snap.rrsets())
         generation = await self._new_generation(name)
         await self._write_generation(name, generation, rrsets)
@@ -357,6 +407,7 @@ class ZoneRepository:
             raise ValidationError(
                 f"{dns.rdatatype.to_text(rdtype)} records are made by the signer, not added by hand"
             )
+        await self._not_secondary(zone)
 
         def build(head: ZoneHead, at_owner: dict[int, dns.rrset.RRset]) -> list[Op]:
             new = change(at_owner.get(rdtype))

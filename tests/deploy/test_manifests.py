@@ -136,7 +136,8 @@ def test_dns_statefulset_keeps_the_contract(rendered: dict[str, list[Obj]]) -> N
         service = find(objs, "Service", "dns")
         named = {p["name"]: p["containerPort"] for p in ctr["ports"]}
         assert {(p["port"], p["protocol"], named[p["targetPort"]])
-                for p in service["spec"]["ports"]} == {(53, "UDP", 5300), (53, "TCP", 5300)}
+                for p in service["spec"]["ports"]} == {(53, "UDP", 5300), (53, "TCP", 5300),
+                                                       (853, "TCP", 8853)}
         labels = sts["spec"]["template"]["metadata"]["labels"]
         for svc in (headless, service):
             assert svc["spec"]["selector"].items() <= labels.items()
@@ -153,12 +154,18 @@ def test_dns_statefulset_keeps_the_contract(rendered: dict[str, list[Obj]]) -> N
         for section, key in (("etcd", "password_file"), ("etcd", "ca_file"),
                              ("etcd", "cert_file"), ("etcd", "key_file"), ("api", "ca_file"),
                              ("api", "cert_file"), ("api", "key_file"),
+                             ("dns", "tls_cert_file"), ("dns", "tls_key_file"),
                              ("signing", "kek_file"), ("signing", "key_store")):
             path = config[section][key]  # type: ignore[index]
             assert any(path == m or path.startswith(m + "/") for m in mounts), (section, key)
         env = {e["name"]: e.get("value") for e in ctr["env"]}
         journal = env["DNSNODE_SERVER__JOURNAL_DIR"]  # IXFR journals: on a volume
         assert any(journal == m or journal.startswith(m + "/") for m in mounts), journal
+        # DNS over TLS on the unprivileged port the Service's 853 maps to, open to all
+        assert config["dns"]["tls_listen"] == ["0.0.0.0:8853"]  # type: ignore[index]
+        dns_policy = find(objs, "NetworkPolicy", "dns")["spec"]
+        assert any({"port": 8853, "protocol": "TCP"} in r["ports"] and "from" not in r
+                   for r in dns_policy["ingress"]), overlay
         claims = {c["metadata"]["name"] for c in sts["spec"]["volumeClaimTemplates"]}
         keys_mount = next(m for m in ctr["volumeMounts"]
                           if m["mountPath"] == config["signing"]["key_store"])  # type: ignore[index]
@@ -224,10 +231,16 @@ def test_prod_has_a_read_only_statefulset_without_the_kek(
     assert not any(v.get("secret", {}).get("secretName") == "dnscluster-kek"
                    for v in spec["volumes"])
     # the config the read-only pod gets is one the node accepts for that role
-    from node.config import Config, EtcdSettings, SigningSettings, check
+    from node.config import Config, DnsSettings, EtcdSettings, SigningSettings, check
     toml = _node_toml(objs)
+    # no DNS-over-TLS listener (its key is not mounted there): the env turns it off
+    assert (env["DNSNODE_DNS__TLS_LISTEN"], env["DNSNODE_DNS__TLS_CERT_FILE"],
+            env["DNSNODE_DNS__TLS_KEY_FILE"]) == ("", "", "")
+    assert not any(v.get("secret", {}).get("secretName") == "dnscluster-dns-tls"
+                   for v in spec["volumes"])
     check(Config(node_id="dns-ro-0", role=env["DNSNODE_ROLE"],
                  etcd=EtcdSettings(endpoints=tuple(toml["etcd"]["endpoints"])),  # type: ignore[index]
+                 dns=DnsSettings(listen=tuple(toml["dns"]["listen"])),  # type: ignore[index]
                  signing=SigningSettings(kek_file=env["DNSNODE_SIGNING__KEK_FILE"])))
 
 
@@ -252,6 +265,12 @@ def test_make_secrets_makes_every_secret_the_manifests_mount(
     assert "*.dns-headless.dnscluster.svc" in sans.get_values_for_type(x509.DNSName)
     eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH} <= set(eku)
+    dot = secrets["dnscluster-dns-tls"]  # DNS over TLS: the Service name, signed by the CA
+    dot_cert = x509.load_pem_x509_certificate(dot["tls.crt"])
+    dot_cert.verify_directly_issued_by(x509.load_pem_x509_certificate(dot["ca.crt"]))
+    dot_names = dot_cert.extensions.get_extension_for_class(
+        x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert {"dns.dnscluster.svc", "*.dns-headless.dnscluster.svc"} <= set(dot_names)
     etcd = x509.load_pem_x509_certificate(secrets["dnscluster-etcd-tls"]["tls.crt"])
     etcd_names = etcd.extensions.get_extension_for_class(
         x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)

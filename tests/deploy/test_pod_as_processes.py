@@ -10,7 +10,8 @@ gets from Kubernetes is substituted, and every substitution is listed here:
    client / peer port (the test etcd's endpoints);
 3. pod IPs: the wildcard listen addresses `0.0.0.0:<port>` (and the pod's own
    `127.0.0.1:5301`) -> 127.0.0.1 and a free port per pod, since the "pods"
-   share one host: etcd 2379/2380/2381, dns 5300 (DNS), 5301 (API), 9100 (metrics);
+   share one host: etcd 2379/2380/2381, dns 5300 (DNS), 5301 (API), 8853 (DNS over
+   TLS), 9100 (metrics);
 4. mounted volumes -> files in a temp dir: the Secrets from make-secrets, the
    ConfigMap node.toml (itself substituted by 2-4), empty dirs for the
    volumeClaimTemplates and emptyDirs;
@@ -26,12 +27,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import ssl
 import subprocess
 import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dns.message
@@ -66,6 +68,9 @@ class Deployment:
     nodes: list[PodProcess]
     api_ports: dict[str, int]
     dns_ports: dict[str, int]
+    tls_ports: dict[str, int] = field(default_factory=dict)  # DNS over TLS
+    dot_ca: Path | None = None  # the CA of the dnscluster-dns-tls Secret
+    dot_name: str = ""  # the Service name its certificate is for
 
     def node(self, name: str) -> PodProcess:
         return next(p for p in self.nodes if p.name == name)
@@ -144,7 +149,9 @@ def _start(objs: list[Obj], workdir: Path) -> Deployment:
         subst.add("http://0.0.0.0:2381", f"http://127.0.0.1:{metrics[i]}")
         etcd.append(PodProcess(f"etcd-{i}", etcd_spec, container(etcd_spec, "etcd"),
                                workdir / f"etcd-{i}", secrets, configmaps, subst))
-    dep = Deployment(objs, etcd, etcd[0], [], {}, {})
+    dep = Deployment(objs, etcd, etcd[0], [], {}, {}, dot_ca=workdir / "dns-tls-ca.crt",
+                     dot_name=f"dns.{namespace}.svc")
+    dep.dot_ca.write_bytes(secrets["dnscluster-dns-tls"]["ca.crt"])  # type: ignore[union-attr]
     try:
         for pod in etcd:
             pod.start()
@@ -174,6 +181,8 @@ def _start(objs: list[Obj], workdir: Path) -> Deployment:
             subst.add("0.0.0.0:5301", f"127.0.0.1:{dep.api_ports[name]}")
             subst.add("127.0.0.1:5301", f"127.0.0.1:{dep.api_ports[name]}")
             subst.add("0.0.0.0:9100", f"127.0.0.1:{free_port()}")
+            dep.tls_ports[name] = free_port()
+            subst.add("0.0.0.0:8853", f"127.0.0.1:{dep.tls_ports[name]}")
             dep.nodes.append(PodProcess(name, dns_spec, container(dns_spec, "dns-node"),
                                         workdir / name, secrets, configmaps, subst))
         for pod in dep.nodes:
@@ -236,6 +245,13 @@ def test_pods_form_a_cluster_that_answers(deployment: Deployment) -> None:
     for port in deployment.dns_ports.values():
         q = dns.message.make_query(f"www.{ZONE}", dns.rdatatype.A)
         resp = dns.query.tcp(q, "127.0.0.1", port=port, timeout=2)
+        assert [r.to_text() for rr in resp.answer for r in rr] == ["192.0.2.80"]
+    # DNS over TLS with the Secret's certificate, verified for the Service name
+    ctx = ssl.create_default_context(cafile=str(deployment.dot_ca))
+    for port in deployment.tls_ports.values():
+        q = dns.message.make_query(f"www.{ZONE}", dns.rdatatype.A)
+        resp = dns.query.tls(q, "127.0.0.1", port=port, timeout=5, ssl_context=ctx,
+                             server_hostname=deployment.dot_name)
         assert [r.to_text() for rr in resp.answer for r in rr] == ["192.0.2.80"]
     # node id = pod name, seen from another pod
     listed = _exec(deployment, "dns-2", "--json", "nodes")

@@ -101,3 +101,33 @@ def test_readonly_transfer_key(tmp_path: Path) -> None:
         load_config(path, env={"DNSNODE_ROLE": "writable"})
     with pytest.raises(ConfigError, match=r"readonly\.transfer_key"):
         load_config(path, env={"DNSNODE_READONLY__TRANSFER_KEY": "a..b"})
+
+
+def test_dns_over_tls_settings(tmp_path: Path) -> None:
+    from tests.support.certs import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    text = GOOD + (f'tls_listen = ["127.0.0.1:8853"]\ntls_cert_file = "{pki.cert}"\n'
+                   f'tls_key_file = "{pki.key}"\n')
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.dns.tls_listen == ("127.0.0.1:8853",)
+    ro = load_config(write(tmp_path, GOOD), env={
+        "DNSNODE_ROLE": "readonly", "DNSNODE_READONLY__TRANSFER_TLS": "true",
+        "DNSNODE_READONLY__TRANSFER_CA_FILE": str(pki.ca)})
+    assert ro.readonly.transfer_tls is True and ro.readonly.transfer_ca_file == str(pki.ca)
+    assert load_config(write(tmp_path, GOOD)).readonly.transfer_tls is False
+    bad = [  # (extra [dns] lines or env, the setting the error must name)
+        ('tls_listen = ["127.0.0.1:8853"]\n', {}, "dns.tls_cert_file"),
+        ('tls_listen = ["127.0.0.1"]\n', {}, "dns.tls_listen"),
+        (f'tls_listen = ["127.0.0.1:8853"]\ntls_cert_file = "{pki.cert}"\n'
+         f'tls_key_file = "{tmp_path}/nope.key"\n', {}, "dns.tls_key_file"),
+        (f'tls_listen = ["127.0.0.1:8853"]\ntls_cert_file = "{pki.ca}"\n'  # key does not match
+         f'tls_key_file = "{pki.key}"\n', {}, "dns.tls_cert_file"),
+        ("", {"DNSNODE_READONLY__TRANSFER_TLS": "true"}, "readonly.transfer_tls"),  # writable
+        ("", {"DNSNODE_READONLY__TRANSFER_TLS": "maybe"}, "readonly.transfer_tls"),
+        ("", {"DNSNODE_ROLE": "readonly", "DNSNODE_READONLY__TRANSFER_CA_FILE": "/nope"},
+         "readonly.transfer_ca_file"),
+    ]
+    for extra, env, setting in bad:
+        with pytest.raises(ConfigError, match=setting.replace(".", r"\.")):
+            load_config(write(tmp_path, GOOD + extra), env=env)

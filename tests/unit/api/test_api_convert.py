@@ -135,3 +135,14 @@ def test_create_zone_request_round_trip() -> None:
         "allow_transfer": ("::1/128",),
         "text": None,
     }
+
+
+def test_require_tls_transfer_survives_proto_json_and_the_mask() -> None:
+    current = ZoneConfig(name=ZONE, allow_transfer=("192.0.2.0/24",))
+    wanted = ZoneConfig(name=ZONE, require_tls_transfer=True)
+    merged = convert.merge_config(current, convert.update_zone_config_request(
+        wanted, ["require_tls_transfer"]))
+    assert merged.require_tls_transfer and merged.allow_transfer == ("192.0.2.0/24",)
+    assert convert.zone_config_from_pb(convert.zone_config_to_pb(merged)) == merged
+    assert ZoneConfig.from_json(merged.to_json()) == merged
+    assert not ZoneConfig.from_json(b'{"name": "example.test."}').require_tls_transfer

@@ -89,6 +89,19 @@ async def test_zone_lifecycle(cli: Cli, repo: InMemoryZoneRepository) -> None:
                              "--no-allow-update")
     assert (updated["update_policy"], updated["allow_update"]) == ([], [])
     assert updated["dynamic_update"] == "nonsecure_and_secure"
+    # transfers over TLS only, and back; nothing else changes
+    updated = await cli.json("zone", "update", "example.test", "--require-tls-transfer")
+    assert updated["require_tls_transfer"] is True
+    assert repo.zones[ZONE].config.require_tls_transfer
+    assert updated["allow_transfer"] == ["192.0.2.0/24"]
+    code, out, _ = await cli.run("zone", "show", "example.test")
+    assert code == 0 and "require-tls-transfer: yes" in out
+    updated = await cli.json("zone", "update", "example.test", "--no-require-tls-transfer")
+    assert updated["require_tls_transfer"] is False
+    assert updated["dynamic_update"] == "nonsecure_and_secure"
+    code, _, err = await cli.run("zone", "update", "example.test", "--require-tls-transfer",
+                                 "--no-require-tls-transfer")
+    assert code == 2 and "not allowed with" in err
 
     assert await cli.json("zone", "delete", "example.test") == {
         "zone": "example.test.",

@@ -21,6 +21,7 @@ from node.cli.output import (
     record_table,
     rrset_dict,
     table,
+    zone_details,
     zone_dict,
     zone_table,
 )
@@ -88,6 +89,8 @@ def test_zone_json_and_table() -> None:
         "update_policy": [],
         "allow_transfer_keys": [],
         "notify": [],
+        "kind": "etcd",
+        "require_tls_transfer": False,
     }
     lines = zone_table([INFO]).splitlines()
     assert lines[0].split() == ["ZONE", "SERIAL", "GENERATION", "RRSETS", "ALLOW-TRANSFER"]
@@ -124,3 +127,24 @@ def test_output_json_or_text() -> None:
     buf = io.StringIO()
     Output(as_json=False, stream=buf).result({"a": [1]}, "human")
     assert buf.getvalue() == "human\n"
+
+
+def test_secondary_zone_details_show_each_nodes_transfer() -> None:
+    from node.api.convert import zone_from_pb, zone_to_pb
+    from node.zones.model import TransferStatus
+    cfg = ZoneConfig(name=dns.name.from_text("sec.test."), kind="secondary",
+                     primaries=("192.0.2.1:53",), tsig_key="xfr.")
+    info = ZoneInfo(cfg, 0, 0, -1, 5, (
+        TransferStatus("n1", 12, "192.0.2.1:53", "IXFR", "2026-01-01T00:00:00+00:00", True),
+        TransferStatus("ro", None, error="192.0.2.1:53: Timeout"),
+    ))
+    assert zone_from_pb(zone_to_pb(info)) == info  # through the API unchanged
+    d = zone_dict(info)
+    assert d["kind"] == "secondary" and d["primaries"] == ["192.0.2.1:53"]
+    assert [(t["node"], t["serial"], t["method"], t["serving"]) for t in d["transfers"]] == [
+        ("n1", 12, "IXFR", True), ("ro", None, "", False)]
+    text = zone_details(info)
+    assert "primaries:" in text and "xfr." in text
+    rows = {line.split()[0]: line.split() for line in text.splitlines()[-2:]}
+    assert rows["n1"][1:4] == ["12", "192.0.2.1:53", "IXFR"] and rows["n1"][5] == "yes"
+    assert rows["ro"][1] == "-" and rows["ro"][5] == "no"

@@ -85,3 +85,12 @@ def test_ever_published_key_round_trip(layout: KeyLayout) -> None:
     assert key == "/dnscluster/v1/zones/example.test./ever-published"
     parsed = layout.parse_zone_key(key)
     assert parsed is not None and parsed.kind == "ever-published" and parsed.zone == zone
+
+
+def test_transfer_status_key_round_trip(layout: KeyLayout) -> None:
+    zone = dns.name.from_text("sec.test.")
+    key = layout.transfer_status_key(zone, "n/1")
+    assert key.startswith(layout.transfers_prefix(zone))
+    assert layout.parse_transfer_status_key(key) == (zone, "n/1")
+    assert layout.parse_zone_key(key) is None  # outside zones/: not a zone version
+    assert layout.parse_transfer_status_key(layout.signing_key(zone, "n1")) is None
