@@ -22,6 +22,7 @@ import dns.name
 import dns.query
 import dns.rcode
 import dns.rdatatype
+import dns.tsig
 import dns.xfr
 import pytest
 
@@ -40,6 +41,9 @@ www    A    192.0.2.3
 """ + "".join(f'big{i} TXT "{i:04d}{"x" * 200}"\n' for i in range(400))
 
 
+XFR_KEY = dns.tsig.Key("xfr-key.", b"t" * 32, dns.tsig.HMAC_SHA256)
+
+
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"), "xot.test")
@@ -52,9 +56,13 @@ async def server(pki: Pki) -> AsyncIterator[DnsServer]:
     table.publish(open_zone)
     tls_zone = snapshot_from_text(ZONE, "tls.test.", allow_transfer=["127.0.0.1/32"])
     table.publish(replace(tls_zone, config=replace(tls_zone.config, require_tls_transfer=True)))
+    key_zone = snapshot_from_text(ZONE, "key.test.")  # no address: TSIG key only, over TLS
+    table.publish(replace(key_zone, config=replace(key_zone.config, require_tls_transfer=True,
+                                                   allow_transfer_keys=("xfr-key.",))))
     srv = DnsServer(table, [("127.0.0.1", 0)], tcp_idle_timeout=1.0, max_tcp_connections=3,
                     tls_listen=[("127.0.0.1", 0)],
-                    tls=tls.server_context(str(pki.cert), str(pki.key)))
+                    tls=tls.server_context(str(pki.cert), str(pki.key)),
+                    keyring={XFR_KEY.name: XFR_KEY}.get)
     await srv.start()
     try:
         yield srv
@@ -175,3 +183,20 @@ def test_a_plain_client_on_the_tls_port_gets_no_answer(server: DnsServer) -> Non
         dns.query.tcp(q, "127.0.0.1", port=_tls_port(server), timeout=2)
     with socket.create_connection(("127.0.0.1", _tls_port(server)), timeout=2):
         pass
+
+
+async def test_tsig_signed_transfer_over_tls(server: DnsServer, pki: Pki) -> None:
+    """A read-only node's transfer over TLS signed with its transfer key: every message
+    verified (pull.axfr chains the TSIG contexts); unsigned or with a wrong key, refused."""
+    zone = dns.name.from_text("key.test.")
+    got = await asyncio.to_thread(pull.transfer, "127.0.0.1", _tls_port(server), zone, 5,
+                                  _client(pki), pki.name, XFR_KEY)
+    assert len(got) == 403  # several signed messages, each verified
+    with pytest.raises(dns.xfr.TransferError) as exc:
+        await asyncio.to_thread(pull.axfr, "127.0.0.1", _tls_port(server), zone, 5,
+                                _client(pki), pki.name)
+    assert exc.value.rcode == dns.rcode.REFUSED
+    wrong = dns.tsig.Key("xfr-key.", b"w" * 32, dns.tsig.HMAC_SHA256)
+    with pytest.raises(dns.tsig.PeerBadSignature):
+        await asyncio.to_thread(pull.axfr, "127.0.0.1", _tls_port(server), zone, 5,
+                                _client(pki), pki.name, wrong)
