@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,20 @@ async def test_zone_lifecycle(cli: Cli, repo: InMemoryZoneRepository) -> None:
     code, _, err = await cli.run("zone", "update", "example.test", "--require-tls-transfer",
                                  "--no-require-tls-transfer")
     assert code == 2 and "not allowed with" in err
+    # transfers allowed by TSIG key beside the addresses; a NOTIFY target with its key
+    updated = await cli.json("zone", "update", "example.test", "--allow-transfer-key",
+                             "Xfr-Key", "--allow-transfer-key", "ro-key.",
+                             "--notify", "192.0.2.53:5300/xfr-key")
+    assert updated["allow_transfer_keys"] == ["xfr-key.", "ro-key."]
+    assert repo.zones[ZONE].config.allow_transfer_keys == ("xfr-key.", "ro-key.")
+    assert updated["notify"] == ["192.0.2.53:5300/xfr-key."]
+    assert updated["allow_transfer"] == ["192.0.2.0/24"]  # the address list stays
+    code, out, _ = await cli.run("zone", "show", "example.test")
+    assert code == 0 and re.search(r"allow-transfer-key: +xfr-key\., ro-key\.\n", out)
+    updated = await cli.json("zone", "update", "example.test", "--no-allow-transfer-key")
+    assert updated["allow_transfer_keys"] == [] and updated["notify"]
+    code, _, err = await cli.run("zone", "update", "example.test", "--notify", "192.0.2.53/a..b")
+    assert code == 2 and "invalid" in err
 
     assert await cli.json("zone", "delete", "example.test") == {
         "zone": "example.test.",
