@@ -40,7 +40,7 @@ from node.server import tsigwire
 from node.server.render import error_response
 from node.server.table import ZoneTable
 from node.server.wire import Query
-from node.zones.repository import MAX_TXN_OPS, UpdateRead, Writes, ZoneRepository
+from node.zones.repository import ZoneRepository
 from node.zones.tsig import TsigKeyStore
 from node.zones.update import (
     UpdateError,
@@ -51,6 +51,7 @@ from node.zones.update import (
     refused_types,
 )
 from node.zones.update_policy import authorize, over_limit
+from node.zones.update_txn import MAX_TXN_OPS, UpdateRead, Writes
 
 log = logging.getLogger(__name__)
 

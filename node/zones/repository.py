@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import dns.exception
@@ -49,6 +49,7 @@ from node.zones.model import (
     snapshot_from_text,
     with_serial,
 )
+from node.zones.update_txn import UpdateRead, UpdateTransactions, Writes
 
 log = logging.getLogger(__name__)
 
@@ -62,21 +63,6 @@ _RESERVED_TYPES = frozenset(
     {dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3, dns.rdatatype.NSEC3PARAM}
 )
 _CNAME_COMPATIBLE = frozenset({dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.CNAME})
-MAX_TXN_OPS = 128  # etcd's default --max-txn-ops
-# (owner, type) -> the new RRset, or None to delete it
-Writes = Mapping[tuple[Name, int], dns.rrset.RRset | None]
-
-
-@dataclass(frozen=True, slots=True)
-class UpdateRead:
-    """What one RFC 2136 UPDATE reads, at one etcd revision (see `update_rrsets`)."""
-
-    head: ZoneHead
-    config: ZoneConfig
-    signed: bool  # the zone has DNSSEC settings (zones/<z>/dnssec exists)
-    data: dict[Name, dict[int, dns.rrset.RRset]]  # owner -> type -> RRset, for the owners read
-
-
 @dataclass(frozen=True, slots=True)
 class ZoneInfo:
     """What `zone list` / `zone show` report about a zone."""
@@ -111,8 +97,7 @@ class ZoneRepository:
         self._etcd = client
         self._keys = layout
         self._clock = clock  # stamps each version's time (ZoneHead.time)
-        self._update_locks: dict[Name, asyncio.Lock] = {}
-        self._update_gens: dict[Name, int] = {}
+        self._updates = UpdateTransactions(client, layout, clock)
 
     @property
     def etcd(self) -> EtcdClient:
@@ -479,84 +464,8 @@ class ZoneRepository:
         self, zone: Name, owners: Collection[Name],
         plan: Callable[[UpdateRead], tuple[Writes, object]],
     ) -> tuple[int | None, object]:
-        """One RFC 2136 UPDATE as one txn: read, `plan`, write compared on everything read.
-
-        Reads the head, config, DNSSEC settings and every RRset at `owners` in one
-        read txn; `plan` (pure, may raise to refuse) returns the writes and a result
-        for the caller. The write txn compares the head's mod revision, each RRset
-        read (mod revision) and each RRset created (version 0) and bumps the serial,
-        so concurrent updates through any node serialize; a failed compare retries
-        from the read. Returns (new serial or None when nothing changed, result).
-        Updates of one zone through this node queue on a lock (no wasted retries).
-        """
-        zone = zone.canonicalize()
-        if len(owners) + 3 > MAX_TXN_OPS:
-            raise ValidationError(f"an UPDATE of {len(owners)} names is too large for one "
-                                  f"transaction ({MAX_TXN_OPS} operations)")
-        lock = self._update_locks.setdefault(zone, asyncio.Lock())
-        async with lock:
-            return await self._update_rrsets(zone, sorted(owners), plan)
-
-    async def _update_rrsets(
-        self, zone: Name, owners: list[Name],
-        plan: Callable[[UpdateRead], tuple[Writes, object]],
-    ) -> tuple[int | None, object]:
-        keys = self._keys
-        fixed = [keys.head_key(zone), keys.config_key(zone), keys.dnssec_key(zone)]
-        gen = self._update_gens.get(zone, -1)  # last seen generation: saves a read
-        for attempt in range(MAX_RETRIES):
-            if gen < 0:
-                head_kv = await self._etcd.get(fixed[0])
-                if head_kv is None:
-                    raise NotFound(f"zone {zone} does not exist")
-                gen = ZoneHead.from_json(head_kv.value).generation
-            read = await self._etcd.txn(when=[], then=[
-                *(Op.get(k) for k in fixed),
-                *(Op.get(keys.owner_prefix(zone, gen, o), prefix=True) for o in owners)])
-            got = [r.kvs for r in read.responses]  # type: ignore[union-attr]
-            if not got[0] or not got[1]:
-                raise NotFound(f"zone {zone} does not exist")
-            head = ZoneHead.from_json(got[0][0].value)
-            if head.generation != gen:  # an import flipped the generation: read it again
-                gen = self._update_gens[zone] = head.generation
-                continue
-            self._update_gens[zone] = gen
-            when = [Compare.mod_revision(fixed[0]) == got[0][0].mod_revision,
-                    Compare.mod_revision(fixed[1]) == got[1][0].mod_revision,
-                    (Compare.mod_revision(fixed[2]) == got[2][0].mod_revision) if got[2]
-                    else (Compare.version(fixed[2]) == 0)]
-            data: dict[Name, dict[int, dns.rrset.RRset]] = {o: {} for o in owners}
-            revisions: dict[tuple[Name, int], int] = {}
-            for kvs in got[3:]:
-                for kv in kvs:
-                    rr = self._rrset(kv)
-                    data[rr.name][rr.rdtype] = rr
-                    revisions[(rr.name, rr.rdtype)] = kv.mod_revision
-            writes, result = plan(UpdateRead(head, ZoneConfig.from_json(got[1][0].value),
-                                             bool(got[2]), data))
-            if not writes:
-                return None, result
-            if len(writes) + 1 > MAX_TXN_OPS:
-                raise ValidationError(f"an UPDATE of {len(writes)} RRsets is too large for "
-                                      f"one transaction ({MAX_TXN_OPS} operations)")
-            ops: list[Op] = []
-            guards: list[Compare] = []
-            for (owner, rdtype), rrset in sorted(writes.items(), key=lambda w: (w[0][0], w[0][1])):
-                key = keys.rrset_key(zone, gen, owner, rdtype)
-                ops.append(Op.delete(key) if rrset is None else Op.put(key, rrset_to_json(rrset)))
-                if (owner, rdtype) not in revisions:
-                    guards.append(Compare.version(key) == 0)
-            guards.extend(Compare.mod_revision(keys.rrset_key(zone, gen, o, t)) == rev
-                          for (o, t), rev in revisions.items())
-            if len(when) + len(guards) <= MAX_TXN_OPS:  # else the head alone proves it
-                when.extend(guards)
-            new_head = head.bumped(self._clock.time())
-            res = await self._etcd.txn(when=when,
-                                       then=[*ops, Op.put(fixed[0], new_head.to_json())])
-            if res.succeeded:
-                return new_head.serial, result
-            await asyncio.sleep(random.uniform(0, min(0.02, 0.001 * (attempt + 1))))
-        raise Conflict(f"zone {zone} changed too often; the UPDATE was not made, try again")
+        """One RFC 2136 UPDATE as one txn (see `update_txn.UpdateTransactions.run`)."""
+        return await self._updates.run(zone, owners, plan)
 
     async def _mutate(self, zone: Name, build: _Build, owner: Name | None = None) -> int:
         """Read head (+ the owner's RRsets), build ops, write them with head+1, fenced on head."""
