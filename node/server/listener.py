@@ -26,6 +26,7 @@ the loop's datagram transport. All DNS decisions are the `Responder`'s.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl
@@ -42,6 +43,7 @@ from node.server.table import ZoneTable
 from node.server.xfrauth import Keyring
 
 log = logging.getLogger(__name__)
+_STOP_GRACE = 1.0  # seconds stopping waits for TCP connections to close gracefully
 
 UDP_RCVBUF = 4 << 20
 # UDP answer latency is measured for one datagram in 16 (mask of the counter):
@@ -178,8 +180,20 @@ class DnsServer:
             server.close()
         for conn in list(self.tcp_connections):
             conn.close()
-        for server in self._tcp:
-            await server.wait_closed()
+        # A client that stops reading (or a TLS peer that never answers close_notify)
+        # would hold a graceful close open; stopping must not wait on clients.
+        try:
+            async with asyncio.timeout(_STOP_GRACE):
+                for server in self._tcp:
+                    await server.wait_closed()
+        except TimeoutError:
+            for conn in list(self.tcp_connections):
+                if conn.transport is not None:
+                    conn.transport.abort()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_STOP_GRACE):
+                    for server in self._tcp:
+                        await server.wait_closed()
         self._udp.clear()
         self._tcp.clear()
 
