@@ -50,7 +50,7 @@ GATED = (Activate, Ready)
 
 def timing_for(config: DnssecConfig, snap: ZoneSnapshot) -> Timing:
     """The zone's RFC 7583 inputs: DNSKEY TTL, largest TTL, SOA negative TTL, delays."""
-    soa = snap.soa
+    soa = snap.soa()
     negative = min(soa.ttl, soa[0].minimum)  # type: ignore[attr-defined]
     max_ttl = max((r.ttl for r in snap.rrsets()), default=0)
     return Timing(dnskey_ttl=config.dnskey_ttl, max_ttl=max_ttl, negative_ttl=negative,
