@@ -57,7 +57,7 @@ _DURATIONS = re.compile(r"(?:\d+[smhdw])+")
 _SETTINGS = ("algorithm", "bits", "ksk_bits", "zsk_bits", "csk", "denial", "iterations",
              "salt", "opt_out", "validity", "refresh", "jitter", "dnskey_ttl",
              "no_replicate_ksk", "no_replicate_zsk", "failover", "failover_after",
-             "propagation_delay")
+             "propagation_delay", "parent_ds_ttl", "parent_propagation_delay")
 
 
 # --- argument types ----------------------------------------------------------
@@ -145,6 +145,10 @@ def register_zone_verbs(verbs: argparse._SubParsersAction, parents: Parents) -> 
     p.add_argument("--dnskey-ttl", type=a.ttl_arg, metavar="TTL", help="DNSKEY TTL (3600)")
     p.add_argument("--propagation-delay", type=duration_arg, metavar="DUR",
                    help="rollover waits: until every server serves a new version (1h)")
+    p.add_argument("--parent-ds-ttl", type=duration_arg, metavar="DUR",
+                   help="the parent's DS TTL, for KSK rollovers (1d)")
+    p.add_argument("--parent-propagation-delay", type=duration_arg, metavar="DUR",
+                   help="until the parent's servers serve a new DS (1h)")
     p.add_argument("--like", type=a.zone_arg, metavar="ZONE",
                    help="sign with another signed zone's settings")
     p.add_argument("--keymaster", metavar="NODE",
@@ -230,6 +234,8 @@ def sign_config(args: argparse.Namespace) -> DnssecConfig:
         replicate_ksk=replicate_ksk, replicate_zsk=replicate_zsk, keymaster_failover=failover,
         failover_after=float(args.failover_after or d.failover_after),
         propagation_delay=args.propagation_delay or d.propagation_delay,
+        parent_ds_ttl=args.parent_ds_ttl or d.parent_ds_ttl,
+        parent_propagation_delay=args.parent_propagation_delay or d.parent_propagation_delay,
     )
 
 

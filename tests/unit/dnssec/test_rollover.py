@@ -8,7 +8,14 @@ import dns.name
 import pytest
 
 from node.dnssec.keys import DnssecKey
-from node.dnssec.lifecycle import DAY, KSK_EVERY, ZSK_EVERY, KeyPolicy, KeyTimes
+from node.dnssec.lifecycle import (
+    DAY,
+    DEFAULT_POLICY,
+    KSK_EVERY,
+    ZSK_EVERY,
+    KeyPolicy,
+    KeyTimes,
+)
 from node.dnssec.rollover import (
     Activate,
     Idle,
@@ -31,7 +38,7 @@ TIMING = Timing(dnskey_ttl=300, max_ttl=600, negative_ttl=900, propagation=3600,
 def key(key_id: str, role: str, state: str, *, pub: float | None = T0,
         act: float | None = T0, ready: float | None = None, ret: float | None = None,
         pred: str = "", roll_at: float | None = None, ds_seen: float | None = None,
-        policy: KeyPolicy = KeyPolicy()) -> DnssecKey:
+        policy: KeyPolicy = DEFAULT_POLICY) -> DnssecKey:
     return DnssecKey(
         key_id=key_id, zone=ZONE, algorithm=13, role=role,  # type: ignore[arg-type]
         flags=257 if role == "ksk" else 256, tag=sum(map(ord, key_id)), public=b"",
