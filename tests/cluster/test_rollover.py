@@ -17,6 +17,7 @@ roll's timeline (docs/rollover.md shows one).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -85,14 +86,17 @@ def ask(server: tuple[str, int], name: str, rdtype: str, timeout: float = 5.0
     return dns.query.udp(q, server[0], port=server[1], timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def unbound(cluster: Cluster) -> Iterator[tuple[str, int]]:
+@contextlib.contextmanager
+def validator(anchor: str, zones: list[str], nodes: list[NodeProcess], probe: str
+              ) -> Iterator[tuple[str, int]]:
+    """Unbound with `anchor` (master-file DS lines) and the nodes as stubs of `zones`;
+    yields its address once it validates `probe` A."""
     work = Path(tempfile.mkdtemp(prefix="unbound-"))
-    res = cluster.nodes[0].ctl("trust-anchors", "export", ZONE, "--format", "ds")
-    assert res.returncode == 0 and " DS " in res.stdout, res.stderr
-    (work / "anchor").write_text(res.stdout)
+    (work / "anchor").write_text(anchor)
     port = free_port()
-    stubs = "".join(f"  stub-addr: {n.host}@{n.dns_port}\n" for n in cluster.nodes)
+    stubs = "".join(f'stub-zone:\n  name: "{z}"\n'
+                    + "".join(f"  stub-addr: {n.host}@{n.dns_port}\n" for n in nodes)
+                    for z in zones)
     (work / "unbound.conf").write_text(f"""server:
   interface: 127.0.0.1
   port: {port}
@@ -111,16 +115,13 @@ def unbound(cluster: Cluster) -> Iterator[tuple[str, int]]:
   harden-dnssec-stripped: yes
   access-control: 127.0.0.0/8 allow
   local-zone: "test." nodefault
-stub-zone:
-  name: "{ZONE}"
 {stubs}""")
     proc = subprocess.Popen(["unbound", "-d", "-c", str(work / "unbound.conf")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
         def up() -> bool:
             try:
-                return bool(ask(("127.0.0.1", port), f"www.{ZONE}", "A", 0.5).flags
-                            & dns.flags.AD)
+                return bool(ask(("127.0.0.1", port), probe, "A", 0.5).flags & dns.flags.AD)
             except (dns.exception.Timeout, OSError):
                 return False
 
@@ -134,11 +135,20 @@ stub-zone:
             print(log.read_text()[-3000:])
 
 
+@pytest.fixture(scope="module")
+def unbound(cluster: Cluster) -> Iterator[tuple[str, int]]:
+    res = cluster.nodes[0].ctl("trust-anchors", "export", ZONE, "--format", "ds")
+    assert res.returncode == 0 and " DS " in res.stdout, res.stderr
+    with validator(res.stdout, [ZONE], cluster.nodes, f"www.{ZONE}") as server:
+        yield server
+
+
 @dataclass
 class Watcher:
     """Asks the validator fresh and repeated names until stopped; counts bogus answers."""
 
     server: tuple[str, int]
+    zone: str = ZONE
     asked: int = 0
     bogus: list[str] = field(default_factory=list)
     timeouts: int = 0
@@ -149,12 +159,13 @@ class Watcher:
         i = 0
         while not self._stop.is_set():
             i += 1
-            for name, rdtype, rcode in ((f"www.{ZONE}", "A", dns.rcode.NOERROR),
-                                        (f"fresh{i}-{time.time_ns()}.{ZONE}", "A",
+            z = self.zone
+            for name, rdtype, rcode in ((f"www.{z}", "A", dns.rcode.NOERROR),
+                                        (f"fresh{i}-{time.time_ns()}.{z}", "A",
                                          dns.rcode.NXDOMAIN),
-                                        (f"w{i}-{time.time_ns()}.apps.{ZONE}", "A",
+                                        (f"w{i}-{time.time_ns()}.apps.{z}", "A",
                                          dns.rcode.NOERROR),
-                                        (ZONE, "DNSKEY", dns.rcode.NOERROR)):
+                                        (z, "DNSKEY", dns.rcode.NOERROR)):
                 try:
                     r = ask(self.server, name, rdtype)
                 except (dns.exception.Timeout, OSError):
@@ -177,8 +188,8 @@ class Watcher:
         self._thread.join(30)
 
 
-def keys(node: NodeProcess) -> dict[str, dict[str, Any]]:
-    return {k["key_id"]: k for k in ctl_json(node, "zone", "dnssec", ZONE)["keys"]}
+def keys(node: NodeProcess, zone: str = ZONE) -> dict[str, dict[str, Any]]:
+    return {k["key_id"]: k for k in ctl_json(node, "zone", "dnssec", zone)["keys"]}
 
 
 def served(node: NodeProcess) -> tuple[set[int], set[int]]:
@@ -197,13 +208,14 @@ def served(node: NodeProcess) -> tuple[set[int], set[int]]:
 class Timeline:
     """Every key's state and times as `zone dnssec` shows them, polled through a roll."""
 
-    def __init__(self, title: str) -> None:
+    def __init__(self, title: str, zone: str = ZONE) -> None:
         self.title = title
+        self.zone = zone
         self.seen: dict[str, dict[str, Any]] = {}
         self.t0 = time.time()
 
     def poll(self, node: NodeProcess) -> dict[str, dict[str, Any]]:
-        now = keys(node)
+        now = keys(node, self.zone)
         for key_id, k in now.items():
             self.seen[key_id] = k
         for key_id, k in self.seen.items():
