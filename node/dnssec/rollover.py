@@ -23,6 +23,8 @@ The timings follow RFC 7583 (docs/rollover.md has the formulas and a real run):
 * A key is due to be rolled at `Tact + lifetime + offset` (its policy), or at
   once when an operator asked (`roll_at`); the successor is introduced `Ipub`
   earlier so that it is ready on time. One rollover per role at a time.
+* A CSK is never rolled yet (its successor would have to be published before
+  it signs, and its DS swapped as a KSK's): `plan` starts no CSK rollover.
 """
 
 from __future__ import annotations
@@ -203,7 +205,8 @@ def _plans(obs: RollObservation, role: str) -> list[Plan]:
                 out.append(Plan(Remove(pred.key_id), k.ds_seen + t.iret_ksk,
                                 f"Iret: the old DS of {_tag(pred)} to leave caches (parent "
                                 "propagation delay + DS TTL)"))
-        elif k.state == "active" and k.key_id not in successors and not rolling:
+        elif (k.state == "active" and k.key_id not in successors and not rolling
+              and k.role != "csk"):  # a CSK rollover is not implemented: never started
             due = scheduled_roll(k)
             if due is not None:
                 at = due if k.roll_at is not None else due - t.ipub

@@ -76,6 +76,9 @@ async def roll_key(*, etcd: EtcdClient, layout: KeyLayout, repository: ZoneRepos
     if key.state != "active":
         raise Conflict(f"key {key.key_id} ({key.role.upper()} {key.tag}) is {key.state}; "
                        "only an active key can be rolled")
+    if key.role == "csk":
+        raise Conflict(f"key {key.key_id} is a CSK; CSK rollover is not implemented yet "
+                       f"(re-key with clusterctl zone sign {zone} --new-keys)")
     same_kind = [k for k, _ in keys.values()
                  if (k.role in ("ksk", "csk")) == (key.role in ("ksk", "csk"))]
     if any(k.state in ("published", "retired") or k.predecessor in keys for k in same_kind):

@@ -150,7 +150,8 @@ async def perform(*, repository: ZoneRepository, layout: KeyLayout, zone: dns.na
         ops += [Op.delete(layout.key_key(zone, key.key_id)),
                 Op.delete(layout.secret_key(zone, key.key_id))]
         guards = _guard(layout, zone, state, key)
-        times = key.times.at(removed=now)
+        # a KSK stops signing when it goes (double-KSK): retired and removed at once
+        times = key.times.at(retired=key.times.retired or now, removed=now)
         what, event, fields = "rollover-remove", Event.KEY_REMOVED, {
             "key": f"{key.role}:{key.tag}", "key_id": key.key_id, "times": times.to_dict()}
     else:

@@ -316,3 +316,31 @@ def test_keymaster_killed_mid_roll_then_seized_completes_it(
     assert ctl_json(others[0], "zone", "dnssec", ZONE)["keymaster"]["node"] == \
         others[1].node_id
     assert w.asked > 20 and not w.bogus, (w.asked, w.bogus[:5])
+
+
+def test_automatic_rollover_follows_each_keys_policy(cluster: Cluster,
+                                                     unbound: tuple[str, int]) -> None:
+    """No rollover command: a ZSK whose policy says every 12 s is rolled by the Key Master
+    on its own; its successor inherits the policy until an operator turns it off."""
+    c = cluster
+    via = c.nodes[2]
+    tl = Timeline("automatic ZSK roll (every 12 s)")
+    (old,) = zsk_ids(tl.poll(via), "active")
+    with Watcher(unbound) as w:
+        out = ctl_json(via, "zone", "key", "enable-rollover", ZONE, old, "--every", "12s",
+                       "--offset", "0")
+        assert out["key"]["rollover"] == {"auto": True, "every": 12, "offset": 0}, out
+        st = ctl_json(via, "zone", "dnssec", ZONE)
+        assert st["next_step"].startswith("introduce successor of ZSK"), st
+        ks = tl.until(via, lambda k: any(x["predecessor"] == old for x in k.values()),
+                      "an automatic successor")
+        assert ks[old]["roll_requested"] is None  # nobody asked: the policy did
+        (new,) = [i for i, k in ks.items() if k["predecessor"] == old]
+        assert ks[new]["rollover"]["every"] == 12  # inherited
+        out = ctl_json(via, "zone", "key", "disable-rollover", ZONE, new)
+        assert out["key"]["rollover"]["auto"] is False
+        tl.until(via, lambda k: old not in k, "the old ZSK removed")
+        st = ctl_json(via, "zone", "dnssec", ZONE)
+        assert "ZSK" not in st["next_step"] and "KSK" in st["next_step"], st  # KSK in 755 d
+    tl.write()
+    assert w.asked > 20 and not w.bogus, (w.asked, w.bogus[:5])

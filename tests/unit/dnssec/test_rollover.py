@@ -149,3 +149,8 @@ def test_default_lifetimes() -> None:
     assert KeyPolicy().lifetime("zsk") == 90 * DAY == ZSK_EVERY
     assert KeyPolicy().lifetime("ksk") == 755 * DAY == KSK_EVERY
     assert KeyPolicy(every=30).lifetime("zsk") == 30
+
+
+def test_a_csk_is_never_rolled_yet() -> None:
+    csk = key("c1", "csk", "active", roll_at=T0)
+    assert plan(obs(csk), T0 + 10**9).step == Idle()
