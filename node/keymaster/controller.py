@@ -272,11 +272,15 @@ class KeyMasterController:
         assert self._kek is not None
         if z.snap is None:
             return
-        if z.timing is None or z.timing[0] != z.snap.serial:
-            z.timing = (z.snap.serial, roll.timing_for(z.state.config, z.snap))
         now = self._clock.time()
-        plan = await roll.observe(etcd=self._etcd, layout=self._keys, directory=self._dir,
-                                  zone=zone, state=z.state, timing=z.timing[1], now=now)
+        # the TTLs come from a scan of the whole zone: done again only when a step is due
+        # (a large zone with many updates would otherwise be scanned at every serial)
+        if z.timing is None:
+            z.timing = (z.snap.serial, roll.timing_for(z.state.config, z.snap))
+        plan = await self._plan(zone, z, now)
+        if plan.due(now) and z.timing[0] != z.snap.serial:
+            z.timing = (z.snap.serial, roll.timing_for(z.state.config, z.snap))
+            plan = await self._plan(zone, z, now)
         if plan.blocked and plan.at is not None and plan.at <= now:
             if plan.waiting_for != z.waiting:
                 z.waiting = plan.waiting_for
@@ -288,6 +292,11 @@ class KeyMasterController:
             await roll.perform(repository=self._repo, layout=self._keys, zone=zone,
                                state=z.state, step=plan, fence=self._fence(zone, z),
                                kek=self._kek, key_store=self._store, clock=self._clock)
+
+    async def _plan(self, zone: Name, z: _ZoneRole, now: float) -> roll.Plan:
+        assert z.timing is not None
+        return await roll.observe(etcd=self._etcd, layout=self._keys, directory=self._dir,
+                                  zone=zone, state=z.state, timing=z.timing[1], now=now)
 
     async def _handover(self, zone: Name, z: _ZoneRole, obs: Observation, to: str) -> None:
         """Carry out a transfer intent: the current step is finished (steps are sequential)."""

@@ -258,6 +258,8 @@ def roll_zsk(c: Cluster, via: NodeProcess, live: list[NodeProcess], tl: Timeline
     (new,) = zsk_ids(ks, "published")
     new_tag = ks[new]["tag"]
     assert ks[new]["predecessor"] == old and ks[new]["published"] and not ks[new]["active"]
+    again = via.ctl("zone", "rollover", ZONE, "--zsk")  # one roll of a role at a time
+    assert again.returncode != 0 and "under way" in again.stderr, again.stderr
     assert_identical(view, ZONE)  # type: ignore[arg-type]
     for n in live:
         tags, signers = served(n)
