@@ -54,8 +54,15 @@ def _pick(keys: dict[str, tuple[DnssecKey, int]], zone: Name, key_id: str, role:
              if k.role in roles and k.state == "active" and k.key_id not in succeeded]
     if len(found) != 1:
         raise Conflict(f"zone {zone} has {len(found)} active {role.upper()}s not already "
-                       "being replaced; name the key with --key KEY_ID")
+                       "being replaced; name the key with --key-id KEY_ID")
     return found[0]
+
+
+def _refuse_second_roll(zone: Name, keys: dict[str, tuple[DnssecKey, int]], role: str) -> None:
+    same = [k for k, _ in keys.values() if (k.role in ("ksk", "csk")) == (role == "ksk")]
+    if any(k.state in ("published", "retired") or k.predecessor in keys for k in same):
+        raise Conflict(f"a {role.upper()} rollover of {zone} is already under way "
+                       f"(clusterctl zone dnssec {zone} shows its next step)")
 
 
 async def _write(repository: ZoneRepository, layout: KeyLayout, zone: Name, key: DnssecKey,
@@ -72,6 +79,8 @@ async def roll_key(*, etcd: EtcdClient, layout: KeyLayout, repository: ZoneRepos
                    zone: Name, key_id: str, role: str, clock: Clock) -> DnssecKey:
     """Ask the Key Master to roll one active key from now on (never skipping a wait)."""
     keys = await _keys(etcd, layout, zone)
+    if role:
+        _refuse_second_roll(zone, keys, role)
     key, rev = _pick(keys, zone, key_id, role)
     if key.state != "active":
         raise Conflict(f"key {key.key_id} ({key.role.upper()} {key.tag}) is {key.state}; "
@@ -79,11 +88,7 @@ async def roll_key(*, etcd: EtcdClient, layout: KeyLayout, repository: ZoneRepos
     if key.role == "csk":
         raise Conflict(f"key {key.key_id} is a CSK; CSK rollover is not implemented yet "
                        f"(re-key with clusterctl zone sign {zone} --new-keys)")
-    same_kind = [k for k, _ in keys.values()
-                 if (k.role in ("ksk", "csk")) == (key.role in ("ksk", "csk"))]
-    if any(k.state in ("published", "retired") or k.predecessor in keys for k in same_kind):
-        raise Conflict(f"a {key.role.upper()} rollover of {zone} is already under way "
-                       f"(clusterctl zone dnssec {zone} shows its next step)")
+    _refuse_second_roll(zone, keys, "ksk" if key.role in ("ksk", "csk") else "zsk")
     key = replace(key, roll_at=clock.time())
     await _write(repository, layout, zone, key, rev)
     emit(Event.ROLLOVER_REQUESTED, zone=zone, key=f"{key.role}:{key.tag}", key_id=key.key_id)
