@@ -198,7 +198,7 @@ class Daemon:
             self.notifier.serial_served(snap.origin, snap.serial, snap.config.notify)
 
     async def _on_update(self, snap: ZoneSnapshot) -> None:
-        self.keymaster.on_state(snap.origin, snap.dnssec)  # before a (long) signing run
+        self.keymaster.on_state(snap.origin, snap.dnssec, snap)  # before a (long) signing run
         await self.signing.on_snapshot(snap)
         if "served_serial" not in self.signing.status(snap.origin):  # else the copy reports
             self.membership.set_served(snap.origin.to_text(), snap.serial)

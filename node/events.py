@@ -98,6 +98,14 @@ class Event(IntEnum):
     KEYMASTER_REFUSED = 1608
     KEYMASTER_DUTY = 1609
     KEYMASTER_KEY_MISSING = 1610
+    ROLLOVER_STARTED = 1620  # a successor key was published (rollover under way)
+    KEY_ACTIVATED = 1621  # a ZSK became active, its predecessor retired (stops signing)
+    KEY_READY = 1622  # a new KSK is in every cache; CDS/CDNSKEY name it
+    KEY_REMOVED = 1623  # a key left the DNSKEY RRset; its record and private key are deleted
+    ROLLOVER_WAITING = 1624  # a rollover waits for an event (DS at the parent); says which
+    KEY_POLICY_CHANGED = 1625  # an operator set a key's rollover policy
+    ROLLOVER_REQUESTED = 1626  # an operator asked for a rollover
+    DS_SEEN = 1627  # an operator confirmed a KSK's DS at the parent
     TSIG_KEY_ADDED = 1700
     TSIG_KEY_DELETED = 1701
     TASK_CRASHED = 1900

@@ -27,7 +27,7 @@ import dns.name
 import dns.rrset
 import grpc
 
-from node.api import convert, convert_tsig
+from node.api import convert, convert_rollover, convert_tsig
 from node.api._gen.dnscluster.v1 import (
     dnssec_pb2_grpc,
     keymaster_pb2_grpc,
@@ -37,6 +37,7 @@ from node.api._gen.dnscluster.v1 import (
     zone_pb2_grpc,
 )
 from node.api.errors import ERROR_CODE_METADATA, ApiUnreachable, error_from_status
+from node.dnssec.keys import DnssecKey
 from node.errors import ConfigError, NodeError
 from node.keymaster.admin import DnssecStatus, SignOutcome
 from node.keymaster.handover import HandoverOutcome, KeyMasterInfo
@@ -271,6 +272,24 @@ class ApiClient:
     def dnssec_status(self, zone: Name) -> DnssecStatus:
         resp = self._call(self._dnssec.GetDnssecStatus, convert.get_dnssec_status_request(zone))
         return convert.dnssec_status_from_pb(resp.status)
+
+    def roll_key(self, zone: Name, *, key_id: str = "", role: str = "", now: bool = False
+                 ) -> tuple[DnssecKey, str]:
+        """Start a rollover of one key; (the key, what happens next)."""
+        resp = self._call(self._dnssec.RollKey, convert_rollover.roll_key_request(
+            zone, key_id=key_id, role=role, now=now))
+        return convert_rollover.key_from_response(resp), resp.message
+
+    def set_key_policy(self, zone: Name, key_id: str, *, auto: bool, every: int | None = None,
+                       offset: int | None = None) -> DnssecKey:
+        resp = self._call(self._dnssec.SetKeyPolicy, convert_rollover.set_key_policy_request(
+            zone, key_id, auto=auto, every=every, offset=offset))
+        return convert_rollover.key_from_response(resp)
+
+    def confirm_ds_seen(self, zone: Name, key_id: str) -> DnssecKey:
+        resp = self._call(self._dnssec.ConfirmDsSeen,
+                          convert_rollover.confirm_ds_seen_request(zone, key_id))
+        return convert_rollover.key_from_response(resp)
 
     # --- Key Master --------------------------------------------------------
 

@@ -21,6 +21,7 @@ from node.api.scalars import check_ttl, names
 from node.dnssec.algorithms import algorithm_name, parse_algorithm
 from node.dnssec.denial import parse_salt
 from node.dnssec.keys import DnssecKey, dnskey_wire
+from node.dnssec.lifecycle import TIME_FIELDS, KeyPolicy, KeyTimes
 from node.errors import ValidationError
 from node.keymaster.admin import DnssecStatus, NodeSigning, SignOutcome
 from node.keymaster.handover import HandoverOutcome, KeyMasterInfo, RoleChange
@@ -91,6 +92,9 @@ def dnssec_config_to_pb(config: DnssecConfig) -> dnssec_pb2.DnssecSettings:
         missing_keys=list(config.missing_keys),
         key_store_node=config.key_store_node,
         new_keys=config.new_keys,
+        propagation_delay_seconds=config.propagation_delay,
+        parent_ds_ttl=config.parent_ds_ttl,
+        parent_propagation_delay_seconds=config.parent_propagation_delay,
     )
 
 
@@ -133,6 +137,10 @@ def dnssec_config_from_pb(pb: dnssec_pb2.DnssecSettings) -> DnssecConfig:
         missing_keys=tuple(pb.missing_keys),
         key_store_node=pb.key_store_node,
         new_keys=pb.new_keys,
+        propagation_delay=pb.propagation_delay_seconds or defaults.propagation_delay,
+        parent_ds_ttl=pb.parent_ds_ttl or defaults.parent_ds_ttl,
+        parent_propagation_delay=(pb.parent_propagation_delay_seconds
+                                  or defaults.parent_propagation_delay),
     )
 
 
@@ -141,6 +149,10 @@ def dnssec_key_to_pb(key: DnssecKey) -> dnssec_pb2.DnssecKey:
         key_id=key.key_id, zone=key.zone.to_text(), tag=key.tag, algorithm=key.algorithm,
         role=key.role, state=key.state, created=key.created,
         private_key_replicated=key.replicate, dnskey=key.dnskey().to_text(),
+        times=dnssec_pb2.KeyTimes(**key.times.to_dict()),
+        policy=dnssec_pb2.KeyPolicy(automatic=key.policy.auto, every_seconds=key.policy.every,
+                                    offset_seconds=key.policy.offset),
+        predecessor=key.predecessor, roll_at=key.roll_at, ds_seen=key.ds_seen,
     )
 
 
@@ -154,6 +166,13 @@ def dnssec_key_from_pb(pb: dnssec_pb2.DnssecKey) -> DnssecKey:
         role=pb.role,  # type: ignore[arg-type]
         flags=rd.flags, tag=pb.tag, public=dnskey_wire(rd),  # type: ignore[attr-defined]
         state=pb.state, created=pb.created, replicate=pb.private_key_replicated,
+        times=KeyTimes(**{f: getattr(pb.times, f) for f in TIME_FIELDS
+                          if pb.times.HasField(f)}),
+        policy=KeyPolicy(auto=pb.policy.automatic, every=pb.policy.every_seconds,
+                         offset=pb.policy.offset_seconds),
+        predecessor=pb.predecessor,
+        roll_at=pb.roll_at if pb.HasField("roll_at") else None,
+        ds_seen=pb.ds_seen if pb.HasField("ds_seen") else None,
     )
 
 
@@ -191,7 +210,8 @@ def dnssec_status_to_pb(status: DnssecStatus) -> dnssec_pb2.DnssecStatus:
         has_keymaster=status.keymaster is not None, keymaster_online=status.keymaster_online,
         published=status.published is not None,
         nodes=[node_signing_to_pb(n) for n in sorted(status.nodes, key=lambda n: n.node)],
-        ds=list(status.ds),
+        ds=list(status.ds), next_step=status.next_step, next_at=status.next_at,
+        waiting_for=status.waiting_for,
     )
     if status.config is not None:
         pb.settings.CopyFrom(dnssec_config_to_pb(status.config))
@@ -212,6 +232,7 @@ def dnssec_status_from_pb(pb: dnssec_pb2.DnssecStatus) -> DnssecStatus:
         keymaster_online=pb.keymaster_online,
         published=Published(pb.published_serial, pb.published_at) if pb.published else None,
         nodes=tuple(node_signing_from_pb(n) for n in pb.nodes), ds=tuple(pb.ds),
+        next_step=pb.next_step, next_at=pb.next_at, waiting_for=pb.waiting_for,
     )
 
 

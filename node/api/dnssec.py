@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from node.api import convert
+from node.api import convert, convert_rollover
 from node.api._gen.dnscluster.v1 import dnssec_pb2_grpc
-from node.errors import ConfigError
+from node.errors import ConfigError, ValidationError
 from node.zones.model import parse_zone_name
 
 if TYPE_CHECKING:
@@ -59,3 +59,28 @@ class DnssecService(dnssec_pb2_grpc.DnssecServiceServicer):
     ) -> dnssec_pb2.GetDnssecStatusResponse:
         status = await self._need().status(parse_zone_name(request.zone))
         return convert.get_dnssec_status_response(status)
+
+    async def RollKey(
+        self, request: dnssec_pb2.RollKeyRequest, context: Ctx
+    ) -> dnssec_pb2.RollKeyResponse:
+        zone, key_id, role = convert_rollover.roll_key_args(request)
+        key = await self._need().roll_key(zone, key_id=key_id, role=role)
+        return convert_rollover.roll_key_response(
+            key, f"the Key Master publishes a successor of {key.role.upper()} {key.tag} now; "
+                 f"clusterctl zone dnssec {zone} shows each next step and when")
+
+    async def SetKeyPolicy(
+        self, request: dnssec_pb2.SetKeyPolicyRequest, context: Ctx
+    ) -> dnssec_pb2.SetKeyPolicyResponse:
+        zone, key_id, auto, every, offset = convert_rollover.set_key_policy_args(request)
+        key = await self._need().set_key_policy(zone, key_id, auto=auto, every=every,
+                                                offset=offset)
+        return convert_rollover.set_key_policy_response(key)
+
+    async def ConfirmDsSeen(
+        self, request: dnssec_pb2.ConfirmDsSeenRequest, context: Ctx
+    ) -> dnssec_pb2.ConfirmDsSeenResponse:
+        if not request.key_id:
+            raise ValidationError("a key id is required")
+        key = await self._need().confirm_ds_seen(parse_zone_name(request.zone), request.key_id)
+        return convert_rollover.confirm_ds_seen_response(key)

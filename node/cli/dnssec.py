@@ -56,7 +56,8 @@ _DURATIONS = re.compile(r"(?:\d+[smhdw])+")
 # Options that set a signing setting: they cannot be combined with --like / --new-keys.
 _SETTINGS = ("algorithm", "bits", "ksk_bits", "zsk_bits", "csk", "denial", "iterations",
              "salt", "opt_out", "validity", "refresh", "jitter", "dnskey_ttl",
-             "no_replicate_ksk", "no_replicate_zsk", "failover", "failover_after")
+             "no_replicate_ksk", "no_replicate_zsk", "failover", "failover_after",
+             "propagation_delay", "parent_ds_ttl", "parent_propagation_delay")
 
 
 # --- argument types ----------------------------------------------------------
@@ -142,6 +143,12 @@ def register_zone_verbs(verbs: argparse._SubParsersAction, parents: Parents) -> 
                    help="re-sign when this much validity remains (9d)")
     p.add_argument("--jitter", type=duration_arg, metavar="DUR", help="refresh jitter (12h)")
     p.add_argument("--dnskey-ttl", type=a.ttl_arg, metavar="TTL", help="DNSKEY TTL (3600)")
+    p.add_argument("--propagation-delay", type=duration_arg, metavar="DUR",
+                   help="rollover waits: until every server serves a new version (1h)")
+    p.add_argument("--parent-ds-ttl", type=duration_arg, metavar="DUR",
+                   help="the parent's DS TTL, for KSK rollovers (1d)")
+    p.add_argument("--parent-propagation-delay", type=duration_arg, metavar="DUR",
+                   help="until the parent's servers serve a new DS (1h)")
     p.add_argument("--like", type=a.zone_arg, metavar="ZONE",
                    help="sign with another signed zone's settings")
     p.add_argument("--keymaster", metavar="NODE",
@@ -226,6 +233,9 @@ def sign_config(args: argparse.Namespace) -> DnssecConfig:
         dnskey_ttl=args.dnskey_ttl if args.dnskey_ttl is not None else d.dnskey_ttl,
         replicate_ksk=replicate_ksk, replicate_zsk=replicate_zsk, keymaster_failover=failover,
         failover_after=float(args.failover_after or d.failover_after),
+        propagation_delay=args.propagation_delay or d.propagation_delay,
+        parent_ds_ttl=args.parent_ds_ttl or d.parent_ds_ttl,
+        parent_propagation_delay=args.parent_propagation_delay or d.parent_propagation_delay,
     )
 
 
@@ -329,6 +339,9 @@ def status_text(d: dict[str, Any]) -> str:
                      "anchors and the parent's DS")
     parts += ["", "Keys:"]
     parts.append(_indent(key_table(d["keys"])) if d["keys"] else "  none yet")
+    parts.append(f"  next rollover step: {d['next_step']} at {d['next_at']}"
+                 + (f" (waiting for {d['waiting_for']})" if d["waiting_for"] else "")
+                 if d.get("next_step") else "  next rollover step: none planned")
     parts += ["", "Settings:", _fields([
         ("algorithm", s["algorithm"] + (" (CSK)" if s["csk"] else " (KSK + ZSK)")),
         ("denial", denial),

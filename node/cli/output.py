@@ -46,6 +46,7 @@ import dns.rrset
 from node.api.errors import ApiUnreachable
 from node.dnssec.algorithms import algorithm_name
 from node.dnssec.keys import DnssecKey
+from node.dnssec.lifecycle import TIME_FIELDS, stamp
 from node.errors import NodeError, ValidationError
 from node.keymaster.admin import DnssecStatus
 from node.keymaster.handover import HandoverOutcome, KeyMasterInfo
@@ -168,6 +169,12 @@ def key_dict(key: DnssecKey) -> dict[str, Any]:
         "created": key.created,
         "private_key_replicated": key.replicate,
         "dnskey": key.dnskey().to_text(),
+        **{f: stamp(getattr(key.times, f)) or None for f in TIME_FIELDS},
+        "rollover": {"auto": key.policy.auto, "every": key.policy.lifetime(key.role),
+                     "offset": key.policy.offset},
+        "predecessor": key.predecessor or None,
+        "roll_requested": stamp(key.roll_at) or None,
+        "ds_seen": stamp(key.ds_seen) or None,
     }
 
 
@@ -239,6 +246,9 @@ def status_dict(status: DnssecStatus, info: KeyMasterInfo | None) -> dict[str, A
             "digest_mismatch": n.node in mismatched,
         } for n in status.nodes],
         "ds": list(status.ds),
+        "next_step": status.next_step or None,
+        "next_at": status.next_at or None,
+        "waiting_for": status.waiting_for or None,
         "published": status.published is not None,
         "published_serial": status.published.serial if status.published else None,
         "published_at": status.published.at if status.published else None,
@@ -341,11 +351,13 @@ def key_table(keys: Sequence[dict[str, Any]]) -> str:
     """Keys as `key_dict` gives them, one row each."""
     rows = [
         (k["tag"], k["algorithm"], k["role"].upper(), k["state"], k["created"] or "-",
-         "yes" if k["private_key_replicated"] else "no (Key Master's key store)")
+         k.get("published") or "-", k.get("active") or "-", k.get("retired") or "-",
+         "yes" if k["private_key_replicated"] else "no (Key Master's key store)",
+         k["key_id"])
         for k in keys
     ]
-    return table(("TAG", "ALGORITHM", "ROLE", "STATE", "CREATED", "PRIVATE KEY REPLICATED"),
-                 rows)
+    return table(("TAG", "ALGORITHM", "ROLE", "STATE", "CREATED", "PUBLISHED", "ACTIVE",
+                  "RETIRED", "PRIVATE KEY REPLICATED", "KEY ID"), rows)
 
 
 class Output:

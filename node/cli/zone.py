@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from node.cli import arguments as a
-from node.cli import dnssec
+from node.cli import dnssec, rollover
 from node.cli.context import CommandContext
 from node.cli.output import UsageError, zone_details, zone_dict, zone_table
 from node.zones.model import ZoneConfig
@@ -115,6 +115,7 @@ def register(commands: argparse._SubParsersAction, parents: Parents) -> None:  #
     p.set_defaults(handler=update)
 
     dnssec.register_zone_verbs(verbs, parents)
+    rollover.register_zone_verbs(verbs, parents)
 
 
 def _read_text(path: str) -> str:

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from dns.rdtypes.ANY.DNSKEY import DNSKEY
 
 from node.dnssec.algorithms import PrivateKey, generate_private_key, key_matches
+from node.dnssec.lifecycle import DEFAULT_POLICY, NO_TIMES, KeyPolicy, KeyTimes
 from node.errors import ValidationError
 
 Role = Literal["ksk", "zsk", "csk"]
@@ -65,6 +66,11 @@ class DnssecKey:
     state: str  # published | active | retired | revoked
     created: str  # RFC 3339
     replicate: bool = True
+    times: KeyTimes = NO_TIMES  # when it entered each state (RFC 7583)
+    policy: KeyPolicy = DEFAULT_POLICY  # automatic rollover of this key
+    predecessor: str = ""  # the key this one replaces in a rollover (key id)
+    roll_at: float | None = None  # an operator asked to roll this key from this time on
+    ds_seen: float | None = None  # its DS was confirmed at the parent (KSK/CSK)
 
     def dnskey(self) -> DNSKEY:
         return dnskey_from_wire(self.public)
@@ -88,7 +94,9 @@ class DnssecKey:
             "key_id": self.key_id, "zone": self.zone.to_text(), "algorithm": self.algorithm,
             "role": self.role, "flags": self.flags, "tag": self.tag,
             "public": self.dnskey().to_text(), "state": self.state, "created": self.created,
-            "replicate": self.replicate,
+            "replicate": self.replicate, "times": self.times.to_dict(),
+            "policy": self.policy.to_dict(), "predecessor": self.predecessor,
+            "roll_at": self.roll_at, "ds_seen": self.ds_seen,
         }, sort_keys=True).encode()
 
     @classmethod
@@ -102,6 +110,11 @@ class DnssecKey:
                 algorithm=int(obj["algorithm"]), role=obj["role"], flags=int(obj["flags"]),
                 tag=int(obj["tag"]), public=dnskey_wire(rd), state=str(obj["state"]),
                 created=str(obj["created"]), replicate=bool(obj.get("replicate", True)),
+                times=KeyTimes.from_dict(obj.get("times")),
+                policy=KeyPolicy.from_dict(obj.get("policy")),
+                predecessor=str(obj.get("predecessor", "")),
+                roll_at=None if obj.get("roll_at") is None else float(obj["roll_at"]),
+                ds_seen=None if obj.get("ds_seen") is None else float(obj["ds_seen"]),
             )
         except (ValueError, KeyError, TypeError, dns.exception.DNSException) as exc:
             raise ValidationError(f"stored DNSSEC key does not parse: {exc}") from exc
@@ -138,6 +151,8 @@ def new_key(
     now: datetime,
     replicate: bool = True,
     state: str = "active",
+    policy: KeyPolicy = DEFAULT_POLICY,
+    predecessor: str = "",
 ) -> tuple[DnssecKey, bytes]:
     """A freshly generated key: its public record and its private key as PKCS#8 PEM."""
     flags = flags_for(role)
@@ -147,9 +162,18 @@ def new_key(
     key = DnssecKey(
         key_id=uuid.uuid4().hex, zone=zone.canonicalize(), algorithm=algorithm, role=role,
         flags=flags, tag=dns.dnssec.key_id(rd), public=dnskey_wire(rd), state=state,
-        created=created, replicate=replicate,
+        created=created, replicate=replicate, policy=policy, predecessor=predecessor,
+        times=_times_for(state, now.timestamp()),
     )
     return key, private_key_pem(private)
+
+
+def _times_for(state: str, now: float) -> KeyTimes:
+    """A new key's times: an active key (a zone's first keys) is published, ready and
+    active at once (nothing to wait for: no resolver holds an older DNSKEY set)."""
+    if state == "active":
+        return KeyTimes(published=now, ready=now, active=now)
+    return KeyTimes(published=now)
 
 
 def dnskey_rrset(origin: dns.name.Name, keys: Sequence[DnssecKey], ttl: int) -> dns.rrset.RRset:

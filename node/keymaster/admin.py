@@ -20,6 +20,7 @@ from node.clock import SYSTEM_CLOCK, Clock
 from node.dnssec.ds import ds_records
 from node.dnssec.keys import DnssecKey
 from node.errors import Conflict, NotFound, Refused, ValidationError
+from node.keymaster import keyops
 from node.keymaster.record import RoleRecord
 from node.nodes.membership import NodeDirectory, NodeInfo
 from node.store.client import EtcdClient
@@ -66,6 +67,9 @@ class DnssecStatus:
     published: Published | None
     nodes: tuple[NodeSigning, ...]
     ds: tuple[str, ...]
+    next_step: str = ""  # the next rollover step ("" = none planned)
+    next_at: str = ""  # RFC 3339 UTC
+    waiting_for: str = ""
 
     @property
     def eligible(self) -> list[NodeSigning]:
@@ -266,6 +270,27 @@ class DnssecAdmin:
                 ds.extend(f"{zone} IN DS {ds_records(k, d).to_text()}"
                           for d in ("SHA256", "SHA384"))
         online = bool(role and any(n.id == role.node and n.alive for n in nodes))
+        step, at, waiting = ("", "", "") if config is None else await keyops.status_plan(
+            etcd=self._etcd, layout=self._keys, repository=self._repo, directory=self._nodes,
+            zone=zone, config=config, keys=tuple(keys), clock=self._clock)
         return DnssecStatus(zone=zone, serial=info.serial, config=config, keys=tuple(keys),
                             keymaster=role, keymaster_online=online, published=published,
-                            nodes=tuple(rows), ds=tuple(ds))
+                            nodes=tuple(rows), ds=tuple(ds), next_step=step, next_at=at,
+                            waiting_for=waiting)
+
+    # -- single keys (node.keymaster.keyops) ----------------------------------
+    async def roll_key(self, zone: Name, *, key_id: str = "", role: str = "") -> DnssecKey:
+        return await keyops.roll_key(etcd=self._etcd, layout=self._keys,
+                                     repository=self._repo, zone=zone, key_id=key_id,
+                                     role=role, clock=self._clock)
+
+    async def set_key_policy(self, zone: Name, key_id: str, *, auto: bool,
+                             every: int | None = None, offset: int | None = None) -> DnssecKey:
+        return await keyops.set_key_policy(etcd=self._etcd, layout=self._keys,
+                                           repository=self._repo, zone=zone, key_id=key_id,
+                                           auto=auto, every=every, offset=offset)
+
+    async def confirm_ds_seen(self, zone: Name, key_id: str) -> DnssecKey:
+        return await keyops.confirm_ds_seen(etcd=self._etcd, layout=self._keys,
+                                            repository=self._repo, zone=zone, key_id=key_id,
+                                            clock=self._clock)

@@ -22,6 +22,7 @@ from node.dnssec import kek as kekmod
 from node.errors import EtcdUnavailable, FencedOut, NodeError, ValidationError
 from node.events import Event, emit
 from node.keymaster import duties
+from node.keymaster import rollover as roll
 from node.keymaster.decide import (
     Acquire,
     Handover,
@@ -41,6 +42,7 @@ from node.store.keys import KeyLayout
 from node.store.session import Session
 from node.store.txn import Compare, Op
 from node.zones.dnssec import DnssecState
+from node.zones.model import ZoneSnapshot
 from node.zones.repository import ZoneRepository
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,9 @@ class _ZoneRole:
     next_at: float = 0.0
     missing: tuple[str, ...] = ()  # private keys the holder needs and cannot reach
     kek_refused: bool = False  # this node's KEK does not unwrap the zone's keys
+    snap: ZoneSnapshot | None = None  # the latest version (the rollover's TTLs)
+    timing: tuple[int, roll.Timing] | None = None  # (serial, timing) computed from `snap`
+    waiting: str = ""  # what a rollover waits for (event once per change)
 
 
 class KeyMasterController:
@@ -82,15 +87,18 @@ class KeyMasterController:
         self._stopping = False
 
     # -- inputs ---------------------------------------------------------------
-    def on_state(self, zone: Name, state: DnssecState | None) -> None:
+    def on_state(self, zone: Name, state: DnssecState | None,
+                 snap: ZoneSnapshot | None = None) -> None:
         if state is None:
             self._zones.pop(zone, None)
         else:
             z = self._zones.get(zone)
             if z is None:
-                self._zones[zone] = _ZoneRole(state)
+                z = self._zones[zone] = _ZoneRole(state)
             else:
                 z.state = state
+            if snap is not None:
+                z.snap = snap
         self._wake.set()
 
     def holds(self, zone: Name) -> bool:
@@ -248,13 +256,47 @@ class KeyMasterController:
                     fence=self._fence(zone, z), key_store=self._store, clock=self._clock):
                 return
             if cfg.status == "signed" and state.published is None and state.keys:
-                await duties.publish_if_ready(
-                    etcd=self._etcd, layout=self._keys, repository=self._repo,
-                    directory=self._dir, zone=zone, fence=self._fence(zone, z),
-                    keyset=state.keyset_id, kek_fingerprint=cfg.kek or self._kek_fp,
-                    clock=self._clock)
+                if await duties.publish_if_ready(
+                        etcd=self._etcd, layout=self._keys, repository=self._repo,
+                        directory=self._dir, zone=zone, fence=self._fence(zone, z),
+                        keyset=state.keyset_id, kek_fingerprint=cfg.kek or self._kek_fp,
+                        clock=self._clock):
+                    return
+            if cfg.status == "signed" and state.keys and not z.missing:
+                await self._rollover(zone, z)
         except FencedOut as exc:
             self._stop_acting(zone, z, str(exc))
+
+    async def _rollover(self, zone: Name, z: _ZoneRole) -> None:
+        """Perform the zone's due rollover step, if any (one fenced write with a bump)."""
+        assert self._kek is not None
+        if z.snap is None:
+            return
+        now = self._clock.time()
+        # the TTLs come from a scan of the whole zone: done again only when a step is due
+        # (a large zone with many updates would otherwise be scanned at every serial)
+        if z.timing is None:
+            z.timing = (z.snap.serial, roll.timing_for(z.state.config, z.snap))
+        plan = await self._plan(zone, z, now)
+        if plan.due(now) and z.timing[0] != z.snap.serial:
+            z.timing = (z.snap.serial, roll.timing_for(z.state.config, z.snap))
+            plan = await self._plan(zone, z, now)
+        if plan.blocked and plan.at is not None and plan.at <= now:
+            if plan.waiting_for != z.waiting:
+                z.waiting = plan.waiting_for
+                emit(Event.ROLLOVER_WAITING, zone=zone, next_step=plan.name,
+                     waiting_for=plan.waiting_for)
+            return
+        if plan.due(now):
+            z.waiting = ""
+            await roll.perform(repository=self._repo, layout=self._keys, zone=zone,
+                               state=z.state, step=plan, fence=self._fence(zone, z),
+                               kek=self._kek, key_store=self._store, clock=self._clock)
+
+    async def _plan(self, zone: Name, z: _ZoneRole, now: float) -> roll.Plan:
+        assert z.timing is not None
+        return await roll.observe(etcd=self._etcd, layout=self._keys, directory=self._dir,
+                                  zone=zone, state=z.state, timing=z.timing[1], now=now)
 
     async def _handover(self, zone: Name, z: _ZoneRole, obs: Observation, to: str) -> None:
         """Carry out a transfer intent: the current step is finished (steps are sequential)."""

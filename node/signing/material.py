@@ -21,6 +21,7 @@ import dns.rdatatype
 from node.dnssec import ds, kek
 from node.dnssec.denial import DenialParams
 from node.dnssec.keys import load_private_key
+from node.dnssec.rollover import cds_keys
 from node.dnssec.signer import SigningKey
 from node.dnssec.zonesigner import SigningParams, ZoneSigner
 from node.errors import NodeError
@@ -95,8 +96,7 @@ def with_cds(snap: ZoneSnapshot, state: DnssecState) -> NodeMap:
             return snap.nodes
         cds, cdnskey = ds.cds_delete(snap.origin)
     elif state.published is not None:
-        ksks = [k for k in state.keys if k.role in ("ksk", "csk") and k.state == "active"]
-        cds, cdnskey = ds.cds_cdnskey(ksks)
+        cds, cdnskey = ds.cds_cdnskey(cds_keys(state.keys))  # follow a KSK rollover
     else:
         return snap.nodes
     apex = dict(snap.nodes.get(snap.origin, {}))

@@ -45,6 +45,9 @@ class DnssecConfig:
     replicate_zsk: bool = True
     keymaster_failover: Literal["auto", "manual"] = "auto"
     failover_after: float = 600.0
+    propagation_delay: int = 3600  # Dprp (RFC 7583): until every server serves a new version
+    parent_ds_ttl: int = 86400  # the parent's DS TTL (KSK rollover)
+    parent_propagation_delay: int = 3600  # DprpP: until the parent's servers serve a new DS
     status: SigningStatus = "keygen"
     keymaster: str = ""  # node asked to be Key Master (generates the keys)
     requested_by: str = ""  # node that took the request
@@ -102,6 +105,10 @@ class DnssecState:
     config_revision: int = 0  # mod revision of zones/<z>/dnssec (guards Key Master writes)
     dnskeyset_revision: int = 0  # mod revision of zones/<z>/dnskeyset (0: absent)
     intent_revision: int = 0  # mod revision of the intent (guards its delete; 0: absent)
+    key_revisions: tuple[tuple[str, int], ...] = ()  # (key id, mod revision): guards key steps
+
+    def key_revision(self, key_id: str) -> int:
+        return dict(self.key_revisions).get(key_id, 0)
 
     @property
     def was_published(self) -> bool:

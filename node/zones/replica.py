@@ -58,6 +58,7 @@ class _ZoneState:
     dnssec_revision: int = 0
     dnskeyset_revision: int = 0
     keys: dict[str, DnssecKey] = field(default_factory=dict)
+    key_revisions: dict[str, int] = field(default_factory=dict)
     published: Published | None = None
     ever_published: Published | None = None
     keymaster: tuple[bytes, int] = (b"", 0)
@@ -74,8 +75,10 @@ class _ZoneState:
         elif kind == "key":
             if kv:
                 self.keys[key_id] = DnssecKey.from_json(kv.value)
+                self.key_revisions[key_id] = kv.mod_revision
             else:
                 self.keys.pop(key_id, None)
+                self.key_revisions.pop(key_id, None)
         elif kind == "published":
             self.published = Published.from_json(kv.value) if kv else None
         elif kind == "ever-published":
@@ -105,6 +108,7 @@ class _ZoneState:
                 config_revision=self.dnssec_revision,
                 dnskeyset_revision=self.dnskeyset_revision,
                 intent_revision=self.intent_revision,
+                key_revisions=tuple(sorted(self.key_revisions.items())),
             )
         if state != self.dnssec_state:
             self.dnssec_state = state

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import dns.dnssec
@@ -9,6 +11,7 @@ import dns.name
 import pytest
 
 from node.dnssec.keys import DnssecKey, load_private_key, new_key
+from node.dnssec.lifecycle import KeyPolicy, KeyTimes
 from node.errors import ValidationError
 
 ZONE = dns.name.from_text("Example.COM.")
@@ -65,3 +68,20 @@ def test_bad_role_refused() -> None:
 def test_load_private_key_rejects_garbage() -> None:
     with pytest.raises(ValidationError, match="does not load"):
         load_private_key(b"not a pem")
+
+
+def test_lifecycle_round_trips_and_old_records_load() -> None:
+    """Times, policy, predecessor and operator marks survive etcd; a record written before
+    they existed loads with none of them (no schedule, default policy)."""
+    key, _ = new_key(ZONE, 13, "zsk", now=WHEN, state="published", predecessor="ab" * 16,
+                     policy=KeyPolicy(auto=False, every=600, offset=60))
+    assert key.times == KeyTimes(published=WHEN.timestamp())
+    key = replace(key, roll_at=1.5, ds_seen=2.5,
+                  times=key.times.at(ready=3.0, active=3.0, retired=4.0))
+    assert DnssecKey.from_json(key.to_json()) == key
+    first, _ = new_key(ZONE, 13, "ksk", now=WHEN)
+    assert first.times.published == first.times.ready == first.times.active == WHEN.timestamp()
+    old = {k: v for k, v in json.loads(first.to_json()).items()
+           if k not in ("times", "policy", "predecessor", "roll_at", "ds_seen")}
+    loaded = DnssecKey.from_json(json.dumps(old))
+    assert loaded.times == KeyTimes() and loaded.policy == KeyPolicy() and not loaded.predecessor

@@ -1,0 +1,348 @@
+"""Key rollovers with real nodes and a real validator watching (issue #11).
+
+Three writable nodes sign a zone whose TTLs and propagation delay are seconds,
+so RFC 7583's waits are seconds too. Unbound validates the zone from its DS
+(the KSK is not rolled here) and keeps its cache; a watcher asks it fresh names
+(NXDOMAIN and wildcard answers, never cached) and repeated ones the whole time.
+An answer is bogus when it is SERVFAIL or lacks AD; there must be none.
+
+At each step of a ZSK roll by pre-publication the nodes' copies are compared at
+one serial (`assert_identical`), and the served DNSKEY set and RRSIGs are checked:
+a published or retired ZSK is in the DNSKEY set but signs nothing, a removed one
+is gone. The second roll loses its Key Master to `kill -9` after the successor
+is published; `seize-keymaster` moves the role and the new holder completes the
+roll from the state in etcd. Set DNSCLUSTER_ROLLOVER_TIMELINE=FILE to write each
+roll's timeline (docs/rollover.md shows one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import dns.dnssec
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import pytest
+
+from tests.cluster.conftest import Cluster, make_cluster
+from tests.cluster.test_identical_copies import assert_identical
+from tests.cluster.test_signing import ctl_json, kek_file, wait_published
+from tests.support.api import Api
+from tests.support.nodes import NodeProcess, free_port
+from tests.support.wait import wait_until
+
+pytestmark = pytest.mark.skipif(shutil.which("unbound") is None,
+                                reason="unbound is not installed (Debian: unbound)")
+
+ZONE = "roll.test."
+TTL = 2  # every TTL in the zone, the DNSKEY TTL and the propagation delay
+ZONE_TEXT = f"""$ORIGIN {ZONE}
+$TTL {TTL}
+@ IN SOA ns1 hostmaster 1 3600 600 604800 {TTL}
+@ IN NS ns1
+ns1 IN A 192.0.2.1
+www IN A 192.0.2.80
+*.apps IN A 192.0.2.100
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    keydir = Path(tempfile.mkdtemp(prefix="kek-"))
+    kek = kek_file(keydir)
+    c = make_cluster(extra_toml=f'[signing]\nkek_file = "{kek}"\nstagger_min = 0.1\n'
+                                'stagger_max = 0.3\n')
+    try:
+        with Api(c.nodes[0].api) as api:
+            api.create_zone(ZONE, ZONE_TEXT)
+        out = ctl_json(c.nodes[0], "zone", "sign", ZONE, "--dnskey-ttl", str(TTL),
+                       "--propagation-delay", f"{TTL}s")
+        assert out["state"] == "done", out
+        wait_published(c, ZONE)
+        yield c
+    finally:
+        c.close()
+
+
+def ask(server: tuple[str, int], name: str, rdtype: str, timeout: float = 5.0
+        ) -> dns.message.Message:
+    q = dns.message.make_query(name, dns.rdatatype.from_text(rdtype), want_dnssec=True)
+    q.flags |= dns.flags.RD | dns.flags.AD
+    return dns.query.udp(q, server[0], port=server[1], timeout=timeout)
+
+
+@contextlib.contextmanager
+def validator(anchor: str, zones: list[str], nodes: list[NodeProcess], probe: str
+              ) -> Iterator[tuple[str, int]]:
+    """Unbound with `anchor` (master-file DS lines) and the nodes as stubs of `zones`;
+    yields its address once it validates `probe` A."""
+    work = Path(tempfile.mkdtemp(prefix="unbound-"))
+    (work / "anchor").write_text(anchor)
+    port = free_port()
+    stubs = "".join(f'stub-zone:\n  name: "{z}"\n'
+                    + "".join(f"  stub-addr: {n.host}@{n.dns_port}\n" for n in nodes)
+                    for z in zones)
+    (work / "unbound.conf").write_text(f"""server:
+  interface: 127.0.0.1
+  port: {port}
+  do-daemonize: no
+  username: ""
+  chroot: ""
+  directory: "{work}"
+  pidfile: "{work}/unbound.pid"
+  use-syslog: no
+  logfile: "{work}/unbound.log"
+  verbosity: 1
+  val-log-level: 2
+  do-not-query-localhost: no
+  module-config: "validator iterator"
+  trust-anchor-file: "{work}/anchor"
+  harden-dnssec-stripped: yes
+  access-control: 127.0.0.0/8 allow
+  local-zone: "test." nodefault
+{stubs}""")
+    proc = subprocess.Popen(["unbound", "-d", "-c", str(work / "unbound.conf")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        def up() -> bool:
+            try:
+                return bool(ask(("127.0.0.1", port), probe, "A", 0.5).flags & dns.flags.AD)
+            except (dns.exception.Timeout, OSError):
+                return False
+
+        wait_until(up, 30, interval=0.2, message="unbound validates the zone")
+        yield "127.0.0.1", port
+    finally:
+        proc.kill()
+        proc.wait(10)
+        log = work / "unbound.log"
+        if log.exists():
+            print(log.read_text()[-3000:])
+
+
+@pytest.fixture(scope="module")
+def unbound(cluster: Cluster) -> Iterator[tuple[str, int]]:
+    res = cluster.nodes[0].ctl("trust-anchors", "export", ZONE, "--format", "ds")
+    assert res.returncode == 0 and " DS " in res.stdout, res.stderr
+    with validator(res.stdout, [ZONE], cluster.nodes, f"www.{ZONE}") as server:
+        yield server
+
+
+@dataclass
+class Watcher:
+    """Asks the validator fresh and repeated names until stopped; counts bogus answers."""
+
+    server: tuple[str, int]
+    zone: str = ZONE
+    asked: int = 0
+    bogus: list[str] = field(default_factory=list)
+    timeouts: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def run(self) -> None:
+        i = 0
+        while not self._stop.is_set():
+            i += 1
+            z = self.zone
+            for name, rdtype, rcode in ((f"www.{z}", "A", dns.rcode.NOERROR),
+                                        (f"fresh{i}-{time.time_ns()}.{z}", "A",
+                                         dns.rcode.NXDOMAIN),
+                                        (f"w{i}-{time.time_ns()}.apps.{z}", "A",
+                                         dns.rcode.NOERROR),
+                                        (z, "DNSKEY", dns.rcode.NOERROR)):
+                try:
+                    r = ask(self.server, name, rdtype)
+                except (dns.exception.Timeout, OSError):
+                    self.timeouts += 1
+                    continue
+                self.asked += 1
+                if r.rcode() != rcode or not r.flags & dns.flags.AD:
+                    self.bogus.append(f"{name} {rdtype}: {dns.rcode.to_text(r.rcode())} "
+                                      f"AD={bool(r.flags & dns.flags.AD)}")
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> Watcher:
+        self._thread = threading.Thread(target=self.run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join(30)
+
+
+def keys(node: NodeProcess, zone: str = ZONE) -> dict[str, dict[str, Any]]:
+    return {k["key_id"]: k for k in ctl_json(node, "zone", "dnssec", zone)["keys"]}
+
+
+def served(node: NodeProcess) -> tuple[set[int], set[int]]:
+    """(tags in the DNSKEY RRset, tags that sign www A) as `node` serves them."""
+    dnskey = dns.query.udp(dns.message.make_query(ZONE, "DNSKEY", want_dnssec=True),
+                           node.host, port=node.dns_port, timeout=5)
+    www = dns.query.udp(dns.message.make_query(f"www.{ZONE}", "A", want_dnssec=True),
+                        node.host, port=node.dns_port, timeout=5)
+    tags = {dns.dnssec.key_id(rd) for rrset in dnskey.answer
+            if rrset.rdtype == dns.rdatatype.DNSKEY for rd in rrset}
+    signers = {rd.key_tag for rrset in www.answer  # type: ignore[attr-defined]
+               if rrset.rdtype == dns.rdatatype.RRSIG for rd in rrset}
+    return tags, signers
+
+
+class Timeline:
+    """Every key's state and times as `zone dnssec` shows them, polled through a roll."""
+
+    def __init__(self, title: str, zone: str = ZONE) -> None:
+        self.title = title
+        self.zone = zone
+        self.seen: dict[str, dict[str, Any]] = {}
+        self.t0 = time.time()
+
+    def poll(self, node: NodeProcess) -> dict[str, dict[str, Any]]:
+        now = keys(node, self.zone)
+        for key_id, k in now.items():
+            self.seen[key_id] = k
+        for key_id, k in self.seen.items():
+            if key_id not in now and not k.get("removed"):
+                k["removed"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + " (seen)"
+        return now
+
+    def until(self, node: NodeProcess, pred: Callable[[dict[str, dict[str, Any]]], bool],
+              what: str) -> dict[str, dict[str, Any]]:
+        def check() -> dict[str, dict[str, Any]] | None:
+            now = self.poll(node)
+            return now if pred(now) else None
+
+        return wait_until(check, 60, interval=0.2, message=what)
+
+    def write(self) -> None:
+        path = os.environ.get("DNSCLUSTER_ROLLOVER_TIMELINE")
+        if path:
+            with open(path, "a") as f:
+                f.write(json.dumps({"title": self.title, "keys": list(self.seen.values())})
+                        + "\n")
+
+
+def zsk_ids(ks: dict[str, dict[str, Any]], state: str) -> list[str]:
+    return [i for i, k in ks.items() if k["role"] == "zsk" and k["state"] == state]
+
+
+def roll_zsk(c: Cluster, via: NodeProcess, live: list[NodeProcess], tl: Timeline,
+             *, kill_keymaster: NodeProcess | None = None, seize_to: str = "") -> None:
+    """One ZSK roll, checked at each step; optionally the Key Master dies after step 1."""
+    view = SimpleNamespace(nodes=live)
+    before = tl.poll(via)
+    (old,) = zsk_ids(before, "active")
+    old_tag = before[old]["tag"]
+    out = ctl_json(via, "zone", "rollover", ZONE, "--zsk")
+    assert out["key"]["key_id"] == old and out["key"]["roll_requested"], out
+
+    # 1. the successor is published: in the DNSKEY set, signing nothing yet
+    ks = tl.until(via, lambda k: bool(zsk_ids(k, "published")), "successor published")
+    (new,) = zsk_ids(ks, "published")
+    new_tag = ks[new]["tag"]
+    assert ks[new]["predecessor"] == old and ks[new]["published"] and not ks[new]["active"]
+    again = via.ctl("zone", "rollover", ZONE, "--zsk")  # one roll of a role at a time
+    assert again.returncode != 0 and "under way" in again.stderr, again.stderr
+    assert_identical(view, ZONE)  # type: ignore[arg-type]
+    for n in live:
+        tags, signers = served(n)
+        assert {old_tag, new_tag} <= tags and signers == {old_tag}, (n.node_id, tags, signers)
+    st = ctl_json(via, "zone", "dnssec", ZONE)
+    assert st["next_step"].startswith("activate") and st["next_at"], st
+    assert "Ipub" in st["waiting_for"] or "sign" in st["waiting_for"], st
+
+    if kill_keymaster is not None:
+        kill_keymaster.kill()
+        wait_until(lambda: not ctl_json(via, "zone", "dnssec", ZONE)["keymaster"]["online"],
+                   30, interval=0.3, message="the Key Master's lease is gone")
+        res = via.ctl("--json", "seize-keymaster", ZONE, "--to", seize_to, timeout=90)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert json.loads(res.stdout)["state"] == "done"
+
+    # 2. after Ipub: the successor signs, the old one is retired (still published)
+    ks = tl.until(via, lambda k: bool(zsk_ids(k, "retired")), "predecessor retired")
+    assert zsk_ids(ks, "active") == [new] and zsk_ids(ks, "retired") == [old]
+    assert_identical(view, ZONE)  # type: ignore[arg-type]
+    for n in live:
+        tags, signers = served(n)
+        assert {old_tag, new_tag} <= tags and signers == {new_tag}, (n.node_id, tags, signers)
+
+    # 3. after Iret: the old ZSK is removed
+    ks = tl.until(via, lambda k: old not in k, "predecessor removed")
+    assert zsk_ids(ks, "active") == [new] and not zsk_ids(ks, "retired")
+    assert_identical(view, ZONE)  # type: ignore[arg-type]
+    for n in live:
+        tags, signers = served(n)
+        assert old_tag not in tags and new_tag in tags and signers == {new_tag}
+    st = ctl_json(via, "zone", "dnssec", ZONE)
+    assert st["next_step"].startswith("introduce"), st  # the next scheduled roll, 90 days on
+    tl.write()
+
+
+def test_zsk_roll_keeps_a_validator_happy(cluster: Cluster,
+                                          unbound: tuple[str, int]) -> None:
+    c = cluster
+    tl = Timeline("ZSK pre-publication roll")
+    with Watcher(unbound) as w:
+        roll_zsk(c, c.nodes[1], c.nodes, tl)
+        time.sleep(2 * TTL)  # keep asking while the last cached DNSKEY set expires
+    assert w.asked > 50 and not w.bogus, (w.asked, w.bogus[:5])
+
+
+def test_keymaster_killed_mid_roll_then_seized_completes_it(
+        cluster: Cluster, unbound: tuple[str, int]) -> None:
+    c = cluster
+    holder = ctl_json(c.nodes[1], "zone", "dnssec", ZONE)["keymaster"]["node"]
+    km = c.node(holder)
+    others = [n for n in c.nodes if n is not km]
+    tl = Timeline("ZSK roll, Key Master killed after step 1, seized")
+    with Watcher(unbound) as w:
+        roll_zsk(c, others[0], others, tl, kill_keymaster=km, seize_to=others[1].node_id)
+    assert ctl_json(others[0], "zone", "dnssec", ZONE)["keymaster"]["node"] == \
+        others[1].node_id
+    assert w.asked > 20 and not w.bogus, (w.asked, w.bogus[:5])
+
+
+def test_automatic_rollover_follows_each_keys_policy(cluster: Cluster,
+                                                     unbound: tuple[str, int]) -> None:
+    """No rollover command: a ZSK whose policy says every 12 s is rolled by the Key Master
+    on its own; its successor inherits the policy until an operator turns it off."""
+    c = cluster
+    via = c.nodes[2]
+    tl = Timeline("automatic ZSK roll (every 12 s)")
+    (old,) = zsk_ids(tl.poll(via), "active")
+    with Watcher(unbound) as w:
+        out = ctl_json(via, "zone", "key", "enable-rollover", ZONE, old, "--every", "12s",
+                       "--offset", "0")
+        assert out["key"]["rollover"] == {"auto": True, "every": 12, "offset": 0}, out
+        st = ctl_json(via, "zone", "dnssec", ZONE)
+        assert st["next_step"].startswith("introduce successor of ZSK"), st
+        ks = tl.until(via, lambda k: any(x["predecessor"] == old for x in k.values()),
+                      "an automatic successor")
+        assert ks[old]["roll_requested"] is None  # nobody asked: the policy did
+        (new,) = [i for i, k in ks.items() if k["predecessor"] == old]
+        assert ks[new]["rollover"]["every"] == 12  # inherited
+        out = ctl_json(via, "zone", "key", "disable-rollover", ZONE, new)
+        assert out["key"]["rollover"]["auto"] is False
+        tl.until(via, lambda k: old not in k, "the old ZSK removed")
+        st = ctl_json(via, "zone", "dnssec", ZONE)
+        assert "ZSK" not in st["next_step"] and "KSK" in st["next_step"], st  # KSK in 755 d
+    tl.write()
+    assert w.asked > 20 and not w.bogus, (w.asked, w.bogus[:5])
