@@ -408,8 +408,8 @@ def test_update_section_rules_as_bind_applies_them(prereq_servers: tuple,  # typ
         assert _result(ours, n, t) == _result(bind, n, t), (n, t)
 
 
-PER_NODE = 300
-IN_FLIGHT = 20
+PER_NODE = 1000  # the issue: 3 nodes x 1,000 UPDATEs, 50 in flight per node
+IN_FLIGHT = 50
 INCREMENTS = 30  # prerequisite-guarded counter increments per node
 
 
