@@ -20,7 +20,6 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
 
 import dns.exception
 import dns.name
@@ -33,28 +32,25 @@ import dns.zone
 
 from node.clock import SYSTEM_CLOCK, Clock
 from node.errors import Conflict, NotFound, Refused, ValidationError
-from node.store.client import EtcdClient, KeyValue
+from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.store.txn import Compare, Op
 from node.zones.model import (
     ZONE_KIND_SECONDARY,
-    TransferStatus,
     ZoneConfig,
     ZoneHead,
     ZoneSnapshot,
     parse_primary,
-    rrset_from_json,
     rrset_to_json,
-    snapshot_from_rrsets,
     snapshot_from_text,
     with_serial,
 )
+from node.zones.reads import MAX_RETRIES, ZoneInfo, ZoneReads
 from node.zones.update_txn import UpdateRead, UpdateTransactions, Writes
 
 log = logging.getLogger(__name__)
 
 Name = dns.name.Name
-MAX_RETRIES = 200
 _Build = Callable[[ZoneHead, dict[int, dns.rrset.RRset]], list[Op]]
 BATCH_OPS = 100
 BATCH_BYTES = 1_000_000
@@ -63,18 +59,6 @@ _RESERVED_TYPES = frozenset(
     {dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3, dns.rdatatype.NSEC3PARAM}
 )
 _CNAME_COMPATIBLE = frozenset({dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.CNAME})
-@dataclass(frozen=True, slots=True)
-class ZoneInfo:
-    """What `zone list` / `zone show` report about a zone."""
-
-    config: ZoneConfig
-    serial: int
-    generation: int
-    rrset_count: int  # -1 when not counted (list)
-    revision: int  # etcd mod revision of the zone head
-    transfers: tuple[TransferStatus, ...] = ()  # secondary zones (show): each node's copy
-
-
 def default_soa(zone: Name, primary_ns: Name, admin_email: str | None) -> dns.rrset.RRset:
     """The SOA a new empty zone gets (expire 7 days, negative TTL 300)."""
     if admin_email:
@@ -90,7 +74,7 @@ def default_soa(zone: Name, primary_ns: Name, admin_email: str | None) -> dns.rr
     return dns.rrset.from_rdata(zone, 3600, rd)
 
 
-class ZoneRepository:
+class ZoneRepository(ZoneReads):
     """All writes of zone data go through here (never through etcd directly)."""
 
     def __init__(self, client: EtcdClient, layout: KeyLayout, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -102,93 +86,6 @@ class ZoneRepository:
     @property
     def etcd(self) -> EtcdClient:
         return self._etcd
-
-    # -- reads ------------------------------------------------------------
-    async def _head(self, zone: Name) -> tuple[ZoneHead, KeyValue]:
-        kv = await self._etcd.get(self._keys.head_key(zone))
-        if kv is None:
-            raise NotFound(f"zone {zone} does not exist (clusterctl zone list shows the zones)")
-        return ZoneHead.from_json(kv.value), kv
-
-    async def _config(self, zone: Name) -> ZoneConfig:
-        kv = await self._etcd.get(self._keys.config_key(zone))
-        if kv is None:
-            raise NotFound(f"zone {zone} does not exist (clusterctl zone list shows the zones)")
-        return ZoneConfig.from_json(kv.value)
-
-    async def list_zones(self) -> list[ZoneInfo]:
-        kvs, _ = await self._etcd.range_all(self._keys.zones_prefix())
-        configs: dict[Name, ZoneConfig] = {}
-        heads: dict[Name, tuple[ZoneHead, int]] = {}
-        for kv in kvs:
-            parsed = self._keys.parse_zone_key(kv.key)
-            if parsed is None:
-                continue
-            if parsed.kind == "config":
-                configs[parsed.zone] = ZoneConfig.from_json(kv.value)
-            elif parsed.kind == "head":
-                heads[parsed.zone] = (ZoneHead.from_json(kv.value), kv.mod_revision)
-        out = []
-        for zone, (head, rev) in sorted(heads.items()):
-            if zone in configs:
-                out.append(ZoneInfo(configs[zone], head.serial, head.generation, -1, rev))
-        return out
-
-    async def get_zone(self, name: Name) -> ZoneInfo:
-        config = await self._config(name)
-        if config.secondary:  # no data in etcd: what each node transferred instead
-            head, kv = await self._head(name)
-            kvs, _ = await self._etcd.range_all(self._keys.transfers_prefix(name))
-            transfers = tuple(sorted((TransferStatus.from_json(k.value) for k in kvs),
-                                     key=lambda t: t.node))
-            return ZoneInfo(config, head.serial, head.generation, -1, kv.mod_revision,
-                            transfers)
-        for _ in range(MAX_RETRIES):
-            head, kv = await self._head(name)
-            count = await self._etcd.range(self._keys.data_prefix(name, head.generation),
-                                           prefix=True, count_only=True)
-            at = await self._etcd.range(self._keys.head_key(name), revision=count.revision)
-            if at.kvs and at.kvs[0].mod_revision == kv.mod_revision:  # same version throughout
-                return ZoneInfo(config, head.serial, head.generation, count.count,
-                                kv.mod_revision)
-        raise Conflict(f"zone {name} changed too often to be read; try again")
-
-    async def snapshot(self, zone: Name) -> ZoneSnapshot:
-        """The zone's content at one etcd revision (the current one: never a compacted one)."""
-        config = await self._config(zone)
-        for _ in range(MAX_RETRIES):
-            head, kv = await self._head(zone)
-            kvs, revision = await self._etcd.range_all(
-                self._keys.data_prefix(zone, head.generation))
-            at = await self._etcd.range(self._keys.head_key(zone), revision=revision)
-            if at.kvs and at.kvs[0].mod_revision == kv.mod_revision:  # same version throughout
-                rrsets = [self._rrset(kv) for kv in kvs]
-                return snapshot_from_rrsets(config, rrsets, serial=head.serial,
-                                            revision=revision, generation=head.generation)
-        raise Conflict(f"zone {zone} changed too often to be read; try again")
-
-    def _rrset(self, kv: KeyValue) -> dns.rrset.RRset:
-        parsed = self._keys.parse_zone_key(kv.key)
-        assert parsed is not None and parsed.owner is not None
-        return rrset_from_json(parsed.owner, parsed.rdtype, kv.value)
-
-    async def export_zone(self, name: Name) -> str:
-        snap = await self.snapshot(name)
-        return snap.to_zone().to_text(relativize=False, want_origin=True)
-
-    async def list_records(
-        self, zone: Name, owner: Name | None = None, rdtype: int | None = None
-    ) -> list[dns.rrset.RRset]:
-        snap = await self.snapshot(zone)
-        out = []
-        for rrset in snap.rrsets():
-            if owner is not None and rrset.name != owner:
-                continue
-            if rdtype is not None and rrset.rdtype != rdtype:
-                continue
-            out.append(rrset)
-        out.sort(key=lambda r: (r.name.canonicalize().labels[::-1], r.rdtype))
-        return out
 
     # -- zone lifecycle ---------------------------------------------------
     async def create_zone(
