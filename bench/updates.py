@@ -198,22 +198,29 @@ def wait_published(api: object, zone: dns.name.Name, timeout: float) -> None:
 
 def check_all_signed(zone: str, nodes: list, total: int,  # type: ignore[type-arg]
                      timeout: float) -> list[str]:
-    """Every node answers every added name A with an RRSIG (DO=1); a few retries each."""
+    """Every node answers every added name A with an RRSIG (DO=1); a few retries each.
+
+    A failure names the first names and what came back (no answer, rcode, types)."""
     bad: list[str] = []
     deadline = time.monotonic() + timeout
     for _, a in nodes:
-        missing = 0
+        missing: list[str] = []
         for i in range(total):
+            name = f"upd-{i}.{zone}"
+            got = "no answer"
             for _ in range(3 if time.monotonic() < deadline else 1):
-                ans = wire.query_once(a.host, a.dns_port, f"upd-{i}.{zone}", wire.TYPE_A,
-                                      timeout=1.0, do_bit=True)
-                if ans is not None and {wire.TYPE_A, wire.TYPE_RRSIG} <= {t for t, _ in
-                                                                         ans.records}:
+                ans = wire.query_once(a.host, a.dns_port, name, wire.TYPE_A, timeout=1.0,
+                                      do_bit=True)
+                types = {t for t, _ in ans.records} if ans is not None else set()
+                if {wire.TYPE_A, wire.TYPE_RRSIG} <= types:
                     break
+                if ans is not None:
+                    got = f"rcode {ans.rcode}, answer types {sorted(types)}"
             else:
-                missing += 1
+                missing.append(f"{name} ({got})")
         if missing:
-            bad.append(f"{a.node_id}: {missing} of {total} added names not answered signed")
+            bad.append(f"{a.node_id}: {len(missing)} of {total} added names not answered "
+                       f"signed: {'; '.join(missing[:3])}")
     return bad
 
 
