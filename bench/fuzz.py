@@ -47,25 +47,13 @@ from bench.procs import (
 from node.api.client import ApiClient
 from node.zones.dnssec import DnssecConfig
 from tests.support.dnsfuzz import Fuzzer, FuzzRun, NodeStopped
+from tests.support.zones import FUZZ
 
 WARMUP = 100_000
 CHUNK = 100_000
 TCP_SHARE = 0.1
 ZONES = ("fuzz.test.", "signed.fuzz.test.")
-ZONE_TEXT = """$ORIGIN {zone}
-$TTL 300
-@ 3600 IN SOA ns1 hostmaster 1 3600 600 604800 300
-@ 3600 IN NS ns1
-ns1 IN A 192.0.2.1
-www IN A 192.0.2.80
-www IN AAAA 2001:db8::80
-*.apps IN A 192.0.2.100
-a.b IN A 192.0.2.7
-mail IN MX 10 www
-big IN TXT "{txt}" "{txt}" "{txt}" "{txt}" "{txt}" "{txt}"
-sub 3600 IN NS ns.sub
-ns.sub IN A 192.0.2.53
-"""
+ZONE_TEXT = FUZZ
 
 
 def vm_rss_kib(pid: int) -> int:

@@ -12,7 +12,6 @@ The result says which kind of transfer the primary sent.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,13 +20,12 @@ import dns.name
 import dns.query
 import dns.rcode
 import dns.rdatatype
-import dns.rrset
 import dns.tsig
 import dns.xfr
 import dns.zone
 
-from node.dnssec.signer import rrsig_rrset
 from node.zones.model import NodeMap, freeze_nodes
+from node.zones.received import rrsets_by_owner
 from node.zones.serial import serial_gt
 
 Name = dns.name.Name
@@ -103,14 +101,4 @@ def refresh(copy: InboundZone, host: str, port: int, key: dns.tsig.Key | None,
 def node_map(copy: dns.zone.Zone) -> NodeMap:
     """The zone as the answer path reads it: RRsets by owner and type, every RRSIG of an
     owner in one RRSIG RRset (as signed, never re-signed)."""
-    nodes: dict[Name, dict[int, dns.rrset.RRset]] = defaultdict(dict)
-    for owner, node in copy.nodes.items():
-        sigs = []
-        for rds in node.rdatasets:
-            if rds.rdtype == T.RRSIG:
-                sigs.extend(rds)
-                continue
-            nodes[owner][rds.rdtype] = dns.rrset.from_rdata_list(owner, rds.ttl, list(rds))
-        if sigs:
-            nodes[owner][T.RRSIG] = rrsig_rrset(owner, sigs)
-    return freeze_nodes(nodes)
+    return freeze_nodes(rrsets_by_owner(copy))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-from collections import defaultdict
 
 import dns.message
 import dns.name
@@ -27,7 +26,7 @@ import dns.tsig
 import dns.xfr
 import dns.zone
 
-from node.dnssec.signer import rrsig_rrset
+from node.zones.received import rrsets_by_owner
 
 Name = dns.name.Name
 T = dns.rdatatype
@@ -46,17 +45,7 @@ def transfer(host: str, port: int, zone: Name, timeout: float,
             dns.query.xfr(host, zone, port=port, timeout=timeout, lifetime=timeout * 3,
                           relativize=False, keyring=key,
                           keyname=key.name if key is not None else None), relativize=False)
-    nodes: dict[Name, dict[int, dns.rrset.RRset]] = defaultdict(dict)
-    for owner, node in received.nodes.items():
-        sigs = []
-        for rds in node.rdatasets:
-            if rds.rdtype == T.RRSIG:
-                sigs.extend(rds)
-                continue
-            nodes[owner][rds.rdtype] = dns.rrset.from_rdata_list(owner, rds.ttl, list(rds))
-        if sigs:
-            nodes[owner][T.RRSIG] = rrsig_rrset(owner, sigs)
-    return nodes
+    return rrsets_by_owner(received)
 
 
 def signed_serial(host: str, port: int, zone: Name, timeout: float,

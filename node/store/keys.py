@@ -204,6 +204,17 @@ class KeyLayout:
                 return _unescape(text[len(base):])
         return None
 
+    def _parse_zone_node_key(self, base: str, key: str | bytes
+                             ) -> tuple[dns.name.Name, str] | None:
+        """(zone, node id) of a `<base><zone>/<node id>` key; None if it is not one."""
+        text = key.decode() if isinstance(key, bytes) else key
+        if not text.startswith(base):
+            return None
+        zone, sep, node = text[len(base):].partition("/")
+        if not sep or not node:
+            return None
+        return parse_name_component(zone), _unescape(node)
+
     # per-node signing status, audit trail -------------------------------
     def signing_prefix(self, zone: dns.name.Name) -> str:
         return f"{self.prefix}signing/{name_component(zone)}/"
@@ -212,14 +223,7 @@ class KeyLayout:
         return f"{self.signing_prefix(zone)}{_escape(node_id)}"
 
     def parse_signing_key(self, key: str | bytes) -> tuple[dns.name.Name, str] | None:
-        text = key.decode() if isinstance(key, bytes) else key
-        base = f"{self.prefix}signing/"
-        if not text.startswith(base):
-            return None
-        zone, sep, node = text[len(base):].partition("/")
-        if not sep or not node:
-            return None
-        return parse_name_component(zone), _unescape(node)
+        return self._parse_zone_node_key(f"{self.prefix}signing/", key)
 
     # per-node transfer status of a secondary zone (outside `zones/`: no zone version) ----
     def transfers_prefix(self, zone: dns.name.Name) -> str:
@@ -229,14 +233,7 @@ class KeyLayout:
         return f"{self.transfers_prefix(zone)}{_escape(node_id)}"
 
     def parse_transfer_status_key(self, key: str | bytes) -> tuple[dns.name.Name, str] | None:
-        text = key.decode() if isinstance(key, bytes) else key
-        base = f"{self.prefix}transfers/"
-        if not text.startswith(base):
-            return None
-        zone, sep, node = text[len(base):].partition("/")
-        if not sep or not node:
-            return None
-        return parse_name_component(zone), _unescape(node)
+        return self._parse_zone_node_key(f"{self.prefix}transfers/", key)
 
     def audit_prefix(self, zone: dns.name.Name) -> str:
         return f"{self.prefix}audit/{name_component(zone)}/"

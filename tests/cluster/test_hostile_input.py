@@ -26,21 +26,9 @@ from tests.support.api import Api
 from tests.support.dnsfuzz import Fuzzer, FuzzRun, probe_query
 from tests.support.nodes import NodeProcess
 from tests.support.wait import wait_until
+from tests.support.zones import FUZZ
 
-ZONE = """$ORIGIN {zone}
-$TTL 300
-@ 3600 IN SOA ns1 hostmaster 1 3600 600 604800 300
-@ 3600 IN NS ns1
-ns1 IN A 192.0.2.1
-www IN A 192.0.2.80
-www IN AAAA 2001:db8::80
-*.apps IN A 192.0.2.100
-a.b IN A 192.0.2.7
-mail IN MX 10 www
-big IN TXT "{txt}" "{txt}" "{txt}" "{txt}" "{txt}" "{txt}"
-sub 3600 IN NS ns.sub
-ns.sub IN A 192.0.2.53
-"""
+ZONE = FUZZ
 UNSIGNED, SIGNED = "fuzz.test.", "signed.fuzz.test."
 WARMUP = 100_000
 REST = 60_000

@@ -17,11 +17,9 @@ roll's timeline (docs/rollover.md shows one).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -43,7 +41,8 @@ from tests.cluster.conftest import Cluster, make_cluster
 from tests.cluster.test_identical_copies import assert_identical
 from tests.cluster.test_signing import ctl_json, kek_file, wait_published
 from tests.support.api import Api
-from tests.support.nodes import NodeProcess, free_port
+from tests.support.nodes import NodeProcess
+from tests.support.unbound import ask, validator
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("unbound") is None,
@@ -77,62 +76,6 @@ def cluster() -> Iterator[Cluster]:
         yield c
     finally:
         c.close()
-
-
-def ask(server: tuple[str, int], name: str, rdtype: str, timeout: float = 5.0
-        ) -> dns.message.Message:
-    q = dns.message.make_query(name, dns.rdatatype.from_text(rdtype), want_dnssec=True)
-    q.flags |= dns.flags.RD | dns.flags.AD
-    return dns.query.udp(q, server[0], port=server[1], timeout=timeout)
-
-
-@contextlib.contextmanager
-def validator(anchor: str, zones: list[str], nodes: list[NodeProcess], probe: str
-              ) -> Iterator[tuple[str, int]]:
-    """Unbound with `anchor` (master-file DS lines) and the nodes as stubs of `zones`;
-    yields its address once it validates `probe` A."""
-    work = Path(tempfile.mkdtemp(prefix="unbound-"))
-    (work / "anchor").write_text(anchor)
-    port = free_port()
-    stubs = "".join(f'stub-zone:\n  name: "{z}"\n'
-                    + "".join(f"  stub-addr: {n.host}@{n.dns_port}\n" for n in nodes)
-                    for z in zones)
-    (work / "unbound.conf").write_text(f"""server:
-  interface: 127.0.0.1
-  port: {port}
-  do-daemonize: no
-  username: ""
-  chroot: ""
-  directory: "{work}"
-  pidfile: "{work}/unbound.pid"
-  use-syslog: no
-  logfile: "{work}/unbound.log"
-  verbosity: 1
-  val-log-level: 2
-  do-not-query-localhost: no
-  module-config: "validator iterator"
-  trust-anchor-file: "{work}/anchor"
-  harden-dnssec-stripped: yes
-  access-control: 127.0.0.0/8 allow
-  local-zone: "test." nodefault
-{stubs}""")
-    proc = subprocess.Popen(["unbound", "-d", "-c", str(work / "unbound.conf")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        def up() -> bool:
-            try:
-                return bool(ask(("127.0.0.1", port), probe, "A", 0.5).flags & dns.flags.AD)
-            except (dns.exception.Timeout, OSError):
-                return False
-
-        wait_until(up, 30, interval=0.2, message="unbound validates the zone")
-        yield "127.0.0.1", port
-    finally:
-        proc.kill()
-        proc.wait(10)
-        log = work / "unbound.log"
-        if log.exists():
-            print(log.read_text()[-3000:])
 
 
 @pytest.fixture(scope="module")

@@ -26,10 +26,11 @@ import pytest
 
 from tests.cluster.conftest import Cluster, make_cluster
 from tests.cluster.test_identical_copies import assert_identical
-from tests.cluster.test_rollover import TTL, Timeline, Watcher, validator
+from tests.cluster.test_rollover import TTL, Timeline, Watcher
 from tests.cluster.test_signing import ctl_json, kek_file, wait_published
 from tests.support.api import Api
 from tests.support.nodes import NodeProcess
+from tests.support.unbound import validator
 from tests.support.wait import wait_until
 
 PARENT = "parent.test."

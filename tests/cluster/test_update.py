@@ -37,7 +37,8 @@ from tests.cluster.conftest import Cluster, make_cluster
 from tests.cluster.test_signing import ZONE_TEXT, anchors, kek_file, wait_published
 from tests.support import dnssec as judge
 from tests.support.api import Api
-from tests.support.nodes import NodeProcess, free_port
+from tests.support.bind import NAMED_HEAD, start_named
+from tests.support.nodes import NodeProcess, events, free_port
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.skipif(not judge.have("nsupdate") or not judge.have("delv"),
@@ -136,15 +137,6 @@ def signed_answer(node: NodeProcess, name: str, rdtype: str, expect: set[str]) -
         return resp.rcode() == dns.rcode.NXDOMAIN and any(
             r.rdtype == dns.rdatatype.RRSIG for r in resp.authority)
     return got == expect and dns.rdatatype.RRSIG in types
-
-
-def events(node: NodeProcess, event: int) -> list[dict]:  # type: ignore[type-arg]
-    out = []
-    for line in node.log_path.read_text().splitlines():
-        start = line.find('{"event": ')
-        if start >= 0 and f'"event": {event},' in line:
-            out.append(json.loads(line[start:]))
-    return out
 
 
 def update_counts(node: NodeProcess) -> dict[str, float]:
@@ -271,18 +263,7 @@ PREREQS = [
 ]
 
 
-NAMED_CONF = """controls {{ }};
-options {{
-    directory "{dir}";
-    pid-file "{dir}/named.pid";
-    session-keyfile "{dir}/session.key";
-    managed-keys-directory "{dir}";
-    listen-on port {port} {{ 127.0.0.1; }};
-    listen-on-v6 {{ none; }};
-    recursion no;
-    dnssec-validation no;
-    notify no;
-}};
+NAMED_CONF = NAMED_HEAD + """}};
 key "{key}" {{ algorithm hmac-sha256; secret "{secret}"; }};
 zone "{zone}" {{
     type primary;
@@ -303,9 +284,7 @@ class NamedPrimary:
         conf.write_text(NAMED_CONF.format(dir=self.dir, port=self.dns_port, zone=zone,
                                           key=key["name"], secret=key["secret"]))
         self.log = self.dir / "named.log"
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(["named", "-g", "-4", "-c", str(conf)], stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.proc = start_named(conf, self.log)
 
     def query(self, name: str, rdtype: str = "A", **kw: object) -> dns.message.Message:
         q = dns.message.make_query(name, dns.rdatatype.from_text(rdtype))

@@ -33,8 +33,8 @@ import dns.zone
 import pytest
 
 from tests.cluster.conftest import Cluster, make_cluster
-from tests.interop.test_bind_secondary import ZONE_TEXT, Named, has_signed
 from tests.support.api import Api
+from tests.support.bind import ZONE_TEXT, Named, has_signed
 from tests.support.nodes import NodeProcess
 from tests.support.wait import wait_until
 

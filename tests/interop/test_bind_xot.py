@@ -19,8 +19,8 @@ import dns.rcode
 import pytest
 
 from tests.cluster.conftest import Cluster, make_cluster
-from tests.interop.test_bind_secondary import ZONE_TEXT, Named
 from tests.support.api import Api
+from tests.support.bind import NAMED_HEAD, ZONE_TEXT, Named
 from tests.support.certs import Pki, make_pki
 from tests.support.nodes import free_port
 from tests.support.wait import wait_until
@@ -30,18 +30,7 @@ pytestmark = pytest.mark.skipif(shutil.which("named") is None,
 
 ZONE = "bindxot.test."
 
-XOT_CONF = """controls {{ }};
-options {{
-    directory "{dir}";
-    pid-file "{dir}/named.pid";
-    session-keyfile "{dir}/session.key";
-    managed-keys-directory "{dir}";
-    listen-on port {port} {{ 127.0.0.1; }};
-    listen-on-v6 {{ none; }};
-    recursion no;
-    dnssec-validation no;
-    notify no;
-}};
+XOT_CONF = NAMED_HEAD + """}};
 tls cluster-primary {{
     ca-file "{ca}";
     remote-hostname "{hostname}";

@@ -37,7 +37,7 @@ import dns.zone
 import pytest
 
 from tests.cluster.conftest import Cluster, make_cluster
-from tests.support.nodes import NodeProcess, free_port
+from tests.support.nodes import NodeProcess, events, free_port
 from tests.support.wait import wait_until
 
 
@@ -208,15 +208,6 @@ def setup() -> Iterator[Setup]:
         knot.stop()
         ro.kill()
         c.close()
-
-
-def events(node: NodeProcess, event: int) -> list[dict]:  # type: ignore[type-arg]
-    out = []
-    for line in node.log_path.read_text().splitlines():
-        start = line.find('{"event": ')
-        if start >= 0 and f'"event": {event},' in line:
-            out.append(json.loads(line[start:]))
-    return out
 
 
 def rcode(node: NodeProcess, name: str, rdtype: str = "A") -> int | None:

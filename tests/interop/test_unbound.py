@@ -24,6 +24,7 @@ from tests.cluster.conftest import Cluster, make_cluster
 from tests.cluster.test_signing import ZONE_TEXT, kek_file
 from tests.support.api import Api
 from tests.support.nodes import free_port
+from tests.support.unbound import ask, server_conf, start_unbound, stop_unbound
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("unbound") is None,
@@ -58,34 +59,18 @@ def unbound(signed: Cluster) -> Iterator[tuple[str, int]]:
     (work / "anchor").write_text(res.stdout)
     port = free_port()
     stubs = "".join(f"  stub-addr: {n.host}@{n.dns_port}\n" for n in signed.nodes)
-    (work / "unbound.conf").write_text(f"""server:
-  interface: 127.0.0.1
-  port: {port}
-  do-daemonize: no
-  username: ""
-  chroot: ""
-  directory: "{work}"
-  pidfile: "{work}/unbound.pid"
-  use-syslog: no
-  logfile: "{work}/unbound.log"
-  verbosity: 1
-  val-log-level: 2
-  do-not-query-localhost: no
-  module-config: "validator iterator"
-  trust-anchor-file: "{work}/anchor"
-  harden-dnssec-stripped: yes
-  qname-minimisation: yes
+    conf = server_conf(work, port) + f"""  qname-minimisation: yes
   qname-minimisation-strict: yes
   access-control: 127.0.0.0/8 allow
   local-zone: "test." nodefault  # test. is a special-use name Unbound blocks by default
 stub-zone:
   name: "{ZONE}"
-{stubs}""")
+{stubs}"""
+    (work / "unbound.conf").write_text(conf)
     check = subprocess.run(["unbound-checkconf", str(work / "unbound.conf")],
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
-    proc = subprocess.Popen(["unbound", "-d", "-c", str(work / "unbound.conf")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    proc = start_unbound(work)
     try:
         def up() -> bool:
             try:
@@ -97,18 +82,7 @@ stub-zone:
         wait_until(up, 20, interval=0.1, message="unbound answers")
         yield "127.0.0.1", port
     finally:
-        proc.kill()
-        proc.wait(10)
-        log = work / "unbound.log"
-        if log.exists():
-            print(log.read_text()[-3000:])
-
-
-def ask(server: tuple[str, int], name: str, rdtype: str, timeout: float = 5.0
-        ) -> dns.message.Message:
-    q = dns.message.make_query(name, dns.rdatatype.from_text(rdtype), want_dnssec=True)
-    q.flags |= dns.flags.RD | dns.flags.AD
-    return dns.query.udp(q, server[0], port=server[1], timeout=timeout)
+        stop_unbound(proc, work)
 
 
 @pytest.mark.parametrize(

@@ -223,3 +223,13 @@ class NodeProcess:
     def ctl(self, *args: str, timeout: float = 60, input: str | None = None,
             ) -> subprocess.CompletedProcess[str]:
         return clusterctl(self.api, *args, timeout=timeout, input=input)
+
+
+def events(node: NodeProcess, event: int) -> list[dict]:  # type: ignore[type-arg]
+    """The JSON events with id `event` in `node`'s log, oldest first."""
+    out = []
+    for line in node.log_path.read_text().splitlines():
+        start = line.find('{"event": ')
+        if start >= 0 and f'"event": {event},' in line:
+            out.append(json.loads(line[start:]))
+    return out

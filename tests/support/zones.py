@@ -1,4 +1,5 @@
-"""Zone texts shared by the DNS server tests (unit, integration and Knot parity)."""
+"""Zone texts shared by the DNS server tests (unit, integration and Knot parity) and by
+the hostile-input test and its benchmark (`FUZZ`, formatted with `zone` and `txt`)."""
 
 EXAMPLE = """
 $TTL 3600
@@ -43,4 +44,21 @@ big      TXT   "4123456789012345678901234567890123456789012345678901234567890123
 big      TXT   "5123456789012345678901234567890123456789012345678901234567890123456789"
 big      TXT   "6123456789012345678901234567890123456789012345678901234567890123456789"
 big      TXT   "7123456789012345678901234567890123456789012345678901234567890123456789"
+"""
+
+# bench/fuzz.py and tests/cluster/test_hostile_input.py: a delegation, a wildcard, an empty
+# non-terminal and a large TXT RRset (`txt` is each of its six strings)
+FUZZ = """$ORIGIN {zone}
+$TTL 300
+@ 3600 IN SOA ns1 hostmaster 1 3600 600 604800 300
+@ 3600 IN NS ns1
+ns1 IN A 192.0.2.1
+www IN A 192.0.2.80
+www IN AAAA 2001:db8::80
+*.apps IN A 192.0.2.100
+a.b IN A 192.0.2.7
+mail IN MX 10 www
+big IN TXT "{txt}" "{txt}" "{txt}" "{txt}" "{txt}" "{txt}"
+sub 3600 IN NS ns.sub
+ns.sub IN A 192.0.2.53
 """
