@@ -70,6 +70,18 @@ Ring = dict[dns.name.Name, dns.tsig.Key]
 Target = tuple[str, str, int]  # node id, host, DNS port
 
 
+async def send_update(u: dns.update.UpdateMessage, host: str, port: int, *, tcp: bool,
+                      timeout: float, what: str) -> tuple[dns.message.Message, int]:
+    """Send one UPDATE (TCP or UDP), up to 20 tries; the answer and how many retries."""
+    fn = dns.asyncquery.tcp if tcp else dns.asyncquery.udp
+    for retries in range(20):
+        try:
+            return await fn(u, host, port=port, timeout=timeout), retries
+        except (dns.exception.Timeout, OSError):
+            continue
+    raise BenchError(f"no answer: {what}")
+
+
 async def _node_load(host: str, port: int, tag: str, per_node: int, in_flight: int,
                      ring: dict) -> tuple[list[float], dict[str, int], int]:  # type: ignore[type-arg]
     sem = asyncio.Semaphore(in_flight)
@@ -85,15 +97,9 @@ async def _node_load(host: str, port: int, tag: str, per_node: int, in_flight: i
         u.add(name, 60, "A", f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}")
         async with sem:
             t0 = time.perf_counter()
-            for _ in range(20):
-                try:
-                    fn = dns.asyncquery.tcp if i % 2 else dns.asyncquery.udp
-                    resp = await fn(u, host, port=port, timeout=5)
-                    break
-                except (dns.exception.Timeout, OSError):
-                    retries += 1
-            else:
-                raise BenchError(f"no answer to the UPDATE of {name}")
+            resp, tries = await send_update(u, host, port, tcp=bool(i % 2), timeout=5,
+                                            what=f"the UPDATE of {name}")
+            retries += tries
             latencies.append(time.perf_counter() - t0)
         rcodes[name] = resp.rcode()
 
@@ -154,15 +160,9 @@ async def signed_load(zone: str, targets: list[Target], others: list[list[Target
         u.add(name, 60, "A", f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}")
         async with sems[k]:
             sent = time.perf_counter()
-            for _ in range(20):
-                try:
-                    fn = dns.asyncquery.tcp if i % 2 else dns.asyncquery.udp
-                    resp = await fn(u, host, port=port, timeout=10)
-                    break
-                except (dns.exception.Timeout, OSError):
-                    retries += 1
-            else:
-                raise BenchError(f"no answer from {node} to the UPDATE of {name}")
+            resp, tries = await send_update(u, host, port, tcp=bool(i % 2), timeout=10,
+                                            what=f"{node}'s answer to the UPDATE of {name}")
+            retries += tries
             last_ack[0] = time.perf_counter()
             acks.append(last_ack[0] - sent)
         rcodes[name] = resp.rcode()
