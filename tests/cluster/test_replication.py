@@ -60,7 +60,9 @@ def test_write_through_one_node_is_served_by_all_at_the_same_serial(cluster: Clu
     n1, n2, n3 = cluster.nodes
     with Api(n1.api) as api:
         serial = api.add(zone, "www", 300, "A", "192.0.2.80")
-    for n in (n2, n3):
+    # The write is acknowledged once committed in etcd; every node, the one written
+    # through included, serves it when its watch delivers it (asynchronously).
+    for n in (n1, n2, n3):
         wait_until(lambda n=n: answers(n, "www.same.test.") == {"192.0.2.80"}, 5)
     resp = n2.query("www.same.test.", "A")
     assert resp.flags & dns.flags.AA
