@@ -76,7 +76,7 @@ from pathlib import Path
 from typing import Any
 
 from node.errors import ConfigError, NodeError
-from node.nodes.advertise import advertised, check_advertise
+from node.nodes.advertise import check_advertise
 from node.zones.tsigkey import key_name
 
 ENV_PREFIX = "DNSNODE_"
@@ -339,7 +339,6 @@ def check(config: Config) -> None:
     for addr in config.dns.listen:
         split_host_port(addr, "dns.listen")
     check_advertise(config.dns.advertise)
-    advertised(config.dns.listen, config.dns.advertise)  # a wildcard needs an address to give
     if not 512 <= config.dns.max_udp_payload <= 65535:
         raise ConfigError("dns.max_udp_payload: must be between 512 and 65535")
     if config.dns.max_tcp_connections < 1 or config.dns.tcp_idle_timeout <= 0:
@@ -392,7 +391,6 @@ def _check_tls(config: Config) -> None:
     d = config.dns
     for addr in d.tls_listen:
         split_host_port(addr, "dns.tls_listen")
-    advertised(d.tls_listen, d.advertise, "dns.tls_listen")
     if d.tls_listen and not (d.tls_cert_file and d.tls_key_file):
         raise ConfigError("dns.tls_cert_file and dns.tls_key_file: required with dns.tls_listen")
     for name in ("tls_cert_file", "tls_key_file"):
