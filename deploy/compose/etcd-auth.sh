@@ -65,11 +65,13 @@ else
 fi
 
 ensure_user() {  # name password
-  if ctl user get "$1" >/dev/null 2>&1; then
-    printf '%s\n' "$2" | ctl user passwd "$1" --interactive=false >/dev/null
-  else
-    printf '%s\n' "$2" | ctl user add "$1" --interactive=false >/dev/null
+  # a `user get` that fails for a moment (a member catching up) must not end in
+  # "user name already exists": an add that fails falls back to setting the password
+  if ! ctl user get "$1" >/dev/null 2>&1 \
+      && printf '%s\n' "$2" | ctl user add "$1" --interactive=false >/dev/null 2>&1; then
     say "user $1 created"
+  else
+    printf '%s\n' "$2" | ctl user passwd "$1" --interactive=false >/dev/null
   fi
 }
 
