@@ -45,7 +45,7 @@ from node.metrics import (
     SigningCollector,
     UpdateCollector,
 )
-from node.nodes.advertise import advertised
+from node.nodes.advertise import advertised, reachable
 from node.nodes.membership import Membership, NodeDirectory, NodeInfo
 from node.secondary.zones import SecondaryZones, TransferStatusWriter
 from node.server import xfr
@@ -115,15 +115,17 @@ class Daemon:
                                reload_pause=config.testing.reload_pause)
         self.repository = ZoneRepository(self.etcd, self.layout, self.clock)
         self.directory = NodeDirectory(self.etcd, self.layout)
+        dns_addresses = advertised(config.dns.listen, config.dns.advertise)
+        dns_host = dns_addresses[0].rpartition(":")[0].strip("[]")
         self.me = NodeInfo(
             id=config.node_id,
             role=config.role,
             # how others reach this node, never a wildcard (node/nodes/advertise.py)
-            dns_addresses=advertised(config.dns.listen, config.dns.advertise),
+            dns_addresses=dns_addresses,
             tls_addresses=advertised(config.dns.tls_listen, config.dns.advertise,
                                      "dns.tls_listen"),
-            api_address=config.api.listen,
-            metrics_address=config.metrics.listen,
+            api_address=reachable(config.api.listen, dns_host),
+            metrics_address=reachable(config.metrics.listen, dns_host),
             alive=True,
             version=__version__,
             started_at=self.clock.now().replace(microsecond=0).isoformat(),

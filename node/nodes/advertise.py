@@ -98,3 +98,14 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def reachable(addr: str, host: str) -> str:
+    """`addr` (the API or metrics listen address) as others reach it: a wildcard host is
+    replaced by `host`, the host this node advertises for DNS; "" stays ""."""
+    if not addr:
+        return addr
+    listen_host, port = _split(addr)
+    if _is_ip(listen_host) and ipaddress.ip_address(listen_host).is_unspecified:
+        return _join(host, port)
+    return addr

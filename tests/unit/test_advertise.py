@@ -9,7 +9,7 @@ import pytest
 
 from node.config import load_config
 from node.errors import ConfigError
-from node.nodes.advertise import advertised
+from node.nodes.advertise import advertised, reachable
 
 
 def _hosts(v4: list[str], v6: list[str] | None = None):  # type: ignore[no-untyped-def]
@@ -58,3 +58,10 @@ def test_readonly_primaries_pin_the_transfer_sources(tmp_path: Path) -> None:
     assert load_config(path, env=env).readonly.primaries == ("dns-2", "dns-0")
     with pytest.raises(ConfigError, match=r"readonly\.primaries: only read-only"):
         load_config(path, env={"DNSNODE_ROLE": "writable"})
+
+
+def test_api_and_metrics_addresses_take_the_advertised_host_for_a_wildcard() -> None:
+    assert reachable("0.0.0.0:5301", "10.1.2.3") == "10.1.2.3:5301"
+    assert reachable("[::]:9100", "fd00::7") == "[fd00::7]:9100"
+    assert reachable("127.0.0.1:5301", "10.1.2.3") == "127.0.0.1:5301"  # loopback: as it is
+    assert reachable("", "10.1.2.3") == ""  # metrics off
