@@ -1,8 +1,12 @@
 """The local development cluster: etcd and three writable nodes on loopback.
 
 `deploy/local-cluster up|down|status [--purge]` (the bash wrapper makes the
-venv first). etcd listens on 127.0.0.10:2379; node N (1..3) has DNS on
-127.0.0.1N:5300, gRPC on 127.0.0.1N:5301 and metrics on 127.0.0.1N:9100.
+venv first). etcd listens on 127.0.0.10:2379 with auth on, set up by the
+deployment's own script (deploy/compose/etcd-auth.sh): the writable nodes are
+etcd user `dnscluster`, the read-only node r1 is `dnscluster-ro`, which cannot
+read private keys or update TSIG keys; passwords are in `.local-cluster/`.
+Node N (1..3) has DNS on 127.0.0.1N:5300, gRPC on 127.0.0.1N:5301 and metrics
+on 127.0.0.1N:9100; r1 the same on 127.0.0.14.
 State, configs, PIDs and logs live in `.local-cluster/`; `down` stops exactly
 the processes `up` started, by PID.
 """
@@ -93,6 +97,37 @@ def etcd_healthy() -> bool:
         return json.loads(resp.read()).get("health") == "true"
 
 
+ETCD_USERS = {"writable": "dnscluster", "readonly": "dnscluster-ro"}
+
+
+def password_file(user: str) -> Path:
+    """An etcd user's password (hex: etcdctl cuts at blanks), made once, mode 0600."""
+    path = STATE / f"etcd-{user}-password"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(16) + "\n")
+    return path
+
+
+def etcd_auth() -> None:
+    """Users, roles and auth on (idempotent), by the script compose and Kubernetes run."""
+    etcdctl_dir = Path(shutil.which("etcdctl") or VENV_BIN / "etcdctl").parent
+    env = {**os.environ, "ETCDCTL_API": "3", "ETCDCTL_ENDPOINTS": f"http://{ETCD_HOST}:2379",
+           "PATH": f"{etcdctl_dir}:{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+           "ETCD_ROOT_PASSWORD_FILE": str(password_file("root")),
+           "ETCD_NODE_USER": ETCD_USERS["writable"],
+           "ETCD_NODE_PASSWORD_FILE": str(password_file(ETCD_USERS["writable"])),
+           "ETCD_RO_USER": ETCD_USERS["readonly"],
+           "ETCD_RO_PASSWORD_FILE": str(password_file(ETCD_USERS["readonly"])),
+           "WAIT_SECONDS": "30"}
+    res = subprocess.run(["sh", str(ROOT / "deploy" / "compose" / "etcd-auth.sh")], env=env,
+                         capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise SystemExit(f"local-cluster: etcd auth setup failed: {res.stderr.strip()}")
+    out("etcd auth on: users dnscluster (writable nodes) and dnscluster-ro (read-only node)")
+
+
 def node_config(node_id: str, host: str, role: str = "writable") -> str:
     signing = f"""[signing]
 kek_file = "{STATE / 'kek'}"
@@ -104,6 +139,8 @@ stagger_max = 5.0
 role = "{role}"
 [etcd]
 endpoints = ["http://{ETCD_HOST}:2379"]
+username = "{ETCD_USERS[role]}"
+password_file = "{password_file(ETCD_USERS[role])}"
 timeout = 2.0
 lease_ttl = 10
 keepalive_interval = 2.0
@@ -205,6 +242,7 @@ def up() -> None:
             "--auto-compaction-retention", "1",
         ])
     wait_for("etcd", etcd_healthy, 30)
+    etcd_auth()
     for node_id, host in [*NODES, READONLY]:
         if read_pid(node_id) is None:
             role = "readonly" if (node_id, host) == READONLY else "writable"
@@ -226,7 +264,11 @@ def up() -> None:
     show_answer(NODES[1][1])
     print(f"""
 The cluster is up: etcd on {ETCD_HOST}:2379, writable nodes n1..n3 on 127.0.0.11..13,
-read-only node r1 on 127.0.0.14 (no keys; signed zones transferred from a writable node).
+read-only node r1 on 127.0.0.14 (no keys; signed zones transferred from a writable node;
+etcd user dnscluster-ro, which etcd refuses the private keys:
+  ETCDCTL_API=3 etcdctl --endpoints {ETCD_HOST}:2379 \\
+      --user dnscluster-ro:$(cat .local-cluster/etcd-dnscluster-ro-password) \\
+      get --prefix /dnscluster/v1/secrets/            # "permission denied").
 
   dig @127.0.0.12 -p 5300 www.example.test A +dnssec  # any node answers, with AA and RRSIGs
   delv @127.0.0.13 -p 5300 -a .local-cluster/example.test.anchor +root=example.test \\

@@ -22,9 +22,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="check the configuration and exit")
     args = parser.parse_args(argv)
     from node.config import load_config
+    from node.nodes.advertise import advertised
 
     try:
         config = load_config(args.config)
+        # a wildcard listen address needs an address to advertise (this host's, or
+        # dns.advertise): checked here, where the host is the one the node runs on
+        advertised(config.dns.listen, config.dns.advertise)
+        advertised(config.dns.tls_listen, config.dns.advertise, "dns.tls_listen")
     except ConfigError as exc:
         sys.stderr.write(f"dns-node: configuration error: {exc}\n")
         return 2

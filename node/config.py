@@ -22,6 +22,7 @@ lease_ttl = 20                 # node session lease, seconds
 keepalive_interval = 5.0       # keepalive_interval + 2 * timeout <= lease_ttl
 [dns]
 listen = ["127.0.0.1:53"]      # host:port, IPv6 as [::1]:53
+advertise = ""                 # IP other nodes reach this one at (default: docs/configuration.md)
 max_udp_payload = 1232
 tcp_idle_timeout = 10.0
 max_tcp_connections = 1000
@@ -33,6 +34,7 @@ transfer_tls = false           # pull signed zones over TLS from the writable no
 transfer_ca_file = ""          # CA that signed their certificates (empty: the system CAs)
 transfer_tls_name = ""         # name checked in their certificates (empty: their address)
 transfer_key = ""              # TSIG transfer key that signs this node's AXFRs (empty: unsigned)
+primaries = []                 # node ids to transfer from, in order (empty: nearest writable)
 [api]
 listen = "127.0.0.1:5301"      # loopback unless tls is set
 ca_file = ""                   # TLS with client certificates signed by this CA
@@ -74,6 +76,7 @@ from pathlib import Path
 from typing import Any
 
 from node.errors import ConfigError, NodeError
+from node.nodes.advertise import check_advertise
 from node.zones.tsigkey import key_name
 
 ENV_PREFIX = "DNSNODE_"
@@ -104,6 +107,7 @@ class DnsSettings:
     tls_listen: tuple[str, ...] = ()  # DNS over TLS (XoT, RFC 9103); TCP framing, TLS 1.3
     tls_cert_file: str = ""
     tls_key_file: str = ""
+    advertise: str = ""  # the IP others reach this node at (node/nodes/advertise.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +120,7 @@ class ReadonlySettings:
     # a TSIG transfer key (clusterctl tsig add NAME --use transfer) that signs the AXFRs this
     # read-only node takes from writable nodes, so they may allow it by key, not by address
     transfer_key: str = ""
+    primaries: tuple[str, ...] = ()  # pinned transfer sources: writable node ids, in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +338,7 @@ def check(config: Config) -> None:
         raise ConfigError("dns.listen: at least one address is required")
     for addr in config.dns.listen:
         split_host_port(addr, "dns.listen")
+    check_advertise(config.dns.advertise)
     if not 512 <= config.dns.max_udp_payload <= 65535:
         raise ConfigError("dns.max_udp_payload: must be between 512 and 65535")
     if config.dns.max_tcp_connections < 1 or config.dns.tcp_idle_timeout <= 0:
@@ -351,6 +357,8 @@ def check(config: Config) -> None:
     if config.server.journal_max_bytes < 0 or config.server.journal_max_versions < 0:
         raise ConfigError("server.journal_max_bytes and server.journal_max_versions: must be 0 "
                           "(no journal: IXFR answered in AXFR form) or more")
+    if config.readonly.primaries and config.role != "readonly":
+        raise ConfigError("readonly.primaries: only read-only nodes take zone transfers")
     if config.readonly.transfer_key:
         if config.role != "readonly":
             raise ConfigError("readonly.transfer_key: only read-only nodes take zone transfers")

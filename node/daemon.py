@@ -45,6 +45,7 @@ from node.metrics import (
     SigningCollector,
     UpdateCollector,
 )
+from node.nodes.advertise import advertised, reachable
 from node.nodes.membership import Membership, NodeDirectory, NodeInfo
 from node.secondary.zones import SecondaryZones, TransferStatusWriter
 from node.server import xfr
@@ -114,13 +115,17 @@ class Daemon:
                                reload_pause=config.testing.reload_pause)
         self.repository = ZoneRepository(self.etcd, self.layout, self.clock)
         self.directory = NodeDirectory(self.etcd, self.layout)
+        dns_addresses = advertised(config.dns.listen, config.dns.advertise)
+        dns_host = dns_addresses[0].rpartition(":")[0].strip("[]")
         self.me = NodeInfo(
             id=config.node_id,
             role=config.role,
-            dns_addresses=tuple(config.dns.listen),
-            tls_addresses=tuple(config.dns.tls_listen),
-            api_address=config.api.listen,
-            metrics_address=config.metrics.listen,
+            # how others reach this node, never a wildcard (node/nodes/advertise.py)
+            dns_addresses=dns_addresses,
+            tls_addresses=advertised(config.dns.tls_listen, config.dns.advertise,
+                                     "dns.tls_listen"),
+            api_address=reachable(config.api.listen, dns_host),
+            metrics_address=reachable(config.metrics.listen, dns_host),
             alive=True,
             version=__version__,
             started_at=self.clock.now().replace(microsecond=0).isoformat(),
@@ -151,6 +156,7 @@ class Daemon:
                 transfer_key=key_name(config.readonly.transfer_key)
                 if config.readonly.transfer_key else None,
                 keyring=self.transfer_keys.get,
+                primaries=config.readonly.primaries,
             ) if config.role == "readonly" else None,
             clock=self.clock,
             expiry=self.expiry,
@@ -276,7 +282,8 @@ class Daemon:
             if self.dns.stats is not None:
                 self.metrics.register(self.dns.stats.collector())
             emit(Event.DNS_LISTENING, addresses=[_format_addr(h, p) for h, p in bound],
-                 tls=[_format_addr(h, p) for h, p in self.dns.tls_addresses])
+                 tls=[_format_addr(h, p) for h, p in self.dns.tls_addresses],
+                 advertised=list(self.me.dns_addresses))
             api_tls = None
             if cfg.api.ca_file:
                 api_tls = ApiTls(cfg.api.ca_file, cfg.api.cert_file, cfg.api.key_file)

@@ -17,8 +17,10 @@
 #   WAIT_SECONDS               how long to wait for etcd to answer (default 120)
 #
 # Roles: `dnscluster-writable` reads and writes everything under the prefix;
-# `dnscluster-readonly` reads zones/ and writes only nodes/ and alive/ (never
-# secrets/, where the private keys are: DESIGN.md, read-only nodes).
+# `dnscluster-readonly` reads zones/ and tsig/transfer/, writes only nodes/, alive/
+# and transfers/ (never secrets/, where the private keys are, nor tsig/update/:
+# DESIGN.md, read-only nodes). Check with `etcdctl --user dnscluster-ro get --prefix
+# /dnscluster/v1/secrets/`: "permission denied".
 set -eu
 
 : "${ETCD_ROOT_PASSWORD_FILE:?path of the root password file}"
@@ -63,11 +65,13 @@ else
 fi
 
 ensure_user() {  # name password
-  if ctl user get "$1" >/dev/null 2>&1; then
-    printf '%s\n' "$2" | ctl user passwd "$1" --interactive=false >/dev/null
-  else
-    printf '%s\n' "$2" | ctl user add "$1" --interactive=false >/dev/null
+  # a `user get` that fails for a moment (a member catching up) must not end in
+  # "user name already exists": an add that fails falls back to setting the password
+  if ! ctl user get "$1" >/dev/null 2>&1 \
+      && printf '%s\n' "$2" | ctl user add "$1" --interactive=false >/dev/null 2>&1; then
     say "user $1 created"
+  else
+    printf '%s\n' "$2" | ctl user passwd "$1" --interactive=false >/dev/null
   fi
 }
 
@@ -87,6 +91,8 @@ ensure_role dnscluster-readonly
 ctl role grant-permission dnscluster-readonly --prefix=true read "${prefix}zones/" >/dev/null
 ctl role grant-permission dnscluster-readonly --prefix=true readwrite "${prefix}nodes/" >/dev/null
 ctl role grant-permission dnscluster-readonly --prefix=true readwrite "${prefix}alive/" >/dev/null
+# its own status for secondary zones of outside primaries (clusterctl zone show)
+ctl role grant-permission dnscluster-readonly --prefix=true readwrite "${prefix}transfers/" >/dev/null
 # TSIG transfer keys only (read-only nodes sign their own transfers); never tsig/update/
 ctl role grant-permission dnscluster-readonly --prefix=true read "${prefix}tsig/transfer/" >/dev/null
 if [ -n "${ETCD_RO_PASSWORD_FILE:-}" ]; then
@@ -98,4 +104,4 @@ if [ "$auth_on" = no ]; then
   ctl auth enable >/dev/null
   say "authentication enabled"
 fi
-say "ready: user $node_user may use $prefix only"
+say "ready: user $node_user may use $prefix only${ETCD_RO_PASSWORD_FILE:+; $ro_user is read-only}"

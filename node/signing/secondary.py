@@ -8,6 +8,9 @@ sign. For a signed zone it acts as a secondary (RFC 1034 §4.3.5, RFC 1996):
 - A refresh asks every live writable node for its signed SOA serial, then
   transfers (AXFR, signatures included) from one that has the current serial
   — same host first, then by node id — never from the first that answers.
+  `[readonly] primaries` pins the sources: only those nodes, in that order
+  (the model's RODC pointed at another primary). Nodes are reached at the
+  addresses they advertise (`node/nodes/advertise.py`), never a wildcard.
   With `tls` (`readonly.transfer_tls`) the probe and the transfer go over TLS
   (XoT, RFC 9103) to the nodes' advertised DNS-over-TLS addresses, their
   certificates verified; nodes that advertise none are not asked.
@@ -114,8 +117,10 @@ class SecondaryLoader:
                  retry: float = 0.5, give_up: float = 10.0, clock: Clock = SYSTEM_CLOCK,
                  tls: ssl.SSLContext | None = None, tls_name: str = "",
                  transfer_key: Name | None = None,
-                 keyring: Callable[[Name], dns.tsig.Key | None] | None = None) -> None:
+                 keyring: Callable[[Name], dns.tsig.Key | None] | None = None,
+                 primaries: tuple[str, ...] = ()) -> None:
         self._me = me
+        self._primaries = primaries  # [readonly] primaries: pinned sources, in this order
         self._tls = tls  # XoT: transfers and SOA probes to the nodes' DNS-over-TLS address
         self._tls_name = tls_name
         self._transfer_key = transfer_key  # [readonly] transfer_key: signs our AXFRs
@@ -221,6 +226,9 @@ class SecondaryLoader:
         nodes = [n for n in await self._dir.list_nodes()
                  if n.role == "writable" and n.alive and n.dns_addresses
                  and (self._tls is None or n.tls_addresses)]
+        if self._primaries:  # pinned by the administrator: those nodes only, in that order
+            rank = {node_id: i for i, node_id in enumerate(self._primaries)}
+            return sorted((n for n in nodes if n.id in rank), key=lambda n: rank[n.id])
         my_hosts = {_host_port(a)[0] for a in self._me.dns_addresses}
         return sorted(nodes, key=lambda n: (_host_port(n.dns_addresses[0])[0] not in my_hosts,
                                             n.id))
@@ -247,6 +255,10 @@ class SecondaryLoader:
             sources = await self._sources()
         except NodeError as exc:
             return f"cannot list the writable nodes: {exc}"
+        if not sources and self._primaries:
+            return ("no pinned primary ([readonly] primaries: " + ", ".join(self._primaries)
+                    + ") is a live writable node" + (" advertising dns.tls_listen"
+                                                      if self._tls is not None else ""))
         if not sources:
             return "no live writable node to transfer from" + (
                 " over TLS (none advertises dns.tls_listen)" if self._tls is not None else "")
@@ -309,7 +321,8 @@ class SecondaryLoader:
             snap = replace(z.want, serial=serial, changed=None, signed=True,
                            nodes=MappingProxyType({k: MappingProxyType(v)
                                                    for k, v in nodes_map.items()}))
-            self._install(z, snap, earliest, current=not serial_lt(serial, z.want.serial))
+            self._install(z, snap, earliest, current=not serial_lt(serial, z.want.serial),
+                          source=f"{node.id} {host}:{port}")
             return True, [], refused
         return False, reasons, refused
 
@@ -319,12 +332,13 @@ class SecondaryLoader:
         nodes = transfer(host, port, zone, self._timeout, self._tls, self._tls_name, key)
         return nodes, earliest_rrsig_expiration(nodes)
 
-    def _install(self, z: _Zone, snap: ZoneSnapshot, earliest: int | None, current: bool
-                 ) -> None:
+    def _install(self, z: _Zone, snap: ZoneSnapshot, earliest: int | None, current: bool,
+                 source: str = "") -> None:
         z.copy, z.earliest, z.serving = snap, earliest, False
         if current or z.refreshed_at is None:  # an older copy does not renew the expire timer
             z.refreshed_at = self._clock.monotonic()
-        emit(Event.XFR_RECEIVED, zone=snap.origin, serial=snap.serial, current=current)
+        emit(Event.XFR_RECEIVED, zone=snap.origin, serial=snap.serial, current=current,
+             source=source)
 
     # -- serve or hold ------------------------------------------------------------
     async def _judge(self, z: _Zone) -> float:

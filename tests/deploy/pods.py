@@ -122,6 +122,8 @@ class PodProcess:
                 env[var["name"]] = self.subst(self._expand(var["value"], env))
             elif var.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name":
                 env[var["name"]] = self.name
+            elif var.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "status.podIP":
+                env[var["name"]] = "127.0.0.1"  # the "pods" share the host's loopback
             else:
                 raise AssertionError(f"{self.name}: no substitution for env {var}")
         return env

@@ -44,7 +44,30 @@ def secrets() -> Iterator[Path]:
 
 
 def _dns_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {n: s for n, s in compose["services"].items() if n.startswith("dns-")}
+    """The writable nodes (dns-ro, the read-only node, has its own test)."""
+    return {n: s for n, s in compose["services"].items() if n.startswith("dns-")
+            and s.get("environment", {}).get("DNSNODE_ROLE") != "readonly"}
+
+
+def test_compose_read_only_node_has_its_own_etcd_user_and_no_kek(
+        compose: dict[str, Any], secrets: Path, tmp_path: Path) -> None:
+    services = compose["services"]
+    ro = services["dns-ro"]
+    auth = services["etcd-auth"]["environment"]
+    assert ro["secrets"] == ["etcd-ro-password"]  # never the KEK nor the node password
+    assert ro["depends_on"]["etcd-auth"]["condition"] == "service_completed_successfully"
+    assert "etcd-ro-password" in services["etcd-auth"]["secrets"]
+    text = (DEPLOY / "compose" / "node.toml").read_text()
+    config_file = tmp_path / "node.toml"
+    config_file.write_text(text.replace("/run/secrets/", f"{secrets}/"))
+    env = {k: v.replace("/run/secrets/", f"{secrets}/") for k, v in ro["environment"].items()}
+    config = load_config(config_file, env=env)
+    assert (config.role, config.signing.kek_file) == ("readonly", "")
+    assert config.etcd.username == auth["ETCD_RO_USER"] == "dnscluster-ro"
+    assert Path(config.etcd.password_file).name == Path(auth["ETCD_RO_PASSWORD_FILE"]).name
+    # it transfers with the key the example-zone service makes and allows on the zone
+    assert config.readonly.transfer_key == services["example-zone"]["environment"][
+        "RO_TRANSFER_KEY"]
 
 
 def test_compose_has_etcd_with_auth_three_nodes_and_the_example_zone(
@@ -119,6 +142,12 @@ def test_etcd_auth_script_limits_the_node_user(compose: dict[str, Any], secrets:
     assert private_etcd.ctl("user", "list", user=node, check=False) == ""  # not an admin
     roles = private_etcd.ctl("role", "get", "dnscluster-readonly", user=root)
     assert "secrets/" not in roles and "/dnscluster/v1/zones/" in roles
+    # the read-only user: zone data yes; private keys and update keys "permission denied"
+    ro = f"dnscluster-ro:{(secrets / 'etcd-ro-password').read_text()}"
+    private_etcd.ctl("get", "--prefix", "/dnscluster/v1/zones/", user=ro)
+    for denied in ("/dnscluster/v1/secrets/", "/dnscluster/v1/tsig/update/"):
+        with pytest.raises(RuntimeError, match="permission denied"):
+            private_etcd.ctl("get", "--prefix", denied, user=ro)
     # a password with a blank would be cut by etcdctl: refused
     (secrets / "bad").write_text("two words")
     bad_env = {**env, "ETCD_NODE_PASSWORD_FILE": str(secrets / "bad")}
@@ -138,7 +167,7 @@ def test_example_zone_script_creates_the_zone_once(private_etcd: EtcdProcess,
     try:
         env = {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(tmp_path),
                "CLUSTERCTL_ENDPOINT": node.api, "ZONE": "example.test.",
-               "ZONE_FILE": str(DEPLOY / "example.test.zone")}
+               "ZONE_FILE": str(DEPLOY / "example.test.zone"), "RO_TRANSFER_KEY": "ro-xfr"}
         if "PYTHONPATH" in os.environ:
             env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         for _ in range(2):  # a second `compose up` finds the zone and leaves it

@@ -221,13 +221,20 @@ def test_prod_has_a_read_only_statefulset_without_the_kek(
         rendered: dict[str, list[Obj]]) -> None:
     objs = rendered["prod"]
     ro = find(objs, "StatefulSet", "dns-ro")
-    assert ro["spec"]["replicas"] == 0
+    assert ro["spec"]["replicas"] >= 2
+    assert find(objs, "PodDisruptionBudget", "dns-ro")["spec"]["maxUnavailable"] == 1
     spec = ro["spec"]["template"]["spec"]
     ctr = container(spec, "dns-node")
     env = {e["name"]: e.get("value") for e in ctr["env"]}
     assert env["DNSNODE_ROLE"] == "readonly"
     assert env["DNSNODE_SIGNING__KEK_FILE"] == ""
     assert env["DNSNODE_ETCD__USERNAME"] == "dnscluster-ro"
+    assert env["DNSNODE_ETCD__PASSWORD_FILE"].endswith("/ro-password")
+    for sts in (ro, find(objs, "StatefulSet", "dns")):  # they advertise the pod IP
+        ctr_env = container(sts["spec"]["template"]["spec"], "dns-node")["env"]
+        adv = next(e for e in ctr_env if e["name"] == "DNSNODE_DNS__ADVERTISE")
+        assert adv["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    assert {"startupProbe", "readinessProbe", "livenessProbe"} <= ctr.keys()
     assert not any(v.get("secret", {}).get("secretName") == "dnscluster-kek"
                    for v in spec["volumes"])
     # the config the read-only pod gets is one the node accepts for that role

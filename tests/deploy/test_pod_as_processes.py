@@ -11,7 +11,7 @@ gets from Kubernetes is substituted, and every substitution is listed here:
 3. pod IPs: the wildcard listen addresses `0.0.0.0:<port>` (and the pod's own
    `127.0.0.1:5301`) -> 127.0.0.1 and a free port per pod, since the "pods"
    share one host: etcd 2379/2380/2381, dns 5300 (DNS), 5301 (API), 8853 (DNS over
-   TLS), 9100 (metrics);
+   TLS), 9100 (metrics); `status.podIP` (dns.advertise) -> 127.0.0.1;
 4. mounted volumes -> files in a temp dir: the Secrets from make-secrets, the
    ConfigMap node.toml (itself substituted by 2-4), empty dirs for the
    volumeClaimTemplates and emptyDirs;

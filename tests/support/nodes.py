@@ -49,6 +49,7 @@ class NodeProcess:
     extra_toml: str = ""
     env: dict[str, str] = field(default_factory=dict)  # extra environment (DNSNODE_* settings)
     dns_toml: str = ""  # extra lines of the [dns] section
+    listen_host: str = ""  # DNS listen host if not `host` (a wildcard: only in a private netns)
     nofile: int = 0  # if set, the node starts with this soft RLIMIT_NOFILE
     dns_port: int = 0  # 0: a free port, chosen here (and changed if a first start clashes)
     api_port: int = 0
@@ -88,7 +89,7 @@ class NodeProcess:
             f"[etcd]\nendpoints = {json.dumps(self.etcd_endpoints)}\n"
             f'prefix = "{self.prefix}"\ntimeout = 1.0\nlease_ttl = {self.lease_ttl}\n'
             f"keepalive_interval = 1.0\n"
-            f'[dns]\nlisten = ["{self.host}:{self.dns_port}"]\n'
+            f'[dns]\nlisten = ["{self.listen_host or self.host}:{self.dns_port}"]\n'
             f"{self.dns_toml or 'tcp_idle_timeout = 5.0'}\n"
             f'[api]\nlisten = "{self.api}"\n'
             f'[metrics]\nlisten = "{self.host}:{self.metrics_port}"\n'
