@@ -18,9 +18,11 @@ finishes the roll from the state in etcd.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,6 +111,37 @@ def unbound_states(path: Path) -> dict[int, str]:
     return {int(m[1]): m[2] for m in _ANCHOR.finditer(path.read_text())}
 
 
+class AnchorLog:
+    """Samples Unbound's anchor file; `changes` is [(epoch seconds, {tag: state})]."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.changes: list[tuple[float, dict[int, str]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = unbound_states(self.path)
+            if now and (not self.changes or self.changes[-1][1] != now):
+                self.changes.append((time.time(), now))
+            self._stop.wait(0.2)
+
+    def __enter__(self) -> AnchorLog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def write(self, title: str) -> None:
+        path = os.environ.get("DNSCLUSTER_ROLLOVER_TIMELINE")
+        if path:
+            with open(path, "a") as f:
+                f.write(json.dumps({"title": title, "unbound": self.changes}) + "\n")
+
+
 @pytest.mark.parametrize("role", ["ksk", "csk"])
 def test_rfc5011_roll_is_followed_by_a_managed_anchor(cluster: Cluster, role: str) -> None:
     c = cluster
@@ -121,7 +154,7 @@ def test_rfc5011_roll_is_followed_by_a_managed_anchor(cluster: Cluster, role: st
     with managed_validator({zone: seed.stdout}, c.nodes, f"www.{zone}",
                            add_holddown=UNBOUND_ADD_HOLDDOWN,
                            del_holddown=UNBOUND_DEL_HOLDDOWN) as (server, work), \
-            Watcher(server, zone=zone) as w:
+            Watcher(server, zone=zone) as w, AnchorLog(work / f"{zone}key") as anchors:
         anchor_file = work / f"{zone}key"
         (old,) = seps(tl.poll(via), "active")
         out = ctl_json(via, "zone", "rollover", zone, "--ksk")
@@ -178,4 +211,5 @@ def test_rfc5011_roll_is_followed_by_a_managed_anchor(cluster: Cluster, role: st
             assert rev_tag not in served(n, zone)[0]
         time.sleep(2 * TTL)  # keep asking while the last cached DNSKEY set expires
     tl.write()
+    anchors.write(tl.title)
     assert w.asked > 50 and not w.bogus, (w.asked, w.bogus[:5])
