@@ -10,13 +10,16 @@ must be none. Steps checked on every node: the stand-by key is in the DNSKEY set
 signs nothing, and `trust-anchors export` names it; after Iadd it signs; then the old
 key is served with the REVOKE bit (a new key tag), signing the DNSKEY set only (self-
 signed); Unbound's anchor file shows the new key VALID and the old one REVOKED; after
-Irev the revoked key is gone. The KSK zone keeps its ZSK; the CSK zone rolls its one
+Irev the revoked key is gone. Through the KSK roll a validating BIND named seeded with
+an `initial-key` anchor (hold-down of seconds by `-T mkeytimers`) is watched the same
+way. The KSK zone keeps its ZSK; the CSK zone rolls its one
 key, and loses its Key Master to `kill -9` during the add hold-down: a seized holder
 finishes the roll from the state in etcd.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -29,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import dns.dnssec
+import dns.exception
+import dns.flags
 import dns.message
 import dns.query
 import dns.rdatatype
@@ -38,8 +43,9 @@ from tests.cluster.conftest import Cluster, make_cluster
 from tests.cluster.test_rollover import TTL, Timeline, Watcher
 from tests.cluster.test_signing import ctl_json, kek_file, wait_published
 from tests.support.api import Api
+from tests.support.bind import start_managed_resolver
 from tests.support.nodes import NodeProcess
-from tests.support.unbound import managed_validator
+from tests.support.unbound import ask, managed_validator
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("unbound") is None,
@@ -48,6 +54,7 @@ pytestmark = pytest.mark.skipif(shutil.which("unbound") is None,
 ZONES = {"ksk": "ta5011.test.", "csk": "csk5011.test."}
 ZONE_ADD_HOLDDOWN, ZONE_REMOVE_HOLDDOWN = 10, 6  # the zone waits this long (seconds)
 UNBOUND_ADD_HOLDDOWN, UNBOUND_DEL_HOLDDOWN = 5, 6  # Unbound's own hold-downs
+NAMED_HOLDDOWN = 5  # named's (`-T mkeytimers`)
 ZONE_TEXT = """$ORIGIN {zone}
 $TTL {ttl}
 @ IN SOA ns1 hostmaster 1 3600 600 604800 {ttl}
@@ -151,10 +158,14 @@ def test_rfc5011_roll_is_followed_by_a_managed_anchor(cluster: Cluster, role: st
     seed = c.nodes[0].ctl("trust-anchors", "export", zone, "--format", "unbound-auto")
     assert seed.returncode == 0 and " DNSKEY 257 " in seed.stdout, seed.stderr
     tl = Timeline(f"RFC 5011 {role.upper()} roll, trust anchor at the zone", zone)
-    with managed_validator({zone: seed.stdout}, c.nodes, f"www.{zone}",
-                           add_holddown=UNBOUND_ADD_HOLDDOWN,
-                           del_holddown=UNBOUND_DEL_HOLDDOWN) as (server, work), \
-            Watcher(server, zone=zone) as w, AnchorLog(work / f"{zone}key") as anchors:
+    with contextlib.ExitStack() as stack:
+        server, work = stack.enter_context(managed_validator(
+            {zone: seed.stdout}, c.nodes, f"www.{zone}", add_holddown=UNBOUND_ADD_HOLDDOWN,
+            del_holddown=UNBOUND_DEL_HOLDDOWN))
+        w = stack.enter_context(Watcher(server, zone=zone))
+        anchors = stack.enter_context(AnchorLog(work / f"{zone}key"))
+        bind = (stack.enter_context(managed_named(c, zone))
+                if role == "ksk" and shutil.which("named") else None)
         anchor_file = work / f"{zone}key"
         (old,) = seps(tl.poll(via), "active")
         out = ctl_json(via, "zone", "rollover", zone, "--ksk")
@@ -213,3 +224,34 @@ def test_rfc5011_roll_is_followed_by_a_managed_anchor(cluster: Cluster, role: st
     tl.write()
     anchors.write(tl.title)
     assert w.asked > 50 and not w.bogus, (w.asked, w.bogus[:5])
+    if bind is not None:  # named with an `initial-key` anchor followed the roll too
+        assert bind.asked > 50 and not bind.bogus, (bind.asked, bind.bogus[:5])
+
+
+@contextlib.contextmanager
+def managed_named(c: Cluster, zone: str) -> Iterator[Watcher]:
+    """A validating named seeded with `trust-anchors export --format bind-initial-key`,
+    watched like Unbound."""
+    res = c.nodes[0].ctl("trust-anchors", "export", zone, "--format", "bind-initial-key")
+    assert res.returncode == 0 and "initial-key" in res.stdout, res.stderr
+    work = Path(tempfile.mkdtemp(prefix="named-5011-"))
+    proc, port = start_managed_resolver(work, zone, res.stdout,
+                                        [(n.host, n.dns_port) for n in c.nodes],
+                                        NAMED_HOLDDOWN)
+    try:
+        def up() -> bool:
+            try:
+                return bool(ask(("127.0.0.1", port), f"www.{zone}", "A", 0.5).flags
+                            & dns.flags.AD)
+            except (dns.exception.Timeout, OSError):
+                return False
+
+        wait_until(up, 30, interval=0.2, message="named validates the zone")
+        with Watcher(("127.0.0.1", port), zone=zone) as w:
+            yield w
+    except BaseException:
+        print((work / "named.log").read_text(errors="replace")[-4000:])
+        raise
+    finally:
+        proc.kill()
+        proc.wait(10)
