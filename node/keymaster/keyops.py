@@ -128,7 +128,7 @@ def describe(p: Plan, keys: tuple[DnssecKey, ...]) -> str:
     target = getattr(p.step, "key_id", "") or getattr(p.step, "predecessor", "")
     key = by_id.get(target)
     what = f" {key.role.upper()} {key.tag}" if key else ""
-    if p.name == "introduce" and key:
+    if p.name in ("introduce", "standby") and key:
         what = f" successor of {key.role.upper()} {key.tag}"
     return f"{p.name}{what}" if p.name else ""
 
