@@ -106,6 +106,9 @@ class Event(IntEnum):
     KEY_POLICY_CHANGED = 1625  # an operator set a key's rollover policy
     ROLLOVER_REQUESTED = 1626  # an operator asked for a rollover
     DS_SEEN = 1627  # an operator confirmed a KSK's DS at the parent
+    KEY_STANDBY = 1630  # RFC 5011: a stand-by KSK/CSK was published (add hold-down starts)
+    KEY_PROMOTED = 1631  # RFC 5011: the stand-by key signs now; CDS/CDNSKEY name it
+    KEY_REVOKED = 1632  # RFC 5011: the old key is published with the REVOKE bit, self-signed
     TSIG_KEY_ADDED = 1700
     TSIG_KEY_DELETED = 1701
     TASK_CRASHED = 1900

@@ -95,6 +95,10 @@ def dnssec_config_to_pb(config: DnssecConfig) -> dnssec_pb2.DnssecSettings:
         propagation_delay_seconds=config.propagation_delay,
         parent_ds_ttl=config.parent_ds_ttl,
         parent_propagation_delay_seconds=config.parent_propagation_delay,
+        rfc5011=config.rfc5011,
+        add_holddown_seconds=config.add_holddown,
+        remove_holddown_seconds=config.remove_holddown,
+        no_parent_ds=not config.parent_ds,
     )
 
 
@@ -141,6 +145,10 @@ def dnssec_config_from_pb(pb: dnssec_pb2.DnssecSettings) -> DnssecConfig:
         parent_ds_ttl=pb.parent_ds_ttl or defaults.parent_ds_ttl,
         parent_propagation_delay=(pb.parent_propagation_delay_seconds
                                   or defaults.parent_propagation_delay),
+        rfc5011=pb.rfc5011,
+        add_holddown=pb.add_holddown_seconds or defaults.add_holddown,
+        remove_holddown=pb.remove_holddown_seconds or defaults.remove_holddown,
+        parent_ds=not pb.no_parent_ds,
     )
 
 

@@ -1,4 +1,4 @@
-"""`clusterctl zone sign|unsign|dnssec` and `clusterctl trust-anchors export`.
+"""`clusterctl zone sign|unsign|dnssec` (`trust-anchors export` is in `node.cli.anchors`).
 
 Client-side checks exit 2 before any RPC: unknown algorithm or SHA-1 (the
 server's wording, `node.dnssec.algorithms.parse_algorithm`), RSA sizes, bad
@@ -17,7 +17,6 @@ durations (`21d`, `9d`, `12h`, `90s`, `1d12h`, or plain seconds), bad salts
   "first_signed_at", "digest", "digest_mismatch"}], "ds": [..], "published", "published_serial",
   "published_at", "ds_safe", "signed_nodes", "eligible_nodes", "settings": {..},
   "missing_keys": [..]}` (`keymaster` is null for a zone never signed)
-* trust-anchors export: `{"zone", "format", "records": [..]}`
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ from node.cli.output import (
 )
 from node.dnssec.algorithms import check_bits, parse_algorithm
 from node.dnssec.denial import parse_salt
-from node.dnssec.ds import ds_records, sep_keys
+from node.dnssec.ds import ds_records
 from node.dnssec.keys import DnssecKey
 from node.errors import ConfigError, NotFound, ValidationError
 from node.keymaster.handover import KeyMasterInfo
@@ -57,7 +56,8 @@ _DURATIONS = re.compile(r"(?:\d+[smhdw])+")
 _SETTINGS = ("algorithm", "bits", "ksk_bits", "zsk_bits", "csk", "denial", "iterations",
              "salt", "opt_out", "validity", "refresh", "jitter", "dnskey_ttl",
              "no_replicate_ksk", "no_replicate_zsk", "failover", "failover_after",
-             "propagation_delay", "parent_ds_ttl", "parent_propagation_delay")
+             "propagation_delay", "parent_ds_ttl", "parent_propagation_delay", "rfc5011",
+             "add_holddown", "remove_holddown", "no_parent_ds")
 
 
 # --- argument types ----------------------------------------------------------
@@ -149,6 +149,15 @@ def register_zone_verbs(verbs: argparse._SubParsersAction, parents: Parents) -> 
                    help="the parent's DS TTL, for KSK rollovers (1d)")
     p.add_argument("--parent-propagation-delay", type=duration_arg, metavar="DUR",
                    help="until the parent's servers serve a new DS (1h)")
+    p.add_argument("--rfc5011", action="store_true", default=None,
+                   help="roll the KSK by RFC 5011 (stand-by key, revocation) for resolvers "
+                   "that hold it as a managed trust anchor")
+    p.add_argument("--add-holddown", type=duration_arg, metavar="DUR",
+                   help="RFC 5011: the resolvers' add hold-down to wait for (30d)")
+    p.add_argument("--remove-holddown", type=duration_arg, metavar="DUR",
+                   help="RFC 5011: how long a revoked KSK stays published (30d)")
+    p.add_argument("--no-parent-ds", action="store_true", default=None,
+                   help="RFC 5011: no parent holds a DS (the trust anchor is the zone's KSK)")
     p.add_argument("--like", type=a.zone_arg, metavar="ZONE",
                    help="sign with another signed zone's settings")
     p.add_argument("--keymaster", metavar="NODE",
@@ -178,19 +187,6 @@ def register_zone_verbs(verbs: argparse._SubParsersAction, parents: Parents) -> 
                          help="show a zone's DNSSEC settings, keys, Key Master and signing")
     p.add_argument("zone", type=a.zone_arg, metavar="ZONE")
     p.set_defaults(handler=show)
-
-
-def register(commands: argparse._SubParsersAction, parents: Parents) -> None:  # type: ignore[type-arg]
-    """`trust-anchors export`."""
-    ta = commands.add_parser("trust-anchors", help="export a signed zone's trust anchors")
-    verbs = ta.add_subparsers(dest="verb", metavar="VERB", required=True)
-    p = verbs.add_parser("export", parents=parents,
-                         help="print the active KSK/CSK as DS or DNSKEY records")
-    p.add_argument("zone", type=a.zone_arg, metavar="ZONE")
-    p.add_argument("--format", choices=("ds", "dnskey", "bind"), default="ds",
-                   help="ds (SHA-256, default) or dnskey: master-file lines (unbound "
-                   "trust-anchor-file); bind: a trust-anchors clause (delv -a FILE +root=ZONE)")
-    p.set_defaults(handler=export_anchors)
 
 
 # --- zone sign ---------------------------------------------------------------
@@ -223,6 +219,10 @@ def sign_config(args: argparse.Namespace) -> DnssecConfig:
         raise UsageError(f"--refresh ({refresh}s) must be shorter than --validity ({validity}s)")
     if jitter * 2 >= refresh:
         raise UsageError(f"--jitter ({jitter}s) must be below half of --refresh ({refresh}s)")
+    extras = [n for n, v in (("--add-holddown", args.add_holddown), ("--remove-holddown",
+              args.remove_holddown), ("--no-parent-ds", args.no_parent_ds)) if v is not None]
+    if extras and not args.rfc5011:
+        raise UsageError(f"{', '.join(extras)} apply to RFC 5011 rollovers: add --rfc5011")
     replicate_ksk = not args.no_replicate_ksk
     replicate_zsk = not args.no_replicate_zsk
     failover = args.failover or ("auto" if replicate_ksk and replicate_zsk else "manual")
@@ -236,6 +236,9 @@ def sign_config(args: argparse.Namespace) -> DnssecConfig:
         propagation_delay=args.propagation_delay or d.propagation_delay,
         parent_ds_ttl=args.parent_ds_ttl or d.parent_ds_ttl,
         parent_propagation_delay=args.parent_propagation_delay or d.parent_propagation_delay,
+        rfc5011=bool(args.rfc5011), add_holddown=args.add_holddown or d.add_holddown,
+        remove_holddown=args.remove_holddown or d.remove_holddown,
+        parent_ds=not args.no_parent_ds,
     )
 
 
@@ -386,31 +389,3 @@ def show(ctx: CommandContext) -> None:
             info = None
     d = status_dict(status, info)
     ctx.out.result(d, status_text(d))
-
-
-# --- trust-anchors export ----------------------------------------------------
-
-
-def anchor_lines(zone: Name, keys: list[DnssecKey], fmt: str) -> list[str]:
-    if fmt == "dnskey":
-        return [f"{zone} IN DNSKEY {k.dnskey().to_text()}" for k in keys]
-    if fmt == "ds":
-        return [f"{zone} IN DS {ds_records(k, 'SHA256').to_text()}" for k in keys]
-    body = []
-    for k in keys:
-        ds = ds_records(k, "SHA256")
-        body.append(f'    "{zone}" static-ds {ds.key_tag} {ds.algorithm} '  # type: ignore[attr-defined]
-                    f'{ds.digest_type} "{ds.digest.hex().upper()}";')  # type: ignore[attr-defined]
-    return ["trust-anchors {", *body, "};"]
-
-
-def export_anchors(ctx: CommandContext) -> None:
-    zone = ctx.args.zone
-    status = ctx.client.dnssec_status(zone)
-    keys = sep_keys(status.keys)
-    if not keys:
-        raise NotFound(f"zone {zone} has no active KSK or CSK (is it signed? clusterctl zone "
-                       f"dnssec {zone})")
-    lines = anchor_lines(zone, keys, ctx.args.format)
-    ctx.out.result({"zone": zone.to_text(), "format": ctx.args.format, "records": lines},
-                   "\n".join(lines))

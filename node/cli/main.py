@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from node.api.client import ApiClient, ClientTls
-from node.cli import dnssec, keymaster, nodes, record, tsig, zone
+from node.cli import anchors, keymaster, nodes, record, tsig, zone
 from node.cli.arguments import timeout_arg
 from node.cli.context import CommandContext
 from node.cli.output import EXIT_OK, PROG, Output, UsageError, report_error
@@ -71,7 +71,7 @@ def build_parser() -> Parser:
     record.register(commands, [trailing])
     nodes.register(commands, [trailing])
     keymaster.register(commands, [trailing])
-    dnssec.register(commands, [trailing])
+    anchors.register(commands, [trailing])
     tsig.register(commands, [trailing])
     return parser
 

@@ -23,8 +23,11 @@ The timings follow RFC 7583 (docs/rollover.md has the formulas and a real run):
 * A key is due to be rolled at `Tact + lifetime + offset` (its policy), or at
   once when an operator asked (`roll_at`); the successor is introduced `Ipub`
   earlier so that it is ready on time. One rollover per role at a time.
-* A CSK is never rolled yet (its successor would have to be published before
-  it signs, and its DS swapped as a KSK's): `plan` starts no CSK rollover.
+* A CSK rolls as a KSK does, by double signature: its successor signs
+  everything with it from the start; the old CSK goes once the new DS is seen
+  (`Iret` of a KSK) and its own zone signatures have left caches (`Iret` of a
+  ZSK after the successor became active). RFC 5011 rolls (stand-by key,
+  revocation) are planned in `node.dnssec.rfc5011`, which calls `role_plans`.
 """
 
 from __future__ import annotations
@@ -119,8 +122,9 @@ class Plan:
 
 
 def step_name(step: Step) -> str:
-    return {Introduce: "introduce", Activate: "activate", Ready: "ready", Remove: "remove",
-            Idle: ""}[type(step)]
+    names = {Introduce: "introduce", Activate: "activate", Ready: "ready", Remove: "remove",
+             Idle: ""}
+    return names.get(type(step), getattr(step, "step_name", ""))  # RFC 5011 steps name themselves
 
 
 def _tag(key: DnssecKey) -> str:
@@ -153,9 +157,19 @@ def cds_keys(keys: tuple[DnssecKey, ...] | list[DnssecKey]) -> list[DnssecKey]:
 
 def plan(obs: RollObservation, now: float) -> Plan:
     """The earliest step of any rollover in progress or scheduled."""
+    return earliest([_plans(obs, "zsk"), _plans(obs, "ksk")], now)
+
+
+def role_plans(obs: RollObservation, role: str) -> list[Plan]:
+    """Every step due for the keys of one role ("zsk"; "ksk": KSKs and CSKs)."""
+    return _plans(obs, role)
+
+
+def earliest(groups: list[list[Plan]], now: float) -> Plan:
+    """The earliest of the plans (one list per role); a due one before a blocked one."""
     candidates: list[tuple[float, int, Plan]] = []
-    for role in ("zsk", "ksk"):
-        for rank, p in enumerate(_plans(obs, role)):
+    for plans in groups:
+        for rank, p in enumerate(plans):
             if p.at is not None:
                 candidates.append((p.at, rank, p))
     if not candidates:
@@ -174,7 +188,7 @@ def _plans(obs: RollObservation, role: str) -> list[Plan]:
     t = obs.timing
     out: list[Plan] = []
     successors = {k.predecessor: k for k in keys if k.predecessor}
-    rolling = any(k.state in ("published", "retired") for k in keys) or any(
+    rolling = any(k.state in ("published", "retired", "revoked") for k in keys) or any(
         p in by_id for p in successors)
     unsigned = "every writable node to sign the current key set (Dsgn)"
     for k in keys:
@@ -201,12 +215,16 @@ def _plans(obs: RollObservation, role: str) -> list[Plan]:
                 out.append(Plan(Remove(pred.key_id), k.times.ready or 0.0,
                                 f"the DS of {_tag(k)} at the parent: confirm with clusterctl "
                                 f"zone ds-seen ZONE {k.key_id}", blocked=True))
+            elif pred.role == "csk":  # its zone signatures must leave caches too
+                at = max(k.ds_seen + t.iret_ksk, (k.times.active or 0.0) + t.iret_zsk)
+                out.append(_gated(Plan(Remove(pred.key_id), at,
+                                       f"Iret: the old DS of {_tag(pred)} and its zone "
+                                       "signatures to leave caches"), obs, unsigned))
             else:
                 out.append(Plan(Remove(pred.key_id), k.ds_seen + t.iret_ksk,
                                 f"Iret: the old DS of {_tag(pred)} to leave caches (parent "
                                 "propagation delay + DS TTL)"))
-        elif (k.state == "active" and k.key_id not in successors and not rolling
-              and k.role != "csk"):  # a CSK rollover is not implemented: never started
+        elif k.state == "active" and k.key_id not in successors and not rolling:
             due = scheduled_roll(k)
             if due is not None:
                 at = due if k.roll_at is not None else due - t.ipub

@@ -60,7 +60,8 @@ def _pick(keys: dict[str, tuple[DnssecKey, int]], zone: Name, key_id: str, role:
 
 def _refuse_second_roll(zone: Name, keys: dict[str, tuple[DnssecKey, int]], role: str) -> None:
     same = [k for k, _ in keys.values() if (k.role in ("ksk", "csk")) == (role == "ksk")]
-    if any(k.state in ("published", "retired") or k.predecessor in keys for k in same):
+    if any(k.state in ("published", "retired", "revoked") or k.predecessor in keys
+           for k in same):
         raise Conflict(f"a {role.upper()} rollover of {zone} is already under way "
                        f"(clusterctl zone dnssec {zone} shows its next step)")
 
@@ -85,9 +86,6 @@ async def roll_key(*, etcd: EtcdClient, layout: KeyLayout, repository: ZoneRepos
     if key.state != "active":
         raise Conflict(f"key {key.key_id} ({key.role.upper()} {key.tag}) is {key.state}; "
                        "only an active key can be rolled")
-    if key.role == "csk":
-        raise Conflict(f"key {key.key_id} is a CSK; CSK rollover is not implemented yet "
-                       f"(re-key with clusterctl zone sign {zone} --new-keys)")
     _refuse_second_roll(zone, keys, "ksk" if key.role in ("ksk", "csk") else "zsk")
     key = replace(key, roll_at=clock.time())
     await _write(repository, layout, zone, key, rev)
@@ -130,7 +128,7 @@ def describe(p: Plan, keys: tuple[DnssecKey, ...]) -> str:
     target = getattr(p.step, "key_id", "") or getattr(p.step, "predecessor", "")
     key = by_id.get(target)
     what = f" {key.role.upper()} {key.tag}" if key else ""
-    if p.name == "introduce" and key:
+    if p.name in ("introduce", "standby") and key:
         what = f" successor of {key.role.upper()} {key.tag}"
     return f"{p.name}{what}" if p.name else ""
 

@@ -22,6 +22,9 @@ from node.clock import SYSTEM_CLOCK, Clock
 from node.dnssec import kek as kekmod
 from node.dnssec.keys import DnssecKey, new_key
 from node.dnssec.lifecycle import KeyPolicy
+from node.dnssec.rfc5011 import STEPS as RFC5011_STEPS
+from node.dnssec.rfc5011 import Promote, Revoke
+from node.dnssec.rfc5011 import plan as plan_keys
 from node.dnssec.rollover import (
     Activate,
     Introduce,
@@ -30,10 +33,10 @@ from node.dnssec.rollover import (
     Remove,
     RollObservation,
     Timing,
-    plan,
 )
 from node.errors import ConfigError
 from node.events import Event, emit
+from node.keymaster import rfc5011
 from node.keymaster.duties import Fence
 from node.keymaster.keystore import KeyStore
 from node.nodes.membership import NodeDirectory
@@ -46,6 +49,7 @@ from node.zones.repository import ZoneRepository
 
 log = logging.getLogger(__name__)
 GATED = (Activate, Ready)
+RFC5011_GATED = (Promote, Revoke)
 
 
 def timing_for(config: DnssecConfig, snap: ZoneSnapshot) -> Timing:
@@ -76,10 +80,12 @@ async def observe(*, etcd: EtcdClient, layout: KeyLayout, directory: NodeDirecto
                   zone: dns.name.Name, state: DnssecState, timing: Timing,
                   now: float) -> Plan:
     """The next step; whether every node has signed is asked only when a gated step is due."""
-    p = plan(RollObservation(state.keys, timing, signed_everywhere=True), now)
-    if p.due(now) and isinstance(p.step, (*GATED, Remove)):
+    policy = rfc5011.policy_of(state.config)  # RFC 5011 zones roll SEP keys by stand-by
+    p = plan_keys(RollObservation(state.keys, timing, signed_everywhere=True), policy, now)
+    if p.due(now) and isinstance(p.step, (*GATED, Remove, *RFC5011_GATED)):
         if not await signed_everywhere(etcd, layout, directory, zone, state):
-            p = plan(RollObservation(state.keys, timing, signed_everywhere=False), now)
+            p = plan_keys(RollObservation(state.keys, timing, signed_everywhere=False),
+                          policy, now)
     return p
 
 
@@ -94,6 +100,10 @@ async def perform(*, repository: ZoneRepository, layout: KeyLayout, zone: dns.na
                   key_store: KeyStore | None, clock: Clock = SYSTEM_CLOCK) -> int:
     """Carry out a due step as one fenced write with a serial bump; the new serial, or 0 if
     the keys changed meanwhile (planned again from the newer state)."""
+    if isinstance(step.step, RFC5011_STEPS):
+        return await rfc5011.perform(repository=repository, layout=layout, zone=zone,
+                                     state=state, step=step, fence=fence, kek=kek,
+                                     key_store=key_store, clock=clock)
     now = clock.time()
     keys = {k.key_id: k for k in state.keys}
     s = step.step

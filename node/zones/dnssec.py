@@ -55,6 +55,11 @@ class DnssecConfig:
     key_store_node: str = ""  # node whose local key store holds the unreplicated private keys
     new_keys: bool = False  # `zone sign --new-keys` pending
     kek: str = ""  # fingerprint of the KEK the replicated private keys are wrapped under
+    # RFC 5011 (node.dnssec.rfc5011): KSK rolls by stand-by key and revocation
+    rfc5011: bool = False
+    add_holddown: int = 30 * 86400  # the resolvers' add hold-down the zone waits for
+    remove_holddown: int = 30 * 86400  # how long a revoked key stays published
+    parent_ds: bool = True  # a parent holds a DS: an RFC 5011 roll also waits for the new DS
 
     def to_json(self) -> bytes:
         data = asdict(self)

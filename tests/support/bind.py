@@ -4,7 +4,8 @@
 no recursion, no validation, no NOTIFY); `start_named` runs a foreground `named -g`
 with its log in a file; `Named` is a secondary of one node (`NAMED_CONF`), with
 `ZONE_TEXT` a zone whose SOA makes it poll every second; `has_signed` says an answer
-holds the type and its RRSIG.
+holds the type and its RRSIG; `start_managed_resolver` is a validating named with RFC
+5011 managed trust anchors (`initial-key`) and hold-downs of seconds.
 """
 
 from __future__ import annotations
@@ -135,3 +136,39 @@ def has_signed(resp: dns.message.Message | None, rdtype: int) -> bool:
     types = {r.rdtype for r in resp.answer}
     covered = {r.covers for r in resp.answer if r.rdtype == dns.rdatatype.RRSIG}
     return rdtype in types and rdtype in covered
+
+
+MANAGED_RESOLVER_CONF = NAMED_HEAD.replace("    recursion no;\n    dnssec-validation no;\n",
+                                           "    recursion yes;\n    dnssec-validation yes;\n") + \
+    """    allow-recursion {{ 127.0.0.0/8; }};
+    allow-query-cache {{ 127.0.0.0/8; }};
+}};
+{anchors}
+zone "{zone}" {{
+    type forward;
+    forward only;
+    forwarders {{ {forwarders} }};
+}};
+"""
+
+
+def start_managed_resolver(directory: Path, zone: str, anchors: str,
+                           servers: list[tuple[str, int]], holddown: int
+                           ) -> tuple[subprocess.Popen[bytes], int]:
+    """A validating `named` that holds `anchors` (a `trust-anchors` clause with
+    `initial-key`/`initial-ds`, RFC 5011 managed) and forwards `zone` to `servers`.
+    `-T mkeytimers=1/2/HOLDDOWN` (a named test option) makes its RFC 5011 hold-down
+    `holddown` seconds and lets it refresh the keys every second. Returns (process, port)."""
+    port = free_port()
+    forwarders = " ".join(f"{host} port {p};" for host, p in servers)
+    conf = directory / "named.conf"
+    conf.write_text(MANAGED_RESOLVER_CONF.format(dir=directory, port=port, zone=zone,
+                                                 anchors=anchors, forwarders=forwarders))
+    check = subprocess.run(["named-checkconf", str(conf)], capture_output=True, text=True,
+                           timeout=30)
+    assert check.returncode == 0, f"named.conf:\n{check.stdout}{check.stderr}"
+    with open(directory / "named.log", "ab") as log:
+        proc = subprocess.Popen(["named", "-g", "-4", "-T", f"mkeytimers=1/2/{holddown}",
+                                 "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+    return proc, port

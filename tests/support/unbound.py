@@ -3,7 +3,8 @@
 `server_conf` is the `server:` clause every test's unbound.conf starts with (loopback,
 foreground, its log and the trust anchor file `anchor` in its work directory);
 `start_unbound`/`stop_unbound` run it and show the tail of its log after; `ask` sends
-a recursive DNSSEC query; `validator` is a whole Unbound with stubs for given zones.
+a recursive DNSSEC query; `validator` is a whole Unbound with stubs for given zones;
+`managed_validator` one that tracks the zones' KSKs by RFC 5011 (auto-trust-anchor-file).
 """
 
 from __future__ import annotations
@@ -92,5 +93,46 @@ def validator(anchor: str, zones: list[str], nodes: list[NodeProcess], probe: st
 
         wait_until(up, 30, interval=0.2, message="unbound validates the zone")
         yield "127.0.0.1", port
+    finally:
+        stop_unbound(proc, work)
+
+
+@contextlib.contextmanager
+def managed_validator(seeds: dict[str, str], nodes: list[NodeProcess], probe: str,
+                      *, add_holddown: int, del_holddown: int
+                      ) -> Iterator[tuple[tuple[str, int], Path]]:
+    """Unbound tracking each zone's KSK by RFC 5011: `seeds` maps a zone to its
+    `auto-trust-anchor-file` seed (`trust-anchors export --format unbound-auto`); the
+    hold-downs are seconds (`permit-small-holddown`). Yields its address and its work
+    directory (the anchor files are `<zone>key` there) once it validates `probe` A."""
+    work = Path(tempfile.mkdtemp(prefix="unbound-5011-"))
+    files = []
+    for zone, seed in seeds.items():
+        path = work / f"{zone}key"
+        path.write_text(seed)
+        files.append(f'  auto-trust-anchor-file: "{path}"\n')
+    port = free_port()
+    stubs = "".join(f'stub-zone:\n  name: "{z}"\n'
+                    + "".join(f"  stub-addr: {n.host}@{n.dns_port}\n" for n in nodes)
+                    for z in seeds)
+    head = server_conf(work, port).replace(f'  trust-anchor-file: "{work}/anchor"\n', "")
+    conf = head + "".join(files) + f"""  permit-small-holddown: yes
+  add-holddown: {add_holddown}
+  del-holddown: {del_holddown}
+  keep-missing: 3600
+  access-control: 127.0.0.0/8 allow
+  local-zone: "test." nodefault
+{stubs}"""
+    (work / "unbound.conf").write_text(conf)
+    proc = start_unbound(work)
+    try:
+        def up() -> bool:
+            try:
+                return bool(ask(("127.0.0.1", port), probe, "A", 0.5).flags & dns.flags.AD)
+            except (dns.exception.Timeout, OSError):
+                return False
+
+        wait_until(up, 30, interval=0.2, message="unbound validates the zone")
+        yield ("127.0.0.1", port), work
     finally:
         stop_unbound(proc, work)

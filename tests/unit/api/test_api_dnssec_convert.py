@@ -41,6 +41,7 @@ def test_unreplicated_key_defaults_to_manual_failover() -> None:
                      replicate_ksk=False, replicate_zsk=False, keymaster_failover="manual",
                      status="signed", keymaster="dns-1", requested_by="dns-0",
                      missing_keys=("a", "b"), key_store_node="dns-1", new_keys=True),
+        DnssecConfig(rfc5011=True, add_holddown=10, remove_holddown=6, parent_ds=False),
     ],
 )
 def test_settings_round_trip(config: DnssecConfig) -> None:

@@ -292,3 +292,55 @@ async def test_dnssec_without_keymaster_service_falls_back_to_status(
         assert doc["keymaster"]["changes"] == []
     finally:
         await server.stop(0)
+
+
+async def test_sign_rfc5011_options(cli: Cli) -> None:
+    code, _, err = await cli.run("zone", "sign", "example.test", "--rfc5011",
+                                 "--add-holddown", "10s", "--remove-holddown", "2d",
+                                 "--no-parent-ds")
+    assert code == 0, err
+    got = sent(cli)["config"]
+    assert (got.rfc5011, got.add_holddown, got.remove_holddown, got.parent_ds) == \
+        (True, 10, 2 * 86400, False)
+    code, _, err = await cli.run("zone", "sign", "other.test", "--add-holddown", "10s")
+    assert code == 2 and "--rfc5011" in err
+
+
+async def test_trust_anchors_export_managed_formats_and_the_standby_key(cli: Cli) -> None:
+    from datetime import UTC, datetime
+
+    from node.dnssec.keys import new_key
+
+    await cli.run("zone", "sign", "example.test")
+    ksk = next(k for k in cli.dnssec.keys[ZONE] if k.role == "ksk")
+    standby, _ = new_key(ZONE, 13, "ksk", now=datetime.now(UTC), state="published",
+                         predecessor=ksk.key_id)
+    revoked, _ = new_key(ZONE, 13, "ksk", now=datetime.now(UTC))
+    cli.dnssec.keys[ZONE] += (standby, revoked.with_state("revoked"))
+    both = sorted((ksk, standby), key=lambda k: (k.tag, k.key_id))
+
+    doc = await cli.json("trust-anchors", "export", "example.test", "--format", "ds")
+    assert [int(r.split()[3]) for r in doc["records"]] == [k.tag for k in both]
+
+    _, out, _ = await cli.run("trust-anchors", "export", "example.test", "--format",
+                              "bind-initial-key")
+    lines = out.splitlines()
+    assert lines[0] == "trust-anchors {" and lines[-1] == "};" and len(lines) == 4
+    for k, line in zip(both, lines[1:3], strict=True):
+        rd = k.dnskey()
+        assert line.startswith('    "example.test." initial-key 257 3 13 "') and \
+            dns.rdata.from_text("IN", "DNSKEY", line.split("initial-key", 1)[1]
+                                .strip(' ;').replace('"', "")) == rd
+
+    _, out, _ = await cli.run("trust-anchors", "export", "example.test", "--format",
+                              "bind-initial-ds")
+    assert f'"example.test." initial-ds {both[0].tag} 13 2 "' in out
+
+    _, out, _ = await cli.run("trust-anchors", "export", "example.test", "--format",
+                              "unbound-auto")
+    lines = out.splitlines()
+    assert lines[0].startswith("; autotrust") and len(lines) == 3
+    for k, line in zip(both, lines[1:], strict=True):
+        owner, ttl, klass, rtype, rdata = line.split(None, 4)
+        assert (owner, ttl, klass, rtype) == ("example.test.", "3600", "IN", "DNSKEY")
+        assert dns.rdata.from_text("IN", "DNSKEY", rdata) == k.dnskey()

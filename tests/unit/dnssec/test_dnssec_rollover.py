@@ -151,6 +151,15 @@ def test_default_lifetimes() -> None:
     assert KeyPolicy(every=30).lifetime("zsk") == 30
 
 
-def test_a_csk_is_never_rolled_yet() -> None:
+def test_a_csk_rolls_by_double_signature_and_waits_for_its_ds_and_its_signatures() -> None:
     csk = key("c1", "csk", "active", roll_at=T0)
-    assert plan(obs(csk), T0 + 10**9).step == Idle()
+    assert plan(obs(csk), T0).step == Introduce("csk", "c1")
+    new = key("c2", "csk", "active", pub=T0, act=T0, ready=T0 + 3900, pred="c1")
+    p = plan(obs(csk, new), T0 + 4000)
+    assert p.step == Remove("c1") and p.blocked and "ds-seen" in p.waiting_for
+    # the DS is seen early: the old CSK's zone signatures still bound it (Tact + Iret ZSK)
+    p = plan(obs(csk, replace(new, ds_seen=T0 + 1)), T0 + 1)
+    assert p.step == Remove("c1") and p.at == max(T0 + 1 + 9000, T0 + 4500)
+    p = plan(obs(csk, replace(new, ds_seen=T0 - 9000)), T0 + 4500)
+    assert p.at == T0 + 4500 and p.due(T0 + 4500)
+    assert plan(obs(csk, replace(new, ds_seen=T0), signed=False), T0 + 10**6).blocked
