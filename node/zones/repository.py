@@ -20,6 +20,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Collection, Sequence
+from typing import Any, Protocol
 
 import dns.exception
 import dns.name
@@ -32,6 +33,7 @@ import dns.zone
 
 from node.clock import SYSTEM_CLOCK, Clock
 from node.errors import Conflict, NotFound, Refused, ValidationError
+from node.filezone.admin import FileZoneAdmin
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.store.txn import Compare, Op
@@ -74,6 +76,14 @@ def default_soa(zone: Name, primary_ns: Name, admin_email: str | None) -> dns.rr
     return dns.rrset.from_rdata(zone, 3600, rd)
 
 
+class FileChanges(Protocol):
+    """Record changes of file-backed zones: made by the owner, sent to it by the others."""
+
+    async def change(self, config: ZoneConfig, owner: Name, rdtype: int,
+                     change: Callable[[dns.rrset.RRset | None], dns.rrset.RRset | None],
+                     forward: Callable[[Any], int]) -> int: ...
+
+
 class ZoneRepository(ZoneReads):
     """All writes of zone data go through here (never through etcd directly)."""
 
@@ -82,6 +92,8 @@ class ZoneRepository(ZoneReads):
         self._keys = layout
         self._clock = clock  # stamps each version's time (ZoneHead.time)
         self._updates = UpdateTransactions(client, layout, clock)
+        self.files = FileZoneAdmin(client, layout, clock)  # file-backed zones: create, reload
+        self.file_zones: FileChanges | None = None  # set by the daemon: their record changes
 
     @property
     def etcd(self) -> EtcdClient:
@@ -166,9 +178,20 @@ class ZoneRepository(ZoneReads):
         return ZoneInfo(config, 0, 0, -1, result.revision)
 
     async def _not_secondary(self, zone: Name) -> None:
-        if (await self._config(zone)).secondary:
+        config = await self._config(zone)
+        if config.secondary:
             raise Refused(f"zone {zone} is a secondary zone: change it on its primary "
                           "(its data comes by zone transfer)")
+        if config.file_backed:
+            raise Refused(f"zone {zone} is file-backed: edit {config.path} on {config.owner} "
+                          f"and run clusterctl zone reload {zone}, or change records")
+
+    async def create_file_zone(self, name: Name, node: str, path: str,
+                               allow_transfer: Sequence[str] = ()) -> ZoneInfo:
+        """A zone whose data is the master file `path` on node `node` (node.filezone)."""
+        config, revision = await self.files.create(name, node, path, tuple(allow_transfer))
+        log.info("file-backed zone %s created: %s on %s", config.name, path, node)
+        return ZoneInfo(config, 0, 0, -1, revision)
 
     async def delete_zone(self, name: Name) -> None:
         await self._head(name)
@@ -249,10 +272,12 @@ class ZoneRepository(ZoneReads):
             out.update_ttl(rrset.ttl)
             return out
 
-        return await self._change_rrset(zone, rrset.name, rrset.rdtype, change)
+        return await self._change_rrset(zone, rrset.name, rrset.rdtype, change,
+                                        lambda api: api.add_records(zone, rrset))
 
     async def replace_rrset(self, zone: Name, rrset: dns.rrset.RRset) -> int:
-        return await self._change_rrset(zone, rrset.name, rrset.rdtype, lambda _old: rrset)
+        return await self._change_rrset(zone, rrset.name, rrset.rdtype, lambda _old: rrset,
+                                        lambda api: api.replace_rrset(zone, rrset))
 
     async def delete_records(
         self, zone: Name, owner: Name, rdtype: int, rrset: dns.rrset.RRset | None = None
@@ -273,7 +298,8 @@ class ZoneRepository(ZoneReads):
                 out.discard(rd)
             return out if len(out) else None
 
-        return await self._change_rrset(zone, owner, rdtype, change)
+        return await self._change_rrset(zone, owner, rdtype, change,
+                                        lambda api: api.delete_records(zone, owner, rdtype, rrset))
 
     async def _change_rrset(
         self,
@@ -281,6 +307,7 @@ class ZoneRepository(ZoneReads):
         owner: Name,
         rdtype: int,
         change: Callable[[dns.rrset.RRset | None], dns.rrset.RRset | None],
+        forward: Callable[[Any], int] | None = None,
     ) -> int:
         zone = zone.canonicalize()
         if not owner.is_subdomain(zone):
@@ -289,6 +316,10 @@ class ZoneRepository(ZoneReads):
             raise ValidationError(
                 f"{dns.rdatatype.to_text(rdtype)} records are made by the signer, not added by hand"
             )
+        if self.file_zones is not None and forward is not None:
+            config = await self._config(zone)
+            if config.file_backed:  # its owner changes the file (node.filezone)
+                return await self.file_zones.change(config, owner, rdtype, change, forward)
         await self._not_secondary(zone)
 
         def build(head: ZoneHead, at_owner: dict[int, dns.rrset.RRset]) -> list[Op]:
