@@ -11,9 +11,12 @@ of a file-backed zone cannot move.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 import dns.name
+import dns.rrset
 
 from node.clock import SYSTEM_CLOCK, Clock
 from node.errors import Conflict, NotFound, Refused, ValidationError
@@ -25,6 +28,15 @@ from node.store.txn import Compare, Op
 from node.zones.model import ZONE_KIND_FILE, ZoneConfig, ZoneHead
 
 Name = dns.name.Name
+
+
+class FileChanges(Protocol):
+    """Record changes of file-backed zones: made by the owner, sent to it by the others
+    (`node.filezone.zones.FileZones.change`; the repository calls it)."""
+
+    async def change(self, config: ZoneConfig, owner: Name, rdtype: int,
+                     change: Callable[[dns.rrset.RRset | None], dns.rrset.RRset | None],
+                     forward: Callable[[Any], int]) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,7 +80,7 @@ class ZoneReads:
 
     async def get_zone(self, name: Name) -> ZoneInfo:
         config = await self._config(name)
-        if config.secondary or config.file_backed:  # no data in etcd: what each node transferred instead
+        if config.secondary or config.file_backed:  # each node's copy instead
             head, kv = await self._head(name)
             kvs, _ = await self._etcd.range_all(self._keys.transfers_prefix(name))
             transfers = tuple(sorted((TransferStatus.from_json(k.value) for k in kvs),

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Collection, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import dns.exception
 import dns.name
@@ -33,7 +33,7 @@ import dns.zone
 
 from node.clock import SYSTEM_CLOCK, Clock
 from node.errors import Conflict, NotFound, Refused, ValidationError
-from node.filezone.admin import FileZoneAdmin
+from node.filezone.admin import FileChanges, FileZoneAdmin
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.store.txn import Compare, Op
@@ -74,14 +74,6 @@ def default_soa(zone: Name, primary_ns: Name, admin_email: str | None) -> dns.rr
         dns.rdataclass.IN, dns.rdatatype.SOA, primary_ns, rname, 1, 3600, 600, 604800, 300
     )
     return dns.rrset.from_rdata(zone, 3600, rd)
-
-
-class FileChanges(Protocol):
-    """Record changes of file-backed zones: made by the owner, sent to it by the others."""
-
-    async def change(self, config: ZoneConfig, owner: Name, rdtype: int,
-                     change: Callable[[dns.rrset.RRset | None], dns.rrset.RRset | None],
-                     forward: Callable[[Any], int]) -> int: ...
 
 
 class ZoneRepository(ZoneReads):
