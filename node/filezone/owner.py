@@ -21,7 +21,9 @@ zone's version history on this node (`LocalZoneState.version_time`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -71,6 +73,16 @@ def _serial(nodes: NodeMap, origin: Name) -> int:
     return int(soa[0].serial)  # type: ignore[attr-defined]
 
 
+def _refresh_at(nodes: NodeMap, dnssec: DnssecConfig | None) -> int | None:
+    """When the signatures of a signed copy loaded from disk need refreshing: the earliest
+    RRSIG expiration minus the refresh period (as `ZoneSigner` reports after signing)."""
+    expirations = [rd.expiration for types in nodes.values()  # type: ignore[attr-defined]
+                   for rd in types.get(dns.rdatatype.RRSIG, ())]
+    if dnssec is None or not expirations:
+        return None
+    return min(expirations) - dnssec.refresh
+
+
 class OwnedZone:
     """A file-backed zone this node owns (one caller at a time: every change holds `lock`)."""
 
@@ -114,6 +126,7 @@ class OwnedZone:
                 header, signed = got
                 self.nodes, self.serial, self.digest = nodes, header.serial, header.source
                 self.keyset = header.keyset
+                self.next_refresh = _refresh_at(signed, self.dnssec)
                 await self._serve(signed, None, signed=True, time=header.time)
                 emit(Event.FILE_ZONE_LOADED, zone=self.origin, serial=self.serial,
                      source=self.signed_path, signed=True, resigned=False)
@@ -165,6 +178,10 @@ class OwnedZone:
         secondaries transfer it), signed in full or served unsigned."""
         self.dnssec = dnssec
         self._signer = None
+        if dnssec is None:
+            self.next_refresh = None
+            with contextlib.suppress(FileNotFoundError):  # no signed copy of an unsigned zone
+                os.unlink(self.signed_path)
         if self.nodes is not None:
             await self._change({})
 

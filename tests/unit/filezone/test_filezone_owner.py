@@ -73,6 +73,7 @@ def test_signed_copy_is_served_again_without_signing(tmp_path: Path) -> None:
     z2 = owned(path, tmp_path / "state", again)
     run(z2.start(DnssecConfig()))
     assert z2._signer is None, "signed again on start"
+    assert z2.next_refresh is not None and z2.next_refresh == z.next_refresh
     assert again.snaps[-1].serial == 2 and again.snaps[-1].signed
     assert {o: dict(t) for o, t in again.snaps[-1].nodes.items()} == \
         {o: dict(t) for o, t in snap.nodes.items()}
