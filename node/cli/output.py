@@ -309,9 +309,11 @@ def zone_details(info: ZoneInfo) -> str:
     ]
     if info.config.secondary:
         rows += [("primaries", ", ".join(d["primaries"])), ("tsig-key", d["tsig_key"] or "-")]
+    if info.config.file_backed:
+        rows += [("owner", d["owner"]), ("file", d["path"])]
     width = max(len(k) for k, _ in rows)
     text = "\n".join(f"{k + ':':<{width + 1}} {v}" for k, v in rows)
-    if info.config.secondary:
+    if info.config.secondary or info.config.file_backed:
         transfers = [(t.node, "-" if t.serial is None else t.serial, t.primary or "-",
                       t.method or "-", t.at or "-", "yes" if t.serving else "no", t.error or "-")
                      for t in info.transfers]
