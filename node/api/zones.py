@@ -36,8 +36,8 @@ class ZoneService(zone_pb2_grpc.ZoneServiceServicer):
     ) -> zone_pb2.CreateZoneResponse:
         name, kwargs = convert.create_zone_args(request)
         if request.file_backed:
-            info = await self._repo.create_file_zone(name, request.node, request.path,
-                                                     tuple(request.allow_transfer))
+            info = await self._repo.files.create(name, request.node, request.path,
+                                                 tuple(request.allow_transfer))
             return convert.create_zone_response(info)
         if request.secondary:
             info = await self._repo.create_secondary_zone(name, tuple(request.primaries),

@@ -11,6 +11,7 @@ of a file-backed zone cannot move.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -26,8 +27,15 @@ from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.store.txn import Compare, Op
 from node.zones.model import ZONE_KIND_FILE, ZoneConfig, ZoneHead
+from node.zones.reads import ZoneInfo
+
+log = logging.getLogger(__name__)
 
 Name = dns.name.Name
+
+
+# (the new RRset or None, the other RRsets at its owner) -> raises ValidationError
+Check = Callable[[dns.rrset.RRset | None, dict[int, dns.rrset.RRset]], None]
 
 
 class FileChanges(Protocol):
@@ -36,7 +44,7 @@ class FileChanges(Protocol):
 
     async def change(self, config: ZoneConfig, owner: Name, rdtype: int,
                      change: Callable[[dns.rrset.RRset | None], dns.rrset.RRset | None],
-                     forward: Callable[[Any], int]) -> int: ...
+                     forward: Callable[[Any], int], check: Check) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +61,7 @@ class FileZoneAdmin:
         self._clock = clock
 
     async def create(self, name: Name, node: str, path: str,
-                     allow_transfer: tuple[str, ...] = ()) -> tuple[ZoneConfig, int]:
-        """(config, etcd revision) of the new zone."""
+                     allow_transfer: tuple[str, ...] = ()) -> ZoneInfo:
         name = name.canonicalize()
         if not path.startswith("/"):
             raise ValidationError(f"--file {path!r}: give the absolute path of the master file "
@@ -74,7 +81,8 @@ class FileZoneAdmin:
                   Op.put(self._keys.head_key(name), head.to_json())])
         if not result.succeeded:
             raise Conflict(f"zone {name} already exists")
-        return config, result.revision
+        log.info("file-backed zone %s created: %s on %s", name, path, node)
+        return ZoneInfo(config, 0, 0, -1, result.revision)
 
     async def _config(self, zone: Name) -> tuple[ZoneConfig, int]:
         kv = await self._etcd.get(self._keys.config_key(zone))

@@ -202,13 +202,19 @@ class OwnedZone:
             return serial, rcode
 
     async def edit(self, owner: Name, rdtype: int,
-                   change: Callable[[dns.rrset.RRset | None], dns.rrset.RRset | None]) -> int:
-        """One RRset changed by `change` (the `record` verbs)."""
+                   change: Callable[[dns.rrset.RRset | None], dns.rrset.RRset | None],
+                   check: Callable[[dns.rrset.RRset | None, dict[int, dns.rrset.RRset]], None]
+                   | None = None) -> int:
+        """One RRset changed by `change` (the `record` verbs), `check`ed against the zone's
+        rules (CNAME and apex rules, as for etcd zones)."""
         async with self.lock:
             assert self.nodes is not None
-            new = change(self.nodes.get(owner, {}).get(rdtype))
+            at_owner = dict(self.nodes.get(owner, {}))
+            new = change(at_owner.get(rdtype))
             if new is not None and not len(new):
                 new = None
+            if check is not None:
+                check(new, at_owner)
             return await self._change({(owner, rdtype): new})
 
     async def bump(self) -> int:

@@ -30,6 +30,7 @@ import dns.rrset
 from node.clock import SYSTEM_CLOCK, Clock
 from node.errors import NodeError, NotFound, Refused, ValidationError
 from node.events import Event, emit
+from node.filezone.admin import Check
 from node.filezone.local import LocalZoneState
 from node.filezone.owner import OwnedZone, ReloadResult
 from node.filezone.status import FileStatus
@@ -130,7 +131,7 @@ class FileZones:
                 for a in n.dns_addresses]
 
     async def change(self, config: ZoneConfig, owner: Name, rdtype: int, change: Change,
-                     forward: Callable[[Any], int]) -> int:
+                     forward: Callable[[Any], int], check: Check) -> int:
         """A `record` verb on a file-backed zone: applied here by the owner, else sent to the
         owner's admin API."""
         z = self._zones.get(config.name)
@@ -138,7 +139,7 @@ class FileZones:
             if z is None or z.owned is None or not z.started:
                 raise Refused(f"zone {config.name} is not loaded on {self._me} yet "
                               f"({config.path}); try again")
-            return await z.owned.edit(owner, rdtype, change)
+            return await z.owned.edit(owner, rdtype, change, check)
         node = await self._node(config.owner)
         emit(Event.FILE_ZONE_FORWARDED, zone=config.name, to=config.owner, how="admin API")
         return await self._api_call(node.api_address, forward)

@@ -84,7 +84,7 @@ class ZoneRepository(ZoneReads):
         self._keys = layout
         self._clock = clock  # stamps each version's time (ZoneHead.time)
         self._updates = UpdateTransactions(client, layout, clock)
-        self.files = FileZoneAdmin(client, layout, clock)  # file-backed zones: create, reload
+        self.files = FileZoneAdmin(client, layout, clock)  # create and reload file zones
         self.file_zones: FileChanges | None = None  # set by the daemon: their record changes
 
     @property
@@ -177,13 +177,6 @@ class ZoneRepository(ZoneReads):
         if config.file_backed:
             raise Refused(f"zone {zone} is file-backed: edit {config.path} on {config.owner} "
                           f"and run clusterctl zone reload {zone}, or change records")
-
-    async def create_file_zone(self, name: Name, node: str, path: str,
-                               allow_transfer: Sequence[str] = ()) -> ZoneInfo:
-        """A zone whose data is the master file `path` on node `node` (node.filezone)."""
-        config, revision = await self.files.create(name, node, path, tuple(allow_transfer))
-        log.info("file-backed zone %s created: %s on %s", config.name, path, node)
-        return ZoneInfo(config, 0, 0, -1, revision)
 
     async def delete_zone(self, name: Name) -> None:
         await self._head(name)
@@ -311,7 +304,9 @@ class ZoneRepository(ZoneReads):
         if self.file_zones is not None and forward is not None:
             config = await self._config(zone)
             if config.file_backed:  # its owner changes the file (node.filezone)
-                return await self.file_zones.change(config, owner, rdtype, change, forward)
+                return await self.file_zones.change(
+                    config, owner, rdtype, change, forward,
+                    lambda new, at: self._check_rules(zone, owner, rdtype, new, at))
         await self._not_secondary(zone)
 
         def build(head: ZoneHead, at_owner: dict[int, dns.rrset.RRset]) -> list[Op]:

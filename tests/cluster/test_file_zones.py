@@ -171,6 +171,12 @@ def test_changes_through_another_node_land_in_the_file(fcluster: tuple[Cluster, 
     wait_until(lambda: answers(n2, f"api.{ZONE}", "192.0.2.7"), 30,
                message="n2 serves the forwarded change (NOTIFY, IXFR)")
     assert validated(n2, f"api.{ZONE}", "A")
+    # the zone's rules hold on the owner as for etcd zones; a delete is forwarded too
+    res = n2.ctl("record", "add", ZONE, "@", "300", "CNAME", "elsewhere.test.")
+    assert res.returncode != 0 and "apex" in res.stderr, res.stdout + res.stderr
+    res = n2.ctl("record", "delete", ZONE, "www", "A")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "www.fz.test." not in path.read_text()
 
     # UPDATE through n2: forwarded to the owner over DNS
     key = ctl_json(n1, "tsig", "add", "fz-key")
