@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -59,6 +60,15 @@ class _Zone:
     primary: str = ""  # non-owner: the owner's DNS address followed
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+
+
+def _reachable(address: str) -> bool:
+    """False for a wildcard listen address (0.0.0.0, ::): nobody else can reach it there."""
+    host = address.rpartition(":")[0].strip("[]")
+    try:
+        return bool(host) and not ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return True  # a host name
 
 
 def _comparable(c: DnssecConfig | None) -> DnssecConfig | None:
@@ -128,7 +138,7 @@ class FileZones:
 
     async def owner_addresses(self, owner: str) -> list[str]:
         return [a for n in await self._directory.list_nodes() if n.id == owner and n.alive
-                for a in n.dns_addresses]
+                for a in n.dns_addresses if _reachable(a)]
 
     async def change(self, config: ZoneConfig, owner: Name, rdtype: int, change: Change,
                      forward: Callable[[Any], int], check: Check) -> int:
@@ -141,6 +151,9 @@ class FileZones:
                               f"({config.path}); try again")
             return await z.owned.edit(owner, rdtype, change, check)
         node = await self._node(config.owner)
+        if not _reachable(node.api_address):
+            raise Refused(f"the owning node {config.owner} advertises no reachable admin API "
+                          f"address ({node.api_address}): change records there")
         emit(Event.FILE_ZONE_FORWARDED, zone=config.name, to=config.owner, how="admin API")
         return await self._api_call(node.api_address, forward)
 
@@ -190,7 +203,7 @@ class FileZones:
     async def _served_config(self, config: ZoneConfig) -> ZoneConfig:
         """The owner serves the zone with the other nodes allowed to transfer it and NOTIFYed."""
         peers = [a for n in await self._directory.list_nodes() if n.id != self._me
-                 for a in n.dns_addresses]
+                 for a in n.dns_addresses if _reachable(a)]
         hosts = sorted({a.rpartition(":")[0].strip("[]") for a in peers})
         cidrs = tuple(f"{h}/{128 if ':' in h else 32}" for h in hosts)
         return replace(config, allow_transfer=config.allow_transfer + cidrs,

@@ -69,3 +69,10 @@ def test_file_status_reads_as_a_transfer_status() -> None:
     assert FileStatus.from_json(status.to_json()) == status
     seen = TransferStatus.from_json(status.to_json())
     assert (seen.node, seen.serial, seen.primary, seen.method) == ("n1", 5, "file:/z", "FILE")
+
+
+def test_wildcard_listen_addresses_are_not_reachable() -> None:
+    from node.filezone.zones import _reachable
+    assert _reachable("127.0.0.1:53") and _reachable("[2001:db8::1]:53")
+    assert _reachable("dns-0.dns:53")
+    assert not _reachable("0.0.0.0:5300") and not _reachable("[::]:5300")
