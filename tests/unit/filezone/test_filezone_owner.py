@@ -118,3 +118,34 @@ def test_a_change_that_cannot_be_written_is_not_made(tmp_path: Path) -> None:
     (tmp_path / f".fz.zone.tmp{os.getpid()}").rmdir()
     assert run(z.edit(new.name, dns.rdatatype.A, lambda _old: new)) == 4
     assert "192.0.2.8" in path.read_text()
+
+
+def test_a_refresh_is_a_new_version_signed_at_its_own_time(tmp_path: Path) -> None:
+    from node.clock import OffsetClock
+    path = tmp_path / "fz.zone"
+    path.write_text(TEXT.format(serial=1, extra=""))
+    served = Served()
+    z = owned(path, tmp_path / "state", served)
+    dnssec = DnssecConfig(validity=4 * 86400, refresh=2 * 86400, jitter=0)
+
+    async def sign() -> None:
+        await z.start(None)
+        async with z.lock:
+            await z.set_dnssec(dnssec)
+
+    run(sign())
+    first = served.snaps[-1]
+    due = z.next_refresh
+    assert due is not None and due > first.time
+    z._clock = OffsetClock(due - first.time + 60)  # past the refresh time
+    assert run(z.bump()) == 3
+    after = served.snaps[-1]
+    assert after.time > due and after.signed
+
+    def expirations(snap: ZoneSnapshot) -> int:
+        return min(rd.expiration for t in snap.nodes.values()  # type: ignore[attr-defined]
+                   for rd in t.get(dns.rdatatype.RRSIG, ()))
+
+    assert expirations(after) > expirations(first)
+    versions = LocalZoneState(str(tmp_path / "state")).versions(ORIGIN)
+    assert versions[2] == first.time and versions[3] == after.time  # the version history
