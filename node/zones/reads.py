@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import dns.name
 import dns.rrset
 
-from node.errors import Conflict, NotFound
+from node.errors import Conflict, NotFound, Refused
 from node.store.client import EtcdClient, KeyValue
 from node.store.keys import KeyLayout
 from node.zones.model import (
@@ -100,6 +100,10 @@ class ZoneReads:
     async def snapshot(self, zone: Name) -> ZoneSnapshot:
         """The zone's content at one etcd revision (the current one: never a compacted one)."""
         config = await self._config(zone)
+        if config.secondary or config.file_backed:  # say so, rather than "no SOA"
+            where = f"; the file {config.path} on {config.owner}" if config.file_backed else ""
+            raise Refused(f"zone {zone} is a {config.kind} zone: its data is not in etcd "
+                          f"(transfer it from a node with AXFR{where})")
         for _ in range(MAX_RETRIES):
             head, kv = await self._head(zone)
             kvs, revision = await self._etcd.range_all(

@@ -168,6 +168,8 @@ def test_changes_through_another_node_land_in_the_file(fcluster: tuple[Cluster, 
     res = n2.ctl("record", "add", ZONE, "api", "300", "A", "192.0.2.7")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "api.fz.test." in path.read_text() and "192.0.2.7" in path.read_text()
+    res = n2.ctl("record", "list", ZONE)  # the data is the file's, not etcd's: it says so
+    assert res.returncode != 0 and "not in etcd" in res.stderr, res.stdout + res.stderr
     wait_until(lambda: answers(n2, f"api.{ZONE}", "192.0.2.7"), 30,
                message="n2 serves the forwarded change (NOTIFY, IXFR)")
     assert validated(n2, f"api.{ZONE}", "A")
