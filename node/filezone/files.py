@@ -22,6 +22,8 @@ from types import MappingProxyType
 
 import dns.exception
 import dns.name
+import dns.rdata
+import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 import dns.zone
@@ -41,6 +43,9 @@ def sha256(data: bytes) -> str:
 
 def parse_master(text: str, origin: Name) -> NodeMap:
     """The node map of master-file `text` (absolute names); ValidationError names the fault."""
+    fast = _parse_canonical(text, origin)
+    if fast is not None:
+        return fast
     try:
         zone = dns.zone.from_text(text, origin=origin, relativize=False, check_origin=True)
     except dns.exception.DNSException as exc:  # type: ignore[attr-defined]
@@ -56,6 +61,43 @@ def parse_master(text: str, origin: Name) -> NodeMap:
                 name, rds.ttl, list(rds))
         if rrsigs:
             nodes.setdefault(name, {})[dns.rdatatype.RRSIG] = rrsig_rrset(name, rrsigs)
+    return MappingProxyType({k: MappingProxyType(v) for k, v in nodes.items()})
+
+
+def _parse_canonical(text: str, origin: Name) -> NodeMap | None:
+    """The fast path for files as `master_text` writes them (one `owner ttl IN TYPE rdata`
+    line per record, absolute names, no directives): about twice as fast as dnspython's
+    zone parser. None for anything else (directives, relative names, parentheses,
+    comments after a record), which the full parser then reads."""
+    groups: dict[tuple[Name, int], tuple[int, list[dns.rdata.Rdata]]] = {}
+    names: dict[str, Name] = {}
+    try:
+        for line in text.splitlines():
+            if not line or line[0] == ";":
+                continue
+            owner, ttl, rdclass, rdtype_text, rest = line.split(None, 4)
+            if not owner.endswith(".") or rdclass != "IN" or "(" in rest or ";" in rest:
+                return None
+            name = names.get(owner)
+            if name is None:
+                name = names[owner] = dns.name.from_text(owner)
+                if not name.is_subdomain(origin):
+                    return None
+            rdtype = dns.rdatatype.from_text(rdtype_text)
+            rd = dns.rdata.from_text(dns.rdataclass.IN, rdtype, rest, origin=None,
+                                     relativize=False)
+            groups.setdefault((name, rdtype), (int(ttl), []))[1].append(rd)
+    except (ValueError, dns.exception.DNSException):
+        return None
+    if (origin, dns.rdatatype.SOA) not in {(n.canonicalize(), t) for n, t in groups}:
+        return None
+    nodes: dict[Name, dict[int, dns.rrset.RRset]] = {}
+    for (name, rdtype), (ttl, rds) in groups.items():
+        types = nodes.setdefault(name, {})
+        if rdtype == dns.rdatatype.RRSIG:
+            types[rdtype] = rrsig_rrset(name, [*types[rdtype], *rds] if rdtype in types else rds)
+        else:
+            types[rdtype] = dns.rrset.from_rdata_list(name, ttl, rds)
     return MappingProxyType({k: MappingProxyType(v) for k, v in nodes.items()})
 
 

@@ -76,3 +76,18 @@ def test_wildcard_listen_addresses_are_not_reachable() -> None:
     assert _reachable("127.0.0.1:53") and _reachable("[2001:db8::1]:53")
     assert _reachable("dns-0.dns:53")
     assert not _reachable("0.0.0.0:5300") and not _reachable("[::]:5300")
+
+
+def test_canonical_text_takes_the_fast_path_with_the_same_result() -> None:
+    nodes = files.parse_master(TEXT, ORIGIN)  # $ORIGIN, relative names: the full parser
+    assert files._parse_canonical(TEXT, ORIGIN) is None
+    text = files.master_text(nodes) + (
+        "fz.test. 300 IN RRSIG SOA 13 2 300 20300101000000 20200101000000 1 fz.test. AAAA\n"
+        "fz.test. 300 IN RRSIG NS 13 2 300 20300101000000 20200101000000 1 fz.test. AAAA\n")
+    fast = files._parse_canonical(text, ORIGIN)
+    assert fast is not None
+    import dns.zone
+    full = dns.zone.from_text(text, origin=ORIGIN, relativize=False)
+    assert sum(len(r) for t in fast.values() for r in t.values()) == sum(
+        len(rds) for node in full.nodes.values() for rds in node.rdatasets)
+    assert len(fast[ORIGIN][dns.rdatatype.RRSIG]) == 2
