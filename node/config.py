@@ -49,6 +49,7 @@ journal_max_versions = 1000    # per zone: versions an IXFR can start from
 [signing]
 kek_file = ""                  # key-encryption key (32 bytes, hex or base64); required to sign
 key_store = ""                 # directory for private keys that are not replicated
+file_zone_dir = ""             # file-backed zones this node owns: keys, version history
 stagger_min = 300.0            # first signing of a zone by a non-Key-Master waits
 stagger_max = 1800.0           #   uniformly between these (seconds)
 workers = 0                    # signing processes (0: one per core)
@@ -147,6 +148,9 @@ class ServerSettings:
 class SigningSettings:
     kek_file: str = ""  # key-encryption key; without it the node never signs
     key_store: str = ""  # directory for non-replicated private keys (mode 0700)
+    # file-backed zones this node owns: their local key store and version history (mode
+    # 0700); empty: <key_store>/file-zones, else signing them is refused
+    file_zone_dir: str = ""
     stagger_min: float = 300.0
     stagger_max: float = 1800.0
     workers: int = 0  # signing processes; 0 = one per core

@@ -32,6 +32,8 @@ from node.clock import SYSTEM_CLOCK, Clock, OffsetClock
 from node.config import Config, etcd_password, split_host_port
 from node.dnssec import kek as kekmod
 from node.events import Event, emit, set_context
+from node.filezone.forward import file_zone_state, owner_api_call
+from node.filezone.zones import FileZones
 from node.keymaster.admin import DnssecAdmin
 from node.keymaster.controller import KeyMasterController
 from node.keymaster.handover import KeyMasterAdmin
@@ -169,6 +171,13 @@ class Daemon:
             forget=self.expiry.forget, tsig_key=self._transfer_key,
             status=TransferStatusWriter(self.etcd, self.layout, config.node_id),
             on_served=self.membership.set_served, clock=self.clock)
+        self.file_zones = FileZones(  # file-backed zones: owner here, or a secondary of it
+            node_id=config.node_id, etcd=self.etcd, layout=self.layout,
+            directory=self.directory, local=file_zone_state(sg), publish=self._serve,
+            hold=self.table.hold, secondaries=self.secondaries, api_call=owner_api_call(config),
+            clock=self.clock)
+        self.repository.file_zones = self.file_zones
+        self.updates.file_zones = self.file_zones
         self.keymaster = KeyMasterController(
             node_id=config.node_id, writable=config.role == "writable", etcd=self.etcd,
             layout=self.layout, repository=self.repository, directory=self.directory,
@@ -210,13 +219,17 @@ class Daemon:
             self.membership.set_served(snap.origin.to_text(), snap.serial)
 
     def _on_secondary(self, config: ZoneConfig) -> None:
-        self.secondaries.want(config)
+        if config.file_backed:
+            self.file_zones.want(config)
+        else:
+            self.secondaries.want(config)
 
     async def _transfer_key(self, name: dns.name.Name) -> dns.tsig.Key | None:
         key = await self.tsig_keys.lookup(name, "transfer")  # never an update key
         return key.dns_key() if key is not None else None
 
     async def _on_remove(self, zone: dns.name.Name) -> None:
+        self.file_zones.forget(zone)
         if self.secondaries.forget(zone):
             self.expiry.forget(zone)
         await self.signing.on_remove(zone)
@@ -241,6 +254,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self.file_zones.sighup)  # re-read zone files
         await self.etcd.connect()
         self.session.on_new_lease(self.membership.on_new_lease)
         self.session.on_lease_lost(lambda _: self.membership.on_lease_lost(self.session.last_loss))

@@ -111,6 +111,17 @@ class Event(IntEnum):
     KEY_REVOKED = 1632  # RFC 5011: the old key is published with the REVOKE bit, self-signed
     TSIG_KEY_ADDED = 1700
     TSIG_KEY_DELETED = 1701
+    FILE_ZONE_LOADED = 1710  # the owner loaded a file-backed zone (from the file or .signed)
+    FILE_ZONE_LOAD_FAILED = 1711  # the master file does not read or parse: last copy served
+    FILE_ZONE_WRITE_FAILED = 1712  # the file or PATH.signed cannot be written: last copy kept
+    FILE_ZONE_WRITTEN = 1713  # the file (after a change) or PATH.signed written atomically
+    FILE_ZONE_RELOADED = 1714  # `zone reload` or SIGHUP: the file was read again
+    FILE_ZONE_SERIAL_NOT_INCREASED = 1715  # reload: the file's serial did not go up (BIND)
+    FILE_ZONE_SIGNED = 1716  # the owner signed the zone with its local keys
+    FILE_ZONE_KEYS_CREATED = 1717  # the owner generated the zone's keys in its local store
+    FILE_ZONE_UPDATED = 1718  # a record change or UPDATE applied to the file-backed zone
+    FILE_ZONE_FORWARDED = 1719  # a record change or UPDATE sent on to the owning node
+    FILE_ZONE_OWNER_UNKNOWN = 1720  # the owning node is not registered: nothing to transfer
     TASK_CRASHED = 1900
 
 

@@ -162,6 +162,8 @@ class ApiClient:
         text: str | None = None,
         primaries: tuple[str, ...] = (),
         tsig_key: str = "",
+        file_node: str = "",
+        file_path: str = "",
     ) -> ZoneInfo:
         req = convert.create_zone_request(
             name,
@@ -172,8 +174,16 @@ class ApiClient:
             text=text,
             primaries=primaries,
             tsig_key=tsig_key,
+            file_node=file_node,
+            file_path=file_path,
         )
         return convert.zone_from_pb(self._call(self._zones.CreateZone, req).zone)
+
+    def reload_zone(self, name: Name, *, timeout: float = 30.0) -> dict[str, object]:
+        """Ask a file-backed zone's owner to re-read its file: {state, serial, message}."""
+        req = convert.reload_zone_request(name, timeout)
+        resp = self._call(self._zones.ReloadZone, req, timeout + WAIT_MARGIN)
+        return convert.reload_zone_result(name, resp)
 
     def delete_zone(self, name: Name) -> None:
         self._call(self._zones.DeleteZone, convert.delete_zone_request(name))

@@ -139,6 +139,9 @@ def zone_config_to_pb(config: ZoneConfig) -> zone_pb2.ZoneConfig:
         tsig_key=config.tsig_key,
         require_tls_transfer=config.require_tls_transfer,
         allow_transfer_keys=list(config.allow_transfer_keys),
+        owner=config.owner,
+        path=config.path,
+        reload=config.reload,
     )
 
 
@@ -155,6 +158,9 @@ def zone_config_from_pb(pb: zone_pb2.ZoneConfig) -> ZoneConfig:
         tsig_key=pb.tsig_key,
         require_tls_transfer=pb.require_tls_transfer,
         allow_transfer_keys=tuple(pb.allow_transfer_keys),
+        owner=pb.owner,
+        path=pb.path,
+        reload=pb.reload,
     )
 
 
@@ -243,6 +249,8 @@ def create_zone_request(
     text: str | None = None,
     primaries: tuple[str, ...] = (),
     tsig_key: str = "",
+    file_node: str = "",
+    file_path: str = "",
 ) -> zone_pb2.CreateZoneRequest:
     return zone_pb2.CreateZoneRequest(
         name=name.to_text(),
@@ -254,6 +262,9 @@ def create_zone_request(
         secondary=bool(primaries),
         primaries=list(primaries),
         tsig_key=tsig_key,
+        file_backed=bool(file_path),
+        node=file_node,
+        path=file_path,
     )
 
 
@@ -341,6 +352,20 @@ def merge_config(current: ZoneConfig, req: zone_pb2.UpdateZoneConfigRequest) -> 
     if "notify" in changes:
         changes["notify"] = tuple(notify_target_text(t) for t in changes["notify"])  # type: ignore[union-attr]
     return replace(current, **changes)
+
+
+def reload_zone_request(name: Name, timeout: float) -> zone_pb2.ReloadZoneRequest:
+    return zone_pb2.ReloadZoneRequest(name=name.to_text(), timeout=timeout)
+
+
+def reload_zone_response(state: str, serial: int, message: str
+                         ) -> zone_pb2.ReloadZoneResponse:
+    return zone_pb2.ReloadZoneResponse(state=state, serial=serial, message=message)
+
+
+def reload_zone_result(name: Name, resp: zone_pb2.ReloadZoneResponse) -> dict[str, object]:
+    return {"zone": name.to_text(), "state": resp.state, "serial": resp.serial,
+            "message": resp.message}
 
 
 def update_zone_config_response(info: ZoneInfo) -> zone_pb2.UpdateZoneConfigResponse:

@@ -35,6 +35,10 @@ class ZoneService(zone_pb2_grpc.ZoneServiceServicer):
         self, request: zone_pb2.CreateZoneRequest, context: Ctx
     ) -> zone_pb2.CreateZoneResponse:
         name, kwargs = convert.create_zone_args(request)
+        if request.file_backed:
+            info = await self._repo.files.create(name, request.node, request.path,
+                                                 tuple(request.allow_transfer))
+            return convert.create_zone_response(info)
         if request.secondary:
             info = await self._repo.create_secondary_zone(name, tuple(request.primaries),
                                                           request.tsig_key)
@@ -98,3 +102,10 @@ class ZoneService(zone_pb2_grpc.ZoneServiceServicer):
                                       "--use transfer)")
             raise ValidationError(f"{option}: no TSIG transfer key {text} (clusterctl tsig "
                                   f"add {text} --use transfer)")
+
+    async def ReloadZone(
+        self, request: zone_pb2.ReloadZoneRequest, context: Ctx
+    ) -> zone_pb2.ReloadZoneResponse:
+        out = await self._repo.files.reload(parse_zone_name(request.name),
+                                            request.timeout or 30.0)
+        return convert.reload_zone_response(out.state, out.serial, out.message)

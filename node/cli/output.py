@@ -124,9 +124,12 @@ def zone_dict(info: ZoneInfo) -> dict[str, Any]:
         "require_tls_transfer": info.config.require_tls_transfer,
         "allow_transfer_keys": list(info.config.allow_transfer_keys),
     }
-    if info.config.secondary:
-        out.update(primaries=list(info.config.primaries), tsig_key=info.config.tsig_key,
-                   transfers=[{"node": t.node, "serial": t.serial, "primary": t.primary,
+    if info.config.file_backed:
+        out.update(owner=info.config.owner, path=info.config.path)
+    if info.config.secondary or info.config.file_backed:
+        if info.config.secondary:
+            out.update(primaries=list(info.config.primaries), tsig_key=info.config.tsig_key)
+        out.update(transfers=[{"node": t.node, "serial": t.serial, "primary": t.primary,
                                "method": t.method, "at": t.at, "serving": t.serving,
                                "error": t.error} for t in info.transfers])
     return out
@@ -306,9 +309,11 @@ def zone_details(info: ZoneInfo) -> str:
     ]
     if info.config.secondary:
         rows += [("primaries", ", ".join(d["primaries"])), ("tsig-key", d["tsig_key"] or "-")]
+    if info.config.file_backed:
+        rows += [("owner", d["owner"]), ("file", d["path"])]
     width = max(len(k) for k, _ in rows)
     text = "\n".join(f"{k + ':':<{width + 1}} {v}" for k, v in rows)
-    if info.config.secondary:
+    if info.config.secondary or info.config.file_backed:
         transfers = [(t.node, "-" if t.serial is None else t.serial, t.primary or "-",
                       t.method or "-", t.at or "-", "yes" if t.serving else "no", t.error or "-")
                      for t in info.transfers]

@@ -19,7 +19,13 @@ from pathlib import Path
 from node.cli import arguments as a
 from node.cli import dnssec, rollover
 from node.cli.context import CommandContext
-from node.cli.output import UsageError, zone_details, zone_dict, zone_table
+from node.cli.output import (
+    UsageError,
+    exit_code_for_outcome,
+    zone_details,
+    zone_dict,
+    zone_table,
+)
 from node.zones.model import ZoneConfig
 
 Parents = list[argparse.ArgumentParser]
@@ -39,7 +45,13 @@ def register(commands: argparse._SubParsersAction, parents: Parents) -> None:  #
     p.add_argument("--email", type=a.email_arg, metavar="ADDR", help="SOA admin e-mail")
     p.add_argument("--allow-transfer", type=a.cidr_arg, action="append", default=[],
                    metavar="CIDR", help="network allowed AXFR/IXFR (repeatable)")
-    p.add_argument("--file", metavar="F", help="initial content, a master file ('-': stdin)")
+    p.add_argument("--file", metavar="F", help="initial content, a master file ('-': stdin); "
+                   "with --file-backed: the master file's path on --node")
+    p.add_argument("--file-backed", action="store_true",
+                   help="a file-backed zone: its data is the master file --file on --node, "
+                        "its only primary and fixed Key Master")
+    p.add_argument("--node", default="", metavar="NODE",
+                   help="the node that holds a --file-backed zone's master file")
     p.add_argument("--secondary", action="store_true",
                    help="a secondary zone: every node transfers it from --primary")
     p.add_argument("--primary", action="append", default=[], metavar="HOST:PORT[,...]",
@@ -49,6 +61,11 @@ def register(commands: argparse._SubParsersAction, parents: Parents) -> None:  #
                    help="transfer TSIG key for a --secondary zone (clusterctl tsig add KEY "
                         "--use transfer)")
     p.set_defaults(handler=create)
+
+    p = verbs.add_parser("reload", parents=parents,
+                         help="re-read a file-backed zone's master file on its node")
+    p.add_argument("zone", type=a.zone_arg, metavar="ZONE")
+    p.set_defaults(handler=reload)
 
     p = verbs.add_parser("list", parents=parents, help="list zones")
     p.set_defaults(handler=list_)
@@ -143,6 +160,20 @@ def create(ctx: CommandContext) -> None:
         return
     if primaries or args.tsig:
         raise UsageError("zone create: --primary and --tsig are for --secondary zones")
+    if args.file_backed:
+        if not args.node or not args.file:
+            raise UsageError("zone create --file-backed: give --node NODE and --file PATH "
+                             "(the path on that node)")
+        if args.ns or args.primary_ns or args.email:
+            raise UsageError("zone create --file-backed: the data comes from the file; "
+                             "--ns, --primary-ns and --email do not apply")
+        info = ctx.client.create_zone(args.zone, file_node=args.node, file_path=args.file,
+                                      allow_transfer=tuple(args.allow_transfer))
+        ctx.out.result(zone_dict(info), f"created file-backed zone {info.config.name} "
+                                        f"({info.config.path} on {info.config.owner})")
+        return
+    if args.node:
+        raise UsageError("zone create: --node is for --file-backed zones")
     text = _read_text(args.file) if args.file else None
     info = ctx.client.create_zone(
         args.zone,
@@ -153,6 +184,13 @@ def create(ctx: CommandContext) -> None:
         text=text,
     )
     ctx.out.result(zone_dict(info), f"created zone {info.config.name} (serial {info.serial})")
+
+
+def reload(ctx: CommandContext) -> int:
+    """done / unchanged (the file's serial did not increase: exit 0, as BIND) / pending."""
+    out = ctx.client.reload_zone(ctx.args.zone, timeout=float(ctx.args.timeout or 30.0))
+    ctx.out.result(out, f"{out['state']}: {out['message']}")
+    return exit_code_for_outcome("done" if out["state"] == "unchanged" else str(out["state"]))
 
 
 def list_(ctx: CommandContext) -> None:

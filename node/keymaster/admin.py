@@ -28,6 +28,7 @@ from node.store.keys import KeyLayout
 from node.store.txn import Compare, Op
 from node.zones.dnssec import DnssecConfig, Published
 from node.zones.dnssec_policy import check_config
+from node.zones.model import ZoneConfig
 from node.zones.repository import ZoneRepository
 
 Name = dns.name.Name
@@ -128,6 +129,10 @@ class DnssecAdmin:
     async def sign_zone(self, zone: Name, config: DnssecConfig, *, keymaster: str = "",
                         like: Name | None = None, new_keys: bool = False, force: bool = False,
                         timeout: float = 30.0) -> SignOutcome:
+        owner = await self._file_owner(zone)
+        if owner:
+            return await self._sign_file_zone(zone, config, owner, keymaster=keymaster,
+                                              new_keys=new_keys, timeout=timeout)
         snap = await self._repo.snapshot(zone)
         current, current_rev = await self._config(zone)
         if like is not None:
@@ -197,6 +202,45 @@ class DnssecAdmin:
         return SignOutcome("pending", keymaster, tuple(warnings), (),
                            f"the Key Master {keymaster} has not generated the keys yet; "
                            f"clusterctl zone dnssec {zone} shows progress")
+
+    async def _file_owner(self, zone: Name) -> str:
+        kv = await self._etcd.get(self._keys.config_key(zone))
+        config = ZoneConfig.from_json(kv.value) if kv is not None else None
+        return config.owner if config is not None and config.file_backed else ""
+
+    async def _sign_file_zone(self, zone: Name, config: DnssecConfig, owner: str, *,
+                              keymaster: str, new_keys: bool, timeout: float) -> SignOutcome:
+        """A file-backed zone: its owner is the fixed Key Master and signs it with keys in
+        its local store (never in etcd); this records the request and waits for it."""
+        if keymaster and keymaster != owner:
+            raise Refused(f"--keymaster {keymaster}: zone {zone} is file-backed; its Key "
+                          f"Master is its owning node {owner}")
+        current, current_rev = await self._config(zone)
+        if current is not None:
+            raise Conflict(f"zone {zone} is already signed" + (
+                " (--new-keys on a file-backed zone: unsign it, then sign it again)"
+                if new_keys else ""))
+        stamp = self._clock.now().replace(microsecond=0).isoformat()
+        pending = config.with_(status="keygen", keymaster=owner, requested_by=self._me,
+                               key_store_node=owner, replicate_ksk=False, replicate_zsk=False)
+        record = RoleRecord(node=owner, lease=0, since=stamp, by=self._me, reason="file-backed")
+        res = await self._etcd.txn(
+            when=[Compare.mod_revision(self._keys.dnssec_key(zone)) == current_rev],
+            then=[Op.put(self._keys.dnssec_key(zone), pending.to_json()),
+                  Op.put(self._keys.keymaster_key(zone), record.to_json()),
+                  self._audit(zone, "role", {"from_node": "", "to_node": owner,
+                                             "by": self._me, "why": "file-backed",
+                                             "at": stamp})])
+        if not res.succeeded:
+            raise Conflict(f"zone {zone}'s DNSSEC settings changed meanwhile; try again")
+        deadline = self._clock.monotonic() + timeout
+        while self._clock.monotonic() < deadline:
+            cfg, _ = await self._config(zone)
+            if cfg is not None and cfg.status == "signed":
+                return SignOutcome("done", owner, (), ())
+            await asyncio.sleep(0.05)
+        return SignOutcome("pending", owner, (), (),
+                           f"the owning node {owner} has not signed the zone yet")
 
     def _audit(self, zone: Name, kind: str, data: dict[str, object]) -> Op:
         stamp = f"{self._clock.now().strftime('%Y%m%dT%H%M%S%f')}-{kind}"

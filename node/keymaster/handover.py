@@ -19,6 +19,7 @@ import dns.name
 from node.clock import SYSTEM_CLOCK, Clock
 from node.dnssec.keys import DnssecKey
 from node.errors import FencedOut, NotFound
+from node.filezone.admin import FileZoneAdmin
 from node.keymaster.record import Intent, RoleRecord
 from node.keymaster.role import RoleStore
 from node.nodes.membership import NodeDirectory, NodeInfo
@@ -129,13 +130,14 @@ class KeyMasterAdmin:
 
     async def transfer(self, zone: Name, to: str, *, by: str, timeout: float = 30.0
                        ) -> HandoverOutcome:
+        fixed = await FileZoneAdmin(self._etcd, self._keys).fixed_keymaster(zone)
+        if fixed:
+            return HandoverOutcome("refused", to, (fixed,))
         role, token, config, _rev, keys, nodes = await self._load(zone)
         if role.node == to and role.lease:
             return HandoverOutcome("done", to, message=f"{to} already holds the role")
         holder = nodes.get(role.node)
         reasons = self._check_target(to, nodes, holder, config.kek if config else "")
-        if config is not None and config.status == "file":  # file-backed zones, later
-            reasons.append(f"zone {zone} is file-backed: its Key Master cannot move")
         if holder is None or not holder.alive:
             reasons.append(f"the holder {role.node} is offline; a graceful transfer needs it "
                            f"(use clusterctl seize-keymaster {zone} --to {to})")
@@ -158,6 +160,9 @@ class KeyMasterAdmin:
 
     async def seize(self, zone: Name, to: str, *, by: str, force: bool = False,
                     accept_missing_keys: bool = False, timeout: float = 30.0) -> HandoverOutcome:
+        fixed = await FileZoneAdmin(self._etcd, self._keys).fixed_keymaster(zone)
+        if fixed:  # --force does not override it: the keys live only on the owner
+            return HandoverOutcome("refused", to, (fixed,))
         role, token, config, config_rev, keys, nodes = await self._load(zone)
         holder = nodes.get(role.node)
         reasons = self._check_target(to, nodes, holder, config.kek if config else "")

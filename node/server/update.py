@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import dns.exception
 import dns.message
@@ -69,6 +70,15 @@ class _Refusal(Exception):
         self.event = event
 
 
+class FileRoutes(Protocol):
+    """Where an UPDATE of a file-backed zone goes: the zone here (the owner: something with
+    `update_rrsets`), the owning node's id (forward to its addresses), or None."""
+
+    def route(self, zone: Name) -> object | None: ...
+
+    async def owner_addresses(self, owner: str) -> list[str]: ...
+
+
 class UpdateService:
     """Answers UPDATE (writable) or forwards it (read-only)."""
 
@@ -86,6 +96,7 @@ class UpdateService:
         self._clock = clock
         self._tasks: set[asyncio.Task[bytes | None]] = set()
         self.counts: dict[str, int] = {}  # result -> UPDATEs (dnscluster_dns_updates_total)
+        self.file_zones: FileRoutes | None = None  # file-backed zones: their owner applies
 
     def _count(self, result: str) -> None:
         self.counts[result] = self.counts.get(result, 0) + 1
@@ -107,6 +118,13 @@ class UpdateService:
 
     async def handle(self, wire: bytes, query: Query, client: str) -> bytes | None:
         try:
+            route = self._file_route(query)
+            if route is not None:  # a file-backed zone: its owner applies it
+                if isinstance(route, str):
+                    targets = await self.file_zones.owner_addresses(route)  # type: ignore[union-attr]
+                    emit(Event.FILE_ZONE_FORWARDED, client=client, to=route, how="UPDATE")
+                    return await self._forward(wire, query, client, targets)
+                return await self._answer(route, wire, query, client)  # type: ignore[arg-type]
             if self._repo is None:
                 return await self._forward(wire, query, client)
             return await self._answer(self._repo, wire, query, client)
@@ -174,8 +192,19 @@ class UpdateService:
              client=client, rule="tsig", error=dns.rcode.to_text(error), reason=reason)
         return tsigwire.respond(msg, dns.rcode.NOTAUTH, signer, error, self._clock)
 
-    async def _forward(self, wire: bytes, query: Query, client: str) -> bytes | None:
-        targets = await self._writable_addresses()
+    def _file_route(self, query: Query) -> object | None:
+        if self.file_zones is None or not query.qname:
+            return None
+        try:
+            zone = dns.name.from_wire(query.qname, 0)[0]
+        except dns.exception.DNSException:
+            return None
+        return self.file_zones.route(zone)
+
+    async def _forward(self, wire: bytes, query: Query, client: str,
+                       targets: list[str] | None = None) -> bytes | None:
+        if targets is None:
+            targets = await self._writable_addresses()
         for target in targets:
             host, _, port = target.rpartition(":")
             try:

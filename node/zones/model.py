@@ -71,10 +71,17 @@ class ZoneConfig:
     require_tls_transfer: bool = False  # AXFR/IXFR only over DNS over TLS (XoT, RFC 9103)
     # TSIG transfer keys (absolute names) whose signed AXFR/IXFR is allowed from anywhere
     allow_transfer_keys: tuple[str, ...] = ()
+    owner: str = ""  # file-backed: the node id that holds the master file (primary, Key Master)
+    path: str = ""  # file-backed: the master file's path on that node
+    reload: int = 0  # file-backed: bumped by `zone reload`; the owner reloads when it changes
 
     @property
     def secondary(self) -> bool:
         return self.kind == ZONE_KIND_SECONDARY
+
+    @property
+    def file_backed(self) -> bool:
+        return self.kind == ZONE_KIND_FILE
 
     def to_json(self) -> bytes:
         obj: dict[str, object] = {
@@ -91,6 +98,8 @@ class ZoneConfig:
             obj["allow_transfer_keys"] = list(self.allow_transfer_keys)
         if self.kind != ZONE_KIND_ETCD:  # etcd zones keep their old JSON byte for byte
             obj.update(kind=self.kind, primaries=list(self.primaries), tsig_key=self.tsig_key)
+        if self.kind == ZONE_KIND_FILE:
+            obj.update(owner=self.owner, path=self.path, reload=self.reload)
         return json.dumps(obj).encode()
 
     @classmethod
@@ -108,11 +117,15 @@ class ZoneConfig:
             tsig_key=str(obj.get("tsig_key", "")),
             require_tls_transfer=bool(obj.get("require_tls_transfer", False)),
             allow_transfer_keys=tuple(obj.get("allow_transfer_keys", ())),
+            owner=str(obj.get("owner", "")),
+            path=str(obj.get("path", "")),
+            reload=int(obj.get("reload", 0)),
         )
 
 
 ZONE_KIND_ETCD = "etcd"
 ZONE_KIND_SECONDARY = "secondary"
+ZONE_KIND_FILE = "file-backed"
 
 
 def parse_primary(text: str) -> tuple[str, int]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import dns.name
 import dns.rrset
 
-from node.errors import Conflict, NotFound
+from node.errors import Conflict, NotFound, Refused
 from node.store.client import EtcdClient, KeyValue
 from node.store.keys import KeyLayout
 from node.zones.model import (
@@ -80,7 +80,7 @@ class ZoneReads:
 
     async def get_zone(self, name: Name) -> ZoneInfo:
         config = await self._config(name)
-        if config.secondary:  # no data in etcd: what each node transferred instead
+        if config.secondary or config.file_backed:  # each node's copy instead
             head, kv = await self._head(name)
             kvs, _ = await self._etcd.range_all(self._keys.transfers_prefix(name))
             transfers = tuple(sorted((TransferStatus.from_json(k.value) for k in kvs),
@@ -100,6 +100,10 @@ class ZoneReads:
     async def snapshot(self, zone: Name) -> ZoneSnapshot:
         """The zone's content at one etcd revision (the current one: never a compacted one)."""
         config = await self._config(zone)
+        if config.secondary or config.file_backed:  # say so, rather than "no SOA"
+            where = f"; the file {config.path} on {config.owner}" if config.file_backed else ""
+            raise Refused(f"zone {zone} is a {config.kind} zone: its data is not in etcd "
+                          f"(transfer it from a node with AXFR{where})")
         for _ in range(MAX_RETRIES):
             head, kv = await self._head(zone)
             kvs, revision = await self._etcd.range_all(

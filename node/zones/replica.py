@@ -370,7 +370,7 @@ class Replica:
     ) -> None:
         if state.config is None or state.head is None:
             return
-        if state.config.secondary:  # its data comes by transfer from outside primaries
+        if state.config.secondary or state.config.file_backed:  # data not in etcd
             if self._on_secondary is not None:
                 try:
                     await _call(self._on_secondary, state.config)

@@ -20,6 +20,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Collection, Sequence
+from typing import Any
 
 import dns.exception
 import dns.name
@@ -32,6 +33,7 @@ import dns.zone
 
 from node.clock import SYSTEM_CLOCK, Clock
 from node.errors import Conflict, NotFound, Refused, ValidationError
+from node.filezone.admin import FileChanges, FileZoneAdmin
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.store.txn import Compare, Op
@@ -82,6 +84,8 @@ class ZoneRepository(ZoneReads):
         self._keys = layout
         self._clock = clock  # stamps each version's time (ZoneHead.time)
         self._updates = UpdateTransactions(client, layout, clock)
+        self.files = FileZoneAdmin(client, layout, clock)  # create and reload file zones
+        self.file_zones: FileChanges | None = None  # set by the daemon: their record changes
 
     @property
     def etcd(self) -> EtcdClient:
@@ -166,9 +170,13 @@ class ZoneRepository(ZoneReads):
         return ZoneInfo(config, 0, 0, -1, result.revision)
 
     async def _not_secondary(self, zone: Name) -> None:
-        if (await self._config(zone)).secondary:
+        config = await self._config(zone)
+        if config.secondary:
             raise Refused(f"zone {zone} is a secondary zone: change it on its primary "
                           "(its data comes by zone transfer)")
+        if config.file_backed:
+            raise Refused(f"zone {zone} is file-backed: edit {config.path} on {config.owner} "
+                          f"and run clusterctl zone reload {zone}, or change records")
 
     async def delete_zone(self, name: Name) -> None:
         await self._head(name)
@@ -249,10 +257,12 @@ class ZoneRepository(ZoneReads):
             out.update_ttl(rrset.ttl)
             return out
 
-        return await self._change_rrset(zone, rrset.name, rrset.rdtype, change)
+        return await self._change_rrset(zone, rrset.name, rrset.rdtype, change,
+                                        lambda api: api.add_records(zone, rrset))
 
     async def replace_rrset(self, zone: Name, rrset: dns.rrset.RRset) -> int:
-        return await self._change_rrset(zone, rrset.name, rrset.rdtype, lambda _old: rrset)
+        return await self._change_rrset(zone, rrset.name, rrset.rdtype, lambda _old: rrset,
+                                        lambda api: api.replace_rrset(zone, rrset))
 
     async def delete_records(
         self, zone: Name, owner: Name, rdtype: int, rrset: dns.rrset.RRset | None = None
@@ -273,7 +283,8 @@ class ZoneRepository(ZoneReads):
                 out.discard(rd)
             return out if len(out) else None
 
-        return await self._change_rrset(zone, owner, rdtype, change)
+        return await self._change_rrset(zone, owner, rdtype, change,
+                                        lambda api: api.delete_records(zone, owner, rdtype, rrset))
 
     async def _change_rrset(
         self,
@@ -281,6 +292,7 @@ class ZoneRepository(ZoneReads):
         owner: Name,
         rdtype: int,
         change: Callable[[dns.rrset.RRset | None], dns.rrset.RRset | None],
+        forward: Callable[[Any], int] | None = None,
     ) -> int:
         zone = zone.canonicalize()
         if not owner.is_subdomain(zone):
@@ -289,6 +301,12 @@ class ZoneRepository(ZoneReads):
             raise ValidationError(
                 f"{dns.rdatatype.to_text(rdtype)} records are made by the signer, not added by hand"
             )
+        if self.file_zones is not None and forward is not None:
+            config = await self._config(zone)
+            if config.file_backed:  # its owner changes the file (node.filezone)
+                return await self.file_zones.change(
+                    config, owner, rdtype, change, forward,
+                    lambda new, at: self._check_rules(zone, owner, rdtype, new, at))
         await self._not_secondary(zone)
 
         def build(head: ZoneHead, at_owner: dict[int, dns.rrset.RRset]) -> list[Op]:

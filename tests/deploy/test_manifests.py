@@ -170,6 +170,10 @@ def test_dns_statefulset_keeps_the_contract(rendered: dict[str, list[Obj]]) -> N
         keys_mount = next(m for m in ctr["volumeMounts"]
                           if m["mountPath"] == config["signing"]["key_store"])  # type: ignore[index]
         assert keys_mount["name"] in claims
+        # file-backed zones' master files on a persistent volume (the root fs is read-only)
+        zones_mount = next(m for m in ctr["volumeMounts"]
+                           if m["mountPath"] == "/var/lib/dnscluster/zones")
+        assert zones_mount["name"] in claims and not zones_mount.get("readOnly")
         # the nodes never see etcd's root password
         users = next(v for v in spec["volumes"] if v["name"] == "etcd-users")
         assert [i["key"] for i in users["secret"]["items"]] == ["node-password"]

@@ -148,3 +148,21 @@ def test_secondary_zone_details_show_each_nodes_transfer() -> None:
     rows = {line.split()[0]: line.split() for line in text.splitlines()[-2:]}
     assert rows["n1"][1:4] == ["12", "192.0.2.1:53", "IXFR"] and rows["n1"][5] == "yes"
     assert rows["ro"][1] == "-" and rows["ro"][5] == "no"
+
+
+def test_file_backed_zone_details_show_owner_file_and_copies() -> None:
+    from node.api.convert import zone_from_pb, zone_to_pb
+    from node.filezone.status import FileStatus
+    from node.zones.model import TransferStatus
+    cfg = ZoneConfig(name=dns.name.from_text("fz.test."), kind="file-backed", owner="n1",
+                     path="/zones/fz.test", reload=3)
+    owner = TransferStatus.from_json(FileStatus("n1", 12, "/zones/fz.test", True, "t").to_json())
+    info = ZoneInfo(cfg, 0, 0, -1, 5, (owner, TransferStatus("n2", 12, "127.0.0.1:53", "IXFR")))
+    assert zone_from_pb(zone_to_pb(info)) == info  # owner, path and reload through the API
+    d = zone_dict(info)
+    assert (d["kind"], d["owner"], d["path"]) == ("file-backed", "n1", "/zones/fz.test")
+    text = zone_details(info)
+    assert "owner:" in text and "/zones/fz.test" in text
+    rows = {line.split()[0]: line.split() for line in text.splitlines()[-2:]}
+    assert rows["n1"][1:4] == ["12", "file:/zones/fz.test", "FILE"]
+    assert rows["n2"][3] == "IXFR"
