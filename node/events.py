@@ -108,6 +108,12 @@ class Event(IntEnum):
     DS_SEEN = 1627  # an operator confirmed a KSK's DS at the parent
     TSIG_KEY_ADDED = 1700
     TSIG_KEY_DELETED = 1701
+    # serving workers (node/serving/): processes that answer DNS beside the control process
+    SERVING_WORKER_STARTED = 1820  # a serving worker process was started (worker, pid)
+    SERVING_WORKER_LISTENING = 1821  # it applied the current zone images and bound its sockets
+    SERVING_WORKER_EXITED = 1822  # it ended (worker, pid, returncode); restarted unless stopping
+    SERVING_IMAGE_FAILED = 1823  # building a zone version's image failed; the last one stays
+    SERVING_WORKERS_STARTED = 1824  # every worker serves the current zones (count, addresses)
     TASK_CRASHED = 1900
 
 
