@@ -62,7 +62,9 @@ class ImagePublisher:
 
     def __init__(self, directory: str, broadcast: Broadcast) -> None:
         self._own_dir = not directory
-        self.directory = Path(directory or tempfile.mkdtemp(prefix="dnscluster-images-"))
+        if not directory:
+            _prune_temp_dirs()
+        self.directory = Path(directory or tempfile.mkdtemp(prefix=f"{_TEMP}{os.getpid()}-"))
         self._broadcast = broadcast
         self._pool: ThreadPoolExecutor | None = None
         self._want: dict[bytes, ZoneSnapshot] = {}
@@ -193,6 +195,17 @@ class ImagePublisher:
             self._pool.shutdown(wait=False, cancel_futures=True)
         if self._own_dir:
             shutil.rmtree(self.directory, ignore_errors=True)
+
+
+_TEMP = "dnscluster-images-"
+
+
+def _prune_temp_dirs() -> None:
+    """Delete the temporary image directories of node processes that are gone (kill -9)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{_TEMP}*-*"):
+        pid = path.name[len(_TEMP):].partition("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _unlink(path: Path) -> None:
