@@ -122,7 +122,7 @@ class ImagePublisher:
                 cut = self._cuts.get(origin, 0)
                 try:
                     path = await loop.run_in_executor(self._builder(), write_image, snapshot,
-                                                      str(self.directory))
+                                                      self.directory)
                 except Exception as exc:
                     self.failed += 1
                     emit(Event.SERVING_IMAGE_FAILED, logging.ERROR, zone=snapshot.origin,
@@ -137,7 +137,7 @@ class ImagePublisher:
                 self._held.discard(origin)
                 old = self._current.get(origin)
                 self._current[origin] = path
-                if old is not None:
+                if old is not None and old != path:  # the same version again: same file
                     self._retire(old, seq, waiting)
         finally:
             self._building.pop(origin, None)
@@ -175,7 +175,7 @@ class ImagePublisher:
                 self._delete(path)
 
     def files(self) -> list[Path]:
-        return sorted(p for p in self.directory.iterdir() if p.suffix != ".tmp")
+        return sorted(p for p in self.directory.iterdir() if not p.name.startswith(".tmp-"))
 
     def _retire(self, path: Path, seq: int, waiting: set[int]) -> None:
         if waiting:

@@ -10,6 +10,7 @@ cover the workers; SIGTERM stops them.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -32,7 +33,7 @@ from tests.cluster.conftest import Cluster, make_cluster
 from tests.cluster.test_signing import ZONE_TEXT
 from tests.support.api import Api
 from tests.support.nodes import NodeProcess, events
-from tests.support.wait import wait_until
+from tests.support.wait import async_wait_until, wait_until
 
 ZONE = "workers.test."
 WORKERS = 2
@@ -257,3 +258,55 @@ def test_sigterm_stops_every_worker(wcluster: Cluster) -> None:
     for pid in socks:
         assert not Path(f"/proc/{pid}").exists() or \
             "zombie" in Path(f"/proc/{pid}/status").read_text(), f"worker {pid} outlived the node"
+
+
+# --- the image publisher on its own (no processes) -------------------------------------------
+
+
+def test_publisher_orders_operations_and_deletes_superseded_images(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from node.server.answer import name_wire
+    from node.serving import protocol
+    from node.serving.images import ImagePublisher
+    from node.zones.model import snapshot_from_text
+    from tests.support.zones import EXAMPLE
+
+    sent: list[tuple[bytes, bytes]] = []
+
+    def broadcast(kind: bytes, payload: bytes) -> tuple[int, set[int]]:
+        sent.append((kind, payload))
+        return len(sent), {0}
+
+    base = snapshot_from_text(EXAMPLE, "example.com.")
+    origin = name_wire(base.origin)
+
+    def version(n: int) -> object:
+        return replace(base, serial=n, revision=n)
+
+    async def run() -> None:
+        pub = ImagePublisher(str(tmp_path / "images"), broadcast)
+        pub.open()
+        pub.publish(version(1))  # type: ignore[arg-type]
+        pub.hold(origin)  # while version 1 is being built: it must never be sent
+        await async_wait_until(pub.idle, 10)
+        assert sent == [(protocol.HOLD, origin)]
+        assert pub.files() == []
+        pub.publish(version(2))  # type: ignore[arg-type]
+        await async_wait_until(pub.idle, 10)
+        assert sent[-1][0] == protocol.INSTALL and pub.current()[0][0] == protocol.INSTALL
+        first = Path(sent[-1][1].decode())
+        pub.publish(version(3))  # type: ignore[arg-type]
+        await async_wait_until(pub.idle, 10)
+        second = Path(sent[-1][1].decode())
+        assert pub.files() == sorted([first, second])  # worker 0 may still map the first
+        pub.acked(0, len(sent))
+        assert pub.files() == [second]
+        pub.remove(origin)
+        assert sent[-1] == (protocol.REMOVE, origin) and pub.files() == [second]
+        pub.gone(0)
+        assert pub.files() == []
+        pub.close()
+
+    asyncio.run(run())
+
