@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import mmap
 from pathlib import Path
+from zlib import crc32
 
 from node.errors import ValidationError
 from node.image import layout as L
@@ -22,14 +23,34 @@ Node = tuple[int, int, int, int, int, int]  # (flags, types, denial, wdenial, re
 Piece = tuple[bytes, tuple[bytes, ...]]  # (owner wire, rendered RRs after the owner)
 Variant = tuple[int, int, int, int, bytes]  # (flags, an, ns, ar, body)
 
+_SLOT_UNPACK = L.SLOT.unpack_from
+_ANSWER = bytes((L.KIND_ANSWER,))
+_NODE = bytes((L.KIND_NODE,))
+
 
 class ZoneImage:
     """One immutable zone version; build with `open(path)` or `from_bytes(buf)`."""
 
     __slots__ = (
-        "_buf", "_denial", "_hash", "_mask", "_mm", "count", "iterations", "neg_soa",
-        "neg_soa_do", "nsec3", "origin", "path", "records", "revision", "salt", "serial",
-        "signed", "size",
+        "_buf",
+        "_denial",
+        "_hash",
+        "_mask",
+        "_mm",
+        "apex",
+        "count",
+        "iterations",
+        "neg_soa",
+        "neg_soa_do",
+        "nsec3",
+        "origin",
+        "path",
+        "records",
+        "revision",
+        "salt",
+        "serial",
+        "signed",
+        "size",
     )
 
     def __init__(self, buf: bytes | mmap.mmap, path: Path | None = None,
@@ -62,6 +83,8 @@ class ZoneImage:
         self.iterations: int = iterations
         self.salt: bytes = buf[salt_off : salt_off + salt_len] if salt_len else b""
         self.neg_soa = L.tails_at(buf, soa_off, soa_n)
+        self.apex: Node | None = None
+        self.apex = self.node(self.origin)
         self.neg_soa_do = L.tails_at(buf, soa_do_off, soa_do_n)
 
     @classmethod
@@ -87,22 +110,25 @@ class ZoneImage:
 
     # --- hash table ------------------------------------------------------------
 
-    def _record(self, hkey: bytes, kind: int) -> int:
-        """Offset just after the kind octet of the record for `hkey`, or -1."""
+    def _record(self, hkey: bytes, kind: bytes) -> int:
+        """Offset just after the kind octet of the record for `hkey`, or -1.
+
+        Keys are wire names (+ 2 octets), never a proper prefix of one another
+        once the kind octet is appended, so one comparison decides."""
         buf = self._buf
-        t = L.tag(hkey)
+        t = crc32(hkey) or 1
         mask = self._mask
         i = t & mask
         base = self._hash
-        unpack = L.SLOT.unpack_from
-        n = len(hkey)
+        unpack = _SLOT_UNPACK
+        want = hkey + kind
+        n = len(want) + 2
         while True:
             st, off = unpack(buf, base + (i << 3))
+            if st == t and buf[off + 2 : off + n] == want:
+                return off + n
             if not st:
                 return -1
-            if st == t and buf[off] | buf[off + 1] << 8 == n and buf[off + 2 : off + 2 + n] == hkey:
-                if buf[off + 2 + n] == kind:
-                    return off + 3 + n
             i = (i + 1) & mask
 
     def variant(self, off: int, do: int) -> Variant:
@@ -119,12 +145,12 @@ class ZoneImage:
 
     def answer(self, hkey: bytes, do: int) -> Variant | None:
         """The pre-rendered answer for `hkey` = owner wire + QTYPE, if the image has one."""
-        off = self._record(hkey, L.KIND_ANSWER)
+        off = self._record(hkey, _ANSWER)
         return None if off < 0 else self.variant(off, do)
 
     def node(self, name: bytes) -> Node | None:
         """The node of an existing name or empty non-terminal; None if there is none."""
-        off = self._record(name + b"\x00\x00", L.KIND_NODE)
+        off = self._record(name + b"\x00\x00", _NODE)
         if off < 0:
             return None
         flags, ntypes, denial, wdenial, ref = L.NODE.unpack_from(self._buf, off)

@@ -20,6 +20,7 @@ MAX_CHAIN = 8  # as node.server.answer.MAX_CHAIN
 
 # outcomes of `classify` (as node.server.secure)
 EXACT, WILD, REFERRAL, ENT, WILD_ENT, NXDOMAIN_KIND = range(6)
+_UNKNOWN: Node = (0, 0, 0, 0, 0, -1)  # "not looked up yet"
 
 
 def answer(img: ZoneImage, key: bytes, do: int) -> tuple[Entry, bool]:
@@ -28,28 +29,34 @@ def answer(img: ZoneImage, key: bytes, do: int) -> tuple[Entry, bool]:
     lname = key[:-4]
     qtype = key[-4] << 8 | key[-3]
     hit = img.answer(key[:-2], do)
-    if hit is None and qtype != L.DS:
+    node: Node | None = None
+    if hit is None:
         node = img.node(lname)
-        if node is not None and node[4]:  # at a (top) zone cut: the referral
+        if node is not None and node[4] and qtype != L.DS:  # at a (top) zone cut: referral
             hit = img.variant(node[4], do)
     if hit is not None:
         flags, an, ns, ar, body = hit
         return make_entry(flags, qtype, len(key), body, an, ns, ar), True
     if do and img.signed:
-        return resolve_signed(img, lname, qtype), False
-    return resolve_plain(img, lname, qtype), False
+        return resolve_signed(img, lname, qtype, node), False
+    return resolve_plain(img, lname, qtype, node), False
 
 
-def classify(img: ZoneImage, name: bytes, qtype: int) -> tuple[int, Node | None, bytes]:
+def classify(img: ZoneImage, name: bytes, qtype: int,
+             first: Node | None = _UNKNOWN) -> tuple[int, Node | None, bytes]:
     """(kind, node, closest encloser) for `name` inside the zone (as `secure.classify`);
-    the node is the cut's for REFERRAL, the name's or wildcard's for EXACT and WILD."""
+    the node is the cut's for REFERRAL, the name's or wildcard's for EXACT and WILD.
+    `first`: the node of `name` when the caller has looked it up already."""
     chain = [name]
     n = name
     origin = img.origin
     while n != origin:
         n = n[n[0] + 1 :]
         chain.append(n)
-    nodes = [img.node(c) for c in chain]
+    nodes = [img.node(c) for c in chain[1:-1]]
+    nodes.insert(0, img.node(name) if first is _UNKNOWN else first)
+    if len(chain) > 1:
+        nodes.append(img.apex)
     for i in range(len(chain) - 2, -1, -1):
         node = nodes[i]
         if node is not None and node[0] & L.N_CUT and not (i == 0 and qtype == L.DS):
@@ -88,15 +95,16 @@ def _addresses(img: ZoneImage, b: AnswerBuilder, names: list[bytes], signed: boo
                     b.additional += b.add_tails(t, img.sigs(node, rdtype))
 
 
-def resolve_plain(img: ZoneImage, qname: bytes, qtype: int) -> Entry:
-    """As `answer.resolve`."""
+def resolve_plain(img: ZoneImage, qname: bytes, qtype: int,
+                  first: Node | None = _UNKNOWN) -> Entry:
+    """As `answer.resolve`; `first`: the node of `qname` if looked up already."""
     b = AnswerBuilder(qname, qtype)
     owner = qname
     seen = {qname}
     aa = AA
     rcode = 0
     for hop in range(MAX_CHAIN + 1):
-        kind, node, ce = classify(img, owner, qtype)
+        kind, node, ce = classify(img, owner, qtype, first if hop == 0 else _UNKNOWN)
         if kind == REFERRAL:
             assert node is not None
             if hop == 0:
@@ -204,8 +212,9 @@ def _next_closer(name: bytes, ce: bytes) -> bytes:
     return name
 
 
-def resolve_signed(img: ZoneImage, qname: bytes, qtype: int) -> Entry:
-    """As `secure.resolve`: the DO=1 answer in a signed zone."""
+def resolve_signed(img: ZoneImage, qname: bytes, qtype: int,
+                   first: Node | None = _UNKNOWN) -> Entry:
+    """As `secure.resolve`: the DO=1 answer in a signed zone; `first` as for `resolve_plain`."""
     b = AnswerBuilder(qname, qtype)
     proofs = _Proofs(img)
     owner = qname
@@ -216,7 +225,7 @@ def resolve_signed(img: ZoneImage, qname: bytes, qtype: int) -> Entry:
     referral: list[tuple[bytes, tuple[bytes, ...]]] = []
     addresses: list[bytes] = []
     for hop in range(MAX_CHAIN + 1):
-        kind, node, ce = classify(img, owner, qtype)
+        kind, node, ce = classify(img, owner, qtype, first if hop == 0 else _UNKNOWN)
         if kind == REFERRAL:
             assert node is not None
             if hop == 0:
