@@ -251,7 +251,7 @@ class _Writer:
             len(zone.origin), hash_off, hash_slots, denial_off, denial_count,
             soa_off, len(soa), soa_do_off, len(soa_do),
             index.iterations if index is not None else 0, len(salt), salt_off, len(self.out),
-            len(self.slots))
+            len(self.slots), 0)
         return bytes(self.out)
 
 

@@ -20,12 +20,13 @@ LAYOUT_VERSION = 1
 # header flags
 F_SIGNED = 1  # DO=1 answers differ from DO=0 answers (DNSSEC data present)
 F_NSEC3 = 2  # the denial table holds NSEC3 hashes (else NSEC canonical keys)
+F_OVERLAY = 4  # an overlay: read through to the full image of revision `base`
 
 # magic, version, flags, serial, revision, origin length,
 # hash (offset, slots), denial (offset, count), neg soa (offset, count),
 # neg soa signed (offset, count), nsec3 iterations, salt length, salt offset, total size,
-# records in the hash table
-HEADER = struct.Struct("<8sHHIQB3xIIIIIIIIIBxxxIII")
+# records in the hash table, base revision (overlays: the full image they apply to)
+HEADER = struct.Struct("<8sHHIQB3xIIIIIIIIIBxxxIIIQ")
 
 # hash table slot: tag (crc32 of the key, never 0 in a used slot), record offset
 SLOT = struct.Struct("<II")
@@ -45,6 +46,7 @@ N_NAME = 1  # owns RRsets
 N_BELOW = 2  # has names strictly below it (an empty non-terminal when not N_NAME)
 N_CUT = 4  # a zone cut (NS, not the apex)
 NO_DENIAL = 0xFFFFFFFF
+BY_KEY = 0xFFFFFFFE  # overlays: find the denial record by the name's key (hash or canonical)
 
 # node type entry: type, RR count, RR run offset, RRSIG count, target count,
 # RRSIG run offset, target list offset. For type RRSIG the RR run is indirect:

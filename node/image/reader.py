@@ -19,7 +19,8 @@ from zlib import crc32
 from node.errors import ValidationError
 from node.image import layout as L
 
-Node = tuple[int, int, int, int, int, int]  # (flags, types, denial, wdenial, ref, type base)
+# (flags, types, denial, wdenial, ref, type base, the image whose buffer holds it)
+Node = tuple[int, int, int, int, int, int, "ZoneImage"]
 Piece = tuple[bytes, tuple[bytes, ...]]  # (owner wire, rendered RRs after the owner)
 Variant = tuple[int, int, int, int, bytes]  # (flags, an, ns, ar, body)
 
@@ -38,12 +39,15 @@ class ZoneImage:
         "_mask",
         "_mm",
         "apex",
+        "base",
+        "base_revision",
         "count",
         "iterations",
         "neg_soa",
         "neg_soa_do",
         "nsec3",
         "origin",
+        "overlay",
         "path",
         "records",
         "revision",
@@ -54,12 +58,12 @@ class ZoneImage:
     )
 
     def __init__(self, buf: bytes | mmap.mmap, path: Path | None = None,
-                 mm: mmap.mmap | None = None) -> None:
+                 mm: mmap.mmap | None = None, base: ZoneImage | None = None) -> None:
         if len(buf) < L.HEADER.size:
             raise ValidationError("zone image too short")
         (magic, version, flags, serial, revision, olen, hash_off, slots, denial_off, count,
-         soa_off, soa_n, soa_do_off, soa_do_n, iterations, salt_len, salt_off, size, records
-         ) = L.HEADER.unpack_from(buf, 0)
+         soa_off, soa_n, soa_do_off, soa_do_n, iterations, salt_len, salt_off, size, records,
+         base_revision) = L.HEADER.unpack_from(buf, 0)
         if magic != L.MAGIC:
             raise ValidationError("not a zone image (bad magic)")
         if version != L.LAYOUT_VERSION:
@@ -83,22 +87,35 @@ class ZoneImage:
         self.iterations: int = iterations
         self.salt: bytes = buf[salt_off : salt_off + salt_len] if salt_len else b""
         self.neg_soa = L.tails_at(buf, soa_off, soa_n)
+        self.neg_soa_do = L.tails_at(buf, soa_do_off, soa_do_n)
+        self.overlay = bool(flags & L.F_OVERLAY)
+        self.base_revision: int = base_revision
+        self.base: ZoneImage | None = None
+        if self.overlay:
+            if base is None or base.overlay or base.revision != base_revision \
+                    or base.origin != self.origin:
+                raise ValidationError(
+                    f"zone image overlay applies to revision {base_revision} of its zone; "
+                    f"give that full image as its base")
+            self.base = base
+        elif base is not None:
+            raise ValidationError("a full zone image takes no base")
         self.apex: Node | None = None
         self.apex = self.node(self.origin)
-        self.neg_soa_do = L.tails_at(buf, soa_do_off, soa_do_n)
 
     @classmethod
-    def from_bytes(cls, buf: bytes) -> ZoneImage:
-        return cls(buf)
+    def from_bytes(cls, buf: bytes, base: ZoneImage | None = None) -> ZoneImage:
+        """An image in memory; an overlay needs the full image it applies to as `base`."""
+        return cls(buf, base=base)
 
     @classmethod
-    def open(cls, path: Path | str) -> ZoneImage:
+    def open(cls, path: Path | str, base: ZoneImage | None = None) -> ZoneImage:
         """Map the image file read-only (pages shared by every process mapping it)."""
         path = Path(path)
         with path.open("rb") as f:
             mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         try:
-            return cls(mm, path, mm)
+            return cls(mm, path, mm, base)
         except BaseException:
             mm.close()
             raise
@@ -146,20 +163,31 @@ class ZoneImage:
     def answer(self, hkey: bytes, do: int) -> Variant | None:
         """The pre-rendered answer for `hkey` = owner wire + QTYPE, if the image has one."""
         off = self._record(hkey, _ANSWER)
-        return None if off < 0 else self.variant(off, do)
+        if off < 0:
+            return None if self.base is None else self.base.answer(hkey, do)
+        return None if not self._buf[off] else self.variant(off, do)  # 0 variants: deleted
 
     def node(self, name: bytes) -> Node | None:
         """The node of an existing name or empty non-terminal; None if there is none."""
         off = self._record(name + b"\x00\x00", _NODE)
         if off < 0:
-            return None
+            base = self.base
+            if base is None:
+                return None
+            node = base.node(name)
+            if node is None:
+                return None
+            # the base's referral and wildcard proof may be stale: the cold path recomputes
+            return node[0], node[1], node[2], L.BY_KEY, 0, node[5], base
         flags, ntypes, denial, wdenial, ref = L.NODE.unpack_from(self._buf, off)
-        return flags, ntypes, denial, wdenial, ref, off + L.NODE.size
+        if not flags:  # deleted in this overlay
+            return None
+        return flags, ntypes, denial, wdenial, ref, off + L.NODE.size, self
 
     # --- node contents ----------------------------------------------------------
 
     def _entry(self, node: Node, rdtype: int) -> tuple[int, ...] | None:
-        buf = self._buf
+        buf = node[6]._buf
         base = node[5]
         for i in range(node[1]):
             off = base + i * L.TYPE.size
@@ -168,7 +196,7 @@ class ZoneImage:
         return None
 
     def types(self, node: Node) -> list[int]:
-        buf = self._buf
+        buf = node[6]._buf
         base = node[5]
         return [buf[base + i * L.TYPE.size] | buf[base + i * L.TYPE.size + 1] << 8
                 for i in range(node[1])]
@@ -182,7 +210,7 @@ class ZoneImage:
         if e is None:
             return ()
         _, count, off, _, tgt_n, _, _ = e
-        buf = self._buf
+        buf = node[6]._buf
         if rdtype == L.RRSIG and tgt_n:  # indirect: TTL, then references to RRSIG tails
             ttl = buf[off : off + 4][::-1]
             out = []
@@ -198,14 +226,14 @@ class ZoneImage:
         e = self._entry(node, rdtype)
         if e is None or not e[3]:
             return ()
-        return L.tails_at(self._buf, e[5], e[3])
+        return L.tails_at(node[6]._buf, e[5], e[3])
 
     def targets(self, node: Node, rdtype: int) -> list[bytes]:
         """NS/MX/SRV targets (additional-section names) or the CNAME target."""
         e = self._entry(node, rdtype)
         if e is None or rdtype == L.RRSIG:
             return []
-        buf = self._buf
+        buf = node[6]._buf
         off = e[6]
         out = []
         for _ in range(e[4]):
@@ -214,23 +242,60 @@ class ZoneImage:
             off += 1 + ln
         return out
 
-    # --- denial ----------------------------------------------------------------------
+    # --- denial (one layer) -------------------------------------------------------
 
-    def piece(self, index: int) -> Piece | None:
-        """The NSEC/NSEC3 record with its RRSIGs at position `index` of the chain."""
-        if index == L.NO_DENIAL or not self.count:
-            return None
+    def _key_at(self, index: int) -> bytes:
         buf = self._buf
         if self.nsec3:
-            off = L.U32.unpack_from(buf, self._denial + L.HASH_LEN * self.count + 4 * index)[0]
-        else:
-            rec = L.U32.unpack_from(buf, self._denial + 4 * index)[0]
-            klen = buf[rec] | buf[rec + 1] << 8
-            off = L.U32.unpack_from(buf, rec + 2 + klen)[0]
+            at = self._denial + L.HASH_LEN * index
+            return buf[at : at + L.HASH_LEN]
+        rec = L.U32.unpack_from(buf, self._denial + 4 * index)[0]
+        return buf[rec + 2 : rec + 2 + (buf[rec] | buf[rec + 1] << 8)]
+
+    def _off_at(self, index: int) -> int:
+        """Offset of the piece at `index`; 0 in an overlay: deleted there."""
+        buf = self._buf
+        if self.nsec3:
+            return L.U32.unpack_from(buf, self._denial + L.HASH_LEN * self.count + 4 * index)[0]
+        rec = L.U32.unpack_from(buf, self._denial + 4 * index)[0]
+        return L.U32.unpack_from(buf, rec + 2 + (buf[rec] | buf[rec + 1] << 8))[0]
+
+    def _piece_at(self, off: int) -> Piece:
+        buf = self._buf
         olen = buf[off]
-        owner = buf[off + 1 : off + 1 + olen]
         n = buf[off + 1 + olen] | buf[off + 2 + olen] << 8
-        return owner, L.tails_at(buf, off + 3 + olen, n)
+        return buf[off + 1 : off + 1 + olen], L.tails_at(buf, off + 3 + olen, n)
+
+    def _bisect(self, key: bytes) -> int:
+        """The number of chain entries at or before `key`."""
+        buf = self._buf
+        base = self._denial
+        lo, hi = 0, self.count
+        if self.nsec3:
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                at = base + mid * L.HASH_LEN
+                if key < buf[at : at + L.HASH_LEN]:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            return lo
+        unpack = L.U32.unpack_from
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            rec = unpack(buf, base + 4 * mid)[0]
+            if key < buf[rec + 2 : rec + 2 + (buf[rec] | buf[rec + 1] << 8)]:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    def _exact(self, key: bytes) -> int:
+        """Piece offset for `key` in this layer: -1 absent, 0 deleted (overlay)."""
+        i = self._bisect(key) - 1
+        return self._off_at(i) if i >= 0 and self._key_at(i) == key else -1
+
+    # --- denial (what answers use) ---------------------------------------------------
 
     def digest(self, name: bytes) -> bytes:
         """The raw NSEC3 hash of a lowercased wire name (RFC 5155 §5)."""
@@ -240,35 +305,78 @@ class ZoneImage:
             d = hashlib.sha1(d + salt).digest()
         return d
 
-    def cover(self, name: bytes) -> int:
-        """Index of the last chain entry at or before `name` (its hash), wrapping to the last."""
-        n = self.count
-        if not n:
-            return L.NO_DENIAL
-        buf = self._buf
-        base = self._denial
-        lo, hi = 0, n
-        if self.nsec3:
-            key = self.digest(name)
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                at = base + mid * L.HASH_LEN
-                if key < buf[at : at + L.HASH_LEN]:
-                    hi = mid
-                else:
-                    lo = mid + 1
-        else:
-            key = L.canonical_key(name)
-            unpack = L.U32.unpack_from
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                rec = unpack(buf, base + 4 * mid)[0]
-                klen = buf[rec] | buf[rec + 1] << 8
-                if key < buf[rec + 2 : rec + 2 + klen]:
-                    hi = mid
-                else:
-                    lo = mid + 1
-        return lo - 1 if lo else n - 1
+    def denial_key(self, name: bytes) -> bytes:
+        return self.digest(name) if self.nsec3 else L.canonical_key(name)
+
+    def match(self, name: bytes, node: Node | None) -> Piece | None:
+        """The NSEC at `name`, or the NSEC3 of its hash (`node`: the name's node)."""
+        if node is None:
+            return None
+        index = node[2]
+        if index == L.NO_DENIAL:
+            return None
+        src = node[6]
+        if self.base is None:
+            return src._piece_at(src._off_at(index))
+        if index == L.BY_KEY:
+            return self._merged_exact(self.denial_key(name))
+        if src is self:
+            return self._piece_at(self._off_at(index))
+        key = src._key_at(index)
+        off = self._exact(key)
+        if off < 0:
+            return src._piece_at(src._off_at(index))
+        return self._piece_at(off) if off else None
+
+    def _merged_exact(self, key: bytes) -> Piece | None:
+        off = self._exact(key)
+        if off > 0:
+            return self._piece_at(off)
+        base = self.base
+        if off == 0 or base is None:
+            return None
+        off = base._exact(key)
+        return base._piece_at(off) if off > 0 else None
+
+    def cover(self, name: bytes) -> Piece | None:
+        """The last chain entry at or before `name` (its hash), wrapping to the last: it
+        covers `name` unless it matches it."""
+        key = self.denial_key(name)
+        base = self.base
+        if base is None:
+            if not self.count:
+                return None
+            i = self._bisect(key) - 1
+            return self._piece_at(self._off_at(i if i >= 0 else self.count - 1))
+        i = self._live_base(base._bisect(key) - 1)
+        j = self._live_top(self._bisect(key) - 1)
+        if i < 0 and j < 0:  # before the first entry: wrap to the last
+            i = self._live_base(base.count - 1)
+            j = self._live_top(self.count - 1)
+        if j >= 0 and (i < 0 or self._key_at(j) >= base._key_at(i)):
+            return self._piece_at(self._off_at(j))
+        return base._piece_at(base._off_at(i)) if i >= 0 else None
+
+    def _live_base(self, i: int) -> int:
+        base = self.base
+        assert base is not None
+        while i >= 0 and self._exact(base._key_at(i)) == 0:
+            i -= 1
+        return i
+
+    def _live_top(self, j: int) -> int:
+        while j >= 0 and not self._off_at(j):
+            j -= 1
+        return j
+
+    def wildcard(self, ce: bytes, node: Node | None) -> Piece | None:
+        """The NSEC/NSEC3 matching or covering `*.ce` (`node`: the node of `ce`)."""
+        if node is None or node[3] == L.BY_KEY or self.base is not None:
+            return self.cover(b"\x01*" + ce)
+        if node[3] == L.NO_DENIAL:
+            return None
+        src = node[6]
+        return src._piece_at(src._off_at(node[3]))
 
     def contains(self, name: bytes) -> bool:
         """True if the wire name is at or below the origin (label-aligned)."""

@@ -20,7 +20,7 @@ MAX_CHAIN = 8  # as node.server.answer.MAX_CHAIN
 
 # outcomes of `classify` (as node.server.secure)
 EXACT, WILD, REFERRAL, ENT, WILD_ENT, NXDOMAIN_KIND = range(6)
-_UNKNOWN: Node = (0, 0, 0, 0, 0, -1)  # "not looked up yet"
+_UNKNOWN = (0, 0, 0, 0, 0, -1, None)  # "not looked up yet"
 
 
 def answer(img: ZoneImage, key: bytes, do: int) -> tuple[Entry, bool]:
@@ -33,7 +33,7 @@ def answer(img: ZoneImage, key: bytes, do: int) -> tuple[Entry, bool]:
     if hit is None:
         node = img.node(lname)
         if node is not None and node[4] and qtype != L.DS:  # at a (top) zone cut: referral
-            hit = img.variant(node[4], do)
+            hit = node[6].variant(node[4], do)
     if hit is not None:
         flags, an, ns, ar, body = hit
         return make_entry(flags, qtype, len(key), body, an, ns, ar), True
@@ -148,38 +148,33 @@ class _Proofs:
         self.img = img
         self.pieces: dict[bytes, Piece] = {}
 
-    def add(self, index: int) -> None:
-        piece = self.img.piece(index)
+    def add(self, piece: Piece | None) -> None:
         if piece is not None:
             self.pieces.setdefault(piece[0], piece)
 
-    def match(self, name: bytes) -> int:
-        node = self.img.node(name)
-        return L.NO_DENIAL if node is None else node[2]
+    def match(self, name: bytes) -> Piece | None:
+        return self.img.match(name, self.img.node(name))
 
     def closest_encloser(self, name: bytes, ce: bytes) -> None:
         img = self.img
         match = self.match(ce)
-        while match == L.NO_DENIAL and ce != img.origin:  # opt-out: up to a provable encloser
+        while match is None and ce != img.origin:  # opt-out: up to a provable encloser
             ce = ce[ce[0] + 1 :]
             match = self.match(ce)
         self.add(match)
         self.add(img.cover(_next_closer(name, ce)))
 
-    def wildcard(self, ce: bytes) -> int:
-        node = self.img.node(ce)
-        return self.img.cover(b"\x01*" + ce) if node is None else node[3]
-
     def nxdomain(self, name: bytes, ce: bytes) -> None:
-        if self.img.nsec3:
+        img = self.img
+        if img.nsec3:
             self.closest_encloser(name, ce)
         else:
-            self.add(self.img.cover(name))
-        self.add(self.wildcard(ce))
+            self.add(img.cover(name))
+        self.add(img.wildcard(ce, img.node(ce)))
 
     def nodata(self, name: bytes) -> None:
         match = self.match(name)
-        if match != L.NO_DENIAL:
+        if match is not None:
             self.add(match)
         elif self.img.nsec3:
             self.closest_encloser(name, name[name[0] + 1 :])
@@ -199,7 +194,7 @@ class _Proofs:
             self.add(self.match(wild))
         else:
             self.add(img.cover(name))
-            self.add(self.wildcard(ce))
+            self.add(img.wildcard(ce, img.node(ce)))
 
 
 def _next_closer(name: bytes, ce: bytes) -> bytes:
