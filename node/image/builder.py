@@ -14,7 +14,10 @@ from __future__ import annotations
 import bisect
 import os
 import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from node.image import layout as L
 from node.server import answer, secure
@@ -25,7 +28,7 @@ from node.zones.model import ZoneSnapshot
 
 def build_image(snapshot: ZoneSnapshot) -> bytes:
     """One contiguous image of `snapshot` (see `docs/image-format.md`)."""
-    return _Writer(CompiledZone.build(snapshot)).image()
+    return ImageWriter(CompiledZone.build(snapshot)).image()
 
 
 def image_name(snapshot: ZoneSnapshot) -> str:
@@ -51,6 +54,19 @@ def write_image(snapshot: ZoneSnapshot, directory: Path) -> Path:
     return path
 
 
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """What an overlay holds: the changes of a zone since the full image `base_revision`."""
+
+    base_revision: int
+    answers: tuple[bytes, ...]  # answer keys (owner + QTYPE + class) to (re)write
+    gone_answers: tuple[bytes, ...]
+    nodes: tuple[bytes, ...]  # names whose node to (re)write
+    gone_nodes: tuple[bytes, ...]
+    denial: tuple[Any, ...]  # DenialIndex keys whose piece to (re)write
+    gone_denial: tuple[bytes, ...]  # layout keys (hash or canonical key) of deleted pieces
+
+
 def _variant(entry: Entry) -> bytes:
     hdr = entry[0][0]
     counts = (int.from_bytes(hdr[4:6], "big"), int.from_bytes(hdr[6:8], "big"),
@@ -59,11 +75,12 @@ def _variant(entry: Entry) -> bytes:
     return L.VARIANT.pack(entry[5], *counts, len(body)) + body
 
 
-class _Writer:
+class ImageWriter:
     """Lays out one compiled zone; `image()` returns the finished buffer."""
 
-    def __init__(self, zone: CompiledZone) -> None:
+    def __init__(self, zone: CompiledZone, delta: Delta | None = None) -> None:
         self.zone = zone
+        self.delta = delta
         self.signed = zone.denial is not None
         self.out = bytearray(L.HEADER.size) + zone.origin
         self.slots: list[tuple[bytes, int]] = []  # (hash key, record offset)
@@ -94,9 +111,9 @@ class _Writer:
         index = self.zone.denial
         if index is None:
             return 0, 0, []
-        piece_off: dict[bytes, int] = {}
         keyed: list[tuple[bytes, int]] = []
-        for key in index.keys:
+        delta = self.delta
+        for key in index.keys if delta is None else delta.denial:
             owner, tails = index.pieces[key]
             off = self._put(bytes((len(owner),)) + owner + L.U16.pack(len(tails)) + b"".join(tails))
             if index.nsec3:
@@ -104,7 +121,8 @@ class _Writer:
             else:
                 ckey = L.canonical_key(owner)
                 keyed.append((ckey, off))
-            piece_off[key] = off
+        if delta is not None:
+            keyed.extend((k, 0) for k in delta.gone_denial)  # 0: deleted
         keyed.sort()
         keys = [k for k, _ in keyed]
         if index.nsec3:
@@ -187,8 +205,14 @@ class _Writer:
 
     def _nodes(self, keys: list[bytes]) -> None:
         zone = self.zone
-        owners = set(zone.names) | set(zone.below)
-        for owner in sorted(owners, key=L.canonical_key):
+        delta = self.delta
+        if delta is not None:
+            for owner in delta.gone_nodes:
+                self._record(owner + b"\x00\x00", L.KIND_NODE, L.NODE.pack(0, 0, 0, 0, 0))
+            owners: Iterable[bytes] = delta.nodes
+        else:
+            owners = sorted(set(zone.names) | set(zone.below), key=L.canonical_key)
+        for owner in owners:
             flags = (L.N_NAME if owner in zone.names else 0) | (
                 L.N_BELOW if zone.below.get(owner) else 0)
             ref = 0
@@ -199,7 +223,11 @@ class _Writer:
                     ref = self._put(self._variants(owner, L.A, plain))
             types = self._types(owner)
             denial = wdenial = L.NO_DENIAL
-            if keys:
+            if delta is not None and zone.denial is not None:  # found by key when read
+                wdenial = L.BY_KEY
+                if zone.denial.match(owner) is not None:
+                    denial = L.BY_KEY
+            elif keys:
                 denial = self._match(keys, owner)
                 wild = b"\x01*" + owner
                 wdenial = self._match(keys, wild)
@@ -210,7 +238,14 @@ class _Writer:
 
     def _answers(self) -> None:
         zone = self.zone
-        for key, entry in zone.answers.items():
+        delta = self.delta
+        if delta is None:
+            items: Iterable[tuple[bytes, Entry]] = zone.answers.items()
+        else:
+            for key in delta.gone_answers:
+                self._record(key[:-2], L.KIND_ANSWER, b"\x00")  # 0 variants: deleted
+            items = ((k, zone.answers[k]) for k in delta.answers)
+        for key, entry in items:
             owner, qtype = key[:-4], key[-4] << 8 | key[-3]
             self._record(key[:-2], L.KIND_ANSWER, self._variants(owner, qtype, entry))
 
@@ -246,12 +281,14 @@ class _Writer:
         self._answers()
         hash_off, hash_slots = self._hash()
         flags = (L.F_SIGNED if self.signed else 0) | (L.F_NSEC3 if nsec3 else 0)
+        if self.delta is not None:
+            flags |= L.F_OVERLAY
         L.HEADER.pack_into(
             self.out, 0, L.MAGIC, L.LAYOUT_VERSION, flags, snap.serial, snap.revision,
             len(zone.origin), hash_off, hash_slots, denial_off, denial_count,
             soa_off, len(soa), soa_do_off, len(soa_do),
             index.iterations if index is not None else 0, len(salt), salt_off, len(self.out),
-            len(self.slots), 0)
+            len(self.slots), 0 if self.delta is None else self.delta.base_revision)
         return bytes(self.out)
 
 
