@@ -9,7 +9,8 @@ image, and measures `lookup(key, do)` of `ImageTable` and `ZoneTable` on keys
 that are not in the answer cache yet (each key asked once), per kind:
 pre-rendered positive answers (hit), NODATA (existing name, absent type),
 NXDOMAIN (unique random names: the random-subdomain flood, an NSEC3 proof
-each), referrals below a cut and CNAMEs asked for A. Prints one table; the
+each), referrals below a cut and CNAMEs asked for A; then single-record changes
+signed incrementally and built as overlays (`ImageBuilder`). Prints tables; the
 figures are µs per lookup in this interpreter, not queries per second of a
 server (no sockets, no parsing).
 """
@@ -17,6 +18,7 @@ server (no sockets, no parsing).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import multiprocessing
 import random
@@ -31,6 +33,7 @@ from pathlib import Path
 
 import dns.name
 import dns.rdatatype
+import dns.rrset
 
 from bench.zonegen import generate
 from node.dnssec.denial import DenialParams
@@ -38,14 +41,15 @@ from node.dnssec.keys import load_private_key, new_key
 from node.dnssec.signer import SigningKey
 from node.dnssec.zonesigner import SigningParams, ZoneSigner
 from node.image import ImageTable, ZoneImage, build_image, write_image
+from node.image.overlay import ImageBuilder
 from node.server.compile import CompiledZone
 from node.server.table import ZoneTable
-from node.zones.model import ZoneSnapshot, snapshot_from_text
+from node.zones.model import ZoneSnapshot, freeze_nodes, snapshot_from_text
 
 T = dns.rdatatype
 
 
-def sign(snap: ZoneSnapshot, workers: int) -> ZoneSnapshot:
+def sign(snap: ZoneSnapshot, workers: int) -> tuple[ZoneSnapshot, ZoneSigner]:
     now = datetime.now(UTC)
     keys = []
     for role in ("ksk", "zsk"):
@@ -53,10 +57,51 @@ def sign(snap: ZoneSnapshot, workers: int) -> ZoneSnapshot:
         keys.append(SigningKey(key, load_private_key(pem)))
     params = SigningParams(denial=DenialParams(nsec3=True, iterations=0, salt=b""))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        result = ZoneSigner(snap.origin, params, keys, pool=pool).sign(
-            snap.nodes, None, int(time.time()))
+        signer = ZoneSigner(snap.origin, params, keys, pool=pool)
+        result = signer.sign(snap.nodes, None, int(time.time()))
+    signer.pool = None  # the pool is shut down; later (small) signings run in-process
     return ZoneSnapshot(config=snap.config, serial=snap.serial, revision=snap.revision,
-                        nodes=result.nodes, signed=True)
+                        nodes=result.nodes, signed=True), signer
+
+
+def add_record(snap: ZoneSnapshot, i: int) -> ZoneSnapshot:
+    """`snap` plus one A record at a new name, SOA serial + 1 (as a single-record change)."""
+    nodes = {k: dict(v) for k, v in snap.nodes.items()}
+    name = dns.name.from_text(f"added-{i}", snap.origin)
+    nodes[name] = {T.A: dns.rrset.from_text(name, 300, "IN", "A", f"192.0.2.{i % 250}")}
+    soa = snap.soa()
+    rd = soa[0].replace(serial=soa[0].serial + 1)  # type: ignore[attr-defined]
+    nodes[snap.origin][T.SOA] = dns.rrset.from_rdata(snap.origin, soa.ttl, rd)
+    return ZoneSnapshot(config=snap.config, serial=snap.serial + 1, revision=snap.revision + 1,
+                        nodes=freeze_nodes(nodes), changed=frozenset({name, snap.origin}))
+
+
+def overlays(plain: ZoneSnapshot, signed: ZoneSnapshot, signer: ZoneSigner, n: int) -> None:
+    """Single-record changes to the signed zone: overlay build time and size."""
+    builder = ImageBuilder()
+    began = time.perf_counter()
+    full, _ = builder.build(signed)
+    full_s = time.perf_counter() - began
+    print(f"ImageBuilder full image: {full_s:.2f} s, {len(full) / 2**20:.1f} MiB")
+    print(f"{'change':>6} {'sign ms':>8} {'evolve ms':>9} {'overlay ms':>10} {'overlay KiB':>11}")
+    prev = signed
+    zone = CompiledZone.build(signed)
+    for i in range(n):
+        plain = add_record(plain, i)
+        began = time.perf_counter()
+        res = signer.sign(plain.nodes, plain.changed, int(time.time()))
+        sign_ms = (time.perf_counter() - began) * 1000
+        snap = dataclasses.replace(plain, nodes=res.nodes, signed=True, changed=res.changed)
+        began = time.perf_counter()
+        zone = CompiledZone.evolve(zone, snap)
+        evolve_ms = (time.perf_counter() - began) * 1000
+        began = time.perf_counter()
+        data, base = builder.build(snap)
+        over_ms = (time.perf_counter() - began) * 1000
+        kind = f"{len(data) / 1024:11.1f}" if base is not None else "  full"
+        print(f"{i + 1:6d} {sign_ms:8.1f} {evolve_ms:9.1f} {over_ms:10.1f} {kind}")
+        prev = snap
+    del prev
 
 
 def _wire(name: dns.name.Name) -> bytes:
@@ -111,13 +156,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--names", type=int, default=100_000)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--probes", type=int, default=20_000)
+    p.add_argument("--changes", type=int, default=5, help="single-record changes (overlays)")
     args = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-image-"))
     try:
         gen = generate(work, names=args.names)
         plain = snapshot_from_text(gen.zone_file.read_text(), gen.origin, revision=1)
         began = time.perf_counter()
-        signed = sign(plain, args.workers)
+        signed, signer = sign(plain, args.workers)
         sign_s = time.perf_counter() - began
         print(f"zone {gen.origin}: {gen.names} names, {gen.rrsets} RRsets; signed in "
               f"{sign_s:.1f} s (not part of the figures below)")
@@ -159,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
                     t_img = per_lookup(itab.lookup, ks, do)
                     t_cmp = per_lookup(ztab.lookup, ks, do)
                     print(f"{label:9} {do:2d} {kind:9} {len(ks):6d} {t_img:8.2f} {t_cmp:9.2f}")
+        print()
+        overlays(plain, signed, signer, args.changes)
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -31,18 +31,25 @@ def build_image(snapshot: ZoneSnapshot) -> bytes:
     return ImageWriter(CompiledZone.build(snapshot)).image()
 
 
-def image_name(snapshot: ZoneSnapshot) -> str:
-    """The file name of a version's image: origin, serial and etcd revision."""
+def image_name(snapshot: ZoneSnapshot, base_revision: int | None = None) -> str:
+    """The file name of a version's image: origin, serial and etcd revision; an overlay's
+    also names the revision of its base (`<origin>.<serial>.<revision>+<base>.ovl`)."""
     origin = snapshot.origin.to_text(omit_final_dot=True).lower() or "root"
     origin = origin.replace("/", "_")
-    return f"{origin}.{snapshot.serial}.{snapshot.revision}.img"
+    if base_revision is None:
+        return f"{origin}.{snapshot.serial}.{snapshot.revision}.img"
+    return f"{origin}.{snapshot.serial}.{snapshot.revision}+{base_revision}.ovl"
 
 
 def write_image(snapshot: ZoneSnapshot, directory: Path) -> Path:
     """Write the image of `snapshot` under `directory` atomically (temp file + rename)."""
-    data = build_image(snapshot)
+    return write_bytes(build_image(snapshot), directory / image_name(snapshot))
+
+
+def write_bytes(data: bytes, path: Path) -> Path:
+    """Write an image (or overlay) to `path` atomically (temp file in its directory + rename)."""
+    directory = path.parent
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / image_name(snapshot)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".img")
     try:
         with os.fdopen(fd, "wb") as f:

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from node.image import layout as L
-from node.image.builder import Delta, ImageWriter
+from node.image.builder import Delta, ImageWriter, image_name, write_bytes
 from node.server.answer import name_wire
 from node.server.compile import CompiledZone
 from node.zones.model import ZoneSnapshot
@@ -79,6 +80,11 @@ class ImageBuilder:
         if size > self.max_share * (len(base.answers) + len(base.names)) + 64:
             return self.merge(snapshot), None
         return ImageWriter(zone, delta).image(), delta.base_revision
+
+    def write(self, snapshot: ZoneSnapshot, directory: Path) -> tuple[Path, int | None]:
+        """`build`, written atomically under `directory` (`builder.image_name`)."""
+        data, base = self.build(snapshot)
+        return write_bytes(data, directory / image_name(snapshot, base)), base
 
     @staticmethod
     def _evolvable(prev: CompiledZone, snapshot: ZoneSnapshot) -> bool:

@@ -11,6 +11,7 @@ does.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +97,19 @@ def test_overlay_needs_its_base() -> None:
     with pytest.raises(Exception, match="overlay applies to revision"):
         ZoneImage.from_bytes(over, base=other)
     assert ZoneImage.from_bytes(over, base=ZoneImage.from_bytes(full)).serial == 2
+
+
+def test_overlay_files_map_onto_their_base(tmp_path: Path) -> None:
+    snaps = versions(None)[:2]
+    builder = ImageBuilder(max_share=1.0)
+    full_path, none = builder.write(snaps[0], tmp_path)
+    over_path, rev = builder.write(snaps[1], tmp_path)
+    assert none is None and full_path.name == "example.1.1.img"
+    assert rev == 1 and over_path.name == "example.2.2+1.ovl"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [full_path.name, over_path.name]
+    image = ZoneImage.open(over_path, base=ZoneImage.open(full_path))
+    table = ImageTable()
+    table.install(image)
+    entry = table.lookup(b"\x05added\x07example\x00\x00\x01\x00\x01", 0)
+    assert entry is not None
+    assert entry[5] == 0x8400 and entry[0][0][4:6] == b"\x00\x01"  # QR AA, one answer
