@@ -3,6 +3,7 @@ zones, and the answer cache's bounds (a flood of one-off names never evicts hot 
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 import dns.message
@@ -147,3 +148,20 @@ def test_ds_at_apex_is_answered_by_the_parent() -> None:
     resp = _ask(responder, "sub.example.com.", "DS")
     assert resp.answer[0].rdtype == dns.rdatatype.DS
     assert _ask(responder, "ns.sub.example.com.").answer[0][0].address == "192.0.2.1"
+
+
+def test_a_mapped_image_holds_no_python_objects_per_rrset(tmp_path: Path) -> None:
+    lines = ["@ 300 SOA ns h 1 2 3 4 5", "@ 300 NS ns", "ns 300 A 192.0.2.1"]
+    lines += [f"h{i} 300 A 192.0.2.{i % 250}\nh{i} 300 TXT \"t{i}\"" for i in range(3000)]
+    snap = snapshot_from_text("\n".join(lines) + "\n", "big.example.")
+    path = write_image(snap, tmp_path)
+    table = ImageTable()  # fixed-size parts (the doorkeepers' bitmaps) allocated before
+    tracemalloc.start()
+    try:
+        img = ZoneImage.open(path)
+        table.install(img)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert img.size > 200_000  # 6,000 RRsets in the image...
+    assert held < 16_000  # ...and a few kB of Python objects to serve them
