@@ -36,12 +36,12 @@ from pathlib import Path
 import dns.name
 
 from node.events import Event, emit
+from node.image import write_image
 from node.server.answer import name_wire
 from node.server.compile import CompiledZone
 from node.server.journal import Journals
 from node.server.table import ZoneTable
 from node.serving import protocol
-from node.serving.backend import write_image
 from node.zones.model import ZoneSnapshot
 
 log = logging.getLogger(__name__)

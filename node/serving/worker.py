@@ -34,11 +34,11 @@ import dns.message
 import dns.rrset
 
 from node.events import Event, emit, set_context
+from node.image import ImageTable, ZoneImage
 from node.server.listener import HANDOFF, DnsServer
 from node.server.responder import Answer, Responder
 from node.server.wire import OPCODE_QUERY, TYPE_AXFR, TYPE_IXFR, Query, parse_query
 from node.serving import protocol
-from node.serving.backend import ImageTable, ZoneImage
 from node.serving.channel import MAX_RECORD, Channel
 
 log = logging.getLogger(__name__)
