@@ -260,6 +260,30 @@ def test_sigterm_stops_every_worker(wcluster: Cluster) -> None:
             "zombie" in Path(f"/proc/{pid}/status").read_text(), f"worker {pid} outlived the node"
 
 
+
+def test_kill_9_of_the_node_ends_its_workers() -> None:
+    """Workers never outlive their control process (they would hold the port)."""
+    c = make_cluster(count=1, env={"DNSNODE_SERVER__WORKERS": str(WORKERS),
+                                   "DNSNODE_TESTING__WORKER_IDENTITY": "true"})
+    try:
+        node = c.nodes[0]
+        socks = by_worker(node)
+        for sock in socks.values():
+            sock.close()
+        assert len(socks) == WORKERS
+        node.kill()
+
+        def gone(pid: int) -> bool:
+            try:
+                return "zombie" in Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                return True
+
+        wait_until(lambda: all(gone(pid) for pid in socks), 20,
+                   message="a worker outlived its node")
+    finally:
+        c.close()
+
 # --- the image publisher on its own (no processes) -------------------------------------------
 
 
