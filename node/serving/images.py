@@ -7,6 +7,11 @@ in, a file path comes out; a process would need the snapshot pickled, and
 workers (install / hold / remove), the current set a new worker is given,
 and the deletion of superseded image files.
 
+Incremental: each zone has an `ImageBuilder`; after a full image, the next
+versions are overlays on it (`install OVERLAY BASE`), so a one-record change
+costs the builder and the workers a small file, not the zone. A hold or a
+remove starts the zone's next build from a full image.
+
 Order: `publish`, `hold` and `remove` arrive in the order the zone table
 sees them. Hold and remove are sent at once; a build that was under way
 when one of them arrived is thrown away (a version published before a hold
@@ -36,7 +41,7 @@ from pathlib import Path
 import dns.name
 
 from node.events import Event, emit
-from node.image import write_image
+from node.image import ImageBuilder
 from node.server.answer import name_wire
 from node.server.compile import CompiledZone
 from node.server.journal import Journals
@@ -70,7 +75,8 @@ class ImagePublisher:
         self._want: dict[bytes, ZoneSnapshot] = {}
         self._cuts: dict[bytes, int] = {}  # holds and removes per zone, to drop stale builds
         self._building: dict[bytes, asyncio.Task[None]] = {}
-        self._current: dict[bytes, Path] = {}
+        self._builders: dict[bytes, ImageBuilder] = {}
+        self._current: dict[bytes, tuple[Path, Path | None]] = {}  # (full image, overlay)
         self._held: set[bytes] = set()
         self._retired: dict[Path, tuple[int, set[int]]] = {}
         self.built = 0
@@ -106,13 +112,14 @@ class ImagePublisher:
         self._cut(origin)
         self._held.discard(origin)
         seq, waiting = self._broadcast(protocol.REMOVE, origin)
-        old = self._current.pop(origin, None)
-        if old is not None:
-            self._retire(old, seq, waiting)
+        for old in self._current.pop(origin, ()):
+            if old is not None:
+                self._retire(old, seq, waiting)
 
     def _cut(self, origin: bytes) -> None:
         self._cuts[origin] = self._cuts.get(origin, 0) + 1
         self._want.pop(origin, None)
+        self._builders.pop(origin, None)  # its next image is a full one
 
     async def _build(self, origin: bytes) -> None:
         loop = asyncio.get_running_loop()
@@ -120,25 +127,37 @@ class ImagePublisher:
             while origin in self._want:
                 snapshot = self._want.pop(origin)
                 cut = self._cuts.get(origin, 0)
+                builder = self._builders.setdefault(origin, ImageBuilder())
                 try:
-                    path = await loop.run_in_executor(self._builder(), write_image, snapshot,
-                                                      self.directory)
+                    path, base_revision = await loop.run_in_executor(
+                        self._builder(), builder.write, snapshot, self.directory)
                 except Exception as exc:
                     self.failed += 1
+                    self._builders.pop(origin, None)
                     emit(Event.SERVING_IMAGE_FAILED, logging.ERROR, zone=snapshot.origin,
                          serial=snapshot.serial, error=f"{type(exc).__name__}: {exc}")
                     continue
-                path = Path(path)
                 if self._cuts.get(origin, 0) != cut:  # held or removed meanwhile: never serve
                     _unlink(path)
                     continue
+                if base_revision is None:
+                    files: tuple[Path, Path | None] = (path, None)
+                else:
+                    base = self._current.get(origin, (None, None))[0]
+                    if base is None or not base.name.endswith(f".{base_revision}.img"):
+                        _unlink(path)  # not on the full image the workers have: build one
+                        self._builders.pop(origin, None)
+                        self._want.setdefault(origin, replace(snapshot, changed=None))
+                        continue
+                    files = (base, path)
                 self.built += 1
-                seq, waiting = self._broadcast(protocol.INSTALL, str(path).encode())
+                seq, waiting = self._broadcast(protocol.INSTALL, _install(files))
                 self._held.discard(origin)
-                old = self._current.get(origin)
-                self._current[origin] = path
-                if old is not None and old != path:  # the same version again: same file
-                    self._retire(old, seq, waiting)
+                old = self._current.get(origin, ())
+                self._current[origin] = files
+                for gone in set(old) - set(files):
+                    if gone is not None:
+                        self._retire(gone, seq, waiting)
         finally:
             self._building.pop(origin, None)
 
@@ -152,7 +171,7 @@ class ImagePublisher:
 
     def current(self) -> list[tuple[bytes, bytes]]:
         """The operations that bring a new worker to the current set, in order."""
-        ops = [(protocol.INSTALL, str(path).encode()) for path in self._current.values()]
+        ops = [(protocol.INSTALL, _install(files)) for files in self._current.values()]
         ops += [(protocol.HOLD, origin) for origin in self._held]
         return ops
 
@@ -185,7 +204,7 @@ class ImagePublisher:
 
     def _delete(self, path: Path) -> None:
         self._retired.pop(path, None)
-        if path not in self._current.values():
+        if not any(path in files for files in self._current.values()):
             _unlink(path)
 
     def close(self) -> None:
@@ -198,6 +217,12 @@ class ImagePublisher:
 
 
 _TEMP = "dnscluster-images-"
+
+
+def _install(files: tuple[Path, Path | None]) -> bytes:
+    """An INSTALL payload: the full image, or the overlay and (after a newline) its base."""
+    full, overlay = files
+    return str(full).encode() if overlay is None else f"{overlay}\n{full}".encode()
 
 
 def _prune_temp_dirs() -> None:

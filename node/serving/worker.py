@@ -118,6 +118,7 @@ class Worker:
         self._next = 0
         self._pending: dict[int, asyncio.Future[bytes | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._bases: dict[bytes, ZoneImage] = {}  # per zone: the full image overlays apply to
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -150,14 +151,29 @@ class Worker:
         seq, payload = protocol.split_op(record)
         try:
             if kind == protocol.INSTALL:
-                self.table.install(ZoneImage.open(payload.decode()))
+                self._install(payload.decode())
             elif kind == protocol.REMOVE:
                 self.table.remove(payload)
+                self._bases.pop(payload, None)
             elif kind == protocol.HOLD:
                 self.table.hold(payload)
         except Exception:  # a zone that cannot be opened must not end the worker (R9)
             log.exception("zone operation %r %d failed", kind, seq)
         self.channel.send(protocol.ack(seq))
+
+    def _install(self, payload: str) -> None:
+        """`path` (a full image) or `overlay\\nbase` (`images.py`)."""
+        path, _, base_path = payload.partition("\n")
+        if not base_path:
+            image = ZoneImage.open(path)
+            self._bases[image.origin] = image
+        else:
+            base = next((b for b in self._bases.values() if str(b.path) == base_path), None)
+            if base is None:
+                base = ZoneImage.open(base_path)
+                self._bases[base.origin] = base
+            image = ZoneImage.open(path, base=base)
+        self.table.install(image)
 
     def on_close(self) -> None:
         self.stop.set()

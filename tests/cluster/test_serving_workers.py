@@ -22,6 +22,7 @@ from pathlib import Path
 
 import dns.exception
 import dns.message
+import dns.name
 import dns.query
 import dns.rcode
 import dns.rdatatype
@@ -326,8 +327,16 @@ def test_publisher_orders_operations_and_deletes_superseded_images(tmp_path: Pat
         assert pub.files() == sorted([first, second])  # worker 0 may still map the first
         pub.acked(0, len(sent))
         assert pub.files() == [second]
+        www = dns.name.from_text("www.example.com.")
+        pub.publish(replace(version(4), changed=frozenset({www})))  # type: ignore[arg-type]
+        await async_wait_until(pub.idle, 10)
+        overlay, _, on = sent[-1][1].decode().partition("\n")  # a small overlay on the second
+        assert overlay.endswith(".ovl") and Path(on) == second
+        assert pub.files() == sorted([second, Path(overlay)])
+        pub.acked(0, len(sent))
         pub.remove(origin)
-        assert sent[-1] == (protocol.REMOVE, origin) and pub.files() == [second]
+        assert sent[-1] == (protocol.REMOVE, origin)
+        assert pub.files() == sorted([second, Path(overlay)])
         pub.gone(0)
         assert pub.files() == []
         pub.close()
