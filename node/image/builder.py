@@ -133,7 +133,10 @@ class ImageWriter:
         keyed.sort()
         keys = [k for k, _ in keyed]
         if index.nsec3:
-            table = self._put(b"".join(keys) + b"".join(L.U32.pack(o) for _, o in keyed))
+            bits = L.bucket_bits(len(keys))
+            table = self._put(b"".join(keys) + b"".join(L.U32.pack(o) for _, o in keyed)
+                              + L.U32.pack(bits)
+                              + b"".join(L.U32.pack(i) for i in L.buckets(keys, bits)))
         else:
             recs = [self._put(L.U16.pack(len(k)) + k + L.U32.pack(o)) for k, o in keyed]
             table = self._put(b"".join(L.U32.pack(r) for r in recs))
