@@ -133,7 +133,10 @@ class ImageWriter:
         keyed.sort()
         keys = [k for k, _ in keyed]
         if index.nsec3:
-            table = self._put(b"".join(keys) + b"".join(L.U32.pack(o) for _, o in keyed))
+            bits = L.bucket_bits(len(keys))
+            table = self._put(b"".join(keys) + b"".join(L.U32.pack(o) for _, o in keyed)
+                              + L.U32.pack(bits)
+                              + b"".join(L.U32.pack(i) for i in L.buckets(keys, bits)))
         else:
             recs = [self._put(L.U16.pack(len(k)) + k + L.U32.pack(o)) for k, o in keyed]
             table = self._put(b"".join(L.U32.pack(r) for r in recs))
@@ -173,7 +176,9 @@ class ImageWriter:
         entries = []
         for rdtype in sorted(types):
             rrset = types[rdtype]
-            tails = zone.tails(rrset)
+            tails = _answer_tails(zone.answers.get(owner + rdtype.to_bytes(2, "big") + b"\x00\x01"))
+            if tails is None:
+                tails = zone.tails(rrset)
             indirect = 0
             rr_off = 0
             if rdtype == L.RRSIG:
@@ -297,6 +302,24 @@ class ImageWriter:
             index.iterations if index is not None else 0, len(salt), salt_off, len(self.out),
             len(self.slots), 0 if self.delta is None else self.delta.base_revision)
         return bytes(self.out)
+
+
+def _answer_tails(entry: Entry | None) -> tuple[bytes, ...] | None:
+    """The answer RRs of an eager positive answer, cut after their owner (a pointer to the
+    question: `c0 0c`), which are `rr_tails` of the RRset; saves rendering them again."""
+    if entry is None:
+        return None
+    body = entry[2]
+    an = int.from_bytes(entry[0][0][4:6], "big")
+    out = []
+    pos = 0
+    for _ in range(an):
+        if body[pos : pos + 2] != b"\xc0\x0c":
+            return None
+        end = pos + 12 + (body[pos + 10] << 8 | body[pos + 11])
+        out.append(body[pos + 2 : end])
+        pos = end
+    return tuple(out)
 
 
 def _occluded_above(zone: CompiledZone, owner: bytes) -> bool:

@@ -64,7 +64,8 @@ DS = 43
 RRSIG = 46
 ANY = 255
 
-# denial table: NSEC3: `count` sorted 20-octet hashes, then `count` u32 piece offsets;
+# denial table: NSEC3: `count` sorted 20-octet hashes, then `count` u32 piece offsets,
+# then the bucket index: bits k (u32), then 2**k + 1 u32 start positions (see `buckets`);
 # NSEC: `count` u32 offsets of key records (u16 length, canonical key, u32 piece offset)
 HASH_LEN = 20
 U32 = struct.Struct("<I")
@@ -108,3 +109,22 @@ def tails_at(buf: bytes, off: int, count: int) -> tuple[bytes, ...]:
 
 def run_length(tails: tuple[bytes, ...] | list[bytes]) -> int:
     return sum(len(t) for t in tails)
+
+
+def bucket_bits(count: int) -> int:
+    """Bits of the NSEC3 bucket index for a chain of `count` hashes (about 2 per bucket)."""
+    return max(0, min(24, count.bit_length() - 1))
+
+
+def buckets(hashes: list[bytes], bits: int) -> list[int]:
+    """start[b] = the first position whose hash's top `bits` bits are >= b, for b in
+    0..2**bits (the last one: `len(hashes)`); hashes sorted."""
+    out = []
+    i = 0
+    n = len(hashes)
+    shift = 32 - bits
+    for b in range((1 << bits) + 1):
+        while i < n and int.from_bytes(hashes[i][:4], "big") >> shift < b:
+            i += 1
+        out.append(i)
+    return out

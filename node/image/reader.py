@@ -25,6 +25,7 @@ Piece = tuple[bytes, tuple[bytes, ...]]  # (owner wire, rendered RRs after the o
 Variant = tuple[int, int, int, int, bytes]  # (flags, an, ns, ar, body)
 
 _SLOT_UNPACK = L.SLOT.unpack_from
+_TWO_U32 = L.SLOT.unpack_from
 _ANSWER = bytes((L.KIND_ANSWER,))
 _NODE = bytes((L.KIND_NODE,))
 
@@ -33,6 +34,8 @@ class ZoneImage:
     """One immutable zone version; build with `open(path)` or `from_bytes(buf)`."""
 
     __slots__ = (
+        "_bucket_off",
+        "_bucket_shift",
         "_buf",
         "_denial",
         "_hash",
@@ -83,6 +86,11 @@ class ZoneImage:
         self._mask = slots - 1
         self._denial = denial_off
         self.count: int = count
+        self._bucket_off = self._bucket_shift = 0
+        if self.nsec3:  # the bucket index after the hashes and piece offsets
+            at = denial_off + (L.HASH_LEN + 4) * count
+            self._bucket_shift = 32 - L.U32.unpack_from(buf, at)[0]
+            self._bucket_off = at + 4
         self.records: int = records
         self.iterations: int = iterations
         self.salt: bytes = buf[salt_off : salt_off + salt_len] if salt_len else b""
@@ -271,7 +279,9 @@ class ZoneImage:
         buf = self._buf
         base = self._denial
         lo, hi = 0, self.count
-        if self.nsec3:
+        if self.nsec3:  # the bucket of the hash's top bits, then bisect inside it
+            at = self._bucket_off + 4 * (int.from_bytes(key[:4], "big") >> self._bucket_shift)
+            lo, hi = _TWO_U32(buf, at)
             while lo < hi:
                 mid = (lo + hi) >> 1
                 at = base + mid * L.HASH_LEN

@@ -45,7 +45,8 @@ def answer(img: ZoneImage, key: bytes, do: int) -> tuple[Entry, bool]:
 def classify(img: ZoneImage, name: bytes, qtype: int,
              first: Node | None = _UNKNOWN) -> tuple[int, Node | None, bytes]:
     """(kind, node, closest encloser) for `name` inside the zone (as `secure.classify`);
-    the node is the cut's for REFERRAL, the name's or wildcard's for EXACT and WILD.
+    the node is the cut's for REFERRAL, the name's or wildcard's for EXACT and WILD, the
+    closest encloser's for NXDOMAIN.
     `first`: the node of `name` when the caller has looked it up already."""
     chain = [name]
     n = name
@@ -155,22 +156,23 @@ class _Proofs:
     def match(self, name: bytes) -> Piece | None:
         return self.img.match(name, self.img.node(name))
 
-    def closest_encloser(self, name: bytes, ce: bytes) -> None:
+    def closest_encloser(self, name: bytes, ce: bytes, ce_node: Node | None = _UNKNOWN) -> None:
         img = self.img
-        match = self.match(ce)
+        match = self.match(ce) if ce_node is _UNKNOWN else img.match(ce, ce_node)
         while match is None and ce != img.origin:  # opt-out: up to a provable encloser
             ce = ce[ce[0] + 1 :]
             match = self.match(ce)
         self.add(match)
         self.add(img.cover(_next_closer(name, ce)))
 
-    def nxdomain(self, name: bytes, ce: bytes) -> None:
+    def nxdomain(self, name: bytes, ce: bytes, ce_node: Node | None) -> None:
+        """`ce_node`: the node of the closest encloser `ce`."""
         img = self.img
         if img.nsec3:
-            self.closest_encloser(name, ce)
+            self.closest_encloser(name, ce, ce_node)
         else:
             self.add(img.cover(name))
-        self.add(img.wildcard(ce, img.node(ce)))
+        self.add(img.wildcard(ce, ce_node))
 
     def nodata(self, name: bytes) -> None:
         match = self.match(name)
@@ -244,7 +246,7 @@ def resolve_signed(img: ZoneImage, qname: bytes, qtype: int,
         if kind == NXDOMAIN_KIND:
             negative = True
             rcode = NXDOMAIN
-            proofs.nxdomain(owner, ce)
+            proofs.nxdomain(owner, ce, node)
             break
         assert node is not None
         types = img.types(node)

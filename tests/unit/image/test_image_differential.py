@@ -11,12 +11,13 @@ variants, body, size, stat key, flags) must be equal.
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import dns.name
 import dns.rdatatype
 import pytest
 
-from node.image import ImageTable, ZoneImage, build_image
+from node.image import ImageTable, ZoneImage, build_image, write_image
 from node.server.table import ZoneTable
 from node.zones.model import ZoneSnapshot, snapshot_from_text
 from tests.support.zones import EXAMPLE
@@ -69,12 +70,15 @@ def _keys(snaps: list[ZoneSnapshot], seed: int = 7) -> list[bytes]:
     return keys
 
 
-def _compare(snaps: list[ZoneSnapshot]) -> int:
+def _compare(snaps: list[ZoneSnapshot], directory: Path | None = None) -> int:
+    """Entries compared; images mapped from files under `directory` if given."""
     old = ZoneTable()
     new = ImageTable()
     for snap in snaps:
         old.publish(snap)
-        assert new.install(ZoneImage.from_bytes(build_image(snap)))
+        image = (ZoneImage.from_bytes(build_image(snap)) if directory is None
+                 else ZoneImage.open(write_image(snap, directory)))
+        assert new.install(image)
     count = 0
     for key in _keys(snaps):
         for do in (0, 1):
@@ -102,3 +106,7 @@ def test_signed_zones_answer_alike(mode: str, text: str) -> None:
     keys = [_wire(n) for n in snap.nodes]
     assert keys  # NSEC3 owner names are among the generated names (they must not exist)
     assert _compare([snap, _child()]) > 1000
+
+
+def test_mapped_files_answer_alike(tmp_path: Path) -> None:
+    assert _compare([signed_snapshot("nsec3", text=EXAMPLE), _child()], tmp_path) > 1000

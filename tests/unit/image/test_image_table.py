@@ -142,8 +142,10 @@ def test_ds_at_apex_is_answered_by_the_parent() -> None:
     table = ImageTable()
     responder = Responder(table)  # type: ignore[arg-type]
     table.install(ZoneImage.from_bytes(build_image(child)))
-    resp = _ask(responder, "sub.example.com.", "DS")  # no parent served: the child answers
-    assert resp.authority[0].name == dns.name.from_text("sub.example.com.")
+    for _ in range(2):  # no parent served: the child answers (and the answer is cached)
+        resp = _ask(responder, "sub.example.com.", "DS")
+        assert resp.authority[0].name == dns.name.from_text("sub.example.com.")
+    assert _key("sub.example.com.", dns.rdatatype.DS) in table.caches[0]
     table.install(ZoneImage.from_bytes(build_image(_snap())))
     resp = _ask(responder, "sub.example.com.", "DS")
     assert resp.answer[0].rdtype == dns.rdatatype.DS
