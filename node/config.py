@@ -46,6 +46,8 @@ listen = "127.0.0.1:9100"      # empty disables
 journal_dir = ""               # IXFR journals kept across restarts here (empty: memory only)
 journal_max_bytes = 67108864   # per zone: encoded octets of differences kept
 journal_max_versions = 1000    # per zone: versions an IXFR can start from
+workers = 2                    # serving processes (default: one per core; 0: in this process)
+image_dir = ""                 # zone images for them (empty: <journal_dir>/images or a temp dir)
 [signing]
 kek_file = ""                  # key-encryption key (32 bytes, hex or base64); required to sign
 key_store = ""                 # directory for private keys that are not replicated
@@ -63,6 +65,7 @@ fail_signing_file = ""         # while this file exists, every signing pass fail
 reload_pause = 0.0             # seconds a generation reload waits before its read
 shutdown_pause = 0.0           # seconds a stopping node lingers after its lease revoke
 clock_offset = 0.0             # the node's wall clock runs this many seconds off
+worker_identity = false        # serving workers answer id.server. CH TXT with their pid
 ```
 """
 
@@ -142,6 +145,9 @@ class ServerSettings:
     journal_dir: str = ""  # IXFR journals (one file per zone); empty: in memory only
     journal_max_bytes: int = 64 << 20  # per zone
     journal_max_versions: int = 1000  # per zone
+    # serving worker processes (node/serving/); 0: this process answers DNS itself
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    image_dir: str = ""  # their zone images; empty: <journal_dir>/images, else a temp dir
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +182,7 @@ class TestingSettings:
     fail_secrets_reads: int = 0  # the first N reads of private keys fail
     fail_status_writes: int = 0  # the first N signing-status writes fail
     fail_signing_file: str = ""  # every signing pass fails while this file exists
+    worker_identity: bool = False  # serving workers answer id.server. CH TXT with "pid N"
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,6 +391,8 @@ def check(config: Config) -> None:
         raise ConfigError("signing.expiry_warning: must be a positive number of seconds")
     if sg.workers < 0:
         raise ConfigError("signing.workers: must be 0 (one per core) or more")
+    if config.server.workers < 0:
+        raise ConfigError("server.workers: must be 0 (answer in the node process) or more")
     if config.testing.reload_pause < 0:
         raise ConfigError("testing.reload_pause: must be 0 or more (test-only setting)")
     if config.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

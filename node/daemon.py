@@ -58,6 +58,8 @@ from node.server.table import ZoneTable
 from node.server.tls import client_context, server_context
 from node.server.update import UpdateService, WritableTargets, notify_hook
 from node.server.wire import OPCODE_NOTIFY, OPCODE_UPDATE
+from node.serving.images import MirroredTable
+from node.serving.supervisor import Fleet
 from node.shutdown import ShutdownWatchdog
 from node.signing.expiry import ExpiryWatch
 from node.signing.faults import Faults
@@ -107,8 +109,11 @@ class Daemon:
                                clock=self.clock)
         self.metrics = NodeMetrics()
         sv = config.server
-        self.table = ZoneTable(Journals(sv.journal_dir, sv.journal_max_bytes,
-                                        sv.journal_max_versions))
+        journals = Journals(sv.journal_dir, sv.journal_max_bytes, sv.journal_max_versions)
+        # server.workers > 0: worker processes answer DNS from images (node/serving/)
+        self.fleet = Fleet.from_config(config) if sv.workers else None
+        self.table = MirroredTable(journals, self.fleet.images) if self.fleet \
+            else ZoneTable(journals)
         self.transfer_keys = TransferKeyring(self.etcd, self.layout)  # signed XFR and NOTIFY
         self.notifier = Notifier(keyring=self.transfer_keys.get)
         self.replica = Replica(self.etcd, self.layout, on_update=self._on_update,
@@ -166,6 +171,8 @@ class Daemon:
                           config.testing.fail_signing_file),
         )
         self.signing.on_readiness = self._set_ready
+        if self.fleet is not None:
+            self.fleet.on_change = lambda: self._set_ready(True)
         self.secondaries = SecondaryZones(  # zones of outside primaries, on every node
             publish=self.expiry.watching(self.table.publish_async), hold=self.table.hold,
             forget=self.expiry.forget, tsig_key=self._transfer_key,
@@ -238,7 +245,8 @@ class Daemon:
         self.membership.set_served(zone.to_text(), None)
 
     def _set_ready(self, _signed: bool) -> None:
-        ready = self._serving and self.signing.ready()
+        ready = self._serving and self.signing.ready() and (
+            self.fleet is None or self.fleet.ready())
         if self.api is not None:
             self.api.set_ready(ready)
         self.membership.set_ready(ready)
@@ -281,7 +289,7 @@ class Daemon:
             listen = [split_host_port(a, "dns.listen") for a in cfg.dns.listen]
             self.dns = DnsServer(
                 self.table,
-                listen,
+                [] if self.fleet else listen,  # workers bind these
                 max_udp_payload=cfg.dns.max_udp_payload,
                 tcp_idle_timeout=cfg.dns.tcp_idle_timeout,
                 max_tcp_connections=cfg.dns.max_tcp_connections,
@@ -293,8 +301,10 @@ class Daemon:
                 keyring=self.transfer_keys.get,
             )
             bound = await self.dns.start()
-            if self.dns.stats is not None:
-                self.metrics.register(self.dns.stats.collector())
+            if self.fleet is not None:
+                bound = await self.fleet.start(self.dns, listen)
+            self.metrics.register(self.fleet.collector() if self.fleet
+                                  else self.dns.stats.collector())
             emit(Event.DNS_LISTENING, addresses=[_format_addr(h, p) for h, p in bound],
                  tls=[_format_addr(h, p) for h, p in self.dns.tls_addresses],
                  advertised=list(self.me.dns_addresses))
@@ -343,6 +353,8 @@ class Daemon:
         watchdog.step("DNS listeners")
         if self.dns is not None:
             await self.dns.stop()
+        if self.fleet is not None:
+            await self.fleet.stop()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         watchdog.ordered_done()

@@ -122,6 +122,12 @@ class Event(IntEnum):
     FILE_ZONE_UPDATED = 1718  # a record change or UPDATE applied to the file-backed zone
     FILE_ZONE_FORWARDED = 1719  # a record change or UPDATE sent on to the owning node
     FILE_ZONE_OWNER_UNKNOWN = 1720  # the owning node is not registered: nothing to transfer
+    # serving workers (node/serving/): processes that answer DNS beside the control process
+    SERVING_WORKER_STARTED = 1820  # a serving worker process was started (worker, pid)
+    SERVING_WORKER_LISTENING = 1821  # it applied the current zone images and bound its sockets
+    SERVING_WORKER_EXITED = 1822  # it ended (worker, pid, returncode); restarted unless stopping
+    SERVING_IMAGE_FAILED = 1823  # building a zone version's image failed; the last one stays
+    SERVING_WORKERS_STARTED = 1824  # every worker serves the current zones (count, addresses)
     TASK_CRASHED = 1900
 
 

@@ -21,6 +21,8 @@ so several processes may share a port), and latency measurement around each
 message (sampled 1 in 16 over UDP). UDP uses batched recvmmsg/sendmmsg
 (`mmsg.py`) where the platform has them (`udp_batch=None`, the default), else
 the loop's datagram transport. All DNS decisions are the `Responder`'s.
+Serving workers (`node.serving`) give a TCP connection whose message their
+responder answers with `HANDOFF` to `handoff`; the control process `adopt`s it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import contextlib
 import logging
 import socket
 import ssl
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from time import perf_counter_ns
 from typing import Any
 
@@ -50,6 +52,9 @@ UDP_RCVBUF = 4 << 20
 # two clock reads per datagram cost about 5% of the hot path's throughput
 LATENCY_SAMPLE_MASK = 15
 _BIND_ATTEMPTS = 20
+HANDOFF: Any = object()  # a responder's answer: the control process takes this TCP connection
+
+
 class DnsServer:
     """Authoritative DNS over UDP and TCP on the given (host, port) addresses."""
 
@@ -89,6 +94,8 @@ class DnsServer:
         self.tls = tls
         self.tls_addresses: list[tuple[str, int]] = []
         self.errors = 0
+        # (protocol, the frame answered HANDOFF) -> gives the connection away (node/serving)
+        self.handoff: Callable[[Any, bytes], Awaitable[None]] | None = None
 
     def handle(self, wire: bytes, client_addr: tuple[str, int], transport: str) -> Response:
         """One message's response, as either transport would send it (framing aside)."""
@@ -165,6 +172,13 @@ class DnsServer:
                 self._udp.append(transport)
             return host, bound
         raise OSError(f"could not bind {host}:{port}")  # pragma: no cover
+
+    async def adopt(self, sock: socket.socket, data: bytes) -> None:
+        """Serve a TCP connection another process accepted, `data` its unanswered octets."""
+        loop = asyncio.get_running_loop()
+        _, proto = await loop.connect_accepted_socket(lambda: _TcpProtocol(self), sock=sock)
+        if data and proto.transport is not None and not proto.transport.is_closing():
+            proto.data_received(data)
 
     async def stop(self) -> None:
         """Close every socket and TCP connection."""
@@ -346,6 +360,10 @@ class _TcpProtocol(asyncio.Protocol):
             elif type(resp) is list:
                 for out in resp:
                     transport.write(len(out).to_bytes(2, "big") + out)
+            elif resp is HANDOFF and self.server.handoff is not None:  # node/serving
+                self.stream = asyncio.get_running_loop().create_task(
+                    self.server.handoff(self, len(msg).to_bytes(2, "big") + msg))
+                return
             elif isinstance(resp, asyncio.Future):  # UPDATE: later frames wait for it
                 self.stream = asyncio.get_running_loop().create_task(self._later(resp))
                 return

@@ -29,6 +29,10 @@ from tests.support.wait import wait_until
 __all__ = ["BIN", "NodeProcess", "clusterctl", "free_port"]
 
 BIN = Path(sys.executable).parent
+# nodes answer DNS in their own process unless a test (env=) or the run's environment says
+# otherwise: serving workers double a 3-node cluster's start on 2 cores (6.3 s -> 14.2 s,
+# median of 3); tests/cluster/test_serving_workers.py covers them
+_DEFAULT_ENV = {"DNSNODE_SERVER__WORKERS": "0"}
 
 
 def clusterctl(endpoint: str, *args: str, timeout: float = 60, input: str | None = None,
@@ -104,7 +108,7 @@ class NodeProcess:
         self.proc = subprocess.Popen([str(BIN / "dns-node"), "--config", str(self.config_path)],
                                      stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL,
-                                     env={**os.environ, **self.env} if self.env else None,
+                                     env={**_DEFAULT_ENV, **os.environ, **self.env},
                                      preexec_fn=self._limits if self.nofile else None)
         log.close()
         if wait:

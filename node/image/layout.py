@@ -1,0 +1,130 @@
+"""The zone image layout: structs, flags and key encodings shared by builder and reader.
+
+Pure, no I/O and no dnspython: the serving side imports this module, the
+builder (`node.image.builder`, worker processes only) writes what it
+describes. `docs/image-format.md` is the prose version; every number here
+is part of the format (bump `LAYOUT_VERSION` when one changes).
+
+All integers are little-endian. Offsets are absolute from the start of the
+image (u32: an image is at most 4 GiB).
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+MAGIC = b"DNSCIMG\x00"
+LAYOUT_VERSION = 1
+
+# header flags
+F_SIGNED = 1  # DO=1 answers differ from DO=0 answers (DNSSEC data present)
+F_NSEC3 = 2  # the denial table holds NSEC3 hashes (else NSEC canonical keys)
+F_OVERLAY = 4  # an overlay: read through to the full image of revision `base`
+
+# magic, version, flags, serial, revision, origin length,
+# hash (offset, slots), denial (offset, count), neg soa (offset, count),
+# neg soa signed (offset, count), nsec3 iterations, salt length, salt offset, total size,
+# records in the hash table, base revision (overlays: the full image they apply to)
+HEADER = struct.Struct("<8sHHIQB3xIIIIIIIIIBxxxIIIQ")
+
+# hash table slot: tag (crc32 of the key, never 0 in a used slot), record offset
+SLOT = struct.Struct("<II")
+
+# record: key length, then key (lowercased owner wire + qtype big-endian), then kind
+REC_HEAD = struct.Struct("<H")
+KIND_ANSWER = 1
+KIND_NODE = 2
+
+# an answer variant: flags (QR, AA, rcode), an, ns, ar counts, body length; body follows
+VARIANT = struct.Struct("<HHHHI")
+
+# node: flags, type count, denial index (the NSEC/NSEC3 matching the name), wildcard
+# denial index (the one covering or matching `*.name`), referral variants offset (0: none)
+NODE = struct.Struct("<BxHIII")
+N_NAME = 1  # owns RRsets
+N_BELOW = 2  # has names strictly below it (an empty non-terminal when not N_NAME)
+N_CUT = 4  # a zone cut (NS, not the apex)
+NO_DENIAL = 0xFFFFFFFF
+BY_KEY = 0xFFFFFFFE  # overlays: find the denial record by the name's key (hash or canonical)
+
+# node type entry: type, RR count, RR run offset, RRSIG count, target count,
+# RRSIG run offset, target list offset. For type RRSIG the RR run is indirect:
+# u32 TTL, then `count` u32 offsets of RRSIG tails (see docs).
+TYPE = struct.Struct("<HHIHHII")
+
+# RR types the answer logic looks at
+A = 1
+NS = 2
+CNAME = 5
+MX = 15
+AAAA = 28
+SRV = 33
+DS = 43
+RRSIG = 46
+ANY = 255
+
+# denial table: NSEC3: `count` sorted 20-octet hashes, then `count` u32 piece offsets,
+# then the bucket index: bits k (u32), then 2**k + 1 u32 start positions (see `buckets`);
+# NSEC: `count` u32 offsets of key records (u16 length, canonical key, u32 piece offset)
+HASH_LEN = 20
+U32 = struct.Struct("<I")
+U16 = struct.Struct("<H")
+
+
+def tag(key: bytes) -> int:
+    """The hash-table tag of a key: crc32, with 0 (the empty slot) mapped to 1."""
+    return zlib.crc32(key) or 1
+
+
+def canonical_key(wire: bytes) -> bytes:
+    """An octet string whose bytewise order is RFC 4034 §6.1 canonical order of the
+    lowercased wire names: labels right to left, each label with 0x00 and 0x01 escaped
+    (as 0x01 0x00 and 0x01 0x01) and closed by 0x00."""
+    labels = []
+    i = 0
+    ln = wire[0]
+    while ln:
+        labels.append(wire[i + 1 : i + 1 + ln])
+        i += ln + 1
+        ln = wire[i]
+    out = bytearray()
+    for label in reversed(labels):
+        if b"\x00" in label or b"\x01" in label:
+            label = label.replace(b"\x01", b"\x01\x01").replace(b"\x00", b"\x01\x00")
+        out += label
+        out.append(0)
+    return bytes(out)
+
+
+def tails_at(buf: bytes, off: int, count: int) -> tuple[bytes, ...]:
+    """`count` RR tails (type, class, TTL, rdlength, rdata) stored back to back at `off`."""
+    out = []
+    for _ in range(count):
+        end = off + 10 + (buf[off + 8] << 8 | buf[off + 9])
+        out.append(buf[off:end])
+        off = end
+    return tuple(out)
+
+
+def run_length(tails: tuple[bytes, ...] | list[bytes]) -> int:
+    return sum(len(t) for t in tails)
+
+
+def bucket_bits(count: int) -> int:
+    """Bits of the NSEC3 bucket index for a chain of `count` hashes (about 2 per bucket)."""
+    return max(0, min(24, count.bit_length() - 1))
+
+
+def buckets(hashes: list[bytes], bits: int) -> list[int]:
+    """start[b] = the first position whose hash's top `bits` bits are >= b, for b in
+    0..2**bits (the last one: `len(hashes)`); hashes sorted."""
+    out = []
+    i = 0
+    n = len(hashes)
+    shift = 32 - bits
+    for b in range((1 << bits) + 1):
+        while i < n and int.from_bytes(hashes[i][:4], "big") >> shift < b:
+            i += 1
+        out.append(i)
+    return out

@@ -1,0 +1,198 @@
+"""`ImageTable`: the zones a serving process answers from, as mapped images, by origin.
+
+Owns the same hot-path surface as `node.server.table.ZoneTable`, so
+`Responder(ImageTable())` works unchanged: `caches[do]` (one dict per DO bit,
+key = lowercased qname wire + QTYPE + QCLASS as sent) is read first, and
+`lookup(key, do)` computes and maybe caches an entry after a miss. SERVFAIL
+for held zones, REFUSED outside our zones or class IN, and DS at a zone's
+apex answered by the parent zone when we serve it: exactly as `ZoneTable`.
+
+The cache is never cleared wholesale. It has two segments with their own
+bounds, each evicting its oldest entries first:
+
+* hot: answers pre-rendered in an image (they exist anyway; admitted at once);
+* cold: answers assembled on the cold path (negative answers, wildcard
+  synthesis, CNAME chains, referrals below cuts) and SERVFAIL/REFUSED,
+  admitted only when their key is asked a second time in the doorkeeper's
+  window (`node.server.admission.Doorkeeper`). A flood of one-off names
+  fills at most the cold segment and never evicts a hot answer.
+
+`install(image)` swaps a zone's version and drops only that zone's cached
+keys (and, when the set of served or held origins changes, those of the
+zones above and below it, and the REFUSED ones).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+
+from node.image import layout as L
+from node.image import resolve
+from node.image.reader import ZoneImage
+from node.server.admission import Doorkeeper
+from node.server.render import QR, Entry, make_entry
+from node.server.wire import REFUSED, SERVFAIL, TYPE_AXFR, TYPE_IXFR
+
+log = logging.getLogger(__name__)
+
+CACHE_MAX = 200_000
+COLD_SHARE = 4  # the cold segment holds at most cache_max // COLD_SHARE entries
+IN_CLASS = b"\x00\x01"
+NO_ZONE = b""  # pseudo-origin of cached REFUSED answers
+
+
+def _parent(name: bytes) -> bytes:
+    return name[name[0] + 1 :]
+
+
+def _under(name: bytes, ancestor: bytes) -> bool:
+    while len(name) > len(ancestor):
+        name = _parent(name)
+    return name == ancestor
+
+
+class ImageTable:
+    """Zone images by origin wire name; `caches[do]` is the hot path's first stop."""
+
+    __slots__ = ("_by_zone", "_cold", "_doors", "_held", "_hot", "_zones", "cache_max",
+                 "caches", "journals")
+
+    def __init__(self) -> None:
+        self.journals = None  # AXFR/IXFR are not served from images (Responder's slow path)
+        self._zones: dict[bytes, ZoneImage] = {}
+        self._held: set[bytes] = set()
+        self.caches: tuple[dict[bytes, Entry], dict[bytes, Entry]] = ({}, {})
+        self._hot: tuple[OrderedDict[bytes, bytes], ...] = (OrderedDict(), OrderedDict())
+        self._cold: tuple[OrderedDict[bytes, bytes], ...] = (OrderedDict(), OrderedDict())
+        self._by_zone: tuple[dict[bytes, set[bytes]], ...] = ({}, {})
+        self.cache_max = CACHE_MAX
+        self._doors = (Doorkeeper(CACHE_MAX), Doorkeeper(CACHE_MAX))
+
+    # --- zone management ------------------------------------------------------
+
+    def install(self, image: ZoneImage) -> bool:
+        """Serve `image` for its origin; False (ignored) if an older revision than served."""
+        origin = image.origin
+        prev = self._zones.get(origin)
+        if prev is not None and image.revision < prev.revision:
+            log.info("ignoring image of %r at revision %d: revision %d is served",
+                     origin, image.revision, prev.revision)
+            return False
+        was_held = origin in self._held
+        self._zones[origin] = image
+        self._held.discard(origin)
+        if prev is None or was_held:
+            self._drop_related(origin)
+        else:
+            self._drop(origin)
+        self.cache_max = max(CACHE_MAX, sum(2 * z.records for z in self._zones.values()))
+        if self._doors[0].window < self.cache_max:
+            self._doors = (Doorkeeper(self.cache_max), Doorkeeper(self.cache_max))
+        return True
+
+    def remove(self, origin: bytes) -> bool:
+        """Stop serving `origin` (lowercased wire); False if it was neither served nor held."""
+        zone = self._zones.pop(origin, None)
+        held = origin in self._held
+        self._held.discard(origin)
+        self._drop_related(origin)
+        return zone is not None or held
+
+    def hold(self, origin: bytes) -> None:
+        """Answer SERVFAIL for `origin` until its next `install`."""
+        self._held.add(origin)
+        self._drop_related(origin)
+
+    def held(self, origin: bytes) -> bool:
+        return origin in self._held
+
+    def get(self, origin: bytes) -> ZoneImage | None:
+        return self._zones.get(origin)
+
+    def zones(self) -> list[bytes]:
+        """The origins served (lowercased wire names), in canonical order."""
+        return sorted(self._zones, key=L.canonical_key)
+
+    # --- cache ------------------------------------------------------------------
+
+    def _drop(self, origin: bytes) -> None:
+        for do in (0, 1):
+            keys = self._by_zone[do].pop(origin, None)
+            if not keys:
+                continue
+            cache, hot, cold = self.caches[do], self._hot[do], self._cold[do]
+            for k in keys:
+                cache.pop(k, None)
+                if hot.pop(k, None) is None:
+                    cold.pop(k, None)
+
+    def _drop_related(self, origin: bytes) -> None:
+        """Drop the keys of `origin`, of the zones above and below it, and REFUSED ones."""
+        related = {o for o in (*self._by_zone[0], *self._by_zone[1])
+                   if o == NO_ZONE or _under(o, origin) or _under(origin, o)}
+        for o in related:
+            self._drop(o)
+
+    def _keep(self, key: bytes, do: int, entry: Entry, origin: bytes, hot: bool) -> None:
+        cache = self.caches[do]
+        if key in cache:
+            return
+        seg = self._hot[do] if hot else self._cold[do]
+        cold_max = self.cache_max // COLD_SHARE
+        limit = self.cache_max - cold_max if hot else cold_max
+        by_zone = self._by_zone[do]
+        while len(seg) >= limit:
+            old, old_origin = seg.popitem(last=False)
+            cache.pop(old, None)
+            keys = by_zone.get(old_origin)
+            if keys is not None:
+                keys.discard(old)
+        seg[key] = origin
+        cache[key] = entry
+        by_zone.setdefault(origin, set()).add(key)
+
+    # --- lookups ----------------------------------------------------------------
+
+    def find(self, lname: bytes) -> ZoneImage | None:
+        """The served image with the longest origin that is a suffix of the lowercased wire
+        name; None if there is none or if that zone is held."""
+        image, held = self._match(lname)
+        return None if held is not None else image
+
+    def _match(self, lname: bytes) -> tuple[ZoneImage | None, bytes | None]:
+        zones = self._zones
+        held = self._held
+        n = lname
+        while True:
+            if held and n in held:
+                return None, n
+            image = zones.get(n)
+            if image is not None:
+                return image, None
+            if len(n) <= 1:
+                return None, None
+            n = _parent(n)
+
+    def lookup(self, key: bytes, do: int) -> Entry | None:
+        """The entry for a hot-path key after a cache miss; None for AXFR/IXFR (slow path)."""
+        qtype = key[-4] << 8 | key[-3]
+        if qtype in (TYPE_AXFR, TYPE_IXFR):
+            return None
+        lname = key[:-4]
+        image, held = self._match(lname)
+        hot = False
+        if held is not None:
+            entry = make_entry(QR | SERVFAIL, qtype, len(key), b"")
+            origin = held
+        elif image is None or key[-2:] != IN_CLASS:
+            entry = make_entry(QR | REFUSED, qtype, len(key), b"")
+            origin = NO_ZONE
+        else:
+            if qtype == L.DS and lname == image.origin and len(lname) > 1:
+                image = self.find(_parent(lname)) or image
+            entry, hot = resolve.answer(image, key, do)
+            origin = image.origin
+        if hot or self._doors[do].admit(key):
+            self._keep(key, do, entry, origin, hot)
+        return entry

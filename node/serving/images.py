@@ -1,0 +1,262 @@
+"""Zone images for serving workers: built off the control loop, sent in order, deleted unused.
+
+Owns, in the control process: the image directory (emptied at start), the
+builder (one thread at nice BUILDER_NICE, off the event loop: a snapshot goes
+in, a file path comes out; a process would need the snapshot pickled, and
+`ZoneSnapshot`'s read-only mappings do not pickle), the per-zone order of operations sent to the
+workers (install / hold / remove), the current set a new worker is given,
+and the deletion of superseded image files.
+
+Incremental: each zone has an `ImageBuilder`; after a full image, the next
+versions are overlays on it (`install OVERLAY BASE`), so a one-record change
+costs the builder and the workers a small file, not the zone. A hold or a
+remove starts the zone's next build from a full image.
+
+Order: `publish`, `hold` and `remove` arrive in the order the zone table
+sees them. Hold and remove are sent at once; a build that was under way
+when one of them arrived is thrown away (a version published before a hold
+must never be served after it). Versions that arrive while one is being
+built are coalesced into the next build (their `changed` sets merged), so
+a zone that changes faster than it builds still moves forward.
+
+Deletion: an image superseded by operation `seq` is deleted once every
+worker that was connected when `seq` was sent has acknowledged `seq` (or
+died); a worker that connects later is only ever given current images.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import dns.name
+
+from node.events import Event, emit
+from node.image import ImageBuilder
+from node.server.answer import name_wire
+from node.server.compile import CompiledZone
+from node.server.journal import Journals
+from node.server.table import ZoneTable
+from node.serving import protocol
+from node.zones.model import ZoneSnapshot
+
+log = logging.getLogger(__name__)
+
+BUILDER_NICE = 10
+# (kind, payload) -> (seq, ids of the workers it went to)
+Broadcast = Callable[[bytes, bytes], tuple[int, set[int]]]
+
+
+def _lower_priority() -> None:
+    """Linux: a thread's own nice value (the builder thread only)."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BUILDER_NICE)
+
+
+class ImagePublisher:
+    """Turns the zone table's versions into image files and worker operations."""
+
+    def __init__(self, directory: str, broadcast: Broadcast) -> None:
+        self._own_dir = not directory
+        if not directory:
+            _prune_temp_dirs()
+        self.directory = Path(directory or tempfile.mkdtemp(prefix=f"{_TEMP}{os.getpid()}-"))
+        self._broadcast = broadcast
+        self._pool: ThreadPoolExecutor | None = None
+        self._want: dict[bytes, ZoneSnapshot] = {}
+        self._cuts: dict[bytes, int] = {}  # holds and removes per zone, to drop stale builds
+        self._building: dict[bytes, asyncio.Task[None]] = {}
+        self._builders: dict[bytes, ImageBuilder] = {}
+        self._current: dict[bytes, tuple[Path, Path | None]] = {}  # (full image, overlay)
+        self._held: set[bytes] = set()
+        self._retired: dict[Path, tuple[int, set[int]]] = {}
+        self.built = 0
+        self.failed = 0
+
+    def open(self) -> None:
+        """Create (or empty) the image directory: files of an earlier run are never used."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for path in self.directory.iterdir():
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    # --- from the zone table ---------------------------------------------------------------
+
+    def publish(self, snapshot: ZoneSnapshot) -> None:
+        origin = name_wire(snapshot.origin)
+        prev = self._want.get(origin)
+        if prev is not None:  # not built yet: the next build covers both versions
+            changed = None if prev.changed is None or snapshot.changed is None \
+                else prev.changed | snapshot.changed
+            snapshot = replace(snapshot, changed=changed)
+        self._want[origin] = snapshot
+        if origin not in self._building:
+            self._building[origin] = asyncio.get_running_loop().create_task(
+                self._build(origin), name=f"image-{snapshot.origin}")
+
+    def hold(self, origin: bytes) -> None:
+        self._cut(origin)
+        self._held.add(origin)
+        self._broadcast(protocol.HOLD, origin)
+
+    def remove(self, origin: bytes) -> None:
+        self._cut(origin)
+        self._held.discard(origin)
+        seq, waiting = self._broadcast(protocol.REMOVE, origin)
+        for old in self._current.pop(origin, ()):
+            if old is not None:
+                self._retire(old, seq, waiting)
+
+    def _cut(self, origin: bytes) -> None:
+        self._cuts[origin] = self._cuts.get(origin, 0) + 1
+        self._want.pop(origin, None)
+        self._builders.pop(origin, None)  # its next image is a full one
+
+    async def _build(self, origin: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while origin in self._want:
+                snapshot = self._want.pop(origin)
+                cut = self._cuts.get(origin, 0)
+                builder = self._builders.setdefault(origin, ImageBuilder())
+                try:
+                    path, base_revision = await loop.run_in_executor(
+                        self._builder(), builder.write, snapshot, self.directory)
+                except Exception as exc:
+                    self.failed += 1
+                    self._builders.pop(origin, None)
+                    emit(Event.SERVING_IMAGE_FAILED, logging.ERROR, zone=snapshot.origin,
+                         serial=snapshot.serial, error=f"{type(exc).__name__}: {exc}")
+                    continue
+                if self._cuts.get(origin, 0) != cut:  # held or removed meanwhile: never serve
+                    _unlink(path)
+                    continue
+                if base_revision is None:
+                    files: tuple[Path, Path | None] = (path, None)
+                else:
+                    base = self._current.get(origin, (None, None))[0]
+                    if base is None or not base.name.endswith(f".{base_revision}.img"):
+                        _unlink(path)  # not on the full image the workers have: build one
+                        self._builders.pop(origin, None)
+                        self._want.setdefault(origin, replace(snapshot, changed=None))
+                        continue
+                    files = (base, path)
+                self.built += 1
+                seq, waiting = self._broadcast(protocol.INSTALL, _install(files))
+                self._held.discard(origin)
+                old = self._current.get(origin, ())
+                self._current[origin] = files
+                for gone in set(old) - set(files):
+                    if gone is not None:
+                        self._retire(gone, seq, waiting)
+        finally:
+            self._building.pop(origin, None)
+
+    def _builder(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-builder",
+                                            initializer=_lower_priority)
+        return self._pool
+
+    # --- for the workers -------------------------------------------------------------------
+
+    def current(self) -> list[tuple[bytes, bytes]]:
+        """The operations that bring a new worker to the current set, in order."""
+        ops = [(protocol.INSTALL, _install(files)) for files in self._current.values()]
+        ops += [(protocol.HOLD, origin) for origin in self._held]
+        return ops
+
+    def idle(self) -> bool:
+        """No version waits to be built (every published version was sent)."""
+        return not self._building and not self._want
+
+    def acked(self, worker: int, seq: int) -> None:
+        for path, (retired_at, waiting) in list(self._retired.items()):
+            if retired_at <= seq:
+                waiting.discard(worker)
+                if not waiting:
+                    self._delete(path)
+
+    def gone(self, worker: int) -> None:
+        """A worker died: it maps nothing any more."""
+        for path, (_, waiting) in list(self._retired.items()):
+            waiting.discard(worker)
+            if not waiting:
+                self._delete(path)
+
+    def files(self) -> list[Path]:
+        return sorted(p for p in self.directory.iterdir() if not p.name.startswith(".tmp-"))
+
+    def _retire(self, path: Path, seq: int, waiting: set[int]) -> None:
+        if waiting:
+            self._retired[path] = (seq, set(waiting))
+        else:
+            _unlink(path)
+
+    def _delete(self, path: Path) -> None:
+        self._retired.pop(path, None)
+        if not any(path in files for files in self._current.values()):
+            _unlink(path)
+
+    def close(self) -> None:
+        for task in self._building.values():
+            task.cancel()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._own_dir:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+_TEMP = "dnscluster-images-"
+
+
+def _install(files: tuple[Path, Path | None]) -> bytes:
+    """An INSTALL payload: the full image, or the overlay and (after a newline) its base."""
+    full, overlay = files
+    return str(full).encode() if overlay is None else f"{overlay}\n{full}".encode()
+
+
+def _prune_temp_dirs() -> None:
+    """Delete the temporary image directories of node processes that are gone (kill -9)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{_TEMP}*-*"):
+        pid = path.name[len(_TEMP):].partition("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
+class MirroredTable(ZoneTable):
+    """The control process's `ZoneTable` (transfers, UPDATE, NOTIFY, signed queries), whose
+    every change also goes to the workers through an `ImagePublisher`."""
+
+    __slots__ = ("images",)
+
+    def __init__(self, journals: Journals | None, images: ImagePublisher) -> None:
+        super().__init__(journals)
+        self.images = images
+
+    def _install(self, zone: CompiledZone) -> None:
+        super()._install(zone)
+        self.images.publish(zone.snapshot)
+
+    def hold(self, origin: dns.name.Name) -> None:
+        super().hold(origin)
+        self.images.hold(name_wire(origin))
+
+    def remove(self, origin: dns.name.Name) -> bool:
+        removed = super().remove(origin)
+        self.images.remove(name_wire(origin))
+        return removed
