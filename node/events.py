@@ -106,6 +106,9 @@ class Event(IntEnum):
     KEY_POLICY_CHANGED = 1625  # an operator set a key's rollover policy
     ROLLOVER_REQUESTED = 1626  # an operator asked for a rollover
     DS_SEEN = 1627  # an operator confirmed a KSK's DS at the parent
+    ALGORITHM_ROLL_STEP = 1650  # an algorithm rollover step was performed (node.dnssec.algroll)
+    DNSSEC_SETTINGS_CHANGED = 1651  # `zone sign` changed a signed zone's settings
+    NEW_KEYS_ROLLOVER = 1652  # `zone sign --new-keys` started a KSK and ZSK rollover at once
     TSIG_KEY_ADDED = 1700
     TSIG_KEY_DELETED = 1701
     TASK_CRASHED = 1900

@@ -119,8 +119,11 @@ class Plan:
 
 
 def step_name(step: Step) -> str:
-    return {Introduce: "introduce", Activate: "activate", Ready: "ready", Remove: "remove",
-            Idle: ""}[type(step)]
+    names = {Introduce: "introduce", Activate: "activate", Ready: "ready", Remove: "remove",
+             Idle: ""}
+    if type(step) not in names:  # a step of another planner (node.dnssec.algroll)
+        return str(getattr(step, "step_name", ""))
+    return names[type(step)]
 
 
 def _tag(key: DnssecKey) -> str:

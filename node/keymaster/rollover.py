@@ -20,6 +20,7 @@ import dns.name
 
 from node.clock import SYSTEM_CLOCK, Clock
 from node.dnssec import kek as kekmod
+from node.dnssec.algroll import AlgStep, plan_algorithm
 from node.dnssec.keys import DnssecKey, new_key
 from node.dnssec.lifecycle import KeyPolicy
 from node.dnssec.rollover import (
@@ -34,6 +35,7 @@ from node.dnssec.rollover import (
 )
 from node.errors import ConfigError
 from node.events import Event, emit
+from node.keymaster.algroll import perform_algorithm_step
 from node.keymaster.duties import Fence
 from node.keymaster.keystore import KeyStore
 from node.nodes.membership import NodeDirectory
@@ -75,11 +77,16 @@ async def signed_everywhere(etcd: EtcdClient, layout: KeyLayout, directory: Node
 async def observe(*, etcd: EtcdClient, layout: KeyLayout, directory: NodeDirectory,
                   zone: dns.name.Name, state: DnssecState, timing: Timing,
                   now: float) -> Plan:
-    """The next step; whether every node has signed is asked only when a gated step is due."""
-    p = plan(RollObservation(state.keys, timing, signed_everywhere=True), now)
-    if p.due(now) and isinstance(p.step, (*GATED, Remove)):
+    """The next step; whether every node has signed is asked only when a gated step is due.
+    An algorithm rollover under way (`node.dnssec.algroll`) comes before any other."""
+    def planned(signed: bool) -> Plan:
+        o = RollObservation(state.keys, timing, signed_everywhere=signed)
+        return plan_algorithm(o, state.config.algorithm, now) or plan(o, now)
+
+    p = planned(True)
+    if p.due(now) and isinstance(p.step, (*GATED, Remove, AlgStep)):
         if not await signed_everywhere(etcd, layout, directory, zone, state):
-            p = plan(RollObservation(state.keys, timing, signed_everywhere=False), now)
+            p = planned(False)
     return p
 
 
@@ -94,6 +101,10 @@ async def perform(*, repository: ZoneRepository, layout: KeyLayout, zone: dns.na
                   key_store: KeyStore | None, clock: Clock = SYSTEM_CLOCK) -> int:
     """Carry out a due step as one fenced write with a serial bump; the new serial, or 0 if
     the keys changed meanwhile (planned again from the newer state)."""
+    if isinstance(step.step, AlgStep):
+        return await perform_algorithm_step(
+            repository=repository, layout=layout, zone=zone, state=state, step=step.step,
+            fence=fence, kek=kek, key_store=key_store, clock=clock)
     now = clock.time()
     keys = {k.key_id: k for k in state.keys}
     s = step.step
