@@ -58,8 +58,10 @@ def changes(current: DnssecConfig, wanted: DnssecConfig) -> dict[str, object]:
                 name.endswith("bits") and wanted.algorithm != current.algorithm):
             raise Refused(f"{what} cannot change on a signed zone (it belongs to the keys); "
                           "unsign and sign the zone again to change it")
+    names = CHANGEABLE + (("ksk_bits", "zsk_bits") if wanted.algorithm != current.algorithm
+                          else ())  # the new algorithm's keys have its sizes
     return {f.name: getattr(wanted, f.name) for f in fields(DnssecConfig)
-            if f.name in CHANGEABLE and getattr(wanted, f.name) != getattr(current, f.name)}
+            if f.name in names and getattr(wanted, f.name) != getattr(current, f.name)}
 
 
 def _rolling(keys: list[DnssecKey]) -> bool:
