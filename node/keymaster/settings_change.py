@@ -9,7 +9,8 @@ revision, and every writable node re-signs the whole zone at that serial:
   (NSEC3PARAM with the NSEC3 chain), so no version is served with half a chain;
   a resolver's cached proofs of the old chain stay valid until their TTL.
 * validity, refresh, jitter, DNSKEY TTL, the rollover timings: the next
-  signatures and the next rollover steps use them.
+  signatures and the next rollover steps use them. A lower DNSKEY TTL is refused
+  while a rollover is under way (caches may hold the set for the old TTL).
 * the algorithm: the Key Master starts an algorithm rollover
   (`node.dnssec.algroll`); refused while any rollover is under way.
 * the same settings again: nothing changes ("re-sign with the current settings").
@@ -90,6 +91,11 @@ async def change_settings(*, etcd: EtcdClient, layout: KeyLayout, repository: Zo
         if in_progress(keys, current.algorithm) or _rolling(keys):
             raise Conflict(f"--algorithm: a rollover of {zone} is under way; wait until "
                            f"clusterctl zone dnssec {zone} shows no next step")
+    lowered = int(diff.get("dnskey_ttl", current.dnskey_ttl)) < current.dnskey_ttl  # type: ignore[call-overload]
+    if lowered and (in_progress(keys, current.algorithm) or _rolling(keys)):
+        # caches may hold the DNSKEY set for the old TTL: the rollover's waits assume the new
+        raise Conflict(f"--dnskey-ttl: a rollover of {zone} is under way and its waits "
+                       "assume the current DNSKEY TTL; lower it once the rollover is done")
     config = replace(current, **diff)  # type: ignore[arg-type]
     serial = await repository.bump(zone, [Op.put(layout.dnssec_key(zone), config.to_json())],
                                    [Compare.mod_revision(layout.dnssec_key(zone)) == revision])

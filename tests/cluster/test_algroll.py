@@ -11,7 +11,9 @@ ones the whole time; Unbound keeps its cache. Bogus (SERVFAIL or no AD): 0.
   CDS names the new KSK, the DS is swapped and confirmed, the old DNSKEYs are
   withdrawn while the old keys still sign, and then the old keys go;
 * NSEC -> NSEC3, then a new salt;
-* `zone sign --new-keys` with every key reachable: a KSK and a ZSK rollover at once.
+* `zone sign --new-keys` with every key reachable: a KSK and a ZSK rollover at once;
+* an algorithm rollover back to ECDSAP256SHA256 whose Key Master is killed (`kill -9`)
+  mid-roll and seized by another node, which completes it.
 
 Set DNSCLUSTER_ROLLOVER_TIMELINE=FILE to write the timelines (docs/rollover.md).
 """
@@ -73,7 +75,7 @@ def cluster() -> Iterator[Cluster]:
         assert ctl_json(c.nodes[0], "zone", "sign", CHILD, "--nsec", *TIMING)["state"] == "done"
         for zone in (PARENT, CHILD):
             wait_published(c, zone)
-        set_parent_ds(c, [ds_of(c.nodes[0])])
+        set_parent_ds(c.nodes, [ds_of(c.nodes[0])])
         yield c
     finally:
         c.close()
@@ -100,9 +102,11 @@ def query(node: NodeProcess, name: str, rdtype: str) -> dns.message.Message:
                          port=node.dns_port, timeout=5)
 
 
-def set_parent_ds(c: Cluster, rdatas: list[str], remove: tuple[str, ...] = ()) -> None:
-    """What an operator does at an outside parent: publish this DS set for the child."""
-    with Api(c.nodes[0].api) as api:
+def set_parent_ds(nodes: list[NodeProcess], rdatas: list[str],
+                  remove: tuple[str, ...] = ()) -> None:
+    """What an operator does at an outside parent: publish this DS set for the child
+    (through the first of the live `nodes`)."""
+    with Api(nodes[0].api) as api:
         for rd in rdatas:
             api.add(PARENT, "kroll", TTL, "DS", rd)
         for rd in remove:
@@ -114,7 +118,7 @@ def set_parent_ds(c: Cluster, rdatas: list[str], remove: tuple[str, ...] = ()) -
         return {rd.key_tag for rs in r.answer if rs.rdtype == dns.rdatatype.DS  # type: ignore[attr-defined]
                 for rd in rs} == want
 
-    for n in c.nodes:
+    for n in nodes:
         wait_until(lambda n=n: served(n), 30, interval=0.2, message=f"{n.node_id}: new DS")
 
 
@@ -140,10 +144,10 @@ def by_alg(ks: dict[str, dict[str, Any]], alg: int, role: str = "") -> list[str]
                   and (not role or k["role"] == role))
 
 
-def confirm_new_ds(c: Cluster, via: NodeProcess, new_ksk: dict[str, Any],
+def confirm_new_ds(live: list[NodeProcess], via: NodeProcess, new_ksk: dict[str, Any],
                    old_ds: str) -> None:
     """The operator swaps the DS at the parent, then confirms it with `zone ds-seen`."""
-    set_parent_ds(c, [ds_of(via, new_ksk["tag"])], remove=(old_ds,))
+    set_parent_ds(live, [ds_of(via, new_ksk["tag"])], remove=(old_ds,))
     assert ctl_json(via, "zone", "ds-seen", CHILD, new_ksk["key_id"])["key"]["ds_seen"]
 
 
@@ -179,7 +183,7 @@ def test_algorithm_roll_ecdsa_to_ed25519(cluster: Cluster, unbound: tuple[str, i
         deadline = time.monotonic() + 3 * (TTL + TTL)
         while time.monotonic() < deadline:
             assert len(by_alg(tl.poll(via), ECDSA)) == 2
-        confirm_new_ds(c, via, new_ksk, old_ds)
+        confirm_new_ds(c.nodes, via, new_ksk, old_ds)
 
         # 5. the old DNSKEYs are withdrawn after the old DS's life; the old keys still sign
         ks = tl.until(via, lambda k: any(k[i]["state"] == "withdrawn"
@@ -249,10 +253,44 @@ def test_new_keys_is_a_ksk_and_zsk_rollover(cluster: Cluster, unbound: tuple[str
         ks = tl.until(via, lambda k: any(x["ready"] for x in new_ksks(k)), "new KSK ready")
         (new_ksk,) = new_ksks(ks)
         assert new_ksk["predecessor"] in before
-        confirm_new_ds(c, via, new_ksk, old_ds)
+        confirm_new_ds(c.nodes, via, new_ksk, old_ds)
         ks = tl.until(via, lambda k: not set(before) & set(k), "old keys removed")
         assert len(ks) == 2 and {x["state"] for x in ks.values()} == {"active"}
         assert_identical(SimpleNamespace(nodes=c.nodes), CHILD)  # type: ignore[arg-type]
         time.sleep(2 * TTL)
     tl.write()
     assert w.asked > 50 and not w.bogus, (w.asked, w.bogus[:5])
+
+
+def test_algorithm_roll_resumes_after_the_keymaster_is_killed_and_seized(
+        cluster: Cluster, unbound: tuple[str, int]) -> None:
+    """ED25519 -> ECDSAP256SHA256; the Key Master dies (`kill -9`) once the new keys sign
+    unpublished; `seize-keymaster` moves the role and the new holder finishes the roll
+    from the key states in etcd."""
+    c = cluster
+    holder = ctl_json(c.nodes[0], "zone", "dnssec", CHILD)["keymaster"]["node"]
+    km = c.node(holder)
+    others = [n for n in c.nodes if n is not km]
+    via = others[0]
+    tl = Timeline("algorithm roll ED25519 -> ECDSAP256SHA256, Key Master killed, seized",
+                  CHILD)
+    with Watcher(unbound, zone=CHILD) as w:
+        old_ds = ds_of(via)
+        ctl_json(via, "zone", "sign", CHILD, "--algorithm", "ECDSAP256SHA256")
+        tl.until(via, lambda k: len(by_alg(k, ECDSA)) == 2, "ECDSA keys")
+        km.kill()
+        wait_until(lambda: not ctl_json(via, "zone", "dnssec", CHILD)["keymaster"]["online"],
+                   30, interval=0.3, message="the Key Master's lease is gone")
+        res = via.ctl("--json", "seize-keymaster", CHILD, "--to", others[1].node_id,
+                      timeout=90)
+        assert res.returncode == 0, res.stdout + res.stderr
+        ks = tl.until(via, lambda k: all(k[i]["ready"] for i in by_alg(k, ECDSA)),
+                      "ECDSA keys ready")
+        (new_ksk,) = (ks[i] for i in by_alg(ks, ECDSA, "ksk"))
+        confirm_new_ds(others, via, new_ksk, old_ds)
+        tl.until(via, lambda k: not by_alg(k, ED25519), "ED25519 keys removed")
+        assert ctl_json(via, "zone", "dnssec", CHILD)["keymaster"]["node"] == \
+            others[1].node_id
+        time.sleep(2 * TTL)
+    tl.write()
+    assert w.asked > 30 and not w.bogus, (w.asked, w.bogus[:5])
