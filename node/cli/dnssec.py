@@ -216,7 +216,10 @@ def sign(ctx: CommandContext) -> int:
     ds = ds_lines(outcome.keys)
     for warning in outcome.warnings:
         ctx.out.warn(warning)
-    if outcome.state == "done":
+    if outcome.state == "done" and outcome.message:  # a signed zone: settings or rollover
+        text = "\n".join([f"{zone}: {outcome.message}", "",
+                          key_table([key_dict(k) for k in outcome.keys])])
+    elif outcome.state == "done":
         text = "\n".join([
             f"signed {zone} (Key Master {outcome.keymaster})", "",
             key_table([key_dict(k) for k in outcome.keys]), "",

@@ -59,6 +59,7 @@ www IN A 192.0.2.80
 TIMING = ("--dnskey-ttl", str(TTL), "--propagation-delay", f"{TTL}s",
           "--parent-ds-ttl", f"{TTL}s", "--parent-propagation-delay", f"{TTL}s")
 ECDSA, ED25519 = 13, 15
+DPRP = 5  # the propagation delay from the algorithm roll on
 
 
 @pytest.fixture(scope="module")
@@ -156,8 +157,12 @@ def test_algorithm_roll_ecdsa_to_ed25519(cluster: Cluster, unbound: tuple[str, i
     tl = Timeline("algorithm roll ECDSAP256SHA256 -> ED25519", CHILD)
     with Watcher(unbound, zone=CHILD) as w:
         old_ds = ds_of(via)
-        out = ctl_json(via, "zone", "sign", CHILD, "--algorithm", "ED25519")
+        # a longer Dprp with it (a settings change too): each stage lasts long enough to
+        # be seen by polling `zone dnssec` on a loaded machine
+        out = ctl_json(via, "zone", "sign", CHILD, "--algorithm", "ED25519",
+                       "--propagation-delay", f"{DPRP}s")
         assert out["state"] == "done" and "algorithm" in out["message"], out
+        assert ctl_json(via, "zone", "dnssec", CHILD)["settings"]["propagation_delay"] == DPRP
 
         # 1. the new keys sign every RRset; their DNSKEYs are not published yet
         ks = tl.until(via, lambda k: len(by_alg(k, ED25519)) == 2, "ED25519 keys")
