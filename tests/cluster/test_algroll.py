@@ -10,10 +10,11 @@ ones the whole time; Unbound keeps its cache. Bogus (SERVFAIL or no AD): 0.
   algorithm signs first with its DNSKEYs unpublished, then they are published,
   CDS names the new KSK, the DS is swapped and confirmed, the old DNSKEYs are
   withdrawn while the old keys still sign, and then the old keys go;
-* NSEC -> NSEC3, then a new salt;
+* NSEC -> NSEC3, then a new salt, then back to NSEC;
 * `zone sign --new-keys` with every key reachable: a KSK and a ZSK rollover at once;
-* an algorithm rollover back to ECDSAP256SHA256 whose Key Master is killed (`kill -9`)
-  mid-roll and seized by another node, which completes it.
+* `zone sign --like` another zone: an algorithm rollover back to ECDSAP256SHA256 with
+  NSEC -> NSEC3, whose Key Master is killed (`kill -9`) mid-roll and seized by another
+  node, which completes it.
 
 Set DNSCLUSTER_ROLLOVER_TIMELINE=FILE to write the timelines (docs/rollover.md).
 """
@@ -217,7 +218,8 @@ def denial(node: NodeProcess) -> tuple[set[int], str]:
     return types, salts[0] if salts else ""
 
 
-def test_nsec_to_nsec3_then_a_new_salt(cluster: Cluster, unbound: tuple[str, int]) -> None:
+def test_nsec_to_nsec3_a_new_salt_and_back_to_nsec(cluster: Cluster,
+                                                   unbound: tuple[str, int]) -> None:
     c, via = cluster, cluster.nodes[0]
     assert ctl_json(via, "zone", "dnssec", CHILD)["settings"]["denial"] == "nsec"
     with Watcher(unbound, zone=CHILD) as w:
@@ -237,6 +239,12 @@ def test_nsec_to_nsec3_then_a_new_salt(cluster: Cluster, unbound: tuple[str, int
                        interval=0.2, message=f"{n.node_id} serves the new salt")
         same = ctl_json(via, "zone", "sign", CHILD)  # the same settings again: no change
         assert same["state"] == "done" and "nothing" in same["message"], same
+        time.sleep(2 * TTL)
+        ctl_json(via, "zone", "sign", CHILD, "--nsec")  # and back: NSEC3 -> NSEC
+        for n in c.nodes:
+            wait_until(lambda n=n: denial(n) == ({dns.rdatatype.NSEC}, ""), 30,
+                       interval=0.2, message=f"{n.node_id} serves NSEC")
+        assert_identical(SimpleNamespace(nodes=c.nodes), CHILD)  # type: ignore[arg-type]
         time.sleep(2 * TTL)
     assert w.asked > 20 and not w.bogus, (w.asked, w.bogus[:5])
 
@@ -269,9 +277,10 @@ def test_new_keys_is_a_ksk_and_zsk_rollover(cluster: Cluster, unbound: tuple[str
 
 def test_algorithm_roll_resumes_after_the_keymaster_is_killed_and_seized(
         cluster: Cluster, unbound: tuple[str, int]) -> None:
-    """ED25519 -> ECDSAP256SHA256; the Key Master dies (`kill -9`) once the new keys sign
-    unpublished; `seize-keymaster` moves the role and the new holder finishes the roll
-    from the key states in etcd."""
+    """`zone sign CHILD --like PARENT`: the parent's settings (ECDSAP256SHA256, NSEC3, a
+    2 s Dprp) start a roll back from ED25519 and switch NSEC -> NSEC3 at once; the Key
+    Master dies (`kill -9`) once the new keys exist; `seize-keymaster` moves the role and
+    the new holder finishes the roll from the key states in etcd."""
     c = cluster
     holder = ctl_json(c.nodes[0], "zone", "dnssec", CHILD)["keymaster"]["node"]
     km = c.node(holder)
@@ -281,7 +290,13 @@ def test_algorithm_roll_resumes_after_the_keymaster_is_killed_and_seized(
                   CHILD)
     with Watcher(unbound, zone=CHILD) as w:
         old_ds = ds_of(via)
-        ctl_json(via, "zone", "sign", CHILD, "--algorithm", "ECDSAP256SHA256")
+        out = ctl_json(via, "zone", "sign", CHILD, "--like", PARENT)
+        assert "algorithm" in out["message"] and "nsec3" in out["message"], out
+        mine = ctl_json(via, "zone", "dnssec", CHILD)["settings"]
+        theirs = ctl_json(via, "zone", "dnssec", PARENT)["settings"]
+        for name in ("algorithm", "denial", "salt", "iterations", "validity", "dnskey_ttl",
+                     "propagation_delay"):
+            assert mine[name] == theirs[name], name
         tl.until(via, lambda k: len(by_alg(k, ECDSA)) == 2, "ECDSA keys")
         km.kill()
         wait_until(lambda: not ctl_json(via, "zone", "dnssec", CHILD)["keymaster"]["online"],
