@@ -95,6 +95,7 @@ def dnssec_config_to_pb(config: DnssecConfig) -> dnssec_pb2.DnssecSettings:
         propagation_delay_seconds=config.propagation_delay,
         parent_ds_ttl=config.parent_ds_ttl,
         parent_propagation_delay_seconds=config.parent_propagation_delay,
+        cds_ttl=config.cds_ttl,
     )
 
 
@@ -141,6 +142,7 @@ def dnssec_config_from_pb(pb: dnssec_pb2.DnssecSettings) -> DnssecConfig:
         parent_ds_ttl=pb.parent_ds_ttl or defaults.parent_ds_ttl,
         parent_propagation_delay=(pb.parent_propagation_delay_seconds
                                   or defaults.parent_propagation_delay),
+        cds_ttl=check_ttl(pb.cds_ttl) if pb.cds_ttl else defaults.cds_ttl,
     )
 
 

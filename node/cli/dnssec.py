@@ -141,6 +141,7 @@ def register_zone_verbs(verbs: argparse._SubParsersAction, parents: Parents) -> 
                    help="re-sign when this much validity remains (9d)")
     p.add_argument("--jitter", type=duration_arg, metavar="DUR", help="refresh jitter (12h)")
     p.add_argument("--dnskey-ttl", type=a.ttl_arg, metavar="TTL", help="DNSKEY TTL (3600)")
+    p.add_argument("--cds-ttl", type=a.ttl_arg, metavar="TTL", help="CDS/CDNSKEY TTL (3600)")
     p.add_argument("--propagation-delay", type=duration_arg, metavar="DUR",
                    help="rollover waits: until every server serves a new version (1h)")
     p.add_argument("--parent-ds-ttl", type=duration_arg, metavar="DUR",

@@ -17,7 +17,7 @@ from node.zones.dnssec import DnssecConfig
 
 # Options that set a signing setting: they cannot be combined with --like / --new-keys.
 _SETTINGS = ("algorithm", "bits", "ksk_bits", "zsk_bits", "csk", "denial", "iterations",
-             "salt", "opt_out", "validity", "refresh", "jitter", "dnskey_ttl",
+             "salt", "opt_out", "validity", "refresh", "jitter", "dnskey_ttl", "cds_ttl",
              "no_replicate_ksk", "no_replicate_zsk", "failover", "failover_after",
              "propagation_delay", "parent_ds_ttl", "parent_propagation_delay")
 
@@ -67,6 +67,7 @@ def sign_config(args: argparse.Namespace, base: DnssecConfig | None = None) -> D
         opt_out=(args.opt_out if args.opt_out is not None else d.opt_out) and nsec3,
         validity=validity, refresh=refresh, jitter=jitter,
         dnskey_ttl=args.dnskey_ttl if args.dnskey_ttl is not None else d.dnskey_ttl,
+        cds_ttl=args.cds_ttl if args.cds_ttl is not None else d.cds_ttl,
         replicate_ksk=replicate_ksk, replicate_zsk=replicate_zsk, keymaster_failover=failover,
         failover_after=float(args.failover_after or d.failover_after),
         propagation_delay=args.propagation_delay or d.propagation_delay,

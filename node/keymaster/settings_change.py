@@ -45,7 +45,7 @@ from node.zones.repository import ZoneRepository
 Name = dns.name.Name
 # settings an operator may change on a signed zone
 CHANGEABLE = ("algorithm", "nsec3", "iterations", "salt", "opt_out", "validity", "refresh",
-              "jitter", "inception_offset", "dnskey_ttl", "keymaster_failover",
+              "jitter", "inception_offset", "dnskey_ttl", "cds_ttl", "keymaster_failover",
               "failover_after", "propagation_delay", "parent_ds_ttl",
               "parent_propagation_delay")
 FIXED = {"ksk_bits": "key size", "zsk_bits": "key size", "csk": "--csk",

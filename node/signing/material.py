@@ -96,7 +96,8 @@ def with_cds(snap: ZoneSnapshot, state: DnssecState) -> NodeMap:
             return snap.nodes
         cds, cdnskey = ds.cds_delete(snap.origin)
     elif state.published is not None:
-        cds, cdnskey = ds.cds_cdnskey(cds_keys(state.keys))  # follow a KSK rollover
+        cds, cdnskey = ds.cds_cdnskey(cds_keys(state.keys),  # follow a KSK rollover
+                                      ttl=state.config.cds_ttl)
     else:
         return snap.nodes
     apex = dict(snap.nodes.get(snap.origin, {}))

@@ -241,10 +241,11 @@ def test_nsec_to_nsec3_a_new_salt_and_back_to_nsec(cluster: Cluster,
         same = ctl_json(via, "zone", "sign", CHILD)  # the same settings again: no change
         assert same["state"] == "done" and "nothing" in same["message"], same
         time.sleep(2 * TTL)
-        ctl_json(via, "zone", "sign", CHILD, "--nsec")  # and back: NSEC3 -> NSEC
+        ctl_json(via, "zone", "sign", CHILD, "--nsec", "--cds-ttl", "5")  # NSEC3 -> NSEC
         for n in c.nodes:
             wait_until(lambda n=n: denial(n) == ({dns.rdatatype.NSEC}, ""), 30,
                        interval=0.2, message=f"{n.node_id} serves NSEC")
+            assert {rs.ttl for rs in query(n, CHILD, "CDS").answer} == {5}
         assert_identical(SimpleNamespace(nodes=c.nodes), CHILD)  # type: ignore[arg-type]
         time.sleep(2 * TTL)
     assert w.asked > 20 and not w.bogus, (w.asked, w.bogus[:5])

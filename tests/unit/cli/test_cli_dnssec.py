@@ -308,3 +308,5 @@ async def test_sign_on_a_signed_zone_changes_only_the_options_given(cli: Cli) ->
     assert not c.nsec3 and c.salt == "" and c.iterations == 0 and c.validity == 30 * 86400
     await cli.run("zone", "sign", "example.test", "--algorithm", "ED25519")
     assert sent(cli)["config"].algorithm == 15 and sent(cli)["config"].dnskey_ttl == 600
+    await cli.run("zone", "sign", "example.test", "--cds-ttl", "120")
+    assert sent(cli)["config"].cds_ttl == 120 and sent(cli)["config"].dnskey_ttl == 600

@@ -19,9 +19,10 @@ def test_the_same_settings_change_nothing() -> None:
 
 
 def test_denial_and_signature_settings_change() -> None:
-    wanted = SIGNED.with_(nsec3=False, salt="", validity=40 * 86400, dnskey_ttl=300)
+    wanted = SIGNED.with_(nsec3=False, salt="", validity=40 * 86400, dnskey_ttl=300,
+                          cds_ttl=60)
     assert changes(SIGNED, wanted) == {"nsec3": False, "salt": "", "validity": 40 * 86400,
-                                       "dnskey_ttl": 300}
+                                       "dnskey_ttl": 300, "cds_ttl": 60}
     assert changes(SIGNED, SIGNED.with_(algorithm=15)) == {"algorithm": 15}
 
 
