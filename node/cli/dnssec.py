@@ -313,6 +313,7 @@ def status_text(d: dict[str, Any]) -> str:
                      f"{human_duration(s['jitter'])}, inception "
                      f"-{human_duration(s['inception_offset'])}"),
         ("dnskey ttl", s["dnskey_ttl"]),
+        ("cds ttl", s["cds_ttl"]),
         ("replicate private keys", f"KSK {'yes' if s['replicate_ksk'] else 'no'}, "
                                    f"ZSK {'yes' if s['replicate_zsk'] else 'no'}"),
     ])]
