@@ -109,6 +109,9 @@ class Event(IntEnum):
     KEY_STANDBY = 1630  # RFC 5011: a stand-by KSK/CSK was published (add hold-down starts)
     KEY_PROMOTED = 1631  # RFC 5011: the stand-by key signs now; CDS/CDNSKEY name it
     KEY_REVOKED = 1632  # RFC 5011: the old key is published with the REVOKE bit, self-signed
+    ALGORITHM_ROLL_STEP = 1650  # an algorithm rollover step was performed (node.dnssec.algroll)
+    DNSSEC_SETTINGS_CHANGED = 1651  # `zone sign` changed a signed zone's settings
+    NEW_KEYS_ROLLOVER = 1652  # `zone sign --new-keys` started a KSK and ZSK rollover at once
     TSIG_KEY_ADDED = 1700
     TSIG_KEY_DELETED = 1701
     FILE_ZONE_LOADED = 1710  # the owner loaded a file-backed zone (from the file or .signed)

@@ -99,6 +99,7 @@ def dnssec_config_to_pb(config: DnssecConfig) -> dnssec_pb2.DnssecSettings:
         add_holddown_seconds=config.add_holddown,
         remove_holddown_seconds=config.remove_holddown,
         no_parent_ds=not config.parent_ds,
+        cds_ttl=config.cds_ttl,
     )
 
 
@@ -149,6 +150,7 @@ def dnssec_config_from_pb(pb: dnssec_pb2.DnssecSettings) -> DnssecConfig:
         add_holddown=pb.add_holddown_seconds or defaults.add_holddown,
         remove_holddown=pb.remove_holddown_seconds or defaults.remove_holddown,
         parent_ds=not pb.no_parent_ds,
+        cds_ttl=check_ttl(pb.cds_ttl) if pb.cds_ttl else defaults.cds_ttl,
     )
 
 

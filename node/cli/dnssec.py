@@ -31,20 +31,19 @@ from node.api.convert import unsign_pending_message
 from node.cli import arguments as a
 from node.cli.context import CommandContext
 from node.cli.output import (
-    UsageError,
     exit_code_for_outcome,
     key_dict,
     key_table,
     status_dict,
     table,
 )
-from node.dnssec.algorithms import check_bits, parse_algorithm
+from node.cli.sign_settings import sign_config, signed_settings
+from node.dnssec.algorithms import parse_algorithm
 from node.dnssec.denial import parse_salt
 from node.dnssec.ds import ds_records
 from node.dnssec.keys import DnssecKey
 from node.errors import ConfigError, NotFound, ValidationError
 from node.keymaster.handover import KeyMasterInfo
-from node.zones.dnssec import DnssecConfig
 
 Name = dns.name.Name
 Parents = list[argparse.ArgumentParser]
@@ -52,13 +51,6 @@ Parents = list[argparse.ArgumentParser]
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _DURATIONS = re.compile(r"(?:\d+[smhdw])+")
-# Options that set a signing setting: they cannot be combined with --like / --new-keys.
-_SETTINGS = ("algorithm", "bits", "ksk_bits", "zsk_bits", "csk", "denial", "iterations",
-             "salt", "opt_out", "validity", "refresh", "jitter", "dnskey_ttl",
-             "no_replicate_ksk", "no_replicate_zsk", "failover", "failover_after",
-             "propagation_delay", "parent_ds_ttl", "parent_propagation_delay", "rfc5011",
-             "add_holddown", "remove_holddown", "no_parent_ds")
-
 
 # --- argument types ----------------------------------------------------------
 
@@ -118,7 +110,10 @@ def register_zone_verbs(verbs: argparse._SubParsersAction, parents: Parents) -> 
     p = verbs.add_parser("sign", parents=parents, help="sign a zone with DNSSEC",
                          description="Sign a zone (defaults: KSK+ZSK ECDSAP256SHA256, NSEC3 "
                          "with 0 iterations and no salt, validity 21d, refresh 9d, jitter 12h, "
-                         "DNSKEY TTL 3600). The global --timeout is how long to wait for keys.")
+                         "DNSKEY TTL 3600). On a signed zone the options given change its "
+                         "settings (a new algorithm starts an algorithm rollover) and "
+                         "--new-keys rolls every key. The global --timeout is how long to "
+                         "wait for keys.")
     p.add_argument("zone", type=a.zone_arg, metavar="ZONE")
     p.add_argument("--algorithm", type=algorithm_arg, metavar="ALG",
                    help="RSASHA256, RSASHA512, ECDSAP256SHA256 (default), ECDSAP384SHA384, "
@@ -138,11 +133,14 @@ def register_zone_verbs(verbs: argparse._SubParsersAction, parents: Parents) -> 
     p.add_argument("--salt", type=salt_arg, metavar="SALT",
                    help="NSEC3 salt: '-' (none, default), random:LEN or hex")
     p.add_argument("--opt-out", action="store_true", default=None, help="NSEC3 opt-out")
+    p.add_argument("--no-opt-out", dest="opt_out", action="store_false",
+                   help="no NSEC3 opt-out (on a signed zone: turn it off)")
     p.add_argument("--validity", type=duration_arg, metavar="DUR", help="RRSIG validity (21d)")
     p.add_argument("--refresh", type=duration_arg, metavar="DUR",
                    help="re-sign when this much validity remains (9d)")
     p.add_argument("--jitter", type=duration_arg, metavar="DUR", help="refresh jitter (12h)")
     p.add_argument("--dnskey-ttl", type=a.ttl_arg, metavar="TTL", help="DNSKEY TTL (3600)")
+    p.add_argument("--cds-ttl", type=a.ttl_arg, metavar="TTL", help="CDS/CDNSKEY TTL (3600)")
     p.add_argument("--propagation-delay", type=duration_arg, metavar="DUR",
                    help="rollover waits: until every server serves a new version (1h)")
     p.add_argument("--parent-ds-ttl", type=duration_arg, metavar="DUR",
@@ -159,7 +157,8 @@ def register_zone_verbs(verbs: argparse._SubParsersAction, parents: Parents) -> 
     p.add_argument("--no-parent-ds", action="store_true", default=None,
                    help="RFC 5011: no parent holds a DS (the trust anchor is the zone's KSK)")
     p.add_argument("--like", type=a.zone_arg, metavar="ZONE",
-                   help="sign with another signed zone's settings")
+                   help="sign with another signed zone's settings (on a signed zone: change "
+                   "its settings to those)")
     p.add_argument("--keymaster", metavar="NODE",
                    help="node to be Key Master (default: the node that takes the request)")
     p.add_argument("--no-replicate-ksk-private-key", dest="no_replicate_ksk",
@@ -192,56 +191,6 @@ def register_zone_verbs(verbs: argparse._SubParsersAction, parents: Parents) -> 
 # --- zone sign ---------------------------------------------------------------
 
 
-def sign_config(args: argparse.Namespace) -> DnssecConfig:
-    """The settings a `zone sign` command line asks for; UsageError when they cannot work."""
-    given = [f"--{d.replace('_', '-')}" for d in _SETTINGS if getattr(args, d, None) is not None]
-    if given and (args.like is not None or args.new_keys):
-        which = "--like" if args.like is not None else "--new-keys"
-        raise UsageError(f"{which} keeps the settings it finds; do not combine it with "
-                         + ", ".join(given))
-    d = DnssecConfig()
-    algorithm = args.algorithm if args.algorithm is not None else d.algorithm
-    try:
-        ksk_bits = check_bits(algorithm, args.ksk_bits or args.bits) or 0
-        zsk_bits = check_bits(algorithm, args.zsk_bits or args.bits) or 0
-    except ValidationError as exc:
-        raise UsageError(str(exc)) from exc
-    nsec3 = args.denial != "nsec"
-    if not nsec3:
-        extras = [n for n, v in (("--iterations", args.iterations), ("--salt", args.salt),
-                                 ("--opt-out", args.opt_out)) if v is not None]
-        if extras:
-            raise UsageError(f"{', '.join(extras)} apply to NSEC3 only, not with --nsec")
-    validity = args.validity or d.validity
-    refresh = args.refresh or d.refresh
-    jitter = args.jitter if args.jitter is not None else d.jitter
-    if refresh >= validity:
-        raise UsageError(f"--refresh ({refresh}s) must be shorter than --validity ({validity}s)")
-    if jitter * 2 >= refresh:
-        raise UsageError(f"--jitter ({jitter}s) must be below half of --refresh ({refresh}s)")
-    extras = [n for n, v in (("--add-holddown", args.add_holddown), ("--remove-holddown",
-              args.remove_holddown), ("--no-parent-ds", args.no_parent_ds)) if v is not None]
-    if extras and not args.rfc5011:
-        raise UsageError(f"{', '.join(extras)} apply to RFC 5011 rollovers: add --rfc5011")
-    replicate_ksk = not args.no_replicate_ksk
-    replicate_zsk = not args.no_replicate_zsk
-    failover = args.failover or ("auto" if replicate_ksk and replicate_zsk else "manual")
-    return DnssecConfig(
-        algorithm=algorithm, ksk_bits=ksk_bits, zsk_bits=zsk_bits, csk=bool(args.csk),
-        nsec3=nsec3, iterations=args.iterations or 0, salt=args.salt or "",
-        opt_out=bool(args.opt_out), validity=validity, refresh=refresh, jitter=jitter,
-        dnskey_ttl=args.dnskey_ttl if args.dnskey_ttl is not None else d.dnskey_ttl,
-        replicate_ksk=replicate_ksk, replicate_zsk=replicate_zsk, keymaster_failover=failover,
-        failover_after=float(args.failover_after or d.failover_after),
-        propagation_delay=args.propagation_delay or d.propagation_delay,
-        parent_ds_ttl=args.parent_ds_ttl or d.parent_ds_ttl,
-        parent_propagation_delay=args.parent_propagation_delay or d.parent_propagation_delay,
-        rfc5011=bool(args.rfc5011), add_holddown=args.add_holddown or d.add_holddown,
-        remove_holddown=args.remove_holddown or d.remove_holddown,
-        parent_ds=not args.no_parent_ds,
-    )
-
-
 def ds_lines(keys: tuple[DnssecKey, ...] | list[DnssecKey]) -> list[str]:
     """DS records (SHA-256, SHA-384) of the KSK/CSK keys a parent may point at."""
     return [f"{k.zone} IN DS {ds_records(k, digest).to_text()}"
@@ -251,7 +200,10 @@ def ds_lines(keys: tuple[DnssecKey, ...] | list[DnssecKey]) -> list[str]:
 
 def sign(ctx: CommandContext) -> int:
     args = ctx.args
-    config = sign_config(args)
+    config = sign_config(args)  # usage errors exit 2 before any RPC
+    base = signed_settings(ctx)
+    if base is not None:
+        config = sign_config(args, base)
     outcome = ctx.client.sign_zone(
         args.zone, config, keymaster=args.keymaster or "", like=args.like,
         new_keys=args.new_keys, force=args.force, timeout=args.timeout,
@@ -260,7 +212,10 @@ def sign(ctx: CommandContext) -> int:
     ds = ds_lines(outcome.keys)
     for warning in outcome.warnings:
         ctx.out.warn(warning)
-    if outcome.state == "done":
+    if outcome.state == "done" and outcome.message:  # a signed zone: settings or rollover
+        text = "\n".join([f"{zone}: {outcome.message}", "",
+                          key_table([key_dict(k) for k in outcome.keys])])
+    elif outcome.state == "done":
         text = "\n".join([
             f"signed {zone} (Key Master {outcome.keymaster})", "",
             key_table([key_dict(k) for k in outcome.keys]), "",
@@ -353,6 +308,7 @@ def status_text(d: dict[str, Any]) -> str:
                      f"{human_duration(s['jitter'])}, inception "
                      f"-{human_duration(s['inception_offset'])}"),
         ("dnskey ttl", s["dnskey_ttl"]),
+        ("cds ttl", s["cds_ttl"]),
         ("replicate private keys", f"KSK {'yes' if s['replicate_ksk'] else 'no'}, "
                                    f"ZSK {'yes' if s['replicate_zsk'] else 'no'}"),
     ])]

@@ -29,8 +29,15 @@ from node.errors import ValidationError
 
 Role = Literal["ksk", "zsk", "csk"]
 ROLES: tuple[str, ...] = ("ksk", "zsk", "csk")
-STATES: tuple[str, ...] = ("published", "active", "retired", "revoked")
-PUBLISHED_STATES = STATES  # every state is in the DNSKEY RRset (revoked ones too, RFC 5011)
+STATES: tuple[str, ...] = ("published", "active", "retired", "revoked", "presigning",
+                           "withdrawn")
+# in the DNSKEY RRset (revoked ones too, RFC 5011)
+PUBLISHED_STATES: tuple[str, ...] = ("published", "active", "retired", "revoked")
+# An algorithm rollover (RFC 6781 4.1.4, node.dnssec.algroll): keys that sign every RRset
+# while their DNSKEY is not in the RRset, before it is published (presigning) and after
+# it is withdrawn (withdrawn).
+HIDDEN_SIGNING_STATES: tuple[str, ...] = ("presigning", "withdrawn")
+SIGNING_STATES: tuple[str, ...] = ("active", *HIDDEN_SIGNING_STATES)
 FLAG_ZONE = 0x0100
 FLAG_SEP = 0x0001
 FLAG_REVOKE = 0x0080

@@ -124,7 +124,9 @@ class Plan:
 def step_name(step: Step) -> str:
     names = {Introduce: "introduce", Activate: "activate", Ready: "ready", Remove: "remove",
              Idle: ""}
-    return names.get(type(step), getattr(step, "step_name", ""))  # RFC 5011 steps name themselves
+    if type(step) not in names:  # a step of another planner (node.dnssec.algroll)
+        return str(getattr(step, "step_name", ""))
+    return names[type(step)]
 
 
 def _tag(key: DnssecKey) -> str:

@@ -46,7 +46,7 @@ from node.dnssec.denial import (
     nsec3param_rdata,
 )
 from node.dnssec.epoch import signing_epoch
-from node.dnssec.keys import DnssecKey, dnskey_rrset
+from node.dnssec.keys import SIGNING_STATES, DnssecKey, dnskey_rrset
 from node.dnssec.params import SignedResult, SigningParams
 from node.dnssec.signer import SigningKey, check_rrsigs_cover, rrsig_rrset, sign_batch
 from node.dnssec.tree import GENERATED, NodeTypes, ZoneTree
@@ -101,7 +101,7 @@ class ZoneSigner:
         the KSK's private key is not replicated); they are served as given, never re-signed
         here, and must cover exactly `dnskey_rrset(origin, all keys, dnskey_ttl)`.
         """
-        active = [k for k in keys if k.key.state == "active"]
+        active = [k for k in keys if k.key.state in SIGNING_STATES]
         ksks = [k for k in active if k.key.is_sep]
         zsks = [k for k in active if k.key.role in ("zsk", "csk")] or ksks
         ksks = (ksks or zsks) + [k for k in keys if k.key.state == "revoked"]

@@ -21,6 +21,7 @@ from node.dnssec.ds import ds_records
 from node.dnssec.keys import DnssecKey
 from node.errors import Conflict, NotFound, Refused, ValidationError
 from node.keymaster import keyops
+from node.keymaster import settings_change as settings
 from node.keymaster.record import RoleRecord
 from node.nodes.membership import NodeDirectory, NodeInfo
 from node.store.client import EtcdClient
@@ -28,7 +29,7 @@ from node.store.keys import KeyLayout
 from node.store.txn import Compare, Op
 from node.zones.dnssec import DnssecConfig, Published
 from node.zones.dnssec_policy import check_config
-from node.zones.model import ZoneConfig
+from node.zones.model import ZoneConfig, ZoneSnapshot
 from node.zones.repository import ZoneRepository
 
 Name = dns.name.Name
@@ -140,6 +141,11 @@ class DnssecAdmin:
             if base is None:
                 raise NotFound(f"--like {like}: that zone is not signed")
             config = base
+        if current is not None and current.status == "signed":
+            done = await self._change_signed(zone, current, current_rev, config, new_keys,
+                                             force=force, snap_soa=snap)
+            if done is not None:
+                return done
         if current is not None and not new_keys:
             if current.status == "keygen":
                 raise Conflict(f"zone {zone} is being signed already (keys pending); see "
@@ -241,6 +247,35 @@ class DnssecAdmin:
             await asyncio.sleep(0.05)
         return SignOutcome("pending", owner, (), (),
                            f"the owning node {owner} has not signed the zone yet")
+    async def _change_signed(self, zone: Name, current: DnssecConfig, revision: int,
+                             wanted: DnssecConfig, new_keys: bool, *, force: bool,
+                             snap_soa: ZoneSnapshot) -> SignOutcome | None:
+        """`zone sign` on a signed zone (node.keymaster.settings_change): new settings, the
+        same ones again, or `--new-keys` as a rollover; None: re-key as before (keys missing,
+        or a CSK)."""
+        role_kv = await self._etcd.get(self._keys.keymaster_key(zone))
+        km = RoleRecord.from_json(role_kv.value).node if role_kv else ""
+        kw = {"etcd": self._etcd, "layout": self._keys, "repository": self._repo, "zone": zone}
+        if new_keys:
+            if current.missing_keys or current.new_keys:
+                return None
+            rolled = await settings.new_keys_rollover(**kw, clock=self._clock)  # type: ignore[arg-type]
+            if not rolled:
+                return None
+            names = ", ".join(f"{k.role.upper()} {k.tag}" for k in rolled)
+            return SignOutcome("done", km, (), tuple(await self._list_keys(zone)),
+                               f"rollover of {names} started (clusterctl zone dnssec {zone} "
+                               "shows the next step)")
+        soa = snap_soa.soa()
+        max_ttl = max(r.ttl for r in snap_soa.rrsets())
+        warnings = check_config(wanted, soa_expire=soa[0].expire, max_ttl=max_ttl,
+                                stagger_max=self._stagger_max, force=force)
+        changed = await settings.change_settings(**kw, current=current,  # type: ignore[arg-type]
+                                                 revision=revision, wanted=wanted)
+        what = (", ".join(f"{k} {v}" for k, v in changed.items()) if changed else
+                "nothing: re-signed with the current settings")
+        return SignOutcome("done", km, tuple(warnings), tuple(await self._list_keys(zone)),
+                           f"changed {what}")
 
     def _audit(self, zone: Name, kind: str, data: dict[str, object]) -> Op:
         stamp = f"{self._clock.now().strftime('%Y%m%dT%H%M%S%f')}-{kind}"

@@ -20,7 +20,13 @@ import dns.rdatatype
 
 from node.clock import SYSTEM_CLOCK, Clock
 from node.dnssec import kek as kekmod
-from node.dnssec.keys import DnssecKey, dnskey_rrset, load_private_key, new_key
+from node.dnssec.keys import (
+    SIGNING_STATES,
+    DnssecKey,
+    dnskey_rrset,
+    load_private_key,
+    new_key,
+)
 from node.dnssec.signer import SigningKey, sign_rrset
 from node.errors import ConfigError, FencedOut
 from node.events import Event, emit
@@ -239,7 +245,8 @@ async def publish_dnskey_signatures(
     Refreshed when the key set changes or the signatures near expiry. True if written."""
     cfg = state.config
     local = [k for k in state.keys
-             if k.role in ("ksk", "csk") and not k.replicate and k.state in ("active", "revoked")]
+             if k.role in ("ksk", "csk") and not k.replicate
+             and k.state in (*SIGNING_STATES, "revoked")]
     if not local or key_store is None:
         return False
     now = int(clock.time())

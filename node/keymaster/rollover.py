@@ -20,6 +20,7 @@ import dns.name
 
 from node.clock import SYSTEM_CLOCK, Clock
 from node.dnssec import kek as kekmod
+from node.dnssec.algroll import AlgStep, plan_algorithm
 from node.dnssec.keys import DnssecKey, new_key
 from node.dnssec.lifecycle import KeyPolicy
 from node.dnssec.rfc5011 import STEPS as RFC5011_STEPS
@@ -37,6 +38,7 @@ from node.dnssec.rollover import (
 from node.errors import ConfigError
 from node.events import Event, emit
 from node.keymaster import rfc5011
+from node.keymaster.algroll import perform_algorithm_step
 from node.keymaster.duties import Fence
 from node.keymaster.keystore import KeyStore
 from node.nodes.membership import NodeDirectory
@@ -79,13 +81,19 @@ async def signed_everywhere(etcd: EtcdClient, layout: KeyLayout, directory: Node
 async def observe(*, etcd: EtcdClient, layout: KeyLayout, directory: NodeDirectory,
                   zone: dns.name.Name, state: DnssecState, timing: Timing,
                   now: float) -> Plan:
-    """The next step; whether every node has signed is asked only when a gated step is due."""
-    policy = rfc5011.policy_of(state.config)  # RFC 5011 zones roll SEP keys by stand-by
-    p = plan_keys(RollObservation(state.keys, timing, signed_everywhere=True), policy, now)
-    if p.due(now) and isinstance(p.step, (*GATED, Remove, *RFC5011_GATED)):
+    """The next step; whether every node has signed is asked only when a gated step is due.
+    An algorithm rollover under way (`node.dnssec.algroll`) comes before any other; RFC 5011
+    zones roll SEP keys by stand-by key (`node.dnssec.rfc5011`)."""
+    policy = rfc5011.policy_of(state.config)
+
+    def planned(signed: bool) -> Plan:
+        o = RollObservation(state.keys, timing, signed_everywhere=signed)
+        return plan_algorithm(o, state.config.algorithm, now) or plan_keys(o, policy, now)
+
+    p = planned(True)
+    if p.due(now) and isinstance(p.step, (*GATED, Remove, *RFC5011_GATED, AlgStep)):
         if not await signed_everywhere(etcd, layout, directory, zone, state):
-            p = plan_keys(RollObservation(state.keys, timing, signed_everywhere=False),
-                          policy, now)
+            p = planned(False)
     return p
 
 
@@ -100,6 +108,10 @@ async def perform(*, repository: ZoneRepository, layout: KeyLayout, zone: dns.na
                   key_store: KeyStore | None, clock: Clock = SYSTEM_CLOCK) -> int:
     """Carry out a due step as one fenced write with a serial bump; the new serial, or 0 if
     the keys changed meanwhile (planned again from the newer state)."""
+    if isinstance(step.step, AlgStep):
+        return await perform_algorithm_step(
+            repository=repository, layout=layout, zone=zone, state=state, step=step.step,
+            fence=fence, kek=kek, key_store=key_store, clock=clock)
     if isinstance(step.step, RFC5011_STEPS):
         return await rfc5011.perform(repository=repository, layout=layout, zone=zone,
                                      state=state, step=step, fence=fence, kek=kek,

@@ -20,7 +20,7 @@ import dns.rdatatype
 
 from node.dnssec import ds, kek
 from node.dnssec.denial import DenialParams
-from node.dnssec.keys import load_private_key
+from node.dnssec.keys import SIGNING_STATES, load_private_key
 from node.dnssec.rollover import cds_keys
 from node.dnssec.signer import SigningKey
 from node.dnssec.zonesigner import SigningParams, ZoneSigner
@@ -54,7 +54,7 @@ async def make_signer(snap: ZoneSnapshot, state: DnssecState, *, etcd: EtcdClien
         key_id = kv.key.decode().rsplit("/", 1)[-1]
         wrapped[key_id] = kv.value
     for key in state.keys:
-        if key.state not in ("active", "revoked"):
+        if key.state not in (*SIGNING_STATES, "revoked"):
             published.append(key)
             continue
         pem = None
@@ -96,7 +96,8 @@ def with_cds(snap: ZoneSnapshot, state: DnssecState) -> NodeMap:
             return snap.nodes
         cds, cdnskey = ds.cds_delete(snap.origin)
     elif state.published is not None:
-        cds, cdnskey = ds.cds_cdnskey(cds_keys(state.keys))  # follow a KSK rollover
+        cds, cdnskey = ds.cds_cdnskey(cds_keys(state.keys),  # follow a KSK rollover
+                                      ttl=state.config.cds_ttl)
     else:
         return snap.nodes
     apex = dict(snap.nodes.get(snap.origin, {}))

@@ -48,6 +48,7 @@ class DnssecConfig:
     propagation_delay: int = 3600  # Dprp (RFC 7583): until every server serves a new version
     parent_ds_ttl: int = 86400  # the parent's DS TTL (KSK rollover)
     parent_propagation_delay: int = 3600  # DprpP: until the parent's servers serve a new DS
+    cds_ttl: int = 3600  # TTL of CDS/CDNSKEY (the DS TTL is the parent's)
     status: SigningStatus = "keygen"
     keymaster: str = ""  # node asked to be Key Master (generates the keys)
     requested_by: str = ""  # node that took the request
@@ -129,5 +130,5 @@ class DnssecState:
         """What, when it changes, requires a full re-sign."""
         c = self.config
         return (self.keyset_id, c.algorithm, c.nsec3, c.iterations, c.salt, c.opt_out,
-                c.validity, c.dnskey_ttl, self.dnskeyset, self.published is not None,
+                c.validity, c.dnskey_ttl, c.cds_ttl, self.dnskeyset, self.published is not None,
                 self.was_published, c.status == "unsigning")

@@ -344,3 +344,19 @@ async def test_trust_anchors_export_managed_formats_and_the_standby_key(cli: Cli
         owner, ttl, klass, rtype, rdata = line.split(None, 4)
         assert (owner, ttl, klass, rtype) == ("example.test.", "3600", "IN", "DNSKEY")
         assert dns.rdata.from_text("IN", "DNSKEY", rdata) == k.dnskey()
+async def test_sign_on_a_signed_zone_changes_only_the_options_given(cli: Cli) -> None:
+    """The options given change the zone's current settings; the others stay as they are
+    (the server applies the change: node.keymaster.settings_change)."""
+    await cli.run("zone", "sign", "example.test", "--nsec3", "--salt", "aabb", "--validity",
+                  "30d", "--refresh", "10d", "--dnskey-ttl", "600")
+    await cli.run("zone", "sign", "example.test", "--salt", "random:4")
+    c = sent(cli)["config"]
+    assert (c.nsec3, c.validity, c.refresh, c.dnskey_ttl) == (True, 30 * 86400, 10 * 86400, 600)
+    assert len(c.salt) == 8 and c.salt != "aabb" and c.algorithm == 13
+    await cli.run("zone", "sign", "example.test", "--nsec")
+    c = sent(cli)["config"]
+    assert not c.nsec3 and c.salt == "" and c.iterations == 0 and c.validity == 30 * 86400
+    await cli.run("zone", "sign", "example.test", "--algorithm", "ED25519")
+    assert sent(cli)["config"].algorithm == 15 and sent(cli)["config"].dnskey_ttl == 600
+    await cli.run("zone", "sign", "example.test", "--cds-ttl", "120")
+    assert sent(cli)["config"].cds_ttl == 120 and sent(cli)["config"].dnskey_ttl == 600
