@@ -51,6 +51,7 @@ stagger_min = 300.0            # first signing of a zone by a non-Key-Master wai
 stagger_max = 1800.0           #   uniformly between these (seconds)
 workers = 0                    # signing processes (0: one per core)
 expiry_warning = 172800.0      # warn (event 1525) when a served RRSIG expires within this (s)
+cds_poll_interval = 3600.0     # a parent's Key Master polls its children's CDS (0: never)
 [log]
 level = "INFO"
 [testing]                      # fault injection for the test suite only; never in production
@@ -149,6 +150,7 @@ class SigningSettings:
     # late, so this writable node lags behind the zone's current serial
     test_publish_delay: float = 0.0
     expiry_warning: float = 172800.0  # event 1525 when a served RRSIG expires within this
+    cds_poll_interval: float = 3600.0  # a parent's Key Master polls its children's CDS (0: off)
 
 
 @dataclass(frozen=True, slots=True)

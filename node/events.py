@@ -106,6 +106,10 @@ class Event(IntEnum):
     KEY_POLICY_CHANGED = 1625  # an operator set a key's rollover policy
     ROLLOVER_REQUESTED = 1626  # an operator asked for a rollover
     DS_SEEN = 1627  # an operator confirmed a KSK's DS at the parent
+    CDS_ACCEPTED = 1670  # a parent's Key Master changed a child's DS from its CDS/CDNSKEY
+    CDS_REFUSED = 1671  # a child's CDS/CDNSKEY failed RFC 7344/8078 acceptance (says why)
+    CDS_POLL_FAILED = 1672  # no server of a child answered the CDS poll
+    DS_SEEN_AT_PARENT = 1673  # the parent (in the cluster) holds a new KSK's DS: ds_seen set
     TSIG_KEY_ADDED = 1700
     TSIG_KEY_DELETED = 1701
     TASK_CRASHED = 1900

@@ -21,8 +21,9 @@ from node.clock import SYSTEM_CLOCK, Clock
 from node.dnssec import kek as kekmod
 from node.errors import EtcdUnavailable, FencedOut, NodeError, ValidationError
 from node.events import Event, emit
-from node.keymaster import duties
+from node.keymaster import duties, parent_ds
 from node.keymaster import rollover as roll
+from node.keymaster.cds_poll import CdsPoller
 from node.keymaster.decide import (
     Acquire,
     Handover,
@@ -68,7 +69,7 @@ class KeyMasterController:
     def __init__(self, *, node_id: str, writable: bool, etcd: EtcdClient, layout: KeyLayout,
                  repository: ZoneRepository, directory: NodeDirectory, session: Session,
                  kek: bytes | None, key_store: KeyStore | None, tick: float = 0.5,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+                 clock: Clock = SYSTEM_CLOCK, cds_poll_interval: float = 0.0) -> None:
         self._me = node_id
         self._writable = writable
         self._etcd = etcd
@@ -83,6 +84,7 @@ class KeyMasterController:
         self._tick = tick
         self._clock = clock
         self._zones: dict[Name, _ZoneRole] = {}
+        self._cds = CdsPoller(etcd, layout, repository, cds_poll_interval, clock=clock)
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -264,6 +266,9 @@ class KeyMasterController:
                     return
             if cfg.status == "signed" and state.keys and not z.missing:
                 await self._rollover(zone, z)
+            if cfg.status == "signed" and z.snap is not None and self._cds.due(zone):
+                await self._cds.poll(zone, z.snap, self._fence(zone, z),
+                                     await self._dir.list_nodes())
         except FencedOut as exc:
             self._stop_acting(zone, z, str(exc))
 
@@ -282,6 +287,8 @@ class KeyMasterController:
             z.timing = (z.snap.serial, roll.timing_for(z.state.config, z.snap))
             plan = await self._plan(zone, z, now)
         if plan.blocked and plan.at is not None and plan.at <= now:
+            if await parent_ds.mark_if_seen(etcd=self._etcd, layout=self._keys, repository=self._repo, zone=zone, state=z.state, step=plan, fence=self._fence(zone, z), clock=self._clock):  # noqa: E501
+                return  # the parent in the cluster holds the new DS: ds_seen recorded
             if plan.waiting_for != z.waiting:
                 z.waiting = plan.waiting_for
                 emit(Event.ROLLOVER_WAITING, zone=zone, next_step=plan.name,
