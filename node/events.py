@@ -110,6 +110,7 @@ class Event(IntEnum):
     CDS_REFUSED = 1671  # a child's CDS/CDNSKEY failed RFC 7344/8078 acceptance (says why)
     CDS_POLL_FAILED = 1672  # no server of a child answered the CDS poll
     DS_SEEN_AT_PARENT = 1673  # the parent (in the cluster) holds a new KSK's DS: ds_seen set
+    DOUBLE_DS_STARTED = 1674  # --new-keys without the KSK: a double-DS roll began (DS, deadline)
     TSIG_KEY_ADDED = 1700
     TSIG_KEY_DELETED = 1701
     TASK_CRASHED = 1900

@@ -29,8 +29,10 @@ from node.errors import ValidationError
 
 Role = Literal["ksk", "zsk", "csk"]
 ROLES: tuple[str, ...] = ("ksk", "zsk", "csk")
-STATES: tuple[str, ...] = ("published", "active", "retired", "revoked")
-PUBLISHED_STATES = STATES  # every state is in the DNSKEY RRset (revoked ones too, RFC 5011)
+STATES: tuple[str, ...] = ("published", "active", "retired", "revoked", "created")
+# in the DNSKEY RRset (revoked ones too, RFC 5011); a `created` key is not: a double-DS
+# rollover's new KSK, whose DS goes to the parent first (node.keymaster.double_ds)
+PUBLISHED_STATES: tuple[str, ...] = ("published", "active", "retired", "revoked")
 FLAG_ZONE = 0x0100
 FLAG_SEP = 0x0001
 FLAG_REVOKE = 0x0080

@@ -21,9 +21,8 @@ from node.clock import SYSTEM_CLOCK, Clock
 from node.dnssec import kek as kekmod
 from node.errors import EtcdUnavailable, FencedOut, NodeError, ValidationError
 from node.events import Event, emit
-from node.keymaster import duties, parent_ds
+from node.keymaster import duties
 from node.keymaster import rollover as roll
-from node.keymaster.cds_poll import CdsPoller
 from node.keymaster.decide import (
     Acquire,
     Handover,
@@ -35,6 +34,7 @@ from node.keymaster.decide import (
     decide,
 )
 from node.keymaster.keystore import KeyStore
+from node.keymaster.links import Links
 from node.keymaster.record import Intent, RoleRecord
 from node.keymaster.role import RoleStore
 from node.nodes.membership import NodeDirectory, NodeInfo
@@ -84,7 +84,8 @@ class KeyMasterController:
         self._tick = tick
         self._clock = clock
         self._zones: dict[Name, _ZoneRole] = {}
-        self._cds = CdsPoller(etcd, layout, repository, cds_poll_interval, clock=clock)
+        self._links = Links(etcd, layout, repository, directory, key_store, cds_poll_interval,
+                            clock=clock)
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -241,6 +242,9 @@ class KeyMasterController:
         cfg = state.config
         self._check_keys(zone, z)
         try:  # at most one fenced write per step
+            if await self._links.step(zone, state, z.snap, z.missing, self._fence(zone, z),
+                                      self._kek):
+                return  # parents and children: CDS poll, double-DS (node.keymaster.links)
             if cfg.status == "keygen" or cfg.new_keys:
                 retire = state.keys if cfg.new_keys else ()
                 await duties.generate_keys(
@@ -266,9 +270,6 @@ class KeyMasterController:
                     return
             if cfg.status == "signed" and state.keys and not z.missing:
                 await self._rollover(zone, z)
-            if cfg.status == "signed" and z.snap is not None and self._cds.due(zone):
-                await self._cds.poll(zone, z.snap, self._fence(zone, z),
-                                     await self._dir.list_nodes())
         except FencedOut as exc:
             self._stop_acting(zone, z, str(exc))
 
@@ -287,7 +288,7 @@ class KeyMasterController:
             z.timing = (z.snap.serial, roll.timing_for(z.state.config, z.snap))
             plan = await self._plan(zone, z, now)
         if plan.blocked and plan.at is not None and plan.at <= now:
-            if await parent_ds.mark_if_seen(etcd=self._etcd, layout=self._keys, repository=self._repo, zone=zone, state=z.state, step=plan, fence=self._fence(zone, z), clock=self._clock):  # noqa: E501
+            if await self._links.ds_seen(zone, z.state, plan, self._fence(zone, z)):
                 return  # the parent in the cluster holds the new DS: ds_seen recorded
             if plan.waiting_for != z.waiting:
                 z.waiting = plan.waiting_for
