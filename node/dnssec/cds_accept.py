@@ -11,8 +11,12 @@ The rules:
 * Validated against the current DS: the child's DNSKEY RRset must carry a valid
   RRSIG by a DNSKEY that a current DS points to, and the CDS and CDNSKEY
   RRsets must each carry a valid RRSIG by such a key ("a key that is
-  represented in both the current DNSKEY and DS RRsets", RFC 7344 §4.1). A
-  child with no DS (insecure) is not bootstrapped: nothing to validate against.
+  represented in both the current DNSKEY and DS RRsets", RFC 7344 §4.1). For a
+  child in the cluster (`chain=True`) a signature by any key of that validated
+  DNSKEY RRset is enough: a child whose KSK private key stays in one Key
+  Master's store has its CDS signed by its ZSK on every other node, and the
+  parent's Key Master shares the child's authenticated store. A child with no
+  DS (insecure) is not bootstrapped: nothing to validate against.
 * The delete form (`CDS 0 0 0 00`, `CDNSKEY 0 3 0 AA==`, RFC 8078 §4) removes
   the DS RRset, only when it is the whole RRset (mixed with keys: refused).
 * CDS and CDNSKEY, when both present, must name the same keys; the new DS set
@@ -121,7 +125,7 @@ def candidate(child: dns.name.Name, seen: Seen) -> tuple[tuple[dns.rdata.Rdata, 
 
 
 def accept(child: dns.name.Name, current_ds: tuple[dns.rdata.Rdata, ...] | list[dns.rdata.Rdata],
-           seen: Seen, now: float) -> Verdict:
+           seen: Seen, now: float, *, chain: bool = False) -> Verdict:
     """What the parent's DS RRset for `child` becomes (RFC 7344 §4.1, RFC 8078)."""
     if not seen.cds and not seen.cdnskey:
         return Verdict("none", reason="the child publishes no CDS/CDNSKEY")
@@ -135,11 +139,13 @@ def accept(child: dns.name.Name, current_ds: tuple[dns.rdata.Rdata, ...] | list[
     if not _valid(seen.dnskey, seen.dnskey_sigs, trusted, now):
         return Verdict("refuse", reason="the child's DNSKEY RRset is not signed by a key the "
                                         "current DS points to")
+    signers = dnskeys if chain else trusted
     for rrset, sigs, what in ((seen.cds, seen.cds_sigs, "CDS"),
                               (seen.cdnskey, seen.cdnskey_sigs, "CDNSKEY")):
-        if rrset is not None and not _valid(rrset, sigs, trusted, now):
+        if rrset is not None and not _valid(rrset, sigs, signers, now):
             return Verdict("refuse", reason=f"the {what} RRset is not signed by a key the "
-                                            "current DS points to")
+                                            "current DS points to" + (
+                                                " (or its DNSKEY RRset)" if chain else ""))
     signals = [*(seen.cds or ()), *(seen.cdnskey or ())]
     deletes = [rd for rd in signals if _is_delete(rd)]
     if deletes:
@@ -150,8 +156,8 @@ def accept(child: dns.name.Name, current_ds: tuple[dns.rdata.Rdata, ...] | list[
     if not want:
         return Verdict("refuse", reason=why)
     # the new DS set keeps the chain: one DS matches a key that signs the DNSKEY RRset
-    signers = [k for k in dnskeys if any(_matches(ds, child, k) for ds in want)]
-    if not _valid(seen.dnskey, seen.dnskey_sigs, signers, now):
+    keeps = [k for k in dnskeys if any(_matches(ds, child, k) for ds in want)]
+    if not _valid(seen.dnskey, seen.dnskey_sigs, keeps, now):
         return Verdict("refuse", reason="no DS of the new set matches a key that signs the "
                                         "DNSKEY RRset (it would break the delegation)")
     if set(want) == set(current_ds):

@@ -271,7 +271,7 @@ class DnssecAdmin:
             ))
         ds = []
         for k in keys:
-            if k.role in ("ksk", "csk") and k.state in ("active", "published"):
+            if k.role in ("ksk", "csk") and k.state in ("active", "published", "created"):
                 ds.extend(f"{zone} IN DS {ds_records(k, d).to_text()}"
                           for d in ("SHA256", "SHA384"))
         online = bool(role and any(n.id == role.node and n.alive for n in nodes))

@@ -149,10 +149,11 @@ class CdsPoller:
                 self._say(child, "unreachable", Event.CDS_POLL_FAILED, parent=zone,
                           addresses=[f"{h}:{p}" for h, p in addresses])
                 continue
-            changed += await self._judge(zone, child, seen, fence)
+            changed += await self._judge(zone, child, seen, fence, in_cluster)
         return changed
 
-    async def _judge(self, zone: Name, child: Name, seen: Seen, fence: Fence) -> int:
+    async def _judge(self, zone: Name, child: Name, seen: Seen, fence: Fence,
+                     in_cluster: bool) -> int:
         head_kv = await self.etcd.get(self.layout.head_key(zone))
         if head_kv is None:
             return 0
@@ -160,7 +161,7 @@ class CdsPoller:
         key = self.layout.rrset_key(zone, head.generation, child, T.DS)
         kv = await self.etcd.get(key)
         current = rrset_from_json(child, T.DS, kv.value) if kv is not None else None
-        verdict = accept(child, list(current or ()), seen, self.clock.time())
+        verdict = accept(child, list(current or ()), seen, self.clock.time(), chain=in_cluster)
         if verdict.action == "refuse":
             self._say(child, verdict.reason, Event.CDS_REFUSED, parent=zone,
                       reason=verdict.reason)

@@ -135,3 +135,14 @@ def test_sha384_cds_is_taken_sha1_ignored() -> None:
     b = Seen(a.dnskey, a.dnskey_sigs, cds, sigs(cds, ["old"]))
     v = accept(CHILD, [ds("old")], b, NOW)
     assert v.action == "replace" and list(v.ds) == [ds("new", "SHA384")], v
+
+
+def test_a_child_in_the_cluster_may_sign_its_cds_with_its_zsk() -> None:
+    """A KSK kept in one Key Master's store: the other nodes sign CDS with the ZSK."""
+    a = seen(ROLL, ["old", "new"], ["new"], ["zsk"])
+    assert accept(CHILD, [ds("old")], a, NOW).action == "refuse"
+    v = accept(CHILD, [ds("old")], a, NOW, chain=True)
+    assert v.action == "replace" and set(v.ds) == {ds("new")}, v
+    # the DNSKEY RRset itself is still validated by the current DS
+    b = seen(ROLL, ["new"], ["new"], ["zsk"])
+    assert accept(CHILD, [ds("old")], b, NOW, chain=True).action == "refuse"
