@@ -58,6 +58,7 @@ level = "INFO"
 fail_secrets_reads = 0         # the first N reads of private keys fail (permission denied)
 fail_status_writes = 0         # the first N signing-status writes fail (etcd unavailable)
 fail_signing_file = ""         # while this file exists, every signing pass fails
+cds_glue_port = 0              # children outside the cluster are polled at this port (0: 53)
 reload_pause = 0.0             # seconds a generation reload waits before its read
 shutdown_pause = 0.0           # seconds a stopping node lingers after its lease revoke
 clock_offset = 0.0             # the node's wall clock runs this many seconds off
@@ -169,6 +170,7 @@ class TestingSettings:
     fail_secrets_reads: int = 0  # the first N reads of private keys fail
     fail_status_writes: int = 0  # the first N signing-status writes fail
     fail_signing_file: str = ""  # every signing pass fails while this file exists
+    cds_glue_port: int = 0  # children outside the cluster are polled at this port, not 53
 
 
 @dataclass(frozen=True, slots=True)

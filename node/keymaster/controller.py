@@ -69,7 +69,7 @@ class KeyMasterController:
     def __init__(self, *, node_id: str, writable: bool, etcd: EtcdClient, layout: KeyLayout,
                  repository: ZoneRepository, directory: NodeDirectory, session: Session,
                  kek: bytes | None, key_store: KeyStore | None, tick: float = 0.5,
-                 clock: Clock = SYSTEM_CLOCK, cds_poll_interval: float = 0.0) -> None:
+                 clock: Clock = SYSTEM_CLOCK, cds_poll: tuple[float, int] = (0.0, 53)) -> None:
         self._me = node_id
         self._writable = writable
         self._etcd = etcd
@@ -84,8 +84,8 @@ class KeyMasterController:
         self._tick = tick
         self._clock = clock
         self._zones: dict[Name, _ZoneRole] = {}
-        self._links = Links(etcd, layout, repository, directory, key_store, cds_poll_interval,
-                            clock=clock)
+        self._links = Links(etcd, layout, repository, directory, key_store, *cds_poll,
+                            clock=clock)  # cds_poll: (interval, glue port)
         self._wake = asyncio.Event()
         self._stopping = False
 

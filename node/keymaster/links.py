@@ -39,12 +39,14 @@ class Links:
     directory: NodeDirectory
     key_store: KeyStore | None
     cds_poll_interval: float
+    glue_port: int = 53  # test-only other value (testing.cds_glue_port)
     clock: Clock = SYSTEM_CLOCK
     poller: CdsPoller | None = None
 
     def __post_init__(self) -> None:
         self.poller = CdsPoller(self.etcd, self.layout, self.repository,
-                                self.cds_poll_interval, clock=self.clock)
+                                self.cds_poll_interval, clock=self.clock,
+                                glue_port=self.glue_port)
 
     async def step(self, zone: Name, state: DnssecState, snap: ZoneSnapshot | None,
                    missing: tuple[str, ...], fence: Fence, kek: bytes) -> bool:
