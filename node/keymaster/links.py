@@ -5,23 +5,29 @@ As a parent, it polls its children's CDS/CDNSKEY and keeps their DS current
 (node.keymaster.parent_ds) and runs `--new-keys` as a double-DS rollover when its KSK is
 unreachable (node.keymaster.double_ds). Each step is at most one fenced write; the
 controller (node.keymaster.controller) calls `step` once per tick of a zone it holds, and
-`ds_seen` while a KSK roll waits for the parent.
+`ds_seen` while a KSK roll waits for the parent. A CDS poll runs as a task of its own
+(its writes fenced like any other), so a child's servers that do not answer never hold up
+the Key Master's other duties.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import logging
+from dataclasses import dataclass, field
 
 import dns.name
 
 from node.clock import SYSTEM_CLOCK, Clock
 from node.dnssec.rollover import Plan
+from node.errors import FencedOut, NodeError
+from node.events import Event, emit
 from node.keymaster import double_ds, parent_ds
 from node.keymaster import rollover as roll
 from node.keymaster.cds_poll import CdsPoller
 from node.keymaster.duties import Fence
 from node.keymaster.keystore import KeyStore
-from node.nodes.membership import NodeDirectory
+from node.nodes.membership import NodeDirectory, NodeInfo
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.zones.dnssec import DnssecState
@@ -29,6 +35,7 @@ from node.zones.model import ZoneSnapshot
 from node.zones.repository import ZoneRepository
 
 Name = dns.name.Name
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -42,6 +49,7 @@ class Links:
     glue_port: int = 53  # test-only other value (testing.cds_glue_port)
     clock: Clock = SYSTEM_CLOCK
     poller: CdsPoller | None = None
+    _polls: dict[Name, asyncio.Task[None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.poller = CdsPoller(self.etcd, self.layout, self.repository,
@@ -66,10 +74,24 @@ class Links:
                     key_store=self.key_store, clock=self.clock):
                 return True
         assert self.poller is not None
-        if self.poller.due(zone):
-            return bool(await self.poller.poll(zone, snap, fence,
-                                               await self.directory.list_nodes()))
+        running = self._polls.get(zone)
+        if self.poller.due(zone) and (running is None or running.done()):
+            nodes = await self.directory.list_nodes()
+            self._polls[zone] = asyncio.create_task(self._poll(zone, snap, fence, nodes))
         return False
+
+    async def _poll(self, zone: Name, snap: ZoneSnapshot, fence: Fence,
+                    nodes: list[NodeInfo]) -> None:
+        assert self.poller is not None
+        try:
+            await self.poller.poll(zone, snap, fence, nodes)
+        except FencedOut as exc:  # the role moved on: the next holder polls
+            log.info("CDS poll of %s's children stopped: %s", zone, exc)
+        except NodeError as exc:
+            log.warning("CDS poll of %s's children: %s", zone, exc)
+        except Exception:
+            emit(Event.TASK_CRASHED, level=logging.ERROR, task="cds-poll", zone=zone)
+            log.exception("CDS poll of %s's children failed", zone)
 
     async def ds_seen(self, zone: Name, state: DnssecState, plan: Plan, fence: Fence) -> bool:
         """A KSK roll waits for its DS: record `ds_seen` if an in-cluster parent holds it."""
