@@ -56,12 +56,14 @@ stagger_min = 300.0            # first signing of a zone by a non-Key-Master wai
 stagger_max = 1800.0           #   uniformly between these (seconds)
 workers = 0                    # signing processes (0: one per core)
 expiry_warning = 172800.0      # warn (event 1525) when a served RRSIG expires within this (s)
+cds_poll_interval = 3600.0     # a parent's Key Master polls its children's CDS (0: never)
 [log]
 level = "INFO"
 [testing]                      # fault injection for the test suite only; never in production
 fail_secrets_reads = 0         # the first N reads of private keys fail (permission denied)
 fail_status_writes = 0         # the first N signing-status writes fail (etcd unavailable)
 fail_signing_file = ""         # while this file exists, every signing pass fails
+cds_glue_port = 0              # children outside the cluster are polled at this port (0: 53)
 reload_pause = 0.0             # seconds a generation reload waits before its read
 shutdown_pause = 0.0           # seconds a stopping node lingers after its lease revoke
 clock_offset = 0.0             # the node's wall clock runs this many seconds off
@@ -164,6 +166,7 @@ class SigningSettings:
     # late, so this writable node lags behind the zone's current serial
     test_publish_delay: float = 0.0
     expiry_warning: float = 172800.0  # event 1525 when a served RRSIG expires within this
+    cds_poll_interval: float = 3600.0  # a parent's Key Master polls its children's CDS (0: off)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +186,7 @@ class TestingSettings:
     fail_status_writes: int = 0  # the first N signing-status writes fail
     fail_signing_file: str = ""  # every signing pass fails while this file exists
     worker_identity: bool = False  # serving workers answer id.server. CH TXT with "pid N"
+    cds_glue_port: int = 0  # children outside the cluster are polled at this port, not 53
 
 
 @dataclass(frozen=True, slots=True)

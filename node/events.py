@@ -112,6 +112,11 @@ class Event(IntEnum):
     ALGORITHM_ROLL_STEP = 1650  # an algorithm rollover step was performed (node.dnssec.algroll)
     DNSSEC_SETTINGS_CHANGED = 1651  # `zone sign` changed a signed zone's settings
     NEW_KEYS_ROLLOVER = 1652  # `zone sign --new-keys` started a KSK and ZSK rollover at once
+    CDS_ACCEPTED = 1670  # a parent's Key Master changed a child's DS from its CDS/CDNSKEY
+    CDS_REFUSED = 1671  # a child's CDS/CDNSKEY failed RFC 7344/8078 acceptance (says why)
+    CDS_POLL_FAILED = 1672  # no server of a child answered the CDS poll
+    DS_SEEN_AT_PARENT = 1673  # the parent (in the cluster) holds a new KSK's DS: ds_seen set
+    DOUBLE_DS_STARTED = 1674  # --new-keys without the KSK: a double-DS roll began (DS, deadline)
     TSIG_KEY_ADDED = 1700
     TSIG_KEY_DELETED = 1701
     FILE_ZONE_LOADED = 1710  # the owner loaded a file-backed zone (from the file or .signed)

@@ -32,8 +32,9 @@ def ds_records(key: DnssecKey, digest: str = "SHA256") -> dns.rdata.Rdata:
 
 
 def sep_keys(keys: Sequence[DnssecKey]) -> list[DnssecKey]:
-    """The keys a parent should point at: active KSK/CSK, by tag."""
-    return sorted((k for k in keys if k.is_sep and k.state == "active"),
+    """The keys a parent should point at: active KSK/CSK, and a double-DS rollover's new KSK
+    (`created`: its DS goes to the parent before its DNSKEY is published), by tag."""
+    return sorted((k for k in keys if k.is_sep and k.state in ("active", "created")),
                   key=lambda k: (k.tag, k.key_id))
 
 

@@ -30,8 +30,9 @@ from node.errors import ValidationError
 Role = Literal["ksk", "zsk", "csk"]
 ROLES: tuple[str, ...] = ("ksk", "zsk", "csk")
 STATES: tuple[str, ...] = ("published", "active", "retired", "revoked", "presigning",
-                           "withdrawn")
-# in the DNSKEY RRset (revoked ones too, RFC 5011)
+                           "withdrawn", "created")
+# in the DNSKEY RRset (revoked ones too, RFC 5011); a `created` key is not: a double-DS
+# rollover's new KSK, whose DS goes to the parent first (node.keymaster.double_ds)
 PUBLISHED_STATES: tuple[str, ...] = ("published", "active", "retired", "revoked")
 # An algorithm rollover (RFC 6781 4.1.4, node.dnssec.algroll): keys that sign every RRset
 # while their DNSKEY is not in the RRset, before it is published (presigning) and after

@@ -154,7 +154,8 @@ def cds_keys(keys: tuple[DnssecKey, ...] | list[DnssecKey]) -> list[DnssecKey]:
     """The KSKs CDS/CDNSKEY name: active and ready, not already replaced by a ready one."""
     ksks = [k for k in keys if k.role in ("ksk", "csk") and k.state == "active" and is_ready(k)]
     replaced = {k.predecessor for k in ksks}
-    return [k for k in ksks if k.key_id not in replaced]
+    double_ds = [k for k in keys if k.role in ("ksk", "csk") and k.state == "created"]
+    return [k for k in ksks if k.key_id not in replaced] + double_ds
 
 
 def plan(obs: RollObservation, now: float) -> Plan:

@@ -20,7 +20,7 @@ from node.clock import SYSTEM_CLOCK, Clock
 from node.dnssec.ds import ds_records
 from node.dnssec.keys import DnssecKey
 from node.errors import Conflict, NotFound, Refused, ValidationError
-from node.keymaster import keyops
+from node.keymaster import double_ds, keyops
 from node.keymaster import settings_change as settings
 from node.keymaster.record import RoleRecord
 from node.nodes.membership import NodeDirectory, NodeInfo
@@ -156,9 +156,13 @@ class DnssecAdmin:
             raise ValidationError(f"--new-keys: zone {zone} is not signed yet")
         role_kv = await self._etcd.get(self._keys.keymaster_key(zone))
         role = RoleRecord.from_json(role_kv.value) if role_kv else None
+        double_ds_notes: list[str] = []
         if new_keys and current is not None:
             config = current
             keymaster = keymaster or (role.node if role else self._me)
+            double_ds_notes = await double_ds.precheck(  # refuses where no valid path exists
+                etcd=self._etcd, layout=self._keys, repository=self._repo, zone=zone,
+                config=current, clock=self._clock)
         keymaster = keymaster or self._me
         nodes = await self._nodes.list_nodes()
         target = await self._node(keymaster, nodes)
@@ -177,8 +181,9 @@ class DnssecAdmin:
         self._check_zsk_reachable(config, keymaster, nodes)
         soa = snap.soa()
         max_ttl = max(r.ttl for r in snap.rrsets())
-        warnings = check_config(config, soa_expire=soa[0].expire, max_ttl=max_ttl,
-                                stagger_max=self._stagger_max, force=force)
+        warnings = double_ds_notes + check_config(config, soa_expire=soa[0].expire,
+                                                  max_ttl=max_ttl,
+                                                  stagger_max=self._stagger_max, force=force)
         stamp = self._clock.now().replace(microsecond=0).isoformat()
         pending = config.with_(status="keygen", keymaster=keymaster, requested_by=self._me,
                                new_keys=new_keys)
@@ -345,7 +350,7 @@ class DnssecAdmin:
             ))
         ds = []
         for k in keys:
-            if k.role in ("ksk", "csk") and k.state in ("active", "published"):
+            if k.role in ("ksk", "csk") and k.state in ("active", "published", "created"):
                 ds.extend(f"{zone} IN DS {ds_records(k, d).to_text()}"
                           for d in ("SHA256", "SHA384"))
         online = bool(role and any(n.id == role.node and n.alive for n in nodes))

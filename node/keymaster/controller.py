@@ -34,6 +34,7 @@ from node.keymaster.decide import (
     decide,
 )
 from node.keymaster.keystore import KeyStore
+from node.keymaster.links import Links
 from node.keymaster.record import Intent, RoleRecord
 from node.keymaster.role import RoleStore
 from node.nodes.membership import NodeDirectory, NodeInfo
@@ -68,7 +69,7 @@ class KeyMasterController:
     def __init__(self, *, node_id: str, writable: bool, etcd: EtcdClient, layout: KeyLayout,
                  repository: ZoneRepository, directory: NodeDirectory, session: Session,
                  kek: bytes | None, key_store: KeyStore | None, tick: float = 0.5,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+                 clock: Clock = SYSTEM_CLOCK, cds_poll: tuple[float, int] = (0.0, 53)) -> None:
         self._me = node_id
         self._writable = writable
         self._etcd = etcd
@@ -83,6 +84,8 @@ class KeyMasterController:
         self._tick = tick
         self._clock = clock
         self._zones: dict[Name, _ZoneRole] = {}
+        self._links = Links(etcd, layout, repository, directory, key_store, *cds_poll,
+                            clock=clock)  # cds_poll: (interval, glue port)
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -239,6 +242,9 @@ class KeyMasterController:
         cfg = state.config
         self._check_keys(zone, z)
         try:  # at most one fenced write per step
+            if await self._links.step(zone, state, z.snap, z.missing, self._fence(zone, z),
+                                      self._kek):
+                return  # parents and children: CDS poll, double-DS (node.keymaster.links)
             if cfg.status == "keygen" or cfg.new_keys:
                 retire = state.keys if cfg.new_keys else ()
                 await duties.generate_keys(
@@ -282,6 +288,8 @@ class KeyMasterController:
             z.timing = (z.snap.serial, roll.timing_for(z.state.config, z.snap))
             plan = await self._plan(zone, z, now)
         if plan.blocked and plan.at is not None and plan.at <= now:
+            if await self._links.ds_seen(zone, z.state, plan, self._fence(zone, z)):
+                return  # the parent in the cluster holds the new DS: ds_seen recorded
             if plan.waiting_for != z.waiting:
                 z.waiting = plan.waiting_for
                 emit(Event.ROLLOVER_WAITING, zone=zone, next_step=plan.name,

@@ -20,6 +20,7 @@ from node.dnssec.lifecycle import KeyPolicy, stamp
 from node.dnssec.rollover import Plan
 from node.errors import Conflict, NotFound, ValidationError
 from node.events import Event, emit
+from node.keymaster import double_ds
 from node.keymaster import rollover as roll
 from node.nodes.membership import NodeDirectory
 from node.store.client import EtcdClient
@@ -113,9 +114,10 @@ async def confirm_ds_seen(*, etcd: EtcdClient, layout: KeyLayout, repository: Zo
                           zone: Name, key_id: str, clock: Clock) -> DnssecKey:
     keys = await _keys(etcd, layout, zone)
     key, rev = _pick(keys, zone, key_id, "")
-    if key.role not in ("ksk", "csk") or key.state != "active":
+    if key.role not in ("ksk", "csk") or key.state not in ("active", "created"):
         raise Conflict(f"key {key.key_id} is a {key.state} {key.role.upper()}; only an "
-                       "active KSK or CSK has a DS at the parent")
+                       "active KSK or CSK (or a double-DS rollover's new KSK) has a DS at "
+                       "the parent")
     key = replace(key, ds_seen=clock.time())
     await _write(repository, layout, zone, key, rev)
     emit(Event.DS_SEEN, zone=zone, key=f"{key.role}:{key.tag}", key_id=key.key_id)
@@ -140,7 +142,11 @@ async def status_plan(*, etcd: EtcdClient, layout: KeyLayout, repository: ZoneRe
     if config.status != "signed" or not keys:
         return "", "", ""
     snap = await repository.snapshot(zone)
-    state = DnssecState(config=config, keys=keys)
+    raw = await etcd.get(layout.dnskeyset_key(zone))
+    state = DnssecState(config=config, keys=keys, dnskeyset=raw.value if raw else b"")
+    dd = double_ds.status(state, roll.timing_for(config, snap))
+    if dd is not None:  # a double-DS rollover (--new-keys without the KSK) under way
+        return dd[0], stamp(dd[1]), dd[2]
     p = await roll.observe(etcd=etcd, layout=layout, directory=directory, zone=zone,
                            state=state, timing=roll.timing_for(config, snap), now=clock.time())
     return describe(p, keys), stamp(p.at), p.waiting_for

@@ -123,12 +123,15 @@ class DnssecState:
 
     @property
     def keyset_id(self) -> str:
-        """A stable name of the key set in use: sorted key ids and states."""
-        return ",".join(sorted(f"{k.key_id}:{k.state}" for k in self.keys))
+        """A stable name of the key set in use: sorted key ids and states (a `created` key is
+        not in use: the DNSKEY RRset and its signatures stay the same when one is made)."""
+        return ",".join(sorted(f"{k.key_id}:{k.state}" for k in self.keys
+                               if k.state != "created"))
 
     def signing_identity(self) -> tuple[object, ...]:
         """What, when it changes, requires a full re-sign."""
         c = self.config
         return (self.keyset_id, c.algorithm, c.nsec3, c.iterations, c.salt, c.opt_out,
                 c.validity, c.dnskey_ttl, c.cds_ttl, self.dnskeyset, self.published is not None,
-                self.was_published, c.status == "unsigning")
+                self.was_published, c.status == "unsigning",
+                tuple(sorted(k.key_id for k in self.keys if k.state == "created")))

@@ -213,8 +213,12 @@ def test_unreplicated_ksk_needs_consent_then_transfer_back(cluster: Cluster,
 
 def test_new_keys_after_seize_validate_under_new_anchor(cluster: Cluster, tmp_path: Path) -> None:
     c = cluster
+    """The KSK is unreachable: --new-keys is a double-DS rollover (issue #11 part 5). The
+    parent is outside the cluster: `zone dnssec` names the DS to hand over and the deadline,
+    the operator confirms it with `zone ds-seen`, and the new KSK is swapped in."""
     zone = "rekey.test."
-    signed_zone(c, zone, "--no-replicate-ksk-private-key", "--failover", "manual")
+    signed_zone(c, zone, "--no-replicate-ksk-private-key", "--failover", "manual",
+                "--parent-ds-ttl", "1s", "--parent-propagation-delay", "1s")
     n1, n2, _ = c.nodes
     old = key_tags(c, zone, n2)
     n1.kill()
@@ -222,8 +226,16 @@ def test_new_keys_after_seize_validate_under_new_anchor(cluster: Cluster, tmp_pa
     code, out = ctl(n2, "seize-keymaster", zone, "--to", "n2", "--accept-missing-keys")
     assert code == 0, out
     code, out = ctl(n2, "zone", "sign", zone, "--new-keys")
+    assert code == 0 and any("double-DS" in w for w in out["warnings"]), out
+    st = ctl(n2, "zone", "dnssec", zone)[1]
+    (new,) = [k for k in st["keys"] if k["state"] == "created"]
+    assert new["key_id"] in st["waiting_for"] and "must be done before" in st["waiting_for"]
+    assert f"DS {new['tag']} " in st["waiting_for"], st  # the DS to hand over
+    code, out = ctl(n2, "zone", "ds-seen", zone, new["key_id"])
     assert code == 0, out
-    wait_until(lambda: key_tags(c, zone, n2).isdisjoint(old), 30, interval=0.3)
+    wait_until(lambda: new["tag"] in key_tags(c, zone, n2) and not any(
+        k["role"] == "ksk" and k["tag"] in old for k in ctl(n2, "zone", "dnssec", zone)[1]
+        ["keys"]), 30, interval=0.3, message="the new KSK swapped in")
     wait_until(lambda: ctl(n2, "zone", "dnssec", zone)[1].get("published"), 30, interval=0.3)
     anchors = [line.split(" DNSKEY ", 1)[1] for line in
                n2.ctl("trust-anchors", "export", zone, "--format", "dnskey").stdout.splitlines()
