@@ -10,7 +10,8 @@ handshake itself must finish within the idle timeout). Its queries reach the
 Owns binding (IPv4 and IPv6, port 0 allowed: UDP binds first and TCP takes
 the same port), the asyncio protocols, TCP framing (2-octet length, several
 pipelined queries per connection answered in order), the TCP idle timeout
-(a connection still sending a transfer is not idle), the cap on concurrent
+(a connection with an answer pending or a transfer being sent is not idle: the
+clock starts when its last answer was sent), the cap on concurrent
 TCP connections (excess connections are closed at once and counted in
 `dnscluster_dns_tcp_refused_total`; at start the process's soft open-files
 limit is raised to hold the cap plus `FD_RESERVE`, and where the hard limit
@@ -314,8 +315,10 @@ class _TcpProtocol(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         left = self.last + self.server.tcp_idle_timeout - loop.time()
         transport = self.transport
-        if left <= 0 and transport is not None and transport.get_write_buffer_size():
-            # still sending (a large transfer to a slow reader): not idle
+        if left <= 0 and (self.stream is not None or (
+                transport is not None and transport.get_write_buffer_size())):
+            # an answer pending (UPDATE), a transfer being streamed or still being sent
+            # to a slow reader: not idle; the clock restarts when the last answer is sent
             self.last = loop.time()
             left = self.server.tcp_idle_timeout
         if left <= 0:
@@ -390,6 +393,7 @@ class _TcpProtocol(asyncio.Protocol):
             return
         finally:
             self.stream = None
+            self.last = asyncio.get_running_loop().time()  # idle from the last message on
         self._process()
 
     async def _later(self, answer: asyncio.Future[bytes | None]) -> None:
@@ -403,6 +407,7 @@ class _TcpProtocol(asyncio.Protocol):
             self.server.log_error("tcp-later")
         finally:
             self.stream = None
+            self.last = asyncio.get_running_loop().time()  # idle from the answer on
         self._process()
 
     def pause_writing(self) -> None:
