@@ -21,7 +21,9 @@ message by message from a task, so a large AXFR never blocks the loop), `reuse_p
 so several processes may share a port), and latency measurement around each
 message (sampled 1 in 16 over UDP). UDP uses batched recvmmsg/sendmmsg
 (`mmsg.py`) where the platform has them (`udp_batch=None`, the default), else
-the loop's datagram transport. All DNS decisions are the `Responder`'s.
+the loop's datagram transport; a wildcard bind (`0.0.0.0`, `::`) always uses
+`pktinfo.py` (recvmsg/sendmsg with IP_PKTINFO) so each answer leaves from the
+address the client asked. All DNS decisions are the `Responder`'s.
 Serving workers (`node.serving`) give a TCP connection whose message their
 responder answers with `HANDOFF` to `handoff`; the control process `adopt`s it.
 """
@@ -38,7 +40,7 @@ from time import perf_counter_ns
 from typing import Any
 
 from node.events import Event, emit
-from node.server import mmsg
+from node.server import mmsg, pktinfo
 from node.server.openfiles import fit_open_files
 from node.server.responder import OpcodeHook, Responder, Response, send_later
 from node.server.stats import DnsStats
@@ -88,7 +90,7 @@ class DnsServer:
         self.max_tcp_connections = max_tcp_connections
         self.tcp_connections: set[_TcpProtocol] = set()
         self._udp: list[asyncio.DatagramTransport] = []
-        self._batched: list[mmsg.BatchedUdp] = []
+        self._batched: list[mmsg.BatchedUdp | pktinfo.WildcardUdp] = []
         self._tcp: list[asyncio.Server] = []
         self.addresses: list[tuple[str, int]] = []
         self.tls_listen = tuple(tls_listen) if tls is not None else ()
@@ -139,6 +141,9 @@ class DnsServer:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 if family == socket.AF_INET6:  # like asyncio's TCP sockets: "::" is IPv6 only
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                wildcard = pktinfo.is_wildcard(host)
+                if wildcard:  # answers must leave from the address asked (pktinfo.py)
+                    pktinfo.enable(sock)
                 sock.bind((host, port))
             except OSError:
                 sock.close()
@@ -160,7 +165,11 @@ class DnsServer:
                     continue  # the TCP side of a random UDP port was taken: try another
                 raise
             self._tcp.append(server)
-            if self.udp_batch:
+            if wildcard:
+                wild = pktinfo.WildcardUdp(sock, self.responder, self.stats, self.log_error)
+                loop.add_reader(sock.fileno(), wild.on_readable)
+                self._batched.append(wild)
+            elif self.udp_batch:
                 batched = mmsg.BatchedUdp(
                     sock, self.responder, self.stats, self.log_error, self.max_udp_payload
                 )
