@@ -111,6 +111,11 @@ class WildcardUdp:
     def _send(self, msg: bytes, anc: list[tuple[int, int, bytes]], addr: tuple) -> None:
         try:
             self.sock.sendmsg([msg], anc, 0, addr)
-        except OSError as exc:  # full buffer (EAGAIN) or unreachable: UDP clients retry
+        except BlockingIOError:  # full buffer: dropped, UDP clients retry
+            self.dropped_sends += 1
+        except OSError as exc:  # unreachable, or a destination that is no source (broadcast)
+            if anc:
+                self._send(msg, [], addr)  # the kernel's choice of source, as without pktinfo
+                return
             self.dropped_sends += 1
             log.debug("UDP send to %s failed: %s", addr, exc)
