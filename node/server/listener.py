@@ -10,7 +10,8 @@ handshake itself must finish within the idle timeout). Its queries reach the
 Owns binding (IPv4 and IPv6, port 0 allowed: UDP binds first and TCP takes
 the same port), the asyncio protocols, TCP framing (2-octet length, several
 pipelined queries per connection answered in order), the TCP idle timeout
-(a connection still sending a transfer is not idle), the cap on concurrent
+(a connection with an answer pending or a transfer being sent is not idle: the
+clock starts when its last answer was sent), the cap on concurrent
 TCP connections (excess connections are closed at once and counted in
 `dnscluster_dns_tcp_refused_total`; at start the process's soft open-files
 limit is raised to hold the cap plus `FD_RESERVE`, and where the hard limit
@@ -20,7 +21,9 @@ message by message from a task, so a large AXFR never blocks the loop), `reuse_p
 so several processes may share a port), and latency measurement around each
 message (sampled 1 in 16 over UDP). UDP uses batched recvmmsg/sendmmsg
 (`mmsg.py`) where the platform has them (`udp_batch=None`, the default), else
-the loop's datagram transport. All DNS decisions are the `Responder`'s.
+the loop's datagram transport; a wildcard bind (`0.0.0.0`, `::`) always uses
+`pktinfo.py` (recvmsg/sendmsg with IP_PKTINFO) so each answer leaves from the
+address the client asked. All DNS decisions are the `Responder`'s.
 Serving workers (`node.serving`) give a TCP connection whose message their
 responder answers with `HANDOFF` to `handoff`; the control process `adopt`s it.
 """
@@ -37,7 +40,7 @@ from time import perf_counter_ns
 from typing import Any
 
 from node.events import Event, emit
-from node.server import mmsg
+from node.server import mmsg, pktinfo
 from node.server.openfiles import fit_open_files
 from node.server.responder import OpcodeHook, Responder, Response, send_later
 from node.server.stats import DnsStats
@@ -87,7 +90,7 @@ class DnsServer:
         self.max_tcp_connections = max_tcp_connections
         self.tcp_connections: set[_TcpProtocol] = set()
         self._udp: list[asyncio.DatagramTransport] = []
-        self._batched: list[mmsg.BatchedUdp] = []
+        self._batched: list[mmsg.BatchedUdp | pktinfo.WildcardUdp] = []
         self._tcp: list[asyncio.Server] = []
         self.addresses: list[tuple[str, int]] = []
         self.tls_listen = tuple(tls_listen) if tls is not None else ()
@@ -138,6 +141,9 @@ class DnsServer:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 if family == socket.AF_INET6:  # like asyncio's TCP sockets: "::" is IPv6 only
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                wildcard = pktinfo.is_wildcard(host)
+                if wildcard:  # answers must leave from the address asked (pktinfo.py)
+                    pktinfo.enable(sock)
                 sock.bind((host, port))
             except OSError:
                 sock.close()
@@ -159,7 +165,11 @@ class DnsServer:
                     continue  # the TCP side of a random UDP port was taken: try another
                 raise
             self._tcp.append(server)
-            if self.udp_batch:
+            if wildcard:
+                wild = pktinfo.WildcardUdp(sock, self.responder, self.stats, self.log_error)
+                loop.add_reader(sock.fileno(), wild.on_readable)
+                self._batched.append(wild)
+            elif self.udp_batch:
                 batched = mmsg.BatchedUdp(
                     sock, self.responder, self.stats, self.log_error, self.max_udp_payload
                 )
@@ -314,8 +324,10 @@ class _TcpProtocol(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         left = self.last + self.server.tcp_idle_timeout - loop.time()
         transport = self.transport
-        if left <= 0 and transport is not None and transport.get_write_buffer_size():
-            # still sending (a large transfer to a slow reader): not idle
+        if left <= 0 and (self.stream is not None or (
+                transport is not None and transport.get_write_buffer_size())):
+            # an answer pending (UPDATE), a transfer being streamed or still being sent
+            # to a slow reader: not idle; the clock restarts when the last answer is sent
             self.last = loop.time()
             left = self.server.tcp_idle_timeout
         if left <= 0:
@@ -390,6 +402,7 @@ class _TcpProtocol(asyncio.Protocol):
             return
         finally:
             self.stream = None
+            self.last = asyncio.get_running_loop().time()  # idle from the last message on
         self._process()
 
     async def _later(self, answer: asyncio.Future[bytes | None]) -> None:
@@ -403,6 +416,7 @@ class _TcpProtocol(asyncio.Protocol):
             self.server.log_error("tcp-later")
         finally:
             self.stream = None
+            self.last = asyncio.get_running_loop().time()  # idle from the answer on
         self._process()
 
     def pause_writing(self) -> None:

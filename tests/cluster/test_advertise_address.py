@@ -40,9 +40,9 @@ from tests.support.wait import wait_until
 IN_NETNS = "DNSCLUSTER_TEST_IN_NETNS"  # set by the outer test inside the private namespace
 ZONE = "advertised.test."
 W_HOST, RO_HOST = "127.0.0.2", "127.0.0.3"  # API and metrics; DNS: w1 on the wildcard
-# w1's advertised DNS address. Not W_HOST: a wildcard UDP socket answers from the address
-# the kernel picks (127.0.0.1 here), not the one asked (no IP_PKTINFO; see the xfail below)
-W_ADVERTISE = "127.0.0.1"
+# w1's advertised DNS address: not 127.0.0.1, the address the kernel would pick as the
+# source of a wildcard socket's answers, so answers must come from the address asked
+W_ADVERTISE = W_HOST
 
 
 def _can_unshare() -> bool:
@@ -156,12 +156,10 @@ def test_inner_readonly_node_transfers_from_the_advertised_address(
 
 
 @inner
-@pytest.mark.xfail(strict=True, raises=dns.query.UnexpectedSource,
-                   reason="finding: a wildcard UDP listener answers from the kernel's choice of "
-                          "source address, not the address asked (needs IP_PKTINFO); harmless "
-                          "with one address per pod, wrong on a host with several")
 def test_inner_a_wildcard_udp_listener_answers_from_the_address_asked(
         wildcard_cluster: tuple[EtcdProcess, NodeProcess, NodeProcess]) -> None:
+    """dnspython rejects an answer from another address than the one asked (node/server/pktinfo)."""
     _, w, _ = wildcard_cluster
     q = dns.message.make_query(ZONE, "SOA")
-    dns.query.udp(q, W_HOST, port=w.dns_port, timeout=5)
+    for host in (W_HOST, RO_HOST, "127.0.0.1"):
+        assert dns.query.udp(q, host, port=w.dns_port, timeout=5).id == q.id
