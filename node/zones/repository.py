@@ -11,7 +11,8 @@ Bulk changes (create with content, import) cannot be one transaction (etcd
 caps a txn at 128 operations and 1.5 MiB). They write a new *generation*
 of the zone in batches, invisible to replicas, then activate it with one
 transaction that flips `head.generation` and bumps the serial; the old
-generation is deleted afterwards.
+generation is deleted afterwards. Master-file text is parsed in the node's
+worker pool (`node/work/zoneparse.py`), never on the loop's interpreter.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import Executor
 
 import dns.exception
 import dns.name
@@ -33,16 +35,15 @@ import dns.zone
 from node.clock import SYSTEM_CLOCK, Clock
 from node.errors import Conflict, NotFound, Refused, ValidationError
 from node.store.client import EtcdClient
-from node.store.keys import KeyLayout
+from node.store.keys import KeyLayout, name_component
 from node.store.txn import Compare, Op
+from node.work.zoneparse import ParsedZone, parse_for_store
 from node.zones.model import (
     ZONE_KIND_SECONDARY,
     ZoneConfig,
     ZoneHead,
-    ZoneSnapshot,
     parse_primary,
     rrset_to_json,
-    snapshot_from_text,
     with_serial,
 )
 from node.zones.reads import MAX_RETRIES, ZoneInfo, ZoneReads
@@ -77,8 +78,10 @@ def default_soa(zone: Name, primary_ns: Name, admin_email: str | None) -> dns.rr
 class ZoneRepository(ZoneReads):
     """All writes of zone data go through here (never through etcd directly)."""
 
-    def __init__(self, client: EtcdClient, layout: KeyLayout, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, client: EtcdClient, layout: KeyLayout, clock: Clock = SYSTEM_CLOCK,
+                 pool: Executor | None = None) -> None:
         self._etcd = client
+        self._pool = pool  # worker processes for parsing (None: a thread, as in tests)
         self._keys = layout
         self._clock = clock  # stamps each version's time (ZoneHead.time)
         self._updates = UpdateTransactions(client, layout, clock)
@@ -97,16 +100,15 @@ class ZoneRepository(ZoneReads):
         ns: tuple[Name, ...] = (),
         allow_transfer: tuple[str, ...] = (),
         text: str | None = None,
-        parsed: ZoneSnapshot | None = None,
+        parsed: ParsedZone | None = None,
     ) -> ZoneInfo:
         """Create an empty zone (SOA + NS at the apex) or one from master-file `text`."""
         name = name.canonicalize()
         config = ZoneConfig(name=name, allow_transfer=tuple(allow_transfer))
         if text is not None and parsed is None:
-            # parsing a large file takes seconds: off the event loop (leases, watches)
-            parsed = await asyncio.to_thread(snapshot_from_text, text, name)
+            parsed = await self._parse(text, name)
         if parsed is not None:
-            rrsets = list(parsed.rrsets())
+            records = parsed.records
             serial = parsed.serial
         else:
             default_ns = dns.name.Name(("ns1",)).concatenate(name)
@@ -115,10 +117,10 @@ class ZoneRepository(ZoneReads):
             ns_rrset = dns.rrset.from_text_list(
                 name, 3600, "IN", "NS", [n.to_text() for n in nameservers]
             )
-            rrsets = [soa, ns_rrset]
+            records = _records([soa, ns_rrset])
             serial = 1
         generation = await self._new_generation(name)
-        await self._write_generation(name, generation, rrsets)
+        await self._write_records(name, generation, records)
         head = ZoneHead(serial=serial, generation=generation, time=int(self._clock.time()))
         result = await self._etcd.txn(
             when=[Compare.version(self._keys.head_key(name)) == 0],
@@ -131,7 +133,7 @@ class ZoneRepository(ZoneReads):
             await self._etcd.delete(self._keys.data_prefix(name, generation), prefix=True)
             raise Conflict(f"zone {name} already exists")
         log.info("zone %s created at serial %d", name, serial)
-        return ZoneInfo(config, serial, generation, len(rrsets), result.revision)
+        return ZoneInfo(config, serial, generation, len(records), result.revision)
 
     async def create_secondary_zone(self, name: Name, primaries: Sequence[str],
                                     tsig_key: str = "") -> ZoneInfo:
@@ -189,15 +191,14 @@ class ZoneRepository(ZoneReads):
     async def import_zone(self, name: Name, text: str, *, create: bool = True) -> ZoneInfo:
         """Replace the zone's whole content with master-file `text` (new generation, one flip)."""
         name = name.canonicalize()
-        snap = await asyncio.to_thread(snapshot_from_text, text, name)
+        parsed = await self._parse(text, name)
         if await self._etcd.get(self._keys.head_key(name)) is None:
             if not create:
                 raise NotFound(f"zone {name} does not exist")
-            return await self.create_zone(name, parsed=snap)
+            return await self.create_zone(name, parsed=parsed)
         await self._not_secondary(name)
-        rrsets = list(snap.rrsets())
         generation = await self._new_generation(name)
-        await self._write_generation(name, generation, rrsets)
+        await self._write_records(name, generation, parsed.records)
         for _ in range(MAX_RETRIES):
             head, kv = await self._head(name)
             new_head = head.bumped(self._clock.time(), generation)
@@ -216,20 +217,29 @@ class ZoneRepository(ZoneReads):
         # The revision of this put is unique cluster-wide: a generation id nobody else uses.
         return await self._etcd.put(self._keys.gen_key(zone), b"")
 
-    async def _write_generation(
-        self, zone: Name, generation: int, rrsets: Sequence[dns.rrset.RRset]
+    async def _parse(self, text: str, name: Name) -> ParsedZone:
+        """Parse master-file `text` in the worker pool (a zone-sized parse holds an
+        interpreter for seconds: not the one that keeps the lease and the watch)."""
+        if self._pool is None:
+            return await asyncio.to_thread(parse_for_store, text, name.to_text())
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, parse_for_store, text, name.to_text())
+
+    async def _write_records(
+        self, zone: Name, generation: int, records: Sequence[tuple[str, bytes]]
     ) -> None:
+        """Write (key suffix, value) records into `generation` in batched transactions."""
+        prefix = self._keys.data_prefix(zone, generation)
         batches: list[list[Op]] = [[]]
         size = 0
-        for rrset in rrsets:
-            value = rrset_to_json(rrset)
+        for i, (suffix, value) in enumerate(records):
             if len(batches[-1]) >= BATCH_OPS or size + len(value) > BATCH_BYTES:
                 batches.append([])
                 size = 0
-            batches[-1].append(
-                Op.put(self._keys.rrset_key(zone, generation, rrset.name, rrset.rdtype), value)
-            )
+            batches[-1].append(Op.put(prefix + suffix, value))
             size += len(value) + 100
+            if i % 5000 == 4999:
+                await asyncio.sleep(0)  # let keepalives, the watch and queries through
         sem = asyncio.Semaphore(4)
 
         async def write(batch: list[Op]) -> None:
@@ -400,3 +410,8 @@ class ZoneRepository(ZoneReads):
 
 
 __all__ = ["UpdateRead", "ZoneInfo", "ZoneRepository", "default_soa", "with_serial"]
+
+
+def _records(rrsets: Sequence[dns.rrset.RRset]) -> tuple[tuple[str, bytes], ...]:
+    return tuple((f"{name_component(r.name)}/{dns.rdatatype.to_text(r.rdtype)}",
+                  rrset_to_json(r)) for r in rrsets)
