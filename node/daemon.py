@@ -110,7 +110,8 @@ class Daemon:
                                observe_apply=self.metrics.watch_lag.observe,
                                reload_pause=config.testing.reload_pause)
         self._pool = worker_pool(config.signing.workers)  # parsing and signing, niced
-        self.repository = ZoneRepository(self.etcd, self.layout, self.clock, pool=self._pool)
+        self.repository = ZoneRepository(self.etcd, self.layout, self.clock, pool=self._pool,
+                                         import_pause=config.testing.import_pause)
         self.directory = NodeDirectory(self.etcd, self.layout)
         self.me = NodeInfo(
             id=config.node_id,

@@ -108,6 +108,10 @@ class Event(IntEnum):
     DS_SEEN = 1627  # an operator confirmed a KSK's DS at the parent
     TSIG_KEY_ADDED = 1700
     TSIG_KEY_DELETED = 1701
+    IMPORT_STARTED = 1840  # a zone import was accepted: zone, bytes
+    IMPORT_PROGRESS = 1841  # an import moved on: zone, stage, done/total RRsets
+    IMPORT_DONE = 1842  # an import is active: zone, serial, rrsets, seconds
+    IMPORT_FAILED = 1843  # an import stopped: zone, stage, error
     TASK_CRASHED = 1900
 
 

@@ -39,6 +39,7 @@ class ZoneInfo:
     rrset_count: int  # -1 when not counted (list)
     revision: int  # etcd mod revision of the zone head
     transfers: tuple[TransferStatus, ...] = ()  # secondary zones (show): each node's copy
+    progress: str = ""  # work under way on the node asked (an import), "" when none
 
 
 class ZoneReads:

@@ -35,9 +35,10 @@ import dns.zone
 from node.clock import SYSTEM_CLOCK, Clock
 from node.errors import Conflict, NotFound, Refused, ValidationError
 from node.store.client import EtcdClient
-from node.store.keys import KeyLayout, name_component
+from node.store.keys import KeyLayout
 from node.store.txn import Compare, Op
-from node.work.zoneparse import ParsedZone, parse_for_store
+from node.work.zoneparse import ParsedZone
+from node.zones.bulk import BulkWriter, Progress, quiet, records_of
 from node.zones.model import (
     ZONE_KIND_SECONDARY,
     ZoneConfig,
@@ -53,8 +54,6 @@ log = logging.getLogger(__name__)
 
 Name = dns.name.Name
 _Build = Callable[[ZoneHead, dict[int, dns.rrset.RRset]], list[Op]]
-BATCH_OPS = 100
-BATCH_BYTES = 1_000_000
 # Types only the signer may write (issue 3); users may not add them directly.
 _RESERVED_TYPES = frozenset(
     {dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3, dns.rdatatype.NSEC3PARAM}
@@ -79,9 +78,10 @@ class ZoneRepository(ZoneReads):
     """All writes of zone data go through here (never through etcd directly)."""
 
     def __init__(self, client: EtcdClient, layout: KeyLayout, clock: Clock = SYSTEM_CLOCK,
-                 pool: Executor | None = None) -> None:
+                 pool: Executor | None = None, import_pause: float = 0.0) -> None:
         self._etcd = client
-        self._pool = pool  # worker processes for parsing (None: a thread, as in tests)
+        self._bulk = BulkWriter(client, layout, pool)  # parsing in `pool`, batched writes
+        self._import_pause = import_pause  # test-only: an import waits after parsing
         self._keys = layout
         self._clock = clock  # stamps each version's time (ZoneHead.time)
         self._updates = UpdateTransactions(client, layout, clock)
@@ -101,12 +101,13 @@ class ZoneRepository(ZoneReads):
         allow_transfer: tuple[str, ...] = (),
         text: str | None = None,
         parsed: ParsedZone | None = None,
+        progress: Progress | None = None,
     ) -> ZoneInfo:
         """Create an empty zone (SOA + NS at the apex) or one from master-file `text`."""
         name = name.canonicalize()
         config = ZoneConfig(name=name, allow_transfer=tuple(allow_transfer))
         if text is not None and parsed is None:
-            parsed = await self._parse(text, name)
+            parsed = await self._bulk.parse(text, name)
         if parsed is not None:
             records = parsed.records
             serial = parsed.serial
@@ -117,10 +118,10 @@ class ZoneRepository(ZoneReads):
             ns_rrset = dns.rrset.from_text_list(
                 name, 3600, "IN", "NS", [n.to_text() for n in nameservers]
             )
-            records = _records([soa, ns_rrset])
+            records = records_of([soa, ns_rrset])
             serial = 1
         generation = await self._new_generation(name)
-        await self._write_records(name, generation, records)
+        await self._bulk.write(name, generation, records, progress or quiet)
         head = ZoneHead(serial=serial, generation=generation, time=int(self._clock.time()))
         result = await self._etcd.txn(
             when=[Compare.version(self._keys.head_key(name)) == 0],
@@ -188,17 +189,26 @@ class ZoneRepository(ZoneReads):
         await self._mutate(config.name, lambda _h, _d: [Op.put(key, config.to_json())])
         return await self.get_zone(config.name)
 
-    async def import_zone(self, name: Name, text: str, *, create: bool = True) -> ZoneInfo:
-        """Replace the zone's whole content with master-file `text` (new generation, one flip)."""
+    async def import_zone(self, name: Name, text: str, *, create: bool = True,
+                          progress: Progress | None = None) -> ZoneInfo:
+        """Replace the zone's whole content with master-file `text` (new generation, one flip).
+
+        `progress(stage, done, total)` is told each stage ("parsing", "writing" per batch,
+        "activating")."""
         name = name.canonicalize()
-        parsed = await self._parse(text, name)
+        report = progress or quiet
+        report("parsing", 0, len(text))
+        parsed = await self._bulk.parse(text, name)
+        if self._import_pause:
+            await asyncio.sleep(self._import_pause)
         if await self._etcd.get(self._keys.head_key(name)) is None:
             if not create:
                 raise NotFound(f"zone {name} does not exist")
-            return await self.create_zone(name, parsed=parsed)
+            return await self.create_zone(name, parsed=parsed, progress=progress)
         await self._not_secondary(name)
         generation = await self._new_generation(name)
-        await self._write_records(name, generation, parsed.records)
+        await self._bulk.write(name, generation, parsed.records, report)
+        report("activating", len(parsed.records), len(parsed.records))
         for _ in range(MAX_RETRIES):
             head, kv = await self._head(name)
             new_head = head.bumped(self._clock.time(), generation)
@@ -216,37 +226,6 @@ class ZoneRepository(ZoneReads):
     async def _new_generation(self, zone: Name) -> int:
         # The revision of this put is unique cluster-wide: a generation id nobody else uses.
         return await self._etcd.put(self._keys.gen_key(zone), b"")
-
-    async def _parse(self, text: str, name: Name) -> ParsedZone:
-        """Parse master-file `text` in the worker pool (a zone-sized parse holds an
-        interpreter for seconds: not the one that keeps the lease and the watch)."""
-        if self._pool is None:
-            return await asyncio.to_thread(parse_for_store, text, name.to_text())
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, parse_for_store, text, name.to_text())
-
-    async def _write_records(
-        self, zone: Name, generation: int, records: Sequence[tuple[str, bytes]]
-    ) -> None:
-        """Write (key suffix, value) records into `generation` in batched transactions."""
-        prefix = self._keys.data_prefix(zone, generation)
-        batches: list[list[Op]] = [[]]
-        size = 0
-        for i, (suffix, value) in enumerate(records):
-            if len(batches[-1]) >= BATCH_OPS or size + len(value) > BATCH_BYTES:
-                batches.append([])
-                size = 0
-            batches[-1].append(Op.put(prefix + suffix, value))
-            size += len(value) + 100
-            if i % 5000 == 4999:
-                await asyncio.sleep(0)  # let keepalives, the watch and queries through
-        sem = asyncio.Semaphore(4)
-
-        async def write(batch: list[Op]) -> None:
-            async with sem:
-                await self._etcd.txn(when=[], then=batch)
-
-        await asyncio.gather(*(write(b) for b in batches if b))
 
     # -- record changes ---------------------------------------------------
     async def add_records(self, zone: Name, rrset: dns.rrset.RRset) -> int:
@@ -411,7 +390,3 @@ class ZoneRepository(ZoneReads):
 
 __all__ = ["UpdateRead", "ZoneInfo", "ZoneRepository", "default_soa", "with_serial"]
 
-
-def _records(rrsets: Sequence[dns.rrset.RRset]) -> tuple[tuple[str, bytes], ...]:
-    return tuple((f"{name_component(r.name)}/{dns.rdatatype.to_text(r.rdtype)}",
-                  rrset_to_json(r)) for r in rrsets)
