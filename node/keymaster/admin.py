@@ -128,7 +128,7 @@ class DnssecAdmin:
     async def sign_zone(self, zone: Name, config: DnssecConfig, *, keymaster: str = "",
                         like: Name | None = None, new_keys: bool = False, force: bool = False,
                         timeout: float = 30.0) -> SignOutcome:
-        snap = await self._repo.snapshot(zone)
+        soa, max_ttl = await self._repo.soa_and_max_ttl(zone)  # not the zone: it may be large
         current, current_rev = await self._config(zone)
         if like is not None:
             base, _ = await self._config(like.canonicalize())
@@ -164,8 +164,6 @@ class DnssecAdmin:
                           "keys are wrapped under; new keys wrapped under it could not be "
                           "unwrapped by the other nodes")
         self._check_zsk_reachable(config, keymaster, nodes)
-        soa = snap.soa()
-        max_ttl = max(r.ttl for r in snap.rrsets())
         warnings = check_config(config, soa_expire=soa[0].expire, max_ttl=max_ttl,
                                 stagger_max=self._stagger_max, force=force)
         stamp = self._clock.now().replace(microsecond=0).isoformat()

@@ -141,8 +141,9 @@ async def status_plan(*, etcd: EtcdClient, layout: KeyLayout, repository: ZoneRe
     """(next_step, next_at, waiting_for) as the Key Master plans them now."""
     if config.status != "signed" or not keys:
         return "", "", ""
-    snap = await repository.snapshot(zone)
+    soa, max_ttl = await repository.soa_and_max_ttl(zone)  # not the zone: it may be large
     state = DnssecState(config=config, keys=keys)
     p = await roll.observe(etcd=etcd, layout=layout, directory=directory, zone=zone,
-                           state=state, timing=roll.timing_for(config, snap), now=clock.time())
+                           state=state, timing=roll.timing_from(config, soa, max_ttl),
+                           now=clock.time())
     return describe(p, keys), stamp(p.at), p.waiting_for
