@@ -132,6 +132,8 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
         serial = wait_all_serial(nodes, zone, 0, args.step_timeout)
         steps["import"] = time.monotonic() - t0
 
+        if "sign" not in args.steps:
+            return _done(args, nodes, probed, prober, steps, t_all, gen)
         t0 = time.monotonic()
         clusterctl(writer, "zone", "sign", zone, "--nsec", "--algorithm", "ECDSAP256SHA256",
                    timeout=args.step_timeout)
@@ -140,6 +142,8 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
             wait_signed(proc, a.host, a.dns_port, sample, args.step_timeout)
         steps["sign"] = time.monotonic() - t0
 
+        if "rekey" not in args.steps:
+            return _done(args, nodes, probed, prober, steps, t_all, gen)
         t0 = time.monotonic()
         keys = dnskey_count(writer, zone)
         clusterctl(writer, "zone", "rollover", zone, "--zsk", timeout=args.step_timeout)
@@ -148,15 +152,25 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
                    args.step_timeout, 0.2)
         steps["rekey"] = time.monotonic() - t0
 
+        if "settings" not in args.steps:
+            return _done(args, nodes, probed, prober, steps, t_all, gen)
         t0 = time.monotonic()
         serial = wait_all_serial(nodes, zone, 0, args.step_timeout)
         clusterctl(writer, "zone", "update", zone, "--allow-transfer", "127.0.0.0/8",
                    timeout=args.step_timeout)
         wait_all_serial(nodes, zone, serial, args.step_timeout)
         steps["settings"] = time.monotonic() - t0
-        time.sleep(args.settle)  # the tail of the work (signing, compiling) after the answers
-    finally:
-        probes = prober.stop()
+    except BaseException:
+        prober.stop()
+        raise
+    return _done(args, nodes, probed, prober, steps, t_all, gen)
+
+
+def _done(args: argparse.Namespace, nodes: list[tuple[Proc, NodeAddr]],
+          probed: dict[str, tuple[str, int]], prober: Prober, steps: dict[str, float],
+          t_all: float, gen: zonegen.GeneratedZone) -> dict[str, object]:
+    time.sleep(args.settle)  # the tail of the work (signing, compiling) after the answers
+    probes = prober.stop()
     total = time.monotonic() - t_all
     lease_lost = {p.name: p.log.read_text(errors="replace").count(LEASE_LOST) for p, _ in nodes}
     rss = {p.name: rss_bytes(p.pid) for p, _ in nodes}
@@ -186,11 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--step-timeout", type=float, default=900.0, help="bound on each step")
     p.add_argument("--settle", type=float, default=5.0,
                    help="seconds of probing after the last step")
+    p.add_argument("--steps", default="import,sign,rekey,settings",
+                   help="the steps to run, in this order, stopping at the first left out")
     p.add_argument("--workdir", type=Path, help="keep configs and logs here")
     p.add_argument("--json", type=Path, help="write the figures as JSON here")
     args = p.parse_args(argv)
-    if args.nodes < 2:
-        p.error("--nodes must be at least 2")
+    if args.nodes < 1:
+        p.error("--nodes must be at least 1")
+    args.steps = set(args.steps.split(","))
     base = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-avail-", dir=base))
     workdir.mkdir(parents=True, exist_ok=True)

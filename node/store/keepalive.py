@@ -49,6 +49,7 @@ class KeepaliveThread:
 
     def start(self) -> None:
         if self._thread is None:
+            self._stop.clear()  # `run()` may be restarted after a stop
             self._thread = threading.Thread(target=self._run, name="lease-keepalive", daemon=True)
             self._thread.start()
 
