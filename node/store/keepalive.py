@@ -30,17 +30,20 @@ from node.store.client import EtcdClient
 log = logging.getLogger(__name__)
 
 Renewed = Callable[[int, float, int], None]  # (lease id, monotonic send time, TTL granted)
+Failed = Callable[[str], None]  # why a keepalive from the thread failed
 
 
 class KeepaliveThread:
     """Keep the lease that `lease()` names alive every `interval` seconds until `stop()`."""
 
     def __init__(self, client: EtcdClient, interval: float, lease: Callable[[], int | None],
-                 renewed: Renewed, clock: Clock = SYSTEM_CLOCK) -> None:
+                 renewed: Renewed, clock: Clock = SYSTEM_CLOCK,
+                 failed: Failed | None = None) -> None:
         self._client = client
         self._interval = interval
         self._lease = lease
         self._renewed = renewed
+        self._failed = failed or (lambda why: None)
         self._clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -69,8 +72,9 @@ class KeepaliveThread:
             try:
                 ttl = self._send(lease_id)
             except grpc.RpcError as exc:
-                log.debug("lease %x keepalive from the keepalive thread failed: %s", lease_id,
-                          exc)
+                why = f"{exc.code().name}: {exc.details()}"  # type: ignore[attr-defined]
+                log.debug("lease %x keepalive from the keepalive thread failed: %s", lease_id, why)
+                self._failed(f"keepalive thread: {why}")
                 self._close_channel()  # reconnect to the client's current endpoint next time
                 continue
             except Exception:  # never end the thread: the loop's keepalive is the fallback

@@ -76,7 +76,8 @@ class Session:
         self._last_error = ""  # the last keepalive error since then
         self._lock = threading.Lock()  # the keepalive thread extends the deadline too
         self._thread = KeepaliveThread(client, self.keepalive_interval, lambda: self._lease_id,
-                                       self._renewed, clock) if keepalive_thread else None
+                                       self._renewed, clock, self._thread_failed,
+                                       ) if keepalive_thread else None
 
     # -- state
 
@@ -187,6 +188,11 @@ class Session:
             await self._fire(self._on_lost, lease_id)
             return
         self._renewed(lease_id, sent, ttl)
+
+    def _thread_failed(self, why: str) -> None:
+        """The keepalive thread's last error, for the LEASE_LOST cause (no decision here)."""
+        with self._lock:
+            self._last_error = why
 
     def _renewed(self, lease_id: int, sent: float, ttl: int) -> None:
         """A keepalive sent at `sent` got `ttl` (from the loop or the keepalive thread)."""
