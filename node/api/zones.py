@@ -16,9 +16,10 @@ import grpc
 
 from node.api import convert, convert_import
 from node.api._gen.dnscluster.v1 import zone_pb2_grpc
-from node.errors import ValidationError
+from node.errors import NotFound, ValidationError
 from node.zones.imports import ImportJobs
-from node.zones.model import parse_zone_name
+from node.zones.model import ZoneConfig, parse_zone_name
+from node.zones.reads import ZoneInfo
 from node.zones.repository import ZoneRepository
 from node.zones.transfers import parse_notify_target
 from node.zones.tsig import TsigKeyStore
@@ -64,7 +65,15 @@ class ZoneService(zone_pb2_grpc.ZoneServiceServicer):
     async def GetZone(
         self, request: zone_pb2.GetZoneRequest, context: Ctx
     ) -> zone_pb2.GetZoneResponse:
-        info = await self._repo.get_zone(parse_zone_name(request.name))
+        name = parse_zone_name(request.name)
+        try:
+            info = await self._repo.get_zone(name)
+        except NotFound:  # a zone being created by an import here: show how far it is
+            progress = self._imports.progress(name)
+            if not progress:
+                raise
+            info = ZoneInfo(ZoneConfig(name=name), serial=0, generation=0, rrset_count=-1,
+                            revision=0)
         progress = self._imports.progress(info.config.name)
         return convert.get_zone_response(replace(info, progress=progress) if progress else info)
 

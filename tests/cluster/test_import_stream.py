@@ -62,7 +62,20 @@ def test_import_past_the_deadline_exits_3_and_goes_on(slow_import_node: Cluster,
     assert len(done) == 1 and done[0]["rrsets"] == NAMES + 3, done
 
 
-def show(node: NodeProcess) -> dict:  # type: ignore[type-arg]
-    res = node.ctl("--json", "zone", "show", ZONE, timeout=60)
+def test_a_zone_created_by_an_import_shows_its_progress_before_it_exists(
+        slow_import_node: Cluster, tmp_path: Path) -> None:
+    node = slow_import_node.nodes[0]
+    zone = "fresh.test."
+    path = tmp_path / "fresh.zone"
+    path.write_text(zone_text().replace(ZONE, zone))
+    res = node.ctl("--timeout", "2", "zone", "import", zone, str(path), timeout=60)
+    assert res.returncode == 3, res.stderr
+    shown = show(node, zone)
+    assert shown["serial"] == 0 and shown["progress"].startswith("import: "), shown
+    wait_until(lambda: show(node, zone)["rrset_count"] == NAMES + 3, 180)
+
+
+def show(node: NodeProcess, zone: str = ZONE) -> dict:  # type: ignore[type-arg]
+    res = node.ctl("--json", "zone", "show", zone, timeout=60)
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout)  # type: ignore[no-any-return]
