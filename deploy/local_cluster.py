@@ -239,7 +239,10 @@ def up() -> None:
             "--listen-peer-urls", f"http://{ETCD_HOST}:2380",
             "--initial-advertise-peer-urls", f"http://{ETCD_HOST}:2380",
             "--initial-cluster", f"local=http://{ETCD_HOST}:2380",
-            "--auto-compaction-retention", "1",
+            # large zones (docs/large-zones.md): room for two generations of a 1M-name
+            # zone plus history, and the history of old generations compacted hourly
+            "--quota-backend-bytes", str(8 * 1024**3),
+            "--auto-compaction-mode", "periodic", "--auto-compaction-retention", "1h",
         ])
     wait_for("etcd", etcd_healthy, 30)
     etcd_auth()

@@ -65,6 +65,7 @@ fail_status_writes = 0         # the first N signing-status writes fail (etcd un
 fail_signing_file = ""         # while this file exists, every signing pass fails
 cds_glue_port = 0              # children outside the cluster are polled at this port (0: 53)
 reload_pause = 0.0             # seconds a generation reload waits before its read
+import_pause = 0.0             # seconds an import waits after parsing, before writing
 shutdown_pause = 0.0           # seconds a stopping node lingers after its lease revoke
 clock_offset = 0.0             # the node's wall clock runs this many seconds off
 worker_identity = false        # serving workers answer id.server. CH TXT with their pid
@@ -181,6 +182,7 @@ class TestingSettings:
 
     shutdown_pause: float = 0.0  # seconds to wait after the lease revoke on SIGTERM
     reload_pause: float = 0.0  # a generation reload waits this long before its range read
+    import_pause: float = 0.0  # an import waits this long after parsing (exit 3 tests)
     clock_offset: float = 0.0  # the node's wall clock runs this many seconds off (+ ahead)
     fail_secrets_reads: int = 0  # the first N reads of private keys fail
     fail_status_writes: int = 0  # the first N signing-status writes fail
@@ -397,6 +399,8 @@ def check(config: Config) -> None:
         raise ConfigError("signing.workers: must be 0 (one per core) or more")
     if config.server.workers < 0:
         raise ConfigError("server.workers: must be 0 (answer in the node process) or more")
+    if config.testing.import_pause < 0:
+        raise ConfigError("testing.import_pause: must be 0 or more (test-only setting)")
     if config.testing.reload_pause < 0:
         raise ConfigError("testing.reload_pause: must be 0 or more (test-only setting)")
     if config.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

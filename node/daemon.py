@@ -14,13 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
-import os
 import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
 import dns.name
@@ -68,6 +65,7 @@ from node.signing.worker import SigningManager
 from node.store.client import EtcdClient, TlsConfig
 from node.store.keys import KeyLayout
 from node.store.session import Session
+from node.work.pool import worker_pool
 from node.zones.model import ZoneConfig, ZoneSnapshot
 from node.zones.replica import Replica
 from node.zones.repository import ZoneRepository
@@ -87,7 +85,6 @@ class Daemon:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self._pool: ProcessPoolExecutor | None = None
         e = config.etcd
         tls = None
         if e.ca_file or e.cert_file:
@@ -120,7 +117,9 @@ class Daemon:
                                on_remove=self._on_remove, on_secondary=self._on_secondary,
                                observe_apply=self.metrics.watch_lag.observe,
                                reload_pause=config.testing.reload_pause)
-        self.repository = ZoneRepository(self.etcd, self.layout, self.clock)
+        self._pool = worker_pool(config.signing.workers)  # parsing and signing, niced
+        self.repository = ZoneRepository(self.etcd, self.layout, self.clock, pool=self._pool,
+                                         import_pause=config.testing.import_pause)
         self.directory = NodeDirectory(self.etcd, self.layout)
         dns_addresses = advertised(config.dns.listen, config.dns.advertise)
         dns_host = dns_addresses[0].rpartition(":")[0].strip("[]")
@@ -151,7 +150,7 @@ class Daemon:
             node_id=config.node_id, etcd=self.etcd, layout=self.layout,
             publish=self._serve, hold=self.table.hold, kek_bytes=self.kek,
             can_sign=config.role == "writable", stagger=(sg.stagger_min, sg.stagger_max),
-            pool=self._signing_pool(sg.workers) if self.kek else None, key_store=key_store,
+            pool=self._pool if self.kek else None, key_store=key_store,
             secondary=SecondaryLoader(
                 me=self.me, directory=self.directory,
                 publish=self.expiry.watching(self.table.publish_async),
@@ -201,14 +200,6 @@ class Daemon:
         self._stop = asyncio.Event()
         self._lease_tasks: list[asyncio.Task[None]] = []  # membership, then the session
         self._watchdog: ShutdownWatchdog | None = None
-
-    def _signing_pool(self, workers: int) -> ProcessPoolExecutor:
-        """Worker processes for large signing jobs, so the loop keeps answering and keeping
-        the lease alive. Spawned, not forked: grpc's threads do not survive a fork."""
-        self._pool = ProcessPoolExecutor(
-            max_workers=workers or os.cpu_count() or 1,
-            mp_context=multiprocessing.get_context("spawn"))
-        return self._pool
 
     async def _serve(self, snap: ZoneSnapshot) -> None:
         """Serve a zone version; writable nodes then NOTIFY the zone's secondaries."""

@@ -61,3 +61,9 @@ class Refused(NodeError):
     """The request is understood but policy refuses it; the message says why."""
 
     code = "refused"
+
+
+class InProgress(NodeError):
+    """Work the node accepted goes on past the caller's deadline (clusterctl exits 3)."""
+
+    code = "in-progress"

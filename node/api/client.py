@@ -27,7 +27,7 @@ import dns.name
 import dns.rrset
 import grpc
 
-from node.api import convert, convert_rollover, convert_tsig
+from node.api import convert, convert_import, convert_rollover, convert_tsig
 from node.api._gen.dnscluster.v1 import (
     dnssec_pb2_grpc,
     keymaster_pb2_grpc,
@@ -38,7 +38,7 @@ from node.api._gen.dnscluster.v1 import (
 )
 from node.api.errors import ERROR_CODE_METADATA, ApiUnreachable, error_from_status
 from node.dnssec.keys import DnssecKey
-from node.errors import ConfigError, NodeError
+from node.errors import ConfigError, InProgress, NodeError
 from node.keymaster.admin import DnssecStatus, SignOutcome
 from node.keymaster.handover import HandoverOutcome, KeyMasterInfo
 from node.nodes.membership import NodeInfo
@@ -201,8 +201,24 @@ class ApiClient:
         return convert.zone_from_pb(self._call(self._zones.UpdateZoneConfig, req).zone)
 
     def import_zone(self, name: Name, text: str, *, create: bool = True) -> ZoneInfo:
-        req = convert.import_zone_request(name, text, create=create)
-        return convert.zone_from_pb(self._call(self._zones.ImportZone, req).zone)
+        """Import `text` in chunks (ImportZoneStream; ImportZone on a node without it).
+
+        `InProgress` when the deadline passes first: the node goes on with the import."""
+        chunks = convert_import.import_zone_chunks(name, text, create=create)
+        try:
+            resp = self._zones.ImportZoneStream(chunks, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            status = exc.code()  # type: ignore[attr-defined]
+            if status == grpc.StatusCode.UNIMPLEMENTED:
+                req = convert.import_zone_request(name, text, create=create)
+                return convert.zone_from_pb(self._call(self._zones.ImportZone, req).zone)
+            if status == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise InProgress(
+                    f"the import of {name} did not finish within {self.timeout:g} s; once the "
+                    f"node has all of it, the import goes on there: follow it with clusterctl "
+                    f"zone show {name}, or wait longer with --timeout") from None
+            raise self._error(exc, self.timeout) from None
+        return convert.zone_from_pb(resp.zone)
 
     def export_zone(self, name: Name) -> str:
         resp = self._call(self._zones.ExportZone, convert.export_zone_request(name))

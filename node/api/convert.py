@@ -172,6 +172,7 @@ def zone_to_pb(info: ZoneInfo) -> zone_pb2.Zone:
         rrset_count=info.rrset_count,
         revision=info.revision,
         transfers=[transfer_to_pb(t) for t in info.transfers],
+        progress=info.progress,
     )
 
 
@@ -183,6 +184,7 @@ def zone_from_pb(pb: zone_pb2.Zone) -> ZoneInfo:
         rrset_count=pb.rrset_count,
         revision=pb.revision,
         transfers=tuple(transfer_from_pb(t) for t in pb.transfers),
+        progress=pb.progress,
     )
 
 
@@ -314,6 +316,7 @@ def import_zone_request(name: Name, text: str, *, create: bool) -> zone_pb2.Impo
 
 def import_zone_response(info: ZoneInfo) -> zone_pb2.ImportZoneResponse:
     return zone_pb2.ImportZoneResponse(zone=zone_to_pb(info))
+
 
 
 def export_zone_request(name: Name) -> zone_pb2.ExportZoneRequest:

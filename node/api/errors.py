@@ -9,6 +9,7 @@
 | `ConfigError` | FAILED_PRECONDITION | the node's own settings prevent it |
 | `EtcdUnavailable` | UNAVAILABLE | retry later (gRPC's meaning exactly) |
 | `FencedOut` | ABORTED | lost a fenced compare: re-read and decide again |
+| `InProgress` | DEADLINE_EXCEEDED | accepted work goes on past the deadline (clusterctl exit 3) |
 | `ApiUnreachable` | UNAVAILABLE | client side only: the API endpoint did not answer |
 | `NodeError` (other) | UNKNOWN | |
 
@@ -32,6 +33,7 @@ from node.errors import (
     Conflict,
     EtcdUnavailable,
     FencedOut,
+    InProgress,
     NodeError,
     NotFound,
     Refused,
@@ -55,6 +57,7 @@ STATUS_BY_ERROR: dict[type[NodeError], grpc.StatusCode] = {
     ConfigError: grpc.StatusCode.FAILED_PRECONDITION,
     EtcdUnavailable: grpc.StatusCode.UNAVAILABLE,
     FencedOut: grpc.StatusCode.ABORTED,
+    InProgress: grpc.StatusCode.DEADLINE_EXCEEDED,
     ApiUnreachable: grpc.StatusCode.UNAVAILABLE,
     NodeError: grpc.StatusCode.UNKNOWN,
 }

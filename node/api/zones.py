@@ -1,17 +1,25 @@
-"""`dnscluster.v1.ZoneService`: thin servicer over `ZoneRepository` (errors mapped in server.py)."""
+"""`dnscluster.v1.ZoneService`: thin servicer over `ZoneRepository` (errors mapped in server.py).
+
+Imports (one message or streamed in chunks) run through `ImportJobs`, so an
+import goes on when its caller's deadline passes, and `GetZone` shows it.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import dns.name
 import grpc
 
-from node.api import convert
+from node.api import convert, convert_import
 from node.api._gen.dnscluster.v1 import zone_pb2_grpc
-from node.errors import ValidationError
-from node.zones.model import parse_zone_name
+from node.errors import NotFound, ValidationError
+from node.zones.imports import ImportJobs
+from node.zones.model import ZoneConfig, parse_zone_name
+from node.zones.reads import ZoneInfo
 from node.zones.repository import ZoneRepository
 from node.zones.transfers import parse_notify_target
 from node.zones.tsig import TsigKeyStore
@@ -30,6 +38,7 @@ class ZoneService(zone_pb2_grpc.ZoneServiceServicer):
     def __init__(self, repo: ZoneRepository, tsig: TsigKeyStore | None = None) -> None:
         self._repo = repo
         self._tsig = tsig  # checks that the transfer keys a zone names exist
+        self._imports = ImportJobs(repo)
 
     async def CreateZone(
         self, request: zone_pb2.CreateZoneRequest, context: Ctx
@@ -60,15 +69,32 @@ class ZoneService(zone_pb2_grpc.ZoneServiceServicer):
     async def GetZone(
         self, request: zone_pb2.GetZoneRequest, context: Ctx
     ) -> zone_pb2.GetZoneResponse:
-        return convert.get_zone_response(await self._repo.get_zone(parse_zone_name(request.name)))
+        name = parse_zone_name(request.name)
+        try:
+            info = await self._repo.get_zone(name)
+        except NotFound:  # a zone being created by an import here: show how far it is
+            progress = self._imports.progress(name)
+            if not progress:
+                raise
+            info = ZoneInfo(ZoneConfig(name=name), serial=0, generation=0, rrset_count=-1,
+                            revision=0)
+        progress = self._imports.progress(info.config.name)
+        return convert.get_zone_response(replace(info, progress=progress) if progress else info)
 
     async def ImportZone(
         self, request: zone_pb2.ImportZoneRequest, context: Ctx
     ) -> zone_pb2.ImportZoneResponse:
-        info = await self._repo.import_zone(
+        info = await self._imports.run(
             parse_zone_name(request.name), request.text, create=request.create_if_missing
         )
         return convert.import_zone_response(info)
+
+    async def ImportZoneStream(
+        self, request_iterator: AsyncIterator[zone_pb2.ImportZoneStreamRequest], context: Ctx
+    ) -> zone_pb2.ImportZoneStreamResponse:
+        name, create, text = await convert_import.import_zone_chunks_joined(request_iterator)
+        info = await self._imports.run(name, text, create=create)
+        return convert_import.import_zone_stream_response(info)
 
     async def ExportZone(
         self, request: zone_pb2.ExportZoneRequest, context: Ctx

@@ -9,8 +9,9 @@ Exit codes (STYLE R9: this is the only place that decides them):
   unknown type, bad zone or owner name, bad record data, unreadable file,
   unknown or SHA-1 DNSSEC algorithm, bad duration, bad salt).
 * 3: pending: an action the server accepted is not complete at the deadline
-  (`zone sign`, `transfer-keymaster`, `seize-keymaster`) or waits on the
-  operator (`zone unsign` after publishing the delete signal).
+  (`zone sign`, `transfer-keymaster`, `seize-keymaster`, `zone import`: the
+  import goes on, `zone show` shows its progress) or waits on the operator
+  (`zone unsign` after publishing the delete signal).
 
 Actions with an outcome (sign, unsign, transfer, seize) exit by
 `OUTCOME_EXIT`: done 0, refused 1 (each reason on stderr), pending 3.
@@ -47,7 +48,7 @@ from node.api.errors import ApiUnreachable
 from node.dnssec.algorithms import algorithm_name
 from node.dnssec.keys import DnssecKey
 from node.dnssec.lifecycle import TIME_FIELDS, stamp
-from node.errors import NodeError, ValidationError
+from node.errors import InProgress, NodeError, ValidationError
 from node.keymaster.admin import DnssecStatus
 from node.keymaster.handover import HandoverOutcome, KeyMasterInfo
 from node.nodes.membership import NodeInfo
@@ -71,6 +72,7 @@ class UsageError(ValidationError):
 EXIT_CODES: dict[type[BaseException], int] = {
     UsageError: EXIT_USAGE,
     ApiUnreachable: EXIT_FAILURE,
+    InProgress: EXIT_PENDING,
     NodeError: EXIT_FAILURE,
 }
 
@@ -97,6 +99,8 @@ def error_line(exc: BaseException) -> str:
     message = str(exc) or type(exc).__name__
     if isinstance(exc, ApiUnreachable):
         message = f"{message} {UNREACHABLE_HINT}"
+    if isinstance(exc, InProgress):
+        return f"{PROG}: still in progress: {' '.join(message.split())}"
     return f"{PROG}: error: {' '.join(message.split())}"
 
 
@@ -124,6 +128,8 @@ def zone_dict(info: ZoneInfo) -> dict[str, Any]:
         "require_tls_transfer": info.config.require_tls_transfer,
         "allow_transfer_keys": list(info.config.allow_transfer_keys),
     }
+    if info.progress:
+        out["progress"] = info.progress
     if info.config.file_backed:
         out.update(owner=info.config.owner, path=info.config.path)
     if info.config.secondary or info.config.file_backed:
@@ -307,6 +313,8 @@ def zone_details(info: ZoneInfo) -> str:
         ("kind", d["kind"]),
         ("require-tls-transfer", "yes" if d["require_tls_transfer"] else "no"),
     ]
+    if info.progress:
+        rows.append(("progress", info.progress))
     if info.config.secondary:
         rows += [("primaries", ", ".join(d["primaries"])), ("tsig-key", d["tsig_key"] or "-")]
     if info.config.file_backed:

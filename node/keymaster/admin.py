@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 
 import dns.name
+import dns.rrset
 
 from node.clock import SYSTEM_CLOCK, Clock
 from node.dnssec.ds import ds_records
@@ -29,7 +30,7 @@ from node.store.keys import KeyLayout
 from node.store.txn import Compare, Op
 from node.zones.dnssec import DnssecConfig, Published
 from node.zones.dnssec_policy import check_config
-from node.zones.model import ZoneConfig, ZoneSnapshot
+from node.zones.model import ZoneConfig
 from node.zones.repository import ZoneRepository
 
 Name = dns.name.Name
@@ -134,7 +135,7 @@ class DnssecAdmin:
         if owner:
             return await self._sign_file_zone(zone, config, owner, keymaster=keymaster,
                                               new_keys=new_keys, timeout=timeout)
-        snap = await self._repo.snapshot(zone)
+        soa, max_ttl = await self._repo.soa_and_max_ttl(zone)  # not the zone: it may be large
         current, current_rev = await self._config(zone)
         if like is not None:
             base, _ = await self._config(like.canonicalize())
@@ -143,7 +144,7 @@ class DnssecAdmin:
             config = base
         if current is not None and current.status == "signed":
             done = await self._change_signed(zone, current, current_rev, config, new_keys,
-                                             force=force, snap_soa=snap)
+                                             force=force, soa=soa, max_ttl=max_ttl)
             if done is not None:
                 return done
         if current is not None and not new_keys:
@@ -179,8 +180,6 @@ class DnssecAdmin:
                           "keys are wrapped under; new keys wrapped under it could not be "
                           "unwrapped by the other nodes")
         self._check_zsk_reachable(config, keymaster, nodes)
-        soa = snap.soa()
-        max_ttl = max(r.ttl for r in snap.rrsets())
         warnings = double_ds_notes + check_config(config, soa_expire=soa[0].expire,
                                                   max_ttl=max_ttl,
                                                   stagger_max=self._stagger_max, force=force)
@@ -254,7 +253,7 @@ class DnssecAdmin:
                            f"the owning node {owner} has not signed the zone yet")
     async def _change_signed(self, zone: Name, current: DnssecConfig, revision: int,
                              wanted: DnssecConfig, new_keys: bool, *, force: bool,
-                             snap_soa: ZoneSnapshot) -> SignOutcome | None:
+                             soa: dns.rrset.RRset, max_ttl: int) -> SignOutcome | None:
         """`zone sign` on a signed zone (node.keymaster.settings_change): new settings, the
         same ones again, or `--new-keys` as a rollover; None: re-key as before (keys missing,
         or a CSK)."""
@@ -271,8 +270,6 @@ class DnssecAdmin:
             return SignOutcome("done", km, (), tuple(await self._list_keys(zone)),
                                f"rollover of {names} started (clusterctl zone dnssec {zone} "
                                "shows the next step)")
-        soa = snap_soa.soa()
-        max_ttl = max(r.ttl for r in snap_soa.rrsets())
         warnings = check_config(wanted, soa_expire=soa[0].expire, max_ttl=max_ttl,
                                 stagger_max=self._stagger_max, force=force)
         changed = await settings.change_settings(**kw, current=current,  # type: ignore[arg-type]

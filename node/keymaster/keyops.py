@@ -141,12 +141,13 @@ async def status_plan(*, etcd: EtcdClient, layout: KeyLayout, repository: ZoneRe
     """(next_step, next_at, waiting_for) as the Key Master plans them now."""
     if config.status != "signed" or not keys:
         return "", "", ""
-    snap = await repository.snapshot(zone)
+    soa, max_ttl = await repository.soa_and_max_ttl(zone)  # not the zone: it may be large
     raw = await etcd.get(layout.dnskeyset_key(zone))
     state = DnssecState(config=config, keys=keys, dnskeyset=raw.value if raw else b"")
-    dd = double_ds.status(state, roll.timing_for(config, snap))
+    dd = double_ds.status(state, roll.timing_from(config, soa, max_ttl))
     if dd is not None:  # a double-DS rollover (--new-keys without the KSK) under way
         return dd[0], stamp(dd[1]), dd[2]
     p = await roll.observe(etcd=etcd, layout=layout, directory=directory, zone=zone,
-                           state=state, timing=roll.timing_for(config, snap), now=clock.time())
+                           state=state, timing=roll.timing_from(config, soa, max_ttl),
+                           now=clock.time())
     return describe(p, keys), stamp(p.at), p.waiting_for

@@ -17,6 +17,7 @@ import logging
 from dataclasses import replace
 
 import dns.name
+import dns.rrset
 
 from node.clock import SYSTEM_CLOCK, Clock
 from node.dnssec import kek as kekmod
@@ -56,9 +57,12 @@ RFC5011_GATED = (Promote, Revoke)
 
 def timing_for(config: DnssecConfig, snap: ZoneSnapshot) -> Timing:
     """The zone's RFC 7583 inputs: DNSKEY TTL, largest TTL, SOA negative TTL, delays."""
-    soa = snap.soa()
+    return timing_from(config, snap.soa(), max((r.ttl for r in snap.rrsets()), default=0))
+
+
+def timing_from(config: DnssecConfig, soa: dns.rrset.RRset, max_ttl: int) -> Timing:
+    """`timing_for` from the apex SOA and the largest TTL alone."""
     negative = min(soa.ttl, soa[0].minimum)  # type: ignore[attr-defined]
-    max_ttl = max((r.ttl for r in snap.rrsets()), default=0)
     return Timing(dnskey_ttl=config.dnskey_ttl, max_ttl=max_ttl, negative_ttl=negative,
                   propagation=config.propagation_delay, ds_ttl=config.parent_ds_ttl,
                   parent_propagation=config.parent_propagation_delay)

@@ -317,6 +317,14 @@ class EtcdClient:
     def map_error(self, err: grpc.aio.AioRpcError, what: str) -> NodeError:
         return map_error(err, what, self.endpoints)
 
+    def blocking_channel(self, index: int) -> grpc.Channel:
+        """A new blocking (non-asyncio) channel to endpoint `index`, for a thread of its own
+        (`store/keepalive.py`); the caller closes it."""
+        ep = self._endpoints[index]
+        if ep.secure:
+            return grpc.secure_channel(ep.target, self._credentials(), _CHANNEL_OPTIONS)
+        return grpc.insecure_channel(ep.target, _CHANNEL_OPTIONS)
+
     # -- internals
 
     def _channel(self) -> grpc.aio.Channel:

@@ -14,6 +14,10 @@ re-register the node's keys under it); `on_lease_lost` callbacks run first.
 keepalive had succeeded, and the last keepalive error (none: the node was
 busy or paused and sent none in time).
 etcd errors are logged and retried; they never end `run()`.
+
+Keepalives are also sent from a thread of their own (`store/keepalive.py`),
+so a loop held up by heavy work does not let the lease lapse; both paths
+extend the same local deadline, and only the loop's path handles a loss.
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 
 from node.clock import SYSTEM_CLOCK, Clock
 from node.errors import EtcdUnavailable, NodeError
 from node.events import Event, emit
 from node.store.client import EtcdClient
+from node.store.keepalive import KeepaliveThread
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,7 @@ class Session:
         keepalive_interval: float | None = None,
         clock: Clock = SYSTEM_CLOCK,
         margin: float = 1.0,
+        keepalive_thread: bool = True,
     ) -> None:
         if ttl < 2:
             raise ValueError("a session lease needs a TTL of at least 2 seconds")
@@ -67,6 +74,10 @@ class Session:
         self.last_loss = ""  # "lease lost at <when> (keepalive failed for N s: <why>)"
         self._last_ok = float("-inf")  # monotonic send time of the last successful keepalive
         self._last_error = ""  # the last keepalive error since then
+        self._lock = threading.Lock()  # the keepalive thread extends the deadline too
+        self._thread = KeepaliveThread(client, self.keepalive_interval, lambda: self._lease_id,
+                                       self._renewed, clock, self._thread_failed,
+                                       ) if keepalive_thread else None
 
     # -- state
 
@@ -104,6 +115,8 @@ class Session:
     # -- loop
 
     async def run(self) -> None:
+        if self._thread is not None:
+            self._thread.start()
         try:
             while True:
                 if self._lease_id is None:
@@ -112,12 +125,15 @@ class Session:
                 await asyncio.sleep(self._next_keepalive_delay())
                 await self._keepalive()
         finally:
+            if self._thread is not None:
+                await asyncio.to_thread(self._thread.stop)
             await self._revoke_quietly()
 
     async def revoke(self) -> None:
         """Give the lease up now (keys under it vanish); `run()` grants a new one."""
-        lease_id, self._lease_id = self._lease_id, None
-        self._valid_until = float("-inf")
+        with self._lock:
+            lease_id, self._lease_id = self._lease_id, None
+            self._valid_until = float("-inf")
         if lease_id is not None:
             await self._client.lease_revoke(lease_id)
 
@@ -160,8 +176,9 @@ class Session:
         if self._lease_id != lease_id:
             return  # revoked meanwhile
         if ttl <= 0:
-            self._lease_id = None
-            self._valid_until = float("-inf")
+            with self._lock:
+                self._lease_id = None
+                self._valid_until = float("-inf")
             silent = sent - self._last_ok
             why = self._last_error or "no keepalive was sent in time: the node was busy or paused"
             at = self._clock.now().replace(microsecond=0).isoformat()
@@ -170,8 +187,21 @@ class Session:
                  reason="expired-or-revoked", seconds=round(silent, 1), cause=why)
             await self._fire(self._on_lost, lease_id)
             return
-        self._valid_until = max(self._valid_until, sent + ttl - self.margin)
-        self._last_ok, self._last_error = sent, ""
+        self._renewed(lease_id, sent, ttl)
+
+    def _thread_failed(self, why: str) -> None:
+        """The keepalive thread's last error, for the LEASE_LOST cause (no decision here)."""
+        with self._lock:
+            self._last_error = why
+
+    def _renewed(self, lease_id: int, sent: float, ttl: int) -> None:
+        """A keepalive sent at `sent` got `ttl` (from the loop or the keepalive thread)."""
+        with self._lock:
+            if ttl <= 0 or self._lease_id != lease_id:
+                return  # a loss is the loop's to handle; a stale lease is nobody's
+            self._valid_until = max(self._valid_until, sent + ttl - self.margin)
+            if sent > self._last_ok:
+                self._last_ok, self._last_error = sent, ""
 
     async def _fire(self, callbacks: list[LeaseCallback], lease_id: int) -> None:
         for cb in list(callbacks):

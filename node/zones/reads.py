@@ -4,13 +4,21 @@
 zone's data proves it saw one version: the head read before and the head at the
 data's revision must be the same, else it reads again (never at the head's mod
 revision, which a quiet zone may have compacted away).
+
+Building RRsets from a zone-sized read takes seconds: it runs in a thread, and
+callers that need only the SOA and the largest TTL (signing checks, rollover
+timing) use `soa_and_max_ttl`, which builds one RRset, not the zone.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import dns.name
+import dns.rdatatype
 import dns.rrset
 
 from node.errors import Conflict, NotFound, Refused
@@ -23,6 +31,7 @@ from node.zones.model import (
     ZoneSnapshot,
     rrset_from_json,
     snapshot_from_rrsets,
+    with_serial,
 )
 
 Name = dns.name.Name
@@ -39,6 +48,7 @@ class ZoneInfo:
     rrset_count: int  # -1 when not counted (list)
     revision: int  # etcd mod revision of the zone head
     transfers: tuple[TransferStatus, ...] = ()  # secondary zones (show): each node's copy
+    progress: str = ""  # work under way on the node asked (an import), "" when none
 
 
 class ZoneReads:
@@ -110,10 +120,22 @@ class ZoneReads:
                 self._keys.data_prefix(zone, head.generation))
             at = await self._etcd.range(self._keys.head_key(zone), revision=revision)
             if at.kvs and at.kvs[0].mod_revision == kv.mod_revision:  # same version throughout
-                rrsets = [self._rrset(kv) for kv in kvs]
+                rrsets = await asyncio.to_thread(lambda kvs=kvs: [self._rrset(kv) for kv in kvs])
                 return snapshot_from_rrsets(config, rrsets, serial=head.serial,
                                             revision=revision, generation=head.generation)
         raise Conflict(f"zone {zone} changed too often to be read; try again")
+
+    async def soa_and_max_ttl(self, zone: Name) -> tuple[dns.rrset.RRset, int]:
+        """The apex SOA (at the head's serial) and the largest TTL of the current version,
+        reading each stored value's TTL only (no zone-sized build)."""
+        head, _ = await self._head(zone)
+        kvs, _ = await self._etcd.range_all(self._keys.data_prefix(zone, head.generation))
+        soa_key = self._keys.rrset_key(zone, head.generation, zone, dns.rdatatype.SOA)
+        soa_kv = next((kv for kv in kvs if kv.key == soa_key.encode()), None)
+        if soa_kv is None:
+            raise NotFound(f"zone {zone} has no SOA at its apex")
+        soa = with_serial(rrset_from_json(zone, dns.rdatatype.SOA, soa_kv.value), head.serial)
+        return soa, await asyncio.to_thread(_max_ttl, kvs)
 
     def _rrset(self, kv: KeyValue) -> dns.rrset.RRset:
         parsed = self._keys.parse_zone_key(kv.key)
@@ -137,3 +159,7 @@ class ZoneReads:
             out.append(rrset)
         out.sort(key=lambda r: (r.name.canonicalize().labels[::-1], r.rdtype))
         return out
+
+
+def _max_ttl(kvs: Sequence[KeyValue]) -> int:
+    return max((int(json.loads(kv.value)["ttl"]) for kv in kvs), default=0)

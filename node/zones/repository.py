@@ -11,7 +11,8 @@ Bulk changes (create with content, import) cannot be one transaction (etcd
 caps a txn at 128 operations and 1.5 MiB). They write a new *generation*
 of the zone in batches, invisible to replicas, then activate it with one
 transaction that flips `head.generation` and bumps the serial; the old
-generation is deleted afterwards.
+generation is deleted afterwards. Master-file text is parsed in the node's
+worker pool (`node/work/zoneparse.py`), never on the loop's interpreter.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import Executor
 from typing import Any
 
 import dns.exception
@@ -37,14 +39,14 @@ from node.filezone.admin import FileChanges, FileZoneAdmin
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.store.txn import Compare, Op
+from node.work.zoneparse import ParsedZone
+from node.zones.bulk import BulkWriter, Progress, quiet, records_of
 from node.zones.model import (
     ZONE_KIND_SECONDARY,
     ZoneConfig,
     ZoneHead,
-    ZoneSnapshot,
     parse_primary,
     rrset_to_json,
-    snapshot_from_text,
     with_serial,
 )
 from node.zones.reads import MAX_RETRIES, ZoneInfo, ZoneReads
@@ -54,8 +56,6 @@ log = logging.getLogger(__name__)
 
 Name = dns.name.Name
 _Build = Callable[[ZoneHead, dict[int, dns.rrset.RRset]], list[Op]]
-BATCH_OPS = 100
-BATCH_BYTES = 1_000_000
 # Types only the signer may write (issue 3); users may not add them directly.
 _RESERVED_TYPES = frozenset(
     {dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3, dns.rdatatype.NSEC3PARAM}
@@ -79,8 +79,11 @@ def default_soa(zone: Name, primary_ns: Name, admin_email: str | None) -> dns.rr
 class ZoneRepository(ZoneReads):
     """All writes of zone data go through here (never through etcd directly)."""
 
-    def __init__(self, client: EtcdClient, layout: KeyLayout, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, client: EtcdClient, layout: KeyLayout, clock: Clock = SYSTEM_CLOCK,
+                 pool: Executor | None = None, import_pause: float = 0.0) -> None:
         self._etcd = client
+        self._bulk = BulkWriter(client, layout, pool)  # parsing in `pool`, batched writes
+        self._import_pause = import_pause  # test-only: an import waits after parsing
         self._keys = layout
         self._clock = clock  # stamps each version's time (ZoneHead.time)
         self._updates = UpdateTransactions(client, layout, clock)
@@ -101,16 +104,16 @@ class ZoneRepository(ZoneReads):
         ns: tuple[Name, ...] = (),
         allow_transfer: tuple[str, ...] = (),
         text: str | None = None,
-        parsed: ZoneSnapshot | None = None,
+        parsed: ParsedZone | None = None,
+        progress: Progress | None = None,
     ) -> ZoneInfo:
         """Create an empty zone (SOA + NS at the apex) or one from master-file `text`."""
         name = name.canonicalize()
         config = ZoneConfig(name=name, allow_transfer=tuple(allow_transfer))
         if text is not None and parsed is None:
-            # parsing a large file takes seconds: off the event loop (leases, watches)
-            parsed = await asyncio.to_thread(snapshot_from_text, text, name)
+            parsed = await self._bulk.parse(text, name)
         if parsed is not None:
-            rrsets = list(parsed.rrsets())
+            records = parsed.records
             serial = parsed.serial
         else:
             default_ns = dns.name.Name(("ns1",)).concatenate(name)
@@ -119,10 +122,10 @@ class ZoneRepository(ZoneReads):
             ns_rrset = dns.rrset.from_text_list(
                 name, 3600, "IN", "NS", [n.to_text() for n in nameservers]
             )
-            rrsets = [soa, ns_rrset]
+            records = records_of([soa, ns_rrset])
             serial = 1
         generation = await self._new_generation(name)
-        await self._write_generation(name, generation, rrsets)
+        await self._bulk.write(name, generation, records, progress or quiet)
         head = ZoneHead(serial=serial, generation=generation, time=int(self._clock.time()))
         result = await self._etcd.txn(
             when=[Compare.version(self._keys.head_key(name)) == 0],
@@ -135,7 +138,7 @@ class ZoneRepository(ZoneReads):
             await self._etcd.delete(self._keys.data_prefix(name, generation), prefix=True)
             raise Conflict(f"zone {name} already exists")
         log.info("zone %s created at serial %d", name, serial)
-        return ZoneInfo(config, serial, generation, len(rrsets), result.revision)
+        return ZoneInfo(config, serial, generation, len(records), result.revision)
 
     async def create_secondary_zone(self, name: Name, primaries: Sequence[str],
                                     tsig_key: str = "") -> ZoneInfo:
@@ -194,18 +197,26 @@ class ZoneRepository(ZoneReads):
         await self._mutate(config.name, lambda _h, _d: [Op.put(key, config.to_json())])
         return await self.get_zone(config.name)
 
-    async def import_zone(self, name: Name, text: str, *, create: bool = True) -> ZoneInfo:
-        """Replace the zone's whole content with master-file `text` (new generation, one flip)."""
+    async def import_zone(self, name: Name, text: str, *, create: bool = True,
+                          progress: Progress | None = None) -> ZoneInfo:
+        """Replace the zone's whole content with master-file `text` (new generation, one flip).
+
+        `progress(stage, done, total)` is told each stage ("parsing", "writing" per batch,
+        "activating")."""
         name = name.canonicalize()
-        snap = await asyncio.to_thread(snapshot_from_text, text, name)
+        report = progress or quiet
+        report("parsing", 0, len(text))
+        parsed = await self._bulk.parse(text, name)
+        if self._import_pause:
+            await asyncio.sleep(self._import_pause)
         if await self._etcd.get(self._keys.head_key(name)) is None:
             if not create:
                 raise NotFound(f"zone {name} does not exist")
-            return await self.create_zone(name, parsed=snap)
+            return await self.create_zone(name, parsed=parsed, progress=progress)
         await self._not_secondary(name)
-        rrsets = list(snap.rrsets())
         generation = await self._new_generation(name)
-        await self._write_generation(name, generation, rrsets)
+        await self._bulk.write(name, generation, parsed.records, report)
+        report("activating", len(parsed.records), len(parsed.records))
         for _ in range(MAX_RETRIES):
             head, kv = await self._head(name)
             new_head = head.bumped(self._clock.time(), generation)
@@ -223,28 +234,6 @@ class ZoneRepository(ZoneReads):
     async def _new_generation(self, zone: Name) -> int:
         # The revision of this put is unique cluster-wide: a generation id nobody else uses.
         return await self._etcd.put(self._keys.gen_key(zone), b"")
-
-    async def _write_generation(
-        self, zone: Name, generation: int, rrsets: Sequence[dns.rrset.RRset]
-    ) -> None:
-        batches: list[list[Op]] = [[]]
-        size = 0
-        for rrset in rrsets:
-            value = rrset_to_json(rrset)
-            if len(batches[-1]) >= BATCH_OPS or size + len(value) > BATCH_BYTES:
-                batches.append([])
-                size = 0
-            batches[-1].append(
-                Op.put(self._keys.rrset_key(zone, generation, rrset.name, rrset.rdtype), value)
-            )
-            size += len(value) + 100
-        sem = asyncio.Semaphore(4)
-
-        async def write(batch: list[Op]) -> None:
-            async with sem:
-                await self._etcd.txn(when=[], then=batch)
-
-        await asyncio.gather(*(write(b) for b in batches if b))
 
     # -- record changes ---------------------------------------------------
     async def add_records(self, zone: Name, rrset: dns.rrset.RRset) -> int:
@@ -418,3 +407,4 @@ class ZoneRepository(ZoneReads):
 
 
 __all__ = ["UpdateRead", "ZoneInfo", "ZoneRepository", "default_soa", "with_serial"]
+

@@ -4,6 +4,7 @@ while etcd is paused, re-grant after loss, revoke on stop."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 from node.store.client import EtcdClient
 from node.store.session import Session
@@ -114,6 +115,27 @@ async def test_revoke_then_run_grants_a_new_lease(etcd_client: EtcdClient) -> No
         assert await etcd_client.lease_ttl(first) == -1
         await async_wait_until(lambda: len(leases) == 2, 10)
         assert leases[1] != first and session.is_valid()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_lease_survives_a_blocked_loop(etcd_client: EtcdClient, key_prefix: str) -> None:
+    """Issue 10: a loop held by heavy work for longer than the TTL keeps its lease."""
+    session = Session(etcd_client, ttl=2, keepalive_interval=0.5, margin=0.5)
+    lost: list[int] = []
+    session.on_lease_lost(lost.append)
+    task = asyncio.create_task(session.run())
+    try:
+        lease = await session.wait_ready(5)
+        await etcd_client.put(key_prefix + "node", "alive", lease=lease)
+        time.sleep(4)  # noqa: ASYNC251 -- on purpose: the loop is blocked, as by a long parse
+        assert session.is_valid(), "the local deadline lapsed while the loop was blocked"
+        assert await etcd_client.lease_ttl(lease) > 0, "etcd let the lease expire"
+        kv = await etcd_client.get(key_prefix + "node")
+        assert kv is not None and kv.lease == lease
+        await asyncio.sleep(1)  # the loop's own keepalive runs again: still the same lease
+        assert session.lease_id == lease and lost == []
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

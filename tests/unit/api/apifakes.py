@@ -126,7 +126,8 @@ class InMemoryZoneRepository:
         self.revision += 1
         return self._info(zone)
 
-    async def import_zone(self, name: Name, text: str, *, create: bool = True) -> ZoneInfo:
+    async def import_zone(self, name: Name, text: str, *, create: bool = True,
+                          progress: object = None) -> ZoneInfo:
         self._check()
         zone = self.zones.get(name)
         if zone is None and not create:

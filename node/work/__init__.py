@@ -1,0 +1,1 @@
+"""Code that runs in the node's worker processes: plain data in, plain data out."""

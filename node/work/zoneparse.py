@@ -1,0 +1,38 @@
+"""Master-file parsing for `zone import` and `zone create --file`, run in a worker process.
+
+`parse_for_store(text, origin)` parses and checks the text with the same
+rules as `zones.model.snapshot_from_text` and returns what the repository
+writes: each RRset as (key suffix under a generation's data prefix, stored
+value). The control process then only concatenates keys and sends batches;
+it holds no dnspython object of the zone (issue 10: a 100k-name parse on the
+loop's interpreter starved the lease and the watch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dns.name
+import dns.rdatatype
+
+from node.store.keys import name_component
+from node.zones.model import rrset_to_json, snapshot_from_text
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedZone:
+    """A parsed master file, ready to store: the SOA serial and one entry per RRset."""
+
+    serial: int
+    records: tuple[tuple[str, bytes], ...]  # (owner component "/" TYPE, stored value)
+
+
+def parse_for_store(text: str, origin: str) -> ParsedZone:
+    """Parse `text` for zone `origin`; `ValidationError` if it does not parse or has no SOA."""
+    snap = snapshot_from_text(text, dns.name.from_text(origin))
+    records = tuple(
+        (f"{name_component(rrset.name)}/{dns.rdatatype.to_text(rrset.rdtype)}",
+         rrset_to_json(rrset))
+        for rrset in snap.rrsets()
+    )
+    return ParsedZone(snap.serial, records)
