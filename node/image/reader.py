@@ -42,6 +42,7 @@ class ZoneImage:
         "_mask",
         "_mm",
         "apex",
+        "apex_wild",
         "base",
         "base_revision",
         "count",
@@ -110,6 +111,7 @@ class ZoneImage:
             raise ValidationError("a full zone image takes no base")
         self.apex: Node | None = None
         self.apex = self.node(self.origin)
+        self.apex_wild = self.node(b"\x01*" + self.origin)  # the flood's wildcard check
 
     @classmethod
     def from_bytes(cls, buf: bytes, base: ZoneImage | None = None) -> ZoneImage:
