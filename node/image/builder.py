@@ -181,6 +181,8 @@ class ImageWriter:
             tails = _answer_tails(zone.answers.get(owner + rdtype.to_bytes(2, "big") + b"\x00\x01"))
             if tails is None:  # RRSIG: the signer's rdata carry their wire form already
                 tails = fast_tails(rrset) if rdtype == L.RRSIG else zone.tails(rrset)
+            else:  # what `secure.resolve` renders next (DO=1 variants) through zone.tails
+                zone.memo[id(rrset)] = (rrset, tails)
             indirect = 0
             rr_off = 0
             if rdtype == L.RRSIG:
