@@ -43,6 +43,7 @@ from node.dnssec.zonesigner import SigningParams, ZoneSigner
 from node.image import ImageTable, ZoneImage, build_image
 from node.image.builder import image_name, write_bytes
 from node.image.overlay import ImageBuilder
+from node.server.admission import Doorkeeper
 from node.server.compile import CompiledZone
 from node.server.table import ZoneTable
 from node.zones.model import ZoneSnapshot, freeze_nodes, snapshot_from_text
@@ -146,10 +147,14 @@ def probe_keys(snap: ZoneSnapshot, n: int, seed: int = 3) -> dict[str, list[byte
 
 def per_lookup(fn: Callable[[bytes, int], object], keys: list[bytes], do: int) -> float:
     gc.collect()
-    began = time.perf_counter()
-    for k in keys:
-        fn(k, do)
-    return (time.perf_counter() - began) / max(len(keys), 1) * 1e6
+    gc.disable()  # a full collection of the zones' millions of objects is not a lookup cost
+    try:
+        began = time.perf_counter()
+        for k in keys:
+            fn(k, do)
+        return (time.perf_counter() - began) / max(len(keys), 1) * 1e6
+    finally:
+        gc.enable()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--probes", type=int, default=20_000)
     p.add_argument("--changes", type=int, default=5, help="single-record changes (overlays)")
+    p.add_argument("--repeat", type=int, default=3, help="lookup runs per kind (the best counts)")
     args = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-image-"))
     try:
@@ -196,19 +202,26 @@ def main(argv: list[str] | None = None) -> int:
         print("RRsets counted per owner and type, RRSIG and NSEC3 owners included "
               "(the signed zone's own count)")
         print()
-        print(f"lookup µs, each key once (cache miss); {args.probes} keys per kind at most")
+        print(f"lookup µs, every key a cache miss; {args.probes} keys per kind at most, "
+              f"best of {args.repeat} runs")
         print(f"{'zone':9} {'DO':>2} {'kind':9} {'keys':>6} {'image':>8} {'compiled':>9}")
         for label, snap in (("unsigned", plain), ("signed", signed)):
             img, ztab, _ = tables[label]
             keys = probe_keys(snap, args.probes)
-            itab = ImageTable()
-            itab.install(img)
+            zone = tables[label][2]
             for do in (0, 1):
                 if label == "unsigned" and do:
                     continue
                 for kind, ks in keys.items():
-                    t_img = per_lookup(itab.lookup, ks, do)
-                    t_cmp = per_lookup(ztab.lookup, ks, do)
+                    t_img = t_cmp = float("inf")
+                    for _ in range(args.repeat):  # fresh caches each time: every key a miss
+                        itab = ImageTable()
+                        itab.install(img)
+                        t_img = min(t_img, per_lookup(itab.lookup, ks, do))
+                        ztab.caches = ({}, {})
+                        zone.lazy, zone.lazy_do = {}, {}
+                        ztab._doors = (Doorkeeper(ztab.cache_max), Doorkeeper(ztab.cache_max))
+                        t_cmp = min(t_cmp, per_lookup(ztab.lookup, ks, do))
                     print(f"{label:9} {do:2d} {kind:9} {len(ks):6d} {t_img:8.2f} {t_cmp:9.2f}")
         print()
         overlays(plain, signed, signer, tables["signed"][2], args.changes)

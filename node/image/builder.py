@@ -12,9 +12,11 @@ one full compile): the serving processes import `node.image.reader` and
 from __future__ import annotations
 
 import bisect
+import gc
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,13 +24,28 @@ from typing import Any
 from node.image import layout as L
 from node.server import answer, secure
 from node.server.compile import CompiledZone
+from node.server.proofs import fast_tails
 from node.server.render import Entry
 from node.zones.model import ZoneSnapshot
 
 
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cyclic garbage collection while a build allocates (the zone's objects are live
+    until the end anyway; collections of the growing heap only cost time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def build_image(snapshot: ZoneSnapshot) -> bytes:
     """One contiguous image of `snapshot` (see `docs/image-format.md`)."""
-    return ImageWriter(CompiledZone.build(snapshot)).image()
+    with paused_gc():
+        return ImageWriter(CompiledZone.build(snapshot)).image()
 
 
 def image_name(snapshot: ZoneSnapshot, base_revision: int | None = None) -> str:
@@ -88,6 +105,7 @@ class ImageWriter:
     def __init__(self, zone: CompiledZone, delta: Delta | None = None) -> None:
         self.zone = zone
         self.delta = delta
+        self._pos: dict[bytes, int] | None = None  # denial key -> position
         self.signed = zone.denial is not None
         self.out = bytearray(L.HEADER.size) + zone.origin
         self.slots: list[tuple[bytes, int]] = []  # (hash key, record offset)
@@ -150,9 +168,9 @@ class ImageWriter:
     def _match(self, keys: list[bytes], name: bytes) -> int:
         if not keys:
             return L.NO_DENIAL
-        key = self._denial_key(name)
-        i = bisect.bisect_left(keys, key)
-        return i if i < len(keys) and keys[i] == key else L.NO_DENIAL
+        if self._pos is None:
+            self._pos = {k: i for i, k in enumerate(keys)}
+        return self._pos.get(self._denial_key(name), L.NO_DENIAL)
 
     def _cover(self, keys: list[bytes], name: bytes) -> int:
         if not keys:
@@ -177,8 +195,10 @@ class ImageWriter:
         for rdtype in sorted(types):
             rrset = types[rdtype]
             tails = _answer_tails(zone.answers.get(owner + rdtype.to_bytes(2, "big") + b"\x00\x01"))
-            if tails is None:
-                tails = zone.tails(rrset)
+            if tails is None:  # RRSIG: the signer's rdata carry their wire form already
+                tails = fast_tails(rrset) if rdtype == L.RRSIG else zone.tails(rrset)
+            else:  # what `secure.resolve` renders next (DO=1 variants) through zone.tails
+                zone.memo[id(rrset)] = (rrset, tails)
             indirect = 0
             rr_off = 0
             if rdtype == L.RRSIG:

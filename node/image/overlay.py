@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from node.image import layout as L
-from node.image.builder import Delta, ImageWriter, image_name, write_bytes
+from node.image.builder import Delta, ImageWriter, image_name, paused_gc, write_bytes
 from node.server.answer import name_wire
 from node.server.compile import CompiledZone
 from node.zones.model import ZoneSnapshot
@@ -58,10 +58,11 @@ class ImageBuilder:
 
     def merge(self, snapshot: ZoneSnapshot) -> bytes:
         """A full image of `snapshot`, which becomes the base of the next overlays."""
-        zone = CompiledZone.build(snapshot)
-        self._base = self._zone = zone
-        self._changed = set()
-        return ImageWriter(zone).image()
+        with paused_gc():
+            zone = CompiledZone.build(snapshot)
+            self._base = self._zone = zone
+            self._changed = set()
+            return ImageWriter(zone).image()
 
     def build(self, snapshot: ZoneSnapshot) -> tuple[bytes, int | None]:
         """The image of the next version: (bytes, None) for a full image, or (bytes, base
@@ -70,6 +71,12 @@ class ImageBuilder:
         base = self._base
         if prev is None or base is None or not self._evolvable(prev, snapshot):
             return self.merge(snapshot), None
+        assert snapshot.changed is not None
+        with paused_gc():
+            return self._next(prev, base, snapshot)
+
+    def _next(self, prev: CompiledZone, base: CompiledZone,
+              snapshot: ZoneSnapshot) -> tuple[bytes, int | None]:
         assert snapshot.changed is not None
         zone = CompiledZone.evolve(prev, snapshot)
         self._zone = zone

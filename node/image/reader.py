@@ -3,10 +3,9 @@
 Owns the lookups the answer path makes in an image: the hash table of
 pre-rendered answers and name nodes, node type entries and their RR, RRSIG
 and target runs, and the binary searches of the denial table (NSEC canonical
-keys or NSEC3 hashes). Never builds an image and never imports dnspython or
-the builder; holds no per-RRset Python objects (a few per zone: the header
-fields and the negative SOA runs). Layout: `node.image.layout`,
-`docs/image-format.md`.
+keys or NSEC3 hashes), through an overlay to its base. Never builds an image
+nor imports dnspython or the builder; no per-RRset Python objects (a few per
+zone). Layout: `node.image.layout`, `docs/image-format.md`.
 """
 
 from __future__ import annotations
@@ -24,8 +23,7 @@ Node = tuple[int, int, int, int, int, int, "ZoneImage"]
 Piece = tuple[bytes, tuple[bytes, ...]]  # (owner wire, rendered RRs after the owner)
 Variant = tuple[int, int, int, int, bytes]  # (flags, an, ns, ar, body)
 
-_SLOT_UNPACK = L.SLOT.unpack_from
-_TWO_U32 = L.SLOT.unpack_from
+_SLOT_UNPACK = L.SLOT.unpack_from  # also two u32 of the bucket index
 _ANSWER = bytes((L.KIND_ANSWER,))
 _NODE = bytes((L.KIND_NODE,))
 
@@ -42,6 +40,7 @@ class ZoneImage:
         "_mask",
         "_mm",
         "apex",
+        "apex_wild",
         "base",
         "base_revision",
         "count",
@@ -110,6 +109,7 @@ class ZoneImage:
             raise ValidationError("a full zone image takes no base")
         self.apex: Node | None = None
         self.apex = self.node(self.origin)
+        self.apex_wild = self.node(b"\x01*" + self.origin)  # the flood's wildcard check
 
     @classmethod
     def from_bytes(cls, buf: bytes, base: ZoneImage | None = None) -> ZoneImage:
@@ -127,6 +127,11 @@ class ZoneImage:
         except BaseException:
             mm.close()
             raise
+
+    @property
+    def full(self) -> ZoneImage:
+        """The full image under this one (itself unless an overlay): the next overlay's base."""
+        return self.base or self
 
     def close(self) -> None:
         """Unmap (only once no reader uses this image any more)."""
@@ -209,9 +214,6 @@ class ZoneImage:
         return [buf[base + i * L.TYPE.size] | buf[base + i * L.TYPE.size + 1] << 8
                 for i in range(node[1])]
 
-    def has(self, node: Node, rdtype: int) -> bool:
-        return self._entry(node, rdtype) is not None
-
     def tails(self, node: Node, rdtype: int) -> tuple[bytes, ...]:
         """The RRs of type `rdtype` at the node, rendered after their owner."""
         e = self._entry(node, rdtype)
@@ -281,7 +283,7 @@ class ZoneImage:
         lo, hi = 0, self.count
         if self.nsec3:  # the bucket of the hash's top bits, then bisect inside it
             at = self._bucket_off + 4 * (int.from_bytes(key[:4], "big") >> self._bucket_shift)
-            lo, hi = _TWO_U32(buf, at)
+            lo, hi = _SLOT_UNPACK(buf, at)
             while lo < hi:
                 mid = (lo + hi) >> 1
                 at = base + mid * L.HASH_LEN
@@ -315,7 +317,7 @@ class ZoneImage:
             d = hashlib.sha1(d + salt).digest()
         return d
 
-    def denial_key(self, name: bytes) -> bytes:
+    def denial_key(self, name: bytes) -> bytes:  # the chain's sort key of a name
         return self.digest(name) if self.nsec3 else L.canonical_key(name)
 
     def match(self, name: bytes, node: Node | None) -> Piece | None:
@@ -369,8 +371,7 @@ class ZoneImage:
 
     def _live_base(self, i: int) -> int:
         base = self.base
-        assert base is not None
-        while i >= 0 and self._exact(base._key_at(i)) == 0:
+        while i >= 0 and base is not None and self._exact(base._key_at(i)) == 0:
             i -= 1
         return i
 

@@ -28,11 +28,11 @@ def answer(img: ZoneImage, key: bytes, do: int) -> tuple[Entry, bool]:
     and whether it was pre-rendered in the image (False: assembled now)."""
     lname = key[:-4]
     qtype = key[-4] << 8 | key[-3]
-    hit = img.answer(key[:-2], do)
-    node: Node | None = None
-    if hit is None:
-        node = img.node(lname)
-        if node is not None and node[4] and qtype != L.DS:  # at a (top) zone cut: referral
+    node = img.node(lname)  # answers exist only at names that have a node
+    hit = None
+    if node is not None:
+        hit = img.answer(key[:-2], do)
+        if hit is None and node[4] and qtype != L.DS:  # at a (top) zone cut: the referral
             hit = node[6].variant(node[4], do)
     if hit is not None:
         flags, an, ns, ar, body = hit
@@ -70,7 +70,7 @@ def classify(img: ZoneImage, name: bytes, qtype: int,
     for i in range(1, len(chain)):
         if nodes[i] is not None:
             anc = chain[i]
-            wnode = img.node(b"\x01*" + anc)
+            wnode = img.apex_wild if i == len(chain) - 1 else img.node(b"\x01*" + anc)
             if wnode is not None:
                 if wnode[0] & L.N_NAME:
                     return WILD, wnode, anc
