@@ -98,7 +98,14 @@ def descendants(pid: int) -> list[int]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime+stime of `pid` and its live descendants, in seconds."""
+    """CPU time of the process tree under `pid`, in seconds.
+
+    utime+stime of `pid` and every live descendant (serving workers, signing
+    pool), plus cutime+cstime of each, which holds the CPU time of
+    descendants that have already exited and been reaped (a restarted
+    worker, a finished pool process); live children are not in cutime, so
+    nothing is counted twice.
+    """
     total = 0
     for p in descendants(pid):
         try:
@@ -106,12 +113,42 @@ def cpu_seconds(pid: int) -> float:
                 fields = fh.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
+        # utime, stime, cutime, cstime: fields 14-17 of stat
+        total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
     return total / CLK_TCK
 
 
+def pss_bytes(pid: int) -> int:
+    """PSS of `pid` and its live descendants, summed, in bytes (from smaps_rollup).
+
+    Pages shared between the processes (a zone image mapped by every serving
+    worker, the interpreter's text) are divided among them, so the sum counts
+    each page once: this is what the process tree costs the machine.
+    """
+    total = 0
+    for p in descendants(pid):
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as fh:
+                for line in fh:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except OSError:
+            continue
+    return total
+
+
+def process_count(pid: int) -> int:
+    """How many live processes the tree under `pid` has (the process itself included)."""
+    return sum(1 for p in descendants(pid) if alive(p))
+
+
 def rss_bytes(pid: int) -> int:
-    """VmRSS of `pid` and its live descendants, in bytes."""
+    """VmRSS of `pid` and its live descendants, summed, in bytes.
+
+    Shared pages count once per process here: for a tree, `pss_bytes` is the
+    figure to compare.
+    """
     total = 0
     for p in descendants(pid):
         try:
@@ -259,10 +296,12 @@ class NodeAddr:
 def start_node(ps: ProcessSet, node_id: str, etcd_url: str, prefix: str,
                host: str = "127.0.0.1", cpus: str | None = None,
                kek_file: Path | None = None, lease_ttl: int = 20,
-               extra_signing: str = "") -> tuple[Proc, NodeAddr]:
+               extra_signing: str = "", workers: int | None = None) -> tuple[Proc, NodeAddr]:
     """Start `dns-node` with a generated config; return once its readiness check serves.
 
     With `kek_file` the node may sign (it holds the key-encryption key), with no stagger.
+    `workers` sets `server.workers` (serving processes; 0: answer in the node
+    process); None keeps the node's default (one per core).
     """
     addr = NodeAddr(node_id, host, free_port(host), free_port(host))
     signing = ""
@@ -272,6 +311,7 @@ def start_node(ps: ProcessSet, node_id: str, etcd_url: str, prefix: str,
     keepalive = max(1.0, lease_ttl / 4)
     call_timeout = max(1.0, (lease_ttl - keepalive) / 2)
 
+    server = "" if workers is None else f"[server]\nworkers = {workers}\n"
     conf = ps.workdir / f"{node_id}.toml"
     conf.write_text(f"""node_id = "{node_id}"
 role = "writable"
@@ -289,7 +329,7 @@ listen = "{host}:{addr.api_port}"
 listen = ""
 [log]
 level = "WARNING"
-{signing}""")
+{server}{signing}""")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DNSNODE_")}
     proc = ps.start(node_id, [binary("dns-node"), "--config", str(conf)], cpus=cpus, env=env)
     wait_until(f"node {node_id} readiness", lambda: _node_ready(proc, addr), 120, 0.1)
@@ -322,3 +362,23 @@ def wait_serial(proc: Proc, host: str, port: int, zone: str, serial: int | None,
 
     wait_until(f"{proc.name} serving {zone} serial {serial}", ok, timeout, 0.1)
     return seen[-1]
+
+
+def wait_all_serving(proc: Proc, addr: NodeAddr, zone: str, serial: int, timeout: float,
+                     probes: int = 32) -> None:
+    """Wait until every serving worker of the node serves `zone` at `serial`.
+
+    Two conditions, both required: the readiness check is SERVING (it holds
+    only once every worker has applied every zone operation sent to it, so
+    the image with `serial` is installed everywhere), and `probes` SOA
+    queries, each from a fresh socket (a new source port, so the kernel's
+    SO_REUSEPORT hash spreads them over the workers), all carry `serial`.
+    """
+
+    def ok() -> bool:
+        if not _node_ready(proc, addr):
+            return False
+        return all(wire.serial_of(addr.host, addr.dns_port, zone, timeout=0.5) == serial
+                   for _ in range(probes))
+
+    wait_until(f"{proc.name}: every worker serving {zone} serial {serial}", ok, timeout, 0.2)

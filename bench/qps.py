@@ -10,6 +10,10 @@ queried at a time; the other idles.
     .venv/bin/python -m bench.qps                     # 100k names, 20 s per server
     .venv/bin/python -m bench.qps --duration 10 --dnssec --json out.json
     .venv/bin/python -m bench.qps --dnssec --sign      # and signed zones, DO=1
+    .venv/bin/python -m bench.qps --dnssec --sign --flood --workers 2  # + random-subdomain flood
+
+The node answers from `--workers` serving processes (`server.workers`); its
+CPU time and PSS are summed over the node process and all its descendants.
 
 Exit status 0 on success, 1 with a message on any failure; every process
 started here is stopped by PID on the way out.
@@ -28,9 +32,9 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench import zonegen
+from bench import flood, zonegen
 from bench.compare import compare
-from bench.dnsperf import PerfResult, run_dnsperf
+from bench.dnsperf import run_dnsperf
 from bench.knot import KnotServer, start_knot
 from bench.procs import (
     BenchError,
@@ -38,61 +42,22 @@ from bench.procs import (
     Proc,
     ProcessSet,
     cpu_seconds,
+    process_count,
+    pss_bytes,
     rss_bytes,
     start_etcd,
     start_node,
     stop_on_sigterm,
+    wait_all_serving,
     wait_serial,
     write_kek,
 )
+from bench.qps_report import Memory, ServerRun, report, warn_log_lines
 from bench.signing import positive_sample, sign_node, wait_signed
 
 SERVER_CPU = "0"
 CLIENT_CPU = "1"
 MAX_MESSAGE = 256 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class ServerRun:
-    """One dnsperf run against one server, with the server's CPU time over the run."""
-
-    server: str
-    do_bit: bool
-    signed: bool
-    perf: PerfResult
-    cpu_seconds: float
-
-    @property
-    def cpu_us_per_query(self) -> float:
-        return self.cpu_seconds / max(self.perf.completed, 1) * 1e6
-
-    @property
-    def server_busy(self) -> float:
-        """Share of one core the server used during the run (1.0: saturated)."""
-        return self.cpu_seconds / max(self.perf.run_time, 1e-9)
-
-    @property
-    def capacity_qps(self) -> float:
-        """Queries/s one core could serve at this CPU cost per query (1 / CPU per query)."""
-        return 1e6 / max(self.cpu_us_per_query, 1e-9)
-
-
-@dataclass(frozen=True, slots=True)
-class Memory:
-    """RSS of a server with the zone loaded (and, for our node, without it)."""
-
-    server: str
-    rss_empty: int | None
-    rss_loaded: int
-    rss_after_runs: int
-    rrsets: int
-    load_seconds: float
-
-    @property
-    def bytes_per_rrset(self) -> float | None:
-        if self.rss_empty is None or self.rrsets <= 0:
-            return None  # no baseline, or --zone-file without --rrsets
-        return (self.rss_loaded - self.rss_empty) / self.rrsets
 
 
 def import_zone(addr: NodeAddr, origin: str, text: str, timeout: float) -> int:
@@ -120,72 +85,55 @@ def knot_baseline(ps: ProcessSet, origin: str, args: argparse.Namespace) -> int:
     """RSS of knotd serving only the apex of `origin` (the 'empty zone' baseline)."""
     empty = ps.workdir / "empty.zone"
     empty.write_text("\n".join(zonegen.apex_lines(origin)) + "\n")  # serial 1
-    knot = start_knot(ps, origin, empty, 1, cpus=SERVER_CPU, workers=args.knot_workers)
+    knot = start_knot(ps, origin, empty, 1, cpus=args.server_cpus, workers=args.knot_workers)
     rss = rss_bytes(knot.proc.pid)
     ps.stop(knot.proc)
     return rss
 
 
+@dataclass(frozen=True, slots=True)
+class Mix:
+    """A query mix: its timed query file and the file its warm-up reads."""
+
+    name: str
+    queries: Path
+    warmup: Path
+    lines: int = 0  # flood: lines in `queries`, to tell whether dnsperf wrapped
+
+
+def mixes(args: argparse.Namespace, ps: ProcessSet, origin: str, query_file: Path) -> list[Mix]:
+    """The bench mix and, with --flood, the flood (its warm-up on other random names)."""
+    out = [Mix("bench", query_file, query_file)]
+    if args.flood:
+        t0 = time.monotonic()
+        lines = flood.lines_for(args.duration, args.flood_qps, args.flood_cap)
+        timed = flood.write_flood(ps.workdir / "flood.queries", origin, lines, seed=1)
+        warm = flood.write_flood(ps.workdir / "flood-warmup.queries", origin,
+                                 flood.lines_for(args.warmup, args.flood_qps, args.flood_cap),
+                                 seed=2)
+        print(f"flood: {lines} random-subdomain questions (generated in "
+              f"{time.monotonic() - t0:.1f} s)")
+        out.append(Mix("flood", timed, warm, lines))
+    return out
+
+
 def measure(server: str, proc: Proc, host: str, port: int, args: argparse.Namespace,
-            query_file: Path, do_bit: bool, signed: bool = False) -> ServerRun:
-    out = proc.log.parent / f"dnsperf-{server}-do{int(do_bit)}{'-signed' * signed}.txt"
+            mix: Mix, do_bit: bool, signed: bool = False) -> ServerRun:
+    """Warm up (untimed), then one timed dnsperf run; CPU over the server's process tree."""
+    out = proc.log.parent / (f"dnsperf-{server}-{mix.name}-do{int(do_bit)}"
+                             f"{'-signed' * signed}.txt")
     if args.warmup > 0:  # both servers: answers built on first use are built before timing
-        run_dnsperf(host, port, query_file, out.with_suffix(".warmup.txt"),
+        run_dnsperf(host, port, mix.warmup, out.with_suffix(".warmup.txt"),
                     duration=args.warmup, clients=args.clients, outstanding=args.outstanding,
                     cpus=CLIENT_CPU, do_bit=do_bit, per_query=False)
     before = cpu_seconds(proc.pid)
-    perf = run_dnsperf(host, port, query_file, out, duration=args.duration,
+    perf = run_dnsperf(host, port, mix.queries, out, duration=args.duration,
                        clients=args.clients, outstanding=args.outstanding, cpus=CLIENT_CPU,
                        do_bit=do_bit, per_query=not args.no_percentiles)
     after = cpu_seconds(proc.pid)
     proc.check()
-    return ServerRun(server, do_bit, signed, perf, after - before)
-
-
-def warn_log_lines(proc: Proc, limit: int = 5) -> None:
-    """Print the first WARNING/ERROR lines of a server's log: they may explain a figure."""
-    lines = [ln for ln in proc.log.read_text(errors="replace").splitlines()
-             if " WARNING " in ln or " ERROR " in ln]
-    if lines:
-        print(f"{proc.name} logged {len(lines)} warning/error line(s), first {limit}:")
-        for ln in lines[:limit]:
-            print(f"  {ln[:300]}")
-
-
-def _ms(x: float | None) -> str:
-    return "-" if x is None else f"{x * 1000:.3f}"
-
-
-def report(runs: list[ServerRun], mems: list[Memory]) -> None:
-    print("\nserver  zone      DO  queries/s   avg ms  sd ms  p50 ms  p99 ms  lost     CPU us/q  "
-          "busy  1-core q/s  rcodes")
-    for r in runs:
-        p = r.perf
-        print(f"{r.server:7} {'signed' if r.signed else 'unsigned':8} {int(r.do_bit):2}  "
-              f"{p.qps:9.0f}  {_ms(p.avg_latency):>7} "
-              f"{_ms(p.stddev_latency):>6} {_ms(p.p50):>7} {_ms(p.p99):>7}  {p.lost:<7}  "
-              f"{r.cpu_us_per_query:8.2f}  {r.server_busy:4.0%}  {r.capacity_qps:10.0f}  "
-              f"{p.rcodes}")
-    if any(r.server_busy < 0.9 for r in runs):
-        print("note: a server used < 90% of its core, so its queries/s is bound by the client "
-              "or other load,\n      not by the server: compare CPU us/q (and 1-core q/s = "
-              "1e6 / CPU us/q) instead.")
-    for signed, do_bit in ((False, False), (False, True), (True, True)):
-        ours = [r for r in runs if r.server == "node" and (r.signed, r.do_bit) == (signed, do_bit)]
-        knot = [r for r in runs if r.server == "knot" and (r.signed, r.do_bit) == (signed, do_bit)]
-        if ours and knot and knot[0].perf.qps > 0:
-            o, k = ours[0], knot[0]
-            what = f"{'signed' if signed else 'unsigned'}, DO={int(do_bit)}"
-            print(f"ratio ours/Knot ({what}): queries/s {o.perf.qps / k.perf.qps:.3f}, "
-                  f"1-core capacity {o.capacity_qps / k.capacity_qps:.3f}, "
-                  f"CPU per query {o.cpu_us_per_query / max(k.cpu_us_per_query, 1e-9):.2f}x")
-    print("\nserver  RSS empty MiB  RSS loaded MiB  after runs MiB  bytes/RRset  load s")
-    for m in mems:
-        empty = "-" if m.rss_empty is None else f"{m.rss_empty / 2**20:.1f}"
-        per = m.bytes_per_rrset
-        print(f"{m.server:7} {empty:>13}  {m.rss_loaded / 2**20:14.1f}  "
-              f"{m.rss_after_runs / 2**20:14.1f}  {'-' if per is None else f'{per:.0f}':>11}  "
-              f"{m.load_seconds:6.1f}")
+    return ServerRun(server, do_bit, signed, perf, after - before, mix.name,
+                     bool(mix.lines) and flood.wrapped(perf.completed, mix.lines))
 
 
 def run(args: argparse.Namespace, ps: ProcessSet) -> tuple[list[ServerRun], list[Memory]]:
@@ -201,6 +149,7 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> tuple[list[ServerRun], list
         print(f"zone {origin}: {z.names} names, {z.rrsets} RRsets, {z.records} records, "
               f"{z.queries} queries (generated in {time.monotonic() - t0:.1f} s)")
     text = Path(zone_file).read_text()
+    qmixes = mixes(args, ps, origin, Path(query_file))
     runs: list[ServerRun] = []
     mems: list[Memory] = []
     variants = [False, True] if args.dnssec else [False]
@@ -208,64 +157,101 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> tuple[list[ServerRun], list
     if not args.skip_knot:
         knot_empty = knot_baseline(ps, origin, args)
         t0 = time.monotonic()
-        knot = start_knot(ps, origin, Path(zone_file), args.serial, cpus=SERVER_CPU,
+        knot = start_knot(ps, origin, Path(zone_file), args.serial, cpus=args.server_cpus,
                           workers=args.knot_workers)
         load = time.monotonic() - t0
         print(f"{knot.version}: serving {origin} on {knot.host}:{knot.port} "
               f"(pid {knot.proc.pid}, {args.knot_workers} UDP worker(s), loaded in {load:.1f} s)")
-        mems.append(Memory("knot", knot_empty, rss_bytes(knot.proc.pid), 0, rrsets, load))
+        mems.append(Memory("knot", knot_empty, rss_bytes(knot.proc.pid), 0, rrsets, load,
+                           pss_bytes(knot.proc.pid)))
     node = None
     if not args.skip_node:
         etcd = start_etcd(ps, cpus=CLIENT_CPU, nice=10)
         prefix = f"/bench-{uuid.uuid4().hex[:8]}/"
         kek = write_kek(ps.workdir) if args.sign else None
-        proc, addr = start_node(ps, "bench1", etcd, prefix, cpus=SERVER_CPU, kek_file=kek)
+        proc, addr = start_node(ps, "bench1", etcd, prefix, cpus=args.server_cpus,
+                                kek_file=kek, workers=args.workers)
         empty = rss_bytes(proc.pid)
         t0 = time.monotonic()
         serial = import_zone(addr, origin, text, args.load_timeout)
         rpc = time.monotonic() - t0
         wait_serial(proc, addr.host, addr.dns_port, origin, serial, args.load_timeout)
         load = time.monotonic() - t0
+        wait_all_serving(proc, addr, origin, serial, args.load_timeout)
         print(f"node: serving {origin} serial {serial} on {addr.host}:{addr.dns_port} "
-              f"(pid {proc.pid}, etcd {etcd}, prefix {prefix}, loaded in {load:.1f} s, "
-              f"of which the ImportZone RPC {rpc:.1f} s)")
-        mems.append(Memory("node", empty, rss_bytes(proc.pid), 0, rrsets, load))
+              f"(pid {proc.pid}, {args.workers} serving worker(s), "
+              f"{process_count(proc.pid)} processes, etcd {etcd}, prefix {prefix}, loaded in "
+              f"{load:.1f} s, of which the ImportZone RPC {rpc:.1f} s; every worker serving "
+              f"it after {time.monotonic() - t0:.1f} s)")
+        mems.append(Memory("node", empty, rss_bytes(proc.pid), 0, rrsets, load,
+                           pss_bytes(proc.pid)))
         node = (proc, addr)
-    if knot is not None and node is not None:
-        check_answers(Path(query_file), knot, node[1], args)
     for do_bit in variants:
-        if knot is not None:
-            runs.append(measure("knot", knot.proc, knot.host, knot.port, args, query_file,
-                                do_bit))
-        if node is not None:
-            runs.append(measure("node", node[0], node[1].host, node[1].dns_port, args,
-                                query_file, do_bit))
+        if knot is not None and node is not None:
+            for mix in qmixes:
+                check_answers(mix, knot, node[1], args, do_bit=do_bit)
+        runs += measure_both(knot, node, args, qmixes, do_bit)
     if args.sign:
-        signed, knot = signed_runs(args, ps, knot, node, origin, Path(zone_file),
-                                   Path(query_file), rrsets)
+        signed, knot = signed_runs(args, ps, knot, node, origin, Path(zone_file), qmixes,
+                                   rrsets)
         runs += signed
     final = {"knot": knot.proc.pid if knot else None, "node": node[0].pid if node else None}
     mems = [Memory(m.server, m.rss_empty, m.rss_loaded, rss_bytes(final[m.server] or 0),
-                   m.rrsets, m.load_seconds) for m in mems]
+                   m.rrsets, m.load_seconds, m.pss_loaded, pss_bytes(final[m.server] or 0),
+                   process_count(final[m.server] or 0)) for m in mems]
     if node is not None:
         warn_log_lines(node[0])
     return runs, mems
 
 
+def measure_both(knot: KnotServer | None, node: tuple[Proc, NodeAddr] | None,
+                 args: argparse.Namespace, qmixes: list[Mix], do_bit: bool,
+                 signed: bool = False) -> list[ServerRun]:
+    """Every mix on Knot, then on the node (each warmed up before its timed run)."""
+    runs = []
+    for mix in qmixes:
+        if knot is not None:
+            runs.append(measure("knot", knot.proc, knot.host, knot.port, args, mix, do_bit,
+                                signed))
+        if node is not None:
+            runs.append(measure("node", node[0], node[1].host, node[1].dns_port, args, mix,
+                                do_bit, signed))
+    return runs
+
+
+def wait_node_signed(proc: Proc, addr: NodeAddr, origin: str,
+                     sample: list[tuple[str, int]], timeout: float) -> int:
+    """Wait until the node serves the zone signed from every worker, at a serial that holds.
+
+    Signed answers for the sample give a signed serial; then every worker must
+    serve that serial (`wait_all_serving`). If the serial moved meanwhile (a
+    later signing pass), wait again for the new one. Returns the serial.
+    """
+    wait_signed(proc, addr.host, addr.dns_port, sample, timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        serial = wait_serial(proc, addr.host, addr.dns_port, origin, None, timeout)
+        wait_all_serving(proc, addr, origin, serial, max(1.0, deadline - time.monotonic()))
+        if wait_serial(proc, addr.host, addr.dns_port, origin, None, timeout) == serial:
+            return serial
+        if time.monotonic() > deadline:
+            raise BenchError(f"{origin}: the signed serial kept changing for {timeout:.0f} s")
+
+
 def signed_runs(args: argparse.Namespace, ps: ProcessSet, knot: KnotServer | None,
                 node: tuple[Proc, NodeAddr] | None, origin: str, zone_file: Path,
-                query_file: Path, rrsets: int) -> tuple[list[ServerRun], KnotServer | None]:
+                qmixes: list[Mix], rrsets: int) -> tuple[list[ServerRun], KnotServer | None]:
     """Sign the zone on both servers (timed), print what signing cost, run DO=1.
 
     Knot is restarted with signing on: the new KnotServer is returned.
     """
-    sample = positive_sample(query_file)
+    sample = positive_sample(qmixes[0].queries)
     runs: list[ServerRun] = []
     if knot is not None:
         before = rss_bytes(knot.proc.pid)
         ps.stop(knot.proc)
         t0 = time.monotonic()
-        knot = start_knot(ps, origin, zone_file, None, cpus=SERVER_CPU,
+        knot = start_knot(ps, origin, zone_file, None, cpus=args.server_cpus,
                           workers=args.knot_workers, timeout=args.load_timeout, sign=True)
         wait_signed(knot.proc, knot.host, knot.port, sample, args.sign_timeout)
         _signing_line("knot", time.monotonic() - t0, before, rss_bytes(knot.proc.pid), rrsets,
@@ -275,27 +261,23 @@ def signed_runs(args: argparse.Namespace, ps: ProcessSet, knot: KnotServer | Non
         before = rss_bytes(proc.pid)
         t0 = time.monotonic()
         sign_node(addr, origin, args.sign_timeout)
-        wait_signed(proc, addr.host, addr.dns_port, sample, args.sign_timeout)
+        serial = wait_node_signed(proc, addr, origin, sample, args.sign_timeout)
         _signing_line("node", time.monotonic() - t0, before, rss_bytes(proc.pid), rrsets,
-                      "clusterctl zone sign --nsec")
+                      f"clusterctl zone sign --nsec; serial {serial} on every worker")
     if knot is not None and node is not None:
-        check_answers(query_file, knot, node[1], args, do_bit=True)
-    if knot is not None:
-        runs.append(measure("knot", knot.proc, knot.host, knot.port, args, query_file, True,
-                            signed=True))
-    if node is not None:
-        runs.append(measure("node", node[0], node[1].host, node[1].dns_port, args, query_file,
-                            True, signed=True))
+        for mix in qmixes:
+            check_answers(mix, knot, node[1], args, do_bit=True)
+    runs += measure_both(knot, node, args, qmixes, True, signed=True)
     return runs, knot
 
 
-def check_answers(query_file: Path, knot: KnotServer, node: NodeAddr,
+def check_answers(mix: Mix, knot: KnotServer, node: NodeAddr,
                   args: argparse.Namespace, do_bit: bool = False) -> None:
     """Compare the shape of both servers' answers to sampled questions; print differences."""
-    diffs = compare(query_file, (knot.host, knot.port), (node.host, node.dns_port),
+    diffs = compare(mix.queries, (knot.host, knot.port), (node.host, node.dns_port),
                     args.check_sample, do_bit=do_bit)
-    print(f"answer check{' (DO=1)' if do_bit else ''}: {args.check_sample} sampled queries, "
-          f"{len(diffs)} differ (Knot | node)")
+    print(f"answer check, {mix.name} mix{' (DO=1)' if do_bit else ''}: {args.check_sample} "
+          f"sampled queries, {len(diffs)} differ (Knot | node)")
     for d in diffs[:10]:
         print(f"  {d.question}: {d.left} | {d.right}")
     if diffs and args.strict:
@@ -333,6 +315,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="queries asked of both servers to compare answers first")
     p.add_argument("--strict", action="store_true", help="fail when any sampled answer differs")
     p.add_argument("--knot-workers", type=int, default=1, help="knotd udp-workers")
+    p.add_argument("--workers", type=int, default=1,
+                   help="the node's server.workers: serving processes (0: in the node process)")
+    p.add_argument("--server-cpus", default=SERVER_CPU,
+                   help=f"taskset CPU list for the server under test ({SERVER_CPU})")
+    p.add_argument("--flood", action="store_true",
+                   help="also run a random-subdomain flood (every query a new nonexistent "
+                        "name) wherever the bench mix runs")
+    p.add_argument("--flood-qps", type=int, default=flood.DEFAULT_QPS,
+                   help="queries/s the flood file is sized for (lines = duration x this)")
+    p.add_argument("--flood-cap", type=int, default=flood.DEFAULT_CAP,
+                   help="most lines in a flood file")
     p.add_argument("--load-timeout", type=float, default=900.0)
     p.add_argument("--sign-timeout", type=float, default=300.0,
                    help="seconds for a server to serve the zone signed")
