@@ -108,8 +108,8 @@ async def fetch(child: Name, addresses: Sequence[Address], timeout: float) -> Se
                     raise dns.exception.DNSException(f"{dns.rcode.to_text(r.rcode())}, "
                                                      f"AA={bool(r.flags & dns.flags.AA)}")
                 answers[rdtype] = r
-        except (dns.exception.DNSException, OSError) as exc:
-            log.info("CDS poll of %s at %s:%s: %s", child, host, port, exc)
+        except (dns.exception.DNSException, OSError, EOFError) as exc:  # EOF: closed on us
+            log.info("CDS poll of %s at %s:%s: %r", child, host, port, exc)
             continue
         return seen_from(child, answers)
     return None
