@@ -19,6 +19,13 @@ must never be served after it). Versions that arrive while one is being
 built are coalesced into the next build (their `changed` sets merged), so
 a zone that changes faster than it builds still moves forward.
 
+Served: `served(origin)` waits until every worker connected when a zone's
+versions were sent has applied the last one published (or died), or the
+zone was held or removed, or its build failed. `MirroredTable.publish_async`
+awaits it, so what follows a publish (NOTIFY to secondaries, the serial
+reported as served) sees the workers answer that version, as the
+in-process path does by construction; a secondary asks a worker for the SOA.
+
 Deletion: an image superseded by operation `seq` is deleted once every
 worker that was connected when `seq` was sent has acknowledged `seq` (or
 died); a worker that connects later is only ever given current images.
@@ -52,6 +59,7 @@ from node.zones.model import ZoneSnapshot
 log = logging.getLogger(__name__)
 
 BUILDER_NICE = 10
+SERVED_TIMEOUT = 30.0  # seconds `served` waits at most (a stuck worker never stops the replica)
 # (kind, payload) -> (seq, ids of the workers it went to)
 Broadcast = Callable[[bytes, bytes], tuple[int, set[int]]]
 
@@ -79,6 +87,12 @@ class ImagePublisher:
         self._current: dict[bytes, tuple[Path, Path | None]] = {}  # (full image, overlay)
         self._held: set[bytes] = set()
         self._retired: dict[Path, tuple[int, set[int]]] = {}
+        # versions published and served per zone (counts), installs not yet applied by
+        # every worker ([count, seq, waiting]), and who waits for a count to be served
+        self._published: dict[bytes, int] = {}
+        self._served: dict[bytes, int] = {}
+        self._unacked: dict[bytes, list[tuple[int, int, set[int]]]] = {}
+        self._waiters: dict[bytes, list[tuple[int, asyncio.Future[None]]]] = {}
         self.built = 0
         self.failed = 0
 
@@ -99,6 +113,7 @@ class ImagePublisher:
                 else prev.changed | snapshot.changed
             snapshot = replace(snapshot, changed=changed)
         self._want[origin] = snapshot
+        self._published[origin] = self._published.get(origin, 0) + 1
         if origin not in self._building:
             self._building[origin] = asyncio.get_running_loop().create_task(
                 self._build(origin), name=f"image-{snapshot.origin}")
@@ -118,6 +133,8 @@ class ImagePublisher:
 
     def _cut(self, origin: bytes) -> None:
         self._cuts[origin] = self._cuts.get(origin, 0) + 1
+        self._unacked.pop(origin, None)
+        self._advance(origin, self._published.get(origin, 0))  # never served: nobody waits
         self._want.pop(origin, None)
         self._builders.pop(origin, None)  # its next image is a full one
 
@@ -126,6 +143,7 @@ class ImagePublisher:
         try:
             while origin in self._want:
                 snapshot = self._want.pop(origin)
+                count = self._published.get(origin, 0)  # the versions this build covers
                 cut = self._cuts.get(origin, 0)
                 builder = self._builders.setdefault(origin, ImageBuilder())
                 try:
@@ -136,6 +154,7 @@ class ImagePublisher:
                     self._builders.pop(origin, None)
                     emit(Event.SERVING_IMAGE_FAILED, logging.ERROR, zone=snapshot.origin,
                          serial=snapshot.serial, error=f"{type(exc).__name__}: {exc}")
+                    self._advance(origin, count)  # the workers keep the last good version
                     continue
                 if self._cuts.get(origin, 0) != cut:  # held or removed meanwhile: never serve
                     _unlink(path)
@@ -152,6 +171,10 @@ class ImagePublisher:
                     files = (base, path)
                 self.built += 1
                 seq, waiting = self._broadcast(protocol.INSTALL, _install(files))
+                if waiting:
+                    self._unacked.setdefault(origin, []).append((count, seq, set(waiting)))
+                else:
+                    self._advance(origin, count)
                 self._held.discard(origin)
                 old = self._current.get(origin, ())
                 self._current[origin] = files
@@ -179,7 +202,44 @@ class ImagePublisher:
         """No version waits to be built (every published version was sent)."""
         return not self._building and not self._want
 
+    async def served(self, origin: bytes, timeout: float = SERVED_TIMEOUT) -> None:
+        """Wait until every version of `origin` published so far is applied by the workers
+        (or will never be: held, removed, failed); at most `timeout` seconds."""
+        count = self._published.get(origin, 0)
+        if self._served.get(origin, 0) >= count:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(origin, []).append((count, fut))
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except TimeoutError:
+            log.warning("zone %r: workers have not applied its version after %.0f s",
+                        origin, timeout)
+
+    def _advance(self, origin: bytes, count: int) -> None:
+        """Versions up to `count` of `origin` are served (or never will be)."""
+        if count <= self._served.get(origin, 0):
+            return
+        self._served[origin] = count
+        waiting = self._waiters.get(origin, [])
+        for target, fut in waiting:
+            if target <= count and not fut.done():
+                fut.set_result(None)
+        waiting[:] = [(t, f) for t, f in waiting if not f.done()]
+
+    def _note_applied(self, worker: int, seq: int | None) -> None:
+        """`worker` applied the operations up to `seq` (None: it died)."""
+        for origin, pending in list(self._unacked.items()):
+            for _, sent_at, waiting in pending:
+                if seq is None or sent_at <= seq:
+                    waiting.discard(worker)
+            while pending and not pending[0][2]:
+                self._advance(origin, pending.pop(0)[0])
+            if not pending:
+                del self._unacked[origin]
+
     def acked(self, worker: int, seq: int) -> None:
+        self._note_applied(worker, seq)
         for path, (retired_at, waiting) in list(self._retired.items()):
             if retired_at <= seq:
                 waiting.discard(worker)
@@ -188,6 +248,7 @@ class ImagePublisher:
 
     def gone(self, worker: int) -> None:
         """A worker died: it maps nothing any more."""
+        self._note_applied(worker, None)
         for path, (_, waiting) in list(self._retired.items()):
             waiting.discard(worker)
             if not waiting:
@@ -208,6 +269,8 @@ class ImagePublisher:
             _unlink(path)
 
     def close(self) -> None:
+        for origin in list(self._published):
+            self._advance(origin, self._published[origin])
         for task in self._building.values():
             task.cancel()
         if self._pool is not None:
@@ -251,6 +314,11 @@ class MirroredTable(ZoneTable):
     def _install(self, zone: CompiledZone) -> None:
         super()._install(zone)
         self.images.publish(zone.snapshot)
+
+    async def publish_async(self, snapshot: ZoneSnapshot) -> None:
+        """As `ZoneTable.publish_async`, returning once the workers serve the version."""
+        await super().publish_async(snapshot)
+        await self.images.served(name_wire(snapshot.origin))
 
     def hold(self, origin: dns.name.Name) -> None:
         super().hold(origin)

@@ -98,7 +98,9 @@ class Fleet:
                                      else "")
         return cls(sv.workers, {
             "max_udp_payload": d.max_udp_payload, "tcp_idle_timeout": d.tcp_idle_timeout,
-            "max_tcp_connections": d.max_tcp_connections, "node_id": config.node_id,
+            # the node's cap, shared: each worker counts only its own connections
+            "max_tcp_connections": max(1, d.max_tcp_connections // max(1, sv.workers)),
+            "node_id": config.node_id,
             "log_level": config.log.level, "identity": config.testing.worker_identity,
         }, image_dir)
 

@@ -131,7 +131,8 @@ def test_etcd_down_reads_go_on_writes_fail_clearly_and_recover(cluster: Cluster)
     n1, n2, _ = cluster.nodes
     with Api(n1.api) as api:
         api.add(zone, "before", 300, "A", "192.0.2.1")
-    wait_until(lambda: answers(n2, "before.outage.test.") == {"192.0.2.1"}, 5)
+    for n in cluster.nodes:  # every node serves it before etcd goes (not only n2)
+        wait_until(lambda n=n: answers(n, "before.outage.test.") == {"192.0.2.1"}, 10)
     cluster.etcd.stop()
     try:
         for n in cluster.nodes:  # reads keep being answered from the replica

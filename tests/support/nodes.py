@@ -30,8 +30,10 @@ __all__ = ["BIN", "NodeProcess", "clusterctl", "free_port"]
 
 BIN = Path(sys.executable).parent
 # nodes answer DNS in their own process unless a test (env=) or the run's environment says
-# otherwise: serving workers double a 3-node cluster's start on 2 cores (6.3 s -> 14.2 s,
-# median of 3); tests/cluster/test_serving_workers.py covers them
+# otherwise: serving workers slow a 3-node cluster's start on 2 cores (median of 9 on a
+# loaded machine: 4.1 s with workers=0, 6.3 s with 1, 6.4 s with 2) and test_replication
+# 39 s -> 51-77 s; tests/cluster/test_serving_workers.py covers them, and the DNS tests
+# pass with DNSNODE_SERVER__WORKERS=2 in the environment (it overrides this default)
 _DEFAULT_ENV = {"DNSNODE_SERVER__WORKERS": "0"}
 
 

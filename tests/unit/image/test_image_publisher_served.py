@@ -1,0 +1,79 @@
+"""`ImagePublisher.served`: a publish is served once every worker it went to applied it.
+
+The workers are stood in for by the broadcast function (who got which
+operation) and by `acked`/`gone`, as the supervisor reports them. Shows:
+`served` waits for the last worker's acknowledgement, a worker that dies
+no longer holds it up, a hold releases it (that version is never served),
+and with no worker connected it does not wait at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from node.serving.images import ImagePublisher
+from node.zones.model import snapshot_from_text
+from tests.support.wait import async_wait_until
+from tests.support.zones import EXAMPLE
+
+ORIGIN = b"\x07example\x04test\x00"
+
+
+class Workers:
+    """Who is connected; records what each operation was (seq, kind)."""
+
+    def __init__(self, ids: set[int]) -> None:
+        self.ids = ids
+        self.ops: list[tuple[int, bytes]] = []
+
+    def broadcast(self, kind: bytes, payload: bytes) -> tuple[int, set[int]]:
+        self.ops.append((len(self.ops) + 1, kind))
+        return len(self.ops), set(self.ids)
+
+
+def _publisher(tmp_path: Path, workers: Workers) -> ImagePublisher:
+    images = ImagePublisher(str(tmp_path), workers.broadcast)
+    images.open()
+    return images
+
+
+def _snap(serial: int) -> object:
+    return snapshot_from_text(EXAMPLE, "example.test.", serial=serial, revision=serial)
+
+
+async def test_served_waits_for_every_worker_then_a_dead_one_stops_counting(
+        tmp_path: Path) -> None:
+    workers = Workers({0, 1})
+    images = _publisher(tmp_path, workers)
+    images.publish(_snap(1))  # type: ignore[arg-type]
+    waiter = asyncio.create_task(images.served(ORIGIN))
+    await async_wait_until(lambda: len(workers.ops) >= 1, 30)
+    images.acked(0, 1)
+    await asyncio.sleep(0)
+    assert not waiter.done(), "served before worker 1 applied the version"
+    images.gone(1)
+    async with asyncio.timeout(5):
+        await waiter
+    images.close()
+
+
+async def test_a_hold_releases_whoever_waits(tmp_path: Path) -> None:
+    workers = Workers({0})
+    images = _publisher(tmp_path, workers)
+    images.publish(_snap(1))  # type: ignore[arg-type]
+    waiter = asyncio.create_task(images.served(ORIGIN))
+    await asyncio.sleep(0)
+    images.hold(ORIGIN)
+    async with asyncio.timeout(5):
+        await waiter
+    images.close()
+
+
+async def test_no_worker_connected_means_nothing_to_wait_for(tmp_path: Path) -> None:
+    workers = Workers(set())
+    images = _publisher(tmp_path, workers)
+    images.publish(_snap(1))  # type: ignore[arg-type]
+    async with asyncio.timeout(30):
+        await images.served(ORIGIN)
+    images.close()
