@@ -57,6 +57,7 @@ stagger_max = 1800.0           #   uniformly between these (seconds)
 workers = 0                    # signing processes (0: one per core)
 expiry_warning = 172800.0      # warn (event 1525) when a served RRSIG expires within this (s)
 cds_poll_interval = 3600.0     # a parent's Key Master polls its children's CDS (0: never)
+checkds_interval = 60.0        # a KSK roll waiting for its DS asks the parent this often (0: never)
 [log]
 level = "INFO"
 [testing]                      # fault injection for the test suite only; never in production
@@ -168,6 +169,7 @@ class SigningSettings:
     test_publish_delay: float = 0.0
     expiry_warning: float = 172800.0  # event 1525 when a served RRSIG expires within this
     cds_poll_interval: float = 3600.0  # a parent's Key Master polls its children's CDS (0: off)
+    checkds_interval: float = 60.0  # a KSK roll waiting for its DS asks the parent (0: off)
 
 
 @dataclass(frozen=True, slots=True)

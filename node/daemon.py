@@ -188,7 +188,8 @@ class Daemon:
             node_id=config.node_id, writable=config.role == "writable", etcd=self.etcd,
             layout=self.layout, repository=self.repository, directory=self.directory,
             session=self.session, kek=self.kek, key_store=key_store, clock=self.clock,
-            cds_poll=(sg.cds_poll_interval, config.testing.cds_glue_port or 53),
+            cds_poll=(sg.cds_poll_interval, config.testing.cds_glue_port or 53,
+                      sg.checkds_interval, self.transfer_keys.get),
         )
         self.dnssec_admin = DnssecAdmin(self.etcd, self.layout, self.repository, self.directory,
                                         node_id=config.node_id, stagger_max=sg.stagger_max)

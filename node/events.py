@@ -117,6 +117,8 @@ class Event(IntEnum):
     CDS_POLL_FAILED = 1672  # no server of a child answered the CDS poll
     DS_SEEN_AT_PARENT = 1673  # the parent (in the cluster) holds a new KSK's DS: ds_seen set
     DOUBLE_DS_STARTED = 1674  # --new-keys without the KSK: a double-DS roll began (DS, deadline)
+    DS_SEEN_BY_CHECKDS = 1690  # every parental agent (or parent server) holds the new DS
+    CHECKDS_NOT_SEEN = 1691  # a checkds round: an agent lacks the new DS or did not answer
     TSIG_KEY_ADDED = 1700
     TSIG_KEY_DELETED = 1701
     FILE_ZONE_LOADED = 1710  # the owner loaded a file-backed zone (from the file or .signed)

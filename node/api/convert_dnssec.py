@@ -28,6 +28,7 @@ from node.keymaster.handover import HandoverOutcome, KeyMasterInfo, RoleChange
 from node.keymaster.record import RoleRecord
 from node.zones.dnssec import DnssecConfig, Published
 from node.zones.model import parse_zone_name
+from node.zones.transfers import parental_agent_texts as agent_texts
 
 Name = dns.name.Name
 
@@ -99,6 +100,7 @@ def dnssec_config_to_pb(config: DnssecConfig) -> dnssec_pb2.DnssecSettings:
         add_holddown_seconds=config.add_holddown,
         remove_holddown_seconds=config.remove_holddown,
         no_parent_ds=not config.parent_ds,
+        parental_agents=list(config.parental_agents),
         cds_ttl=config.cds_ttl,
     )
 
@@ -150,6 +152,7 @@ def dnssec_config_from_pb(pb: dnssec_pb2.DnssecSettings) -> DnssecConfig:
         add_holddown=pb.add_holddown_seconds or defaults.add_holddown,
         remove_holddown=pb.remove_holddown_seconds or defaults.remove_holddown,
         parent_ds=not pb.no_parent_ds,
+        parental_agents=agent_texts(pb.parental_agents),
         cds_ttl=check_ttl(pb.cds_ttl) if pb.cds_ttl else defaults.cds_ttl,
     )
 

@@ -156,6 +156,11 @@ def register_zone_verbs(verbs: argparse._SubParsersAction, parents: Parents) -> 
                    help="RFC 5011: how long a revoked KSK stays published (30d)")
     p.add_argument("--no-parent-ds", action="store_true", default=None,
                    help="RFC 5011: no parent holds a DS (the trust anchor is the zone's KSK)")
+    p.add_argument("--parental-agent", dest="parental_agents", action="append",
+                   metavar="HOST:PORT[/KEY]",
+                   help="ask this server for the zone's DS while a KSK roll waits for it "
+                   "(repeatable; KEY: a transfer TSIG key; '-' clears the list; none: the "
+                   "parent zone's servers)")
     p.add_argument("--like", type=a.zone_arg, metavar="ZONE",
                    help="sign with another signed zone's settings (on a signed zone: change "
                    "its settings to those)")
@@ -309,6 +314,8 @@ def status_text(d: dict[str, Any]) -> str:
                      f"-{human_duration(s['inception_offset'])}"),
         ("dnskey ttl", s["dnskey_ttl"]),
         ("cds ttl", s["cds_ttl"]),
+        ("parental agents", ", ".join(s.get("parental_agents") or ()) or "none (the parent's "
+                                                                         "servers)"),
         ("replicate private keys", f"KSK {'yes' if s['replicate_ksk'] else 'no'}, "
                                    f"ZSK {'yes' if s['replicate_zsk'] else 'no'}"),
     ])]

@@ -14,13 +14,14 @@ from node.cli.output import UsageError
 from node.dnssec.algorithms import check_bits
 from node.errors import NotFound, ValidationError
 from node.zones.dnssec import DnssecConfig
+from node.zones.transfers import parental_agent_texts as agent_texts
 
 # Options that set a signing setting: they cannot be combined with --like / --new-keys.
 _SETTINGS = ("algorithm", "bits", "ksk_bits", "zsk_bits", "csk", "denial", "iterations",
              "salt", "opt_out", "validity", "refresh", "jitter", "dnskey_ttl", "cds_ttl",
              "no_replicate_ksk", "no_replicate_zsk", "failover", "failover_after",
              "propagation_delay", "parent_ds_ttl", "parent_propagation_delay", "rfc5011",
-             "add_holddown", "remove_holddown", "no_parent_ds")
+             "add_holddown", "remove_holddown", "no_parent_ds", "parental_agents")
 
 
 def sign_config(args: argparse.Namespace, base: DnssecConfig | None = None) -> DnssecConfig:
@@ -82,7 +83,19 @@ def sign_config(args: argparse.Namespace, base: DnssecConfig | None = None) -> D
         rfc5011=rfc5011, add_holddown=args.add_holddown or d.add_holddown,
         remove_holddown=args.remove_holddown or d.remove_holddown,
         parent_ds=d.parent_ds if args.no_parent_ds is None else False,
+        parental_agents=_agents(args, d),
     )
+
+
+def _agents(args: argparse.Namespace, d: DnssecConfig) -> tuple[str, ...]:
+    """`--parental-agent` (repeatable; `-` alone clears the list); none given: kept."""
+    given = getattr(args, "parental_agents", None)
+    if given is None:
+        return d.parental_agents
+    try:
+        return agent_texts([g for g in given if g != "-"])
+    except ValidationError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def signed_settings(ctx: CommandContext) -> DnssecConfig | None:

@@ -69,7 +69,7 @@ class KeyMasterController:
     def __init__(self, *, node_id: str, writable: bool, etcd: EtcdClient, layout: KeyLayout,
                  repository: ZoneRepository, directory: NodeDirectory, session: Session,
                  kek: bytes | None, key_store: KeyStore | None, tick: float = 0.5,
-                 clock: Clock = SYSTEM_CLOCK, cds_poll: tuple[float, int] = (0.0, 53)) -> None:
+                 clock: Clock = SYSTEM_CLOCK, cds_poll: tuple = (0.0, 53)) -> None:  # type: ignore[type-arg]
         self._me = node_id
         self._writable = writable
         self._etcd = etcd
@@ -85,7 +85,7 @@ class KeyMasterController:
         self._clock = clock
         self._zones: dict[Name, _ZoneRole] = {}
         self._links = Links(etcd, layout, repository, directory, key_store, *cds_poll,
-                            clock=clock)  # cds_poll: (interval, glue port)
+                            clock=clock)  # (CDS poll s, glue port[, checkds s, keyring])
         self._wake = asyncio.Event()
         self._stopping = False
 

@@ -5,9 +5,10 @@ As a parent, it polls its children's CDS/CDNSKEY and keeps their DS current
 (node.keymaster.parent_ds) and runs `--new-keys` as a double-DS rollover when its KSK is
 unreachable (node.keymaster.double_ds). Each step is at most one fenced write; the
 controller (node.keymaster.controller) calls `step` once per tick of a zone it holds, and
-`ds_seen` while a KSK roll waits for the parent. A CDS poll runs as a task of its own
-(its writes fenced like any other), so a child's servers that do not answer never hold up
-the Key Master's other duties.
+`ds_seen` while a KSK roll waits for the parent; with a parent outside the cluster, or
+parental agents set, it asks the parent's servers (node.keymaster.checkds). A CDS poll
+runs as a task of its own (its writes fenced like any other), so a child's servers that
+do not answer never hold up the Key Master's other duties; so does a checkds round.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from node.events import Event, emit
 from node.keymaster import double_ds, parent_ds
 from node.keymaster import rollover as roll
 from node.keymaster.cds_poll import CdsPoller
+from node.keymaster.checkds import CheckDs, Keyring
 from node.keymaster.duties import Fence
 from node.keymaster.keystore import KeyStore
 from node.nodes.membership import NodeDirectory, NodeInfo
@@ -47,14 +49,19 @@ class Links:
     key_store: KeyStore | None
     cds_poll_interval: float
     glue_port: int = 53  # test-only other value (testing.cds_glue_port)
+    checkds_interval: float = 60.0  # signing.checkds_interval
+    keyring: Keyring | None = None  # transfer keys, for parental agents written HOST:PORT/KEY
     clock: Clock = SYSTEM_CLOCK
     poller: CdsPoller | None = None
+    checkds: CheckDs | None = None
     _polls: dict[Name, asyncio.Task[None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.poller = CdsPoller(self.etcd, self.layout, self.repository,
                                 self.cds_poll_interval, clock=self.clock,
                                 glue_port=self.glue_port)
+        self.checkds = CheckDs(self.repository, self.layout, self.checkds_interval,
+                               self.keyring, clock=self.clock)
 
     async def step(self, zone: Name, state: DnssecState, snap: ZoneSnapshot | None,
                    missing: tuple[str, ...], fence: Fence, kek: bytes) -> bool:
@@ -94,8 +101,16 @@ class Links:
             log.exception("CDS poll of %s's children failed", zone)
 
     async def ds_seen(self, zone: Name, state: DnssecState, plan: Plan, fence: Fence) -> bool:
-        """A KSK roll waits for its DS: record `ds_seen` if an in-cluster parent holds it."""
-        return await parent_ds.mark_if_seen(etcd=self.etcd, layout=self.layout,
-                                            repository=self.repository, zone=zone,
-                                            state=state, step=plan, fence=fence,
-                                            clock=self.clock)
+        """A KSK roll waits for its DS: record `ds_seen` if an in-cluster parent holds it;
+        otherwise start a checkds round at the parental agents or the parent's servers
+        (it records `ds_seen` itself, later)."""
+        if await parent_ds.mark_if_seen(etcd=self.etcd, layout=self.layout,
+                                        repository=self.repository, zone=zone,
+                                        state=state, step=plan, fence=fence,
+                                        clock=self.clock):
+            return True
+        key = parent_ds.awaited(plan, state.keys)
+        if key is not None and self.checkds is not None:
+            inside = await parent_ds.parent_zone(self.etcd, self.layout, zone) is not None
+            self.checkds.start(zone, state, key, fence, inside)
+        return False

@@ -47,7 +47,7 @@ Name = dns.name.Name
 CHANGEABLE = ("algorithm", "nsec3", "iterations", "salt", "opt_out", "validity", "refresh",
               "jitter", "inception_offset", "dnskey_ttl", "cds_ttl", "keymaster_failover",
               "failover_after", "propagation_delay", "parent_ds_ttl",
-              "parent_propagation_delay")
+              "parent_propagation_delay", "parental_agents")
 FIXED = {"ksk_bits": "key size", "zsk_bits": "key size", "csk": "--csk",
          "replicate_ksk": "KSK replication", "replicate_zsk": "ZSK replication"}
 

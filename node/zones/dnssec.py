@@ -61,6 +61,8 @@ class DnssecConfig:
     add_holddown: int = 30 * 86400  # the resolvers' add hold-down the zone waits for
     remove_holddown: int = 30 * 86400  # how long a revoked key stays published
     parent_ds: bool = True  # a parent holds a DS: an RFC 5011 roll also waits for the new DS
+    # checkds (node.keymaster.checkds): HOST:PORT[/KEY] servers asked for the parent's DS
+    parental_agents: tuple[str, ...] = ()
 
     def to_json(self) -> bytes:
         data = asdict(self)
@@ -74,6 +76,8 @@ class DnssecConfig:
         data = {k: v for k, v in data.items() if k in known}
         if "missing_keys" in data:
             data["missing_keys"] = tuple(data["missing_keys"])
+        if "parental_agents" in data:
+            data["parental_agents"] = tuple(data["parental_agents"])
         return cls(**data)
 
     def with_(self, **changes: Any) -> DnssecConfig:

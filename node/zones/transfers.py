@@ -8,6 +8,7 @@ DNS server decides with it.
   in `allow_transfer_keys` (BIND's `allow-transfer { CIDR; key NAME; }` reads
   the same way). A request whose TSIG does not verify is answered NOTAUTH
   before this rule is asked (docs/transfers.md).
+* A parental agent (`zone sign --parental-agent`) is written the same way.
 * A `notify` target is `HOST:PORT` or `HOST:PORT/KEY`: the NOTIFY to it is
   then signed with the transfer key KEY (BIND's `also-notify { ADDR port P
   key KEY; }`, Knot's `remote` with a `key`).
@@ -61,6 +62,24 @@ def parse_notify_target(text: str) -> NotifyTarget:
 def notify_target_text(text: str) -> str:
     """The stored form of a notify target (checked; the key name absolute)."""
     return parse_notify_target(text).text()
+
+
+def parse_parental_agent(text: str) -> NotifyTarget:
+    """A parental agent (node.keymaster.checkds): the `notify` syntax, `HOST:PORT[/KEY]`."""
+    try:
+        return parse_notify_target(text)
+    except ValidationError as exc:
+        raise ValidationError(str(exc).replace("notify target", "parental agent")) from None
+
+
+def parental_agent_texts(texts: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The stored form of a zone's parental agents (checked, deduplicated, in order)."""
+    out: list[str] = []
+    for t in texts:
+        text = parse_parental_agent(t).text()
+        if text not in out:
+            out.append(text)
+    return tuple(out)
 
 
 def check_transfer_keys(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
