@@ -6,7 +6,8 @@ hold the new DS (issue #11 part 3).
 The parent `kpar.test.` is a plain zone file on each knotd; the operator's DS change is
 a rewrite of the file and `knotc zone-reload`. The roll must wait while only one agent
 has the new DS (BIND's rule: every agent must agree), and go on once the second has it.
-`signing.checkds_interval` is 1 s here (60 s by default).
+`signing.checkds_interval` is 1 s here (60 s by default). Knot answers a TSIG-signed query
+only with a key it knows from an ACL, hence the `acl` naming the key.
 """
 
 from __future__ import annotations
@@ -215,4 +216,3 @@ def test_a_ksk_roll_completes_once_every_parental_agent_holds_the_new_ds(setup: 
     seen = events(node, DS_SEEN_BY_CHECKDS)
     assert len(seen) == 1 and seen[0]["key_id"] == new and seen[0]["agents"] == agents, seen
     assert not [e for e in events(node, 1900) if e.get("task") == "checkds"]
-
