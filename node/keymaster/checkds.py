@@ -88,7 +88,11 @@ async def parent_servers(zone: Name, port: int = 53, timeout: float = 5.0
                          ) -> list[NotifyTarget]:
     """The authoritative servers of the zone's parent, by the system resolver: the closest
     enclosing name with an NS RRset, and the addresses of its NS names."""
-    resolver = dns.asyncresolver.Resolver()
+    try:
+        resolver = dns.asyncresolver.Resolver()  # reads /etc/resolv.conf
+    except dns.exception.DNSException as exc:
+        log.info("checkds of %s: no system resolver: %r", zone, exc)
+        return []
     resolver.lifetime = timeout
     name = zone
     while name != dns.name.root:
@@ -128,15 +132,16 @@ class CheckDs:
     _tasks: dict[Name, asyncio.Task[None]] = field(default_factory=dict)
     _said: dict[Name, str] = field(default_factory=dict)
 
+    def due(self, zone: Name) -> bool:
+        running = self._tasks.get(zone)
+        return (self.interval > 0 and self.clock.time() >= self._next.get(zone, 0.0)
+                and (running is None or running.done()))
+
     def start(self, zone: Name, state: DnssecState, key: DnssecKey, fence: Fence,
               in_cluster_parent: bool) -> bool:
         """Start a round for the DS of `key` if one is due; True if started."""
-        agents = state.config.parental_agents
-        if self.interval <= 0 or (not agents and in_cluster_parent):
+        if not self.due(zone) or (not state.config.parental_agents and in_cluster_parent):
             return False  # a parent in the cluster is read from etcd (parent_ds)
-        running = self._tasks.get(zone)
-        if self.clock.time() < self._next.get(zone, 0.0) or (running and not running.done()):
-            return False
         self._next[zone] = self.clock.time() + self.interval
         self._tasks[zone] = asyncio.create_task(self._run(zone, state, key, fence))
         return True

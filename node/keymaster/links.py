@@ -110,7 +110,7 @@ class Links:
                                         clock=self.clock):
             return True
         key = parent_ds.awaited(plan, state.keys)
-        if key is not None and self.checkds is not None:
+        if key is not None and self.checkds is not None and self.checkds.due(zone):
             inside = await parent_ds.parent_zone(self.etcd, self.layout, zone) is not None
             self.checkds.start(zone, state, key, fence, inside)
         return False

@@ -22,9 +22,9 @@ import pytest
 from node.api.convert_dnssec import dnssec_config_from_pb, dnssec_config_to_pb
 from node.dnssec.keys import DnssecKey, new_key
 from node.errors import ValidationError
-from node.keymaster.checkds import all_hold, query_ds
+from node.keymaster.checkds import CheckDs, all_hold, query_ds
 from node.keymaster.settings_change import changes
-from node.zones.dnssec import DnssecConfig
+from node.zones.dnssec import DnssecConfig, DnssecState
 from node.zones.transfers import parental_agent_texts, parse_parental_agent
 
 ZONE = dns.name.from_text("kid.example.")
@@ -123,3 +123,47 @@ async def test_a_server_that_closes_the_connection_is_a_failed_check() -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+def _answering(new: DnssecKey):  # type: ignore[no-untyped-def]
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        (n,) = struct.unpack("!H", await reader.readexactly(2))
+        r = dns.message.make_response(dns.message.from_wire(await reader.readexactly(n)))
+        r.answer.append(dns.rrset.from_rdata(ZONE, 60, ds(new)))
+        wire = r.to_wire()
+        writer.write(struct.pack("!H", len(wire)) + wire)
+        await writer.drain()
+        writer.close()
+    return answer
+
+
+async def test_a_round_needs_every_agent_and_names_the_one_lacking() -> None:
+    async def close_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(2)
+        writer.close()
+
+    new = ksk()
+    good, good_port = await _serve(_answering(new))
+    bad, bad_port = await _serve(close_at_once)
+    cd = CheckDs(None, None, interval=1.0, timeout=2.0)  # type: ignore[arg-type]
+    try:
+        both = await cd.check(ZONE, new, [f"127.0.0.1:{good_port}", f"127.0.0.1:{bad_port}"])
+        one = await cd.check(ZONE, new, [f"127.0.0.1:{good_port}"])
+        # a named TSIG key this node does not have: that agent fails, nothing is sent
+        nokey = await cd.check(ZONE, new, [f"127.0.0.1:{good_port}/absent."])
+    finally:
+        for s in (good, bad):
+            s.close()
+            await s.wait_closed()
+    assert both == (False, [f"127.0.0.1:{good_port}", f"127.0.0.1:{bad_port}"],
+                    [f"127.0.0.1:{bad_port}"])
+    assert one == (True, [f"127.0.0.1:{good_port}"], [])
+    assert nokey[0] is False
+
+
+def test_no_round_for_a_parent_in_the_cluster_without_agents_or_when_off() -> None:
+    state = DnssecState(config=DnssecConfig(status="signed"))
+    cd = CheckDs(None, None, interval=1.0)  # type: ignore[arg-type]
+    assert not cd.start(ZONE, state, ksk(), None, in_cluster_parent=True)  # type: ignore[arg-type]
+    off = CheckDs(None, None, interval=0.0)  # type: ignore[arg-type]
+    assert not off.due(ZONE)
