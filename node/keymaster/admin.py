@@ -266,7 +266,8 @@ class DnssecAdmin:
             rolled = await settings.new_keys_rollover(**kw, clock=self._clock)  # type: ignore[arg-type]
             if not rolled:
                 return None
-            names = ", ".join(f"{k.role.upper()} {k.tag}" for k in rolled)
+            names = ", ".join(f"{k.role.upper()} {k.tag}"  # KSKs first, whatever the key ids
+                              for k in sorted(rolled, key=lambda k: (k.role != "ksk", k.tag)))
             return SignOutcome("done", km, (), tuple(await self._list_keys(zone)),
                                f"rollover of {names} started (clusterctl zone dnssec {zone} "
                                "shows the next step)")
