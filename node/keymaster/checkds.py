@@ -137,6 +137,10 @@ class CheckDs:
         return (self.interval > 0 and self.clock.time() >= self._next.get(zone, 0.0)
                 and (running is None or running.done()))
 
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The rounds under way."""
+        return [t for t in self._tasks.values() if not t.done()]
+
     def start(self, zone: Name, state: DnssecState, key: DnssecKey, fence: Fence,
               in_cluster_parent: bool) -> bool:
         """Start a round for the DS of `key` if one is due; True if started."""

@@ -116,6 +116,12 @@ class KeyMasterController:
 
     # -- loop -----------------------------------------------------------------
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:  # a poll of children or parents never outlives the duty loop
+            self._links.cancel()
+
+    async def _run(self) -> None:
         while True:
             self._wake.clear()
             if self._zones and not self._stopping:

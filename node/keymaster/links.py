@@ -87,6 +87,14 @@ class Links:
             self._polls[zone] = asyncio.create_task(self._poll(zone, snap, fence, nodes))
         return False
 
+    def cancel(self) -> None:
+        """Stop every CDS poll and checkds round (the node stops: etcd goes next)."""
+        tasks = list(self._polls.values())
+        if self.checkds is not None:
+            tasks += list(self.checkds.tasks())
+        for task in tasks:
+            task.cancel()
+
     async def _poll(self, zone: Name, snap: ZoneSnapshot, fence: Fence,
                     nodes: list[NodeInfo]) -> None:
         assert self.poller is not None

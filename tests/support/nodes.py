@@ -189,7 +189,9 @@ class NodeProcess:
             self.proc.kill()
             self.proc.wait(10)
 
-    def terminate(self, timeout: float = 20) -> int:
+    def terminate(self, timeout: float = 30) -> int:
+        # Longer than the node's own shutdown watchdog (20 s, node.daemon): a node whose
+        # clean-up hangs is ended by the watchdog, which logs every thread's stack.
         if not self.alive:
             return self.proc.returncode if self.proc else 0
         assert self.proc is not None
