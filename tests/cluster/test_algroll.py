@@ -22,10 +22,8 @@ Set DNSCLUSTER_ROLLOVER_TIMELINE=FILE to write the timelines (docs/rollover.md).
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -34,13 +32,22 @@ import dns.query
 import dns.rdatatype
 import pytest
 
-from tests.cluster.conftest import Cluster, make_cluster
+from tests.cluster.conftest import Cluster
 from tests.cluster.test_identical_copies import assert_identical
-from tests.cluster.test_rollover import TTL, Timeline, Watcher
-from tests.cluster.test_rollover_ksk import PARENT_TEXT
-from tests.cluster.test_signing import ctl_json, kek_file, wait_published
+from tests.cluster.test_signing import ctl_json, wait_published
 from tests.support.api import Api
 from tests.support.nodes import NodeProcess
+from tests.support.rollover import (
+    TIMING,
+    TTL,
+    Timeline,
+    Watcher,
+    child_ds,
+    leaf_text,
+    parent_text,
+    set_parent_ds,
+    signing_cluster,
+)
 from tests.support.unbound import validator
 from tests.support.wait import wait_until
 
@@ -48,27 +55,16 @@ pytestmark = pytest.mark.skipif(shutil.which("unbound") is None,
                                 reason="unbound is not installed (Debian: unbound)")
 
 PARENT = "parent.test."
-CHILD = f"kroll.{PARENT}"  # the delegation PARENT_TEXT makes
-CHILD_TEXT = f"""$ORIGIN {CHILD}
-$TTL {TTL}
-@ IN SOA ns1 hostmaster 1 3600 600 604800 {TTL}
-@ IN NS ns1
-ns1 IN A 192.0.2.2
-www IN A 192.0.2.80
-*.apps IN A 192.0.2.100
-"""
-TIMING = ("--dnskey-ttl", str(TTL), "--propagation-delay", f"{TTL}s",
-          "--parent-ds-ttl", f"{TTL}s", "--parent-propagation-delay", f"{TTL}s")
+CHILD = f"kroll.{PARENT}"
+PARENT_TEXT = parent_text(PARENT, {"kroll": "192.0.2.2"})
+CHILD_TEXT = leaf_text(CHILD)
 ECDSA, ED25519 = 13, 15
 DPRP = 8  # the propagation delay from the algorithm roll on
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    keydir = Path(tempfile.mkdtemp(prefix="kek-"))
-    kek = kek_file(keydir)
-    c = make_cluster(extra_toml=f'[signing]\nkek_file = "{kek}"\nstagger_min = 0.1\n'
-                                'stagger_max = 0.3\n')
+    c = signing_cluster()
     try:
         with Api(c.nodes[0].api) as api:
             api.create_zone(PARENT, PARENT_TEXT)
@@ -77,7 +73,7 @@ def cluster() -> Iterator[Cluster]:
         assert ctl_json(c.nodes[0], "zone", "sign", CHILD, "--nsec", *TIMING)["state"] == "done"
         for zone in (PARENT, CHILD):
             wait_published(c, zone)
-        set_parent_ds(c.nodes, [ds_of(c.nodes[0])])
+        set_parent_ds(c.nodes, PARENT, CHILD, [child_ds(c.nodes[0], CHILD)])
         yield c
     finally:
         c.close()
@@ -90,38 +86,9 @@ def unbound(cluster: Cluster) -> Iterator[tuple[str, int]]:
         yield server
 
 
-def ds_of(node: NodeProcess, tag: int | None = None) -> str:
-    """The child's SHA-256 DS rdata as `zone dnssec` gives it (of KSK `tag`, if given)."""
-    lines = [line.split(" DS ", 1)[1] for line in ctl_json(node, "zone", "dnssec", CHILD)["ds"]]
-    found = [ds for ds in lines if ds.split()[2] == "2"
-             and (tag is None or int(ds.split()[0]) == tag)]
-    assert len(found) == 1, lines
-    return found[0]
-
-
 def query(node: NodeProcess, name: str, rdtype: str) -> dns.message.Message:
     return dns.query.udp(dns.message.make_query(name, rdtype, want_dnssec=True), node.host,
                          port=node.dns_port, timeout=5)
-
-
-def set_parent_ds(nodes: list[NodeProcess], rdatas: list[str],
-                  remove: tuple[str, ...] = ()) -> None:
-    """What an operator does at an outside parent: publish this DS set for the child
-    (through the first of the live `nodes`)."""
-    with Api(nodes[0].api) as api:
-        for rd in rdatas:
-            api.add(PARENT, "kroll", TTL, "DS", rd)
-        for rd in remove:
-            api.delete(PARENT, "kroll", "DS", rd)
-    want = {int(rd.split()[0]) for rd in rdatas}
-
-    def served(n: NodeProcess) -> bool:
-        r = query(n, CHILD, "DS")
-        return {rd.key_tag for rs in r.answer if rs.rdtype == dns.rdatatype.DS  # type: ignore[attr-defined]
-                for rd in rs} == want
-
-    for n in nodes:
-        wait_until(lambda n=n: served(n), 30, interval=0.2, message=f"{n.node_id}: new DS")
 
 
 def algorithms(node: NodeProcess, name: str, rdtype: str) -> tuple[set[int], set[int]]:
@@ -149,7 +116,7 @@ def by_alg(ks: dict[str, dict[str, Any]], alg: int, role: str = "") -> list[str]
 def confirm_new_ds(live: list[NodeProcess], via: NodeProcess, new_ksk: dict[str, Any],
                    old_ds: str) -> None:
     """The operator swaps the DS at the parent, then confirms it with `zone ds-seen`."""
-    set_parent_ds(live, [ds_of(via, new_ksk["tag"])], remove=(old_ds,))
+    set_parent_ds(live, PARENT, CHILD, [child_ds(via, CHILD, new_ksk["tag"])], remove=(old_ds,))
     assert ctl_json(via, "zone", "ds-seen", CHILD, new_ksk["key_id"])["key"]["ds_seen"]
 
 
@@ -157,7 +124,7 @@ def test_algorithm_roll_ecdsa_to_ed25519(cluster: Cluster, unbound: tuple[str, i
     c, via = cluster, cluster.nodes[1]
     tl = Timeline("algorithm roll ECDSAP256SHA256 -> ED25519", CHILD)
     with Watcher(unbound, zone=CHILD) as w:
-        old_ds = ds_of(via)
+        old_ds = child_ds(via, CHILD)
         # a longer Dprp with it (a settings change too): each stage lasts long enough to
         # be seen by polling `zone dnssec` on a loaded machine
         out = ctl_json(via, "zone", "sign", CHILD, "--algorithm", "ED25519",
@@ -256,7 +223,7 @@ def test_new_keys_is_a_ksk_and_zsk_rollover(cluster: Cluster, unbound: tuple[str
     tl = Timeline("zone sign --new-keys: KSK and ZSK rolled at once", CHILD)
     with Watcher(unbound, zone=CHILD) as w:
         before = tl.poll(via)
-        old_ds = ds_of(via)
+        old_ds = child_ds(via, CHILD)
         out = ctl_json(via, "zone", "sign", CHILD, "--new-keys")
         assert out["state"] == "done" and "rollover" in out["message"], out
         # both successors come; the old keys stay until their rollovers end
@@ -291,7 +258,7 @@ def test_algorithm_roll_resumes_after_the_keymaster_is_killed_and_seized(
     tl = Timeline("algorithm roll ED25519 -> ECDSAP256SHA256, Key Master killed, seized",
                   CHILD)
     with Watcher(unbound, zone=CHILD) as w:
-        old_ds = ds_of(via)
+        old_ds = child_ds(via, CHILD)
         out = ctl_json(via, "zone", "sign", CHILD, "--like", PARENT)
         assert "algorithm" in out["message"] and "nsec3" in out["message"], out
         mine = ctl_json(via, "zone", "dnssec", CHILD)["settings"]

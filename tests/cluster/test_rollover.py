@@ -18,14 +18,9 @@ roll's timeline (docs/rollover.md shows one).
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -37,35 +32,25 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.cluster.conftest import Cluster, make_cluster
+from tests.cluster.conftest import Cluster
 from tests.cluster.test_identical_copies import assert_identical
-from tests.cluster.test_signing import ctl_json, kek_file, wait_published
+from tests.cluster.test_signing import ctl_json, wait_published
 from tests.support.api import Api
 from tests.support.nodes import NodeProcess
-from tests.support.unbound import ask, validator
+from tests.support.rollover import TTL, Timeline, Watcher, leaf_text, signing_cluster
+from tests.support.unbound import validator
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("unbound") is None,
                                 reason="unbound is not installed (Debian: unbound)")
 
 ZONE = "roll.test."
-TTL = 2  # every TTL in the zone, the DNSKEY TTL and the propagation delay
-ZONE_TEXT = f"""$ORIGIN {ZONE}
-$TTL {TTL}
-@ IN SOA ns1 hostmaster 1 3600 600 604800 {TTL}
-@ IN NS ns1
-ns1 IN A 192.0.2.1
-www IN A 192.0.2.80
-*.apps IN A 192.0.2.100
-"""
+ZONE_TEXT = leaf_text(ZONE, "192.0.2.1")
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    keydir = Path(tempfile.mkdtemp(prefix="kek-"))
-    kek = kek_file(keydir)
-    c = make_cluster(extra_toml=f'[signing]\nkek_file = "{kek}"\nstagger_min = 0.1\n'
-                                'stagger_max = 0.3\n')
+    c = signing_cluster()
     try:
         with Api(c.nodes[0].api) as api:
             api.create_zone(ZONE, ZONE_TEXT)
@@ -86,55 +71,6 @@ def unbound(cluster: Cluster) -> Iterator[tuple[str, int]]:
         yield server
 
 
-@dataclass
-class Watcher:
-    """Asks the validator fresh and repeated names until stopped; counts bogus answers."""
-
-    server: tuple[str, int]
-    zone: str = ZONE
-    asked: int = 0
-    bogus: list[str] = field(default_factory=list)
-    timeouts: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def run(self) -> None:
-        i = 0
-        while not self._stop.is_set():
-            i += 1
-            z = self.zone
-            for name, rdtype, rcode in ((f"www.{z}", "A", dns.rcode.NOERROR),
-                                        (f"fresh{i}-{time.time_ns()}.{z}", "A",
-                                         dns.rcode.NXDOMAIN),
-                                        (f"w{i}-{time.time_ns()}.apps.{z}", "A",
-                                         dns.rcode.NOERROR),
-                                        (z, "DNSKEY", dns.rcode.NOERROR)):
-                try:
-                    r = ask(self.server, name, rdtype)
-                except (dns.exception.Timeout, OSError):
-                    self.timeouts += 1
-                    continue
-                self.asked += 1
-                if r.rcode() != rcode or not r.flags & dns.flags.AD:
-                    self.bogus.append(f"{name} {rdtype}: {dns.rcode.to_text(r.rcode())} "
-                                      f"AD={bool(r.flags & dns.flags.AD)}")
-            self._stop.wait(0.05)
-
-    def __enter__(self) -> Watcher:
-        self._thread = threading.Thread(target=self.run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        assert self._thread is not None
-        self._thread.join(30)
-
-
-def keys(node: NodeProcess, zone: str = ZONE) -> dict[str, dict[str, Any]]:
-    return {k["key_id"]: k for k in ctl_json(node, "zone", "dnssec", zone)["keys"]}
-
-
 def served(node: NodeProcess) -> tuple[set[int], set[int]]:
     """(tags in the DNSKEY RRset, tags that sign www A) as `node` serves them."""
     dnskey = dns.query.udp(dns.message.make_query(ZONE, "DNSKEY", want_dnssec=True),
@@ -146,40 +82,6 @@ def served(node: NodeProcess) -> tuple[set[int], set[int]]:
     signers = {rd.key_tag for rrset in www.answer  # type: ignore[attr-defined]
                if rrset.rdtype == dns.rdatatype.RRSIG for rd in rrset}
     return tags, signers
-
-
-class Timeline:
-    """Every key's state and times as `zone dnssec` shows them, polled through a roll."""
-
-    def __init__(self, title: str, zone: str = ZONE) -> None:
-        self.title = title
-        self.zone = zone
-        self.seen: dict[str, dict[str, Any]] = {}
-        self.t0 = time.time()
-
-    def poll(self, node: NodeProcess) -> dict[str, dict[str, Any]]:
-        now = keys(node, self.zone)
-        for key_id, k in now.items():
-            self.seen[key_id] = k
-        for key_id, k in self.seen.items():
-            if key_id not in now and not k.get("removed"):
-                k["removed"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + " (seen)"
-        return now
-
-    def until(self, node: NodeProcess, pred: Callable[[dict[str, dict[str, Any]]], bool],
-              what: str) -> dict[str, dict[str, Any]]:
-        def check() -> dict[str, dict[str, Any]] | None:
-            now = self.poll(node)
-            return now if pred(now) else None
-
-        return wait_until(check, 60, interval=0.2, message=what)
-
-    def write(self) -> None:
-        path = os.environ.get("DNSCLUSTER_ROLLOVER_TIMELINE")
-        if path:
-            with open(path, "a") as f:
-                f.write(json.dumps({"title": self.title, "keys": list(self.seen.values())})
-                        + "\n")
 
 
 def zsk_ids(ks: dict[str, dict[str, Any]], state: str) -> list[str]:
@@ -242,8 +144,8 @@ def roll_zsk(c: Cluster, via: NodeProcess, live: list[NodeProcess], tl: Timeline
 def test_zsk_roll_keeps_a_validator_happy(cluster: Cluster,
                                           unbound: tuple[str, int]) -> None:
     c = cluster
-    tl = Timeline("ZSK pre-publication roll")
-    with Watcher(unbound) as w:
+    tl = Timeline("ZSK pre-publication roll", ZONE)
+    with Watcher(unbound, ZONE) as w:
         roll_zsk(c, c.nodes[1], c.nodes, tl)
         time.sleep(2 * TTL)  # keep asking while the last cached DNSKEY set expires
     assert w.asked > 50 and not w.bogus, (w.asked, w.bogus[:5])
@@ -255,8 +157,8 @@ def test_keymaster_killed_mid_roll_then_seized_completes_it(
     holder = ctl_json(c.nodes[1], "zone", "dnssec", ZONE)["keymaster"]["node"]
     km = c.node(holder)
     others = [n for n in c.nodes if n is not km]
-    tl = Timeline("ZSK roll, Key Master killed after step 1, seized")
-    with Watcher(unbound) as w:
+    tl = Timeline("ZSK roll, Key Master killed after step 1, seized", ZONE)
+    with Watcher(unbound, ZONE) as w:
         roll_zsk(c, others[0], others, tl, kill_keymaster=km, seize_to=others[1].node_id)
     assert ctl_json(others[0], "zone", "dnssec", ZONE)["keymaster"]["node"] == \
         others[1].node_id
@@ -269,9 +171,9 @@ def test_automatic_rollover_follows_each_keys_policy(cluster: Cluster,
     on its own; its successor inherits the policy until an operator turns it off."""
     c = cluster
     via = c.nodes[2]
-    tl = Timeline("automatic ZSK roll (every 12 s)")
+    tl = Timeline("automatic ZSK roll (every 12 s)", ZONE)
     (old,) = zsk_ids(tl.poll(via), "active")
-    with Watcher(unbound) as w:
+    with Watcher(unbound, ZONE) as w:
         out = ctl_json(via, "zone", "key", "enable-rollover", ZONE, old, "--every", "12s",
                        "--offset", "0")
         assert out["key"]["rollover"] == {"auto": True, "every": 12, "offset": 0}, out

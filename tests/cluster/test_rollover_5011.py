@@ -39,12 +39,12 @@ import dns.query
 import dns.rdatatype
 import pytest
 
-from tests.cluster.conftest import Cluster, make_cluster
-from tests.cluster.test_rollover import TTL, Timeline, Watcher
-from tests.cluster.test_signing import ctl_json, kek_file, wait_published
+from tests.cluster.conftest import Cluster
+from tests.cluster.test_signing import ctl_json, wait_published
 from tests.support.api import Api
 from tests.support.bind import start_managed_resolver
 from tests.support.nodes import NodeProcess
+from tests.support.rollover import TTL, Timeline, Watcher, leaf_text, signing_cluster
 from tests.support.unbound import ask, managed_validator
 from tests.support.wait import wait_until
 
@@ -55,14 +55,6 @@ ZONES = {"ksk": "ta5011.test.", "csk": "csk5011.test."}
 ZONE_ADD_HOLDDOWN, ZONE_REMOVE_HOLDDOWN = 10, 6  # the zone waits this long (seconds)
 UNBOUND_ADD_HOLDDOWN, UNBOUND_DEL_HOLDDOWN = 5, 6  # Unbound's own hold-downs
 NAMED_HOLDDOWN = 5  # named's (`-T mkeytimers`)
-ZONE_TEXT = """$ORIGIN {zone}
-$TTL {ttl}
-@ IN SOA ns1 hostmaster 1 3600 600 604800 {ttl}
-@ IN NS ns1
-ns1 IN A 192.0.2.1
-www IN A 192.0.2.80
-*.apps IN A 192.0.2.100
-"""
 SIGN = ("--dnskey-ttl", str(TTL), "--propagation-delay", f"{TTL}s", "--rfc5011",
         "--add-holddown", f"{ZONE_ADD_HOLDDOWN}s", "--remove-holddown",
         f"{ZONE_REMOVE_HOLDDOWN}s", "--no-parent-ds")
@@ -70,14 +62,11 @@ SIGN = ("--dnskey-ttl", str(TTL), "--propagation-delay", f"{TTL}s", "--rfc5011",
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    keydir = Path(tempfile.mkdtemp(prefix="kek-"))
-    kek = kek_file(keydir)
-    c = make_cluster(extra_toml=f'[signing]\nkek_file = "{kek}"\nstagger_min = 0.1\n'
-                                'stagger_max = 0.3\n')
+    c = signing_cluster()
     try:
         with Api(c.nodes[0].api) as api:
             for zone in ZONES.values():
-                api.create_zone(zone, ZONE_TEXT.format(zone=zone, ttl=TTL))
+                api.create_zone(zone, leaf_text(zone, "192.0.2.1"))
         for role, zone in ZONES.items():
             extra = ("--csk",) if role == "csk" else ()
             out = ctl_json(c.nodes[0], "zone", "sign", zone, *SIGN, *extra)

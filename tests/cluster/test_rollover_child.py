@@ -14,24 +14,30 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import dns.message
-import dns.query
-import dns.rdatatype
 import pytest
 
-from tests.cluster.conftest import Cluster, make_cluster
+from tests.cluster.conftest import Cluster
 from tests.cluster.test_identical_copies import assert_identical
-from tests.cluster.test_rollover import TTL, Timeline, Watcher
-from tests.cluster.test_signing import ctl_json, kek_file, wait_published
+from tests.cluster.test_signing import ctl_json, wait_published
 from tests.support.api import Api
 from tests.support.nodes import NodeProcess
+from tests.support.rollover import (
+    TIMING,
+    TTL,
+    Timeline,
+    Watcher,
+    add_parent_ds,
+    child_ds_all,
+    leaf_text,
+    parent_text,
+    served_ds,
+    signing_cluster,
+)
 from tests.support.unbound import validator
 from tests.support.wait import wait_until
 
@@ -40,32 +46,13 @@ pytestmark = pytest.mark.skipif(shutil.which("unbound") is None,
 
 PARENT = "pc.test."
 CHILD = f"kid.{PARENT}"
-PARENT_TEXT = f"""$ORIGIN {PARENT}
-$TTL {TTL}
-@ IN SOA ns1 hostmaster 1 3600 600 604800 {TTL}
-@ IN NS ns1
-ns1 IN A 192.0.2.1
-kid IN NS ns1.kid
-ns1.kid IN A 192.0.2.2
-"""
-CHILD_TEXT = f"""$ORIGIN {CHILD}
-$TTL {TTL}
-@ IN SOA ns1 hostmaster 1 3600 600 604800 {TTL}
-@ IN NS ns1
-ns1 IN A 192.0.2.2
-www IN A 192.0.2.80
-*.apps IN A 192.0.2.100
-"""
-TIMING = ("--dnskey-ttl", str(TTL), "--propagation-delay", f"{TTL}s",
-          "--parent-ds-ttl", f"{TTL}s", "--parent-propagation-delay", f"{TTL}s")
+PARENT_TEXT = parent_text(PARENT, {"kid": "192.0.2.2"})
+CHILD_TEXT = leaf_text(CHILD)
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    keydir = Path(tempfile.mkdtemp(prefix="kek-"))
-    kek = kek_file(keydir)
-    c = make_cluster(extra_toml=f'[signing]\nkek_file = "{kek}"\nstagger_min = 0.1\n'
-                                'stagger_max = 0.3\ncds_poll_interval = 1.0\n')
+    c = signing_cluster('cds_poll_interval = 1.0\n')
     try:
         with Api(c.nodes[0].api) as api:
             api.create_zone(PARENT, PARENT_TEXT)
@@ -74,22 +61,10 @@ def cluster() -> Iterator[Cluster]:
             assert ctl_json(c.nodes[0], "zone", "sign", zone, *TIMING)["state"] == "done"
             wait_published(c, zone)
         # the first DS is the operator's (an insecure delegation is never bootstrapped)
-        first = [line.split(" DS ", 1)[1]
-                 for line in ctl_json(c.nodes[0], "zone", "dnssec", CHILD)["ds"]
-                 if line.split(" DS ", 1)[1].split()[2] == "2"]
-        with Api(c.nodes[0].api) as api:
-            for rd in first:
-                api.add(PARENT, "kid", TTL, "DS", rd)
+        add_parent_ds(c.nodes[0], PARENT, CHILD, child_ds_all(c.nodes[0], CHILD))
         yield c
     finally:
         c.close()
-
-
-def served_ds(node: NodeProcess) -> set[int]:
-    r = dns.query.udp(dns.message.make_query(CHILD, "DS"), node.host, port=node.dns_port,
-                      timeout=5)
-    return {rd.key_tag for rrset in r.answer if rrset.rdtype == dns.rdatatype.DS  # type: ignore[attr-defined]
-            for rd in rrset}
 
 
 def ksks(ks: dict[str, dict[str, Any]], state: str = "active") -> list[str]:
@@ -106,7 +81,7 @@ def roll_ksk(c: Cluster, via: NodeProcess, live: list[NodeProcess], tl: Timeline
     view = SimpleNamespace(nodes=live)
     (old,) = ksks(tl.poll(via))
     for n in live:
-        wait_until(lambda n=n: served_ds(n) == {tl.seen[old]["tag"]}, 30, interval=0.2,
+        wait_until(lambda n=n: served_ds(n, CHILD) == {tl.seen[old]["tag"]}, 30, interval=0.2,
                    message=f"{n.node_id} serves the current DS")
     ctl_json(via, "zone", "rollover", CHILD, "--ksk")
     ks = tl.until(via, lambda k: len(ksks(k)) == 2, "a second KSK")
@@ -128,7 +103,7 @@ def roll_ksk(c: Cluster, via: NodeProcess, live: list[NodeProcess], tl: Timeline
     ks = tl.until(via, lambda k: bool(k[new]["ready"]), "the new KSK ready")
     # the parent's poll replaces the DS; the child sees it there and records ds_seen itself
     for n in live:
-        wait_until(lambda n=n: served_ds(n) == {new_tag}, 60, interval=0.2,
+        wait_until(lambda n=n: served_ds(n, CHILD) == {new_tag}, 60, interval=0.2,
                    message=f"{n.node_id} serves the new DS")
     ks = tl.until(via, lambda k: old not in k or bool(k[new]["ds_seen"]), "ds_seen recorded")
     ks = tl.until(via, lambda k: old not in k, "the old KSK removed")
@@ -136,7 +111,7 @@ def roll_ksk(c: Cluster, via: NodeProcess, live: list[NodeProcess], tl: Timeline
     assert_identical(view, CHILD)  # type: ignore[arg-type]
     assert_identical(view, PARENT)  # type: ignore[arg-type]
     for n in live:
-        assert served_ds(n) == {new_tag} and old_tag != new_tag
+        assert served_ds(n, CHILD) == {new_tag} and old_tag != new_tag
     st = ctl_json(via, "zone", "dnssec", CHILD)
     assert "ds-seen" not in st["waiting_for"], st
     tl.write()

@@ -12,10 +12,8 @@ asked fresh and repeated names the whole time: 0 bogus answers.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import dns.dnssec
 import dns.message
@@ -23,42 +21,33 @@ import dns.query
 import dns.rdatatype
 import pytest
 
-from tests.cluster.conftest import Cluster, make_cluster
-from tests.cluster.test_rollover import TTL, Timeline, Watcher
-from tests.cluster.test_signing import ctl_json, kek_file, wait_published
+from tests.cluster.conftest import Cluster
+from tests.cluster.test_signing import ctl_json, wait_published
 from tests.support.api import Api
 from tests.support.nodes import NodeProcess
+from tests.support.rollover import (
+    TIMING,
+    TTL,
+    Timeline,
+    Watcher,
+    child_ds,
+    leaf_text,
+    parent_text,
+    set_parent_ds,
+    signing_cluster,
+)
 from tests.support.unbound import validator
 from tests.support.wait import wait_until
 
 PARENT = "cparent.test."
 CHILD = f"csk.{PARENT}"
-PARENT_TEXT = f"""$ORIGIN {PARENT}
-$TTL {TTL}
-@ IN SOA ns1 hostmaster 1 3600 600 604800 {TTL}
-@ IN NS ns1
-ns1 IN A 192.0.2.1
-csk IN NS ns1.csk
-ns1.csk IN A 192.0.2.2
-"""
-CHILD_TEXT = f"""$ORIGIN {CHILD}
-$TTL {TTL}
-@ IN SOA ns1 hostmaster 1 3600 600 604800 {TTL}
-@ IN NS ns1
-ns1 IN A 192.0.2.2
-www IN A 192.0.2.80
-*.apps IN A 192.0.2.100
-"""
-TIMING = ("--dnskey-ttl", str(TTL), "--propagation-delay", f"{TTL}s",
-          "--parent-ds-ttl", f"{TTL}s", "--parent-propagation-delay", f"{TTL}s")
+PARENT_TEXT = parent_text(PARENT, {"csk": "192.0.2.2"})
+CHILD_TEXT = leaf_text(CHILD)
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    keydir = Path(tempfile.mkdtemp(prefix="kek-"))
-    kek = kek_file(keydir)
-    c = make_cluster(extra_toml=f'[signing]\nkek_file = "{kek}"\nstagger_min = 0.1\n'
-                                'stagger_max = 0.3\n')
+    c = signing_cluster()
     try:
         with Api(c.nodes[0].api) as api:
             api.create_zone(PARENT, PARENT_TEXT)
@@ -67,36 +56,10 @@ def cluster() -> Iterator[Cluster]:
         assert ctl_json(c.nodes[0], "zone", "sign", CHILD, *TIMING, "--csk")["state"] == "done"
         for zone in (PARENT, CHILD):
             wait_published(c, zone)
-        set_parent_ds(c, [child_ds(c.nodes[0])])
+        set_parent_ds(c.nodes, PARENT, CHILD, [child_ds(c.nodes[0], CHILD)])
         yield c
     finally:
         c.close()
-
-
-def child_ds(node: NodeProcess, tag: int | None = None) -> str:
-    lines = [line.split(" DS ", 1)[1] for line in ctl_json(node, "zone", "dnssec", CHILD)["ds"]]
-    found = [ds for ds in lines if ds.split()[2] == "2"
-             and (tag is None or int(ds.split()[0]) == tag)]
-    assert len(found) == 1, lines
-    return found[0]
-
-
-def set_parent_ds(c: Cluster, add: list[str], remove: tuple[str, ...] = ()) -> None:
-    with Api(c.nodes[0].api) as api:
-        for rd in add:
-            api.add(PARENT, "csk", TTL, "DS", rd)
-        for rd in remove:
-            api.delete(PARENT, "csk", "DS", rd)
-    want = {int(rd.split()[0]) for rd in add}
-
-    def served(n: NodeProcess) -> set[int]:
-        r = dns.query.udp(dns.message.make_query(CHILD, "DS"), n.host, port=n.dns_port,
-                          timeout=5)
-        return {rd.key_tag for rrset in r.answer  # type: ignore[attr-defined]
-                if rrset.rdtype == dns.rdatatype.DS for rd in rrset}
-    for n in c.nodes:
-        wait_until(lambda n=n: served(n) == want, 30, interval=0.2,
-                   message=f"{n.node_id} serves the new DS")
 
 
 def signers(node: NodeProcess, name: str, rdtype: str) -> tuple[set[int], set[int]]:
@@ -124,7 +87,7 @@ def test_csk_roll_by_double_signature_keeps_a_validator_happy(cluster: Cluster) 
     with validator(anchor, [PARENT, CHILD], c.nodes, f"www.{CHILD}") as server, \
             Watcher(server, zone=CHILD) as w:
         (old,) = csks(tl.poll(via))
-        old_ds = child_ds(via)
+        old_ds = child_ds(via, CHILD)
         ctl_json(via, "zone", "rollover", CHILD, "--ksk")
 
         # 1. introduce: both CSKs sign everything; CDS still names the old one
@@ -149,7 +112,7 @@ def test_csk_roll_by_double_signature_keeps_a_validator_happy(cluster: Cluster) 
             assert old in tl.poll(via), "the old CSK went before its successor's DS was seen"
 
         # 3. the operator swaps the DS at the parent, then confirms it
-        set_parent_ds(c, [child_ds(via, new_tag)], remove=(old_ds,))
+        set_parent_ds(c.nodes, PARENT, CHILD, [child_ds(via, CHILD, new_tag)], remove=(old_ds,))
         ctl_json(via, "zone", "ds-seen", CHILD, new)
 
         # 4. the old CSK goes: the DNSKEY set and the data are signed by the new one only

@@ -16,51 +16,40 @@ its own KSK) is refused before anything is written.
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
-from tests.cluster.conftest import Cluster, make_cluster
+from tests.cluster.conftest import Cluster
 from tests.cluster.test_identical_copies import assert_identical
-from tests.cluster.test_rollover import TTL, Timeline, Watcher
-from tests.cluster.test_rollover_child import served_ds
-from tests.cluster.test_signing import ctl_json, kek_file, wait_published
+from tests.cluster.test_signing import ctl_json, wait_published
 from tests.support.api import Api
 from tests.support.nodes import NodeProcess
+from tests.support.rollover import (
+    TIMING,
+    TTL,
+    Timeline,
+    Watcher,
+    add_parent_ds,
+    child_ds_all,
+    key_ids,
+    leaf_text,
+    parent_text,
+    served_ds,
+    signing_cluster,
+)
 from tests.support.unbound import validator
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("unbound") is None,
                                 reason="unbound is not installed (Debian: unbound)")
 
-PARENT = "pc.test."  # the names test_rollover_child.served_ds asks for
+PARENT = "pc.test."
 CHILD = f"kid.{PARENT}"
 ORPHAN = f"orphan.{PARENT}"  # delegated with no DS: its trust anchor is its own KSK
-PARENT_TEXT = f"""$ORIGIN {PARENT}
-$TTL {TTL}
-@ IN SOA ns1 hostmaster 1 3600 600 604800 {TTL}
-@ IN NS ns1
-ns1 IN A 192.0.2.1
-kid IN NS ns1.kid
-ns1.kid IN A 192.0.2.2
-orphan IN NS ns1.orphan
-ns1.orphan IN A 192.0.2.3
-"""
-CHILD_TEXT = """$ORIGIN {zone}
-$TTL {ttl}
-@ IN SOA ns1 hostmaster 1 3600 600 604800 {ttl}
-@ IN NS ns1
-ns1 IN A 192.0.2.2
-www IN A 192.0.2.80
-*.apps IN A 192.0.2.100
-"""
-TIMING = ("--dnskey-ttl", str(TTL), "--propagation-delay", f"{TTL}s",
-          "--parent-ds-ttl", f"{TTL}s", "--parent-propagation-delay", f"{TTL}s")
+PARENT_TEXT = parent_text(PARENT, {"kid": "192.0.2.2", "orphan": "192.0.2.3"})
 # the child's: a DS TTL setting above the parent's real one (2 s) is only more cautious, and
 # keeps the phase with both DS at the parent long enough (Iret = 10 s) for the test to see
 CHILD_TIMING = (*TIMING[:4], "--parent-ds-ttl", "8s", *TIMING[6:])
@@ -69,16 +58,13 @@ LOCAL_KSK = ("--no-replicate-ksk-private-key", "--failover", "manual", "--keymas
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    keydir = Path(tempfile.mkdtemp(prefix="kek-"))
-    kek = kek_file(keydir)
-    c = make_cluster(lease_ttl=4, extra_toml=(
-        f'[signing]\nkek_file = "{kek}"\nstagger_min = 0.1\nstagger_max = 0.3\n'
-        f'cds_poll_interval = 1.0\nkey_store = "{keydir}/store-{{node_id}}"\n'))
+    c = signing_cluster('cds_poll_interval = 1.0\nkey_store = "{keydir}/store-{{node_id}}"\n',
+                        lease_ttl=4)
     try:
         with Api(c.nodes[0].api) as api:
             api.create_zone(PARENT, PARENT_TEXT)
             for zone in (CHILD, ORPHAN):
-                api.create_zone(zone, CHILD_TEXT.format(zone=zone, ttl=TTL))
+                api.create_zone(zone, leaf_text(zone))
         out = ctl_json(c.nodes[0], "zone", "sign", PARENT, *TIMING, "--keymaster", "n3")
         assert out["state"] == "done", out
         for zone in (CHILD, ORPHAN):
@@ -86,19 +72,10 @@ def cluster() -> Iterator[Cluster]:
             assert out["state"] == "done", out
         for zone in (PARENT, CHILD, ORPHAN):
             wait_published(c, zone)
-        first = [line.split(" DS ", 1)[1]
-                 for line in ctl_json(c.nodes[0], "zone", "dnssec", CHILD)["ds"]
-                 if line.split(" DS ", 1)[1].split()[2] == "2"]
-        with Api(c.nodes[0].api) as api:
-            for rd in first:
-                api.add(PARENT, "kid", TTL, "DS", rd)
+        add_parent_ds(c.nodes[0], PARENT, CHILD, child_ds_all(c.nodes[0], CHILD))
         yield c
     finally:
         c.close()
-
-
-def by_role(ks: dict[str, dict[str, Any]], role: str, state: str) -> list[str]:
-    return [i for i, k in ks.items() if k["role"] == role and k["state"] == state]
 
 
 def seize(via: NodeProcess, zone: str) -> None:
@@ -118,11 +95,11 @@ def test_new_keys_after_seize_without_ksk_is_a_double_ds_roll(cluster: Cluster) 
     tl = Timeline("--new-keys after a seize without the KSK (double-DS), parent in the "
                   "cluster", CHILD)
     before = tl.poll(n2)
-    (old_ksk,) = by_role(before, "ksk", "active")
-    (old_zsk,) = by_role(before, "zsk", "active")
+    (old_ksk,) = key_ids(before, "ksk", "active")
+    (old_zsk,) = key_ids(before, "zsk", "active")
     old_tag = before[old_ksk]["tag"]
     for n in live:
-        wait_until(lambda n=n: served_ds(n) == {old_tag}, 30, interval=0.2,
+        wait_until(lambda n=n: served_ds(n, CHILD) == {old_tag}, 30, interval=0.2,
                    message=f"{n.node_id} serves the first DS")
     with validator(anchor, [PARENT, CHILD], live, f"www.{CHILD}") as server, \
             Watcher(server, zone=CHILD) as w:
@@ -134,25 +111,25 @@ def test_new_keys_after_seize_without_ksk_is_a_double_ds_roll(cluster: Cluster) 
         assert any("double-DS" in x and "before" in x for x in out["warnings"]), out
 
         # 1. a new KSK, not in the DNSKEY RRset; CDS names both; the parent adds its DS
-        ks = tl.until(n2, lambda k: bool(by_role(k, "ksk", "created")), "a created KSK")
-        (new_ksk,) = by_role(ks, "ksk", "created")
+        ks = tl.until(n2, lambda k: bool(key_ids(k, "ksk", "created")), "a created KSK")
+        (new_ksk,) = key_ids(ks, "ksk", "created")
         new_tag = ks[new_ksk]["tag"]
         st = ctl_json(n2, "zone", "dnssec", CHILD)
         assert any(f"{new_tag} 13 2" in d for d in st["ds"]), st["ds"]
         for n in live:
-            wait_until(lambda n=n: served_ds(n) >= {old_tag, new_tag}, 60, interval=0.2,
+            wait_until(lambda n=n: served_ds(n, CHILD) >= {old_tag, new_tag}, 60, interval=0.2,
                        message=f"{n.node_id} serves both DS")
 
         # 2. swap at ds_seen + Iret: the new KSK signs, the unreachable one is gone
         ks = tl.until(n2, lambda k: old_ksk not in k, "the unreachable KSK swapped out")
-        assert by_role(ks, "ksk", "active") == [new_ksk] and ks[new_ksk]["ds_seen"]
+        assert key_ids(ks, "ksk", "active") == [new_ksk] and ks[new_ksk]["ds_seen"]
         assert ks[new_ksk]["published"] and ks[new_ksk]["active"]
 
         # 3. the ZSK is renewed by pre-publication; the parent drops the old DS
         ks = tl.until(n2, lambda k: old_zsk not in k, "the old ZSK removed")
-        assert len(by_role(ks, "zsk", "active")) == 1
+        assert len(key_ids(ks, "zsk", "active")) == 1
         for n in live:
-            wait_until(lambda n=n: served_ds(n) == {new_tag}, 60, interval=0.2,
+            wait_until(lambda n=n: served_ds(n, CHILD) == {new_tag}, 60, interval=0.2,
                        message=f"{n.node_id} serves only the new DS")
         st = ctl_json(n2, "zone", "dnssec", CHILD)
         assert not st["missing_keys"] and "swap" not in st["next_step"], st

@@ -12,10 +12,8 @@ after `ds-seen` the old KSK goes once the old DS has left caches.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 
 import dns.dnssec
@@ -24,43 +22,33 @@ import dns.query
 import dns.rdatatype
 import pytest
 
-from tests.cluster.conftest import Cluster, make_cluster
+from tests.cluster.conftest import Cluster
 from tests.cluster.test_identical_copies import assert_identical
-from tests.cluster.test_rollover import TTL, Timeline, Watcher
-from tests.cluster.test_signing import ctl_json, kek_file, wait_published
+from tests.cluster.test_signing import ctl_json, wait_published
 from tests.support.api import Api
 from tests.support.nodes import NodeProcess
+from tests.support.rollover import (
+    TIMING,
+    TTL,
+    Timeline,
+    Watcher,
+    child_ds,
+    leaf_text,
+    parent_text,
+    set_parent_ds,
+    signing_cluster,
+)
 from tests.support.unbound import validator
-from tests.support.wait import wait_until
 
 PARENT = "parent.test."
 CHILD = f"kroll.{PARENT}"
-PARENT_TEXT = f"""$ORIGIN {PARENT}
-$TTL {TTL}
-@ IN SOA ns1 hostmaster 1 3600 600 604800 {TTL}
-@ IN NS ns1
-ns1 IN A 192.0.2.1
-kroll IN NS ns1.kroll
-ns1.kroll IN A 192.0.2.2
-"""
-CHILD_TEXT = f"""$ORIGIN {CHILD}
-$TTL {TTL}
-@ IN SOA ns1 hostmaster 1 3600 600 604800 {TTL}
-@ IN NS ns1
-ns1 IN A 192.0.2.2
-www IN A 192.0.2.80
-*.apps IN A 192.0.2.100
-"""
-TIMING = ("--dnskey-ttl", str(TTL), "--propagation-delay", f"{TTL}s",
-          "--parent-ds-ttl", f"{TTL}s", "--parent-propagation-delay", f"{TTL}s")
+PARENT_TEXT = parent_text(PARENT, {"kroll": "192.0.2.2"})
+CHILD_TEXT = leaf_text(CHILD)
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    keydir = Path(tempfile.mkdtemp(prefix="kek-"))
-    kek = kek_file(keydir)
-    c = make_cluster(extra_toml=f'[signing]\nkek_file = "{kek}"\nstagger_min = 0.1\n'
-                                'stagger_max = 0.3\n')
+    c = signing_cluster()
     try:
         with Api(c.nodes[0].api) as api:
             api.create_zone(PARENT, PARENT_TEXT)
@@ -68,39 +56,10 @@ def cluster() -> Iterator[Cluster]:
         for zone in (PARENT, CHILD):
             assert ctl_json(c.nodes[0], "zone", "sign", zone, *TIMING)["state"] == "done"
             wait_published(c, zone)
-        set_parent_ds(c, [ds_sha256(c.nodes[0])])
+        set_parent_ds(c.nodes, PARENT, CHILD, [child_ds(c.nodes[0], CHILD)])
         yield c
     finally:
         c.close()
-
-
-def ds_sha256(node: NodeProcess, tag: int | None = None) -> str:
-    """The child's DS (SHA-256) rdata as `zone dnssec` gives it (of KSK `tag`, if given)."""
-    lines = [line.split(" DS ", 1)[1] for line in ctl_json(node, "zone", "dnssec", CHILD)["ds"]]
-    found = [ds for ds in lines if ds.split()[2] == "2"
-             and (tag is None or int(ds.split()[0]) == tag)]
-    assert len(found) == 1, lines
-    return found[0]
-
-
-def served_ds(node: NodeProcess) -> set[int]:
-    r = dns.query.udp(dns.message.make_query(CHILD, "DS"), node.host, port=node.dns_port,
-                      timeout=5)
-    return {rd.key_tag for rrset in r.answer if rrset.rdtype == dns.rdatatype.DS  # type: ignore[attr-defined]
-            for rd in rrset}
-
-
-def set_parent_ds(c: Cluster, rdatas: list[str], remove: list[str] = ()) -> None:  # type: ignore[assignment]
-    """What an operator does at an outside parent: publish this DS set for the child."""
-    with Api(c.nodes[0].api) as api:
-        for rd in rdatas:
-            api.add(PARENT, "kroll", TTL, "DS", rd)
-        for rd in remove:
-            api.delete(PARENT, "kroll", "DS", rd)
-    want = {int(rd.split()[0]) for rd in rdatas}
-    for n in c.nodes:
-        wait_until(lambda n=n: served_ds(n) == want, 30, interval=0.2,
-                   message=f"{n.node_id} serves the new DS")
 
 
 def apex(node: NodeProcess, rdtype: str) -> tuple[set[int], set[int]]:
@@ -128,7 +87,7 @@ def test_ksk_roll_waits_for_the_ds_and_keeps_a_validator_happy(cluster: Cluster)
     with validator(anchor, [PARENT, CHILD], c.nodes, f"www.{CHILD}") as server, \
             Watcher(server, zone=CHILD) as w:
         (old,) = ksks(tl.poll(via))
-        old_ds = ds_sha256(via)
+        old_ds = child_ds(via, CHILD)
         ctl_json(via, "zone", "rollover", CHILD, "--ksk")
 
         # 1. introduce: both KSKs sign the DNSKEY set; CDS still names the old one
@@ -155,7 +114,7 @@ def test_ksk_roll_waits_for_the_ds_and_keeps_a_validator_happy(cluster: Cluster)
             assert old in tl.poll(via), "the old KSK went before its successor's DS was seen"
 
         # 3. the operator swaps the DS at the parent, then confirms it
-        set_parent_ds(c, [ds_sha256(via, new_tag)], remove=[old_ds])
+        set_parent_ds(c.nodes, PARENT, CHILD, [child_ds(via, CHILD, new_tag)], remove=[old_ds])
         out = ctl_json(via, "zone", "ds-seen", CHILD, new)
         assert out["key"]["ds_seen"], out
         st = ctl_json(via, "zone", "dnssec", CHILD)  # Iret is seconds: it may be done

@@ -30,10 +30,10 @@ import dns.rdatatype
 import pytest
 
 from tests.cluster.conftest import Cluster, make_cluster
-from tests.cluster.test_rollover import Watcher
 from tests.cluster.test_signing import ctl_json, kek_file, wait_published
 from tests.support.api import Api
 from tests.support.nodes import NodeProcess, events, free_port
+from tests.support.rollover import Watcher
 from tests.support.unbound import ask, server_conf, start_unbound, stop_unbound
 from tests.support.wait import wait_until
 
