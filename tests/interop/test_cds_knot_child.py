@@ -14,7 +14,6 @@ time: no answer may be SERVFAIL or lack AD.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -32,18 +31,12 @@ import pytest
 from tests.cluster.conftest import Cluster, make_cluster
 from tests.cluster.test_signing import ctl_json, kek_file, wait_published
 from tests.support.api import Api
+from tests.support.knot import KNOTC, KNOTD, KnotProcess
 from tests.support.nodes import NodeProcess, events, free_port
 from tests.support.rollover import Watcher
 from tests.support.unbound import ask, server_conf, start_unbound, stop_unbound
 from tests.support.wait import wait_until
 
-
-def _binary(name: str) -> str | None:
-    found = shutil.which(name)
-    return found or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None)
-
-
-KNOTD, KNOTC = _binary("knotd"), _binary("knotc")
 pytestmark = pytest.mark.skipif(
     KNOTD is None or KNOTC is None or shutil.which("unbound") is None,
     reason="Knot DNS (knotd, knotc) and unbound are needed")
@@ -112,24 +105,13 @@ zone:
 
 
 @dataclass
-class Knot:
-    dir: Path
-    port: int
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def log(self) -> Path:
-        return self.dir / "knotd.log"
+class Knot(KnotProcess):
 
     def start(self, parent_port: int) -> None:
         (self.dir / "child.zone").write_text(CHILD_TEXT)
-        (self.dir / "knot.conf").write_text(KNOT_CONF.format(
+        self.launch(KNOT_CONF.format(
             d=self.dir, port=self.port, parent_port=parent_port, ttl=TTL, zone=CHILD,
             file=self.dir / "child.zone"))
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([str(KNOTD), "-c", str(self.dir / "knot.conf")],
-                                         stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
         wait_until(lambda: bool(self.ksks()), 30,
                    message=f"knotd did not sign {CHILD}: {self.log.read_text()[-2000:]}")
 
@@ -143,15 +125,9 @@ class Knot:
                 if rrset.rdtype == dns.rdatatype.DNSKEY for rd in rrset if rd.flags & 1}  # type: ignore[attr-defined]
 
     def knotc(self, *args: str) -> str:
-        res = subprocess.run([str(KNOTC), "-c", str(self.dir / "knot.conf"), *args],
-                             capture_output=True, text=True, timeout=30, check=False)
+        res = self.ctl(*args)
         assert res.returncode == 0, res.stdout + res.stderr
         return res.stdout
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 @dataclass

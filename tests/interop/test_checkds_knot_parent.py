@@ -13,8 +13,6 @@ only with a key it knows from an ACL, hence the `acl` naming the key.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -26,16 +24,10 @@ import pytest
 from tests.cluster.conftest import Cluster, make_cluster
 from tests.cluster.test_signing import ctl_json, kek_file, wait_published
 from tests.support.api import Api
+from tests.support.knot import KNOTC, KNOTD, KnotProcess
 from tests.support.nodes import NodeProcess, events, free_port
 from tests.support.wait import wait_until
 
-
-def _binary(name: str) -> str | None:
-    found = shutil.which(name)
-    return found or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None)
-
-
-KNOTD, KNOTC = _binary("knotd"), _binary("knotc")
 pytestmark = pytest.mark.skipif(KNOTD is None or KNOTC is None,
                                 reason="Knot DNS (knotd, knotc) is needed")
 
@@ -92,10 +84,7 @@ def parent_text(serial: int, ds: list[str]) -> str:
 
 
 @dataclass
-class Knot:
-    dir: Path
-    port: int
-    proc: subprocess.Popen[bytes] | None = None
+class Knot(KnotProcess):
     serial: int = 1
 
     @property
@@ -104,30 +93,17 @@ class Knot:
 
     def start(self, secret: str, ds: list[str]) -> None:
         self.file.write_text(parent_text(self.serial, ds))
-        (self.dir / "knot.conf").write_text(KNOT_CONF.format(
+        self.launch(KNOT_CONF.format(
             d=self.dir, port=self.port, secret=secret, zone=PARENT, file=self.file))
-        with open(self.dir / "knotd.log", "ab") as log:
-            self.proc = subprocess.Popen([str(KNOTD), "-c", str(self.dir / "knot.conf")],
-                                         stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
-        wait_until(lambda: self._knotc("zone-status", PARENT).returncode == 0, 30,
+        wait_until(lambda: self.ctl("zone-status", PARENT).returncode == 0, 30,
                    interval=0.2, message="knotd serves the parent zone")
-
-    def _knotc(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(KNOTC), "-c", str(self.dir / "knot.conf"), *args],
-                              capture_output=True, text=True, timeout=30, check=False)
 
     def set_ds(self, ds: list[str]) -> None:
         """What an operator does at the registrar: a new DS set, the zone reloaded."""
         self.serial += 1
         self.file.write_text(parent_text(self.serial, ds))
-        res = self._knotc("zone-reload", PARENT)
+        res = self.ctl("zone-reload", PARENT)
         assert res.returncode == 0, res.stdout + res.stderr
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 @dataclass

@@ -16,8 +16,6 @@ UPDATE is REFUSED with an event. Then the SOA is changed to refresh 2, retry
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import tempfile
 import time
 import urllib.request
@@ -37,16 +35,10 @@ import dns.zone
 import pytest
 
 from tests.cluster.conftest import Cluster, make_cluster
+from tests.support.knot import KNOTC, KNOTD, KnotProcess
 from tests.support.nodes import NodeProcess, events, free_port
 from tests.support.wait import wait_until
 
-
-def _binary(name: str) -> str | None:
-    found = shutil.which(name)
-    return found or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None)
-
-
-KNOTD, KNOTC = _binary("knotd"), _binary("knotc")
 pytestmark = pytest.mark.skipif(KNOTD is None or KNOTC is None,
                                 reason="Knot DNS (apt package knot: knotd, knotc) is needed")
 
@@ -128,25 +120,13 @@ zone:
 
 
 @dataclass
-class Knot:
-    dir: Path
-    port: int
-    proc: subprocess.Popen[bytes] | None = None
-
+class Knot(KnotProcess):
     @property
     def zone_file(self) -> Path:
         return self.dir / "sec.test.zone"
 
-    @property
-    def log(self) -> Path:
-        return self.dir / "knotd.log"
-
     def start(self, conf: str) -> None:
-        (self.dir / "knot.conf").write_text(conf)
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([str(KNOTD), "-c", str(self.dir / "knot.conf")],
-                                         stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+        self.launch(conf)
         wait_until(lambda: self.serial() is not None, 30,
                    message=f"knotd did not serve {ZONE}: {self.log.read_text()[-2000:]}")
 
@@ -162,16 +142,10 @@ class Knot:
     def publish(self, serial: int, changes: int, timers: tuple[int, int, int]) -> None:
         """Write the zone file and make knotd load it (the difference goes to its journal)."""
         self.zone_file.write_text(zone_text(serial, changes, timers))
-        res = subprocess.run([str(KNOTC), "-c", str(self.dir / "knot.conf"), "zone-reload", ZONE],
-                             capture_output=True, text=True, timeout=30, check=False)
+        res = self.ctl("zone-reload", ZONE)
         assert res.returncode == 0, res.stdout + res.stderr
         wait_until(lambda: self.serial() == serial, 30, interval=0.1,
                    message=f"knotd did not load serial {serial}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 @dataclass
