@@ -13,10 +13,6 @@ read-only node run as usual. The outer test starts pytest there on the inner tes
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -34,10 +30,10 @@ from tests.cluster.test_signing import ZONE_TEXT, kek_file
 from tests.support import dnssec as judge
 from tests.support.api import Api
 from tests.support.etcd import EtcdProcess
+from tests.support.netns import inner, outer, run_inner_tests
 from tests.support.nodes import NodeProcess, events
 from tests.support.wait import wait_until
 
-IN_NETNS = "DNSCLUSTER_TEST_IN_NETNS"  # set by the outer test inside the private namespace
 ZONE = "advertised.test."
 W_HOST, RO_HOST = "127.0.0.2", "127.0.0.3"  # API and metrics; DNS: w1 on the wildcard
 # w1's advertised DNS address: not 127.0.0.1, the address the kernel would pick as the
@@ -45,27 +41,9 @@ W_HOST, RO_HOST = "127.0.0.2", "127.0.0.3"  # API and metrics; DNS: w1 on the wi
 W_ADVERTISE = W_HOST
 
 
-def _can_unshare() -> bool:
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        return False
-    res = subprocess.run(["unshare", "-rn", "true"], capture_output=True, timeout=30)
-    return res.returncode == 0
-
-
-@pytest.mark.skipif(bool(os.environ.get(IN_NETNS)), reason="already inside the namespace")
+@outer
 def test_in_a_private_network_namespace() -> None:
-    if not _can_unshare():
-        pytest.skip("no user and network namespaces here (unshare -rn)")
-    script = 'ip link set lo up && exec "$0" -m pytest -q -p no:cacheprovider "$1" -k inner'
-    res = subprocess.run(["unshare", "-rn", "sh", "-c", script, sys.executable, __file__],
-                         capture_output=True, text=True, timeout=600,
-                         env={**os.environ, IN_NETNS: "1"}, cwd=Path(__file__).parents[2])
-    assert res.returncode == 0, f"inner tests failed:\n{res.stdout[-6000:]}\n{res.stderr[-2000:]}"
-    assert " passed" in res.stdout and "skipped" not in res.stdout, res.stdout[-2000:]
-
-
-inner = pytest.mark.skipif(not os.environ.get(IN_NETNS),
-                           reason="runs inside the private network namespace only")
+    run_inner_tests(__file__, timeout=600)
 
 
 @pytest.fixture(scope="module")

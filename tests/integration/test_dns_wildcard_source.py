@@ -10,13 +10,8 @@ and no other interface); the outer test starts pytest there on the inner tests.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import dns.message
 import dns.query
@@ -28,33 +23,15 @@ from node.server import DnsServer, ZoneTable, mmsg
 from node.server.render import error_response
 from node.server.wire import OPCODE_UPDATE, Query
 from node.zones.model import snapshot_from_text
+from tests.support.netns import inner, outer, run_inner_tests
 
-IN_NETNS = "DNSCLUSTER_TEST_IN_NETNS"  # set by the outer test inside the private namespace
 ZONE = "$TTL 300\n@ SOA ns1 hostmaster 1 7200 3600 1209600 60\n@ NS ns1\nns1 A 192.0.2.1\n"
 ASKED = ("127.0.0.2", "127.0.0.3", "127.0.0.1")
 
 
-def _can_unshare() -> bool:
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        return False
-    res = subprocess.run(["unshare", "-rn", "true"], capture_output=True, timeout=30)
-    return res.returncode == 0
-
-
-@pytest.mark.skipif(bool(os.environ.get(IN_NETNS)), reason="already inside the namespace")
+@outer
 def test_in_a_private_network_namespace() -> None:
-    if not _can_unshare():
-        pytest.skip("no user and network namespaces here (unshare -rn)")
-    script = 'ip link set lo up && exec "$0" -m pytest -q -p no:cacheprovider "$1" -k inner'
-    res = subprocess.run(["unshare", "-rn", "sh", "-c", script, sys.executable, __file__],
-                         capture_output=True, text=True, timeout=300,
-                         env={**os.environ, IN_NETNS: "1"}, cwd=Path(__file__).parents[2])
-    assert res.returncode == 0, f"inner tests failed:\n{res.stdout[-6000:]}\n{res.stderr[-2000:]}"
-    assert " passed" in res.stdout and "skipped" not in res.stdout, res.stdout[-2000:]
-
-
-inner = pytest.mark.skipif(not os.environ.get(IN_NETNS),
-                           reason="runs inside the private network namespace only")
+    run_inner_tests(__file__, timeout=300)
 
 
 def update_hook(wire: bytes, query: Query, addr: tuple[str, int], transport: str
