@@ -14,25 +14,18 @@ from dataclasses import replace
 import dns.name
 
 from node.clock import SYSTEM_CLOCK, Clock
-from node.dnssec import kek as kekmod
 from node.dnssec.algorithms import algorithm_name
 from node.dnssec.algroll import AlgStep
-from node.dnssec.keys import DnssecKey, new_key
+from node.dnssec.keys import new_key
 from node.dnssec.lifecycle import KeyPolicy, KeyTimes
-from node.errors import ConfigError
-from node.events import Event, emit
+from node.events import Event
 from node.keymaster.duties import Fence
 from node.keymaster.keystore import KeyStore
+from node.keymaster.keywrite import bump_and_emit, key_guard, secret_ops
 from node.store.keys import KeyLayout
-from node.store.txn import Compare, Op
+from node.store.txn import Op
 from node.zones.dnssec import DnssecState
 from node.zones.repository import ZoneRepository
-
-
-def _guard(layout: KeyLayout, zone: dns.name.Name, state: DnssecState,
-           keys: list[DnssecKey]) -> tuple[Compare, ...]:
-    return tuple(Compare.mod_revision(layout.key_key(zone, k.key_id))
-                 == state.key_revision(k.key_id) for k in keys)
 
 
 async def _introduce(zone: dns.name.Name, state: DnssecState, step: AlgStep,
@@ -52,14 +45,7 @@ async def _introduce(zone: dns.name.Name, state: DnssecState, step: AlgStep,
             predecessor=old.key_id)
         key = replace(key, times=KeyTimes(active=now))  # signs from now; not yet published
         ops.append(Op.put(layout.key_key(zone, key.key_id), key.to_json()))
-        if key.replicate:
-            ops.append(Op.put(layout.secret_key(zone, key.key_id),
-                              kekmod.wrap(kek, zone.to_text(), key.key_id, pem)))
-        elif key_store is None:
-            raise ConfigError("signing.key_store: required on a Key Master that keeps a "
-                              "private key unreplicated")
-        else:
-            key_store.put(zone, key.key_id, pem)
+        ops += secret_ops(layout, zone, key, pem, kek, key_store)
         # re-put the old key: a second introduce planned from a stale copy fails its guard
         ops.append(Op.put(layout.key_key(zone, old.key_id), old.to_json()))
     return ops
@@ -88,10 +74,8 @@ async def perform_algorithm_step(*, repository: ZoneRepository, layout: KeyLayou
                         Op.delete(layout.secret_key(zone, k.key_id))]
             else:
                 ops.append(Op.put(layout.key_key(zone, k.key_id), k.to_json()))
-    serial = await fence.bump(repository, layout, ops, f"algorithm-{step.action}",
-                              extra=_guard(layout, zone, state, named))
-    if serial:
-        emit(Event.ALGORITHM_ROLL_STEP, zone=zone, serial=serial, step=step.action,
-             algorithm=algorithm_name(step.algorithm),
-             keys=",".join(f"{k.role}:{k.tag}" for k in named), at=now)
-    return serial
+    return await bump_and_emit(
+        fence, repository, layout, zone, ops, f"algorithm-{step.action}",
+        key_guard(layout, zone, state, *named), Event.ALGORITHM_ROLL_STEP, step=step.action,
+        algorithm=algorithm_name(step.algorithm),
+        keys=",".join(f"{k.role}:{k.tag}" for k in named), at=now)

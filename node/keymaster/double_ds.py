@@ -38,12 +38,13 @@ from node.dnssec.ds import ds_records
 from node.dnssec.keys import DnssecKey, new_key
 from node.dnssec.lifecycle import KeyPolicy, stamp
 from node.dnssec.rollover import Timing
-from node.errors import ConfigError, Refused
+from node.errors import Refused
 from node.events import Event, emit
 from node.keymaster import parent_ds
 from node.keymaster import rollover as roll
 from node.keymaster.duties import Fence
 from node.keymaster.keystore import KeyStore
+from node.keymaster.keywrite import key_guard, secret_ops
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.store.txn import Compare, Op
@@ -142,14 +143,7 @@ async def start(*, repository: ZoneRepository, layout: KeyLayout, zone: Name,
     key = replace(key, state="created", times=key.times.at(published=None))
     ops = [Op.put(layout.key_key(zone, key.key_id), key.to_json()),
            Op.put(layout.dnssec_key(zone), cfg.with_(status="signed", new_keys=False).to_json())]
-    if key.replicate:
-        ops.append(Op.put(layout.secret_key(zone, key.key_id),
-                          kekmod.wrap(kek, zone.to_text(), key.key_id, pem)))
-    elif key_store is None:
-        raise ConfigError("signing.key_store: required on a Key Master that keeps a private "
-                          "key unreplicated")
-    else:
-        key_store.put(zone, key.key_id, pem)
+    ops += secret_ops(layout, zone, key, pem, kek, key_store)
     serial = await fence.bump(repository, layout, ops, "double-ds-start", extra=(
         Compare.mod_revision(layout.dnssec_key(zone)) == state.config_revision,))
     if serial:
@@ -175,7 +169,7 @@ async def advance(*, etcd: EtcdClient, repository: ZoneRepository, layout: KeyLa
         seen = replace(new, ds_seen=now)
         serial = await fence.bump(repository, layout, [Op.put(layout.key_key(zone, new.key_id),
                                                               seen.to_json())],
-                                  "double-ds-seen", extra=_guard(layout, zone, state, new))
+                                  "double-ds-seen", extra=key_guard(layout, zone, state, new))
         if serial:
             emit(Event.DS_SEEN_AT_PARENT, zone=zone, serial=serial, parent=parent,
                  key=f"ksk:{new.tag}", key_id=new.key_id)
@@ -184,12 +178,6 @@ async def advance(*, etcd: EtcdClient, repository: ZoneRepository, layout: KeyLa
         return 0
     return await _swap(repository=repository, layout=layout, zone=zone, state=state,
                        new=new, fence=fence, kek=kek, key_store=key_store, clock=clock)
-
-
-def _guard(layout: KeyLayout, zone: Name, state: DnssecState, *keys: DnssecKey
-           ) -> tuple[Compare, ...]:
-    return tuple(Compare.mod_revision(layout.key_key(zone, k.key_id))
-                 == state.key_revision(k.key_id) for k in keys)
 
 
 async def _swap(*, repository: ZoneRepository, layout: KeyLayout, zone: Name,
@@ -227,7 +215,7 @@ async def _swap(*, repository: ZoneRepository, layout: KeyLayout, zone: Name,
             key_store.put(zone, zsk.key_id, pem)
         touched.append(zsks[0])
     serial = await fence.bump(repository, layout, ops, "double-ds-swap",
-                              extra=(*_guard(layout, zone, state, *touched),
+                              extra=(*key_guard(layout, zone, state, *touched),
                                      Compare.mod_revision(layout.dnssec_key(zone))
                                      == state.config_revision))
     if serial:

@@ -17,17 +17,16 @@ from dataclasses import replace
 import dns.name
 
 from node.clock import SYSTEM_CLOCK, Clock
-from node.dnssec import kek as kekmod
 from node.dnssec.keys import DnssecKey, new_key
 from node.dnssec.lifecycle import KeyPolicy
 from node.dnssec.rfc5011 import Promote, Revoke, Rfc5011Policy, Standby
 from node.dnssec.rollover import Plan
-from node.errors import ConfigError
-from node.events import Event, emit
+from node.events import Event
 from node.keymaster.duties import Fence
 from node.keymaster.keystore import KeyStore
+from node.keymaster.keywrite import bump_and_emit, key_guard, secret_ops
 from node.store.keys import KeyLayout
-from node.store.txn import Compare, Op
+from node.store.txn import Op
 from node.zones.dnssec import DnssecConfig, DnssecState
 from node.zones.repository import ZoneRepository
 
@@ -38,12 +37,6 @@ def policy_of(config: DnssecConfig) -> Rfc5011Policy | None:
         return None
     return Rfc5011Policy(add_holddown=config.add_holddown,
                          remove_holddown=config.remove_holddown, parent_ds=config.parent_ds)
-
-
-def _guard(layout: KeyLayout, zone: dns.name.Name, state: DnssecState,
-           *keys: DnssecKey) -> tuple[Compare, ...]:
-    return tuple(Compare.mod_revision(layout.key_key(zone, k.key_id))
-                 == state.key_revision(k.key_id) for k in keys)
 
 
 async def _standby(*, layout: KeyLayout, zone: dns.name.Name, state: DnssecState,
@@ -58,14 +51,7 @@ async def _standby(*, layout: KeyLayout, zone: dns.name.Name, state: DnssecState
         policy=KeyPolicy(auto=pred.policy.auto, every=pred.policy.every),
         predecessor=pred.key_id)
     ops = [Op.put(layout.key_key(zone, key.key_id), key.to_json())]
-    if key.replicate:
-        ops.append(Op.put(layout.secret_key(zone, key.key_id),
-                          kekmod.wrap(kek, zone.to_text(), key.key_id, pem)))
-    elif key_store is None:
-        raise ConfigError("signing.key_store: required on a Key Master that keeps a "
-                          "private key unreplicated")
-    else:
-        key_store.put(zone, key.key_id, pem)
+    ops += secret_ops(layout, zone, key, pem, kek, key_store)
     # re-put the predecessor: a second stand-by planned from a stale copy fails its guard
     ops.append(Op.put(layout.key_key(zone, pred.key_id), pred.to_json()))
     return key, ops
@@ -82,7 +68,7 @@ async def perform(*, repository: ZoneRepository, layout: KeyLayout, zone: dns.na
         pred = keys[s.predecessor]
         key, ops = await _standby(layout=layout, zone=zone, state=state, pred=pred, kek=kek,
                                   key_store=key_store, clock=clock)
-        guards = _guard(layout, zone, state, pred)
+        guards = key_guard(layout, zone, state, pred)
         what, event, fields = "rfc5011-standby", Event.KEY_STANDBY, {
             "key": f"{key.role}:{key.tag}", "key_id": key.key_id,
             "replaces": f"{pred.role}:{pred.tag}"}
@@ -90,7 +76,7 @@ async def perform(*, repository: ZoneRepository, layout: KeyLayout, zone: dns.na
         old = keys[s.key_id]
         key = replace(old.with_state("active"), times=old.times.at(ready=now, active=now))
         ops = [Op.put(layout.key_key(zone, key.key_id), key.to_json())]
-        guards = _guard(layout, zone, state, old)
+        guards = key_guard(layout, zone, state, old)
         what, event, fields = "rfc5011-promote", Event.KEY_PROMOTED, {
             "key": f"{key.role}:{key.tag}", "key_id": key.key_id}
     elif isinstance(s, Revoke):
@@ -98,13 +84,11 @@ async def perform(*, repository: ZoneRepository, layout: KeyLayout, zone: dns.na
         key = replace(old.with_state("revoked"),
                       times=old.times.at(retired=old.times.retired or now, revoked=now))
         ops = [Op.put(layout.key_key(zone, key.key_id), key.to_json())]
-        guards = _guard(layout, zone, state, old)
+        guards = key_guard(layout, zone, state, old)
         what, event, fields = "rfc5011-revoke", Event.KEY_REVOKED, {
             "key": f"{key.role}:{key.tag}", "key_id": key.key_id,
             "was": f"{old.role}:{old.tag}"}
     else:
         return 0
-    serial = await fence.bump(repository, layout, ops, what, extra=guards)
-    if serial:
-        emit(event, zone=zone, serial=serial, **fields)
-    return serial
+    return await bump_and_emit(fence, repository, layout, zone, ops, what, guards, event,
+                               **fields)

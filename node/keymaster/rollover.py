@@ -20,9 +20,8 @@ import dns.name
 import dns.rrset
 
 from node.clock import SYSTEM_CLOCK, Clock
-from node.dnssec import kek as kekmod
 from node.dnssec.algroll import AlgStep, plan_algorithm
-from node.dnssec.keys import DnssecKey, new_key
+from node.dnssec.keys import new_key
 from node.dnssec.lifecycle import KeyPolicy
 from node.dnssec.rfc5011 import STEPS as RFC5011_STEPS
 from node.dnssec.rfc5011 import Promote, Revoke
@@ -36,16 +35,16 @@ from node.dnssec.rollover import (
     RollObservation,
     Timing,
 )
-from node.errors import ConfigError
-from node.events import Event, emit
+from node.events import Event
 from node.keymaster import rfc5011
 from node.keymaster.algroll import perform_algorithm_step
 from node.keymaster.duties import Fence
 from node.keymaster.keystore import KeyStore
+from node.keymaster.keywrite import bump_and_emit, key_guard, secret_ops
 from node.nodes.membership import NodeDirectory
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
-from node.store.txn import Compare, Op
+from node.store.txn import Op
 from node.zones.dnssec import DnssecConfig, DnssecState
 from node.zones.model import ZoneSnapshot
 from node.zones.repository import ZoneRepository
@@ -101,12 +100,6 @@ async def observe(*, etcd: EtcdClient, layout: KeyLayout, directory: NodeDirecto
     return p
 
 
-def _guard(layout: KeyLayout, zone: dns.name.Name, state: DnssecState,
-           *keys: DnssecKey) -> tuple[Compare, ...]:
-    return tuple(Compare.mod_revision(layout.key_key(zone, k.key_id))
-                 == state.key_revision(k.key_id) for k in keys)
-
-
 async def perform(*, repository: ZoneRepository, layout: KeyLayout, zone: dns.name.Name,
                   state: DnssecState, step: Plan, fence: Fence, kek: bytes,
                   key_store: KeyStore | None, clock: Clock = SYSTEM_CLOCK) -> int:
@@ -137,17 +130,10 @@ async def perform(*, repository: ZoneRepository, layout: KeyLayout, zone: dns.na
         if s.role in ("ksk", "csk"):  # double-KSK: it signs the DNSKEY set from the start
             key = replace(key, state="active", times=key.times.at(active=now))
         ops.append(Op.put(layout.key_key(zone, key.key_id), key.to_json()))
-        if key.replicate:
-            ops.append(Op.put(layout.secret_key(zone, key.key_id),
-                              kekmod.wrap(kek, zone.to_text(), key.key_id, pem)))
-        elif key_store is None:
-            raise ConfigError("signing.key_store: required on a Key Master that keeps a "
-                              "private key unreplicated")
-        else:
-            key_store.put(zone, key.key_id, pem)
+        ops += secret_ops(layout, zone, key, pem, kek, key_store)
         # re-put the predecessor: a second introduce planned from a stale copy fails its guard
         ops.append(Op.put(layout.key_key(zone, pred.key_id), pred.to_json()))
-        guards = _guard(layout, zone, state, pred)
+        guards = key_guard(layout, zone, state, pred)
         what, event, fields = "rollover-introduce", Event.ROLLOVER_STARTED, {
             "key": f"{key.role}:{key.tag}", "key_id": key.key_id,
             "replaces": f"{pred.role}:{pred.tag}", "state": key.state}
@@ -161,28 +147,26 @@ async def perform(*, repository: ZoneRepository, layout: KeyLayout, zone: dns.na
             old = replace(old.with_state("retired"), times=old.times.at(retired=now))
             ops.append(Op.put(layout.key_key(zone, old.key_id), old.to_json()))
             touched.append(keys[s.retire])
-        guards = _guard(layout, zone, state, *touched)
+        guards = key_guard(layout, zone, state, *touched)
         what, event, fields = "rollover-activate", Event.KEY_ACTIVATED, {
             "key": f"{new.role}:{new.tag}", "key_id": new.key_id, "retired": s.retire}
     elif isinstance(s, Ready):
         key = keys[s.key_id]
         key = replace(key, times=key.times.at(ready=now))
         ops.append(Op.put(layout.key_key(zone, key.key_id), key.to_json()))
-        guards = _guard(layout, zone, state, keys[s.key_id])
+        guards = key_guard(layout, zone, state, keys[s.key_id])
         what, event, fields = "rollover-ready", Event.KEY_READY, {
             "key": f"{key.role}:{key.tag}", "key_id": key.key_id}
     elif isinstance(s, Remove):
         key = keys[s.key_id]
         ops += [Op.delete(layout.key_key(zone, key.key_id)),
                 Op.delete(layout.secret_key(zone, key.key_id))]
-        guards = _guard(layout, zone, state, key)
+        guards = key_guard(layout, zone, state, key)
         # a KSK stops signing when it goes (double-KSK): retired and removed at once
         times = key.times.at(retired=key.times.retired or now, removed=now)
         what, event, fields = "rollover-remove", Event.KEY_REMOVED, {
             "key": f"{key.role}:{key.tag}", "key_id": key.key_id, "times": times.to_dict()}
     else:
         return 0
-    serial = await fence.bump(repository, layout, ops, what, extra=guards)
-    if serial:
-        emit(event, zone=zone, serial=serial, **fields)
-    return serial
+    return await bump_and_emit(fence, repository, layout, zone, ops, what, guards, event,
+                               **fields)
