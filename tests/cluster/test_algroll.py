@@ -34,19 +34,15 @@ import pytest
 
 from tests.cluster.conftest import Cluster
 from tests.cluster.test_identical_copies import assert_identical
-from tests.cluster.test_signing import ctl_json, wait_published
-from tests.support.api import Api
+from tests.cluster.test_signing import ctl_json
 from tests.support.nodes import NodeProcess
 from tests.support.rollover import (
-    TIMING,
     TTL,
     Timeline,
     Watcher,
     child_ds,
-    leaf_text,
-    parent_text,
+    parent_child_cluster,
     set_parent_ds,
-    signing_cluster,
 )
 from tests.support.unbound import validator
 from tests.support.wait import wait_until
@@ -56,27 +52,14 @@ pytestmark = pytest.mark.skipif(shutil.which("unbound") is None,
 
 PARENT = "parent.test."
 CHILD = f"kroll.{PARENT}"
-PARENT_TEXT = parent_text(PARENT, {"kroll": "192.0.2.2"})
-CHILD_TEXT = leaf_text(CHILD)
 ECDSA, ED25519 = 13, 15
 DPRP = 8  # the propagation delay from the algorithm roll on
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    c = signing_cluster()
-    try:
-        with Api(c.nodes[0].api) as api:
-            api.create_zone(PARENT, PARENT_TEXT)
-            api.create_zone(CHILD, CHILD_TEXT)
-        assert ctl_json(c.nodes[0], "zone", "sign", PARENT, *TIMING)["state"] == "done"
-        assert ctl_json(c.nodes[0], "zone", "sign", CHILD, "--nsec", *TIMING)["state"] == "done"
-        for zone in (PARENT, CHILD):
-            wait_published(c, zone)
-        set_parent_ds(c.nodes, PARENT, CHILD, [child_ds(c.nodes[0], CHILD)])
+    with parent_child_cluster(PARENT, CHILD, ("--nsec",)) as c:
         yield c
-    finally:
-        c.close()
 
 
 @pytest.fixture(scope="module")

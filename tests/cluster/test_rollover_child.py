@@ -23,20 +23,14 @@ import pytest
 
 from tests.cluster.conftest import Cluster
 from tests.cluster.test_identical_copies import assert_identical
-from tests.cluster.test_signing import ctl_json, wait_published
-from tests.support.api import Api
+from tests.cluster.test_signing import ctl_json
 from tests.support.nodes import NodeProcess
 from tests.support.rollover import (
-    TIMING,
     TTL,
     Timeline,
     Watcher,
-    add_parent_ds,
-    child_ds_all,
-    leaf_text,
-    parent_text,
+    parent_child_cluster,
     served_ds,
-    signing_cluster,
 )
 from tests.support.unbound import validator
 from tests.support.wait import wait_until
@@ -46,25 +40,14 @@ pytestmark = pytest.mark.skipif(shutil.which("unbound") is None,
 
 PARENT = "pc.test."
 CHILD = f"kid.{PARENT}"
-PARENT_TEXT = parent_text(PARENT, {"kid": "192.0.2.2"})
-CHILD_TEXT = leaf_text(CHILD)
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    c = signing_cluster('cds_poll_interval = 1.0\n')
-    try:
-        with Api(c.nodes[0].api) as api:
-            api.create_zone(PARENT, PARENT_TEXT)
-            api.create_zone(CHILD, CHILD_TEXT)
-        for zone in (PARENT, CHILD):
-            assert ctl_json(c.nodes[0], "zone", "sign", zone, *TIMING)["state"] == "done"
-            wait_published(c, zone)
-        # the first DS is the operator's (an insecure delegation is never bootstrapped)
-        add_parent_ds(c.nodes[0], PARENT, CHILD, child_ds_all(c.nodes[0], CHILD))
+    # the first DS is the operator's (an insecure delegation is never bootstrapped)
+    with parent_child_cluster(PARENT, CHILD, extra_toml="cds_poll_interval = 1.0\n",
+                              wait_for_ds=False) as c:
         yield c
-    finally:
-        c.close()
 
 
 def ksks(ks: dict[str, dict[str, Any]], state: str = "active") -> list[str]:

@@ -22,44 +22,27 @@ import dns.rdatatype
 import pytest
 
 from tests.cluster.conftest import Cluster
-from tests.cluster.test_signing import ctl_json, wait_published
-from tests.support.api import Api
+from tests.cluster.test_signing import ctl_json
 from tests.support.nodes import NodeProcess
 from tests.support.rollover import (
-    TIMING,
     TTL,
     Timeline,
     Watcher,
     child_ds,
-    leaf_text,
-    parent_text,
+    parent_child_cluster,
     set_parent_ds,
-    signing_cluster,
 )
 from tests.support.unbound import validator
 from tests.support.wait import wait_until
 
 PARENT = "cparent.test."
 CHILD = f"csk.{PARENT}"
-PARENT_TEXT = parent_text(PARENT, {"csk": "192.0.2.2"})
-CHILD_TEXT = leaf_text(CHILD)
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    c = signing_cluster()
-    try:
-        with Api(c.nodes[0].api) as api:
-            api.create_zone(PARENT, PARENT_TEXT)
-            api.create_zone(CHILD, CHILD_TEXT)
-        assert ctl_json(c.nodes[0], "zone", "sign", PARENT, *TIMING)["state"] == "done"
-        assert ctl_json(c.nodes[0], "zone", "sign", CHILD, *TIMING, "--csk")["state"] == "done"
-        for zone in (PARENT, CHILD):
-            wait_published(c, zone)
-        set_parent_ds(c.nodes, PARENT, CHILD, [child_ds(c.nodes[0], CHILD)])
+    with parent_child_cluster(PARENT, CHILD, ("--csk",)) as c:
         yield c
-    finally:
-        c.close()
 
 
 def signers(node: NodeProcess, name: str, rdtype: str) -> tuple[set[int], set[int]]:

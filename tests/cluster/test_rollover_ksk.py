@@ -24,42 +24,26 @@ import pytest
 
 from tests.cluster.conftest import Cluster
 from tests.cluster.test_identical_copies import assert_identical
-from tests.cluster.test_signing import ctl_json, wait_published
-from tests.support.api import Api
+from tests.cluster.test_signing import ctl_json
 from tests.support.nodes import NodeProcess
 from tests.support.rollover import (
-    TIMING,
     TTL,
     Timeline,
     Watcher,
     child_ds,
-    leaf_text,
-    parent_text,
+    parent_child_cluster,
     set_parent_ds,
-    signing_cluster,
 )
 from tests.support.unbound import validator
 
 PARENT = "parent.test."
 CHILD = f"kroll.{PARENT}"
-PARENT_TEXT = parent_text(PARENT, {"kroll": "192.0.2.2"})
-CHILD_TEXT = leaf_text(CHILD)
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    c = signing_cluster()
-    try:
-        with Api(c.nodes[0].api) as api:
-            api.create_zone(PARENT, PARENT_TEXT)
-            api.create_zone(CHILD, CHILD_TEXT)
-        for zone in (PARENT, CHILD):
-            assert ctl_json(c.nodes[0], "zone", "sign", zone, *TIMING)["state"] == "done"
-            wait_published(c, zone)
-        set_parent_ds(c.nodes, PARENT, CHILD, [child_ds(c.nodes[0], CHILD)])
+    with parent_child_cluster(PARENT, CHILD) as c:
         yield c
-    finally:
-        c.close()
 
 
 def apex(node: NodeProcess, rdtype: str) -> tuple[set[int], set[int]]:

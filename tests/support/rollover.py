@@ -13,7 +13,8 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ import dns.rcode
 import dns.rdatatype
 
 from tests.cluster.conftest import Cluster, make_cluster
-from tests.cluster.test_signing import ctl_json, kek_file
+from tests.cluster.test_signing import ctl_json, kek_file, wait_published
 from tests.support.api import Api
 from tests.support.nodes import NodeProcess
 from tests.support.unbound import ask
@@ -114,6 +115,32 @@ def set_parent_ds(nodes: list[NodeProcess], parent: str, child: str, add: list[s
     for n in nodes:
         wait_until(lambda n=n: served_ds(n, child) == want, 30, interval=0.2,
                    message=f"{n.node_id} serves the new DS")
+
+
+@contextmanager
+def parent_child_cluster(parent: str, child: str, child_args: tuple[str, ...] = (),
+                         extra_toml: str = "", wait_for_ds: bool = True) -> Iterator[Cluster]:
+    """A signing cluster serving `parent` and its delegated `child`, both signed with
+    TIMING (the child also with `child_args`), the child's DS put at the parent by hand:
+    the one DS, waited for on every node; or (`wait_for_ds` false) each SHA-256 DS, as an
+    operator adds it, with no wait."""
+    c = signing_cluster(extra_toml)
+    try:
+        with Api(c.nodes[0].api) as api:
+            api.create_zone(parent, parent_text(parent, {child[:-len(parent)].rstrip("."):
+                                                         "192.0.2.2"}))
+            api.create_zone(child, leaf_text(child))
+        for zone, args in ((parent, ()), (child, child_args)):
+            assert ctl_json(c.nodes[0], "zone", "sign", zone, *TIMING, *args)["state"] == "done"
+        for zone in (parent, child):
+            wait_published(c, zone)
+        if wait_for_ds:
+            set_parent_ds(c.nodes, parent, child, [child_ds(c.nodes[0], child)])
+        else:
+            add_parent_ds(c.nodes[0], parent, child, child_ds_all(c.nodes[0], child))
+        yield c
+    finally:
+        c.close()
 
 
 def key_ids(ks: dict[str, dict[str, Any]], role: str, state: str = "active") -> list[str]:
