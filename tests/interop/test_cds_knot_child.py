@@ -28,12 +28,12 @@ import dns.query
 import dns.rdatatype
 import pytest
 
-from tests.cluster.conftest import Cluster, make_cluster
-from tests.cluster.test_signing import ctl_json, kek_file, wait_published
+from tests.cluster.conftest import Cluster
+from tests.cluster.test_signing import ctl_json, wait_published
 from tests.support.api import Api
 from tests.support.knot import KNOTC, KNOTD, KnotProcess
-from tests.support.nodes import NodeProcess, events, free_port
-from tests.support.rollover import Watcher
+from tests.support.nodes import events, free_port
+from tests.support.rollover import TTL, Watcher, leaf_text, parent_text, served_ds, signing_cluster
 from tests.support.unbound import ask, server_conf, start_unbound, stop_unbound
 from tests.support.wait import wait_until
 
@@ -41,26 +41,11 @@ pytestmark = pytest.mark.skipif(
     KNOTD is None or KNOTC is None or shutil.which("unbound") is None,
     reason="Knot DNS (knotd, knotc) and unbound are needed")
 
-TTL = 2
 PARENT = "kp.test."
 CHILD = f"ext.{PARENT}"
 CDS_ACCEPTED = 1670
-PARENT_TEXT = f"""$ORIGIN {PARENT}
-$TTL {TTL}
-@ IN SOA ns1 hostmaster 1 3600 600 604800 {TTL}
-@ IN NS ns1
-ns1 IN A 192.0.2.1
-ext IN NS ns1.ext
-ns1.ext IN A 127.0.0.1
-"""
-CHILD_TEXT = f"""$ORIGIN {CHILD}
-$TTL {TTL}
-@ IN SOA ns1 hostmaster 1 3600 600 604800 {TTL}
-@ IN NS ns1
-ns1 IN A 127.0.0.1
-www IN A 192.0.2.80
-*.apps IN A 192.0.2.100
-"""
+PARENT_TEXT = parent_text(PARENT, {"ext": "127.0.0.1"})
+CHILD_TEXT = leaf_text(CHILD, "127.0.0.1")
 KNOT_CONF = """server:
     rundir: "{d}"
     listen: 127.0.0.1@{port}
@@ -139,10 +124,7 @@ class Setup:
 @pytest.fixture(scope="module")
 def setup() -> Iterator[Setup]:
     knot = Knot(Path(tempfile.mkdtemp(prefix="knot-child-")), free_port())
-    kek = kek_file(Path(tempfile.mkdtemp(prefix="kek-")))
-    c = make_cluster(extra_toml=(
-        f'[signing]\nkek_file = "{kek}"\nstagger_min = 0.1\nstagger_max = 0.3\n'
-        f'cds_poll_interval = 1.0\n[testing]\ncds_glue_port = {knot.port}\n'))
+    c = signing_cluster(f"cds_poll_interval = 1.0\n[testing]\ncds_glue_port = {knot.port}\n")
     try:
         with Api(c.nodes[0].api) as api:
             api.create_zone(PARENT, PARENT_TEXT)
@@ -164,13 +146,6 @@ def setup() -> Iterator[Setup]:
     finally:
         knot.stop()
         c.close()
-
-
-def served_ds(node: NodeProcess) -> set[int]:
-    r = dns.query.udp(dns.message.make_query(CHILD, "DS"), node.host, port=node.dns_port,
-                      timeout=5)
-    return {rd.key_tag for rrset in r.answer if rrset.rdtype == dns.rdatatype.DS  # type: ignore[attr-defined]
-            for rd in rrset}
 
 
 @pytest.fixture
@@ -206,7 +181,7 @@ def test_knot_child_ksk_roll_completes_by_cds_polling(setup: Setup,
     c, knot = setup.cluster, setup.knot
     (old,) = knot.ksks()
     for n in c.nodes:
-        wait_until(lambda n=n: served_ds(n) == {old}, 30, interval=0.2,
+        wait_until(lambda n=n: served_ds(n, CHILD) == {old}, 30, interval=0.2,
                    message=f"{n.node_id} serves the first DS")
     with Watcher(unbound, zone=CHILD) as w:
         knot.knotc("zone-key-rollover", CHILD, "ksk")
@@ -215,7 +190,7 @@ def test_knot_child_ksk_roll_completes_by_cds_polling(setup: Setup,
         (new,) = knot.ksks() - {old}
         # the parent's poll, at the glue address, replaces the DS once Knot's CDS names it
         for n in c.nodes:
-            wait_until(lambda n=n: served_ds(n) == {new}, 90, interval=0.3,
+            wait_until(lambda n=n: served_ds(n, CHILD) == {new}, 90, interval=0.3,
                        message=f"{n.node_id} serves Knot's new DS")
         # Knot sees the DS at the parent and finishes: the old KSK leaves its DNSKEY set
         wait_until(lambda: knot.ksks() == {new}, 90, interval=0.5,

@@ -21,22 +21,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.conftest import Cluster, make_cluster
-from tests.cluster.test_signing import ctl_json, kek_file, wait_published
+from tests.cluster.conftest import Cluster
+from tests.cluster.test_signing import ctl_json, wait_published
 from tests.support.api import Api
 from tests.support.knot import KNOTC, KNOTD, KnotProcess
-from tests.support.nodes import NodeProcess, events, free_port
+from tests.support.nodes import events, free_port
+from tests.support.rollover import TIMING, TTL, child_ds, keys, signing_cluster
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.skipif(KNOTD is None or KNOTC is None,
                                 reason="Knot DNS (knotd, knotc) is needed")
 
-TTL = 2
 PARENT = "kpar.test."
 CHILD = f"kid.{PARENT}"
 DS_SEEN_BY_CHECKDS, CHECKDS_NOT_SEEN = 1690, 1691
-TIMING = ("--dnskey-ttl", str(TTL), "--propagation-delay", f"{TTL}s",
-          "--parent-ds-ttl", f"{TTL}s", "--parent-propagation-delay", f"{TTL}s")
 CHILD_TEXT = f"""$ORIGIN {CHILD}
 $TTL {TTL}
 @ IN SOA ns1 hostmaster 1 3600 600 604800 {TTL}
@@ -113,20 +111,9 @@ class Setup:
     plain: Knot
 
 
-def ds_sha256(node: NodeProcess, tag: int | None = None) -> str:
-    lines = [line.split(" DS ", 1)[1] for line in ctl_json(node, "zone", "dnssec", CHILD)["ds"]]
-    found = [ds for ds in lines if ds.split()[2] == "2"
-             and (tag is None or int(ds.split()[0]) == tag)]
-    assert len(found) == 1, lines
-    return found[0]
-
-
 @pytest.fixture(scope="module")
 def setup() -> Iterator[Setup]:
-    kek = kek_file(Path(tempfile.mkdtemp(prefix="kek-")))
-    c = make_cluster(count=1, extra_toml=(
-        f'[signing]\nkek_file = "{kek}"\nstagger_min = 0.1\nstagger_max = 0.3\n'
-        'checkds_interval = 1.0\n'))
+    c = signing_cluster("checkds_interval = 1.0\n", count=1)
     knots = [Knot(Path(tempfile.mkdtemp(prefix="knot-parent-")), free_port())
              for _ in range(2)]
     try:
@@ -140,16 +127,12 @@ def setup() -> Iterator[Setup]:
         assert out["state"] == "done", out
         wait_published(c, CHILD)
         for k in knots:
-            k.start(secret, [ds_sha256(c.nodes[0])])
+            k.start(secret, [child_ds(c.nodes[0], CHILD)])
         yield Setup(c, *knots)
     finally:
         for k in knots:
             k.stop()
         c.close()
-
-
-def keys(node: NodeProcess) -> dict[str, dict]:  # type: ignore[type-arg]
-    return {k["key_id"]: k for k in ctl_json(node, "zone", "dnssec", CHILD)["keys"]}
 
 
 def test_a_ksk_roll_completes_once_every_parental_agent_holds_the_new_ds(setup: Setup) -> None:
@@ -163,14 +146,14 @@ def test_a_ksk_roll_completes_once_every_parental_agent_holds_the_new_ds(setup: 
     assert st["settings"]["parental_agents"] == agents, st["settings"]
     assert "parental agents" in node.ctl("zone", "dnssec", CHILD).stdout
 
-    (old,) = [i for i, k in keys(node).items() if k["role"] == "ksk"]
-    old_ds = ds_sha256(node)
+    (old,) = [i for i, k in keys(node, CHILD).items() if k["role"] == "ksk"]
+    old_ds = child_ds(node, CHILD)
     ctl_json(node, "zone", "rollover", CHILD, "--ksk")
     ks = wait_until(lambda: (lambda ks: ks if len(ks) == 3 and all(
-        k["ready"] for k in ks.values() if k["role"] == "ksk") else None)(keys(node)),
+        k["ready"] for k in ks.values() if k["role"] == "ksk") else None)(keys(node, CHILD)),
         60, interval=0.3, message="the new KSK ready")
     (new,) = [i for i, k in ks.items() if k["role"] == "ksk" and i != old]
-    new_ds = ds_sha256(node, ks[new]["tag"])
+    new_ds = child_ds(node, CHILD, ks[new]["tag"])
     st = ctl_json(node, "zone", "dnssec", CHILD)
     assert "ds-seen" in st["waiting_for"], st
 
@@ -181,14 +164,15 @@ def test_a_ksk_roll_completes_once_every_parental_agent_holds_the_new_ds(setup: 
                message="a checkds round found the new DS at the TSIG agent only")
     deadline = time.monotonic() + 4  # four rounds more
     while time.monotonic() < deadline:
-        assert not keys(node)[new]["ds_seen"], "ds_seen recorded with one agent lacking"
+        assert not keys(node, CHILD)[new]["ds_seen"], "ds_seen recorded with one agent lacking"
         time.sleep(0.5)
 
     # both agents have it: the Key Master records ds_seen itself and the roll completes
     setup.plain.set_ds([new_ds])
-    wait_until(lambda: keys(node).get(new, {}).get("ds_seen"), 30, interval=0.3,
+    wait_until(lambda: keys(node, CHILD).get(new, {}).get("ds_seen"), 30, interval=0.3,
                message="ds_seen recorded by checkds")
-    wait_until(lambda: old not in keys(node), 60, interval=0.3, message="the old KSK removed")
+    wait_until(lambda: old not in keys(node, CHILD), 60, interval=0.3,
+               message="the old KSK removed")
     seen = events(node, DS_SEEN_BY_CHECKDS)
     assert len(seen) == 1 and seen[0]["key_id"] == new and seen[0]["agents"] == agents, seen
     assert not [e for e in events(node, 1900) if e.get("task") == "checkds"]
