@@ -34,7 +34,7 @@ from tests.support.api import Api
 from tests.support.knot import KNOTC, KNOTD, KnotProcess
 from tests.support.nodes import events, free_port
 from tests.support.rollover import TTL, Watcher, leaf_text, parent_text, served_ds, signing_cluster
-from tests.support.unbound import ask, server_conf, start_unbound, stop_unbound
+from tests.support.unbound import running, server_conf, stub_zones
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.skipif(
@@ -155,25 +155,12 @@ def unbound(setup: Setup) -> Iterator[tuple[str, int]]:
     work = Path(tempfile.mkdtemp(prefix="unbound-"))
     (work / "anchor").write_text(anchor)
     port = free_port()
-    parent_stubs = "".join(f"  stub-addr: {n.host}@{n.dns_port}\n" for n in c.nodes)
-    (work / "unbound.conf").write_text(
-        server_conf(work, port) + '  access-control: 127.0.0.0/8 allow\n'
-        '  local-zone: "test." nodefault\n'
-        f'stub-zone:\n  name: "{PARENT}"\n{parent_stubs}'
-        f'stub-zone:\n  name: "{CHILD}"\n  stub-addr: 127.0.0.1@{knot.port}\n')
-    proc = start_unbound(work)
-    try:
-        def up() -> bool:
-            try:
-                return bool(ask(("127.0.0.1", port), f"www.{CHILD}", "A", 0.5).flags
-                            & dns.flags.AD)
-            except (dns.exception.Timeout, OSError):
-                return False
-
-        wait_until(up, 30, interval=0.3, message="unbound validates the Knot child")
-        yield "127.0.0.1", port
-    finally:
-        stop_unbound(proc, work)
+    conf = (server_conf(work, port) + '  access-control: 127.0.0.0/8 allow\n'
+            '  local-zone: "test." nodefault\n' + stub_zones([PARENT], c.nodes)
+            + f'stub-zone:\n  name: "{CHILD}"\n  stub-addr: 127.0.0.1@{knot.port}\n')
+    with running(work, port, conf, f"www.{CHILD}", interval=0.3,
+                 message="unbound validates the Knot child") as server:
+        yield server
 
 
 def test_knot_child_ksk_roll_completes_by_cds_polling(setup: Setup,

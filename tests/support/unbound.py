@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import dns.exception
@@ -68,20 +68,18 @@ def ask(server: tuple[str, int], name: str, rdtype: str, timeout: float = 5.0
     return dns.query.udp(q, server[0], port=server[1], timeout=timeout)
 
 
+def stub_zones(zones: Iterable[str], nodes: list[NodeProcess]) -> str:
+    """unbound.conf stub-zone clauses: each zone asked of every node."""
+    return "".join(f'stub-zone:\n  name: "{z}"\n'
+                   + "".join(f"  stub-addr: {n.host}@{n.dns_port}\n" for n in nodes)
+                   for z in zones)
+
+
 @contextlib.contextmanager
-def validator(anchor: str, zones: list[str], nodes: list[NodeProcess], probe: str
-              ) -> Iterator[tuple[str, int]]:
-    """Unbound with `anchor` (master-file DS lines) and the nodes as stubs of `zones`;
-    yields its address once it validates `probe` A."""
-    work = Path(tempfile.mkdtemp(prefix="unbound-"))
-    (work / "anchor").write_text(anchor)
-    port = free_port()
-    stubs = "".join(f'stub-zone:\n  name: "{z}"\n'
-                    + "".join(f"  stub-addr: {n.host}@{n.dns_port}\n" for n in nodes)
-                    for z in zones)
-    conf = server_conf(work, port) + f"""  access-control: 127.0.0.0/8 allow
-  local-zone: "test." nodefault
-{stubs}"""
+def running(work: Path, port: int, conf: str, probe: str, *, interval: float = 0.2,
+            message: str = "unbound validates the zone") -> Iterator[tuple[str, int]]:
+    """Unbound started in `work` with `conf`; yields its address once it validates
+    `probe` A (the AD bit), and stops it at the end."""
     (work / "unbound.conf").write_text(conf)
     proc = start_unbound(work)
     try:
@@ -91,10 +89,26 @@ def validator(anchor: str, zones: list[str], nodes: list[NodeProcess], probe: st
             except (dns.exception.Timeout, OSError):
                 return False
 
-        wait_until(up, 30, interval=0.2, message="unbound validates the zone")
+        wait_until(up, 30, interval=interval, message=message)
         yield "127.0.0.1", port
     finally:
         stop_unbound(proc, work)
+
+
+@contextlib.contextmanager
+def validator(anchor: str, zones: list[str], nodes: list[NodeProcess], probe: str
+              ) -> Iterator[tuple[str, int]]:
+    """Unbound with `anchor` (master-file DS lines) and the nodes as stubs of `zones`;
+    yields its address once it validates `probe` A."""
+    work = Path(tempfile.mkdtemp(prefix="unbound-"))
+    (work / "anchor").write_text(anchor)
+    port = free_port()
+    stubs = stub_zones(zones, nodes)
+    conf = server_conf(work, port) + f"""  access-control: 127.0.0.0/8 allow
+  local-zone: "test." nodefault
+{stubs}"""
+    with running(work, port, conf, probe) as server:
+        yield server
 
 
 @contextlib.contextmanager
@@ -112,9 +126,7 @@ def managed_validator(seeds: dict[str, str], nodes: list[NodeProcess], probe: st
         path.write_text(seed)
         files.append(f'  auto-trust-anchor-file: "{path}"\n')
     port = free_port()
-    stubs = "".join(f'stub-zone:\n  name: "{z}"\n'
-                    + "".join(f"  stub-addr: {n.host}@{n.dns_port}\n" for n in nodes)
-                    for z in seeds)
+    stubs = stub_zones(seeds, nodes)
     head = server_conf(work, port).replace(f'  trust-anchor-file: "{work}/anchor"\n', "")
     conf = head + "".join(files) + f"""  permit-small-holddown: yes
   add-holddown: {add_holddown}
@@ -123,16 +135,5 @@ def managed_validator(seeds: dict[str, str], nodes: list[NodeProcess], probe: st
   access-control: 127.0.0.0/8 allow
   local-zone: "test." nodefault
 {stubs}"""
-    (work / "unbound.conf").write_text(conf)
-    proc = start_unbound(work)
-    try:
-        def up() -> bool:
-            try:
-                return bool(ask(("127.0.0.1", port), probe, "A", 0.5).flags & dns.flags.AD)
-            except (dns.exception.Timeout, OSError):
-                return False
-
-        wait_until(up, 30, interval=0.2, message="unbound validates the zone")
-        yield ("127.0.0.1", port), work
-    finally:
-        stop_unbound(proc, work)
+    with running(work, port, conf, probe) as server:
+        yield server, work
