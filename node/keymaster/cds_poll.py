@@ -47,6 +47,13 @@ T = dns.rdatatype
 Address = tuple[str, int]
 
 
+def pollable(snap: ZoneSnapshot, child: Name, in_cluster: bool) -> bool:
+    """Whether a child is polled: one in the cluster always; one outside only when the
+    parent holds a DS for it (RFC 7344 accepts a CDS only under a DS it can check, so
+    polling an unsigned delegation's servers would only send them traffic)."""
+    return in_cluster or snap.get(child, T.DS) is not None
+
+
 def delegations(snap: ZoneSnapshot) -> list[Name]:
     """The zone's cuts: owners below the apex with NS, not themselves below another cut."""
     cuts = sorted((o for o, types in snap.nodes.items()
@@ -142,6 +149,8 @@ class CdsPoller:
         changed = 0
         for child in delegations(snap):
             in_cluster = await self.etcd.get(self.layout.head_key(child)) is not None
+            if not pollable(snap, child, in_cluster):
+                continue
             addresses = (node_addresses(nodes) if in_cluster
                          else glue_addresses(snap, child, self.glue_port))
             seen = await fetch(child, addresses, self.timeout)
