@@ -181,7 +181,7 @@ def test_nsec_to_nsec3_a_new_salt_and_back_to_nsec(cluster: Cluster,
             wait_until(lambda n=n: denial(n) == ({dns.rdatatype.NSEC3}, "aabbccdd"), 30,
                        interval=0.2, message=f"{n.node_id} serves NSEC3")
         assert_identical(SimpleNamespace(nodes=c.nodes), CHILD)  # type: ignore[arg-type]
-        time.sleep(2 * TTL)
+        time.sleep(2 * TTL)  # observation window: the validator asks with NSEC3 proofs cached
         out = ctl_json(via, "zone", "sign", CHILD, "--salt", "random:8")
         st = ctl_json(via, "zone", "dnssec", CHILD)["settings"]
         assert st["denial"] == "nsec3" and len(st["salt"]) == 16 and st["salt"] != "aabbccdd"
@@ -190,14 +190,14 @@ def test_nsec_to_nsec3_a_new_salt_and_back_to_nsec(cluster: Cluster,
                        interval=0.2, message=f"{n.node_id} serves the new salt")
         same = ctl_json(via, "zone", "sign", CHILD)  # the same settings again: no change
         assert same["state"] == "done" and "nothing" in same["message"], same
-        time.sleep(2 * TTL)
+        time.sleep(2 * TTL)  # observation window: the old salt's proofs expire in its cache
         ctl_json(via, "zone", "sign", CHILD, "--nsec", "--cds-ttl", "5")  # NSEC3 -> NSEC
         for n in c.nodes:
             wait_until(lambda n=n: denial(n) == ({dns.rdatatype.NSEC}, ""), 30,
                        interval=0.2, message=f"{n.node_id} serves NSEC")
             assert {rs.ttl for rs in query(n, CHILD, "CDS").answer} == {5}
         assert_identical(SimpleNamespace(nodes=c.nodes), CHILD)  # type: ignore[arg-type]
-        time.sleep(2 * TTL)
+        time.sleep(2 * TTL)  # observation window: the cached NSEC3 proofs expire under NSEC
     assert w.asked > 20 and not w.bogus, (w.asked, w.bogus[:5])
 
 
