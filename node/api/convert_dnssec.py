@@ -15,7 +15,6 @@ import dns.rrset
 
 from node.api._gen.dnscluster.v1 import (
     dnssec_pb2,
-    keymaster_pb2,
 )
 from node.api.scalars import check_ttl, names
 from node.dnssec.algorithms import algorithm_name, parse_algorithm
@@ -24,7 +23,6 @@ from node.dnssec.keys import DnssecKey, dnskey_wire
 from node.dnssec.lifecycle import TIME_FIELDS, KeyPolicy, KeyTimes
 from node.errors import ValidationError
 from node.keymaster.admin import DnssecStatus, NodeSigning, SignOutcome
-from node.keymaster.handover import HandoverOutcome, KeyMasterInfo, RoleChange
 from node.keymaster.record import RoleRecord
 from node.zones.dnssec import DnssecConfig, Published
 from node.zones.model import parse_zone_name
@@ -40,11 +38,11 @@ _STATE_TO_PB = {
     "refused": dnssec_pb2.OUTCOME_STATE_REFUSED,
 }
 _STATE_FROM_PB = {v: k for k, v in _STATE_TO_PB.items()}
-_FAILOVER_TO_PB = {
+FAILOVER_TO_PB = {
     "auto": dnssec_pb2.KEY_MASTER_FAILOVER_AUTO,
     "manual": dnssec_pb2.KEY_MASTER_FAILOVER_MANUAL,
 }
-_FAILOVER_FROM_PB = {v: k for k, v in _FAILOVER_TO_PB.items()}
+FAILOVER_FROM_PB = {v: k for k, v in FAILOVER_TO_PB.items()}
 DEFAULT_WAIT = 30.0
 
 
@@ -85,7 +83,7 @@ def dnssec_config_to_pb(config: DnssecConfig) -> dnssec_pb2.DnssecSettings:
         dnskey_ttl=config.dnskey_ttl,
         replicate_ksk_private_key=config.replicate_ksk,
         replicate_zsk_private_key=config.replicate_zsk,
-        failover=_FAILOVER_TO_PB[config.keymaster_failover],
+        failover=FAILOVER_TO_PB[config.keymaster_failover],
         failover_after_seconds=config.failover_after,
         status=config.status,
         keymaster=config.keymaster,
@@ -112,13 +110,13 @@ def _opt_bool(pb: dnssec_pb2.DnssecSettings, field: str, default: bool = True) -
 def dnssec_config_from_pb(pb: dnssec_pb2.DnssecSettings) -> DnssecConfig:
     """Settings from a message; unset enums take the defaults; a bad value is a ValidationError."""
     defaults = DnssecConfig()
-    if pb.failover not in (*_FAILOVER_FROM_PB, dnssec_pb2.KEY_MASTER_FAILOVER_UNSPECIFIED):
+    if pb.failover not in (*FAILOVER_FROM_PB, dnssec_pb2.KEY_MASTER_FAILOVER_UNSPECIFIED):
         raise ValidationError(f"unknown Key Master failover mode {pb.failover}")
     if pb.inception_offset_seconds > pb.validity_seconds and pb.validity_seconds:
         raise ValidationError("inception offset must be shorter than the validity")
     replicate_ksk = _opt_bool(pb, "replicate_ksk_private_key")
     replicate_zsk = _opt_bool(pb, "replicate_zsk_private_key")
-    failover = _FAILOVER_FROM_PB.get(
+    failover = FAILOVER_FROM_PB.get(
         pb.failover, "auto" if replicate_ksk and replicate_zsk else "manual")
     return DnssecConfig(
         algorithm=parse_algorithm(pb.algorithm) if pb.algorithm else defaults.algorithm,
@@ -309,107 +307,3 @@ def get_dnssec_status_request(zone: Name) -> dnssec_pb2.GetDnssecStatusRequest:
 
 def get_dnssec_status_response(status: DnssecStatus) -> dnssec_pb2.GetDnssecStatusResponse:
     return dnssec_pb2.GetDnssecStatusResponse(status=dnssec_status_to_pb(status))
-
-
-# --- KeyMasterService messages ---------------------------------------------
-
-
-def keymaster_to_pb(info: KeyMasterInfo) -> keymaster_pb2.KeyMaster:
-    pb = keymaster_pb2.KeyMaster(
-        zone=info.zone.to_text(), has_role=info.role is not None, token=info.token,
-        online=info.online, acquired=info.acquired,
-        failover=_FAILOVER_TO_PB.get(info.failover, dnssec_pb2.KEY_MASTER_FAILOVER_UNSPECIFIED),
-        changes=[keymaster_pb2.RoleChange(at=c.at, from_node=c.from_node, to_node=c.to_node,
-                                          by=c.by, why=c.why) for c in info.changes],
-        missing_keys=list(info.missing_keys),
-    )
-    if info.role is not None:
-        pb.role.CopyFrom(role_to_pb(info.role))
-    return pb
-
-
-def keymaster_from_pb(pb: keymaster_pb2.KeyMaster) -> KeyMasterInfo:
-    return KeyMasterInfo(
-        zone=parse_zone_name(pb.zone), role=role_from_pb(pb.role) if pb.has_role else None,
-        token=pb.token, online=pb.online, acquired=pb.acquired,
-        failover=_FAILOVER_FROM_PB.get(pb.failover, "manual"),
-        changes=tuple(RoleChange(at=c.at, from_node=c.from_node, to_node=c.to_node, by=c.by,
-                                 why=c.why) for c in pb.changes),
-        missing_keys=tuple(pb.missing_keys),
-    )
-
-
-def get_keymaster_request(zone: Name) -> keymaster_pb2.GetKeyMasterRequest:
-    return keymaster_pb2.GetKeyMasterRequest(zone=zone.to_text())
-
-
-def get_keymaster_response(info: KeyMasterInfo) -> keymaster_pb2.GetKeyMasterResponse:
-    return keymaster_pb2.GetKeyMasterResponse(keymaster=keymaster_to_pb(info))
-
-
-def _node_id(text: str) -> str:
-    if not text.strip():
-        raise ValidationError("the target node id (--to) is empty")
-    return text.strip()
-
-
-def transfer_keymaster_request(
-    zone: Name, to: str, timeout: float = DEFAULT_WAIT
-) -> keymaster_pb2.TransferKeyMasterRequest:
-    return keymaster_pb2.TransferKeyMasterRequest(zone=zone.to_text(), to=to,
-                                                  timeout_seconds=timeout)
-
-
-def transfer_keymaster_args(
-    req: keymaster_pb2.TransferKeyMasterRequest,
-) -> tuple[Name, str, float]:
-    """(zone, to, timeout) of `KeyMasterAdmin.transfer`."""
-    return parse_zone_name(req.zone), _node_id(req.to), wait_seconds(req.timeout_seconds)
-
-
-def seize_keymaster_request(
-    zone: Name, to: str, *, force: bool = False, accept_missing_keys: bool = False,
-    timeout: float = DEFAULT_WAIT,
-) -> keymaster_pb2.SeizeKeyMasterRequest:
-    return keymaster_pb2.SeizeKeyMasterRequest(
-        zone=zone.to_text(), to=to, force=force, accept_missing_keys=accept_missing_keys,
-        timeout_seconds=timeout,
-    )
-
-
-def seize_keymaster_args(
-    req: keymaster_pb2.SeizeKeyMasterRequest,
-) -> tuple[Name, str, dict[str, object]]:
-    """(zone, to, keyword arguments of `KeyMasterAdmin.seize` except `by`)."""
-    return parse_zone_name(req.zone), _node_id(req.to), {
-        "force": req.force,
-        "accept_missing_keys": req.accept_missing_keys,
-        "timeout": wait_seconds(req.timeout_seconds),
-    }
-
-
-def _handover_fields(outcome: HandoverOutcome) -> dict[str, object]:
-    return {
-        "state": state_to_pb(outcome.state), "holder": outcome.holder,
-        "reasons": list(outcome.reasons), "missing_keys": list(outcome.missing_keys),
-        "message": outcome.message,
-    }
-
-
-def transfer_keymaster_response(
-    outcome: HandoverOutcome,
-) -> keymaster_pb2.TransferKeyMasterResponse:
-    return keymaster_pb2.TransferKeyMasterResponse(**_handover_fields(outcome))  # type: ignore[arg-type]
-
-
-def seize_keymaster_response(outcome: HandoverOutcome) -> keymaster_pb2.SeizeKeyMasterResponse:
-    return keymaster_pb2.SeizeKeyMasterResponse(**_handover_fields(outcome))  # type: ignore[arg-type]
-
-
-def handover_from_pb(
-    pb: keymaster_pb2.TransferKeyMasterResponse | keymaster_pb2.SeizeKeyMasterResponse,
-) -> HandoverOutcome:
-    return HandoverOutcome(
-        state=state_from_pb(pb.state), holder=pb.holder, reasons=tuple(pb.reasons),
-        missing_keys=tuple(pb.missing_keys), message=pb.message,
-    )
