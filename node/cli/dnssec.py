@@ -30,14 +30,9 @@ import dns.name
 from node.api.convert import unsign_pending_message
 from node.cli import arguments as a
 from node.cli.context import CommandContext
-from node.cli.output import (
-    exit_code_for_outcome,
-    key_dict,
-    key_table,
-    status_dict,
-    table,
-)
+from node.cli.output import exit_code_for_outcome, key_dict, status_dict
 from node.cli.sign_settings import sign_config, signed_settings
+from node.cli.tables import key_table, table
 from node.dnssec.algorithms import parse_algorithm
 from node.dnssec.denial import parse_salt
 from node.dnssec.ds import ds_records

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 
 from node.cli.context import CommandContext
-from node.cli.output import node_dict, node_table
+from node.cli.output import node_dict
+from node.cli.tables import node_table
 
 Parents = list[argparse.ArgumentParser]
 

@@ -20,7 +20,8 @@ import dns.rdatatype
 
 from node.cli import arguments as a
 from node.cli.context import CommandContext
-from node.cli.output import record_table, rrset_dict
+from node.cli.output import rrset_dict
+from node.cli.tables import record_table
 
 Parents = list[argparse.ArgumentParser]
 

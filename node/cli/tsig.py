@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from node.cli.context import CommandContext
-from node.cli.output import table
+from node.cli.tables import table
 from node.zones.tsigkey import ALGORITHMS, TsigKey
 
 Parents = list[argparse.ArgumentParser]

@@ -19,13 +19,8 @@ from pathlib import Path
 from node.cli import arguments as a
 from node.cli import dnssec, rollover
 from node.cli.context import CommandContext
-from node.cli.output import (
-    UsageError,
-    exit_code_for_outcome,
-    zone_details,
-    zone_dict,
-    zone_table,
-)
+from node.cli.output import UsageError, exit_code_for_outcome, zone_dict
+from node.cli.tables import zone_details, zone_table
 from node.zones.model import ZoneConfig
 
 Parents = list[argparse.ArgumentParser]

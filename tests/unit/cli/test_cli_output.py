@@ -17,14 +17,10 @@ from node.cli.output import (
     error_line,
     exit_code_for,
     node_dict,
-    node_table,
-    record_table,
     rrset_dict,
-    table,
-    zone_details,
     zone_dict,
-    zone_table,
 )
+from node.cli.tables import node_table, record_table, table, zone_details, zone_table
 from node.errors import (
     ConfigError,
     Conflict,
