@@ -353,7 +353,10 @@ class _TcpProtocol(asyncio.Protocol):
         answer = self.server.responder.tcp
         transport = self.transport
         assert transport is not None
-        while len(buf) >= 2 and not transport.is_closing():
+        writable = self.writable
+        # a client that does not read its answers gets no more of them: stop at the
+        # transport's high-water mark (reading is paused too); `resume_writing` goes on
+        while len(buf) >= 2 and writable.is_set() and not transport.is_closing():
             n = buf[0] << 8 | buf[1]
             if len(buf) < n + 2:
                 break
@@ -428,6 +431,12 @@ class _TcpProtocol(asyncio.Protocol):
         self.writable.set()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
+            if self.stream is None and self.buf:  # frames left when writing paused
+                asyncio.get_running_loop().call_soon(self._go_on)
+
+    def _go_on(self) -> None:
+        if self.stream is None and self.transport is not None:
+            self._process()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.tcp_connections.discard(self)
