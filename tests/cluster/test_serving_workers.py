@@ -167,6 +167,45 @@ def test_axfr_ixfr_update_notify_through_a_worker_port(wcluster: Cluster) -> Non
     assert resp.opcode() == dns.opcode.NOTIFY
 
 
+def _frames(*messages: dns.message.Message) -> bytes:
+    return b"".join(len(w).to_bytes(2, "big") + w for w in (m.to_wire() for m in messages))
+
+
+def _read_message(sock: socket.socket) -> dns.message.Message:
+    def exactly(n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            assert chunk, "connection closed early"
+            data += chunk
+        return data
+
+    return dns.message.from_wire(exactly(int.from_bytes(exactly(2), "big")),
+                                 one_rr_per_rrset=True)
+
+
+def test_pipelined_queries_around_an_axfr_are_answered_in_order(wcluster: Cluster) -> None:
+    """Queries before and after an AXFR on one connection: the worker answers the first,
+    hands the connection over at the AXFR with the part of a frame it has read, and the
+    control process answers the rest."""
+    node = wcluster.nodes[0]
+    first, last = (dns.message.make_query(f"www.{ZONE}", "A") for _ in range(2))
+    axfr = dns.message.make_query(ZONE, "AXFR")
+    with socket.create_connection((node.host, node.dns_port), timeout=10) as sock:
+        tail = _frames(last)
+        sock.sendall(_frames(first, axfr) + tail[:5])  # and a part of the last frame
+        resp = _read_message(sock)
+        assert resp.id == first.id and resp.answer, resp
+        soas = 0
+        while soas < 2:  # the transfer, in order, ends with the SOA again
+            resp = _read_message(sock)
+            assert resp.id == axfr.id, resp
+            soas += sum(1 for rrset in resp.answer if rrset.rdtype == dns.rdatatype.SOA)
+        sock.sendall(tail[5:])
+        resp = _read_message(sock)
+        assert resp.id == last.id and resp.answer, resp
+
+
 def test_metrics_cover_every_worker(wcluster: Cluster) -> None:
     node = wcluster.nodes[0]
     text = urllib.request.urlopen(f"http://{node.host}:{node.metrics_port}/metrics",
