@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 DOWN_GRACE = 10.0  # seconds a slot may be without a worker before the node is not ready
 STOP_GRACE = 3.0  # seconds stopping waits for workers to exit after SIGTERM
 START_TIMEOUT = 120.0  # seconds start() waits for every worker to serve the current zones
+# a worker reports its counters every second (worker.STATS_INTERVAL): one silent this long is
+# hung (its loop blocked, or stopped) while its socket still takes its share of the clients
+HUNG_AFTER = 20.0
 _BACKOFF = (0.0, 0.5, 1.0, 2.0, 5.0)  # restart delays after quick successive deaths
 
 
@@ -64,6 +67,7 @@ class _Slot:
     down_since: float | None = None
     restarts: int = 0
     stats: dict[str, Any] = field(default_factory=dict)  # its last counter report
+    heard: float = 0.0  # when its last record arrived (or it was started)
 
 
 class Fleet:
@@ -113,6 +117,8 @@ class Fleet:
         for slot in self.slots:
             self._tasks.append(asyncio.get_running_loop().create_task(
                 self._keep(slot), name=f"serving-worker-{slot.index}"))
+        self._tasks.append(asyncio.get_running_loop().create_task(
+            self._watch(), name="serving-worker-watchdog"))
         deadline = self.clock.monotonic() + START_TIMEOUT
         try:
             while not (self.images.idle() and all(self._serving(s) for s in self.slots)):
@@ -213,6 +219,7 @@ class Fleet:
         finally:
             theirs.close()
         slot.pid = slot.proc.pid
+        slot.heard = self.clock.monotonic()
         slot.sent = slot.acked = 0
         slot.listening = False
         slot.stats = {}
@@ -236,6 +243,27 @@ class Fleet:
         slot.down_since = self.clock.monotonic()
         self.images.gone(slot.index)
         self._note_change()
+
+    async def _watch(self) -> None:
+        """Kill a worker that has sent nothing for HUNG_AFTER seconds; `_keep` restarts it."""
+        tick = self.clock.monotonic()
+        while not self._stopping:
+            await asyncio.sleep(HUNG_AFTER / 10)
+            now = self.clock.monotonic()
+            late, tick = now - tick, now
+            if late > HUNG_AFTER / 2:  # this process was stopped or starved, not the workers
+                for slot in self.slots:
+                    slot.heard = now
+                continue
+            for slot in self.slots:
+                proc = slot.proc
+                if proc is None or proc.returncode is not None or now - slot.heard < HUNG_AFTER:
+                    continue
+                emit(Event.SERVING_WORKER_HUNG, logging.ERROR, worker=slot.index, pid=slot.pid,
+                     silent=round(now - slot.heard, 1))
+                slot.heard = now  # one kill per silence
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
 
     def _note_change(self) -> None:
         self._changed.set()
@@ -274,6 +302,7 @@ class Fleet:
     # --- from the workers ------------------------------------------------------------------
 
     def _on_message(self, slot: _Slot, record: bytes, fds: list[int]) -> None:
+        slot.heard = self.clock.monotonic()
         kind = record[:1]
         if kind == protocol.TCP and fds:
             sock = socket.socket(fileno=fds[0])

@@ -3,7 +3,8 @@
 Shows: both workers answer on the node's one port (two distinct worker pids,
 through the test-only `id.server. CH TXT` answer); a zone change reaches
 every worker; `kill -9` of a worker while a probe asks every 20 ms leaves no
-probe unanswered and the worker comes back; AXFR, IXFR, UPDATE and NOTIFY
+probe unanswered and the worker comes back; a hung worker (SIGSTOP) is killed and
+replaced; AXFR, IXFR, UPDATE and NOTIFY
 work through a worker-owned port (handed to the control process); metrics
 cover the workers; SIGTERM stops them.
 """
@@ -11,6 +12,7 @@ cover the workers; SIGTERM stops them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -39,6 +41,7 @@ from tests.support.wait import async_wait_until, wait_until
 ZONE = "workers.test."
 WORKERS = 2
 STARTED, LISTENING, EXITED = 1820, 1821, 1822
+HUNG = 1880
 
 
 @pytest.fixture(scope="module")
@@ -287,6 +290,31 @@ def test_kill_9_of_a_worker_leaves_no_probe_unanswered(wcluster: Cluster) -> Non
         sock.close()
     assert len(socks) == WORKERS and victim not in socks
     assert node.ready()
+
+
+def test_a_hung_worker_is_killed_and_replaced(wcluster: Cluster) -> None:
+    """A worker that stops (SIGSTOP: alive, its socket still takes its share of clients)
+    stops reporting; the control process kills it and starts another."""
+    node = wcluster.nodes[0]
+    socks = by_worker(node)
+    for sock in socks.values():
+        sock.close()
+    assert len(socks) == WORKERS
+    victim = sorted(socks)[0]
+    before = len(events(node, LISTENING))
+    os.kill(victim, signal.SIGSTOP)
+    try:
+        wait_until(lambda: len(events(node, LISTENING)) > before, 90,
+                   message="a stopped worker was not replaced")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGCONT)
+    assert any(e.get("pid") == victim for e in events(node, HUNG))
+    socks = by_worker(node)
+    for sock in socks.values():
+        sock.close()
+    assert len(socks) == WORKERS and victim not in socks
+    wait_until(node.ready, 30)
 
 
 def test_sigterm_stops_every_worker(wcluster: Cluster) -> None:
