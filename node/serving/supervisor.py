@@ -43,6 +43,7 @@ from node.server.stats import DnsStats
 from node.serving import protocol
 from node.serving.channel import Channel, pair
 from node.serving.images import ImagePublisher
+from node.serving.tcpcount import TcpCounts
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class Fleet:
         self.on_change = on_change
         self.clock = clock
         self.slots = [_Slot(i) for i in range(count)]
+        self.tcp_counts = TcpCounts.create(count)  # the node's TCP cap, shared (tcpcount.py)
         self.addresses: list[tuple[str, int]] = []
         self._seq = 0
         self._stopping = False
@@ -102,8 +104,8 @@ class Fleet:
                                      else "")
         return cls(sv.workers, {
             "max_udp_payload": d.max_udp_payload, "tcp_idle_timeout": d.tcp_idle_timeout,
-            # the node's cap, shared: each worker counts only its own connections
-            "max_tcp_connections": max(1, d.max_tcp_connections // max(1, sv.workers)),
+            # the node's cap: workers count their connections together (tcpcount.py)
+            "max_tcp_connections": d.max_tcp_connections,
             "node_id": config.node_id,
             "log_level": config.log.level, "identity": config.testing.worker_identity,
         }, image_dir)
@@ -180,6 +182,7 @@ class Fleet:
             if slot.channel is not None:
                 slot.channel.close()
         self.images.close()
+        self.tcp_counts.close()
 
     # --- supervision -----------------------------------------------------------------------
 
@@ -209,12 +212,14 @@ class Fleet:
 
     async def _spawn(self, slot: _Slot) -> None:
         ours, theirs = pair()
-        settings = {**self.settings, "index": slot.index,
+        settings = {**self.settings, "index": slot.index, "workers": self.count,
+                    "tcp_counts_fd": self.tcp_counts.fd,
                     "listen": [[h, p] for h, p in self.addresses]}
         try:
             slot.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "node.serving", "--channel-fd", str(theirs.fileno()),
-                "--settings", json.dumps(settings), pass_fds=(theirs.fileno(),),
+                "--settings", json.dumps(settings),
+                pass_fds=(theirs.fileno(), self.tcp_counts.fd),
                 stdin=subprocess.DEVNULL)
         finally:
             theirs.close()
@@ -239,6 +244,7 @@ class Fleet:
             slot.channel = None
         protocol.add_stats(self._dead, slot.stats, gauges=False)
         slot.stats = {}
+        self.tcp_counts.set(slot.index, 0)  # its connections died with it
         slot.listening = False
         slot.down_since = self.clock.monotonic()
         self.images.gone(slot.index)

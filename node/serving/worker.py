@@ -40,6 +40,7 @@ from node.server.responder import Answer, Responder
 from node.server.wire import OPCODE_QUERY, TYPE_AXFR, TYPE_IXFR, Query, parse_query
 from node.serving import protocol
 from node.serving.channel import MAX_RECORD, Channel
+from node.serving.tcpcount import TcpCounts
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,9 @@ class Worker:
             self.table, forward=self.forward, max_udp_payload=settings["max_udp_payload"],
             stats=self.dns.stats)
         self.dns.handoff = self.hand_off
+        if "tcp_counts_fd" in settings:  # the node's TCP cap, counted with the other workers
+            self.dns.tcp_total = TcpCounts(settings["tcp_counts_fd"], settings["workers"]
+                                           ).counter(settings["index"])
         self.channel = Channel(socket.socket(fileno=channel_fd), self.on_message, self.on_close)
         self.stop = asyncio.Event()
         self._next = 0

@@ -329,6 +329,47 @@ def test_sigterm_stops_every_worker(wcluster: Cluster) -> None:
 
 
 
+def _tcp_worker_pid(sock: socket.socket) -> int | None:
+    """The pid of the worker serving TCP connection `sock`; None if it was refused."""
+    try:
+        sock.sendall(_frames(dns.message.make_query("id.server.", "TXT", "CH")))
+        resp = _read_message(sock)
+    except (OSError, AssertionError):
+        return None
+    return int(resp.answer[0][0].strings[0].decode().split()[1])
+
+
+def test_the_tcp_connection_cap_is_the_nodes_not_a_workers_share() -> None:
+    """`dns.max_tcp_connections` counts the node's connections, whichever worker holds them:
+    more than cap/workers on one worker are served while the node is under its cap."""
+    cap = 8
+    c = make_cluster(count=1, env={"DNSNODE_SERVER__WORKERS": str(WORKERS),
+                                   "DNSNODE_TESTING__WORKER_IDENTITY": "true"},
+                     dns_toml=f"tcp_idle_timeout = 60.0\nmax_tcp_connections = {cap}")
+    held: dict[int, list[socket.socket]] = {}
+    try:
+        node = c.nodes[0]
+        for _ in range(200):  # connections until one worker holds more than cap/workers
+            sock = socket.create_connection((node.host, node.dns_port), timeout=10)
+            pid = _tcp_worker_pid(sock)
+            assert pid is not None, f"refused with {sum(map(len, held.values()))} open"
+            held.setdefault(pid, []).append(sock)
+            if max(map(len, held.values())) > cap // WORKERS:
+                break
+        while sum(map(len, held.values())) < cap:  # up to the cap: still served
+            sock = socket.create_connection((node.host, node.dns_port), timeout=10)
+            pid = _tcp_worker_pid(sock)
+            assert pid is not None, f"refused with {sum(map(len, held.values()))} open"
+            held.setdefault(pid, []).append(sock)
+        with socket.create_connection((node.host, node.dns_port), timeout=10) as sock:
+            assert _tcp_worker_pid(sock) is None, "a connection past the cap was served"
+    finally:
+        for socks in held.values():
+            for sock in socks:
+                sock.close()
+        c.close()
+
+
 def test_kill_9_of_the_node_ends_its_workers() -> None:
     """Workers never outlive their control process (they would hold the port)."""
     c = make_cluster(count=1, env={"DNSNODE_SERVER__WORKERS": str(WORKERS),
