@@ -138,6 +138,7 @@ class Event(IntEnum):
     SERVING_WORKER_EXITED = 1822  # it ended (worker, pid, returncode); restarted unless stopping
     SERVING_IMAGE_FAILED = 1823  # building a zone version's image failed; the last one stays
     SERVING_WORKERS_STARTED = 1824  # every worker serves the current zones (count, addresses)
+    SERVING_WORKER_HUNG = 1880  # a worker sent nothing for supervisor.HUNG_AFTER s: killed
     IMPORT_STARTED = 1840  # a zone import was accepted: zone, bytes
     IMPORT_PROGRESS = 1841  # an import moved on: zone, stage, done/total RRsets
     IMPORT_DONE = 1842  # an import is active: zone, serial, rrsets, seconds

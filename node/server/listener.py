@@ -89,6 +89,8 @@ class DnsServer:
         self.tcp_idle_timeout = tcp_idle_timeout
         self.max_tcp_connections = max_tcp_connections
         self.tcp_connections: set[_TcpProtocol] = set()
+        # this process's open TCP connections -> the node's (serving workers share the cap)
+        self.tcp_total: Callable[[int], int] = lambda n: n
         self._udp: list[asyncio.DatagramTransport] = []
         self._batched: list[mmsg.BatchedUdp | pktinfo.WildcardUdp] = []
         self._tcp: list[asyncio.Server] = []
@@ -308,12 +310,14 @@ class _TcpProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        if len(self.server.tcp_connections) >= self.server.max_tcp_connections:
+        if self.server.tcp_total(len(self.server.tcp_connections)) >= \
+                self.server.max_tcp_connections:
             self.server.refuse_tcp()
             transport.abort()  # type: ignore[attr-defined]
             return
         self.server.tcp_connections.add(self)
         self.server.stats.tcp_open = len(self.server.tcp_connections)
+        self.server.tcp_total(self.server.stats.tcp_open)
         peer = transport.get_extra_info("peername")
         self.peer = (peer[0], peer[1]) if peer else ("", 0)
         loop = asyncio.get_running_loop()
@@ -353,7 +357,10 @@ class _TcpProtocol(asyncio.Protocol):
         answer = self.server.responder.tcp
         transport = self.transport
         assert transport is not None
-        while len(buf) >= 2 and not transport.is_closing():
+        writable = self.writable
+        # a client that does not read its answers gets no more of them: stop at the
+        # transport's high-water mark (reading is paused too); `resume_writing` goes on
+        while len(buf) >= 2 and writable.is_set() and not transport.is_closing():
             n = buf[0] << 8 | buf[1]
             if len(buf) < n + 2:
                 break
@@ -428,10 +435,17 @@ class _TcpProtocol(asyncio.Protocol):
         self.writable.set()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
+            if self.stream is None and self.buf:  # frames left when writing paused
+                asyncio.get_running_loop().call_soon(self._go_on)
+
+    def _go_on(self) -> None:
+        if self.stream is None and self.transport is not None:
+            self._process()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.tcp_connections.discard(self)
         self.server.stats.tcp_open = len(self.server.tcp_connections)
+        self.server.tcp_total(self.server.stats.tcp_open)
         self.writable.set()  # a stream waiting for room sees the closed transport
         if self.timer is not None:
             self.timer.cancel()

@@ -43,12 +43,16 @@ from node.server.stats import DnsStats
 from node.serving import protocol
 from node.serving.channel import Channel, pair
 from node.serving.images import ImagePublisher
+from node.serving.tcpcount import TcpCounts
 
 log = logging.getLogger(__name__)
 
 DOWN_GRACE = 10.0  # seconds a slot may be without a worker before the node is not ready
 STOP_GRACE = 3.0  # seconds stopping waits for workers to exit after SIGTERM
 START_TIMEOUT = 120.0  # seconds start() waits for every worker to serve the current zones
+# a worker reports its counters every second (worker.STATS_INTERVAL): one silent this long is
+# hung (its loop blocked, or stopped) while its socket still takes its share of the clients
+HUNG_AFTER = 20.0
 _BACKOFF = (0.0, 0.5, 1.0, 2.0, 5.0)  # restart delays after quick successive deaths
 
 
@@ -64,6 +68,7 @@ class _Slot:
     down_since: float | None = None
     restarts: int = 0
     stats: dict[str, Any] = field(default_factory=dict)  # its last counter report
+    heard: float = 0.0  # when its last record arrived (or it was started)
 
 
 class Fleet:
@@ -80,6 +85,7 @@ class Fleet:
         self.on_change = on_change
         self.clock = clock
         self.slots = [_Slot(i) for i in range(count)]
+        self.tcp_counts = TcpCounts.create(count)  # the node's TCP cap, shared (tcpcount.py)
         self.addresses: list[tuple[str, int]] = []
         self._seq = 0
         self._stopping = False
@@ -98,8 +104,8 @@ class Fleet:
                                      else "")
         return cls(sv.workers, {
             "max_udp_payload": d.max_udp_payload, "tcp_idle_timeout": d.tcp_idle_timeout,
-            # the node's cap, shared: each worker counts only its own connections
-            "max_tcp_connections": max(1, d.max_tcp_connections // max(1, sv.workers)),
+            # the node's cap: workers count their connections together (tcpcount.py)
+            "max_tcp_connections": d.max_tcp_connections,
             "node_id": config.node_id,
             "log_level": config.log.level, "identity": config.testing.worker_identity,
         }, image_dir)
@@ -113,6 +119,8 @@ class Fleet:
         for slot in self.slots:
             self._tasks.append(asyncio.get_running_loop().create_task(
                 self._keep(slot), name=f"serving-worker-{slot.index}"))
+        self._tasks.append(asyncio.get_running_loop().create_task(
+            self._watch(), name="serving-worker-watchdog"))
         deadline = self.clock.monotonic() + START_TIMEOUT
         try:
             while not (self.images.idle() and all(self._serving(s) for s in self.slots)):
@@ -174,6 +182,7 @@ class Fleet:
             if slot.channel is not None:
                 slot.channel.close()
         self.images.close()
+        self.tcp_counts.close()
 
     # --- supervision -----------------------------------------------------------------------
 
@@ -203,16 +212,19 @@ class Fleet:
 
     async def _spawn(self, slot: _Slot) -> None:
         ours, theirs = pair()
-        settings = {**self.settings, "index": slot.index,
+        settings = {**self.settings, "index": slot.index, "workers": self.count,
+                    "tcp_counts_fd": self.tcp_counts.fd,
                     "listen": [[h, p] for h, p in self.addresses]}
         try:
             slot.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "node.serving", "--channel-fd", str(theirs.fileno()),
-                "--settings", json.dumps(settings), pass_fds=(theirs.fileno(),),
+                "--settings", json.dumps(settings),
+                pass_fds=(theirs.fileno(), self.tcp_counts.fd),
                 stdin=subprocess.DEVNULL)
         finally:
             theirs.close()
         slot.pid = slot.proc.pid
+        slot.heard = self.clock.monotonic()
         slot.sent = slot.acked = 0
         slot.listening = False
         slot.stats = {}
@@ -232,10 +244,32 @@ class Fleet:
             slot.channel = None
         protocol.add_stats(self._dead, slot.stats, gauges=False)
         slot.stats = {}
+        self.tcp_counts.set(slot.index, 0)  # its connections died with it
         slot.listening = False
         slot.down_since = self.clock.monotonic()
         self.images.gone(slot.index)
         self._note_change()
+
+    async def _watch(self) -> None:
+        """Kill a worker that has sent nothing for HUNG_AFTER seconds; `_keep` restarts it."""
+        tick = self.clock.monotonic()
+        while not self._stopping:
+            await asyncio.sleep(HUNG_AFTER / 10)
+            now = self.clock.monotonic()
+            late, tick = now - tick, now
+            if late > HUNG_AFTER / 2:  # this process was stopped or starved, not the workers
+                for slot in self.slots:
+                    slot.heard = now
+                continue
+            for slot in self.slots:
+                proc = slot.proc
+                if proc is None or proc.returncode is not None or now - slot.heard < HUNG_AFTER:
+                    continue
+                emit(Event.SERVING_WORKER_HUNG, logging.ERROR, worker=slot.index, pid=slot.pid,
+                     silent=round(now - slot.heard, 1))
+                slot.heard = now  # one kill per silence
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
 
     def _note_change(self) -> None:
         self._changed.set()
@@ -274,6 +308,7 @@ class Fleet:
     # --- from the workers ------------------------------------------------------------------
 
     def _on_message(self, slot: _Slot, record: bytes, fds: list[int]) -> None:
+        slot.heard = self.clock.monotonic()
         kind = record[:1]
         if kind == protocol.TCP and fds:
             sock = socket.socket(fileno=fds[0])

@@ -40,11 +40,15 @@ from node.server.responder import Answer, Responder
 from node.server.wire import OPCODE_QUERY, TYPE_AXFR, TYPE_IXFR, Query, parse_query
 from node.serving import protocol
 from node.serving.channel import MAX_RECORD, Channel
+from node.serving.tcpcount import TcpCounts
 
 log = logging.getLogger(__name__)
 
 STATS_INTERVAL = 1.0  # seconds between counter reports to the control process
 FORWARD_TIMEOUT = 30.0  # a forwarded UDP message the control process never answers is dropped
+# forwarded UDP messages waiting for an answer at most; more are dropped, as a full socket
+# buffer drops them (a NOTIFY flood must not grow the worker, nor delay its zone acks)
+MAX_FORWARDED = 1000
 IDENTITY_QNAME = b"\x02id\x06server\x00"  # id.server. CH TXT (test-only: testing.worker_identity)
 
 
@@ -113,6 +117,9 @@ class Worker:
             self.table, forward=self.forward, max_udp_payload=settings["max_udp_payload"],
             stats=self.dns.stats)
         self.dns.handoff = self.hand_off
+        if "tcp_counts_fd" in settings:  # the node's TCP cap, counted with the other workers
+            self.dns.tcp_total = TcpCounts(settings["tcp_counts_fd"], settings["workers"]
+                                           ).counter(settings["index"])
         self.channel = Channel(socket.socket(fileno=channel_fd), self.on_message, self.on_close)
         self.stop = asyncio.Event()
         self._next = 0
@@ -200,6 +207,10 @@ class Worker:
         """A UDP message for the control process; the future is its answer."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[bytes | None] = loop.create_future()
+        if len(self._pending) >= MAX_FORWARDED:
+            self.dns.stats.dropped += 1
+            fut.set_result(None)
+            return fut
         self._next = (self._next + 1) & 0xFFFFFFFF
         rid = self._next
         if not self.channel.send(protocol.udp(rid, addr, data)):

@@ -24,7 +24,7 @@ import pytest
 from tests.cluster.conftest import Cluster, make_cluster
 from tests.support.api import Api
 from tests.support.dnsfuzz import Fuzzer, FuzzRun, probe_query
-from tests.support.nodes import NodeProcess
+from tests.support.nodes import SERVING_WORKERS, NodeProcess
 from tests.support.wait import wait_until
 from tests.support.zones import FUZZ
 
@@ -36,10 +36,18 @@ TCP_SHARE = 0.1
 
 
 def rss_kib(pid: int) -> int:
+    """RSS of `pid` and its child processes (serving workers, the signing pool)."""
+    total = 0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for {pid}")
+            total = int(line.split()[1])
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                total += rss_kib(int(child))
+            except OSError:  # ended meanwhile
+                pass
+    return total
 
 
 def metric(node: NodeProcess, name: str) -> float | None:
@@ -67,7 +75,10 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     kek = tmp_path_factory.mktemp("kek") / "kek"
     kek.write_text(secrets.token_hex(32))
     os.chmod(kek, 0o600)
-    c = make_cluster(count=1, extra_toml=f'[signing]\nkek_file = "{kek}"\nworkers = 1\n')
+    # the fuzzed messages go through serving workers, and what they hand over (TSIG,
+    # transfers, other opcodes) through the control process
+    c = make_cluster(count=1, extra_toml=f'[signing]\nkek_file = "{kek}"\nworkers = 1\n',
+                     env=SERVING_WORKERS)
     try:
         yield serving(c)
     finally:

@@ -27,7 +27,7 @@ import pytest
 from tests.cluster.conftest import Cluster, make_cluster
 from tests.cluster.test_signing import ZONE_TEXT, ctl_json, kek_file, wait_published
 from tests.support.api import Api
-from tests.support.nodes import NodeProcess
+from tests.support.nodes import SERVING_WORKERS, NodeProcess
 from tests.support.wait import wait_until
 
 ZONE = "ixfr.test."
@@ -42,7 +42,7 @@ def cluster() -> Iterator[Cluster]:
     extra = (f'[signing]\nkek_file = "{kek}"\nkey_store = "{keydir}/store-{{node_id}}"\n'
              "stagger_min = 0.5\nstagger_max = 1.0\n"
              f'[server]\njournal_dir = "{keydir}/journal-{{node_id}}"\n')
-    c = make_cluster(extra_toml=extra)
+    c = make_cluster(extra_toml=extra, env=SERVING_WORKERS)  # transfers handed over
     try:
         yield c
     finally:

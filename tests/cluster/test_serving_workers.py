@@ -3,7 +3,8 @@
 Shows: both workers answer on the node's one port (two distinct worker pids,
 through the test-only `id.server. CH TXT` answer); a zone change reaches
 every worker; `kill -9` of a worker while a probe asks every 20 ms leaves no
-probe unanswered and the worker comes back; AXFR, IXFR, UPDATE and NOTIFY
+probe unanswered and the worker comes back; a hung worker (SIGSTOP) is killed and
+replaced; AXFR, IXFR, UPDATE and NOTIFY
 work through a worker-owned port (handed to the control process); metrics
 cover the workers; SIGTERM stops them.
 """
@@ -11,6 +12,7 @@ cover the workers; SIGTERM stops them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -39,6 +41,7 @@ from tests.support.wait import async_wait_until, wait_until
 ZONE = "workers.test."
 WORKERS = 2
 STARTED, LISTENING, EXITED = 1820, 1821, 1822
+HUNG = 1880
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +170,45 @@ def test_axfr_ixfr_update_notify_through_a_worker_port(wcluster: Cluster) -> Non
     assert resp.opcode() == dns.opcode.NOTIFY
 
 
+def _frames(*messages: dns.message.Message) -> bytes:
+    return b"".join(len(w).to_bytes(2, "big") + w for w in (m.to_wire() for m in messages))
+
+
+def _read_message(sock: socket.socket) -> dns.message.Message:
+    def exactly(n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            assert chunk, "connection closed early"
+            data += chunk
+        return data
+
+    return dns.message.from_wire(exactly(int.from_bytes(exactly(2), "big")),
+                                 one_rr_per_rrset=True)
+
+
+def test_pipelined_queries_around_an_axfr_are_answered_in_order(wcluster: Cluster) -> None:
+    """Queries before and after an AXFR on one connection: the worker answers the first,
+    hands the connection over at the AXFR with the part of a frame it has read, and the
+    control process answers the rest."""
+    node = wcluster.nodes[0]
+    first, last = (dns.message.make_query(f"www.{ZONE}", "A") for _ in range(2))
+    axfr = dns.message.make_query(ZONE, "AXFR")
+    with socket.create_connection((node.host, node.dns_port), timeout=10) as sock:
+        tail = _frames(last)
+        sock.sendall(_frames(first, axfr) + tail[:5])  # and a part of the last frame
+        resp = _read_message(sock)
+        assert resp.id == first.id and resp.answer, resp
+        soas = 0
+        while soas < 2:  # the transfer, in order, ends with the SOA again
+            resp = _read_message(sock)
+            assert resp.id == axfr.id, resp
+            soas += sum(1 for rrset in resp.answer if rrset.rdtype == dns.rdatatype.SOA)
+        sock.sendall(tail[5:])
+        resp = _read_message(sock)
+        assert resp.id == last.id and resp.answer, resp
+
+
 def test_metrics_cover_every_worker(wcluster: Cluster) -> None:
     node = wcluster.nodes[0]
     text = urllib.request.urlopen(f"http://{node.host}:{node.metrics_port}/metrics",
@@ -250,6 +292,31 @@ def test_kill_9_of_a_worker_leaves_no_probe_unanswered(wcluster: Cluster) -> Non
     assert node.ready()
 
 
+def test_a_hung_worker_is_killed_and_replaced(wcluster: Cluster) -> None:
+    """A worker that stops (SIGSTOP: alive, its socket still takes its share of clients)
+    stops reporting; the control process kills it and starts another."""
+    node = wcluster.nodes[0]
+    socks = by_worker(node)
+    for sock in socks.values():
+        sock.close()
+    assert len(socks) == WORKERS
+    victim = sorted(socks)[0]
+    before = len(events(node, LISTENING))
+    os.kill(victim, signal.SIGSTOP)
+    try:
+        wait_until(lambda: len(events(node, LISTENING)) > before, 90,
+                   message="a stopped worker was not replaced")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGCONT)
+    assert any(e.get("pid") == victim for e in events(node, HUNG))
+    socks = by_worker(node)
+    for sock in socks.values():
+        sock.close()
+    assert len(socks) == WORKERS and victim not in socks
+    wait_until(node.ready, 30)
+
+
 def test_sigterm_stops_every_worker(wcluster: Cluster) -> None:
     node = wcluster.nodes[0]
     socks = by_worker(node)
@@ -260,6 +327,47 @@ def test_sigterm_stops_every_worker(wcluster: Cluster) -> None:
         assert not Path(f"/proc/{pid}").exists() or \
             "zombie" in Path(f"/proc/{pid}/status").read_text(), f"worker {pid} outlived the node"
 
+
+
+def _tcp_worker_pid(sock: socket.socket) -> int | None:
+    """The pid of the worker serving TCP connection `sock`; None if it was refused."""
+    try:
+        sock.sendall(_frames(dns.message.make_query("id.server.", "TXT", "CH")))
+        resp = _read_message(sock)
+    except (OSError, AssertionError):
+        return None
+    return int(resp.answer[0][0].strings[0].decode().split()[1])
+
+
+def test_the_tcp_connection_cap_is_the_nodes_not_a_workers_share() -> None:
+    """`dns.max_tcp_connections` counts the node's connections, whichever worker holds them:
+    more than cap/workers on one worker are served while the node is under its cap."""
+    cap = 8
+    c = make_cluster(count=1, env={"DNSNODE_SERVER__WORKERS": str(WORKERS),
+                                   "DNSNODE_TESTING__WORKER_IDENTITY": "true"},
+                     dns_toml=f"tcp_idle_timeout = 60.0\nmax_tcp_connections = {cap}")
+    held: dict[int, list[socket.socket]] = {}
+    try:
+        node = c.nodes[0]
+        for _ in range(200):  # connections until one worker holds more than cap/workers
+            sock = socket.create_connection((node.host, node.dns_port), timeout=10)
+            pid = _tcp_worker_pid(sock)
+            assert pid is not None, f"refused with {sum(map(len, held.values()))} open"
+            held.setdefault(pid, []).append(sock)
+            if max(map(len, held.values())) > cap // WORKERS:
+                break
+        while sum(map(len, held.values())) < cap:  # up to the cap: still served
+            sock = socket.create_connection((node.host, node.dns_port), timeout=10)
+            pid = _tcp_worker_pid(sock)
+            assert pid is not None, f"refused with {sum(map(len, held.values()))} open"
+            held.setdefault(pid, []).append(sock)
+        with socket.create_connection((node.host, node.dns_port), timeout=10) as sock:
+            assert _tcp_worker_pid(sock) is None, "a connection past the cap was served"
+    finally:
+        for socks in held.values():
+            for sock in socks:
+                sock.close()
+        c.close()
 
 
 def test_kill_9_of_the_node_ends_its_workers() -> None:

@@ -190,6 +190,39 @@ async def test_tcp_connection_cap(server: DnsServer) -> None:
     assert resp.answer
 
 
+async def test_a_client_that_never_reads_gets_no_more_answers_than_fit(
+    server: DnsServer,
+) -> None:
+    """Pipelined queries from a client that reads nothing: the server stops answering at
+    its write high-water mark instead of rendering every answer into memory."""
+    wire = dns.message.make_query("big.example.com.", "TXT").to_wire()
+    frames = (len(wire).to_bytes(2, "big") + wire) * 20_000  # 20k answers of ~800 octets
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", _port(server)))
+    sock.setblocking(False)
+    try:
+        sent = 0
+        for _ in range(200):  # what the node takes before it stops reading
+            try:
+                sent += sock.send(frames[sent:])
+            except BlockingIOError:
+                break
+            if sent == len(frames):
+                break
+            await asyncio.sleep(0.01)
+        await async_wait_until(lambda: any(not c.writable.is_set()
+                                           for c in server.tcp_connections), 10)
+        (conn,) = server.tcp_connections
+        assert conn.transport is not None
+        buffered = conn.transport.get_write_buffer_size()
+        # asyncio's high-water mark is 64 KiB; answering a whole read (256 KiB of queries)
+        # past it held 429 KB here before
+        assert buffered < 256 * 1024, f"{buffered} octets of answers held for a deaf client"
+    finally:
+        sock.close()
+
+
 def _junk(rng: random.Random, base: bytes) -> bytes:
     kind = rng.randrange(6)
     if kind == 0:

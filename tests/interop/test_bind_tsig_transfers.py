@@ -35,7 +35,7 @@ import pytest
 from tests.cluster.conftest import Cluster, make_cluster
 from tests.support.api import Api
 from tests.support.bind import ZONE_TEXT, Named, has_signed
-from tests.support.nodes import NodeProcess
+from tests.support.nodes import SERVING_WORKERS, NodeProcess
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.skipif(
@@ -65,8 +65,10 @@ def setup() -> Iterator[Setup]:
     kek.write_text(secrets.token_hex(32))
     os.chmod(kek, 0o600)
     c = make_cluster(count=2, extra_toml=f'[signing]\nkek_file = "{kek}"\n'
-                                         "stagger_min = 0.2\nstagger_max = 0.5\n")
+                                         "stagger_min = 0.2\nstagger_max = 0.5\n",
+                     env=SERVING_WORKERS)  # signed messages are handed to the control process
     ro = NodeProcess("ro", [c.etcd.endpoint], c.prefix, c.workdir, role="readonly",
+                     env=SERVING_WORKERS,
                      extra_toml='[readonly]\ntransfer_key = "ro-key"\n')
     try:
         n1 = c.nodes[0]

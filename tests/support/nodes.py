@@ -26,7 +26,7 @@ from tests.support import proclog
 from tests.support.ports import bind_clash, free_port
 from tests.support.wait import wait_until
 
-__all__ = ["BIN", "NodeProcess", "clusterctl", "free_port"]
+__all__ = ["BIN", "SERVING_WORKERS", "NodeProcess", "clusterctl", "free_port"]
 
 BIN = Path(sys.executable).parent
 # nodes answer DNS in their own process unless a test (env=) or the run's environment says
@@ -35,6 +35,10 @@ BIN = Path(sys.executable).parent
 # 39 s -> 51-77 s; tests/cluster/test_serving_workers.py covers them, and the DNS tests
 # pass with DNSNODE_SERVER__WORKERS=2 in the environment (it overrides this default)
 _DEFAULT_ENV = {"DNSNODE_SERVER__WORKERS": "0"}
+# what a node runs by default (one serving worker per core), for the test files that keep the
+# worker path covered in every run: test_serving_workers, test_hostile_input's fuzz run,
+# test_ixfr, test_bind_tsig_transfers (hand-overs: IXFR, TSIG-signed SOA/AXFR/IXFR, NOTIFY)
+SERVING_WORKERS = {"DNSNODE_SERVER__WORKERS": "2"}
 
 
 def clusterctl(endpoint: str, *args: str, timeout: float = 60, input: str | None = None,
