@@ -1,0 +1,179 @@
+"""One DNS-over-TCP (or TLS) connection of a `DnsServer`: framing, pipelining, idle, back-pressure.
+
+Frames are a 2-octet length and a message; several pipelined queries on one
+connection are answered in order. A connection with an answer pending or a
+transfer being streamed is not idle: the idle clock starts when its last answer
+was sent. Answering stops at the transport's write high-water mark and goes on
+when it drains, so a client that never reads holds at most a buffer's worth of
+answers. Zone transfers are streamed message by message from a task. A
+responder's `HANDOFF` gives the connection to `DnsServer.handoff` (serving
+workers hand it to the control process). Split from `listener.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from time import perf_counter_ns
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from node.server.listener import DnsServer
+
+HANDOFF: Any = object()  # a responder's answer: the control process takes this TCP connection
+
+
+class TcpProtocol(asyncio.Protocol):
+    def __init__(self, server: DnsServer, tls: bool = False) -> None:
+        self.server = server
+        self.tls = tls  # DNS over TLS: a transfer here may satisfy require_tls_transfer
+        self.buf = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.peer: tuple[str, int] = ("", 0)
+        self.last = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+        self.stream: asyncio.Task[None] | None = None
+        self.writable = asyncio.Event()
+        self.writable.set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        if self.server.tcp_total(len(self.server.tcp_connections)) >= \
+                self.server.max_tcp_connections:
+            self.server.refuse_tcp()
+            transport.abort()  # type: ignore[attr-defined]
+            return
+        self.server.tcp_connections.add(self)
+        self.server.stats.tcp_open = len(self.server.tcp_connections)
+        self.server.tcp_total(self.server.stats.tcp_open)
+        peer = transport.get_extra_info("peername")
+        self.peer = (peer[0], peer[1]) if peer else ("", 0)
+        loop = asyncio.get_running_loop()
+        self.last = loop.time()
+        self.timer = loop.call_later(self.server.tcp_idle_timeout, self._check_idle)
+
+    def _check_idle(self) -> None:
+        loop = asyncio.get_running_loop()
+        left = self.last + self.server.tcp_idle_timeout - loop.time()
+        transport = self.transport
+        if left <= 0 and (self.stream is not None or (
+                transport is not None and transport.get_write_buffer_size())):
+            # an answer pending (UPDATE), a transfer being streamed or still being sent
+            # to a slow reader: not idle; the clock restarts when the last answer is sent
+            self.last = loop.time()
+            left = self.server.tcp_idle_timeout
+        if left <= 0:
+            self.close()
+        else:
+            self.timer = loop.call_later(left, self._check_idle)
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.cancel()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        self.last = asyncio.get_running_loop().time()
+        self.buf += data
+        if self.stream is None:
+            self._process()
+
+    def _process(self) -> None:
+        """Answer every complete frame in the buffer, in order (pipelining)."""
+        buf = self.buf
+        answer = self.server.responder.tcp
+        transport = self.transport
+        assert transport is not None
+        writable = self.writable
+        # a client that does not read its answers gets no more of them: stop at the
+        # transport's high-water mark (reading is paused too); `resume_writing` goes on
+        while len(buf) >= 2 and writable.is_set() and not transport.is_closing():
+            n = buf[0] << 8 | buf[1]
+            if len(buf) < n + 2:
+                break
+            msg = bytes(buf[2 : n + 2])
+            del buf[: n + 2]
+            t0 = perf_counter_ns()
+            try:
+                resp = answer(msg, self.peer, self.tls)
+            except Exception:
+                self.server.log_error("tls" if self.tls else "tcp")
+                continue
+            if resp is None:
+                continue
+            if type(resp) is bytes:
+                transport.write(len(resp).to_bytes(2, "big") + resp)
+            elif type(resp) is list:
+                for out in resp:
+                    transport.write(len(out).to_bytes(2, "big") + out)
+            elif resp is HANDOFF and self.server.handoff is not None:  # node/serving
+                self.stream = asyncio.get_running_loop().create_task(
+                    self.server.handoff(self, len(msg).to_bytes(2, "big") + msg))
+                return
+            elif isinstance(resp, asyncio.Future):  # UPDATE: later frames wait for it
+                self.stream = asyncio.get_running_loop().create_task(self._later(resp))
+                return
+            else:  # a zone transfer: stream it, later frames wait for it
+                self.stream = asyncio.get_running_loop().create_task(self._stream(resp))  # type: ignore[arg-type]
+                return
+            self.server.stats.observe(perf_counter_ns() - t0)
+
+    async def _stream(self, messages: Iterator[bytes]) -> None:
+        """Send a transfer message by message, yielding to the loop and to back-pressure."""
+        transport = self.transport
+        assert transport is not None
+        try:
+            for out in messages:
+                if transport.is_closing():
+                    return
+                transport.write(len(out).to_bytes(2, "big") + out)
+                self.last = asyncio.get_running_loop().time()
+                await self.writable.wait()
+                await asyncio.sleep(0)  # a turn for other clients between messages
+        except Exception:
+            self.server.log_error("tcp-xfr")
+            self.close()
+            return
+        finally:
+            self.stream = None
+            self.last = asyncio.get_running_loop().time()  # idle from the last message on
+        self._process()
+
+    async def _later(self, answer: asyncio.Future[bytes | None]) -> None:
+        """Send an answer computed by a task (UPDATE), then go on with pipelined frames."""
+        try:
+            resp = await answer
+            transport = self.transport
+            if resp is not None and transport is not None and not transport.is_closing():
+                transport.write(len(resp).to_bytes(2, "big") + resp)
+        except Exception:
+            self.server.log_error("tcp-later")
+        finally:
+            self.stream = None
+            self.last = asyncio.get_running_loop().time()  # idle from the answer on
+        self._process()
+
+    def pause_writing(self) -> None:
+        self.writable.clear()
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+            if self.stream is None and self.buf:  # frames left when writing paused
+                asyncio.get_running_loop().call_soon(self._go_on)
+
+    def _go_on(self) -> None:
+        if self.stream is None and self.transport is not None:
+            self._process()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.tcp_connections.discard(self)
+        self.server.stats.tcp_open = len(self.server.tcp_connections)
+        self.server.tcp_total(self.server.stats.tcp_open)
+        self.writable.set()  # a stream waiting for room sees the closed transport
+        if self.timer is not None:
+            self.timer.cancel()
