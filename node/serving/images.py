@@ -49,6 +49,7 @@ import dns.name
 
 from node.events import Event, emit
 from node.image import ImageBuilder
+from node.malloc import trim
 from node.server.answer import name_wire
 from node.server.compile import CompiledZone
 from node.server.journal import Journals
@@ -153,7 +154,7 @@ class ImagePublisher:
                 builder = self._builders.setdefault(origin, ImageBuilder())
                 try:
                     path, base_revision = await loop.run_in_executor(
-                        self._builder(), builder.write, snapshot, self.directory)
+                        self._builder(), _write, builder, snapshot, self.directory)
                 except Exception as exc:
                     self.failed += 1
                     self._builders.pop(origin, None)
@@ -286,6 +287,15 @@ class ImagePublisher:
 
 
 _TEMP = "dnscluster-images-"
+
+
+def _write(builder: ImageBuilder, snapshot: ZoneSnapshot,
+           directory: Path) -> tuple[Path, int | None]:
+    """`builder.write`; after a full image, the freed build heap goes back to the kernel."""
+    path, base_revision = builder.write(snapshot, directory)
+    if base_revision is None:
+        trim()
+    return path, base_revision
 
 
 def _install(files: tuple[Path, Path | None]) -> bytes:
