@@ -21,7 +21,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench import zonegen
+from bench import wire, zonegen
 from bench.procs import (
     ProcessSet,
     descendants,
@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1, help="serving workers of the node")
     p.add_argument("--settle", type=float, default=10.0,
                    help="seconds to wait after the signed serial is served, before measuring")
+    p.add_argument("--every", type=float, default=30.0,
+                   help="seconds between measurements while settling")
     p.add_argument("--timeout", type=float, default=600.0)
     args = p.parse_args(argv)
     stop_on_sigterm()
@@ -105,9 +107,14 @@ def main(argv: list[str] | None = None) -> int:
                                   args.timeout)
         print(f"signed serial {serial} served by every worker after "
               f"{time.monotonic() - t0:.1f} s")
-        table(proc.pid, "signed zone served")
-        time.sleep(args.settle)
-        total = table(proc.pid, f"signed zone, {args.settle:.0f} s later")
+        total = table(proc.pid, "signed zone served")
+        waited = 0.0
+        while waited < args.settle:  # later passes (key states moving on) show up here
+            step = min(args.every, args.settle - waited)
+            time.sleep(step)
+            waited += step
+            now = wire.serial_of(addr.host, addr.dns_port, z.origin, timeout=1.0)
+            total = table(proc.pid, f"{waited:.0f} s later, serial {now}")
         print(f"PSS over the tree: {total / 1024:.1f} MiB; load average "
               f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} (2 CPUs)")
     finally:
