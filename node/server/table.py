@@ -69,7 +69,7 @@ class ZoneTable:
         prev = self._zones.get(name_wire(snapshot.origin))
         if self._stale(prev, snapshot):
             return
-        self._install(_compile(prev, snapshot))
+        self._install(self._compile(prev, snapshot))
 
     async def publish_async(self, snapshot: ZoneSnapshot) -> None:
         """As `publish`, compiling in a worker thread; versions of a zone stay ordered."""
@@ -85,7 +85,7 @@ class ZoneTable:
                 recorded = self.journals.record(None if prev is None else prev.snapshot,
                                                 snapshot)
                 recorded = recorded if wait else None
-            zone = await asyncio.to_thread(_compile, prev, snapshot)
+            zone = await asyncio.to_thread(self._compile, prev, snapshot)
             if recorded is not None:  # an IXFR can reach this version once it is served
                 await recorded
             self._install(zone)
@@ -141,6 +141,11 @@ class ZoneTable:
                                             for z in self._zones.values()))
         if self._doors[0].window < self.cache_max:
             self._doors = (Doorkeeper(self.cache_max), Doorkeeper(self.cache_max))
+
+    @staticmethod
+    def _compile(prev: CompiledZone | None, snapshot: ZoneSnapshot) -> CompiledZone:
+        """What the table holds for `snapshot` (a subclass may hold less)."""
+        return _compile(prev, snapshot)
 
     # --- lookups ----------------------------------------------------------------
 

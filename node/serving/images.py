@@ -49,11 +49,14 @@ import dns.name
 
 from node.events import Event, emit
 from node.image import ImageBuilder
+from node.malloc import trim
 from node.server.answer import name_wire
 from node.server.compile import CompiledZone
 from node.server.journal import Journals
+from node.server.render import Entry
 from node.server.table import ZoneTable
 from node.serving import protocol
+from node.serving.local import LocalImages
 from node.zones.model import ZoneSnapshot
 
 log = logging.getLogger(__name__)
@@ -95,6 +98,7 @@ class ImagePublisher:
         self._waiters: dict[bytes, list[tuple[int, asyncio.Future[None]]]] = {}
         self.built = 0
         self.failed = 0
+        self.local = LocalImages()  # the control process's own view, in the workers' order
 
     def open(self) -> None:
         """Create (or empty) the image directory: files of an earlier run are never used."""
@@ -121,11 +125,13 @@ class ImagePublisher:
     def hold(self, origin: bytes) -> None:
         self._cut(origin)
         self._held.add(origin)
+        self.local.hold(origin)
         self._broadcast(protocol.HOLD, origin)
 
     def remove(self, origin: bytes) -> None:
         self._cut(origin)
         self._held.discard(origin)
+        self.local.remove(origin)
         seq, waiting = self._broadcast(protocol.REMOVE, origin)
         for old in self._current.pop(origin, ()):
             if old is not None:
@@ -148,7 +154,7 @@ class ImagePublisher:
                 builder = self._builders.setdefault(origin, ImageBuilder())
                 try:
                     path, base_revision = await loop.run_in_executor(
-                        self._builder(), builder.write, snapshot, self.directory)
+                        self._builder(), _write, builder, snapshot, self.directory)
                 except Exception as exc:
                     self.failed += 1
                     self._builders.pop(origin, None)
@@ -170,6 +176,7 @@ class ImagePublisher:
                         continue
                     files = (base, path)
                 self.built += 1
+                self.local.install(*files)
                 seq, waiting = self._broadcast(protocol.INSTALL, _install(files))
                 if waiting:
                     self._unacked.setdefault(origin, []).append((count, seq, set(waiting)))
@@ -282,6 +289,15 @@ class ImagePublisher:
 _TEMP = "dnscluster-images-"
 
 
+def _write(builder: ImageBuilder, snapshot: ZoneSnapshot,
+           directory: Path) -> tuple[Path, int | None]:
+    """`builder.write`; after a full image, the freed build heap goes back to the kernel."""
+    path, base_revision = builder.write(snapshot, directory)
+    if base_revision is None:
+        trim()
+    return path, base_revision
+
+
 def _install(files: tuple[Path, Path | None]) -> bytes:
     """An INSTALL payload: the full image, or the overlay and (after a newline) its base."""
     full, overlay = files
@@ -302,17 +318,32 @@ def _unlink(path: Path) -> None:
 
 
 class MirroredTable(ZoneTable):
-    """The control process's `ZoneTable` (transfers, UPDATE, NOTIFY, signed queries), whose
-    every change also goes to the workers through an `ImagePublisher`."""
+    """The control process's `ZoneTable` with serving workers: every change also goes to the
+    workers through an `ImagePublisher`, and the control process answers from the same
+    images (`publisher.local`), not from a compiled zone.
+
+    Per zone it keeps only a `CompiledZone` shell (snapshot, origin, transfer
+    ACL; no answers): AXFR/IXFR, UPDATE and NOTIFY read the snapshot and the
+    journals, as before. Its queries are answered by the images' table, which
+    installs a version when its image is built, just before the workers are
+    told (so `publish_async`, which waits for the workers, returns once the
+    control process answers the version too); a hold or remove applies at once.
+    """
 
     __slots__ = ("images",)
 
     def __init__(self, journals: Journals | None, images: ImagePublisher) -> None:
         super().__init__(journals)
         self.images = images
+        self.caches = images.local.table.caches
+
+    @staticmethod
+    def _compile(prev: CompiledZone | None, snapshot: ZoneSnapshot) -> CompiledZone:
+        return CompiledZone(snapshot)  # a shell: answers come from the image
 
     def _install(self, zone: CompiledZone) -> None:
         super()._install(zone)
+        self.caches = self.images.local.table.caches
         self.images.publish(zone.snapshot)
 
     async def publish_async(self, snapshot: ZoneSnapshot) -> None:
@@ -322,9 +353,14 @@ class MirroredTable(ZoneTable):
 
     def hold(self, origin: dns.name.Name) -> None:
         super().hold(origin)
+        self.caches = self.images.local.table.caches
         self.images.hold(name_wire(origin))
 
     def remove(self, origin: dns.name.Name) -> bool:
         removed = super().remove(origin)
+        self.caches = self.images.local.table.caches
         self.images.remove(name_wire(origin))
         return removed
+
+    def lookup(self, key: bytes, do: int) -> Entry | None:
+        return self.images.local.table.lookup(key, do)

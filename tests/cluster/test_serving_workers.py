@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dns.exception
+import dns.flags
 import dns.message
 import dns.name
 import dns.query
@@ -207,6 +208,30 @@ def test_pipelined_queries_around_an_axfr_are_answered_in_order(wcluster: Cluste
         sock.sendall(tail[5:])
         resp = _read_message(sock)
         assert resp.id == last.id and resp.answer, resp
+
+
+def test_an_adopted_connection_is_answered_from_the_current_image(wcluster: Cluster) -> None:
+    """After an AXFR the control process serves the connection to its end; it answers the
+    queries that follow from the images the workers map (no compiled zone of its own)."""
+    node = wcluster.nodes[0]
+    with Api(node.api) as api:
+        api.add(ZONE, f"adopted.{ZONE}", 300, "A", "192.0.2.77")
+    wait_until(lambda: node.query(f"adopted.{ZONE}").answer, 30)
+    with socket.create_connection((node.host, node.dns_port), timeout=10) as sock:
+        dns.query.send_tcp(sock, dns.message.make_query(ZONE, "AXFR"))
+        soas = 0
+        while soas < 2:  # the transfer ends with the second SOA
+            msg, _ = dns.query.receive_tcp(sock, expiration=time.time() + 10,
+                                           one_rr_per_rrset=True)
+            soas += sum(1 for rrset in msg.answer if rrset.rdtype == dns.rdatatype.SOA)
+        for name, rcode, data in ((f"adopted.{ZONE}", dns.rcode.NOERROR, "192.0.2.77"),
+                                  (f"nowhere.{ZONE}", dns.rcode.NXDOMAIN, "")):
+            q = dns.message.make_query(name, "A")
+            dns.query.send_tcp(sock, q)
+            resp, _ = dns.query.receive_tcp(sock, expiration=time.time() + 10)
+            assert resp.id == q.id and resp.rcode() == rcode, resp
+            assert resp.flags & dns.flags.AA, resp
+            assert data in " ".join(r.to_text() for r in resp.answer), resp
 
 
 def test_metrics_cover_every_worker(wcluster: Cluster) -> None:
