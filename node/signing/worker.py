@@ -66,6 +66,7 @@ class _Zone:
     origin: Name
     signer: ZoneSigner | None = None
     identity: tuple[object, ...] | None = None
+    apex: tuple[object, ...] | None = None  # DnssecState.apex_identity() of the last signing
     stagger_until: float | None = None  # monotonic; None = not staggering
     stagger_done: bool = False  # the first signing was attempted (a retry never re-staggers)
     signed_once: bool = False
@@ -251,6 +252,7 @@ class SigningManager:
     # -- signing ------------------------------------------------------------
     async def _sign(self, z: _Zone, snap: ZoneSnapshot, state: DnssecState) -> None:
         identity = state.signing_identity()
+        apex = state.apex_identity()
         full = z.signer is None or identity != z.identity
         started = self._clock.monotonic()
         try:
@@ -269,6 +271,8 @@ class SigningManager:
             # a head written before versions carried a time falls back to this clock.
             version_time = snap.time or int(self._clock.time())
             changed = None if full else snap.changed
+            if changed is not None and apex != z.apex:  # publication: CDS at the apex
+                changed = changed | {snap.origin}
             signer = z.signer
             assert signer is not None
             result, z.digest_hex = await asyncio.to_thread(
@@ -284,6 +288,7 @@ class SigningManager:
             else:
                 await self._serve_unsigned(z, snap)
             return
+        z.apex = apex
         signed = _replace(snap, nodes=result.nodes, changed=None if full else result.changed,
                           signed=True)
         await self._publish(signed)

@@ -136,6 +136,10 @@ class DnssecState:
         """What, when it changes, requires a full re-sign."""
         c = self.config
         return (self.keyset_id, c.algorithm, c.nsec3, c.iterations, c.salt, c.opt_out,
-                c.validity, c.dnskey_ttl, c.cds_ttl, self.dnskeyset, self.published is not None,
-                self.was_published, c.status == "unsigning",
+                c.validity, c.dnskey_ttl, c.cds_ttl, self.dnskeyset, c.status == "unsigning",
                 tuple(sorted(k.key_id for k in self.keys if k.state == "created")))
+
+    def apex_identity(self) -> tuple[object, ...]:
+        """What, when it changes, re-signs the apex only: publication adds CDS/CDNSKEY there
+        (`with_cds`), which changes the apex's RRsets and its NSEC/NSEC3 type bitmap."""
+        return (self.published is not None, self.was_published)

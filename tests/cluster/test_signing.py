@@ -23,7 +23,7 @@ import pytest
 from tests.cluster.conftest import Cluster, make_cluster
 from tests.support import dnssec as judge
 from tests.support.api import Api
-from tests.support.nodes import NodeProcess
+from tests.support.nodes import NodeProcess, events
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.skipif(not judge.have("ldns-verify-zone") or not judge.have("delv"),
@@ -102,7 +102,7 @@ def verify_axfr(node: NodeProcess, zone: str, tmp: Path) -> None:
         assert res.returncode == 0, f"dnssec-verify on {node.node_id}:\n{res.stdout}{res.stderr}"
 
 
-def test_stagger_then_published(signing_cluster: Cluster) -> None:
+def test_stagger_then_published(signing_cluster: Cluster, tmp_path: Path) -> None:
     c = signing_cluster
     zone = "stagger.test."
     out = sign(c, zone)
@@ -121,6 +121,13 @@ def test_stagger_then_published(signing_cluster: Cluster) -> None:
     assert any(" 2 " in ds for ds in st["ds"])  # SHA-256 DS
     resp = c.nodes[2].query(zone, "CDS")
     assert resp.answer, "CDS appears once published"
+    # Publication adds CDS/CDNSKEY at the apex: that re-signs the apex, not the whole zone.
+    for node in c.nodes:
+        wait_until(lambda n=node: n.query(zone, "CDS").answer, 30, message=f"CDS on {node.node_id}")
+    for node in c.nodes:
+        started = [e for e in events(node, 1501) if e.get("zone") == zone]  # SIGNING_STARTED
+        assert len(started) == 1, f"{node.node_id} signed {zone} in full {len(started)} times"
+    verify_axfr(c.nodes[2], zone, tmp_path)  # the apex re-signed with CDS in its NSEC bitmap
 
 
 @pytest.mark.parametrize(
