@@ -260,8 +260,16 @@ class Replica:
         touched: dict[Name, set[Name] | None] = {}
         reload: dict[Name, ZoneHead] = {}
         removed: set[Name] = set()
+        live: set[bytes] | None = None  # the data prefixes of the served generations
         for ev in events:
-            parsed = self._keys.parse_zone_key(ev.kv.key)
+            key = ev.kv.key
+            if _DATA in key:  # an import writes a whole generation nobody serves yet: skip it
+                if live is None:
+                    live = {self._keys.data_prefix(z, s.head.generation).encode()
+                            for z, s in self._zones.items() if s.head is not None}
+                if key[:key.find(b"/", key.find(_DATA) + len(_DATA)) + 1] not in live:
+                    continue
+            parsed = self._keys.parse_zone_key(key)
             if parsed is None or parsed.kind == "gen":
                 continue
             try:
