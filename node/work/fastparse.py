@@ -11,9 +11,9 @@ dnspython gives, and a file it refuses gives dnspython's result or error.
 Accepted: `$ORIGIN` (absolute) and `$TTL` (seconds); comments; records
 `[owner] [ttl] [IN] TYPE rdata` (TTL and class in either order) spread over
 lines by parentheses; owners of letters, digits, `-`, `_` and a leading
-`*`. Records of A, AAAA, NS, CNAME, PTR and MX with plain targets are built
-here; every other type's rdata is read by `dns.rdata.from_text` (what
-dnspython's reader calls too). TTLs follow dnspython (RFC 2308 mode): an
+`*`. Records of A, AAAA, NS, CNAME, PTR and MX with plain targets, and TXT
+of plain quoted strings, are built here; every other type's rdata is read by
+`dns.rdata.from_text` (what dnspython's reader calls too). TTLs follow dnspython (RFC 2308 mode): an
 RRset's TTL is the smallest of its records'. Refused (dnspython decides):
 other directives, other classes, TTLs with units, escapes in owners, owners
 outside the zone, DNSSEC types, a CNAME with other data, a singleton type
@@ -37,6 +37,8 @@ _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
 _TOKEN = re.compile(r"\s*(\S+)")
 _SPECIAL = re.compile(r'[();"\\]')
+_TXT_STRING = re.compile(r'"([ !#-\[\]-~]*)"')  # printable, no quote or backslash
+_TXT = re.compile(r'"[ !#-\[\]-~]*"(?:[ \t]+"[ !#-\[\]-~]*")*')
 _MAX_TTL = 2**32 - 1
 _NAMED = frozenset({dns.rdatatype.NS, dns.rdatatype.CNAME, dns.rdatatype.PTR})
 _REFUSED_TYPES = frozenset({dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3,
@@ -217,6 +219,11 @@ class _Reader:
                     and int(parts[0]) <= 65535:
                 text = f"{int(parts[0])} {self.absolute(parts[1])}"
                 return text.lower(), text
+        elif rdtype == dns.rdatatype.TXT and _TXT.fullmatch(rdata):
+            strings = _TXT_STRING.findall(rdata)
+            if all(len(string) <= 255 for string in strings):
+                text = " ".join(f'"{string}"' for string in strings)
+                return text, text
         rd = dns.rdata.from_text(dns.rdataclass.IN, rdtype, rdata,
                                  dns.name.from_text(self.origin), False)
         if rdtype == dns.rdatatype.SOA:

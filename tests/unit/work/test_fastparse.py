@@ -63,6 +63,12 @@ txt IN TXT "a  b" "c;d" ( "e"
    "f" )
 sshfp IN SSHFP 1 1 123456789abcdef67890123456789abcdef67890
 """,
+    "plain TXT strings": HEAD + """t1 IN TXT "v=spf1 -all"
+t2 IN TXT "a;b (c)" ""   "x"
+t3 IN TXT "dup"
+t3 IN TXT "dup"
+t4 IN TXT "tab\there"
+""",
     "$ORIGIN changes": HEAD + """$ORIGIN sub.ex.test.
 host IN A 192.0.2.50
     IN AAAA ::1
