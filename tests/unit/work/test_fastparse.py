@@ -69,6 +69,8 @@ t3 IN TXT "dup"
 t3 IN TXT "dup"
 t4 IN TXT "tab\there"
 """,
+    "CRLF line ends, tabs, no final newline": (HEAD + "w\tIN\tA\t192.0.2.80\n"
+                                               "\t600 IN MX 5 mx").replace("\n", "\r\n"),
     "$ORIGIN changes": HEAD + """$ORIGIN sub.ex.test.
 host IN A 192.0.2.50
     IN AAAA ::1
