@@ -38,6 +38,7 @@ from node.store.failures import (
     map_error,
     unavailable,
 )
+from node.store.ranges import KEY_PAGE, read_range
 from node.store.txn import Compare, KeyLike, Op, prefix_range_end, to_bytes, txn_request
 from node.store.values import KeyValue, RangeResult, TlsConfig, TxnResult
 
@@ -159,24 +160,23 @@ class EtcdClient:
         return RangeResult.from_proto(resp)
 
     async def range_all(
-        self, prefix: KeyLike, *, page: int = 1000, revision: int = 0
+        self, prefix: KeyLike, *, page: int = 1000, revision: int = 0,
+        key_page: int = KEY_PAGE,
     ) -> tuple[list[KeyValue], int]:
-        """Every key under `prefix`, read in pages all at one revision.
+        """Every key under `prefix`, all at one revision, in bounded sub-ranges
+        (`node/store/ranges.py`: a large range is split by a keys-only pass first).
 
-        The revision is the first page's (or `revision` if given); returns
+        The revision is the first read's (or `revision` if given); returns
         (kvs in key order, revision). Raises `Compacted` if that revision is
-        compacted while paging.
+        compacted while reading.
         """
-        start, end = to_bytes(prefix), prefix_range_end(prefix)
-        kvs: list[KeyValue] = []
-        while True:
-            result = await self.range(start, end, limit=page, revision=revision)
-            if revision == 0:
-                revision = result.revision
-            kvs.extend(result.kvs)
-            if not result.more or not result.kvs:
-                return kvs, revision
-            start = result.kvs[-1].key + b"\x00"
+
+        async def call(start: bytes, end: bytes, limit: int, rev: int,
+                       keys_only: bool) -> RangeResult:
+            return await self.range(start, end, limit=limit, revision=rev, keys_only=keys_only)
+
+        return await read_range(call, to_bytes(prefix), prefix_range_end(prefix), page=page,
+                                revision=revision, key_page=key_page)
 
     async def put(self, key: KeyLike, value: KeyLike, *, lease: int = 0) -> int:
         req = rpc_pb2.PutRequest(key=to_bytes(key), value=to_bytes(value), lease=lease)

@@ -5,7 +5,9 @@ interpreter that keeps the lease and the watch never holds a zone-sized
 parse; what comes back is plain (key suffix, value) pairs, and writing them
 is key concatenation and batched transactions (etcd caps a txn at 128
 operations and 1.5 MiB), four in flight, the loop yielding every few
-thousand records. A `Progress` callback hears each stage.
+thousand records. A batch that gets no answer (a loaded etcd past the call
+deadline) is sent again: the generation is not live until it is activated, so
+putting the same keys twice is harmless. A `Progress` callback hears each stage.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import dns.name
 import dns.rdatatype
 import dns.rrset
 
+from node.errors import EtcdUnavailable
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout, name_component
 from node.store.txn import Op
@@ -28,6 +31,7 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 BATCH_OPS = 100
 BATCH_BYTES = 1_000_000
 IN_FLIGHT = 4
+WRITE_ATTEMPTS = 5  # a batch without an answer is sent again (the generation is not live)
 
 
 def quiet(stage: str, done: int, total: int) -> None:
@@ -74,7 +78,14 @@ class BulkWriter:
 
         async def write(batch: list[Op]) -> None:
             async with sem:
-                await self._etcd.txn(when=[], then=batch)
+                for attempt in range(WRITE_ATTEMPTS):
+                    try:
+                        await self._etcd.txn(when=[], then=batch)
+                        break
+                    except EtcdUnavailable:  # applied or not: the same puts again are harmless
+                        if attempt == WRITE_ATTEMPTS - 1:
+                            raise
+                        await asyncio.sleep(0.5 * (attempt + 1))
             written[0] += len(batch)
             progress("writing", written[0], len(records))
 

@@ -18,6 +18,7 @@ store's `Watch` does that), so nothing is lost.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import inspect
 import logging
 import time
@@ -35,6 +36,7 @@ from node.errors import EtcdUnavailable, NodeError
 from node.events import Event, emit
 from node.store.client import Compacted, EtcdClient, KeyValue, WatchCanceled
 from node.store.keys import KeyLayout, ZoneKey
+from node.zones.decode import build_nodes
 from node.zones.dnssec import DnssecConfig, DnssecState, Published
 from node.zones.model import ZoneConfig, ZoneHead, ZoneSnapshot, rrset_from_json, with_serial
 
@@ -44,6 +46,7 @@ Name = dns.name.Name
 OnUpdate = Callable[[ZoneSnapshot], Awaitable[None] | None]
 OnRemove = Callable[[Name], Awaitable[None] | None]
 OnSecondary = Callable[[ZoneConfig], Awaitable[None] | None]
+_DATA = b"/data/"
 _Owner = MappingProxyType  # owner's types map, immutable once published
 
 
@@ -183,8 +186,11 @@ class Replica:
                      error=str(exc))
                 await asyncio.sleep(self._retry)
         fresh: dict[Name, _ZoneState] = {}
-        data: dict[Name, list[KeyValue]] = {}
+        data: list[KeyValue] = []  # every generation's data keys, in key order
         for kv in kvs:
+            if _DATA in kv.key:  # zone names are escaped: only a data key holds "/data/"
+                data.append(kv)
+                continue
             parsed = self._keys.parse_zone_key(kv.key)
             if parsed is None:
                 continue
@@ -194,18 +200,18 @@ class Replica:
                     state.config = ZoneConfig.from_json(kv.value)
                 elif parsed.kind == "head":
                     state.head = ZoneHead.from_json(kv.value)
-                elif parsed.kind == "data":
-                    data.setdefault(parsed.zone, []).append(kv)
                 elif parsed.kind in _META_KINDS:
                     state.apply_meta(parsed.kind, parsed.key_id, kv)
             except (ValueError, KeyError, TypeError, dns.exception.DNSException) as exc:
                 emit(Event.ZONE_LOAD_FAILED, level=logging.ERROR, key=kv.key, error=str(exc))
+        keys = [kv.key for kv in data]
         for zone, state in fresh.items():
             if state.head is None:
                 continue
-            gen = state.head.generation
-            current = [kv for kv in data.get(zone, ()) if self._generation_of(kv) == gen]
-            state.nodes = await asyncio.to_thread(self._build_nodes, current)
+            prefix = self._keys.data_prefix(zone, state.head.generation).encode()
+            current = data[bisect.bisect_left(keys, prefix):
+                           bisect.bisect_left(keys, prefix[:-1] + b"0")]  # "/" + 1
+            state.nodes = await asyncio.to_thread(build_nodes, prefix, current)
         removed = [z for z in self._zones if z not in fresh or fresh[z].head is None]
         self._zones = {z: s for z, s in fresh.items() if s.head is not None}
         for zone in removed:
@@ -216,24 +222,6 @@ class Replica:
         self.loaded.set()
         emit(Event.ZONE_LOADED, zones=len(self._zones), revision=revision)
         return revision
-
-    def _generation_of(self, kv: KeyValue) -> int:
-        parsed = self._keys.parse_zone_key(kv.key)
-        return -1 if parsed is None else parsed.generation
-
-    def _build_nodes(self, kvs: object) -> dict[Name, MappingProxyType[int, dns.rrset.RRset]]:
-        raw: dict[Name, dict[int, dns.rrset.RRset]] = {}
-        for kv in kvs:  # type: ignore[attr-defined]
-            parsed = self._keys.parse_zone_key(kv.key)
-            if parsed is None or parsed.owner is None:
-                continue
-            try:
-                raw.setdefault(parsed.owner, {})[parsed.rdtype] = rrset_from_json(
-                    parsed.owner, parsed.rdtype, kv.value
-                )
-            except Exception as exc:  # a bad value must not stop the node
-                emit(Event.ZONE_LOAD_FAILED, level=logging.ERROR, key=kv.key, error=str(exc))
-        return {owner: MappingProxyType(types) for owner, types in raw.items()}
 
     # -- watching ---------------------------------------------------------
     async def run(self) -> None:
@@ -272,8 +260,16 @@ class Replica:
         touched: dict[Name, set[Name] | None] = {}
         reload: dict[Name, ZoneHead] = {}
         removed: set[Name] = set()
+        live: set[bytes] | None = None  # the data prefixes of the served generations
         for ev in events:
-            parsed = self._keys.parse_zone_key(ev.kv.key)
+            key = ev.kv.key
+            if _DATA in key:  # an import writes a whole generation nobody serves yet: skip it
+                if live is None:
+                    live = {self._keys.data_prefix(z, s.head.generation).encode()
+                            for z, s in self._zones.items() if s.head is not None}
+                if key[:key.find(b"/", key.find(_DATA) + len(_DATA)) + 1] not in live:
+                    continue
+            parsed = self._keys.parse_zone_key(key)
             if parsed is None or parsed.kind == "gen":
                 continue
             try:
@@ -312,7 +308,8 @@ class Replica:
             emit(Event.ZONE_RELOAD_FAILED, level=logging.WARNING, zone=zone,
                  generation=head.generation, revision=revision, error=str(exc))
             raise
-        return await asyncio.to_thread(self._build_nodes, kvs)
+        prefix = self._keys.data_prefix(zone, head.generation).encode()
+        return await asyncio.to_thread(build_nodes, prefix, kvs)
 
     def _apply_event(self, parsed: ZoneKey, is_put: bool, kv: KeyValue,
                      touched: dict[Name, set[Name] | None], reload: dict[Name, ZoneHead],

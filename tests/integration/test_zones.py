@@ -10,7 +10,7 @@ import dns.rrset
 import dns.zone
 import pytest
 
-from node.errors import Conflict, NotFound, ValidationError
+from node.errors import Conflict, EtcdUnavailable, NotFound, ValidationError
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.zones.model import ZoneSnapshot
@@ -179,3 +179,33 @@ async def test_load_after_the_fact_matches(env, etcd_client: EtcdClient) -> None
                            and replica.snapshot(Z).serial == fresh.snapshot(Z).serial, 5)
     a, b = replica.snapshot(Z), fresh.snapshot(Z)
     assert {k: dict(v) for k, v in a.nodes.items()} == {k: dict(v) for k, v in b.nodes.items()}
+
+
+async def test_an_import_batch_without_an_answer_is_written_again(
+    etcd: object, etcd_client: EtcdClient, key_prefix: str
+) -> None:
+    """A batch of a new generation whose txn got no answer (a loaded etcd past the
+    deadline: the write may or may not be applied) is sent again: writing the same keys
+    into a generation nobody reads yet is idempotent. It failed the whole 1M-name import."""
+
+    class LosesAnswers(EtcdClient):
+        lost = 0
+
+        async def txn(self, when, then, otherwise=()):  # type: ignore[no-untyped-def]
+            result = await super().txn(when, then, otherwise)
+            if len(then) > 50 and self.lost < 2:  # a data batch: applied, answer lost
+                self.lost += 1
+                raise EtcdUnavailable("etcd Txn: no answer within the deadline (test)")
+            return result
+
+    client = LosesAnswers(etcd_client.endpoints, timeout=2.0)
+    await client.connect()
+    try:
+        repo = ZoneRepository(client, KeyLayout(key_prefix))
+        info = await repo.import_zone(Z, zone_text(300, "x"))
+        assert client.lost == 2
+        assert info.rrset_count == 3 + 300
+        snap = await repo.snapshot(Z)
+        assert len(snap.nodes) == 2 + 300
+    finally:
+        await client.close()

@@ -1,0 +1,76 @@
+"""node/zones/decode.py builds the same RRsets and names as dnspython's text readers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dns.exception
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from bench import zonegen
+from node.store.keys import KeyLayout, name_from_text
+from node.store.values import KeyValue
+from node.work.zoneparse import parse_with_dnspython
+from node.zones.decode import build_nodes, rrset_from_json
+
+EXTRA = """ns2 IN NS a\\.b.other.test.
+odd IN MX 5 \\@weird.other.test.
+odd IN TXT "x y"
+_s._tcp IN SRV 1 2 3 t
+esc\\.aped IN A 192.0.2.5
+"""
+
+
+def reference(owner: dns.name.Name, rdtype: int, data: bytes) -> dns.rrset.RRset:
+    obj = json.loads(data)
+    return dns.rrset.from_rdata_list(owner, obj["ttl"], [
+        dns.rdata.from_text(dns.rdataclass.IN, rdtype, text) for text in obj["rdata"]])
+
+
+def test_stored_values_and_owners_read_as_dnspython_reads_them(tmp_path: Path) -> None:
+    gen = zonegen.generate(tmp_path, 2000)
+    text = gen.zone_file.read_text() + EXTRA
+    layout = KeyLayout("/p/")
+    zone = dns.name.from_text(gen.origin)
+    prefix = layout.data_prefix(zone, 9)
+    records = parse_with_dnspython(text, gen.origin).records
+    kvs = [KeyValue((prefix + suffix).encode(), value, 1, 1, 1, 0) for suffix, value in records]
+    nodes = build_nodes(prefix.encode(), kvs)
+    assert sum(len(types) for types in nodes.values()) == len(records)
+    for suffix, value in records:
+        owner_text, _, type_text = suffix.rpartition("/")
+        owner = dns.name.from_text(owner_text.replace("%2F", "/").replace("%25", "%"))
+        rdtype = dns.rdatatype.from_text(type_text)
+        want = reference(owner, rdtype, value)
+        got = rrset_from_json(owner, rdtype, value)
+        assert got == want and got.ttl == want.ttl
+        assert [rd.to_text() for rd in got] == [rd.to_text() for rd in want]
+        assert nodes[owner][rdtype] == want
+
+
+def test_plain_names_split_as_dnspython_reads_them() -> None:
+    for text in ("a.b.", "*.Mixed-Case_x.test.", "x" * 63 + ".t.", "."):
+        name = name_from_text(text)
+        assert name == dns.name.from_text(text)
+        assert name.labels == dns.name.from_text(text).labels
+
+
+def test_a_records_are_built_whole_without_the_second_address_check() -> None:
+    from node.zones import decode
+
+    assert decode._FAST_A  # this dnspython builds an A as decode expects
+    for text in ("192.0.2.1", "0.0.0.0", "255.255.255.255", "10.0.10.100"):
+        fast = decode.rdata_from_text(dns.rdatatype.A, text)
+        slow = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.A, text)
+        assert decode._same(fast, slow) and fast == slow and hash(fast) == hash(slow)
+    for bad in ("192.0.2.01", "192.0.2.256", "1.2.3"):  # dnspython's own reader says why
+        try:
+            decode.rdata_from_text(dns.rdatatype.A, bad)
+        except dns.exception.SyntaxError:
+            continue
+        raise AssertionError(f"{bad} was accepted")
