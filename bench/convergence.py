@@ -14,6 +14,11 @@ as they would on a small host; the poller's busy loop costs some CPU.
 
     .venv/bin/python -m bench.convergence --changes 1000
     .venv/bin/python -m bench.convergence --sign     # signed zone: wait for A + RRSIG
+    .venv/bin/python -m bench.convergence --sign --names 100000 --changes 40
+
+With `--names N` the zone is first imported from a generated N-name zone
+(`bench.zonegen`, under the same origin) instead of the three-record one, so
+a change lands in a zone of that size; setup waits scale with N.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from bench.procs import (
     write_kek,
 )
 from bench.signing import sign_node, wait_signed
+from bench.zonegen import generate
 
 ZONE = "conv.test."
 SIGNED_SAMPLE = [(ZONE, wire.TYPE_SOA), (f"ns1.{ZONE}", wire.TYPE_A)]
@@ -134,18 +140,26 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
     writer = nodes[0][1]
     print(f"etcd {etcd}, prefix {prefix}; nodes "
           + ", ".join(f"{a.node_id} dns {a.host}:{a.dns_port} api {a.api}" for _, a in nodes))
-    channel = grpc.insecure_channel(writer.api)
+    text = ZONE_TEXT
+    if args.names:
+        text = generate(ps.workdir / "zone", names=args.names, origin=ZONE).zone_file.read_text()
+    setup = max(120.0, args.names / 1000 * 6)  # seconds: import and sign scale with the zone
+    channel = grpc.insecure_channel(writer.api, options=[
+        ("grpc.max_send_message_length", 256 << 20)])
     try:
+        t0 = time.monotonic()
         resp = zone_pb2_grpc.ZoneServiceStub(channel).ImportZone(
-            zone_pb2.ImportZoneRequest(name=ZONE, text=ZONE_TEXT, create_if_missing=True),
-            timeout=30)
+            zone_pb2.ImportZoneRequest(name=ZONE, text=text, create_if_missing=True),
+            timeout=setup)
         for proc, a in nodes:
-            wait_serial(proc, a.host, a.dns_port, ZONE, resp.zone.serial, 30)
+            wait_serial(proc, a.host, a.dns_port, ZONE, resp.zone.serial, setup)
+        print(f"{ZONE} imported ({args.names or 1} names) and served by all three nodes in "
+              f"{time.monotonic() - t0:.1f} s")
         if args.sign:
             t0 = time.monotonic()
-            sign_node(writer, ZONE, 120)
+            sign_node(writer, ZONE, setup)
             for proc, a in nodes:
-                wait_signed(proc, a.host, a.dns_port, SIGNED_SAMPLE, 120)
+                wait_signed(proc, a.host, a.dns_port, SIGNED_SAMPLE, setup)
             print(f"{ZONE} signed (ECDSA P-256 KSK+ZSK, NSEC) and served signed by all three "
                   f"nodes in {time.monotonic() - t0:.1f} s; polling with DO=1 for A + RRSIG")
         records = record_pb2_grpc.RecordServiceStub(channel)
@@ -155,6 +169,15 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
             s.connect((a.host, a.dns_port))
             s.setblocking(False)
             socks[a.node_id] = s
+        if args.names:  # not counted: waits out the full images that follow a big import/sign
+            t0 = time.monotonic()
+            text0, raw0 = _address(0)
+            records.AddRecords(record_pb2.AddRecordsRequest(
+                zone=ZONE, rrset=common_pb2.RRset(owner="warmup", ttl=60, type="A",
+                                                  rdata=[text0])), timeout=setup)
+            seen0 = poll_until(socks, f"warmup.{ZONE}", raw0, setup, args.sign)
+            print(f"warm-up change answered by {len(seen0)} of {len(socks)} nodes in "
+                  f"{time.monotonic() - t0:.1f} s (not counted)")
         ack_lat: list[float] = []
         lag: dict[str, list[float]] = {n: [] for n in socks}
         both: list[float] = []
@@ -213,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--changes", type=int, default=1000)
     p.add_argument("--sign", action="store_true",
                    help="sign the zone first; a change counts once answered with its RRSIG")
+    p.add_argument("--names", type=int, default=0,
+                   help="import a generated zone of this many names first (bench.zonegen)")
     p.add_argument("--change-timeout", type=float, default=10.0,
                    help="seconds to wait for nodes 2 and 3 to answer one change")
     p.add_argument("--max-seconds", type=float, default=900.0, help="bound on the whole run")

@@ -51,6 +51,7 @@ from node.dnssec.params import SignedResult, SigningParams
 from node.dnssec.signer import SigningKey, check_rrsigs_cover, rrsig_rrset, sign_batch
 from node.dnssec.tree import GENERATED, NodeTypes, ZoneTree
 from node.errors import ValidationError
+from node.zones.layered import LayeredNodes
 from node.zones.model import Name, NodeMap
 
 T = dns.rdatatype
@@ -88,6 +89,7 @@ class ZoneSigner:
         self._heap: list[tuple[int, int, CKey, int]] = []
         self._seq = 0
         self._out: dict[Name, Mapping[int, dns.rrset.RRset]] = {}
+        self._last: LayeredNodes | None = None  # the nodes of the last result
         self._members: dict[CKey, Types] = {}
         self._chain: NsecChain | Nsec3Chain | None = None
         self.set_keys(keys, published_keys, dnskey_rrsigs)
@@ -186,7 +188,11 @@ class ZoneSigner:
         assert changed is not None
         if self._apex_pending:
             changed = changed | {self.origin}
-        return self._sign_incremental(nodes, changed, now)
+        try:
+            return self._sign_incremental(nodes, changed, now)
+        except BaseException:
+            self._last = None  # the next result is made whole from the output map
+            raise
 
     def _new_chain(self, ttl: int) -> NsecChain | Nsec3Chain:
         d = self.params.denial
@@ -405,7 +411,9 @@ class ZoneSigner:
         if self._external:  # served, so it counts for expiry, but it is not refreshed here
             external = min(rd.expiration for rd in self._external)  # type: ignore[attr-defined]
             earliest = min(own, external)
+        # the last result plus the changed owners: O(changed), no copy of the zone
+        self._last = nodes = LayeredNodes.following(self._last, changed, self._out)
         return SignedResult(
-            nodes=MappingProxyType(dict(self._out)), changed=changed, signatures_made=made,
+            nodes=nodes, changed=changed, signatures_made=made,
             earliest_expiration=earliest, next_refresh=own - self.params.refresh,
         )

@@ -15,7 +15,11 @@ non-terminal counts, zone cuts), the eager answers and the lazy answer cache.
   name (reverse-dependency map), names below an added or removed cut, and the
   apex (the SOA serial changes every version). The lazy cache starts empty,
   since negative answers carry the SOA. The result is byte-identical to a full
-  build (tested).
+  build (tested). `evolve(..., reuse=True)` takes prev's indexes over and
+  updates them in place (no O(zone) copy; prev must not be used again: for an
+  owner of a private chain of versions, such as `ImageBuilder`), and
+  `touched` records, per answer key it re-rendered or dropped, the entry the
+  previous version had (None: none), so an overlay needs no walk of the zone.
 
 DO bit: for an unsigned zone DO=1 answers equal DO=0 answers. For a signed
 zone (`snapshot.signed`) DO=0 answers are the plain ones above (NSEC3 owners
@@ -74,6 +78,7 @@ class CompiledZone:
         "rdeps",
         "sigs",
         "snapshot",
+        "touched",
         "transfer_networks",
     )
 
@@ -98,6 +103,9 @@ class CompiledZone:
         self.sigs = SigCache()
         self.owned: set[bytes] = set()  # rdeps entries whose set this version may mutate
         self.transfer_networks: tuple[Network, ...] = _networks(snapshot.config.allow_transfer)
+        # evolve only: answer key -> prev's entry (None: none) for every key it re-rendered
+        # or dropped; with `cut_changes`, what an overlay on an older version must rewrite
+        self.touched: dict[bytes, Entry | None] = {}
 
     # --- queries -------------------------------------------------------------
 
@@ -203,8 +211,10 @@ class CompiledZone:
         return zone
 
     @classmethod
-    def evolve(cls, prev: CompiledZone, snapshot: ZoneSnapshot) -> CompiledZone:
-        """`snapshot` compiled reusing `prev` where `snapshot.changed` allows it."""
+    def evolve(cls, prev: CompiledZone, snapshot: ZoneSnapshot,
+               reuse: bool = False) -> CompiledZone:
+        """`snapshot` compiled reusing `prev` where `snapshot.changed` allows it; with
+        `reuse`, prev's indexes are updated in place (prev must not be used again)."""
         if (
             snapshot.changed is None
             or prev.snapshot.origin != snapshot.origin
@@ -221,21 +231,27 @@ class CompiledZone:
             assert prev.denial is not None
             zone.sigs = prev.sigs
             zone.denial = DenialIndex.evolve(
-                prev.denial, snapshot.nodes, {*snapshot.changed, snapshot.origin}
+                prev.denial, snapshot.nodes, {*snapshot.changed, snapshot.origin}, reuse
             )
-        zone.names = dict(prev.names)
-        zone.below = dict(prev.below)
-        zone.cuts = set(prev.cuts)
-        zone.answers = dict(prev.answers)
-        zone.fdeps = dict(prev.fdeps)
-        zone.rdeps = dict(prev.rdeps)  # sets are copied on write in _set_deps
+        if reuse:
+            zone.names, zone.below, zone.cuts = prev.names, prev.below, prev.cuts
+            zone.answers, zone.fdeps, zone.rdeps = prev.answers, prev.fdeps, prev.rdeps
+            zone.owned = _ALL  # every rdeps set is this version's own
+        else:
+            zone.names = dict(prev.names)
+            zone.below = dict(prev.below)
+            zone.cuts = set(prev.cuts)
+            zone.answers = dict(prev.answers)
+            zone.fdeps = dict(prev.fdeps)
+            zone.rdeps = dict(prev.rdeps)  # sets are copied on write in _set_deps
         changed = {answer.name_wire(n) for n in snapshot.changed}
         changed.add(zone.origin)
         wire_to_name = {answer.name_wire(n): n for n in snapshot.changed}
         wire_to_name[zone.origin] = snapshot.origin
         cut_changes: set[bytes] = set()
+        olds: dict[bytes, Types | None] = {}  # the changed owners' types in prev
         for owner in changed:
-            old = zone.names.get(owner)
+            old = olds[owner] = zone.names.get(owner)
             new = snapshot.nodes.get(wire_to_name[owner])
             was_cut = owner in zone.cuts
             if old is not None:
@@ -253,15 +269,19 @@ class CompiledZone:
             for owner in zone.names:
                 if any(_under(owner, c) for c in cut_changes):
                     redo.add(owner)
+        touched, answers = zone.touched, zone.answers
         for owner in redo:
-            old_types = prev.names.get(owner)
+            old_types = olds[owner] if owner in olds else zone.names.get(owner)
             if old_types is not None:
                 for rdtype in old_types:
                     key = _key(owner, rdtype)
-                    zone.answers.pop(key, None)
+                    touched[key] = answers.pop(key, None)
                     zone._set_deps(key, ())
-            if owner in zone.names:
+            new_types = zone.names.get(owner)
+            if new_types is not None:
                 zone._render_owner(owner)
+                for rdtype in new_types:
+                    touched.setdefault(_key(owner, rdtype), None)
         zone.owned = set()
         return zone
 
@@ -330,6 +350,22 @@ class CompiledZone:
             keys = self.rdeps[name] = set(keys)
             self.owned.add(name)
         return keys
+
+
+class _All(set[bytes]):
+    """`owned` of an evolve that took prev's indexes over: every rdeps set is its own."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+    def add(self, name: bytes) -> None:
+        pass
+
+    def discard(self, name: bytes) -> None:
+        pass
+
+
+_ALL = _All()
 
 
 def _under(name: bytes, ancestor: bytes) -> bool:

@@ -31,6 +31,7 @@ from node.signing.faults import Faults
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.zones.dnssec import DnssecState
+from node.zones.layered import LayeredNodes
 from node.zones.model import NodeMap, ZoneSnapshot
 
 
@@ -103,6 +104,8 @@ def with_cds(snap: ZoneSnapshot, state: DnssecState) -> NodeMap:
     apex = dict(snap.nodes.get(snap.origin, {}))
     apex[dns.rdatatype.CDS] = cds
     apex[dns.rdatatype.CDNSKEY] = cdnskey
+    if isinstance(snap.nodes, LayeredNodes):  # the replica's: one owner more, no copy
+        return snap.nodes.updated({snap.origin: MappingProxyType(apex)})
     nodes = dict(snap.nodes)
     nodes[snap.origin] = MappingProxyType(apex)
     return MappingProxyType(nodes)

@@ -38,6 +38,7 @@ from node.store.client import Compacted, EtcdClient, KeyValue, WatchCanceled
 from node.store.keys import KeyLayout, ZoneKey
 from node.zones.decode import build_nodes
 from node.zones.dnssec import DnssecConfig, DnssecState, Published
+from node.zones.layered import LayeredNodes
 from node.zones.model import ZoneConfig, ZoneHead, ZoneSnapshot, rrset_from_json, with_serial
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class _ZoneState:
     head: ZoneHead | None = None
     nodes: dict[Name, MappingProxyType[int, dns.rrset.RRset]] = field(default_factory=dict)
     snapshot: ZoneSnapshot | None = None
+    unpublished: bool = False  # data changed that no snapshot has: the next is built whole
     # DNSSEC: zones/<z>/{dnssec,published,ever-published,keymaster,dnskeyset,keys/*}
     dnssec: DnssecConfig | None = None
     dnssec_revision: int = 0
@@ -365,6 +367,7 @@ class Replica:
     async def _publish(
         self, zone: Name, state: _ZoneState, revision: int, changed: set[Name] | None
     ) -> None:
+        stale, state.unpublished = state.unpublished, True  # until a snapshot has this data
         if state.config is None or state.head is None:
             return
         if state.config.secondary or state.config.file_backed:  # data not in etcd
@@ -388,17 +391,21 @@ class Replica:
         prev = state.snapshot
         if changed is not None:
             changed = set(changed) | {zone}
+        # the owner map is handed on as the previous version's plus the changed owners
+        # (LayeredNodes: O(changed), not a copy of the zone), unless this is the first
+        nodes = LayeredNodes.following(None if prev is None or stale else prev.nodes,
+                                       changed, state.nodes)
         snap = ZoneSnapshot(
             config=state.config,
             serial=state.head.serial,
             revision=revision,
-            nodes=MappingProxyType(dict(state.nodes)),
+            nodes=nodes,
             changed=None if (prev is None or changed is None) else frozenset(changed),
             generation=state.head.generation,
             dnssec=state.build_dnssec(),
             time=state.head.time,
         )
-        state.snapshot = snap
+        state.snapshot, state.unpublished = snap, False
         if self._on_update is not None:
             try:
                 await _call(self._on_update, snap)
