@@ -17,8 +17,9 @@ pieces cached by what they depend on, never by the query name:
   `render.AnswerBuilder` applies (`NameCompressor`: against the question and
   the owners written before), so the bytes equal the general path's.
 
-Anything else (cuts, wildcards, overlays' lazily found proofs included)
-returns None and takes `resolve`'s general path. The caches here hold
+In an overlay the proof is looked up through both layers (`ZoneImage.cover`
+and friends) and not cached. Anything else (cuts, wildcards) returns None
+and takes `resolve`'s general path. The caches here hold
 nothing per query name: a flood adds at most one entry per proof piece, in a
 table of bounded size that evicts its oldest first.
 """
@@ -77,9 +78,12 @@ def nxdomain(img: ZoneImage, lname: bytes, qtype: int, qlen: int, do: int) -> En
             if len(memo) < ENTRIES_MAX:
                 memo[key] = entry
         return entry
-    if img.base is not None or not img.count:
-        return None  # an overlay: proofs merged from two layers (general path)
-    pieces = _proof(img, lname, ce, node)
+    if img.base is not None:  # an overlay: proofs merged from both layers, by key
+        pieces = _merged_proof(img, lname, ce, node)
+    elif img.count:
+        pieces = _proof(img, lname, ce, node)
+    else:
+        return None
     if pieces is None:
         return None
     rendered = _render(img, lname, origin_pos, pieces)
@@ -148,6 +152,30 @@ def _proof(img: ZoneImage, lname: bytes, ce: bytes, node: Node) -> list[Piece] |
     if wild != match and wild != cover:
         out.append(wild)
     return [_piece(img, i) for i in out]
+
+
+def _merged_proof(img: ZoneImage, lname: bytes, ce: bytes, node: Node) -> list[Piece] | None:
+    """As `_proof` for an overlay, through `ZoneImage.match`/`cover`/`wildcard` (which
+    merge the layers), not cached; as `resolve._Proofs.nxdomain`, each owner once."""
+    found: list[Piece | None] = []
+    if img.nsec3:
+        enc = ce
+        match = img.match(enc, node)
+        while match is None and enc != img.origin:  # opt-out: up to a provable encloser
+            enc = enc[enc[0] + 1 :]
+            match = img.match(enc, img.node(enc))
+        nc = lname
+        while len(nc[nc[0] + 1 :]) > len(enc):  # the next closer name
+            nc = nc[nc[0] + 1 :]
+        found += (match, img.cover(nc))
+    else:
+        found.append(img.cover(lname))
+    found.append(img.wildcard(ce, node))
+    out: list[Piece] = []
+    for piece in found:
+        if piece is not None and all(p[0] != piece[0] for p in out):
+            out.append(piece)
+    return out
 
 
 def _render(img: ZoneImage, lname: bytes, origin_pos: int,

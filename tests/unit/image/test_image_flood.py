@@ -1,6 +1,7 @@
 """The random-subdomain flood on images: NXDOMAIN assembled from pieces cached by proof
 (`node.image.negative`) equals `ZoneTable`'s answer byte for byte, whatever the name's
-length, depth and octets, and its caches stay bounded however many names are asked."""
+length, depth and octets, and its caches stay bounded however many names are asked.
+Overlays' merged proofs on that path: `test_image_overlay.py` (the differential keys)."""
 
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ def test_proof_caches_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(img.pieces) <= 8 and len(img.memo) <= 16
 
 
-def test_overlays_and_the_root_take_the_general_path() -> None:
+def test_the_root_zone_takes_the_general_path() -> None:
     root = snapshot_from_text("@ 300 SOA ns h 1 2 3 4 5\n@ 300 NS ns\nns 300 A 192.0.2.1\n"
                               "com 300 NS ns.com\nns.com 300 A 192.0.2.2\n", ".", revision=1)
     img = _compare(root, n=300)
