@@ -3,8 +3,8 @@
     .venv/bin/python -m bench.image [--names 100000] [--workers 2] [--probes 20000]
 
 Generates the `bench.zonegen` zone, signs it (ECDSA P-256 KSK + ZSK, NSEC3, no
-salt, 0 iterations, WORKERS signing processes; not timed), then, in this one
-process: builds the `CompiledZone` and the image (timed), writes and maps the
+salt, 0 iterations, or NSEC with --nsec; WORKERS signing processes; not timed),
+then, in this one process: builds the `CompiledZone` and the image (timed), writes and maps the
 image, and measures `lookup(key, do)` of `ImageTable` and `ZoneTable` on keys
 that are not in the answer cache yet (each key asked once), per kind:
 pre-rendered positive answers (hit), NODATA (existing name, absent type),
@@ -52,13 +52,14 @@ from node.zones.model import ZoneSnapshot, freeze_nodes, snapshot_from_text
 T = dns.rdatatype
 
 
-def sign(snap: ZoneSnapshot, workers: int) -> tuple[ZoneSnapshot, ZoneSigner]:
+def sign(snap: ZoneSnapshot, workers: int, nsec3: bool = True
+         ) -> tuple[ZoneSnapshot, ZoneSigner]:
     now = datetime.now(UTC)
     keys = []
     for role in ("ksk", "zsk"):
         key, pem = new_key(snap.origin, 13, role, now=now)  # type: ignore[arg-type]
         keys.append(SigningKey(key, load_private_key(pem)))
-    params = SigningParams(denial=DenialParams(nsec3=True, iterations=0, salt=b""))
+    params = SigningParams(denial=DenialParams(nsec3=nsec3, iterations=0, salt=b""))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         signer = ZoneSigner(snap.origin, params, keys, pool=pool)
         result = signer.sign(snap.nodes, None, int(time.time()))
@@ -184,13 +185,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--probes", type=int, default=20_000)
     p.add_argument("--changes", type=int, default=5, help="single-record changes (overlays)")
     p.add_argument("--repeat", type=int, default=3, help="lookup runs per kind (the best counts)")
+    p.add_argument("--nsec", action="store_true", help="sign with NSEC instead of NSEC3")
     args = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-image-"))
     try:
         gen = generate(work, names=args.names)
         plain = snapshot_from_text(gen.zone_file.read_text(), gen.origin, revision=1)
         began = time.perf_counter()
-        signed, signer = sign(plain, args.workers)
+        signed, signer = sign(plain, args.workers, nsec3=not args.nsec)
         sign_s = time.perf_counter() - began
         print(f"zone {gen.origin}: {gen.names} names, {gen.rrsets} RRsets; signed in "
               f"{sign_s:.1f} s (not part of the figures below)")

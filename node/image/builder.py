@@ -158,6 +158,9 @@ class ImageWriter:
         else:
             recs = [self._put(L.U16.pack(len(k)) + k + L.U32.pack(o)) for k, o in keyed]
             table = self._put(b"".join(L.U32.pack(r) for r in recs))
+            self.out += b"\x00" * (L.align8(len(self.out)) - len(self.out))
+            skip = len(L.canonical_key(self.zone.origin))  # every key starts with the origin's
+            self._put(b"".join(L.PREFIX.pack(L.sort_prefix(k[skip:])) for k in keys))
         return table, len(keys), keys
 
     def _denial_key(self, name: bytes) -> bytes:

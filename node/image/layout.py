@@ -15,7 +15,7 @@ import struct
 import zlib
 
 MAGIC = b"DNSCIMG\x00"
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 
 # header flags
 F_SIGNED = 1  # DO=1 answers differ from DO=0 answers (DNSSEC data present)
@@ -66,10 +66,25 @@ ANY = 255
 
 # denial table: NSEC3: `count` sorted 20-octet hashes, then `count` u32 piece offsets,
 # then the bucket index: bits k (u32), then 2**k + 1 u32 start positions (see `buckets`);
-# NSEC: `count` u32 offsets of key records (u16 length, canonical key, u32 piece offset)
+# NSEC: `count` u32 offsets of key records (u16 length, canonical key, u32 piece offset),
+# then, 8-aligned, `count` u64 sort prefixes (see `sort_prefix`) in the same order
 HASH_LEN = 20
 U32 = struct.Struct("<I")
 U16 = struct.Struct("<H")
+PREFIX_LEN = 8
+PREFIX = struct.Struct("<Q")
+
+
+def align8(off: int) -> int:
+    return off + (-off % 8)
+
+
+def sort_prefix(relative_key: bytes) -> int:
+    """The u64 an NSEC entry is bisected by first: the first 8 octets of its canonical key
+    after the origin's canonical key (which every key of the zone starts with), zero-padded,
+    read big-endian. Non-decreasing in key order, so a bisect of the prefixes (in C) leaves
+    only the entries of equal prefix to compare by whole key."""
+    return int.from_bytes(relative_key[:PREFIX_LEN].ljust(PREFIX_LEN, b"\x00"), "big")
 
 
 def tag(key: bytes) -> int:

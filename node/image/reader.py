@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import mmap
+import sys
+from bisect import bisect_left, bisect_right
+from collections import OrderedDict
 from pathlib import Path
 from zlib import crc32
 
@@ -31,33 +34,10 @@ _NODE = bytes((L.KIND_NODE,))
 class ZoneImage:
     """One immutable zone version; build with `open(path)` or `from_bytes(buf)`."""
 
-    __slots__ = (
-        "_bucket_off",
-        "_bucket_shift",
-        "_buf",
-        "_denial",
-        "_hash",
-        "_mask",
-        "_mm",
-        "apex",
-        "apex_wild",
-        "base",
-        "base_revision",
-        "count",
-        "iterations",
-        "neg_soa",
-        "neg_soa_do",
-        "nsec3",
-        "origin",
-        "overlay",
-        "path",
-        "records",
-        "revision",
-        "salt",
-        "serial",
-        "signed",
-        "size",
-    )
+    __slots__ = ("_bucket_off", "_bucket_shift", "_buf", "_denial", "_hash", "_mask", "_mm",
+                 "_prefix", "_skip", "apex", "apex_wild", "base", "base_revision", "count",
+                 "iterations", "memo", "neg_soa", "neg_soa_do", "nsec3", "origin", "overlay",
+                 "path", "pieces", "records", "revision", "salt", "serial", "signed", "size")
 
     def __init__(self, buf: bytes | mmap.mmap, path: Path | None = None,
                  mm: mmap.mmap | None = None, base: ZoneImage | None = None) -> None:
@@ -86,6 +66,10 @@ class ZoneImage:
         self._denial = denial_off
         self.count: int = count
         self._bucket_off = self._bucket_shift = 0
+        self._skip = len(L.canonical_key(self.origin))  # every NSEC key starts with it
+        self._prefix: memoryview | None = None  # the NSEC sort prefixes, bisected in C
+        self.memo: dict[tuple[int, ...], object] = {}  # node.image.negative's, bounded
+        self.pieces: OrderedDict[int, Piece] = OrderedDict()  # node.image.negative's, bounded
         if self.nsec3:  # the bucket index after the hashes and piece offsets
             at = denial_off + (L.HASH_LEN + 4) * count
             self._bucket_shift = 32 - L.U32.unpack_from(buf, at)[0]
@@ -110,6 +94,9 @@ class ZoneImage:
         self.apex: Node | None = None
         self.apex = self.node(self.origin)
         self.apex_wild = self.node(b"\x01*" + self.origin)  # the flood's wildcard check
+        if not self.nsec3 and count and sys.byteorder == "little":  # last: nothing raises after
+            at = L.align8(denial_off + 4 * count)
+            self._prefix = memoryview(buf)[at : at + L.PREFIX_LEN * count].cast("Q")
 
     @classmethod
     def from_bytes(cls, buf: bytes, base: ZoneImage | None = None) -> ZoneImage:
@@ -135,16 +122,18 @@ class ZoneImage:
 
     def close(self) -> None:
         """Unmap (only once no reader uses this image any more)."""
+        if self._prefix is not None:  # an exported buffer would keep the mapping open
+            self._prefix, prefix = None, self._prefix
+            prefix.release()
         if self._mm is not None:
             self._mm.close()
 
     # --- hash table ------------------------------------------------------------
 
     def _record(self, hkey: bytes, kind: bytes) -> int:
-        """Offset just after the kind octet of the record for `hkey`, or -1.
-
-        Keys are wire names (+ 2 octets), never a proper prefix of one another
-        once the kind octet is appended, so one comparison decides."""
+        """Offset just after the kind octet of the record for `hkey`, or -1. Keys are wire
+        names (+ 2 octets), never a proper prefix of one another once the kind octet is
+        appended, so one comparison decides."""
         buf = self._buf
         t = crc32(hkey) or 1
         mask = self._mask
@@ -164,9 +153,8 @@ class ZoneImage:
     def variant(self, off: int, do: int) -> Variant:
         """The answer variant stored at `off` (a record payload or a referral)."""
         buf = self._buf
-        if do and buf[off] > 1:
-            flags, an, ns, ar, blen = L.VARIANT.unpack_from(buf, off + 1)
-            off += 1 + L.VARIANT.size + blen
+        if do and buf[off] > 1:  # skip the DO=0 variant
+            off += 1 + L.VARIANT.size + L.VARIANT.unpack_from(buf, off + 1)[4]
         else:
             off += 1
         flags, an, ns, ar, blen = L.VARIANT.unpack_from(buf, off)
@@ -292,6 +280,13 @@ class ZoneImage:
                 else:
                     lo = mid + 1
             return lo
+        prefix = self._prefix
+        if prefix is not None:  # C bisect of the sort prefixes; whole keys only for ties
+            pq = L.sort_prefix(key[self._skip :])
+            hi = bisect_right(prefix, pq)
+            if not hi or prefix[hi - 1] != pq:
+                return hi
+            lo = bisect_left(prefix, pq, 0, hi)
         unpack = L.U32.unpack_from
         while lo < hi:
             mid = (lo + hi) >> 1
@@ -311,8 +306,7 @@ class ZoneImage:
 
     def digest(self, name: bytes) -> bytes:
         """The raw NSEC3 hash of a lowercased wire name (RFC 5155 §5)."""
-        salt = self.salt
-        d = hashlib.sha1(name + salt).digest()
+        d = hashlib.sha1(name + (salt := self.salt)).digest()
         for _ in range(self.iterations):
             d = hashlib.sha1(d + salt).digest()
         return d
@@ -342,24 +336,19 @@ class ZoneImage:
 
     def _merged_exact(self, key: bytes) -> Piece | None:
         off = self._exact(key)
-        if off > 0:
-            return self._piece_at(off)
-        base = self.base
-        if off == 0 or base is None:
-            return None
-        off = base._exact(key)
-        return base._piece_at(off) if off > 0 else None
+        if off >= 0 or self.base is None:  # found, or deleted (0) in this overlay
+            return self._piece_at(off) if off > 0 else None
+        off = self.base._exact(key)
+        return self.base._piece_at(off) if off > 0 else None
 
     def cover(self, name: bytes) -> Piece | None:
         """The last chain entry at or before `name` (its hash), wrapping to the last: it
         covers `name` unless it matches it."""
-        key = self.denial_key(name)
         base = self.base
         if base is None:
-            if not self.count:
-                return None
-            i = self._bisect(key) - 1
-            return self._piece_at(self._off_at(i if i >= 0 else self.count - 1))
+            i = self.cover_index(name)
+            return self.piece(i) if i >= 0 else None
+        key = self.denial_key(name)
         i = self._live_base(base._bisect(key) - 1)
         j = self._live_top(self._bisect(key) - 1)
         if i < 0 and j < 0:  # before the first entry: wrap to the last
@@ -368,6 +357,17 @@ class ZoneImage:
         if j >= 0 and (i < 0 or self._key_at(j) >= base._key_at(i)):
             return self._piece_at(self._off_at(j))
         return base._piece_at(base._off_at(i)) if i >= 0 else None
+
+    def cover_index(self, name: bytes) -> int:
+        """`cover` in this layer only: the entry's index (-1: empty table)."""
+        if not self.count:
+            return -1
+        i = self._bisect(self.denial_key(name)) - 1
+        return i if i >= 0 else self.count - 1
+
+    def piece(self, index: int) -> Piece:
+        """The denial piece at `index` of this layer's table."""
+        return self._piece_at(self._off_at(index))
 
     def _live_base(self, i: int) -> int:
         base = self.base

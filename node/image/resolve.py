@@ -12,6 +12,7 @@ searches, hashing is hashlib. No dnspython.
 from __future__ import annotations
 
 from node.image import layout as L
+from node.image import negative
 from node.image.reader import Node, Piece, ZoneImage
 from node.server.render import AA, QR, AnswerBuilder, Entry, make_entry
 from node.server.wire import NXDOMAIN
@@ -37,6 +38,10 @@ def answer(img: ZoneImage, key: bytes, do: int) -> tuple[Entry, bool]:
     if hit is not None:
         flags, an, ns, ar, body = hit
         return make_entry(flags, qtype, len(key), body, an, ns, ar), True
+    if node is None:  # the flood's case first: NXDOMAIN from pieces cached by proof
+        entry = negative.nxdomain(img, lname, qtype, len(key), do)
+        if entry is not None:
+            return entry, False
     if do and img.signed:
         return resolve_signed(img, lname, qtype, node), False
     return resolve_plain(img, lname, qtype, node), False

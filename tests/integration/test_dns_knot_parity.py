@@ -24,6 +24,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
+from node.image import ImageTable, ZoneImage, build_image
 from node.server import DnsServer, ZoneTable
 from node.zones.model import snapshot_from_text
 from tests.support.wait import wait_until
@@ -36,6 +37,8 @@ NAMES = [
     "a.b.wild", "wild", "*.wild", "x.cw", "b.c", "c", "a.b.c", "x.b.c", "foo.ent", "*.ent",
     "x.*.ent", "_sip._udp", "_udp", "sub", "host.sub", "ns.sub", "nods", "ns.nods", "x.nods",
     "mail", "ns1", "deep.x.wild", "sipsrv",
+    # a random-subdomain flood's names (images answer them on node.image.negative's path)
+    "q7x0k2m9a1zt", "0", "zzzzzzzz", "-a", "aaaaaaaaaaaaaaaaaaaa.zz9", "k3.b.c", "p9q.sub.c",
 ]  # fmt: skip
 TYPES = ["A", "AAAA", "MX", "NS", "SOA", "TXT", "CNAME", "DS", "SRV"]
 
@@ -76,11 +79,18 @@ def knot(tmp_path: Path) -> Iterator[int]:
         proc.wait(10)
 
 
-@pytest.fixture
-async def ours() -> AsyncIterator[int]:
-    table = ZoneTable()
-    table.publish(snapshot_from_text(ZONE, "example.com."))
-    srv = DnsServer(table, [("127.0.0.1", 0)])
+@pytest.fixture(params=["compiled", "image"])
+async def ours(request: pytest.FixtureRequest) -> AsyncIterator[int]:
+    """Our server answering from a `ZoneTable` or, as serving workers do, an `ImageTable`."""
+    snap = snapshot_from_text(ZONE, "example.com.")
+    table: ZoneTable | ImageTable
+    if request.param == "image":
+        table = ImageTable()
+        table.install(ZoneImage.from_bytes(build_image(snap)))
+    else:
+        table = ZoneTable()
+        table.publish(snap)
+    srv = DnsServer(table, [("127.0.0.1", 0)])  # type: ignore[arg-type]
     (_, port), *_ = await srv.start()
     try:
         yield port

@@ -1,0 +1,223 @@
+"""NXDOMAIN from an image without the general cold path: the random-subdomain flood's answer.
+
+Owns the common NXDOMAIN case, a name with no node, no zone cut at or above
+its closest encloser and no wildcard there, and its answer assembled from
+pieces cached by what they depend on, never by the query name:
+
+* the negative SOA run written after the question (`soa_segment`): its owner
+  is the origin, always a pointer into the question, so the segment depends
+  only on where the origin starts in the question (`origin_pos`);
+* without DNSSEC (unsigned zone, or DO=0) that segment is the whole body, and
+  the entry is cached per (origin_pos, QTYPE, DO) on the image;
+* with DO=1 in a signed zone, the proof (NSEC: the cover of the name and the
+  wildcard's; NSEC3: the closest encloser's match, the next closer's cover, the
+  wildcard's) comes from the denial table (one bisect; one SHA-1 for NSEC3),
+  each piece parsed once and kept in a small table on the image keyed by
+  its offset, and written after the SOA segment with the name compression
+  `render.AnswerBuilder` applies (`NameCompressor`: against the question and
+  the owners written before), so the bytes equal the general path's.
+
+In an overlay the proof is looked up through both layers (`ZoneImage.cover`
+and friends) and not cached. Anything else (cuts, wildcards) returns None
+and takes `resolve`'s general path. The caches here hold
+nothing per query name: a flood adds at most one entry per proof piece, in a
+table of bounded size that evicts its oldest first.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from node.image import layout as L
+from node.image.reader import Node, Piece, ZoneImage
+from node.server.render import AA, QR, Entry, make_entry
+from node.server.wire import NXDOMAIN
+
+FLAGS = QR | AA | NXDOMAIN
+PIECES_MAX = 4096  # parsed denial pieces kept per image (the flood's covers cycle through)
+ENTRIES_MAX = 4096  # unsigned NXDOMAIN entries per image: (origin_pos, QTYPE, DO) each
+_PTR = struct.Struct(">H").pack  # a compression pointer: 0xC000 | offset
+BODY_MAX = 0x3000  # longer bodies: general path (compression offsets stop at 0x3FFF)
+
+
+def nxdomain(img: ZoneImage, lname: bytes, qtype: int, qlen: int, do: int) -> Entry | None:
+    """The NXDOMAIN entry for `lname`, which has no node, or None to take the general path."""
+    origin = img.origin
+    if len(origin) == 1:
+        return None  # the root zone: its owner is not compressed (general path)
+    ce = lname[lname[0] + 1 :]
+    if ce == origin:  # the flood's usual shape: one label below the apex
+        node = img.apex
+        wild = img.apex_wild
+    else:
+        while True:  # the closest encloser: the first ancestor with a node
+            node = img.node(ce)
+            if node is not None or ce == origin:
+                break
+            ce = ce[ce[0] + 1 :]
+        if node is None:
+            return None
+        a = ce
+        n = node
+        while a != origin:  # a cut at the encloser or above it: a referral
+            if n is not None and n[0] & L.N_CUT:
+                return None
+            a = a[a[0] + 1 :]
+            n = img.node(a) if a != origin else None
+        wild = img.node(b"\x01*" + ce)
+    if wild is not None or node is None:
+        return None  # wildcard synthesis (or its empty non-terminal): general path
+    origin_pos = 12 + len(lname) - len(origin)
+    if not (do and img.signed):
+        memo = img.memo
+        key = (origin_pos, qtype, do)
+        entry = memo.get(key)
+        if entry is None:
+            entry = make_entry(FLAGS, qtype, qlen, soa_segment(img, origin_pos, do), 0,
+                               len(img.neg_soa), 0)
+            if len(memo) < ENTRIES_MAX:
+                memo[key] = entry
+        return entry
+    if img.base is not None:  # an overlay: proofs merged from both layers, by key
+        pieces = _merged_proof(img, lname, ce, node)
+    elif img.count:
+        pieces = _proof(img, lname, ce, node)
+    else:
+        return None
+    if pieces is None:
+        return None
+    rendered = _render(img, lname, origin_pos, pieces)
+    if rendered is None:
+        return None
+    return make_entry(FLAGS, qtype, qlen, rendered[0], 0, rendered[1], 0)
+
+
+def soa_segment(img: ZoneImage, origin_pos: int, do: int) -> bytes:
+    """The negative SOA (with its RRSIGs when `do` in a signed zone), each owner a pointer
+    to the origin in the question at `origin_pos`."""
+    memo = img.memo
+    key = (origin_pos, do)
+    seg = memo.get(key)
+    if seg is None:
+        ptr = _PTR(0xC000 | origin_pos)
+        tails = img.neg_soa_do if do and img.signed else img.neg_soa
+        seg = ptr + ptr.join(tails) if tails else b""
+        if len(memo) < ENTRIES_MAX:
+            memo[key] = seg
+    return seg
+
+
+def _piece(img: ZoneImage, index: int) -> Piece:
+    pieces = img.pieces
+    piece = pieces.get(index)
+    if piece is None:
+        piece = img.piece(index)
+        if len(pieces) >= PIECES_MAX:
+            pieces.popitem(last=False)
+        pieces[index] = piece
+    return piece
+
+
+def _proof(img: ZoneImage, lname: bytes, ce: bytes, node: Node) -> list[Piece] | None:
+    """The denial pieces of the NXDOMAIN, in the order `resolve._Proofs.nxdomain` adds them,
+    each once (one index is one owner)."""
+    wild = node[3]
+    if wild == L.NO_DENIAL:
+        return None
+    if not img.nsec3:
+        cover = img.cover_index(lname)
+        if cover == wild:
+            return [_piece(img, cover)]
+        return [_piece(img, cover), _piece(img, wild)]
+    match = node[2]
+    origin = img.origin
+    while match == L.NO_DENIAL:  # opt-out: up to a provable encloser
+        if ce == origin:
+            return None
+        ce = ce[ce[0] + 1 :]
+        n = img.node(ce)
+        if n is None:
+            return None
+        match = n[2]
+    nc = lname
+    while True:  # the next closer name: one label more than the encloser
+        p = nc[nc[0] + 1 :]
+        if len(p) <= len(ce):
+            break
+        nc = p
+    out = [match]
+    cover = img.cover_index(nc)
+    if cover != match:
+        out.append(cover)
+    if wild != match and wild != cover:
+        out.append(wild)
+    return [_piece(img, i) for i in out]
+
+
+def _merged_proof(img: ZoneImage, lname: bytes, ce: bytes, node: Node) -> list[Piece] | None:
+    """As `_proof` for an overlay, through `ZoneImage.match`/`cover`/`wildcard` (which
+    merge the layers), not cached; as `resolve._Proofs.nxdomain`, each owner once."""
+    found: list[Piece | None] = []
+    if img.nsec3:
+        enc = ce
+        match = img.match(enc, node)
+        while match is None and enc != img.origin:  # opt-out: up to a provable encloser
+            enc = enc[enc[0] + 1 :]
+            match = img.match(enc, img.node(enc))
+        nc = lname
+        while len(nc[nc[0] + 1 :]) > len(enc):  # the next closer name
+            nc = nc[nc[0] + 1 :]
+        found += (match, img.cover(nc))
+    else:
+        found.append(img.cover(lname))
+    found.append(img.wildcard(ce, node))
+    out: list[Piece] = []
+    for piece in found:
+        if piece is not None and all(p[0] != piece[0] for p in out):
+            out.append(piece)
+    return out
+
+
+def _render(img: ZoneImage, lname: bytes, origin_pos: int,
+            pieces: list[Piece]) -> tuple[bytes, int] | None:
+    """SOA segment + the pieces, compressed as `NameCompressor` does after the question;
+    and the number of RRs. Every owner ends in the origin, which the question holds at
+    `origin_pos`, so only the labels below the origin are looked up among the names
+    written before (the question's and the pieces' owners)."""
+    olen = len(img.origin)
+    known: dict[bytes, int] = {}
+    i = 0
+    stop = len(lname) - olen
+    while i < stop:  # the question's names below the origin
+        known[lname[i:]] = 12 + i
+        i += lname[i] + 1
+    soa = soa_segment(img, origin_pos, 1)
+    parts = [soa]
+    count = len(img.neg_soa_do)
+    pos = 16 + len(lname) + len(soa)
+    for owner, tails in pieces:
+        ptr = origin_pos
+        i = 0
+        stop = len(owner) - olen
+        while i < stop:
+            p = known.get(owner[i:])
+            if p is not None:
+                ptr = p
+                break
+            i += owner[i] + 1
+        if i:
+            head = owner[:i] + _PTR(0xC000 | ptr)
+            j = 0
+            while j < i:  # the labels written here, as NameCompressor records them
+                known.setdefault(owner[j:], pos + j)
+                j += owner[j] + 1
+            seg = head + _PTR(0xC000 | pos).join(tails)
+        else:  # the whole owner was written before
+            head = _PTR(0xC000 | ptr)
+            seg = head + head.join(tails)
+        parts.append(seg)
+        count += len(tails)
+        pos += len(seg)
+    if pos > BODY_MAX:
+        return None
+    return b"".join(parts), count
