@@ -242,7 +242,8 @@ def test_prod_has_a_read_only_statefulset_without_the_kek(
     assert not any(v.get("secret", {}).get("secretName") == "dnscluster-kek"
                    for v in spec["volumes"])
     # the config the read-only pod gets is one the node accepts for that role
-    from node.config import Config, DnsSettings, EtcdSettings, SigningSettings, check
+    from node.config import Config, DnsSettings, EtcdSettings, SigningSettings
+    from node.config_checks import check
     toml = _node_toml(objs)
     # no DNS-over-TLS listener (its key is not mounted there): the env turns it off
     assert (env["DNSNODE_DNS__TLS_LISTEN"], env["DNSNODE_DNS__TLS_CERT_FILE"],
