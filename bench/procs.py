@@ -118,6 +118,35 @@ def cpu_seconds(pid: int) -> float:
     return total / CLK_TCK
 
 
+def own_cpu_seconds(pid: int) -> float:
+    """CPU time of `pid` alone (utime+stime), in seconds; 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def wait_idle(pid: int, *, window: float = 3.0, busy: float = 0.03,
+              timeout: float = 600.0) -> float:
+    """Wait until the process tree under `pid` uses less than `busy` of a core over a
+    `window` (the node has finished signing, building images, compacting); the seconds
+    waited. Figures are measured "when the node has finished its work" (DESIGN/issue 10):
+    BenchError after `timeout`."""
+    t0 = time.monotonic()
+    last = cpu_seconds(pid)
+    while True:
+        time.sleep(window)  # a sampling interval, not synchronisation
+        now = cpu_seconds(pid)
+        if now - last < busy * window:
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > timeout:
+            raise BenchError(f"process {pid} still busy after {timeout:.0f} s "
+                             f"({(now - last) / window:.0%} of a core)")
+        last = now
+
+
 def pss_bytes(pid: int) -> int:
     """PSS of `pid` and its live descendants, summed, in bytes (from smaps_rollup).
 

@@ -42,6 +42,7 @@ from bench.procs import (
     Proc,
     ProcessSet,
     cpu_seconds,
+    own_cpu_seconds,
     process_count,
     pss_bytes,
     rss_bytes,
@@ -49,6 +50,7 @@ from bench.procs import (
     start_node,
     stop_on_sigterm,
     wait_all_serving,
+    wait_idle,
     wait_serial,
     write_kek,
 )
@@ -122,16 +124,22 @@ def measure(server: str, proc: Proc, host: str, port: int, args: argparse.Namesp
     """Warm up (untimed), then one timed dnsperf run; CPU over the server's process tree."""
     out = proc.log.parent / (f"dnsperf-{server}-{mix.name}-do{int(do_bit)}"
                              f"{'-signed' * signed}.txt")
+    idle = wait_idle(proc.pid)  # "when the node has finished its work"
+    if idle > 4:
+        print(f"{server}: waited {idle:.0f} s for its processes to go idle before measuring")
     if args.warmup > 0:  # both servers: answers built on first use are built before timing
         run_dnsperf(host, port, mix.warmup, out.with_suffix(".warmup.txt"),
                     duration=args.warmup, clients=args.clients, outstanding=args.outstanding,
                     cpus=CLIENT_CPU, do_bit=do_bit, per_query=False)
-    before = cpu_seconds(proc.pid)
+    before, own_before = cpu_seconds(proc.pid), own_cpu_seconds(proc.pid)
     perf = run_dnsperf(host, port, mix.queries, out, duration=args.duration,
                        clients=args.clients, outstanding=args.outstanding, cpus=CLIENT_CPU,
                        do_bit=do_bit, per_query=not args.no_percentiles)
-    after = cpu_seconds(proc.pid)
+    after, own_after = cpu_seconds(proc.pid), own_cpu_seconds(proc.pid)
     proc.check()
+    if server == "node" and args.workers > 0:
+        print(f"node {mix.name} DO={int(do_bit)}{' signed' * signed}: control process "
+              f"{own_after - own_before:.2f} s of the tree's {after - before:.2f} s CPU")
     return ServerRun(server, do_bit, signed, perf, after - before, mix.name,
                      bool(mix.lines) and flood.wrapped(perf.completed, mix.lines))
 
