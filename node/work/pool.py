@@ -13,6 +13,9 @@ heap at its peak, and a node serving a signed zone has nothing to run in
 them between imports and full signings (an incremental signing of a few
 RRsets signs in the calling thread). Starting the processes again costs
 about a second of CPU, against a zone-sized job.
+
+A worker ends itself within a second of its node's death (kill -9, OOM): it
+would otherwise live on as an orphan, blocked on a queue nobody writes.
 """
 
 from __future__ import annotations
@@ -34,11 +37,26 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _lower_priority(increment: int) -> None:
-    try:
-        os.nice(increment)
-    except OSError as exc:  # a container may forbid it: run at normal priority then
-        log.warning("worker process could not lower its priority: %s", exc)
+PARENT_CHECK_SECONDS = 1.0  # how often a worker checks that its node is still there
+
+
+def _start_worker(increment: int, parent: int) -> None:
+    """Initializer of every worker: lower its priority, and end it when its node is gone."""
+    if increment:
+        try:
+            os.nice(increment)
+        except OSError as exc:  # a container may forbid it: run at normal priority then
+            log.warning("worker process could not lower its priority: %s", exc)
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="parent-watch",
+                     daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A spawned worker holds its own copy of the job queue's write end, so it never sees
+    the queue close when its node dies (kill -9, OOM): it would live on as an orphan."""
+    while os.getppid() == parent:
+        threading.Event().wait(PARENT_CHECK_SECONDS)
+    os._exit(1)
 
 
 def worker_pool(workers: int, nice: int = DEFAULT_NICE,
@@ -107,6 +125,6 @@ def _process_pool(workers: int, nice: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(
         max_workers=workers or os.cpu_count() or 1,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=_lower_priority if nice else None,
-        initargs=(nice,) if nice else (),
+        initializer=_start_worker,
+        initargs=(nice, os.getpid()),
     )
