@@ -63,6 +63,10 @@ log = logging.getLogger(__name__)
 
 BUILDER_NICE = 10
 SERVED_TIMEOUT = 30.0  # seconds `served` waits at most (a stuck worker never stops the replica)
+# An overlay is answered through two layers, and the flood path caches no proof for it: a
+# zone quiet this long after an overlay gets a full image of its version, built in the
+# background (issue 10: "keep a small overlay merged in the background").
+MERGE_AFTER = 10.0
 # (kind, payload) -> (seq, ids of the workers it went to)
 Broadcast = Callable[[bytes, bytes], tuple[int, set[int]]]
 
@@ -96,6 +100,8 @@ class ImagePublisher:
         self._served: dict[bytes, int] = {}
         self._unacked: dict[bytes, list[tuple[int, int, set[int]]]] = {}
         self._waiters: dict[bytes, list[tuple[int, asyncio.Future[None]]]] = {}
+        self._merges: dict[bytes, asyncio.TimerHandle] = {}
+        self.merge_after = MERGE_AFTER
         self.built = 0
         self.failed = 0
         self.local = LocalImages()  # the control process's own view, in the workers' order
@@ -138,6 +144,7 @@ class ImagePublisher:
                 self._retire(old, seq, waiting)
 
     def _cut(self, origin: bytes) -> None:
+        self._merge_later(origin, None)
         self._cuts[origin] = self._cuts.get(origin, 0) + 1
         self._unacked.pop(origin, None)
         self._advance(origin, self._published.get(origin, 0))  # never served: nobody waits
@@ -185,11 +192,33 @@ class ImagePublisher:
                 self._held.discard(origin)
                 old = self._current.get(origin, ())
                 self._current[origin] = files
+                self._merge_later(origin, snapshot if files[1] is not None else None)
                 for gone in set(old) - set(files):
                     if gone is not None:
                         self._retire(gone, seq, waiting)
         finally:
             self._building.pop(origin, None)
+
+    def _merge_later(self, origin: bytes, snapshot: ZoneSnapshot | None) -> None:
+        """Once `origin` has been quiet for `merge_after` seconds, build a full image of
+        `snapshot` (now served as an overlay) in place of the base and overlay."""
+        timer = self._merges.pop(origin, None)
+        if timer is not None:
+            timer.cancel()
+        if snapshot is None:
+            return
+        overlay = self._current[origin][1]
+
+        def merge() -> None:
+            self._merges.pop(origin, None)
+            if self._current.get(origin, (None, None))[1] != overlay or origin in self._want \
+                    or origin in self._building or origin in self._held:
+                return  # a newer version came, or it was held or removed
+            self._want[origin] = replace(snapshot, changed=None)
+            self._building[origin] = asyncio.get_running_loop().create_task(
+                self._build(origin), name=f"image-merge-{snapshot.origin}")
+
+        self._merges[origin] = asyncio.get_running_loop().call_later(self.merge_after, merge)
 
     def _builder(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -276,6 +305,8 @@ class ImagePublisher:
             _unlink(path)
 
     def close(self) -> None:
+        for timer in self._merges.values():
+            timer.cancel()
         for origin in list(self._published):
             self._advance(origin, self._published[origin])
         for task in self._building.values():

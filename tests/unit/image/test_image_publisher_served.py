@@ -10,7 +10,10 @@ and with no worker connected it does not wait at all.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
+
+import dns.name
 
 from node.serving.images import ImagePublisher
 from node.zones.model import snapshot_from_text
@@ -76,4 +79,27 @@ async def test_no_worker_connected_means_nothing_to_wait_for(tmp_path: Path) -> 
     images.publish(_snap(1))  # type: ignore[arg-type]
     async with asyncio.timeout(30):
         await images.served(ORIGIN)
+    images.close()
+
+
+async def test_a_quiet_zone_served_as_an_overlay_gets_a_full_image(tmp_path: Path) -> None:
+    """An overlay is merged in the background: once the zone is quiet, the workers are told
+    to install a full image of the same version, and the base and overlay are retired."""
+    workers = Workers({0})
+    images = _publisher(tmp_path, workers)
+    images.merge_after = 0.2
+    images.publish(_snap(1))  # type: ignore[arg-type]
+    await async_wait_until(lambda: ORIGIN in images._current, 30)
+    second = snapshot_from_text(EXAMPLE + "new 300 IN A 192.0.2.99\n", "example.test.",
+                                serial=2, revision=2)
+    second = dataclasses.replace(second, changed=frozenset({dns.name.from_text(
+        "new.example.test.")}))
+    images.publish(second)
+    await async_wait_until(lambda: images._current[ORIGIN][1] is not None, 30,
+                           message="the second version was not an overlay")
+    full, _ = await async_wait_until(
+        lambda: images._current[ORIGIN][1] is None and images._current[ORIGIN], 30,
+        message="the overlay was never merged into a full image")
+    assert full.name == "example.test.2.2.img", full
+    assert len(workers.ops) == 3, workers.ops  # the first version, the overlay, the merge
     images.close()
