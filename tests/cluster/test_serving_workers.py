@@ -287,11 +287,17 @@ class Probe(threading.Thread):
         return False
 
 
-def test_kill_9_of_a_worker_leaves_no_probe_unanswered(wcluster: Cluster) -> None:
-    node = wcluster.nodes[0]
+def worker_pids(node: NodeProcess) -> list[int]:
+    """The pids of `node`'s serving workers (`by_worker`, its connections closed)."""
     socks = by_worker(node)
     for sock in socks.values():
         sock.close()
+    return sorted(socks)
+
+
+def test_kill_9_of_a_worker_leaves_no_probe_unanswered(wcluster: Cluster) -> None:
+    node = wcluster.nodes[0]
+    socks = worker_pids(node)
     assert len(socks) == WORKERS
     victim = sorted(socks)[0]
     before = len(events(node, LISTENING))
@@ -310,9 +316,7 @@ def test_kill_9_of_a_worker_leaves_no_probe_unanswered(wcluster: Cluster) -> Non
     assert not probe.unanswered, (f"{len(probe.unanswered)} of {probe.sent} probes "
                                   f"unanswered ({probe.retried} retries)")
     assert any(e.get("pid") == victim for e in events(node, EXITED))
-    socks = by_worker(node)
-    for sock in socks.values():
-        sock.close()
+    socks = worker_pids(node)
     assert len(socks) == WORKERS and victim not in socks
     assert node.ready()
 
@@ -321,9 +325,7 @@ def test_a_hung_worker_is_killed_and_replaced(wcluster: Cluster) -> None:
     """A worker that stops (SIGSTOP: alive, its socket still takes its share of clients)
     stops reporting; the control process kills it and starts another."""
     node = wcluster.nodes[0]
-    socks = by_worker(node)
-    for sock in socks.values():
-        sock.close()
+    socks = worker_pids(node)
     assert len(socks) == WORKERS
     victim = sorted(socks)[0]
     before = len(events(node, LISTENING))
@@ -335,23 +337,18 @@ def test_a_hung_worker_is_killed_and_replaced(wcluster: Cluster) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(victim, signal.SIGCONT)
     assert any(e.get("pid") == victim for e in events(node, HUNG))
-    socks = by_worker(node)
-    for sock in socks.values():
-        sock.close()
+    socks = worker_pids(node)
     assert len(socks) == WORKERS and victim not in socks
     wait_until(node.ready, 30)
 
 
 def test_sigterm_stops_every_worker(wcluster: Cluster) -> None:
     node = wcluster.nodes[0]
-    socks = by_worker(node)
-    for sock in socks.values():
-        sock.close()
+    socks = worker_pids(node)
     assert node.terminate() == 0
     for pid in socks:
         assert not Path(f"/proc/{pid}").exists() or \
             "zombie" in Path(f"/proc/{pid}/status").read_text(), f"worker {pid} outlived the node"
-
 
 
 def _tcp_worker_pid(sock: socket.socket) -> int | None:

@@ -10,7 +10,6 @@ does.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -20,8 +19,7 @@ from node.image.overlay import ImageBuilder
 from node.server.table import ZoneTable
 from node.zones.model import ZoneSnapshot
 from tests.unit.image.test_image_differential import _keys
-from tests.unit.server.ixfr_versions import changed_owners, plain
-from tests.unit.server.signed_zone import NOW, signer
+from tests.unit.server.ixfr_versions import plain, sign_versions
 
 STEPS = [  # (extra lines, dropped line prefix)
     ("", ""),
@@ -35,20 +33,8 @@ STEPS = [  # (extra lines, dropped line prefix)
 
 
 def versions(mode: str | None) -> list[ZoneSnapshot]:
-    zs = signer(mode) if mode else None
-    out: list[ZoneSnapshot] = []
-    prev: ZoneSnapshot | None = None
-    for i, (extra, drop) in enumerate(STEPS, start=1):
-        p = plain(i, extra, drop)
-        changed = None if prev is None else changed_owners(prev, p)
-        if zs is None:
-            out.append(dataclasses.replace(p, changed=changed))
-        else:
-            res = zs.sign(p.nodes, changed, NOW + 10 * i)
-            out.append(dataclasses.replace(p, nodes=res.nodes, signed=True,
-                                           changed=None if changed is None else res.changed))
-        prev = p
-    return out
+    plains = [plain(i, extra, drop) for i, (extra, drop) in enumerate(STEPS, start=1)]
+    return sign_versions(plains, mode)
 
 
 @pytest.mark.parametrize("mode", [None, "nsec", "nsec3", "nsec3-salt-optout"])

@@ -21,8 +21,6 @@ deleted empty non-terminals back.
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from node.image import ImageTable, ZoneImage
@@ -33,8 +31,8 @@ from node.server.compile import CompiledZone
 from node.server.table import ZoneTable
 from node.zones.model import ZoneSnapshot, snapshot_from_text
 from tests.unit.image.test_image_differential import _keys
-from tests.unit.server.ixfr_versions import BASE, changed_owners
-from tests.unit.server.signed_zone import NOW, ORIGIN, signer
+from tests.unit.server.ixfr_versions import BASE, sign_versions
+from tests.unit.server.signed_zone import ORIGIN
 
 DELEG = "web NS ns.other.net.\nsub NS ns.sub\nns.sub A 192.0.2.60\n"
 STEPS: list[tuple[str, tuple[str, ...]]] = [  # (extra lines, dropped line prefixes)
@@ -59,20 +57,8 @@ def _plain(serial: int, extra: str, drops: tuple[str, ...]) -> ZoneSnapshot:
 
 
 def versions(mode: str | None) -> list[ZoneSnapshot]:
-    zs = signer(mode) if mode else None
-    out: list[ZoneSnapshot] = []
-    prev: ZoneSnapshot | None = None
-    for i, (extra, drops) in enumerate(STEPS, start=1):
-        p = _plain(i, extra, drops)
-        changed = None if prev is None else changed_owners(prev, p)
-        if zs is None:
-            out.append(dataclasses.replace(p, changed=changed))
-        else:
-            res = zs.sign(p.nodes, changed, NOW + 10 * i)
-            out.append(dataclasses.replace(p, nodes=res.nodes, signed=True,
-                                           changed=None if changed is None else res.changed))
-        prev = p
-    return out
+    plains = [_plain(i, extra, drops) for i, (extra, drops) in enumerate(STEPS, start=1)]
+    return sign_versions(plains, mode)
 
 
 def _same_compile(got: CompiledZone, want: CompiledZone) -> None:

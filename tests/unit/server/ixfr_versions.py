@@ -76,3 +76,21 @@ def apply(rrs: set[RR], delta: Delta) -> set[RR]:
 
 
 SOA = int(dns.rdatatype.SOA)
+
+
+def sign_versions(plains: list[ZoneSnapshot], mode: str | None) -> list[ZoneSnapshot]:
+    """`plains` as consecutive versions of one zone: each names what changed since the one
+    before (`changed`), signed incrementally by one signer in `mode` (None: unsigned)."""
+    zs = signer(mode) if mode else None
+    out: list[ZoneSnapshot] = []
+    prev: ZoneSnapshot | None = None
+    for i, p in enumerate(plains, start=1):
+        changed = None if prev is None else changed_owners(prev, p)
+        if zs is None:
+            out.append(dataclasses.replace(p, changed=changed))
+        else:
+            res = zs.sign(p.nodes, changed, NOW + 10 * i)
+            out.append(dataclasses.replace(p, nodes=res.nodes, signed=True,
+                                           changed=None if changed is None else res.changed))
+        prev = p
+    return out
