@@ -154,7 +154,7 @@ def test_algorithm_roll_ecdsa_to_ed25519(cluster: Cluster, unbound: tuple[str, i
         wait_until(lambda: algorithms(via, f"www.{CHILD}", "A")[1] == {ED25519}, 30,
                    interval=0.2, message="signed with ED25519 only")
         check_everywhere(c, {ED25519}, {ED25519})
-        time.sleep(2 * TTL)  # keep asking while the last cached DNSKEY set expires
+        w.observe(2 * TTL)  # keep asking while the last cached DNSKEY set expires
     tl.write()
     assert w.asked > 50 and not w.bogus, (w.asked, w.bogus[:5])
 
@@ -174,14 +174,14 @@ def test_nsec_to_nsec3_a_new_salt_and_back_to_nsec(cluster: Cluster,
     c, via = cluster, cluster.nodes[0]
     assert ctl_json(via, "zone", "dnssec", CHILD)["settings"]["denial"] == "nsec"
     with Watcher(unbound, zone=CHILD) as w:
-        time.sleep(2 * TTL)  # the validator caches NSEC proofs first
+        w.observe(2 * TTL)  # the validator caches NSEC proofs first
         out = ctl_json(via, "zone", "sign", CHILD, "--nsec3", "--salt", "aabbccdd")
         assert out["state"] == "done" and "nsec3" in out["message"], out
         for n in c.nodes:
             wait_until(lambda n=n: denial(n) == ({dns.rdatatype.NSEC3}, "aabbccdd"), 30,
                        interval=0.2, message=f"{n.node_id} serves NSEC3")
         assert_identical(SimpleNamespace(nodes=c.nodes), CHILD)  # type: ignore[arg-type]
-        time.sleep(2 * TTL)  # observation window: the validator asks with NSEC3 proofs cached
+        w.observe(2 * TTL)  # observation window: the validator asks with NSEC3 proofs cached
         out = ctl_json(via, "zone", "sign", CHILD, "--salt", "random:8")
         st = ctl_json(via, "zone", "dnssec", CHILD)["settings"]
         assert st["denial"] == "nsec3" and len(st["salt"]) == 16 and st["salt"] != "aabbccdd"
@@ -190,14 +190,14 @@ def test_nsec_to_nsec3_a_new_salt_and_back_to_nsec(cluster: Cluster,
                        interval=0.2, message=f"{n.node_id} serves the new salt")
         same = ctl_json(via, "zone", "sign", CHILD)  # the same settings again: no change
         assert same["state"] == "done" and "nothing" in same["message"], same
-        time.sleep(2 * TTL)  # observation window: the old salt's proofs expire in its cache
+        w.observe(2 * TTL)  # observation window: the old salt's proofs expire in its cache
         ctl_json(via, "zone", "sign", CHILD, "--nsec", "--cds-ttl", "5")  # NSEC3 -> NSEC
         for n in c.nodes:
             wait_until(lambda n=n: denial(n) == ({dns.rdatatype.NSEC}, ""), 30,
                        interval=0.2, message=f"{n.node_id} serves NSEC")
             assert {rs.ttl for rs in query(n, CHILD, "CDS").answer} == {5}
         assert_identical(SimpleNamespace(nodes=c.nodes), CHILD)  # type: ignore[arg-type]
-        time.sleep(2 * TTL)  # observation window: the cached NSEC3 proofs expire under NSEC
+        w.observe(2 * TTL)  # observation window: the cached NSEC3 proofs expire under NSEC
     assert w.asked > 20 and not w.bogus, (w.asked, w.bogus[:5])
 
 
@@ -222,7 +222,7 @@ def test_new_keys_is_a_ksk_and_zsk_rollover(cluster: Cluster, unbound: tuple[str
         ks = tl.until(via, lambda k: not set(before) & set(k), "old keys removed")
         assert len(ks) == 2 and {x["state"] for x in ks.values()} == {"active"}
         assert_identical(SimpleNamespace(nodes=c.nodes), CHILD)  # type: ignore[arg-type]
-        time.sleep(2 * TTL)
+        w.observe(2 * TTL)
     tl.write()
     assert w.asked > 50 and not w.bogus, (w.asked, w.bogus[:5])
 
@@ -263,6 +263,6 @@ def test_algorithm_roll_resumes_after_the_keymaster_is_killed_and_seized(
         tl.until(via, lambda k: not by_alg(k, ED25519), "ED25519 keys removed")
         assert ctl_json(via, "zone", "dnssec", CHILD)["keymaster"]["node"] == \
             others[1].node_id
-        time.sleep(2 * TTL)
+        w.observe(2 * TTL)
     tl.write()
     assert w.asked > 30 and not w.bogus, (w.asked, w.bogus[:5])

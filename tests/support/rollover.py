@@ -160,6 +160,7 @@ class Watcher:
     asked: int = 0
     bogus: list[str] = field(default_factory=list)
     timeouts: int = 0
+    last_answer: float = 0.0  # monotonic time of the latest answered question
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -180,10 +181,19 @@ class Watcher:
                     self.timeouts += 1
                     continue
                 self.asked += 1
+                self.last_answer = time.monotonic()
                 if r.rcode() != rcode or not r.flags & dns.flags.AD:
                     self.bogus.append(f"{name} {rdtype}: {dns.rcode.to_text(r.rcode())} "
                                       f"AD={bool(r.flags & dns.flags.AD)}")
             self._stop.wait(0.05)
+
+    def observe(self, seconds: float) -> None:
+        """Return once the validator has answered questions for `seconds` from now: an
+        observation window in which caches expire (the behaviour under test), asserted as
+        the watcher's progress, so a stalled watcher fails instead of passing vacuously."""
+        until = time.monotonic() + seconds
+        wait_until(lambda: self.last_answer >= until, seconds + 30, interval=0.1,
+                   message=f"the validator answered nothing for {seconds:.0f} s")
 
     def __enter__(self) -> Watcher:
         self._thread = threading.Thread(target=self.run, daemon=True)
