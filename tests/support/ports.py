@@ -7,7 +7,8 @@ given the same port, or to an outgoing connection (every node's connections to
 etcd take ephemeral ports). Here a port comes from below the ephemeral range
 (`/proc/sys/net/ipv4/ip_local_port_range`), where the kernel never picks one
 by itself, in random order, is probed free for TCP and UDP on the host, and is
-remembered so this process never hands it out again. Another process may still
+remembered so this process never hands it out again. Parallel test workers
+(pytest-xdist) draw from disjoint slices of the pool. Another process may still
 take it before our server binds it (other test runs share the machine), so the
 fixtures also retry a start that failed on a bind with fresh ports
 (`tests/support/nodes.py`, `tests/support/etcd.py`).
@@ -15,6 +16,7 @@ fixtures also retry a start that failed on a bind with fresh ports
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import threading
@@ -34,13 +36,34 @@ def ephemeral_range() -> tuple[int, int]:
         return 32768, 60999  # Linux's default
 
 
-def _pool() -> range:
+def _whole_pool() -> range:
     low, high = ephemeral_range()
     if low - _LOW >= 2000:
         return range(_LOW, low)
     if 65535 - high >= 2000:
         return range(high + 1, 65536)
     return range(1024, 65536)  # every port is ephemeral: the memory of handed ports still holds
+
+
+def _pool() -> range:
+    """This test process's ports: with pytest-xdist, each worker its own slice of the pool.
+
+    A worker remembers only what it handed out itself; without slices, a port one
+    worker's node released for a restart on the same ports (kill -9, start) could be
+    probed free and handed to a new server by the other worker.
+    """
+    whole = _whole_pool()
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    try:
+        index = int(worker.removeprefix("gw"))
+        count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    except ValueError:
+        return whole
+    if count <= 1 or not 0 <= index < count:
+        return whole
+    size = len(whole) // count
+    start = whole.start + index * size
+    return range(start, start + size)
 
 
 def _free(host: str, port: int) -> bool:
