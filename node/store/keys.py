@@ -157,8 +157,12 @@ class KeyLayout:
     def key_key(self, zone: dns.name.Name, key_id: str) -> str:
         return f"{self.keys_prefix(zone)}{_escape(key_id)}"
 
+    def data_root(self, zone: dns.name.Name) -> str:
+        """Every generation's data of `zone` (the bulk of its keys) is under this prefix."""
+        return f"{self.zone_prefix(zone)}data/"
+
     def data_prefix(self, zone: dns.name.Name, generation: int) -> str:
-        return f"{self.zone_prefix(zone)}data/{generation}/"
+        return f"{self.data_root(zone)}{generation}/"
 
     def owner_prefix(self, zone: dns.name.Name, generation: int, owner: dns.name.Name) -> str:
         return f"{self.data_prefix(zone, generation)}{name_component(owner)}/"

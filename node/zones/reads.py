@@ -8,6 +8,12 @@ revision, which a quiet zone may have compacted away).
 Building RRsets from a zone-sized read takes seconds: it runs in a thread, and
 callers that need only the SOA and the largest TTL (signing checks, rollover
 timing) use `soa_and_max_ttl`, which builds one RRset, not the zone.
+
+Reads that answer a user never read more of a zone than they return: the zone
+list skips every zone's `data/` subtree (its settings keys sit beside the data
+under `zones/<zone>/`, so it pages the prefix and jumps past `data/` wherever a
+page ends inside it), and the records of one owner are read by that owner's
+prefix. Only `snapshot` (export, a whole-zone record listing) reads every RRset.
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ import dns.rdatatype
 import dns.rrset
 
 from node.errors import Conflict, NotFound, Refused
-from node.store.client import EtcdClient, KeyValue
+from node.store.client import Compacted, EtcdClient, KeyValue, RangeResult
 from node.store.keys import KeyLayout
+from node.store.txn import Op, prefix_range_end
 from node.zones.model import (
     TransferStatus,
     ZoneConfig,
@@ -36,6 +43,7 @@ from node.zones.model import (
 
 Name = dns.name.Name
 MAX_RETRIES = 200
+LIST_PAGE = 256  # keys per read of the zone list; a page entering a zone's data jumps past it
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,22 +79,42 @@ class ZoneReads:
         return ZoneConfig.from_json(kv.value)
 
     async def list_zones(self) -> list[ZoneInfo]:
-        kvs, _ = await self._etcd.range_all(self._keys.zones_prefix())
+        """Every zone's config and head, all at one revision, reading none of the zones'
+        data beyond the page that reaches it (see the module docstring)."""
+        for _ in range(3):
+            try:
+                configs, heads = await self._scan_settings()
+            except Compacted:  # the pinned revision was compacted meanwhile: read again
+                continue
+            return [ZoneInfo(configs[zone], head.serial, head.generation, -1, rev)
+                    for zone, (head, rev) in sorted(heads.items()) if zone in configs]
+        raise Conflict("the zone list changed too often to be read; try again")
+
+    async def _scan_settings(self) -> tuple[dict[Name, ZoneConfig],
+                                            dict[Name, tuple[ZoneHead, int]]]:
+        cursor = self._keys.zones_prefix().encode()
+        end = prefix_range_end(cursor)
+        revision = 0
         configs: dict[Name, ZoneConfig] = {}
         heads: dict[Name, tuple[ZoneHead, int]] = {}
-        for kv in kvs:
-            parsed = self._keys.parse_zone_key(kv.key)
-            if parsed is None:
-                continue
-            if parsed.kind == "config":
-                configs[parsed.zone] = ZoneConfig.from_json(kv.value)
-            elif parsed.kind == "head":
-                heads[parsed.zone] = (ZoneHead.from_json(kv.value), kv.mod_revision)
-        out = []
-        for zone, (head, rev) in sorted(heads.items()):
-            if zone in configs:
-                out.append(ZoneInfo(configs[zone], head.serial, head.generation, -1, rev))
-        return out
+        while True:
+            page = await self._etcd.range(cursor, end, limit=LIST_PAGE, revision=revision)
+            revision = revision or page.revision
+            parsed = None
+            for kv in page.kvs:
+                parsed = self._keys.parse_zone_key(kv.key)
+                if parsed is None:
+                    continue
+                if parsed.kind == "config":
+                    configs[parsed.zone] = ZoneConfig.from_json(kv.value)
+                elif parsed.kind == "head":
+                    heads[parsed.zone] = (ZoneHead.from_json(kv.value), kv.mod_revision)
+            if not page.more or not page.kvs:
+                return configs, heads
+            if parsed is not None and parsed.kind == "data":  # inside a zone's data: skip it
+                cursor = prefix_range_end(self._keys.data_root(parsed.zone))
+            else:
+                cursor = page.kvs[-1].key + b"\x00"
 
     async def get_zone(self, name: Name) -> ZoneInfo:
         config = await self._config(name)
@@ -107,13 +135,18 @@ class ZoneReads:
                                 kv.mod_revision)
         raise Conflict(f"zone {name} changed too often to be read; try again")
 
-    async def snapshot(self, zone: Name) -> ZoneSnapshot:
-        """The zone's content at one etcd revision (the current one: never a compacted one)."""
+    async def _data_config(self, zone: Name) -> ZoneConfig:
+        """The config of a zone whose data is in etcd; Refused for secondary and file zones."""
         config = await self._config(zone)
         if config.secondary or config.file_backed:  # say so, rather than "no SOA"
             where = f"; the file {config.path} on {config.owner}" if config.file_backed else ""
             raise Refused(f"zone {zone} is a {config.kind} zone: its data is not in etcd "
                           f"(transfer it from a node with AXFR{where})")
+        return config
+
+    async def snapshot(self, zone: Name) -> ZoneSnapshot:
+        """The zone's content at one etcd revision (the current one: never a compacted one)."""
+        config = await self._data_config(zone)
         for _ in range(MAX_RETRIES):
             head, kv = await self._head(zone)
             kvs, revision = await self._etcd.range_all(
@@ -149,16 +182,34 @@ class ZoneReads:
     async def list_records(
         self, zone: Name, owner: Name | None = None, rdtype: int | None = None
     ) -> list[dns.rrset.RRset]:
-        snap = await self.snapshot(zone)
-        out = []
-        for rrset in snap.rrsets():
-            if owner is not None and rrset.name != owner:
-                continue
-            if rdtype is not None and rrset.rdtype != rdtype:
-                continue
-            out.append(rrset)
+        """The zone's RRsets (of `owner` and `rdtype` when given), in canonical order; with
+        an owner, only that owner's keys are read."""
+        if owner is not None:
+            rrsets = await self._owner_rrsets(zone, owner)
+        else:
+            rrsets = list((await self.snapshot(zone)).rrsets())
+        out = [r for r in rrsets if rdtype is None or r.rdtype == rdtype]
         out.sort(key=lambda r: (r.name.canonicalize().labels[::-1], r.rdtype))
         return out
+
+    async def _owner_rrsets(self, zone: Name, owner: Name) -> list[dns.rrset.RRset]:
+        """The RRsets at `owner` in one version of the zone (the apex SOA at its serial)."""
+        await self._data_config(zone)
+        if not owner.is_subdomain(zone):
+            return []
+        for _ in range(MAX_RETRIES):
+            head, kv = await self._head(zone)
+            read = await self._etcd.txn(when=[], then=[
+                Op.get(self._keys.head_key(zone)),
+                Op.get(self._keys.owner_prefix(zone, head.generation, owner), prefix=True),
+            ])
+            at, found = read.responses[0], read.responses[1]
+            assert isinstance(at, RangeResult) and isinstance(found, RangeResult)
+            if at.kvs and at.kvs[0].mod_revision == kv.mod_revision:  # same version throughout
+                rrsets = [self._rrset(k) for k in found.kvs]
+                return [with_serial(r, head.serial) if r.rdtype == dns.rdatatype.SOA else r
+                        for r in rrsets]
+        raise Conflict(f"zone {zone} changed too often to be read; try again")
 
 
 def _max_ttl(kvs: Sequence[KeyValue]) -> int:

@@ -1,0 +1,80 @@
+"""Zone reads that serve a name list or one owner read keys in proportion to what they
+return, never every data key of a large zone (real etcd; keys counted at the client)."""
+
+from __future__ import annotations
+
+import dns.name
+import dns.rdatatype
+import pytest
+
+from node.store.client import EtcdClient, RangeResult, TxnResult
+from node.store.keys import KeyLayout
+from node.zones.repository import ZoneRepository
+
+pytestmark = pytest.mark.integration
+
+BIG = dns.name.from_text("big.test.")
+RECORDS = 2500  # data keys of the big zone; every bound below is far smaller
+
+
+class CountingClient(EtcdClient):
+    """The real client, counting the key-values etcd returned (ranges and txn reads)."""
+
+    kvs_read = 0
+
+    async def range(self, *args, **kwargs) -> RangeResult:  # type: ignore[no-untyped-def]
+        result = await super().range(*args, **kwargs)
+        self.kvs_read += len(result.kvs)
+        return result
+
+    async def txn(self, *args, **kwargs) -> TxnResult:  # type: ignore[no-untyped-def]
+        result = await super().txn(*args, **kwargs)
+        self.kvs_read += sum(len(r.kvs) for r in result.responses if isinstance(r, RangeResult))
+        return result
+
+
+def big_zone_text(n: int) -> str:
+    lines = ["$ORIGIN big.test.", "@ 3600 IN SOA ns1 hostmaster 7 3600 600 604800 300",
+             "@ 3600 IN NS ns1", "ns1 300 IN A 192.0.2.1", "www 300 IN A 192.0.2.80",
+             "www 300 IN TXT \"hello\""]
+    lines += [f"h{i} 300 IN TXT \"x\"" for i in range(n)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+async def counted(etcd, key_prefix: str):  # type: ignore[no-untyped-def]
+    client = CountingClient([etcd.endpoint], timeout=10.0)
+    await client.connect()
+    try:
+        yield client, ZoneRepository(client, KeyLayout(key_prefix))
+    finally:
+        await client.close()
+
+
+async def test_zone_list_reads_no_data_keys(counted) -> None:  # type: ignore[no-untyped-def]
+    client, repo = counted
+    await repo.create_zone(BIG, text=big_zone_text(RECORDS))
+    small = [dns.name.from_text(f"{tag}{i}.test.") for tag in ("a", "c") for i in range(15)]
+    for name in small:  # zones sorted before and after the big one, a few data keys each
+        await repo.create_zone(name)
+    client.kvs_read = 0
+    infos = await repo.list_zones()
+    assert [i.config.name for i in infos] == sorted([BIG, *small])
+    assert all(i.serial >= 1 and i.generation > 0 for i in infos)
+    big = next(i for i in infos if i.config.name == BIG)
+    assert big.serial == 7
+    assert client.kvs_read < 800, f"zone list read {client.kvs_read} key-values"
+
+
+async def test_records_of_one_owner_read_that_owner(counted) -> None:  # type: ignore[no-untyped-def]
+    client, repo = counted
+    await repo.create_zone(BIG, text=big_zone_text(RECORDS))
+    www = dns.name.from_text("www.big.test.")
+    client.kvs_read = 0
+    rrsets = await repo.list_records(BIG, www)
+    assert [(r.name, r.rdtype) for r in rrsets] == [(www, dns.rdatatype.A),
+                                                    (www, dns.rdatatype.TXT)]
+    assert [r.to_text() for r in await repo.list_records(BIG, www, dns.rdatatype.A)] == [
+        "www.big.test. 300 IN A 192.0.2.80"]
+    assert await repo.list_records(BIG, dns.name.from_text("nope.big.test.")) == []
+    assert client.kvs_read < 50, f"listing one owner read {client.kvs_read} key-values"
