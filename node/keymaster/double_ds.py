@@ -237,7 +237,8 @@ async def precheck(*, etcd: EtcdClient, layout: KeyLayout, repository: ZoneRepos
             k.key_id in config.missing_keys and k.role == "csk" for k in keys):
         return []
     raw = await etcd.get(layout.dnskeyset_key(zone))
-    timing = roll.timing_for(config, await repository.snapshot(zone))
+    soa, max_ttl = await repository.soa_and_max_ttl(zone)  # not the zone: it may be large
+    timing = roll.timing_from(config, soa, max_ttl)
     parent = await parent_ds.parent_zone(etcd, layout, zone)
     has_ds = bool(parent and await parent_ds.ds_at_parent(etcd, layout, parent, zone))
     return check_path(zone, keys=keys, missing=config.missing_keys,
