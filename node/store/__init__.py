@@ -1,7 +1,8 @@
 """etcd access for the node: the only package that talks to etcd (STYLE R1, R2).
 
-`client` (EtcdClient and its values), `txn` (Compare/Op builders), `watch`
-(resumable watches), `session` (the node's lease), `keys` (the key layout).
+`client` (EtcdClient and its values; `transport` its channels, auth and
+retries), `txn` (Compare/Op builders), `watch` (resumable watches), `session`
+(the node's lease), `keys` (the key layout).
 """
 
 from node.store.client import (

@@ -39,7 +39,8 @@ import grpc
 from node.errors import EtcdUnavailable, NodeError
 from node.events import Event, emit
 from node.store._gen import rpc_pb2
-from node.store.client import Compacted, WatchCanceled, is_invalid_token
+from node.store.client import Compacted, WatchCanceled
+from node.store.failures import is_invalid_token
 from node.store.lag import LagCheck
 from node.store.values import WatchBatch, WatchEvent
 
