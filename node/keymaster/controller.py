@@ -3,8 +3,8 @@
 Observations come from the replica (role record and its token, settings,
 keys, intent) and from etcd membership (who is alive); `decide` is pure.
 While this node holds the role *with its current lease* and its local lease
-deadline has not passed, it runs the zone's duties, each a fenced write
-(`duties.Fence`). Losing the role (a seize, a compare that fails) stops the
+deadline has not passed, it runs the zone's duties (`holder.Holder`), each a
+fenced write (`duties.Fence`). Losing the role (a seize, a compare that fails) stops the
 duties at once with an event; an unreachable etcd only pauses them until the
 local deadline, after which the node stops acting.
 """
@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 
 import dns.name
 
 from node.clock import SYSTEM_CLOCK, Clock
 from node.dnssec import kek as kekmod
-from node.errors import EtcdUnavailable, FencedOut, NodeError, ValidationError
+from node.errors import EtcdUnavailable, FencedOut, NodeError
 from node.events import Event, emit
-from node.keymaster import duties
-from node.keymaster import rollover as roll
 from node.keymaster.decide import (
     Acquire,
     Handover,
@@ -33,8 +30,8 @@ from node.keymaster.decide import (
     Wait,
     decide,
 )
+from node.keymaster.holder import Holder, ZoneRole
 from node.keymaster.keystore import KeyStore
-from node.keymaster.links import Links
 from node.keymaster.record import Intent, RoleRecord
 from node.keymaster.role import RoleStore
 from node.nodes.membership import NodeDirectory, NodeInfo
@@ -50,19 +47,6 @@ log = logging.getLogger(__name__)
 Name = dns.name.Name
 
 
-@dataclass(slots=True)
-class _ZoneRole:
-    state: DnssecState
-    acting_token: int = 0  # token under which this node acts (0 = not acting)
-    offline_since: float | None = None
-    next_at: float = 0.0
-    missing: tuple[str, ...] = ()  # private keys the holder needs and cannot reach
-    kek_refused: bool = False  # this node's KEK does not unwrap the zone's keys
-    snap: ZoneSnapshot | None = None  # the latest version (the rollover's TTLs)
-    timing: tuple[int, roll.Timing] | None = None  # (serial, timing) computed from `snap`
-    waiting: str = ""  # what a rollover waits for (event once per change)
-
-
 class KeyMasterController:
     """Runs the Key Master role of every signed zone this node may hold."""
 
@@ -74,18 +58,17 @@ class KeyMasterController:
         self._writable = writable
         self._etcd = etcd
         self._keys = layout
-        self._repo = repository
         self._dir = directory
         self._session = session
         self._kek = kek
         self._kek_fp = kekmod.kek_fingerprint(kek) if kek else ""
-        self._store = key_store
         self._roles = RoleStore(etcd, layout, clock)
         self._tick = tick
         self._clock = clock
-        self._zones: dict[Name, _ZoneRole] = {}
-        self._links = Links(etcd, layout, repository, directory, key_store, *cds_poll,
-                            clock=clock)  # (CDS poll s, glue port[, checkds s, keyring])
+        self._zones: dict[Name, ZoneRole] = {}
+        self._holder = Holder(node_id=node_id, etcd=etcd, layout=layout, repository=repository,
+                              directory=directory, session=session, kek=kek,
+                              key_store=key_store, clock=clock, cds_poll=cds_poll)
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -97,7 +80,7 @@ class KeyMasterController:
         else:
             z = self._zones.get(zone)
             if z is None:
-                z = self._zones[zone] = _ZoneRole(state)
+                z = self._zones[zone] = ZoneRole(state)
             else:
                 z.state = state
             if snap is not None:
@@ -119,7 +102,7 @@ class KeyMasterController:
         try:
             await self._run()
         finally:  # a poll of children or parents never outlives the duty loop
-            self._links.cancel()
+            self._holder.links.cancel()
 
     async def _run(self) -> None:
         while True:
@@ -149,7 +132,7 @@ class KeyMasterController:
             except TimeoutError:
                 pass
 
-    def _observe(self, zone: Name, z: _ZoneRole, nodes: list[NodeInfo] | None) -> Observation:
+    def _observe(self, zone: Name, z: ZoneRole, nodes: list[NodeInfo] | None) -> Observation:
         state = z.state
         role = RoleRecord.from_json(state.keymaster)
         now = self._clock.monotonic()
@@ -221,14 +204,17 @@ class KeyMasterController:
                 and obs.role.lease == obs.my_lease):
             if obs.token > z.acting_token:  # the replica may lag behind our own acquire
                 self._start_acting(zone, z, obs.token, "holding")
-            await self._duties(zone, z)
+            try:
+                await self._holder.step(zone, z)
+            except FencedOut as exc:
+                self._stop_acting(zone, z, str(exc))
 
-    def _start_acting(self, zone: Name, z: _ZoneRole, token: int, why: str) -> None:
+    def _start_acting(self, zone: Name, z: ZoneRole, token: int, why: str) -> None:
         if not z.acting_token:
             emit(Event.KEYMASTER_ACQUIRED, zone=zone, token=token, reason=why)
         z.acting_token = token
 
-    def _stop_acting(self, zone: Name, z: _ZoneRole, why: str) -> None:
+    def _stop_acting(self, zone: Name, z: ZoneRole, why: str) -> None:
         if z.acting_token:
             emit(Event.KEYMASTER_LOST, level=logging.WARNING, zone=zone, reason=why,
                  token=z.acting_token)
@@ -236,83 +222,7 @@ class KeyMasterController:
         z.missing = ()
         z.kek_refused = False
 
-    def _fence(self, zone: Name, z: _ZoneRole) -> duties.Fence:
-        return duties.Fence.for_role(self._keys, zone, z.acting_token, self._me,
-                                     self._session.lease_id or 0)
-
-    async def _duties(self, zone: Name, z: _ZoneRole) -> None:
-        """One step of the holder's duties; each write fenced."""
-        if not self._session.is_valid() or self._kek is None:
-            return
-        state = z.state
-        cfg = state.config
-        self._check_keys(zone, z)
-        try:  # at most one fenced write per step
-            if await self._links.step(zone, state, z.snap, z.missing, self._fence(zone, z),
-                                      self._kek):
-                return  # parents and children: CDS poll, double-DS (node.keymaster.links)
-            if cfg.status == "keygen" or cfg.new_keys:
-                retire = state.keys if cfg.new_keys else ()
-                await duties.generate_keys(
-                    etcd=self._etcd, layout=self._keys, repository=self._repo, zone=zone,
-                    config=cfg, fence=self._fence(zone, z), node_id=self._me, kek=self._kek,
-                    key_store=self._store, retire=retire,
-                    config_revision=state.config_revision,
-                    ever_published=state.published or state.ever_published, clock=self._clock)
-                return
-            if not cfg.kek and any(k.replicate for k in state.keys):
-                await self._record_kek(zone, z)
-                return
-            if await duties.publish_dnskey_signatures(
-                    repository=self._repo, layout=self._keys, zone=zone, state=state,
-                    fence=self._fence(zone, z), key_store=self._store, clock=self._clock):
-                return
-            if cfg.status == "signed" and state.published is None and state.keys:
-                if await duties.publish_if_ready(
-                        etcd=self._etcd, layout=self._keys, repository=self._repo,
-                        directory=self._dir, zone=zone, fence=self._fence(zone, z),
-                        keyset=state.keyset_id, kek_fingerprint=cfg.kek or self._kek_fp,
-                        clock=self._clock):
-                    return
-            if cfg.status == "signed" and state.keys and not z.missing:
-                await self._rollover(zone, z)
-        except FencedOut as exc:
-            self._stop_acting(zone, z, str(exc))
-
-    async def _rollover(self, zone: Name, z: _ZoneRole) -> None:
-        """Perform the zone's due rollover step, if any (one fenced write with a bump)."""
-        assert self._kek is not None
-        if z.snap is None:
-            return
-        now = self._clock.time()
-        # the TTLs come from a scan of the whole zone: done again only when a step is due
-        # (a large zone with many updates would otherwise be scanned at every serial)
-        if z.timing is None:
-            z.timing = (z.snap.serial, roll.timing_for(z.state.config, z.snap))
-        plan = await self._plan(zone, z, now)
-        if plan.due(now) and z.timing[0] != z.snap.serial:
-            z.timing = (z.snap.serial, roll.timing_for(z.state.config, z.snap))
-            plan = await self._plan(zone, z, now)
-        if plan.blocked and plan.at is not None and plan.at <= now:
-            if await self._links.ds_seen(zone, z.state, plan, self._fence(zone, z)):
-                return  # the parent in the cluster holds the new DS: ds_seen recorded
-            if plan.waiting_for != z.waiting:
-                z.waiting = plan.waiting_for
-                emit(Event.ROLLOVER_WAITING, zone=zone, next_step=plan.name,
-                     waiting_for=plan.waiting_for)
-            return
-        if plan.due(now):
-            z.waiting = ""
-            await roll.perform(repository=self._repo, layout=self._keys, zone=zone,
-                               state=z.state, step=plan, fence=self._fence(zone, z),
-                               kek=self._kek, key_store=self._store, clock=self._clock)
-
-    async def _plan(self, zone: Name, z: _ZoneRole, now: float) -> roll.Plan:
-        assert z.timing is not None
-        return await roll.observe(etcd=self._etcd, layout=self._keys, directory=self._dir,
-                                  zone=zone, state=z.state, timing=z.timing[1], now=now)
-
-    async def _handover(self, zone: Name, z: _ZoneRole, obs: Observation, to: str) -> None:
+    async def _handover(self, zone: Name, z: ZoneRole, obs: Observation, to: str) -> None:
         """Carry out a transfer intent: the current step is finished (steps are sequential)."""
         if to not in obs.candidates:  # went offline (or lost its KEK) since the request
             # only the intent we judged: a newer request that landed meanwhile stays
@@ -335,36 +245,7 @@ class KeyMasterController:
         emit(Event.KEYMASTER_TRANSFERRED, zone=zone, to=to)
         self._stop_acting(zone, z, f"transferred to {to}")
 
-    async def _record_kek(self, zone: Name, z: _ZoneRole) -> None:
-        """Fill in the KEK fingerprint of a zone signed before it was recorded."""
-        assert self._kek is not None
-        try:
-            await duties.record_kek(etcd=self._etcd, layout=self._keys, zone=zone,
-                                    state=z.state, fence=self._fence(zone, z), kek=self._kek)
-        except ValidationError as exc:  # this node's KEK does not unwrap the zone's keys
-            if not z.kek_refused:
-                z.kek_refused = True
-                emit(Event.KEYMASTER_KEY_MISSING, level=logging.ERROR, zone=zone,
-                     keys=[k.key_id for k in z.state.keys if k.replicate],
-                     reason=f"{exc}; transfer the role to a node with the zone's KEK")
-
-    def _check_keys(self, zone: Name, z: _ZoneRole) -> None:
-        """An error event (once per change) when the holder lacks an unreplicated private
-        key of a key in use: it cannot sign the DNSKEY set or roll keys, and nothing else
-        would say so before signatures expire."""
-        missing = tuple(sorted(
-            k.key_id for k in z.state.keys if not k.replicate and k.state != "retired"
-            and (self._store is None or not self._store.has(zone, k.key_id))))
-        if missing != z.missing:
-            z.missing = missing
-            if missing:
-                emit(Event.KEYMASTER_KEY_MISSING, level=logging.ERROR, zone=zone,
-                     keys=list(missing), key_store=str(self._store.root) if self._store else "",
-                     reason="unreplicated private key not in this Key Master's key store; "
-                            "restore it, transfer the role to the node that holds it, or "
-                            "re-key (zone sign --new-keys)")
-
-    def _intent_guard(self, zone: Name, z: _ZoneRole) -> Compare:
+    def _intent_guard(self, zone: Name, z: ZoneRole) -> Compare:
         """The intent is still the one observed (absent if none was)."""
         key = self._keys.intent_key(zone)
         rev = z.state.intent_revision if z.state.intent else 0

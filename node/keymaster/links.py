@@ -4,7 +4,7 @@ As a parent, it polls its children's CDS/CDNSKEY and keeps their DS current
 (node.keymaster.cds_poll). As a child, it sees a new KSK's DS at a parent in the cluster
 (node.keymaster.parent_ds) and runs `--new-keys` as a double-DS rollover when its KSK is
 unreachable (node.keymaster.double_ds). Each step is at most one fenced write; the
-controller (node.keymaster.controller) calls `step` once per tick of a zone it holds, and
+holder (node.keymaster.holder) calls `step` once per tick of a zone it holds, and
 `ds_seen` while a KSK roll waits for the parent; with a parent outside the cluster, or
 parental agents set, it asks the parent's servers (node.keymaster.checkds). A CDS poll
 runs as a task of its own (its writes fenced like any other), so a child's servers that
