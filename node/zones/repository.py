@@ -50,17 +50,13 @@ from node.zones.model import (
     with_serial,
 )
 from node.zones.reads import MAX_RETRIES, ZoneInfo, ZoneReads
+from node.zones.rules import check_change, check_target
 from node.zones.update_txn import UpdateRead, UpdateTransactions, Writes
 
 log = logging.getLogger(__name__)
 
 Name = dns.name.Name
 _Build = Callable[[ZoneHead, dict[int, dns.rrset.RRset]], list[Op]]
-# Types only the signer may write (issue 3); users may not add them directly.
-_RESERVED_TYPES = frozenset(
-    {dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3, dns.rdatatype.NSEC3PARAM}
-)
-_CNAME_COMPATIBLE = frozenset({dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.CNAME})
 def default_soa(zone: Name, primary_ns: Name, admin_email: str | None) -> dns.rrset.RRset:
     """The SOA a new empty zone gets (expire 7 days, negative TTL 300)."""
     if admin_email:
@@ -284,61 +280,26 @@ class ZoneRepository(ZoneReads):
         forward: Callable[[Any], int] | None = None,
     ) -> int:
         zone = zone.canonicalize()
-        if not owner.is_subdomain(zone):
-            raise ValidationError(f"owner {owner} is not inside zone {zone}")
-        if rdtype in _RESERVED_TYPES:
-            raise ValidationError(
-                f"{dns.rdatatype.to_text(rdtype)} records are made by the signer, not added by hand"
-            )
+        check_target(zone, owner, rdtype)
         if self.file_zones is not None and forward is not None:
             config = await self._config(zone)
             if config.file_backed:  # its owner changes the file (node.filezone)
                 return await self.file_zones.change(
                     config, owner, rdtype, change, forward,
-                    lambda new, at: self._check_rules(zone, owner, rdtype, new, at))
+                    lambda new, at: check_change(zone, owner, rdtype, new, at))
         await self._not_secondary(zone)
 
         def build(head: ZoneHead, at_owner: dict[int, dns.rrset.RRset]) -> list[Op]:
             new = change(at_owner.get(rdtype))
             if new is not None and len(new) == 0:
                 new = None
-            self._check_rules(zone, owner, rdtype, new, at_owner)
+            check_change(zone, owner, rdtype, new, at_owner)
             key = self._keys.rrset_key(zone, head.generation, owner, rdtype)
             if new is None:
                 return [Op.delete(key)]
             return [Op.put(key, rrset_to_json(new))]
 
         return await self._mutate(zone, build, owner=owner)
-
-    def _check_rules(
-        self,
-        zone: Name,
-        owner: Name,
-        rdtype: int,
-        new: dns.rrset.RRset | None,
-        at_owner: dict[int, dns.rrset.RRset],
-    ) -> None:
-        others = {t for t in at_owner if t != rdtype}
-        if owner == zone:
-            if rdtype == dns.rdatatype.CNAME and new is not None:
-                raise ValidationError(f"a CNAME cannot be at the zone apex {zone}")
-            if rdtype in (dns.rdatatype.SOA, dns.rdatatype.NS) and new is None:
-                raise ValidationError(
-                    f"the apex {dns.rdatatype.to_text(rdtype)} of {zone} cannot be deleted"
-                )
-            if rdtype == dns.rdatatype.SOA and new is not None and len(new) != 1:
-                raise ValidationError("a zone has exactly one SOA record")
-        elif rdtype == dns.rdatatype.SOA and new is not None:
-            raise ValidationError(f"an SOA record belongs at the zone apex {zone}, not at {owner}")
-        if new is None:
-            return
-        if rdtype == dns.rdatatype.CNAME:
-            if len(new) > 1:
-                raise ValidationError(f"{owner} can have only one CNAME record")
-            if others - _CNAME_COMPATIBLE:
-                raise ValidationError(f"{owner} has other data; a CNAME cannot be added there")
-        elif dns.rdatatype.CNAME in others and rdtype not in _CNAME_COMPATIBLE:
-            raise ValidationError(f"{owner} has a CNAME; no other data can be added there")
 
     async def bump(self, zone: Name, ops: Sequence[Op], guards: Sequence[Compare] = ()
                    ) -> int | None:
