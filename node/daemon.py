@@ -17,7 +17,6 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import dns.name
@@ -44,8 +43,7 @@ from node.metrics import (
     SigningCollector,
     UpdateCollector,
 )
-from node.nodes.advertise import advertised, reachable
-from node.nodes.membership import Membership, NodeDirectory, NodeInfo
+from node.nodes.membership import Membership, NodeDirectory, own_record
 from node.secondary.zones import SecondaryZones, TransferStatusWriter
 from node.server import xfr
 from node.server.journal import Journals
@@ -65,6 +63,7 @@ from node.signing.worker import SigningManager
 from node.store.client import EtcdClient, TlsConfig
 from node.store.keys import KeyLayout
 from node.store.session import Session
+from node.supervision import supervised as _supervised  # restarts a failed loop
 from node.work.pool import worker_pool
 from node.zones.model import ZoneConfig, ZoneSnapshot
 from node.zones.replica import Replica
@@ -121,21 +120,7 @@ class Daemon:
         self.repository = ZoneRepository(self.etcd, self.layout, self.clock, pool=self._pool,
                                          import_pause=config.testing.import_pause)
         self.directory = NodeDirectory(self.etcd, self.layout)
-        dns_addresses = advertised(config.dns.listen, config.dns.advertise)
-        dns_host = dns_addresses[0].rpartition(":")[0].strip("[]")
-        self.me = NodeInfo(
-            id=config.node_id,
-            role=config.role,
-            # how others reach this node, never a wildcard (node/nodes/advertise.py)
-            dns_addresses=dns_addresses,
-            tls_addresses=advertised(config.dns.tls_listen, config.dns.advertise,
-                                     "dns.tls_listen"),
-            api_address=reachable(config.api.listen, dns_host),
-            metrics_address=reachable(config.metrics.listen, dns_host),
-            alive=True,
-            version=__version__,
-            started_at=self.clock.now().replace(microsecond=0).isoformat(),
-        )
+        self.me = own_record(config, self.clock.now())  # addresses: node/nodes/advertise.py
         sg = config.signing
         self.kek = kekmod.load_kek(sg.kek_file) if sg.kek_file else None
         self.me = replace(self.me, kek=kekmod.kek_fingerprint(self.kek) if self.kek else "")
@@ -353,30 +338,7 @@ class Daemon:
         watchdog.ordered_done()
 
 
-_RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
 _SHUTDOWN_DEADLINE = 20.0  # seconds from SIGTERM; Kubernetes' default grace period is 30
-
-
-async def _supervised(name: str, run: Callable[[], Awaitable[None]],
-                      backoff: tuple[float, ...] = _RESTART_BACKOFF) -> None:
-    """Run a long-lived loop; if it fails, log it with an event and start it again after a
-    back-off, so no loop stops the daemon (the broad catch sits at the task boundary, R9).
-    A loop that ran for a minute before failing starts again from the shortest back-off."""
-    failures = 0
-    while True:
-        started = SYSTEM_CLOCK.monotonic()
-        try:
-            await run()
-            return
-        except Exception as exc:
-            emit(Event.TASK_CRASHED, level=logging.ERROR, task=name,
-                 error=f"{type(exc).__name__}: {exc}")
-            log.exception("task %s failed", name)
-        failures = 1 if SYSTEM_CLOCK.monotonic() - started > 60 else failures + 1
-        delay = backoff[min(failures, len(backoff)) - 1]
-        await asyncio.sleep(delay)
-        emit(Event.TASK_RESTARTED, level=logging.WARNING, task=name, failures=failures,
-             after=delay)
 
 
 class _Stopped(Exception):

@@ -4,7 +4,8 @@
 TLS for transfers, API, metrics). `alive/<id>`
 lives on the node's session lease and carries what it serves right now
 (readiness, served serial per zone); it vanishes when the node dies, which is
-how everyone tells a live node from an offline one.
+how everyone tells a live node from an offline one. `own_record` builds this
+node's record from its config (the addresses others reach it at: `advertise.py`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,18 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TYPE_CHECKING
 
+from node import __version__
 from node.errors import EtcdUnavailable, NodeError
 from node.events import Event, emit
+from node.nodes.advertise import advertised, reachable
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
+
+if TYPE_CHECKING:
+    from node.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +64,25 @@ class NodeInfo:
                 "tls_addresses": list(self.tls_addresses),
             }
         ).encode()
+
+
+def own_record(config: Config, started: datetime) -> NodeInfo:
+    """This node's record from its config (the KEK fingerprint is the caller's to add)."""
+    dns_addresses = advertised(config.dns.listen, config.dns.advertise)
+    dns_host = dns_addresses[0].rpartition(":")[0].strip("[]")
+    return NodeInfo(
+        id=config.node_id,
+        role=config.role,
+        # how others reach this node, never a wildcard (node/nodes/advertise.py)
+        dns_addresses=dns_addresses,
+        tls_addresses=advertised(config.dns.tls_listen, config.dns.advertise,
+                                 "dns.tls_listen"),
+        api_address=reachable(config.api.listen, dns_host),
+        metrics_address=reachable(config.metrics.listen, dns_host),
+        alive=True,
+        version=__version__,
+        started_at=started.replace(microsecond=0).isoformat(),
+    )
 
 
 @dataclass(slots=True)

@@ -1,5 +1,5 @@
-"""The daemon's task supervisor: a failing loop is logged with an event and started again
-after a back-off; it never ends the TaskGroup (issue #8, finding 4)."""
+"""The daemon's task supervisor (node/supervision.py): a failing loop is logged with an
+event and started again after a back-off; it never ends the TaskGroup (issue #8, finding 4)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from node.daemon import _supervised
 from node.errors import ValidationError
+from node.supervision import supervised as _supervised
 
 
 async def test_a_failing_loop_is_restarted_with_an_event(caplog: pytest.LogCaptureFixture
