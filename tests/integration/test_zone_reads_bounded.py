@@ -78,3 +78,12 @@ async def test_records_of_one_owner_read_that_owner(counted) -> None:  # type: i
         "www.big.test. 300 IN A 192.0.2.80"]
     assert await repo.list_records(BIG, dns.name.from_text("nope.big.test.")) == []
     assert client.kvs_read < 50, f"listing one owner read {client.kvs_read} key-values"
+
+
+async def test_zone_show_counts_without_reading_data(counted) -> None:  # type: ignore[no-untyped-def]
+    client, repo = counted
+    await repo.create_zone(BIG, text=big_zone_text(RECORDS))
+    client.kvs_read = 0
+    info = await repo.get_zone(BIG)
+    assert info.rrset_count == RECORDS + 5 and info.serial == 7
+    assert client.kvs_read < 10, f"zone show read {client.kvs_read} key-values"
