@@ -14,6 +14,9 @@ list skips every zone's `data/` subtree (its settings keys sit beside the data
 under `zones/<zone>/`, so it pages the prefix and jumps past `data/` wherever a
 page ends inside it), and the records of one owner are read by that owner's
 prefix. Only `snapshot` (export, a whole-zone record listing) reads every RRset.
+etcd still walks its in-memory index from each page's start to the end of
+`zones/` to count (`node/store/ranges.py`): no values, but a walk per page, so
+pages are large enough (`LIST_PAGE`) to keep them few when there are many zones.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from node.zones.model import (
 
 Name = dns.name.Name
 MAX_RETRIES = 200
-LIST_PAGE = 256  # keys per read of the zone list; a page entering a zone's data jumps past it
+LIST_PAGE = 1000  # keys per read of the zone list; a page entering a zone's data jumps past it
 
 
 @dataclass(frozen=True, slots=True)
