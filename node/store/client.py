@@ -23,7 +23,7 @@ from node.store.failures import (
     EtcdPermissionDenied,
     WatchCanceled,
 )
-from node.store.ranges import KEY_PAGE, read_range
+from node.store.ranges import KEY_PAGE, PartSink, read_range, scan_range
 from node.store.transport import EtcdTransport
 from node.store.txn import Compare, KeyLike, Op, prefix_range_end, to_bytes, txn_request
 from node.store.values import KeyValue, RangeResult, TlsConfig, TxnResult
@@ -86,13 +86,21 @@ class EtcdClient(EtcdTransport):
         (kvs in key order, revision). Raises `Compacted` if that revision is
         compacted while reading.
         """
+        return await read_range(self._range_call, to_bytes(prefix), prefix_range_end(prefix),
+                                page=page, revision=revision, key_page=key_page)
 
-        async def call(start: bytes, end: bytes, limit: int, rev: int,
-                       keys_only: bool) -> RangeResult:
-            return await self.range(start, end, limit=limit, revision=rev, keys_only=keys_only)
+    async def range_scan(
+        self, prefix: KeyLike, sink: PartSink, *, page: int = 1000, revision: int = 0,
+    ) -> int:
+        """`range_all` handing each part to `sink(index, kvs)` as it arrives (out of order)
+        instead of returning the list: a caller that reduces a large range (the largest TTL
+        of a zone) holds a few parts at a time, never the range. Returns the revision."""
+        return await scan_range(self._range_call, to_bytes(prefix), prefix_range_end(prefix),
+                                page=page, revision=revision, sink=sink)
 
-        return await read_range(call, to_bytes(prefix), prefix_range_end(prefix), page=page,
-                                revision=revision, key_page=key_page)
+    async def _range_call(self, start: bytes, end: bytes, limit: int, rev: int,
+                          keys_only: bool) -> RangeResult:
+        return await self.range(start, end, limit=limit, revision=rev, keys_only=keys_only)
 
     async def put(self, key: KeyLike, value: KeyLike, *, lease: int = 0) -> int:
         req = rpc_pb2.PutRequest(key=to_bytes(key), value=to_bytes(value), lease=lease)

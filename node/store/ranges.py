@@ -1,4 +1,5 @@
-"""Reading a whole key range at one revision in bounded sub-ranges (`EtcdClient.range_all`).
+"""Reading a whole key range at one revision in bounded sub-ranges (`EtcdClient.range_all`,
+and `EtcdClient.range_scan` for callers that reduce the range part by part).
 
 etcd 3.4 walks its whole in-memory index from a request's start key to its
 range end for every limited read (to fill `count`), whatever the limit. Paging
@@ -22,12 +23,13 @@ it raises `Compacted`, as a paged read always did).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from node.store.values import KeyValue, RangeResult
 
 # (start, end, limit, revision, keys_only) -> one Range call
 RangeCall = Callable[[bytes, bytes, int, int, bool], Awaitable[RangeResult]]
+PartSink = Callable[[int, Sequence[KeyValue]], None]  # (part index, its kvs in key order)
 SMALL_PAGES = 8  # a range of up to this many pages is paged as usual (the walk stays small)
 KEY_PAGE = 100_000  # keys per keys-only read of the split pass (~6 MB of keys for zone data)
 IN_FLIGHT = 4
@@ -37,30 +39,43 @@ async def read_range(call: RangeCall, start: bytes, end: bytes, *, page: int,
                      revision: int, key_page: int = KEY_PAGE) -> tuple[list[KeyValue], int]:
     """Every key in [start, end) at `revision` (0: the first read's); (kvs in key order,
     revision)."""
+    parts: dict[int, Sequence[KeyValue]] = {}
+    revision = await scan_range(call, start, end, page=page, revision=revision,
+                                key_page=key_page, sink=parts.__setitem__)
+    return [kv for i in sorted(parts) for kv in parts[i]], revision
+
+
+async def scan_range(call: RangeCall, start: bytes, end: bytes, *, page: int, revision: int,
+                     sink: PartSink, key_page: int = KEY_PAGE) -> int:
+    """`read_range` without the list: each part of [start, end) at `revision` goes to
+    `sink(index, kvs)` as it arrives (parts in index order are the keys in order; they may
+    arrive out of order), so a caller that reduces a range never holds all of it. Returns
+    the revision read at."""
     first = await call(start, end, page, revision, False)
     revision = revision or first.revision
-    kvs = list(first.kvs)
+    sink(0, first.kvs)
     if not first.more or not first.kvs:
-        return kvs, revision
+        return revision
     cursor = first.kvs[-1].key + b"\x00"
     if first.count <= SMALL_PAGES * page:
+        index = 1
         while True:  # at most SMALL_PAGES pages, each walking at most the whole range
             result = await call(cursor, end, page, revision, False)
-            kvs.extend(result.kvs)
+            sink(index, result.kvs)
+            index += 1
             if not result.more or not result.kvs:
-                return kvs, revision
+                return revision
             cursor = result.kvs[-1].key + b"\x00"
     splits = await _split_points(call, cursor, end, page, revision, max(key_page, page))
     bounds = [*splits, end]
     sem = asyncio.Semaphore(IN_FLIGHT)
 
-    async def part(i: int) -> tuple[KeyValue, ...]:
+    async def part(i: int) -> None:
         async with sem:
-            return (await call(bounds[i], bounds[i + 1], 0, revision, False)).kvs
+            sink(i + 1, (await call(bounds[i], bounds[i + 1], 0, revision, False)).kvs)
 
-    for part_kvs in await asyncio.gather(*(part(i) for i in range(len(splits)))):
-        kvs.extend(part_kvs)
-    return kvs, revision
+    await asyncio.gather(*(part(i) for i in range(len(splits))))
+    return revision
 
 
 async def _split_points(call: RangeCall, cursor: bytes, end: bytes, page: int,

@@ -7,7 +7,8 @@ revision, which a quiet zone may have compacted away).
 
 Building RRsets from a zone-sized read takes seconds: it runs in a thread, and
 callers that need only the SOA and the largest TTL (signing checks, rollover
-timing) use `soa_and_max_ttl`, which builds one RRset, not the zone.
+timing) use `soa_and_max_ttl`, which builds one RRset, not the zone, and reduces
+the zone part by part as etcd returns it (`EtcdClient.range_scan`).
 
 Reads that answer a user never read more of a zone than they return: the zone
 list skips every zone's `data/` subtree (its settings keys sit beside the data
@@ -163,15 +164,23 @@ class ZoneReads:
 
     async def soa_and_max_ttl(self, zone: Name) -> tuple[dns.rrset.RRset, int]:
         """The apex SOA (at the head's serial) and the largest TTL of the current version,
-        reading each stored value's TTL only (no zone-sized build)."""
+        reading each stored value's TTL only (no zone-sized build), part by part: the
+        zone is reduced as it arrives, never held whole."""
         head, _ = await self._head(zone)
-        kvs, _ = await self._etcd.range_all(self._keys.data_prefix(zone, head.generation))
-        soa_key = self._keys.rrset_key(zone, head.generation, zone, dns.rdatatype.SOA)
-        soa_kv = next((kv for kv in kvs if kv.key == soa_key.encode()), None)
-        if soa_kv is None:
+        soa_key = self._keys.rrset_key(zone, head.generation, zone, dns.rdatatype.SOA).encode()
+        soa_value: list[bytes] = []
+        largest = 0
+
+        def reduce(_index: int, kvs: Sequence[KeyValue]) -> None:
+            nonlocal largest
+            soa_value.extend(kv.value for kv in kvs if kv.key == soa_key)
+            largest = max(largest, _max_ttl(kvs))
+
+        await self._etcd.range_scan(self._keys.data_prefix(zone, head.generation), reduce)
+        if not soa_value:
             raise NotFound(f"zone {zone} has no SOA at its apex")
-        soa = with_serial(rrset_from_json(zone, dns.rdatatype.SOA, soa_kv.value), head.serial)
-        return soa, await asyncio.to_thread(_max_ttl, kvs)
+        soa = with_serial(rrset_from_json(zone, dns.rdatatype.SOA, soa_value[0]), head.serial)
+        return soa, largest
 
     def _rrset(self, kv: KeyValue) -> dns.rrset.RRset:
         parsed = self._keys.parse_zone_key(kv.key)

@@ -7,7 +7,7 @@ import dns.name
 import dns.rdatatype
 import pytest
 
-from node.store.client import EtcdClient, RangeResult, TxnResult
+from node.store.client import EtcdClient, KeyValue, RangeResult, TxnResult
 from node.store.keys import KeyLayout
 from node.zones.repository import ZoneRepository
 
@@ -18,14 +18,22 @@ RECORDS = 5000  # data keys of the big zone; every bound below is far smaller
 
 
 class CountingClient(EtcdClient):
-    """The real client, counting the key-values etcd returned (ranges and txn reads)."""
+    """The real client, counting the key-values etcd returned (ranges and txn reads), and
+    the most it handed its caller at once (a Range, or the list `range_all` builds)."""
 
     kvs_read = 0
+    largest = 0
 
     async def range(self, *args, **kwargs) -> RangeResult:  # type: ignore[no-untyped-def]
         result = await super().range(*args, **kwargs)
         self.kvs_read += len(result.kvs)
+        self.largest = max(self.largest, len(result.kvs))
         return result
+
+    async def range_all(self, *args, **kwargs) -> tuple[list[KeyValue], int]:  # type: ignore[no-untyped-def]
+        kvs, revision = await super().range_all(*args, **kwargs)
+        self.largest = max(self.largest, len(kvs))
+        return kvs, revision
 
     async def txn(self, *args, **kwargs) -> TxnResult:  # type: ignore[no-untyped-def]
         result = await super().txn(*args, **kwargs)
@@ -87,3 +95,15 @@ async def test_zone_show_counts_without_reading_data(counted) -> None:  # type: 
     info = await repo.get_zone(BIG)
     assert info.rrset_count == RECORDS + 5 and info.serial == 7
     assert client.kvs_read < 10, f"zone show read {client.kvs_read} key-values"
+
+
+async def test_largest_ttl_never_holds_the_zone(counted) -> None:  # type: ignore[no-untyped-def]
+    """`zone sign` and `roll key` need the apex SOA and the largest TTL: the zone is read
+    part by part and reduced, never held whole in the node that keeps the lease."""
+    client, repo = counted
+    text = big_zone_text(RECORDS).replace("h7 300 IN TXT", "h7 86400 IN TXT")
+    await repo.create_zone(BIG, text=text)
+    client.largest = 0
+    soa, max_ttl = await repo.soa_and_max_ttl(BIG)
+    assert max_ttl == 86400 and soa[0].serial == 7 and soa.name == BIG
+    assert client.largest <= 1000, f"held {client.largest} key-values at once"

@@ -8,7 +8,7 @@ import bisect
 
 import pytest
 
-from node.store.ranges import read_range
+from node.store.ranges import read_range, scan_range
 from node.store.values import KeyValue, RangeResult
 
 
@@ -43,3 +43,21 @@ async def test_sub_ranges_partition_the_range(n: int, page: int, key_page: int) 
     if n > 8 * page:  # split: the first page, the keys-only pages, then each key once
         key_reads = -(-(n - page) // max(key_page, page))
         assert space.walked <= 2 * n + key_reads * n
+
+
+@pytest.mark.parametrize(("n", "page", "key_page"), [
+    (0, 10, 100), (10, 10, 100), (80, 10, 100), (1000, 7, 33), (5000, 10, 3),
+])
+async def test_a_scan_hands_over_parts_of_a_page_at_most(n: int, page: int,
+                                                         key_page: int) -> None:
+    space = Space(n)
+    parts: dict[int, list[bytes]] = {}
+
+    def sink(index: int, kvs) -> None:  # type: ignore[no-untyped-def]
+        assert index not in parts and len(kvs) <= page
+        parts[index] = [kv.key for kv in kvs]
+
+    revision = await scan_range(space.call, b"k", b"l", page=page, revision=0,
+                                key_page=key_page, sink=sink)
+    assert revision == 7
+    assert [k for i in sorted(parts) for k in parts[i]] == space.keys
