@@ -8,7 +8,8 @@ are built from their address, NS, CNAME, PTR and MX from their target, and
 plain names (letters, digits, `-`, `_`, `*`) from their labels, giving the
 same objects as `dns.rdata.from_text` and `dns.name.from_text`; anything
 else (escapes, other types) goes through those readers as before.
-`build_nodes` reads one generation's data keys (the replica's load and reload).
+`build_nodes` reads one generation's data keys (the replica's load and reload);
+`NodeDecoder` does the same in parts, as an import's keys arrive by the watch.
 """
 
 from __future__ import annotations
@@ -107,20 +108,39 @@ def build_nodes(prefix: bytes, kvs: Sequence[KeyValue]
                 ) -> dict[Name, MappingProxyType[int, dns.rrset.RRset]]:
     """The owners' RRsets from the data keys under `prefix` (one generation of a zone);
     a key or value that does not read is reported (ZONE_LOAD_FAILED) and left out."""
-    raw: dict[Name, dict[int, dns.rrset.RRset]] = {}
-    owners: dict[str, Name] = {}
-    types: dict[str, int] = {}
-    start = len(prefix)
-    for kv in kvs:
-        try:
-            owner_text, _, type_text = kv.key[start:].decode().rpartition("/")
-            owner = owners.get(owner_text)
-            if owner is None:
-                owner = owners[owner_text] = parse_name_component(owner_text)
-            rdtype = types.get(type_text)
-            if rdtype is None:
-                rdtype = types[type_text] = dns.rdatatype.from_text(type_text)
-            raw.setdefault(owner, {})[rdtype] = rrset_from_json(owner, rdtype, kv.value)
-        except Exception as exc:  # a bad value must not stop the node
-            emit(Event.ZONE_LOAD_FAILED, level=logging.ERROR, key=kv.key, error=str(exc))
-    return {owner: MappingProxyType(by_type) for owner, by_type in raw.items()}
+    decoder = NodeDecoder(prefix)
+    decoder.add(kvs)
+    return decoder.nodes()
+
+
+class NodeDecoder:
+    """`build_nodes` in parts: `add` data keys of one generation as they come (in any
+    order; a key added again replaces its RRset), then `nodes()` once. Not thread-safe:
+    one caller at a time."""
+
+    def __init__(self, prefix: bytes) -> None:
+        self.prefix = prefix
+        self._raw: dict[Name, dict[int, dns.rrset.RRset]] = {}
+        self._owners: dict[str, Name] = {}
+        self._types: dict[str, int] = {}
+        self.count = 0  # keys added
+
+    def add(self, kvs: Sequence[KeyValue]) -> None:
+        raw, owners, types = self._raw, self._owners, self._types
+        start = len(self.prefix)
+        for kv in kvs:
+            try:
+                owner_text, _, type_text = kv.key[start:].decode().rpartition("/")
+                owner = owners.get(owner_text)
+                if owner is None:
+                    owner = owners[owner_text] = parse_name_component(owner_text)
+                rdtype = types.get(type_text)
+                if rdtype is None:
+                    rdtype = types[type_text] = dns.rdatatype.from_text(type_text)
+                raw.setdefault(owner, {})[rdtype] = rrset_from_json(owner, rdtype, kv.value)
+            except Exception as exc:  # a bad value must not stop the node
+                emit(Event.ZONE_LOAD_FAILED, level=logging.ERROR, key=kv.key, error=str(exc))
+        self.count += len(kvs)
+
+    def nodes(self) -> dict[Name, MappingProxyType[int, dns.rrset.RRset]]:
+        return {owner: MappingProxyType(by_type) for owner, by_type in self._raw.items()}

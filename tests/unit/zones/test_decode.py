@@ -16,7 +16,7 @@ from bench import zonegen
 from node.store.keys import KeyLayout, name_from_text
 from node.store.values import KeyValue
 from node.work.zoneparse import parse_with_dnspython
-from node.zones.decode import build_nodes, rrset_from_json
+from node.zones.decode import NodeDecoder, build_nodes, rrset_from_json
 
 EXTRA = """ns2 IN NS a\\.b.other.test.
 odd IN MX 5 \\@weird.other.test.
@@ -74,3 +74,23 @@ def test_a_records_are_built_whole_without_the_second_address_check() -> None:
         except dns.exception.SyntaxError:
             continue
         raise AssertionError(f"{bad} was accepted")
+
+
+def test_decoding_in_parts_in_any_order_gives_the_whole_decode(tmp_path: Path) -> None:
+    """`NodeDecoder` (an import's keys decoded as the watch brings them, batches in any
+    order, a key sent again) reads as `build_nodes` of the same keys at once."""
+    gen = zonegen.generate(tmp_path, 500)
+    layout = KeyLayout("/p/")
+    prefix = layout.data_prefix(dns.name.from_text(gen.origin), 9)
+    records = parse_with_dnspython(gen.zone_file.read_text() + EXTRA, gen.origin).records
+    kvs = [KeyValue((prefix + suffix).encode(), value, 1, 1, 1, 0) for suffix, value in records]
+    whole = build_nodes(prefix.encode(), kvs)
+    decoder = NodeDecoder(prefix.encode())
+    parts = [kvs[i::7] for i in range(7)]  # every owner's types spread over parts
+    for part in reversed(parts):
+        decoder.add(part)
+    decoder.add(kvs[:50])  # sent again (a replayed watch batch): the same RRsets
+    parted = decoder.nodes()
+    assert parted.keys() == whole.keys()
+    for owner, types in whole.items():
+        assert dict(parted[owner]) == dict(types)
