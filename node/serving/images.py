@@ -1,11 +1,10 @@
 """Zone images for serving workers: built off the control loop, sent in order, deleted unused.
 
 Owns, in the control process: the image directory (emptied at start), the
-builder (one thread at nice BUILDER_NICE, off the event loop: a snapshot goes
-in, a file path comes out; a process would need the snapshot pickled, and
-`ZoneSnapshot`'s read-only mappings do not pickle), the per-zone order of operations sent to the
-workers (install / hold / remove), the current set a new worker is given,
-and the deletion of superseded image files.
+builder (one thread at nice BUILDER_NICE, off the event loop: a snapshot goes in, a file
+path comes out; a process would need the snapshot pickled, and `ZoneSnapshot`'s read-only
+mappings do not pickle), the per-zone order of operations sent to the workers (install /
+hold / remove), the current set a new worker is given, and the deletion of superseded images.
 
 Incremental: each zone has an `ImageBuilder`; after a full image, the next
 versions are overlays on it (`install OVERLAY BASE`), so a one-record change
@@ -40,6 +39,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -323,9 +323,12 @@ _TEMP = "dnscluster-images-"
 def _write(builder: ImageBuilder, snapshot: ZoneSnapshot,
            directory: Path) -> tuple[Path, int | None]:
     """`builder.write`; after a full image, the freed build heap goes back to the kernel."""
+    started = time.perf_counter()
     path, base_revision = builder.write(snapshot, directory)
     if base_revision is None:
         trim()
+        emit(Event.SERVING_IMAGE_BUILT, zone=snapshot.origin, serial=snapshot.serial,
+             bytes=path.stat().st_size, seconds=round(time.perf_counter() - started, 3))
     return path, base_revision
 
 
