@@ -55,3 +55,11 @@ def test_rendered_rrsets_are_unchanged() -> None:
         want = tuple(rrset.rdtype.to_bytes(2, "big") + b"\x00\x01" + (300).to_bytes(4, "big")
                      + len(rd.to_wire()).to_bytes(2, "big") + rd.to_wire() for rd in rrset)
         assert rr_tails(rrset) == want
+
+
+def test_answer_name_wire_is_dnspythons_lowercased() -> None:
+    from node.server.answer import name_wire
+
+    for text in (".", "A.b.", "x\\.y.Z.", "\\000.a.", "*.W.test.", "a" * 63 + ".b."):
+        name = dns.name.from_text(text)
+        assert name_wire(name) == name.to_wire().lower()  # type: ignore[union-attr]
