@@ -77,9 +77,10 @@ def stages(proc: Proc, since: float) -> str:
         elif kind == "flip":
             parts.append(f"flip {at:.2f}")
         elif kind == "reload":
-            parts.append(f"read {ev['read_s']} decode {ev['decode_s']} (end {at:.2f})")
+            cpu = f" (CPU {ev['decode_cpu_s']} s in all)" if "decode_cpu_s" in ev else ""
+            parts.append(f"read {ev['read_s']} decode {ev['decode_s']}{cpu} (end {at:.2f})")
         elif kind == "image":
-            parts.append(f"image {ev['seconds']} (end {at:.2f})")
+            parts.append(f"image {ev['seconds']} (CPU {ev.get('cpu_s')}) (end {at:.2f})")
         elif kind == "done":
             parts.append(f"import done {at:.2f}")
     return ", ".join(parts)

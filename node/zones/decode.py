@@ -18,6 +18,7 @@ import json
 import logging
 import re
 import socket
+import time
 from collections.abc import Sequence
 from types import MappingProxyType
 
@@ -154,8 +155,10 @@ class NodeDecoder:
         self._owners: dict[str, Name] = {}
         self._types: dict[str, int] = {}
         self.count = 0  # keys added
+        self.cpu = 0.0  # CPU seconds of the threads that added them
 
     def add(self, kvs: Sequence[KeyValue]) -> None:
+        started = time.thread_time()
         raw, owners, types = self._raw, self._owners, self._types
         start = len(self.prefix)
         for kv in kvs:
@@ -171,6 +174,7 @@ class NodeDecoder:
             except Exception as exc:  # a bad value must not stop the node
                 emit(Event.ZONE_LOAD_FAILED, level=logging.ERROR, key=kv.key, error=str(exc))
         self.count += len(kvs)
+        self.cpu += time.thread_time() - started
 
     def nodes(self) -> dict[Name, MappingProxyType[int, dns.rrset.RRset]]:
         out: dict[Name, MappingProxyType[int, dns.rrset.RRset]] = {}

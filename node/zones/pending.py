@@ -89,15 +89,16 @@ class PendingGenerations:
         if len(gen.waiting) >= CHUNK and gen.task is None:
             gen.task = asyncio.get_running_loop().create_task(gen.drain())
 
-    async def take(self, prefix: bytes) -> Nodes | None:
+    async def take(self, prefix: bytes) -> tuple[Nodes, float] | None:
         """The decoded owners of the generation under `prefix`, which is now served; None
-        if it was not followed whole (then read it from etcd)."""
+        if it was not followed whole (then read it from etcd); with the CPU seconds of their
+        decoding."""
         gen = self._gens.pop(prefix, None)
         if gen is None or gen.broken:
             if gen is not None and gen.task is not None:
                 gen.task.cancel()
             return None
-        return await gen.finish()
+        return await gen.finish(), gen.decoder.cpu
 
     def forget(self, zone: Name) -> None:
         for prefix in [p for p, g in self._gens.items() if g.zone == zone]:

@@ -316,9 +316,10 @@ class Replica:
         prefix = self._keys.data_prefix(zone, head.generation).encode()
         followed = await self._pending.take(prefix)
         if followed is not None:  # its keys came by the watch, decoded while it was written
-            emit(Event.ZONE_RELOAD_DONE, zone=zone, rrsets=sum(map(len, followed.values())),
-                 source="watch", read_s=0, decode_s=round(time.perf_counter() - started, 3))
-            return followed
+            emit(Event.ZONE_RELOAD_DONE, zone=zone, rrsets=sum(map(len, followed[0].values())),
+                 source="watch", read_s=0, decode_s=round(time.perf_counter() - started, 3),
+                 decode_cpu_s=round(followed[1], 3))
+            return followed[0]
         try:
             kvs, _ = await self._etcd.range_all(
                 self._keys.data_prefix(zone, head.generation), revision=revision)
