@@ -315,7 +315,8 @@ class Replica:
         started = time.perf_counter()
         prefix = self._keys.data_prefix(zone, head.generation).encode()
         followed = await self._pending.take(prefix)
-        if followed is not None:  # its keys came by the watch, decoded while it was written
+        # its keys came by the watch, decoded while written (testing.reload_pause: read them)
+        if followed is not None and not self._reload_pause:
             emit(Event.ZONE_RELOAD_DONE, zone=zone, rrsets=sum(map(len, followed[0].values())),
                  source="watch", read_s=0, decode_s=round(time.perf_counter() - started, 3),
                  decode_cpu_s=round(followed[1], 3))
