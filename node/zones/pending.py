@@ -4,7 +4,7 @@ An import writes a whole new generation of a zone, then flips the zone's
 head to it in one transaction. The replica's watch sees every one of those
 puts anyway; instead of skipping them and reading the generation again
 with a range read at the flip (127k keys for the 100k-name bench zone),
-`PendingGenerations` keeps them and decodes them in a thread, in parts, while
+`PendingGenerations` keeps them and decodes them in a thread at nice 10, in parts, while
 the import is still writing. At the flip, `take` hands over the decoded owners.
 
 Complete by construction: a generation's id is the revision of its `gen`
@@ -21,6 +21,10 @@ never flips; its generation is dropped when newer ones start).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -34,6 +38,25 @@ Name = dns.name.Name
 Nodes = dict[Name, MappingProxyType[int, dns.rrset.RRset]]
 CHUNK = 2000  # keys decoded per thread call
 KEEP = 2  # generations followed per zone
+# While the import writes, its decoding takes what CPU etcd and the writer leave (on the
+# importing node it also shares the interpreter lock with the writer); at the flip, the
+# rest is decoded at normal priority: the zone waits for it.
+DECODER_NICE = 10
+_decoder: ThreadPoolExecutor | None = None
+
+
+def _lower_priority() -> None:
+    """Linux: a thread's own nice value (the decoding thread only)."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DECODER_NICE)
+
+
+def _background() -> ThreadPoolExecutor:
+    global _decoder
+    if _decoder is None:
+        _decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-decoder",
+                                      initializer=_lower_priority)
+    return _decoder
 
 
 @dataclass(slots=True)
@@ -46,9 +69,10 @@ class _Pending:
 
     async def drain(self) -> None:
         try:
+            loop = asyncio.get_running_loop()
             while self.waiting:
                 batch, self.waiting = self.waiting, []
-                await asyncio.to_thread(self.decoder.add, batch)
+                await loop.run_in_executor(_background(), self.decoder.add, batch)
         finally:
             self.task = None
 
