@@ -67,17 +67,21 @@ class _Pending:
     task: asyncio.Task[None] | None = None
     broken: bool = False
 
+    flipped: bool = False  # the zone waits: the rest is decoded at normal priority
+
     async def drain(self) -> None:
         try:
             loop = asyncio.get_running_loop()
-            while self.waiting:
-                batch, self.waiting = self.waiting, []
+            while self.waiting and not self.flipped:  # a chunk at a time, at nice 10
+                batch = self.waiting[:CHUNK]
+                del self.waiting[:CHUNK]
                 await loop.run_in_executor(_background(), self.decoder.add, batch)
         finally:
             self.task = None
 
     async def finish(self) -> Nodes:
-        if self.task is not None:
+        self.flipped = True
+        if self.task is not None:  # its chunk at most
             await self.task
         batch, self.waiting = self.waiting, []
 
