@@ -325,7 +325,8 @@ class NodeAddr:
 def start_node(ps: ProcessSet, node_id: str, etcd_url: str, prefix: str,
                host: str = "127.0.0.1", cpus: str | None = None,
                kek_file: Path | None = None, lease_ttl: int = 20,
-               extra_signing: str = "", workers: int | None = None) -> tuple[Proc, NodeAddr]:
+               extra_signing: str = "", workers: int | None = None,
+               log_level: str = "WARNING") -> tuple[Proc, NodeAddr]:
     """Start `dns-node` with a generated config; return once its readiness check serves.
 
     With `kek_file` the node may sign (it holds the key-encryption key), with no stagger.
@@ -357,7 +358,7 @@ listen = "{host}:{addr.api_port}"
 [metrics]
 listen = ""
 [log]
-level = "WARNING"
+level = "{log_level}"
 {server}{signing}""")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DNSNODE_")}
     proc = ps.start(node_id, [binary("dns-node"), "--config", str(conf)], cpus=cpus, env=env)

@@ -65,7 +65,7 @@ fail_secrets_reads = 0         # the first N reads of private keys fail (permiss
 fail_status_writes = 0         # the first N signing-status writes fail (etcd unavailable)
 fail_signing_file = ""         # while this file exists, every signing pass fails
 cds_glue_port = 0              # children outside the cluster are polled at this port (0: 53)
-reload_pause = 0.0             # seconds a generation reload waits before its read
+reload_pause = 0.0             # seconds a generation reload waits before its read (from etcd)
 import_pause = 0.0             # seconds an import waits after parsing, before writing
 shutdown_pause = 0.0           # seconds a stopping node lingers after its lease revoke
 clock_offset = 0.0             # the node's wall clock runs this many seconds off
@@ -180,7 +180,7 @@ class TestingSettings:
     windows so tests can hit them); every default means no fault."""
 
     shutdown_pause: float = 0.0  # seconds to wait after the lease revoke on SIGTERM
-    reload_pause: float = 0.0  # a generation reload waits this long before its range read
+    reload_pause: float = 0.0  # a generation reload waits this long, then reads from etcd
     import_pause: float = 0.0  # an import waits this long after parsing (exit 3 tests)
     clock_offset: float = 0.0  # the node's wall clock runs this many seconds off (+ ahead)
     fail_secrets_reads: int = 0  # the first N reads of private keys fail

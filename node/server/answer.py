@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import dns.rdatatype
 import dns.rrset
 
+from node.server.rdwire import name_wire as labels_wire
 from node.server.render import AA, QR, AnswerBuilder, Entry
 from node.server.wire import NXDOMAIN, TYPE_ANY
 
@@ -51,7 +52,8 @@ EXACT, WILD, REFERRAL, NODATA, NXDOMAIN_KIND = range(5)
 
 def name_wire(name: dns.name.Name) -> bytes:
     """Lowercased uncompressed wire form of an absolute name."""
-    return name.to_wire().lower()  # type: ignore[union-attr]
+    wire = labels_wire(name)  # dnspython's writer only for what that does not take
+    return (wire if wire is not None else name.to_wire()).lower()  # type: ignore[union-attr]
 
 
 def targets(rrset: dns.rrset.RRset) -> list[bytes]:

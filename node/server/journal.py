@@ -2,7 +2,8 @@
 
 Owns `Journals`, fed by `ZoneTable.publish_async` with every version it
 serves, in order (each step is computed while the table compiles the version,
-and the table serves it once both are done), and read by `node.server.xfr` to
+and the table serves it once both are done; a version with new content
+throughout, an import, is served first), and read by `node.server.xfr` to
 answer IXFR (RFC 1995).
 For each step from the version last recorded to the one just served it keeps
 an `Entry`: old and new serial, old and new SOA, the RRs deleted and added

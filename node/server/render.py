@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dns.rrset
 
+from node.server.rdwire import rdata_wire
 from node.server.stats import stat_qtype
 from node.server.wire import NameCompressor
 
@@ -124,7 +125,7 @@ def rr_tails(rrset: dns.rrset.RRset, ttl: int | None = None) -> tuple[bytes, ...
     )
     out = []
     for rd in rrset:
-        data = rd.to_wire()
+        data = rdata_wire(rd)
         out.append(head + len(data).to_bytes(2, "big") + data)
     return tuple(out)
 

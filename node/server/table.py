@@ -19,7 +19,9 @@ zone. Snapshots older (by etcd revision) than the one served are ignored.
 both are done: an IXFR for the served version is always answered
 incrementally when the journal reaches the client's serial. (Except a zone's
 first version since the start: it is served at once, while the journal reads
-and checks its file, O(zone), in the background.) `publish` does not
+and checks its file, O(zone), in the background; and a version with new
+content throughout, `changed` None, an import: served at once, its O(zone)
+step recorded in the background, an IXFR to it meanwhile in AXFR form.) `publish` does not
 (the journal then diffs from its last version at the next `publish_async`).
 `hold(origin)` makes a zone answer SERVFAIL (and refuse transfers) until its
 next `publish`: the signing worker uses it for a published signed zone this
@@ -80,17 +82,21 @@ class ZoneTable:
             if self._stale(prev, snapshot):
                 return
             recorded = None
-            if self.journals is not None:  # the first version is not held up by a load
-                wait = self.journals.tracking(snapshot.origin)
-                recorded = self.journals.record(None if prev is None else prev.snapshot,
-                                                snapshot)
-                recorded = recorded if wait else None
+            journals = self.journals
+            if journals is not None:
+                recorded = journals.record(None if prev is None else prev.snapshot, snapshot)
+                # the first version is not held up by a load, nor a whole new content (an
+                # import: its step is O(zone), and an IXFR to it is the zone anyway) by its
+                # step: an IXFR reaching it meanwhile is answered in AXFR form
+                if not journals.tracking(snapshot.origin) or snapshot.changed is None:
+                    recorded.add_done_callback(lambda _: journals.installed(snapshot))
+                    recorded = None
             zone = await asyncio.to_thread(self._compile, prev, snapshot)
             if recorded is not None:  # an IXFR can reach this version once it is served
                 await recorded
             self._install(zone)
-            if self.journals is not None:
-                self.journals.installed(snapshot)
+            if journals is not None:
+                journals.installed(snapshot)
 
     def remove(self, origin: dns.name.Name) -> bool:
         """Stop serving `origin`; False if it was not served."""

@@ -1,16 +1,14 @@
 """Zone images for serving workers: built off the control loop, sent in order, deleted unused.
 
 Owns, in the control process: the image directory (emptied at start), the
-builder (one thread at nice BUILDER_NICE, off the event loop: a snapshot goes
-in, a file path comes out; a process would need the snapshot pickled, and
-`ZoneSnapshot`'s read-only mappings do not pickle), the per-zone order of operations sent to the
-workers (install / hold / remove), the current set a new worker is given,
-and the deletion of superseded image files.
+builder (one thread at nice BUILDER_NICE, off the event loop: a snapshot goes in, a file
+path comes out; a process would need the snapshot pickled, and `ZoneSnapshot`'s read-only
+mappings do not pickle), the per-zone order of operations sent to the workers (install /
+hold / remove), the current set a new worker is given, and the deletion of superseded images.
 
-Incremental: each zone has an `ImageBuilder`; after a full image, the next
-versions are overlays on it (`install OVERLAY BASE`), so a one-record change
-costs the builder and the workers a small file, not the zone. A hold or a
-remove starts the zone's next build from a full image.
+Incremental: each zone has an `ImageBuilder`; after a full image, the next versions are overlays
+on it (`install OVERLAY BASE`), so a one-record change costs the builder and the workers a small
+file, not the zone. A hold or a remove starts the zone's next build from a full image.
 
 Order: `publish`, `hold` and `remove` arrive in the order the zone table
 sees them. Hold and remove are sent at once; a build that was under way
@@ -26,9 +24,9 @@ awaits it, so what follows a publish (NOTIFY to secondaries, the serial
 reported as served) sees the workers answer that version, as the
 in-process path does by construction; a secondary asks a worker for the SOA.
 
-Deletion: an image superseded by operation `seq` is deleted once every
-worker that was connected when `seq` was sent has acknowledged `seq` (or
-died); a worker that connects later is only ever given current images.
+Deletion: an image superseded by operation `seq` is deleted once every worker that was connected
+when `seq` was sent has acknowledged `seq` (or died); a worker that connects later is only ever
+given current images.
 """
 
 from __future__ import annotations
@@ -40,6 +38,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -323,9 +322,13 @@ _TEMP = "dnscluster-images-"
 def _write(builder: ImageBuilder, snapshot: ZoneSnapshot,
            directory: Path) -> tuple[Path, int | None]:
     """`builder.write`; after a full image, the freed build heap goes back to the kernel."""
+    started, cpu = time.perf_counter(), time.thread_time()
     path, base_revision = builder.write(snapshot, directory)
     if base_revision is None:
         trim()
+        emit(Event.SERVING_IMAGE_BUILT, zone=snapshot.origin, serial=snapshot.serial,
+             bytes=path.stat().st_size, seconds=round(time.perf_counter() - started, 3),
+             cpu_s=round(time.thread_time() - cpu, 3))
     return path, base_revision
 
 

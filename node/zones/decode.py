@@ -8,7 +8,8 @@ are built from their address, NS, CNAME, PTR and MX from their target, and
 plain names (letters, digits, `-`, `_`, `*`) from their labels, giving the
 same objects as `dns.rdata.from_text` and `dns.name.from_text`; anything
 else (escapes, other types) goes through those readers as before.
-`build_nodes` reads one generation's data keys (the replica's load and reload).
+`build_nodes` reads one generation's data keys (the replica's load and reload);
+`NodeDecoder` does the same in parts, as an import's keys arrive by the watch.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
+import time
 from collections.abc import Sequence
 from types import MappingProxyType
 
@@ -49,14 +52,27 @@ _TARGET = {
 }
 
 
-def _address_a(text: str) -> dns.rdata.Rdata:
-    """An A record of a dotted quad `_IPV4` already checked: what `A(IN, A, text)` builds,
-    without its second, pure-Python check of the address (half of a zone load's time)."""
-    rd = object.__new__(dns.rdtypes.IN.A.A)
-    for slot, value in (("rdclass", IN), ("rdtype", dns.rdatatype.A), ("rdcomment", None),
-                        ("address", text)):
+def _address_a(text: str, cls: type[dns.rdata.Rdata] = dns.rdtypes.IN.A.A,
+               rdtype: int = dns.rdatatype.A) -> dns.rdata.Rdata:
+    """An A (or AAAA) record of an address already checked to be in dnspython's canonical
+    form: what `A(IN, A, text)` builds, without its second, pure-Python check of the
+    address (half of a zone load's time)."""
+    rd = object.__new__(cls)
+    for slot, value in (("rdclass", IN), ("rdtype", dns.rdatatype.RdataType(rdtype)),
+                        ("rdcomment", None), ("address", text)):
         object.__setattr__(rd, slot, value)
     return rd
+
+
+def _canonical_ipv6(text: str) -> bool:
+    """`text` is an IPv6 address as dnspython writes it (RFC 5952, as the C library's
+    inet_ntop; an embedded IPv4 form is left to dnspython)."""
+    if "." in text:
+        return False
+    try:
+        return socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, text)) == text
+    except (OSError, ValueError):
+        return False
 
 
 def _same(one: dns.rdata.Rdata, other: dns.rdata.Rdata) -> bool:
@@ -67,6 +83,11 @@ def _same(one: dns.rdata.Rdata, other: dns.rdata.Rdata) -> bool:
 
 # another dnspython that builds an A differently keeps its own constructor
 _FAST_A = _same(_address_a("192.0.2.1"), dns.rdtypes.IN.A.A(IN, dns.rdatatype.A, "192.0.2.1"))
+_FAST_AAAA = _same(_address_a("2001:db8::1", dns.rdtypes.IN.AAAA.AAAA, dns.rdatatype.AAAA),
+                   dns.rdtypes.IN.AAAA.AAAA(IN, dns.rdatatype.AAAA, "2001:db8::1"))
+_SIGS = frozenset({dns.rdatatype.RRSIG, dns.rdatatype.SIG})
+_PLAIN_SET = frozenset(dns.rdatatype.RdataType) - {dns.rdatatype.RRSIG, dns.rdatatype.SIG} - {
+    t for t in dns.rdatatype.RdataType if dns.rdatatype.is_singleton(t)}
 
 
 def rdata_from_text(rdtype: int, text: str) -> dns.rdata.Rdata:
@@ -77,6 +98,8 @@ def rdata_from_text(rdtype: int, text: str) -> dns.rdata.Rdata:
                 return _address_a(text)
             return dns.rdtypes.IN.A.A(IN, rdtype, text)
         if rdtype == dns.rdatatype.AAAA:
+            if _FAST_AAAA and _canonical_ipv6(text):
+                return _address_a(text, dns.rdtypes.IN.AAAA.AAAA, rdtype)
             return dns.rdtypes.IN.AAAA.AAAA(IN, rdtype, text)
         target = _TARGET.get(rdtype)
         if target is not None and _PLAIN.fullmatch(text):
@@ -96,9 +119,18 @@ def rrset_from_json(owner: Name, rdtype: int, data: bytes) -> dns.rrset.RRset:
     obj = json.loads(data)
     rrset = dns.rrset.RRset(owner, IN, rdtype)
     ttl = obj["ttl"]
-    for text in obj["rdata"]:
+    texts = obj["rdata"]
+    if rdtype in _PLAIN_SET or (len(texts) == 1 and rdtype not in _SIGS):
+        # what `add` does for these types, hashing each rdata once, not twice (its
+        # `to_wire` is a third of a load)
+        rrset.update_ttl(ttl)
+        items = rrset.items
+        for text in texts:
+            items.setdefault(rdata_from_text(rdtype, text))
+        return rrset
+    for text in texts:
         rrset.add(rdata_from_text(rdtype, text), ttl)
-    if not obj["rdata"]:
+    if not texts:
         rrset.update_ttl(ttl)
     return rrset
 
@@ -107,20 +139,50 @@ def build_nodes(prefix: bytes, kvs: Sequence[KeyValue]
                 ) -> dict[Name, MappingProxyType[int, dns.rrset.RRset]]:
     """The owners' RRsets from the data keys under `prefix` (one generation of a zone);
     a key or value that does not read is reported (ZONE_LOAD_FAILED) and left out."""
-    raw: dict[Name, dict[int, dns.rrset.RRset]] = {}
-    owners: dict[str, Name] = {}
-    types: dict[str, int] = {}
-    start = len(prefix)
-    for kv in kvs:
-        try:
-            owner_text, _, type_text = kv.key[start:].decode().rpartition("/")
-            owner = owners.get(owner_text)
-            if owner is None:
-                owner = owners[owner_text] = parse_name_component(owner_text)
-            rdtype = types.get(type_text)
-            if rdtype is None:
-                rdtype = types[type_text] = dns.rdatatype.from_text(type_text)
-            raw.setdefault(owner, {})[rdtype] = rrset_from_json(owner, rdtype, kv.value)
-        except Exception as exc:  # a bad value must not stop the node
-            emit(Event.ZONE_LOAD_FAILED, level=logging.ERROR, key=kv.key, error=str(exc))
-    return {owner: MappingProxyType(by_type) for owner, by_type in raw.items()}
+    decoder = NodeDecoder(prefix)
+    decoder.add(kvs)
+    return decoder.nodes()
+
+
+class NodeDecoder:
+    """`build_nodes` in parts: `add` data keys of one generation as they come (in any
+    order; a key added again replaces its RRset), then `nodes()` once. Not thread-safe:
+    one caller at a time."""
+
+    def __init__(self, prefix: bytes) -> None:
+        self.prefix = prefix
+        self._raw: dict[str, dict[int, dns.rrset.RRset]] = {}  # by owner text: a Name hashes slowly
+        self._owners: dict[str, Name] = {}
+        self._types: dict[str, int] = {}
+        self.count = 0  # keys added
+        self.cpu = 0.0  # CPU seconds of the threads that added them
+
+    def add(self, kvs: Sequence[KeyValue]) -> None:
+        started = time.thread_time()
+        raw, owners, types = self._raw, self._owners, self._types
+        start = len(self.prefix)
+        for kv in kvs:
+            try:
+                owner_text, _, type_text = kv.key[start:].decode().rpartition("/")
+                owner = owners.get(owner_text)
+                if owner is None:
+                    owner = owners[owner_text] = parse_name_component(owner_text)
+                rdtype = types.get(type_text)
+                if rdtype is None:
+                    rdtype = types[type_text] = dns.rdatatype.from_text(type_text)
+                raw.setdefault(owner_text, {})[rdtype] = rrset_from_json(owner, rdtype, kv.value)
+            except Exception as exc:  # a bad value must not stop the node
+                emit(Event.ZONE_LOAD_FAILED, level=logging.ERROR, key=kv.key, error=str(exc))
+        self.count += len(kvs)
+        self.cpu += time.thread_time() - started
+
+    def nodes(self) -> dict[Name, MappingProxyType[int, dns.rrset.RRset]]:
+        out: dict[Name, MappingProxyType[int, dns.rrset.RRset]] = {}
+        owners = self._owners
+        for text, by_type in self._raw.items():
+            owner = owners[text]
+            proxy = MappingProxyType(by_type)
+            types = out.setdefault(owner, proxy)
+            if types is not proxy:  # two spellings of one name (a hand-written key)
+                out[owner] = MappingProxyType({**types, **by_type})
+        return out

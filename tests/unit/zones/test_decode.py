@@ -16,7 +16,7 @@ from bench import zonegen
 from node.store.keys import KeyLayout, name_from_text
 from node.store.values import KeyValue
 from node.work.zoneparse import parse_with_dnspython
-from node.zones.decode import build_nodes, rrset_from_json
+from node.zones.decode import NodeDecoder, build_nodes, rdata_from_text, rrset_from_json
 
 EXTRA = """ns2 IN NS a\\.b.other.test.
 odd IN MX 5 \\@weird.other.test.
@@ -54,10 +54,18 @@ def test_stored_values_and_owners_read_as_dnspython_reads_them(tmp_path: Path) -
 
 
 def test_plain_names_split_as_dnspython_reads_them() -> None:
-    for text in ("a.b.", "*.Mixed-Case_x.test.", "x" * 63 + ".t.", "."):
+    longest = ".".join(["x" * 63] * 3 + ["y" * 61]) + "."  # 255 octets in wire form
+    for text in ("a.b.", "*.Mixed-Case_x.test.", "x" * 63 + ".t.", ".", longest):
         name = name_from_text(text)
-        assert name == dns.name.from_text(text)
+        assert name == dns.name.from_text(text) and hash(name) == hash(dns.name.from_text(text))
         assert name.labels == dns.name.from_text(text).labels
+        assert type(name) is dns.name.Name and name.to_wire() == dns.name.from_text(text).to_wire()
+    for bad in ("x" * 64 + ".t.", longest.replace("y", "yy", 1), "a..b."):
+        try:
+            name_from_text(bad)
+        except dns.exception.DNSException:  # type: ignore[attr-defined]
+            continue
+        raise AssertionError(f"{bad!r} read as a name")
 
 
 def test_a_records_are_built_whole_without_the_second_address_check() -> None:
@@ -74,3 +82,64 @@ def test_a_records_are_built_whole_without_the_second_address_check() -> None:
         except dns.exception.SyntaxError:
             continue
         raise AssertionError(f"{bad} was accepted")
+
+
+def test_decoding_in_parts_in_any_order_gives_the_whole_decode(tmp_path: Path) -> None:
+    """`NodeDecoder` (an import's keys decoded as the watch brings them, batches in any
+    order, a key sent again) reads as `build_nodes` of the same keys at once."""
+    gen = zonegen.generate(tmp_path, 500)
+    layout = KeyLayout("/p/")
+    prefix = layout.data_prefix(dns.name.from_text(gen.origin), 9)
+    records = parse_with_dnspython(gen.zone_file.read_text() + EXTRA, gen.origin).records
+    kvs = [KeyValue((prefix + suffix).encode(), value, 1, 1, 1, 0) for suffix, value in records]
+    whole = build_nodes(prefix.encode(), kvs)
+    decoder = NodeDecoder(prefix.encode())
+    parts = [kvs[i::7] for i in range(7)]  # every owner's types spread over parts
+    for part in reversed(parts):
+        decoder.add(part)
+    decoder.add(kvs[:50])  # sent again (a replayed watch batch): the same RRsets
+    parted = decoder.nodes()
+    assert parted.keys() == whole.keys()
+    for owner, types in whole.items():
+        assert dict(parted[owner]) == dict(types)
+
+
+def test_aaaa_records_read_as_dnspython_reads_them() -> None:
+    """The AAAA fast path (the C library's inet_ntop as the canonical-form check) builds
+    the object dnspython builds, for addresses with zero runs of every length and place."""
+    import random
+
+    rng = random.Random(5)
+    texts = ["::", "::1", "1::", "::ffff:1.2.3.4", "64:ff9b::1.2.3.4", "2001:DB8::1",
+             "2001:db8:0:0:1::1", "0:0:1::"]
+    for _ in range(3000):
+        groups = [rng.choice((0, 0, 0, 1, 0xABC, 0xFFFF, rng.randrange(65536)))
+                  for _ in range(8)]
+        address = ":".join(f"{g:x}" for g in groups)
+        texts += [address, dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.AAAA,
+                                               address).to_text()]
+    for text in texts:
+        want = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.AAAA, text)
+        got = rdata_from_text(dns.rdatatype.AAAA, text)
+        assert type(got) is type(want) and got == want
+        assert got.address == want.address and got.to_text() == want.to_text()  # type: ignore[attr-defined]
+        assert got.rdtype is want.rdtype and got.rdclass is want.rdclass
+
+
+def test_rrsets_of_several_records_and_singletons_read_as_dnspython_reads_them() -> None:
+    owner = dns.name.from_text("x.test.")
+    values = [
+        (dns.rdatatype.A, ["192.0.2.1", "192.0.2.2", "192.0.2.1"]),  # a repeat: kept once
+        (dns.rdatatype.CNAME, ["a.test.", "b.test."]),  # a singleton: the last one stays
+        (dns.rdatatype.TXT, ['"a"', '"b"']),
+        (dns.rdatatype.SOA, ["a.test. b.test. 1 2 3 4 5"]),
+        (dns.rdatatype.A, []),
+    ]
+    for rdtype, texts in values:
+        data = json.dumps({"ttl": 60, "rdata": texts}).encode()
+        want = dns.rrset.RRset(owner, dns.rdataclass.IN, rdtype)
+        for text in texts:
+            want.add(dns.rdata.from_text(dns.rdataclass.IN, rdtype, text), 60)
+        want.update_ttl(60)
+        got = rrset_from_json(owner, rdtype, data)
+        assert got == want and got.ttl == want.ttl and list(got) == list(want)

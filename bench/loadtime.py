@@ -1,0 +1,140 @@
+"""Import-to-answer time: how long until every node answers an imported zone, per stage.
+
+etcd and N nodes (3 by default, default serving workers) on loopback, one
+key prefix for the run; `clusterctl zone import` of the `bench.zonegen`
+zone (100k names by default) through node 1, timed from the command's
+start until each node answers the new serial (an SOA query every 20 ms per
+node). The nodes log at INFO, so their events give the stages (seconds
+since the command started, per node):
+
+    parse    IMPORT_PROGRESS "writing" 0 (node 1: the text parsed)
+    write    IMPORT_PROGRESS "activating" (node 1: every batch written)
+    flip     ZONE_RELOAD_STARTED (the node's watch saw the new head)
+    read     ZONE_RELOAD_DONE: read_s (range read of the generation)
+    decode   ZONE_RELOAD_DONE: decode_s (stored values into RRsets)
+    image    SERVING_IMAGE_BUILT: seconds (the full image)
+    answer   the node answered the serial
+
+    .venv/bin/python -m bench.loadtime [--names 100000] [--nodes 3] [--runs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import wire, zonegen
+from bench.availability import clusterctl
+from bench.procs import NodeAddr, Proc, ProcessSet, start_etcd, start_node, stop_on_sigterm
+
+STAGES = {1841: "progress", 1205: "flip", 1855: "reload", 1856: "image", 1842: "done"}
+
+
+def _answered(a: NodeAddr, zone: str, above: int, t0: float, out: dict[str, float],
+              timeout: float) -> None:
+    while time.time() - t0 < timeout:
+        serial = wire.serial_of(a.host, a.dns_port, zone, timeout=0.5)
+        if serial is not None and serial > above:
+            out[a.node_id] = time.time() - t0
+            return
+        time.sleep(0.02)
+
+
+def events(proc: Proc, since: float) -> list[tuple[float, dict[str, object]]]:
+    """(seconds since `since`, event) of the stage events in `proc`'s log after `since`."""
+    found = []
+    for line in proc.log.read_text(errors="replace").splitlines():
+        head, _, body = line.partition(" {")
+        if not body or '"event": ' not in body:
+            continue
+        try:
+            ev = json.loads("{" + body)
+            stamp = datetime.strptime(head[:23], "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC)
+        except ValueError:
+            continue
+        at = stamp.timestamp() - since
+        if ev.get("event") in STAGES and at > -1:
+            found.append((at, ev))
+    return found
+
+
+def stages(proc: Proc, since: float) -> str:
+    parts = []
+    for at, ev in events(proc, since):
+        kind = STAGES[int(ev["event"])]  # type: ignore[call-overload]
+        if kind == "progress" and ev.get("stage") in ("writing", "activating") \
+                and (ev.get("stage") == "activating" or ev.get("done") == 0):
+            parts.append(f"{'parsed' if ev['stage'] == 'writing' else 'written'} {at:.2f}")
+        elif kind == "flip":
+            parts.append(f"flip {at:.2f}")
+        elif kind == "reload":
+            cpu = f" (CPU {ev['decode_cpu_s']} s in all)" if "decode_cpu_s" in ev else ""
+            parts.append(f"read {ev['read_s']} decode {ev['decode_s']}{cpu} (end {at:.2f})")
+        elif kind == "image":
+            parts.append(f"image {ev['seconds']} (CPU {ev.get('cpu_s')}) (end {at:.2f})")
+        elif kind == "done":
+            parts.append(f"import done {at:.2f}")
+    return ", ".join(parts)
+
+
+def run_once(ps: ProcessSet, nodes: list[tuple[Proc, NodeAddr]], zone_file: Path, zone: str,
+             timeout: float) -> dict[str, float]:
+    above = wire.serial_of(nodes[0][1].host, nodes[0][1].dns_port, zone, timeout=0.5) or 0
+    answered: dict[str, float] = {}
+    t0 = time.time()
+    pollers = [threading.Thread(target=_answered, args=(a, zone, above, t0, answered, timeout))
+               for _, a in nodes]
+    for t in pollers:
+        t.start()
+    clusterctl(nodes[0][1], "zone", "import", zone, str(zone_file), timeout=timeout)
+    acked = time.time() - t0
+    for t in pollers:
+        t.join()
+    print(f"clusterctl acknowledged after {acked:.2f} s; answered: "
+          + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(answered.items())))
+    for proc, _ in nodes:
+        print(f"  {proc.name}: {stages(proc, t0)}")
+    return answered
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="bench.loadtime", description=__doc__.split("\n\n")[0])
+    p.add_argument("--names", type=int, default=100_000)
+    p.add_argument("--nodes", type=int, default=3)
+    p.add_argument("--runs", type=int, default=2,
+                   help="imports in a row: the first creates the zone, the next replace it")
+    p.add_argument("--timeout", type=float, default=300.0)
+    args = p.parse_args(argv)
+    stop_on_sigterm()
+    ps = ProcessSet(Path(tempfile.mkdtemp(prefix="bench-load-")))
+    try:
+        etcd = start_etcd(ps, cpus=None, nice=0)
+        prefix = f"/bench-load-{uuid.uuid4().hex[:8]}/"
+        nodes = [start_node(ps, f"n{i}", etcd, prefix, log_level="INFO")
+                 for i in range(1, args.nodes + 1)]
+        gen = zonegen.generate(ps.workdir / "zone", args.names)
+        print(f"{gen.names} names, {gen.rrsets} RRsets; load average "
+              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} (2 CPUs)")
+        for i in range(args.runs):
+            if i:  # a new serial for the next import
+                text = gen.zone_file.read_text().replace(" 1 7200 3600", f" {i + 1} 7200 3600", 1)
+                gen.zone_file.write_text(text)
+            run_once(ps, nodes, gen.zone_file, gen.origin, args.timeout)
+        print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (2 CPUs)")
+    finally:
+        ps.close()
+        shutil.rmtree(ps.workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

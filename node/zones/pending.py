@@ -1,0 +1,145 @@
+"""Generations being written (an import, a create with content), decoded as the watch brings them.
+
+An import writes a whole new generation of a zone, then flips the zone's
+head to it in one transaction. The replica's watch sees every one of those
+puts anyway; instead of skipping them and reading the generation again
+with a range read at the flip (127k keys for the 100k-name bench zone),
+`PendingGenerations` keeps them and decodes them in a thread at nice 10, in parts, while
+the import is still writing. At the flip, `take` hands over the decoded owners.
+
+Complete by construction: a generation's id is the revision of its `gen`
+key put (`ZoneRepository._new_generation`), and its data keys are written
+after it; a generation is followed only from that put, seen by this watch,
+so every later put under its data prefix is seen too. The replica forgets
+everything on a full load (after a compaction the watch does not resume). A
+delete under a followed generation (no import does that) marks it unusable,
+and `take` returns None: the replica then reads the generation as before.
+At most `KEEP` generations per zone are followed (an import that failed
+never flips; its generation is dropped when newer ones start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import dns.name
+import dns.rrset
+
+from node.store.values import KeyValue
+from node.zones.decode import NodeDecoder
+
+Name = dns.name.Name
+Nodes = dict[Name, MappingProxyType[int, dns.rrset.RRset]]
+CHUNK = 2000  # keys decoded per thread call
+KEEP = 2  # generations followed per zone
+# While the import writes, its decoding takes what CPU etcd and the writer leave (on the
+# importing node it also shares the interpreter lock with the writer); at the flip, the
+# rest is decoded at normal priority: the zone waits for it.
+DECODER_NICE = 10
+_decoder: ThreadPoolExecutor | None = None
+
+
+def _lower_priority() -> None:
+    """Linux: a thread's own nice value (the decoding thread only)."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DECODER_NICE)
+
+
+def _background() -> ThreadPoolExecutor:
+    global _decoder
+    if _decoder is None:
+        _decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-decoder",
+                                      initializer=_lower_priority)
+    return _decoder
+
+
+@dataclass(slots=True)
+class _Pending:
+    zone: Name
+    decoder: NodeDecoder
+    waiting: list[KeyValue] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+    broken: bool = False
+
+    flipped: bool = False  # the zone waits: the rest is decoded at normal priority
+
+    async def drain(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+            while self.waiting and not self.flipped:  # a chunk at a time, at nice 10
+                batch = self.waiting[:CHUNK]
+                del self.waiting[:CHUNK]
+                await loop.run_in_executor(_background(), self.decoder.add, batch)
+        finally:
+            self.task = None
+
+    async def finish(self) -> Nodes:
+        self.flipped = True
+        if self.task is not None:  # its chunk at most
+            await self.task
+        batch, self.waiting = self.waiting, []
+
+        def last() -> Nodes:
+            self.decoder.add(batch)
+            return self.decoder.nodes()
+
+        return await asyncio.to_thread(last)
+
+
+class PendingGenerations:
+    """The generations this replica follows, by data prefix."""
+
+    def __init__(self) -> None:
+        self._gens: dict[bytes, _Pending] = {}
+
+    def started(self, zone: Name, prefix: bytes) -> None:
+        """The `gen` key of `zone` was put: follow the generation under `prefix`."""
+        self._gens[prefix] = _Pending(zone, NodeDecoder(prefix))
+        mine = [p for p, g in self._gens.items() if g.zone == zone]
+        for old in mine[:-KEEP]:  # insertion order: the oldest first
+            self._drop(old)
+
+    def offer(self, prefix: bytes, kv: KeyValue, is_put: bool) -> None:
+        """A watch event for a data key under `prefix` (a generation nobody serves yet)."""
+        gen = self._gens.get(prefix)
+        if gen is None:
+            return
+        if not is_put:
+            gen.broken = True
+            return
+        gen.waiting.append(kv)
+        if len(gen.waiting) >= CHUNK and gen.task is None:
+            gen.task = asyncio.get_running_loop().create_task(gen.drain())
+
+    async def take(self, prefix: bytes) -> tuple[Nodes, float] | None:
+        """The decoded owners of the generation under `prefix`, which is now served; None
+        if it was not followed whole (then read it from etcd); with the CPU seconds of their
+        decoding."""
+        gen = self._gens.pop(prefix, None)
+        if gen is None or gen.broken:
+            if gen is not None and gen.task is not None:
+                gen.task.cancel()
+            return None
+        return await gen.finish(), gen.decoder.cpu
+
+    def forget(self, zone: Name) -> None:
+        for prefix in [p for p, g in self._gens.items() if g.zone == zone]:
+            self._drop(prefix)
+
+    def clear(self) -> None:
+        for prefix in list(self._gens):
+            self._drop(prefix)
+
+    def __len__(self) -> int:
+        return len(self._gens)
+
+    def _drop(self, prefix: bytes) -> None:
+        gen = self._gens.pop(prefix)
+        if gen.task is not None:
+            gen.task.cancel()

@@ -1,0 +1,56 @@
+"""`PendingGenerations`: which generations a replica may take from its watch, and when it
+must read one from etcd instead (not followed from its start, a delete under it)."""
+
+from __future__ import annotations
+
+import dns.name
+import pytest
+
+from node.store.values import KeyValue
+from node.zones import pending
+from node.zones.pending import PendingGenerations
+
+Z = dns.name.from_text("p.test.")
+
+
+def kv(prefix: bytes, owner: str, value: bytes = b'{"ttl": 300, "rdata": ["192.0.2.1"]}'
+       ) -> KeyValue:
+    return KeyValue(prefix + f"{owner}/A".encode(), value, 1, 1, 1, 0)
+
+
+def prefix(generation: int) -> bytes:
+    return f"/x/zones/p.test./data/{generation}/".encode()
+
+
+async def test_a_followed_generation_is_taken_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pending, "CHUNK", 3)
+    gens = PendingGenerations()
+    gens.started(Z, prefix(7))
+    for i in range(10):
+        gens.offer(prefix(7), kv(prefix(7), f"h{i}.p.test."), True)
+    taken = await gens.take(prefix(7))
+    assert taken is not None and len(taken[0]) == 10 and taken[1] >= 0
+    assert await gens.take(prefix(7)) is None  # taken once
+    assert len(gens) == 0
+
+
+async def test_what_was_not_followed_whole_is_read_from_etcd() -> None:
+    gens = PendingGenerations()
+    gens.offer(prefix(5), kv(prefix(5), "a.p.test."), True)  # no gen put seen: not followed
+    assert await gens.take(prefix(5)) is None
+    gens.started(Z, prefix(7))
+    gens.offer(prefix(7), kv(prefix(7), "a.p.test."), True)
+    gens.offer(prefix(7), kv(prefix(7), "a.p.test."), False)  # a delete: no import does that
+    assert await gens.take(prefix(7)) is None
+
+
+async def test_only_the_newest_generations_of_a_zone_are_followed() -> None:
+    gens = PendingGenerations()
+    for generation in (3, 4, 5):  # 3: an import that failed and never flips
+        gens.started(Z, prefix(generation))
+        gens.offer(prefix(generation), kv(prefix(generation), "a.p.test."), True)
+    assert len(gens) == pending.KEEP
+    assert await gens.take(prefix(3)) is None
+    assert await gens.take(prefix(5)) is not None
+    gens.forget(Z)
+    assert len(gens) == 0
