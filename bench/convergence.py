@@ -182,6 +182,7 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
         lag: dict[str, list[float]] = {n: [] for n in socks}
         both: list[float] = []
         failures: list[str] = []
+        timeline: list[dict[str, float]] = []  # per change, monotonic (system-wide) times
         overall = time.monotonic() + args.max_seconds
         for i in range(args.changes):
             if time.monotonic() > overall:
@@ -202,6 +203,7 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
             seen = poll_until(socks, f"{owner}.{ZONE}", raw, args.change_timeout, args.sign)
             for node, t in seen.items():
                 lag[node].append(t - acked)
+            timeline.append({"sent": sent, "acked": acked, **seen})
             if len(seen) == len(socks):
                 both.append(max(seen.values()) - acked)
             else:
@@ -228,6 +230,7 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
         **{f"{n}_lag": asdict(Stats.of(v)) for n, v in lag.items()},
         "both_lag": asdict(Stats.of(both)),
         "failures": failures,
+        "timeline": timeline,
     }
 
 
