@@ -23,7 +23,7 @@ from dataclasses import replace
 import dns.name
 import dns.tsig
 
-from node import __version__
+from node import __version__, gcwatch
 from node.api.server import ApiServer, ApiTls
 from node.clock import SYSTEM_CLOCK, Clock, OffsetClock
 from node.config import Config, etcd_password, split_host_port
@@ -105,6 +105,7 @@ class Daemon:
         self.session = Session(self.etcd, e.lease_ttl, keepalive_interval=e.keepalive_interval,
                                clock=self.clock)
         self.metrics = NodeMetrics()
+        gcwatch.install(self.metrics.registry)  # GC pauses: metric + GC_PAUSE events
         sv = config.server
         journals = Journals(sv.journal_dir, sv.journal_max_bytes, sv.journal_max_versions)
         # server.workers > 0: worker processes answer DNS from images (node/serving/)

@@ -143,6 +143,7 @@ class Event(IntEnum):
     IMPORT_PROGRESS = 1841  # an import moved on: zone, stage, done/total RRsets
     IMPORT_DONE = 1842  # an import is active: zone, serial, rrsets, seconds
     IMPORT_FAILED = 1843  # an import stopped: zone, stage, error
+    GC_PAUSE = 1850  # a cyclic GC collection held the interpreter this long (node/gcwatch.py)
     TASK_CRASHED = 1900
 
 

@@ -71,7 +71,7 @@ class ImageBuilder:
     def merge(self, snapshot: ZoneSnapshot) -> bytes:
         """A full image of `snapshot`, which becomes the base of the next overlays."""
         self._zone = None
-        with paused_gc():
+        with paused_gc(full=True):
             zone = CompiledZone.build(snapshot)
             data = ImageWriter(zone).image()
             zone.memo.clear()  # its per-version render cache (~20% of it); evolve starts anew
