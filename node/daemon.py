@@ -46,6 +46,7 @@ from node.metrics import (
 )
 from node.nodes.advertise import advertised, reachable
 from node.nodes.membership import Membership, NodeDirectory, NodeInfo
+from node.priority import heavy_executor
 from node.secondary.zones import SecondaryZones, TransferStatusWriter
 from node.server import xfr
 from node.server.journal import Journals
@@ -397,6 +398,7 @@ def run(config: Config) -> int:
     daemon = Daemon(config)
 
     async def main() -> None:
+        asyncio.get_running_loop().set_default_executor(heavy_executor())  # node/priority.py
         try:
             await daemon.run()
         except* _Stopped:
