@@ -12,7 +12,12 @@ Owns:
 
 * `install()`: times every collection (`gc.callbacks`), counts it in
   `dnscluster_gc_pause_seconds{generation}` when given a registry, and
-  emits `GC_PAUSE` (1850) for one longer than `LONG_PAUSE`;
+  emits `GC_PAUSE` (1850) for one longer than `LONG_PAUSE`. A full
+  collection that long is followed by `gc.freeze()`: it has just visited
+  every object and freed the cyclic garbage, so freezing the survivors loses
+  nothing, and the next full collection visits only what is allocated after
+  it (a zone loaded with the collector on, such as the replica's build,
+  costs one long collection, not one each time the heap grows by a quarter);
 * `settle()`: after a zone-sized piece of work, `gc.freeze()`: every object
   alive then moves to the permanent generation, which no later collection
   visits, so the collections that follow visit only what later changes
@@ -57,6 +62,8 @@ def _callback(phase: str, info: dict[str, int]) -> None:
     if histogram is not None:
         histogram.labels(str(generation)).observe(pause)
     if pause >= LONG_PAUSE:
+        if generation == 2:  # every object was just visited and its garbage freed: nothing
+            gc.freeze()  # lost by never visiting the survivors again
         emit(Event.GC_PAUSE, logging.WARNING, generation=generation,
              ms=round(pause * 1000, 1), collected=info.get("collected", 0),
              frozen=gc.get_freeze_count())

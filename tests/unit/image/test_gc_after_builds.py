@@ -75,3 +75,18 @@ def test_settle_freezes_what_is_alive() -> None:
     keep = [[i] for i in range(5000)]
     gcwatch.settle()
     assert gc.get_freeze_count() >= len(keep)
+
+
+def test_a_long_full_collection_freezes_its_survivors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gcwatch, "_state", {"started": 0.0, "histogram": None,
+                                            "installed": False})
+    monkeypatch.setattr(gcwatch, "LONG_PAUSE", 0.0)
+    keep = [[i] for i in range(5000)]
+    gcwatch.install()
+    try:
+        gc.collect(1)  # a young collection leaves what it did not visit to the collector
+        assert gc.get_freeze_count() == 0
+        gc.collect()
+    finally:
+        gc.callbacks.remove(gcwatch._callback)
+    assert gc.get_freeze_count() >= len(keep)
