@@ -116,3 +116,41 @@ def test_zone_sized_work_runs_in_niced_threads_and_the_loop_thread_does_not(
     normal = sum(used for tid, (nice, _, used) in table.items() if nice < 10 and tid != pid)
     assert niced > normal, (f"niced threads used {niced:.2f} s, other normal-priority "
                             f"threads {normal:.2f} s: {table}")
+
+
+def _stat(pid: int) -> list[str]:
+    """Fields of /proc/PID/stat after the command name (ppid at 1, session at 3, nice at 16);
+    empty for a process that is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return []
+
+
+def _serving_children(pid: int) -> list[int]:
+    found = []
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        stat = _stat(int(p))
+        try:
+            if stat and stat[1] == str(pid) and b"node.serving" in Path(
+                    f"/proc/{p}/cmdline").read_bytes():
+                found.append(int(p))
+        except OSError:
+            continue
+    return found
+
+
+def test_serving_workers_run_at_normal_priority_each_in_its_own_session(
+    signing_node: Cluster,
+) -> None:
+    """Where the kernel shares CPU time among sessions (autogroup: processes outside a cgroup,
+    as in the benchmarks), a worker in its node's session would share one share with the
+    node's heavy work; in its own session it has its own."""
+    n1 = signing_node.nodes[0]
+    assert n1.proc is not None
+    control = n1.proc.pid
+    workers = _serving_children(control)
+    assert len(workers) == 2, workers
+    sessions = {_stat(control)[3]} | {_stat(w)[3] for w in workers}
+    assert len(sessions) == 3, f"control and workers share sessions: {sessions}"
+    assert [_stat(w)[16] for w in workers] == ["0", "0"]
