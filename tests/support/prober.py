@@ -47,6 +47,7 @@ class NodeProbe:
     longest_gap: float = 0.0
     last_answer: float | None = None
     pending: dict[int, tuple[float, bool]] = field(default_factory=dict)  # id -> (sent, retried)
+    slow: list[tuple[float, float]] = field(default_factory=list)  # (sent, latency) over 50 ms
 
     def summary(self) -> dict[str, float | int]:
         lat = sorted(self.latencies)
@@ -59,6 +60,7 @@ class NodeProbe:
             "longest_gap_s": self.longest_gap, "p50_s": pct(0.50), "p99_s": pct(0.99),
             "max_s": lat[-1] if lat else float("nan"),
             "over_100ms": sum(1 for x in lat if x > 0.1),
+            "slow": [(round(t, 4), round(x, 4)) for t, x in self.slow],  # monotonic sent time
         }
 
 
@@ -151,6 +153,8 @@ class Prober:
                 continue  # the answer to a retry already counted, or a late one
             now = time.monotonic()
             probe.latencies.append(now - entry[0])
+            if now - entry[0] > 0.05:
+                probe.slow.append((entry[0], now - entry[0]))
             if probe.last_answer is not None:
                 probe.longest_gap = max(probe.longest_gap, now - probe.last_answer)
             probe.last_answer = now
