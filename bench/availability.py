@@ -182,6 +182,10 @@ def _done(args: argparse.Namespace, nodes: list[tuple[Proc, NodeAddr]],
               f"{s['longest_gap_s'] * 1000:.0f} ms, p50 {s['p50_s'] * 1000:.1f} ms, "
               f"p99 {s['p99_s'] * 1000:.1f} ms, max {s['max_s'] * 1000:.0f} ms, "
               f"{s['over_100ms']} answers > 100 ms")
+        if "arrival_p99_s" in s:  # kernel receive timestamps: without the prober's own delays
+            print(f"{name}: to arrival in the prober's socket: p99 "
+                  f"{s['arrival_p99_s'] * 1000:.1f} ms, max {s['arrival_max_s'] * 1000:.0f} ms, "
+                  f"{s['arrival_over_100ms']} answers > 100 ms")
     print("steps (until every node answers): "
           + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items()))
     print("LEASE_LOST events: " + ", ".join(f"{k} {v}" for k, v in lease_lost.items()))

@@ -6,7 +6,8 @@ key prefix for the run). For each of N changes (default 1,000), one
 (a new name with a unique A record); the acknowledgement time is when the
 response arrives. Nodes 2 and 3 are then polled with hand-built UDP queries
 (non-blocking sockets, a select() of at most 2 ms between rounds) until each
-answers the new address. Printed: p50/p99/max of (answered - acknowledged)
+answers the new address (the time its answer arrived in the poller's socket, from the
+kernel's receive timestamp). Printed: p50/p99/max of (answered - acknowledged)
 per node and for both, and the acknowledgement latency itself.
 
 No CPU pinning: etcd, three nodes and this poller share the machine's cores,
@@ -29,6 +30,7 @@ import os
 import select
 import shutil
 import socket
+import struct
 import sys
 import tempfile
 import time
@@ -87,6 +89,20 @@ def _address(i: int) -> tuple[str, bytes]:
     return ".".join(map(str, octets)), bytes(octets)
 
 
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux: receive time, CLOCK_REALTIME
+
+
+def _arrival(anc: list[tuple[int, int, bytes]]) -> float:
+    """Monotonic time the datagram arrived in our socket (its kernel timestamp), not when this
+    poller, itself on the loaded cores, got round to reading it; now if there is none."""
+    now = time.monotonic()
+    for level, kind, value in anc:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+            sec, nsec = struct.unpack("@qq", value[:16])
+            return min(now, now - (time.time() - (sec + nsec / 1e9)))
+    return now
+
+
 def poll_until(socks: dict[str, socket.socket], name: str, expected: bytes,
                timeout: float, signed: bool = False) -> dict[str, float]:
     """Query every socket for `name` A until it answers `expected` (and, if `signed`, with an
@@ -109,14 +125,14 @@ def poll_until(socks: dict[str, socket.socket], name: str, expected: bytes,
             node = by_fd[s.fileno()]
             for _ in range(64):  # drain every response queued on this socket
                 try:
-                    data = s.recv(4096)
+                    data, anc, _, _ = s.recvmsg(4096, socket.CMSG_SPACE(16))
                 except (BlockingIOError, ConnectionRefusedError):
                     break
                 ans = wire.parse_answer(data)
                 if ans is None or (wire.TYPE_A, expected) not in ans.records:
                     continue
                 if not signed or any(t == wire.TYPE_RRSIG for t, _ in ans.records):
-                    done.setdefault(node, time.monotonic())
+                    done.setdefault(node, _arrival(anc))
     return done
 
 
@@ -167,6 +183,7 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
         for _, a in nodes[1:]:
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             s.connect((a.host, a.dns_port))
+            s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             s.setblocking(False)
             socks[a.node_id] = s
         if args.names:  # not counted: waits out the full images that follow a big import/sign
@@ -182,6 +199,7 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
         lag: dict[str, list[float]] = {n: [] for n in socks}
         both: list[float] = []
         failures: list[str] = []
+        timeline: list[dict[str, float]] = []  # per change, monotonic (system-wide) times
         overall = time.monotonic() + args.max_seconds
         for i in range(args.changes):
             if time.monotonic() > overall:
@@ -202,6 +220,7 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
             seen = poll_until(socks, f"{owner}.{ZONE}", raw, args.change_timeout, args.sign)
             for node, t in seen.items():
                 lag[node].append(t - acked)
+            timeline.append({"sent": sent, "acked": acked, **seen})
             if len(seen) == len(socks):
                 both.append(max(seen.values()) - acked)
             else:
@@ -228,6 +247,7 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
         **{f"{n}_lag": asdict(Stats.of(v)) for n, v in lag.items()},
         "both_lag": asdict(Stats.of(both)),
         "failures": failures,
+        "timeline": timeline,
     }
 
 

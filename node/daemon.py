@@ -22,7 +22,7 @@ from dataclasses import replace
 import dns.name
 import dns.tsig
 
-from node import __version__
+from node import __version__, gcwatch
 from node.api.server import ApiServer, ApiTls
 from node.clock import SYSTEM_CLOCK, Clock, OffsetClock
 from node.config import Config, etcd_password, split_host_port
@@ -44,6 +44,7 @@ from node.metrics import (
     UpdateCollector,
 )
 from node.nodes.membership import Membership, NodeDirectory, own_record
+from node.priority import heavy_executor
 from node.secondary.zones import SecondaryZones, TransferStatusWriter
 from node.server import xfr
 from node.server.journal import Journals
@@ -104,6 +105,7 @@ class Daemon:
         self.session = Session(self.etcd, e.lease_ttl, keepalive_interval=e.keepalive_interval,
                                clock=self.clock)
         self.metrics = NodeMetrics()
+        gcwatch.install(self.metrics.registry)  # GC pauses: metric + GC_PAUSE events
         sv = config.server
         journals = Journals(sv.journal_dir, sv.journal_max_bytes, sv.journal_max_versions)
         # server.workers > 0: worker processes answer DNS from images (node/serving/)
@@ -358,6 +360,7 @@ def run(config: Config) -> int:
     daemon = Daemon(config)
 
     async def main() -> None:
+        asyncio.get_running_loop().set_default_executor(heavy_executor())  # node/priority.py
         try:
             await daemon.run()
         except* _Stopped:

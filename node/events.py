@@ -143,6 +143,7 @@ class Event(IntEnum):
     IMPORT_PROGRESS = 1841  # an import moved on: zone, stage, done/total RRsets
     IMPORT_DONE = 1842  # an import is active: zone, serial, rrsets, seconds
     IMPORT_FAILED = 1843  # an import stopped: zone, stage, error
+    GC_PAUSE = 1850  # a cyclic GC collection held the interpreter this long (node/gcwatch.py)
     ZONE_RELOAD_DONE = 1855  # a new generation was read and decoded: rrsets, read_s, decode_s
     SERVING_IMAGE_BUILT = 1856  # a zone version's full image was built: serial, bytes, seconds
     TASK_CRASHED = 1900

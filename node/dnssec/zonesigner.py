@@ -209,6 +209,7 @@ class ZoneSigner:
             return self._sign_full_inner(nodes, ttl, now)
         finally:
             if gc_was_enabled:
+                gc.freeze()  # node/gcwatch.py: else the next collections visit every new object
                 gc.enable()
 
     def _sign_full_inner(self, nodes: NodeMap, ttl: int, now: int) -> SignedResult:

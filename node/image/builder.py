@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from node.gcwatch import settle
 from node.image import layout as L
 from node.server import answer, secure
 from node.server.compile import CompiledZone
@@ -30,21 +31,26 @@ from node.zones.model import ZoneSnapshot
 
 
 @contextmanager
-def paused_gc() -> Iterator[None]:
+def paused_gc(full: bool = False) -> Iterator[None]:
     """No cyclic garbage collection while a build allocates (the zone's objects are live
-    until the end anyway; collections of the growing heap only cost time)."""
+    until the end anyway; collections of the growing heap only cost time). After a `full`
+    (zone-sized) build, what is alive is frozen before the collector runs again
+    (`node.gcwatch.settle`): else the first collections would visit every object allocated
+    meanwhile. An overlay's few objects are left to the collector."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        if full:
+            settle()
         if enabled:
             gc.enable()
 
 
 def build_image(snapshot: ZoneSnapshot) -> bytes:
     """One contiguous image of `snapshot` (see `docs/image-format.md`)."""
-    with paused_gc():
+    with paused_gc(full=True):
         return ImageWriter(CompiledZone.build(snapshot)).image()
 
 

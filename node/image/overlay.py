@@ -50,11 +50,12 @@ class ImageBuilder:
     """Builds one zone's successive images: full, then overlays on the last full one."""
 
     __slots__ = ("_answers", "_base_revision", "_base_size", "_cut", "_denial", "_exists",
-                 "_zone", "max_share")
+                 "_memo", "_zone", "max_share")
 
     def __init__(self, max_share: float = MAX_SHARE) -> None:
         self.max_share = max_share
         self._zone: CompiledZone | None = None  # the latest version, this builder's own
+        self._memo: dict[int, Any] = {}  # CompiledZone.memo kept across overlays (RR tails)
         self._base_revision: int | None = None
         self._base_size = 0  # answers + names of the base
         # since the base, per key or name touched: what the base had
@@ -71,7 +72,7 @@ class ImageBuilder:
     def merge(self, snapshot: ZoneSnapshot) -> bytes:
         """A full image of `snapshot`, which becomes the base of the next overlays."""
         self._zone = None
-        with paused_gc():
+        with paused_gc(full=True):
             zone = CompiledZone.build(snapshot)
             data = ImageWriter(zone).image()
             zone.memo.clear()  # its per-version render cache (~20% of it); evolve starts anew
@@ -79,6 +80,7 @@ class ImageBuilder:
         self._base_revision = snapshot.revision
         self._base_size = len(zone.answers) + len(zone.names)
         self._answers, self._denial, self._exists, self._cut = {}, {}, {}, {}
+        self._memo = {}
         return data
 
     def build(self, snapshot: ZoneSnapshot) -> tuple[bytes, int | None]:
@@ -96,6 +98,10 @@ class ImageBuilder:
         assert snapshot.changed is not None and self._base_revision is not None
         self._remember(prev, [name_wire(n) for n in snapshot.changed])
         zone = CompiledZone.evolve(prev, snapshot, reuse=True)
+        # every overlay since the base writes the same changed nodes again: their RRs' wire
+        # form (a function of the RRset object alone) is rendered once, not once per overlay
+        self._memo.update(zone.memo)
+        zone.memo = self._memo
         for key, entry in zone.touched.items():
             self._answers.setdefault(key, entry)
         if zone.denial is not None:

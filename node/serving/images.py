@@ -37,7 +37,6 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +48,7 @@ import dns.name
 from node.events import Event, emit
 from node.image import ImageBuilder
 from node.malloc import trim
+from node.priority import HEAVY_NICE, lower_thread_priority
 from node.server.answer import name_wire
 from node.server.compile import CompiledZone
 from node.server.journal import Journals
@@ -60,7 +60,7 @@ from node.zones.model import ZoneSnapshot
 
 log = logging.getLogger(__name__)
 
-BUILDER_NICE = 10
+BUILDER_NICE = HEAVY_NICE
 SERVED_TIMEOUT = 30.0  # seconds `served` waits at most (a stuck worker never stops the replica)
 # An overlay is answered through two layers, and the flood path caches no proof for it: a
 # zone quiet this long after an overlay gets a full image of its version, built in the
@@ -72,8 +72,7 @@ Broadcast = Callable[[bytes, bytes], tuple[int, set[int]]]
 
 def _lower_priority() -> None:
     """Linux: a thread's own nice value (the builder thread only)."""
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BUILDER_NICE)
+    lower_thread_priority(BUILDER_NICE, b"image-builder")
 
 
 class ImagePublisher:

@@ -54,6 +54,8 @@ START_TIMEOUT = 120.0  # seconds start() waits for every worker to serve the cur
 # hung (its loop blocked, or stopped) while its socket still takes its share of the clients
 HUNG_AFTER = 20.0
 _BACKOFF = (0.0, 0.5, 1.0, 2.0, 5.0)  # restart delays after quick successive deaths
+# own session per worker: where the kernel shares CPU by session (autogroup, outside cgroups)
+WORKER_SESSION = True  # then a worker does not share its CPU share with heavy work
 
 
 @dataclass
@@ -220,7 +222,7 @@ class Fleet:
                 sys.executable, "-m", "node.serving", "--channel-fd", str(theirs.fileno()),
                 "--settings", json.dumps(settings),
                 pass_fds=(theirs.fileno(), self.tcp_counts.fd),
-                stdin=subprocess.DEVNULL)
+                stdin=subprocess.DEVNULL, start_new_session=WORKER_SESSION)
         finally:
             theirs.close()
         slot.pid = slot.proc.pid

@@ -33,6 +33,7 @@ from typing import Any
 import dns.message
 import dns.rrset
 
+from node import gcwatch
 from node.events import Event, emit, set_context
 from node.image import ImageTable, ZoneImage
 from node.server.listener import HANDOFF, DnsServer
@@ -174,6 +175,7 @@ class Worker:
         if not base_path:
             image = ZoneImage.open(path)
             self._bases[image.origin] = image
+            gcwatch.settle()  # the collector never visits what lives on (node/gcwatch.py)
         else:
             base = next((b for b in self._bases.values() if str(b.path) == base_path), None)
             if base is None:
@@ -190,6 +192,7 @@ class Worker:
         self._pending.clear()
 
     async def _bind(self) -> None:
+        gcwatch.settle()  # modules and zones loaded: later collections visit only new objects
         try:
             bound = await self.dns.start()
         except OSError as exc:
@@ -269,6 +272,7 @@ def main(argv: list[str]) -> int:
                         stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.Formatter.converter = time.gmtime
     set_context(node=settings.get("node_id", ""), worker=settings.get("index", 0))
+    gcwatch.install()
     with contextlib.suppress(ImportError):
         import uvloop
 

@@ -14,12 +14,15 @@ both use it.
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import struct
 import threading
 import time
 from dataclasses import dataclass, field
+
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux: receive time, CLOCK_REALTIME
 
 
 def _encode_name(name: str) -> bytes:
@@ -47,6 +50,10 @@ class NodeProbe:
     longest_gap: float = 0.0
     last_answer: float | None = None
     pending: dict[int, tuple[float, bool]] = field(default_factory=dict)  # id -> (sent, retried)
+    slow: list[tuple[float, float]] = field(default_factory=list)  # (sent, latency) over 50 ms
+    # latency to the answer's arrival in the socket (kernel timestamp): without the delay
+    # of this prober's own thread in reading it, which `latencies` include
+    arrivals: list[float] = field(default_factory=list)
 
     def summary(self) -> dict[str, float | int]:
         lat = sorted(self.latencies)
@@ -59,7 +66,17 @@ class NodeProbe:
             "longest_gap_s": self.longest_gap, "p50_s": pct(0.50), "p99_s": pct(0.99),
             "max_s": lat[-1] if lat else float("nan"),
             "over_100ms": sum(1 for x in lat if x > 0.1),
+            "slow": [(round(t, 4), round(x, 4)) for t, x in self.slow],  # monotonic sent time
+            **_arrival_summary(self.arrivals),
         }
+
+
+def _arrival_summary(values: list[float]) -> dict[str, float | int]:
+    lat = sorted(values)
+    if not lat:
+        return {}
+    return {"arrival_p99_s": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+            "arrival_max_s": lat[-1], "arrival_over_100ms": sum(1 for x in lat if x > 0.1)}
 
 
 class Prober:
@@ -79,6 +96,8 @@ class Prober:
         for probe in self.nodes.values():
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             s.connect(probe.addr)
+            with contextlib.suppress(OSError, AttributeError):
+                s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             s.setblocking(False)
             self._socks[s.fileno()] = (s, probe)
         self._thread.start()
@@ -140,9 +159,14 @@ class Prober:
     def _receive(self, s: socket.socket, probe: NodeProbe) -> None:
         for _ in range(64):
             try:
-                data = s.recv(4096)
+                data, anc, _, _ = s.recvmsg(4096, socket.CMSG_SPACE(16))
             except (BlockingIOError, ConnectionRefusedError):
                 return
+            arrived = None
+            for level, kind, value in anc:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+                    sec, nsec = struct.unpack("@qq", value[:16])
+                    arrived = time.monotonic() - (time.time() - (sec + nsec / 1e9))
             if len(data) < 12 or not data[2] & 0x80:
                 continue
             qid = struct.unpack("!H", data[:2])[0]
@@ -151,6 +175,10 @@ class Prober:
                 continue  # the answer to a retry already counted, or a late one
             now = time.monotonic()
             probe.latencies.append(now - entry[0])
+            if arrived is not None:
+                probe.arrivals.append(max(0.0, arrived - entry[0]))
+            if now - entry[0] > 0.05:
+                probe.slow.append((entry[0], now - entry[0]))
             if probe.last_answer is not None:
                 probe.longest_gap = max(probe.longest_gap, now - probe.last_answer)
             probe.last_answer = now

@@ -1,0 +1,87 @@
+"""Pauses of Python's cyclic garbage collector in a node process: measured, and kept short.
+
+A collection holds the interpreter lock for its whole run, and a full
+(generation 2) collection visits every tracked object: in a control process
+that holds a signed 100k-name zone as Python objects (several million of
+them), that is hundreds of milliseconds during which the watch, the gRPC API
+and the lease keep-alive thread wait. CPython starts one whenever the
+long-lived objects have grown by a quarter, so a node that has just loaded
+or signed a zone pays it again and again while it converges.
+
+Owns:
+
+* `install()`: times every collection (`gc.callbacks`), counts it in
+  `dnscluster_gc_pause_seconds{generation}` when given a registry, and
+  emits `GC_PAUSE` (1850) for one longer than `LONG_PAUSE`. A full
+  collection that long is followed by `gc.freeze()`: it has just visited
+  every object and freed the cyclic garbage, so freezing the survivors loses
+  nothing, and the next full collection visits only what is allocated after
+  it (a zone loaded with the collector on, such as the replica's build,
+  costs one long collection, not one each time the heap grows by a quarter);
+* `settle()`: after a zone-sized piece of work, `gc.freeze()`: every object
+  alive then moves to the permanent generation, which no later collection
+  visits, so the collections that follow visit only what later changes
+  allocate. It matters most where the collector was disabled during the
+  work (`node.image.builder.paused_gc`, the full signing): the millions of
+  objects allocated meanwhile all sit in the youngest generation, and the
+  first collections after it is enabled again would visit every one of
+  them (gen 0 and gen 1 pauses of 0.1-1.6 s measured on the signed 100k
+  zone, then a full one of several seconds). Freezing costs nothing (lists
+  are spliced); what it gives up is collecting cyclic garbage among the
+  objects alive at that moment: the full collections measured in these
+  heaps freed at most a few hundred objects (GC_PAUSE's `collected`), so
+  what stays is that small, once per zone-sized operation.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram
+
+from node.clock import SYSTEM_CLOCK
+from node.events import Event, emit
+
+log = logging.getLogger(__name__)
+
+LONG_PAUSE = 0.05  # seconds: a collection this long is reported (GC_PAUSE)
+BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+_state: dict[str, Any] = {"started": 0.0, "histogram": None, "installed": False}
+
+
+def _callback(phase: str, info: dict[str, int]) -> None:
+    if phase == "start":
+        _state["started"] = SYSTEM_CLOCK.monotonic()
+        return
+    pause = SYSTEM_CLOCK.monotonic() - _state["started"]
+    generation = info.get("generation", 0)
+    histogram = _state["histogram"]
+    if histogram is not None:
+        histogram.labels(str(generation)).observe(pause)
+    if pause >= LONG_PAUSE:
+        if generation == 2:  # every object was just visited and its garbage freed: nothing
+            gc.freeze()  # lost by never visiting the survivors again
+        emit(Event.GC_PAUSE, logging.WARNING, generation=generation,
+             ms=round(pause * 1000, 1), collected=info.get("collected", 0),
+             frozen=gc.get_freeze_count())
+
+
+def install(registry: CollectorRegistry | None = None) -> None:
+    """Time this process's collections (once per process)."""
+    if _state["installed"]:
+        return
+    _state["installed"] = True
+    if registry is not None:
+        _state["histogram"] = Histogram(
+            "dnscluster_gc_pause_seconds",
+            "Pauses of the cyclic garbage collector (the interpreter lock is held)",
+            ["generation"], buckets=BUCKETS, registry=registry)
+    gc.callbacks.append(_callback)
+
+
+def settle() -> None:
+    """After zone-sized work: no later collection visits what is alive now."""
+    gc.freeze()

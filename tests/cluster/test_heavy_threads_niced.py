@@ -1,0 +1,156 @@
+"""Zone-sized work in the control process runs in niced threads, its loop thread does not.
+
+One signing node with serving workers imports and signs a zone of 20k names
+while a sampler reads every thread of its control process from /proc
+(`task/<tid>/stat`: nice and CPU time; `comm`: the name `node/priority.py`
+gives its threads). Asserted: the event loop thread (tid = pid) stays at
+nice 0; the threads named `heavy` (the loop's default executor, which runs
+every `asyncio.to_thread` job) and `image-builder` run at nice 10; and the
+niced threads did more of the control process's work than its other
+threads apart from the loop thread (on the code before, `to_thread` jobs ran
+at nice 0 beside the lease and the serving workers). No speed is asserted.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.rdatatype
+import pytest
+
+from tests.cluster.conftest import Cluster, make_cluster
+from tests.cluster.test_availability_while_working import big_zone, ok
+from tests.cluster.test_signing import kek_file
+from tests.support.nodes import SERVING_WORKERS
+from tests.support.wait import wait_until
+
+NAMES = 20000
+BIG = "work.test."
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@pytest.fixture(scope="module")
+def signing_node() -> Iterator[Cluster]:
+    keydir = Path(tempfile.mkdtemp(prefix="kek-"))
+    extra = (f'[signing]\nkek_file = "{kek_file(keydir)}"\nstagger_min = 0.0\n'
+             f'stagger_max = 0.0\n')
+    c = make_cluster(count=1, extra_toml=extra, env=SERVING_WORKERS)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+class ThreadSampler:
+    """Per thread of `pid`: last nice, name, and CPU seconds used while sampling."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.first: dict[int, float] = {}
+        self.last: dict[int, tuple[int, str, float]] = {}  # tid -> (nice, comm, cpu s)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        for tid in map(int, os.listdir(f"/proc/{self.pid}/task")):
+            try:
+                stat = Path(f"/proc/{self.pid}/task/{tid}/stat").read_text()
+                comm = Path(f"/proc/{self.pid}/task/{tid}/comm").read_text().strip()
+            except OSError:
+                continue
+            f = stat.rpartition(")")[2].split()
+            cpu = (int(f[11]) + int(f[12])) / CLK_TCK
+            self.first.setdefault(tid, cpu)
+            self.last[tid] = (int(f[16]), comm, cpu)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self._sample()
+
+    def __enter__(self) -> ThreadSampler:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sample()
+
+    def used(self, tid: int) -> float:
+        return self.last[tid][2] - self.first[tid]
+
+
+def signed(node: object, name: str) -> bool:
+    try:
+        resp = node.query(name, "A", want_dnssec=True, timeout=1.0)  # type: ignore[attr-defined]
+    except Exception:
+        return False
+    return any(r.rdtype == dns.rdatatype.RRSIG for r in resp.answer)
+
+
+def test_zone_sized_work_runs_in_niced_threads_and_the_loop_thread_does_not(
+    signing_node: Cluster, tmp_path: Path
+) -> None:
+    n1 = signing_node.nodes[0]
+    assert n1.proc is not None
+    zone_file = tmp_path / "work.zone"
+    zone_file.write_text(big_zone(NAMES))
+    with ThreadSampler(n1.proc.pid) as threads:
+        ok(n1, "zone", "import", BIG, str(zone_file))
+        wait_until(lambda: bool(n1.serial(BIG)), 120)
+        ok(n1, "zone", "sign", BIG, "--nsec")
+        wait_until(lambda: signed(n1, f"h{NAMES - 1}.{BIG}"), 300)
+    table = {tid: (nice, comm, round(threads.used(tid), 2))
+             for tid, (nice, comm, _) in threads.last.items()}
+    pid = n1.proc.pid
+    assert table[pid][0] == 0, f"the event loop thread runs at nice {table[pid][0]}: {table}"
+    named = {tid: row for tid, row in table.items() if row[1] in ("heavy", "image-builder")}
+    assert named and all(nice == 10 for nice, _, _ in named.values()), \
+        f"no heavy/image-builder threads at nice 10: {table}"
+    niced = sum(used for nice, _, used in table.values() if nice >= 10)
+    normal = sum(used for tid, (nice, _, used) in table.items() if nice < 10 and tid != pid)
+    assert niced > normal, (f"niced threads used {niced:.2f} s, other normal-priority "
+                            f"threads {normal:.2f} s: {table}")
+
+
+def _stat(pid: int) -> list[str]:
+    """Fields of /proc/PID/stat after the command name (ppid at 1, session at 3, nice at 16);
+    empty for a process that is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return []
+
+
+def _serving_children(pid: int) -> list[int]:
+    found = []
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        stat = _stat(int(p))
+        try:
+            if stat and stat[1] == str(pid) and b"node.serving" in Path(
+                    f"/proc/{p}/cmdline").read_bytes():
+                found.append(int(p))
+        except OSError:
+            continue
+    return found
+
+
+def test_serving_workers_run_at_normal_priority_each_in_its_own_session(
+    signing_node: Cluster,
+) -> None:
+    """Where the kernel shares CPU time among sessions (autogroup: processes outside a cgroup,
+    as in the benchmarks), a worker in its node's session would share one share with the
+    node's heavy work; in its own session it has its own."""
+    n1 = signing_node.nodes[0]
+    assert n1.proc is not None
+    control = n1.proc.pid
+    workers = _serving_children(control)
+    assert len(workers) == 2, workers
+    sessions = {_stat(control)[3]} | {_stat(w)[3] for w in workers}
+    assert len(sessions) == 3, f"control and workers share sessions: {sessions}"
+    assert [_stat(w)[16] for w in workers] == ["0", "0"]
