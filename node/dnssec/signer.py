@@ -41,11 +41,11 @@ from node.dnssec.algorithms import (
     key_matches,
 )
 from node.dnssec.keys import DnssecKey, load_private_key, private_key_pem
+from node.dnssec.rrsigset import _RRSIG, decode, split
 from node.errors import ValidationError
 
 RRSIG = dns.rdatatype.RRSIG
 IN = dns.rdataclass.IN
-_RRSIG_CLS = dns.rdata.get_rdata_class(IN, RRSIG)
 _HEADER = struct.Struct("!HBBIIIH")
 _RRFIXED = struct.Struct("!HHI")
 _RDLEN = struct.Struct("!H")
@@ -128,19 +128,6 @@ def signature_header(rrset: dns.rrset.RRset, key: DnssecKey, signer_wire: bytes,
 _ALGS: dict[int, dns.dnssectypes.Algorithm] = {}
 
 
-class _RRSIG(_RRSIG_CLS):  # type: ignore[valid-type,misc]
-    """An RRSIG that keeps its canonical wire (known at signing time) for hashing and
-    comparison; otherwise a plain dnspython RRSIG."""
-
-    __slots__ = ("_digestable",)
-
-    def to_digestable(self, origin: dns.name.Name | None = None) -> bytes:
-        return self._digestable  # type: ignore[no-any-return]
-
-    def __hash__(self) -> int:
-        return hash(self._digestable)
-
-
 def make_rrsig(rrset: dns.rrset.RRset, key: DnssecKey, signer: dns.name.Name, inception: int,
                expiration: int, signature: bytes, header: bytes, labels: int | None = None,
                ) -> dns.rdata.Rdata:
@@ -207,8 +194,23 @@ def sign_batch(
     chunk: int = CHUNK,
     owner_wires: Sequence[bytes] | None = None,
 ) -> list[list[dns.rdata.Rdata]]:
-    """RRSIG rdatas for each RRset, signed by each key of its keyset, with its inception
-    (one for all, or one per RRset) and its expiration.
+    """RRSIG rdatas for each RRset (`sign_blobs`, decoded)."""
+    blobs = sign_blobs(rrsets, keysets, origin, inception, expirations, pool, chunk, owner_wires)
+    return [[decode(w, origin) for w in split(b)] for b in blobs]
+
+
+def sign_blobs(
+    rrsets: Sequence[dns.rrset.RRset],
+    keysets: Sequence[Sequence[SigningKey]],
+    origin: dns.name.Name,
+    inception: int | Sequence[int],
+    expirations: Sequence[int],
+    pool: Executor | None = None,
+    chunk: int = CHUNK,
+    owner_wires: Sequence[bytes] | None = None,
+) -> list[bytes]:
+    """The RRSIGs of each RRset as one blob (`rrsigset` module), signed by each key of its
+    keyset, with its inception (one for all, or one per RRset) and its expiration.
 
     The signer name is `origin`. With a pool and more than one chunk of work,
     signing runs in the pool's worker processes. `owner_wires` (the owners in
@@ -222,13 +224,11 @@ def sign_batch(
     batch: list[tuple[int, bytes]] = []
     local: list[bytes] = []
     headers: list[bytes] = []
-    labels_of: list[int] = []
     pack = _HEADER.pack
     inceptions = [inception] * len(rrsets) if isinstance(inception, int) else list(inception)
     for i, (rrset, keys, exp) in enumerate(zip(rrsets, keysets, expirations, strict=True)):
         inc = inceptions[i] & 0xFFFFFFFF
         labels = rrset_labels(rrset.name)
-        labels_of.append(labels)
         body = rrset_body(rrset, origin, owner_wires[i] if owner_wires else None)
         for sk in keys:
             key = sk.key
@@ -248,15 +248,17 @@ def sign_batch(
             batch = []
     if batch:
         futures.append(pool.submit(_worker_sign, tuple(table), batch))  # type: ignore[union-attr]
-    # lazily: RRSIGs of the first chunks are built while workers sign the later ones
+    # lazily: blobs of the first chunks are built while workers sign the later ones
     signatures = iter(local) if not use_pool else (
         sig for fut in futures for sig in fut.result())
     heads = iter(headers)
-    out: list[list[dns.rdata.Rdata]] = []
-    for rrset, keys, inc, exp, labels in zip(rrsets, keysets, inceptions, expirations, labels_of,
-                                            strict=True):
-        out.append([make_rrsig(rrset, sk.key, origin, inc, exp, next(signatures),
-                               next(heads), labels) for sk in keys])
+    out: list[bytes] = []
+    for keys in keysets:
+        parts = []
+        for _ in keys:
+            rdata = next(heads) + next(signatures)
+            parts.append(_RDLEN.pack(len(rdata)) + rdata)
+        out.append(b"".join(parts))
     return out
 
 

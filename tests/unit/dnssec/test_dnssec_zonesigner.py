@@ -388,3 +388,28 @@ def test_key_master_dnskey_rrsigs_do_not_schedule_a_refresh_here() -> None:
     assert first.next_refresh > NOW, "a refresh is due at once, on every pass"
     bumped = signer.sign(nodes, frozenset({ORIGIN}), NOW + 1)  # the pass after a serial bump
     assert bumped.next_refresh > NOW + 1 and bumped.earliest_expiration == soon
+
+
+def _live_rrsig_rdatas() -> int:
+    import gc
+
+    from dns.rdtypes.ANY.RRSIG import RRSIG
+
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if isinstance(o, RRSIG))
+
+
+def test_signer_holds_no_rrsig_rdata_objects_after_a_full_sign() -> None:
+    """Memory (issue 10): signatures are kept as wire octets, one bytes object per RRset,
+    and the output's RRSIG RRsets decode them only when read."""
+    nodes = example_nodes()
+    before = _live_rrsig_rdatas()
+    signer = _signer(DenialParams(nsec3=False))
+    res = signer.sign(nodes, None, NOW)
+    assert res.signatures_made > 20
+    assert _live_rrsig_rdatas() == before
+    # read, they are ordinary RRSIGs, and reading keeps none of them alive
+    apex = res.nodes[ORIGIN][T.RRSIG]
+    assert {rd.type_covered for rd in apex} >= {T.SOA, T.DNSKEY, T.NSEC}
+    assert _live_rrsig_rdatas() == before
+    validate_all(res.nodes)

@@ -1,0 +1,166 @@
+"""Signatures as wire octets: one bytes object per signed RRset, RRSIG rdatas made on read.
+
+Owns the compact form the zone signer keeps its signatures in (issue 10:
+a 100k-name zone held ~230k dnspython RRSIG objects, ~600 octets each with
+their bookkeeping). A *blob* is the RRSIG rdatas of one RRset, one per key,
+each as a 16-bit length and the rdata in canonical wire form (RFC 4034 §3.1:
+header fields, the signer's name lowercased and uncompressed, signature),
+which is also the form served (`proofs.rdata_wire`) and hashed.
+
+`RRSIGSet` is an owner's RRSIG RRset (all covered types, see `signer` module
+doc) over a tuple of blobs. It is a `dns.rrset.RRset` to every reader:
+iterating, `len`, `[]`, `==`, `to_wire`, `to_text` work as usual, and the
+rdatas they see are made from the octets at that moment and held by nobody
+after (`_RRSIG`, which keeps its wire as `_digestable`). Like every RRset of
+a published snapshot it is never mutated: an in-place change (`add`) would
+act on a throw-away dict; assigning `items` makes it an ordinary set. Copies
+are ordinary RRsets. `wires()` and `expirations()` read the octets directly.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import dns.dnssectypes
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import dns.set
+
+RRSIG = dns.rdatatype.RRSIG
+IN = dns.rdataclass.IN
+_RRSIG_CLS = dns.rdata.get_rdata_class(IN, RRSIG)
+_ITEMS = dns.set.Set.__dict__["items"]  # the slot that holds an ordinary set's rdatas
+_FIXED = struct.Struct("!HBBIIIH")  # type covered .. key tag
+_LEN = struct.Struct("!H")
+
+
+class _RRSIG(_RRSIG_CLS):  # type: ignore[valid-type,misc]
+    """An RRSIG that keeps its canonical wire (known at signing time) for hashing and
+    comparison; otherwise a plain dnspython RRSIG."""
+
+    __slots__ = ("_digestable",)
+
+    def to_digestable(self, origin: dns.name.Name | None = None) -> bytes:
+        return self._digestable  # type: ignore[no-any-return]
+
+    def __hash__(self) -> int:
+        return hash(self._digestable)
+
+
+_TYPES: dict[int, dns.rdatatype.RdataType] = {}
+_ALGS: dict[int, dns.dnssectypes.Algorithm] = {}
+
+
+def decode(wire: bytes, signer: dns.name.Name) -> dns.rdata.Rdata:
+    """The RRSIG of one rdata in canonical wire form; `signer` is its signer's name (the
+    zone's, shared by all its RRSIGs), checked against the octets."""
+    covered, alg, labels, ttl, exp, inc, tag = _FIXED.unpack_from(wire)
+    end = _FIXED.size
+    while wire[end]:
+        end += wire[end] + 1
+    end += 1
+    if wire[_FIXED.size:end] != signer.to_digestable():
+        signer = dns.name.from_wire(wire, _FIXED.size)[0]
+    rd = _RRSIG.__new__(_RRSIG)
+    setattr_ = object.__setattr__
+    setattr_(rd, "rdclass", IN)
+    setattr_(rd, "rdtype", RRSIG)
+    setattr_(rd, "rdcomment", None)
+    t = _TYPES.get(covered)
+    if t is None:
+        t = _TYPES[covered] = dns.rdatatype.RdataType.make(covered)
+    setattr_(rd, "type_covered", t)
+    a = _ALGS.get(alg)
+    if a is None:
+        a = _ALGS[alg] = dns.dnssectypes.Algorithm.make(alg)
+    setattr_(rd, "algorithm", a)
+    setattr_(rd, "labels", labels)
+    setattr_(rd, "original_ttl", ttl)
+    setattr_(rd, "expiration", exp)
+    setattr_(rd, "inception", inc)
+    setattr_(rd, "key_tag", tag)
+    setattr_(rd, "signer", signer)
+    setattr_(rd, "signature", wire[end:])
+    setattr_(rd, "_digestable", wire)
+    return rd
+
+
+def blob(wires: Iterable[bytes]) -> bytes:
+    """RRSIG rdatas in canonical wire form packed into one blob."""
+    return b"".join(_LEN.pack(len(w)) + w for w in wires)
+
+
+def split(data: bytes) -> Iterator[bytes]:
+    """The rdatas of a blob, in order."""
+    pos, end = 0, len(data)
+    while pos < end:
+        n = data[pos] << 8 | data[pos + 1]
+        yield data[pos + 2 : pos + 2 + n]
+        pos += 2 + n
+
+
+class RRSIGSet(dns.rrset.RRset):
+    """An owner's RRSIGs over blobs (see module doc); reads like any RRSIG RRset."""
+
+    __slots__ = ("_blobs", "_signer")
+    _clone_class = dns.rrset.RRset  # copies are ordinary, mutable RRsets
+
+    def __init__(self, owner: dns.name.Name, ttl: int, blobs: tuple[bytes, ...],
+                 signer: dns.name.Name) -> None:
+        super().__init__(owner, IN, RRSIG)
+        _ITEMS.__delete__(self)  # no dict per owner: the rdatas live in `blobs`
+        self.ttl = ttl
+        self._blobs: tuple[bytes, ...] | None = blobs
+        self._signer = signer
+
+    @property  # type: ignore[override]
+    def items(self) -> dict[dns.rdata.Rdata, None]:
+        blobs = getattr(self, "_blobs", None)
+        if blobs is None:
+            return _ITEMS.__get__(self)  # type: ignore[no-any-return]
+        return dict.fromkeys(decode(w, self._signer) for w in self.wires())
+
+    @items.setter
+    def items(self, value: dict[dns.rdata.Rdata, None]) -> None:
+        self._blobs = None  # from now on an ordinary set
+        _ITEMS.__set__(self, value)
+
+    def wires(self) -> Iterator[bytes]:
+        """Every RRSIG rdata in canonical wire form, in order, without making rdatas."""
+        blobs = getattr(self, "_blobs", None)
+        if blobs is None:
+            for rd in _ITEMS.__get__(self):
+                yield rd.to_digestable()
+            return
+        for b in blobs:
+            yield from split(b)
+
+    def expirations(self) -> Iterator[int]:
+        """Every RRSIG's expiration, read from the octets."""
+        for w in self.wires():
+            yield w[8] << 24 | w[9] << 16 | w[10] << 8 | w[11]
+
+    def __iter__(self) -> Iterator[dns.rdata.Rdata]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        if getattr(self, "_blobs", None) is None:
+            return len(_ITEMS.__get__(self))
+        return sum(1 for _ in self.wires())
+
+    def __eq__(self, other: Any) -> bool:
+        if isinstance(other, RRSIGSet) and self._blobs is not None \
+                and other._blobs is not None and self.name == other.name \
+                and self._blobs == other._blobs:
+            return True
+        return super().__eq__(other)
+
+    def __ne__(self, other: Any) -> bool:
+        return not self.__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]

@@ -1,0 +1,52 @@
+"""RRSIGSet: an owner's RRSIGs kept as wire octets read exactly like ordinary RRSIG RRsets."""
+
+from __future__ import annotations
+
+import copy
+import io
+
+import dns.rdatatype
+import dns.rrset
+from dnssec_support import NOW, ORIGIN, example_nodes, key_pair
+
+from node.dnssec.digest import owner_digest
+from node.dnssec.rrsigset import RRSIGSet
+from node.dnssec.signer import rrsig_rrset
+from node.dnssec.zonesigner import SigningParams, ZoneSigner
+from node.signing.expiry import earliest_expiration
+
+T = dns.rdatatype
+
+
+def _signed() -> dict:
+    return dict(ZoneSigner(ORIGIN, SigningParams(), key_pair()).sign(example_nodes(), None, NOW)
+                .nodes)
+
+
+def test_reads_as_an_ordinary_rrsig_rrset() -> None:
+    nodes = _signed()
+    apex = nodes[ORIGIN]
+    lazy = apex[T.RRSIG]
+    assert isinstance(lazy, RRSIGSet)
+    plain = rrsig_rrset(ORIGIN, list(lazy), lazy.ttl)
+    assert len(lazy) == len(plain) == len(list(lazy.wires())) >= 3
+    assert lazy == plain and plain == lazy and not lazy != plain
+    a, b = io.BytesIO(), io.BytesIO()
+    assert lazy.to_wire(a, want_shuffle=False) == plain.to_wire(b, want_shuffle=False)
+    assert a.getvalue() == b.getvalue()
+    assert lazy.to_text() == plain.to_text()
+    assert [rd.to_digestable() for rd in lazy] == list(lazy.wires())
+    assert lazy[0] == plain[0]
+    assert sorted(lazy.expirations()) == sorted(rd.expiration for rd in plain)
+    assert owner_digest(ORIGIN, apex) == owner_digest(ORIGIN, {**apex, T.RRSIG: plain})
+    assert earliest_expiration(nodes) == earliest_expiration(
+        {o: {**t, T.RRSIG: rrsig_rrset(o, list(t[T.RRSIG]), t[T.RRSIG].ttl)}
+         for o, t in nodes.items() if T.RRSIG in t})
+
+
+def test_a_copy_is_an_ordinary_mutable_rrset() -> None:
+    lazy = _signed()[ORIGIN][T.RRSIG]
+    twin = copy.copy(lazy)
+    assert type(twin) is dns.rrset.RRset and twin == lazy
+    twin.items = {}
+    assert len(twin) == 0 and len(lazy) > 0
