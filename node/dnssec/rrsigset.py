@@ -1,4 +1,4 @@
-"""Signatures as wire octets: one bytes object per signed RRset, RRSIG rdatas made on read.
+"""Signatures as wire octets (one bytes object per signed RRset) and RRsets made on read.
 
 Owns the compact form the zone signer keeps its signatures in (issue 10:
 a 100k-name zone held ~230k dnspython RRSIG objects, ~600 octets each with
@@ -7,7 +7,9 @@ each as a 16-bit length and the rdata in canonical wire form (RFC 4034 §3.1:
 header fields, the signer's name lowercased and uncompressed, signature),
 which is also the form served (`proofs.rdata_wire`) and hashed.
 
-`RRSIGSet` is an owner's RRSIG RRset (all covered types, see `signer` module
+`LazyRRset` is an RRset whose rdatas are made when it is read, from
+compact data a subclass defines (here `RRSIGSet`; `denial` has the NSEC and
+NSEC3 ones). `RRSIGSet` is an owner's RRSIG RRset (all covered types, see `signer` module
 doc) over a tuple of blobs. It is a `dns.rrset.RRset` to every reader:
 iterating, `len`, `[]`, `==`, `to_wire`, `to_text` work as usual, and the
 rdatas they see are made from the octets at that moment and held by nobody
@@ -104,59 +106,57 @@ def split(data: bytes) -> Iterator[bytes]:
         pos += 2 + n
 
 
-class RRSIGSet(dns.rrset.RRset):
-    """An owner's RRSIGs over blobs (see module doc); reads like any RRSIG RRset."""
+class LazyRRset(dns.rrset.RRset):
+    """An immutable RRset whose rdatas are made on read from compact data (`_data`):
+    subclasses say how (`_rdatas`, `wires`, `__len__`)."""
 
-    __slots__ = ("_blobs", "_signer")
+    __slots__ = ("_data",)
     _clone_class = dns.rrset.RRset  # copies are ordinary, mutable RRsets
 
-    def __init__(self, owner: dns.name.Name, ttl: int, blobs: tuple[bytes, ...],
-                 signer: dns.name.Name) -> None:
-        super().__init__(owner, IN, RRSIG)
-        _ITEMS.__delete__(self)  # no dict per owner: the rdatas live in `blobs`
+    def __init__(self, owner: dns.name.Name, rdtype: int, ttl: int, data: Any) -> None:
+        super().__init__(owner, IN, rdtype)
+        _ITEMS.__delete__(self)  # no dict per owner: the rdatas live in `_data`
         self.ttl = ttl
-        self._blobs: tuple[bytes, ...] | None = blobs
-        self._signer = signer
+        self._data = data
+
+    def _lazy(self) -> bool:
+        return getattr(self, "_data", None) is not None
+
+    def _rdatas(self) -> Iterator[dns.rdata.Rdata]:
+        raise NotImplementedError
+
+    def _wires(self) -> Iterator[bytes]:
+        raise NotImplementedError
+
+    def _count(self) -> int:
+        raise NotImplementedError
 
     @property  # type: ignore[override]
     def items(self) -> dict[dns.rdata.Rdata, None]:
-        blobs = getattr(self, "_blobs", None)
-        if blobs is None:
+        if not self._lazy():
             return _ITEMS.__get__(self)  # type: ignore[no-any-return]
-        return dict.fromkeys(decode(w, self._signer) for w in self.wires())
+        return dict.fromkeys(self._rdatas())
 
     @items.setter
     def items(self, value: dict[dns.rdata.Rdata, None]) -> None:
-        self._blobs = None  # from now on an ordinary set
+        self._data = None  # from now on an ordinary set
         _ITEMS.__set__(self, value)
 
     def wires(self) -> Iterator[bytes]:
-        """Every RRSIG rdata in canonical wire form, in order, without making rdatas."""
-        blobs = getattr(self, "_blobs", None)
-        if blobs is None:
-            for rd in _ITEMS.__get__(self):
-                yield rd.to_digestable()
-            return
-        for b in blobs:
-            yield from split(b)
-
-    def expirations(self) -> Iterator[int]:
-        """Every RRSIG's expiration, read from the octets."""
-        for w in self.wires():
-            yield w[8] << 24 | w[9] << 16 | w[10] << 8 | w[11]
+        """Every rdata in canonical wire form, in order, without making rdatas."""
+        if not self._lazy():
+            return (rd.to_digestable() for rd in _ITEMS.__get__(self))
+        return self._wires()
 
     def __iter__(self) -> Iterator[dns.rdata.Rdata]:
         return iter(self.items)
 
     def __len__(self) -> int:
-        if getattr(self, "_blobs", None) is None:
-            return len(_ITEMS.__get__(self))
-        return sum(1 for _ in self.wires())
+        return self._count() if self._lazy() else len(_ITEMS.__get__(self))
 
     def __eq__(self, other: Any) -> bool:
-        if isinstance(other, RRSIGSet) and self._blobs is not None \
-                and other._blobs is not None and self.name == other.name \
-                and self._blobs == other._blobs:
+        if type(other) is type(self) and self._lazy() and other._lazy() \
+                and self.name == other.name and list(self.wires()) == list(other.wires()):
             return True
         return super().__eq__(other)
 
@@ -164,3 +164,30 @@ class RRSIGSet(dns.rrset.RRset):
         return not self.__eq__(other)
 
     __hash__ = None  # type: ignore[assignment]
+
+
+class RRSIGSet(LazyRRset):
+    """An owner's RRSIGs over blobs (see module doc); reads like any RRSIG RRset."""
+
+    __slots__ = ("_signer",)
+
+    def __init__(self, owner: dns.name.Name, ttl: int, blobs: tuple[bytes, ...],
+                 signer: dns.name.Name) -> None:
+        super().__init__(owner, RRSIG, ttl, blobs)
+        self._signer = signer
+
+    def _rdatas(self) -> Iterator[dns.rdata.Rdata]:
+        signer = self._signer
+        return (decode(w, signer) for w in self._wires())
+
+    def _wires(self) -> Iterator[bytes]:
+        for b in self._data:
+            yield from split(b)
+
+    def _count(self) -> int:
+        return sum(1 for _ in self._wires())
+
+    def expirations(self) -> Iterator[int]:
+        """Every RRSIG's expiration, read from the octets."""
+        for w in self.wires():
+            yield w[8] << 24 | w[9] << 16 | w[10] << 8 | w[11]

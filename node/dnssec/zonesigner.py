@@ -81,6 +81,7 @@ class ZoneSigner:
         self._out: dict[Name, Mapping[int, dns.rrset.RRset]] = {}
         self._last: LayeredNodes | None = None  # the nodes of the last result
         self._members: dict[CKey, Types] = {}
+        self._typesets: dict[Types, Types] = {}
         self._chain: NsecChain | Nsec3Chain | None = None
         self.set_keys(keys, published_keys, dnskey_rrsigs)
 
@@ -161,7 +162,8 @@ class ZoneSigner:
                 bits |= {T.DNSKEY, T.NSEC3PARAM} if nsec3 else {T.DNSKEY}
         if not nsec3:
             bits.add(T.NSEC)
-        return frozenset(bits)
+        found = frozenset(bits)  # a zone has few distinct type sets: one object each
+        return self._typesets.setdefault(found, found)
 
     def _keys_for(self, rdtype: int) -> list[SigningKey]:
         return self._ksks if rdtype in KSK_TYPES else self._zsks
@@ -206,6 +208,7 @@ class ZoneSigner:
 
     def _sign_full_inner(self, nodes: NodeMap, ttl: int, now: int) -> SignedResult:
         self._full_needed = False
+        self._typesets = {}
         tree = self._tree
         items = [(canonical_key(n), n, types) for n, types in nodes.items()]
         tree.rebuild(items)
