@@ -118,7 +118,10 @@ def canonical_key(name: dns.name.Name) -> CKey:
     Also a cheap dict key: hashing a tuple of bytes is C code, while
     `dns.name.Name.__hash__` loops over every character in Python.
     """
-    return tuple(label.lower() for label in reversed(name.labels))
+    # an already lowercase label is shared with the Name, not copied (one key per owner
+    # lives as long as the zone is signed)
+    return tuple(label if (low := label.lower()) == label else low
+                 for label in reversed(name.labels))
 
 
 def ckey_wire(key: CKey) -> bytes:
