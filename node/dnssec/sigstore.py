@@ -2,9 +2,9 @@
 one blob (`rrsigset`) and their expiration, with the refresh heap.
 
 Owns what a `ZoneSigner` may reuse between passes and when each entry falls
-due. Keyed by canonical keys (`denial.canonical_key`). The heap holds
-(expiration, sequence, key, type) and goes stale lazily: an entry whose
-signature was replaced or dropped is skipped when it reaches the top.
+due. Keyed by canonical keys (`denial.canonical_key`). Each entry is its own
+heap item; the heap goes stale lazily: an entry that is no longer the
+current one of its (key, type) is skipped when it reaches the top.
 No dnspython rdata is kept here: a 100k-name signed zone has ~230k entries.
 """
 
@@ -20,11 +20,15 @@ from node.dnssec.denial import CKey
 
 
 class Signed(NamedTuple):
-    """One signed RRset and its signatures (a tuple: built ~200k times per full sign)."""
+    """One signed RRset and its signatures; also its own refresh heap entry (ordered by
+    expiration, then `seq`: a tuple, built ~230k times per full sign of a 100k zone)."""
 
+    expiration: int
+    seq: int  # 0 for a full pass's entries (their keys break ties), else unique
+    key: CKey
+    rdtype: int
     rrset: dns.rrset.RRset
     blob: bytes  # its RRSIG rdatas, one per key (`rrsigset.blob`)
-    expiration: int
 
 
 class SigStore:
@@ -34,7 +38,7 @@ class SigStore:
 
     def __init__(self) -> None:
         self.sigs: dict[CKey, dict[int, Signed]] = {}
-        self._heap: list[tuple[int, int, CKey, int]] = []
+        self._heap: list[Signed] = []
         self._seq = 0
 
     def clear(self) -> None:
@@ -50,39 +54,45 @@ class SigStore:
     def get(self, key: CKey, rdtype: int) -> Signed | None:
         return self.sigs.get(key, {}).get(rdtype)
 
-    def put(self, key: CKey, rdtype: int, signed: Signed, *, refresh: bool = True,
-            bulk: bool = False) -> None:
-        """Store `signed`; `refresh`: due for re-signing at its expiration (on the heap);
-        `bulk`: the heap is ordered by `heapify()` after a batch of puts."""
-        self.sigs.setdefault(key, {})[rdtype] = signed
+    def put(self, key: CKey, rdtype: int, rrset: dns.rrset.RRset, blob: bytes,
+            expiration: int, *, refresh: bool = True, bulk: bool = False) -> None:
+        """Store a signed RRset; `refresh`: due for re-signing at its expiration (on the
+        heap); `bulk`: a full pass, whose heap is ordered by `heapify()` at the end."""
+        if bulk:
+            seq = 0
+        else:
+            self._seq += 1
+            seq = self._seq
+        self.keep(Signed(expiration, seq, key, rdtype, rrset, blob), refresh=refresh, bulk=bulk)
+
+    def keep(self, signed: Signed, *, refresh: bool = True, bulk: bool = False) -> None:
+        """Store an entry made before (a full pass reusing it)."""
+        self.sigs.setdefault(signed.key, {})[signed.rdtype] = signed
         if not refresh:
             return
         if bulk:
-            self._heap.append((signed.expiration, 0, key, rdtype))
+            self._heap.append(signed)
         else:
-            self._seq += 1
-            heapq.heappush(self._heap, (signed.expiration, self._seq, key, rdtype))
+            heapq.heappush(self._heap, signed)
 
     def heapify(self) -> None:
         heapq.heapify(self._heap)
 
-    def due(self, until: int, skip: set[tuple[CKey, int]]) -> Iterator[tuple[CKey, Signed]]:
+    def due(self, until: int, skip: set[tuple[CKey, int]]) -> Iterator[Signed]:
         """Pop the entries expiring at or before `until` (not in `skip`), still current."""
         heap = self._heap
-        while heap and heap[0][0] <= until:
-            exp, _, key, t = heapq.heappop(heap)
-            c = self.get(key, t)
-            if c is None or c.expiration != exp or (key, t) in skip:
+        while heap and heap[0].expiration <= until:
+            c = heapq.heappop(heap)
+            if self.get(c.key, c.rdtype) is not c or (c.key, c.rdtype) in skip:
                 continue
-            yield key, c
+            yield c
 
     def earliest(self) -> int | None:
         """The earliest expiration among current entries on the heap (stale tops dropped)."""
         heap = self._heap
         while heap:
-            exp, _, key, t = heap[0]
-            c = self.get(key, t)
-            if c is not None and c.expiration == exp:
-                return exp
+            c = heap[0]
+            if self.get(c.key, c.rdtype) is c:
+                return c.expiration
             heapq.heappop(heap)
         return None

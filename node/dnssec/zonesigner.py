@@ -48,7 +48,7 @@ from node.dnssec.keys import SIGNING_STATES, DnssecKey, dnskey_rrset
 from node.dnssec.params import SignedResult, SigningParams
 from node.dnssec.rrsigset import RRSIGSet, blob
 from node.dnssec.signer import SigningKey, check_rrsigs_cover, sign_blobs
-from node.dnssec.sigstore import Signed, SigStore
+from node.dnssec.sigstore import SigStore
 from node.dnssec.tree import GENERATED, NodeTypes, ZoneTree
 from node.errors import ValidationError
 from node.zones.layered import LayeredNodes
@@ -247,7 +247,7 @@ class ZoneSigner:
                 c = cached.get(t)
                 if c is not None and c.expiration == self._expiration(key, t, now) \
                         and _same(c.rrset, rs):
-                    store.put(key, t, c, refresh=not self._is_external(key, t), bulk=True)
+                    store.keep(c, refresh=not self._is_external(key, t), bulk=True)
                 else:
                     jobs.append((key, rs))
         made = self._run_jobs(jobs, now, bulk=True)
@@ -311,7 +311,7 @@ class ZoneSigner:
         return self._result(frozenset(diff), made, now)
 
     def _due(self, now: int, skip: set[tuple[CKey, int]]) -> list[tuple[CKey, dns.rrset.RRset]]:
-        return [(key, c.rrset) for key, c in self._store.due(now + self.params.refresh, skip)]
+        return [(c.key, c.rrset) for c in self._store.due(now + self.params.refresh, skip)]
 
     def _is_external(self, key: CKey, rdtype: int) -> bool:
         """The Key Master's DNSKEY RRSIGs: refreshed by it, never here, so never on the
@@ -324,8 +324,8 @@ class ZoneSigner:
             okey = self._tree.okey
             for job in [j for j in jobs if j[0] == okey and j[1].rdtype == T.DNSKEY]:
                 jobs.remove(job)
-                self._store.put(okey, T.DNSKEY, Signed(job[1], self._external,
-                                                       self._external_exp), refresh=False)
+                self._store.put(okey, T.DNSKEY, job[1], self._external, self._external_exp,
+                                refresh=False)
         if not jobs:
             return 0
         exps = [self._expiration(k, rs.rdtype, now) for k, rs in jobs]
@@ -343,7 +343,7 @@ class ZoneSigner:
                            owner_wires=wires)
         store = self._store
         for (key, rs), exp, data in zip(jobs, exps, blobs, strict=True):
-            store.put(key, rs.rdtype, Signed(rs, data, exp), bulk=bulk)
+            store.put(key, rs.rdtype, rs, data, exp, bulk=bulk)
         if bulk:
             store.heapify()
         return sum(len(ks) for ks in keysets)
