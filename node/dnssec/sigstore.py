@@ -37,7 +37,8 @@ class SigStore:
     __slots__ = ("_heap", "_seq", "sigs")
 
     def __init__(self) -> None:
-        self.sigs: dict[CKey, dict[int, Signed]] = {}
+        # per owner its entries sorted by type: a tuple, not a dict (~200 octets less)
+        self.sigs: dict[CKey, tuple[Signed, ...]] = {}
         self._heap: list[Signed] = []
         self._seq = 0
 
@@ -45,14 +46,27 @@ class SigStore:
         self.sigs.clear()
         self._heap.clear()
 
-    def replace_all(self) -> dict[CKey, dict[int, Signed]]:
+    def replace_all(self) -> dict[CKey, tuple[Signed, ...]]:
         """Start a full pass: empty the store, return the old entries (to reuse from)."""
         old = self.sigs
         self.sigs, self._heap = {}, []
         return old
 
     def get(self, key: CKey, rdtype: int) -> Signed | None:
-        return self.sigs.get(key, {}).get(rdtype)
+        return find(self.sigs.get(key, ()), rdtype)
+
+    def owner(self, key: CKey) -> tuple[Signed, ...]:
+        """The owner's entries, by type."""
+        return self.sigs.get(key, ())
+
+    def drop(self, key: CKey, rdtype: int) -> None:
+        """Forget the signatures of one RRset (its heap item goes stale)."""
+        have = self.sigs.get(key)
+        if have is not None and find(have, rdtype) is not None:
+            self.sigs[key] = tuple(s for s in have if s.rdtype != rdtype)
+
+    def forget(self, key: CKey) -> None:
+        self.sigs.pop(key, None)
 
     def put(self, key: CKey, rdtype: int, rrset: dns.rrset.RRset, blob: bytes,
             expiration: int, *, refresh: bool = True, bulk: bool = False) -> None:
@@ -67,7 +81,13 @@ class SigStore:
 
     def keep(self, signed: Signed, *, refresh: bool = True, bulk: bool = False) -> None:
         """Store an entry made before (a full pass reusing it)."""
-        self.sigs.setdefault(signed.key, {})[signed.rdtype] = signed
+        have = self.sigs.get(signed.key, ())
+        t = signed.rdtype
+        if not have or have[-1].rdtype < t:
+            self.sigs[signed.key] = (*have, signed)
+        else:
+            self.sigs[signed.key] = tuple(sorted((*(s for s in have if s.rdtype != t), signed),
+                                                 key=_rdtype))
         if not refresh:
             return
         if bulk:
@@ -96,3 +116,15 @@ class SigStore:
                 return c.expiration
             heapq.heappop(heap)
         return None
+
+
+def _rdtype(s: Signed) -> int:
+    return s.rdtype
+
+
+def find(entries: tuple[Signed, ...], rdtype: int) -> Signed | None:
+    """The entry of `rdtype` among one owner's."""
+    for s in entries:
+        if s.rdtype == rdtype:
+            return s
+    return None

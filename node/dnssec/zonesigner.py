@@ -48,7 +48,7 @@ from node.dnssec.keys import SIGNING_STATES, DnssecKey, dnskey_rrset
 from node.dnssec.params import SignedResult, SigningParams
 from node.dnssec.rrsigset import RRSIGSet, blob
 from node.dnssec.signer import SigningKey, check_rrsigs_cover, sign_blobs
-from node.dnssec.sigstore import SigStore
+from node.dnssec.sigstore import SigStore, find
 from node.dnssec.tree import GENERATED, NodeTypes, ZoneTree
 from node.errors import ValidationError
 from node.zones.layered import LayeredNodes
@@ -118,7 +118,7 @@ class ZoneSigner:
         rebuilt on the next call, nothing else is re-signed."""
         check_rrsigs_cover(self._dnskey, rrsigs)
         self._set_external(rrsigs)
-        self._store.sigs.get(self._tree.okey, {}).pop(T.DNSKEY, None)
+        self._store.drop(self._tree.okey, T.DNSKEY)
         self._apex_pending = True
 
     # -- helpers -------------------------------------------------------------
@@ -241,10 +241,9 @@ class ZoneSigner:
         self._owners = owners
         jobs: list[tuple[CKey, dns.rrset.RRset]] = []
         for key, types in wanted.items():
-            cached = old.get(key, {})
-            store.sigs[key] = {}
+            cached = old.get(key, ())
             for t, rs in types.items():
-                c = cached.get(t)
+                c = find(cached, t)
                 if c is not None and c.expiration == self._expiration(key, t, now) \
                         and _same(c.rrset, rs):
                     store.keep(c, refresh=not self._is_external(key, t), bulk=True)
@@ -279,24 +278,25 @@ class ZoneSigner:
                     self._members[key] = bits
         jobs: list[tuple[CKey, dns.rrset.RRset]] = []
         touched: dict[CKey, Name] = dict(work)
+        store = self._store
         keep_type = None if self.params.denial.nsec3 else T.NSEC
         for key, name in work.items():
             want = self._signable(key, nodes.get(name))
-            have = self._store.sigs.get(key, {})
-            for t in [t for t in have if t not in want and t != keep_type]:
-                del have[t]
+            for t in [s.rdtype for s in store.owner(key)]:
+                if t not in want and t != keep_type:
+                    store.drop(key, t)
             for t, rs in want.items():
-                c = have.get(t)
+                c = store.get(key, t)
                 if c is None or not _same(c.rrset, rs):
                     jobs.append((key, rs))
         chain_type = T.NSEC3 if self.params.denial.nsec3 else T.NSEC
         for okey, oname in chain.update(chain_changes):
             touched[okey] = oname
             rs = chain.rrset(okey)
-            have = self._store.sigs.get(okey, {})
+            c = store.get(okey, chain_type)
             if rs is None:
-                have.pop(chain_type, None)
-            elif chain_type not in have or not _same(have[chain_type].rrset, rs):
+                store.drop(okey, chain_type)
+            elif c is None or not _same(c.rrset, rs):
                 jobs.append((okey, rs))
         jobs.extend(self._due(now, {(k, rs.rdtype) for k, rs in jobs}))
         for key, _ in jobs:
@@ -352,17 +352,16 @@ class ZoneSigner:
                      fresh: bool = False) -> bool:
         """Recompute the output node of `owner`; whether it differs from before."""
         types = {t: rs for t, rs in data.items() if t not in GENERATED} if data else {}
-        signed = self._store.sigs.get(key)
+        signed = self._store.owner(key)
         if signed:
             ttl = None
-            for t, s in signed.items():
-                rs = types[t] = s.rrset
+            for s in signed:
+                rs = types[s.rdtype] = s.rrset
                 ttl = rs.ttl if ttl is None or rs.ttl < ttl else ttl
             assert ttl is not None
-            types[T.RRSIG] = RRSIGSet(owner, ttl, tuple(signed[t].blob for t in sorted(signed)),
-                                      self.origin)
-        elif signed is not None:
-            del self._store.sigs[key]
+            types[T.RRSIG] = RRSIGSet(owner, ttl, tuple(s.blob for s in signed), self.origin)
+        else:
+            self._store.forget(key)
         old = None if fresh else self._out.get(owner)
         if not types:
             if old is not None:
