@@ -171,8 +171,9 @@ class RRSIGSet(LazyRRset):
 
     __slots__ = ("_signer",)
 
-    def __init__(self, owner: dns.name.Name, ttl: int, blobs: tuple[bytes, ...],
+    def __init__(self, owner: dns.name.Name, ttl: int, blobs: tuple[Any, ...],
                  signer: dns.name.Name) -> None:
+        """`blobs`: bytes, or objects with a `blob` attribute (the signer's entries)."""
         super().__init__(owner, RRSIG, ttl, blobs)
         self._signer = signer
 
@@ -182,7 +183,7 @@ class RRSIGSet(LazyRRset):
 
     def _wires(self) -> Iterator[bytes]:
         for b in self._data:
-            yield from split(b)
+            yield from split(b if isinstance(b, bytes) else b.blob)
 
     def _count(self) -> int:
         return sum(1 for _ in self._wires())

@@ -359,7 +359,7 @@ class ZoneSigner:
                 rs = types[s.rdtype] = s.rrset
                 ttl = rs.ttl if ttl is None or rs.ttl < ttl else ttl
             assert ttl is not None
-            types[T.RRSIG] = RRSIGSet(owner, ttl, tuple(s.blob for s in signed), self.origin)
+            types[T.RRSIG] = RRSIGSet(owner, ttl, signed, self.origin)  # shares the tuple
         else:
             self._store.forget(key)
         old = None if fresh else self._out.get(owner)
