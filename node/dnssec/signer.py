@@ -19,6 +19,7 @@ proper per-type RRSIG RRsets (for master files, transfers, dnspython zones).
 from __future__ import annotations
 
 import struct
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ _HEADER = struct.Struct("!HBBIIIH")
 _RRFIXED = struct.Struct("!HHI")
 _RDLEN = struct.Struct("!H")
 CHUNK = 1024  # signatures per pool task
+IN_FLIGHT = 8  # pool tasks submitted and not yet collected, at most (+1)
 
 SignFn = Callable[[bytes], bytes]
 
@@ -220,10 +222,25 @@ def sign_blobs(
     use_pool = pool is not None and sum(len(ks) for ks in keysets) > chunk
     index: dict[str, int] = {}
     table: list[tuple[str, int, bytes]] = []
-    futures: list[Future[list[bytes]]] = []
+    in_flight: deque[Future[list[bytes]]] = deque()
     batch: list[tuple[int, bytes]] = []
-    local: list[bytes] = []
-    headers: list[bytes] = []
+    heads: deque[bytes] = deque()  # headers of the signatures not yet in a blob, in order
+    sigs: deque[bytes] = deque()  # signatures made, not yet in a blob
+    out: list[bytes] = []
+
+    def assemble() -> None:
+        """Blobs of the next RRsets whose signatures are all made."""
+        while len(out) < len(keysets) and len(sigs) >= len(keysets[len(out)]):
+            parts = []
+            for _ in keysets[len(out)]:
+                rdata = heads.popleft() + sigs.popleft()
+                parts.append(_RDLEN.pack(len(rdata)) + rdata)
+            out.append(b"".join(parts))
+
+    def drain() -> None:
+        sigs.extend(in_flight.popleft().result())
+        assemble()
+
     pack = _HEADER.pack
     inceptions = [inception] * len(rrsets) if isinstance(inception, int) else list(inception)
     for i, (rrset, keys, exp) in enumerate(zip(rrsets, keysets, expirations, strict=True)):
@@ -234,31 +251,27 @@ def sign_blobs(
             key = sk.key
             header = pack(rrset.rdtype, key.algorithm, labels, rrset.ttl, exp & 0xFFFFFFFF, inc,
                           key.tag) + signer_wire
-            headers.append(header)
+            heads.append(header)
             if not use_pool:
-                local.append(sk.sign(header + body))
+                sigs.append(sk.sign(header + body))
                 continue
             k = index.get(key.key_id)
             if k is None:
                 k = index[key.key_id] = len(table)
                 table.append((key.key_id, key.algorithm, sk.pem))
             batch.append((k, header + body))
-        if len(batch) >= chunk:
-            futures.append(pool.submit(_worker_sign, tuple(table), batch))  # type: ignore[union-attr]
+        if not use_pool:
+            assemble()
+        elif len(batch) >= chunk:
+            in_flight.append(pool.submit(_worker_sign, tuple(table), batch))  # type: ignore[union-attr]
             batch = []
+            if len(in_flight) > IN_FLIGHT:  # a zone's signed data is never all in memory
+                drain()
     if batch:
-        futures.append(pool.submit(_worker_sign, tuple(table), batch))  # type: ignore[union-attr]
-    # lazily: blobs of the first chunks are built while workers sign the later ones
-    signatures = iter(local) if not use_pool else (
-        sig for fut in futures for sig in fut.result())
-    heads = iter(headers)
-    out: list[bytes] = []
-    for keys in keysets:
-        parts = []
-        for _ in keys:
-            rdata = next(heads) + next(signatures)
-            parts.append(_RDLEN.pack(len(rdata)) + rdata)
-        out.append(b"".join(parts))
+        in_flight.append(pool.submit(_worker_sign, tuple(table), batch))  # type: ignore[union-attr]
+    while in_flight:
+        drain()
+    assemble()
     return out
 
 
