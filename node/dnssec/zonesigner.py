@@ -48,7 +48,7 @@ from node.dnssec.keys import SIGNING_STATES, DnssecKey, dnskey_rrset
 from node.dnssec.params import SignedResult, SigningParams
 from node.dnssec.rrsigset import RRSIGSet, blob
 from node.dnssec.signer import SigningKey, check_rrsigs_cover, sign_blobs
-from node.dnssec.sigstore import SigStore, find
+from node.dnssec.sigstore import Signed, SigStore, find
 from node.dnssec.tree import GENERATED, NodeTypes, ZoneTree
 from node.errors import ValidationError
 from node.zones.layered import LayeredNodes
@@ -215,7 +215,6 @@ class ZoneSigner:
         self._chain = chain = self._new_chain(ttl)
         members: dict[CKey, Types] = {}
         entries: dict[CKey, tuple[Name, Types]] = {}
-        wanted: dict[CKey, dict[int, dns.rrset.RRset]] = {}
         owners: dict[CKey, Name] = {}
         for key, name, types in items:
             owners[key] = name
@@ -223,9 +222,6 @@ class ZoneSigner:
             if bits is not None:
                 members[key] = bits
                 entries[key] = (name, bits)
-            signable = self._signable(key, types)
-            if signable:
-                wanted[key] = signable
         if self.params.denial.nsec3:
             for key, name in tree.ents().items():
                 members[key] = _EMPTY
@@ -233,22 +229,17 @@ class ZoneSigner:
         self._members = members
         chain.rebuild(entries)
         chain_type = T.NSEC3 if self.params.denial.nsec3 else T.NSEC
-        for okey, oname, rs in chain.records():
-            wanted.setdefault(okey, {})[chain_type] = rs
-            owners[okey] = oname
         store = self._store
         old = store.replace_all()
         self._owners = owners
         jobs: list[tuple[CKey, dns.rrset.RRset]] = []
-        for key, types in wanted.items():
-            cached = old.get(key, ())
-            for t, rs in types.items():
-                c = find(cached, t)
-                if c is not None and c.expiration == self._expiration(key, t, now) \
-                        and _same(c.rrset, rs):
-                    store.keep(c, refresh=not self._is_external(key, t), bulk=True)
-                else:
-                    jobs.append((key, rs))
+        # what to sign, owner by owner (no map of it all: a 1M-name zone's peak)
+        for key, _, types in items:
+            for t, rs in self._signable(key, types).items():
+                self._reuse_or_sign(old, key, t, rs, now, jobs)
+        for okey, oname, rs in chain.records():
+            owners[okey] = oname
+            self._reuse_or_sign(old, okey, chain_type, rs, now, jobs)
         made = self._run_jobs(jobs, now, bulk=True)
         self._out = {}
         for key, name, types in items:
@@ -256,6 +247,17 @@ class ZoneSigner:
         for key in store.sigs.keys() - tree.keys():
             self._build_owner(key, owners[key], None, fresh=True)
         return self._result(None, made, now)
+
+    def _reuse_or_sign(self, old: Mapping[CKey, tuple[Signed, ...]], key: CKey, t: int,
+                       rs: dns.rrset.RRset, now: int, jobs: list[tuple[CKey, dns.rrset.RRset]],
+                       ) -> None:
+        """Full pass: keep the signatures of `rs` from before if still good, else a job."""
+        c = find(old.get(key, ()), t)
+        if c is not None and c.expiration == self._expiration(key, t, now) \
+                and _same(c.rrset, rs):
+            self._store.keep(c, refresh=not self._is_external(key, t), bulk=True)
+        else:
+            jobs.append((key, rs))
 
     def _sign_incremental(self, nodes: NodeMap, changed: frozenset[Name], now: int
                           ) -> SignedResult:
