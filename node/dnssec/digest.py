@@ -22,7 +22,7 @@ import dns.name
 import dns.rdatatype
 import dns.rrset
 
-from node.dnssec.rrsigset import RRSIGSet
+from node.dnssec.rrsigset import LazyRRset, RRSIGSet
 
 __all__ = ["ZoneDigest", "owner_digest"]
 
@@ -38,6 +38,10 @@ def owner_digest(owner: dns.name.Name, types: Mapping[int, dns.rrset.RRset]) -> 
         if isinstance(rrset, RRSIGSet):  # the signer's: straight from its octets
             head = wire + _RR.pack(rdtype, rrset.rdclass, 0)[:4]
             records.extend(head + w[4:8] + w[:2] + w for w in rrset.wires())
+            continue
+        if isinstance(rrset, LazyRRset):  # NSEC/NSEC3: no rdata made
+            head = wire + _RR.pack(rdtype, rrset.rdclass, rrset.ttl) + rdtype.to_bytes(2, "big")
+            records.extend(head + w for w in rrset.wires())
             continue
         for rd in rrset:
             ttl = rd.original_ttl if rdtype == dns.rdatatype.RRSIG else rrset.ttl  # type: ignore[attr-defined]
