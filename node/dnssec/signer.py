@@ -8,10 +8,13 @@ around the crypto; here the crypto dominates. Large batches fan out over a
 process pool: the parent builds the signed data, workers only sign, and each
 worker loads a key from PEM once (cached by key id) — the pool is shared by
 zones whose keys change, so keys travel with each chunk rather than through
-the pool initializer.
+the pool initializer. At most `IN_FLIGHT` chunks are outstanding, so a
+zone's signed data is never all in memory. `sign_blobs` returns each RRset's
+RRSIGs as one wire blob (`rrsigset`), `sign_batch` as dnspython rdatas.
 
 Output convention: an owner's RRSIGs are ONE RRset of rdtype RRSIG holding the
-signatures of all its types (`rrsig_rrset`); each rdata's `type_covered` says
+signatures of all its types (`rrsig_rrset`, or the zone signer's
+`rrsigset.RRSIGSet`); each rdata's `type_covered` says
 which, and its `original_ttl` is the TTL to serve it with. `split_rrsigs` gives
 proper per-type RRSIG RRsets (for master files, transfers, dnspython zones).
 """
