@@ -26,6 +26,7 @@ import dns.rdatatype
 import dns.rrset
 from dns.rdtypes.util import Bitmap
 
+from node.dnssec.rrsigset import LazyRRset
 from node.errors import ValidationError
 
 MAX_ITERATIONS = 50
@@ -117,7 +118,10 @@ def canonical_key(name: dns.name.Name) -> CKey:
     Also a cheap dict key: hashing a tuple of bytes is C code, while
     `dns.name.Name.__hash__` loops over every character in Python.
     """
-    return tuple(label.lower() for label in reversed(name.labels))
+    # an already lowercase label is shared with the Name, not copied (one key per owner
+    # lives as long as the zone is signed)
+    return tuple(label if (low := label.lower()) == label else low
+                 for label in reversed(name.labels))
 
 
 def ckey_wire(key: CKey) -> bytes:
@@ -170,36 +174,66 @@ def _fill(rd: dns.rdata.Rdata, fields: tuple[tuple[str, object], ...]) -> None:
         object.__setattr__(rd, slot, value)
 
 
-def _rrset(owner: dns.name.Name, ttl: int, rd: dns.rdata.Rdata) -> dns.rrset.RRset:
-    out = dns.rrset.RRset(owner, IN, rd.rdtype)
-    out.items = {rd: None}
-    out.ttl = ttl
-    return out
+class NsecSet(LazyRRset):
+    """An NSEC RRset kept as (next name, type set), both shared with the chain: the
+    rdata is made on read (`rrsigset.LazyRRset`)."""
+
+    __slots__ = ()
+
+    def _rdatas(self) -> Iterator[dns.rdata.Rdata]:
+        nxt, types = self._data
+        windows, wire = _bitmap(types)
+        rd = _NSECRdata.__new__(_NSECRdata)
+        _fill(rd, (("rdclass", IN), ("rdtype", dns.rdatatype.NSEC), ("rdcomment", None),
+                   ("next", nxt), ("windows", windows), ("_digestable", nxt.to_wire() + wire)))
+        yield rd
+
+    def _wires(self) -> Iterator[bytes]:
+        nxt, types = self._data
+        yield nxt.to_wire() + _bitmap(types)[1]
+
+    def _count(self) -> int:
+        return 1
+
+
+class Nsec3Set(LazyRRset):
+    """An NSEC3 RRset kept as (parameters, next hash, type set), all shared."""
+
+    __slots__ = ()
+
+    def _fields(self) -> tuple[DenialParams, bytes, Types, bytes]:
+        params, nxt, types = self._data
+        salt = params.salt
+        head = bytes((1, 1 if params.opt_out else 0)) + params.iterations.to_bytes(2, "big")
+        return params, nxt, types, head + bytes((len(salt),)) + salt + bytes((len(nxt),)) + nxt
+
+    def _rdatas(self) -> Iterator[dns.rdata.Rdata]:
+        params, nxt, types, head = self._fields()
+        windows, wire = _bitmap(types)
+        rd = _NSEC3Rdata.__new__(_NSEC3Rdata)
+        _fill(rd, (("rdclass", IN), ("rdtype", dns.rdatatype.NSEC3), ("rdcomment", None),
+                   ("algorithm", 1), ("flags", 1 if params.opt_out else 0),
+                   ("iterations", params.iterations), ("salt", params.salt), ("next", nxt),
+                   ("windows", windows), ("_digestable", head + wire)))
+        yield rd
+
+    def _wires(self) -> Iterator[bytes]:
+        yield self._fields()[3] + _bitmap(self._data[2])[1]
+
+    def _count(self) -> int:
+        return 1
 
 
 def make_nsec(owner: dns.name.Name, ttl: int, nxt: dns.name.Name, types: frozenset[int]
               ) -> dns.rrset.RRset:
-    """An NSEC RRset, built without re-validating our own fields (dnspython's unpickle path)."""
-    windows, wire = _bitmap(types)
-    rd = _NSECRdata.__new__(_NSECRdata)
-    _fill(rd, (("rdclass", IN), ("rdtype", dns.rdatatype.NSEC), ("rdcomment", None),
-               ("next", nxt), ("windows", windows), ("_digestable", nxt.to_wire() + wire)))
-    return _rrset(owner, ttl, rd)
+    """An NSEC RRset (`NsecSet`: its rdata is made when read)."""
+    return NsecSet(owner, dns.rdatatype.NSEC, ttl, (nxt, types))
 
 
 def make_nsec3(owner: dns.name.Name, ttl: int, params: DenialParams, nxt: bytes,
                types: frozenset[int]) -> dns.rrset.RRset:
-    """An NSEC3 RRset (SHA-1, opt-out flag from `params`), built like `make_nsec`."""
-    windows, wire = _bitmap(types)
-    flags = 1 if params.opt_out else 0
-    salt = params.salt
-    head = bytes((1, flags)) + params.iterations.to_bytes(2, "big") + bytes((len(salt),))
-    rd = _NSEC3Rdata.__new__(_NSEC3Rdata)
-    _fill(rd, (("rdclass", IN), ("rdtype", dns.rdatatype.NSEC3), ("rdcomment", None),
-               ("algorithm", 1), ("flags", flags), ("iterations", params.iterations),
-               ("salt", salt), ("next", nxt), ("windows", windows),
-               ("_digestable", head + salt + bytes((len(nxt),)) + nxt + wire)))
-    return _rrset(owner, ttl, rd)
+    """An NSEC3 RRset (SHA-1, opt-out flag from `params`; `Nsec3Set`)."""
+    return Nsec3Set(owner, dns.rdatatype.NSEC3, ttl, (params, nxt, types))
 
 
 Entry = tuple[dns.name.Name, Types]

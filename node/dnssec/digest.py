@@ -22,6 +22,8 @@ import dns.name
 import dns.rdatatype
 import dns.rrset
 
+from node.dnssec.rrsigset import LazyRRset, RRSIGSet
+
 __all__ = ["ZoneDigest", "owner_digest"]
 
 _MOD = 1 << 256
@@ -33,6 +35,14 @@ def owner_digest(owner: dns.name.Name, types: Mapping[int, dns.rrset.RRset]) -> 
     wire = owner.to_digestable()
     records = []
     for rdtype, rrset in types.items():
+        if isinstance(rrset, RRSIGSet):  # the signer's: straight from its octets
+            head = wire + _RR.pack(rdtype, rrset.rdclass, 0)[:4]
+            records.extend(head + w[4:8] + w[:2] + w for w in rrset.wires())
+            continue
+        if isinstance(rrset, LazyRRset):  # NSEC/NSEC3: no rdata made
+            head = wire + _RR.pack(rdtype, rrset.rdclass, rrset.ttl) + rdtype.to_bytes(2, "big")
+            records.extend(head + w for w in rrset.wires())
+            continue
         for rd in rrset:
             ttl = rd.original_ttl if rdtype == dns.rdatatype.RRSIG else rrset.ttl  # type: ignore[attr-defined]
             rtype = rd.type_covered if rdtype == dns.rdatatype.RRSIG else rdtype  # type: ignore[attr-defined]

@@ -8,10 +8,13 @@ around the crypto; here the crypto dominates. Large batches fan out over a
 process pool: the parent builds the signed data, workers only sign, and each
 worker loads a key from PEM once (cached by key id) — the pool is shared by
 zones whose keys change, so keys travel with each chunk rather than through
-the pool initializer.
+the pool initializer. At most `IN_FLIGHT` chunks are outstanding, so a
+zone's signed data is never all in memory. `sign_blobs` returns each RRset's
+RRSIGs as one wire blob (`rrsigset`), `sign_batch` as dnspython rdatas.
 
 Output convention: an owner's RRSIGs are ONE RRset of rdtype RRSIG holding the
-signatures of all its types (`rrsig_rrset`); each rdata's `type_covered` says
+signatures of all its types (`rrsig_rrset`, or the zone signer's
+`rrsigset.RRSIGSet`); each rdata's `type_covered` says
 which, and its `original_ttl` is the TTL to serve it with. `split_rrsigs` gives
 proper per-type RRSIG RRsets (for master files, transfers, dnspython zones).
 """
@@ -19,6 +22,7 @@ proper per-type RRSIG RRsets (for master files, transfers, dnspython zones).
 from __future__ import annotations
 
 import struct
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
@@ -41,15 +45,16 @@ from node.dnssec.algorithms import (
     key_matches,
 )
 from node.dnssec.keys import DnssecKey, load_private_key, private_key_pem
+from node.dnssec.rrsigset import _RRSIG, decode, split
 from node.errors import ValidationError
 
 RRSIG = dns.rdatatype.RRSIG
 IN = dns.rdataclass.IN
-_RRSIG_CLS = dns.rdata.get_rdata_class(IN, RRSIG)
 _HEADER = struct.Struct("!HBBIIIH")
 _RRFIXED = struct.Struct("!HHI")
 _RDLEN = struct.Struct("!H")
 CHUNK = 1024  # signatures per pool task
+IN_FLIGHT = 8  # pool tasks submitted and not yet collected, at most (+1)
 
 SignFn = Callable[[bytes], bytes]
 
@@ -128,19 +133,6 @@ def signature_header(rrset: dns.rrset.RRset, key: DnssecKey, signer_wire: bytes,
 _ALGS: dict[int, dns.dnssectypes.Algorithm] = {}
 
 
-class _RRSIG(_RRSIG_CLS):  # type: ignore[valid-type,misc]
-    """An RRSIG that keeps its canonical wire (known at signing time) for hashing and
-    comparison; otherwise a plain dnspython RRSIG."""
-
-    __slots__ = ("_digestable",)
-
-    def to_digestable(self, origin: dns.name.Name | None = None) -> bytes:
-        return self._digestable  # type: ignore[no-any-return]
-
-    def __hash__(self) -> int:
-        return hash(self._digestable)
-
-
 def make_rrsig(rrset: dns.rrset.RRset, key: DnssecKey, signer: dns.name.Name, inception: int,
                expiration: int, signature: bytes, header: bytes, labels: int | None = None,
                ) -> dns.rdata.Rdata:
@@ -207,8 +199,23 @@ def sign_batch(
     chunk: int = CHUNK,
     owner_wires: Sequence[bytes] | None = None,
 ) -> list[list[dns.rdata.Rdata]]:
-    """RRSIG rdatas for each RRset, signed by each key of its keyset, with its inception
-    (one for all, or one per RRset) and its expiration.
+    """RRSIG rdatas for each RRset (`sign_blobs`, decoded)."""
+    blobs = sign_blobs(rrsets, keysets, origin, inception, expirations, pool, chunk, owner_wires)
+    return [[decode(w, origin) for w in split(b)] for b in blobs]
+
+
+def sign_blobs(
+    rrsets: Sequence[dns.rrset.RRset],
+    keysets: Sequence[Sequence[SigningKey]],
+    origin: dns.name.Name,
+    inception: int | Sequence[int],
+    expirations: Sequence[int],
+    pool: Executor | None = None,
+    chunk: int = CHUNK,
+    owner_wires: Sequence[bytes] | None = None,
+) -> list[bytes]:
+    """The RRSIGs of each RRset as one blob (`rrsigset` module), signed by each key of its
+    keyset, with its inception (one for all, or one per RRset) and its expiration.
 
     The signer name is `origin`. With a pool and more than one chunk of work,
     signing runs in the pool's worker processes. `owner_wires` (the owners in
@@ -218,45 +225,56 @@ def sign_batch(
     use_pool = pool is not None and sum(len(ks) for ks in keysets) > chunk
     index: dict[str, int] = {}
     table: list[tuple[str, int, bytes]] = []
-    futures: list[Future[list[bytes]]] = []
+    in_flight: deque[Future[list[bytes]]] = deque()
     batch: list[tuple[int, bytes]] = []
-    local: list[bytes] = []
-    headers: list[bytes] = []
-    labels_of: list[int] = []
+    heads: deque[bytes] = deque()  # headers of the signatures not yet in a blob, in order
+    sigs: deque[bytes] = deque()  # signatures made, not yet in a blob
+    out: list[bytes] = []
+
+    def assemble() -> None:
+        """Blobs of the next RRsets whose signatures are all made."""
+        while len(out) < len(keysets) and len(sigs) >= len(keysets[len(out)]):
+            parts = []
+            for _ in keysets[len(out)]:
+                rdata = heads.popleft() + sigs.popleft()
+                parts.append(_RDLEN.pack(len(rdata)) + rdata)
+            out.append(b"".join(parts))
+
+    def drain() -> None:
+        sigs.extend(in_flight.popleft().result())
+        assemble()
+
     pack = _HEADER.pack
     inceptions = [inception] * len(rrsets) if isinstance(inception, int) else list(inception)
     for i, (rrset, keys, exp) in enumerate(zip(rrsets, keysets, expirations, strict=True)):
         inc = inceptions[i] & 0xFFFFFFFF
         labels = rrset_labels(rrset.name)
-        labels_of.append(labels)
         body = rrset_body(rrset, origin, owner_wires[i] if owner_wires else None)
         for sk in keys:
             key = sk.key
             header = pack(rrset.rdtype, key.algorithm, labels, rrset.ttl, exp & 0xFFFFFFFF, inc,
                           key.tag) + signer_wire
-            headers.append(header)
+            heads.append(header)
             if not use_pool:
-                local.append(sk.sign(header + body))
+                sigs.append(sk.sign(header + body))
                 continue
             k = index.get(key.key_id)
             if k is None:
                 k = index[key.key_id] = len(table)
                 table.append((key.key_id, key.algorithm, sk.pem))
             batch.append((k, header + body))
-        if len(batch) >= chunk:
-            futures.append(pool.submit(_worker_sign, tuple(table), batch))  # type: ignore[union-attr]
+        if not use_pool:
+            assemble()
+        elif len(batch) >= chunk:
+            in_flight.append(pool.submit(_worker_sign, tuple(table), batch))  # type: ignore[union-attr]
             batch = []
+            if len(in_flight) > IN_FLIGHT:  # a zone's signed data is never all in memory
+                drain()
     if batch:
-        futures.append(pool.submit(_worker_sign, tuple(table), batch))  # type: ignore[union-attr]
-    # lazily: RRSIGs of the first chunks are built while workers sign the later ones
-    signatures = iter(local) if not use_pool else (
-        sig for fut in futures for sig in fut.result())
-    heads = iter(headers)
-    out: list[list[dns.rdata.Rdata]] = []
-    for rrset, keys, inc, exp, labels in zip(rrsets, keysets, inceptions, expirations, labels_of,
-                                            strict=True):
-        out.append([make_rrsig(rrset, sk.key, origin, inc, exp, next(signatures),
-                               next(heads), labels) for sk in keys])
+        in_flight.append(pool.submit(_worker_sign, tuple(table), batch))  # type: ignore[union-attr]
+    while in_flight:
+        drain()
+    assemble()
     return out
 
 

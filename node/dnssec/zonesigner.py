@@ -24,11 +24,9 @@ and served as they are.
 from __future__ import annotations
 
 import gc
-import heapq
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from types import MappingProxyType
-from typing import NamedTuple
 
 import dns.name
 import dns.rdataclass
@@ -48,7 +46,9 @@ from node.dnssec.denial import (
 from node.dnssec.epoch import signing_epoch
 from node.dnssec.keys import SIGNING_STATES, DnssecKey, dnskey_rrset
 from node.dnssec.params import SignedResult, SigningParams
-from node.dnssec.signer import SigningKey, check_rrsigs_cover, rrsig_rrset, sign_batch
+from node.dnssec.rrsigset import RRSIGSet, blob
+from node.dnssec.signer import SigningKey, check_rrsigs_cover, sign_blobs
+from node.dnssec.sigstore import Signed, SigStore, find
 from node.dnssec.tree import GENERATED, NodeTypes, ZoneTree
 from node.errors import ValidationError
 from node.zones.layered import LayeredNodes
@@ -59,14 +59,6 @@ KSK_TYPES = frozenset({T.DNSKEY, T.CDS, T.CDNSKEY})
 _EMPTY: frozenset[int] = frozenset()
 _GC_PAUSE_ABOVE = 5000  # owners
 __all__ = ["SignedResult", "SigningParams", "ZoneSigner"]
-
-
-class _Signed(NamedTuple):
-    """One signed RRset and its signatures (a tuple: built ~200k times per full sign)."""
-
-    rrset: dns.rrset.RRset
-    sigs: list[dns.rdata.Rdata]
-    expiration: int
 
 
 def _same(a: dns.rrset.RRset, b: dns.rrset.RRset) -> bool:
@@ -84,13 +76,12 @@ class ZoneSigner:
         self.pool = pool
         self._tree = ZoneTree(self.origin)
         # internal state is keyed by canonical keys (see denial.canonical_key)
-        self._sigs: dict[CKey, dict[int, _Signed]] = {}
+        self._store = SigStore()  # signatures (as wire octets) and their refresh heap
         self._owners: dict[CKey, Name] = {}
-        self._heap: list[tuple[int, int, CKey, int]] = []
-        self._seq = 0
         self._out: dict[Name, Mapping[int, dns.rrset.RRset]] = {}
         self._last: LayeredNodes | None = None  # the nodes of the last result
         self._members: dict[CKey, Types] = {}
+        self._typesets: dict[Types, Types] = {}
         self._chain: NsecChain | Nsec3Chain | None = None
         self.set_keys(keys, published_keys, dnskey_rrsigs)
 
@@ -113,18 +104,21 @@ class ZoneSigner:
                               self.params.dnskey_ttl)
         check_rrsigs_cover(dnskey, dnskey_rrsigs)
         self._ksks, self._zsks, self._dnskey = ksks, zsks, dnskey
-        self._external = list(dnskey_rrsigs)
+        self._set_external(dnskey_rrsigs)
         self._apex_pending = False
-        self._sigs.clear()
-        self._heap.clear()
+        self._store.clear()
         self._full_needed = True
+
+    def _set_external(self, rrsigs: Sequence[dns.rdata.Rdata]) -> None:
+        self._external = blob(rd.to_digestable(self.origin) for rd in rrsigs)
+        self._external_exp = min((rd.expiration for rd in rrsigs), default=0)  # type: ignore[attr-defined]
 
     def set_dnskey_rrsigs(self, rrsigs: Sequence[dns.rdata.Rdata]) -> None:
         """Replace the externally made DNSKEY RRSIGs (see `set_keys`); the apex is
         rebuilt on the next call, nothing else is re-signed."""
         check_rrsigs_cover(self._dnskey, rrsigs)
-        self._external = list(rrsigs)
-        self._sigs.get(self._tree.okey, {}).pop(T.DNSKEY, None)
+        self._set_external(rrsigs)
+        self._store.drop(self._tree.okey, T.DNSKEY)
         self._apex_pending = True
 
     # -- helpers -------------------------------------------------------------
@@ -168,7 +162,8 @@ class ZoneSigner:
                 bits |= {T.DNSKEY, T.NSEC3PARAM} if nsec3 else {T.DNSKEY}
         if not nsec3:
             bits.add(T.NSEC)
-        return frozenset(bits)
+        found = frozenset(bits)  # a zone has few distinct type sets: one object each
+        return self._typesets.setdefault(found, found)
 
     def _keys_for(self, rdtype: int) -> list[SigningKey]:
         return self._ksks if rdtype in KSK_TYPES else self._zsks
@@ -214,13 +209,13 @@ class ZoneSigner:
 
     def _sign_full_inner(self, nodes: NodeMap, ttl: int, now: int) -> SignedResult:
         self._full_needed = False
+        self._typesets = {}
         tree = self._tree
         items = [(canonical_key(n), n, types) for n, types in nodes.items()]
         tree.rebuild(items)
         self._chain = chain = self._new_chain(ttl)
         members: dict[CKey, Types] = {}
         entries: dict[CKey, tuple[Name, Types]] = {}
-        wanted: dict[CKey, dict[int, dns.rrset.RRset]] = {}
         owners: dict[CKey, Name] = {}
         for key, name, types in items:
             owners[key] = name
@@ -228,9 +223,6 @@ class ZoneSigner:
             if bits is not None:
                 members[key] = bits
                 entries[key] = (name, bits)
-            signable = self._signable(key, types)
-            if signable:
-                wanted[key] = signable
         if self.params.denial.nsec3:
             for key, name in tree.ents().items():
                 members[key] = _EMPTY
@@ -238,31 +230,35 @@ class ZoneSigner:
         self._members = members
         chain.rebuild(entries)
         chain_type = T.NSEC3 if self.params.denial.nsec3 else T.NSEC
-        for okey, oname, rs in chain.records():
-            wanted.setdefault(okey, {})[chain_type] = rs
-            owners[okey] = oname
-        old = self._sigs
-        self._sigs, self._owners, self._heap = {}, owners, []
+        store = self._store
+        old = store.replace_all()
+        self._owners = owners
         jobs: list[tuple[CKey, dns.rrset.RRset]] = []
-        for key, types in wanted.items():
-            cached = old.get(key, {})
-            keep = self._sigs[key] = {}
-            for t, rs in types.items():
-                c = cached.get(t)
-                if c is not None and c.expiration == self._expiration(key, t, now) \
-                        and _same(c.rrset, rs):
-                    keep[t] = c
-                    if not self._is_external(key, t):
-                        self._heap.append((c.expiration, 0, key, t))
-                else:
-                    jobs.append((key, rs))
+        # what to sign, owner by owner (no map of it all: a 1M-name zone's peak)
+        for key, _, types in items:
+            for t, rs in self._signable(key, types).items():
+                self._reuse_or_sign(old, key, t, rs, now, jobs)
+        for okey, oname, rs in chain.records():
+            owners[okey] = oname
+            self._reuse_or_sign(old, okey, chain_type, rs, now, jobs)
         made = self._run_jobs(jobs, now, bulk=True)
         self._out = {}
         for key, name, types in items:
             self._build_owner(key, name, types, fresh=True)
-        for key in self._sigs.keys() - tree.keys():
+        for key in store.sigs.keys() - tree.keys():
             self._build_owner(key, owners[key], None, fresh=True)
         return self._result(None, made, now)
+
+    def _reuse_or_sign(self, old: Mapping[CKey, tuple[Signed, ...]], key: CKey, t: int,
+                       rs: dns.rrset.RRset, now: int, jobs: list[tuple[CKey, dns.rrset.RRset]],
+                       ) -> None:
+        """Full pass: keep the signatures of `rs` from before if still good, else a job."""
+        c = find(old.get(key, ()), t)
+        if c is not None and c.expiration == self._expiration(key, t, now) \
+                and _same(c.rrset, rs):
+            self._store.keep(c, refresh=not self._is_external(key, t), bulk=True)
+        else:
+            jobs.append((key, rs))
 
     def _sign_incremental(self, nodes: NodeMap, changed: frozenset[Name], now: int
                           ) -> SignedResult:
@@ -285,24 +281,25 @@ class ZoneSigner:
                     self._members[key] = bits
         jobs: list[tuple[CKey, dns.rrset.RRset]] = []
         touched: dict[CKey, Name] = dict(work)
+        store = self._store
         keep_type = None if self.params.denial.nsec3 else T.NSEC
         for key, name in work.items():
             want = self._signable(key, nodes.get(name))
-            have = self._sigs.get(key, {})
-            for t in [t for t in have if t not in want and t != keep_type]:
-                del have[t]
+            for t in [s.rdtype for s in store.owner(key)]:
+                if t not in want and t != keep_type:
+                    store.drop(key, t)
             for t, rs in want.items():
-                c = have.get(t)
+                c = store.get(key, t)
                 if c is None or not _same(c.rrset, rs):
                     jobs.append((key, rs))
         chain_type = T.NSEC3 if self.params.denial.nsec3 else T.NSEC
         for okey, oname in chain.update(chain_changes):
             touched[okey] = oname
             rs = chain.rrset(okey)
-            have = self._sigs.get(okey, {})
+            c = store.get(okey, chain_type)
             if rs is None:
-                have.pop(chain_type, None)
-            elif chain_type not in have or not _same(have[chain_type].rrset, rs):
+                store.drop(okey, chain_type)
+            elif c is None or not _same(c.rrset, rs):
                 jobs.append((okey, rs))
         jobs.extend(self._due(now, {(k, rs.rdtype) for k, rs in jobs}))
         for key, _ in jobs:
@@ -317,25 +314,12 @@ class ZoneSigner:
         return self._result(frozenset(diff), made, now)
 
     def _due(self, now: int, skip: set[tuple[CKey, int]]) -> list[tuple[CKey, dns.rrset.RRset]]:
-        out = []
-        heap = self._heap
-        while heap and heap[0][0] - now <= self.params.refresh:
-            entry = heapq.heappop(heap)
-            exp, _, key, t = entry
-            c = self._sigs.get(key, {}).get(t)
-            if c is None or c.expiration != exp or (key, t) in skip:
-                continue
-            out.append((key, c.rrset))
-        return out
+        return [(c.key, c.rrset) for c in self._store.due(now + self.params.refresh, skip)]
 
     def _is_external(self, key: CKey, rdtype: int) -> bool:
         """The Key Master's DNSKEY RRSIGs: refreshed by it, never here, so never on the
         refresh heap (a serial bump here cannot renew them: no bump loop)."""
         return bool(self._external) and rdtype == T.DNSKEY and key == self._tree.okey
-
-    def _push(self, key: CKey, rdtype: int, expiration: int) -> None:
-        self._seq += 1
-        heapq.heappush(self._heap, (expiration, self._seq, key, rdtype))
 
     def _run_jobs(self, jobs: list[tuple[CKey, dns.rrset.RRset]], now: int,
                   bulk: bool = False) -> int:
@@ -343,8 +327,8 @@ class ZoneSigner:
             okey = self._tree.okey
             for job in [j for j in jobs if j[0] == okey and j[1].rdtype == T.DNSKEY]:
                 jobs.remove(job)
-                exp = min(rd.expiration for rd in self._external)  # type: ignore[attr-defined]
-                self._sigs.setdefault(okey, {})[T.DNSKEY] = _Signed(job[1], self._external, exp)
+                self._store.put(okey, T.DNSKEY, job[1], self._external, self._external_exp,
+                                refresh=False)
         if not jobs:
             return 0
         exps = [self._expiration(k, rs.rdtype, now) for k, rs in jobs]
@@ -357,36 +341,30 @@ class ZoneSigner:
                 wire, last = ckey_wire(k), k
             wires.append(wire)
         back = self.params.validity + self.params.inception_offset
-        sigs = sign_batch([rs for _, rs in jobs], keysets, self.origin,
-                          [exp - back for exp in exps], exps, pool=self.pool,
-                          owner_wires=wires)
-        made = 0
-        heap = self._heap
-        for (key, rs), exp, rdatas in zip(jobs, exps, sigs, strict=True):
-            self._sigs.setdefault(key, {})[rs.rdtype] = _Signed(rs, rdatas, exp)
-            if bulk:
-                heap.append((exp, 0, key, rs.rdtype))
-            else:
-                self._push(key, rs.rdtype, exp)
-            made += len(rdatas)
+        blobs = sign_blobs([rs for _, rs in jobs], keysets, self.origin,
+                           [exp - back for exp in exps], exps, pool=self.pool,
+                           owner_wires=wires)
+        store = self._store
+        for (key, rs), exp, data in zip(jobs, exps, blobs, strict=True):
+            store.put(key, rs.rdtype, rs, data, exp, bulk=bulk)
         if bulk:
-            heapq.heapify(heap)
-        return made
+            store.heapify()
+        return sum(len(ks) for ks in keysets)
 
     def _build_owner(self, key: CKey, owner: Name, data: NodeTypes | None,
                      fresh: bool = False) -> bool:
         """Recompute the output node of `owner`; whether it differs from before."""
         types = {t: rs for t, rs in data.items() if t not in GENERATED} if data else {}
-        signed = self._sigs.get(key)
+        signed = self._store.owner(key)
         if signed:
             ttl = None
-            for t, s in signed.items():
-                rs = types[t] = s.rrset
+            for s in signed:
+                rs = types[s.rdtype] = s.rrset
                 ttl = rs.ttl if ttl is None or rs.ttl < ttl else ttl
-            types[T.RRSIG] = rrsig_rrset(owner, [rd for t in sorted(signed)
-                                                 for rd in signed[t].sigs], ttl)
-        elif signed is not None:
-            del self._sigs[key]
+            assert ttl is not None
+            types[T.RRSIG] = RRSIGSet(owner, ttl, signed, self.origin)  # shares the tuple
+        else:
+            self._store.forget(key)
         old = None if fresh else self._out.get(owner)
         if not types:
             if old is not None:
@@ -400,18 +378,11 @@ class ZoneSigner:
         return not all(_same(old[t], new[t]) for t in new)
 
     def _result(self, changed: frozenset[Name] | None, made: int, now: int) -> SignedResult:
-        heap = self._heap
-        while heap:
-            exp, _, key, t = heap[0]
-            c = self._sigs.get(key, {}).get(t)
-            if c is not None and c.expiration == exp:
-                break
-            heapq.heappop(heap)
-        own = heap[0][0] if heap else now + self.params.validity
+        first = self._store.earliest()
+        own = first if first is not None else now + self.params.validity
         earliest = own
         if self._external:  # served, so it counts for expiry, but it is not refreshed here
-            external = min(rd.expiration for rd in self._external)  # type: ignore[attr-defined]
-            earliest = min(own, external)
+            earliest = min(own, self._external_exp)
         # the last result plus the changed owners: O(changed), no copy of the zone
         self._last = nodes = LayeredNodes.following(self._last, changed, self._out)
         return SignedResult(

@@ -33,6 +33,8 @@ import dns.rdata
 import dns.rdatatype
 import dns.rrset
 
+from node.dnssec.rrsigset import LazyRRset
+
 NSEC = int(dns.rdatatype.NSEC)
 NSEC3 = int(dns.rdatatype.NSEC3)
 NSEC3PARAM = int(dns.rdatatype.NSEC3PARAM)
@@ -72,12 +74,21 @@ def rdata_wire(rd: dns.rdata.Rdata) -> bytes:
 def fast_tails(rrset: dns.rrset.RRset) -> tuple[bytes, ...]:
     """`render.rr_tails` using `rdata_wire`."""
     head = int(rrset.rdtype).to_bytes(2, "big") + b"\x00\x01" + rrset.ttl.to_bytes(4, "big")
-    return tuple(head + len(d).to_bytes(2, "big") + d for d in map(rdata_wire, rrset))
+    # the signer's RRSIG/NSEC/NSEC3 sets give their wire without making rdatas
+    wires = rrset.wires() if isinstance(rrset, LazyRRset) else map(rdata_wire, rrset)
+    return tuple(head + len(d).to_bytes(2, "big") + d for d in wires)
 
 
 def sig_tails(rrsig: dns.rrset.RRset, ttl: int | None = None) -> dict[int, tuple[bytes, ...]]:
     """An owner's RRSIGs rendered by covered type; TTL = each one's original TTL unless given."""
     out: dict[int, list[bytes]] = {}
+    if isinstance(rrsig, LazyRRset):  # the signer's: fields read from the rdata wire
+        fixed = None if ttl is None else ttl.to_bytes(4, "big")
+        for data in rrsig.wires():
+            tail = (_RRSIG_HEAD + (data[4:8] if fixed is None else fixed)
+                    + len(data).to_bytes(2, "big") + data)
+            out.setdefault(data[0] << 8 | data[1], []).append(tail)
+        return {t: tuple(v) for t, v in out.items()}
     for rd in rrsig:
         data = rdata_wire(rd)
         t = rd.original_ttl if ttl is None else ttl  # type: ignore[attr-defined]

@@ -28,6 +28,7 @@ import dns.rdatatype
 import dns.rrset
 
 from node.clock import SYSTEM_CLOCK, Clock
+from node.dnssec.rrsigset import RRSIGSet
 from node.events import Event, emit
 from node.zones.model import ZoneSnapshot
 
@@ -42,8 +43,9 @@ def earliest_expiration(nodes: Mapping[Name, Mapping[int, dns.rrset.RRset]]) -> 
         sigs = types.get(dns.rdatatype.RRSIG)
         if sigs is None:
             continue
-        for rd in sigs:
-            exp = int(rd.expiration)  # type: ignore[attr-defined]
+        exps = sigs.expirations() if isinstance(sigs, RRSIGSet) else (
+            int(rd.expiration) for rd in sigs)  # type: ignore[attr-defined]
+        for exp in exps:
             if earliest is None or exp < earliest:
                 earliest = exp
     return earliest

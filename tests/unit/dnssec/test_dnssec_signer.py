@@ -89,8 +89,16 @@ def test_pool_signatures_validate() -> None:
     with ProcessPoolExecutor(2) as pool:
         out = sign_batch(rrsets, [[sk]] * 300, ORIGIN, INCEPTION, [EXPIRATION] * 300,
                          pool=pool, chunk=64)
+        # more chunks than are ever in flight, RRsets with one and two signatures
+        keysets = [[sk] if i % 3 else [sk, sk] for i in range(300)]
+        many = sign_batch(rrsets, keysets, ORIGIN, INCEPTION, [EXPIRATION] * 300,
+                          pool=pool, chunk=8)
     for rrset, sigs in zip(rrsets, out, strict=True):
         dns.dnssec.validate_rrsig(rrset, sigs[0], _keys(15), now=NOW)
+    assert [len(sigs) for sigs in many] == [len(ks) for ks in keysets]
+    for rrset, sigs in zip(rrsets, many, strict=True):
+        for sig in sigs:
+            dns.dnssec.validate_rrsig(rrset, sig, _keys(15), now=NOW)
 
 
 def test_rrsig_rrset_mixes_types_and_split_restores_ttls() -> None:

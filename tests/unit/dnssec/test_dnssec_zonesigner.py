@@ -388,3 +388,32 @@ def test_key_master_dnskey_rrsigs_do_not_schedule_a_refresh_here() -> None:
     assert first.next_refresh > NOW, "a refresh is due at once, on every pass"
     bumped = signer.sign(nodes, frozenset({ORIGIN}), NOW + 1)  # the pass after a serial bump
     assert bumped.next_refresh > NOW + 1 and bumped.earliest_expiration == soon
+
+
+def _live_rdatas() -> int:
+    """dnspython RRSIG, NSEC and NSEC3 rdata objects alive now."""
+    import gc
+
+    from dns.rdtypes.ANY.NSEC import NSEC
+    from dns.rdtypes.ANY.NSEC3 import NSEC3
+    from dns.rdtypes.ANY.RRSIG import RRSIG
+
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if isinstance(o, RRSIG | NSEC | NSEC3))
+
+
+@pytest.mark.parametrize("nsec3", [False, True])
+def test_signer_holds_no_rrsig_or_chain_rdata_objects_after_a_full_sign(nsec3: bool) -> None:
+    """Memory (issue 10): signatures are kept as wire octets, one bytes object per RRset,
+    chain records as their fields; the output's RRsets make rdatas only when read."""
+    nodes = example_nodes()
+    before = _live_rdatas()
+    signer = _signer(DenialParams(nsec3=nsec3))
+    res = signer.sign(nodes, None, NOW)
+    assert res.signatures_made > 20
+    assert _live_rdatas() == before
+    # read, they are ordinary RRSIGs, and reading keeps none of them alive
+    apex = res.nodes[ORIGIN][T.RRSIG]
+    assert {rd.type_covered for rd in apex} >= {T.SOA, T.DNSKEY}
+    assert _live_rdatas() == before
+    assert validate_all(res.nodes) == res.signatures_made
