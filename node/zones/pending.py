@@ -21,9 +21,6 @@ never flips; its generation is dropped when newer ones start).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -31,6 +28,7 @@ from types import MappingProxyType
 import dns.name
 import dns.rrset
 
+from node.priority import lower_thread_priority
 from node.store.values import KeyValue
 from node.zones.decode import NodeDecoder
 
@@ -46,9 +44,8 @@ _decoder: ThreadPoolExecutor | None = None
 
 
 def _lower_priority() -> None:
-    """Linux: a thread's own nice value (the decoding thread only)."""
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DECODER_NICE)
+    """Linux: a thread's own nice value (the decoding thread only), and its name in `top -H`."""
+    lower_thread_priority(DECODER_NICE, b"import-decoder")
 
 
 def _background() -> ThreadPoolExecutor:
