@@ -31,8 +31,6 @@ Owns:
   objects alive at that moment: the full collections measured in these
   heaps freed at most a few hundred objects (GC_PAUSE's `collected`), so
   what stays is that small, once per zone-sized operation.
-* `refreeze()`: unfreeze, collect, freeze, for a serving worker, whose
-  images are cycles that must be freed (unmapped) once superseded.
 """
 
 from __future__ import annotations
@@ -86,14 +84,4 @@ def install(registry: CollectorRegistry | None = None) -> None:
 
 def settle() -> None:
     """After zone-sized work: no later collection visits what is alive now."""
-    gc.freeze()
-
-
-def refreeze() -> None:
-    """`settle` for a process with a small heap that replaces cyclic objects (a serving
-    worker: every `ZoneImage` is a cycle, its apex node names it, and its file stays mapped
-    until the collector frees it): what was frozen before and is garbage now is collected
-    first (one full collection of that small heap), else it would stay for good."""
-    gc.unfreeze()
-    gc.collect()
     gc.freeze()

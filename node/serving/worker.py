@@ -163,7 +163,6 @@ class Worker:
             elif kind == protocol.REMOVE:
                 self.table.remove(payload)
                 self._bases.pop(payload, None)
-                gcwatch.refreeze()  # its images (cycles, maybe frozen) are unmapped now
             elif kind == protocol.HOLD:
                 self.table.hold(payload)
         except Exception:  # a zone that cannot be opened must not end the worker (R9)
@@ -176,6 +175,7 @@ class Worker:
         if not base_path:
             image = ZoneImage.open(path)
             self._bases[image.origin] = image
+            gcwatch.settle()  # the collector never visits what lives on (node/gcwatch.py)
         else:
             base = next((b for b in self._bases.values() if str(b.path) == base_path), None)
             if base is None:
@@ -183,8 +183,6 @@ class Worker:
                 self._bases[base.origin] = base
             image = ZoneImage.open(path, base=base)
         self.table.install(image)
-        if not base_path:  # the versions it replaces are garbage now: freed, not frozen
-            gcwatch.refreeze()  # the collector never visits what lives on (node/gcwatch.py)
 
     def on_close(self) -> None:
         self.stop.set()
