@@ -120,6 +120,13 @@ class ZoneImage:
         """The full image under this one (itself unless an overlay): the next overlay's base."""
         return self.base or self
 
+    def release(self) -> None:
+        """No longer served: break the image's one reference cycle (its apex nodes name it),
+        so it is freed, and its file unmapped, once nothing holds it. Else only the cyclic
+        collector frees it, and never once `gc.freeze()` (node/gcwatch.py) has frozen it
+        while it was served: each superseded version would stay mapped for good."""
+        self.apex = self.apex_wild = None
+
     def close(self) -> None:
         """Unmap (only once no reader uses this image any more)."""
         if self._prefix is not None:  # an exported buffer would keep the mapping open

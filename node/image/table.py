@@ -52,6 +52,13 @@ def _under(name: bytes, ancestor: bytes) -> bool:
     return name == ancestor
 
 
+def _release(images: set[ZoneImage]) -> None:
+    """Images this table served and no longer does (a version and the full image under it,
+    nothing the new version reads): freed as soon as their owners let go (`ZoneImage.release`)."""
+    for image in images:
+        image.release()
+
+
 class ImageTable:
     """Zone images by origin wire name; `caches[do]` is the hot path's first stop."""
 
@@ -81,6 +88,8 @@ class ImageTable:
             return False
         was_held = origin in self._held
         self._zones[origin] = image
+        if prev is not None:
+            _release({prev, prev.full} - {image, image.full})
         self._held.discard(origin)
         if prev is None or was_held:
             self._drop_related(origin)
@@ -97,6 +106,8 @@ class ImageTable:
         held = origin in self._held
         self._held.discard(origin)
         self._drop_related(origin)
+        if zone is not None:
+            _release({zone, zone.full})
         return zone is not None or held
 
     def hold(self, origin: bytes) -> None:

@@ -12,18 +12,18 @@ key put (`ZoneRepository._new_generation`), and its data keys are written
 after it; a generation is followed only from that put, seen by this watch,
 so every later put under its data prefix is seen too. The replica forgets
 everything on a full load (after a compaction the watch does not resume). A
-delete under a followed generation (no import does that) marks it unusable,
-and `take` returns None: the replica then reads the generation as before.
-At most `KEEP` generations per zone are followed (an import that failed
-never flips; its generation is dropped when newer ones start).
+delete under a followed generation (no import does that; a create that lost
+its race deletes what it wrote) stops following it, and `take` returns None:
+the replica then reads the generation as before. At most `KEEP` generations
+per zone are followed, and a flip lets go of those of the zone started before
+the one it takes (an import that failed or was cancelled never flips; one
+that still flips later is read from etcd): nothing decoded stays that no flip
+will take.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -31,6 +31,7 @@ from types import MappingProxyType
 import dns.name
 import dns.rrset
 
+from node.priority import lower_thread_priority
 from node.store.values import KeyValue
 from node.zones.decode import NodeDecoder
 
@@ -46,9 +47,8 @@ _decoder: ThreadPoolExecutor | None = None
 
 
 def _lower_priority() -> None:
-    """Linux: a thread's own nice value (the decoding thread only)."""
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DECODER_NICE)
+    """Linux: a thread's own nice value (the decoding thread only), and its name in `top -H`."""
+    lower_thread_priority(DECODER_NICE, b"import-decoder")
 
 
 def _background() -> ThreadPoolExecutor:
@@ -65,7 +65,6 @@ class _Pending:
     decoder: NodeDecoder
     waiting: list[KeyValue] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
-    broken: bool = False
 
     flipped: bool = False  # the zone waits: the rest is decoded at normal priority
 
@@ -110,8 +109,8 @@ class PendingGenerations:
         gen = self._gens.get(prefix)
         if gen is None:
             return
-        if not is_put:
-            gen.broken = True
+        if not is_put:  # not followed whole: let go of what it holds
+            self._drop(prefix)
             return
         gen.waiting.append(kv)
         if len(gen.waiting) >= CHUNK and gen.task is None:
@@ -121,11 +120,13 @@ class PendingGenerations:
         """The decoded owners of the generation under `prefix`, which is now served; None
         if it was not followed whole (then read it from etcd); with the CPU seconds of their
         decoding."""
-        gen = self._gens.pop(prefix, None)
-        if gen is None or gen.broken:
-            if gen is not None and gen.task is not None:
-                gen.task.cancel()
+        gen = self._gens.get(prefix)
+        if gen is None:
             return None
+        mine = [p for p, g in self._gens.items() if g.zone == gen.zone]
+        for older in mine[:mine.index(prefix)]:  # started before this flip: failed, or
+            self._drop(older)  # racing it (then read from etcd if it flips after all)
+        del self._gens[prefix]
         return await gen.finish(), gen.decoder.cpu
 
     def forget(self, zone: Name) -> None:
