@@ -44,11 +44,22 @@ KEEP = 2  # generations followed per zone
 # rest is decoded at normal priority: the zone waits for it.
 DECODER_NICE = 10
 _decoder: ThreadPoolExecutor | None = None
+_flip: ThreadPoolExecutor | None = None
 
 
 def _lower_priority() -> None:
     """Linux: a thread's own nice value (the decoding thread only), and its name in `top -H`."""
     lower_thread_priority(DECODER_NICE, b"import-decoder")
+
+
+def _at_flip() -> ThreadPoolExecutor:
+    """The thread that decodes what is left at the flip, at the event loop's own priority
+    (threads inherit their creator's nice value; asyncio.to_thread would use the control
+    loop's default executor, which runs niced, node/priority.py)."""
+    global _flip
+    if _flip is None:
+        _flip = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-flip")
+    return _flip
 
 
 def _background() -> ThreadPoolExecutor:
@@ -88,7 +99,7 @@ class _Pending:
             self.decoder.add(batch)
             return self.decoder.nodes()
 
-        return await asyncio.to_thread(last)
+        return await asyncio.get_running_loop().run_in_executor(_at_flip(), last)
 
 
 class PendingGenerations:
