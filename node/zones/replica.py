@@ -23,7 +23,6 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import dns.exception
@@ -31,16 +30,15 @@ import dns.name
 import dns.rdatatype
 import dns.rrset
 
-from node.dnssec.keys import DnssecKey
 from node.errors import EtcdUnavailable, NodeError
 from node.events import Event, emit
 from node.store.client import Compacted, EtcdClient, KeyValue, WatchCanceled
 from node.store.keys import KeyLayout, ZoneKey
 from node.zones.decode import build_nodes
-from node.zones.dnssec import DnssecConfig, DnssecState, Published
 from node.zones.layered import LayeredNodes
 from node.zones.model import ZoneConfig, ZoneHead, ZoneSnapshot, rrset_from_json, with_serial
 from node.zones.pending import PendingGenerations
+from node.zones.zonestate import META_KINDS, ZoneState
 
 log = logging.getLogger(__name__)
 
@@ -50,81 +48,6 @@ OnRemove = Callable[[Name], Awaitable[None] | None]
 OnSecondary = Callable[[ZoneConfig], Awaitable[None] | None]
 _DATA = b"/data/"
 _Owner = MappingProxyType  # owner's types map, immutable once published
-
-
-@dataclass(slots=True)
-class _ZoneState:
-    config: ZoneConfig | None = None
-    head: ZoneHead | None = None
-    nodes: dict[Name, MappingProxyType[int, dns.rrset.RRset]] = field(default_factory=dict)
-    snapshot: ZoneSnapshot | None = None
-    unpublished: bool = False  # data changed that no snapshot has: the next is built whole
-    # DNSSEC: zones/<z>/{dnssec,published,ever-published,keymaster,dnskeyset,keys/*}
-    dnssec: DnssecConfig | None = None
-    dnssec_revision: int = 0
-    dnskeyset_revision: int = 0
-    keys: dict[str, DnssecKey] = field(default_factory=dict)
-    key_revisions: dict[str, int] = field(default_factory=dict)
-    published: Published | None = None
-    ever_published: Published | None = None
-    keymaster: tuple[bytes, int] = (b"", 0)
-    dnskeyset: bytes = b""
-    intent: bytes = b""
-    intent_revision: int = 0
-    dnssec_state: DnssecState | None = None
-
-    def apply_meta(self, kind: str, key_id: str, kv: KeyValue | None) -> None:
-        """A DNSSEC-related key was put (kv) or deleted (None)."""
-        if kind == "dnssec":
-            self.dnssec = DnssecConfig.from_json(kv.value) if kv else None
-            self.dnssec_revision = kv.mod_revision if kv else 0
-        elif kind == "key":
-            if kv:
-                self.keys[key_id] = DnssecKey.from_json(kv.value)
-                self.key_revisions[key_id] = kv.mod_revision
-            else:
-                self.keys.pop(key_id, None)
-                self.key_revisions.pop(key_id, None)
-        elif kind == "published":
-            self.published = Published.from_json(kv.value) if kv else None
-        elif kind == "ever-published":
-            self.ever_published = Published.from_json(kv.value) if kv else None
-        elif kind == "keymaster":
-            self.keymaster = (kv.value, kv.mod_revision) if kv else (b"", 0)
-        elif kind == "dnskeyset":
-            self.dnskeyset = kv.value if kv else b""
-            self.dnskeyset_revision = kv.mod_revision if kv else 0
-        elif kind == "keymaster-intent":
-            self.intent = kv.value if kv else b""
-            self.intent_revision = kv.mod_revision if kv else 0
-
-    def build_dnssec(self) -> DnssecState | None:
-        if self.dnssec is None:
-            state = None
-        else:
-            state = DnssecState(
-                config=self.dnssec,
-                keys=tuple(sorted(self.keys.values(), key=lambda k: k.key_id)),
-                published=self.published,
-                ever_published=self.ever_published,
-                keymaster=self.keymaster[0],
-                keymaster_revision=self.keymaster[1],
-                dnskeyset=self.dnskeyset,
-                intent=self.intent,
-                config_revision=self.dnssec_revision,
-                dnskeyset_revision=self.dnskeyset_revision,
-                intent_revision=self.intent_revision,
-                key_revisions=tuple(sorted(self.key_revisions.items())),
-            )
-        if state != self.dnssec_state:
-            self.dnssec_state = state
-        return self.dnssec_state
-
-
-_META_KINDS = frozenset(
-    {"dnssec", "key", "published", "ever-published", "keymaster", "dnskeyset",
-     "keymaster-intent"}
-)
 
 
 async def _call(cb: Callable[..., Awaitable[None] | None], *args: object) -> None:
@@ -156,7 +79,7 @@ class Replica:
         self._retry = retry_interval
         self._observe_apply = observe_apply
         self._reload_pause = reload_pause  # test-only: widens the reload window (testing.*)
-        self._zones: dict[Name, _ZoneState] = {}
+        self._zones: dict[Name, ZoneState] = {}
         self._pending = PendingGenerations()  # imports being written, decoded as they come
         self.revision = 0  # etcd revision fully applied
         self.loaded = asyncio.Event()
@@ -190,7 +113,7 @@ class Replica:
                 emit(Event.ETCD_ERROR, level=logging.WARNING, during="load", code=exc.code,
                      error=str(exc))
                 await asyncio.sleep(self._retry)
-        fresh: dict[Name, _ZoneState] = {}
+        fresh: dict[Name, ZoneState] = {}
         data: list[KeyValue] = []  # every generation's data keys, in key order
         for kv in kvs:
             if _DATA in kv.key:  # zone names are escaped: only a data key holds "/data/"
@@ -199,13 +122,13 @@ class Replica:
             parsed = self._keys.parse_zone_key(kv.key)
             if parsed is None:
                 continue
-            state = fresh.setdefault(parsed.zone, _ZoneState())
+            state = fresh.setdefault(parsed.zone, ZoneState())
             try:
                 if parsed.kind == "config":
                     state.config = ZoneConfig.from_json(kv.value)
                 elif parsed.kind == "head":
                     state.head = ZoneHead.from_json(kv.value)
-                elif parsed.kind in _META_KINDS:
+                elif parsed.kind in META_KINDS:
                     state.apply_meta(parsed.kind, parsed.key_id, kv)
             except (ValueError, KeyError, TypeError, dns.exception.DNSException) as exc:
                 emit(Event.ZONE_LOAD_FAILED, level=logging.ERROR, key=kv.key, error=str(exc))
@@ -348,7 +271,7 @@ class Replica:
                 removed.add(zone)
                 return
             head = ZoneHead.from_json(kv.value)
-            state = self._zones.setdefault(zone, _ZoneState())
+            state = self._zones.setdefault(zone, ZoneState())
             if state.head is None or state.head.generation != head.generation:
                 reload[zone] = head
             else:
@@ -358,10 +281,10 @@ class Replica:
         elif parsed.kind == "config":
             if is_put:
                 config = ZoneConfig.from_json(kv.value)
-                self._zones.setdefault(zone, _ZoneState()).config = config
+                self._zones.setdefault(zone, ZoneState()).config = config
                 touched[zone] = None
-        elif parsed.kind in _META_KINDS:
-            self._zones.setdefault(zone, _ZoneState()).apply_meta(
+        elif parsed.kind in META_KINDS:
+            self._zones.setdefault(zone, ZoneState()).apply_meta(
                 parsed.kind, parsed.key_id, kv if is_put else None)
             touched.setdefault(zone, set())
         else:
@@ -386,7 +309,7 @@ class Replica:
                 changed.add(owner)
 
     async def _publish(
-        self, zone: Name, state: _ZoneState, revision: int, changed: set[Name] | None
+        self, zone: Name, state: ZoneState, revision: int, changed: set[Name] | None
     ) -> None:
         stale, state.unpublished = state.unpublished, True  # until a snapshot has this data
         if state.config is None or state.head is None:
