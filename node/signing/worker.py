@@ -37,7 +37,7 @@ import dns.name
 from node.clock import SYSTEM_CLOCK, Clock
 from node.dnssec import kek
 from node.dnssec.digest import ZoneDigest
-from node.dnssec.params import SignedResult, SigningParams
+from node.dnssec.params import SignedResult
 from node.dnssec.zonesigner import ZoneSigner
 from node.errors import NodeError
 from node.events import Event, emit
@@ -47,13 +47,13 @@ from node.signing.backoff import Backoff
 from node.signing.expiry import ExpiryWatch
 from node.signing.faults import Faults
 from node.signing.material import make_signer, with_cds
+from node.signing.refresh import bump_for_refresh, refresh_spacing
 from node.signing.secondary import SecondaryLoader
 from node.signing.status import StatusRecorder
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
-from node.store.txn import Compare, Op
 from node.zones.dnssec import DnssecState
-from node.zones.model import NodeMap, ZoneHead, ZoneSnapshot
+from node.zones.model import NodeMap, ZoneSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -337,31 +337,9 @@ class SigningManager:
 
     async def _refresh_later(self, z: _Zone, delay: float) -> None:
         await asyncio.sleep(delay)
-        serial = z.signed_serial
-        if serial is None:
-            return
-        # Bump the serial once per refresh window (compare-and-swap on the head), so
-        # every node re-signs what is due at the same new serial. Retried until done.
-        backoff = Backoff()
-        while True:
-            try:
-                head = await self._etcd.get(self._keys.head_key(z.origin))
-                if head is None:
-                    return
-                current = ZoneHead.from_json(head.value)
-                if current.serial != serial:
-                    return  # someone already moved the zone on
-                bumped = current.bumped(self._clock.time())
-                res = await self._etcd.txn(
-                    when=[Compare.mod_revision(self._keys.head_key(z.origin)) == head.mod_revision],
-                    then=[Op.put(self._keys.head_key(z.origin), bumped.to_json())],
-                )
-                if res.succeeded:
-                    emit(Event.SIGNATURE_REFRESH, zone=z.origin, serial=bumped.serial)
-                    return
-            except (NodeError, ValueError, KeyError) as exc:
-                log.warning("signature refresh of %s: %s; retrying", z.origin, exc)
-            await asyncio.sleep(backoff.next())
+        if z.signed_serial is not None:
+            await bump_for_refresh(self._etcd, self._keys, self._clock, z.origin,
+                                   z.signed_serial)
 
     async def run(self) -> None:
         """Wake staggered zones when their delay is over and failed ones when their retry is
@@ -401,13 +379,6 @@ class SigningManager:
 
 def _replace(snap: ZoneSnapshot, **changes: object) -> ZoneSnapshot:
     return replace(snap, **changes)  # type: ignore[arg-type]
-
-
-def refresh_spacing(params: SigningParams) -> int:
-    """The least time between two refresh bumps of a zone: an hour by default, so that
-    epoch boundaries pass a few RRsets at a time; at most an eighth of the period
-    between an RRset's boundaries (tests run with seconds)."""
-    return max(1, min(3600, (params.validity - params.refresh) // 8))
 
 
 def _sign_and_digest(signer: ZoneSigner, digest: ZoneDigest, nodes: NodeMap,
