@@ -27,6 +27,7 @@ table of bounded size that evicts its oldest first.
 from __future__ import annotations
 
 import struct
+from bisect import bisect_right
 
 from node.image import layout as L
 from node.image.reader import Node, Piece, ZoneImage
@@ -37,6 +38,7 @@ FLAGS = QR | AA | NXDOMAIN
 PIECES_MAX = 4096  # parsed denial pieces kept per image (the flood's covers cycle through)
 ENTRIES_MAX = 4096  # unsigned NXDOMAIN entries per image: (origin_pos, QTYPE, DO) each
 _PTR = struct.Struct(">H").pack  # a compression pointer: 0xC000 | offset
+BODIES = 4096  # DO=1 NXDOMAIN entries per image, one per slot (a power of 2)
 BODY_MAX = 0x3000  # longer bodies: general path (compression offsets stop at 0x3FFF)
 
 
@@ -78,18 +80,15 @@ def nxdomain(img: ZoneImage, lname: bytes, qtype: int, qlen: int, do: int) -> En
             if len(memo) < ENTRIES_MAX:
                 memo[key] = entry
         return entry
-    if img.base is not None:  # an overlay: proofs merged from both layers, by key
+    if img.base is not None:  # an overlay: proofs merged from both layers, by key, uncached
         pieces = _merged_proof(img, lname, ce, node)
-    elif img.count:
-        pieces = _proof(img, lname, ce, node)
-    else:
-        return None
-    if pieces is None:
-        return None
-    rendered = _render(img, lname, origin_pos, pieces)
-    if rendered is None:
-        return None
-    return make_entry(FLAGS, qtype, qlen, rendered[0], 0, rendered[1], 0)
+        rendered = None if pieces is None else _render(img, lname, origin_pos, pieces)
+        if rendered is None:
+            return None
+        return make_entry(FLAGS, qtype, qlen, rendered[0], 0, rendered[1], 0)
+    if img.count:
+        return _signed(img, lname, qtype, qlen, ce, node)
+    return None
 
 
 def soa_segment(img: ZoneImage, origin_pos: int, do: int) -> bytes:
@@ -118,40 +117,82 @@ def _piece(img: ZoneImage, index: int) -> Piece:
     return piece
 
 
-def _proof(img: ZoneImage, lname: bytes, ce: bytes, node: Node) -> list[Piece] | None:
-    """The denial pieces of the NXDOMAIN, in the order `resolve._Proofs.nxdomain` adds them,
-    each once (one index is one owner)."""
+def _signed(img: ZoneImage, lname: bytes, qtype: int, qlen: int, ce: bytes,
+            node: Node) -> Entry | None:
+    """The DO=1 entry of a full signed image: the proof's denial indexes (NSEC: the cover
+    of the name and the wildcard's; NSEC3: the provable encloser's match, the next
+    closer's cover, the wildcard's), then the whole entry from `img.bodies` if the same
+    proof was answered for a question of this length, encloser and QTYPE before."""
     wild = node[3]
     if wild == L.NO_DENIAL:
         return None
-    if not img.nsec3:
-        cover = img.cover_index(lname)
-        if cover == wild:
-            return [_piece(img, cover)]
-        return [_piece(img, cover), _piece(img, wild)]
-    match = node[2]
     origin = img.origin
-    while match == L.NO_DENIAL:  # opt-out: up to a provable encloser
-        if ce == origin:
-            return None
-        ce = ce[ce[0] + 1 :]
-        n = img.node(ce)
-        if n is None:
-            return None
-        match = n[2]
-    nc = lname
-    while True:  # the next closer name: one label more than the encloser
-        p = nc[nc[0] + 1 :]
-        if len(p) <= len(ce):
-            break
-        nc = p
-    out = [match]
-    cover = img.cover_index(nc)
-    if cover != match:
-        out.append(cover)
-    if wild != match and wild != cover:
-        out.append(wild)
-    return [_piece(img, i) for i in out]
+    lq = len(lname)
+    if img.nsec3:
+        match = node[2]
+        enc = ce
+        while match == L.NO_DENIAL:  # opt-out: up to a provable encloser
+            if enc == origin:
+                return None
+            enc = enc[enc[0] + 1 :]
+            n = img.node(enc)
+            if n is None:
+                return None
+            match = n[2]
+        nc = lname
+        le = len(enc)
+        while True:  # the next closer name: one label more than the encloser
+            p = nc[nc[0] + 1 :]
+            if len(p) <= le:
+                break
+            nc = p
+        cover = img.cover_index(nc)
+        out = [match]
+        if cover != match:
+            out.append(cover)
+        if wild != match and wild != cover:
+            out.append(wild)
+        # a question that names an NSEC3 owner (one 32-octet label below the apex) may
+        # compress an owner against itself: rendered for that name alone, not kept
+        keep = nc[0] != 32 or ce != origin
+    else:
+        one = lq == lname[0] + 1 + len(origin)  # one label below the apex
+        cover = _nsec_cover(img, lname) if one else img.cover_index(lname)
+        out = [cover] if cover == wild else [cover, wild]
+        keep = True
+    key = cover << 24 | lq << 16 | qtype
+    bodies = img.bodies
+    if bodies is None:
+        bodies = img.bodies = [None] * BODIES
+    slot = (cover + 977 * lq + 131 * qtype) & (len(bodies) - 1)
+    hit = bodies[slot]
+    if hit is not None and hit[0] == key and hit[1] == ce and keep:
+        return hit[2]
+    rendered = _render(img, lname, 12 + lq - len(origin), [_piece(img, i) for i in out])
+    if rendered is None:
+        return None
+    entry = make_entry(FLAGS, qtype, qlen, rendered[0], 0, rendered[1], 0)
+    if keep:
+        bodies[slot] = (key, ce, entry)
+    return entry
+
+
+def _nsec_cover(img: ZoneImage, lname: bytes) -> int:
+    """`img.cover_index(lname)` for a name one label below the apex: its sort prefix is
+    the label's first 8 octets (zero-padded) unless they hold octets 0 or 1 (escaped in
+    canonical keys), so one C bisect decides unless a zone name has the same prefix."""
+    prefix = img.prefix
+    n = lname[0]
+    head = lname[1 : 9 if n >= 8 else n + 1]
+    if prefix is None or b"\x00" in head or b"\x01" in head:
+        return img.cover_index(lname)
+    pq = int.from_bytes(head, "big") << (8 * (8 - len(head)))
+    hi = bisect_right(prefix, pq)
+    if not hi:
+        return img.count - 1  # before the first entry: the last one covers it
+    if prefix[hi - 1] == pq:
+        return img.cover_index(lname)  # equal prefixes: whole keys decide
+    return hi - 1
 
 
 def _merged_proof(img: ZoneImage, lname: bytes, ce: bytes, node: Node) -> list[Piece] | None:
