@@ -147,18 +147,13 @@ def _signed(img: ZoneImage, lname: bytes, qtype: int, qlen: int, ce: bytes,
                 break
             nc = p
         cover = img.cover_index(nc)
-        out = [match]
-        if cover != match:
-            out.append(cover)
-        if wild != match and wild != cover:
-            out.append(wild)
         # a question that names an NSEC3 owner (one 32-octet label below the apex) may
         # compress an owner against itself: rendered for that name alone, not kept
         keep = nc[0] != 32 or ce != origin
     else:
         one = lq == lname[0] + 1 + len(origin)  # one label below the apex
         cover = _nsec_cover(img, lname) if one else img.cover_index(lname)
-        out = [cover] if cover == wild else [cover, wild]
+        match = -1
         keep = True
     key = cover << 24 | lq << 16 | qtype
     bodies = img.bodies
@@ -168,7 +163,21 @@ def _signed(img: ZoneImage, lname: bytes, qtype: int, qlen: int, ce: bytes,
     hit = bodies[slot]
     if hit is not None and hit[0] == key and hit[1] == ce and keep:
         return hit[2]
-    rendered = _render(img, lname, 12 + lq - len(origin), [_piece(img, i) for i in out])
+    # the cover varies with the name: parsed, not kept in `img.pieces` (the entry is kept)
+    piece = img.piece(cover)
+    origin_pos = 12 + lq - len(origin)
+    if match < 0:  # NSEC: the cover, then the wildcard's unless the same
+        pieces = [piece] if cover == wild else [piece, _piece(img, wild)]
+    else:  # NSEC3, as resolve._Proofs.nxdomain adds them, each once
+        pieces = [_piece(img, match)]
+        if cover != match:
+            pieces.append(piece)
+        if wild != match and wild != cover:
+            pieces.append(_piece(img, wild))
+    if match >= 0 and keep and ce == origin:  # no owner name below the apex in the question
+        rendered = _render_flat(img, lq, origin_pos, pieces)
+    else:
+        rendered = _render(img, lname, origin_pos, pieces)
     if rendered is None:
         return None
     entry = make_entry(FLAGS, qtype, qlen, rendered[0], 0, rendered[1], 0)
@@ -217,6 +226,26 @@ def _merged_proof(img: ZoneImage, lname: bytes, ce: bytes, node: Node) -> list[P
         if piece is not None and all(p[0] != piece[0] for p in out):
             out.append(piece)
     return out
+
+
+def _render_flat(img: ZoneImage, lq: int, origin_pos: int,
+                 pieces: list[Piece]) -> tuple[bytes, int] | None:
+    """`_render` when every owner is one label below the origin, none of them is a name of
+    the question and no two are equal (NSEC3 owners, encloser at the apex): each owner is
+    its label and a pointer to the origin, its next RRs a pointer to it."""
+    soa = soa_segment(img, origin_pos, 1)
+    optr = _PTR(0xC000 | origin_pos)
+    parts = [soa]
+    count = len(img.neg_soa_do)
+    pos = 16 + lq + len(soa)
+    for owner, tails in pieces:
+        seg = owner[: owner[0] + 1] + optr + _PTR(0xC000 | pos).join(tails)
+        parts.append(seg)
+        count += len(tails)
+        pos += len(seg)
+    if pos > BODY_MAX:
+        return None
+    return b"".join(parts), count
 
 
 def _render(img: ZoneImage, lname: bytes, origin_pos: int,
