@@ -359,7 +359,7 @@ class ZoneImage:
         """`cover` in this layer only: the entry's index (-1: empty table)."""
         if not self.count:
             return -1
-        i = self._bisect(self.denial_key(name)) - 1
+        i = self._bisect(self.digest(name) if self.nsec3 else L.canonical_key(name)) - 1
         return i if i >= 0 else self.count - 1
 
     def piece(self, index: int) -> Piece:
