@@ -72,7 +72,7 @@ def nxdomain(img: ZoneImage, lname: bytes, qtype: int, qlen: int, do: int) -> En
     origin_pos = 12 + len(lname) - len(origin)
     if not (do and img.signed):
         memo = img.memo
-        key = (origin_pos, qtype, do)
+        key = (origin_pos << 16 | qtype) << 1 | do  # >= 0: entries; < 0: SOA segments
         entry = memo.get(key)
         if entry is None:
             entry = make_entry(FLAGS, qtype, qlen, soa_segment(img, origin_pos, do), 0,
@@ -95,7 +95,7 @@ def soa_segment(img: ZoneImage, origin_pos: int, do: int) -> bytes:
     """The negative SOA (with its RRSIGs when `do` in a signed zone), each owner a pointer
     to the origin in the question at `origin_pos`."""
     memo = img.memo
-    key = (origin_pos, do)
+    key = -1 - (origin_pos << 1 | do)
     seg = memo.get(key)
     if seg is None:
         ptr = _PTR(0xC000 | origin_pos)

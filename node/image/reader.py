@@ -69,7 +69,7 @@ class ZoneImage:
         self._bucket_off = self._bucket_shift = 0
         self._skip = len(L.canonical_key(self.origin))  # every NSEC key starts with it
         self.prefix: memoryview | None = None  # the NSEC sort prefixes (u64), bisected in C
-        self.memo: dict[tuple[int, ...], object] = {}  # node.image.negative's, bounded
+        self.memo: dict[int, object] = {}  # node.image.negative's, bounded
         self.bodies: list[tuple[int, bytes, object] | None] | None = None  # negative's, bounded
         self.pieces: OrderedDict[int, Piece] = OrderedDict()  # node.image.negative's, bounded
         if self.nsec3:  # the bucket index after the hashes and piece offsets
