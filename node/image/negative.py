@@ -15,13 +15,19 @@ pieces cached by what they depend on, never by the query name:
   each piece parsed once and kept in a small table on the image keyed by
   its offset, and written after the SOA segment with the name compression
   `render.AnswerBuilder` applies (`NameCompressor`: against the question and
-  the owners written before), so the bytes equal the general path's.
+  the owners written before), so the bytes equal the general path's;
+* that whole DO=1 entry is kept in `img.bodies`, a direct-mapped table of
+  `BODIES` slots keyed by what its bytes depend on (the cover's denial index,
+  the question's length, the closest encloser, QTYPE), so a flood pays a
+  bisect (and a SHA-1) and one slot check while its covers repeat; a new
+  proof replaces only the entry in its slot.
 
 In an overlay the proof is looked up through both layers (`ZoneImage.cover`
 and friends) and not cached. Anything else (cuts, wildcards) returns None
 and takes `resolve`'s general path. The caches here hold
-nothing per query name: a flood adds at most one entry per proof piece, in a
-table of bounded size that evicts its oldest first.
+nothing per query name: a flood adds at most one parsed piece per proof piece
+(the match and wildcard ones; the cover's is parsed for its entry only), in a
+table of bounded size that evicts its oldest first, and one entry per slot.
 """
 
 from __future__ import annotations
