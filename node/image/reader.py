@@ -35,9 +35,10 @@ class ZoneImage:
     """One immutable zone version; build with `open(path)` or `from_bytes(buf)`."""
 
     __slots__ = ("_bucket_off", "_bucket_shift", "_buf", "_denial", "_hash", "_mask", "_mm",
-                 "_prefix", "_skip", "apex", "apex_wild", "base", "base_revision", "count",
+                 "_skip", "apex", "apex_wild", "base", "base_revision", "bodies", "count",
                  "iterations", "memo", "neg_soa", "neg_soa_do", "nsec3", "origin", "overlay",
-                 "path", "pieces", "records", "revision", "salt", "serial", "signed", "size")
+                 "path", "pieces", "prefix", "records", "revision", "salt", "serial", "signed",
+                 "size")
 
     def __init__(self, buf: bytes | mmap.mmap, path: Path | None = None,
                  mm: mmap.mmap | None = None, base: ZoneImage | None = None) -> None:
@@ -67,8 +68,9 @@ class ZoneImage:
         self.count: int = count
         self._bucket_off = self._bucket_shift = 0
         self._skip = len(L.canonical_key(self.origin))  # every NSEC key starts with it
-        self._prefix: memoryview | None = None  # the NSEC sort prefixes, bisected in C
-        self.memo: dict[tuple[int, ...], object] = {}  # node.image.negative's, bounded
+        self.prefix: memoryview | None = None  # the NSEC sort prefixes (u64), bisected in C
+        self.memo: dict[int, object] = {}  # node.image.negative's, bounded
+        self.bodies: list[tuple[int, bytes, object] | None] | None = None  # negative's, bounded
         self.pieces: OrderedDict[int, Piece] = OrderedDict()  # node.image.negative's, bounded
         if self.nsec3:  # the bucket index after the hashes and piece offsets
             at = denial_off + (L.HASH_LEN + 4) * count
@@ -96,7 +98,7 @@ class ZoneImage:
         self.apex_wild = self.node(b"\x01*" + self.origin)  # the flood's wildcard check
         if not self.nsec3 and count and sys.byteorder == "little":  # last: nothing raises after
             at = L.align8(denial_off + 4 * count)
-            self._prefix = memoryview(buf)[at : at + L.PREFIX_LEN * count].cast("Q")
+            self.prefix = memoryview(buf)[at : at + L.PREFIX_LEN * count].cast("Q")
 
     @classmethod
     def from_bytes(cls, buf: bytes, base: ZoneImage | None = None) -> ZoneImage:
@@ -129,8 +131,8 @@ class ZoneImage:
 
     def close(self) -> None:
         """Unmap (only once no reader uses this image any more)."""
-        if self._prefix is not None:  # an exported buffer would keep the mapping open
-            self._prefix, prefix = None, self._prefix
+        if self.prefix is not None:  # an exported buffer would keep the mapping open
+            self.prefix, prefix = None, self.prefix
             prefix.release()
         if self._mm is not None:
             self._mm.close()
@@ -287,7 +289,7 @@ class ZoneImage:
                 else:
                     lo = mid + 1
             return lo
-        prefix = self._prefix
+        prefix = self.prefix
         if prefix is not None:  # C bisect of the sort prefixes; whole keys only for ties
             pq = L.sort_prefix(key[self._skip :])
             hi = bisect_right(prefix, pq)
@@ -369,7 +371,7 @@ class ZoneImage:
         """`cover` in this layer only: the entry's index (-1: empty table)."""
         if not self.count:
             return -1
-        i = self._bisect(self.denial_key(name)) - 1
+        i = self._bisect(self.digest(name) if self.nsec3 else L.canonical_key(name)) - 1
         return i if i >= 0 else self.count - 1
 
     def piece(self, index: int) -> Piece:

@@ -24,11 +24,10 @@ EXACT, WILD, REFERRAL, ENT, WILD_ENT, NXDOMAIN_KIND = range(6)
 _UNKNOWN = (0, 0, 0, 0, 0, -1, None)  # "not looked up yet"
 
 
-def answer(img: ZoneImage, key: bytes, do: int) -> tuple[Entry, bool]:
-    """The entry for `key` (lowercased qname wire + QTYPE + class IN, qname in the zone)
-    and whether it was pre-rendered in the image (False: assembled now)."""
-    lname = key[:-4]
-    qtype = key[-4] << 8 | key[-3]
+def answer(img: ZoneImage, key: bytes, lname: bytes, qtype: int, do: int
+           ) -> tuple[Entry, bool]:
+    """The entry for `key` (lowercased qname wire `lname` + QTYPE `qtype` + class IN, qname
+    in the zone) and whether it was pre-rendered in the image (False: assembled now)."""
     node = img.node(lname)  # answers exist only at names that have a node
     hit = None
     if node is not None:

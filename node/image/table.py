@@ -202,7 +202,7 @@ class ImageTable:
         else:
             if qtype == L.DS and lname == image.origin and len(lname) > 1:
                 image = self.find(_parent(lname)) or image
-            entry, hot = resolve.answer(image, key, do)
+            entry, hot = resolve.answer(image, key, lname, qtype, do)
             origin = image.origin
         if hot or self._doors[do].admit(key):
             self._keep(key, do, entry, origin, hot)

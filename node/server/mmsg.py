@@ -145,19 +145,23 @@ class BatchedUdp:
         # flat integer views of the header arrays: indexing them is far cheaper than ctypes
         size = sizeof(_MMsgHdr)
         assert size % 8 == 0
-        self._stride32 = size // 4
-        self._stride64 = size // 8
-        self._len32 = _MMsgHdr.msg_len.offset // 4
-        self._name64 = _MsgHdr.msg_name.offset // 8
-        self._iovlen64 = _IoVec.iov_len.offset // 8
-        self._iovstride64 = sizeof(_IoVec) // 8
+        rs, ss = size // 4, size // 8
+        lenx, namex = _MMsgHdr.msg_len.offset // 4, _MsgHdr.msg_name.offset // 8
+        iovlenx, iovs = _IoVec.iov_len.offset // 8, sizeof(_IoVec) // 8
         self._rmv = memoryview(self._rbuf).cast("B")
         self._smv = memoryview(self._sbuf).cast("B")
         self._nmv = memoryview(self._names).cast("B")
         self._r32 = memoryview(self._rmsg).cast("B").cast("I")
         self._s64 = memoryview(self._smsg).cast("B").cast("Q")
         self._siov64 = memoryview(self._siov).cast("B").cast("Q")
-        self._names_base = addressof(self._names)
+        # per slot, the indexes and offsets the loop uses (no arithmetic per datagram)
+        names = addressof(self._names)
+        self._roff = [i * RECV_SLOT for i in range(n)]  # receive slot i's data
+        self._rlen = [i * rs + lenx for i in range(n)]  # its length, in _r32
+        self._soff = [j * send_slot for j in range(n)]  # send slot j's data
+        self._slen = [j * iovs + iovlenx for j in range(n)]  # its length, in _siov64
+        self._sname = [j * ss + namex for j in range(n)]  # its address pointer, in _s64
+        self._naddr = [names + i * NAME_SLOT for i in range(n)]  # receive slot i's peer
         self._rmsg_addr = addressof(self._rmsg)
         self._smsg_addr = addressof(self._smsg)
 
@@ -179,16 +183,14 @@ class BatchedUdp:
         self.batches += 1
         t0 = 0 if self.batches & 15 else perf_counter_ns()
         fast = self.responder.fast_udp
-        r32, rmv = self._r32, self._rmv
-        s64, smv, siov64 = self._s64, self._smv, self._siov64
-        rs, ss = self._stride32, self._stride64
-        lenx, namex = self._len32, self._name64
-        iovlenx, iovs = self._iovlen64, self._iovstride64
+        r32, rmv, smv, s64, siov64 = self._r32, self._rmv, self._smv, self._s64, self._siov64
+        roff, rlen, soff, slen = self._roff, self._rlen, self._soff, self._slen
+        sname, naddr = self._sname, self._naddr
         slot = self.send_slot
         j = 0
         for i in range(n):
-            off = i * RECV_SLOT
-            data = bytes(rmv[off : off + r32[i * rs + lenx]])
+            off = roff[i]
+            data = bytes(rmv[off : off + r32[rlen[i]]])
             try:
                 out = fast(data)
                 if out is None:
@@ -198,18 +200,26 @@ class BatchedUdp:
             except Exception:
                 self.on_error("udp")
                 continue
-            for msg in (out,) if type(out) is bytes else out:
+            if type(out) is bytes:  # one answer, into send slot j (j <= i < BATCH)
+                size = len(out)
+                if size > slot:
+                    self._send_one(out, i)
+                    continue
+                so = soff[j]
+                smv[so : so + size] = out
+                siov64[slen[j]] = size
+                s64[sname[j]] = naddr[i]  # send slot j answers receive slot i's peer
+                j += 1
+                continue
+            for msg in out:
                 size = len(msg)
                 if size > slot or j == BATCH:
                     self._send_one(msg, i)
                     continue
-                so = j * slot
+                so = soff[j]
                 smv[so : so + size] = msg
-                siov64[j * iovs + iovlenx] = size
-                if j != i:  # send slot j answers receive slot i: point it at i's address
-                    s64[j * ss + namex] = self._names_base + i * NAME_SLOT
-                elif s64[j * ss + namex] != self._names_base + j * NAME_SLOT:
-                    s64[j * ss + namex] = self._names_base + j * NAME_SLOT
+                siov64[slen[j]] = size
+                s64[sname[j]] = naddr[i]
                 j += 1
         if j:
             self._flush(j)

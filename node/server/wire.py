@@ -42,10 +42,13 @@ CLASS_IN = 1
 MIN_UDP_PAYLOAD = 512
 
 
+ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00"  # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0
+
+
 def parse_fast(data: bytes) -> tuple[bytes, int, int, int] | None:
     """The common query shape, cheaply; None means "use `parse_query`"."""
     n = len(data)
-    if n < 17 or data[2] & 0xF8 or data[4:10] != b"\x00\x01\x00\x00\x00\x00":
+    if n < 17 or data[2] & 0xF8 or data[4:10] != ONE_QUESTION:
         return None
     i = 12
     ln = data[12]

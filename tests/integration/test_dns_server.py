@@ -340,3 +340,31 @@ async def test_dig_axfr(server: DnsServer) -> None:
     lines = [ln.split() for ln in out.decode().splitlines() if ln and not ln.startswith(";")]
     assert lines[0][3] == "SOA" and lines[-1][3] == "SOA", out.decode()
     assert ["web.example.com.", "300", "IN", "A", "192.0.2.3"] in lines
+
+
+async def test_a_batch_from_several_peers_answers_each_its_own(server: DnsServer) -> None:
+    """Datagrams from three peers, every third one dropped (a response, QR=1), arrive
+    before the server reads: each peer gets the answers to its own queries, none other."""
+    port = _port(server)
+    peers = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]
+    try:
+        want: list[set[int]] = [set(), set(), set()]  # per peer, the IDs answered
+        for i in range(90):  # sent before the loop runs again: the server reads batches
+            q = dns.message.make_query(f"n{i}.wild.example.com.", "TXT", id=1000 + i)
+            peer = (i // 2) % 3
+            if i % 3 == 2:
+                q.flags |= dns.flags.QR  # dropped, so later answers move up a send slot
+            else:
+                want[peer].add(q.id)
+            peers[peer].sendto(q.to_wire(), ("127.0.0.1", port))
+
+        def receive(s: socket.socket, n: int) -> set[int]:
+            s.settimeout(5)
+            return {dns.message.from_wire(s.recv(4096)).id for _ in range(n)}
+
+        got = await asyncio.gather(*(asyncio.to_thread(receive, peers[k], len(want[k]))
+                                     for k in range(3)))
+        assert got == want
+    finally:
+        for s in peers:
+            s.close()

@@ -9,6 +9,7 @@ import dataclasses
 import random
 
 import dns.name
+import dns.rdatatype
 import pytest
 
 from node.image import ImageTable, ZoneImage, build_image, negative
@@ -45,13 +46,13 @@ def _flood(snap: ZoneSnapshot, n: int, rng: random.Random) -> list[bytes]:
     return out
 
 
-def _compare(snap: ZoneSnapshot, n: int = 1500) -> ZoneImage:
+def _compare(snap: ZoneSnapshot, n: int = 1500, extra: tuple[bytes, ...] = ()) -> ZoneImage:
     old = ZoneTable()
     old.publish(snap)
     new = ImageTable()
     img = ZoneImage.from_bytes(build_image(snap))
     new.install(img)
-    keys = _flood(snap, n, random.Random(11))
+    keys = [*extra, *_flood(snap, n, random.Random(11))]
     for key in keys + keys[:200]:  # some asked twice: admitted to the answer cache
         for do in (0, 1):
             want = old.lookup(key, do)
@@ -74,13 +75,55 @@ def test_signed_flood_answers_alike(mode: str, text: str) -> None:
     img = _compare(signed_snapshot(mode, text=text))
     assert img.pieces  # the fast path answered, from pieces cached by denial index
     assert len(img.pieces) <= img.count
+    assert img.bodies is not None and any(img.bodies)  # and whole entries cached by proof
+    assert len(img.bodies) == negative.BODIES
 
 
-def test_proof_caches_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("mode", ["nsec3", "nsec3-salt-optout"])
+def test_questions_naming_nsec3_owners_answer_alike(mode: str) -> None:
+    """An NSEC3 owner name (or a name below one) asked as a question: a proof piece's owner
+    may then be compressed against the question, so that entry is never reused for another
+    name of the same length and proof (each asked twice, in both orders)."""
+    snap = signed_snapshot(mode, text=ZONE + PREFIXES)
+    owners = [n.to_wire().lower() for n, types in snap.nodes.items()  # type: ignore[union-attr]
+              if dns.rdatatype.NSEC3 in types]
+    twins = [b"\x20" + bytes(reversed(o[1:33])) + o[33:] for o in owners]  # same length
+    keys = [k + b"\x00\x01\x00\x01" for o in owners for k in (o, b"\x01a" + o)]
+    twin_keys = [t + b"\x00\x01\x00\x01" for t in twins]
+    _compare(snap, n=50, extra=(*twin_keys, *keys, *twin_keys, *keys))
+
+
+@pytest.mark.parametrize("mode", ["nsec", "nsec3"])
+def test_proof_caches_stay_bounded(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(negative, "PIECES_MAX", 8)
     monkeypatch.setattr(negative, "ENTRIES_MAX", 16)
-    img = _compare(signed_snapshot("nsec", text=ZONE + PREFIXES), n=800)
+    monkeypatch.setattr(negative, "BODIES", 4)  # proofs share slots: replaced, still equal
+    img = _compare(signed_snapshot(mode, text=ZONE + PREFIXES), n=800)
     assert len(img.pieces) <= 8 and len(img.memo) <= 16
+    assert img.bodies is not None and len(img.bodies) == 4
+
+
+def test_a_flood_never_evicts_hot_answers_nor_clears_the_proof_entries() -> None:
+    """Pre-rendered answers stay in the answer cache through a flood of one-off names, and
+    the whole-entry table fills slot by slot (one proof replaces another, never all)."""
+    snap = signed_snapshot("nsec3", text=ZONE + PREFIXES)
+    table = ImageTable()
+    img = ZoneImage.from_bytes(build_image(snap))
+    table.install(img)
+    hot = [n.to_wire().lower() + b"\x00\x01\x00\x01"  # type: ignore[union-attr]
+           for n, types in snap.nodes.items() if dns.rdatatype.A in types]
+    for k in hot:
+        table.lookup(k, 1)
+    before = dict(table.caches[1])  # the pre-rendered ones (glue is not: below a cut)
+    assert len(before) > 40
+    filled = 0
+    for key in _flood(snap, 3000, random.Random(5)):
+        table.lookup(key, 1)
+        now = sum(1 for b in img.bodies or () if b is not None)
+        assert now >= filled
+        filled = now
+    assert filled
+    assert all(table.caches[1].get(k) is e for k, e in before.items())
 
 
 def test_the_root_zone_takes_the_general_path() -> None:
