@@ -11,8 +11,11 @@ image (u32: an image is at most 4 GiB).
 
 from __future__ import annotations
 
+import mmap
 import struct
 import zlib
+
+from node.errors import ValidationError
 
 MAGIC = b"DNSCIMG\x00"
 LAYOUT_VERSION = 2
@@ -143,3 +146,19 @@ def buckets(hashes: list[bytes], bits: int) -> list[int]:
             i += 1
         out.append(i)
     return out
+
+
+def read_header(buf: bytes | mmap.mmap) -> tuple[int, ...]:
+    """The header's fields (`HEADER`), once its magic, layout version and size check."""
+    if len(buf) < HEADER.size:
+        raise ValidationError("zone image too short")
+    fields = HEADER.unpack_from(buf, 0)
+    magic, version, size = fields[0], fields[1], fields[17]
+    end = fields[6] + fields[7] * SLOT.size  # the hash table's end
+    if magic != MAGIC:
+        raise ValidationError("not a zone image (bad magic)")
+    if version != LAYOUT_VERSION:
+        raise ValidationError(f"zone image layout {version}, expected {LAYOUT_VERSION}")
+    if size != len(buf) or end > size:
+        raise ValidationError(f"zone image truncated: {len(buf)} of {size} octets")
+    return fields

@@ -42,19 +42,10 @@ class ZoneImage:
 
     def __init__(self, buf: bytes | mmap.mmap, path: Path | None = None,
                  mm: mmap.mmap | None = None, base: ZoneImage | None = None) -> None:
-        if len(buf) < L.HEADER.size:
-            raise ValidationError("zone image too short")
-        (magic, version, flags, serial, revision, olen, hash_off, slots, denial_off, count,
-         soa_off, soa_n, soa_do_off, soa_do_n, iterations, salt_len, salt_off, size, records,
-         base_revision) = L.HEADER.unpack_from(buf, 0)
-        if magic != L.MAGIC:
-            raise ValidationError("not a zone image (bad magic)")
-        if version != L.LAYOUT_VERSION:
-            raise ValidationError(f"zone image layout {version}, expected {L.LAYOUT_VERSION}")
-        if size != len(buf) or hash_off + slots * L.SLOT.size > size:
-            raise ValidationError(f"zone image truncated: {len(buf)} of {size} octets")
-        self._buf = buf
-        self._mm = mm
+        (_, _, flags, serial, revision, olen, hash_off, slots, denial_off, count, soa_off,
+         soa_n, soa_do_off, soa_do_n, iterations, salt_len, salt_off, size, records,
+         base_revision) = L.read_header(buf)
+        self._buf, self._mm = buf, mm
         self.path = path
         self.size = size
         self.origin: bytes = buf[L.HEADER.size : L.HEADER.size + olen]
