@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import shutil
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ import pytest
 from node.image import ImageTable, ZoneImage, build_image
 from node.server import DnsServer, ZoneTable
 from node.zones.model import snapshot_from_text
+from tests.support.ports import free_port
 from tests.support.wait import wait_until
 from tests.support.zones import EXAMPLE
 
@@ -43,17 +43,11 @@ NAMES = [
 TYPES = ["A", "AAAA", "MX", "NS", "SOA", "TXT", "CNAME", "DS", "SRV"]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def knot(tmp_path: Path) -> Iterator[int]:
     if shutil.which("knotd") is None:
         pytest.skip("knotd not installed")
-    port = _free_port()
+    port = free_port()  # not from the ephemeral range: a connection took one (CI)
     (tmp_path / "example.com.zone").write_text("$ORIGIN example.com.\n" + ZONE)
     (tmp_path / "knot.conf").write_text(
         f"server:\n    listen: 127.0.0.1@{port}\n    rundir: {tmp_path}\n"
