@@ -17,13 +17,16 @@ worker -> control
   K seq                 zone operation `seq` (and every one before it) applied
   U id port host data   a UDP message the worker does not answer itself, from (host, port)
   T data                a TCP connection (its fd attached) and the octets read from it
-                        that are not answered yet (whole frames, length prefixes included)
+                        that are not answered yet (whole frames, length prefixes included);
+                        past one record (`channel.MAX_RECORD`), `T` alone with a second fd,
+                        a memfd holding those octets (`spill`, `handed_over`)
   S json                counters (`DnsStats` as plain data), sent about once a second
 """
 
 from __future__ import annotations
 
 import json
+import os
 import struct
 from typing import Any
 
@@ -100,3 +103,24 @@ def add_stats(into: DnsStats, value: dict[str, Any], *, gauges: bool = True) -> 
     into.tcp_refused += value.get("tcp_refused", 0)
     if gauges:
         into.tcp_open += value.get("tcp_open", 0)
+
+
+def spill(data: bytes) -> int:
+    """A memfd holding `data`, read from its start (the caller closes it once sent)."""
+    fd = os.memfd_create("dns-handoff", os.MFD_CLOEXEC)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def handed_over(record: bytes, fds: list[int]) -> tuple[int, bytes]:
+    """A `T` record's connection fd and its unanswered octets (from the record, or from the
+    memfd `spill` wrote, which is closed here, as is any other fd)."""
+    data = record[1:]
+    if len(fds) > 1:
+        data = os.pread(fds[1], os.fstat(fds[1]).st_size, 0)
+    for fd in fds[1:]:
+        os.close(fd)
+    return fds[0], data

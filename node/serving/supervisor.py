@@ -313,10 +313,8 @@ class Fleet:
         slot.heard = self.clock.monotonic()
         kind = record[:1]
         if kind == protocol.TCP and fds:
-            sock = socket.socket(fileno=fds[0])
-            for fd in fds[1:]:
-                os.close(fd)
-            self._job(self._adopt(sock, record[1:]))
+            fd, data = protocol.handed_over(record, fds)
+            self._job(self._adopt(socket.socket(fileno=fd), data))
             return
         for fd in fds:
             os.close(fd)

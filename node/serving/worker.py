@@ -242,11 +242,16 @@ class Worker:
         pending = first + bytes(proto.buf)
         proto.buf.clear()
         sock = transport.get_extra_info("socket")
-        if sock is not None and len(pending) < MAX_RECORD - 1:
+        if sock is None:
+            log.warning("TCP connection from %s not handed over (no socket)", proto.peer)
+        elif len(pending) < MAX_RECORD - 1:
             self.channel.send(protocol.TCP + pending, [sock.fileno()])
-        else:
-            log.warning("TCP connection from %s not handed over (%d octets pending)",
-                        proto.peer, len(pending))
+        else:  # more than a record holds (pipelined large frames): the octets in a memfd
+            spill = protocol.spill(pending)
+            try:
+                self.channel.send(protocol.TCP, [sock.fileno(), spill])
+            finally:
+                os.close(spill)
         transport.abort()  # our descriptor only: the control process holds its own
 
     async def _report(self) -> None:

@@ -102,15 +102,21 @@ def test_fuzzed_messages_never_stop_the_node_nor_get_a_qr1_answer(target: Cluste
         before = rss_kib(node.proc.pid)
         fuzz(run, REST)
         after = rss_kib(node.proc.pid)
+    except Exception as exc:  # the seed reproduces it: FUZZ_SEED=...
+        raise AssertionError(f"seed {seed}: {exc}\n{node.log_tail()}") from exc
     finally:
         run.close()
     s = run.stats
     report = (f"seed {seed}: sent {s.sent} (udp {s.udp_sent}, tcp {s.tcp_sent}), "
-              f"answers {s.answers}, QR=1 sent {s.qr1_sent}, RSS {before} -> {after} KiB")
+              f"answers {s.answers}, QR=1 sent {s.qr1_sent}, TCP closed {s.tcp_closed}, "
+              f"RSS {before} -> {after} KiB")
     print(report)
     assert node.alive, f"{report}\n{node.log_tail()}"
     assert s.sent >= WARMUP + REST - 100, report
     assert s.qr1_answered == 0, report
+    # closes are allowed but rare: one in five runs closed one connection (cause not found
+    # yet; a handover past one channel record was one, test_handoff_large)
+    assert s.tcp_closed <= 2, f"{report}, {s.tcp_closed} TCP connections closed early"
     assert s.not_responses == 0, report
     assert after < before * 1.10, report
     log = node.log_path.read_text(errors="replace")

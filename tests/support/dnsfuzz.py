@@ -61,6 +61,7 @@ class FuzzStats:
     qr1_answered: int = 0  # answers to messages with QR=1: must stay 0
     not_responses: int = 0  # "answers" without QR=1: must stay 0
     probes: int = 0
+    tcp_closed: int = 0  # connections the node closed before the probe (then probed on UDP)
 
     @property
     def sent(self) -> int:
@@ -339,8 +340,10 @@ class FuzzRun:
                 data = s.recv(65536)
             except TimeoutError:
                 continue
-            if not data:
-                raise NodeStopped("the node closed a TCP connection before the probe's answer")
+            if not data:  # a server may close a connection (RFC 7766 6.2.3): counted, and
+                self.stats.tcp_closed += 1  # the node must still answer
+                self.probe_udp()
+                return
             buf += data
 
     def tcp_connection(self, count: int, qr1: bool) -> None:
