@@ -10,7 +10,7 @@ worker loads a key from PEM once (cached by key id) — the pool is shared by
 zones whose keys change, so keys travel with each chunk rather than through
 the pool initializer. At most `IN_FLIGHT` chunks are outstanding, so a
 zone's signed data is never all in memory. `sign_blobs` returns each RRset's
-RRSIGs as one wire blob (`rrsigset`), `sign_batch` as dnspython rdatas.
+RRSIGs as one wire blob (`rrsigset`), `rrsigs` decodes them to dnspython rdatas.
 
 Output convention: an owner's RRSIGs are ONE RRset of rdtype RRSIG holding the
 signatures of all its types (`rrsig_rrset`, or the zone signer's
@@ -182,25 +182,15 @@ def _worker_sign(keys: tuple[tuple[str, int, bytes], ...], items: list[tuple[int
 def sign_rrset(rrset: dns.rrset.RRset, signer_keys: Sequence[SigningKey], origin: dns.name.Name,
                inception: int, expiration: int) -> dns.rrset.RRset:
     """An RRSIG RRset (TTL = the RRset's TTL) over `rrset`, one RRSIG per key."""
-    sigs = sign_batch([rrset], [signer_keys], origin, inception, [expiration])[0]
+    sigs = rrsigs(sign_blobs([rrset], [signer_keys], origin, inception, [expiration]), origin)[0]
     out = dns.rrset.RRset(rrset.name, IN, RRSIG, rrset.rdtype)
     for rd in sigs:
         out.add(rd, rrset.ttl)
     return out
 
 
-def sign_batch(
-    rrsets: Sequence[dns.rrset.RRset],
-    keysets: Sequence[Sequence[SigningKey]],
-    origin: dns.name.Name,
-    inception: int | Sequence[int],
-    expirations: Sequence[int],
-    pool: Executor | None = None,
-    chunk: int = CHUNK,
-    owner_wires: Sequence[bytes] | None = None,
-) -> list[list[dns.rdata.Rdata]]:
-    """RRSIG rdatas for each RRset (`sign_blobs`, decoded)."""
-    blobs = sign_blobs(rrsets, keysets, origin, inception, expirations, pool, chunk, owner_wires)
+def rrsigs(blobs: Iterable[bytes], origin: dns.name.Name) -> list[list[dns.rdata.Rdata]]:
+    """`sign_blobs`' result as dnspython RRSIG rdatas, one list per RRset (signer `origin`)."""
     return [[decode(w, origin) for w in split(b)] for b in blobs]
 
 

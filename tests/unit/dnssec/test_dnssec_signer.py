@@ -16,7 +16,8 @@ from node.dnssec.signer import (
     SigningKey,
     make_rrsig,
     rrsig_rrset,
-    sign_batch,
+    rrsigs,
+    sign_blobs,
     sign_rrset,
     signature_header,
     split_rrsigs,
@@ -73,7 +74,7 @@ def test_batch_signs_with_each_key() -> None:
     rrsets = [dns.rrset.from_text(f"h{i}.example.", 300, "IN", "A", "192.0.2.1")
               for i in range(5)]
     exps = [EXPIRATION + i for i in range(5)]
-    out = sign_batch(rrsets, [[ksk, zsk]] * 5, ORIGIN, INCEPTION, exps)
+    out = rrsigs(sign_blobs(rrsets, [[ksk, zsk]] * 5, ORIGIN, INCEPTION, exps), ORIGIN)
     keys = {ORIGIN: dns.rrset.from_rdata_list(ORIGIN, 3600, [ksk.key.dnskey(), zsk.key.dnskey()])}
     for i, (rrset, sigs) in enumerate(zip(rrsets, out, strict=True)):
         assert {rd.key_tag for rd in sigs} == {ksk.key.tag, zsk.key.tag}
@@ -87,12 +88,12 @@ def test_pool_signatures_validate() -> None:
     rrsets = [dns.rrset.from_text(f"h{i}.example.", 300, "IN", "A", f"192.0.2.{i % 250}")
               for i in range(300)]
     with ProcessPoolExecutor(2) as pool:
-        out = sign_batch(rrsets, [[sk]] * 300, ORIGIN, INCEPTION, [EXPIRATION] * 300,
-                         pool=pool, chunk=64)
+        out = rrsigs(sign_blobs(rrsets, [[sk]] * 300, ORIGIN, INCEPTION, [EXPIRATION] * 300,
+                                pool=pool, chunk=64), ORIGIN)
         # more chunks than are ever in flight, RRsets with one and two signatures
         keysets = [[sk] if i % 3 else [sk, sk] for i in range(300)]
-        many = sign_batch(rrsets, keysets, ORIGIN, INCEPTION, [EXPIRATION] * 300,
-                          pool=pool, chunk=8)
+        many = rrsigs(sign_blobs(rrsets, keysets, ORIGIN, INCEPTION, [EXPIRATION] * 300,
+                                 pool=pool, chunk=8), ORIGIN)
     for rrset, sigs in zip(rrsets, out, strict=True):
         dns.dnssec.validate_rrsig(rrset, sigs[0], _keys(15), now=NOW)
     assert [len(sigs) for sigs in many] == [len(ks) for ks in keysets]
@@ -105,7 +106,7 @@ def test_rrsig_rrset_mixes_types_and_split_restores_ttls() -> None:
     sk = signing_key(13, "zsk")
     a = dns.rrset.from_text("x.example.", 300, "IN", "A", "192.0.2.1")
     txt = dns.rrset.from_text("x.example.", 60, "IN", "TXT", '"t"')
-    sigs = sign_batch([a, txt], [[sk], [sk]], ORIGIN, INCEPTION, [EXPIRATION] * 2)
+    sigs = rrsigs(sign_blobs([a, txt], [[sk], [sk]], ORIGIN, INCEPTION, [EXPIRATION] * 2), ORIGIN)
     mixed = rrsig_rrset(a.name, sigs[0] + sigs[1])
     assert len(mixed) == 2 and mixed.ttl == 60
     parts = split_rrsigs(mixed)
