@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_right
+from collections.abc import Callable
 
 from node.image import layout as L
 from node.image.reader import Node, Piece, ZoneImage
@@ -239,19 +240,12 @@ def _render_flat(img: ZoneImage, lq: int, origin_pos: int,
     """`_render` when every owner is one label below the origin, none of them is a name of
     the question and no two are equal (NSEC3 owners, encloser at the apex): each owner is
     its label and a pointer to the origin, its next RRs a pointer to it."""
-    soa = soa_segment(img, origin_pos, 1)
     optr = _PTR(0xC000 | origin_pos)
-    parts = [soa]
-    count = len(img.neg_soa_do)
-    pos = 16 + lq + len(soa)
-    for owner, tails in pieces:
-        seg = owner[: owner[0] + 1] + optr + _PTR(0xC000 | pos).join(tails)
-        parts.append(seg)
-        count += len(tails)
-        pos += len(seg)
-    if pos > BODY_MAX:
-        return None
-    return b"".join(parts), count
+
+    def segment(owner: bytes, tails: tuple[bytes, ...], pos: int) -> bytes:
+        return owner[: owner[0] + 1] + optr + _PTR(0xC000 | pos).join(tails)
+
+    return _body(img, lq, origin_pos, pieces, segment)
 
 
 def _render(img: ZoneImage, lname: bytes, origin_pos: int,
@@ -267,11 +261,8 @@ def _render(img: ZoneImage, lname: bytes, origin_pos: int,
     while i < stop:  # the question's names below the origin
         known[lname[i:]] = 12 + i
         i += lname[i] + 1
-    soa = soa_segment(img, origin_pos, 1)
-    parts = [soa]
-    count = len(img.neg_soa_do)
-    pos = 16 + len(lname) + len(soa)
-    for owner, tails in pieces:
+
+    def segment(owner: bytes, tails: tuple[bytes, ...], pos: int) -> bytes:
         ptr = origin_pos
         i = 0
         stop = len(owner) - olen
@@ -281,16 +272,30 @@ def _render(img: ZoneImage, lname: bytes, origin_pos: int,
                 ptr = p
                 break
             i += owner[i] + 1
-        if i:
-            head = owner[:i] + _PTR(0xC000 | ptr)
-            j = 0
-            while j < i:  # the labels written here, as NameCompressor records them
-                known.setdefault(owner[j:], pos + j)
-                j += owner[j] + 1
-            seg = head + _PTR(0xC000 | pos).join(tails)
-        else:  # the whole owner was written before
+        if not i:  # the whole owner was written before
             head = _PTR(0xC000 | ptr)
-            seg = head + head.join(tails)
+            return head + head.join(tails)
+        j = 0
+        while j < i:  # the labels written here, as NameCompressor records them
+            known.setdefault(owner[j:], pos + j)
+            j += owner[j] + 1
+        return owner[:i] + _PTR(0xC000 | ptr) + _PTR(0xC000 | pos).join(tails)
+
+    return _body(img, len(lname), origin_pos, pieces, segment)
+
+
+def _body(img: ZoneImage, lq: int, origin_pos: int, pieces: list[Piece],
+          segment: Callable[[bytes, tuple[bytes, ...], int], bytes],
+          ) -> tuple[bytes, int] | None:
+    """The DO=1 body: the SOA segment, then each piece as `segment(owner, tails, offset)`
+    writes it at its offset in the message; with its RR count. None when it is too long
+    for compression pointers into it (`BODY_MAX`)."""
+    soa = soa_segment(img, origin_pos, 1)
+    parts = [soa]
+    count = len(img.neg_soa_do)
+    pos = 16 + lq + len(soa)  # header, question (name, QTYPE, QCLASS), SOA segment
+    for owner, tails in pieces:
+        seg = segment(owner, tails, pos)
         parts.append(seg)
         count += len(tails)
         pos += len(seg)
