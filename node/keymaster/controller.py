@@ -17,7 +17,6 @@ import logging
 import dns.name
 
 from node.clock import SYSTEM_CLOCK, Clock
-from node.dnssec import kek as kekmod
 from node.errors import EtcdUnavailable, FencedOut, NodeError
 from node.events import Event, emit
 from node.keymaster.decide import (
@@ -30,7 +29,7 @@ from node.keymaster.decide import (
     Wait,
     decide,
 )
-from node.keymaster.holder import Holder, ZoneRole
+from node.keymaster.holder import Acting, Holder, ZoneRole
 from node.keymaster.keystore import KeyStore
 from node.keymaster.record import Intent, RoleRecord
 from node.keymaster.role import RoleStore
@@ -47,24 +46,18 @@ log = logging.getLogger(__name__)
 Name = dns.name.Name
 
 
-class KeyMasterController:
+class KeyMasterController(Acting):
     """Runs the Key Master role of every signed zone this node may hold."""
 
     def __init__(self, *, node_id: str, writable: bool, etcd: EtcdClient, layout: KeyLayout,
                  repository: ZoneRepository, directory: NodeDirectory, session: Session,
                  kek: bytes | None, key_store: KeyStore | None, tick: float = 0.5,
                  clock: Clock = SYSTEM_CLOCK, cds_poll: tuple = (0.0, 53)) -> None:  # type: ignore[type-arg]
-        self._me = node_id
+        super().__init__(node_id=node_id, etcd=etcd, layout=layout, directory=directory,
+                         session=session, kek=kek, clock=clock)
         self._writable = writable
-        self._etcd = etcd
-        self._keys = layout
-        self._dir = directory
-        self._session = session
-        self._kek = kek
-        self._kek_fp = kekmod.kek_fingerprint(kek) if kek else ""
         self._roles = RoleStore(etcd, layout, clock)
         self._tick = tick
-        self._clock = clock
         self._zones: dict[Name, ZoneRole] = {}
         self._holder = Holder(node_id=node_id, etcd=etcd, layout=layout, repository=repository,
                               directory=directory, session=session, kek=kek,

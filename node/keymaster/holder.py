@@ -7,7 +7,7 @@ children (`links.py`), key generation, the KEK fingerprint of a zone signed
 before it was recorded, the KSK-signed DNSKEY set, publication once every
 writable node has signed, and the rollover step that is due. A compare that
 fails raises `FencedOut` to the controller, which stops acting. `ZoneRole` is
-the per-zone state the two share.
+the per-zone state the two share, `Acting` the node's side of both.
 """
 
 from __future__ import annotations
@@ -51,23 +51,35 @@ class ZoneRole:
     waiting: str = ""  # what a rollover waits for (event once per change)
 
 
-class Holder:
+class Acting:
+    """This node as the Key Master acts, for `Holder` and the controller alike: its id,
+    the etcd and key layout it writes through, the node directory, its lease (`session`),
+    its KEK and that KEK's fingerprint, and the clock."""
+
+    def __init__(self, *, node_id: str, etcd: EtcdClient, layout: KeyLayout,
+                 directory: NodeDirectory, session: Session, kek: bytes | None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        self._me = node_id
+        self._etcd = etcd
+        self._keys = layout
+        self._dir = directory
+        self._session = session
+        self._kek = kek
+        self._kek_fp = kekmod.kek_fingerprint(kek) if kek else ""
+        self._clock = clock
+
+
+class Holder(Acting):
     """Runs the duties of the zones whose role this node holds (each write fenced)."""
 
     def __init__(self, *, node_id: str, etcd: EtcdClient, layout: KeyLayout,
                  repository: ZoneRepository, directory: NodeDirectory, session: Session,
                  kek: bytes | None, key_store: KeyStore | None, clock: Clock = SYSTEM_CLOCK,
                  cds_poll: tuple = (0.0, 53)) -> None:  # type: ignore[type-arg]
-        self._me = node_id
-        self._etcd = etcd
-        self._keys = layout
+        super().__init__(node_id=node_id, etcd=etcd, layout=layout, directory=directory,
+                         session=session, kek=kek, clock=clock)
         self._repo = repository
-        self._dir = directory
-        self._session = session
-        self._kek = kek
-        self._kek_fp = kekmod.kek_fingerprint(kek) if kek else ""
         self._store = key_store
-        self._clock = clock
         self.links = Links(etcd, layout, repository, directory, key_store, *cds_poll,
                            clock=clock)  # (CDS poll s, glue port[, checkds s, keyring])
 
