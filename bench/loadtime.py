@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -35,6 +32,7 @@ from pathlib import Path
 from bench import wire, zonegen
 from bench.availability import clusterctl
 from bench.procs import NodeAddr, Proc, ProcessSet, start_etcd, start_node, stop_on_sigterm
+from bench.scratch import load_average, scratch_run
 
 STAGES = {1841: "progress", 1205: "flip", 1855: "reload", 1856: "image", 1842: "done"}
 
@@ -115,24 +113,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=300.0)
     args = p.parse_args(argv)
     stop_on_sigterm()
-    ps = ProcessSet(Path(tempfile.mkdtemp(prefix="bench-load-")))
-    try:
+    with scratch_run("bench-load-") as ps:
         etcd = start_etcd(ps, cpus=None, nice=0)
         prefix = f"/bench-load-{uuid.uuid4().hex[:8]}/"
         nodes = [start_node(ps, f"n{i}", etcd, prefix, log_level="INFO")
                  for i in range(1, args.nodes + 1)]
         gen = zonegen.generate(ps.workdir / "zone", args.names)
         print(f"{gen.names} names, {gen.rrsets} RRsets; load average "
-              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} (2 CPUs)")
+              f"{load_average()} (2 CPUs)")
         for i in range(args.runs):
             if i:  # a new serial for the next import
                 text = gen.zone_file.read_text().replace(" 1 7200 3600", f" {i + 1} 7200 3600", 1)
                 gen.zone_file.write_text(text)
             run_once(ps, nodes, gen.zone_file, gen.origin, args.timeout)
-        print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (2 CPUs)")
-    finally:
-        ps.close()
-        shutil.rmtree(ps.workdir, ignore_errors=True)
+        print(f"load average {load_average()} (2 CPUs)")
     return 0
 
 

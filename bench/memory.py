@@ -13,17 +13,13 @@ issue's memory target is about, without the query load of `bench.qps`.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 from bench import wire, zonegen
 from bench.procs import (
-    ProcessSet,
     descendants,
     start_etcd,
     start_node,
@@ -33,6 +29,7 @@ from bench.procs import (
     write_kek,
 )
 from bench.qps import import_zone, wait_node_signed
+from bench.scratch import load_average, scratch_run
 from bench.signing import positive_sample, sign_node
 
 
@@ -88,8 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=600.0)
     args = p.parse_args(argv)
     stop_on_sigterm()
-    ps = ProcessSet(Path(tempfile.mkdtemp(prefix="bench-memory-")))
-    try:
+    with scratch_run("bench-memory-") as ps:
         z = zonegen.generate(ps.workdir / "zone", args.names, "bench.test.", 2000)
         etcd = start_etcd(ps, cpus=None, nice=10)
         proc, addr = start_node(ps, "mem1", etcd, f"/mem-{uuid.uuid4().hex[:8]}/",
@@ -116,10 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             now = wire.serial_of(addr.host, addr.dns_port, z.origin, timeout=1.0)
             total = table(proc.pid, f"{waited:.0f} s later, serial {now}")
         print(f"PSS over the tree: {total / 1024:.1f} MiB; load average "
-              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} (2 CPUs)")
-    finally:
-        ps.close()
-        shutil.rmtree(ps.workdir, ignore_errors=True)
+              f"{load_average()} (2 CPUs)")
     return 0
 
 
