@@ -11,7 +11,10 @@ or signed a zone pays it again and again while it converges.
 Owns:
 
 * `install()`: times every collection (`gc.callbacks`), counts it in
-  `dnscluster_gc_pause_seconds{generation}` when given a registry, and
+  `dnscluster_gc_pause_seconds{generation}` when given a registry (`_Pauses`:
+  plain counters, no lock: a collection can start inside a scrape that holds a
+  prometheus_client metric's lock, and a callback waiting for it never
+  returns), and
   emits `GC_PAUSE` (1850) for one longer than `LONG_PAUSE`. A full
   collection that long is followed by `gc.freeze()`: it has just visited
   every object and freed the cyclic garbage, so freezing the survivors loses
@@ -37,9 +40,13 @@ from __future__ import annotations
 
 import gc
 import logging
+from bisect import bisect_left
+from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
 
 from node.clock import SYSTEM_CLOCK
 from node.events import Event, emit
@@ -52,6 +59,40 @@ BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _state: dict[str, Any] = {"started": 0.0, "histogram": None, "installed": False}
 
 
+class _Pauses(Collector):
+    """`dnscluster_gc_pause_seconds{generation}` as a histogram, counted without a lock.
+
+    `observe` runs in the collector's callback, which no other collection interrupts
+    (CPython never nests them) and which must not wait for a lock: a prometheus_client
+    metric's lock may be held by the very thread the collection interrupted. A scrape
+    reads the counters as they are (one collection more or less, never a wrong one)."""
+
+    def __init__(self) -> None:
+        # per generation: counts per bucket (the last one: above every bound), and the sum;
+        # all made here, so a collection during a scrape never changes the dicts' sizes
+        self._counts = {g: [0] * (len(BUCKETS) + 1) for g in range(3)}
+        self._sums = dict.fromkeys(range(3), 0.0)
+
+    def observe(self, generation: int, pause: float) -> None:
+        counts = self._counts.get(generation)
+        if counts is not None:
+            counts[bisect_left(BUCKETS, pause)] += 1  # `le`: the first bound at or above
+            self._sums[generation] += pause
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(
+            "dnscluster_gc_pause_seconds",
+            "Pauses of the cyclic garbage collector (the interpreter lock is held)",
+            labels=["generation"])
+        for generation, counts in self._counts.items():
+            total, buckets = 0, []
+            for bound, n in zip((*map(str, BUCKETS), "+Inf"), list(counts), strict=True):
+                total += n
+                buckets.append((bound, total))
+            family.add_metric([str(generation)], buckets, self._sums[generation])
+        yield family
+
+
 def _callback(phase: str, info: dict[str, int]) -> None:
     if phase == "start":
         _state["started"] = SYSTEM_CLOCK.monotonic()
@@ -60,7 +101,7 @@ def _callback(phase: str, info: dict[str, int]) -> None:
     generation = info.get("generation", 0)
     histogram = _state["histogram"]
     if histogram is not None:
-        histogram.labels(str(generation)).observe(pause)
+        histogram.observe(generation, pause)
     if pause >= LONG_PAUSE:
         if generation == 2:  # every object was just visited and its garbage freed: nothing
             gc.freeze()  # lost by never visiting the survivors again
@@ -75,10 +116,8 @@ def install(registry: CollectorRegistry | None = None) -> None:
         return
     _state["installed"] = True
     if registry is not None:
-        _state["histogram"] = Histogram(
-            "dnscluster_gc_pause_seconds",
-            "Pauses of the cyclic garbage collector (the interpreter lock is held)",
-            ["generation"], buckets=BUCKETS, registry=registry)
+        _state["histogram"] = pauses = _Pauses()
+        registry.register(pauses)
     gc.callbacks.append(_callback)
 
 
