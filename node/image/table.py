@@ -79,12 +79,14 @@ class ImageTable:
     # --- zone management ------------------------------------------------------
 
     def install(self, image: ZoneImage) -> bool:
-        """Serve `image` for its origin; False (ignored) if an older revision than served."""
+        """Serve `image` for its origin; False (ignored, and released: nothing will read it)
+        if an older revision than served."""
         origin = image.origin
         prev = self._zones.get(origin)
         if prev is not None and image.revision < prev.revision:
             log.info("ignoring image of %r at revision %d: revision %d is served",
                      origin, image.revision, prev.revision)
+            _release({image, image.full} - {prev, prev.full})
             return False
         was_held = origin in self._held
         self._zones[origin] = image

@@ -42,7 +42,10 @@ class LocalImages:
         except Exception:
             log.exception("control process: zone image %s cannot be opened", overlay or full)
             return
-        self.table.install(image)
+        if not self.table.install(image):  # older than served (and released): keep the base
+            served = self.table.get(image.origin)
+            if served is not None:
+                self._bases[image.origin] = served.full
 
     def hold(self, origin: bytes) -> None:
         self.table.hold(origin)

@@ -182,7 +182,10 @@ class Worker:
                 base = ZoneImage.open(base_path)
                 self._bases[base.origin] = base
             image = ZoneImage.open(path, base=base)
-        self.table.install(image)
+        if not self.table.install(image):  # older than served (and released): keep the base
+            served = self.table.get(image.origin)
+            if served is not None:
+                self._bases[image.origin] = served.full
 
     def on_close(self) -> None:
         self.stop.set()
