@@ -109,7 +109,10 @@ class PendingGenerations:
         self._gens: dict[bytes, _Pending] = {}
 
     def started(self, zone: Name, prefix: bytes) -> None:
-        """The `gen` key of `zone` was put: follow the generation under `prefix`."""
+        """The `gen` key of `zone` was put: follow the generation under `prefix` (from its
+        start again if already followed: the put applied again)."""
+        if prefix in self._gens:
+            self._drop(prefix)  # else its drain task decodes on for nobody
         self._gens[prefix] = _Pending(zone, NodeDecoder(prefix))
         mine = [p for p, g in self._gens.items() if g.zone == zone]
         for old in mine[:-KEEP]:  # insertion order: the oldest first

@@ -83,3 +83,23 @@ async def test_the_rest_at_the_flip_is_decoded_at_normal_priority(
     taken = await gens.take(prefix(8))
     assert taken is not None and len(taken[0]) == 5
     assert seen and seen[-1] == before, f"decoded at nice {seen[-1]}, the loop at {before}"
+
+
+async def test_a_generation_started_again_lets_go_of_its_first_follower(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`started` on a prefix already followed (the same `gen` put applied again) cancels the
+    first follower's background decoding: nothing else would ever stop or take it."""
+    import asyncio
+
+    monkeypatch.setattr(pending, "CHUNK", 3)
+    gens = PendingGenerations()
+    gens.started(Z, prefix(9))
+    for i in range(3):
+        gens.offer(prefix(9), kv(prefix(9), f"h{i}.p.test."), True)
+    first = gens._gens[prefix(9)]
+    drain = first.task
+    assert drain is not None
+    gens.started(Z, prefix(9))
+    await asyncio.gather(drain, return_exceptions=True)
+    assert drain.cancelled(), "the replaced follower's drain task ran on, decoding for nobody"
+    assert gens._gens[prefix(9)] is not first and len(gens) == 1
