@@ -65,6 +65,7 @@ class _Zone:
     disk_entries: int = 0  # records in the file (kept or not)
     disk_bytes: int = 0
     tail: asyncio.Task[None] | None = None  # the last recording step started
+    removed: bool = False  # the zone is gone: its steps still queued do nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,9 @@ class Journals:
         self.max_bytes = max_bytes
         self.max_versions = max_versions
         self._zones: dict[dns.name.Name, _Zone] = {}
+        # removed zones whose file is deleted once their last step is done (a zone created
+        # again under the name waits for it)
+        self._removing: dict[dns.name.Name, asyncio.Task[None]] = {}
         if self.directory is not None:
             try:
                 self.directory.mkdir(parents=True, exist_ok=True)
@@ -149,7 +153,9 @@ class Journals:
         if z is None:
             path = self.directory / file_name(snap.origin) if self.directory else None
             z = self._zones[snap.origin] = _Zone(path)
-        before = z.tail
+            before = self._removing.get(snap.origin)  # the file of a zone of that name, removed
+        else:
+            before = z.tail
         z.tail = asyncio.get_running_loop().create_task(self._record(z, before, prev, snap))
         return z.tail
 
@@ -157,6 +163,8 @@ class Journals:
                       prev: ZoneSnapshot | None, snap: ZoneSnapshot) -> None:
         if before is not None:
             await asyncio.wait([before])
+        if z.removed:
+            return
         try:
             step = await asyncio.to_thread(self._step, z, prev, snap)
         except Exception as exc:  # never let the journal stop serving
@@ -166,6 +174,8 @@ class Journals:
             z.entries.clear()
             z.size = 0
             z.current = z.before = None
+            return
+        if z.removed:  # during the step: its file is deleted now it is done (`remove`)
             return
         if step.reset is not None:
             z.entries = deque(step.reset)
@@ -183,13 +193,27 @@ class Journals:
             await asyncio.to_thread(self._rewrite, z, list(z.entries))
 
     def remove(self, origin: dns.name.Name) -> None:
-        """Forget a zone no longer served (its file too)."""
+        """Forget a zone no longer served (its file too, once a step writing it is done)."""
         z = self._zones.pop(origin, None)
-        if z is not None and z.path is not None:
-            try:
-                z.path.unlink(missing_ok=True)
-            except OSError as exc:
-                log.warning("cannot remove journal %s: %s", z.path, exc)
+        if z is None:
+            return
+        z.removed = True
+        if z.path is None:
+            return
+        if z.tail is None or z.tail.done():
+            _unlink(z.path)
+            return
+        self._removing[origin] = z.tail.get_loop().create_task(
+            self._unlink_after(origin, z.tail, z.path))
+
+    async def _unlink_after(self, origin: dns.name.Name, tail: asyncio.Task[None],
+                            path: Path) -> None:
+        try:
+            await asyncio.wait([tail])
+            _unlink(path)
+        finally:
+            if self._removing.get(origin) is asyncio.current_task():
+                del self._removing[origin]
 
     # --- worker thread -------------------------------------------------------------
 
@@ -297,6 +321,13 @@ class Journals:
             with contextlib.suppress(OSError):
                 z.path.unlink(missing_ok=True)
             z.disk_entries = z.disk_bytes = 0
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("cannot remove journal %s: %s", path, exc)
 
 
 def _serial_gt(a: int, b: int) -> bool:
