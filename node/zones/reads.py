@@ -96,7 +96,7 @@ class ZoneReads:
 
     async def _scan_settings(self) -> tuple[dict[Name, ZoneConfig],
                                             dict[Name, tuple[ZoneHead, int]]]:
-        cursor = self._keys.zones_prefix().encode()
+        cursor = base = self._keys.zones_prefix().encode()
         end = prefix_range_end(cursor)
         revision = 0
         configs: dict[Name, ZoneConfig] = {}
@@ -116,7 +116,9 @@ class ZoneReads:
             if not page.more or not page.kvs:
                 return configs, heads
             if parsed is not None and parsed.kind == "data":  # inside a zone's data: skip it
-                cursor = prefix_range_end(self._keys.data_root(parsed.zone))
+                # as the key spells its zone (a hand-written one need not be canonical)
+                key = page.kvs[-1].key
+                cursor = prefix_range_end(key[:key.index(b"/data/", len(base)) + 6])
             else:
                 cursor = page.kvs[-1].key + b"\x00"
 
