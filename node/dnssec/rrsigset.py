@@ -148,6 +148,13 @@ class LazyRRset(dns.rrset.RRset):
             return (rd.to_digestable() for rd in _ITEMS.__get__(self))
         return self._wires()
 
+    def rdata_wires(self) -> Iterator[bytes]:
+        """Every rdata as `rdata.to_wire()` writes it (what a transfer sends), in order:
+        here the canonical octets themselves (an NSEC's next name keeps its case there)."""
+        if not self._lazy():
+            return (rd.to_wire() for rd in _ITEMS.__get__(self))
+        return self._wires()
+
     def __iter__(self) -> Iterator[dns.rdata.Rdata]:
         return iter(self.items)
 
@@ -187,6 +194,13 @@ class RRSIGSet(LazyRRset):
 
     def _count(self) -> int:
         return sum(1 for _ in self._wires())
+
+    def rdata_wires(self) -> Iterator[bytes]:
+        """As `LazyRRset.rdata_wires`: the octets hold the signer's name lowercased, which
+        `to_wire` writes as the zone's origin has it, the same once that is lowercase."""
+        if self._lazy() and any(label != label.lower() for label in self._signer.labels):
+            return (rd.to_wire() for rd in self)
+        return super().rdata_wires()
 
     def expirations(self) -> Iterator[int]:
         """Every RRSIG's expiration, read from the octets."""

@@ -43,6 +43,7 @@ import dns.message
 import dns.rdatatype
 import dns.rrset
 
+from node.dnssec.rrsigset import LazyRRset
 from node.events import Event, emit
 from node.server import xfrauth
 from node.server.answer import SOA, name_wire
@@ -181,11 +182,20 @@ def _messages(
     def rrs() -> Iterator[RR]:
         for owner, rrset in rrsets:
             t = int(rrset.rdtype)
+            if isinstance(rrset, LazyRRset):  # the signer's: its octets, no rdata made
+                for data in rrset.rdata_wires():  # each RRSIG with its original TTL
+                    yield owner, t, _ttl(data) if t == RRSIG else rrset.ttl, data
+                continue
             sigs = t == RRSIG
             for rd in rrset:  # each RRSIG with the TTL of the RRset it covers
                 yield owner, t, rd.original_ttl if sigs else rrset.ttl, rd.to_wire()
 
     return _render(query, rrs(), MAX_MESSAGE)
+
+
+def _ttl(rrsig: bytes) -> int:
+    """An RRSIG rdata's original TTL."""
+    return int.from_bytes(rrsig[4:8], "big")
 
 
 def _render(query: Query, rrs: Iterator[RR], limit: int) -> Iterator[bytes]:

@@ -27,6 +27,7 @@ import dns.rdatatype
 import dns.rrset
 
 from node.dnssec.digest import owner_digest
+from node.dnssec.rrsigset import LazyRRset
 
 __all__ = ["RR", "Delta", "Tracker", "diff", "owner_records"]
 
@@ -56,6 +57,11 @@ def owner_records(owner: dns.name.Name, types: Types) -> list[RR]:
     out: list[RR] = []
     for rdtype, rrset in types.items():
         t = int(rdtype)
+        if isinstance(rrset, LazyRRset):  # the signer's: its octets, no rdata made
+            for data in rrset.rdata_wires():
+                ttl = int.from_bytes(data[4:8], "big") if t == _RRSIG else rrset.ttl
+                out.append((wire, t, ttl, data))
+            continue
         for rd in rrset:
             ttl = rd.original_ttl if t == _RRSIG else rrset.ttl  # type: ignore[attr-defined]
             out.append((wire, t, ttl, rd.to_wire()))
