@@ -23,6 +23,8 @@ and checks its file, O(zone), in the background; and a version with new
 content throughout, `changed` None, an import: served at once, its O(zone)
 step recorded in the background, an IXFR to it meanwhile in AXFR form.) `publish` does not
 (the journal then diffs from its last version at the next `publish_async`).
+A `remove` wins over a version still compiling (a publisher that the removal
+does not cancel, e.g. a file zone's `record` edit): that version is not served.
 `hold(origin)` makes a zone answer SERVFAIL (and refuse transfers) until its
 next `publish`: the signing worker uses it for a published signed zone this
 node has not signed yet.
@@ -53,13 +55,15 @@ IN_CLASS = b"\x00\x01"
 class ZoneTable:
     """Compiled zones by origin; `caches[do]` is the hot path's first stop."""
 
-    __slots__ = ("_doors", "_held", "_locks", "_zones", "cache_max", "caches", "journals")
+    __slots__ = ("_doors", "_held", "_locks", "_removals", "_zones", "cache_max", "caches",
+                 "journals")
 
     def __init__(self, journals: Journals | None = None) -> None:
         self.journals = journals  # IXFR journals, fed by publish_async
         self._zones: dict[bytes, CompiledZone] = {}
         self._held: set[bytes] = set()  # origins answered SERVFAIL until their next publish
         self._locks: dict[bytes, asyncio.Lock] = {}
+        self._removals: dict[bytes, int] = {}  # per origin: a compile spanning one is discarded
         self.caches: tuple[dict[bytes, Entry], dict[bytes, Entry]] = ({}, {})
         self.cache_max = CACHE_MAX
         self._doors = (Doorkeeper(CACHE_MAX), Doorkeeper(CACHE_MAX))
@@ -81,6 +85,7 @@ class ZoneTable:
             prev = self._zones.get(origin)
             if self._stale(prev, snapshot):
                 return
+            removals = self._removals.get(origin, 0)
             recorded = None
             journals = self.journals
             if journals is not None:
@@ -94,6 +99,10 @@ class ZoneTable:
             zone = await asyncio.to_thread(self._compile, prev, snapshot)
             if recorded is not None:  # an IXFR can reach this version once it is served
                 await recorded
+            if self._removals.get(origin, 0) != removals:  # a caller not cancelled by it
+                log.info("not serving zone %s serial %d: removed while it compiled",
+                         snapshot.origin, snapshot.serial)
+                return
             self._install(zone)
             if journals is not None:
                 journals.installed(snapshot)
@@ -102,6 +111,7 @@ class ZoneTable:
         """Stop serving `origin`; False if it was not served."""
         wire = name_wire(origin)
         zone = self._zones.pop(wire, None)
+        self._removals[wire] = self._removals.get(wire, 0) + 1
         held = wire in self._held
         self._held.discard(wire)
         self.caches = ({}, {})
