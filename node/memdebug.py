@@ -1,0 +1,129 @@
+"""Debug-only memory breakdown of the control process, on SIGUSR2 (never on in production).
+
+Owns the hook `bench.membreak` uses to say where the control process's heap
+goes. Off unless the environment asks for it:
+
+* `DNSCLUSTER_MEMDEBUG=PATH`: on SIGUSR2 the process writes to PATH (then
+  renames PATH.tmp onto it) the live Python objects by type (count, shallow
+  bytes, from `gc.get_objects()` and the objects they refer to), and, when
+  tracing, the traced bytes grouped by owner module;
+* `DNSCLUSTER_TRACEMALLOC=N`: `tracemalloc` is started with N frames at
+  `install()`; each traced block is charged to the innermost frame in the
+  project's own code (`node/...`), so dnspython objects built for the replica
+  are charged to the replica's module, not to dnspython.
+
+Tracing slows the process several times over: a measurement only.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import sys
+import tracemalloc
+from collections import Counter
+from pathlib import Path
+from types import FrameType
+
+from node.malloc import trim
+
+ENV_PATH = "DNSCLUSTER_MEMDEBUG"
+ENV_TRACE = "DNSCLUSTER_TRACEMALLOC"
+TOP = 60
+
+
+def install() -> bool:
+    """Install the SIGUSR2 hook if `DNSCLUSTER_MEMDEBUG` is set (main thread only)."""
+    path = os.environ.get(ENV_PATH, "")
+    if not path:
+        return False
+    frames = int(os.environ.get(ENV_TRACE, "0") or 0)
+    if frames > 0 and not tracemalloc.is_tracing():
+        tracemalloc.start(frames)
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        dump(Path(path))
+
+    signal.signal(signal.SIGUSR2, handler)
+    return True
+
+
+def dump(path: Path) -> None:
+    """Write the breakdown to `path` (atomically)."""
+    lines = [f"# RSS {_rss() / 2**20:.1f} MiB; after malloc_trim: "
+             f"{_rss() / 2**20 if trim() else float('nan'):.1f} MiB; "
+             f"frozen objects {gc.get_freeze_count()}"]
+    if tracemalloc.is_tracing():
+        total, groups = by_owner()
+        lines.append(f"# traced: {total / 2**20:.1f} MiB, by owner (innermost node/ frame)")
+        modules: dict[str, list[int]] = {}
+        for owner, size, n in groups:
+            m = modules.setdefault(owner.rsplit(":", 1)[0], [0, 0])
+            m[0] += size
+            m[1] += n
+        lines += [f"{v[0] / 2**20:9.1f} {v[1]:>10}  {m}"
+                  for m, v in sorted(modules.items(), key=lambda kv: -kv[1][0])[:TOP]]
+        lines.append("# traced, by owner line")
+        lines += [f"{size / 2**20:9.1f} {n:>10}  {owner}" for owner, size, n in groups[:TOP]]
+    lines.append("# objects by type: count, shallow MiB (gc-tracked and what they refer to)")
+    try:
+        lines += [f"{n:>10} {size / 2**20:9.1f}  {name}" for name, n, size in by_type()[:TOP]]
+    except Exception as exc:  # a debug aid: never fail the dump for it
+        lines.append(f"(by type failed: {exc!r})")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def by_type() -> list[tuple[str, int, int]]:
+    """(type name, count, shallow bytes) of the live objects, largest first: the gc-tracked
+    ones and the untracked ones they refer to (bytes, str, int), each counted once."""
+    seen: set[int] = set()
+    count: Counter[str] = Counter()
+    size: Counter[str] = Counter()
+    frozen = gc.get_freeze_count()
+    gc.unfreeze()  # frozen objects are not listed by get_objects(); freeze them again below
+    try:
+        objects = gc.get_objects()
+    finally:
+        if frozen:
+            gc.freeze()
+    for obj in objects:
+        for o in (obj, *gc.get_referents(obj)):
+            if id(o) in seen:
+                continue
+            seen.add(id(o))
+            t = type(o)
+            name = f"{getattr(t, '__module__', '?')}.{getattr(t, '__qualname__', t.__name__)}"
+            count[name] += 1
+            size[name] += sys.getsizeof(o, 0)
+    return sorted(((n, count[n], size[n]) for n in count), key=lambda t: -t[2])
+
+
+def by_owner() -> tuple[int, list[tuple[str, int, int]]]:
+    """Traced bytes grouped by the innermost frame in the project's code ("file:function")."""
+    snap = tracemalloc.take_snapshot()
+    size: Counter[str] = Counter()
+    count: Counter[str] = Counter()
+    total = 0
+    for stat in snap.statistics("traceback"):
+        owner = _owner(stat.traceback)
+        size[owner] += stat.size
+        count[owner] += stat.count
+        total += stat.size
+    return total, sorted(((o, size[o], count[o]) for o in size), key=lambda t: -t[1])
+
+
+def _owner(tb: tracemalloc.Traceback) -> str:
+    for fr in tb:  # most recent first
+        i = fr.filename.rfind("/node/")
+        if i >= 0 and "/site-packages/" not in fr.filename:
+            return f"{fr.filename[i + 1:]}:{fr.lineno}"
+    fr = tb[0]
+    return f"(outside node) {'/'.join(fr.filename.rsplit('/', 2)[-2:])}:{fr.lineno}"
