@@ -121,9 +121,9 @@ def by_owner() -> tuple[int, list[tuple[str, int, int]]]:
 
 
 def _owner(tb: tracemalloc.Traceback) -> str:
-    for fr in tb:  # most recent first
+    for fr in reversed(tb):  # most recent first (a Traceback is oldest first)
         i = fr.filename.rfind("/node/")
         if i >= 0 and "/site-packages/" not in fr.filename:
             return f"{fr.filename[i + 1:]}:{fr.lineno}"
-    fr = tb[0]
+    fr = tb[-1]
     return f"(outside node) {'/'.join(fr.filename.rsplit('/', 2)[-2:])}:{fr.lineno}"
