@@ -51,7 +51,8 @@ def install() -> bool:
 
 def dump(path: Path) -> None:
     """Write the breakdown to `path` (atomically)."""
-    lines = [f"# RSS {_rss() / 2**20:.1f} MiB; after malloc_trim: "
+    lines = [f"# pymalloc: {pymalloc()}",
+             f"# RSS {_rss() / 2**20:.1f} MiB; after malloc_trim: "
              f"{_rss() / 2**20 if trim() else float('nan'):.1f} MiB; "
              f"frozen objects {gc.get_freeze_count()}"]
     if tracemalloc.is_tracing():
@@ -74,6 +75,27 @@ def dump(path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("\n".join(lines) + "\n")
     os.replace(tmp, path)
+
+
+def pymalloc() -> str:
+    """The totals of `sys._debugmallocstats()` (it writes to the C stderr: captured)."""
+    import tempfile
+    with tempfile.TemporaryFile() as tmp:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(tmp.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        tmp.seek(0)
+        text = tmp.read().decode(errors="replace")
+    keep = ("# arenas allocated current", "# bytes in allocated blocks",
+            "# bytes in available blocks", "# bytes in arenas", "bytes in unused pools",
+            "bytes lost to")
+    return "; ".join(" ".join(ln.split()) for ln in text.splitlines()
+                     if any(k in ln for k in keep))
 
 
 def _rss() -> int:
