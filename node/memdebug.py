@@ -91,9 +91,8 @@ def pymalloc() -> str:
             os.close(saved)
         tmp.seek(0)
         text = tmp.read().decode(errors="replace")
-    keep = ("# arenas allocated current", "# bytes in allocated blocks",
-            "# bytes in available blocks", "# bytes in arenas", "bytes in unused pools",
-            "bytes lost to")
+    keep = ("# arenas allocated current", "# arenas highwater", "# bytes in allocated blocks",
+            "# bytes in available blocks", "unused pools", "bytes lost to")
     return "; ".join(" ".join(ln.split()) for ln in text.splitlines()
                      if any(k in ln for k in keep))
 
