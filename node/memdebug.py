@@ -22,6 +22,7 @@ import os
 import signal
 import sys
 import tracemalloc
+import types
 from collections import Counter
 from pathlib import Path
 from types import FrameType
@@ -67,6 +68,11 @@ def dump(path: Path) -> None:
                   for m, v in sorted(modules.items(), key=lambda kv: -kv[1][0])[:TOP]]
         lines.append("# traced, by owner line")
         lines += [f"{size / 2**20:9.1f} {n:>10}  {owner}" for owner, size, n in groups[:TOP]]
+    lines.append("# reachable from each owner (shared objects charged to the first): MiB, objects")
+    try:
+        lines += [f"{size / 2**20:9.1f} {n:>10}  {label}" for label, size, n in by_root()]
+    except Exception as exc:  # a debug aid: never fail the dump for it
+        lines.append(f"(by owner failed: {exc!r})")
     lines.append("# objects by type: count, shallow MiB (gc-tracked and what they refer to)")
     try:
         lines += [f"{n:>10} {size / 2**20:9.1f}  {name}" for name, n, size in by_type()[:TOP]]
@@ -125,6 +131,52 @@ def by_type() -> list[tuple[str, int, int]]:
             count[name] += 1
             size[name] += sys.getsizeof(o, 0)
     return sorted(((n, count[n], size[n]) for n in count), key=lambda t: -t[2])
+
+
+# the owners of zone-sized state in the control process, in the order they are charged
+ROOTS = ("Replica", "ZoneSigner", "SigningManager", "ImageBuilder", "ImagePublisher",
+         "Journals", "MirroredTable", "ZoneTable", "ZoneRepository")
+_STOP = (types.FunctionType, types.MethodType, types.BuiltinFunctionType, types.ModuleType,
+         type, types.FrameType, types.CodeType, types.CoroutineType)
+_STOP_MODULES = ("asyncio", "uvloop", "grpc", "concurrent", "threading", "logging",
+                 "multiprocessing", "prometheus_client", "node.store", "_asyncio")
+
+
+def by_root() -> list[tuple[str, int, int]]:
+    """(owner, shallow bytes, objects) of everything reachable from each instance of `ROOTS`
+    (not through functions, modules, classes, event loops, clients or pools)."""
+    frozen = gc.get_freeze_count()
+    gc.unfreeze()
+    try:
+        objects = gc.get_objects()
+    finally:
+        if frozen:
+            gc.freeze()
+    found: dict[str, list[object]] = {}
+    for obj in objects:
+        name = type(obj).__name__
+        if name in ROOTS and not isinstance(obj, type):
+            found.setdefault(name, []).append(obj)
+    del objects
+    seen: set[int] = set()
+    out = []
+    for label in ROOTS:
+        size = n = 0
+        stack = list(found.get(label, ()))
+        for o in stack:
+            seen.discard(id(o))  # a root reached from an earlier one is still its own
+        while stack:
+            o = stack.pop()
+            if id(o) in seen or isinstance(o, _STOP):
+                continue
+            if type(o).__module__.startswith(_STOP_MODULES) and type(o).__name__ not in ROOTS:
+                continue
+            seen.add(id(o))
+            size += sys.getsizeof(o, 0)
+            n += 1
+            stack.extend(gc.get_referents(o))
+        out.append((f"{label} x{len(found.get(label, ()))}", size, n))
+    return out
 
 
 def by_owner() -> tuple[int, list[tuple[str, int, int]]]:
