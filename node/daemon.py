@@ -22,7 +22,7 @@ from dataclasses import replace
 import dns.name
 import dns.tsig
 
-from node import __version__, gcwatch
+from node import __version__, gcwatch, memdebug
 from node.api.server import ApiServer, ApiTls
 from node.clock import SYSTEM_CLOCK, Clock, OffsetClock
 from node.config import Config, etcd_password, split_host_port
@@ -356,6 +356,7 @@ def _use_uvloop() -> None:
 
 
 def run(config: Config) -> int:
+    memdebug.install()  # debug only: DNSCLUSTER_MEMDEBUG (node/memdebug.py)
     _use_uvloop()
     daemon = Daemon(config)
 

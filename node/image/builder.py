@@ -336,7 +336,7 @@ class ImageWriter:
 def _answer_tails(entry: Entry | None) -> tuple[bytes, ...] | None:
     """The answer RRs of an eager positive answer, cut after their owner (a pointer to the
     question: `c0 0c`), which are `rr_tails` of the RRset; saves rendering them again."""
-    if entry is None:
+    if not entry:  # none, or only known to be in the base image (`overlay.IN_BASE`)
         return None
     body = entry[2]
     an = int.from_bytes(entry[0][0][4:6], "big")

@@ -235,10 +235,10 @@ class Journals:
         if len(old_soa) != 1 or len(new_soa) != 1:
             self._drop(z, snap, "the SOA did not change with the serial")
             return _Step(reset=[])
-        entry = Entry(old.serial, snap.serial, old_digest, z.tracker.digest, z.tracker.rrs,
-                      old_soa[0], new_soa[0],
-                      tuple(rr for rr in delta.deleted if rr is not old_soa[0]),
-                      tuple(rr for rr in delta.added if rr is not new_soa[0]))
+        entry = Entry.of(old.serial, snap.serial, old_digest, z.tracker.digest, z.tracker.rrs,
+                         old_soa[0], new_soa[0],
+                         (rr for rr in delta.deleted if rr is not old_soa[0]),
+                         (rr for rr in delta.added if rr is not new_soa[0]))
         record = encode_entry(entry)
         entry = replace(entry, size=len(record))
         if entry.size > self.max_bytes:

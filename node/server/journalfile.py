@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import struct
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import dns.name
@@ -31,7 +32,14 @@ MAX_RECORD = 1 << 30
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One step between consecutive served versions (SOAs apart from the other RRs)."""
+    """One step between consecutive served versions (SOAs apart from the other RRs).
+
+    The deleted and added RRs are held packed (`packed`: the record's RR run, deleted
+    first), one bytes object per step, and decoded on each read of `deleted` / `added`:
+    a zone-sized step (an import, a full signing) held as tuples cost ~170 bytes of Python
+    objects per RR in the control process (issue 10), packed it costs its wire size.
+    Build one from RR tuples with `Entry.of`.
+    """
 
     old_serial: int
     new_serial: int
@@ -40,13 +48,38 @@ class Entry:
     rrs: int  # RRs in the new version (for "is IXFR smaller than AXFR")
     old_soa: RR
     new_soa: RR
-    deleted: tuple[RR, ...]
-    added: tuple[RR, ...]
+    ndeleted: int
+    nadded: int
+    packed: bytes  # the deleted then the added RRs, in the file's RR form
     size: int = 0  # encoded octets
+
+    @classmethod
+    def of(cls, old_serial: int, new_serial: int, old_digest: bytes, new_digest: bytes,
+           rrs: int, old_soa: RR, new_soa: RR, deleted: Iterable[RR], added: Iterable[RR],
+           size: int = 0) -> Entry:
+        out = bytearray()
+        ndel = nadd = 0
+        for rr in deleted:
+            _put_rr(out, rr)
+            ndel += 1
+        for rr in added:
+            _put_rr(out, rr)
+            nadd += 1
+        return cls(old_serial, new_serial, old_digest, new_digest, rrs, old_soa, new_soa,
+                   ndel, nadd, bytes(out), size)
+
+    @property
+    def deleted(self) -> tuple[RR, ...]:
+        return _get_rrs(self.packed, 0, self.ndeleted)[0]
+
+    @property
+    def added(self) -> tuple[RR, ...]:
+        pos = _skip_rrs(self.packed, 0, self.ndeleted)
+        return _get_rrs(self.packed, pos, self.nadded)[0]
 
     @property
     def count(self) -> int:
-        return len(self.deleted) + len(self.added) + 2
+        return self.ndeleted + self.nadded + 2
 
 
 def _put_rr(out: bytearray, rr: RR) -> None:
@@ -57,34 +90,51 @@ def _put_rr(out: bytearray, rr: RR) -> None:
     out += rdata
 
 
+def _get_rrs(body: bytes, pos: int, n: int) -> tuple[tuple[RR, ...], int]:
+    """`n` RRs read from `body` at `pos`, and the offset after them."""
+    out: list[RR] = []
+    for _ in range(n):
+        size = body[pos]
+        owner = body[pos + 1:pos + 1 + size]
+        pos += 1 + size
+        rdtype, ttl, rdlen = _RRH.unpack_from(body, pos)
+        pos += _RRH.size
+        rdata = body[pos:pos + rdlen]
+        if len(rdata) != rdlen or len(owner) != size:
+            raise ValueError("record runs past its payload")
+        pos += rdlen
+        out.append((bytes(owner), rdtype, ttl, bytes(rdata)))
+    return tuple(out), pos
+
+
+def _skip_rrs(body: bytes, pos: int, n: int) -> int:
+    """The offset after `n` RRs of `body` from `pos` (checked)."""
+    for _ in range(n):
+        pos += 1 + body[pos]
+        _, _, rdlen = _RRH.unpack_from(body, pos)
+        pos += _RRH.size + rdlen
+        if pos > len(body):
+            raise ValueError("record runs past its payload")
+    return pos
+
+
 def encode_entry(e: Entry) -> bytes:
     """The file record of `e` (header included)."""
     body = bytearray(_FIXED.pack(e.old_serial, e.new_serial, e.old_digest, e.new_digest, e.rrs,
-                                 len(e.deleted), len(e.added)))
-    for rr in (e.old_soa, e.new_soa, *e.deleted, *e.added):
-        _put_rr(body, rr)
+                                 e.ndeleted, e.nadded))
+    _put_rr(body, e.old_soa)
+    _put_rr(body, e.new_soa)
+    body += e.packed
     return _HEAD.pack(MAGIC, len(body), zlib.crc32(body)) + bytes(body)
 
 
 def _decode_payload(body: bytes, size: int) -> Entry:
     old, new, od, nd, rrs, ndel, nadd = _FIXED.unpack_from(body, 0)
-    pos = _FIXED.size
-    rrs_out: list[RR] = []
-    for _ in range(ndel + nadd + 2):
-        n = body[pos]
-        owner = body[pos + 1:pos + 1 + n]
-        pos += 1 + n
-        rdtype, ttl, rdlen = _RRH.unpack_from(body, pos)
-        pos += _RRH.size
-        rdata = body[pos:pos + rdlen]
-        if len(rdata) != rdlen or len(owner) != n:
-            raise ValueError("record runs past its payload")
-        pos += rdlen
-        rrs_out.append((bytes(owner), rdtype, ttl, bytes(rdata)))
-    if pos != len(body):
+    soas, start = _get_rrs(body, _FIXED.size, 2)
+    end = _skip_rrs(body, start, ndel + nadd)
+    if end != len(body):
         raise ValueError("trailing octets in a record")
-    return Entry(old, new, od, nd, rrs, rrs_out[0], rrs_out[1], tuple(rrs_out[2:2 + ndel]),
-                 tuple(rrs_out[2 + ndel:]), size)
+    return Entry(old, new, od, nd, rrs, soas[0], soas[1], ndel, nadd, bytes(body[start:]), size)
 
 
 def decode_records(data: bytes) -> tuple[list[Entry], int]:

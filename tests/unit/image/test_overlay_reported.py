@@ -26,7 +26,7 @@ import pytest
 from node.image import ImageTable, ZoneImage
 from node.image.builder import Delta
 from node.image.layout import canonical_key
-from node.image.overlay import ImageBuilder
+from node.image.overlay import IN_BASE, ImageBuilder
 from node.server.compile import CompiledZone
 from node.server.table import ZoneTable
 from node.zones.model import ZoneSnapshot, snapshot_from_text
@@ -62,7 +62,9 @@ def versions(mode: str | None) -> list[ZoneSnapshot]:
 
 
 def _same_compile(got: CompiledZone, want: CompiledZone) -> None:
-    assert got.answers == want.answers
+    # answers of the base, written in its image, are kept only as `IN_BASE` (issue 10)
+    assert got.answers.keys() == want.answers.keys()
+    assert all(e is IN_BASE or e == want.answers[k] for k, e in got.answers.items())
     assert got.names.keys() == want.names.keys()
     assert got.below == want.below
     assert got.cuts == want.cuts
