@@ -9,6 +9,14 @@ etcd past the call deadline) is sent again: the generation is not live until
 it is activated, so putting the same keys twice is harmless. A `Progress`
 callback hears each stage.
 
+Deleting a generation (the one an import replaced, or a create's that lost
+its race) goes in parts of at most `DELETE_KEYS` keys and `DELETE_BYTES` of
+keys, one revision each: etcd sends the events of one revision in one
+watch response, and one larger than `--max-request-bytes` in fragments,
+which it cuts in time quadratic in the events per fragment (issue 10: one
+delete of the bench zone's 127k keys cost etcd 10 s of CPU and reached a
+watcher after 37 s; every node watches).
+
 Batch size: up to `BATCH_OPS` puts and about `BATCH_BYTES` per txn. etcd
 refuses a txn of more than `--max-txn-ops` operations (128 by default; the
 local cluster, compose and k8s raise it): at the first refusal the writer
@@ -31,7 +39,7 @@ import dns.rrset
 from node.errors import EtcdUnavailable, ValidationError
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout, name_component
-from node.store.txn import Op
+from node.store.txn import Op, prefix_range_end
 from node.work.zoneparse import ParsedZone, parse_for_store
 from node.zones.model import rrset_to_json
 
@@ -40,6 +48,8 @@ BATCH_OPS = 1000  # puts per txn when etcd's --max-txn-ops allows it
 DEFAULT_MAX_TXN_OPS = 128  # etcd's default --max-txn-ops: the size tried after a refusal
 BATCH_BYTES = 1_000_000  # under etcd's --max-request-bytes (1.5 MiB by default)
 IN_FLIGHT = 4
+DELETE_KEYS = 10_000  # keys deleted per revision at most
+DELETE_BYTES = 1_000_000  # and about this many octets of events (fragments from 1.5 MiB)
 WRITE_ATTEMPTS = 5  # a batch without an answer is sent again (the generation is not live)
 
 
@@ -97,6 +107,26 @@ class BulkWriter:
             progress("writing", written[0], len(records))
 
         await asyncio.gather(*(write(b) for b in batches if b))
+
+    async def delete(self, zone: dns.name.Name, generation: int) -> int:
+        """Delete `generation`'s data keys in parts (one revision each); returns the count."""
+        prefix = self._keys.data_prefix(zone, generation).encode()
+        start, end = prefix, prefix_range_end(prefix)
+        deleted = 0
+        while True:  # from past the last part: etcd's index still walks the deleted keys
+            page = await self._etcd.range(start, end, keys_only=True, limit=DELETE_KEYS)
+            if not page.kvs:
+                return deleted
+            size, last = 0, page.kvs[-1].key
+            for kv in page.kvs:
+                size += len(kv.key) + 40  # an event's framing
+                if size > DELETE_BYTES:
+                    last = kv.key
+                    break
+            result = await self._etcd.txn(
+                when=[], then=[Op("delete", page.kvs[0].key, range_end=last + b"\x00")])
+            deleted += int(result.responses[0] or 0)  # type: ignore[arg-type]
+            start = last + b"\x00"
 
     async def _send(self, batch: list[Op]) -> bool:
         """Put `batch` in one txn; True (nothing written) if it has more operations than

@@ -68,3 +68,21 @@ async def test_batches_larger_than_the_old_cap_with_the_default_limit_raised(
     assert writer.max_ops == 128
     kvs, _ = await etcd_client.range_all(layout.data_prefix(Z, 9))
     assert len(kvs) == len(records)
+
+
+async def test_a_generation_is_deleted_in_parts_of_one_revision_each(
+        etcd_client: EtcdClient, key_prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No revision carries more than DELETE_KEYS delete events (etcd fragments a large one
+    in quadratic time); the neighbouring generation is untouched."""
+    monkeypatch.setattr(bulk, "DELETE_KEYS", 100)
+    layout = KeyLayout(key_prefix)
+    writer = BulkWriter(etcd_client, layout, None)
+    await writer.write(Z, 11, _records(950))
+    await writer.write(Z, 110, _records(20))  # its prefix shares "11" with the first
+    before = await etcd_client.put(layout.gen_key(Z), b"")
+    assert await writer.delete(Z, 11) == 950
+    after = await etcd_client.put(layout.gen_key(Z), b"")
+    assert after - before - 1 == 10  # ceil(950 / 100) delete txns, one revision each
+    assert (await etcd_client.range_all(layout.data_prefix(Z, 11)))[0] == []
+    assert len((await etcd_client.range_all(layout.data_prefix(Z, 110)))[0]) == 20
+    assert await writer.delete(Z, 11) == 0
