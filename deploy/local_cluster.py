@@ -243,7 +243,6 @@ def up() -> None:
             # zone plus history, and the history of old generations compacted hourly
             "--quota-backend-bytes", str(8 * 1024**3),
             "--auto-compaction-mode", "periodic", "--auto-compaction-retention", "1h",
-            "--max-txn-ops", "1024",  # an import's batches of 1000 puts (node/zones/bulk.py)
         ])
     wait_for("etcd", etcd_healthy, 30)
     etcd_auth()
