@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import bisect
 import gc
+import itertools
 import os
+import sys
 import tempfile
+from array import array
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -215,7 +218,7 @@ class ImageWriter:
                 indirect = 1 if rr_off else 0
             if not rr_off:
                 rr_off = self._run(tails)
-            tgts: list[bytes] = list(answer.targets(rrset))
+            tgts: list[bytes] = answer.targets(rrset) if rdtype in _WITH_TARGETS else []
             if rdtype == L.CNAME:
                 tgts = [answer.name_wire(rrset[0].target)]  # type: ignore[attr-defined]
             tgt_off = self._put(b"".join(bytes((len(t),)) + t for t in tgts)) if tgts else 0
@@ -304,7 +307,7 @@ class ImageWriter:
             table[i] = (t, off)
         # align the table to 8 octets
         self.out += b"\x00" * (-len(self.out) % 8)
-        return self._put(b"".join(L.SLOT.pack(t, o) for t, o in table)), n
+        return self._put(_slots(table)), n
 
     def image(self) -> bytes:
         zone = self.zone
@@ -331,6 +334,20 @@ class ImageWriter:
             index.iterations if index is not None else 0, len(salt), salt_off, len(self.out),
             len(self.slots), 0 if self.delta is None else self.delta.base_revision)
         return bytes(self.out)
+
+
+_WITH_TARGETS = frozenset({answer.NS, answer.SRV, answer.MX})  # answer.targets' types
+
+
+def _slots(table: list[tuple[int, int]]) -> bytes:
+    """`b"".join(L.SLOT.pack(t, o) for t, o in table)` (two little-endian u32 per slot),
+    packed by `array` in one pass: a 100k-name zone has half a million slots."""
+    words = array("I", itertools.chain.from_iterable(table))
+    if words.itemsize != 4:  # pragma: no cover - no such platform here
+        return b"".join(L.SLOT.pack(t, o) for t, o in table)
+    if sys.byteorder != "little":  # pragma: no cover
+        words.byteswap()
+    return words.tobytes()
 
 
 def _answer_tails(entry: Entry | None) -> tuple[bytes, ...] | None:

@@ -131,7 +131,7 @@ class ZoneRepository(ZoneReads):
             ],
         )
         if not result.succeeded:
-            await self._etcd.delete(self._keys.data_prefix(name, generation), prefix=True)
+            await self._bulk.delete(name, generation)
             raise Conflict(f"zone {name} already exists")
         log.info("zone %s created at serial %d", name, serial)
         return ZoneInfo(config, serial, generation, len(records), result.revision)
@@ -221,9 +221,7 @@ class ZoneRepository(ZoneReads):
                 then=[Op.put(self._keys.head_key(name), new_head.to_json())],
             )
             if result.succeeded:
-                await self._etcd.delete(
-                    self._keys.data_prefix(name, head.generation), prefix=True
-                )
+                await self._bulk.delete(name, head.generation)  # in parts: see bulk.py
                 return await self.get_zone(name)
         raise Conflict(f"zone {name} changed too often to import; try again")
 

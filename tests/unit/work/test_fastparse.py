@@ -77,6 +77,22 @@ host IN A 192.0.2.50
 $ORIGIN ex.test.
 back IN A 192.0.2.51
 """,
+    "IPv6 spellings: canonical or not, embedded IPv4": HEAD + """a IN AAAA 2001:db8::1
+b IN AAAA 2001:0DB8:0000:0000:0000:0000:0000:0001
+c IN AAAA 2001:db8:0:0:1:0:0:1
+d IN AAAA 2001:db8::1:0:0:1
+e IN AAAA ::ffff:192.0.2.1
+f IN AAAA ::192.0.2.1
+g IN AAAA ::2
+h IN AAAA 0:0:0:0:0:ffff:c000:201
+i IN AAAA 2001:db8:0:1:1:1:1:1
+j IN AAAA 2001:db8::
+k IN AAAA ::
+l IN AAAA 1:0:0:2:0:0:0:3
+""",
+    "escaped and tabbed rdata without quotes": HEAD + "t\tIN\tTXT\ta\\ b\tc\n"
+    "u IN TXT x\\\tz\nv IN TXT  one   two \n",
+    "JSON escapes in stored text": HEAD + 't IN TXT "\\"q\\"" "\\\\" "\\195\\169"\n',
 }
 
 DECLINED = {
