@@ -13,9 +13,25 @@ one process can hold both kinds of thread. Owns:
 
 What stays at normal priority: the event loop thread (watch, gRPC API,
 Key Master duties), the lease keep-alive thread, grpc's own threads, and the
-serving workers (separate processes, started at normal priority). Zone-sized
-work in the signing pool's processes is niced by `node/work/pool.py`, and
-the image builder thread by `node/serving/images.py`, with the same value.
+serving workers (separate processes, started at normal priority). The image
+builder thread is niced by `node/serving/images.py`, with the same value.
+
+* `idle_process()`: the worker pool's processes (`node/work/pool.py`: zone
+  parsing, signing) go further. They share no interpreter lock with anyone,
+  so they run SCHED_IDLE (a waking normal thread always preempts them; an
+  unprivileged process may choose it). Where the kernel shares CPU time among
+  sessions first (autogroup: processes outside a cgroup, as in the local
+  cluster and the benchmarks), a thread's nice value or policy only counts
+  inside its session's group, and that group weighs as much as any other: a
+  pool process in its node's session would take a full share against each
+  serving worker whatever its policy. So each pool process starts its own
+  session and nices that group to `AUTOGROUP_NICE` (19: weight 15 against
+  1024).
+
+Threads of the control process stay at nice 10, never SCHED_IDLE: a
+SCHED_IDLE thread holding the interpreter lock would keep the loop and the
+lease keep-alive thread waiting until the cores are otherwise idle (about a
+second per hand-over of the lock while the workers are saturated).
 
 A niced thread that holds the interpreter lock delays a normal thread of the
 same process that wants it until the kernel runs the niced one again: that
@@ -31,8 +47,11 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-HEAVY_NICE = 10  # the signing pool and the image builder use the same value
+HEAVY_NICE = 10  # the image builder uses the same value
+AUTOGROUP_NICE = 19  # the session group of each worker pool process (idle_process)
 PR_SET_NAME = 15  # prctl(2): the calling thread's name (15 octets)
+AUTOGROUP = "/proc/self/autogroup"
+AUTOGROUP_TRIES = 20  # an unprivileged write is refused (EAGAIN) within 100 ms of another one
 
 
 def lower_thread_priority(nice: int = HEAVY_NICE, name: bytes = b"heavy") -> None:
@@ -56,3 +75,41 @@ def heavy_executor(max_workers: int | None = None) -> ThreadPoolExecutor:
     `None` workers: as asyncio's own default, min(32, cores + 4))."""
     return ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="heavy",
                               initializer=lower_thread_priority)
+
+
+def autogroup_nice() -> int | None:
+    """The nice value of the calling process's session group (autogroup); None without one."""
+    try:
+        with open(AUTOGROUP) as fh:  # "/autogroup-123 nice 0"
+            return int(fh.read().split()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def idle_process(group_nice: int = AUTOGROUP_NICE) -> list[str]:
+    """Make the calling process yield the CPU to every other process: its own session, that
+    session's group (autogroup) at `group_nice`, and SCHED_IDLE for the calling thread (the
+    threads it starts afterwards inherit it). For processes that share no lock with the
+    answer path only. Returns what the system refused (the process then runs as before)."""
+    refused: list[str] = []
+    try:
+        if os.getsid(0) != os.getpid():
+            os.setsid()
+    except OSError as exc:
+        refused.append(f"setsid: {exc}")
+    if autogroup_nice() is not None:
+        for _ in range(AUTOGROUP_TRIES):
+            try:
+                with open(AUTOGROUP, "w") as fh:
+                    fh.write(str(group_nice))
+                break
+            except BlockingIOError:  # EAGAIN: the kernel's rate limit for unprivileged writes
+                threading.Event().wait(0.02)
+            except OSError as exc:
+                refused.append(f"autogroup nice: {exc}")
+                break
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (OSError, AttributeError) as exc:
+        refused.append(f"SCHED_IDLE: {exc}")
+    return refused
