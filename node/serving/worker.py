@@ -36,6 +36,7 @@ import dns.rrset
 from node import gcwatch
 from node.events import Event, emit, set_context
 from node.image import ImageTable, ZoneImage
+from node.priority import request_short_slice
 from node.server.listener import HANDOFF, DnsServer
 from node.server.responder import Answer, Responder
 from node.server.wire import OPCODE_QUERY, TYPE_AXFR, TYPE_IXFR, Query, parse_query
@@ -278,6 +279,7 @@ def main(argv: list[str]) -> int:
     logging.Formatter.converter = time.gmtime
     set_context(node=settings.get("node_id", ""), worker=settings.get("index", 0))
     gcwatch.install()
+    request_short_slice()  # a waking worker goes before the node's heavy work (node/priority.py)
     with contextlib.suppress(ImportError):
         import uvloop
 
