@@ -1,12 +1,10 @@
-"""The node's pool of worker processes for zone-sized work, at the lowest CPU priority.
+"""The node's pool of worker processes for zone-sized work, at lower CPU priority.
 
 Spawned, not forked (grpc's threads do not survive a fork), and each worker
-lowers its own priority in the initializer (`os.nice`, then
-`node.priority.idle_process`: SCHED_IDLE in a session of its own whose group
-runs at nice 19), so the control process (lease, watch, API) and the
-serving workers always win the CPU from parsing and signing. The jobs live
-in `node/work/` modules that import no asyncio, grpc or etcd code; their
-arguments and results are plain data.
+lowers its own priority with `os.nice` in the initializer, so the control
+process (lease, watch, API) and the answering code always win the CPU from
+parsing and signing. The jobs live in `node/work/` modules that import no
+asyncio, grpc or etcd code; their arguments and results are plain data.
 
 Idle: the processes exist only while there is work. `IdlePool` starts them
 on the first job and shuts them down once no job has been pending for
@@ -30,8 +28,6 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
-from node.priority import idle_process
-
 log = logging.getLogger(__name__)
 
 DEFAULT_NICE = 10
@@ -51,9 +47,6 @@ def _start_worker(increment: int, parent: int) -> None:
             os.nice(increment)
         except OSError as exc:  # a container may forbid it: run at normal priority then
             log.warning("worker process could not lower its priority: %s", exc)
-        refused = idle_process()
-        if refused:
-            log.warning("worker process runs above the idle class: %s", "; ".join(refused))
     threading.Thread(target=_exit_with_parent, args=(parent,), name="parent-watch",
                      daemon=True).start()
 
