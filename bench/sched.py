@@ -189,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     result = report(threads, t0)
+    result["t0_monotonic"] = t0  # CLOCK_MONOTONIC is system-wide: lines up with the prober's
     if args.out:
         args.out.write_text(json.dumps(result))
     return 0

@@ -146,6 +146,7 @@ class Event(IntEnum):
     GC_PAUSE = 1850  # a cyclic GC collection held the interpreter this long (node/gcwatch.py)
     ZONE_RELOAD_DONE = 1855  # a new generation was read and decoded: rrsets, read_s, decode_s
     SERVING_IMAGE_BUILT = 1856  # a zone version's full image was built: serial, bytes, seconds
+    SERVING_WORKER_OP_SLOW = 1869  # a zone operation held a worker's loop this long (kind, ms)
     TASK_CRASHED = 1900
 
 

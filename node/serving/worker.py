@@ -34,8 +34,10 @@ import dns.message
 import dns.rrset
 
 from node import gcwatch
+from node.clock import SYSTEM_CLOCK
 from node.events import Event, emit, set_context
 from node.image import ImageTable, ZoneImage
+from node.priority import request_short_slice
 from node.server.listener import HANDOFF, DnsServer
 from node.server.responder import Answer, Responder
 from node.server.wire import OPCODE_QUERY, TYPE_AXFR, TYPE_IXFR, Query, parse_query
@@ -50,6 +52,7 @@ FORWARD_TIMEOUT = 30.0  # a forwarded UDP message the control process never answ
 # forwarded UDP messages waiting for an answer at most; more are dropped, as a full socket
 # buffer drops them (a NOTIFY flood must not grow the worker, nor delay its zone acks)
 MAX_FORWARDED = 1000
+SLOW_OP = 0.02  # seconds: a zone operation that held the loop this long is reported (1869)
 IDENTITY_QNAME = b"\x02id\x06server\x00"  # id.server. CH TXT (test-only: testing.worker_identity)
 
 
@@ -157,6 +160,7 @@ class Worker:
             self._spawn(self._bind())
             return
         seq, payload = protocol.split_op(record)
+        started = SYSTEM_CLOCK.monotonic()
         try:
             if kind == protocol.INSTALL:
                 self._install(payload.decode())
@@ -168,6 +172,10 @@ class Worker:
         except Exception:  # a zone that cannot be opened must not end the worker (R9)
             log.exception("zone operation %r %d failed", kind, seq)
         self.channel.send(protocol.ack(seq))
+        held = SYSTEM_CLOCK.monotonic() - started
+        if held >= SLOW_OP:  # no query was answered meanwhile: line it up with slow answers
+            emit(Event.SERVING_WORKER_OP_SLOW, logging.WARNING, kind=kind.decode(),
+                 ms=round(held * 1000, 1))
 
     def _install(self, payload: str) -> None:
         """`path` (a full image) or `overlay\\nbase` (`images.py`)."""
@@ -281,6 +289,7 @@ def main(argv: list[str]) -> int:
     logging.Formatter.converter = time.gmtime
     set_context(node=settings.get("node_id", ""), worker=settings.get("index", 0))
     gcwatch.install()
+    request_short_slice()  # a waking worker goes before the node's heavy work (node/priority.py)
     with contextlib.suppress(ImportError):
         import uvloop
 
