@@ -146,6 +146,7 @@ class Event(IntEnum):
     GC_PAUSE = 1850  # a cyclic GC collection held the interpreter this long (node/gcwatch.py)
     ZONE_RELOAD_DONE = 1855  # a new generation was read and decoded: rrsets, read_s, decode_s
     SERVING_IMAGE_BUILT = 1856  # a zone version's full image was built: serial, bytes, seconds
+    CONVERGENCE_STAGES = 1861  # a zone version reached the workers: ms per stage (node.stages)
     TASK_CRASHED = 1900
 
 

@@ -45,6 +45,7 @@ from pathlib import Path
 
 import dns.name
 
+from node import stages
 from node.events import Event, emit
 from node.image import ImageBuilder
 from node.malloc import trim
@@ -99,6 +100,7 @@ class ImagePublisher:
         self._unacked: dict[bytes, list[tuple[int, int, set[int]]]] = {}
         self._waiters: dict[bytes, list[tuple[int, asyncio.Future[None]]]] = {}
         self._merges: dict[bytes, asyncio.TimerHandle] = {}
+        self.stages = stages.Pending()  # stage times of installs not yet applied
         self.merge_after = MERGE_AFTER
         self.built = 0
         self.failed = 0
@@ -122,6 +124,7 @@ class ImagePublisher:
             snapshot = replace(snapshot, changed=changed)
         self._want[origin] = snapshot
         self._published[origin] = self._published.get(origin, 0) + 1
+        stages.mark(origin, snapshot.revision, "published")
         if origin not in self._building:
             self._building[origin] = asyncio.get_running_loop().create_task(
                 self._build(origin), name=f"image-{snapshot.origin}")
@@ -157,6 +160,7 @@ class ImagePublisher:
                 count = self._published.get(origin, 0)  # the versions this build covers
                 cut = self._cuts.get(origin, 0)
                 builder = self._builders.setdefault(origin, ImageBuilder())
+                queued = time.perf_counter()
                 try:
                     path, base_revision = await loop.run_in_executor(
                         self._builder(), _write, builder, snapshot, self.directory)
@@ -183,6 +187,8 @@ class ImagePublisher:
                 self.built += 1
                 self.local.install(*files)
                 seq, waiting = self._broadcast(protocol.INSTALL, _install(files))
+                self.stages.sent(origin, count, snapshot.revision, {
+                    **stages.take(origin, snapshot.revision), "queued": queued, **builder.timing})
                 if waiting:
                     self._unacked.setdefault(origin, []).append((count, seq, set(waiting)))
                 else:
@@ -255,6 +261,7 @@ class ImagePublisher:
         if count <= self._served.get(origin, 0):
             return
         self._served[origin] = count
+        self.stages.applied(origin, count)
         waiting = self._waiters.get(origin, [])
         for target, fut in waiting:
             if target <= count and not fut.done():
