@@ -32,8 +32,10 @@ from node.image import layout as L
 from node.image.builder import Delta, ImageWriter
 from node.server.compile import CompiledZone
 
-# the region is rebuilt when its garbage passes this, half the base image, and its live part
+# the region is rebuilt when its garbage passes GARBAGE_BYTES or half the base image (but not
+# less than MIN_GARBAGE), and its live part
 GARBAGE_BYTES = 4 << 20
+MIN_GARBAGE = 256 << 10
 
 
 class _Writer(ImageWriter):
@@ -104,13 +106,14 @@ class GrowingOverlay:
     """The kept records region of one zone's overlay on the full image `base_revision`."""
 
     __slots__ = ("_buf", "_denial", "_end", "_fresh_end", "_gone", "_limit", "_records",
-                 "base_revision")
+                 "base_revision", "written")
 
     def __init__(self, zone: CompiledZone, base_revision: int, base_bytes: int) -> None:
         self.base_revision = base_revision
-        self._limit = min(GARBAGE_BYTES, base_bytes // 2)
+        self._limit = min(GARBAGE_BYTES, max(base_bytes // 2, MIN_GARBAGE))
         self._buf = bytearray(L.HEADER.size) + zone.origin
         self._end = self._fresh_end = len(self._buf)  # end of the records region
+        self.written = 0  # records and denial pieces the last version appended
         self._records: dict[bytes, int] = {}  # hash key -> offset of its latest record
         self._gone: set[bytes] = set()  # hash keys whose latest record is a tombstone
         self._denial: dict[Any, tuple[bytes, int]] = {}  # key -> (layout key, piece offset
@@ -122,9 +125,9 @@ class GrowingOverlay:
         return len(self._records) + len(self._denial)
 
     def grown(self) -> bool:
-        """The region grew since it was rebuilt by more than its limit (`GARBAGE_BYTES`,
-        at most half the base image) and more than its size then (amortised: a rebuild
-        renders every live record again)."""
+        """The region grew since it was rebuilt by more than its limit (`GARBAGE_BYTES`, at
+        most half the base image, at least `MIN_GARBAGE`) and more than its size then
+        (amortised: a rebuild renders every live record again)."""
         grew = self._end - self._fresh_end
         return grew > self._limit and grew > self._fresh_end
 
@@ -149,7 +152,9 @@ class GrowingOverlay:
         for hkey in [k[:-2] for k in answers] + [n + b"\x00\x00" for n in nodes]:
             records.pop(hkey, None)  # came and went since the base: in neither
             gone.discard(hkey)
-        records.update(writer.records(self._buf))
+        slots = writer.records(self._buf)
+        records.update(slots)
+        self.written = len(slots)
         gone.update(k[:-2] for k in gone_answers)
         gone.update(n + b"\x00\x00" for n in gone_nodes)
         index = zone.denial
@@ -159,6 +164,7 @@ class GrowingOverlay:
                 lkey = key if index.nsec3 else _ckey(key)
                 if key in index.pieces:
                     table[key] = (lkey, writer.piece(key))
+                    self.written += 1
                 elif base is not None:
                     table[key] = (lkey, 0)
                 else:  # came and went since the base: the base has none either
