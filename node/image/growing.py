@@ -39,15 +39,41 @@ MIN_GARBAGE = 256 << 10
 
 
 class _Writer(ImageWriter):
-    """An `ImageWriter` that appends one version's records to a kept region."""
+    """An `ImageWriter` that appends one version's records to a kept region, reusing an
+    identical RR run or record already there (the apex is rewritten every version, its
+    DNSKEY, NS and their signatures mostly unchanged: no garbage from them)."""
 
-    def records(self, buf: bytearray) -> list[tuple[bytes, int]]:
+    runs: dict[bytes, int] | None = None  # run octets -> offset in the region
+    last: dict[bytes, tuple[int, bytes, int]]  # hash key -> its record (kind, payload, offset)
+
+    def records(self, buf: bytearray, runs: dict[bytes, int],
+                last: dict[bytes, tuple[int, bytes, int]]) -> list[tuple[bytes, int]]:
         """Append the delta's node and answer records (tombstones included) to `buf`."""
-        self.out = buf
+        self.out, self.runs, self.last = buf, runs, last
         self.slots = []
         self._nodes([])
         self._answers()
         return self.slots
+
+    def _run(self, tails: tuple[bytes, ...] | list[bytes]) -> int:
+        if self.runs is None or not tails:
+            return super()._run(tails)
+        data = b"".join(tails)
+        off = self.runs.get(data)
+        if off is None:
+            off = self.runs[data] = self._put(data)
+        return off
+
+    def _record(self, hkey: bytes, kind: int, payload: bytes) -> int:
+        if self.runs is None:
+            return super()._record(hkey, kind, payload)
+        was = self.last.get(hkey)
+        if was is not None and was[0] == kind and was[1] == payload:
+            self.slots.append((hkey, was[2]))
+            return was[2]
+        off = super()._record(hkey, kind, payload)
+        self.last[hkey] = (kind, payload, off)
+        return off
 
     def piece(self, key: Any) -> int:
         """Append the current denial piece of `key`; its offset."""
@@ -59,6 +85,7 @@ class _Writer(ImageWriter):
 
     def finish(self, slots: Iterable[tuple[bytes, int]], denial: dict[bytes, int]) -> bytes:
         """Tables and header after the records region: the finished overlay's bytes."""
+        self.runs = None  # what follows is cut off again before the next version
         zone = self.zone
         snap = zone.snapshot
         index = zone.denial
@@ -105,8 +132,8 @@ class _Writer(ImageWriter):
 class GrowingOverlay:
     """The kept records region of one zone's overlay on the full image `base_revision`."""
 
-    __slots__ = ("_buf", "_denial", "_end", "_fresh_end", "_gone", "_limit", "_records",
-                 "base_revision", "written")
+    __slots__ = ("_buf", "_denial", "_end", "_fresh_end", "_gone", "_last", "_limit",
+                 "_records", "_runs", "base_revision", "written")
 
     def __init__(self, zone: CompiledZone, base_revision: int, base_bytes: int) -> None:
         self.base_revision = base_revision
@@ -116,6 +143,8 @@ class GrowingOverlay:
         self.written = 0  # records and denial pieces the last version appended
         self._records: dict[bytes, int] = {}  # hash key -> offset of its latest record
         self._gone: set[bytes] = set()  # hash keys whose latest record is a tombstone
+        self._runs: dict[bytes, int] = {}  # RR runs in the region, by their octets
+        self._last: dict[bytes, tuple[int, bytes, int]] = {}  # hash key -> latest record
         self._denial: dict[Any, tuple[bytes, int]] = {}  # key -> (layout key, piece offset
         # or 0: deleted)
 
@@ -152,7 +181,7 @@ class GrowingOverlay:
         for hkey in [k[:-2] for k in answers] + [n + b"\x00\x00" for n in nodes]:
             records.pop(hkey, None)  # came and went since the base: in neither
             gone.discard(hkey)
-        slots = writer.records(self._buf)
+        slots = writer.records(self._buf, self._runs, self._last)
         records.update(slots)
         self.written = len(slots)
         gone.update(k[:-2] for k in gone_answers)
