@@ -32,7 +32,6 @@ given current images.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import shutil
@@ -56,6 +55,9 @@ from node.server.journal import Journals
 from node.server.render import Entry
 from node.server.table import ZoneTable
 from node.serving import protocol
+from node.serving.imagedir import TEMP as _TEMP
+from node.serving.imagedir import prune_temp_dirs as _prune_temp_dirs
+from node.serving.imagedir import unlink as _unlink
 from node.serving.local import LocalImages
 from node.zones.model import ZoneSnapshot
 
@@ -110,8 +112,7 @@ class ImagePublisher:
         """Create (or empty) the image directory: files of an earlier run are never used."""
         self.directory.mkdir(parents=True, exist_ok=True)
         for path in self.directory.iterdir():
-            with contextlib.suppress(OSError):
-                path.unlink()
+            _unlink(path)
 
     # --- from the zone table ---------------------------------------------------------------
 
@@ -322,9 +323,6 @@ class ImagePublisher:
             shutil.rmtree(self.directory, ignore_errors=True)
 
 
-_TEMP = "dnscluster-images-"
-
-
 def _write(builder: ImageBuilder, snapshot: ZoneSnapshot,
            directory: Path) -> tuple[Path, int | None]:
     """`builder.write`; after a full image, the freed build heap goes back to the kernel."""
@@ -342,19 +340,6 @@ def _install(files: tuple[Path, Path | None]) -> bytes:
     """An INSTALL payload: the full image, or the overlay and (after a newline) its base."""
     full, overlay = files
     return str(full).encode() if overlay is None else f"{overlay}\n{full}".encode()
-
-
-def _prune_temp_dirs() -> None:
-    """Delete the temporary image directories of node processes that are gone (kill -9)."""
-    for path in Path(tempfile.gettempdir()).glob(f"{_TEMP}*-*"):
-        pid = path.name[len(_TEMP):].partition("-")[0]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _unlink(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        path.unlink()
 
 
 class MirroredTable(ZoneTable):
