@@ -356,6 +356,7 @@ class MirroredTable(ZoneTable):
     """
 
     __slots__ = ("images",)
+    compile_in_thread = False  # `_compile` makes a shell: a thread hop would only delay it
 
     def __init__(self, journals: Journals | None, images: ImagePublisher) -> None:
         super().__init__(journals)
