@@ -128,7 +128,7 @@ class ImageBuilder:
             nodes.update(dict.fromkeys(_below(zone.names, flipped)))
         for name in nodes:  # one below a cut, unchanged since the base: the base has it
             self._exists.setdefault(name, True)
-        growing = self._growing
+        growing, self._growing = self._growing, None  # a failure below: rebuilt next time
         if growing is None or growing.grown():
             growing, data = GrowingOverlay(zone, self._base_revision, self._base_bytes).rebuilt(
                 zone, *self._since_base(zone))

@@ -105,3 +105,33 @@ def test_each_version_writes_only_what_it_changed() -> None:
     first = max(written[:3])
     assert max(written[3:]) <= first + 8, written
     assert entries[-1] > 4 * first, entries
+
+
+def test_a_version_that_failed_half_way_is_rebuilt_next_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure after some of a version's records were appended (here: writing a denial
+    piece) leaves no half-updated region behind: the next version rebuilds the overlay."""
+    snaps = versions("nsec", 6, _added)
+    builder = ImageBuilder(max_share=1000.0)
+    full, _ = builder.build(snaps[0])
+    base = ZoneImage.from_bytes(full)
+    for snap in snaps[1:3]:
+        builder.build(snap)
+
+    def fails(self: object, key: object) -> int:
+        raise RuntimeError("piece failed")
+
+    monkeypatch.setattr(growing._Writer, "piece", fails)
+    with pytest.raises(RuntimeError):
+        builder.build(snaps[3])
+    monkeypatch.undo()
+    for i, snap in enumerate(snaps[4:], start=4):
+        data, base_revision = builder.build(snap)
+        assert base_revision == base.revision
+        served = ImageTable()
+        served.install(ZoneImage.from_bytes(data, base=base))
+        want = _full(snap)
+        for key in _keys(snaps[i - 2 : i + 1], seed=i):
+            for do in (0, 1):
+                assert served.lookup(key, do) == want.lookup(key, do), \
+                    f"v{snap.serial} {key!r} DO={do}"
