@@ -25,7 +25,8 @@ same in that version as in the one before.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import sys
+from array import array
 from typing import Any
 
 from node.image import layout as L
@@ -83,7 +84,7 @@ class _Writer(ImageWriter):
         return self._put(bytes((len(owner),)) + owner + L.U16.pack(len(tails))
                          + b"".join(tails))
 
-    def finish(self, slots: Iterable[tuple[bytes, int]], denial: dict[bytes, int]) -> bytes:
+    def finish(self, slots: _Slots, denial: dict[bytes, int]) -> bytes:
         """Tables and header after the records region: the finished overlay's bytes."""
         self.runs = None  # what follows is cut off again before the next version
         zone = self.zone
@@ -97,8 +98,9 @@ class _Writer(ImageWriter):
         nsec3 = index is not None and index.nsec3
         salt = index.salt if index is not None else b""
         salt_off = self._put(salt) if salt else 0
-        self.slots = list(slots)
-        hash_off, hash_slots = self._hash()
+        table, hash_slots = slots.table()
+        self.out += b"\x00" * (-len(self.out) % 8)  # the hash table is 8-aligned
+        hash_off = self._put(table)
         flags = L.F_OVERLAY | (L.F_SIGNED if self.signed else 0) | (L.F_NSEC3 if nsec3 else 0)
         assert self.delta is not None
         L.HEADER.pack_into(
@@ -106,7 +108,7 @@ class _Writer(ImageWriter):
             len(zone.origin), hash_off, hash_slots, denial_off, len(denial),
             soa_off, len(soa), soa_do_off, len(soa_do),
             index.iterations if index is not None else 0, len(salt), salt_off, len(self.out),
-            len(self.slots), self.delta.base_revision)
+            len(slots), self.delta.base_revision)
         return bytes(self.out)
 
     def _table(self, keyed: list[tuple[bytes, int]]) -> int:
@@ -129,11 +131,62 @@ class _Writer(ImageWriter):
         return table
 
 
+class _Slots:
+    """The overlay's hash table, kept and updated per key (`ImageWriter._hash`'s layout:
+    linear probing, at most half full), so a version costs its changed keys, not a new
+    table of every key since the base. A key stays once in (a tombstone when it goes)."""
+
+    __slots__ = ("_at", "_n", "_tab")
+
+    def __init__(self) -> None:
+        self._n = 8
+        self._tab = array("I", bytes(8 * self._n))  # tag, record offset per slot
+        self._at: dict[bytes, int] = {}  # hash key -> its slot
+
+    def __contains__(self, hkey: bytes) -> bool:
+        return hkey in self._at
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+    def put(self, hkey: bytes, off: int) -> None:
+        i = self._at.get(hkey)
+        if i is None:
+            if 2 * (len(self._at) + 1) > self._n:
+                self._grow()
+            i = self._at[hkey] = self._free(L.tag(hkey))
+        self._tab[2 * i + 1] = off
+
+    def _free(self, tag: int) -> int:
+        tab, mask = self._tab, self._n - 1
+        i = tag & mask
+        while tab[2 * i]:
+            i = (i + 1) & mask
+        tab[2 * i] = tag
+        return i
+
+    def _grow(self) -> None:
+        old, at = self._tab, self._at
+        self._n *= 2
+        self._tab = array("I", bytes(8 * self._n))
+        for hkey, i in at.items():
+            at[hkey] = j = self._free(old[2 * i])
+            self._tab[2 * j + 1] = old[2 * i + 1]
+
+    def table(self) -> tuple[bytes, int]:
+        """The table's octets (`layout.SLOT` each, little-endian) and its slot count."""
+        if sys.byteorder == "little":
+            return self._tab.tobytes(), self._n
+        tab = array("I", self._tab)
+        tab.byteswap()
+        return tab.tobytes(), self._n
+
+
 class GrowingOverlay:
     """The kept records region of one zone's overlay on the full image `base_revision`."""
 
     __slots__ = ("_buf", "_denial", "_end", "_fresh_end", "_gone", "_last", "_limit",
-                 "_records", "_runs", "base_revision", "written")
+                 "_records", "_runs", "_slots", "base_revision", "written")
 
     def __init__(self, zone: CompiledZone, base_revision: int, base_bytes: int) -> None:
         self.base_revision = base_revision
@@ -143,6 +196,7 @@ class GrowingOverlay:
         self.written = 0  # records and denial pieces the last version appended
         self._records: dict[bytes, int] = {}  # hash key -> offset of its latest record
         self._gone: set[bytes] = set()  # hash keys whose latest record is a tombstone
+        self._slots = _Slots()  # the hash table: every key in _records (and tombstones)
         self._runs: dict[bytes, int] = {}  # RR runs in the region, by their octets
         self._last: dict[bytes, tuple[int, bytes, int]] = {}  # hash key -> latest record
         self._denial: dict[Any, tuple[bytes, int]] = {}  # key -> (layout key, piece offset
@@ -178,12 +232,21 @@ class GrowingOverlay:
                                      tuple(gone_answers), tuple(live), tuple(gone_nodes),
                                      (), ()))
         records, gone = self._records, self._gone
-        for hkey in [k[:-2] for k in answers] + [n + b"\x00\x00" for n in nodes]:
+        keys = [k[:-2] for k in answers] + [n + b"\x00\x00" for n in nodes]
+        for hkey in keys:
             records.pop(hkey, None)  # came and went since the base: in neither
             gone.discard(hkey)
         slots = writer.records(self._buf, self._runs, self._last)
         records.update(slots)
         self.written = len(slots)
+        for hkey, off in slots:
+            self._slots.put(hkey, off)
+        for hkey in keys:  # came and went: the table keeps it, as a tombstone (read: none)
+            if hkey not in records and hkey in self._slots:
+                node = hkey.endswith(b"\x00\x00")
+                self._slots.put(hkey, writer._record(
+                    hkey, L.KIND_NODE if node else L.KIND_ANSWER,
+                    L.NODE.pack(0, 0, 0, 0, 0) if node else b"\x00"))
         gone.update(k[:-2] for k in gone_answers)
         gone.update(n + b"\x00\x00" for n in gone_nodes)
         index = zone.denial
@@ -199,7 +262,7 @@ class GrowingOverlay:
                 else:  # came and went since the base: the base has none either
                     table.pop(key, None)
         self._end = len(self._buf)
-        return writer.finish(records.items(), dict(self._denial.values()))
+        return writer.finish(self._slots, dict(self._denial.values()))
 
     def delta(self) -> Delta:
         """What the overlay holds now, as the cumulative `Delta` (answer keys with class)."""
