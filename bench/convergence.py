@@ -84,6 +84,27 @@ class Stats:
                 f"p99 {self.p99 * 1000:8.2f} ms  max {self.max * 1000:8.2f} ms")
 
 
+def print_stages(node: str, log: Path, changes: int) -> None:
+    """Per-stage p50/p99 of the last `changes` CONVERGENCE_STAGES events (1861) in a node's
+    log: where each change's time went between the etcd watch and the serving workers."""
+    events = []
+    for line in log.read_text(errors="replace").splitlines():
+        at = line.find('{"event": 1861')
+        if at >= 0:
+            events.append(json.loads(line[at:line.rindex("}") + 1]))
+    events = events[-changes:]
+    fulls = sum(1 for e in events if e.get("full"))
+    print(f"\n{node}: stages of the last {len(events)} versions ({fulls} full images)")
+    fields = [k for k in events[-1] if k.endswith("_ms")] if events else []
+    for field in fields:
+        print(Stats.of([e[field] / 1000 for e in events if field in e]).line(f"  {field}"))
+    for field in ("entries", "bytes"):
+        values = sorted(e.get(field, 0) for e in events if not e.get("full"))
+        if values:
+            print(f"  overlay {field:19} p50 {values[len(values) // 2]:>10}  "
+                  f"max {values[-1]:>10}")
+
+
 def _address(i: int) -> tuple[str, bytes]:
     octets = (10, (i >> 16) & 255, (i >> 8) & 255, i & 255)
     return ".".join(map(str, octets)), bytes(octets)
@@ -151,7 +172,8 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
     prefix = f"/bench-conv-{uuid.uuid4().hex[:8]}/"
     kek = write_kek(ps.workdir) if args.sign else None
     nodes: list[tuple[Proc, NodeAddr]] = [
-        start_node(ps, f"n{i}", etcd, prefix, kek_file=kek) for i in (1, 2, 3)
+        start_node(ps, f"n{i}", etcd, prefix, kek_file=kek,
+                   log_level="INFO" if args.stages else "WARNING") for i in (1, 2, 3)
     ]
     writer = nodes[0][1]
     print(f"etcd {etcd}, prefix {prefix}; nodes "
@@ -241,6 +263,9 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
     for node, values in lag.items():
         print(Stats.of(values).line(f"{node} answered - acked"))
     print(Stats.of(both).line("both answered - acked"))
+    if args.stages:
+        for proc, _ in nodes[1:]:
+            print_stages(proc.name, proc.log, len(ack_lat))
     return {
         "changes": len(ack_lat),
         "ack": asdict(Stats.of(ack_lat)),
@@ -263,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-seconds", type=float, default=900.0, help="bound on the whole run")
     p.add_argument("--workdir", type=Path, help="keep configs and logs here")
     p.add_argument("--json", type=Path, help="write the figures as JSON here")
+    p.add_argument("--stages", action="store_true",
+                   help="nodes log at INFO; print n2/n3's per-stage times (event 1861)")
     args = p.parse_args(argv)
     base = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-conv-", dir=base))

@@ -147,6 +147,7 @@ class Event(IntEnum):
     ZONE_RELOAD_DONE = 1855  # a new generation was read and decoded: rrsets, read_s, decode_s
     SERVING_IMAGE_BUILT = 1856  # a zone version's full image was built: serial, bytes, seconds
     SERVING_WORKER_OP_SLOW = 1869  # a zone operation held a worker's loop this long (kind, ms)
+    CONVERGENCE_STAGES = 1861  # a zone version reached the workers: ms per stage (node.stages)
     TASK_CRASHED = 1900
 
 

@@ -29,12 +29,14 @@ does that on demand (for instance from an idle worker).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from node.image import layout as L
 from node.image.builder import Delta, ImageWriter, image_name, paused_gc, write_bytes
+from node.image.growing import GrowingOverlay
 from node.server.answer import name_wire
 from node.server.compile import CompiledZone
 from node.server.proofs import Piece, SigCache
@@ -49,20 +51,24 @@ MAX_SHARE = 0.05
 class ImageBuilder:
     """Builds one zone's successive images: full, then overlays on the last full one."""
 
-    __slots__ = ("_answers", "_base_revision", "_base_size", "_cut", "_denial", "_exists",
-                 "_memo", "_zone", "max_share")
+    __slots__ = ("_answers", "_base_bytes", "_base_revision", "_base_size", "_cut", "_denial",
+                 "_exists", "_growing", "_memo", "_zone", "max_share", "timing")
 
     def __init__(self, max_share: float = MAX_SHARE) -> None:
         self.max_share = max_share
         self._zone: CompiledZone | None = None  # the latest version, this builder's own
         self._memo: dict[int, Any] = {}  # CompiledZone.memo kept across overlays (RR tails)
+        self._growing: GrowingOverlay | None = None  # the overlay's records so far
         self._base_revision: int | None = None
         self._base_size = 0  # answers + names of the base
+        self._base_bytes = 0  # the size of its image
         # since the base, per key or name touched: what the base had
         self._answers: dict[bytes, Entry | None] = {}  # answer key -> base entry
         self._denial: dict[Any, Piece | None] = {}  # denial key -> base piece
         self._exists: dict[bytes, bool] = {}  # changed name or ancestor -> base had a node
         self._cut: dict[bytes, bool] = {}  # changed name -> was a cut in the base
+        # the last build's stages (perf_counter times) and overlay size, for node.stages
+        self.timing: dict[str, float] = {}
 
     @property
     def base_revision(self) -> int | None:
@@ -71,6 +77,7 @@ class ImageBuilder:
 
     def merge(self, snapshot: ZoneSnapshot) -> bytes:
         """A full image of `snapshot`, which becomes the base of the next overlays."""
+        self.timing = {"build": time.perf_counter(), "full": 1}
         self._zone = None
         with paused_gc(full=True):
             zone = CompiledZone.build(snapshot)
@@ -81,8 +88,10 @@ class ImageBuilder:
         self._zone = zone
         self._base_revision = snapshot.revision
         self._base_size = len(zone.answers) + len(zone.names)
+        self._base_bytes = len(data)
         self._answers, self._denial, self._exists, self._cut = {}, {}, {}, {}
         self._memo = {}
+        self._growing = None
         return data
 
     def build(self, snapshot: ZoneSnapshot) -> tuple[bytes, int | None]:
@@ -98,23 +107,52 @@ class ImageBuilder:
 
     def _next(self, prev: CompiledZone, snapshot: ZoneSnapshot) -> tuple[bytes, int | None]:
         assert snapshot.changed is not None and self._base_revision is not None
-        self._remember(prev, [name_wire(n) for n in snapshot.changed])
+        timing = self.timing = {"build": time.perf_counter()}
+        changed = [name_wire(n) for n in snapshot.changed]
+        self._remember(prev, changed)
+        nodes = _with_ancestors(changed, prev.origin)  # this version's changed nodes
+        was_cut = {n: n in prev.cuts for n in nodes}
         zone = CompiledZone.evolve(prev, snapshot, reuse=True)
-        # every overlay since the base writes the same changed nodes again: their RRs' wire
-        # form (a function of the RRset object alone) is rendered once, not once per overlay
+        timing["evolve"] = time.perf_counter()
+        # an overlay rebuilt from scratch (`GrowingOverlay.rebuilt`) writes the changed nodes
+        # again: their RRs' wire form (a function of the RRset object alone) is kept
         self._memo.update(zone.memo)
         zone.memo = self._memo
         for key, entry in zone.touched.items():
             self._answers.setdefault(key, entry)
-        if zone.denial is not None:
-            for dkey, piece in zone.denial.before.items():
-                self._denial.setdefault(dkey, piece)
+        before = zone.denial.before if zone.denial is not None else {}
+        for dkey, piece in before.items():
+            self._denial.setdefault(dkey, piece)
         self._zone = zone
-        delta = self._delta(zone)
-        size = len(delta.answers) + len(delta.nodes) + len(delta.denial)
-        if size > self.max_share * self._base_size + 64:
+        flipped = {n for n, was in was_cut.items() if was != (n in zone.cuts)}
+        if flipped:  # the names below a cut that came or went: their data (un)occluded
+            nodes.update(dict.fromkeys(_below(zone.names, flipped)))
+        for name in nodes:  # one below a cut, unchanged since the base: the base has it
+            self._exists.setdefault(name, True)
+        growing, self._growing = self._growing, None  # a failure below: rebuilt next time
+        if growing is None or growing.grown():
+            growing, data = GrowingOverlay(zone, self._base_revision, self._base_bytes).rebuilt(
+                zone, *self._since_base(zone))
+        else:
+            data = growing.step(
+                zone, {k: self._answers[k] is not None for k in zone.touched},
+                {n: self._exists[n] for n in nodes}, {k: self._denial[k] for k in before})
+        self._growing = growing
+        timing["overlay"] = time.perf_counter()
+        timing["entries"] = growing.entries
+        if growing.entries > self.max_share * self._base_size + 64:
             return self.merge(snapshot), None
-        return ImageWriter(zone, delta).image(), delta.base_revision
+        return data, self._base_revision
+
+    def delta(self) -> Delta | None:
+        """What the current overlay holds (None: the last image was a full one)."""
+        return None if self._growing is None else self._growing.delta()
+
+    def _since_base(self, zone: CompiledZone
+                    ) -> tuple[dict[bytes, bool], dict[bytes, bool], dict[Any, Any]]:
+        """Everything changed since the base (`GrowingOverlay.step`'s arguments)."""
+        return ({k: b is not None for k, b in self._answers.items()},
+                {n: self._exists.get(n, False) for n in self._nodes(zone)}, self._denial)
 
     def _remember(self, prev: CompiledZone, changed: list[bytes]) -> None:
         """What the base had at the changed names and their ancestors (prev has it still)."""
@@ -132,7 +170,11 @@ class ImageBuilder:
     def write(self, snapshot: ZoneSnapshot, directory: Path) -> tuple[Path, int | None]:
         """`build`, written atomically under `directory` (`builder.image_name`)."""
         data, base = self.build(snapshot)
-        return write_bytes(data, directory / image_name(snapshot, base)), base
+        self.timing.setdefault("overlay", time.perf_counter())
+        path = write_bytes(data, directory / image_name(snapshot, base))
+        self.timing["write"] = time.perf_counter()
+        self.timing["bytes"] = len(data)
+        return path, base
 
     @staticmethod
     def _evolvable(prev: CompiledZone, snapshot: ZoneSnapshot) -> bool:
@@ -144,33 +186,6 @@ class ImageBuilder:
             assert prev.denial is not None
             return prev.denial.same_params(snapshot.nodes.get(snapshot.origin, {}))
         return True
-
-    def _delta(self, zone: CompiledZone) -> Delta:
-        """What differs from the base, from the keys and names touched since it (no walk)."""
-        assert self._base_revision is not None
-        now = zone.answers
-        answers = tuple(k for k, b in self._answers.items()
-                        if (e := now.get(k)) is not None and e is not b)
-        gone_answers = tuple(k for k, b in self._answers.items()
-                             if b is not None and k not in now)
-        nodes = self._nodes(zone)
-        live = [n for n in nodes if n in zone.names or zone.below.get(n)]
-        gone_nodes = tuple(n for n in nodes if n not in zone.names and not zone.below.get(n)
-                           and self._exists.get(n, False))
-        denial: tuple[Any, ...] = ()
-        gone_denial: tuple[bytes, ...] = ()
-        if zone.denial is not None:
-            new_p = zone.denial.pieces
-            denial = tuple(k for k, b in self._denial.items()
-                           if (p := new_p.get(k)) is not None and p is not b)
-            gone = [b for k, b in self._denial.items() if b is not None and k not in new_p]
-            if zone.denial.nsec3:
-                gone_denial = tuple(k for k, b in self._denial.items()
-                                    if b is not None and k not in new_p)
-            else:
-                gone_denial = tuple(L.canonical_key(b[0]) for b in gone)
-        return Delta(self._base_revision, answers, gone_answers, tuple(live), gone_nodes,
-                     denial, gone_denial)
 
     def _nodes(self, zone: CompiledZone) -> list[bytes]:
         """Changed names, their ancestors, and the names below a cut that came or went."""
@@ -203,6 +218,17 @@ def _drop_answers(zone: CompiledZone) -> None:
     answers = zone.answers
     for key in answers:
         answers[key] = IN_BASE
+
+
+def _with_ancestors(names: Iterable[bytes], origin: bytes) -> dict[bytes, None]:
+    """`names`, each of their ancestors down to `origin`, and `origin` (ordered, unique)."""
+    out: dict[bytes, None] = {origin: None}
+    for name in names:
+        n = name
+        while n not in out and len(n) > 1:
+            out[n] = None
+            n = n[n[0] + 1 :]
+    return out
 
 
 def _below(names: Iterable[bytes], cuts: set[bytes]) -> list[bytes]:

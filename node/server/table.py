@@ -57,6 +57,7 @@ class ZoneTable:
 
     __slots__ = ("_doors", "_held", "_locks", "_removals", "_zones", "cache_max", "caches",
                  "journals")
+    compile_in_thread = True  # False: `_compile` is cheap (a subclass's shell): no thread hop
 
     def __init__(self, journals: Journals | None = None) -> None:
         self.journals = journals  # IXFR journals, fed by publish_async
@@ -96,7 +97,8 @@ class ZoneTable:
                 if not journals.tracking(snapshot.origin) or snapshot.changed is None:
                     recorded.add_done_callback(lambda _: journals.installed(snapshot))
                     recorded = None
-            zone = await asyncio.to_thread(self._compile, prev, snapshot)
+            zone = await asyncio.to_thread(self._compile, prev, snapshot) \
+                if self.compile_in_thread else self._compile(prev, snapshot)
             if recorded is not None:  # an IXFR can reach this version once it is served
                 await recorded
             if self._removals.get(origin, 0) != removals:  # a caller not cancelled by it

@@ -32,7 +32,6 @@ given current images.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import shutil
@@ -45,6 +44,7 @@ from pathlib import Path
 
 import dns.name
 
+from node import stages
 from node.events import Event, emit
 from node.image import ImageBuilder
 from node.malloc import trim
@@ -55,6 +55,9 @@ from node.server.journal import Journals
 from node.server.render import Entry
 from node.server.table import ZoneTable
 from node.serving import protocol
+from node.serving.imagedir import TEMP as _TEMP
+from node.serving.imagedir import prune_temp_dirs as _prune_temp_dirs
+from node.serving.imagedir import unlink as _unlink
 from node.serving.local import LocalImages
 from node.zones.model import ZoneSnapshot
 
@@ -99,6 +102,7 @@ class ImagePublisher:
         self._unacked: dict[bytes, list[tuple[int, int, set[int]]]] = {}
         self._waiters: dict[bytes, list[tuple[int, asyncio.Future[None]]]] = {}
         self._merges: dict[bytes, asyncio.TimerHandle] = {}
+        self.stages = stages.Pending()  # stage times of installs not yet applied
         self.merge_after = MERGE_AFTER
         self.built = 0
         self.failed = 0
@@ -108,8 +112,7 @@ class ImagePublisher:
         """Create (or empty) the image directory: files of an earlier run are never used."""
         self.directory.mkdir(parents=True, exist_ok=True)
         for path in self.directory.iterdir():
-            with contextlib.suppress(OSError):
-                path.unlink()
+            _unlink(path)
 
     # --- from the zone table ---------------------------------------------------------------
 
@@ -122,6 +125,7 @@ class ImagePublisher:
             snapshot = replace(snapshot, changed=changed)
         self._want[origin] = snapshot
         self._published[origin] = self._published.get(origin, 0) + 1
+        stages.mark(origin, snapshot.revision, "published")
         if origin not in self._building:
             self._building[origin] = asyncio.get_running_loop().create_task(
                 self._build(origin), name=f"image-{snapshot.origin}")
@@ -157,6 +161,7 @@ class ImagePublisher:
                 count = self._published.get(origin, 0)  # the versions this build covers
                 cut = self._cuts.get(origin, 0)
                 builder = self._builders.setdefault(origin, ImageBuilder())
+                queued = time.perf_counter()
                 try:
                     path, base_revision = await loop.run_in_executor(
                         self._builder(), _write, builder, snapshot, self.directory)
@@ -183,6 +188,8 @@ class ImagePublisher:
                 self.built += 1
                 self.local.install(*files)
                 seq, waiting = self._broadcast(protocol.INSTALL, _install(files))
+                self.stages.sent(origin, count, snapshot.revision, {
+                    **stages.take(origin, snapshot.revision), "queued": queued, **builder.timing})
                 if waiting:
                     self._unacked.setdefault(origin, []).append((count, seq, set(waiting)))
                 else:
@@ -255,6 +262,7 @@ class ImagePublisher:
         if count <= self._served.get(origin, 0):
             return
         self._served[origin] = count
+        self.stages.applied(origin, count)
         waiting = self._waiters.get(origin, [])
         for target, fut in waiting:
             if target <= count and not fut.done():
@@ -315,9 +323,6 @@ class ImagePublisher:
             shutil.rmtree(self.directory, ignore_errors=True)
 
 
-_TEMP = "dnscluster-images-"
-
-
 def _write(builder: ImageBuilder, snapshot: ZoneSnapshot,
            directory: Path) -> tuple[Path, int | None]:
     """`builder.write`; after a full image, the freed build heap goes back to the kernel."""
@@ -337,19 +342,6 @@ def _install(files: tuple[Path, Path | None]) -> bytes:
     return str(full).encode() if overlay is None else f"{overlay}\n{full}".encode()
 
 
-def _prune_temp_dirs() -> None:
-    """Delete the temporary image directories of node processes that are gone (kill -9)."""
-    for path in Path(tempfile.gettempdir()).glob(f"{_TEMP}*-*"):
-        pid = path.name[len(_TEMP):].partition("-")[0]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _unlink(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        path.unlink()
-
-
 class MirroredTable(ZoneTable):
     """The control process's `ZoneTable` with serving workers: every change also goes to the
     workers through an `ImagePublisher`, and the control process answers from the same
@@ -364,6 +356,7 @@ class MirroredTable(ZoneTable):
     """
 
     __slots__ = ("images",)
+    compile_in_thread = False  # `_compile` makes a shell: a thread hop would only delay it
 
     def __init__(self, journals: Journals | None, images: ImagePublisher) -> None:
         super().__init__(journals)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 
 import dns.name
 
+from node import stages
 from node.clock import SYSTEM_CLOCK, Clock
 from node.dnssec import kek
 from node.dnssec.digest import ZoneDigest
@@ -277,6 +278,7 @@ class SigningManager:
             assert signer is not None
             result, z.digest_hex = await asyncio.to_thread(
                 _sign_and_digest, signer, z.digest, nodes, changed, version_time)
+            stages.mark(snap.origin, snap.revision, "signed")
         except NodeError as exc:
             z.signer = None  # the next attempt starts from scratch
             z.identity = None

@@ -30,6 +30,7 @@ import dns.name
 import dns.rdatatype
 import dns.rrset
 
+from node import stages
 from node.errors import EtcdUnavailable, NodeError
 from node.events import Event, emit
 from node.store.client import Compacted, EtcdClient, KeyValue, WatchCanceled
@@ -78,6 +79,7 @@ class Replica:
         self._on_secondary = on_secondary  # secondary zones: their config, never a snapshot
         self._retry = retry_interval
         self._observe_apply = observe_apply
+        self._arrived = 0.0  # perf_counter time the watch batch being applied arrived
         self._reload_pause = reload_pause  # test-only: widens the reload window (testing.*)
         self._zones: dict[Name, ZoneState] = {}
         self._pending = PendingGenerations()  # imports being written, decoded as they come
@@ -160,7 +162,7 @@ class Replica:
             watch = self._etcd.watch(self._keys.zones_prefix(), self.revision + 1)
             try:
                 async for batch in watch:
-                    started = time.perf_counter()
+                    started = self._arrived = time.perf_counter()
                     await self._apply(batch.revision, batch.events)
                     if self._observe_apply is not None:
                         self._observe_apply(time.perf_counter() - started)
@@ -350,6 +352,9 @@ class Replica:
             time=state.head.time,
         )
         state.snapshot, state.unpublished = snap, False
+        if snap.changed is not None:  # an incremental version: its way to the workers
+            stages.mark(zone, revision, "watch", self._arrived)
+            stages.mark(zone, revision, "replica")
         if self._on_update is not None:
             try:
                 await _call(self._on_update, snap)

@@ -51,7 +51,9 @@ def test_overlays_answer_as_the_compiled_zone(mode: str | None) -> None:
         else:
             assert base is not None and base_revision == base.revision
             image = ZoneImage.from_bytes(data, base=base)
-            assert image.overlay and image.size < base.size
+            # (no size bound here: a kept overlay also carries the records it replaced, up to
+            # its bound; test_overlay_growing checks that bound)
+            assert image.overlay
             overlays += 1
         assert (image.serial, image.revision) == (snap.serial, snap.revision)
         new = ImageTable()

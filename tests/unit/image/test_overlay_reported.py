@@ -119,7 +119,9 @@ def test_overlay_from_reported_changes_equals_a_full_build(mode: str | None) -> 
             image = base = ZoneImage.from_bytes(data)
         else:
             assert base is not None and base_revision == base.revision
-            _covers(builder._delta(zone), base_zone, full)
+            delta = builder.delta()
+            assert delta is not None
+            _covers(delta, base_zone, full)
             image = ZoneImage.from_bytes(data, base=base)
             assert image.overlay
         served = ImageTable()
