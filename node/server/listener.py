@@ -186,11 +186,10 @@ class DnsServer:
         raise OSError(f"could not bind {host}:{port}")  # pragma: no cover
 
     async def adopt(self, sock: socket.socket, data: bytes) -> None:
-        """Serve a TCP connection another process accepted, `data` its unanswered octets."""
+        """Serve a TCP connection another process accepted, `data` its unanswered octets:
+        they come before anything read from `sock` here (`TcpProtocol`'s `handed`)."""
         loop = asyncio.get_running_loop()
-        _, proto = await loop.connect_accepted_socket(lambda: TcpProtocol(self), sock=sock)
-        if data and proto.transport is not None and not proto.transport.is_closing():
-            proto.data_received(data)
+        await loop.connect_accepted_socket(lambda: TcpProtocol(self, handed=data), sock=sock)
 
     async def stop(self) -> None:
         """Close every socket and TCP connection."""

@@ -24,10 +24,13 @@ HANDOFF: Any = object()  # a responder's answer: the control process takes this 
 
 
 class TcpProtocol(asyncio.Protocol):
-    def __init__(self, server: DnsServer, tls: bool = False) -> None:
+    def __init__(self, server: DnsServer, tls: bool = False, handed: bytes = b"") -> None:
         self.server = server
         self.tls = tls  # DNS over TLS: a transfer here may satisfy require_tls_transfer
-        self.buf = bytearray()
+        # `handed`: octets another process read from an adopted connection and did not
+        # answer. They are buffered before the transport exists, because a loop may start
+        # reading the socket before its creator resumes (uvloop does): what it reads follows
+        self.buf = bytearray(handed)
         self.transport: asyncio.Transport | None = None
         self.peer: tuple[str, int] = ("", 0)
         self.last = 0.0
@@ -51,6 +54,8 @@ class TcpProtocol(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self.last = loop.time()
         self.timer = loop.call_later(self.server.tcp_idle_timeout, self._check_idle)
+        if self.buf:  # handed octets (adopted): answered unless data_received came first
+            loop.call_soon(self._go_on)
 
     def _check_idle(self) -> None:
         loop = asyncio.get_running_loop()
