@@ -74,3 +74,20 @@ def test_a_large_pipeline_after_a_handed_over_message_is_answered(
             s.sendall(payload)
             answer = read_answer(s, 4242)
         assert answer.answer, answer
+
+
+def test_a_half_closed_connection_is_handed_over_and_answered(
+        node_with_workers: Cluster) -> None:
+    """A client that sends a NOTIFY and a query, then half-closes (shutdown SHUT_WR), gets
+    both answers: the worker used to close such a connection at EOF instead of handing it
+    over (and the control process closed one with an answer pending)."""
+    node = node_with_workers.nodes[0]
+    notify = dns.message.make_query(ZONE, "SOA", id=77)
+    notify.set_opcode(dns.opcode.NOTIFY)
+    last = dns.message.make_query(f"www.{ZONE}", "A", id=4343)
+    for _ in range(4):  # the worker the kernel picks varies with the source port
+        with socket.create_connection((node.host, node.dns_port), timeout=20) as s:
+            s.sendall(frame(notify.to_wire()) + frame(last.to_wire()))
+            s.shutdown(socket.SHUT_WR)
+            answer = read_answer(s, 4343)
+        assert answer.answer, answer
