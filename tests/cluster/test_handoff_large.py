@@ -33,7 +33,7 @@ ZONE_TEXT = f"$ORIGIN {ZONE}\n@ 300 IN SOA ns1 host 1 3600 600 86400 300\n@ 300 
 def node_with_workers() -> Iterator[Cluster]:
     c = make_cluster(count=1, env={"DNSNODE_SERVER__WORKERS": "2"})
     try:
-        with Api(c.nodes[0].api) as api:
+        with Api(c.nodes[0].api, timeout=60) as api:
             api.create_zone(ZONE, ZONE_TEXT)
         wait_until(lambda: c.nodes[0].serial(ZONE) is not None, 30)
         yield c

@@ -61,7 +61,7 @@ def metric(node: NodeProcess, name: str) -> float | None:
 
 def serving(cluster: Cluster) -> Cluster:
     node = cluster.nodes[0]
-    with Api(node.api) as api:
+    with Api(node.api, timeout=60) as api:
         for zone in (UNSIGNED, SIGNED):
             api.create_zone(zone, ZONE.format(zone=zone, txt="x" * 200))
     res = node.ctl("zone", "sign", SIGNED, timeout=90)
