@@ -144,6 +144,8 @@ class Event(IntEnum):
     IMPORT_DONE = 1842  # an import is active: zone, serial, rrsets, seconds
     IMPORT_FAILED = 1843  # an import stopped: zone, stage, error
     GC_PAUSE = 1850  # a cyclic GC collection held the interpreter this long (node/gcwatch.py)
+    SERVING_TCP_NOT_HANDED = 1851  # a worker closed a TCP connection it could not hand over
+    SERVING_TCP_NOT_ADOPTED = 1852  # the control process could not adopt a handed connection
     ZONE_RELOAD_DONE = 1855  # a new generation was read and decoded: rrsets, read_s, decode_s
     SERVING_IMAGE_BUILT = 1856  # a zone version's full image was built: serial, bytes, seconds
     SERVING_WORKER_OP_SLOW = 1869  # a zone operation held a worker's loop this long (kind, ms)

@@ -186,11 +186,17 @@ class DnsServer:
         raise OSError(f"could not bind {host}:{port}")  # pragma: no cover
 
     async def adopt(self, sock: socket.socket, data: bytes) -> None:
-        """Serve a TCP connection another process accepted, `data` its unanswered octets."""
+        """Serve a TCP connection another process accepted, `data` its unanswered octets:
+        they come before anything read from `sock` here (`TcpProtocol`'s `handed`). One
+        that cannot be adopted is closed, counted and logged (`handoff_failed`)."""
         loop = asyncio.get_running_loop()
-        _, proto = await loop.connect_accepted_socket(lambda: TcpProtocol(self), sock=sock)
-        if data and proto.transport is not None and not proto.transport.is_closing():
-            proto.data_received(data)
+        sock.setblocking(False)
+        try:
+            await loop.connect_accepted_socket(lambda: TcpProtocol(self, handed=data), sock=sock)
+        except OSError as exc:  # the client reset it meanwhile, or out of descriptors
+            sock.close()
+            self.handoff_failed(Event.SERVING_TCP_NOT_ADOPTED, reason=f"{type(exc).__name__}: "
+                                f"{exc}", octets=len(data))
 
     async def stop(self) -> None:
         """Close every socket and TCP connection."""
@@ -239,6 +245,15 @@ class DnsServer:
         if stats.tcp_refused == 1 or stats.tcp_refused % 1000 == 0:
             emit(Event.DNS_TCP_REFUSED, logging.WARNING, cap=self.max_tcp_connections,
                  refused=stats.tcp_refused)
+
+    def handoff_failed(self, event: Event, **fields: Any) -> None:
+        """Count a TCP connection closed unserved in a handover between processes (a serving
+        worker's `event` 1851, the control process's 1852); an event for the first ten and
+        every 1000th, with why."""
+        stats = self.stats
+        stats.tcp_handoff_failed += 1
+        if stats.tcp_handoff_failed <= 10 or stats.tcp_handoff_failed % 1000 == 0:
+            emit(event, logging.WARNING, count=stats.tcp_handoff_failed, **fields)
 
     def log_error(self, where: str) -> None:
         self.errors += 1

@@ -9,8 +9,10 @@ nanosecond buckets (`observe` costs one `int.bit_length`). No prometheus call
 happens per query: `collector()` converts the ints at scrape time into
 `dns_queries_total{rcode,qtype}`, `dns_dropped_total`, `dns_truncated_total`,
 `dnscluster_dns_tcp_connections`, `dnscluster_dns_tcp_refused_total` (TCP
-connections refused at the cap) and the `dns_answer_seconds` histogram (over
-UDP the listener times one datagram in 16; every TCP message is timed).
+connections refused at the cap), `dnscluster_dns_tcp_handoff_failures_total`
+(connections closed unserved in a handover between the node's processes) and the
+`dns_answer_seconds` histogram (over UDP the listener times one datagram in 16;
+every TCP message is timed).
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ def stat_qtype(qtype: int) -> int:
 class DnsStats:
     """Plain-int counters; `counts` and `latency` are mutated in place by the server."""
 
-    __slots__ = ("counts", "dropped", "latency", "latency_sum_ns", "tcp_open", "tcp_refused",
-                 "truncated")
+    __slots__ = ("counts", "dropped", "latency", "latency_sum_ns", "tcp_handoff_failed",
+                 "tcp_open", "tcp_refused", "truncated")
 
     def __init__(self) -> None:
         self.counts: dict[int, int] = {}
@@ -47,6 +49,7 @@ class DnsStats:
         self.truncated = 0
         self.tcp_open = 0  # TCP connections being served
         self.tcp_refused = 0  # TCP connections closed at once: the cap was reached
+        self.tcp_handoff_failed = 0  # TCP connections closed: not handed over, or not adopted
 
     def observe(self, ns: int) -> None:
         b = ns.bit_length()
@@ -103,6 +106,11 @@ class _StatsCollector(Collector):
             "dnscluster_dns_tcp_refused",
             "DNS TCP connections closed at once because dns.max_tcp_connections were open",
             value=s.tcp_refused)
+        yield CounterMetricFamily(
+            "dnscluster_dns_tcp_handoff_failures",
+            "DNS TCP connections closed because a serving worker could not hand them to the "
+            "control process, or the control process could not adopt them",
+            value=s.tcp_handoff_failed)
         buckets: list[tuple[str, float]] = []
         total = 0
         for i in range(BUCKETS - 1):

@@ -3,11 +3,12 @@
 Frames are a 2-octet length and a message; several pipelined queries on one
 connection are answered in order. A connection with an answer pending or a
 transfer being streamed is not idle: the idle clock starts when its last answer
-was sent. Answering stops at the transport's write high-water mark and goes on
-when it drains, so a client that never reads holds at most a buffer's worth of
-answers. Zone transfers are streamed message by message from a task. A
-responder's `HANDOFF` gives the connection to `DnsServer.handoff` (serving
-workers hand it to the control process). Split from `listener.py`.
+was sent. A client that half-closes (EOF) still gets the answers to every
+frame it sent, then the connection closes. Answering stops at the transport's
+write high-water mark and goes on when it drains, so a client that never reads
+holds at most a buffer's worth of answers. Zone transfers are streamed message
+by message from a task. A responder's `HANDOFF` gives the connection to
+`DnsServer.handoff` (serving workers hand it to the control process). Split from `listener.py`.
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ HANDOFF: Any = object()  # a responder's answer: the control process takes this 
 
 
 class TcpProtocol(asyncio.Protocol):
-    def __init__(self, server: DnsServer, tls: bool = False) -> None:
+    def __init__(self, server: DnsServer, tls: bool = False, handed: bytes = b"") -> None:
         self.server = server
         self.tls = tls  # DNS over TLS: a transfer here may satisfy require_tls_transfer
-        self.buf = bytearray()
+        # `handed`: octets another process read from an adopted connection and did not
+        # answer. They are buffered before the transport exists, because a loop may start
+        # reading the socket before its creator resumes (uvloop does): what it reads follows
+        self.buf = bytearray(handed)
         self.transport: asyncio.Transport | None = None
         self.peer: tuple[str, int] = ("", 0)
         self.last = 0.0
@@ -35,6 +39,7 @@ class TcpProtocol(asyncio.Protocol):
         self.stream: asyncio.Task[None] | None = None
         self.writable = asyncio.Event()
         self.writable.set()
+        self.eof = False  # the client half-closed: answer what it sent, then close
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -51,6 +56,8 @@ class TcpProtocol(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self.last = loop.time()
         self.timer = loop.call_later(self.server.tcp_idle_timeout, self._check_idle)
+        if self.buf:  # handed octets (adopted): answered unless data_received came first
+            loop.call_soon(self._go_on)
 
     def _check_idle(self) -> None:
         loop = asyncio.get_running_loop()
@@ -78,6 +85,17 @@ class TcpProtocol(asyncio.Protocol):
         self.buf += data
         if self.stream is None:
             self._process()
+
+    def eof_received(self) -> bool:
+        """The client sent all it will send (a half-close, or a close): its frames are still
+        answered, including those that wait for a task or another process (UPDATE, transfers,
+        a serving worker's handover); the connection closes after the last answer."""
+        if self.tls:  # a TLS transport closes at EOF whatever this returns
+            return False
+        self.eof = True
+        if self.stream is None and self.transport is not None:
+            self._process()
+        return True  # keep the transport open for the answers
 
     def _process(self) -> None:
         """Answer every complete frame in the buffer, in order (pipelining)."""
@@ -118,6 +136,8 @@ class TcpProtocol(asyncio.Protocol):
                 self.stream = asyncio.get_running_loop().create_task(self._stream(resp))  # type: ignore[arg-type]
                 return
             self.server.stats.observe(perf_counter_ns() - t0)
+        if self.eof and writable.is_set():  # every frame the client sent is answered
+            transport.close()  # after the answers still buffered are written
 
     async def _stream(self, messages: Iterator[bytes]) -> None:
         """Send a transfer message by message, yielding to the loop and to back-pressure."""

@@ -88,7 +88,7 @@ def stats_value(stats: DnsStats) -> dict[str, Any]:
     return {"counts": [[k, n] for k, n in stats.counts.items()], "latency": stats.latency,
             "sum": stats.latency_sum_ns, "dropped": stats.dropped,
             "truncated": stats.truncated, "tcp_open": stats.tcp_open,
-            "tcp_refused": stats.tcp_refused}
+            "tcp_refused": stats.tcp_refused, "tcp_handoff_failed": stats.tcp_handoff_failed}
 
 
 def add_stats(into: DnsStats, value: dict[str, Any], *, gauges: bool = True) -> None:
@@ -101,6 +101,7 @@ def add_stats(into: DnsStats, value: dict[str, Any], *, gauges: bool = True) -> 
     into.dropped += value.get("dropped", 0)
     into.truncated += value.get("truncated", 0)
     into.tcp_refused += value.get("tcp_refused", 0)
+    into.tcp_handoff_failed += value.get("tcp_handoff_failed", 0)
     if gauges:
         into.tcp_open += value.get("tcp_open", 0)
 
@@ -117,10 +118,13 @@ def spill(data: bytes) -> int:
 
 def handed_over(record: bytes, fds: list[int]) -> tuple[int, bytes]:
     """A `T` record's connection fd and its unanswered octets (from the record, or from the
-    memfd `spill` wrote, which is closed here, as is any other fd)."""
+    memfd `spill` wrote, which is closed here, as is any other fd, also when reading it
+    fails: the OSError is raised and the caller still owns the connection's fd, fds[0])."""
     data = record[1:]
-    if len(fds) > 1:
-        data = os.pread(fds[1], os.fstat(fds[1]).st_size, 0)
-    for fd in fds[1:]:
-        os.close(fd)
+    try:
+        if len(fds) > 1:
+            data = os.pread(fds[1], os.fstat(fds[1]).st_size, 0)
+    finally:
+        for fd in fds[1:]:
+            os.close(fd)
     return fds[0], data

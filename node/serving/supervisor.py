@@ -313,8 +313,14 @@ class Fleet:
         slot.heard = self.clock.monotonic()
         kind = record[:1]
         if kind == protocol.TCP and fds:
-            fd, data = protocol.handed_over(record, fds)
-            self._job(self._adopt(socket.socket(fileno=fd), data))
+            assert self.dns is not None
+            try:
+                fd, data = protocol.handed_over(record, fds)
+            except OSError as exc:  # its memfd could not be read
+                os.close(fds[0])
+                self.dns.handoff_failed(Event.SERVING_TCP_NOT_ADOPTED, reason=str(exc))
+                return
+            self._job(self.dns.adopt(socket.socket(fileno=fd), data))
             return
         for fd in fds:
             os.close(fd)
@@ -331,15 +337,6 @@ class Fleet:
             slot.listening = True
             slot.down_since = None
             self._note_change()
-
-    async def _adopt(self, sock: socket.socket, data: bytes) -> None:
-        assert self.dns is not None
-        sock.setblocking(False)
-        try:
-            await self.dns.adopt(sock, data)
-        except OSError as exc:
-            log.debug("handed-over TCP connection lost: %s", exc)
-            sock.close()
 
     async def _answer_udp(self, slot: _Slot, record: bytes) -> None:
         rid, addr, data = protocol.split_udp(record)

@@ -240,30 +240,44 @@ class Worker:
             fut.set_result(None)  # dropped: the client retries
 
     async def hand_off(self, proto: Any, first: bytes) -> None:
-        """Give a TCP connection (listener protocol `proto`) to the control process."""
+        """Give a TCP connection (listener protocol `proto`) to the control process. One that
+        cannot be handed over is closed, counted and logged with why (`handoff_failed`)."""
         transport = proto.transport
-        if transport is None or transport.is_closing():
+        if transport is None or transport.is_closing():  # the client closed or reset it
+            log.debug("TCP connection from %s closed before its handover", proto.peer)
             return
         if transport.get_write_buffer_size():  # answers already given go out first
             transport.set_write_buffer_limits(high=0, low=0)
             await proto.writable.wait()
             if transport.is_closing():
+                log.debug("TCP connection from %s closed before its handover", proto.peer)
                 return
-        transport.pause_reading()
+        transport.pause_reading()  # nothing more is read here: the rest is the socket's
         pending = first + bytes(proto.buf)
         proto.buf.clear()
-        sock = transport.get_extra_info("socket")
+        try:
+            reason = self._send_connection(transport.get_extra_info("socket"), pending)
+        except Exception as exc:  # never leave the connection open and unserved (R9)
+            reason = f"{type(exc).__name__}: {exc}"
+        if reason is not None:
+            self.dns.handoff_failed(Event.SERVING_TCP_NOT_HANDED, reason=reason,
+                                    peer=f"{proto.peer[0]}:{proto.peer[1]}",
+                                    octets=len(pending))
+        transport.abort()  # our descriptor only: the control process holds its own
+
+    def _send_connection(self, sock: Any, pending: bytes) -> str | None:
+        """Send the connection's fd and `pending` (its unanswered octets); why not, or None."""
         if sock is None:
-            log.warning("TCP connection from %s not handed over (no socket)", proto.peer)
-        elif len(pending) < MAX_RECORD - 1:
-            self.channel.send(protocol.TCP + pending, [sock.fileno()])
+            return "the transport has no socket"
+        if len(pending) < MAX_RECORD - 1:
+            sent = self.channel.send(protocol.TCP + pending, [sock.fileno()])
         else:  # more than a record holds (pipelined large frames): the octets in a memfd
             spill = protocol.spill(pending)
             try:
-                self.channel.send(protocol.TCP, [sock.fileno(), spill])
+                sent = self.channel.send(protocol.TCP, [sock.fileno(), spill])
             finally:
                 os.close(spill)
-        transport.abort()  # our descriptor only: the control process holds its own
+        return None if sent else "the channel to the control process is closed"
 
     async def _report(self) -> None:
         while True:

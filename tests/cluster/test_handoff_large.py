@@ -3,7 +3,11 @@ octets than one channel record holds (200,000): pipelined large frames after a N
 
 Found by the fuzz test (`test_hostile_input`, about one run in five): the worker
 logged "not handed over" and closed the connection, and the client's later
-queries on it were never answered.
+queries on it were never answered. Then, with the memfd handover, it still failed
+about one run in two: the control process (uvloop) read the octets left in the
+socket before it injected the handed ones, parsed the stream from the middle of
+a frame, and closed the connection at the idle timeout
+(`tests/integration/test_dns_adopt_order.py` shows that order on its own).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ ZONE_TEXT = f"$ORIGIN {ZONE}\n@ 300 IN SOA ns1 host 1 3600 600 86400 300\n@ 300 
 def node_with_workers() -> Iterator[Cluster]:
     c = make_cluster(count=1, env={"DNSNODE_SERVER__WORKERS": "2"})
     try:
-        with Api(c.nodes[0].api) as api:
+        with Api(c.nodes[0].api, timeout=60) as api:
             api.create_zone(ZONE, ZONE_TEXT)
         wait_until(lambda: c.nodes[0].serial(ZONE) is not None, 30)
         yield c
@@ -53,9 +57,6 @@ def read_answer(s: socket.socket, qid: int) -> dns.message.Message:
         buf += data
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known, open: the memfd handover fixed the case that failed every run here, but one "
-    "clean-clone CI run still saw a connection closed; cause not found yet"))
 def test_a_large_pipeline_after_a_handed_over_message_is_answered(
         node_with_workers: Cluster) -> None:
     node = node_with_workers.nodes[0]
@@ -72,4 +73,21 @@ def test_a_large_pipeline_after_a_handed_over_message_is_answered(
         with socket.create_connection((node.host, node.dns_port), timeout=20) as s:
             s.sendall(payload)
             answer = read_answer(s, 4242)
+        assert answer.answer, answer
+
+
+def test_a_half_closed_connection_is_handed_over_and_answered(
+        node_with_workers: Cluster) -> None:
+    """A client that sends a NOTIFY and a query, then half-closes (shutdown SHUT_WR), gets
+    both answers: the worker used to close such a connection at EOF instead of handing it
+    over (and the control process closed one with an answer pending)."""
+    node = node_with_workers.nodes[0]
+    notify = dns.message.make_query(ZONE, "SOA", id=77)
+    notify.set_opcode(dns.opcode.NOTIFY)
+    last = dns.message.make_query(f"www.{ZONE}", "A", id=4343)
+    for _ in range(4):  # the worker the kernel picks varies with the source port
+        with socket.create_connection((node.host, node.dns_port), timeout=20) as s:
+            s.sendall(frame(notify.to_wire()) + frame(last.to_wire()))
+            s.shutdown(socket.SHUT_WR)
+            answer = read_answer(s, 4343)
         assert answer.answer, answer

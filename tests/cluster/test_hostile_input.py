@@ -61,7 +61,7 @@ def metric(node: NodeProcess, name: str) -> float | None:
 
 def serving(cluster: Cluster) -> Cluster:
     node = cluster.nodes[0]
-    with Api(node.api) as api:
+    with Api(node.api, timeout=60) as api:
         for zone in (UNSIGNED, SIGNED):
             api.create_zone(zone, ZONE.format(zone=zone, txt="x" * 200))
     res = node.ctl("zone", "sign", SIGNED, timeout=90)
@@ -114,9 +114,10 @@ def test_fuzzed_messages_never_stop_the_node_nor_get_a_qr1_answer(target: Cluste
     assert node.alive, f"{report}\n{node.log_tail()}"
     assert s.sent >= WARMUP + REST - 100, report
     assert s.qr1_answered == 0, report
-    # closes are allowed but rare: one in five runs closed one connection (cause not found
-    # yet; a handover past one channel record was one, test_handoff_large)
-    assert s.tcp_closed <= 2, f"{report}, {s.tcp_closed} TCP connections closed early"
+    # no connection with a probe pending is closed: the closes once seen here were handovers
+    # past one channel record, then adopted octets parsed after the socket's
+    # (test_handoff_large, test_dns_adopt_order)
+    assert s.tcp_closed == 0, f"{report}, {s.tcp_closed} TCP connections closed early"
     assert s.not_responses == 0, report
     assert after < before * 1.10, report
     log = node.log_path.read_text(errors="replace")
