@@ -6,7 +6,8 @@ transfer being streamed is not idle: the idle clock starts when its last answer
 was sent. A client that half-closes (EOF) still gets the answers to every
 frame it sent, then the connection closes. Answering stops at the transport's
 write high-water mark and goes on when it drains, so a client that never reads
-holds at most a buffer's worth of answers. Zone transfers are streamed message
+holds at most a buffer's worth of answers, and is closed once an idle timeout
+passes with nothing taken. Zone transfers are streamed message
 by message from a task. A responder's `HANDOFF` gives the connection to
 `DnsServer.handoff` (serving workers hand it to the control process). Split from `listener.py`.
 """
@@ -40,6 +41,8 @@ class TcpProtocol(asyncio.Protocol):
         self.writable = asyncio.Event()
         self.writable.set()
         self.eof = False  # the client half-closed: answer what it sent, then close
+        self.drained = False  # writing resumed since the last idle check (the client reads)
+        self.buffered = -1  # octets waiting to be written at the last idle check
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -66,7 +69,18 @@ class TcpProtocol(asyncio.Protocol):
         if left <= 0 and (self.stream is not None or (
                 transport is not None and transport.get_write_buffer_size())):
             # an answer pending (UPDATE), a transfer being streamed or still being sent
-            # to a slow reader: not idle; the clock restarts when the last answer is sent
+            # to a slow reader: not idle, as long as the reader takes something; the clock
+            # restarts when the last answer is sent. A client that took nothing for a whole
+            # timeout while answers wait (writing paused) is closed as an idle one is
+            buffered = transport.get_write_buffer_size() if transport is not None else 0
+            stalled = not self.writable.is_set() and not self.drained and \
+                buffered == self.buffered
+            self.drained, self.buffered = False, buffered
+            if stalled:  # `close` would wait for the buffer to be written: never
+                if self.stream is not None:
+                    self.stream.cancel()
+                transport.abort()  # type: ignore[union-attr]
+                return
             self.last = loop.time()
             left = self.server.tcp_idle_timeout
         if left <= 0:
@@ -181,6 +195,7 @@ class TcpProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.writable.set()
+        self.drained = True
         if self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
             if self.stream is None and self.buf:  # frames left when writing paused

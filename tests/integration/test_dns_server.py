@@ -368,3 +368,33 @@ async def test_a_batch_from_several_peers_answers_each_its_own(server: DnsServer
     finally:
         for s in peers:
             s.close()
+
+
+async def test_a_client_that_never_reads_is_closed_after_the_idle_timeout(
+    server: DnsServer,
+) -> None:
+    """A connection whose answers the client never reads makes no progress: it is closed
+    once a whole idle timeout passes without a single octet taken, as an idle one is (else
+    a client could hold every TCP slot by asking and never reading)."""
+    wire = dns.message.make_query("big.example.com.", "TXT").to_wire()
+    frames = (len(wire).to_bytes(2, "big") + wire) * 20_000
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", _port(server)))
+    sock.setblocking(False)
+    try:
+        sent = 0
+        for _ in range(200):
+            try:
+                sent += sock.send(frames[sent:])
+            except BlockingIOError:
+                break
+            if sent == len(frames):
+                break
+            await asyncio.sleep(0.01)
+        await async_wait_until(lambda: any(not c.writable.is_set()
+                                           for c in server.tcp_connections), 10)
+        # idle timeout 0.5 s: closed after one timeout without progress (generous margin)
+        await async_wait_until(lambda: not server.tcp_connections, 15)
+    finally:
+        sock.close()
