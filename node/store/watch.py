@@ -11,12 +11,11 @@ when the start revision is compacted (the caller resynchronises fully with
 `range_all` and watches again), `WatchCanceled(reason)` for any other
 server-side cancel (after one re-authentication attempt).
 
-Liveness: when the stream has been silent for `probe_after` seconds a progress
-request is sent; no answer within `dead_after` seconds means the stream is
-dead and it is reopened (on the next endpoint). etcd 3.4 may answer a
-progress request before events it still has queued, so a requested progress
-answer never advances `revision`; server-initiated progress notifications
-(same watch id, in order with events) advance it at once.
+Liveness: after `probe_after` seconds of silence a progress request is sent; no
+answer within `dead_after` seconds means the stream is dead and it is reopened
+(on the next endpoint). etcd 3.4 may answer a progress request before events it
+has queued, so a requested progress answer never advances `revision`; server
+progress notifications (same watch id, in order with events) advance it at once.
 
 Currency: a member cut off from its peers still answers progress requests,
 from its stale store. So the stream carries etcd's `hasleader=true` metadata
@@ -51,9 +50,8 @@ log = logging.getLogger(__name__)
 
 _BACKOFF = (0.05, 0.1, 0.2, 0.5, 1.0)
 _NO_LEADER = "no leader"  # etcdserver: no leader (the member cannot reach a quorum)
-_TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
-              grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN,
-              grpc.StatusCode.RESOURCE_EXHAUSTED}
+_TRANSIENT = {getattr(grpc.StatusCode, c) for c in (
+    "UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "INTERNAL", "UNKNOWN", "RESOURCE_EXHAUSTED")}
 
 
 class _StreamLost(Exception):
@@ -145,6 +143,8 @@ class Watch:
     async def close(self) -> None:
         """Stop watching; a pending or later `__anext__` ends the iteration."""
         self._closed = True
+        while self._queue.full():  # a consumer behind: what it did not read is not wanted
+            self._queue.get_nowait()
         self._queue.put_nowait(_Closed())
         await self._drop_stream()
 

@@ -220,3 +220,20 @@ async def test_close_ends_iteration(etcd_client: EtcdClient, key_prefix: str) ->
     await async_wait_until(lambda: c.watch.streams_opened >= 1, 5)
     await c.stop()
     assert c.task.done() and c.error is None
+
+
+async def test_close_of_a_watch_whose_consumer_fell_behind(
+    etcd_client: EtcdClient, key_prefix: str
+) -> None:
+    """A watch nobody reads fills its stream queue (64 responses); closing it then must end
+    it, not raise `QueueFull` (seen in a bench's teardown)."""
+    rev = await etcd_client.put(key_prefix + "c", "0")
+    watch = etcd_client.watch(key_prefix, rev)
+    first = await asyncio.wait_for(watch.__anext__(), 10)  # the stream is open
+    assert first.revision == rev
+    for i in range(150):  # one revision, one response each: more than the queue holds
+        await etcd_client.put(f"{key_prefix}k{i}", str(i))
+    await async_wait_until(lambda: watch._queue.full(), 15)
+    await watch.close()
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(watch.__anext__(), 10)
