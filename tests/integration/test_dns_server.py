@@ -195,24 +195,8 @@ async def test_a_client_that_never_reads_gets_no_more_answers_than_fit(
 ) -> None:
     """Pipelined queries from a client that reads nothing: the server stops answering at
     its write high-water mark instead of rendering every answer into memory."""
-    wire = dns.message.make_query("big.example.com.", "TXT").to_wire()
-    frames = (len(wire).to_bytes(2, "big") + wire) * 20_000  # 20k answers of ~800 octets
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", _port(server)))
-    sock.setblocking(False)
+    sock = await _deaf_client(server)
     try:
-        sent = 0
-        for _ in range(200):  # what the node takes before it stops reading
-            try:
-                sent += sock.send(frames[sent:])
-            except BlockingIOError:
-                break
-            if sent == len(frames):
-                break
-            await asyncio.sleep(0.01)
-        await async_wait_until(lambda: any(not c.writable.is_set()
-                                           for c in server.tcp_connections), 10)
         (conn,) = server.tcp_connections
         assert conn.transport is not None
         buffered = conn.transport.get_write_buffer_size()
@@ -221,6 +205,33 @@ async def test_a_client_that_never_reads_gets_no_more_answers_than_fit(
         assert buffered < 256 * 1024, f"{buffered} octets of answers held for a deaf client"
     finally:
         sock.close()
+
+
+async def _deaf_client(server: DnsServer) -> socket.socket:
+    """A connection that pipelines 20k queries for ~800-octet answers and reads none,
+    once the server has stopped answering it (its write high-water mark)."""
+    wire = dns.message.make_query("big.example.com.", "TXT").to_wire()
+    frames = (len(wire).to_bytes(2, "big") + wire) * 20_000
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", _port(server)))
+    sock.setblocking(False)
+    sent = 0
+    for _ in range(200):  # what the node takes before it stops reading
+        try:
+            sent += sock.send(frames[sent:])
+        except BlockingIOError:
+            break
+        if sent == len(frames):
+            break
+        await asyncio.sleep(0.01)
+    try:
+        await async_wait_until(lambda: any(not c.writable.is_set()
+                                           for c in server.tcp_connections), 10)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _junk(rng: random.Random, base: bytes) -> bytes:
@@ -376,24 +387,8 @@ async def test_a_client_that_never_reads_is_closed_after_the_idle_timeout(
     """A connection whose answers the client never reads makes no progress: it is closed
     once a whole idle timeout passes without a single octet taken, as an idle one is (else
     a client could hold every TCP slot by asking and never reading)."""
-    wire = dns.message.make_query("big.example.com.", "TXT").to_wire()
-    frames = (len(wire).to_bytes(2, "big") + wire) * 20_000
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", _port(server)))
-    sock.setblocking(False)
+    sock = await _deaf_client(server)
     try:
-        sent = 0
-        for _ in range(200):
-            try:
-                sent += sock.send(frames[sent:])
-            except BlockingIOError:
-                break
-            if sent == len(frames):
-                break
-            await asyncio.sleep(0.01)
-        await async_wait_until(lambda: any(not c.writable.is_set()
-                                           for c in server.tcp_connections), 10)
         # idle timeout 0.5 s: closed after one timeout without progress (generous margin)
         await async_wait_until(lambda: not server.tcp_connections, 15)
     finally:
