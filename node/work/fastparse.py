@@ -183,10 +183,7 @@ class _Reader:
         fields = line.split()  # no quotes: whitespace is only a separator
         at = 0
         if not blank:
-            owner = self.absolute(fields[0]).lower()
-            if owner != self.zone and not owner.endswith("." + self.zone) and self.zone != ".":
-                raise _Refused("owner outside the zone")
-            self.last_owner = owner
+            self.owner(fields[0])
             at = 1
         ttl: int | None = None
         klass = False
@@ -203,14 +200,18 @@ class _Reader:
             raise _Refused("no rdata" if at < len(fields) else "a field is missing")
         self.add(fields[at], " ".join(fields[at + 1:]), ttl)
 
+    def owner(self, token: str) -> None:
+        """`token` (an owner field) becomes the owner of this and following blank lines."""
+        owner = self.absolute(token).lower()
+        if owner != self.zone and not owner.endswith("." + self.zone) and self.zone != ".":
+            raise _Refused("owner outside the zone")
+        self.last_owner = owner
+
     def record_quoted(self, blank: bool, line: str) -> None:
         pos = 0
         if not blank:
             token, pos = _next(line, 0)
-            owner = self.absolute(token).lower()
-            if owner != self.zone and not owner.endswith("." + self.zone) and self.zone != ".":
-                raise _Refused("owner outside the zone")
-            self.last_owner = owner
+            self.owner(token)
         ttl: int | None = None
         token, pos = _next(line, pos)
         klass = False
