@@ -21,18 +21,9 @@ import pytest
 
 from node.server import DnsServer, ZoneTable
 from node.zones.model import snapshot_from_text
+from tests.support.loops import event_loops
 
 ZONE = "$TTL 300\n@ SOA ns1 hostmaster 1 7200 3600 1209600 60\n@ NS ns1\nns1 A 192.0.2.1\n"
-
-
-def _loops() -> list[tuple[str, Callable[[], asyncio.AbstractEventLoop]]]:
-    loops: list[tuple[str, Callable[[], asyncio.AbstractEventLoop]]] = [
-        ("asyncio", asyncio.new_event_loop)]
-    try:
-        import uvloop
-    except ImportError:
-        return loops
-    return [*loops, ("uvloop", uvloop.new_event_loop)]
 
 
 def _frame(wire: bytes) -> bytes:
@@ -80,7 +71,7 @@ async def _adopt_with_octets_left_in_the_socket(halves: int) -> list[int]:
 
 
 @pytest.mark.parametrize("halves", [2, 3], ids=["whole-frame", "split-frame"])
-@pytest.mark.parametrize("loop", _loops(), ids=lambda p: p[0])
+@pytest.mark.parametrize("loop", event_loops(), ids=lambda p: p[0])
 def test_handed_octets_are_answered_before_the_socket_s(
         loop: tuple[str, Callable[[], asyncio.AbstractEventLoop]], halves: int) -> None:
     with asyncio.Runner(loop_factory=loop[1]) as runner:

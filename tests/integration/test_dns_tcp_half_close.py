@@ -22,18 +22,9 @@ from node.server import DnsServer, ZoneTable
 from node.server.render import error_response
 from node.server.wire import OPCODE_UPDATE, Query
 from node.zones.model import snapshot_from_text
+from tests.support.loops import event_loops
 
 ZONE = "$TTL 300\n@ SOA ns1 hostmaster 1 7200 3600 1209600 60\n@ NS ns1\nns1 A 192.0.2.1\n"
-
-
-def _loops() -> list[tuple[str, Callable[[], asyncio.AbstractEventLoop]]]:
-    loops: list[tuple[str, Callable[[], asyncio.AbstractEventLoop]]] = [
-        ("asyncio", asyncio.new_event_loop)]
-    try:
-        import uvloop
-    except ImportError:
-        return loops
-    return [*loops, ("uvloop", uvloop.new_event_loop)]
 
 
 def slow_hook(wire: bytes, query: Query, addr: tuple[str, int], transport: str
@@ -78,7 +69,7 @@ async def _half_close() -> list[int]:
         await srv.stop()
 
 
-@pytest.mark.parametrize("loop", _loops(), ids=lambda p: p[0])
+@pytest.mark.parametrize("loop", event_loops(), ids=lambda p: p[0])
 def test_a_half_closed_connection_gets_its_pending_answers(
         loop: tuple[str, Callable[[], asyncio.AbstractEventLoop]]) -> None:
     with asyncio.Runner(loop_factory=loop[1]) as runner:
