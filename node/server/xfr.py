@@ -43,7 +43,6 @@ import dns.message
 import dns.rdatatype
 import dns.rrset
 
-from node.dnssec.rrsigset import LazyRRset
 from node.events import Event, emit
 from node.server import xfrauth
 from node.server.answer import SOA, name_wire
@@ -52,14 +51,13 @@ from node.server.journal import Entry, Journals
 from node.server.render import AA, CD, QR, RD
 from node.server.wire import FORMERR, TYPE_AXFR, NameCompressor, Query
 from node.server.xfrauth import Keyring
-from node.server.zonediff import RR, owner_records
+from node.server.zonediff import RR, owner_records, rrset_records
 from node.zones.transfers import transfer_allowed
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 16_384
 UDP_MAX = 512  # an incremental answer over UDP must fit in this (else the SOA alone)
-RRSIG = int(dns.rdatatype.RRSIG)
 _RRHEAD = struct.Struct("!HHIH")  # type, class, TTL, rdata length
 
 # IXFR answers by kind since start: incremental, full (AXFR form), uptodate, udp_soa
@@ -179,23 +177,8 @@ def _zone_rrsets(zone: CompiledZone) -> Iterator[tuple[bytes, dns.rrset.RRset]]:
 def _messages(
     query: Query, zone: CompiledZone, rrsets: Iterator[tuple[bytes, dns.rrset.RRset]]
 ) -> Iterator[bytes]:
-    def rrs() -> Iterator[RR]:
-        for owner, rrset in rrsets:
-            t = int(rrset.rdtype)
-            if isinstance(rrset, LazyRRset):  # the signer's: its octets, no rdata made
-                for data in rrset.rdata_wires():  # each RRSIG with its original TTL
-                    yield owner, t, _ttl(data) if t == RRSIG else rrset.ttl, data
-                continue
-            sigs = t == RRSIG
-            for rd in rrset:  # each RRSIG with the TTL of the RRset it covers
-                yield owner, t, rd.original_ttl if sigs else rrset.ttl, rd.to_wire()
-
-    return _render(query, rrs(), MAX_MESSAGE)
-
-
-def _ttl(rrsig: bytes) -> int:
-    """An RRSIG rdata's original TTL."""
-    return int.from_bytes(rrsig[4:8], "big")
+    rrs = ((owner, *rr) for owner, rrset in rrsets for rr in rrset_records(rrset))
+    return _render(query, rrs, MAX_MESSAGE)
 
 
 def _render(query: Query, rrs: Iterator[RR], limit: int) -> Iterator[bytes]:

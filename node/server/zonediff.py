@@ -19,7 +19,7 @@ run it in a worker thread, never on the event loop.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import dns.name
@@ -29,7 +29,7 @@ import dns.rrset
 from node.dnssec.digest import owner_digest
 from node.dnssec.rrsigset import LazyRRset
 
-__all__ = ["RR", "Delta", "Tracker", "diff", "owner_records"]
+__all__ = ["RR", "Delta", "Tracker", "diff", "owner_records", "rrset_records"]
 
 RR = tuple[bytes, int, int, bytes]  # owner wire (zone's case), type, TTL, rdata wire
 Types = Mapping[int, dns.rrset.RRset]
@@ -54,18 +54,19 @@ class Delta:
 def owner_records(owner: dns.name.Name, types: Types) -> list[RR]:
     """One owner's records in IXFR form (each RRSIG with its original TTL)."""
     wire: bytes = owner.to_wire()  # type: ignore[assignment]
-    out: list[RR] = []
-    for rdtype, rrset in types.items():
-        t = int(rdtype)
-        if isinstance(rrset, LazyRRset):  # the signer's: its octets, no rdata made
-            for data in rrset.rdata_wires():
-                ttl = int.from_bytes(data[4:8], "big") if t == _RRSIG else rrset.ttl
-                out.append((wire, t, ttl, data))
-            continue
-        for rd in rrset:
-            ttl = rd.original_ttl if t == _RRSIG else rrset.ttl  # type: ignore[attr-defined]
-            out.append((wire, t, ttl, rd.to_wire()))
-    return out
+    return [(wire, *rr) for rrset in types.values() for rr in rrset_records(rrset)]
+
+
+def rrset_records(rrset: dns.rrset.RRset) -> Iterator[tuple[int, int, bytes]]:
+    """(type, TTL, rdata wire) of each record as a transfer sends it: an RRSIG with its
+    original TTL; the signer's sets (`LazyRRset`) from their octets, no rdata made."""
+    t = int(rrset.rdtype)
+    if isinstance(rrset, LazyRRset):
+        for data in rrset.rdata_wires():
+            yield t, int.from_bytes(data[4:8], "big") if t == _RRSIG else rrset.ttl, data
+        return
+    for rd in rrset:
+        yield t, rd.original_ttl if t == _RRSIG else rrset.ttl, rd.to_wire()  # type: ignore[attr-defined]
 
 
 def diff(old: Nodes, new: Nodes, owners: Iterable[dns.name.Name]) -> Delta:
