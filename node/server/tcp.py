@@ -7,9 +7,9 @@ was sent. A client that half-closes (EOF) still gets the answers to every
 frame it sent, then the connection closes. Answering stops at the transport's
 write high-water mark and goes on when it drains, so a client that never reads
 holds at most a buffer's worth of answers, and is closed once an idle timeout
-passes with nothing taken. Zone transfers are streamed message
-by message from a task. A responder's `HANDOFF` gives the connection to
-`DnsServer.handoff` (serving workers hand it to the control process). Split from `listener.py`.
+passes with nothing taken. Zone transfers are streamed message by message from
+a task. A responder's `HANDOFF` gives the connection to `DnsServer.handoff`
+(serving workers hand it to the control process). Split from `listener.py`.
 """
 
 from __future__ import annotations
