@@ -14,17 +14,28 @@ answer path. An IXFR is answered from the journal only for exactly the snapshot
 being served, which is the journal's newest or the one before (`since`); else
 AXFR form.
 
-Bounds: at most `max_versions` entries and `max_bytes` encoded octets in
-memory (the oldest go first; an entry larger than `max_bytes` empties the
-journal). With a `directory` each zone's journal is also an append-only file
-`<zone>.ixfr` of records (`node.server.journalfile`), rewritten (temp
-file, fsync, rename) once it holds twice the bounds. A torn or corrupt tail is
+Bounds: at most `max_versions` entries and `max_bytes` encoded octets (the
+oldest go first; an entry larger than `max_bytes` empties the journal). Each
+zone's journal is an append-only file `<zone>.ixfr` of records
+(`node.server.journalfile`), rewritten (temp file, fsync, rename) once it
+holds twice the bounds; memory holds only its index: per step the serials,
+digests, SOAs, RR counts, and the record's offset and length, and the RRs
+themselves only of a step of at most `RESIDENT_MAX` octets (issue 10: a full
+signing of a 100k-name zone is a ~35 MiB step). An IXFR whose chain has a
+larger step is answered over TCP once `read` has read it back in a worker
+thread (`node.server.journalstore`); over UDP such a chain would not fit
+anyway (the SOA alone). A record that is no longer there intact when read
+(the file was cut under the index) drops the journal (event 1351) and that
+IXFR is answered in AXFR form. A torn or corrupt tail is
 cut off on load; the chain (each entry's old serial and digest = the previous
 entry's new ones) is checked and only its newest unbroken part kept; and the
 journal is used only if its newest version is the first version served after
 the start, serial and digest both, else it is dropped (event 1351). A lost
 journal costs AXFR-form answers, nothing else, so an `emptyDir` will do.
-Without a directory the journal lives in memory only.
+Without a `directory` (or when it cannot be made) the files go to a private
+temporary directory deleted at exit (`journalstore.private_dir`), so they last
+only as long as the process; only if that cannot be made either the journal
+lives in memory.
 """
 
 from __future__ import annotations
@@ -32,9 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -42,7 +51,8 @@ import dns.name
 import dns.rdatatype
 
 from node.events import Event, emit
-from node.server.journalfile import Entry, chained, decode_records, encode_entry, file_name
+from node.server import journalstore
+from node.server.journalfile import Entry, chained, encode_entry, file_name
 from node.server.zonediff import Tracker
 from node.zones.model import ZoneSnapshot
 
@@ -79,9 +89,10 @@ class Journals:
 
     def __init__(self, directory: str = "", max_bytes: int = 64 << 20,
                  max_versions: int = 1000) -> None:
-        self.directory = Path(directory) if directory else None
+        self.directory = Path(directory) if directory else None  # kept across restarts
         self.max_bytes = max_bytes
         self.max_versions = max_versions
+        self._dir: Path | None = None  # where the files are (None: in memory only)
         self._zones: dict[dns.name.Name, _Zone] = {}
         # removed zones whose file is deleted once their last step is done (a zone created
         # again under the name waits for it)
@@ -90,8 +101,15 @@ class Journals:
             try:
                 self.directory.mkdir(parents=True, exist_ok=True)
             except OSError as exc:  # serve anyway: the journal is only an optimisation
-                log.warning("journal_dir %s: %s; IXFR journals in memory only", directory, exc)
+                log.warning("journal_dir %s: %s; IXFR journals in a temporary directory",
+                            directory, exc)
                 self.directory = None
+        self._dir = self.directory
+        if self._dir is None:
+            try:
+                self._dir = journalstore.private_dir(self)
+            except OSError as exc:
+                log.warning("no temporary directory for the IXFR journals (%s): in memory", exc)
 
     # --- reading (event loop) --------------------------------------------------
 
@@ -111,6 +129,27 @@ class Journals:
             if e.old_serial == serial:
                 return entries[i:]
         return None
+
+    async def read(self, origin: dns.name.Name, steps: list[Entry]) -> list[Entry]:
+        """`steps` (from `since`) with their RRs: those of the large ones are read from the
+        file in a worker thread. ValueError or OSError when a record is not there intact;
+        when it is still in the index, the journal is dropped (event 1351)."""
+        if all(e.packed is not None for e in steps):
+            return steps
+        z = self._zones.get(origin)
+        if z is None or z.path is None:
+            raise ValueError(f"the journal of {origin} is gone")
+        try:
+            return await asyncio.to_thread(journalstore.read_steps, z.path, steps)
+        except (OSError, ValueError) as exc:
+            held = {id(e) for e in z.entries}
+            if z is self._zones.get(origin) and all(id(e) in held for e in steps):
+                emit(Event.JOURNAL_DROPPED, level=logging.WARNING, zone=origin,
+                     reason=f"cannot read a step back: {exc}")
+                z.entries.clear()
+                z.size = 0
+                z.disk_entries = 2 * self.max_versions + 1  # rewritten at the next step
+            raise
 
     def versions(self, origin: dns.name.Name) -> list[int]:
         """Serials it can bring a client from (oldest first), then the newest."""
@@ -151,7 +190,7 @@ class Journals:
         """
         z = self._zones.get(snap.origin)
         if z is None:
-            path = self.directory / file_name(snap.origin) if self.directory else None
+            path = self._dir / file_name(snap.origin) if self._dir else None
             z = self._zones[snap.origin] = _Zone(path)
             before = self._removing.get(snap.origin)  # the file of a zone of that name, removed
         else:
@@ -190,7 +229,10 @@ class Journals:
         z.current = snap
         if z.path is not None and (z.disk_entries > 2 * self.max_versions
                                    or z.disk_bytes > 2 * self.max_bytes):
-            await asyncio.to_thread(self._rewrite, z, list(z.entries))
+            kept = await asyncio.to_thread(self._rewrite, z, list(z.entries))
+            if not z.removed:
+                z.entries = deque(kept)
+                z.size = sum(e.size for e in kept)
 
     def remove(self, origin: dns.name.Name) -> None:
         """Forget a zone no longer served (its file too, once a step writing it is done)."""
@@ -240,33 +282,33 @@ class Journals:
                          (rr for rr in delta.deleted if rr is not old_soa[0]),
                          (rr for rr in delta.added if rr is not new_soa[0]))
         record = encode_entry(entry)
-        entry = replace(entry, size=len(record))
-        if entry.size > self.max_bytes:
+        if len(record) > self.max_bytes:
             log.info("journal of %s: the step to serial %d (%d octets) exceeds journal_max_bytes;"
-                     " starting over", snap.origin, snap.serial, entry.size)
+                     " starting over", snap.origin, snap.serial, len(record))
             self._rewrite(z, [])
             return _Step(reset=[])
-        self._append(z, record)
-        return _Step(append=entry)
+        if z.path is None:
+            return _Step(append=replace(entry, size=len(record)))
+        offset = self._append(z, snap, record)
+        if offset is None:
+            return _Step(reset=[])
+        return _Step(append=replace(entry, size=len(record), offset=offset).index())
 
     def _load(self, z: _Zone, snap: ZoneSnapshot) -> list[Entry]:
         """The journal kept on disk, if it leads to exactly `snap`; else an empty journal."""
         if z.path is None:
             return []
         try:
-            data = z.path.read_bytes()
-        except FileNotFoundError:
-            data = b""
+            entries, end, length = journalstore.load(z.path)
         except OSError as exc:
             self._drop(z, snap, f"cannot read {z.path}: {exc}")
             return []
-        entries, end = decode_records(data)
-        if end != len(data):
+        if end != length:
             log.warning("journal %s: discarding a torn or corrupt tail of %d octets",
-                        z.path, len(data) - end)
+                        z.path, length - end)
         kept = chained(entries)
         if not kept:
-            if data:
+            if length:
                 self._drop(z, snap, "no usable records")
             else:
                 z.disk_entries = z.disk_bytes = 0
@@ -277,10 +319,12 @@ class Journals:
                    else "its content differs from the served copy")
             self._drop(z, snap, f"{why}; serving serial {snap.serial}")
             return []
-        if end != len(data) or len(kept) != len(entries):
-            self._rewrite(z, kept)
+        if end != length or len(kept) != len(entries):
+            kept = self._rewrite(z, kept)
+            if not kept:
+                return []
         else:
-            z.disk_entries, z.disk_bytes = len(entries), len(data)
+            z.disk_entries, z.disk_bytes = len(entries), length
         emit(Event.JOURNAL_LOADED, zone=snap.origin, versions=len(kept),
              oldest=kept[0].old_serial, serial=snap.serial)
         return kept
@@ -289,38 +333,34 @@ class Journals:
         emit(Event.JOURNAL_DROPPED, level=logging.WARNING, zone=snap.origin, reason=why)
         self._rewrite(z, [])
 
-    def _append(self, z: _Zone, record: bytes) -> None:
-        if z.path is None:
-            return
+    def _append(self, z: _Zone, snap: ZoneSnapshot, record: bytes) -> int | None:
+        """The offset of `record`, appended to the file; None when it cannot be (the journal
+        starts over)."""
+        assert z.path is not None
         try:
-            with open(z.path, "ab") as f:
-                f.write(record)
-            z.disk_entries += 1
-            z.disk_bytes += len(record)
-        except OSError as exc:  # the memory journal goes on; the file is started over
-            log.warning("journal %s: cannot append: %s", z.path, exc)
-            self._rewrite(z, [])
-
-    def _rewrite(self, z: _Zone, entries: Iterable[Entry]) -> None:
-        if z.path is None:
-            return
-        tmp = z.path.with_suffix(".tmp")
-        n = size = 0
-        try:
-            with open(tmp, "wb") as f:
-                for rec in map(encode_entry, entries):
-                    f.write(rec)
-                    n += 1
-                    size += len(rec)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, z.path)
-            z.disk_entries, z.disk_bytes = n, size
+            offset = journalstore.append(z.path, record)
         except OSError as exc:
+            self._drop(z, snap, f"cannot append to {z.path}: {exc}")
+            return None
+        z.disk_entries += 1
+        z.disk_bytes += len(record)
+        return offset
+
+    def _rewrite(self, z: _Zone, entries: list[Entry]) -> list[Entry]:
+        """The file made to hold `entries`; them with their new offsets ([] when it could not
+        be: the file is deleted and the journal starts over)."""
+        if z.path is None:
+            return entries
+        try:
+            kept = journalstore.rewrite(z.path, entries, sync=self.directory is not None)
+        except (OSError, ValueError) as exc:
             log.warning("journal %s: cannot rewrite: %s", z.path, exc)
             with contextlib.suppress(OSError):
                 z.path.unlink(missing_ok=True)
             z.disk_entries = z.disk_bytes = 0
+            return []
+        z.disk_entries, z.disk_bytes = len(kept), sum(e.size for e in kept)
+        return kept
 
 
 def _unlink(path: Path) -> None:

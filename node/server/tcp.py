@@ -15,7 +15,7 @@ a task. A responder's `HANDOFF` gives the connection to `DnsServer.handoff`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
@@ -153,12 +153,13 @@ class TcpProtocol(asyncio.Protocol):
         if self.eof and writable.is_set():  # every frame the client sent is answered
             transport.close()  # after the answers still buffered are written
 
-    async def _stream(self, messages: Iterator[bytes]) -> None:
-        """Send a transfer message by message, yielding to the loop and to back-pressure."""
+    async def _stream(self, messages: Iterator[bytes] | AsyncIterator[bytes]) -> None:
+        """Send a transfer message by message, yielding to the loop and to back-pressure
+        (an asynchronous iterator: an IXFR whose steps are read from the journal file)."""
         transport = self.transport
         assert transport is not None
         try:
-            for out in messages:
+            async for out in _each(messages):
                 if transport.is_closing():
                     return
                 transport.write(len(out).to_bytes(2, "big") + out)
@@ -212,3 +213,15 @@ class TcpProtocol(asyncio.Protocol):
         self.writable.set()  # a stream waiting for room sees the closed transport
         if self.timer is not None:
             self.timer.cancel()
+
+
+async def _each(messages: Iterator[bytes] | AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if isinstance(messages, AsyncIterator):
+        try:
+            async for out in messages:
+                yield out
+        finally:
+            await messages.aclose()  # type: ignore[attr-defined]
+    else:
+        for out in messages:
+            yield out

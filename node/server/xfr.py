@@ -25,7 +25,12 @@ IXFR (the client's serial is the SOA in its authority section):
 Every writable node's copy at a serial is the same zone (docs/signing.md), so
 a client that last transferred from another node gets a correct answer too.
 Over UDP an incremental answer goes out when it fits in 512 octets; else the
-SOA alone, which tells the client to retry over TCP. Each IXFR answer is
+SOA alone, which tells the client to retry over TCP. A chain with a step the
+journal keeps only on disk (`Journals.read`) is never read on the UDP path
+(the SOA alone: it would not fit); over TCP the answer is then an
+asynchronous iterator that first has the steps read in a worker thread (the
+TCP listener streams it like the others), and falls back to AXFR form when a
+record is not there intact. Each IXFR answer is
 counted in `answers` by kind (metric `dnscluster_ixfr_answers_total`).
 dnspython is allowed here: this is not the hot path.
 """
@@ -36,7 +41,7 @@ import itertools
 import logging
 import struct
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import dns.exception
 import dns.message
@@ -73,7 +78,7 @@ def transfer(
     zone: CompiledZone | None, query: Query, wire: bytes, client: str, tcp: bool,
     journals: Journals | None = None,
     tls: bool = False, keyring: Keyring | None = None,
-) -> list[bytes] | Iterator[bytes]:
+) -> list[bytes] | Iterator[bytes] | AsyncIterator[bytes]:
     """The response messages for an AXFR or IXFR `query` (already parsed) from `client`.
 
     A transfer over TCP (full or incremental) is an iterator that renders
@@ -86,6 +91,8 @@ def transfer(
     if isinstance(auth, bytes):
         return [auth]
     out = _transfer(zone, query, auth, client, tcp, journals, tls)
+    if isinstance(out, AsyncIterator):  # signed as it goes
+        return out
     if isinstance(out, bytes):  # a refusal, signed already when the request was
         return [out]
     return list(auth.sign(out)) if isinstance(out, list) else auth.sign(out)
@@ -94,7 +101,7 @@ def transfer(
 def _transfer(
     zone: CompiledZone | None, query: Query, auth: xfrauth.Auth, client: str, tcp: bool,
     journals: Journals | None, tls: bool,
-) -> bytes | list[bytes] | Iterator[bytes]:
+) -> bytes | list[bytes] | Iterator[bytes] | AsyncIterator[bytes]:
     """A refusal, or the answer messages (to be signed when the request was)."""
     kind = "AXFR" if query.qtype == TYPE_AXFR else "IXFR"
     if zone is None or zone.origin != query.qname:
@@ -120,6 +127,12 @@ def _transfer(
             return list(_messages(query, zone, iter([(zone.origin, soa)])))
         steps = None if theirs is None or journals is None \
             else journals.since(zone.snapshot, theirs)
+        if steps is not None and sum(e.count for e in steps) <= steps[-1].rrs \
+                and not all(e.resident for e in steps):
+            if tcp:
+                assert journals is not None
+                return _from_disk(query, zone, steps, journals, auth, client, theirs)
+            steps = None  # only the chain's index is in memory: it would not fit anyway
         if steps is not None and sum(e.count for e in steps) <= steps[-1].rrs:
             udp_max = UDP_MAX - auth.tsig_room()  # the TSIG RR must fit too
             out = _incremental(query, zone, steps, MAX_MESSAGE if tcp else udp_max)
@@ -138,6 +151,25 @@ def _transfer(
     return _messages(query, zone, _zone_rrsets(zone))
 
 
+async def _from_disk(query: Query, zone: CompiledZone, steps: list[Entry], journals: Journals,
+                     auth: xfrauth.Auth, client: str, theirs: int) -> AsyncIterator[bytes]:
+    """The IXFR answer over TCP for a chain with steps on disk: read back in a worker
+    thread first; the whole zone in AXFR form when that fails."""
+    try:
+        loaded = await journals.read(zone.snapshot.origin, steps)
+    except (OSError, ValueError) as exc:
+        log.warning("IXFR of %s from serial %d: %s; AXFR form", zone.snapshot.origin, theirs, exc)
+        answers["full"] += 1
+        out = _messages(query, zone, _zone_rrsets(zone))
+    else:
+        answers["incremental"] += 1
+        log.info("IXFR of %s from serial %d to %d (%d versions, read from the journal file) to"
+                 " %s over TCP", zone.snapshot.origin, theirs, zone.serial, len(steps), client)
+        out = _incremental(query, zone, loaded, MAX_MESSAGE)
+    for message in auth.sign(out):
+        yield message
+
+
 def _client_serial(msg: dns.message.Message) -> int | None:
     for rrset in msg.authority:
         if rrset.rdtype == SOA and len(rrset):
@@ -153,10 +185,7 @@ def _incremental(query: Query, zone: CompiledZone, steps: list[Entry], limit: in
     def rrs() -> Iterator[RR]:
         yield soa
         for e in steps:
-            yield e.old_soa
-            yield from e.deleted
-            yield e.new_soa
-            yield from e.added
+            yield from e.changes()
         yield soa
 
     return _render(query, rrs(), limit)
