@@ -23,13 +23,14 @@ from pathlib import Path
 
 from node.server.journalfile import Entry, read_index, read_record
 
-__all__ = ["TEMP", "append", "load", "private_dir", "read_steps", "rewrite"]
+__all__ = ["TEMP", "append", "load", "private_dir", "read_steps", "rewrite", "temp_bases"]
 
 TEMP = "dnscluster-journal-"  # prefix of a private journal directory (then the node's pid)
 _HEAD = 12  # magic, payload length, CRC-32 (`journalfile._HEAD`)
 
 
-def _bases() -> list[Path]:
+def temp_bases() -> list[Path]:
+    """Where private journal directories go: the temporary directory, unless it is /dev/shm."""
     base = Path(tempfile.gettempdir())
     shm = Path("/dev/shm")
     if base == shm or shm in base.resolve().parents or base.resolve() == shm:
@@ -39,12 +40,12 @@ def _bases() -> list[Path]:
 
 def private_dir(owner: object) -> Path:
     """A new private journal directory, deleted when `owner` is freed or the process exits."""
-    for base in _bases():
+    for base in temp_bases():
         for old in base.glob(f"{TEMP}*-*"):  # those of node processes that are gone (kill -9)
             pid = old.name[len(TEMP):].partition("-")[0]
             if pid.isdigit() and not Path(f"/proc/{pid}").exists():
                 shutil.rmtree(old, ignore_errors=True)
-    path = Path(tempfile.mkdtemp(prefix=f"{TEMP}{os.getpid()}-", dir=_bases()[0]))
+    path = Path(tempfile.mkdtemp(prefix=f"{TEMP}{os.getpid()}-", dir=temp_bases()[0]))
     weakref.finalize(owner, _remove_dir, path, os.getpid())
     return path
 
