@@ -43,7 +43,7 @@ key_file = ""
 [metrics]
 listen = "127.0.0.1:9100"      # empty disables
 [server]
-journal_dir = ""               # IXFR journals kept across restarts here (empty: memory only)
+journal_dir = ""               # IXFR journals kept across restarts here (empty: a temp dir)
 journal_max_bytes = 67108864   # per zone: encoded octets of differences kept
 journal_max_versions = 1000    # per zone: versions an IXFR can start from
 workers = 2                    # serving processes (default: one per core; 0: in this process)
@@ -143,7 +143,7 @@ class MetricsSettings:
 
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
-    journal_dir: str = ""  # IXFR journals (one file per zone); empty: in memory only
+    journal_dir: str = ""  # IXFR journals (one file per zone); empty: a private temp dir
     journal_max_bytes: int = 64 << 20  # per zone
     journal_max_versions: int = 1000  # per zone
     # serving worker processes (node/serving/); 0: this process answers DNS itself
