@@ -9,13 +9,13 @@ etcd past the call deadline) is sent again: the generation is not live until
 it is activated, so putting the same keys twice is harmless. A `Progress`
 callback hears each stage.
 
-Deleting a generation (the one an import replaced, or a create's that lost
-its race) goes in parts of at most `DELETE_KEYS` keys and `DELETE_BYTES` of
-keys, one revision each: etcd sends the events of one revision in one
-watch response, and one larger than `--max-request-bytes` in fragments,
-which it cuts in time quadratic in the events per fragment (issue 10: one
-delete of the bench zone's 127k keys cost etcd 10 s of CPU and reached a
-watcher after 37 s; every node watches).
+Deleting a generation (the one an import replaced, a create's that lost its
+race, or each one of a deleted zone: `generations`) goes in parts of at most
+`DELETE_KEYS` keys and `DELETE_BYTES` of keys, one revision each: etcd
+sends the events of one revision in one watch response, and one larger than
+`--max-request-bytes` in fragments, which it cuts in time quadratic in the
+events per fragment (issue 10: one delete of the bench zone's 127k keys cost
+etcd 10 s of CPU and reached a watcher after 37 s; every node watches).
 
 Batch size: up to `BATCH_OPS` puts and about `BATCH_BYTES` per txn. etcd
 refuses a txn of more than `--max-txn-ops` operations (128 by default): at
@@ -109,6 +109,21 @@ class BulkWriter:
             progress("writing", written[0], len(records))
 
         await asyncio.gather(*(write(b) for b in batches if b))
+
+    async def generations(self, zone: dns.name.Name, revision: int) -> list[int]:
+        """The generations with data keys at `revision`: one read of a single key each
+        (skipping from one generation's prefix to past its end)."""
+        root = self._keys.data_root(zone).encode()
+        start, end = root, prefix_range_end(root)
+        found: list[int] = []
+        while True:
+            page = await self._etcd.range(start, end, keys_only=True, limit=1, revision=revision)
+            if not page.kvs:
+                return found
+            text = page.kvs[0].key[len(root):].split(b"/", 1)[0]
+            if text.isdigit():
+                found.append(int(text))
+            start = prefix_range_end(root + text + b"/")
 
     async def delete(self, zone: dns.name.Name, generation: int) -> int:
         """Delete `generation`'s data keys in parts (one revision each); returns the count."""

@@ -13,6 +13,10 @@ of the zone in batches, invisible to replicas, then activate it with one
 transaction that flips `head.generation` and bumps the serial; the old
 generation is deleted afterwards. Master-file text is parsed in the node's
 worker pool (`node/work/zoneparse.py`), never on the loop's interpreter.
+Deleting a zone removes everything but its data in one transaction (replicas
+drop the zone at that revision), then each generation's data in parts
+(`BulkWriter.delete`): one revision of a zone's 127k keys cost etcd ~10 s of
+CPU per watcher (issue 10).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from node.errors import Conflict, NotFound, Refused, ValidationError
 from node.filezone.admin import FileChanges, FileZoneAdmin
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
-from node.store.txn import Compare, Op
+from node.store.txn import Compare, Op, prefix_range_end
 from node.work.zoneparse import ParsedZone
 from node.zones.bulk import BulkWriter, Progress, quiet, records_of
 from node.zones.model import (
@@ -178,15 +182,34 @@ class ZoneRepository(ZoneReads):
                           f"and run clusterctl zone reload {zone}, or change records")
 
     async def delete_zone(self, name: Name) -> None:
+        """Delete the zone: what makes it exist in one revision, then its data in parts."""
+        revision = await self.unlink_zone(name)
+        await self.delete_data(name, revision)
+
+    async def unlink_zone(self, name: Name) -> int:
+        """Delete every key of the zone but its data (config, head, gen, DNSSEC settings and
+        keys, secrets, signing and transfer status) in one transaction, so every replica
+        drops the zone at that revision; returns it."""
         await self._head(name)
+        zone = self._keys.zone_prefix(name).encode()
+        data = self._keys.data_root(name).encode()
         res = await self._etcd.txn(when=[], then=[
-            Op.delete(self._keys.zone_prefix(name), prefix=True),
+            Op("delete", zone, range_end=data),  # config, dnssec, gen, head, keymaster…
+            Op("delete", prefix_range_end(data), range_end=prefix_range_end(zone)),  # keys/…
             Op.delete(self._keys.secrets_zone_prefix(name), prefix=True),
             Op.delete(self._keys.signing_prefix(name), prefix=True),
             Op.delete(self._keys.transfers_prefix(name), prefix=True),
         ])
-        if not res.responses or not res.responses[0]:
+        if not res.responses or not (res.responses[0] or res.responses[1]):
             raise NotFound(f"zone {name} does not exist")
+        return res.revision
+
+    async def delete_data(self, name: Name, revision: int) -> None:
+        """Delete the data of every generation the zone had at `revision` (`unlink_zone`'s),
+        in parts (`BulkWriter.delete`): a zone created again under the name since has a
+        later generation, which this never touches."""
+        for generation in await self._bulk.generations(name, revision):
+            await self._bulk.delete(name, generation)
 
     async def update_config(self, config: ZoneConfig) -> ZoneInfo:
         key = self._keys.config_key(config.name)
