@@ -38,7 +38,7 @@ import dns.rrset
 import dns.zone
 
 from node.clock import SYSTEM_CLOCK, Clock
-from node.errors import Conflict, NotFound, Refused, ValidationError
+from node.errors import Conflict, NodeError, NotFound, Refused, ValidationError
 from node.filezone.admin import FileChanges, FileZoneAdmin
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
@@ -184,7 +184,11 @@ class ZoneRepository(ZoneReads):
     async def delete_zone(self, name: Name) -> None:
         """Delete the zone: what makes it exist in one revision, then its data in parts."""
         revision = await self.unlink_zone(name)
-        await self.delete_data(name, revision)
+        try:
+            await self.delete_data(name, revision)
+        except NodeError as exc:  # the zone is gone already; its data keys are never served
+            log.warning("zone %s deleted; deleting its data failed: %s (a later deletion of a "
+                        "zone of that name removes it)", name, exc)
 
     async def unlink_zone(self, name: Name) -> int:
         """Delete every key of the zone but its data (config, head, gen, DNSSEC settings and
