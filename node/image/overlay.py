@@ -34,8 +34,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from node.events import Event, emit
 from node.image import layout as L
 from node.image.builder import Delta, ImageWriter, image_name, paused_gc, write_bytes
+from node.image.forked import ForkFailed, write_forked
 from node.image.growing import GrowingOverlay
 from node.server.answer import name_wire
 from node.server.compile import CompiledZone
@@ -52,10 +54,11 @@ class ImageBuilder:
     """Builds one zone's successive images: full, then overlays on the last full one."""
 
     __slots__ = ("_answers", "_base_bytes", "_base_revision", "_base_size", "_cut", "_denial",
-                 "_exists", "_growing", "_memo", "_zone", "max_share", "timing")
+                 "_exists", "_growing", "_memo", "_zone", "fork", "max_share", "timing")
 
-    def __init__(self, max_share: float = MAX_SHARE) -> None:
+    def __init__(self, max_share: float = MAX_SHARE, fork: bool = False) -> None:
         self.max_share = max_share
+        self.fork = fork  # `write` renders full images in a forked child (node.image.forked)
         self._zone: CompiledZone | None = None  # the latest version, this builder's own
         self._memo: dict[int, Any] = {}  # CompiledZone.memo kept across overlays (RR tails)
         self._growing: GrowingOverlay | None = None  # the overlay's records so far
@@ -75,37 +78,60 @@ class ImageBuilder:
         """The revision of the full image the next overlay applies to (None: no base)."""
         return self._base_revision
 
-    def merge(self, snapshot: ZoneSnapshot) -> bytes:
-        """A full image of `snapshot`, which becomes the base of the next overlays."""
+    def merge(self, snapshot: ZoneSnapshot, path: Path | None = None) -> bytes:
+        """A full image of `snapshot`, which becomes the base of the next overlays; with
+        `path`, written there instead (by a forked child if `fork`: returns b"")."""
         self.timing = {"build": time.perf_counter(), "full": 1}
         self._zone = None
         with paused_gc(full=True):
             zone = CompiledZone.build(snapshot)
-            data = ImageWriter(zone).image()
+            data = b""
+            if path is None:
+                data = ImageWriter(zone).image()
+                size = len(data)
+            else:
+                size = self._write_full(zone, path)
             zone.memo.clear()  # its per-version render cache (~20% of it); evolve starts anew
             _drop_sig_tails(zone)
             _drop_answers(zone)
         self._zone = zone
         self._base_revision = snapshot.revision
         self._base_size = len(zone.answers) + len(zone.names)
-        self._base_bytes = len(data)
+        self._base_bytes = size
         self._answers, self._denial, self._exists, self._cut = {}, {}, {}, {}
         self._memo = {}
         self._growing = None
         return data
 
-    def build(self, snapshot: ZoneSnapshot) -> tuple[bytes, int | None]:
+    def _write_full(self, zone: CompiledZone, path: Path) -> int:
+        """Write the full image of `zone` to `path`: from a forked child if `fork` (the
+        rendering's garbage and CPU leave with it), else, or if the child failed, here."""
+        if self.fork:
+            try:
+                size, self.timing["child_cpu"] = write_forked(zone, path)
+                return size
+            except (ForkFailed, OSError) as exc:
+                emit(Event.SERVING_IMAGE_FORK_FAILED, logging.WARNING,
+                     zone=zone.snapshot.origin, serial=zone.serial, error=str(exc))
+        data = ImageWriter(zone).image()
+        write_bytes(data, path)
+        return len(data)
+
+    def build(self, snapshot: ZoneSnapshot, full: Path | None = None
+              ) -> tuple[bytes, int | None]:
         """The image of the next version: (bytes, None) for a full image, or (bytes, base
-        revision) for an overlay on the full image of that revision."""
+        revision) for an overlay on the full image of that revision. With `full`, a full
+        image is written to that path instead (`merge`), and its bytes are not returned."""
         prev = self._zone
         if prev is None or not self._evolvable(prev, snapshot):
-            return self.merge(snapshot), None
+            return self.merge(snapshot, full), None
         assert snapshot.changed is not None
         self._zone = None  # evolve takes prev over: a failure leaves no half-updated state
         with paused_gc():
-            return self._next(prev, snapshot)
+            return self._next(prev, snapshot, full)
 
-    def _next(self, prev: CompiledZone, snapshot: ZoneSnapshot) -> tuple[bytes, int | None]:
+    def _next(self, prev: CompiledZone, snapshot: ZoneSnapshot, full: Path | None
+              ) -> tuple[bytes, int | None]:
         assert snapshot.changed is not None and self._base_revision is not None
         timing = self.timing = {"build": time.perf_counter()}
         changed = [name_wire(n) for n in snapshot.changed]
@@ -141,7 +167,7 @@ class ImageBuilder:
         timing["overlay"] = time.perf_counter()
         timing["entries"] = growing.entries
         if growing.entries > self.max_share * self._base_size + 64:
-            return self.merge(snapshot), None
+            return self.merge(snapshot, full), None
         return data, self._base_revision
 
     def delta(self) -> Delta | None:
@@ -169,11 +195,12 @@ class ImageBuilder:
 
     def write(self, snapshot: ZoneSnapshot, directory: Path) -> tuple[Path, int | None]:
         """`build`, written atomically under `directory` (`builder.image_name`)."""
-        data, base = self.build(snapshot)
+        full = directory / image_name(snapshot)
+        data, base = self.build(snapshot, full)
         self.timing.setdefault("overlay", time.perf_counter())
-        path = write_bytes(data, directory / image_name(snapshot, base))
+        path = full if base is None else write_bytes(data, directory / image_name(snapshot, base))
         self.timing["write"] = time.perf_counter()
-        self.timing["bytes"] = len(data)
+        self.timing["bytes"] = self._base_bytes if base is None else len(data)
         return path, base
 
     @staticmethod

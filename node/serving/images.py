@@ -69,6 +69,9 @@ SERVED_TIMEOUT = 30.0  # seconds `served` waits at most (a stuck worker never st
 # zone quiet this long after an overlay gets a full image of its version, built in the
 # background (issue 10: "keep a small overlay merged in the background").
 MERGE_AFTER = 10.0
+# A full image is rendered and written by a forked child that exits (issue 10): the
+# rendering's zone-sized garbage and most of its CPU stay out of the control process.
+FORK = True
 # (kind, payload) -> (seq, ids of the workers it went to)
 Broadcast = Callable[[bytes, bytes], tuple[int, set[int]]]
 
@@ -104,6 +107,7 @@ class ImagePublisher:
         self._merges: dict[bytes, asyncio.TimerHandle] = {}
         self.stages = stages.Pending()  # stage times of installs not yet applied
         self.merge_after = MERGE_AFTER
+        self.fork = FORK  # full images rendered by a forked child (node.image.forked)
         self.built = 0
         self.failed = 0
         self.local = LocalImages()  # the control process's own view, in the workers' order
@@ -160,7 +164,7 @@ class ImagePublisher:
                 snapshot = self._want.pop(origin)
                 count = self._published.get(origin, 0)  # the versions this build covers
                 cut = self._cuts.get(origin, 0)
-                builder = self._builders.setdefault(origin, ImageBuilder())
+                builder = self._builders.setdefault(origin, ImageBuilder(fork=self.fork))
                 queued = time.perf_counter()
                 try:
                     path, base_revision = await loop.run_in_executor(
@@ -332,7 +336,8 @@ def _write(builder: ImageBuilder, snapshot: ZoneSnapshot,
         trim()
         emit(Event.SERVING_IMAGE_BUILT, zone=snapshot.origin, serial=snapshot.serial,
              bytes=path.stat().st_size, seconds=round(time.perf_counter() - started, 3),
-             cpu_s=round(time.thread_time() - cpu, 3))
+             cpu_s=round(time.thread_time() - cpu, 3),
+             child_cpu_s=round(builder.timing.get("child_cpu", 0.0), 3))
     return path, base_revision
 
 

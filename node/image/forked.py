@@ -1,0 +1,132 @@
+"""Full images written by a forked child of the caller: the rendering's heap and CPU leave with it.
+
+Owns `write_forked(zone, path)`: `os.fork` gives the child the compiled zone
+copy-on-write (nothing pickled), the child renders and writes the image
+(`ImageWriter`, the same code as in-process, so the same bytes) and exits with
+`os._exit`; the caller keeps only the compile it needs for the next overlays.
+Issue 10: in the control process a full image's rendering is most of a full
+build's CPU (under its interpreter lock) and a zone-sized burst of small
+objects that leaves its heap fragmented; a child takes both away.
+
+What the child may touch: the compiled zone, the image writer, the file. The
+control process has grpc (etcd client) and event-loop threads; the child
+never uses them, logs nothing (the parent emits the events), runs no atexit
+handler or finaliser (`os._exit`), and grpc's fork handlers are left off
+(`GRPC_ENABLE_FORK_SUPPORT` unset: no pause of grpc's threads at fork; the
+child must not use grpc). A lock another thread held at the fork (a C
+library's) could still leave the child stuck: so a child that uses no CPU for
+`STALL_AFTER` seconds, or runs past `LIMIT`, is killed, and a child that
+crashed, failed or was killed raises `ForkFailed`; the caller then builds
+in-process (`ImageBuilder`), so a zone never goes without its image.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+from pathlib import Path
+
+from node.errors import NodeError
+from node.image.builder import ImageWriter
+from node.server.compile import CompiledZone
+
+STALL_AFTER = 30.0  # seconds of no CPU used by the child: hung (a lock held at the fork)
+LIMIT = 1800.0  # seconds in all (a niced child on a loaded machine is slow, not stuck)
+POLL = 0.5  # seconds between looks at the child's CPU time
+# Test-only fault injection: "crash" (SIGKILL itself), "error" (raise), "hang" (sleep).
+FAULT_ENV = "DNSCLUSTER_TEST_IMAGE_FORK"
+
+
+class ForkFailed(NodeError):
+    """The forked child wrote no image (crashed, failed, hung); the reason is the message."""
+
+    code = "image-fork-failed"
+
+
+def write_forked(zone: CompiledZone, path: Path) -> tuple[int, float]:
+    """Write `ImageWriter(zone).image()` to `path` (atomically) from a forked child; return
+    (image size, the child's CPU seconds). Raises `ForkFailed`; then no file is left."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-fork-{os.getpid()}-{path.name}")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: no logging, no return into the caller's frames
+        os.close(r)
+        _child(zone, path, tmp, w)
+    os.close(w)
+    try:
+        message, status, cpu = _wait(pid, r)
+    finally:
+        os.close(r)
+    if status == 0 and message.startswith(b"ok "):
+        return int(message[3:]), cpu
+    tmp.unlink(missing_ok=True)
+    if os.WIFSIGNALED(status):
+        reason = f"signal {os.WTERMSIG(status)}"
+    else:
+        reason = f"exit {os.WEXITSTATUS(status)}"
+    detail = message.decode(errors="replace")
+    raise ForkFailed(f"image child {pid}: {reason}" + (f": {detail}" if detail else ""))
+
+
+def _child(zone: CompiledZone, path: Path, tmp: Path, w: int) -> None:
+    code = 1
+    try:
+        fault = os.environ.get(FAULT_ENV)
+        if fault == "crash":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if fault == "error":
+            raise RuntimeError("test fault")
+        if fault == "hang":
+            time.sleep(3600)
+        data = ImageWriter(zone).image()
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+        os.write(w, b"ok %d" % len(data))
+        code = 0
+    except BaseException as exc:  # reported to the parent, which builds in-process
+        try:
+            os.write(w, f"{type(exc).__name__}: {exc}".encode(errors="replace")[:2000])
+        except BaseException:  # nothing else can be done here
+            pass
+    finally:
+        os._exit(code)
+
+
+def _wait(pid: int, r: int) -> tuple[bytes, int, float]:
+    """The child's message, exit status and CPU seconds; kills it if it hangs."""
+    started = last_progress = time.monotonic()
+    last_cpu = -1
+    chunks: list[bytes] = []
+    while True:
+        ready, _, _ = select.select([r], [], [], POLL)
+        if ready:
+            chunk = os.read(r, 4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            continue
+        now = time.monotonic()
+        cpu = _cpu_ticks(pid)
+        if cpu != last_cpu:
+            last_cpu, last_progress = cpu, now
+        if now - last_progress > STALL_AFTER or now - started > LIMIT:
+            os.kill(pid, signal.SIGKILL)
+            _, status, usage = os.wait4(pid, 0)
+            why = f"hung: no CPU for {now - last_progress:.0f} s, {now - started:.0f} s in all"
+            return why.encode(), status or 1, usage.ru_utime + usage.ru_stime
+    _, status, usage = os.wait4(pid, 0)
+    return b"".join(chunks), status, usage.ru_utime + usage.ru_stime
+
+
+def _cpu_ticks(pid: int) -> int:
+    """utime + stime of `pid` in clock ticks (-1: unknown)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return -1
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    return int(fields[11]) + int(fields[12])
