@@ -45,23 +45,26 @@ class ForkFailed(NodeError):
     code = "image-fork-failed"
 
 
-def write_forked(zone: CompiledZone, path: Path) -> tuple[int, float]:
+def write_forked(zone: CompiledZone, path: Path) -> tuple[int, float, float]:
     """Write `ImageWriter(zone).image()` to `path` (atomically) from a forked child; return
-    (image size, the child's CPU seconds). Raises `ForkFailed`; then no file is left."""
+    (image size, the child's CPU seconds, the seconds `fork` held the caller).
+    Raises `ForkFailed`; then no file is left."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp-fork-{os.getpid()}-{path.name}")
     r, w = os.pipe()
+    forking = time.perf_counter()
     pid = os.fork()
     if pid == 0:  # the child: no logging, no return into the caller's frames
         os.close(r)
         _child(zone, path, tmp, w)
+    forked = time.perf_counter() - forking  # the page tables copied, under the GIL
     os.close(w)
     try:
         message, status, cpu = _wait(pid, r)
     finally:
         os.close(r)
     if status == 0 and message.startswith(b"ok "):
-        return int(message[3:]), cpu
+        return int(message[3:]), cpu, forked
     tmp.unlink(missing_ok=True)
     if os.WIFSIGNALED(status):
         reason = f"signal {os.WTERMSIG(status)}"
@@ -74,6 +77,10 @@ def write_forked(zone: CompiledZone, path: Path) -> tuple[int, float]:
 def _child(zone: CompiledZone, path: Path, tmp: Path, w: int) -> None:
     code = 1
     try:
+        # a signal must not reach the parent's event loop through the inherited wakeup fd
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
         fault = os.environ.get(FAULT_ENV)
         if fault == "crash":
             os.kill(os.getpid(), signal.SIGKILL)

@@ -110,7 +110,7 @@ class ImageBuilder:
         rendering's garbage and CPU leave with it), else, or if the child failed, here."""
         if self.fork:
             try:
-                size, self.timing["child_cpu"] = write_forked(zone, path)
+                size, self.timing["child_cpu"], self.timing["fork_s"] = write_forked(zone, path)
                 return size
             except (ForkFailed, OSError) as exc:
                 emit(Event.SERVING_IMAGE_FORK_FAILED, logging.WARNING,

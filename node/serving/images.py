@@ -337,7 +337,8 @@ def _write(builder: ImageBuilder, snapshot: ZoneSnapshot,
         emit(Event.SERVING_IMAGE_BUILT, zone=snapshot.origin, serial=snapshot.serial,
              bytes=path.stat().st_size, seconds=round(time.perf_counter() - started, 3),
              cpu_s=round(time.thread_time() - cpu, 3),
-             child_cpu_s=round(builder.timing.get("child_cpu", 0.0), 3))
+             child_cpu_s=round(builder.timing.get("child_cpu", 0.0), 3),
+             fork_ms=round(builder.timing.get("fork_s", 0.0) * 1000, 1))
     return path, base_revision
 
 
