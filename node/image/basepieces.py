@@ -1,5 +1,10 @@
-"""`BasePieces`: an image builder's denial chain without its rendered pieces.
+"""The image builder's base without what its full image has: `compile_base`, `BasePieces`.
 
+Owns `compile_base(snapshot)`, the compile an `ImageBuilder` keeps when a
+forked child renders the full image (`node.image.forked`): the indexes and
+dependencies `CompiledZone.build` makes, with the answers' keys only (each
+rendered answer dropped at once: it is in the image) and the denial chain's
+keys without their pieces, so the caller's heap never holds the rendered zone.
 Owns the `DenialIndex.pieces` mapping of `ImageBuilder`'s compiled zone once
 its full image is written (issue 10): the chain's keys map to None instead of
 their pieces (an NSEC or NSEC3 record and its RRSIGs, rendered: ~70% of what
@@ -13,13 +18,19 @@ small: an overlay reads the changed names and their neighbours, not the zone.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import dns.name
 
-from node.server.proofs import DenialIndex, Piece, Types
+from node.server import answer
+from node.server.compile import CompiledZone
+from node.server.proofs import NSEC, NSEC3, DenialIndex, Piece, Types, is_hashed_owner, wire_key
+from node.server.proofs import _digest as nsec3_digest
 from node.zones.model import ZoneSnapshot
+
+IN_BASE: Any = ()  # an answer key's value once its entry is in the image (`overlay.IN_BASE`)
+MEMO_EVERY = 4096  # owners between clears of the render memo (a transient cache here)
 
 _MISSING: Any = object()
 
@@ -29,8 +40,9 @@ class BasePieces(dict[Any, Piece | None]):
 
     __slots__ = ("index", "nodes", "origin")
 
-    def __init__(self, index: DenialIndex, snapshot: ZoneSnapshot) -> None:
-        super().__init__(dict.fromkeys(index.pieces))
+    def __init__(self, index: DenialIndex, snapshot: ZoneSnapshot,
+                 keys: Iterable[Any] | None = None) -> None:
+        super().__init__(dict.fromkeys(index.pieces if keys is None else keys))
         self.index = index
         self.nodes: Mapping[dns.name.Name, Types] = snapshot.nodes
         self.origin = snapshot.origin
@@ -57,3 +69,45 @@ class BasePieces(dict[Any, Piece | None]):
         if found is None:  # pragma: no cover - a key without its record: the index is wrong
             raise KeyError(key)
         return found[1]
+
+
+def compile_base(snapshot: ZoneSnapshot) -> CompiledZone:
+    """What `CompiledZone.build(snapshot)` holds once `ImageBuilder` has dropped what the
+    image has (answers -> `IN_BASE`, no RRSIG tails, `BasePieces`), without rendering the
+    denial pieces or keeping a rendered answer."""
+    zone = CompiledZone(snapshot)
+    signed = snapshot.signed
+    if signed:
+        index = zone.denial = DenialIndex(zone.origin, snapshot.nodes.get(snapshot.origin, {}),
+                                          zone.sigs)
+        keys = []
+        for name, types in snapshot.nodes.items():
+            key = _denial_key(index, answer.name_wire(name), types)
+            if key is not None:
+                keys.append(key)
+        index.keys = sorted(keys)
+        index.pieces = BasePieces(index, snapshot, index.keys)  # type: ignore[assignment]
+    for name, types in snapshot.nodes.items():
+        if types and not (signed and is_hashed_owner(types)):
+            zone._add_name(answer.name_wire(name), types)
+    answers = zone.answers
+    for i, owner in enumerate(zone.names):
+        zone._render_owner(owner)
+        for rdtype in zone.names[owner]:
+            key = owner + rdtype.to_bytes(2, "big") + b"\x00\x01"
+            if key in answers:
+                answers[key] = IN_BASE
+        if i % MEMO_EVERY == MEMO_EVERY - 1:
+            zone.memo.clear()
+    zone.memo.clear()
+    zone.owned = set()
+    return zone
+
+
+def _denial_key(index: DenialIndex, owner: bytes, types: Types) -> Any:
+    """`DenialIndex._entry`'s key without its piece (None: the owner has no NSEC/NSEC3)."""
+    if not types:
+        return None
+    if index.nsec3:
+        return nsec3_digest(owner) if NSEC3 in types else None
+    return wire_key(owner) if NSEC in types else None

@@ -1,9 +1,10 @@
 """Full images written by a forked child of the caller: the rendering's heap and CPU leave with it.
 
-Owns `write_forked(zone, path)`: `os.fork` gives the child the compiled zone
-copy-on-write (nothing pickled), the child renders and writes the image
-(`ImageWriter`, the same code as in-process, so the same bytes) and exits with
-`os._exit`; the caller keeps only the compile it needs for the next overlays.
+Owns `ImageChild(render, path)`: `os.fork` gives the child the snapshot
+copy-on-write (nothing pickled), the child compiles, renders and writes the
+image (the same code as in-process, so the same bytes) and exits with
+`os._exit`; meanwhile the caller makes only the lean compile it keeps for the
+next overlays (`node.image.basepieces.compile_base`), then `wait`s.
 Issue 10: in the control process a full image's rendering is most of a full
 build's CPU (under its interpreter lock) and a zone-sized burst of small
 objects that leaves its heap fragmented; a child takes both away.
@@ -26,11 +27,10 @@ import os
 import select
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from node.errors import NodeError
-from node.image.builder import ImageWriter
-from node.server.compile import CompiledZone
 
 STALL_AFTER = 30.0  # seconds of no CPU used by the child: hung (a lock held at the fork)
 LIMIT = 1800.0  # seconds in all (a niced child on a loaded machine is slow, not stuck)
@@ -45,36 +45,57 @@ class ForkFailed(NodeError):
     code = "image-fork-failed"
 
 
-def write_forked(zone: CompiledZone, path: Path) -> tuple[int, float, float]:
-    """Write `ImageWriter(zone).image()` to `path` (atomically) from a forked child; return
-    (image size, the child's CPU seconds, the seconds `fork` held the caller).
-    Raises `ForkFailed`; then no file is left."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-fork-{os.getpid()}-{path.name}")
-    r, w = os.pipe()
-    forking = time.perf_counter()
-    pid = os.fork()
-    if pid == 0:  # the child: no logging, no return into the caller's frames
-        os.close(r)
-        _child(zone, path, tmp, w)
-    forked = time.perf_counter() - forking  # the page tables copied, under the GIL
-    os.close(w)
-    try:
-        message, status, cpu = _wait(pid, r)
-    finally:
-        os.close(r)
-    if status == 0 and message.startswith(b"ok "):
-        return int(message[3:]), cpu, forked
-    tmp.unlink(missing_ok=True)
-    if os.WIFSIGNALED(status):
-        reason = f"signal {os.WTERMSIG(status)}"
-    else:
-        reason = f"exit {os.WEXITSTATUS(status)}"
-    detail = message.decode(errors="replace")
-    raise ForkFailed(f"image child {pid}: {reason}" + (f": {detail}" if detail else ""))
+class ImageChild:
+    """A forked child rendering one full image (`render()`) to `path`; `wait` for it."""
+
+    def __init__(self, render: Callable[[], bytes], path: Path) -> None:
+        """Fork (the caller's heap shared copy-on-write); the child renders and exits."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.tmp = path.with_name(f".tmp-fork-{os.getpid()}-{path.name}")
+        r, w = os.pipe()
+        forking = time.perf_counter()
+        try:
+            pid = os.fork()
+        except BaseException:
+            os.close(r)
+            os.close(w)
+            raise
+        if pid == 0:  # the child: no logging, no return into the caller's frames
+            os.close(r)
+            _child(render, path, self.tmp, w)
+        self.fork_s = time.perf_counter() - forking  # page tables copied, under the GIL
+        os.close(w)
+        self.pid, self._r = pid, r
+
+    def kill(self) -> None:
+        """Stop the child (its image is not wanted any more) and reap it."""
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        finally:
+            os.close(self._r)
+            self.tmp.unlink(missing_ok=True)
+
+    def wait(self) -> tuple[int, float]:
+        """(image size, the child's CPU seconds) once the child wrote the image; raises
+        `ForkFailed` (then no file is left) if it crashed, failed or hung (killed)."""
+        try:
+            message, status, cpu = _wait(self.pid, self._r)
+        finally:
+            os.close(self._r)
+        if status == 0 and message.startswith(b"ok "):
+            return int(message[3:]), cpu
+        self.tmp.unlink(missing_ok=True)
+        if os.WIFSIGNALED(status):
+            reason = f"signal {os.WTERMSIG(status)}"
+        else:
+            reason = f"exit {os.WEXITSTATUS(status)}"
+        detail = message.decode(errors="replace")
+        raise ForkFailed(f"image child {self.pid}: {reason}" + (f": {detail}" if detail else ""))
 
 
-def _child(zone: CompiledZone, path: Path, tmp: Path, w: int) -> None:
+def _child(render: Callable[[], bytes], path: Path, tmp: Path, w: int) -> None:
     code = 1
     try:
         # a signal must not reach the parent's event loop through the inherited wakeup fd
@@ -88,7 +109,7 @@ def _child(zone: CompiledZone, path: Path, tmp: Path, w: int) -> None:
             raise RuntimeError("test fault")
         if fault == "hang":
             time.sleep(3600)
-        data = ImageWriter(zone).image()
+        data = render()
         with open(tmp, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

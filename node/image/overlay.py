@@ -36,9 +36,10 @@ from typing import Any
 
 from node.events import Event, emit
 from node.image import layout as L
-from node.image.basepieces import BasePieces
+from node.image.basepieces import IN_BASE as BASE_ENTRY
+from node.image.basepieces import BasePieces, compile_base
 from node.image.builder import Delta, ImageWriter, image_name, paused_gc, write_bytes
-from node.image.forked import ForkFailed, write_forked
+from node.image.forked import ForkFailed, ImageChild
 from node.image.growing import GrowingOverlay
 from node.server.answer import name_wire
 from node.server.compile import CompiledZone
@@ -81,21 +82,26 @@ class ImageBuilder:
 
     def merge(self, snapshot: ZoneSnapshot, path: Path | None = None) -> bytes:
         """A full image of `snapshot`, which becomes the base of the next overlays; with
-        `path`, written there instead (by a forked child if `fork`: returns b"")."""
+        `path`, written there instead (returns b""): if `fork`, by a forked child while
+        this process makes only the lean compile it keeps (`compile_base`)."""
         self.timing = {"build": time.perf_counter(), "full": 1}
         self._zone = None
+        data = b""
         with paused_gc(full=True):
-            zone = CompiledZone.build(snapshot)
-            data = b""
-            if path is None:
+            zone = self._forked(snapshot, path) if path is not None and self.fork else None
+            if zone is not None:
+                size = self._base_bytes
+            else:
+                zone = CompiledZone.build(snapshot)
                 data = ImageWriter(zone).image()
                 size = len(data)
-            else:
-                size = self._write_full(zone, path)
-            zone.memo.clear()  # its per-version render cache (~20% of it); evolve starts anew
-            _drop_sig_tails(zone)
-            _drop_answers(zone)
-            _drop_pieces(zone)
+                if path is not None:
+                    write_bytes(data, path)
+                    data = b""
+                zone.memo.clear()  # its per-version render cache (~20%); evolve starts anew
+                _drop_sig_tails(zone)
+                _drop_answers(zone)
+                _drop_pieces(zone)
         self._zone = zone
         self._base_revision = snapshot.revision
         self._base_size = len(zone.answers) + len(zone.names)
@@ -105,19 +111,24 @@ class ImageBuilder:
         self._growing = None
         return data
 
-    def _write_full(self, zone: CompiledZone, path: Path) -> int:
-        """Write the full image of `zone` to `path`: from a forked child if `fork` (the
-        rendering's garbage and CPU leave with it), else, or if the child failed, here."""
-        if self.fork:
+    def _forked(self, snapshot: ZoneSnapshot, path: Path) -> CompiledZone | None:
+        """The full image written to `path` by a forked child (which compiles and renders:
+        its garbage and CPU leave with it) and the lean compile made here meanwhile; None
+        if the child failed (event 1885: the caller builds in-process)."""
+        try:
+            child = ImageChild(lambda: ImageWriter(CompiledZone.build(snapshot)).image(), path)
+            self.timing["fork_s"] = child.fork_s
             try:
-                size, self.timing["child_cpu"], self.timing["fork_s"] = write_forked(zone, path)
-                return size
-            except (ForkFailed, OSError) as exc:
-                emit(Event.SERVING_IMAGE_FORK_FAILED, logging.WARNING,
-                     zone=zone.snapshot.origin, serial=zone.serial, error=str(exc))
-        data = ImageWriter(zone).image()
-        write_bytes(data, path)
-        return len(data)
+                zone = compile_base(snapshot)
+            except BaseException:
+                child.kill()
+                raise
+            self._base_bytes, self.timing["child_cpu"] = child.wait()
+            return zone
+        except (ForkFailed, OSError) as exc:
+            emit(Event.SERVING_IMAGE_FORK_FAILED, logging.WARNING, zone=snapshot.origin,
+                 serial=snapshot.serial, error=str(exc))
+            return None
 
     def build(self, snapshot: ZoneSnapshot, full: Path | None = None
               ) -> tuple[bytes, int | None]:
@@ -239,7 +250,7 @@ def _drop_sig_tails(zone: CompiledZone) -> None:
 
 # What the base's answers map to once its image is written: an overlay needs, per answer
 # key, only whether the base had an answer (`touched` -> `_answers`: identity, None or not).
-IN_BASE: Entry = ()  # type: ignore[assignment]
+IN_BASE: Entry = BASE_ENTRY
 
 
 def _drop_answers(zone: CompiledZone) -> None:

@@ -12,6 +12,7 @@ event and the image built in-process, never no image.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import logging
@@ -22,8 +23,10 @@ from pathlib import Path
 import pytest
 
 from node.image import build_image, forked
+from node.image.basepieces import compile_base
 from node.image.builder import image_name
 from node.image.overlay import ImageBuilder
+from node.server.compile import CompiledZone
 from node.zones.model import ZoneSnapshot
 from tests.unit.image.test_overlay_growing import versions
 from tests.unit.server.ixfr_versions import plain
@@ -94,3 +97,28 @@ def test_a_failed_child_gives_an_event_and_the_in_process_image(
     assert {"crash": "signal 9", "error": "RuntimeError", "hang": "hung"}[fault] \
         in str(event["error"])
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left
+
+
+@pytest.mark.parametrize("mode", [None, "nsec", "nsec3"])
+def test_the_lean_compile_is_the_full_one_less_what_the_image_has(mode: str | None) -> None:
+    """What the builder keeps of a forked full build (`compile_base`) is what it keeps of an
+    in-process one (a full compile, then its rendered parts dropped)."""
+    snap = versions(mode, count=12)[-1]
+    snap = dataclasses.replace(snap, changed=None)
+    local = ImageBuilder()
+    local.build(snap)
+    full, lean = local._zone, compile_base(snap)
+    assert full is not None
+    assert lean.names == full.names and lean.below == full.below and lean.cuts == full.cuts
+    assert lean.answers == full.answers and lean.fdeps == full.fdeps
+    assert lean.rdeps == full.rdeps
+    if mode is None:
+        assert lean.denial is None and full.denial is None
+    else:
+        assert lean.denial is not None and full.denial is not None
+        assert lean.denial.keys == full.denial.keys
+        assert dict(lean.denial.pieces) == dict(full.denial.pieces)  # keys -> None
+        rendered = CompiledZone.build(snap).denial
+        assert rendered is not None
+        for key in full.denial.keys:  # rendered on read: the full compile's pieces
+            assert lean.denial.pieces[key] == rendered.pieces[key]
