@@ -2,8 +2,8 @@
 
 Owns, in the control process: the image directory (emptied at start), the
 builder (one thread at nice BUILDER_NICE, off the event loop: a snapshot goes in, a file
-path comes out; a process would need the snapshot pickled, and `ZoneSnapshot`'s read-only
-mappings do not pickle), the per-zone order of operations sent to the workers (install /
+path comes out; a full image is compiled and rendered by a child forked from that thread,
+which gets the snapshot copy-on-write, `node.image.forked`), the per-zone order of operations sent to the workers (install /
 hold / remove), the current set a new worker is given, and the deletion of superseded images.
 
 Incremental: each zone has an `ImageBuilder`; after a full image, the next versions are overlays
