@@ -12,9 +12,10 @@ objects that leaves its heap fragmented; a child takes both away.
 What the child may touch: the compiled zone, the image writer, the file. The
 control process has grpc (etcd client) and event-loop threads; the child
 never uses them, logs nothing (the parent emits the events), runs no atexit
-handler or finaliser (`os._exit`), and grpc's fork handlers are left off
-(`GRPC_ENABLE_FORK_SUPPORT` unset: no pause of grpc's threads at fork; the
-child must not use grpc). A lock another thread held at the fork (a C
+handler or finaliser (`os._exit`), and grpc's fork handlers are off
+(`dns-node` sets `GRPC_ENABLE_FORK_SUPPORT=false`: grpcio enables them by
+default, and they pause grpc's threads around each fork; the child must not
+use grpc). A lock another thread held at the fork (a C
 library's) could still leave the child stuck: so a child that uses no CPU for
 `STALL_AFTER` seconds, or runs past `LIMIT`, is killed, and a child that
 crashed, failed or was killed raises `ForkFailed`; the caller then builds

@@ -3,8 +3,9 @@
 Owns, in the control process: the image directory (emptied at start), the
 builder (one thread at nice BUILDER_NICE, off the event loop: a snapshot goes in, a file
 path comes out; a full image is compiled and rendered by a child forked from that thread,
-which gets the snapshot copy-on-write, `node.image.forked`), the per-zone order of operations sent to the workers (install /
-hold / remove), the current set a new worker is given, and the deletion of superseded images.
+which gets the snapshot copy-on-write, `node.image.forked`), the per-zone order of
+operations sent to the workers (install / hold / remove), the current set a new worker is
+given, and the deletion of superseded images.
 
 Incremental: each zone has an `ImageBuilder`; after a full image, the next versions are overlays
 on it (`install OVERLAY BASE`), so a one-record change costs the builder and the workers a small
