@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from node.errors import ConfigError
@@ -10,6 +11,9 @@ from node.errors import ConfigError
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # full zone images are rendered by a forked child (node/image/forked.py) that never
+    # uses grpc: grpc's fork handlers (they pause its threads around each fork) stay off
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
     if argv[:1] == ["health"]:
         from node.probe import main as health_main
 

@@ -34,8 +34,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from node.events import Event, emit
 from node.image import layout as L
+from node.image.basepieces import IN_BASE as BASE_ENTRY
+from node.image.basepieces import BasePieces, compile_base
 from node.image.builder import Delta, ImageWriter, image_name, paused_gc, write_bytes
+from node.image.forked import ForkFailed, ImageChild
 from node.image.growing import GrowingOverlay
 from node.server.answer import name_wire
 from node.server.compile import CompiledZone
@@ -52,10 +56,11 @@ class ImageBuilder:
     """Builds one zone's successive images: full, then overlays on the last full one."""
 
     __slots__ = ("_answers", "_base_bytes", "_base_revision", "_base_size", "_cut", "_denial",
-                 "_exists", "_growing", "_memo", "_zone", "max_share", "timing")
+                 "_exists", "_growing", "_memo", "_zone", "fork", "max_share", "timing")
 
-    def __init__(self, max_share: float = MAX_SHARE) -> None:
+    def __init__(self, max_share: float = MAX_SHARE, fork: bool = False) -> None:
         self.max_share = max_share
+        self.fork = fork  # `write` renders full images in a forked child (node.image.forked)
         self._zone: CompiledZone | None = None  # the latest version, this builder's own
         self._memo: dict[int, Any] = {}  # CompiledZone.memo kept across overlays (RR tails)
         self._growing: GrowingOverlay | None = None  # the overlay's records so far
@@ -75,37 +80,71 @@ class ImageBuilder:
         """The revision of the full image the next overlay applies to (None: no base)."""
         return self._base_revision
 
-    def merge(self, snapshot: ZoneSnapshot) -> bytes:
-        """A full image of `snapshot`, which becomes the base of the next overlays."""
+    def merge(self, snapshot: ZoneSnapshot, path: Path | None = None) -> bytes:
+        """A full image of `snapshot`, which becomes the base of the next overlays; with
+        `path`, written there instead (returns b""): if `fork`, by a forked child while
+        this process makes only the lean compile it keeps (`compile_base`)."""
         self.timing = {"build": time.perf_counter(), "full": 1}
         self._zone = None
+        data = b""
         with paused_gc(full=True):
-            zone = CompiledZone.build(snapshot)
-            data = ImageWriter(zone).image()
-            zone.memo.clear()  # its per-version render cache (~20% of it); evolve starts anew
-            _drop_sig_tails(zone)
-            _drop_answers(zone)
+            zone = self._forked(snapshot, path) if path is not None and self.fork else None
+            if zone is not None:
+                size = self._base_bytes
+            else:
+                zone = CompiledZone.build(snapshot)
+                data = ImageWriter(zone).image()
+                size = len(data)
+                if path is not None:
+                    write_bytes(data, path)
+                    data = b""
+                zone.memo.clear()  # its per-version render cache (~20%); evolve starts anew
+                _drop_sig_tails(zone)
+                _drop_answers(zone)
+                _drop_pieces(zone)
         self._zone = zone
         self._base_revision = snapshot.revision
         self._base_size = len(zone.answers) + len(zone.names)
-        self._base_bytes = len(data)
+        self._base_bytes = size
         self._answers, self._denial, self._exists, self._cut = {}, {}, {}, {}
         self._memo = {}
         self._growing = None
         return data
 
-    def build(self, snapshot: ZoneSnapshot) -> tuple[bytes, int | None]:
+    def _forked(self, snapshot: ZoneSnapshot, path: Path) -> CompiledZone | None:
+        """The full image written to `path` by a forked child (which compiles and renders:
+        its garbage and CPU leave with it) and the lean compile made here meanwhile; None
+        if the child failed (event 1885: the caller builds in-process)."""
+        try:
+            child = ImageChild(lambda: ImageWriter(CompiledZone.build(snapshot)).image(), path)
+            self.timing["fork_s"] = child.fork_s
+            try:
+                zone = compile_base(snapshot)
+            except BaseException:
+                child.kill()
+                raise
+            self._base_bytes, self.timing["child_cpu"] = child.wait()
+            return zone
+        except (ForkFailed, OSError) as exc:
+            emit(Event.SERVING_IMAGE_FORK_FAILED, logging.WARNING, zone=snapshot.origin,
+                 serial=snapshot.serial, error=str(exc))
+            return None
+
+    def build(self, snapshot: ZoneSnapshot, full: Path | None = None
+              ) -> tuple[bytes, int | None]:
         """The image of the next version: (bytes, None) for a full image, or (bytes, base
-        revision) for an overlay on the full image of that revision."""
+        revision) for an overlay on the full image of that revision. With `full`, a full
+        image is written to that path instead (`merge`), and its bytes are not returned."""
         prev = self._zone
         if prev is None or not self._evolvable(prev, snapshot):
-            return self.merge(snapshot), None
+            return self.merge(snapshot, full), None
         assert snapshot.changed is not None
         self._zone = None  # evolve takes prev over: a failure leaves no half-updated state
         with paused_gc():
-            return self._next(prev, snapshot)
+            return self._next(prev, snapshot, full)
 
-    def _next(self, prev: CompiledZone, snapshot: ZoneSnapshot) -> tuple[bytes, int | None]:
+    def _next(self, prev: CompiledZone, snapshot: ZoneSnapshot, full: Path | None
+              ) -> tuple[bytes, int | None]:
         assert snapshot.changed is not None and self._base_revision is not None
         timing = self.timing = {"build": time.perf_counter()}
         changed = [name_wire(n) for n in snapshot.changed]
@@ -113,6 +152,8 @@ class ImageBuilder:
         nodes = _with_ancestors(changed, prev.origin)  # this version's changed nodes
         was_cut = {n: n in prev.cuts for n in nodes}
         zone = CompiledZone.evolve(prev, snapshot, reuse=True)
+        if zone.denial is not None and isinstance(zone.denial.pieces, BasePieces):
+            zone.denial.pieces.nodes = snapshot.nodes  # its unchanged pieces: this version's
         timing["evolve"] = time.perf_counter()
         # an overlay rebuilt from scratch (`GrowingOverlay.rebuilt`) writes the changed nodes
         # again: their RRs' wire form (a function of the RRset object alone) is kept
@@ -141,7 +182,7 @@ class ImageBuilder:
         timing["overlay"] = time.perf_counter()
         timing["entries"] = growing.entries
         if growing.entries > self.max_share * self._base_size + 64:
-            return self.merge(snapshot), None
+            return self.merge(snapshot, full), None
         return data, self._base_revision
 
     def delta(self) -> Delta | None:
@@ -169,11 +210,12 @@ class ImageBuilder:
 
     def write(self, snapshot: ZoneSnapshot, directory: Path) -> tuple[Path, int | None]:
         """`build`, written atomically under `directory` (`builder.image_name`)."""
-        data, base = self.build(snapshot)
+        full = directory / image_name(snapshot)
+        data, base = self.build(snapshot, full)
         self.timing.setdefault("overlay", time.perf_counter())
-        path = write_bytes(data, directory / image_name(snapshot, base))
+        path = full if base is None else write_bytes(data, directory / image_name(snapshot, base))
         self.timing["write"] = time.perf_counter()
-        self.timing["bytes"] = len(data)
+        self.timing["bytes"] = self._base_bytes if base is None else len(data)
         return path, base
 
     @staticmethod
@@ -208,7 +250,7 @@ def _drop_sig_tails(zone: CompiledZone) -> None:
 
 # What the base's answers map to once its image is written: an overlay needs, per answer
 # key, only whether the base had an answer (`touched` -> `_answers`: identity, None or not).
-IN_BASE: Entry = ()  # type: ignore[assignment]
+IN_BASE: Entry = BASE_ENTRY
 
 
 def _drop_answers(zone: CompiledZone) -> None:
@@ -218,6 +260,15 @@ def _drop_answers(zone: CompiledZone) -> None:
     answers = zone.answers
     for key in answers:
         answers[key] = IN_BASE
+
+
+def _drop_pieces(zone: CompiledZone) -> None:
+    """Replace the base's rendered NSEC/NSEC3 pieces (in its image already; ~70% of what a
+    signed base held) by `BasePieces`: the chain's keys, each piece rendered again from the
+    version's nodes when an evolve or an overlay reads it (a changed name's neighbours)."""
+    index = zone.denial
+    if index is not None:
+        index.pieces = BasePieces(index, zone.snapshot)
 
 
 def _with_ancestors(names: Iterable[bytes], origin: bytes) -> dict[bytes, None]:

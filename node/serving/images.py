@@ -2,9 +2,10 @@
 
 Owns, in the control process: the image directory (emptied at start), the
 builder (one thread at nice BUILDER_NICE, off the event loop: a snapshot goes in, a file
-path comes out; a process would need the snapshot pickled, and `ZoneSnapshot`'s read-only
-mappings do not pickle), the per-zone order of operations sent to the workers (install /
-hold / remove), the current set a new worker is given, and the deletion of superseded images.
+path comes out; a full image is compiled and rendered by a child forked from that thread,
+which gets the snapshot copy-on-write, `node.image.forked`), the per-zone order of
+operations sent to the workers (install / hold / remove), the current set a new worker is
+given, and the deletion of superseded images.
 
 Incremental: each zone has an `ImageBuilder`; after a full image, the next versions are overlays
 on it (`install OVERLAY BASE`), so a one-record change costs the builder and the workers a small
@@ -69,6 +70,9 @@ SERVED_TIMEOUT = 30.0  # seconds `served` waits at most (a stuck worker never st
 # zone quiet this long after an overlay gets a full image of its version, built in the
 # background (issue 10: "keep a small overlay merged in the background").
 MERGE_AFTER = 10.0
+# A full image is rendered and written by a forked child that exits (issue 10): the
+# rendering's zone-sized garbage and most of its CPU stay out of the control process.
+FORK = True
 # (kind, payload) -> (seq, ids of the workers it went to)
 Broadcast = Callable[[bytes, bytes], tuple[int, set[int]]]
 
@@ -104,6 +108,7 @@ class ImagePublisher:
         self._merges: dict[bytes, asyncio.TimerHandle] = {}
         self.stages = stages.Pending()  # stage times of installs not yet applied
         self.merge_after = MERGE_AFTER
+        self.fork = FORK  # full images rendered by a forked child (node.image.forked)
         self.built = 0
         self.failed = 0
         self.local = LocalImages()  # the control process's own view, in the workers' order
@@ -160,7 +165,7 @@ class ImagePublisher:
                 snapshot = self._want.pop(origin)
                 count = self._published.get(origin, 0)  # the versions this build covers
                 cut = self._cuts.get(origin, 0)
-                builder = self._builders.setdefault(origin, ImageBuilder())
+                builder = self._builders.setdefault(origin, ImageBuilder(fork=self.fork))
                 queued = time.perf_counter()
                 try:
                     path, base_revision = await loop.run_in_executor(
@@ -332,7 +337,9 @@ def _write(builder: ImageBuilder, snapshot: ZoneSnapshot,
         trim()
         emit(Event.SERVING_IMAGE_BUILT, zone=snapshot.origin, serial=snapshot.serial,
              bytes=path.stat().st_size, seconds=round(time.perf_counter() - started, 3),
-             cpu_s=round(time.thread_time() - cpu, 3))
+             cpu_s=round(time.thread_time() - cpu, 3),
+             child_cpu_s=round(builder.timing.get("child_cpu", 0.0), 3),
+             fork_ms=round(builder.timing.get("fork_s", 0.0) * 1000, 1))
     return path, base_revision
 
 

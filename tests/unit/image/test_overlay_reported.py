@@ -71,7 +71,8 @@ def _same_compile(got: CompiledZone, want: CompiledZone) -> None:
     if want.denial is not None:
         assert got.denial is not None
         assert got.denial.keys == want.denial.keys
-        assert got.denial.pieces == want.denial.pieces
+        # the base's pieces, in its image, are rendered again when read (`BasePieces`)
+        assert {k: got.denial.pieces[k] for k in got.denial.pieces} == want.denial.pieces
 
 
 def _node(zone: CompiledZone, name: bytes) -> tuple[object, ...]:

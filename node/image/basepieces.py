@@ -1,0 +1,113 @@
+"""The image builder's base without what its full image has: `compile_base`, `BasePieces`.
+
+Owns `compile_base(snapshot)`, the compile an `ImageBuilder` keeps when a
+forked child renders the full image (`node.image.forked`): the indexes and
+dependencies `CompiledZone.build` makes, with the answers' keys only (each
+rendered answer dropped at once: it is in the image) and the denial chain's
+keys without their pieces, so the caller's heap never holds the rendered zone.
+Owns the `DenialIndex.pieces` mapping of `ImageBuilder`'s compiled zone once
+its full image is written (issue 10): the chain's keys map to None instead of
+their pieces (an NSEC or NSEC3 record and its RRSIGs, rendered: ~70% of what
+a signed base held), and a read renders the piece again from the nodes of
+the version the builder has (`nodes`, set by the builder after each evolve:
+an unchanged piece is a function of its owner's records alone). Pieces that an
+evolve replaces are stored as usual, so what was read once per change stays
+small: an overlay reads the changed names and their neighbours, not the zone.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import dns.name
+
+from node.server import answer
+from node.server.compile import CompiledZone
+from node.server.proofs import NSEC, NSEC3, DenialIndex, Piece, Types, is_hashed_owner, wire_key
+from node.server.proofs import _digest as nsec3_digest
+from node.zones.model import ZoneSnapshot
+
+IN_BASE: Any = ()  # an answer key's value once its entry is in the image (`overlay.IN_BASE`)
+MEMO_EVERY = 4096  # owners between clears of the render memo (a transient cache here)
+
+_MISSING: Any = object()
+
+
+class BasePieces(dict[Any, Piece | None]):
+    """`DenialIndex.pieces` (key -> piece) whose None values are rendered when read."""
+
+    __slots__ = ("index", "nodes", "origin")
+
+    def __init__(self, index: DenialIndex, snapshot: ZoneSnapshot,
+                 keys: Iterable[Any] | None = None) -> None:
+        super().__init__(dict.fromkeys(index.pieces if keys is None else keys))
+        self.index = index
+        self.nodes: Mapping[dns.name.Name, Types] = snapshot.nodes
+        self.origin = snapshot.origin
+
+    def __getitem__(self, key: Any) -> Piece:
+        piece = dict.__getitem__(self, key)
+        return piece if piece is not None else self._render(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        piece = dict.get(self, key, _MISSING)
+        if piece is _MISSING:
+            return default
+        return piece if piece is not None else self._render(key)
+
+    def _render(self, key: Any) -> Piece:
+        if self.index.nsec3:  # key: the raw hash; owner: its base32hex label under the origin
+            label = base64.b32hexencode(key).lower()
+            name = dns.name.Name((label, *self.origin.labels))
+            owner = b"\x20" + label + self.index.origin
+        else:  # key: the canonical labels, right to left
+            name = dns.name.Name((*reversed(key), b""))
+            owner = b"".join(bytes((len(label),)) + label for label in reversed(key)) + b"\x00"
+        found = self.index._entry(owner, self.nodes.get(name))
+        if found is None:  # pragma: no cover - a key without its record: the index is wrong
+            raise KeyError(key)
+        return found[1]
+
+
+def compile_base(snapshot: ZoneSnapshot) -> CompiledZone:
+    """What `CompiledZone.build(snapshot)` holds once `ImageBuilder` has dropped what the
+    image has (answers -> `IN_BASE`, no RRSIG tails, `BasePieces`), without rendering the
+    denial pieces or keeping a rendered answer."""
+    zone = CompiledZone(snapshot)
+    signed = snapshot.signed
+    if signed:
+        index = zone.denial = DenialIndex(zone.origin, snapshot.nodes.get(snapshot.origin, {}),
+                                          zone.sigs)
+        keys = []
+        for name, types in snapshot.nodes.items():
+            key = _denial_key(index, answer.name_wire(name), types)
+            if key is not None:
+                keys.append(key)
+        index.keys = sorted(keys)
+        index.pieces = BasePieces(index, snapshot, index.keys)  # type: ignore[assignment]
+    for name, types in snapshot.nodes.items():
+        if types and not (signed and is_hashed_owner(types)):
+            zone._add_name(answer.name_wire(name), types)
+    answers = zone.answers
+    for i, owner in enumerate(zone.names):
+        zone._render_owner(owner)
+        for rdtype in zone.names[owner]:
+            key = owner + rdtype.to_bytes(2, "big") + b"\x00\x01"
+            if key in answers:
+                answers[key] = IN_BASE
+        if i % MEMO_EVERY == MEMO_EVERY - 1:
+            zone.memo.clear()
+    zone.memo.clear()
+    zone.owned = set()
+    return zone
+
+
+def _denial_key(index: DenialIndex, owner: bytes, types: Types) -> Any:
+    """`DenialIndex._entry`'s key without its piece (None: the owner has no NSEC/NSEC3)."""
+    if not types:
+        return None
+    if index.nsec3:
+        return nsec3_digest(owner) if NSEC3 in types else None
+    return wire_key(owner) if NSEC in types else None

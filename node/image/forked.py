@@ -1,0 +1,161 @@
+"""Full images written by a forked child of the caller: the rendering's heap and CPU leave with it.
+
+Owns `ImageChild(render, path)`: `os.fork` gives the child the snapshot
+copy-on-write (nothing pickled), the child compiles, renders and writes the
+image (the same code as in-process, so the same bytes) and exits with
+`os._exit`; meanwhile the caller makes only the lean compile it keeps for the
+next overlays (`node.image.basepieces.compile_base`), then `wait`s.
+Issue 10: in the control process a full image's rendering is most of a full
+build's CPU (under its interpreter lock) and a zone-sized burst of small
+objects that leaves its heap fragmented; a child takes both away.
+
+What the child may touch: the compiled zone, the image writer, the file. The
+control process has grpc (etcd client) and event-loop threads; the child
+never uses them, logs nothing (the parent emits the events), runs no atexit
+handler or finaliser (`os._exit`), and grpc's fork handlers are off
+(`dns-node` sets `GRPC_ENABLE_FORK_SUPPORT=false`: grpcio enables them by
+default, and they pause grpc's threads around each fork; the child must not
+use grpc). A lock another thread held at the fork (a C
+library's) could still leave the child stuck: so a child that uses no CPU for
+`STALL_AFTER` seconds, or runs past `LIMIT`, is killed, and a child that
+crashed, failed or was killed raises `ForkFailed`; the caller then builds
+in-process (`ImageBuilder`), so a zone never goes without its image.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from node.errors import NodeError
+
+STALL_AFTER = 30.0  # seconds of no CPU used by the child: hung (a lock held at the fork)
+LIMIT = 1800.0  # seconds in all (a niced child on a loaded machine is slow, not stuck)
+POLL = 0.5  # seconds between looks at the child's CPU time
+# Test-only fault injection: "crash" (SIGKILL itself), "error" (raise), "hang" (sleep).
+FAULT_ENV = "DNSCLUSTER_TEST_IMAGE_FORK"
+
+
+class ForkFailed(NodeError):
+    """The forked child wrote no image (crashed, failed, hung); the reason is the message."""
+
+    code = "image-fork-failed"
+
+
+class ImageChild:
+    """A forked child rendering one full image (`render()`) to `path`; `wait` for it."""
+
+    def __init__(self, render: Callable[[], bytes], path: Path) -> None:
+        """Fork (the caller's heap shared copy-on-write); the child renders and exits."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.tmp = path.with_name(f".tmp-fork-{os.getpid()}-{path.name}")
+        r, w = os.pipe()
+        forking = time.perf_counter()
+        try:
+            pid = os.fork()
+        except BaseException:
+            os.close(r)
+            os.close(w)
+            raise
+        if pid == 0:  # the child: no logging, no return into the caller's frames
+            os.close(r)
+            _child(render, path, self.tmp, w)
+        self.fork_s = time.perf_counter() - forking  # page tables copied, under the GIL
+        os.close(w)
+        self.pid, self._r = pid, r
+
+    def kill(self) -> None:
+        """Stop the child (its image is not wanted any more) and reap it."""
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        finally:
+            os.close(self._r)
+            self.tmp.unlink(missing_ok=True)
+
+    def wait(self) -> tuple[int, float]:
+        """(image size, the child's CPU seconds) once the child wrote the image; raises
+        `ForkFailed` (then no file is left) if it crashed, failed or hung (killed)."""
+        try:
+            message, status, cpu = _wait(self.pid, self._r)
+        finally:
+            os.close(self._r)
+        if status == 0 and message.startswith(b"ok "):
+            return int(message[3:]), cpu
+        self.tmp.unlink(missing_ok=True)
+        if os.WIFSIGNALED(status):
+            reason = f"signal {os.WTERMSIG(status)}"
+        else:
+            reason = f"exit {os.WEXITSTATUS(status)}"
+        detail = message.decode(errors="replace")
+        raise ForkFailed(f"image child {self.pid}: {reason}" + (f": {detail}" if detail else ""))
+
+
+def _child(render: Callable[[], bytes], path: Path, tmp: Path, w: int) -> None:
+    code = 1
+    try:
+        # a signal must not reach the parent's event loop through the inherited wakeup fd
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        fault = os.environ.get(FAULT_ENV)
+        if fault == "crash":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if fault == "error":
+            raise RuntimeError("test fault")
+        if fault == "hang":
+            time.sleep(3600)
+        data = render()
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+        os.write(w, b"ok %d" % len(data))
+        code = 0
+    except BaseException as exc:  # reported to the parent, which builds in-process
+        try:
+            os.write(w, f"{type(exc).__name__}: {exc}".encode(errors="replace")[:2000])
+        except BaseException:  # nothing else can be done here
+            pass
+    finally:
+        os._exit(code)
+
+
+def _wait(pid: int, r: int) -> tuple[bytes, int, float]:
+    """The child's message, exit status and CPU seconds; kills it if it hangs."""
+    started = last_progress = time.monotonic()
+    last_cpu = -1
+    chunks: list[bytes] = []
+    while True:
+        ready, _, _ = select.select([r], [], [], POLL)
+        if ready:
+            chunk = os.read(r, 4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            continue
+        now = time.monotonic()
+        cpu = _cpu_ticks(pid)
+        if cpu != last_cpu:
+            last_cpu, last_progress = cpu, now
+        if now - last_progress > STALL_AFTER or now - started > LIMIT:
+            os.kill(pid, signal.SIGKILL)
+            _, status, usage = os.wait4(pid, 0)
+            why = f"hung: no CPU for {now - last_progress:.0f} s, {now - started:.0f} s in all"
+            return why.encode(), status or 1, usage.ru_utime + usage.ru_stime
+    _, status, usage = os.wait4(pid, 0)
+    return b"".join(chunks), status, usage.ru_utime + usage.ru_stime
+
+
+def _cpu_ticks(pid: int) -> int:
+    """utime + stime of `pid` in clock ticks (-1: unknown)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return -1
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    return int(fields[11]) + int(fields[12])
