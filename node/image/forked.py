@@ -130,9 +130,10 @@ def _wait(pid: int, r: int) -> tuple[bytes, int, float]:
     started = last_progress = time.monotonic()
     last_cpu = -1
     chunks: list[bytes] = []
+    poller = select.poll()  # not select(): the control process's descriptors go past 1,024
+    poller.register(r, select.POLLIN)
     while True:
-        ready, _, _ = select.select([r], [], [], POLL)
-        if ready:
+        if poller.poll(POLL * 1000):
             chunk = os.read(r, 4096)
             if not chunk:
                 break
