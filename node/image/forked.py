@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +45,12 @@ class ForkFailed(NodeError):
     """The forked child wrote no image (crashed, failed, hung); the reason is the message."""
 
     code = "image-fork-failed"
+
+
+class ImageStopped(NodeError):
+    """The child was stopped (`ImageChild.stop`: the node shuts down): no image, no fallback."""
+
+    code = "image-stopped"
 
 
 class ImageChild:
@@ -68,12 +75,29 @@ class ImageChild:
         self.fork_s = time.perf_counter() - forking  # page tables copied, under the GIL
         os.close(w)
         self.pid, self._r = pid, r
+        self.stopped = False
+        self._reaped = False
+        self._lock = threading.Lock()  # `stop` (another thread) never signals a reaped pid
+
+    def stop(self) -> None:
+        """From any thread: kill the child; `wait` then raises `ImageStopped`."""
+        with self._lock:
+            self.stopped = True
+            if not self._reaped:
+                os.kill(self.pid, signal.SIGKILL)
+
+    def _reap(self) -> tuple[int, float]:
+        """Wait for the child to end: (exit status, its CPU seconds)."""
+        with self._lock:
+            _, status, usage = os.wait4(self.pid, 0)
+            self._reaped = True
+        return status, usage.ru_utime + usage.ru_stime
 
     def kill(self) -> None:
         """Stop the child (its image is not wanted any more) and reap it."""
         try:
             os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
+            self._reap()
         finally:
             os.close(self._r)
             self.tmp.unlink(missing_ok=True)
@@ -82,9 +106,12 @@ class ImageChild:
         """(image size, the child's CPU seconds) once the child wrote the image; raises
         `ForkFailed` (then no file is left) if it crashed, failed or hung (killed)."""
         try:
-            message, status, cpu = _wait(self.pid, self._r)
+            message, status, cpu = _wait(self.pid, self._r, self._reap)
         finally:
             os.close(self._r)
+        if self.stopped:
+            self.tmp.unlink(missing_ok=True)
+            raise ImageStopped(f"image child {self.pid}: stopped")
         if status == 0 and message.startswith(b"ok "):
             return int(message[3:]), cpu
         self.tmp.unlink(missing_ok=True)
@@ -99,10 +126,13 @@ class ImageChild:
 def _child(render: Callable[[], bytes], path: Path, tmp: Path, w: int) -> None:
     code = 1
     try:
-        # a signal must not reach the parent's event loop through the inherited wakeup fd
+        # a signal must not reach the parent's event loop through the inherited wakeup fd;
+        # the node's SIGTERM/SIGINT/SIGHUP reach its process group (systemd, a terminal):
+        # the parent stops the child (`stop`), which must not die of them first (the
+        # parent would then build the image in-process while it shuts down)
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)
+            signal.signal(sig, signal.SIG_IGN)
         fault = os.environ.get(FAULT_ENV)
         if fault == "crash":
             os.kill(os.getpid(), signal.SIGKILL)
@@ -125,7 +155,8 @@ def _child(render: Callable[[], bytes], path: Path, tmp: Path, w: int) -> None:
         os._exit(code)
 
 
-def _wait(pid: int, r: int) -> tuple[bytes, int, float]:
+def _wait(pid: int, r: int, reap: Callable[[], tuple[int, float]]
+          ) -> tuple[bytes, int, float]:
     """The child's message, exit status and CPU seconds; kills it if it hangs."""
     started = last_progress = time.monotonic()
     last_cpu = -1
@@ -145,11 +176,11 @@ def _wait(pid: int, r: int) -> tuple[bytes, int, float]:
             last_cpu, last_progress = cpu, now
         if now - last_progress > STALL_AFTER or now - started > LIMIT:
             os.kill(pid, signal.SIGKILL)
-            _, status, usage = os.wait4(pid, 0)
+            status, cpu_s = reap()
             why = f"hung: no CPU for {now - last_progress:.0f} s, {now - started:.0f} s in all"
-            return why.encode(), status or 1, usage.ru_utime + usage.ru_stime
-    _, status, usage = os.wait4(pid, 0)
-    return b"".join(chunks), status, usage.ru_utime + usage.ru_stime
+            return why.encode(), status or 1, cpu_s
+    status, cpu_s = reap()
+    return b"".join(chunks), status, cpu_s
 
 
 def _cpu_ticks(pid: int) -> int:

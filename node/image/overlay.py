@@ -39,7 +39,7 @@ from node.image import layout as L
 from node.image.basepieces import IN_BASE as BASE_ENTRY
 from node.image.basepieces import BasePieces, compile_base
 from node.image.builder import Delta, ImageWriter, image_name, paused_gc, write_bytes
-from node.image.forked import ForkFailed, ImageChild
+from node.image.forked import ForkFailed, ImageChild, ImageStopped
 from node.image.growing import GrowingOverlay
 from node.server.answer import name_wire
 from node.server.compile import CompiledZone
@@ -55,12 +55,15 @@ MAX_SHARE = 0.05
 class ImageBuilder:
     """Builds one zone's successive images: full, then overlays on the last full one."""
 
-    __slots__ = ("_answers", "_base_bytes", "_base_revision", "_base_size", "_cut", "_denial",
-                 "_exists", "_growing", "_memo", "_zone", "fork", "max_share", "timing")
+    __slots__ = ("_answers", "_base_bytes", "_base_revision", "_base_size", "_child", "_cut",
+                 "_denial", "_exists", "_growing", "_memo", "_stopped", "_zone", "fork",
+                 "max_share", "timing")
 
     def __init__(self, max_share: float = MAX_SHARE, fork: bool = False) -> None:
         self.max_share = max_share
         self.fork = fork  # `write` renders full images in a forked child (node.image.forked)
+        self._child: ImageChild | None = None  # the child rendering now (`stop` kills it)
+        self._stopped = False
         self._zone: CompiledZone | None = None  # the latest version, this builder's own
         self._memo: dict[int, Any] = {}  # CompiledZone.memo kept across overlays (RR tails)
         self._growing: GrowingOverlay | None = None  # the overlay's records so far
@@ -111,12 +114,25 @@ class ImageBuilder:
         self._growing = None
         return data
 
+    def stop(self) -> None:
+        """From any thread (the node shuts down): kill the forked child rendering an image
+        now, and fork no other; its `write` raises `ImageStopped` (no in-process fallback)."""
+        self._stopped = True
+        child = self._child
+        if child is not None:
+            child.stop()
+
     def _forked(self, snapshot: ZoneSnapshot, path: Path) -> CompiledZone | None:
         """The full image written to `path` by a forked child (which compiles and renders:
         its garbage and CPU leave with it) and the lean compile made here meanwhile; None
         if the child failed (event 1885: the caller builds in-process)."""
+        if self._stopped:
+            raise ImageStopped(f"zone {snapshot.origin}: image builder stopped")
         try:
-            child = ImageChild(lambda: ImageWriter(CompiledZone.build(snapshot)).image(), path)
+            child = self._child = ImageChild(
+                lambda: ImageWriter(CompiledZone.build(snapshot)).image(), path)
+            if self._stopped:  # `stop` ran while it forked
+                child.stop()
             self.timing["fork_s"] = child.fork_s
             try:
                 zone = compile_base(snapshot)
@@ -129,6 +145,8 @@ class ImageBuilder:
             emit(Event.SERVING_IMAGE_FORK_FAILED, logging.WARNING, zone=snapshot.origin,
                  serial=snapshot.serial, error=str(exc))
             return None
+        finally:
+            self._child = None
 
     def build(self, snapshot: ZoneSnapshot, full: Path | None = None
               ) -> tuple[bytes, int | None]:

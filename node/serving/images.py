@@ -322,6 +322,8 @@ class ImagePublisher:
             self._advance(origin, self._published[origin])
         for task in self._building.values():
             task.cancel()
+        for builder in self._builders.values():  # a forked child's image is not wanted now
+            builder.stop()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         if self._own_dir:
