@@ -156,7 +156,9 @@ class ImagePublisher:
         self._unacked.pop(origin, None)
         self._advance(origin, self._published.get(origin, 0))  # never served: nobody waits
         self._want.pop(origin, None)
-        self._builders.pop(origin, None)  # its next image is a full one
+        builder = self._builders.pop(origin, None)  # its next image is a full one
+        if builder is not None:  # the image it renders now would be thrown away
+            builder.stop()
 
     async def _build(self, origin: bytes) -> None:
         loop = asyncio.get_running_loop()
@@ -171,6 +173,8 @@ class ImagePublisher:
                     path, base_revision = await loop.run_in_executor(
                         self._builder(), _write, builder, snapshot, self.directory)
                 except Exception as exc:
+                    if self._cuts.get(origin, 0) != cut:  # stopped: held or removed meanwhile
+                        continue
                     self.failed += 1
                     self._builders.pop(origin, None)
                     emit(Event.SERVING_IMAGE_FAILED, logging.ERROR, zone=snapshot.origin,

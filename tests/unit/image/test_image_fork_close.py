@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from node.image import forked
+from node.server.answer import name_wire
 from node.serving.images import ImagePublisher
 from tests.support.wait import async_wait_until
 from tests.unit.image.test_overlay_growing import versions
@@ -58,3 +59,27 @@ async def test_close_stops_the_child_and_builds_nothing_in_process(
     names = [json.loads(r.message)["name"] for r in caplog.records if r.name == "node.events"]
     assert "SERVING_IMAGE_FORK_FAILED" not in names
     assert "SERVING_IMAGE_BUILT" not in names
+
+
+@pytest.mark.parametrize("cut", ["hold", "remove"])
+async def test_a_held_or_removed_zone_stops_its_child(
+        cut: str, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its image would be thrown away: the child must not render on (nor make a later
+    shutdown wait for it: `close` no longer sees that builder)."""
+    monkeypatch.setenv(forked.FAULT_ENV, "hang")
+    monkeypatch.setattr(forked, "STALL_AFTER", 600.0)
+    before = set(_children())
+    images = ImagePublisher(str(tmp_path), lambda kind, payload: (1, set()))
+    images.open()
+    with caplog.at_level(logging.INFO, logger="node.events"):
+        snap = versions("nsec", count=1)[0]
+        images.publish(snap)
+        (child,) = await async_wait_until(lambda: set(_children()) - before, 60)
+        getattr(images, cut)(name_wire(snap.origin))
+        await async_wait_until(lambda: child not in _children(), 20,
+                               message="the child of a zone cut still renders")
+        await async_wait_until(images.idle, 20)
+    names = [json.loads(r.message)["name"] for r in caplog.records if r.name == "node.events"]
+    assert not {"SERVING_IMAGE_FORK_FAILED", "SERVING_IMAGE_FAILED"} & set(names), names
+    images.close()
