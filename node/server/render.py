@@ -35,6 +35,7 @@ AA = 0x0400
 TC = 0x0200
 RD = 0x0100
 CD = 0x0010
+RRSIG = 46  # its rdata holds the original TTL at octets 4-7
 
 _HEADERS: dict[tuple[int, int, int, int], tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
 
@@ -117,16 +118,21 @@ class AnswerBuilder:
 
 
 def rr_tails(rrset: dns.rrset.RRset, ttl: int | None = None) -> tuple[bytes, ...]:
-    """Each RR of `rrset` rendered after its owner name: type, class, TTL, rdlength, rdata."""
+    """Each RR of `rrset` rendered after its owner name: type, class, TTL, rdlength, rdata.
+
+    Without `ttl`, an RRSIG RRset's RRs each take their original TTL, the TTL of the RRset
+    each covers (RFC 4034 §3), not one TTL for the whole set."""
     head = (
         rrset.rdtype.to_bytes(2, "big")
         + rrset.rdclass.to_bytes(2, "big")
         + (rrset.ttl if ttl is None else ttl).to_bytes(4, "big")
     )
+    own_ttl = ttl is None and rrset.rdtype == RRSIG
     out = []
     for rd in rrset:
         data = rdata_wire(rd)
-        out.append(head + len(data).to_bytes(2, "big") + data)
+        out.append((head[:4] + data[4:8] if own_ttl else head)
+                   + len(data).to_bytes(2, "big") + data)
     return tuple(out)
 
 
