@@ -6,16 +6,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
 import dns.rdatatype
+import dns.rrset
 import pytest
 
 from node.image import ImageTable, ZoneImage, build_image
 from node.server.responder import Responder
 from node.server.table import ZoneTable
-from node.zones.model import ZoneSnapshot
+from node.server.update import notify_hook
+from node.zones.model import ZoneSnapshot, snapshot_from_text
+from tests.support.zones import EXAMPLE
 from tests.unit.server.signed_zone import MODES, signed_snapshot
 
 T = dns.rdatatype
@@ -74,3 +78,70 @@ def test_rrsig_ttl_is_the_covered_rrsets(signed: tuple[ZoneSnapshot, Ask], name:
     want = {T.to_text(r.covers): types[r.covers].ttl for r in sigs}
     assert got == want
 
+
+
+@pytest.fixture(params=["compiled", "image"])
+def plain(request: pytest.FixtureRequest) -> Responder:
+    return _responder(request.param, snapshot_from_text(EXAMPLE, "example.com.",
+                                                        allow_transfer=["127.0.0.0/8"]))
+
+
+def _wire(name: str, rdtype: str, *, do: bool = True, opcode: int = 0) -> bytes:
+    q = dns.message.make_query(name, rdtype, want_dnssec=do, use_edns=0)
+    q.set_opcode(opcode)
+    return q.to_wire()
+
+
+def _one(responder: Responder, wire: bytes, transport: str = "udp") -> dns.message.Message:
+    out = responder.handle(wire, ("127.0.0.1", 5300), transport)
+    if isinstance(out, list):
+        out = out[0]
+    assert isinstance(out, bytes)
+    return dns.message.from_wire(out)
+
+
+@pytest.mark.parametrize("section", [6, 8])  # ANCOUNT, NSCOUNT
+def test_opt_outside_the_additional_section_is_formerr(plain: Responder, section: int) -> None:
+    """RFC 6891 §6.1.1: the OPT RR goes in the additional section; a query carrying it in the
+    answer or authority section is malformed (Knot: FORMERR; we answered it as a query)."""
+    wire = bytearray(_wire("www.example.com.", "A", do=False))
+    wire[section + 1], wire[11] = 1, 0
+    out = plain.handle(bytes(wire), ("127.0.0.1", 5300), "udp")
+    assert isinstance(out, bytes)
+    assert out[3] & 0xF == dns.rcode.FORMERR
+
+
+def test_notify_answer_has_opt_with_do(plain: Responder) -> None:
+    """RFC 6891 §7: a response to a request with an OPT has one; RFC 3225 §3: DO copied."""
+    plain.hooks[4] = notify_hook(plain.table)  # type: ignore[arg-type]
+    resp = _one(plain, _wire("example.com.", "SOA", opcode=4))
+    assert resp.rcode() == dns.rcode.NOERROR
+    assert resp.edns == 0 and resp.ednsflags & dns.flags.DO
+
+
+def test_xfr_over_udp_refusal_copies_do() -> None:
+    """An AXFR over UDP (FORMERR) or a refused transfer: OPT with DO copied (RFC 3225 §3)."""
+    responder = _responder("compiled", snapshot_from_text(EXAMPLE, "example.com."))
+    for name, transport in (("example.com.", "udp"), ("www.example.com.", "tcp")):
+        resp = _one(responder, _wire(name, "AXFR"), transport)
+        assert resp.rcode() in (dns.rcode.FORMERR, dns.rcode.REFUSED)
+        assert resp.edns == 0 and resp.ednsflags & dns.flags.DO, (name, transport)
+
+
+@pytest.mark.parametrize(("rdtype", "transport"), [("AXFR", "tcp"), ("IXFR", "udp"),
+                                                   ("IXFR", "tcp")])
+def test_transfer_answer_has_opt(rdtype: str, transport: str) -> None:
+    """RFC 5936 §2.2.5 / RFC 6891 §7: the first message of a transfer asked for with EDNS
+    carries an OPT (DO copied); a transfer asked for without has none."""
+    responder = _responder("compiled", snapshot_from_text(EXAMPLE, "example.com.",
+                                                          allow_transfer=["127.0.0.0/8"]))
+    for do in (True, False):
+        q = dns.message.make_query("example.com.", rdtype, want_dnssec=do, use_edns=0)
+        if rdtype == "IXFR":
+            q.authority.append(dns.rrset.from_text("example.com.", 0, "IN", "SOA",
+                                                   "ns1.example.com. h.example.com. 1 1 1 1 1"))
+        resp = _one(responder, q.to_wire(), transport)
+        assert resp.rcode() == dns.rcode.NOERROR and resp.answer
+        assert resp.edns == 0 and bool(resp.ednsflags & dns.flags.DO) == do
+    bare = dns.message.make_query("example.com.", "AXFR").to_wire()
+    assert _one(responder, bare, "tcp").edns < 0
