@@ -145,3 +145,39 @@ def test_transfer_answer_has_opt(rdtype: str, transport: str) -> None:
         assert resp.edns == 0 and bool(resp.ednsflags & dns.flags.DO) == do
     bare = dns.message.make_query("example.com.", "AXFR").to_wire()
     assert _one(responder, bare, "tcp").edns < 0
+
+
+MANY = EXAMPLE + "".join(f"manymx MX {i} host{i}\nhost{i} A 192.0.2.{100 + i}\n"
+                         f"host{i} AAAA 2001:db8::{100 + i}\n" for i in range(12)) + "".join(
+    f"manyns NS ns{i}.manyns\nns{i}.manyns A 192.0.2.{150 + i}\n" for i in range(12))
+
+
+@pytest.fixture(params=["compiled", "image"])
+def many(request: pytest.FixtureRequest) -> Responder:
+    return _responder(request.param, snapshot_from_text(MANY, "example.com."))
+
+
+@pytest.mark.parametrize("payload", [None, 512])
+def test_additional_that_does_not_fit_is_left_out_not_truncated(many: Responder,
+                                                                payload: int | None) -> None:
+    """RFC 2181 §9: TC is not set merely because additional data could not fit: the answer
+    goes out whole without its additional section (Knot: the same, with what fits)."""
+    q = dns.message.make_query("manymx.example.com.", "MX", use_edns=payload is not None,
+                               payload=payload or 512)
+    wire = many.handle(q.to_wire(), ("127.0.0.1", 5300), "udp")
+    assert isinstance(wire, bytes) and len(wire) <= 512
+    resp = dns.message.from_wire(wire)
+    assert not resp.flags & dns.flags.TC
+    assert len(resp.answer[0]) == 12 and not resp.additional
+    assert resp.edns == (0 if payload else -1)
+
+
+def test_referral_whose_glue_does_not_fit_is_truncated(many: Responder) -> None:
+    """RFC 9471: in-domain glue of a referral that does not fit sets TC (no glue-less
+    referral)."""
+    q = dns.message.make_query("x.manyns.example.com.", "A", use_edns=False)
+    q.flags = 0
+    wire = many.handle(q.to_wire(), ("127.0.0.1", 5300), "udp")
+    assert isinstance(wire, bytes)
+    resp = dns.message.from_wire(wire)
+    assert resp.flags & dns.flags.TC and not resp.authority
