@@ -210,12 +210,10 @@ class ZoneImage:
         _, count, off, _, tgt_n, _, _ = e
         buf = node[6]._buf
         if rdtype == L.RRSIG and tgt_n:  # indirect: TTL, then references to RRSIG tails
-            ttl = buf[off : off + 4][::-1]
-            out = []
+            out = []  # each keeps its own TTL, that of the RRset it covers (RFC 4034 §3)
             for i in range(count):
                 ref = L.U32.unpack_from(buf, off + 4 + 4 * i)[0]
-                t = buf[ref : ref + 10 + (buf[ref + 8] << 8 | buf[ref + 9])]
-                out.append(t[:4] + ttl + t[8:])
+                out.append(buf[ref : ref + 10 + (buf[ref + 8] << 8 | buf[ref + 9])])
             return tuple(out)
         return L.tails_at(buf, off, count)
 

@@ -72,10 +72,12 @@ def rdata_wire(rd: dns.rdata.Rdata) -> bytes:
 
 
 def fast_tails(rrset: dns.rrset.RRset) -> tuple[bytes, ...]:
-    """`render.rr_tails` using `rdata_wire`."""
+    """`render.rr_tails` using `rdata_wire` (RRSIGs with their original TTL, as there)."""
     head = int(rrset.rdtype).to_bytes(2, "big") + b"\x00\x01" + rrset.ttl.to_bytes(4, "big")
     # the signer's RRSIG/NSEC/NSEC3 sets give their wire without making rdatas
     wires = rrset.wires() if isinstance(rrset, LazyRRset) else map(rdata_wire, rrset)
+    if rrset.rdtype == RRSIG:
+        return tuple(head[:4] + d[4:8] + len(d).to_bytes(2, "big") + d for d in wires)
     return tuple(head + len(d).to_bytes(2, "big") + d for d in wires)
 
 

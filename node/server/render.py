@@ -35,6 +35,7 @@ AA = 0x0400
 TC = 0x0200
 RD = 0x0100
 CD = 0x0010
+RRSIG = 46  # its rdata holds the original TTL at octets 4-7
 
 _HEADERS: dict[tuple[int, int, int, int], tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
 
@@ -117,17 +118,53 @@ class AnswerBuilder:
 
 
 def rr_tails(rrset: dns.rrset.RRset, ttl: int | None = None) -> tuple[bytes, ...]:
-    """Each RR of `rrset` rendered after its owner name: type, class, TTL, rdlength, rdata."""
+    """Each RR of `rrset` rendered after its owner name: type, class, TTL, rdlength, rdata.
+
+    Without `ttl`, an RRSIG RRset's RRs each take their original TTL, the TTL of the RRset
+    each covers (RFC 4034 §3), not one TTL for the whole set."""
     head = (
         rrset.rdtype.to_bytes(2, "big")
         + rrset.rdclass.to_bytes(2, "big")
         + (rrset.ttl if ttl is None else ttl).to_bytes(4, "big")
     )
+    own_ttl = ttl is None and rrset.rdtype == RRSIG
     out = []
     for rd in rrset:
         data = rdata_wire(rd)
-        out.append(head + len(data).to_bytes(2, "big") + data)
+        out.append((head[:4] + data[4:8] if own_ttl else head)
+                   + len(data).to_bytes(2, "big") + data)
     return tuple(out)
+
+
+def _skip_name(body: bytes, i: int) -> int:
+    while True:
+        ln = body[i]
+        if ln == 0:
+            return i + 1
+        if ln & 0xC0:
+            return i + 2
+        i += ln + 1
+
+
+def without_additional(qid: bytes, entry: Entry, rd_cd: int, question: bytes, opt: bytes,
+                       limit: int) -> bytes | None:
+    """The response without its additional section if that fits in `limit` octets (RFC
+    2181 §9: TC is not set merely because additional data could not fit), else None.
+
+    Not for referrals (AA clear): their glue is required (RFC 9471), so they truncate."""
+    hdrs, _, body, _, _, flags = entry
+    counts = hdrs[0]
+    if not flags & AA or counts[8:10] == b"\x00\x00":
+        return None
+    i = 0
+    for _ in range((counts[4] << 8 | counts[5]) + (counts[6] << 8 | counts[7])):
+        i = _skip_name(body, i) + 10
+        i += body[i - 2] << 8 | body[i - 1]
+    if 12 + len(question) + i + len(opt) > limit:
+        return None
+    flags |= (RD if rd_cd & 1 else 0) | (CD if rd_cd & 2 else 0)
+    return (qid + flags.to_bytes(2, "big") + counts[2:8]
+            + (b"\x00\x01" if opt else b"\x00\x00") + question + body[:i] + opt)
 
 
 def tc_response(qid: bytes, entry: Entry, rd_cd: int, question: bytes, opt: bytes) -> bytes:

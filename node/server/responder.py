@@ -8,7 +8,8 @@ Owns the hot path and the protocol-level decisions around it:
   question *as sent* + the pre-rendered body (+ our OPT when the query had
   EDNS). Truncation is decided from the entry's known size
   and the client's payload size (min(client, ours), floor 512); on overflow the
-  response is header + question (+ OPT) with TC=1.
+  response leaves out its additional section if the rest fits (RFC 2181 §9; not a
+  referral, whose glue is required), else it is header + question (+ OPT) with TC=1.
 * slow path (`_slow`): the strict parser; FORMERR / BADVERS / NOTIMP,
   QR=1 dropped, non-IN classes REFUSED, AXFR/IXFR via `xfr`, TSIG-signed
   queries (a secondary's SOA check) verified and answered signed with a
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from node.server import xfr, xfrauth
-from node.server.render import Entry, error_response, tc_response
+from node.server.render import Entry, error_response, tc_response, without_additional
 from node.server.stats import DnsStats
 from node.server.table import ZoneTable
 from node.server.wire import (
@@ -156,15 +157,13 @@ class Responder:
         idx = (data[2] & 1) | ((data[3] >> 3) & 2)
         if payload < 0:
             if size > MIN_UDP_PAYLOAD:
-                self.stats.truncated += 1
-                return tc_response(data[:2], entry, idx, data[12:q4], b"")
+                return self._overflow(data[:2], entry, idx, data[12:q4], b"", MIN_UDP_PAYLOAD)
             return data[:2] + hdrs[idx] + data[12:q4] + body
         limit = payload if payload > MIN_UDP_PAYLOAD else MIN_UDP_PAYLOAD
         if limit > self.max_udp_payload:
             limit = self.max_udp_payload
         if size + 11 > limit:
-            self.stats.truncated += 1
-            return tc_response(data[:2], entry, idx, data[12:q4], self.opts[do])
+            return self._overflow(data[:2], entry, idx, data[12:q4], self.opts[do], limit)
         return b"".join((data[:2], hdrs_e[idx], data[12:q4], body, self.opts[do]))
 
     def tcp(self, data: bytes, addr: tuple[str, int], tls: bool = False) -> Answer:
@@ -202,9 +201,18 @@ class Responder:
         else:
             limit = min(max(payload, MIN_UDP_PAYLOAD), self.max_udp_payload)
         if size + len(opt) > limit:
-            self.stats.truncated += 1
-            return tc_response(qid, entry, idx, question, opt)
+            return self._overflow(qid, entry, idx, question, opt, limit)
         return qid + (hdrs_e if opt else hdrs)[idx] + question + body + opt
+
+    def _overflow(self, qid: bytes, entry: Entry, idx: int, question: bytes, opt: bytes,
+                  limit: int) -> bytes:
+        """A response over `limit`: without its additional section if that fits, else
+        truncated (TC=1, "retry over TCP")."""
+        out = without_additional(qid, entry, idx, question, opt, limit)
+        if out is not None:
+            return out
+        self.stats.truncated += 1
+        return tc_response(qid, entry, idx, question, opt)
 
     def _slow(self, data: bytes, addr: tuple[str, int], tcp: bool, tls: bool = False
               ) -> Answer:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 
 import dns.exception
+import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
@@ -23,6 +24,7 @@ import dns.rdtypes.ANY.TSIG
 import dns.tsig
 
 from node.clock import SYSTEM_CLOCK, Clock
+from node.server.wire import EDNS_PAYLOAD
 
 Name = dns.name.Name
 FUDGE = 300
@@ -64,7 +66,9 @@ def verify(wire: bytes, key: dns.tsig.Key) -> dns.message.Message:
 def respond(request: dns.message.Message, rcode: int, key: dns.tsig.Key | None,
             tsig_error: int = 0, clock: Clock = SYSTEM_CLOCK) -> bytes:
     """The response to `request` with `rcode`, TSIG as RFC 8945 asks (see the module doc)."""
-    resp = dns.message.make_response(request)
+    resp = dns.message.make_response(request, our_payload=EDNS_PAYLOAD)
+    if request.edns >= 0:  # RFC 3225 §3: the DO bit is copied
+        resp.use_edns(0, request.ednsflags & dns.flags.DO, EDNS_PAYLOAD)
     resp.set_rcode(rcode)
     if request.tsig is None:
         return resp.to_wire()

@@ -40,7 +40,7 @@ from node.nodes.membership import NodeDirectory
 from node.server import tsigwire
 from node.server.render import error_response
 from node.server.table import ZoneTable
-from node.server.wire import Query
+from node.server.wire import Query, reply_opt
 from node.zones.repository import ZoneRepository
 from node.zones.tsig import TsigKeyStore
 from node.zones.update import (
@@ -110,7 +110,7 @@ class UpdateService:
                         addr[0])
             self._count("refused")
             return error_response(query.id, query.flags, dns.rcode.REFUSED, query.question,
-                                  None)
+                                  reply_opt(query))
         task = asyncio.get_running_loop().create_task(self.handle(wire, query, addr[0]))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -132,7 +132,8 @@ class UpdateService:
             log.exception("UPDATE from %s failed", client)
             self._count("failed")
             emit(Event.UPDATE_FAILED, logging.ERROR, client=client, error=repr(exc))
-            return error_response(query.id, query.flags, dns.rcode.SERVFAIL, query.question, None)
+            return error_response(query.id, query.flags, dns.rcode.SERVFAIL, query.question,
+                                  reply_opt(query))
 
     async def _answer(self, repo: ZoneRepository, wire: bytes, query: Query, client: str
                       ) -> bytes:
@@ -140,7 +141,8 @@ class UpdateService:
             msg, key_name = tsigwire.peek(wire)
         except dns.exception.DNSException:
             self._count("formerr")
-            return error_response(query.id, query.flags, dns.rcode.FORMERR, query.question, None)
+            return error_response(query.id, query.flags, dns.rcode.FORMERR, query.question,
+                                  reply_opt(query))
         key: dns.tsig.Key | None = None
         zone_text = msg.question[0].name.to_text() if msg.question else "?"
         if key_name is not None:
@@ -219,7 +221,8 @@ class UpdateService:
             return answer
         self._count("failed")
         emit(Event.UPDATE_FORWARD_FAILED, logging.ERROR, client=client, tried=targets)
-        return error_response(query.id, query.flags, dns.rcode.SERVFAIL, query.question, None)
+        return error_response(query.id, query.flags, dns.rcode.SERVFAIL, query.question,
+                              reply_opt(query))
 
 
 def _plan(read: UpdateRead, req: UpdateRequest, client: str, key: Name | None
@@ -304,7 +307,8 @@ def notify_hook(table: ZoneTable,
             verdict = secondary(name, addr[0]) if name is not None else None
             if verdict is not None:
                 rcode = dns.rcode.NOERROR if verdict else dns.rcode.REFUSED
-                resp = error_response(query.id, query.flags, rcode, query.question, None)
+                resp = error_response(query.id, query.flags, rcode, query.question,
+                                      reply_opt(query))
                 return resp[:2] + bytes((resp[2] | 0x04,)) + resp[3:] if verdict else resp
         zone = table.find(query.qname)
         ours = zone is not None and zone.origin == query.qname
@@ -312,7 +316,8 @@ def notify_hook(table: ZoneTable,
             emit(Event.NOTIFY_RECEIVED, zone=dns.name.from_wire(query.qname, 0)[0],
                  client=addr[0])
         rcode = dns.rcode.NOERROR if ours else dns.rcode.NOTAUTH
-        resp = error_response(query.id, query.flags, rcode, query.question, None)
+        resp = error_response(query.id, query.flags, rcode, query.question,
+                              reply_opt(query))
         return resp[:2] + bytes((resp[2] | 0x04,)) + resp[3:] if ours else resp  # AA: ours
 
     return hook

@@ -40,6 +40,7 @@ TYPE_ANY = 255
 CLASS_IN = 1
 
 MIN_UDP_PAYLOAD = 512
+EDNS_PAYLOAD = 1232  # what answers built outside the `Responder` advertise (its default)
 
 
 ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00"  # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0
@@ -162,7 +163,8 @@ def parse_query(data: bytes) -> Query | None:
 
     The whole message is walked first, so that error answers echo the question
     and carry an OPT whenever the query's own OPT could be read; then, in
-    order: FORMERR for a malformed message (no OPT), more than one OPT
+    order: FORMERR for a malformed message (no OPT; an OPT outside the additional section
+    is one), more than one OPT
     (no OPT) or trailing octets, NOTIMP for opcodes other than QUERY, NOTIFY
     and UPDATE, BADVERS for EDNS versions above 0, FORMERR for QDCOUNT != 1.
     """
@@ -192,7 +194,9 @@ def parse_query(data: bytes) -> Query | None:
                 qclass = data[end + 2] << 8 | data[end + 3]
             offset = end + 4
         for _ in range(ancount + nscount):
-            _, _, _, rd = _skip_rr(data, offset)
+            rtype, _, _, rd = _skip_rr(data, offset)
+            if rtype == TYPE_OPT:  # RFC 6891 §6.1.1: only in the additional section
+                raise ValueError("OPT outside the additional section")
             offset = _rdata_end(data, rd)
         for _ in range(arcount):
             rtype, rclass, ttl, rd = _skip_rr(data, offset)
@@ -242,6 +246,12 @@ def _rdata_end(data: bytes, rd: int) -> int:
     if end > len(data):
         raise ValueError("truncated rdata")
     return end
+
+
+def reply_opt(query: Query) -> bytes | None:
+    """The OPT of a response to `query` built outside the `Responder` (NOTIFY, UPDATE,
+    transfers): one when the query had one (RFC 6891 §7), DO copied (RFC 3225 §3)."""
+    return opt_record(EDNS_PAYLOAD, query.do) if query.payload >= 0 else None
 
 
 def opt_record(max_payload: int, do: int, ext_rcode: int = 0) -> bytes:

@@ -54,7 +54,7 @@ from node.server.answer import SOA, name_wire
 from node.server.compile import CompiledZone
 from node.server.journal import Entry, Journals
 from node.server.render import AA, CD, QR, RD
-from node.server.wire import FORMERR, TYPE_AXFR, NameCompressor, Query
+from node.server.wire import FORMERR, TYPE_AXFR, NameCompressor, Query, reply_opt
 from node.server.xfrauth import Keyring
 from node.server.zonediff import RR, owner_records, rrset_records
 from node.zones.transfers import transfer_allowed
@@ -211,21 +211,24 @@ def _messages(
 
 
 def _render(query: Query, rrs: Iterator[RR], limit: int) -> Iterator[bytes]:
-    """`rrs` in messages of at most `limit` octets (an RR alone may exceed it)."""
+    """`rrs` in messages of at most `limit` octets (an RR alone may exceed it); the first
+    carries an OPT when the query had one (RFC 5936 §2.2.5, RFC 6891 §7)."""
     flags = (QR | AA | (query.flags & (RD | CD))).to_bytes(2, "big")
     qid = query.id.to_bytes(2, "big")
+    opt = reply_opt(query) or b""
     first = True
     out, comp, count = _start(query.question, first)
+    limit -= len(opt)
     for owner, rdtype, ttl, data in rrs:
         if count and len(out) + len(owner) + 10 + len(data) > limit:
-            yield _finish(qid, flags, out, count, first)
-            first = False
+            yield _finish(qid, flags, out, count, first, opt)
+            first, opt = False, b""
             out, comp, count = _start(query.question, first)
         comp.write(out, owner.lower())
         out += _RRHEAD.pack(rdtype, 1, ttl, len(data))
         out += data
         count += 1
-    yield _finish(qid, flags, out, count, first)
+    yield _finish(qid, flags, out, count, first, opt)
 
 
 def _start(question: bytes, first: bool) -> tuple[bytearray, NameCompressor, int]:
@@ -237,12 +240,13 @@ def _start(question: bytes, first: bool) -> tuple[bytearray, NameCompressor, int
     return out, comp, 0
 
 
-def _finish(qid: bytes, flags: bytes, out: bytearray, count: int, first: bool) -> bytes:
+def _finish(qid: bytes, flags: bytes, out: bytearray, count: int, first: bool,
+            opt: bytes = b"") -> bytes:
     out[0:12] = (
         qid
         + flags
         + (b"\x00\x01" if first else b"\x00\x00")
         + count.to_bytes(2, "big")
-        + b"\x00\x00\x00\x00"
+        + (b"\x00\x00\x00\x01" if opt else b"\x00\x00\x00\x00")
     )
-    return bytes(out)
+    return bytes(out + opt)

@@ -34,7 +34,7 @@ from node.clock import SYSTEM_CLOCK, Clock
 from node.events import Event, emit
 from node.server import tsigwire
 from node.server.render import error_response
-from node.server.wire import Query
+from node.server.wire import Query, reply_opt
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,8 @@ def authenticate(wire: bytes, query: Query, keyring: Keyring | None, client: str
     try:
         msg, key_name = tsigwire.peek(wire)
     except dns.exception.DNSException:
-        return error_response(query.id, query.flags, dns.rcode.FORMERR, query.question, None)
+        return error_response(query.id, query.flags, dns.rcode.FORMERR, query.question,
+                              reply_opt(query))
     zone = msg.question[0].name.to_text() if msg.question else "?"
     if key_name is None:
         return Auth(msg, None, clock)
