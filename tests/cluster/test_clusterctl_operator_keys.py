@@ -1,10 +1,14 @@
-"""`clusterctl` key verbs take a key's tag, as BIND's and Knot's tools do, where it is unique.
+"""`clusterctl` DNSSEC and TSIG keys as an operator from BIND or Knot reads them.
+
+Key verbs take a key's tag, as BIND's and Knot's tools do, where it is unique.
 
 An operator reads the tag in `zone dnssec`, in the DS record and in dig's
 DNSKEY answer (`44261`), not the cluster's 32-hex key id: `zone ds-seen`,
 `zone rollover --key-id` and `zone key enable-rollover` take either. Durations
-are shown as `zone sign` takes them (`90d`), not as seconds. One real etcd,
-one real node with a KEK.
+are shown as `zone sign` takes them (`90d`), not as seconds. A TSIG key
+prints the command it is for: `nsupdate -y` for an update key, `dig -y ...
+AXFR` for a transfer key (nsupdate with it is refused). One real etcd, one
+real node with a KEK.
 """
 
 from __future__ import annotations
@@ -64,3 +68,15 @@ def test_key_verbs_take_a_unique_tag(signer: Cluster, tmp_path: Path) -> None:
     res = n1.ctl("zone", "ds-seen", ZONE, "1")  # no key has tag 1 (or one in 65536 runs)
     if all(k["tag"] != 1 for k in ctl_json(signer, "zone", "dnssec", ZONE)["keys"]):
         assert res.returncode == 1 and "no key with tag 1" in res.stderr, res.stderr
+
+
+def test_tsig_add_prints_the_command_the_key_is_for(signer: Cluster) -> None:
+    n1 = signer.nodes[0]
+    update = n1.ctl("tsig", "add", "upd-key")
+    assert update.returncode == 0 and "# nsupdate -y hmac-sha256:upd-key:" in update.stdout
+    transfer = n1.ctl("tsig", "add", "xfr-key", "--use", "transfer")
+    assert transfer.returncode == 0, transfer.stderr
+    assert "nsupdate" not in transfer.stdout, transfer.stdout
+    assert "# dig -y hmac-sha256:xfr-key:" in transfer.stdout and "AXFR" in transfer.stdout
+    shown = n1.ctl("tsig", "show", "xfr-key")
+    assert "# dig -y hmac-sha256:xfr-key:" in shown.stdout
