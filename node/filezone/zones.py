@@ -223,7 +223,11 @@ class FileZones:
                                 served_config=self._served_config,
                                 revisions=self._next_revision, clock=self._clock)
         owned = z.owned
+        settings_changed = replace(owned.config, reload=0) != replace(config, reload=0)
         owned.config = config
+        if settings_changed and z.started:  # `zone update`: served now, not at the next serial
+            async with owned.lock:
+                await owned.reconfigure()
         result: ReloadResult | None = None
         if not z.started:
             try:
