@@ -45,7 +45,8 @@ def register(commands: argparse._SubParsersAction, parents: Parents) -> None:  #
     p.add_argument("--email", type=a.email_arg, metavar="ADDR", help="SOA admin e-mail")
     p.add_argument("--allow-transfer", type=a.cidr_arg, action="append", default=[],
                    metavar="CIDR", help="network allowed AXFR/IXFR (repeatable)")
-    p.add_argument("--file", metavar="F", help="initial content, a master file ('-': stdin); "
+    p.add_argument("--file", metavar="F", help="initial content, a master file ('-': stdin; "
+                   "$INCLUDE is read here, relative to the file); "
                    "with --file-backed: the master file's path on --node")
     p.add_argument("--file-backed", action="store_true",
                    help="a file-backed zone: its data is the master file --file on --node, "
@@ -80,7 +81,8 @@ def register(commands: argparse._SubParsersAction, parents: Parents) -> None:  #
 
     p = verbs.add_parser("import", parents=parents, help="replace a zone's content from a file")
     p.add_argument("zone", type=a.zone_arg, metavar="ZONE")
-    p.add_argument("file", metavar="FILE", help="master file, '-' for stdin")
+    p.add_argument("file", metavar="FILE", help="master file, '-' for stdin ($INCLUDE is read "
+                   "here, relative to the file)")
     p.add_argument("--no-create", action="store_true",
                    help="fail if the zone does not exist (default: create it)")
     p.set_defaults(handler=import_)

@@ -101,3 +101,22 @@ def test_a_missing_include_names_the_directive_and_line(one_node: Cluster,
     res = one_node.nodes[0].ctl("zone", "import", "mf.test", str(path))
     assert res.returncode == 2
     assert f"{path}:8: $INCLUDE inc/hosts.zone" in res.stderr, res.stderr
+
+
+def test_record_verbs_take_ttls_with_units_as_zone_files_do(one_node: Cluster,
+                                                            tmp_path: Path) -> None:
+    """`1h`, `1d`, `1w2d` as BIND and Knot read them in a zone file and on their command lines."""
+    n1 = one_node.nodes[0]
+    path = tmp_path / "ttl.zone"
+    path.write_text(MAIN.replace("mf.test.", "ttl.test.").replace("$INCLUDE", ";"))
+    assert n1.ctl("zone", "create", "ttl.test", "--file", str(path)).returncode == 0
+    res = n1.ctl("record", "add", "ttl.test", "hour", "1h", "A", "192.0.2.60")
+    assert res.returncode == 0, res.stderr
+    res = n1.ctl("record", "replace", "ttl.test", "week", "1w2d", "TXT", "nine days")
+    assert res.returncode == 0, res.stderr
+    records = exported(one_node, "ttl.test")
+    assert "hour.ttl.test. 3600 IN A 192.0.2.60" in records
+    assert 'week.ttl.test. 777600 IN TXT "nine" "days"' in records or \
+        'week.ttl.test. 777600 IN TXT "nine days"' in records, records
+    res = n1.ctl("record", "add", "ttl.test", "bad", "1x", "A", "192.0.2.61")
+    assert res.returncode == 2 and "TTL" in res.stderr
