@@ -1,6 +1,11 @@
-"""A file-backed zone's `zone update` (who may transfer it) takes effect on the owner at once,
-not at the file's next serial. One real etcd and one real node owning the file; AXFRs from
-127.0.0.77, an address no node has, are refused until `--allow-transfer` lists it.
+"""File-backed zones as an operator meets them through another node.
+
+`zone update` (who may transfer) takes effect on the owner at once, not at the
+file's next serial: AXFRs from 127.0.0.77, an address no node has, are refused
+until `--allow-transfer` lists it. A `record` change sent through n2 while the
+owner n1 is down but its lease not yet expired names the owner that did not
+answer, not the endpoint the operator gave (which did answer). Real etcd, two
+real nodes (lease 60 s, so a killed n1 still counts as alive).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ OUTSIDE = "127.0.0.77"
 
 @pytest.fixture(scope="module")
 def owner() -> Iterator[Cluster]:
-    c = make_cluster(1)
+    c = make_cluster(2, lease_ttl=60)
     try:
         yield c
     finally:
@@ -59,3 +64,21 @@ def test_allow_transfer_applies_without_a_new_serial(owner: Cluster, tmp_path: P
     wait_until(lambda: axfr_from_outside(owner), 20,
                message="the owner allows the new address without a new serial")
     assert path.read_text() == MASTER  # no new version was made for it
+
+
+def test_a_change_for_a_down_owner_names_the_owner(owner: Cluster, tmp_path: Path) -> None:
+    n1, n2 = owner.nodes
+    path = tmp_path / "down.test.zone"
+    path.write_text(MASTER.replace(ZONE, "down.test."))
+    res = n2.ctl("zone", "create", "down.test.", "--file-backed", "--node", "n1",
+                 "--file", str(path))
+    assert res.returncode == 0, res.stderr
+    wait_until(lambda: n1.query("down.test.", "SOA").answer, 30)
+    n1.kill()  # its lease lives on for up to 60 s: n2 still takes it for alive
+    try:
+        res = n2.ctl("record", "add", "down.test.", "x", "300", "A", "192.0.2.9")
+        assert res.returncode == 1
+        assert "owning node n1" in res.stderr and n1.api in res.stderr, res.stderr
+        assert "--endpoint" not in res.stderr, res.stderr  # n2, the endpoint given, answered
+    finally:
+        n1.start()
