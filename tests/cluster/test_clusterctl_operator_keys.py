@@ -80,3 +80,19 @@ def test_tsig_add_prints_the_command_the_key_is_for(signer: Cluster) -> None:
     assert "# dig -y hmac-sha256:xfr-key:" in transfer.stdout and "AXFR" in transfer.stdout
     shown = n1.ctl("tsig", "show", "xfr-key")
     assert "# dig -y hmac-sha256:xfr-key:" in shown.stdout
+
+
+def test_a_settings_change_says_where_the_new_keys_show(signer: Cluster,
+                                                        tmp_path: Path) -> None:
+    """`zone sign` on a signed zone answers with the keys as they were when the change was
+    made; an algorithm rollover's new keys come from the Key Master after it, so the answer
+    says where to look instead of showing a key table without them as if it were all."""
+    n1, zone = signer.nodes[0], "alg.test."
+    (tmp_path / "z").write_text(TEXT.replace(ZONE, zone))
+    assert n1.ctl("zone", "create", zone, "--file", str(tmp_path / "z")).returncode == 0
+    assert n1.ctl("zone", "sign", zone).returncode == 0
+    wait_until(lambda: len(ctl_json(signer, "zone", "dnssec", zone)["keys"]) == 2, 30)
+    res = n1.ctl("zone", "sign", zone, "--algorithm", "ED25519")
+    assert res.returncode == 0, res.stderr
+    assert "changed algorithm ED25519" in res.stdout
+    assert f"clusterctl zone dnssec {zone}" in res.stdout, res.stdout
