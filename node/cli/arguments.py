@@ -42,6 +42,20 @@ def name_arg(text: str) -> Name:
         raise argparse.ArgumentTypeError(f"invalid name {text!r}: {exc}") from exc
 
 
+def server_name_arg(text: str) -> str:
+    """A name server name as given (checked): `server_name` places it once the zone is known."""
+    name_arg(text)
+    return text
+
+
+def server_name(text: str, zone: Name) -> Name:
+    """`ns1` (one label, no dot) is ns1.ZONE, as in a zone file; a name with a dot is
+    absolute, its trailing dot optional (`ns2.example.net`)."""
+    if "." not in text:
+        return dns.name.from_text(text, zone)
+    return name_arg(text)
+
+
 def ttl_arg(text: str) -> int:
     """Seconds, or BIND's units as a zone file takes them: `3600`, `1h`, `1w2d`, `90m`."""
     try:

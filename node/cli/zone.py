@@ -38,9 +38,10 @@ def register(commands: argparse._SubParsersAction, parents: Parents) -> None:  #
 
     p = verbs.add_parser("create", parents=parents, help="create a zone")
     p.add_argument("zone", type=a.zone_arg, metavar="ZONE")
-    p.add_argument("--ns", type=a.name_arg, action="append", default=[], metavar="NAME",
-                   help="NS name at the apex (repeatable)")
-    p.add_argument("--primary-ns", type=a.name_arg, metavar="NAME",
+    p.add_argument("--ns", type=a.server_name_arg, action="append", default=[], metavar="NAME",
+                   help="NS name at the apex (repeatable; one label such as ns1 is in the "
+                        "zone, a name with a dot is absolute)")
+    p.add_argument("--primary-ns", type=a.server_name_arg, metavar="NAME",
                    help="SOA primary name server (default: the first --ns)")
     p.add_argument("--email", type=a.email_arg, metavar="ADDR", help="SOA admin e-mail")
     p.add_argument("--allow-transfer", type=a.cidr_arg, action="append", default=[],
@@ -196,9 +197,9 @@ def create(ctx: CommandContext) -> None:
     with _located(expanded):
         info = ctx.client.create_zone(
             args.zone,
-            primary_ns=args.primary_ns,
+            primary_ns=a.server_name(args.primary_ns, args.zone) if args.primary_ns else None,
             admin_email=args.email,
-            ns=tuple(args.ns),
+            ns=tuple(a.server_name(ns, args.zone) for ns in args.ns),
             allow_transfer=tuple(args.allow_transfer),
             text=expanded.text if expanded else None,
         )

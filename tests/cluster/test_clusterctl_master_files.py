@@ -120,3 +120,15 @@ def test_record_verbs_take_ttls_with_units_as_zone_files_do(one_node: Cluster,
         'week.ttl.test. 777600 IN TXT "nine days"' in records, records
     res = n1.ctl("record", "add", "ttl.test", "bad", "1x", "A", "192.0.2.61")
     assert res.returncode == 2 and "TTL" in res.stderr
+
+
+def test_a_single_label_ns_is_in_the_zone_not_a_tld(one_node: Cluster) -> None:
+    """`zone create ZONE --ns ns1` names ns1.ZONE, as `ns1` does in a zone file, not the
+    top-level name `ns1.`; a name with a dot stays absolute, its trailing dot optional."""
+    n1 = one_node.nodes[0]
+    res = n1.ctl("zone", "create", "lbl.test", "--ns", "ns1", "--ns", "ns2.example.net")
+    assert res.returncode == 0, res.stderr
+    records = exported(one_node, "lbl.test")
+    assert "lbl.test. 3600 IN NS ns1.lbl.test." in records, records
+    assert "lbl.test. 3600 IN NS ns2.example.net." in records, records
+    assert any(r.startswith("lbl.test. 3600 IN SOA ns1.lbl.test. ") for r in records), records
