@@ -12,6 +12,9 @@ NOT_SERVING when the server stops.
 Errors: an interceptor turns `NodeError`s into statuses via `node.api.errors`
 (with the error's stable code as trailing metadata); any other exception is
 logged with `Event.API_ERROR` and answered INTERNAL with a short message.
+etcd's "permission denied" on a read-only node (its etcd user may not write
+zones, records or keys: docs/readonly.md) is answered as a refusal that names
+the writable nodes' API addresses, not as advice to grant the user the range.
 """
 
 from __future__ import annotations
@@ -43,11 +46,12 @@ from node.api.nodes import NodeService
 from node.api.records import RecordService
 from node.api.tsig import TsigService
 from node.api.zones import ZoneService
-from node.errors import ConfigError, NodeError
+from node.errors import ConfigError, NodeError, Refused
 from node.events import Event, emit
 from node.keymaster.admin import DnssecAdmin
 from node.keymaster.handover import KeyMasterAdmin
 from node.nodes.membership import NodeDirectory
+from node.store import EtcdPermissionDenied
 from node.zones.repository import ZoneRepository
 from node.zones.tsig import TsigKeyStore
 
@@ -123,8 +127,19 @@ def server_credentials(tls: ApiTls) -> grpc.ServerCredentials:
 Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
+Explain = Callable[[EtcdPermissionDenied], Awaitable[NodeError]]
+
+
+async def _as_is(exc: EtcdPermissionDenied) -> NodeError:
+    return exc
+
+
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """NodeError -> status (with its code as trailing metadata); anything else -> INTERNAL."""
+    """NodeError -> status (with its code as trailing metadata); anything else -> INTERNAL.
+    `explain` rewrites etcd's permission denied (the read-only node's refusal)."""
+
+    def __init__(self, explain: Explain = _as_is) -> None:
+        self._explain = explain
 
     async def intercept_service(
         self,
@@ -134,23 +149,26 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is not None and handler.stream_unary is not None:  # ImportZoneStream
             return grpc.stream_unary_rpc_method_handler(
-                _guard(handler.stream_unary, handler_call_details.method),
+                _guard(handler.stream_unary, handler_call_details.method, self._explain),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler is None or handler.unary_unary is None:
             return handler
         return grpc.unary_unary_rpc_method_handler(
-            _guard(handler.unary_unary, handler_call_details.method),
+            _guard(handler.unary_unary, handler_call_details.method, self._explain),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
 
 
-def _guard(inner: Handler, method: str) -> Handler:
+def _guard(inner: Handler, method: str, explain: Explain = _as_is) -> Handler:
     async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
-            return await inner(request, context)
+            try:
+                return await inner(request, context)
+            except EtcdPermissionDenied as denied:
+                raise await explain(denied) from denied
         except NodeError as exc:
             await context.abort(
                 status_for(exc), exc.message, trailing_metadata=((ERROR_CODE_METADATA, exc.code),)
@@ -204,7 +222,8 @@ class ApiServer:
 
     async def start(self) -> int:
         """Bind and serve; returns the bound port (listen "127.0.0.1:0" picks one)."""
-        server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=SERVER_OPTIONS)
+        server = grpc.aio.server(interceptors=[ErrorInterceptor(self._explain_denied)],
+                                 options=SERVER_OPTIONS)
         zone_pb2_grpc.add_ZoneServiceServicer_to_server(ZoneService(self._repo, self._tsig), server)
         record_pb2_grpc.add_RecordServiceServicer_to_server(RecordService(self._repo), server)
         node_pb2_grpc.add_NodeServiceServicer_to_server(NodeService(self._nodes), server)
@@ -238,6 +257,20 @@ class ApiServer:
             tls=self._tls is not None,
         )
         return port
+
+    async def _explain_denied(self, exc: EtcdPermissionDenied) -> NodeError:
+        """On a read-only node: a refusal naming where changes go; else etcd's error."""
+        try:
+            nodes = await self._nodes.list_nodes()
+        except NodeError:
+            return exc
+        if not any(n.id == self._node_id and n.role == "readonly" for n in nodes):
+            return exc
+        writable = ", ".join(f"{n.id} {n.api_address}" for n in nodes
+                             if n.role == "writable" and n.api_address) or "none registered"
+        return Refused(f"node {self._node_id} is read-only: its etcd user is not allowed "
+                       f"this (nothing was changed); send changes to a writable node "
+                       f"({writable}) with clusterctl --endpoint HOST:PORT")
 
     def set_ready(self, ready: bool) -> None:
         """Report readiness on the health service (`readiness`); safe before start."""

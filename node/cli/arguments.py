@@ -16,6 +16,7 @@ import dns.exception
 import dns.name
 import dns.rdatatype
 import dns.rrset
+import dns.ttl
 
 from node.api.convert import MAX_TTL, rdtype_from_text, rrset_from_fields
 from node.cli.output import UsageError
@@ -41,11 +42,27 @@ def name_arg(text: str) -> Name:
         raise argparse.ArgumentTypeError(f"invalid name {text!r}: {exc}") from exc
 
 
+def server_name_arg(text: str) -> str:
+    """A name server name as given (checked): `server_name` places it once the zone is known."""
+    name_arg(text)
+    return text
+
+
+def server_name(text: str, zone: Name) -> Name:
+    """`ns1` (one label, no dot) is ns1.ZONE, as in a zone file; a name with a dot is
+    absolute, its trailing dot optional (`ns2.example.net`)."""
+    if "." not in text:
+        return dns.name.from_text(text, zone)
+    return name_arg(text)
+
+
 def ttl_arg(text: str) -> int:
+    """Seconds, or BIND's units as a zone file takes them: `3600`, `1h`, `1w2d`, `90m`."""
     try:
-        ttl = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"TTL must be a number of seconds, got {text!r}") from None
+        ttl = int(text) if text.isdigit() else int(dns.ttl.from_text(text))
+    except (ValueError, dns.exception.DNSException):
+        raise argparse.ArgumentTypeError(f"TTL must be seconds or a duration such as 1h, 1d or "
+                                         f"1w2d, got {text!r}") from None
     if not 0 <= ttl <= MAX_TTL:
         raise argparse.ArgumentTypeError(f"TTL {ttl} is out of range (0 to {MAX_TTL})")
     return ttl

@@ -214,7 +214,9 @@ def sign(ctx: CommandContext) -> int:
         ctx.out.warn(warning)
     if outcome.state == "done" and outcome.message:  # a signed zone: settings or rollover
         text = "\n".join([f"{zone}: {outcome.message}", "",
-                          key_table([key_dict(k) for k in outcome.keys])])
+                          key_table([key_dict(k) for k in outcome.keys]), "",
+                          "(the keys when the change was made: any new ones come from the Key "
+                          f"Master; clusterctl zone dnssec {zone} shows them and each next step)"])
     elif outcome.state == "done":
         text = "\n".join([
             f"signed {zone} (Key Master {outcome.keymaster})", "",

@@ -10,6 +10,10 @@
 * `zone ds-seen ZONE KEY_ID`: the new KSK's DS is at the parent; the KSK
   rollover goes on (the old KSK goes after the parent's DS TTL).
 
+KEY_ID is a key id or, as BIND's and Knot's tools take it, a key tag (the
+number in `zone dnssec`, the DS record and the DNSKEY) that one key of the
+zone has.
+
 `--json`: the key as `zone dnssec --json` shows it (`{"zone", "key", "message"}`).
 """
 
@@ -19,8 +23,9 @@ import argparse
 
 from node.cli import arguments as a
 from node.cli.context import CommandContext
-from node.cli.dnssec import duration_arg
+from node.cli.dnssec import duration_arg, human_duration
 from node.cli.output import key_dict
+from node.errors import NotFound, ValidationError
 
 Parents = list[argparse.ArgumentParser]
 
@@ -69,24 +74,42 @@ def _result(ctx: CommandContext, key: object, message: str) -> None:
     d = key_dict(key)  # type: ignore[arg-type]
     text = (f"{d['role'].upper()} {d['tag']} ({d['key_id']}): {d['state']}; automatic "
             f"rollover {'on' if d['rollover']['auto'] else 'off'}, every "
-            f"{d['rollover']['every']} s, offset {d['rollover']['offset']} s")
+            f"{human_duration(d['rollover']['every'])}, offset "
+            f"{human_duration(d['rollover']['offset'])}")
     ctx.out.result({"zone": ctx.args.zone.to_text(), "key": d, "message": message},
                    text + (f"\n{message}" if message else ""))
 
 
+def _key_id(ctx: CommandContext, text: str) -> str:
+    """`text` as a key id; a key tag (1-5 digits) is the id of the zone's one key with it."""
+    if not (text.isdigit() and len(text) <= 5 and int(text) <= 65535):
+        return text
+    zone = ctx.args.zone
+    ids = [k.key_id for k in ctx.client.dnssec_status(zone).keys if k.tag == int(text)]
+    if not ids:
+        raise NotFound(f"zone {zone} has no key with tag {text} (clusterctl zone dnssec "
+                       f"{zone} lists the tags and key ids)")
+    if len(ids) > 1:
+        raise ValidationError(f"{len(ids)} keys of zone {zone} have tag {text}: give the key "
+                              f"id ({', '.join(ids)})")
+    return ids[0]
+
+
 def rollover(ctx: CommandContext) -> None:
-    key, message = ctx.client.roll_key(ctx.args.zone, key_id=ctx.args.key_id or "",
+    key_id = _key_id(ctx, ctx.args.key_id) if ctx.args.key_id else ""
+    key, message = ctx.client.roll_key(ctx.args.zone, key_id=key_id,
                                        role=ctx.args.role or "", now=ctx.args.now)
     _result(ctx, key, message)
 
 
 def set_policy(ctx: CommandContext) -> None:
-    key = ctx.client.set_key_policy(ctx.args.zone, ctx.args.key_id, auto=ctx.args.auto,
+    key = ctx.client.set_key_policy(ctx.args.zone, _key_id(ctx, ctx.args.key_id),
+                                    auto=ctx.args.auto,
                                     every=ctx.args.every, offset=ctx.args.offset)
     _result(ctx, key, "")
 
 
 def ds_seen(ctx: CommandContext) -> None:
-    key = ctx.client.confirm_ds_seen(ctx.args.zone, ctx.args.key_id)
+    key = ctx.client.confirm_ds_seen(ctx.args.zone, _key_id(ctx, ctx.args.key_id))
     _result(ctx, key, f"the Key Master removes the old KSK once its DS has left caches "
                       f"(clusterctl zone dnssec {ctx.args.zone})")

@@ -34,14 +34,14 @@ def zone_table(infos: Sequence[ZoneInfo]) -> str:
     rows = [
         (
             i.config.name.to_text(),
+            i.config.kind,
             i.serial,
             i.generation,
-            i.rrset_count if i.rrset_count >= 0 else "-",
             ",".join(i.config.allow_transfer) or "-",
         )
         for i in infos
     ]
-    return table(("ZONE", "SERIAL", "GENERATION", "RRSETS", "ALLOW-TRANSFER"), rows)
+    return table(("ZONE", "KIND", "SERIAL", "GENERATION", "ALLOW-TRANSFER"), rows)
 
 
 def zone_details(info: ZoneInfo) -> str:

@@ -1,8 +1,9 @@
 """`clusterctl tsig add|list|show|delete`: TSIG keys (RFC 8945) for UPDATE and transfers.
 
-`add` and `show` print the key in BIND's `key {}` syntax and in nsupdate's
-`-y` form (`hmac-sha256:NAME:SECRET`; nsupdate defaults to hmac-md5, so the
-algorithm is always given). `--json`: `{name, algorithm, secret, use}` for
+`add` and `show` print the key in BIND's `key {}` syntax and in the `-y`
+form (`hmac-sha256:NAME:SECRET`; nsupdate defaults to hmac-md5, so the
+algorithm is always given) of the command it is for: `nsupdate -y` for an
+update key, `dig -y ... AXFR` for a transfer key. `--json`: `{name, algorithm, secret, use}` for
 add and show; a list of `{name, algorithm, use}` for list;
 `{"key": NAME, "deleted": true}` for delete.
 """
@@ -38,8 +39,11 @@ def register(commands: argparse._SubParsersAction, parents: Parents) -> None:  #
 
 
 def key_text(key: TsigKey) -> str:
-    return (f"{key.bind_text()}\n\n# nsupdate -y {key.nsupdate_y()}\n"
-            f"# use: {key.use}")
+    if key.use == "transfer":  # nsupdate with a transfer key is refused (BADKEY)
+        how = f"# dig -y {key.nsupdate_y()} @NODE ZONE AXFR"
+    else:
+        how = f"# nsupdate -y {key.nsupdate_y()}"
+    return f"{key.bind_text()}\n\n{how}\n# use: {key.use}"
 
 
 def add(ctx: CommandContext) -> None:

@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from dns.name import Name
+
 from node.cli import arguments as a
-from node.cli import dnssec, rollover
+from node.cli import dnssec, masterinclude, rollover
 from node.cli.context import CommandContext
 from node.cli.output import UsageError, exit_code_for_outcome, zone_dict
 from node.cli.tables import zone_details, zone_table
+from node.errors import ValidationError
 from node.zones.model import ZoneConfig
 
 Parents = list[argparse.ArgumentParser]
@@ -33,14 +38,16 @@ def register(commands: argparse._SubParsersAction, parents: Parents) -> None:  #
 
     p = verbs.add_parser("create", parents=parents, help="create a zone")
     p.add_argument("zone", type=a.zone_arg, metavar="ZONE")
-    p.add_argument("--ns", type=a.name_arg, action="append", default=[], metavar="NAME",
-                   help="NS name at the apex (repeatable)")
-    p.add_argument("--primary-ns", type=a.name_arg, metavar="NAME",
+    p.add_argument("--ns", type=a.server_name_arg, action="append", default=[], metavar="NAME",
+                   help="NS name at the apex (repeatable; one label such as ns1 is in the "
+                        "zone, a name with a dot is absolute)")
+    p.add_argument("--primary-ns", type=a.server_name_arg, metavar="NAME",
                    help="SOA primary name server (default: the first --ns)")
     p.add_argument("--email", type=a.email_arg, metavar="ADDR", help="SOA admin e-mail")
     p.add_argument("--allow-transfer", type=a.cidr_arg, action="append", default=[],
                    metavar="CIDR", help="network allowed AXFR/IXFR (repeatable)")
-    p.add_argument("--file", metavar="F", help="initial content, a master file ('-': stdin); "
+    p.add_argument("--file", metavar="F", help="initial content, a master file ('-': stdin; "
+                   "$INCLUDE is read here, relative to the file); "
                    "with --file-backed: the master file's path on --node")
     p.add_argument("--file-backed", action="store_true",
                    help="a file-backed zone: its data is the master file --file on --node, "
@@ -75,7 +82,8 @@ def register(commands: argparse._SubParsersAction, parents: Parents) -> None:  #
 
     p = verbs.add_parser("import", parents=parents, help="replace a zone's content from a file")
     p.add_argument("zone", type=a.zone_arg, metavar="ZONE")
-    p.add_argument("file", metavar="FILE", help="master file, '-' for stdin")
+    p.add_argument("file", metavar="FILE", help="master file, '-' for stdin ($INCLUDE is read "
+                   "here, relative to the file)")
     p.add_argument("--no-create", action="store_true",
                    help="fail if the zone does not exist (default: create it)")
     p.set_defaults(handler=import_)
@@ -139,6 +147,22 @@ def _read_text(path: str) -> str:
         raise UsageError(f"cannot read {path}: {exc}") from exc
 
 
+def _read_master(path: str, zone: Name) -> masterinclude.Expanded:
+    """The master file at `path` with its `$INCLUDE`s expanded here (the node reads none)."""
+    return masterinclude.expand(path, _read_text(path), zone)
+
+
+@contextmanager
+def _located(expanded: masterinclude.Expanded | None) -> Iterator[None]:
+    """A node's "line N" in a parse error as the FILE:LINE it came from."""
+    try:
+        yield
+    except ValidationError as exc:
+        if expanded is None:
+            raise
+        raise ValidationError(expanded.locate(str(exc))) from exc
+
+
 def create(ctx: CommandContext) -> None:
     args = ctx.args
     primaries = tuple(p.strip() for arg in args.primary for p in arg.split(",") if p.strip())
@@ -169,15 +193,16 @@ def create(ctx: CommandContext) -> None:
         return
     if args.node:
         raise UsageError("zone create: --node is for --file-backed zones")
-    text = _read_text(args.file) if args.file else None
-    info = ctx.client.create_zone(
-        args.zone,
-        primary_ns=args.primary_ns,
-        admin_email=args.email,
-        ns=tuple(args.ns),
-        allow_transfer=tuple(args.allow_transfer),
-        text=text,
-    )
+    expanded = _read_master(args.file, args.zone) if args.file else None
+    with _located(expanded):
+        info = ctx.client.create_zone(
+            args.zone,
+            primary_ns=a.server_name(args.primary_ns, args.zone) if args.primary_ns else None,
+            admin_email=args.email,
+            ns=tuple(a.server_name(ns, args.zone) for ns in args.ns),
+            allow_transfer=tuple(args.allow_transfer),
+            text=expanded.text if expanded else None,
+        )
     ctx.out.result(zone_dict(info), f"created zone {info.config.name} (serial {info.serial})")
 
 
@@ -205,8 +230,10 @@ def delete(ctx: CommandContext) -> None:
 
 
 def import_(ctx: CommandContext) -> None:
-    text = _read_text(ctx.args.file)
-    info = ctx.client.import_zone(ctx.args.zone, text, create=not ctx.args.no_create)
+    expanded = _read_master(ctx.args.file, ctx.args.zone)
+    with _located(expanded):
+        info = ctx.client.import_zone(ctx.args.zone, expanded.text,
+                                      create=not ctx.args.no_create)
     count = f", {info.rrset_count} RRsets" if info.rrset_count >= 0 else ""
     ctx.out.result(
         zone_dict(info), f"imported zone {info.config.name} (serial {info.serial}{count})"

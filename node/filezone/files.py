@@ -31,6 +31,7 @@ import dns.zone
 from node.dnssec.signer import master_text as signed_master_text
 from node.dnssec.signer import rrsig_rrset
 from node.errors import ValidationError
+from node.work.masterfile import read_zone
 from node.zones.model import NodeMap
 
 Name = dns.name.Name
@@ -46,10 +47,7 @@ def parse_master(text: str, origin: Name) -> NodeMap:
     fast = _parse_canonical(text, origin)
     if fast is not None:
         return fast
-    try:
-        zone = dns.zone.from_text(text, origin=origin, relativize=False, check_origin=True)
-    except dns.exception.DNSException as exc:  # type: ignore[attr-defined]
-        raise ValidationError(f"master file of {origin} does not parse: {exc}") from exc
+    zone = read_zone(text, origin, f"master file of {origin}")  # a fault names its line
     nodes: dict[Name, dict[int, dns.rrset.RRset]] = {}
     for name, node in zone.nodes.items():
         rrsigs = []

@@ -105,6 +105,7 @@ class OwnedZone:
         self.next_refresh: int | None = None  # unix time the signatures need refreshing
         self._signer: ZoneSigner | None = None
         self._revisions = revisions  # the table keeps a zone's versions in this order
+        self._served: tuple[NodeMap, bool, int] | None = None  # (nodes, signed, time) served
 
     @property
     def path(self) -> str:
@@ -297,8 +298,16 @@ class OwnedZone:
                  serial=serial)
         await self._serve(result.nodes, result.changed, signed=True, time=time)
 
+    async def reconfigure(self) -> None:
+        """Serve the version served with the config now in force (`zone update`: who may
+        transfer, whom to NOTIFY), at the same serial: no new version for a setting."""
+        if self._served is not None:
+            nodes, signed, time = self._served
+            await self._serve(nodes, frozenset(), signed=signed, time=time)
+
     async def _serve(self, nodes: NodeMap, changed: frozenset[Name] | None, *, signed: bool,
                      time: int) -> None:
+        self._served = (nodes, signed, time)
         config = await self._served_config(self.config)
         await self._publish(ZoneSnapshot(config=config, serial=_serial(nodes, self.origin),
                                          revision=self._revisions(), nodes=nodes,

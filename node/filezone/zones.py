@@ -28,6 +28,7 @@ from typing import Any
 import dns.name
 import dns.rrset
 
+from node.api.errors import ApiUnreachable
 from node.clock import SYSTEM_CLOCK, Clock
 from node.errors import NodeError, NotFound, Refused, ValidationError
 from node.events import Event, emit
@@ -155,7 +156,13 @@ class FileZones:
             raise Refused(f"the owning node {config.owner} advertises no reachable admin API "
                           f"address ({node.api_address}): change records there")
         emit(Event.FILE_ZONE_FORWARDED, zone=config.name, to=config.owner, how="admin API")
-        return await self._api_call(node.api_address, forward)
+        try:
+            return await self._api_call(node.api_address, forward)
+        except ApiUnreachable as exc:  # the owner, not the node the operator asked, is down
+            raise Refused(f"the owning node {config.owner} did not answer at "
+                          f"{node.api_address} ({exc}); a file-backed zone changes only there: "
+                          f"if the request reached it the change may still land (dig, "
+                          f"clusterctl zone show {config.name})") from exc
 
     async def _node(self, node_id: str) -> NodeInfo:
         for n in await self._directory.list_nodes():
@@ -223,7 +230,11 @@ class FileZones:
                                 served_config=self._served_config,
                                 revisions=self._next_revision, clock=self._clock)
         owned = z.owned
+        settings_changed = replace(owned.config, reload=0) != replace(config, reload=0)
         owned.config = config
+        if settings_changed and z.started:  # `zone update`: served now, not at the next serial
+            async with owned.lock:
+                await owned.reconfigure()
         result: ReloadResult | None = None
         if not z.started:
             try:

@@ -1,7 +1,8 @@
 """Master-file parsing for `zone import` and `zone create --file`, run in a worker process.
 
 `parse_for_store(text, origin)` parses and checks the text with the same
-rules as `zones.model.snapshot_from_text` and returns what the repository
+rules as `zones.model.snapshot_from_text` (and `masterfile.read_zone`'s: a
+fault names its line, an owner outside the zone is one) and returns what the repository
 writes: each RRset as (key suffix under a generation's data prefix, stored
 value). `fastparse.py` reads it first, dnspython when that declines. The
 control process then only concatenates keys and sends batches; it holds no
@@ -15,10 +16,12 @@ from dataclasses import dataclass
 
 import dns.name
 import dns.rdatatype
+import dns.rrset
 
 from node.store.keys import name_component
 from node.work.fastparse import fast_parse
-from node.zones.model import rrset_to_json, snapshot_from_text
+from node.work.masterfile import read_zone
+from node.zones.model import ZoneConfig, rrset_to_json, snapshot_from_rrsets
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +42,13 @@ def parse_for_store(text: str, origin: str) -> ParsedZone:
 
 
 def parse_with_dnspython(text: str, origin: str) -> ParsedZone:
-    """`parse_for_store` by dnspython's zone reader alone (the reference `fastparse` matches)."""
-    snap = snapshot_from_text(text, dns.name.from_text(origin))
+    """`parse_for_store` by dnspython's zone reader alone (the reference `fastparse` matches),
+    as `masterfile.read_zone` runs it: a fault names its line, an out-of-zone owner is one."""
+    name = dns.name.from_text(origin)
+    zone = read_zone(text, name, f"zone text for {name}")
+    rrsets = [dns.rrset.from_rdata_list(owner, rds.ttl, list(rds))
+              for owner, node in zone.nodes.items() for rds in node.rdatasets]
+    snap = snapshot_from_rrsets(ZoneConfig(name=name.canonicalize()), rrsets)
     records = tuple(
         (f"{name_component(rrset.name)}/{dns.rdatatype.to_text(rrset.rdtype)}",
          rrset_to_json(rrset))

@@ -210,3 +210,20 @@ def test_an_update_key_cannot_sign_a_readonly_nodes_transfers(
         assert not events(bad, 1304)
     finally:
         bad.kill()
+
+
+def test_a_change_through_the_read_only_node_names_the_writable_ones(
+        rbac: tuple[Cluster, NodeProcess]) -> None:
+    """An operator who points clusterctl at the read-only node is told where to go, not to
+    grant its etcd user the range; nothing is written."""
+    cluster, ro = rbac
+    for args in (("record", "add", ZONE, "ro-made", "300", "A", "192.0.2.99"),
+                 ("zone", "create", "ro-made.test")):
+        res = ro.ctl(*args)
+        assert res.returncode == 1, res.stdout
+        assert "read-only" in res.stderr and "grant" not in res.stderr, res.stderr
+        assert all(n.api in res.stderr for n in cluster.nodes), res.stderr
+    n1 = cluster.nodes[0]
+    assert n1.ctl("zone", "show", "ro-made.test").returncode == 1
+    listed = json.loads(n1.ctl("--json", "record", "list", ZONE, "--name", "ro-made").stdout)
+    assert listed == []
