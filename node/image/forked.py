@@ -24,6 +24,7 @@ in-process (`ImageBuilder`), so a zone never goes without its image.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import select
 import signal
@@ -37,6 +38,7 @@ from node.errors import NodeError
 STALL_AFTER = 30.0  # seconds of no CPU used by the child: hung (a lock held at the fork)
 LIMIT = 1800.0  # seconds in all (a niced child on a loaded machine is slow, not stuck)
 POLL = 0.5  # seconds between looks at the child's CPU time
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal the child gets when the parent (thread) ends
 # Test-only fault injection: "crash" (SIGKILL itself), "error" (raise), "hang" (sleep).
 FAULT_ENV = "DNSCLUSTER_TEST_IMAGE_FORK"
 
@@ -62,6 +64,7 @@ class ImageChild:
         self.path = path
         self.tmp = path.with_name(f".tmp-fork-{os.getpid()}-{path.name}")
         r, w = os.pipe()
+        parent = os.getpid()
         forking = time.perf_counter()
         try:
             pid = os.fork()
@@ -71,7 +74,7 @@ class ImageChild:
             raise
         if pid == 0:  # the child: no logging, no return into the caller's frames
             os.close(r)
-            _child(render, path, self.tmp, w)
+            _child(render, path, self.tmp, w, parent)
         self.fork_s = time.perf_counter() - forking  # page tables copied, under the GIL
         os.close(w)
         self.pid, self._r = pid, r
@@ -123,7 +126,8 @@ class ImageChild:
         raise ForkFailed(f"image child {self.pid}: {reason}" + (f": {detail}" if detail else ""))
 
 
-def _child(render: Callable[[], bytes], path: Path, tmp: Path, w: int) -> None:
+def _child(render: Callable[[], bytes], path: Path, tmp: Path, w: int, parent: int
+           ) -> None:
     code = 1
     try:
         # a signal must not reach the parent's event loop through the inherited wakeup fd;
@@ -133,6 +137,7 @@ def _child(render: Callable[[], bytes], path: Path, tmp: Path, w: int) -> None:
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
+        _let_go_of_the_parent(parent, w)
         fault = os.environ.get(FAULT_ENV)
         if fault == "crash":
             os.kill(os.getpid(), signal.SIGKILL)
@@ -153,6 +158,22 @@ def _child(render: Callable[[], bytes], path: Path, tmp: Path, w: int) -> None:
             pass
     finally:
         os._exit(code)
+
+
+def _let_go_of_the_parent(parent: int, keep: int) -> None:
+    """In the child: die with the parent (kill -9, OOM: nobody would read the image), and
+    close every descriptor it inherited but `keep` (the result pipe) and stdio. Held here,
+    the parent's listening sockets (gRPC, DNS over TLS) would stay bound after it died
+    (with SO_REUSEPORT a restarted node would share its connections with a socket nobody
+    accepts on), and a connection the parent closes would send no FIN until the child ends."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the parent's `stop` still reaches us
+        pass
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+    os.closerange(3, keep)
+    os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
 
 
 def _wait(pid: int, r: int, reap: Callable[[], tuple[int, float]]
