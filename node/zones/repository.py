@@ -241,7 +241,11 @@ class ZoneRepository(ZoneReads):
         await self._bulk.write(name, generation, parsed.records, report)
         report("activating", len(parsed.records), len(parsed.records))
         for _ in range(MAX_RETRIES):
-            head, kv = await self._head(name)
+            kv = await self._etcd.get(self._keys.head_key(name))
+            if kv is None or kv.create_revision > generation:  # deleted (and created again)
+                await self._bulk.delete(name, generation)  # meanwhile: so is our generation
+                raise (Conflict if kv else NotFound)(f"zone {name} was deleted during the import")
+            head = ZoneHead.from_json(kv.value)
             new_head = head.bumped(self._clock.time(), generation)
             result = await self._etcd.txn(
                 when=[Compare.mod_revision(self._keys.head_key(name)) == kv.mod_revision],
