@@ -132,24 +132,33 @@ class Journals:
 
     async def read(self, origin: dns.name.Name, steps: list[Entry]) -> list[Entry]:
         """`steps` (from `since`) with their RRs: those of the large ones are read from the
-        file in a worker thread. ValueError or OSError when a record is not there intact;
-        when it is still in the index, the journal is dropped (event 1351)."""
+        file in a worker thread, at their offsets in the index as it is then (a rewrite of
+        the file since `since` moves them; one under way is waited for). ValueError or
+        OSError when a record is not there intact; when it is still in the index, the
+        journal is dropped (event 1351)."""
         if all(e.packed is not None for e in steps):
             return steps
         z = self._zones.get(origin)
         if z is None or z.path is None:
             raise ValueError(f"the journal of {origin} is gone")
-        try:
-            return await asyncio.to_thread(journalstore.read_steps, z.path, steps)
-        except (OSError, ValueError) as exc:
-            held = {id(e) for e in z.entries}
-            if z is self._zones.get(origin) and all(id(e) in held for e in steps):
-                emit(Event.JOURNAL_DROPPED, level=logging.WARNING, zone=origin,
-                     reason=f"cannot read a step back: {exc}")
-                z.entries.clear()
-                z.size = 0
-                z.disk_entries = 2 * self.max_versions + 1  # rewritten at the next step
-            raise
+        while True:  # a rewrite of the file moves the records: follow the index
+            at = {(e.new_serial, e.new_digest): e for e in z.entries}
+            steps = [at.get((e.new_serial, e.new_digest), e) for e in steps]
+            tail = z.tail
+            try:
+                return await asyncio.to_thread(journalstore.read_steps, z.path, steps)
+            except (OSError, ValueError) as exc:
+                if tail is not None and not tail.done():
+                    await asyncio.wait([tail])  # a step (maybe a rewrite) was under way
+                    continue
+                held = {id(e) for e in z.entries}
+                if z is self._zones.get(origin) and all(id(e) in held for e in steps):
+                    emit(Event.JOURNAL_DROPPED, level=logging.WARNING, zone=origin,
+                         reason=f"cannot read a step back: {exc}")
+                    z.entries.clear()
+                    z.size = 0
+                    z.disk_entries = 2 * self.max_versions + 1  # rewritten at the next step
+                raise
 
     def versions(self, origin: dns.name.Name) -> list[int]:
         """Serials it can bring a client from (oldest first), then the newest."""
