@@ -24,7 +24,7 @@ import zlib
 from dataclasses import replace
 from pathlib import Path
 
-from node.server.journalfile import Entry, read_index, read_record
+from node.server.journalfile import Entry, encode_entry, read_index, read_record
 
 __all__ = ["TEMP", "append", "load", "private_dir", "read_steps", "rewrite", "temp_bases"]
 
@@ -87,10 +87,17 @@ def load(path: Path) -> tuple[list[Entry], int, int]:
 
 
 def append(path: Path, record: bytes) -> int:
-    """Append `record`; its offset."""
-    with open(path, "ab") as f:
-        offset = f.tell()
-        f.write(record)
+    """Append `record`; its offset. The file is cut back to it when that fails (ENOSPC)."""
+    with open(path, "ab", buffering=0) as f:
+        offset = f.seek(0, os.SEEK_END)
+        try:
+            view = memoryview(record)
+            while view:
+                view = view[f.write(view) or 0:]
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(f.fileno(), offset)
+            raise
     return offset
 
 
@@ -114,11 +121,15 @@ def rewrite(path: Path, entries: list[Entry], sync: bool) -> list[Entry]:
     try:
         with contextlib.ExitStack() as stack:
             dst = stack.enter_context(open(tmp, "wb"))
-            src = stack.enter_context(open(path, "rb")) if entries else None
+            on_disk = any(e.offset >= 0 for e in entries)
+            src = stack.enter_context(open(path, "rb")) if on_disk else None
             offset = 0
             for e in entries:
-                assert src is not None
-                rec = os.pread(src.fileno(), e.size, e.offset)
+                if e.offset < 0:  # kept in memory only (its append failed)
+                    rec = encode_entry(e)
+                else:
+                    assert src is not None
+                    rec = os.pread(src.fileno(), e.size, e.offset)
                 if len(rec) != e.size or zlib.crc32(rec[_HEAD:]) != int.from_bytes(rec[8:12],
                                                                                    "big"):
                     raise ValueError(f"the record of the step to serial {e.new_serial} is "
