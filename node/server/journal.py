@@ -26,7 +26,8 @@ larger step is answered over TCP once `read` has read it back in a worker
 thread (`node.server.journalstore`); over UDP such a chain would not fit
 anyway (the SOA alone). A record that is no longer there intact when read
 (the file was cut under the index) drops the journal (event 1351) and that
-IXFR is answered in AXFR form. A torn or corrupt tail is
+IXFR is answered in AXFR form. A step that cannot be appended (the disk is
+full) is kept in memory if small, else the journal starts over. A torn or corrupt tail is
 cut off on load; the chain (each entry's old serial and digest = the previous
 entry's new ones) is checked and only its newest unbroken part kept; and the
 journal is used only if its newest version is the first version served after
@@ -132,24 +133,33 @@ class Journals:
 
     async def read(self, origin: dns.name.Name, steps: list[Entry]) -> list[Entry]:
         """`steps` (from `since`) with their RRs: those of the large ones are read from the
-        file in a worker thread. ValueError or OSError when a record is not there intact;
-        when it is still in the index, the journal is dropped (event 1351)."""
+        file in a worker thread, at their offsets in the index as it is then (a rewrite of
+        the file since `since` moves them; one under way is waited for). ValueError or
+        OSError when a record is not there intact; when it is still in the index, the
+        journal is dropped (event 1351)."""
         if all(e.packed is not None for e in steps):
             return steps
         z = self._zones.get(origin)
         if z is None or z.path is None:
             raise ValueError(f"the journal of {origin} is gone")
-        try:
-            return await asyncio.to_thread(journalstore.read_steps, z.path, steps)
-        except (OSError, ValueError) as exc:
-            held = {id(e) for e in z.entries}
-            if z is self._zones.get(origin) and all(id(e) in held for e in steps):
-                emit(Event.JOURNAL_DROPPED, level=logging.WARNING, zone=origin,
-                     reason=f"cannot read a step back: {exc}")
-                z.entries.clear()
-                z.size = 0
-                z.disk_entries = 2 * self.max_versions + 1  # rewritten at the next step
-            raise
+        while True:  # a rewrite of the file moves the records: follow the index
+            at = {(e.new_serial, e.new_digest): e for e in z.entries}
+            steps = [at.get((e.new_serial, e.new_digest), e) for e in steps]
+            tail = z.tail
+            try:
+                return await asyncio.to_thread(journalstore.read_steps, z.path, steps)
+            except (OSError, ValueError) as exc:
+                if tail is not None and not tail.done():
+                    await asyncio.wait([tail])  # a step (maybe a rewrite) was under way
+                    continue
+                held = {id(e) for e in z.entries}
+                if z is self._zones.get(origin) and all(id(e) in held for e in steps):
+                    emit(Event.JOURNAL_DROPPED, level=logging.WARNING, zone=origin,
+                         reason=f"cannot read a step back: {exc}")
+                    z.entries.clear()
+                    z.size = 0
+                    z.disk_entries = 2 * self.max_versions + 1  # rewritten at the next step
+                raise
 
     def versions(self, origin: dns.name.Name) -> list[int]:
         """Serials it can bring a client from (oldest first), then the newest."""
@@ -289,10 +299,12 @@ class Journals:
             return _Step(reset=[])
         if z.path is None:
             return _Step(append=replace(entry, size=len(record)))
-        offset = self._append(z, snap, record)
-        if offset is None:
+        offset = self._append(z, record)
+        if offset is None and entry.index() is not entry:  # its RRs would be in the file only
+            self._drop(z, snap, f"cannot append the step to serial {snap.serial} to {z.path}")
             return _Step(reset=[])
-        return _Step(append=replace(entry, size=len(record), offset=offset).index())
+        at = -1 if offset is None else offset  # -1: in memory only (the disk is full)
+        return _Step(append=replace(entry, size=len(record), offset=at).index())
 
     def _load(self, z: _Zone, snap: ZoneSnapshot) -> list[Entry]:
         """The journal kept on disk, if it leads to exactly `snap`; else an empty journal."""
@@ -333,14 +345,14 @@ class Journals:
         emit(Event.JOURNAL_DROPPED, level=logging.WARNING, zone=snap.origin, reason=why)
         self._rewrite(z, [])
 
-    def _append(self, z: _Zone, snap: ZoneSnapshot, record: bytes) -> int | None:
-        """The offset of `record`, appended to the file; None when it cannot be (the journal
-        starts over)."""
+    def _append(self, z: _Zone, record: bytes) -> int | None:
+        """The offset of `record`, appended to the file; None when it cannot be (ENOSPC: a
+        small step is kept in memory only, as without a file; a large one is lost)."""
         assert z.path is not None
         try:
             offset = journalstore.append(z.path, record)
         except OSError as exc:
-            self._drop(z, snap, f"cannot append to {z.path}: {exc}")
+            log.warning("journal %s: cannot append: %s", z.path, exc)
             return None
         z.disk_entries += 1
         z.disk_bytes += len(record)

@@ -6,13 +6,16 @@ Called in worker threads only, never on the event loop. Without
 directory `dnscluster-journal-<pid>-…` under the system's temporary directory
 (never `/dev/shm`, 64 MiB in containers: then `/var/tmp`), deleted when the
 node process exits, and, after a kill -9, by the next node started on the
-machine (`private_dir`). So the control process holds only the journals' index
-in every configuration (issue 10).
+machine (`private_dir`): a live node holds an flock on its directory, so one
+in another PID namespace sharing the directory (its pid means nothing here) or
+whose pid was reused is told apart by the lock, not by /proc. So the control
+process holds only the journals' index in every configuration (issue 10).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
@@ -21,7 +24,7 @@ import zlib
 from dataclasses import replace
 from pathlib import Path
 
-from node.server.journalfile import Entry, read_index, read_record
+from node.server.journalfile import Entry, encode_entry, read_index, read_record
 
 __all__ = ["TEMP", "append", "load", "private_dir", "read_steps", "rewrite", "temp_bases"]
 
@@ -42,17 +45,34 @@ def private_dir(owner: object) -> Path:
     """A new private journal directory, deleted when `owner` is freed or the process exits."""
     for base in temp_bases():
         for old in base.glob(f"{TEMP}*-*"):  # those of node processes that are gone (kill -9)
-            pid = old.name[len(TEMP):].partition("-")[0]
-            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            if _abandoned(old):
                 shutil.rmtree(old, ignore_errors=True)
     path = Path(tempfile.mkdtemp(prefix=f"{TEMP}{os.getpid()}-", dir=temp_bases()[0]))
-    weakref.finalize(owner, _remove_dir, path, os.getpid())
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # held while the journals live (closed with the process)
+    weakref.finalize(owner, _remove_dir, path, os.getpid(), fd)
     return path
 
 
-def _remove_dir(path: Path, pid: int) -> None:
+def _abandoned(path: Path) -> bool:
+    """No live process holds `path`'s lock (its owner exited or was killed)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _remove_dir(path: Path, pid: int, fd: int) -> None:
     if os.getpid() == pid:  # not in a forked child that exits normally
         shutil.rmtree(path, ignore_errors=True)
+        os.close(fd)
 
 
 def load(path: Path) -> tuple[list[Entry], int, int]:
@@ -67,10 +87,17 @@ def load(path: Path) -> tuple[list[Entry], int, int]:
 
 
 def append(path: Path, record: bytes) -> int:
-    """Append `record`; its offset."""
-    with open(path, "ab") as f:
-        offset = f.tell()
-        f.write(record)
+    """Append `record`; its offset. The file is cut back to it when that fails (ENOSPC)."""
+    with open(path, "ab", buffering=0) as f:
+        offset = f.seek(0, os.SEEK_END)
+        try:
+            view = memoryview(record)
+            while view:
+                view = view[f.write(view) or 0:]
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(f.fileno(), offset)
+            raise
     return offset
 
 
@@ -94,11 +121,15 @@ def rewrite(path: Path, entries: list[Entry], sync: bool) -> list[Entry]:
     try:
         with contextlib.ExitStack() as stack:
             dst = stack.enter_context(open(tmp, "wb"))
-            src = stack.enter_context(open(path, "rb")) if entries else None
+            on_disk = any(e.offset >= 0 for e in entries)
+            src = stack.enter_context(open(path, "rb")) if on_disk else None
             offset = 0
             for e in entries:
-                assert src is not None
-                rec = os.pread(src.fileno(), e.size, e.offset)
+                if e.offset < 0:  # kept in memory only (its append failed)
+                    rec = encode_entry(e)
+                else:
+                    assert src is not None
+                    rec = os.pread(src.fileno(), e.size, e.offset)
                 if len(rec) != e.size or zlib.crc32(rec[_HEAD:]) != int.from_bytes(rec[8:12],
                                                                                    "big"):
                     raise ValueError(f"the record of the step to serial {e.new_serial} is "

@@ -13,10 +13,9 @@ of the zone in batches, invisible to replicas, then activate it with one
 transaction that flips `head.generation` and bumps the serial; the old
 generation is deleted afterwards. Master-file text is parsed in the node's
 worker pool (`node/work/zoneparse.py`), never on the loop's interpreter.
-Deleting a zone removes everything but its data in one transaction (replicas
-drop the zone at that revision), then each generation's data in parts
-(`BulkWriter.delete`): one revision of a zone's 127k keys cost etcd ~10 s of
-CPU per watcher (issue 10).
+Deleting a zone removes all but its data in one transaction, then each
+generation's data in parts (`BulkWriter.delete`: issue 10, one revision of
+127k keys cost etcd ~10 s of CPU per watcher).
 """
 
 from __future__ import annotations
@@ -89,6 +88,7 @@ class ZoneRepository(ZoneReads):
         self._updates = UpdateTransactions(client, layout, clock)
         self.files = FileZoneAdmin(client, layout, clock)  # create and reload file zones
         self.file_zones: FileChanges | None = None  # set by the daemon: their record changes
+        self._deleting: set[asyncio.Task[None]] = set()  # data parts of zones deleted
 
     @property
     def etcd(self) -> EtcdClient:
@@ -182,18 +182,16 @@ class ZoneRepository(ZoneReads):
                           f"and run clusterctl zone reload {zone}, or change records")
 
     async def delete_zone(self, name: Name) -> None:
-        """Delete the zone: what makes it exist in one revision, then its data in parts."""
+        """`unlink_zone`, then `delete_data` (going on if the caller is cancelled)."""
         revision = await self.unlink_zone(name)
-        try:
-            await self.delete_data(name, revision)
-        except NodeError as exc:  # the zone is gone already; its data keys are never served
-            log.warning("zone %s deleted; deleting its data failed: %s (a later deletion of a "
-                        "zone of that name removes it)", name, exc)
+        task = asyncio.get_running_loop().create_task(self.delete_data(name, revision))
+        self._deleting.add(task)
+        task.add_done_callback(self._deleting.discard)
+        await asyncio.shield(task)
 
     async def unlink_zone(self, name: Name) -> int:
-        """Delete every key of the zone but its data (config, head, gen, DNSSEC settings and
-        keys, secrets, signing and transfer status) in one transaction, so every replica
-        drops the zone at that revision; returns it."""
+        """Delete every key of the zone but its data (config, head, gen, DNSSEC, secrets,
+        signing and transfer status) in one transaction (replicas drop it); its revision."""
         await self._head(name)
         zone = self._keys.zone_prefix(name).encode()
         data = self._keys.data_root(name).encode()
@@ -209,11 +207,13 @@ class ZoneRepository(ZoneReads):
         return res.revision
 
     async def delete_data(self, name: Name, revision: int) -> None:
-        """Delete the data of every generation the zone had at `revision` (`unlink_zone`'s),
-        in parts (`BulkWriter.delete`): a zone created again under the name since has a
-        later generation, which this never touches."""
-        for generation in await self._bulk.generations(name, revision):
-            await self._bulk.delete(name, generation)
+        """Delete in parts each generation the zone had at `revision` (`unlink_zone`'s; a
+        zone created again has a later one); a failure is logged (the zone is gone)."""
+        try:
+            for generation in await self._bulk.generations(name, revision):
+                await self._bulk.delete(name, generation)
+        except NodeError as exc:  # never served; a later deletion of the name removes them
+            log.warning("zone %s deleted; deleting its data failed: %s", name, exc)
 
     async def update_config(self, config: ZoneConfig) -> ZoneInfo:
         key = self._keys.config_key(config.name)
@@ -241,7 +241,11 @@ class ZoneRepository(ZoneReads):
         await self._bulk.write(name, generation, parsed.records, report)
         report("activating", len(parsed.records), len(parsed.records))
         for _ in range(MAX_RETRIES):
-            head, kv = await self._head(name)
+            kv = await self._etcd.get(self._keys.head_key(name))
+            if kv is None or kv.create_revision > generation:  # deleted (and created again)
+                await self._bulk.delete(name, generation)  # meanwhile: so is our generation
+                raise (Conflict if kv else NotFound)(f"zone {name} was deleted during the import")
+            head = ZoneHead.from_json(kv.value)
             new_head = head.bumped(self._clock.time(), generation)
             result = await self._etcd.txn(
                 when=[Compare.mod_revision(self._keys.head_key(name)) == kv.mod_revision],

@@ -22,8 +22,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import dns.flags
 import dns.message
 import dns.name
+import dns.opcode
 import dns.query
 import dns.rcode
 import dns.rdatatype
@@ -205,3 +207,57 @@ def test_readonly_node_transfers_with_its_key(setup: Setup) -> None:
         serial = api.add(ZONE, "later", 300, "A", "192.0.2.45")
     wait_until(lambda: ro.serial(ZONE) == serial, 30, interval=0.2)
     assert signed_www()
+
+
+def _signed_ixfr_incremental(port: int, key: dns.tsig.Key, serial: int) -> bool:
+    msgs = list(dns.query.xfr("127.0.0.1", ZONE, rdtype=dns.rdatatype.IXFR, serial=serial,
+                              port=port, timeout=20, relativize=False, keyring=key,
+                              keyname=key.name))
+    first = msgs[0].answer
+    return len(first) > 1 and first[1].rdtype == dns.rdatatype.SOA
+
+
+def test_bind_takes_a_step_read_back_from_the_journal_file_by_signed_ixfr(
+        setup: Setup, tmp_path: Path) -> None:
+    """Session 7 review: a change larger than `journalfile.RESIDENT_MAX` is kept only in
+    the journal file; named's TSIG-signed IXFR (a worker hands the connection to the
+    control process, which reads the step back) is incremental, signed and chained."""
+    n1, _ = setup.c.nodes
+    wait_until(lambda: _signed_copy(n1.dns_port, setup.key), 30, interval=0.3)
+    named = Named(tmp_path, ZONE, n1.dns_port, fast_refresh=False)
+    named.conf.write_text(NAMED_KEY.format(secret=setup.secret) + named.conf.read_text().replace(
+        "{ 127.0.0.1; };\n    file", '{ 127.0.0.1 key "xfr-key"; };\n    file'))
+    named.start()
+    try:
+        named.wait(lambda: named.serial() == n1.serial(ZONE), f"{ZONE} by AXFR with the key")
+        first = named.serial()
+        assert first is not None
+        txt = [f'"record {i:03d} of a change too large to be kept in memory {"x" * 60}"'
+               for i in range(60)]  # BIND takes at most 100 RRs per RRset
+        with Api(n1.api) as api:
+            serial = api.add(ZONE, "big", 300, "TXT", *txt)
+        wait_until(lambda: n1.serial(ZONE) == serial, 30)
+        wait_until(lambda: _signed_ixfr_incremental(n1.dns_port, setup.key, first), 30,
+                   interval=0.3, message=n1.log_tail())
+        dns.query.udp(_notify(), "127.0.0.1", port=named.port, timeout=5)  # named asks now
+        named.wait(lambda: named.serial() == serial, f"serial {serial} by IXFR", timeout=60)
+        read_back = [ln for ln in n1.log_tail(400).splitlines()
+                     if f"IXFR of {ZONE} from serial {first} to {serial} " in ln
+                     and "read from the journal file" in ln]
+        assert len(read_back) >= 2, n1.log_tail(400)  # the probe's and named's
+        big = dns.message.make_query(f"big.{ZONE}", "TXT", want_dnssec=True)
+        big.flags &= ~dns.flags.RD
+        resp = dns.query.tcp(big, "127.0.0.1", port=named.port, timeout=5)  # > 512 octets
+        assert has_signed(resp, dns.rdatatype.TXT) and len(resp.answer[0]) == 60, resp
+        statuses = [ln.split("Transfer status: ", 1)[1] for ln in named.log().splitlines()
+                    if "Transfer status: " in ln]
+        assert len(statuses) >= 2 and set(statuses) == {"success"}, named.log()
+    finally:
+        named.stop()
+
+
+def _notify() -> dns.message.Message:
+    q = dns.message.make_query(ZONE, "SOA")
+    q.set_opcode(dns.opcode.NOTIFY)
+    q.flags |= dns.flags.AA
+    return q
