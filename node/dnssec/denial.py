@@ -304,10 +304,16 @@ class _SortedChain:
 class NsecChain(_SortedChain):
     """The NSEC chain: owners are the names themselves, in canonical order."""
 
+    rdtype = dns.rdatatype.NSEC
+
     def __init__(self, origin: dns.name.Name, ttl: int) -> None:
         super().__init__()
         self.origin = origin
         self.ttl = ttl
+
+    def make(self, owner: dns.name.Name, data: tuple[dns.name.Name, Types]) -> dns.rrset.RRset:
+        """The NSEC RRset of `owner` from a record's fields (an `NsecSet`'s `_data`)."""
+        return NsecSet(owner, dns.rdatatype.NSEC, self.ttl, data)
 
     def _key(self, ckey: CKey) -> object:
         return ckey
@@ -333,6 +339,13 @@ class NsecChain(_SortedChain):
 
 class Nsec3Chain(_SortedChain):
     """The NSEC3 chain: owners are <base32hex hash>.<origin>, in hash order."""
+
+    rdtype = dns.rdatatype.NSEC3
+
+    def make(self, owner: dns.name.Name, data: tuple[DenialParams, bytes, Types]
+             ) -> dns.rrset.RRset:
+        """The NSEC3 RRset of `owner` from a record's fields (an `Nsec3Set`'s `_data`)."""
+        return Nsec3Set(owner, dns.rdatatype.NSEC3, self.ttl, data)
 
     def __init__(self, origin: dns.name.Name, ttl: int, params: DenialParams) -> None:
         super().__init__()
