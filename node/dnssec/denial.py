@@ -292,6 +292,17 @@ class _SortedChain:
         return [self._owner(k, self._entries[k][0]) for k in touched if k in self._entries] \
             + removed
 
+    @staticmethod
+    def fields(rrset: dns.rrset.RRset) -> tuple[object, Types]:
+        """(next name or hash, types) of one of this chain's records: what `make` takes."""
+        data = rrset._data  # type: ignore[attr-defined]
+        return data[-2], data[-1]
+
+    def types(self, ckey: CKey) -> Types | None:
+        """The bitmap types of the name `ckey` stands for, or None if not in the chain."""
+        entry = self._entries.get(self._key(ckey))
+        return None if entry is None else entry[1]
+
     def owners(self) -> Iterator[tuple[CKey, dns.name.Name]]:
         for key in self._keys:
             yield self._owner(key, self._entries[key][0])
@@ -311,9 +322,9 @@ class NsecChain(_SortedChain):
         self.origin = origin
         self.ttl = ttl
 
-    def make(self, owner: dns.name.Name, data: tuple[dns.name.Name, Types]) -> dns.rrset.RRset:
-        """The NSEC RRset of `owner` from a record's fields (an `NsecSet`'s `_data`)."""
-        return NsecSet(owner, dns.rdatatype.NSEC, self.ttl, data)
+    def make(self, owner: dns.name.Name, nxt: dns.name.Name, types: Types) -> dns.rrset.RRset:
+        """The NSEC RRset of `owner` from a record's fields (see `fields`)."""
+        return NsecSet(owner, dns.rdatatype.NSEC, self.ttl, (nxt, types))
 
     def _key(self, ckey: CKey) -> object:
         return ckey
@@ -342,10 +353,9 @@ class Nsec3Chain(_SortedChain):
 
     rdtype = dns.rdatatype.NSEC3
 
-    def make(self, owner: dns.name.Name, data: tuple[DenialParams, bytes, Types]
-             ) -> dns.rrset.RRset:
-        """The NSEC3 RRset of `owner` from a record's fields (an `Nsec3Set`'s `_data`)."""
-        return Nsec3Set(owner, dns.rdatatype.NSEC3, self.ttl, data)
+    def make(self, owner: dns.name.Name, nxt: bytes, types: Types) -> dns.rrset.RRset:
+        """The NSEC3 RRset of `owner` from a record's fields (see `fields`)."""
+        return Nsec3Set(owner, dns.rdatatype.NSEC3, self.ttl, (self.params, nxt, types))
 
     def __init__(self, origin: dns.name.Name, ttl: int, params: DenialParams) -> None:
         super().__init__()

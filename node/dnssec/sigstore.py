@@ -10,8 +10,9 @@ Now one object per owner holds everything:
 * `owner`, its Name; `_src`, the owner's input types map (the replica's, shared,
   never copied: its RRsets are the ones signed and served);
 * `_extra`, the RRsets the signer makes besides the chain (apex DNSKEY,
-  NSEC3PARAM), else None; `_denial`, the chain record's fields (the `_data` of
-  its `denial.NsecSet`/`Nsec3Set`) and `_chain`, the chain that makes it on read;
+  NSEC3PARAM), else None; `_next` and `_bits`, the chain record's fields (next
+  name or hash, types; `denial` chains' `fields`) and `_chain`, the chain that
+  makes the record on read;
 * `_sigs`, every RRSIG of the owner as one blob (`rrsigset.blob`), sorted by
   covered type, then key: the expiration, covered type and original TTL of each
   signature are read from the octets, nothing else is stored for them.
@@ -20,16 +21,18 @@ It reads as a `Mapping[int, RRset]` in type order; the RRSIG RRset (`RRSIGSet`)
 and the chain RRset are made on read. Owners the signer has nothing to add to
 (glue, occluded data) are served as their input map (`plain`).
 
-The heap holds (due, owner key) per owner: due is the earliest expiration of
-its refreshable signatures. It goes stale lazily: an entry whose owner's
-current due differs is dropped when it reaches the top. Keyed by canonical
-keys (`denial.canonical_key`).
+* `key`, its canonical key (`denial.canonical_key`), and `due`, the earliest
+  expiration of its signatures that are refreshed here (None: none).
+
+The refresh heap holds the nodes themselves, ordered by `due`. It goes stale
+lazily: a node that is no longer its owner's current one is dropped when it
+reaches the top.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -43,7 +46,6 @@ from node.dnssec.tree import GENERATED
 
 RRSIG = dns.rdatatype.RRSIG
 NodeTypes = Mapping[int, dns.rrset.RRset]
-DueOf = Callable[[CKey, "SignedNode"], "int | None"]
 
 
 def segments(sigs: bytes) -> Iterator[tuple[int, int, int, int]]:
@@ -73,17 +75,25 @@ def plain(src: NodeTypes | None) -> NodeTypes | None:
 class SignedNode(Mapping[int, dns.rrset.RRset]):
     """One owner of the signed map (see module doc); immutable."""
 
-    __slots__ = ("_chain", "_denial", "_extra", "_sigs", "_src", "owner")
+    __slots__ = ("_bits", "_chain", "_extra", "_next", "_sigs", "_src", "due", "key", "owner")
 
-    def __init__(self, owner: dns.name.Name, src: NodeTypes | None,
-                 extra: tuple[dns.rrset.RRset, ...] | None, denial: Any,
-                 sigs: bytes, chain: NsecChain | Nsec3Chain) -> None:
+    def __init__(self, key: CKey, owner: dns.name.Name, src: NodeTypes | None,
+                 extra: tuple[dns.rrset.RRset, ...] | None, denial: tuple[Any, Any] | None,
+                 sigs: bytes, chain: NsecChain | Nsec3Chain, no_refresh: int | None = None,
+                 ) -> None:
+        """`denial`: the chain record's (next, types), or None; `no_refresh`: a type whose
+        signatures are refreshed elsewhere (not counted in `due`)."""
+        self.key = key
         self.owner = owner
         self._src = src
         self._extra = extra
-        self._denial = denial
+        self._next, self._bits = denial if denial is not None else (None, None)
         self._sigs = sigs
         self._chain = chain
+        self.due = min((exp for t, exp in self.expirations() if t != no_refresh), default=None)
+
+    def __lt__(self, other: SignedNode) -> bool:  # the refresh heap's order
+        return self.due < other.due  # type: ignore[operator]
 
     # -- the signer's side ------------------------------------------------------
     def segment(self, rdtype: int) -> tuple[bytes, int] | None:
@@ -99,14 +109,12 @@ class SignedNode(Mapping[int, dns.rrset.RRset]):
         for covered, exp, _, _ in segments(self._sigs):
             yield covered, exp
 
-    def due(self, skip: int | None = None) -> int | None:
-        """The earliest expiration, the signatures over `skip` aside (None: none)."""
-        return min((exp for t, exp in self.expirations() if t != skip), default=None)
-
     def same(self, rdtype: int, rrset: dns.rrset.RRset) -> bool:
         """Whether the RRset of `rdtype` here is `rrset` (same TTL and rdatas)."""
-        if self._denial is not None and rdtype == self._chain.rdtype:
-            return rrset.ttl == self._chain.ttl and getattr(rrset, "_data", None) == self._denial
+        chain = self._chain
+        if self._bits is not None and rdtype == chain.rdtype:
+            return rrset.ttl == chain.ttl and rrset == chain.make(self.owner, self._next,
+                                                                  self._bits)
         have = self.get(rdtype)
         return have is not None and (have is rrset or (have.ttl == rrset.ttl and have == rrset))
 
@@ -116,7 +124,7 @@ class SignedNode(Mapping[int, dns.rrset.RRset]):
         out = [t for t in src if t not in GENERATED] if src else []
         if self._extra:
             out.extend(rs.rdtype for rs in self._extra)
-        if self._denial is not None:
+        if self._bits is not None:
             out.append(self._chain.rdtype)
         if self._sigs:
             out.append(RRSIG)
@@ -128,8 +136,8 @@ class SignedNode(Mapping[int, dns.rrset.RRset]):
             if self._sigs:
                 ttl = min(self[t].ttl for t, _ in self.expirations())
                 return RRSIGSet(self.owner, ttl, (self._sigs,), self._chain.origin)
-        elif self._denial is not None and rdtype == self._chain.rdtype:
-            return self._chain.make(self.owner, self._denial)
+        elif self._bits is not None and rdtype == self._chain.rdtype:
+            return self._chain.make(self.owner, self._next, self._bits)
         elif rdtype in GENERATED:
             for rs in self._extra or ():
                 if rs.rdtype == rdtype:
@@ -158,7 +166,7 @@ class SigStore:
 
     def __init__(self) -> None:
         self.nodes: dict[CKey, SignedNode] = {}
-        self._heap: list[tuple[int, CKey]] = []
+        self._heap: list[SignedNode] = []
 
     def clear(self) -> None:
         self.nodes.clear()
@@ -173,16 +181,16 @@ class SigStore:
     def get(self, key: CKey) -> SignedNode | None:
         return self.nodes.get(key)
 
-    def put(self, key: CKey, node: SignedNode, due: int | None, *, bulk: bool = False) -> None:
-        """Store an owner; due for refresh at `due` (None: never here). `bulk`: a full
-        pass, whose heap is ordered by `heapify()` at the end."""
-        self.nodes[key] = node
-        if due is None:
+    def put(self, node: SignedNode, *, bulk: bool = False) -> None:
+        """Store an owner, on the heap if it has a `due`. `bulk`: a full pass, whose heap
+        is ordered by `heapify()` at the end."""
+        self.nodes[node.key] = node
+        if node.due is None:
             return
         if bulk:
-            self._heap.append((due, key))
+            self._heap.append(node)
         else:
-            heapq.heappush(self._heap, (due, key))
+            heapq.heappush(self._heap, node)
 
     def forget(self, key: CKey) -> None:
         self.nodes.pop(key, None)
@@ -190,24 +198,22 @@ class SigStore:
     def heapify(self) -> None:
         heapq.heapify(self._heap)
 
-    def due(self, until: int, due_of: DueOf) -> list[CKey]:
-        """Pop the owners due at or before `until` (entries still current, each once)."""
+    def due(self, until: int) -> list[SignedNode]:
+        """Pop the current owners due at or before `until`."""
         heap, nodes = self._heap, self.nodes
-        out: dict[CKey, None] = {}
-        while heap and heap[0][0] <= until:
-            due, key = heapq.heappop(heap)
-            node = nodes.get(key)
-            if node is not None and due_of(key, node) == due:
-                out[key] = None
-        return list(out)
+        out = []
+        while heap and heap[0].due <= until:  # type: ignore[operator]
+            node = heapq.heappop(heap)
+            if nodes.get(node.key) is node:
+                out.append(node)
+        return out
 
-    def earliest(self, due_of: DueOf) -> int | None:
+    def earliest(self) -> int | None:
         """The earliest due among current owners (stale tops dropped)."""
         heap, nodes = self._heap, self.nodes
         while heap:
-            due, key = heap[0]
-            node = nodes.get(key)
-            if node is not None and due_of(key, node) == due:
-                return due
+            node = heap[0]
+            if nodes.get(node.key) is node:
+                return node.due
             heapq.heappop(heap)
         return None

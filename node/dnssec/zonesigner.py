@@ -83,7 +83,6 @@ class ZoneSigner:
         # internal state is keyed by canonical keys (see denial.canonical_key)
         self._store = SigStore()  # the signed owners (`SignedNode`) and their refresh heap
         self._last: LayeredNodes | None = None  # the nodes of the last result
-        self._members: dict[CKey, Types] = {}
         self._typesets: dict[Types, Types] = {}
         self._chain: NsecChain | Nsec3Chain | None = None
         self.set_keys(keys, published_keys, dnskey_rrsigs)
@@ -217,18 +216,14 @@ class ZoneSigner:
         items = [(canonical_key(n), n, types) for n, types in nodes.items()]
         tree.rebuild(items)
         self._chain = chain = self._new_chain(ttl)
-        members: dict[CKey, Types] = {}
         entries: dict[CKey, tuple[Name, Types]] = {}
         for key, name, types in items:
             bits = self._member_types(key, types)
             if bits is not None:
-                members[key] = bits
                 entries[key] = (name, bits)
         if self.params.denial.nsec3:
             for key, name in tree.ents().items():
-                members[key] = _EMPTY
                 entries[key] = (name, _EMPTY)
-        self._members = members
         chain.rebuild(entries)
         del entries
         old = self._store.replace_all()
@@ -287,7 +282,9 @@ class ZoneSigner:
             else:
                 parts.append(seg[0])
         extra = tuple(want[t] for t in sorted(want) if t in GENERATED and t not in _CHAIN_TYPES)
-        return (name, src, extra or None, None if denial is None else denial._data, parts)  # type: ignore[attr-defined]
+        assert self._chain is not None
+        return (name, src, extra or None,
+                None if denial is None else self._chain.fields(denial), parts)
 
     def _make(self, key: CKey, plan: _Plan, blobs: list[bytes], bulk: bool = False
               ) -> NodeTypes | None:
@@ -300,8 +297,9 @@ class ZoneSigner:
             return plain(src)
         sigs = b"".join(p if isinstance(p, bytes) else blobs[p] for p in parts)
         assert self._chain is not None
-        node = SignedNode(name, src, extra, denial, sigs, self._chain)
-        self._store.put(key, node, self._due_of(key, node), bulk=bulk)
+        node = SignedNode(key, name, src, extra, denial, sigs, self._chain,  # type: ignore[arg-type]
+                          T.DNSKEY if self._is_external(key, T.DNSKEY) else None)
+        self._store.put(node, bulk=bulk)
         return node
 
     def _sign_incremental(self, nodes: NodeMap, changed: frozenset[Name], now: int
@@ -317,19 +315,15 @@ class ZoneSigner:
         for key in affected:
             name = work.get(key) or tree.name(key) or tree.ent_name(key)
             bits = self._member_types(key, nodes.get(name))
-            if self._members.get(key) != bits:
+            if chain.types(key) != bits:
                 chain_changes[key] = None if bits is None else (name, bits)
-                if bits is None:
-                    self._members.pop(key, None)
-                else:
-                    self._members[key] = bits
         pending: dict[CKey, Name] = dict(work)
         for okey, oname in chain.update(chain_changes):
             pending.setdefault(okey, oname)
         until = now + self.params.refresh
         force: dict[CKey, set[int]] = {}
-        for key in store.due(until, self._due_of):
-            node = store.nodes[key]
+        for node in store.due(until):
+            key = node.key
             force[key] = {t for t, exp in node.expirations()
                           if exp <= until and not self._is_external(key, t)}
             pending.setdefault(key, node.owner)
@@ -345,10 +339,6 @@ class ZoneSigner:
                 diff[plan[0]] = node
         self._last = last.updated(diff)
         return self._result(frozenset(diff), made, now)
-
-    def _due_of(self, key: CKey, node: SignedNode) -> int | None:
-        """When the owner's signatures need refreshing: their earliest expiration."""
-        return node.due(T.DNSKEY if self._is_external(key, T.DNSKEY) else None)
 
     def _is_external(self, key: CKey, rdtype: int) -> bool:
         """The Key Master's DNSKEY RRSIGs: refreshed by it, never here, so never on the
@@ -376,7 +366,7 @@ class ZoneSigner:
         return sum(len(ks) for ks in keysets), blobs
 
     def _result(self, changed: frozenset[Name] | None, made: int, now: int) -> SignedResult:
-        first = self._store.earliest(self._due_of)
+        first = self._store.earliest()
         own = first if first is not None else now + self.params.validity
         earliest = own
         if self._external:  # served, so it counts for expiry, but it is not refreshed here
