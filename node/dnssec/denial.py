@@ -292,16 +292,9 @@ class _SortedChain:
         return [self._owner(k, self._entries[k][0]) for k in touched if k in self._entries] \
             + removed
 
-    @staticmethod
-    def fields(rrset: dns.rrset.RRset) -> tuple[object, Types]:
-        """(next name or hash, types) of one of this chain's records: what `make` takes."""
-        data = rrset._data  # type: ignore[attr-defined]
-        return data[-2], data[-1]
-
     def types(self, ckey: CKey) -> Types | None:
         """The bitmap types of the name `ckey` stands for, or None if not in the chain."""
-        entry = self._entries.get(self._key(ckey))
-        return None if entry is None else entry[1]
+        return self._entries.get(self._key(ckey), (None, None))[1]
 
     def owners(self) -> Iterator[tuple[CKey, dns.name.Name]]:
         for key in self._keys:
@@ -323,7 +316,7 @@ class NsecChain(_SortedChain):
         self.ttl = ttl
 
     def make(self, owner: dns.name.Name, nxt: dns.name.Name, types: Types) -> dns.rrset.RRset:
-        """The NSEC RRset of `owner` from a record's fields (see `fields`)."""
+        """The NSEC RRset of `owner` from its fields (the last two of an `NsecSet`'s data)."""
         return NsecSet(owner, dns.rdatatype.NSEC, self.ttl, (nxt, types))
 
     def _key(self, ckey: CKey) -> object:
@@ -354,7 +347,7 @@ class Nsec3Chain(_SortedChain):
     rdtype = dns.rdatatype.NSEC3
 
     def make(self, owner: dns.name.Name, nxt: bytes, types: Types) -> dns.rrset.RRset:
-        """The NSEC3 RRset of `owner` from a record's fields (see `fields`)."""
+        """The NSEC3 RRset of `owner` from its fields (the last two of an `Nsec3Set`'s)."""
         return Nsec3Set(owner, dns.rdatatype.NSEC3, self.ttl, (self.params, nxt, types))
 
     def __init__(self, origin: dns.name.Name, ttl: int, params: DenialParams) -> None:
@@ -363,20 +356,14 @@ class Nsec3Chain(_SortedChain):
         self._okey = canonical_key(origin)
         self.ttl = ttl
         self.params = params
-        self._hashes: dict[CKey, bytes] = {}
-        self._raw: dict[bytes, bytes] = {}
 
     def hash_of(self, ckey: CKey) -> bytes:
         """The lowercase base32hex hash label of the name `ckey` stands for."""
-        h = self._hashes.get(ckey)
-        if h is None:
-            p = self.params
-            digest = hashlib.sha1(ckey_wire(ckey) + p.salt).digest()
-            for _ in range(p.iterations):
-                digest = hashlib.sha1(digest + p.salt).digest()
-            h = self._hashes[ckey] = base64.b32hexencode(digest).lower()
-            self._raw[h] = digest
-        return h
+        p = self.params  # not cached: a cache per name cost ~150 octets per name
+        digest = hashlib.sha1(ckey_wire(ckey) + p.salt).digest()
+        for _ in range(p.iterations):
+            digest = hashlib.sha1(digest + p.salt).digest()
+        return base64.b32hexencode(digest).lower()
 
     def _key(self, ckey: CKey) -> object:
         return self.hash_of(ckey)
@@ -393,7 +380,7 @@ class Nsec3Chain(_SortedChain):
         entry = self._entries.get(key)
         if entry is None:
             return None
-        nxt = self._raw[self._next_key(key)]  # type: ignore[index]
+        nxt = _raw(self._next_key(key))  # type: ignore[arg-type]
         name = dns.name.Name((key, *self.origin.labels))
         return make_nsec3(name, self.ttl, self.params, nxt, entry[1])
 
@@ -403,6 +390,11 @@ class Nsec3Chain(_SortedChain):
         for i, key in enumerate(keys):
             label: bytes = key  # type: ignore[assignment]
             owner = dns.name.Name((label, *self.origin.labels))
-            nxt = self._raw[keys[(i + 1) % len(keys)]]  # type: ignore[index]
+            nxt = _raw(keys[(i + 1) % len(keys)])  # type: ignore[arg-type]
             yield ((*self._okey, label), owner,
                    make_nsec3(owner, self.ttl, self.params, nxt, self._entries[key][1]))
+
+
+def _raw(label: bytes) -> bytes:
+    """The hash an NSEC3 owner label (lowercase base32hex) stands for."""
+    return base64.b32hexdecode(label.upper())

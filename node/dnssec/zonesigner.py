@@ -282,9 +282,8 @@ class ZoneSigner:
             else:
                 parts.append(seg[0])
         extra = tuple(want[t] for t in sorted(want) if t in GENERATED and t not in _CHAIN_TYPES)
-        assert self._chain is not None
-        return (name, src, extra or None,
-                None if denial is None else self._chain.fields(denial), parts)
+        fields = None if denial is None else denial._data[-2:]  # type: ignore[attr-defined]
+        return name, src, extra or None, fields, parts  # (next, types): `Nsec(3)Chain.make`
 
     def _make(self, key: CKey, plan: _Plan, blobs: list[bytes], bulk: bool = False
               ) -> NodeTypes | None:
