@@ -32,7 +32,7 @@ reaches the top.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator, Mapping
+from collections.abc import ItemsView, Iterator, Mapping, ValuesView
 from types import MappingProxyType
 from typing import Any
 
@@ -146,8 +146,35 @@ class SignedNode(Mapping[int, dns.rrset.RRset]):
             return self._src[rdtype]
         raise KeyError(rdtype)
 
+    def _pairs(self) -> list[tuple[int, dns.rrset.RRset]]:
+        """(type, RRset) of every type, in type order, in one pass (`items`, `values`)."""
+        src, chain = self._src, self._chain
+        out = [(t, rs) for t, rs in src.items() if t not in GENERATED] if src else []
+        if self._extra:
+            out.extend((rs.rdtype, rs) for rs in self._extra)
+        if self._bits is not None:
+            out.append((chain.rdtype, chain.make(self.owner, self._next, self._bits)))
+        if self._sigs:
+            have = dict(out)
+            ttl = min(have[t].ttl for t, _ in self.expirations())
+            out.append((RRSIG, RRSIGSet(self.owner, ttl, (self._sigs,), chain.origin)))
+        out.sort(key=_first)
+        return out
+
+    def items(self) -> ItemsView[int, dns.rrset.RRset]:
+        return _Items(self)
+
+    def values(self) -> ValuesView[dns.rrset.RRset]:
+        return _Values(self)
+
     def __contains__(self, rdtype: object) -> bool:
-        return rdtype in self._types()
+        if rdtype == RRSIG:
+            return bool(self._sigs)
+        if self._bits is not None and rdtype == self._chain.rdtype:
+            return True
+        if rdtype in GENERATED:
+            return any(rs.rdtype == rdtype for rs in self._extra or ())
+        return self._src is not None and rdtype in self._src
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._types())
@@ -157,6 +184,26 @@ class SignedNode(Mapping[int, dns.rrset.RRset]):
 
     def __repr__(self) -> str:
         return f"<SignedNode {self.owner} {self._types()}>"
+
+
+def _first(pair: tuple[int, dns.rrset.RRset]) -> int:
+    return pair[0]
+
+
+class _Items(ItemsView[int, dns.rrset.RRset]):
+    """`items()` in one pass over the node, not a lookup per type."""
+
+    _mapping: SignedNode
+
+    def __iter__(self) -> Iterator[tuple[int, dns.rrset.RRset]]:
+        return iter(self._mapping._pairs())
+
+
+class _Values(ValuesView[dns.rrset.RRset]):
+    _mapping: SignedNode
+
+    def __iter__(self) -> Iterator[dns.rrset.RRset]:
+        return (rs for _, rs in self._mapping._pairs())
 
 
 class SigStore:

@@ -3,10 +3,12 @@
 `ZoneSigner.sign(nodes, changed, now)` takes the zone's unsigned RRsets and
 returns the signed node map: the input RRsets (same objects), the apex DNSKEY
 (and NSEC3PARAM), one RRSIG RRset per owner (see `signer` module doc), and the
-NSEC or NSEC3 chain. It caches every RRset's signatures, so an incremental call
+NSEC or NSEC3 chain. It keeps every RRset's signatures, so an incremental call
 signs only changed RRsets, the chain records around them and signatures whose
 signing epoch has moved (`epoch` module: boundaries every validity - refresh,
-offset per RRset, so refreshes spread over the whole period).
+offset per RRset, so refreshes spread over the whole period). What it keeps per
+owner is one `sigstore.SignedNode`, which is also the owner's value in the
+signed map it returns (an immutable `LayeredNodes`, no second copy).
 
 `now` is the zone version's recorded time (`ZoneHead.time`), never a node's
 clock: the output is a pure function of the zone version, the keys and the
@@ -15,8 +17,10 @@ signed incrementally, from scratch after a restart, or after a stagger.
 
 Conventions for consumers: an owner's RRSIGs are one RRset of rdtype RRSIG; serve
 each RRSIG with TTL = its `original_ttl` (`signer.split_rrsigs` gives per-type
-RRsets). `SignedResult.changed` names the owners (hashed NSEC3 owners included)
-whose output differs, or None after a full sign. When the KSK's private key is
+RRsets); the RRSIG and chain RRsets are made when read, so read them once per
+use rather than relying on their identity. `SignedResult.changed` names the
+owners (hashed NSEC3 owners included) whose output differs, or None after a full
+sign. When the KSK's private key is
 not on this node, the Key Master's DNSKEY RRSIGs are passed in (`dnskey_rrsigs`)
 and served as they are.
 """
