@@ -32,7 +32,7 @@ reaches the top.
 from __future__ import annotations
 
 import heapq
-from collections.abc import ItemsView, Iterator, Mapping, ValuesView
+from collections.abc import ItemsView, Iterable, Iterator, Mapping, ValuesView
 from types import MappingProxyType
 from typing import Any
 
@@ -112,11 +112,27 @@ class SignedNode(Mapping[int, dns.rrset.RRset]):
     def same(self, rdtype: int, rrset: dns.rrset.RRset) -> bool:
         """Whether the RRset of `rdtype` here is `rrset` (same TTL and rdatas)."""
         chain = self._chain
-        if self._bits is not None and rdtype == chain.rdtype:
-            return rrset.ttl == chain.ttl and rrset == chain.make(self.owner, self._next,
-                                                                  self._bits)
+        if self._bits is not None and rdtype == chain.rdtype:  # fields, not rdatas, compared
+            return rrset.ttl == chain.ttl and getattr(rrset, "_data", None) == \
+                chain.make(self.owner, self._next, self._bits)._data  # type: ignore[attr-defined]
         have = self.get(rdtype)
         return have is not None and (have is rrset or (have.ttl == rrset.ttl and have == rrset))
+
+    def same_output(self, other: SignedNode) -> bool:
+        """Whether `other` reads the same (`_same` RRsets per type), from the fields."""
+        if self._sigs != other._sigs or self._next != other._next \
+                or self._bits != other._bits or self._chain.ttl != other._chain.ttl:
+            return False
+        ea, eb = self._extra or (), other._extra or ()
+        if len(ea) != len(eb) or not _all_same(ea, eb):
+            return False
+        a, b = self._src, other._src
+        if a is b:
+            return True
+        keys = [t for t in a or () if t not in GENERATED]
+        if sorted(keys) != sorted(t for t in b or () if t not in GENERATED):
+            return False
+        return _all_same([a[t] for t in keys], [b[t] for t in keys])  # type: ignore[index]
 
     # -- Mapping ------------------------------------------------------------------
     def _types(self) -> list[int]:
@@ -184,6 +200,10 @@ class SignedNode(Mapping[int, dns.rrset.RRset]):
 
     def __repr__(self) -> str:
         return f"<SignedNode {self.owner} {self._types()}>"
+
+
+def _all_same(a: Iterable[dns.rrset.RRset], b: Iterable[dns.rrset.RRset]) -> bool:
+    return all(x is y or (x.ttl == y.ttl and x == y) for x, y in zip(a, b, strict=True))
 
 
 def _first(pair: tuple[int, dns.rrset.RRset]) -> int:

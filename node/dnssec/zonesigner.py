@@ -387,6 +387,8 @@ def _differs(old: NodeTypes | None, new: NodeTypes | None) -> bool:
         return False
     if old is None or new is None:
         return True
+    if type(old) is SignedNode and type(new) is SignedNode:
+        return not old.same_output(new)
     if list(old) != list(new):
         return True
     return not all(_same(old[t], new[t]) for t in new)
