@@ -292,6 +292,10 @@ class _SortedChain:
         return [self._owner(k, self._entries[k][0]) for k in touched if k in self._entries] \
             + removed
 
+    def types(self, ckey: CKey) -> Types | None:
+        """The bitmap types of the name `ckey` stands for, or None if not in the chain."""
+        return self._entries.get(self._key(ckey), (None, None))[1]
+
     def owners(self) -> Iterator[tuple[CKey, dns.name.Name]]:
         for key in self._keys:
             yield self._owner(key, self._entries[key][0])
@@ -304,10 +308,16 @@ class _SortedChain:
 class NsecChain(_SortedChain):
     """The NSEC chain: owners are the names themselves, in canonical order."""
 
+    rdtype = dns.rdatatype.NSEC
+
     def __init__(self, origin: dns.name.Name, ttl: int) -> None:
         super().__init__()
         self.origin = origin
         self.ttl = ttl
+
+    def make(self, owner: dns.name.Name, nxt: dns.name.Name, types: Types) -> dns.rrset.RRset:
+        """The NSEC RRset of `owner` from its fields (the last two of an `NsecSet`'s data)."""
+        return NsecSet(owner, dns.rdatatype.NSEC, self.ttl, (nxt, types))
 
     def _key(self, ckey: CKey) -> object:
         return ckey
@@ -334,26 +344,26 @@ class NsecChain(_SortedChain):
 class Nsec3Chain(_SortedChain):
     """The NSEC3 chain: owners are <base32hex hash>.<origin>, in hash order."""
 
+    rdtype = dns.rdatatype.NSEC3
+
+    def make(self, owner: dns.name.Name, nxt: bytes, types: Types) -> dns.rrset.RRset:
+        """The NSEC3 RRset of `owner` from its fields (the last two of an `Nsec3Set`'s)."""
+        return Nsec3Set(owner, dns.rdatatype.NSEC3, self.ttl, (self.params, nxt, types))
+
     def __init__(self, origin: dns.name.Name, ttl: int, params: DenialParams) -> None:
         super().__init__()
         self.origin = origin
         self._okey = canonical_key(origin)
         self.ttl = ttl
         self.params = params
-        self._hashes: dict[CKey, bytes] = {}
-        self._raw: dict[bytes, bytes] = {}
 
     def hash_of(self, ckey: CKey) -> bytes:
         """The lowercase base32hex hash label of the name `ckey` stands for."""
-        h = self._hashes.get(ckey)
-        if h is None:
-            p = self.params
-            digest = hashlib.sha1(ckey_wire(ckey) + p.salt).digest()
-            for _ in range(p.iterations):
-                digest = hashlib.sha1(digest + p.salt).digest()
-            h = self._hashes[ckey] = base64.b32hexencode(digest).lower()
-            self._raw[h] = digest
-        return h
+        p = self.params  # not cached: a cache per name cost ~150 octets per name
+        digest = hashlib.sha1(ckey_wire(ckey) + p.salt).digest()
+        for _ in range(p.iterations):
+            digest = hashlib.sha1(digest + p.salt).digest()
+        return base64.b32hexencode(digest).lower()
 
     def _key(self, ckey: CKey) -> object:
         return self.hash_of(ckey)
@@ -370,7 +380,7 @@ class Nsec3Chain(_SortedChain):
         entry = self._entries.get(key)
         if entry is None:
             return None
-        nxt = self._raw[self._next_key(key)]  # type: ignore[index]
+        nxt = _raw(self._next_key(key))  # type: ignore[arg-type]
         name = dns.name.Name((key, *self.origin.labels))
         return make_nsec3(name, self.ttl, self.params, nxt, entry[1])
 
@@ -380,6 +390,11 @@ class Nsec3Chain(_SortedChain):
         for i, key in enumerate(keys):
             label: bytes = key  # type: ignore[assignment]
             owner = dns.name.Name((label, *self.origin.labels))
-            nxt = self._raw[keys[(i + 1) % len(keys)]]  # type: ignore[index]
+            nxt = _raw(keys[(i + 1) % len(keys)])  # type: ignore[arg-type]
             yield ((*self._okey, label), owner,
                    make_nsec3(owner, self.ttl, self.params, nxt, self._entries[key][1]))
+
+
+def _raw(label: bytes) -> bytes:
+    """The hash an NSEC3 owner label (lowercase base32hex) stands for."""
+    return base64.b32hexdecode(label.upper())

@@ -35,6 +35,7 @@ import dns.set
 
 RRSIG = dns.rdatatype.RRSIG
 IN = dns.rdataclass.IN
+NONE = dns.rdatatype.NONE
 _RRSIG_CLS = dns.rdata.get_rdata_class(IN, RRSIG)
 _ITEMS = dns.set.Set.__dict__["items"]  # the slot that holds an ordinary set's rdatas
 _FIXED = struct.Struct("!HBBIIIH")  # type covered .. key tag
@@ -114,8 +115,13 @@ class LazyRRset(dns.rrset.RRset):
     _clone_class = dns.rrset.RRset  # copies are ordinary, mutable RRsets
 
     def __init__(self, owner: dns.name.Name, rdtype: int, ttl: int, data: Any) -> None:
-        super().__init__(owner, IN, rdtype)
-        _ITEMS.__delete__(self)  # no dict per owner: the rdatas live in `_data`
+        # the slots RRset.__init__ sets, but no `items` dict (the rdatas live in `_data`):
+        # made on every read of the signed map, so kept cheap
+        self.name = owner
+        self.deleting = None
+        self.rdclass = IN
+        self.rdtype = rdtype  # type: ignore[assignment]
+        self.covers = NONE
         self.ttl = ttl
         self._data = data
 

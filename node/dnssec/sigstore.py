@@ -1,130 +1,286 @@
-"""The zone signer's signature cache: per owner and type, the signed RRset, its RRSIGs as
-one blob (`rrsigset`) and their expiration, with the refresh heap.
+"""The zone signer's per-owner state: one immutable `SignedNode` per signed owner, which is
+also that owner's entry in the signed map, and the refresh heap.
 
-Owns what a `ZoneSigner` may reuse between passes and when each entry falls
-due. Keyed by canonical keys (`denial.canonical_key`). Each entry is its own
-heap item; the heap goes stale lazily: an entry that is no longer the
-current one of its (key, type) is skipped when it reaches the top.
-No dnspython rdata is kept here: a 100k-name signed zone has ~230k entries.
+Owns what a `ZoneSigner` keeps between passes and when each owner falls due.
+Issue 10 (session 7): a 100k-name signed zone used to cost, per owner, a
+`Signed` tuple and a blob per RRset, a tuple of them, a type dict and a
+mapping proxy in the output map, an RRSIG RRset and an NSEC RRset: ~1.5 kB.
+Now one object per owner holds everything:
+
+* `owner`, its Name; `_src`, the owner's input types map (the replica's, shared,
+  never copied: its RRsets are the ones signed and served);
+* `_extra`, the RRsets the signer makes besides the chain (apex DNSKEY,
+  NSEC3PARAM), else None; `_next` and `_bits`, the chain record's fields (next
+  name or hash, types; `denial` chains' `fields`) and `_chain`, the chain that
+  makes the record on read;
+* `_sigs`, every RRSIG of the owner as one blob (`rrsigset.blob`), sorted by
+  covered type, then key: the expiration, covered type and original TTL of each
+  signature are read from the octets, nothing else is stored for them.
+
+It reads as a `Mapping[int, RRset]` in type order; the RRSIG RRset (`RRSIGSet`)
+and the chain RRset are made on read. Owners the signer has nothing to add to
+(glue, occluded data) are served as their input map (`plain`).
+
+* `key`, its canonical key (`denial.canonical_key`), and `due`, the earliest
+  expiration of its signatures that are refreshed here (None: none).
+
+The refresh heap holds the nodes themselves, ordered by `due`. It goes stale
+lazily: a node that is no longer its owner's current one is dropped when it
+reaches the top.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
-from typing import NamedTuple
+from collections.abc import ItemsView, Iterable, Iterator, Mapping, ValuesView
+from types import MappingProxyType
+from typing import Any
 
+import dns.name
+import dns.rdatatype
 import dns.rrset
 
-from node.dnssec.denial import CKey
+from node.dnssec.denial import CKey, Nsec3Chain, NsecChain
+from node.dnssec.rrsigset import RRSIGSet
+from node.dnssec.tree import GENERATED
+
+RRSIG = dns.rdatatype.RRSIG
+NodeTypes = Mapping[int, dns.rrset.RRset]
 
 
-class Signed(NamedTuple):
-    """One signed RRset and its signatures; also its own refresh heap entry (ordered by
-    expiration, then `seq`: a tuple, built ~230k times per full sign of a 100k zone)."""
+def segments(sigs: bytes) -> Iterator[tuple[int, int, int, int]]:
+    """(covered type, expiration, start, end) of each RRset's signatures in a blob."""
+    pos, end = 0, len(sigs)
+    while pos < end:
+        start = pos
+        covered = sigs[pos + 2] << 8 | sigs[pos + 3]
+        exp = int.from_bytes(sigs[pos + 10:pos + 14], "big")
+        while pos < end and (sigs[pos + 2] << 8 | sigs[pos + 3]) == covered:
+            pos += 2 + (sigs[pos] << 8 | sigs[pos + 1])
+        yield covered, exp, start, pos
 
-    expiration: int
-    seq: int  # 0 for a full pass's entries (their keys break ties), else unique
-    key: CKey
-    rdtype: int
-    rrset: dns.rrset.RRset
-    blob: bytes  # its RRSIG rdatas, one per key (`rrsigset.blob`)
+
+def plain(src: NodeTypes | None) -> NodeTypes | None:
+    """The output of an owner the signer adds nothing to: its input types (not the
+    generated ones), in type order; the input map itself when it already is that."""
+    if not src:
+        return None
+    types = list(src)
+    if types == sorted(types) and not any(t in GENERATED for t in types):
+        return src
+    kept = {t: src[t] for t in sorted(types) if t not in GENERATED}
+    return MappingProxyType(kept) if kept else None
+
+
+class SignedNode(Mapping[int, dns.rrset.RRset]):
+    """One owner of the signed map (see module doc); immutable."""
+
+    __slots__ = ("_bits", "_chain", "_extra", "_next", "_sigs", "_src", "due", "key", "owner")
+
+    def __init__(self, key: CKey, owner: dns.name.Name, src: NodeTypes | None,
+                 extra: tuple[dns.rrset.RRset, ...] | None, denial: tuple[Any, Any] | None,
+                 sigs: bytes, chain: NsecChain | Nsec3Chain, no_refresh: int | None = None,
+                 ) -> None:
+        """`denial`: the chain record's (next, types), or None; `no_refresh`: a type whose
+        signatures are refreshed elsewhere (not counted in `due`)."""
+        self.key = key
+        self.owner = owner
+        self._src = src
+        self._extra = extra
+        self._next, self._bits = denial if denial is not None else (None, None)
+        self._sigs = sigs
+        self._chain = chain
+        self.due = min((exp for t, exp in self.expirations() if t != no_refresh), default=None)
+
+    def __lt__(self, other: SignedNode) -> bool:  # the refresh heap's order
+        return self.due < other.due  # type: ignore[operator]
+
+    # -- the signer's side ------------------------------------------------------
+    def segment(self, rdtype: int) -> tuple[bytes, int] | None:
+        """The signatures over `rdtype` (blob, expiration), or None."""
+        sigs = self._sigs
+        for covered, exp, start, end in segments(sigs):
+            if covered == rdtype:
+                return sigs[start:end], exp
+        return None
+
+    def expirations(self) -> Iterator[tuple[int, int]]:
+        """(covered type, expiration) of each signed RRset."""
+        for covered, exp, _, _ in segments(self._sigs):
+            yield covered, exp
+
+    def same(self, rdtype: int, rrset: dns.rrset.RRset) -> bool:
+        """Whether the RRset of `rdtype` here is `rrset` (same TTL and rdatas)."""
+        chain = self._chain
+        if self._bits is not None and rdtype == chain.rdtype:  # fields, not rdatas, compared
+            return rrset.ttl == chain.ttl and getattr(rrset, "_data", None) == \
+                chain.make(self.owner, self._next, self._bits)._data  # type: ignore[attr-defined]
+        have = self.get(rdtype)
+        return have is not None and (have is rrset or (have.ttl == rrset.ttl and have == rrset))
+
+    def same_output(self, other: SignedNode) -> bool:
+        """Whether `other` reads the same (`_same` RRsets per type), from the fields."""
+        if self._sigs != other._sigs or self._next != other._next \
+                or self._bits != other._bits or self._chain.ttl != other._chain.ttl:
+            return False
+        ea, eb = self._extra or (), other._extra or ()
+        if len(ea) != len(eb) or not _all_same(ea, eb):
+            return False
+        a, b = self._src, other._src
+        if a is b:
+            return True
+        keys = [t for t in a or () if t not in GENERATED]
+        if sorted(keys) != sorted(t for t in b or () if t not in GENERATED):
+            return False
+        return _all_same([a[t] for t in keys], [b[t] for t in keys])  # type: ignore[index]
+
+    # -- Mapping ------------------------------------------------------------------
+    def _types(self) -> list[int]:
+        src = self._src
+        out = [t for t in src if t not in GENERATED] if src else []
+        if self._extra:
+            out.extend(rs.rdtype for rs in self._extra)
+        if self._bits is not None:
+            out.append(self._chain.rdtype)
+        if self._sigs:
+            out.append(RRSIG)
+        out.sort()
+        return out
+
+    def __getitem__(self, rdtype: int) -> dns.rrset.RRset:
+        if rdtype == RRSIG:
+            if self._sigs:
+                ttl = min(self[t].ttl for t, _ in self.expirations())
+                return RRSIGSet(self.owner, ttl, (self._sigs,), self._chain.origin)
+        elif self._bits is not None and rdtype == self._chain.rdtype:
+            return self._chain.make(self.owner, self._next, self._bits)
+        elif rdtype in GENERATED:
+            for rs in self._extra or ():
+                if rs.rdtype == rdtype:
+                    return rs
+        elif self._src is not None:
+            return self._src[rdtype]
+        raise KeyError(rdtype)
+
+    def _pairs(self) -> list[tuple[int, dns.rrset.RRset]]:
+        """(type, RRset) of every type, in type order, in one pass (`items`, `values`)."""
+        src, chain = self._src, self._chain
+        out = [(t, rs) for t, rs in src.items() if t not in GENERATED] if src else []
+        if self._extra:
+            out.extend((rs.rdtype, rs) for rs in self._extra)
+        if self._bits is not None:
+            out.append((chain.rdtype, chain.make(self.owner, self._next, self._bits)))
+        if self._sigs:
+            have = dict(out)
+            ttl = min(have[t].ttl for t, _ in self.expirations())
+            out.append((RRSIG, RRSIGSet(self.owner, ttl, (self._sigs,), chain.origin)))
+        out.sort(key=_first)
+        return out
+
+    def items(self) -> ItemsView[int, dns.rrset.RRset]:
+        return _Items(self)
+
+    def values(self) -> ValuesView[dns.rrset.RRset]:
+        return _Values(self)
+
+    def __contains__(self, rdtype: object) -> bool:
+        if rdtype == RRSIG:
+            return bool(self._sigs)
+        if self._bits is not None and rdtype == self._chain.rdtype:
+            return True
+        if rdtype in GENERATED:
+            return any(rs.rdtype == rdtype for rs in self._extra or ())
+        return self._src is not None and rdtype in self._src
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._types())
+
+    def __len__(self) -> int:
+        return len(self._types())
+
+    def __repr__(self) -> str:
+        return f"<SignedNode {self.owner} {self._types()}>"
+
+
+def _all_same(a: Iterable[dns.rrset.RRset], b: Iterable[dns.rrset.RRset]) -> bool:
+    return all(x is y or (x.ttl == y.ttl and x == y) for x, y in zip(a, b, strict=True))
+
+
+def _first(pair: tuple[int, dns.rrset.RRset]) -> int:
+    return pair[0]
+
+
+class _Items(ItemsView[int, dns.rrset.RRset]):
+    """`items()` in one pass over the node, not a lookup per type."""
+
+    _mapping: SignedNode
+
+    def __iter__(self) -> Iterator[tuple[int, dns.rrset.RRset]]:
+        return iter(self._mapping._pairs())
+
+
+class _Values(ValuesView[dns.rrset.RRset]):
+    _mapping: SignedNode
+
+    def __iter__(self) -> Iterator[dns.rrset.RRset]:
+        return (rs for _, rs in self._mapping._pairs())
 
 
 class SigStore:
-    """Signatures per (owner key, type) and the heap of their expirations."""
+    """The signed owners by key and the heap of their refresh times."""
 
-    __slots__ = ("_heap", "_seq", "sigs")
+    __slots__ = ("_heap", "nodes")
 
     def __init__(self) -> None:
-        # per owner its entries sorted by type: a tuple, not a dict (~200 octets less)
-        self.sigs: dict[CKey, tuple[Signed, ...]] = {}
-        self._heap: list[Signed] = []
-        self._seq = 0
+        self.nodes: dict[CKey, SignedNode] = {}
+        self._heap: list[SignedNode] = []
 
     def clear(self) -> None:
-        self.sigs.clear()
+        self.nodes.clear()
         self._heap.clear()
 
-    def replace_all(self) -> dict[CKey, tuple[Signed, ...]]:
-        """Start a full pass: empty the store, return the old entries (to reuse from)."""
-        old = self.sigs
-        self.sigs, self._heap = {}, []
+    def replace_all(self) -> dict[CKey, SignedNode]:
+        """Start a full pass: empty the store, return the old owners (to reuse from)."""
+        old = self.nodes
+        self.nodes, self._heap = {}, []
         return old
 
-    def get(self, key: CKey, rdtype: int) -> Signed | None:
-        return find(self.sigs.get(key, ()), rdtype)
+    def get(self, key: CKey) -> SignedNode | None:
+        return self.nodes.get(key)
 
-    def owner(self, key: CKey) -> tuple[Signed, ...]:
-        """The owner's entries, by type."""
-        return self.sigs.get(key, ())
-
-    def drop(self, key: CKey, rdtype: int) -> None:
-        """Forget the signatures of one RRset (its heap item goes stale)."""
-        have = self.sigs.get(key)
-        if have is not None and find(have, rdtype) is not None:
-            self.sigs[key] = tuple(s for s in have if s.rdtype != rdtype)
-
-    def forget(self, key: CKey) -> None:
-        self.sigs.pop(key, None)
-
-    def put(self, key: CKey, rdtype: int, rrset: dns.rrset.RRset, blob: bytes,
-            expiration: int, *, refresh: bool = True, bulk: bool = False) -> None:
-        """Store a signed RRset; `refresh`: due for re-signing at its expiration (on the
-        heap); `bulk`: a full pass, whose heap is ordered by `heapify()` at the end."""
-        if bulk:
-            seq = 0
-        else:
-            self._seq += 1
-            seq = self._seq
-        self.keep(Signed(expiration, seq, key, rdtype, rrset, blob), refresh=refresh, bulk=bulk)
-
-    def keep(self, signed: Signed, *, refresh: bool = True, bulk: bool = False) -> None:
-        """Store an entry made before (a full pass reusing it)."""
-        have = self.sigs.get(signed.key, ())
-        t = signed.rdtype
-        if not have or have[-1].rdtype < t:
-            self.sigs[signed.key] = (*have, signed)
-        else:
-            self.sigs[signed.key] = tuple(sorted((*(s for s in have if s.rdtype != t), signed),
-                                                 key=_rdtype))
-        if not refresh:
+    def put(self, node: SignedNode, *, bulk: bool = False) -> None:
+        """Store an owner, on the heap if it has a `due`. `bulk`: a full pass, whose heap
+        is ordered by `heapify()` at the end."""
+        self.nodes[node.key] = node
+        if node.due is None:
             return
         if bulk:
-            self._heap.append(signed)
+            self._heap.append(node)
         else:
-            heapq.heappush(self._heap, signed)
+            heapq.heappush(self._heap, node)
+
+    def forget(self, key: CKey) -> None:
+        self.nodes.pop(key, None)
 
     def heapify(self) -> None:
         heapq.heapify(self._heap)
 
-    def due(self, until: int, skip: set[tuple[CKey, int]]) -> Iterator[Signed]:
-        """Pop the entries expiring at or before `until` (not in `skip`), still current."""
-        heap = self._heap
-        while heap and heap[0].expiration <= until:
-            c = heapq.heappop(heap)
-            if self.get(c.key, c.rdtype) is not c or (c.key, c.rdtype) in skip:
-                continue
-            yield c
+    def due(self, until: int) -> list[SignedNode]:
+        """Pop the current owners due at or before `until`."""
+        heap, nodes = self._heap, self.nodes
+        out = []
+        while heap and heap[0].due <= until:  # type: ignore[operator]
+            node = heapq.heappop(heap)
+            if nodes.get(node.key) is node:
+                out.append(node)
+        return out
 
     def earliest(self) -> int | None:
-        """The earliest expiration among current entries on the heap (stale tops dropped)."""
-        heap = self._heap
+        """The earliest due among current owners (stale tops dropped)."""
+        heap, nodes = self._heap, self.nodes
         while heap:
-            c = heap[0]
-            if self.get(c.key, c.rdtype) is c:
-                return c.expiration
+            node = heap[0]
+            if nodes.get(node.key) is node:
+                return node.due
             heapq.heappop(heap)
         return None
-
-
-def _rdtype(s: Signed) -> int:
-    return s.rdtype
-
-
-def find(entries: tuple[Signed, ...], rdtype: int) -> Signed | None:
-    """The entry of `rdtype` among one owner's."""
-    for s in entries:
-        if s.rdtype == rdtype:
-            return s
-    return None

@@ -3,10 +3,12 @@
 `ZoneSigner.sign(nodes, changed, now)` takes the zone's unsigned RRsets and
 returns the signed node map: the input RRsets (same objects), the apex DNSKEY
 (and NSEC3PARAM), one RRSIG RRset per owner (see `signer` module doc), and the
-NSEC or NSEC3 chain. It caches every RRset's signatures, so an incremental call
+NSEC or NSEC3 chain. It keeps every RRset's signatures, so an incremental call
 signs only changed RRsets, the chain records around them and signatures whose
 signing epoch has moved (`epoch` module: boundaries every validity - refresh,
-offset per RRset, so refreshes spread over the whole period).
+offset per RRset, so refreshes spread over the whole period). What it keeps per
+owner is one `sigstore.SignedNode`, which is also the owner's value in the
+signed map it returns (an immutable `LayeredNodes`, no second copy).
 
 `now` is the zone version's recorded time (`ZoneHead.time`), never a node's
 clock: the output is a pure function of the zone version, the keys and the
@@ -15,8 +17,10 @@ signed incrementally, from scratch after a restart, or after a stagger.
 
 Conventions for consumers: an owner's RRSIGs are one RRset of rdtype RRSIG; serve
 each RRSIG with TTL = its `original_ttl` (`signer.split_rrsigs` gives per-type
-RRsets). `SignedResult.changed` names the owners (hashed NSEC3 owners included)
-whose output differs, or None after a full sign. When the KSK's private key is
+RRsets); the RRSIG and chain RRsets are made when read, so read them once per
+use rather than relying on their identity. `SignedResult.changed` names the
+owners (hashed NSEC3 owners included) whose output differs, or None after a full
+sign. When the KSK's private key is
 not on this node, the Key Master's DNSKEY RRSIGs are passed in (`dnskey_rrsigs`)
 and served as they are.
 """
@@ -24,7 +28,7 @@ and served as they are.
 from __future__ import annotations
 
 import gc
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence, Set
 from concurrent.futures import Executor
 from types import MappingProxyType
 
@@ -46,9 +50,9 @@ from node.dnssec.denial import (
 from node.dnssec.epoch import signing_epoch
 from node.dnssec.keys import SIGNING_STATES, DnssecKey, dnskey_rrset
 from node.dnssec.params import SignedResult, SigningParams
-from node.dnssec.rrsigset import RRSIGSet, blob
+from node.dnssec.rrsigset import blob
 from node.dnssec.signer import SigningKey, check_rrsigs_cover, sign_blobs
-from node.dnssec.sigstore import Signed, SigStore, find
+from node.dnssec.sigstore import SignedNode, SigStore, plain
 from node.dnssec.tree import GENERATED, NodeTypes, ZoneTree
 from node.errors import ValidationError
 from node.zones.layered import LayeredNodes
@@ -57,6 +61,11 @@ from node.zones.model import Name, NodeMap
 T = dns.rdatatype
 KSK_TYPES = frozenset({T.DNSKEY, T.CDS, T.CDNSKEY})
 _EMPTY: frozenset[int] = frozenset()
+_CHAIN_TYPES = frozenset({T.NSEC, T.NSEC3})
+# an owner's node in the making: name, input types, extra RRsets, chain record fields,
+# per signed type its kept signatures or its job's index
+_Plan = tuple[Name, NodeTypes | None, tuple[dns.rrset.RRset, ...] | None, object,
+              list[bytes | int]]
 _GC_PAUSE_ABOVE = 5000  # owners
 __all__ = ["SignedResult", "SigningParams", "ZoneSigner"]
 
@@ -76,11 +85,8 @@ class ZoneSigner:
         self.pool = pool
         self._tree = ZoneTree(self.origin)
         # internal state is keyed by canonical keys (see denial.canonical_key)
-        self._store = SigStore()  # signatures (as wire octets) and their refresh heap
-        self._owners: dict[CKey, Name] = {}
-        self._out: dict[Name, Mapping[int, dns.rrset.RRset]] = {}
+        self._store = SigStore()  # the signed owners (`SignedNode`) and their refresh heap
         self._last: LayeredNodes | None = None  # the nodes of the last result
-        self._members: dict[CKey, Types] = {}
         self._typesets: dict[Types, Types] = {}
         self._chain: NsecChain | Nsec3Chain | None = None
         self.set_keys(keys, published_keys, dnskey_rrsigs)
@@ -117,8 +123,7 @@ class ZoneSigner:
         """Replace the externally made DNSKEY RRSIGs (see `set_keys`); the apex is
         rebuilt on the next call, nothing else is re-signed."""
         check_rrsigs_cover(self._dnskey, rrsigs)
-        self._set_external(rrsigs)
-        self._store.drop(self._tree.okey, T.DNSKEY)
+        self._set_external(rrsigs)  # `_plan` takes them as they are
         self._apex_pending = True
 
     # -- helpers -------------------------------------------------------------
@@ -169,6 +174,7 @@ class ZoneSigner:
         return self._ksks if rdtype in KSK_TYPES else self._zsks
 
     # -- signing --------------------------------------------------------------
+    # -- signing --------------------------------------------------------------
     def sign(self, nodes: NodeMap, changed: frozenset[Name] | None, now: int) -> SignedResult:
         """Sign `nodes` (all of it if `changed` is None, else those owners) at time `now`."""
         soa = nodes.get(self.origin, {}).get(T.SOA)
@@ -176,7 +182,7 @@ class ZoneSigner:
             raise ValidationError(f"zone {self.origin} has no SOA at its apex")
         ttl = denial_ttl(soa)
         full = changed is None or self._full_needed or self._chain is None \
-            or self._chain.ttl != ttl
+            or self._chain.ttl != ttl or self._last is None
         if full:
             self._apex_pending = False
             return self._sign_full(nodes, ttl, now)
@@ -186,7 +192,7 @@ class ZoneSigner:
         try:
             return self._sign_incremental(nodes, changed, now)
         except BaseException:
-            self._last = None  # the next result is made whole from the output map
+            self._full_needed = True  # the state may be half updated: start over next time
             raise
 
     def _new_chain(self, ttl: int) -> NsecChain | Nsec3Chain:
@@ -214,57 +220,96 @@ class ZoneSigner:
         items = [(canonical_key(n), n, types) for n, types in nodes.items()]
         tree.rebuild(items)
         self._chain = chain = self._new_chain(ttl)
-        members: dict[CKey, Types] = {}
         entries: dict[CKey, tuple[Name, Types]] = {}
-        owners: dict[CKey, Name] = {}
         for key, name, types in items:
-            owners[key] = name
             bits = self._member_types(key, types)
             if bits is not None:
-                members[key] = bits
                 entries[key] = (name, bits)
         if self.params.denial.nsec3:
             for key, name in tree.ents().items():
-                members[key] = _EMPTY
                 entries[key] = (name, _EMPTY)
-        self._members = members
         chain.rebuild(entries)
-        chain_type = T.NSEC3 if self.params.denial.nsec3 else T.NSEC
-        store = self._store
-        old = store.replace_all()
-        self._owners = owners
+        del entries
+        old = self._store.replace_all()
         jobs: list[tuple[CKey, dns.rrset.RRset]] = []
-        # what to sign, owner by owner (no map of it all: a 1M-name zone's peak)
-        for key, _, types in items:
-            for t, rs in self._signable(key, types).items():
-                self._reuse_or_sign(old, key, t, rs, now, jobs)
-        for okey, oname, rs in chain.records():
-            owners[okey] = oname
-            self._reuse_or_sign(old, okey, chain_type, rs, now, jobs)
-        made = self._run_jobs(jobs, now, bulk=True)
-        self._out = {}
+        plans: dict[CKey, _Plan] = {}
         for key, name, types in items:
-            self._build_owner(key, name, types, fresh=True)
-        for key in store.sigs.keys() - tree.keys():
-            self._build_owner(key, owners[key], None, fresh=True)
+            plans[key] = self._plan(key, name, types, old.get(key), now, jobs, None)
+        if self.params.denial.nsec3:
+            for okey, oname in chain.owners():
+                if okey not in plans:  # else an input owner with that name: planned above
+                    plans[okey] = self._plan(okey, oname, None, old.get(okey), now, jobs, None)
+        del old, items
+        made, blobs = self._run_jobs(jobs, now)
+        del jobs
+        out: dict[Name, NodeTypes] = {}
+        for key, plan in plans.items():
+            node = self._make(key, plan, blobs, bulk=True)
+            if node is not None:
+                out[plan[0]] = node
+        self._store.heapify()
+        self._last = LayeredNodes(out)  # nobody mutates `out` from now on
         return self._result(None, made, now)
 
-    def _reuse_or_sign(self, old: Mapping[CKey, tuple[Signed, ...]], key: CKey, t: int,
-                       rs: dns.rrset.RRset, now: int, jobs: list[tuple[CKey, dns.rrset.RRset]],
-                       ) -> None:
-        """Full pass: keep the signatures of `rs` from before if still good, else a job."""
-        c = find(old.get(key, ()), t)
-        if c is not None and c.expiration == self._expiration(key, t, now) \
-                and _same(c.rrset, rs):
-            self._store.keep(c, refresh=not self._is_external(key, t), bulk=True)
-        else:
-            jobs.append((key, rs))
+    def _chain_rrset(self, key: CKey) -> dns.rrset.RRset | None:
+        chain = self._chain
+        assert chain is not None
+        if isinstance(chain, Nsec3Chain) and (len(key) != len(self._tree.okey) + 1
+                                               or not self._tree.in_zone(key)):
+            return None
+        return chain.rrset(key)
+
+    def _plan(self, key: CKey, name: Name, src: NodeTypes | None, old: SignedNode | None,
+              now: int, jobs: list[tuple[CKey, dns.rrset.RRset]], force: Set[int] | None,
+              ) -> _Plan:
+        """What the owner's node is made of: per signed type (in type order) its kept
+        signatures, or the index of its job in `jobs`. A full pass (`force` None)
+        also renews signatures whose epoch moved; an incremental one renews `force`."""
+        want = self._signable(key, src)
+        denial = self._chain_rrset(key)
+        if denial is not None:
+            want[denial.rdtype] = denial
+        full = force is None
+        parts: list[bytes | int] = []
+        for t in sorted(want):
+            rs = want[t]
+            if self._is_external(key, t):
+                parts.append(self._external)
+                continue
+            seg = old.segment(t) if old is not None and (full or t not in force) else None  # type: ignore[operator]
+            if seg is not None and ((full and seg[1] != self._expiration(key, t, now))
+                                    or not old.same(t, rs)):  # type: ignore[union-attr]
+                seg = None
+            if seg is None:
+                parts.append(len(jobs))
+                jobs.append((key, rs))
+            else:
+                parts.append(seg[0])
+        extra = tuple(want[t] for t in sorted(want) if t in GENERATED and t not in _CHAIN_TYPES)
+        fields = None if denial is None else denial._data[-2:]  # type: ignore[attr-defined]
+        return name, src, extra or None, fields, parts  # (next, types): `Nsec(3)Chain.make`
+
+    def _make(self, key: CKey, plan: _Plan, blobs: list[bytes], bulk: bool = False
+              ) -> NodeTypes | None:
+        """The owner's output from its plan; stored (with its refresh time) if signed."""
+        name, src, extra, denial, parts = plan
+        if src is not None and type(src) is not MappingProxyType:
+            src = MappingProxyType(dict(src))  # held: a caller's own dict may change later
+        if not parts:
+            self._store.forget(key)
+            return plain(src)
+        sigs = b"".join(p if isinstance(p, bytes) else blobs[p] for p in parts)
+        assert self._chain is not None
+        node = SignedNode(key, name, src, extra, denial, sigs, self._chain,  # type: ignore[arg-type]
+                          T.DNSKEY if self._is_external(key, T.DNSKEY) else None)
+        self._store.put(node, bulk=bulk)
+        return node
 
     def _sign_incremental(self, nodes: NodeMap, changed: frozenset[Name], now: int
                           ) -> SignedResult:
         self._apex_pending = False
-        tree, chain = self._tree, self._chain
-        assert chain is not None
+        tree, chain, store, last = self._tree, self._chain, self._store, self._last
+        assert chain is not None and last is not None
         work = tree.update(changed, nodes)
         affected: set[CKey] = set(work)
         for key in work:
@@ -273,64 +318,41 @@ class ZoneSigner:
         for key in affected:
             name = work.get(key) or tree.name(key) or tree.ent_name(key)
             bits = self._member_types(key, nodes.get(name))
-            if self._members.get(key) != bits:
+            if chain.types(key) != bits:
                 chain_changes[key] = None if bits is None else (name, bits)
-                if bits is None:
-                    self._members.pop(key, None)
-                else:
-                    self._members[key] = bits
-        jobs: list[tuple[CKey, dns.rrset.RRset]] = []
-        touched: dict[CKey, Name] = dict(work)
-        store = self._store
-        keep_type = None if self.params.denial.nsec3 else T.NSEC
-        for key, name in work.items():
-            want = self._signable(key, nodes.get(name))
-            for t in [s.rdtype for s in store.owner(key)]:
-                if t not in want and t != keep_type:
-                    store.drop(key, t)
-            for t, rs in want.items():
-                c = store.get(key, t)
-                if c is None or not _same(c.rrset, rs):
-                    jobs.append((key, rs))
-        chain_type = T.NSEC3 if self.params.denial.nsec3 else T.NSEC
+        pending: dict[CKey, Name] = dict(work)
         for okey, oname in chain.update(chain_changes):
-            touched[okey] = oname
-            rs = chain.rrset(okey)
-            c = store.get(okey, chain_type)
-            if rs is None:
-                store.drop(okey, chain_type)
-            elif c is None or not _same(c.rrset, rs):
-                jobs.append((okey, rs))
-        jobs.extend(self._due(now, {(k, rs.rdtype) for k, rs in jobs}))
-        for key, _ in jobs:
-            if key not in touched:
-                touched[key] = self._owners[key]
-        made = self._run_jobs(jobs, now)
-        diff = []
-        for key, name in touched.items():
-            self._owners.setdefault(key, name)
-            if self._build_owner(key, name, nodes.get(name)):
-                diff.append(name)
+            pending.setdefault(okey, oname)
+        until = now + self.params.refresh
+        force: dict[CKey, set[int]] = {}
+        for node in store.due(until):
+            key = node.key
+            force[key] = {t for t, exp in node.expirations()
+                          if exp <= until and not self._is_external(key, t)}
+            pending.setdefault(key, node.owner)
+        jobs: list[tuple[CKey, dns.rrset.RRset]] = []
+        plans = [(key, self._plan(key, name, nodes.get(name), store.get(key), now, jobs,
+                                  force.get(key, _EMPTY)))
+                 for key, name in pending.items()]
+        made, blobs = self._run_jobs(jobs, now)
+        diff: dict[Name, NodeTypes | None] = {}
+        for key, plan in plans:
+            node = self._make(key, plan, blobs)
+            if _differs(last.get(plan[0]), node):
+                diff[plan[0]] = node
+        self._last = last.updated(diff)
         return self._result(frozenset(diff), made, now)
-
-    def _due(self, now: int, skip: set[tuple[CKey, int]]) -> list[tuple[CKey, dns.rrset.RRset]]:
-        return [(c.key, c.rrset) for c in self._store.due(now + self.params.refresh, skip)]
 
     def _is_external(self, key: CKey, rdtype: int) -> bool:
         """The Key Master's DNSKEY RRSIGs: refreshed by it, never here, so never on the
         refresh heap (a serial bump here cannot renew them: no bump loop)."""
         return bool(self._external) and rdtype == T.DNSKEY and key == self._tree.okey
 
-    def _run_jobs(self, jobs: list[tuple[CKey, dns.rrset.RRset]], now: int,
-                  bulk: bool = False) -> int:
-        if self._external:
-            okey = self._tree.okey
-            for job in [j for j in jobs if j[0] == okey and j[1].rdtype == T.DNSKEY]:
-                jobs.remove(job)
-                self._store.put(okey, T.DNSKEY, job[1], self._external, self._external_exp,
-                                refresh=False)
+    def _run_jobs(self, jobs: list[tuple[CKey, dns.rrset.RRset]], now: int
+                  ) -> tuple[int, list[bytes]]:
+        """Sign every job: (signatures made, each job's blob)."""
         if not jobs:
-            return 0
+            return 0, []
         exps = [self._expiration(k, rs.rdtype, now) for k, rs in jobs]
         keysets = [self._keys_for(rs.rdtype) for _, rs in jobs]
         wires: list[bytes] = []
@@ -344,38 +366,7 @@ class ZoneSigner:
         blobs = sign_blobs([rs for _, rs in jobs], keysets, self.origin,
                            [exp - back for exp in exps], exps, pool=self.pool,
                            owner_wires=wires)
-        store = self._store
-        for (key, rs), exp, data in zip(jobs, exps, blobs, strict=True):
-            store.put(key, rs.rdtype, rs, data, exp, bulk=bulk)
-        if bulk:
-            store.heapify()
-        return sum(len(ks) for ks in keysets)
-
-    def _build_owner(self, key: CKey, owner: Name, data: NodeTypes | None,
-                     fresh: bool = False) -> bool:
-        """Recompute the output node of `owner`; whether it differs from before."""
-        types = {t: rs for t, rs in data.items() if t not in GENERATED} if data else {}
-        signed = self._store.owner(key)
-        if signed:
-            ttl = None
-            for s in signed:
-                rs = types[s.rdtype] = s.rrset
-                ttl = rs.ttl if ttl is None or rs.ttl < ttl else ttl
-            assert ttl is not None
-            types[T.RRSIG] = RRSIGSet(owner, ttl, signed, self.origin)  # shares the tuple
-        else:
-            self._store.forget(key)
-        old = None if fresh else self._out.get(owner)
-        if not types:
-            if old is not None:
-                del self._out[owner]
-            self._owners.pop(key, None)
-            return old is not None
-        new = MappingProxyType({t: types[t] for t in sorted(types)})
-        self._out[owner] = new
-        if old is None or old.keys() != new.keys():
-            return True
-        return not all(_same(old[t], new[t]) for t in new)
+        return sum(len(ks) for ks in keysets), blobs
 
     def _result(self, changed: frozenset[Name] | None, made: int, now: int) -> SignedResult:
         first = self._store.earliest()
@@ -383,9 +374,21 @@ class ZoneSigner:
         earliest = own
         if self._external:  # served, so it counts for expiry, but it is not refreshed here
             earliest = min(own, self._external_exp)
-        # the last result plus the changed owners: O(changed), no copy of the zone
-        self._last = nodes = LayeredNodes.following(self._last, changed, self._out)
+        assert self._last is not None
         return SignedResult(
-            nodes=nodes, changed=changed, signatures_made=made,
+            nodes=self._last, changed=changed, signatures_made=made,
             earliest_expiration=earliest, next_refresh=own - self.params.refresh,
         )
+
+
+def _differs(old: NodeTypes | None, new: NodeTypes | None) -> bool:
+    """Whether an owner's output changed (`_same` RRsets count as unchanged)."""
+    if old is new:
+        return False
+    if old is None or new is None:
+        return True
+    if type(old) is SignedNode and type(new) is SignedNode:
+        return not old.same_output(new)
+    if list(old) != list(new):
+        return True
+    return not all(_same(old[t], new[t]) for t in new)
