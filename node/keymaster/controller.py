@@ -74,6 +74,10 @@ class KeyMasterController(Acting):
             z = self._zones.get(zone)
             if z is None:
                 z = self._zones[zone] = ZoneRole(state)
+            elif z.state is state:  # a data change only: the next tick steps with it
+                if snap is not None:
+                    z.snap = snap
+                return
             else:
                 z.state = state
             if snap is not None:
