@@ -17,7 +17,9 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Awaitable
 from dataclasses import replace
+from typing import TypeVar
 
 import dns.name
 import dns.tsig
@@ -74,6 +76,7 @@ from node.zones.tsigkey import key_name
 from node.zones.tsigring import TransferKeyring
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _format_addr(host: str, port: int) -> str:
@@ -237,13 +240,13 @@ class Daemon:
     async def run(self) -> None:
         cfg = self.config
         set_context(node=cfg.node_id)
-        emit(Event.NODE_STARTED, role=cfg.role, version=__version__,
-             etcd=list(cfg.etcd.endpoints))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.file_zones.sighup)  # re-read zone files
-        await self.etcd.connect()
+        emit(Event.NODE_STARTED, role=cfg.role, version=__version__,  # SIGTERM is handled now
+             etcd=list(cfg.etcd.endpoints))
+        await self._unless_stopped(self.etcd.connect())
         self.session.on_new_lease(self.membership.on_new_lease)
         self.session.on_lease_lost(lambda _: self.membership.on_lease_lost(self.session.last_loss))
         self.metrics.register(ReplicaCollector(self.replica.snapshots,
@@ -258,7 +261,7 @@ class Daemon:
         async with asyncio.TaskGroup() as tasks:
             self._lease_tasks.append(tasks.create_task(
                 _supervised("session", self.session.run), name="session"))
-            await self.replica.load()
+            await self._unless_stopped(self.replica.load())  # retries while etcd is away
             tasks.create_task(_supervised("replica", self.replica.run), name="replica")
             tasks.create_task(_supervised("tsig-transfer-keys", self.transfer_keys.run),
                               name="tsig-transfer-keys")
@@ -304,6 +307,25 @@ class Daemon:
             await self._stop.wait()
             await self._shutdown()
             raise _Stopped
+
+    async def _unless_stopped(self, step: Awaitable[T]) -> T:
+        """A start-up step, raced against SIGTERM: a stop cancels it and shuts down in order.
+
+        A step that waits for etcd (the initial load retries for ever) must not keep
+        the node from stopping: Kubernetes waits only its grace period."""
+        work = asyncio.ensure_future(step)
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait((work, stop), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not work.done():
+                work.cancel()
+                await asyncio.gather(work, return_exceptions=True)
+        if work.cancelled() and self._stop.is_set():
+            await self._shutdown()
+            raise _Stopped
+        return work.result()
 
     async def _shutdown(self) -> None:
         emit(Event.NODE_STOPPING)
