@@ -169,7 +169,7 @@ class Daemon:
             on_served=self.membership.set_served, clock=self.clock)
         self.file_zones = FileZones(  # file-backed zones: owner here, or a secondary of it
             node_id=config.node_id, etcd=self.etcd, layout=self.layout,
-            directory=self.directory, local=file_zone_state(sg), publish=self._serve,
+            directory=self.directory, local=file_zone_state(sg), publish=self._serve_owned,
             hold=self.table.hold, secondaries=self.secondaries, api_call=owner_api_call(config),
             clock=self.clock)
         self.repository.file_zones = self.file_zones
@@ -201,6 +201,11 @@ class Daemon:
         await self.table.publish_async(snap)
         if self.config.role == "writable":
             self.notifier.serial_served(snap.origin, snap.serial, snap.config.notify)
+
+    async def _serve_owned(self, snap: ZoneSnapshot) -> None:
+        """A file-backed zone this node owns: served, then reported (`clusterctl nodes`)."""
+        await self._serve(snap)
+        self.membership.set_served(snap.origin.to_text(), snap.serial)
 
     async def _on_update(self, snap: ZoneSnapshot) -> None:
         self.keymaster.on_state(snap.origin, snap.dnssec, snap)  # before a (long) signing run

@@ -159,6 +159,22 @@ def test_file_backed_zone_owner_signs_others_transfer(
     assert loaded["source"] == str(signed) and loaded["resigned"] is False
 
 
+def served_serials(node: NodeProcess) -> dict[str, dict[str, int]]:
+    """`clusterctl nodes`: each node's SERVED column, {node: {zone: serial}}."""
+    nodes = ctl_json(node, "nodes")
+    return {n["id"]: n["served_serials"] for n in nodes}  # type: ignore[index]
+
+
+def test_owner_reports_the_file_zone_as_served(fcluster: tuple[Cluster, Path]) -> None:
+    """The owner's SERVED column lists the file-backed zone, as the secondaries' does."""
+    c, _ = fcluster
+    n1, n2 = c.nodes
+    serial = n1.serial(ZONE)
+    assert serial is not None
+    wait_until(lambda: served_serials(n2).get("n1", {}).get(ZONE) == serial, 30,
+               message=f"the owner does not report {ZONE} as served: {served_serials(n2)}")
+
+
 def test_changes_through_another_node_land_in_the_file(fcluster: tuple[Cluster, Path]) -> None:
     c, path = fcluster
     n1, n2 = c.nodes
