@@ -17,9 +17,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Awaitable
 from dataclasses import replace
-from typing import TypeVar
 
 import dns.name
 import dns.tsig
@@ -58,7 +56,7 @@ from node.server.update import UpdateService, WritableTargets, notify_hook
 from node.server.wire import OPCODE_NOTIFY, OPCODE_UPDATE
 from node.serving.images import MirroredTable
 from node.serving.supervisor import Fleet
-from node.shutdown import ShutdownWatchdog
+from node.shutdown import Abandoned, ShutdownWatchdog, unless_stopped
 from node.signing.expiry import ExpiryWatch
 from node.signing.faults import Faults
 from node.signing.secondary import SecondaryLoader
@@ -76,7 +74,6 @@ from node.zones.tsigkey import key_name
 from node.zones.tsigring import TransferKeyring
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def _format_addr(host: str, port: int) -> str:
@@ -251,7 +248,7 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self.file_zones.sighup)  # re-read zone files
         emit(Event.NODE_STARTED, role=cfg.role, version=__version__,  # SIGTERM is handled now
              etcd=list(cfg.etcd.endpoints))
-        await self._unless_stopped(self.etcd.connect())
+        await unless_stopped(self.etcd.connect(), self._stop, self._shutdown)
         self.session.on_new_lease(self.membership.on_new_lease)
         self.session.on_lease_lost(lambda _: self.membership.on_lease_lost(self.session.last_loss))
         self.metrics.register(ReplicaCollector(self.replica.snapshots,
@@ -266,7 +263,7 @@ class Daemon:
         async with asyncio.TaskGroup() as tasks:
             self._lease_tasks.append(tasks.create_task(
                 _supervised("session", self.session.run), name="session"))
-            await self._unless_stopped(self.replica.load())  # retries while etcd is away
+            await unless_stopped(self.replica.load(), self._stop, self._shutdown)  # retries
             tasks.create_task(_supervised("replica", self.replica.run), name="replica")
             tasks.create_task(_supervised("tsig-transfer-keys", self.transfer_keys.run),
                               name="tsig-transfer-keys")
@@ -312,25 +309,6 @@ class Daemon:
             await self._stop.wait()
             await self._shutdown()
             raise _Stopped
-
-    async def _unless_stopped(self, step: Awaitable[T]) -> T:
-        """A start-up step, raced against SIGTERM: a stop cancels it and shuts down in order.
-
-        A step that waits for etcd (the initial load retries for ever) must not keep
-        the node from stopping: Kubernetes waits only its grace period."""
-        work = asyncio.ensure_future(step)
-        stop = asyncio.ensure_future(self._stop.wait())
-        try:
-            await asyncio.wait((work, stop), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            if not work.done():
-                work.cancel()
-                await asyncio.gather(work, return_exceptions=True)
-        if work.cancelled() and self._stop.is_set():
-            await self._shutdown()
-            raise _Stopped
-        return work.result()
 
     async def _shutdown(self) -> None:
         emit(Event.NODE_STOPPING)
@@ -391,7 +369,7 @@ def run(config: Config) -> int:
         asyncio.get_running_loop().set_default_executor(heavy_executor())  # node/priority.py
         try:
             await daemon.run()
-        except* _Stopped:
+        except* (_Stopped, Abandoned):  # stopped after, or during start-up
             pass
         finally:
             with contextlib.suppress(Exception):
