@@ -32,6 +32,7 @@ from node.dnssec.signer import master_text as signed_master_text
 from node.dnssec.signer import rrsig_rrset
 from node.errors import ValidationError
 from node.zones.model import NodeMap
+from node.zones.rules import check_supported
 
 Name = dns.name.Name
 HEADER_PREFIX = "; dnscluster-signed "
@@ -43,9 +44,14 @@ def sha256(data: bytes) -> str:
 
 def parse_master(text: str, origin: Name) -> NodeMap:
     """The node map of master-file `text` (absolute names); ValidationError names the fault."""
-    fast = _parse_canonical(text, origin)
-    if fast is not None:
-        return fast
+    nodes = _parse_canonical(text, origin)
+    if nodes is None:
+        nodes = _parse_dnspython(text, origin)
+    check_supported({t for types in nodes.values() for t in types})  # DNAME: not yet
+    return nodes
+
+
+def _parse_dnspython(text: str, origin: Name) -> NodeMap:
     try:
         zone = dns.zone.from_text(text, origin=origin, relativize=False, check_origin=True)
     except dns.exception.DNSException as exc:  # type: ignore[attr-defined]
