@@ -56,7 +56,7 @@ from node.server.update import UpdateService, WritableTargets, notify_hook
 from node.server.wire import OPCODE_NOTIFY, OPCODE_UPDATE
 from node.serving.images import MirroredTable
 from node.serving.supervisor import Fleet
-from node.shutdown import ShutdownWatchdog
+from node.shutdown import Abandoned, ShutdownWatchdog, unless_stopped
 from node.signing.expiry import ExpiryWatch
 from node.signing.faults import Faults
 from node.signing.secondary import SecondaryLoader
@@ -166,7 +166,7 @@ class Daemon:
             on_served=self.membership.set_served, clock=self.clock)
         self.file_zones = FileZones(  # file-backed zones: owner here, or a secondary of it
             node_id=config.node_id, etcd=self.etcd, layout=self.layout,
-            directory=self.directory, local=file_zone_state(sg), publish=self._serve,
+            directory=self.directory, local=file_zone_state(sg), publish=self._serve_owned,
             hold=self.table.hold, secondaries=self.secondaries, api_call=owner_api_call(config),
             clock=self.clock)
         self.repository.file_zones = self.file_zones
@@ -198,6 +198,11 @@ class Daemon:
         await self.table.publish_async(snap)
         if self.config.role == "writable":
             self.notifier.serial_served(snap.origin, snap.serial, snap.config.notify)
+
+    async def _serve_owned(self, snap: ZoneSnapshot) -> None:
+        """A file-backed zone this node owns: served, then reported (`clusterctl nodes`)."""
+        await self._serve(snap)
+        self.membership.set_served(snap.origin.to_text(), snap.serial)
 
     async def _on_update(self, snap: ZoneSnapshot) -> None:
         self.keymaster.on_state(snap.origin, snap.dnssec, snap)  # before a (long) signing run
@@ -237,13 +242,13 @@ class Daemon:
     async def run(self) -> None:
         cfg = self.config
         set_context(node=cfg.node_id)
-        emit(Event.NODE_STARTED, role=cfg.role, version=__version__,
-             etcd=list(cfg.etcd.endpoints))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.file_zones.sighup)  # re-read zone files
-        await self.etcd.connect()
+        emit(Event.NODE_STARTED, role=cfg.role, version=__version__,  # SIGTERM is handled now
+             etcd=list(cfg.etcd.endpoints))
+        await unless_stopped(self.etcd.connect(), self._stop, self._shutdown)
         self.session.on_new_lease(self.membership.on_new_lease)
         self.session.on_lease_lost(lambda _: self.membership.on_lease_lost(self.session.last_loss))
         self.metrics.register(ReplicaCollector(self.replica.snapshots,
@@ -258,7 +263,7 @@ class Daemon:
         async with asyncio.TaskGroup() as tasks:
             self._lease_tasks.append(tasks.create_task(
                 _supervised("session", self.session.run), name="session"))
-            await self.replica.load()
+            await unless_stopped(self.replica.load(), self._stop, self._shutdown)  # retries
             tasks.create_task(_supervised("replica", self.replica.run), name="replica")
             tasks.create_task(_supervised("tsig-transfer-keys", self.transfer_keys.run),
                               name="tsig-transfer-keys")
@@ -364,7 +369,7 @@ def run(config: Config) -> int:
         asyncio.get_running_loop().set_default_executor(heavy_executor())  # node/priority.py
         try:
             await daemon.run()
-        except* _Stopped:
+        except* (_Stopped, Abandoned):  # stopped after, or during start-up
             pass
         finally:
             with contextlib.suppress(Exception):

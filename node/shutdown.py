@@ -7,20 +7,51 @@ each step of the shutdown is reported with `step(name)`; when the whole
 shutdown takes longer than its deadline, it logs `SHUTDOWN_STUCK` with the step
 it is in and every thread's stack, then ends the process: exit 0 when the
 ordered part (Key Master hand-off, lease revoke, DNS stop) was done and only
-clean-up hangs, exit 1 otherwise.
+clean-up hangs, exit 1 otherwise. `unless_stopped` races a start-up step against
+the stop signal, so a node waiting for etcd at start-up stops too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import faulthandler
 import logging
 import os
 import sys
 import threading
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from node.events import Event, emit
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Abandoned(Exception):
+    """A start-up step was cancelled because the node was told to stop (and it stopped)."""
+
+
+async def unless_stopped(step: Awaitable[T], stop: asyncio.Event,
+                         shutdown: Callable[[], Awaitable[None]]) -> T:
+    """`step`'s result, unless `stop` is set first: then `step` is cancelled, `shutdown`
+    runs (the ordered one) and Abandoned is raised.
+
+    A step that waits for etcd (the initial load retries for ever) must not keep
+    the node from stopping: Kubernetes waits only its grace period."""
+    work = asyncio.ensure_future(step)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((work, stopped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not work.done():
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+    if work.cancelled() and stop.is_set():
+        await shutdown()
+        raise Abandoned
+    return work.result()
 
 
 class ShutdownWatchdog:

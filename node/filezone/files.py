@@ -33,6 +33,7 @@ from node.dnssec.signer import rrsig_rrset
 from node.errors import ValidationError
 from node.work.masterfile import read_zone
 from node.zones.model import NodeMap
+from node.zones.rules import check_supported
 
 Name = dns.name.Name
 HEADER_PREFIX = "; dnscluster-signed "
@@ -44,9 +45,14 @@ def sha256(data: bytes) -> str:
 
 def parse_master(text: str, origin: Name) -> NodeMap:
     """The node map of master-file `text` (absolute names); ValidationError names the fault."""
-    fast = _parse_canonical(text, origin)
-    if fast is not None:
-        return fast
+    nodes = _parse_canonical(text, origin)
+    if nodes is None:
+        nodes = _parse_dnspython(text, origin)
+    check_supported({t for types in nodes.values() for t in types})  # DNAME: not yet
+    return nodes
+
+
+def _parse_dnspython(text: str, origin: Name) -> NodeMap:
     zone = read_zone(text, origin, f"master file of {origin}")  # a fault names its line
     nodes: dict[Name, dict[int, dns.rrset.RRset]] = {}
     for name, node in zone.nodes.items():

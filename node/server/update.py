@@ -42,6 +42,7 @@ from node.server.render import error_response
 from node.server.table import ZoneTable
 from node.server.wire import Query, reply_opt
 from node.zones.repository import ZoneRepository
+from node.zones.rules import UNSUPPORTED_TYPES
 from node.zones.tsig import TsigKeyStore
 from node.zones.update import (
     UpdateError,
@@ -237,6 +238,10 @@ def _plan(read: UpdateRead, req: UpdateRequest, client: str, key: Name | None
     if bad:  # whoever asks: the key lifecycle (or the signer) owns these
         names = ", ".join(sorted(dns.rdatatype.to_text(t) for t in bad))
         raise _Refusal("dnssec-types", f"{names}: DNSSEC records are owned by the key lifecycle")
+    unsupported = sorted({c.rdtype for c in req.changes
+                          if c.kind == "add" and c.rdtype in UNSUPPORTED_TYPES})
+    if unsupported:  # REFUSED, as BIND answers a type its policy refuses (deletes still go)
+        raise _Refusal("unsupported-type", UNSUPPORTED_TYPES[unsupported[0]])
     verdict = authorize(cfg.dynamic_update, cfg.allow_update, cfg.update_policy, req.zone, req,
                         client, key)
     if not verdict.allowed:

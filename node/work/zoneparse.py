@@ -22,6 +22,7 @@ from node.store.keys import name_component
 from node.work.fastparse import fast_parse
 from node.work.masterfile import read_zone
 from node.zones.model import ZoneConfig, rrset_to_json, snapshot_from_rrsets
+from node.zones.rules import check_supported
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,10 @@ def parse_for_store(text: str, origin: str) -> ParsedZone:
     `fastparse` reads the usual shape of a zone file about 7x faster; whatever it
     refuses (or any error) is read by dnspython, as before, with the same result."""
     fast = fast_parse(text, origin)
-    return ParsedZone(*fast) if fast is not None else parse_with_dnspython(text, origin)
+    parsed = ParsedZone(*fast) if fast is not None else parse_with_dnspython(text, origin)
+    types = {key.rpartition("/")[2] for key, _ in parsed.records}
+    check_supported(dns.rdatatype.from_text(t) for t in types)  # DNAME: not served right yet
+    return parsed
 
 
 def parse_with_dnspython(text: str, origin: str) -> ParsedZone:

@@ -6,10 +6,15 @@ file: an owner inside the zone; no DNSSEC types by hand (the signer makes them);
 the apex keeps its SOA and NS, and the SOA stays single and at the apex; a CNAME
 is alone at its owner (RRSIG and NSEC aside) and never at the apex. RFC 2136
 UPDATE applies its own (`update.py`): there a change that breaks one is
-ignored, not refused.
+ignored, not refused. Types the server cannot serve correctly (`UNSUPPORTED_TYPES`:
+DNAME, whose RFC 6672 synthesis is not implemented) are refused wherever records
+enter: here, zone imports (`node/work/zoneparse.py`), master files of file-backed
+zones (`node/filezone/files.py`) and UPDATE (`node/server/update.py`, REFUSED).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import dns.name
 import dns.rdatatype
@@ -22,7 +27,21 @@ Name = dns.name.Name
 RESERVED_TYPES = frozenset(
     {dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3, dns.rdatatype.NSEC3PARAM}
 )
+# Types served wrongly if stored: a DNAME served as a plain record synthesises nothing
+# below it (RFC 6672), an answer no resolver expects.
+UNSUPPORTED_TYPES = {
+    dns.rdatatype.DNAME: "DNAME records are not supported yet "
+                         "(RFC 6672 synthesis is not implemented)",
+}
 CNAME_COMPATIBLE = frozenset({dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.CNAME})
+
+
+def check_supported(rdtypes: Iterable[int]) -> None:
+    """ValidationError if any of `rdtypes` is a type this server cannot serve yet."""
+    for rdtype in rdtypes:
+        reason = UNSUPPORTED_TYPES.get(rdtype)
+        if reason is not None:
+            raise ValidationError(reason)
 
 
 def check_target(zone: Name, owner: Name, rdtype: int) -> None:
@@ -56,7 +75,8 @@ def check_change(
     elif rdtype == dns.rdatatype.SOA and new is not None:
         raise ValidationError(f"an SOA record belongs at the zone apex {zone}, not at {owner}")
     if new is None:
-        return
+        return  # a DNAME stored before it was refused can still be deleted
+    check_supported((rdtype,))
     if rdtype == dns.rdatatype.CNAME:
         if len(new) > 1:
             raise ValidationError(f"{owner} can have only one CNAME record")

@@ -159,6 +159,22 @@ def test_file_backed_zone_owner_signs_others_transfer(
     assert loaded["source"] == str(signed) and loaded["resigned"] is False
 
 
+def served_serials(node: NodeProcess) -> dict[str, dict[str, int]]:
+    """`clusterctl nodes`: each node's SERVED column, {node: {zone: serial}}."""
+    nodes = ctl_json(node, "nodes")
+    return {n["id"]: n["served_serials"] for n in nodes}  # type: ignore[index]
+
+
+def test_owner_reports_the_file_zone_as_served(fcluster: tuple[Cluster, Path]) -> None:
+    """The owner's SERVED column lists the file-backed zone, as the secondaries' does."""
+    c, _ = fcluster
+    n1, n2 = c.nodes
+    serial = n1.serial(ZONE)
+    assert serial is not None
+    wait_until(lambda: served_serials(n2).get("n1", {}).get(ZONE) == serial, 30,
+               message=f"the owner does not report {ZONE} as served: {served_serials(n2)}")
+
+
 def test_changes_through_another_node_land_in_the_file(fcluster: tuple[Cluster, Path]) -> None:
     c, path = fcluster
     n1, n2 = c.nodes
@@ -190,6 +206,23 @@ def test_changes_through_another_node_land_in_the_file(fcluster: tuple[Cluster, 
     assert "192.0.2.9" in path.read_text()
     wait_until(lambda: answers(n1, f"dyn.{ZONE}", "192.0.2.9"), 30)
     assert events(n2, 1719), "n2 logged no forwarding"
+
+
+def test_a_dname_is_refused_by_record_add_and_update(fcluster: tuple[Cluster, Path]) -> None:
+    """DNAME synthesis (RFC 6672) is not implemented: neither path writes one to the file."""
+    c, path = fcluster
+    n1, n2 = c.nodes
+    res = n2.ctl("record", "add", ZONE, "old", "300", "DNAME", "new.example.")
+    assert res.returncode != 0, res.stdout + res.stderr
+    assert "DNAME records are not supported yet" in res.stderr, res.stdout + res.stderr
+    key = ctl_json(n1, "tsig", "add", "fz-dname-key")
+    script = "\n".join([f"server {n2.host} {n2.dns_port}", f"zone {ZONE}",
+                        f"update add old.{ZONE} 300 DNAME new.example.", "send", ""])
+    res2 = subprocess.run(["nsupdate", "-y", f"{key['algorithm']}:{key['name']}:{key['secret']}"],
+                          input=script, capture_output=True, text=True, timeout=30)
+    assert res2.returncode != 0 and "REFUSED" in res2.stdout + res2.stderr, (
+        res2.stdout + res2.stderr)
+    assert "DNAME" not in path.read_text()
 
 
 def test_reload_picks_up_a_file_edit(fcluster: tuple[Cluster, Path]) -> None:

@@ -91,3 +91,15 @@ def test_canonical_text_takes_the_fast_path_with_the_same_result() -> None:
     assert sum(len(r) for t in fast.values() for r in t.values()) == sum(
         len(rds) for node in full.nodes.values() for rds in node.rdatasets)
     assert len(fast[ORIGIN][dns.rdatatype.RRSIG]) == 2
+
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_a_master_file_with_a_dname_is_refused(fast: bool) -> None:
+    """DNAME synthesis (RFC 6672) is not implemented: a file-backed zone may not carry one."""
+    text = (files.master_text(files.parse_master(TEXT, ORIGIN))
+            + "old.fz.test. 300 IN DNAME new.example.\n") if fast \
+        else TEXT + "old IN DNAME new.example.\n"
+    assert (files._parse_canonical(text, ORIGIN) is not None) == fast
+    with pytest.raises(ValidationError, match="DNAME records are not supported yet"):
+        files.parse_master(text, ORIGIN)
