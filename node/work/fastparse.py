@@ -16,8 +16,8 @@ of plain quoted strings, are built here; every other type's rdata is read by
 `dns.rdata.from_text` (what dnspython's reader calls too). TTLs follow dnspython (RFC 2308 mode): an
 RRset's TTL is the smallest of its records'. Refused (dnspython decides):
 other directives, other classes, TTLs with units, escapes in owners, owners
-outside the zone, DNSSEC types, a CNAME with other data, a singleton type
-with two records, a missing apex SOA or NS, any error.
+outside the zone, a SOA below the apex, DNSSEC types, a CNAME with other
+data, a singleton type with two records, a missing apex SOA or NS, any error.
 """
 
 from __future__ import annotations
@@ -235,6 +235,8 @@ class _Reader:
             rdtype = self.types[token] = _type(token)
         if rdtype in _REFUSED_TYPES:
             raise _Refused("DNSSEC type")
+        if rdtype == dns.rdatatype.SOA and self.last_owner != self.zone:
+            raise _Refused("a SOA below the apex")  # dnspython refuses the zone
         key, text = self.rdata(rdtype, rdata)
         if ttl is None:
             ttl = self.implicit_ttl()
@@ -270,8 +272,7 @@ class _Reader:
         if rdtype == dns.rdatatype.SOA:
             if self.default_ttl is None:
                 self.default_ttl, self.default_from_soa = rd.minimum, True  # type: ignore[attr-defined]
-            if self.last_owner == self.zone:
-                self.serial = rd.serial  # type: ignore[attr-defined]
+            self.serial = rd.serial  # type: ignore[attr-defined]
         text = rd.to_text()
         if rdtype in _NAMED or rdtype == dns.rdatatype.MX:
             return text.lower(), text
