@@ -42,6 +42,7 @@ _TXT_STRING = re.compile(r'"([ !#-\[\]-~]*)"')  # printable, no quote or backsla
 _TXT = re.compile(r'"[ !#-\[\]-~]*"(?:[ \t]+"[ !#-\[\]-~]*")*')
 _MAX_TTL = 2**32 - 1
 _NAMED = frozenset({dns.rdatatype.NS, dns.rdatatype.CNAME, dns.rdatatype.PTR})
+_TEXT_KEYED = frozenset({dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.TXT})
 _REFUSED_TYPES = frozenset({dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3,
                             dns.rdatatype.NSEC3PARAM, dns.rdatatype.SIG, dns.rdatatype.NXT})
 _WITH_CNAME = frozenset({dns.rdatatype.CNAME, dns.rdatatype.RRSIG, dns.rdatatype.NSEC,
@@ -276,7 +277,8 @@ class _Reader:
         text = rd.to_text()
         if rdtype in _NAMED or rdtype == dns.rdatatype.MX:
             return text.lower(), text
-        return (text if rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA) else rd), text
+        # a TXT's text is one-to-one with its octets: keyed like the plain strings above
+        return (text if rdtype in _TEXT_KEYED else rd), text
 
 
 def _canonical_ipv6(text: str) -> str:

@@ -118,6 +118,10 @@ DECLINED = {
 ADVERSARIAL = {
     "SOA below the apex": HEAD + "x IN SOA ns2 h 43 1 2 3 4\n",
     "SOA below the apex, over lines": HEAD + "x IN SOA ( ns2 h\n 43 1 2 3 4 )\n",
+    "one TXT quoted and in parentheses": HEAD + 'x IN TXT "a"\nx IN TXT ( "a" )\n',
+    "one TXT quoted and escaped": HEAD + 'x IN TXT "a"\nx IN TXT "\\097"\n',
+    "one TXT quoted and unquoted": HEAD + 'x IN TXT "a" "b"\nx IN TXT a b\n',
+    "one TXT quoted and generic": HEAD + 'x IN TXT "a"\nx IN TXT \\# 2 0161\n',
 }
 
 
