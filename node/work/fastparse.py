@@ -34,7 +34,7 @@ import dns.rdatatype
 
 _LABEL = r"[A-Za-z0-9_-]{1,63}"
 _NAME = re.compile(rf"(?:\*|{_LABEL})(?:\.{_LABEL})*\.?|\.")
-_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # \d: any script's digits
 _IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
 _TOKEN = re.compile(r"\s*(\S+)")
 _SPECIAL = re.compile(r'[();"\\]')
@@ -167,6 +167,8 @@ class _Reader:
 
     @staticmethod
     def ttl(token: str) -> int:
+        if not token.isascii():  # isdigit() and int() take other scripts' digits, dnspython not
+            raise _Refused("TTL of non-ASCII digits")
         value = int(token)
         if value > _MAX_TTL:
             raise _Refused("TTL too large")
@@ -259,8 +261,8 @@ class _Reader:
             if rdtype in _NAMED and len(parts) == 1:
                 text = self.absolute(parts[0])
                 return text.lower(), text
-            if rdtype == dns.rdatatype.MX and len(parts) == 2 and parts[0].isdigit() \
-                    and int(parts[0]) <= 65535:
+            if rdtype == dns.rdatatype.MX and len(parts) == 2 and parts[0].isascii() \
+                    and parts[0].isdigit() and int(parts[0]) <= 65535:
                 text = f"{int(parts[0])} {self.absolute(parts[1])}"
                 return text.lower(), text
         elif rdtype == dns.rdatatype.TXT and _TXT.fullmatch(rdata):

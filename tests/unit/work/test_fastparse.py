@@ -122,6 +122,10 @@ ADVERSARIAL = {
     "one TXT quoted and escaped": HEAD + 'x IN TXT "a"\nx IN TXT "\\097"\n',
     "one TXT quoted and unquoted": HEAD + 'x IN TXT "a" "b"\nx IN TXT a b\n',
     "one TXT quoted and generic": HEAD + 'x IN TXT "a"\nx IN TXT \\# 2 0161\n',
+    "non-ASCII digits in an address": HEAD + "a IN A 192.0.2.\u0661\n",
+    "non-ASCII digits in an MX preference": HEAD + "a IN MX \u0661\u0660 b\n",
+    "non-ASCII digits in a TTL": HEAD + "a \u0661\u0662 IN A 192.0.2.7\n",
+    "non-ASCII digits in $TTL": HEAD + "$TTL \u0661\u0662\na IN A 192.0.2.1\n",
 }
 
 
