@@ -17,7 +17,9 @@ of plain quoted strings, are built here; every other type's rdata is read by
 RRset's TTL is the smallest of its records'. Refused (dnspython decides):
 other directives, other classes, TTLs with units, escapes in owners, owners
 outside the zone, a SOA below the apex, DNSSEC types, a CNAME with other
-data, a singleton type with two records, a missing apex SOA or NS, any error.
+data, a singleton type with two records, a missing apex SOA or NS, spacing
+other than spaces, tabs and line ends (a lone CR, a vertical tab, a no-break
+space), any error.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ _NAME = re.compile(rf"(?:\*|{_LABEL})(?:\.{_LABEL})*\.?|\.")
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # \d: any script's digits
 _IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
 _TOKEN = re.compile(r"\s*(\S+)")
+_ODD_SPACE = re.compile(r"[^\S \t\n\r]")  # all str.split() takes but space, tab, CR, LF
+_ODD_ASCII_SPACE = "\v\f\x1c\x1d\x1e\x1f"  # those of them in ASCII
 _SPECIAL = re.compile(r'[();"\\]')
 _TXT_STRING = re.compile(r'"([ !#-\[\]-~]*)"')  # printable, no quote or backslash
 _TXT = re.compile(r'"[ !#-\[\]-~]*"(?:[ \t]+"[ !#-\[\]-~]*")*')
@@ -297,8 +301,23 @@ def _canonical_ipv6(text: str) -> str:
     return dns.ipv6.canonicalize(text)
 
 
+def _odd_spacing(text: str) -> bool:
+    """Whether `text` has spacing that this reader's str.split() and \\s read otherwise
+    than dnspython's tokenizer, which separates fields by space and tab only and ends
+    a line at a CR (outside quotes): a lone CR, or any other character str.split()
+    takes for spacing (a vertical tab, a no-break space...). Plain scans, not one regex
+    over the text: 1 ms for the bench zone of 100k names against 48."""
+    if "\r" in text and text.count("\r") != text.count("\r\n"):
+        return True
+    if text.isascii():
+        return any(char in text for char in _ODD_ASCII_SPACE)
+    return _ODD_SPACE.search(text) is not None
+
+
 def fast_parse(text: str, origin: str) -> tuple[int, tuple[tuple[str, bytes], ...]] | None:
     """(SOA serial, (key suffix, stored value) per RRset), or None: let dnspython read it."""
+    if _odd_spacing(text):
+        return None
     try:
         reader = _Reader(dns.name.from_text(origin).to_text())
         for blank, line in _logical_lines(text):

@@ -126,6 +126,13 @@ ADVERSARIAL = {
     "non-ASCII digits in an MX preference": HEAD + "a IN MX \u0661\u0660 b\n",
     "non-ASCII digits in a TTL": HEAD + "a \u0661\u0662 IN A 192.0.2.7\n",
     "non-ASCII digits in $TTL": HEAD + "$TTL \u0661\u0662\na IN A 192.0.2.1\n",
+    "vertical tab inside an owner": HEAD + "a\vIN A 192.0.2.1\n",
+    "form feed between fields": HEAD + "a IN\fA 192.0.2.1\n",
+    "no-break space inside an owner": HEAD + "a\u00a0IN A 192.0.2.1\n",
+    "em space in a quoted line": HEAD + 'a IN\u2003TXT "x"\n',
+    "file separator inside unquoted TXT": HEAD + "t IN TXT plain te\x1cxt\n",
+    "a lone CR ends a line": HEAD + "a IN TXT x\ry IN TXT z\n",
+    "a lone CR inside a line": HEAD + "a\rIN A 192.0.2.1\n",
 }
 
 
