@@ -31,7 +31,7 @@ at the flip is waited for and decoded on the way to answering.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import Executor
 
 import dns.name
@@ -102,13 +102,13 @@ class BulkWriter:
             async with sem:
                 refused = await self._send(batch)
             if refused:  # etcd's --max-txn-ops is lower: the same puts in smaller txns
-                await asyncio.gather(*(write(batch[i:i + self.max_ops])
-                                       for i in range(0, len(batch), self.max_ops)))
+                await _all(write(batch[i:i + self.max_ops])
+                           for i in range(0, len(batch), self.max_ops))
                 return
             written[0] += len(batch)
             progress("writing", written[0], len(records))
 
-        await asyncio.gather(*(write(b) for b in batches if b))
+        await _all(write(b) for b in batches if b)
 
     async def delete(self, zone: dns.name.Name, generation: int) -> int:
         """Delete `generation`'s data keys in parts (one revision each); returns the count."""
@@ -149,6 +149,21 @@ class BulkWriter:
                     raise
                 await asyncio.sleep(0.5 * (attempt + 1))
         return False
+
+
+async def _all(writes: Iterable[Awaitable[None]]) -> None:
+    """Await `writes` together; at the first failure the others are cancelled, and awaited,
+    before it is raised: no batch of a failed write is sent after the caller hears of it
+    (gather alone would leave them running, to land after the caller deleted what was
+    written)."""
+    tasks = [asyncio.ensure_future(w) for w in writes]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def too_many_ops(exc: ValidationError) -> bool:
