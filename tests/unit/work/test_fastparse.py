@@ -157,7 +157,7 @@ def test_adversarial_texts_read_as_dnspython_reads_them_or_are_declined(case: st
     fast = fast_parse(text, "ex.test.")
     try:
         reference = parse_with_dnspython(text, "ex.test.")
-    except Exception as exc:  # ValidationError; a SOA below the apex: dnspython's ValueError
+    except ValidationError as exc:
         assert fast is None, f"dnspython refuses ({exc}), fast_parse gave {fast}"
         return
     assert fast is None or (fast[0], sorted(fast[1])) == (reference.serial,
@@ -179,3 +179,11 @@ def test_parse_for_store_takes_the_fast_path_and_falls_back() -> None:
     assert parse_for_store(DECLINED["TTL with units"], "ex.test.").serial == 42  # dnspython
     with pytest.raises(ValidationError, match="INCLUDE"):  # dnspython's own error
         parse_for_store(DECLINED["$INCLUDE"], "ex.test.")
+
+
+def test_a_soa_below_the_apex_is_the_callers_error() -> None:
+    """dnspython refuses it with a ValueError (its transaction's check), not a DNSException:
+    it must reach the caller as a ValidationError naming the zone text, not an internal
+    error."""
+    with pytest.raises(ValidationError, match="non-origin SOA"):
+        parse_for_store(ADVERSARIAL["SOA below the apex"], "ex.test.")
