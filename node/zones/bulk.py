@@ -31,6 +31,7 @@ at the flip is waited for and decoded on the way to answering.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import Executor
 
@@ -39,6 +40,7 @@ import dns.rdatatype
 import dns.rrset
 
 from node.errors import EtcdUnavailable, ValidationError
+from node.events import Event, emit
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout, name_component
 from node.store.txn import Op, prefix_range_end
@@ -109,6 +111,27 @@ class BulkWriter:
             progress("writing", written[0], len(records))
 
         await _all(write(b) for b in batches if b)
+
+    async def write_new(self, zone: dns.name.Name, generation: int,
+                        records: Sequence[tuple[str, bytes]], progress: Progress = quiet) -> None:
+        """`write` into a new `generation` no head points at yet; if that fails (a refused
+        batch, etcd unavailable, the call cancelled) what was written of it is deleted:
+        else it stays in etcd for good, and every node's replica decodes a generation being
+        written until it is deleted or a flip of its zone comes (`pending.py`)."""
+        try:
+            await self.write(zone, generation, records, progress)
+        except BaseException:
+            await self.discard(zone, generation)
+            raise
+
+    async def discard(self, zone: dns.name.Name, generation: int) -> None:
+        """Delete a generation no head points at; a failure is reported (event 1892), not
+        raised (the caller raises why the generation is not used)."""
+        try:
+            await self.delete(zone, generation)
+        except Exception as exc:
+            emit(Event.ZONE_GENERATION_LEFT, logging.WARNING, zone=zone.to_text(),
+                 generation=generation, error=f"{type(exc).__name__}: {exc}")
 
     async def delete(self, zone: dns.name.Name, generation: int) -> int:
         """Delete `generation`'s data keys in parts (one revision each); returns the count."""

@@ -35,7 +35,6 @@ import dns.zone
 
 from node.clock import SYSTEM_CLOCK, Clock
 from node.errors import Conflict, NotFound, Refused, ValidationError
-from node.events import Event, emit
 from node.filezone.admin import FileChanges, FileZoneAdmin
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
@@ -122,7 +121,7 @@ class ZoneRepository(ZoneReads):
             records = records_of([soa, ns_rrset])
             serial = 1
         generation = await self._new_generation(name)
-        await self._written(name, generation, records, progress or quiet)
+        await self._bulk.write_new(name, generation, records, progress or quiet)
         head = ZoneHead(serial=serial, generation=generation, time=int(self._clock.time()))
         result = await self._etcd.txn(
             when=[Compare.version(self._keys.head_key(name)) == 0],
@@ -212,7 +211,7 @@ class ZoneRepository(ZoneReads):
             return await self.create_zone(name, parsed=parsed, progress=progress)
         await self._not_secondary(name)
         generation = await self._new_generation(name)
-        await self._written(name, generation, parsed.records, report)
+        await self._bulk.write_new(name, generation, parsed.records, report)
         report("activating", len(parsed.records), len(parsed.records))
         for _ in range(MAX_RETRIES):
             head, kv = await self._head(name)
@@ -224,33 +223,12 @@ class ZoneRepository(ZoneReads):
             if result.succeeded:
                 await self._bulk.delete(name, head.generation)  # in parts: see bulk.py
                 return await self.get_zone(name)
-        await self._discard(name, generation)  # no flip was applied: every compare failed
+        await self._bulk.discard(name, generation)  # no flip was applied: every compare failed
         raise Conflict(f"zone {name} changed too often to import; try again")
 
     async def _new_generation(self, zone: Name) -> int:
         # The revision of this put is unique cluster-wide: a generation id nobody else uses.
         return await self._etcd.put(self._keys.gen_key(zone), b"")
-
-    async def _written(self, zone: Name, generation: int, records: Sequence[tuple[str, bytes]],
-                       progress: Progress) -> None:
-        """`records` written into the new `generation`, or what was written of them deleted
-        (a refused batch, etcd unavailable, the call cancelled): nothing points at it yet,
-        and every node's replica decodes a generation being written until it is deleted
-        or a flip of its zone comes (`pending.py`)."""
-        try:
-            await self._bulk.write(zone, generation, records, progress)
-        except BaseException:
-            await self._discard(zone, generation)
-            raise
-
-    async def _discard(self, zone: Name, generation: int) -> None:
-        """Delete a generation no head points at; a failure is reported, not raised (the
-        caller raises why the generation is not used)."""
-        try:
-            await self._bulk.delete(zone, generation)
-        except Exception as exc:
-            emit(Event.ZONE_GENERATION_LEFT, logging.WARNING, zone=zone.to_text(),
-                 generation=generation, error=f"{type(exc).__name__}: {exc}")
 
     # -- record changes ---------------------------------------------------
     async def add_records(self, zone: Name, rrset: dns.rrset.RRset) -> int:
