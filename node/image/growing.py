@@ -68,6 +68,11 @@ class _Writer(ImageWriter):
     def _record(self, hkey: bytes, kind: int, payload: bytes) -> int:
         if self.runs is None:
             return super()._record(hkey, kind, payload)
+        if kind == L.KIND_NODE and payload[0] & L.N_CUT and _ref(payload):
+            # a cut's node is kept while the cut is unchanged, but its referral also holds
+            # the glue of names elsewhere and (DO=1) the cut's NSEC or NSEC3, which change
+            # without it: no referral here, the reader renders it (as for the base's nodes)
+            payload = L.NODE.pack(*L.NODE.unpack_from(payload)[:4], 0) + payload[L.NODE.size:]
         was = self.last.get(hkey)
         if was is not None and was[0] == kind and was[1] == payload:
             self.slots.append((hkey, was[2]))
@@ -282,6 +287,11 @@ class GrowingOverlay:
         data = fresh.step(zone, answers, nodes, denial)
         fresh._fresh_end = fresh._end
         return fresh, data
+
+
+def _ref(payload: bytes) -> int:
+    """The referral offset of a node record's payload (0: none)."""
+    return L.NODE.unpack_from(payload)[4]  # type: ignore[no-any-return]
 
 
 def _ckey(key: tuple[bytes, ...]) -> bytes:

@@ -71,10 +71,10 @@ class TcpProtocol(asyncio.Protocol):
             # an answer pending (UPDATE), a transfer being streamed or still being sent
             # to a slow reader: not idle, as long as the reader takes something; the clock
             # restarts when the last answer is sent. A client that took nothing for a whole
-            # timeout while answers wait (writing paused) is closed as an idle one is
+            # timeout while answers wait (writing paused, or not yet: the sockets' buffers
+            # full and less than the high-water mark waiting) is closed as an idle one is
             buffered = transport.get_write_buffer_size() if transport is not None else 0
-            stalled = not self.writable.is_set() and not self.drained and \
-                buffered == self.buffered
+            stalled = buffered > 0 and not self.drained and buffered == self.buffered
             self.drained, self.buffered = False, buffered
             if stalled:  # `close` would wait for the buffer to be written: never
                 if self.stream is not None:

@@ -31,7 +31,8 @@ at the flip is waited for and decoded on the way to answering.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import Executor
 
 import dns.name
@@ -39,6 +40,7 @@ import dns.rdatatype
 import dns.rrset
 
 from node.errors import EtcdUnavailable, ValidationError
+from node.events import Event, emit
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout, name_component
 from node.store.txn import Op, prefix_range_end
@@ -102,13 +104,34 @@ class BulkWriter:
             async with sem:
                 refused = await self._send(batch)
             if refused:  # etcd's --max-txn-ops is lower: the same puts in smaller txns
-                await asyncio.gather(*(write(batch[i:i + self.max_ops])
-                                       for i in range(0, len(batch), self.max_ops)))
+                await _all(write(batch[i:i + self.max_ops])
+                           for i in range(0, len(batch), self.max_ops))
                 return
             written[0] += len(batch)
             progress("writing", written[0], len(records))
 
-        await asyncio.gather(*(write(b) for b in batches if b))
+        await _all(write(b) for b in batches if b)
+
+    async def write_new(self, zone: dns.name.Name, generation: int,
+                        records: Sequence[tuple[str, bytes]], progress: Progress = quiet) -> None:
+        """`write` into a new `generation` no head points at yet; if that fails (a refused
+        batch, etcd unavailable, the call cancelled) what was written of it is deleted:
+        else it stays in etcd for good, and every node's replica decodes a generation being
+        written until it is deleted or a flip of its zone comes (`pending.py`)."""
+        try:
+            await self.write(zone, generation, records, progress)
+        except BaseException:
+            await self.discard(zone, generation)
+            raise
+
+    async def discard(self, zone: dns.name.Name, generation: int) -> None:
+        """Delete a generation no head points at; a failure is reported (event 1892), not
+        raised (the caller raises why the generation is not used)."""
+        try:
+            await self.delete(zone, generation)
+        except Exception as exc:
+            emit(Event.ZONE_GENERATION_LEFT, logging.WARNING, zone=zone.to_text(),
+                 generation=generation, error=f"{type(exc).__name__}: {exc}")
 
     async def generations(self, zone: dns.name.Name, revision: int) -> list[int]:
         """The generations with data keys at `revision`: one read of a single key each
@@ -164,6 +187,21 @@ class BulkWriter:
                     raise
                 await asyncio.sleep(0.5 * (attempt + 1))
         return False
+
+
+async def _all(writes: Iterable[Awaitable[None]]) -> None:
+    """Await `writes` together; at the first failure the others are cancelled, and awaited,
+    before it is raised: no batch of a failed write is sent after the caller hears of it
+    (gather alone would leave them running, to land after the caller deleted what was
+    written)."""
+    tasks = [asyncio.ensure_future(w) for w in writes]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def too_many_ops(exc: ValidationError) -> bool:

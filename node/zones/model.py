@@ -283,7 +283,8 @@ def snapshot_from_text(text: str, origin: str | Name, **kwargs: object) -> ZoneS
     origin_name = dns.name.from_text(origin) if isinstance(origin, str) else origin
     try:
         zone = dns.zone.from_text(text, origin=origin_name, relativize=False, check_origin=True)
-    except dns.exception.DNSException as exc:  # type: ignore[attr-defined]
+    except (dns.exception.DNSException, ValueError) as exc:  # type: ignore[attr-defined]
+        # ValueError: the zone's own checks (a SOA below the apex: "add() has non-origin SOA")
         raise ValidationError(f"zone text for {origin_name} does not parse: {exc}") from exc
     rrsets = [
         dns.rrset.from_rdata_list(name, rds.ttl, list(rds))

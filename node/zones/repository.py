@@ -125,7 +125,7 @@ class ZoneRepository(ZoneReads):
             records = records_of([soa, ns_rrset])
             serial = 1
         generation = await self._new_generation(name)
-        await self._bulk.write(name, generation, records, progress or quiet)
+        await self._bulk.write_new(name, generation, records, progress or quiet)
         head = ZoneHead(serial=serial, generation=generation, time=int(self._clock.time()))
         result = await self._etcd.txn(
             when=[Compare.version(self._keys.head_key(name)) == 0],
@@ -238,7 +238,7 @@ class ZoneRepository(ZoneReads):
             return await self.create_zone(name, parsed=parsed, progress=progress)
         await self._not_secondary(name)
         generation = await self._new_generation(name)
-        await self._bulk.write(name, generation, parsed.records, report)
+        await self._bulk.write_new(name, generation, parsed.records, report)
         report("activating", len(parsed.records), len(parsed.records))
         for _ in range(MAX_RETRIES):
             kv = await self._etcd.get(self._keys.head_key(name))
@@ -254,6 +254,7 @@ class ZoneRepository(ZoneReads):
             if result.succeeded:
                 await self._bulk.delete(name, head.generation)  # in parts: see bulk.py
                 return await self.get_zone(name)
+        await self._bulk.discard(name, generation)  # no flip was applied: every compare failed
         raise Conflict(f"zone {name} changed too often to import; try again")
 
     async def _new_generation(self, zone: Name) -> int:

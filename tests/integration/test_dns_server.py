@@ -393,3 +393,33 @@ async def test_a_client_that_never_reads_is_closed_after_the_idle_timeout(
         await async_wait_until(lambda: not server.tcp_connections, 15)
     finally:
         sock.close()
+
+
+async def test_a_client_that_reads_none_of_a_few_answers_is_closed_after_the_idle_timeout(
+    server: DnsServer,
+) -> None:
+    """Answers that fill the sockets' buffers and wait in the transport below its write
+    high-water mark (writing never paused) for a client that reads nothing: no progress
+    either, so the connection is closed as well (else it was 'busy' for ever)."""
+    wire = dns.message.make_query("big.example.com.", "TXT").to_wire()
+    frame = len(wire).to_bytes(2, "big") + wire
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", _port(server)))
+    sock.setblocking(False)
+    try:
+        await async_wait_until(lambda: len(server.tcp_connections) == 1, 5)
+        (conn,) = server.tcp_connections
+        assert conn.transport is not None
+        asked = server.stats.queries()
+        for _ in range(1000):  # until answers wait in the transport: 50 (~40 KB) at a time,
+            sock.send(frame * 50)  # under asyncio's high-water mark (64 KiB) from none
+            asked += 50
+            await async_wait_until(lambda n=asked: server.stats.queries() >= n, 5)
+            if conn.transport.get_write_buffer_size():
+                break
+        assert conn.transport.get_write_buffer_size() and conn.writable.is_set()
+        # idle timeout 0.5 s: closed after two timeouts without progress (generous margin)
+        await async_wait_until(lambda: not server.tcp_connections, 15)
+    finally:
+        sock.close()

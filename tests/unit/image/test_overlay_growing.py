@@ -135,3 +135,39 @@ def test_a_version_that_failed_half_way_is_rebuilt_next_time(
             for do in (0, 1):
                 assert served.lookup(key, do) == want.lookup(key, do), \
                     f"v{snap.serial} {key!r} DO={do}"
+
+
+def _referrals(step: int) -> str:
+    """A delegation whose referral names glue elsewhere in the zone (ns1, the apex's name
+    server) and an insecure one: both come after the base, then the glue's address changes
+    and names come right after the insecure delegation (open0 in NSEC order, x2 in NSEC3
+    hash order: the DO=1 referral's proof that it has no DS changes); the delegations
+    themselves stay as they were."""
+    text = BASE.replace("hostmaster 1 ", f"hostmaster {step + 1} ")
+    if step >= 1:
+        text += "sib NS ns1\nopen NS ns.other.net.\n"
+    if step >= 2:
+        text = text.replace("192.0.2.1\n", "192.0.2.77\n")  # ns1 A
+    if step >= 3:
+        text += "open0 A 192.0.2.78\nx2 A 192.0.2.79\n"  # next to open: NSEC; NSEC3 (hash)
+    return text
+
+
+@pytest.mark.parametrize("mode", [None, "nsec", "nsec3"])
+def test_a_kept_referral_follows_its_glue_and_proof(mode: str | None) -> None:
+    """A cut's node written by an earlier version is kept while the cut is unchanged, but
+    its referral also holds the glue of names elsewhere and (DO=1) the cut's NSEC: each
+    version answers as a full compile does."""
+    snaps = versions(mode, 4, _referrals)
+    builder = ImageBuilder(max_share=1.0)
+    base = ZoneImage.from_bytes(builder.build(snaps[0])[0])
+    for i, snap in enumerate(snaps[1:], start=1):
+        data, base_revision = builder.build(snap)
+        assert base_revision == base.revision
+        served = ImageTable()
+        served.install(ZoneImage.from_bytes(data, base=base))
+        want = _full(snap)
+        for key in _keys(snaps[i - 1 : i + 1], seed=i):
+            for do in (0, 1):
+                assert served.lookup(key, do) == want.lookup(key, do), \
+                    f"v{snap.serial} {key!r} DO={do}"
