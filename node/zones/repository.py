@@ -13,9 +13,8 @@ of the zone in batches, invisible to replicas, then activate it with one
 transaction that flips `head.generation` and bumps the serial; the old
 generation is deleted afterwards. Master-file text is parsed in the node's
 worker pool (`node/work/zoneparse.py`), never on the loop's interpreter.
-Deleting a zone removes all but its data in one transaction, then each
-generation's data in parts (`BulkWriter.delete`: issue 10, one revision of
-127k keys cost etcd ~10 s of CPU per watcher).
+Deleting a zone removes all but its data in one transaction, then each generation's
+data in parts (`BulkWriter.delete`: one revision of 127k keys cost etcd ~10 s of CPU).
 """
 
 from __future__ import annotations
