@@ -1,33 +1,29 @@
 """Zone images for serving workers: built off the control loop, sent in order, deleted unused.
 
-Owns, in the control process: the image directory (emptied at start), the
-builder (one thread at nice BUILDER_NICE, off the event loop: a snapshot goes in, a file
-path comes out; a full image is compiled and rendered by a child forked from that thread,
-which gets the snapshot copy-on-write, `node.image.forked`), the per-zone order of
-operations sent to the workers (install / hold / remove), the current set a new worker is
-given, and the deletion of superseded images.
+Owns, in the control process: the image directory (emptied at start), the builder (one
+thread at nice BUILDER_NICE: a snapshot in, a file path out; a full image is rendered by a
+child forked from that thread, `node.image.forked`), the per-zone order of operations sent
+to the workers (install / hold / remove), the current set a new worker is given, and the
+deletion of superseded images.
 
 Incremental: each zone has an `ImageBuilder`; after a full image, the next versions are overlays
 on it (`install OVERLAY BASE`), so a one-record change costs the builder and the workers a small
 file, not the zone. A hold or a remove starts the zone's next build from a full image.
 
-Order: `publish`, `hold` and `remove` arrive in the order the zone table
-sees them. Hold and remove are sent at once; a build that was under way
-when one of them arrived is thrown away (a version published before a hold
-must never be served after it). Versions that arrive while one is being
-built are coalesced into the next build (their `changed` sets merged), so
-a zone that changes faster than it builds still moves forward.
+Order: `publish`, `hold` and `remove` arrive in the order the zone table sees them. Hold
+and remove are sent at once; a build under way when one arrived is thrown away (a version
+published before a hold must never be served after it). Versions that arrive during a build
+are coalesced into the next (their `changed` sets merged), so a zone that changes faster
+than it builds still moves forward.
 
-Served: `served(origin)` waits until every worker connected when a zone's
-versions were sent has applied the last one published (or died), or the
-zone was held or removed, or its build failed. `MirroredTable.publish_async`
-awaits it, so what follows a publish (NOTIFY to secondaries, the serial
-reported as served) sees the workers answer that version, as the
+Served: `served(origin)` waits until every worker connected when a zone's versions were
+sent has applied the last one published (or died), or the zone was held or removed, or its
+build failed. `MirroredTable.publish_async` awaits it, so what follows a publish (NOTIFY to
+secondaries, the serial reported as served) sees the workers answer that version, as the
 in-process path does by construction; a secondary asks a worker for the SOA.
 
-Deletion: an image superseded by operation `seq` is deleted once every worker that was connected
-when `seq` was sent has acknowledged `seq` (or died); a worker that connects later is only ever
-given current images.
+Deletion: an image superseded by operation `seq` is deleted once every worker connected when
+`seq` was sent has acknowledged it (or died); a later worker is only given current images.
 """
 
 from __future__ import annotations
@@ -70,8 +66,7 @@ SERVED_TIMEOUT = 30.0  # seconds `served` waits at most (a stuck worker never st
 # zone quiet this long after an overlay gets a full image of its version, built in the
 # background (issue 10: "keep a small overlay merged in the background").
 MERGE_AFTER = 10.0
-# A full image is rendered and written by a forked child that exits (issue 10): the
-# rendering's zone-sized garbage and most of its CPU stay out of the control process.
+# full images from a forked child that exits: the render's garbage and CPU leave this process
 FORK = True
 # (kind, payload) -> (seq, ids of the workers it went to)
 Broadcast = Callable[[bytes, bytes], tuple[int, set[int]]]
