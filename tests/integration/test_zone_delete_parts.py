@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import dns.name
 import pytest
@@ -29,6 +31,24 @@ from tests.support.wait import async_wait_until
 pytestmark = pytest.mark.integration
 
 Z = dns.name.from_text("deleted.test.")
+
+
+@asynccontextmanager
+async def _serving(client: EtcdClient, layout: KeyLayout, text: str
+                   ) -> AsyncIterator[tuple[ZoneRepository, Replica, int]]:
+    """A repository and a replica following etcd, with `Z` imported from `text` and served;
+    yields them and the import's generation."""
+    repo = ZoneRepository(client, layout)
+    replica = Replica(client, layout)
+    await replica.load()
+    task = asyncio.create_task(replica.run())
+    try:
+        info = await repo.import_zone(Z, text)
+        await async_wait_until(lambda: (s := replica.snapshot(Z)) is not None
+                               and s.serial == info.serial, 30)
+        yield repo, replica, info.generation
+    finally:
+        task.cancel()
 
 
 async def _events_by_revision(client: EtcdClient, prefix: str, start: int,
@@ -52,14 +72,7 @@ async def test_the_zone_goes_in_one_revision_then_its_data_in_parts(
         etcd_client: EtcdClient, key_prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bulk, "DELETE_KEYS", 300)
     layout = KeyLayout(key_prefix)
-    repo = ZoneRepository(etcd_client, layout)
-    replica = Replica(etcd_client, layout)
-    await replica.load()
-    task = asyncio.create_task(replica.run())
-    try:
-        info = await repo.import_zone(Z, zone_text(5, 900, "a"))
-        await async_wait_until(lambda: (s := replica.snapshot(Z)) is not None
-                               and s.serial == info.serial, 30)
+    async with _serving(etcd_client, layout, zone_text(5, 900, "a")) as (repo, replica, _):
         data = await etcd_client.range(layout.data_root(Z), prefix=True, count_only=True)
         before = (await etcd_client.range(layout.zone_prefix(Z), prefix=True,
                                           count_only=True)).revision
@@ -67,8 +80,6 @@ async def test_the_zone_goes_in_one_revision_then_its_data_in_parts(
         after = (await etcd_client.range(layout.zone_prefix(Z), prefix=True)).revision
         assert not (await etcd_client.range(layout.zone_prefix(Z), prefix=True)).kvs
         await async_wait_until(lambda: replica.snapshot(Z) is None, 30)
-    finally:
-        task.cancel()
     events = await _events_by_revision(etcd_client, layout.zone_prefix(Z), before + 1, after)
     revisions = sorted(events)
     first = {key for _, key in events[revisions[0]]}
@@ -84,18 +95,11 @@ async def test_a_zone_created_again_while_the_old_data_goes_gets_none_of_it(
         etcd_client: EtcdClient, key_prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bulk, "DELETE_KEYS", 200)
     layout = KeyLayout(key_prefix)
-    repo = ZoneRepository(etcd_client, layout)
-    replica = Replica(etcd_client, layout)
-    await replica.load()
-    task = asyncio.create_task(replica.run())
-    try:
-        old = await repo.import_zone(Z, zone_text(5, 600, "a"))
-        await async_wait_until(lambda: (s := replica.snapshot(Z)) is not None
-                               and s.serial == old.serial, 30)
+    async with _serving(etcd_client, layout, zone_text(5, 600, "a")) as (repo, replica, gen):
         revision = await repo.unlink_zone(Z)  # delete_zone's first step: the zone is gone
         await async_wait_until(lambda: replica.snapshot(Z) is None, 30)
         new = await repo.create_zone(Z, text=zone_text(9, 50, "b"))
-        assert new.generation != old.generation
+        assert new.generation != gen
         await async_wait_until(lambda: (s := replica.snapshot(Z)) is not None
                                and s.serial == new.serial, 30)
         await repo.delete_data(Z, revision)  # then its data, in parts, after the new zone
@@ -110,5 +114,3 @@ async def test_a_zone_created_again_while_the_old_data_goes_gets_none_of_it(
         assert {k: dict(v) for k, v in served.nodes.items()} == \
             {k: dict(v) for k, v in full.nodes.items()}
         assert not any(o.to_text().startswith("a") for o in served.nodes), "no old owner"
-    finally:
-        task.cancel()
