@@ -41,6 +41,10 @@ POLL = 0.5  # seconds between looks at the child's CPU time
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal the child gets when the parent (thread) ends
 # Test-only fault injection: "crash" (SIGKILL itself), "error" (raise), "hang" (sleep).
 FAULT_ENV = "DNSCLUSTER_TEST_IMAGE_FORK"
+try:  # looked up here: a child must not dlopen (the loader's lock may be held at the fork)
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):
+    _prctl = None
 
 
 class ForkFailed(NodeError):
@@ -166,10 +170,8 @@ def _let_go_of_the_parent(parent: int, keep: int) -> None:
     the parent's listening sockets (gRPC, DNS over TLS) would stay bound after it died
     (with SO_REUSEPORT a restarted node would share its connections with a socket nobody
     accepts on), and a connection the parent closes would send no FIN until the child ends."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: the parent's `stop` still reaches us
-        pass
+    if _prctl is not None:  # not Linux: the parent's `stop` still reaches us
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # the parent died before the line above
         os._exit(1)
     os.closerange(3, keep)
