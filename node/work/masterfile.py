@@ -53,7 +53,8 @@ class _Reader(dns.zonefile.Reader):
         line = self.tok.where()[1]
         try:
             super()._rr_line()
-        except dns.exception.DNSException as exc:
+        except (dns.exception.DNSException, ValueError) as exc:  # ValueError: its txn's
+            # checks ("add() has non-origin SOA"), the text's fault as much as a syntax one
             raise _LineFault(line, str(exc) or type(exc).__name__) from None
 
     def _generate_line(self) -> None:
