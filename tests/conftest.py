@@ -4,6 +4,13 @@ that fails writes the logs of the processes it started to stderr."""
 
 from __future__ import annotations
 
+import os
+
+# as `dns-node` runs (node/__main__.py): grpc's fork handlers off, set before grpc loads;
+# with them on, a forked image child (node.image.forked) restarts grpc's threads, which
+# abort once the child has closed the descriptors it inherited
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 import uuid
 from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
