@@ -89,7 +89,7 @@ class Pending:
             _, revision, marks = pending.pop(0)
             marks["applied"] = now
             first = marks.get("watch", marks.get("published", marks["queued"]))
-            emit(Event.CONVERGENCE_STAGES, zone=origin, revision=revision,
-                 full=bool(marks.get("full")), entries=int(marks.get("entries", 0)),
-                 bytes=int(marks.get("bytes", 0)),
+            emit(Event.CONVERGENCE_STAGES, zone=dns.name.from_wire(origin, 0)[0].to_text(),
+                 revision=revision, full=bool(marks.get("full")),
+                 entries=int(marks.get("entries", 0)), bytes=int(marks.get("bytes", 0)),
                  total_ms=round((now - first) * 1000, 2), **spans(marks, STAGES))
