@@ -16,7 +16,7 @@ from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.zones.bulk import BulkWriter
 from node.zones.repository import ZoneRepository
-from tests.support.etcd import EtcdProcess
+from tests.support.etcd import private_client
 
 pytestmark = pytest.mark.integration
 
@@ -28,15 +28,8 @@ HEAD = ("@ 300 IN SOA ns1 hostmaster 7 3600 600 604800 300\n@ 300 IN NS ns1\n"
 @pytest.fixture
 async def small_requests() -> AsyncIterator[EtcdClient]:
     """A client of a private etcd that takes requests of at most 64 KiB."""
-    proc = EtcdProcess("smallreq", extra_args=("--max-request-bytes", "65536"))
-    proc.start()
-    client = EtcdClient([proc.endpoint], timeout=10.0)
-    try:
-        await client.connect()
+    async with private_client("smallreq", "--max-request-bytes", "65536") as client:
         yield client
-    finally:
-        await client.close()
-        proc.close()
 
 
 def _records(large: int, small: int) -> list[tuple[str, bytes]]:

@@ -13,7 +13,7 @@ from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.zones import bulk
 from node.zones.bulk import BulkWriter
-from tests.support.etcd import EtcdProcess
+from tests.support.etcd import private_client
 
 pytestmark = pytest.mark.integration
 
@@ -23,15 +23,8 @@ Z = dns.name.from_text("bulk.test.")
 @pytest.fixture
 async def low_limit_client() -> AsyncIterator[EtcdClient]:
     """A client of a private etcd that takes at most 24 operations per txn."""
-    proc = EtcdProcess("txnops", extra_args=("--max-txn-ops", "24"))
-    proc.start()
-    client = EtcdClient([proc.endpoint], timeout=10.0)
-    try:
-        await client.connect()
+    async with private_client("txnops", "--max-txn-ops", "24") as client:
         yield client
-    finally:
-        await client.close()
-        proc.close()
 
 
 def _records(count: int) -> list[tuple[str, bytes]]:

@@ -27,11 +27,16 @@ import subprocess
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tests.support import proclog
 from tests.support.ports import bind_clash, free_port
 from tests.support.wait import wait_until
+
+if TYPE_CHECKING:
+    from node.store.client import EtcdClient
 
 __all__ = ["EtcdProcess", "find_binary", "free_port"]
 
@@ -360,3 +365,20 @@ class EtcdCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextlib.asynccontextmanager
+async def private_client(name: str, *extra_args: str) -> AsyncIterator[EtcdClient]:
+    """A connected client of a private etcd started with `extra_args` (a lower limit, say);
+    both closed at the end."""
+    from node.store.client import EtcdClient
+
+    proc = EtcdProcess(name, extra_args=extra_args)
+    proc.start()
+    client = EtcdClient([proc.endpoint], timeout=10.0)
+    try:
+        await client.connect()
+        yield client
+    finally:
+        await client.close()
+        proc.close()
