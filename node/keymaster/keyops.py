@@ -10,6 +10,7 @@ rollover steps itself (`node.keymaster.rollover`), so these return at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import dns.name
@@ -67,29 +68,42 @@ def _refuse_second_roll(zone: Name, keys: dict[str, tuple[DnssecKey, int]], role
                        f"(clusterctl zone dnssec {zone} shows its next step)")
 
 
-async def _write(repository: ZoneRepository, layout: KeyLayout, zone: Name, key: DnssecKey,
-                 revision: int) -> None:
-    serial = await repository.bump(zone, [Op.put(layout.key_key(zone, key.key_id),
-                                                 key.to_json())],
-                                   [Compare.mod_revision(layout.key_key(zone, key.key_id))
-                                    == revision])
-    if serial is None:
-        raise Conflict(f"key {key.key_id} of {zone} changed meanwhile; try again")
+ATTEMPTS = 5  # reads and writes of one key record before "changed meanwhile" reaches the operator
+
+_Edit = Callable[[dict[str, tuple[DnssecKey, int]]], tuple[DnssecKey, int]]
+
+
+async def _change(etcd: EtcdClient, layout: KeyLayout, repository: ZoneRepository, zone: Name,
+                  edit: _Edit) -> DnssecKey:
+    """Read the zone's keys, let `edit` check and change one (new record, its mod revision),
+    and write it with a serial bump, compared on that revision. The Key Master writes the
+    same records as it steps a rollover; when it wrote in between, read and edit again, so
+    the operator's change applies to the newest record and the Key Master's is kept."""
+    for _ in range(ATTEMPTS):
+        key, revision = edit(await _keys(etcd, layout, zone))
+        serial = await repository.bump(
+            zone, [Op.put(layout.key_key(zone, key.key_id), key.to_json())],
+            [Compare.mod_revision(layout.key_key(zone, key.key_id)) == revision])
+        if serial is not None:
+            return key
+    raise Conflict(f"key {key.key_id} of {zone} changed {ATTEMPTS} times while this change "
+                   "was made; try again")
 
 
 async def roll_key(*, etcd: EtcdClient, layout: KeyLayout, repository: ZoneRepository,
                    zone: Name, key_id: str, role: str, clock: Clock) -> DnssecKey:
     """Ask the Key Master to roll one active key from now on (never skipping a wait)."""
-    keys = await _keys(etcd, layout, zone)
-    if role:
-        _refuse_second_roll(zone, keys, role)
-    key, rev = _pick(keys, zone, key_id, role)
-    if key.state != "active":
-        raise Conflict(f"key {key.key_id} ({key.role.upper()} {key.tag}) is {key.state}; "
-                       "only an active key can be rolled")
-    _refuse_second_roll(zone, keys, "ksk" if key.role in ("ksk", "csk") else "zsk")
-    key = replace(key, roll_at=clock.time())
-    await _write(repository, layout, zone, key, rev)
+    def edit(keys: dict[str, tuple[DnssecKey, int]]) -> tuple[DnssecKey, int]:
+        if role:
+            _refuse_second_roll(zone, keys, role)
+        key, rev = _pick(keys, zone, key_id, role)
+        if key.state != "active":
+            raise Conflict(f"key {key.key_id} ({key.role.upper()} {key.tag}) is {key.state}; "
+                           "only an active key can be rolled")
+        _refuse_second_roll(zone, keys, "ksk" if key.role in ("ksk", "csk") else "zsk")
+        return replace(key, roll_at=clock.time()), rev
+
+    key = await _change(etcd, layout, repository, zone, edit)
     emit(Event.ROLLOVER_REQUESTED, zone=zone, key=f"{key.role}:{key.tag}", key_id=key.key_id)
     return key
 
@@ -97,14 +111,17 @@ async def roll_key(*, etcd: EtcdClient, layout: KeyLayout, repository: ZoneRepos
 async def set_key_policy(*, etcd: EtcdClient, layout: KeyLayout, repository: ZoneRepository,
                          zone: Name, key_id: str, auto: bool, every: int | None,
                          offset: int | None) -> DnssecKey:
-    keys = await _keys(etcd, layout, zone)
-    key, rev = _pick(keys, zone, key_id, "")
     if every is not None and every <= 0:
         raise ValidationError(f"--every {every}: must be positive")
-    policy = KeyPolicy(auto=auto, every=key.policy.every if every is None else every,
-                       offset=key.policy.offset if offset is None else offset)
-    key = replace(key, policy=policy)
-    await _write(repository, layout, zone, key, rev)
+
+    def edit(keys: dict[str, tuple[DnssecKey, int]]) -> tuple[DnssecKey, int]:
+        key, rev = _pick(keys, zone, key_id, "")
+        policy = KeyPolicy(auto=auto, every=key.policy.every if every is None else every,
+                           offset=key.policy.offset if offset is None else offset)
+        return replace(key, policy=policy), rev
+
+    key = await _change(etcd, layout, repository, zone, edit)
+    policy = key.policy
     emit(Event.KEY_POLICY_CHANGED, zone=zone, key=f"{key.role}:{key.tag}", key_id=key.key_id,
          **policy.to_dict())
     return key
@@ -112,14 +129,15 @@ async def set_key_policy(*, etcd: EtcdClient, layout: KeyLayout, repository: Zon
 
 async def confirm_ds_seen(*, etcd: EtcdClient, layout: KeyLayout, repository: ZoneRepository,
                           zone: Name, key_id: str, clock: Clock) -> DnssecKey:
-    keys = await _keys(etcd, layout, zone)
-    key, rev = _pick(keys, zone, key_id, "")
-    if key.role not in ("ksk", "csk") or key.state not in ("active", "created"):
-        raise Conflict(f"key {key.key_id} is a {key.state} {key.role.upper()}; only an "
-                       "active KSK or CSK (or a double-DS rollover's new KSK) has a DS at "
-                       "the parent")
-    key = replace(key, ds_seen=clock.time())
-    await _write(repository, layout, zone, key, rev)
+    def edit(keys: dict[str, tuple[DnssecKey, int]]) -> tuple[DnssecKey, int]:
+        key, rev = _pick(keys, zone, key_id, "")
+        if key.role not in ("ksk", "csk") or key.state not in ("active", "created"):
+            raise Conflict(f"key {key.key_id} is a {key.state} {key.role.upper()}; only an "
+                           "active KSK or CSK (or a double-DS rollover's new KSK) has a DS "
+                           "at the parent")
+        return replace(key, ds_seen=clock.time()), rev
+
+    key = await _change(etcd, layout, repository, zone, edit)
     emit(Event.DS_SEEN, zone=zone, key=f"{key.role}:{key.tag}", key_id=key.key_id)
     return key
 
