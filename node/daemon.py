@@ -22,7 +22,7 @@ from dataclasses import replace
 import dns.name
 import dns.tsig
 
-from node import __version__, gcwatch, memdebug
+from node import __version__, gcwatch, looplag, memdebug
 from node.api.server import ApiServer, ApiTls
 from node.clock import SYSTEM_CLOCK, Clock, OffsetClock
 from node.config import Config, etcd_password, split_host_port
@@ -106,6 +106,7 @@ class Daemon:
                                clock=self.clock)
         self.metrics = NodeMetrics()
         gcwatch.install(self.metrics.registry)  # GC pauses: metric + GC_PAUSE events
+        self._loop_lag = looplag.lag_histogram(self.metrics.registry)  # EVENT_LOOP_STALLED
         sv = config.server
         journals = Journals(sv.journal_dir, sv.journal_max_bytes, sv.journal_max_versions)
         # server.workers > 0: worker processes answer DNS from images (node/serving/)
@@ -271,6 +272,7 @@ class Daemon:
                 _supervised("membership", self.membership.run), name="membership"))
             tasks.create_task(_supervised("signing", self.signing.run), name="signing")
             tasks.create_task(_supervised("keymaster", self.keymaster.run), name="keymaster")
+            tasks.create_task(looplag.watch("control", self._loop_lag), name="loop-lag")
             listen = [split_host_port(a, "dns.listen") for a in cfg.dns.listen]
             self.dns = DnsServer(
                 self.table,

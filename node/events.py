@@ -150,6 +150,7 @@ class Event(IntEnum):
     SERVING_IMAGE_BUILT = 1856  # a zone version's full image was built: serial, bytes, seconds
     SERVING_WORKER_OP_SLOW = 1869  # a zone operation held a worker's loop this long (kind, ms)
     CONVERGENCE_STAGES = 1861  # a zone version reached the workers: ms per stage (node.stages)
+    EVENT_LOOP_STALLED = 1877  # a process's event loop woke this late (node/looplag.py)
     SERVING_IMAGE_FORK_FAILED = 1885  # the forked image child crashed/failed/hung: built in-process
     ZONE_GENERATION_LEFT = 1892  # a failed import's or create's data could not be deleted
     TASK_CRASHED = 1900

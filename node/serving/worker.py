@@ -33,7 +33,7 @@ from typing import Any
 import dns.message
 import dns.rrset
 
-from node import gcwatch
+from node import gcwatch, looplag
 from node.clock import SYSTEM_CLOCK
 from node.events import Event, emit, set_context
 from node.image import ImageTable, ZoneImage
@@ -137,10 +137,12 @@ class Worker:
             loop.add_signal_handler(sig, self.stop.set)
         self.channel.start()
         reporter = loop.create_task(self._report())
+        lag = loop.create_task(looplag.watch(f"worker {os.getpid()}"))  # EVENT_LOOP_STALLED
         try:
             await self.stop.wait()
         finally:
             reporter.cancel()
+            lag.cancel()
             await self.dns.stop()
             self.channel.close()
 

@@ -1,0 +1,55 @@
+"""`node.looplag.watch`: a loop held by CPU-bound work is reported (EVENT_LOOP_STALLED, 1877)
+with how long, and every wake-up's lateness is measured."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from node import looplag
+
+
+class _Observed:
+    """The histogram's child for one process: observes, and wakes the test on the first."""
+
+    def __init__(self, child: object) -> None:
+        self._child, self.first = child, asyncio.Event()
+
+    def labels(self, **_: str) -> _Observed:
+        return self
+
+    def observe(self, value: float) -> None:
+        self._child.observe(value)  # type: ignore[attr-defined]
+        self.first.set()
+
+
+def _hold(seconds: float) -> None:
+    """CPU-bound work that keeps the loop from running (it spins; it does not sleep)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+async def test_a_held_loop_is_reported_with_how_long(caplog: pytest.LogCaptureFixture) -> None:
+    registry = CollectorRegistry()
+    observed = _Observed(looplag.lag_histogram(registry).labels(process="control"))
+    with caplog.at_level(logging.INFO, logger="node.events"):
+        task = asyncio.get_running_loop().create_task(
+            looplag.watch("control", observed))  # type: ignore[arg-type]
+        await asyncio.sleep(0)  # the watcher starts its first tick
+        _hold(0.5)
+        await asyncio.wait_for(observed.first.wait(), 5)
+        task.cancel()
+    (stall,) = [json.loads(r.getMessage()) for r in caplog.records
+                if '"event": 1877' in r.getMessage()]
+    assert stall["process"] == "control" and float(stall["ms"]) >= 300, stall
+    count = registry.get_sample_value("dnscluster_event_loop_lag_seconds_count",
+                                      {"process": "control"})
+    late = registry.get_sample_value("dnscluster_event_loop_lag_seconds_sum",
+                                     {"process": "control"})
+    assert count == 1 and late is not None and late >= 0.3, (count, late)
