@@ -45,6 +45,11 @@ class Conflict(NodeError):
     code = "conflict"
 
 
+class Raced(Conflict):
+    """Another writer changed what a request had read before it wrote: nothing was written,
+    and the request may be made again from a fresh read."""
+
+
 class FencedOut(NodeError):
     """A fenced etcd transaction failed its compare: someone else holds the role."""
 

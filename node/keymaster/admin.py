@@ -11,8 +11,11 @@ then removes keys, signatures and denial records everywhere.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
 
 import dns.name
 import dns.rrset
@@ -20,7 +23,7 @@ import dns.rrset
 from node.clock import SYSTEM_CLOCK, Clock
 from node.dnssec.ds import ds_records
 from node.dnssec.keys import DnssecKey
-from node.errors import Conflict, NotFound, Refused, ValidationError
+from node.errors import Conflict, NotFound, Raced, Refused, ValidationError
 from node.keymaster import double_ds, keyops
 from node.keymaster import settings_change as settings
 from node.keymaster.record import RoleRecord
@@ -34,6 +37,23 @@ from node.zones.model import ZoneConfig
 from node.zones.repository import ZoneRepository
 
 Name = dns.name.Name
+P = ParamSpec("P")
+T = TypeVar("T")
+RACE_ATTEMPTS = 5  # fresh reads of a request whose write lost a race, before the operator hears
+
+
+def _again_when_raced(action: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Run `action` again from a fresh read when it raised Raced (it wrote nothing): the
+    Key Master writes the same settings and keys as it works; a request must not fail for it."""
+    @functools.wraps(action)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        for _ in range(RACE_ATTEMPTS - 1):
+            try:
+                return await action(*args, **kwargs)
+            except Raced:
+                continue
+        return await action(*args, **kwargs)
+    return run
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +148,7 @@ class DnssecAdmin:
                 f"kept only in {keymaster}'s key store; replicate the ZSK (keep the KSK local "
                 "with --no-replicate-ksk-private-key if needed) or run one writable node")
 
+    @_again_when_raced
     async def sign_zone(self, zone: Name, config: DnssecConfig, *, keymaster: str = "",
                         like: Name | None = None, new_keys: bool = False, force: bool = False,
                         timeout: float = 30.0) -> SignOutcome:
@@ -201,7 +222,7 @@ class DnssecAdmin:
             when=[Compare.mod_revision(self._keys.dnssec_key(zone)) == current_rev, role_guard],
             then=ops)
         if not res.succeeded:
-            raise Conflict(f"zone {zone}'s DNSSEC settings changed meanwhile; try again")
+            raise Raced(f"zone {zone}'s DNSSEC settings changed meanwhile; try again")
         deadline = self._clock.monotonic() + timeout
         while self._clock.monotonic() < deadline:
             cfg, _ = await self._config(zone)
@@ -242,7 +263,7 @@ class DnssecAdmin:
                                              "by": self._me, "why": "file-backed",
                                              "at": stamp})])
         if not res.succeeded:
-            raise Conflict(f"zone {zone}'s DNSSEC settings changed meanwhile; try again")
+            raise Raced(f"zone {zone}'s DNSSEC settings changed meanwhile; try again")
         deadline = self._clock.monotonic() + timeout
         while self._clock.monotonic() < deadline:
             cfg, _ = await self._config(zone)
@@ -288,6 +309,7 @@ class DnssecAdmin:
         kvs, _ = await self._etcd.range_all(self._keys.keys_prefix(zone))
         return sorted((DnssecKey.from_json(kv.value) for kv in kvs), key=lambda k: (k.role, k.tag))
 
+    @_again_when_raced
     async def unsign_zone(self, zone: Name) -> str:
         """Returns "done" or "pending" (delete signal published; run again after the DS is gone)."""
         current, rev = await self._config(zone)
@@ -302,7 +324,7 @@ class DnssecAdmin:
                               current.with_(status="unsigning").to_json())],
                 [Compare.mod_revision(self._keys.dnssec_key(zone)) == rev])
             if done is None:
-                raise Conflict(f"zone {zone}'s DNSSEC settings changed meanwhile; try again")
+                raise Raced(f"zone {zone}'s DNSSEC settings changed meanwhile; try again")
             return "pending"
         ops = [
             Op.delete(self._keys.dnssec_key(zone)),
@@ -315,7 +337,7 @@ class DnssecAdmin:
         ]
         if await self._repo.bump(
                 zone, ops, [Compare.mod_revision(self._keys.dnssec_key(zone)) == rev]) is None:
-            raise Conflict(f"zone {zone}'s DNSSEC settings changed meanwhile; try again")
+            raise Raced(f"zone {zone}'s DNSSEC settings changed meanwhile; try again")
         return "done"
 
     async def status(self, zone: Name) -> DnssecStatus:

@@ -34,7 +34,7 @@ from node.clock import Clock
 from node.dnssec.algorithms import algorithm_name
 from node.dnssec.algroll import in_progress
 from node.dnssec.keys import DnssecKey
-from node.errors import Conflict, Refused
+from node.errors import Conflict, Raced, Refused
 from node.events import Event, emit
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
@@ -100,7 +100,7 @@ async def change_settings(*, etcd: EtcdClient, layout: KeyLayout, repository: Zo
     serial = await repository.bump(zone, [Op.put(layout.dnssec_key(zone), config.to_json())],
                                    [Compare.mod_revision(layout.dnssec_key(zone)) == revision])
     if serial is None:
-        raise Conflict(f"zone {zone}'s DNSSEC settings changed meanwhile; try again")
+        raise Raced(f"zone {zone}'s DNSSEC settings changed meanwhile; try again")
     shown = {k: (algorithm_name(int(v)) if k == "algorithm" else v)  # type: ignore[call-overload]
              for k, v in diff.items()}
     emit(Event.DNSSEC_SETTINGS_CHANGED, zone=zone, serial=serial, **shown)
@@ -124,7 +124,7 @@ async def new_keys_rollover(*, etcd: EtcdClient, layout: KeyLayout,
         zone, [Op.put(layout.key_key(zone, k.key_id), k.to_json()) for k, _ in rolled],
         [Compare.mod_revision(layout.key_key(zone, k.key_id)) == rev for k, rev in rolled])
     if serial is None:
-        raise Conflict(f"the keys of {zone} changed meanwhile; try again")
+        raise Raced(f"the keys of {zone} changed meanwhile; try again")
     emit(Event.NEW_KEYS_ROLLOVER, zone=zone, serial=serial,
          keys=",".join(f"{k.role}:{k.tag}" for k, _ in rolled))
     return [k for k, _ in rolled]
