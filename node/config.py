@@ -48,6 +48,7 @@ journal_max_bytes = 67108864   # per zone: encoded octets of differences kept
 journal_max_versions = 1000    # per zone: versions an IXFR can start from
 workers = 2                    # serving processes (default: one per core; 0: in this process)
 image_dir = ""                 # zone images for them (empty: <journal_dir>/images or a temp dir)
+generation_sweep_interval = 600.0  # seconds between sweeps of orphaned zone data (etcd-layout.md)
 [signing]
 kek_file = ""                  # key-encryption key (32 bytes, hex or base64); required to sign
 key_store = ""                 # directory for private keys that are not replicated
@@ -149,6 +150,8 @@ class ServerSettings:
     # serving worker processes (node/serving/); 0: this process answers DNS itself
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     image_dir: str = ""  # their zone images; empty: <journal_dir>/images, else a temp dir
+    # one writable node deletes generations no head references, at start and this often
+    generation_sweep_interval: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)

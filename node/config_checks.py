@@ -44,6 +44,8 @@ def check(config: Config) -> None:
             raise ConfigError(f"etcd.{name}: {value} does not exist")
     if bool(e.cert_file) != bool(e.key_file):
         raise ConfigError("etcd.cert_file and etcd.key_file go together")
+    if config.server.generation_sweep_interval <= 0:
+        raise ConfigError("server.generation_sweep_interval: must be positive (seconds)")
     if not config.dns.listen:
         raise ConfigError("dns.listen: at least one address is required")
     for addr in config.dns.listen:

@@ -69,6 +69,7 @@ from node.work.pool import worker_pool
 from node.zones.model import ZoneConfig, ZoneSnapshot
 from node.zones.replica import Replica
 from node.zones.repository import ZoneRepository
+from node.zones.sweep import GenerationSweep
 from node.zones.tsig import TsigKeyStore
 from node.zones.tsigkey import key_name
 from node.zones.tsigring import TransferKeyring
@@ -122,6 +123,8 @@ class Daemon:
         self.repository = ZoneRepository(self.etcd, self.layout, self.clock, pool=self._pool,
                                          import_pause=config.testing.import_pause)
         self.directory = NodeDirectory(self.etcd, self.layout)
+        self.sweep = GenerationSweep(self.etcd, self.layout, self.repository.bulk, self.session,
+                                     self.directory, config)  # of orphaned zone generations
         self.me = own_record(config, self.clock.now())  # addresses: node/nodes/advertise.py
         sg = config.signing
         self.kek = kekmod.load_kek(sg.kek_file) if sg.kek_file else None
@@ -271,6 +274,9 @@ class Daemon:
                 _supervised("membership", self.membership.run), name="membership"))
             tasks.create_task(_supervised("signing", self.signing.run), name="signing")
             tasks.create_task(_supervised("keymaster", self.keymaster.run), name="keymaster")
+            if cfg.role == "writable":
+                self.metrics.register(self.sweep.collector())
+                tasks.create_task(_supervised("sweep", self.sweep.run), name="sweep")
             listen = [split_host_port(a, "dns.listen") for a in cfg.dns.listen]
             self.dns = DnsServer(
                 self.table,
