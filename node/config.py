@@ -49,6 +49,8 @@ journal_max_versions = 1000    # per zone: versions an IXFR can start from
 workers = 2                    # serving processes (default: one per core; 0: in this process)
 image_dir = ""                 # zone images for them (empty: <journal_dir>/images or a temp dir)
 generation_sweep_interval = 600.0  # seconds between sweeps of orphaned zone data (etcd-layout.md)
+transfer_source = ""           # outbound SOA/AXFR/IXFR bind here (empty: a specific dns.listen)
+notify_source = ""             # address outbound NOTIFY binds to (empty: the same default)
 [signing]
 kek_file = ""                  # key-encryption key (32 bytes, hex or base64); required to sign
 key_store = ""                 # directory for private keys that are not replicated
@@ -152,6 +154,10 @@ class ServerSettings:
     image_dir: str = ""  # their zone images; empty: <journal_dir>/images, else a temp dir
     # one writable node deletes generations no head references, at start and this often
     generation_sweep_interval: float = 600.0
+    # local address of outbound transfers/refresh queries and of NOTIFY (node/server/outbound.py);
+    # empty: the dns.listen host of the destination's family when specific, else the kernel's
+    transfer_source: str = ""
+    notify_source: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,7 @@ from node.metrics import (
 from node.nodes.membership import Membership, NodeDirectory, own_record
 from node.priority import heavy_executor
 from node.secondary.zones import SecondaryZones, TransferStatusWriter
-from node.server import xfr
+from node.server import outbound, xfr
 from node.server.journal import Journals
 from node.server.listener import DnsServer
 from node.server.notify import Notifier
@@ -114,6 +114,7 @@ class Daemon:
         self.table = MirroredTable(journals, self.fleet.images) if self.fleet \
             else ZoneTable(journals)
         self.transfer_keys = TransferKeyring(self.etcd, self.layout)  # signed XFR and NOTIFY
+        outbound.configure_from(config)  # server.transfer_source, server.notify_source
         self.notifier = Notifier(keyring=self.transfer_keys.get)
         self.replica = Replica(self.etcd, self.layout, on_update=self._on_update,
                                on_remove=self._on_remove, on_secondary=self._on_secondary,
@@ -299,9 +300,8 @@ class Daemon:
             emit(Event.DNS_LISTENING, addresses=[_format_addr(h, p) for h, p in bound],
                  tls=[_format_addr(h, p) for h, p in self.dns.tls_addresses],
                  advertised=list(self.me.dns_addresses))
-            api_tls = None
-            if cfg.api.ca_file:
-                api_tls = ApiTls(cfg.api.ca_file, cfg.api.cert_file, cfg.api.key_file)
+            api_tls = ApiTls(cfg.api.ca_file, cfg.api.cert_file, cfg.api.key_file) \
+                if cfg.api.ca_file else None
             self.api = ApiServer(self.repository, self.directory, listen=cfg.api.listen,
                                  tls=api_tls, node_id=cfg.node_id, dnssec=self.dnssec_admin,
                                  keymaster=self.keymaster_admin, tsig=self.tsig_keys)
