@@ -70,7 +70,7 @@ class GenerationSweep:
         self._bulk = bulk  # registers each generation it writes under the session lease
         bulk.lease, bulk.writer = partial(session.wait_ready, session.ttl), config.node_id
         self._node_id = config.node_id
-        self._lease = lambda: session.lease_id
+        self._session = session
         self._directory = directory
         self._interval = config.server.generation_sweep_interval
         self.counts = {"generations": 0, "keys": 0}  # swept by this node (the metrics)
@@ -83,6 +83,7 @@ class GenerationSweep:
         """At start, then every interval: sweep if this node holds the sweeper key."""
         while True:
             try:
+                await self._session.wait_ready(self._session.ttl * 3)  # the first: at start
                 if await self.claim() and await self._one_version():
                     await self.sweep()
             except NodeError as exc:  # etcd unavailable, a compacted revision: next round
@@ -92,7 +93,7 @@ class GenerationSweep:
 
     async def claim(self) -> bool:
         """True while this node holds the `sweeper` key under its current lease."""
-        lease = self._lease()
+        lease = self._session.lease_id
         if lease is None:
             return False
         key = self._keys.sweeper_key()
