@@ -88,6 +88,7 @@ class BulkWriter:
         # None in tests without a session: registered without a lease), and the writer's id
         self.lease: Callable[[], Awaitable[int]] | None = None
         self.writer = ""
+        self.write_pause = 0.0  # test-only (testing.import_write_pause): after the first batch
 
     async def allocate(self, zone: dns.name.Name) -> int:
         """A new generation id of `zone` (the revision of a put to its `gen` key: unique
@@ -140,6 +141,9 @@ class BulkWriter:
             written[0] += len(batch)
             progress("writing", written[0], len(records))
 
+        if self.write_pause and len(batches) > 1:  # test-only: half written for this long
+            await write(batches.pop(0))
+            await asyncio.sleep(self.write_pause)
         await _all(write(b) for b in batches if b)
 
     async def write_new(self, zone: dns.name.Name, generation: int,

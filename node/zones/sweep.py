@@ -69,6 +69,7 @@ class GenerationSweep:
         self._keys = layout
         self._bulk = bulk  # registers each generation it writes under the session lease
         bulk.lease, bulk.writer = partial(session.wait_ready, session.ttl), config.node_id
+        bulk.write_pause = config.testing.import_write_pause
         self._node_id = config.node_id
         self._session = session
         self._directory = directory
