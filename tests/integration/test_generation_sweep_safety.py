@@ -5,7 +5,9 @@ Real etcd, a real session lease, the repository and the sweep
 between `unlink_zone` and its data parts is swept; a generation being
 written is registered under its writer's lease and kept while the lease
 lives; once the lease is gone it is swept, and its flip is refused (so a
-writer that lost its lease never makes a generation the sweep cut live).
+writer that lost its lease never makes a generation the sweep cut live: the
+import fails, saying so). `BulkWriter.write_pause` (the test-only
+`testing.import_write_pause`) holds a write half done without a race.
 The `sweeper` key is held by one node at a time, under its lease.
 """
 
@@ -18,6 +20,7 @@ import dns.name
 import pytest
 
 from node.config import Config
+from node.errors import EtcdUnavailable
 from node.nodes.membership import NodeDirectory
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
@@ -25,6 +28,7 @@ from node.store.session import Session
 from node.zones.model import ZoneHead
 from node.zones.repository import ZoneRepository
 from node.zones.sweep import GenerationSweep
+from tests.support.wait import async_wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -117,3 +121,37 @@ async def test_one_node_holds_the_sweeper_key_until_its_lease_ends(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_an_import_whose_lease_lapsed_is_refused_at_its_flip(
+        etcd_client: EtcdClient, key_prefix: str, session: Session) -> None:
+    layout = KeyLayout(key_prefix)
+    repo = ZoneRepository(etcd_client, layout)
+    sweep = _sweep(etcd_client, layout, repo, session)
+    info = await repo.import_zone(Z, TEXT)
+    repo.bulk.write_pause = 10.0  # half written (the first batch of four) for 10 s
+    task = asyncio.create_task(repo.import_zone(Z, TEXT.replace("192.0.2.", "198.51.100.")))
+    try:
+        generation = 0
+
+        async def half_written() -> bool:
+            nonlocal generation
+            kv = await etcd_client.get(layout.gen_key(Z))
+            generation = kv.mod_revision if kv is not None else 0
+            return generation > info.generation and \
+                await _count(etcd_client, layout.data_prefix(Z, generation)) > 0
+
+        await async_wait_until(half_written, 20, message="the import never wrote a batch")
+        lease = session.lease_id
+        assert lease is not None
+        await etcd_client.lease_revoke(lease)  # the importer's lease lapses mid-write
+        assert await sweep.sweep() == 1
+        with pytest.raises(EtcdUnavailable, match="lost its etcd lease"):
+            await task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    head = ZoneHead.from_json((await etcd_client.get(layout.head_key(Z))).value)  # type: ignore[union-attr]
+    assert head.generation == info.generation
+    assert await _count(etcd_client, layout.data_prefix(Z, generation)) == 0
+    assert await _count(etcd_client, layout.data_prefix(Z, info.generation)) == 302
