@@ -15,10 +15,11 @@ its lease ends and another node takes the key), at start and then every
 writable node runs its version: an earlier version registers no generation
 it writes (below), so during a rolling upgrade the sweep waits.
 
-What: at one revision R, for each zone with keys under `zones/` (a deleted
-zone's data included): the generations with data (one key read each), the
-head and the `writing/<zone>/` registrations. Each generation that is
-neither the head's nor registered is deleted in parts (`BulkWriter.delete`:
+What: for each zone with keys under `zones/` (a deleted zone's data
+included): the generations with data at one revision R (one key read each),
+then, in one read at a revision after R, the head and the `writing/<zone>/`
+registrations. Each generation that is neither the head's nor registered
+then is deleted in parts (`BulkWriter.delete`:
 at most 10k keys / 1 MB of events per revision, never one big txn), with
 event 1866 GENERATION_SWEPT and the metrics `dnscluster_generations_swept_total`
 and `dnscluster_generation_keys_swept_total`.
@@ -29,8 +30,8 @@ session lease before it writes any data (`BulkWriter.allocate`), and the
 flip that makes it live compares that the registration still exists. A
 registration once gone (its lease expired or revoked) is never written
 again, so a generation with data at R and no registration at R can never be
-flipped to; and a head after R references only a generation registered at R
-or allocated after it (which has no data at R).
+flipped to; and a later head references only a generation registered at
+the time of that read, or allocated after R (which has no data at R).
 """
 
 from __future__ import annotations
@@ -138,12 +139,14 @@ class GenerationSweep:
         generations = await self._bulk.generations(zone, revision)
         if not generations:
             return 0
-        head = await self._etcd.range(self._keys.head_key(zone), revision=revision)
-        keep = {ZoneHead.from_json(head.kvs[0].value).generation} if head.kvs else set()
-        writing = await self._etcd.range(self._keys.writing_prefix(zone), prefix=True,
-                                         keys_only=True, revision=revision)
-        keep |= {int(tail) for kv in writing.kvs
-                 if (tail := kv.key.rsplit(b"/", 1)[1]).isdigit()}
+        # the head and the registrations now (one read, at a revision >= `revision`): a
+        # generation with data at `revision` that neither holds now never goes live
+        read = await self._etcd.txn(when=[], then=[
+            Op.get(self._keys.head_key(zone)),
+            Op.get(self._keys.writing_prefix(zone), prefix=True)])
+        head, writing = read.responses[0].kvs, read.responses[1].kvs  # type: ignore[union-attr]
+        keep = {ZoneHead.from_json(head[0].value).generation} if head else set()
+        keep |= {int(tail) for kv in writing if (tail := kv.key.rsplit(b"/", 1)[1]).isdigit()}
         swept = 0
         for generation in generations:
             if generation in keep:
@@ -153,7 +156,7 @@ class GenerationSweep:
             self.counts["generations"] += 1
             self.counts["keys"] += keys
             emit(Event.GENERATION_SWEPT, zone=zone.to_text(), generation=generation, keys=keys,
-                 head=bool(head.kvs))
+                 head=bool(head))
         return swept
 
 
