@@ -14,8 +14,9 @@ family when it is a specific address, so on a host that several nodes share
 (each on its own address) a transfer comes from the address the node serves
 at and `allow_transfer` can name it exactly; else (a wildcard listen) the
 kernel's choice. A wildcard (`0.0.0.0`, `::`) set explicitly means the
-kernel's choice. A source of the other address family than the destination
-is not used (the kernel's choice). Set once at start (`configure`), before
+kernel's choice. A source of the other address family than the destination,
+or a loopback source for a destination off the host, is not used (the
+kernel's choice). Set once at start (`configure`), before
 the first outbound socket; read from the worker threads that send.
 """
 
@@ -85,12 +86,14 @@ def source(kind: str, destination: str) -> str | None:
     """The local address a `kind` ("transfer" or "notify") socket to `destination`
     binds to; None: the kernel's choice."""
     try:
-        version = ipaddress.ip_address(destination.strip("[]")).version
+        target = ipaddress.ip_address(destination.strip("[]"))
     except ValueError:
         return None  # a host name: its family is not known here
     for address in _sources[kind]:
-        if address.version == version:
-            return None if address.is_unspecified else str(address)
+        if address.version == target.version:
+            if address.is_unspecified or (address.is_loopback and not target.is_loopback):
+                return None  # a loopback source never reaches another host
+            return str(address)
     return None
 
 

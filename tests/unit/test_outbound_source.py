@@ -35,6 +35,7 @@ def test_the_default_is_a_specific_listen_address_of_the_destination_family() ->
     assert outbound.transfer_source("127.0.0.1") == "127.0.0.7"
     assert outbound.notify_source("127.0.0.9") == "127.0.0.7"
     assert outbound.transfer_source("::1") == "::1"
+    assert outbound.notify_source("192.0.2.1") is None  # off the host: never from loopback
     outbound.configure(None, None, ["0.0.0.0"])  # a wildcard listen: the kernel's choice
     assert outbound.transfer_source("127.0.0.1") is None
 
