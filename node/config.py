@@ -48,6 +48,9 @@ journal_max_bytes = 67108864   # per zone: encoded octets of differences kept
 journal_max_versions = 1000    # per zone: versions an IXFR can start from
 workers = 2                    # serving processes (default: one per core; 0: in this process)
 image_dir = ""                 # zone images for them (empty: <journal_dir>/images or a temp dir)
+generation_sweep_interval = 600.0  # seconds between sweeps of orphaned zone data (etcd-layout.md)
+transfer_source = ""           # outbound SOA/AXFR/IXFR bind here (empty: a specific dns.listen)
+notify_source = ""             # address outbound NOTIFY binds to (empty: the same default)
 [signing]
 kek_file = ""                  # key-encryption key (32 bytes, hex or base64); required to sign
 key_store = ""                 # directory for private keys that are not replicated
@@ -67,6 +70,7 @@ fail_signing_file = ""         # while this file exists, every signing pass fail
 cds_glue_port = 0              # children outside the cluster are polled at this port (0: 53)
 reload_pause = 0.0             # seconds a generation reload waits before its read (from etcd)
 import_pause = 0.0             # seconds an import waits after parsing, before writing
+import_write_pause = 0.0       # seconds a bulk write waits after its first batch (of several)
 shutdown_pause = 0.0           # seconds a stopping node lingers after its lease revoke
 clock_offset = 0.0             # the node's wall clock runs this many seconds off
 worker_identity = false        # serving workers answer id.server. CH TXT with their pid
@@ -149,6 +153,12 @@ class ServerSettings:
     # serving worker processes (node/serving/); 0: this process answers DNS itself
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     image_dir: str = ""  # their zone images; empty: <journal_dir>/images, else a temp dir
+    # one writable node deletes generations no head references, at start and this often
+    generation_sweep_interval: float = 600.0
+    # local address of outbound transfers/refresh queries and of NOTIFY (node/server/outbound.py);
+    # empty: the dns.listen host of the destination's family when specific, else the kernel's
+    transfer_source: str = ""
+    notify_source: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +192,7 @@ class TestingSettings:
     shutdown_pause: float = 0.0  # seconds to wait after the lease revoke on SIGTERM
     reload_pause: float = 0.0  # a generation reload waits this long, then reads from etcd
     import_pause: float = 0.0  # an import waits this long after parsing (exit 3 tests)
+    import_write_pause: float = 0.0  # a bulk write waits this long after its first batch
     clock_offset: float = 0.0  # the node's wall clock runs this many seconds off (+ ahead)
     fail_secrets_reads: int = 0  # the first N reads of private keys fail
     fail_status_writes: int = 0  # the first N signing-status writes fail

@@ -14,6 +14,7 @@ from pathlib import Path
 from node.config import Config, split_host_port
 from node.errors import ConfigError, NodeError
 from node.nodes.advertise import check_advertise
+from node.server.outbound import parse_source
 from node.zones.tsigkey import key_name
 
 
@@ -44,6 +45,10 @@ def check(config: Config) -> None:
             raise ConfigError(f"etcd.{name}: {value} does not exist")
     if bool(e.cert_file) != bool(e.key_file):
         raise ConfigError("etcd.cert_file and etcd.key_file go together")
+    parse_source("server.transfer_source", config.server.transfer_source)
+    parse_source("server.notify_source", config.server.notify_source)
+    if config.server.generation_sweep_interval <= 0:
+        raise ConfigError("server.generation_sweep_interval: must be positive (seconds)")
     if not config.dns.listen:
         raise ConfigError("dns.listen: at least one address is required")
     for addr in config.dns.listen:

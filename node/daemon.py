@@ -46,7 +46,7 @@ from node.metrics import (
 from node.nodes.membership import Membership, NodeDirectory, own_record
 from node.priority import heavy_executor
 from node.secondary.zones import SecondaryZones, TransferStatusWriter
-from node.server import xfr
+from node.server import outbound, xfr
 from node.server.journal import Journals
 from node.server.listener import DnsServer
 from node.server.notify import Notifier
@@ -69,6 +69,7 @@ from node.work.pool import worker_pool
 from node.zones.model import ZoneConfig, ZoneSnapshot
 from node.zones.replica import Replica
 from node.zones.repository import ZoneRepository
+from node.zones.sweep import GenerationSweep
 from node.zones.tsig import TsigKeyStore
 from node.zones.tsigkey import key_name
 from node.zones.tsigring import TransferKeyring
@@ -98,15 +99,13 @@ class Daemon:
             timeout=e.timeout,
         )
         self.layout = KeyLayout(e.prefix)
-        # the node's clock; tests shift it (testing.clock_offset) to show that signing
-        # depends on the zone version, never on a node's clock
+        # tests shift the clock (testing.clock_offset): signing depends on versions, not clocks
         self.clock: Clock = OffsetClock(config.testing.clock_offset) \
             if config.testing.clock_offset else SYSTEM_CLOCK
         self.session = Session(self.etcd, e.lease_ttl, keepalive_interval=e.keepalive_interval,
                                clock=self.clock)
         self.metrics = NodeMetrics()
         gcwatch.install(self.metrics.registry)  # GC pauses: metric + GC_PAUSE events
-        self._loop_lag = looplag.lag_histogram(self.metrics.registry)  # EVENT_LOOP_STALLED
         sv = config.server
         journals = Journals(sv.journal_dir, sv.journal_max_bytes, sv.journal_max_versions)
         # server.workers > 0: worker processes answer DNS from images (node/serving/)
@@ -114,6 +113,7 @@ class Daemon:
         self.table = MirroredTable(journals, self.fleet.images) if self.fleet \
             else ZoneTable(journals)
         self.transfer_keys = TransferKeyring(self.etcd, self.layout)  # signed XFR and NOTIFY
+        outbound.configure_from(config)  # server.transfer_source, server.notify_source
         self.notifier = Notifier(keyring=self.transfer_keys.get)
         self.replica = Replica(self.etcd, self.layout, on_update=self._on_update,
                                on_remove=self._on_remove, on_secondary=self._on_secondary,
@@ -123,6 +123,8 @@ class Daemon:
         self.repository = ZoneRepository(self.etcd, self.layout, self.clock, pool=self._pool,
                                          import_pause=config.testing.import_pause)
         self.directory = NodeDirectory(self.etcd, self.layout)
+        self.sweep = GenerationSweep(self.etcd, self.layout, self.repository.bulk, self.session,
+                                     self.directory, config)  # of orphaned zone generations
         self.me = own_record(config, self.clock.now())  # addresses: node/nodes/advertise.py
         sg = config.signing
         self.kek = kekmod.load_kek(sg.kek_file) if sg.kek_file else None
@@ -272,7 +274,11 @@ class Daemon:
                 _supervised("membership", self.membership.run), name="membership"))
             tasks.create_task(_supervised("signing", self.signing.run), name="signing")
             tasks.create_task(_supervised("keymaster", self.keymaster.run), name="keymaster")
-            tasks.create_task(looplag.watch("control", self._loop_lag), name="loop-lag")
+            lag = looplag.lag_histogram(self.metrics.registry)  # + EVENT_LOOP_STALLED
+            tasks.create_task(looplag.watch("control", lag), name="loop-lag")
+            if cfg.role == "writable":
+                self.metrics.register(self.sweep.collector())
+                tasks.create_task(_supervised("sweep", self.sweep.run), name="sweep")
             listen = [split_host_port(a, "dns.listen") for a in cfg.dns.listen]
             self.dns = DnsServer(
                 self.table,
@@ -295,9 +301,8 @@ class Daemon:
             emit(Event.DNS_LISTENING, addresses=[_format_addr(h, p) for h, p in bound],
                  tls=[_format_addr(h, p) for h, p in self.dns.tls_addresses],
                  advertised=list(self.me.dns_addresses))
-            api_tls = None
-            if cfg.api.ca_file:
-                api_tls = ApiTls(cfg.api.ca_file, cfg.api.cert_file, cfg.api.key_file)
+            api_tls = ApiTls(cfg.api.ca_file, cfg.api.cert_file, cfg.api.key_file) \
+                if cfg.api.ca_file else None
             self.api = ApiServer(self.repository, self.directory, listen=cfg.api.listen,
                                  tls=api_tls, node_id=cfg.node_id, dnssec=self.dnssec_admin,
                                  keymaster=self.keymaster_admin, tsig=self.tsig_keys)

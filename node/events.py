@@ -152,6 +152,7 @@ class Event(IntEnum):
     CONVERGENCE_STAGES = 1861  # a zone version reached the workers: ms per stage (node.stages)
     EVENT_LOOP_STALLED = 1877  # a process's event loop woke this late (node/looplag.py)
     SERVING_IMAGE_FORK_FAILED = 1885  # the forked image child crashed/failed/hung: built in-process
+    GENERATION_SWEPT = 1866  # an orphaned generation was deleted: zone, generation, keys, head
     ZONE_GENERATION_LEFT = 1892  # a failed import's or create's data could not be deleted
     TASK_CRASHED = 1900
 

@@ -35,6 +35,7 @@ from node.dnssec.cds_accept import Seen, Verdict, accept
 from node.events import Event, emit
 from node.keymaster.duties import Fence
 from node.nodes.membership import NodeInfo
+from node.server.outbound import transfer_source
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.store.txn import Compare, Op
@@ -110,7 +111,8 @@ async def fetch(child: Name, addresses: Sequence[Address], timeout: float) -> Se
             for rdtype in (T.DNSKEY, T.CDS, T.CDNSKEY):
                 q = dns.message.make_query(child, rdtype, want_dnssec=True)
                 q.flags &= ~dns.flags.RD
-                r = await dns.asyncquery.tcp(q, host, port=port, timeout=timeout)
+                r = await dns.asyncquery.tcp(q, host, port=port, timeout=timeout,
+                                             source=transfer_source(host))
                 if r.rcode() != dns.rcode.NOERROR or not r.flags & dns.flags.AA:
                     raise dns.exception.DNSException(f"{dns.rcode.to_text(r.rcode())}, "
                                                      f"AA={bool(r.flags & dns.flags.AA)}")

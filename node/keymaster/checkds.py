@@ -43,6 +43,7 @@ from node.errors import FencedOut, NodeError
 from node.events import Event, emit
 from node.keymaster.duties import Fence
 from node.keymaster.parent_ds import names_key
+from node.server.outbound import transfer_source
 from node.store.keys import KeyLayout
 from node.store.txn import Compare, Op
 from node.zones.dnssec import DnssecState
@@ -70,7 +71,8 @@ async def query_ds(zone: Name, host: str, port: int, key: dns.tsig.Key | None,
     if key is not None:
         q.use_tsig(key)
     try:
-        r = await dns.asyncquery.tcp(q, host, port=port, timeout=timeout)
+        r = await dns.asyncquery.tcp(q, host, port=port, timeout=timeout,
+                                     source=transfer_source(host))
     except (dns.exception.DNSException, OSError, EOFError) as exc:  # EOF: closed on us
         log.info("checkds of %s at %s:%s: %r", zone, host, port, exc)
         return None

@@ -24,6 +24,7 @@ import dns.tsig
 import dns.xfr
 import dns.zone
 
+from node.server.outbound import transfer_source
 from node.zones.model import NodeMap, freeze_nodes
 from node.zones.received import rrsets_by_owner
 from node.zones.serial import serial_gt
@@ -66,7 +67,8 @@ def primary_serial(host: str, port: int, zone: Name, key: dns.tsig.Key | None,
     query = dns.message.make_query(zone, T.SOA)
     if key is not None:
         query.use_tsig(key)
-    resp, _ = dns.query.udp_with_fallback(query, host, port=port, timeout=timeout)
+    resp, _ = dns.query.udp_with_fallback(query, host, port=port, timeout=timeout,
+                                          source=transfer_source(host))
     if resp.rcode() != dns.rcode.NOERROR:
         raise ValueError(f"SOA query answered {dns.rcode.to_text(resp.rcode())}")
     soa = next((r for r in resp.answer if r.rdtype == T.SOA and r.name == zone), None)
@@ -88,7 +90,7 @@ def refresh(copy: InboundZone, host: str, port: int, key: dns.tsig.Key | None,
     query, _ = dns.xfr.make_query(copy, serial=0 if have is not None else None, keyring=key,
                                   keyname=key.name if key is not None else None)
     dns.query.inbound_xfr(host, copy, query=query, port=port, timeout=timeout,
-                          lifetime=timeout * 6)
+                          lifetime=timeout * 6, source=transfer_source(host))
     got = held_serial(copy)
     if got is None:
         raise ValueError("the transfer gave no SOA")

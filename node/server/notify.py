@@ -25,6 +25,7 @@ import dns.rdatatype
 import dns.tsig
 
 from node.events import Event, emit
+from node.server.outbound import notify_source
 from node.server.xfrauth import Keyring
 from node.zones.transfers import parse_notify_target
 
@@ -42,7 +43,8 @@ def notify_once(zone: dns.name.Name, target: str, timeout: float,
         msg.use_tsig(key)
     t = parse_notify_target(target)
     try:
-        reply = dns.query.udp(msg, t.host, port=t.port, timeout=timeout)
+        reply = dns.query.udp(msg, t.host, port=t.port, timeout=timeout,
+                              source=notify_source(t.host))  # server.notify_source
     except (dns.exception.DNSException, OSError):
         return False
     return reply.opcode() == dns.opcode.NOTIFY

@@ -38,6 +38,7 @@ from node.errors import NotFound, ValidationError
 from node.events import Event, emit
 from node.nodes.membership import NodeDirectory
 from node.server import tsigwire
+from node.server.outbound import transfer_source
 from node.server.render import error_response
 from node.server.table import ZoneTable
 from node.server.wire import Query, reply_opt
@@ -286,7 +287,9 @@ def _key_text(key: Name | None) -> str:
 
 
 async def _tcp_exchange(host: str, port: int, wire: bytes) -> bytes:
-    reader, writer = await asyncio.open_connection(host, port)
+    source = transfer_source(host)  # BIND's transfer-source covers forwarded UPDATEs too
+    reader, writer = await asyncio.open_connection(
+        host, port, local_addr=(source, 0) if source else None)
     try:
         writer.write(len(wire).to_bytes(2, "big") + wire)
         await writer.drain()

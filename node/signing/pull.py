@@ -26,6 +26,7 @@ import dns.tsig
 import dns.xfr
 import dns.zone
 
+from node.server.outbound import transfer_source
 from node.zones.received import rrsets_by_owner
 
 Name = dns.name.Name
@@ -43,7 +44,7 @@ def transfer(host: str, port: int, zone: Name, timeout: float,
     else:
         received = dns.zone.from_xfr(
             dns.query.xfr(host, zone, port=port, timeout=timeout, lifetime=timeout * 3,
-                          relativize=False, keyring=key,
+                          relativize=False, keyring=key, source=transfer_source(host),
                           keyname=key.name if key is not None else None), relativize=False)
     return rrsets_by_owner(received)
 
@@ -55,7 +56,8 @@ def signed_serial(host: str, port: int, zone: Name, timeout: float,
     if tls is not None:
         resp = tls_query(query, host, port, timeout, tls, tls_name)
     else:
-        resp, _ = dns.query.udp_with_fallback(query, host, port=port, timeout=timeout)
+        resp, _ = dns.query.udp_with_fallback(query, host, port=port, timeout=timeout,
+                                              source=transfer_source(host))
     if resp.rcode() != dns.rcode.NOERROR:
         raise ValueError(f"answers {dns.rcode.to_text(resp.rcode())}")
     soa = next((r for r in resp.answer if r.rdtype == T.SOA and r.name == zone), None)
@@ -89,7 +91,9 @@ def axfr(host: str, port: int, zone: dns.name.Name, timeout: float, ctx: ssl.SSL
     if key is not None:
         query.use_tsig(key)
     wire = query.to_wire()
-    with socket.create_connection((host, port), timeout=timeout) as raw, \
+    source = transfer_source(host)
+    with socket.create_connection((host, port), timeout=timeout,
+                                  source_address=(source, 0) if source else None) as raw, \
             ctx.wrap_socket(raw, server_hostname=name or host) as sock:
         sock.settimeout(timeout)
         sock.sendall(len(wire).to_bytes(2, "big") + wire)
@@ -112,4 +116,4 @@ def tls_query(msg: dns.message.Message, host: str, port: int, timeout: float,
           ctx: ssl.SSLContext, name: str = "") -> dns.message.Message:
     """One query over TLS (the SOA probe before a transfer)."""
     return dns.query.tls(msg, host, timeout=timeout, port=port, ssl_context=ctx,
-                         server_hostname=name or host)
+                         server_hostname=name or host, source=transfer_source(host))

@@ -25,6 +25,8 @@ other module writes a key path (STYLE R2). The layout (mirrored in
 | `secrets/<zone>/<key-id>`                       | AES-GCM wrapped private key     | no    |
 | `tsig/update/<key-name>`                        | TSIG key, secret under the KEK  | no    |
 | `tsig/transfer/<key-name>`                      | TSIG key for transfers (plain)  | no    |
+| `writing/<zone>/<generation>`                   | node id writing that generation | node  |
+| `sweeper`                                       | node id running the orphan sweep | node |
 
 `<zone>` and `<owner>` are absolute names in text form, lowercased, with
 `%` and `/` percent-escaped so a name never adds a path level. Every change
@@ -264,6 +266,19 @@ class KeyLayout:
 
     def audit_key(self, zone: dns.name.Name, stamp: str) -> str:
         return f"{self.audit_prefix(zone)}{stamp}"
+
+    # generations being written (an import, a create: bulk.py) and the sweep of the others
+    def writing_root(self) -> str:
+        return f"{self.prefix}writing/"
+
+    def writing_prefix(self, zone: dns.name.Name) -> str:
+        return f"{self.writing_root()}{name_component(zone)}/"
+
+    def writing_key(self, zone: dns.name.Name, generation: int) -> str:
+        return f"{self.writing_prefix(zone)}{generation}"
+
+    def sweeper_key(self) -> str:
+        return f"{self.prefix}sweeper"
 
     # secrets (private key material; never readable by read-only nodes) ---
     def secrets_prefix(self) -> str:

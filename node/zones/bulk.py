@@ -9,6 +9,14 @@ etcd past the call deadline) is sent again: the generation is not live until
 it is activated, so putting the same keys twice is harmless. A `Progress`
 callback hears each stage.
 
+A new generation (`allocate`) is registered as being written, under the
+writing node's session lease (`writing/<zone>/<G>`), before any of its data
+is put; the flip that makes it live (`written`: a compare and a delete in
+the flip's txn) succeeds only while that key exists, so only while the
+writer's lease never lapsed. The sweep (`node/zones/sweep.py`) deletes the
+generations no head references and no `writing/` key holds: never one a
+live writer will still flip.
+
 Deleting a generation (the one an import replaced, a create's that lost its
 race, or each one of a deleted zone: `generations`) goes in parts of at most
 `DELETE_KEYS` keys and `DELETE_BYTES` of keys, one revision each: etcd
@@ -43,10 +51,11 @@ from node.errors import EtcdUnavailable, ValidationError
 from node.events import Event, emit
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout, name_component
-from node.store.txn import Op, prefix_range_end
+from node.store.txn import Compare, Op, prefix_range_end
 from node.work.zoneparse import ParsedZone, parse_for_store
 from node.zones.model import rrset_to_json
 
+log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 BATCH_OPS = 100  # puts per txn: larger ones leave the watchers behind (see above)
 DEFAULT_MAX_TXN_OPS = 128  # etcd's default --max-txn-ops: the size tried after a refusal
@@ -75,6 +84,28 @@ class BulkWriter:
         self._keys = layout
         self._pool = pool
         self.max_ops = BATCH_OPS  # lowered to what etcd takes at its first refusal
+        # the session lease a generation being written is registered under (the daemon's;
+        # None in tests without a session: registered without a lease), and the writer's id
+        self.lease: Callable[[], Awaitable[int]] | None = None
+        self.writer = ""
+        self.write_pause = 0.0  # test-only (testing.import_write_pause): after the first batch
+
+    async def allocate(self, zone: dns.name.Name) -> int:
+        """A new generation id of `zone` (the revision of a put to its `gen` key: unique
+        cluster-wide), registered as being written by this node under its lease."""
+        generation = await self._etcd.put(self._keys.gen_key(zone), b"")
+        lease = await self.lease() if self.lease is not None else 0
+        await self._etcd.put(self._keys.writing_key(zone, generation), self.writer, lease=lease)
+        return generation
+
+    def written(self, zone: dns.name.Name, generation: int) -> tuple[Compare, Op]:
+        """The compare and the operation of the txn that makes `generation` live: it is
+        still registered (the writer's lease held since `allocate`), and no longer is."""
+        key = self._keys.writing_key(zone, generation)
+        return Compare.version(key) > 0, Op.delete(key)
+
+    async def registered(self, zone: dns.name.Name, generation: int) -> bool:
+        return await self._etcd.get(self._keys.writing_key(zone, generation)) is not None
 
     async def parse(self, text: str, name: dns.name.Name) -> ParsedZone:
         if self._pool is None:
@@ -110,6 +141,9 @@ class BulkWriter:
             written[0] += len(batch)
             progress("writing", written[0], len(records))
 
+        if self.write_pause and len(batches) > 1:  # test-only: half written for this long
+            await write(batches.pop(0))
+            await asyncio.sleep(self.write_pause)
         await _all(write(b) for b in batches if b)
 
     async def write_new(self, zone: dns.name.Name, generation: int,
@@ -125,13 +159,20 @@ class BulkWriter:
             raise
 
     async def discard(self, zone: dns.name.Name, generation: int) -> None:
-        """Delete a generation no head points at; a failure is reported (event 1892), not
-        raised (the caller raises why the generation is not used)."""
+        """Delete a generation no head points at, then its `writing/` key; a failure is
+        reported (event 1892), not raised (the caller raises why the generation is not
+        used): what is left, the sweep removes once the key is gone (its lease at the
+        latest)."""
         try:
             await self.delete(zone, generation)
         except Exception as exc:
             emit(Event.ZONE_GENERATION_LEFT, logging.WARNING, zone=zone.to_text(),
                  generation=generation, error=f"{type(exc).__name__}: {exc}")
+        try:
+            await self._etcd.delete(self._keys.writing_key(zone, generation))
+        except Exception as exc:
+            log.warning("zone %s: generation %d stays registered until this node's lease "
+                        "ends: %s", zone, generation, exc)
 
     async def generations(self, zone: dns.name.Name, revision: int) -> list[int]:
         """The generations with data keys at `revision`: one read of a single key each

@@ -322,3 +322,19 @@ class TransferStatus:
                    primary=str(obj.get("primary", "")), method=str(obj.get("method", "")),
                    at=str(obj.get("at", "")), serving=bool(obj.get("serving", False)),
                    error=str(obj.get("error", "")))
+
+
+def default_soa(zone: dns.name.Name, primary_ns: dns.name.Name,
+                admin_email: str | None) -> dns.rrset.RRset:
+    """The SOA a new empty zone gets (expire 7 days, negative TTL 300)."""
+    if admin_email:
+        local, _, domain = admin_email.partition("@")
+        rname = dns.name.from_text(local.replace(".", "\\.") + "." + domain) if domain else (
+            dns.name.from_text(admin_email)
+        )
+    else:
+        rname = dns.name.Name(("hostmaster",)).concatenate(zone)
+    rd = dns.rdtypes.ANY.SOA.SOA(
+        dns.rdataclass.IN, dns.rdatatype.SOA, primary_ns, rname, 1, 3600, 600, 604800, 300
+    )
+    return dns.rrset.from_rdata(zone, 3600, rd)

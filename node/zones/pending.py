@@ -8,7 +8,7 @@ with a range read at the flip (127k keys for the 100k-name bench zone),
 the import is still writing. At the flip, `take` hands over the decoded owners.
 
 Complete by construction: a generation's id is the revision of its `gen`
-key put (`ZoneRepository._new_generation`), and its data keys are written
+key put (`BulkWriter.allocate`), and its data keys are written
 after it; a generation is followed only from that put, seen by this watch,
 so every later put under its data prefix is seen too. The replica forgets
 everything on a full load (after a compaction the watch does not resume). A

@@ -31,12 +31,11 @@ import dns.name
 import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.NS
-import dns.rdtypes.ANY.SOA
 import dns.rrset
 import dns.zone
 
 from node.clock import SYSTEM_CLOCK, Clock
-from node.errors import Conflict, NodeError, NotFound, Refused, ValidationError
+from node.errors import Conflict, EtcdUnavailable, NodeError, NotFound, Refused, ValidationError
 from node.filezone.admin import FileChanges, FileZoneAdmin
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
@@ -47,6 +46,7 @@ from node.zones.model import (
     ZONE_KIND_SECONDARY,
     ZoneConfig,
     ZoneHead,
+    default_soa,
     parse_primary,
     rrset_to_json,
     with_serial,
@@ -59,21 +59,6 @@ log = logging.getLogger(__name__)
 
 Name = dns.name.Name
 _Build = Callable[[ZoneHead, dict[int, dns.rrset.RRset]], list[Op]]
-def default_soa(zone: Name, primary_ns: Name, admin_email: str | None) -> dns.rrset.RRset:
-    """The SOA a new empty zone gets (expire 7 days, negative TTL 300)."""
-    if admin_email:
-        local, _, domain = admin_email.partition("@")
-        rname = dns.name.from_text(local.replace(".", "\\.") + "." + domain) if domain else (
-            dns.name.from_text(admin_email)
-        )
-    else:
-        rname = dns.name.Name(("hostmaster",)).concatenate(zone)
-    rd = dns.rdtypes.ANY.SOA.SOA(
-        dns.rdataclass.IN, dns.rdatatype.SOA, primary_ns, rname, 1, 3600, 600, 604800, 300
-    )
-    return dns.rrset.from_rdata(zone, 3600, rd)
-
-
 class ZoneRepository(ZoneReads):
     """All writes of zone data go through here (never through etcd directly)."""
 
@@ -92,6 +77,10 @@ class ZoneRepository(ZoneReads):
     @property
     def etcd(self) -> EtcdClient:
         return self._etcd
+
+    @property
+    def bulk(self) -> BulkWriter:
+        return self._bulk  # the daemon sets its lease and writer id
 
     # -- zone lifecycle ---------------------------------------------------
     async def create_zone(
@@ -123,18 +112,18 @@ class ZoneRepository(ZoneReads):
             )
             records = records_of([soa, ns_rrset])
             serial = 1
-        generation = await self._new_generation(name)
+        generation = await self._bulk.allocate(name)
         await self._bulk.write_new(name, generation, records, progress or quiet)
         head = ZoneHead(serial=serial, generation=generation, time=int(self._clock.time()))
+        registered, done = self._bulk.written(name, generation)
         result = await self._etcd.txn(
-            when=[Compare.version(self._keys.head_key(name)) == 0],
-            then=[
-                Op.put(self._keys.config_key(name), config.to_json()),
-                Op.put(self._keys.head_key(name), head.to_json()),
-            ],
-        )
+            when=[Compare.version(self._keys.head_key(name)) == 0, registered],
+            then=[Op.put(self._keys.config_key(name), config.to_json()),
+                  Op.put(self._keys.head_key(name), head.to_json()), done])
         if not result.succeeded:
-            await self._bulk.delete(name, generation)
+            await self._bulk.discard(name, generation)
+            if await self._etcd.get(self._keys.head_key(name)) is None:
+                raise _lapsed(name)
             raise Conflict(f"zone {name} already exists")
         log.info("zone %s created at serial %d", name, serial)
         return ZoneInfo(config, serial, generation, len(records), result.revision)
@@ -236,29 +225,29 @@ class ZoneRepository(ZoneReads):
                 raise NotFound(f"zone {name} does not exist")
             return await self.create_zone(name, parsed=parsed, progress=progress)
         await self._not_secondary(name)
-        generation = await self._new_generation(name)
+        generation = await self._bulk.allocate(name)
         await self._bulk.write_new(name, generation, parsed.records, report)
         report("activating", len(parsed.records), len(parsed.records))
+        registered, done = self._bulk.written(name, generation)
         for _ in range(MAX_RETRIES):
             kv = await self._etcd.get(self._keys.head_key(name))
             if kv is None or kv.create_revision > generation:  # deleted (and created again)
-                await self._bulk.delete(name, generation)  # meanwhile: so is our generation
+                await self._bulk.discard(name, generation)  # meanwhile: so is our generation
                 raise (Conflict if kv else NotFound)(f"zone {name} was deleted during the import")
             head = ZoneHead.from_json(kv.value)
             new_head = head.bumped(self._clock.time(), generation)
             result = await self._etcd.txn(
-                when=[Compare.mod_revision(self._keys.head_key(name)) == kv.mod_revision],
-                then=[Op.put(self._keys.head_key(name), new_head.to_json())],
-            )
+                when=[Compare.mod_revision(self._keys.head_key(name)) == kv.mod_revision,
+                      registered],
+                then=[Op.put(self._keys.head_key(name), new_head.to_json()), done])
             if result.succeeded:
                 await self._bulk.delete(name, head.generation)  # in parts: see bulk.py
                 return await self.get_zone(name)
+            if not await self._bulk.registered(name, generation):
+                await self._bulk.discard(name, generation)
+                raise _lapsed(name)
         await self._bulk.discard(name, generation)  # no flip was applied: every compare failed
         raise Conflict(f"zone {name} changed too often to import; try again")
-
-    async def _new_generation(self, zone: Name) -> int:
-        # The revision of this put is unique cluster-wide: a generation id nobody else uses.
-        return await self._etcd.put(self._keys.gen_key(zone), b"")
 
     # -- record changes ---------------------------------------------------
     async def add_records(self, zone: Name, rrset: dns.rrset.RRset) -> int:
@@ -394,6 +383,13 @@ class ZoneRepository(ZoneReads):
                 return new_head.serial
             await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
         raise Conflict(f"zone {zone} changed too often; the change was not made, try again")
+
+
+def _lapsed(zone: Name) -> EtcdUnavailable:
+    """A generation's registration lapsed with this node's lease (bulk.py): the sweep may
+    have deleted part of it, so it is never made live."""
+    return EtcdUnavailable(f"zone {zone}: this node lost its etcd lease while writing the "
+                           "new data; nothing was changed, try again")
 
 
 __all__ = ["UpdateRead", "ZoneInfo", "ZoneRepository", "default_soa", "with_serial"]

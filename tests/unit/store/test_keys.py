@@ -94,3 +94,13 @@ def test_transfer_status_key_round_trip(layout: KeyLayout) -> None:
     assert layout.parse_transfer_status_key(key) == (zone, "n/1")
     assert layout.parse_zone_key(key) is None  # outside zones/: not a zone version
     assert layout.parse_transfer_status_key(layout.signing_key(zone, "n1")) is None
+
+
+def test_generation_registrations_and_the_sweeper_live_outside_zones() -> None:
+    layout = KeyLayout("/p/")
+    zone = dns.name.from_text("Ex/a.test.")
+    assert layout.writing_key(zone, 42) == "/p/writing/ex%2Fa.test./42"
+    assert layout.writing_key(zone, 42).startswith(layout.writing_prefix(zone))
+    assert layout.sweeper_key() == "/p/sweeper"
+    for key in (layout.writing_key(zone, 42), layout.sweeper_key()):
+        assert layout.parse_zone_key(key) is None  # replicas never see them as zone keys

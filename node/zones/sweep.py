@@ -1,0 +1,176 @@
+"""The sweep of orphaned generations: zone data that no head references and no writer holds.
+
+A generation's data keys can stay in etcd with nothing pointing at them: a
+node killed (`kill -9`, a lost machine) in the middle of an import or a
+create leaves what it wrote; a zone deletion cut short between `unlink_zone`
+and its data parts leaves the data; so does an import's old generation whose
+deletion after the flip was cut short, and a failed write whose clean-up
+failed (event 1892). Nothing ever serves those keys, but they cost etcd space
+and every node's watch decodes them.
+
+Who: one writable node at a time, the one holding the `sweeper` key (put
+under its session lease when the key is free: when the holder stops or dies,
+its lease ends and another node takes the key), at start and then every
+`server.generation_sweep_interval` seconds. It sweeps only while every live
+writable node runs its version: an earlier version registers no generation
+it writes (below), so during a rolling upgrade the sweep waits.
+
+What: for each zone with keys under `zones/` (a deleted zone's data
+included): the generations with data at one revision R (one key read each),
+then, in one read at a revision after R, the head and the `writing/<zone>/`
+registrations. Each generation that is neither the head's nor registered
+then is deleted in parts (`BulkWriter.delete`:
+at most 10k keys / 1 MB of events per revision, never one big txn), with
+event 1866 GENERATION_SWEPT and the metrics `dnscluster_generations_swept_total`
+and `dnscluster_generation_keys_swept_total`.
+
+Why it never deletes a generation that is still to go live (an import in
+progress on another node): a writer registers its generation under its
+session lease before it writes any data (`BulkWriter.allocate`), and the
+flip that makes it live compares that the registration still exists. A
+registration once gone (its lease expired or revoked) is never written
+again, so a generation with data at R and no registration at R can never be
+flipped to; and a later head references only a generation registered at
+the time of that read, or allocated after R (which has no data at R).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from functools import partial
+
+import dns.exception
+import dns.name
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from node import __version__
+from node.config import Config
+from node.errors import NodeError
+from node.events import Event, emit
+from node.nodes.membership import NodeDirectory
+from node.store.client import EtcdClient
+from node.store.keys import KeyLayout, parse_name_component
+from node.store.session import Session
+from node.store.txn import Compare, Op, prefix_range_end
+from node.zones.bulk import BulkWriter
+from node.zones.model import ZoneHead
+
+log = logging.getLogger(__name__)
+
+
+class GenerationSweep:
+    """Finds and deletes orphaned generations; `run` on every writable node (one sweeps)."""
+
+    def __init__(self, client: EtcdClient, layout: KeyLayout, bulk: BulkWriter,
+                 session: Session, directory: NodeDirectory, config: Config) -> None:
+        self._etcd = client
+        self._keys = layout
+        self._bulk = bulk  # registers each generation it writes under the session lease
+        bulk.lease, bulk.writer = partial(session.wait_ready, session.ttl), config.node_id
+        bulk.write_pause = config.testing.import_write_pause
+        self._node_id = config.node_id
+        self._session = session
+        self._directory = directory
+        self._interval = config.server.generation_sweep_interval
+        self.counts = {"generations": 0, "keys": 0}  # swept by this node (the metrics)
+        self._waiting: list[str] = []  # versions the sweep waits for (logged on a change)
+
+    def collector(self) -> Collector:
+        return _SweepCollector(self.counts)
+
+    async def run(self) -> None:
+        """At start, then every interval: sweep if this node holds the sweeper key."""
+        while True:
+            try:
+                await self._session.wait_ready(self._session.ttl * 3)  # the first: at start
+                if await self.claim() and await self._one_version():
+                    await self.sweep()
+            except NodeError as exc:  # etcd unavailable, a compacted revision: next round
+                log.warning("the sweep of orphaned generations failed, retried in %.0f s: %s",
+                            self._interval, exc)
+            await asyncio.sleep(self._interval)
+
+    async def claim(self) -> bool:
+        """True while this node holds the `sweeper` key under its current lease."""
+        lease = self._session.lease_id
+        if lease is None:
+            return False
+        key = self._keys.sweeper_key()
+        res = await self._etcd.txn(when=[Compare.version(key) == 0],
+                                   then=[Op.put(key, self._node_id, lease=lease)],
+                                   otherwise=[Op.get(key)])
+        if res.succeeded:
+            return True
+        kvs = res.responses[0].kvs  # type: ignore[union-attr]
+        return bool(kvs) and kvs[0].value == self._node_id.encode() and kvs[0].lease == lease
+
+    async def _one_version(self) -> bool:
+        others = sorted({n.version for n in await self._directory.list_nodes()
+                         if n.alive and n.role == "writable" and n.version != __version__})
+        if others and others != self._waiting:
+            log.info("the sweep of orphaned generations waits: writable nodes of version "
+                     "%s run beside %s", ", ".join(others), __version__)
+        self._waiting = others
+        return not others
+
+    async def sweep(self) -> int:
+        """One pass over every zone; returns the number of generations deleted."""
+        root = self._keys.zones_prefix().encode()
+        start, end = root, prefix_range_end(root)
+        revision, swept = 0, 0
+        while True:
+            page = await self._etcd.range(start, end, keys_only=True, limit=1,
+                                          revision=revision)
+            revision = revision or page.revision
+            if not page.kvs:
+                return swept
+            component = page.kvs[0].key[len(root):].split(b"/", 1)[0]
+            start = prefix_range_end(root + component + b"/")
+            try:
+                zone = parse_name_component(component.decode())
+            except (ValueError, dns.exception.DNSException):
+                continue  # not a zone's key: not ours to delete
+            swept += await self._zone(zone, revision)
+
+    async def _zone(self, zone: dns.name.Name, revision: int) -> int:
+        generations = await self._bulk.generations(zone, revision)
+        if not generations:
+            return 0
+        # the head and the registrations now (one read, at a revision >= `revision`): a
+        # generation with data at `revision` that neither holds now never goes live
+        read = await self._etcd.txn(when=[], then=[
+            Op.get(self._keys.head_key(zone)),
+            Op.get(self._keys.writing_prefix(zone), prefix=True)])
+        head, writing = read.responses[0].kvs, read.responses[1].kvs  # type: ignore[union-attr]
+        keep = {ZoneHead.from_json(head[0].value).generation} if head else set()
+        keep |= {int(tail) for kv in writing if (tail := kv.key.rsplit(b"/", 1)[1]).isdigit()}
+        swept = 0
+        for generation in generations:
+            if generation in keep:
+                continue
+            keys = await self._bulk.delete(zone, generation)
+            swept += 1
+            self.counts["generations"] += 1
+            self.counts["keys"] += keys
+            emit(Event.GENERATION_SWEPT, zone=zone.to_text(), generation=generation, keys=keys,
+                 head=bool(head))
+        return swept
+
+
+class _SweepCollector(Collector):
+    """What this node's sweep deleted, read at scrape time."""
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        yield CounterMetricFamily(
+            "dnscluster_generations_swept", "Orphaned zone generations (no head references "
+            "them, no live writer holds them) this node deleted",
+            value=self._counts["generations"])
+        yield CounterMetricFamily("dnscluster_generation_keys_swept",
+                                  "Data keys of those generations deleted",
+                                  value=self._counts["keys"])
