@@ -274,8 +274,8 @@ class Daemon:
                 _supervised("membership", self.membership.run), name="membership"))
             tasks.create_task(_supervised("signing", self.signing.run), name="signing")
             tasks.create_task(_supervised("keymaster", self.keymaster.run), name="keymaster")
-            lag = looplag.lag_histogram(self.metrics.registry)  # + EVENT_LOOP_STALLED
-            tasks.create_task(looplag.watch("control", lag), name="loop-lag")
+            tasks.create_task(looplag.watch("control", looplag.lag_histogram(
+                self.metrics.registry)), name="loop-lag")  # + EVENT_LOOP_STALLED
             if cfg.role == "writable":
                 self.metrics.register(self.sweep.collector())
                 tasks.create_task(_supervised("sweep", self.sweep.run), name="sweep")
@@ -332,8 +332,7 @@ class Daemon:
         except Exception:
             log.exception("Key Master hand-off on shutdown failed")
         # stop membership, then the session loop, whose exit revokes the lease: nothing may
-        # grant a new lease and re-register this node as alive after that (it would delay
-        # failover by a whole TTL)
+        # re-register this node as alive after that (it would delay failover by a whole TTL)
         watchdog.step("membership and lease")
         for task in self._lease_tasks:
             task.cancel()
