@@ -145,7 +145,7 @@ def resolve_plain(img: ZoneImage, qname: bytes, qtype: int,
             if target is None:
                 rcode = YXDOMAIN
                 break
-            if target in seen or hop == MAX_CHAIN or not img.contains(target):
+            if qtype == L.CNAME or target in seen or hop == MAX_CHAIN or not img.contains(target):
                 break
             seen.add(target)
             owner = target
@@ -283,7 +283,7 @@ def resolve_signed(img: ZoneImage, qname: bytes, qtype: int,
             if target is None:
                 rcode = YXDOMAIN
                 break
-            if target in seen or hop == MAX_CHAIN or not img.contains(target):
+            if qtype == L.CNAME or target in seen or hop == MAX_CHAIN or not img.contains(target):
                 break
             seen.add(target)
             owner = target

@@ -230,7 +230,7 @@ def resolve(zone: CompiledZone, qname: bytes, qtype: int) -> Entry:
                 break
             target, tail = synth
             b.answer += b.add_tails(owner, (tail,))
-            if target in seen or hop == MAX_CHAIN or not zone.contains(target):
+            if qtype == CNAME or target in seen or hop == MAX_CHAIN or not zone.contains(target):
                 break
             seen.add(target)
             owner = target
