@@ -1,18 +1,22 @@
 """DNAME (RFC 6672) through the repository against a real etcd: `record add`, `zone import`
 and `zone create --file` store it, and refuse what RFC 6672 §2.4 forbids (a name below a
-DNAME owner, a DNAME above existing names), naming the owner, and change nothing then."""
+DNAME owner, a DNAME above existing names), naming the owner, and change nothing then;
+an RFC 2136 UPDATE ignores such an RR (its names below read from etcd)."""
 
 from __future__ import annotations
 
+import dns.message
 import dns.name
 import dns.rdatatype
 import dns.rrset
+import dns.update
 import pytest
 
 from node.errors import ValidationError
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.zones.repository import ZoneRepository
+from node.zones.update import apply, parse_update
 
 pytestmark = pytest.mark.integration
 
@@ -70,3 +74,26 @@ async def test_import_and_create_store_a_dname_and_refuse_names_below(
                                               r"exist below it \(x\.old\.dname\.test\.\)"):
         await repo.import_zone(Z, bad)
     assert (await repo.get_zone(Z)).serial == before
+
+
+async def _update(repo: ZoneRepository, build: str) -> int | None:
+    """An RFC 2136 UPDATE through the repository's transaction, as the server runs it."""
+    u = dns.update.UpdateMessage("dname.test.")
+    exec(build, {"u": u})
+    req = parse_update(dns.message.from_wire(u.to_wire(), one_rr_per_rrset=True))
+    serial, _ = await repo.update_rrsets(
+        Z, req.owners, lambda read: (apply(req, read.data, read.head.serial, read.below).writes,
+                                     None), req.dname_owners)
+    return serial
+
+
+async def test_update_keeps_the_dname_rules_against_etcd(repo: ZoneRepository) -> None:
+    await repo.create_zone(Z, text=TEXT.format(extra="x.two 300 IN A 192.0.2.4"))
+    # a DNAME over a name that exists below it (read from etcd): ignored, nothing written
+    assert await _update(repo, "u.add('two', 300, 'DNAME', 'other.example.')") is None
+    assert await _update(repo, "u.add('old', 300, 'DNAME', 'new.example.')") is not None
+    assert await _update(repo, "u.add('a.old', 300, 'A', '192.0.2.9')") is None  # below it
+    rrsets = {(r.name, r.rdtype) for r in (await repo.snapshot(Z)).rrsets()}
+    assert (OLD, dns.rdatatype.DNAME) in rrsets
+    assert not any(n.is_subdomain(OLD) and n != OLD for n, _ in rrsets)
+    assert (dns.name.from_text("two.dname.test."), dns.rdatatype.DNAME) not in rrsets
