@@ -33,7 +33,7 @@ from node.dnssec.signer import rrsig_rrset
 from node.errors import ValidationError
 from node.work.masterfile import read_zone
 from node.zones.model import NodeMap
-from node.zones.rules import check_supported
+from node.zones.rules import check_dnames, check_supported
 
 Name = dns.name.Name
 HEADER_PREFIX = "; dnscluster-signed "
@@ -48,7 +48,8 @@ def parse_master(text: str, origin: Name) -> NodeMap:
     nodes = _parse_canonical(text, origin)
     if nodes is None:
         nodes = _parse_dnspython(text, origin)
-    check_supported({t for types in nodes.values() for t in types})  # DNAME: not yet
+    check_supported({t for types in nodes.values() for t in types})
+    check_dnames(origin, nodes)
     return nodes
 
 

@@ -42,6 +42,7 @@ from node.filezone import files
 from node.filezone.local import LocalZoneState
 from node.zones.dnssec import DnssecConfig
 from node.zones.model import NodeMap, ZoneConfig, ZoneHead, ZoneSnapshot, with_serial
+from node.zones.rules import DNAME, check_dname_place, dname_above
 from node.zones.serial import serial_gt
 from node.zones.update_txn import UpdateRead, Writes
 
@@ -188,14 +189,18 @@ class OwnedZone:
 
     # -- changes ---------------------------------------------------------------
     async def update_rrsets(self, zone: Name, owners: Collection[Name],
-                            plan: Callable[[UpdateRead], tuple[Writes, object]]
+                            plan: Callable[[UpdateRead], tuple[Writes, object]],
+                            dname_owners: Collection[Name] = ()
                             ) -> tuple[int | None, object]:
         """An RFC 2136 UPDATE (the `ZoneRepository.update_rrsets` contract, on the file)."""
         async with self.lock:
             assert self.nodes is not None
             data = {o: dict(self.nodes.get(o, {})) for o in owners}
+            below = frozenset(n for o in dname_owners for n in self.nodes
+                              if n != o and n.is_subdomain(o))
             read = UpdateRead(head=ZoneHead(serial=self.serial, generation=0, time=0),
-                              config=self.config, signed=self.dnssec is not None, data=data)
+                              config=self.config, signed=self.dnssec is not None, data=data,
+                              below=below)
             writes, rcode = plan(read)
             if not writes:
                 return None, rcode
@@ -216,6 +221,12 @@ class OwnedZone:
                 new = None
             if check is not None:
                 check(new, at_owner)
+            if new is not None:  # RFC 6672 §2.4, against the whole file
+                nodes = self.nodes
+                check_dname_place(owner, rdtype, dname_above(
+                    self.origin, owner, (o for o, ts in nodes.items() if DNAME in ts)),
+                    next((n for n in nodes if n != owner and n.is_subdomain(owner)), None)
+                    if rdtype == DNAME else None)
             return await self._change({(owner, rdtype): new})
 
     async def bump(self) -> int:

@@ -219,7 +219,7 @@ class ImageWriter:
             if not rr_off:
                 rr_off = self._run(tails)
             tgts: list[bytes] = answer.targets(rrset) if rdtype in _WITH_TARGETS else []
-            if rdtype == L.CNAME:
+            if rdtype in (L.CNAME, L.DNAME):
                 tgts = [answer.name_wire(rrset[0].target)]  # type: ignore[attr-defined]
             tgt_off = self._put(b"".join(bytes((len(t),)) + t for t in tgts)) if tgts else 0
             sigs = sigs_by_type.get(rdtype, ())
@@ -260,6 +260,8 @@ class ImageWriter:
             flags = (L.N_NAME if owner in zone.names else 0) | (
                 L.N_BELOW if zone.below.get(owner) else 0)
             ref = 0
+            if owner in zone.dnames:
+                flags |= L.N_DNAME
             if owner in zone.cuts:
                 flags |= L.N_CUT
                 if not _occluded_above(zone, owner):
@@ -369,9 +371,10 @@ def _answer_tails(entry: Entry | None) -> tuple[bytes, ...] | None:
 
 
 def _occluded_above(zone: CompiledZone, owner: bytes) -> bool:
-    n = owner[owner[0] + 1 :]
+    """True if a cut or a DNAME owner (the apex included) is above `owner`."""
+    n = owner
     while n != zone.origin and len(n) > 1:
-        if n in zone.cuts:
-            return True
         n = n[n[0] + 1 :]
+        if n in zone.cuts or n in zone.dnames:
+            return True
     return False

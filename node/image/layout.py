@@ -48,6 +48,7 @@ NODE = struct.Struct("<BxHIII")
 N_NAME = 1  # owns RRsets
 N_BELOW = 2  # has names strictly below it (an empty non-terminal when not N_NAME)
 N_CUT = 4  # a zone cut (NS, not the apex)
+N_DNAME = 8  # owns a DNAME: names below it are answered by synthesis (RFC 6672)
 NO_DENIAL = 0xFFFFFFFF
 BY_KEY = 0xFFFFFFFE  # overlays: find the denial record by the name's key (hash or canonical)
 
@@ -60,6 +61,7 @@ TYPE = struct.Struct("<HHIHHII")
 A = 1
 NS = 2
 CNAME = 5
+DNAME = 39
 MX = 15
 AAAA = 28
 SRV = 33

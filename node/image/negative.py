@@ -1,6 +1,6 @@
 """NXDOMAIN from an image without the general cold path: the random-subdomain flood's answer.
 
-Owns the common NXDOMAIN case, a name with no node, no zone cut at or above
+Owns the common NXDOMAIN case, a name with no node, no zone cut or DNAME at or above
 its closest encloser and no wildcard there, and its answer assembled from
 pieces cached by what they depend on, never by the query name:
 
@@ -23,7 +23,7 @@ pieces cached by what they depend on, never by the query name:
   proof replaces only the entry in its slot.
 
 In an overlay the proof is looked up through both layers (`ZoneImage.cover`
-and friends) and not cached. Anything else (cuts, wildcards) returns None
+and friends) and not cached. Anything else (cuts, DNAMEs, wildcards) returns None
 and takes `resolve`'s general path. The caches here hold
 nothing per query name: a flood adds at most one parsed piece per proof piece
 (the match and wildcard ones; the cover's is parsed for its entry only), in a
@@ -68,14 +68,15 @@ def nxdomain(img: ZoneImage, lname: bytes, qtype: int, qlen: int, do: int) -> En
             return None
         a = ce
         n = node
-        while a != origin:  # a cut at the encloser or above it: a referral
-            if n is not None and n[0] & L.N_CUT:
+        while a != origin:  # a cut (a referral) or DNAME (synthesis) at the encloser or above
+            if n is not None and n[0] & (L.N_CUT | L.N_DNAME):
                 return None
             a = a[a[0] + 1 :]
             n = img.node(a) if a != origin else None
         wild = img.node(b"\x01*" + ce)
-    if wild is not None or node is None:
-        return None  # wildcard synthesis (or its empty non-terminal): general path
+    apex = img.apex
+    if wild is not None or node is None or (apex is not None and apex[0] & L.N_DNAME):
+        return None  # wildcard or DNAME synthesis (or an empty non-terminal): general path
     origin_pos = 12 + len(lname) - len(origin)
     if not (do and img.signed):
         memo = img.memo

@@ -3,7 +3,8 @@
 Owns the same semantics as `node.server.answer.resolve` (DO=0, and unsigned
 zones) and `node.server.secure.resolve` (DO=1 in signed zones), step for
 step, so the bytes are identical (tested against `CompiledZone`): referrals
-below cuts, CNAME chains, wildcard synthesis, NODATA, NXDOMAIN and their
+below cuts, CNAME chains, DNAME synthesis (a node flagged `N_DNAME` occludes the
+names below it as a cut does), wildcard synthesis, NODATA, NXDOMAIN and their
 NSEC/NSEC3 proofs. Every piece comes from the image (node runs, denial
 pieces, the negative SOA); lookups are hash-table probes and binary
 searches, hashing is hashlib. No dnspython.
@@ -14,14 +15,16 @@ from __future__ import annotations
 from node.image import layout as L
 from node.image import negative
 from node.image.reader import Node, Piece, ZoneImage
+from node.server.answer import YXDOMAIN, cname_tail
 from node.server.render import AA, QR, AnswerBuilder, Entry, make_entry
 from node.server.wire import NXDOMAIN
 
-MAX_CHAIN = 8  # as node.server.answer.MAX_CHAIN
+MAX_CHAIN = 4  # as node.server.answer.MAX_CHAIN
 
 # outcomes of `classify` (as node.server.secure)
-EXACT, WILD, REFERRAL, ENT, WILD_ENT, NXDOMAIN_KIND = range(6)
+EXACT, WILD, REFERRAL, ENT, WILD_ENT, NXDOMAIN_KIND, DNAME_KIND = range(7)
 _UNKNOWN = (0, 0, 0, 0, 0, -1, None)  # "not looked up yet"
+_NAMED = (L.CNAME, L.DNAME)  # their target list is the target, not additional names
 
 
 def answer(img: ZoneImage, key: bytes, lname: bytes, qtype: int, do: int
@@ -49,8 +52,8 @@ def answer(img: ZoneImage, key: bytes, lname: bytes, qtype: int, do: int
 def classify(img: ZoneImage, name: bytes, qtype: int,
              first: Node | None = _UNKNOWN) -> tuple[int, Node | None, bytes]:
     """(kind, node, closest encloser) for `name` inside the zone (as `secure.classify`);
-    the node is the cut's for REFERRAL, the name's or wildcard's for EXACT and WILD, the
-    closest encloser's for NXDOMAIN.
+    the node is the cut's for REFERRAL, the DNAME owner's for DNAME_KIND, the name's or
+    wildcard's for EXACT and WILD, the closest encloser's for NXDOMAIN.
     `first`: the node of `name` when the caller has looked it up already."""
     chain = [name]
     n = name
@@ -62,10 +65,13 @@ def classify(img: ZoneImage, name: bytes, qtype: int,
     nodes.insert(0, img.node(name) if first is _UNKNOWN else first)
     if len(chain) > 1:
         nodes.append(img.apex)
-    for i in range(len(chain) - 2, -1, -1):
+    for i in range(len(chain) - 1, -1, -1):  # the highest cut or DNAME above decides
         node = nodes[i]
-        if node is not None and node[0] & L.N_CUT and not (i == 0 and qtype == L.DS):
-            return REFERRAL, node, chain[i]
+        if node is not None and node[0] & (L.N_CUT | L.N_DNAME):
+            if node[0] & L.N_CUT and not (i == 0 and qtype == L.DS):
+                return REFERRAL, node, chain[i]
+            if node[0] & L.N_DNAME and i:
+                return DNAME_KIND, node, chain[i]
     node = nodes[0]
     if node is not None:
         if node[0] & L.N_NAME:
@@ -100,12 +106,25 @@ def _addresses(img: ZoneImage, b: AnswerBuilder, names: list[bytes], signed: boo
                     b.additional += b.add_tails(t, img.sigs(node, rdtype))
 
 
+def _synthesized(img: ZoneImage, b: AnswerBuilder, qname: bytes, owner: bytes, node: Node
+                 ) -> bytes | None:
+    """Write the CNAME synthesized for `qname` from the DNAME at `owner` (`node`), TTL the
+    DNAME's, and return its target; None (nothing written) past 255 octets: YXDOMAIN."""
+    target = qname[: len(qname) - len(owner)] + img.targets(node, L.DNAME)[0]
+    if len(target) > 255:
+        return None
+    ttl = int.from_bytes(img.tails(node, L.DNAME)[0][4:8], "big")
+    b.answer += b.add_tails(qname, (cname_tail(ttl, target),))
+    return target
+
+
 def resolve_plain(img: ZoneImage, qname: bytes, qtype: int,
                   first: Node | None = _UNKNOWN) -> Entry:
     """As `answer.resolve`; `first`: the node of `qname` if looked up already."""
     b = AnswerBuilder(qname, qtype)
     owner = qname
     seen = {qname}
+    written: set[bytes] = set()  # DNAME owners in the answer
     aa = AA
     rcode = 0
     for hop in range(MAX_CHAIN + 1):
@@ -117,6 +136,20 @@ def resolve_plain(img: ZoneImage, qname: bytes, qtype: int,
             b.authority += b.add_tails(ce, img.tails(node, L.NS))
             _addresses(img, b, img.targets(node, L.NS), False)
             break
+        if kind == DNAME_KIND:
+            assert node is not None
+            if ce not in written:  # a DNAME met again (a loop through it) is written once
+                written.add(ce)
+                b.answer += b.add_tails(ce, img.tails(node, L.DNAME))
+            target = _synthesized(img, b, owner, ce, node)
+            if target is None:
+                rcode = YXDOMAIN
+                break
+            if qtype == L.CNAME or target in seen or hop == MAX_CHAIN or not img.contains(target):
+                break
+            seen.add(target)
+            owner = target
+            continue
         if kind in (ENT, WILD_ENT, NXDOMAIN_KIND):
             b.authority += b.add_tails(img.origin, img.neg_soa)
             if kind == NXDOMAIN_KIND:
@@ -129,7 +162,7 @@ def resolve_plain(img: ZoneImage, qname: bytes, qtype: int,
             deps: list[bytes] = []
             for rdtype in chosen:
                 b.answer += b.add_tails(owner, img.tails(node, rdtype))
-                deps.extend(img.targets(node, rdtype) if rdtype != L.CNAME else ())
+                deps.extend(img.targets(node, rdtype) if rdtype not in _NAMED else ())
             _addresses(img, b, deps, False)
             break
         if L.CNAME not in types:
@@ -220,6 +253,7 @@ def resolve_signed(img: ZoneImage, qname: bytes, qtype: int,
     proofs = _Proofs(img)
     owner = qname
     seen = {qname}
+    written: set[bytes] = set()  # DNAME owners in the answer
     aa = AA
     rcode = 0
     negative = False
@@ -239,6 +273,21 @@ def resolve_signed(img: ZoneImage, qname: bytes, qtype: int,
                 proofs.nodata(ce)
             addresses = img.targets(node, L.NS)
             break
+        if kind == DNAME_KIND:
+            assert node is not None
+            if ce not in written:  # a DNAME met again (a loop through it) is written once
+                written.add(ce)
+                b.answer += b.add_tails(ce, img.tails(node, L.DNAME))
+                b.answer += b.add_tails(ce, img.sigs(node, L.DNAME))
+            target = _synthesized(img, b, owner, ce, node)
+            if target is None:
+                rcode = YXDOMAIN
+                break
+            if qtype == L.CNAME or target in seen or hop == MAX_CHAIN or not img.contains(target):
+                break
+            seen.add(target)
+            owner = target
+            continue
         if kind == ENT:
             negative = True
             proofs.nodata(owner)
@@ -260,7 +309,7 @@ def resolve_signed(img: ZoneImage, qname: bytes, qtype: int,
                 b.answer += b.add_tails(owner, img.tails(node, rdtype))
                 if rdtype != L.RRSIG:
                     b.answer += b.add_tails(owner, img.sigs(node, rdtype))
-                if rdtype != L.CNAME:
+                if rdtype not in _NAMED:
                     addresses.extend(img.targets(node, rdtype))
             if kind == WILD:
                 proofs.wildcard_answer(owner, ce)

@@ -9,6 +9,12 @@ module only reads them. Names are lowercased wire names (`bytes`).
 * exact match: the RRset, or the CNAME chain followed inside the zone (at most
   `MAX_CHAIN` links, loops stop), or NODATA with the SOA;
 * empty non-terminals: NODATA, never NXDOMAIN;
+* DNAME (RFC 6672): a name strictly below the owner of a DNAME (the highest
+  cut or DNAME above the name decides, as a delegation would) is answered with
+  the DNAME RRset, a CNAME synthesized from it (TTL of the DNAME, owner the
+  name, target the name with the owner's labels replaced by the DNAME target)
+  and that target chased inside the zone as a CNAME's; a synthesized name over
+  255 octets is YXDOMAIN (§2.2). The DNAME owner itself answers as any name;
 * wildcards (RFC 4592): the source of synthesis is `*.` + the closest
   encloser; a matching wildcard with no such type is NODATA, a wildcard that is
   itself an empty non-terminal is NODATA too; otherwise NXDOMAIN;
@@ -33,7 +39,7 @@ from node.server.wire import NXDOMAIN, TYPE_ANY
 if TYPE_CHECKING:
     from node.server.compile import CompiledZone
 
-MAX_CHAIN = 8
+MAX_CHAIN = 4  # links after the first: at most 5 CNAMEs, written or synthesized, as Knot
 
 A = int(dns.rdatatype.A)
 AAAA = int(dns.rdatatype.AAAA)
@@ -43,11 +49,14 @@ SOA = int(dns.rdatatype.SOA)
 MX = int(dns.rdatatype.MX)
 SRV = int(dns.rdatatype.SRV)
 DS = int(dns.rdatatype.DS)
+DNAME = int(dns.rdatatype.DNAME)
+YXDOMAIN = 6
+_CNAME_HEAD = CNAME.to_bytes(2, "big") + b"\x00\x01"  # type CNAME, class IN
 
 Types = Mapping[int, dns.rrset.RRset]
 
 # lookup outcomes
-EXACT, WILD, REFERRAL, NODATA, NXDOMAIN_KIND = range(5)
+EXACT, WILD, REFERRAL, NODATA, NXDOMAIN_KIND, DNAME_KIND = range(6)
 
 
 def name_wire(name: dns.name.Name) -> bytes:
@@ -73,11 +82,9 @@ def lookup(zone: CompiledZone, name: bytes, qtype: int) -> tuple[int, object]:
     while n != origin:
         n = n[n[0] + 1 :]
         chain.append(n)
-    cuts = zone.cuts
-    if cuts:
-        for anc in reversed(chain[:-1]):
-            if anc in cuts and not (anc == name and qtype == DS):
-                return REFERRAL, anc
+    cut = occluding(zone, chain, qtype)
+    if cut is not None:
+        return cut
     names = zone.names
     types = names.get(name)
     if types is not None:
@@ -95,6 +102,35 @@ def lookup(zone: CompiledZone, name: bytes, qtype: int) -> tuple[int, object]:
                 return NODATA, None
             return NXDOMAIN_KIND, None
     return NXDOMAIN_KIND, None  # unreachable: the origin always exists
+
+
+def occluding(zone: CompiledZone, chain: list[bytes], qtype: int) -> tuple[int, bytes] | None:
+    """(REFERRAL, cut) or (DNAME_KIND, DNAME owner) for the highest such point on `chain`
+    (the name, then its ancestors up to the origin), or None: a cut at the name itself
+    decides unless QTYPE is DS, a DNAME only above the name."""
+    cuts, dnames = zone.cuts, zone.dnames
+    if cuts or dnames:
+        name = chain[0]
+        for anc in reversed(chain):
+            if anc in cuts and not (anc == name and qtype == DS):
+                return REFERRAL, anc
+            if anc in dnames and anc != name:
+                return DNAME_KIND, anc
+    return None
+
+
+def synthesized(qname: bytes, owner: bytes, dname: dns.rrset.RRset) -> tuple[bytes, bytes] | None:
+    """(target, rendered CNAME tail) RFC 6672 synthesizes for `qname` below the DNAME
+    `owner`, or None when the target exceeds 255 octets (YXDOMAIN, §2.2)."""
+    target = qname[: len(qname) - len(owner)] + name_wire(dname[0].target)
+    if len(target) > 255:
+        return None
+    return target, cname_tail(dname.ttl, target)
+
+
+def cname_tail(ttl: int, target: bytes) -> bytes:
+    """A CNAME RR after its owner name: type, class IN, TTL, rdlength, `target` (wire)."""
+    return _CNAME_HEAD + ttl.to_bytes(4, "big") + len(target).to_bytes(2, "big") + target
 
 
 def add_rrsets(
@@ -145,6 +181,7 @@ def resolve(zone: CompiledZone, qname: bytes, qtype: int) -> Entry:
     b = AnswerBuilder(qname, qtype)
     owner = qname
     seen = {qname}
+    written: set[bytes] = set()  # DNAME owners in the answer
     aa = AA
     rcode = 0
     for hop in range(MAX_CHAIN + 1):
@@ -157,6 +194,23 @@ def resolve(zone: CompiledZone, qname: bytes, qtype: int) -> Entry:
             b.add_authority(cut, ns)
             add_addresses(zone, b, targets(ns))
             break
+        if kind == DNAME_KIND:
+            down: bytes = data  # type: ignore[assignment]
+            dname = zone.names[down][DNAME]
+            if down not in written:  # a DNAME met again (a loop through it) is written once
+                written.add(down)
+                b.add_answer(down, dname)
+            synth = synthesized(owner, down, dname)
+            if synth is None:
+                rcode = YXDOMAIN
+                break
+            target, tail = synth
+            b.answer += b.add_tails(owner, (tail,))
+            if qtype == CNAME or target in seen or hop == MAX_CHAIN or not zone.contains(target):
+                break
+            seen.add(target)
+            owner = target
+            continue
         if kind == NODATA:
             add_soa(zone, b)
             break

@@ -1,7 +1,8 @@
 """`CompiledZone`: one zone version turned into pre-rendered answers for the fast path.
 
 Owns the per-version indexes (names by lowercased wire name, empty
-non-terminal counts, zone cuts), the eager answers and the lazy answer cache.
+non-terminal counts, zone cuts, DNAME owners), the eager answers and the lazy
+answer cache. Names below a DNAME owner are occluded as those below a cut are.
 
 * Eager: for every (owner, type) that exists and is not at or below a zone
   cut, the positive answer is rendered at compile time (`answers`, keyed by
@@ -65,6 +66,7 @@ class CompiledZone:
         "below",
         "cuts",
         "denial",
+        "dnames",
         "fdeps",
         "lazy",
         "lazy_do",
@@ -88,6 +90,7 @@ class CompiledZone:
         self.names: dict[bytes, Types] = {}
         self.below: dict[bytes, int] = {}  # name -> count of existing names strictly below
         self.cuts: set[bytes] = set()
+        self.dnames: set[bytes] = set()  # owners of a DNAME (names below them: occluded)
         self.answers: dict[bytes, Entry] = {}
         self.fdeps: dict[bytes, tuple[bytes, ...]] = {}  # answer key -> names it looked at
         self.rdeps: dict[bytes, set[bytes]] = {}  # name -> answer keys that looked at it
@@ -235,12 +238,14 @@ class CompiledZone:
             )
         if reuse:
             zone.names, zone.below, zone.cuts = prev.names, prev.below, prev.cuts
+            zone.dnames = prev.dnames
             zone.answers, zone.fdeps, zone.rdeps = prev.answers, prev.fdeps, prev.rdeps
             zone.owned = _ALL  # every rdeps set is this version's own
         else:
             zone.names = dict(prev.names)
             zone.below = dict(prev.below)
             zone.cuts = set(prev.cuts)
+            zone.dnames = set(prev.dnames)
             zone.answers = dict(prev.answers)
             zone.fdeps = dict(prev.fdeps)
             zone.rdeps = dict(prev.rdeps)  # sets are copied on write in _set_deps
@@ -253,14 +258,14 @@ class CompiledZone:
         for owner in changed:
             old = olds[owner] = zone.names.get(owner)
             new = snapshot.nodes.get(wire_to_name[owner])
-            was_cut = owner in zone.cuts
+            was_cut = (owner in zone.cuts, owner in zone.dnames)
             if old is not None:
                 zone._drop_name(owner, old)
             if new and not (signed and is_hashed_owner(new)):
                 zone._add_name(owner, new)
             elif signed:
                 zone.sigs.forget((owner,))
-            if was_cut != (owner in zone.cuts):
+            if was_cut != (owner in zone.cuts, owner in zone.dnames):
                 cut_changes.add(owner)
         redo = set(changed)
         for name in changed:
@@ -289,6 +294,8 @@ class CompiledZone:
         self.names[owner] = types
         if answer.NS in types and owner != self.origin:
             self.cuts.add(owner)
+        if answer.DNAME in types:
+            self.dnames.add(owner)
         n = owner
         while n != self.origin and len(n) > 1:
             n = n[n[0] + 1 :]
@@ -297,6 +304,7 @@ class CompiledZone:
     def _drop_name(self, owner: bytes, types: Types) -> None:
         del self.names[owner]
         self.cuts.discard(owner)
+        self.dnames.discard(owner)
         n = owner
         while n != self.origin and len(n) > 1:
             n = n[n[0] + 1 :]
@@ -307,13 +315,17 @@ class CompiledZone:
                 del self.below[n]
 
     def _occluded(self, owner: bytes) -> bool:
-        """True if `owner` is a cut or below one (its data is not authoritative here)."""
-        if not self.cuts:
+        """True if `owner` is a cut or below one, or below a DNAME owner (its data is not
+        answered as such here)."""
+        cuts, dnames = self.cuts, self.dnames
+        if not cuts and not dnames:
             return False
         n = owner
-        while n != self.origin and len(n) > 1:
-            if n in self.cuts:
+        while len(n) > 1:
+            if n in cuts or (n in dnames and n != owner):
                 return True
+            if n == self.origin:
+                return False
             n = n[n[0] + 1 :]
         return False
 

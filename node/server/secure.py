@@ -18,7 +18,9 @@ semantics, same rendering, same cache keys):
   insecure delegation gets the closest provable encloser proof instead);
   wildcard NODATA adds the wildcard's NSEC/NSEC3 to the no-closer proof;
 * referrals: NS (no RRSIG, AA=0), then DS + RRSIG, or the proof that there is
-  no DS (as for NODATA at the cut), then glue.
+  no DS (as for NODATA at the cut), then glue;
+* DNAME (RFC 6672 §5.3.1): the DNAME RRset with its RRSIGs, then the synthesized
+  CNAME, unsigned (validators check it against the DNAME), then the chase.
 
 Every denial record comes pre-rendered with its RRSIGs from `proofs.DenialIndex`;
 no dnspython per query.
@@ -31,14 +33,19 @@ from typing import TYPE_CHECKING
 from node.server.answer import (
     AAAA,
     CNAME,
+    DNAME,
     DS,
     MAX_CHAIN,
     NS,
+    YXDOMAIN,
     A,
     Types,
     name_wire,
+    occluding,
+    synthesized,
     targets,
 )
+from node.server.answer import REFERRAL as answer_REFERRAL
 from node.server.proofs import RRSIG, Piece
 from node.server.render import AA, QR, AnswerBuilder, Entry
 from node.server.wire import NXDOMAIN, TYPE_ANY
@@ -47,7 +54,7 @@ if TYPE_CHECKING:
     from node.server.compile import CompiledZone
 
 # outcomes of `classify`
-EXACT, WILD, REFERRAL, ENT, WILD_ENT, NXDOMAIN_KIND = range(6)
+EXACT, WILD, REFERRAL, ENT, WILD_ENT, NXDOMAIN_KIND, DNAME_KIND = range(7)
 
 
 def _parent(name: bytes) -> bytes:
@@ -62,11 +69,9 @@ def classify(zone: CompiledZone, name: bytes, qtype: int) -> tuple[int, object, 
     while n != origin:
         n = _parent(n)
         chain.append(n)
-    cuts = zone.cuts
-    if cuts:
-        for anc in reversed(chain[:-1]):
-            if anc in cuts and not (anc == name and qtype == DS):
-                return REFERRAL, anc, anc
+    point = occluding(zone, chain, qtype)
+    if point is not None:
+        return (REFERRAL if point[0] == answer_REFERRAL else DNAME_KIND), point[1], point[1]
     names = zone.names
     types = names.get(name)
     if types is not None:
@@ -191,6 +196,7 @@ def resolve(zone: CompiledZone, qname: bytes, qtype: int) -> Entry:
     proofs = _Proofs(zone)
     owner = qname
     seen = {qname}
+    written: set[bytes] = set()  # DNAME owners in the answer
     aa = AA
     rcode = 0
     negative = False
@@ -212,6 +218,23 @@ def resolve(zone: CompiledZone, qname: bytes, qtype: int) -> Entry:
                 proofs.nodata(cut)
             addresses = targets(ns)
             break
+        if kind == DNAME_KIND:
+            down: bytes = data  # type: ignore[assignment]
+            dtypes = zone.names[down]
+            if down not in written:  # a DNAME met again (a loop through it) is written once
+                written.add(down)
+                _add_signed(zone, b, down, down, dtypes, DNAME)
+            synth = synthesized(owner, down, dtypes[DNAME])
+            if synth is None:
+                rcode = YXDOMAIN
+                break
+            target, tail = synth
+            b.answer += b.add_tails(owner, (tail,))
+            if qtype == CNAME or target in seen or hop == MAX_CHAIN or not zone.contains(target):
+                break
+            seen.add(target)
+            owner = target
+            continue
         if kind == ENT:
             negative = True
             proofs.nodata(owner)

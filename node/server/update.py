@@ -166,7 +166,8 @@ class UpdateService:
             return tsigwire.respond(msg, exc.rcode, key)
         try:
             serial, rcode = await repo.update_rrsets(
-                req.zone, req.owners, lambda read: _plan(read, req, client, key_name))
+                req.zone, req.owners, lambda read: _plan(read, req, client, key_name),
+                req.dname_owners)
         except _Refusal as r:
             self._count("too_large" if r.event == Event.UPDATE_TOO_LARGE else "refused")
             emit(r.event, logging.WARNING, zone=req.zone, key=_key_text(key_name), client=client,
@@ -250,7 +251,7 @@ def _plan(read: UpdateRead, req: UpdateRequest, client: str, key: Name | None
     rcode = evaluate(req, read.data)
     if rcode != dns.rcode.NOERROR:
         return {}, rcode
-    outcome = apply(req, read.data, read.head.serial)
+    outcome = apply(req, read.data, read.head.serial, read.below)
     if outcome.ignored:
         log.info("UPDATE of %s: ignored %s", req.zone, "; ".join(outcome.ignored))
     rule = over_limit(verdict, outcome.writes)

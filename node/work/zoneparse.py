@@ -12,17 +12,18 @@ interpreter starved the lease and the watch).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import dns.name
 import dns.rdatatype
 import dns.rrset
 
-from node.store.keys import name_component
+from node.store.keys import name_component, parse_name_component
 from node.work.fastparse import fast_parse
 from node.work.masterfile import read_zone
 from node.zones.model import ZoneConfig, rrset_to_json, snapshot_from_rrsets
-from node.zones.rules import check_supported
+from node.zones.rules import check_dnames, check_supported
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +42,20 @@ def parse_for_store(text: str, origin: str) -> ParsedZone:
     fast = fast_parse(text, origin)
     parsed = ParsedZone(*fast) if fast is not None else parse_with_dnspython(text, origin)
     types = {key.rpartition("/")[2] for key, _ in parsed.records}
-    check_supported(dns.rdatatype.from_text(t) for t in types)  # DNAME: not served right yet
+    check_supported(dns.rdatatype.from_text(t) for t in types)
+    if "DNAME" in types:  # RFC 6672 §2.4: the whole zone's shape around each DNAME
+        check_dnames(dns.name.from_text(origin), _nodes_of(parsed.records))
     return parsed
+
+
+def _nodes_of(records: tuple[tuple[str, bytes], ...]) -> dict[dns.name.Name, dict[int, list]]:
+    """owner -> type -> its stored rdata, from the stored form (`check_dnames` reads it)."""
+    nodes: dict[dns.name.Name, dict[int, list]] = {}
+    for key, value in records:
+        owner, _, rdtype = key.rpartition("/")
+        nodes.setdefault(parse_name_component(owner), {})[dns.rdatatype.from_text(rdtype)] = (
+            json.loads(value)["rdata"])
+    return nodes
 
 
 def parse_with_dnspython(text: str, origin: str) -> ParsedZone:

@@ -2,19 +2,17 @@
 
 Every change reads the zone head (serial, generation) and the data it
 touches in one read transaction, then writes the new data and `head` with
-serial + 1 (RFC 1982) in one transaction compared on the head's mod
-revision. Every change writes the head, so an unchanged head revision proves
-nothing in the zone changed in between; on a failed compare the change is
-retried from the read (concurrent writers on other nodes lose nothing).
+serial + 1 (RFC 1982) in one transaction compared on the head's mod revision. Every
+change writes the head, so an unchanged head revision proves nothing in the zone changed
+in between; a failed compare retries from the read (other nodes' writers lose nothing).
 
 Bulk changes (create with content, import) cannot be one transaction (etcd
 caps a txn at 128 operations and 1.5 MiB). They write a new *generation*
 of the zone in batches, invisible to replicas, then activate it with one
 transaction that flips `head.generation` and bumps the serial; the old
-generation is deleted afterwards. Master-file text is parsed in the node's
-worker pool (`node/work/zoneparse.py`), never on the loop's interpreter.
-Deleting a zone removes all but its data in one transaction, then each generation's
-data in parts (`BulkWriter.delete`: one revision of 127k keys cost etcd ~10 s of CPU).
+generation is deleted afterwards. Master-file text is parsed in the worker pool
+(`node/work/zoneparse.py`), never on the loop's interpreter. Deleting a zone removes
+all but its data in one txn, then each generation's data in parts (`BulkWriter.delete`).
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
@@ -42,6 +40,7 @@ from node.store.keys import KeyLayout
 from node.store.txn import Compare, Op, prefix_range_end
 from node.work.zoneparse import ParsedZone
 from node.zones.bulk import BulkWriter, Progress, quiet, records_of
+from node.zones.dname_reads import DnamePlace
 from node.zones.model import (
     ZONE_KIND_SECONDARY,
     ZoneConfig,
@@ -306,26 +305,25 @@ class ZoneRepository(ZoneReads):
                     config, owner, rdtype, change, forward,
                     lambda new, at: check_change(zone, owner, rdtype, new, at))
         await self._not_secondary(zone)
-
+        place = DnamePlace(self._etcd, self._keys, zone, owner, rdtype)  # RFC 6672 §2.4
         def build(head: ZoneHead, at_owner: dict[int, dns.rrset.RRset]) -> list[Op]:
             new = change(at_owner.get(rdtype))
             if new is not None and len(new) == 0:
                 new = None
             check_change(zone, owner, rdtype, new, at_owner)
+            place.check(new)
             key = self._keys.rrset_key(zone, head.generation, owner, rdtype)
             if new is None:
                 return [Op.delete(key)]
             return [Op.put(key, rrset_to_json(new))]
 
-        return await self._mutate(zone, build, owner=owner)
+        return await self._mutate(zone, build, owner=owner, before=place.read)
 
     async def bump(self, zone: Name, ops: Sequence[Op], guards: Sequence[Compare] = ()
                    ) -> int | None:
-        """Apply `ops` and serial + 1 in one txn, only while `guards` hold.
-
-        Retries while only the head raced; returns the new serial, or None when a
-        guard failed (the caller decides what that means, e.g. FencedOut).
-        """
+        """Apply `ops` and serial + 1 in one txn, only while `guards` hold. Retries while
+        only the head raced; returns the new serial, or None when a guard failed (the caller
+        decides what that means, e.g. FencedOut)."""
         head_key = self._keys.head_key(zone)
         for attempt in range(MAX_RETRIES):
             kv = await self._etcd.get(head_key)
@@ -345,13 +343,14 @@ class ZoneRepository(ZoneReads):
 
     async def update_rrsets(
         self, zone: Name, owners: Collection[Name],
-        plan: Callable[[UpdateRead], tuple[Writes, object]],
+        plan: Callable[[UpdateRead], tuple[Writes, object]], dname_owners: Collection[Name] = (),
     ) -> tuple[int | None, object]:
         """One RFC 2136 UPDATE as one txn (see `update_txn.UpdateTransactions.run`)."""
-        return await self._updates.run(zone, owners, plan)
+        return await self._updates.run(zone, owners, plan, dname_owners)
 
-    async def _mutate(self, zone: Name, build: _Build, owner: Name | None = None) -> int:
-        """Read head (+ the owner's RRsets), build ops, write them with head+1, fenced on head."""
+    async def _mutate(self, zone: Name, build: _Build, owner: Name | None = None,
+                      before: Callable[[ZoneHead], Awaitable[None]] | None = None) -> int:
+        """Read head (+ owner's RRsets, + `before`'s), build ops, write them, head+1, fenced."""
         head_key = self._keys.head_key(zone)
         for attempt in range(MAX_RETRIES):
             head_kv = await self._etcd.get(head_key)
@@ -361,8 +360,7 @@ class ZoneRepository(ZoneReads):
             at_owner: dict[int, dns.rrset.RRset] = {}
             if owner is not None:
                 # the head and the owner's RRsets at one (current) revision; the txn below
-                # proves nothing changed since. Never read at the head's mod revision: it
-                # may be compacted away on a zone that has been quiet for a while.
+                # proves nothing changed since (not at the head's mod revision: compacted?)
                 read = await self._etcd.txn(when=[], then=[
                     Op.get(head_key),
                     Op.get(self._keys.owner_prefix(zone, head.generation, owner), prefix=True),
@@ -373,6 +371,8 @@ class ZoneRepository(ZoneReads):
                 for kv in owner_range.kvs:  # type: ignore[union-attr]
                     rr = self._rrset(kv)
                     at_owner[rr.rdtype] = rr
+            if before is not None:
+                await before(head)
             ops = build(head, at_owner)
             new_head = head.bumped(self._clock.time())
             result = await self._etcd.txn(

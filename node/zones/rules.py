@@ -4,17 +4,20 @@
 so does the owner of a file-backed zone (`node.filezone`) before it edits the
 file: an owner inside the zone; no DNSSEC types by hand (the signer makes them);
 the apex keeps its SOA and NS, and the SOA stays single and at the apex; a CNAME
-is alone at its owner (RRSIG and NSEC aside) and never at the apex. RFC 2136
-UPDATE applies its own (`update.py`): there a change that breaks one is
-ignored, not refused. Types the server cannot serve correctly (`UNSUPPORTED_TYPES`:
-DNAME, whose RFC 6672 synthesis is not implemented) are refused wherever records
-enter: here, zone imports (`node/work/zoneparse.py`), master files of file-backed
-zones (`node/filezone/files.py`) and UPDATE (`node/server/update.py`, REFUSED).
+is alone at its owner (RRSIG and NSEC aside) and never at the apex. A DNAME (RFC
+6672 §2.4, §5.2) is single at its owner, never beside a CNAME, nor at a delegation
+(an NS below the apex); nothing may exist below its owner (`check_dname_place` for
+one change, `check_dnames` for a whole zone); at the apex it sits beside SOA and NS.
+RFC 2136 UPDATE applies its own (`update.py`): there a change that breaks one is
+ignored, not refused. Types the server cannot serve correctly (`UNSUPPORTED_TYPES`,
+none today) are refused wherever records enter: here, zone imports
+(`node/work/zoneparse.py`), master files of file-backed zones
+(`node/filezone/files.py`) and UPDATE (`node/server/update.py`, REFUSED).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sized
 
 import dns.name
 import dns.rdatatype
@@ -27,13 +30,11 @@ Name = dns.name.Name
 RESERVED_TYPES = frozenset(
     {dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3, dns.rdatatype.NSEC3PARAM}
 )
-# Types served wrongly if stored: a DNAME served as a plain record synthesises nothing
-# below it (RFC 6672), an answer no resolver expects.
-UNSUPPORTED_TYPES = {
-    dns.rdatatype.DNAME: "DNAME records are not supported yet "
-                         "(RFC 6672 synthesis is not implemented)",
-}
+# Types served wrongly if stored (type -> why), refused wherever records enter. DNAME
+# left it once its synthesis (RFC 6672) was served; the mechanism stays for the next one.
+UNSUPPORTED_TYPES: dict[int, str] = {}
 CNAME_COMPATIBLE = frozenset({dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.CNAME})
+DNAME = dns.rdatatype.DNAME
 
 
 def check_supported(rdtypes: Iterable[int]) -> None:
@@ -75,7 +76,7 @@ def check_change(
     elif rdtype == dns.rdatatype.SOA and new is not None:
         raise ValidationError(f"an SOA record belongs at the zone apex {zone}, not at {owner}")
     if new is None:
-        return  # a DNAME stored before it was refused can still be deleted
+        return  # deleting never breaks a rule below
     check_supported((rdtype,))
     if rdtype == dns.rdatatype.CNAME:
         if len(new) > 1:
@@ -84,3 +85,54 @@ def check_change(
             raise ValidationError(f"{owner} has other data; a CNAME cannot be added there")
     elif dns.rdatatype.CNAME in others and rdtype not in CNAME_COMPATIBLE:
         raise ValidationError(f"{owner} has a CNAME; no other data can be added there")
+    if rdtype == DNAME:
+        if len(new) > 1:
+            raise ValidationError(f"{owner} can have only one DNAME record")
+        if owner != zone and dns.rdatatype.NS in others:
+            raise ValidationError(f"{owner} is a delegation; a DNAME cannot be added there")
+    elif rdtype == dns.rdatatype.NS and owner != zone and DNAME in others:
+        raise ValidationError(f"{owner} has a DNAME; it cannot become a delegation")
+
+
+def dname_above(zone: Name, owner: Name, has_dname: Iterable[Name]) -> Name | None:
+    """The owner of a DNAME strictly above `owner` (up to the apex), among `has_dname`."""
+    owners = set(has_dname)
+    n = owner
+    while n != zone and len(n) > 1:
+        n = n.parent()
+        if n in owners:
+            return n
+    return None
+
+
+def check_dname_place(owner: Name, rdtype: int, above: Name | None,
+                      below: Name | None) -> None:
+    """An RRset added at `owner` is not below a DNAME (`above`: the DNAME owner above it,
+    if any); an added DNAME has nothing below it (`below`: some name below `owner`)."""
+    if above is not None:
+        raise ValidationError(f"{above} has a DNAME; nothing may exist below it "
+                              f"({owner} {dns.rdatatype.to_text(rdtype)})")
+    if rdtype == DNAME and below is not None:
+        raise ValidationError(f"{owner} has names below it ({below}); "
+                              "a DNAME cannot be added there")
+
+
+def check_dnames(zone: Name, nodes: Mapping[Name, Mapping[int, Sized]]) -> None:
+    """A whole zone (owner -> type -> its records) keeps the DNAME rules of RFC 6672 §2.4:
+    one DNAME record per owner, none at a delegation, nothing below a DNAME owner (the
+    first name found there is named in the ValidationError)."""
+    owners = {o for o, ts in nodes.items() if DNAME in ts}
+    if not owners:
+        return
+    for owner in sorted(owners):
+        types = nodes[owner]
+        if len(types[DNAME]) > 1:
+            raise ValidationError(f"{owner} can have only one DNAME record")
+        if owner != zone and dns.rdatatype.NS in types:
+            raise ValidationError(f"{owner} is a delegation; a DNAME cannot be there")
+        if dns.rdatatype.CNAME in types:
+            raise ValidationError(f"{owner} has a CNAME; a DNAME cannot be there")
+    for owner in sorted(nodes):
+        above = dname_above(zone, owner, owners)
+        if above is not None:
+            raise ValidationError(f"{above} has a DNAME; nothing may exist below it ({owner})")

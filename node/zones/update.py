@@ -10,7 +10,9 @@ Behaviour follows RFC 2136 and BIND where the RFC leaves room:
 - prerequisites are checked in order, the value-dependent ones ("RRset
   exists, value dependent") compared as whole RRsets after the others;
 - additions: a CNAME is ignored where other data exists and other data is
-  ignored where a CNAME exists; a new CNAME replaces the old one; a
+  ignored where a CNAME exists; a new CNAME (or DNAME) replaces the old one;
+  anything below a DNAME owner, a DNAME above other names or at a delegation
+  is ignored (RFC 6672 §2.4); a
   duplicate RR replaces the old one (TTL included); the RRset takes the TTL
   of the last RR added;
 - SOA: only at the apex, only with a serial greater than the zone's
@@ -23,7 +25,7 @@ Behaviour follows RFC 2136 and BIND where the RFC leaves room:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -90,8 +92,20 @@ class UpdateRequest:
 
     @property
     def owners(self) -> frozenset[Name]:
-        """Every name the prerequisites and changes read (whole owners: CNAME rules)."""
-        return frozenset({p.name for p in self.prereqs} | {c.name for c in self.changes})
+        """Every name the prerequisites and changes read (whole owners: CNAME rules), and the
+        names above each addition up to the apex (a DNAME there: RFC 6672 §2.4)."""
+        names = {p.name for p in self.prereqs} | {c.name for c in self.changes}
+        for c in self.changes:
+            n = c.name
+            while c.kind == "add" and n != self.zone and len(n) > 1:
+                n = n.parent()
+                names.add(n)
+        return frozenset(names)
+
+    @property
+    def dname_owners(self) -> frozenset[Name]:
+        """The names a DNAME is added at (the caller reads whether names exist below)."""
+        return frozenset(c.name for c in self.changes if c.kind == "add" and c.rdtype == T.DNAME)
 
     @property
     def types(self) -> frozenset[int]:
@@ -194,8 +208,10 @@ def evaluate(req: UpdateRequest, data: OwnerData) -> int:
     return dns.rcode.NOERROR
 
 
-def apply(req: UpdateRequest, data: OwnerData, serial: int) -> Outcome:
-    """Run the update section in order over `data`; `serial` is the zone's current serial."""
+def apply(req: UpdateRequest, data: OwnerData, serial: int,
+          below: Collection[Name] = ()) -> Outcome:
+    """Run the update section in order over `data`; `serial` is the zone's current serial;
+    `below`: names of the zone below a name of `req.dname_owners` (for the DNAME rules)."""
     state: dict[Name, dict[int, dns.rrset.RRset]] = {
         name: {t: r.copy() for t, r in types.items()} for name, types in data.items()
     }
@@ -206,7 +222,7 @@ def apply(req: UpdateRequest, data: OwnerData, serial: int) -> Outcome:
         apex = c.name == zone
         label = f"{c.kind} {c.name} {T.to_text(c.rdtype)}"
         if c.kind == "add":
-            why = _add(types, c, apex, serial)
+            why = _dname_rule(state, below, c, zone) or _add(types, c, apex, serial)
             if why:
                 ignored.append(f"{label}: {why}")
         elif c.kind == "delete-rrset":
@@ -250,7 +266,7 @@ def _add(types: dict[int, dns.rrset.RRset], c: Change, apex: bool, serial: int) 
             return "the SOA serial is not greater than the zone's"
     if t == T.CNAME and apex:
         return "a CNAME cannot be at the zone apex"
-    if t in (T.SOA, T.CNAME):  # singletons: replaced
+    if t in (T.SOA, T.CNAME, T.DNAME):  # singletons: replaced (DNAME as BIND)
         types[t] = dns.rrset.from_rdata(c.name, c.ttl, c.rdata)
         return ""
     rrset = types.get(t)
@@ -259,6 +275,26 @@ def _add(types: dict[int, dns.rrset.RRset], c: Change, apex: bool, serial: int) 
     rrset.discard(c.rdata)
     rrset.add(c.rdata)
     rrset.ttl = c.ttl  # the RRset takes the TTL of the RR added last (as BIND)
+    return ""
+
+
+def _dname_rule(state: Mapping[Name, Mapping[int, dns.rrset.RRset]], below: Collection[Name],
+                c: Change, zone: Name) -> str:
+    """Why adding `c` breaks a DNAME rule (RFC 6672 §2.4), or "": nothing below a DNAME
+    owner, no DNAME at a delegation (the apex keeps its NS beside one)."""
+    n = c.name
+    while n != zone and len(n) > 1:
+        n = n.parent()
+        if state.get(n, {}).get(T.DNAME):
+            return f"the name is below the DNAME at {n}"
+    types = state.get(c.name, {})
+    if c.name != zone and ((c.rdtype == T.DNAME and types.get(T.NS))
+                           or (c.rdtype == T.NS and types.get(T.DNAME))):
+        return "a DNAME cannot be at a delegation"
+    if c.rdtype == T.DNAME:
+        for name in (*below, *(o for o, ts in state.items() if any(ts.values()))):
+            if name != c.name and name.is_subdomain(c.name):
+                return f"names exist below it ({name})"
     return ""
 
 

@@ -24,6 +24,7 @@ from node.errors import Conflict, NotFound, ValidationError
 from node.store.client import EtcdClient, KeyValue
 from node.store.keys import KeyLayout
 from node.store.txn import Compare, Op
+from node.zones.dname_reads import name_below
 from node.zones.model import ZoneConfig, ZoneHead, rrset_from_json, rrset_to_json
 
 Name = dns.name.Name
@@ -41,6 +42,7 @@ class UpdateRead:
     config: ZoneConfig
     signed: bool  # the zone has DNSSEC settings (zones/<z>/dnssec exists)
     data: dict[Name, dict[int, dns.rrset.RRset]]  # owner -> type -> RRset, for the owners read
+    below: frozenset[Name] = frozenset()  # names below the names a DNAME is added at
 
 
 class UpdateTransactions:
@@ -60,7 +62,7 @@ class UpdateTransactions:
 
     async def run(
         self, zone: Name, owners: Collection[Name],
-        plan: Callable[[UpdateRead], tuple[Writes, object]],
+        plan: Callable[[UpdateRead], tuple[Writes, object]], dname_owners: Collection[Name] = (),
     ) -> tuple[int | None, object]:
         """One RFC 2136 UPDATE as one txn: read, `plan`, write compared on everything read.
 
@@ -71,6 +73,8 @@ class UpdateTransactions:
         so concurrent updates through any node serialize; a failed compare retries
         from the read. Returns (new serial or None when nothing changed, result).
         Updates of one zone through this node queue on a lock (no wasted retries).
+        For each of `dname_owners` (a DNAME added there), a name below it is looked for
+        (`UpdateRead.below`), after the read and so under the same compare on the head.
         """
         zone = zone.canonicalize()
         if len(owners) + 3 > MAX_TXN_OPS:
@@ -78,11 +82,11 @@ class UpdateTransactions:
                                   f"transaction ({MAX_TXN_OPS} operations)")
         lock = self._locks.setdefault(zone, asyncio.Lock())
         async with lock:
-            return await self._update_rrsets(zone, sorted(owners), plan)
+            return await self._update_rrsets(zone, sorted(owners), plan, dname_owners)
 
     async def _update_rrsets(
         self, zone: Name, owners: list[Name],
-        plan: Callable[[UpdateRead], tuple[Writes, object]],
+        plan: Callable[[UpdateRead], tuple[Writes, object]], dname_owners: Collection[Name],
     ) -> tuple[int | None, object]:
         keys = self._keys
         fixed = [keys.head_key(zone), keys.config_key(zone), keys.dnssec_key(zone)]
@@ -115,8 +119,10 @@ class UpdateTransactions:
                     rr = self._rrset(kv)
                     data[rr.name][rr.rdtype] = rr
                     revisions[(rr.name, rr.rdtype)] = kv.mod_revision
+            below = [await name_below(self._etcd, keys, zone, gen, o) for o in dname_owners]
             writes, result = plan(UpdateRead(head, ZoneConfig.from_json(got[1][0].value),
-                                             bool(got[2]), data))
+                                             bool(got[2]), data,
+                                             frozenset(n for n in below if n is not None)))
             if not writes:
                 return None, result
             if len(writes) + 1 > MAX_TXN_OPS:

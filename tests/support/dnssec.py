@@ -54,3 +54,25 @@ def fully_validated(res: subprocess.CompletedProcess[str]) -> bool:
     """delv's verdict: "; fully validated" (a negative answer also exits non-zero, with
     "; negative response, fully validated")."""
     return "fully validated" in res.stdout and "resolution failed: broken" not in res.stdout
+
+
+def signed_snapshot(text: str, origin: str, nsec3: bool, now: int) -> object:
+    """`text` as a `ZoneSnapshot` signed by a fresh ECDSA KSK and ZSK (NSEC or NSEC3)."""
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from node.dnssec.denial import DenialParams
+    from node.dnssec.keys import load_private_key, new_key
+    from node.dnssec.signer import SigningKey
+    from node.dnssec.zonesigner import SigningParams, ZoneSigner
+    from node.zones.model import snapshot_from_text
+
+    name = dns.name.from_text(origin)
+    keys = []
+    for role in ("ksk", "zsk"):
+        key, pem = new_key(name, 13, role, now=datetime.fromtimestamp(now, UTC))  # type: ignore[arg-type]
+        keys.append(SigningKey(key, load_private_key(pem)))
+    signer = ZoneSigner(name, SigningParams(denial=DenialParams(nsec3=nsec3)), keys)
+    plain = snapshot_from_text(text, name, allow_transfer=["127.0.0.1/32"])
+    res = signer.sign(plain.nodes, None, now)
+    return dataclasses.replace(plain, nodes=res.nodes, signed=True)

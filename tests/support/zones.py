@@ -62,3 +62,36 @@ big IN TXT "{txt}" "{txt}" "{txt}" "{txt}" "{txt}" "{txt}"
 sub 3600 IN NS ns.sub
 ns.sub IN A 192.0.2.53
 """
+
+# DNAME (RFC 6672) cases, origin dname.test.: an in-zone target chased, one out of the
+# zone, one through a wildcard and one to a delegation, a CNAME into a DNAME, a DNAME
+# loop, and a target so long that names below `long` synthesize past 255 octets.
+LONG_TARGET = ".".join(c * 63 for c in "abc") + "."
+DNAME_ZONE = f"""
+$TTL 3600
+@        SOA   ns1 hostmaster 1 7200 3600 1209600 300
+@        NS    ns1
+ns1      A     192.0.2.1
+old      300   DNAME new
+new      A     192.0.2.6
+a.new    A     192.0.2.5
+a.new    MX    10 a.old
+ext      DNAME other.net.
+cn       CNAME x.old
+cn2      CNAME a.old
+loop     DNAME x.loop2
+loop2    DNAME loop
+long     DNAME {LONG_TARGET}
+*.wild   A     192.0.2.7
+wd       DNAME w.wild
+sub      NS    ns.sub
+ns.sub   A     192.0.2.8
+tosub    DNAME sub
+"""
+# a DNAME at the apex of apex.test. (beside its SOA and NS): everything below it moves
+APEX_DNAME_ZONE = """
+$TTL 3600
+@        SOA   ns.other.net. hostmaster 1 7200 3600 1209600 300
+@        NS    ns.other.net.
+@        DNAME dname.test.
+"""

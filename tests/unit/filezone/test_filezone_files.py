@@ -95,11 +95,14 @@ def test_canonical_text_takes_the_fast_path_with_the_same_result() -> None:
 
 
 @pytest.mark.parametrize("fast", [False, True])
-def test_a_master_file_with_a_dname_is_refused(fast: bool) -> None:
-    """DNAME synthesis (RFC 6672) is not implemented: a file-backed zone may not carry one."""
+def test_a_master_file_with_a_dname_loads_and_keeps_its_rules(fast: bool) -> None:
+    """A DNAME (RFC 6672) loads; a name below its owner is refused, naming the owner."""
     text = (files.master_text(files.parse_master(TEXT, ORIGIN))
             + "old.fz.test. 300 IN DNAME new.example.\n") if fast \
         else TEXT + "old IN DNAME new.example.\n"
-    assert (files._parse_canonical(text, ORIGIN) is not None) == fast
-    with pytest.raises(ValidationError, match="DNAME records are not supported yet"):
-        files.parse_master(text, ORIGIN)
+    nodes = files.parse_master(text, ORIGIN)
+    assert nodes[dns.name.from_text("old.fz.test.")][dns.rdatatype.DNAME][0].to_text() == (
+        "new.example.")
+    with pytest.raises(ValidationError, match=r"old\.fz\.test\. has a DNAME; nothing may "
+                                              r"exist below it \(a\.old\.fz\.test\.\)"):
+        files.parse_master(text + "a.old.fz.test. 300 IN A 192.0.2.1\n", ORIGIN)
