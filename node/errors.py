@@ -49,6 +49,8 @@ class Raced(Conflict):
     """Another writer changed what a request had read before it wrote: nothing was written,
     and the request may be made again from a fresh read."""
 
+    code = "raced"
+
 
 class FencedOut(NodeError):
     """A fenced etcd transaction failed its compare: someone else holds the role."""

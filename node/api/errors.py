@@ -9,6 +9,7 @@
 | `ConfigError` | FAILED_PRECONDITION | the node's own settings prevent it |
 | `EtcdUnavailable` | UNAVAILABLE | retry later (gRPC's meaning exactly) |
 | `FencedOut` | ABORTED | lost a fenced compare: re-read and decide again |
+| `Raced` | ABORTED | another writer changed what it read, again and again: nothing written |
 | `InProgress` | DEADLINE_EXCEEDED | accepted work goes on past the deadline (clusterctl exit 3) |
 | `ApiUnreachable` | UNAVAILABLE | client side only: the API endpoint did not answer |
 | `NodeError` (other) | UNKNOWN | |
@@ -36,6 +37,7 @@ from node.errors import (
     InProgress,
     NodeError,
     NotFound,
+    Raced,
     Refused,
     ValidationError,
 )
@@ -57,6 +59,7 @@ STATUS_BY_ERROR: dict[type[NodeError], grpc.StatusCode] = {
     ConfigError: grpc.StatusCode.FAILED_PRECONDITION,
     EtcdUnavailable: grpc.StatusCode.UNAVAILABLE,
     FencedOut: grpc.StatusCode.ABORTED,
+    Raced: grpc.StatusCode.ABORTED,
     InProgress: grpc.StatusCode.DEADLINE_EXCEEDED,
     ApiUnreachable: grpc.StatusCode.UNAVAILABLE,
     NodeError: grpc.StatusCode.UNKNOWN,
