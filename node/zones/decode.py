@@ -135,12 +135,22 @@ def rdata_from_text(rdtype: int, text: str) -> dns.rdata.Rdata:
     return dns.rdata.from_text(IN, rdtype, text)
 
 
+# the usual stored value: one record whose text needs no JSON escape (`rrset_to_json` writes
+# `json.dumps` of it: ASCII, `"` and `\` and control characters escaped); read without a
+# JSON decoder's per-call overhead (~1/8 of a decode), the same ttl and text as `json.loads`
+_ONE = re.compile(rb'\{"ttl": (0|[1-9][0-9]{0,9}), "rdata": \["([^"\\\x00-\x1f\x7f-\xff]*)"\]\}')
+
+
 def rrset_from_json(owner: Name, rdtype: int, data: bytes) -> dns.rrset.RRset:
     """The RRset a stored value holds (the format of `model.rrset_to_json`)."""
-    obj = json.loads(data)
+    one = _ONE.fullmatch(data)
+    if one is not None:
+        ttl: int = int(one[1])
+        texts: list[str] = [one[2].decode()]
+    else:
+        obj = json.loads(data)
+        ttl, texts = obj["ttl"], obj["rdata"]
     rrset = dns.rrset.RRset(owner, IN, rdtype)
-    ttl = obj["ttl"]
-    texts = obj["rdata"]
     if rdtype in _PLAIN_SET or (len(texts) == 1 and rdtype not in _SIGS):
         # what `add` does for these types, hashing each rdata once, not twice (its
         # `to_wire` is a third of a load)

@@ -166,3 +166,22 @@ def test_fast_records_are_dnspythons_in_sets_and_through_pickle() -> None:
         assert all(f in mixed for f in fast)
         assert dns.rrset.from_rdata_list(owner, 300, fast) == mixed
         assert mixed.union(dns.rrset.from_rdata_list(owner, 300, fast)) == mixed
+
+
+def test_one_record_values_read_as_json_reads_them() -> None:
+    """The stored value of a one-record RRset is read without a JSON decoder when it can be:
+    the same TTL and text as `json.loads`, and escapes, several records, a TTL past 32 bits
+    or non-ASCII text go to `json.loads`."""
+    from node.zones import decode
+
+    texts = ["10.0.0.1", "a\\.b.test.", 'x"y', "tab\there", "é", "\x7f", "", "ns1.test."]
+    for ttl in (0, 1, 3600, 2**32 - 1, 2**40):
+        for rdata in [[t] for t in texts] + [texts[:2], []]:
+            data = json.dumps({"ttl": ttl, "rdata": rdata}).encode()
+            got = decode.rrset_from_json(dns.name.from_text("o.test."), dns.rdatatype.TXT,
+                                         json.dumps({"ttl": ttl, "rdata": ['"t"']}).encode())
+            assert got.ttl == ttl
+            one = decode._ONE.fullmatch(data)
+            if one is not None:
+                assert (int(one[1]), [one[2].decode()]) == (ttl, rdata)
+    assert decode._ONE.fullmatch(b'{"ttl": 007, "rdata": ["x"]}') is None  # not JSON
