@@ -15,6 +15,11 @@ since the command started, per node):
     image    SERVING_IMAGE_BUILT: seconds (the full image)
     answer   the node answered the serial
 
+Then the CPU seconds each node's process tree (control process, serving
+workers, pools, the image child once reaped) and etcd used from the
+command's start until every node answered: on a shared machine these
+compare before/after better than the wall times.
+
     .venv/bin/python -m bench.loadtime [--names 100000] [--nodes 3] [--runs 2]
 """
 
@@ -31,7 +36,16 @@ from pathlib import Path
 
 from bench import wire, zonegen
 from bench.availability import clusterctl
-from bench.procs import NodeAddr, Proc, ProcessSet, start_etcd, start_node, stop_on_sigterm
+from bench.procs import (
+    NodeAddr,
+    Proc,
+    ProcessSet,
+    cpu_seconds,
+    own_cpu_seconds,
+    start_etcd,
+    start_node,
+    stop_on_sigterm,
+)
 from bench.scratch import load_average, scratch_run
 
 STAGES = {1841: "progress", 1205: "flip", 1855: "reload", 1856: "image", 1842: "done"}
@@ -78,7 +92,8 @@ def stages(proc: Proc, since: float) -> str:
             cpu = f" (CPU {ev['decode_cpu_s']} s in all)" if "decode_cpu_s" in ev else ""
             parts.append(f"read {ev['read_s']} decode {ev['decode_s']}{cpu} (end {at:.2f})")
         elif kind == "image":
-            parts.append(f"image {ev['seconds']} (CPU {ev.get('cpu_s')}) (end {at:.2f})")
+            parts.append(f"image {ev['seconds']} (CPU {ev.get('cpu_s')}, child "
+                         f"{ev.get('child_cpu_s')}, fork {ev.get('fork_ms')} ms) (end {at:.2f})")
         elif kind == "done":
             parts.append(f"import done {at:.2f}")
     return ", ".join(parts)
@@ -88,6 +103,9 @@ def run_once(ps: ProcessSet, nodes: list[tuple[Proc, NodeAddr]], zone_file: Path
              timeout: float) -> dict[str, float]:
     above = wire.serial_of(nodes[0][1].host, nodes[0][1].dns_port, zone, timeout=0.5) or 0
     answered: dict[str, float] = {}
+    etcd = [p for p in ps.procs if p.name == "etcd"]
+    cpu0 = [(cpu_seconds(p.pid), own_cpu_seconds(p.pid)) for p, _ in nodes]
+    etcd0 = own_cpu_seconds(etcd[0].pid) if etcd else 0.0
     t0 = time.time()
     pollers = [threading.Thread(target=_answered, args=(a, zone, above, t0, answered, timeout))
                for _, a in nodes]
@@ -97,10 +115,17 @@ def run_once(ps: ProcessSet, nodes: list[tuple[Proc, NodeAddr]], zone_file: Path
     acked = time.time() - t0
     for t in pollers:
         t.join()
+    cpu = [(cpu_seconds(p.pid) - tree, own_cpu_seconds(p.pid) - own)
+           for (p, _), (tree, own) in zip(nodes, cpu0, strict=True)]
+    etcd_cpu = (own_cpu_seconds(etcd[0].pid) if etcd else 0.0) - etcd0
     print(f"clusterctl acknowledged after {acked:.2f} s; answered: "
           + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(answered.items())))
     for proc, _ in nodes:
         print(f"  {proc.name}: {stages(proc, t0)}")
+    per_node = ", ".join(f"{p.name} {tree:.1f} (control {own:.1f})"
+                         for (p, _), (tree, own) in zip(nodes, cpu, strict=True))
+    print(f"CPU s until answered: {per_node}, etcd {etcd_cpu:.1f}; "
+          f"all {sum(t for t, _ in cpu) + etcd_cpu:.1f}")
     return answered
 
 

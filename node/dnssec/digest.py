@@ -22,6 +22,7 @@ import dns.name
 import dns.rdatatype
 import dns.rrset
 
+from node.dnssec.canonical import rdata_digestable
 from node.dnssec.rrsigset import LazyRRset, RRSIGSet
 
 __all__ = ["ZoneDigest", "owner_digest"]
@@ -47,7 +48,7 @@ def owner_digest(owner: dns.name.Name, types: Mapping[int, dns.rrset.RRset]) -> 
             ttl = rd.original_ttl if rdtype == dns.rdatatype.RRSIG else rrset.ttl  # type: ignore[attr-defined]
             rtype = rd.type_covered if rdtype == dns.rdatatype.RRSIG else rdtype  # type: ignore[attr-defined]
             records.append(wire + _RR.pack(rdtype, rrset.rdclass, ttl) + rtype.to_bytes(2, "big")
-                           + rd.to_digestable(owner))
+                           + rdata_digestable(rd, owner))
     h = hashlib.sha256()
     for rec in sorted(records):
         h.update(len(rec).to_bytes(4, "big"))

@@ -68,6 +68,23 @@ def parse_name_component(text: str) -> dns.name.Name:
 # another dnspython whose Name holds more than its labels keeps its own constructor
 _FAST_NAME = {s for c in dns.name.Name.__mro__ for s in getattr(c, "__slots__", ())} == {"labels"}
 PLAIN_NAME = re.compile(r"(?:[A-Za-z0-9_*-]{1,63}\.)+")  # absolute, no escapes
+_NAME_HASH = dns.name.Name.__hash__
+
+
+class HashedName(dns.name.Name):
+    """A `dns.name.Name` that keeps its hash: dnspython's walks every character in Python
+    on each call (~3 µs), and a zone's owners are looked up in several maps on every node
+    (its decode, the replica, the journal's digests; issue 10, load time). Equal to, and
+    hashed as, the `Name` of the same labels; pickled with its labels only."""
+
+    __slots__ = ("_hash",)
+
+    def __hash__(self) -> int:
+        return self._hash  # type: ignore[no-any-return]
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        super().__setstate__(state)
+        object.__setattr__(self, "_hash", _NAME_HASH(self))
 
 
 def name_from_text(text: str) -> dns.name.Name:
@@ -77,8 +94,9 @@ def name_from_text(text: str) -> dns.name.Name:
     second check of them."""
     if PLAIN_NAME.fullmatch(text):
         if _FAST_NAME and len(text) < 255:  # + the root label's length octet: <= 255
-            name = object.__new__(dns.name.Name)
+            name = object.__new__(HashedName)
             object.__setattr__(name, "labels", tuple(text.encode().split(b".")))
+            object.__setattr__(name, "_hash", _NAME_HASH(name))
             return name
         return dns.name.Name([label.encode() for label in text.split(".")])
     return dns.name.from_text(text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import dns.exception
@@ -59,7 +60,10 @@ def test_plain_names_split_as_dnspython_reads_them() -> None:
         name = name_from_text(text)
         assert name == dns.name.from_text(text) and hash(name) == hash(dns.name.from_text(text))
         assert name.labels == dns.name.from_text(text).labels
-        assert type(name) is dns.name.Name and name.to_wire() == dns.name.from_text(text).to_wire()
+        assert isinstance(name, dns.name.Name)  # a `HashedName`: its hash computed once
+        assert name.to_wire() == dns.name.from_text(text).to_wire()
+        again = pickle.loads(pickle.dumps(name))
+        assert again == name and hash(again) == hash(name) and type(again) is type(name)
     for bad in ("x" * 64 + ".t.", longest.replace("y", "yy", 1), "a..b."):
         try:
             name_from_text(bad)
@@ -121,7 +125,7 @@ def test_aaaa_records_read_as_dnspython_reads_them() -> None:
     for text in texts:
         want = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.AAAA, text)
         got = rdata_from_text(dns.rdatatype.AAAA, text)
-        assert type(got) is type(want) and got == want
+        assert isinstance(got, type(want)) and got == want and hash(got) == hash(want)
         assert got.address == want.address and got.to_text() == want.to_text()  # type: ignore[attr-defined]
         assert got.rdtype is want.rdtype and got.rdclass is want.rdclass
 
@@ -143,3 +147,41 @@ def test_rrsets_of_several_records_and_singletons_read_as_dnspython_reads_them()
         want.update_ttl(60)
         got = rrset_from_json(owner, rdtype, data)
         assert got == want and got.ttl == want.ttl and list(got) == list(want)
+
+
+def test_fast_records_are_dnspythons_in_sets_and_through_pickle() -> None:
+    """A and AAAA records hash from the C library's octets (`HashedA`, `HashedAAAA`): in an
+    RRset, a dict or across a process pool they are the records dnspython builds."""
+    owner = dns.name.from_text("x.test.")
+    for rdtype, texts in ((dns.rdatatype.A, ("192.0.2.1", "10.0.0.255")),
+                          (dns.rdatatype.AAAA, ("2001:db8::1", "::", "fe80::1:2"))):
+        fast = [rdata_from_text(rdtype, t) for t in texts]
+        slow = [dns.rdata.from_text(dns.rdataclass.IN, rdtype, t) for t in texts]
+        assert [type(f).__name__ for f in fast] == ["Hashed" + type(s).__name__ for s in slow]
+        for f, s in zip(fast, slow, strict=True):
+            assert f == s and s == f and hash(f) == hash(s) and {s: 1}[f] == 1
+            again = pickle.loads(pickle.dumps(f))
+            assert again == s and hash(again) == hash(s)
+        mixed = dns.rrset.from_rdata_list(owner, 300, slow)
+        assert all(f in mixed for f in fast)
+        assert dns.rrset.from_rdata_list(owner, 300, fast) == mixed
+        assert mixed.union(dns.rrset.from_rdata_list(owner, 300, fast)) == mixed
+
+
+def test_one_record_values_read_as_json_reads_them() -> None:
+    """The stored value of a one-record RRset is read without a JSON decoder when it can be:
+    the same TTL and text as `json.loads`, and escapes, several records, a TTL past 32 bits
+    or non-ASCII text go to `json.loads`."""
+    from node.zones import decode
+
+    texts = ["10.0.0.1", "a\\.b.test.", 'x"y', "tab\there", "é", "\x7f", "", "ns1.test."]
+    for ttl in (0, 1, 3600, 2**32 - 1, 2**40):
+        for rdata in [[t] for t in texts] + [texts[:2], []]:
+            data = json.dumps({"ttl": ttl, "rdata": rdata}).encode()
+            got = decode.rrset_from_json(dns.name.from_text("o.test."), dns.rdatatype.TXT,
+                                         json.dumps({"ttl": ttl, "rdata": ['"t"']}).encode())
+            assert got.ttl == ttl
+            one = decode._ONE.fullmatch(data)
+            if one is not None:
+                assert (int(one[1]), [one[2].decode()]) == (ttl, rdata)
+    assert decode._ONE.fullmatch(b'{"ttl": 007, "rdata": ["x"]}') is None  # not JSON
