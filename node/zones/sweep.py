@@ -12,8 +12,10 @@ Who: one writable node at a time, the one holding the `sweeper` key (put
 under its session lease when the key is free: when the holder stops or dies,
 its lease ends and another node takes the key), at start and then every
 `server.generation_sweep_interval` seconds. It sweeps only while every live
-writable node runs its version: an earlier version registers no generation
-it writes (below), so during a rolling upgrade the sweep waits.
+writable node's record has the feature `registers-generations`: an earlier
+release registers no generation it writes (below), so during a rolling
+upgrade the sweep waits. Not the version string: an earlier release may
+carry this one's (0.1.0 before and after).
 
 What: for each zone with keys under `zones/` (a deleted zone's data
 included): the generations with data at one revision R (one key read each),
@@ -50,7 +52,7 @@ from node import __version__
 from node.config import Config
 from node.errors import NodeError
 from node.events import Event, emit
-from node.nodes.membership import NodeDirectory
+from node.nodes.membership import REGISTERS_GENERATIONS, NodeDirectory
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout, parse_name_component
 from node.store.session import Session
@@ -108,11 +110,16 @@ class GenerationSweep:
         return bool(kvs) and kvs[0].value == self._node_id.encode() and kvs[0].lease == lease
 
     async def _one_version(self) -> bool:
-        others = sorted({n.version for n in await self._directory.list_nodes()
-                         if n.alive and n.role == "writable" and n.version != __version__})
+        """True unless a live writable node of an earlier release runs: its record lacks
+        REGISTERS_GENERATIONS (an earlier release may carry this one's version string)."""
+        others = sorted(f"{n.id} ({n.version or 'no version'})"
+                        for n in await self._directory.list_nodes()
+                        if n.alive and n.role == "writable"
+                        and REGISTERS_GENERATIONS not in n.features)
         if others and others != self._waiting:
-            log.info("the sweep of orphaned generations waits: writable nodes of version "
-                     "%s run beside %s", ", ".join(others), __version__)
+            log.info("the sweep of orphaned generations waits: writable nodes %s run an "
+                     "earlier release than %s (they register no generation they write)",
+                     ", ".join(others), __version__)
         self._waiting = others
         return not others
 
