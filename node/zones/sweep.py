@@ -18,9 +18,10 @@ upgrade the sweep waits. Not the version string: an earlier release may
 carry this one's (0.1.0 before and after).
 
 What: for each zone with keys under `zones/` (a deleted zone's data
-included): the generations with data at one revision R (one key read each),
-then, in one read at a revision after R, the head and the `writing/<zone>/`
-registrations. Each generation that is neither the head's nor registered
+included): the generations with data (one key read each, at the current
+revision: never a revision pinned for the whole pass, which a compaction
+during a long pass would end), then, in one read after those, the head and
+the `writing/<zone>/` registrations. Each generation that is neither the head's nor registered
 then is deleted in parts (`BulkWriter.delete`:
 at most 10k keys / 1 MB of events per revision, never one big txn), with
 event 1866 GENERATION_SWEPT and the metrics `dnscluster_generations_swept_total`
@@ -31,9 +32,11 @@ progress on another node): a writer registers its generation under its
 session lease before it writes any data (`BulkWriter.allocate`), and the
 flip that makes it live compares that the registration still exists. A
 registration once gone (its lease expired or revoked) is never written
-again, so a generation with data at R and no registration at R can never be
-flipped to; and a later head references only a generation registered at
-the time of that read, or allocated after R (which has no data at R).
+again, so a generation with data at the revision R of its read and no
+registration at the later read can never be flipped to (its data was written
+after its registration, so the registration existed before R); and a later
+head references only a generation registered at the time of that read, or
+allocated after it (which has no data the pass read).
 """
 
 from __future__ import annotations
@@ -127,11 +130,9 @@ class GenerationSweep:
         """One pass over every zone; returns the number of generations deleted."""
         root = self._keys.zones_prefix().encode()
         start, end = root, prefix_range_end(root)
-        revision, swept = 0, 0
-        while True:
-            page = await self._etcd.range(start, end, keys_only=True, limit=1,
-                                          revision=revision)
-            revision = revision or page.revision
+        swept = 0
+        while True:  # each read at the current revision: no compaction ends the pass
+            page = await self._etcd.range(start, end, keys_only=True, limit=1)
             if not page.kvs:
                 return swept
             component = page.kvs[0].key[len(root):].split(b"/", 1)[0]
@@ -140,14 +141,14 @@ class GenerationSweep:
                 zone = parse_name_component(component.decode())
             except (ValueError, dns.exception.DNSException):
                 continue  # not a zone's key: not ours to delete
-            swept += await self._zone(zone, revision)
+            swept += await self._zone(zone)
 
-    async def _zone(self, zone: dns.name.Name, revision: int) -> int:
-        generations = await self._bulk.generations(zone, revision)
+    async def _zone(self, zone: dns.name.Name) -> int:
+        generations = await self._bulk.generations(zone, 0)  # each at its current revision
         if not generations:
             return 0
-        # the head and the registrations now (one read, at a revision >= `revision`): a
-        # generation with data at `revision` that neither holds now never goes live
+        # the head and the registrations now (one read, after those): a generation that
+        # had data at one of them and that neither holds now never goes live
         read = await self._etcd.txn(when=[], then=[
             Op.get(self._keys.head_key(zone)),
             Op.get(self._keys.writing_prefix(zone), prefix=True)])
