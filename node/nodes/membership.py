@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from node.config import Config
 
 log = logging.getLogger(__name__)
+# what this release does that an earlier one sharing its version string may not, in the
+# durable record: the sweep (node/zones/sweep.py) waits while a writable node lacks one
+REGISTERS_GENERATIONS = "registers-generations"  # bulk writes register under writing/
+FEATURES = (REGISTERS_GENERATIONS,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,7 @@ class NodeInfo:
     problems: tuple[tuple[str, str], ...] = ()  # (zone, reason) it cannot serve
     lease_lost: str = ""  # its last lease loss and why (durable; "" = none since start)
     tls_addresses: tuple[str, ...] = ()  # "host:port" of DNS over TLS (XoT), if it listens
+    features: tuple[str, ...] = ()  # FEATURES of its release (none: an earlier release)
 
     def record_json(self) -> bytes:
         return json.dumps(
@@ -62,6 +67,7 @@ class NodeInfo:
                 "kek": self.kek,
                 "lease_lost": self.lease_lost,
                 "tls_addresses": list(self.tls_addresses),
+                "features": list(self.features),
             }
         ).encode()
 
@@ -82,6 +88,7 @@ def own_record(config: Config, started: datetime) -> NodeInfo:
         alive=True,
         version=__version__,
         started_at=started.replace(microsecond=0).isoformat(),
+        features=FEATURES,
     )
 
 
@@ -137,6 +144,7 @@ class NodeDirectory:
                     problems=tuple(sorted((st or {}).get("problems", {}).items())),
                     lease_lost=rec.get("lease_lost", ""),
                     tls_addresses=tuple(rec.get("tls_addresses", ())),
+                    features=tuple(rec.get("features", ())),
                 )
             )
         return sorted(out, key=lambda n: n.id)

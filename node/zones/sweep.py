@@ -12,13 +12,16 @@ Who: one writable node at a time, the one holding the `sweeper` key (put
 under its session lease when the key is free: when the holder stops or dies,
 its lease ends and another node takes the key), at start and then every
 `server.generation_sweep_interval` seconds. It sweeps only while every live
-writable node runs its version: an earlier version registers no generation
-it writes (below), so during a rolling upgrade the sweep waits.
+writable node's record has the feature `registers-generations`: an earlier
+release registers no generation it writes (below), so during a rolling
+upgrade the sweep waits. Not the version string: an earlier release may
+carry this one's (0.1.0 before and after).
 
 What: for each zone with keys under `zones/` (a deleted zone's data
-included): the generations with data at one revision R (one key read each),
-then, in one read at a revision after R, the head and the `writing/<zone>/`
-registrations. Each generation that is neither the head's nor registered
+included): the generations with data (one key read each, at the current
+revision: never a revision pinned for the whole pass, which a compaction
+during a long pass would end), then, in one read after those, the head and
+the `writing/<zone>/` registrations. Each generation that is neither the head's nor registered
 then is deleted in parts (`BulkWriter.delete`:
 at most 10k keys / 1 MB of events per revision, never one big txn), with
 event 1866 GENERATION_SWEPT and the metrics `dnscluster_generations_swept_total`
@@ -29,9 +32,11 @@ progress on another node): a writer registers its generation under its
 session lease before it writes any data (`BulkWriter.allocate`), and the
 flip that makes it live compares that the registration still exists. A
 registration once gone (its lease expired or revoked) is never written
-again, so a generation with data at R and no registration at R can never be
-flipped to; and a later head references only a generation registered at
-the time of that read, or allocated after R (which has no data at R).
+again, so a generation with data at the revision R of its read and no
+registration at the later read can never be flipped to (its data was written
+after its registration, so the registration existed before R); and a later
+head references only a generation registered at the time of that read, or
+allocated after it (which has no data the pass read).
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ from node import __version__
 from node.config import Config
 from node.errors import NodeError
 from node.events import Event, emit
-from node.nodes.membership import NodeDirectory
+from node.nodes.membership import REGISTERS_GENERATIONS, NodeDirectory
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout, parse_name_component
 from node.store.session import Session
@@ -108,11 +113,16 @@ class GenerationSweep:
         return bool(kvs) and kvs[0].value == self._node_id.encode() and kvs[0].lease == lease
 
     async def _one_version(self) -> bool:
-        others = sorted({n.version for n in await self._directory.list_nodes()
-                         if n.alive and n.role == "writable" and n.version != __version__})
+        """True unless a live writable node of an earlier release runs: its record lacks
+        REGISTERS_GENERATIONS (an earlier release may carry this one's version string)."""
+        others = sorted(f"{n.id} ({n.version or 'no version'})"
+                        for n in await self._directory.list_nodes()
+                        if n.alive and n.role == "writable"
+                        and REGISTERS_GENERATIONS not in n.features)
         if others and others != self._waiting:
-            log.info("the sweep of orphaned generations waits: writable nodes of version "
-                     "%s run beside %s", ", ".join(others), __version__)
+            log.info("the sweep of orphaned generations waits: writable nodes %s run an "
+                     "earlier release than %s (they register no generation they write)",
+                     ", ".join(others), __version__)
         self._waiting = others
         return not others
 
@@ -120,11 +130,9 @@ class GenerationSweep:
         """One pass over every zone; returns the number of generations deleted."""
         root = self._keys.zones_prefix().encode()
         start, end = root, prefix_range_end(root)
-        revision, swept = 0, 0
-        while True:
-            page = await self._etcd.range(start, end, keys_only=True, limit=1,
-                                          revision=revision)
-            revision = revision or page.revision
+        swept = 0
+        while True:  # each read at the current revision: no compaction ends the pass
+            page = await self._etcd.range(start, end, keys_only=True, limit=1)
             if not page.kvs:
                 return swept
             component = page.kvs[0].key[len(root):].split(b"/", 1)[0]
@@ -133,14 +141,14 @@ class GenerationSweep:
                 zone = parse_name_component(component.decode())
             except (ValueError, dns.exception.DNSException):
                 continue  # not a zone's key: not ours to delete
-            swept += await self._zone(zone, revision)
+            swept += await self._zone(zone)
 
-    async def _zone(self, zone: dns.name.Name, revision: int) -> int:
-        generations = await self._bulk.generations(zone, revision)
+    async def _zone(self, zone: dns.name.Name) -> int:
+        generations = await self._bulk.generations(zone, 0)  # each at its current revision
         if not generations:
             return 0
-        # the head and the registrations now (one read, at a revision >= `revision`): a
-        # generation with data at `revision` that neither holds now never goes live
+        # the head and the registrations now (one read, after those): a generation that
+        # had data at one of them and that neither holds now never goes live
         read = await self._etcd.txn(when=[], then=[
             Op.get(self._keys.head_key(zone)),
             Op.get(self._keys.writing_prefix(zone), prefix=True)])
