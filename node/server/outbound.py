@@ -9,15 +9,16 @@ Two settings, each an IP address (no port: the port is ephemeral):
   (`node/signing/pull.py`), and UPDATEs a read-only node forwards.
 * `server.notify_source`: NOTIFY to a zone's secondaries (`node/server/notify.py`).
 
-Empty (the default): the first `dns.listen` host of the destination's address
-family when it is a specific address, so on a host that several nodes share
-(each on its own address) a transfer comes from the address the node serves
-at and `allow_transfer` can name it exactly; else (a wildcard listen) the
-kernel's choice. A wildcard (`0.0.0.0`, `::`) set explicitly means the
-kernel's choice. A source of the other address family than the destination,
-or a loopback source for a destination off the host, is not used (the
-kernel's choice). Set once at start (`configure`), before
-the first outbound socket; read from the worker threads that send.
+Empty (the default): the first specific `dns.listen` host of the destination's
+address family that can reach it (loopback only for loopback, never link-local),
+so on a host that several nodes share (each on its own address) a transfer
+comes from the address the node serves at and `allow_transfer` can name it
+exactly; else (a wildcard listen, or no such host) the kernel's choice. A
+wildcard (`0.0.0.0`, `::`) set explicitly means the kernel's choice; so does a
+destination of another family. BIND, Knot and PowerDNS leave the source to the
+kernel by default: a node that listens on an anycast or floating address first
+should set these settings (or list its unicast address first). Set once at
+start (`configure`), before the first outbound socket; read from the worker threads that send.
 """
 
 from __future__ import annotations
@@ -54,14 +55,14 @@ def parse_source(setting: str, value: str) -> Address | None:
 
 
 def defaults(listen_hosts: list[str]) -> tuple[Address, ...]:
-    """The specific `dns.listen` hosts, the first of each address family."""
+    """The specific `dns.listen` hosts, in their order (`source` takes the first usable)."""
     out: list[Address] = []
     for host in listen_hosts:
         try:
             address = ipaddress.ip_address(host.strip("[]"))
         except ValueError:
             continue
-        if not address.is_unspecified and all(a.version != address.version for a in out):
+        if not address.is_unspecified and address not in out:
             out.append(address)
     return tuple(out)
 
@@ -90,10 +91,13 @@ def source(kind: str, destination: str) -> str | None:
     except ValueError:
         return None  # a host name: its family is not known here
     for address in _sources[kind]:
-        if address.version == target.version:
-            if address.is_unspecified or (address.is_loopback and not target.is_loopback):
-                return None  # a loopback source never reaches another host
-            return str(address)
+        if address.version != target.version:
+            continue
+        if address.is_unspecified:
+            return None  # set so: the kernel's choice
+        if not target.is_loopback and (address.is_loopback or address.is_link_local):
+            continue  # never reaches another host (or not without a scope): try the next
+        return str(address)
     return None
 
 

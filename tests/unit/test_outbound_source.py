@@ -49,3 +49,10 @@ def test_a_setting_wins_and_a_wildcard_means_the_kernels_choice() -> None:
     assert outbound.transfer_source("127.0.0.1") is None
     assert outbound.notify_source("::1") is None  # another family: the kernel's choice
     assert outbound.transfer_source("ns1.example.") is None
+
+
+def test_the_default_skips_a_loopback_or_link_local_listen_address_for_another_host() -> None:
+    outbound.configure(None, None, ["127.0.0.7", "192.0.2.53", "fe80::1", "2001:db8::53"])
+    assert outbound.transfer_source("198.51.100.1") == "192.0.2.53"  # not the loopback one
+    assert outbound.transfer_source("127.0.0.1") == "127.0.0.7"
+    assert outbound.notify_source("2001:db8:1::1") == "2001:db8::53"  # not the link-local one
