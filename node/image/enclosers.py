@@ -15,7 +15,8 @@ wildcard synthesis), no served or held zone's origin is directly below P
 (that name belongs to the other zone), and for DO=1 in a signed zone P's
 wildcard proof is in the image. Per query it checks the class (IN), the
 QTYPE (not AXFR/IXFR) and that the name has no node (one probe of the
-image's hash table); anything else returns None and takes the general path.
+image's hash table, or none where the proof itself shows it, below); anything
+else returns None and takes the general path.
 
 Modes (the bytes equal `negative.nxdomain`'s, which equal the general cold
 path's, `tests/unit/image/test_image_enclosers.py`):
@@ -28,17 +29,27 @@ path's, `tests/unit/image/test_image_enclosers.py`):
   changes: one SHA-1 (the zone's salt and iterations), the bucket bisect,
   then that cover's piece is copied out of the image with its owner written
   as its label and a pointer to the origin, and the wildcard's piece after
-  it (its RRs' pointers depend only on where it starts). Whole entries are
-  kept in `img.bodies` as `negative` keeps them; a name whose label could be
-  an NSEC3 owner's (32 octets), and a cover that is also the match or the
-  wildcard's piece, go through `negative` instead;
-* other signed DO=1 cases (NSEC, an encloser below the apex): `negative`'s
+  it (its RRs' pointers depend only on where it starts). The cover also
+  proves the name has no node when it is not the name's own NSEC3 and has no
+  opt-out flag (every name and empty non-terminal one label below the apex
+  has an NSEC3, except insecure delegations in an opt-out span), so the hash
+  table is probed only below opt-out covers. Whole entries are kept in
+  `img.bodies` as `negative` keeps them; a name whose label could be an NSEC3
+  owner's (32 octets), and a cover that is also the match or the wildcard's
+  piece, go through `negative` instead;
+* NSEC, DO=1, P the apex: one C bisect of the label's 8-octet sort prefix
+  gives the cover and proves the name has no node (no entry with its prefix,
+  and for a label under 8 octets the next entry is not below it), then the
+  entry from `img.bodies`; ties and labels with octets 0 or 1 go through
+  `negative` after the probe;
+* other signed DO=1 cases (an encloser below the apex): `negative`'s
   proof and entry cache, without the table's general lookup before it;
 * an overlay: `negative.nxdomain` after the probe (it merges both layers).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable
 from hashlib import sha1
 from zlib import crc32
@@ -52,6 +63,7 @@ IN_CLASS = b"\x00\x01"
 NODE_TAIL = b"\x00\x00"  # a node record's key: the name + two zero octets, then the kind
 NODE_KIND = bytes((L.KIND_NODE,))
 XFR = (251, 252)  # IXFR, AXFR: never here (the responder's slow path)
+NSEC3_TYPE = b"\x00\x32"  # the type of an NSEC3 RR, as its piece's first RR starts
 PREFIXES_MAX = 256  # NSEC3 prefixes per shortcut: one per question length at most
 
 Answer = Callable[[bytes], Entry | None]
@@ -86,6 +98,8 @@ def shortcut(img: ZoneImage, ce: bytes, do: int, below: Callable[[bytes], bool]
         return None
     if img.nsec3 and ce == origin and node[2] != L.NO_DENIAL:
         return sc.nsec3
+    if not img.nsec3 and ce == origin and img.prefix is not None:
+        return sc.nsec
     return sc.signed
 
 
@@ -93,8 +107,8 @@ class Shortcut:
     """One encloser's NXDOMAIN answers (see the module docstring); its methods are the modes."""
 
     __slots__ = ("_base", "_buf", "_count", "_digest", "_entries", "_flat", "_mask", "_match",
-                 "_prefixes", "_salt", "_shift", "_wild", "_wild_head", "_wild_len", "_wild_tails",
-                 "ce", "do", "img", "node", "origin")
+                 "_prefixes", "_salt", "_shift", "_sort", "_wild", "_wild_head", "_wild_len",
+                 "_wild_tails", "ce", "do", "img", "node", "origin")
 
     def __init__(self, img: ZoneImage, ce: bytes, node: Node, do: int) -> None:
         self.img = img
@@ -113,6 +127,7 @@ class Shortcut:
         self._shift = img._bucket_shift
         self._digest = img.digest
         self._salt = img.salt
+        self._sort = img.prefix  # NSEC: the sort prefixes (u64), bisected in C
         self._flat = not img.iterations  # one SHA-1 (else the image's iterated digest)
         self._wild_head = b""
         self._wild_tails: tuple[bytes, ...] = ()
@@ -184,6 +199,37 @@ class Shortcut:
             return None
         return negative.signed(self.img, lname, qtype, len(key), self.ce, self.node)
 
+    def nsec(self, key: bytes) -> Entry | None:
+        """NSEC, DO=1, the encloser is the apex: one C bisect of the label's sort prefix
+        finds the cover and proves the name has no node (no entry shares its prefix, and
+        for a label under 8 octets the next entry is not below it: an empty non-terminal);
+        then `negative`'s entry for that cover. Ties and escaped octets: `signed`."""
+        qtype = key[-4] << 8 | key[-3]
+        if key[-2:] != IN_CLASS or qtype in XFR:
+            return None
+        lname = key[:-4]
+        n = lname[0]
+        head = lname[1 : 9 if n >= 8 else n + 1]
+        if b"\x00" in head or b"\x01" in head:  # escaped in canonical keys
+            return self.signed(key)
+        prefix = self._sort
+        pq = int.from_bytes(head, "big") << (8 * (8 - len(head)))
+        hi = bisect_right(prefix, pq)
+        if hi and prefix[hi - 1] == pq:  # the name, or one sharing its prefix: whole keys
+            return self.signed(key)
+        if n < 8 and hi < self._count and prefix[hi] >> (56 - 8 * n) == pq >> (56 - 8 * n):
+            return self.signed(key)  # the next name is below it: an empty non-terminal
+        cover = hi - 1 if hi else self._count - 1
+        img = self.img
+        lq = len(lname)
+        bodies = img.bodies
+        if bodies is not None:
+            hit = bodies[(cover + 977 * lq + 131 * qtype) & (len(bodies) - 1)]
+            if hit is not None and hit[0] == cover << 24 | lq << 16 | qtype \
+                    and hit[1] == self.ce:
+                return hit[2]  # type: ignore[return-value]
+        return negative.signed(img, lname, qtype, len(key), self.ce, self.node)
+
     def nsec3(self, key: bytes) -> Entry | None:
         """NSEC3, DO=1, the encloser is the apex: the per-length prefix, the cover, the
         wildcard's piece."""
@@ -193,8 +239,6 @@ class Shortcut:
             return None
         if lname[0] == 32:  # may name an NSEC3 owner, compressed against the question
             return self.signed(key)
-        if not self._absent(lname):
-            return None
         # the next closer name is the query name: its hash's cover in the bucket index
         img = self.img
         buf = self._buf
@@ -210,6 +254,18 @@ class Shortcut:
             else:
                 lo = mid + 1
         cover = lo - 1 if lo else self._count - 1
+        at = base + cover * L.HASH_LEN
+        if buf[at : at + L.HASH_LEN] == d:  # the name's own NSEC3: it exists
+            return None
+        # the cover's piece: owner length, owner (label + origin), RR count, the RRs
+        off = L.U32.unpack_from(buf, base + L.HASH_LEN * self._count + 4 * cover)[0]
+        olen = buf[off]
+        at = off + 3 + olen
+        # every name one label below the apex (no cut above it) and every empty non-terminal
+        # there has an NSEC3, except insecure delegations in an opt-out span: a cover
+        # without the opt-out flag proves the name has no node, else the image is asked
+        if (buf[at : at + 2] != NSEC3_TYPE or buf[at + 11] & 1) and not self._absent(lname):
+            return None
         if cover == self._match or cover == self._wild:
             return negative.signed(img, lname, qtype, len(key), self.ce, self.node)
         lq = len(lname)
@@ -225,13 +281,9 @@ class Shortcut:
         if pre is None:
             pre = self._prefix(lq)
         prefix, pos, count = pre
-        # the cover's piece: owner length, owner (label + origin), RR count, the RRs
-        off = L.U32.unpack_from(buf, base + L.HASH_LEN * self._count + 4 * cover)[0]
-        olen = buf[off]
         n = buf[off + 1 + olen] | buf[off + 2 + olen] << 8
         optr = _ptr(12 + lq - len(self.origin))
         own = _ptr(pos)
-        at = off + 3 + olen
         parts = [prefix, buf[off + 1 : off + 2 + buf[off + 1]], optr]
         for k in range(n):
             end = at + 10 + (buf[at + 8] << 8 | buf[at + 9])

@@ -35,8 +35,11 @@ def _keys(n: int) -> list[bytes]:
         label = f"{labels[i % len(labels)]}{i}" if i % 3 else f"n{i:05d}"
         out.append(_key(f"{label}.{parent}example.", QTYPES[i % len(QTYPES)]))
     # names that exist, next to the learned ones
-    out += [_key(name, T.A) for name in ("web.example.", "c.ent.example.", "ns1.example.",
-                                         "x.y.example.", "a.b.c.ent.example.")]
+    out += [_key(name, T.A) for name in (
+        "web.example.", "c.ent.example.", "ns1.example.", "x.y.example.", "a.b.c.ent.example.",
+        "ent.example.", "y.example.", "wild.example.", "cw.example.", "insecure.example.",
+        "secure.example.", "big.example.", "chain.example.", "www.example.", "mail.example.",
+        "ns.secure.example.", "x.wild.example.", "deep.x.y.example.")]
     out += [_key("nx1.example.", T.AXFR), _key("nx2.example.", T.IXFR)]
     out += [_key("nx3.example.", T.A, b"\x00\x03")]  # class CH: REFUSED
     return out
@@ -56,11 +59,13 @@ def _same(snap: ZoneSnapshot, keys: list[bytes]) -> ImageTable:
 
 @pytest.mark.parametrize("mode", ["plain", "nsec", "nsec3", "nsec3-salt-optout"])
 def test_shortcut_answers_equal_the_general_path(mode: str) -> None:
+    text = ZONE + "leaf.longlabel-ent 300 A 192.0.2.1\nleaf.ab 300 A 192.0.2.1\n"
     if mode == "plain":
-        snap = snapshot_from_text(ZONE, "example.", revision=1)
+        snap = snapshot_from_text(text, "example.", revision=1)
     else:
-        snap = signed_snapshot(mode)
-    table = _same(snap, _keys(400))
+        snap = signed_snapshot(mode, text=text)
+    extra = [_key(f"{name}.example.", T.A) for name in ("longlabel-ent", "ab", "longlabel")]
+    table = _same(snap, _keys(400) + extra)
     apex = dns.name.from_text("example.").to_wire()
     for do in (0, 1):
         learned = table._short[do]
@@ -69,7 +74,7 @@ def test_shortcut_answers_equal_the_general_path(mode: str) -> None:
         assert b"\x06secure" + apex not in learned  # a cut: referrals
         assert b"\x04deep\x01x\x01y" + apex not in learned  # below a cut
     kind = table._short[1][apex].__name__
-    assert kind == {"plain": "plain", "nsec": "signed", "nsec3": "nsec3",
+    assert kind == {"plain": "plain", "nsec": "nsec", "nsec3": "nsec3",
                     "nsec3-salt-optout": "nsec3"}[mode]
 
 
