@@ -95,7 +95,7 @@ def nxdomain(img: ZoneImage, lname: bytes, qtype: int, qlen: int, do: int) -> En
             return None
         return make_entry(FLAGS, qtype, qlen, rendered[0], 0, rendered[1], 0)
     if img.count:
-        return _signed(img, lname, qtype, qlen, ce, node)
+        return signed(img, lname, qtype, qlen, ce, node)
     return None
 
 
@@ -125,8 +125,8 @@ def _piece(img: ZoneImage, index: int) -> Piece:
     return piece
 
 
-def _signed(img: ZoneImage, lname: bytes, qtype: int, qlen: int, ce: bytes,
-            node: Node) -> Entry | None:
+def signed(img: ZoneImage, lname: bytes, qtype: int, qlen: int, ce: bytes,
+           node: Node) -> Entry | None:
     """The DO=1 entry of a full signed image: the proof's denial indexes (NSEC: the cover
     of the name and the wildcard's; NSEC3: the provable encloser's match, the next
     closer's cover, the wildcard's), then the whole entry from `img.bodies` if the same

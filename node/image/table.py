@@ -27,12 +27,12 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 
+from node.image import enclosers, resolve
 from node.image import layout as L
-from node.image import resolve
 from node.image.reader import ZoneImage
 from node.server.admission import Doorkeeper
 from node.server.render import QR, Entry, make_entry
-from node.server.wire import REFUSED, SERVFAIL, TYPE_AXFR, TYPE_IXFR
+from node.server.wire import NXDOMAIN, REFUSED, SERVFAIL, TYPE_AXFR, TYPE_IXFR
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ CACHE_MAX = 200_000
 COLD_SHARE = 4  # the cold segment holds at most cache_max // COLD_SHARE entries
 IN_CLASS = b"\x00\x01"
 NO_ZONE = b""  # pseudo-origin of cached REFUSED answers
+SHORTCUTS_MAX = 1024  # NXDOMAIN shortcuts by closest encloser, per DO bit (oldest out)
 
 
 def _parent(name: bytes) -> bytes:
@@ -62,8 +63,8 @@ def _release(images: set[ZoneImage]) -> None:
 class ImageTable:
     """Zone images by origin wire name; `caches[do]` is the hot path's first stop."""
 
-    __slots__ = ("_by_zone", "_cold", "_doors", "_held", "_hot", "_zones", "cache_max",
-                 "caches", "journals")
+    __slots__ = ("_below", "_by_zone", "_cold", "_doors", "_held", "_hot", "_short", "_zones",
+                 "cache_max", "caches", "journals")
 
     def __init__(self) -> None:
         self.journals = None  # AXFR/IXFR are not served from images (Responder's slow path)
@@ -75,6 +76,10 @@ class ImageTable:
         self._by_zone: tuple[dict[bytes, set[bytes]], ...] = ({}, {})
         self.cache_max = CACHE_MAX
         self._doors = (Doorkeeper(CACHE_MAX), Doorkeeper(CACHE_MAX))
+        # closest encloser -> its NXDOMAIN shortcut (`node.image.enclosers`), per DO bit;
+        # dropped whenever a zone is installed, removed or held (they hold images)
+        self._short: tuple[dict[bytes, enclosers.Answer], ...] = ({}, {})
+        self._below: set[bytes] | None = None  # parents of served and held origins
 
     # --- zone management ------------------------------------------------------
 
@@ -93,6 +98,7 @@ class ImageTable:
         if prev is not None:
             _release({prev, prev.full} - {image, image.full})
         self._held.discard(origin)
+        self._forget()
         if prev is None or was_held:
             self._drop_related(origin)
         else:
@@ -107,6 +113,7 @@ class ImageTable:
         zone = self._zones.pop(origin, None)
         held = origin in self._held
         self._held.discard(origin)
+        self._forget()
         self._drop_related(origin)
         if zone is not None:
             _release({zone, zone.full})
@@ -115,6 +122,7 @@ class ImageTable:
     def hold(self, origin: bytes) -> None:
         """Answer SERVFAIL for `origin` until its next `install`."""
         self._held.add(origin)
+        self._forget()
         self._drop_related(origin)
 
     def held(self, origin: bytes) -> bool:
@@ -128,6 +136,31 @@ class ImageTable:
         return sorted(self._zones, key=L.canonical_key)
 
     # --- cache ------------------------------------------------------------------
+
+    def _forget(self) -> None:
+        """Drop every NXDOMAIN shortcut: the zones they were built from changed."""
+        self._short = ({}, {})
+        self._below = None
+
+    def _origin_below(self, name: bytes) -> bool:
+        """True if a served or held origin is one label below `name`."""
+        below = self._below
+        if below is None:
+            below = self._below = {_parent(o) for o in (*self._zones, *self._held) if o[0]}
+        return name in below
+
+    def _learn(self, image: ZoneImage, lname: bytes, do: int) -> None:
+        """After an NXDOMAIN for `lname` from `image`: the shortcut of its parent, if any."""
+        ce = _parent(lname)
+        short = self._short[do]
+        if ce in short:
+            return
+        answer = enclosers.shortcut(image, ce, do, self._origin_below)
+        if answer is None:
+            return
+        if len(short) >= SHORTCUTS_MAX:
+            del short[next(iter(short))]
+        short[ce] = answer
 
     def _drop(self, origin: bytes) -> None:
         for do in (0, 1):
@@ -189,6 +222,13 @@ class ImageTable:
 
     def lookup(self, key: bytes, do: int) -> Entry | None:
         """The entry for a hot-path key after a cache miss; None for AXFR/IXFR (slow path)."""
+        short = self._short[do].get(key[key[0] + 1 : -4])
+        if short is not None:  # the flood's NXDOMAIN below a known closest encloser
+            entry = short(key)
+            if entry is not None:
+                if self._doors[do].admit(key):
+                    self._keep(key, do, entry, short.__self__.origin, False)  # type: ignore
+                return entry
         qtype = key[-4] << 8 | key[-3]
         if qtype in (TYPE_AXFR, TYPE_IXFR):
             return None
@@ -206,6 +246,8 @@ class ImageTable:
                 image = self.find(_parent(lname)) or image
             entry, hot = resolve.answer(image, key, lname, qtype, do)
             origin = image.origin
+            if entry[5] & 0xF == NXDOMAIN and lname[0]:
+                self._learn(image, lname, do)
         if hot or self._doors[do].admit(key):
             self._keep(key, do, entry, origin, hot)
         return entry

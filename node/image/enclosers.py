@@ -1,0 +1,322 @@
+"""NXDOMAIN by closest encloser: the random-subdomain flood's answer in a few steps per query.
+
+Owns `Shortcut`, built once per (zone image, closest encloser P, DO bit) by
+`shortcut(...)`, and used by `ImageTable.lookup` before anything else: a
+query name one label below P (`key[key[0] + 1 : -4] == P`) that has no node
+in the image is NXDOMAIN, and its answer depends on the name only through
+what `node.image.negative` keys its caches by. The table keeps the shortcuts
+in a small bounded map by P (per DO bit) and drops them all whenever its set
+of zones or their versions changes, so a shortcut never outlives its image.
+
+A shortcut exists only where that reasoning holds, checked when it is built:
+P has a node in a served image that is not held, the zone is not the root,
+no zone cut is at or above P (below the apex), there is no `*.P` node (no
+wildcard synthesis), no served or held zone's origin is directly below P
+(that name belongs to the other zone), and for DO=1 in a signed zone P's
+wildcard proof is in the image. Per query it checks the class (IN), the
+QTYPE (not AXFR/IXFR) and that the name has no node (one probe of the
+image's hash table, or none where the proof itself shows it, below); anything
+else returns None and takes the general path.
+
+Modes (the bytes equal `negative.nxdomain`'s, which equal the general cold
+path's, `tests/unit/image/test_image_enclosers.py`):
+
+* unsigned zone, or DO=0: one entry per (label length, QTYPE): the negative
+  SOA with its owner a pointer to the origin inside the question;
+* NSEC3, DO=1, P the apex: the SOA segment and the apex's NSEC3 (its match)
+  are the same for every name of a given length, so they are rendered once
+  per question length (`prefix`); per name only the next closer's cover
+  changes: one SHA-1 (the zone's salt and iterations), the bucket bisect,
+  then that cover's piece is copied out of the image with its owner written
+  as its label and a pointer to the origin, and the wildcard's piece after
+  it (its RRs' pointers depend only on where it starts). The cover also
+  proves the name has no node when it is not the name's own NSEC3 and has no
+  opt-out flag (every name and empty non-terminal one label below the apex
+  has an NSEC3, except insecure delegations in an opt-out span), so the hash
+  table is probed only below opt-out covers. Whole entries are kept in
+  `img.bodies` as `negative` keeps them; a name whose label could be an NSEC3
+  owner's (32 octets), and a cover that is also the match or the wildcard's
+  piece, go through `negative` instead;
+* NSEC, DO=1, P the apex: one C bisect of the label's 8-octet sort prefix
+  gives the cover and proves the name has no node (no entry with its prefix,
+  and for a label under 8 octets the next entry is not below it), then the
+  entry from `img.bodies`; ties and labels with octets 0 or 1 go through
+  `negative` after the probe;
+* other signed DO=1 cases (an encloser below the apex): `negative`'s
+  proof and entry cache, without the table's general lookup before it;
+* an overlay: `negative.nxdomain` after the probe (it merges both layers).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Callable
+from hashlib import sha1
+from zlib import crc32
+
+from node.image import layout as L
+from node.image import negative
+from node.image.reader import Node, ZoneImage
+from node.server.render import Entry, make_entry
+
+IN_CLASS = b"\x00\x01"
+NODE_TAIL = b"\x00\x00"  # a node record's key: the name + two zero octets, then the kind
+NODE_KIND = bytes((L.KIND_NODE,))
+XFR = (251, 252)  # IXFR, AXFR: never here (the responder's slow path)
+NSEC3_TYPE = b"\x00\x32"  # the type of an NSEC3 RR, as its piece's first RR starts
+PREFIXES_MAX = 256  # NSEC3 prefixes per shortcut: one per question length at most
+
+Answer = Callable[[bytes], Entry | None]
+
+
+def shortcut(img: ZoneImage, ce: bytes, do: int, below: Callable[[bytes], bool]
+             ) -> Answer | None:
+    """The shortcut for names one label below `ce` in `img` with this DO bit, or None where
+    the reasoning above does not hold. `below(ce)`: a served or held origin is one label
+    below `ce`."""
+    origin = img.origin
+    if len(origin) == 1 or below(ce):
+        return None
+    node = img.apex if ce == origin else img.node(ce)
+    if node is None:
+        return None
+    a, n = ce, node
+    while a != origin:  # a cut at the encloser or above it: referrals
+        if n is None or n[0] & L.N_CUT:
+            return None
+        a = a[a[0] + 1 :]
+        n = img.node(a) if a != origin else None
+    wild = img.apex_wild if ce == origin else img.node(b"\x01*" + ce)
+    if wild is not None:
+        return None
+    sc = Shortcut(img, ce, node, do)
+    if img.base is not None:
+        return sc.overlay
+    if not (do and img.signed):
+        return sc.plain
+    if not img.count or node[3] == L.NO_DENIAL:
+        return None
+    if img.nsec3 and ce == origin and node[2] != L.NO_DENIAL:
+        return sc.nsec3
+    if not img.nsec3 and ce == origin and img.prefix is not None:
+        return sc.nsec
+    return sc.signed
+
+
+class Shortcut:
+    """One encloser's NXDOMAIN answers (see the module docstring); its methods are the modes."""
+
+    __slots__ = ("_base", "_buf", "_count", "_digest", "_entries", "_flat", "_mask", "_match",
+                 "_prefixes", "_salt", "_shift", "_sort", "_wild", "_wild_head", "_wild_len",
+                 "_wild_tails", "ce", "do", "img", "node", "origin")
+
+    def __init__(self, img: ZoneImage, ce: bytes, node: Node, do: int) -> None:
+        self.img = img
+        self.ce = ce
+        self.node = node
+        self.do = do
+        self.origin = img.origin
+        self._entries: dict[int, Entry] = {}
+        self._buf = img._buf
+        self._base = img._hash
+        self._mask = img._mask
+        self._prefixes: dict[int, tuple[bytes, int, int]] = {}
+        self._match = node[2]
+        self._wild = node[3]
+        self._count = img.count
+        self._shift = img._bucket_shift
+        self._digest = img.digest
+        self._salt = img.salt
+        self._sort = img.prefix  # NSEC: the sort prefixes (u64), bisected in C
+        self._flat = not img.iterations  # one SHA-1 (else the image's iterated digest)
+        self._wild_head = b""
+        self._wild_tails: tuple[bytes, ...] = ()
+        self._wild_len = 0
+        if (img.nsec3 and img.base is None and node[3] not in (L.NO_DENIAL, L.BY_KEY)
+                and node[3] != node[2]):
+            owner, self._wild_tails = img.piece(node[3])
+            self._wild_head = owner[: owner[0] + 1]  # its label; the origin is a pointer
+            self._wild_len = (len(self._wild_head) + 2 * len(self._wild_tails)
+                              + L.run_length(self._wild_tails))
+
+    def _absent(self, lname: bytes) -> bool:
+        """True if `lname` has no node in the (full) image: one probe of its hash table."""
+        hkey = lname + NODE_TAIL
+        t = crc32(hkey) or 1
+        want = hkey + NODE_KIND
+        n = len(want) + 2
+        buf = self._buf
+        base = self._base
+        mask = self._mask
+        unpack = L.SLOT.unpack_from
+        i = t & mask
+        while True:
+            st, off = unpack(buf, base + (i << 3))
+            if not st:
+                return True
+            if st == t and buf[off + 2 : off + n] == want:
+                return False
+            i = (i + 1) & mask
+
+    def plain(self, key: bytes) -> Entry | None:
+        """Unsigned zone, or DO=0: the negative SOA only, one entry per question shape."""
+        lname = key[:-4]
+        mk = lname[0] << 16 | key[-4] << 8 | key[-3]  # label length and QTYPE
+        entry = self._entries.get(mk)
+        if entry is None:
+            qtype = mk & 0xFFFF
+            if key[-2:] != IN_CLASS or qtype in XFR:
+                return None
+            img = self.img
+            origin_pos = 12 + len(lname) - len(self.origin)
+            entry = make_entry(negative.FLAGS, qtype, len(key),
+                               negative.soa_segment(img, origin_pos, self.do), 0,
+                               len(img.neg_soa), 0)
+            if len(self._entries) < negative.ENTRIES_MAX:
+                self._entries[mk] = entry
+        elif key[-2:] != IN_CLASS:
+            return None
+        return entry if self._absent(lname) else None
+
+    def overlay(self, key: bytes) -> Entry | None:
+        """An overlay: `negative.nxdomain` (both layers) once the name has no node."""
+        qtype = key[-4] << 8 | key[-3]
+        if key[-2:] != IN_CLASS or qtype in XFR:
+            return None
+        lname = key[:-4]
+        img = self.img
+        if img.node(lname) is not None:
+            return None
+        return negative.nxdomain(img, lname, qtype, len(key), self.do)
+
+    def signed(self, key: bytes) -> Entry | None:
+        """DO=1 in a signed full image: `negative`'s proof and entry cache."""
+        qtype = key[-4] << 8 | key[-3]
+        if key[-2:] != IN_CLASS or qtype in XFR:
+            return None
+        lname = key[:-4]
+        if not self._absent(lname):
+            return None
+        return negative.signed(self.img, lname, qtype, len(key), self.ce, self.node)
+
+    def nsec(self, key: bytes) -> Entry | None:
+        """NSEC, DO=1, the encloser is the apex: one C bisect of the label's sort prefix
+        finds the cover and proves the name has no node (no entry shares its prefix, and
+        for a label under 8 octets the next entry is not below it: an empty non-terminal);
+        then `negative`'s entry for that cover. Ties and escaped octets: `signed`."""
+        qtype = key[-4] << 8 | key[-3]
+        if key[-2:] != IN_CLASS or qtype in XFR:
+            return None
+        lname = key[:-4]
+        n = lname[0]
+        head = lname[1 : 9 if n >= 8 else n + 1]
+        if b"\x00" in head or b"\x01" in head:  # escaped in canonical keys
+            return self.signed(key)
+        prefix = self._sort
+        pq = int.from_bytes(head, "big") << (8 * (8 - len(head)))
+        hi = bisect_right(prefix, pq)
+        if hi and prefix[hi - 1] == pq:  # the name, or one sharing its prefix: whole keys
+            return self.signed(key)
+        if n < 8 and hi < self._count and prefix[hi] >> (56 - 8 * n) == pq >> (56 - 8 * n):
+            return self.signed(key)  # the next name is below it: an empty non-terminal
+        cover = hi - 1 if hi else self._count - 1
+        img = self.img
+        lq = len(lname)
+        bodies = img.bodies
+        if bodies is not None:
+            hit = bodies[(cover + 977 * lq + 131 * qtype) & (len(bodies) - 1)]
+            if hit is not None and hit[0] == cover << 24 | lq << 16 | qtype \
+                    and hit[1] == self.ce:
+                return hit[2]  # type: ignore[return-value]
+        return negative.signed(img, lname, qtype, len(key), self.ce, self.node)
+
+    def nsec3(self, key: bytes) -> Entry | None:
+        """NSEC3, DO=1, the encloser is the apex: the per-length prefix, the cover, the
+        wildcard's piece."""
+        qtype = key[-4] << 8 | key[-3]
+        lname = key[:-4]
+        if key[-2:] != IN_CLASS or qtype in XFR:
+            return None
+        if lname[0] == 32:  # may name an NSEC3 owner, compressed against the question
+            return self.signed(key)
+        # the next closer name is the query name: its hash's cover in the bucket index
+        img = self.img
+        buf = self._buf
+        d = sha1(lname + self._salt).digest() if self._flat else self._digest(lname)
+        at = img._bucket_off + 4 * (int.from_bytes(d[:4], "big") >> self._shift)
+        lo, hi = L.SLOT.unpack_from(buf, at)
+        base = img._denial
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            at = base + mid * L.HASH_LEN
+            if d < buf[at : at + L.HASH_LEN]:
+                hi = mid
+            else:
+                lo = mid + 1
+        cover = lo - 1 if lo else self._count - 1
+        at = base + cover * L.HASH_LEN
+        if buf[at : at + L.HASH_LEN] == d:  # the name's own NSEC3: it exists
+            return None
+        # the cover's piece: owner length, owner (label + origin), RR count, the RRs
+        off = L.U32.unpack_from(buf, base + L.HASH_LEN * self._count + 4 * cover)[0]
+        olen = buf[off]
+        at = off + 3 + olen
+        # every name one label below the apex (no cut above it) and every empty non-terminal
+        # there has an NSEC3, except insecure delegations in an opt-out span: a cover
+        # without the opt-out flag proves the name has no node, else the image is asked
+        if (buf[at : at + 2] != NSEC3_TYPE or buf[at + 11] & 1) and not self._absent(lname):
+            return None
+        if cover == self._match or cover == self._wild:
+            return negative.signed(img, lname, qtype, len(key), self.ce, self.node)
+        lq = len(lname)
+        bkey = cover << 24 | lq << 16 | qtype
+        bodies = img.bodies
+        if bodies is None:
+            bodies = img.bodies = [None] * negative.BODIES
+        slot = (cover + 977 * lq + 131 * qtype) & (len(bodies) - 1)
+        hit = bodies[slot]
+        if hit is not None and hit[0] == bkey and hit[1] == self.ce:
+            return hit[2]  # type: ignore[return-value]
+        pre = self._prefixes.get(lq)
+        if pre is None:
+            pre = self._prefix(lq)
+        prefix, pos, count = pre
+        n = buf[off + 1 + olen] | buf[off + 2 + olen] << 8
+        optr = _ptr(12 + lq - len(self.origin))
+        own = _ptr(pos)
+        parts = [prefix, buf[off + 1 : off + 2 + buf[off + 1]], optr]
+        for k in range(n):
+            end = at + 10 + (buf[at + 8] << 8 | buf[at + 9])
+            if k:
+                parts.append(own)
+            parts.append(buf[at:end])
+            at = end
+        pos += 1 + buf[off + 1] + 2 * n + (at - off - 3 - olen)  # label, pointers, RRs
+        if self._wild_tails:  # the wildcard's piece, unless the match is the same
+            parts += (self._wild_head, optr, _ptr(pos).join(self._wild_tails))
+            pos += self._wild_len
+            count += len(self._wild_tails)
+        if pos > negative.BODY_MAX:
+            return None
+        entry = make_entry(negative.FLAGS, qtype, len(key), b"".join(parts), 0, count + n, 0)
+        bodies[slot] = (bkey, self.ce, entry)
+        return entry
+
+    def _prefix(self, lq: int) -> tuple[bytes, int, int]:
+        """For a question name of `lq` octets: the SOA segment and the apex's NSEC3 as
+        written after the question, the offset after them, and their RR count."""
+        img = self.img
+        origin_pos = 12 + lq - len(self.origin)
+        soa = negative.soa_segment(img, origin_pos, 1)
+        pos = 16 + lq + len(soa)
+        owner, tails = img.piece(self._match)
+        seg = owner[: owner[0] + 1] + _ptr(origin_pos) + _ptr(pos).join(tails)
+        out = (soa + seg, pos + len(seg), len(img.neg_soa_do) + len(tails))
+        if len(self._prefixes) < PREFIXES_MAX:
+            self._prefixes[lq] = out
+        return out
+
+
+def _ptr(offset: int) -> bytes:
+    """A compression pointer to `offset`."""
+    return bytes((0xC0 | offset >> 8, offset & 0xFF))

@@ -1,0 +1,141 @@
+"""NXDOMAIN shortcuts by closest encloser (`node.image.enclosers`): once `ImageTable` has
+answered one NXDOMAIN below an encloser, the names next to it are answered by the shortcut,
+byte for byte as `ZoneTable` answers them, and never where the shortcut's reasoning does
+not hold (wildcards, cuts, names that exist, a zone served below, AXFR, class CH)."""
+
+from __future__ import annotations
+
+import dns.name
+import dns.rdatatype
+import pytest
+
+from node.image import ImageTable, ZoneImage, build_image, enclosers
+from node.image import table as image_table
+from node.server.table import ZoneTable
+from node.zones.model import ZoneSnapshot, snapshot_from_text
+from tests.unit.server.signed_zone import ZONE, signed_snapshot
+
+T = dns.rdatatype
+# closest enclosers of the names asked: the apex, names, an empty non-terminal, a wildcard's
+# parent, cuts, names below a cut, and an empty non-terminal above a cut
+PARENTS = ["", "web.", "mail.", "c.ent.", "b.c.ent.", "wild.", "secure.", "insecure.",
+           "deep.x.y.", "x.y.", "y.", "nope."]
+QTYPES = [T.A, T.AAAA, T.MX, T.DS, T.ANY, T.RRSIG, T.NSEC3, 4711]
+
+
+def _key(name: str, rdtype: int, rdclass: bytes = b"\x00\x01") -> bytes:
+    return dns.name.from_text(name).to_wire().lower() + int(rdtype).to_bytes(2, "big") + rdclass
+
+
+def _keys(n: int) -> list[bytes]:
+    labels = ["a", "zz", "q" * 12, "x" * 31, "w" * 32, "m" * 40, "Mixed-Case", "*", "\\000x"]
+    out = []
+    for i in range(n):
+        parent = PARENTS[i % len(PARENTS)]
+        label = f"{labels[i % len(labels)]}{i}" if i % 3 else f"n{i:05d}"
+        out.append(_key(f"{label}.{parent}example.", QTYPES[i % len(QTYPES)]))
+    # names that exist, next to the learned ones
+    out += [_key(name, T.A) for name in (
+        "web.example.", "c.ent.example.", "ns1.example.", "x.y.example.", "a.b.c.ent.example.",
+        "ent.example.", "y.example.", "wild.example.", "cw.example.", "insecure.example.",
+        "secure.example.", "big.example.", "chain.example.", "www.example.", "mail.example.",
+        "ns.secure.example.", "x.wild.example.", "deep.x.y.example.")]
+    out += [_key("nx1.example.", T.AXFR), _key("nx2.example.", T.IXFR)]
+    out += [_key("nx3.example.", T.A, b"\x00\x03")]  # class CH: REFUSED
+    return out
+
+
+def _same(snap: ZoneSnapshot, keys: list[bytes]) -> ImageTable:
+    old = ZoneTable()
+    old.publish(snap)
+    new = ImageTable()
+    new.install(ZoneImage.from_bytes(build_image(snap)))
+    for key in keys + keys:  # the second round: learned shortcuts and admitted answers
+        for do in (0, 1):
+            assert new.lookup(key, do) == old.lookup(key, do), \
+                f"{dns.name.from_wire(key, 0)[0]} {key[-4:].hex()} DO={do}"
+    return new
+
+
+@pytest.mark.parametrize("mode", ["plain", "nsec", "nsec3", "nsec3-salt-optout"])
+def test_shortcut_answers_equal_the_general_path(mode: str) -> None:
+    text = ZONE + "leaf.longlabel-ent 300 A 192.0.2.1\nleaf.ab 300 A 192.0.2.1\n"
+    if mode == "plain":
+        snap = snapshot_from_text(text, "example.", revision=1)
+    else:
+        snap = signed_snapshot(mode, text=text)
+    extra = [_key(f"{name}.example.", T.A) for name in ("longlabel-ent", "ab", "longlabel")]
+    table = _same(snap, _keys(400) + extra)
+    apex = dns.name.from_text("example.").to_wire()
+    for do in (0, 1):
+        learned = table._short[do]
+        assert apex in learned and b"\x03web" + apex in learned
+        assert b"\x04wild" + apex not in learned  # a wildcard below: synthesis
+        assert b"\x06secure" + apex not in learned  # a cut: referrals
+        assert b"\x04deep\x01x\x01y" + apex not in learned  # below a cut
+    kind = table._short[1][apex].__name__
+    assert kind == {"plain": "plain", "nsec": "nsec", "nsec3": "nsec3",
+                    "nsec3-salt-optout": "nsec3"}[mode]
+
+
+def test_nsec3_flood_at_the_apex_equals_the_general_path() -> None:
+    """Many labels of every length below the apex: covers, the wildcard's piece, pointers."""
+    snap = signed_snapshot("nsec3-salt-optout")
+    chars = "abcdefghij0123456789" * 4
+    keys = [_key(f"{chars[i % 7 : i % 7 + 1 + i % 63]}.example.", T.A) for i in range(200)]
+    keys += [_key(f"r{i}x{'k' * (i % 50)}.example.", QTYPES[i % len(QTYPES)])
+             for i in range(300)]
+    _same(snap, keys)
+
+
+def test_a_zone_served_below_the_encloser_is_not_shortcut() -> None:
+    """`kid.example.` is its own zone (the parent has no delegation): once the apex's
+    shortcut exists, `kid.example.` is still answered by the child zone, and SERVFAIL
+    while the child is held."""
+    parent = snapshot_from_text(ZONE, "example.", revision=1)
+    kid = snapshot_from_text("$TTL 60\n@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\n@ A 192.0.2.99\n"
+                             "ns1 A 192.0.2.1\n", "kid.example.", revision=1)
+    table = ImageTable()
+    table.install(ZoneImage.from_bytes(build_image(parent)))
+    assert table.lookup(_key("nx.example.", T.A), 0)[5] & 0xF == 3  # NXDOMAIN, learned
+    assert table._short[0]
+    table.install(ZoneImage.from_bytes(build_image(kid)))
+    assert table._short == ({}, {})  # the zone set changed: every shortcut dropped
+    for _ in range(2):
+        assert table.lookup(_key("nx.example.", T.A), 0)[5] & 0xF == 3
+        entry = table.lookup(_key("kid.example.", T.A), 0)
+        assert entry[5] & 0xF == 0 and entry[0][0][4:6] == b"\x00\x01"  # the child's A
+    assert not table._short[0]  # a served origin one label below: no shortcut for the apex
+    table.hold(dns.name.from_text("kid.example.").to_wire())
+    assert table.lookup(_key("kid.example.", T.A), 0)[5] & 0xF == 2  # SERVFAIL
+
+
+def test_new_versions_drop_the_shortcuts_and_their_images() -> None:
+    snap = snapshot_from_text(ZONE, "example.", revision=1)
+    table = ImageTable()
+    first = ZoneImage.from_bytes(build_image(snap))
+    table.install(first)
+    table.lookup(_key("nx.example.", T.A), 0)
+    assert next(iter(table._short[0].values())).__self__.img is first  # type: ignore
+    table.install(ZoneImage.from_bytes(build_image(snapshot_from_text(
+        ZONE + "nx2 A 192.0.2.1\n", "example.", serial=2, revision=2))))
+    assert table._short == ({}, {})
+    assert table.lookup(_key("nx2.example.", T.A), 0)[5] & 0xF == 0  # the new name exists
+    assert table.lookup(_key("nx3.example.", T.A), 0)[5] & 0xF == 3
+
+
+def test_shortcuts_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(image_table, "SHORTCUTS_MAX", 3)
+    text = ZONE + "".join(f"h{i} A 192.0.2.{i}\n" for i in range(10))
+    table = ImageTable()
+    table.install(ZoneImage.from_bytes(build_image(snapshot_from_text(text, "example.",
+                                                                      revision=1))))
+    for i in range(10):
+        table.lookup(_key(f"nx.h{i}.example.", T.A), 0)
+    assert len(table._short[0]) == 3  # the last three enclosers
+    assert dns.name.from_text("h9.example.").to_wire() in table._short[0]
+
+
+def test_compression_pointer() -> None:
+    assert enclosers._ptr(12) == b"\xc0\x0c"
+    assert enclosers._ptr(0x3FFF) == b"\xff\xff"
