@@ -43,6 +43,7 @@ import dns.rrset
 from node.dnssec.denial import CKey, Nsec3Chain, NsecChain
 from node.dnssec.rrsigset import RRSIGSet
 from node.dnssec.tree import GENERATED
+from node.zones.packed import PackedTypes
 
 RRSIG = dns.rdatatype.RRSIG
 NodeTypes = Mapping[int, dns.rrset.RRset]
@@ -69,6 +70,8 @@ def plain(src: NodeTypes | None) -> NodeTypes | None:
     if types == sorted(types) and not any(t in GENERATED for t in types):
         return src
     kept = {t: src[t] for t in sorted(types) if t not in GENERATED}
+    if type(src) is PackedTypes:  # kept packed, not as RRsets
+        return PackedTypes.pack(src.owner, kept.values()) if kept else None
     return MappingProxyType(kept) if kept else None
 
 
@@ -109,8 +112,16 @@ class SignedNode(Mapping[int, dns.rrset.RRset]):
         for covered, exp, _, _ in segments(self._sigs):
             yield covered, exp
 
-    def same(self, rdtype: int, rrset: dns.rrset.RRset) -> bool:
-        """Whether the RRset of `rdtype` here is `rrset` (same TTL and rdatas)."""
+    def same(self, rdtype: int, rrset: dns.rrset.RRset, src: NodeTypes | None = None) -> bool:
+        """Whether the RRset of `rdtype` here is `rrset` (same TTL and rdatas); `src`: the
+        input types map `rrset` was read from, compared first without making RRsets."""
+        mine = self._src
+        if src is not None and mine is not None and rdtype not in GENERATED:
+            if mine is src:
+                return True
+            if type(mine) is PackedTypes and type(src) is PackedTypes \
+                    and mine.segment(rdtype) == src.segment(rdtype):
+                return True
         chain = self._chain
         if self._bits is not None and rdtype == chain.rdtype:  # fields, not rdatas, compared
             return rrset.ttl == chain.ttl and getattr(rrset, "_data", None) == \
@@ -127,7 +138,7 @@ class SignedNode(Mapping[int, dns.rrset.RRset]):
         if len(ea) != len(eb) or not _all_same(ea, eb):
             return False
         a, b = self._src, other._src
-        if a is b:
+        if a is b or (type(a) is PackedTypes and a == b):
             return True
         keys = [t for t in a or () if t not in GENERATED]
         if sorted(keys) != sorted(t for t in b or () if t not in GENERATED):

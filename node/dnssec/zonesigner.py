@@ -57,6 +57,7 @@ from node.dnssec.tree import GENERATED, NodeTypes, ZoneTree
 from node.errors import ValidationError
 from node.zones.layered import LayeredNodes
 from node.zones.model import Name, NodeMap
+from node.zones.packed import PackedTypes
 
 T = dns.rdatatype
 KSK_TYPES = frozenset({T.DNSKEY, T.CDS, T.CDNSKEY})
@@ -67,6 +68,7 @@ _CHAIN_TYPES = frozenset({T.NSEC, T.NSEC3})
 _Plan = tuple[Name, NodeTypes | None, tuple[dns.rrset.RRset, ...] | None, object,
               list[bytes | int]]
 _GC_PAUSE_ABOVE = 5000  # owners
+_IMMUTABLE = (MappingProxyType, PackedTypes)  # input types maps held as they are
 __all__ = ["SignedResult", "SigningParams", "ZoneSigner"]
 
 
@@ -278,7 +280,7 @@ class ZoneSigner:
                 continue
             seg = old.segment(t) if old is not None and (full or t not in force) else None  # type: ignore[operator]
             if seg is not None and ((full and seg[1] != self._expiration(key, t, now))
-                                    or not old.same(t, rs)):  # type: ignore[union-attr]
+                                    or not old.same(t, rs, src)):  # type: ignore[union-attr]
                 seg = None
             if seg is None:
                 parts.append(len(jobs))
@@ -293,7 +295,7 @@ class ZoneSigner:
               ) -> NodeTypes | None:
         """The owner's output from its plan; stored (with its refresh time) if signed."""
         name, src, extra, denial, parts = plan
-        if src is not None and type(src) is not MappingProxyType:
+        if src is not None and type(src) not in _IMMUTABLE:
             src = MappingProxyType(dict(src))  # held: a caller's own dict may change later
         if not parts:
             self._store.forget(key)
@@ -389,6 +391,8 @@ def _differs(old: NodeTypes | None, new: NodeTypes | None) -> bool:
         return True
     if type(old) is SignedNode and type(new) is SignedNode:
         return not old.same_output(new)
+    if type(old) is PackedTypes and type(new) is PackedTypes:
+        return old != new  # the same octets: the same RRsets
     if list(old) != list(new):
         return True
     return not all(_same(old[t], new[t]) for t in new)
