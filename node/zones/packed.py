@@ -117,11 +117,12 @@ def _rdata(rdtype: int, blob: bytes, pos: int, size: int) -> dns.rdata.Rdata:
 class PackedTypes(Mapping[int, dns.rrset.RRset]):
     """An owner's RRsets as one blob (see module doc); immutable."""
 
-    __slots__ = ("_blob", "owner")
+    __slots__ = ("_blob", "_len", "owner")
 
     def __init__(self, owner: Name, blob: bytes) -> None:
         self.owner = owner
         self._blob = blob
+        self._len = sum(1 for _ in self._segments())  # `len` is asked of every owner
 
     @classmethod
     def pack(cls, owner: Name, rrsets: Iterable[dns.rrset.RRset]) -> PackedTypes:
@@ -234,7 +235,7 @@ class PackedTypes(Mapping[int, dns.rrset.RRset]):
         return (_rdtype(t) for t, _, _ in self._segments())
 
     def __len__(self) -> int:
-        return sum(1 for _ in self._segments())
+        return self._len
 
     def __bool__(self) -> bool:
         return bool(self._blob)
