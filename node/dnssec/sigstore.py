@@ -158,10 +158,17 @@ class SignedNode(Mapping[int, dns.rrset.RRset]):
         out.sort()
         return out
 
+    def _ttl(self, rdtype: int) -> int:
+        """The TTL of the RRset of `rdtype` here (a packed input's without making it)."""
+        src = self._src
+        if type(src) is PackedTypes and rdtype not in GENERATED and rdtype in src:
+            return src.ttl(rdtype)
+        return self[rdtype].ttl
+
     def __getitem__(self, rdtype: int) -> dns.rrset.RRset:
         if rdtype == RRSIG:
             if self._sigs:
-                ttl = min(self[t].ttl for t, _ in self.expirations())
+                ttl = min(self._ttl(t) for t, _ in self.expirations())
                 return RRSIGSet(self.owner, ttl, (self._sigs,), self._chain.origin)
         elif self._bits is not None and rdtype == self._chain.rdtype:
             return self._chain.make(self.owner, self._next, self._bits)

@@ -28,6 +28,7 @@ from node.server.compile import CompiledZone
 from node.server.proofs import NSEC, NSEC3, DenialIndex, Piece, Types, is_hashed_owner, wire_key
 from node.server.proofs import _digest as nsec3_digest
 from node.zones.model import ZoneSnapshot
+from node.zones.packed import ReadCache
 
 IN_BASE: Any = ()  # an answer key's value once its entry is in the image (`overlay.IN_BASE`)
 MEMO_EVERY = 4096  # owners between clears of the render memo (a transient cache here)
@@ -75,6 +76,11 @@ def compile_base(snapshot: ZoneSnapshot) -> CompiledZone:
     """What `CompiledZone.build(snapshot)` holds once `ImageBuilder` has dropped what the
     image has (answers -> `IN_BASE`, no RRSIG tails, `BasePieces`), without rendering the
     denial pieces or keeping a rendered answer."""
+    with ReadCache() as cache:  # each packed RRset made once per part of the pass
+        return _compile_base(snapshot, cache)
+
+
+def _compile_base(snapshot: ZoneSnapshot, cache: ReadCache) -> CompiledZone:
     zone = CompiledZone(snapshot)
     signed = snapshot.signed
     if signed:
@@ -99,6 +105,7 @@ def compile_base(snapshot: ZoneSnapshot) -> CompiledZone:
                 answers[key] = IN_BASE
         if i % MEMO_EVERY == MEMO_EVERY - 1:
             zone.memo.clear()
+            cache.clear()
     zone.memo.clear()
     zone.owned = set()
     return zone

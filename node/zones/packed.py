@@ -13,7 +13,9 @@ dnspython's parsers, the rest through `dns.rdata.from_wire`), equal to the
 ones packed: same owner, class, type, covers, TTL and rdatas in order. Nobody
 holds them after use unless a consumer keeps them, so read an RRset once per
 use rather than relying on its identity; `segment(t)` compares RRsets without
-making them.
+making them. A zone-sized pass that reads each RRset several times (a full
+compile) runs inside a `ReadCache`: each RRset is then made once per pass, and
+let go at its end.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import io
 import socket
 import struct
+import threading
 from collections.abc import ItemsView, Iterable, Iterator, Mapping, ValuesView
 from typing import Any
 
@@ -112,6 +115,35 @@ def _rdata(rdtype: int, blob: bytes, pos: int, size: int) -> dns.rdata.Rdata:
         if "." not in text:  # an embedded IPv4 form: dnspython writes its own
             return _address(WiredAAAA, rdtype, text, wire)
     return dns.rdata.from_wire(IN, rdtype, blob, pos, size)
+
+
+_local = threading.local()
+
+
+class ReadCache:
+    """While in use, in the thread that entered it: each RRset read from a `PackedTypes`
+    is made once and kept, for passes that read each RRset several times (a full
+    compile reads an RRset about ten times: answers, additional addresses, signatures'
+    TTLs, image entries). `clear()` lets go of what was read so far (a pass over the
+    zone in parts keeps a part's RRsets only); all is let go at the end."""
+
+    __slots__ = ("_cache",)
+
+    def __init__(self) -> None:
+        self._cache: dict[int, Any] | None = None
+
+    def __enter__(self) -> ReadCache:
+        if getattr(_local, "cache", None) is None:  # else an outer pass's cache serves
+            self._cache = _local.cache = {}
+        return self
+
+    def clear(self) -> None:
+        if self._cache is not None:
+            self._cache.clear()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._cache is not None:
+            _local.cache = self._cache = None
 
 
 class PackedTypes(Mapping[int, dns.rrset.RRset]):
@@ -216,16 +248,29 @@ class PackedTypes(Mapping[int, dns.rrset.RRset]):
             pos += 2 + n
         return rrset
 
+    def _read(self, rdtype: int, start: int) -> dns.rrset.RRset:
+        cache: dict[int, tuple[PackedTypes, dict[int, dns.rrset.RRset]]] | None = \
+            getattr(_local, "cache", None)
+        if cache is None:
+            return self._make(start)
+        hit = cache.get(id(self))
+        if hit is None:
+            hit = cache[id(self)] = (self, {})  # `self` held: its id is not reused meanwhile
+        rrset = hit[1].get(rdtype)
+        if rrset is None:
+            rrset = hit[1][rdtype] = self._make(start)
+        return rrset
+
     def __getitem__(self, rdtype: int) -> dns.rrset.RRset:
         for t, start, _ in self._segments():
             if t == rdtype:
-                return self._make(start)
+                return self._read(t, start)
         raise KeyError(rdtype)
 
     def get(self, rdtype: int, default: Any = None) -> Any:
         for t, start, _ in self._segments():
             if t == rdtype:
-                return self._make(start)
+                return self._read(t, start)
         return default
 
     def __contains__(self, rdtype: object) -> bool:
@@ -249,7 +294,7 @@ class PackedTypes(Mapping[int, dns.rrset.RRset]):
 
     def pairs(self) -> list[tuple[int, dns.rrset.RRset]]:
         """(type, RRset) of every RRset, in order, made in one pass."""
-        return [(_rdtype(t), self._make(start)) for t, start, _ in self._segments()]
+        return [(_rdtype(t), self._read(t, start)) for t, start, _ in self._segments()]
 
     def items(self) -> ItemsView[int, dns.rrset.RRset]:
         return _Items(self)
