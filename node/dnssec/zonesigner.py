@@ -1,7 +1,8 @@
 """Per-zone signing state on one node: full and incremental signing of a zone's node map.
 
 `ZoneSigner.sign(nodes, changed, now)` takes the zone's unsigned RRsets and
-returns the signed node map: the input RRsets (same objects), the apex DNSKEY
+returns the signed node map: the input types maps (held, not copied: the replica's are
+`PackedTypes`, whose RRsets are made on read), the apex DNSKEY
 (and NSEC3PARAM), one RRSIG RRset per owner (see `signer` module doc), and the
 NSEC or NSEC3 chain. It keeps every RRset's signatures, so an incremental call
 signs only changed RRsets, the chain records around them and signatures whose

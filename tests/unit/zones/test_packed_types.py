@@ -29,7 +29,7 @@ from node.store.values import KeyValue
 from node.work.zoneparse import parse_with_dnspython
 from node.zones.decode import build_nodes
 from node.zones.model import snapshot_from_text
-from node.zones.packed import PackedTypes, WiredA, WiredAAAA
+from node.zones.packed import PackedTypes, ReadCache, WiredA, WiredAAAA
 from tests.support.zones import EXAMPLE, FUZZ
 from tests.unit.server.signed_zone import MODES, signed_snapshot
 
@@ -212,3 +212,19 @@ def test_the_replica_holds_a_zone_in_a_few_hundred_octets_per_rrset(tmp_path: Pa
     names, _ = _held(lambda: [dns.name.from_text(o.to_text()) for o in nodes])  # type: ignore[attr-defined]
     per_rrset = (held - names) / len(records)
     assert per_rrset <= 200, f"{per_rrset:.0f} octets held per RRset (bound 200)"
+
+
+def test_a_read_cache_makes_each_rrset_once_and_lets_go_at_its_end() -> None:
+    nodes = snapshot_from_text(EXAMPLE, "example.").nodes
+    owner = dns.name.from_text("mail.example.")
+    packed = PackedTypes.pack(owner, nodes[owner].values())
+    assert packed[T.A] is not packed[T.A]  # no cache: made on every read
+    with ReadCache() as cache:
+        first = packed[T.A]
+        assert packed.get(T.A) is first and dict(packed.items())[T.A] is first
+        with ReadCache():  # an inner pass uses the outer cache and leaves it in place
+            assert packed[T.A] is first
+        assert packed[T.A] is first
+        cache.clear()
+        assert packed[T.A] is not first
+    assert packed[T.A] is not packed[T.A]
