@@ -244,6 +244,32 @@ class _Values(ValuesView[dns.rrset.RRset]):
         return (rs for _, rs in self._mapping._pairs())
 
 
+class Job:
+    """A job's RRset still in its packed input (`rdtype`, as `RRset.rdtype` reads)."""
+
+    __slots__ = ("rdtype", "src")
+
+    def __init__(self, src: PackedTypes, rdtype: int) -> None:
+        self.src, self.rdtype = src, rdtype
+
+
+class Made:
+    """The RRsets of the signer's jobs ((key, RRset or `Job`)), each made when `sign_blobs`
+    reaches it."""
+
+    __slots__ = ("_jobs",)
+
+    def __init__(self, jobs: list[tuple[CKey, Any]]) -> None:
+        self._jobs = jobs
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def __iter__(self) -> Iterator[dns.rrset.RRset]:
+        for _, rs in self._jobs:
+            yield rs.src[rs.rdtype] if type(rs) is Job else rs
+
+
 class SigStore:
     """The signed owners by key and the heap of their refresh times."""
 

@@ -53,7 +53,7 @@ from node.dnssec.keys import SIGNING_STATES, DnssecKey, dnskey_rrset
 from node.dnssec.params import SignedResult, SigningParams
 from node.dnssec.rrsigset import blob
 from node.dnssec.signer import SigningKey, check_rrsigs_cover, sign_blobs
-from node.dnssec.sigstore import SignedNode, SigStore, plain
+from node.dnssec.sigstore import Job, Made, SignedNode, SigStore, plain
 from node.dnssec.tree import GENERATED, NodeTypes, ZoneTree
 from node.errors import ValidationError
 from node.zones.layered import LayeredNodes
@@ -177,7 +177,6 @@ class ZoneSigner:
         return self._ksks if rdtype in KSK_TYPES else self._zsks
 
     # -- signing --------------------------------------------------------------
-    # -- signing --------------------------------------------------------------
     def sign(self, nodes: NodeMap, changed: frozenset[Name] | None, now: int) -> SignedResult:
         """Sign `nodes` (all of it if `changed` is None, else those owners) at time `now`."""
         soa = nodes.get(self.origin, {}).get(T.SOA)
@@ -285,7 +284,9 @@ class ZoneSigner:
                 seg = None
             if seg is None:
                 parts.append(len(jobs))
-                jobs.append((key, rs))
+                # a packed RRset is made again when signed (all held: a fragmented heap)
+                jobs.append((key, Job(src, t) if type(src) is PackedTypes
+                             and t not in GENERATED else rs))
             else:
                 parts.append(seg[0])
         extra = tuple(want[t] for t in sorted(want) if t in GENERATED and t not in _CHAIN_TYPES)
@@ -366,7 +367,7 @@ class ZoneSigner:
                 wire, last = ckey_wire(k), k
             wires.append(wire)
         back = self.params.validity + self.params.inception_offset
-        blobs = sign_blobs([rs for _, rs in jobs], keysets, self.origin,
+        blobs = sign_blobs(Made(jobs), keysets, self.origin,  # type: ignore[arg-type]
                            [exp - back for exp in exps], exps, pool=self.pool,
                            owner_wires=wires)
         return sum(len(ks) for ks in keysets), blobs

@@ -24,14 +24,16 @@ import dns.rrset
 import pytest
 
 from bench import zonegen
+from node.dnssec.digest import ZoneDigest
 from node.store.keys import KeyLayout
 from node.store.values import KeyValue
 from node.work.zoneparse import parse_with_dnspython
 from node.zones.decode import build_nodes
+from node.zones.layered import LayeredNodes
 from node.zones.model import snapshot_from_text
 from node.zones.packed import PackedTypes, ReadCache, WiredA, WiredAAAA
 from tests.support.zones import EXAMPLE, FUZZ
-from tests.unit.server.signed_zone import MODES, signed_snapshot
+from tests.unit.server.signed_zone import MODES, NOW, ORIGIN, ZONE, signed_snapshot, signer
 
 T = dns.rdatatype
 IN = dns.rdataclass.IN
@@ -228,3 +230,22 @@ def test_a_read_cache_makes_each_rrset_once_and_lets_go_at_its_end() -> None:
         cache.clear()
         assert packed[T.A] is not first
     assert packed[T.A] is not packed[T.A]
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_a_zone_signed_from_its_packed_form_is_the_same_zone(mode: str) -> None:
+    plain = snapshot_from_text(ZONE, ORIGIN).nodes
+    packed = LayeredNodes({o: PackedTypes.pack(o, t.values()) for o, t in plain.items()})
+    one, two = signer(mode), signer(mode)
+    a, b = one.sign(plain, None, NOW), two.sign(packed, None, NOW)
+    assert ZoneDigest().reset(a.nodes) == ZoneDigest().reset(b.nodes)
+    www = dns.name.from_text("www.example.")
+    added = dns.rrset.from_text(www, 300, IN, T.AAAA, "2001:db8::77")
+    changed_plain = dict(plain)
+    changed_plain[www] = {**plain[www], T.AAAA: added}
+    changed_packed = packed.updated({www: packed[www].replaced(T.AAAA, added)})
+    later = NOW + 86400 * 20  # signatures fall due as well
+    a = one.sign(changed_plain, frozenset({www}), later)
+    b = two.sign(changed_packed, frozenset({www}), later)
+    assert a.changed == b.changed and a.signatures_made == b.signatures_made
+    assert ZoneDigest().reset(a.nodes) == ZoneDigest().reset(b.nodes)
