@@ -248,35 +248,48 @@ class PackedTypes(Mapping[int, dns.rrset.RRset]):
             pos += 2 + n
         return rrset
 
-    def _read(self, rdtype: int, start: int) -> dns.rrset.RRset:
+    def _cached(self) -> dict[int, dns.rrset.RRset] | None:
+        """Within a `ReadCache`: every RRset of the owner, made on the first read; else None."""
         cache: dict[int, tuple[PackedTypes, dict[int, dns.rrset.RRset]]] | None = \
             getattr(_local, "cache", None)
         if cache is None:
-            return self._make(start)
+            return None
         hit = cache.get(id(self))
-        if hit is None:
-            hit = cache[id(self)] = (self, {})  # `self` held: its id is not reused meanwhile
-        rrset = hit[1].get(rdtype)
-        if rrset is None:
-            rrset = hit[1][rdtype] = self._make(start)
-        return rrset
+        if hit is None:  # `self` held: its id is not reused meanwhile
+            hit = cache[id(self)] = (self, dict(self._made()))
+        return hit[1]
+
+    def _made(self) -> list[tuple[int, dns.rrset.RRset]]:
+        return [(_rdtype(t), self._make(start)) for t, start, _ in self._segments()]
 
     def __getitem__(self, rdtype: int) -> dns.rrset.RRset:
+        made = self._cached()
+        if made is not None:
+            return made[rdtype]
         for t, start, _ in self._segments():
             if t == rdtype:
-                return self._read(t, start)
+                return self._make(start)
         raise KeyError(rdtype)
 
     def get(self, rdtype: int, default: Any = None) -> Any:
+        made = self._cached()
+        if made is not None:
+            return made.get(rdtype, default)
         for t, start, _ in self._segments():
             if t == rdtype:
-                return self._read(t, start)
+                return self._make(start)
         return default
 
     def __contains__(self, rdtype: object) -> bool:
+        made = self._cached()
+        if made is not None:
+            return rdtype in made
         return any(t == rdtype for t, _, _ in self._segments())
 
     def __iter__(self) -> Iterator[int]:
+        made = self._cached()
+        if made is not None:
+            return iter(made)
         return (_rdtype(t) for t, _, _ in self._segments())
 
     def __len__(self) -> int:
@@ -294,7 +307,8 @@ class PackedTypes(Mapping[int, dns.rrset.RRset]):
 
     def pairs(self) -> list[tuple[int, dns.rrset.RRset]]:
         """(type, RRset) of every RRset, in order, made in one pass."""
-        return [(_rdtype(t), self._read(t, start)) for t, start, _ in self._segments()]
+        made = self._cached()
+        return list(made.items()) if made is not None else self._made()
 
     def items(self) -> ItemsView[int, dns.rrset.RRset]:
         return _Items(self)
