@@ -248,15 +248,18 @@ class PackedTypes(Mapping[int, dns.rrset.RRset]):
             pos += 2 + n
         return rrset
 
-    def _cached(self) -> dict[int, dns.rrset.RRset] | None:
-        """Within a `ReadCache`: every RRset of the owner, made on the first read; else None."""
+    def _cached(self, make: bool = True) -> dict[int, dns.rrset.RRset] | None:
+        """Within a `ReadCache`: every RRset of the owner, made on the first read (`make`;
+        else None until then); outside: None. Asking which types there are makes none."""
         cache: dict[int, tuple[PackedTypes, dict[int, dns.rrset.RRset]]] | None = \
             getattr(_local, "cache", None)
         if cache is None:
             return None
         hit = cache.get(id(self))
-        if hit is None:  # `self` held: its id is not reused meanwhile
-            hit = cache[id(self)] = (self, dict(self._made()))
+        if hit is None:
+            if not make:
+                return None
+            hit = cache[id(self)] = (self, dict(self._made()))  # `self` held: its id stays
         return hit[1]
 
     def _made(self) -> list[tuple[int, dns.rrset.RRset]]:
@@ -281,13 +284,13 @@ class PackedTypes(Mapping[int, dns.rrset.RRset]):
         return default
 
     def __contains__(self, rdtype: object) -> bool:
-        made = self._cached()
+        made = self._cached(make=False)
         if made is not None:
             return rdtype in made
         return any(t == rdtype for t, _, _ in self._segments())
 
     def __iter__(self) -> Iterator[int]:
-        made = self._cached()
+        made = self._cached(make=False)
         if made is not None:
             return iter(made)
         return (_rdtype(t) for t, _, _ in self._segments())
