@@ -10,7 +10,9 @@ of zones or their versions changes, so a shortcut never outlives its image.
 
 A shortcut exists only where that reasoning holds, checked when it is built:
 P has a node in a served image that is not held, the zone is not the root,
-no zone cut is at or above P (below the apex), there is no `*.P` node (no
+no zone cut or DNAME is at or above P (below the apex; no DNAME at the apex:
+a name below one is synthesized, and NXDOMAIN when its target in the zone is
+absent, which must not teach a shortcut), there is no `*.P` node (no
 wildcard synthesis), no served or held zone's origin is directly below P
 (that name belongs to the other zone), and for DO=1 in a signed zone P's
 wildcard proof is in the image. Per query it checks the class (IN), the
@@ -80,9 +82,12 @@ def shortcut(img: ZoneImage, ce: bytes, do: int, below: Callable[[bytes], bool]
     node = img.apex if ce == origin else img.node(ce)
     if node is None:
         return None
+    apex = img.apex
+    if apex is not None and apex[0] & L.N_DNAME:  # synthesis for every name below
+        return None
     a, n = ce, node
-    while a != origin:  # a cut at the encloser or above it: referrals
-        if n is None or n[0] & L.N_CUT:
+    while a != origin:  # a cut (referrals) or DNAME (synthesis) at the encloser or above
+        if n is None or n[0] & (L.N_CUT | L.N_DNAME):
             return None
         a = a[a[0] + 1 :]
         n = img.node(a) if a != origin else None

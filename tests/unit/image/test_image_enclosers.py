@@ -139,3 +139,20 @@ def test_shortcuts_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_compression_pointer() -> None:
     assert enclosers._ptr(12) == b"\xc0\x0c"
     assert enclosers._ptr(0x3FFF) == b"\xff\xff"
+
+
+@pytest.mark.parametrize("mode", ["plain", "nsec", "nsec3"])
+def test_no_shortcut_below_a_dname(mode: str) -> None:
+    """A DNAME at the encloser: `x.d.example.` is synthesized to `x.t.example.`, which does
+    not exist, so the general path answers NXDOMAIN (RFC 6672 §2.2 with the chain's last
+    RCODE); that must not teach a shortcut for `d.example.`, or `y.d.example.` (whose
+    target `y.t.example.` exists) is answered NXDOMAIN without the DNAME."""
+    text = ZONE + "d 300 DNAME t.example.\nt 300 A 192.0.2.7\ny.t 300 A 192.0.2.8\n"
+    if mode == "plain":
+        snap = snapshot_from_text(text, "example.", revision=1)
+    else:
+        snap = signed_snapshot(mode, text=text)
+    keys = [_key("x.d.example.", T.A), _key("y.d.example.", T.A), _key("z.d.example.", T.A)]
+    table = _same(snap, keys)
+    assert table.lookup(_key("y.d.example.", T.A), 1)[5] & 0xF == 0  # NOERROR: the CNAME
+    assert dns.name.from_text("d.example.").to_wire() not in table._short[0]
