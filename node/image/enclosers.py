@@ -10,7 +10,9 @@ of zones or their versions changes, so a shortcut never outlives its image.
 
 A shortcut exists only where that reasoning holds, checked when it is built:
 P has a node in a served image that is not held, the zone is not the root,
-no zone cut is at or above P (below the apex), there is no `*.P` node (no
+no zone cut or DNAME is at or above P (below the apex; no DNAME at the apex:
+a name below one is synthesized, and NXDOMAIN when its target in the zone is
+absent, which must not teach a shortcut), there is no `*.P` node (no
 wildcard synthesis), no served or held zone's origin is directly below P
 (that name belongs to the other zone), and for DO=1 in a signed zone P's
 wildcard proof is in the image. Per query it checks the class (IN), the
@@ -21,8 +23,9 @@ else returns None and takes the general path.
 Modes (the bytes equal `negative.nxdomain`'s, which equal the general cold
 path's, `tests/unit/image/test_image_enclosers.py`):
 
-* unsigned zone, or DO=0: one entry per (label length, QTYPE): the negative
-  SOA with its owner a pointer to the origin inside the question;
+* unsigned zone, or DO=0: one entry per (question length, QTYPE) in the
+  image's memo, shared with `negative.nxdomain`: the negative SOA with its
+  owner a pointer to the origin inside the question;
 * NSEC3, DO=1, P the apex: the SOA segment and the apex's NSEC3 (its match)
   are the same for every name of a given length, so they are rendered once
   per question length (`prefix`); per name only the next closer's cover
@@ -80,9 +83,12 @@ def shortcut(img: ZoneImage, ce: bytes, do: int, below: Callable[[bytes], bool]
     node = img.apex if ce == origin else img.node(ce)
     if node is None:
         return None
+    apex = img.apex
+    if apex is not None and apex[0] & L.N_DNAME:  # synthesis for every name below
+        return None
     a, n = ce, node
-    while a != origin:  # a cut at the encloser or above it: referrals
-        if n is None or n[0] & L.N_CUT:
+    while a != origin:  # a cut (referrals) or DNAME (synthesis) at the encloser or above
+        if n is None or n[0] & (L.N_CUT | L.N_DNAME):
             return None
         a = a[a[0] + 1 :]
         n = img.node(a) if a != origin else None
@@ -106,7 +112,7 @@ def shortcut(img: ZoneImage, ce: bytes, do: int, below: Callable[[bytes], bool]
 class Shortcut:
     """One encloser's NXDOMAIN answers (see the module docstring); its methods are the modes."""
 
-    __slots__ = ("_base", "_buf", "_count", "_digest", "_entries", "_flat", "_mask", "_match",
+    __slots__ = ("_base", "_buf", "_count", "_digest", "_flat", "_mask", "_match",
                  "_prefixes", "_salt", "_shift", "_sort", "_wild", "_wild_head", "_wild_len",
                  "_wild_tails", "ce", "do", "img", "node", "origin")
 
@@ -116,7 +122,6 @@ class Shortcut:
         self.node = node
         self.do = do
         self.origin = img.origin
-        self._entries: dict[int, Entry] = {}
         self._buf = img._buf
         self._base = img._hash
         self._mask = img._mask
@@ -159,23 +164,24 @@ class Shortcut:
             i = (i + 1) & mask
 
     def plain(self, key: bytes) -> Entry | None:
-        """Unsigned zone, or DO=0: the negative SOA only, one entry per question shape."""
+        """Unsigned zone, or DO=0: the negative SOA only, one entry per question shape,
+        kept in the image's memo as `negative.nxdomain` keeps it (so bounded per image and
+        shared by every encloser, not one set per shortcut)."""
         lname = key[:-4]
-        mk = lname[0] << 16 | key[-4] << 8 | key[-3]  # label length and QTYPE
-        entry = self._entries.get(mk)
+        qtype = key[-4] << 8 | key[-3]
+        if key[-2:] != IN_CLASS or qtype in XFR:
+            return None
+        img = self.img
+        origin_pos = 12 + len(lname) - len(self.origin)
+        mk = (origin_pos << 16 | qtype) << 1 | self.do  # negative.nxdomain's memo key
+        memo = img.memo
+        entry = memo.get(mk)
         if entry is None:
-            qtype = mk & 0xFFFF
-            if key[-2:] != IN_CLASS or qtype in XFR:
-                return None
-            img = self.img
-            origin_pos = 12 + len(lname) - len(self.origin)
             entry = make_entry(negative.FLAGS, qtype, len(key),
                                negative.soa_segment(img, origin_pos, self.do), 0,
                                len(img.neg_soa), 0)
-            if len(self._entries) < negative.ENTRIES_MAX:
-                self._entries[mk] = entry
-        elif key[-2:] != IN_CLASS:
-            return None
+            if len(memo) < negative.ENTRIES_MAX:
+                memo[mk] = entry
         return entry if self._absent(lname) else None
 
     def overlay(self, key: bytes) -> Entry | None:

@@ -5,6 +5,8 @@ not hold (wildcards, cuts, names that exist, a zone served below, AXFR, class CH
 
 from __future__ import annotations
 
+import tracemalloc
+
 import dns.name
 import dns.rdatatype
 import pytest
@@ -139,3 +141,44 @@ def test_shortcuts_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_compression_pointer() -> None:
     assert enclosers._ptr(12) == b"\xc0\x0c"
     assert enclosers._ptr(0x3FFF) == b"\xff\xff"
+
+
+@pytest.mark.parametrize("mode", ["plain", "nsec", "nsec3"])
+def test_no_shortcut_below_a_dname(mode: str) -> None:
+    """A DNAME at the encloser: `x.d.example.` is synthesized to `x.t.example.`, which does
+    not exist, so the general path answers NXDOMAIN (RFC 6672 §2.2 with the chain's last
+    RCODE); that must not teach a shortcut for `d.example.`, or `y.d.example.` (whose
+    target `y.t.example.` exists) is answered NXDOMAIN without the DNAME."""
+    text = ZONE + "d 300 DNAME t.example.\nt 300 A 192.0.2.7\ny.t 300 A 192.0.2.8\n"
+    if mode == "plain":
+        snap = snapshot_from_text(text, "example.", revision=1)
+    else:
+        snap = signed_snapshot(mode, text=text)
+    keys = [_key("x.d.example.", T.A), _key("y.d.example.", T.A), _key("z.d.example.", T.A)]
+    table = _same(snap, keys)
+    assert table.lookup(_key("y.d.example.", T.A), 1)[5] & 0xF == 0  # NOERROR: the CNAME
+    assert dns.name.from_text("d.example.").to_wire() not in table._short[0]
+
+
+def test_shortcut_entries_are_bounded_per_image_not_per_encloser() -> None:
+    """A flood over many enclosers and QTYPEs (unsigned, DO=0): every NXDOMAIN entry of one
+    question shape is the same for all enclosers of the image, so the memory it takes is
+    bounded per image (`negative.ENTRIES_MAX`), as on the general path, not per encloser
+    (up to SHORTCUTS_MAX x ENTRIES_MAX x 2 entries: gigabytes)."""
+    text = ZONE + "".join(f"h{i} A 192.0.2.{i % 250}\n" for i in range(200))
+    table = ImageTable()
+    table.install(ZoneImage.from_bytes(build_image(snapshot_from_text(text, "example.",
+                                                                      revision=1))))
+    for i in range(200):  # learn the shortcuts first
+        table.lookup(_key(f"nx.h{i}.example.", T.A), 0)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(200):
+            for qtype in range(1000, 1200):
+                assert table.lookup(_key(f"nx.h{i}.example.", qtype), 0)[5] & 0xF == 3
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(table._short[0]) == 200
+    assert grown < 1_000_000, f"{grown} octets for 40,000 one-off NXDOMAIN questions"
