@@ -36,7 +36,11 @@ path's, `tests/unit/image/test_image_enclosers.py`):
   proves the name has no node when it is not the name's own NSEC3 and has no
   opt-out flag (every name and empty non-terminal one label below the apex
   has an NSEC3, except insecure delegations in an opt-out span), so the hash
-  table is probed only below opt-out covers. Whole entries are kept in
+  table is probed only below opt-out covers. Only a zone this cluster signs
+  has a denial index in its image, and its chain is whole by construction; a
+  presigned zone (imported or transferred with its NSEC/NSEC3 records) gets
+  the `plain` shortcut, which probes, so a chain from outside that misses a
+  name never answers NXDOMAIN for it. Whole entries are kept in
   `img.bodies` as `negative` keeps them; a name whose label could be an NSEC3
   owner's (32 octets), and a cover that is also the match or the wildcard's
   piece, go through `negative` instead;

@@ -182,3 +182,23 @@ def test_shortcut_entries_are_bounded_per_image_not_per_encloser() -> None:
         tracemalloc.stop()
     assert len(table._short[0]) == 200
     assert grown < 1_000_000, f"{grown} octets for 40,000 one-off NXDOMAIN questions"
+
+
+@pytest.mark.parametrize("mode", ["nsec", "nsec3"])
+def test_a_name_missing_from_a_presigned_chain_is_still_answered(mode: str) -> None:
+    """A denial chain from outside (a presigned zone, a transfer from a hidden signer) may
+    miss a name that exists: such a zone's shortcut is `plain` (only zones signed here trust
+    their chain), which asks the image, and the name is answered."""
+    signed = signed_snapshot(mode)
+    lines = [rrset.to_text() for types in signed.nodes.values() for rrset in types.values()]
+    lines.append("hidden.example. 300 IN A 192.0.2.99")  # in no NSEC/NSEC3 chain
+    presigned = snapshot_from_text("\n".join(lines) + "\n", "example.", revision=1)
+    table = ImageTable()
+    table.install(ZoneImage.from_bytes(build_image(presigned)))
+    apex = dns.name.from_text("example.").to_wire()
+    assert table.lookup(_key("nothere-1.example.", T.A), 1) is not None
+    assert table._short[1][apex].__name__ == "plain", "a chain from outside was trusted"
+    old = ZoneTable()
+    old.publish(presigned)
+    key = _key("hidden.example.", T.A)
+    assert table.lookup(key, 1) == old.lookup(key, 1), "an existing name was answered NXDOMAIN"
