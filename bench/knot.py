@@ -35,22 +35,26 @@ def knot_version() -> str:
     return out.stdout.strip() or out.stderr.strip()
 
 
-# Automatic signing like our node's `zone sign --nsec`: KSK+ZSK ECDSAP256SHA256, NSEC.
+# Automatic signing like our node's `zone sign --nsec` (or `--nsec3`: no salt, 0 iterations,
+# RFC 9276): KSK+ZSK ECDSAP256SHA256.
 SIGNING = """
 policy:
   - id: bench
     algorithm: ecdsap256sha256
-    nsec3: off
+    nsec3: {nsec3}
+    nsec3-iterations: 0
+    nsec3-salt-length: 0
     single-type-signing: off
 """
 
 
 def knot_conf(workdir: Path, host: str, port: int, zone: str, zone_file: Path,
-              workers: int, sign: bool = False) -> str:
+              workers: int, sign: bool = False, nsec3: bool = False) -> str:
     zdir = workdir / "knot"
     zdir.mkdir(parents=True, exist_ok=True)
     signing = "    dnssec-signing: on\n    dnssec-policy: bench\n" if sign else ""
-    return (SIGNING if sign else "") + f"""server:
+    policy = SIGNING.format(nsec3="on" if nsec3 else "off")
+    return (policy if sign else "") + f"""server:
     rundir: "{zdir}"
     listen: {host}@{port}
     udp-workers: {workers}
@@ -80,7 +84,8 @@ zone:
 
 def start_knot(ps: ProcessSet, zone: str, zone_file: Path, serial: int | None,
                host: str = "127.0.0.1", cpus: str | None = "0",
-               workers: int = 1, timeout: float = 120.0, sign: bool = False) -> KnotServer:
+               workers: int = 1, timeout: float = 120.0, sign: bool = False,
+               nsec3: bool = False) -> KnotServer:
     """Start knotd serving `zone` from `zone_file`; return once it answers `serial`.
 
     With `sign`, knotd signs the zone on load (pass serial None: signing bumps it).
@@ -88,7 +93,7 @@ def start_knot(ps: ProcessSet, zone: str, zone_file: Path, serial: int | None,
     port = free_port(host)
     conf = ps.workdir / "knot.conf"
     conf.write_text(knot_conf(ps.workdir, host, port, zone, zone_file.resolve(), workers,
-                              sign))
+                              sign, nsec3))
     check = subprocess.run([binary("knotc"), "-c", str(conf), "conf-check"],
                            capture_output=True, text=True, timeout=30, check=False)
     if check.returncode != 0:

@@ -262,7 +262,8 @@ def signed_runs(args: argparse.Namespace, ps: ProcessSet, knot: KnotServer | Non
         ps.stop(knot.proc)
         t0 = time.monotonic()
         knot = start_knot(ps, origin, zone_file, None, cpus=args.server_cpus,
-                          workers=args.knot_workers, timeout=args.load_timeout, sign=True)
+                          workers=args.knot_workers, timeout=args.load_timeout, sign=True,
+                          nsec3=args.nsec3)
         wait_signed(knot.proc, knot.host, knot.port, sample, args.sign_timeout)
         _signing_line("knot", time.monotonic() - t0, before, rss_bytes(knot.proc.pid), rrsets,
                       "restart with automatic signing")
@@ -270,10 +271,11 @@ def signed_runs(args: argparse.Namespace, ps: ProcessSet, knot: KnotServer | Non
         proc, addr = node
         before = rss_bytes(proc.pid)
         t0 = time.monotonic()
-        sign_node(addr, origin, args.sign_timeout)
+        sign_node(addr, origin, args.sign_timeout, nsec3=args.nsec3)
         serial = wait_node_signed(proc, addr, origin, sample, args.sign_timeout)
         _signing_line("node", time.monotonic() - t0, before, rss_bytes(proc.pid), rrsets,
-                      f"clusterctl zone sign --nsec; serial {serial} on every worker")
+                      f"clusterctl zone sign --nsec{'3' if args.nsec3 else ''}; serial "
+                      f"{serial} on every worker")
     if knot is not None and node is not None:
         for mix in qmixes:
             check_answers(mix, knot, node[1], args, do_bit=True)
@@ -319,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sign", action="store_true",
                    help="then sign the zone on both servers (ECDSA P-256 KSK+ZSK, NSEC) and "
                         "run DO=1 again")
+    p.add_argument("--nsec3", action="store_true",
+                   help="with --sign: NSEC3 (no salt, 0 iterations) on both servers, so the "
+                        "flood needs an NSEC3 proof per query")
     p.add_argument("--no-percentiles", action="store_true",
                    help="no per-query output (-v): no p50/p99, slightly less client load")
     p.add_argument("--check-sample", type=int, default=300,

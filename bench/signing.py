@@ -57,10 +57,12 @@ def wait_signed(proc: Proc, host: str, port: int, sample: list[tuple[str, int]],
         raise BenchError(f"{exc} (no RRSIG with DO=1 for {missing[0]})") from None
 
 
-def sign_node(addr: NodeAddr, zone: str, timeout: float) -> None:
-    """`clusterctl zone sign ZONE --nsec` on the node at `addr` (ECDSA P-256 KSK+ZSK)."""
+def sign_node(addr: NodeAddr, zone: str, timeout: float, nsec3: bool = False) -> None:
+    """`clusterctl zone sign ZONE --nsec` (or `--nsec3`, no salt, 0 iterations) on the node
+    at `addr` (ECDSA P-256 KSK+ZSK)."""
     cmd = [binary("clusterctl"), "zone", "sign", "--endpoint", addr.api,
-           "--timeout", str(int(timeout)), "--nsec", "--algorithm", "ECDSAP256SHA256", zone]
+           "--timeout", str(int(timeout)), "--nsec3" if nsec3 else "--nsec",
+           "--algorithm", "ECDSAP256SHA256", zone]
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30,
                              check=False)
