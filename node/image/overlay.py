@@ -51,6 +51,10 @@ from node.zones.packed import ReadCache
 log = logging.getLogger(__name__)
 
 MAX_SHARE = 0.05
+# RR-tails memo entries kept across overlays (beyond them it starts again with the version's
+# own): a name changed again and again never merges, and a packed owner's reads are new
+# RRsets each version, so a memo kept until the next merge grew for good
+MEMO_MAX = 4096
 
 
 def _full_image(snapshot: ZoneSnapshot) -> bytes:
@@ -182,6 +186,8 @@ class ImageBuilder:
         timing["evolve"] = time.perf_counter()
         # an overlay rebuilt from scratch (`GrowingOverlay.rebuilt`) writes the changed nodes
         # again: their RRs' wire form (a function of the RRset object alone) is kept
+        if len(self._memo) + len(zone.memo) > MEMO_MAX:
+            self._memo = {}
         self._memo.update(zone.memo)
         zone.memo = self._memo
         for key, entry in zone.touched.items():

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 LAZY_CACHE_MAX = 100_000
 LAZY_TYPES = frozenset({proofs.RRSIG, proofs.NSEC})
 IN_CLASS = b"\x00\x01"
+MEMO_MAX = 1 << 14  # memo entries; then it starts again (a packed owner's reads never hit it)
 
 Types = answer.Types
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -184,6 +185,8 @@ class CompiledZone:
         if hit is not None and hit[0] is rrset:
             return hit[1]
         tails = rr_tails(rrset)
+        if len(self.memo) >= MEMO_MAX:
+            self.memo.clear()
         self.memo[id(rrset)] = (rrset, tails)
         return tails
 

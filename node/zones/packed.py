@@ -53,9 +53,17 @@ def _rdtype(value: int) -> dns.rdatatype.RdataType:
     return t
 
 
+_MAX16 = 0xFFFF
+
+
 def pack_rrset(rrset: dns.rrset.RRset) -> bytes:
-    """One RRset's record in a blob (header and rdatas)."""
+    """One RRset's record in a blob (header and rdatas). ValueError (a bad value, as the
+    replica's readers take it) if an rdata or the count of rdatas does not fit 16 bits:
+    no DNS message carries such an RR, and struct's own error stopped the watch."""
     wires = [rd.to_wire() for rd in rrset]
+    if len(wires) > _MAX16 or any(len(w) > _MAX16 for w in wires):
+        raise ValueError(f"{rrset.name} {dns.rdatatype.to_text(rrset.rdtype)}: over "
+                         f"{_MAX16} rdatas or an rdata over {_MAX16} octets")
     return _HEAD.pack(rrset.rdtype, rrset.covers, rrset.ttl, len(wires)) + b"".join(
         _LEN.pack(len(w)) + w for w in wires)
 

@@ -249,3 +249,19 @@ def test_a_zone_signed_from_its_packed_form_is_the_same_zone(mode: str) -> None:
     b = two.sign(changed_packed, frozenset({www}), later)
     assert a.changed == b.changed and a.signatures_made == b.signatures_made
     assert ZoneDigest().reset(a.nodes) == ZoneDigest().reset(b.nodes)
+
+
+def test_an_rrset_the_blob_cannot_hold_is_a_bad_value() -> None:
+    """The blob's counts and lengths are 16 bits: more is refused as a bad value (ValueError,
+    which the replica reports and skips), not struct's error (which stopped its watch)."""
+    owner = dns.name.from_text("big.example.")
+    many = dns.rrset.RRset(owner, IN, T.A)
+    for i in range(0x10000):
+        many.add(dns.rdata.from_wire(IN, T.A, i.to_bytes(4, "big"), 0, 4), 60)
+    long = dns.rrset.RRset(owner, IN, T.TXT)
+    long.add(dns.rdata.from_text(IN, T.TXT, " ".join(['"' + "x" * 255 + '"'] * 300)), 60)
+    for rrset in (many, long):
+        with pytest.raises(ValueError, match="over 65535"):
+            PackedTypes.pack(owner, [rrset])
+    many.discard(next(iter(many)))  # 65,535 RRs fit
+    assert PackedTypes.pack(owner, [many])[T.A] == many
