@@ -22,8 +22,11 @@ import dns.rrset
 from node.store.keys import name_component, parse_name_component
 from node.work.fastparse import fast_parse
 from node.work.masterfile import read_zone
+from node.zones.decode import rrset_from_json
 from node.zones.model import ZoneConfig, rrset_to_json, snapshot_from_rrsets
-from node.zones.rules import check_dnames, check_supported
+from node.zones.rules import check_dnames, check_size, check_supported
+
+LONG_VALUE = 60000  # characters of a stored RRset below which its wire form surely fits
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,11 @@ def parse_for_store(text: str, origin: str) -> ParsedZone:
     parsed = ParsedZone(*fast) if fast is not None else parse_with_dnspython(text, origin)
     types = {key.rpartition("/")[2] for key, _ in parsed.records}
     check_supported(dns.rdatatype.from_text(t) for t in types)
+    for key, value in parsed.records:  # only a long stored value can be too long on the wire
+        if len(value) > LONG_VALUE:
+            owner, _, rdtype = key.rpartition("/")
+            check_size(rrset_from_json(parse_name_component(owner),
+                                       dns.rdatatype.from_text(rdtype), value))
     if "DNAME" in types:  # RFC 6672 §2.4: the whole zone's shape around each DNAME
         check_dnames(dns.name.from_text(origin), _nodes_of(parsed.records))
     return parsed

@@ -55,6 +55,22 @@ def check_target(zone: Name, owner: Name, rdtype: int) -> None:
         )
 
 
+MAX_WIRE = 65535  # octets of one rdata (RDLENGTH is 16 bits), and records of one RRset
+
+
+def check_size(rrset: dns.rrset.RRset) -> None:
+    """ValidationError if `rrset` cannot be carried in DNS: an rdata over 65,535 octets
+    (RDLENGTH is 16 bits), or more than 65,535 records (no message could hold them)."""
+    if len(rrset) > MAX_WIRE:
+        raise ValidationError(f"{rrset.name} {dns.rdatatype.to_text(rrset.rdtype)}: "
+                              f"{len(rrset)} records; one RRset holds at most {MAX_WIRE}")
+    for rd in rrset:
+        size = len(rd.to_wire())
+        if size > MAX_WIRE:
+            raise ValidationError(f"{rrset.name} {dns.rdatatype.to_text(rrset.rdtype)}: a "
+                                  f"record of {size} octets; DNS carries at most {MAX_WIRE}")
+
+
 def check_change(
     zone: Name,
     owner: Name,
@@ -78,6 +94,7 @@ def check_change(
     if new is None:
         return  # deleting never breaks a rule below
     check_supported((rdtype,))
+    check_size(new)
     if rdtype == dns.rdatatype.CNAME:
         if len(new) > 1:
             raise ValidationError(f"{owner} can have only one CNAME record")
