@@ -43,7 +43,6 @@ import dns.rrset
 from node.dnssec.denial import CKey, Nsec3Chain, NsecChain
 from node.dnssec.rrsigset import RRSIGSet
 from node.dnssec.tree import GENERATED
-from node.zones.packed import PackedTypes
 
 RRSIG = dns.rdatatype.RRSIG
 NodeTypes = Mapping[int, dns.rrset.RRset]
@@ -70,8 +69,6 @@ def plain(src: NodeTypes | None) -> NodeTypes | None:
     if types == sorted(types) and not any(t in GENERATED for t in types):
         return src
     kept = {t: src[t] for t in sorted(types) if t not in GENERATED}
-    if type(src) is PackedTypes:  # kept packed, not as RRsets
-        return PackedTypes.pack(src.owner, kept.values()) if kept else None
     return MappingProxyType(kept) if kept else None
 
 
@@ -112,16 +109,8 @@ class SignedNode(Mapping[int, dns.rrset.RRset]):
         for covered, exp, _, _ in segments(self._sigs):
             yield covered, exp
 
-    def same(self, rdtype: int, rrset: dns.rrset.RRset, src: NodeTypes | None = None) -> bool:
-        """Whether the RRset of `rdtype` here is `rrset` (same TTL and rdatas); `src`: the
-        input types map `rrset` was read from, compared first without making RRsets."""
-        mine = self._src
-        if src is not None and mine is not None and rdtype not in GENERATED:
-            if mine is src:
-                return True
-            if type(mine) is PackedTypes and type(src) is PackedTypes \
-                    and mine.segment(rdtype) == src.segment(rdtype):
-                return True
+    def same(self, rdtype: int, rrset: dns.rrset.RRset) -> bool:
+        """Whether the RRset of `rdtype` here is `rrset` (same TTL and rdatas)."""
         chain = self._chain
         if self._bits is not None and rdtype == chain.rdtype:  # fields, not rdatas, compared
             return rrset.ttl == chain.ttl and getattr(rrset, "_data", None) == \
@@ -138,7 +127,7 @@ class SignedNode(Mapping[int, dns.rrset.RRset]):
         if len(ea) != len(eb) or not _all_same(ea, eb):
             return False
         a, b = self._src, other._src
-        if a is b or (type(a) is PackedTypes and a == b):
+        if a is b:
             return True
         keys = [t for t in a or () if t not in GENERATED]
         if sorted(keys) != sorted(t for t in b or () if t not in GENERATED):
@@ -158,17 +147,10 @@ class SignedNode(Mapping[int, dns.rrset.RRset]):
         out.sort()
         return out
 
-    def _ttl(self, rdtype: int) -> int:
-        """The TTL of the RRset of `rdtype` here (a packed input's without making it)."""
-        src = self._src
-        if type(src) is PackedTypes and rdtype not in GENERATED and rdtype in src:
-            return src.ttl(rdtype)
-        return self[rdtype].ttl
-
     def __getitem__(self, rdtype: int) -> dns.rrset.RRset:
         if rdtype == RRSIG:
             if self._sigs:
-                ttl = min(self._ttl(t) for t, _ in self.expirations())
+                ttl = min(self[t].ttl for t, _ in self.expirations())
                 return RRSIGSet(self.owner, ttl, (self._sigs,), self._chain.origin)
         elif self._bits is not None and rdtype == self._chain.rdtype:
             return self._chain.make(self.owner, self._next, self._bits)
@@ -242,32 +224,6 @@ class _Values(ValuesView[dns.rrset.RRset]):
 
     def __iter__(self) -> Iterator[dns.rrset.RRset]:
         return (rs for _, rs in self._mapping._pairs())
-
-
-class Job:
-    """A job's RRset still in its packed input (`rdtype`, as `RRset.rdtype` reads)."""
-
-    __slots__ = ("rdtype", "src")
-
-    def __init__(self, src: PackedTypes, rdtype: int) -> None:
-        self.src, self.rdtype = src, rdtype
-
-
-class Made:
-    """The RRsets of the signer's jobs ((key, RRset or `Job`)), each made when `sign_blobs`
-    reaches it."""
-
-    __slots__ = ("_jobs",)
-
-    def __init__(self, jobs: list[tuple[CKey, Any]]) -> None:
-        self._jobs = jobs
-
-    def __len__(self) -> int:
-        return len(self._jobs)
-
-    def __iter__(self) -> Iterator[dns.rrset.RRset]:
-        for _, rs in self._jobs:
-            yield rs.src[rs.rdtype] if type(rs) is Job else rs
 
 
 class SigStore:

@@ -1,8 +1,7 @@
 """Per-zone signing state on one node: full and incremental signing of a zone's node map.
 
 `ZoneSigner.sign(nodes, changed, now)` takes the zone's unsigned RRsets and
-returns the signed node map: the input types maps (held, not copied: the replica's are
-`PackedTypes`, whose RRsets are made on read), the apex DNSKEY
+returns the signed node map: the input RRsets (same objects), the apex DNSKEY
 (and NSEC3PARAM), one RRSIG RRset per owner (see `signer` module doc), and the
 NSEC or NSEC3 chain. It keeps every RRset's signatures, so an incremental call
 signs only changed RRsets, the chain records around them and signatures whose
@@ -53,12 +52,11 @@ from node.dnssec.keys import SIGNING_STATES, DnssecKey, dnskey_rrset
 from node.dnssec.params import SignedResult, SigningParams
 from node.dnssec.rrsigset import blob
 from node.dnssec.signer import SigningKey, check_rrsigs_cover, sign_blobs
-from node.dnssec.sigstore import Job, Made, SignedNode, SigStore, plain
+from node.dnssec.sigstore import SignedNode, SigStore, plain
 from node.dnssec.tree import GENERATED, NodeTypes, ZoneTree
 from node.errors import ValidationError
 from node.zones.layered import LayeredNodes
 from node.zones.model import Name, NodeMap
-from node.zones.packed import PackedTypes
 
 T = dns.rdatatype
 KSK_TYPES = frozenset({T.DNSKEY, T.CDS, T.CDNSKEY})
@@ -69,7 +67,6 @@ _CHAIN_TYPES = frozenset({T.NSEC, T.NSEC3})
 _Plan = tuple[Name, NodeTypes | None, tuple[dns.rrset.RRset, ...] | None, object,
               list[bytes | int]]
 _GC_PAUSE_ABOVE = 5000  # owners
-_IMMUTABLE = (MappingProxyType, PackedTypes)  # input types maps held as they are
 __all__ = ["SignedResult", "SigningParams", "ZoneSigner"]
 
 
@@ -177,6 +174,7 @@ class ZoneSigner:
         return self._ksks if rdtype in KSK_TYPES else self._zsks
 
     # -- signing --------------------------------------------------------------
+    # -- signing --------------------------------------------------------------
     def sign(self, nodes: NodeMap, changed: frozenset[Name] | None, now: int) -> SignedResult:
         """Sign `nodes` (all of it if `changed` is None, else those owners) at time `now`."""
         soa = nodes.get(self.origin, {}).get(T.SOA)
@@ -280,13 +278,11 @@ class ZoneSigner:
                 continue
             seg = old.segment(t) if old is not None and (full or t not in force) else None  # type: ignore[operator]
             if seg is not None and ((full and seg[1] != self._expiration(key, t, now))
-                                    or not old.same(t, rs, src)):  # type: ignore[union-attr]
+                                    or not old.same(t, rs)):  # type: ignore[union-attr]
                 seg = None
             if seg is None:
                 parts.append(len(jobs))
-                # a packed RRset is made again when signed (all held: a fragmented heap)
-                jobs.append((key, Job(src, t) if type(src) is PackedTypes
-                             and t not in GENERATED else rs))
+                jobs.append((key, rs))
             else:
                 parts.append(seg[0])
         extra = tuple(want[t] for t in sorted(want) if t in GENERATED and t not in _CHAIN_TYPES)
@@ -297,7 +293,7 @@ class ZoneSigner:
               ) -> NodeTypes | None:
         """The owner's output from its plan; stored (with its refresh time) if signed."""
         name, src, extra, denial, parts = plan
-        if src is not None and type(src) not in _IMMUTABLE:
+        if src is not None and type(src) is not MappingProxyType:
             src = MappingProxyType(dict(src))  # held: a caller's own dict may change later
         if not parts:
             self._store.forget(key)
@@ -367,7 +363,7 @@ class ZoneSigner:
                 wire, last = ckey_wire(k), k
             wires.append(wire)
         back = self.params.validity + self.params.inception_offset
-        blobs = sign_blobs(Made(jobs), keysets, self.origin,  # type: ignore[arg-type]
+        blobs = sign_blobs([rs for _, rs in jobs], keysets, self.origin,
                            [exp - back for exp in exps], exps, pool=self.pool,
                            owner_wires=wires)
         return sum(len(ks) for ks in keysets), blobs
@@ -393,8 +389,6 @@ def _differs(old: NodeTypes | None, new: NodeTypes | None) -> bool:
         return True
     if type(old) is SignedNode and type(new) is SignedNode:
         return not old.same_output(new)
-    if type(old) is PackedTypes and type(new) is PackedTypes:
-        return old != new  # the same octets: the same RRsets
     if list(old) != list(new):
         return True
     return not all(_same(old[t], new[t]) for t in new)

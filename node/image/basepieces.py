@@ -99,13 +99,13 @@ def compile_base(snapshot: ZoneSnapshot) -> CompiledZone:
     for owner, types in zone.names.items():
         if occluded(owner):
             continue
-        for rdtype in types:  # a packed owner's types: its headers, no RRset made
+        for rdtype, rrset in types.items():
             if rdtype in LAZY_TYPES:
                 continue
             key = owner + rdtype.to_bytes(2, "big") + b"\x00\x01"
             answers[key] = IN_BASE
             if rdtype in _WITH_TARGETS:  # `answer.positive`'s deps, without rendering it
-                deps = tuple(dict.fromkeys(answer.targets(types[rdtype])))
+                deps = tuple(dict.fromkeys(answer.targets(rrset)))
                 if deps:
                     fdeps[key] = deps
                     for name in deps:

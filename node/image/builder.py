@@ -31,7 +31,6 @@ from node.server.compile import CompiledZone
 from node.server.proofs import fast_tails
 from node.server.render import Entry
 from node.zones.model import ZoneSnapshot
-from node.zones.packed import ReadCache
 
 
 @contextmanager
@@ -54,7 +53,7 @@ def paused_gc(full: bool = False) -> Iterator[None]:
 
 def build_image(snapshot: ZoneSnapshot) -> bytes:
     """One contiguous image of `snapshot` (see `docs/image-format.md`)."""
-    with paused_gc(full=True), ReadCache():
+    with paused_gc(full=True):
         return ImageWriter(CompiledZone.build(snapshot)).image()
 
 

@@ -46,7 +46,6 @@ from node.server.compile import CompiledZone
 from node.server.proofs import Piece, SigCache
 from node.server.render import Entry
 from node.zones.model import ZoneSnapshot
-from node.zones.packed import ReadCache
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +54,6 @@ MAX_SHARE = 0.05
 # own): a name changed again and again never merges, and a packed owner's reads are new
 # RRsets each version, so a memo kept until the next merge grew for good
 MEMO_MAX = 4096
-
-
-def _full_image(snapshot: ZoneSnapshot) -> bytes:
-    """The full image of `snapshot`, each packed RRset made once (a forked child's)."""
-    with ReadCache():
-        return ImageWriter(CompiledZone.build(snapshot)).image()
 
 
 class ImageBuilder:
@@ -106,9 +99,8 @@ class ImageBuilder:
             if zone is not None:
                 size = self._base_bytes
             else:
-                with ReadCache():  # each packed RRset made once for the whole build
-                    zone = CompiledZone.build(snapshot)
-                    data = ImageWriter(zone).image()
+                zone = CompiledZone.build(snapshot)
+                data = ImageWriter(zone).image()
                 size = len(data)
                 if path is not None:
                     write_bytes(data, path)
@@ -141,7 +133,8 @@ class ImageBuilder:
         if self._stopped:
             raise ImageStopped(f"zone {snapshot.origin}: image builder stopped")
         try:
-            child = self._child = ImageChild(lambda: _full_image(snapshot), path)
+            child = self._child = ImageChild(
+                lambda: ImageWriter(CompiledZone.build(snapshot)).image(), path)
             if self._stopped:  # `stop` ran while it forked
                 child.stop()
             self.timing["fork_s"] = child.fork_s

@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 LAZY_CACHE_MAX = 100_000
 LAZY_TYPES = frozenset({proofs.RRSIG, proofs.NSEC})
 IN_CLASS = b"\x00\x01"
-MEMO_MAX = 1 << 14  # memo entries; then it starts again (a packed owner's reads never hit it)
+MEMO_MAX = 1 << 14  # memo entries; then it starts again (bounded, whatever reads it)
 
 Types = answer.Types
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

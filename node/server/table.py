@@ -45,7 +45,6 @@ from node.server.journal import Journals
 from node.server.render import QR, Entry, make_entry
 from node.server.wire import REFUSED, SERVFAIL, TYPE_AXFR, TYPE_IXFR
 from node.zones.model import ZoneSnapshot
-from node.zones.packed import ReadCache
 
 log = logging.getLogger(__name__)
 
@@ -217,8 +216,7 @@ class ZoneTable:
 def _compile(prev: CompiledZone | None, snapshot: ZoneSnapshot) -> CompiledZone:
     start = time.perf_counter()
     if prev is None or snapshot.changed is None:
-        with ReadCache():  # each packed RRset made once for the whole build
-            zone = CompiledZone.build(snapshot)
+        zone = CompiledZone.build(snapshot)
     else:
         zone = CompiledZone.evolve(prev, snapshot)
     log.debug(

@@ -8,8 +8,7 @@ are built from their address, NS, CNAME, PTR and MX from their target, and
 plain names (letters, digits, `-`, `_`, `*`) from their labels, giving the
 same objects as `dns.rdata.from_text` and `dns.name.from_text`; anything
 else (escapes, other types) goes through those readers as before.
-`build_nodes` reads one generation's data keys (the replica's load and reload)
-into each owner's `PackedTypes` (the RRsets' octets: `node.zones.packed`);
+`build_nodes` reads one generation's data keys (the replica's load and reload);
 `NodeDecoder` does the same in parts, as an import's keys arrive by the watch.
 """
 
@@ -21,6 +20,7 @@ import re
 import socket
 import time
 from collections.abc import Sequence
+from types import MappingProxyType
 
 import dns.exception
 import dns.name
@@ -39,7 +39,6 @@ from node.events import Event, emit
 from node.store.keys import PLAIN_NAME as _PLAIN
 from node.store.keys import name_from_text, parse_name_component
 from node.store.values import KeyValue
-from node.zones.packed import PackedTypes, pack_rrset
 
 Name = dns.name.Name
 IN = dns.rdataclass.IN
@@ -167,7 +166,8 @@ def rrset_from_json(owner: Name, rdtype: int, data: bytes) -> dns.rrset.RRset:
     return rrset
 
 
-def build_nodes(prefix: bytes, kvs: Sequence[KeyValue]) -> dict[Name, PackedTypes]:
+def build_nodes(prefix: bytes, kvs: Sequence[KeyValue]
+                ) -> dict[Name, MappingProxyType[int, dns.rrset.RRset]]:
     """The owners' RRsets from the data keys under `prefix` (one generation of a zone);
     a key or value that does not read is reported (ZONE_LOAD_FAILED) and left out."""
     decoder = NodeDecoder(prefix)
@@ -182,8 +182,7 @@ class NodeDecoder:
 
     def __init__(self, prefix: bytes) -> None:
         self.prefix = prefix
-        # by owner text (a Name hashes slowly): per type the RRset packed (`pack_rrset`)
-        self._raw: dict[str, dict[int, bytes]] = {}
+        self._raw: dict[str, dict[int, dns.rrset.RRset]] = {}  # by owner text: a Name hashes slowly
         self._owners: dict[str, Name] = {}
         self._types: dict[str, int] = {}
         self.count = 0  # keys added
@@ -202,23 +201,19 @@ class NodeDecoder:
                 rdtype = types.get(type_text)
                 if rdtype is None:
                     rdtype = types[type_text] = dns.rdatatype.from_text(type_text)
-                raw.setdefault(owner_text, {})[rdtype] = pack_rrset(
-                    rrset_from_json(owner, rdtype, kv.value))
+                raw.setdefault(owner_text, {})[rdtype] = rrset_from_json(owner, rdtype, kv.value)
             except Exception as exc:  # a bad value must not stop the node
                 emit(Event.ZONE_LOAD_FAILED, level=logging.ERROR, key=kv.key, error=str(exc))
         self.count += len(kvs)
         self.cpu += time.thread_time() - started
 
-    def nodes(self) -> dict[Name, PackedTypes]:
-        """Each owner's RRsets as one `PackedTypes` (`node.zones.packed`)."""
-        out: dict[Name, PackedTypes] = {}
+    def nodes(self) -> dict[Name, MappingProxyType[int, dns.rrset.RRset]]:
+        out: dict[Name, MappingProxyType[int, dns.rrset.RRset]] = {}
         owners = self._owners
-        merged: dict[Name, dict[int, bytes]] = {}
         for text, by_type in self._raw.items():
             owner = owners[text]
-            if owner in out:  # two spellings of one name (a hand-written key)
-                by_type = merged[owner] = {**merged.get(owner, {}), **by_type}
-            else:
-                merged[owner] = by_type
-            out[owner] = PackedTypes(owner, b"".join(by_type[t] for t in sorted(by_type)))
+            proxy = MappingProxyType(by_type)
+            types = out.setdefault(owner, proxy)
+            if types is not proxy:  # two spellings of one name (a hand-written key)
+                out[owner] = MappingProxyType({**types, **by_type})
         return out

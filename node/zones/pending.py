@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import dns.name
 import dns.rrset
@@ -33,10 +34,9 @@ import dns.rrset
 from node.priority import lower_thread_priority
 from node.store.values import KeyValue
 from node.zones.decode import NodeDecoder
-from node.zones.packed import PackedTypes
 
 Name = dns.name.Name
-Nodes = dict[Name, PackedTypes]
+Nodes = dict[Name, MappingProxyType[int, dns.rrset.RRset]]
 CHUNK = 2000  # keys decoded per thread call
 KEEP = 2  # generations followed per zone
 # While the import writes, its decoding takes what CPU etcd and the writer leave (on the

@@ -23,10 +23,12 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from types import MappingProxyType
 
 import dns.exception
 import dns.name
 import dns.rdatatype
+import dns.rrset
 
 from node import stages
 from node.errors import EtcdUnavailable, NodeError
@@ -36,7 +38,6 @@ from node.store.keys import KeyLayout, ZoneKey
 from node.zones.decode import build_nodes
 from node.zones.layered import LayeredNodes
 from node.zones.model import ZoneConfig, ZoneHead, ZoneSnapshot, rrset_from_json, with_serial
-from node.zones.packed import PackedTypes
 from node.zones.pending import PendingGenerations
 from node.zones.zonestate import META_KINDS, ZoneState
 
@@ -47,6 +48,7 @@ OnUpdate = Callable[[ZoneSnapshot], Awaitable[None] | None]
 OnRemove = Callable[[Name], Awaitable[None] | None]
 OnSecondary = Callable[[ZoneConfig], Awaitable[None] | None]
 _DATA = b"/data/"
+_Owner = MappingProxyType  # owner's types map, immutable once published
 
 
 async def _call(cb: Callable[..., Awaitable[None] | None], *args: object) -> None:
@@ -229,7 +231,7 @@ class Replica:
         await self._set_revision(revision)
 
     async def _reload(self, zone: Name, head: ZoneHead, revision: int
-                      ) -> dict[Name, PackedTypes]:
+                      ) -> dict[Name, MappingProxyType[int, dns.rrset.RRset]]:
         """The nodes of `head`'s generation as of `revision` (the flip)."""
         emit(Event.ZONE_RELOAD_STARTED, zone=zone, generation=head.generation,
              revision=revision)
@@ -295,11 +297,13 @@ class Replica:
                 return
             owner = parsed.owner
             assert owner is not None
-            types = state.nodes.get(owner) or PackedTypes(owner, b"")
-            types = types.replaced(parsed.rdtype, rrset_from_json(owner, parsed.rdtype, kv.value)
-                                   if is_put else None)
+            types = dict(state.nodes.get(owner, {}))
+            if is_put:
+                types[parsed.rdtype] = rrset_from_json(owner, parsed.rdtype, kv.value)
+            else:
+                types.pop(parsed.rdtype, None)
             if types:
-                state.nodes[owner] = types
+                state.nodes[owner] = MappingProxyType(types)
             else:
                 state.nodes.pop(owner, None)
             changed = touched.setdefault(zone, set())
@@ -327,8 +331,9 @@ class Replica:
             return
         soa = apex[dns.rdatatype.SOA]
         if soa[0].serial != state.head.serial:
-            state.nodes[zone] = apex.replaced(dns.rdatatype.SOA,
-                                              with_serial(soa, state.head.serial))
+            state.nodes[zone] = MappingProxyType(
+                {**apex, dns.rdatatype.SOA: with_serial(soa, state.head.serial)}
+            )
         prev = state.snapshot
         if changed is not None:
             changed = set(changed) | {zone}

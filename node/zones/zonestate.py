@@ -8,6 +8,7 @@ Mutable, owned by the replica's single watch task; snapshots handed out are immu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import dns.name
 import dns.rrset
@@ -16,7 +17,6 @@ from node.dnssec.keys import DnssecKey
 from node.store.client import KeyValue
 from node.zones.dnssec import DnssecConfig, DnssecState, Published
 from node.zones.model import ZoneConfig, ZoneHead, ZoneSnapshot
-from node.zones.packed import PackedTypes
 
 Name = dns.name.Name
 
@@ -27,7 +27,7 @@ class ZoneState:
 
     config: ZoneConfig | None = None
     head: ZoneHead | None = None
-    nodes: dict[Name, PackedTypes] = field(default_factory=dict)  # each owner's RRsets, packed
+    nodes: dict[Name, MappingProxyType[int, dns.rrset.RRset]] = field(default_factory=dict)
     snapshot: ZoneSnapshot | None = None
     unpublished: bool = False  # data changed that no snapshot has: the next is built whole
     # DNSSEC: zones/<z>/{dnssec,published,ever-published,keymaster,dnskeyset,keys/*}

@@ -12,7 +12,6 @@ import pytest
 from node.image import overlay
 from node.image.overlay import ImageBuilder
 from node.zones.model import ZoneSnapshot
-from node.zones.packed import PackedTypes
 from tests.unit.server.ixfr_versions import plain
 
 
@@ -21,7 +20,7 @@ def _packed(snap: ZoneSnapshot, prev: ZoneSnapshot | None) -> ZoneSnapshot:
     changed = None if prev is None else frozenset(
         o for o in snap.nodes.keys() | prev.nodes.keys()
         if dict(snap.nodes.get(o, {})) != dict(prev.nodes.get(o, {})))
-    nodes = {o: PackedTypes.pack(o, t.values()) for o, t in snap.nodes.items()}
+    nodes = {o: {rt: rr.copy() for rt, rr in t.items()} for o, t in snap.nodes.items()}
     return dataclasses.replace(snap, nodes=nodes, changed=changed)
 
 
