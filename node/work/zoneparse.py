@@ -50,7 +50,8 @@ def parse_for_store(text: str, origin: str) -> ParsedZone:
         if len(value) > LONG_VALUE:
             owner, _, rdtype = key.rpartition("/")
             check_size(rrset_from_json(parse_name_component(owner),
-                                       dns.rdatatype.from_text(rdtype), value))
+                                       dns.rdatatype.from_text(rdtype), value),
+                       dns.name.from_text(origin))
     if "DNAME" in types:  # RFC 6672 §2.4: the whole zone's shape around each DNAME
         check_dnames(dns.name.from_text(origin), _nodes_of(parsed.records))
     return parsed

@@ -58,14 +58,14 @@ def check_target(zone: Name, owner: Name, rdtype: int) -> None:
 MAX_WIRE = 65535  # octets of one rdata (RDLENGTH is 16 bits), and records of one RRset
 
 
-def check_size(rrset: dns.rrset.RRset) -> None:
+def check_size(rrset: dns.rrset.RRset, origin: Name = dns.name.root) -> None:
     """ValidationError if `rrset` cannot be carried in DNS: an rdata over 65,535 octets
     (RDLENGTH is 16 bits), or more than 65,535 records (no message could hold them)."""
     if len(rrset) > MAX_WIRE:
         raise ValidationError(f"{rrset.name} {dns.rdatatype.to_text(rrset.rdtype)}: "
                               f"{len(rrset)} records; one RRset holds at most {MAX_WIRE}")
     for rd in rrset:
-        size = len(rd.to_wire())
+        size = len(rd.to_wire(origin=origin))  # relative names inside: against `origin`
         if size > MAX_WIRE:
             raise ValidationError(f"{rrset.name} {dns.rdatatype.to_text(rrset.rdtype)}: a "
                                   f"record of {size} octets; DNS carries at most {MAX_WIRE}")
@@ -94,7 +94,7 @@ def check_change(
     if new is None:
         return  # deleting never breaks a rule below
     check_supported((rdtype,))
-    check_size(new)
+    check_size(new, zone)
     if rdtype == dns.rdatatype.CNAME:
         if len(new) > 1:
             raise ValidationError(f"{owner} can have only one CNAME record")
