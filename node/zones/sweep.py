@@ -32,18 +32,21 @@ live writable node of the release before marks (its record lacks the feature
 what a writer that lost its lease went on writing after a pass cleared its
 zone's mark.
 
-What a pass does with a zone: the generations with data (one key read each, at
-the current revision: never a revision pinned for the whole pass, which a
-compaction during a long pass would end), then, in one read after those, the
-head and the `writing/<zone>/` registrations. Each generation that is neither
-the head's nor registered then is deleted in parts (`BulkWriter.delete`: at
-most 10k keys / 1 MB of events per revision, never one big txn), with event
-1866 GENERATION_SWEPT and the metrics `dnscluster_generations_swept_total` and
-`dnscluster_generation_keys_swept_total`. A marked zone found clean (no
-registration, no generation but the head's, nothing deleted in this pass) has
-its mark deleted, compared on the mark's mod revision: a bulk write that
-marked it again since the mark was read keeps it. A mark only says where to
-look: whether a generation is deleted is decided by the reads above alone.
+What a pass does with a zone: the generations with data (one key read each,
+at the current revision: never a revision pinned for the whole pass, which a
+compaction during a long pass would end; in a full pass, from the keys-only
+page of `zones/` that holds the zone whole), then, in one read after those,
+the head and the `writing/<zone>/` registrations (of `HEADS_PER_READ` zones at
+once: a full pass over 10,000 zones is some 250 calls, not 40,001). Each
+generation that is neither the head's nor registered then is deleted in
+parts (`BulkWriter.delete`: at most 10k keys / 1 MB of events per revision,
+never one big txn), with event 1866 GENERATION_SWEPT and the metrics
+`dnscluster_generations_swept_total` and `dnscluster_generation_keys_swept_total`.
+A marked zone found clean (no registration, no generation but the head's,
+nothing deleted in this pass) has its mark deleted, compared on the mark's
+mod revision: a bulk write that marked it again since the mark was read
+keeps it. A mark only says where to look: whether a generation is deleted
+is decided by the reads above alone.
 
 Why it never deletes a generation that is still to go live (an import in
 progress on another node): a writer registers its generation under its
@@ -80,19 +83,21 @@ from prometheus_client.registry import Collector
 
 from node import __version__
 from node.config import Config
-from node.errors import NodeError
+from node.errors import NodeError, ValidationError
 from node.events import Event, emit
 from node.nodes.membership import MARKS_GENERATIONS, REGISTERS_GENERATIONS, NodeDirectory
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout, parse_name_component
 from node.store.session import Session
 from node.store.txn import Compare, Op, prefix_range_end
-from node.zones.bulk import BulkWriter
+from node.zones.bulk import BulkWriter, too_many_ops
 from node.zones.model import ZoneHead
 
 log = logging.getLogger(__name__)
 FULL_EVERY = 144  # passes from one full pass to the next: a day at the default interval
 MARK_PAGE = 1000  # marks read per call
+ZONE_PAGE = 1000  # keys per read of a full pass's walk over zones/
+HEADS_PER_READ = 50  # zones whose head and registrations one txn reads (2 ops each: < 128)
 
 
 class GenerationSweep:
@@ -171,20 +176,41 @@ class GenerationSweep:
         return swept + await self._marked()
 
     async def _every_zone(self) -> int:
+        """Every zone with keys under `zones/`, from keys-only pages of ZONE_PAGE keys (each
+        at the current revision: no compaction ends the pass), skipping from the last zone
+        of a page past its end. A zone whole in a page has its generations from the page;
+        the one a page cuts, read on (`BulkWriter.generations`)."""
         root = self._keys.zones_prefix().encode()
         start, end = root, prefix_range_end(root)
         swept = 0
-        while True:  # each read at the current revision: no compaction ends the pass
-            page = await self._etcd.range(start, end, keys_only=True, limit=1)
+        while True:
+            page = await self._etcd.range(start, end, keys_only=True, limit=ZONE_PAGE)
             if not page.kvs:
                 return swept
-            component = page.kvs[0].key[len(root):].split(b"/", 1)[0]
-            start = prefix_range_end(root + component + b"/")
-            try:
-                zone = parse_name_component(component.decode())
-            except (ValueError, dns.exception.DNSException):
-                continue  # not a zone's key: not ours to delete
-            swept += (await self._zone(zone, marked=False))[0]
+            found: dict[bytes, set[int]] = {}  # zone component: generations with data
+            for kv in page.kvs:
+                component, _, rest = kv.key[len(root):].partition(b"/")
+                generations = found.setdefault(component, set())
+                if rest.startswith(b"data/"):
+                    text = rest[5:].split(b"/", 1)[0]
+                    if text.isdigit():
+                        generations.add(int(text))
+            last = page.kvs[-1].key[len(root):].split(b"/", 1)[0]
+            zones: list[tuple[dns.name.Name, list[int]]] = []
+            for component, generations in found.items():
+                try:
+                    zone = parse_name_component(component.decode())
+                except (ValueError, dns.exception.DNSException):
+                    continue  # not a zone's key: not ours to delete
+                if component == last and page.more:  # the page cut it: read on
+                    zones.append((zone, await self._bulk.generations(zone, 0)))
+                elif generations:
+                    zones.append((zone, sorted(generations)))
+            for i in range(0, len(zones), HEADS_PER_READ):
+                swept += sum(n for n, _ in await self._decide(zones[i:i + HEADS_PER_READ]))
+            if not page.more:
+                return swept
+            start = prefix_range_end(root + last + b"/")
 
     async def _marked(self) -> int:
         """Each marked zone; its mark deleted if the zone is clean (and not marked since)."""
@@ -193,45 +219,60 @@ class GenerationSweep:
         swept = 0
         while True:  # each page at the current revision: no compaction ends the pass
             page = await self._etcd.range(start, end, keys_only=True, limit=MARK_PAGE)
-            for kv in page.kvs:
-                zone = self._keys.parse_unswept_key(kv.key)
-                if zone is None:
-                    continue
-                deleted, clean = await self._zone(zone, marked=True)
-                swept += deleted
-                if clean:  # a bulk write that marked it since keeps the mark
-                    await self._etcd.txn(when=[Compare.mod_revision(kv.key) == kv.mod_revision],
-                                         then=[Op.delete(kv.key)])
+            marks = [(kv, zone) for kv in page.kvs
+                     if (zone := self._keys.parse_unswept_key(kv.key)) is not None]
+            for i in range(0, len(marks), HEADS_PER_READ):
+                part = marks[i:i + HEADS_PER_READ]
+                zones = [(zone, await self._bulk.generations(zone, 0)) for _, zone in part]
+                for (kv, _), (deleted, clean) in zip(part, await self._decide(zones),
+                                                     strict=True):
+                    swept += deleted
+                    if clean:  # a bulk write that marked it since keeps the mark
+                        await self._etcd.txn(
+                            when=[Compare.mod_revision(kv.key) == kv.mod_revision],
+                            then=[Op.delete(kv.key)])
             if not page.more or not page.kvs:
                 return swept
             start = page.kvs[-1].key + b"\0"
 
-    async def _zone(self, zone: dns.name.Name, marked: bool) -> tuple[int, bool]:
-        """Delete the zone's orphaned generations: (how many, whether the zone was clean:
-        no registration, no generation but the head's, nothing deleted)."""
-        generations = await self._bulk.generations(zone, 0)  # each at its current revision
-        if not generations and not marked:
-            return 0, False
-        # the head and the registrations now (one read, after those): a generation that
-        # had data at one of them and that neither holds now never goes live
-        read = await self._etcd.txn(when=[], then=[
-            Op.get(self._keys.head_key(zone)),
-            Op.get(self._keys.writing_prefix(zone), prefix=True)])
-        head, writing = read.responses[0].kvs, read.responses[1].kvs  # type: ignore[union-attr]
-        keep = {ZoneHead.from_json(head[0].value).generation} if head else set()
-        clean = not writing
-        keep |= {int(tail) for kv in writing if (tail := kv.key.rsplit(b"/", 1)[1]).isdigit()}
-        swept = 0
-        for generation in generations:
-            if generation in keep:
-                continue
-            keys = await self._bulk.delete(zone, generation)
-            swept += 1
-            self.counts["generations"] += 1
-            self.counts["keys"] += keys
-            emit(Event.GENERATION_SWEPT, zone=zone.to_text(), generation=generation, keys=keys,
-                 head=bool(head))
-        return swept, clean and not swept
+    async def _decide(self, zones: list[tuple[dns.name.Name, list[int]]]
+                      ) -> list[tuple[int, bool]]:
+        """Delete each of these zones' generations (read before) that neither its head nor
+        a registration holds; per zone (how many, whether it was clean: no registration,
+        no generation but the head's, nothing deleted)."""
+        if not zones:
+            return []
+        # the heads and the registrations now (one read, after the generations'): a
+        # generation that had data at its read and that neither holds now never goes live
+        ops: list[Op] = []
+        for zone, _ in zones:
+            ops += [Op.get(self._keys.head_key(zone)),
+                    Op.get(self._keys.writing_prefix(zone), prefix=True)]
+        try:
+            read = await self._etcd.txn(when=[], then=ops)
+        except ValidationError as exc:  # etcd's --max-txn-ops is lower: halves, each after
+            if len(zones) == 1 or not too_many_ops(exc):  # the generations' reads still
+                raise
+            half = len(zones) // 2
+            return await self._decide(zones[:half]) + await self._decide(zones[half:])
+        out: list[tuple[int, bool]] = []
+        for i, (zone, generations) in enumerate(zones):
+            head = read.responses[2 * i].kvs  # type: ignore[union-attr]
+            writing = read.responses[2 * i + 1].kvs  # type: ignore[union-attr]
+            keep = {ZoneHead.from_json(head[0].value).generation} if head else set()
+            keep |= {int(t) for kv in writing if (t := kv.key.rsplit(b"/", 1)[1]).isdigit()}
+            swept = 0
+            for generation in generations:
+                if generation in keep:
+                    continue
+                keys = await self._bulk.delete(zone, generation)
+                swept += 1
+                self.counts["generations"] += 1
+                self.counts["keys"] += keys
+                emit(Event.GENERATION_SWEPT, zone=zone.to_text(), generation=generation,
+                     keys=keys, head=bool(head))
+            out.append((swept, not writing and not swept))
+        return out
 
 
 class _SweepCollector(Collector):

@@ -21,6 +21,7 @@ from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.store.txn import Compare, Op
 from node.store.values import TxnResult
+from node.zones import sweep as sweep_module
 from node.zones.repository import ZoneRepository
 from tests.support.etcd import EtcdProcess
 from tests.support.sweep import count, make_sweep, running_session
@@ -59,8 +60,10 @@ async def client() -> AsyncIterator[CompactingClient]:
 
 
 @pytest.mark.parametrize("full", [True, False], ids=["full-pass", "marked-pass"])
-async def test_a_compaction_during_a_pass_does_not_end_it(client: CompactingClient,
-                                                          full: bool) -> None:
+async def test_a_compaction_during_a_pass_does_not_end_it(
+        client: CompactingClient, full: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sweep_module, "HEADS_PER_READ", 1)  # a read of heads a zone
+    monkeypatch.setattr(sweep_module, "ZONE_PAGE", 3)  # pages that cut zones
     async with running_session(client) as session:
         layout = KeyLayout(PREFIX)
         repo = ZoneRepository(client, layout)

@@ -24,6 +24,7 @@ from node.store.keys import KeyLayout
 from node.store.session import Session
 from node.store.txn import Compare, Op
 from node.store.values import TxnResult
+from node.zones import sweep as sweep_module
 from node.zones.repository import ZoneRepository
 from tests.support.etcd import EtcdProcess
 from tests.support.sweep import count, make_sweep, running_session
@@ -126,3 +127,28 @@ async def test_a_zone_marked_again_during_its_check_keeps_its_mark(
     await client.lease_revoke(lease)  # the writer dies: its registration goes
     assert await sweep.sweep() == 1  # the next pass finds its generation
     assert await count(client, layout.data_root(zone)) == 0
+
+
+async def test_a_full_pass_in_small_pages_finds_every_orphan(
+        client: CountingClient, key_prefix: str, session: Session,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The full pass reads `zones/` in keys-only pages and skips past a page's last zone:
+    with pages of 7 keys (5 a zone), each page cuts a zone; no orphan is missed."""
+    monkeypatch.setattr(sweep_module, "ZONE_PAGE", 7)
+    monkeypatch.setattr(sweep_module, "HEADS_PER_READ", 3)
+    layout = KeyLayout(key_prefix)
+    repo = ZoneRepository(client, layout)
+    sweep = make_sweep(client, layout, repo, session)
+    names = NAMES[:30]
+    for name in names:
+        await repo.create_zone(name)
+    for name in names[::7]:
+        await repo.unlink_zone(name)  # deletions cut short
+    for name in names[3::5]:  # an import's old generation whose deletion was cut short
+        await repo.bulk.write(name, 17, [(f"{name}/TXT", b'{"ttl": 1}')])
+    await client.delete(layout.unswept_root(), prefix=True)  # only a full pass finds them
+    orphans = len(names[::7]) + len(names[3::5])
+    assert await sweep.sweep(full=True) == orphans
+    for name in names:
+        left = await count(client, layout.data_root(name))
+        assert left == (0 if name in names[::7] else 2), name
