@@ -7,7 +7,8 @@ with keys under `zones/`: the only pass before issue 10 session 9, and still
 this node's first and every `FULL_EVERY`-th) and a marked pass (the zones
 under `unswept/` only; none, here: the cluster's steady state), and a marked
 pass with `--marked` zones marked (as after that many bulk writes). Each line:
-etcd calls, wall seconds, this process's CPU seconds, etcd's CPU seconds.
+etcd calls, wall seconds, this process's CPU seconds, etcd's CPU seconds. Run
+from a tree before the marks (PYTHONPATH), it measures that tree's one pass.
 
     .venv/bin/python -m bench.sweepcost --zones 1000 10000 --runs 2
 """
@@ -72,7 +73,8 @@ async def one(client: CountingClient, sweep: GenerationSweep, etcd_pid: int, wha
               full: bool, zones: int) -> None:
     client.calls = 0
     cpu, etcd_cpu, t0 = time.process_time(), cpu_seconds(etcd_pid), time.perf_counter()
-    swept = await (sweep._every_zone() if full else sweep._marked())
+    # a tree before the marks (issue 10 session 8) has one pass: `sweep()`, every zone
+    swept = await (getattr(sweep, "_every_zone", sweep.sweep)() if full else sweep._marked())
     wall = time.perf_counter() - t0
     print(f"{zones:>7} zones  {what:<22} calls {client.calls:>7}  wall {wall:7.3f} s  "
           f"cpu {time.process_time() - cpu:7.3f} s  etcd cpu "
@@ -94,9 +96,13 @@ async def run(url: str, etcd_pid: int, sizes: list[int], runs: int, marked: int)
         for zones in sizes:
             await populate(client, layout, have, zones - have)
             have = zones
+            marks = hasattr(layout, "unswept_key")
             for _ in range(runs):  # A, B, A, B: the machine's load moves
                 await one(client, sweep, etcd_pid, "full pass (every zone)", True, zones)
-                await one(client, sweep, etcd_pid, "marked pass (0 marked)", False, zones)
+                if marks:
+                    await one(client, sweep, etcd_pid, "marked pass (0 marked)", False, zones)
+            if not marks:
+                continue
             for i in range(0, zones, max(1, zones // marked)):
                 zone = dns.name.from_text(f"z{i:06d}.sweep.test.")
                 await client.put(layout.unswept_key(zone), b"")
