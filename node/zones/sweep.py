@@ -20,11 +20,13 @@ carry this one's (0.1.0 before and after).
 What a pass reads: the zones marked `unswept/<zone>` (paged keys-only
 reads, each at the current revision), not every zone: a bulk write marks its
 zone in the transaction that registers its generation (`BulkWriter.allocate`),
-a zone deletion in its `unlink_zone` transaction, and those are the only ways
-a generation comes to exist or to lose its head. So a pass over a cluster with
+a zone deletion in its `unlink_zone` transaction: a generation comes to exist
+only by a bulk write, and loses its head only by a bulk write's flip (its zone
+marked since its `allocate`) or a deletion. So a pass over a cluster with
 nothing written since the last one costs one etcd call, whatever its zone
-count (issue 10, session 9: the walk over every zone cost 3+ calls a zone:
-1,000 zones took N s, 100k zones hours of etcd calls). A full pass (every zone
+count (issue 10, session 9: the walk over every zone cost 4 calls a zone, and
+each limit-1 read made etcd walk the rest of `zones/`: 1,000 zones 4-5 s,
+10,000 zones 126-134 s of which 76-79 s of etcd CPU: bench/RESULTS.md). A full pass (every zone
 with keys under `zones/`, a deleted zone's left data included) runs on this
 node's first pass as the sweeper, every `FULL_EVERY` passes after, and while a
 live writable node of the release before marks (its record lacks the feature
