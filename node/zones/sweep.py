@@ -39,7 +39,7 @@ at the current revision: never a revision pinned for the whole pass, which a
 compaction during a long pass would end; in a full pass, from the keys-only
 page of `zones/` that holds the zone whole), then, in one read after those,
 the head and the `writing/<zone>/` registrations (of `HEADS_PER_READ` zones at
-once: a full pass over 10,000 zones is some 250 calls, not 40,001). Each
+once: a full pass over 10,000 zones is 348 calls, not 40,001). Each
 generation that is neither the head's nor registered then is deleted in
 parts (`BulkWriter.delete`: at most 10k keys / 1 MB of events per revision,
 never one big txn), with event 1866 GENERATION_SWEPT and the metrics
