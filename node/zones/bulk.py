@@ -11,11 +11,12 @@ callback hears each stage.
 
 A new generation (`allocate`) is registered as being written, under the
 writing node's session lease (`writing/<zone>/<G>`), before any of its data
-is put; the flip that makes it live (`written`: a compare and a delete in
-the flip's txn) succeeds only while that key exists, so only while the
-writer's lease never lapsed. The sweep (`node/zones/sweep.py`) deletes the
-generations no head references and no `writing/` key holds: never one a
-live writer will still flip.
+is put, in the transaction that marks the zone for the sweep (`unswept/<zone>`,
+no lease: a pass looks only at marked zones); the flip that makes it live
+(`written`: a compare and a delete in the flip's txn) succeeds only while
+that key exists, so only while the writer's lease never lapsed. The sweep
+(`node/zones/sweep.py`) deletes the generations no head references and no
+`writing/` key holds: never one a live writer will still flip.
 
 Deleting a generation (the one an import replaced, a create's that lost its
 race, or each one of a deleted zone: `generations`) goes in parts of at most
@@ -95,7 +96,9 @@ class BulkWriter:
         cluster-wide), registered as being written by this node under its lease."""
         generation = await self._etcd.put(self._keys.gen_key(zone), b"")
         lease = await self.lease() if self.lease is not None else 0
-        await self._etcd.put(self._keys.writing_key(zone, generation), self.writer, lease=lease)
+        await self._etcd.txn(when=[], then=[  # and the zone marked for the sweep, at once
+            Op.put(self._keys.writing_key(zone, generation), self.writer, lease=lease),
+            Op.put(self._keys.unswept_key(zone), b"")])
         return generation
 
     def written(self, zone: dns.name.Name, generation: int) -> tuple[Compare, Op]:

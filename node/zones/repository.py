@@ -178,7 +178,8 @@ class ZoneRepository(ZoneReads):
 
     async def unlink_zone(self, name: Name) -> int:
         """Delete every key of the zone but its data (config, head, gen, DNSSEC, secrets,
-        signing and transfer status) in one transaction (replicas drop it); its revision."""
+        signing and transfer status) in one transaction (replicas drop it), which marks the
+        zone for the sweep (its data is left if `delete_data` never ends); its revision."""
         await self._head(name)
         zone = self._keys.zone_prefix(name).encode()
         data = self._keys.data_root(name).encode()
@@ -188,6 +189,7 @@ class ZoneRepository(ZoneReads):
             Op.delete(self._keys.secrets_zone_prefix(name), prefix=True),
             Op.delete(self._keys.signing_prefix(name), prefix=True),
             Op.delete(self._keys.transfers_prefix(name), prefix=True),
+            Op.put(self._keys.unswept_key(name), b""),  # its data: the sweep's, at the latest
         ])
         if not res.responses or not (res.responses[0] or res.responses[1]):
             raise NotFound(f"zone {name} does not exist")
