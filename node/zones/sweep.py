@@ -28,11 +28,12 @@ count (issue 10, session 9: the walk over every zone cost 4 calls a zone, and
 each limit-1 read made etcd walk the rest of `zones/`: 1,000 zones 4-5 s,
 10,000 zones 126-134 s of which 76-79 s of etcd CPU: bench/RESULTS.md). A full pass (every zone
 with keys under `zones/`, a deleted zone's left data included) runs on this
-node's first pass as the sweeper, every `FULL_EVERY` passes after, and while a
-live writable node of the release before marks (its record lacks the feature
-`marks-generations`): it finds what was left before the marks (an upgrade) and
-what a writer that lost its lease went on writing after a pass cleared its
-zone's mark.
+node's first pass as the sweeper, every `FULL_EVERY` passes after, on the pass
+after one whose walk failed (etcd unavailable), and while a live writable node of
+the release before marks (its record lacks the feature `marks-generations`) and
+on the pass after (what it left after the last walk it saw): it finds what
+was left before the marks (an upgrade) and what a writer that lost its lease
+went on writing after a pass cleared its zone's mark.
 
 What a pass does with a zone: the generations with data (one key read each,
 at the current revision: never a revision pinned for the whole pass, which a
@@ -45,7 +46,8 @@ parts (`BulkWriter.delete`: at most 10k keys / 1 MB of events per revision,
 never one big txn), with event 1866 GENERATION_SWEPT and the metrics
 `dnscluster_generations_swept_total` and `dnscluster_generation_keys_swept_total`.
 A marked zone found clean (no registration, no generation but the head's,
-nothing deleted in this pass) has its mark deleted, compared on the mark's
+nothing deleted in this pass), whose generations read once more after that
+show none but the head's either, has its mark deleted, compared on the mark's
 mod revision: a bulk write that marked it again since the mark was read
 keeps it. A mark only says where to look: whether a generation is deleted
 is decided by the reads above alone.
@@ -65,7 +67,10 @@ Why a mark cleared leaves no orphan behind: a generation is registered in the
 transaction that marks its zone, so at the revision the pass read the mark at,
 every generation allocated before had its registration put; the zone is clean
 only if no registration is left at the read after its generations' (so each
-such writer flipped, or lost its lease), and a generation allocated after the
+such writer flipped, or lost its lease) and its generations read after that
+one show none but the head's (a writer that put its first key between the
+first two reads and lost its lease before the second left one that only the
+third shows), and a generation allocated after the
 mark was read marked the zone again, which the compare of the mark's deletion
 sees. Left out: a writer that lost its lease and still writes (a paused
 process, until its flip fails and it deletes what it wrote): the full pass.
@@ -119,6 +124,9 @@ class GenerationSweep:
         self.counts = {"generations": 0, "keys": 0}  # swept by this node (the metrics)
         self._waiting: list[str] = []  # versions the sweep waits for (logged on a change)
         self._passes = 0  # by this node: the first one and every FULL_EVERY-th are full
+        # a full pass owed: this node's first, one that failed, the one after a pass that
+        # saw a live writable node marking nothing (what it left after that pass's walk)
+        self._full_due = True
 
     def collector(self) -> Collector:
         return _SweepCollector(self.counts)
@@ -169,12 +177,19 @@ class GenerationSweep:
         return any(MARKS_GENERATIONS not in n.features for n in writers)
 
     async def sweep(self, full: bool = False) -> int:
-        """One pass over the marked zones, after one over every zone when `full` or due
-        (this node's first pass, then every FULL_EVERY-th); returns the number of
-        generations deleted."""
-        full = full or self._passes % FULL_EVERY == 0
+        """One pass over the marked zones, after one over every zone when `full` (a live
+        writable node marks nothing) or due (this node's first pass, every FULL_EVERY-th,
+        the one after a full pass failed or after a pass with `full`); returns the number
+        of generations deleted."""
+        if self._passes % FULL_EVERY == 0:
+            self._full_due = True
         self._passes += 1
-        swept = await self._every_zone() if full else 0
+        swept = 0
+        if full or self._full_due:
+            self._full_due = True  # until this walk ends: one that fails is owed
+            swept = await self._every_zone()
+            # while a node marks nothing, what it leaves after this walk needs the next
+            self._full_due = full
         return swept + await self._marked()
 
     async def _every_zone(self) -> int:
@@ -226,10 +241,14 @@ class GenerationSweep:
             for i in range(0, len(marks), HEADS_PER_READ):
                 part = marks[i:i + HEADS_PER_READ]
                 zones = [(zone, await self._bulk.generations(zone, 0)) for _, zone in part]
-                for (kv, _), (deleted, clean) in zip(part, await self._decide(zones),
-                                                     strict=True):
+                for (kv, zone), (deleted, held) in zip(part, await self._decide(zones),
+                                                       strict=True):
                     swept += deleted
-                    if clean:  # a bulk write that marked it since keeps the mark
+                    # clean: its generations read again, after the registrations' read (a
+                    # writer that put its first key between the two reads and lost its
+                    # registration before the second left one only this read shows); a
+                    # bulk write that marked it since keeps the mark (the compare)
+                    if held is not None and set(await self._bulk.generations(zone, 0)) <= held:
                         await self._etcd.txn(
                             when=[Compare.mod_revision(kv.key) == kv.mod_revision],
                             then=[Op.delete(kv.key)])
@@ -238,10 +257,10 @@ class GenerationSweep:
             start = page.kvs[-1].key + b"\0"
 
     async def _decide(self, zones: list[tuple[dns.name.Name, list[int]]]
-                      ) -> list[tuple[int, bool]]:
+                      ) -> list[tuple[int, set[int] | None]]:
         """Delete each of these zones' generations (read before) that neither its head nor
-        a registration holds; per zone (how many, whether it was clean: no registration,
-        no generation but the head's, nothing deleted)."""
+        a registration holds; per zone (how many, and if it was clean, no registration, no
+        generation but the head's, nothing deleted: the head's generation, or none)."""
         if not zones:
             return []
         # the heads and the registrations now (one read, after the generations'): a
@@ -257,7 +276,7 @@ class GenerationSweep:
                 raise
             half = len(zones) // 2
             return await self._decide(zones[:half]) + await self._decide(zones[half:])
-        out: list[tuple[int, bool]] = []
+        out: list[tuple[int, set[int] | None]] = []
         for i, (zone, generations) in enumerate(zones):
             head = read.responses[2 * i].kvs  # type: ignore[union-attr]
             writing = read.responses[2 * i + 1].kvs  # type: ignore[union-attr]
@@ -273,7 +292,7 @@ class GenerationSweep:
                 self.counts["keys"] += keys
                 emit(Event.GENERATION_SWEPT, zone=zone.to_text(), generation=generation,
                      keys=keys, head=bool(head))
-            out.append((swept, not writing and not swept))
+            out.append((swept, keep if not writing and not swept else None))
         return out
 
 
