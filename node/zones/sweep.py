@@ -31,7 +31,9 @@ with keys under `zones/`, a deleted zone's left data included) runs on this
 node's first pass as the sweeper, every `FULL_EVERY` passes after, on the pass
 after one whose walk failed (etcd unavailable), and while a live writable node of
 the release before marks (its record lacks the feature `marks-generations`) and
-on the pass after (what it left after the last walk it saw): it finds what
+on the pass after (what it left after the last walk it saw; the same once
+the nodes of the release before registrations, which the sweep waits for,
+are gone): it finds what
 was left before the marks (an upgrade) and what a writer that lost its lease
 went on writing after a pass cleared its zone's mark.
 
@@ -138,7 +140,9 @@ class GenerationSweep:
                 await self._session.wait_ready(self._session.ttl * 3)  # the first: at start
                 if await self.claim():
                     unmarking = await self._writers()
-                    if unmarking is not None:
+                    if unmarking is None:  # they mark nothing either: once they are gone,
+                        self._full_due = True  # a full pass finds what they left
+                    else:
                         await self.sweep(full=unmarking)
             except NodeError as exc:  # etcd unavailable, a compacted revision: next round
                 log.warning("the sweep of orphaned generations failed, retried in %.0f s: %s",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -147,8 +148,14 @@ async def test_a_full_pass_that_failed_is_owed_to_the_next_pass(
     assert await count(client, layout.data_root(Z)) == 2
 
 
+@pytest.mark.parametrize("features", [[REGISTERS_GENERATIONS], []],
+                         ids=["registers-only", "registers-nothing"])
 async def test_the_pass_after_the_last_node_that_marks_nothing_left_is_full(
-        client: HookedClient, key_prefix: str, session: Session) -> None:
+        client: HookedClient, key_prefix: str, session: Session, features: list[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A node of session 8 (it registers, marks nothing: every pass is full while it runs)
+    or of the release before (it registers nothing: the sweep waits while it runs)."""
+    caplog.set_level(logging.INFO, logger="node.zones.sweep")
     layout = KeyLayout(key_prefix)
     repo = ZoneRepository(client, layout)
     config = Config(node_id="new", server=ServerSettings(generation_sweep_interval=0.05))
@@ -160,17 +167,18 @@ async def test_the_pass_after_the_last_node_that_marks_nothing_left_is_full(
     s8 = {"id": "s8", "role": "writable", "version": "0.1.0", "dns_addresses": [],
           "api_address": "127.0.0.9:50051", "metrics_address": "127.0.0.9:9100",
           "started_at": "2026-12-06T19:00:00+00:00", "kek": "", "lease_lost": "",
-          "tls_addresses": [], "features": [REGISTERS_GENERATIONS]}
+          "tls_addresses": [], "features": features}
     s8_lease, _ = await client.lease_grant(30)
     await client.put(layout.node_key("s8"), json.dumps(s8).encode())
-    await client.put(layout.alive_key("s8"), b"{}", lease=s8_lease)
     await repo.create_zone(Z)
 
-    async def one_pass() -> None:  # the loop's next pass, whole: WATCHED's mark goes last
-        await repo.create_zone(WATCHED)
+    async def one_pass(waits: bool = False) -> None:  # the loop's next pass, whole (its
+        await repo.create_zone(WATCHED)  # end: WATCHED's mark goes), or its wait logged
         task = asyncio.create_task(sweep.run())
         try:
             async def done() -> bool:
+                if waits:
+                    return "waits" in caplog.text
                 return await client.get(layout.unswept_key(WATCHED)) is None
             await async_wait_until(done, 30, message="no pass of the sweep")
         finally:
@@ -179,8 +187,10 @@ async def test_the_pass_after_the_last_node_that_marks_nothing_left_is_full(
         await repo.delete_zone(WATCHED)
         await client.delete(layout.unswept_key(WATCHED))
 
-    await one_pass()
-    await one_pass()  # passes while s8 runs: full ones
+    await one_pass()  # this node's first pass (full), before s8 runs
+    await client.put(layout.alive_key("s8"), b"{}", lease=s8_lease)
+    await one_pass(waits=not features)
+    await one_pass(waits=not features)  # passes while s8 runs: full ones (or waits)
     # s8's last deletion is cut short after the last full pass it saw; then it stops
     await _orphan_without_mark(client, layout)
     await client.lease_revoke(s8_lease)
