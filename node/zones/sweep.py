@@ -48,11 +48,12 @@ parts (`BulkWriter.delete`: at most 10k keys / 1 MB of events per revision,
 never one big txn), with event 1866 GENERATION_SWEPT and the metrics
 `dnscluster_generations_swept_total` and `dnscluster_generation_keys_swept_total`.
 A marked zone found clean (no registration, no generation but the head's,
-nothing deleted in this pass), whose generations read once more after that
-show none but the head's either, has its mark deleted, compared on the mark's
-mod revision: a bulk write that marked it again since the mark was read
-keeps it. A mark only says where to look: whether a generation is deleted
-is decided by the reads above alone.
+nothing deleted in this pass) has its mark deleted in a transaction that
+compares the mark's mod revision (a bulk write that marked it again since
+the mark was read keeps it) and that no data key outside the head's
+generation exists (`Compare.no_key`: a range compare, no read). A mark
+only says where to look: whether a generation is deleted is decided by the
+reads above alone.
 
 Why it never deletes a generation that is still to go live (an import in
 progress on another node): a writer registers its generation under its
@@ -69,13 +70,13 @@ Why a mark cleared leaves no orphan behind: a generation is registered in the
 transaction that marks its zone, so at the revision the pass read the mark at,
 every generation allocated before had its registration put; the zone is clean
 only if no registration is left at the read after its generations' (so each
-such writer flipped, or lost its lease) and its generations read after that
-one show none but the head's (a writer that put its first key between the
-first two reads and lost its lease before the second left one that only the
-third shows), and a generation allocated after the
-mark was read marked the zone again, which the compare of the mark's deletion
-sees. Left out: a writer that lost its lease and still writes (a paused
-process, until its flip fails and it deletes what it wrote): the full pass.
+such writer flipped, or lost its lease), the mark's deletion compares that
+no data outside the head's generation exists (a writer that put its first
+key between the two reads and lost its lease before the second left one
+neither read showed), and a generation allocated after the mark was read
+marked the zone again, which the compare of the mark's mod revision sees.
+Left out: a writer that lost its lease and still writes (a paused process,
+until its flip fails and it deletes what it wrote): the full pass.
 """
 
 from __future__ import annotations
@@ -248,17 +249,28 @@ class GenerationSweep:
                 for (kv, zone), (deleted, held) in zip(part, await self._decide(zones),
                                                        strict=True):
                     swept += deleted
-                    # clean: its generations read again, after the registrations' read (a
-                    # writer that put its first key between the two reads and lost its
-                    # registration before the second left one only this read shows); a
-                    # bulk write that marked it since keeps the mark (the compare)
-                    if held is not None and set(await self._bulk.generations(zone, 0)) <= held:
+                    # clean: a bulk write that marked it since keeps the mark, and so
+                    # does a generation but the head's with data now (a writer that put
+                    # its first key between the two reads and lost its registration before
+                    # the second left one neither read showed): the compares
+                    if held is not None:
                         await self._etcd.txn(
-                            when=[Compare.mod_revision(kv.key) == kv.mod_revision],
+                            when=[Compare.mod_revision(kv.key) == kv.mod_revision,
+                                  *self._only(zone, held)],
                             then=[Op.delete(kv.key)])
             if not page.more or not page.kvs:
                 return swept
             start = page.kvs[-1].key + b"\0"
+
+    def _only(self, zone: dns.name.Name, held: set[int]) -> list[Compare]:
+        """The compares that `zone` has data keys in no generation but `held` (its head's,
+        or none)."""
+        root = self._keys.data_root(zone).encode()
+        end = prefix_range_end(root)
+        if not held:
+            return [Compare.no_key(root, end)]
+        prefix = self._keys.data_prefix(zone, next(iter(held))).encode()
+        return [Compare.no_key(root, prefix), Compare.no_key(prefix_range_end(prefix), end)]
 
     async def _decide(self, zones: list[tuple[dns.name.Name, list[int]]]
                       ) -> list[tuple[int, set[int] | None]]:
