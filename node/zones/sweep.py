@@ -75,8 +75,10 @@ no data outside the head's generation exists (a writer that put its first
 key between the two reads and lost its lease before the second left one
 neither read showed), and a generation allocated after the mark was read
 marked the zone again, which the compare of the mark's mod revision sees.
-Left out: a writer that lost its lease and still writes (a paused process,
-until its flip fails and it deletes what it wrote): the full pass.
+A writer that lost its lease and still runs (a paused process, resumed) writes
+nothing more: every batch of a new generation compares its registration
+(`bulk.py`). What a batch in flight when the registration lapsed still put is
+the full pass's.
 """
 
 from __future__ import annotations
