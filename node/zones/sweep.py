@@ -77,8 +77,7 @@ neither read showed), and a generation allocated after the mark was read
 marked the zone again, which the compare of the mark's mod revision sees.
 A writer that lost its lease and still runs (a paused process, resumed) writes
 nothing more: every batch of a new generation compares its registration
-(`bulk.py`). What a batch in flight when the registration lapsed still put is
-the full pass's.
+(`bulk.py`), checked by etcd when it applies the batch.
 """
 
 from __future__ import annotations
