@@ -283,12 +283,14 @@ class Shortcut:
         at = off + 3 + buf[off]
         # every name one label below the apex (no cut above it) and every empty non-terminal
         # there has an NSEC3, except insecure delegations in an opt-out span: a cover
-        # without the opt-out flag proves the name has no node. Written here: two RRs, the
-        # NSEC3 first (its RRSIG second), a cover that is neither the match nor the
-        # wildcard's proof; anything else: `_other`
-        if (buf[at - 2 : at + 2] != TWO_RRS_NSEC3_FIRST or buf[at + 11] & 1
-                or cover == self._match or cover == self._wild):
+        # without the opt-out flag proves the name has no node, else the image is asked.
+        # Written here: two RRs, the NSEC3 first (its RRSIG second), a cover that is
+        # neither the match nor the wildcard's proof; anything else: `_other`
+        if (buf[at - 2 : at + 2] != TWO_RRS_NSEC3_FIRST or cover == self._match
+                or cover == self._wild):
             return self._other(key, buf[at : at + 2] != NSEC3_TYPE or buf[at + 11] & 1)
+        if buf[at + 11] & 1 and not self._absent(lname):
+            return None
         mid = at + 10 + (buf[at + 8] << 8 | buf[at + 9])
         end = mid + 10 + (buf[mid + 8] << 8 | buf[mid + 9])
         head, optr, own, wilds, hdrs, hdrs_e, sk, _ = shape
@@ -342,10 +344,10 @@ class Shortcut:
         its RRs and two pointers) for `shape`; empty when the apex's NSEC3 is that proof
         too. Kept in the shape by `seg`: NSEC3 pieces of one zone differ in length only by
         their type bitmaps, so a few."""
-        if not self._wild_tails:
-            return b""
-        pos = shape[7] + seg + 4
-        tail = self._wild_head + shape[1] + _ptr(pos).join(self._wild_tails)
+        tail = b""
+        if self._wild_tails:
+            pos = shape[7] + seg + 4
+            tail = self._wild_head + shape[1] + _ptr(pos).join(self._wild_tails)
         wilds = shape[3]
         if len(wilds) < WILDS_MAX:
             wilds[seg] = tail
