@@ -71,11 +71,11 @@ NODE_TAIL = b"\x00\x00"  # a node record's key: the name + two zero octets, then
 NODE_KIND = bytes((L.KIND_NODE,))
 XFR = (251, 252)  # IXFR, AXFR: never here (the responder's slow path)
 NSEC3_TYPE = b"\x00\x32"  # the type of an NSEC3 RR, as its piece's first RR starts
-TWO_RRS_NSEC3_FIRST = b"\x02\x00\x00\x32"  # a piece's RR count (u16 LE) 2, then type NSEC3
 SHAPES_MAX = 256  # NSEC3 question shapes per shortcut: (question length, QTYPE, class)
 WILDS_MAX = 32  # wildcard tails per shape: one per cover segment length
 _U32 = L.U32.unpack_from
 _U32X2 = L.SLOT.unpack_from  # two u32: a bucket's first and end positions
+_CUT = L.CUT.unpack_from
 
 Answer = Callable[[bytes], Entry | None]
 # an NSEC3 question shape (`Shortcut._shape`): head, pointer to the origin, pointer to the
@@ -115,7 +115,8 @@ def shortcut(img: ZoneImage, ce: bytes, do: int, below: Callable[[bytes], bool]
         return sc.plain
     if not img.count or node[3] == L.NO_DENIAL:
         return None
-    if img.nsec3 and ce == origin and node[2] != L.NO_DENIAL:
+    if img.nsec3 and ce == origin and node[2] != L.NO_DENIAL and img._cuts \
+            and img.prefix is not None:
         return sc.nsec3
     if not img.nsec3 and ce == origin and img.prefix is not None:
         return sc.nsec
@@ -125,9 +126,9 @@ def shortcut(img: ZoneImage, ce: bytes, do: int, below: Callable[[bytes], bool]
 class Shortcut:
     """One encloser's NXDOMAIN answers (see the module docstring); its methods are the modes."""
 
-    __slots__ = ("_base", "_bucket_off", "_buf", "_count", "_denial", "_digest", "_flat",
-                 "_mask", "_match", "_offsets", "_salt", "_shapes", "_shift", "_sort", "_wild",
-                 "_wild_head", "_wild_tails", "ce", "do", "img", "node", "origin")
+    __slots__ = ("_base", "_bucket_off", "_buf", "_count", "_cuts", "_digest", "_flat",
+                 "_mask", "_match", "_offsets", "_salt", "_shapes", "_shift", "_skip", "_sort",
+                 "_wild", "_wild_head", "_wild_tails", "ce", "do", "img", "node", "origin")
 
     def __init__(self, img: ZoneImage, ce: bytes, node: Node, do: int) -> None:
         self.img = img
@@ -142,13 +143,14 @@ class Shortcut:
         self._match = node[2]
         self._wild = node[3]
         self._count = img.count
-        self._shift = img._bucket_shift
+        self._shift = img._bucket_shift + 32  # of a hash's first 8 octets: its bucket
         self._bucket_off = img._bucket_off
-        self._denial = img._denial
+        self._cuts = img._cuts
+        self._skip = L.HASH_LABEL + len(img.origin) + 2  # a cut piece's RRs, from its label
         self._offsets = img._denial + L.HASH_LEN * img.count  # NSEC3: the piece offsets
         self._digest = img.digest
         self._salt = img.salt
-        self._sort = img.prefix  # NSEC: the sort prefixes (u64), bisected in C
+        self._sort = img.prefix  # the sort prefixes (u64), bisected in C
         self._flat = not img.iterations  # one SHA-1 (else the image's iterated digest)
         self._wild_head = b""
         self._wild_tails: tuple[bytes, ...] = ()
@@ -262,54 +264,46 @@ class Shortcut:
             shape = self._shape(key)
             if shape is None:
                 return None
-        # the next closer name is the query name: its hash's cover in the bucket index
+        # the next closer name is the query name: its hash's cover, by the C bisect of the
+        # hashes' first 8 octets inside the bucket of its top bits
         buf = self._buf
         d = sha1(lname + self._salt).digest() if self._flat else self._digest(lname)
-        lo, hi = _U32X2(buf, self._bucket_off + 4 * (int.from_bytes(d[:4], "big") >> self._shift))
-        base = self._denial
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            at = base + mid * 20  # L.HASH_LEN
-            if d < buf[at : at + 20]:
-                hi = mid
-            else:
-                lo = mid + 1
-        cover = lo - 1 if lo else self._count - 1
-        at = base + cover * 20
-        if buf[at : at + 20] == d:  # the name's own NSEC3: it exists
-            return None
-        # the cover's piece: owner length, owner (label + origin), RR count (u16), the RRs
-        off = _U32(buf, self._offsets + 4 * cover)[0]
-        at = off + 3 + buf[off]
+        pq = int.from_bytes(d[:8], "big")
+        hi = bisect_right(self._sort, pq, *_U32X2(buf, self._bucket_off + 4 * (pq >> self._shift)))
+        cover = hi - 1 if hi else self._count - 1
+        if self._sort[cover] == pq:  # the name's own NSEC3 (or a hash sharing 8 octets)
+            return self.signed(key)
+        # the cover's piece: its label, the NSEC3 and its RRSIG (`L.CUT`; 0: another shape)
+        off, first, both = _CUT(buf, self._cuts + 8 * cover)
+        if not first or cover == self._match or cover == self._wild:
+            return self._other(key, cover)
         # every name one label below the apex (no cut above it) and every empty non-terminal
         # there has an NSEC3, except insecure delegations in an opt-out span: a cover
-        # without the opt-out flag proves the name has no node, else the image is asked.
-        # Written here: two RRs, the NSEC3 first (its RRSIG second), a cover that is
-        # neither the match nor the wildcard's proof; anything else: `_other`
-        if (buf[at - 2 : at + 2] != TWO_RRS_NSEC3_FIRST or cover == self._match
-                or cover == self._wild):
-            return self._other(key, buf[at : at + 2] != NSEC3_TYPE or buf[at + 11] & 1)
+        # without the opt-out flag (the NSEC3 rdata's second octet) proves the name has no
+        # node, else the image is asked
+        at = off + self._skip  # the RRs: after the label, the origin and the RR count
         if buf[at + 11] & 1 and not self._absent(lname):
             return None
-        mid = at + 10 + (buf[at + 8] << 8 | buf[at + 9])
-        end = mid + 10 + (buf[mid + 8] << 8 | buf[mid + 9])
         head, optr, own, wilds, hdrs, hdrs_e, sk, _ = shape
-        ll = buf[off + 1] + 1  # the owner's first label, with its length octet
-        tail = wilds.get(ll + end - at)
+        tail = wilds.get(both)
         if tail is None:
-            tail = self._wild_tail(shape, ll + end - at)
-        body = b"".join((head, buf[off + 1 : off + 1 + ll], optr, buf[at:mid], own,
-                         buf[mid:end], tail))
+            tail = self._wild_tail(shape, both)
+        body = b"".join((head, buf[off : off + L.HASH_LABEL], optr,
+                         buf[at : at + first], own, buf[at + first : at + both], tail))
         size = 16 + lq + len(body)  # header, question, body
         if size > negative.BODY_MAX:
             return None
         return hdrs, hdrs_e, body, size, sk, negative.FLAGS
 
-    def _other(self, key: bytes, probe: object) -> Entry | None:
-        """`nsec3` for a cover outside its fast shape: asks the image whether the name
-        exists when `probe` (an opt-out cover proves nothing), then `negative`'s answer."""
+    def _other(self, key: bytes, cover: int) -> Entry | None:
+        """`nsec3` for a cover it does not cut out (`L.nsec3_cut`), the match or the
+        wildcard's proof: asks the image whether the name exists unless the cover proves
+        it absent (an NSEC3 first, without the opt-out flag), then `negative`'s answer."""
         lname = key[:-4]
-        if probe and not self._absent(lname):
+        buf = self._buf
+        off = _U32(buf, self._offsets + 4 * cover)[0]
+        at = off + 3 + buf[off]  # the first RR after owner length, owner and RR count
+        if (buf[at : at + 2] != NSEC3_TYPE or buf[at + 11] & 1) and not self._absent(lname):
             return None
         return negative.signed(self.img, lname, key[-4] << 8 | key[-3], len(key), self.ce,
                                self.node)
@@ -340,13 +334,13 @@ class Shortcut:
         return shape
 
     def _wild_tail(self, shape: _Shape, seg: int) -> bytes:
-        """The wildcard's piece written after a cover segment of `seg` + 4 octets (its label,
-        its RRs and two pointers) for `shape`; empty when the apex's NSEC3 is that proof
-        too. Kept in the shape by `seg`: NSEC3 pieces of one zone differ in length only by
-        their type bitmaps, so a few."""
+        """The wildcard's piece written after a cover segment whose RRs take `seg` octets
+        (then its label and two pointers) for `shape`; empty when the apex's NSEC3 is that
+        proof too. Kept in the shape by `seg`: NSEC3 pieces of one zone differ in length
+        only by their type bitmaps, so a few."""
         tail = b""
         if self._wild_tails:
-            pos = shape[7] + seg + 4
+            pos = shape[7] + L.HASH_LABEL + 4 + seg
             tail = self._wild_head + shape[1] + _ptr(pos).join(self._wild_tails)
         wilds = shape[3]
         if len(wilds) < WILDS_MAX:
