@@ -26,13 +26,15 @@ path's, `tests/unit/image/test_image_enclosers.py`):
 * unsigned zone, or DO=0: one entry per (question length, QTYPE) in the
   image's memo, shared with `negative.nxdomain`: the negative SOA with its
   owner a pointer to the origin inside the question;
-* NSEC3, DO=1, P the apex: the SOA segment and the apex's NSEC3 (its match)
-  are the same for every name of a given length, so they are rendered once
-  per question length (`prefix`); per name only the next closer's cover
-  changes: one SHA-1 (the zone's salt and iterations), the bucket bisect,
-  then that cover's piece is copied out of the image with its owner written
-  as its label and a pointer to the origin, and the wildcard's piece after
-  it (its RRs' pointers depend only on where it starts). The cover also
+* NSEC3, DO=1, P the apex (a full image with cuts, layout 3): per question
+  shape (length, QTYPE, class) the SOA segment and the apex's NSEC3 (its
+  match) rendered once (the head), the pointers, the header variants and
+  the wildcard's piece by where it starts; per name only the next closer's
+  cover changes: one SHA-1 (the zone's salt and iterations), the C bisect
+  of the hashes' 8-octet sort prefixes within the bucket of its top bits,
+  then that cover's label and two RRs are copied out of the image at its
+  cut (`L.nsec3_cut`) around a pointer to the origin and one to the cover's
+  owner. The cover also
   proves the name has no node when it is not the name's own NSEC3 and has no
   opt-out flag (every name and empty non-terminal one label below the apex
   has an NSEC3, except insecure delegations in an opt-out span), so the hash
@@ -40,10 +42,11 @@ path's, `tests/unit/image/test_image_enclosers.py`):
   has a denial index in its image, and its chain is whole by construction; a
   presigned zone (imported or transferred with its NSEC/NSEC3 records) gets
   the `plain` shortcut, which probes, so a chain from outside that misses a
-  name never answers NXDOMAIN for it. Whole entries are kept in
-  `img.bodies` as `negative` keeps them; a name whose label could be an NSEC3
-  owner's (32 octets), and a cover that is also the match or the wildcard's
-  piece, go through `negative` instead;
+  name never answers NXDOMAIN for it. No whole entry is kept (covers are
+  uniform: a large zone's flood hardly ever meets one twice); a name whose
+  label could be an NSEC3 owner's (32 octets), a hash that shares its first
+  8 octets with the cover's, and a cover that is also the match or the
+  wildcard's piece or has no cut, go through `negative` instead;
 * NSEC, DO=1, P the apex: one C bisect of the label's 8-octet sort prefix
   gives the cover and proves the name has no node (no entry with its prefix,
   and for a label under 8 octets the next entry is not below it), then the
