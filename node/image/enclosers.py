@@ -317,7 +317,7 @@ class Shortcut:
         the pointers to the origin in the question and to the cover's owner, the wildcard
         tails by where they start, and the entry's header variants and statistics key
         (RR counts: the head's, the cover's two, the wildcard's). None for another class
-        than IN or a zone transfer."""
+        than IN, a zone transfer, or a head too long for pointers after it."""
         qtype = key[-4] << 8 | key[-3]
         if key[-2:] != IN_CLASS or qtype in XFR:
             return None
@@ -331,6 +331,8 @@ class Shortcut:
         count = len(img.neg_soa_do) + len(tails) + 2 + len(self._wild_tails)
         hdrs, hdrs_e, _, _, sk, _ = make_entry(negative.FLAGS, qtype, len(key), b"", 0, count, 0)
         start = 16 + lq + len(head)  # where the cover's owner is written
+        if start > negative.BODY_MAX:  # pointers after it could pass 0x3FFF: general path
+            return None
         shape = (head, _ptr(origin_pos), _ptr(start), {}, hdrs, hdrs_e, sk, start)
         if len(self._shapes) < SHAPES_MAX:
             self._shapes[(lq, key[-4:])] = shape

@@ -84,6 +84,7 @@ PREFIX = struct.Struct("<Q")
 # the length of its first RR (the NSEC3), of both RRs (the NSEC3 and one RRSIG); all 0 when
 # the piece is not of that shape
 CUT = struct.Struct("<IHH")
+CUT_MAX = 0x2000  # the RRs of a cut piece (an NSEC3 with every type: about 8.8 KB; + RRSIG)
 NSEC3 = 50
 HASH_LABEL = 33  # an NSEC3 owner's first label with its length octet (base32hex SHA-1)
 
@@ -105,10 +106,11 @@ def nsec3_cut(owner: bytes, tails: tuple[bytes, ...] | list[bytes], origin: byte
     """The `CUT` of the NSEC3 piece at `off` (owner length, owner, RR count, RRs): the
     NSEC3 flood's answer copies the label and the two RRs out of the image around the
     pointers it writes (`node.image.enclosers`). Zeros unless the owner is a hash label
-    directly below `origin` and the RRs are an NSEC3 then one RRSIG."""
+    directly below `origin` and the RRs are an NSEC3 then one RRSIG, together at most
+    `CUT_MAX` octets (a pointer after them must stay below 0x4000)."""
     if (len(tails) != 2 or owner[0] != HASH_LABEL - 1 or owner[HASH_LABEL:] != origin
             or tails[0][:2] != NSEC3.to_bytes(2, "big")
-            or len(tails[0]) + len(tails[1]) > 0xFFFF):
+            or len(tails[0]) + len(tails[1]) > CUT_MAX):
         return CUT.pack(0, 0, 0)
     return CUT.pack(off + 1, len(tails[0]), len(tails[0]) + len(tails[1]))
 

@@ -21,6 +21,7 @@ from node.dnssec.keys import load_private_key, new_key
 from node.dnssec.signer import SigningKey
 from node.dnssec.zonesigner import SigningParams, ZoneSigner
 from node.image import ImageTable, ZoneImage, build_image, enclosers
+from node.image import layout as L
 from node.image.overlay import ImageBuilder
 from node.server.table import ZoneTable
 from node.zones.model import ZoneSnapshot, snapshot_from_text
@@ -168,3 +169,20 @@ def test_overlay_floods_answer_alike(mode: str) -> None:
         _same(snap, _keys(snap, 150, seed=snap.serial), table)
         kind = table._short[1][_wire(snap.origin)].__name__
         assert kind == ("overlay" if image.overlay else "nsec3")
+
+
+def test_cuts_only_for_the_shape_the_shortcut_writes() -> None:
+    """`L.nsec3_cut`: zeros for any piece but a hash label below the origin with an NSEC3
+    and one RRSIG of at most `L.CUT_MAX` octets (so no pointer after them passes 0x3FFF)."""
+    origin = b"\x07example\x00"
+    owner = b"\x20" + b"a" * 32 + origin
+    nsec3 = b"\x00\x32\x00\x01\x00\x00\x01\x2c\x00\x02\x01\x00"
+    sig = b"\x00\x2e\x00\x01\x00\x00\x01\x2c\x00\x01\x00"
+    assert L.CUT.unpack(L.nsec3_cut(owner, (nsec3, sig), origin, 100)) == (101, 12, 23)
+    zero = (0, 0, 0)
+    assert L.CUT.unpack(L.nsec3_cut(owner, (nsec3, sig, sig), origin, 100)) == zero
+    assert L.CUT.unpack(L.nsec3_cut(owner, (sig, nsec3), origin, 100)) == zero
+    assert L.CUT.unpack(L.nsec3_cut(b"\x03abc" + origin, (nsec3, sig), origin, 100)) == zero
+    assert L.CUT.unpack(L.nsec3_cut(owner, (nsec3, sig), b"\x03org\x00", 100)) == zero
+    big = nsec3 + b"\x00" * (L.CUT_MAX - len(nsec3) - len(sig) + 1)
+    assert L.CUT.unpack(L.nsec3_cut(owner, (big, sig), origin, 100)) == zero
