@@ -147,11 +147,14 @@ class ImageWriter:
             return 0, 0, []
         keyed: list[tuple[bytes, int]] = []
         delta = self.delta
+        cuts: dict[bytes, bytes] = {}  # a full NSEC3 image's cuts, by hash
         for key in index.keys if delta is None else delta.denial:
             owner, tails = index.pieces[key]
             off = self._put(bytes((len(owner),)) + owner + L.U16.pack(len(tails)) + b"".join(tails))
             if index.nsec3:
                 keyed.append((key, off))
+                if delta is None:
+                    cuts[key] = L.nsec3_cut(owner, tails, self.zone.origin, off)
             else:
                 ckey = L.canonical_key(owner)
                 keyed.append((ckey, off))
@@ -164,6 +167,10 @@ class ImageWriter:
             table = self._put(b"".join(keys) + b"".join(L.U32.pack(o) for _, o in keyed)
                               + L.U32.pack(bits)
                               + b"".join(L.U32.pack(i) for i in L.buckets(keys, bits)))
+            if delta is None:  # full images: the flood's sort prefixes and cuts
+                self.out += b"\x00" * (L.align8(len(self.out)) - len(self.out))
+                self._put(b"".join(L.PREFIX.pack(int.from_bytes(k[:8], "big")) for k in keys))
+                self._put(b"".join(cuts[k] for k in keys))
         else:
             recs = [self._put(L.U16.pack(len(k)) + k + L.U32.pack(o)) for k, o in keyed]
             table = self._put(b"".join(L.U32.pack(r) for r in recs))

@@ -26,13 +26,15 @@ path's, `tests/unit/image/test_image_enclosers.py`):
 * unsigned zone, or DO=0: one entry per (question length, QTYPE) in the
   image's memo, shared with `negative.nxdomain`: the negative SOA with its
   owner a pointer to the origin inside the question;
-* NSEC3, DO=1, P the apex: the SOA segment and the apex's NSEC3 (its match)
-  are the same for every name of a given length, so they are rendered once
-  per question length (`prefix`); per name only the next closer's cover
-  changes: one SHA-1 (the zone's salt and iterations), the bucket bisect,
-  then that cover's piece is copied out of the image with its owner written
-  as its label and a pointer to the origin, and the wildcard's piece after
-  it (its RRs' pointers depend only on where it starts). The cover also
+* NSEC3, DO=1, P the apex (a full image with cuts, layout 3): per question
+  shape (length, QTYPE, class) the SOA segment and the apex's NSEC3 (its
+  match) rendered once (the head), the pointers, the header variants and
+  the wildcard's piece by where it starts; per name only the next closer's
+  cover changes: one SHA-1 (the zone's salt and iterations), the C bisect
+  of the hashes' 8-octet sort prefixes within the bucket of its top bits,
+  then that cover's label and two RRs are copied out of the image at its
+  cut (`L.nsec3_cut`) around a pointer to the origin and one to the cover's
+  owner. The cover also
   proves the name has no node when it is not the name's own NSEC3 and has no
   opt-out flag (every name and empty non-terminal one label below the apex
   has an NSEC3, except insecure delegations in an opt-out span), so the hash
@@ -40,10 +42,11 @@ path's, `tests/unit/image/test_image_enclosers.py`):
   has a denial index in its image, and its chain is whole by construction; a
   presigned zone (imported or transferred with its NSEC/NSEC3 records) gets
   the `plain` shortcut, which probes, so a chain from outside that misses a
-  name never answers NXDOMAIN for it. Whole entries are kept in
-  `img.bodies` as `negative` keeps them; a name whose label could be an NSEC3
-  owner's (32 octets), and a cover that is also the match or the wildcard's
-  piece, go through `negative` instead;
+  name never answers NXDOMAIN for it. No whole entry is kept (covers are
+  uniform: a large zone's flood hardly ever meets one twice); a name whose
+  label could be an NSEC3 owner's (32 octets), a hash that shares its first
+  8 octets with the cover's, and a cover that is also the match or the
+  wildcard's piece or has no cut, go through `negative` instead;
 * NSEC, DO=1, P the apex: one C bisect of the label's 8-octet sort prefix
   gives the cover and proves the name has no node (no entry with its prefix,
   and for a label under 8 octets the next entry is not below it), then the
@@ -71,9 +74,18 @@ NODE_TAIL = b"\x00\x00"  # a node record's key: the name + two zero octets, then
 NODE_KIND = bytes((L.KIND_NODE,))
 XFR = (251, 252)  # IXFR, AXFR: never here (the responder's slow path)
 NSEC3_TYPE = b"\x00\x32"  # the type of an NSEC3 RR, as its piece's first RR starts
-PREFIXES_MAX = 256  # NSEC3 prefixes per shortcut: one per question length at most
+SHAPES_MAX = 256  # NSEC3 question shapes per shortcut: (question length, QTYPE, class)
+WILDS_MAX = 32  # wildcard tails per shape: one per cover segment length
+_U32 = L.U32.unpack_from
+_U32X2 = L.SLOT.unpack_from  # two u32: a bucket's first and end positions
+_CUT = L.CUT.unpack_from
 
 Answer = Callable[[bytes], Entry | None]
+# an NSEC3 question shape (`Shortcut._shape`): head, pointer to the origin, pointer to the
+# cover's owner, wildcard tails by cover segment length, header variants, statistics key,
+# where the cover's owner starts
+_Shape = tuple[bytes, bytes, bytes, dict[int, bytes], tuple[bytes, ...], tuple[bytes, ...],
+               int, int]
 
 
 def shortcut(img: ZoneImage, ce: bytes, do: int, below: Callable[[bytes], bool]
@@ -106,7 +118,8 @@ def shortcut(img: ZoneImage, ce: bytes, do: int, below: Callable[[bytes], bool]
         return sc.plain
     if not img.count or node[3] == L.NO_DENIAL:
         return None
-    if img.nsec3 and ce == origin and node[2] != L.NO_DENIAL:
+    if img.nsec3 and ce == origin and node[2] != L.NO_DENIAL and img._cuts \
+            and img.prefix is not None:
         return sc.nsec3
     if not img.nsec3 and ce == origin and img.prefix is not None:
         return sc.nsec
@@ -116,9 +129,9 @@ def shortcut(img: ZoneImage, ce: bytes, do: int, below: Callable[[bytes], bool]
 class Shortcut:
     """One encloser's NXDOMAIN answers (see the module docstring); its methods are the modes."""
 
-    __slots__ = ("_base", "_buf", "_count", "_digest", "_flat", "_mask", "_match",
-                 "_prefixes", "_salt", "_shift", "_sort", "_wild", "_wild_head", "_wild_len",
-                 "_wild_tails", "ce", "do", "img", "node", "origin")
+    __slots__ = ("_base", "_bucket_off", "_buf", "_count", "_cuts", "_digest", "_flat",
+                 "_mask", "_match", "_offsets", "_salt", "_shapes", "_shift", "_skip", "_sort",
+                 "_wild", "_wild_head", "_wild_tails", "ce", "do", "img", "node", "origin")
 
     def __init__(self, img: ZoneImage, ce: bytes, node: Node, do: int) -> None:
         self.img = img
@@ -129,24 +142,25 @@ class Shortcut:
         self._buf = img._buf
         self._base = img._hash
         self._mask = img._mask
-        self._prefixes: dict[int, tuple[bytes, int, int]] = {}
+        self._shapes: dict[tuple[int, bytes], _Shape] = {}
         self._match = node[2]
         self._wild = node[3]
         self._count = img.count
-        self._shift = img._bucket_shift
+        self._shift = img._bucket_shift + 32  # of a hash's first 8 octets: its bucket
+        self._bucket_off = img._bucket_off
+        self._cuts = img._cuts
+        self._skip = L.HASH_LABEL + len(img.origin) + 2  # a cut piece's RRs, from its label
+        self._offsets = img._denial + L.HASH_LEN * img.count  # NSEC3: the piece offsets
         self._digest = img.digest
         self._salt = img.salt
-        self._sort = img.prefix  # NSEC: the sort prefixes (u64), bisected in C
+        self._sort = img.prefix  # the sort prefixes (u64), bisected in C
         self._flat = not img.iterations  # one SHA-1 (else the image's iterated digest)
         self._wild_head = b""
         self._wild_tails: tuple[bytes, ...] = ()
-        self._wild_len = 0
         if (img.nsec3 and img.base is None and node[3] not in (L.NO_DENIAL, L.BY_KEY)
                 and node[3] != node[2]):
             owner, self._wild_tails = img.piece(node[3])
             self._wild_head = owner[: owner[0] + 1]  # its label; the origin is a pointer
-            self._wild_len = (len(self._wild_head) + 2 * len(self._wild_tails)
-                              + L.run_length(self._wild_tails))
 
     def _absent(self, lname: bytes) -> bool:
         """True if `lname` has no node in the (full) image: one probe of its hash table."""
@@ -241,90 +255,102 @@ class Shortcut:
         return negative.signed(img, lname, qtype, len(key), self.ce, self.node)
 
     def nsec3(self, key: bytes) -> Entry | None:
-        """NSEC3, DO=1, the encloser is the apex: the per-length prefix, the cover, the
-        wildcard's piece."""
-        qtype = key[-4] << 8 | key[-3]
+        """NSEC3, DO=1, the encloser is the apex: one SHA-1, the bucket bisect, then the
+        body is the question shape's head (SOA segment, the apex's NSEC3), the cover's piece
+        cut out of the image around its two owner pointers, and the wildcard's piece."""
         lname = key[:-4]
-        if key[-2:] != IN_CLASS or qtype in XFR:
-            return None
         if lname[0] == 32:  # may name an NSEC3 owner, compressed against the question
             return self.signed(key)
-        # the next closer name is the query name: its hash's cover in the bucket index
-        img = self.img
+        lq = len(lname)
+        shape = self._shapes.get((lq, key[-4:]))
+        if shape is None:
+            shape = self._shape(key)
+            if shape is None:
+                return None
+        # the next closer name is the query name: its hash's cover, by the C bisect of the
+        # hashes' first 8 octets inside the bucket of its top bits
         buf = self._buf
         d = sha1(lname + self._salt).digest() if self._flat else self._digest(lname)
-        at = img._bucket_off + 4 * (int.from_bytes(d[:4], "big") >> self._shift)
-        lo, hi = L.SLOT.unpack_from(buf, at)
-        base = img._denial
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            at = base + mid * L.HASH_LEN
-            if d < buf[at : at + L.HASH_LEN]:
-                hi = mid
-            else:
-                lo = mid + 1
-        cover = lo - 1 if lo else self._count - 1
-        at = base + cover * L.HASH_LEN
-        if buf[at : at + L.HASH_LEN] == d:  # the name's own NSEC3: it exists
-            return None
-        # the cover's piece: owner length, owner (label + origin), RR count, the RRs
-        off = L.U32.unpack_from(buf, base + L.HASH_LEN * self._count + 4 * cover)[0]
-        olen = buf[off]
-        at = off + 3 + olen
+        pq = int.from_bytes(d[:8], "big")
+        hi = bisect_right(self._sort, pq, *_U32X2(buf, self._bucket_off + 4 * (pq >> self._shift)))
+        cover = hi - 1 if hi else self._count - 1
+        if self._sort[cover] == pq:  # the name's own NSEC3 (or a hash sharing 8 octets)
+            return self.signed(key)
+        # the cover's piece: its label, the NSEC3 and its RRSIG (`L.CUT`; 0: another shape)
+        off, first, both = _CUT(buf, self._cuts + 8 * cover)
+        if not first or cover == self._match or cover == self._wild:
+            return self._other(key, cover)
         # every name one label below the apex (no cut above it) and every empty non-terminal
         # there has an NSEC3, except insecure delegations in an opt-out span: a cover
-        # without the opt-out flag proves the name has no node, else the image is asked
+        # without the opt-out flag (the NSEC3 rdata's second octet) proves the name has no
+        # node, else the image is asked
+        at = off + self._skip  # the RRs: after the label, the origin and the RR count
+        if buf[at + 11] & 1 and not self._absent(lname):
+            return None
+        head, optr, own, wilds, hdrs, hdrs_e, sk, _ = shape
+        tail = wilds.get(both)
+        if tail is None:
+            tail = self._wild_tail(shape, both)
+        body = b"".join((head, buf[off : off + L.HASH_LABEL], optr,
+                         buf[at : at + first], own, buf[at + first : at + both], tail))
+        size = 16 + lq + len(body)  # header, question, body
+        if size > negative.BODY_MAX:
+            return None
+        return hdrs, hdrs_e, body, size, sk, negative.FLAGS
+
+    def _other(self, key: bytes, cover: int) -> Entry | None:
+        """`nsec3` for a cover it does not cut out (`L.nsec3_cut`), the match or the
+        wildcard's proof: asks the image whether the name exists unless the cover proves
+        it absent (an NSEC3 first, without the opt-out flag), then `negative`'s answer."""
+        lname = key[:-4]
+        buf = self._buf
+        off = _U32(buf, self._offsets + 4 * cover)[0]
+        at = off + 3 + buf[off]  # the first RR after owner length, owner and RR count
         if (buf[at : at + 2] != NSEC3_TYPE or buf[at + 11] & 1) and not self._absent(lname):
             return None
-        if cover == self._match or cover == self._wild:
-            return negative.signed(img, lname, qtype, len(key), self.ce, self.node)
-        lq = len(lname)
-        bkey = cover << 24 | lq << 16 | qtype
-        bodies = img.bodies
-        if bodies is None:
-            bodies = img.bodies = [None] * negative.BODIES
-        slot = (cover + 977 * lq + 131 * qtype) & (len(bodies) - 1)
-        hit = bodies[slot]
-        if hit is not None and hit[0] == bkey and hit[1] == self.ce:
-            return hit[2]  # type: ignore[return-value]
-        pre = self._prefixes.get(lq)
-        if pre is None:
-            pre = self._prefix(lq)
-        prefix, pos, count = pre
-        n = buf[off + 1 + olen] | buf[off + 2 + olen] << 8
-        optr = _ptr(12 + lq - len(self.origin))
-        own = _ptr(pos)
-        parts = [prefix, buf[off + 1 : off + 2 + buf[off + 1]], optr]
-        for k in range(n):
-            end = at + 10 + (buf[at + 8] << 8 | buf[at + 9])
-            if k:
-                parts.append(own)
-            parts.append(buf[at:end])
-            at = end
-        pos += 1 + buf[off + 1] + 2 * n + (at - off - 3 - olen)  # label, pointers, RRs
-        if self._wild_tails:  # the wildcard's piece, unless the match is the same
-            parts += (self._wild_head, optr, _ptr(pos).join(self._wild_tails))
-            pos += self._wild_len
-            count += len(self._wild_tails)
-        if pos > negative.BODY_MAX:
-            return None
-        entry = make_entry(negative.FLAGS, qtype, len(key), b"".join(parts), 0, count + n, 0)
-        bodies[slot] = (bkey, self.ce, entry)
-        return entry
+        return negative.signed(self.img, lname, key[-4] << 8 | key[-3], len(key), self.ce,
+                               self.node)
 
-    def _prefix(self, lq: int) -> tuple[bytes, int, int]:
-        """For a question name of `lq` octets: the SOA segment and the apex's NSEC3 as
-        written after the question, the offset after them, and their RR count."""
+    def _shape(self, key: bytes) -> _Shape | None:
+        """What `nsec3` writes around the cover for a question of this length, QTYPE and
+        class: the SOA segment and the apex's NSEC3 as written after the question (`head`),
+        the pointers to the origin in the question and to the cover's owner, the wildcard
+        tails by where they start, and the entry's header variants and statistics key
+        (RR counts: the head's, the cover's two, the wildcard's). None for another class
+        than IN, a zone transfer, or a head too long for pointers after it."""
+        qtype = key[-4] << 8 | key[-3]
+        if key[-2:] != IN_CLASS or qtype in XFR:
+            return None
         img = self.img
+        lq = len(key) - 4
         origin_pos = 12 + lq - len(self.origin)
         soa = negative.soa_segment(img, origin_pos, 1)
         pos = 16 + lq + len(soa)
         owner, tails = img.piece(self._match)
-        seg = owner[: owner[0] + 1] + _ptr(origin_pos) + _ptr(pos).join(tails)
-        out = (soa + seg, pos + len(seg), len(img.neg_soa_do) + len(tails))
-        if len(self._prefixes) < PREFIXES_MAX:
-            self._prefixes[lq] = out
-        return out
+        head = soa + owner[: owner[0] + 1] + _ptr(origin_pos) + _ptr(pos).join(tails)
+        count = len(img.neg_soa_do) + len(tails) + 2 + len(self._wild_tails)
+        hdrs, hdrs_e, _, _, sk, _ = make_entry(negative.FLAGS, qtype, len(key), b"", 0, count, 0)
+        start = 16 + lq + len(head)  # where the cover's owner is written
+        if start > negative.BODY_MAX:  # pointers after it could pass 0x3FFF: general path
+            return None
+        shape = (head, _ptr(origin_pos), _ptr(start), {}, hdrs, hdrs_e, sk, start)
+        if len(self._shapes) < SHAPES_MAX:
+            self._shapes[(lq, key[-4:])] = shape
+        return shape
+
+    def _wild_tail(self, shape: _Shape, seg: int) -> bytes:
+        """The wildcard's piece written after a cover segment whose RRs take `seg` octets
+        (then its label and two pointers) for `shape`; empty when the apex's NSEC3 is that
+        proof too. Kept in the shape by `seg`: NSEC3 pieces of one zone differ in length
+        only by their type bitmaps, so a few."""
+        tail = b""
+        if self._wild_tails:
+            pos = shape[7] + L.HASH_LABEL + 4 + seg
+            tail = self._wild_head + shape[1] + _ptr(pos).join(self._wild_tails)
+        wilds = shape[3]
+        if len(wilds) < WILDS_MAX:
+            wilds[seg] = tail
+        return tail
 
 
 def _ptr(offset: int) -> bytes:

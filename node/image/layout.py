@@ -18,7 +18,7 @@ import zlib
 from node.errors import ValidationError
 
 MAGIC = b"DNSCIMG\x00"
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 
 # header flags
 F_SIGNED = 1  # DO=1 answers differ from DO=0 answers (DNSSEC data present)
@@ -70,7 +70,9 @@ RRSIG = 46
 ANY = 255
 
 # denial table: NSEC3: `count` sorted 20-octet hashes, then `count` u32 piece offsets,
-# then the bucket index: bits k (u32), then 2**k + 1 u32 start positions (see `buckets`);
+# then the bucket index: bits k (u32), then 2**k + 1 u32 start positions (see `buckets`),
+# then (full images only, layout 3), 8-aligned, `count` u64 sort prefixes (each hash's first
+# 8 octets, big-endian) and `count` cuts (`CUT`, see `nsec3_cut`) in the same order;
 # NSEC: `count` u32 offsets of key records (u16 length, canonical key, u32 piece offset),
 # then, 8-aligned, `count` u64 sort prefixes (see `sort_prefix`) in the same order
 HASH_LEN = 20
@@ -78,6 +80,13 @@ U32 = struct.Struct("<I")
 U16 = struct.Struct("<H")
 PREFIX_LEN = 8
 PREFIX = struct.Struct("<Q")
+# an NSEC3 piece's cut: offset of its owner's first label (32 octets + its length octet),
+# the length of its first RR (the NSEC3), of both RRs (the NSEC3 and one RRSIG); all 0 when
+# the piece is not of that shape
+CUT = struct.Struct("<IHH")
+CUT_MAX = 0x2000  # the RRs of a cut piece (an NSEC3 with every type: about 8.8 KB; + RRSIG)
+NSEC3 = 50
+HASH_LABEL = 33  # an NSEC3 owner's first label with its length octet (base32hex SHA-1)
 
 
 def align8(off: int) -> int:
@@ -90,6 +99,20 @@ def sort_prefix(relative_key: bytes) -> int:
     read big-endian. Non-decreasing in key order, so a bisect of the prefixes (in C) leaves
     only the entries of equal prefix to compare by whole key."""
     return int.from_bytes(relative_key[:PREFIX_LEN].ljust(PREFIX_LEN, b"\x00"), "big")
+
+
+def nsec3_cut(owner: bytes, tails: tuple[bytes, ...] | list[bytes], origin: bytes,
+              off: int) -> bytes:
+    """The `CUT` of the NSEC3 piece at `off` (owner length, owner, RR count, RRs): the
+    NSEC3 flood's answer copies the label and the two RRs out of the image around the
+    pointers it writes (`node.image.enclosers`). Zeros unless the owner is a hash label
+    directly below `origin` and the RRs are an NSEC3 then one RRSIG, together at most
+    `CUT_MAX` octets (a pointer after them must stay below 0x4000)."""
+    if (len(tails) != 2 or owner[0] != HASH_LABEL - 1 or owner[HASH_LABEL:] != origin
+            or tails[0][:2] != NSEC3.to_bytes(2, "big")
+            or len(tails[0]) + len(tails[1]) > CUT_MAX):
+        return CUT.pack(0, 0, 0)
+    return CUT.pack(off + 1, len(tails[0]), len(tails[0]) + len(tails[1]))
 
 
 def tag(key: bytes) -> int:

@@ -35,8 +35,8 @@ _NODE = bytes((L.KIND_NODE,))
 class ZoneImage:
     """One immutable zone version; build with `open(path)` or `from_bytes(buf)`."""
 
-    __slots__ = ("_bucket_off", "_bucket_shift", "_buf", "_denial", "_hash", "_mask", "_mm",
-                 "_skip", "apex", "apex_wild", "base", "base_revision", "bodies", "count",
+    __slots__ = ("_bucket_off", "_bucket_shift", "_buf", "_cuts", "_denial", "_hash", "_mask",
+                 "_mm", "_skip", "apex", "apex_wild", "base", "base_revision", "bodies", "count",
                  "iterations", "memo", "neg_soa", "neg_soa_do", "nsec3", "origin", "overlay",
                  "path", "pieces", "prefix", "records", "revision", "salt", "serial", "signed",
                  "size")
@@ -58,16 +58,19 @@ class ZoneImage:
         self._mask = slots - 1
         self._denial = denial_off
         self.count: int = count
-        self._bucket_off = self._bucket_shift = 0
+        self._bucket_off = self._bucket_shift = self._cuts = 0  # _cuts: NSEC3's `L.CUT`s
         self._skip = len(L.canonical_key(self.origin))  # every NSEC key starts with it
-        self.prefix: memoryview | None = None  # the NSEC sort prefixes (u64), bisected in C
+        self.prefix: memoryview | None = None  # the sort prefixes (u64), bisected in C
         self.memo: dict[int, object] = {}  # node.image.negative's, bounded
         self.bodies: list[tuple[int, bytes, object] | None] | None = None  # negative's, bounded
         self.pieces: OrderedDict[int, Piece] = OrderedDict()  # node.image.negative's, bounded
+        prefix_off = L.align8(denial_off + 4 * count)  # NSEC
         if self.nsec3:  # the bucket index after the hashes and piece offsets
             at = denial_off + (L.HASH_LEN + 4) * count
-            self._bucket_shift = 32 - L.U32.unpack_from(buf, at)[0]
-            self._bucket_off = at + 4
+            bits = L.U32.unpack_from(buf, at)[0]  # full images: then sort prefixes, cuts
+            self._bucket_shift, self._bucket_off = 32 - bits, at + 4
+            prefix_off = 0 if flags & L.F_OVERLAY else L.align8(at + 8 + 4 * (1 << bits))
+            self._cuts = prefix_off and prefix_off + L.PREFIX_LEN * count
         self.records: int = records
         self.iterations: int = iterations
         self.salt: bytes = buf[salt_off : salt_off + salt_len] if salt_len else b""
@@ -88,9 +91,8 @@ class ZoneImage:
         self.apex: Node | None = None
         self.apex = self.node(self.origin)
         self.apex_wild = self.node(b"\x01*" + self.origin)  # the flood's wildcard check
-        if not self.nsec3 and count and sys.byteorder == "little":  # last: nothing raises after
-            at = L.align8(denial_off + 4 * count)
-            self.prefix = memoryview(buf)[at : at + L.PREFIX_LEN * count].cast("Q")
+        if prefix_off and count and sys.byteorder == "little":  # last: nothing raises after
+            self.prefix = memoryview(buf)[prefix_off : prefix_off + L.PREFIX_LEN * count].cast("Q")
 
     @classmethod
     def from_bytes(cls, buf: bytes, base: ZoneImage | None = None) -> ZoneImage:
