@@ -352,10 +352,12 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         for _ in range(args.rounds):
             load = os.getloadavg()[0]
             u0, s0 = _stat(proc.pid)
+            c0 = time.process_time()
             t0 = time.monotonic()
             answered, lost = client.run(args.queries, args.timeout)
             wall = time.monotonic() - t0
             u1, s1 = _stat(proc.pid)
+            client_cpu = time.process_time() - c0
             user = (u1 - u0) / CLK_TCK
             system = (s1 - s0) / CLK_TCK
             n = max(answered, 1)
@@ -363,11 +365,13 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                            "user_us": round(user / n * 1e6, 2),
                            "sys_us": round(system / n * 1e6, 2),
                            "cpu_us": round((user + system) / n * 1e6, 2),
-                           "busy": round((user + system) / wall, 3), "load": round(load, 2)})
+                           "busy": round((user + system) / wall, 3), "load": round(load, 2),
+                           "client_busy": round(client_cpu / wall, 3)})
             r = rounds[-1]
             print(f"  answered {answered:8d} lost {lost:5d}  {r['qps']:7d} q/s  "
                   f"CPU us/q user {r['user_us']:.2f} sys {r['sys_us']:.2f} total "
-                  f"{r['cpu_us']:.2f}  busy {r['busy']:.0%}  load {r['load']:.2f}", flush=True)
+                  f"{r['cpu_us']:.2f}  busy {r['busy']:.0%} (client {r['client_busy']:.0%})  "
+                  f"load {r['load']:.2f}", flush=True)
         proc.stdin.close()
         tail = proc.stdout.readline()
         server = json.loads(tail) if tail else {}
