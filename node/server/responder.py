@@ -3,7 +3,9 @@
 Owns the hot path and the protocol-level decisions around it:
 
 * hot path (`fast_udp`; `tcp` does the same with a 64 KiB limit):
-  `wire.parse_fast`, one dict lookup in the table cache, then the response
+  `wire.parse_fast` (over UDP, for the common shapes, the question placed at
+  the query's end or before its OPT and checked by the cache hit itself, see
+  `fast_udp`), one dict lookup in the table cache, then the response
   is the query ID + a pre-rendered header variant (RD/CD copied) + the
   question *as sent* + the pre-rendered body (+ our OPT when the query had
   EDNS). Truncation is decided from the entry's known size
