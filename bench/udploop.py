@@ -327,16 +327,51 @@ def _stat(pid: int) -> tuple[int, int]:
     return int(fields[11]), int(fields[12])
 
 
+def _measure(args: argparse.Namespace, pid: int, port: int, queries: list[bytes]
+             ) -> list[dict[str, object]]:
+    """The warm-up, then the timed rounds against the server `pid` on `port`."""
+    client = Client(port, queries, args.window)
+    warm = args.warmup if args.warmup is not None else 2 * len(queries)
+    client.run(warm, args.timeout)
+    rounds: list[dict[str, object]] = []
+    for _ in range(args.rounds):
+        load = os.getloadavg()[0]
+        u0, s0 = _stat(pid)
+        c0 = time.process_time()
+        t0 = time.monotonic()
+        answered, lost = client.run(args.queries, args.timeout)
+        wall = time.monotonic() - t0
+        u1, s1 = _stat(pid)
+        client_cpu = time.process_time() - c0
+        user = (u1 - u0) / CLK_TCK
+        system = (s1 - s0) / CLK_TCK
+        n = max(answered, 1)
+        r = {"answered": answered, "lost": lost, "qps": round(answered / wall),
+             "user_us": round(user / n * 1e6, 2), "sys_us": round(system / n * 1e6, 2),
+             "cpu_us": round((user + system) / n * 1e6, 2),
+             "busy": round((user + system) / wall, 3), "load": round(load, 2),
+             "client_busy": round(client_cpu / wall, 3)}
+        rounds.append(r)
+        print(f"  answered {answered:8d} lost {lost:5d}  {r['qps']:7d} q/s  "
+              f"CPU us/q user {r['user_us']:.2f} sys {r['sys_us']:.2f} total "
+              f"{r['cpu_us']:.2f}  busy {r['busy']:.0%} (client {r['client_busy']:.0%})  "
+              f"load {r['load']:.2f}", flush=True)
+    return rounds
+
+
 def run(args: argparse.Namespace) -> dict[str, object]:
     image, qfile = prepare(args.names, args.sign, Path(args.dir))
     queries = wires(qfile, args.do)
+    os.sched_setaffinity(0, {args.client_cpu})
+    if args.knot:
+        return {"server": "knot", "names": args.names, "sign": args.sign, "do": args.do,
+                "rounds": _run_knot(args, qfile.parent / "bench.test.zone", queries)}
     tree = str(Path(args.tree).resolve())
     env = dict(os.environ, PYTHONPATH=tree)
     argv = ["taskset", "-c", str(args.server_cpu), sys.executable, str(Path(__file__).resolve()),
             "--serve", str(image)]
     if args.profile:
         argv += ["--profile", args.profile]
-    os.sched_setaffinity(0, {args.client_cpu})
     proc = subprocess.Popen(argv, env=env, cwd=tree, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     try:
@@ -344,34 +379,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         line = proc.stdout.readline()
         if not line:
             raise SystemExit(f"the server did not start (exit {proc.wait()})")
-        port = json.loads(line)["port"]
-        client = Client(port, queries, args.window)
-        warm = args.warmup if args.warmup is not None else 2 * len(queries)
-        client.run(warm, args.timeout)
-        rounds = []
-        for _ in range(args.rounds):
-            load = os.getloadavg()[0]
-            u0, s0 = _stat(proc.pid)
-            c0 = time.process_time()
-            t0 = time.monotonic()
-            answered, lost = client.run(args.queries, args.timeout)
-            wall = time.monotonic() - t0
-            u1, s1 = _stat(proc.pid)
-            client_cpu = time.process_time() - c0
-            user = (u1 - u0) / CLK_TCK
-            system = (s1 - s0) / CLK_TCK
-            n = max(answered, 1)
-            rounds.append({"answered": answered, "lost": lost, "qps": round(answered / wall),
-                           "user_us": round(user / n * 1e6, 2),
-                           "sys_us": round(system / n * 1e6, 2),
-                           "cpu_us": round((user + system) / n * 1e6, 2),
-                           "busy": round((user + system) / wall, 3), "load": round(load, 2),
-                           "client_busy": round(client_cpu / wall, 3)})
-            r = rounds[-1]
-            print(f"  answered {answered:8d} lost {lost:5d}  {r['qps']:7d} q/s  "
-                  f"CPU us/q user {r['user_us']:.2f} sys {r['sys_us']:.2f} total "
-                  f"{r['cpu_us']:.2f}  busy {r['busy']:.0%} (client {r['client_busy']:.0%})  "
-                  f"load {r['load']:.2f}", flush=True)
+        rounds = _measure(args, proc.pid, json.loads(line)["port"], queries)
         proc.stdin.close()
         tail = proc.stdout.readline()
         server = json.loads(tail) if tail else {}
@@ -380,8 +388,36 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    return {"tree": tree, "names": args.names, "sign": args.sign, "do": args.do,
-            "rounds": rounds, "server": server}
+    return {"server": "node", "tree": tree, "names": args.names, "sign": args.sign,
+            "do": args.do, "rounds": rounds, "loop": server}
+
+
+def _run_knot(args: argparse.Namespace, zone_file: Path, queries: list[bytes]
+              ) -> list[dict[str, object]]:
+    """The same rounds against knotd (`bench/knot.py`: one UDP worker, pinned like ours);
+    with `--sign`, knotd signs the zone itself (same denial) and is asked once it has."""
+    sys.path.insert(0, str(HERE.parent))
+    from bench import wire
+    from bench.knot import start_knot
+    from bench.procs import wait_until
+    from bench.scratch import scratch_run
+
+    with scratch_run("udploop-knot-") as ps:
+        sign = args.sign != "none"
+        knot = start_knot(ps, "bench.test.", zone_file, None if sign else 1,
+                          cpus=str(args.server_cpu), sign=sign, nsec3=args.sign == "nsec3",
+                          timeout=600)
+        if sign:
+            def signed() -> bool:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.settimeout(1)
+                    s.sendto(wire.build_query(7, "bench.test.", wire.TYPE_SOA, True),
+                             ("127.0.0.1", knot.port))
+                    got = wire.parse_answer(s.recv(4096))
+                return got is not None and any(t == wire.TYPE_RRSIG for t, _ in got.records)
+            wait_until("knotd signing bench.test.", signed, 600, 0.5)
+        print(f"knot: {knot.version}", flush=True)
+        return _measure(args, knot.proc.pid, knot.port, queries)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -399,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--server-cpu", type=int, default=0)
     p.add_argument("--client-cpu", type=int, default=1)
     p.add_argument("--profile", help="write the server's cProfile stats here")
+    p.add_argument("--knot", action="store_true", help="measure knotd instead (bench/knot.py)")
     p.add_argument("--json", help="write the figures here")
     p.add_argument("--inproc", action="store_true", help="only the in-process figures")
     p.add_argument("--repeat", type=int, default=5, help="in process: best of this many")
@@ -423,7 +460,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"udploop: {args.names} names, sign {args.sign}, DO={int(args.do)}, tree {args.tree}, "
           f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     out = run(args)
-    print(f"server: {out['server']}, load after {os.getloadavg()[0]:.2f}", flush=True)
+    print(f"server: {out['server']} {out.get('loop', '')}, load after "
+          f"{os.getloadavg()[0]:.2f}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
     return 0
