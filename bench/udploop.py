@@ -22,10 +22,16 @@ Python work per query), first `--warmup` queries (two passes over the query
 file by default, so the NXDOMAIN names, asked once per pass, are admitted to
 the answer cache), then `--rounds` timed rounds of `--queries` each. Every
 loop is bounded: a round ends after its queries or `--timeout` seconds.
-A query unanswered for 0.2 s is counted lost and replaced.
+When nothing comes back for 0.2 s, what is in flight is counted lost and replaced.
+`--knot` runs the same rounds against knotd (`bench/knot.py`, one UDP worker on the
+server's CPU; with `--sign`, knotd signs the zone itself with the same denial).
 
 Printed per round: answered, lost, queries/s, the server's CPU µs per answer
-(user, system, total), its busy share of the wall time, and the load average.
+(user, system, total), its busy share of the wall time (and the client's), and the
+load average. `--inproc` prints instead, without sockets, `fast_udp`'s process CPU
+per cached answer and per flood answer (new names), and `BatchedUdp._batch`'s per
+datagram over 32 queries left in its receive slots with the system calls replaced
+by functions that return at once (the loop's Python cost).
 
     .venv/bin/python bench/udploop.py --names 100000                     # unsigned, DO=0
     .venv/bin/python bench/udploop.py --names 100000 --sign nsec3 --do   # issue 10's case
