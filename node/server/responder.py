@@ -34,9 +34,7 @@ from node.server.table import ZoneTable
 from node.server.wire import (
     CLASS_IN,
     MIN_UDP_PAYLOAD,
-    NO_ADDITIONAL,
     NOTIMP,
-    ONE_ADDITIONAL,
     ONE_QUESTION,
     OPCODE_QUERY,
     REFUSED,
@@ -59,20 +57,11 @@ OPT_SHAPES_MAX = 64  # distinct OPT records remembered (clients send a few; a fl
                      # is answered by the general path)
 
 
-def _heads() -> dict[bytes, int]:
-    """Header octets 2-11 of the queries `fast_udp` takes -> RD | CD << 1, +4 when the
-    query has one additional record: QR=0, opcode QUERY (AA, TC, RA, Z, AD, RCODE bits
-    as they come: ignored), QDCOUNT 1, ANCOUNT 0, NSCOUNT 0, ARCOUNT 0 or 1."""
-    heads = {}
-    for f1 in range(8):
-        for f2 in range(256):
-            idx = (f1 & 1) | ((f2 >> 3) & 2)
-            heads[bytes((f1, f2)) + NO_ADDITIONAL] = idx
-            heads[bytes((f1, f2)) + ONE_ADDITIONAL] = idx + 4
-    return heads
-
-
-_HEADS = _heads()
+# header octets 2-11 of queries `fast_udp` took -> RD | CD << 1, +4 when the query has one
+# additional record; learned from the general path: QR=0, opcode QUERY, QDCOUNT 1,
+# ANCOUNT 0, NSCOUNT 0, ARCOUNT 0 or 1 (AA, TC, RA, Z, AD, RCODE as they come), so at
+# most 8 * 256 * 2 = 4096 of them
+_HEADS: dict[bytes, int] = {}
 
 Response = bytes | list[bytes] | None
 # what `udp`/`tcp` return: a zone transfer may also be a lazy iterator of messages, and an
@@ -151,14 +140,19 @@ class Responder:
         A hit proves the shape (a cached key is a valid name, and `bytes.lower` never
         turns a label length into another one); a miss walks the name before asking
         the table. The header's flags and counts are checked by one dict lookup
-        (`_HEADS`), the OPT by another (the OPT records seen, `opt_shapes`); anything
-        else takes `_fast_general`, `wire.parse_fast` written out (tested to agree)."""
+        (`_HEADS`: the headers the general path accepted), the OPT by another (the OPT
+        records seen, `opt_shapes`); anything else takes `_fast_general`,
+        `wire.parse_fast` written out (tested to agree)."""
         n = len(data)
         if n < 17:
             return None
-        idx = _HEADS.get(data[2:12])  # RD | CD << 1; +4 with one additional record
-        if idx is None:
-            return None
+        head = data[2:12]
+        idx = _HEADS.get(head)  # RD | CD << 1; +4 with one additional record
+        if idx is None:  # a header not seen yet, or one the fast path does not take
+            out = self._fast_general(data)
+            if out is not None:  # the general path checked the header: learn it
+                _HEADS[head] = (data[2] & 1) | ((data[3] >> 3) & 2) | data[11] << 2
+            return out
         if idx < 4:
             q = data[12:]
             cache = self.table.caches[0]

@@ -44,8 +44,6 @@ EDNS_PAYLOAD = 1232  # what answers built outside the `Responder` advertise (its
 
 
 ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00"  # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0
-NO_ADDITIONAL = ONE_QUESTION + b"\x00\x00"  # ... and ARCOUNT 0
-ONE_ADDITIONAL = ONE_QUESTION + b"\x00\x01"  # ... and ARCOUNT 1
 
 
 def name_end(data: bytes, n: int) -> int:

@@ -12,9 +12,9 @@ import dns.edns
 import dns.message
 import dns.rdatatype
 
-from node.server.responder import OPT_SHAPES_MAX, Responder
+from node.server.responder import _HEADS, OPT_SHAPES_MAX, Responder
 from node.server.table import ZoneTable
-from node.server.wire import parse_fast
+from node.server.wire import ONE_QUESTION, parse_fast
 
 OPT_DO_1232 = b"\x00\x00\x29\x04\xd0\x00\x00\x80\x00\x00\x00"  # an OPT: 1232 octets, DO=1
 
@@ -97,6 +97,11 @@ def test_mutations_of_placed_questions_answer_as_parse_fast(table: ZoneTable) ->
             b += OPT_DO_1232
         data = bytes(b)
         assert responder.fast_udp(data) == _expected(responder, table, data), data
+    # the headers learned are those of accepted queries only: at most 8 * 256 * 2
+    for head, idx in _HEADS.items():
+        assert len(head) == 10 and not head[0] & 0xF8, head
+        assert head[2:8] == ONE_QUESTION and head[8:] in (b"\x00\x00", b"\x00\x01"), head
+        assert idx == (head[0] & 1) | ((head[1] >> 3) & 2) | head[9] << 2
 
 
 def test_remembered_opt_records_are_bounded(table: ZoneTable) -> None:
