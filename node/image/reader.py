@@ -20,6 +20,7 @@ from zlib import crc32
 
 from node.errors import ValidationError
 from node.image import layout as L
+from node.server.wire import within
 
 # (flags, types, denial, wdenial, ref, type base, the image whose buffer holds it)
 Node = tuple[int, int, int, int, int, int, "ZoneImage"]
@@ -389,10 +390,4 @@ class ZoneImage:
 
     def contains(self, name: bytes) -> bool:
         """True if the wire name is at or below the origin (label-aligned)."""
-        origin = self.origin
-        while True:
-            if name == origin:
-                return True
-            if len(name) <= len(origin):
-                return False
-            name = name[name[0] + 1 :]
+        return within(name, self.origin)

@@ -15,11 +15,10 @@ from __future__ import annotations
 from node.image import layout as L
 from node.image import negative
 from node.image.reader import Node, Piece, ZoneImage
-from node.server.answer import YXDOMAIN, cname_tail
+from node.server.answer import MAX_CHAIN, YXDOMAIN, chased, cname_tail
 from node.server.render import AA, QR, AnswerBuilder, Entry, make_entry
+from node.server.secure import next_closer
 from node.server.wire import NXDOMAIN
-
-MAX_CHAIN = 4  # as node.server.answer.MAX_CHAIN
 
 # outcomes of `classify` (as node.server.secure)
 EXACT, WILD, REFERRAL, ENT, WILD_ENT, NXDOMAIN_KIND, DNAME_KIND = range(7)
@@ -106,16 +105,26 @@ def _addresses(img: ZoneImage, b: AnswerBuilder, names: list[bytes], signed: boo
                     b.additional += b.add_tails(t, img.sigs(node, rdtype))
 
 
-def _synthesized(img: ZoneImage, b: AnswerBuilder, qname: bytes, owner: bytes, node: Node
-                 ) -> bytes | None:
-    """Write the CNAME synthesized for `qname` from the DNAME at `owner` (`node`), TTL the
-    DNAME's, and return its target; None (nothing written) past 255 octets: YXDOMAIN."""
+def _dname(img: ZoneImage, b: AnswerBuilder, qname: bytes, owner: bytes, node: Node,
+           qtype: int, hop: int, seen: set[bytes], written: set[bytes], signed: bool
+           ) -> tuple[bytes | None, int]:
+    """The DNAME step of both chases: the DNAME at `owner` (`node`) once per answer (a loop
+    through it is written once), with its RRSIGs when `signed`, then the CNAME synthesized
+    for `qname`, TTL the DNAME's. (next name to chase or None to stop, rcode): YXDOMAIN,
+    nothing synthesized, past 255 octets."""
+    if owner not in written:
+        written.add(owner)
+        b.answer += b.add_tails(owner, img.tails(node, L.DNAME))
+        if signed:
+            b.answer += b.add_tails(owner, img.sigs(node, L.DNAME))
     target = qname[: len(qname) - len(owner)] + img.targets(node, L.DNAME)[0]
     if len(target) > 255:
-        return None
+        return None, YXDOMAIN
     ttl = int.from_bytes(img.tails(node, L.DNAME)[0][4:8], "big")
     b.answer += b.add_tails(qname, (cname_tail(ttl, target),))
-    return target
+    if qtype == L.CNAME:
+        return None, 0
+    return chased(img, target, hop, seen), 0
 
 
 def resolve_plain(img: ZoneImage, qname: bytes, qtype: int,
@@ -138,17 +147,10 @@ def resolve_plain(img: ZoneImage, qname: bytes, qtype: int,
             break
         if kind == DNAME_KIND:
             assert node is not None
-            if ce not in written:  # a DNAME met again (a loop through it) is written once
-                written.add(ce)
-                b.answer += b.add_tails(ce, img.tails(node, L.DNAME))
-            target = _synthesized(img, b, owner, ce, node)
-            if target is None:
-                rcode = YXDOMAIN
+            next_owner, rcode = _dname(img, b, owner, ce, node, qtype, hop, seen, written, False)
+            if next_owner is None:
                 break
-            if qtype == L.CNAME or target in seen or hop == MAX_CHAIN or not img.contains(target):
-                break
-            seen.add(target)
-            owner = target
+            owner = next_owner
             continue
         if kind in (ENT, WILD_ENT, NXDOMAIN_KIND):
             b.authority += b.add_tails(img.origin, img.neg_soa)
@@ -169,11 +171,10 @@ def resolve_plain(img: ZoneImage, qname: bytes, qtype: int,
             b.authority += b.add_tails(img.origin, img.neg_soa)
             break
         b.answer += b.add_tails(owner, img.tails(node, L.CNAME))
-        target = img.targets(node, L.CNAME)[0]
-        if target in seen or hop == MAX_CHAIN or not img.contains(target):
+        next_owner = chased(img, img.targets(node, L.CNAME)[0], hop, seen)
+        if next_owner is None:
             break
-        seen.add(target)
-        owner = target
+        owner = next_owner
     return b.entry(QR | aa | rcode)
 
 
@@ -200,7 +201,7 @@ class _Proofs:
             ce = ce[ce[0] + 1 :]
             match = self.match(ce)
         self.add(match)
-        self.add(img.cover(_next_closer(name, ce)))
+        self.add(img.cover(next_closer(name, ce)))
 
     def nxdomain(self, name: bytes, ce: bytes, ce_node: Node | None) -> None:
         """`ce_node`: the node of the closest encloser `ce`."""
@@ -222,28 +223,18 @@ class _Proofs:
 
     def wildcard_answer(self, name: bytes, ce: bytes) -> None:
         img = self.img
-        self.add(img.cover(_next_closer(name, ce) if img.nsec3 else name))
+        self.add(img.cover(next_closer(name, ce) if img.nsec3 else name))
 
     def wildcard_nodata(self, name: bytes, ce: bytes) -> None:
         img = self.img
         wild = b"\x01*" + ce
         if img.nsec3:
             self.add(self.match(ce))
-            self.add(img.cover(_next_closer(name, ce)))
+            self.add(img.cover(next_closer(name, ce)))
             self.add(self.match(wild))
         else:
             self.add(img.cover(name))
             self.add(img.wildcard(ce, img.node(ce)))
-
-
-def _next_closer(name: bytes, ce: bytes) -> bytes:
-    n = name
-    while len(n) > len(ce):
-        p = n[n[0] + 1 :]
-        if p == ce:
-            return n
-        n = p
-    return name
 
 
 def resolve_signed(img: ZoneImage, qname: bytes, qtype: int,
@@ -275,18 +266,10 @@ def resolve_signed(img: ZoneImage, qname: bytes, qtype: int,
             break
         if kind == DNAME_KIND:
             assert node is not None
-            if ce not in written:  # a DNAME met again (a loop through it) is written once
-                written.add(ce)
-                b.answer += b.add_tails(ce, img.tails(node, L.DNAME))
-                b.answer += b.add_tails(ce, img.sigs(node, L.DNAME))
-            target = _synthesized(img, b, owner, ce, node)
-            if target is None:
-                rcode = YXDOMAIN
+            next_owner, rcode = _dname(img, b, owner, ce, node, qtype, hop, seen, written, True)
+            if next_owner is None:
                 break
-            if qtype == L.CNAME or target in seen or hop == MAX_CHAIN or not img.contains(target):
-                break
-            seen.add(target)
-            owner = target
+            owner = next_owner
             continue
         if kind == ENT:
             negative = True
@@ -325,11 +308,10 @@ def resolve_signed(img: ZoneImage, qname: bytes, qtype: int,
         b.answer += b.add_tails(owner, img.sigs(node, L.CNAME))
         if kind == WILD:
             proofs.wildcard_answer(owner, ce)
-        target = img.targets(node, L.CNAME)[0]
-        if target in seen or hop == MAX_CHAIN or not img.contains(target):
+        next_owner = chased(img, img.targets(node, L.CNAME)[0], hop, seen)
+        if next_owner is None:
             break
-        seen.add(target)
-        owner = target
+        owner = next_owner
     if negative:
         b.authority += b.add_tails(img.origin, img.neg_soa_do)
     for cut, tails in referral:

@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 # what this release does that an earlier one sharing its version string may not, in the
 # durable record: the sweep (node/zones/sweep.py) waits while a writable node lacks one
 REGISTERS_GENERATIONS = "registers-generations"  # bulk writes register under writing/
-FEATURES = (REGISTERS_GENERATIONS,)
+MARKS_GENERATIONS = "marks-generations"  # bulk writes and deletions mark under unswept/
+FEATURES = (REGISTERS_GENERATIONS, MARKS_GENERATIONS)
 
 
 @dataclass(frozen=True, slots=True)

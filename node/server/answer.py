@@ -27,7 +27,7 @@ module only reads them. Names are lowercased wire names (`bytes`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import dns.rdatatype
 import dns.rrset
@@ -119,13 +119,41 @@ def occluding(zone: CompiledZone, chain: list[bytes], qtype: int) -> tuple[int, 
     return None
 
 
-def synthesized(qname: bytes, owner: bytes, dname: dns.rrset.RRset) -> tuple[bytes, bytes] | None:
-    """(target, rendered CNAME tail) RFC 6672 synthesizes for `qname` below the DNAME
-    `owner`, or None when the target exceeds 255 octets (YXDOMAIN, §2.2)."""
+def dname_step(zone: CompiledZone, b: AnswerBuilder, qname: bytes, owner: bytes, qtype: int,
+               hop: int, seen: set[bytes], written: set[bytes], signed: bool = False
+               ) -> tuple[bytes | None, int]:
+    """The DNAME step of the plain chase (`resolve`) and the signed one (`secure.resolve`):
+    the DNAME RRset at `owner` once per answer (a loop through it is written once), with
+    its RRSIGs when `signed`, then the CNAME RFC 6672 synthesizes for `qname`, unsigned,
+    TTL the DNAME's. (next name to chase or None to stop, rcode): YXDOMAIN, nothing
+    synthesized, when the target exceeds 255 octets (§2.2)."""
+    types = zone.names[owner]
+    dname = types[DNAME]
+    if owner not in written:
+        written.add(owner)
+        b.answer += b.add_tails(owner, zone.tails(dname))
+        if signed:
+            b.answer += b.add_tails(owner, zone.sigs.get(owner, types, DNAME))
     target = qname[: len(qname) - len(owner)] + name_wire(dname[0].target)
     if len(target) > 255:
+        return None, YXDOMAIN
+    b.answer += b.add_tails(qname, (cname_tail(dname.ttl, target),))
+    if qtype == CNAME:
+        return None, 0
+    return chased(zone, target, hop, seen), 0
+
+
+class _Zone(Protocol):
+    def contains(self, name: bytes) -> bool: ...
+
+
+def chased(zone: _Zone, target: bytes, hop: int, seen: set[bytes]) -> bytes | None:
+    """`target` if the chase goes on to it (in the zone, not met before, links left): the
+    CNAME and DNAME chases here, in `secure` and in the image's (`node.image.resolve`)."""
+    if target in seen or hop == MAX_CHAIN or not zone.contains(target):
         return None
-    return target, cname_tail(dname.ttl, target)
+    seen.add(target)
+    return target
 
 
 def cname_tail(ttl: int, target: bytes) -> bytes:
@@ -149,7 +177,10 @@ def add_rrsets(
     return deps
 
 
-def add_addresses(zone: CompiledZone, b: AnswerBuilder, names: list[bytes]) -> None:
+def add_addresses(zone: CompiledZone, b: AnswerBuilder, names: list[bytes],
+                  signed: bool = False) -> None:
+    """The in-zone A and AAAA RRsets of `names` (each once) in the additional section, with
+    their RRSIGs when `signed`."""
     seen: set[bytes] = set()
     for t in names:
         if t in seen:
@@ -162,6 +193,8 @@ def add_addresses(zone: CompiledZone, b: AnswerBuilder, names: list[bytes]) -> N
             rrset = ttypes.get(rdtype)
             if rrset is not None:
                 b.additional += b.add_tails(t, zone.tails(rrset))
+                if signed:
+                    b.additional += b.add_tails(t, zone.sigs.get(t, ttypes, rdtype))
 
 
 def add_soa(zone: CompiledZone, b: AnswerBuilder) -> None:
@@ -195,21 +228,11 @@ def resolve(zone: CompiledZone, qname: bytes, qtype: int) -> Entry:
             add_addresses(zone, b, targets(ns))
             break
         if kind == DNAME_KIND:
-            down: bytes = data  # type: ignore[assignment]
-            dname = zone.names[down][DNAME]
-            if down not in written:  # a DNAME met again (a loop through it) is written once
-                written.add(down)
-                b.add_answer(down, dname)
-            synth = synthesized(owner, down, dname)
-            if synth is None:
-                rcode = YXDOMAIN
+            next_owner, rcode = dname_step(zone, b, owner, data, qtype, hop,  # type: ignore[arg-type]
+                                           seen, written)
+            if next_owner is None:
                 break
-            target, tail = synth
-            b.answer += b.add_tails(owner, (tail,))
-            if qtype == CNAME or target in seen or hop == MAX_CHAIN or not zone.contains(target):
-                break
-            seen.add(target)
-            owner = target
+            owner = next_owner
             continue
         if kind == NODATA:
             add_soa(zone, b)
@@ -227,9 +250,8 @@ def resolve(zone: CompiledZone, qname: bytes, qtype: int) -> Entry:
             add_soa(zone, b)
             break
         b.add_answer(owner, cname)
-        target = name_wire(cname[0].target)
-        if target in seen or hop == MAX_CHAIN or not zone.contains(target):
+        next_owner = chased(zone, name_wire(cname[0].target), hop, seen)
+        if next_owner is None:
             break
-        seen.add(target)
-        owner = target
+        owner = next_owner
     return b.entry(QR | aa | rcode)

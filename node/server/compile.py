@@ -42,6 +42,7 @@ import dns.rrset
 from node.server import answer, proofs, secure
 from node.server.proofs import DenialIndex, SigCache, is_hashed_owner
 from node.server.render import Entry, rr_tails
+from node.server.wire import within
 from node.zones.model import ZoneSnapshot
 
 log = logging.getLogger(__name__)
@@ -119,13 +120,7 @@ class CompiledZone:
 
     def contains(self, name: bytes) -> bool:
         """True if the wire name is at or below the origin (label-aligned)."""
-        origin = self.origin
-        while True:
-            if name == origin:
-                return True
-            if len(name) <= len(origin):
-                return False
-            name = name[name[0] + 1 :]
+        return within(name, self.origin)
 
     def holds(self, key: bytes, do: int = 0) -> bool:
         """True if the entry for `key` is already rendered (eager, or kept in a lazy cache)."""

@@ -31,18 +31,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from node.server.answer import (
-    AAAA,
     CNAME,
-    DNAME,
     DS,
     MAX_CHAIN,
     NS,
-    YXDOMAIN,
-    A,
     Types,
+    add_addresses,
+    chased,
+    dname_step,
     name_wire,
     occluding,
-    synthesized,
     targets,
 )
 from node.server.answer import REFERRAL as answer_REFERRAL
@@ -174,22 +172,6 @@ def _add_signed(
         b.answer += b.add_tails(owner, zone.sigs.get(sig_owner, types, rdtype))
 
 
-def _add_addresses(zone: CompiledZone, b: AnswerBuilder, names: list[bytes]) -> None:
-    seen: set[bytes] = set()
-    for t in names:
-        if t in seen:
-            continue
-        seen.add(t)
-        ttypes = zone.names.get(t)
-        if ttypes is None:
-            continue
-        for rdtype in (A, AAAA):
-            rrset = ttypes.get(rdtype)
-            if rrset is not None:
-                b.additional += b.add_tails(t, zone.tails(rrset))
-                b.additional += b.add_tails(t, zone.sigs.get(t, ttypes, rdtype))
-
-
 def resolve(zone: CompiledZone, qname: bytes, qtype: int) -> Entry:
     """The DO=1 answer for (qname, qtype) in a signed zone (slow path; cached by the caller)."""
     b = AnswerBuilder(qname, qtype)
@@ -219,21 +201,11 @@ def resolve(zone: CompiledZone, qname: bytes, qtype: int) -> Entry:
             addresses = targets(ns)
             break
         if kind == DNAME_KIND:
-            down: bytes = data  # type: ignore[assignment]
-            dtypes = zone.names[down]
-            if down not in written:  # a DNAME met again (a loop through it) is written once
-                written.add(down)
-                _add_signed(zone, b, down, down, dtypes, DNAME)
-            synth = synthesized(owner, down, dtypes[DNAME])
-            if synth is None:
-                rcode = YXDOMAIN
+            next_owner, rcode = dname_step(zone, b, owner, data, qtype, hop,  # type: ignore[arg-type]
+                                           seen, written, signed=True)
+            if next_owner is None:
                 break
-            target, tail = synth
-            b.answer += b.add_tails(owner, (tail,))
-            if qtype == CNAME or target in seen or hop == MAX_CHAIN or not zone.contains(target):
-                break
-            seen.add(target)
-            owner = target
+            owner = next_owner
             continue
         if kind == ENT:
             negative = True
@@ -269,16 +241,15 @@ def resolve(zone: CompiledZone, qname: bytes, qtype: int) -> Entry:
         _add_signed(zone, b, owner, sig_owner, types, CNAME)
         if kind == WILD:
             proofs.wildcard_answer(owner, ce)
-        target = name_wire(cname[0].target)
-        if target in seen or hop == MAX_CHAIN or not zone.contains(target):
+        next_owner = chased(zone, name_wire(cname[0].target), hop, seen)
+        if next_owner is None:
             break
-        seen.add(target)
-        owner = target
+        owner = next_owner
     if negative:
         b.authority += b.add_tails(zone.origin, zone.negative_soa_signed())
     for cut, tails in referral:
         b.authority += b.add_tails(cut, tails)
     for piece_owner, tails in proofs.pieces.values():
         b.authority += b.add_tails(piece_owner, tails)
-    _add_addresses(zone, b, addresses)
+    add_addresses(zone, b, addresses, signed=True)
     return b.entry(QR | aa | rcode)

@@ -125,6 +125,17 @@ class WireError(Exception):
         self.query = query
 
 
+def within(name: bytes, origin: bytes) -> bool:
+    """True if the wire name `name` is at or below `origin` (label-aligned; both
+    lowercased)."""
+    while True:
+        if name == origin:
+            return True
+        if len(name) <= len(origin):
+            return False
+        name = name[name[0] + 1 :]
+
+
 def read_name(data: bytes, offset: int) -> tuple[bytes, int]:
     """(lowercased uncompressed wire name, offset after it); follows pointers safely.
 

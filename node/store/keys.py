@@ -27,6 +27,7 @@ other module writes a key path (STYLE R2). The layout (mirrored in
 | `tsig/transfer/<key-name>`                      | TSIG key for transfers (plain)  | no    |
 | `writing/<zone>/<generation>`                   | node id writing that generation | node  |
 | `sweeper`                                       | node id running the orphan sweep | node |
+| `unswept/<zone>`                                | empty: the sweep is to look at the zone | no |
 
 `<zone>` and `<owner>` are absolute names in text form, lowercased, with
 `%` and `/` percent-escaped so a name never adds a path level. Every change
@@ -297,6 +298,24 @@ class KeyLayout:
 
     def sweeper_key(self) -> str:
         return f"{self.prefix}sweeper"
+
+    def unswept_root(self) -> str:
+        """Zones that may hold a generation no head references (put by a bulk write's
+        `allocate` and a zone deletion; cleared by the sweep once it found none)."""
+        return f"{self.prefix}unswept/"
+
+    def unswept_key(self, zone: dns.name.Name) -> str:
+        return f"{self.unswept_root()}{name_component(zone)}"
+
+    def parse_unswept_key(self, key: str | bytes) -> dns.name.Name | None:
+        text = key.decode() if isinstance(key, bytes) else key
+        base = self.unswept_root()
+        if not text.startswith(base) or len(text) == len(base):
+            return None
+        try:
+            return parse_name_component(text[len(base):])
+        except (ValueError, dns.exception.DNSException):  # type: ignore[attr-defined]
+            return None
 
     # secrets (private key material; never readable by read-only nodes) ---
     def secrets_prefix(self) -> str:

@@ -9,7 +9,9 @@ Usage::
     )
 
 `Compare.<target>(key)` returns a `_Target`; comparing it with `==`, `!=`, `<`
-or `>` builds a `Compare`. `Compare.version(k) == 0` means "key absent".
+or `>` builds a `Compare`. `Compare.version(k) == 0` means "key absent";
+`Compare.no_key(start, end)` means "no key in [start, end)" (etcd compares
+each key of a range, and an empty range as one absent key).
 Keys and values accept `str` (utf-8) or `bytes`. A prefix's range end is the
 prefix with its last byte incremented (etcd's rule, `prefix_range_end`).
 This module also owns `fenced_txn`, which turns a failed fencing compare into
@@ -114,6 +116,7 @@ class Compare:
     target: Target
     result: Result
     operand: int | bytes
+    range_end: bytes = b""  # compared: every key in [key, range_end)
 
     @staticmethod
     def mod_revision(key: KeyLike) -> _Target:
@@ -135,9 +138,15 @@ class Compare:
     def lease(key: KeyLike) -> _Target:
         return _Target(key, "lease")
 
+    @staticmethod
+    def no_key(start: KeyLike, end: KeyLike) -> Compare:
+        """No key in [start, end): each has a version of 0 (none exists)."""
+        return Compare(to_bytes(start), "version", "==", 0, to_bytes(end))
+
     def to_proto(self) -> rpc_pb2.Compare:
         msg = rpc_pb2.Compare(
-            key=self.key, target=_TARGETS[self.target], result=_RESULTS[self.result]
+            key=self.key, target=_TARGETS[self.target], result=_RESULTS[self.result],
+            range_end=self.range_end,
         )
         setattr(msg, self.target, self.operand)  # the target_union field of the same name
         return msg

@@ -11,11 +11,14 @@ callback hears each stage.
 
 A new generation (`allocate`) is registered as being written, under the
 writing node's session lease (`writing/<zone>/<G>`), before any of its data
-is put; the flip that makes it live (`written`: a compare and a delete in
-the flip's txn) succeeds only while that key exists, so only while the
-writer's lease never lapsed. The sweep (`node/zones/sweep.py`) deletes the
-generations no head references and no `writing/` key holds: never one a
-live writer will still flip.
+is put, in the transaction that marks the zone for the sweep (`unswept/<zone>`,
+no lease: a pass looks only at marked zones); every batch of its data
+(`write_new`) and the flip that makes it live (`written`: a compare and a
+delete in the flip's txn) succeed only while that key exists, so only while
+the writer's lease never lapsed: a writer paused past its lease and resumed
+writes nothing more (`lapsed`). The sweep
+(`node/zones/sweep.py`) deletes the generations no head references and no
+`writing/` key holds: never one a live writer will still flip.
 
 Deleting a generation (the one an import replaced, a create's that lost its
 race, or each one of a deleted zone: `generations`) goes in parts of at most
@@ -95,7 +98,9 @@ class BulkWriter:
         cluster-wide), registered as being written by this node under its lease."""
         generation = await self._etcd.put(self._keys.gen_key(zone), b"")
         lease = await self.lease() if self.lease is not None else 0
-        await self._etcd.put(self._keys.writing_key(zone, generation), self.writer, lease=lease)
+        await self._etcd.txn(when=[], then=[  # and the zone marked for the sweep, at once
+            Op.put(self._keys.writing_key(zone, generation), self.writer, lease=lease),
+            Op.put(self._keys.unswept_key(zone), b"")])
         return generation
 
     def written(self, zone: dns.name.Name, generation: int) -> tuple[Compare, Op]:
@@ -114,9 +119,12 @@ class BulkWriter:
         return await loop.run_in_executor(self._pool, parse_for_store, text, name.to_text())
 
     async def write(self, zone: dns.name.Name, generation: int,
-                    records: Sequence[tuple[str, bytes]], progress: Progress = quiet) -> None:
-        """Write (key suffix, value) records into `generation` in batched transactions."""
+                    records: Sequence[tuple[str, bytes]], progress: Progress = quiet, *,
+                    registered: bool = False) -> None:
+        """Write (key suffix, value) records into `generation` in batched transactions;
+        `registered`: each one only while `allocate`'s registration holds (else `lapsed`)."""
         prefix = self._keys.data_prefix(zone, generation)
+        guard = [self.written(zone, generation)[0]] if registered else []
         batches: list[list[Op]] = [[]]
         size = 0
         for i, (suffix, value) in enumerate(records):
@@ -133,7 +141,7 @@ class BulkWriter:
 
         async def write(batch: list[Op]) -> None:
             async with sem:
-                refused = await self._send(batch)
+                refused = await self._send(batch, guard, zone)
             if refused:  # etcd's --max-txn-ops is lower: the same puts in smaller txns
                 await _all(write(batch[i:i + self.max_ops])
                            for i in range(0, len(batch), self.max_ops))
@@ -153,7 +161,7 @@ class BulkWriter:
         else it stays in etcd for good, and every node's replica decodes a generation being
         written until it is deleted or a flip of its zone comes (`pending.py`)."""
         try:
-            await self.write(zone, generation, records, progress)
+            await self.write(zone, generation, records, progress, registered=True)
         except BaseException:
             await self.discard(zone, generation)
             raise
@@ -209,13 +217,12 @@ class BulkWriter:
             deleted += int(result.responses[0] or 0)  # type: ignore[arg-type]
             start = last + b"\x00"
 
-    async def _send(self, batch: list[Op]) -> bool:
-        """Put `batch` in one txn; True (nothing written) if it has more operations than
-        etcd's --max-txn-ops, after lowering `max_ops` below its size."""
+    async def _send(self, batch: list[Op], guard: list[Compare], zone: dns.name.Name) -> bool:
+        """Put `batch` in one txn (if `guard` holds: else `lapsed`); True (nothing written)
+        if it has more operations than etcd's --max-txn-ops, after lowering `max_ops`."""
         for attempt in range(WRITE_ATTEMPTS):
             try:
-                await self._etcd.txn(when=[], then=batch)
-                return False
+                result = await self._etcd.txn(when=guard, then=batch)
             except ValidationError as exc:
                 if len(batch) <= 1 or not too_many_ops(exc):
                     raise
@@ -227,7 +234,18 @@ class BulkWriter:
                 if attempt == WRITE_ATTEMPTS - 1:
                     raise
                 await asyncio.sleep(0.5 * (attempt + 1))
+                continue
+            if not result.succeeded:
+                raise lapsed(zone)
+            return False
         return False
+
+
+def lapsed(zone: dns.name.Name) -> EtcdUnavailable:
+    """A generation's registration lapsed with this node's lease: the sweep may have
+    deleted part of it, so it is never made live (and no more of it is written)."""
+    return EtcdUnavailable(f"zone {zone}: this node lost its etcd lease while writing the "
+                           "new data; nothing was changed, try again")
 
 
 async def _all(writes: Iterable[Awaitable[None]]) -> None:

@@ -33,13 +33,13 @@ import dns.rrset
 import dns.zone
 
 from node.clock import SYSTEM_CLOCK, Clock
-from node.errors import Conflict, EtcdUnavailable, NodeError, NotFound, Refused, ValidationError
+from node.errors import Conflict, NodeError, NotFound, Refused, ValidationError
 from node.filezone.admin import FileChanges, FileZoneAdmin
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.store.txn import Compare, Op, prefix_range_end
 from node.work.zoneparse import ParsedZone
-from node.zones.bulk import BulkWriter, Progress, quiet, records_of
+from node.zones.bulk import BulkWriter, Progress, lapsed, quiet, records_of
 from node.zones.dname_reads import DnamePlace
 from node.zones.model import (
     ZONE_KIND_SECONDARY,
@@ -122,7 +122,7 @@ class ZoneRepository(ZoneReads):
         if not result.succeeded:
             await self._bulk.discard(name, generation)
             if await self._etcd.get(self._keys.head_key(name)) is None:
-                raise _lapsed(name)
+                raise lapsed(name)
             raise Conflict(f"zone {name} already exists")
         log.info("zone %s created at serial %d", name, serial)
         return ZoneInfo(config, serial, generation, len(records), result.revision)
@@ -178,7 +178,8 @@ class ZoneRepository(ZoneReads):
 
     async def unlink_zone(self, name: Name) -> int:
         """Delete every key of the zone but its data (config, head, gen, DNSSEC, secrets,
-        signing and transfer status) in one transaction (replicas drop it); its revision."""
+        signing and transfer status) in one transaction (replicas drop it), which marks the
+        zone for the sweep (its data is left if `delete_data` never ends); its revision."""
         await self._head(name)
         zone = self._keys.zone_prefix(name).encode()
         data = self._keys.data_root(name).encode()
@@ -188,6 +189,7 @@ class ZoneRepository(ZoneReads):
             Op.delete(self._keys.secrets_zone_prefix(name), prefix=True),
             Op.delete(self._keys.signing_prefix(name), prefix=True),
             Op.delete(self._keys.transfers_prefix(name), prefix=True),
+            Op.put(self._keys.unswept_key(name), b""),  # its data: the sweep's, at the latest
         ])
         if not res.responses or not (res.responses[0] or res.responses[1]):
             raise NotFound(f"zone {name} does not exist")
@@ -244,7 +246,7 @@ class ZoneRepository(ZoneReads):
                 return await self.get_zone(name)
             if not await self._bulk.registered(name, generation):
                 await self._bulk.discard(name, generation)
-                raise _lapsed(name)
+                raise lapsed(name)
         await self._bulk.discard(name, generation)  # no flip was applied: every compare failed
         raise Conflict(f"zone {name} changed too often to import; try again")
 
@@ -383,13 +385,6 @@ class ZoneRepository(ZoneReads):
                 return new_head.serial
             await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
         raise Conflict(f"zone {zone} changed too often; the change was not made, try again")
-
-
-def _lapsed(zone: Name) -> EtcdUnavailable:
-    """A generation's registration lapsed with this node's lease (bulk.py): the sweep may
-    have deleted part of it, so it is never made live."""
-    return EtcdUnavailable(f"zone {zone}: this node lost its etcd lease while writing the "
-                           "new data; nothing was changed, try again")
 
 
 __all__ = ["UpdateRead", "ZoneInfo", "ZoneRepository", "default_soa", "with_serial"]

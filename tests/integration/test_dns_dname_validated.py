@@ -15,8 +15,6 @@ import dns.rdatatype
 import pytest
 
 from node.dnssec.signer import master_text
-from node.image import ImageTable, ZoneImage, build_image
-from node.server import DnsServer, ZoneTable
 from node.zones.model import ZoneSnapshot
 from tests.support.dnssec import (
     anchor_file,
@@ -27,6 +25,7 @@ from tests.support.dnssec import (
     ldns_verify,
     signed_snapshot,
 )
+from tests.support.serving import KINDS, serving
 from tests.support.zones import DNAME_ZONE
 
 pytestmark = pytest.mark.integration
@@ -63,21 +62,10 @@ def test_verifiers_accept_the_signed_zone(snap: ZoneSnapshot, tmp_path: Path) ->
     assert res.returncode == 0, res.stdout + res.stderr
 
 
-@pytest.fixture(params=["compiled", "image"])
+@pytest.fixture(params=KINDS)
 async def port(request: pytest.FixtureRequest, snap: ZoneSnapshot) -> AsyncIterator[int]:
-    table: ZoneTable | ImageTable
-    if request.param == "image":
-        table = ImageTable()
-        table.install(ZoneImage.from_bytes(build_image(snap)))
-    else:
-        table = ZoneTable()
-        table.publish(snap)
-    srv = DnsServer(table, [("127.0.0.1", 0)])  # type: ignore[arg-type]
-    (_, p), *_ = await srv.start()
-    try:
+    async with serving([snap], request.param) as p:
         yield p
-    finally:
-        await srv.stop()
 
 
 @pytest.mark.skipif(not have("delv"), reason="delv not installed")

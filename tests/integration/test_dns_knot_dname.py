@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import shutil
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -28,12 +26,10 @@ import dns.rrset
 import pytest
 
 from node.dnssec.signer import master_text
-from node.image import ImageTable, ZoneImage, build_image
-from node.server import DnsServer, ZoneTable
 from node.zones.model import ZoneSnapshot, snapshot_from_text
 from tests.support.dnssec import signed_snapshot
-from tests.support.ports import free_port
-from tests.support.wait import wait_until
+from tests.support.knot import knotd_serving
+from tests.support.serving import KINDS, serving
 from tests.support.zones import APEX_DNAME_ZONE, DNAME_ZONE
 
 pytestmark = pytest.mark.integration
@@ -63,54 +59,16 @@ def zones(request: pytest.FixtureRequest) -> list[ZoneSnapshot]:
 
 @pytest.fixture
 def knot(tmp_path: Path, zones: list[ZoneSnapshot]) -> Iterator[int]:
-    if shutil.which("knotd") is None:
-        pytest.skip("knotd not installed")
-    port = free_port()
-    conf = [f"server:\n    listen: 127.0.0.1@{port}\n    rundir: {tmp_path}\n"
-            f"database:\n    storage: {tmp_path}\n"
-            f"template:\n  - id: default\n    storage: {tmp_path}\n    semantic-checks: off\n"
-            "zone:\n"]
-    for snap in zones:
-        origin = snap.origin.to_text()
-        (tmp_path / f"{origin}zone").write_text(master_text(snap.nodes))
-        conf.append(f"  - domain: {origin}\n    file: {origin}zone\n")
-    conf.append("log:\n  - target: stderr\n    any: error\n")
-    (tmp_path / "knot.conf").write_text("".join(conf))
-    proc = subprocess.Popen(["knotd", "-c", str(tmp_path / "knot.conf")])
-    try:
-
-        def answers() -> bool:
-            try:
-                q = dns.message.make_query("apex.test.", "SOA")
-                return bool(dns.query.udp(q, "127.0.0.1", port=port, timeout=0.2).answer)
-            except (dns.exception.Timeout, OSError):
-                return False
-
-        wait_until(answers, 10, message="knotd did not start answering")
+    texts = {snap.origin.to_text(): master_text(snap.nodes) for snap in zones}
+    with knotd_serving(tmp_path, texts, "apex.test.") as port:
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
-@pytest.fixture(params=["compiled", "image"])
+@pytest.fixture(params=KINDS)
 async def ours(request: pytest.FixtureRequest, zones: list[ZoneSnapshot]
                ) -> AsyncIterator[int]:
-    table: ZoneTable | ImageTable
-    if request.param == "image":
-        table = ImageTable()
-        for snap in zones:
-            table.install(ZoneImage.from_bytes(build_image(snap)))
-    else:
-        table = ZoneTable()
-        for snap in zones:
-            table.publish(snap)
-    srv = DnsServer(table, [("127.0.0.1", 0)])  # type: ignore[arg-type]
-    (_, port), *_ = await srv.start()
-    try:
+    async with serving(zones, request.param) as port:
         yield port
-    finally:
-        await srv.stop()
 
 
 def _shape(resp: dns.message.Message) -> tuple[object, ...]:

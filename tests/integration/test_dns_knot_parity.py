@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import shutil
 import socket
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -31,11 +29,9 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from node.image import ImageTable, ZoneImage, build_image
-from node.server import DnsServer, ZoneTable
 from node.zones.model import snapshot_from_text
-from tests.support.ports import free_port
-from tests.support.wait import wait_until
+from tests.support.knot import knotd_serving
+from tests.support.serving import KINDS, serving
 from tests.support.zones import EXAMPLE
 
 ZONE = EXAMPLE
@@ -53,51 +49,16 @@ TYPES = ["A", "AAAA", "MX", "NS", "SOA", "TXT", "CNAME", "DS", "SRV"]
 
 @pytest.fixture
 def knot(tmp_path: Path) -> Iterator[int]:
-    if shutil.which("knotd") is None:
-        pytest.skip("knotd not installed")
-    port = free_port()  # not from the ephemeral range: a connection took one (CI)
-    (tmp_path / "example.com.zone").write_text("$ORIGIN example.com.\n" + ZONE)
-    (tmp_path / "knot.conf").write_text(
-        f"server:\n    listen: 127.0.0.1@{port}\n    rundir: {tmp_path}\n"
-        f"database:\n    storage: {tmp_path}\n"
-        f"template:\n  - id: default\n    storage: {tmp_path}\n    semantic-checks: off\n"
-        "zone:\n  - domain: example.com\n    file: example.com.zone\n"
-        "log:\n  - target: stderr\n    any: error\n"
-    )
-    proc = subprocess.Popen(["knotd", "-c", str(tmp_path / "knot.conf")])
-    try:
-
-        def answers() -> bool:
-            try:
-                q = dns.message.make_query("example.com.", "SOA")
-                return bool(dns.query.udp(q, "127.0.0.1", port=port, timeout=0.2).answer)
-            except (dns.exception.Timeout, OSError):
-                return False
-
-        wait_until(answers, 10, message="knotd did not start answering")
+    with knotd_serving(tmp_path, {"example.com.": "$ORIGIN example.com.\n" + ZONE},
+                       "example.com.") as port:
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
-@pytest.fixture(params=["compiled", "image"])
+@pytest.fixture(params=KINDS)
 async def ours(request: pytest.FixtureRequest) -> AsyncIterator[int]:
     """Our server answering from a `ZoneTable` or, as serving workers do, an `ImageTable`."""
-    snap = snapshot_from_text(ZONE, "example.com.")
-    table: ZoneTable | ImageTable
-    if request.param == "image":
-        table = ImageTable()
-        table.install(ZoneImage.from_bytes(build_image(snap)))
-    else:
-        table = ZoneTable()
-        table.publish(snap)
-    srv = DnsServer(table, [("127.0.0.1", 0)])  # type: ignore[arg-type]
-    (_, port), *_ = await srv.start()
-    try:
+    async with serving([snapshot_from_text(ZONE, "example.com.")], request.param) as port:
         yield port
-    finally:
-        await srv.stop()
 
 
 def _shape(resp: dns.message.Message) -> tuple[object, ...]:

@@ -6,27 +6,25 @@ revision (etcd's auto-compaction, or an operator's) made every later read fail
 ("required revision has been compacted"), so a pass longer than the compaction
 period (many zones) never reached the zones at the end of the keyspace, whatever
 their orphans. The client here compacts etcd, for real, once the pass has read its
-first zone: a zone after it with orphaned data is swept all the same.
+first zone: a zone after it with orphaned data is swept all the same, in a full pass
+(every zone) as in a pass over the marked zones (`unswept/`).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 import dns.name
 import pytest
 
-from node.config import Config
-from node.nodes.membership import NodeDirectory
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
-from node.store.session import Session
 from node.store.txn import Compare, Op
 from node.store.values import TxnResult
+from node.zones import sweep as sweep_module
 from node.zones.repository import ZoneRepository
-from node.zones.sweep import GenerationSweep
 from tests.support.etcd import EtcdProcess
+from tests.support.sweep import count, make_sweep, running_session
 
 pytestmark = pytest.mark.integration
 
@@ -61,28 +59,24 @@ async def client() -> AsyncIterator[CompactingClient]:
         proc.close()
 
 
-async def _count(client: EtcdClient, prefix: str) -> int:
-    return (await client.range(prefix, prefix=True, count_only=True)).count
-
-
-async def test_a_compaction_during_a_pass_does_not_end_it(client: CompactingClient) -> None:
-    session = Session(client, 6, keepalive_interval=1.0)
-    task = asyncio.create_task(session.run())
-    try:
-        await session.wait_ready(10)
+@pytest.mark.parametrize("full", [True, False], ids=["full-pass", "marked-pass"])
+async def test_a_compaction_during_a_pass_does_not_end_it(
+        client: CompactingClient, full: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sweep_module, "HEADS_PER_READ", 1)  # a read of heads a zone
+    monkeypatch.setattr(sweep_module, "ZONE_PAGE", 3)  # pages that cut zones
+    async with running_session(client) as session:
         layout = KeyLayout(PREFIX)
         repo = ZoneRepository(client, layout)
-        sweep = GenerationSweep(client, layout, repo.bulk, session,
-                                NodeDirectory(client, layout), Config(node_id="t1"))
+        sweep = make_sweep(client, layout, repo, session)
         await repo.create_zone(FIRST)
         await repo.create_zone(LEFT)
+        if not full:  # the first pass (full) clears the marks; then two zones are marked
+            assert await sweep.sweep() == 0
+            await client.put(layout.unswept_key(FIRST), b"")  # as a bulk write would
         await repo.unlink_zone(LEFT)  # a deletion cut short: its data is an orphan
-        assert await _count(client, layout.data_root(LEFT)) == 2
+        assert await count(client, layout.data_root(LEFT)) == 2
         client.armed = True
         assert await sweep.sweep() == 1
         assert not client.armed, "the pass never read a zone's head"
-        assert await _count(client, layout.data_root(LEFT)) == 0
-        assert await _count(client, layout.data_root(FIRST)) == 2
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        assert await count(client, layout.data_root(LEFT)) == 0
+        assert await count(client, layout.data_root(FIRST)) == 2

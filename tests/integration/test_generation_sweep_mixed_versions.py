@@ -33,6 +33,7 @@ from node.zones.bulk import BulkWriter
 from node.zones.model import ZoneHead
 from node.zones.repository import ZoneRepository
 from node.zones.sweep import GenerationSweep
+from tests.support.sweep import count, running_session
 from tests.support.wait import async_wait_until
 
 pytestmark = pytest.mark.integration
@@ -52,18 +53,8 @@ OLD_RECORD = {"id": "old", "role": "writable", "dns_addresses": ["127.0.0.9:53"]
 
 @pytest.fixture
 async def session(etcd_client: EtcdClient) -> AsyncIterator[Session]:
-    s = Session(etcd_client, 6, keepalive_interval=1.0)
-    task = asyncio.create_task(s.run())
-    await s.wait_ready(10)
-    try:
+    async with running_session(etcd_client) as s:
         yield s
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
-async def _count(client: EtcdClient, prefix: str) -> int:
-    return (await client.range(prefix, prefix=True, count_only=True)).count
 
 
 async def test_an_import_on_a_node_of_the_previous_release_is_never_swept(
@@ -97,13 +88,13 @@ async def test_an_import_on_a_node_of_the_previous_release_is_never_swept(
     task = asyncio.create_task(sweep.run())
     try:
         async def decided() -> bool:  # a whole pass ran (LEFT is after Z), or it waits
-            return "waits" in caplog.text or await _count(etcd_client,
+            return "waits" in caplog.text or await count(etcd_client,
                                                           layout.data_root(LEFT)) == 0
         await async_wait_until(decided, 30, message="the sweep neither ran nor waited")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    left = await _count(etcd_client, layout.data_prefix(Z, generation))
+    left = await count(etcd_client, layout.data_prefix(Z, generation))
     assert left == 100, (f"the sweep took the generation a node of the previous release is "
                          f"writing: {left} of its 100 keys left")
 
@@ -117,12 +108,12 @@ async def test_an_import_on_a_node_of_the_previous_release_is_never_swept(
         then=[Op.put(layout.head_key(Z), head.bumped(0, generation).to_json())])
     assert flip.succeeded
     await old_writer.delete(Z, info.generation)
-    assert await _count(etcd_client, layout.data_prefix(Z, generation)) == NAMES + 2
+    assert await count(etcd_client, layout.data_prefix(Z, generation)) == NAMES + 2
 
     # once the old node is gone (upgraded), the sweep runs again
     await etcd_client.lease_revoke(old_lease)
     async def swept() -> bool:
-        return await _count(etcd_client, layout.data_root(LEFT)) == 0
+        return await count(etcd_client, layout.data_root(LEFT)) == 0
 
     task = asyncio.create_task(sweep.run())
     try:
@@ -130,4 +121,43 @@ async def test_an_import_on_a_node_of_the_previous_release_is_never_swept(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    assert await _count(etcd_client, layout.data_prefix(Z, generation)) == NAMES + 2
+    assert await count(etcd_client, layout.data_prefix(Z, generation)) == NAMES + 2
+
+
+async def test_while_a_node_that_marks_nothing_runs_every_pass_is_full(
+        etcd_client: EtcdClient, key_prefix: str, session: Session) -> None:
+    """A node of the release before the marks (session 8: it registers its generations but
+    marks no zone) leaves orphans no mark points at; while it runs, each pass reads every
+    zone."""
+    layout = KeyLayout(key_prefix)
+    repo = ZoneRepository(etcd_client, layout)
+    config = Config(node_id="new", server=ServerSettings(generation_sweep_interval=0.2))
+    sweep = GenerationSweep(etcd_client, layout, repo.bulk, session,
+                            NodeDirectory(etcd_client, layout), config)
+    lease = await session.wait_ready(10)
+    await etcd_client.put(layout.node_key("new"),
+                          own_record(config, datetime.now(UTC)).record_json())
+    await etcd_client.put(layout.alive_key("new"), b"{}", lease=lease)
+    await repo.import_zone(Z, TEXT)
+    assert await sweep.sweep() == 0  # this node's first pass: every zone; Z is clean
+    # what a session-8 node's deletion cut short leaves: data, no head, no mark
+    orphan = BulkWriter(etcd_client, layout, None)
+    parsed = await orphan.parse(TEXT.replace("upgrading.test.", "zz-left.test."), LEFT)
+    await orphan.write(LEFT, 12345, parsed.records[:10])
+    assert await sweep.sweep() == 0  # a marked pass: LEFT is not marked
+    assert await count(etcd_client, layout.data_root(LEFT)) == 10
+
+    s8 = {**OLD_RECORD, "id": "s8", "features": ["registers-generations"]}
+    s8_lease, _ = await etcd_client.lease_grant(30)
+    await etcd_client.put(layout.node_key("s8"), json.dumps(s8).encode())
+    await etcd_client.put(layout.alive_key("s8"), b"{}", lease=s8_lease)
+    task = asyncio.create_task(sweep.run())
+    try:
+        async def swept() -> bool:
+            return await count(etcd_client, layout.data_root(LEFT)) == 0
+        await async_wait_until(swept, 30, message="no full pass while a node marks nothing")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await etcd_client.lease_revoke(s8_lease)
+    assert await count(etcd_client, layout.data_root(Z)) == NAMES + 2

@@ -21,13 +21,13 @@ import pytest
 
 from node.config import Config
 from node.errors import EtcdUnavailable
-from node.nodes.membership import NodeDirectory
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.store.session import Session
 from node.zones.model import ZoneHead
 from node.zones.repository import ZoneRepository
 from node.zones.sweep import GenerationSweep
+from tests.support.sweep import count, make_sweep, running_session
 from tests.support.wait import async_wait_until
 
 pytestmark = pytest.mark.integration
@@ -40,24 +40,13 @@ TEXT = "\n".join(["$ORIGIN swept.test.", "$TTL 300",
 
 @pytest.fixture
 async def session(etcd_client: EtcdClient) -> AsyncIterator[Session]:
-    s = Session(etcd_client, 6, keepalive_interval=1.0)
-    task = asyncio.create_task(s.run())
-    await s.wait_ready(10)
-    try:
+    async with running_session(etcd_client) as s:
         yield s
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 def _sweep(client: EtcdClient, layout: KeyLayout, repo: ZoneRepository, session: Session,
            node_id: str = "t1") -> GenerationSweep:
-    return GenerationSweep(client, layout, repo.bulk, session, NodeDirectory(client, layout),
-                           Config(node_id=node_id))
-
-
-async def _count(client: EtcdClient, prefix: str) -> int:
-    return (await client.range(prefix, prefix=True, count_only=True)).count
+    return make_sweep(client, layout, repo, session, Config(node_id=node_id))
 
 
 async def test_the_data_an_interrupted_deletion_left_is_swept(
@@ -68,9 +57,9 @@ async def test_the_data_an_interrupted_deletion_left_is_swept(
     await repo.import_zone(Z, TEXT)
     assert await sweep.sweep() == 0  # the head's generation stays
     await repo.unlink_zone(Z)  # the node stops here: its data parts never run
-    assert await _count(etcd_client, layout.data_root(Z)) == 302
+    assert await count(etcd_client, layout.data_root(Z)) == 302
     assert await sweep.sweep() == 1
-    assert await _count(etcd_client, layout.data_root(Z)) == 0
+    assert await count(etcd_client, layout.data_root(Z)) == 0
     assert sweep.counts == {"generations": 1, "keys": 302}
 
 
@@ -84,17 +73,17 @@ async def test_a_registered_generation_is_kept_until_its_lease_ends(
     parsed = await repo.bulk.parse(TEXT, Z)
     await repo.bulk.write(Z, generation, parsed.records[:100])
     assert await sweep.sweep() == 0
-    assert await _count(etcd_client, layout.data_prefix(Z, generation)) == 100
+    assert await count(etcd_client, layout.data_prefix(Z, generation)) == 100
 
     lease = session.lease_id
     assert lease is not None
     await etcd_client.lease_revoke(lease)  # the writer's lease ends (kill -9, then its TTL)
     assert not await repo.bulk.registered(Z, generation)
     assert await sweep.sweep() == 1
-    assert await _count(etcd_client, layout.data_prefix(Z, generation)) == 0
+    assert await count(etcd_client, layout.data_prefix(Z, generation)) == 0
     head = ZoneHead.from_json((await etcd_client.get(layout.head_key(Z))).value)  # type: ignore[union-attr]
     assert head.generation == info.generation
-    assert await _count(etcd_client, layout.data_prefix(Z, info.generation)) == 302
+    assert await count(etcd_client, layout.data_prefix(Z, info.generation)) == 302
 
     registered, done = repo.bulk.written(Z, generation)  # the writer tries its flip now
     flip = await etcd_client.txn(when=[registered], then=[done])
@@ -105,10 +94,7 @@ async def test_one_node_holds_the_sweeper_key_until_its_lease_ends(
         etcd_client: EtcdClient, key_prefix: str, session: Session) -> None:
     layout = KeyLayout(key_prefix)
     repo = ZoneRepository(etcd_client, layout)
-    other = Session(etcd_client, 6, keepalive_interval=1.0)
-    task = asyncio.create_task(other.run())
-    try:
-        await other.wait_ready(10)
+    async with running_session(etcd_client) as other:
         first, second = (_sweep(etcd_client, layout, repo, session, "t1"),
                          _sweep(etcd_client, layout, repo, other, "t2"))
         assert await first.claim() and await first.claim()
@@ -118,9 +104,6 @@ async def test_one_node_holds_the_sweeper_key_until_its_lease_ends(
         await etcd_client.lease_revoke(lease)
         assert await second.claim()
         assert not await first.claim()
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_an_import_whose_lease_lapsed_is_refused_at_its_flip(
@@ -139,7 +122,7 @@ async def test_an_import_whose_lease_lapsed_is_refused_at_its_flip(
             kv = await etcd_client.get(layout.gen_key(Z))
             generation = kv.mod_revision if kv is not None else 0
             return generation > info.generation and \
-                await _count(etcd_client, layout.data_prefix(Z, generation)) > 0
+                await count(etcd_client, layout.data_prefix(Z, generation)) > 0
 
         await async_wait_until(half_written, 20, message="the import never wrote a batch")
         lease = session.lease_id
@@ -153,5 +136,5 @@ async def test_an_import_whose_lease_lapsed_is_refused_at_its_flip(
         await asyncio.gather(task, return_exceptions=True)
     head = ZoneHead.from_json((await etcd_client.get(layout.head_key(Z))).value)  # type: ignore[union-attr]
     assert head.generation == info.generation
-    assert await _count(etcd_client, layout.data_prefix(Z, generation)) == 0
-    assert await _count(etcd_client, layout.data_prefix(Z, info.generation)) == 302
+    assert await count(etcd_client, layout.data_prefix(Z, generation)) == 0
+    assert await count(etcd_client, layout.data_prefix(Z, info.generation)) == 302

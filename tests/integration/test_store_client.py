@@ -116,6 +116,19 @@ async def test_txn_success_and_failure_on_mod_revision(
     assert created.succeeded and not again.succeeded
 
 
+async def test_no_key_compares_a_whole_range(etcd_client: EtcdClient, key_prefix: str) -> None:
+    """`Compare.no_key(start, end)`: true while no key is in [start, end), whatever lies
+    around it (the sweep deletes a zone's mark on it)."""
+    start, end = key_prefix + "r/b", key_prefix + "r/d"
+    await etcd_client.put(key_prefix + "r/a", "below")
+    await etcd_client.put(key_prefix + "r/d", "at the end: outside")
+    assert (await etcd_client.txn([Compare.no_key(start, end)], [])).succeeded
+    await etcd_client.put(key_prefix + "r/c/1", "inside")
+    assert not (await etcd_client.txn([Compare.no_key(start, end)], [])).succeeded
+    await etcd_client.delete(key_prefix + "r/c/1")
+    assert (await etcd_client.txn([Compare.no_key(start, end)], [])).succeeded
+
+
 async def test_leases(etcd_client: EtcdClient, key_prefix: str) -> None:
     lease, ttl = await etcd_client.lease_grant(30)
     assert lease > 0 and ttl == 30

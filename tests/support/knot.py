@@ -2,14 +2,25 @@
 started from a configuration in its own directory, driven by knotc and killed at the end.
 
 Each test module subclasses KnotProcess with what its zone needs (writing the zone file,
-waiting until the zone is served)."""
+waiting until the zone is served); `knotd_serving` is the plain case (zones from text,
+the port once it answers) of the tests that compare answers with Knot's."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import dns.exception
+import dns.message
+import dns.query
+import pytest
+
+from tests.support.ports import free_port
+from tests.support.wait import wait_until
 
 
 def binary(name: str) -> str | None:
@@ -51,3 +62,36 @@ class KnotProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+@contextlib.contextmanager
+def knotd_serving(dir: Path, zones: dict[str, str], probe: str) -> Iterator[int]:
+    """A knotd on a free loopback port serving each zone (origin: master-file text) from a
+    file in `dir`, without semantic checks; yields its port once it answers `probe`'s SOA
+    (skips the test where knotd is not installed); terminated after the block."""
+    if KNOTD is None:
+        pytest.skip("knotd not installed")
+    port = free_port()  # not from the ephemeral range: a connection took one (CI)
+    conf = [f"server:\n    listen: 127.0.0.1@{port}\n    rundir: {dir}\n"
+            f"database:\n    storage: {dir}\n"
+            f"template:\n  - id: default\n    storage: {dir}\n    semantic-checks: off\n"
+            "zone:\n"]
+    for origin, text in zones.items():
+        (dir / f"{origin}zone").write_text(text)
+        conf.append(f"  - domain: {origin}\n    file: {origin}zone\n")
+    conf.append("log:\n  - target: stderr\n    any: error\n")
+    (dir / "knot.conf").write_text("".join(conf))
+    proc = subprocess.Popen([KNOTD, "-c", str(dir / "knot.conf")])
+    try:
+        def answers() -> bool:
+            try:
+                q = dns.message.make_query(probe, "SOA")
+                return bool(dns.query.udp(q, "127.0.0.1", port=port, timeout=0.2).answer)
+            except (dns.exception.Timeout, OSError):
+                return False
+
+        wait_until(answers, 10, message="knotd did not start answering")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)

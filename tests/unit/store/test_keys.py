@@ -102,5 +102,9 @@ def test_generation_registrations_and_the_sweeper_live_outside_zones() -> None:
     assert layout.writing_key(zone, 42) == "/p/writing/ex%2Fa.test./42"
     assert layout.writing_key(zone, 42).startswith(layout.writing_prefix(zone))
     assert layout.sweeper_key() == "/p/sweeper"
-    for key in (layout.writing_key(zone, 42), layout.sweeper_key()):
+    assert layout.unswept_key(zone) == "/p/unswept/ex%2Fa.test."
+    assert layout.parse_unswept_key(layout.unswept_key(zone)) == zone
+    assert layout.parse_unswept_key(layout.unswept_root()) is None
+    assert layout.parse_unswept_key(layout.sweeper_key()) is None
+    for key in (layout.writing_key(zone, 42), layout.sweeper_key(), layout.unswept_key(zone)):
         assert layout.parse_zone_key(key) is None  # replicas never see them as zone keys

@@ -1,0 +1,44 @@
+"""What the tests of the generation sweep share: a running session lease, a sweep, key counts.
+
+Real etcd only: `running_session` keeps a `Session` (its lease kept alive) for the
+block, `make_sweep` builds the sweep the daemon builds (its bulk writer registers
+under that session's lease), `count` counts the keys under a prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from node.config import Config
+from node.nodes.membership import NodeDirectory
+from node.store.client import EtcdClient
+from node.store.keys import KeyLayout
+from node.store.session import Session
+from node.zones.repository import ZoneRepository
+from node.zones.sweep import GenerationSweep
+
+
+@contextlib.asynccontextmanager
+async def running_session(client: EtcdClient, ttl: int = 6) -> AsyncIterator[Session]:
+    """A session of `client` whose lease is kept alive (granted before the block)."""
+    session = Session(client, ttl, keepalive_interval=1.0)
+    task = asyncio.create_task(session.run())
+    try:
+        await session.wait_ready(10)
+        yield session
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def make_sweep(client: EtcdClient, layout: KeyLayout, repo: ZoneRepository, session: Session,
+               config: Config | None = None) -> GenerationSweep:
+    return GenerationSweep(client, layout, repo.bulk, session, NodeDirectory(client, layout),
+                           config or Config(node_id="t1"))
+
+
+async def count(client: EtcdClient, prefix: str) -> int:
+    """The number of keys under `prefix`."""
+    return (await client.range(prefix, prefix=True, count_only=True)).count
