@@ -15,6 +15,13 @@ only hooks could produce, go out through `socket.sendto`). The fast path never
 needs the client address as a Python tuple; it is decoded from the raw
 sockaddr only for the slow path (transfers, hooks). Answers the kernel will
 not take right now (EAGAIN) are dropped and counted: UDP clients retry.
+
+Per datagram the loop does as little as Python allows (`bench/udploop.py`
+measures it): the datagram becomes bytes with one slice of the ctypes receive
+buffer, the lengths are read through one strided view of the header array,
+and send slot j's peer address points at receive slot j's from the start, so
+it is written only when an earlier datagram of the batch got no answer (the
+next batch points every slot back first).
 """
 
 from __future__ import annotations
@@ -137,7 +144,7 @@ class BatchedUdp:
             hdr.msg_iov = addressof(self._riov) + i * sizeof(_IoVec)
             hdr.msg_iovlen = 1
             hdr = self._smsg[i].msg_hdr
-            hdr.msg_name = addressof(self._names) + i * NAME_SLOT
+            hdr.msg_name = addressof(self._names) + i * NAME_SLOT  # receive slot i's peer
             # one family per socket, so every peer address has the same length
             hdr.msg_namelen = 28 if sock.family == socket.AF_INET6 else 16
             hdr.msg_iov = addressof(self._siov) + i * sizeof(_IoVec)
@@ -157,13 +164,14 @@ class BatchedUdp:
         # per slot, the indexes and offsets the loop uses (no arithmetic per datagram)
         names = addressof(self._names)
         self._roff = [i * RECV_SLOT for i in range(n)]  # receive slot i's data
-        self._rlen = [i * rs + lenx for i in range(n)]  # its length, in _r32
         self._soff = [j * send_slot for j in range(n)]  # send slot j's data
         self._slen = [j * iovs + iovlenx for j in range(n)]  # its length, in _siov64
         self._sname = [j * ss + namex for j in range(n)]  # its address pointer, in _s64
         self._naddr = [names + i * NAME_SLOT for i in range(n)]  # receive slot i's peer
         self._rmsg_addr = addressof(self._rmsg)
         self._smsg_addr = addressof(self._smsg)
+        self._lenx, self._rs = lenx, rs  # msg_len of receive slot i is _r32[_lenx + i * _rs]
+        self._moved = False  # a send slot answers another receive slot's peer than its own
 
     def on_readable(self) -> None:
         """Loop reader callback: drain up to MAX_BATCHES_PER_WAKEUP batches."""
@@ -183,14 +191,17 @@ class BatchedUdp:
         self.batches += 1
         t0 = 0 if self.batches & 15 else perf_counter_ns()
         fast = self.responder.fast_udp
-        r32, rmv, smv, s64, siov64 = self._r32, self._rmv, self._smv, self._s64, self._siov64
-        roff, rlen, soff, slen = self._roff, self._rlen, self._soff, self._slen
-        sname, naddr = self._sname, self._naddr
+        rbuf, smv, s64, siov64 = self._rbuf, self._smv, self._s64, self._siov64
+        if self._moved:  # the last batch moved send slots: each answers its own peer again
+            self._moved = False
+            for k in range(BATCH):
+                s64[self._sname[k]] = self._naddr[k]
+        soff, slen = self._soff, self._slen
         slot = self.send_slot
-        j = 0
-        for i in range(n):
-            off = roff[i]
-            data = bytes(rmv[off : off + r32[rlen[i]]])
+        j = 0  # send slot j answers receive slot i's peer; its address is set when j != i
+        lens = self._r32[self._lenx :: self._rs]  # msg_len of each receive slot's mmsghdr
+        for i, off, size in zip(range(n), self._roff, lens, strict=False):
+            data = rbuf[off : off + size]  # bytes (a slice of a ctypes char array)
             try:
                 out = fast(data)
                 if out is None:
@@ -208,7 +219,9 @@ class BatchedUdp:
                 so = soff[j]
                 smv[so : so + size] = out
                 siov64[slen[j]] = size
-                s64[sname[j]] = naddr[i]  # send slot j answers receive slot i's peer
+                if j != i:
+                    s64[self._sname[j]] = self._naddr[i]
+                    self._moved = True
                 j += 1
                 continue
             for msg in out:
@@ -219,7 +232,8 @@ class BatchedUdp:
                 so = soff[j]
                 smv[so : so + size] = msg
                 siov64[slen[j]] = size
-                s64[sname[j]] = naddr[i]
+                s64[self._sname[j]] = self._naddr[i]
+                self._moved = True
                 j += 1
         if j:
             self._flush(j)

@@ -3,7 +3,9 @@
 Owns the hot path and the protocol-level decisions around it:
 
 * hot path (`fast_udp`; `tcp` does the same with a 64 KiB limit):
-  `wire.parse_fast`, one dict lookup in the table cache, then the response
+  `wire.parse_fast` (over UDP, for the common shapes, the question placed at
+  the query's end or before its OPT and checked by the cache hit itself, see
+  `fast_udp`), one dict lookup in the table cache, then the response
   is the query ID + a pre-rendered header variant (RD/CD copied) + the
   question *as sent* + the pre-rendered body (+ our OPT when the query had
   EDNS). Truncation is decided from the entry's known size
@@ -41,6 +43,7 @@ from node.server.wire import (
     TYPE_OPT,
     Query,
     WireError,
+    name_end,
     opt_record,
     parse_fast,
     parse_query,
@@ -50,6 +53,15 @@ from node.server.xfrauth import Keyring
 log = logging.getLogger(__name__)
 
 TCP_MAX = 65535
+OPT_SHAPES_MAX = 64  # distinct OPT records remembered (clients send a few; a flood of odd ones
+                     # is answered by the general path)
+
+
+# header octets 2-11 of queries `fast_udp` took -> RD | CD << 1, +4 when the query has one
+# additional record; learned from the general path: QR=0, opcode QUERY, QDCOUNT 1,
+# ANCOUNT 0, NSCOUNT 0, ARCOUNT 0 or 1 (AA, TC, RA, Z, AD, RCODE as they come), so at
+# most 8 * 256 * 2 = 4096 of them
+_HEADS: dict[bytes, int] = {}
 
 Response = bytes | list[bytes] | None
 # what `udp`/`tcp` return: a zone transfer may also be a lazy iterator of messages, and an
@@ -78,7 +90,8 @@ def send_later(answer: asyncio.Future[bytes | None], send: Any, addr: Any) -> No
 class Responder:
     """Answers DNS messages from a `ZoneTable`."""
 
-    __slots__ = ("counts", "hooks", "keyring", "max_udp_payload", "opts", "stats", "table")
+    __slots__ = ("counts", "hooks", "keyring", "max_udp_payload", "opt_shapes", "opts", "stats",
+                 "table")
 
     def __init__(
         self,
@@ -96,6 +109,9 @@ class Responder:
         self.counts = self.stats.counts
         self.hooks: dict[int, OpcodeHook] = dict(hooks or {})
         self.opts = (opt_record(self.max_udp_payload, 0), opt_record(self.max_udp_payload, 1))
+        # the OPT records (11 octets, no options) queries ended with, checked by the general
+        # path: -> (DO, the payload limit of the answer, our OPT); at most OPT_SHAPES_MAX
+        self.opt_shapes: dict[bytes, tuple[int, int, bytes]] = {}
 
     def handle(self, wire: bytes, client_addr: tuple[str, int], transport: str) -> Response:
         """The response to one message; a list of messages for zone transfers over TCP."""
@@ -115,8 +131,86 @@ class Responder:
         return out
 
     def fast_udp(self, data: bytes) -> bytes | None:
-        """The hot path; None when the message needs `_slow`. Every instruction counts:
-        `wire.parse_fast` is written out here (the same checks, tested to agree)."""
+        """The hot path; None when the message needs `_slow`. Every instruction counts.
+
+        A query of the common shape (QR=0, opcode QUERY, one question; no additional
+        record, or one OPT of 11 octets without options at the end) has its question
+        at offset 12 up to the end or the OPT: its octets as sent are looked up first
+        (a client that does not mix case asks with the key itself), then lowercased.
+        A hit proves the shape (a cached key is a valid name, and `bytes.lower` never
+        turns a label length into another one); a miss walks the name before asking
+        the table. The header's flags and counts are checked by one dict lookup
+        (`_HEADS`: the headers the general path accepted), the OPT by another (the OPT
+        records seen, `opt_shapes`); anything else takes `_fast_general`,
+        `wire.parse_fast` written out (tested to agree)."""
+        n = len(data)
+        if n < 17:
+            return None
+        head = data[2:12]
+        idx = _HEADS.get(head)  # RD | CD << 1; +4 with one additional record
+        if idx is None:  # a header not seen yet, or one the fast path does not take
+            out = self._fast_general(data)
+            if out is not None:  # the general path checked the header: learn it
+                _HEADS[head] = (data[2] & 1) | ((data[3] >> 3) & 2) | data[11] << 2
+            return out
+        if idx < 4:
+            q = data[12:]
+            cache = self.table.caches[0]
+            entry = cache.get(q)
+            if entry is None:
+                key = data[12 : n - 4].lower() + data[n - 4 :]
+                if key == q:
+                    key = q
+                else:
+                    entry = cache.get(key)
+                if entry is None:
+                    if name_end(data, n) != n - 4:
+                        return None
+                    entry = self.table.lookup(key, 0)
+                    if entry is None:
+                        return None
+            hdrs, _, body, size, sk, _ = entry
+            c = self.counts
+            try:
+                c[sk] += 1
+            except KeyError:
+                c[sk] = 1
+            if size > MIN_UDP_PAYLOAD:
+                return self._overflow(data[:2], entry, idx, q, b"", MIN_UDP_PAYLOAD)
+            return b"".join((data[:2], hdrs[idx], q, body))
+        shape = self.opt_shapes.get(data[n - 11 :])  # (DO, payload limit, our OPT)
+        if shape is None:
+            return self._fast_general(data)
+        do, limit, opt = shape
+        q4 = n - 11
+        q = data[12:q4]
+        cache = self.table.caches[do]
+        entry = cache.get(q)
+        if entry is None:
+            key = data[12 : q4 - 4].lower() + data[q4 - 4 : q4]
+            if key == q:
+                key = q
+            else:
+                entry = cache.get(key)
+            if entry is None:
+                if name_end(data, n) != q4 - 4:
+                    return self._fast_general(data)
+                entry = self.table.lookup(key, do)
+                if entry is None:
+                    return None
+        _, hdrs_e, body, size, sk, _ = entry
+        c = self.counts
+        try:
+            c[sk] += 1
+        except KeyError:
+            c[sk] = 1
+        if size + 11 > limit:
+            return self._overflow(data[:2], entry, idx - 4, q, opt, limit)
+        return b"".join((data[:2], hdrs_e[idx - 4], q, body, opt))
+
+    def _fast_general(self, data: bytes) -> bytes | None:
+        """`fast_udp` for the shapes it does not place at once (an OPT with options, such
+        as a cookie): the labels walked first, then as `fast_udp`."""
         n = len(data)
         if n < 17 or data[2] & 0xF8 or data[4:10] != ONE_QUESTION:
             return None
@@ -140,6 +234,9 @@ class Responder:
                 return None
             payload = data[q4 + 3] << 8 | data[q4 + 4]
             do = data[q4 + 7] >> 7
+            if q4 + 11 == n and len(self.opt_shapes) < OPT_SHAPES_MAX:
+                limit = min(max(payload, MIN_UDP_PAYLOAD), self.max_udp_payload)
+                self.opt_shapes[data[q4:]] = (do, limit, self.opts[do])
         elif q4 != n:
             return None
         else:
@@ -151,20 +248,7 @@ class Responder:
             entry = self.table.lookup(key, do)
             if entry is None:
                 return None
-        hdrs, hdrs_e, body, size, sk, _ = entry
-        c = self.counts
-        c[sk] = c.get(sk, 0) + 1
-        idx = (data[2] & 1) | ((data[3] >> 3) & 2)
-        if payload < 0:
-            if size > MIN_UDP_PAYLOAD:
-                return self._overflow(data[:2], entry, idx, data[12:q4], b"", MIN_UDP_PAYLOAD)
-            return data[:2] + hdrs[idx] + data[12:q4] + body
-        limit = payload if payload > MIN_UDP_PAYLOAD else MIN_UDP_PAYLOAD
-        if limit > self.max_udp_payload:
-            limit = self.max_udp_payload
-        if size + 11 > limit:
-            return self._overflow(data[:2], entry, idx, data[12:q4], self.opts[do], limit)
-        return b"".join((data[:2], hdrs_e[idx], data[12:q4], body, self.opts[do]))
+        return self._assemble(data[:2], data[2], data[3], data[12:q4], entry, payload, do, False)
 
     def tcp(self, data: bytes, addr: tuple[str, int], tls: bool = False) -> Answer:
         """The response to one TCP message (`tls`: it came over DNS over TLS)."""

@@ -46,6 +46,22 @@ EDNS_PAYLOAD = 1232  # what answers built outside the `Responder` advertise (its
 ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00"  # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0
 
 
+def name_end(data: bytes, n: int) -> int:
+    """Where the question name starting at offset 12 of `data` (`n` octets) ends: the offset
+    after its root label; 0 if it is not a valid uncompressed name within the message."""
+    i = 12
+    ln = data[12]
+    while ln:
+        if ln > 63:
+            return 0
+        i += ln + 1
+        if i >= n:
+            return 0
+        ln = data[i]
+    i += 1
+    return i if i <= 267 else 0  # at most 255 octets
+
+
 def parse_fast(data: bytes) -> tuple[bytes, int, int, int] | None:
     """The common query shape, cheaply; None means "use `parse_query`"."""
     n = len(data)
