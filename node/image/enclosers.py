@@ -27,9 +27,9 @@ path's, `tests/unit/image/test_image_enclosers.py`):
   image's memo, shared with `negative.nxdomain`: the negative SOA with its
   owner a pointer to the origin inside the question;
 * NSEC3, DO=1, P the apex (a full image with cuts, layout 3): per question
-  shape (length, QTYPE, class) the SOA segment and the apex's NSEC3 (its
-  match) rendered once (the head), the pointers, the header variants and
-  the wildcard's piece by where it starts; per name only the next closer's
+  length the SOA segment and the apex's NSEC3 (its match) rendered once (the
+  head), the pointers, the header variants and the wildcard's piece by where
+  it starts (the QTYPE changes only the statistics key); per name only the next closer's
   cover changes: one SHA-1 (the zone's salt and iterations), the C bisect
   of the hashes' 8-octet sort prefixes within the bucket of its top bits,
   then that cover's label and two RRs are copied out of the image at its
@@ -68,22 +68,23 @@ from node.image import layout as L
 from node.image import negative
 from node.image.reader import Node, ZoneImage
 from node.server.render import Entry, make_entry
+from node.server.stats import stat_qtype
 
 IN_CLASS = b"\x00\x01"
 NODE_TAIL = b"\x00\x00"  # a node record's key: the name + two zero octets, then the kind
 NODE_KIND = bytes((L.KIND_NODE,))
 XFR = (251, 252)  # IXFR, AXFR: never here (the responder's slow path)
 NSEC3_TYPE = b"\x00\x32"  # the type of an NSEC3 RR, as its piece's first RR starts
-SHAPES_MAX = 256  # NSEC3 question shapes per shortcut: (question length, QTYPE, class)
+SHAPES_MAX = 256  # NSEC3 question shapes per shortcut, by question length: never reached
 WILDS_MAX = 32  # wildcard tails per shape: one per cover segment length
 _U32 = L.U32.unpack_from
 _U32X2 = L.SLOT.unpack_from  # two u32: a bucket's first and end positions
 _CUT = L.CUT.unpack_from
 
 Answer = Callable[[bytes], Entry | None]
-# an NSEC3 question shape (`Shortcut._shape`): head, pointer to the origin, pointer to the
-# cover's owner, wildcard tails by cover segment length, header variants, statistics key,
-# where the cover's owner starts
+# an NSEC3 question shape (`Shortcut._shape`, by question length): head, pointer to the
+# origin, pointer to the cover's owner, wildcard tails by cover segment length, header
+# variants, statistics key without its QTYPE, where the cover's owner starts
 _Shape = tuple[bytes, bytes, bytes, dict[int, bytes], tuple[bytes, ...], tuple[bytes, ...],
                int, int]
 
@@ -142,7 +143,7 @@ class Shortcut:
         self._buf = img._buf
         self._base = img._hash
         self._mask = img._mask
-        self._shapes: dict[tuple[int, bytes], _Shape] = {}
+        self._shapes: dict[int, _Shape] = {}
         self._match = node[2]
         self._wild = node[3]
         self._count = img.count
@@ -258,13 +259,17 @@ class Shortcut:
         """NSEC3, DO=1, the encloser is the apex: one SHA-1, the bucket bisect, then the
         body is the question shape's head (SOA segment, the apex's NSEC3), the cover's piece
         cut out of the image around its two owner pointers, and the wildcard's piece."""
+        qtype = key[-4] << 8 | key[-3]
+        if key[-2:] != IN_CLASS or qtype in XFR:
+            return None
         lname = key[:-4]
         if lname[0] == 32:  # may name an NSEC3 owner, compressed against the question
             return self.signed(key)
         lq = len(lname)
-        shape = self._shapes.get((lq, key[-4:]))
+        # by length only: a flood's QTYPEs times its lengths would overflow any bound
+        shape = self._shapes.get(lq)
         if shape is None:
-            shape = self._shape(key)
+            shape = self._shape(lq)
             if shape is None:
                 return None
         # the next closer name is the query name: its hash's cover, by the C bisect of the
@@ -287,7 +292,7 @@ class Shortcut:
         at = off + self._skip  # the RRs: after the label, the origin and the RR count
         if buf[at + 11] & 1 and not self._absent(lname):
             return None
-        head, optr, own, wilds, hdrs, hdrs_e, sk, _ = shape
+        head, optr, own, wilds, hdrs, hdrs_e, nx, _ = shape
         tail = wilds.get(both)
         if tail is None:
             tail = self._wild_tail(shape, both)
@@ -296,7 +301,7 @@ class Shortcut:
         size = 16 + lq + len(body)  # header, question, body
         if size > negative.BODY_MAX:
             return None
-        return hdrs, hdrs_e, body, size, sk, negative.FLAGS
+        return hdrs, hdrs_e, body, size, nx | stat_qtype(qtype), negative.FLAGS
 
     def _other(self, key: bytes, cover: int) -> Entry | None:
         """`nsec3` for a cover it does not cut out (`L.nsec3_cut`), the match or the
@@ -311,31 +316,28 @@ class Shortcut:
         return negative.signed(self.img, lname, key[-4] << 8 | key[-3], len(key), self.ce,
                                self.node)
 
-    def _shape(self, key: bytes) -> _Shape | None:
-        """What `nsec3` writes around the cover for a question of this length, QTYPE and
-        class: the SOA segment and the apex's NSEC3 as written after the question (`head`),
-        the pointers to the origin in the question and to the cover's owner, the wildcard
-        tails by where they start, and the entry's header variants and statistics key
-        (RR counts: the head's, the cover's two, the wildcard's). None for another class
-        than IN, a zone transfer, or a head too long for pointers after it."""
-        qtype = key[-4] << 8 | key[-3]
-        if key[-2:] != IN_CLASS or qtype in XFR:
-            return None
+    def _shape(self, lq: int) -> _Shape | None:
+        """What `nsec3` writes around the cover for a question name of `lq` octets: the SOA
+        segment and the apex's NSEC3 as written after the question (`head`), the pointers
+        to the origin in the question and to the cover's owner, the wildcard tails by where
+        they start, and the entry's header variants (RR counts: the head's, the cover's
+        two, the wildcard's) and statistics key without the QTYPE. None for a head too
+        long for pointers after it."""
         img = self.img
-        lq = len(key) - 4
         origin_pos = 12 + lq - len(self.origin)
         soa = negative.soa_segment(img, origin_pos, 1)
         pos = 16 + lq + len(soa)
         owner, tails = img.piece(self._match)
         head = soa + owner[: owner[0] + 1] + _ptr(origin_pos) + _ptr(pos).join(tails)
         count = len(img.neg_soa_do) + len(tails) + 2 + len(self._wild_tails)
-        hdrs, hdrs_e, _, _, sk, _ = make_entry(negative.FLAGS, qtype, len(key), b"", 0, count, 0)
+        hdrs, hdrs_e, _, _, _, _ = make_entry(negative.FLAGS, 0, lq + 4, b"", 0, count, 0)
         start = 16 + lq + len(head)  # where the cover's owner is written
         if start > negative.BODY_MAX:  # pointers after it could pass 0x3FFF: general path
             return None
-        shape = (head, _ptr(origin_pos), _ptr(start), {}, hdrs, hdrs_e, sk, start)
+        shape = (head, _ptr(origin_pos), _ptr(start), {}, hdrs, hdrs_e,
+                 (negative.FLAGS & 0xF) << 16, start)
         if len(self._shapes) < SHAPES_MAX:
-            self._shapes[(lq, key[-4:])] = shape
+            self._shapes[lq] = shape
         return shape
 
     def _wild_tail(self, shape: _Shape, seg: int) -> bytes:

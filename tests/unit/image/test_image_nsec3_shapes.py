@@ -154,6 +154,30 @@ def test_question_shapes_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert all(len(shape[3]) <= 1 for shape in sc._shapes.values())
 
 
+def test_a_flood_of_every_length_and_five_qtypes_renders_each_head_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A random-subdomain flood asks labels of every length with a few QTYPEs: 63 lengths
+    times five QTYPEs below `example.` are 315 questions of distinct (length, QTYPE), more
+    than `SHAPES_MAX`. The head depends on the length only, so each is rendered once;
+    keyed by (length, QTYPE), the shapes past the bound were rendered again for every
+    query (twice the CPU of a cached one), an attacker's choice with 256 odd QTYPEs."""
+    snap = _sign("example.", PARAMS["plain"])
+    origin = _wire(snap.origin)
+    rng = random.Random(7)
+    keys = [bytes((n,)) + bytes(rng.choices(b"klmnopqrstuv", k=n)) + origin
+            + qtype.to_bytes(2, "big") + b"\x00\x01"
+            for n in range(1, 64) for qtype in (T.A, T.AAAA, T.MX, T.TXT, T.ANY)]
+    table = _same(snap, keys)
+    rendered: list[bytes] = []
+    shape = enclosers.Shortcut._shape
+    monkeypatch.setattr(enclosers.Shortcut, "_shape",
+                        lambda self, *args: rendered.append(args) or shape(self, *args))
+    for key in keys:  # the flood goes on: every head is known
+        table.lookup(key, 1)
+    assert table._short[1][origin].__name__ == "nsec3"
+    assert not rendered, f"{len(rendered)} heads rendered again"
+
+
 @pytest.mark.parametrize("mode", ["nsec3", "nsec3-salt-optout"])
 def test_overlay_floods_answer_alike(mode: str) -> None:
     """Overlays on the full image: their shortcut is the merged one (`overlay`)."""
