@@ -53,8 +53,8 @@ from node.server.xfrauth import Keyring
 log = logging.getLogger(__name__)
 
 TCP_MAX = 65535
-OPT_SHAPES_MAX = 64  # distinct OPT records remembered (clients send a few; a flood of odd ones
-                     # is answered by the general path)
+OPT_SHAPES_MAX = 64  # distinct OPT records remembered, the oldest out (clients send a few;
+                     # a flood of odd ones is answered by the general path)
 
 
 # header octets 2-11 of queries `fast_udp` took -> RD | CD << 1, +4 when the query has one
@@ -110,7 +110,7 @@ class Responder:
         self.hooks: dict[int, OpcodeHook] = dict(hooks or {})
         self.opts = (opt_record(self.max_udp_payload, 0), opt_record(self.max_udp_payload, 1))
         # the OPT records (11 octets, no options) queries ended with, checked by the general
-        # path: -> (DO, the payload limit of the answer, our OPT); at most OPT_SHAPES_MAX
+        # path: -> (DO, the payload limit of the answer, our OPT); the last OPT_SHAPES_MAX
         self.opt_shapes: dict[bytes, tuple[int, int, bytes]] = {}
 
     def handle(self, wire: bytes, client_addr: tuple[str, int], transport: str) -> Response:
@@ -234,9 +234,12 @@ class Responder:
                 return None
             payload = data[q4 + 3] << 8 | data[q4 + 4]
             do = data[q4 + 7] >> 7
-            if q4 + 11 == n and len(self.opt_shapes) < OPT_SHAPES_MAX:
+            if q4 + 11 == n and data[q4:] not in self.opt_shapes:
+                shapes = self.opt_shapes
+                if len(shapes) >= OPT_SHAPES_MAX:  # the oldest out: odd ones cannot lock
+                    del shapes[next(iter(shapes))]  # out the OPTs clients keep sending
                 limit = min(max(payload, MIN_UDP_PAYLOAD), self.max_udp_payload)
-                self.opt_shapes[data[q4:]] = (do, limit, self.opts[do])
+                shapes[data[q4:]] = (do, limit, self.opts[do])
         elif q4 != n:
             return None
         else:

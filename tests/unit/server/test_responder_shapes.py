@@ -112,3 +112,17 @@ def test_remembered_opt_records_are_bounded(table: ZoneTable) -> None:
     assert len(responder.opt_shapes) == OPT_SHAPES_MAX
     data = _query("big.example.com.", dns.rdatatype.TXT, use_edns=0, payload=700)
     assert responder.fast_udp(data) == _expected(responder, table, data)  # past the bound
+
+
+def test_a_flood_of_odd_opt_records_does_not_lock_out_the_common_one(table: ZoneTable) -> None:
+    """OPT records past the bound push the oldest out: 64 queries with odd payload sizes
+    sent first no longer send every later client's OPT through `_fast_general` (three
+    times the CPU of a placed question) for the life of the process."""
+    responder = Responder(table)
+    for payload in range(600, 600 + 2 * OPT_SHAPES_MAX):
+        responder.fast_udp(_query("web.example.com.", "A", use_edns=0, payload=payload))
+    common = _query("web.example.com.", "A", use_edns=0, payload=1232, want_dnssec=True)
+    assert responder.fast_udp(common) == _expected(responder, table, common)
+    assert common[-11:] in responder.opt_shapes
+    assert len(responder.opt_shapes) == OPT_SHAPES_MAX
+    assert responder.fast_udp(common) == _expected(responder, table, common)  # placed
