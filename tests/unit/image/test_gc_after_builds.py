@@ -90,3 +90,21 @@ def test_a_long_full_collection_freezes_its_survivors(monkeypatch: pytest.Monkey
     finally:
         gc.callbacks.remove(gcwatch._callback)
     assert gc.get_freeze_count() >= len(keep)
+
+
+def test_a_base_let_go_of_is_freed_although_frozen() -> None:
+    """Each full image freezes the builder's new base; the base it replaces must still be
+    freed. `BasePieces` referred back to the denial index that holds it: a cycle, which
+    the collector never frees once frozen, so every merge kept the dropped base's chain
+    (its keys, its pieces map, the old version's nodes) for good (~25 MiB a merge at
+    100k names)."""
+    builder = ImageBuilder(max_share=1.0)
+    snap = versions("nsec")[0]
+    for _ in range(3):
+        builder.merge(snap)  # a full image each time: the base before it is let go of
+        assert gc.get_freeze_count() > 1000
+    gc.collect()
+    gc.unfreeze()  # list the frozen objects too (none collected yet)
+    kinds = ("BasePieces", "DenialIndex")
+    alive = [type(o).__name__ for o in gc.get_objects() if type(o).__name__ in kinds]
+    assert sorted(alive) == sorted(kinds), f"dropped bases still alive: {alive}"
