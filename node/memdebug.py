@@ -94,13 +94,31 @@ def frozen_garbage() -> str:
     Says how many objects that was and the RSS it gave back (after `malloc_trim`)."""
     before = _rss()
     gc.unfreeze()
+    flags = gc.get_debug()
     try:
+        gc.set_debug(gc.DEBUG_SAVEALL)  # the garbage is listed in gc.garbage, not freed yet
         found = gc.collect()
+        kinds = Counter(_kind(o) for o in gc.garbage)
+        gc.garbage.clear()
+        gc.set_debug(flags)
+        gc.collect()  # now freed
     finally:
+        gc.set_debug(flags)
         gc.freeze()
     trim()
+    top = ", ".join(f"{n} {k}" for k, n in kinds.most_common(12))
     return f"{found} unreachable objects in frozen cycles; RSS {before / 2**20:.1f} -> " \
-           f"{_rss() / 2**20:.1f} MiB once collected"
+           f"{_rss() / 2**20:.1f} MiB once collected; {top}"
+
+
+def _kind(obj: object) -> str:
+    t = type(obj)
+    name = f"{getattr(t, '__module__', '?')}.{t.__qualname__}"
+    if isinstance(obj, types.FrameType):
+        name += f"({obj.f_code.co_filename.rsplit('/', 2)[-1]}:{obj.f_code.co_name})"
+    elif isinstance(obj, types.FunctionType | types.CodeType):
+        name += f"({getattr(obj, '__qualname__', getattr(obj, 'co_name', '?'))})"
+    return name
 
 
 def pymalloc() -> str:
