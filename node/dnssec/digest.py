@@ -10,6 +10,15 @@ owner over that owner's records in canonical form (RFC 4034 §6: owner, type,
 class, TTL, canonical rdata; RRSIGs with their original TTL, as served). So a
 change updates it by the owners it touched, O(change) rather than O(zone). It
 detects divergence; it is not a ZONEMD (RFC 8976) and makes no security claim.
+
+An owner's digest is computed once per signed owner: `owner_digest` keeps it on
+the signer's `SignedNode` (immutable, so its digest never changes), and the
+running digests here and in the journal (`node.server.zonediff.Tracker`) read it
+from the node map they last saw instead of keeping their own copy per owner
+(issue 10, memory: they held the same 100k digests twice, 11 MiB each, and the
+journal digested every owner again after a full sign). Only owners that are not
+a `SignedNode` (glue, occluded data, an unsigned zone's) keep theirs in a dict
+(`Digests.plain`).
 """
 
 from __future__ import annotations
@@ -24,15 +33,27 @@ import dns.rrset
 
 from node.dnssec.canonical import rdata_digestable
 from node.dnssec.rrsigset import LazyRRset, RRSIGSet
+from node.dnssec.sigstore import SignedNode
 
-__all__ = ["ZoneDigest", "owner_digest"]
+__all__ = ["Digests", "ZoneDigest", "owner_digest"]
 
 _MOD = 1 << 256
 _RR = struct.Struct("!HHI")
 
 
 def owner_digest(owner: dns.name.Name, types: Mapping[int, dns.rrset.RRset]) -> int:
-    """SHA-256 (as an integer) of one owner's records in canonical form and order."""
+    """SHA-256 (as an integer) of one owner's records in canonical form and order; a
+    `SignedNode`'s is computed once and kept on it (`types` is stored under `owner`,
+    the node's own owner)."""
+    if type(types) is SignedNode:
+        found = types.digest
+        if found is None:
+            found = types.digest = _records_digest(types.owner, types)
+        return found
+    return _records_digest(owner, types)
+
+
+def _records_digest(owner: dns.name.Name, types: Mapping[int, dns.rrset.RRset]) -> int:
     wire = owner.to_digestable()
     records = []
     for rdtype, rrset in types.items():
@@ -56,29 +77,68 @@ def owner_digest(owner: dns.name.Name, types: Mapping[int, dns.rrset.RRset]) -> 
     return int.from_bytes(h.digest(), "big")
 
 
+Nodes = Mapping[dns.name.Name, Mapping[int, dns.rrset.RRset]]
+
+
+class Digests:
+    """The owner digests of one node map, as kept by a running digest: a `SignedNode`'s
+    on the node itself (the map is at hand), any other owner's in `plain`."""
+
+    __slots__ = ("plain",)
+
+    def __init__(self) -> None:
+        self.plain: dict[dns.name.Name, int] = {}
+
+    def add(self, owner: dns.name.Name, types: Mapping[int, dns.rrset.RRset]) -> int:
+        """Digest `owner` (now `types`); kept in `plain` unless its node keeps it."""
+        d = owner_digest(owner, types)
+        if type(types) is not SignedNode:
+            self.plain[owner] = d
+        return d
+
+    def had(self, nodes: Nodes, owner: dns.name.Name) -> int | None:
+        """The digest `owner` was added with, `nodes` being the map it was added from."""
+        types = nodes.get(owner)
+        if type(types) is SignedNode:
+            return owner_digest(owner, types)
+        return self.plain.get(owner)
+
+    def drop(self, nodes: Nodes, owner: dns.name.Name) -> int:
+        """`had` (0: none), forgotten."""
+        types = nodes.get(owner)
+        if type(types) is SignedNode:
+            self.plain.pop(owner, None)
+            return owner_digest(owner, types)
+        return self.plain.pop(owner, 0)
+
+
 class ZoneDigest:
     """The running digest of one signed node map (one caller; not thread-safe)."""
 
     def __init__(self) -> None:
-        self._owners: dict[dns.name.Name, int] = {}
+        self._nodes: Nodes = {}  # the map last digested (the signer's last result)
+        self._digests = Digests()
         self._sum = 0
 
-    def reset(self, nodes: Mapping[dns.name.Name, Mapping[int, dns.rrset.RRset]]) -> str:
+    def reset(self, nodes: Nodes) -> str:
         """Digest `nodes` from scratch; returns the hex digest."""
-        self._owners = {owner: owner_digest(owner, types) for owner, types in nodes.items()}
-        self._sum = sum(self._owners.values()) % _MOD
+        digests = self._digests = Digests()
+        add = digests.add
+        self._sum = sum(add(owner, types) for owner, types in nodes.items()) % _MOD
+        self._nodes = nodes
         return self.hexdigest
 
-    def update(self, nodes: Mapping[dns.name.Name, Mapping[int, dns.rrset.RRset]],
-               changed: Iterable[dns.name.Name]) -> str:
-        """Account for the owners in `changed` (added, changed or removed in `nodes`)."""
+    def update(self, nodes: Nodes, changed: Iterable[dns.name.Name]) -> str:
+        """Account for the owners in `changed` (added, changed or removed in `nodes`, the
+        map that follows the one digested last)."""
+        old, digests = self._nodes, self._digests
         for owner in changed:
-            self._sum -= self._owners.pop(owner, 0)
+            self._sum -= digests.drop(old, owner)
             types = nodes.get(owner)
             if types:
-                d = self._owners[owner] = owner_digest(owner, types)
-                self._sum += d
+                self._sum += digests.add(owner, types)
         self._sum %= _MOD
+        self._nodes = nodes
         return self.hexdigest
 
     @property

@@ -22,7 +22,9 @@ and the chain RRset are made on read. Owners the signer has nothing to add to
 (glue, occluded data) are served as their input map (`plain`).
 
 * `key`, its canonical key (`denial.canonical_key`), and `due`, the earliest
-  expiration of its signatures that are refreshed here (None: none).
+  expiration of its signatures that are refreshed here (None: none);
+* `digest`, its owner digest once asked for (`node.dnssec.digest`): one int per
+  owner, shared by every digest of the signed copy (issue 10, memory).
 
 The refresh heap holds the nodes themselves, ordered by `due`. It goes stale
 lazily: a node that is no longer its owner's current one is dropped when it
@@ -75,7 +77,8 @@ def plain(src: NodeTypes | None) -> NodeTypes | None:
 class SignedNode(Mapping[int, dns.rrset.RRset]):
     """One owner of the signed map (see module doc); immutable."""
 
-    __slots__ = ("_bits", "_chain", "_extra", "_next", "_sigs", "_src", "due", "key", "owner")
+    __slots__ = ("_bits", "_chain", "_extra", "_next", "_sigs", "_src", "digest", "due", "key",
+                 "owner")
 
     def __init__(self, key: CKey, owner: dns.name.Name, src: NodeTypes | None,
                  extra: tuple[dns.rrset.RRset, ...] | None, denial: tuple[Any, Any] | None,
@@ -91,6 +94,10 @@ class SignedNode(Mapping[int, dns.rrset.RRset]):
         self._sigs = sigs
         self._chain = chain
         self.due = min((exp for t, exp in self.expirations() if t != no_refresh), default=None)
+        # `node.dnssec.digest.owner_digest` of this node, set there when first asked: a
+        # cache of a function of the node's immutable content (and its own owner, the one
+        # it is stored under), read by the signing worker's and the journal's digests
+        self.digest: int | None = None
 
     def __lt__(self, other: SignedNode) -> bool:  # the refresh heap's order
         return self.due < other.due  # type: ignore[operator]

@@ -127,6 +127,26 @@ def _piece(owner: bytes, rrset: dns.rrset.RRset, types: Types, sigs: SigCache) -
     return owner, fast_tails(rrset) + sigs.get(owner, types, rrset.rdtype)
 
 
+def denial_entry(owner: bytes, types: Types | None, nsec3: bool, sigs: SigCache
+                 ) -> tuple[Any, Piece] | None:
+    """(key, piece) of `owner` in an NSEC (`nsec3` False) or NSEC3 chain, or None if the
+    owner has no such record (`DenialIndex._entry`)."""
+    if not types:
+        return None
+    if nsec3:
+        rrset = types.get(NSEC3)
+        if rrset is None:
+            return None
+        key = _digest(owner)
+        if key is None:
+            return None
+        return key, _piece(owner, rrset, types, sigs)
+    rrset = types.get(NSEC)
+    if rrset is None:
+        return None
+    return wire_key(owner), _piece(owner, rrset, types, sigs)
+
+
 class DenialIndex:
     """The NSEC or NSEC3 chain of one signed zone version, ready for bisect lookups."""
 
@@ -148,20 +168,7 @@ class DenialIndex:
     # --- building -----------------------------------------------------------
 
     def _entry(self, owner: bytes, types: Types | None) -> tuple[Any, Piece] | None:
-        if not types:
-            return None
-        if self.nsec3:
-            rrset = types.get(NSEC3)
-            if rrset is None:
-                return None
-            key = _digest(owner)
-            if key is None:
-                return None
-            return key, _piece(owner, rrset, types, self.sigs)
-        rrset = types.get(NSEC)
-        if rrset is None:
-            return None
-        return wire_key(owner), _piece(owner, rrset, types, self.sigs)
+        return denial_entry(owner, types, self.nsec3, self.sigs)
 
     @classmethod
     def build(

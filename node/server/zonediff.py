@@ -26,7 +26,7 @@ import dns.name
 import dns.rdatatype
 import dns.rrset
 
-from node.dnssec.digest import owner_digest
+from node.dnssec.digest import Digests
 from node.dnssec.rrsigset import LazyRRset
 
 __all__ = ["RR", "Delta", "Tracker", "diff", "owner_records", "rrset_records"]
@@ -89,12 +89,15 @@ def diff(old: Nodes, new: Nodes, owners: Iterable[dns.name.Name]) -> Delta:
 
 
 class Tracker:
-    """Per-owner digests and RR count of the last version it saw (one caller at a time)."""
+    """Per-owner digests and RR count of the last version it saw (one caller at a time).
 
-    __slots__ = ("_owners", "_sum", "rrs")
+    The digests are `Digests`: a signed owner's is kept on its `SignedNode` (and shared
+    with the signing worker's digest), so each call is given the version it saw last."""
+
+    __slots__ = ("_digests", "_sum", "rrs")
 
     def __init__(self) -> None:
-        self._owners: dict[dns.name.Name, int] = {}
+        self._digests = Digests()
         self._sum = 0
         self.rrs = 0  # RRs in the version, each RRSIG counted once
 
@@ -105,37 +108,43 @@ class Tracker:
 
     def reset(self, nodes: Nodes) -> None:
         """Start from `nodes` (O(zone))."""
-        self._owners = {o: owner_digest(o, t) for o, t in nodes.items() if t}
-        self._sum = sum(self._owners.values()) % _MOD
+        digests = self._digests = Digests()
+        self._sum = sum(digests.add(o, t) for o, t in nodes.items() if t) % _MOD
         self.rrs = sum(len(rrset) for t in nodes.values() for rrset in t.values())
 
     def advance(self, old: Nodes, new: Nodes, changed: Iterable[dns.name.Name] | None) -> Delta:
-        """Move from `old` (the version last seen) to `new`; the delta between them.
+        """Move from `old` (the version last seen: `reset` or `advance` was given it) to
+        `new`; the delta between them.
 
         `changed` names every owner that may differ, or None: compare everything.
         """
         if changed is None:
-            before = self._owners
-            digests: dict[dns.name.Name, int] = {}
+            before = self._digests
+            digests = Digests()
             owners: list[dns.name.Name] = []
+            present: set[dns.name.Name] = set()
+            total = 0
             for o, t in new.items():
                 if t:
-                    d = digests[o] = owner_digest(o, t)
-                    if before.get(o) != d:
+                    present.add(o)
+                    d = digests.add(o, t)
+                    total += d
+                    if before.had(old, o) != d:
                         owners.append(o)
-            owners.extend(o for o in before if o not in digests)
+            # gone (an owner empty in both is no difference: `diff` skips it)
+            owners.extend(o for o in old if o not in present)
             delta = diff(old, new, owners)
-            self._owners = digests
-            self._sum = sum(digests.values()) % _MOD
+            self._digests = digests
+            self._sum = total % _MOD
         else:
             owners = list(changed)
             delta = diff(old, new, owners)
+            digests = self._digests
             for o in owners:
-                self._sum -= self._owners.pop(o, 0)
+                self._sum -= digests.drop(old, o)
                 types = new.get(o)
                 if types:
-                    d = self._owners[o] = owner_digest(o, types)
-                    self._sum += d
+                    self._sum += digests.add(o, types)
             self._sum %= _MOD
         self.rrs += len(delta.added) - len(delta.deleted)
         return delta

@@ -88,15 +88,38 @@ class HashedName(dns.name.Name):
         object.__setattr__(self, "_hash", _NAME_HASH(self))
 
 
+# Labels after the first, shared by the names that have them (issue 10, memory): a zone's
+# names repeat their parents' labels (`www.h1.bench.test.`, `h2.bench.test.`), and each
+# name used to hold its own copy of every one (~40 octets a label: 9 MiB of a 100k-name
+# zone's owners). Bounded: started again when full (the names keep what they hold).
+_LABELS: dict[bytes, bytes] = {}
+LABELS_MAX = 1 << 16
+
+
+def _shared_labels(text: str) -> tuple[bytes, ...]:
+    """The labels of a plain absolute name; those after the first are the shared copies
+    (`_LABELS`); the root label `b""` is one object already."""
+    labels = text.encode().split(b".")
+    if len(labels) > 2:
+        shared = _LABELS
+        if len(shared) >= LABELS_MAX:
+            shared.clear()
+        keep = shared.setdefault
+        for i in range(1, len(labels) - 1):
+            label = labels[i]
+            labels[i] = keep(label, label)
+    return tuple(labels)
+
+
 def name_from_text(text: str) -> dns.name.Name:
     """`dns.name.from_text(text)`; a plain absolute name is split into labels directly
     (5x faster: loading a zone parses every owner), and, its labels checked by the
     pattern (1-63 octets, the root last) and its length here, made without dnspython's
-    second check of them."""
+    second check of them; its labels after the first are shared (`_shared_labels`)."""
     if PLAIN_NAME.fullmatch(text):
         if _FAST_NAME and len(text) < 255:  # + the root label's length octet: <= 255
             name = object.__new__(HashedName)
-            object.__setattr__(name, "labels", tuple(text.encode().split(b".")))
+            object.__setattr__(name, "labels", _shared_labels(text))
             object.__setattr__(name, "_hash", _NAME_HASH(name))
             return name
         return dns.name.Name([label.encode() for label in text.split(".")])

@@ -141,15 +141,34 @@ def rdata_from_text(rdtype: int, text: str) -> dns.rdata.Rdata:
 _ONE = re.compile(rb'\{"ttl": (0|[1-9][0-9]{0,9}), "rdata": \["([^"\\\x00-\x1f\x7f-\xff]*)"\]\}')
 
 
+# TTLs as shared ints (issue 10, memory): a zone uses a few TTL values, mostly above 256
+# (not CPython's cached small ints), and each RRset held its own (28 octets, 3.4 MiB of a
+# 100k-name zone); read from the stored digits with one dict probe, no int() parse
+# (keyed by the stored digits, or by the int json.loads made: the two never compare equal)
+_TTLS: dict[bytes | int, int] = {}
+TTLS_MAX = 4096
+
+
+def _ttl(stored: bytes | int) -> int:
+    ttl = _TTLS.get(stored)
+    if ttl is None:
+        ttl = int(stored)
+        if len(_TTLS) < TTLS_MAX:
+            _TTLS[stored] = ttl
+    return ttl
+
+
 def rrset_from_json(owner: Name, rdtype: int, data: bytes) -> dns.rrset.RRset:
     """The RRset a stored value holds (the format of `model.rrset_to_json`)."""
     one = _ONE.fullmatch(data)
     if one is not None:
-        ttl: int = int(one[1])
+        ttl: int = _ttl(one[1])
         texts: list[str] = [one[2].decode()]
     else:
         obj = json.loads(data)
         ttl, texts = obj["ttl"], obj["rdata"]
+        if type(ttl) is int:
+            ttl = _ttl(ttl)
     rrset = dns.rrset.RRset(owner, IN, rdtype)
     if rdtype in _PLAIN_SET or (len(texts) == 1 and rdtype not in _SIGS):
         # what `add` does for these types, hashing each rdata once, not twice (its

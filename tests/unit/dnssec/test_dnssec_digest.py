@@ -41,3 +41,46 @@ def test_digest_ignores_order_and_sees_a_changed_ttl() -> None:
     rs.update_ttl(301)
     changed[www][T.A] = rs
     assert ZoneDigest().reset(changed) != a
+
+
+def test_signed_owner_digests_are_computed_once_and_kept_only_on_the_nodes(
+        monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Issue 10 (memory): the signing worker's ZoneDigest and the journal's Tracker kept
+    the same digest per owner in a dict each (11 MiB each at 100k names), each computed
+    by its own full pass. A SignedNode keeps its digest; the running digests read it from
+    the map they saw last, and keep only owners that are not SignedNodes (glue here)."""
+    from node.dnssec import digest as digest_module
+    from node.dnssec.sigstore import SignedNode
+    from node.server.zonediff import Tracker
+
+    calls: list[dns.name.Name] = []
+    real = digest_module._records_digest
+
+    def counted(owner, types):  # type: ignore[no-untyped-def]
+        calls.append(owner)
+        return real(owner, types)
+
+    monkeypatch.setattr(digest_module, "_records_digest", counted)
+    signer = ZoneSigner(N("example."), SigningParams(), key_pair(13))
+    nodes = {k: dict(v) for k, v in example_nodes().items()}
+    first = signer.sign(nodes, None, NOW)
+    signed = [o for o, t in first.nodes.items() if type(t) is SignedNode]
+    plain = [o for o, t in first.nodes.items() if type(t) is not SignedNode]
+    assert signed and plain  # the example zone has glue
+    running = ZoneDigest()
+    hexdigest = running.reset(first.nodes)
+    tracker = Tracker()
+    tracker.reset(first.nodes)
+    assert tracker.digest.hex() == hexdigest
+    assert sorted(calls) == sorted(signed + plain * 2), "a signed owner digested twice"
+    assert sorted(running._digests.plain) == sorted(tracker._digests.plain) == sorted(plain)
+    # a change: the new owner and its neighbours are digested once, and both agree
+    calls.clear()
+    name = N("new0.example.")
+    nodes[name] = {T.A: dns.rrset.from_text(name, 300, "IN", "A", "192.0.2.9")}
+    res = signer.sign({k: dict(v) for k, v in nodes.items()}, frozenset({name}), NOW + 1)
+    assert res.changed is not None
+    hexdigest = running.update(res.nodes, res.changed)
+    tracker.advance(first.nodes, res.nodes, res.changed)
+    assert len(calls) == len(res.changed), "a changed signed owner digested twice"
+    assert tracker.digest.hex() == hexdigest == ZoneDigest().reset(res.nodes)

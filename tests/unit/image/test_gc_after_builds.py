@@ -90,3 +90,49 @@ def test_a_long_full_collection_freezes_its_survivors(monkeypatch: pytest.Monkey
     finally:
         gc.callbacks.remove(gcwatch._callback)
     assert gc.get_freeze_count() >= len(keep)
+
+
+def test_a_base_let_go_of_is_freed_although_frozen() -> None:
+    """Each full image freezes the builder's new base; the base it replaces must still be
+    freed. `BasePieces` referred back to the denial index that holds it: a cycle, which
+    the collector never frees once frozen, so every merge kept the dropped base's chain
+    (its keys, its pieces map, the old version's nodes) for good (~25 MiB a merge at
+    100k names)."""
+    builder = ImageBuilder(max_share=1.0)
+    snap = versions("nsec")[0]
+    for _ in range(3):
+        builder.merge(snap)  # a full image each time: the base before it is let go of
+        assert gc.get_freeze_count() > 1000
+    gc.collect()
+    gc.unfreeze()  # list the frozen objects too (none collected yet)
+    kinds = ("BasePieces", "DenialIndex")
+    alive = [type(o).__name__ for o in gc.get_objects() if type(o).__name__ in kinds]
+    assert sorted(alive) == sorted(kinds), f"dropped bases still alive: {alive}"
+
+
+@pytest.mark.parametrize("how", ["full version", "overlay grown"])
+def test_a_merge_lets_the_last_base_go_before_compiling_the_next(
+        how: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10 (memory): the last base (~40-50 MiB at 100k names) was still referred to
+    while the next was compiled, so a merge needed room for both: the heap's high-water
+    mark, and the holes the old one left, stayed with the process."""
+    from dataclasses import replace
+
+    from node.server.compile import CompiledZone
+    builder = ImageBuilder(max_share=-100.0 if how == "overlay grown" else 1.0)  # <0: merge
+    snaps = versions("nsec")
+    builder.build(snaps[0])
+    alive: list[int] = []
+    real = CompiledZone.build.__func__  # type: ignore[attr-defined]
+
+    def counted(cls, snapshot):  # type: ignore[no-untyped-def]
+        gc.unfreeze()  # frozen objects are not listed
+        gc.collect()
+        alive.append(sum(1 for o in gc.get_objects() if type(o) is CompiledZone))
+        return real(cls, snapshot)
+
+    monkeypatch.setattr(CompiledZone, "build", classmethod(counted))
+    nxt = snaps[1] if how == "overlay grown" else replace(snaps[1], changed=None)
+    _, base = builder.build(nxt)
+    assert base is None  # merged: a full image
+    assert alive == [0], f"compiled zones alive while the next base was compiled: {alive}"
