@@ -27,7 +27,7 @@ from node.store.values import TxnResult
 from node.zones import sweep as sweep_module
 from node.zones.repository import ZoneRepository
 from tests.support.etcd import EtcdProcess
-from tests.support.sweep import count, make_sweep, running_session
+from tests.support.sweep import connected, count, make_sweep, running_session
 
 pytestmark = pytest.mark.integration
 
@@ -60,12 +60,8 @@ class CountingClient(EtcdClient):
 
 @pytest.fixture
 async def client(etcd: EtcdProcess) -> AsyncIterator[CountingClient]:
-    c = CountingClient([etcd.endpoint], timeout=10.0)
-    await c.connect()
-    try:
+    async with connected(CountingClient, etcd) as c:
         yield c
-    finally:
-        await c.close()
 
 
 @pytest.fixture

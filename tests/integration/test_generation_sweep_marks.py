@@ -39,7 +39,7 @@ from node.zones.bulk import BulkWriter
 from node.zones.repository import ZoneRepository
 from node.zones.sweep import GenerationSweep
 from tests.support.etcd import EtcdProcess
-from tests.support.sweep import count, make_sweep, running_session
+from tests.support.sweep import connected, count, make_sweep, running_session
 from tests.support.wait import async_wait_until
 
 pytestmark = pytest.mark.integration
@@ -77,12 +77,8 @@ class HookedClient(EtcdClient):
 
 @pytest.fixture
 async def client(etcd: EtcdProcess) -> AsyncIterator[HookedClient]:
-    c = HookedClient([etcd.endpoint], timeout=10.0)
-    await c.connect()
-    try:
+    async with connected(HookedClient, etcd) as c:
         yield c
-    finally:
-        await c.close()
 
 
 @pytest.fixture

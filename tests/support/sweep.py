@@ -1,8 +1,10 @@
 """What the tests of the generation sweep share: a running session lease, a sweep, key counts.
 
-Real etcd only: `running_session` keeps a `Session` (its lease kept alive) for the
-block, `make_sweep` builds the sweep the daemon builds (its bulk writer registers
-under that session's lease), `count` counts the keys under a prefix.
+Real etcd only: `connected` is a client of a given class (one that counts or
+injects calls) connected to the test's etcd, `running_session` keeps a `Session`
+(its lease kept alive) for the block, `make_sweep` builds the sweep the daemon
+builds (its bulk writer registers under that session's lease), `count` counts the
+keys under a prefix.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
 from node.config import Config
 from node.nodes.membership import NodeDirectory
@@ -18,6 +21,20 @@ from node.store.keys import KeyLayout
 from node.store.session import Session
 from node.zones.repository import ZoneRepository
 from node.zones.sweep import GenerationSweep
+from tests.support.etcd import EtcdProcess
+
+C = TypeVar("C", bound=EtcdClient)
+
+
+@contextlib.asynccontextmanager
+async def connected(cls: type[C], etcd: EtcdProcess) -> AsyncIterator[C]:
+    """A `cls` client of `etcd`, connected for the block."""
+    client = cls([etcd.endpoint], timeout=10.0)
+    await client.connect()
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 @contextlib.asynccontextmanager
