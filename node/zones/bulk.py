@@ -56,7 +56,7 @@ from node.store.client import EtcdClient
 from node.store.keys import KeyLayout, name_component
 from node.store.txn import Compare, Op, prefix_range_end
 from node.work.zoneparse import ParsedZone, parse_for_store
-from node.zones.model import rrset_to_json
+from node.zones.model import ZoneHead, rrset_to_json
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -67,6 +67,7 @@ IN_FLIGHT = 4
 DELETE_KEYS = 10_000  # keys deleted per revision at most
 DELETE_BYTES = 1_000_000  # and about this many octets of events (fragments from 1.5 MiB)
 WRITE_ATTEMPTS = 5  # a batch without an answer is sent again (the generation is not live)
+SETTLE_ATTEMPTS = 25  # an unanswered flip is settled within about 10 minutes of etcd's return
 
 
 def quiet(stage: str, done: int, total: int) -> None:
@@ -92,6 +93,7 @@ class BulkWriter:
         self.lease: Callable[[], Awaitable[int]] | None = None
         self.writer = ""
         self.write_pause = 0.0  # test-only (testing.import_write_pause): after the first batch
+        self._settling: set[asyncio.Task[None]] = set()  # flips that got no answer
 
     async def allocate(self, zone: dns.name.Name) -> int:
         """A new generation id of `zone` (the revision of a put to its `gen` key: unique
@@ -111,6 +113,38 @@ class BulkWriter:
 
     async def registered(self, zone: dns.name.Name, generation: int) -> bool:
         return await self._etcd.get(self._keys.writing_key(zone, generation)) is not None
+
+    def flip_unanswered(self, zone: dns.name.Name, generation: int, before: Compare,
+                        replaced: int | None) -> None:
+        """The txn that makes `generation` live (compare `before` on the head) got no
+        answer: applied, not applied, or applied later. Settled in the background, until
+        etcd answers: while the head is still as before, the registration goes (a late
+        flip then fails) and so does the generation; if the head is at `generation`,
+        the flip applied: the generation it `replaced` goes; else no flip of it can apply
+        any more: it goes. Else it stayed registered, and kept, until this node restarts."""
+        task = asyncio.get_running_loop().create_task(
+            self._settle(zone, generation, before, replaced))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _settle(self, zone: dns.name.Name, generation: int, before: Compare,
+                      replaced: int | None) -> None:
+        key = self._keys.writing_key(zone, generation)
+        for attempt in range(SETTLE_ATTEMPTS):
+            try:
+                result = await self._etcd.txn(when=[before], then=[Op.delete(key)])
+                if not result.succeeded:
+                    kv = await self._etcd.get(self._keys.head_key(zone))
+                    if kv is not None and ZoneHead.from_json(kv.value).generation == generation:
+                        if replaced is not None:
+                            await self.delete(zone, replaced)
+                        return
+                await self.discard(zone, generation)
+                return
+            except EtcdUnavailable:
+                await asyncio.sleep(min(30.0, 0.5 * 2 ** attempt))
+        log.warning("zone %s: generation %d stays registered until this node's lease ends "
+                    "(etcd did not answer)", zone, generation)
 
     async def parse(self, text: str, name: dns.name.Name) -> ParsedZone:
         if self._pool is None:

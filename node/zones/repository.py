@@ -33,7 +33,7 @@ import dns.rrset
 import dns.zone
 
 from node.clock import SYSTEM_CLOCK, Clock
-from node.errors import Conflict, NodeError, NotFound, Refused, ValidationError
+from node.errors import Conflict, EtcdUnavailable, NodeError, NotFound, Refused, ValidationError
 from node.filezone.admin import FileChanges, FileZoneAdmin
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
@@ -115,10 +115,14 @@ class ZoneRepository(ZoneReads):
         await self._bulk.write_new(name, generation, records, progress or quiet)
         head = ZoneHead(serial=serial, generation=generation, time=int(self._clock.time()))
         registered, done = self._bulk.written(name, generation)
-        result = await self._etcd.txn(
-            when=[Compare.version(self._keys.head_key(name)) == 0, registered],
-            then=[Op.put(self._keys.config_key(name), config.to_json()),
-                  Op.put(self._keys.head_key(name), head.to_json()), done])
+        absent = Compare.version(self._keys.head_key(name)) == 0
+        try:
+            result = await self._etcd.txn(when=[absent, registered], then=[
+                Op.put(self._keys.config_key(name), config.to_json()),
+                Op.put(self._keys.head_key(name), head.to_json()), done])
+        except EtcdUnavailable:
+            self._bulk.flip_unanswered(name, generation, absent, None)
+            raise
         if not result.succeeded:
             await self._bulk.discard(name, generation)
             if await self._etcd.get(self._keys.head_key(name)) is None:
@@ -237,10 +241,13 @@ class ZoneRepository(ZoneReads):
                 raise (Conflict if kv else NotFound)(f"zone {name} was deleted during the import")
             head = ZoneHead.from_json(kv.value)
             new_head = head.bumped(self._clock.time(), generation)
-            result = await self._etcd.txn(
-                when=[Compare.mod_revision(self._keys.head_key(name)) == kv.mod_revision,
-                      registered],
-                then=[Op.put(self._keys.head_key(name), new_head.to_json()), done])
+            before = Compare.mod_revision(self._keys.head_key(name)) == kv.mod_revision
+            try:
+                result = await self._etcd.txn(when=[before, registered], then=[
+                    Op.put(self._keys.head_key(name), new_head.to_json()), done])
+            except EtcdUnavailable:
+                self._bulk.flip_unanswered(name, generation, before, head.generation)
+                raise
             if result.succeeded:
                 await self._bulk.delete(name, head.generation)  # in parts: see bulk.py
                 return await self.get_zone(name)
