@@ -20,15 +20,13 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import dns.name
 import pytest
 
-from node.config import Config, ServerSettings
 from node.errors import EtcdUnavailable
-from node.nodes.membership import REGISTERS_GENERATIONS, NodeDirectory, own_record
+from node.nodes.membership import REGISTERS_GENERATIONS
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.store.session import Session
@@ -37,9 +35,8 @@ from node.store.values import RangeResult, TxnResult
 from node.zones import sweep as sweep_module
 from node.zones.bulk import BulkWriter
 from node.zones.repository import ZoneRepository
-from node.zones.sweep import GenerationSweep
 from tests.support.etcd import EtcdProcess
-from tests.support.sweep import connected, count, make_sweep, running_session
+from tests.support.sweep import connected, count, live_sweeper, make_sweep, running_session
 from tests.support.wait import async_wait_until
 
 pytestmark = pytest.mark.integration
@@ -154,12 +151,7 @@ async def test_the_pass_after_the_last_node_that_marks_nothing_left_is_full(
     caplog.set_level(logging.INFO, logger="node.zones.sweep")
     layout = KeyLayout(key_prefix)
     repo = ZoneRepository(client, layout)
-    config = Config(node_id="new", server=ServerSettings(generation_sweep_interval=0.05))
-    sweep = GenerationSweep(client, layout, repo.bulk, session,
-                            NodeDirectory(client, layout), config)
-    lease = await session.wait_ready(10)
-    await client.put(layout.node_key("new"), own_record(config, datetime.now(UTC)).record_json())
-    await client.put(layout.alive_key("new"), b"{}", lease=lease)
+    sweep = await live_sweeper(client, layout, repo, session, 0.05)
     s8 = {"id": "s8", "role": "writable", "version": "0.1.0", "dns_addresses": [],
           "api_address": "127.0.0.9:50051", "metrics_address": "127.0.0.9:9100",
           "started_at": "2026-12-06T19:00:00+00:00", "kek": "", "lease_lost": "",

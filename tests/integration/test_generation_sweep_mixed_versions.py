@@ -17,14 +17,11 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import dns.name
 import pytest
 
 from node import __version__
-from node.config import Config, ServerSettings
-from node.nodes.membership import NodeDirectory, own_record
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.store.session import Session
@@ -32,8 +29,7 @@ from node.store.txn import Compare, Op
 from node.zones.bulk import BulkWriter
 from node.zones.model import ZoneHead
 from node.zones.repository import ZoneRepository
-from node.zones.sweep import GenerationSweep
-from tests.support.sweep import count, running_session
+from tests.support.sweep import count, live_sweeper, running_session
 from tests.support.wait import async_wait_until
 
 pytestmark = pytest.mark.integration
@@ -64,13 +60,7 @@ async def test_an_import_on_a_node_of_the_previous_release_is_never_swept(
     assert __version__ == OLD_RECORD["version"]  # why the version cannot tell them apart
     layout = KeyLayout(key_prefix)
     repo = ZoneRepository(etcd_client, layout)
-    config = Config(node_id="new", server=ServerSettings(generation_sweep_interval=0.2))
-    sweep = GenerationSweep(etcd_client, layout, repo.bulk, session,
-                            NodeDirectory(etcd_client, layout), config)
-    lease = await session.wait_ready(10)
-    record = own_record(config, datetime.now(UTC)).record_json()  # as this release writes it
-    await etcd_client.put(layout.node_key("new"), record)
-    await etcd_client.put(layout.alive_key("new"), b"{}", lease=lease)
+    sweep = await live_sweeper(etcd_client, layout, repo, session, 0.2)
     old_lease, _ = await etcd_client.lease_grant(30)
     await etcd_client.put(layout.node_key("old"), json.dumps(OLD_RECORD).encode())
     await etcd_client.put(layout.alive_key("old"), b"{}", lease=old_lease)
@@ -131,13 +121,7 @@ async def test_while_a_node_that_marks_nothing_runs_every_pass_is_full(
     zone."""
     layout = KeyLayout(key_prefix)
     repo = ZoneRepository(etcd_client, layout)
-    config = Config(node_id="new", server=ServerSettings(generation_sweep_interval=0.2))
-    sweep = GenerationSweep(etcd_client, layout, repo.bulk, session,
-                            NodeDirectory(etcd_client, layout), config)
-    lease = await session.wait_ready(10)
-    await etcd_client.put(layout.node_key("new"),
-                          own_record(config, datetime.now(UTC)).record_json())
-    await etcd_client.put(layout.alive_key("new"), b"{}", lease=lease)
+    sweep = await live_sweeper(etcd_client, layout, repo, session, 0.2)
     await repo.import_zone(Z, TEXT)
     assert await sweep.sweep() == 0  # this node's first pass: every zone; Z is clean
     # what a session-8 node's deletion cut short leaves: data, no head, no mark

@@ -3,8 +3,9 @@
 Real etcd only: `connected` is a client of a given class (one that counts or
 injects calls) connected to the test's etcd, `running_session` keeps a `Session`
 (its lease kept alive) for the block, `make_sweep` builds the sweep the daemon
-builds (its bulk writer registers under that session's lease), `count` counts the
-keys under a prefix.
+builds (its bulk writer registers under that session's lease), `live_sweeper` that
+sweep on a writable node of this release that has announced itself, `count` counts
+the keys under a prefix.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import TypeVar
 
-from node.config import Config
-from node.nodes.membership import NodeDirectory
+from node.config import Config, ServerSettings
+from node.nodes.membership import NodeDirectory, own_record
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.store.session import Session
@@ -59,3 +61,15 @@ def make_sweep(client: EtcdClient, layout: KeyLayout, repo: ZoneRepository, sess
 async def count(client: EtcdClient, prefix: str) -> int:
     """The number of keys under `prefix`."""
     return (await client.range(prefix, prefix=True, count_only=True)).count
+
+
+async def live_sweeper(client: EtcdClient, layout: KeyLayout, repo: ZoneRepository,
+                       session: Session, interval: float) -> GenerationSweep:
+    """The sweep of writable node "new" of this release, its node record (this release's
+    features) and its alive key (under the session's lease) put as its daemon puts them."""
+    config = Config(node_id="new", server=ServerSettings(generation_sweep_interval=interval))
+    sweep = make_sweep(client, layout, repo, session, config)
+    lease = await session.wait_ready(10)
+    await client.put(layout.node_key("new"), own_record(config, datetime.now(UTC)).record_json())
+    await client.put(layout.alive_key("new"), b"{}", lease=lease)
+    return sweep
