@@ -8,12 +8,22 @@ goes to `dnscluster_event_loop_lag_seconds{process}` when a registry is given,
 and one of `STALL` or more is logged as `EVENT_LOOP_STALLED` (1877), with the
 process, so a probe's unanswered second can be lined up with its cause (the
 GC_PAUSE, SERVING_WORKER_OP_SLOW and CONVERGENCE_STAGES events around it).
+
+To find *what* held the loop, set `DNSCLUSTER_STALL_TRACE` to a path prefix:
+each process then re-arms `faulthandler`'s watchdog every tick, and a loop
+late by `STALL` or more has every thread's Python stack written to
+`<prefix>.<pid>` by a C thread that does not need the interpreter lock (so
+even a C call holding it is caught). A diagnostic: it starts a thread per tick.
 """
 
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
+import os
+from collections.abc import Callable
+from typing import IO
 
 from prometheus_client import CollectorRegistry, Histogram
 
@@ -35,12 +45,32 @@ async def watch(process: str, histogram: Histogram | None = None,
                 clock: Clock = SYSTEM_CLOCK) -> None:
     """Run until cancelled: measure each wake-up's lateness, report the long ones."""
     observe = histogram.labels(process=process).observe if histogram is not None else None
-    while True:
-        start = clock.monotonic()
-        await asyncio.sleep(TICK)
-        late = max(0.0, clock.monotonic() - start - TICK)
-        if observe is not None:
-            observe(late)
-        if late >= STALL:
-            emit(Event.EVENT_LOOP_STALLED, logging.WARNING, process=process,
-                 ms=round(late * 1000, 1))
+    trace = _trace_file()
+    try:
+        while True:
+            await _tick(process, observe, clock, trace)
+    finally:
+        if trace is not None:
+            faulthandler.cancel_dump_traceback_later()
+            trace.close()
+
+
+def _trace_file() -> IO[str] | None:
+    prefix = os.environ.get("DNSCLUSTER_STALL_TRACE")
+    if not prefix:
+        return None
+    return open(f"{prefix}.{os.getpid()}", "a", encoding="utf-8")
+
+
+async def _tick(process: str, observe: Callable[[float], None] | None, clock: Clock,
+                trace: IO[str] | None) -> None:
+    if trace is not None:  # fires unless re-armed within TICK + STALL
+        faulthandler.dump_traceback_later(TICK + STALL, repeat=True, file=trace)
+    start = clock.monotonic()
+    await asyncio.sleep(TICK)
+    late = max(0.0, clock.monotonic() - start - TICK)
+    if observe is not None:
+        observe(late)
+    if late >= STALL:
+        emit(Event.EVENT_LOOP_STALLED, logging.WARNING, process=process,
+             ms=round(late * 1000, 1))

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -53,3 +55,29 @@ async def test_a_held_loop_is_reported_with_how_long(caplog: pytest.LogCaptureFi
     late = registry.get_sample_value("dnscluster_event_loop_lag_seconds_sum",
                                      {"process": "control"})
     assert count == 1 and late is not None and late >= 0.3, (count, late)
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def _held_for_the_trace() -> None:
+    """Named so the trace can be checked to point here."""
+    _hold(0.8)
+
+
+async def test_a_held_loop_leaves_its_stack_when_traced(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    prefix = f"{tmp_path}/stall"
+    monkeypatch.setenv("DNSCLUSTER_STALL_TRACE", prefix)
+    observed = _Observed(looplag.lag_histogram(CollectorRegistry()).labels(process="control"))
+    task = asyncio.get_running_loop().create_task(
+        looplag.watch("control", observed))  # type: ignore[arg-type]
+    await asyncio.sleep(0)  # the watcher arms the watchdog and starts its first tick
+    _held_for_the_trace()
+    await asyncio.wait_for(observed.first.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    text = _read(Path(f"{prefix}.{os.getpid()}"))
+    assert "_held_for_the_trace" in text and "Timeout" in text, text
