@@ -44,7 +44,7 @@ from node.metrics import (
     UpdateCollector,
 )
 from node.nodes.membership import Membership, NodeDirectory, own_record
-from node.priority import heavy_executor
+from node.priority import CONTROL_SWITCH_INTERVAL, heavy_executor
 from node.secondary.zones import SecondaryZones, TransferStatusWriter
 from node.server import outbound, xfr
 from node.server.journal import Journals
@@ -359,15 +359,14 @@ class _Stopped(Exception):
 
 
 def _use_uvloop() -> None:
-    try:
+    with contextlib.suppress(ImportError):
         import uvloop
-    except ImportError:
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 def run(config: Config) -> int:
     memdebug.install()  # debug only: DNSCLUSTER_MEMDEBUG (node/memdebug.py)
+    sys.setswitchinterval(CONTROL_SWITCH_INTERVAL)  # the loop waits less for heavy threads
     _use_uvloop()
     daemon = Daemon(config)
 

@@ -39,6 +39,16 @@ A niced thread that holds the interpreter lock delays a normal thread of the
 same process that wants it until the kernel runs the niced one again: that
 costs the loop milliseconds when the serving workers saturate the cores, and
 spares the workers (which answer the queries) the heavy work's CPU.
+
+* `CONTROL_SWITCH_INTERVAL`: how long a heavy thread may keep the interpreter
+  lock once the loop (or the keep-alive thread) asks for it (`sys.setswitchinterval`,
+  set by `daemon.run`; CPython's default is 5 ms). The loop gives the lock up at
+  every socket call and takes it back after; with three heavy threads running,
+  each taking back could cost the default's 5 ms, so an iteration of forty calls
+  waited 50 ms at the median (`EVENT_LOOP_STALLED` on the nodes during an
+  import and a sign). Measured in a model (an event loop making 40 socket round
+  trips per tick beside three heavy threads, 2 loaded cores): 5 ms gave p50
+  30-50 ms, 1 ms gave p50 6-24 ms a tick.
 """
 
 from __future__ import annotations
@@ -51,6 +61,7 @@ import struct
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+CONTROL_SWITCH_INTERVAL = 0.001  # seconds; see above
 HEAVY_NICE = 10  # the signing pool and the image builder use the same value
 PR_SET_NAME = 15  # prctl(2): the calling thread's name (15 octets)
 SERVING_SLICE_NS = 100_000  # the shortest slice Linux accepts for a normal thread (0.1 ms)

@@ -133,10 +133,10 @@ class Holder(Acting):
         # the TTLs come from a scan of the whole zone: done again only when a step is due
         # (a large zone with many updates would otherwise be scanned at every serial)
         if z.timing is None:
-            z.timing = (z.snap.serial, roll.timing_for(z.state.config, z.snap))
+            z.timing = (z.snap.serial, await roll.timing_off_loop(z.state.config, z.snap))
         plan = await self._plan(zone, z, now)
         if plan.due(now) and z.timing[0] != z.snap.serial:
-            z.timing = (z.snap.serial, roll.timing_for(z.state.config, z.snap))
+            z.timing = (z.snap.serial, await roll.timing_off_loop(z.state.config, z.snap))
             plan = await self._plan(zone, z, now)
         if plan.blocked and plan.at is not None and plan.at <= now:
             if await self.links.ds_seen(zone, z.state, plan, self._fence(zone, z)):

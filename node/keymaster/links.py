@@ -77,7 +77,7 @@ class Links:
         if double_ds.pending(state.keys) is not None:
             if await double_ds.advance(
                     etcd=self.etcd, repository=self.repository, layout=self.layout, zone=zone,
-                    state=state, timing=roll.timing_for(cfg, snap), fence=fence, kek=kek,
+                    state=state, timing=await roll.timing_off_loop(cfg, snap), fence=fence, kek=kek,
                     key_store=self.key_store, clock=self.clock):
                 return True
         assert self.poller is not None

@@ -59,6 +59,12 @@ def timing_for(config: DnssecConfig, snap: ZoneSnapshot) -> Timing:
     return timing_from(config, snap.soa(), max((r.ttl for r in snap.rrsets()), default=0))
 
 
+async def timing_off_loop(config: DnssecConfig, snap: ZoneSnapshot) -> Timing:
+    """`timing_for` in a thread: it visits every RRset of the zone, which must not hold
+    the control event loop (the watch, the lease and the API wait on it)."""
+    return await asyncio.to_thread(timing_for, config, snap)
+
+
 def timing_from(config: DnssecConfig, soa: dns.rrset.RRset, max_ttl: int) -> Timing:
     """`timing_for` from the apex SOA and the largest TTL alone."""
     negative = min(soa.ttl, soa[0].minimum)  # type: ignore[attr-defined]

@@ -4,10 +4,12 @@ leases, and behaviour while etcd is down or paused."""
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
 from node.errors import EtcdUnavailable, NotFound
+from node.store import client as client_module
 from node.store.client import Compacted, EtcdClient, RangeResult
 from node.store.txn import Compare, Op
 from tests.support.etcd import EtcdProcess
@@ -259,3 +261,28 @@ async def test_range_all_of_a_large_range_walks_each_key_a_bounded_number_of_tim
         assert client.walked <= 5 * n, (client.walked, client.reads)
     finally:
         await client.close()
+
+
+async def test_a_large_range_is_converted_off_the_event_loop(
+        etcd_client: EtcdClient, key_prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """100k key-values took ~0.2 s to convert: on the control loop they held the watch,
+    the API and the keep-alives (EVENT_LOOP_STALLED at the start of `zone sign`)."""
+    n = client_module.BIG_RANGE + 1
+    ops = [Op.put(f"{key_prefix}big/{i:05d}", b"v") for i in range(n)]
+    for i in range(0, n, 100):
+        await etcd_client.txn([], ops[i:i + 100])
+    threads: list[threading.Thread] = []
+    convert = RangeResult.from_proto
+
+    def recording(resp: object) -> RangeResult:
+        threads.append(threading.current_thread())
+        return convert(resp)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(client_module.RangeResult, "from_proto", recording)
+    big = await etcd_client.range(key_prefix + "big/", prefix=True, keys_only=True)
+    small = await etcd_client.range(key_prefix + "big/", prefix=True, limit=10)
+    assert len(big.kvs) == n and big.kvs[-1].key == f"{key_prefix}big/{n - 1:05d}".encode()
+    assert len(small.kvs) == 10
+    assert threads[0] is not threading.main_thread(), "the large range was converted on the loop"
+    assert threads[1] is threading.main_thread()
+    await etcd_client.delete(key_prefix, prefix=True)

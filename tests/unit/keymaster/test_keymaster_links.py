@@ -59,6 +59,17 @@ def test_delegations_skip_occluded_cuts_and_glue_is_taken_from_the_zone() -> Non
     assert glue_addresses(snap, CHILD, port=5300)[0] == ("192.0.2.2", 5300)
 
 
+def test_delegations_skip_cuts_occluded_several_labels_up_and_keep_cuts_under_ents() -> None:
+    text = PARENT_TEXT + """
+x.y.deep2 NS ns.x.y.deep2
+a.b.c.kid NS ns.a.b.c.kid
+ent1.ent2 NS ns.ent
+"""
+    snap = snapshot_from_text(text, PARENT)
+    assert delegations(snap) == sorted(dns.name.from_text(n, PARENT) for n in
+                                       ("kid", "other", "x.y.deep2", "ent1.ent2"))
+
+
 def test_node_addresses_only_live_nodes() -> None:
     def node(i: str, alive: bool) -> NodeInfo:
         return NodeInfo(id=i, role="writable", dns_addresses=(f"127.0.0.{i}:53",),
