@@ -259,7 +259,7 @@ class SigningManager:
         try:
             if full:
                 emit(Event.SIGNING_STARTED, zone=snap.origin, serial=snap.serial,
-                     rrsets=sum(len(t) for t in snap.nodes.values()))
+                     rrsets=await asyncio.to_thread(_rrset_count, snap))  # zone-sized
                 assert self._kek is not None  # _can_sign
                 z.signer = await make_signer(
                     snap, state, etcd=self._etcd, layout=self._keys, kek_bytes=self._kek,
@@ -391,3 +391,7 @@ def _sign_and_digest(signer: ZoneSigner, digest: ZoneDigest, nodes: NodeMap,
     if result.changed is None:
         return result, digest.reset(result.nodes)
     return result, digest.update(result.nodes, result.changed)
+
+
+def _rrset_count(snap: ZoneSnapshot) -> int:
+    return sum(len(types) for types in snap.nodes.values())
