@@ -1,21 +1,42 @@
-"""CPU priority of the control process's threads: heavy work runs niced, the rest does not.
+"""CPU priority of a node's processes and of the control process's threads.
 
-Linux keeps a nice value per thread (`setpriority(PRIO_PROCESS, tid, n)`), so
-one process can hold both kinds of thread. Owns:
+Heavy work in *other processes* runs niced; heavy *threads* of the control
+process do not. Owns:
 
 * `lower_thread_priority(nice)`: the calling thread's own nice value (never
-  raises: a system that forbids it runs the thread at normal priority);
-* `heavy_executor()`: the thread pool the control process installs as its
-  event loop's default executor (`daemon.py`), so everything handed to
-  `asyncio.to_thread` / `run_in_executor(None, ...)` (building a zone's
-  nodes from etcd, signing, journal steps, key generation, compiling
-  without workers) runs at `HEAVY_NICE`.
+  raises: a system that forbids it runs the thread at normal priority); used
+  where a process of its own does zone-sized work: the signing pool's
+  processes (`node/work/pool.py`) and the forked image child
+  (`node/image/forked.py`), at `HEAVY_NICE`;
+* `heavy_thread()`: what a heavy thread of the control process runs at:
+  SCHED_BATCH (no wake-up preemption, the same CPU weight) at the loop's nice
+  value, and a name for `top -H`; `heavy_executor()` is the thread pool the
+  control process installs as its event loop's default executor (`daemon.py`),
+  so everything handed to `asyncio.to_thread` / `run_in_executor(None, ...)`
+  (building a zone's nodes from etcd, signing, journal steps, key generation)
+  runs so; the image builder and the import decoder threads too.
 
-What stays at normal priority: the event loop thread (watch, gRPC API,
-Key Master duties), the lease keep-alive thread, grpc's own threads, and the
-serving workers (separate processes, started at normal priority). Zone-sized
-work in the signing pool's processes is niced by `node/work/pool.py`, and
-the image builder thread by `node/serving/images.py`, with the same value.
+Why heavy threads are not niced: they share the interpreter lock with the
+event loop (watch, gRPC API, Key Master duties) and the lease keep-alive
+thread. A niced thread that holds the lock while the kernel runs others keeps
+them all waiting: measured in a model (an event loop making 40 socket round
+trips per 50 ms tick beside three heavy threads, 2 loaded cores, 1 ms switch
+interval, interleaved runs), heavy threads at nice 3, 5 or 10 gave a tick p99
+of 310-470 ms, at nice 0 or SCHED_BATCH 69-148 ms; on the nodes (bench.availability,
+stall traces from `DNSCLUSTER_STALL_TRACE`) the control loop waited 250-600 ms
+behind them many times during an import and a sign. The serving workers lose
+little: the interpreter lock caps the control process's heavy threads at one
+core, each worker runs in its own session (with autogroup, the kernel shares
+CPU between sessions, not threads), and a worker's 0.1 ms slice lets it run
+first when a query wakes it.
+
+* `CONTROL_SWITCH_INTERVAL`: how long a heavy thread may keep the interpreter
+  lock once the loop (or the keep-alive thread) asks for it (`sys.setswitchinterval`,
+  set by `daemon.run`; CPython's default is 5 ms). The loop gives the lock up at
+  every socket call and takes it back after; with three heavy threads running,
+  each taking back could cost the default's 5 ms, so an iteration of forty calls
+  waited 50 ms at the median (the same model: 5 ms gave p50 30-50 ms a tick,
+  1 ms 6-24 ms).
 
 * `request_short_slice()`: the serving workers' threads ask for the
   shortest time slice Linux grants (0.1 ms, `sched_setattr`, Linux 6.12 or
@@ -34,21 +55,6 @@ zone was never signed; on a node whose workers answer a flood, signatures
 would expire. In the control process, a SCHED_IDLE thread holding the
 interpreter lock would also keep the loop and the lease keep-alive thread
 waiting. Nice values keep a small guaranteed share.
-
-A niced thread that holds the interpreter lock delays a normal thread of the
-same process that wants it until the kernel runs the niced one again: that
-costs the loop milliseconds when the serving workers saturate the cores, and
-spares the workers (which answer the queries) the heavy work's CPU.
-
-* `CONTROL_SWITCH_INTERVAL`: how long a heavy thread may keep the interpreter
-  lock once the loop (or the keep-alive thread) asks for it (`sys.setswitchinterval`,
-  set by `daemon.run`; CPython's default is 5 ms). The loop gives the lock up at
-  every socket call and takes it back after; with three heavy threads running,
-  each taking back could cost the default's 5 ms, so an iteration of forty calls
-  waited 50 ms at the median (`EVENT_LOOP_STALLED` on the nodes during an
-  import and a sign). Measured in a model (an event loop making 40 socket round
-  trips per tick beside three heavy threads, 2 loaded cores): 5 ms gave p50
-  30-50 ms, 1 ms gave p50 6-24 ms a tick.
 """
 
 from __future__ import annotations
@@ -62,7 +68,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 CONTROL_SWITCH_INTERVAL = 0.001  # seconds; see above
-HEAVY_NICE = 10  # the signing pool and the image builder use the same value
+HEAVY_NICE = 10  # the signing pool's processes and the forked image child
 PR_SET_NAME = 15  # prctl(2): the calling thread's name (15 octets)
 SERVING_SLICE_NS = 100_000  # the shortest slice Linux accepts for a normal thread (0.1 ms)
 SYS_SCHED_SETATTR = {"x86_64": 314, "aarch64": 274}  # sched_setattr(2) by machine
@@ -76,8 +82,7 @@ def lower_thread_priority(nice: int = HEAVY_NICE, name: bytes = b"heavy") -> Non
         tid = threading.get_native_id()
         if os.getpriority(os.PRIO_PROCESS, tid) < nice:
             os.setpriority(os.PRIO_PROCESS, tid, nice)
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NAME, ctypes.c_char_p(name[:15]), 0, 0, 0)
+    _name_thread(name)
 
 
 def thread_nice(tid: int | None = None) -> int:
@@ -85,11 +90,29 @@ def thread_nice(tid: int | None = None) -> int:
     return os.getpriority(os.PRIO_PROCESS, tid or threading.get_native_id())
 
 
+def heavy_thread(name: bytes = b"heavy") -> None:
+    """The calling thread (a heavy thread of the control process) runs SCHED_BATCH at its
+    nice value, named `name` (never raises: where refused, it runs as it was)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))  # 0: the calling thread
+    _name_thread(name)
+
+
+def _name_thread(name: bytes) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NAME, ctypes.c_char_p(name[:15]), 0, 0, 0)
+
+
+def thread_policy(tid: int | None = None) -> int:
+    """The scheduling policy of thread `tid` (default: the calling thread)."""
+    return os.sched_getscheduler(tid or threading.get_native_id())
+
+
 def heavy_executor(max_workers: int | None = None) -> ThreadPoolExecutor:
-    """A thread pool whose threads run at `HEAVY_NICE` (the control loop's default executor;
+    """A thread pool of heavy threads (`heavy_thread`: the control loop's default executor;
     `None` workers: as asyncio's own default, min(32, cores + 4))."""
     return ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="heavy",
-                              initializer=lower_thread_priority)
+                              initializer=heavy_thread)
 
 
 def request_short_slice(ns: int = SERVING_SLICE_NS) -> bool:

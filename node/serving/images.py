@@ -1,7 +1,7 @@
 """Zone images for serving workers: built off the control loop, sent in order, deleted unused.
 
 Owns, in the control process: the image directory (emptied at start), the builder (one
-thread at nice BUILDER_NICE: a snapshot in, a file path out; a full image is rendered by a
+heavy thread, node/priority.py: a snapshot in, a file path out; a full image is rendered by a
 child forked from that thread, `node.image.forked`), the per-zone order of operations sent
 to the workers (install / hold / remove), the current set a new worker is given, and the
 deletion of superseded images.
@@ -45,7 +45,7 @@ from node import stages
 from node.events import Event, emit
 from node.image import ImageBuilder
 from node.malloc import trim
-from node.priority import HEAVY_NICE, lower_thread_priority
+from node.priority import heavy_thread
 from node.server.answer import name_wire
 from node.server.compile import CompiledZone
 from node.server.journal import Journals
@@ -60,7 +60,6 @@ from node.zones.model import ZoneSnapshot
 
 log = logging.getLogger(__name__)
 
-BUILDER_NICE = HEAVY_NICE
 SERVED_TIMEOUT = 30.0  # seconds `served` waits at most (a stuck worker never stops the replica)
 # An overlay is answered through two layers, and the flood path caches no proof for it: a
 # zone quiet this long after an overlay gets a full image of its version, built in the
@@ -73,8 +72,9 @@ Broadcast = Callable[[bytes, bytes], tuple[int, set[int]]]
 
 
 def _lower_priority() -> None:
-    """Linux: a thread's own nice value (the builder thread only)."""
-    lower_thread_priority(BUILDER_NICE, b"image-builder")
+    """The builder thread is a heavy thread (node/priority.py: SCHED_BATCH, not niced: it
+    shares the interpreter lock with the loop); the child it forks lowers its own nice."""
+    heavy_thread(b"image-builder")
 
 
 class ImagePublisher:

@@ -4,8 +4,8 @@ An import writes a whole new generation of a zone, then flips the zone's
 head to it in one transaction. The replica's watch sees every one of those
 puts anyway; instead of skipping them and reading the generation again
 with a range read at the flip (127k keys for the 100k-name bench zone),
-`PendingGenerations` keeps them and decodes them in a thread at nice 10, in parts, while
-the import is still writing. At the flip, `take` hands over the decoded owners.
+`PendingGenerations` keeps them and decodes them in a heavy thread (node/priority.py), in
+parts, while the import is still writing. At the flip, `take` hands over the decoded owners.
 
 Complete by construction: a generation's id is the revision of its `gen`
 key put (`BulkWriter.allocate`), and its data keys are written
@@ -31,7 +31,7 @@ from types import MappingProxyType
 import dns.name
 import dns.rrset
 
-from node.priority import lower_thread_priority
+from node.priority import heavy_thread
 from node.store.values import KeyValue
 from node.zones.decode import NodeDecoder
 
@@ -39,23 +39,22 @@ Name = dns.name.Name
 Nodes = dict[Name, MappingProxyType[int, dns.rrset.RRset]]
 CHUNK = 2000  # keys decoded per thread call
 KEEP = 2  # generations followed per zone
-# While the import writes, its decoding takes what CPU etcd and the writer leave (on the
-# importing node it also shares the interpreter lock with the writer); at the flip, the
-# rest is decoded at normal priority: the zone waits for it.
-DECODER_NICE = 10
+# While the import writes, its decoding runs in a heavy thread (node/priority.py:
+# SCHED_BATCH; on the importing node it shares the interpreter lock with the writer); at
+# the flip, the rest is decoded in a thread of normal policy: the zone waits for it.
 _decoder: ThreadPoolExecutor | None = None
 _flip: ThreadPoolExecutor | None = None
 
 
 def _lower_priority() -> None:
-    """Linux: a thread's own nice value (the decoding thread only), and its name in `top -H`."""
-    lower_thread_priority(DECODER_NICE, b"import-decoder")
+    """The decoding thread is a heavy thread (node/priority.py), named in `top -H`."""
+    heavy_thread(b"import-decoder")
 
 
 def _at_flip() -> ThreadPoolExecutor:
     """The thread that decodes what is left at the flip, at the event loop's own priority
     (threads inherit their creator's nice value; asyncio.to_thread would use the control
-    loop's default executor, which runs niced, node/priority.py)."""
+    loop's default executor, whose threads run SCHED_BATCH, node/priority.py)."""
     global _flip
     if _flip is None:
         _flip = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-flip")
@@ -82,7 +81,7 @@ class _Pending:
     async def drain(self) -> None:
         try:
             loop = asyncio.get_running_loop()
-            while self.waiting and not self.flipped:  # a chunk at a time, at nice 10
+            while self.waiting and not self.flipped:  # a chunk at a time, in the heavy thread
                 batch = self.waiting[:CHUNK]
                 del self.waiting[:CHUNK]
                 await loop.run_in_executor(_background(), self.decoder.add, batch)

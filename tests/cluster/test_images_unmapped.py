@@ -17,7 +17,7 @@ import pytest
 
 from tests.cluster.conftest import Cluster, make_cluster
 from tests.cluster.test_availability_while_working import big_zone, ok
-from tests.cluster.test_heavy_threads_niced import _serving_children
+from tests.cluster.test_heavy_threads_batch import _serving_children
 from tests.support.nodes import SERVING_WORKERS
 from tests.support.wait import wait_until
 

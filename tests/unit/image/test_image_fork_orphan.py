@@ -19,6 +19,7 @@ import textwrap
 from pathlib import Path
 
 from node.image import forked
+from node.priority import HEAVY_NICE
 from tests.support.wait import wait_until
 
 
@@ -82,3 +83,13 @@ def test_the_child_dies_with_its_parent(tmp_path: Path) -> None:
                 os.kill(int(pidfile.read_text()), signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_the_child_renders_at_heavy_nice(tmp_path: Path) -> None:
+    """The thread that forks it is a heavy thread of the control process, not niced (it shares
+    the interpreter lock with the loop, node/priority.py); the child shares no lock with
+    anyone and competes with the serving workers for CPU: it lowers its own priority."""
+    child = forked.ImageChild(lambda: str(os.getpriority(os.PRIO_PROCESS, 0)).encode(),
+                              tmp_path / "z.img")
+    child.wait()
+    assert int((tmp_path / "z.img").read_bytes()) >= HEAVY_NICE
