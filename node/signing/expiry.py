@@ -111,7 +111,9 @@ class ExpiryWatch:
         RRSIGs: meant for whole transferred zones, which are read in full anyway)."""
         async def publish_and_watch(snap: ZoneSnapshot) -> None:
             await publish(snap)
-            self.served(snap.origin, earliest_expiration(snap.nodes) if snap.signed else None)
+            earliest = (await asyncio.to_thread(earliest_expiration, snap.nodes)  # zone-sized
+                        if snap.signed else None)
+            self.served(snap.origin, earliest)
         return publish_and_watch
 
     def check(self) -> float:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import dns.name
@@ -198,7 +198,7 @@ class ZoneReads:
 
     async def export_zone(self, name: Name) -> str:
         snap = await self.snapshot(name)
-        return snap.to_zone().to_text(relativize=False, want_origin=True)
+        return await asyncio.to_thread(_zone_text, snap)  # zone-sized: not on the loop
 
     async def list_records(
         self, zone: Name, owner: Name | None = None, rdtype: int | None = None
@@ -206,12 +206,9 @@ class ZoneReads:
         """The zone's RRsets (of `owner` and `rdtype` when given), in canonical order; with
         an owner, only that owner's keys are read."""
         if owner is not None:
-            rrsets = await self._owner_rrsets(zone, owner)
-        else:
-            rrsets = list((await self.snapshot(zone)).rrsets())
-        out = [r for r in rrsets if rdtype is None or r.rdtype == rdtype]
-        out.sort(key=lambda r: (r.name.canonicalize().labels[::-1], r.rdtype))
-        return out
+            return _in_order(await self._owner_rrsets(zone, owner), rdtype)
+        snap = await self.snapshot(zone)  # the whole zone: filtered and sorted in a thread
+        return await asyncio.to_thread(lambda: _in_order(snap.rrsets(), rdtype))
 
     async def _owner_rrsets(self, zone: Name, owner: Name) -> list[dns.rrset.RRset]:
         """The RRsets at `owner` in one version of the zone (the apex SOA at its serial)."""
@@ -240,3 +237,14 @@ def _ttl_and_soa(kvs: Sequence[KeyValue], soa_key: bytes) -> tuple[int, list[byt
 
 def _max_ttl(kvs: Sequence[KeyValue]) -> int:
     return max((int(json.loads(kv.value)["ttl"]) for kv in kvs), default=0)
+
+
+def _zone_text(snap: ZoneSnapshot) -> str:
+    return snap.to_zone().to_text(relativize=False, want_origin=True)
+
+
+def _in_order(rrsets: Iterable[dns.rrset.RRset], rdtype: int | None) -> list[dns.rrset.RRset]:
+    """`rrsets` (of `rdtype` when given) in canonical order."""
+    out = [r for r in rrsets if rdtype is None or r.rdtype == rdtype]
+    out.sort(key=lambda r: (r.name.canonicalize().labels[::-1], r.rdtype))
+    return out
