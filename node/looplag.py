@@ -30,6 +30,8 @@ from prometheus_client import CollectorRegistry, Histogram
 from node.clock import SYSTEM_CLOCK, Clock
 from node.events import Event, emit
 
+log = logging.getLogger(__name__)
+
 TICK = 0.1  # seconds between wake-ups
 STALL = 0.25  # seconds late: reported as EVENT_LOOP_STALLED
 BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -59,7 +61,11 @@ def _trace_file() -> IO[str] | None:
     prefix = os.environ.get("DNSCLUSTER_STALL_TRACE")
     if not prefix:
         return None
-    return open(f"{prefix}.{os.getpid()}", "a", encoding="utf-8")
+    try:
+        return open(f"{prefix}.{os.getpid()}", "a", encoding="utf-8")
+    except OSError as exc:  # a diagnostic: never the reason a process stops
+        log.warning("DNSCLUSTER_STALL_TRACE: %s; no stall traces", exc)
+        return None
 
 
 async def _tick(process: str, observe: Callable[[float], None] | None, clock: Clock,

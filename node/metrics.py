@@ -30,24 +30,24 @@ class ReplicaCollector(Collector):
         self._revision = revision
         self._counted: dict[object, tuple[int, int]] = {}  # origin -> (revision, RRsets)
 
-    def _rrsets(self, snap: ZoneSnapshot) -> int:
+    def _rrsets(self, snap: ZoneSnapshot, counted: dict[object, tuple[int, int]]) -> int:
         """The RRsets of `snap`, counted once per version (a scrape's thread holds the
         interpreter lock the control loop needs: a 100k-name zone took tens of ms)."""
         known = self._counted.get(snap.origin)
         if known is None or known[0] != snap.revision:
-            known = self._counted[snap.origin] = (
-                snap.revision, sum(len(t) for t in snap.nodes.values()))
+            known = (snap.revision, sum(len(t) for t in snap.nodes.values()))
+        counted[snap.origin] = known
         return known[1]
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         serial = GaugeMetricFamily("dnscluster_zone_serial", "SOA serial served", labels=["zone"])
         rrsets = GaugeMetricFamily("dnscluster_zone_rrsets", "RRsets held", labels=["zone"])
-        snaps = list(self._snapshots())
-        for snap in snaps:
+        counted: dict[object, tuple[int, int]] = {}  # this scrape's: scrapes may overlap
+        for snap in self._snapshots():
             zone = snap.origin.to_text()
             serial.add_metric([zone], snap.serial)
-            rrsets.add_metric([zone], self._rrsets(snap))
-        self._counted = {s.origin: self._counted[s.origin] for s in snaps}  # deleted zones go
+            rrsets.add_metric([zone], self._rrsets(snap, counted))
+        self._counted = counted  # one assignment; deleted zones go
         yield serial
         yield rrsets
         rev = GaugeMetricFamily("dnscluster_replica_revision", "etcd revision applied")

@@ -65,6 +65,7 @@ import os
 import platform
 import struct
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 CONTROL_SWITCH_INTERVAL = 0.001  # seconds; see above
@@ -96,6 +97,28 @@ def heavy_thread(name: bytes = b"heavy") -> None:
     with contextlib.suppress(OSError, AttributeError):
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))  # 0: the calling thread
     _name_thread(name)
+
+
+@contextlib.contextmanager
+def normal_policy() -> Iterator[None]:
+    """The calling thread runs SCHED_OTHER for the block (threads it starts inherit it), then
+    its policy again: for a heavy thread that may start long-lived helper threads (a
+    process pool's manager and feeder threads). Unprivileged: BATCH <-> OTHER is allowed."""
+    try:
+        before = os.sched_getscheduler(0)
+    except (OSError, AttributeError):
+        yield
+        return
+    if before == os.SCHED_OTHER:
+        yield
+        return
+    with contextlib.suppress(OSError):
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, before, os.sched_param(0))
 
 
 def _name_thread(name: bytes) -> None:

@@ -28,6 +28,8 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
+from node.priority import normal_policy
+
 log = logging.getLogger(__name__)
 
 DEFAULT_NICE = 10
@@ -88,11 +90,14 @@ class IdlePool(Executor):
         with self._lock:
             if self._closed:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            if self._pool is None:
-                self._pool = self._factory()
-            self._pending += 1
-            self._generation += 1
-            fut = self._pool.submit(fn, *args, **kwargs)
+            # the pool's manager, feeder and timer threads live in this process: started
+            # from a heavy thread (a full signing) they would inherit SCHED_BATCH
+            with normal_policy():
+                if self._pool is None:
+                    self._pool = self._factory()
+                self._pending += 1
+                self._generation += 1
+                fut = self._pool.submit(fn, *args, **kwargs)
         fut.add_done_callback(self._done)
         return fut
 

@@ -81,3 +81,17 @@ async def test_a_held_loop_leaves_its_stack_when_traced(
         await task
     text = _read(Path(f"{prefix}.{os.getpid()}"))
     assert "_held_for_the_trace" in text and "Timeout" in text, text
+
+
+async def test_a_stall_trace_path_that_cannot_be_opened_does_not_end_the_watch(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review: the watch runs unsupervised in the daemon's TaskGroup, so an exception from it
+    (a DNSCLUSTER_STALL_TRACE prefix in a missing directory) stops the whole node."""
+    monkeypatch.setenv("DNSCLUSTER_STALL_TRACE", f"{tmp_path}/missing/stall")
+    observed = _Observed(looplag.lag_histogram(CollectorRegistry()).labels(process="control"))
+    task = asyncio.get_running_loop().create_task(
+        looplag.watch("control", observed))  # type: ignore[arg-type]
+    await asyncio.wait_for(observed.first.wait(), 5)  # it ticks: the trace is only skipped
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

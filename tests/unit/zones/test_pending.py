@@ -62,19 +62,19 @@ async def test_the_rest_at_the_flip_is_decoded_at_normal_priority(
     found `finish` on asyncio.to_thread, which node.daemon makes nice 10)."""
     import asyncio
 
-    from node.priority import heavy_executor, thread_nice
+    from node.priority import heavy_executor, thread_nice, thread_policy
     from node.zones.decode import NodeDecoder
 
-    seen: list[int] = []
+    seen: list[tuple[int, int]] = []
     real_add = NodeDecoder.add
 
     def add(self: NodeDecoder, batch: list[KeyValue]) -> None:
-        seen.append(thread_nice())
+        seen.append((thread_nice(), thread_policy()))  # review: the policy too
         real_add(self, batch)
 
     monkeypatch.setattr(NodeDecoder, "add", add)
     asyncio.get_running_loop().set_default_executor(heavy_executor(1))
-    before = thread_nice()
+    before = (thread_nice(), thread_policy())
     gens = PendingGenerations()
     gens.started(Z, prefix(8))
     gens._gens[prefix(8)].flipped = True  # nothing drained in the background first

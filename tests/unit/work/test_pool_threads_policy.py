@@ -1,0 +1,31 @@
+"""Review: the worker pool's own threads in the control process (the executor's manager
+thread, its queue feeder, the idle timers) are created by whichever thread submits first
+after the pool was (re)started. A full signing submits from the loop's default executor, a
+heavy thread (SCHED_BATCH, comm "heavy"): the threads it creates inherit both, so the
+cluster test that filters on comm cannot see them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+
+from node.priority import heavy_executor, thread_policy
+from node.work.pool import worker_pool
+
+
+async def test_pool_threads_started_from_a_heavy_thread_run_normally() -> None:
+    asyncio.get_running_loop().set_default_executor(heavy_executor(1))
+    pool = worker_pool(1, idle=60)
+    try:
+        def sign_like() -> int:  # as `_sign_and_digest` -> sign_blobs -> pool.submit
+            return pool.submit(os.getpid).result(60)
+
+        heavy = await asyncio.to_thread(lambda: threading.get_native_id())
+        await asyncio.to_thread(sign_like)
+        others = {t.name: thread_policy(t.native_id) for t in threading.enumerate()
+                  if t.native_id not in (heavy, threading.get_native_id())}
+    finally:
+        pool.shutdown()
+    batch = {name for name, policy in others.items() if policy == os.SCHED_BATCH}
+    assert not batch, f"threads of the pool SCHED_BATCH: {batch}"
