@@ -24,6 +24,7 @@ in-process (`ImageBuilder`), so a zone never goes without its image.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import select
@@ -34,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from node.errors import NodeError
-from node.priority import HEAVY_NICE, lower_thread_priority
+from node.priority import HEAVY_NICE
 
 STALL_AFTER = 30.0  # seconds of no CPU used by the child: hung (a lock held at the fork)
 LIMIT = 1800.0  # seconds in all (a niced child on a loaded machine is slow, not stuck)
@@ -140,10 +141,12 @@ def _child(render: Callable[[], bytes], path: Path, tmp: Path, w: int, parent: i
         # the parent stops the child (`stop`), which must not die of them first (the
         # parent would then build the image in-process while it shuts down)
         signal.set_wakeup_fd(-1)
-        lower_thread_priority(HEAVY_NICE, b"image-child")  # its own process: no lock shared
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
         _let_go_of_the_parent(parent, w)
+        with contextlib.suppress(OSError):  # its own process, sharing no lock: niced (a plain
+            # syscall: lower_thread_priority would dlopen to name the thread)
+            os.setpriority(os.PRIO_PROCESS, 0, max(HEAVY_NICE, os.getpriority(os.PRIO_PROCESS, 0)))
         fault = os.environ.get(FAULT_ENV)
         if fault == "crash":
             os.kill(os.getpid(), signal.SIGKILL)

@@ -11,8 +11,8 @@ keepalives. It never decides that a lease is lost: the loop's keepalive
 (`Session._keepalive`) still runs, sees TTL 0 and does the re-grant, so a
 failing thread (TLS, an expired auth token) costs nothing but redundancy.
 Python threads get the interpreter lock at least every switch interval
-(5 ms), so a pure-Python step on the loop delays a keepalive by milliseconds,
-not seconds.
+(1 ms in the control process, node/priority.py), so a pure-Python step on the
+loop delays a keepalive by milliseconds, not seconds.
 """
 
 from __future__ import annotations

@@ -159,9 +159,7 @@ class ZoneReads:
                 self._keys.data_prefix(zone, head.generation))
             at = await self._etcd.range(self._keys.head_key(zone), revision=revision)
             if at.kvs and at.kvs[0].mod_revision == kv.mod_revision:  # same version throughout
-                rrsets = await asyncio.to_thread(lambda kvs=kvs: [self._rrset(kv) for kv in kvs])
-                return snapshot_from_rrsets(config, rrsets, serial=head.serial,
-                                            revision=revision, generation=head.generation)
+                return await asyncio.to_thread(self._build, config, kvs, head, revision)
         raise Conflict(f"zone {zone} changed too often to be read; try again")
 
     async def soa_and_max_ttl(self, zone: Name) -> tuple[dns.rrset.RRset, int]:
@@ -190,6 +188,12 @@ class ZoneReads:
             raise NotFound(f"zone {zone} has no SOA at its apex")
         soa = with_serial(rrset_from_json(zone, dns.rdatatype.SOA, soa_value[0]), head.serial)
         return soa, largest
+
+    def _build(self, config: ZoneConfig, kvs: list[KeyValue], head: ZoneHead,
+               revision: int) -> ZoneSnapshot:
+        """The snapshot of `kvs` (zone-sized: the decode and the build run in a thread)."""
+        return snapshot_from_rrsets(config, [self._rrset(kv) for kv in kvs], serial=head.serial,
+                                    revision=revision, generation=head.generation)
 
     def _rrset(self, kv: KeyValue) -> dns.rrset.RRset:
         parsed = self._keys.parse_zone_key(kv.key)

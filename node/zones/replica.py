@@ -93,7 +93,9 @@ class Replica:
         return None if state is None else state.snapshot
 
     def snapshots(self) -> list[ZoneSnapshot]:
-        return [s.snapshot for s in self._zones.values() if s.snapshot is not None]
+        # list() first: a metrics scrape calls this from its own thread while the loop may
+        # add or drop a zone (a comprehension over the live view can raise mid-iteration)
+        return [s.snapshot for s in list(self._zones.values()) if s.snapshot is not None]
 
     async def wait_revision(self, revision: int, timeout: float) -> None:
         """Wait until everything up to `revision` is applied (TimeoutError otherwise)."""

@@ -66,10 +66,17 @@ async def test_a_whole_zone_listed_or_exported_is_made_off_the_event_loop(
         threads["export"] = threading.current_thread()
         return zone_text(snap)  # type: ignore[arg-type]
 
+    build = reads.snapshot_from_rrsets
+
+    def built(*args: object, **kwargs: object) -> object:
+        threads["build"] = threading.current_thread()  # review: it was left on the loop
+        return build(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reads, "snapshot_from_rrsets", built)
     monkeypatch.setattr(reads, "_in_order", ordered)
     monkeypatch.setattr(reads, "_zone_text", text_of)
     listed = await repo.list_records(ZONE)
     exported = await repo.export_zone(ZONE)
     assert len(listed) == 33 and listed[0].name == ZONE and "h29.ttl.test." in exported
-    assert threads.keys() == {"list", "export"}
+    assert threads.keys() == {"list", "export", "build"}
     assert all(t is not loop_thread for t in threads.values()), threads
