@@ -192,11 +192,14 @@ class Journals:
 
     # --- recording ---------------------------------------------------------------
 
-    def record(self, prev: ZoneSnapshot | None, snap: ZoneSnapshot) -> asyncio.Task[None]:
+    def record(self, prev: ZoneSnapshot | None, snap: ZoneSnapshot,
+               after: asyncio.Future[None] | None = None) -> asyncio.Task[None]:
         """Account for `snap`, just served after `prev` (None: the first served since start).
 
         Call in serving order: the steps of a zone run one after the other, in call order.
         The task ends when the journal has caught up with `snap` (it never raises).
+        With `after`, the step starts once that is done (the caller's "served": issue 10,
+        an import's O(zone) step then never competes with building its image).
         """
         z = self._zones.get(snap.origin)
         if z is None:
@@ -205,13 +208,16 @@ class Journals:
             before = self._removing.get(snap.origin)  # the file of a zone of that name, removed
         else:
             before = z.tail
-        z.tail = asyncio.get_running_loop().create_task(self._record(z, before, prev, snap))
+        z.tail = asyncio.get_running_loop().create_task(
+            self._record(z, before, prev, snap, after))
         return z.tail
 
     async def _record(self, z: _Zone, before: asyncio.Task[None] | None,
-                      prev: ZoneSnapshot | None, snap: ZoneSnapshot) -> None:
-        if before is not None:
-            await asyncio.wait([before])
+                      prev: ZoneSnapshot | None, snap: ZoneSnapshot,
+                      after: asyncio.Future[None] | None) -> None:
+        for first in (before, after):
+            if first is not None:
+                await asyncio.wait([first])
         if z.removed:
             return
         try:

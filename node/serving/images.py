@@ -380,9 +380,8 @@ class MirroredTable(ZoneTable):
         self.caches = self.images.local.table.caches
         self.images.publish(zone.snapshot)
 
-    async def publish_async(self, snapshot: ZoneSnapshot) -> None:
-        """As `ZoneTable.publish_async`, returning once the workers serve the version."""
-        await super().publish_async(snapshot)
+    async def _served(self, snapshot: ZoneSnapshot) -> None:
+        """`publish_async` returns once the workers serve the version."""
         await self.images.served(name_wire(snapshot.origin))
 
     def hold(self, origin: dns.name.Name) -> None:
