@@ -51,6 +51,7 @@ from node.zones.model import (
     with_serial,
 )
 from node.zones.reads import MAX_RETRIES, ZoneInfo, ZoneReads
+from node.zones.retire import until_served
 from node.zones.rules import check_change, check_target
 from node.zones.update_txn import UpdateRead, UpdateTransactions, Writes
 
@@ -248,7 +249,8 @@ class ZoneRepository(ZoneReads):
             except EtcdUnavailable:
                 self._bulk.flip_unanswered(name, generation, before, head.generation)
                 raise
-            if result.succeeded:
+            if result.succeeded:  # the old data goes once the nodes serve the new (retire.py)
+                await until_served(self._etcd, self._keys, name, new_head.serial)
                 await self._bulk.delete(name, head.generation)  # in parts: see bulk.py
                 return await self.get_zone(name)
             if not await self._bulk.registered(name, generation):
