@@ -77,6 +77,7 @@ class _Zone:
     disk_bytes: int = 0
     tail: asyncio.Task[None] | None = None  # the last recording step started
     removed: bool = False  # the zone is gone: its steps still queued do nothing
+    deferred: int = 0  # steps waiting for their version to be served, or running after it
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +179,12 @@ class Journals:
         z = self._zones.get(origin)
         return z is not None and z.current is not None
 
+    def deferring(self, origin: dns.name.Name) -> bool:
+        """A step that waits until its version is served (`record(after=...)`) is not done:
+        a version after it would wait for that version's image and O(zone) step in series."""
+        z = self._zones.get(origin)
+        return z is not None and z.deferred > 0
+
     def installed(self, snap: ZoneSnapshot) -> None:
         """The table serves `snap` now: the version before it need not be kept."""
         z = self._zones.get(snap.origin)
@@ -208,8 +215,12 @@ class Journals:
             before = self._removing.get(snap.origin)  # the file of a zone of that name, removed
         else:
             before = z.tail
+        if after is not None:
+            z.deferred += 1
         z.tail = asyncio.get_running_loop().create_task(
             self._record(z, before, prev, snap, after))
+        if after is not None:
+            z.tail.add_done_callback(lambda _: _undefer(z))
         return z.tail
 
     async def _record(self, z: _Zone, before: asyncio.Task[None] | None,
@@ -379,6 +390,10 @@ class Journals:
             return []
         z.disk_entries, z.disk_bytes = len(kept), sum(e.size for e in kept)
         return kept
+
+
+def _undefer(z: _Zone) -> None:
+    z.deferred -= 1
 
 
 def _unlink(path: Path) -> None:

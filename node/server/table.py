@@ -111,7 +111,10 @@ class ZoneTable:
                 # import: its step is O(zone), and an IXFR to it is the zone anyway) by its
                 # step: an IXFR reaching it meanwhile is answered in AXFR form; that step
                 # waits until the version is served (issue 10: load time)
-                later = not journals.tracking(snapshot.origin) or snapshot.changed is None
+                # (and a version after one whose step is so deferred: else it would wait
+                # for that version's image and its O(zone) step in series)
+                later = not journals.tracking(snapshot.origin) or snapshot.changed is None \
+                    or journals.deferring(snapshot.origin)
                 recorded = journals.record(None if prev is None else prev.snapshot, snapshot,
                                            after=served if later else None)
                 if later:
