@@ -18,7 +18,11 @@ since the command started, per node):
 Then the CPU seconds each node's process tree (control process, serving
 workers, pools, the image child once reaped) and etcd used from the
 command's start until every node answered: on a shared machine these
-compare before/after better than the wall times.
+compare before/after better than the wall times. Also (sampled every
+`SAMPLE` s): each node's CPU from its flip until it answered, all of them
+and etcd from the first flip until the last answer, and the CPU of all
+until every node is idle again (work moved past the answer still counts
+there).
 
     .venv/bin/python -m bench.loadtime [--names 100000] [--nodes 3] [--runs 2]
 """
@@ -45,10 +49,41 @@ from bench.procs import (
     start_etcd,
     start_node,
     stop_on_sigterm,
+    wait_idle,
 )
 from bench.scratch import load_average, scratch_run
 
 STAGES = {1841: "progress", 1205: "flip", 1855: "reload", 1856: "image", 1842: "done"}
+SAMPLE = 0.1  # seconds between CPU samples (post-flip window)
+
+
+class Sampler(threading.Thread):
+    """(time, CPU of each node's tree, etcd's CPU) every `SAMPLE` s until `stop`."""
+
+    def __init__(self, pids: list[int], etcd: int | None) -> None:
+        super().__init__(daemon=True)
+        self.pids, self.etcd = pids, etcd
+        self.samples: list[tuple[float, list[float], float]] = []
+        self.done = threading.Event()
+
+    def take(self) -> tuple[float, list[float], float]:
+        return (time.time(), [cpu_seconds(p) for p in self.pids],
+                own_cpu_seconds(self.etcd) if self.etcd else 0.0)
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            self.samples.append(self.take())
+            self.done.wait(SAMPLE)
+
+    def at(self, when: float) -> tuple[float, list[float], float]:
+        """The last sample taken at or before `when` (the first one if none)."""
+        before = [s for s in self.samples if s[0] <= when]
+        return before[-1] if before else self.samples[0]
+
+    def after(self, when: float) -> tuple[float, list[float], float]:
+        """The first sample taken at or after `when` (the last one if none)."""
+        later = [s for s in self.samples if s[0] >= when]
+        return later[0] if later else self.samples[-1]
 
 
 def _answered(a: NodeAddr, zone: str, above: int, t0: float, out: dict[str, float],
@@ -106,6 +141,8 @@ def run_once(ps: ProcessSet, nodes: list[tuple[Proc, NodeAddr]], zone_file: Path
     etcd = [p for p in ps.procs if p.name == "etcd"]
     cpu0 = [(cpu_seconds(p.pid), own_cpu_seconds(p.pid)) for p, _ in nodes]
     etcd0 = own_cpu_seconds(etcd[0].pid) if etcd else 0.0
+    sampler = Sampler([p.pid for p, _ in nodes], etcd[0].pid if etcd else None)
+    sampler.start()
     t0 = time.time()
     pollers = [threading.Thread(target=_answered, args=(a, zone, above, t0, answered, timeout))
                for _, a in nodes]
@@ -126,7 +163,39 @@ def run_once(ps: ProcessSet, nodes: list[tuple[Proc, NodeAddr]], zone_file: Path
                          for (p, _), (tree, own) in zip(nodes, cpu, strict=True))
     print(f"CPU s until answered: {per_node}, etcd {etcd_cpu:.1f}; "
           f"all {sum(t for t, _ in cpu) + etcd_cpu:.1f}")
+    sampler.done.set()
+    sampler.join()
+    _after_flip(sampler, nodes, t0, answered)
+    for proc, _ in nodes:
+        wait_idle(proc.pid, timeout=timeout)
+    end = sampler.take()
+    idle_nodes = sum(end[1]) - sum(tree for tree, _ in cpu0)
+    print(f"CPU s until every node was idle again ({end[0] - t0:.1f} s): all "
+          f"{idle_nodes + end[2] - etcd0:.1f} (nodes {idle_nodes:.1f}, etcd {end[2] - etcd0:.1f})")
     return answered
+
+
+def _after_flip(sampler: Sampler, nodes: list[tuple[Proc, NodeAddr]], t0: float,
+                answered: dict[str, float]) -> None:
+    """Each node's CPU from its flip until it answered; all, first flip to last answer."""
+    flips: dict[str, float] = {}
+    for proc, a in nodes:
+        at = [t for t, ev in events(proc, t0)
+              if STAGES[int(ev["event"])] == "flip"]  # type: ignore[call-overload]
+        if at and a.node_id in answered:
+            flips[a.node_id] = t0 + at[-1]
+    if len(flips) != len(nodes):
+        print("CPU s after the flip: not every node logged its flip and answered")
+        return
+    parts = []
+    for i, (_, a) in enumerate(nodes):
+        start, end = sampler.at(flips[a.node_id]), sampler.after(t0 + answered[a.node_id])
+        parts.append(f"{a.node_id} {end[1][i] - start[1][i]:.1f}")
+    first = sampler.at(min(flips.values()))
+    last = sampler.after(t0 + max(answered.values()))
+    print(f"CPU s from its flip until answered: {', '.join(parts)}; all from the first flip "
+          f"to the last answer {sum(last[1]) - sum(first[1]) + last[2] - first[2]:.1f} "
+          f"(etcd {last[2] - first[2]:.1f}, {last[0] - first[0]:.1f} s)")
 
 
 def main(argv: list[str] | None = None) -> int:

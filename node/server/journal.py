@@ -77,6 +77,7 @@ class _Zone:
     disk_bytes: int = 0
     tail: asyncio.Task[None] | None = None  # the last recording step started
     removed: bool = False  # the zone is gone: its steps still queued do nothing
+    deferred: int = 0  # steps waiting for their version to be served, or running after it
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +179,12 @@ class Journals:
         z = self._zones.get(origin)
         return z is not None and z.current is not None
 
+    def deferring(self, origin: dns.name.Name) -> bool:
+        """A step that waits until its version is served (`record(after=...)`) is not done:
+        a version after it would wait for that version's image and O(zone) step in series."""
+        z = self._zones.get(origin)
+        return z is not None and z.deferred > 0
+
     def installed(self, snap: ZoneSnapshot) -> None:
         """The table serves `snap` now: the version before it need not be kept."""
         z = self._zones.get(snap.origin)
@@ -192,11 +199,14 @@ class Journals:
 
     # --- recording ---------------------------------------------------------------
 
-    def record(self, prev: ZoneSnapshot | None, snap: ZoneSnapshot) -> asyncio.Task[None]:
+    def record(self, prev: ZoneSnapshot | None, snap: ZoneSnapshot,
+               after: asyncio.Future[None] | None = None) -> asyncio.Task[None]:
         """Account for `snap`, just served after `prev` (None: the first served since start).
 
         Call in serving order: the steps of a zone run one after the other, in call order.
         The task ends when the journal has caught up with `snap` (it never raises).
+        With `after`, the step starts once that is done (the caller's "served": issue 10,
+        an import's O(zone) step then never competes with building its image).
         """
         z = self._zones.get(snap.origin)
         if z is None:
@@ -205,13 +215,20 @@ class Journals:
             before = self._removing.get(snap.origin)  # the file of a zone of that name, removed
         else:
             before = z.tail
-        z.tail = asyncio.get_running_loop().create_task(self._record(z, before, prev, snap))
+        if after is not None:
+            z.deferred += 1
+        z.tail = asyncio.get_running_loop().create_task(
+            self._record(z, before, prev, snap, after))
+        if after is not None:
+            z.tail.add_done_callback(lambda _: _undefer(z))
         return z.tail
 
     async def _record(self, z: _Zone, before: asyncio.Task[None] | None,
-                      prev: ZoneSnapshot | None, snap: ZoneSnapshot) -> None:
-        if before is not None:
-            await asyncio.wait([before])
+                      prev: ZoneSnapshot | None, snap: ZoneSnapshot,
+                      after: asyncio.Future[None] | None) -> None:
+        for first in (before, after):
+            if first is not None:
+                await asyncio.wait([first])
         if z.removed:
             return
         try:
@@ -373,6 +390,10 @@ class Journals:
             return []
         z.disk_entries, z.disk_bytes = len(kept), sum(e.size for e in kept)
         return kept
+
+
+def _undefer(z: _Zone) -> None:
+    z.deferred -= 1
 
 
 def _unlink(path: Path) -> None:

@@ -51,6 +51,7 @@ from node.zones.model import (
     with_serial,
 )
 from node.zones.reads import MAX_RETRIES, ZoneInfo, ZoneReads
+from node.zones.retire import until_served
 from node.zones.rules import check_change, check_target
 from node.zones.update_txn import UpdateRead, UpdateTransactions, Writes
 
@@ -248,14 +249,29 @@ class ZoneRepository(ZoneReads):
             except EtcdUnavailable:
                 self._bulk.flip_unanswered(name, generation, before, head.generation)
                 raise
-            if result.succeeded:
-                await self._bulk.delete(name, head.generation)  # in parts: see bulk.py
+            if result.succeeded:  # the old data goes once the nodes serve the new (retire.py)
+                task = asyncio.get_running_loop().create_task(
+                    self._retire(name, head.generation, new_head.serial))
+                self._deleting.add(task)
+                task.add_done_callback(self._deleting.discard)
                 return await self.get_zone(name)
             if not await self._bulk.registered(name, generation):
                 await self._bulk.discard(name, generation)
                 raise lapsed(name)
         await self._bulk.discard(name, generation)  # no flip was applied: every compare failed
         raise Conflict(f"zone {name} changed too often to import; try again")
+
+    async def _retire(self, name: Name, generation: int, serial: int) -> None:
+        """In the background, after the flip: delete the replaced `generation` once the
+        live nodes serve `serial` (at most retire.WAIT_MAX). The import is applied and
+        answered already; a failure (etcd unavailable, the node stopping) leaves the
+        generation to the sweep (its zone stays marked `unswept/` until it is gone)."""
+        try:
+            await until_served(self._etcd, self._keys, name, serial)
+            await self._bulk.delete(name, generation)  # in parts: see bulk.py
+        except NodeError as exc:
+            log.warning("zone %s: the replaced generation %d is left to the sweep: %s",
+                        name, generation, exc)
 
     # -- record changes ---------------------------------------------------
     async def add_records(self, zone: Name, rrset: dns.rrset.RRset) -> int:
