@@ -8,7 +8,8 @@ cores, and held up their answering the new serial. `until_served` holds the
 deletion until every live node's status record (`alive/<id>`, its `served`
 serials, `node.nodes.membership`) reports the new serial or a later one, for at
 most `WAIT_MAX` seconds: a node that is down, lagging or stuck never holds an
-import longer, and the deletion always happens (after the wait, or at once).
+import longer. The import returns at its flip; the deletion runs in the background
+(a node that stops or an etcd that fails meanwhile leaves it to the generation sweep).
 A zone with DNSSEC state is not waited for: its nodes report a serial once they
 have signed it, which takes longer than the deletion would disturb them.
 Nothing here changes what is served: the old generation is referenced by no
@@ -20,12 +21,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import TYPE_CHECKING
 
 import dns.name
 
 from node.errors import NodeError
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
+
+if TYPE_CHECKING:
+    from node.zones.bulk import BulkWriter
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +67,20 @@ async def until_served(etcd: EtcdClient, keys: KeyLayout, zone: dns.name.Name, s
     except NodeError as exc:  # the deletion that follows reports etcd's state itself
         log.info("zone %s: could not read the nodes' served serials: %s", zone, exc)
         return False
+
+
+async def retire(etcd: EtcdClient, keys: KeyLayout, bulk: BulkWriter, zone: dns.name.Name,
+                 generation: int, serial: int) -> None:
+    """In the background, after an import's flip: delete the replaced `generation` once
+    the live nodes serve `serial` (at most `WAIT_MAX`). The import is applied and answered
+    already; a failure (etcd unavailable, the node stopping) leaves the generation to the
+    sweep (its zone stays marked `unswept/` until it is gone)."""
+    try:
+        await until_served(etcd, keys, zone, serial)
+        await bulk.delete(zone, generation)  # in parts: see bulk.py
+    except NodeError as exc:
+        log.warning("zone %s: the replaced generation %d is left to the sweep: %s",
+                    zone, generation, exc)
 
 
 def _served(value: bytes) -> dict[str, object]:

@@ -3,8 +3,9 @@
 (1) `publish_async` returns (and `Daemon._serve` sends its NOTIFY) once the workers
 serve the version; the import's step only starts then, so the secondary's IXFR that
 the NOTIFY triggers finds the journal behind the served version and is answered in
-AXFR form, even for a re-import that changed one record. Before s10-load the step
-ran while the image was built and was done by then.
+AXFR form, even for a re-import that changed one record (before s10-load the step
+ran while the image was built and was done by then). Fixed: the NOTIFY waits for the
+journal (`Notifier(ready=...)`).
 (2) An incremental change right after an import waits for the import's O(zone) step,
 which now starts only once the import is served: image time + step time in series
 instead of in parallel (and the replica / signing lock wait with it).
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import socket
 import time
 from pathlib import Path
 
@@ -21,6 +23,7 @@ import dns.name
 import pytest
 
 from node.server.journal import Journals
+from node.server.notify import Notifier
 from node.serving.images import ImagePublisher, MirroredTable
 from node.zones.model import ZoneSnapshot
 from tests.unit.server.ixfr_versions import ORIGIN, plain
@@ -65,18 +68,27 @@ def slow_import_step(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def test_the_notify_after_a_reimport_finds_its_step_recorded(
         tmp_path: Path, slow_import_step: None) -> None:
+    """The NOTIFY waits for the journal (`Notifier(ready=journals.caught_up)`, as the daemon
+    builds it): when the secondary gets it, the IXFR it asks for has its delta."""
     table, journals, images = _table(tmp_path)
+    secondary = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    secondary.bind(("127.0.0.1", 0))
+    secondary.setblocking(False)
+    notifier = Notifier(tries=1, timeout=0.2, ready=journals.caught_up)
     try:
         await table.publish_async(plain(1))
         await journals.caught_up(ORIGIN)
         reimport = plain(2, "x A 192.0.2.1\n")  # changed None: an import, one record new
         await table.publish_async(reimport)
-        # what Daemon._serve does now: NOTIFY; the secondary asks IXFR from serial 1
-        await asyncio.sleep(0.05)
+        # what Daemon._serve does: NOTIFY; the secondary then asks IXFR from serial 1
+        notifier.serial_served(ORIGIN, 2, (f"127.0.0.1:{secondary.getsockname()[1]}",))
+        loop = asyncio.get_running_loop()
+        await asyncio.wait_for(loop.sock_recv(secondary, 512), 10)
         assert journals.since(reimport, 1) is not None, (
-            "the IXFR the NOTIFY triggers is answered in AXFR form: the import's step "
-            "had not even started when the version was served")
+            "the NOTIFY went out before the import's journal step: the IXFR it triggers "
+            "is answered in AXFR form")
     finally:
+        secondary.close()
         images.close()
 
 
