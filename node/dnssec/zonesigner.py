@@ -245,11 +245,11 @@ class ZoneSigner:
         made, blobs = self._run_jobs(jobs, now)
         del jobs
         out: dict[Name, NodeTypes] = {}
-        for key, plan in plans.items():
+        for key in list(plans):
+            plan = plans.pop(key)  # each plan let go of once made, as its blobs are
             node = self._make(key, plan, blobs, bulk=True)
             if node is not None:
                 out[plan[0]] = node
-        del plans
         blobs.finish()
         self._store.heapify()
         self._last = LayeredNodes(out)  # nobody mutates `out` from now on
