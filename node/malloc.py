@@ -70,16 +70,33 @@ def use_jemalloc() -> None:
     line) with jemalloc when the C library has it (`jemalloc_env`); in the process so
     started, take the variables out again, so that the processes it starts (serving
     workers, the worker pool) keep pymalloc, which is faster for their small objects."""
-    if os.environ.pop(_MARK, None) is not None:
+    mark = os.environ.pop(_MARK, None)
+    if mark is not None:
         for name in _ADDED:
             os.environ.pop(name, None)
+        if mark == "1" and not _jemalloc_loaded():
+            # the preload was ignored (secure-execution mode: file capabilities on the
+            # interpreter; a library ld.so does not find) but PYTHONMALLOC=malloc holds:
+            # glibc's malloc, slower and no smaller. Start once more on pymalloc.
+            log.warning("jemalloc was not preloaded: starting again on pymalloc")
+            _exec({**os.environ, _MARK: "0"})
         return
     env = jemalloc_env(os.environ, ctypes.util.find_library("jemalloc"))
     if env is None:
         return
-    sys.stdout.flush()
-    sys.stderr.flush()
+    _exec(env)
+
+
+def _jemalloc_loaded() -> bool:
+    """Whether jemalloc is in the process (its `mallctl` in the global namespace)."""
+    return hasattr(ctypes.CDLL(None), "mallctl")
+
+
+def _exec(env: Mapping[str, str]) -> None:
+    for stream in (sys.stdout, sys.stderr):  # None when started with the fd closed
+        if stream is not None:
+            stream.flush()
     try:
         os.execve(sys.executable, sys.orig_argv, env)
     except OSError as exc:  # pragma: no cover - the interpreter was there a moment ago
-        log.warning("could not start again with jemalloc (%s): pymalloc it is", exc)
+        log.warning("could not start again (%s): the allocator stays as it is", exc)

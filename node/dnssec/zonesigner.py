@@ -208,6 +208,9 @@ class ZoneSigner:
             gc.disable()
         try:
             return self._sign_full_inner(nodes, ttl, now)
+        except BaseException:
+            self._full_needed = True  # store, tree and chain half rebuilt: start over
+            raise
         finally:
             if gc_was_enabled:
                 gc.freeze()  # node/gcwatch.py: else the next collections visit every new object
