@@ -10,6 +10,7 @@ from node.errors import ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:
+    from_command_line = argv is None
     argv = sys.argv[1:] if argv is None else argv
     # full zone images are rendered by a forked child (node/image/forked.py) that never
     # uses grpc: grpc's fork handlers (they pause its threads around each fork) stay off
@@ -40,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         sys.stderr.write("dns-node: configuration OK\n")
         return 0
+    if from_command_line:  # not for a caller's own argv (it would run its command line)
+        from node.malloc import use_jemalloc
+
+        use_jemalloc()  # the control process: may exec it again (same pid) with jemalloc
     from node.daemon import run, setup_logging
 
     setup_logging(config.log.level)

@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import struct
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
+from itertools import repeat
+from typing import TypeVar
 
 import dns.dnssec
 import dns.dnssectypes
@@ -57,6 +59,7 @@ CHUNK = 1024  # signatures per pool task
 IN_FLIGHT = 8  # pool tasks submitted and not yet collected, at most (+1)
 
 SignFn = Callable[[bytes], bytes]
+_K = TypeVar("_K")
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +214,23 @@ def sign_blobs(
     signing runs in the pool's worker processes. `owner_wires` (the owners in
     canonical wire form) saves recomputing them when the caller has them.
     """
+    return list(iter_sign_blobs(rrsets, keysets, origin, inception, expirations, pool,
+                                chunk, owner_wires))
+
+
+def iter_sign_blobs(
+    rrsets: Iterable[dns.rrset.RRset],
+    keysets: Sequence[Sequence[SigningKey]],
+    origin: dns.name.Name,
+    inception: int | Sequence[int],
+    expirations: Sequence[int],
+    pool: Executor | None = None,
+    chunk: int = CHUNK,
+    owner_wires: Sequence[bytes] | None = None,
+) -> Iterator[bytes]:
+    """`sign_blobs` as a generator: each RRset's blob as soon as its signatures are made,
+    in order, and each RRset read from `rrsets` only once, when its signed data is built
+    (issue 10, memory: a full sign neither holds every RRset to sign nor every blob)."""
     signer_wire = origin.to_digestable()
     use_pool = pool is not None and sum(len(ks) for ks in keysets) > chunk
     index: dict[str, int] = {}
@@ -219,25 +239,23 @@ def sign_blobs(
     batch: list[tuple[int, bytes]] = []
     heads: deque[bytes] = deque()  # headers of the signatures not yet in a blob, in order
     sigs: deque[bytes] = deque()  # signatures made, not yet in a blob
-    out: list[bytes] = []
+    done = 0  # blobs given out
 
-    def assemble() -> None:
+    def assemble() -> Iterator[bytes]:
         """Blobs of the next RRsets whose signatures are all made."""
-        while len(out) < len(keysets) and len(sigs) >= len(keysets[len(out)]):
+        nonlocal done
+        while done < len(keysets) and len(sigs) >= len(keysets[done]):
             parts = []
-            for _ in keysets[len(out)]:
+            for _ in keysets[done]:
                 rdata = heads.popleft() + sigs.popleft()
                 parts.append(_RDLEN.pack(len(rdata)) + rdata)
-            out.append(b"".join(parts))
-
-    def drain() -> None:
-        sigs.extend(in_flight.popleft().result())
-        assemble()
+            done += 1
+            yield b"".join(parts)
 
     pack = _HEADER.pack
-    inceptions = [inception] * len(rrsets) if isinstance(inception, int) else list(inception)
+    inceptions = repeat(inception) if isinstance(inception, int) else iter(inception)
     for i, (rrset, keys, exp) in enumerate(zip(rrsets, keysets, expirations, strict=True)):
-        inc = inceptions[i] & 0xFFFFFFFF
+        inc = next(inceptions) & 0xFFFFFFFF
         labels = rrset_labels(rrset.name)
         body = rrset_body(rrset, origin, owner_wires[i] if owner_wires else None)
         for sk in keys:
@@ -253,19 +271,49 @@ def sign_blobs(
                 k = index[key.key_id] = len(table)
                 table.append((key.key_id, key.algorithm, sk.pem))
             batch.append((k, header + body))
+        del rrset, body
         if not use_pool:
-            assemble()
+            yield from assemble()
         elif len(batch) >= chunk:
             in_flight.append(pool.submit(_worker_sign, tuple(table), batch))  # type: ignore[union-attr]
             batch = []
             if len(in_flight) > IN_FLIGHT:  # a zone's signed data is never all in memory
-                drain()
+                sigs.extend(in_flight.popleft().result())
+                yield from assemble()
     if batch:
         in_flight.append(pool.submit(_worker_sign, tuple(table), batch))  # type: ignore[union-attr]
     while in_flight:
-        drain()
-    assemble()
-    return out
+        sigs.extend(in_flight.popleft().result())
+        yield from assemble()
+    yield from assemble()
+
+
+def taken(jobs: list[tuple[_K, dns.rrset.RRset]]) -> Iterator[dns.rrset.RRset]:
+    """The jobs' RRsets in order, each let go of by `jobs` as it is read."""
+    for i, job in enumerate(jobs):
+        jobs[i] = None  # type: ignore[call-overload]
+        yield job[1]
+
+
+class BlobStream:
+    """`iter_sign_blobs`' blobs indexed as `sign_blobs`' list would be, read in order and
+    each once (the zone signer reads its plans' job indices in the order it gave them)."""
+
+    __slots__ = ("_count", "_gen", "_next")
+
+    def __init__(self, gen: Iterator[bytes], count: int) -> None:
+        self._gen, self._next, self._count = gen, 0, count
+
+    def __getitem__(self, i: int) -> bytes:
+        if i != self._next:
+            raise AssertionError(f"job {i} read out of order (next {self._next})")
+        self._next += 1
+        return next(self._gen)
+
+    def finish(self) -> None:
+        """Check that every job's blob was read."""
+        if self._next != self._count or next(self._gen, None) is not None:
+            raise AssertionError(f"{self._next} of {self._count} signed jobs read")
 
 
 def rrsig_rrset(owner: dns.name.Name, rrsigs: Iterable[dns.rdata.Rdata],

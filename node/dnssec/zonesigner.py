@@ -51,7 +51,7 @@ from node.dnssec.epoch import signing_epoch
 from node.dnssec.keys import SIGNING_STATES, DnssecKey, dnskey_rrset
 from node.dnssec.params import SignedResult, SigningParams
 from node.dnssec.rrsigset import blob
-from node.dnssec.signer import SigningKey, check_rrsigs_cover, sign_blobs
+from node.dnssec.signer import BlobStream, SigningKey, check_rrsigs_cover, iter_sign_blobs, taken
 from node.dnssec.sigstore import SignedNode, SigStore, plain
 from node.dnssec.tree import GENERATED, NodeTypes, ZoneTree
 from node.errors import ValidationError
@@ -208,6 +208,9 @@ class ZoneSigner:
             gc.disable()
         try:
             return self._sign_full_inner(nodes, ttl, now)
+        except BaseException:
+            self._full_needed = True  # store, tree and chain half rebuilt: start over
+            raise
         finally:
             if gc_was_enabled:
                 gc.freeze()  # node/gcwatch.py: else the next collections visit every new object
@@ -240,13 +243,17 @@ class ZoneSigner:
                 if okey not in plans:  # else an input owner with that name: planned above
                     plans[okey] = self._plan(okey, oname, None, old.get(okey), now, jobs, None)
         del old, items
+        # each owner made as soon as its blobs are: the RRsets to sign (the chain's made
+        # new) and the per-RRset blobs are let go of as the pass goes, not at its end
         made, blobs = self._run_jobs(jobs, now)
         del jobs
         out: dict[Name, NodeTypes] = {}
-        for key, plan in plans.items():
+        for key in list(plans):
+            plan = plans.pop(key)  # each plan let go of once made, as its blobs are
             node = self._make(key, plan, blobs, bulk=True)
             if node is not None:
                 out[plan[0]] = node
+        blobs.finish()
         self._store.heapify()
         self._last = LayeredNodes(out)  # nobody mutates `out` from now on
         return self._result(None, made, now)
@@ -289,7 +296,7 @@ class ZoneSigner:
         fields = None if denial is None else denial._data[-2:]  # type: ignore[attr-defined]
         return name, src, extra or None, fields, parts  # (next, types): `Nsec(3)Chain.make`
 
-    def _make(self, key: CKey, plan: _Plan, blobs: list[bytes], bulk: bool = False
+    def _make(self, key: CKey, plan: _Plan, blobs: BlobStream, bulk: bool = False
               ) -> NodeTypes | None:
         """The owner's output from its plan; stored (with its refresh time) if signed."""
         name, src, extra, denial, parts = plan
@@ -340,6 +347,7 @@ class ZoneSigner:
             node = self._make(key, plan, blobs)
             if _differs(last.get(plan[0]), node):
                 diff[plan[0]] = node
+        blobs.finish()
         self._last = last.updated(diff)
         return self._result(frozenset(diff), made, now)
 
@@ -349,10 +357,9 @@ class ZoneSigner:
         return bool(self._external) and rdtype == T.DNSKEY and key == self._tree.okey
 
     def _run_jobs(self, jobs: list[tuple[CKey, dns.rrset.RRset]], now: int
-                  ) -> tuple[int, list[bytes]]:
-        """Sign every job: (signatures made, each job's blob)."""
-        if not jobs:
-            return 0, []
+                  ) -> tuple[int, BlobStream]:
+        """Sign every job: (signatures made, each job's blob, made as it is read, in
+        order); `jobs` lets go of each job once it is signed."""
         exps = [self._expiration(k, rs.rdtype, now) for k, rs in jobs]
         keysets = [self._keys_for(rs.rdtype) for _, rs in jobs]
         wires: list[bytes] = []
@@ -363,10 +370,11 @@ class ZoneSigner:
                 wire, last = ckey_wire(k), k
             wires.append(wire)
         back = self.params.validity + self.params.inception_offset
-        blobs = sign_blobs([rs for _, rs in jobs], keysets, self.origin,
-                           [exp - back for exp in exps], exps, pool=self.pool,
-                           owner_wires=wires)
-        return sum(len(ks) for ks in keysets), blobs
+        count = len(jobs)
+        blobs = iter_sign_blobs(taken(jobs), keysets, self.origin,
+                                [exp - back for exp in exps], exps, pool=self.pool,
+                                owner_wires=wires)
+        return sum(len(ks) for ks in keysets), BlobStream(blobs, count)
 
     def _result(self, changed: frozenset[Name] | None, made: int, now: int) -> SignedResult:
         first = self._store.earliest()
