@@ -201,10 +201,8 @@ class ZoneSigner:
         return Nsec3Chain(self.origin, ttl, d) if d.nsec3 else NsecChain(self.origin, ttl)
 
     def _sign_full(self, nodes: NodeMap, ttl: int, now: int) -> SignedResult:
-        # A full sign allocates a few objects per RRSIG and frees almost nothing: the
-        # cyclic GC would rescan the growing heap again and again (~15% of the time).
-        gc_was_enabled = gc.isenabled() and len(nodes) > _GC_PAUSE_ABOVE
-        if gc_was_enabled:
+        # frees almost nothing: the cyclic GC would rescan the growing heap (~15% of the time)
+        if gc_was_enabled := gc.isenabled() and len(nodes) > _GC_PAUSE_ABOVE:
             gc.disable()
         try:
             return self._sign_full_inner(nodes, ttl, now)

@@ -180,8 +180,7 @@ class Journals:
         return z is not None and z.current is not None
 
     def deferring(self, origin: dns.name.Name) -> bool:
-        """A step that waits until its version is served (`record(after=...)`) is not done:
-        a version after it would wait for that version's image and O(zone) step in series."""
+        """A step waiting for its version to be served (`record(after=...)`) is not done."""
         z = self._zones.get(origin)
         return z is not None and z.deferred > 0
 
@@ -197,16 +196,14 @@ class Journals:
         if z is not None and z.tail is not None:
             await asyncio.wait([z.tail])
 
-    # --- recording ---------------------------------------------------------------
-
     def record(self, prev: ZoneSnapshot | None, snap: ZoneSnapshot,
                after: asyncio.Future[None] | None = None) -> asyncio.Task[None]:
         """Account for `snap`, just served after `prev` (None: the first served since start).
 
         Call in serving order: the steps of a zone run one after the other, in call order.
         The task ends when the journal has caught up with `snap` (it never raises).
-        With `after`, the step starts once that is done (the caller's "served": issue 10,
-        an import's O(zone) step then never competes with building its image).
+        With `after` (the caller's "served"), the step starts once that is done: an import's
+        O(zone) step then never competes with building its image (issue 10).
         """
         z = self._zones.get(snap.origin)
         if z is None:
@@ -215,12 +212,10 @@ class Journals:
             before = self._removing.get(snap.origin)  # the file of a zone of that name, removed
         else:
             before = z.tail
-        if after is not None:
+        z.tail = asyncio.get_running_loop().create_task(self._record(z, before, prev, snap, after))
+        if after is not None:  # counted until the step is done (the task starts later)
             z.deferred += 1
-        z.tail = asyncio.get_running_loop().create_task(
-            self._record(z, before, prev, snap, after))
-        if after is not None:
-            z.tail.add_done_callback(lambda _: _undefer(z))
+            z.tail.add_done_callback(lambda _: setattr(z, "deferred", z.deferred - 1))
         return z.tail
 
     async def _record(self, z: _Zone, before: asyncio.Task[None] | None,
@@ -390,10 +385,6 @@ class Journals:
             return []
         z.disk_entries, z.disk_bytes = len(kept), sum(e.size for e in kept)
         return kept
-
-
-def _undefer(z: _Zone) -> None:
-    z.deferred -= 1
 
 
 def _unlink(path: Path) -> None:
