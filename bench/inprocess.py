@@ -82,9 +82,13 @@ def _build(snapshot: str, out: str) -> None:
     write_bytes(build_image(snap), Path(out))
 
 
-def _image(cache: Path, names: int, mode: str, work: Path) -> Path:
+def _image(cache: Path, names: int, mode: str, work: Path, keep: Path | None) -> Path:
     snapshot = _signed_snapshot(cache, names, mode)
     out = work / f"{mode}.img"
+    if keep is not None:  # an image built before, by a tree with the same image code
+        out = keep / f"{names}-{mode}.img"
+        if out.exists():
+            return out
     proc = multiprocessing.get_context("spawn").Process(target=_build,
                                                         args=(str(snapshot), str(out)))
     proc.start()
@@ -170,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "bench-inprocess")
     p.add_argument("--profile", action="store_true")
+    p.add_argument("--keep-image", type=Path, default=None,
+                   help="keep the image in this directory and reuse it (A/B of serving code "
+                        "only: the image code must be the same in both trees)")
     args = p.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
     if not modes or any(m not in MODES for m in modes):
@@ -180,9 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"tree {Path(node.__file__).parent.parent}; load {os.getloadavg()[0]:.2f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-inprocess-") as tmp:
         for mode in modes:
-            path = _image(args.cache, args.names, mode, Path(tmp))
+            path = _image(args.cache, args.names, mode, Path(tmp), args.keep_image)
             measure(path, args.cache, args.names, mode, args)
-            path.unlink()
+            if args.keep_image is None:
+                path.unlink()
     return 0
 
 

@@ -63,8 +63,8 @@ def _release(images: set[ZoneImage]) -> None:
 class ImageTable:
     """Zone images by origin wire name; `caches[do]` is the hot path's first stop."""
 
-    __slots__ = ("_below", "_by_zone", "_cold", "_doors", "_held", "_hot", "_short", "_zones",
-                 "cache_max", "caches", "journals")
+    __slots__ = ("_below", "_by_zone", "_cold", "_doors", "_held", "_hot", "_zones",
+                 "cache_max", "caches", "journals", "shortcuts")
 
     def __init__(self) -> None:
         self.journals = None  # AXFR/IXFR are not served from images (Responder's slow path)
@@ -77,8 +77,9 @@ class ImageTable:
         self.cache_max = CACHE_MAX
         self._doors = (Doorkeeper(CACHE_MAX), Doorkeeper(CACHE_MAX))
         # closest encloser -> its NXDOMAIN shortcut (`node.image.enclosers`), per DO bit;
-        # dropped whenever a zone is installed, removed or held (they hold images)
-        self._short: tuple[dict[bytes, enclosers.Answer], ...] = ({}, {})
+        # dropped whenever a zone is installed, removed or held (they hold images and the
+        # doorkeepers); the responder asks them first after a cache miss (see `lookup`)
+        self.shortcuts: tuple[dict[bytes, enclosers.Answer], ...] = ({}, {})
         self._below: set[bytes] | None = None  # parents of served and held origins
 
     # --- zone management ------------------------------------------------------
@@ -139,7 +140,7 @@ class ImageTable:
 
     def _forget(self) -> None:
         """Drop every NXDOMAIN shortcut: the zones they were built from changed."""
-        self._short = ({}, {})
+        self.shortcuts = ({}, {})
         self._below = None
 
     def _origin_below(self, name: bytes) -> bool:
@@ -152,10 +153,11 @@ class ImageTable:
     def _learn(self, image: ZoneImage, lname: bytes, do: int) -> None:
         """After an NXDOMAIN for `lname` from `image`: the shortcut of its parent, if any."""
         ce = _parent(lname)
-        short = self._short[do]
+        short = self.shortcuts[do]
         if ce in short:
             return
-        answer = enclosers.shortcut(image, ce, do, self._origin_below)
+        answer = enclosers.shortcut(image, ce, do, self._origin_below, self._doors[do].admit,
+                                    self._keep)
         if answer is None:
             return
         if len(short) >= SHORTCUTS_MAX:
@@ -221,13 +223,16 @@ class ImageTable:
             n = _parent(n)
 
     def lookup(self, key: bytes, do: int) -> Entry | None:
-        """The entry for a hot-path key after a cache miss; None for AXFR/IXFR (slow path)."""
-        short = self._short[do].get(key[key[0] + 1 : -4])
-        if short is not None:  # the flood's NXDOMAIN below a known closest encloser
+        """The entry for a hot-path key after a cache miss; None for AXFR/IXFR (slow path).
+
+        The flood's NXDOMAIN below a known closest encloser P is answered by P's shortcut
+        (`shortcuts[do]`, by the key's name without its first label), which offers its
+        answer to the doorkeeper and keeps it itself; `Responder.fast_udp` calls it
+        directly (that name is one label under P: its placement needs no walk)."""
+        short = self.shortcuts[do].get(key[key[0] + 1 : -4])
+        if short is not None:
             entry = short(key)
             if entry is not None:
-                if self._doors[do].admit(key):
-                    self._keep(key, do, entry, short.__self__.origin, False)  # type: ignore
                 return entry
         qtype = key[-4] << 8 | key[-3]
         if qtype in (TYPE_AXFR, TYPE_IXFR):
