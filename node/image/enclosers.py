@@ -86,8 +86,12 @@ _U32X2 = L.SLOT.unpack_from  # two u32: a bucket's first and end positions
 _CUT = L.CUT.unpack_from
 _TOP = struct.Struct(">Q").unpack_from  # a digest's first 8 octets, as the sort prefixes
 _FLAGS = negative.FLAGS
+_LABEL = L.HASH_LABEL
 _BODY_MAX = negative.BODY_MAX
 _SHA1 = sha1()  # copied, then fed (cheaper than a new one: no digest set-up per name)
+# a question's known QTYPE (`stats.KNOWN_QTYPES`, not AXFR/IXFR) and class IN, as its
+# last 4 octets -> that QTYPE (its statistics key)
+_STAT_KEYS = {(t << 16 | 1).to_bytes(4, "big"): t for t in KNOWN_QTYPES if t not in XFR}
 
 Answer = Callable[[bytes], Entry | None]
 # the table's doorkeeper (`Doorkeeper.admit`), and what keeps an admitted cold answer in
@@ -283,9 +287,11 @@ class Shortcut:
         """NSEC3, DO=1, the encloser is the apex: one SHA-1, the bucket bisect, then the
         body is the question shape's head (SOA segment, the apex's NSEC3), the cover's piece
         cut out of the image around its two owner pointers, and the wildcard's piece."""
-        qtype = key[-4] << 8 | key[-3]
-        if key[-2:] != IN_CLASS or qtype in XFR:
-            return None
+        sk = _STAT_KEYS.get(key[-4:])
+        if sk is None:  # another QTYPE (counted as other), another class, AXFR/IXFR
+            if key[-2:] != IN_CLASS or key[-4] << 8 | key[-3] in XFR:
+                return None
+            sk = OTHER_QTYPE
         lname = key[:-4]
         if lname[0] == 32:  # may name an NSEC3 owner, compressed against the question
             return self.signed(key)
@@ -324,13 +330,12 @@ class Shortcut:
         tail = wilds.get(both)
         if tail is None:
             tail = self._wild_tail(shape, both)
-        body = b"".join((head, buf[off : off + L.HASH_LABEL], optr,
+        body = b"".join((head, buf[off : off + _LABEL], optr,
                          buf[at : at + first], own, buf[at + first : at + both], tail))
         size = 16 + lq + len(body)  # header, question, body
         if size > _BODY_MAX:
             return None
-        entry = (hdrs, hdrs_e, body, size,
-                 nx | (qtype if qtype in KNOWN_QTYPES else OTHER_QTYPE), _FLAGS)
+        entry = (hdrs, hdrs_e, body, size, nx | sk, _FLAGS)
         if self._admit(key):
             self._keep(key, 1, entry, self.origin, False)
         return entry

@@ -162,11 +162,15 @@ class Responder:
             cache = self.table.caches[0]
             entry = cache.get(q)
             if entry is None:
-                key = data[12 : n - 4].lower() + data[n - 4 :]
+                key = q.lower()  # the key itself when no octet is a capital (one copy)
                 if key == q:
                     key = q
-                else:
-                    entry = cache.get(key)
+                else:  # the QTYPE and class as sent
+                    key = data[12 : n - 4].lower() + data[n - 4 :]
+                    if key == q:
+                        key = q
+                    else:
+                        entry = cache.get(key)
                 if entry is None:
                     k0 = key[0]  # a name one label below a shortcut's encloser: placed
                     short = self.table.shortcuts[0].get(key[k0 + 1 : -4]) \
@@ -195,11 +199,15 @@ class Responder:
         cache = self.table.caches[do]
         entry = cache.get(q)
         if entry is None:
-            key = data[12 : q4 - 4].lower() + data[q4 - 4 : q4]
+            key = q.lower()
             if key == q:
                 key = q
             else:
-                entry = cache.get(key)
+                key = data[12 : q4 - 4].lower() + data[q4 - 4 : q4]
+                if key == q:
+                    key = q
+                else:
+                    entry = cache.get(key)
             if entry is None:
                 k0 = key[0]
                 short = self.table.shortcuts[do].get(key[k0 + 1 : -4]) \
