@@ -13,8 +13,8 @@ bounds, each evicting its oldest entries first:
 * hot: answers pre-rendered in an image (they exist anyway; admitted at once);
 * cold: answers assembled on the cold path (negative answers, wildcard
   synthesis, CNAME chains, referrals below cuts) and SERVFAIL/REFUSED,
-  admitted only when their key is asked a second time in the doorkeeper's
-  window (`node.server.admission.Doorkeeper`). A flood of one-off names
+  admitted only when their key is asked again while the doorkeeper
+  (`node.server.admission.Doorkeeper`) remembers it. A flood of one-off names
   fills at most the cold segment and never evicts a hot answer.
 
 `install(image)` swaps a zone's version and drops only that zone's cached

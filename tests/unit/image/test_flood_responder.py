@@ -21,7 +21,6 @@ import pytest
 from node.dnssec.denial import DenialParams
 from node.image import ImageTable, ZoneImage, build_image
 from node.server import responder as responder_module
-from node.server.admission import Doorkeeper
 from node.server.responder import Responder
 from node.server.table import ZoneTable
 from node.zones.model import ZoneSnapshot, snapshot_from_text
@@ -153,15 +152,3 @@ def test_a_shortcut_answer_is_admitted_once_by_lookup() -> None:
     entry = table.lookup(key, 1)
     assert entry is not None and key not in table.caches[1]
     assert table.lookup(key, 1) == entry and table.caches[1][key] == entry
-
-
-def test_the_doorkeeper_sets_two_bits_in_one_word() -> None:
-    """One memory access per key: both bits of a key in the same 64-bit word."""
-    door = Doorkeeper(1000)
-    rng = random.Random(9)
-    for _ in range(300):  # within the window: the bitmap is not started afresh
-        before = door._words.tolist()
-        assert not door.admit(rng.randbytes(20))
-        after = door._words.tolist()
-        changed = [a ^ b for a, b in zip(after, before, strict=True) if a != b]
-        assert len(changed) == 1 and bin(changed[0]).count("1") in (1, 2)  # one set before?
