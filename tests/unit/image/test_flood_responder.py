@@ -152,3 +152,20 @@ def test_a_shortcut_answer_is_admitted_once_by_lookup() -> None:
     entry = table.lookup(key, 1)
     assert entry is not None and key not in table.caches[1]
     assert table.lookup(key, 1) == entry and table.caches[1][key] == entry
+
+
+@pytest.mark.parametrize("edns", [(0, 1232), (1, 1232)])
+def test_an_opt_without_a_question_is_not_an_error(edns: tuple[int, int]) -> None:
+    """Header (QDCOUNT 1, ARCOUNT 1) + a known OPT and no question octets at all (23 octets):
+    the question placed before the OPT is empty. The old path answered it as the general
+    path does (FORMERR from the slow path); `fast_udp` must not raise (IndexError on the
+    empty key's first octet: the listener drops it and logs a handler error)."""
+    old, new, _ = _responders(ZONES["nsec3"]())
+    full = _datagram(7, b"\x03www" + OWIRE, T.A, 1, edns)  # teaches the header and the OPT
+    assert new.fast_udp(full) == old.fast_udp(full)
+    bare = full[:12] + full[-11:]
+    assert new.fast_udp(bare) == old.fast_udp(bare)
+    assert new.udp(bare, ("192.0.2.1", 53)) == old.udp(bare, ("192.0.2.1", 53))
+    for extra in (b"\x00", b"\x00\x00", b"\x00\x00\x01", b"\x00\x00\x01\x00"):  # 1-4 octets
+        short = full[:12] + extra + full[-11:]
+        assert new.fast_udp(short) == old.fast_udp(short)
