@@ -209,7 +209,8 @@ class Responder:
                 else:
                     entry = cache.get(key)
             if entry is None:
-                k0 = key[0]
+                # q4 > 16: a question of 5 octets at least (else `key` may be empty)
+                k0 = key[0] if q4 > 16 else 0
                 short = self.table.shortcuts[do].get(key[k0 + 1 : -4]) \
                     if 0 < k0 < 64 and q4 < 272 else None
                 if short is None or (entry := short(key)) is None:
