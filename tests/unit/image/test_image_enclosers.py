@@ -202,3 +202,35 @@ def test_a_name_missing_from_a_presigned_chain_is_still_answered(mode: str) -> N
     old.publish(presigned)
     key = _key("hidden.example.", T.A)
     assert table.lookup(key, 1) == old.lookup(key, 1), "an existing name was answered NXDOMAIN"
+
+
+def test_a_table_with_learned_shortcuts_is_freed_without_the_collector() -> None:
+    """The shortcuts hold the table's `_keep` (a bound method): table -> shortcuts ->
+    Shortcut -> table is a reference cycle, so a dropped table (its answer caches, up to
+    `cache_max` entries, and its doorkeepers) waits for the cyclic collector, and stays for
+    good once `gc.freeze()` (node/gcwatch.py; `build_image` and the worker's install settle)
+    has frozen it. Before s10-flood it was freed by its reference count."""
+    import gc
+    import weakref
+
+    class Sentinel:
+        pass
+
+    image = ZoneImage.from_bytes(build_image(snapshot_from_text(ZONE, "example.", serial=1,
+                                                                revision=1)))
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        table = ImageTable()
+        table.install(image)
+        for do in (0, 1):
+            table.lookup(_key("nx.example.", T.A), do)
+        assert table.shortcuts[0] and table.shortcuts[1]
+        mark = Sentinel()
+        table.caches[0][b"sentinel"] = mark  # type: ignore[assignment]
+        alive = weakref.ref(mark)
+        del mark, table
+        assert alive() is None, "an ImageTable with shortcuts is kept alive by a reference cycle"
+    finally:
+        if enabled:
+            gc.enable()
