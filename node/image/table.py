@@ -25,6 +25,7 @@ zones above and below it, and the REFUSED ones).
 from __future__ import annotations
 
 import logging
+import weakref
 from collections import OrderedDict
 
 from node.image import enclosers, resolve
@@ -53,6 +54,17 @@ def _under(name: bytes, ancestor: bytes) -> bool:
     return name == ancestor
 
 
+def _weak_keep(ref: weakref.ReferenceType[ImageTable]) -> enclosers.Keep:
+    """`ImageTable._keep` of the table `ref` names, while it lives."""
+
+    def keep(key: bytes, do: int, entry: Entry, origin: bytes, hot: bool) -> None:
+        table = ref()
+        if table is not None:
+            table._keep(key, do, entry, origin, hot)
+
+    return keep
+
+
 def _release(images: set[ZoneImage]) -> None:
     """Images this table served and no longer does (a version and the full image under it,
     nothing the new version reads): freed as soon as their owners let go (`ZoneImage.release`)."""
@@ -63,8 +75,8 @@ def _release(images: set[ZoneImage]) -> None:
 class ImageTable:
     """Zone images by origin wire name; `caches[do]` is the hot path's first stop."""
 
-    __slots__ = ("_below", "_by_zone", "_cold", "_doors", "_held", "_hot", "_zones",
-                 "cache_max", "caches", "journals", "shortcuts")
+    __slots__ = ("__weakref__", "_below", "_by_zone", "_cold", "_doors", "_held", "_hot",
+                 "_keeper", "_zones", "cache_max", "caches", "journals", "shortcuts")
 
     def __init__(self) -> None:
         self.journals = None  # AXFR/IXFR are not served from images (Responder's slow path)
@@ -81,6 +93,10 @@ class ImageTable:
         # doorkeepers); the responder asks them first after a cache miss (see `lookup`)
         self.shortcuts: tuple[dict[bytes, enclosers.Answer], ...] = ({}, {})
         self._below: set[bytes] | None = None  # parents of served and held origins
+        # `_keep` for the shortcuts without a reference to the table (a bound method would
+        # make table -> shortcuts -> Shortcut -> table a cycle: a dropped table would wait
+        # for the collector, and stay for good once `gc.freeze()` has frozen it)
+        self._keeper = _weak_keep(weakref.ref(self))
 
     # --- zone management ------------------------------------------------------
 
@@ -157,7 +173,7 @@ class ImageTable:
         if ce in short:
             return
         answer = enclosers.shortcut(image, ce, do, self._origin_below, self._doors[do].admit,
-                                    self._keep)
+                                    self._keeper)
         if answer is None:
             return
         if len(short) >= SHORTCUTS_MAX:
