@@ -1,7 +1,8 @@
 """In-process CPU per answer (issue 10): `Responder.fast_udp` on query wires, no sockets.
 
     PYTHONPATH=. .venv/bin/python -m bench.inprocess [--names 100000] [--modes nsec3] \
-        [--flood 30000] [--repeat 3] [--cache /tmp/bench-inprocess] [--profile]
+        [--flood 30000] [--repeat 3] [--cache /tmp/bench-inprocess] [--loop] [--profile] \
+        [--keep-image DIR]
 
 What a serving worker spends per answer, without the datagram loop
 (`node/server/mmsg.py`): the `bench.zonegen` zone (signed as `bench.image`
@@ -17,6 +18,11 @@ Per mode and DO bit:
   `bench/flood.py` writes them), A, after a warm-up on as many other names (the
   NXDOMAIN shortcut learned, the proof-entry table filled); each run asks new
   names, so none is in the answer cache (the doorkeeper admits a second ask).
+
+* loop (`--loop`): `BatchedUdp._batch` (`node/server/mmsg.py`) over the mix's
+  first 32 queries left in its receive slots, recvmmsg/sendmmsg replaced by
+  functions that return at once: the datagram loop's Python cost per datagram
+  with a hot cache (`bench/udploop.py --inproc` runs this script).
 
 Times are `time.process_time` over each pass, best of `--repeat`, µs per
 answer. The signed zone is signed once and kept (pickled) under `--cache`,
@@ -82,9 +88,13 @@ def _build(snapshot: str, out: str) -> None:
     write_bytes(build_image(snap), Path(out))
 
 
-def _image(cache: Path, names: int, mode: str, work: Path) -> Path:
+def _image(cache: Path, names: int, mode: str, work: Path, keep: Path | None) -> Path:
     snapshot = _signed_snapshot(cache, names, mode)
     out = work / f"{mode}.img"
+    if keep is not None:  # an image built before, by a tree with the same image code
+        out = keep / f"{names}-{mode}.img"
+        if out.exists():
+            return out
     proc = multiprocessing.get_context("spawn").Process(target=_build,
                                                         args=(str(snapshot), str(out)))
     proc.start()
@@ -125,6 +135,36 @@ def _cpu_us(fast_udp: object, wires: list[bytes]) -> float:
     return (time.process_time() - began) / len(wires) * 1e6
 
 
+def _loop_us(responder: object, wires: list[bytes], repeat: int) -> float:
+    """µs of process CPU per datagram of `BatchedUdp._batch` over one batch of `wires` left
+    in its receive slots, the system calls replaced by functions that return at once."""
+    import socket
+
+    from node.server import mmsg
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        loop = mmsg.BatchedUdp(sock, responder, responder.stats,  # type: ignore[attr-defined]
+                               lambda where: None, 1232)
+        batch = min(mmsg.BATCH, len(wires))
+        for i, q in enumerate(wires[:batch]):  # as recvmmsg leaves them
+            off = i * mmsg.RECV_SLOT
+            loop._rmv[off:off + len(q)] = q  # type: ignore[attr-defined]
+            loop._rmsg[i].msg_len = len(q)  # type: ignore[attr-defined]
+        loop._recvmmsg = lambda *a: batch  # type: ignore[attr-defined]
+        loop._sendmmsg = lambda fd, addr, count, flags: count  # type: ignore[attr-defined]
+        calls = max(1, 300_000 // batch)
+        best = float("inf")
+        for _ in range(repeat):
+            began = time.process_time()
+            for _ in range(calls):
+                loop._batch()
+            best = min(best, time.process_time() - began)
+        return best / (calls * batch) * 1e6
+    finally:
+        sock.close()
+
+
 def measure(path: Path, cache: Path, names: int, mode: str, args: argparse.Namespace) -> None:
     from node.image import ImageTable, ZoneImage
     from node.server.responder import Responder
@@ -147,8 +187,9 @@ def measure(path: Path, cache: Path, names: int, mode: str, args: argparse.Names
         best_mix = min(_cpu_us(responder.fast_udp, mix) for _ in range(args.repeat))
         best_flood = min(_cpu_us(responder.fast_udp, _flood(args.flood, rng, do))
                          for _ in range(args.repeat))
+        loop = f"  loop {_loop_us(responder, mix, args.repeat):5.2f}" if args.loop else ""
         print(f"{mode:6} DO={do}  mix {best_mix:6.2f}  flood {best_flood:6.2f}  "
-              f"flood - mix {best_flood - best_mix:6.2f}  (µs per answer; load "
+              f"flood - mix {best_flood - best_mix:6.2f}{loop}  (µs per answer; load "
               f"{os.getloadavg()[0]:.2f})", flush=True)
         if args.profile:
             wires = _flood(args.flood, rng, do)
@@ -170,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "bench-inprocess")
     p.add_argument("--profile", action="store_true")
+    p.add_argument("--loop", action="store_true", help="also the batch loop per datagram")
+    p.add_argument("--keep-image", type=Path, default=None,
+                   help="keep the image in this directory and reuse it (A/B of serving code "
+                        "only: the image code must be the same in both trees)")
     args = p.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
     if not modes or any(m not in MODES for m in modes):
@@ -180,9 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"tree {Path(node.__file__).parent.parent}; load {os.getloadavg()[0]:.2f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-inprocess-") as tmp:
         for mode in modes:
-            path = _image(args.cache, args.names, mode, Path(tmp))
+            path = _image(args.cache, args.names, mode, Path(tmp), args.keep_image)
             measure(path, args.cache, args.names, mode, args)
-            path.unlink()
+            if args.keep_image is None:
+                path.unlink()
     return 0
 
 

@@ -28,10 +28,11 @@ server's CPU; with `--sign`, knotd signs the zone itself with the same denial).
 
 Printed per round: answered, lost, queries/s, the server's CPU µs per answer
 (user, system, total), its busy share of the wall time (and the client's), and the
-load average. `--inproc` prints instead, without sockets, `fast_udp`'s process CPU
-per cached answer and per flood answer (new names), and `BatchedUdp._batch`'s per
-datagram over 32 queries left in its receive slots with the system calls replaced
-by functions that return at once (the loop's Python cost).
+load average. `--inproc` runs instead, in `--tree` pinned to `--server-cpu`,
+`bench/inprocess.py --loop` (its signed zone, cached per mode; plain: DO=0 and 1,
+nsec/nsec3: DO=1): `fast_udp`'s process CPU per cached answer and per flood answer
+(new names), and `BatchedUdp._batch`'s per datagram over 32 queries left in its
+receive slots with the system calls replaced by functions that return at once.
 
     .venv/bin/python bench/udploop.py --names 100000                     # unsigned, DO=0
     .venv/bin/python bench/udploop.py --names 100000 --sign nsec3 --do   # issue 10's case
@@ -196,65 +197,6 @@ def serve(image_path: str, profile: str | None) -> None:
 
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     asyncio.run(main())
-
-
-# --- in process (runs with PYTHONPATH=--tree) ---------------------------------------------
-
-
-def inproc(image_path: str, query_file: str, do: bool, repeat: int) -> None:
-    """Per answer, no sockets: `Responder.fast_udp` over every query (cached), and the
-    `BatchedUdp` loop over a batch of 32 queries left in its receive slots (recvmmsg and
-    sendmmsg replaced by functions that return at once): the loop's Python cost alone."""
-    import gc
-    import socket as _socket
-
-    from node.image import ImageTable, ZoneImage
-    from node.server import mmsg
-    from node.server.responder import Responder
-    from node.server.stats import DnsStats
-
-    table = ImageTable()
-    table.install(ZoneImage.open(Path(image_path)))
-    gc.freeze()
-    stats = DnsStats()
-    responder = Responder(table, max_udp_payload=1232, stats=stats)
-    qs = wires(Path(query_file), do)
-    fast = responder.fast_udp
-    for _ in range(2):  # the NXDOMAIN names are admitted on their second ask
-        for q in qs:
-            fast(q)
-    gc.collect()
-    best = min(_timed(lambda: [fast(q) for q in qs]) for _ in range(repeat)) / len(qs)
-    print(f"in process: fast_udp {best * 1e6:.3f} us per answer ({len(qs)} queries)", flush=True)
-    # the flood: names asked once each (new in every repeat), after a warm-up on others
-    import random
-
-    rng = random.Random(3)
-    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-    sets = [[query_wire(i & 0xFFFF, "".join(rng.choices(alphabet, k=12)) + ".bench.test.", 1, do)
-             for i in range(30000)] for _ in range(repeat + 1)]
-    for q in sets[0]:
-        fast(q)
-    flood = min(_timed(lambda s=s: [fast(q) for q in s]) for s in sets[1:]) / 30000
-    print(f"in process: fast_udp {flood * 1e6:.3f} us per flood answer (30000 new names)",
-          flush=True)
-
-    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
-    loop = mmsg.BatchedUdp(sock, responder, stats, lambda where: None, 1232)
-    batch = mmsg.BATCH
-    k = 0
-    for i, q in enumerate(qs[:batch]):  # the wires into receive slots, as recvmmsg leaves them
-        off = i * mmsg.RECV_SLOT
-        loop._rmv[off:off + len(q)] = q  # type: ignore[attr-defined]
-        loop._rmsg[i].msg_len = len(q)  # type: ignore[attr-defined]
-        k += 1
-    loop._recvmmsg = lambda *a: batch  # type: ignore[attr-defined]
-    loop._sendmmsg = lambda fd, addr, count, flags: count  # type: ignore[attr-defined]
-    calls = max(1, 300000 // batch)
-    per = min(_timed(lambda: [loop._batch() for _ in range(calls)]) for _ in range(repeat))
-    print(f"in process: BatchedUdp loop {per / (calls * batch) * 1e6:.3f} us per datagram "
-          f"(batches of {batch}, no system calls)", flush=True)
-    sock.close()
 
 
 def _timed(fn: object) -> float:
@@ -455,25 +397,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", help="write the server's cProfile stats here")
     p.add_argument("--knot", action="store_true", help="measure knotd instead (bench/knot.py)")
     p.add_argument("--json", help="write the figures here")
-    p.add_argument("--inproc", action="store_true", help="only the in-process figures")
+    p.add_argument("--inproc", action="store_true",
+                   help="only the in-process figures (bench/inprocess.py --loop)")
     p.add_argument("--repeat", type=int, default=5, help="in process: best of this many")
     p.add_argument("--serve", help=argparse.SUPPRESS)
-    p.add_argument("--inproc-run", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.serve:
         serve(args.serve, args.profile)
         return 0
-    if args.inproc_run:
-        inproc(args.inproc_run[0], args.inproc_run[1], args.do, args.repeat)
-        return 0
     if args.inproc:
-        image, qfile = prepare(args.names, args.sign, Path(args.dir))
         tree = str(Path(args.tree).resolve())
-        argv2 = ["taskset", "-c", str(args.server_cpu), sys.executable,
-                 str(Path(__file__).resolve()), "--inproc-run", str(image), str(qfile),
-                 "--repeat", str(args.repeat)] + (["--do"] if args.do else [])
-        print(f"udploop in process: {args.names} names, sign {args.sign}, DO={int(args.do)}, "
-              f"tree {tree}, load {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+        mode = {"none": "plain", "nsec": "nsec", "nsec3": "nsec3"}[args.sign]
+        argv2 = ["taskset", "-c", str(args.server_cpu), sys.executable, "-m", "bench.inprocess",
+                 "--names", str(args.names), "--modes", mode, "--repeat", str(args.repeat),
+                 "--loop"]
+        print(f"udploop in process: bench.inprocess, {args.names} names, {mode}, tree {tree}, "
+              f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
         return subprocess.run(argv2, env=dict(os.environ, PYTHONPATH=tree), cwd=tree).returncode
     print(f"udploop: {args.names} names, sign {args.sign}, DO={int(args.do)}, tree {args.tree}, "
           f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)

@@ -1,12 +1,15 @@
 """NXDOMAIN by closest encloser: the random-subdomain flood's answer in a few steps per query.
 
 Owns `Shortcut`, built once per (zone image, closest encloser P, DO bit) by
-`shortcut(...)`, and used by `ImageTable.lookup` before anything else: a
-query name one label below P (`key[key[0] + 1 : -4] == P`) that has no node
-in the image is NXDOMAIN, and its answer depends on the name only through
-what `node.image.negative` keys its caches by. The table keeps the shortcuts
-in a small bounded map by P (per DO bit) and drops them all whenever its set
-of zones or their versions changes, so a shortcut never outlives its image.
+`shortcut(...)`, and asked first after an answer-cache miss (by
+`Responder.fast_udp`, and by `ImageTable.lookup`): a query name one label
+below P (`key[key[0] + 1 : -4] == P`) that has no node in the image is
+NXDOMAIN, and its answer depends on the name only through what
+`node.image.negative` keys its caches by. Each answer is offered to the
+table's doorkeeper and kept in its answer cache when admitted, here. The
+table keeps the shortcuts in a small bounded map by P (per DO bit) and drops
+them all whenever its set of zones or their versions changes, so a shortcut
+never outlives its image (nor the doorkeeper it was given).
 
 A shortcut exists only where that reasoning holds, checked when it is built:
 P has a node in a served image that is not held, the zone is not the root,
@@ -59,6 +62,7 @@ path's, `tests/unit/image/test_image_enclosers.py`):
 
 from __future__ import annotations
 
+import struct
 from bisect import bisect_right
 from collections.abc import Callable
 from hashlib import sha1
@@ -68,7 +72,7 @@ from node.image import layout as L
 from node.image import negative
 from node.image.reader import Node, ZoneImage
 from node.server.render import Entry, make_entry
-from node.server.stats import stat_qtype
+from node.server.stats import KNOWN_QTYPES, OTHER_QTYPE
 
 IN_CLASS = b"\x00\x01"
 NODE_TAIL = b"\x00\x00"  # a node record's key: the name + two zero octets, then the kind
@@ -80,8 +84,20 @@ WILDS_MAX = 32  # wildcard tails per shape: one per cover segment length
 _U32 = L.U32.unpack_from
 _U32X2 = L.SLOT.unpack_from  # two u32: a bucket's first and end positions
 _CUT = L.CUT.unpack_from
+_TOP = struct.Struct(">Q").unpack_from  # a digest's first 8 octets, as the sort prefixes
+_FLAGS = negative.FLAGS
+_LABEL = L.HASH_LABEL
+_BODY_MAX = negative.BODY_MAX
+_SHA1 = sha1()  # copied, then fed (cheaper than a new one: no digest set-up per name)
+# a question's known QTYPE (`stats.KNOWN_QTYPES`, not AXFR/IXFR) and class IN, as its
+# last 4 octets -> that QTYPE (its statistics key)
+_STAT_KEYS = {(t << 16 | 1).to_bytes(4, "big"): t for t in KNOWN_QTYPES if t not in XFR}
 
 Answer = Callable[[bytes], Entry | None]
+# the table's doorkeeper (`Doorkeeper.admit`), and what keeps an admitted cold answer in
+# its answer cache: (key, DO bit, entry, origin, hot) as `ImageTable._keep`
+Admit = Callable[[bytes], bool]
+Keep = Callable[[bytes, int, Entry, bytes, bool], None]
 # an NSEC3 question shape (`Shortcut._shape`, by question length): head, pointer to the
 # origin, pointer to the cover's owner, wildcard tails by cover segment length, header
 # variants, statistics key without its QTYPE, where the cover's owner starts
@@ -89,11 +105,12 @@ _Shape = tuple[bytes, bytes, bytes, dict[int, bytes], tuple[bytes, ...], tuple[b
                int, int]
 
 
-def shortcut(img: ZoneImage, ce: bytes, do: int, below: Callable[[bytes], bool]
-             ) -> Answer | None:
+def shortcut(img: ZoneImage, ce: bytes, do: int, below: Callable[[bytes], bool],
+             admit: Admit, keep: Keep) -> Answer | None:
     """The shortcut for names one label below `ce` in `img` with this DO bit, or None where
     the reasoning above does not hold. `below(ce)`: a served or held origin is one label
-    below `ce`."""
+    below `ce`. Each answer is offered to `admit` and kept by `keep` when admitted (the
+    responder calls a shortcut without the table's `lookup` around it)."""
     origin = img.origin
     if len(origin) == 1 or below(ce):
         return None
@@ -112,7 +129,7 @@ def shortcut(img: ZoneImage, ce: bytes, do: int, below: Callable[[bytes], bool]
     wild = img.apex_wild if ce == origin else img.node(b"\x01*" + ce)
     if wild is not None:
         return None
-    sc = Shortcut(img, ce, node, do)
+    sc = Shortcut(img, ce, node, do, admit, keep)
     if img.base is not None:
         return sc.overlay
     if not (do and img.signed):
@@ -130,11 +147,15 @@ def shortcut(img: ZoneImage, ce: bytes, do: int, below: Callable[[bytes], bool]
 class Shortcut:
     """One encloser's NXDOMAIN answers (see the module docstring); its methods are the modes."""
 
-    __slots__ = ("_base", "_bucket_off", "_buf", "_count", "_cuts", "_digest", "_flat",
-                 "_mask", "_match", "_offsets", "_salt", "_shapes", "_shift", "_skip", "_sort",
-                 "_wild", "_wild_head", "_wild_tails", "ce", "do", "img", "node", "origin")
+    __slots__ = ("_admit", "_base", "_bucket_off", "_buf", "_count", "_cuts", "_digest", "_flat",
+                 "_keep", "_mask", "_match", "_offsets", "_salt", "_shapes", "_shift", "_skip",
+                 "_sort", "_wild", "_wild_head", "_wild_tails", "ce", "do", "img", "node",
+                 "origin")
 
-    def __init__(self, img: ZoneImage, ce: bytes, node: Node, do: int) -> None:
+    def __init__(self, img: ZoneImage, ce: bytes, node: Node, do: int, admit: Admit,
+                 keep: Keep) -> None:
+        self._admit = admit
+        self._keep = keep
         self.img = img
         self.ce = ce
         self.node = node
@@ -153,7 +174,7 @@ class Shortcut:
         self._skip = L.HASH_LABEL + len(img.origin) + 2  # a cut piece's RRs, from its label
         self._offsets = img._denial + L.HASH_LEN * img.count  # NSEC3: the piece offsets
         self._digest = img.digest
-        self._salt = img.salt
+        self._salt = img.salt  # (no salt, no iterations: `_SHA1` copied, fed the name)
         self._sort = img.prefix  # the sort prefixes (u64), bisected in C
         self._flat = not img.iterations  # one SHA-1 (else the image's iterated digest)
         self._wild_head = b""
@@ -182,6 +203,12 @@ class Shortcut:
                 return False
             i = (i + 1) & mask
 
+    def _kept(self, key: bytes, entry: Entry | None) -> Entry | None:
+        """`entry`, offered to the doorkeeper and kept in the answer cache if admitted."""
+        if entry is not None and self._admit(key):
+            self._keep(key, self.do, entry, self.origin, False)
+        return entry
+
     def plain(self, key: bytes) -> Entry | None:
         """Unsigned zone, or DO=0: the negative SOA only, one entry per question shape,
         kept in the image's memo as `negative.nxdomain` keeps it (so bounded per image and
@@ -201,7 +228,7 @@ class Shortcut:
                                len(img.neg_soa), 0)
             if len(memo) < negative.ENTRIES_MAX:
                 memo[mk] = entry
-        return entry if self._absent(lname) else None
+        return self._kept(key, entry) if self._absent(lname) else None
 
     def overlay(self, key: bytes) -> Entry | None:
         """An overlay: `negative.nxdomain` (both layers) once the name has no node."""
@@ -212,7 +239,7 @@ class Shortcut:
         img = self.img
         if img.node(lname) is not None:
             return None
-        return negative.nxdomain(img, lname, qtype, len(key), self.do)
+        return self._kept(key, negative.nxdomain(img, lname, qtype, len(key), self.do))
 
     def signed(self, key: bytes) -> Entry | None:
         """DO=1 in a signed full image: `negative`'s proof and entry cache."""
@@ -222,7 +249,8 @@ class Shortcut:
         lname = key[:-4]
         if not self._absent(lname):
             return None
-        return negative.signed(self.img, lname, qtype, len(key), self.ce, self.node)
+        return self._kept(key, negative.signed(self.img, lname, qtype, len(key), self.ce,
+                                               self.node))
 
     def nsec(self, key: bytes) -> Entry | None:
         """NSEC, DO=1, the encloser is the apex: one C bisect of the label's sort prefix
@@ -252,16 +280,18 @@ class Shortcut:
             hit = bodies[(cover + 977 * lq + 131 * qtype) & (len(bodies) - 1)]
             if hit is not None and hit[0] == cover << 24 | lq << 16 | qtype \
                     and hit[1] == self.ce:
-                return hit[2]  # type: ignore[return-value]
-        return negative.signed(img, lname, qtype, len(key), self.ce, self.node)
+                return self._kept(key, hit[2])  # type: ignore[arg-type]
+        return self._kept(key, negative.signed(img, lname, qtype, len(key), self.ce, self.node))
 
     def nsec3(self, key: bytes) -> Entry | None:
         """NSEC3, DO=1, the encloser is the apex: one SHA-1, the bucket bisect, then the
         body is the question shape's head (SOA segment, the apex's NSEC3), the cover's piece
         cut out of the image around its two owner pointers, and the wildcard's piece."""
-        qtype = key[-4] << 8 | key[-3]
-        if key[-2:] != IN_CLASS or qtype in XFR:
-            return None
+        sk = _STAT_KEYS.get(key[-4:])
+        if sk is None:  # another QTYPE (counted as other), another class, AXFR/IXFR
+            if key[-2:] != IN_CLASS or key[-4] << 8 | key[-3] in XFR:
+                return None
+            sk = OTHER_QTYPE
         lname = key[:-4]
         if lname[0] == 32:  # may name an NSEC3 owner, compressed against the question
             return self.signed(key)
@@ -275,8 +305,12 @@ class Shortcut:
         # the next closer name is the query name: its hash's cover, by the C bisect of the
         # hashes' first 8 octets inside the bucket of its top bits
         buf = self._buf
-        d = sha1(lname + self._salt).digest() if self._flat else self._digest(lname)
-        pq = int.from_bytes(d[:8], "big")
+        if self._flat:
+            h = _SHA1.copy()
+            h.update(lname + self._salt)
+            pq = _TOP(h.digest())[0]
+        else:
+            pq = _TOP(self._digest(lname))[0]
         hi = bisect_right(self._sort, pq, *_U32X2(buf, self._bucket_off + 4 * (pq >> self._shift)))
         cover = hi - 1 if hi else self._count - 1
         if self._sort[cover] == pq:  # the name's own NSEC3 (or a hash sharing 8 octets)
@@ -296,12 +330,15 @@ class Shortcut:
         tail = wilds.get(both)
         if tail is None:
             tail = self._wild_tail(shape, both)
-        body = b"".join((head, buf[off : off + L.HASH_LABEL], optr,
+        body = b"".join((head, buf[off : off + _LABEL], optr,
                          buf[at : at + first], own, buf[at + first : at + both], tail))
         size = 16 + lq + len(body)  # header, question, body
-        if size > negative.BODY_MAX:
+        if size > _BODY_MAX:
             return None
-        return hdrs, hdrs_e, body, size, nx | stat_qtype(qtype), negative.FLAGS
+        entry = (hdrs, hdrs_e, body, size, nx | sk, _FLAGS)
+        if self._admit(key):
+            self._keep(key, 1, entry, self.origin, False)
+        return entry
 
     def _other(self, key: bytes, cover: int) -> Entry | None:
         """`nsec3` for a cover it does not cut out (`L.nsec3_cut`), the match or the
@@ -313,8 +350,8 @@ class Shortcut:
         at = off + 3 + buf[off]  # the first RR after owner length, owner and RR count
         if (buf[at : at + 2] != NSEC3_TYPE or buf[at + 11] & 1) and not self._absent(lname):
             return None
-        return negative.signed(self.img, lname, key[-4] << 8 | key[-3], len(key), self.ce,
-                               self.node)
+        return self._kept(key, negative.signed(self.img, lname, key[-4] << 8 | key[-3],
+                                               len(key), self.ce, self.node))
 
     def _shape(self, lq: int) -> _Shape | None:
         """What `nsec3` writes around the cover for a question name of `lq` octets: the SOA

@@ -13,8 +13,8 @@ bounds, each evicting its oldest entries first:
 * hot: answers pre-rendered in an image (they exist anyway; admitted at once);
 * cold: answers assembled on the cold path (negative answers, wildcard
   synthesis, CNAME chains, referrals below cuts) and SERVFAIL/REFUSED,
-  admitted only when their key is asked a second time in the doorkeeper's
-  window (`node.server.admission.Doorkeeper`). A flood of one-off names
+  admitted only when their key is asked again while the doorkeeper
+  (`node.server.admission.Doorkeeper`) remembers it. A flood of one-off names
   fills at most the cold segment and never evicts a hot answer.
 
 `install(image)` swaps a zone's version and drops only that zone's cached
@@ -25,6 +25,7 @@ zones above and below it, and the REFUSED ones).
 from __future__ import annotations
 
 import logging
+import weakref
 from collections import OrderedDict
 
 from node.image import enclosers, resolve
@@ -53,6 +54,17 @@ def _under(name: bytes, ancestor: bytes) -> bool:
     return name == ancestor
 
 
+def _weak_keep(ref: weakref.ReferenceType[ImageTable]) -> enclosers.Keep:
+    """`ImageTable._keep` of the table `ref` names, while it lives."""
+
+    def keep(key: bytes, do: int, entry: Entry, origin: bytes, hot: bool) -> None:
+        table = ref()
+        if table is not None:
+            table._keep(key, do, entry, origin, hot)
+
+    return keep
+
+
 def _release(images: set[ZoneImage]) -> None:
     """Images this table served and no longer does (a version and the full image under it,
     nothing the new version reads): freed as soon as their owners let go (`ZoneImage.release`)."""
@@ -63,8 +75,8 @@ def _release(images: set[ZoneImage]) -> None:
 class ImageTable:
     """Zone images by origin wire name; `caches[do]` is the hot path's first stop."""
 
-    __slots__ = ("_below", "_by_zone", "_cold", "_doors", "_held", "_hot", "_short", "_zones",
-                 "cache_max", "caches", "journals")
+    __slots__ = ("__weakref__", "_below", "_by_zone", "_cold", "_doors", "_held", "_hot",
+                 "_keeper", "_zones", "cache_max", "caches", "journals", "shortcuts")
 
     def __init__(self) -> None:
         self.journals = None  # AXFR/IXFR are not served from images (Responder's slow path)
@@ -77,9 +89,14 @@ class ImageTable:
         self.cache_max = CACHE_MAX
         self._doors = (Doorkeeper(CACHE_MAX), Doorkeeper(CACHE_MAX))
         # closest encloser -> its NXDOMAIN shortcut (`node.image.enclosers`), per DO bit;
-        # dropped whenever a zone is installed, removed or held (they hold images)
-        self._short: tuple[dict[bytes, enclosers.Answer], ...] = ({}, {})
+        # dropped whenever a zone is installed, removed or held (they hold images and the
+        # doorkeepers); the responder asks them first after a cache miss (see `lookup`)
+        self.shortcuts: tuple[dict[bytes, enclosers.Answer], ...] = ({}, {})
         self._below: set[bytes] | None = None  # parents of served and held origins
+        # `_keep` for the shortcuts without a reference to the table (a bound method would
+        # make table -> shortcuts -> Shortcut -> table a cycle: a dropped table would wait
+        # for the collector, and stay for good once `gc.freeze()` has frozen it)
+        self._keeper = _weak_keep(weakref.ref(self))
 
     # --- zone management ------------------------------------------------------
 
@@ -139,7 +156,7 @@ class ImageTable:
 
     def _forget(self) -> None:
         """Drop every NXDOMAIN shortcut: the zones they were built from changed."""
-        self._short = ({}, {})
+        self.shortcuts = ({}, {})
         self._below = None
 
     def _origin_below(self, name: bytes) -> bool:
@@ -152,10 +169,11 @@ class ImageTable:
     def _learn(self, image: ZoneImage, lname: bytes, do: int) -> None:
         """After an NXDOMAIN for `lname` from `image`: the shortcut of its parent, if any."""
         ce = _parent(lname)
-        short = self._short[do]
+        short = self.shortcuts[do]
         if ce in short:
             return
-        answer = enclosers.shortcut(image, ce, do, self._origin_below)
+        answer = enclosers.shortcut(image, ce, do, self._origin_below, self._doors[do].admit,
+                                    self._keeper)
         if answer is None:
             return
         if len(short) >= SHORTCUTS_MAX:
@@ -221,13 +239,16 @@ class ImageTable:
             n = _parent(n)
 
     def lookup(self, key: bytes, do: int) -> Entry | None:
-        """The entry for a hot-path key after a cache miss; None for AXFR/IXFR (slow path)."""
-        short = self._short[do].get(key[key[0] + 1 : -4])
-        if short is not None:  # the flood's NXDOMAIN below a known closest encloser
+        """The entry for a hot-path key after a cache miss; None for AXFR/IXFR (slow path).
+
+        The flood's NXDOMAIN below a known closest encloser P is answered by P's shortcut
+        (`shortcuts[do]`, by the key's name without its first label), which offers its
+        answer to the doorkeeper and keeps it itself; `Responder.fast_udp` calls it
+        directly (that name is one label under P: its placement needs no walk)."""
+        short = self.shortcuts[do].get(key[key[0] + 1 : -4])
+        if short is not None:
             entry = short(key)
             if entry is not None:
-                if self._doors[do].admit(key):
-                    self._keep(key, do, entry, short.__self__.origin, False)  # type: ignore
                 return entry
         qtype = key[-4] << 8 | key[-3]
         if qtype in (TYPE_AXFR, TYPE_IXFR):

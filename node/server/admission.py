@@ -4,50 +4,49 @@ A client picks the query names, so a flood of names asked once each (a
 random-subdomain attack, or fuzzing) would fill the answer caches with
 entries nobody asks for again: memory grows with the flood, and the cache is
 cleared when full, evicting the answers real clients repeat. An answer
-computed for a key is kept only when the key was asked before in the current
-window (TinyLFU's "doorkeeper"): a bitmap of 32 bits per window slot, two
-bits per key from the key's hash (salted per process, so clients cannot aim
-at collisions). After `window` remembered keys the bitmap starts afresh. At
-the end of a window a key asked once passes by mistake with probability
-(1 - e^(-1/16))^2, about 0.4%.
+computed for a key is kept only when the key was asked before and is still
+remembered (TinyLFU's "doorkeeper"): a direct-mapped table of at least
+`window` slots (a power of two), each the 16-bit fingerprint of the last key
+offered there, slot and fingerprint from the key's hash (salted per process,
+so clients cannot aim at collisions). A key is forgotten when another key
+takes its slot: it survives m later offers with probability about
+e^(-m / slots), so on average `slots` (>= `window`) of them. A key asked once
+passes by mistake only when its slot holds its fingerprint already, about 1
+in 32,768 (fingerprints are odd: an empty slot holds none).
 
-Memory is fixed: `window * 32` bits (about 0.8 MB for the table's 200,000
-entries). Answers that cost no memory of their own (the eager answers of a
-compiled zone) do not need the doorkeeper; `ZoneTable` keeps them at once.
+One memory access, no counter and no reset per offer: the flood's miss path
+pays this on every query (a Bloom filter's two bits and its window's count
+cost about twice as much there). Memory is fixed: 2 octets per slot (512 KiB
+for the table's 200,000 entries). Answers that cost no memory of their own
+(the eager answers of a compiled zone) do not need the doorkeeper;
+`ZoneTable` keeps them at once.
 """
 
 from __future__ import annotations
 
-BITS_PER_KEY = 32
-MIN_BITS = 1 << 16
+MIN_SLOTS = 1 << 12
 
 
 class Doorkeeper:
-    """Admits a key the second time it is offered within a window."""
+    """Admits a key offered again while it is remembered (see the module docstring)."""
 
-    __slots__ = ("_added", "_bits", "_mask", "window")
+    __slots__ = ("_mask", "_seen", "window")
 
     def __init__(self, window: int) -> None:
-        size = MIN_BITS
-        while size < window * BITS_PER_KEY:
-            size <<= 1
+        slots = MIN_SLOTS
+        while slots < window:
+            slots <<= 1
         self.window = window
-        self._mask = size - 1
-        self._bits = bytearray(size >> 3)
-        self._added = 0
+        self._mask = slots - 1
+        self._seen = memoryview(bytearray(2 * slots)).cast("H")
 
     def admit(self, key: bytes) -> bool:
-        """True if `key` was offered before in this window; else remember it and say False."""
-        h = hash(key)
-        a = h & self._mask
-        b = (h >> 32) & self._mask
-        bits = self._bits
-        if bits[a >> 3] >> (a & 7) & 1 and bits[b >> 3] >> (b & 7) & 1:
+        """True if `key` was offered before and is remembered; else remember it, say False."""
+        h = hash(key)  # computed once per bytes object: the answer cache's probe did it
+        seen = self._seen
+        i = h & self._mask
+        f = h >> 48 & 0xFFFF | 1
+        if seen[i] == f:
             return True
-        bits[a >> 3] |= 1 << (a & 7)
-        bits[b >> 3] |= 1 << (b & 7)
-        self._added += 1
-        if self._added >= self.window:
-            self._bits = bytearray(len(bits))
-            self._added = 0
+        seen[i] = f
         return False

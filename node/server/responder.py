@@ -138,8 +138,12 @@ class Responder:
         at offset 12 up to the end or the OPT: its octets as sent are looked up first
         (a client that does not mix case asks with the key itself), then lowercased.
         A hit proves the shape (a cached key is a valid name, and `bytes.lower` never
-        turns a label length into another one); a miss walks the name before asking
-        the table. The header's flags and counts are checked by one dict lookup
+        turns a label length into another one). On a miss, a name whose first label
+        is 1-63 octets and whose rest is the encloser of one of the table's NXDOMAIN
+        shortcuts (`shortcuts[do]`, the flood's) is placed by that hit (the rest is a
+        valid name; a lowered octet over 63 stays over 63; 255 octets at most): the
+        shortcut answers without the table's `lookup`; else the name is walked before
+        asking the table. The header's flags and counts are checked by one dict lookup
         (`_HEADS`: the headers the general path accepted), the OPT by another (the OPT
         records seen, `opt_shapes`); anything else takes `_fast_general`,
         `wire.parse_fast` written out (tested to agree)."""
@@ -158,17 +162,25 @@ class Responder:
             cache = self.table.caches[0]
             entry = cache.get(q)
             if entry is None:
-                key = data[12 : n - 4].lower() + data[n - 4 :]
+                key = q.lower()  # the key itself when no octet is a capital (one copy)
                 if key == q:
                     key = q
-                else:
-                    entry = cache.get(key)
+                else:  # the QTYPE and class as sent
+                    key = data[12 : n - 4].lower() + data[n - 4 :]
+                    if key == q:
+                        key = q
+                    else:
+                        entry = cache.get(key)
                 if entry is None:
-                    if name_end(data, n) != n - 4:
-                        return None
-                    entry = self.table.lookup(key, 0)
-                    if entry is None:
-                        return None
+                    k0 = key[0]  # a name one label below a shortcut's encloser: placed
+                    short = self.table.shortcuts[0].get(key[k0 + 1 : -4]) \
+                        if 0 < k0 < 64 and n < 272 else None
+                    if short is None or (entry := short(key)) is None:
+                        if name_end(data, n) != n - 4:
+                            return None
+                        entry = self.table.lookup(key, 0)
+                        if entry is None:
+                            return None
             hdrs, _, body, size, sk, _ = entry
             c = self.counts
             try:
@@ -187,17 +199,26 @@ class Responder:
         cache = self.table.caches[do]
         entry = cache.get(q)
         if entry is None:
-            key = data[12 : q4 - 4].lower() + data[q4 - 4 : q4]
+            key = q.lower()
             if key == q:
                 key = q
             else:
-                entry = cache.get(key)
+                key = data[12 : q4 - 4].lower() + data[q4 - 4 : q4]
+                if key == q:
+                    key = q
+                else:
+                    entry = cache.get(key)
             if entry is None:
-                if name_end(data, n) != q4 - 4:
-                    return self._fast_general(data)
-                entry = self.table.lookup(key, do)
-                if entry is None:
-                    return None
+                # q4 > 16: a question of 5 octets at least (else `key` may be empty)
+                k0 = key[0] if q4 > 16 else 0
+                short = self.table.shortcuts[do].get(key[k0 + 1 : -4]) \
+                    if 0 < k0 < 64 and q4 < 272 else None
+                if short is None or (entry := short(key)) is None:
+                    if name_end(data, n) != q4 - 4:
+                        return self._fast_general(data)
+                    entry = self.table.lookup(key, do)
+                    if entry is None:
+                        return None
         _, hdrs_e, body, size, sk, _ = entry
         c = self.counts
         try:

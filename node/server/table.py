@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 import dns.name
 
@@ -60,6 +61,8 @@ class ZoneTable:
     __slots__ = ("_doors", "_held", "_locks", "_removals", "_zones", "cache_max", "caches",
                  "journals")
     compile_in_thread = True  # False: `_compile` is cheap (a subclass's shell): no thread hop
+    # NXDOMAIN shortcuts by closest encloser, per DO bit, as `ImageTable.shortcuts`: none here
+    shortcuts: tuple[dict[bytes, Callable[[bytes], Entry | None]], ...] = ({}, {})
 
     def __init__(self, journals: Journals | None = None) -> None:
         self.journals = journals  # IXFR journals, fed by publish_async

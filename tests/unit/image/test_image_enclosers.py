@@ -70,12 +70,12 @@ def test_shortcut_answers_equal_the_general_path(mode: str) -> None:
     table = _same(snap, _keys(400) + extra)
     apex = dns.name.from_text("example.").to_wire()
     for do in (0, 1):
-        learned = table._short[do]
+        learned = table.shortcuts[do]
         assert apex in learned and b"\x03web" + apex in learned
         assert b"\x04wild" + apex not in learned  # a wildcard below: synthesis
         assert b"\x06secure" + apex not in learned  # a cut: referrals
         assert b"\x04deep\x01x\x01y" + apex not in learned  # below a cut
-    kind = table._short[1][apex].__name__
+    kind = table.shortcuts[1][apex].__name__
     assert kind == {"plain": "plain", "nsec": "nsec", "nsec3": "nsec3",
                     "nsec3-salt-optout": "nsec3"}[mode]
 
@@ -100,14 +100,14 @@ def test_a_zone_served_below_the_encloser_is_not_shortcut() -> None:
     table = ImageTable()
     table.install(ZoneImage.from_bytes(build_image(parent)))
     assert table.lookup(_key("nx.example.", T.A), 0)[5] & 0xF == 3  # NXDOMAIN, learned
-    assert table._short[0]
+    assert table.shortcuts[0]
     table.install(ZoneImage.from_bytes(build_image(kid)))
-    assert table._short == ({}, {})  # the zone set changed: every shortcut dropped
+    assert table.shortcuts == ({}, {})  # the zone set changed: every shortcut dropped
     for _ in range(2):
         assert table.lookup(_key("nx.example.", T.A), 0)[5] & 0xF == 3
         entry = table.lookup(_key("kid.example.", T.A), 0)
         assert entry[5] & 0xF == 0 and entry[0][0][4:6] == b"\x00\x01"  # the child's A
-    assert not table._short[0]  # a served origin one label below: no shortcut for the apex
+    assert not table.shortcuts[0]  # a served origin one label below: no shortcut for the apex
     table.hold(dns.name.from_text("kid.example.").to_wire())
     assert table.lookup(_key("kid.example.", T.A), 0)[5] & 0xF == 2  # SERVFAIL
 
@@ -118,10 +118,10 @@ def test_new_versions_drop_the_shortcuts_and_their_images() -> None:
     first = ZoneImage.from_bytes(build_image(snap))
     table.install(first)
     table.lookup(_key("nx.example.", T.A), 0)
-    assert next(iter(table._short[0].values())).__self__.img is first  # type: ignore
+    assert next(iter(table.shortcuts[0].values())).__self__.img is first  # type: ignore
     table.install(ZoneImage.from_bytes(build_image(snapshot_from_text(
         ZONE + "nx2 A 192.0.2.1\n", "example.", serial=2, revision=2))))
-    assert table._short == ({}, {})
+    assert table.shortcuts == ({}, {})
     assert table.lookup(_key("nx2.example.", T.A), 0)[5] & 0xF == 0  # the new name exists
     assert table.lookup(_key("nx3.example.", T.A), 0)[5] & 0xF == 3
 
@@ -134,8 +134,8 @@ def test_shortcuts_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
                                                                       revision=1))))
     for i in range(10):
         table.lookup(_key(f"nx.h{i}.example.", T.A), 0)
-    assert len(table._short[0]) == 3  # the last three enclosers
-    assert dns.name.from_text("h9.example.").to_wire() in table._short[0]
+    assert len(table.shortcuts[0]) == 3  # the last three enclosers
+    assert dns.name.from_text("h9.example.").to_wire() in table.shortcuts[0]
 
 
 def test_compression_pointer() -> None:
@@ -157,7 +157,7 @@ def test_no_shortcut_below_a_dname(mode: str) -> None:
     keys = [_key("x.d.example.", T.A), _key("y.d.example.", T.A), _key("z.d.example.", T.A)]
     table = _same(snap, keys)
     assert table.lookup(_key("y.d.example.", T.A), 1)[5] & 0xF == 0  # NOERROR: the CNAME
-    assert dns.name.from_text("d.example.").to_wire() not in table._short[0]
+    assert dns.name.from_text("d.example.").to_wire() not in table.shortcuts[0]
 
 
 def test_shortcut_entries_are_bounded_per_image_not_per_encloser() -> None:
@@ -180,7 +180,7 @@ def test_shortcut_entries_are_bounded_per_image_not_per_encloser() -> None:
         grown = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    assert len(table._short[0]) == 200
+    assert len(table.shortcuts[0]) == 200
     assert grown < 1_000_000, f"{grown} octets for 40,000 one-off NXDOMAIN questions"
 
 
@@ -197,8 +197,40 @@ def test_a_name_missing_from_a_presigned_chain_is_still_answered(mode: str) -> N
     table.install(ZoneImage.from_bytes(build_image(presigned)))
     apex = dns.name.from_text("example.").to_wire()
     assert table.lookup(_key("nothere-1.example.", T.A), 1) is not None
-    assert table._short[1][apex].__name__ == "plain", "a chain from outside was trusted"
+    assert table.shortcuts[1][apex].__name__ == "plain", "a chain from outside was trusted"
     old = ZoneTable()
     old.publish(presigned)
     key = _key("hidden.example.", T.A)
     assert table.lookup(key, 1) == old.lookup(key, 1), "an existing name was answered NXDOMAIN"
+
+
+def test_a_table_with_learned_shortcuts_is_freed_without_the_collector() -> None:
+    """The shortcuts hold the table's `_keep` (a bound method): table -> shortcuts ->
+    Shortcut -> table is a reference cycle, so a dropped table (its answer caches, up to
+    `cache_max` entries, and its doorkeepers) waits for the cyclic collector, and stays for
+    good once `gc.freeze()` (node/gcwatch.py; `build_image` and the worker's install settle)
+    has frozen it. Before s10-flood it was freed by its reference count."""
+    import gc
+    import weakref
+
+    class Sentinel:
+        pass
+
+    image = ZoneImage.from_bytes(build_image(snapshot_from_text(ZONE, "example.", serial=1,
+                                                                revision=1)))
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        table = ImageTable()
+        table.install(image)
+        for do in (0, 1):
+            table.lookup(_key("nx.example.", T.A), do)
+        assert table.shortcuts[0] and table.shortcuts[1]
+        mark = Sentinel()
+        table.caches[0][b"sentinel"] = mark  # type: ignore[assignment]
+        alive = weakref.ref(mark)
+        del mark, table
+        assert alive() is None, "an ImageTable with shortcuts is kept alive by a reference cycle"
+    finally:
+        if enabled:
+            gc.enable()

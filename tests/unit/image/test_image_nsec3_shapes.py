@@ -112,7 +112,7 @@ def _same(snap: ZoneSnapshot, keys: list[bytes], table: ImageTable | None = None
 def test_nsec3_shortcut_answers_equal_the_general_path(origin: str, mode: str) -> None:
     snap = _sign(origin, PARAMS[mode])
     table = _same(snap, _keys(snap, 300, seed=len(origin)))
-    short = table._short[1].get(_wire(snap.origin))
+    short = table.shortcuts[1].get(_wire(snap.origin))
     assert short is not None and short.__name__ == "nsec3"
     assert any(shape[3] for shape in short.__self__._shapes.values())  # type: ignore
 
@@ -121,7 +121,7 @@ def test_two_rrsigs_per_nsec3_take_the_general_render() -> None:
     """A second ZSK: every NSEC3 piece has three RRs, outside the cut-out's shape."""
     snap = _sign("example.", PARAMS["plain"], zsks=2)
     table = _same(snap, _keys(snap, 200, seed=2))
-    short = table._short[1][_wire(snap.origin)]
+    short = table.shortcuts[1][_wire(snap.origin)]
     assert short.__name__ == "nsec3"
     assert len(short.__self__.img.piece(0)[1]) == 3  # type: ignore[attr-defined]
     assert not any(shape[3] for shape in short.__self__._shapes.values())  # type: ignore
@@ -137,7 +137,7 @@ def test_tiny_chains_where_the_cover_is_the_match_or_the_wildcards_proof() -> No
         snap = _sign(origin, PARAMS["plain"], text="@ 300 SOA ns h 1 2 3 4 5\n@ 300 NS ns\n"
                      "ns 300 A 192.0.2.1\n" + ("www 300 A 192.0.2.2\n" if i % 2 else ""))
         table = _same(snap, _keys(snap, 60, seed=i))
-        sc = table._short[1][_wire(snap.origin)].__self__  # type: ignore[attr-defined]
+        sc = table.shortcuts[1][_wire(snap.origin)].__self__  # type: ignore[attr-defined]
         same += sc.node[2] == sc.node[3]
         cut += any(shape[3] for shape in sc._shapes.values())  # a cover was cut out
     assert same, "no origin whose wildcard is covered by the apex's NSEC3: widen the search"
@@ -149,7 +149,7 @@ def test_question_shapes_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(enclosers, "WILDS_MAX", 1)
     snap = _sign("example.", PARAMS["salt-iterations"])
     table = _same(snap, _keys(snap, 300, seed=5))
-    sc = table._short[1][_wire(snap.origin)].__self__  # type: ignore[attr-defined]
+    sc = table.shortcuts[1][_wire(snap.origin)].__self__  # type: ignore[attr-defined]
     assert len(sc._shapes) == 3
     assert all(len(shape[3]) <= 1 for shape in sc._shapes.values())
 
@@ -174,7 +174,7 @@ def test_a_flood_of_every_length_and_five_qtypes_renders_each_head_once(
                         lambda self, *args: rendered.append(args) or shape(self, *args))
     for key in keys:  # the flood goes on: every head is known
         table.lookup(key, 1)
-    assert table._short[1][origin].__name__ == "nsec3"
+    assert table.shortcuts[1][origin].__name__ == "nsec3"
     assert not rendered, f"{len(rendered)} heads rendered again"
 
 
@@ -191,7 +191,7 @@ def test_overlay_floods_answer_alike(mode: str) -> None:
         table = ImageTable()
         table.install(image)
         _same(snap, _keys(snap, 150, seed=snap.serial), table)
-        kind = table._short[1][_wire(snap.origin)].__name__
+        kind = table.shortcuts[1][_wire(snap.origin)].__name__
         assert kind == ("overlay" if image.overlay else "nsec3")
 
 
