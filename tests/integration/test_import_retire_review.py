@@ -58,7 +58,10 @@ async def test_a_second_import_right_after_a_first_one_is_not_refused(
     before = await _generation(etcd_client, layout)
     first = asyncio.create_task(jobs.run(Z, _text("192.0.2.20"), create=True))
     await async_wait_until(lambda: _flipped(etcd_client, layout, before), 30)
-    await asyncio.sleep(0.5)  # the first import is applied (flipped) for half a second
+    try:  # applied at its flip, the call returns then, not after the deletion's wait (5 s)
+        await asyncio.wait_for(asyncio.shield(first), 3)
+    except TimeoutError:
+        pytest.fail("the first import was applied, yet its call still waits")
     try:
         await jobs.run(Z, _text("192.0.2.30"), create=True)
     except Conflict as exc:
