@@ -16,6 +16,7 @@ from node.work.pool import worker_pool
 
 async def test_pool_threads_started_from_a_heavy_thread_run_normally() -> None:
     asyncio.get_running_loop().set_default_executor(heavy_executor(1))
+    before = {t.native_id for t in threading.enumerate()}  # other tests' threads (xdist)
     pool = worker_pool(1, idle=60)
     try:
         def sign_like() -> int:  # as `_sign_and_digest` -> sign_blobs -> pool.submit
@@ -24,7 +25,7 @@ async def test_pool_threads_started_from_a_heavy_thread_run_normally() -> None:
         heavy = await asyncio.to_thread(lambda: threading.get_native_id())
         await asyncio.to_thread(sign_like)
         others = {t.name: thread_policy(t.native_id) for t in threading.enumerate()
-                  if t.native_id not in (heavy, threading.get_native_id())}
+                  if t.native_id not in before and t.native_id != heavy}
     finally:
         pool.shutdown()
     batch = {name for name, policy in others.items() if policy == os.SCHED_BATCH}
