@@ -114,7 +114,7 @@ class Daemon:
             else ZoneTable(journals)
         self.transfer_keys = TransferKeyring(self.etcd, self.layout)  # signed XFR and NOTIFY
         outbound.configure_from(config)  # server.transfer_source, server.notify_source
-        self.notifier = Notifier(keyring=self.transfer_keys.get, ready=journals.caught_up)
+        self.notifier = Notifier(keyring=self.transfer_keys.get)
         self.replica = Replica(self.etcd, self.layout, on_update=self._on_update,
                                on_remove=self._on_remove, on_secondary=self._on_secondary,
                                observe_apply=self.metrics.watch_lag.observe,

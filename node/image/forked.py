@@ -3,9 +3,8 @@
 Owns `ImageChild(render, path)`: `os.fork` gives the child the snapshot
 copy-on-write (nothing pickled), the child compiles, renders and writes the
 image (the same code as in-process, so the same bytes) and exits with
-`os._exit`; the caller `wait`s, and makes the lean compile it keeps for the
-next overlays (`node.image.basepieces.compile_base`) later, once the image is
-sent to the serving workers (`ImageBuilder.settle`).
+`os._exit`; meanwhile the caller makes only the lean compile it keeps for the
+next overlays (`node.image.basepieces.compile_base`), then `wait`s.
 Issue 10: in the control process a full image's rendering is most of a full
 build's CPU (under its interpreter lock) and a zone-sized burst of small
 objects that leaves its heap fragmented; a child takes both away.

@@ -60,8 +60,8 @@ class ImageBuilder:
     """Builds one zone's successive images: full, then overlays on the last full one."""
 
     __slots__ = ("_answers", "_base_bytes", "_base_revision", "_base_size", "_child", "_cut",
-                 "_denial", "_exists", "_growing", "_lean", "_memo", "_stopped", "_zone",
-                 "fork", "max_share", "timing")
+                 "_denial", "_exists", "_growing", "_memo", "_stopped", "_zone", "fork",
+                 "max_share", "timing")
 
     def __init__(self, max_share: float = MAX_SHARE, fork: bool = False) -> None:
         self.max_share = max_share
@@ -69,7 +69,6 @@ class ImageBuilder:
         self._child: ImageChild | None = None  # the child rendering now (`stop` kills it)
         self._stopped = False
         self._zone: CompiledZone | None = None  # the latest version, this builder's own
-        self._lean: ZoneSnapshot | None = None  # a forked full image's, not compiled yet
         self._memo: dict[int, Any] = {}  # CompiledZone.memo kept across overlays (RR tails)
         self._growing: GrowingOverlay | None = None  # the overlay's records so far
         self._base_revision: int | None = None
@@ -90,19 +89,19 @@ class ImageBuilder:
 
     def merge(self, snapshot: ZoneSnapshot, path: Path | None = None) -> bytes:
         """A full image of `snapshot`, which becomes the base of the next overlays; with
-        `path`, written there instead (returns b""): if `fork`, by a forked child; the lean
-        compile this process keeps of it (`compile_base`) is made by `settle`, later."""
+        `path`, written there instead (returns b""): if `fork`, by a forked child while
+        this process makes only the lean compile it keeps (`compile_base`)."""
         self.timing = {"build": time.perf_counter(), "full": 1}
         # the last base and everything kept since it go before the new one is compiled
         # (issue 10, memory): both alive at once set the heap's high-water mark ~40 MiB
         # higher at 100k names, and what the old one left behind was fragmentation
-        self._zone = self._growing = self._lean = None
+        self._zone = self._growing = None
         self._answers, self._denial, self._exists, self._cut = {}, {}, {}, {}
         self._memo = {}
         data = b""
-        zone: CompiledZone | None = None
         with paused_gc(full=True):
-            if path is not None and self.fork and self._forked(snapshot, path):
+            zone = self._forked(snapshot, path) if path is not None and self.fork else None
+            if zone is not None:
                 size = self._base_bytes
             else:
                 zone = CompiledZone.build(snapshot)
@@ -116,33 +115,13 @@ class ImageBuilder:
                 _drop_answers(zone)
                 _drop_pieces(zone)
         self._zone = zone
-        self._lean = snapshot if zone is None else None
         self._base_revision = snapshot.revision
-        self._base_size = 0 if zone is None else len(zone.answers) + len(zone.names)
+        self._base_size = len(zone.answers) + len(zone.names)
         self._base_bytes = size
         self._answers, self._denial, self._exists, self._cut = {}, {}, {}, {}
         self._memo = {}
         self._growing = None
         return data
-
-    def settle(self) -> None:
-        """Make the lean compile of the last full image, if a forked child wrote it and it
-        is not made yet. Issue 10, load time: it is needed only by the next overlay, so the
-        image publisher calls this once the image is sent to the workers (in the builder's
-        thread, before its next build), not while the child renders: the version is
-        answered sooner on a machine whose cores are busy. `build` calls it first too. A
-        failure leaves no base (the next build is a full one)."""
-        snapshot, self._lean = self._lean, None
-        if snapshot is None or self._stopped:
-            return
-        try:
-            with paused_gc(full=True):
-                zone = compile_base(snapshot)
-        except Exception:  # never raised into the publisher: the next image is a full one
-            log.exception("zone %s: the lean compile of its base failed", snapshot.origin)
-            return
-        self._zone = zone
-        self._base_size = len(zone.answers) + len(zone.names)
 
     def stop(self) -> None:
         """From any thread (the node shuts down): kill the forked child rendering an image
@@ -152,10 +131,10 @@ class ImageBuilder:
         if child is not None:
             child.stop()
 
-    def _forked(self, snapshot: ZoneSnapshot, path: Path) -> bool:
+    def _forked(self, snapshot: ZoneSnapshot, path: Path) -> CompiledZone | None:
         """The full image written to `path` by a forked child (which compiles and renders:
-        its garbage and CPU leave with it); False if the child failed (event 1885: the
-        caller builds in-process)."""
+        its garbage and CPU leave with it) and the lean compile made here meanwhile; None
+        if the child failed (event 1885: the caller builds in-process)."""
         if self._stopped:
             raise ImageStopped(f"zone {snapshot.origin}: image builder stopped")
         try:
@@ -164,12 +143,17 @@ class ImageBuilder:
             if self._stopped:  # `stop` ran while it forked
                 child.stop()
             self.timing["fork_s"] = child.fork_s
+            try:
+                zone = compile_base(snapshot)
+            except BaseException:
+                child.kill()
+                raise
             self._base_bytes, self.timing["child_cpu"] = child.wait()
-            return True
+            return zone
         except (ForkFailed, OSError) as exc:
             emit(Event.SERVING_IMAGE_FORK_FAILED, logging.WARNING, zone=snapshot.origin,
                  serial=snapshot.serial, error=str(exc))
-            return False
+            return None
         finally:
             self._child = None
 
@@ -178,8 +162,6 @@ class ImageBuilder:
         """The image of the next version: (bytes, None) for a full image, or (bytes, base
         revision) for an overlay on the full image of that revision. With `full`, a full
         image is written to that path instead (`merge`), and its bytes are not returned."""
-        if snapshot.changed is not None:  # else the next image is a full one anyway
-            self.settle()
         if self._zone is None or not self._evolvable(self._zone, snapshot):
             return self.merge(snapshot, full), None  # it lets the last base go first
         assert snapshot.changed is not None

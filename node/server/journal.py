@@ -77,7 +77,6 @@ class _Zone:
     disk_bytes: int = 0
     tail: asyncio.Task[None] | None = None  # the last recording step started
     removed: bool = False  # the zone is gone: its steps still queued do nothing
-    deferred: int = 0  # steps waiting for their version to be served, or running after it
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,11 +178,6 @@ class Journals:
         z = self._zones.get(origin)
         return z is not None and z.current is not None
 
-    def deferring(self, origin: dns.name.Name) -> bool:
-        """A step waiting for its version to be served (`record(after=...)`) is not done."""
-        z = self._zones.get(origin)
-        return z is not None and z.deferred > 0
-
     def installed(self, snap: ZoneSnapshot) -> None:
         """The table serves `snap` now: the version before it need not be kept."""
         z = self._zones.get(snap.origin)
@@ -196,14 +190,13 @@ class Journals:
         if z is not None and z.tail is not None:
             await asyncio.wait([z.tail])
 
-    def record(self, prev: ZoneSnapshot | None, snap: ZoneSnapshot,
-               after: asyncio.Future[None] | None = None) -> asyncio.Task[None]:
+    # --- recording ---------------------------------------------------------------
+
+    def record(self, prev: ZoneSnapshot | None, snap: ZoneSnapshot) -> asyncio.Task[None]:
         """Account for `snap`, just served after `prev` (None: the first served since start).
 
         Call in serving order: the steps of a zone run one after the other, in call order.
         The task ends when the journal has caught up with `snap` (it never raises).
-        With `after` (the caller's "served"), the step starts once that is done: an import's
-        O(zone) step then never competes with building its image (issue 10).
         """
         z = self._zones.get(snap.origin)
         if z is None:
@@ -212,18 +205,13 @@ class Journals:
             before = self._removing.get(snap.origin)  # the file of a zone of that name, removed
         else:
             before = z.tail
-        z.tail = asyncio.get_running_loop().create_task(self._record(z, before, prev, snap, after))
-        if after is not None:  # counted until the step is done (the task starts later)
-            z.deferred += 1
-            z.tail.add_done_callback(lambda _: setattr(z, "deferred", z.deferred - 1))
+        z.tail = asyncio.get_running_loop().create_task(self._record(z, before, prev, snap))
         return z.tail
 
     async def _record(self, z: _Zone, before: asyncio.Task[None] | None,
-                      prev: ZoneSnapshot | None, snap: ZoneSnapshot,
-                      after: asyncio.Future[None] | None) -> None:
-        for first in (before, after):
-            if first is not None:
-                await asyncio.wait([first])
+                      prev: ZoneSnapshot | None, snap: ZoneSnapshot) -> None:
+        if before is not None:
+            await asyncio.wait([before])
         if z.removed:
             return
         try:

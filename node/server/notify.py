@@ -6,18 +6,14 @@ until the secondary answers; never blocks serving (a task per zone, the
 newest serial wins). A target written `host:port/KEY` gets the NOTIFY signed
 with the TSIG transfer key KEY (from the node's keyring), and its answer
 must verify with it; when KEY is not in etcd nothing is sent to that target
-and `XFR_KEY_MISSING` says so. A NOTIFY waits first for `ready(zone)` (the
-daemon's: the IXFR journal has recorded every version served, `Journals.caught_up`):
-an import's journal step runs once its version is served, and a secondary's IXFR
-asked meanwhile would get the whole zone. Slow path: dnspython builds and parses
-the messages.
+and `XFR_KEY_MISSING` says so. Slow path: dnspython builds and parses the
+messages.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 
 import dns.exception
 import dns.flags
@@ -58,10 +54,8 @@ class Notifier:
     """Sends NOTIFY for new serials; at most one sending task per zone."""
 
     def __init__(self, tries: int = 3, timeout: float = 1.0,
-                 keyring: Keyring | None = None,
-                 ready: Callable[[dns.name.Name], Awaitable[None]] | None = None) -> None:
+                 keyring: Keyring | None = None) -> None:
         self._keyring = keyring  # transfer keys, for targets written host:port/KEY
-        self._ready = ready  # awaited before a zone's NOTIFY goes out
         self._tries = tries
         self._timeout = timeout
         self._sent: dict[dns.name.Name, int] = {}
@@ -78,8 +72,6 @@ class Notifier:
             self._send(zone, serial, targets))
 
     async def _send(self, zone: dns.name.Name, serial: int, targets: tuple[str, ...]) -> None:
-        if self._ready is not None:
-            await self._ready(zone)
         for target in targets:
             name = parse_notify_target(target).key
             key = None

@@ -18,13 +18,11 @@ zone. Snapshots older (by etcd revision) than the one served are ignored.
 (`node.server.journal`), which diff it while it compiles, and serves it once
 both are done: an IXFR for the served version is always answered
 incrementally when the journal reaches the client's serial. (Except a zone's
-first version since the start: it is served at once, then the journal reads
+first version since the start: it is served at once, while the journal reads
 and checks its file, O(zone), in the background; and a version with new
 content throughout, `changed` None, an import: served at once, its O(zone)
-step recorded in the background once it is served (`_served`: so it never
-competes with compiling or imaging it), an IXFR to it meanwhile in AXFR form.)
-`publish` does not (the journal then diffs from its last version at the next
-`publish_async`).
+step recorded in the background, an IXFR to it meanwhile in AXFR form.) `publish` does not
+(the journal then diffs from its last version at the next `publish_async`).
 A `remove` wins over a version still compiling (a publisher that the removal
 does not cancel, e.g. a file zone's `record` edit): that version is not served.
 `hold(origin)` makes a zone answer SERVFAIL (and refuse transfers) until its
@@ -84,22 +82,7 @@ class ZoneTable:
         self._install(self._compile(prev, snapshot))
 
     async def publish_async(self, snapshot: ZoneSnapshot) -> None:
-        """As `publish`, compiling in a worker thread; versions of a zone stay ordered.
-        Returns once the version is `_served`; a journal step the publish does not wait
-        for (the first version, an import) starts only then."""
-        served = asyncio.get_running_loop().create_future()
-        try:
-            await self._publish_async(snapshot, served)
-            await self._served(snapshot)
-        finally:
-            if not served.done():
-                served.set_result(None)
-
-    async def _served(self, snapshot: ZoneSnapshot) -> None:
-        """Until `snapshot`, just installed, is answered everywhere it should be: here at
-        once (a subclass with serving processes waits for them)."""
-
-    async def _publish_async(self, snapshot: ZoneSnapshot, served: asyncio.Future[None]) -> None:
+        """As `publish`, compiling in a worker thread; versions of a zone stay ordered."""
         origin = name_wire(snapshot.origin)
         lock = self._locks.setdefault(origin, asyncio.Lock())
         async with lock:
@@ -110,17 +93,11 @@ class ZoneTable:
             recorded = None
             journals = self.journals
             if journals is not None:
+                recorded = journals.record(None if prev is None else prev.snapshot, snapshot)
                 # the first version is not held up by a load, nor a whole new content (an
                 # import: its step is O(zone), and an IXFR to it is the zone anyway) by its
-                # step: an IXFR reaching it meanwhile is answered in AXFR form; that step
-                # waits until the version is served (issue 10: load time)
-                # (and a version after one whose step is so deferred: else it would wait
-                # for that version's image and its O(zone) step in series)
-                later = not journals.tracking(snapshot.origin) or snapshot.changed is None \
-                    or journals.deferring(snapshot.origin)
-                recorded = journals.record(None if prev is None else prev.snapshot, snapshot,
-                                           after=served if later else None)
-                if later:
+                # step: an IXFR reaching it meanwhile is answered in AXFR form
+                if not journals.tracking(snapshot.origin) or snapshot.changed is None:
                     recorded.add_done_callback(lambda _: journals.installed(snapshot))
                     recorded = None
             zone = await asyncio.to_thread(self._compile, prev, snapshot) \

@@ -192,8 +192,6 @@ class ImagePublisher:
                 self.built += 1
                 self.local.install(*files)
                 seq, waiting = self._broadcast(protocol.INSTALL, _install(files))
-                if files[1] is None:  # the base's lean compile, once sent (never raises)
-                    loop.run_in_executor(self._builder(), builder.settle)
                 self.stages.sent(origin, count, snapshot.revision, {
                     **stages.take(origin, snapshot.revision), "queued": queued, **builder.timing})
                 if waiting:
@@ -357,12 +355,13 @@ class MirroredTable(ZoneTable):
     workers through an `ImagePublisher`, and the control process answers from the same
     images (`publisher.local`), not from a compiled zone.
 
-    Per zone it keeps only a `CompiledZone` shell (snapshot, origin, transfer ACL; no
-    answers): AXFR/IXFR, UPDATE and NOTIFY read the snapshot and the journals, as before.
-    Its queries are answered by the images' table, which installs a version when its image
-    is built, just before the workers are told (so `publish_async`, which waits for the
-    workers, returns once the control process answers it too); a hold or remove applies
-    at once."""
+    Per zone it keeps only a `CompiledZone` shell (snapshot, origin, transfer
+    ACL; no answers): AXFR/IXFR, UPDATE and NOTIFY read the snapshot and the
+    journals, as before. Its queries are answered by the images' table, which
+    installs a version when its image is built, just before the workers are
+    told (so `publish_async`, which waits for the workers, returns once the
+    control process answers the version too); a hold or remove applies at once.
+    """
 
     __slots__ = ("images",)
     compile_in_thread = False  # `_compile` makes a shell: a thread hop would only delay it
@@ -381,8 +380,9 @@ class MirroredTable(ZoneTable):
         self.caches = self.images.local.table.caches
         self.images.publish(zone.snapshot)
 
-    async def _served(self, snapshot: ZoneSnapshot) -> None:
-        """`publish_async` returns once the workers serve the version."""
+    async def publish_async(self, snapshot: ZoneSnapshot) -> None:
+        """As `ZoneTable.publish_async`, returning once the workers serve the version."""
+        await super().publish_async(snapshot)
         await self.images.served(name_wire(snapshot.origin))
 
     def hold(self, origin: dns.name.Name) -> None:

@@ -1,18 +1,18 @@
 """Zone and record changes in etcd: one transaction per change, SOA serial bump included.
 
-Every change reads the zone head (serial, generation) and the data it touches in one
-read transaction, then writes the new data and `head` with serial + 1 (RFC 1982) in one
-transaction compared on the head's mod revision. Every change writes the head, so an
-unchanged head revision proves nothing in the zone changed in between; a failed compare
-retries from the read (other nodes' writers lose nothing).
+Every change reads the zone head (serial, generation) and the data it
+touches in one read transaction, then writes the new data and `head` with
+serial + 1 (RFC 1982) in one transaction compared on the head's mod revision. Every
+change writes the head, so an unchanged head revision proves nothing in the zone changed
+in between; a failed compare retries from the read (other nodes' writers lose nothing).
 
-Bulk changes (create with content, import) cannot be one transaction (etcd caps a txn at
-128 operations and 1.5 MiB). They write a new *generation* of the zone in batches,
-invisible to replicas, then activate it with one transaction that flips
-`head.generation` and bumps the serial; the old generation is deleted afterwards, in the
-background (`retire.py`). Master-file text is parsed in the worker pool
-(`node/work/zoneparse.py`). Deleting a zone removes all but its data in one txn, then
-each generation's data in parts (`BulkWriter.delete`).
+Bulk changes (create with content, import) cannot be one transaction (etcd
+caps a txn at 128 operations and 1.5 MiB). They write a new *generation*
+of the zone in batches, invisible to replicas, then activate it with one
+transaction that flips `head.generation` and bumps the serial; the old
+generation is deleted afterwards. Master-file text is parsed in the worker pool
+(`node/work/zoneparse.py`), never on the loop's interpreter. Deleting a zone removes
+all but its data in one txn, then each generation's data in parts (`BulkWriter.delete`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
@@ -51,7 +51,6 @@ from node.zones.model import (
     with_serial,
 )
 from node.zones.reads import MAX_RETRIES, ZoneInfo, ZoneReads
-from node.zones.retire import retire
 from node.zones.rules import check_change, check_target
 from node.zones.update_txn import UpdateRead, UpdateTransactions, Writes
 
@@ -72,7 +71,7 @@ class ZoneRepository(ZoneReads):
         self._updates = UpdateTransactions(client, layout, clock)
         self.files = FileZoneAdmin(client, layout, clock)  # create and reload file zones
         self.file_zones: FileChanges | None = None  # set by the daemon: their record changes
-        self._deleting: set[asyncio.Task[None]] = set()  # deletions in parts (`_kept`)
+        self._deleting: set[asyncio.Task[None]] = set()  # data parts of zones deleted
 
     @property
     def etcd(self) -> EtcdClient:
@@ -82,6 +81,7 @@ class ZoneRepository(ZoneReads):
     def bulk(self) -> BulkWriter:
         return self._bulk  # the daemon sets its lease and writer id
 
+    # -- zone lifecycle ---------------------------------------------------
     async def create_zone(
         self,
         name: Name,
@@ -174,13 +174,11 @@ class ZoneRepository(ZoneReads):
 
     async def delete_zone(self, name: Name) -> None:
         """`unlink_zone`, then `delete_data` (going on if the caller is cancelled)."""
-        await asyncio.shield(self._kept(self.delete_data(name, await self.unlink_zone(name))))
-
-    def _kept(self, work: Coroutine[object, object, None]) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(work)
+        revision = await self.unlink_zone(name)
+        task = asyncio.get_running_loop().create_task(self.delete_data(name, revision))
         self._deleting.add(task)
         task.add_done_callback(self._deleting.discard)
-        return task
+        await asyncio.shield(task)
 
     async def unlink_zone(self, name: Name) -> int:
         """Delete every key of the zone but its data (config, head, gen, DNSSEC, secrets,
@@ -250,9 +248,8 @@ class ZoneRepository(ZoneReads):
             except EtcdUnavailable:
                 self._bulk.flip_unanswered(name, generation, before, head.generation)
                 raise
-            if result.succeeded:  # the old data goes once the nodes serve the new (retire.py)
-                self._kept(retire(self._etcd, self._keys, self._bulk, name, head.generation,
-                                  new_head.serial))
+            if result.succeeded:
+                await self._bulk.delete(name, head.generation)  # in parts: see bulk.py
                 return await self.get_zone(name)
             if not await self._bulk.registered(name, generation):
                 await self._bulk.discard(name, generation)
@@ -260,6 +257,7 @@ class ZoneRepository(ZoneReads):
         await self._bulk.discard(name, generation)  # no flip was applied: every compare failed
         raise Conflict(f"zone {name} changed too often to import; try again")
 
+    # -- record changes ---------------------------------------------------
     async def add_records(self, zone: Name, rrset: dns.rrset.RRset) -> int:
         def change(existing: dns.rrset.RRset | None) -> dns.rrset.RRset:
             out = dns.rrset.RRset(rrset.name, dns.rdataclass.IN, rrset.rdtype)
