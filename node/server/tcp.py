@@ -4,7 +4,9 @@ Frames are a 2-octet length and a message; several pipelined queries on one
 connection are answered in order. A connection with an answer pending or a
 transfer being streamed is not idle: the idle clock starts when its last answer
 was sent. A client that half-closes (EOF) still gets the answers to every
-frame it sent, then the connection closes. Answering stops at the transport's
+frame it sent, then the connection closes. One connection answers at most
+`FRAMES_PER_TURN` frames per loop turn (reading paused until its backlog is
+answered), so a long pipeline never holds the loop. Answering stops at the transport's
 write high-water mark and goes on when it drains, so a client that never reads
 holds at most a buffer's worth of answers, and is closed once an idle timeout
 passes with nothing taken. Zone transfers are streamed message by message from
@@ -22,6 +24,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from node.server.listener import DnsServer
 
+# frames one connection answers per loop turn: a client pipelining thousands of queries
+# (asyncio reads up to 256 KiB at once, and loopback's socket buffers take megabytes of
+# answers before back-pressure starts) would otherwise hold the loop, and every UDP
+# client and the etcd lease with it, for as long as it takes to answer them all
+FRAMES_PER_TURN = 32
 HANDOFF: Any = object()  # a responder's answer: the control process takes this TCP connection
 
 
@@ -43,6 +50,7 @@ class TcpProtocol(asyncio.Protocol):
         self.eof = False  # the client half-closed: answer what it sent, then close
         self.drained = False  # writing resumed since the last idle check (the client reads)
         self.buffered = -1  # octets waiting to be written at the last idle check
+        self.held = False  # reading paused by `_process`: frames left for a later turn
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -118,12 +126,17 @@ class TcpProtocol(asyncio.Protocol):
         transport = self.transport
         assert transport is not None
         writable = self.writable
+        budget = FRAMES_PER_TURN
         # a client that does not read its answers gets no more of them: stop at the
         # transport's high-water mark (reading is paused too); `resume_writing` goes on
         while len(buf) >= 2 and writable.is_set() and not transport.is_closing():
             n = buf[0] << 8 | buf[1]
             if len(buf) < n + 2:
                 break
+            if not budget:  # the rest on a later turn: every other client gets one first
+                self._hold(transport)
+                return
+            budget -= 1
             msg = bytes(buf[2 : n + 2])
             del buf[: n + 2]
             t0 = perf_counter_ns()
@@ -150,8 +163,18 @@ class TcpProtocol(asyncio.Protocol):
                 self.stream = asyncio.get_running_loop().create_task(self._stream(resp))  # type: ignore[arg-type]
                 return
             self.server.stats.observe(perf_counter_ns() - t0)
+        if self.held and writable.is_set() and not transport.is_closing():
+            self.held = False  # the backlog is answered: read on
+            transport.resume_reading()
         if self.eof and writable.is_set():  # every frame the client sent is answered
             transport.close()  # after the answers still buffered are written
+
+    def _hold(self, transport: asyncio.Transport) -> None:
+        """Stop reading (the buffer holds enough to answer) and go on next turn."""
+        if not self.held:
+            self.held = True
+            transport.pause_reading()
+        asyncio.get_running_loop().call_soon(self._go_on)
 
     async def _stream(self, messages: Iterator[bytes] | AsyncIterator[bytes]) -> None:
         """Send a transfer message by message, yielding to the loop and to back-pressure
