@@ -6,7 +6,8 @@ transfer being streamed is not idle: the idle clock starts when its last answer
 was sent. A client that half-closes (EOF) still gets the answers to every
 frame it sent, then the connection closes. One connection answers at most
 `FRAMES_PER_TURN` frames per loop turn (reading paused until its backlog is
-answered), so a long pipeline never holds the loop. Answering stops at the transport's
+answered), so a long pipeline never holds the loop; behind a pending answer it
+buffers at most `HOLD_OCTETS` before reading pauses. Answering stops at the transport's
 write high-water mark and goes on when it drains, so a client that never reads
 holds at most a buffer's worth of answers, and is closed once an idle timeout
 passes with nothing taken. Zone transfers are streamed message by message from
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 # answers before back-pressure starts) would otherwise hold the loop, and every UDP
 # client and the etcd lease with it, for as long as it takes to answer them all
 FRAMES_PER_TURN = 32
+# octets a connection buffers while an answer is pending (UPDATE, a transfer): reading
+# pauses there until that answer is sent (two frames of the largest size)
+HOLD_OCTETS = 128 << 10
 HANDOFF: Any = object()  # a responder's answer: the control process takes this TCP connection
 
 
@@ -107,6 +111,9 @@ class TcpProtocol(asyncio.Protocol):
         self.buf += data
         if self.stream is None:
             self._process()
+        elif len(self.buf) > HOLD_OCTETS and not self.held and self.transport is not None:
+            self.held = True  # `_process`, after the pending answer, reads on
+            self.transport.pause_reading()
 
     def eof_received(self) -> bool:
         """The client sent all it will send (a half-close, or a close): its frames are still
