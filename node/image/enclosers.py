@@ -29,7 +29,7 @@ path's, `tests/unit/image/test_image_enclosers.py`):
 * unsigned zone, or DO=0: one entry per (question length, QTYPE) in the
   image's memo, shared with `negative.nxdomain`: the negative SOA with its
   owner a pointer to the origin inside the question;
-* NSEC3, DO=1, P the apex (a full image with cuts, layout 3): per question
+* NSEC3, DO=1, P the apex (a full image with cuts, layout 4): per question
   length the SOA segment and the apex's NSEC3 (its match) rendered once (the
   head), the pointers, the header variants and the wildcard's piece by where
   it starts (the QTYPE changes only the statistics key); per name only the next closer's
@@ -148,7 +148,7 @@ class Shortcut:
     """One encloser's NXDOMAIN answers (see the module docstring); its methods are the modes."""
 
     __slots__ = ("_admit", "_base", "_bucket_off", "_buf", "_count", "_cuts", "_digest", "_flat",
-                 "_keep", "_mask", "_match", "_offsets", "_salt", "_shapes", "_shift", "_skip",
+                 "_keep", "_mask", "_match", "_offsets", "_shapes", "_shift", "_skip",
                  "_sort", "_wild", "_wild_head", "_wild_tails", "ce", "do", "img", "node",
                  "origin")
 
@@ -174,9 +174,9 @@ class Shortcut:
         self._skip = L.HASH_LABEL + len(img.origin) + 2  # a cut piece's RRs, from its label
         self._offsets = img._denial + L.HASH_LEN * img.count  # NSEC3: the piece offsets
         self._digest = img.digest
-        self._salt = img.salt  # (no salt, no iterations: `_SHA1` copied, fed the name)
         self._sort = img.prefix  # the sort prefixes (u64), bisected in C
-        self._flat = not img.iterations  # one SHA-1 (else the image's iterated digest)
+        # no salt, no iterations: `_SHA1` copied, fed the name (else the image's digest)
+        self._flat = not img.iterations and not img.salt
         self._wild_head = b""
         self._wild_tails: tuple[bytes, ...] = ()
         if (img.nsec3 and img.base is None and node[3] not in (L.NO_DENIAL, L.BY_KEY)
@@ -307,16 +307,17 @@ class Shortcut:
         buf = self._buf
         if self._flat:
             h = _SHA1.copy()
-            h.update(lname + self._salt)
+            h.update(lname)
             pq = _TOP(h.digest())[0]
         else:
             pq = _TOP(self._digest(lname))[0]
-        hi = bisect_right(self._sort, pq, *_U32X2(buf, self._bucket_off + 4 * (pq >> self._shift)))
+        lo, hi = _U32X2(buf, self._bucket_off + 4 * (pq >> self._shift))
+        hi = bisect_right(self._sort, pq, lo, hi)
         cover = hi - 1 if hi else self._count - 1
         if self._sort[cover] == pq:  # the name's own NSEC3 (or a hash sharing 8 octets)
             return self.signed(key)
         # the cover's piece: its label, the NSEC3 and its RRSIG (`L.CUT`; 0: another shape)
-        off, first, both = _CUT(buf, self._cuts + 8 * cover)
+        off, first, both = _CUT(buf, self._cuts + L.NSEC3_PAIR * cover)  # after its prefix
         if not first or cover == self._match or cover == self._wild:
             return self._other(key, cover)
         # every name one label below the apex (no cut above it) and every empty non-terminal
