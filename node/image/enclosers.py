@@ -228,7 +228,11 @@ class Shortcut:
                                len(img.neg_soa), 0)
             if len(memo) < negative.ENTRIES_MAX:
                 memo[mk] = entry
-        return self._kept(key, entry) if self._absent(lname) else None
+        if not self._absent(lname):
+            return None
+        if self._admit(key):  # `_kept`, written out: the unsigned flood's every answer
+            self._keep(key, self.do, entry, self.origin, False)
+        return entry
 
     def overlay(self, key: bytes) -> Entry | None:
         """An overlay: `negative.nxdomain` (both layers) once the name has no node."""
