@@ -34,6 +34,8 @@ WILD_BELOW = BODY + "*.w TXT \"below w\"\nw TXT \"w\"\n"
 ZONES = {
     "nsec3": lambda: _sign(ORIGIN, PARAMS["plain"]),
     "nsec3-salt-iterations": lambda: _sign(ORIGIN, PARAMS["salt-iterations"]),
+    # a salt without iterations: the image's digest, not the unsalted SHA-1's copy
+    "nsec3-salt-only": lambda: _sign(ORIGIN, DenialParams(salt=bytes.fromhex("c0ffee"))),
     "nsec3-opt-out": lambda: _sign(ORIGIN, PARAMS["opt-out"]),
     "nsec": lambda: _sign(ORIGIN, DenialParams(nsec3=False)),
     "nsec3-long-origin": lambda: _sign(LONG, PARAMS["plain"]),  # 202 octets: labels to 52
