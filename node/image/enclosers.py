@@ -84,6 +84,7 @@ WILDS_MAX = 32  # wildcard tails per shape: one per cover segment length
 _U32 = L.U32.unpack_from
 _U32X2 = L.SLOT.unpack_from  # two u32: a bucket's first and end positions
 _CUT = L.CUT.unpack_from
+_PAIR = L.NSEC3_PAIR  # a sort prefix and its cut
 _TOP = struct.Struct(">Q").unpack_from  # a digest's first 8 octets, as the sort prefixes
 _FLAGS = negative.FLAGS
 _LABEL = L.HASH_LABEL
@@ -321,7 +322,7 @@ class Shortcut:
         if self._sort[cover] == pq:  # the name's own NSEC3 (or a hash sharing 8 octets)
             return self.signed(key)
         # the cover's piece: its label, the NSEC3 and its RRSIG (`L.CUT`; 0: another shape)
-        off, first, both = _CUT(buf, self._cuts + L.NSEC3_PAIR * cover)  # after its prefix
+        off, first, both = _CUT(buf, self._cuts + _PAIR * cover)  # after its prefix
         if not first or cover == self._match or cover == self._wild:
             return self._other(key, cover)
         # every name one label below the apex (no cut above it) and every empty non-terminal
