@@ -176,8 +176,7 @@ class Shortcut:
         self._offsets = img._denial + L.HASH_LEN * img.count  # NSEC3: the piece offsets
         self._digest = img.digest
         self._sort = img.prefix  # the sort prefixes (u64), bisected in C
-        # no salt, no iterations: `_SHA1` copied, fed the name (else the image's digest)
-        self._flat = not img.iterations and not img.salt
+        self._flat = not img.iterations and not img.salt  # `_SHA1` copied (else `_digest`)
         self._wild_head = b""
         self._wild_tails: tuple[bytes, ...] = ()
         if (img.nsec3 and img.base is None and node[3] not in (L.NO_DENIAL, L.BY_KEY)
@@ -229,11 +228,7 @@ class Shortcut:
                                len(img.neg_soa), 0)
             if len(memo) < negative.ENTRIES_MAX:
                 memo[mk] = entry
-        if not self._absent(lname):
-            return None
-        if self._admit(key):  # `_kept`, written out: the unsigned flood's every answer
-            self._keep(key, self.do, entry, self.origin, False)
-        return entry
+        return self._kept(key, entry) if self._absent(lname) else None
 
     def overlay(self, key: bytes) -> Entry | None:
         """An overlay: `negative.nxdomain` (both layers) once the name has no node."""
