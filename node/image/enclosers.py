@@ -29,27 +29,24 @@ path's, `tests/unit/image/test_image_enclosers.py`):
 * unsigned zone, or DO=0: one entry per (question length, QTYPE) in the
   image's memo, shared with `negative.nxdomain`: the negative SOA with its
   owner a pointer to the origin inside the question;
-* NSEC3, DO=1, P the apex (a full image with cuts, layout 4): per question
-  length the SOA segment and the apex's NSEC3 (its match) rendered once (the
-  head), the pointers, the header variants and the wildcard's piece by where
-  it starts (the QTYPE changes only the statistics key); per name only the next closer's
-  cover changes: one SHA-1 (the zone's salt and iterations), the C bisect
-  of the hashes' 8-octet sort prefixes within the bucket of its top bits,
-  then that cover's label and two RRs are copied out of the image at its
-  cut (`L.nsec3_cut`) around a pointer to the origin and one to the cover's
-  owner. The cover also
-  proves the name has no node when it is not the name's own NSEC3 and has no
-  opt-out flag (every name and empty non-terminal one label below the apex
-  has an NSEC3, except insecure delegations in an opt-out span), so the hash
-  table is probed only below opt-out covers. Only a zone this cluster signs
-  has a denial index in its image, and its chain is whole by construction; a
-  presigned zone (imported or transferred with its NSEC/NSEC3 records) gets
-  the `plain` shortcut, which probes, so a chain from outside that misses a
-  name never answers NXDOMAIN for it. No whole entry is kept (covers are
-  uniform: a large zone's flood hardly ever meets one twice); a name whose
-  label could be an NSEC3 owner's (32 octets), a hash that shares its first
-  8 octets with the cover's, and a cover that is also the match or the
-  wildcard's piece or has no cut, go through `negative` instead;
+* NSEC3, DO=1, P the apex (a full image with cuts, layout 4): per question length the SOA
+  segment and the apex's NSEC3 (its match) rendered once (the head), the pointers, the
+  header variants and the wildcard's piece by where it starts (the QTYPE changes only the
+  statistics key); per name only the next closer's cover changes: one SHA-1 (the zone's
+  salt and iterations), the C bisect of the hashes' 8-octet sort prefixes within the
+  bucket of its top bits, then that cover's label and two RRs are copied out of the image
+  at its cut (`L.nsec3_cut`) around a pointer to the origin and one to the cover's owner.
+  The cover also proves the name has no node when it is not the name's own NSEC3 and has
+  no opt-out flag (every name and empty non-terminal one label below the apex has an
+  NSEC3, except insecure delegations in an opt-out span), so the hash table is probed only
+  below opt-out covers. Only a zone this cluster signs has a denial index in its image,
+  and its chain is whole by construction; a presigned zone (imported or transferred with
+  its NSEC/NSEC3 records) gets the `plain` shortcut, which probes, so a chain from outside
+  that misses a name never answers NXDOMAIN for it. The answer is offered to the
+  doorkeeper by `Doorkeeper.admit` written out (one call less); a name whose label could
+  be an NSEC3 owner's (32 octets), a hash that shares its first 8 octets with the cover's,
+  and a cover that is also the match or the wildcard's piece or has no cut, go through
+  `negative` instead;
 * NSEC, DO=1, P the apex: one C bisect of the label's 8-octet sort prefix
   gives the cover and proves the name has no node (no entry with its prefix,
   and for a label under 8 octets the next entry is not below it), then the
@@ -71,6 +68,7 @@ from zlib import crc32
 from node.image import layout as L
 from node.image import negative
 from node.image.reader import Node, ZoneImage
+from node.server.admission import Doorkeeper
 from node.server.render import Entry, make_entry
 from node.server.stats import KNOWN_QTYPES, OTHER_QTYPE
 
@@ -95,9 +93,7 @@ _SHA1 = sha1()  # copied, then fed (cheaper than a new one: no digest set-up per
 _STAT_KEYS = {(t << 16 | 1).to_bytes(4, "big"): t for t in KNOWN_QTYPES if t not in XFR}
 
 Answer = Callable[[bytes], Entry | None]
-# the table's doorkeeper (`Doorkeeper.admit`), and what keeps an admitted cold answer in
-# its answer cache: (key, DO bit, entry, origin, hot) as `ImageTable._keep`
-Admit = Callable[[bytes], bool]
+# what keeps an admitted cold answer: (key, DO bit, entry, origin, hot) as `ImageTable._keep`
 Keep = Callable[[bytes, int, Entry, bytes, bool], None]
 # an NSEC3 question shape (`Shortcut._shape`, by question length): head, pointer to the
 # origin, pointer to the cover's owner, wildcard tails by cover segment length, header
@@ -107,10 +103,10 @@ _Shape = tuple[bytes, bytes, bytes, dict[int, bytes], tuple[bytes, ...], tuple[b
 
 
 def shortcut(img: ZoneImage, ce: bytes, do: int, below: Callable[[bytes], bool],
-             admit: Admit, keep: Keep) -> Answer | None:
+             door: Doorkeeper, keep: Keep) -> Answer | None:
     """The shortcut for names one label below `ce` in `img` with this DO bit, or None where
     the reasoning above does not hold. `below(ce)`: a served or held origin is one label
-    below `ce`. Each answer is offered to `admit` and kept by `keep` when admitted (the
+    below `ce`. Each answer is offered to `door` and kept by `keep` when admitted (the
     responder calls a shortcut without the table's `lookup` around it)."""
     origin = img.origin
     if len(origin) == 1 or below(ce):
@@ -130,7 +126,7 @@ def shortcut(img: ZoneImage, ce: bytes, do: int, below: Callable[[bytes], bool],
     wild = img.apex_wild if ce == origin else img.node(b"\x01*" + ce)
     if wild is not None:
         return None
-    sc = Shortcut(img, ce, node, do, admit, keep)
+    sc = Shortcut(img, ce, node, do, door, keep)
     if img.base is not None:
         return sc.overlay
     if not (do and img.signed):
@@ -149,13 +145,14 @@ class Shortcut:
     """One encloser's NXDOMAIN answers (see the module docstring); its methods are the modes."""
 
     __slots__ = ("_admit", "_base", "_bucket_off", "_buf", "_count", "_cuts", "_digest", "_flat",
-                 "_keep", "_mask", "_match", "_offsets", "_shapes", "_shift", "_skip",
-                 "_sort", "_wild", "_wild_head", "_wild_tails", "ce", "do", "img", "node",
-                 "origin")
+                 "_keep", "_mask", "_match", "_offsets", "_seen", "_shapes", "_shift", "_skip",
+                 "_slots", "_sort", "_wild", "_wild_head", "_wild_tails", "ce", "do", "img",
+                 "node", "origin")
 
-    def __init__(self, img: ZoneImage, ce: bytes, node: Node, do: int, admit: Admit,
+    def __init__(self, img: ZoneImage, ce: bytes, node: Node, do: int, door: Doorkeeper,
                  keep: Keep) -> None:
-        self._admit = admit
+        self._admit = door.admit
+        self._seen, self._slots = door.table  # `nsec3` writes the offer out
         self._keep = keep
         self.img = img
         self.ce = ce
@@ -337,8 +334,13 @@ class Shortcut:
         if size > _BODY_MAX:
             return None
         entry = (hdrs, hdrs_e, body, size, nx | sk, _FLAGS)
-        if self._admit(key):
+        h = hash(key)  # `Doorkeeper.admit` written out: one call less per flood answer
+        i = h & self._slots
+        f = h >> 48 & 0xFFFF | 1
+        if self._seen[i] == f:
             self._keep(key, 1, entry, self.origin, False)
+        else:
+            self._seen[i] = f
         return entry
 
     def _other(self, key: bytes, cover: int) -> Entry | None:

@@ -172,7 +172,7 @@ class ImageTable:
         short = self.shortcuts[do]
         if ce in short:
             return
-        answer = enclosers.shortcut(image, ce, do, self._origin_below, self._doors[do].admit,
+        answer = enclosers.shortcut(image, ce, do, self._origin_below, self._doors[do],
                                     self._keeper)
         if answer is None:
             return
