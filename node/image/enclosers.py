@@ -1,61 +1,55 @@
 """NXDOMAIN by closest encloser: the random-subdomain flood's answer in a few steps per query.
 
-Owns `Shortcut`, built once per (zone image, closest encloser P, DO bit) by
-`shortcut(...)`, and asked first after an answer-cache miss (by
-`Responder.fast_udp`, and by `ImageTable.lookup`): a query name one label
-below P (`key[key[0] + 1 : -4] == P`) that has no node in the image is
-NXDOMAIN, and its answer depends on the name only through what
-`node.image.negative` keys its caches by. Each answer is offered to the
-table's doorkeeper and kept in its answer cache when admitted, here. The
-table keeps the shortcuts in a small bounded map by P (per DO bit) and drops
-them all whenever its set of zones or their versions changes, so a shortcut
-never outlives its image (nor the doorkeeper it was given).
+Owns `Shortcut`, built once per (zone image, closest encloser P, DO bit) by `shortcut(...)`,
+and asked first after an answer-cache miss (by `Responder.fast_udp`, and by
+`ImageTable.lookup`): a query name one label below P (`key[key[0] + 1 : -4] == P`) that has
+no node in the image is NXDOMAIN, and its answer depends on the name only through what
+`node.image.negative` keys its caches by. Each answer is offered to the table's doorkeeper
+and kept in its answer cache when admitted, here. The table keeps the shortcuts in a small
+bounded map by P (per DO bit) and drops them all whenever its set of zones or their versions
+changes, so a shortcut never outlives its image (nor the doorkeeper it was given).
 
-A shortcut exists only where that reasoning holds, checked when it is built:
-P has a node in a served image that is not held, the zone is not the root,
-no zone cut or DNAME is at or above P (below the apex; no DNAME at the apex:
-a name below one is synthesized, and NXDOMAIN when its target in the zone is
-absent, which must not teach a shortcut), there is no `*.P` node (no
-wildcard synthesis), no served or held zone's origin is directly below P
-(that name belongs to the other zone), and for DO=1 in a signed zone P's
-wildcard proof is in the image. Per query it checks the class (IN), the
-QTYPE (not AXFR/IXFR) and that the name has no node (one probe of the
-image's hash table, or none where the proof itself shows it, below); anything
-else returns None and takes the general path.
+A shortcut exists only where that reasoning holds, checked when it is built: P has a node in
+a served image that is not held, the zone is not the root, no zone cut or DNAME is at or
+above P (below the apex; no DNAME at the apex: a name below one is synthesized, and NXDOMAIN
+when its target in the zone is absent, which must not teach a shortcut), there is no `*.P`
+node (no wildcard synthesis), no served or held zone's origin is directly below P (that name
+belongs to the other zone), and for DO=1 in a signed zone P's wildcard proof is in the
+image. Per query it checks the class (IN), the QTYPE (not AXFR/IXFR) and that the name has
+no node (one probe of the image's hash table, or none where the proof itself shows it,
+below); anything else returns None and takes the general path.
 
-Modes (the bytes equal `negative.nxdomain`'s, which equal the general cold
-path's, `tests/unit/image/test_image_enclosers.py`):
+Modes (the bytes equal `negative.nxdomain`'s, which equal the general cold path's,
+`tests/unit/image/test_image_enclosers.py`):
 
-* unsigned zone, or DO=0: one entry per (question length, QTYPE) in the
-  image's memo, shared with `negative.nxdomain`: the negative SOA with its
-  owner a pointer to the origin inside the question;
+* unsigned zone, or DO=0: one entry per (question length, QTYPE) in the image's memo, shared
+  with `negative.nxdomain`: the negative SOA with its owner a pointer to the origin inside
+  the question;
 * NSEC3, DO=1, P the apex (a full image with cuts, layout 4): per question length the SOA
   segment and the apex's NSEC3 (its match) rendered once (the head), the pointers, the
   header variants and the wildcard's piece by where it starts (the QTYPE changes only the
-  statistics key); per name only the next closer's cover changes: one SHA-1 (the zone's
-  salt and iterations), the C bisect of the hashes' 8-octet sort prefixes within the
-  bucket of its top bits, then that cover's label and two RRs are copied out of the image
-  at its cut (`L.nsec3_cut`) around a pointer to the origin and one to the cover's owner.
-  The cover also proves the name has no node when it is not the name's own NSEC3 and has
-  no opt-out flag (every name and empty non-terminal one label below the apex has an
-  NSEC3, except insecure delegations in an opt-out span), so the hash table is probed only
-  below opt-out covers. Only a zone this cluster signs has a denial index in its image,
-  and its chain is whole by construction; a presigned zone (imported or transferred with
-  its NSEC/NSEC3 records) gets the `plain` shortcut, which probes, so a chain from outside
-  that misses a name never answers NXDOMAIN for it. The answer is offered to the
-  doorkeeper by `Doorkeeper.admit` written out (one call less); a name whose label could
-  be an NSEC3 owner's (32 octets), a hash that shares its first 8 octets with the cover's,
-  and a cover that is also the match or the wildcard's piece or has no cut, go through
-  `negative` instead;
-* NSEC, DO=1, P the apex: one C bisect of the label's 8-octet sort prefix
-  gives the cover and proves the name has no node (no entry with its prefix,
-  and for a label under 8 octets the next entry is not below it), then the
-  entry from `img.bodies`; ties and labels with octets 0 or 1 go through
-  `negative` after the probe;
-* other signed DO=1 cases (an encloser below the apex): `negative`'s
-  proof and entry cache, without the table's general lookup before it;
-* an overlay: `negative.nxdomain` after the probe (it merges both layers).
-"""
+  statistics key); per name only the next closer's cover changes: one SHA-1 (the zone's salt
+  and iterations), the C bisect of the hashes' 8-octet sort prefixes within the bucket of
+  its top bits, then that cover's label and two RRs are copied out of the image at its cut
+  (`L.nsec3_cut`) around a pointer to the origin and one to the cover's owner. The cover
+  also proves the name has no node when it is not the name's own NSEC3 and has no opt-out
+  flag (every name and empty non-terminal one label below the apex has an NSEC3, except
+  insecure delegations in an opt-out span), so the hash table is probed only below opt-out
+  covers. Only a zone this cluster signs has a denial index in its image, and its chain is
+  whole by construction; a presigned zone (imported or transferred with its NSEC/NSEC3
+  records) gets the `plain` shortcut, which probes, so a chain from outside that misses a
+  name never answers NXDOMAIN for it. The answer is offered to the doorkeeper by
+  `Doorkeeper.admit` written out (one call less); a name whose label could be an NSEC3
+  owner's (32 octets), a hash that shares its first 8 octets with the cover's, and a cover
+  that is also the match or the wildcard's piece or has no cut, go through `negative`
+  instead;
+* NSEC, DO=1, P the apex: one C bisect of the label's 8-octet sort prefix gives the cover
+  and proves the name has no node (no entry with its prefix, and for a label under 8 octets
+  the next entry is not below it), then the entry from `img.bodies`; ties and labels with
+  octets 0 or 1 go through `negative` after the probe;
+* other signed DO=1 cases (an encloser below the apex): `negative`'s proof and entry cache,
+  without the table's general lookup before it;
+* an overlay: `negative.nxdomain` after the probe (it merges both layers)."""
 
 from __future__ import annotations
 
@@ -95,9 +89,9 @@ _STAT_KEYS = {(t << 16 | 1).to_bytes(4, "big"): t for t in KNOWN_QTYPES if t not
 Answer = Callable[[bytes], Entry | None]
 # what keeps an admitted cold answer: (key, DO bit, entry, origin, hot) as `ImageTable._keep`
 Keep = Callable[[bytes, int, Entry, bytes, bool], None]
-# an NSEC3 question shape (`Shortcut._shape`, by question length): head, pointer to the
-# origin, pointer to the cover's owner, wildcard tails by cover segment length, header
-# variants, statistics key without its QTYPE, where the cover's owner starts
+# an NSEC3 question shape (`Shortcut._shape`, by question length): head, pointers to the origin
+# and the cover's owner, wildcard tails by cover segment length, header variants, statistics
+# key without its QTYPE, where the cover's owner starts
 _Shape = tuple[bytes, bytes, bytes, dict[int, bytes], tuple[bytes, ...], tuple[bytes, ...],
                int, int]
 
@@ -207,9 +201,8 @@ class Shortcut:
         return entry
 
     def plain(self, key: bytes) -> Entry | None:
-        """Unsigned zone, or DO=0: the negative SOA only, one entry per question shape,
-        kept in the image's memo as `negative.nxdomain` keeps it (so bounded per image and
-        shared by every encloser, not one set per shortcut)."""
+        """Unsigned zone, or DO=0: the negative SOA only, one entry per question shape, kept
+        in the image's memo as `negative.nxdomain` keeps it (bounded, shared by enclosers)."""
         lname = key[:-4]
         qtype = key[-4] << 8 | key[-3]
         if key[-2:] != IN_CLASS or qtype in XFR:
@@ -225,7 +218,15 @@ class Shortcut:
                                len(img.neg_soa), 0)
             if len(memo) < negative.ENTRIES_MAX:
                 memo[mk] = entry
-        return self._kept(key, entry) if self._absent(lname) else None
+        if not self._absent(lname):
+            return None
+        h = hash(key)  # `Doorkeeper.admit` written out, as in `nsec3`
+        i, f = h & self._slots, h >> 48 & 0xFFFF | 1
+        if self._seen[i] == f:
+            self._keep(key, self.do, entry, self.origin, False)
+        else:
+            self._seen[i] = f
+        return entry
 
     def overlay(self, key: bytes) -> Entry | None:
         """An overlay: `negative.nxdomain` (both layers) once the name has no node."""
@@ -335,8 +336,7 @@ class Shortcut:
             return None
         entry = (hdrs, hdrs_e, body, size, nx | sk, _FLAGS)
         h = hash(key)  # `Doorkeeper.admit` written out: one call less per flood answer
-        i = h & self._slots
-        f = h >> 48 & 0xFFFF | 1
+        i, f = h & self._slots, h >> 48 & 0xFFFF | 1
         if self._seen[i] == f:
             self._keep(key, 1, entry, self.origin, False)
         else:

@@ -208,25 +208,27 @@ def test_a_declining_shortcut_is_asked_once(zone: str, edns: tuple[int, int] | N
     assert asked  # the shortcut was asked, and declined some
 
 
-def test_the_nsec3_offer_written_out_agrees_with_the_doorkeeper() -> None:
-    """`Shortcut.nsec3` writes `Doorkeeper.admit` out: a key it offered is remembered by the
-    table's doorkeeper (its slot holds that fingerprint), and a key the doorkeeper saw is
-    admitted and kept by the shortcut's first answer."""
-    snap = ZONES["nsec3"]()
+@pytest.mark.parametrize(("zone", "do", "mode"), [("nsec3", 1, "nsec3"), ("unsigned", 0, "plain"),
+                                                 ("unsigned", 1, "plain")])
+def test_the_offer_written_out_agrees_with_the_doorkeeper(zone: str, do: int, mode: str) -> None:
+    """`Shortcut.nsec3` and `.plain` write `Doorkeeper.admit` out: a key they offered is
+    remembered by the table's doorkeeper (its slot holds that fingerprint), and a key the
+    doorkeeper saw is admitted and kept by the shortcut's first answer."""
+    snap = ZONES[zone]()
     _, _, table = _responders(snap)
-    table.lookup(b"\x05first" + OWIRE + b"\x00\x01\x00\x01", 1)
-    short = table.shortcuts[1][OWIRE]
-    assert short.__name__ == "nsec3"  # type: ignore[attr-defined]
-    door = table._doors[1]
+    table.lookup(b"\x05first" + OWIRE + b"\x00\x01\x00\x01", do)
+    short = table.shortcuts[do][OWIRE]
+    assert short.__name__ == mode  # type: ignore[attr-defined]
+    door = table._doors[do]
     rng = random.Random(9)
     kept = 0
     for i in range(2000):
         key = b"\x0c" + bytes(rng.choices(b"abcdefgh0123", k=12)) + OWIRE + b"\x00\x01\x00\x01"
         if i % 2:
-            assert short(key) is not None and key not in table.caches[1]
+            assert short(key) is not None and key not in table.caches[do]
             assert door.admit(key)  # remembered: the same slot and fingerprint
         else:
             assert not door.admit(key)
             assert short(key) is not None
-            kept += key in table.caches[1]
+            kept += key in table.caches[do]
     assert kept == 1000
