@@ -167,10 +167,10 @@ class ImageWriter:
             table = self._put(b"".join(keys) + b"".join(L.U32.pack(o) for _, o in keyed)
                               + L.U32.pack(bits)
                               + b"".join(L.U32.pack(i) for i in L.buckets(keys, bits)))
-            if delta is None:  # full images: the flood's sort prefixes and cuts
-                self.out += b"\x00" * (L.align8(len(self.out)) - len(self.out))
-                self._put(b"".join(L.PREFIX.pack(int.from_bytes(k[:8], "big")) for k in keys))
-                self._put(b"".join(cuts[k] for k in keys))
+            if delta is None:  # full images: the flood's sort prefixes, each with its cut
+                self.out += b"\x00" * (L.align16(len(self.out)) - len(self.out))
+                self._put(b"".join(L.PREFIX.pack(int.from_bytes(k[:8], "big")) + cuts[k]
+                                   for k in keys))
         else:
             recs = [self._put(L.U16.pack(len(k)) + k + L.U32.pack(o)) for k, o in keyed]
             table = self._put(b"".join(L.U32.pack(r) for r in recs))

@@ -1,64 +1,55 @@
 """NXDOMAIN by closest encloser: the random-subdomain flood's answer in a few steps per query.
 
-Owns `Shortcut`, built once per (zone image, closest encloser P, DO bit) by
-`shortcut(...)`, and asked first after an answer-cache miss (by
-`Responder.fast_udp`, and by `ImageTable.lookup`): a query name one label
-below P (`key[key[0] + 1 : -4] == P`) that has no node in the image is
-NXDOMAIN, and its answer depends on the name only through what
-`node.image.negative` keys its caches by. Each answer is offered to the
-table's doorkeeper and kept in its answer cache when admitted, here. The
-table keeps the shortcuts in a small bounded map by P (per DO bit) and drops
-them all whenever its set of zones or their versions changes, so a shortcut
-never outlives its image (nor the doorkeeper it was given).
+Owns `Shortcut`, built once per (zone image, closest encloser P, DO bit) by `shortcut(...)`,
+and asked first after an answer-cache miss (by `Responder.fast_udp`, and by
+`ImageTable.lookup`): a query name one label below P (`key[key[0] + 1 : -4] == P`) that has
+no node in the image is NXDOMAIN, and its answer depends on the name only through what
+`node.image.negative` keys its caches by. Each answer is offered to the table's doorkeeper
+and kept in its answer cache when admitted, here. The table keeps the shortcuts in a small
+bounded map by P (per DO bit) and drops them all whenever its set of zones or their versions
+changes, so a shortcut never outlives its image (nor the doorkeeper it was given).
 
-A shortcut exists only where that reasoning holds, checked when it is built:
-P has a node in a served image that is not held, the zone is not the root,
-no zone cut or DNAME is at or above P (below the apex; no DNAME at the apex:
-a name below one is synthesized, and NXDOMAIN when its target in the zone is
-absent, which must not teach a shortcut), there is no `*.P` node (no
-wildcard synthesis), no served or held zone's origin is directly below P
-(that name belongs to the other zone), and for DO=1 in a signed zone P's
-wildcard proof is in the image. Per query it checks the class (IN), the
-QTYPE (not AXFR/IXFR) and that the name has no node (one probe of the
-image's hash table, or none where the proof itself shows it, below); anything
-else returns None and takes the general path.
+A shortcut exists only where that reasoning holds, checked when it is built: P has a node in
+a served image that is not held, the zone is not the root, no zone cut or DNAME is at or
+above P (below the apex; no DNAME at the apex: a name below one is synthesized, and NXDOMAIN
+when its target in the zone is absent, which must not teach a shortcut), there is no `*.P`
+node (no wildcard synthesis), no served or held zone's origin is directly below P (that name
+belongs to the other zone), and for DO=1 in a signed zone P's wildcard proof is in the
+image. Per query it checks the class (IN), the QTYPE (not AXFR/IXFR) and that the name has
+no node (one probe of the image's hash table, or none where the proof itself shows it,
+below); anything else returns None and takes the general path.
 
-Modes (the bytes equal `negative.nxdomain`'s, which equal the general cold
-path's, `tests/unit/image/test_image_enclosers.py`):
+Modes (the bytes equal `negative.nxdomain`'s, which equal the general cold path's,
+`tests/unit/image/test_image_enclosers.py`):
 
-* unsigned zone, or DO=0: one entry per (question length, QTYPE) in the
-  image's memo, shared with `negative.nxdomain`: the negative SOA with its
-  owner a pointer to the origin inside the question;
-* NSEC3, DO=1, P the apex (a full image with cuts, layout 3): per question
-  length the SOA segment and the apex's NSEC3 (its match) rendered once (the
-  head), the pointers, the header variants and the wildcard's piece by where
-  it starts (the QTYPE changes only the statistics key); per name only the next closer's
-  cover changes: one SHA-1 (the zone's salt and iterations), the C bisect
-  of the hashes' 8-octet sort prefixes within the bucket of its top bits,
-  then that cover's label and two RRs are copied out of the image at its
-  cut (`L.nsec3_cut`) around a pointer to the origin and one to the cover's
-  owner. The cover also
-  proves the name has no node when it is not the name's own NSEC3 and has no
-  opt-out flag (every name and empty non-terminal one label below the apex
-  has an NSEC3, except insecure delegations in an opt-out span), so the hash
-  table is probed only below opt-out covers. Only a zone this cluster signs
-  has a denial index in its image, and its chain is whole by construction; a
-  presigned zone (imported or transferred with its NSEC/NSEC3 records) gets
-  the `plain` shortcut, which probes, so a chain from outside that misses a
-  name never answers NXDOMAIN for it. No whole entry is kept (covers are
-  uniform: a large zone's flood hardly ever meets one twice); a name whose
-  label could be an NSEC3 owner's (32 octets), a hash that shares its first
-  8 octets with the cover's, and a cover that is also the match or the
-  wildcard's piece or has no cut, go through `negative` instead;
-* NSEC, DO=1, P the apex: one C bisect of the label's 8-octet sort prefix
-  gives the cover and proves the name has no node (no entry with its prefix,
-  and for a label under 8 octets the next entry is not below it), then the
-  entry from `img.bodies`; ties and labels with octets 0 or 1 go through
-  `negative` after the probe;
-* other signed DO=1 cases (an encloser below the apex): `negative`'s
-  proof and entry cache, without the table's general lookup before it;
-* an overlay: `negative.nxdomain` after the probe (it merges both layers).
-"""
+* unsigned zone, or DO=0: one entry per (question length, QTYPE) in the image's memo, shared
+  with `negative.nxdomain`: the negative SOA with its owner a pointer to the origin inside
+  the question;
+* NSEC3, DO=1, P the apex (a full image with cuts, layout 4): per question length the SOA
+  segment and the apex's NSEC3 (its match) rendered once (the head), the pointers, the
+  header variants and the wildcard's piece by where it starts (the QTYPE changes only the
+  statistics key); per name only the next closer's cover changes: one SHA-1 (the zone's salt
+  and iterations), the C bisect of the hashes' 8-octet sort prefixes within the bucket of
+  its top bits, then that cover's label and two RRs are copied out of the image at its cut
+  (`L.nsec3_cut`) around a pointer to the origin and one to the cover's owner. The cover
+  also proves the name has no node when it is not the name's own NSEC3 and has no opt-out
+  flag (every name and empty non-terminal one label below the apex has an NSEC3, except
+  insecure delegations in an opt-out span), so the hash table is probed only below opt-out
+  covers. Only a zone this cluster signs has a denial index in its image, and its chain is
+  whole by construction; a presigned zone (imported or transferred with its NSEC/NSEC3
+  records) gets the `plain` shortcut, which probes, so a chain from outside that misses a
+  name never answers NXDOMAIN for it. The answer is offered to the doorkeeper by
+  `Doorkeeper.admit` written out (one call less); a name whose label could be an NSEC3
+  owner's (32 octets), a hash that shares its first 8 octets with the cover's, and a cover
+  that is also the match or the wildcard's piece or has no cut, go through `negative`
+  instead;
+* NSEC, DO=1, P the apex: one C bisect of the label's 8-octet sort prefix gives the cover
+  and proves the name has no node (no entry with its prefix, and for a label under 8 octets
+  the next entry is not below it), then the entry from `img.bodies`; ties and labels with
+  octets 0 or 1 go through `negative` after the probe;
+* other signed DO=1 cases (an encloser below the apex): `negative`'s proof and entry cache,
+  without the table's general lookup before it;
+* an overlay: `negative.nxdomain` after the probe (it merges both layers)."""
 
 from __future__ import annotations
 
@@ -71,6 +62,7 @@ from zlib import crc32
 from node.image import layout as L
 from node.image import negative
 from node.image.reader import Node, ZoneImage
+from node.server.admission import Doorkeeper
 from node.server.render import Entry, make_entry
 from node.server.stats import KNOWN_QTYPES, OTHER_QTYPE
 
@@ -84,6 +76,7 @@ WILDS_MAX = 32  # wildcard tails per shape: one per cover segment length
 _U32 = L.U32.unpack_from
 _U32X2 = L.SLOT.unpack_from  # two u32: a bucket's first and end positions
 _CUT = L.CUT.unpack_from
+_PAIR = L.NSEC3_PAIR  # a sort prefix and its cut
 _TOP = struct.Struct(">Q").unpack_from  # a digest's first 8 octets, as the sort prefixes
 _FLAGS = negative.FLAGS
 _LABEL = L.HASH_LABEL
@@ -94,22 +87,20 @@ _SHA1 = sha1()  # copied, then fed (cheaper than a new one: no digest set-up per
 _STAT_KEYS = {(t << 16 | 1).to_bytes(4, "big"): t for t in KNOWN_QTYPES if t not in XFR}
 
 Answer = Callable[[bytes], Entry | None]
-# the table's doorkeeper (`Doorkeeper.admit`), and what keeps an admitted cold answer in
-# its answer cache: (key, DO bit, entry, origin, hot) as `ImageTable._keep`
-Admit = Callable[[bytes], bool]
+# what keeps an admitted cold answer: (key, DO bit, entry, origin, hot) as `ImageTable._keep`
 Keep = Callable[[bytes, int, Entry, bytes, bool], None]
-# an NSEC3 question shape (`Shortcut._shape`, by question length): head, pointer to the
-# origin, pointer to the cover's owner, wildcard tails by cover segment length, header
-# variants, statistics key without its QTYPE, where the cover's owner starts
+# an NSEC3 question shape (`Shortcut._shape`, by question length): head, pointers to the origin
+# and the cover's owner, wildcard tails by cover segment length, header variants, statistics
+# key without its QTYPE, where the cover's owner starts
 _Shape = tuple[bytes, bytes, bytes, dict[int, bytes], tuple[bytes, ...], tuple[bytes, ...],
                int, int]
 
 
 def shortcut(img: ZoneImage, ce: bytes, do: int, below: Callable[[bytes], bool],
-             admit: Admit, keep: Keep) -> Answer | None:
+             door: Doorkeeper, keep: Keep) -> Answer | None:
     """The shortcut for names one label below `ce` in `img` with this DO bit, or None where
     the reasoning above does not hold. `below(ce)`: a served or held origin is one label
-    below `ce`. Each answer is offered to `admit` and kept by `keep` when admitted (the
+    below `ce`. Each answer is offered to `door` and kept by `keep` when admitted (the
     responder calls a shortcut without the table's `lookup` around it)."""
     origin = img.origin
     if len(origin) == 1 or below(ce):
@@ -129,7 +120,7 @@ def shortcut(img: ZoneImage, ce: bytes, do: int, below: Callable[[bytes], bool],
     wild = img.apex_wild if ce == origin else img.node(b"\x01*" + ce)
     if wild is not None:
         return None
-    sc = Shortcut(img, ce, node, do, admit, keep)
+    sc = Shortcut(img, ce, node, do, door, keep)
     if img.base is not None:
         return sc.overlay
     if not (do and img.signed):
@@ -148,13 +139,14 @@ class Shortcut:
     """One encloser's NXDOMAIN answers (see the module docstring); its methods are the modes."""
 
     __slots__ = ("_admit", "_base", "_bucket_off", "_buf", "_count", "_cuts", "_digest", "_flat",
-                 "_keep", "_mask", "_match", "_offsets", "_salt", "_shapes", "_shift", "_skip",
-                 "_sort", "_wild", "_wild_head", "_wild_tails", "ce", "do", "img", "node",
-                 "origin")
+                 "_keep", "_mask", "_match", "_offsets", "_seen", "_shapes", "_shift", "_skip",
+                 "_slots", "_sort", "_wild", "_wild_head", "_wild_tails", "ce", "do", "img",
+                 "node", "origin")
 
-    def __init__(self, img: ZoneImage, ce: bytes, node: Node, do: int, admit: Admit,
+    def __init__(self, img: ZoneImage, ce: bytes, node: Node, do: int, door: Doorkeeper,
                  keep: Keep) -> None:
-        self._admit = admit
+        self._admit = door.admit
+        self._seen, self._slots = door.table  # `nsec3` writes the offer out
         self._keep = keep
         self.img = img
         self.ce = ce
@@ -174,9 +166,8 @@ class Shortcut:
         self._skip = L.HASH_LABEL + len(img.origin) + 2  # a cut piece's RRs, from its label
         self._offsets = img._denial + L.HASH_LEN * img.count  # NSEC3: the piece offsets
         self._digest = img.digest
-        self._salt = img.salt  # (no salt, no iterations: `_SHA1` copied, fed the name)
         self._sort = img.prefix  # the sort prefixes (u64), bisected in C
-        self._flat = not img.iterations  # one SHA-1 (else the image's iterated digest)
+        self._flat = not img.iterations and not img.salt  # `_SHA1` copied (else `_digest`)
         self._wild_head = b""
         self._wild_tails: tuple[bytes, ...] = ()
         if (img.nsec3 and img.base is None and node[3] not in (L.NO_DENIAL, L.BY_KEY)
@@ -210,9 +201,8 @@ class Shortcut:
         return entry
 
     def plain(self, key: bytes) -> Entry | None:
-        """Unsigned zone, or DO=0: the negative SOA only, one entry per question shape,
-        kept in the image's memo as `negative.nxdomain` keeps it (so bounded per image and
-        shared by every encloser, not one set per shortcut)."""
+        """Unsigned zone, or DO=0: the negative SOA only, one entry per question shape, kept
+        in the image's memo as `negative.nxdomain` keeps it (bounded, shared by enclosers)."""
         lname = key[:-4]
         qtype = key[-4] << 8 | key[-3]
         if key[-2:] != IN_CLASS or qtype in XFR:
@@ -228,7 +218,15 @@ class Shortcut:
                                len(img.neg_soa), 0)
             if len(memo) < negative.ENTRIES_MAX:
                 memo[mk] = entry
-        return self._kept(key, entry) if self._absent(lname) else None
+        if not self._absent(lname):
+            return None
+        h = hash(key)  # `Doorkeeper.admit` written out, as in `nsec3`
+        i, f = h & self._slots, h >> 48 & 0xFFFF | 1
+        if self._seen[i] == f:
+            self._keep(key, self.do, entry, self.origin, False)
+        else:
+            self._seen[i] = f
+        return entry
 
     def overlay(self, key: bytes) -> Entry | None:
         """An overlay: `negative.nxdomain` (both layers) once the name has no node."""
@@ -307,16 +305,17 @@ class Shortcut:
         buf = self._buf
         if self._flat:
             h = _SHA1.copy()
-            h.update(lname + self._salt)
+            h.update(lname)
             pq = _TOP(h.digest())[0]
         else:
             pq = _TOP(self._digest(lname))[0]
-        hi = bisect_right(self._sort, pq, *_U32X2(buf, self._bucket_off + 4 * (pq >> self._shift)))
+        lo, hi = _U32X2(buf, self._bucket_off + 4 * (pq >> self._shift))
+        hi = bisect_right(self._sort, pq, lo, hi)
         cover = hi - 1 if hi else self._count - 1
         if self._sort[cover] == pq:  # the name's own NSEC3 (or a hash sharing 8 octets)
             return self.signed(key)
         # the cover's piece: its label, the NSEC3 and its RRSIG (`L.CUT`; 0: another shape)
-        off, first, both = _CUT(buf, self._cuts + 8 * cover)
+        off, first, both = _CUT(buf, self._cuts + _PAIR * cover)  # after its prefix
         if not first or cover == self._match or cover == self._wild:
             return self._other(key, cover)
         # every name one label below the apex (no cut above it) and every empty non-terminal
@@ -336,8 +335,12 @@ class Shortcut:
         if size > _BODY_MAX:
             return None
         entry = (hdrs, hdrs_e, body, size, nx | sk, _FLAGS)
-        if self._admit(key):
+        h = hash(key)  # `Doorkeeper.admit` written out: one call less per flood answer
+        i, f = h & self._slots, h >> 48 & 0xFFFF | 1
+        if self._seen[i] == f:
             self._keep(key, 1, entry, self.origin, False)
+        else:
+            self._seen[i] = f
         return entry
 
     def _other(self, key: bytes, cover: int) -> Entry | None:

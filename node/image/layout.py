@@ -18,7 +18,7 @@ import zlib
 from node.errors import ValidationError
 
 MAGIC = b"DNSCIMG\x00"
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4  # 4: an NSEC3 sort prefix and its cut side by side (3: two arrays)
 
 # header flags
 F_SIGNED = 1  # DO=1 answers differ from DO=0 answers (DNSSEC data present)
@@ -71,8 +71,8 @@ ANY = 255
 
 # denial table: NSEC3: `count` sorted 20-octet hashes, then `count` u32 piece offsets,
 # then the bucket index: bits k (u32), then 2**k + 1 u32 start positions (see `buckets`),
-# then (full images only, layout 3), 8-aligned, `count` u64 sort prefixes (each hash's first
-# 8 octets, big-endian) and `count` cuts (`CUT`, see `nsec3_cut`) in the same order;
+# then (full images only, layout 4), 8-aligned, `count` pairs in the same order: a u64 sort
+# prefix (the hash's first 8 octets, big-endian) and its cut (`CUT`, see `nsec3_cut`);
 # NSEC: `count` u32 offsets of key records (u16 length, canonical key, u32 piece offset),
 # then, 8-aligned, `count` u64 sort prefixes (see `sort_prefix`) in the same order
 HASH_LEN = 20
@@ -80,6 +80,7 @@ U32 = struct.Struct("<I")
 U16 = struct.Struct("<H")
 PREFIX_LEN = 8
 PREFIX = struct.Struct("<Q")
+NSEC3_PAIR = 16  # NSEC3 (layout 4): a sort prefix, then its cut (one cache line serves both)
 # an NSEC3 piece's cut: offset of its owner's first label (32 octets + its length octet),
 # the length of its first RR (the NSEC3), of both RRs (the NSEC3 and one RRSIG); all 0 when
 # the piece is not of that shape
@@ -91,6 +92,10 @@ HASH_LABEL = 33  # an NSEC3 owner's first label with its length octet (base32hex
 
 def align8(off: int) -> int:
     return off + (-off % 8)
+
+
+def align16(off: int) -> int:  # NSEC3 pairs: each within one 64-octet cache line
+    return off + (-off % 16)
 
 
 def sort_prefix(relative_key: bytes) -> int:

@@ -69,8 +69,8 @@ class ZoneImage:
             at = denial_off + (L.HASH_LEN + 4) * count
             bits = L.U32.unpack_from(buf, at)[0]  # full images: then sort prefixes, cuts
             self._bucket_shift, self._bucket_off = 32 - bits, at + 4
-            prefix_off = 0 if flags & L.F_OVERLAY else L.align8(at + 8 + 4 * (1 << bits))
-            self._cuts = prefix_off and prefix_off + L.PREFIX_LEN * count
+            prefix_off = 0 if flags & L.F_OVERLAY else L.align16(at + 8 + 4 * (1 << bits))
+            self._cuts = prefix_off and prefix_off + L.PREFIX_LEN  # each after its prefix
         self.records: int = records
         self.iterations: int = iterations
         self.salt: bytes = buf[salt_off : salt_off + salt_len] if salt_len else b""
@@ -92,7 +92,12 @@ class ZoneImage:
         self.apex = self.node(self.origin)
         self.apex_wild = self.node(b"\x01*" + self.origin)  # the flood's wildcard check
         if prefix_off and count and sys.byteorder == "little":  # last: nothing raises after
-            self.prefix = memoryview(buf)[prefix_off : prefix_off + L.PREFIX_LEN * count].cast("Q")
+            if self.nsec3:  # every other u64: each prefix is followed by its cut
+                pairs = memoryview(buf)[prefix_off : prefix_off + L.NSEC3_PAIR * count]
+                self.prefix = pairs.cast("Q")[::2]
+            else:
+                self.prefix = memoryview(buf)[prefix_off : prefix_off + L.PREFIX_LEN * count
+                                              ].cast("Q")
 
     @classmethod
     def from_bytes(cls, buf: bytes, base: ZoneImage | None = None) -> ZoneImage:

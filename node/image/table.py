@@ -172,7 +172,7 @@ class ImageTable:
         short = self.shortcuts[do]
         if ce in short:
             return
-        answer = enclosers.shortcut(image, ce, do, self._origin_below, self._doors[do].admit,
+        answer = enclosers.shortcut(image, ce, do, self._origin_below, self._doors[do],
                                     self._keeper)
         if answer is None:
             return
@@ -250,6 +250,12 @@ class ImageTable:
             entry = short(key)
             if entry is not None:
                 return entry
+        return self.resolve(key, do)
+
+    def resolve(self, key: bytes, do: int) -> Entry | None:
+        """`lookup` without asking a shortcut: for `Responder.fast_udp`, which asked the
+        key's shortcut itself (or placed the key where none is), so a shortcut that
+        declines is not asked twice."""
         qtype = key[-4] << 8 | key[-3]
         if qtype in (TYPE_AXFR, TYPE_IXFR):
             return None

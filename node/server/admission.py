@@ -40,8 +40,15 @@ class Doorkeeper:
         self._mask = slots - 1
         self._seen = memoryview(bytearray(2 * slots)).cast("H")
 
+    @property
+    def table(self) -> tuple[memoryview, int]:
+        """The fingerprints and the slot mask, for a caller that writes `admit` out (the
+        NSEC3 flood's answer, `enclosers.Shortcut.nsec3`: one call less per answer)."""
+        return self._seen, self._mask
+
     def admit(self, key: bytes) -> bool:
-        """True if `key` was offered before and is remembered; else remember it, say False."""
+        """True if `key` was offered before and is remembered; else remember it, say False.
+        Written out in `enclosers.Shortcut.nsec3`: change both (a test checks they agree)."""
         h = hash(key)  # computed once per bytes object: the answer cache's probe did it
         seen = self._seen
         i = h & self._mask

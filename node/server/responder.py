@@ -178,7 +178,7 @@ class Responder:
                     if short is None or (entry := short(key)) is None:
                         if name_end(data, n) != n - 4:
                             return None
-                        entry = self.table.lookup(key, 0)
+                        entry = self.table.resolve(key, 0)
                         if entry is None:
                             return None
             hdrs, _, body, size, sk, _ = entry
@@ -216,7 +216,7 @@ class Responder:
                 if short is None or (entry := short(key)) is None:
                     if name_end(data, n) != q4 - 4:
                         return self._fast_general(data)
-                    entry = self.table.lookup(key, do)
+                    entry = self.table.resolve(key, do)
                     if entry is None:
                         return None
         _, hdrs_e, body, size, sk, _ = entry

@@ -34,6 +34,8 @@ WILD_BELOW = BODY + "*.w TXT \"below w\"\nw TXT \"w\"\n"
 ZONES = {
     "nsec3": lambda: _sign(ORIGIN, PARAMS["plain"]),
     "nsec3-salt-iterations": lambda: _sign(ORIGIN, PARAMS["salt-iterations"]),
+    # a salt without iterations: the image's digest, not the unsalted SHA-1's copy
+    "nsec3-salt-only": lambda: _sign(ORIGIN, DenialParams(salt=bytes.fromhex("c0ffee"))),
     "nsec3-opt-out": lambda: _sign(ORIGIN, PARAMS["opt-out"]),
     "nsec": lambda: _sign(ORIGIN, DenialParams(nsec3=False)),
     "nsec3-long-origin": lambda: _sign(LONG, PARAMS["plain"]),  # 202 octets: labels to 52
@@ -169,3 +171,64 @@ def test_an_opt_without_a_question_is_not_an_error(edns: tuple[int, int]) -> Non
     for extra in (b"\x00", b"\x00\x00", b"\x00\x00\x01", b"\x00\x00\x01\x00"):  # 1-4 octets
         short = full[:12] + extra + full[-11:]
         assert new.fast_udp(short) == old.fast_udp(short)
+
+
+@pytest.mark.parametrize("zone", ["nsec3", "nsec3-opt-out", "nsec", "unsigned"])
+@pytest.mark.parametrize("edns", [None, (0, 1232), (1, 1232)])
+def test_a_declining_shortcut_is_asked_once(zone: str, edns: tuple[int, int] | None) -> None:
+    """A name one label below a shortcut's encloser that the shortcut declines (it exists,
+    or its QTYPE or class is not the shortcut's) is answered by the general path without
+    asking the shortcut again (`ImageTable.resolve`, not `lookup`), alike."""
+    snap = ZONES[zone]()
+    old, new, table = _responders(snap)
+    do = 0 if edns is None else edns[0]
+    first = _datagram(1, b"\x05first" + OWIRE, T.A, 1, edns)
+    assert new.fast_udp(first) == old.fast_udp(first)  # learns the apex's shortcut
+    short = table.shortcuts[do][OWIRE]
+    calls: list[bytes] = []
+
+    def counted(key: bytes) -> object:
+        calls.append(key)
+        return short(key)
+
+    table.shortcuts[do][OWIRE] = counted  # type: ignore[assignment]
+    below = [n.to_wire() for n in snap.nodes if len(n) == 3]  # type: ignore[arg-type]
+    assert below
+    asked = 0
+    for i, name in enumerate([*below, b"\x05fresh" + OWIRE]):
+        for qtype, qclass in ((T.A, 1), (T.AXFR, 1), (T.A, 3), (T.TXT, 1)):
+            data = _datagram(i, name, qtype, qclass, edns)
+            key = data[12 : len(data) - (11 if edns else 0)]
+            if key in table.caches[do]:
+                continue
+            before = len(calls)
+            assert new.fast_udp(data) == old.fast_udp(data)
+            assert len(calls) - before <= 1, (name, qtype, qclass)
+            asked += len(calls) - before
+    assert asked  # the shortcut was asked, and declined some
+
+
+@pytest.mark.parametrize(("zone", "do", "mode"), [("nsec3", 1, "nsec3"), ("unsigned", 0, "plain"),
+                                                 ("unsigned", 1, "plain")])
+def test_the_offer_written_out_agrees_with_the_doorkeeper(zone: str, do: int, mode: str) -> None:
+    """`Shortcut.nsec3` and `.plain` write `Doorkeeper.admit` out: a key they offered is
+    remembered by the table's doorkeeper (its slot holds that fingerprint), and a key the
+    doorkeeper saw is admitted and kept by the shortcut's first answer."""
+    snap = ZONES[zone]()
+    _, _, table = _responders(snap)
+    table.lookup(b"\x05first" + OWIRE + b"\x00\x01\x00\x01", do)
+    short = table.shortcuts[do][OWIRE]
+    assert short.__name__ == mode  # type: ignore[attr-defined]
+    door = table._doors[do]
+    rng = random.Random(9)
+    kept = 0
+    for i in range(2000):
+        key = b"\x0c" + bytes(rng.choices(b"abcdefgh0123", k=12)) + OWIRE + b"\x00\x01\x00\x01"
+        if i % 2:
+            assert short(key) is not None and key not in table.caches[do]
+            assert door.admit(key)  # remembered: the same slot and fingerprint
+        else:
+            assert not door.admit(key)
+            assert short(key) is not None
+            kept += key in table.caches[do]
+    assert kept == 1000

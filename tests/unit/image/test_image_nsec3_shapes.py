@@ -210,3 +210,24 @@ def test_cuts_only_for_the_shape_the_shortcut_writes() -> None:
     assert L.CUT.unpack(L.nsec3_cut(owner, (nsec3, sig), b"\x03org\x00", 100)) == zero
     big = nsec3 + b"\x00" * (L.CUT_MAX - len(nsec3) - len(sig) + 1)
     assert L.CUT.unpack(L.nsec3_cut(owner, (big, sig), origin, 100)) == zero
+
+
+@pytest.mark.parametrize("params", sorted(PARAMS))
+def test_each_sort_prefix_is_followed_by_its_cut(params: str) -> None:
+    """Layout 4: a full NSEC3 image's sort prefixes and cuts are 16-octet pairs from a
+    16-aligned offset (each in one cache line), entry i's prefix the first 8 octets of its
+    hash and its cut `L.nsec3_cut` of its piece; `img.prefix` sees the prefixes only."""
+    img = ZoneImage.from_bytes(build_image(_sign("example.", PARAMS[params])))
+    assert img.count > 3 and img.prefix is not None and len(img.prefix) == img.count
+    assert (img._cuts - L.PREFIX_LEN) % 16 == 0
+    cuts = 0
+    for i in range(img.count):
+        key = img._key_at(i)
+        assert img.prefix[i] == int.from_bytes(key[:8], "big")
+        assert L.PREFIX.unpack_from(img._buf, img._cuts - L.PREFIX_LEN + L.NSEC3_PAIR * i)[0] \
+            == img.prefix[i]
+        owner, tails = img.piece(i)
+        want = L.nsec3_cut(owner, tails, img.origin, img._off_at(i))
+        assert bytes(img._buf[img._cuts + 16 * i : img._cuts + 16 * i + 8]) == want
+        cuts += want != bytes(8)
+    assert cuts  # most pieces have the shape the shortcut cuts
