@@ -18,7 +18,9 @@ Printed: per probed node the unanswered questions (no answer within
 `--probe-timeout`, 1 s by default, no retry), the longest gap between two
 answers, p50/p99/max latency and answers slower than 100 ms; how long each
 step took; LEASE_LOST events (1103) in the nodes' logs; every node's RSS at
-the end. No CPU pinning: etcd, the nodes, the CLI and the prober share the
+the end, and (bench/memtrack.py, sampled every second) the peak PSS of each
+node's process tree, of etcd and of their sum during each step, with the
+lowest MemAvailable. No CPU pinning: etcd, the nodes, the CLI and the prober share the
 machine, as on a small host.
 
     .venv/bin/python -m bench.availability                 # 100k names
@@ -39,6 +41,8 @@ import uuid
 from pathlib import Path
 
 from bench import wire, zonegen
+from bench.memtrack import MemTracker
+from bench.memtrack import report as mem_report
 from bench.procs import (
     BenchError,
     NodeAddr,
@@ -110,6 +114,8 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
     nodes = [start_node(ps, f"n{i}", etcd, prefix, kek_file=kek)
              for i in range(1, args.nodes + 1)]
     writer = nodes[0][1]
+    mem = MemTracker({"etcd": ps.procs[0].pid, **{a.node_id: p.pid for p, a in nodes}}).start()
+    args.mem = mem
     print(f"etcd {etcd}, prefix {prefix}; nodes "
           + ", ".join(f"{a.node_id} dns {a.dns_port} api {a.api_port}" for _, a in nodes))
     probe_file = ps.workdir / "avail.zone"
@@ -127,6 +133,7 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
     steps: dict[str, float] = {}
     t_all = time.monotonic()
     try:
+        mem.step("import")
         t0 = time.monotonic()
         clusterctl(writer, "zone", "import", zone, str(gen.zone_file), timeout=args.step_timeout)
         serial = wait_all_serial(nodes, zone, 0, args.step_timeout)
@@ -134,14 +141,23 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
 
         if "sign" not in args.steps:
             return _done(args, nodes, probed, prober, steps, t_all, gen)
+        mem.step("sign")
         t0 = time.monotonic()
-        clusterctl(writer, "zone", "sign", zone, "--nsec", "--algorithm", "ECDSAP256SHA256",
-                   timeout=args.step_timeout)
-        sample = positive_sample(gen.query_file, 10)
-        for proc, a in nodes:
-            wait_signed(proc, a.host, a.dns_port, sample, args.step_timeout)
+        deadline = t0 + args.step_timeout
+        try:
+            clusterctl(writer, "zone", "sign", zone, "--nsec3" if args.nsec3 else "--nsec",
+                       "--algorithm", "ECDSAP256SHA256", timeout=args.step_timeout)
+            steps["sign_command"] = time.monotonic() - t0
+            sample = positive_sample(gen.query_file, 10)
+            for proc, a in nodes:
+                wait_signed(proc, a.host, a.dns_port, sample, deadline - time.monotonic())
+            wait_all_serial(nodes, zone, serial, deadline - time.monotonic())
+        except BenchError:
+            _show(writer, zone)  # how far the sign got
+            raise
         steps["sign"] = time.monotonic() - t0
 
+        mem.step("after sign")
         if "rekey" not in args.steps:
             return _done(args, nodes, probed, prober, steps, t_all, gen)
         t0 = time.monotonic()
@@ -162,6 +178,7 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
         steps["settings"] = time.monotonic() - t0
     except BaseException:
         prober.stop()
+        mem_report(mem.stop())
         raise
     return _done(args, nodes, probed, prober, steps, t_all, gen)
 
@@ -171,6 +188,7 @@ def _done(args: argparse.Namespace, nodes: list[tuple[Proc, NodeAddr]],
           t_all: float, gen: zonegen.GeneratedZone) -> dict[str, object]:
     time.sleep(args.settle)  # the tail of the work (signing, compiling) after the answers
     probes = prober.stop()
+    memory = args.mem.stop()
     total = time.monotonic() - t_all
     lease_lost = {p.name: p.log.read_text(errors="replace").count(LEASE_LOST) for p, _ in nodes}
     rss = {p.name: rss_bytes(p.pid) for p, _ in nodes}
@@ -190,8 +208,19 @@ def _done(args: argparse.Namespace, nodes: list[tuple[Proc, NodeAddr]],
           + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items()))
     print("LEASE_LOST events: " + ", ".join(f"{k} {v}" for k, v in lease_lost.items()))
     print("RSS: " + ", ".join(f"{k} {v / 2**20:.0f} MiB" for k, v in rss.items()))
+    mem_report(memory)
     return {"names": gen.names, "rrsets": gen.rrsets, "probes": probes, "steps": steps,
-            "lease_lost": lease_lost, "rss_bytes": rss, "seconds": total}
+            "lease_lost": lease_lost, "rss_bytes": rss, "seconds": total, "memory": memory}
+
+
+def _show(addr: NodeAddr, zone: str) -> None:
+    """Print `clusterctl zone show ZONE` (a failed step's progress); never raises."""
+    cmd = [binary("clusterctl"), "zone", "show", zone, "--endpoint", addr.api, "--timeout", "30"]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=False)
+        print(f"$ clusterctl zone show {zone}\n{res.stdout}{res.stderr}")
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        print(f"clusterctl zone show {zone}: {exc}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds of probing after the last step")
     p.add_argument("--steps", default="import,sign,rekey,settings",
                    help="the steps to run, in this order, stopping at the first left out")
+    p.add_argument("--nsec3", action="store_true",
+                   help="sign with NSEC3 (no salt, 0 iterations) instead of NSEC")
     p.add_argument("--workdir", type=Path, help="keep configs and logs here")
     p.add_argument("--json", type=Path, help="write the figures as JSON here")
     args = p.parse_args(argv)
