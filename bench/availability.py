@@ -114,7 +114,8 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
     nodes = [start_node(ps, f"n{i}", etcd, prefix, kek_file=kek)
              for i in range(1, args.nodes + 1)]
     writer = nodes[0][1]
-    mem = MemTracker({"etcd": ps.procs[0].pid, **{a.node_id: p.pid for p, a in nodes}}).start()
+    mem = MemTracker({"etcd": ps.procs[0].pid, **{a.node_id: p.pid for p, a in nodes}},
+                     csv=ps.workdir / "memory.csv").start()
     args.mem = mem
     print(f"etcd {etcd}, prefix {prefix}; nodes "
           + ", ".join(f"{a.node_id} dns {a.dns_port} api {a.api_port}" for _, a in nodes))
@@ -135,19 +136,23 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
     try:
         mem.step("import")
         t0 = time.monotonic()
+        print(f"{time.strftime('%H:%M:%S', time.gmtime())} UTC: zone import", flush=True)
         clusterctl(writer, "zone", "import", zone, str(gen.zone_file), timeout=args.step_timeout)
         serial = wait_all_serial(nodes, zone, 0, args.step_timeout)
         steps["import"] = time.monotonic() - t0
+        print(f"import answered on every node after {steps['import']:.1f} s", flush=True)
 
         if "sign" not in args.steps:
             return _done(args, nodes, probed, prober, steps, t_all, gen)
         mem.step("sign")
         t0 = time.monotonic()
+        print(f"{time.strftime('%H:%M:%S', time.gmtime())} UTC: zone sign", flush=True)
         deadline = t0 + args.step_timeout
         try:
             clusterctl(writer, "zone", "sign", zone, "--nsec3" if args.nsec3 else "--nsec",
                        "--algorithm", "ECDSAP256SHA256", timeout=args.step_timeout)
             steps["sign_command"] = time.monotonic() - t0
+            print(f"zone sign returned after {steps['sign_command']:.1f} s", flush=True)
             sample = positive_sample(gen.query_file, 10)
             for proc, a in nodes:
                 wait_signed(proc, a.host, a.dns_port, sample, deadline - time.monotonic())
@@ -156,6 +161,7 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
             _show(writer, zone)  # how far the sign got
             raise
         steps["sign"] = time.monotonic() - t0
+        print(f"signed serial served on every node after {steps['sign']:.1f} s", flush=True)
 
         mem.step("after sign")
         if "rekey" not in args.steps:

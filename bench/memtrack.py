@@ -6,13 +6,16 @@ tree (`bench.procs.pss_bytes`), and the machine's MemAvailable. It keeps,
 per step label (`step(label)` switches it), the peak of each tree, the peak
 of the total and the lowest MemAvailable, and the last sample: what a
 1M-name run on several nodes needs to say whether the machine's RAM holds
-it. Reading smaps_rollup walks the page tables of a big process; at one
+it. With `csv`, every sample is also appended there (MiB), so a run killed
+for memory keeps its series. Reading smaps_rollup walks the page tables of a big process; at one
 sample a second that costs a few per cent of a core.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from pathlib import Path
 
 from bench.procs import pss_bytes
 
@@ -29,8 +32,11 @@ def mem_available() -> int:
 class MemTracker:
     """Samples PSS of `trees` (name -> root PID) every `interval` seconds in a thread."""
 
-    def __init__(self, trees: dict[str, int], interval: float = 1.0) -> None:
+    def __init__(self, trees: dict[str, int], interval: float = 1.0,
+                 csv: Path | None = None) -> None:
         self.trees = dict(trees)
+        self.csv = csv  # one line per sample (a run killed for memory keeps its series)
+        self.t0 = time.monotonic()
         self.interval = interval
         self.label = "start"
         self.peaks: dict[str, dict[str, float]] = {}
@@ -64,6 +70,14 @@ class MemTracker:
             peaks["seconds"] += self.interval
             self.last = now
             self.samples += 1
+            label = self.label
+        if self.csv is not None:
+            new = not self.csv.exists()
+            with self.csv.open("a") as fh:
+                if new:
+                    fh.write("seconds,step," + ",".join(now) + "\n")
+                fh.write(f"{time.monotonic() - self.t0:.1f},{label},"
+                         + ",".join(str(v >> 20) for v in now.values()) + "\n")
         return now
 
     def _run(self) -> None:
