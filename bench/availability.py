@@ -111,7 +111,7 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
     etcd = start_etcd(ps, cpus=None, nice=0)
     prefix = f"/bench-avail-{uuid.uuid4().hex[:8]}/"
     kek = write_kek(ps.workdir)
-    nodes = [start_node(ps, f"n{i}", etcd, prefix, kek_file=kek)
+    nodes = [start_node(ps, f"n{i}", etcd, prefix, kek_file=kek, stagger=_stagger(args, i))
              for i in range(1, args.nodes + 1)]
     writer = nodes[0][1]
     mem = MemTracker({"etcd": ps.procs[0].pid, **{a.node_id: p.pid for p, a in nodes}},
@@ -156,6 +156,8 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
             sample = positive_sample(gen.query_file, 10)
             for proc, a in nodes:
                 wait_signed(proc, a.host, a.dns_port, sample, deadline - time.monotonic())
+                print(f"{a.node_id} answers signed after {time.monotonic() - t0:.1f} s",
+                      flush=True)
             wait_all_serial(nodes, zone, serial, deadline - time.monotonic())
         except BenchError:
             _show(writer, zone)  # how far the sign got
@@ -189,6 +191,14 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
     return _done(args, nodes, probed, prober, steps, t_all, gen)
 
 
+def _stagger(args: argparse.Namespace, i: int) -> tuple[float, float]:
+    """Node i's (stagger_min, stagger_max): --stagger, or with --stagger-step a fixed
+    (i - 1) * step, so that the nodes sign one after the other (n1 is the Key Master)."""
+    if args.stagger_step:
+        return (args.stagger_step * (i - 1),) * 2
+    return args.stagger
+
+
 def _done(args: argparse.Namespace, nodes: list[tuple[Proc, NodeAddr]],
           probed: dict[str, tuple[str, int]], prober: Prober, steps: dict[str, float],
           t_all: float, gen: zonegen.GeneratedZone) -> dict[str, object]:
@@ -220,13 +230,16 @@ def _done(args: argparse.Namespace, nodes: list[tuple[Proc, NodeAddr]],
 
 
 def _show(addr: NodeAddr, zone: str) -> None:
-    """Print `clusterctl zone show ZONE` (a failed step's progress); never raises."""
-    cmd = [binary("clusterctl"), "zone", "show", zone, "--endpoint", addr.api, "--timeout", "30"]
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=False)
-        print(f"$ clusterctl zone show {zone}\n{res.stdout}{res.stderr}")
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        print(f"clusterctl zone show {zone}: {exc}")
+    """Print `clusterctl zone show ZONE` and `zone dnssec ZONE` (its per-node signing table):
+    a failed step's progress; never raises."""
+    for what in ("show", "dnssec"):
+        cmd = [binary("clusterctl"), "zone", what, zone, "--endpoint", addr.api,
+               "--timeout", "30"]
+        try:
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=False)
+            print(f"$ clusterctl zone {what} {zone}\n{res.stdout}{res.stderr}", flush=True)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            print(f"clusterctl zone {what} {zone}: {exc}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -243,12 +256,20 @@ def main(argv: list[str] | None = None) -> int:
                    help="the steps to run, in this order, stopping at the first left out")
     p.add_argument("--nsec3", action="store_true",
                    help="sign with NSEC3 (no salt, 0 iterations) instead of NSEC")
+    p.add_argument("--stagger", default="0,0",
+                   help="signing.stagger_min,stagger_max of the nodes in seconds (0,0: every "
+                        "node signs at once; the Key Master always does)")
+    p.add_argument("--stagger-step", type=float, default=0.0,
+                   help="node i waits (i - 1) * this many seconds before its first signing "
+                        "(the nodes sign one after the other; overrides --stagger)")
     p.add_argument("--workdir", type=Path, help="keep configs and logs here")
     p.add_argument("--json", type=Path, help="write the figures as JSON here")
     args = p.parse_args(argv)
     if args.nodes < 1:
         p.error("--nodes must be at least 1")
     args.steps = set(args.steps.split(","))
+    lo, hi = (float(x) for x in args.stagger.split(","))
+    args.stagger = (lo, hi)
     base = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-avail-", dir=base))
     workdir.mkdir(parents=True, exist_ok=True)
