@@ -20,7 +20,9 @@ answers, p50/p99/max latency and answers slower than 100 ms; how long each
 step took; LEASE_LOST events (1103) in the nodes' logs; every node's RSS at
 the end, and (bench/memtrack.py, sampled every second) the peak PSS of each
 node's process tree, of etcd and of their sum during each step, with the
-lowest MemAvailable. No CPU pinning: etcd, the nodes, the CLI and the prober share the
+lowest MemAvailable (the series in WORKDIR/memory.csv). `--stagger-step S`
+makes node i wait (i - 1) * S seconds before its first signing, so the nodes
+sign one after the other. No CPU pinning: etcd, the nodes, the CLI and the prober share the
 machine, as on a small host.
 
     .venv/bin/python -m bench.availability                 # 100k names
