@@ -18,7 +18,11 @@ Printed: per probed node the unanswered questions (no answer within
 `--probe-timeout`, 1 s by default, no retry), the longest gap between two
 answers, p50/p99/max latency and answers slower than 100 ms; how long each
 step took; LEASE_LOST events (1103) in the nodes' logs; every node's RSS at
-the end. No CPU pinning: etcd, the nodes, the CLI and the prober share the
+the end, and (bench/memtrack.py, sampled every second) the peak PSS of each
+node's process tree, of etcd and of their sum during each step, with the
+lowest MemAvailable (the series in WORKDIR/memory.csv). `--stagger-step S`
+makes node i wait (i - 1) * S seconds before its first signing, so the nodes
+sign one after the other. No CPU pinning: etcd, the nodes, the CLI and the prober share the
 machine, as on a small host.
 
     .venv/bin/python -m bench.availability                 # 100k names
@@ -39,6 +43,8 @@ import uuid
 from pathlib import Path
 
 from bench import wire, zonegen
+from bench.memtrack import MemTracker
+from bench.memtrack import report as mem_report
 from bench.procs import (
     BenchError,
     NodeAddr,
@@ -107,9 +113,12 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
     etcd = start_etcd(ps, cpus=None, nice=0)
     prefix = f"/bench-avail-{uuid.uuid4().hex[:8]}/"
     kek = write_kek(ps.workdir)
-    nodes = [start_node(ps, f"n{i}", etcd, prefix, kek_file=kek)
+    nodes = [start_node(ps, f"n{i}", etcd, prefix, kek_file=kek, stagger=_stagger(args, i))
              for i in range(1, args.nodes + 1)]
     writer = nodes[0][1]
+    mem = MemTracker({"etcd": ps.procs[0].pid, **{a.node_id: p.pid for p, a in nodes}},
+                     csv=ps.workdir / "memory.csv").start()
+    args.mem = mem
     print(f"etcd {etcd}, prefix {prefix}; nodes "
           + ", ".join(f"{a.node_id} dns {a.dns_port} api {a.api_port}" for _, a in nodes))
     probe_file = ps.workdir / "avail.zone"
@@ -127,21 +136,38 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
     steps: dict[str, float] = {}
     t_all = time.monotonic()
     try:
+        mem.step("import")
         t0 = time.monotonic()
+        print(f"{time.strftime('%H:%M:%S', time.gmtime())} UTC: zone import", flush=True)
         clusterctl(writer, "zone", "import", zone, str(gen.zone_file), timeout=args.step_timeout)
         serial = wait_all_serial(nodes, zone, 0, args.step_timeout)
         steps["import"] = time.monotonic() - t0
+        print(f"import answered on every node after {steps['import']:.1f} s", flush=True)
 
         if "sign" not in args.steps:
             return _done(args, nodes, probed, prober, steps, t_all, gen)
+        mem.step("sign")
         t0 = time.monotonic()
-        clusterctl(writer, "zone", "sign", zone, "--nsec", "--algorithm", "ECDSAP256SHA256",
-                   timeout=args.step_timeout)
-        sample = positive_sample(gen.query_file, 10)
-        for proc, a in nodes:
-            wait_signed(proc, a.host, a.dns_port, sample, args.step_timeout)
+        print(f"{time.strftime('%H:%M:%S', time.gmtime())} UTC: zone sign", flush=True)
+        deadline = t0 + args.step_timeout
+        try:
+            clusterctl(writer, "zone", "sign", zone, "--nsec3" if args.nsec3 else "--nsec",
+                       "--algorithm", "ECDSAP256SHA256", timeout=args.step_timeout)
+            steps["sign_command"] = time.monotonic() - t0
+            print(f"zone sign returned after {steps['sign_command']:.1f} s", flush=True)
+            sample = positive_sample(gen.query_file, 10)
+            for proc, a in nodes:
+                wait_signed(proc, a.host, a.dns_port, sample, deadline - time.monotonic())
+                print(f"{a.node_id} answers signed after {time.monotonic() - t0:.1f} s",
+                      flush=True)
+            wait_all_serial(nodes, zone, serial, deadline - time.monotonic())
+        except BenchError:
+            _show(writer, zone)  # how far the sign got
+            raise
         steps["sign"] = time.monotonic() - t0
+        print(f"signed serial served on every node after {steps['sign']:.1f} s", flush=True)
 
+        mem.step("after sign")
         if "rekey" not in args.steps:
             return _done(args, nodes, probed, prober, steps, t_all, gen)
         t0 = time.monotonic()
@@ -162,8 +188,17 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
         steps["settings"] = time.monotonic() - t0
     except BaseException:
         prober.stop()
+        mem_report(mem.stop())
         raise
     return _done(args, nodes, probed, prober, steps, t_all, gen)
+
+
+def _stagger(args: argparse.Namespace, i: int) -> tuple[float, float]:
+    """Node i's (stagger_min, stagger_max): --stagger, or with --stagger-step a fixed
+    (i - 1) * step, so that the nodes sign one after the other (n1 is the Key Master)."""
+    if args.stagger_step:
+        return (args.stagger_step * (i - 1),) * 2
+    return args.stagger
 
 
 def _done(args: argparse.Namespace, nodes: list[tuple[Proc, NodeAddr]],
@@ -171,6 +206,7 @@ def _done(args: argparse.Namespace, nodes: list[tuple[Proc, NodeAddr]],
           t_all: float, gen: zonegen.GeneratedZone) -> dict[str, object]:
     time.sleep(args.settle)  # the tail of the work (signing, compiling) after the answers
     probes = prober.stop()
+    memory = args.mem.stop()
     total = time.monotonic() - t_all
     lease_lost = {p.name: p.log.read_text(errors="replace").count(LEASE_LOST) for p, _ in nodes}
     rss = {p.name: rss_bytes(p.pid) for p, _ in nodes}
@@ -190,8 +226,22 @@ def _done(args: argparse.Namespace, nodes: list[tuple[Proc, NodeAddr]],
           + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items()))
     print("LEASE_LOST events: " + ", ".join(f"{k} {v}" for k, v in lease_lost.items()))
     print("RSS: " + ", ".join(f"{k} {v / 2**20:.0f} MiB" for k, v in rss.items()))
+    mem_report(memory)
     return {"names": gen.names, "rrsets": gen.rrsets, "probes": probes, "steps": steps,
-            "lease_lost": lease_lost, "rss_bytes": rss, "seconds": total}
+            "lease_lost": lease_lost, "rss_bytes": rss, "seconds": total, "memory": memory}
+
+
+def _show(addr: NodeAddr, zone: str) -> None:
+    """Print `clusterctl zone show ZONE` and `zone dnssec ZONE` (its per-node signing table):
+    a failed step's progress; never raises."""
+    for what in ("show", "dnssec"):
+        cmd = [binary("clusterctl"), "zone", what, zone, "--endpoint", addr.api,
+               "--timeout", "30"]
+        try:
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=False)
+            print(f"$ clusterctl zone {what} {zone}\n{res.stdout}{res.stderr}", flush=True)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            print(f"clusterctl zone {what} {zone}: {exc}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,12 +256,22 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds of probing after the last step")
     p.add_argument("--steps", default="import,sign,rekey,settings",
                    help="the steps to run, in this order, stopping at the first left out")
+    p.add_argument("--nsec3", action="store_true",
+                   help="sign with NSEC3 (no salt, 0 iterations) instead of NSEC")
+    p.add_argument("--stagger", default="0,0",
+                   help="signing.stagger_min,stagger_max of the nodes in seconds (0,0: every "
+                        "node signs at once; the Key Master always does)")
+    p.add_argument("--stagger-step", type=float, default=0.0,
+                   help="node i waits (i - 1) * this many seconds before its first signing "
+                        "(the nodes sign one after the other; overrides --stagger)")
     p.add_argument("--workdir", type=Path, help="keep configs and logs here")
     p.add_argument("--json", type=Path, help="write the figures as JSON here")
     args = p.parse_args(argv)
     if args.nodes < 1:
         p.error("--nodes must be at least 1")
     args.steps = set(args.steps.split(","))
+    lo, hi = (float(x) for x in args.stagger.split(","))
+    args.stagger = (lo, hi)
     base = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-avail-", dir=base))
     workdir.mkdir(parents=True, exist_ok=True)

@@ -326,18 +326,20 @@ def start_node(ps: ProcessSet, node_id: str, etcd_url: str, prefix: str,
                host: str = "127.0.0.1", cpus: str | None = None,
                kek_file: Path | None = None, lease_ttl: int = 20,
                extra_signing: str = "", workers: int | None = None,
-               log_level: str = "WARNING") -> tuple[Proc, NodeAddr]:
+               log_level: str = "WARNING", stagger: tuple[float, float] = (0.0, 0.0)
+               ) -> tuple[Proc, NodeAddr]:
     """Start `dns-node` with a generated config; return once its readiness check serves.
 
-    With `kek_file` the node may sign (it holds the key-encryption key), with no stagger.
+    With `kek_file` the node may sign (it holds the key-encryption key), with no stagger
+    unless `stagger` (signing.stagger_min, stagger_max) says otherwise.
     `workers` sets `server.workers` (serving processes; 0: answer in the node
     process); None keeps the node's default (one per core).
     """
     addr = NodeAddr(node_id, host, free_port(host), free_port(host))
     signing = ""
-    if kek_file is not None:  # no stagger: benchmarks want every node signing at once
-        signing = (f'[signing]\nkek_file = "{kek_file}"\nstagger_min = 0.0\n'
-                   f'stagger_max = 0.0\n{extra_signing}')
+    if kek_file is not None:  # no stagger by default: every node signing at once
+        signing = (f'[signing]\nkek_file = "{kek_file}"\nstagger_min = {stagger[0]}\n'
+                   f'stagger_max = {stagger[1]}\n{extra_signing}')
     keepalive = max(1.0, lease_ttl / 4)
     call_timeout = max(1.0, (lease_ttl - keepalive) / 2)
 

@@ -72,6 +72,7 @@ class ZoneRepository(ZoneReads):
         self.files = FileZoneAdmin(client, layout, clock)  # create and reload file zones
         self.file_zones: FileChanges | None = None  # set by the daemon: their record changes
         self._deleting: set[asyncio.Task[None]] = set()  # data parts of zones deleted
+        self._largest_ttl = {}  # soa_and_max_ttl per zone and head revision (ZoneReads)
 
     @property
     def etcd(self) -> EtcdClient:
