@@ -53,6 +53,7 @@ from bench.procs import (
     wait_until,
     write_kek,
 )
+from bench.schedtrace import SchedTrace
 from bench.signing import positive_sample, wait_signed
 from tests.support.prober import Prober  # shared with the suite test
 
@@ -124,6 +125,11 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
     probed = {a.node_id: (a.host, a.dns_port) for _, a in nodes[:2]}
     prober = Prober(probed, f"www.{PROBE_ZONE}", interval=args.interval,
                     retry_after=args.probe_timeout * 10, timeout=args.probe_timeout).start()
+    trace = None
+    if args.sched_trace:
+        tid = prober.thread_id
+        trace = SchedTrace({p.name: p.pid for p, _ in nodes},
+                           extra={"prober": tid} if tid else None).start()
     steps: dict[str, float] = {}
     t_all = time.monotonic()
     try:
@@ -133,7 +139,7 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
         steps["import"] = time.monotonic() - t0
 
         if "sign" not in args.steps:
-            return _done(args, nodes, probed, prober, steps, t_all, gen)
+            return _done(args, nodes, probed, prober, steps, t_all, gen, trace)
         t0 = time.monotonic()
         clusterctl(writer, "zone", "sign", zone, "--nsec", "--algorithm", "ECDSAP256SHA256",
                    timeout=args.step_timeout)
@@ -143,7 +149,7 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
         steps["sign"] = time.monotonic() - t0
 
         if "rekey" not in args.steps:
-            return _done(args, nodes, probed, prober, steps, t_all, gen)
+            return _done(args, nodes, probed, prober, steps, t_all, gen, trace)
         t0 = time.monotonic()
         keys = dnskey_count(writer, zone)
         clusterctl(writer, "zone", "rollover", zone, "--zsk", timeout=args.step_timeout)
@@ -153,7 +159,7 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
         steps["rekey"] = time.monotonic() - t0
 
         if "settings" not in args.steps:
-            return _done(args, nodes, probed, prober, steps, t_all, gen)
+            return _done(args, nodes, probed, prober, steps, t_all, gen, trace)
         t0 = time.monotonic()
         serial = wait_all_serial(nodes, zone, 0, args.step_timeout)
         clusterctl(writer, "zone", "update", zone, "--allow-transfer", "127.0.0.0/8",
@@ -162,15 +168,20 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
         steps["settings"] = time.monotonic() - t0
     except BaseException:
         prober.stop()
+        if trace is not None:
+            trace.stop()
         raise
-    return _done(args, nodes, probed, prober, steps, t_all, gen)
+    return _done(args, nodes, probed, prober, steps, t_all, gen, trace)
 
 
 def _done(args: argparse.Namespace, nodes: list[tuple[Proc, NodeAddr]],
           probed: dict[str, tuple[str, int]], prober: Prober, steps: dict[str, float],
-          t_all: float, gen: zonegen.GeneratedZone) -> dict[str, object]:
+          t_all: float, gen: zonegen.GeneratedZone,
+          trace: SchedTrace | None = None) -> dict[str, object]:
     time.sleep(args.settle)  # the tail of the work (signing, compiling) after the answers
     probes = prober.stop()
+    if trace is not None:
+        trace.stop()
     total = time.monotonic() - t_all
     lease_lost = {p.name: p.log.read_text(errors="replace").count(LEASE_LOST) for p, _ in nodes}
     rss = {p.name: rss_bytes(p.pid) for p, _ in nodes}
@@ -186,12 +197,28 @@ def _done(args: argparse.Namespace, nodes: list[tuple[Proc, NodeAddr]],
             print(f"{name}: to arrival in the prober's socket: p99 "
                   f"{s['arrival_p99_s'] * 1000:.1f} ms, max {s['arrival_max_s'] * 1000:.0f} ms, "
                   f"{s['arrival_over_100ms']} answers > 100 ms")
+    _print_slow(probes, trace)
     print("steps (until every node answers): "
           + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items()))
     print("LEASE_LOST events: " + ", ".join(f"{k} {v}" for k, v in lease_lost.items()))
     print("RSS: " + ", ".join(f"{k} {v / 2**20:.0f} MiB" for k, v in rss.items()))
     return {"names": gen.names, "rrsets": gen.rrsets, "probes": probes, "steps": steps,
             "lease_lost": lease_lost, "rss_bytes": rss, "seconds": total}
+
+
+def _print_slow(probes: dict[str, dict[str, object]], trace: SchedTrace | None) -> None:
+    """Every answer over 100 ms: node, wall-clock send time (UTC, to line up with the nodes'
+    logs), latency; with `--sched-trace`, what the node's workers and the CPUs did meanwhile."""
+    wall = time.time() - time.monotonic()
+    for name, s in probes.items():
+        for sent, latency in s.get("slow", []):  # type: ignore[union-attr]
+            if latency <= 0.1:
+                continue
+            stamp = time.strftime("%H:%M:%S", time.gmtime(sent + wall))
+            print(f"slow: {name} sent {stamp}.{int((sent + wall) % 1 * 1000):03d} "
+                  f"latency {latency * 1000:.0f} ms")
+            if trace is not None:
+                print(trace.explain(name, sent, latency))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds of probing after the last step")
     p.add_argument("--steps", default="import,sign,rekey,settings",
                    help="the steps to run, in this order, stopping at the first left out")
+    p.add_argument("--sched-trace", action="store_true",
+                   help="sample the nodes' scheduler stats; explain each answer over 100 ms")
     p.add_argument("--workdir", type=Path, help="keep configs and logs here")
     p.add_argument("--json", type=Path, help="write the figures as JSON here")
     args = p.parse_args(argv)
