@@ -185,6 +185,29 @@ def test_serving_workers_ask_for_the_shortest_time_slice(signing_node: Cluster) 
     assert n1.proc is not None
     workers = _serving_children(n1.proc.pid)
     assert len(workers) == 2, workers
-    slices = {w: _slice_ns(w, w) for w in workers}
+    # a worker in the real-time class (below) shows no slice: only the normal ones are asked
+    slices = {w: _slice_ns(w, w) for w in workers if os.sched_getscheduler(w) == os.SCHED_OTHER}
     assert all(ns == 100_000 for ns in slices.values()), f"worker main thread slices: {slices}"
     assert _slice_ns(n1.proc.pid, n1.proc.pid) != 100_000
+
+
+def test_idle_serving_workers_run_in_the_real_time_class(signing_node: Cluster) -> None:
+    """A worker that answers little runs SCHED_FIFO (node/serving/realtime.py): woken by a
+    query, it never waits behind the node's heavy work (session 10: answers over 100 ms
+    with no work of the worker's own; on the code before, SCHED_OTHER). Its threads and
+    children start in the normal class (reset on fork); the control process stays normal."""
+    import resource
+
+    if os.geteuid() != 0 and resource.getrlimit(resource.RLIMIT_RTPRIO)[0] == 0:
+        pytest.skip("neither root nor RLIMIT_RTPRIO: the real-time class is refused here")
+    n1 = signing_node.nodes[0]
+    assert n1.proc is not None
+    workers = _serving_children(n1.proc.pid)
+    assert len(workers) == 2, workers
+    fifo = os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0)
+
+    def policies() -> dict[int, int]:
+        return {w: os.sched_getscheduler(w) for w in workers}
+
+    wait_until(lambda: set(policies().values()) == {fifo}, 60)  # idle: promoted within ~1 s
+    assert os.sched_getscheduler(n1.proc.pid) == os.SCHED_OTHER
