@@ -108,7 +108,7 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
     etcd = start_etcd(ps, cpus=None, nice=0)
     prefix = f"/bench-avail-{uuid.uuid4().hex[:8]}/"
     kek = write_kek(ps.workdir)
-    nodes = [start_node(ps, f"n{i}", etcd, prefix, kek_file=kek)
+    nodes = [start_node(ps, f"n{i}", etcd, prefix, kek_file=kek, realtime=args.realtime_workers)
              for i in range(1, args.nodes + 1)]
     writer = nodes[0][1]
     print(f"etcd {etcd}, prefix {prefix}; nodes "
@@ -233,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds of probing after the last step")
     p.add_argument("--steps", default="import,sign,rekey,settings",
                    help="the steps to run, in this order, stopping at the first left out")
+    p.add_argument("--no-realtime-workers", dest="realtime_workers", action="store_false",
+                   help="server.realtime_workers = false: workers stay in the normal class")
     p.add_argument("--sched-trace", action="store_true",
                    help="sample the nodes' scheduler stats; explain each answer over 100 ms")
     p.add_argument("--workdir", type=Path, help="keep configs and logs here")
@@ -246,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     ps = ProcessSet(workdir)
     stop_on_sigterm()
-    print(f"load average {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
+    print(f"load average {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs); "
+          f"server.realtime_workers = {str(args.realtime_workers).lower()}")
     try:
         result = run(args, ps)
     except (BenchError, OSError, subprocess.TimeoutExpired) as exc:
