@@ -59,6 +59,7 @@ from bench.procs import (
     wait_until,
     write_kek,
 )
+from bench.schedtrace import SchedTrace
 from bench.signing import positive_sample, wait_signed
 from tests.support.prober import Prober  # shared with the suite test
 
@@ -113,7 +114,8 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
     etcd = start_etcd(ps, cpus=None, nice=0)
     prefix = f"/bench-avail-{uuid.uuid4().hex[:8]}/"
     kek = write_kek(ps.workdir)
-    nodes = [start_node(ps, f"n{i}", etcd, prefix, kek_file=kek, stagger=_stagger(args, i))
+    nodes = [start_node(ps, f"n{i}", etcd, prefix, kek_file=kek, stagger=_stagger(args, i),
+                        realtime=args.realtime_workers)
              for i in range(1, args.nodes + 1)]
     writer = nodes[0][1]
     mem = MemTracker({"etcd": ps.procs[0].pid, **{a.node_id: p.pid for p, a in nodes}},
@@ -133,6 +135,11 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
     probed = {a.node_id: (a.host, a.dns_port) for _, a in nodes[:2]}
     prober = Prober(probed, f"www.{PROBE_ZONE}", interval=args.interval,
                     retry_after=args.probe_timeout * 10, timeout=args.probe_timeout).start()
+    trace = None
+    if args.sched_trace:
+        tid = prober.thread_id
+        trace = SchedTrace({p.name: p.pid for p, _ in nodes},
+                           extra={"prober": tid} if tid else None).start()
     steps: dict[str, float] = {}
     t_all = time.monotonic()
     try:
@@ -145,7 +152,7 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
         print(f"import answered on every node after {steps['import']:.1f} s", flush=True)
 
         if "sign" not in args.steps:
-            return _done(args, nodes, probed, prober, steps, t_all, gen)
+            return _done(args, nodes, probed, prober, steps, t_all, gen, trace)
         mem.step("sign")
         t0 = time.monotonic()
         print(f"{time.strftime('%H:%M:%S', time.gmtime())} UTC: zone sign", flush=True)
@@ -169,7 +176,7 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
 
         mem.step("after sign")
         if "rekey" not in args.steps:
-            return _done(args, nodes, probed, prober, steps, t_all, gen)
+            return _done(args, nodes, probed, prober, steps, t_all, gen, trace)
         t0 = time.monotonic()
         keys = dnskey_count(writer, zone)
         clusterctl(writer, "zone", "rollover", zone, "--zsk", timeout=args.step_timeout)
@@ -179,7 +186,7 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
         steps["rekey"] = time.monotonic() - t0
 
         if "settings" not in args.steps:
-            return _done(args, nodes, probed, prober, steps, t_all, gen)
+            return _done(args, nodes, probed, prober, steps, t_all, gen, trace)
         t0 = time.monotonic()
         serial = wait_all_serial(nodes, zone, 0, args.step_timeout)
         clusterctl(writer, "zone", "update", zone, "--allow-transfer", "127.0.0.0/8",
@@ -189,8 +196,10 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
     except BaseException:
         prober.stop()
         mem_report(mem.stop())
+        if trace is not None:
+            trace.stop()
         raise
-    return _done(args, nodes, probed, prober, steps, t_all, gen)
+    return _done(args, nodes, probed, prober, steps, t_all, gen, trace)
 
 
 def _stagger(args: argparse.Namespace, i: int) -> tuple[float, float]:
@@ -203,10 +212,13 @@ def _stagger(args: argparse.Namespace, i: int) -> tuple[float, float]:
 
 def _done(args: argparse.Namespace, nodes: list[tuple[Proc, NodeAddr]],
           probed: dict[str, tuple[str, int]], prober: Prober, steps: dict[str, float],
-          t_all: float, gen: zonegen.GeneratedZone) -> dict[str, object]:
+          t_all: float, gen: zonegen.GeneratedZone,
+          trace: SchedTrace | None = None) -> dict[str, object]:
     time.sleep(args.settle)  # the tail of the work (signing, compiling) after the answers
     probes = prober.stop()
     memory = args.mem.stop()
+    if trace is not None:
+        trace.stop()
     total = time.monotonic() - t_all
     lease_lost = {p.name: p.log.read_text(errors="replace").count(LEASE_LOST) for p, _ in nodes}
     rss = {p.name: rss_bytes(p.pid) for p, _ in nodes}
@@ -222,6 +234,7 @@ def _done(args: argparse.Namespace, nodes: list[tuple[Proc, NodeAddr]],
             print(f"{name}: to arrival in the prober's socket: p99 "
                   f"{s['arrival_p99_s'] * 1000:.1f} ms, max {s['arrival_max_s'] * 1000:.0f} ms, "
                   f"{s['arrival_over_100ms']} answers > 100 ms")
+    _print_slow(probes, trace)
     print("steps (until every node answers): "
           + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items()))
     print("LEASE_LOST events: " + ", ".join(f"{k} {v}" for k, v in lease_lost.items()))
@@ -244,6 +257,21 @@ def _show(addr: NodeAddr, zone: str) -> None:
             print(f"clusterctl zone {what} {zone}: {exc}", flush=True)
 
 
+def _print_slow(probes: dict[str, dict[str, object]], trace: SchedTrace | None) -> None:
+    """Every answer over 100 ms: node, wall-clock send time (UTC, to line up with the nodes'
+    logs), latency; with `--sched-trace`, what the node's workers and the CPUs did meanwhile."""
+    wall = time.time() - time.monotonic()
+    for name, s in probes.items():
+        for sent, latency in s.get("slow", []):  # type: ignore[union-attr]
+            if latency <= 0.1:
+                continue
+            stamp = time.strftime("%H:%M:%S", time.gmtime(sent + wall))
+            print(f"slow: {name} sent {stamp}.{int((sent + wall) % 1 * 1000):03d} "
+                  f"latency {latency * 1000:.0f} ms")
+            if trace is not None:
+                print(trace.explain(name, sent, latency))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench.availability", description=__doc__.split("\n\n")[0])
     p.add_argument("--names", type=int, default=100_000, help="generated names (100000)")
@@ -264,6 +292,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stagger-step", type=float, default=0.0,
                    help="node i waits (i - 1) * this many seconds before its first signing "
                         "(the nodes sign one after the other; overrides --stagger)")
+    p.add_argument("--no-realtime-workers", dest="realtime_workers", action="store_false",
+                   help="server.realtime_workers = false: workers stay in the normal class")
+    p.add_argument("--sched-trace", action="store_true",
+                   help="sample the nodes' scheduler stats; explain each answer over 100 ms")
     p.add_argument("--workdir", type=Path, help="keep configs and logs here")
     p.add_argument("--json", type=Path, help="write the figures as JSON here")
     args = p.parse_args(argv)
@@ -277,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     ps = ProcessSet(workdir)
     stop_on_sigterm()
-    print(f"load average {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
+    print(f"load average {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs); "
+          f"server.realtime_workers = {str(args.realtime_workers).lower()}")
     try:
         result = run(args, ps)
     except (BenchError, OSError, subprocess.TimeoutExpired) as exc:

@@ -326,14 +326,15 @@ def start_node(ps: ProcessSet, node_id: str, etcd_url: str, prefix: str,
                host: str = "127.0.0.1", cpus: str | None = None,
                kek_file: Path | None = None, lease_ttl: int = 20,
                extra_signing: str = "", workers: int | None = None,
-               log_level: str = "WARNING", stagger: tuple[float, float] = (0.0, 0.0)
-               ) -> tuple[Proc, NodeAddr]:
+               log_level: str = "WARNING", stagger: tuple[float, float] = (0.0, 0.0),
+               realtime: bool = True) -> tuple[Proc, NodeAddr]:
     """Start `dns-node` with a generated config; return once its readiness check serves.
 
     With `kek_file` the node may sign (it holds the key-encryption key), with no stagger
     unless `stagger` (signing.stagger_min, stagger_max) says otherwise.
     `workers` sets `server.workers` (serving processes; 0: answer in the node
-    process); None keeps the node's default (one per core).
+    process); None keeps the node's default (one per core). `realtime` False sets
+    `server.realtime_workers = false` (workers stay in the normal scheduling class).
     """
     addr = NodeAddr(node_id, host, free_port(host), free_port(host))
     signing = ""
@@ -343,7 +344,9 @@ def start_node(ps: ProcessSet, node_id: str, etcd_url: str, prefix: str,
     keepalive = max(1.0, lease_ttl / 4)
     call_timeout = max(1.0, (lease_ttl - keepalive) / 2)
 
-    server = "" if workers is None else f"[server]\nworkers = {workers}\n"
+    server = "" if workers is None else f"workers = {workers}\n"
+    server += "" if realtime else "realtime_workers = false\n"
+    server = f"[server]\n{server}" if server else ""
     conf = ps.workdir / f"{node_id}.toml"
     conf.write_text(f"""node_id = "{node_id}"
 role = "writable"

@@ -48,6 +48,7 @@ journal_max_bytes = 67108864   # per zone: encoded octets of differences kept
 journal_max_versions = 1000    # per zone: versions an IXFR can start from
 workers = 2                    # serving processes (default: one per core; 0: in this process)
 image_dir = ""                 # zone images for them (empty: <journal_dir>/images or a temp dir)
+realtime_workers = true        # they run SCHED_FIFO while lightly loaded (where permitted)
 generation_sweep_interval = 600.0  # seconds between sweeps of orphaned zone data (etcd-layout.md)
 transfer_source = ""           # outbound SOA/AXFR/IXFR bind here (empty: a specific dns.listen)
 notify_source = ""             # address outbound NOTIFY binds to (empty: the same default)
@@ -153,6 +154,8 @@ class ServerSettings:
     # serving worker processes (node/serving/); 0: this process answers DNS itself
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     image_dir: str = ""  # their zone images; empty: <journal_dir>/images, else a temp dir
+    # they run SCHED_FIFO while they answer little (node/serving/realtime.py; where permitted)
+    realtime_workers: bool = True
     # one writable node deletes generations no head references, at start and this often
     generation_sweep_interval: float = 600.0
     # local address of outbound transfers/refresh queries and of NOTIFY (node/server/outbound.py);

@@ -138,16 +138,18 @@ def heavy_executor(max_workers: int | None = None) -> ThreadPoolExecutor:
                               initializer=heavy_thread)
 
 
-def request_short_slice(ns: int = SERVING_SLICE_NS) -> bool:
+def request_short_slice(ns: int = SERVING_SLICE_NS, flags: int = 0) -> bool:
     """Ask for a time slice of `ns` for the calling thread (SCHED_OTHER, its nice value kept;
-    threads it starts afterwards inherit the slice). False where the kernel refuses it."""
+    threads it starts afterwards inherit the slice). `flags`: sched_attr's sched_flags
+    (SCHED_FLAG_RESET_ON_FORK: a thread without CAP_SYS_NICE may not clear that flag once
+    set). False where the kernel refuses it."""
     number = SYS_SCHED_SETATTR.get(platform.machine())
     if number is None:
         return False
     try:
         nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
         attr = ctypes.create_string_buffer(
-            SCHED_ATTR.pack(SCHED_ATTR.size, os.SCHED_OTHER, 0, nice, 0, ns, 0, 0))
+            SCHED_ATTR.pack(SCHED_ATTR.size, os.SCHED_OTHER, flags, nice, 0, ns, 0, 0))
         return ctypes.CDLL(None, use_errno=True).syscall(number, 0, attr, 0) == 0
     except (OSError, AttributeError):
         return False

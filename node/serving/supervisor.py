@@ -110,7 +110,7 @@ class Fleet:
             "max_tcp_connections": d.max_tcp_connections,
             "node_id": config.node_id,
             "log_level": config.log.level, "identity": config.testing.worker_identity,
-        }, image_dir)
+            "realtime": sv.realtime_workers}, image_dir)
 
     async def start(self, dns: DnsServer, listen: Sequence[tuple[str, int]]
                     ) -> list[tuple[str, int]]:

@@ -43,6 +43,7 @@ from node.server.responder import Answer, Responder
 from node.server.wire import OPCODE_QUERY, TYPE_AXFR, TYPE_IXFR, Query, parse_query
 from node.serving import protocol
 from node.serving.channel import MAX_RECORD, Channel
+from node.serving.realtime import Realtime
 from node.serving.tcpcount import TcpCounts
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,7 @@ class Worker:
         self._pending: dict[int, asyncio.Future[bytes | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._bases: dict[bytes, ZoneImage] = {}  # per zone: the full image overlays apply to
+        self.realtime: Realtime | None = None
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -138,11 +140,16 @@ class Worker:
         self.channel.start()
         reporter = loop.create_task(self._report())
         lag = loop.create_task(looplag.watch(f"worker {os.getpid()}"))  # EVENT_LOOP_STALLED
+        # SCHED_FIFO while it answers little: it never waits behind the node's heavy work
+        self.realtime = Realtime() if self.settings.get("realtime", True) else None
+        rt = loop.create_task(self.realtime.run()) if self.realtime is not None else None
         try:
             await self.stop.wait()
         finally:
             reporter.cancel()
             lag.cancel()
+            if rt is not None:
+                rt.cancel()
             await self.dns.stop()
             self.channel.close()
 

@@ -29,6 +29,7 @@ from tests.cluster.conftest import Cluster, make_cluster
 from tests.cluster.test_availability_while_working import big_zone, ok
 from tests.cluster.test_signing import kek_file
 from tests.support.nodes import SERVING_WORKERS
+from tests.support.realtime import realtime_granted
 from tests.support.wait import wait_until
 
 NAMES = 20000
@@ -185,6 +186,32 @@ def test_serving_workers_ask_for_the_shortest_time_slice(signing_node: Cluster) 
     assert n1.proc is not None
     workers = _serving_children(n1.proc.pid)
     assert len(workers) == 2, workers
-    slices = {w: _slice_ns(w, w) for w in workers}
+    # a worker in the real-time class (below) shows no slice: only the normal ones are asked
+    reset = getattr(os, "SCHED_RESET_ON_FORK", 0)  # kept by a demoted worker (realtime.py)
+    slices = {w: _slice_ns(w, w) for w in workers
+              if os.sched_getscheduler(w) & ~reset == os.SCHED_OTHER}
+    if not slices:  # idle workers granted the real-time class: nothing here to check
+        pytest.skip("every worker runs the real-time class here; the slice a demoted one "
+                    "asks for is checked by tests/unit/image/test_worker_realtime.py")
     assert all(ns == 100_000 for ns in slices.values()), f"worker main thread slices: {slices}"
     assert _slice_ns(n1.proc.pid, n1.proc.pid) != 100_000
+
+
+def test_idle_serving_workers_run_in_the_real_time_class(signing_node: Cluster) -> None:
+    """A worker that answers little runs SCHED_FIFO (node/serving/realtime.py): woken by a
+    query, it never waits behind the node's heavy work (session 10: answers over 100 ms
+    with no work of the worker's own; on the code before, SCHED_OTHER). Its threads and
+    children start in the normal class (reset on fork); the control process stays normal."""
+    if not realtime_granted():  # root without CAP_SYS_NICE (a container) is refused too
+        pytest.skip("the kernel refuses the real-time class here")
+    n1 = signing_node.nodes[0]
+    assert n1.proc is not None
+    workers = _serving_children(n1.proc.pid)
+    assert len(workers) == 2, workers
+    fifo = os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0)
+
+    def policies() -> dict[int, int]:
+        return {w: os.sched_getscheduler(w) for w in workers}
+
+    wait_until(lambda: set(policies().values()) == {fifo}, 60)  # idle: promoted within ~1 s
+    assert os.sched_getscheduler(n1.proc.pid) == os.SCHED_OTHER

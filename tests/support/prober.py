@@ -103,6 +103,11 @@ class Prober:
         self._thread.start()
         return self
 
+    @property
+    def thread_id(self) -> int | None:
+        """The probing thread's kernel id once started (for `/proc/self/task/ID`)."""
+        return self._thread.native_id
+
     def stop(self) -> dict[str, dict[str, float | int]]:
         """Stop, count what is still unanswered past the timeout, return per-node summaries."""
         self._stop.set()
