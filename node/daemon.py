@@ -162,6 +162,7 @@ class Daemon:
         self.signing.on_readiness = self._set_ready
         if self.fleet is not None:
             self.fleet.on_change = lambda: self._set_ready(True)
+            self.fleet.images.busy = self.signing.full_signing  # no merge a full sign replaces
         self.secondaries = SecondaryZones(  # zones of outside primaries, on every node
             publish=self.expiry.watching(self.table.publish_async), hold=self.table.hold,
             forget=self.expiry.forget, tsig_key=self._transfer_key,

@@ -1,30 +1,28 @@
 """Zone images for serving workers: built off the control loop, sent in order, deleted unused.
 
-Owns, in the control process: the image directory (emptied at start), the builder (one
-heavy thread, node/priority.py: a snapshot in, a file path out; a full image is rendered by a
-child forked from that thread, `node.image.forked`), the per-zone order of operations sent
-to the workers (install / hold / remove), the current set a new worker is given, and the
-deletion of superseded images.
+Owns, in the control process: the image directory (emptied at start), the builder (one heavy
+thread, node/priority.py: a snapshot in, a file path out; a full image is rendered by a child
+forked from that thread, `node.image.forked`), the per-zone order of operations sent to the
+workers (install / hold / remove), the current set a new worker is given, the deletions.
 
-Incremental: each zone has an `ImageBuilder`; after a full image, the next versions are overlays
-on it (`install OVERLAY BASE`), so a one-record change costs the builder and the workers a small
-file, not the zone. A hold or a remove starts the zone's next build from a full image.
+Incremental: each zone has an `ImageBuilder`; after a full image, the next versions are overlays on
+it (`install OVERLAY BASE`), so a one-record change costs the builder and the workers a small file,
+not the zone. A hold or a remove starts the zone's next build from a full image. A quiet overlay is
+merged into a full image, unless `busy` says one of a newer version is coming.
 
-Order: `publish`, `hold` and `remove` arrive in the order the zone table sees them. Hold
-and remove are sent at once; a build under way when one arrived is thrown away (a version
-published before a hold must never be served after it). Versions that arrive during a build
-are coalesced into the next (their `changed` sets merged), so a zone that changes faster
-than it builds still moves forward.
+Order: `publish`, `hold` and `remove` arrive in the order the zone table sees them. Hold and remove
+are sent at once; a build under way when one arrived is thrown away (a version published before a
+hold must never be served after it). Versions that arrive during a build are coalesced into the
+next (their `changed` sets merged), so a zone that changes faster than it builds moves on.
 
-Served: `served(origin)` waits until every worker connected when a zone's versions were
-sent has applied the last one published (or died), or the zone was held or removed, or its
-build failed. `MirroredTable.publish_async` awaits it, so what follows a publish (NOTIFY to
-secondaries, the serial reported as served) sees the workers answer that version, as the
-in-process path does by construction; a secondary asks a worker for the SOA.
+Served: `served(origin)` waits until every worker connected when a zone's versions were sent has
+applied the last one published (or died), or the zone was held or removed, or its build failed.
+`MirroredTable.publish_async` awaits it, so what follows a publish (NOTIFY to secondaries, the
+serial reported as served) sees the workers answer that version, as the in-process path does by
+construction; a secondary asks a worker for the SOA.
 
-Deletion: an image superseded by operation `seq` is deleted once every worker connected when
-`seq` was sent has acknowledged it (or died); a later worker is only given current images.
-"""
+Deletion: an image superseded by operation `seq` is deleted once every worker connected when `seq`
+was sent has acknowledged it (or died); a later worker is only given current images."""
 
 from __future__ import annotations
 
@@ -103,6 +101,8 @@ class ImagePublisher:
         self._merges: dict[bytes, asyncio.TimerHandle] = {}
         self.stages = stages.Pending()  # stage times of installs not yet applied
         self.merge_after = MERGE_AFTER
+        # a full image of a newer version is on its way (the zone is signed in full): no merge
+        self.busy: Callable[[bytes], bool] = lambda origin: False
         self.fork = FORK  # full images rendered by a forked child (node.image.forked)
         self.built = 0
         self.failed = 0
@@ -223,6 +223,8 @@ class ImagePublisher:
             if self._current.get(origin, (None, None))[1] != overlay or origin in self._want \
                     or origin in self._building or origin in self._held:
                 return  # a newer version came, or it was held or removed
+            if self.busy(origin):  # a full image of a newer version will replace it: later
+                return self._merge_later(origin, snapshot)
             self._want[origin] = replace(snapshot, changed=None)
             self._building[origin] = asyncio.get_running_loop().create_task(
                 self._build(origin), name=f"image-merge-{snapshot.origin}")
@@ -304,10 +306,9 @@ class ImagePublisher:
         return sorted(p for p in self.directory.iterdir() if not p.name.startswith(".tmp-"))
 
     def _retire(self, path: Path, seq: int, waiting: set[int]) -> None:
-        if waiting:
-            self._retired[path] = (seq, set(waiting))
-        else:
-            _unlink(path)
+        if not waiting:
+            return _unlink(path)
+        self._retired[path] = (seq, set(waiting))
 
     def _delete(self, path: Path) -> None:
         self._retired.pop(path, None)
@@ -355,13 +356,11 @@ class MirroredTable(ZoneTable):
     workers through an `ImagePublisher`, and the control process answers from the same
     images (`publisher.local`), not from a compiled zone.
 
-    Per zone it keeps only a `CompiledZone` shell (snapshot, origin, transfer
-    ACL; no answers): AXFR/IXFR, UPDATE and NOTIFY read the snapshot and the
-    journals, as before. Its queries are answered by the images' table, which
-    installs a version when its image is built, just before the workers are
-    told (so `publish_async`, which waits for the workers, returns once the
-    control process answers the version too); a hold or remove applies at once.
-    """
+    Per zone it keeps only a `CompiledZone` shell (snapshot, origin, transfer ACL; no
+    answers): AXFR/IXFR, UPDATE and NOTIFY read the snapshot and the journals. Queries are
+    answered by the images' table, which installs a version when its image is built, just
+    before the workers are told (so `publish_async`, which waits for the workers, returns
+    once the control process answers it too); a hold or remove applies at once."""
 
     __slots__ = ("images",)
     compile_in_thread = False  # `_compile` makes a shell: a thread hop would only delay it

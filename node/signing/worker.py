@@ -7,12 +7,11 @@ version is published to the table, then the node records in etcd
 (`signing/<zone>/<node>`, `status.StatusRecorder`, retried until written)
 which serial and key set it has signed.
 
-Stagger (the model's 5-30 minutes): a node that is not the Key Master waits
-a uniform random delay before its *first* signing of a zone and serves the
-zone unsigned meanwhile, which is safe because an unsigned-here zone was never
-published. No stagger when the zone was ever published (a restart, or new
-keys: the node answers SERVFAIL for it until it has signed) or when this node
-signed the zone before. Key changes during rollovers apply at once.
+Stagger (the model's 5-30 minutes): a node that is not the Key Master waits a uniform
+random delay before its *first* signing of a zone and serves the zone unsigned meanwhile,
+which is safe because an unsigned-here zone was never published. No stagger when the zone
+was ever published (a restart, or new keys: the node answers SERVFAIL for it until it has
+signed) or when this node signed the zone before. Key changes during rollovers apply at once.
 
 A failed pass (keys unreachable, etcd refusing, a signer error) is reported
 (`SIGNING_FAILED`, `dnscluster_signing_failures_total`) and retried with
@@ -83,6 +82,7 @@ class _Zone:
     digest_hex: str = ""
     next_refresh: float = 0.0  # unix time
     refresh_task: asyncio.Task[None] | None = field(default=None)
+    full_signing: bool = False  # a full pass runs: its signed version will replace it whole
 
 
 class SigningManager:
@@ -107,16 +107,10 @@ class SigningManager:
         faults: Faults | None = None,
         expiry: ExpiryWatch | None = None,
     ) -> None:
-        self._me = node_id
-        self._etcd = etcd
-        self._keys = layout
-        self._publish = publish
-        self._hold = hold
-        self._kek = kek_bytes
+        self._me, self._etcd, self._keys = node_id, etcd, layout
+        self._publish, self._hold, self._kek = publish, hold, kek_bytes
         self._can_sign = can_sign and kek_bytes is not None
-        self._stagger = stagger
-        self._pool = pool
-        self._key_store = key_store
+        self._stagger, self._pool, self._key_store = stagger, pool, key_store
         self._secondary = secondary  # read-only nodes: signed zones come by transfer
         self._clock = clock
         self._rng = rng or random.Random()
@@ -163,6 +157,12 @@ class SigningManager:
             "failures": dict(z.failures),
             "retrying": z.retry_at is not None or self._status.pending(zone),
         }
+
+    def full_signing(self, origin: bytes) -> bool:
+        """Zone `origin` (wire form) is being signed in full here: what is served now will
+        be replaced whole (an image merge of it would be thrown away: `ImagePublisher.busy`)."""
+        z = self._zones.get(dns.name.from_wire(origin, 0)[0])
+        return z is not None and z.full_signing
 
     # -- replica callbacks --------------------------------------------------
     async def on_snapshot(self, snap: ZoneSnapshot) -> None:
@@ -220,7 +220,10 @@ class SigningManager:
         if not z.signed_once and state.was_published:
             self._hold_zone(z, "signing before serving the published zone")
         z.stagger_done = True
-        await self._sign(z, snap, state)
+        try:
+            await self._sign(z, snap, state)
+        finally:
+            z.full_signing = False
 
     async def _needs_stagger(self, snap: ZoneSnapshot, state: DnssecState) -> bool:
         if state.was_published:
@@ -254,7 +257,7 @@ class SigningManager:
     async def _sign(self, z: _Zone, snap: ZoneSnapshot, state: DnssecState) -> None:
         identity = state.signing_identity()
         apex = state.apex_identity()
-        full = z.signer is None or identity != z.identity
+        full = z.full_signing = z.signer is None or identity != z.identity
         started = self._clock.monotonic()
         try:
             if full:
