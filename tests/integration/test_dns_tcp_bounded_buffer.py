@@ -26,6 +26,7 @@ from node.server.tcp import HOLD_OCTETS
 from node.server.wire import OPCODE_UPDATE, Query
 from node.zones.model import snapshot_from_text
 from tests.support.loops import event_loops
+from tests.support.wait import async_wait_until
 
 ZONE = "$TTL 300\n@ SOA ns1 hostmaster 1 7200 3600 1209600 60\n@ NS ns1\nns1 A 192.0.2.1\n"
 FLOOD = 32 << 20  # what the client tries to send behind its UPDATE
@@ -67,19 +68,22 @@ async def _run() -> tuple[int, int]:
     thread = threading.Thread(target=client, daemon=True)
     thread.start()
     largest = 0
+    loop = asyncio.get_running_loop()
+    quiet_since, last = loop.time(), -1
+
+    def stuck_or_done() -> bool:
+        """The client is stuck (its socket buffers full) or sent everything; the largest
+        buffer the server held is sampled meanwhile."""
+        nonlocal largest, quiet_since, last
+        for proto in srv.tcp_connections:
+            largest = max(largest, len(proto.buf))
+        if sent[0] != last:
+            quiet_since, last = loop.time(), sent[0]
+        return sent[0] >= FLOOD or loop.time() - quiet_since > 1.0
+
     try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 20
-        # until the client is stuck (its socket buffers full) or has sent everything
-        quiet_since, last = loop.time(), -1
-        while loop.time() < deadline and sent[0] < FLOOD:
-            for proto in srv.tcp_connections:
-                largest = max(largest, len(proto.buf))
-            if sent[0] != last:
-                quiet_since, last = loop.time(), sent[0]
-            elif loop.time() - quiet_since > 1.0:
-                break
-            await asyncio.sleep(0.01)
+        await async_wait_until(stuck_or_done, 20, interval=0.01,
+                               message="the client neither stalled nor finished")
     finally:
         stop.set()
         release.set()

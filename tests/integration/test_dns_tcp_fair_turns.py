@@ -14,7 +14,6 @@ Run on both loops the node uses.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Callable
 
 import dns.message
@@ -24,26 +23,11 @@ from node.server import DnsServer, ZoneTable
 from node.server.tcp import FRAMES_PER_TURN
 from node.zones.model import snapshot_from_text
 from tests.support.loops import event_loops
+from tests.support.serving import send_and_half_close
 
 ZONE = "$TTL 300\n@ SOA ns1 hostmaster 1 7200 3600 1209600 60\n@ NS ns1\nns1 A 192.0.2.1\n"
 QUERIES = 20_000
 
-
-def _pipeline(port: int, frames: bytes) -> list[int]:
-    """Send every frame at once, then read to the server's close: the ids answered."""
-    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
-        s.sendall(frames)
-        s.shutdown(socket.SHUT_WR)
-        chunks = []
-        while data := s.recv(1 << 20):
-            chunks.append(data)
-    buf = b"".join(chunks)
-    ids = []
-    while len(buf) >= 2:
-        n = int.from_bytes(buf[:2], "big")
-        ids.append(int.from_bytes(buf[2:4], "big"))
-        buf = buf[2 + n:]
-    return ids
 
 
 async def _run() -> tuple[list[int], int]:
@@ -83,7 +67,7 @@ async def _run() -> tuple[list[int], int]:
     ticker = asyncio.get_running_loop().create_task(turns())
     try:
         ids = await asyncio.wait_for(
-            asyncio.to_thread(_pipeline, srv.addresses[0][1], frames), 120)
+            asyncio.to_thread(send_and_half_close, srv.addresses[0][1], frames), 120)
     finally:
         done = True
         await ticker

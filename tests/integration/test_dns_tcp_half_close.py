@@ -10,7 +10,6 @@ node uses.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Callable
 
 import dns.message
@@ -23,6 +22,7 @@ from node.server.render import error_response
 from node.server.wire import OPCODE_UPDATE, Query
 from node.zones.model import snapshot_from_text
 from tests.support.loops import event_loops
+from tests.support.serving import send_and_half_close
 
 ZONE = "$TTL 300\n@ SOA ns1 hostmaster 1 7200 3600 1209600 60\n@ NS ns1\nns1 A 192.0.2.1\n"
 
@@ -35,21 +35,6 @@ def slow_hook(wire: bytes, query: Query, addr: tuple[str, int], transport: str
 
     return asyncio.get_running_loop().create_task(work())
 
-
-def _exchange(port: int, frames: bytes) -> list[int]:
-    """Send `frames`, half-close, read to the server's close: the ids answered."""
-    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
-        s.sendall(frames)
-        s.shutdown(socket.SHUT_WR)
-        buf = b""
-        while data := s.recv(65536):
-            buf += data
-    ids = []
-    while len(buf) >= 2:
-        n = int.from_bytes(buf[:2], "big")
-        ids.append(int.from_bytes(buf[2:4], "big"))
-        buf = buf[2 + n:]
-    return ids
 
 
 async def _half_close() -> list[int]:
@@ -64,7 +49,7 @@ async def _half_close() -> list[int]:
     frames = b"".join(len(w).to_bytes(2, "big") + w for w in (u.to_wire(), q.to_wire()))
     try:
         return await asyncio.wait_for(
-            asyncio.to_thread(_exchange, srv.addresses[0][1], frames), 25)
+            asyncio.to_thread(send_and_half_close, srv.addresses[0][1], frames), 25)
     finally:
         await srv.stop()
 

@@ -45,6 +45,19 @@ def _snap(serial: int) -> object:
     return snapshot_from_text(EXAMPLE, "example.test.", serial=serial, revision=serial)
 
 
+async def _overlaid(images: ImagePublisher) -> None:
+    """Publish a first version (a full image), then a one-name change: served as an overlay."""
+    images.publish(_snap(1))  # type: ignore[arg-type]
+    await async_wait_until(lambda: ORIGIN in images._current, 30)
+    second = snapshot_from_text(EXAMPLE + "new 300 IN A 192.0.2.99\n", "example.test.",
+                                serial=2, revision=2)
+    second = dataclasses.replace(second, changed=frozenset({dns.name.from_text(
+        "new.example.test.")}))
+    images.publish(second)
+    await async_wait_until(lambda: images._current[ORIGIN][1] is not None, 30,
+                           message="the second version was not an overlay")
+
+
 async def test_served_waits_for_every_worker_then_a_dead_one_stops_counting(
         tmp_path: Path) -> None:
     workers = Workers({0, 1})
@@ -88,15 +101,7 @@ async def test_a_quiet_zone_served_as_an_overlay_gets_a_full_image(tmp_path: Pat
     workers = Workers({0})
     images = _publisher(tmp_path, workers)
     images.merge_after = 0.2
-    images.publish(_snap(1))  # type: ignore[arg-type]
-    await async_wait_until(lambda: ORIGIN in images._current, 30)
-    second = snapshot_from_text(EXAMPLE + "new 300 IN A 192.0.2.99\n", "example.test.",
-                                serial=2, revision=2)
-    second = dataclasses.replace(second, changed=frozenset({dns.name.from_text(
-        "new.example.test.")}))
-    images.publish(second)
-    await async_wait_until(lambda: images._current[ORIGIN][1] is not None, 30,
-                           message="the second version was not an overlay")
+    await _overlaid(images)
     full, _ = await async_wait_until(
         lambda: images._current[ORIGIN][1] is None and images._current[ORIGIN], 30,
         message="the overlay was never merged into a full image")
@@ -116,15 +121,7 @@ async def test_no_merge_while_a_newer_full_image_is_being_made(tmp_path: Path) -
     images.merge_after = 0.1
     signing = {ORIGIN}
     images.busy = lambda origin: origin in signing
-    images.publish(_snap(1))  # type: ignore[arg-type]
-    await async_wait_until(lambda: ORIGIN in images._current, 30)
-    second = snapshot_from_text(EXAMPLE + "new 300 IN A 192.0.2.99\n", "example.test.",
-                                serial=2, revision=2)
-    second = dataclasses.replace(second, changed=frozenset({dns.name.from_text(
-        "new.example.test.")}))
-    images.publish(second)
-    await async_wait_until(lambda: images._current[ORIGIN][1] is not None, 30,
-                           message="the second version was not an overlay")
+    await _overlaid(images)
     deadline = asyncio.get_running_loop().time() + 1.0  # ten merge periods
     while asyncio.get_running_loop().time() < deadline:
         assert images._current[ORIGIN][1] is not None, "merged while busy"
