@@ -20,7 +20,8 @@ scheduled fairly, as before: the real-time class never lets a busy worker
 keep a core from the control process (its lease keep-alive, the signing)
 for more than about one window. Where the kernel refuses the class (no
 CAP_SYS_NICE and RLIMIT_RTPRIO 0), or `server.realtime_workers` is false,
-the worker stays in the normal class and nothing is retried.
+the worker stays in the normal class and nothing is retried; the log line says why
+(`refusal`) and what grants the class.
 
 The windows are looked at by a task of the loop the class protects: a
 callback that never returns (a bug, a pathological burst) would keep the
@@ -51,6 +52,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from node.priority import request_short_slice
 
@@ -73,6 +75,37 @@ def _fifo() -> bool:
     except (OSError, AttributeError):
         return False
     return True
+
+
+CAP_SYS_NICE = 23  # capability(7)'s bit
+
+
+def _holds_sys_nice() -> bool | None:
+    """Whether this process's effective capabilities include CAP_SYS_NICE (None: unknown)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> CAP_SYS_NICE & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def refusal(sys_nice: Callable[[], bool | None] = _holds_sys_nice,
+            rtprio: Callable[[], int] = lambda: resource.getrlimit(resource.RLIMIT_RTPRIO)[0],
+            main: Callable[[], bool] = lambda: threading.current_thread() is
+            threading.main_thread()) -> str:
+    """Why the kernel refused the class, and what grants it (for the worker's log line)."""
+    if not main():
+        return "the loop does not run in the process's main thread (SIGXCPU cannot be handled)"
+    held, limit = sys_nice(), rtprio()
+    if held is False and limit < RT_PRIORITY:
+        return ("no CAP_SYS_NICE and RLIMIT_RTPRIO is 0: grant either (Kubernetes: "
+                "securityContext.capabilities.add [SYS_NICE]; Docker: --cap-add SYS_NICE; "
+                "systemd: LimitRTPRIO=1)")
+    return (f"refused although CAP_SYS_NICE is {'held' if held else 'unknown'} and "
+            f"RLIMIT_RTPRIO is {limit}: a CPU cgroup without real-time runtime "
+            "(CONFIG_RT_GROUP_SCHED: cpu.rt_runtime_us) or a seccomp filter")
 
 
 def _guard(overrun: Callable[[], None]) -> bool:
@@ -126,6 +159,11 @@ class Realtime:
         self._seen = 0  # overruns already logged
         self._quiet = 0
         self._used = cpu()
+
+    def state(self) -> dict[str, int | str]:
+        """What the worker reports with its counters (the control process's metrics)."""
+        return {"class": "fifo" if self.on else "refused" if self.refused else "normal",
+                "demotions": self.demotions, "overruns": self.overruns}
 
     def start(self) -> bool:
         """Ask for the real-time class (in the loop thread); False if refused."""
@@ -181,8 +219,8 @@ class Realtime:
     async def run(self, clock: Callable[[], float] = time.monotonic) -> None:
         """Until cancelled: `start`, then `check` every WINDOW; the normal class at the end."""
         if not self.start():
-            log.info("serving worker %d: real-time class refused; answering in the normal "
-                     "class", os.getpid())
+            log.info("serving worker %d: real-time class refused (%s); answering in the "
+                     "normal class", os.getpid(), refusal())
             return
         try:
             last = clock()

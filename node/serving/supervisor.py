@@ -27,12 +27,11 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from node.clock import SYSTEM_CLOCK, Clock
@@ -42,6 +41,7 @@ from node.server.listener import DnsServer
 from node.server.stats import DnsStats
 from node.serving import protocol
 from node.serving.channel import Channel, pair
+from node.serving.fleetmetrics import FleetCollector
 from node.serving.images import ImagePublisher
 from node.serving.tcpcount import TcpCounts
 
@@ -125,7 +125,7 @@ class Fleet:
             self._watch(), name="serving-worker-watchdog"))
         deadline = self.clock.monotonic() + START_TIMEOUT
         try:
-            while not (self.images.idle() and all(self._serving(s) for s in self.slots)):
+            while not (self.images.idle() and all(self.serving(s) for s in self.slots)):
                 if self.clock.monotonic() > deadline:
                     log.error("serving workers not all serving after %.0f s", START_TIMEOUT)
                     break
@@ -277,12 +277,12 @@ class Fleet:
         self._changed.set()
         self.on_change()
 
-    def _serving(self, slot: _Slot) -> bool:
+    def serving(self, slot: _Slot) -> bool:
         return slot.listening and slot.acked >= slot.sent
 
     def ready(self) -> bool:
         now = self.clock.monotonic()
-        return all(self._serving(s) or (s.down_since is not None and not s.listening
+        return all(self.serving(s) or (s.down_since is not None and not s.listening
                                         and now - s.down_since < DOWN_GRACE)
                    for s in self.slots)
 
@@ -359,7 +359,7 @@ class Fleet:
     # --- metrics ---------------------------------------------------------------------------
 
     def collector(self) -> Collector:
-        return _FleetCollector(self)
+        return FleetCollector(self)
 
     def totals(self) -> DnsStats:
         """The node's DNS counters: this process's, ended workers', live workers'."""
@@ -370,26 +370,3 @@ class Fleet:
         for slot in self.slots:
             protocol.add_stats(total, slot.stats)
         return total
-
-
-class _FleetCollector(Collector):
-    def __init__(self, fleet: Fleet) -> None:
-        self._fleet = fleet
-
-    def collect(self) -> Iterator[Any]:
-        fleet = self._fleet
-        yield from fleet.totals().collector().collect()
-        up = GaugeMetricFamily("dnscluster_serving_worker_up", "1 while the serving worker "
-                               "answers with every zone operation applied", labels=["worker"])
-        restarts = CounterMetricFamily("dnscluster_serving_worker_restarts",
-                                       "Serving worker processes started again after they "
-                                       "ended", labels=["worker"])
-        queries = CounterMetricFamily("dnscluster_serving_worker_queries",
-                                      "DNS messages answered by the serving worker now in "
-                                      "this slot", labels=["worker"])
-        for slot in fleet.slots:
-            label = [str(slot.index)]
-            up.add_metric(label, 1.0 if fleet._serving(slot) else 0.0)
-            restarts.add_metric(label, float(slot.restarts))
-            queries.add_metric(label, float(sum(n for _, n in slot.stats.get("counts", ()))))
-        yield from (up, restarts, queries)

@@ -291,8 +291,10 @@ class Worker:
     async def _report(self) -> None:
         while True:
             await asyncio.sleep(STATS_INTERVAL)
-            self.channel.send(protocol.as_json(protocol.STATS,
-                                               protocol.stats_value(self.dns.stats)))
+            value = protocol.stats_value(self.dns.stats)
+            if self.realtime is not None:
+                value["realtime"] = self.realtime.state()
+            self.channel.send(protocol.as_json(protocol.STATS, value))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

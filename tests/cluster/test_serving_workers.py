@@ -37,6 +37,7 @@ from tests.cluster.conftest import Cluster, make_cluster
 from tests.cluster.test_signing import ZONE_TEXT
 from tests.support.api import Api
 from tests.support.nodes import NodeProcess, events
+from tests.support.realtime import realtime_granted
 from tests.support.wait import async_wait_until, wait_until
 
 ZONE = "workers.test."
@@ -250,6 +251,27 @@ def test_metrics_cover_every_worker(wcluster: Cluster) -> None:
             for i in range(WORKERS))
 
     wait_until(counted, 20)
+
+
+def test_metrics_give_each_workers_scheduling_class(wcluster: Cluster) -> None:
+    """Each worker's class is in the metrics (node/serving/fleetmetrics.py): 1 once an idle
+    worker runs SCHED_FIFO where the kernel grants it, -1 where it refuses; the demotion
+    and overrun counters per worker beside it. Before, none of this was exported."""
+    node = wcluster.nodes[0]
+    expected = 1.0 if realtime_granted() else -1.0
+
+    def values(name: str) -> list[float | None]:
+        body = urllib.request.urlopen(f"http://{node.host}:{node.metrics_port}/metrics",
+                                      timeout=10).read().decode()
+        found = {line.split("{")[0] + line.split("}")[0].split("=")[1]: float(line.split()[-1])
+                 for line in body.splitlines() if line.startswith(name + "{")}
+        return [found.get(f'{name}"{i}"') for i in range(WORKERS)]
+
+    wait_until(lambda: values("dnscluster_serving_worker_realtime") == [expected] * WORKERS,
+               60)  # idle workers are promoted within ~1 s of quiet
+    for counter in ("demotions", "overruns"):
+        got = values(f"dnscluster_serving_worker_realtime_{counter}_total")
+        assert all(v is not None and v >= 0 for v in got), (counter, got)
 
 
 class Probe(threading.Thread):

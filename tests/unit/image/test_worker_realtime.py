@@ -188,3 +188,27 @@ def test_a_worker_without_cap_sys_nice_can_leave_the_real_time_class() -> None:
                          timeout=60, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", str(os.SCHED_OTHER)], out.stdout
+
+
+def test_state_reported_with_the_counters() -> None:
+    f = Fake()
+    rt = f.rt()
+    assert rt.state() == {"class": "normal", "demotions": 0, "overruns": 0}
+    rt.start()
+    assert rt.state()["class"] == "fifo"
+    f.cpu += WINDOW  # a busy window
+    rt.check(WINDOW)
+    assert rt.state() == {"class": "normal", "demotions": 1, "overruns": 0}
+    refused = Fake(granted=False).rt()
+    refused.start()
+    assert refused.state()["class"] == "refused"
+
+
+def test_refusal_says_why_and_what_grants_the_class() -> None:
+    """The worker's log line names the cause (before: "refused", nothing more)."""
+    why = realtime.refusal(sys_nice=lambda: False, rtprio=lambda: 0, main=lambda: True)
+    assert "no CAP_SYS_NICE" in why and "SYS_NICE" in why and "LimitRTPRIO" in why
+    why = realtime.refusal(sys_nice=lambda: True, rtprio=lambda: 0, main=lambda: True)
+    assert "CAP_SYS_NICE is held" in why and "rt_runtime_us" in why
+    assert "main thread" in realtime.refusal(main=lambda: False)
+    assert realtime._holds_sys_nice() in (True, False)  # this process's /proc/self/status
