@@ -128,7 +128,7 @@ class FullWriter(ImageWriter):
         while n < 2 * len(tags):
             n <<= 1
         mask = n - 1
-        table = array("I", bytes(8 * n))
+        table = array("I", (0,)) * (2 * n)  # zeroed, no temporary
         for t, off in zip(tags, offs, strict=True):
             i = t & mask
             while table[2 * i]:
