@@ -7,8 +7,9 @@ less CPU and a bounded memory beyond the zone's indexes:
 
 * *lean compile* (`lean_compile`): the indexes the writer reads (names,
   names below, cuts, DNAME owners, the denial chain), no eager answers and no
-  dependency maps (those serve `evolve`, which a child never runs): each
-  answer record is rendered when it is written, then dropped;
+  dependency maps (those serve `evolve`, which a child never runs), and not
+  the NSEC3 owners' RRSIG tails once their pieces hold them: each answer
+  record is rendered when it is written, then dropped;
 * an answer without an additional section (any type but NS, MX, SRV; not at
   the root) is its RRs after a pointer to the question (`c0 0c`), and in a
   signed zone its DO=1 variant the same followed by the RRSIGs of its type:
@@ -32,7 +33,7 @@ from node.image import layout as L
 from node.image.builder import _WITH_TARGETS, ImageWriter
 from node.server import answer
 from node.server.compile import LAZY_TYPES, CompiledZone
-from node.server.proofs import DenialIndex, is_hashed_owner
+from node.server.proofs import DenialIndex, SigCache, is_hashed_owner
 from node.server.render import AA, QR, rr_tails
 from node.zones.model import ZoneSnapshot
 
@@ -62,7 +63,11 @@ def lean_compile(snapshot: ZoneSnapshot) -> CompiledZone:
     zone = CompiledZone(snapshot)
     signed = snapshot.signed
     if signed:
-        zone.denial = DenialIndex.build(snapshot.origin, snapshot.nodes, zone.sigs)
+        index = zone.denial = DenialIndex.build(snapshot.origin, snapshot.nodes, zone.sigs)
+        if index.nsec3:  # the RRSIG tails of the NSEC3 owners are in their pieces now, and
+            # the cache holds no other owner's: it starts again for the names (NSEC: the
+            # names' own, which the writer reads next)
+            index.sigs = zone.sigs = SigCache()
     for name, types in snapshot.nodes.items():
         if types and not (signed and is_hashed_owner(types)):
             zone._add_name(answer.name_wire(name), types)
