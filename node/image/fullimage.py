@@ -8,8 +8,9 @@ less CPU and a bounded memory beyond the zone's indexes:
 * *lean compile* (`lean_compile`): the indexes the writer reads (names,
   names below, cuts, DNAME owners, the denial chain), no eager answers and no
   dependency maps (those serve `evolve`, which a child never runs), and not
-  the NSEC3 owners' RRSIG tails once their pieces hold them: each answer
-  record is rendered when it is written, then dropped;
+  the NSEC3 owners' RRSIG tails once their pieces hold them, nor the pieces
+  once they are written (`BasePieces`: a referral's proof renders its piece
+  again): each answer record is rendered when it is written, then dropped;
 * an answer without an additional section (any type but NS, MX, SRV; not at
   the root) is its RRs after a pointer to the question (`c0 0c`), and in a
   signed zone its DO=1 variant the same followed by the RRSIGs of its type:
@@ -30,6 +31,7 @@ from array import array
 from typing import BinaryIO
 
 from node.image import layout as L
+from node.image.basepieces import BasePieces
 from node.image.builder import _WITH_TARGETS, ImageWriter
 from node.server import answer
 from node.server.compile import LAZY_TYPES, CompiledZone
@@ -156,6 +158,9 @@ class FullWriter(ImageWriter):
         soa_do_off = self._run(soa_do)
         denial_off, denial_count, keys = self._denial()
         index = zone.denial
+        if index is not None:  # the pieces are in the file: a cut's referral that reads one
+            # (no DS: the proof) renders it again; the zone's worth of them go now
+            index.pieces = BasePieces(index, snap, index.keys)
         nsec3 = index is not None and index.nsec3
         salt = index.salt if index is not None else b""
         salt_off = self._put(salt) if salt else 0
