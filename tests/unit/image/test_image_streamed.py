@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import logging
 import tracemalloc
 from pathlib import Path
 
@@ -175,3 +177,41 @@ def test_the_render_holds_far_less_than_the_image(tmp_path: Path) -> None:
     assert in_memory == size == (tmp_path / "z.img").stat().st_size
     assert whole > 3 * size  # what it replaces (a check of the measure)
     assert streamed < whole // 3, (streamed, whole, size)
+
+
+@pytest.mark.parametrize("fault", ["enospc", "killed"])
+def test_a_child_that_fails_mid_write_publishes_no_partial_image(
+        fault: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The child now writes as it renders: a write error (a full disk) or its death after
+    part of the image (the records, no hash table, no header) is in its temp file must
+    leave that file unpublished and removed; the image is then built in-process."""
+    import errno
+    import os
+    import signal
+
+    from node.image import fullimage
+
+    def failing_hash(self: FullWriter) -> tuple[int, int]:
+        self.f.flush()  # part of the image is in the temp file
+        assert os.fstat(self.f.fileno()).st_size > 0
+        if fault == "killed":
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fullimage.FullWriter, "_hash", failing_hash)  # inherited by the fork
+    snap = _zone(300)
+    published = []  # when the failure is reported (before the in-process build): any file?
+    emit = overlay_mod.emit
+    monkeypatch.setattr(overlay_mod, "emit", lambda *a, **k: (
+        published.append(sorted(p.name for p in tmp_path.iterdir())), emit(*a, **k)))
+    with caplog.at_level(logging.INFO, logger="node.events"):
+        path, base = ImageBuilder(fork=True).write(snap, tmp_path)
+    assert base is None
+    (error,) = [e["error"] for e in (json.loads(r.message) for r in caplog.records
+                                     if r.name == "node.events")
+                if e["name"] == "SERVING_IMAGE_FORK_FAILED"]
+    assert {"enospc": "No space left", "killed": "signal 9"}[fault] in str(error)
+    assert published == [[]]  # neither the partial image nor its temp file
+    assert path.read_bytes() == build_image(snap)  # the in-process image, whole
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
