@@ -112,7 +112,8 @@ class FullWriter(ImageWriter):
                 if rdtype in LAZY_TYPES:
                     continue
                 key = owner + rdtype.to_bytes(2, "big")
-                if rdtype in _WITH_TARGETS or len(owner) == 1:  # additional section; root
+                if rdtype in _WITH_TARGETS or len(owner) == 1 or not len(rrset):
+                    # additional section; root (no pointer); no RR, so no `c0 0c` either
                     plain = answer.positive(zone, owner, rdtype)[0]
                     record(key, L.KIND_ANSWER, self._variants(owner, rdtype, plain))
                     continue

@@ -215,3 +215,23 @@ def test_a_child_that_fails_mid_write_publishes_no_partial_image(
     assert published == [[]]  # neither the partial image nor its temp file
     assert path.read_bytes() == build_image(snap)  # the in-process image, whole
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+@pytest.mark.parametrize("mode", [None, "nsec3"])
+def test_an_empty_rrset_is_the_in_process_answer(mode: str | None) -> None:
+    """A stored RRset with no records decodes to an empty RRset (`decode.rrset_from_json`
+    takes `"rdata": []`): its answer has no RR, so no pointer to the question either
+    (the direct render wrote `c0 0c` with a count of 0: a malformed answer)."""
+    import dataclasses
+    from types import MappingProxyType
+
+    import dns.name
+    import dns.rrset
+
+    snap = (snapshot_from_text(EXAMPLE, "example.", revision=1) if mode is None
+            else signed_snapshot(mode, text=EXAMPLE))
+    nodes = dict(snap.nodes)
+    owner = dns.name.from_text("empty.example.")
+    nodes[owner] = MappingProxyType({16: dns.rrset.RRset(owner, 1, 16)})  # TXT, no records
+    snap = dataclasses.replace(snap, nodes=nodes)
+    assert _streamed(snap) == ImageWriter(CompiledZone.build(snap)).image()
