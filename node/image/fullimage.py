@@ -12,7 +12,7 @@ less CPU and a bounded memory beyond the zone's indexes:
   once they are written (`BasePieces`: a referral's proof renders its piece
   again): each answer record is rendered when it is written, then dropped;
 * an answer without an additional section (any type but NS, MX, SRV; not at
-  the root) is its RRs after a pointer to the question (`c0 0c`), and in a
+  the root; an RRset with records) is its RRs after a pointer to the question (`c0 0c`), and in a
   signed zone its DO=1 variant the same followed by the RRSIGs of its type:
   joined here directly, without `AnswerBuilder`, `Entry` and re-parsing the
   body into the record (the other answers go through `answer.positive` and
