@@ -1,8 +1,9 @@
 """Full images written by a forked child of the caller: the rendering's heap and CPU leave with it.
 
 Owns `ImageChild(render, path)`: `os.fork` gives the child the snapshot
-copy-on-write (nothing pickled), the child compiles, renders and writes the
-image (the same code as in-process, so the same bytes) and exits with
+copy-on-write (nothing pickled), the child compiles and renders the image
+straight into the file (`render(f) -> size`: `node.image.fullimage`, the
+same bytes as in-process, tested) and exits with
 `os._exit`; meanwhile the caller makes only the lean compile it keeps for the
 next overlays (`node.image.basepieces.compile_base`), then `wait`s.
 Issue 10: in the control process a full image's rendering is most of a full
@@ -33,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from node.errors import NodeError
 from node.priority import HEAVY_NICE
@@ -40,6 +42,7 @@ from node.priority import HEAVY_NICE
 STALL_AFTER = 30.0  # seconds of no CPU used by the child: hung (a lock held at the fork)
 LIMIT = 1800.0  # seconds in all (a niced child on a loaded machine is slow, not stuck)
 POLL = 0.5  # seconds between looks at the child's CPU time
+WRITE_BUFFER = 1 << 20  # octets the child's render gathers per write(2)
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal the child gets when the parent (thread) ends
 # Test-only fault injection: "crash" (SIGKILL itself), "error" (raise), "hang" (sleep).
 FAULT_ENV = "DNSCLUSTER_TEST_IMAGE_FORK"
@@ -62,9 +65,10 @@ class ImageStopped(NodeError):
 
 
 class ImageChild:
-    """A forked child rendering one full image (`render()`) to `path`; `wait` for it."""
+    """A forked child rendering one full image (`render(f)`, which writes it to the open
+    file `f` and returns its size) to `path`; `wait` for it."""
 
-    def __init__(self, render: Callable[[], bytes], path: Path) -> None:
+    def __init__(self, render: Callable[[BinaryIO], int], path: Path) -> None:
         """Fork (the caller's heap shared copy-on-write); the child renders and exits."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -132,7 +136,7 @@ class ImageChild:
         raise ForkFailed(f"image child {self.pid}: {reason}" + (f": {detail}" if detail else ""))
 
 
-def _child(render: Callable[[], bytes], path: Path, tmp: Path, w: int, parent: int
+def _child(render: Callable[[BinaryIO], int], path: Path, tmp: Path, w: int, parent: int
            ) -> None:
     code = 1
     try:
@@ -154,11 +158,10 @@ def _child(render: Callable[[], bytes], path: Path, tmp: Path, w: int, parent: i
             raise RuntimeError("test fault")
         if fault == "hang":
             time.sleep(3600)
-        data = render()
-        with open(tmp, "wb") as f:
-            f.write(data)
+        with open(tmp, "wb", buffering=WRITE_BUFFER) as f:  # written as it is rendered
+            size = render(f)
         os.replace(tmp, path)
-        os.write(w, b"ok %d" % len(data))
+        os.write(w, b"ok %d" % size)
         code = 0
     except BaseException as exc:  # reported to the parent, which builds in-process
         try:

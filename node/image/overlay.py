@@ -40,6 +40,7 @@ from node.image.basepieces import IN_BASE as BASE_ENTRY
 from node.image.basepieces import BasePieces, compile_base
 from node.image.builder import Delta, ImageWriter, image_name, paused_gc, write_bytes
 from node.image.forked import ForkFailed, ImageChild, ImageStopped
+from node.image.fullimage import write_full
 from node.image.growing import GrowingOverlay
 from node.server.answer import name_wire
 from node.server.compile import CompiledZone
@@ -138,8 +139,7 @@ class ImageBuilder:
         if self._stopped:
             raise ImageStopped(f"zone {snapshot.origin}: image builder stopped")
         try:
-            child = self._child = ImageChild(
-                lambda: ImageWriter(CompiledZone.build(snapshot)).image(), path)
+            child = self._child = ImageChild(lambda f: write_full(snapshot, f), path)
             if self._stopped:  # `stop` ran while it forked
                 child.stop()
             self.timing["fork_s"] = child.fork_s

@@ -39,7 +39,7 @@ def test_the_child_holds_no_inherited_socket(tmp_path: Path, monkeypatch) -> Non
     listener.bind(("127.0.0.1", 0))
     listener.listen()
     held = os.readlink(f"/proc/self/fd/{listener.fileno()}")
-    child = forked.ImageChild(lambda: b"", tmp_path / "z.img")
+    child = forked.ImageChild(lambda f: 0, tmp_path / "z.img")
     try:
         # the child closes what it inherited before it renders (here: hangs)
         assert wait_until(lambda: held not in _inodes(child.pid), timeout=10), (
@@ -56,7 +56,7 @@ def test_the_child_dies_with_its_parent(tmp_path: Path) -> None:
         from pathlib import Path
         os.environ[{forked.FAULT_ENV!r}] = "hang"
         from node.image import forked
-        child = forked.ImageChild(lambda: b"", Path({str(tmp_path / "z.img")!r}))
+        child = forked.ImageChild(lambda f: 0, Path({str(tmp_path / "z.img")!r}))
         Path({str(pidfile)!r}).write_text(str(child.pid))
         sys.stdin.read()  # until the test kills this parent
     """)
@@ -89,7 +89,7 @@ def test_the_child_renders_at_heavy_nice(tmp_path: Path) -> None:
     """The thread that forks it is a heavy thread of the control process, not niced (it shares
     the interpreter lock with the loop, node/priority.py); the child shares no lock with
     anyone and competes with the serving workers for CPU: it lowers its own priority."""
-    child = forked.ImageChild(lambda: str(os.getpriority(os.PRIO_PROCESS, 0)).encode(),
+    child = forked.ImageChild(lambda f: f.write(str(os.getpriority(os.PRIO_PROCESS, 0)).encode()),
                               tmp_path / "z.img")
     child.wait()
     assert int((tmp_path / "z.img").read_bytes()) >= HEAVY_NICE
