@@ -96,31 +96,52 @@ _LABELS: dict[bytes, bytes] = {}
 LABELS_MAX = 1 << 16
 
 
-def _shared_labels(text: str) -> tuple[bytes, ...]:
-    """The labels of a plain absolute name; those after the first are the shared copies
-    (`_LABELS`); the root label `b""` is one object already."""
-    labels = text.encode().split(b".")
-    if len(labels) > 2:
-        shared = _LABELS
-        if len(shared) >= LABELS_MAX:
-            shared.clear()
-        keep = shared.setdefault
-        for i in range(1, len(labels) - 1):
-            label = labels[i]
-            labels[i] = keep(label, label)
-    return tuple(labels)
+# dnspython's `Name.__hash__` folds every octet of the lowercased labels, h = 9h + c. A
+# name's labels after the first are its parent's, shared by its siblings: they are kept
+# once per parent text (`_SUFFIXES`: the labels, 9**octets, and their fold from 0), so a
+# name's labels and hash need its first label only (the walk over every label, to hash
+# and to share them, was most of a zone decode's name parsing; issue 10, load time). The
+# hash is the same int as dnspython's, not one reduced: Python hashes the int `__hash__`
+# returns itself when it fits in 64 bits, reduced when not.
+_SUFFIXES: dict[str, tuple[tuple[bytes, ...], int, int]] = {}
+
+
+def _fold(octets: bytes, h: int = 0) -> int:
+    for c in octets:
+        h += (h << 3) + c
+    return h
+
+
+def _suffix(rest: str) -> tuple[tuple[bytes, ...], int, int]:
+    """The shared labels (`_LABELS`), 9**octets and fold of a plain absolute name's text
+    after its first label ("" for a name of one label)."""
+    got = _SUFFIXES.get(rest)
+    if got is None:
+        if len(_LABELS) >= LABELS_MAX:
+            _LABELS.clear()
+        keep = _LABELS.setdefault
+        labels = (*(keep(label, label) for label in rest.encode().split(b".")[:-1]), b"")
+        octets = rest.lower().replace(".", "").encode()
+        got = (labels, 9 ** len(octets), _fold(octets))
+        if len(_SUFFIXES) >= LABELS_MAX:
+            _SUFFIXES.clear()
+        _SUFFIXES[rest] = got
+    return got
 
 
 def name_from_text(text: str) -> dns.name.Name:
     """`dns.name.from_text(text)`; a plain absolute name is split into labels directly
     (5x faster: loading a zone parses every owner), and, its labels checked by the
     pattern (1-63 octets, the root last) and its length here, made without dnspython's
-    second check of them; its labels after the first are shared (`_shared_labels`)."""
+    second check of them; its labels after the first are shared (`_suffix`)."""
     if PLAIN_NAME.fullmatch(text):
         if _FAST_NAME and len(text) < 255:  # + the root label's length octet: <= 255
+            first, _, rest = text.partition(".")
+            labels, scale, folded = _suffix(rest)
+            octets = first.encode()
             name = object.__new__(HashedName)
-            object.__setattr__(name, "labels", _shared_labels(text))
-            object.__setattr__(name, "_hash", _NAME_HASH(name))
+            object.__setattr__(name, "labels", (octets, *labels))
+            object.__setattr__(name, "_hash", _fold(octets.lower()) * scale + folded)
             return name
         return dns.name.Name([label.encode() for label in text.split(".")])
     return dns.name.from_text(text)

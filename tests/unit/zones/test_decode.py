@@ -207,3 +207,91 @@ def test_decoded_owners_share_their_parent_labels_and_rrsets_their_ttls(tmp_path
     assert one.labels[2] is other.labels[1] and one.labels[3] is other.labels[2]
     assert one == dns.name.from_text("www.h1.bench.test.") and hash(one) == hash(
         dns.name.from_text("www.h1.bench.test."))
+
+
+def test_plain_names_hash_as_dnspythons_from_their_first_label() -> None:
+    """Issue 10 (load time): a name's hash is dnspython's fold of its lowercased octets,
+    made from its first label and its parent's kept fold; the same int whatever its length
+    (past 64 bits Python reduces it) and case, and its parent's labels are shared."""
+    import random
+
+    from node.store import keys
+
+    rng = random.Random(7)
+    alphabet = "abcXYZ019_-*"
+    texts = ["a.", "A.", "x.Bench.TEST.", "x.bench.test.", "y" * 63 + "." + "z" * 63 + "."]
+    for _ in range(3000):
+        labels = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 30)))
+                  for _ in range(rng.randint(1, 6))]
+        texts.append(".".join(labels) + ".")
+    for text in texts:
+        got, want = name_from_text(text), dns.name.from_text(text)
+        assert got.__hash__() == want.__hash__() and hash(got) == hash(want), text
+        assert got == want and got.labels == want.labels and {want: 1}[got] == 1
+    keys._SUFFIXES.clear()  # filled again from the first name of a parent
+    assert hash(name_from_text("q.r.test.")) == hash(dns.name.from_text("q.r.test."))
+    assert name_from_text("s.r.test.").labels[1] is name_from_text("q.r.test.").labels[1]
+
+
+def test_target_mx_and_txt_records_are_built_whole_and_hash_as_dnspythons() -> None:
+    """Issue 10 (load time): NS, CNAME, PTR and MX of a plain name and TXT of plain quoted
+    strings are built without dnspython's readers, hashed from their canonical wire form
+    without its writer: the same records, hashes, text and wire form as dnspython's, in a
+    set or an RRset with them, through pickle; anything else is read by dnspython."""
+    cases = [(dns.rdatatype.NS, "Ns1.Example.test."), (dns.rdatatype.CNAME, "www.test."),
+             (dns.rdatatype.PTR, "h.in-addr.test."), (dns.rdatatype.MX, "10 Mail.test."),
+             (dns.rdatatype.MX, "0 mx.test."), (dns.rdatatype.MX, "65535 mx.test."),
+             (dns.rdatatype.TXT, '"v=spf1 -all"'), (dns.rdatatype.TXT, '"a" "" "b c"'),
+             (dns.rdatatype.TXT, '""'), (dns.rdatatype.TXT, '"' + "x" * 255 + '"')]
+    owner = dns.name.from_text("o.test.")
+    for rdtype, text in cases:
+        fast = rdata_from_text(rdtype, text)
+        slow = dns.rdata.from_text(dns.rdataclass.IN, rdtype, text)
+        assert type(fast).__name__ == "Hashed" + type(slow).__name__, text
+        slots = set(slow._get_all_slots())
+        assert set(fast._get_all_slots()) == slots  # a name field: a HashedName, equal
+        assert all(getattr(fast, s) == getattr(slow, s) for s in slots) and slow == fast
+        assert fast.rdtype is slow.rdtype and hash(fast) == hash(slow)
+        assert fast.to_text() == slow.to_text() and fast.to_wire() == slow.to_wire()
+        assert {slow: 1}[fast] == 1 and {fast: 1}[slow] == 1
+        again = pickle.loads(pickle.dumps(fast))
+        assert again == slow and hash(again) == hash(slow)
+        mixed = dns.rrset.from_rdata_list(owner, 60, [slow])
+        assert fast in mixed and mixed.union(dns.rrset.from_rdata_list(owner, 60, [fast])) == mixed
+    for rdtype, text in ((dns.rdatatype.TXT, '"a\\"b"'), (dns.rdatatype.TXT, '"\\195\\169"'),
+                         (dns.rdatatype.MX, "10 a\\.b.test."), (dns.rdatatype.NS, "a\\@b.test.")):
+        got = rdata_from_text(rdtype, text)  # escapes: dnspython's reader
+        assert not type(got).__name__.startswith("Hashed")
+        assert got == dns.rdata.from_text(dns.rdataclass.IN, rdtype, text)
+    for rdtype, bad in ((dns.rdatatype.TXT, '"' + "x" * 256 + '"'),
+                        (dns.rdatatype.MX, "65536 m.t.")):
+        try:  # too long, too large: dnspython's reader says why
+            rdata_from_text(rdtype, bad)
+        except dns.exception.DNSException:  # type: ignore[attr-defined]
+            continue
+        raise AssertionError(f"{bad!r} read as {rdtype}")
+
+
+def test_an_owner_in_two_spellings_merges_its_types() -> None:
+    """`NodeDecoder` makes each owner's view as it comes (`nodes` at the flip costs
+    nothing); an owner whose key is spelt twice (`%2F` and `%2f`: a hand-written key)
+    still comes out once, with the types of both keys."""
+    prefix = b"/p/zones/t./data/9/"
+    value = json.dumps({"ttl": 60, "rdata": ["192.0.2.1"]}).encode()
+    txt = json.dumps({"ttl": 60, "rdata": ['"x"']}).encode()
+    kvs = [KeyValue(prefix + b"a%2Fb.t./A", value, 1, 1, 1, 0),
+           KeyValue(prefix + b"c.t./A", value, 1, 1, 1, 0),
+           KeyValue(prefix + b"a%2fb.t./TXT", txt, 1, 1, 1, 0)]
+    for order in (kvs, kvs[::-1]):
+        decoder = NodeDecoder(prefix)
+        for kv in order:
+            decoder.add([kv])
+        nodes = decoder.nodes()
+        owner = dns.name.from_text("a/b.t.")
+        assert list(nodes) in ([owner, dns.name.from_text("c.t.")],
+                               [dns.name.from_text("c.t."), owner])
+        assert sorted(nodes[owner]) == [dns.rdatatype.A, dns.rdatatype.TXT]
+    decoder = NodeDecoder(prefix)
+    decoder.add(kvs[:2])
+    decoder.add([KeyValue(prefix + b"c.t./A", b"not json", 1, 1, 1, 0)])  # reported, kept
+    assert sorted(map(str, decoder.nodes())) == ["a/b.t.", "c.t."]
