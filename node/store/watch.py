@@ -166,7 +166,8 @@ class Watch:
     def _add_events(self, events: list[rpc_pb2.Event]) -> None:
         by_rev: dict[int, list[WatchEvent]] = {}
         for ev in events:
-            by_rev.setdefault(ev.kv.mod_revision, []).append(WatchEvent.from_proto(ev))
+            event = WatchEvent.from_proto(ev, self._prev_kv)
+            by_rev.setdefault(event.kv.mod_revision, []).append(event)
         last_queued = self._pending[-1].revision if self._pending else self.revision
         for rev in sorted(by_rev):
             if rev <= last_queued:

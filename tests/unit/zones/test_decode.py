@@ -295,3 +295,26 @@ def test_an_owner_in_two_spellings_merges_its_types() -> None:
     decoder.add(kvs[:2])
     decoder.add([KeyValue(prefix + b"c.t./A", b"not json", 1, 1, 1, 0)])  # reported, kept
     assert sorted(map(str, decoder.nodes())) == ["a/b.t.", "c.t."]
+
+
+def test_copies_of_a_name_compare_by_labels_not_fullcompare(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Issue 10 (load time): every node map decodes its own owner names, and the journal's
+    step of an import looks each old owner up in the new map: two `HashedName` copies of
+    one name compare by hash and labels, without dnspython's `fullcompare`; a case
+    difference, a plain `Name` or anything else is compared as dnspython compares it."""
+    one, two = name_from_text("www.h1.bench.test."), name_from_text("www.h1.bench.test.")
+    other = name_from_text("www.h2.bench.test.")
+    upper = name_from_text("WWW.h1.Bench.test.")
+    plain = dns.name.from_text("www.h1.bench.test.")
+    with monkeypatch.context() as m:
+        def refused(*_args: object) -> None:
+            raise AssertionError("fullcompare called for two copies of a name")
+
+        m.setattr(dns.name.Name, "fullcompare", refused)
+        assert one == two and not one != two and one is not two
+        assert one != other and not one == other  # different hashes: no compare either
+        assert {one: 1}[two] == 1 and two in {one}
+    assert one == upper and upper == one and not one != upper and hash(one) == hash(upper)
+    assert one == plain and plain == one and not one != plain and {plain: 1}[one] == 1
+    assert one != "www.h1.bench.test." and not one == 1 and one != other
+    assert one != name_from_text("h1.bench.test.") and sorted([other, one]) == [one, other]
