@@ -318,3 +318,24 @@ def test_copies_of_a_name_compare_by_labels_not_fullcompare(monkeypatch) -> None
     assert one == plain and plain == one and not one != plain and {plain: 1}[one] == 1
     assert one != "www.h1.bench.test." and not one == 1 and one != other
     assert one != name_from_text("h1.bench.test.") and sorted([other, one]) == [one, other]
+
+
+def test_decoded_rrsets_hold_what_dnspythons_constructor_gives_them(tmp_path: Path) -> None:
+    """Issue 10 (load time): an RRset of a stored value is made without dnspython's
+    constructors (`_empty_rrset`); every slot of it (name, class, type, covers, TTL,
+    deleting, records) is what `RRset(...)`, `add` and `update_ttl` give it."""
+    from node.zones import decode
+
+    assert decode._FAST_RRSET  # this dnspython builds an RRset as decode expects
+    gen = zonegen.generate(tmp_path, 300)
+    records = parse_with_dnspython(gen.zone_file.read_text() + EXTRA, gen.origin).records
+    for suffix, value in records:
+        owner_text, _, type_text = suffix.rpartition("/")
+        owner = dns.name.from_text(owner_text.replace("%2F", "/").replace("%25", "%"))
+        rdtype = dns.rdatatype.from_text(type_text)
+        want = reference(owner, rdtype, value)
+        got = rrset_from_json(owner, rdtype, value)
+        assert decode._same_rrset(got, want), suffix
+    got = rrset_from_json(dns.name.from_text("o.test."), dns.rdatatype.A,
+                          b'{"ttl": 4294967295, "rdata": ["192.0.2.1"]}')
+    assert got.ttl == 4294967295 and got.deleting is None and got.covers == dns.rdatatype.NONE
