@@ -84,17 +84,13 @@ class HashedName(dns.name.Name):
         return self._hash  # type: ignore[no-any-return]
 
     def __eq__(self, other: object) -> bool:
-        # two copies of one name (each node map decodes its own) compare by their labels,
-        # not by dnspython's `fullcompare` (a lookup of the old map's owner in a new one:
-        # half of the journal's O(zone) step of an import); other cases as dnspython's
-        if type(other) is HashedName:
-            if self._hash != other._hash:
-                return False
-            if self.labels == other.labels:
-                return True
-        return super().__eq__(other)
+        # two copies of one name (each node map decodes its own) by their labels, not by
+        # `fullcompare` (a third of the journal's O(zone) step of an import); else as dnspython
+        if type(other) is HashedName and self._hash != other._hash:
+            return False
+        return (type(other) is HashedName and self.labels == other.labels) or super().__eq__(other)
 
-    def __ne__(self, other: object) -> bool:
+    def __ne__(self, other: object) -> bool:  # dnspython's own would call `fullcompare`
         return not self.__eq__(other)
 
     def __setstate__(self, state: dict[str, object]) -> None:
@@ -110,13 +106,11 @@ _LABELS: dict[bytes, bytes] = {}
 LABELS_MAX = 1 << 16
 
 
-# dnspython's `Name.__hash__` folds every octet of the lowercased labels, h = 9h + c. A
-# name's labels after the first are its parent's, shared by its siblings: they are kept
-# once per parent text (`_SUFFIXES`: the labels, 9**octets, and their fold from 0), so a
-# name's labels and hash need its first label only (the walk over every label, to hash
-# and to share them, was most of a zone decode's name parsing; issue 10, load time). The
-# hash is the same int as dnspython's, not one reduced: Python hashes the int `__hash__`
-# returns itself when it fits in 64 bits, reduced when not.
+# dnspython's `Name.__hash__` folds the lowercased labels' octets, h = 9h + c. A name's
+# labels after the first are its parent's: kept once per parent text (`_SUFFIXES`: the
+# labels, 9**octets, their fold from 0), so a name's labels and hash need its first label
+# only (walking every label was most of a zone decode's name parsing; issue 10, load
+# time). The same int as dnspython's (Python reduces one past 64 bits, not one below).
 _SUFFIXES: dict[str, tuple[tuple[bytes, ...], int, int]] = {}
 
 
@@ -127,8 +121,7 @@ def _fold(octets: bytes, h: int = 0) -> int:
 
 
 def _suffix(rest: str) -> tuple[tuple[bytes, ...], int, int]:
-    """The shared labels (`_LABELS`), 9**octets and fold of a plain absolute name's text
-    after its first label ("" for a name of one label)."""
+    """Shared labels (`_LABELS`), 9**octets, fold of a plain name's text past its first label."""
     got = _SUFFIXES.get(rest)
     if got is None:
         if len(_LABELS) >= LABELS_MAX:
