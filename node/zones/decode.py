@@ -4,10 +4,12 @@ Loading a zone turns every stored value (`{"ttl": T, "rdata": [text, ...]}`)
 into a `dns.rrset.RRset`, and every data key's owner into a `dns.name.Name`.
 dnspython's text readers (a tokenizer per record) cost about 75 µs per RRset
 of the 100k-name benchmark zone: 9.6 s of a load. Here A and AAAA records
-are built from their address, NS, CNAME, PTR and MX from their target, and
-plain names (letters, digits, `-`, `_`, `*`) from their labels, giving the
-same objects as `dns.rdata.from_text` and `dns.name.from_text`; anything
-else (escapes, other types) goes through those readers as before.
+are built from their address, NS, CNAME, PTR and MX from their target, TXT
+from plain quoted strings, each whole (no second check) and hashed without
+dnspython's wire writer, and plain names (letters, digits, `-`, `_`, `*`)
+from their labels, giving objects equal to, and hashed as, those of
+`dns.rdata.from_text` and `dns.name.from_text`; anything else (escapes,
+other types) goes through those readers as before.
 `build_nodes` reads one generation's data keys (the replica's load and reload);
 `NodeDecoder` does the same in parts, as an import's keys arrive by the watch.
 """
