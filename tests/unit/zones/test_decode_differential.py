@@ -82,11 +82,13 @@ def _records(rng: random.Random) -> list[str]:
 def random_zone(seed: int, owners: int = 120) -> str:
     rng = random.Random(seed)
     lines = [f"$ORIGIN {ORIGIN}", "$TTL 300",
-             "@ IN SOA ns1 Host\\.Master.Other.Example. 1 2 3 4 5", "@ IN NS ns1", "ns1 IN A 192.0.2.1"]
+             "@ IN SOA ns1 Host\\.Master.Other.Example. 1 2 3 4 5", "@ IN NS ns1",
+             "ns1 IN A 192.0.2.1"]
     for i in range(owners):
         owner = _name(rng)
         if rng.random() < 0.15:  # an owner of its own: a CNAME has no other data
-            lines.append(f"Cn{i}.{ORIGIN} {rng.choice([60, 300, 86400])} IN CNAME {_name(rng, True)}")
+            ttl = rng.choice([60, 300, 86400])
+            lines.append(f"Cn{i}.{ORIGIN} {ttl} IN CNAME {_name(rng, True)}")
             continue
         for record in _records(rng):
             lines.append(f"{owner} {rng.choice([60, 300, 86400])} IN {record}")
@@ -100,7 +102,8 @@ def _reference(text: str) -> dict[dns.name.Name, dict[int, dns.rrset.RRset]]:
     for stored_owner, node in zone.nodes.items():
         owner = dns.name.from_text(stored_owner.canonicalize().to_text())  # keys: lowercase
         for rds in node.rdatasets:
-            stored = json.loads(json.dumps({"ttl": rds.ttl, "rdata": sorted(rd.to_text() for rd in rds)}))
+            texts = sorted(rd.to_text() for rd in rds)
+            stored = json.loads(json.dumps({"ttl": rds.ttl, "rdata": texts}))
             out.setdefault(owner, {})[rds.rdtype] = dns.rrset.from_rdata_list(
                 owner, stored["ttl"],
                 [dns.rdata.from_text(dns.rdataclass.IN, rds.rdtype, t) for t in stored["rdata"]])
