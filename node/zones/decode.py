@@ -21,7 +21,7 @@ import logging
 import re
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from types import MappingProxyType
 
 import dns.exception
@@ -158,10 +158,23 @@ def _canonical_ipv6(text: str) -> bool:
         return False
 
 
+def _same_slots(one: object, other: object, slots: Iterable[str]) -> bool:
+    """Every slot of `other` is set in `one`, to an equal value of the same type (a slot
+    a newer dnspython's constructor sets and `_built` does not: False, not AttributeError
+    at import)."""
+    for s in slots:
+        mine, theirs = getattr(one, s, _UNSET), getattr(other, s, _UNSET)
+        if mine is _UNSET or mine != theirs or type(mine) is not type(theirs):
+            return False
+    return True
+
+
+_UNSET = object()
+
+
 def _same(one: dns.rdata.Rdata, other: dns.rdata.Rdata) -> bool:
     slots = set(other._get_all_slots())
-    return all(getattr(one, s) == getattr(other, s) and type(getattr(one, s)) is
-               type(getattr(other, s)) for s in slots) and set(one._get_all_slots()) == slots \
+    return set(one._get_all_slots()) == slots and _same_slots(one, other, slots) \
         and one == other and hash(one) == hash(other)
 
 
@@ -259,9 +272,8 @@ def _empty_rrset(owner: Name, rdtype: int, ttl: int) -> dns.rrset.RRset:
 
 def _same_rrset(one: dns.rrset.RRset, other: dns.rrset.RRset) -> bool:
     slots = {s for c in type(other).__mro__ for s in c.__dict__.get("__slots__", ())}
-    return type(one) is type(other) and not hasattr(other, "__dict__") and all(
-        getattr(one, s) == getattr(other, s) and type(getattr(one, s)) is type(getattr(other, s))
-        for s in slots)
+    return type(one) is type(other) and not hasattr(other, "__dict__") and _same_slots(
+        one, other, slots)
 
 
 _NONE = dns.rdatatype.NONE

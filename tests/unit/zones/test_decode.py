@@ -11,6 +11,7 @@ import dns.name
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.ANY.NS
 import dns.rrset
 
 from bench import zonegen
@@ -339,3 +340,29 @@ def test_decoded_rrsets_hold_what_dnspythons_constructor_gives_them(tmp_path: Pa
     got = rrset_from_json(dns.name.from_text("o.test."), dns.rdatatype.A,
                           b'{"ttl": 4294967295, "rdata": ["192.0.2.1"]}')
     assert got.ttl == 4294967295 and got.deleting is None and got.covers == dns.rdatatype.NONE
+
+
+def test_the_import_checks_say_no_not_raise_when_dnspython_sets_a_slot_decode_does_not() -> None:
+    """A dnspython whose constructor sets one more slot than `_built` / `_empty_rrset`
+    fill must make the checks false (decode keeps dnspython's constructors), not raise
+    AttributeError at import (the node would not start)."""
+    from node.zones import decode
+
+    class NewerNS(dns.rdtypes.ANY.NS.NS):  # what a newer NS would hold: a cache, say
+        __slots__ = ("_cached",)
+
+    target = name_from_text("ns.example.")
+    newer = NewerNS(dns.rdataclass.IN, dns.rdatatype.NS, target)
+    object.__setattr__(newer, "_cached", b"x")
+    built = decode._built(NewerNS, dns.rdatatype.NS, "target", target)
+    assert decode._same(built, newer) is False
+
+    class NewerRRset(dns.rrset.RRset):
+        __slots__ = ("_cached",)
+
+    reference = NewerRRset(target, dns.rdataclass.IN, dns.rdatatype.A)
+    reference._cached = 1
+    empty = object.__new__(NewerRRset)
+    for slot in ("items", "rdclass", "rdtype", "covers", "ttl", "name", "deleting"):
+        setattr(empty, slot, getattr(reference, slot))
+    assert decode._same_rrset(empty, reference) is False
