@@ -77,9 +77,11 @@ class HashedAAAA(dns.rdtypes.IN.AAAA.AAAA):
 
 
 def _canonical_wire(name: Name) -> bytes:
-    """`name.to_wire(canonicalize=True)` of an absolute name: lowercased labels, each
-    after its length."""
-    return b"".join([bytes((len(label),)) + label.lower() for label in name.labels])
+    """`name.to_digestable(root)`: lowercased labels, each after its length; a relative
+    name (given by `replace`) with the root after it, as dnspython hashes it."""
+    labels = name.labels
+    wire = b"".join([bytes((len(label),)) + label.lower() for label in labels])
+    return wire if labels and not labels[-1] else wire + b"\0"
 
 
 class HashedNS(dns.rdtypes.ANY.NS.NS):

@@ -366,3 +366,19 @@ def test_the_import_checks_say_no_not_raise_when_dnspython_sets_a_slot_decode_do
     for slot in ("items", "rdclass", "rdtype", "covers", "ttl", "name", "deleting"):
         setattr(empty, slot, getattr(reference, slot))
     assert decode._same_rrset(empty, reference) is False
+
+
+def test_built_target_records_hash_as_dnspythons_after_a_relative_replace() -> None:
+    """dnspython hashes a record by `to_digestable(root)`: a relative target is written
+    with the root after it. A built NS/CNAME/MX given a relative target (`replace`) must
+    hash as dnspython's equal record, else a set holds both."""
+    relative = dns.name.from_text("Ns1", None)
+    for rdtype, text, field in ((dns.rdatatype.NS, "a.example.", "target"),
+                                (dns.rdatatype.CNAME, "a.example.", "target"),
+                                (dns.rdatatype.PTR, "a.example.", "target"),
+                                (dns.rdatatype.MX, "10 a.example.", "exchange")):
+        for target in (relative, dns.name.empty):
+            built = rdata_from_text(rdtype, text).replace(**{field: target})
+            plain = dns.rdata.from_text(dns.rdataclass.IN, rdtype, text).replace(
+                **{field: target})
+            assert built == plain and hash(built) == hash(plain) and len({built, plain}) == 1
