@@ -182,7 +182,7 @@ def _check_rrset(got: dns.rrset.RRset, want: dns.rrset.RRset) -> None:
 
 
 def test_random_zones_decode_as_dnspython_reads_them() -> None:
-    for seed in range(8):
+    for seed in range(6):
         text = random_zone(seed)
         got, want = _decoded(text)
         assert want == _reference(text)
