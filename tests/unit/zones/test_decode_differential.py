@@ -24,6 +24,7 @@ from node.dnssec.canonical import rdata_digestable
 from node.dnssec.denial import canonical_key
 from node.dnssec.digest import owner_digest
 from node.dnssec.signer import rrset_body
+from node.server.rdwire import rdata_wire
 from node.store.keys import KeyLayout
 from node.store.values import KeyValue
 from node.work.zoneparse import parse_with_dnspython
@@ -152,6 +153,7 @@ def _check_rrset(got: dns.rrset.RRset, want: dns.rrset.RRset) -> None:
     assert rrset_body(got) == rrset_body(want)
     assert sorted(rdata_digestable(rd) for rd in got) == sorted(rd.to_digestable() for rd in want)
     assert sorted(rd.to_wire() for rd in got) == sorted(rd.to_wire() for rd in want)
+    assert sorted(rdata_wire(rd) for rd in got) == sorted(rd.to_wire() for rd in want)
     assert list(got) == list(want)  # in the stored order, both
     for compress in (True, False):
         wires = []
