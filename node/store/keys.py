@@ -83,6 +83,16 @@ class HashedName(dns.name.Name):
     def __hash__(self) -> int:
         return self._hash  # type: ignore[no-any-return]
 
+    def __eq__(self, other: object) -> bool:
+        # two copies of one name (each node map decodes its own) by their labels, not by
+        # `fullcompare` (a third of the journal's O(zone) step of an import); else as dnspython
+        if type(other) is HashedName and self._hash != other._hash:
+            return False
+        return (type(other) is HashedName and self.labels == other.labels) or super().__eq__(other)
+
+    def __ne__(self, other: object) -> bool:  # dnspython's own would call `fullcompare`
+        return not self.__eq__(other)
+
     def __setstate__(self, state: dict[str, object]) -> None:
         super().__setstate__(state)
         object.__setattr__(self, "_hash", _NAME_HASH(self))
@@ -96,31 +106,49 @@ _LABELS: dict[bytes, bytes] = {}
 LABELS_MAX = 1 << 16
 
 
-def _shared_labels(text: str) -> tuple[bytes, ...]:
-    """The labels of a plain absolute name; those after the first are the shared copies
-    (`_LABELS`); the root label `b""` is one object already."""
-    labels = text.encode().split(b".")
-    if len(labels) > 2:
-        shared = _LABELS
-        if len(shared) >= LABELS_MAX:
-            shared.clear()
-        keep = shared.setdefault
-        for i in range(1, len(labels) - 1):
-            label = labels[i]
-            labels[i] = keep(label, label)
-    return tuple(labels)
+# dnspython's `Name.__hash__` folds the lowercased labels' octets, h = 9h + c. A name's
+# labels after the first are its parent's: kept once per parent text (`_SUFFIXES`: the
+# labels, 9**octets, their fold from 0), so a name's labels and hash need its first label
+# only (walking every label was most of a zone decode's name parsing; issue 10, load
+# time). The same int as dnspython's (Python reduces one past 64 bits, not one below).
+_SUFFIXES: dict[str, tuple[tuple[bytes, ...], int, int]] = {}
+
+
+def _fold(octets: bytes, h: int = 0) -> int:
+    for c in octets:
+        h += (h << 3) + c
+    return h
+
+
+def _suffix(rest: str) -> tuple[tuple[bytes, ...], int, int]:
+    """Shared labels (`_LABELS`), 9**octets, fold of a plain name's text past its first label."""
+    got = _SUFFIXES.get(rest)
+    if got is None:
+        if len(_LABELS) >= LABELS_MAX:
+            _LABELS.clear()
+        keep = _LABELS.setdefault
+        labels = (*(keep(label, label) for label in rest.encode().split(b".")[:-1]), b"")
+        octets = rest.lower().replace(".", "").encode()
+        got = (labels, 9 ** len(octets), _fold(octets))
+        if len(_SUFFIXES) >= LABELS_MAX:
+            _SUFFIXES.clear()
+        _SUFFIXES[rest] = got
+    return got
 
 
 def name_from_text(text: str) -> dns.name.Name:
     """`dns.name.from_text(text)`; a plain absolute name is split into labels directly
     (5x faster: loading a zone parses every owner), and, its labels checked by the
     pattern (1-63 octets, the root last) and its length here, made without dnspython's
-    second check of them; its labels after the first are shared (`_shared_labels`)."""
+    second check of them; its labels after the first are shared (`_suffix`)."""
     if PLAIN_NAME.fullmatch(text):
         if _FAST_NAME and len(text) < 255:  # + the root label's length octet: <= 255
+            first, _, rest = text.partition(".")
+            labels, scale, folded = _suffix(rest)
+            octets = first.encode()
             name = object.__new__(HashedName)
-            object.__setattr__(name, "labels", _shared_labels(text))
-            object.__setattr__(name, "_hash", _NAME_HASH(name))
+            object.__setattr__(name, "labels", (octets, *labels))
+            object.__setattr__(name, "_hash", _fold(octets.lower()) * scale + folded)
             return name
         return dns.name.Name([label.encode() for label in text.split(".")])
     return dns.name.from_text(text)

@@ -52,6 +52,11 @@ _RESULTS: dict[str, int] = {
 
 def to_bytes(value: KeyLike) -> bytes:
     """A key or value as bytes (`str` is encoded as utf-8)."""
+    kind = type(value)
+    if kind is bytes:  # the usual case first (an import's 127k values: a tenth of its puts)
+        return value  # type: ignore[return-value]
+    if kind is str:
+        return value.encode()  # type: ignore[union-attr]
     if isinstance(value, str):
         return value.encode()
     if isinstance(value, bytes | bytearray | memoryview):

@@ -6,10 +6,9 @@ as one txn, come in one `WatchBatch`, never split), detecting a dead stream,
 and resuming after a disconnect or an etcd restart from the last delivered
 revision + 1, so no event is lost and none is delivered twice.
 
-Terminal outcomes, raised from the iterator: `Compacted(compact_revision)`
-when the start revision is compacted (the caller resynchronises fully with
-`range_all` and watches again), `WatchCanceled(reason)` for any other
-server-side cancel (after one re-authentication attempt).
+Terminal outcomes, raised from the iterator: `Compacted(compact_revision)` when the start
+revision is compacted (the caller resynchronises fully with `range_all` and watches again),
+`WatchCanceled(reason)` for any other server-side cancel (after one re-authentication attempt).
 
 Liveness: after `probe_after` seconds of silence a progress request is sent; no
 answer within `dead_after` seconds means the stream is dead and it is reopened
@@ -165,8 +164,9 @@ class Watch:
 
     def _add_events(self, events: list[rpc_pb2.Event]) -> None:
         by_rev: dict[int, list[WatchEvent]] = {}
+        prev = self._prev_kv
         for ev in events:
-            by_rev.setdefault(ev.kv.mod_revision, []).append(WatchEvent.from_proto(ev))
+            by_rev.setdefault(ev.kv.mod_revision, []).append(WatchEvent.from_proto(ev, prev))
         last_queued = self._pending[-1].revision if self._pending else self.revision
         for rev in sorted(by_rev):
             if rev <= last_queued:

@@ -44,3 +44,22 @@ def test_requested_progress_never_advances_revision() -> None:
     assert w.revision == 4  # even twice in a row: an unsynced watcher can lag longer
     w._progress(rpc_pb2.WatchResponse(watch_id=3, header=rpc_pb2.ResponseHeader(revision=20)))
     assert w.revision == 20  # server-initiated progress is ordered with events
+
+
+def test_events_carry_every_field_and_a_previous_value_only_when_asked_for() -> None:
+    """`WatchEvent.from_proto` reads the whole key-value (one call per event: an import's
+    127k events reach every node); `prev_kv` only on a watch that asked for it."""
+    kv = rpc_pb2.KeyValue(key=b"/k", value=b"v", create_revision=3, mod_revision=5,
+                          version=2, lease=7)
+    prev = rpc_pb2.KeyValue(key=b"/k", value=b"old", mod_revision=3)
+    raw = rpc_pb2.Event(type=rpc_pb2.Event.PUT, kv=kv, prev_kv=prev)
+    for asked in (True, False):
+        w = Watch(EtcdClient(["127.0.0.1:1"]), b"/", b"0", 5, prev_kv=asked)
+        w._add_events([raw, rpc_pb2.Event(type=rpc_pb2.Event.DELETE, kv=kv)])
+        put, delete = w._deliver().events
+        assert (put.type, delete.type) == ("put", "delete")
+        got = put.kv
+        assert (got.key, got.value, got.create_revision, got.mod_revision, got.version,
+                got.lease) == (b"/k", b"v", 3, 5, 2, 7)
+        assert (put.prev_kv.value if put.prev_kv else None) == (b"old" if asked else None)
+        assert delete.prev_kv is None

@@ -11,6 +11,7 @@ import dns.name
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.ANY.NS
 import dns.rrset
 
 from bench import zonegen
@@ -207,3 +208,177 @@ def test_decoded_owners_share_their_parent_labels_and_rrsets_their_ttls(tmp_path
     assert one.labels[2] is other.labels[1] and one.labels[3] is other.labels[2]
     assert one == dns.name.from_text("www.h1.bench.test.") and hash(one) == hash(
         dns.name.from_text("www.h1.bench.test."))
+
+
+def test_plain_names_hash_as_dnspythons_from_their_first_label() -> None:
+    """Issue 10 (load time): a name's hash is dnspython's fold of its lowercased octets,
+    made from its first label and its parent's kept fold; the same int whatever its length
+    (past 64 bits Python reduces it) and case, and its parent's labels are shared."""
+    import random
+
+    from node.store import keys
+
+    rng = random.Random(7)
+    alphabet = "abcXYZ019_-*"
+    texts = ["a.", "A.", "x.Bench.TEST.", "x.bench.test.", "y" * 63 + "." + "z" * 63 + "."]
+    for _ in range(3000):
+        labels = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 30)))
+                  for _ in range(rng.randint(1, 6))]
+        texts.append(".".join(labels) + ".")
+    for text in texts:
+        got, want = name_from_text(text), dns.name.from_text(text)
+        assert got.__hash__() == want.__hash__() and hash(got) == hash(want), text
+        assert got == want and got.labels == want.labels and {want: 1}[got] == 1
+    keys._SUFFIXES.clear()  # filled again from the first name of a parent
+    assert hash(name_from_text("q.r.test.")) == hash(dns.name.from_text("q.r.test."))
+    assert name_from_text("s.r.test.").labels[1] is name_from_text("q.r.test.").labels[1]
+
+
+def test_target_mx_and_txt_records_are_built_whole_and_hash_as_dnspythons() -> None:
+    """Issue 10 (load time): NS, CNAME, PTR and MX of a plain name and TXT of plain quoted
+    strings are built without dnspython's readers, hashed from their canonical wire form
+    without its writer: the same records, hashes, text and wire form as dnspython's, in a
+    set or an RRset with them, through pickle; anything else is read by dnspython."""
+    cases = [(dns.rdatatype.NS, "Ns1.Example.test."), (dns.rdatatype.CNAME, "www.test."),
+             (dns.rdatatype.PTR, "h.in-addr.test."), (dns.rdatatype.MX, "10 Mail.test."),
+             (dns.rdatatype.MX, "0 mx.test."), (dns.rdatatype.MX, "65535 mx.test."),
+             (dns.rdatatype.TXT, '"v=spf1 -all"'), (dns.rdatatype.TXT, '"a" "" "b c"'),
+             (dns.rdatatype.TXT, '""'), (dns.rdatatype.TXT, '"' + "x" * 255 + '"')]
+    owner = dns.name.from_text("o.test.")
+    for rdtype, text in cases:
+        fast = rdata_from_text(rdtype, text)
+        slow = dns.rdata.from_text(dns.rdataclass.IN, rdtype, text)
+        assert type(fast).__name__ == "Hashed" + type(slow).__name__, text
+        slots = set(slow._get_all_slots())
+        assert set(fast._get_all_slots()) == slots  # a name field: a HashedName, equal
+        assert all(getattr(fast, s) == getattr(slow, s) for s in slots) and slow == fast
+        assert fast.rdtype is slow.rdtype and hash(fast) == hash(slow)
+        assert fast.to_text() == slow.to_text() and fast.to_wire() == slow.to_wire()
+        assert {slow: 1}[fast] == 1 and {fast: 1}[slow] == 1
+        again = pickle.loads(pickle.dumps(fast))
+        assert again == slow and hash(again) == hash(slow)
+        mixed = dns.rrset.from_rdata_list(owner, 60, [slow])
+        assert fast in mixed and mixed.union(dns.rrset.from_rdata_list(owner, 60, [fast])) == mixed
+    for rdtype, text in ((dns.rdatatype.TXT, '"a\\"b"'), (dns.rdatatype.TXT, '"\\195\\169"'),
+                         (dns.rdatatype.MX, "10 a\\.b.test."), (dns.rdatatype.NS, "a\\@b.test.")):
+        got = rdata_from_text(rdtype, text)  # escapes: dnspython's reader
+        assert not type(got).__name__.startswith("Hashed")
+        assert got == dns.rdata.from_text(dns.rdataclass.IN, rdtype, text)
+    for rdtype, bad in ((dns.rdatatype.TXT, '"' + "x" * 256 + '"'),
+                        (dns.rdatatype.MX, "65536 m.t.")):
+        try:  # too long, too large: dnspython's reader says why
+            rdata_from_text(rdtype, bad)
+        except dns.exception.DNSException:  # type: ignore[attr-defined]
+            continue
+        raise AssertionError(f"{bad!r} read as {rdtype}")
+
+
+def test_an_owner_in_two_spellings_merges_its_types() -> None:
+    """`NodeDecoder` makes each owner's view as it comes (`nodes` at the flip costs
+    nothing); an owner whose key is spelt twice (`%2F` and `%2f`: a hand-written key)
+    still comes out once, with the types of both keys."""
+    prefix = b"/p/zones/t./data/9/"
+    value = json.dumps({"ttl": 60, "rdata": ["192.0.2.1"]}).encode()
+    txt = json.dumps({"ttl": 60, "rdata": ['"x"']}).encode()
+    kvs = [KeyValue(prefix + b"a%2Fb.t./A", value, 1, 1, 1, 0),
+           KeyValue(prefix + b"c.t./A", value, 1, 1, 1, 0),
+           KeyValue(prefix + b"a%2fb.t./TXT", txt, 1, 1, 1, 0)]
+    for order in (kvs, kvs[::-1]):
+        decoder = NodeDecoder(prefix)
+        for kv in order:
+            decoder.add([kv])
+        nodes = decoder.nodes()
+        owner = dns.name.from_text("a/b.t.")
+        assert list(nodes) in ([owner, dns.name.from_text("c.t.")],
+                               [dns.name.from_text("c.t."), owner])
+        assert sorted(nodes[owner]) == [dns.rdatatype.A, dns.rdatatype.TXT]
+    decoder = NodeDecoder(prefix)
+    decoder.add(kvs[:2])
+    decoder.add([KeyValue(prefix + b"c.t./A", b"not json", 1, 1, 1, 0)])  # reported, kept
+    assert sorted(map(str, decoder.nodes())) == ["a/b.t.", "c.t."]
+
+
+def test_copies_of_a_name_compare_by_labels_not_fullcompare(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Issue 10 (load time): every node map decodes its own owner names, and the journal's
+    step of an import looks each old owner up in the new map: two `HashedName` copies of
+    one name compare by hash and labels, without dnspython's `fullcompare`; a case
+    difference, a plain `Name` or anything else is compared as dnspython compares it."""
+    one, two = name_from_text("www.h1.bench.test."), name_from_text("www.h1.bench.test.")
+    other = name_from_text("www.h2.bench.test.")
+    upper = name_from_text("WWW.h1.Bench.test.")
+    plain = dns.name.from_text("www.h1.bench.test.")
+    with monkeypatch.context() as m:
+        def refused(*_args: object) -> None:
+            raise AssertionError("fullcompare called for two copies of a name")
+
+        m.setattr(dns.name.Name, "fullcompare", refused)
+        assert one == two and not one != two and one is not two
+        assert one != other and not one == other  # different hashes: no compare either
+        assert {one: 1}[two] == 1 and two in {one}
+    assert one == upper and upper == one and not one != upper and hash(one) == hash(upper)
+    assert one == plain and plain == one and not one != plain and {plain: 1}[one] == 1
+    assert one != "www.h1.bench.test." and not one == 1 and one != other
+    assert one != name_from_text("h1.bench.test.") and sorted([other, one]) == [one, other]
+
+
+def test_decoded_rrsets_hold_what_dnspythons_constructor_gives_them(tmp_path: Path) -> None:
+    """Issue 10 (load time): an RRset of a stored value is made without dnspython's
+    constructors (`_empty_rrset`); every slot of it (name, class, type, covers, TTL,
+    deleting, records) is what `RRset(...)`, `add` and `update_ttl` give it."""
+    from node.zones import decode
+
+    assert decode._FAST_RRSET  # this dnspython builds an RRset as decode expects
+    gen = zonegen.generate(tmp_path, 300)
+    records = parse_with_dnspython(gen.zone_file.read_text() + EXTRA, gen.origin).records
+    for suffix, value in records:
+        owner_text, _, type_text = suffix.rpartition("/")
+        owner = dns.name.from_text(owner_text.replace("%2F", "/").replace("%25", "%"))
+        rdtype = dns.rdatatype.from_text(type_text)
+        want = reference(owner, rdtype, value)
+        got = rrset_from_json(owner, rdtype, value)
+        assert decode._same_rrset(got, want), suffix
+    got = rrset_from_json(dns.name.from_text("o.test."), dns.rdatatype.A,
+                          b'{"ttl": 4294967295, "rdata": ["192.0.2.1"]}')
+    assert got.ttl == 4294967295 and got.deleting is None and got.covers == dns.rdatatype.NONE
+
+
+def test_the_import_checks_say_no_not_raise_when_dnspython_sets_a_slot_decode_does_not() -> None:
+    """A dnspython whose constructor sets one more slot than `_built` / `_empty_rrset`
+    fill must make the checks false (decode keeps dnspython's constructors), not raise
+    AttributeError at import (the node would not start)."""
+    from node.zones import decode
+
+    class NewerNS(dns.rdtypes.ANY.NS.NS):  # what a newer NS would hold: a cache, say
+        __slots__ = ("_cached",)
+
+    target = name_from_text("ns.example.")
+    newer = NewerNS(dns.rdataclass.IN, dns.rdatatype.NS, target)
+    object.__setattr__(newer, "_cached", b"x")
+    built = decode._built(NewerNS, dns.rdatatype.NS, "target", target)
+    assert decode._same(built, newer) is False
+
+    class NewerRRset(dns.rrset.RRset):
+        __slots__ = ("_cached",)
+
+    reference = NewerRRset(target, dns.rdataclass.IN, dns.rdatatype.A)
+    reference._cached = 1
+    empty = object.__new__(NewerRRset)
+    for slot in ("items", "rdclass", "rdtype", "covers", "ttl", "name", "deleting"):
+        setattr(empty, slot, getattr(reference, slot))
+    assert decode._same_rrset(empty, reference) is False
+
+
+def test_built_target_records_hash_as_dnspythons_after_a_relative_replace() -> None:
+    """dnspython hashes a record by `to_digestable(root)`: a relative target is written
+    with the root after it. A built NS/CNAME/MX given a relative target (`replace`) must
+    hash as dnspython's equal record, else a set holds both."""
+    relative = dns.name.from_text("Ns1", None)
+    for rdtype, text, field in ((dns.rdatatype.NS, "a.example.", "target"),
+                                (dns.rdatatype.CNAME, "a.example.", "target"),
+                                (dns.rdatatype.PTR, "a.example.", "target"),
+                                (dns.rdatatype.MX, "10 a.example.", "exchange")):
+        for target in (relative, dns.name.empty):
+            built = rdata_from_text(rdtype, text).replace(**{field: target})
+            plain = dns.rdata.from_text(dns.rdataclass.IN, rdtype, text).replace(
+                **{field: target})
+            assert built == plain and hash(built) == hash(plain) and len({built, plain}) == 1
