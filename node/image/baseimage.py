@@ -1,0 +1,151 @@
+"""The image builder's base answers read from the base image: `BaseImage`, `BaseAnswers`.
+
+Worker-side, used by `node.image.overlay.ImageBuilder` (issue 10, memory). Once a
+zone's full image is written, the builder's compile of it (the base, which each
+next version evolves) needs, of its eager answers, only which keys exist: an
+overlay writes a tombstone for a key the base had and a version dropped
+(`CompiledZone.touched`: `IN_BASE` or None). A dict of every answer key to
+`IN_BASE` was a bytes object and a dict entry per answer (~12 MiB of the
+100k-name zone); the image's hash table has the same keys, and the builder maps
+the image file anyway (its pages are the serving workers' too). `BaseAnswers` is
+`CompiledZone.answers` for the base: the entries the evolves since the base
+rendered, the keys they dropped, and for any other key a probe of the image's
+hash table (`BaseImage.answer`: crc32 tag, linear probing, one comparison of the
+record's key, as `ZoneImage` reads it; docs/image-format.md).
+"""
+
+from __future__ import annotations
+
+import mmap
+from collections.abc import Iterator, MutableMapping
+from pathlib import Path
+from typing import Any
+from zlib import crc32
+
+from node.image import layout as L
+from node.server.render import Entry
+
+IN_BASE: Any = ()  # an answer key's value while its entry is the base image's (falsy)
+
+_ANSWER = bytes((L.KIND_ANSWER,))
+_UNPACK = L.SLOT.unpack_from
+_MISSING: Any = object()
+
+
+class BaseImage:
+    """A full image's hash table, read for which records it has (file mapped or bytes)."""
+
+    __slots__ = ("_buf", "_hash", "_mask", "_mm", "nodes_and_answers")
+
+    def __init__(self, buf: bytes | mmap.mmap, mm: mmap.mmap | None = None) -> None:
+        fields = L.read_header(buf)
+        if fields[2] & L.F_OVERLAY:
+            raise ValueError("an overlay is no base image")
+        self._buf = buf
+        self._mm = mm
+        self._hash, self._mask = fields[6], fields[7] - 1
+        self.nodes_and_answers: int = fields[18]  # records in the hash table
+
+    @classmethod
+    def open(cls, path: Path) -> BaseImage:
+        """Map the image file read-only (the mapping outlives a later unlink of the file)."""
+        with path.open("rb") as f:
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            return cls(mm, mm)
+        except BaseException:
+            mm.close()
+            raise
+
+    def close(self) -> None:
+        if self._mm is not None:
+            self._mm.close()
+
+    def answer(self, hkey: bytes) -> bool:
+        """True if the image has an answer record for `hkey` (owner wire + QTYPE)."""
+        buf = self._buf
+        t = crc32(hkey) or 1
+        mask = self._mask
+        i = t & mask
+        base = self._hash
+        want = hkey + _ANSWER
+        n = len(want) + 2
+        while True:
+            st, off = _UNPACK(buf, base + (i << 3))
+            if st == t and buf[off + 2 : off + n] == want:
+                return True
+            if not st:
+                return False
+            i = (i + 1) & mask
+
+    def answer_keys(self) -> Iterator[bytes]:
+        """Every answer record's key (O(image): tests and debugging only)."""
+        buf = self._buf
+        for i in range(self._mask + 1):
+            st, off = _UNPACK(buf, self._hash + (i << 3))
+            if st:
+                (n,) = L.REC_HEAD.unpack_from(buf, off)
+                if buf[off + 2 + n] == L.KIND_ANSWER:
+                    yield bytes(buf[off + 2 : off + 2 + n])
+
+
+class BaseAnswers(MutableMapping[bytes, Entry]):
+    """`CompiledZone.answers` of the builder's base: key (owner + QTYPE + class) -> entry,
+    `IN_BASE` for an answer the base image holds and no evolve since has re-rendered."""
+
+    __slots__ = ("_count", "_gone", "_image", "_own")
+
+    def __init__(self, image: BaseImage, count: int) -> None:
+        self._image = image
+        self._count = count  # answer records in the image
+        self._own: dict[bytes, Entry] = {}  # rendered since the base
+        self._gone: set[bytes] = set()  # base keys an evolve dropped (unless in _own again)
+
+    def _based(self, key: bytes) -> bool:
+        return key not in self._gone and self._image.answer(key[:-2])
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._own or (isinstance(key, bytes) and self._based(key))
+
+    def get(self, key: bytes, default: Any = None) -> Any:
+        entry = self._own.get(key, _MISSING)
+        if entry is not _MISSING:
+            return entry
+        return IN_BASE if self._based(key) else default
+
+    def __getitem__(self, key: bytes) -> Entry:
+        entry = self.get(key, _MISSING)
+        if entry is _MISSING:
+            raise KeyError(key)
+        return entry  # type: ignore[no-any-return]
+
+    def __setitem__(self, key: bytes, entry: Entry) -> None:
+        self._own[key] = entry
+
+    def pop(self, key: bytes, default: Any = _MISSING) -> Any:
+        entry = self._own.pop(key, _MISSING)
+        if entry is _MISSING and self._based(key):
+            entry = IN_BASE
+        if entry is _MISSING:
+            if default is _MISSING:
+                raise KeyError(key)
+            return default
+        if self._image.answer(key[:-2]):
+            self._gone.add(key)
+        return entry
+
+    def __delitem__(self, key: bytes) -> None:
+        self.pop(key)
+
+    def __len__(self) -> int:
+        answer = self._image.answer
+        shadowed = {k for k in self._own if answer(k[:-2])}  # counted in _count already
+        return len(self._own) + self._count - len(self._gone | shadowed)
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Every key (O(image): tests and debugging only)."""
+        yield from self._own
+        for hkey in self._image.answer_keys():
+            key = hkey + b"\x00\x01"
+            if key not in self._own and key not in self._gone:
+                yield key
