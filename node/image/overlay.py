@@ -37,7 +37,7 @@ from typing import Any
 from node.events import Event, emit
 from node.image import layout as L
 from node.image.baseimage import IN_BASE as BASE_ENTRY
-from node.image.baseimage import BaseAnswers, BaseImage
+from node.image.baseimage import BaseAnswers, BaseImage, BaseNames
 from node.image.basepieces import BasePieces, compile_base, lean_denial
 from node.image.builder import Delta, ImageWriter, image_name, paused_gc, write_bytes
 from node.image.forked import ForkFailed, ImageChild, ImageStopped
@@ -150,7 +150,7 @@ class ImageBuilder:
                 child.kill()
                 raise
             self._base_bytes, self.timing["child_cpu"] = child.wait()
-            zone.answers = _answers(zone, BaseImage.open(path))  # type: ignore[assignment]
+            from_image(zone, BaseImage.open(path))
             return zone
         except (ForkFailed, OSError) as exc:
             emit(Event.SERVING_IMAGE_FORK_FAILED, logging.WARNING, zone=snapshot.origin,
@@ -184,6 +184,8 @@ class ImageBuilder:
         zone = CompiledZone.evolve(prev, snapshot, reuse=True)
         if zone.denial is not None and isinstance(zone.denial.pieces, BasePieces):
             zone.denial.pieces.nodes = snapshot.nodes  # its unchanged pieces: this version's
+        if isinstance(zone.names, BaseNames):
+            zone.names.nodes = snapshot.nodes  # its unchanged names: this version's
         timing["evolve"] = time.perf_counter()
         # an overlay rebuilt from scratch (`GrowingOverlay.rebuilt`) writes the changed nodes
         # again: their RRs' wire form (a function of the RRset object alone) is kept
@@ -286,20 +288,23 @@ def _drop_sig_tails(zone: CompiledZone) -> None:
 IN_BASE: Entry = BASE_ENTRY
 
 
-def _answers(zone: CompiledZone, image: BaseImage) -> BaseAnswers:
-    """The base's answers read from its image (`BaseAnswers`: issue 10, memory): an evolve
-    re-renders the answers it touches, never reads the others, and the writer renders a
-    node's RRs itself when its answer is not there."""
+def from_image(zone: CompiledZone, image: BaseImage) -> None:
+    """The base's answers and names read from its image (`BaseAnswers`, `BaseNames`:
+    issue 10, memory): an evolve re-renders the answers it touches, never reads the
+    others, and the writer renders a node's RRs itself when its answer is not there."""
     names = zone.names
     nodes = len(names) + sum(1 for n in zone.below if n not in names)  # node records
-    return BaseAnswers(image, image.nodes_and_answers - nodes)
+    zone.answers = BaseAnswers(image, image.nodes_and_answers - nodes)  # type: ignore[assignment]
+    snapshot = zone.snapshot
+    zone.names = BaseNames(image, snapshot.nodes, snapshot.signed,  # type: ignore[assignment]
+                           len(names))
 
 
 def _lean(zone: CompiledZone, image: BaseImage) -> None:
     """Drop from an in-process full compile what its image has (as `compile_base` never
-    makes it): rendered answers, RRSIG tails, denial pieces."""
+    makes it): rendered answers, RRSIG tails, denial pieces, and the names' index."""
     _drop_sig_tails(zone)
-    zone.answers = _answers(zone, image)  # type: ignore[assignment]
+    from_image(zone, image)
     _drop_pieces(zone)
 
 
