@@ -17,7 +17,7 @@ record's key, as `ZoneImage` reads it; docs/image-format.md).
 from __future__ import annotations
 
 import mmap
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 from zlib import crc32
@@ -178,15 +178,18 @@ class BaseNames(MutableMapping[bytes, Types]):
     """`CompiledZone.names` of the builder's base: owner wire name -> its RRsets (the
     snapshot's), without a bytes key and a dict entry per name (~11 MiB at 100k names).
 
-    The names the evolves since the base added or dropped are kept here (and so are the
-    base's names read since, `_own`, and names known absent, `_absent`: a read costs
-    once per base); any other name is as the base image has it (a node record with
-    `N_NAME`), and its RRsets are those of `nodes`, the version the builder evolves
-    (`ImageBuilder` sets it after each evolve): a name no version since the base changed
-    has the same RRsets in every one. Iterating walks `nodes` (O(zone): an evolve whose
-    cut came or went, as a dict of the names did)."""
+    The names the evolves since the base set or dropped are kept here (`_own`, in the
+    order they were set, as a dict of the names had them; dropped ones in `_absent`),
+    and so are the base's names read since (`_read`) and names known absent: a read
+    costs once per base. Any other name is as the base image has it (a node record with
+    `N_NAME`), with the RRsets of `nodes`, the version the builder evolves (set by
+    `ImageBuilder` after each evolve): a name no version since the base changed has the
+    same RRsets in every one. Iterating (and `under`) walks `nodes`, whose unchanged
+    owners keep their order from version to version (`LayeredNodes`, dict updates): the
+    base's names in that order, then the names set since, as a dict of the names had
+    them."""
 
-    __slots__ = ("_absent", "_count", "_image", "_own", "nodes", "signed")
+    __slots__ = ("_absent", "_count", "_image", "_own", "_read", "nodes", "signed")
 
     def __init__(self, image: BaseImage, nodes: Mapping[dns.name.Name, Types], signed: bool,
                  count: int) -> None:
@@ -194,17 +197,18 @@ class BaseNames(MutableMapping[bytes, Types]):
         self.nodes = nodes
         self.signed = signed
         self._count = count  # names now
-        self._own: dict[bytes, Types] = {}
-        self._absent: set[bytes] = set()
+        self._own: dict[bytes, Types] = {}  # set by an evolve since the base
+        self._read: dict[bytes, Types] = {}  # the base's, read since (unchanged)
+        self._absent: set[bytes] = set()  # dropped since the base, or read and not there
 
     def _lookup(self, owner: bytes) -> Types | None:
-        types = self._own.get(owner)
+        types = self._own.get(owner) or self._read.get(owner)
         if types is not None or owner in self._absent:
             return types
         if self._image.name(owner):
             types = self.nodes.get(_name(owner))
             if types:
-                self._own[owner] = types
+                self._read[owner] = types
                 return types
         self._absent.add(owner)
         return None
@@ -226,12 +230,14 @@ class BaseNames(MutableMapping[bytes, Types]):
         if self._lookup(owner) is None:
             self._count += 1
             self._absent.discard(owner)
+        self._read.pop(owner, None)
         self._own[owner] = types
 
     def __delitem__(self, owner: bytes) -> None:
         if self._lookup(owner) is None:
             raise KeyError(owner)
-        del self._own[owner]
+        self._own.pop(owner, None)
+        self._read.pop(owner, None)
         self._absent.add(owner)
         self._count -= 1
 
@@ -239,19 +245,49 @@ class BaseNames(MutableMapping[bytes, Types]):
         return self._count
 
     def __iter__(self) -> Iterator[bytes]:
-        """Every name: `nodes`' owners (less the NSEC3 ones), as the evolves left them."""
+        """Every name (O(zone)): the base's, then those set since."""
         own, absent = self._own, self._absent
-        yield from own
         signed = self.signed
         for name, types in self.nodes.items():
             if types and not (signed and is_hashed_owner(types)):
                 owner = name_wire(name)
                 if owner not in own and owner not in absent:
                     yield owner
+        yield from own
+
+    def under(self, tops: Iterable[bytes]) -> list[bytes]:
+        """The names at or below one of `tops` (wire names), in iteration order: a label
+        comparison per name of `nodes` instead of its wire form (O(zone) still)."""
+        tops = tuple(tops)
+        want = [_labels(top) for top in tops]
+        own, absent, signed = self._own, self._absent, self.signed
+        out = []
+        for name, types in self.nodes.items():
+            labels = name.labels
+            for top in want:
+                k = len(top)
+                if len(labels) >= k and labels[-k].lower() == top[0] and (
+                        tuple(label.lower() for label in labels[-k:]) == top):
+                    break
+            else:
+                continue
+            if types and not (signed and is_hashed_owner(types)):
+                owner = name_wire(name)
+                if owner not in own and owner not in absent:
+                    out.append(owner)
+        out.extend(owner for owner in own if any(_within(owner, top) for top in tops))
+        return out
 
 
-def _name(wire: bytes) -> dns.name.Name:
-    """The `Name` of a lowercased wire name."""
+def _within(name: bytes, top: bytes) -> bool:
+    """`name` is `top` or below it (lowercased wire names)."""
+    while len(name) > len(top):
+        name = name[name[0] + 1 :]
+    return name == top
+
+
+def _labels(wire: bytes) -> tuple[bytes, ...]:
+    """The labels of a wire name, the root's empty one last (`Name.labels`)."""
     labels = []
     i = 0
     n = wire[0]
@@ -260,4 +296,9 @@ def _name(wire: bytes) -> dns.name.Name:
         i += n + 1
         n = wire[i]
     labels.append(b"")
-    return dns.name.Name(labels)
+    return tuple(labels)
+
+
+def _name(wire: bytes) -> dns.name.Name:
+    """The `Name` of a lowercased wire name."""
+    return dns.name.Name(_labels(wire))

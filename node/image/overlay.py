@@ -329,6 +329,9 @@ def _with_ancestors(names: Iterable[bytes], origin: bytes) -> dict[bytes, None]:
 
 
 def _below(names: Iterable[bytes], cuts: set[bytes]) -> list[bytes]:
+    """The names at or below one of `cuts`, in `names`' order."""
+    if isinstance(names, BaseNames):
+        return names.under(cuts)  # by label, without every name's wire form
     out = []
     for name in names:
         n = name

@@ -9,8 +9,10 @@ forked full image (`compile_base`) and the in-process one alike; and the
 overlay on its base must answer as a full compile of the version does.
 
 The chain (unsigned, NSEC, NSEC3, NSEC3 with salt and opt-out): names added and
-deleted (empty non-terminals made and gone), a wildcard added and removed, a
-delegation with glue over existing names added and removed, an existing name's
+deleted (empty non-terminals made and gone), a wildcard added and removed,
+delegations with glue added and removed, one over names of the base and a name
+added since (the names below a cut that came or went, in the order a dict of the
+names iterates: the order of the overlay's node records), an existing name's
 data changed, the apex's MX target changed (an answer's additional section),
 and, for NSEC3, a switch to other NSEC3 parameters (a new full base), followed
 by more overlays.
@@ -38,22 +40,25 @@ from tests.unit.image.test_overlay_growing import _full
 from tests.unit.server.ixfr_versions import BASE, sign_versions
 from tests.unit.server.signed_zone import ORIGIN
 
+SUB = "a.sub A 192.0.2.61\nb.sub TXT \"b\"\nc.d.sub A 192.0.2.62\n"  # below a cut to come
 STEPS: list[tuple[str, tuple[str, ...]]] = [  # (extra lines, dropped line prefixes)
-    ("", ()),
-    ("new1 A 192.0.2.41\n", ()),
-    ("new1 A 192.0.2.41\nx.y.new2 A 192.0.2.42\n", ()),
-    ("new1 A 192.0.2.41\nx.y.new2 A 192.0.2.42\n*.nw TXT \"new\"\n", ("web ",)),
-    ("x.y.new2 A 192.0.2.42\n*.nw TXT \"new\"\nweb A 192.0.2.30\n", ("web ", "a.b.c.ent")),
-    ("x.y.new2 A 192.0.2.42\n*.nw TXT \"new\"\nweb A 192.0.2.30\nx NS ns.x\n"
-     "ns.x A 192.0.2.43\nmail NS ns.other.net.\n", ("web ", "a.b.c.ent")),
-    ("x.y.new2 A 192.0.2.42\nweb A 192.0.2.31\nns.x A 192.0.2.43\n",
+    (SUB, ()),
+    (SUB + "new1 A 192.0.2.41\n", ()),
+    (SUB + "new1 A 192.0.2.41\nx.y.new2 A 192.0.2.42\n", ()),
+    (SUB + "new1 A 192.0.2.41\nx.y.new2 A 192.0.2.42\n*.nw TXT \"new\"\n", ("web ",)),
+    (SUB + "x.y.new2 A 192.0.2.42\n*.nw TXT \"new\"\nweb A 192.0.2.30\ne.sub A 192.0.2.64\n",
+     ("web ", "a.b.c.ent")),
+    (SUB + "x.y.new2 A 192.0.2.42\n*.nw TXT \"new\"\nweb A 192.0.2.30\nx NS ns.x\n"
+     "ns.x A 192.0.2.43\nmail NS ns.other.net.\ne.sub A 192.0.2.64\nsub NS ns.sub\n"
+     "ns.sub A 192.0.2.63\n", ("web ", "a.b.c.ent")),
+    (SUB + "x.y.new2 A 192.0.2.42\nweb A 192.0.2.31\nns.x A 192.0.2.43\ne.sub A 192.0.2.64\n",
      ("web ", "a.b.c.ent", "*.wild")),
-    ("web A 192.0.2.31\nns.x A 192.0.2.43\nmail2 A 192.0.2.50\n",
+    (SUB + "web A 192.0.2.31\nns.x A 192.0.2.43\nmail2 A 192.0.2.50\n",
      ("web ", "*.wild", "@            MX")),
-    ("web A 192.0.2.31\nmail2 A 192.0.2.50\n@ MX 10 mail2\nzzz A 192.0.2.51\n",
+    (SUB + "web A 192.0.2.31\nmail2 A 192.0.2.50\n@ MX 10 mail2\nzzz A 192.0.2.51\n",
      ("web ", "*.wild", "@            MX")),
-    ("web A 192.0.2.31\nmail2 A 192.0.2.52\n@ MX 10 mail2\n", ("web ", "*.wild",
-                                                                "@            MX", "big")),
+    (SUB + "web A 192.0.2.31\nmail2 A 192.0.2.52\n@ MX 10 mail2\n",
+     ("web ", "*.wild", "@            MX", "big")),
 ]
 
 
