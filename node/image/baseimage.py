@@ -259,18 +259,21 @@ class BaseNames(MutableMapping[bytes, Types]):
         """The names at or below one of `tops` (wire names), in iteration order: a label
         comparison per name of `nodes` instead of its wire form (O(zone) still)."""
         tops = tuple(tops)
-        want = [_labels(top) for top in tops]
-        own, absent, signed = self._own, self._absent, self.signed
+        want = [(len(top), top[0], len(top[0]), top) for top in map(_labels, tops)]
+        own, absent, signed, nodes = self._own, self._absent, self.signed, self.nodes
         out = []
-        for name, types in self.nodes.items():
+        for name in nodes:  # the keys: C-level, no RRsets looked at but those below
             labels = name.labels
-            for top in want:
-                k = len(top)
-                if len(labels) >= k and labels[-k].lower() == top[0] and (
-                        tuple(label.lower() for label in labels[-k:]) == top):
-                    break
+            depth = len(labels)
+            for k, first, size, top in want:
+                if depth >= k:
+                    label = labels[-k]  # the label at the top's depth: most differ in length
+                    if len(label) == size and (label == first or label.lower() == first) and (
+                            tuple(x.lower() for x in labels[-k:]) == top):
+                        break
             else:
                 continue
+            types = nodes[name]
             if types and not (signed and is_hashed_owner(types)):
                 owner = name_wire(name)
                 if owner not in own and owner not in absent:
