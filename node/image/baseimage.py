@@ -189,7 +189,8 @@ class BaseNames(MutableMapping[bytes, Types]):
     base's names in that order, then the names set since, as a dict of the names had
     them."""
 
-    __slots__ = ("_absent", "_count", "_image", "_own", "_read", "nodes", "signed")
+    __slots__ = ("_absent", "_count", "_image", "_last", "_own", "_read", "_sets", "nodes",
+                 "signed")
 
     def __init__(self, image: BaseImage, nodes: Mapping[dns.name.Name, Types], signed: bool,
                  count: int) -> None:
@@ -200,6 +201,10 @@ class BaseNames(MutableMapping[bytes, Types]):
         self._own: dict[bytes, Types] = {}  # set by an evolve since the base
         self._read: dict[bytes, Types] = {}  # the base's, read since (unchanged)
         self._absent: set[bytes] = set()  # dropped since the base, or read and not there
+        self._sets = 0  # names set or dropped since the base
+        # the last `under`: its tops, `_sets` then, its names (the overlay asks again for
+        # the names below the cuts its evolve asked for: one walk of the zone, not two)
+        self._last: tuple[frozenset[bytes], int, list[bytes]] | None = None
 
     def _lookup(self, owner: bytes) -> Types | None:
         types = self._own.get(owner) or self._read.get(owner)
@@ -232,6 +237,7 @@ class BaseNames(MutableMapping[bytes, Types]):
             self._absent.discard(owner)
         self._read.pop(owner, None)
         self._own[owner] = types
+        self._sets += 1
 
     def __delitem__(self, owner: bytes) -> None:
         if self._lookup(owner) is None:
@@ -240,6 +246,7 @@ class BaseNames(MutableMapping[bytes, Types]):
         self._read.pop(owner, None)
         self._absent.add(owner)
         self._count -= 1
+        self._sets += 1
 
     def __len__(self) -> int:
         return self._count
@@ -258,7 +265,10 @@ class BaseNames(MutableMapping[bytes, Types]):
     def under(self, tops: Iterable[bytes]) -> list[bytes]:
         """The names at or below one of `tops` (wire names), in iteration order: a label
         comparison per name of `nodes` instead of its wire form (O(zone) still)."""
-        tops = tuple(tops)
+        tops = frozenset(tops)
+        last, self._last = self._last, None
+        if last is not None and last[0] == tops and last[1] == self._sets:
+            return list(last[2])  # nothing set or dropped since: the same names
         want = [(len(top), top[0], len(top[0]), top) for top in map(_labels, tops)]
         own, absent, signed, nodes = self._own, self._absent, self.signed, self.nodes
         out = []
@@ -279,7 +289,8 @@ class BaseNames(MutableMapping[bytes, Types]):
                 if owner not in own and owner not in absent:
                     out.append(owner)
         out.extend(owner for owner in own if any(_within(owner, top) for top in tops))
-        return out
+        self._last = (tops, self._sets, out)
+        return list(out)
 
 
 def _within(name: bytes, top: bytes) -> bool:
