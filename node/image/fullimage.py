@@ -161,7 +161,7 @@ class FullWriter(ImageWriter):
         index = zone.denial
         if index is not None:  # the pieces are in the file: a cut's referral that reads one
             # (no DS: the proof) renders it again; the zone's worth of them go now
-            index.pieces = BasePieces(index, snap, index.keys)
+            index.pieces = BasePieces(index, snap)
         nsec3 = index is not None and index.nsec3
         salt = index.salt if index is not None else b""
         salt_off = self._put(salt) if salt else 0

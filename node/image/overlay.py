@@ -36,8 +36,9 @@ from typing import Any
 
 from node.events import Event, emit
 from node.image import layout as L
-from node.image.basepieces import IN_BASE as BASE_ENTRY
-from node.image.basepieces import BasePieces, compile_base
+from node.image.baseimage import IN_BASE as BASE_ENTRY
+from node.image.baseimage import BaseAnswers, BaseImage, BaseNames
+from node.image.basepieces import BasePieces, compile_base, lean_denial
 from node.image.builder import Delta, ImageWriter, image_name, paused_gc, write_bytes
 from node.image.forked import ForkFailed, ImageChild, ImageStopped
 from node.image.fullimage import write_full
@@ -112,9 +113,9 @@ class ImageBuilder:
                     write_bytes(data, path)
                     data = b""
                 zone.memo.clear()  # its per-version render cache (~20%); evolve starts anew
-                _drop_sig_tails(zone)
-                _drop_answers(zone)
-                _drop_pieces(zone)
+                # what the image has (answers, RRSIG tails, pieces) is read from it; without
+                # `path`, the image's bytes are kept for that
+                _lean(zone, BaseImage(data) if path is None else BaseImage.open(path))
         self._zone = zone
         self._base_revision = snapshot.revision
         self._base_size = len(zone.answers) + len(zone.names)
@@ -149,6 +150,7 @@ class ImageBuilder:
                 child.kill()
                 raise
             self._base_bytes, self.timing["child_cpu"] = child.wait()
+            from_image(zone, BaseImage.open(path))
             return zone
         except (ForkFailed, OSError) as exc:
             emit(Event.SERVING_IMAGE_FORK_FAILED, logging.WARNING, zone=snapshot.origin,
@@ -182,6 +184,8 @@ class ImageBuilder:
         zone = CompiledZone.evolve(prev, snapshot, reuse=True)
         if zone.denial is not None and isinstance(zone.denial.pieces, BasePieces):
             zone.denial.pieces.nodes = snapshot.nodes  # its unchanged pieces: this version's
+        if isinstance(zone.names, BaseNames):
+            zone.names.nodes = snapshot.nodes  # its unchanged names: this version's
         timing["evolve"] = time.perf_counter()
         # an overlay rebuilt from scratch (`GrowingOverlay.rebuilt`) writes the changed nodes
         # again: their RRs' wire form (a function of the RRset object alone) is kept
@@ -284,13 +288,24 @@ def _drop_sig_tails(zone: CompiledZone) -> None:
 IN_BASE: Entry = BASE_ENTRY
 
 
-def _drop_answers(zone: CompiledZone) -> None:
-    """Replace the base's rendered answers (in its image already) by `IN_BASE` (issue 10:
-    ~40% of what the builder held): evolve re-renders the answers it touches, never reads
-    the others, and the writer renders a node's RRs itself when its answer is not there."""
-    answers = zone.answers
-    for key in answers:
-        answers[key] = IN_BASE
+def from_image(zone: CompiledZone, image: BaseImage) -> None:
+    """The base's answers and names read from its image (`BaseAnswers`, `BaseNames`:
+    issue 10, memory): an evolve re-renders the answers it touches, never reads the
+    others, and the writer renders a node's RRs itself when its answer is not there."""
+    names = zone.names
+    nodes = len(names) + sum(1 for n in zone.below if n not in names)  # node records
+    zone.answers = BaseAnswers(image, image.nodes_and_answers - nodes)  # type: ignore[assignment]
+    snapshot = zone.snapshot
+    zone.names = BaseNames(image, snapshot.nodes, snapshot.signed,  # type: ignore[assignment]
+                           len(names))
+
+
+def _lean(zone: CompiledZone, image: BaseImage) -> None:
+    """Drop from an in-process full compile what its image has (as `compile_base` never
+    makes it): rendered answers, RRSIG tails, denial pieces, and the names' index."""
+    _drop_sig_tails(zone)
+    from_image(zone, image)
+    _drop_pieces(zone)
 
 
 def _drop_pieces(zone: CompiledZone) -> None:
@@ -299,7 +314,7 @@ def _drop_pieces(zone: CompiledZone) -> None:
     version's nodes when an evolve or an overlay reads it (a changed name's neighbours)."""
     index = zone.denial
     if index is not None:
-        index.pieces = BasePieces(index, zone.snapshot)
+        lean_denial(index, zone.snapshot)
 
 
 def _with_ancestors(names: Iterable[bytes], origin: bytes) -> dict[bytes, None]:
@@ -314,6 +329,9 @@ def _with_ancestors(names: Iterable[bytes], origin: bytes) -> dict[bytes, None]:
 
 
 def _below(names: Iterable[bytes], cuts: set[bytes]) -> list[bytes]:
+    """The names at or below one of `cuts`, in `names`' order."""
+    if isinstance(names, BaseNames):
+        return names.under(cuts)  # by label, without every name's wire form
     out = []
     for name in names:
         n = name

@@ -269,9 +269,15 @@ class CompiledZone:
         for name in changed:
             redo.update(k[:-4] for k in prev.rdeps.get(name, ()))
         if cut_changes:
-            for owner in zone.names:
-                if any(_under(owner, c) for c in cut_changes):
-                    redo.add(owner)
+            # the image builder's names (`node.image.baseimage.BaseNames`) have no key per
+            # name to walk: they find the names below by label
+            under = getattr(zone.names, "under", None)
+            if under is not None:
+                redo.update(under(cut_changes))
+            else:
+                for owner in zone.names:
+                    if any(_under(owner, c) for c in cut_changes):
+                        redo.add(owner)
         touched, answers = zone.touched, zone.answers
         for owner in redo:
             old_types = olds[owner] if owner in olds else zone.names.get(owner)
