@@ -75,8 +75,8 @@ SHAPES_MAX = 256  # NSEC3 question shapes per shortcut, by question length: neve
 WILDS_MAX = 32  # wildcard tails per shape: one per cover segment length
 _U32 = L.U32.unpack_from
 _U32X2 = L.SLOT.unpack_from  # two u32: a bucket's first and end positions
-_CUT = L.CUT.unpack_from
-_PAIR = L.NSEC3_PAIR  # a sort prefix and its cut
+_PAIR = L.NSEC3_PAIR  # a sort prefix and its cut, read as one: (prefix, then `L.CUT`)
+_PREFIX_CUT = struct.Struct(L.PREFIX.format + L.CUT.format[1:]).unpack_from
 _TOP = struct.Struct(">Q").unpack_from  # a digest's first 8 octets, as the sort prefixes
 _FLAGS = negative.FLAGS
 _LABEL = L.HASH_LABEL
@@ -138,10 +138,10 @@ def shortcut(img: ZoneImage, ce: bytes, do: int, below: Callable[[bytes], bool],
 class Shortcut:
     """One encloser's NXDOMAIN answers (see the module docstring); its methods are the modes."""
 
-    __slots__ = ("_admit", "_base", "_bucket_off", "_buf", "_count", "_cuts", "_digest", "_flat",
-                 "_keep", "_mask", "_match", "_offsets", "_seen", "_shapes", "_shift", "_skip",
-                 "_slots", "_sort", "_wild", "_wild_head", "_wild_tails", "ce", "do", "img",
-                 "node", "origin")
+    __slots__ = ("_admit", "_base", "_bucket_off", "_buf", "_count", "_digest", "_flat",
+                 "_keep", "_mask", "_match", "_offsets", "_pairs", "_seen", "_shapes", "_shift",
+                 "_skip", "_slots", "_sort", "_wild", "_wild_head", "_wild_tails", "ce", "do",
+                 "img", "node", "origin")
 
     def __init__(self, img: ZoneImage, ce: bytes, node: Node, do: int, door: Doorkeeper,
                  keep: Keep) -> None:
@@ -162,7 +162,7 @@ class Shortcut:
         self._count = img.count
         self._shift = img._bucket_shift + 32  # of a hash's first 8 octets: its bucket
         self._bucket_off = img._bucket_off
-        self._cuts = img._cuts
+        self._pairs = img._cuts - L.PREFIX_LEN  # NSEC3: (sort prefix, cut) pairs
         self._skip = L.HASH_LABEL + len(img.origin) + 2  # a cut piece's RRs, from its label
         self._offsets = img._denial + L.HASH_LEN * img.count  # NSEC3: the piece offsets
         self._digest = img.digest
@@ -312,25 +312,25 @@ class Shortcut:
         lo, hi = _U32X2(buf, self._bucket_off + 4 * (pq >> self._shift))
         hi = bisect_right(self._sort, pq, lo, hi)
         cover = hi - 1 if hi else self._count - 1
-        if self._sort[cover] == pq:  # the name's own NSEC3 (or a hash sharing 8 octets)
+        # its sort prefix and the cut of its piece: the label, the NSEC3 and its RRSIG
+        top, off, first, both = _PREFIX_CUT(buf, self._pairs + _PAIR * cover)  # 0: no cut
+        if top == pq:  # the name's own NSEC3 (or a hash sharing 8 octets)
             return self.signed(key)
-        # the cover's piece: its label, the NSEC3 and its RRSIG (`L.CUT`; 0: another shape)
-        off, first, both = _CUT(buf, self._cuts + _PAIR * cover)  # after its prefix
         if not first or cover == self._match or cover == self._wild:
             return self._other(key, cover)
         # every name one label below the apex (no cut above it) and every empty non-terminal
-        # there has an NSEC3, except insecure delegations in an opt-out span: a cover
-        # without the opt-out flag (the NSEC3 rdata's second octet) proves the name has no
-        # node, else the image is asked
-        at = off + self._skip  # the RRs: after the label, the origin and the RR count
-        if buf[at + 11] & 1 and not self._absent(lname):
+        # there has an NSEC3, except insecure delegations in an opt-out span: a cover without
+        # the opt-out flag (the NSEC3 rdata's second octet) proves the name has no node
+        at = off + self._skip  # the RRs (after the label, the origin and the RR count):
+        rr = buf[at : at + first]  # the NSEC3 (its flags octet: opt-out), then the RRSIG
+        if rr[11] & 1 and not self._absent(lname):
             return None
         head, optr, own, wilds, hdrs, hdrs_e, nx, _ = shape
         tail = wilds.get(both)
         if tail is None:
             tail = self._wild_tail(shape, both)
-        body = b"".join((head, buf[off : off + _LABEL], optr,
-                         buf[at : at + first], own, buf[at + first : at + both], tail))
+        body = b"".join((head, buf[off : off + _LABEL], optr, rr, own,
+                         buf[at + first : at + both], tail))
         size = 16 + lq + len(body)  # header, question, body
         if size > _BODY_MAX:
             return None
