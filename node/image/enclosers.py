@@ -221,7 +221,7 @@ class Shortcut:
         if not self._absent(lname):
             return None
         h = hash(key)  # `Doorkeeper.admit` written out, as in `nsec3`
-        i, f = h & self._slots, h >> 48 & 0xFFFF | 1
+        i, f = h & self._slots, h >> 48 | 1
         if self._seen[i] == f:
             self._keep(key, self.do, entry, self.origin, False)
         else:
@@ -336,7 +336,7 @@ class Shortcut:
             return None
         entry = (hdrs, hdrs_e, body, size, nx | sk, _FLAGS)
         h = hash(key)  # `Doorkeeper.admit` written out: one call less per flood answer
-        i, f = h & self._slots, h >> 48 & 0xFFFF | 1
+        i, f = h & self._slots, h >> 48 | 1
         if self._seen[i] == f:
             self._keep(key, 1, entry, self.origin, False)
         else:
