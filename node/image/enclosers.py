@@ -82,16 +82,17 @@ _FLAGS = negative.FLAGS
 _LABEL = L.HASH_LABEL
 _BODY_MAX = negative.BODY_MAX
 _SHA1 = sha1()  # copied, then fed (cheaper than a new one: no digest set-up per name)
+_NX = (negative.FLAGS & 0xF) << 16  # an NXDOMAIN's statistics key, without the QTYPE
 # a question's known QTYPE (`stats.KNOWN_QTYPES`, not AXFR/IXFR) and class IN, as its
-# last 4 octets -> that QTYPE (its statistics key)
-_STAT_KEYS = {(t << 16 | 1).to_bytes(4, "big"): t for t in KNOWN_QTYPES if t not in XFR}
+# last 4 octets -> the statistics key of its NXDOMAIN
+_STAT_KEYS = {(t << 16 | 1).to_bytes(4, "big"): _NX | t for t in KNOWN_QTYPES if t not in XFR}
 
 Answer = Callable[[bytes], Entry | None]
 # what keeps an admitted cold answer: (key, DO bit, entry, origin, hot) as `ImageTable._keep`
 Keep = Callable[[bytes, int, Entry, bytes, bool], None]
 # an NSEC3 question shape (`Shortcut._shape`, by question length): head, pointers to the origin
-# and the cover's owner, wildcard tails by cover segment length, header variants, statistics
-# key without its QTYPE, where the cover's owner starts
+# and the cover's owner, wildcard tails by cover segment length, header variants, the length
+# of the header and question, where the cover's owner starts
 _Shape = tuple[bytes, bytes, bytes, dict[int, bytes], tuple[bytes, ...], tuple[bytes, ...],
                int, int]
 
@@ -289,7 +290,7 @@ class Shortcut:
         if sk is None:  # another QTYPE (counted as other), another class, AXFR/IXFR
             if key[-2:] != IN_CLASS or key[-4] << 8 | key[-3] in XFR:
                 return None
-            sk = OTHER_QTYPE
+            sk = _NX | OTHER_QTYPE
         lname = key[:-4]
         if lname[0] == 32:  # may name an NSEC3 owner, compressed against the question
             return self.signed(key)
@@ -325,16 +326,16 @@ class Shortcut:
         rr = buf[at : at + first]  # the NSEC3 (its flags octet: opt-out), then the RRSIG
         if rr[11] & 1 and not self._absent(lname):
             return None
-        head, optr, own, wilds, hdrs, hdrs_e, nx, _ = shape
+        head, optr, own, wilds, hdrs, hdrs_e, hq, _ = shape
         tail = wilds.get(both)
         if tail is None:
             tail = self._wild_tail(shape, both)
         body = b"".join((head, buf[off : off + _LABEL], optr, rr, own,
                          buf[at + first : at + both], tail))
-        size = 16 + lq + len(body)  # header, question, body
+        size = hq + len(body)  # header, question, body
         if size > _BODY_MAX:
             return None
-        entry = (hdrs, hdrs_e, body, size, nx | sk, _FLAGS)
+        entry = (hdrs, hdrs_e, body, size, sk, _FLAGS)
         h = hash(key)  # `Doorkeeper.admit` written out: one call less per flood answer
         i, f = h & self._slots, h >> 48 | 1
         if self._seen[i] == f:
@@ -361,8 +362,7 @@ class Shortcut:
         segment and the apex's NSEC3 as written after the question (`head`), the pointers
         to the origin in the question and to the cover's owner, the wildcard tails by where
         they start, and the entry's header variants (RR counts: the head's, the cover's
-        two, the wildcard's) and statistics key without the QTYPE. None for a head too
-        long for pointers after it."""
+        two, the wildcard's). None for a head too long for pointers after it."""
         img = self.img
         origin_pos = 12 + lq - len(self.origin)
         soa = negative.soa_segment(img, origin_pos, 1)
@@ -374,8 +374,7 @@ class Shortcut:
         start = 16 + lq + len(head)  # where the cover's owner is written
         if start > negative.BODY_MAX:  # pointers after it could pass 0x3FFF: general path
             return None
-        shape = (head, _ptr(origin_pos), _ptr(start), {}, hdrs, hdrs_e,
-                 (negative.FLAGS & 0xF) << 16, start)
+        shape = (head, _ptr(origin_pos), _ptr(start), {}, hdrs, hdrs_e, 16 + lq, start)
         if len(self._shapes) < SHAPES_MAX:
             self._shapes[lq] = shape
         return shape
