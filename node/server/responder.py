@@ -192,11 +192,11 @@ class Responder:
             if size > MIN_UDP_PAYLOAD:
                 return self._overflow(data[:2], entry, idx, q, b"", MIN_UDP_PAYLOAD)
             return b"".join((data[:2], hdrs[idx], q, body))
-        shape = self.opt_shapes.get(data[n - 11 :])  # (DO, room for the entry, our OPT)
+        q4 = n - 11  # the question's end, where an OPT of 11 octets starts
+        shape = self.opt_shapes.get(data[q4:])  # (DO, room for the entry, our OPT)
         if shape is None:
             return self._fast_general(data)
         do, room, opt = shape
-        q4 = n - 11
         q = data[12:q4]
         cache = self.table.caches[do]
         entry = cache.get(q)
