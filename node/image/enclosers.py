@@ -75,23 +75,24 @@ SHAPES_MAX = 256  # NSEC3 question shapes per shortcut, by question length: neve
 WILDS_MAX = 32  # wildcard tails per shape: one per cover segment length
 _U32 = L.U32.unpack_from
 _U32X2 = L.SLOT.unpack_from  # two u32: a bucket's first and end positions
-_CUT = L.CUT.unpack_from
-_PAIR = L.NSEC3_PAIR  # a sort prefix and its cut
+_PAIR = L.NSEC3_PAIR  # a sort prefix and its cut, read as one: (prefix, then `L.CUT`)
+_PREFIX_CUT = struct.Struct(L.PREFIX.format + L.CUT.format[1:]).unpack_from
 _TOP = struct.Struct(">Q").unpack_from  # a digest's first 8 octets, as the sort prefixes
 _FLAGS = negative.FLAGS
 _LABEL = L.HASH_LABEL
 _BODY_MAX = negative.BODY_MAX
 _SHA1 = sha1()  # copied, then fed (cheaper than a new one: no digest set-up per name)
+_NX = (negative.FLAGS & 0xF) << 16  # an NXDOMAIN's statistics key, without the QTYPE
 # a question's known QTYPE (`stats.KNOWN_QTYPES`, not AXFR/IXFR) and class IN, as its
-# last 4 octets -> that QTYPE (its statistics key)
-_STAT_KEYS = {(t << 16 | 1).to_bytes(4, "big"): t for t in KNOWN_QTYPES if t not in XFR}
+# last 4 octets -> the statistics key of its NXDOMAIN
+_STAT_KEYS = {(t << 16 | 1).to_bytes(4, "big"): _NX | t for t in KNOWN_QTYPES if t not in XFR}
 
 Answer = Callable[[bytes], Entry | None]
 # what keeps an admitted cold answer: (key, DO bit, entry, origin, hot) as `ImageTable._keep`
 Keep = Callable[[bytes, int, Entry, bytes, bool], None]
 # an NSEC3 question shape (`Shortcut._shape`, by question length): head, pointers to the origin
-# and the cover's owner, wildcard tails by cover segment length, header variants, statistics
-# key without its QTYPE, where the cover's owner starts
+# and the cover's owner, wildcard tails by cover segment length, header variants, the length
+# of the header and question, where the cover's owner starts
 _Shape = tuple[bytes, bytes, bytes, dict[int, bytes], tuple[bytes, ...], tuple[bytes, ...],
                int, int]
 
@@ -138,10 +139,10 @@ def shortcut(img: ZoneImage, ce: bytes, do: int, below: Callable[[bytes], bool],
 class Shortcut:
     """One encloser's NXDOMAIN answers (see the module docstring); its methods are the modes."""
 
-    __slots__ = ("_admit", "_base", "_bucket_off", "_buf", "_count", "_cuts", "_digest", "_flat",
-                 "_keep", "_mask", "_match", "_offsets", "_seen", "_shapes", "_shift", "_skip",
-                 "_slots", "_sort", "_wild", "_wild_head", "_wild_tails", "ce", "do", "img",
-                 "node", "origin")
+    __slots__ = ("_admit", "_base", "_bucket_off", "_buf", "_count", "_digest", "_flat",
+                 "_keep", "_mask", "_match", "_offsets", "_pairs", "_seen", "_shapes", "_shift",
+                 "_skip", "_slots", "_sort", "_wild", "_wild_head", "_wild_tails", "ce", "do",
+                 "img", "node", "origin")
 
     def __init__(self, img: ZoneImage, ce: bytes, node: Node, do: int, door: Doorkeeper,
                  keep: Keep) -> None:
@@ -162,7 +163,7 @@ class Shortcut:
         self._count = img.count
         self._shift = img._bucket_shift + 32  # of a hash's first 8 octets: its bucket
         self._bucket_off = img._bucket_off
-        self._cuts = img._cuts
+        self._pairs = img._cuts - L.PREFIX_LEN  # NSEC3: (sort prefix, cut) pairs
         self._skip = L.HASH_LABEL + len(img.origin) + 2  # a cut piece's RRs, from its label
         self._offsets = img._denial + L.HASH_LEN * img.count  # NSEC3: the piece offsets
         self._digest = img.digest
@@ -221,7 +222,7 @@ class Shortcut:
         if not self._absent(lname):
             return None
         h = hash(key)  # `Doorkeeper.admit` written out, as in `nsec3`
-        i, f = h & self._slots, h >> 48 & 0xFFFF | 1
+        i, f = h & self._slots, h >> 48 | 1
         if self._seen[i] == f:
             self._keep(key, self.do, entry, self.origin, False)
         else:
@@ -289,7 +290,7 @@ class Shortcut:
         if sk is None:  # another QTYPE (counted as other), another class, AXFR/IXFR
             if key[-2:] != IN_CLASS or key[-4] << 8 | key[-3] in XFR:
                 return None
-            sk = OTHER_QTYPE
+            sk = _NX | OTHER_QTYPE
         lname = key[:-4]
         if lname[0] == 32:  # may name an NSEC3 owner, compressed against the question
             return self.signed(key)
@@ -312,31 +313,31 @@ class Shortcut:
         lo, hi = _U32X2(buf, self._bucket_off + 4 * (pq >> self._shift))
         hi = bisect_right(self._sort, pq, lo, hi)
         cover = hi - 1 if hi else self._count - 1
-        if self._sort[cover] == pq:  # the name's own NSEC3 (or a hash sharing 8 octets)
+        # its sort prefix and the cut of its piece: the label, the NSEC3 and its RRSIG
+        top, off, first, both = _PREFIX_CUT(buf, self._pairs + _PAIR * cover)  # 0: no cut
+        if top == pq:  # the name's own NSEC3 (or a hash sharing 8 octets)
             return self.signed(key)
-        # the cover's piece: its label, the NSEC3 and its RRSIG (`L.CUT`; 0: another shape)
-        off, first, both = _CUT(buf, self._cuts + _PAIR * cover)  # after its prefix
         if not first or cover == self._match or cover == self._wild:
             return self._other(key, cover)
         # every name one label below the apex (no cut above it) and every empty non-terminal
-        # there has an NSEC3, except insecure delegations in an opt-out span: a cover
-        # without the opt-out flag (the NSEC3 rdata's second octet) proves the name has no
-        # node, else the image is asked
-        at = off + self._skip  # the RRs: after the label, the origin and the RR count
-        if buf[at + 11] & 1 and not self._absent(lname):
+        # there has an NSEC3, except insecure delegations in an opt-out span: a cover without
+        # the opt-out flag (the NSEC3 rdata's second octet) proves the name has no node
+        at = off + self._skip  # the RRs (after the label, the origin and the RR count):
+        rr = buf[at : at + first]  # the NSEC3 (its flags octet: opt-out), then the RRSIG
+        if rr[11] & 1 and not self._absent(lname):
             return None
-        head, optr, own, wilds, hdrs, hdrs_e, nx, _ = shape
+        head, optr, own, wilds, hdrs, hdrs_e, hq, _ = shape
         tail = wilds.get(both)
         if tail is None:
             tail = self._wild_tail(shape, both)
-        body = b"".join((head, buf[off : off + _LABEL], optr,
-                         buf[at : at + first], own, buf[at + first : at + both], tail))
-        size = 16 + lq + len(body)  # header, question, body
+        body = b"".join((head, buf[off : off + _LABEL], optr, rr, own,
+                         buf[at + first : at + both], tail))
+        size = hq + len(body)  # header, question, body
         if size > _BODY_MAX:
             return None
-        entry = (hdrs, hdrs_e, body, size, nx | sk, _FLAGS)
+        entry = (hdrs, hdrs_e, body, size, sk, _FLAGS)
         h = hash(key)  # `Doorkeeper.admit` written out: one call less per flood answer
-        i, f = h & self._slots, h >> 48 & 0xFFFF | 1
+        i, f = h & self._slots, h >> 48 | 1
         if self._seen[i] == f:
             self._keep(key, 1, entry, self.origin, False)
         else:
@@ -361,8 +362,7 @@ class Shortcut:
         segment and the apex's NSEC3 as written after the question (`head`), the pointers
         to the origin in the question and to the cover's owner, the wildcard tails by where
         they start, and the entry's header variants (RR counts: the head's, the cover's
-        two, the wildcard's) and statistics key without the QTYPE. None for a head too
-        long for pointers after it."""
+        two, the wildcard's). None for a head too long for pointers after it."""
         img = self.img
         origin_pos = 12 + lq - len(self.origin)
         soa = negative.soa_segment(img, origin_pos, 1)
@@ -374,8 +374,7 @@ class Shortcut:
         start = 16 + lq + len(head)  # where the cover's owner is written
         if start > negative.BODY_MAX:  # pointers after it could pass 0x3FFF: general path
             return None
-        shape = (head, _ptr(origin_pos), _ptr(start), {}, hdrs, hdrs_e,
-                 (negative.FLAGS & 0xF) << 16, start)
+        shape = (head, _ptr(origin_pos), _ptr(start), {}, hdrs, hdrs_e, 16 + lq, start)
         if len(self._shapes) < SHAPES_MAX:
             self._shapes[lq] = shape
         return shape

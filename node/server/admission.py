@@ -38,7 +38,7 @@ class Doorkeeper:
             slots <<= 1
         self.window = window
         self._mask = slots - 1
-        self._seen = memoryview(bytearray(2 * slots)).cast("H")
+        self._seen = memoryview(bytearray(2 * slots)).cast("h")  # signed: `h >> 48 | 1`
 
     @property
     def table(self) -> tuple[memoryview, int]:
@@ -52,7 +52,7 @@ class Doorkeeper:
         h = hash(key)  # computed once per bytes object: the answer cache's probe did it
         seen = self._seen
         i = h & self._mask
-        f = h >> 48 & 0xFFFF | 1
+        f = h >> 48 | 1  # the hash's top 16 bits (signed, as the table), odd
         if seen[i] == f:
             return True
         seen[i] = f

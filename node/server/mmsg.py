@@ -203,43 +203,50 @@ class BatchedUdp:
         for i, off, size in zip(range(n), self._roff, lens, strict=False):
             data = rbuf[off : off + size]  # bytes (a slice of a ctypes char array)
             try:
-                out = fast(data)
+                out = fast(data)  # bytes or None
                 if out is None:
                     out = self._slow(data, i)
                     if out is None:
                         continue
+                    if type(out) is not bytes:  # messages (a transfer's): after the others
+                        j = self._many(out, i, j)
+                        continue
             except Exception:
                 self.on_error("udp")
                 continue
-            if type(out) is bytes:  # one answer, into send slot j (j <= i < BATCH)
-                size = len(out)
-                if size > slot:
-                    self._send_one(out, i)
-                    continue
-                so = soff[j]
-                smv[so : so + size] = out
-                siov64[slen[j]] = size
-                if j != i:
-                    s64[self._sname[j]] = self._naddr[i]
-                    self._moved = True
-                j += 1
+            size = len(out)  # one answer, into send slot j (j <= i < BATCH)
+            if size > slot:
+                self._send_one(out, i)
                 continue
-            for msg in out:
-                size = len(msg)
-                if size > slot or j == BATCH:
-                    self._send_one(msg, i)
-                    continue
-                so = soff[j]
-                smv[so : so + size] = msg
-                siov64[slen[j]] = size
+            so = soff[j]
+            smv[so : so + size] = out
+            siov64[slen[j]] = size
+            if j != i:
                 s64[self._sname[j]] = self._naddr[i]
                 self._moved = True
-                j += 1
+            j += 1
         if j:
             self._flush(j)
         if t0:  # sampled: the batch's time per message
             self.stats.observe((perf_counter_ns() - t0) // n)
         return n
+
+    def _many(self, out: list[bytes], i: int, j: int) -> int:
+        """Messages for receive slot i's peer into send slots from j on (the rest, and any
+        larger than a slot, sent one by one); the next free send slot."""
+        smv, siov64, soff, slen = self._smv, self._siov64, self._soff, self._slen
+        for msg in out:
+            size = len(msg)
+            if size > self.send_slot or j == BATCH:
+                self._send_one(msg, i)
+                continue
+            so = soff[j]
+            smv[so : so + size] = msg
+            siov64[slen[j]] = size
+            self._s64[self._sname[j]] = self._naddr[i]
+            self._moved = True
+            j += 1
+        return j
 
     def _slow(self, data: bytes, i: int) -> bytes | list[bytes] | None:
         addr = sockaddr_to_tuple(bytes(self._nmv[i * NAME_SLOT : i * NAME_SLOT + 28]))

@@ -57,10 +57,10 @@ OPT_SHAPES_MAX = 64  # distinct OPT records remembered, the oldest out (clients 
                      # a flood of odd ones is answered by the general path)
 
 
-# header octets 2-11 of queries `fast_udp` took -> RD | CD << 1, +4 when the query has one
-# additional record; learned from the general path: QR=0, opcode QUERY, QDCOUNT 1,
-# ANCOUNT 0, NSCOUNT 0, ARCOUNT 0 or 1 (AA, TC, RA, Z, AD, RCODE as they come), so at
-# most 8 * 256 * 2 = 4096 of them
+# header octets 2-11 of queries `fast_udp` took -> RD | CD << 1, less 4 when the query has
+# one additional record (then the EDNS header variant's index from the end); learned from
+# the general path: QR=0, opcode QUERY, QDCOUNT 1, ANCOUNT 0, NSCOUNT 0, ARCOUNT 0 or 1 (AA,
+# TC, RA, Z, AD, RCODE as they come), so at most 8 * 256 * 2 = 4096 of them
 _HEADS: dict[bytes, int] = {}
 
 Response = bytes | list[bytes] | None
@@ -110,7 +110,8 @@ class Responder:
         self.hooks: dict[int, OpcodeHook] = dict(hooks or {})
         self.opts = (opt_record(self.max_udp_payload, 0), opt_record(self.max_udp_payload, 1))
         # the OPT records (11 octets, no options) queries ended with, checked by the general
-        # path: -> (DO, the payload limit of the answer, our OPT); the last OPT_SHAPES_MAX
+        # path: -> (DO, the payload limit of the answer less our OPT's length, our OPT); the
+        # last OPT_SHAPES_MAX
         self.opt_shapes: dict[bytes, tuple[int, int, bytes]] = {}
 
     def handle(self, wire: bytes, client_addr: tuple[str, int], transport: str) -> Response:
@@ -151,19 +152,20 @@ class Responder:
         if n < 17:
             return None
         head = data[2:12]
-        idx = _HEADS.get(head)  # RD | CD << 1; +4 with one additional record
+        idx = _HEADS.get(head)  # RD | CD << 1; -4 with one additional record
         if idx is None:  # a header not seen yet, or one the fast path does not take
             out = self._fast_general(data)
             if out is not None:  # the general path checked the header: learn it
-                _HEADS[head] = (data[2] & 1) | ((data[3] >> 3) & 2) | data[11] << 2
+                _HEADS[head] = ((data[2] & 1) | ((data[3] >> 3) & 2)) - (data[11] << 2)
             return out
-        if idx < 4:
+        if idx >= 0:
             q = data[12:]
             cache = self.table.caches[0]
             entry = cache.get(q)
             if entry is None:
-                key = q.lower()  # the key itself when no octet is a capital (one copy)
-                if key == q:
+                if q.islower():  # no capital: the key itself (a lowercase octet, no copy)
+                    key = q
+                elif (key := q.lower()) == q:  # no letter at all
                     key = q
                 else:  # the QTYPE and class as sent
                     key = data[12 : n - 4].lower() + data[n - 4 :]
@@ -190,17 +192,18 @@ class Responder:
             if size > MIN_UDP_PAYLOAD:
                 return self._overflow(data[:2], entry, idx, q, b"", MIN_UDP_PAYLOAD)
             return b"".join((data[:2], hdrs[idx], q, body))
-        shape = self.opt_shapes.get(data[n - 11 :])  # (DO, payload limit, our OPT)
+        q4 = n - 11  # the question's end, where an OPT of 11 octets starts
+        shape = self.opt_shapes.get(data[q4:])  # (DO, room for the entry, our OPT)
         if shape is None:
             return self._fast_general(data)
-        do, limit, opt = shape
-        q4 = n - 11
+        do, room, opt = shape
         q = data[12:q4]
         cache = self.table.caches[do]
         entry = cache.get(q)
         if entry is None:
-            key = q.lower()
-            if key == q:
+            if q.islower():
+                key = q
+            elif (key := q.lower()) == q:
                 key = q
             else:
                 key = data[12 : q4 - 4].lower() + data[q4 - 4 : q4]
@@ -225,9 +228,9 @@ class Responder:
             c[sk] += 1
         except KeyError:
             c[sk] = 1
-        if size + 11 > limit:
-            return self._overflow(data[:2], entry, idx - 4, q, opt, limit)
-        return b"".join((data[:2], hdrs_e[idx - 4], q, body, opt))
+        if size > room:
+            return self._overflow(data[:2], entry, idx + 4, q, opt, room + len(opt))
+        return b"".join((data[:2], hdrs_e[idx], q, body, opt))
 
     def _fast_general(self, data: bytes) -> bytes | None:
         """`fast_udp` for the shapes it does not place at once (an OPT with options, such
@@ -260,7 +263,7 @@ class Responder:
                 if len(shapes) >= OPT_SHAPES_MAX:  # the oldest out: odd ones cannot lock
                     del shapes[next(iter(shapes))]  # out the OPTs clients keep sending
                 limit = min(max(payload, MIN_UDP_PAYLOAD), self.max_udp_payload)
-                shapes[data[q4:]] = (do, limit, self.opts[do])
+                shapes[data[q4:]] = (do, limit - len(self.opts[do]), self.opts[do])
         elif q4 != n:
             return None
         else:

@@ -119,3 +119,30 @@ def test_a_batch_answers_as_the_responder(served: tuple[mmsg.BatchedUdp, int],
                 expected[int.from_bytes(q[:2], "big")] = out
         assert got == expected, rnd
     assert dns.message.from_wire(got[4]).flags & dns.flags.TC
+
+
+def test_messages_for_one_datagram_go_to_its_peer_among_single_answers(
+        served: tuple[mmsg.BatchedUdp, int], peers: list[socket.socket]) -> None:
+    """The slow path may answer one datagram with several messages (a list): each goes to
+    that datagram's peer, and the single answers before and after it to their own."""
+    loop, port = served
+    to = ("127.0.0.1", port)
+    many = [b"\x00\x63" + b"one" * 10, b"\x00\x64" + b"two" * 10, b"\x00\x65" + b"x" * 2000]
+    slow = loop._slow
+
+    def several(data: bytes, i: int) -> bytes | list[bytes] | None:
+        return many if data[2] & 0x80 else slow(data, i)  # QR=1: the fast path declines
+
+    loop._slow = several  # type: ignore[method-assign]
+    response = dns.message.make_response(dns.message.make_query("web.example.com.", "A"))
+    peers[0].sendto(_query(30), to)
+    peers[1].sendto(response.to_wire(), to)
+    peers[2].sendto(_query(32), to)
+    assert loop._batch() == 3
+    assert _ids(peers[0]) == [30]
+    assert sorted(_ids(peers[1])) == [0x63, 0x64, 0x65]  # the last one larger than a slot
+    assert _ids(peers[2]) == [32]
+    for k in (0, 1, 2):  # the next batch: each send slot answers its own slot's peer again
+        peers[k].sendto(_query(40 + k), to)
+    assert loop._batch() == 3
+    assert [_ids(p) for p in peers[:3]] == [[40], [41], [42]]
