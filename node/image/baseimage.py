@@ -20,7 +20,6 @@ import mmap
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
-from zlib import crc32
 
 import dns.name
 
@@ -66,40 +65,32 @@ class BaseImage:
         if self._mm is not None:
             self._mm.close()
 
-    def answer(self, hkey: bytes) -> bool:
-        """True if the image has an answer record for `hkey` (owner wire + QTYPE)."""
+    def _find(self, hkey: bytes, kind: bytes) -> int:
+        """The offset just past the key of `hkey`'s record of `kind` (exact: the stored key
+        is compared, not only its tag); -1 if the image has none."""
         buf = self._buf
-        t = crc32(hkey) or 1
+        t = L.tag(hkey)
         mask = self._mask
         i = t & mask
         base = self._hash
-        want = hkey + _ANSWER
+        want = hkey + kind
         n = len(want) + 2
         while True:
             st, off = _UNPACK(buf, base + (i << 3))
             if st == t and buf[off + 2 : off + n] == want:
-                return True
+                return off + n
             if not st:
-                return False
+                return -1
             i = (i + 1) & mask
+
+    def answer(self, hkey: bytes) -> bool:
+        """True if the image has an answer record for `hkey` (owner wire + QTYPE)."""
+        return self._find(hkey, _ANSWER) >= 0
 
     def name(self, owner: bytes) -> bool:
         """True if the image's node for `owner` owns RRsets (`N_NAME`)."""
-        buf = self._buf
-        hkey = owner + b"\x00\x00"
-        t = crc32(hkey) or 1
-        mask = self._mask
-        i = t & mask
-        base = self._hash
-        want = hkey + _NODE
-        n = len(want) + 2
-        while True:
-            st, off = _UNPACK(buf, base + (i << 3))
-            if st == t and buf[off + 2 : off + n] == want:
-                return bool(buf[off + n] & L.N_NAME)
-            if not st:
-                return False
-            i = (i + 1) & mask
+        at = self._find(owner + b"\x00\x00", _NODE)
+        return at >= 0 and bool(self._buf[at] & L.N_NAME)
 
     def answer_keys(self) -> Iterator[bytes]:
         """Every answer record's key (O(image): tests and debugging only)."""
