@@ -100,8 +100,6 @@ def _walk(root: object) -> Counter[str]:
                     value = getattr(obj, slot, None)
                     if value is not None:
                         stack.append(value)
-            if hasattr(obj, "__dict__") and not callable(obj):
-                stack.append(vars(obj))
     for name, count in counts.most_common():
         print(f"  {name:24} {count:9} objects {sizes[name] / 2**20:8.2f} MiB")
     print(f"  {'total':24} {sum(counts.values()):9} objects {sum(sizes.values()) / 2**20:8.2f} MiB")

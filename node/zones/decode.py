@@ -24,6 +24,7 @@ from contextlib import nullcontext
 from types import MappingProxyType
 
 import dns.name
+import dns.rdata
 import dns.rdatatype
 import dns.rrset
 
@@ -90,8 +91,29 @@ _FAST_RRSET = _same_rrset(_empty_rrset(name_from_text("a.test."), dns.rdatatype.
                           _REFERENCE_RRSET)
 
 
-def rrset_from_json(owner: Name, rdtype: int, data: bytes) -> dns.rrset.RRset:
-    """The RRset a stored value holds (the format of `model.rrset_to_json`)."""
+# equal records shared across RRsets (issue 10, memory: a zone's many names on one address,
+# its MX and NS hosts), by text, per type; bounded: started again when full
+RDATAS_MAX = 1 << 16
+_SHARED = _PLAIN_SET - {dns.rdatatype.NSEC3}  # (NSEC, RRSIG: not in it) unique texts
+
+
+def _record(rdtype: int, text: str, names: dict[str, Name] | None,
+            rdatas: dict[str, dns.rdata.Rdata] | None) -> dns.rdata.Rdata:
+    if rdatas is None:
+        return rdata_from_text(rdtype, text, names)
+    rdata = rdatas.get(text)
+    if rdata is None:
+        if len(rdatas) >= RDATAS_MAX:
+            rdatas.clear()
+        rdata = rdatas[text] = rdata_from_text(rdtype, text, names)
+    return rdata
+
+
+def rrset_from_json(owner: Name, rdtype: int, data: bytes,
+                    names: dict[str, Name] | None = None,
+                    rdatas: dict[str, dns.rdata.Rdata] | None = None) -> dns.rrset.RRset:
+    """The RRset a stored value holds (the format of `model.rrset_to_json`); its records
+    and target names the equal ones `rdatas` and `names` hold (`NodeDecoder`'s)."""
     one = _ONE.fullmatch(data)
     if one is not None:
         ttl: int = _ttl(one[1])
@@ -111,11 +133,11 @@ def rrset_from_json(owner: Name, rdtype: int, data: bytes) -> dns.rrset.RRset:
             rrset.update_ttl(ttl)
         items = rrset.items
         for text in texts:
-            items.setdefault(rdata_from_text(rdtype, text))
+            items.setdefault(_record(rdtype, text, names, rdatas))
         return rrset
     rrset = dns.rrset.RRset(owner, IN, rdtype)
     for text in texts:
-        rrset.add(rdata_from_text(rdtype, text), ttl)
+        rrset.add(rdata_from_text(rdtype, text, names), ttl)
     if not texts:
         rrset.update_ttl(ttl)
     return rrset
@@ -141,7 +163,9 @@ class NodeDecoder:
     def __init__(self, prefix: bytes) -> None:
         self.prefix = prefix
         self._raw: dict[str, dict[int, dns.rrset.RRset]] = {}  # by owner text: a Name hashes slowly
+        # owners by key text, and target names by text (`fastrdata._target`: one object each)
         self._owners: dict[str, Name] = {}
+        self._rdatas: dict[int, dict[str, dns.rdata.Rdata] | None] = {}  # `_record`, by type
         self._types: dict[str, int] = {}
         # what `nodes` returns, made as the owners come (at the flip the zone waits for
         # `nodes`: 100k views made then were a tenth of a zone's decode); None once an
@@ -160,7 +184,7 @@ class NodeDecoder:
         self.cpu += time.thread_time() - started
 
     def _add(self, kvs: Sequence[KeyValue]) -> None:
-        raw, owners, types = self._raw, self._owners, self._types
+        raw, owners, types, rdatas = self._raw, self._owners, self._types, self._rdatas
         start = len(self.prefix)
         for kv in kvs:
             try:
@@ -171,7 +195,8 @@ class NodeDecoder:
                 rdtype = types.get(type_text)
                 if rdtype is None:
                     rdtype = types[type_text] = dns.rdatatype.from_text(type_text)
-                rrset = rrset_from_json(owner, rdtype, kv.value)
+                    rdatas[rdtype] = {} if rdtype in _SHARED else None
+                rrset = rrset_from_json(owner, rdtype, kv.value, owners, rdatas[rdtype])
                 by_type = raw.get(owner_text)
                 if by_type is not None:
                     by_type[rdtype] = rrset

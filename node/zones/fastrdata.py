@@ -186,8 +186,22 @@ _FAST_TXT = _same(_built(HashedTXT, dns.rdatatype.TXT, "strings", (b"a b", b""))
 _TXT = re.compile(r'"[ !#-\[\]-~]*"(?: "[ !#-\[\]-~]*")*')
 
 
-def rdata_from_text(rdtype: int, text: str) -> dns.rdata.Rdata:
-    """`dns.rdata.from_text(IN, rdtype, text)` for stored (absolute) rdata text."""
+def _target(text: str, names: dict[str, dns.name.Name] | None) -> dns.name.Name:
+    """The name of `text`: the one in `names` when there is one (a decoder's owners and
+    targets by text, issue 10 memory: a zone's MX, NS and CNAME targets are mostly its own
+    owners or a few shared hosts). Keys with `%` are escaped owner texts: not looked up."""
+    if names is None or "%" in text:
+        return name_from_text(text)
+    name = names.get(text)
+    if name is None:
+        name = names[text] = name_from_text(text)
+    return name
+
+
+def rdata_from_text(rdtype: int, text: str,
+                    names: dict[str, dns.name.Name] | None = None) -> dns.rdata.Rdata:
+    """`dns.rdata.from_text(IN, rdtype, text)` for stored (absolute) rdata text; a plain
+    target name is the one `names` holds (`_target`)."""
     try:
         if rdtype == dns.rdatatype.A:
             if _FAST_A and _IPV4.fullmatch(text):
@@ -200,15 +214,15 @@ def rdata_from_text(rdtype: int, text: str) -> dns.rdata.Rdata:
         target = _TARGET.get(rdtype)
         if target is not None and _PLAIN.fullmatch(text):
             if _FAST_TARGET and len(text) < 255:  # name_from_text checked the rest
-                return _built(_HASHED[rdtype], rdtype, "target", name_from_text(text))
-            return target(IN, rdtype, name_from_text(text))
+                return _built(_HASHED[rdtype], rdtype, "target", _target(text, names))
+            return target(IN, rdtype, _target(text, names))
         if rdtype == dns.rdatatype.MX:
             match = _MX.fullmatch(text)
             if match and _PLAIN.fullmatch(match[2]) and int(match[1]) <= 65535:
                 if _FAST_MX and len(match[2]) < 255:
                     return _built(HashedMX, rdtype, "preference", int(match[1]), "exchange",
-                                  name_from_text(match[2]))
-                return dns.rdtypes.ANY.MX.MX(IN, rdtype, int(match[1]), name_from_text(match[2]))
+                                  _target(match[2], names))
+                return dns.rdtypes.ANY.MX.MX(IN, rdtype, int(match[1]), _target(match[2], names))
         if rdtype == dns.rdatatype.TXT and _FAST_TXT and _TXT.fullmatch(text):
             strings = tuple(part.encode() for part in text[1:-1].split('" "'))
             if all(len(s) <= 255 for s in strings):
