@@ -97,18 +97,6 @@ RDATAS_MAX = 1 << 16
 _SHARED = _PLAIN_SET - {dns.rdatatype.NSEC3}  # (NSEC, RRSIG: not in it) unique texts
 
 
-def _record(rdtype: int, text: str, names: dict[str, Name] | None,
-            rdatas: dict[str, dns.rdata.Rdata] | None) -> dns.rdata.Rdata:
-    if rdatas is None:
-        return rdata_from_text(rdtype, text, names)
-    rdata = rdatas.get(text)
-    if rdata is None:
-        if len(rdatas) >= RDATAS_MAX:
-            rdatas.clear()
-        rdata = rdatas[text] = rdata_from_text(rdtype, text, names)
-    return rdata
-
-
 def rrset_from_json(owner: Name, rdtype: int, data: bytes,
                     names: dict[str, Name] | None = None,
                     rdatas: dict[str, dns.rdata.Rdata] | None = None) -> dns.rrset.RRset:
@@ -133,7 +121,15 @@ def rrset_from_json(owner: Name, rdtype: int, data: bytes,
             rrset.update_ttl(ttl)
         items = rrset.items
         for text in texts:
-            items.setdefault(_record(rdtype, text, names, rdatas))
+            if rdatas is None:
+                items.setdefault(rdata_from_text(rdtype, text, names))
+                continue
+            rdata = rdatas.get(text)  # one object per equal record
+            if rdata is None:
+                if len(rdatas) >= RDATAS_MAX:
+                    rdatas.clear()
+                rdata = rdatas[text] = rdata_from_text(rdtype, text, names)
+            items.setdefault(rdata)
         return rrset
     rrset = dns.rrset.RRset(owner, IN, rdtype)
     for text in texts:
@@ -165,7 +161,7 @@ class NodeDecoder:
         self._raw: dict[str, dict[int, dns.rrset.RRset]] = {}  # by owner text: a Name hashes slowly
         # owners by key text, and target names by text (`fastrdata._target`: one object each)
         self._owners: dict[str, Name] = {}
-        self._rdatas: dict[int, dict[str, dns.rdata.Rdata] | None] = {}  # `_record`, by type
+        self._rdatas: dict[int, dict[str, dns.rdata.Rdata] | None] = {}  # by type (None: unshared)
         self._types: dict[str, int] = {}
         # what `nodes` returns, made as the owners come (at the flip the zone waits for
         # `nodes`: 100k views made then were a tenth of a zone's decode); None once an
@@ -190,8 +186,9 @@ class NodeDecoder:
             try:
                 owner_text, _, type_text = kv.key[start:].decode().rpartition("/")
                 owner = owners.get(owner_text)
-                if owner is None:
-                    owner = owners[owner_text] = parse_name_component(owner_text)
+                if owner is None:  # (a key's `%` escapes `/` and `%`: `parse_name_component`)
+                    owner = owners[owner_text] = name_from_text(owner_text) \
+                        if "%" not in owner_text else parse_name_component(owner_text)
                 rdtype = types.get(type_text)
                 if rdtype is None:
                     rdtype = types[type_text] = dns.rdatatype.from_text(type_text)
