@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 from bisect import bisect_left
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -134,16 +135,40 @@ def settle() -> None:
     gc.freeze()
 
 
+_pauses = {"count": 0, "resume": False}  # `paused()` contexts now; enable at the last end
+_pause_lock = threading.Lock()
+
+
+@contextmanager
+def paused() -> Iterator[bool]:
+    """No cyclic collection inside, however many threads are inside at once; the collector
+    is enabled again when the last of them ends if it was enabled when the first began
+    (yielded: False, someone outside disabled it: left to them). Deciding alone from
+    `gc.isenabled()`, a pause whose start straddled another's end disabled the collector
+    after that one enabled it again, and left it off for good (s13 review)."""
+    with _pause_lock:
+        if _pauses["count"] == 0:
+            _pauses["resume"] = gc.isenabled()
+        _pauses["count"] += 1
+        resume = bool(_pauses["resume"])
+    gc.disable()  # (nobody enables it before our end: we are counted)
+    try:
+        yield resume
+    finally:
+        with _pause_lock:  # the enable inside: a pause starting now sees it
+            _pauses["count"] -= 1
+            if _pauses["count"] == 0 and _pauses["resume"]:
+                gc.enable()
+
+
 @contextmanager
 def kept_part() -> Iterator[None]:
     """The objects allocated inside live on (see the module's docstring); a collector
-    already disabled (someone else's build) is left to its owner."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.collect(1)
-            gc.freeze()
-            gc.enable()
+    disabled outside `paused()` is left to whoever did."""
+    with paused() as resume:
+        try:
+            yield
+        finally:
+            if resume:
+                gc.collect(1)
+                gc.freeze()

@@ -83,3 +83,31 @@ def test_a_collector_disabled_by_someone_else_stays_disabled() -> None:
     with gcwatch.kept_part():  # the same, called directly
         pass
     assert not gc.isenabled()
+
+
+@pytest.mark.parametrize("first", ["kept_part", "paused_gc"])
+def test_a_pause_ending_inside_another_ones_start_leaves_the_collector_enabled(
+        first: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two threads pause the collector at once (an import's decoder, a reload's
+    `build_nodes`, an image build, a full signing): the first one's pause ends between
+    the second's look at the collector (disabled: someone else's) and its `gc.disable()`.
+    Each deciding alone, the second disabled it after the first enabled it again, and
+    left it to its owner: disabled for good (seen with two real threads doing
+    `kept_part` and `paused_gc` in a loop, s13 review). This test runs that order in one
+    thread: the first pause's end is called from inside the second's `gc.disable()`."""
+    from node.image.builder import paused_gc
+
+    gc.collect()
+    one = gcwatch.kept_part() if first == "kept_part" else paused_gc()
+    one.__enter__()
+    real_disable = gc.disable
+
+    def first_ends_then_disable() -> None:
+        monkeypatch.setattr(gc, "disable", real_disable)
+        one.__exit__(None, None, None)  # the other thread's pause ends here
+        real_disable()
+
+    monkeypatch.setattr(gc, "disable", first_ends_then_disable)
+    with gcwatch.kept_part():
+        pass
+    assert gc.isenabled(), "the collector was left disabled for good"
