@@ -79,3 +79,32 @@ def test_the_shared_records_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None
     decoder.add(kvs)
     assert len(decoder._rdatas[dns.rdatatype.A] or {}) <= 4
     assert len(decoder.nodes()) == 10
+
+
+def test_a_target_differing_from_an_owner_only_in_case_keeps_its_own_case() -> None:
+    """Shared by text, never by equality: a target written `Mail.Z.test.` is equal to the
+    owner `mail.z.test.` (DNS names compare without case) but keeps its case in its text
+    and wire form (RFC 4034 6.2 lowercases only the canonical form); equal records of
+    another case are not one object either."""
+    nodes = _nodes([
+        _kv("mail.z.test./A", '{"ttl": 300, "rdata": ["192.0.2.25"]}'),
+        _kv("a.z.test./MX", '{"ttl": 300, "rdata": ["10 Mail.Z.test."]}'),
+        _kv("b.z.test./MX", '{"ttl": 300, "rdata": ["10 mail.z.test."]}'),
+        _kv("c.z.test./NS", '{"ttl": 300, "rdata": ["MAIL.z.test."]}'),
+        _kv("d.z.test./TXT", '{"ttl": 300, "rdata": ["\\"Hi\\""]}'),
+        _kv("e.z.test./TXT", '{"ttl": 300, "rdata": ["\\"hi\\""]}'),
+    ])
+    owners = {owner.to_text(): owner for owner in nodes}
+    (mx_a,) = nodes[owners["a.z.test."]][dns.rdatatype.MX]
+    (mx_b,) = nodes[owners["b.z.test."]][dns.rdatatype.MX]
+    (ns_c,) = nodes[owners["c.z.test."]][dns.rdatatype.NS]
+    assert mx_a == mx_b and mx_a is not mx_b
+    assert mx_a.to_text() == "10 Mail.Z.test." and mx_b.to_text() == "10 mail.z.test."
+    assert mx_a.to_wire() == b"\x00\x0a\x04Mail\x01Z\x04test\x00"
+    assert mx_a.to_digestable() == mx_b.to_digestable()
+    assert mx_b.exchange is owners["mail.z.test."]
+    assert mx_a.exchange is not owners["mail.z.test."]
+    assert ns_c.target.to_text() == "MAIL.z.test." and ns_c.target is not mx_a.exchange
+    (txt_d,) = nodes[owners["d.z.test."]][dns.rdatatype.TXT]
+    (txt_e,) = nodes[owners["e.z.test."]][dns.rdatatype.TXT]
+    assert txt_d.strings == (b"Hi",) and txt_e.strings == (b"hi",)
