@@ -40,7 +40,10 @@ Owns:
   generations (the cyclic garbage other threads made meanwhile: not kept) and
   `gc.freeze()`. Collected as it grew, the decode's objects were visited by
   every full collection of the growing heap (~11 in a 100k-name zone's decode,
-  ~40% of its CPU; issue 10, load time); frozen part by part, each once.
+  ~40% of its CPU; issue 10, load time); frozen part by part, each once;
+* `paused()`: the one way to disable the collector for a while (`kept_part`,
+  `paused_gc`, the full signing), from any number of threads at once: the
+  pauses are counted, and the last to end enables it again.
 """
 
 from __future__ import annotations
@@ -143,17 +146,19 @@ _pause_lock = threading.Lock()
 def paused() -> Iterator[bool]:
     """No cyclic collection inside, however many threads are inside at once; the collector
     is enabled again when the last of them ends if it was enabled when the first began
-    (yielded: False, someone outside disabled it: left to them). Deciding alone from
-    `gc.isenabled()`, a pause whose start straddled another's end disabled the collector
-    after that one enabled it again, and left it off for good (s13 review)."""
+    (someone outside disabled it: left to them). Yields whether it was enabled as this one
+    began (no other pause then: the caller's to collect or freeze, as it was when each
+    decided from `gc.isenabled()` alone; then a pause whose start straddled another's
+    end disabled the collector after that one enabled it again, for good; s13 review)."""
     with _pause_lock:
-        if _pauses["count"] == 0:
+        first = _pauses["count"] == 0
+        if first:
             _pauses["resume"] = gc.isenabled()
         _pauses["count"] += 1
-        resume = bool(_pauses["resume"])
+        mine = first and bool(_pauses["resume"])
     gc.disable()  # (nobody enables it before our end: we are counted)
     try:
-        yield resume
+        yield mine
     finally:
         with _pause_lock:  # the enable inside: a pause starting now sees it
             _pauses["count"] -= 1
@@ -165,10 +170,10 @@ def paused() -> Iterator[bool]:
 def kept_part() -> Iterator[None]:
     """The objects allocated inside live on (see the module's docstring); a collector
     disabled outside `paused()` is left to whoever did."""
-    with paused() as resume:
+    with paused() as mine:
         try:
             yield
         finally:
-            if resume:
+            if mine:
                 gc.collect(1)
                 gc.freeze()

@@ -204,14 +204,14 @@ class ZoneSigner:
 
     def _sign_full(self, nodes: NodeMap, ttl: int, now: int) -> SignedResult:
         # frees almost nothing: the cyclic GC would rescan the growing heap (~15% of the time)
-        with paused() if len(nodes) > _GC_PAUSE_ABOVE else nullcontext(False) as resume:
+        with paused() if len(nodes) > _GC_PAUSE_ABOVE else nullcontext(False) as mine:
             try:
                 return self._sign_full_inner(nodes, ttl, now)
             except BaseException:
                 self._full_needed = True  # store, tree and chain half rebuilt: start over
                 raise
             finally:
-                if resume:  # node/gcwatch.py: else the next collections visit every new object
+                if mine:  # node/gcwatch.py: else the next collections visit every new object
                     gc.freeze()
 
     def _sign_full_inner(self, nodes: NodeMap, ttl: int, now: int) -> SignedResult:

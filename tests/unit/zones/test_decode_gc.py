@@ -111,3 +111,16 @@ def test_a_pause_ending_inside_another_ones_start_leaves_the_collector_enabled(
     with gcwatch.kept_part():
         pass
     assert gc.isenabled(), "the collector was left disabled for good"
+
+
+def test_a_part_inside_another_pause_leaves_collecting_to_that_one() -> None:
+    """A decode part during an image build (another thread's `paused_gc`): no collection
+    of the build's young objects, no freeze; the collector enabled when the build ends."""
+    from node.image.builder import paused_gc
+
+    gc.collect()
+    with paused_gc():
+        NodeDecoder(PREFIX).add(_kvs(KEPT_PART))
+        assert not gc.isenabled()
+        assert gc.get_freeze_count() == 0
+    assert gc.isenabled()
