@@ -33,15 +33,27 @@ Owns:
   are spliced); what it gives up is collecting cyclic garbage among the
   objects alive at that moment: the full collections measured in these
   heaps freed at most a few hundred objects (GC_PAUSE's `collected`), so
-  what stays is that small, once per zone-sized operation.
+  what stays is that small, once per zone-sized operation;
+* `kept_part()`: one part of a zone-sized build whose objects live on (the
+  replica's decode of an import, part by part as its keys come by the watch):
+  no collection while the part allocates, then a collection of the young
+  generations (the cyclic garbage other threads made meanwhile: not kept) and
+  `gc.freeze()`. Collected as it grew, the decode's objects were visited by
+  every full collection of the growing heap (~11 in a 100k-name zone's decode,
+  ~40% of its CPU; issue 10, load time); frozen part by part, each once;
+* `paused()`: the one way to disable the collector for a while (`kept_part`,
+  `paused_gc`, the full signing), from any number of threads at once: the
+  pauses are counted, and the last to end enables it again.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import threading
 from bisect import bisect_left
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -124,3 +136,44 @@ def install(registry: CollectorRegistry | None = None) -> None:
 def settle() -> None:
     """After zone-sized work: no later collection visits what is alive now."""
     gc.freeze()
+
+
+_pauses = {"count": 0, "resume": False}  # `paused()` contexts now; enable at the last end
+_pause_lock = threading.Lock()
+
+
+@contextmanager
+def paused() -> Iterator[bool]:
+    """No cyclic collection inside, however many threads are inside at once; the collector
+    is enabled again when the last of them ends if it was enabled when the first began
+    (someone outside disabled it: left to them). Yields whether it was enabled as this one
+    began (no other pause then: the caller's to collect or freeze, as it was when each
+    decided from `gc.isenabled()` alone; then a pause whose start straddled another's
+    end disabled the collector after that one enabled it again, for good; s13 review)."""
+    with _pause_lock:
+        first = _pauses["count"] == 0
+        if first:
+            _pauses["resume"] = gc.isenabled()
+        _pauses["count"] += 1
+        mine = first and bool(_pauses["resume"])
+    gc.disable()  # (nobody enables it before our end: we are counted)
+    try:
+        yield mine
+    finally:
+        with _pause_lock:  # the enable inside: a pause starting now sees it
+            _pauses["count"] -= 1
+            if _pauses["count"] == 0 and _pauses["resume"]:
+                gc.enable()
+
+
+@contextmanager
+def kept_part() -> Iterator[None]:
+    """The objects allocated inside live on (see the module's docstring); a collector
+    disabled outside `paused()` is left to whoever did."""
+    with paused() as mine:
+        try:
+            yield
+        finally:
+            if mine:
+                gc.collect(1)
+                gc.freeze()

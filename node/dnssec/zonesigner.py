@@ -30,6 +30,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Sequence, Set
 from concurrent.futures import Executor
+from contextlib import nullcontext
 from types import MappingProxyType
 
 import dns.name
@@ -55,6 +56,7 @@ from node.dnssec.signer import BlobStream, SigningKey, check_rrsigs_cover, iter_
 from node.dnssec.sigstore import SignedNode, SigStore, plain
 from node.dnssec.tree import GENERATED, NodeTypes, ZoneTree
 from node.errors import ValidationError
+from node.gcwatch import paused
 from node.zones.layered import LayeredNodes
 from node.zones.model import Name, NodeMap
 
@@ -202,17 +204,15 @@ class ZoneSigner:
 
     def _sign_full(self, nodes: NodeMap, ttl: int, now: int) -> SignedResult:
         # frees almost nothing: the cyclic GC would rescan the growing heap (~15% of the time)
-        if gc_was_enabled := gc.isenabled() and len(nodes) > _GC_PAUSE_ABOVE:
-            gc.disable()
-        try:
-            return self._sign_full_inner(nodes, ttl, now)
-        except BaseException:
-            self._full_needed = True  # store, tree and chain half rebuilt: start over
-            raise
-        finally:
-            if gc_was_enabled:
-                gc.freeze()  # node/gcwatch.py: else the next collections visit every new object
-                gc.enable()
+        with paused() if len(nodes) > _GC_PAUSE_ABOVE else nullcontext(False) as mine:
+            try:
+                return self._sign_full_inner(nodes, ttl, now)
+            except BaseException:
+                self._full_needed = True  # store, tree and chain half rebuilt: start over
+                raise
+            finally:
+                if mine:  # node/gcwatch.py: else the next collections visit every new object
+                    gc.freeze()
 
     def _sign_full_inner(self, nodes: NodeMap, ttl: int, now: int) -> SignedResult:
         self._full_needed = False

@@ -12,7 +12,6 @@ one full compile): the serving processes import `node.image.reader` and
 from __future__ import annotations
 
 import bisect
-import gc
 import itertools
 import os
 import sys
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from node.gcwatch import settle
+from node.gcwatch import paused, settle
 from node.image import layout as L
 from node.server import answer, secure
 from node.server.compile import CompiledZone
@@ -40,15 +39,12 @@ def paused_gc(full: bool = False) -> Iterator[None]:
     (zone-sized) build, what is alive is frozen before the collector runs again
     (`node.gcwatch.settle`): else the first collections would visit every object allocated
     meanwhile. An overlay's few objects are left to the collector."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if full:
-            settle()
-        if enabled:
-            gc.enable()
+    with paused():  # node/gcwatch.py: with the other threads' pauses
+        try:
+            yield
+        finally:
+            if full:
+                settle()
 
 
 def build_image(snapshot: ZoneSnapshot) -> bytes:

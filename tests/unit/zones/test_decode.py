@@ -74,13 +74,13 @@ def test_plain_names_split_as_dnspython_reads_them() -> None:
 
 
 def test_a_records_are_built_whole_without_the_second_address_check() -> None:
-    from node.zones import decode
+    from node.zones import decode, fastrdata
 
-    assert decode._FAST_A  # this dnspython builds an A as decode expects
+    assert fastrdata._FAST_A  # this dnspython builds an A as decode expects
     for text in ("192.0.2.1", "0.0.0.0", "255.255.255.255", "10.0.10.100"):
         fast = decode.rdata_from_text(dns.rdatatype.A, text)
         slow = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.A, text)
-        assert decode._same(fast, slow) and fast == slow and hash(fast) == hash(slow)
+        assert fastrdata._same(fast, slow) and fast == slow and hash(fast) == hash(slow)
     for bad in ("192.0.2.01", "192.0.2.256", "1.2.3"):  # dnspython's own reader says why
         try:
             decode.rdata_from_text(dns.rdatatype.A, bad)
@@ -346,7 +346,7 @@ def test_the_import_checks_say_no_not_raise_when_dnspython_sets_a_slot_decode_do
     """A dnspython whose constructor sets one more slot than `_built` / `_empty_rrset`
     fill must make the checks false (decode keeps dnspython's constructors), not raise
     AttributeError at import (the node would not start)."""
-    from node.zones import decode
+    from node.zones import decode, fastrdata
 
     class NewerNS(dns.rdtypes.ANY.NS.NS):  # what a newer NS would hold: a cache, say
         __slots__ = ("_cached",)
@@ -354,8 +354,8 @@ def test_the_import_checks_say_no_not_raise_when_dnspython_sets_a_slot_decode_do
     target = name_from_text("ns.example.")
     newer = NewerNS(dns.rdataclass.IN, dns.rdatatype.NS, target)
     object.__setattr__(newer, "_cached", b"x")
-    built = decode._built(NewerNS, dns.rdatatype.NS, "target", target)
-    assert decode._same(built, newer) is False
+    built = fastrdata._built(NewerNS, dns.rdatatype.NS, "target", target)
+    assert fastrdata._same(built, newer) is False
 
     class NewerRRset(dns.rrset.RRset):
         __slots__ = ("_cached",)

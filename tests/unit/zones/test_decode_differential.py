@@ -85,6 +85,7 @@ def random_zone(seed: int, owners: int = 120) -> str:
     lines = [f"$ORIGIN {ORIGIN}", "$TTL 300",
              "@ IN SOA ns1 Host\\.Master.Other.Example. 1 2 3 4 5", "@ IN NS ns1",
              "ns1 IN A 192.0.2.1"]
+    seen: list[str] = []  # owners as their keys write them: targets decoded as one object
     for i in range(owners):
         owner = _name(rng)
         if rng.random() < 0.15:  # an owner of its own: a CNAME has no other data
@@ -93,6 +94,10 @@ def random_zone(seed: int, owners: int = 120) -> str:
             continue
         for record in _records(rng):
             lines.append(f"{owner} {rng.choice([60, 300, 86400])} IN {record}")
+        if seen and rng.random() < 0.3:
+            kind = rng.choice(["NS", "PTR", "MX 10"])
+            lines.append(f"{owner} 300 IN {kind} {rng.choice(seen)}")
+        seen.append((owner if owner.endswith(ORIGIN) else f"{owner}.{ORIGIN}").lower())
     return "\n".join(lines) + "\n"
 
 
@@ -204,3 +209,7 @@ def test_random_zones_decode_as_dnspython_reads_them() -> None:
             changed = copy.copy(got[owner][next(iter(types))])
             changed.update_ttl(1)
             assert changed.ttl == 1
+        owned = {id(owner) for owner in got}  # targets that are owners: the owners' objects
+        targets = [getattr(rd, "target", getattr(rd, "exchange", None))
+                   for types in got.values() for rrset in types.values() for rd in rrset]
+        assert any(id(t) in owned for t in targets if t is not None)
