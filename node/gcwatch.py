@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import threading
 from bisect import bisect_left
 from collections.abc import Iterator
@@ -140,6 +141,17 @@ def settle() -> None:
 
 _pauses = {"count": 0, "resume": False}  # `paused()` contexts now; enable at the last end
 _pause_lock = threading.Lock()
+
+
+def _forked() -> None:
+    """In a forked child (the image child): a lock another thread of the parent held at
+    the fork would never be released there, and the pauses counted are the parent's."""
+    global _pause_lock
+    _pause_lock = threading.Lock()
+    _pauses.update(count=0, resume=False)
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 @contextmanager

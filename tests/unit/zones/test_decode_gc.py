@@ -18,6 +18,7 @@ import pytest
 from node import gcwatch
 from node.store.values import KeyValue
 from node.zones.decode import KEPT_PART, NodeDecoder
+from tests.support.wait import wait_until
 
 PREFIX = b"/p/zones/z.test./data/1/"
 
@@ -124,3 +125,35 @@ def test_a_part_inside_another_pause_leaves_collecting_to_that_one() -> None:
         assert not gc.isenabled()
         assert gc.get_freeze_count() == 0
     assert gc.isenabled()
+
+
+def test_a_forked_child_can_pause_while_a_parent_thread_held_the_lock() -> None:
+    """The image child is forked from a thread while others may be inside `paused()`:
+    in the child the lock is free and no pause of the parent's is counted."""
+    import os
+
+    with gcwatch._pause_lock:  # another thread of the parent, mid-pause bookkeeping
+        pid = os.fork()
+        if pid == 0:  # the child: must not wait on the parent's held lock
+            try:
+                with gcwatch.paused():
+                    pass
+                os._exit(0 if gcwatch._pauses["count"] == 0 else 2)
+            finally:
+                os._exit(3)
+    ended: list[int] = []
+
+    def reaped() -> bool:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            ended.append(status)
+        return bool(done)
+
+    try:
+        wait_until(reaped, 30, message="the forked child blocked on the pause lock")
+    finally:
+        if not ended:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+    status = ended[0]
+    assert os.waitstatus_to_exitcode(status) == 0
