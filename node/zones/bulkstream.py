@@ -35,6 +35,7 @@ from node.work.zoneparse import ParsedPiece, ParsedZone, parse_piece
 from node.zones.bulk import BATCH_BYTES, BulkWriter, Progress, quiet
 
 FIRST_PIECE_CHARS = 40_000  # the first piece: written after ~10 ms of parsing
+QUEUED = 40_000  # RRsets read and not yet written at most: the next piece waits (memory)
 CUT_LINES = 1000  # lines a cut moves on at most to a line that starts another owner
 _CNAME_ONLY = frozenset({"CNAME", "KEY"})  # what a CNAME's owner may have (fastparse reads)
 
@@ -87,6 +88,8 @@ class _Writes:
         self._guard: list[Compare] = [writer.written(zone, generation)[0]]
         self._sem = asyncio.Semaphore(writer.in_flight)
         self._tasks: list[asyncio.Task[None]] = []
+        self._drained = asyncio.Condition()
+        self.queued = 0  # RRsets not yet written
         self.stopped = False
         self.written = 0
         self.total = 0  # known once the last piece is read: progress is reported then
@@ -103,12 +106,24 @@ class _Writes:
             size += len(value) + 100
         if batch:
             self._tasks.append(asyncio.ensure_future(self._write(batch)))
+        self.queued += len(records)
+
+    async def below(self, limit: int) -> None:
+        """Until at most `limit` RRsets are queued (or a batch failed: `failed` tells)."""
+        async with self._drained:
+            await self._drained.wait_for(
+                lambda: self.queued <= limit or self.failed() is not None)
 
     async def _write(self, batch: list[Op]) -> None:
-        async with self._sem:
-            if self.stopped:
-                return
-            await self._writer.put(batch, self._guard, self._zone)
+        try:
+            async with self._sem:
+                if self.stopped:
+                    return
+                await self._writer.put(batch, self._guard, self._zone)
+        finally:
+            self.queued -= len(batch)
+            async with self._drained:
+                self._drained.notify_all()
         self.written += len(batch)
         if self.total:
             self.progress("writing", self.written, self.total)
@@ -193,6 +208,7 @@ async def _pieces(writer: BulkWriter, zone: dns.name.Name, text: str, writes: _W
     apex_ns, carry, start = False, None, 0
     progress("parsing", 0, len(text))
     while start < len(text):
+        await writes.below(QUEUED)  # the writes keep up: no zone-sized queue of batches
         end = cut(text, start, min(FIRST_PIECE_CHARS, writer.piece_chars) if start == 0
                   else writer.piece_chars)
         piece: ParsedPiece | None = await writer.run(parse_piece, text[start:end], origin,
