@@ -62,7 +62,7 @@ def cut(text: str, start: int, size: int) -> int:
         after = text.find("\n", pos + 1)
         if after < 0:
             return len(text)
-        line_start = text.rfind("\n", start, pos) + 1
+        line_start = max(start, text.rfind("\n", start, pos) + 1)
         before, following = text[line_start:pos], text[pos + 1:after]
         if _owner(before) and _owner(following) and _owner(before) != _owner(following):
             return pos + 1
@@ -91,6 +91,7 @@ class _Writes:
         self._drained = asyncio.Condition()
         self.queued = 0  # RRsets not yet written
         self.stopped = False
+        self.error: Exception | None = None
         self.written = 0
         self.total = 0  # known once the last piece is read: progress is reported then
         self.progress: Progress = quiet
@@ -120,6 +121,9 @@ class _Writes:
                 if self.stopped:
                     return
                 await self._writer.put(batch, self._guard, self._zone)
+        except Exception as exc:
+            self.error = self.error or exc
+            raise
         finally:
             self.queued -= len(batch)
             async with self._drained:
@@ -128,11 +132,9 @@ class _Writes:
         if self.total:
             self.progress("writing", self.written, self.total)
 
-    def failed(self) -> BaseException | None:
-        for task in self._tasks:
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                return task.exception()
-        return None
+    def failed(self) -> Exception | None:
+        """The first error of a batch, if one failed."""
+        return self.error
 
     async def finish(self) -> None:
         """Every batch written; at the first failure the others are cancelled, and
