@@ -158,7 +158,8 @@ async def test_an_owner_or_rrset_across_pieces_is_read_as_at_once(
 @pytest.mark.parametrize("tail", [
     "h9.s1 IN A 300.1.2.3\n",  # a bad address on the last line
     "$ORIGIN s0.pieces.test.\nh1 IN CNAME elsewhere.example.\n",  # CNAME and other data
-], ids=["bad-address", "cname-and-other-data"])
+    "s0.pieces.test. IN DNAME elsewhere.example.\n",  # names below a DNAME (RFC 6672)
+], ids=["bad-address", "cname-and-other-data", "data-below-a-dname"])
 async def test_an_error_near_the_end_fails_as_at_once_and_changes_nothing(
         etcd_client: EtcdClient, key_prefix: str, session: Session, tail: str) -> None:
     layout, whole_layout = KeyLayout(key_prefix), _whole_layout(key_prefix)
