@@ -207,7 +207,8 @@ async def _pieces(writer: BulkWriter, zone: dns.name.Name, text: str, writes: _W
     origin = zone.to_text()
     seen: set[str] = set()
     owners: dict[str, int] = {}  # owner component -> 1: has a CNAME | 2: has other data
-    apex_ns, carry, start = False, None, 0
+    carry: Carry | None = None
+    apex_ns, start = False, 0
     progress("parsing", 0, len(text))
     while start < len(text):
         await writes.below(QUEUED)  # the writes keep up: no zone-sized queue of batches
