@@ -29,6 +29,7 @@ from node.zones import bulkstream
 from node.zones.model import ZoneHead
 from node.zones.repository import ZoneRepository
 from tests.support.sweep import count, make_sweep, running_session
+from tests.support.wait import async_wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -79,12 +80,13 @@ class _Pool(Executor):
 
 async def _written(client: EtcdClient, prefix: str, more_than: int) -> bool:
     """Whether more than `more_than` keys are under `prefix` within `SEEN_WITHIN` s."""
-    deadline = asyncio.get_running_loop().time() + SEEN_WITHIN
-    while asyncio.get_running_loop().time() < deadline:
-        if await count(client, prefix) > more_than:
-            return True
-        await asyncio.sleep(0.02)
-    return False
+    async def more() -> bool:
+        return await count(client, prefix) > more_than
+    try:
+        await async_wait_until(more, SEEN_WITHIN)
+    except AssertionError:
+        return False
+    return True
 
 
 @pytest.fixture
@@ -153,6 +155,7 @@ async def test_an_owner_or_rrset_across_pieces_is_read_as_at_once(
     assert stored == await _stored(etcd_client, whole_layout)
     assert b"192.0.2.200" in stored[1][b"h1.s0.pieces.test./A"]
     assert await count(etcd_client, layout.data_root(Z)) == info.rrset_count
+    pool.shutdown()
 
 
 @pytest.mark.parametrize("tail", [
