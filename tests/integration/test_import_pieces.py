@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import dns.name
 import pytest
 
 from node.config import Config
-from node.errors import ValidationError
+from node.errors import EtcdUnavailable, ValidationError
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.store.session import Session
@@ -186,3 +187,71 @@ async def test_an_error_near_the_end_fails_as_at_once_and_changes_nothing(
     assert await sweep.sweep(full=True) == 0
     assert await count(etcd_client, layout.data_root(Z)) == len(before[1])
     pool.shutdown()
+
+
+async def _interrupted(etcd_client: EtcdClient, layout: KeyLayout,
+                       interrupt: Callable[[asyncio.Task[Any]], Any]) -> BaseException:
+    """An import in pieces over a live zone, `interrupt`ed (on the test's loop) once keys
+    of the new generation are in etcd, from within the pool's 4th job: its outcome. The
+    zone is as before, the new generation deleted and unregistered, no task of it left."""
+    await ZoneRepository(etcd_client, layout).import_zone(Z, _text(50, 3))
+    before = await _stored(etcd_client, layout)
+    keys_before = await count(etcd_client, layout.data_root(Z))
+    tasks_before = asyncio.all_tasks()
+    holder: list[asyncio.Task[Any]] = []
+    reached: list[bool] = []
+
+    async def ready() -> Any:
+        reached.append(await _written(etcd_client, layout.data_root(Z), keys_before))
+        return await interrupt(holder[0])
+
+    pool = _Pool(asyncio.get_running_loop(), ready)
+    repo = ZoneRepository(etcd_client, layout, pool=pool)
+    repo.bulk.piece_chars = PIECE
+    holder.append(asyncio.create_task(repo.import_zone(Z, _text(400, 4))))
+    outcome = (await asyncio.gather(holder[0], return_exceptions=True))[0]
+    assert isinstance(outcome, BaseException), outcome
+    assert reached == [True], "no keys were written before the interruption"
+    assert await _stored(etcd_client, layout) == before
+    assert await count(etcd_client, layout.data_root(Z)) == keys_before
+    assert await count(etcd_client, layout.writing_key(Z, 0)[:-1]) == 0
+    assert asyncio.all_tasks() - tasks_before - {asyncio.current_task()} == set()
+    pool.shutdown()
+    return outcome
+
+
+async def test_an_import_cancelled_while_in_pieces_leaves_nothing(
+        etcd_client: EtcdClient, key_prefix: str) -> None:
+    async def cancel(task: asyncio.Task[Any]) -> bool:
+        task.cancel()
+        return True
+
+    outcome = await _interrupted(etcd_client, KeyLayout(key_prefix), cancel)
+    assert isinstance(outcome, asyncio.CancelledError)
+
+
+async def test_a_lapsed_registration_while_in_pieces_fails_and_leaves_nothing(
+        etcd_client: EtcdClient, key_prefix: str) -> None:
+    """The writer's registration gone (its lease lapsed): the next batch is refused, the
+    import fails as `lapsed` says, and what was written is deleted."""
+    layout = KeyLayout(key_prefix)
+
+    async def lapse(_: asyncio.Task[Any]) -> bool:
+        kvs, _rev = await etcd_client.range_all(layout.writing_key(Z, 0)[:-1].encode())
+        assert len(kvs) == 1
+        await etcd_client.delete(kvs[0].key)
+        return True
+
+    outcome = await _interrupted(etcd_client, layout, lapse)
+    assert isinstance(outcome, EtcdUnavailable) and "lease" in str(outcome), outcome
+
+
+async def test_a_worker_lost_while_in_pieces_fails_and_leaves_nothing(
+        etcd_client: EtcdClient, key_prefix: str) -> None:
+    """A pool job fails as a killed worker's does (BrokenProcessPool): the import fails
+    with it, and what was written is deleted."""
+    async def broken(_: asyncio.Task[Any]) -> bool:
+        raise BrokenProcessPool("a worker died")
+
+    outcome = await _interrupted(etcd_client, KeyLayout(key_prefix), broken)
+    assert isinstance(outcome, BrokenProcessPool), outcome
