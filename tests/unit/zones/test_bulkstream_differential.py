@@ -154,7 +154,7 @@ async def _streamed(text: str, piece_chars: int) -> dict[str, bytes] | Exception
     writer = _Writer(piece_chars)
     try:
         await bulkstream.stream_new(writer, Z, 5, text)  # type: ignore[arg-type]
-    except Exception as exc:  # noqa: BLE001 - compared with the whole parse's
+    except Exception as exc:
         return exc
     return writer.store
 
@@ -162,7 +162,7 @@ async def _streamed(text: str, piece_chars: int) -> dict[str, bytes] | Exception
 def _whole(text: str) -> dict[str, bytes] | Exception:
     try:
         parsed = parse_for_store(text, ORIGIN)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return exc
     prefix = KeyLayout("/t/").data_prefix(Z, 5)
     return {prefix + suffix: value for suffix, value in parsed.records}
