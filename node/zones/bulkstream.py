@@ -63,19 +63,22 @@ def cut(text: str, start: int, size: int) -> int:
         if after < 0:
             return len(text)
         line_start = max(start, text.rfind("\n", start, pos) + 1)
-        before, following = text[line_start:pos], text[pos + 1:after]
-        if _owner(before) and _owner(following) and _owner(before) != _owner(following):
+        owner, following = _owner(text[line_start:pos]), _owner(text[pos + 1:after], opens=True)
+        if owner and following and owner != following:
             return pos + 1
         pos = after
     return first + 1
 
 
-def _owner(line: str) -> str:
-    """The owner field of `line`; "" if it has none (a blank start, a directive, a comment,
-    parentheses)."""
-    if not line[:1] or line[:1] in " \t\r$;(" or "(" in line or ")" in line:
+def _owner(line: str, *, opens: bool = False) -> str:
+    """The owner field of `line`, lowercased; "" if it has none (a blank start, a directive,
+    a comment, parentheses (`opens`: but one that opens them), a quoted string, fewer than
+    the three fields of a record: a line inside parentheses written from column 0, as a
+    DNSKEY's base64 often is)."""
+    if not line[:1] or line[:1] in ' \t\r$;("' or ")" in line or ("(" in line and not opens):
         return ""
-    return line.split(None, 1)[0]
+    fields = line.split(None, 2)
+    return fields[0].lower() if len(fields) == 3 else ""
 
 
 class _Writes:

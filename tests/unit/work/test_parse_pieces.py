@@ -116,3 +116,28 @@ def test_the_cut_avoids_splitting_an_owner() -> None:
         end = cut(text, start, 7)
         assert end == len(text) or text[end:].split()[0] != text[:end].split()[-5]
         start = end
+
+
+def _cuts(text: str, size: int) -> list[int]:
+    ends, start = [], 0
+    while start < len(text):
+        start = cut(text, start, size)
+        ends.append(start)
+    return ends
+
+
+def test_the_cut_keeps_out_of_parentheses_and_owner_spellings() -> None:
+    """Lines inside parentheses that start at column 0 (a DNSKEY's or a TXT's continuation,
+    as some tools write them) and one owner spelt in two cases are no place to cut: a
+    piece ending there is refused, or an RRset is in two, and the whole text is then read
+    again at once (twice the work, and the keys written meanwhile deleted)."""
+    text = "$TTL 300\n@ IN SOA ns1 hostmaster 1 1 1 1 1\n@ IN NS ns1\n" + "".join(
+        f"k{i} IN DNSKEY 257 3 13 (\nmdsswUyr3DPW132mOi8V9xESWE8jTo0d\nxCjjnopKl+GqJxpVXckH\n"
+        f"AfcR6yG2Ypb2yTdgzg== )\nk{i} IN TXT (\n\"v=spf1\"\n\"-all\" )\nK{i} IN A 192.0.2.1\n"
+        f"k{i} IN A 192.0.2.2\n" for i in range(300))
+    whole = parse_for_store(text, ORIGIN)
+    for size in (1, 50, 200, 1000):
+        serial, records = _in_pieces(text, _cuts(text, size)[:-1])
+        assert serial == whole.serial
+        keys = [key for key, _ in records]
+        assert len(keys) == len(set(keys)), f"an RRset cut in two at size {size}"
