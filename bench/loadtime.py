@@ -7,7 +7,8 @@ start until each node answers the new serial (an SOA query every 20 ms per
 node). The nodes log at INFO, so their events give the stages (seconds
 since the command started, per node):
 
-    parse    IMPORT_PROGRESS "writing" 0 (node 1: the text parsed)
+    parse    IMPORT_PROGRESS "writing", the first (node 1: the text parsed; one in
+             pieces has some RRsets written by then)
     write    IMPORT_PROGRESS "activating" (node 1: every batch written)
     flip     ZONE_RELOAD_STARTED (the node's watch saw the new head)
     read     ZONE_RELOAD_DONE: read_s (range read of the generation)
@@ -115,12 +116,14 @@ def events(proc: Proc, since: float) -> list[tuple[float, dict[str, object]]]:
 
 
 def stages(proc: Proc, since: float) -> str:
-    parts = []
+    parts: list[str] = []
     for at, ev in events(proc, since):
         kind = STAGES[int(ev["event"])]  # type: ignore[call-overload]
-        if kind == "progress" and ev.get("stage") in ("writing", "activating") \
-                and (ev.get("stage") == "activating" or ev.get("done") == 0):
-            parts.append(f"{'parsed' if ev['stage'] == 'writing' else 'written'} {at:.2f}")
+        if kind == "progress" and ev.get("stage") == "writing" \
+                and not any(p.startswith("parsed") for p in parts):
+            parts.append(f"parsed {at:.2f}")  # the first: a text parsed in pieces has some
+        elif kind == "progress" and ev.get("stage") == "activating":  # written already
+            parts.append(f"written {at:.2f}")
         elif kind == "flip":
             parts.append(f"flip {at:.2f}")
         elif kind == "reload":

@@ -70,7 +70,7 @@ fail_status_writes = 0         # the first N signing-status writes fail (etcd un
 fail_signing_file = ""         # while this file exists, every signing pass fails
 cds_glue_port = 0              # children outside the cluster are polled at this port (0: 53)
 reload_pause = 0.0             # seconds a generation reload waits before its read (from etcd)
-import_pause = 0.0             # seconds an import waits after parsing, before writing
+import_pause = 0.0             # seconds an import waits after parsing (or, in pieces, before)
 import_write_pause = 0.0       # seconds a bulk write waits after its first batch (of several)
 shutdown_pause = 0.0           # seconds a stopping node lingers after its lease revoke
 clock_offset = 0.0             # the node's wall clock runs this many seconds off
@@ -194,7 +194,7 @@ class TestingSettings:
 
     shutdown_pause: float = 0.0  # seconds to wait after the lease revoke on SIGTERM
     reload_pause: float = 0.0  # a generation reload waits this long, then reads from etcd
-    import_pause: float = 0.0  # an import waits this long after parsing (exit 3 tests)
+    import_pause: float = 0.0  # an import waits this long after parsing, or before pieces
     import_write_pause: float = 0.0  # a bulk write waits this long after its first batch
     clock_offset: float = 0.0  # the node's wall clock runs this many seconds off (+ ahead)
     fail_secrets_reads: int = 0  # the first N reads of private keys fail

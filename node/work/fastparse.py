@@ -24,6 +24,7 @@ space), any error.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import socket
 from json.encoder import encode_basestring_ascii as _json_string
@@ -314,23 +315,64 @@ def _odd_spacing(text: str) -> bool:
     return _ODD_SPACE.search(text) is not None
 
 
-def fast_parse(text: str, origin: str) -> tuple[int, tuple[tuple[str, bytes], ...]] | None:
+@dataclasses.dataclass(frozen=True, slots=True)
+class Carry:
+    """What a piece of a text leaves to the next (`fast_parse_piece`): $ORIGIN, the previous
+    owner and TTL, the default TTL ($TTL or the SOA's), the serial."""
+
+    origin: str
+    last_owner: str
+    last_ttl: int | None
+    default_ttl: int | None
+    default_from_soa: bool
+    serial: int | None
+
+
+Records = tuple[tuple[str, bytes], ...]
+
+
+def fast_parse(text: str, origin: str) -> tuple[int, Records] | None:
     """(SOA serial, (key suffix, stored value) per RRset), or None: let dnspython read it."""
     if _odd_spacing(text):
         return None
     try:
-        reader = _Reader(dns.name.from_text(origin).to_text())
-        for blank, line in _logical_lines(text):
-            if not blank and line[0] == "$":
-                reader.directive(line.split())
-            else:
-                reader.record(blank, line)
-        return _finish(reader)
+        return _finish(_read(_Reader(dns.name.from_text(origin).to_text()), text))
     except Exception:  # _Refused, or an error dnspython reports better: it reads the text
         return None
 
 
-def _finish(reader: _Reader) -> tuple[int, tuple[tuple[str, bytes], ...]] | None:
+def fast_parse_piece(text: str, origin: str, carry: Carry | None
+                     ) -> tuple[Carry, bool, Records] | None:
+    """A piece of a text cut at a line end, read on from the state before it (`carry`,
+    None: the first piece): (the state after it, whether it has the apex NS, its RRsets as
+    `fast_parse` gives them), or None (refused; or it ends inside parentheses). Checks
+    across pieces (an RRset in two, CNAME and other data, apex SOA and NS): the caller's."""
+    if _odd_spacing(text):
+        return None
+    try:
+        reader = _Reader(dns.name.from_text(origin).to_text())
+        if carry is not None:
+            (reader.origin, reader.last_owner, reader.last_ttl, reader.default_ttl,
+             reader.default_from_soa, reader.serial) = dataclasses.astuple(carry)
+        if (records := _records(_read(reader, text))) is None:
+            return None
+        after = Carry(reader.origin, reader.last_owner, reader.last_ttl, reader.default_ttl,
+                      reader.default_from_soa, reader.serial)
+        return after, (reader.zone, dns.rdatatype.NS) in reader.rrsets, records
+    except Exception:
+        return None
+
+
+def _read(reader: _Reader, text: str) -> _Reader:
+    for blank, line in _logical_lines(text):
+        if not blank and line[0] == "$":
+            reader.directive(line.split())
+        else:
+            reader.record(blank, line)
+    return reader
+
+
+def _finish(reader: _Reader) -> tuple[int, Records] | None:
     types_at: dict[str, set[int]] = {}
     for owner, rdtype in reader.rrsets:
         types_at.setdefault(owner, set()).add(rdtype)
@@ -340,8 +382,12 @@ def _finish(reader: _Reader) -> tuple[int, tuple[tuple[str, bytes], ...]] | None
     for types in types_at.values():
         if dns.rdatatype.CNAME in types and types - _WITH_CNAME:
             return None
-    records = []
-    type_text = {t: dns.rdatatype.to_text(t) for t in reader.types.values()}
+    return None if (records := _records(reader)) is None else (reader.serial, records)
+
+
+def _records(reader: _Reader) -> Records | None:
+    """Each RRset read as (key suffix, stored value); None at a singleton type with two."""
+    records, type_text = [], {t: dns.rdatatype.to_text(t) for t in reader.types.values()}
     for (owner, rdtype), (ttl, rdatas) in reader.rrsets.items():
         if len(rdatas) > 1 and dns.rdatatype.is_singleton(rdtype):
             return None
@@ -351,4 +397,4 @@ def _finish(reader: _Reader) -> tuple[int, tuple[tuple[str, bytes], ...]] | None
         value = f'{{"ttl": {ttl}, "rdata": [{rdata}]}}'.encode()
         suffix = owner.replace("%", "%25").replace("/", "%2F")  # keys.name_component
         records.append((f"{suffix}/{type_text[rdtype]}", value))
-    return reader.serial, tuple(records)
+    return tuple(records)

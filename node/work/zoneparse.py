@@ -20,7 +20,7 @@ import dns.rdatatype
 import dns.rrset
 
 from node.store.keys import name_component, parse_name_component
-from node.work.fastparse import fast_parse
+from node.work.fastparse import Carry, fast_parse, fast_parse_piece
 from node.work.masterfile import read_zone
 from node.zones.decode import rrset_from_json
 from node.zones.model import ZoneConfig, rrset_to_json, snapshot_from_rrsets
@@ -44,17 +44,48 @@ def parse_for_store(text: str, origin: str) -> ParsedZone:
     refuses (or any error) is read by dnspython, as before, with the same result."""
     fast = fast_parse(text, origin)
     parsed = ParsedZone(*fast) if fast is not None else parse_with_dnspython(text, origin)
-    types = {key.rpartition("/")[2] for key, _ in parsed.records}
+    types = _check(parsed.records, origin)
+    if "DNAME" in types:  # RFC 6672 §2.4: the whole zone's shape around each DNAME
+        check_dnames(dns.name.from_text(origin), _nodes_of(parsed.records))
+    return parsed
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedPiece:
+    """A piece of a master file (`parse_piece`): the state after it, whether it has the
+    apex NS, and its RRsets as `ParsedZone.records`."""
+
+    carry: Carry
+    apex_ns: bool
+    records: tuple[tuple[str, bytes], ...]
+
+
+def parse_piece(text: str, origin: str, carry: Carry | None) -> ParsedPiece | None:
+    """`parse_for_store`'s checks of one piece (`fastparse.fast_parse_piece`), for an import
+    that writes while it parses (`zones.bulkstream`); None when the piece is refused, fails
+    a check or has a DNAME (checked over the whole zone): the caller then parses the whole
+    text with `parse_for_store`, which reads it as before, or raises its error."""
+    piece = fast_parse_piece(text, origin, carry)
+    if piece is None:
+        return None
+    try:
+        types = _check(piece[2], origin)
+    except Exception:
+        return None
+    return None if "DNAME" in types else ParsedPiece(*piece)
+
+
+def _check(records: tuple[tuple[str, bytes], ...], origin: str) -> set[str]:
+    """The checks of each RRset; the type names of `records`."""
+    types = {key.rpartition("/")[2] for key, _ in records}
     check_supported(dns.rdatatype.from_text(t) for t in types)
-    for key, value in parsed.records:  # only a long stored value can be too long on the wire
+    for key, value in records:  # only a long stored value can be too long on the wire
         if len(value) > LONG_VALUE:
             owner, _, rdtype = key.rpartition("/")
             check_size(rrset_from_json(parse_name_component(owner),
                                        dns.rdatatype.from_text(rdtype), value),
                        dns.name.from_text(origin))
-    if "DNAME" in types:  # RFC 6672 §2.4: the whole zone's shape around each DNAME
-        check_dnames(dns.name.from_text(origin), _nodes_of(parsed.records))
-    return parsed
+    return types
 
 
 def _nodes_of(records: tuple[tuple[str, bytes], ...]) -> dict[dns.name.Name, dict[int, list]]:

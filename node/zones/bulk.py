@@ -45,6 +45,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import Executor
+from typing import TypeVar
 
 import dns.name
 import dns.rdatatype
@@ -59,11 +60,13 @@ from node.work.zoneparse import ParsedZone, parse_for_store
 from node.zones.model import ZoneHead, rrset_to_json
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 BATCH_OPS = 100  # puts per txn: larger ones leave the watchers behind (see above)
 DEFAULT_MAX_TXN_OPS = 128  # etcd's default --max-txn-ops: the size tried after a refusal
 BATCH_BYTES = 1_000_000  # under etcd's --max-request-bytes (1.5 MiB by default)
 IN_FLIGHT = 4
+PIECE_CHARS = 400_000  # a longer text's parse and writes overlap (`bulkstream`)
 DELETE_KEYS = 10_000  # keys deleted per revision at most
 DELETE_BYTES = 1_000_000  # and about this many octets of events (fragments from 1.5 MiB)
 WRITE_ATTEMPTS = 5  # a batch without an answer is sent again (the generation is not live)
@@ -92,6 +95,8 @@ class BulkWriter:
         # None in tests without a session: registered without a lease), and the writer's id
         self.lease: Callable[[], Awaitable[int]] | None = None
         self.writer = ""
+        self.in_flight = IN_FLIGHT
+        self.piece_chars = PIECE_CHARS  # a text longer is parsed in pieces (`bulkstream`)
         self.write_pause = 0.0  # test-only (testing.import_write_pause): after the first batch
         self._settling: set[asyncio.Task[None]] = set()  # flips that got no answer
 
@@ -146,11 +151,24 @@ class BulkWriter:
         log.warning("zone %s: generation %d stays registered until this node's lease ends "
                     "(etcd did not answer)", zone, generation)
 
+    @property
+    def keys(self) -> KeyLayout:
+        return self._keys
+
     async def parse(self, text: str, name: dns.name.Name) -> ParsedZone:
+        return await self.run(parse_for_store, text, name.to_text())
+
+    async def run(self, job: Callable[..., R], *args: object) -> R:
+        """`job(*args)` in the pool (a thread when there is none)."""
         if self._pool is None:
-            return await asyncio.to_thread(parse_for_store, text, name.to_text())
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, parse_for_store, text, name.to_text())
+            return await asyncio.to_thread(job, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, job, *args)
+
+    async def put(self, batch: list[Op], guard: list[Compare], zone: dns.name.Name) -> None:
+        """One batch in one txn, or in smaller ones if etcd refuses its size (`_send`)."""
+        if await self._send(batch, guard, zone):
+            await _all(self.put(batch[i:i + self.max_ops], guard, zone)
+                       for i in range(0, len(batch), self.max_ops))
 
     async def write(self, zone: dns.name.Name, generation: int,
                     records: Sequence[tuple[str, bytes]], progress: Progress = quiet, *,

@@ -71,8 +71,9 @@ class ImportJobs:
         zone = name.to_text()
 
         def report(stage: str, done: int, total: int) -> None:
-            job.text = (f"parsing {total / 1e6:.1f} MB of text" if stage == "parsing" else
-                        f"{stage} {done} of {total} RRsets")
+            job.text = (f"{stage} {done} of {total} RRsets" if stage != "parsing" else
+                        f"parsing {total / 1e6:.1f} MB of text" if not done else  # in pieces:
+                        f"parsing {total / 1e6:.1f} MB of text, {done / 1e6:.1f} MB read")
             tenth = 10 * done // total if total else 10
             if stage != job.stage or (stage == "writing" and tenth > job.tenth):
                 emit(Event.IMPORT_PROGRESS, zone=zone, stage=stage, done=done, total=total)

@@ -40,6 +40,7 @@ from node.store.keys import KeyLayout
 from node.store.txn import Compare, Op, prefix_range_end
 from node.work.zoneparse import ParsedZone
 from node.zones.bulk import BulkWriter, Progress, lapsed, quiet, records_of
+from node.zones.bulkstream import fill, streamed
 from node.zones.dname_reads import DnamePlace
 from node.zones.model import (
     ZONE_KIND_SECONDARY,
@@ -98,22 +99,17 @@ class ZoneRepository(ZoneReads):
         """Create an empty zone (SOA + NS at the apex) or one from master-file `text`."""
         name = name.canonicalize()
         config = ZoneConfig(name=name, allow_transfer=tuple(allow_transfer))
-        if text is not None and parsed is None:
+        if text is not None and parsed is None and not streamed(self._bulk, text):
             parsed = await self._bulk.parse(text, name)
-        if parsed is not None:
-            records = parsed.records
-            serial = parsed.serial
-        else:
+        if text is None and parsed is None:
             default_ns = dns.name.Name(("ns1",)).concatenate(name)
             nameservers = ns or ((primary_ns or default_ns),)
             soa = default_soa(name, primary_ns or nameservers[0], admin_email)
-            ns_rrset = dns.rrset.from_text_list(
-                name, 3600, "IN", "NS", [n.to_text() for n in nameservers]
-            )
-            records = records_of([soa, ns_rrset])
-            serial = 1
+            ns_rrset = dns.rrset.from_text_list(name, 3600, "IN", "NS",
+                                                [n.to_text() for n in nameservers])
+            parsed = ParsedZone(1, records_of([soa, ns_rrset]))
         generation = await self._bulk.allocate(name)
-        await self._bulk.write_new(name, generation, records, progress or quiet)
+        serial, count = await fill(self._bulk, name, generation, text, parsed, progress or quiet)
         head = ZoneHead(serial=serial, generation=generation, time=int(self._clock.time()))
         registered, done = self._bulk.written(name, generation)
         absent = Compare.version(self._keys.head_key(name)) == 0
@@ -130,7 +126,7 @@ class ZoneRepository(ZoneReads):
                 raise lapsed(name)
             raise Conflict(f"zone {name} already exists")
         log.info("zone %s created at serial %d", name, serial)
-        return ZoneInfo(config, serial, generation, len(records), result.revision)
+        return ZoneInfo(config, serial, generation, count, result.revision)
 
     async def create_secondary_zone(self, name: Name, primaries: Sequence[str],
                                     tsig_key: str = "") -> ZoneInfo:
@@ -223,17 +219,17 @@ class ZoneRepository(ZoneReads):
         name = name.canonicalize()
         report = progress or quiet
         report("parsing", 0, len(text))
-        parsed = await self._bulk.parse(text, name)
+        parsed = None if streamed(self._bulk, text) else await self._bulk.parse(text, name)
         if self._import_pause:
             await asyncio.sleep(self._import_pause)
         if await self._etcd.get(self._keys.head_key(name)) is None:
             if not create:
                 raise NotFound(f"zone {name} does not exist")
-            return await self.create_zone(name, parsed=parsed, progress=progress)
+            return await self.create_zone(name, text=text, parsed=parsed, progress=progress)
         await self._not_secondary(name)
         generation = await self._bulk.allocate(name)
-        await self._bulk.write_new(name, generation, parsed.records, report)
-        report("activating", len(parsed.records), len(parsed.records))
+        count = (await fill(self._bulk, name, generation, text, parsed, report))[1]
+        report("activating", count, count)
         registered, done = self._bulk.written(name, generation)
         for _ in range(MAX_RETRIES):
             kv = await self._etcd.get(self._keys.head_key(name))
