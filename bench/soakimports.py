@@ -38,6 +38,7 @@ import uuid
 from pathlib import Path
 
 from bench import zonegen
+from bench.membreak import breakdown
 from bench.procs import (
     Proc,
     pss_bytes,
@@ -76,6 +77,23 @@ def _trim():
         _LIBC.malloc_trim(0)
 
 
+def _malloc():
+    """jemalloc's view (the node preloads it, node/malloc.py): MiB allocated, active, resident."""
+    try:
+        lib = ctypes.CDLL(None)
+        ctl = lib.mallctl
+    except (OSError, AttributeError):
+        return {}
+    epoch = ctypes.c_uint64(1)
+    ctl(b"epoch", None, None, ctypes.byref(epoch), ctypes.c_size_t(8))
+    out = {}
+    for name in ("allocated", "active", "resident", "retained"):
+        v, n = ctypes.c_size_t(0), ctypes.c_size_t(ctypes.sizeof(ctypes.c_size_t))
+        if ctl(f"stats.{name}".encode(), ctypes.byref(v), ctypes.byref(n), None, 0) == 0:
+            out[name] = v.value
+    return out
+
+
 def _kind(obj):
     t = type(obj)
     name = f"{getattr(t, '__module__', '?')}.{t.__qualname__}"
@@ -99,14 +117,18 @@ def _probe(free):
         gc.garbage.clear()
     finally:
         gc.set_debug(flags)
-    kinds = Counter(_kind(o) for o in garbage)
+    kinds, sizes = Counter(), Counter()
     seen, size = set(), 0
     for o in garbage:
+        k = _kind(o)
+        kinds[k] += 1
         for r in (o, *gc.get_referents(o)):
             if id(r) in seen or (r is not o and gc.is_tracked(r)):
                 continue
             seen.add(id(r))
-            size += sys.getsizeof(r, 0)
+            b = sys.getsizeof(r, 0)
+            size += b
+            sizes[k if r is o else f"{_kind(r)} (from {k})"] += b
     del seen
     if not free:
         gc.freeze()  # the garbage too: unreachable and frozen again once dropped below
@@ -116,6 +138,8 @@ def _probe(free):
         gc.freeze()
     _trim()
     return {"rss0": rss0, "rss1": _rss(), "frozen_before": frozen,
+            "blocks": sys.getallocatedblocks(), "malloc": _malloc(),
+            "by_bytes": sizes.most_common(6),
             "frozen_after": gc.get_freeze_count(), "young": young, "found": found,
             "bytes": size, "kinds": kinds.most_common(15), "free": free}
 
@@ -218,9 +242,16 @@ def main(argv: list[str] | None = None) -> int:
             rss, pss = own_rss_pss(proc.pid)
             p = probe(proc, out, args.free, args.timeout)
             rss_first = rss_first or rss
+            groups = breakdown(proc.pid)
+            malloc = p["malloc"]
+            assert isinstance(malloc, dict)
             print(f"  control RSS {mib(rss)} / PSS {mib(pss)} MiB (+{mib(rss - rss_first)} "
-                  f"since import 0), tree PSS {mib(pss_bytes(proc.pid))} MiB; "
-                  f"load {load_average()}")
+                  f"since import 0; RSS by mapping: "
+                  + ", ".join(f"{g} {v[0] / 1024:.1f}" for g, v in sorted(groups.items()))
+                  + f"), tree PSS {mib(pss_bytes(proc.pid))} MiB; pymalloc blocks "
+                  f"{p['blocks']}; jemalloc MiB: "
+                  + ", ".join(f"{k} {mib(v)}" for k, v in malloc.items())
+                  + f"; load {load_average()}")
             print(report(i, serial, secs, proc, p), flush=True)
         if not args.free:
             p = probe(proc, out, True, args.timeout)
@@ -228,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{int(p['bytes']) / 1024:.1f} KiB shallow; control RSS {mib(p['rss0'])} -> "
                   f"{mib(p['rss1'])} MiB after malloc_trim")  # type: ignore[call-overload]
             print(f"  kinds: {p['kinds']}")
+            print(f"  by shallow bytes: {p['by_bytes']}")
             rss, pss = own_rss_pss(proc.pid)
             print(f"  control RSS {mib(rss)} / PSS {mib(pss)} MiB")
     return 0
