@@ -40,6 +40,7 @@ from pathlib import Path
 from bench import zonegen
 from bench.membreak import breakdown
 from bench.procs import (
+    NodeAddr,
     Proc,
     pss_bytes,
     start_etcd,
@@ -129,7 +130,17 @@ def _probe(free):
             b = sys.getsizeof(r, 0)
             size += b
             sizes[k if r is o else f"{_kind(r)} (from {k})"] += b
-    del seen
+    # and what only untracked objects (tuples of str and bytes...) hold below them
+    deep, stack = 0, [r for o in garbage for r in gc.get_referents(o) if not gc.is_tracked(r)]
+    done = set()
+    while stack:
+        r = stack.pop()
+        if id(r) in done or gc.is_tracked(r):
+            continue
+        done.add(id(r))
+        deep += sys.getsizeof(r, 0)
+        stack.extend(gc.get_referents(r))
+    del seen, done
     if not free:
         gc.freeze()  # the garbage too: unreachable and frozen again once dropped below
     del garbage
@@ -138,7 +149,7 @@ def _probe(free):
         gc.freeze()
     _trim()
     return {"rss0": rss0, "rss1": _rss(), "frozen_before": frozen,
-            "blocks": sys.getallocatedblocks(), "malloc": _malloc(),
+            "blocks": sys.getallocatedblocks(), "malloc": _malloc(), "deep": deep,
             "by_bytes": sizes.most_common(6),
             "frozen_after": gc.get_freeze_count(), "young": young, "found": found,
             "bytes": size, "kinds": kinds.most_common(15), "free": free}
@@ -193,7 +204,8 @@ def report(i: int, serial: int, secs: float, proc: Proc, p: dict[str, object]) -
     return (f"import {i} serial {serial} ({secs:.1f} s to answered+idle): control RSS "
             f"{mib(p['rss0'])} MiB (after probe {mib(p['rss1'])}), frozen {p['frozen_before']}; "
             f"young garbage {p['young']}; frozen garbage {p['found']} objects, "
-            f"{int(p['bytes']) / 1024:.1f} KiB shallow: {top}")  # type: ignore[call-overload]
+            f"{int(p['bytes']) / 1024:.1f} KiB shallow, {mib(p['deep'])} MiB with the untracked "
+            f"objects below them: {top}")  # type: ignore[call-overload]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tree", type=Path, required=True, help="the checkout whose node runs")
     ap.add_argument("--names", type=int, default=100_000)
     ap.add_argument("--imports", type=int, default=8, help="replacing imports after the first")
+    ap.add_argument("--nodes", type=int, default=1, choices=(1, 2, 3))
     ap.add_argument("--free", action="store_true", help="free the frozen garbage at each probe")
     ap.add_argument("--timeout", type=float, default=600.0)
     args = ap.parse_args(argv)
@@ -212,14 +225,16 @@ def main(argv: list[str] | None = None) -> int:
         site = ps.workdir / "site"
         site.mkdir()
         (site / "sitecustomize.py").write_text(PROBE)
-        out = ps.workdir / "probe.json"
         saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "SOAK_PROBE_OUT")}
         os.environ["PYTHONPATH"] = f"{site}:{tree}"
-        os.environ["SOAK_PROBE_OUT"] = str(out)
+        nodes: list[tuple[Proc, NodeAddr, Path]] = []
         try:
             etcd = start_etcd(ps, cpus=None, nice=10)
-            proc, addr = start_node(ps, "soak1", etcd, f"/soak-{uuid.uuid4().hex[:8]}/",
-                                    workers=1)
+            prefix = f"/soak-{uuid.uuid4().hex[:8]}/"
+            for n in range(1, args.nodes + 1):
+                out = ps.workdir / f"probe{n}.json"
+                os.environ["SOAK_PROBE_OUT"] = str(out)
+                nodes.append((*start_node(ps, f"soak{n}", etcd, prefix, workers=1), out))
         finally:
             for k, v in saved.items():
                 if v is None:
@@ -228,40 +243,46 @@ def main(argv: list[str] | None = None) -> int:
                     os.environ[k] = v
         gen = zonegen.generate(ps.workdir / "zone", args.names)
         base = gen.zone_file.read_text()
-        print(f"tree {tree}; {gen.names} names, {gen.rrsets} RRsets; load average "
-              f"{load_average()} (2 CPUs); free each probe: {args.free}")
-        rss_first = 0
+        print(f"tree {tree}; {gen.names} names, {gen.rrsets} RRsets; {args.nodes} node(s), "
+              f"imports through soak1; load average {load_average()} (2 CPUs); free each "
+              f"probe: {args.free}")
+        first: dict[str, int] = {}
         for i in range(args.imports + 1):
             text = base.replace(" 1 7200 3600", f" {i + 1} 7200 3600", 1)
             t0 = time.monotonic()
-            serial = import_zone(addr, gen.origin, text, args.timeout)
-            wait_serial(proc, addr.host, addr.dns_port, gen.origin, serial, args.timeout)
-            wait_all_serving(proc, addr, gen.origin, serial, args.timeout)
-            wait_idle(proc.pid, timeout=args.timeout)
+            serial = import_zone(nodes[0][1], gen.origin, text, args.timeout)
+            for proc, addr, _ in nodes:
+                wait_serial(proc, addr.host, addr.dns_port, gen.origin, serial, args.timeout)
+                wait_all_serving(proc, addr, gen.origin, serial, args.timeout)
+            for proc, _, _ in nodes:
+                wait_idle(proc.pid, timeout=args.timeout)
             secs = time.monotonic() - t0
-            rss, pss = own_rss_pss(proc.pid)
-            p = probe(proc, out, args.free, args.timeout)
-            rss_first = rss_first or rss
-            groups = breakdown(proc.pid)
-            malloc = p["malloc"]
-            assert isinstance(malloc, dict)
-            print(f"  control RSS {mib(rss)} / PSS {mib(pss)} MiB (+{mib(rss - rss_first)} "
-                  f"since import 0; RSS by mapping: "
-                  + ", ".join(f"{g} {v[0] / 1024:.1f}" for g, v in sorted(groups.items()))
-                  + f"), tree PSS {mib(pss_bytes(proc.pid))} MiB; pymalloc blocks "
-                  f"{p['blocks']}; jemalloc MiB: "
-                  + ", ".join(f"{k} {mib(v)}" for k, v in malloc.items())
-                  + f"; load {load_average()}")
-            print(report(i, serial, secs, proc, p), flush=True)
-        if not args.free:
+            for proc, _, out in nodes:
+                rss, pss = own_rss_pss(proc.pid)
+                p = probe(proc, out, args.free, args.timeout)
+                first.setdefault(proc.name, rss)
+                groups = breakdown(proc.pid)
+                malloc = p["malloc"]
+                assert isinstance(malloc, dict)
+                print(f"  {proc.name} control RSS {mib(rss)} / PSS {mib(pss)} MiB "
+                      f"(+{mib(rss - first[proc.name])} since import 0; RSS by mapping: "
+                      + ", ".join(f"{g} {v[0] / 1024:.1f}" for g, v in sorted(groups.items()))
+                      + f"), tree PSS {mib(pss_bytes(proc.pid))} MiB; jemalloc MiB: "
+                      + ", ".join(f"{k} {mib(v)}" for k, v in malloc.items())
+                      + f"; load {load_average()}")
+                print(f"  {proc.name} " + report(i, serial, secs, proc, p), flush=True)
+        if args.free:
+            return 0
+        for proc, _, out in nodes:
             p = probe(proc, out, True, args.timeout)
-            print(f"freeing all the kept garbage: {p['found']} objects, "
-                  f"{int(p['bytes']) / 1024:.1f} KiB shallow; control RSS {mib(p['rss0'])} -> "
-                  f"{mib(p['rss1'])} MiB after malloc_trim")  # type: ignore[call-overload]
-            print(f"  kinds: {p['kinds']}")
-            print(f"  by shallow bytes: {p['by_bytes']}")
+            print(f"{proc.name}: freeing all the kept garbage: {p['found']} objects, "
+                  f"{int(p['bytes']) / 1024:.1f} KiB shallow, {mib(p['deep'])} MiB deep; "
+                  f"jemalloc allocated {mib(p['malloc'].get('allocated', 0))} MiB after; "
+                  f"kinds: {p['kinds']}; by shallow bytes: {p['by_bytes']}")  # type: ignore
+        for proc, _, _ in nodes:
+            wait_idle(proc.pid, timeout=args.timeout)  # jemalloc purges freed pages (2 s)
             rss, pss = own_rss_pss(proc.pid)
-            print(f"  control RSS {mib(rss)} / PSS {mib(pss)} MiB")
+            print(f"  {proc.name} control RSS {mib(rss)} / PSS {mib(pss)} MiB once idle")
     return 0
 
 
