@@ -56,7 +56,7 @@ from bench.scratch import load_average, scratch_run
 
 PROBE = r'''
 """bench.soakimports' probe of the frozen garbage (SIGUSR2; written by the bench)."""
-import ctypes, gc, json, os, signal, sys, types
+import ctypes, gc, json, os, signal, sys, time, types
 from collections import Counter
 
 OUT = os.environ["SOAK_PROBE_OUT"]
@@ -113,7 +113,9 @@ def _probe(free):
     gc.unfreeze()
     try:
         gc.set_debug(gc.DEBUG_SAVEALL)
-        found = gc.collect()
+        t0 = time.perf_counter()
+        found = gc.collect()  # what an "unfreeze and collect when idle" would cost
+        full = time.perf_counter() - t0
         garbage = list(gc.garbage)
         gc.garbage.clear()
     finally:
@@ -150,6 +152,7 @@ def _probe(free):
     _trim()
     return {"rss0": rss0, "rss1": _rss(), "frozen_before": frozen,
             "blocks": sys.getallocatedblocks(), "malloc": _malloc(), "deep": deep,
+            "full_s": full,
             "by_bytes": sizes.most_common(6),
             "frozen_after": gc.get_freeze_count(), "young": young, "found": found,
             "bytes": size, "kinds": kinds.most_common(15), "free": free}
@@ -203,7 +206,8 @@ def report(i: int, serial: int, secs: float, proc: Proc, p: dict[str, object]) -
     top = ", ".join(f"{n} {k}" for k, n in kinds[:10])
     return (f"import {i} serial {serial} ({secs:.1f} s to answered+idle): control RSS "
             f"{mib(p['rss0'])} MiB (after probe {mib(p['rss1'])}), frozen {p['frozen_before']}; "
-            f"young garbage {p['young']}; frozen garbage {p['found']} objects, "
+            f"young garbage {p['young']}; unfrozen full collection {float(p['full_s']):.2f} s; "  # type: ignore[arg-type]
+            f"frozen garbage {p['found']} objects, "
             f"{int(p['bytes']) / 1024:.1f} KiB shallow, {mib(p['deep'])} MiB with the untracked "
             f"objects below them: {top}")  # type: ignore[call-overload]
 
