@@ -105,21 +105,7 @@ def _kind(obj):
     return name
 
 
-def _probe(free):
-    rss0 = _rss()
-    frozen = gc.get_freeze_count()
-    young = gc.collect()
-    flags = gc.get_debug()
-    gc.unfreeze()
-    try:
-        gc.set_debug(gc.DEBUG_SAVEALL)
-        t0 = time.perf_counter()
-        found = gc.collect()  # what an "unfreeze and collect when idle" would cost
-        full = time.perf_counter() - t0
-        garbage = list(gc.garbage)
-        gc.garbage.clear()
-    finally:
-        gc.set_debug(flags)
+def _measure(garbage):
     kinds, sizes = Counter(), Counter()
     seen, size = set(), 0
     for o in garbage:
@@ -142,17 +128,36 @@ def _probe(free):
         done.add(id(r))
         deep += sys.getsizeof(r, 0)
         stack.extend(gc.get_referents(r))
-    del seen, done
+    return kinds, sizes, size, deep
+
+
+def _probe(free):
+    rss0 = _rss()
+    frozen = gc.get_freeze_count()
+    young = gc.collect()
+    flags = gc.get_debug()
+    gc.unfreeze()
+    try:
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        t0 = time.perf_counter()
+        found = gc.collect()  # what an "unfreeze and collect when idle" would cost
+        full = time.perf_counter() - t0
+        garbage = list(gc.garbage)
+        gc.garbage.clear()
+    finally:
+        gc.set_debug(flags)
+    kinds, sizes, size, deep = _measure(garbage)  # (no loop variable left holding one)
     if not free:
         gc.freeze()  # the garbage too: unreachable and frozen again once dropped below
     del garbage
+    freed = 0
     if free:
-        gc.collect()
+        freed = gc.collect()
         gc.freeze()
     _trim()
     return {"rss0": rss0, "rss1": _rss(), "frozen_before": frozen,
             "blocks": sys.getallocatedblocks(), "malloc": _malloc(), "deep": deep,
-            "full_s": full,
+            "full_s": full, "freed": freed,
             "by_bytes": sizes.most_common(6),
             "frozen_after": gc.get_freeze_count(), "young": young, "found": found,
             "bytes": size, "kinds": kinds.most_common(15), "free": free}
@@ -280,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         for proc, _, out in nodes:
             p = probe(proc, out, True, args.timeout)
             print(f"{proc.name}: freeing all the kept garbage: {p['found']} objects, "
-                  f"{int(p['bytes']) / 1024:.1f} KiB shallow, {mib(p['deep'])} MiB deep; "
+                  f"{int(p['bytes']) / 1024:.1f} KiB shallow, {mib(p['deep'])} MiB deep "
+                  f"({p['freed']} freed); "
                   f"jemalloc allocated {mib(p['malloc'].get('allocated', 0))} MiB after; "
                   f"kinds: {p['kinds']}; by shallow bytes: {p['by_bytes']}")  # type: ignore
         for proc, _, _ in nodes:
