@@ -165,7 +165,14 @@ def _probe(free):
 
 def _handler(signum, frame):
     free = os.path.exists(OUT + ".free")
-    out = _probe(free)
+    # without the node's collector callbacks: gcwatch freezes every object after a full
+    # collection of 50 ms or more, the garbage listed in gc.garbage too (then never freed)
+    callbacks = gc.callbacks[:]
+    gc.callbacks.clear()
+    try:
+        out = _probe(free)
+    finally:
+        gc.callbacks[:] = callbacks
     tmp = OUT + ".tmp"
     with open(tmp, "w") as fh:
         json.dump(out, fh)
@@ -292,7 +299,10 @@ def main(argv: list[str] | None = None) -> int:
         for proc, _, _ in nodes:
             wait_idle(proc.pid, timeout=args.timeout)  # jemalloc purges freed pages (2 s)
             rss, pss = own_rss_pss(proc.pid)
-            print(f"  {proc.name} control RSS {mib(rss)} / PSS {mib(pss)} MiB once idle")
+            again = probe(proc, out, False, args.timeout)
+            print(f"  {proc.name} control RSS {mib(rss)} / PSS {mib(pss)} MiB once idle; frozen "
+                  f"garbage then {again['found']} objects, jemalloc allocated "
+                  f"{mib(again['malloc'].get('allocated', 0))} MiB")  # type: ignore[attr-defined]
     return 0
 
 
