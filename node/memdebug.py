@@ -93,6 +93,10 @@ def frozen_garbage() -> str:
     among the frozen objects, which no later collection frees (a leak); then freeze again.
     Says how many objects that was and the RSS it gave back (after `malloc_trim`)."""
     before = _rss()
+    # without the collector's callbacks: gcwatch freezes every object after a long full
+    # collection (this one is), gc.garbage's too, and the second would then free nothing
+    callbacks = gc.callbacks[:]
+    gc.callbacks.clear()
     gc.unfreeze()
     flags = gc.get_debug()
     try:
@@ -105,6 +109,7 @@ def frozen_garbage() -> str:
     finally:
         gc.set_debug(flags)
         gc.freeze()
+        gc.callbacks[:] = callbacks
     trim()
     top = ", ".join(f"{n} {k}" for k, n in kinds.most_common(12))
     return f"{found} unreachable objects in frozen cycles; RSS {before / 2**20:.1f} -> " \

@@ -32,3 +32,34 @@ def test_sigusr2_writes_the_breakdown(tmp_path: Path, monkeypatch: pytest.Monkey
         tracemalloc.stop()
     assert "# pymalloc:" in text and "# objects by type" in text
     assert "builtins.bytes" in text and "# traced:" in text
+
+
+class _Cycle:
+    """An object that refers to itself (cyclic garbage once dropped)."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_frozen_garbage_is_freed_despite_a_freezing_collector_callback() -> None:
+    """In a node, gcwatch's callback freezes every object after a long full collection;
+    the report's own full collection is one: the garbage it found was frozen again with
+    it, never freed ("RSS x -> x once collected")."""
+    import gc
+
+    def freeze_after_full(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop" and info.get("generation") == 2:
+            gc.freeze()  # as gcwatch._callback after a pause of LONG_PAUSE or more
+
+    cycle = _Cycle()  # (a weak reference would not tell: the collection clears it anyway)
+    gc.freeze()
+    del cycle
+    gc.callbacks.append(freeze_after_full)
+    try:
+        report = memdebug.frozen_garbage()
+    finally:
+        gc.callbacks.remove(freeze_after_full)
+        gc.unfreeze()
+    assert "unreachable objects in frozen cycles" in report
+    left = sum(type(o) is _Cycle for o in gc.get_objects())
+    assert left == 0, "the frozen garbage was frozen again, not freed"
