@@ -165,10 +165,15 @@ class BulkWriter:
         return await asyncio.get_running_loop().run_in_executor(self._pool, job, *args)
 
     async def put(self, batch: list[Op], guard: list[Compare], zone: dns.name.Name) -> None:
-        """One batch in one txn, or in smaller ones if etcd refuses its size (`_send`)."""
-        if await self._send(batch, guard, zone):
-            await _all(self.put(batch[i:i + self.max_ops], guard, zone)
-                       for i in range(0, len(batch), self.max_ops))
+        """One batch in one txn, or, if etcd refuses its size (`_send`), in smaller ones one
+        after another. A loop, not a recursion: a closure that refers to itself is a cycle
+        holding what it refers to (an import's records and job), kept for good by a
+        `gc.freeze()` before a collection frees it (~29 MiB per import of the bench zone)."""
+        parts = [batch]
+        while parts:
+            part = parts.pop()
+            if await self._send(part, guard, zone):  # etcd's --max-txn-ops is lower
+                parts += (part[i:i + self.max_ops] for i in range(0, len(part), self.max_ops))
 
     async def write(self, zone: dns.name.Name, generation: int,
                     records: Sequence[tuple[str, bytes]], progress: Progress = quiet, *,
@@ -192,19 +197,10 @@ class BulkWriter:
         progress("writing", 0, len(records))
 
         async def write(batch: list[Op]) -> None:
-            # not recursive: a closure that refers to itself is a cycle holding `records`
-            # and `progress` (the import's job), kept for good by a `gc.freeze()` before
-            # a collection frees it (~29 MiB per import of the bench zone; s13 soak)
-            parts = [batch]
-            while parts:
-                part = parts.pop()
-                async with sem:
-                    refused = await self._send(part, guard, zone)
-                if refused:  # etcd's --max-txn-ops is lower: the same puts in smaller txns
-                    parts += (part[i:i + self.max_ops] for i in range(0, len(part), self.max_ops))
-                    continue
-                written[0] += len(part)
-                progress("writing", written[0], len(records))
+            async with sem:
+                await self.put(batch, guard, zone)
+            written[0] += len(batch)
+            progress("writing", written[0], len(records))
 
         if self.write_pause and len(batches) > 1:  # test-only: half written for this long
             await write(batches.pop(0))
