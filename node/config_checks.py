@@ -97,6 +97,9 @@ def check(config: Config) -> None:
         raise ConfigError("signing.workers: must be 0 (one per core) or more")
     if config.server.workers < 0:
         raise ConfigError("server.workers: must be 0 (answer in the node process) or more")
+    if config.server.render_gate_mib < 0:
+        raise ConfigError("server.render_gate_mib: must be 0 (every render takes the host's"
+                          " render lock) or more")
     if config.testing.import_pause < 0:
         raise ConfigError("testing.import_pause: must be 0 or more (test-only setting)")
     if config.testing.reload_pause < 0:

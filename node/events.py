@@ -151,6 +151,7 @@ class Event(IntEnum):
     SERVING_WORKER_OP_SLOW = 1869  # a zone operation held a worker's loop this long (kind, ms)
     CONVERGENCE_STAGES = 1861  # a zone version reached the workers: ms per stage (node.stages)
     EVENT_LOOP_STALLED = 1877  # a process's event loop woke this late (node/looplag.py)
+    SERVING_IMAGE_RENDER_WAIT = 1857  # a large render waits: another on the host, or memory
     SERVING_IMAGE_FORK_FAILED = 1885  # the forked image child crashed/failed/hung: built in-process
     GENERATION_SWEPT = 1866  # an orphaned generation was deleted: zone, generation, keys, head
     ZONE_GENERATION_LEFT = 1892  # a failed import's or create's data could not be deleted

@@ -28,6 +28,7 @@ does that on demand (for instance from an idle worker).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -43,6 +44,7 @@ from node.image.builder import Delta, ImageWriter, image_name, paused_gc, write_
 from node.image.forked import ForkFailed, ImageChild, ImageStopped
 from node.image.fullimage import write_full
 from node.image.growing import GrowingOverlay
+from node.image.rendergate import GateStopped, RenderGate
 from node.server.answer import name_wire
 from node.server.compile import CompiledZone
 from node.server.proofs import Piece, SigCache
@@ -63,11 +65,13 @@ class ImageBuilder:
 
     __slots__ = ("_answers", "_base_bytes", "_base_revision", "_base_size", "_child", "_cut",
                  "_denial", "_exists", "_growing", "_memo", "_stopped", "_zone", "fork",
-                 "max_share", "timing")
+                 "gate", "max_share", "timing")
 
-    def __init__(self, max_share: float = MAX_SHARE, fork: bool = False) -> None:
+    def __init__(self, max_share: float = MAX_SHARE, fork: bool = False,
+                 gate: RenderGate | None = None) -> None:
         self.max_share = max_share
         self.fork = fork  # `write` renders full images in a forked child (node.image.forked)
+        self.gate = gate  # large forked renders wait their turn on the host (rendergate.py)
         self._child: ImageChild | None = None  # the child rendering now (`stop` kills it)
         self._stopped = False
         self._zone: CompiledZone | None = None  # the latest version, this builder's own
@@ -139,19 +143,25 @@ class ImageBuilder:
         if the child failed (event 1885: the caller builds in-process)."""
         if self._stopped:
             raise ImageStopped(f"zone {snapshot.origin}: image builder stopped")
+        gate = self.gate.hold(str(snapshot.origin), lambda: self._stopped) \
+            if self.gate is not None else contextlib.nullcontext(0.0)
         try:
-            child = self._child = ImageChild(lambda f: write_full(snapshot, f), path)
-            if self._stopped:  # `stop` ran while it forked
-                child.stop()
-            self.timing["fork_s"] = child.fork_s
-            try:
-                zone = compile_base(snapshot)
-            except BaseException:
-                child.kill()
-                raise
-            self._base_bytes, self.timing["child_cpu"] = child.wait()
+            with gate as waited:
+                self.timing["gate_s"] = waited
+                child = self._child = ImageChild(lambda f: write_full(snapshot, f), path)
+                if self._stopped:  # `stop` ran while it forked
+                    child.stop()
+                self.timing["fork_s"] = child.fork_s
+                try:
+                    zone = compile_base(snapshot)
+                except BaseException:
+                    child.kill()
+                    raise
+                self._base_bytes, self.timing["child_cpu"] = child.wait()
             from_image(zone, BaseImage.open(path))
             return zone
+        except GateStopped as exc:
+            raise ImageStopped(str(exc)) from None
         except (ForkFailed, OSError) as exc:
             emit(Event.SERVING_IMAGE_FORK_FAILED, logging.WARNING, zone=snapshot.origin,
                  serial=snapshot.serial, error=str(exc))

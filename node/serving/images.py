@@ -42,7 +42,7 @@ import dns.name
 from node import stages
 from node.events import Event, emit
 from node.image import ImageBuilder
-from node.malloc import trim
+from node.image.rendergate import RenderGate
 from node.priority import heavy_thread
 from node.server.answer import name_wire
 from node.server.compile import CompiledZone
@@ -51,8 +51,10 @@ from node.server.render import Entry
 from node.server.table import ZoneTable
 from node.serving import protocol
 from node.serving.imagedir import TEMP as _TEMP
+from node.serving.imagedir import install as _install
 from node.serving.imagedir import prune_temp_dirs as _prune_temp_dirs
 from node.serving.imagedir import unlink as _unlink
+from node.serving.imagedir import write as _write
 from node.serving.local import LocalImages
 from node.zones.model import ZoneSnapshot
 
@@ -78,7 +80,8 @@ def _lower_priority() -> None:
 class ImagePublisher:
     """Turns the zone table's versions into image files and worker operations."""
 
-    def __init__(self, directory: str, broadcast: Broadcast) -> None:
+    def __init__(self, directory: str, broadcast: Broadcast,
+                 gate: RenderGate | None = None) -> None:
         self._own_dir = not directory
         if not directory:
             _prune_temp_dirs()
@@ -104,6 +107,7 @@ class ImagePublisher:
         # a full image of a newer version is on its way (the zone is signed in full): no merge
         self.busy: Callable[[bytes], bool] = lambda origin: False
         self.fork = FORK  # full images rendered by a forked child (node.image.forked)
+        self.gate = gate  # the host's turn for large forked renders (node.image.rendergate)
         self.built = 0
         self.failed = 0
         self.local = LocalImages()  # the control process's own view, in the workers' order
@@ -162,7 +166,8 @@ class ImagePublisher:
                 snapshot = self._want.pop(origin)
                 count = self._published.get(origin, 0)  # the versions this build covers
                 cut = self._cuts.get(origin, 0)
-                builder = self._builders.setdefault(origin, ImageBuilder(fork=self.fork))
+                builder = self._builders.setdefault(
+                    origin, ImageBuilder(fork=self.fork, gate=self.gate))
                 queued = time.perf_counter()
                 try:
                     path, base_revision = await loop.run_in_executor(
@@ -223,7 +228,9 @@ class ImagePublisher:
             if self._current.get(origin, (None, None))[1] != overlay or origin in self._want \
                     or origin in self._building or origin in self._held:
                 return  # a newer version came, or it was held or removed
-            if self.busy(origin):  # a full image of a newer version will replace it: later
+            # a full image of a newer version will replace it, or another large render runs
+            # on this host or memory is short (node.image.rendergate): later
+            if self.busy(origin) or (self.fork and self.gate is not None and self.gate.busy()):
                 return self._merge_later(origin, snapshot)
             self._want[origin] = replace(snapshot, changed=None)
             self._building[origin] = asyncio.get_running_loop().create_task(
@@ -328,27 +335,6 @@ class ImagePublisher:
             self._pool.shutdown(wait=False, cancel_futures=True)
         if self._own_dir:
             shutil.rmtree(self.directory, ignore_errors=True)
-
-
-def _write(builder: ImageBuilder, snapshot: ZoneSnapshot,
-           directory: Path) -> tuple[Path, int | None]:
-    """`builder.write`; after a full image, the freed build heap goes back to the kernel."""
-    started, cpu = time.perf_counter(), time.thread_time()
-    path, base_revision = builder.write(snapshot, directory)
-    if base_revision is None:
-        trim()
-        emit(Event.SERVING_IMAGE_BUILT, zone=snapshot.origin, serial=snapshot.serial,
-             bytes=path.stat().st_size, seconds=round(time.perf_counter() - started, 3),
-             cpu_s=round(time.thread_time() - cpu, 3),
-             child_cpu_s=round(builder.timing.get("child_cpu", 0.0), 3),
-             fork_ms=round(builder.timing.get("fork_s", 0.0) * 1000, 1))
-    return path, base_revision
-
-
-def _install(files: tuple[Path, Path | None]) -> bytes:
-    """An INSTALL payload: the full image, or the overlay and (after a newline) its base."""
-    full, overlay = files
-    return str(full).encode() if overlay is None else f"{overlay}\n{full}".encode()
 
 
 class MirroredTable(ZoneTable):

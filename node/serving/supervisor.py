@@ -37,6 +37,7 @@ from prometheus_client.registry import Collector
 from node.clock import SYSTEM_CLOCK, Clock
 from node.config import Config
 from node.events import Event, emit
+from node.image.rendergate import RenderGate
 from node.server.listener import DnsServer
 from node.server.stats import DnsStats
 from node.serving import protocol
@@ -77,12 +78,13 @@ class Fleet:
     """Serving worker processes of this node."""
 
     def __init__(self, count: int, settings: dict[str, Any], image_dir: str, *,
+                 gate: RenderGate | None = None,
                  on_change: Callable[[], None] = lambda: None,
                  clock: Clock = SYSTEM_CLOCK) -> None:
         self.count = count
         self.settings = settings  # max_udp_payload, tcp_*, node_id, log_level, identity
         self.dns: DnsServer | None = None  # the control process's: answers what is handed over
-        self.images = ImagePublisher(image_dir, self.broadcast)
+        self.images = ImagePublisher(image_dir, self.broadcast, gate)
         self.images.open()
         self.on_change = on_change
         self.clock = clock
@@ -110,7 +112,8 @@ class Fleet:
             "max_tcp_connections": d.max_tcp_connections,
             "node_id": config.node_id,
             "log_level": config.log.level, "identity": config.testing.worker_identity,
-            "realtime": sv.realtime_workers}, image_dir)
+            "realtime": sv.realtime_workers}, image_dir,
+            gate=RenderGate(sv.render_lock, sv.render_gate_mib << 20))
 
     async def start(self, dns: DnsServer, listen: Sequence[tuple[str, int]]
                     ) -> list[tuple[str, int]]:

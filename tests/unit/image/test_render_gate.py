@@ -1,0 +1,225 @@
+"""The host's gate for large forked renders (`node.image.rendergate`).
+
+Another process on the host holds the render lock (a real process with a
+real `flock`, released by `kill -9`): a large render waits for it, says why
+(event 1857 names the holder), and goes on once the holder is gone; an
+optional merge does not wait but comes back later; a stopped builder stops
+waiting. Memory: a render waits until the available memory covers its
+private memory and the reserve, and renders anyway after `memory_wait`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.name
+import pytest
+
+from node.image import ImageBuilder
+from node.image.forked import ImageStopped
+from node.image.rendergate import GateStopped, RenderGate
+from node.serving.images import ImagePublisher
+from node.zones.model import snapshot_from_text
+from tests.support.wait import async_wait_until, wait_until
+from tests.support.zones import EXAMPLE
+
+ORIGIN = b"\x07example\x04test\x00"
+HOLDER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o666)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.ftruncate(fd, 0)
+os.write(fd, b"%d other.test.\\n" % os.getpid())
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def _hold(path: Path) -> subprocess.Popen[str]:
+    """Another process of this host rendering: it holds the lock at `path` until killed."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+@pytest.fixture
+def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    proc = _hold(tmp_path / "render.lock")
+    yield proc
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+def _gate(tmp_path: Path, **kw: object) -> RenderGate:
+    return RenderGate(str(tmp_path / "render.lock"), min_bytes=0, **kw)  # type: ignore[arg-type]
+
+
+def _events(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
+    return [json.loads(r.message) for r in caplog.records if r.name == "node.events"]
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def test_busy_while_another_process_holds_it_free_once_it_is_killed(
+        tmp_path: Path, holder: subprocess.Popen[str]) -> None:
+    gate = _gate(tmp_path)
+    assert gate.busy()
+    _kill(holder)  # kill -9: the kernel lets go of its lock
+    assert not gate.busy()
+
+
+def test_a_small_process_never_waits(tmp_path: Path, holder: subprocess.Popen[str]) -> None:
+    gate = RenderGate(str(tmp_path / "render.lock"), min_bytes=1 << 60)
+    assert not gate.busy()
+    with gate.hold("example.test.", lambda: False) as waited:
+        assert waited == 0.0
+
+
+def test_a_large_render_waits_for_the_holder_and_says_who(
+        tmp_path: Path, holder: subprocess.Popen[str], caplog: pytest.LogCaptureFixture) -> None:
+    gate = _gate(tmp_path)
+    inside = threading.Event()
+    waited: list[float] = []
+
+    def render() -> None:
+        with gate.hold("example.test.", lambda: False) as w:
+            waited.append(w)
+            inside.set()
+
+    with caplog.at_level(logging.INFO, logger="node.events"):
+        thread = threading.Thread(target=render)
+        thread.start()
+        wait_until(lambda: any(e["name"] == "SERVING_IMAGE_RENDER_WAIT"
+                               for e in _events(caplog)), 20)
+        assert not inside.is_set(), "rendered while another process held the lock"
+        _kill(holder)
+        thread.join(20)
+    assert inside.is_set() and waited and waited[0] > 0
+    (event,) = [e for e in _events(caplog) if e["name"] == "SERVING_IMAGE_RENDER_WAIT"]
+    assert f"pid {holder.pid}" in str(event["reason"]) and "other.test." in str(event["reason"])
+
+
+def test_a_stopped_builder_stops_waiting(tmp_path: Path, holder: subprocess.Popen[str]) -> None:
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    with pytest.raises(GateStopped), _gate(tmp_path).hold("example.test.", stop.is_set):
+        pytest.fail("rendered while another process held the lock")
+
+
+def test_it_waits_for_memory_then_renders(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    gate = _gate(tmp_path)
+    free = [0]
+    gate.private = lambda: 100 << 20
+    gate.available = lambda: free[0]
+    done = threading.Event()
+
+    def render() -> None:
+        with gate.hold("example.test.", lambda: False):
+            done.set()
+
+    with caplog.at_level(logging.INFO, logger="node.events"):
+        thread = threading.Thread(target=render)
+        thread.start()
+        wait_until(lambda: any("memory" in str(e.get("reason")) for e in _events(caplog)), 20)
+        assert not done.is_set() and gate.busy()
+        free[0] = (100 << 20) + gate.reserve
+        thread.join(20)
+    assert done.is_set()
+
+
+def test_it_renders_anyway_after_memory_wait(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    gate = _gate(tmp_path, memory_wait=0.5)
+    gate.available = lambda: 0
+    with caplog.at_level(logging.INFO, logger="node.events"), \
+            gate.hold("example.test.", lambda: False) as waited:
+        assert waited >= 0.5
+    assert any("without the memory" in str(e.get("reason")) for e in _events(caplog))
+
+
+def _snap(serial: int, extra: str = "") -> object:
+    return snapshot_from_text(EXAMPLE + extra, "example.test.", serial=serial, revision=serial)
+
+
+def test_the_forked_render_waits_its_turn(tmp_path: Path,
+                                          holder: subprocess.Popen[str]) -> None:
+    builder = ImageBuilder(fork=True, gate=_gate(tmp_path))
+    out: list[object] = []
+    thread = threading.Thread(target=lambda: out.append(builder.write(_snap(1), tmp_path)))
+    thread.start()
+    thread.join(1.0)  # bounded: it must still be waiting (asserted just below)
+    assert thread.is_alive() and not list(tmp_path.glob("*.img"))
+    _kill(holder)
+    thread.join(60)
+    assert out and Path(out[0][0]).exists()  # type: ignore[index]
+    assert builder.timing["gate_s"] > 0
+
+
+def test_stopping_a_builder_at_the_gate_renders_nothing(
+        tmp_path: Path, holder: subprocess.Popen[str]) -> None:
+    builder = ImageBuilder(fork=True, gate=_gate(tmp_path))
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            builder.write(_snap(1), tmp_path)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    builder.stop()
+    thread.join(20)
+    assert not thread.is_alive() and errors and isinstance(errors[0], ImageStopped)
+    assert not list(tmp_path.glob("*.img"))
+
+
+async def test_a_merge_comes_back_later_while_another_render_runs(tmp_path: Path) -> None:
+    gate = _gate(tmp_path)
+    looked = [0]
+    busy = gate.busy
+
+    def counted() -> bool:
+        looked[0] += 1
+        return busy()
+
+    gate.busy = counted  # type: ignore[method-assign]
+    images = ImagePublisher(str(tmp_path / "images"), lambda kind, payload: (1, set()), gate)
+    images.merge_after = 0.2
+    images.open()
+    try:
+        images.publish(_snap(1))  # type: ignore[arg-type]
+        await async_wait_until(lambda: ORIGIN in images._current, 30)
+        proc = _hold(tmp_path / "render.lock")
+        try:
+            second = dataclasses.replace(
+                _snap(2, "new 300 IN A 192.0.2.99\n"),  # type: ignore[type-var]
+                changed=frozenset({dns.name.from_text("new.example.test.")}))
+            images.publish(second)  # type: ignore[arg-type]
+            await async_wait_until(lambda: images._current[ORIGIN][1] is not None, 30)
+            await async_wait_until(lambda: looked[0] >= 3, 30,
+                                   message="the quiet overlay's merge never looked at the gate")
+            assert images._current[ORIGIN][1] is not None, "merged while another render ran"
+            assert not images._building
+        finally:
+            _kill(proc)
+        await async_wait_until(lambda: images._current[ORIGIN][1] is None, 30,
+                               message="the merge did not come back once the gate was free")
+        assert images._current[ORIGIN][0].name.endswith(".2.img")
+    finally:
+        images.close()
