@@ -50,7 +50,7 @@ workers = 2                    # serving processes (default: one per core; 0: in
 image_dir = ""                 # zone images for them (empty: <journal_dir>/images or a temp dir)
 realtime_workers = true        # they run SCHED_FIFO while lightly loaded (where permitted)
 render_lock = ""               # host-wide lock file of large image renders (empty: /dev/shm/...)
-render_gate_mib = 256          # renders from a process this large take it, wait for memory
+render_gate_mib = 1024         # renders from a process this large take it, wait for memory
 generation_sweep_interval = 600.0  # seconds between sweeps of orphaned zone data (etcd-layout.md)
 transfer_source = ""           # outbound SOA/AXFR/IXFR bind here (empty: a specific dns.listen)
 notify_source = ""             # address outbound NOTIFY binds to (empty: the same default)
@@ -161,7 +161,7 @@ class ServerSettings:
     # full images rendered by a forked child from a control process of at least this many MiB
     # take the host's lock file one at a time and wait for the memory (node/image/rendergate.py)
     render_lock: str = ""
-    render_gate_mib: int = 256
+    render_gate_mib: int = 1024
     # one writable node deletes generations no head references, at start and this often
     generation_sweep_interval: float = 600.0
     # local address of outbound transfers/refresh queries and of NOTIFY (node/server/outbound.py);

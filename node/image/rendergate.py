@@ -33,7 +33,7 @@ from pathlib import Path
 
 from node.events import Event, emit
 
-MIN_BYTES = 256 << 20  # private memory from which a render takes the host's gate
+MIN_BYTES = 1 << 30  # private memory from which a render takes the host's gate (~300k names)
 RESERVE = 512 << 20  # octets left available beyond the render's worst case
 MEMORY_WAIT = 300.0  # seconds a render waits for memory at most (then renders anyway)
 POLL = 0.5  # seconds between tries
