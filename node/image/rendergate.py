@@ -14,9 +14,11 @@ So a render whose process holds at least `min_bytes` of private memory
 file (`flock`, `path`; the lock goes with the process, even on `kill -9`),
 then waits until the memory available to this process (MemAvailable, and
 the cgroup's limit less its use where one is set) covers that size and a
-reserve. It waits at most `memory_wait` seconds for the memory (then renders
-anyway: a version is never left unserved for good), and as long as it takes
-for the lock (another node's render ends: it has a time limit of its own).
+reserve. It waits at most `memory_wait` seconds for the memory and
+`lock_wait` for the lock (longer than any holder's turn: its memory wait and
+its child's time limit), then renders anyway: a version is never left
+unserved for good, even when the holder never lets go (a node stopped with
+SIGSTOP, or any local process's `flock` on the shared file).
 `busy()` tells an optional merge to come back later instead of waiting.
 Smaller renders never wait (tests' zones, most operators' zones).
 """
@@ -32,10 +34,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from node.events import Event, emit
+from node.image.forked import LIMIT
 
 MIN_BYTES = 1 << 30  # private memory from which a render takes the host's gate (~300k names)
 RESERVE = 512 << 20  # octets left available beyond the render's worst case
 MEMORY_WAIT = 300.0  # seconds a render waits for memory at most (then renders anyway)
+LOCK_WAIT = LIMIT + MEMORY_WAIT + 60.0  # seconds it waits for the lock at most (then the same)
 POLL = 0.5  # seconds between tries
 DEFAULT_DIR = "/dev/shm"  # shared by the processes of a host (a container: its own)
 LOCK_NAME = "dnscluster-render.lock"
@@ -45,10 +49,11 @@ class RenderGate:
     """One large render at a time on this host, with the memory it may need."""
 
     def __init__(self, path: str = "", min_bytes: int = MIN_BYTES,
-                 memory_wait: float = MEMORY_WAIT) -> None:
+                 memory_wait: float = MEMORY_WAIT, lock_wait: float = LOCK_WAIT) -> None:
         self.path = Path(path) if path else default_path()
         self.min_bytes = min_bytes
         self.memory_wait = memory_wait
+        self.lock_wait = lock_wait
         self.reserve = RESERVE
         self.private = private_bytes  # replaced in tests
         self.available = available_bytes
@@ -92,11 +97,12 @@ class RenderGate:
             yield 0.0
             return
         try:
-            self._lock(fd, zone, stopped, start)
+            held = self._lock(fd, zone, stopped, start)
             self._memory(zone, stopped, start)
             waited = time.monotonic() - start
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()} {zone}\n".encode(), 0)
+            if held:  # who holds it, for the others' event 1857 (not written without it)
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()} {zone}\n".encode(), 0)
             yield waited
         finally:
             os.close(fd)  # the lock goes with the last descriptor (a child's has ended)
@@ -104,16 +110,25 @@ class RenderGate:
     def _open(self) -> int:
         return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
 
-    def _lock(self, fd: int, zone: str, stopped: Callable[[], bool], start: float) -> None:
+    def _lock(self, fd: int, zone: str, stopped: Callable[[], bool], start: float) -> bool:
+        """Take the lock (True), or give up on it after `lock_wait` seconds (False)."""
         told = False
+        deadline = time.monotonic() + self.lock_wait
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
+                return True
             except BlockingIOError:
                 pass
             if stopped():
                 raise GateStopped(f"zone {zone}: stopped while waiting for the render lock")
+            if time.monotonic() >= deadline:
+                holder = _holder(self.path)
+                emit(Event.SERVING_IMAGE_RENDER_WAIT, logging.WARNING, zone=zone,
+                     waited_s=round(time.monotonic() - start, 1),
+                     reason=f"rendering without the render lock after {self.lock_wait:.0f} s"
+                            f" (held by {holder or 'unknown'})")
+                return False
             if not told:
                 told = True
                 holder = _holder(self.path)

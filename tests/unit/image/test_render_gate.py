@@ -223,3 +223,25 @@ async def test_a_merge_comes_back_later_while_another_render_runs(tmp_path: Path
         assert images._current[ORIGIN][0].name.endswith(".2.img")
     finally:
         images.close()
+
+
+def test_a_holder_that_never_lets_go_is_waited_for_at_most_lock_wait(
+        tmp_path: Path, holder: subprocess.Popen[str], caplog: pytest.LogCaptureFixture) -> None:
+    """A holder that never ends its turn (a node stopped with SIGSTOP, a hung process, any
+    local user's `flock` on the world-writable default path) must not keep this node's
+    versions unserved for good: after `lock_wait` it renders without the lock."""
+    gate = _gate(tmp_path)
+    gate.lock_wait = 0.5
+    inside = threading.Event()
+
+    def render() -> None:
+        with gate.hold("example.test.", lambda: False):
+            inside.set()
+
+    with caplog.at_level(logging.INFO, logger="node.events"):
+        thread = threading.Thread(target=render, daemon=True)
+        thread.start()
+        assert inside.wait(20), "still waiting for a lock nobody lets go of"
+        thread.join(20)
+    assert holder.poll() is None  # it still holds the lock: rendered without it
+    assert any("without the render lock" in str(e.get("reason")) for e in _events(caplog))
