@@ -29,6 +29,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -108,7 +109,14 @@ class RenderGate:
             os.close(fd)  # the lock goes with the last descriptor (a child's has ended)
 
     def _open(self) -> int:
-        return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        """The lock file, never through a link: its default directory is world-writable, and
+        a link planted there would have the holder line truncate and write another file."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            os.close(fd)
+            raise OSError(f"not a plain file with one link ({st.st_nlink})")
+        return fd
 
     def _lock(self, fd: int, zone: str, stopped: Callable[[], bool], start: float) -> bool:
         """Take the lock (True), or give up on it after `lock_wait` seconds (False)."""

@@ -245,3 +245,17 @@ def test_a_holder_that_never_lets_go_is_waited_for_at_most_lock_wait(
         thread.join(20)
     assert holder.poll() is None  # it still holds the lock: rendered without it
     assert any("without the render lock" in str(e.get("reason")) for e in _events(caplog))
+
+
+@pytest.mark.parametrize("link", [os.symlink, os.link])
+def test_a_link_planted_at_the_lock_path_is_not_written_through(
+        tmp_path: Path, link: object) -> None:
+    """The default lock file is in a world-writable directory (/dev/shm, else /tmp): a local
+    user may plant a link there to a file the node may write (it may run as root, and
+    fs.protected_symlinks may be 0). The gate must neither truncate nor write that file."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    link(victim, tmp_path / "render.lock")  # type: ignore[operator]
+    with _gate(tmp_path).hold("example.test.", lambda: False):
+        pass
+    assert victim.read_text() == "precious\n"
