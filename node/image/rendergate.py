@@ -13,7 +13,8 @@ So a render whose process holds at least `min_bytes` of private memory
 (`RssAnon`: what copy-on-write could duplicate) first takes the host's lock
 file (`flock`, `path`; the lock goes with the process, even on `kill -9`),
 then waits until the memory available to this process (MemAvailable, and
-the cgroup's limit less its use where one is set) covers that size and a
+each cgroup's limit less its use, inactive page cache excluded, where one
+is set) covers that size and a
 reserve. It waits at most `memory_wait` seconds for the memory and
 `lock_wait` for the lock (longer than any holder's turn: its memory wait and
 its child's time limit), then renders anyway: a version is never left
@@ -193,8 +194,8 @@ def private_bytes() -> int:
 
 
 def available_bytes() -> int:
-    """Memory this process may still take: MemAvailable, and its cgroup's limit less the
-    cgroup's use when a limit is set (cgroup v2)."""
+    """Memory this process may still take: MemAvailable, and its cgroups' limits less their
+    use when a limit is set (cgroup v2)."""
     free = _meminfo_available()
     limit = _cgroup_headroom()
     return free if limit is None else min(free, limit)
@@ -211,18 +212,42 @@ def _meminfo_available() -> int:
     return 1 << 62  # unknown: do not hold renders back
 
 
-def _cgroup_headroom() -> int | None:
+def _cgroup_headroom(proc: Path = Path("/proc/self/cgroup"),
+                     root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """The least headroom of this process's cgroup and of its ancestors that have a memory
+    limit (cgroup v2: a limit on a slice or a pod above holds too): the limit less the use,
+    less the inactive page cache the kernel reclaims first (memory.current counts the
+    cache: image files written, journals, logs). None: no limit."""
     try:
-        with open("/proc/self/cgroup", encoding="ascii") as f:
+        with open(proc, encoding="ascii") as f:
             lines = f.read().splitlines()
         rel = next(line[3:] for line in lines if line.startswith("0::"))
-        base = Path("/sys/fs/cgroup") / rel.lstrip("/")
+    except (OSError, StopIteration):
+        return None
+    least: int | None = None
+    base = root / rel.lstrip("/")
+    while True:
+        room = _headroom(base)
+        if room is not None:
+            least = room if least is None else min(least, room)
+        if base == root or root not in base.parents:
+            return least
+        base = base.parent
+
+
+def _headroom(base: Path) -> int | None:
+    try:
         limit = (base / "memory.max").read_text().strip()
         if limit == "max":
             return None
-        return max(0, int(limit) - int((base / "memory.current").read_text()))
-    except (OSError, StopIteration, ValueError):
+        room = int(limit) - int((base / "memory.current").read_text())
+    except (OSError, ValueError):
         return None
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in (base / "memory.stat").read_text().splitlines():
+            if line.startswith("inactive_file "):
+                room += int(line.split()[1])
+    return max(0, room)
 
 
 def _holder(path: Path) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 import dns.name
 import pytest
 
-from node.image import ImageBuilder
+from node.image import ImageBuilder, rendergate
 from node.image.forked import ImageStopped
 from node.image.rendergate import GateStopped, RenderGate
 from node.serving.images import ImagePublisher
@@ -259,3 +259,41 @@ def test_a_link_planted_at_the_lock_path_is_not_written_through(
     with _gate(tmp_path).hold("example.test.", lambda: False):
         pass
     assert victim.read_text() == "precious\n"
+
+
+def _cgroup(tmp_path: Path, rel: str, files: dict[str, dict[str, str]]) -> tuple[Path, Path]:
+    """A cgroup v2 tree under `tmp_path` ({dir: {file: text}}) and a /proc/self/cgroup
+    naming `rel` (the hybrid layout's v1 lines too)."""
+    root = tmp_path / "cgroup"
+    for sub, texts in files.items():
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        for name, text in texts.items():
+            (root / sub / name).write_text(text)
+    (root / rel.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    proc = tmp_path / "proc-self-cgroup"
+    proc.write_text(f"4:memory:/x\n0::{rel}\n")
+    return proc, root
+
+
+def test_the_cgroup_page_cache_counts_as_available(tmp_path: Path) -> None:
+    """memory.current counts the page cache (image files written, journals, logs), which
+    the kernel reclaims under the limit: a cgroup long at its limit with mostly cache has
+    the memory for a render (else every large render there waited memory_wait)."""
+    gib, mib = 1 << 30, 1 << 20
+    proc, root = _cgroup(tmp_path, "/node", {"node": {
+        "memory.max": f"{4 * gib}\n", "memory.current": f"{4 * gib - 10 * mib}\n",
+        "memory.stat": f"anon {gib}\nfile {3 * gib}\ninactive_file {3 * gib - 200 * mib}\n"}})
+    assert rendergate._cgroup_headroom(proc, root) == 3 * gib - 190 * mib
+
+
+def test_a_limit_set_on_an_ancestor_cgroup_counts(tmp_path: Path) -> None:
+    """A limit on the slice above the node's own cgroup (systemd MemoryMax= on a slice, a
+    pod's cgroup above its containers') holds the node's render as well."""
+    gib = 1 << 30
+    proc, root = _cgroup(tmp_path, "/slice/node", {
+        # no memory.stat there: the limit still counts
+        "slice": {"memory.max": f"{4 * gib}\n", "memory.current": f"{3 * gib}\n"},
+        "slice/node": {"memory.max": "max\n", "memory.current": f"{3 * gib}\n"}})
+    assert rendergate._cgroup_headroom(proc, root) == gib
+    (root / "slice" / "memory.max").write_text("max\n")
+    assert rendergate._cgroup_headroom(proc, root) is None
