@@ -171,7 +171,7 @@ def test_the_forked_render_waits_its_turn(tmp_path: Path,
 
 
 def test_stopping_a_builder_at_the_gate_renders_nothing(
-        tmp_path: Path, holder: subprocess.Popen[str]) -> None:
+        tmp_path: Path, holder: subprocess.Popen[str], caplog: pytest.LogCaptureFixture) -> None:
     builder = ImageBuilder(fork=True, gate=_gate(tmp_path))
     errors: list[BaseException] = []
 
@@ -181,10 +181,14 @@ def test_stopping_a_builder_at_the_gate_renders_nothing(
         except BaseException as exc:
             errors.append(exc)
 
-    thread = threading.Thread(target=write)
-    thread.start()
-    builder.stop()
-    thread.join(20)
+    thread = threading.Thread(target=write, daemon=True)
+    with caplog.at_level(logging.INFO, logger="node.events"):
+        thread.start()
+        # stopped while it waits at the gate (not before it got there: `write` checks first)
+        wait_until(lambda: any(e["name"] == "SERVING_IMAGE_RENDER_WAIT"
+                               for e in _events(caplog)), 20)
+        builder.stop()
+        thread.join(20)
     assert not thread.is_alive() and errors and isinstance(errors[0], ImageStopped)
     assert not list(tmp_path.glob("*.img"))
 
