@@ -102,9 +102,12 @@ class RenderGate:
             held = self._lock(fd, zone, stopped, start)
             self._memory(zone, stopped, start)
             waited = time.monotonic() - start
-            if held:  # who holds it, for the others' event 1857 (not written without it)
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{os.getpid()} {zone}\n".encode(), 0)
+            # who holds it, for the others' event 1857 (not without it); best effort: a
+            # read-only descriptor (another user's file), /dev/shm full
+            with contextlib.suppress(OSError):
+                if held:
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, f"{os.getpid()} {zone}\n".encode(), 0)
             yield waited
         finally:
             os.close(fd)  # the lock goes with the last descriptor (a child's has ended)
@@ -112,7 +115,10 @@ class RenderGate:
     def _open(self) -> int:
         """The lock file, never through a link: its default directory is world-writable, and
         a link planted there would have the holder line truncate and write another file."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)
+        except PermissionError:  # another user's (fs.protected_regular): flock needs no write
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
             os.close(fd)

@@ -301,3 +301,38 @@ def test_a_limit_set_on_an_ancestor_cgroup_counts(tmp_path: Path) -> None:
     assert rendergate._cgroup_headroom(proc, root) == gib
     (root / "slice" / "memory.max").write_text("max\n")
     assert rendergate._cgroup_headroom(proc, root) is None
+
+
+def test_a_lock_file_this_user_may_not_write_still_serialises(
+        tmp_path: Path, holder: subprocess.Popen[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another user's nodes on the host created the lock file (0644 after the usual umask;
+    with fs.protected_regular even 0666 refuses an O_CREAT open in /dev/shm): flock needs
+    no write access, so this node still waits its turn (it only cannot say who it is)."""
+    lock, real_open = str(tmp_path / "render.lock"), os.open
+
+    def no_write(path: object, flags: int, *args: object) -> int:
+        if str(path) == lock and flags & (os.O_RDWR | os.O_WRONLY | os.O_CREAT):
+            raise PermissionError(13, "Permission denied", lock)
+        return real_open(path, flags, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", no_write)
+    gate = _gate(tmp_path)
+    assert gate.busy()
+    _kill(holder)
+    with gate.hold("example.test.", lambda: False) as waited:
+        assert waited >= 0.0
+        assert subprocess.run([sys.executable, "-c", HOLDER.replace("fcntl.LOCK_EX)",
+                               "fcntl.LOCK_EX | fcntl.LOCK_NB)"), lock],
+                              capture_output=True).returncode != 0, "the lock was not taken"
+
+
+def test_the_holder_line_is_best_effort(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/dev/shm full (ENOSPC) or a read-only descriptor: the render still takes its turn (an
+    OSError here became a 'fork failed' and a render in the control process)."""
+    def full(*args: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "pwrite", full)
+    with _gate(tmp_path).hold("example.test.", lambda: False) as waited:
+        assert waited >= 0.0
