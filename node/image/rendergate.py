@@ -16,8 +16,8 @@ then waits until the memory available to this process (MemAvailable, and
 each cgroup's limit less its use, inactive page cache excluded, where one
 is set) covers that size and a
 reserve. It waits at most `memory_wait` seconds for the memory and
-`lock_wait` for the lock (longer than any holder's turn: its memory wait and
-its child's time limit), then renders anyway: a version is never left
+`lock_wait` for each holder of the lock (longer than any holder's turn: its
+memory wait and its child's time limit), then renders anyway: a version is never left
 unserved for good, even when the holder never lets go (a node stopped with
 SIGSTOP, or any local process's `flock` on the shared file).
 `busy()` tells an optional merge to come back later instead of waiting.
@@ -41,7 +41,7 @@ from node.image.forked import LIMIT
 MIN_BYTES = 1 << 30  # private memory from which a render takes the host's gate (~300k names)
 RESERVE = 512 << 20  # octets left available beyond the render's worst case
 MEMORY_WAIT = 300.0  # seconds a render waits for memory at most (then renders anyway)
-LOCK_WAIT = LIMIT + MEMORY_WAIT + 60.0  # seconds it waits for the lock at most (then the same)
+LOCK_WAIT = LIMIT + MEMORY_WAIT + 60.0  # seconds it waits for one holder at most (then the same)
 POLL = 0.5  # seconds between tries
 DEFAULT_DIR = "/dev/shm"  # shared by the processes of a host (a container: its own)
 LOCK_NAME = "dnscluster-render.lock"
@@ -59,6 +59,7 @@ class RenderGate:
         self.reserve = RESERVE
         self.private = private_bytes  # replaced in tests
         self.available = available_bytes
+        self.clock = time.monotonic  # of the lock's deadline (replaced in tests)
 
     def large(self) -> bool:
         """This process's render would be a large one (it takes the gate)."""
@@ -126,9 +127,11 @@ class RenderGate:
         return fd
 
     def _lock(self, fd: int, zone: str, stopped: Callable[[], bool], start: float) -> bool:
-        """Take the lock (True), or give up on it after `lock_wait` seconds (False)."""
+        """Take the lock (True), or give up on it once one holder has had it for `lock_wait`
+        seconds (False): each new holder (its line in the file) starts a turn of its own."""
         told = False
-        deadline = time.monotonic() + self.lock_wait
+        seen: str | None = None
+        deadline = self.clock() + self.lock_wait
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -137,16 +140,17 @@ class RenderGate:
                 pass
             if stopped():
                 raise GateStopped(f"zone {zone}: stopped while waiting for the render lock")
-            if time.monotonic() >= deadline:
-                holder = _holder(self.path)
+            holder = _holder(self.path)
+            if holder != seen:  # another holder's turn (or the first look)
+                seen, deadline = holder, self.clock() + self.lock_wait
+            if self.clock() >= deadline:
                 emit(Event.SERVING_IMAGE_RENDER_WAIT, logging.WARNING, zone=zone,
                      waited_s=round(time.monotonic() - start, 1),
-                     reason=f"rendering without the render lock after {self.lock_wait:.0f} s"
-                            f" (held by {holder or 'unknown'})")
+                     reason=f"rendering without the render lock: held by {holder or 'unknown'}"
+                            f" for {self.lock_wait:.0f} s")
                 return False
             if not told:
                 told = True
-                holder = _holder(self.path)
                 emit(Event.SERVING_IMAGE_RENDER_WAIT, zone=zone, waited_s=0.0,
                      reason=f"another render on this host ({holder or 'unknown'})")
             time.sleep(POLL)

@@ -336,3 +336,27 @@ def test_the_holder_line_is_best_effort(
     monkeypatch.setattr(os, "pwrite", full)
     with _gate(tmp_path).hold("example.test.", lambda: False) as waited:
         assert waited >= 0.0
+
+
+def test_the_lock_wait_counts_from_each_new_holder(
+        tmp_path: Path, holder: subprocess.Popen[str]) -> None:
+    """`lock_wait` bounds one holder's turn, not the queue: the fourth node of a host waits
+    for three turns (a signed 1M render takes minutes each), and must not render beside the
+    third. Each try here is 60 s later (a fake clock); the first four see a new holder."""
+    lock = tmp_path / "render.lock"
+    gate = _gate(tmp_path)
+    gate.lock_wait = 100.0
+    now, tries = [0.0], [0]
+    gate.clock = lambda: now[0]
+
+    def tried() -> bool:  # called once per failed try
+        tries[0] += 1
+        now[0] += 60.0
+        if tries[0] <= 4:
+            lock.write_text(f"{1000 + tries[0]} zone{tries[0]}.test.\n")
+        return False
+
+    with gate.hold("example.test.", tried):
+        pass
+    # turns began at 60, 120, 180, 240 s: the last one's 100 s are up at the sixth try (360 s)
+    assert tries[0] == 6
