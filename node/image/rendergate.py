@@ -140,7 +140,7 @@ class RenderGate:
                 pass
             if stopped():
                 raise GateStopped(f"zone {zone}: stopped while waiting for the render lock")
-            holder = _holder(self.path)
+            holder = _holder(fd)
             if holder != seen:  # another holder's turn (or the first look)
                 seen, deadline = holder, self.clock() + self.lock_wait
             if self.clock() >= deadline:
@@ -260,9 +260,11 @@ def _headroom(base: Path) -> int | None:
     return max(0, room)
 
 
-def _holder(path: Path) -> str:
+def _holder(fd: int) -> str:
+    """Who holds the lock, from the file this process opened (its path may have been
+    replaced meanwhile: opening a FIFO there to read would block)."""
     try:
-        text = path.read_text(errors="replace").strip()
+        text = os.pread(fd, 200, 0).decode(errors="replace").strip()
     except OSError:
         return ""
     pid, _, zone = text.partition(" ")

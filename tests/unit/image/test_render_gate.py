@@ -360,3 +360,33 @@ def test_the_lock_wait_counts_from_each_new_holder(
         pass
     # turns began at 60, 120, 180, 240 s: the last one's 100 s are up at the sixth try (360 s)
     assert tries[0] == 6
+
+
+def test_who_holds_it_is_read_from_the_file_locked_not_the_path(
+        tmp_path: Path, holder: subprocess.Popen[str]) -> None:
+    """The owner of a lock file in a world-writable directory may replace it meanwhile, by a
+    FIFO for instance: opening the path to read the holder would block for good."""
+    lock = tmp_path / "render.lock"
+    tries = [0]
+
+    def swap() -> bool:  # called once per failed try, before the holder is read
+        tries[0] += 1
+        if tries[0] == 1:
+            lock.unlink()
+            os.mkfifo(lock)
+        return tries[0] > 1
+
+    errors: list[BaseException] = []
+
+    def render() -> None:
+        try:
+            with _gate(tmp_path).hold("example.test.", swap):
+                pass
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=render, daemon=True)
+    thread.start()
+    thread.join(20)
+    assert not thread.is_alive(), "blocked reading the holder through the path"
+    assert errors and isinstance(errors[0], GateStopped)
