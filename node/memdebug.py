@@ -56,7 +56,7 @@ def install() -> bool:
 
 def dump(path: Path) -> None:
     """Write the breakdown to `path` (atomically)."""
-    lines = [f"# pymalloc: {pymalloc()}",
+    lines = [f"# pymalloc: {pymalloc()}", f"# jemalloc: {jemalloc()}",
              f"# RSS {_rss() / 2**20:.1f} MiB; after malloc_trim: "
              f"{_rss() / 2**20 if trim() else float('nan'):.1f} MiB; "
              f"frozen objects {gc.get_freeze_count()}"]
@@ -144,6 +144,30 @@ def pymalloc() -> str:
             "# bytes in available blocks", "unused pools", "bytes lost to")
     return "; ".join(" ".join(ln.split()) for ln in text.splitlines()
                      if any(k in ln for k in keep))
+
+
+def jemalloc() -> str:
+    """jemalloc's own totals (`stats.*`, MiB) when the process runs on it: what the
+    allocator handed out, C allocations (grpc, OpenSSL, ...) included, which tracemalloc
+    does not see; "-" on another allocator."""
+    import ctypes
+    try:
+        mallctl = ctypes.CDLL(None).mallctl
+    except AttributeError:
+        return "-"
+    mallctl.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t),
+                        ctypes.c_void_p, ctypes.c_size_t]
+    epoch = ctypes.c_uint64(1)
+    size = ctypes.c_size_t(8)
+    mallctl(b"epoch", ctypes.byref(epoch), ctypes.byref(size), ctypes.byref(epoch), 8)
+    out = []
+    for name in ("allocated", "active", "metadata", "resident", "mapped", "retained"):
+        value = ctypes.c_size_t(0)
+        size = ctypes.c_size_t(ctypes.sizeof(value))
+        if mallctl(f"stats.{name}".encode(), ctypes.byref(value), ctypes.byref(size), None, 0):
+            continue
+        out.append(f"{name} {value.value / 2**20:.1f}")
+    return ", ".join(out)
 
 
 def _rss() -> int:
