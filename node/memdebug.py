@@ -84,6 +84,8 @@ def dump(path: Path) -> None:
         lines += outside_roots()
     except Exception as exc:  # a debug aid: never fail the dump for it
         lines.append(f"(outside the owners failed: {exc!r})")
+    finally:
+        _LAST_SEEN.clear()  # ~600k ids at 30k names: not counted by `by_type` below
     lines.append("# objects by type: count, shallow MiB (gc-tracked and what they refer to)")
     try:
         lines += [f"{n:>10} {size / 2**20:9.1f}  {name}" for name, n, size in by_type()[:TOP]]
