@@ -22,8 +22,8 @@ A flood of one-off names, existing or not, fills at most the cold segment and
 the hot one's free room: it never evicts a hot answer. The byte bound per DO bit,
 `cache_bytes`, follows the zones served: `CACHE_SHARE` of their images' bytes
 (at least `CACHE_BYTES_MIN`), so the heap a serving worker spends on cached
-answers stays below the zone's own size whatever the clients ask (the count
-bound alone let ~500 octets per entry grow to several times the image).
+answers stays within 1.5 times the zone's image over both DO bits whatever the
+clients ask (the count bound alone let ~480 octets per entry reach ~3 times it).
 
 `install(image)` swaps a zone's version and drops only that zone's cached
 keys (and, when the set of served or held origins changes, those of the
