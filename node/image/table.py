@@ -8,14 +8,22 @@ for held zones, REFUSED outside our zones or class IN, and DS at a zone's
 apex answered by the parent zone when we serve it: exactly as `ZoneTable`.
 
 The cache is never cleared wholesale. It has two segments with their own
-bounds, each evicting its oldest entries first:
+bounds, in entries and in bytes (each entry's key and body plus `ENTRY_COST`
+for its objects and table slots), each evicting its oldest entries first:
 
-* hot: answers pre-rendered in an image (they exist anyway; admitted at once);
+* hot: answers pre-rendered in an image, admitted at once while the segment
+  has room; once it is full, only when their key is asked again while the
+  doorkeeper (`node.server.admission.Doorkeeper`) remembers it;
 * cold: answers assembled on the cold path (negative answers, wildcard
   synthesis, CNAME chains, referrals below cuts) and SERVFAIL/REFUSED,
-  admitted only when their key is asked again while the doorkeeper
-  (`node.server.admission.Doorkeeper`) remembers it. A flood of one-off names
-  fills at most the cold segment and never evicts a hot answer.
+  admitted only when their key is asked again while the doorkeeper remembers it.
+
+A flood of one-off names, existing or not, fills at most the cold segment and
+the hot one's free room: it never evicts a hot answer. The byte bound per DO bit,
+`cache_bytes`, follows the zones served: `CACHE_SHARE` of their images' bytes
+(at least `CACHE_BYTES_MIN`), so the heap a serving worker spends on cached
+answers stays within 1.5 times the zone's image over both DO bits whatever the
+clients ask (the count bound alone let ~480 octets per entry reach ~3 times it).
 
 `install(image)` swaps a zone's version and drops only that zone's cached
 keys (and, when the set of served or held origins changes, those of the
@@ -38,7 +46,13 @@ from node.server.wire import NXDOMAIN, REFUSED, SERVFAIL, TYPE_AXFR, TYPE_IXFR
 log = logging.getLogger(__name__)
 
 CACHE_MAX = 200_000
-COLD_SHARE = 4  # the cold segment holds at most cache_max // COLD_SHARE entries
+COLD_SHARE = 4  # the cold segment holds at most cache_max // COLD_SHARE entries (and bytes)
+CACHE_BYTES_MIN = 16 << 20  # per DO bit
+CACHE_SHARE = 0.75  # per DO bit: cache_bytes = this share of the served images' bytes
+# an entry's octets besides its key's and body's: the key and body objects' headers (33
+# each), the entry tuple (88; its ints and headers are shared), its slots in the cache
+# dict, the segment's ordered dict and the zone's key set (~140)
+ENTRY_COST = 300
 IN_CLASS = b"\x00\x01"
 NO_ZONE = b""  # pseudo-origin of cached REFUSED answers
 SHORTCUTS_MAX = 1024  # NXDOMAIN shortcuts by closest encloser, per DO bit (oldest out)
@@ -75,8 +89,9 @@ def _release(images: set[ZoneImage]) -> None:
 class ImageTable:
     """Zone images by origin wire name; `caches[do]` is the hot path's first stop."""
 
-    __slots__ = ("__weakref__", "_below", "_by_zone", "_cold", "_doors", "_held", "_hot",
-                 "_keeper", "_zones", "cache_max", "caches", "journals", "shortcuts")
+    __slots__ = ("__weakref__", "_below", "_by_zone", "_bytes", "_cold", "_doors", "_held",
+                 "_hot", "_keeper", "_zones", "cache_bytes", "cache_max", "caches", "journals",
+                 "shortcuts")
 
     def __init__(self) -> None:
         self.journals = None  # AXFR/IXFR are not served from images (Responder's slow path)
@@ -87,6 +102,8 @@ class ImageTable:
         self._cold: tuple[OrderedDict[bytes, bytes], ...] = (OrderedDict(), OrderedDict())
         self._by_zone: tuple[dict[bytes, set[bytes]], ...] = ({}, {})
         self.cache_max = CACHE_MAX
+        self.cache_bytes = CACHE_BYTES_MIN
+        self._bytes = ([0, 0], [0, 0])  # per DO bit: the hot and the cold segment's bytes
         self._doors = (Doorkeeper(CACHE_MAX), Doorkeeper(CACHE_MAX))
         # closest encloser -> its NXDOMAIN shortcut (`node.image.enclosers`), per DO bit;
         # dropped whenever a zone is installed, removed or held (they hold images and the
@@ -121,6 +138,8 @@ class ImageTable:
         else:
             self._drop(origin)
         self.cache_max = max(CACHE_MAX, sum(2 * z.records for z in self._zones.values()))
+        self.cache_bytes = max(CACHE_BYTES_MIN, int(CACHE_SHARE * sum(
+            z.size + (z.base.size if z.base is not None else 0) for z in self._zones.values())))
         if self._doors[0].window < self.cache_max:
             self._doors = (Doorkeeper(self.cache_max), Doorkeeper(self.cache_max))
         return True
@@ -186,10 +205,14 @@ class ImageTable:
             if not keys:
                 continue
             cache, hot, cold = self.caches[do], self._hot[do], self._cold[do]
+            used = self._bytes[do]
             for k in keys:
-                cache.pop(k, None)
-                if hot.pop(k, None) is None:
+                entry = cache.pop(k, None)
+                seg = 0 if hot.pop(k, None) is not None else 1
+                if seg:
                     cold.pop(k, None)
+                if entry is not None:
+                    used[seg] -= ENTRY_COST + len(k) + len(entry[2])
 
     def _drop_related(self, origin: bytes) -> None:
         """Drop the keys of `origin`, of the zones above and below it, and REFUSED ones."""
@@ -199,21 +222,38 @@ class ImageTable:
             self._drop(o)
 
     def _keep(self, key: bytes, do: int, entry: Entry, origin: bytes, hot: bool) -> None:
+        """Cache `entry` (hot: pre-rendered; else admitted by the doorkeeper already),
+        evicting the segment's oldest entries down to its bounds. A hot answer that would
+        evict is admitted only as a cold one is: asked again while the doorkeeper
+        remembers it (a sweep of names asked once never evicts a hot answer)."""
         cache = self.caches[do]
         if key in cache:
             return
         seg = self._hot[do] if hot else self._cold[do]
         cold_max = self.cache_max // COLD_SHARE
         limit = self.cache_max - cold_max if hot else cold_max
+        cold_bytes = self.cache_bytes // COLD_SHARE
+        byte_limit = self.cache_bytes - cold_bytes if hot else cold_bytes
+        used = self._bytes[do]
+        i = 0 if hot else 1
+        cost = ENTRY_COST + len(key) + len(entry[2])
+        if cost > byte_limit:
+            return
+        if hot and (len(seg) >= limit or used[0] + cost > byte_limit) \
+                and not self._doors[do].admit(key):
+            return
         by_zone = self._by_zone[do]
-        while len(seg) >= limit:
+        while seg and (len(seg) >= limit or used[i] + cost > byte_limit):
             old, old_origin = seg.popitem(last=False)
-            cache.pop(old, None)
+            gone = cache.pop(old, None)
+            if gone is not None:
+                used[i] -= ENTRY_COST + len(old) + len(gone[2])
             keys = by_zone.get(old_origin)
             if keys is not None:
                 keys.discard(old)
         seg[key] = origin
         cache[key] = entry
+        used[i] += cost
         by_zone.setdefault(origin, set()).add(key)
 
     # --- lookups ----------------------------------------------------------------
