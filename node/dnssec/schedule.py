@@ -6,9 +6,10 @@ signed owner, ~10 MiB for the 100k-name NSEC3 zone). A full pass adds every
 owner (`add_bulk`) and `seal`s: the nodes sorted by due time in one list, the
 times in a parallel `array('q')` (16 octets per owner), read from the front.
 An incremental pass `add`s its few new nodes to a small heap of (due, seq,
-node) tuples, which is folded into the sorted list once it outgrows
+node) tuples, which is merged into the sorted list once it outgrows
 max(FOLD_MIN, live / FOLD_SHARE), so the schedule stays compact however long
-the signer runs incrementally.
+the signer runs incrementally (a merge costs a Python step per heap entry,
+~1 us, the front is copied in slices).
 
 A node that is no longer its owner's current one is `retire`d by the caller
 (by identity: no look-up of its owner) and dropped when it comes up or at the
@@ -17,6 +18,7 @@ next fold; until then it is held, as the heap this replaces held it.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 from array import array
@@ -58,8 +60,25 @@ class RefreshSchedule(Generic[N]):
         self._dues.append(due)
 
     def seal(self) -> None:
-        """Order the front after `add_bulk`s (and fold the heap into it)."""
-        self._fold()
+        """Order the front after `add_bulk`s (and the heap's nodes with it)."""
+        nodes: list[N] = []
+        dues = array("q")
+        live = self._live
+        order, times = self._order, self._dues
+        for i in range(self._pos, len(order)):
+            node = order[i]
+            if live(node):  # type: ignore[arg-type]
+                nodes.append(node)  # type: ignore[arg-type]
+                dues.append(times[i])
+        for due, _, node in self._heap:
+            if live(node):
+                nodes.append(node)
+                dues.append(due)
+        ranks = sorted(range(len(dues)), key=dues.__getitem__)
+        self._order = [nodes[i] for i in ranks]
+        self._dues = array("q", map(dues.__getitem__, ranks))
+        self._pos = 0
+        self._heap = []
 
     def add(self, node: N, due: int) -> None:
         """Schedule `node` (an incremental pass's)."""
@@ -80,25 +99,27 @@ class RefreshSchedule(Generic[N]):
         return True
 
     def _fold(self) -> None:
-        """One sorted front of everything scheduled (Timsort: the front is one run)."""
-        nodes: list[N] = []
-        dues = array("q")
+        """Merge the heap's nodes into the front: O(heap) Python steps, the front copied in
+        slices (C); its retired nodes stay until they come up, unless they are many."""
         live = self._live
-        order, times = self._order, self._dues
-        for i in range(self._pos, len(order)):
-            node = order[i]
-            if live(node):  # type: ignore[arg-type]
-                nodes.append(node)  # type: ignore[arg-type]
-                dues.append(times[i])
-        for due, _, node in self._heap:
-            if live(node):
-                nodes.append(node)
-                dues.append(due)
-        order = sorted(range(len(dues)), key=dues.__getitem__)
-        self._order = [nodes[i] for i in order]
-        self._dues = array("q", map(dues.__getitem__, order))
-        self._pos = 0
-        self._heap = []
+        order, dues, start = self._order, self._dues, self._pos
+        if len(self._stale) * FOLD_SHARE > len(self):  # dropped, the front kept in order
+            kept = [i for i in range(start, len(order)) if live(order[i])]  # type: ignore[arg-type]
+            order, dues = [order[i] for i in kept], array("q", map(dues.__getitem__, kept))
+            start = 0
+        items = sorted(entry for entry in self._heap if live(entry[2]))
+        merged: list[N | None] = []
+        times = array("q")
+        for due, _, node in items:
+            i = bisect.bisect_right(dues, due, start)
+            merged += order[start:i]
+            times += dues[start:i]
+            merged.append(node)
+            times.append(due)
+            start = i
+        merged += order[start:]
+        times += dues[start:]
+        self._order, self._dues, self._pos, self._heap = merged, times, 0, []
 
     def pop_due(self, until: int) -> list[N]:
         """Take the nodes due at or before `until` (retired ones dropped)."""
