@@ -311,8 +311,7 @@ class ZoneSigner:
         assert self._chain is not None
         return SignedNode(name, src, extra, denial, sigs, self._chain)  # type: ignore[arg-type]
 
-    def _due(self, key: CKey, node: SignedNode) -> int | None:
-        """When the node falls due (None: never here; it is not on the schedule)."""
+    def _due(self, key: CKey, node: SignedNode) -> int | None:  # None: never here
         return node.refresh_due(T.DNSKEY if self._is_external(key, T.DNSKEY) else None)
 
     def _sign_incremental(self, nodes: NodeMap, changed: frozenset[Name], now: int
@@ -355,8 +354,9 @@ class ZoneSigner:
                 diff[plan[0]] = node
                 if type(node) is SignedNode and (due := self._due(key, node)) is not None:
                     self._schedule.add(node, due)
-                if type(prev) is SignedNode and key not in force and self._due(key, prev):
-                    self._schedule.retire(prev)  # on the schedule (not taken off this pass)
+                if type(prev) is SignedNode and key not in force and (  # scheduled (a node
+                        key != tree.okey or self._due(key, prev) is not None):  # off the apex is)
+                    self._schedule.retire(prev)
             elif key in force and type(prev) is SignedNode and (due := self._due(key, prev)):
                 self._schedule.add(prev, due)  # taken off the schedule this pass: back
         blobs.finish()
