@@ -131,20 +131,14 @@ Entry = tuple[dns.name.Name, Types]
 
 
 class _SortedChain:
-    """Shared machinery: the chain's keys in order, with each one's type set (and, NSEC
-    only, its Name) in parallel lists; reports the owners to rewrite.
+    """Shared machinery: sorted keys, key -> (name, types); reports owners to rewrite.
 
     Callers identify names by `canonical_key` (CKey) and pass the Name alongside.
-    Parallel sorted lists, not a dict of (name, types) tuples: a lookup is a bisection
-    (C), and the chain costs two or three pointers per name (issue 10, session 14).
     """
-
-    _named = True  # keep each member's Name (NSEC: the next name); NSEC3 needs none
 
     def __init__(self) -> None:
         self._keys: list[object] = []
-        self._types: list[Types] = []
-        self._names: list[dns.name.Name] = []
+        self._entries: dict[object, Entry] = {}
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -152,73 +146,54 @@ class _SortedChain:
     def _key(self, ckey: CKey) -> object:
         raise NotImplementedError
 
-    def _owner(self, key: object, name: dns.name.Name | None) -> tuple[CKey, dns.name.Name]:
+    def _owner(self, key: object, name: dns.name.Name) -> tuple[CKey, dns.name.Name]:
         raise NotImplementedError
 
-    def _find(self, key: object) -> int:
-        """The index of `key`, or -1."""
-        keys = self._keys
-        i = bisect.bisect_left(keys, key)  # type: ignore[call-overload]
-        return i if i < len(keys) and keys[i] == key else -1
-
-    def _name(self, i: int) -> dns.name.Name | None:
-        return self._names[i] if self._named else None
-
     def rebuild(self, entries: Mapping[CKey, Entry]) -> None:
-        keyed = {self._key(k): e for k, e in entries.items()}
-        self._keys = keys = sorted(keyed)  # type: ignore[type-var]
-        self._types = [keyed[k][1] for k in keys]
-        self._names = [keyed[k][0] for k in keys] if self._named else []
+        self._entries = {self._key(k): e for k, e in entries.items()}
+        self._keys = sorted(self._entries)  # type: ignore[type-var]
 
     def update(self, changes: Mapping[CKey, Entry | None]) -> list[tuple[CKey, dns.name.Name]]:
         """Apply (name -> (Name, types), or None to remove); the chain owners (ckey, Name)
         whose record changed or disappeared."""
         touched: set[object] = set()
         removed: list[tuple[CKey, dns.name.Name]] = []
-        keys, types, names, named = self._keys, self._types, self._names, self._named
         for ckey, entry in changes.items():
             key = self._key(ckey)
-            i = bisect.bisect_left(keys, key)  # type: ignore[call-overload]
-            present = i < len(keys) and keys[i] == key
+            old = self._entries.get(key)
             if entry is None:
-                if not present:
+                if old is None:
                     continue
-                removed.append(self._owner(key, self._name(i)))
-                del keys[i], types[i]
-                if named:
-                    del names[i]
+                i = bisect.bisect_left(self._keys, key)  # type: ignore[call-overload]
+                del self._keys[i]
+                del self._entries[key]
+                removed.append(self._owner(key, old[0]))
                 touched.discard(key)
-                if keys:
-                    touched.add(keys[i - 1])
+                if self._keys:
+                    touched.add(self._keys[i - 1])
                 continue
-            if present and types[i] == entry[1]:
+            if old is not None and old[1] == entry[1]:
                 continue
+            self._entries[key] = entry
             touched.add(key)
-            if present:
-                types[i] = entry[1]
-                if named:
-                    names[i] = entry[0]
-                continue
-            keys.insert(i, key)
-            types.insert(i, entry[1])
-            if named:
-                names.insert(i, entry[0])
-            touched.add(keys[i - 1])
-        out = []
-        for k in touched:
-            i = self._find(k)
-            if i >= 0:
-                out.append(self._owner(k, self._name(i)))
-        return out + removed
+            if old is None:
+                i = bisect.bisect_left(self._keys, key)  # type: ignore[call-overload]
+                self._keys.insert(i, key)
+                touched.add(self._keys[i - 1])
+        return [self._owner(k, self._entries[k][0]) for k in touched if k in self._entries] \
+            + removed
 
     def types(self, ckey: CKey) -> Types | None:
         """The bitmap types of the name `ckey` stands for, or None if not in the chain."""
-        i = self._find(self._key(ckey))
-        return None if i < 0 else self._types[i]
+        return self._entries.get(self._key(ckey), (None, None))[1]
 
     def owners(self) -> Iterator[tuple[CKey, dns.name.Name]]:
-        for i, key in enumerate(self._keys):
-            yield self._owner(key, self._name(i))
+        for key in self._keys:
+            yield self._owner(key, self._entries[key][0])
+
+    def _next_key(self, key: object) -> object:
+        i = bisect.bisect_right(self._keys, key)  # type: ignore[call-overload]
+        return self._keys[i % len(self._keys)]
 
 
 class NsecChain(_SortedChain):
@@ -238,35 +213,42 @@ class NsecChain(_SortedChain):
     def _key(self, ckey: CKey) -> object:
         return ckey
 
-    def _owner(self, key: object, name: dns.name.Name | None) -> tuple[CKey, dns.name.Name]:
+    def _owner(self, key: object, name: dns.name.Name) -> tuple[CKey, dns.name.Name]:
         return key, name  # type: ignore[return-value]
 
     def rrset(self, owner: CKey) -> dns.rrset.RRset | None:
-        i = self._find(owner)
-        if i < 0:
+        entry = self._entries.get(owner)
+        if entry is None:
             return None
-        names = self._names
-        return make_nsec(names[i], self.ttl, names[(i + 1) % len(names)], self._types[i])
+        nxt = self._entries[self._next_key(owner)][0]
+        return make_nsec(entry[0], self.ttl, nxt, entry[1])
 
 
-class Nsec3Chain(_SortedChain):
-    """The NSEC3 chain: owners are <base32hex hash>.<origin>, in hash order; its keys are
-    the hash labels, shared with the owners' Names and the records' next fields."""
+class Nsec3Chain:
+    """The NSEC3 chain: owners are <base32hex hash>.<origin>, in hash order.
+
+    Its keys are the hash labels (shared with the owners' Names and the records' next
+    fields), each member's type set in a parallel list (issue 10, session 14: a dict of
+    (Name, types) tuples cost ~100 octets per name; a lookup is a bisection of bytes, C).
+    """
 
     rdtype = dns.rdatatype.NSEC3
-    _named = False
+
+    def __init__(self, origin: dns.name.Name, ttl: int, params: DenialParams) -> None:
+        self.origin = origin
+        self._okey = canonical_key(origin)
+        self.ttl = ttl
+        self.params = params
+        self._keys: list[bytes] = []
+        self._types: list[Types] = []
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
     def make(self, owner: dns.name.Name, nxt: bytes, types: Types) -> dns.rrset.RRset:
         """The NSEC3 RRset of `owner` from its fields (the last two of an `Nsec3Set`'s:
         the next owner's hash label, the types)."""
         return Nsec3Set(owner, dns.rdatatype.NSEC3, self.ttl, (self.params, nxt, types))
-
-    def __init__(self, origin: dns.name.Name, ttl: int, params: DenialParams) -> None:
-        super().__init__()
-        self.origin = origin
-        self._okey = canonical_key(origin)
-        self.ttl = ttl
-        self.params = params
 
     def hash_of(self, ckey: CKey) -> bytes:
         """The lowercase base32hex hash label of the name `ckey` stands for."""
@@ -276,15 +258,57 @@ class Nsec3Chain(_SortedChain):
             digest = hashlib.sha1(digest + p.salt).digest()
         return base64.b32hexencode(digest).lower()
 
-    def _key(self, ckey: CKey) -> object:
-        return self.hash_of(ckey)
+    def _find(self, label: bytes) -> int:
+        """The index of `label`, or -1."""
+        keys = self._keys
+        i = bisect.bisect_left(keys, label)
+        return i if i < len(keys) and keys[i] == label else -1
 
-    def _owner(self, key: object, name: dns.name.Name | None) -> tuple[CKey, dns.name.Name]:
-        label: bytes = key  # type: ignore[assignment]
+    def _owner(self, label: bytes) -> tuple[CKey, dns.name.Name]:
         return (*self._okey, label), dns.name.Name((label, *self.origin.labels))
 
     def owner_of(self, name: dns.name.Name) -> dns.name.Name:
-        return self._owner(self.hash_of(canonical_key(name)), name)[1]
+        return self._owner(self.hash_of(canonical_key(name)))[1]
+
+    def rebuild(self, entries: Mapping[CKey, Entry]) -> None:
+        keyed = {self.hash_of(k): e[1] for k, e in entries.items()}
+        self._keys = sorted(keyed)
+        self._types = [keyed[k] for k in self._keys]
+
+    def update(self, changes: Mapping[CKey, Entry | None]) -> list[tuple[CKey, dns.name.Name]]:
+        """Apply (name -> (Name, types), or None to remove); the chain owners (ckey, Name)
+        whose record changed or disappeared."""
+        touched: set[bytes] = set()
+        removed: list[tuple[CKey, dns.name.Name]] = []
+        keys, types = self._keys, self._types
+        for ckey, entry in changes.items():
+            key = self.hash_of(ckey)
+            i = bisect.bisect_left(keys, key)
+            present = i < len(keys) and keys[i] == key
+            if entry is None:
+                if present:
+                    removed.append(self._owner(key))
+                    del keys[i], types[i]
+                    touched.discard(key)
+                    if keys:
+                        touched.add(keys[i - 1])
+            elif not present:
+                keys.insert(i, key)
+                types.insert(i, entry[1])
+                touched.update((key, keys[i - 1]))
+            elif types[i] != entry[1]:
+                types[i] = entry[1]
+                touched.add(key)
+        return [self._owner(k) for k in touched if self._find(k) >= 0] + removed
+
+    def types(self, ckey: CKey) -> Types | None:
+        """The bitmap types of the name `ckey` stands for, or None if not in the chain."""
+        i = self._find(self.hash_of(ckey))
+        return None if i < 0 else self._types[i]
+
+    def owners(self) -> Iterator[tuple[CKey, dns.name.Name]]:
+        for key in self._keys:
+            yield self._owner(key)
 
     def rrset(self, owner: CKey) -> dns.rrset.RRset | None:
         key = owner[-1]

@@ -1,5 +1,5 @@
-"""The denial chains as parallel sorted lists and the NSEC3 record's next hash kept as the
-next owner's label (issue 10, session 14), against a plain model and dnspython."""
+"""The denial chains (NSEC3's as parallel sorted lists, NSEC's a dict) against a plain model,
+and the NSEC3 record's next hash kept as the next owner's label (issue 10, session 14)."""
 
 from __future__ import annotations
 
