@@ -115,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--changes", type=int, default=300)
     p.add_argument("--cache", type=Path, default=Path("/tmp/bench-signerstate"))
     p.add_argument("--fields", action="store_true")
+    p.add_argument("--lockstep", type=int, default=0, metavar="N",
+                   help="take turns with another run: before every N changes wait for a "
+                        "line on stdin, after them print `block <CPU ms>` (`bench.lockstep`)")
     args = p.parse_args(argv)
 
     from node.dnssec.denial import DenialParams
@@ -149,7 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     soa_name = origin
     times: list[float] = []
     added: list[dns.name.Name] = []
+    if args.lockstep:
+        print("ready", flush=True)
     for i in range(args.changes):
+        if args.lockstep and i % args.lockstep == 0:
+            if i:
+                print(f"block {sum(times[-args.lockstep:]):.3f}", flush=True)
+            sys.stdin.readline()
         soa = nodes[soa_name][T.SOA]
         rd = soa[0].replace(serial=soa[0].serial + 1)  # type: ignore[attr-defined]
         apex = dict(nodes[soa_name])
@@ -173,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         cpu = time.thread_time()
         signer.sign(nodes, changed, now + 1 + i)
         times.append((time.thread_time() - cpu) * 1000)
+    if args.lockstep:
+        print(f"block {sum(times[-args.lockstep:]):.3f}", flush=True)
     gc.collect()
     after, _ = held(signer, given, False)
     mode = "nsec" if args.nsec else "nsec3"
