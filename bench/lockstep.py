@@ -6,10 +6,10 @@
 Starts `bench.signerstate --lockstep BLOCK` once per tree (`PYTHONPATH=<tree>`, the
 script itself taken from this tree), lets both finish their full sign, then has them
 make the same single changes in turns: a block of BLOCK changes by A, the same block by
-B, and so on, one process running at a time, so both see the same machine state within
-a block's few hundred milliseconds. Prints per-block thread CPU of each and the ratio
-B/A over all blocks (sum, and the median of per-block ratios), then both runs' summary
-lines.
+B, the next by B first then A, and so on, one process running at a time, so both see
+the same machine state within a block's few hundred milliseconds. Prints per-block
+thread CPU of each and the ratio B/A over all blocks (sum, and the median of per-block
+ratios), then both runs' summary lines.
 """
 
 from __future__ import annotations
@@ -57,13 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     for proc in runs:  # one at a time: the full signs do not overlap the blocks
         _line(proc, "ready")
     blocks: list[tuple[float, float]] = []
-    for _ in range(-(-args.changes // args.block)):
-        got = []
-        for proc in runs:
+    for n in range(-(-args.changes // args.block)):
+        got = [0.0, 0.0]
+        for i in ((0, 1) if n % 2 == 0 else (1, 0)):  # A first, then B first, in turn
+            proc = runs[i]
             assert proc.stdin is not None
             proc.stdin.write("go\n")
             proc.stdin.flush()
-            got.append(float(_line(proc, "block").split()[1]))
+            got[i] = float(_line(proc, "block").split()[1])
         blocks.append((got[0], got[1]))
         print(f"block A {got[0]:8.1f} ms  B {got[1]:8.1f} ms  B/A {got[1] / got[0]:.3f}",
               flush=True)

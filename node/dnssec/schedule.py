@@ -85,8 +85,9 @@ class RefreshSchedule(Generic[N]):
 
     def add(self, node: N, due: int) -> None:
         """Schedule `node` (an incremental pass's)."""
-        heapq.heappush(self._heap, (due, next(self._seq), node))
-        if len(self._heap) > max(FOLD_MIN, (len(self._order) - self._pos) // FOLD_SHARE):
+        heap = self._heap
+        heapq.heappush(heap, (due, next(self._seq), node))
+        if len(heap) > FOLD_MIN and len(heap) * FOLD_SHARE > len(self._order) - self._pos:
             self._fold()
 
     def retire(self, node: N) -> None:

@@ -354,9 +354,8 @@ class ZoneSigner:
                 diff[plan[0]] = node
                 if type(node) is SignedNode and (due := self._due(key, node)) is not None:
                     self._schedule.add(node, due)
-                if type(prev) is SignedNode and key not in force and (  # scheduled (a node
-                        key != tree.okey or self._due(key, prev) is not None):  # off the apex is)
-                    self._schedule.retire(prev)
+                if type(prev) is SignedNode and key not in force:  # every one is scheduled
+                    self._schedule.retire(prev)  # (the apex has its SOA's signatures)
             elif key in force and type(prev) is SignedNode and (due := self._due(key, prev)):
                 self._schedule.add(prev, due)  # taken off the schedule this pass: back
         blobs.finish()
