@@ -21,8 +21,10 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
+import operator
 from array import array
 from collections.abc import Iterator
+from itertools import compress
 from typing import Generic, TypeVar
 
 N = TypeVar("N")
@@ -107,10 +109,13 @@ class RefreshSchedule(Generic[N]):
         slices (C); its retired nodes stay until they come up, unless they are many."""
         live = self._live
         order, dues, start = self._order, self._dues, self._pos
-        if len(self._stale) * FOLD_SHARE > len(self):  # dropped, the front kept in order
-            kept = [i for i in range(start, len(order)) if live(order[i])]  # type: ignore[arg-type]
-            order, dues = [order[i] for i in kept], array("q", map(dues.__getitem__, kept))
-            start = 0
+        stale = self._stale
+        if len(stale) * FOLD_SHARE > len(self):  # dropped, the front kept in order (C loops)
+            front = order[start:]
+            kept = list(map(operator.not_, map(stale.__contains__, map(id, front))))
+            stale.difference_update(compress(map(id, front), map(operator.not_, kept)))
+            dues = array("q", compress(dues[start:], kept))
+            order, start = list(compress(front, kept)), 0
         items = sorted(entry for entry in self._heap if live(entry[2]))
         merged: list[N | None] = []
         times = array("q")
