@@ -51,6 +51,10 @@ def _check_schedule(signer: ZoneSigner, nodes, params: SigningParams, res) -> No
     signed = {id(n): n for n in nodes.values() if type(n) is SignedNode}
     assert set(live) == set(signed), "schedule != served signed owners"
     dues = [n.refresh_due() for n in signed.values()]
+    stored = list(zip(sched._order[sched._pos:], sched._dues[sched._pos:], strict=True))
+    stored += [(n, due) for due, _, n in sched._heap]
+    for node, due in stored:  # each at its signatures' earliest expiration
+        assert id(node) in sched._stale or due == node.refresh_due(), node.owner
     assert sched.earliest() == min(dues)
     assert res.next_refresh == min(dues) - params.refresh
 
