@@ -6,13 +6,23 @@ the schedule holding exactly the served signed owners at their due times."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import dns.dnssec
 import dns.name
 import dns.rdatatype
 import dns.rrset
 import pytest
-from dnssec_support import NOW, example_nodes, key_pair
+from dnssec_support import (
+    EXAMPLE,
+    HAVE_VERIFIERS,
+    NOW,
+    WALL_NOW,
+    example_nodes,
+    key_pair,
+    run_verifiers,
+    write_zone,
+)
 
 from node.dnssec import schedule
 from node.dnssec.denial import DenialParams
@@ -211,3 +221,36 @@ def test_failed_passes_rollovers_and_key_master_rrsigs(monkeypatch: pytest.Monke
         own = min(n.refresh_due(T.DNSKEY if name == ORIGIN else None)
                   for name, n in res.nodes.items() if type(n) is SignedNode)
         assert res.next_refresh == own - params.refresh, f"step {step}"
+
+
+@pytest.mark.skipif(not HAVE_VERIFIERS, reason="ldns-verify-zone / dnssec-verify missing")
+@pytest.mark.parametrize("denial", [
+    DenialParams(nsec3=False),
+    DenialParams(nsec3=True, opt_out=True, salt=b"\x01\x02", iterations=2),
+])
+def test_incrementally_signed_zone_passes_third_party_verifiers(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, denial: DenialParams) -> None:
+    """Twenty days of random changes and refreshes, ending at the wall clock (the
+    verifiers' time): ldns-verify-zone and dnssec-verify accept the served zone."""
+    monkeypatch.setattr(schedule, "FOLD_MIN", 8)
+    rng = random.Random(5)
+    params = SigningParams(denial=denial)
+    keys = key_pair(13)
+    text = EXAMPLE + "\n".join(f"n{i} A 10.0.0.{i}" for i in range(150))
+    nodes = {k: dict(v) for k, v in example_nodes(text).items()}
+    signer = ZoneSigner(ORIGIN, params, keys)
+    t = WALL_NOW - 20 * 86400
+    res = signer.sign(dict(nodes), None, t)
+    step = 0
+    while (nt := t + rng.choice([1, 600, 86400, 3 * 86400])) < WALL_NOW - 60:
+        t, step = nt, step + 1
+        changed = _change(rng, nodes, step)
+        for _ in range(rng.randrange(0, 20)):
+            name = dns.name.from_text(f"n{rng.randrange(150)}.{rng.choice(['', 'q.r.'])}example.")
+            if name in nodes and rng.random() < 0.4:
+                del nodes[name]
+            else:
+                nodes[name] = {T.A: dns.rrset.from_text(name, 300, "IN", "A", f"10.9.0.{step}")}
+            changed.add(name)
+        res = signer.sign({k: dict(v) for k, v in nodes.items()}, frozenset(changed), t)
+    run_verifiers(write_zone(res.nodes, tmp_path / "zone"))
