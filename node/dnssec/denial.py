@@ -6,7 +6,8 @@ that belongs in it to the type set its bitmap must show (the caller, the zone
 signer, decides membership: no glue, no empty non-terminals for NSEC, no
 insecure delegations under opt-out). Chains are sorted lists keyed by canonical
 name order (NSEC) or by hash (NSEC3); adding or removing one name touches only
-it and its predecessor, so online changes never rehash the zone.
+it and its predecessor, so online changes never rehash the zone. The records
+themselves, made on read from the chain's fields, are `denialsets`'.
 """
 
 from __future__ import annotations
@@ -24,15 +25,12 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
-from dns.rdtypes.util import Bitmap
 
-from node.dnssec.rrsigset import LazyRRset
+from node.dnssec.denialsets import Nsec3Set, NsecSet, make_nsec, make_nsec3  # noqa: F401 (re-exported)
 from node.errors import ValidationError
 
 MAX_ITERATIONS = 50
 IN = dns.rdataclass.IN
-_NSEC = dns.rdata.get_rdata_class(IN, dns.rdatatype.NSEC)
-_NSEC3 = dns.rdata.get_rdata_class(IN, dns.rdatatype.NSEC3)
 _NSEC3PARAM = dns.rdata.get_rdata_class(IN, dns.rdatatype.NSEC3PARAM)
 Types = frozenset[int]
 
@@ -127,113 +125,6 @@ def canonical_key(name: dns.name.Name) -> CKey:
 def ckey_wire(key: CKey) -> bytes:
     """The uncompressed wire form of the (already lowercased) name `key` stands for."""
     return b"".join(bytes((len(label),)) + label for label in reversed(key))
-
-
-_BITMAPS: dict[frozenset[int], tuple[tuple[tuple[int, bytes], ...], bytes]] = {}
-
-
-def _bitmap(types: frozenset[int]) -> tuple[tuple[tuple[int, bytes], ...], bytes]:
-    """(windows, wire) of a type bitmap; cached, zones reuse few distinct type sets."""
-    found = _BITMAPS.get(types)
-    if found is None:
-        if len(_BITMAPS) > 4096:
-            _BITMAPS.clear()
-        windows = tuple(Bitmap.from_rdtypes(sorted(types)).windows)  # type: ignore[arg-type]
-        wire = b"".join(bytes((w, len(b))) + b for w, b in windows)
-        found = _BITMAPS[types] = (windows, wire)
-    return found
-
-
-class _NSECRdata(_NSEC):  # type: ignore[valid-type,misc]
-    """An NSEC that keeps its canonical wire for hashing/comparison; otherwise plain."""
-
-    __slots__ = ("_digestable",)
-
-    def to_digestable(self, origin: dns.name.Name | None = None) -> bytes:
-        return self._digestable  # type: ignore[no-any-return]
-
-    def __hash__(self) -> int:
-        return hash(self._digestable)
-
-
-class _NSEC3Rdata(_NSEC3):  # type: ignore[valid-type,misc]
-    """An NSEC3 that keeps its canonical wire for hashing/comparison; otherwise plain."""
-
-    __slots__ = ("_digestable",)
-
-    def to_digestable(self, origin: dns.name.Name | None = None) -> bytes:
-        return self._digestable  # type: ignore[no-any-return]
-
-    def __hash__(self) -> int:
-        return hash(self._digestable)
-
-
-def _fill(rd: dns.rdata.Rdata, fields: tuple[tuple[str, object], ...]) -> None:
-    """Set the slots of a new immutable rdata, as dnspython's own unpickling does."""
-    for slot, value in fields:
-        object.__setattr__(rd, slot, value)
-
-
-class NsecSet(LazyRRset):
-    """An NSEC RRset kept as (next name, type set), both shared with the chain: the
-    rdata is made on read (`rrsigset.LazyRRset`)."""
-
-    __slots__ = ()
-
-    def _rdatas(self) -> Iterator[dns.rdata.Rdata]:
-        nxt, types = self._data
-        windows, wire = _bitmap(types)
-        rd = _NSECRdata.__new__(_NSECRdata)
-        _fill(rd, (("rdclass", IN), ("rdtype", dns.rdatatype.NSEC), ("rdcomment", None),
-                   ("next", nxt), ("windows", windows), ("_digestable", nxt.to_wire() + wire)))
-        yield rd
-
-    def _wires(self) -> Iterator[bytes]:
-        nxt, types = self._data
-        yield nxt.to_wire() + _bitmap(types)[1]
-
-    def _count(self) -> int:
-        return 1
-
-
-class Nsec3Set(LazyRRset):
-    """An NSEC3 RRset kept as (parameters, next hash, type set), all shared."""
-
-    __slots__ = ()
-
-    def _fields(self) -> tuple[DenialParams, bytes, Types, bytes]:
-        params, nxt, types = self._data
-        salt = params.salt
-        head = bytes((1, 1 if params.opt_out else 0)) + params.iterations.to_bytes(2, "big")
-        return params, nxt, types, head + bytes((len(salt),)) + salt + bytes((len(nxt),)) + nxt
-
-    def _rdatas(self) -> Iterator[dns.rdata.Rdata]:
-        params, nxt, types, head = self._fields()
-        windows, wire = _bitmap(types)
-        rd = _NSEC3Rdata.__new__(_NSEC3Rdata)
-        _fill(rd, (("rdclass", IN), ("rdtype", dns.rdatatype.NSEC3), ("rdcomment", None),
-                   ("algorithm", 1), ("flags", 1 if params.opt_out else 0),
-                   ("iterations", params.iterations), ("salt", params.salt), ("next", nxt),
-                   ("windows", windows), ("_digestable", head + wire)))
-        yield rd
-
-    def _wires(self) -> Iterator[bytes]:
-        yield self._fields()[3] + _bitmap(self._data[2])[1]
-
-    def _count(self) -> int:
-        return 1
-
-
-def make_nsec(owner: dns.name.Name, ttl: int, nxt: dns.name.Name, types: frozenset[int]
-              ) -> dns.rrset.RRset:
-    """An NSEC RRset (`NsecSet`: its rdata is made when read)."""
-    return NsecSet(owner, dns.rdatatype.NSEC, ttl, (nxt, types))
-
-
-def make_nsec3(owner: dns.name.Name, ttl: int, params: DenialParams, nxt: bytes,
-               types: frozenset[int]) -> dns.rrset.RRset:
-    """An NSEC3 RRset (SHA-1, opt-out flag from `params`; `Nsec3Set`)."""
-    return Nsec3Set(owner, dns.rdatatype.NSEC3, ttl, (params, nxt, types))
 
 
 Entry = tuple[dns.name.Name, Types]
@@ -332,30 +223,32 @@ class NsecChain(_SortedChain):
         nxt = self._entries[self._next_key(owner)][0]
         return make_nsec(entry[0], self.ttl, nxt, entry[1])
 
-    def records(self) -> Iterator[tuple[CKey, dns.name.Name, dns.rrset.RRset]]:
-        """Every (owner key, owner, NSEC RRset) in one pass (full builds)."""
-        keys, entries = self._keys, self._entries
-        for i, key in enumerate(keys):
-            name, types = entries[key]
-            nxt = entries[keys[(i + 1) % len(keys)]][0]
-            yield key, name, make_nsec(name, self.ttl, nxt, types)  # type: ignore[misc]
 
+class Nsec3Chain:
+    """The NSEC3 chain: owners are <base32hex hash>.<origin>, in hash order.
 
-class Nsec3Chain(_SortedChain):
-    """The NSEC3 chain: owners are <base32hex hash>.<origin>, in hash order."""
+    Its keys are the hash labels (shared with the owners' Names and the records' next
+    fields), each member's type set in a parallel list (issue 10, session 14: a dict of
+    (Name, types) tuples cost ~100 octets per name; a lookup is a bisection of bytes, C).
+    """
 
     rdtype = dns.rdatatype.NSEC3
 
-    def make(self, owner: dns.name.Name, nxt: bytes, types: Types) -> dns.rrset.RRset:
-        """The NSEC3 RRset of `owner` from its fields (the last two of an `Nsec3Set`'s)."""
-        return Nsec3Set(owner, dns.rdatatype.NSEC3, self.ttl, (self.params, nxt, types))
-
     def __init__(self, origin: dns.name.Name, ttl: int, params: DenialParams) -> None:
-        super().__init__()
         self.origin = origin
         self._okey = canonical_key(origin)
         self.ttl = ttl
         self.params = params
+        self._keys: list[bytes] = []
+        self._types: list[Types] = []
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def make(self, owner: dns.name.Name, nxt: bytes, types: Types) -> dns.rrset.RRset:
+        """The NSEC3 RRset of `owner` from its fields (the last two of an `Nsec3Set`'s:
+        the next owner's hash label, the types)."""
+        return Nsec3Set(owner, dns.rdatatype.NSEC3, self.ttl, (self.params, nxt, types))
 
     def hash_of(self, ckey: CKey) -> bytes:
         """The lowercase base32hex hash label of the name `ckey` stands for."""
@@ -365,36 +258,64 @@ class Nsec3Chain(_SortedChain):
             digest = hashlib.sha1(digest + p.salt).digest()
         return base64.b32hexencode(digest).lower()
 
-    def _key(self, ckey: CKey) -> object:
-        return self.hash_of(ckey)
+    def _find(self, label: bytes) -> int:
+        """The index of `label`, or -1."""
+        keys = self._keys
+        i = bisect.bisect_left(keys, label)
+        return i if i < len(keys) and keys[i] == label else -1
 
-    def _owner(self, key: object, name: dns.name.Name) -> tuple[CKey, dns.name.Name]:
-        label: bytes = key  # type: ignore[assignment]
+    def _owner(self, label: bytes) -> tuple[CKey, dns.name.Name]:
         return (*self._okey, label), dns.name.Name((label, *self.origin.labels))
 
     def owner_of(self, name: dns.name.Name) -> dns.name.Name:
-        return self._owner(self.hash_of(canonical_key(name)), name)[1]
+        return self._owner(self.hash_of(canonical_key(name)))[1]
+
+    def rebuild(self, entries: Mapping[CKey, Entry]) -> None:
+        keyed = {self.hash_of(k): e[1] for k, e in entries.items()}
+        self._keys = sorted(keyed)
+        self._types = [keyed[k] for k in self._keys]
+
+    def update(self, changes: Mapping[CKey, Entry | None]) -> list[tuple[CKey, dns.name.Name]]:
+        """Apply (name -> (Name, types), or None to remove); the chain owners (ckey, Name)
+        whose record changed or disappeared."""
+        touched: set[bytes] = set()
+        removed: list[tuple[CKey, dns.name.Name]] = []
+        keys, types = self._keys, self._types
+        for ckey, entry in changes.items():
+            key = self.hash_of(ckey)
+            i = bisect.bisect_left(keys, key)
+            present = i < len(keys) and keys[i] == key
+            if entry is None:
+                if present:
+                    removed.append(self._owner(key))
+                    del keys[i], types[i]
+                    touched.discard(key)
+                    if keys:
+                        touched.add(keys[i - 1])
+            elif not present:
+                keys.insert(i, key)
+                types.insert(i, entry[1])
+                touched.update((key, keys[i - 1]))
+            elif types[i] != entry[1]:
+                types[i] = entry[1]
+                touched.add(key)
+        return [self._owner(k) for k in touched if self._find(k) >= 0] + removed
+
+    def types(self, ckey: CKey) -> Types | None:
+        """The bitmap types of the name `ckey` stands for, or None if not in the chain."""
+        i = self._find(self.hash_of(ckey))
+        return None if i < 0 else self._types[i]
+
+    def owners(self) -> Iterator[tuple[CKey, dns.name.Name]]:
+        for key in self._keys:
+            yield self._owner(key)
 
     def rrset(self, owner: CKey) -> dns.rrset.RRset | None:
         key = owner[-1]
-        entry = self._entries.get(key)
-        if entry is None:
+        i = self._find(key)
+        if i < 0:
             return None
-        nxt = _raw(self._next_key(key))  # type: ignore[arg-type]
-        name = dns.name.Name((key, *self.origin.labels))
-        return make_nsec3(name, self.ttl, self.params, nxt, entry[1])
-
-    def records(self) -> Iterator[tuple[CKey, dns.name.Name, dns.rrset.RRset]]:
-        """Every (owner key, owner, NSEC3 RRset) in one pass (full builds)."""
         keys = self._keys
-        for i, key in enumerate(keys):
-            label: bytes = key  # type: ignore[assignment]
-            owner = dns.name.Name((label, *self.origin.labels))
-            nxt = _raw(keys[(i + 1) % len(keys)])  # type: ignore[arg-type]
-            yield ((*self._okey, label), owner,
-                   make_nsec3(owner, self.ttl, self.params, nxt, self._entries[key][1]))
-
-
-def _raw(label: bytes) -> bytes:
-    """The hash an NSEC3 owner label (lowercase base32hex) stands for."""
-    return base64.b32hexdecode(label.upper())
+        name = dns.name.Name((key, *self.origin.labels))
+        return Nsec3Set(name, dns.rdatatype.NSEC3, self.ttl,
+                        (self.params, keys[(i + 1) % len(keys)], self._types[i]))

@@ -1,7 +1,8 @@
 """The zone signer's per-owner state: one immutable `SignedNode` per signed owner, which is
-also that owner's entry in the signed map, and the refresh heap.
+also that owner's entry in the signed map (the signer keeps no other map of them).
 
-Owns what a `ZoneSigner` keeps between passes and when each owner falls due.
+Owns what a `ZoneSigner` keeps per owner between passes (when each falls due:
+`schedule`).
 Issue 10 (session 7): a 100k-name signed zone used to cost, per owner, a
 `Signed` tuple and a blob per RRset, a tuple of them, a type dict and a
 mapping proxy in the output map, an RRSIG RRset and an NSEC RRset: ~1.5 kB.
@@ -11,8 +12,8 @@ Now one object per owner holds everything:
   never copied: its RRsets are the ones signed and served);
 * `_extra`, the RRsets the signer makes besides the chain (apex DNSKEY,
   NSEC3PARAM), else None; `_next` and `_bits`, the chain record's fields (next
-  name or hash, types; `denial` chains' `fields`) and `_chain`, the chain that
-  makes the record on read;
+  name, or next owner's hash label; types: both the chain's own objects) and
+  `_chain`, the chain that makes the record on read;
 * `_sigs`, every RRSIG of the owner as one blob (`rrsigset.blob`), sorted by
   covered type, then key: the expiration, covered type and original TTL of each
   signature are read from the octets, nothing else is stored for them.
@@ -21,19 +22,17 @@ It reads as a `Mapping[int, RRset]` in type order; the RRSIG RRset (`RRSIGSet`)
 and the chain RRset are made on read. Owners the signer has nothing to add to
 (glue, occluded data) are served as their input map (`plain`).
 
-* `key`, its canonical key (`denial.canonical_key`), and `due`, the earliest
-  expiration of its signatures that are refreshed here (None: none);
 * `digest`, its owner digest once asked for (`node.dnssec.digest`): one int per
   owner, shared by every digest of the signed copy (issue 10, memory).
 
-The refresh heap holds the nodes themselves, ordered by `due`. It goes stale
-lazily: a node that is no longer its owner's current one is dropped when it
-reaches the top.
+Issue 10, session 14: no canonical key and no due time per node any more (the
+signer finds an owner's node in its last result, by Name; `refresh_due` is read
+from the signatures when the node is scheduled): 16 octets of slots per owner,
+and for the NSEC3 chain's hashed owners a key tuple (~72 octets) each.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import ItemsView, Iterable, Iterator, Mapping, ValuesView
 from types import MappingProxyType
 from typing import Any
@@ -42,7 +41,7 @@ import dns.name
 import dns.rdatatype
 import dns.rrset
 
-from node.dnssec.denial import CKey, Nsec3Chain, NsecChain
+from node.dnssec.denial import Nsec3Chain, NsecChain
 from node.dnssec.rrsigset import RRSIGSet
 from node.dnssec.tree import GENERATED
 
@@ -77,32 +76,29 @@ def plain(src: NodeTypes | None) -> NodeTypes | None:
 class SignedNode(Mapping[int, dns.rrset.RRset]):
     """One owner of the signed map (see module doc); immutable."""
 
-    __slots__ = ("_bits", "_chain", "_extra", "_next", "_sigs", "_src", "digest", "due", "key",
-                 "owner")
+    __slots__ = ("_bits", "_chain", "_extra", "_next", "_sigs", "_src", "digest", "owner")
 
-    def __init__(self, key: CKey, owner: dns.name.Name, src: NodeTypes | None,
+    def __init__(self, owner: dns.name.Name, src: NodeTypes | None,
                  extra: tuple[dns.rrset.RRset, ...] | None, denial: tuple[Any, Any] | None,
-                 sigs: bytes, chain: NsecChain | Nsec3Chain, no_refresh: int | None = None,
-                 ) -> None:
-        """`denial`: the chain record's (next, types), or None; `no_refresh`: a type whose
-        signatures are refreshed elsewhere (not counted in `due`)."""
-        self.key = key
+                 sigs: bytes, chain: NsecChain | Nsec3Chain) -> None:
+        """`denial`: the chain record's (next, types), or None."""
         self.owner = owner
         self._src = src
         self._extra = extra
         self._next, self._bits = denial if denial is not None else (None, None)
         self._sigs = sigs
         self._chain = chain
-        self.due = min((exp for t, exp in self.expirations() if t != no_refresh), default=None)
         # `node.dnssec.digest.owner_digest` of this node, set there when first asked: a
         # cache of a function of the node's immutable content (and its own owner, the one
         # it is stored under), read by the signing worker's and the journal's digests
         self.digest: int | None = None
 
-    def __lt__(self, other: SignedNode) -> bool:  # the refresh heap's order
-        return self.due < other.due  # type: ignore[operator]
-
     # -- the signer's side ------------------------------------------------------
+    def refresh_due(self, no_refresh: int | None = None) -> int | None:
+        """The earliest expiration of its signatures (None: none); `no_refresh`: a type
+        whose signatures are refreshed elsewhere (not counted)."""
+        return min((exp for t, exp in self.expirations() if t != no_refresh), default=None)
+
     def segment(self, rdtype: int) -> tuple[bytes, int] | None:
         """The signatures over `rdtype` (blob, expiration), or None."""
         sigs = self._sigs
@@ -233,61 +229,21 @@ class _Values(ValuesView[dns.rrset.RRset]):
         return (rs for _, rs in self._mapping._pairs())
 
 
-class SigStore:
-    """The signed owners by key and the heap of their refresh times."""
+def signed_node(nodes: Mapping[dns.name.Name, NodeTypes] | None, name: dns.name.Name
+                ) -> SignedNode | None:
+    """The owner's `SignedNode` in `nodes`, if it has one."""
+    found = nodes.get(name) if nodes is not None else None
+    return found if type(found) is SignedNode else None
 
-    __slots__ = ("_heap", "nodes")
 
-    def __init__(self) -> None:
-        self.nodes: dict[CKey, SignedNode] = {}
-        self._heap: list[SignedNode] = []
-
-    def clear(self) -> None:
-        self.nodes.clear()
-        self._heap.clear()
-
-    def replace_all(self) -> dict[CKey, SignedNode]:
-        """Start a full pass: empty the store, return the old owners (to reuse from)."""
-        old = self.nodes
-        self.nodes, self._heap = {}, []
-        return old
-
-    def get(self, key: CKey) -> SignedNode | None:
-        return self.nodes.get(key)
-
-    def put(self, node: SignedNode, *, bulk: bool = False) -> None:
-        """Store an owner, on the heap if it has a `due`. `bulk`: a full pass, whose heap
-        is ordered by `heapify()` at the end."""
-        self.nodes[node.key] = node
-        if node.due is None:
-            return
-        if bulk:
-            self._heap.append(node)
-        else:
-            heapq.heappush(self._heap, node)
-
-    def forget(self, key: CKey) -> None:
-        self.nodes.pop(key, None)
-
-    def heapify(self) -> None:
-        heapq.heapify(self._heap)
-
-    def due(self, until: int) -> list[SignedNode]:
-        """Pop the current owners due at or before `until`."""
-        heap, nodes = self._heap, self.nodes
-        out = []
-        while heap and heap[0].due <= until:  # type: ignore[operator]
-            node = heapq.heappop(heap)
-            if nodes.get(node.key) is node:
-                out.append(node)
-        return out
-
-    def earliest(self) -> int | None:
-        """The earliest due among current owners (stale tops dropped)."""
-        heap, nodes = self._heap, self.nodes
-        while heap:
-            node = heap[0]
-            if nodes.get(node.key) is node:
-                return node.due
-            heapq.heappop(heap)
-        return None
+def differs(old: NodeTypes | None, new: NodeTypes | None) -> bool:
+    """Whether an owner's output changed (`_all_same` RRsets count as unchanged)."""
+    if old is new:
+        return False
+    if old is None or new is None:
+        return True
+    if type(old) is SignedNode and type(new) is SignedNode:
+        return not old.same_output(new)
+    if list(old) != list(new):
+        return True
+    return not _all_same([old[t] for t in new], [new[t] for t in new])

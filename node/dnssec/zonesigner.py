@@ -8,7 +8,10 @@ signs only changed RRsets, the chain records around them and signatures whose
 signing epoch has moved (`epoch` module: boundaries every validity - refresh,
 offset per RRset, so refreshes spread over the whole period). What it keeps per
 owner is one `sigstore.SignedNode`, which is also the owner's value in the
-signed map it returns (an immutable `LayeredNodes`, no second copy).
+signed map it returns (an immutable `LayeredNodes`, no second copy): the last
+result is the one map of the signer's owners, looked up by Name (issue 10,
+session 14: a second dict by canonical key cost ~10 MiB at 100k names), and
+`schedule.RefreshSchedule` says when each falls due.
 
 `now` is the zone version's recorded time (`ZoneHead.time`), never a node's
 clock: the output is a pure function of the zone version, the keys and the
@@ -52,8 +55,9 @@ from node.dnssec.epoch import signing_epoch
 from node.dnssec.keys import SIGNING_STATES, DnssecKey, dnskey_rrset
 from node.dnssec.params import SignedResult, SigningParams
 from node.dnssec.rrsigset import blob
+from node.dnssec.schedule import RefreshSchedule
 from node.dnssec.signer import BlobStream, SigningKey, check_rrsigs_cover, iter_sign_blobs, taken
-from node.dnssec.sigstore import SignedNode, SigStore, plain
+from node.dnssec.sigstore import SignedNode, differs, plain, signed_node
 from node.dnssec.tree import GENERATED, NodeTypes, ZoneTree
 from node.errors import ValidationError
 from node.gcwatch import paused
@@ -72,10 +76,6 @@ _GC_PAUSE_ABOVE = 5000  # owners
 __all__ = ["SignedResult", "SigningParams", "ZoneSigner"]
 
 
-def _same(a: dns.rrset.RRset, b: dns.rrset.RRset) -> bool:
-    return a is b or (a.ttl == b.ttl and a == b)
-
-
 class ZoneSigner:
     """Holds one zone's signing state on this node (not thread-safe; one caller)."""
 
@@ -87,7 +87,8 @@ class ZoneSigner:
         self.pool = pool
         self._tree = ZoneTree(self.origin)
         # internal state is keyed by canonical keys (see denial.canonical_key)
-        self._store = SigStore()  # the signed owners (`SignedNode`) and their refresh heap
+        # when the signed owners (`SignedNode`s of `_last`) fall due
+        self._schedule: RefreshSchedule[SignedNode] = RefreshSchedule()
         self._last: LayeredNodes | None = None  # the nodes of the last result
         self._typesets: dict[Types, Types] = {}
         self._chain: NsecChain | Nsec3Chain | None = None
@@ -114,7 +115,8 @@ class ZoneSigner:
         self._ksks, self._zsks, self._dnskey = ksks, zsks, dnskey
         self._set_external(dnskey_rrsigs)
         self._apex_pending = False
-        self._store.clear()
+        self._schedule = RefreshSchedule()
+        self._last = None  # nothing signed with the old keys is reused
         self._full_needed = True
 
     def _set_external(self, rrsigs: Sequence[dns.rdata.Rdata]) -> None:
@@ -176,7 +178,6 @@ class ZoneSigner:
         return self._ksks if rdtype in KSK_TYPES else self._zsks
 
     # -- signing --------------------------------------------------------------
-    # -- signing --------------------------------------------------------------
     def sign(self, nodes: NodeMap, changed: frozenset[Name] | None, now: int) -> SignedResult:
         """Sign `nodes` (all of it if `changed` is None, else those owners) at time `now`."""
         soa = nodes.get(self.origin, {}).get(T.SOA)
@@ -231,15 +232,18 @@ class ZoneSigner:
                 entries[key] = (name, _EMPTY)
         chain.rebuild(entries)
         del entries
-        old = self._store.replace_all()
+        self._schedule = RefreshSchedule()
+        # reused: the last result's (a new signer has none: no look-up by Name, ~3 us each)
+        old = self._last if self._last is not None and len(self._last) else None
         jobs: list[tuple[CKey, dns.rrset.RRset]] = []
         plans: dict[CKey, _Plan] = {}
         for key, name, types in items:
-            plans[key] = self._plan(key, name, types, old.get(key), now, jobs, None)
+            plans[key] = self._plan(key, name, types, signed_node(old, name), now, jobs, None)
         if self.params.denial.nsec3:
             for okey, oname in chain.owners():
                 if okey not in plans:  # else an input owner with that name: planned above
-                    plans[okey] = self._plan(okey, oname, None, old.get(okey), now, jobs, None)
+                    plans[okey] = self._plan(okey, oname, None, signed_node(old, oname), now,
+                                             jobs, None)
         del old, items
         # each owner made as soon as its blobs are: the RRsets to sign (the chain's made
         # new) and the per-RRset blobs are let go of as the pass goes, not at its end
@@ -248,11 +252,13 @@ class ZoneSigner:
         out: dict[Name, NodeTypes] = {}
         for key in list(plans):
             plan = plans.pop(key)  # each plan let go of once made, as its blobs are
-            node = self._make(key, plan, blobs, bulk=True)
+            node = self._make(key, plan, blobs)
             if node is not None:
                 out[plan[0]] = node
+                if type(node) is SignedNode and (due := self._due(key, node)) is not None:
+                    self._schedule.add_bulk(node, due)
         blobs.finish()
-        self._store.heapify()
+        self._schedule.seal()
         self._last = LayeredNodes(out)  # nobody mutates `out` from now on
         return self._result(None, made, now)
 
@@ -294,26 +300,24 @@ class ZoneSigner:
         fields = None if denial is None else denial._data[-2:]  # type: ignore[attr-defined]
         return name, src, extra or None, fields, parts  # (next, types): `Nsec(3)Chain.make`
 
-    def _make(self, key: CKey, plan: _Plan, blobs: BlobStream, bulk: bool = False
-              ) -> NodeTypes | None:
-        """The owner's output from its plan; stored (with its refresh time) if signed."""
+    def _make(self, key: CKey, plan: _Plan, blobs: BlobStream) -> NodeTypes | None:
+        """The owner's output from its plan (a `SignedNode` if signed)."""
         name, src, extra, denial, parts = plan
         if src is not None and type(src) is not MappingProxyType:
             src = MappingProxyType(dict(src))  # held: a caller's own dict may change later
         if not parts:
-            self._store.forget(key)
             return plain(src)
         sigs = b"".join(p if isinstance(p, bytes) else blobs[p] for p in parts)
         assert self._chain is not None
-        node = SignedNode(key, name, src, extra, denial, sigs, self._chain,  # type: ignore[arg-type]
-                          T.DNSKEY if self._is_external(key, T.DNSKEY) else None)
-        self._store.put(node, bulk=bulk)
-        return node
+        return SignedNode(name, src, extra, denial, sigs, self._chain)  # type: ignore[arg-type]
+
+    def _due(self, key: CKey, node: SignedNode) -> int | None:  # None: never here
+        return node.refresh_due(T.DNSKEY if self._is_external(key, T.DNSKEY) else None)
 
     def _sign_incremental(self, nodes: NodeMap, changed: frozenset[Name], now: int
                           ) -> SignedResult:
         self._apex_pending = False
-        tree, chain, store, last = self._tree, self._chain, self._store, self._last
+        tree, chain, last = self._tree, self._chain, self._last
         assert chain is not None and last is not None
         work = tree.update(changed, nodes)
         affected: set[CKey] = set(work)
@@ -330,28 +334,36 @@ class ZoneSigner:
             pending.setdefault(okey, oname)
         until = now + self.params.refresh
         force: dict[CKey, set[int]] = {}
-        for node in store.due(until):
-            key = node.key
+        for node in self._schedule.pop_due(until):
+            key = canonical_key(node.owner)
             force[key] = {t for t, exp in node.expirations()
                           if exp <= until and not self._is_external(key, t)}
             pending.setdefault(key, node.owner)
         jobs: list[tuple[CKey, dns.rrset.RRset]] = []
-        plans = [(key, self._plan(key, name, nodes.get(name), store.get(key), now, jobs,
-                                  force.get(key, _EMPTY)))
-                 for key, name in pending.items()]
+        plans = []
+        for key, name in pending.items():
+            prev = last.get(name)
+            old = prev if type(prev) is SignedNode else None
+            plans.append((key, prev, self._plan(key, name, nodes.get(name), old, now, jobs,
+                                                force.get(key, _EMPTY))))
         made, blobs = self._run_jobs(jobs, now)
         diff: dict[Name, NodeTypes | None] = {}
-        for key, plan in plans:
+        for key, prev, plan in plans:
             node = self._make(key, plan, blobs)
-            if _differs(last.get(plan[0]), node):
+            if differs(prev, node):
                 diff[plan[0]] = node
+                if type(node) is SignedNode and (due := self._due(key, node)) is not None:
+                    self._schedule.add(node, due)
+                if type(prev) is SignedNode and key not in force:  # every one is scheduled
+                    self._schedule.retire(prev)  # (the apex has its SOA's signatures)
+            elif key in force and type(prev) is SignedNode and (due := self._due(key, prev)):
+                self._schedule.add(prev, due)  # taken off the schedule this pass: back
         blobs.finish()
         self._last = last.updated(diff)
         return self._result(frozenset(diff), made, now)
 
     def _is_external(self, key: CKey, rdtype: int) -> bool:
-        """The Key Master's DNSKEY RRSIGs: refreshed by it, never here, so never on the
-        refresh heap (a serial bump here cannot renew them: no bump loop)."""
+        """The Key Master's DNSKEY RRSIGs: refreshed by it, never here (never scheduled)."""
         return bool(self._external) and rdtype == T.DNSKEY and key == self._tree.okey
 
     def _run_jobs(self, jobs: list[tuple[CKey, dns.rrset.RRset]], now: int
@@ -375,7 +387,7 @@ class ZoneSigner:
         return sum(len(ks) for ks in keysets), BlobStream(blobs, count)
 
     def _result(self, changed: frozenset[Name] | None, made: int, now: int) -> SignedResult:
-        first = self._store.earliest()
+        first = self._schedule.earliest()
         own = first if first is not None else now + self.params.validity
         earliest = own
         if self._external:  # served, so it counts for expiry, but it is not refreshed here
@@ -385,16 +397,3 @@ class ZoneSigner:
             nodes=self._last, changed=changed, signatures_made=made,
             earliest_expiration=earliest, next_refresh=own - self.params.refresh,
         )
-
-
-def _differs(old: NodeTypes | None, new: NodeTypes | None) -> bool:
-    """Whether an owner's output changed (`_same` RRsets count as unchanged)."""
-    if old is new:
-        return False
-    if old is None or new is None:
-        return True
-    if type(old) is SignedNode and type(new) is SignedNode:
-        return not old.same_output(new)
-    if list(old) != list(new):
-        return True
-    return not all(_same(old[t], new[t]) for t in new)
