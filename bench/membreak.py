@@ -33,6 +33,7 @@ from bench.procs import (
     start_node,
     stop_on_sigterm,
     wait_all_serving,
+    wait_idle,
     wait_serial,
     wait_until,
     write_kek,
@@ -125,8 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         sign_node(addr, z.origin, args.timeout)
         wait_node_signed(proc, addr, z.origin, positive_sample(Path(z.query_file)), args.timeout)
-        print(f"-- signed zone served after {time.monotonic() - t0:.1f} s; "
-              f"{args.settle:.0f} s later:")
+        served = time.monotonic() - t0
+        idle = wait_idle(proc.pid, timeout=args.timeout)  # the image child, the pool: done
+        print(f"-- signed zone served after {served:.1f} s; the node idle {idle:.0f} s later; "
+              f"{args.settle:.0f} s after that:")
         time.sleep(args.settle)
         table(proc.pid, z.rrsets)
         os.kill(proc.pid, signal.SIGUSR2)
