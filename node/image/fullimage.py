@@ -36,7 +36,7 @@ from node.image import layout as L
 from node.image.basepieces import BasePieces
 from node.image.builder import _WITH_TARGETS, ImageWriter, _occluded_above
 from node.server import answer
-from node.server.compile import LAZY_TYPES, CompiledZone
+from node.server.compile import LAZY_TYPES, CompiledZone, Types
 from node.server.proofs import DenialIndex, SigCache, fast_tails, is_hashed_owner
 from node.server.render import AA, QR, rr_tails
 from node.zones.model import ZoneSnapshot
@@ -45,6 +45,7 @@ SELF = b"\xc0\x0c"  # an owner equal to the question: a pointer to it
 POSITIVE = QR | AA
 _KIND_NODE = bytes((L.KIND_NODE,))
 _KIND_ANSWER = bytes((L.KIND_ANSWER,))
+_VARIANT, _REC_HEAD = L.VARIANT.pack, L.REC_HEAD.pack
 _TARGETED = _WITH_TARGETS | {L.CNAME, L.DNAME}  # a node's target list (`ImageWriter._types`)
 
 
@@ -111,12 +112,13 @@ class FullWriter(ImageWriter):
     """`ImageWriter` for a full image of a lean compile, streamed to a file.
 
     The same bytes as `ImageWriter`, with less work per name and per RRset (issue 10,
-    load time: this render is most of what a node spends after an import's flip): the
-    owners sorted by canonical keys made from their parent's (kept per parent), the
+    load time: this render is most of what a node spends after an import's flip): one
+    pass over the owners in canonical order, each name's answer records written right
+    after its node record from the RR tails rendered for the node (once, no memo); the
+    owners sorted by canonical keys made from their parent's (kept per parent); the
     occluded names found in that order (a cut's or DNAME's names follow it) instead of
-    a walk up each name, the RR tails rendered without the per-version memo (a 100k
-    zone churns its 16k entries), and the records written without the
-    `_put`/`_record`/`FileSink` calls per piece."""
+    a walk up each name; the records written without the `_put`/`_record`/`FileSink`
+    calls per piece."""
 
     def __init__(self, zone: CompiledZone, f: BinaryIO) -> None:
         super().__init__(zone)
@@ -125,7 +127,7 @@ class FullWriter(ImageWriter):
         self.out += bytes(L.HEADER.size) + zone.origin
         self.tags = array("I")  # per record: its hash tag and offset (`_record` order)
         self.offs = array("I")
-        self.occluded: set[bytes] = set()  # names at or below a cut, below a DNAME (`_nodes`)
+        self._rendered: dict[int, tuple[bytes, ...]] = {}  # the last `_types`' RR tails
 
     def _record(self, hkey: bytes, kind: int, payload: bytes) -> int:
         off = self._put(L.REC_HEAD.pack(len(hkey)) + hkey + bytes((kind,)) + payload)
@@ -134,29 +136,30 @@ class FullWriter(ImageWriter):
         return off
 
     def _nodes(self, keys: list[bytes]) -> None:
-        """`ImageWriter._nodes` of a full image; also fills `occluded`."""
+        """`ImageWriter._nodes` of a full image: each node record, then its name's answer
+        records (`_answers_of`) unless the name is occluded."""
         zone = self.zone
         names, below, cuts, dnames = zone.names, zone.below, zone.cuts, zone.dnames
         owners = names.keys() | below.keys()
         ordered = sorted(zip(map(canonical_keys(), owners), owners, strict=True))
         del owners
-        occluded = self.occluded
         block: bytes | None = None  # the canonical key of the cut or DNAME owner we are under
         sink, write = self.out, self.f.write
         tags, offs = self.tags.append, self.offs.append
         node, rec_head = L.NODE.pack, L.REC_HEAD.pack
-        match, cover = self._match, self._cover
+        match, cover, answers_of = self._match, self._cover, self._answers_of
         for ckey, owner in ordered:
+            # `CompiledZone._occluded`: in canonical order a name's names follow it
             if block is not None and ckey.startswith(block):
-                occluded.add(owner)  # (a DNAME owner itself is not: it set `block` below)
+                occluded = True  # (a DNAME owner itself is not: it set `block` below)
             else:
                 block = None
-                if owner in cuts:
+                occluded = owner in cuts
+                if occluded or owner in dnames:
                     block = ckey
-                    occluded.add(owner)
-                elif owner in dnames:
-                    block = ckey
-            flags = (L.N_NAME if owner in names else 0) | (L.N_BELOW if below.get(owner) else 0)
+            types = names.get(owner)
+            flags = (L.N_NAME if types is not None else 0) | (
+                L.N_BELOW if below.get(owner) else 0)
             ref = 0
             if owner in dnames:
                 flags |= L.N_DNAME
@@ -165,7 +168,7 @@ class FullWriter(ImageWriter):
                 if not _occluded_above(zone, owner):
                     plain = answer.resolve(zone, owner, L.A)
                     ref = self._put(self._variants(owner, L.A, plain))
-            types = self._types(owner)
+            entries = self._types(owner)
             denial = wdenial = L.NO_DENIAL
             if keys:
                 denial = match(keys, owner)
@@ -177,11 +180,14 @@ class FullWriter(ImageWriter):
             tags(crc32(hkey) or 1)
             offs(sink.n)
             sink.n += write(b"".join((rec_head(len(hkey)), hkey, _KIND_NODE,
-                                      node(flags, len(types) // L.TYPE.size, denial, wdenial,
-                                           ref), types)))
+                                      node(flags, len(entries) // L.TYPE.size, denial,
+                                           wdenial, ref), entries)))
+            if types and not occluded:
+                answers_of(owner, types)
 
     def _types(self, owner: bytes) -> bytes:
-        """`ImageWriter._types` (its RRs rendered here: a lean compile has no answers)."""
+        """`ImageWriter._types` (its RRs rendered here: a lean compile has no answers); the
+        RR tails stay in `_rendered` for the name's answers."""
         zone = self.zone
         types = zone.names.get(owner)
         if not types:
@@ -195,8 +201,9 @@ class FullWriter(ImageWriter):
                     sigs_by_type[rdtype] = tails
                     sig_off[rdtype] = self._run(tails)
         sink, write = self.out, self.f.write
+        rendered = self._rendered = {}
         entries = []
-        for rdtype in sorted(types):
+        for rdtype in sorted(types) if len(types) > 1 else types:
             rrset = types[rdtype]
             tgt_off = 0
             if rdtype == L.RRSIG:  # the signer's rdata carry their wire form already
@@ -206,7 +213,7 @@ class FullWriter(ImageWriter):
                 if not rr_off:
                     rr_off = self._run(tails)
             else:
-                tails = rr_tails(rrset)
+                tails = rendered[rdtype] = rr_tails(rrset)
                 rr_off = 0
                 if tails:
                     rr_off = sink.n
@@ -224,43 +231,39 @@ class FullWriter(ImageWriter):
                                        sig_off.get(rdtype, 0), tgt_off))
         return b"".join(entries)
 
-    def _answers(self) -> None:
-        """The answer records `CompiledZone.build` would hold, in its order, each rendered
-        and written at once."""
-        zone = self.zone
-        occluded = self.occluded
-        signed = self.signed
-        record = self._record
-        sink, write = self.out, self.f.write
-        tags, offs = self.tags.append, self.offs.append
-        rec_head, variant = L.REC_HEAD.pack, L.VARIANT.pack
-        for owner, types in zone.names.items():
-            if owner in occluded:
+    def _answers_of(self, owner: bytes, types: Types) -> None:
+        """The answer records `CompiledZone.build` holds for the name `owner` (not
+        occluded), in its order, each rendered and written at once; most from the RR
+        tails its node's `_types` rendered."""
+        rendered = self._rendered
+        root = len(owner) == 1
+        sink = self.out
+        for rdtype in types:
+            if rdtype in LAZY_TYPES:
                 continue
-            root = len(owner) == 1
-            for rdtype, rrset in types.items():
-                if rdtype in LAZY_TYPES:
-                    continue
-                key = owner + rdtype.to_bytes(2, "big")
-                # additional section; root (no pointer); no RR, so no `c0 0c` either
-                tails = () if rdtype in _WITH_TARGETS or root else rr_tails(rrset)
-                if not tails:
-                    plain = answer.positive(zone, owner, rdtype)[0]
-                    record(key, L.KIND_ANSWER, self._variants(owner, rdtype, plain))
-                    continue
-                body = SELF + SELF.join(tails)
-                if not signed:
-                    payload = b"\x01" + variant(POSITIVE, len(tails), 0, 0, len(body)) + body
-                else:
-                    one = variant(POSITIVE, len(tails), 0, 0, len(body)) + body
-                    sigs = zone.sigs.get(owner, types, rdtype)
-                    if sigs:
-                        body += SELF + SELF.join(sigs)
-                    payload = b"\x02" + one + variant(
-                        POSITIVE, len(tails) + len(sigs), 0, 0, len(body)) + body
-                tags(crc32(key) or 1)
-                offs(sink.n)
-                sink.n += write(rec_head(len(key)) + key + _KIND_ANSWER + payload)
+            key = owner + rdtype.to_bytes(2, "big")
+            # additional section; root (no pointer); no RR, so no `c0 0c` either
+            tails = () if rdtype in _WITH_TARGETS or root else rendered[rdtype]
+            if not tails:
+                plain = answer.positive(self.zone, owner, rdtype)[0]
+                self._record(key, L.KIND_ANSWER, self._variants(owner, rdtype, plain))
+                continue
+            body = SELF + SELF.join(tails)
+            if not self.signed:
+                payload = b"\x01" + _VARIANT(POSITIVE, len(tails), 0, 0, len(body)) + body
+            else:
+                one = _VARIANT(POSITIVE, len(tails), 0, 0, len(body)) + body
+                sigs = self.zone.sigs.get(owner, types, rdtype)
+                if sigs:
+                    body += SELF + SELF.join(sigs)
+                payload = b"\x02" + one + _VARIANT(
+                    POSITIVE, len(tails) + len(sigs), 0, 0, len(body)) + body
+            self.tags.append(crc32(key) or 1)
+            self.offs.append(sink.n)
+            sink.n += self.f.write(_REC_HEAD(len(key)) + key + _KIND_ANSWER + payload)
+
+    def _answers(self) -> None:
+        """Nothing: `_nodes` wrote each name's answers after its node."""
 
     def _hash(self) -> tuple[int, int]:
         """`ImageWriter._hash`'s table, filled in a flat array of (tag, offset) u32 pairs."""
