@@ -33,11 +33,11 @@ from typing import BinaryIO
 from zlib import crc32
 
 from node.image import layout as L
-from node.image.basepieces import BasePieces
+from node.image.basepieces import BasePieces, compile_names
 from node.image.builder import _WITH_TARGETS, ImageWriter, _occluded_above
 from node.server import answer
 from node.server.compile import LAZY_TYPES, CompiledZone, Types
-from node.server.proofs import DenialIndex, SigCache, fast_tails, is_hashed_owner
+from node.server.proofs import DenialIndex, SigCache, fast_tails
 from node.server.render import AA, QR, rr_tails
 from node.zones.model import ZoneSnapshot
 
@@ -87,25 +87,25 @@ class FileSink:
         return self.n
 
 
-def lean_compile(snapshot: ZoneSnapshot) -> CompiledZone:
-    """`CompiledZone.build(snapshot)` without its eager answers and dependency maps."""
+def lean_compile(snapshot: ZoneSnapshot, names: CompiledZone | None = None) -> CompiledZone:
+    """`CompiledZone.build(snapshot)` without its eager answers and dependency maps; the
+    names' indexes those of `names` (`compile_names`: the parent's, in a forked child)."""
     zone = CompiledZone(snapshot)
-    signed = snapshot.signed
-    if signed:
+    if snapshot.signed:
         index = zone.denial = DenialIndex.build(snapshot.origin, snapshot.nodes, zone.sigs)
         if index.nsec3:  # the RRSIG tails of the NSEC3 owners are in their pieces now, and
             # the cache holds no other owner's: it starts again for the names (NSEC: the
             # names' own, which the writer reads next)
             index.sigs = zone.sigs = SigCache()
-    for name, types in snapshot.nodes.items():
-        if types and not (signed and is_hashed_owner(types)):
-            zone._add_name(answer.name_wire(name), types)
+    made = names if names is not None else compile_names(snapshot)
+    zone.names, zone.below, zone.cuts, zone.dnames = made.names, made.below, made.cuts, made.dnames
     return zone
 
 
-def write_full(snapshot: ZoneSnapshot, f: BinaryIO) -> int:
-    """Write the full image of `snapshot` to `f` (at its start, seekable); its size."""
-    return FullWriter(lean_compile(snapshot), f).write()
+def write_full(snapshot: ZoneSnapshot, f: BinaryIO, names: CompiledZone | None = None) -> int:
+    """Write the full image of `snapshot` to `f` (at its start, seekable); its size.
+    `names`: its names' indexes made already (`compile_names`), read, not changed."""
+    return FullWriter(lean_compile(snapshot, names), f).write()
 
 
 class FullWriter(ImageWriter):

@@ -305,3 +305,19 @@ def test_an_empty_rrset_is_the_in_process_answer(mode: str | None) -> None:
     nodes[owner] = MappingProxyType({16: dns.rrset.RRset(owner, 1, 16)})  # TXT, no records
     snap = dataclasses.replace(snap, nodes=nodes)
     assert _streamed(snap) == ImageWriter(CompiledZone.build(snap)).image()
+
+
+def test_canonical_keys_from_the_parents_are_layouts() -> None:
+    """The full render's sort keys (each made from its parent's) are `canonical_key`'s,
+    escapes of 0x00 and 0x01 included, and sort names as it does."""
+    from node.image.fullimage import canonical_keys
+
+    labels = [b"a", b"\x00", b"\x01", b"a\x00b", b"\x01\x00", b"zz", b"-", b"\xff"]
+    names = [b"\x00"]
+    for first in labels:
+        names.append(bytes((len(first),)) + first + b"\x00")
+        for second in labels:
+            names.append(bytes((len(second),)) + second + bytes((len(first),)) + first + b"\x00")
+    key = canonical_keys()
+    assert [key(n) for n in names] == [L.canonical_key(n) for n in names]
+    assert sorted(names, key=canonical_keys()) == sorted(names, key=L.canonical_key)
