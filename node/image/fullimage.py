@@ -44,7 +44,8 @@ from node.zones.model import ZoneSnapshot
 SELF = b"\xc0\x0c"  # an owner equal to the question: a pointer to it
 POSITIVE = QR | AA
 _KIND_NODE = bytes((L.KIND_NODE,))
-_KIND_ANSWER = bytes((L.KIND_ANSWER,))
+_ANSWER_ONE = bytes((L.KIND_ANSWER, 1))  # an answer record's kind and variant count
+_ANSWER_TWO = bytes((L.KIND_ANSWER, 2))
 _VARIANT, _REC_HEAD = L.VARIANT.pack, L.REC_HEAD.pack
 _TARGETED = _WITH_TARGETS | {L.CNAME, L.DNAME}  # a node's target list (`ImageWriter._types`)
 
@@ -248,19 +249,22 @@ class FullWriter(ImageWriter):
                 plain = answer.positive(self.zone, owner, rdtype)[0]
                 self._record(key, L.KIND_ANSWER, self._variants(owner, rdtype, plain))
                 continue
-            body = SELF + SELF.join(tails)
-            if not self.signed:
-                payload = b"\x01" + _VARIANT(POSITIVE, len(tails), 0, 0, len(body)) + body
-            else:
-                one = _VARIANT(POSITIVE, len(tails), 0, 0, len(body)) + body
-                sigs = self.zone.sigs.get(owner, types, rdtype)
-                if sigs:
-                    body += SELF + SELF.join(sigs)
-                payload = b"\x02" + one + _VARIANT(
-                    POSITIVE, len(tails) + len(sigs), 0, 0, len(body)) + body
             self.tags.append(crc32(key) or 1)
             self.offs.append(sink.n)
-            sink.n += self.f.write(_REC_HEAD(len(key)) + key + _KIND_ANSWER + payload)
+            rrs = SELF.join(tails)  # the answer's body: `SELF` before each
+            if not self.signed:  # the record in one join: kind, 1 variant, its head, body
+                sink.n += self.f.write(b"".join((
+                    _REC_HEAD(len(key)), key, _ANSWER_ONE,
+                    _VARIANT(POSITIVE, len(tails), 0, 0, 2 + len(rrs)), SELF, rrs)))
+                continue
+            body = SELF + rrs
+            one = _VARIANT(POSITIVE, len(tails), 0, 0, len(body)) + body
+            sigs = self.zone.sigs.get(owner, types, rdtype)
+            if sigs:
+                body += SELF + SELF.join(sigs)
+            sink.n += self.f.write(b"".join((
+                _REC_HEAD(len(key)), key, _ANSWER_TWO, one,
+                _VARIANT(POSITIVE, len(tails) + len(sigs), 0, 0, len(body)), body)))
 
     def _answers(self) -> None:
         """Nothing: `_nodes` wrote each name's answers after its node."""
