@@ -1,16 +1,21 @@
 """A full image rendered straight into a file: the forked image child's render (issue 10).
 
-Owns `write_full(snapshot, f) -> size`: the same bytes as
+Owns `write_full(snapshot, f, names) -> size`: the same bytes as
 `ImageWriter(CompiledZone.build(snapshot)).image()` (the in-process build,
 kept as the reference; `tests/unit/image/test_image_streamed.py`), made with
 less CPU and a bounded memory beyond the zone's indexes:
 
 * *lean compile* (`lean_compile`): the indexes the writer reads (names,
-  names below, cuts, DNAME owners, the denial chain), no eager answers and no
+  names below, cuts, DNAME owners: the parent's `compile_names`, made before
+  the fork; the denial chain), no eager answers and no
   dependency maps (those serve `evolve`, which a child never runs), and not
   the NSEC3 owners' RRSIG tails once their pieces hold them, nor the pieces
   once they are written (`BasePieces`: a referral's proof renders its piece
   again): each answer record is rendered when it is written, then dropped;
+* one pass over the owners in canonical order (keys made from the parent's):
+  each name's RR runs, its node record, then its answer records (a full
+  image's order since session 14; before, every node, then every answer in
+  compile order), so an RRset's RRs are rendered once for both;
 * an answer without an additional section (any type but NS, MX, SRV; not at
   the root; an RRset with records) is its RRs after a pointer to the question (`c0 0c`), and in a
   signed zone its DO=1 variant the same followed by the RRSIGs of its type:
