@@ -51,7 +51,7 @@ POSITIVE = QR | AA
 _KIND_NODE = bytes((L.KIND_NODE,))
 _ANSWER_ONE = bytes((L.KIND_ANSWER, 1))  # an answer record's kind and variant count
 _ANSWER_TWO = bytes((L.KIND_ANSWER, 2))
-_VARIANT, _REC_HEAD = L.VARIANT.pack, L.REC_HEAD.pack
+_VARIANT, _REC_HEAD, _TYPE = L.VARIANT.pack, L.REC_HEAD.pack, L.TYPE.pack
 _TARGETED = _WITH_TARGETS | {L.CNAME, L.DNAME}  # a node's target list (`ImageWriter._types`)
 
 
@@ -174,7 +174,7 @@ class FullWriter(ImageWriter):
                 if not _occluded_above(zone, owner):
                     plain = answer.resolve(zone, owner, L.A)
                     ref = self._put(self._variants(owner, L.A, plain))
-            entries = self._types(owner)
+            entries = self._types(owner, types) if types else b""
             denial = wdenial = L.NO_DENIAL
             if keys:
                 denial = match(keys, owner)
@@ -191,11 +191,13 @@ class FullWriter(ImageWriter):
             if types and not occluded:
                 answers_of(owner, types)
 
-    def _types(self, owner: bytes) -> bytes:
+    def _types(self, owner: bytes, types: Types | None = None) -> bytes:
         """`ImageWriter._types` (its RRs rendered here: a lean compile has no answers); the
-        RR tails stay in `_rendered` for the name's answers."""
+        RR tails stay in `_rendered` for the name's answers. `types`: the name's, if read
+        already."""
         zone = self.zone
-        types = zone.names.get(owner)
+        if types is None:
+            types = zone.names.get(owner)
         if not types:
             return b""
         sigs_by_type: dict[int, tuple[bytes, ...]] = {}
@@ -232,9 +234,9 @@ class FullWriter(ImageWriter):
                         count = len(tgts)
                         tgt_off = sink.n
                         sink.n += write(b"".join([bytes((len(t),)) + t for t in tgts]))
-            sigs = sigs_by_type.get(rdtype, ())
-            entries.append(L.TYPE.pack(rdtype, len(tails), rr_off, len(sigs), count,
-                                       sig_off.get(rdtype, 0), tgt_off))
+            sigs = sigs_by_type.get(rdtype, ()) if sig_off else ()
+            entries.append(_TYPE(rdtype, len(tails), rr_off, len(sigs), count,
+                                 sig_off.get(rdtype, 0) if sigs else 0, tgt_off))
         return b"".join(entries)
 
     def _answers_of(self, owner: bytes, types: Types) -> None:
