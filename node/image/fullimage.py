@@ -161,8 +161,8 @@ class FullWriter(ImageWriter):
             else:
                 block = None
                 occluded = owner in cuts
-                if occluded or owner in dnames:
-                    block = key(owner)
+                if occluded or (owner in dnames and len(owner) > 1):  # (`_occluded` never
+                    block = key(owner)  # looks at the root: a DNAME there hides nothing)
             types = names.get(owner)
             flags = (L.N_NAME if types is not None else 0) | (
                 L.N_BELOW if below.get(owner) else 0)

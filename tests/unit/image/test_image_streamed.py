@@ -321,3 +321,22 @@ def test_canonical_keys_from_the_parents_are_layouts() -> None:
     key = canonical_keys()
     assert [key(n) for n in names] == [L.canonical_key(n) for n in names]
     assert sorted(names, key=canonical_keys()) == sorted(names, key=L.canonical_key)
+
+
+ROOT_DNAME = """$TTL 300
+.       SOA   ns. h. 1 7200 3600 604800 300
+.       NS    ns.
+.       DNAME other.invalid.
+ns.     A     192.0.2.1
+a.      A     192.0.2.2
+b.a.    TXT   "x"
+"""
+
+
+def test_a_dname_at_the_root_apex_is_the_in_process_image() -> None:
+    """`CompiledZone._occluded` never looks at the root name (its walk stops above it): a
+    DNAME at the root zone's apex hides no name's answers there, so the full render's
+    canonical-order occlusion must not either (it hid them all: `a.` answered otherwise
+    from a forked child's image than from the in-process one)."""
+    snap = snapshot_from_text(ROOT_DNAME, ".", revision=3)
+    assert _streamed(snap) == ImageWriter(CompiledZone.build(snap)).image()
