@@ -284,16 +284,21 @@ class ImageWriter:
                     wdenial = self._cover(keys, wild)
             head = L.NODE.pack(flags, len(types) // L.TYPE.size, denial, wdenial, ref)
             self._record(owner + b"\x00\x00", L.KIND_NODE, head + types)
+            if delta is None:  # a full image: the name's answers right after its node
+                for rdtype in zone.names.get(owner) or ():
+                    key = owner + rdtype.to_bytes(2, "big") + b"\x00\x01"
+                    entry = zone.answers.get(key)
+                    if entry is not None:
+                        self._record(key[:-2], L.KIND_ANSWER, self._variants(owner, rdtype, entry))
 
     def _answers(self) -> None:
         zone = self.zone
         delta = self.delta
-        if delta is None:
-            items: Iterable[tuple[bytes, Entry]] = zone.answers.items()
-        else:
-            for key in delta.gone_answers:
-                self._record(key[:-2], L.KIND_ANSWER, b"\x00")  # 0 variants: deleted
-            items = ((k, zone.answers[k]) for k in delta.answers)
+        if delta is None:  # a full image: `_nodes` wrote each name's answers after its node
+            return
+        for key in delta.gone_answers:
+            self._record(key[:-2], L.KIND_ANSWER, b"\x00")  # 0 variants: deleted
+        items = ((k, zone.answers[k]) for k in delta.answers)
         for key, entry in items:
             owner, qtype = key[:-4], key[-4] << 8 | key[-3]
             self._record(key[:-2], L.KIND_ANSWER, self._variants(owner, qtype, entry))

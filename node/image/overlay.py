@@ -39,7 +39,7 @@ from node.events import Event, emit
 from node.image import layout as L
 from node.image.baseimage import IN_BASE as BASE_ENTRY
 from node.image.baseimage import BaseAnswers, BaseImage, BaseNames
-from node.image.basepieces import BasePieces, compile_base, lean_denial
+from node.image.basepieces import BasePieces, compile_base, compile_names, lean_denial
 from node.image.builder import Delta, ImageWriter, image_name, paused_gc, write_bytes
 from node.image.forked import ForkFailed, ImageChild, ImageStopped
 from node.image.fullimage import write_full
@@ -148,12 +148,15 @@ class ImageBuilder:
         try:
             with gate as waited:
                 self.timing["gate_s"] = waited
-                child = self._child = ImageChild(lambda f: write_full(snapshot, f), path)
+                # the names' indexes first: the child reads them (copy-on-write), not makes them
+                zone = compile_names(snapshot)
+                child = self._child = ImageChild(
+                    lambda f, names=zone: write_full(snapshot, f, names), path)
                 if self._stopped:  # `stop` ran while it forked
                     child.stop()
                 self.timing["fork_s"] = child.fork_s
                 try:
-                    zone = compile_base(snapshot)
+                    zone = compile_base(snapshot, zone)
                 except BaseException:
                     child.kill()
                     raise

@@ -22,6 +22,10 @@ client sees its own spelling. Record data is rendered uncompressed.
 
 from __future__ import annotations
 
+from socket import AF_INET, AF_INET6, inet_pton
+
+import dns.rdataclass
+import dns.rdatatype
 import dns.rrset
 
 from node.server.rdwire import rdata_wire
@@ -36,6 +40,9 @@ TC = 0x0200
 RD = 0x0100
 CD = 0x0010
 RRSIG = 46  # its rdata holds the original TTL at octets 4-7
+IN = dns.rdataclass.IN
+_FAMILY = {dns.rdatatype.A: AF_INET, dns.rdatatype.AAAA: AF_INET6}
+_ADDRESS_LENGTH = {AF_INET: b"\x00\x04", AF_INET6: b"\x00\x10"}
 
 _HEADERS: dict[tuple[int, int, int, int], tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
 # one int object per value for the entries' size, stat key and flags: an answer cache of a
@@ -129,12 +136,24 @@ def rr_tails(rrset: dns.rrset.RRset, ttl: int | None = None) -> tuple[bytes, ...
 
     Without `ttl`, an RRSIG RRset's RRs each take their original TTL, the TTL of the RRset
     each covers (RFC 4034 §3), not one TTL for the whole set."""
+    rdtype = rrset.rdtype
     head = (
-        rrset.rdtype.to_bytes(2, "big")
+        rdtype.to_bytes(2, "big")
         + rrset.rdclass.to_bytes(2, "big")
         + (rrset.ttl if ttl is None else ttl).to_bytes(4, "big")
     )
-    own_ttl = ttl is None and rrset.rdtype == RRSIG
+    if rrset.rdclass == IN:
+        family = _FAMILY.get(rdtype)
+        if family is not None:  # A, AAAA: the address's octets from the C library, the
+            # length and the head joined once (`rdata_wire` per record: a compile's most
+            # frequent RRs, rendered twice per full image)
+            head += _ADDRESS_LENGTH[family]
+            try:
+                return tuple([head + inet_pton(family, rd.address)  # type: ignore[attr-defined]
+                              for rd in rrset])
+            except (OSError, ValueError):
+                head = head[:8]  # what `rdata_wire` leaves to dnspython
+    own_ttl = ttl is None and rdtype == RRSIG
     out = []
     for rd in rrset:
         data = rdata_wire(rd)

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from node.image import build_image
+from node.image import layout as L
 from node.image import overlay as overlay_mod
 from node.image.builder import ImageWriter
 from node.image.fullimage import FullWriter, lean_compile, write_full
@@ -76,12 +77,22 @@ net           NS    a.gtld-servers.net.
 a.gtld-servers.net. A 192.5.6.30
 """
 
-# sha256 of `build_image` on main before the streamed render (f4ec506), same snapshots
+# sha256 of `build_image`'s bytes since each name's answer records follow its node record
+# (session 14: one pass renders both; before, f4ec506 to cd60b78, every node record came
+# first, then the answers in compile order: the same records, other offsets)
 GOLDEN = {
-    "example": "9be155fbce92915ec993d3121a0627eed61d10c996740194c3c61a9fc75a24da",
-    "signed-zone-text": "d7baeb0cc093a5d9b1f0e562151e31c7800c68fc93cb3f313e949af73d761dec",
-    "varied": "9fb3ade1fad14fe76feb2d231d94d9ef7a5b82fac7097b3a5696d4646b1d3f15",
-    "root": "0f6a0218d6556213560ae519001cd2c90fa9654d9c2145e160a325aff6f17e41",
+    "example": "2f4712f52b51f0fbf047fe6964f7c46f671e966b805a1395cc8b5f5048c21db4",
+    "signed-zone-text": "80e46016a41fa1784bdbf45a789e037d90d2b8c11c56b3d8c16da43ee6680619",
+    "varied": "69422e578a85ae76383564cf7ff79be13abd15bb07b451f919712c2f616c25e7",
+    "root": "596bd5d59ac95e1d104b364d53c427c69382a6019e44ef7a532c9a45c4506b12",
+}
+# `_content` of `build_image` on main before the streamed render (f4ec506) and before the
+# records were reordered (cd60b78): what a reader can see, whatever the offsets
+CONTENT = {
+    "example": "bfe7df75d46b685029f802d5cd6831e62b1177f846d44d01c7f6143a6fd83b0a",
+    "signed-zone-text": "c94821e3ec5d105522862fe8f382947f987b74b75fd1086410cf03047837b7b1",
+    "varied": "610c61542a82c7345081503101ff2517d064d14015f542b4a9a296c3c80f5386",
+    "root": "5e0704c637174ef33e70e11d5eacebc21bc26be1950011e766b5c7b740b918d3",
 }
 TEXTS = {"example": (EXAMPLE, "example."), "signed-zone-text": (ZONE, "example."),
          "varied": (VARIED, "example."), "root": (ROOT, ".")}
@@ -95,13 +106,72 @@ def _streamed(snap: ZoneSnapshot) -> bytes:
     return data
 
 
+def _variants(buf: bytes, off: int) -> tuple[tuple[int | bytes, ...], ...]:
+    out = []
+    at = off + 1
+    for _ in range(buf[off]):
+        flags, an, ns, ar, size = L.VARIANT.unpack_from(buf, at)
+        at += L.VARIANT.size
+        out.append((flags, an, ns, ar, buf[at:at + size]))
+        at += size
+    return tuple(out)
+
+
+def _types(buf: bytes, at: int, count: int) -> list[tuple[object, ...]]:
+    out: list[tuple[object, ...]] = []
+    for _ in range(count):
+        rdtype, rrs, rr_off, sigs, tgts, sig_off, tgt_off = L.TYPE.unpack_from(buf, at)
+        at += L.TYPE.size
+        names: list[bytes] = []
+        if rdtype == L.RRSIG and tgts == 1:  # indirect: the TTL, then offsets of RRs
+            refs = (L.U32.unpack_from(buf, rr_off + 4 + 4 * j)[0] for j in range(rrs))
+            run: tuple[bytes, ...] = (buf[rr_off:rr_off + 4],
+                                      *(L.tails_at(buf, r, 1)[0] for r in refs))
+        else:
+            run = L.tails_at(buf, rr_off, rrs) if rrs else ()
+            o = tgt_off
+            for _ in range(tgts if rdtype != L.RRSIG else 0):
+                names.append(buf[o + 1:o + 1 + buf[o]])
+                o += 1 + buf[o]
+        out.append((rdtype, run, L.tails_at(buf, sig_off, sigs) if sigs else (), names))
+    return out
+
+
+def _content(buf: bytes) -> str:
+    """A digest of what readers see in an unsigned image, not where it lies: the header's
+    values but offsets, the negative SOA runs, and each record reached by the hash table
+    with its runs, targets and variants read where it points."""
+    f = L.read_header(buf)
+    records = []
+    for i in range(f[7]):
+        tag, off = L.SLOT.unpack_from(buf, f[6] + i * L.SLOT.size)
+        if not tag:
+            continue
+        size = L.U16.unpack_from(buf, off)[0]
+        key, kind, at = buf[off + 2:off + 2 + size], buf[off + 2 + size], off + 3 + size
+        if kind == L.KIND_ANSWER:
+            records.append((key, kind, _variants(buf, at)))
+            continue
+        flags, count, denial, wdenial, ref = L.NODE.unpack_from(buf, at)
+        records.append((key, kind, (flags, denial, wdenial, _variants(buf, ref) if ref else (),
+                                    tuple(_types(buf, at + L.NODE.size, count)))))
+    records.sort()
+    head = (f[0], f[1], f[2], f[3], f[4], buf[L.HEADER.size:L.HEADER.size + f[5]],
+            L.tails_at(buf, f[10], f[11]), L.tails_at(buf, f[12], f[13]), f[9], f[14], f[17],
+            f[18])
+    return hashlib.sha256(repr((head, records)).encode()).hexdigest()
+
+
 @pytest.mark.parametrize("name", sorted(TEXTS))
 def test_unsigned_images_are_the_bytes_of_before(name: str) -> None:
+    """The streamed image is the in-process one, byte for byte; both hold what the images
+    before the reordered records held (`CONTENT`)."""
     text, origin = TEXTS[name]
     snap = snapshot_from_text(text, origin, revision=7)
     data = _streamed(snap)
     assert data == build_image(snap)
     assert hashlib.sha256(data).hexdigest() == GOLDEN[name]
+    assert _content(data) == CONTENT[name]
 
 
 @pytest.mark.parametrize("mode", ["nsec", "nsec3", "nsec3-salt-optout"])
@@ -234,4 +304,39 @@ def test_an_empty_rrset_is_the_in_process_answer(mode: str | None) -> None:
     owner = dns.name.from_text("empty.example.")
     nodes[owner] = MappingProxyType({16: dns.rrset.RRset(owner, 1, 16)})  # TXT, no records
     snap = dataclasses.replace(snap, nodes=nodes)
+    assert _streamed(snap) == ImageWriter(CompiledZone.build(snap)).image()
+
+
+def test_canonical_keys_from_the_parents_are_layouts() -> None:
+    """The full render's sort keys (each made from its parent's) are `canonical_key`'s,
+    escapes of 0x00 and 0x01 included, and sort names as it does."""
+    from node.image.fullimage import canonical_keys
+
+    labels = [b"a", b"\x00", b"\x01", b"a\x00b", b"\x01\x00", b"zz", b"-", b"\xff"]
+    names = [b"\x00"]
+    for first in labels:
+        names.append(bytes((len(first),)) + first + b"\x00")
+        for second in labels:
+            names.append(bytes((len(second),)) + second + bytes((len(first),)) + first + b"\x00")
+    key = canonical_keys()
+    assert [key(n) for n in names] == [L.canonical_key(n) for n in names]
+    assert sorted(names, key=canonical_keys()) == sorted(names, key=L.canonical_key)
+
+
+ROOT_DNAME = """$TTL 300
+.       SOA   ns. h. 1 7200 3600 604800 300
+.       NS    ns.
+.       DNAME other.invalid.
+ns.     A     192.0.2.1
+a.      A     192.0.2.2
+b.a.    TXT   "x"
+"""
+
+
+def test_a_dname_at_the_root_apex_is_the_in_process_image() -> None:
+    """`CompiledZone._occluded` never looks at the root name (its walk stops above it): a
+    DNAME at the root zone's apex hides no name's answers there, so the full render's
+    canonical-order occlusion must not either (it hid them all: `a.` answered otherwise
+    from a forked child's image than from the in-process one)."""
+    snap = snapshot_from_text(ROOT_DNAME, ".", revision=3)
     assert _streamed(snap) == ImageWriter(CompiledZone.build(snap)).image()

@@ -21,7 +21,11 @@ def texts() -> list[tuple[str, str]]:
     out = [("A", "0.0.0.0"), ("A", "255.255.255.255"), ("AAAA", "::"), ("AAAA", "::ffff:1.2.3.4"),
            ("NS", "."), ("NS", "Mixed.Case.test."), ("CNAME", "a\\.b.test."), ("PTR", "x.y."),
            ("DNAME", "d.test."), ("MX", "0 ."), ("MX", "65535 mail.test."),
-           ("TXT", '"a" "b"'), ("SRV", "1 2 3 t.test."),
+           ("TXT", '"a" "b"'), ("TXT", '""'), ("TXT", '"" "" ""'), ("TXT", '"' + "y" * 255 + '"'),
+           ("TXT", " ".join(['"s"'] * 300)), ("TXT", '"\\255\\000\\001\\"Q" "Zz"'),
+           ("TXT", "\\# 2 0100"), ("SPF", '"v=spf1 -all"'), ("SPF", '""'),
+           ("A", "\\# 4 01020304"), ("AAAA", "2001:DB8:0:0:0:0:0:1"), ("AAAA", "::ffff:0:0"),
+           ("SRV", "1 2 3 t.test."),
            ("SOA", "ns1.test. hm.test. 1 2 3 4 5")]
     for _ in range(500):
         out.append(("A", ".".join(str(rng.randrange(256)) for _ in range(4))))
@@ -63,3 +67,21 @@ def test_answer_name_wire_is_dnspythons_lowercased() -> None:
     for text in (".", "A.b.", "x\\.y.Z.", "\\000.a.", "*.W.test.", "a" * 63 + ".b."):
         name = dns.name.from_text(text)
         assert name_wire(name) == name.to_wire().lower()  # type: ignore[union-attr]
+
+
+def test_address_and_text_rrsets_of_many_records_render_as_dnspython() -> None:
+    """`rr_tails`' A/AAAA path (the address from `inet_pton`) and TXT/SPF's (the strings
+    after their lengths) for whole RRsets, with a TTL given and not, and another class."""
+    owner = dns.name.from_text("o.test.")
+    sets = [("IN", "A", ["192.0.2.1", "0.0.0.0", "10.0.0.255"]),
+            ("IN", "AAAA", ["::", "2001:db8::1", "::ffff:1.2.3.4"]),
+            ("IN", "TXT", ['""', '"a" "B"', '"' + "z" * 255 + '" ""']),
+            ("IN", "SPF", ['"v=spf1"', '""']), ("CH", "TXT", ['"ch"', '""'])]
+    for rdclass, rdtype, rdatas in sets:
+        rrset = dns.rrset.from_text(owner, 300, rdclass, rdtype, *rdatas)
+        for ttl in (None, 7):
+            head = (rrset.rdtype.to_bytes(2, "big") + rrset.rdclass.to_bytes(2, "big")
+                    + (300 if ttl is None else ttl).to_bytes(4, "big"))
+            want = tuple(head + len(rd.to_wire()).to_bytes(2, "big") + rd.to_wire()
+                         for rd in rrset)
+            assert rr_tails(rrset, ttl) == want, (rdclass, rdtype)

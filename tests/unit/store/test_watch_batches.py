@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
+
 from node.store._gen import rpc_pb2
 from node.store.client import EtcdClient
+from node.store.values import KeyValue, WatchEvent
 from node.store.watch import Watch
 
 
@@ -63,3 +68,9 @@ def test_events_carry_every_field_and_a_previous_value_only_when_asked_for() -> 
                 got.lease) == (b"/k", b"v", 3, 5, 2, 7)
         assert (put.prev_kv.value if put.prev_kv else None) == (b"old" if asked else None)
         assert delete.prev_kv is None
+        # the objects the dataclasses make (slots set directly: equal, hashed, frozen alike)
+        made = WatchEvent("put", KeyValue(b"/k", b"v", 3, 5, 2, 7),
+                          KeyValue(b"/k", b"old", 0, 3, 0, 0) if asked else None)
+        assert put == made and hash(put) == hash(made) and repr(put) == repr(made)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            put.kv.value = b"x"  # type: ignore[misc]
