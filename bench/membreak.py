@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         sign_node(addr, z.origin, args.timeout)
         wait_node_signed(proc, addr, z.origin, positive_sample(Path(z.query_file)), args.timeout)
         served = time.monotonic() - t0
-        idle = wait_idle(proc.pid, timeout=args.timeout)  # the image child, the pool: done
+        # the quiet overlay merged (10 s after the last change) by its forked child, the pool
+        idle = wait_idle(proc.pid, window=12.0, timeout=args.timeout)
         print(f"-- signed zone served after {served:.1f} s; the node idle {idle:.0f} s later; "
               f"{args.settle:.0f} s after that:")
         time.sleep(args.settle)
