@@ -7,8 +7,8 @@ key = lowercased qname wire + QTYPE + QCLASS as sent) is read first, and
 for held zones, REFUSED outside our zones or class IN, and DS at a zone's
 apex answered by the parent zone when we serve it: exactly as `ZoneTable`.
 
-The cache is never cleared wholesale. It has two segments with their own
-bounds, each evicting its oldest entries first:
+The cache is never cleared wholesale: its policy is `node.server.answercache`'s
+(`AnswerCache`, shared with `ZoneTable`), two segments with their own bounds:
 
 * hot: answers pre-rendered in an image (they exist anyway; admitted at once);
 * cold: answers assembled on the cold path (negative answers, wildcard
@@ -26,32 +26,22 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections import OrderedDict
 
 from node.image import enclosers, resolve
 from node.image import layout as L
 from node.image.reader import ZoneImage
-from node.server.admission import Doorkeeper
+from node.server.answercache import NO_ZONE, AnswerCache
 from node.server.render import QR, Entry, make_entry
 from node.server.wire import NXDOMAIN, REFUSED, SERVFAIL, TYPE_AXFR, TYPE_IXFR
 
 log = logging.getLogger(__name__)
 
-CACHE_MAX = 200_000
-COLD_SHARE = 4  # the cold segment holds at most cache_max // COLD_SHARE entries
 IN_CLASS = b"\x00\x01"
-NO_ZONE = b""  # pseudo-origin of cached REFUSED answers
 SHORTCUTS_MAX = 1024  # NXDOMAIN shortcuts by closest encloser, per DO bit (oldest out)
 
 
 def _parent(name: bytes) -> bytes:
     return name[name[0] + 1 :]
-
-
-def _under(name: bytes, ancestor: bytes) -> bool:
-    while len(name) > len(ancestor):
-        name = _parent(name)
-    return name == ancestor
 
 
 def _weak_keep(ref: weakref.ReferenceType[ImageTable]) -> enclosers.Keep:
@@ -72,22 +62,17 @@ def _release(images: set[ZoneImage]) -> None:
         image.release()
 
 
-class ImageTable:
+class ImageTable(AnswerCache):
     """Zone images by origin wire name; `caches[do]` is the hot path's first stop."""
 
-    __slots__ = ("__weakref__", "_below", "_by_zone", "_cold", "_doors", "_held", "_hot",
-                 "_keeper", "_zones", "cache_max", "caches", "journals", "shortcuts")
+    __slots__ = ("__weakref__", "_below", "_held", "_keeper", "_zones", "journals",
+                 "shortcuts")
 
     def __init__(self) -> None:
+        super().__init__()
         self.journals = None  # AXFR/IXFR are not served from images (Responder's slow path)
         self._zones: dict[bytes, ZoneImage] = {}
         self._held: set[bytes] = set()
-        self.caches: tuple[dict[bytes, Entry], dict[bytes, Entry]] = ({}, {})
-        self._hot: tuple[OrderedDict[bytes, bytes], ...] = (OrderedDict(), OrderedDict())
-        self._cold: tuple[OrderedDict[bytes, bytes], ...] = (OrderedDict(), OrderedDict())
-        self._by_zone: tuple[dict[bytes, set[bytes]], ...] = ({}, {})
-        self.cache_max = CACHE_MAX
-        self._doors = (Doorkeeper(CACHE_MAX), Doorkeeper(CACHE_MAX))
         # closest encloser -> its NXDOMAIN shortcut (`node.image.enclosers`), per DO bit;
         # dropped whenever a zone is installed, removed or held (they hold images and the
         # doorkeepers); the responder asks them first after a cache miss (see `lookup`)
@@ -120,9 +105,7 @@ class ImageTable:
             self._drop_related(origin)
         else:
             self._drop(origin)
-        self.cache_max = max(CACHE_MAX, sum(2 * z.records for z in self._zones.values()))
-        if self._doors[0].window < self.cache_max:
-            self._doors = (Doorkeeper(self.cache_max), Doorkeeper(self.cache_max))
+        self._bound(sum(2 * z.records for z in self._zones.values()))
         return True
 
     def remove(self, origin: bytes) -> bool:
@@ -179,42 +162,6 @@ class ImageTable:
         if len(short) >= SHORTCUTS_MAX:
             del short[next(iter(short))]
         short[ce] = answer
-
-    def _drop(self, origin: bytes) -> None:
-        for do in (0, 1):
-            keys = self._by_zone[do].pop(origin, None)
-            if not keys:
-                continue
-            cache, hot, cold = self.caches[do], self._hot[do], self._cold[do]
-            for k in keys:
-                cache.pop(k, None)
-                if hot.pop(k, None) is None:
-                    cold.pop(k, None)
-
-    def _drop_related(self, origin: bytes) -> None:
-        """Drop the keys of `origin`, of the zones above and below it, and REFUSED ones."""
-        related = {o for o in (*self._by_zone[0], *self._by_zone[1])
-                   if o == NO_ZONE or _under(o, origin) or _under(origin, o)}
-        for o in related:
-            self._drop(o)
-
-    def _keep(self, key: bytes, do: int, entry: Entry, origin: bytes, hot: bool) -> None:
-        cache = self.caches[do]
-        if key in cache:
-            return
-        seg = self._hot[do] if hot else self._cold[do]
-        cold_max = self.cache_max // COLD_SHARE
-        limit = self.cache_max - cold_max if hot else cold_max
-        by_zone = self._by_zone[do]
-        while len(seg) >= limit:
-            old, old_origin = seg.popitem(last=False)
-            cache.pop(old, None)
-            keys = by_zone.get(old_origin)
-            if keys is not None:
-                keys.discard(old)
-        seg[key] = origin
-        cache[key] = entry
-        by_zone.setdefault(origin, set()).add(key)
 
     # --- lookups ----------------------------------------------------------------
 
