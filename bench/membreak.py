@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trace", type=int, default=0, help="tracemalloc frames (0: off)")
     p.add_argument("--settle", type=float, default=15.0)
     p.add_argument("--timeout", type=float, default=900.0)
+    p.add_argument("--heap-profile", type=Path, default=None,
+                   help="keep the control process's jemalloc heap profile here (the node "
+                        "started with MALLOC_CONF=...,prof:true; see node/memdebug.py)")
     args = p.parse_args(argv)
     stop_on_sigterm()
     ps = ProcessSet(Path(tempfile.mkdtemp(prefix="bench-membreak-")))
@@ -130,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         wait_until("memdebug dump", dump.exists, args.timeout, 0.5)
         print(f"-- control process (pid {proc.pid}), node/memdebug.py:")
         print(dump.read_text())
+        heap = dump.with_name(dump.name + ".heap")
+        if args.heap_profile is not None and heap.exists():
+            shutil.copyfile(heap, args.heap_profile)
     finally:
         ps.close()
         shutil.rmtree(ps.workdir, ignore_errors=True)

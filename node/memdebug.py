@@ -56,7 +56,8 @@ def install() -> bool:
 
 def dump(path: Path) -> None:
     """Write the breakdown to `path` (atomically)."""
-    lines = [f"# pymalloc: {pymalloc()}",
+    lines = [f"# pymalloc: {pymalloc()}", f"# jemalloc: {jemalloc()}",
+             f"# jemalloc heap profile: {jemalloc_profile(path.with_name(path.name + '.heap'))}",
              f"# RSS {_rss() / 2**20:.1f} MiB; after malloc_trim: "
              f"{_rss() / 2**20 if trim() else float('nan'):.1f} MiB; "
              f"frozen objects {gc.get_freeze_count()}"]
@@ -77,6 +78,14 @@ def dump(path: Path) -> None:
         lines += [f"{size / 2**20:9.1f} {n:>10}  {label}" for label, size, n in by_root()]
     except Exception as exc:  # a debug aid: never fail the dump for it
         lines.append(f"(by owner failed: {exc!r})")
+    lines.append("# large containers not reached from the owners: shallow MiB, length, type, "
+                 "held by (referrers, 3 levels)")
+    try:
+        lines += outside_roots()
+    except Exception as exc:  # a debug aid: never fail the dump for it
+        lines.append(f"(outside the owners failed: {exc!r})")
+    finally:
+        _LAST_SEEN.clear()  # ~600k ids at 30k names: not counted by `by_type` below
     lines.append("# objects by type: count, shallow MiB (gc-tracked and what they refer to)")
     try:
         lines += [f"{n:>10} {size / 2**20:9.1f}  {name}" for name, n, size in by_type()[:TOP]]
@@ -146,6 +155,49 @@ def pymalloc() -> str:
                      if any(k in ln for k in keep))
 
 
+def jemalloc() -> str:
+    """jemalloc's own totals (`stats.*`, MiB) when the process runs on it: what the
+    allocator handed out, C allocations (grpc, OpenSSL, ...) included, which tracemalloc
+    does not see; "-" on another allocator."""
+    import ctypes
+    try:
+        mallctl = ctypes.CDLL(None).mallctl
+    except AttributeError:
+        return "-"
+    mallctl.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t),
+                        ctypes.c_void_p, ctypes.c_size_t]
+    epoch = ctypes.c_uint64(1)
+    size = ctypes.c_size_t(8)
+    mallctl(b"epoch", ctypes.byref(epoch), ctypes.byref(size), ctypes.byref(epoch), 8)
+    out = []
+    for name in ("allocated", "active", "metadata", "resident", "mapped", "retained"):
+        value = ctypes.c_size_t(0)
+        size = ctypes.c_size_t(ctypes.sizeof(value))
+        if mallctl(f"stats.{name}".encode(), ctypes.byref(value), ctypes.byref(size), None, 0):
+            continue
+        out.append(f"{name} {value.value / 2**20:.1f}")
+    return ", ".join(out)
+
+
+def jemalloc_profile(path: Path) -> str:
+    """Write jemalloc's heap profile (the sampled live allocations by C stack, for
+    `jeprof`) to `path` when the process runs with `MALLOC_CONF=prof:true` (set by whoever
+    starts the node: `malloc.jemalloc_env` leaves a given MALLOC_CONF alone); else "-"."""
+    import ctypes
+    try:
+        mallctl = ctypes.CDLL(None).mallctl
+    except AttributeError:
+        return "-"
+    on = ctypes.c_bool(False)
+    size = ctypes.c_size_t(ctypes.sizeof(on))
+    if mallctl(b"opt.prof", ctypes.byref(on), ctypes.byref(size), None, 0) or not on.value:
+        return "-"
+    name = ctypes.c_char_p(str(path).encode())
+    if mallctl(b"prof.dump", None, None, ctypes.byref(name), ctypes.sizeof(name)):
+        return "failed"
+    return str(path)
+
+
 def _rss() -> int:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -185,6 +237,61 @@ _STOP_MODULES = ("asyncio", "uvloop", "grpc", "concurrent", "threading", "loggin
                  "multiprocessing", "prometheus_client", "node.store", "_asyncio")
 
 
+_LAST_SEEN: set[int] = set()  # ids `by_root` reached, for `outside_roots`
+BIG = 5000  # items: a zone-sized container
+
+
+def outside_roots(top: int = 12) -> list[str]:
+    """The largest containers of `BIG` items or more that `by_root` did not reach (what its
+    walk misses: held by closures, tasks, futures, the store's or a pool's objects), each
+    with who holds it, three referrers deep."""
+    seen = _LAST_SEEN
+    frozen = gc.get_freeze_count()
+    gc.unfreeze()
+    try:
+        objects = gc.get_objects()
+    finally:
+        if frozen:
+            gc.freeze()
+    big: list[object] = []
+    listed: set[int] = {id(seen), id(objects)}
+    for obj in objects:  # and what they refer to: a dict of atomic items is not tracked
+        for o in (obj, *gc.get_referents(obj)):
+            if isinstance(o, dict | list | set | frozenset | tuple) and len(o) >= BIG \
+                    and id(o) not in seen and id(o) not in listed:
+                listed.add(id(o))
+                big.append(o)
+    del objects
+    big.sort(key=sys.getsizeof, reverse=True)
+    out = []
+    skip = {id(big), id(out)}
+    for o in big[:top]:
+        out.append(f"{sys.getsizeof(o) / 2**20:9.1f} {len(o):>10}  {_kind(o)}  held by "  # type: ignore[arg-type]
+                   f"{_holders(o, 3, skip)}")
+    return out
+
+
+def _holders(obj: object, depth: int, skip: set[int]) -> str:
+    if depth == 0:
+        return "..."
+    found = gc.get_referrers(obj)
+    skip = skip | {id(obj), id(found)}
+    refs = []
+    for r in found:
+        if id(r) not in skip and not isinstance(r, types.FrameType | types.GeneratorType):
+            refs.append(r)
+            if len(refs) == 3:
+                break
+    del found
+    if not refs:
+        return "(nothing gc sees)"
+    skip = skip | {id(refs)} | {id(r) for r in refs}
+    parts = []
+    for r in refs:
+        parts.append(f"{_kind(r)}[{_holders(r, depth - 1, skip)}]")
+    return "; ".join(parts)
+
+
 def by_root() -> list[tuple[str, int, int]]:
     """(owner, shallow bytes, objects) of everything reachable from each instance of `ROOTS`
     (not through functions, modules, classes, event loops, clients or pools)."""
@@ -219,6 +326,8 @@ def by_root() -> list[tuple[str, int, int]]:
             n += 1
             stack.extend(gc.get_referents(o))
         out.append((f"{label} x{len(found.get(label, ()))}", size, n))
+    _LAST_SEEN.clear()
+    _LAST_SEEN.update(seen)
     return out
 
 

@@ -8,14 +8,23 @@ for held zones, REFUSED outside our zones or class IN, and DS at a zone's
 apex answered by the parent zone when we serve it: exactly as `ZoneTable`.
 
 The cache is never cleared wholesale: its policy is `node.server.answercache`'s
-(`AnswerCache`, shared with `ZoneTable`), two segments with their own bounds:
+(`AnswerCache`, shared with `ZoneTable`), two segments with their own bounds in
+entries and in bytes:
 
-* hot: answers pre-rendered in an image (they exist anyway; admitted at once);
+* hot: answers pre-rendered in an image, admitted at once while the segment
+  has room; once it is full, only when their key is asked again while the
+  doorkeeper (`node.server.admission.Doorkeeper`) remembers it;
 * cold: answers assembled on the cold path (negative answers, wildcard
   synthesis, CNAME chains, referrals below cuts) and SERVFAIL/REFUSED,
-  admitted only when their key is asked again while the doorkeeper
-  (`node.server.admission.Doorkeeper`) remembers it. A flood of one-off names
-  fills at most the cold segment and never evicts a hot answer.
+  admitted only when their key is asked again while the doorkeeper remembers it.
+
+A flood of one-off names, existing or not, fills at most the cold segment and
+the hot one's free room: it never evicts a hot answer. The table sets the byte
+bound per DO bit, `cache_bytes`, from the zones served: `CACHE_SHARE` of their
+images' bytes (at least `CACHE_BYTES_MIN`), so the heap a serving worker spends
+on cached answers stays within 1.5 times the zone's image over both DO bits
+whatever the clients ask (the count bound alone let ~480 octets per entry reach
+~3 times it).
 
 `install(image)` swaps a zone's version and drops only that zone's cached
 keys (and, when the set of served or held origins changes, those of the
@@ -36,6 +45,8 @@ from node.server.wire import NXDOMAIN, REFUSED, SERVFAIL, TYPE_AXFR, TYPE_IXFR
 
 log = logging.getLogger(__name__)
 
+CACHE_BYTES_MIN = 16 << 20  # per DO bit
+CACHE_SHARE = 0.75  # per DO bit: cache_bytes = this share of the served images' bytes
 IN_CLASS = b"\x00\x01"
 SHORTCUTS_MAX = 1024  # NXDOMAIN shortcuts by closest encloser, per DO bit (oldest out)
 
@@ -70,6 +81,7 @@ class ImageTable(AnswerCache):
 
     def __init__(self) -> None:
         super().__init__()
+        self.cache_bytes = CACHE_BYTES_MIN
         self.journals = None  # AXFR/IXFR are not served from images (Responder's slow path)
         self._zones: dict[bytes, ZoneImage] = {}
         self._held: set[bytes] = set()
@@ -106,6 +118,8 @@ class ImageTable(AnswerCache):
         else:
             self._drop(origin)
         self._bound(sum(2 * z.records for z in self._zones.values()))
+        self.cache_bytes = max(CACHE_BYTES_MIN, int(CACHE_SHARE * sum(
+            z.size + (z.base.size if z.base is not None else 0) for z in self._zones.values())))
         return True
 
     def remove(self, origin: bytes) -> bool:

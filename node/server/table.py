@@ -5,9 +5,16 @@ table-wide answer cache the hot path reads first (one dict lookup per query:
 key = lowercased qname wire + QTYPE + QCLASS as sent, one dict per DO bit) and
 its policy are `node.server.answercache.AnswerCache`'s, shared with the serving
 workers' `ImageTable`: bounded, never cleared wholesale, and what enters it is
-an answer that exists anyway (a zone's eager answers, the hot segment) at once,
-any other one (the cold segment, which alone a flood of one-off names can fill)
-only when its key is asked a second time (`admission.Doorkeeper`). `publish`
+an answer that exists anyway (a zone's eager answers, the hot segment) at once
+while that segment has room, any other one (the cold segment, which alone a
+flood of one-off names can fill), or a hot one once its segment is full, only
+when its key is asked a second time (`admission.Doorkeeper`). It is bounded in
+entries (4 per name of the zones served) and not in bytes (`cache_bytes` stays
+`NO_BYTE_BOUND`): its entries are the compiled zones' own answer tuples (eager,
+or kept lazily, themselves bounded by 4 per name), so the cache adds only its
+keys and table slots, which the entry bound bounds; the image table's floor of
+16 MiB per DO bit would cap a 100k-name zone's cache at a fraction of its
+working set (~40k entries at ~430 octets counted each, against 400k). `publish`
 builds the new `CompiledZone` first and only then swaps it in and drops that
 zone's cached answers (a hold or a removal, or a zone new to the table, also
 those of the zones above and below it, and the REFUSED ones), so no answer of

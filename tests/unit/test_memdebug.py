@@ -63,3 +63,26 @@ def test_frozen_garbage_is_freed_despite_a_freezing_collector_callback() -> None
     assert "unreachable objects in frozen cycles" in report
     left = sum(type(o) is _Cycle for o in gc.get_objects())
     assert left == 0, "the frozen garbage was frozen again, not freed"
+
+
+class Replica:
+    """Stands for the owner `by_root` starts from (matched by type name)."""
+
+    def __init__(self) -> None:
+        self.owned = {i: i for i in range(memdebug.BIG)}
+
+
+class _Holder:
+    def __init__(self) -> None:
+        self.names = {i: str(i) for i in range(memdebug.BIG)}  # untracked: atomic items
+
+
+def test_large_containers_outside_the_owners_are_listed_with_their_holder() -> None:
+    owner, holder = Replica(), _Holder()
+    memdebug.by_root()
+    lines = memdebug.outside_roots(top=50)
+    held = [ln for ln in lines if "_Holder" in ln]
+    assert held and f"{memdebug.BIG:>10}  builtins.dict" in held[0]
+    owned = [ln for ln in lines if ln.split("held by ", 1)[1].split("[", 1)[0].endswith(".Replica")]
+    assert not owned  # reached from the owner: not listed
+    assert owner.owned and holder.names

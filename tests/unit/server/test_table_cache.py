@@ -10,6 +10,7 @@ import dns.name
 import dns.rdatatype
 
 from node.server.answer import name_wire
+from node.server.answercache import ENTRY_COST, NO_BYTE_BOUND
 from node.server.table import ZoneTable
 from node.zones.model import snapshot_from_text
 from tests.support.answercache import flood_keeps_hot
@@ -89,3 +90,22 @@ def test_a_child_zone_added_drops_the_parent_s_answers_below_it() -> None:
     _publish(t, "sub.example.com.", 1)
     entry = t.lookup(nx, 0)
     assert entry is not None and entry[5] & 0xF == 0  # the child's answer, not the parent's
+
+
+def test_in_process_bounded_in_entries_not_bytes_a_full_hot_segment_admits_when_asked_again(
+) -> None:
+    t = ZoneTable()
+    _publish(t, "example.com.", 1)
+    assert t.cache_bytes == NO_BYTE_BOUND  # its entries are the zones' own (see the module)
+    keys = _hot(t, "example.com.")[:3]
+    t.cache_max = 4  # hot segment: 3 entries
+    late = _key("mail.example.com.")
+    t._drop(name_wire(dns.name.from_text("example.com.")))
+    for k in keys:
+        t.lookup(k, 0)
+    t.lookup(late, 0)  # asked once while the segment is full: not admitted
+    assert late not in t.caches[0] and all(k in t.caches[0] for k in keys)
+    t.lookup(late, 0)  # asked again: admitted, the oldest out
+    assert late in t.caches[0] and keys[0] not in t.caches[0]
+    assert t._bytes[0][0] == sum(ENTRY_COST + len(k) + len(t.caches[0][k][2])
+                                 for k in t._hot[0])
