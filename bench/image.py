@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                         itab = ImageTable()
                         itab.install(img)
                         t_img = min(t_img, per_lookup(itab.lookup, ks, do))
-                        ztab.caches = ({}, {})
+                        ztab._drop(zone.origin)  # every key looked up is the zone's
                         zone.lazy, zone.lazy_do = {}, {}
                         ztab._doors = (Doorkeeper(ztab.cache_max), Doorkeeper(ztab.cache_max))
                         t_cmp = min(t_cmp, per_lookup(ztab.lookup, ks, do))

@@ -247,27 +247,27 @@ def outside_roots(top: int = 12) -> list[str]:
     with who holds it, three referrers deep."""
     seen = _LAST_SEEN
     frozen = gc.get_freeze_count()
-    gc.unfreeze()
+    gc.unfreeze()  # until the holders are found: get_referrers skips the frozen objects too
     try:
         objects = gc.get_objects()
+        big: list[object] = []
+        listed: set[int] = {id(seen), id(objects)}
+        for obj in objects:  # and what they refer to: a dict of atomic items is not tracked
+            for o in (obj, *gc.get_referents(obj)):
+                if isinstance(o, dict | list | set | frozenset | tuple) and len(o) >= BIG \
+                        and id(o) not in seen and id(o) not in listed:
+                    listed.add(id(o))
+                    big.append(o)
+        del objects
+        big.sort(key=sys.getsizeof, reverse=True)
+        out = []
+        skip = {id(big), id(out)}
+        for o in big[:top]:
+            out.append(f"{sys.getsizeof(o) / 2**20:9.1f} {len(o):>10}  {_kind(o)}  held by "  # type: ignore[arg-type]
+                       f"{_holders(o, 3, skip)}")
     finally:
         if frozen:
             gc.freeze()
-    big: list[object] = []
-    listed: set[int] = {id(seen), id(objects)}
-    for obj in objects:  # and what they refer to: a dict of atomic items is not tracked
-        for o in (obj, *gc.get_referents(obj)):
-            if isinstance(o, dict | list | set | frozenset | tuple) and len(o) >= BIG \
-                    and id(o) not in seen and id(o) not in listed:
-                listed.add(id(o))
-                big.append(o)
-    del objects
-    big.sort(key=sys.getsizeof, reverse=True)
-    out = []
-    skip = {id(big), id(out)}
-    for o in big[:top]:
-        out.append(f"{sys.getsizeof(o) / 2**20:9.1f} {len(o):>10}  {_kind(o)}  held by "  # type: ignore[arg-type]
-                   f"{_holders(o, 3, skip)}")
     return out
 
 

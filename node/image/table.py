@@ -7,9 +7,9 @@ key = lowercased qname wire + QTYPE + QCLASS as sent) is read first, and
 for held zones, REFUSED outside our zones or class IN, and DS at a zone's
 apex answered by the parent zone when we serve it: exactly as `ZoneTable`.
 
-The cache is never cleared wholesale. It has two segments with their own
-bounds, in entries and in bytes (each entry's key and body plus `ENTRY_COST`
-for its objects and table slots), each evicting its oldest entries first:
+The cache is never cleared wholesale: its policy is `node.server.answercache`'s
+(`AnswerCache`, shared with `ZoneTable`), two segments with their own bounds in
+entries and in bytes:
 
 * hot: answers pre-rendered in an image, admitted at once while the segment
   has room; once it is full, only when their key is asked again while the
@@ -19,11 +19,12 @@ for its objects and table slots), each evicting its oldest entries first:
   admitted only when their key is asked again while the doorkeeper remembers it.
 
 A flood of one-off names, existing or not, fills at most the cold segment and
-the hot one's free room: it never evicts a hot answer. The byte bound per DO bit,
-`cache_bytes`, follows the zones served: `CACHE_SHARE` of their images' bytes
-(at least `CACHE_BYTES_MIN`), so the heap a serving worker spends on cached
-answers stays within 1.5 times the zone's image over both DO bits whatever the
-clients ask (the count bound alone let ~480 octets per entry reach ~3 times it).
+the hot one's free room: it never evicts a hot answer. The table sets the byte
+bound per DO bit, `cache_bytes`, from the zones served: `CACHE_SHARE` of their
+images' bytes (at least `CACHE_BYTES_MIN`), so the heap a serving worker spends
+on cached answers stays within 1.5 times the zone's image over both DO bits
+whatever the clients ask (the count bound alone let ~480 octets per entry reach
+~3 times it).
 
 `install(image)` swaps a zone's version and drops only that zone's cached
 keys (and, when the set of served or held origins changes, those of the
@@ -34,38 +35,24 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections import OrderedDict
 
 from node.image import enclosers, resolve
 from node.image import layout as L
 from node.image.reader import ZoneImage
-from node.server.admission import Doorkeeper
+from node.server.answercache import NO_ZONE, AnswerCache
 from node.server.render import QR, Entry, make_entry
 from node.server.wire import NXDOMAIN, REFUSED, SERVFAIL, TYPE_AXFR, TYPE_IXFR
 
 log = logging.getLogger(__name__)
 
-CACHE_MAX = 200_000
-COLD_SHARE = 4  # the cold segment holds at most cache_max // COLD_SHARE entries (and bytes)
 CACHE_BYTES_MIN = 16 << 20  # per DO bit
 CACHE_SHARE = 0.75  # per DO bit: cache_bytes = this share of the served images' bytes
-# an entry's octets besides its key's and body's: the key and body objects' headers (33
-# each), the entry tuple (88; its ints and headers are shared), its slots in the cache
-# dict, the segment's ordered dict and the zone's key set (~140)
-ENTRY_COST = 300
 IN_CLASS = b"\x00\x01"
-NO_ZONE = b""  # pseudo-origin of cached REFUSED answers
 SHORTCUTS_MAX = 1024  # NXDOMAIN shortcuts by closest encloser, per DO bit (oldest out)
 
 
 def _parent(name: bytes) -> bytes:
     return name[name[0] + 1 :]
-
-
-def _under(name: bytes, ancestor: bytes) -> bool:
-    while len(name) > len(ancestor):
-        name = _parent(name)
-    return name == ancestor
 
 
 def _weak_keep(ref: weakref.ReferenceType[ImageTable]) -> enclosers.Keep:
@@ -86,25 +73,18 @@ def _release(images: set[ZoneImage]) -> None:
         image.release()
 
 
-class ImageTable:
+class ImageTable(AnswerCache):
     """Zone images by origin wire name; `caches[do]` is the hot path's first stop."""
 
-    __slots__ = ("__weakref__", "_below", "_by_zone", "_bytes", "_cold", "_doors", "_held",
-                 "_hot", "_keeper", "_zones", "cache_bytes", "cache_max", "caches", "journals",
+    __slots__ = ("__weakref__", "_below", "_held", "_keeper", "_zones", "journals",
                  "shortcuts")
 
     def __init__(self) -> None:
+        super().__init__()
+        self.cache_bytes = CACHE_BYTES_MIN
         self.journals = None  # AXFR/IXFR are not served from images (Responder's slow path)
         self._zones: dict[bytes, ZoneImage] = {}
         self._held: set[bytes] = set()
-        self.caches: tuple[dict[bytes, Entry], dict[bytes, Entry]] = ({}, {})
-        self._hot: tuple[OrderedDict[bytes, bytes], ...] = (OrderedDict(), OrderedDict())
-        self._cold: tuple[OrderedDict[bytes, bytes], ...] = (OrderedDict(), OrderedDict())
-        self._by_zone: tuple[dict[bytes, set[bytes]], ...] = ({}, {})
-        self.cache_max = CACHE_MAX
-        self.cache_bytes = CACHE_BYTES_MIN
-        self._bytes = ([0, 0], [0, 0])  # per DO bit: the hot and the cold segment's bytes
-        self._doors = (Doorkeeper(CACHE_MAX), Doorkeeper(CACHE_MAX))
         # closest encloser -> its NXDOMAIN shortcut (`node.image.enclosers`), per DO bit;
         # dropped whenever a zone is installed, removed or held (they hold images and the
         # doorkeepers); the responder asks them first after a cache miss (see `lookup`)
@@ -137,11 +117,9 @@ class ImageTable:
             self._drop_related(origin)
         else:
             self._drop(origin)
-        self.cache_max = max(CACHE_MAX, sum(2 * z.records for z in self._zones.values()))
+        self._bound(sum(2 * z.records for z in self._zones.values()))
         self.cache_bytes = max(CACHE_BYTES_MIN, int(CACHE_SHARE * sum(
             z.size + (z.base.size if z.base is not None else 0) for z in self._zones.values())))
-        if self._doors[0].window < self.cache_max:
-            self._doors = (Doorkeeper(self.cache_max), Doorkeeper(self.cache_max))
         return True
 
     def remove(self, origin: bytes) -> bool:
@@ -198,63 +176,6 @@ class ImageTable:
         if len(short) >= SHORTCUTS_MAX:
             del short[next(iter(short))]
         short[ce] = answer
-
-    def _drop(self, origin: bytes) -> None:
-        for do in (0, 1):
-            keys = self._by_zone[do].pop(origin, None)
-            if not keys:
-                continue
-            cache, hot, cold = self.caches[do], self._hot[do], self._cold[do]
-            used = self._bytes[do]
-            for k in keys:
-                entry = cache.pop(k, None)
-                seg = 0 if hot.pop(k, None) is not None else 1
-                if seg:
-                    cold.pop(k, None)
-                if entry is not None:
-                    used[seg] -= ENTRY_COST + len(k) + len(entry[2])
-
-    def _drop_related(self, origin: bytes) -> None:
-        """Drop the keys of `origin`, of the zones above and below it, and REFUSED ones."""
-        related = {o for o in (*self._by_zone[0], *self._by_zone[1])
-                   if o == NO_ZONE or _under(o, origin) or _under(origin, o)}
-        for o in related:
-            self._drop(o)
-
-    def _keep(self, key: bytes, do: int, entry: Entry, origin: bytes, hot: bool) -> None:
-        """Cache `entry` (hot: pre-rendered; else admitted by the doorkeeper already),
-        evicting the segment's oldest entries down to its bounds. A hot answer that would
-        evict is admitted only as a cold one is: asked again while the doorkeeper
-        remembers it (a sweep of names asked once never evicts a hot answer)."""
-        cache = self.caches[do]
-        if key in cache:
-            return
-        seg = self._hot[do] if hot else self._cold[do]
-        cold_max = self.cache_max // COLD_SHARE
-        limit = self.cache_max - cold_max if hot else cold_max
-        cold_bytes = self.cache_bytes // COLD_SHARE
-        byte_limit = self.cache_bytes - cold_bytes if hot else cold_bytes
-        used = self._bytes[do]
-        i = 0 if hot else 1
-        cost = ENTRY_COST + len(key) + len(entry[2])
-        if cost > byte_limit:
-            return
-        if hot and (len(seg) >= limit or used[0] + cost > byte_limit) \
-                and not self._doors[do].admit(key):
-            return
-        by_zone = self._by_zone[do]
-        while seg and (len(seg) >= limit or used[i] + cost > byte_limit):
-            old, old_origin = seg.popitem(last=False)
-            gone = cache.pop(old, None)
-            if gone is not None:
-                used[i] -= ENTRY_COST + len(old) + len(gone[2])
-            keys = by_zone.get(old_origin)
-            if keys is not None:
-                keys.discard(old)
-        seg[key] = origin
-        cache[key] = entry
-        used[i] += cost
-        by_zone.setdefault(origin, set()).add(key)
 
     # --- lookups ----------------------------------------------------------------
 

@@ -1,14 +1,24 @@
 """`ZoneTable`: the zones this node serves, by origin, swapped atomically per version.
 
-Owns the set of compiled zones, the longest-suffix zone match and the
+Owns the set of compiled zones and the longest-suffix zone match; the
 table-wide answer cache the hot path reads first (one dict lookup per query:
-key = lowercased qname wire + QTYPE + QCLASS as sent, one dict per DO bit).
-The cache is replaced by an empty one whenever any zone changes, so readers
-never see a mix of versions and never wait: `publish` builds the new
-`CompiledZone` first and only then swaps it in. What enters the cache (and a
-zone's lazy caches): answers that exist anyway (a zone's eager answers) at
-once, any other answer only when its key is asked a second time
-(`admission.Doorkeeper`), so a flood of names asked once costs no memory.
+key = lowercased qname wire + QTYPE + QCLASS as sent, one dict per DO bit) and
+its policy are `node.server.answercache.AnswerCache`'s, shared with the serving
+workers' `ImageTable`: bounded, never cleared wholesale, and what enters it is
+an answer that exists anyway (a zone's eager answers, the hot segment) at once
+while that segment has room, any other one (the cold segment, which alone a
+flood of one-off names can fill), or a hot one once its segment is full, only
+when its key is asked a second time (`admission.Doorkeeper`). It is bounded in
+entries (4 per name of the zones served) and not in bytes (`cache_bytes` stays
+`NO_BYTE_BOUND`): its entries are the compiled zones' own answer tuples (eager,
+or kept lazily, themselves bounded by 4 per name), so the cache adds only its
+keys and table slots, which the entry bound bounds; the image table's floor of
+16 MiB per DO bit would cap a 100k-name zone's cache at a fraction of its
+working set (~40k entries at ~430 octets counted each, against 400k). `publish`
+builds the new `CompiledZone` first and only then swaps it in and drops that
+zone's cached answers (a hold or a removal, or a zone new to the table, also
+those of the zones above and below it, and the REFUSED ones), so no answer of
+an older version is served once `publish` returns, and other zones' answers stay.
 
 The replica calls `publish(snapshot)` (or `await publish_async(snapshot)`,
 which compiles in a worker thread) for every new version of a zone, in order;
@@ -39,8 +49,8 @@ from collections.abc import Callable
 
 import dns.name
 
-from node.server.admission import Doorkeeper
 from node.server.answer import DS, name_wire
+from node.server.answercache import NO_ZONE, AnswerCache
 from node.server.compile import CompiledZone
 from node.server.journal import Journals
 from node.server.render import QR, Entry, make_entry
@@ -49,28 +59,24 @@ from node.zones.model import ZoneSnapshot
 
 log = logging.getLogger(__name__)
 
-CACHE_MAX = 200_000
 IN_CLASS = b"\x00\x01"
 
 
-class ZoneTable:
+class ZoneTable(AnswerCache):
     """Compiled zones by origin; `caches[do]` is the hot path's first stop."""
 
-    __slots__ = ("_doors", "_held", "_locks", "_removals", "_zones", "cache_max", "caches",
-                 "journals")
+    __slots__ = ("_held", "_locks", "_removals", "_zones", "journals")
     compile_in_thread = True  # False: `_compile` is cheap (a subclass's shell): no thread hop
     # NXDOMAIN shortcuts by closest encloser, per DO bit, as `ImageTable.shortcuts`: none here
     shortcuts: tuple[dict[bytes, Callable[[bytes], Entry | None]], ...] = ({}, {})
 
     def __init__(self, journals: Journals | None = None) -> None:
+        super().__init__()
         self.journals = journals  # IXFR journals, fed by publish_async
         self._zones: dict[bytes, CompiledZone] = {}
         self._held: set[bytes] = set()  # origins answered SERVFAIL until their next publish
         self._locks: dict[bytes, asyncio.Lock] = {}
         self._removals: dict[bytes, int] = {}  # per origin: a compile spanning one is discarded
-        self.caches: tuple[dict[bytes, Entry], dict[bytes, Entry]] = ({}, {})
-        self.cache_max = CACHE_MAX
-        self._doors = (Doorkeeper(CACHE_MAX), Doorkeeper(CACHE_MAX))
 
     # --- zone management ------------------------------------------------------
 
@@ -119,7 +125,7 @@ class ZoneTable:
         self._removals[wire] = self._removals.get(wire, 0) + 1
         held = wire in self._held
         self._held.discard(wire)
-        self.caches = ({}, {})
+        self._drop_related(wire)
         if self.journals is not None:
             self.journals.remove(origin)
         return zone is not None or held
@@ -130,8 +136,9 @@ class ZoneTable:
         For a published signed zone this node has not signed yet (DESIGN.md:
         never serve it unsigned).
         """
-        self._held.add(name_wire(origin))
-        self.caches = ({}, {})
+        wire = name_wire(origin)
+        self._held.add(wire)
+        self._drop_related(wire)
 
     def held(self, origin: dns.name.Name) -> bool:
         return name_wire(origin) in self._held
@@ -154,14 +161,16 @@ class ZoneTable:
         return False
 
     def _install(self, zone: CompiledZone) -> None:
-        self._zones[zone.origin] = zone
-        self._held.discard(zone.origin)
-        self.caches = ({}, {})
+        origin = zone.origin
+        new = self._zones.get(origin) is None or origin in self._held
+        self._zones[origin] = zone
+        self._held.discard(origin)
+        if new:  # the served origins change: the answers of the zones above and below
+            self._drop_related(origin)
+        else:
+            self._drop(origin)
         # the table cache must hold the working set of every zone, or it thrashes
-        self.cache_max = max(CACHE_MAX, sum(4 * len(z.snapshot.nodes)
-                                            for z in self._zones.values()))
-        if self._doors[0].window < self.cache_max:
-            self._doors = (Doorkeeper(self.cache_max), Doorkeeper(self.cache_max))
+        self._bound(sum(4 * len(z.snapshot.nodes) for z in self._zones.values()))
 
     @staticmethod
     def _compile(prev: CompiledZone | None, snapshot: ZoneSnapshot) -> CompiledZone:
@@ -174,20 +183,21 @@ class ZoneTable:
         """The served zone with the longest origin that is a suffix of the lowercased wire
         name; None if there is none or if that zone is held."""
         zone, held = self._match(lname)
-        return None if held else zone
+        return None if held is not None else zone
 
-    def _match(self, lname: bytes) -> tuple[CompiledZone | None, bool]:
+    def _match(self, lname: bytes) -> tuple[CompiledZone | None, bytes | None]:
+        """The zone answering for `lname`, or the held origin that does (then no zone)."""
         zones = self._zones
         held = self._held
         n = lname
         while True:
             if held and n in held:
-                return None, True
+                return None, n
             zone = zones.get(n)
             if zone is not None:
-                return zone, False
+                return zone, None
             if len(n) <= 1:
-                return None, False
+                return None, None
             n = n[n[0] + 1 :]
 
     def lookup(self, key: bytes, do: int) -> Entry | None:
@@ -197,22 +207,26 @@ class ZoneTable:
             return None
         lname = key[:-4]
         zone, held = self._match(lname)
-        if held:
+        hot = False
+        if held is not None:
             entry = make_entry(QR | SERVFAIL, qtype, len(key), b"")
+            origin = held
             admit = self._doors[do].admit(key)
         elif zone is None or key[-2:] != IN_CLASS:
             entry = make_entry(QR | REFUSED, qtype, len(key), b"")
+            origin = NO_ZONE
             admit = self._doors[do].admit(key)
         else:
             if qtype == DS and lname == zone.origin and len(lname) > 1:
                 zone = self.find(lname[lname[0] + 1 :]) or zone
-            admit = zone.holds(key, do) or self._doors[do].admit(key)
+            origin = zone.origin
+            # an eager answer (an image's pre-rendered one) is hot; one the zone kept
+            # lazily was admitted before: it enters the cold segment again at once
+            hot = key in zone.answers
+            admit = hot or zone.holds(key, do) or self._doors[do].admit(key)
             entry = zone.answer(key, do, keep=admit)
         if admit:
-            cache = self.caches[do]
-            if len(cache) >= self.cache_max:
-                cache.clear()
-            cache[key] = entry
+            self._keep(key, do, entry, origin, hot)
         return entry
 
     def resolve(self, key: bytes, do: int) -> Entry | None:

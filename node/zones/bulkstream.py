@@ -19,7 +19,9 @@ once, and the caller discards the generation), or its result is written.
 Nothing of it is live until the caller's flip.
 
 Progress: "parsing" (characters read) while pieces are read, then "writing"
-(RRsets written of all) once the last one is: the stages stay in their order.
+(RRsets written of all) once the last one is: the stages stay in their order. A
+batch that fails reports "writing" at once (RRsets written of those read so far),
+so an import that stops for it says it failed writing, not parsing (IMPORT_FAILED).
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ def _owner(line: str, *, opens: bool = False) -> str:
 class _Writes:
     """The batches of one generation being written, `IN_FLIGHT` at a time."""
 
-    def __init__(self, writer: BulkWriter, zone: dns.name.Name, generation: int) -> None:
+    def __init__(self, writer: BulkWriter, zone: dns.name.Name, generation: int,
+                 progress: Progress) -> None:
         self._writer = writer
         self._zone = zone
         self._prefix = writer.keys.data_prefix(zone, generation)
@@ -97,7 +100,7 @@ class _Writes:
         self.error: Exception | None = None
         self.written = 0
         self.total = 0  # known once the last piece is read: progress is reported then
-        self.progress: Progress = quiet
+        self.progress = progress
 
     def add(self, records: Sequence[tuple[str, bytes]]) -> None:
         batch: list[Op] = []
@@ -125,7 +128,9 @@ class _Writes:
                     return
                 await self._writer.put(batch, self._guard, self._zone)
         except Exception as exc:
-            self.error = self.error or exc
+            if self.error is None:  # the stage the import fails in, pieces still read or not
+                self.error = exc
+                self.progress("writing", self.written, self.total or self.written + self.queued)
             raise
         finally:
             self.queued -= len(batch)
@@ -149,7 +154,10 @@ class _Writes:
             raise
 
     async def cancel(self) -> None:
+        """Stop every batch; none reports progress any more (the import fails with another
+        error, or with a batch's that reported "writing" already)."""
         self.stopped = True
+        self.progress = quiet
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -186,7 +194,7 @@ async def stream_new(writer: BulkWriter, zone: dns.name.Name, generation: int, t
 
 async def _stream(writer: BulkWriter, zone: dns.name.Name, generation: int, text: str,
                   progress: Progress) -> tuple[int, int]:
-    writes = _Writes(writer, zone, generation)
+    writes = _Writes(writer, zone, generation, progress)
     try:
         serial, total = await _pieces(writer, zone, text, writes, progress)
     except _Fallback:
@@ -198,7 +206,7 @@ async def _stream(writer: BulkWriter, zone: dns.name.Name, generation: int, text
     except BaseException:
         await writes.cancel()
         raise
-    writes.total, writes.progress = total, progress
+    writes.total = total
     progress("writing", writes.written, total)
     await writes.finish()
     return serial, total

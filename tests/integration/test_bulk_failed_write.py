@@ -6,15 +6,20 @@ large values is refused as too large, not for its number of operations)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from collections.abc import AsyncIterator
 
 import dns.name
 import pytest
 
 from node.errors import ValidationError
+from node.events import Event
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.zones.bulk import BulkWriter
+from node.zones.bulkstream import streamed
+from node.zones.imports import ImportJobs
 from node.zones.repository import ZoneRepository
 from tests.support.etcd import private_client
 
@@ -82,3 +87,20 @@ async def test_a_failed_create_leaves_no_keys_of_its_generation(
         await repo.create_zone(Z, text=text)
     left, _ = await small_requests.range_all(layout.data_root(Z))
     assert not left, f"{len(left)} keys of the failed create left"
+
+
+async def test_a_failed_import_in_pieces_says_it_failed_writing(
+        small_requests: EtcdClient, key_prefix: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Read in pieces, the import's batches of large records are refused, the first while
+    later pieces may still be read: IMPORT_FAILED names the stage "writing", not "parsing"."""
+    caplog.set_level(logging.INFO, logger="node.events")
+    repo = ZoneRepository(small_requests, KeyLayout(key_prefix))
+    await repo.create_zone(Z, text=HEAD)
+    repo.bulk.piece_chars = 60_000  # about 25 large RRsets a piece: each piece's batch refused
+    text = _text()
+    assert streamed(repo.bulk, text)
+    with pytest.raises(ValidationError, match="too large"):
+        await ImportJobs(repo).run(Z, text, create=False)
+    events = [json.loads(r.getMessage()) for r in caplog.records if r.name == "node.events"]
+    failed = [e for e in events if e["event"] == Event.IMPORT_FAILED]
+    assert [e["stage"] for e in failed] == ["writing"], failed

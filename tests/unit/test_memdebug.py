@@ -86,3 +86,21 @@ def test_large_containers_outside_the_owners_are_listed_with_their_holder() -> N
     owned = [ln for ln in lines if ln.split("held by ", 1)[1].split("[", 1)[0].endswith(".Replica")]
     assert not owned  # reached from the owner: not listed
     assert owner.owned and holder.names
+
+
+def test_large_containers_are_listed_with_their_holder_in_a_frozen_process() -> None:
+    """In a node, gcwatch has frozen the heap: the holders must still be found (the
+    collector's referrer search does not look in the permanent generation)."""
+    import gc
+
+    owner, holder = Replica(), _Holder()
+    gc.freeze()
+    try:
+        memdebug.by_root()
+        lines = memdebug.outside_roots(top=50)
+        assert gc.get_freeze_count() > 0  # frozen again, as it was
+    finally:
+        gc.unfreeze()
+    held = [ln for ln in lines if "_Holder" in ln]
+    assert held and f"{memdebug.BIG:>10}  builtins.dict" in held[0]
+    assert owner.owned and holder.names

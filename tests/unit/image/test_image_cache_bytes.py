@@ -7,7 +7,8 @@ import dns.name
 import dns.rdatatype
 
 from node.image import ImageTable, ZoneImage, build_image
-from node.image.table import CACHE_BYTES_MIN, ENTRY_COST
+from node.image.table import CACHE_BYTES_MIN
+from node.server.answercache import ENTRY_COST
 from node.zones.model import snapshot_from_text
 
 ORIGIN = "big.example."
@@ -57,11 +58,15 @@ def test_cached_answers_stay_within_their_bytes() -> None:
             table.lookup(_key(f"h{i}.{ORIGIN}", dns.rdatatype.TXT), 1)
             table.lookup(_key(f"n{i}.{ORIGIN}"), 1)  # NXDOMAIN: the cold segment
             table.lookup(_key(f"n{i}.{ORIGIN}"), 1)
+    newest = _key(f"h{HOSTS - 1}.{ORIGIN}", dns.rdatatype.TXT)
+    # once more: the doorkeeper may have forgotten it between the two passes (its slot
+    # taken by one of the ~9,000 later offers, ~3% with the per-process hash salt)
+    table.lookup(newest, 1)
     held = _held(table, 1)
     assert table._bytes[1] == held
     assert 100_000 < held[0] <= 150_000
     assert 0 < held[1] <= 50_000
-    assert _key(f"h{HOSTS - 1}.{ORIGIN}", dns.rdatatype.TXT) in table.caches[1]  # newest in
+    assert newest in table.caches[1]  # newest in
     assert _key(f"h0.{ORIGIN}", dns.rdatatype.TXT) not in table.caches[1]  # oldest out
     # a new version drops the zone's answers, and their bytes with them
     table.install(ZoneImage.from_bytes(build_image(snapshot_from_text(

@@ -1,4 +1,4 @@
-"""`ZoneTable`: publish/remove, ordering, atomic swaps, and the cache reset on change."""
+"""`ZoneTable`: publish/remove, ordering, atomic swaps, and a changed zone's answers dropped."""
 
 from __future__ import annotations
 

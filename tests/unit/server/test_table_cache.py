@@ -1,0 +1,111 @@
+"""`ZoneTable`'s answer cache (server.workers = 0) as the image table's (issue 10 point 3):
+bounded, never cleared wholesale, a flood of one-off names never evicts a hot answer, and a
+zone's new version, hold or removal drops its own cached answers, not other zones'."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import dns.name
+import dns.rdatatype
+
+from node.server.answer import name_wire
+from node.server.answercache import ENTRY_COST, NO_BYTE_BOUND
+from node.server.table import ZoneTable
+from node.zones.model import snapshot_from_text
+from tests.support.answercache import flood_keeps_hot
+
+ZONE = "$TTL 60\n@ SOA ns hm {serial} 1 1 1 1\n@ NS ns\nns A 192.0.2.1\n" \
+    "www A 192.0.2.{last}\nweb A 192.0.2.11\nweb AAAA 2001:db8::11\nmail A 192.0.2.12\n"
+
+
+def _publish(t: ZoneTable, origin: str, serial: int, last: int = 10) -> None:
+    snap = snapshot_from_text(ZONE.format(serial=serial, last=last), origin, revision=serial)
+    if t.get(dns.name.from_text(origin)) is not None:  # an incremental version, as the replica's
+        snap = dataclasses.replace(snap, changed=frozenset({dns.name.from_text("www." + origin)}))
+    t.publish(snap)
+
+
+def _key(name: str, rdtype: int = dns.rdatatype.A) -> bytes:
+    return name_wire(dns.name.from_text(name)) + rdtype.to_bytes(2, "big") + b"\x00\x01"
+
+
+def _hot(t: ZoneTable, origin: str) -> list[bytes]:
+    keys = [_key(f"{n}.{origin}", r) for n, r in (("www", 1), ("web", 1), ("web", 28),
+                                                   ("mail", 1), ("ns", 1))]
+    for k in keys:
+        assert t.lookup(k, 0) is not None
+    assert all(k in t.caches[0] for k in keys)
+    return keys
+
+
+def test_a_flood_of_one_off_names_never_evicts_hot_answers_nor_clears_the_cache() -> None:
+    t = ZoneTable()
+    _publish(t, "example.com.", 1)
+    flood_keeps_hot(t, t.lookup, _hot(t, "example.com."), _key, "example.com.")
+
+
+def test_a_new_version_drops_only_its_zone_s_answers() -> None:
+    t = ZoneTable()
+    _publish(t, "example.com.", 1)
+    _publish(t, "example.org.", 1)
+    caches = t.caches
+    com, org = _hot(t, "example.com."), _hot(t, "example.org.")
+    nx = _key("nx.example.org.")
+    t.lookup(nx, 0)
+    t.lookup(nx, 0)  # asked twice: admitted
+    assert nx in t.caches[0]
+    _publish(t, "example.com.", 2, last=20)
+    assert t.caches is caches  # the same dicts: a reader holding them sees no other set
+    assert all(k in t.caches[0] for k in org) and nx in t.caches[0]
+    assert not any(k in t.caches[0] for k in com)  # nothing stale of the old version
+    www = t.lookup(_key("www.example.com."), 0)
+    assert www is not None and bytes([192, 0, 2, 20]) in www[2]
+
+
+def test_hold_and_remove_drop_only_that_zone_s_answers() -> None:
+    t = ZoneTable()
+    for origin in ("example.com.", "example.org.", "example.net."):
+        _publish(t, origin, 1)
+    com, org, net = (_hot(t, o) for o in ("example.com.", "example.org.", "example.net."))
+    t.hold(dns.name.from_text("example.com."))
+    assert not any(k in t.caches[0] for k in com)
+    assert all(k in t.caches[0] for k in org + net)
+    assert t.remove(dns.name.from_text("example.net."))
+    assert not any(k in t.caches[0] for k in net)
+    assert all(k in t.caches[0] for k in org)
+    servfail = t.lookup(com[0], 0)
+    assert servfail is not None and servfail[5] & 0xF == 2  # SERVFAIL while held
+    refused = t.lookup(net[0], 0)
+    assert refused is not None and refused[5] & 0xF == 5  # REFUSED once removed
+
+
+def test_a_child_zone_added_drops_the_parent_s_answers_below_it() -> None:
+    t = ZoneTable()
+    _publish(t, "example.com.", 1)
+    nx = _key("www.sub.example.com.")
+    t.lookup(nx, 0)
+    t.lookup(nx, 0)  # NXDOMAIN from the parent, admitted
+    assert nx in t.caches[0]
+    _publish(t, "sub.example.com.", 1)
+    entry = t.lookup(nx, 0)
+    assert entry is not None and entry[5] & 0xF == 0  # the child's answer, not the parent's
+
+
+def test_in_process_bounded_in_entries_not_bytes_a_full_hot_segment_admits_when_asked_again(
+) -> None:
+    t = ZoneTable()
+    _publish(t, "example.com.", 1)
+    assert t.cache_bytes == NO_BYTE_BOUND  # its entries are the zones' own (see the module)
+    keys = _hot(t, "example.com.")[:3]
+    t.cache_max = 4  # hot segment: 3 entries
+    late = _key("mail.example.com.")
+    t._drop(name_wire(dns.name.from_text("example.com.")))
+    for k in keys:
+        t.lookup(k, 0)
+    t.lookup(late, 0)  # asked once while the segment is full: not admitted
+    assert late not in t.caches[0] and all(k in t.caches[0] for k in keys)
+    t.lookup(late, 0)  # asked again: admitted, the oldest out
+    assert late in t.caches[0] and keys[0] not in t.caches[0]
+    assert t._bytes[0][0] == sum(ENTRY_COST + len(k) + len(t.caches[0][k][2])
+                                 for k in t._hot[0])
