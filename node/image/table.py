@@ -39,7 +39,7 @@ import weakref
 from node.image import enclosers, resolve
 from node.image import layout as L
 from node.image.reader import ZoneImage
-from node.server.answercache import NO_ZONE, AnswerCache
+from node.server.answercache import ENTRY_COST, NO_ZONE, AnswerCache
 from node.server.render import QR, Entry, make_entry
 from node.server.wire import NXDOMAIN, REFUSED, SERVFAIL, TYPE_AXFR, TYPE_IXFR
 
@@ -118,8 +118,13 @@ class ImageTable(AnswerCache):
         else:
             self._drop(origin)
         self._bound(sum(2 * z.records for z in self._zones.values()))
+        # room for `cache_max` entries of the served answers' usual size: every pre-rendered
+        # answer of the zones fits once per DO bit (a compact unsigned image's answers, each
+        # with ENTRY_COST, are more than a share of its bytes: the bench mix thrashed at
+        # 8x the CPU); the bound bites on unusually large answers only
         self.cache_bytes = max(CACHE_BYTES_MIN, int(CACHE_SHARE * sum(
-            z.size + (z.base.size if z.base is not None else 0) for z in self._zones.values())))
+            z.size + (z.base.size if z.base is not None else 0) for z in self._zones.values()))
+            + ENTRY_COST * self.cache_max)
         return True
 
     def remove(self, origin: bytes) -> bool:
