@@ -10,8 +10,6 @@ answer the imported data.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,19 +19,11 @@ import pytest
 
 from tests.cluster.conftest import Cluster, make_cluster
 from tests.support.nodes import SERVING_WORKERS, NodeProcess, events
+from tests.support.renderlock import hold
 from tests.support.wait import wait_until
 
 ZONE = "gate.test."
 RENDER_WAIT = 1857
-HOLDER = """
-import fcntl, os, sys
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o666)
-fcntl.flock(fd, fcntl.LOCK_EX)
-os.ftruncate(fd, 0)
-os.write(fd, b"%d big.test.\\n" % os.getpid())
-print("held", flush=True)
-sys.stdin.read()
-"""
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +55,8 @@ def test_renders_wait_for_the_holder_and_go_on_when_it_is_killed(
     assert res.returncode == 0, res.stderr
     wait_until(lambda: all(n.serial(ZONE) is not None for n in (n1, n2)), 60,
                message="the created zone is not answered")
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = hold(lock, "big.test.")
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         text = tmp_path / "gate.zone"
         text.write_text(f"$ORIGIN {ZONE}\n$TTL 300\n@ SOA ns1 hostmaster 42 3600 600 604800 300\n"
                         "@ NS ns1\nns1 A 192.0.2.1\nwww A 192.0.2.7\n")

@@ -16,7 +16,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,32 +28,14 @@ from node.image.forked import ImageStopped
 from node.image.rendergate import GateStopped, RenderGate
 from node.serving.images import ImagePublisher
 from node.zones.model import snapshot_from_text
+from tests.support.renderlock import held_elsewhere, hold
 from tests.support.wait import async_wait_until, wait_until
 from tests.support.zones import EXAMPLE
 
 ORIGIN = b"\x07example\x04test\x00"
-HOLDER = """
-import fcntl, os, sys
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o666)
-fcntl.flock(fd, fcntl.LOCK_EX)
-os.ftruncate(fd, 0)
-os.write(fd, b"%d other.test.\\n" % os.getpid())
-print("held", flush=True)
-sys.stdin.read()
-"""
-
-
-def _hold(path: Path) -> subprocess.Popen[str]:
-    """Another process of this host rendering: it holds the lock at `path` until killed."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
-    return proc
-
-
 @pytest.fixture
 def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
-    proc = _hold(tmp_path / "render.lock")
+    proc = hold(tmp_path / "render.lock", "other.test.")
     yield proc
     if proc.poll() is None:
         proc.kill()
@@ -209,7 +190,7 @@ async def test_a_merge_comes_back_later_while_another_render_runs(tmp_path: Path
     try:
         images.publish(_snap(1))  # type: ignore[arg-type]
         await async_wait_until(lambda: ORIGIN in images._current, 30)
-        proc = _hold(tmp_path / "render.lock")
+        proc = hold(tmp_path / "render.lock", "other.test.")
         try:
             second = dataclasses.replace(
                 _snap(2, "new 300 IN A 192.0.2.99\n"),  # type: ignore[type-var]
@@ -321,9 +302,7 @@ def test_a_lock_file_this_user_may_not_write_still_serialises(
     _kill(holder)
     with gate.hold("example.test.", lambda: False) as waited:
         assert waited >= 0.0
-        assert subprocess.run([sys.executable, "-c", HOLDER.replace("fcntl.LOCK_EX)",
-                               "fcntl.LOCK_EX | fcntl.LOCK_NB)"), lock],
-                              capture_output=True).returncode != 0, "the lock was not taken"
+        assert held_elsewhere(lock), "the lock was not taken"
 
 
 def test_the_holder_line_is_best_effort(
