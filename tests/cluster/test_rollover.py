@@ -87,6 +87,17 @@ def zsk_ids(ks: dict[str, dict[str, Any]], state: str) -> list[str]:
     return [i for i, k in ks.items() if k["role"] == "zsk" and k["state"] == state]
 
 
+def _activated(tl: Timeline, via: NodeProcess, key_id: str) -> bool:
+    """Whether the roll has moved past step 1: `key_id` is active (or already retired)."""
+    key = tl.poll(via).get(key_id)
+    return key is not None and key["state"] in ("active", "retired")
+
+
+def _gone(tl: Timeline, via: NodeProcess, key_id: str) -> bool:
+    """Whether the roll has removed `key_id` (step 3) by now."""
+    return key_id not in tl.poll(via)
+
+
 def roll_zsk(c: Cluster, via: NodeProcess, live: list[NodeProcess], tl: Timeline,
              *, kill_keymaster: NodeProcess | None = None, seize_to: str = "") -> None:
     """One ZSK roll, checked at each step; optionally the Key Master dies after step 1."""
@@ -107,10 +118,17 @@ def roll_zsk(c: Cluster, via: NodeProcess, live: list[NodeProcess], tl: Timeline
     assert_identical(view, ZONE)  # type: ignore[arg-type]
     for n in live:
         tags, signers = served(n)
-        assert {old_tag, new_tag} <= tags and signers == {old_tag}, (n.node_id, tags, signers)
+        assert new_tag in tags and (old_tag in tags or _gone(tl, via, old)), (n.node_id, tags)
+        if signers != {old_tag} and _activated(tl, via, new):
+            # Ipub is seconds here: on a loaded machine the roll can reach step 2 while
+            # these reads go on; then the successor may sign, but only once it is active
+            assert signers <= {old_tag, new_tag}, (n.node_id, old_tag, new_tag, signers)
+            continue
+        assert signers == {old_tag}, (n.node_id, old_tag, new_tag, tags, signers)
     st = ctl_json(via, "zone", "dnssec", ZONE)
-    assert st["next_step"].startswith("activate") and st["next_at"], st
-    assert "Ipub" in st["waiting_for"] or "sign" in st["waiting_for"], st
+    if not _activated(tl, via, new):
+        assert st["next_step"].startswith("activate") and st["next_at"], st
+        assert "Ipub" in st["waiting_for"] or "sign" in st["waiting_for"], st
 
     if kill_keymaster is not None:
         kill_keymaster.kill()
@@ -121,12 +139,16 @@ def roll_zsk(c: Cluster, via: NodeProcess, live: list[NodeProcess], tl: Timeline
         assert json.loads(res.stdout)["state"] == "done"
 
     # 2. after Ipub: the successor signs, the old one is retired (still published)
-    ks = tl.until(via, lambda k: bool(zsk_ids(k, "retired")), "predecessor retired")
-    assert zsk_ids(ks, "active") == [new] and zsk_ids(ks, "retired") == [old]
+    # (Iret is seconds too: a slow machine, or the kill and seize above, can find the
+    # predecessor removed already; then step 3's checks below are what is left to see)
+    ks = tl.until(via, lambda k: bool(zsk_ids(k, "retired")) or old not in k,
+                  "predecessor retired")
+    assert zsk_ids(ks, "active") == [new] and zsk_ids(ks, "retired") in ([old], []), ks
     assert_identical(view, ZONE)  # type: ignore[arg-type]
     for n in live:
         tags, signers = served(n)
-        assert {old_tag, new_tag} <= tags and signers == {new_tag}, (n.node_id, tags, signers)
+        assert new_tag in tags and signers == {new_tag}, (n.node_id, tags, signers)
+        assert old_tag in tags or _gone(tl, via, old), (n.node_id, old_tag, tags)
 
     # 3. after Iret: the old ZSK is removed
     ks = tl.until(via, lambda k: old not in k, "predecessor removed")
