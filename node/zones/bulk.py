@@ -29,14 +29,15 @@ events per fragment (issue 10: one delete of the bench zone's 127k keys cost
 etcd 10 s of CPU and reached a watcher after 37 s; every node watches).
 
 Batch size: up to `BATCH_OPS` puts and about `BATCH_BYTES` per txn. etcd
-refuses a txn of more than `--max-txn-ops` operations (128 by default): at
-a refusal the writer tries etcd's default, then halves the batch until etcd
-takes it, and keeps the size that passed for its later batches. Larger
-txns cost etcd less CPU per put (1000-put txns: 0.9 s against 1.5 s for the
-127k RRsets of the bench zone), but the watchers fall behind: when the
-last put was written, a replica had 58% of the keys with 1000-put txns,
-76% with 250 and 97% with 100 (issue 10, session 6), and what is missing
-at the flip is waited for and decoded on the way to answering.
+refuses a txn of more than `--max-txn-ops` operations (128 by default; this
+repository's etcds run with 1000, docs/large-zones.md): at a refusal the
+writer tries etcd's default, then halves the batch until etcd takes it, and
+keeps the size that passed for its later batches. Larger txns cost etcd, the
+writer and every watcher less CPU per put (issue 10, session 15: 1000-put txns
+against 100, the bench zone's import through one node: etcd ~1.0 CPU-s less,
+the node ~0.8); in session 6 the watchers fell behind with them (58% of the
+keys decoded when the last put was written, against 97% with 100), and what
+is missing at the flip is decoded on the way to answering.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ from node.zones.model import ZoneHead, rrset_to_json
 log = logging.getLogger(__name__)
 R = TypeVar("R")
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
-BATCH_OPS = 100  # puts per txn: larger ones leave the watchers behind (see above)
+BATCH_OPS = 1000  # puts per txn, at most: etcd's --max-txn-ops in deploy/ (see above)
 DEFAULT_MAX_TXN_OPS = 128  # etcd's default --max-txn-ops: the size tried after a refusal
 BATCH_BYTES = 1_000_000  # under etcd's --max-request-bytes (1.5 MiB by default)
 IN_FLIGHT = 4
