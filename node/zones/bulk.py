@@ -100,6 +100,9 @@ class BulkWriter:
         self.piece_chars = PIECE_CHARS  # a text longer is parsed in pieces (`bulkstream`)
         self.write_pause = 0.0  # test-only (testing.import_write_pause): after the first batch
         self._settling: set[asyncio.Task[None]] = set()  # flips that got no answer
+        # set by the daemon: waits until this node's replica applied (and serves) a revision;
+        # an import's replaced generation is deleted after its flip's (`replaced`)
+        self.after_flip: Callable[[int], Awaitable[None]] | None = None
 
     async def allocate(self, zone: dns.name.Name) -> int:
         """A new generation id of `zone` (the revision of a put to its `gen` key: unique
@@ -235,6 +238,32 @@ class BulkWriter:
         except Exception as exc:
             log.warning("zone %s: generation %d stays registered until this node's lease "
                         "ends: %s", zone, generation, exc)
+
+    async def replaced(self, zone: dns.name.Name, generation: int, flip: int) -> None:
+        """Delete the generation that the flip at revision `flip` replaced. With `after_flip`
+        (a node), in the background once this node serves the flip: etcd's deletion and
+        every watcher's 127k delete events (bench zone) no longer compete with the nodes'
+        decode and image of the new version (issue 10); a deletion cut short (the node
+        stops, etcd fails) is left to the sweep, as before."""
+        if self.after_flip is None:
+            await self.delete(zone, generation)
+            return
+        task = asyncio.get_running_loop().create_task(self._delete_after(zone, generation, flip))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _delete_after(self, zone: dns.name.Name, generation: int, flip: int) -> None:
+        assert self.after_flip is not None
+        try:
+            await self.after_flip(flip)
+        except Exception as exc:  # not served in time: deleted anyway
+            log.info("zone %s: deleting generation %d before this node serves revision %d "
+                     "(%s)", zone, generation, flip, type(exc).__name__)
+        try:
+            await self.delete(zone, generation)
+        except Exception as exc:
+            emit(Event.ZONE_GENERATION_LEFT, logging.WARNING, zone=zone.to_text(),
+                 generation=generation, error=f"{type(exc).__name__}: {exc}")
 
     async def generations(self, zone: dns.name.Name, revision: int) -> list[int]:
         """The generations with data keys at `revision`: one read of a single key each
