@@ -20,8 +20,9 @@ writes nothing more (`lapsed`). The sweep
 (`node/zones/sweep.py`) deletes the generations no head references and no
 `writing/` key holds: never one a live writer will still flip.
 
-Deleting a generation (the one an import replaced, a create's that lost its
-race, or each one of a deleted zone: `generations`) goes in parts of at most
+Deleting a generation (the one an import replaced: once this node serves the
+flip, `replaced`; a create's that lost its race, or each one of a deleted
+zone: `generations`) goes in parts of at most
 `DELETE_KEYS` keys and `DELETE_BYTES` of keys, one revision each: etcd
 sends the events of one revision in one watch response, and one larger than
 `--max-request-bytes` in fragments, which it cuts in time quadratic in the
