@@ -100,7 +100,7 @@ class BulkWriter:
         self.in_flight = IN_FLIGHT
         self.piece_chars = PIECE_CHARS  # a text longer is parsed in pieces (`bulkstream`)
         self.write_pause = 0.0  # test-only (testing.import_write_pause): after the first batch
-        self._settling: set[asyncio.Task[None]] = set()  # flips that got no answer
+        self._settling: set[asyncio.Task[None]] = set()  # unanswered flips, replaced deletions
         # set by the daemon: waits until this node's replica applied (and serves) a revision;
         # an import's replaced generation is deleted after its flip's (`replaced`)
         self.after_flip: Callable[[int], Awaitable[None]] | None = None
