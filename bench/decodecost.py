@@ -11,7 +11,9 @@ CPU seconds of each pass (`time.thread_time`; `gcwatch` installed, as in a node)
 `--mem`: the live bytes of what the replica keeps (`nodes()`'s map, the decoder
 dropped; tracemalloc, one more pass);
 `--types`: those objects counted and sized by type (`sys.getsizeof`, each object
-once); `--profile`: a cProfile of one pass.
+once); `--profile`: a cProfile of one pass; `--journal`: the CPU of the IXFR journal's
+O(zone) step of the decoded zone on every node after an import (`Tracker.reset`: every
+owner's digest) per pass, `--profile` then profiles it too.
 """
 
 from __future__ import annotations
@@ -106,6 +108,21 @@ def _walk(root: object) -> Counter[str]:
     return sizes
 
 
+def _journal(nodes: dict[object, object], repeat: int, profile: bool) -> None:
+    from node.server.zonediff import Tracker
+
+    for _ in range(repeat):
+        started = time.thread_time()
+        Tracker().reset(nodes)  # type: ignore[arg-type]
+        print(f"journal step (Tracker.reset) CPU {time.thread_time() - started:.3f} s")
+    if profile:
+        prof = cProfile.Profile()
+        prof.enable()
+        Tracker().reset(nodes)  # type: ignore[arg-type]
+        prof.disable()
+        pstats.Stats(prof).sort_stats("tottime").print_stats(15)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--names", type=int, default=100_000)
@@ -114,6 +131,7 @@ def main() -> None:
     parser.add_argument("--mem", action="store_true")
     parser.add_argument("--types", action="store_true")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--journal", action="store_true")
     args = parser.parse_args()
     from node import gcwatch
 
@@ -127,6 +145,9 @@ def main() -> None:
         nodes = _decode(kvs)
         print(f"decode CPU {time.thread_time() - started:.3f} s, {len(nodes)} owners")
         del nodes
+    if args.journal:
+        _journal(_decode(kvs), args.repeat, args.profile)
+        return
     if args.mem:
         gc.collect()
         tracemalloc.start()

@@ -288,6 +288,7 @@ def start_etcd(ps: ProcessSet, host: str = "127.0.0.1", cpus: str | None = "1",
         "--initial-advertise-peer-urls", f"http://{host}:{peer}",
         "--initial-cluster", f"bench=http://{host}:{peer}",
         "--quota-backend-bytes", str(4 * 1024**3),
+        "--max-txn-ops", "1000",  # as deploy/ runs it (docs/large-zones.md)
     ], cpus=cpus, nice=nice)
 
     def healthy() -> bool:

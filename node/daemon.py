@@ -91,13 +91,8 @@ class Daemon:
         if e.ca_file or e.cert_file:
             tls = TlsConfig(ca_file=e.ca_file or None, cert_file=e.cert_file or None,
                             key_file=e.key_file or None)
-        self.etcd = EtcdClient(
-            list(e.endpoints),
-            username=e.username or None,
-            password=etcd_password(config) or None,
-            tls=tls,
-            timeout=e.timeout,
-        )
+        self.etcd = EtcdClient(list(e.endpoints), username=e.username or None,
+                               password=etcd_password(config) or None, tls=tls, timeout=e.timeout)
         self.layout = KeyLayout(e.prefix)
         # tests shift the clock (testing.clock_offset): signing depends on versions, not clocks
         self.clock: Clock = OffsetClock(config.testing.clock_offset) \
@@ -122,6 +117,8 @@ class Daemon:
         self._pool = worker_pool(config.signing.workers)  # parsing and signing, niced
         self.repository = ZoneRepository(self.etcd, self.layout, self.clock, pool=self._pool,
                                          import_pause=config.testing.import_pause)
+        # an import's replaced generation is deleted once this node serves its flip (bulk.py)
+        self.repository.bulk.after_flip = lambda rev: self.replica.wait_revision(rev, 60.0)
         self.directory = NodeDirectory(self.etcd, self.layout)
         self.sweep = GenerationSweep(self.etcd, self.layout, self.repository.bulk, self.session,
                                      self.directory, config)  # of orphaned zone generations

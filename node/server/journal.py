@@ -45,6 +45,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -105,6 +106,9 @@ class Journals:
                 log.warning("journal_dir %s: %s; IXFR journals in a temporary directory",
                             directory, exc)
                 self.directory = None
+        # awaited before a step the table does not wait for (`deferred`: O(zone)): the version
+        # is served first (the workers' image: `MirroredTable`); None: at once
+        self.settle: Callable[[dns.name.Name], Awaitable[None]] | None = None
         self._dir = self.directory
         if self._dir is None:
             try:
@@ -192,11 +196,14 @@ class Journals:
 
     # --- recording ---------------------------------------------------------------
 
-    def record(self, prev: ZoneSnapshot | None, snap: ZoneSnapshot) -> asyncio.Task[None]:
+    def record(self, prev: ZoneSnapshot | None, snap: ZoneSnapshot,
+               deferred: bool = False) -> asyncio.Task[None]:
         """Account for `snap`, just served after `prev` (None: the first served since start).
 
         Call in serving order: the steps of a zone run one after the other, in call order.
         The task ends when the journal has caught up with `snap` (it never raises).
+        `deferred`: the caller serves `snap` without waiting for this step; it waits for
+        `settle` first, if set.
         """
         z = self._zones.get(snap.origin)
         if z is None:
@@ -205,13 +212,19 @@ class Journals:
             before = self._removing.get(snap.origin)  # the file of a zone of that name, removed
         else:
             before = z.tail
-        z.tail = asyncio.get_running_loop().create_task(self._record(z, before, prev, snap))
+        z.tail = asyncio.get_running_loop().create_task(
+            self._record(z, before, prev, snap, deferred))
         return z.tail
 
     async def _record(self, z: _Zone, before: asyncio.Task[None] | None,
-                      prev: ZoneSnapshot | None, snap: ZoneSnapshot) -> None:
+                      prev: ZoneSnapshot | None, snap: ZoneSnapshot, deferred: bool) -> None:
         if before is not None:
             await asyncio.wait([before])
+        if deferred and self.settle is not None and not z.removed:
+            try:  # issue 10: its O(zone) CPU no longer delays the answers of this version
+                await self.settle(snap.origin)
+            except Exception:  # never let the journal stop serving; the step runs anyway
+                log.exception("journal of %s: waiting for the version to be served", snap.origin)
         if z.removed:
             return
         try:

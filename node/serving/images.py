@@ -355,6 +355,11 @@ class MirroredTable(ZoneTable):
         super().__init__(journals)
         self.images = images
         self.caches = images.local.table.caches
+        if journals is not None:  # an import's O(zone) journal step after its image is served
+            journals.settle = self._served
+
+    async def _served(self, origin: dns.name.Name) -> None:
+        await self.images.served(name_wire(origin))
 
     @staticmethod
     def _compile(prev: CompiledZone | None, snapshot: ZoneSnapshot) -> CompiledZone:

@@ -20,8 +20,9 @@ writes nothing more (`lapsed`). The sweep
 (`node/zones/sweep.py`) deletes the generations no head references and no
 `writing/` key holds: never one a live writer will still flip.
 
-Deleting a generation (the one an import replaced, a create's that lost its
-race, or each one of a deleted zone: `generations`) goes in parts of at most
+Deleting a generation (the one an import replaced: once this node serves the
+flip, `replaced`; a create's that lost its race, or each one of a deleted
+zone: `generations`) goes in parts of at most
 `DELETE_KEYS` keys and `DELETE_BYTES` of keys, one revision each: etcd
 sends the events of one revision in one watch response, and one larger than
 `--max-request-bytes` in fragments, which it cuts in time quadratic in the
@@ -29,14 +30,15 @@ events per fragment (issue 10: one delete of the bench zone's 127k keys cost
 etcd 10 s of CPU and reached a watcher after 37 s; every node watches).
 
 Batch size: up to `BATCH_OPS` puts and about `BATCH_BYTES` per txn. etcd
-refuses a txn of more than `--max-txn-ops` operations (128 by default): at
-a refusal the writer tries etcd's default, then halves the batch until etcd
-takes it, and keeps the size that passed for its later batches. Larger
-txns cost etcd less CPU per put (1000-put txns: 0.9 s against 1.5 s for the
-127k RRsets of the bench zone), but the watchers fall behind: when the
-last put was written, a replica had 58% of the keys with 1000-put txns,
-76% with 250 and 97% with 100 (issue 10, session 6), and what is missing
-at the flip is waited for and decoded on the way to answering.
+refuses a txn of more than `--max-txn-ops` operations (128 by default; this
+repository's etcds run with 1000, docs/large-zones.md): at a refusal the
+writer tries etcd's default, then halves the batch until etcd takes it, and
+keeps the size that passed for its later batches. Larger txns cost etcd, the
+writer and every watcher less CPU per put (issue 10, session 15: 1000-put txns
+against 100, the bench zone's import through one node: etcd ~1.0 CPU-s less,
+the node ~0.8); in session 6 the watchers fell behind with them (58% of the
+keys decoded when the last put was written, against 97% with 100), and what
+is missing at the flip is decoded on the way to answering.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ from node.zones.model import ZoneHead, rrset_to_json
 log = logging.getLogger(__name__)
 R = TypeVar("R")
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
-BATCH_OPS = 100  # puts per txn: larger ones leave the watchers behind (see above)
+BATCH_OPS = 1000  # puts per txn, at most: etcd's --max-txn-ops in deploy/ (see above)
 DEFAULT_MAX_TXN_OPS = 128  # etcd's default --max-txn-ops: the size tried after a refusal
 BATCH_BYTES = 1_000_000  # under etcd's --max-request-bytes (1.5 MiB by default)
 IN_FLIGHT = 4
@@ -98,7 +100,10 @@ class BulkWriter:
         self.in_flight = IN_FLIGHT
         self.piece_chars = PIECE_CHARS  # a text longer is parsed in pieces (`bulkstream`)
         self.write_pause = 0.0  # test-only (testing.import_write_pause): after the first batch
-        self._settling: set[asyncio.Task[None]] = set()  # flips that got no answer
+        self._settling: set[asyncio.Task[None]] = set()  # unanswered flips, replaced deletions
+        # set by the daemon: waits until this node's replica applied (and serves) a revision;
+        # an import's replaced generation is deleted after its flip's (`replaced`)
+        self.after_flip: Callable[[int], Awaitable[None]] | None = None
 
     async def allocate(self, zone: dns.name.Name) -> int:
         """A new generation id of `zone` (the revision of a put to its `gen` key: unique
@@ -234,6 +239,32 @@ class BulkWriter:
         except Exception as exc:
             log.warning("zone %s: generation %d stays registered until this node's lease "
                         "ends: %s", zone, generation, exc)
+
+    async def replaced(self, zone: dns.name.Name, generation: int, flip: int) -> None:
+        """Delete the generation that the flip at revision `flip` replaced. With `after_flip`
+        (a node), in the background once this node serves the flip: etcd's deletion and
+        every watcher's 127k delete events (bench zone) no longer compete with the nodes'
+        decode and image of the new version (issue 10); a deletion cut short (the node
+        stops, etcd fails) is left to the sweep, as before."""
+        if self.after_flip is None:
+            await self.delete(zone, generation)
+            return
+        task = asyncio.get_running_loop().create_task(self._delete_after(zone, generation, flip))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _delete_after(self, zone: dns.name.Name, generation: int, flip: int) -> None:
+        assert self.after_flip is not None
+        try:
+            await self.after_flip(flip)
+        except Exception as exc:  # not served in time: deleted anyway
+            log.info("zone %s: deleting generation %d before this node serves revision %d "
+                     "(%s)", zone, generation, flip, type(exc).__name__)
+        try:
+            await self.delete(zone, generation)
+        except Exception as exc:
+            emit(Event.ZONE_GENERATION_LEFT, logging.WARNING, zone=zone.to_text(),
+                 generation=generation, error=f"{type(exc).__name__}: {exc}")
 
     async def generations(self, zone: dns.name.Name, revision: int) -> list[int]:
         """The generations with data keys at `revision`: one read of a single key each

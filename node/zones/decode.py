@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from contextlib import nullcontext
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import dns.name
 import dns.rdata
@@ -31,8 +32,10 @@ import dns.rrset
 from node.events import Event, emit
 from node.gcwatch import kept_part
 from node.store.keys import name_from_text, parse_name_component
-from node.store.values import KeyValue
 from node.zones.fastrdata import IN, _same_slots, rdata_from_text
+
+if TYPE_CHECKING:  # a type only: the parse's worker processes import no protobuf code
+    from node.store.values import KeyValue
 
 Name = dns.name.Name
 _SIGS = frozenset({dns.rdatatype.RRSIG, dns.rdatatype.SIG})

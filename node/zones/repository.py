@@ -246,7 +246,7 @@ class ZoneRepository(ZoneReads):
                 self._bulk.flip_unanswered(name, generation, before, head.generation)
                 raise
             if result.succeeded:
-                await self._bulk.delete(name, head.generation)  # in parts: see bulk.py
+                await self._bulk.replaced(name, head.generation, result.revision)
                 return await self.get_zone(name)
             if not await self._bulk.registered(name, generation):
                 await self._bulk.discard(name, generation)

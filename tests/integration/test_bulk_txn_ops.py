@@ -63,6 +63,23 @@ async def test_batches_larger_than_the_old_cap_with_the_default_limit_raised(
     assert len(kvs) == len(records)
 
 
+async def test_an_etcd_run_as_deploy_runs_it_takes_batches_of_1000_puts(
+        key_prefix: str) -> None:
+    """deploy/ runs etcd with --max-txn-ops 1000 (docs/large-zones.md): an import's batches
+    are 1000 puts each (issue 10: less CPU per put for etcd, the writer and every watcher
+    than 100), one revision each, and none is refused."""
+    async with private_client("txnops1000", "--max-txn-ops", "1000") as client:
+        layout = KeyLayout(key_prefix)
+        writer = BulkWriter(client, layout, None)
+        writer.in_flight = 1  # one batch after the other: their revisions count the txns
+        before = await client.put(layout.gen_key(Z), b"")
+        await writer.write(Z, 12, _records(3000))
+        after = await client.put(layout.gen_key(Z), b"")
+        assert writer.max_ops == 1000
+        assert after - before - 1 == 3  # 3000 puts in 3 txns
+        assert len((await client.range_all(layout.data_prefix(Z, 12)))[0]) == 3000
+
+
 async def test_a_generation_is_deleted_in_parts_of_one_revision_each(
         etcd_client: EtcdClient, key_prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """No revision carries more than DELETE_KEYS delete events (etcd fragments a large one

@@ -75,3 +75,49 @@ async def test_a_record_change_is_served_once_its_step_is_recorded(
     gate.set()
     await asyncio.wait_for(publishing, 20)
     assert served_serial(t) == 2 and journals.versions(ORIGIN) == [1, 2]
+
+
+async def test_an_import_step_waits_for_settle_a_record_change_does_not(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With `settle` set (serving workers: their image first), the O(zone) step of a first
+    version or an import starts only once `settle` returns; a record change's step, which
+    the table waits for, never waits for it."""
+    steps: list[int] = []
+    real = Journals._step
+
+    def counted(self: Journals, z: object, prev: ZoneSnapshot | None,
+                snap: ZoneSnapshot) -> object:
+        steps.append(snap.serial)
+        return real(self, z, prev, snap)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Journals, "_step", counted)
+    journals = Journals()
+    entered: asyncio.Queue[object] = asyncio.Queue()
+    release = asyncio.Event()
+
+    async def settle(origin: object) -> None:
+        await entered.put(origin)
+        await release.wait()
+
+    journals.settle = settle
+    t = ZoneTable(journals)
+    await asyncio.wait_for(t.publish_async(plain(1)), 20)
+    assert served_serial(t) == 1
+    assert await asyncio.wait_for(entered.get(), 20) == ORIGIN
+    assert steps == [], "the first version's step ran before settle returned"
+    release.set()
+    await asyncio.wait_for(journals.caught_up(ORIGIN), 20)
+    assert steps == [1]
+    release.clear()
+    await asyncio.wait_for(t.publish_async(plain(2, "x A 192.0.2.1\n")), 20)  # an import
+    assert await asyncio.wait_for(entered.get(), 20) == ORIGIN
+    assert steps == [1], "the import's step ran before settle returned"
+    release.set()
+    await asyncio.wait_for(journals.caught_up(ORIGIN), 20)
+    assert steps == [1, 2] and journals.versions(ORIGIN) == [1, 2]
+    release.clear()  # a record change: its step is waited for by the table, never deferred
+    third = plain(3, "x A 192.0.2.2\n")
+    third = dataclasses.replace(third, changed=changed_owners(third, plain(2, "x A 192.0.2.1\n")))
+    await asyncio.wait_for(t.publish_async(third), 20)
+    assert steps == [1, 2, 3] and entered.empty()
+    assert journals.versions(ORIGIN) == [1, 2, 3]
