@@ -117,6 +117,11 @@ class ImageTable(AnswerCache):
             self._drop_related(origin)
         else:
             self._drop(origin)
+        self._size()
+        return True
+
+    def _size(self) -> None:
+        """The cache's bounds from the zones served now (after each install and removal)."""
         self._bound(sum(2 * z.records for z in self._zones.values()))
         # room for `cache_max` entries of the served answers' usual size: every pre-rendered
         # answer of the zones fits once per DO bit (a compact unsigned image's answers, each
@@ -125,7 +130,6 @@ class ImageTable(AnswerCache):
         self.cache_bytes = max(CACHE_BYTES_MIN, int(CACHE_SHARE * sum(
             z.size + (z.base.size if z.base is not None else 0) for z in self._zones.values()))
             + ENTRY_COST * self.cache_max)
-        return True
 
     def remove(self, origin: bytes) -> bool:
         """Stop serving `origin` (lowercased wire); False if it was neither served nor held."""
@@ -136,6 +140,7 @@ class ImageTable(AnswerCache):
         self._drop_related(origin)
         if zone is not None:
             _release({zone, zone.full})
+            self._size()
         return zone is not None or held
 
     def hold(self, origin: bytes) -> None:

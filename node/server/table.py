@@ -126,6 +126,8 @@ class ZoneTable(AnswerCache):
         held = wire in self._held
         self._held.discard(wire)
         self._drop_related(wire)
+        if zone is not None:
+            self._size()
         if self.journals is not None:
             self.journals.remove(origin)
         return zone is not None or held
@@ -169,7 +171,11 @@ class ZoneTable(AnswerCache):
             self._drop_related(origin)
         else:
             self._drop(origin)
-        # the table cache must hold the working set of every zone, or it thrashes
+        self._size()
+
+    def _size(self) -> None:
+        """The cache's bound from the zones served now (after each install and removal): it
+        must hold the working set of every zone, or it thrashes."""
         self._bound(sum(4 * len(z.snapshot.nodes) for z in self._zones.values()))
 
     @staticmethod

@@ -8,7 +8,9 @@ import dataclasses
 
 import dns.name
 import dns.rdatatype
+import pytest
 
+from node.server import answercache
 from node.server.answer import name_wire
 from node.server.answercache import ENTRY_COST, NO_BYTE_BOUND
 from node.server.table import ZoneTable
@@ -109,3 +111,16 @@ def test_in_process_bounded_in_entries_not_bytes_a_full_hot_segment_admits_when_
     assert late in t.caches[0] and keys[0] not in t.caches[0]
     assert t._bytes[0][0] == sum(ENTRY_COST + len(k) + len(t.caches[0][k][2])
                                  for k in t._hot[0])
+
+
+def test_the_bound_follows_a_zone_removed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Removing a zone brings the entry bound back to the zones still served (it stayed at
+    theirs with the removed one's until some zone's next version)."""
+    monkeypatch.setattr(answercache, "CACHE_MAX", 1)  # the zones' own bound, no floor
+    t, alone = ZoneTable(), ZoneTable()
+    _publish(t, "example.com.", 1)
+    _publish(t, "example.org.", 1)
+    _publish(alone, "example.org.", 1)
+    assert t.cache_max > alone.cache_max
+    assert t.remove(dns.name.from_text("example.com."))
+    assert t.cache_max == alone.cache_max
