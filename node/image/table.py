@@ -20,11 +20,12 @@ entries and in bytes:
 
 A flood of one-off names, existing or not, fills at most the cold segment and
 the hot one's free room: it never evicts a hot answer. The table sets the byte
-bound per DO bit, `cache_bytes`, from the zones served: `CACHE_SHARE` of their
-images' bytes (at least `CACHE_BYTES_MIN`), so the heap a serving worker spends
-on cached answers stays within 1.5 times the zone's image over both DO bits
-whatever the clients ask (the count bound alone let ~480 octets per entry reach
-~3 times it).
+bound per DO bit, `cache_bytes`, from the zones served (after each install and
+removal): `CACHE_SHARE` of their images' bytes plus `ENTRY_COST` for each of
+`cache_max` entries (at least `CACHE_BYTES_MIN`), so every pre-rendered answer
+fits once, and the heap a serving worker spends on cached answers stays within
+1.5 times the images plus 2 x `ENTRY_COST` x `cache_max` (120 MB at the
+200,000-entry floor) over both DO bits whatever the clients ask.
 
 `install(image)` swaps a zone's version and drops only that zone's cached
 keys (and, when the set of served or held origins changes, those of the
