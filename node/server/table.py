@@ -10,9 +10,10 @@ while that segment has room, any other one (the cold segment, which alone a
 flood of one-off names can fill), or a hot one once its segment is full, only
 when its key is asked a second time (`admission.Doorkeeper`). It is bounded in
 entries (4 per name of the zones served) and not in bytes (`cache_bytes` stays
-`NO_BYTE_BOUND`): its entries are the compiled zones' own answer tuples (eager,
-or kept lazily, themselves bounded by 4 per name), so the cache adds only its
-keys and table slots, which the entry bound bounds; the image table's floor of
+`NO_BYTE_BOUND`): its hot entries are the compiled zones' own answer tuples (eager,
+or a signed zone's DO=1 answers at its names kept lazily), and a cold one is kept
+by the cold segment alone (never by the zone besides), so the entry bound bounds
+what it holds; the image table's floor of
 16 MiB per DO bit would cap a 100k-name zone's cache at a fraction of its
 working set (~40k entries at ~430 octets counted each, against 400k). `publish`
 builds the new `CompiledZone` first and only then swaps it in and drops that
@@ -226,11 +227,12 @@ class ZoneTable(AnswerCache):
             if qtype == DS and lname == zone.origin and len(lname) > 1:
                 zone = self.find(lname[lname[0] + 1 :]) or zone
             origin = zone.origin
-            # an eager answer (an image's pre-rendered one) is hot; one the zone kept
-            # lazily was admitted before: it enters the cold segment again at once
+            # an eager answer (an image's pre-rendered one) is hot; the zone keeps only
+            # those lazily (a signed zone's DO=1 answers at its names): a cold one lives in
+            # the cold segment alone, or its bound would not bound what a flood leaves
             hot = key in zone.answers
-            admit = hot or zone.holds(key, do) or self._doors[do].admit(key)
-            entry = zone.answer(key, do, keep=admit)
+            admit = hot or self._doors[do].admit(key)
+            entry = zone.answer(key, do, keep=hot)
         if admit:
             self._keep(key, do, entry, origin, hot)
         return entry

@@ -124,3 +124,21 @@ def test_the_bound_follows_a_zone_removed(monkeypatch: pytest.MonkeyPatch) -> No
     assert t.cache_max > alone.cache_max
     assert t.remove(dns.name.from_text("example.com."))
     assert t.cache_max == alone.cache_max
+
+
+def test_answers_of_a_flood_asked_twice_stay_within_the_table_s_bound() -> None:
+    """One-off names asked twice each are admitted to the cold segment, which evicts its
+    oldest: the zone must not keep them besides (its lazy caches held every admitted answer
+    up to 100,000 per DO bit and zone, whatever the table's bound, then were cleared)."""
+    t = ZoneTable()
+    _publish(t, "example.com.", 1)
+    t.cache_max = 400  # cold segment: 100 entries per DO bit
+    for i in range(3000):
+        for do in (0, 1):
+            k = _key(f"nx{i}.example.com.")
+            t.lookup(k, do)
+            t.lookup(k, do)
+    zone = t.get(dns.name.from_text("example.com."))
+    assert zone is not None
+    assert len(t._cold[0]) == len(t._cold[1]) == 100
+    assert len(zone.lazy) + len(zone.lazy_do) <= 2 * t.cache_max
