@@ -5,7 +5,8 @@ Owns the same hot-path surface as `node.server.table.ZoneTable`, so
 key = lowercased qname wire + QTYPE + QCLASS as sent) is read first, and
 `lookup(key, do)` computes and maybe caches an entry after a miss. SERVFAIL
 for held zones, REFUSED outside our zones or class IN, and DS at a zone's
-apex answered by the parent zone when we serve it: exactly as `ZoneTable`.
+apex answered by the parent zone when we serve it (SERVFAIL while it is held):
+exactly as `ZoneTable`.
 
 The cache is never cleared wholesale: its policy is `node.server.answercache`'s
 (`AnswerCache`, shared with `ZoneTable`), two segments with their own bounds in
@@ -233,6 +234,9 @@ class ImageTable(AnswerCache):
             return None
         lname = key[:-4]
         image, held = self._match(lname)
+        if image is not None and qtype == L.DS and lname == image.origin and len(lname) > 1:
+            above, held = self._match(_parent(lname))  # the parent's RRset, if we serve it
+            image = None if held is not None else above or image
         hot = False
         if held is not None:
             entry = make_entry(QR | SERVFAIL, qtype, len(key), b"")
@@ -241,8 +245,6 @@ class ImageTable(AnswerCache):
             entry = make_entry(QR | REFUSED, qtype, len(key), b"")
             origin = NO_ZONE
         else:
-            if qtype == L.DS and lname == image.origin and len(lname) > 1:
-                image = self.find(_parent(lname)) or image
             entry, hot = resolve.answer(image, key, lname, qtype, do)
             origin = image.origin
             if entry[5] & 0xF == NXDOMAIN and lname[0]:

@@ -214,6 +214,9 @@ class ZoneTable(AnswerCache):
             return None
         lname = key[:-4]
         zone, held = self._match(lname)
+        if zone is not None and qtype == DS and lname == zone.origin and len(lname) > 1:
+            above, held = self._match(lname[lname[0] + 1 :])  # the parent's, if we serve it
+            zone = None if held is not None else above or zone
         hot = False
         if held is not None:
             entry = make_entry(QR | SERVFAIL, qtype, len(key), b"")
@@ -224,8 +227,6 @@ class ZoneTable(AnswerCache):
             origin = NO_ZONE
             admit = self._doors[do].admit(key)
         else:
-            if qtype == DS and lname == zone.origin and len(lname) > 1:
-                zone = self.find(lname[lname[0] + 1 :]) or zone
             origin = zone.origin
             # an eager answer (an image's pre-rendered one) is hot; the zone keeps only
             # those lazily (a signed zone's DO=1 answers at its names): a cold one lives in

@@ -142,3 +142,21 @@ def test_answers_of_a_flood_asked_twice_stay_within_the_table_s_bound() -> None:
     assert zone is not None
     assert len(t._cold[0]) == len(t._cold[1]) == 100
     assert len(zone.lazy) + len(zone.lazy_do) <= 2 * t.cache_max
+
+
+def test_ds_at_a_child_apex_is_servfail_while_the_parent_is_held() -> None:
+    """The DS RRset is the parent's: while the parent is held, DS at a served child's apex
+    is SERVFAIL (the child answered an authoritative "no DS" for a signed delegation)."""
+    t = ZoneTable()
+    child = snapshot_from_text(ZONE.format(serial=1, last=10), "sub.example.com.", revision=1)
+    t.publish(child)
+    t.publish(snapshot_from_text(ZONE.format(serial=1, last=10) + "sub NS ns.sub\n"
+                                 "sub DS 12345 13 2 " + "ab" * 32 + "\nns.sub A 192.0.2.9\n",
+                                 "example.com.", revision=2))
+    ds = _key("sub.example.com.", dns.rdatatype.DS)
+    entry = t.lookup(ds, 0)
+    assert entry is not None and entry[5] & 0xF == 0 and b"\xab" * 32 in entry[2]
+    t.hold(dns.name.from_text("example.com."))
+    for _ in range(3):  # and so it stays once cached
+        entry = t.caches[0].get(ds) or t.lookup(ds, 0)
+        assert entry is not None and entry[5] & 0xF == 2  # SERVFAIL
