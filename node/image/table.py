@@ -5,7 +5,8 @@ Owns the same hot-path surface as `node.server.table.ZoneTable`, so
 key = lowercased qname wire + QTYPE + QCLASS as sent) is read first, and
 `lookup(key, do)` computes and maybe caches an entry after a miss. SERVFAIL
 for held zones, REFUSED outside our zones or class IN, and DS at a zone's
-apex answered by the parent zone when we serve it: exactly as `ZoneTable`.
+apex answered by the parent zone when we serve it (SERVFAIL while it is held):
+exactly as `ZoneTable`.
 
 The cache is never cleared wholesale: its policy is `node.server.answercache`'s
 (`AnswerCache`, shared with `ZoneTable`), two segments with their own bounds in
@@ -20,11 +21,12 @@ entries and in bytes:
 
 A flood of one-off names, existing or not, fills at most the cold segment and
 the hot one's free room: it never evicts a hot answer. The table sets the byte
-bound per DO bit, `cache_bytes`, from the zones served: `CACHE_SHARE` of their
-images' bytes (at least `CACHE_BYTES_MIN`), so the heap a serving worker spends
-on cached answers stays within 1.5 times the zone's image over both DO bits
-whatever the clients ask (the count bound alone let ~480 octets per entry reach
-~3 times it).
+bound per DO bit, `cache_bytes`, from the zones served (after each install and
+removal): `CACHE_SHARE` of their images' bytes plus `ENTRY_COST` for each of
+`cache_max` entries (at least `CACHE_BYTES_MIN`), so every pre-rendered answer
+fits once, and the heap a serving worker spends on cached answers stays within
+1.5 times the images plus 2 x `ENTRY_COST` x `cache_max` (120 MB at the
+200,000-entry floor) over both DO bits whatever the clients ask.
 
 `install(image)` swaps a zone's version and drops only that zone's cached
 keys (and, when the set of served or held origins changes, those of the
@@ -117,6 +119,11 @@ class ImageTable(AnswerCache):
             self._drop_related(origin)
         else:
             self._drop(origin)
+        self._size()
+        return True
+
+    def _size(self) -> None:
+        """The cache's bounds from the zones served now (after each install and removal)."""
         self._bound(sum(2 * z.records for z in self._zones.values()))
         # room for `cache_max` entries of the served answers' usual size: every pre-rendered
         # answer of the zones fits once per DO bit (a compact unsigned image's answers, each
@@ -125,7 +132,6 @@ class ImageTable(AnswerCache):
         self.cache_bytes = max(CACHE_BYTES_MIN, int(CACHE_SHARE * sum(
             z.size + (z.base.size if z.base is not None else 0) for z in self._zones.values()))
             + ENTRY_COST * self.cache_max)
-        return True
 
     def remove(self, origin: bytes) -> bool:
         """Stop serving `origin` (lowercased wire); False if it was neither served nor held."""
@@ -136,6 +142,7 @@ class ImageTable(AnswerCache):
         self._drop_related(origin)
         if zone is not None:
             _release({zone, zone.full})
+            self._size()
         return zone is not None or held
 
     def hold(self, origin: bytes) -> None:
@@ -227,6 +234,9 @@ class ImageTable(AnswerCache):
             return None
         lname = key[:-4]
         image, held = self._match(lname)
+        if image is not None and qtype == L.DS and lname == image.origin and len(lname) > 1:
+            above, held = self._match(_parent(lname))  # the parent's RRset, if we serve it
+            image = None if held is not None else above or image
         hot = False
         if held is not None:
             entry = make_entry(QR | SERVFAIL, qtype, len(key), b"")
@@ -235,8 +245,6 @@ class ImageTable(AnswerCache):
             entry = make_entry(QR | REFUSED, qtype, len(key), b"")
             origin = NO_ZONE
         else:
-            if qtype == L.DS and lname == image.origin and len(lname) > 1:
-                image = self.find(_parent(lname)) or image
             entry, hot = resolve.answer(image, key, lname, qtype, do)
             origin = image.origin
             if entry[5] & 0xF == NXDOMAIN and lname[0]:

@@ -36,7 +36,7 @@ class Doorkeeper:
         slots = MIN_SLOTS
         while slots < window:
             slots <<= 1
-        self.window = window
+        self.window = slots  # the window it keeps (>= the one asked): a table grows it past this
         self._mask = slots - 1
         self._seen = memoryview(bytearray(2 * slots)).cast("h")  # signed: `h >> 48 | 1`
 

@@ -68,7 +68,9 @@ class AnswerCache:
 
     def _bound(self, cache_max: int) -> None:
         """Bound the cache at `cache_max` entries (at least `CACHE_MAX`) per DO bit; the
-        doorkeepers grow with it (the segments shrink as entries are next kept)."""
+        doorkeepers grow with it once it passes their slots, not before (a version with a
+        name more would reallocate them and forget every key asked once), and the segments
+        shrink as entries are next kept."""
         self.cache_max = max(CACHE_MAX, cache_max)
         if self._doors[0].window < self.cache_max:
             self._doors = (Doorkeeper(self.cache_max), Doorkeeper(self.cache_max))

@@ -122,17 +122,11 @@ class CompiledZone:
         """True if the wire name is at or below the origin (label-aligned)."""
         return within(name, self.origin)
 
-    def holds(self, key: bytes, do: int = 0) -> bool:
-        """True if the entry for `key` is already rendered (eager, or kept in a lazy cache)."""
-        if do and self.denial is not None:
-            return key in self.lazy_do
-        return key in self.answers or key in self.lazy
-
     def answer(self, key: bytes, do: int = 0, keep: bool = True) -> Entry:
         """The entry for `key` = lowercased qname wire + QTYPE + class IN (qname in zone).
 
-        A lazily rendered entry is kept for the next query only with `keep`
-        (the table's admission policy, `node/server/admission.py`).
+        A lazily rendered entry is kept for the next query only with `keep` (the table
+        keeps its cold answers itself, `node.server.answercache`).
         """
         if do and self.denial is not None:
             entry = self.lazy_do.get(key)

@@ -10,9 +10,10 @@ while that segment has room, any other one (the cold segment, which alone a
 flood of one-off names can fill), or a hot one once its segment is full, only
 when its key is asked a second time (`admission.Doorkeeper`). It is bounded in
 entries (4 per name of the zones served) and not in bytes (`cache_bytes` stays
-`NO_BYTE_BOUND`): its entries are the compiled zones' own answer tuples (eager,
-or kept lazily, themselves bounded by 4 per name), so the cache adds only its
-keys and table slots, which the entry bound bounds; the image table's floor of
+`NO_BYTE_BOUND`): its hot entries are the compiled zones' own answer tuples (eager,
+or a signed zone's DO=1 answers at its names kept lazily), and a cold one is kept
+by the cold segment alone (never by the zone besides), so the entry bound bounds
+what it holds; the image table's floor of
 16 MiB per DO bit would cap a 100k-name zone's cache at a fraction of its
 working set (~40k entries at ~430 octets counted each, against 400k). `publish`
 builds the new `CompiledZone` first and only then swaps it in and drops that
@@ -130,6 +131,8 @@ class ZoneTable(AnswerCache):
         held = wire in self._held
         self._held.discard(wire)
         self._drop_related(wire)
+        if zone is not None:
+            self._size()
         if self.journals is not None:
             self.journals.remove(origin)
         return zone is not None or held
@@ -173,7 +176,11 @@ class ZoneTable(AnswerCache):
             self._drop_related(origin)
         else:
             self._drop(origin)
-        # the table cache must hold the working set of every zone, or it thrashes
+        self._size()
+
+    def _size(self) -> None:
+        """The cache's bound from the zones served now (after each install and removal): it
+        must hold the working set of every zone, or it thrashes."""
         self._bound(sum(4 * len(z.snapshot.nodes) for z in self._zones.values()))
 
     @staticmethod
@@ -211,6 +218,9 @@ class ZoneTable(AnswerCache):
             return None
         lname = key[:-4]
         zone, held = self._match(lname)
+        if zone is not None and qtype == DS and lname == zone.origin and len(lname) > 1:
+            above, held = self._match(lname[lname[0] + 1 :])  # the parent's, if we serve it
+            zone = None if held is not None else above or zone
         hot = False
         if held is not None:
             entry = make_entry(QR | SERVFAIL, qtype, len(key), b"")
@@ -221,14 +231,13 @@ class ZoneTable(AnswerCache):
             origin = NO_ZONE
             admit = self._doors[do].admit(key)
         else:
-            if qtype == DS and lname == zone.origin and len(lname) > 1:
-                zone = self.find(lname[lname[0] + 1 :]) or zone
             origin = zone.origin
-            # an eager answer (an image's pre-rendered one) is hot; one the zone kept
-            # lazily was admitted before: it enters the cold segment again at once
+            # an eager answer (an image's pre-rendered one) is hot; the zone keeps only
+            # those lazily (a signed zone's DO=1 answers at its names): a cold one lives in
+            # the cold segment alone, or its bound would not bound what a flood leaves
             hot = key in zone.answers
-            admit = hot or zone.holds(key, do) or self._doors[do].admit(key)
-            entry = zone.answer(key, do, keep=admit)
+            admit = hot or self._doors[do].admit(key)
+            entry = zone.answer(key, do, keep=hot)
         if admit:
             self._keep(key, do, entry, origin, hot)
         return entry

@@ -365,6 +365,10 @@ class MirroredTable(ZoneTable):
     def _compile(prev: CompiledZone | None, snapshot: ZoneSnapshot) -> CompiledZone:
         return CompiledZone(snapshot)  # a shell: answers come from the image
 
+    def _size(self) -> None:
+        """Nothing: the answers and their cache are the images' table's (`lookup`), which
+        sizes its own; doorkeepers grown here would never be asked."""
+
     def _install(self, zone: CompiledZone) -> None:
         super()._install(zone)
         self.caches = self.images.local.table.caches

@@ -101,3 +101,23 @@ def test_every_pre_rendered_answer_fits_once(monkeypatch: pytest.MonkeyPatch) ->
                 table.lookup(k, 0)
     missing = sum(1 for k in keys if table.caches[0].get(k) is None)
     assert missing == 0, f"{missing} of {len(keys)} answers not cached after three passes"
+
+
+
+def _small(revision: int = 1) -> ZoneImage:
+    return ZoneImage.from_bytes(build_image(snapshot_from_text(
+        "@ 300 SOA ns h 1 2 3 4 5\n@ 300 NS ns\nns 300 A 192.0.2.1\n", "small.example.",
+        revision=revision)))
+
+
+def test_the_byte_bound_follows_a_zone_removed() -> None:
+    """Removing a large zone brings the bound back to the zones still served: it stayed at
+    the removed zone's (until some zone's next version), so a flood could then fill the
+    cache to a share of an image no longer served."""
+    table = _table()
+    table.install(_small())
+    alone = ImageTable()
+    alone.install(_small())
+    assert table.cache_bytes > alone.cache_bytes
+    assert table.remove(dns.name.from_text(ORIGIN).to_wire())
+    assert (table.cache_bytes, table.cache_max) == (alone.cache_bytes, alone.cache_max)

@@ -145,6 +145,24 @@ def test_ds_at_apex_is_answered_by_the_parent() -> None:
     assert _ask(responder, "ns.sub.example.com.").answer[0][0].address == "192.0.2.1"
 
 
+
+def test_ds_at_apex_is_servfail_while_the_parent_is_held() -> None:
+    """The DS RRset is the parent's: while the parent is held (a signed zone this node has
+    not signed yet), DS at a served child's apex is SERVFAIL, as any of the parent's
+    answers; the child answered it, an authoritative "no DS" for a signed delegation."""
+    child = snapshot_from_text("@ 300 SOA ns h 1 2 3 4 5\n@ 300 NS ns\nns 300 A 192.0.2.1\n",
+                               "sub.example.com.")
+    table = ImageTable()
+    responder = Responder(table)  # type: ignore[arg-type]
+    table.install(ZoneImage.from_bytes(build_image(child)))
+    table.install(ZoneImage.from_bytes(build_image(_snap())))
+    table.hold(OWIRE)
+    for _ in range(3):  # and so it stays once cached
+        assert _ask(responder, "sub.example.com.", "DS").rcode() == dns.rcode.SERVFAIL
+    assert _ask(responder, "sub.example.com.", "SOA").rcode() == dns.rcode.NOERROR
+    table.install(ZoneImage.from_bytes(build_image(_snap(revision=2))))
+    assert _ask(responder, "sub.example.com.", "DS").answer[0].rdtype == dns.rdatatype.DS
+
 def test_a_mapped_image_holds_no_python_objects_per_rrset(tmp_path: Path) -> None:
     lines = ["@ 300 SOA ns h 1 2 3 4 5", "@ 300 NS ns", "ns 300 A 192.0.2.1"]
     lines += [f"h{i} 300 A 192.0.2.{i % 250}\nh{i} 300 TXT \"t{i}\"" for i in range(3000)]

@@ -8,7 +8,9 @@ import dataclasses
 
 import dns.name
 import dns.rdatatype
+import pytest
 
+from node.server import answercache
 from node.server.answer import name_wire
 from node.server.answercache import ENTRY_COST, NO_BYTE_BOUND
 from node.server.table import ZoneTable
@@ -109,3 +111,52 @@ def test_in_process_bounded_in_entries_not_bytes_a_full_hot_segment_admits_when_
     assert late in t.caches[0] and keys[0] not in t.caches[0]
     assert t._bytes[0][0] == sum(ENTRY_COST + len(k) + len(t.caches[0][k][2])
                                  for k in t._hot[0])
+
+
+def test_the_bound_follows_a_zone_removed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Removing a zone brings the entry bound back to the zones still served (it stayed at
+    theirs with the removed one's until some zone's next version)."""
+    monkeypatch.setattr(answercache, "CACHE_MAX", 1)  # the zones' own bound, no floor
+    t, alone = ZoneTable(), ZoneTable()
+    _publish(t, "example.com.", 1)
+    _publish(t, "example.org.", 1)
+    _publish(alone, "example.org.", 1)
+    assert t.cache_max > alone.cache_max
+    assert t.remove(dns.name.from_text("example.com."))
+    assert t.cache_max == alone.cache_max
+
+
+def test_answers_of_a_flood_asked_twice_stay_within_the_table_s_bound() -> None:
+    """One-off names asked twice each are admitted to the cold segment, which evicts its
+    oldest: the zone must not keep them besides (its lazy caches held every admitted answer
+    up to 100,000 per DO bit and zone, whatever the table's bound, then were cleared)."""
+    t = ZoneTable()
+    _publish(t, "example.com.", 1)
+    t.cache_max = 400  # cold segment: 100 entries per DO bit
+    for i in range(3000):
+        for do in (0, 1):
+            k = _key(f"nx{i}.example.com.")
+            t.lookup(k, do)
+            t.lookup(k, do)
+    zone = t.get(dns.name.from_text("example.com."))
+    assert zone is not None
+    assert len(t._cold[0]) == len(t._cold[1]) == 100
+    assert len(zone.lazy) + len(zone.lazy_do) <= 2 * t.cache_max
+
+
+def test_ds_at_a_child_apex_is_servfail_while_the_parent_is_held() -> None:
+    """The DS RRset is the parent's: while the parent is held, DS at a served child's apex
+    is SERVFAIL (the child answered an authoritative "no DS" for a signed delegation)."""
+    t = ZoneTable()
+    child = snapshot_from_text(ZONE.format(serial=1, last=10), "sub.example.com.", revision=1)
+    t.publish(child)
+    t.publish(snapshot_from_text(ZONE.format(serial=1, last=10) + "sub NS ns.sub\n"
+                                 "sub DS 12345 13 2 " + "ab" * 32 + "\nns.sub A 192.0.2.9\n",
+                                 "example.com.", revision=2))
+    ds = _key("sub.example.com.", dns.rdatatype.DS)
+    entry = t.lookup(ds, 0)
+    assert entry is not None and entry[5] & 0xF == 0 and b"\xab" * 32 in entry[2]
+    t.hold(dns.name.from_text("example.com."))
+    for _ in range(3):  # and so it stays once cached
+        entry = t.caches[0].get(ds) or t.lookup(ds, 0)
+        assert entry is not None and entry[5] & 0xF == 2  # SERVFAIL
