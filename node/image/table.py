@@ -36,7 +36,6 @@ from __future__ import annotations
 import logging
 import weakref
 
-from node import malloc
 from node.image import enclosers, resolve
 from node.image import layout as L
 from node.image.reader import ZoneImage
@@ -50,11 +49,6 @@ CACHE_BYTES_MIN = 16 << 20  # per DO bit
 CACHE_SHARE = 0.75  # per DO bit: cache_bytes = this share of the served images' bytes
 IN_CLASS = b"\x00\x01"
 SHORTCUTS_MAX = 1024  # NXDOMAIN shortcuts by closest encloser, per DO bit (oldest out)
-# cached answers dropped at once from which the freed heap is given back (`malloc.trim`,
-# glibc's, a few ms): a serving worker's answers above 512 octets (signed ones) live in
-# glibc's heap, which keeps freed pages, so a new version of a large zone would leave the
-# worker at the old answers' peak plus what the new ones take
-TRIM_AFTER = 10_000
 
 
 def _parent(name: bytes) -> bytes:
@@ -119,8 +113,10 @@ class ImageTable(AnswerCache):
             _release({prev, prev.full} - {image, image.full})
         self._held.discard(origin)
         self._forget()
-        self._dropped(self._drop_related(origin) if prev is None or was_held
-                      else self._drop(origin))
+        if prev is None or was_held:
+            self._drop_related(origin)
+        else:
+            self._drop(origin)
         self._bound(sum(2 * z.records for z in self._zones.values()))
         # room for `cache_max` entries of the served answers' usual size: every pre-rendered
         # answer of the zones fits once per DO bit (a compact unsigned image's answers, each
@@ -137,7 +133,7 @@ class ImageTable(AnswerCache):
         held = origin in self._held
         self._held.discard(origin)
         self._forget()
-        self._dropped(self._drop_related(origin))
+        self._drop_related(origin)
         if zone is not None:
             _release({zone, zone.full})
         return zone is not None or held
@@ -146,12 +142,7 @@ class ImageTable(AnswerCache):
         """Answer SERVFAIL for `origin` until its next `install`."""
         self._held.add(origin)
         self._forget()
-        self._dropped(self._drop_related(origin))
-
-    @staticmethod
-    def _dropped(count: int) -> None:
-        if count >= TRIM_AFTER:
-            malloc.trim()
+        self._drop_related(origin)
 
     def held(self, origin: bytes) -> bool:
         return origin in self._held

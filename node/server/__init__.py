@@ -5,7 +5,7 @@ Entry points: `ZoneTable` (publish zone snapshots), `DnsServer` (sockets),
 
 They are imported on first use (PEP 562), not with the package: a serving worker imports
 `node.server.wire` and the hot path, and importing the package must not bring in the
-compiler, the journals and the etcd client behind `ZoneTable` (grpc, protobuf: ~10 MiB
+compiler, the journals and the etcd client behind `ZoneTable` (grpc, protobuf: ~6 MiB
 of heap in every worker that never uses them).
 """
 

@@ -73,17 +73,15 @@ class AnswerCache:
         if self._doors[0].window < self.cache_max:
             self._doors = (Doorkeeper(self.cache_max), Doorkeeper(self.cache_max))
 
-    def _drop(self, origin: bytes) -> int:
-        """Drop the keys answered by the zone `origin` (`NO_ZONE`: the REFUSED ones); how
-        many. A table left empty gives its slots back: a dict keeps its size as its keys go
-        (a 100k-name zone's answers at one DO bit: ~6 MiB of empty slots in the cache dict
-        and the hot segment, kept for a DO bit that a signed zone's clients never ask)."""
-        dropped = 0
+    def _drop(self, origin: bytes) -> None:
+        """Drop the keys answered by the zone `origin` (`NO_ZONE`: the REFUSED ones). A
+        table left empty gives its slots back: a dict keeps its size as its keys go (a
+        100k-name zone's answers at one DO bit: ~6 MiB of empty slots in the cache dict and
+        the hot segment, kept for a DO bit that a signed zone's clients never ask)."""
         for do in (0, 1):
             keys = self._by_zone[do].pop(origin, None)
             if not keys:
                 continue
-            dropped += len(keys)
             cache, hot, cold = self.caches[do], self._hot[do], self._cold[do]
             used = self._bytes[do]
             for k in keys:
@@ -96,14 +94,13 @@ class AnswerCache:
             for table in (cache, hot, cold):
                 if not table:
                     table.clear()  # the same object (the hot path holds it): slots freed
-        return dropped
 
-    def _drop_related(self, origin: bytes) -> int:
-        """Drop the keys of `origin`, of the zones above and below it, and REFUSED ones;
-        how many."""
+    def _drop_related(self, origin: bytes) -> None:
+        """Drop the keys of `origin`, of the zones above and below it, and REFUSED ones."""
         related = {o for o in (*self._by_zone[0], *self._by_zone[1])
                    if o == NO_ZONE or _under(o, origin) or _under(origin, o)}
-        return sum(self._drop(o) for o in related)
+        for o in related:
+            self._drop(o)
 
     def _keep(self, key: bytes, do: int, entry: Entry, origin: bytes, hot: bool) -> None:
         """Cache `entry` (hot: it exists anyway; else admitted by the doorkeeper already)
