@@ -35,7 +35,9 @@ from bench.flood import ALPHABET, LABEL_LENGTH
 from bench.membreak import kind, table
 from bench.procs import (
     ProcessSet,
+    cpu_seconds,
     descendants,
+    own_cpu_seconds,
     start_etcd,
     start_node,
     stop_on_sigterm,
@@ -99,6 +101,12 @@ def flood(origin: str, count: int, seed: int) -> list[tuple[str, int]]:
     rnd = random.Random(seed)
     return [("".join(rnd.choices(ALPHABET, k=LABEL_LENGTH)) + "." + origin, wire.TYPE_A)
             for _ in range(count)]
+
+
+def cpu(root: int) -> str:
+    """The node's CPU seconds so far: the control process alone, and its whole tree (reaped
+    children included: the image child, a stopped signing pool)."""
+    return f"CPU s: control {own_cpu_seconds(root):.2f}, tree {cpu_seconds(root):.2f}"
 
 
 def heaps(root: int) -> None:
@@ -205,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         serial = import_zone(addr, z.origin, Path(z.zone_file).read_text(), args.timeout)
         wait_serial(proc, addr.host, addr.dns_port, z.origin, serial, args.timeout)
         wait_all_serving(proc, addr, z.origin, serial, args.timeout)
-        print(f"-- unsigned zone served ({z.rrsets} RRsets)")
+        print(f"-- unsigned zone served ({z.rrsets} RRsets); {cpu(proc.pid)}")
         table(proc.pid, z.rrsets)
         print("-- unsigned queries:", phase(addr.host, addr.dns_port, z.origin, qf, args,
                                             (False, True), 1))
@@ -214,19 +222,19 @@ def main(argv: list[str] | None = None) -> int:
         sign_node(addr, z.origin, args.timeout, nsec3=args.nsec3)
         wait_node_signed(proc, addr, z.origin, positive_sample(qf), args.timeout)
         print(f"-- signed ({'NSEC3' if args.nsec3 else 'NSEC'}) zone served after "
-              f"{time.monotonic() - t0:.1f} s")
+              f"{time.monotonic() - t0:.1f} s; {cpu(proc.pid)}")
         table(proc.pid, z.rrsets)
         print("-- signed queries:", phase(addr.host, addr.dns_port, z.origin, qf, args,
                                           (True,), 3))
         print(f"-- {time.monotonic() - t0:.0f} s after signing, right after the queries "
-              f"(bench.qps's moment); load {load_average()}")
+              f"(bench.qps's moment); load {load_average()}; {cpu(proc.pid)}")
         table(proc.pid, z.rrsets)
         images(proc.pid)
         heaps(proc.pid)
         if args.gdb_probe:
             gdb_probe(proc.pid, args.gdb_probe)
         time.sleep(args.settle)
-        print(f"-- {args.settle:.0f} s later")
+        print(f"-- {args.settle:.0f} s later; {cpu(proc.pid)}")
         table(proc.pid, z.rrsets)
         images(proc.pid)
         heaps(proc.pid)

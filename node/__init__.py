@@ -7,17 +7,17 @@ DSA module touches the deprecated names when it is imported, so every
 would print four `CryptographyDeprecationWarning`s. DSA is not among the
 algorithms we sign or validate with (DESIGN.md), so the warning says nothing
 to our users. Both entry points (`node.cli.main`, `node.__main__`) import
-this package first.
+this package first. The filter names the warning's base class (`UserWarning`), not
+cryptography's own: importing cryptography here would load it in every process that
+imports the package, serving workers included, which never use it.
 """
 
 import warnings
 
-from cryptography.utils import CryptographyDeprecationWarning
-
 warnings.filterwarnings(
     "ignore",
     message=r"DSA is deprecated and support will be removed in a future release\.",
-    category=CryptographyDeprecationWarning,
+    category=UserWarning,  # cryptography.utils.CryptographyDeprecationWarning's base
 )
 
 __version__ = "0.1.0"

@@ -55,11 +55,11 @@ import threading
 from bisect import bisect_left
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import HistogramMetricFamily
-from prometheus_client.registry import Collector
+if TYPE_CHECKING:  # imported where the metric is collected (see node/server/stats.py)
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import HistogramMetricFamily
 
 from node.clock import SYSTEM_CLOCK
 from node.events import Event, emit
@@ -72,7 +72,7 @@ BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _state: dict[str, Any] = {"started": 0.0, "histogram": None, "installed": False}
 
 
-class _Pauses(Collector):
+class _Pauses:  # a prometheus_client `Collector` (a Protocol)
     """`dnscluster_gc_pause_seconds{generation}` as a histogram, counted without a lock.
 
     `observe` runs in the collector's callback, which no other collection interrupts
@@ -93,6 +93,8 @@ class _Pauses(Collector):
             self._sums[generation] += pause
 
     def collect(self) -> Iterator[HistogramMetricFamily]:
+        from prometheus_client.core import HistogramMetricFamily
+
         family = HistogramMetricFamily(
             "dnscluster_gc_pause_seconds",
             "Pauses of the cyclic garbage collector (the interpreter lock is held)",

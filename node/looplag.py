@@ -23,9 +23,10 @@ import faulthandler
 import logging
 import os
 from collections.abc import Callable
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Histogram
+if TYPE_CHECKING:  # imported where the histogram is made (see node/server/stats.py)
+    from prometheus_client import CollectorRegistry, Histogram
 
 from node.clock import SYSTEM_CLOCK, Clock
 from node.events import Event, emit
@@ -38,6 +39,8 @@ BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 def lag_histogram(registry: CollectorRegistry) -> Histogram:
+    from prometheus_client import Histogram
+
     return Histogram("dnscluster_event_loop_lag_seconds",
                      "How late the event loop woke up from a short sleep",
                      ["process"], buckets=BUCKETS, registry=registry)

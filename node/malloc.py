@@ -48,7 +48,12 @@ def trim() -> bool:
 # signed 100k-name zone kept ~65 MB of empty pools and ~14 MB of free blocks among the
 # objects that stay. jemalloc (`PYTHONMALLOC=malloc`, preloaded) purges freed pages
 # (`dirty_decay_ms`) whatever is around them: the same objects, ~70 MiB less RSS.
-JEMALLOC_CONF = "background_thread:true,dirty_decay_ms:2000,muzzy_decay_ms:0"
+# One arena (`narenas:1`; jemalloc's default is 4 per CPU, the threads spread over them): a
+# pass's temporaries freed on one thread's arena left its slabs part used beside the zone's
+# objects allocated on another's. With one, a 100k-name NSEC3 node's control process kept
+# 38 MiB between allocated and active instead of 58 (issue 10, session 15). The interpreter
+# lock already serialises the Python threads' allocations; each thread keeps its tcache.
+JEMALLOC_CONF = "narenas:1,background_thread:true,dirty_decay_ms:2000,muzzy_decay_ms:0"
 ALLOCATOR_ENV = "DNSCLUSTER_ALLOCATOR"  # "pymalloc": keep CPython's own allocator
 _MARK = "DNSCLUSTER_JEMALLOC_EXEC"  # set across the exec; its children do not inherit it
 _ADDED = ("LD_PRELOAD", "PYTHONMALLOC", "MALLOC_CONF")

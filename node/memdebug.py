@@ -170,12 +170,14 @@ def jemalloc() -> str:
     size = ctypes.c_size_t(8)
     mallctl(b"epoch", ctypes.byref(epoch), ctypes.byref(size), ctypes.byref(epoch), 8)
     out = []
-    for name in ("allocated", "active", "metadata", "resident", "mapped", "retained"):
+    # tcache: regions the threads' caches hold (active, not allocated); all arenas (4096)
+    for name in ("allocated", "active", "metadata", "resident", "mapped", "retained",
+                 "arenas.4096.tcache_bytes"):
         value = ctypes.c_size_t(0)
         size = ctypes.c_size_t(ctypes.sizeof(value))
         if mallctl(f"stats.{name}".encode(), ctypes.byref(value), ctypes.byref(size), None, 0):
             continue
-        out.append(f"{name} {value.value / 2**20:.1f}")
+        out.append(f"{name.rsplit('.', 1)[-1]} {value.value / 2**20:.1f}")
     return ", ".join(out)
 
 

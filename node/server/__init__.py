@@ -2,10 +2,31 @@
 
 Entry points: `ZoneTable` (publish zone snapshots), `DnsServer` (sockets),
 `DnsStats` (counters and the Prometheus collector).
+
+They are imported on first use (PEP 562), not with the package: a serving worker imports
+`node.server.wire` and the hot path, and importing the package must not bring in the
+compiler, the journals and the etcd client behind `ZoneTable` (grpc, protobuf: ~6 MiB
+of heap in every worker that never uses them).
 """
 
-from node.server.listener import DnsServer
-from node.server.stats import DnsStats
-from node.server.table import ZoneTable
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from node.server.listener import DnsServer
+    from node.server.stats import DnsStats
+    from node.server.table import ZoneTable
 
 __all__ = ["DnsServer", "DnsStats", "ZoneTable"]
+
+_HOMES = {"DnsServer": "node.server.listener", "DnsStats": "node.server.stats",
+          "ZoneTable": "node.server.table"}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(home), name)

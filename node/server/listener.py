@@ -37,16 +37,18 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from time import perf_counter_ns
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from node.events import Event, emit
 from node.server import mmsg, pktinfo
 from node.server.openfiles import fit_open_files
 from node.server.responder import OpcodeHook, Responder, Response, send_later
 from node.server.stats import DnsStats
-from node.server.table import ZoneTable
 from node.server.tcp import HANDOFF, TcpProtocol  # noqa: F401 (HANDOFF re-exported)
 from node.server.xfrauth import Keyring
+
+if TYPE_CHECKING:  # not imported at run time: see node/server/__init__.py
+    from node.server.table import ZoneTable
 
 log = logging.getLogger(__name__)
 _STOP_GRACE = 1.0  # seconds stopping waits for TCP connections to close gracefully

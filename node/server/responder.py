@@ -25,12 +25,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from node.server import xfr, xfrauth
+from node.server import xfrauth
 from node.server.render import Entry, error_response, tc_response, without_additional
 from node.server.stats import DnsStats
-from node.server.table import ZoneTable
 from node.server.wire import (
     CLASS_IN,
     MIN_UDP_PAYLOAD,
@@ -49,6 +48,10 @@ from node.server.wire import (
     parse_query,
 )
 from node.server.xfrauth import Keyring
+
+if TYPE_CHECKING:  # the table's module (and xfr's) import the compiler and the journals,
+    # which a serving worker's responder never uses (they bring grpc and protobuf)
+    from node.server.table import ZoneTable
 
 log = logging.getLogger(__name__)
 
@@ -347,6 +350,7 @@ class Responder:
             return self._error(query, REFUSED)
         if query.qtype in (TYPE_AXFR, TYPE_IXFR):
             self.stats.count(0, query.qtype)
+            from node.server import xfr  # not in a serving worker: it forwards transfers
             return xfr.transfer(self.table.find(query.qname), query, data, addr[0], tcp,
                                 self.table.journals, tls=tls, keyring=self.keyring)
         key = query.qname + query.question[-4:]

@@ -18,11 +18,19 @@ every TCP message is timed).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import dns.rcode
 import dns.rdatatype
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:  # imported where the metrics are collected: a serving worker counts into
+    # DnsStats and never exports them, and prometheus_client costs it ~3 MiB of heap
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+    )
+    from prometheus_client.registry import Collector
 
 # bucket i counts latencies with bit_length() == i, i.e. < 2**i ns; 2**24 ns ≈ 16.8 ms
 BUCKETS = 26
@@ -83,11 +91,17 @@ def _qtype_text(qtype: int) -> str:
     return "other" if qtype == OTHER_QTYPE else _text(qtype, dns.rdatatype.to_text)
 
 
-class _StatsCollector(Collector):
+class _StatsCollector:  # a prometheus_client `Collector` (a Protocol)
     def __init__(self, stats: DnsStats) -> None:
         self._stats = stats
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
+
         s = self._stats
         queries = CounterMetricFamily(
             "dns_queries", "DNS queries answered, by rcode and qtype", labels=["rcode", "qtype"]

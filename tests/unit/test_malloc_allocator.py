@@ -120,3 +120,43 @@ def test_starts_with_stdout_closed() -> None:
                           text=True, timeout=60, preexec_fn=lambda: os.close(1))
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.endswith("True")
+
+
+# issue 10, session 15: jemalloc takes an option it does not know with a line on stderr and
+# carries on with its default; the control process must really run on one arena, with
+# threads (the signer's, grpc's) allocating from it too
+ARENAS = """
+import ctypes, threading
+from node.malloc import use_jemalloc
+use_jemalloc()
+mallctl = ctypes.CDLL(None).mallctl
+mallctl.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t),
+                    ctypes.c_void_p, ctypes.c_size_t]
+def get(name):
+    value = ctypes.c_uint(0)
+    size = ctypes.c_size_t(ctypes.sizeof(value))
+    assert mallctl(name.encode(), ctypes.byref(value), ctypes.byref(size), None, 0) == 0, name
+    return value.value
+arenas = []
+def on_thread():
+    data = [bytes(100) + bytes([i % 256]) for i in range(10000)]  # allocates on its arena
+    arenas.append(get("thread.arena"))
+threads = [threading.Thread(target=on_thread) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(get("opt.narenas"), get("arenas.narenas"), get("thread.arena"), *arenas)
+"""
+
+
+@pytest.mark.skipif(ctypes.util.find_library("jemalloc") is None, reason="no jemalloc here")
+def test_control_process_runs_on_one_jemalloc_arena() -> None:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("LD_PRELOAD", "PYTHONMALLOC", "MALLOC_CONF", "DNSCLUSTER_ALLOCATOR",
+                        "DNSCLUSTER_JEMALLOC_EXEC")}
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.run([sys.executable, "-c", ARENAS], env=env, capture_output=True,
+                          text=True, timeout=60, check=True)
+    assert proc.stderr == "", f"jemalloc complained about MALLOC_CONF: {proc.stderr}"
+    opt, arenas, main, *threads = (int(x) for x in proc.stdout.split())
+    assert opt == 1, f"{opt} arenas ({arenas} with jemalloc's own for huge allocations)"
+    assert {main, *threads} == {0}
