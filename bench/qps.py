@@ -132,8 +132,9 @@ def measure(server: str, proc: Proc, host: str, port: int, args: argparse.Namesp
     # "when the node has finished its work": idle for longer than the node waits before it
     # merges an overlay into a full image (node.serving.images.MERGE_AFTER, 10 s)
     for name, p in [(server, proc), *([other] if other else [])]:
-        idle = wait_idle(p.pid, window=12.0 if name == "node" else 3.0)
-        if idle > 4:
+        window = 12.0 if name == "node" else 3.0
+        idle = wait_idle(p.pid, window=window)
+        if idle > window + 1:
             print(f"{server}: waited {idle:.0f} s for {name}'s processes to go idle before "
                   f"measuring")
     if args.warmup > 0:  # both servers: answers built on first use are built before timing
