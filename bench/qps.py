@@ -5,7 +5,7 @@ Both servers load the same generated zone and get the same dnsperf run
 2-core machine: the server under test (node process and its children, or
 knotd) on CPU 0, dnsperf on CPU 1, etcd on CPU 1 at nice 10 (it is idle
 while queries run: the node answers from memory). Only one server is
-queried at a time; the other idles.
+queried at a time; the other idles, and is waited idle first (it shares CPU 0).
 
     .venv/bin/python -m bench.qps                     # 100k names, 20 s per server
     .venv/bin/python -m bench.qps --duration 10 --dnssec --json out.json
