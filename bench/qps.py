@@ -5,7 +5,7 @@ Both servers load the same generated zone and get the same dnsperf run
 2-core machine: the server under test (node process and its children, or
 knotd) on CPU 0, dnsperf on CPU 1, etcd on CPU 1 at nice 10 (it is idle
 while queries run: the node answers from memory). Only one server is
-queried at a time; the other idles.
+queried at a time; the other idles, and is waited idle first (it shares CPU 0).
 
     .venv/bin/python -m bench.qps                     # 100k names, 20 s per server
     .venv/bin/python -m bench.qps --duration 10 --dnssec --json out.json
@@ -120,25 +120,37 @@ def mixes(args: argparse.Namespace, ps: ProcessSet, origin: str, query_file: Pat
 
 
 def measure(server: str, proc: Proc, host: str, port: int, args: argparse.Namespace,
-            mix: Mix, do_bit: bool, signed: bool = False) -> ServerRun:
-    """Warm up (untimed), then one timed dnsperf run; CPU over the server's process tree."""
+            mix: Mix, do_bit: bool, signed: bool = False,
+            other: tuple[str, Proc] | None = None) -> ServerRun:
+    """Warm up (untimed), then one timed dnsperf run; CPU over the server's process tree.
+
+    `other` is the other server, on the same CPU: it must be idle too, or its work (the
+    node's image builds after signing) takes the measured server's core (RESULTS.md,
+    "Issue 10, session 15"); the CPU it used during the timed run is printed."""
     out = proc.log.parent / (f"dnsperf-{server}-{mix.name}-do{int(do_bit)}"
                              f"{'-signed' * signed}.txt")
     # "when the node has finished its work": idle for longer than the node waits before it
     # merges an overlay into a full image (node.serving.images.MERGE_AFTER, 10 s)
-    idle = wait_idle(proc.pid, window=12.0 if server == "node" else 3.0)
-    if idle > 4:
-        print(f"{server}: waited {idle:.0f} s for its processes to go idle before measuring")
+    for name, p in [(server, proc), *([other] if other else [])]:
+        window = 12.0 if name == "node" else 3.0
+        idle = wait_idle(p.pid, window=window)
+        if idle > window + 1:
+            print(f"{server}: waited {idle:.0f} s for {name}'s processes to go idle before "
+                  f"measuring")
     if args.warmup > 0:  # both servers: answers built on first use are built before timing
         run_dnsperf(host, port, mix.warmup, out.with_suffix(".warmup.txt"),
                     duration=args.warmup, clients=args.clients, outstanding=args.outstanding,
                     cpus=CLIENT_CPU, do_bit=do_bit, per_query=False)
     before, own_before = cpu_seconds(proc.pid), own_cpu_seconds(proc.pid)
+    other_before = cpu_seconds(other[1].pid) if other else 0.0
     perf = run_dnsperf(host, port, mix.queries, out, duration=args.duration,
                        clients=args.clients, outstanding=args.outstanding, cpus=CLIENT_CPU,
                        do_bit=do_bit, per_query=not args.no_percentiles)
     after, own_after = cpu_seconds(proc.pid), own_cpu_seconds(proc.pid)
     proc.check()
+    if other:
+        print(f"{server} {mix.name} DO={int(do_bit)}{' signed' * signed}: {other[0]} (idle, "
+              f"same CPU) used {cpu_seconds(other[1].pid) - other_before:.2f} s CPU meanwhile")
     if server == "node" and args.workers > 0:
         print(f"node {mix.name} DO={int(do_bit)}{' signed' * signed}: control process "
               f"{own_after - own_before:.2f} s of the tree's {after - before:.2f} s CPU")
@@ -222,10 +234,10 @@ def measure_both(knot: KnotServer | None, node: tuple[Proc, NodeAddr] | None,
     for mix in qmixes:
         if knot is not None:
             runs.append(measure("knot", knot.proc, knot.host, knot.port, args, mix, do_bit,
-                                signed))
+                                signed, ("node", node[0]) if node else None))
         if node is not None:
             runs.append(measure("node", node[0], node[1].host, node[1].dns_port, args, mix,
-                                do_bit, signed))
+                                do_bit, signed, ("knot", knot.proc) if knot else None))
     return runs
 
 
