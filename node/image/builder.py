@@ -114,6 +114,7 @@ class ImageWriter:
         self.signed = zone.denial is not None
         self.out = bytearray(L.HEADER.size) + zone.origin
         self.slots: list[tuple[bytes, int]] = []  # (hash key, record offset)
+        self._runs_of: dict[int, bytes] = {}  # the last node's `RUNS` by type (full, signed)
 
     def _put(self, data: bytes) -> int:
         off = len(self.out)
@@ -207,6 +208,7 @@ class ImageWriter:
                     sigs_by_type[rdtype] = tails
                     sig_off[rdtype] = self._run(tails)
         entries = []
+        runs = self._runs_of = {}
         for rdtype in sorted(types):
             rrset = types[rdtype]
             tails = _answer_tails(zone.answers.get(owner + rdtype.to_bytes(2, "big") + b"\x00\x01"))
@@ -227,8 +229,11 @@ class ImageWriter:
             tgt_off = self._put(b"".join(bytes((len(t),)) + t for t in tgts)) if tgts else 0
             sigs = sigs_by_type.get(rdtype, ())
             count = len(tgts) if rdtype != L.RRSIG else indirect
-            entries.append(L.TYPE.pack(rdtype, len(tails), rr_off, len(sigs), count,
-                                       sig_off.get(rdtype, 0), tgt_off))
+            at = sig_off.get(rdtype, 0)
+            entries.append(L.TYPE.pack(rdtype, len(tails), rr_off, len(sigs), count, at, tgt_off))
+            if sig_off and tails and rdtype != L.RRSIG and self.delta is None:
+                runs[rdtype] = L.RUNS.pack(rr_off, L.run_length(tails), len(tails), at,
+                                           L.run_length(sigs), len(sigs))
         return b"".join(entries)
 
     def _rrsig_indirect(self, tails: tuple[bytes, ...], sigs: dict[int, tuple[bytes, ...]],
@@ -288,8 +293,12 @@ class ImageWriter:
                 for rdtype in zone.names.get(owner) or ():
                     key = owner + rdtype.to_bytes(2, "big") + b"\x00\x01"
                     entry = zone.answers.get(key)
-                    if entry is not None:
-                        self._record(key[:-2], L.KIND_ANSWER, self._variants(owner, rdtype, entry))
+                    if entry is None:
+                        continue
+                    runs = None if rdtype in _WITH_TARGETS or len(owner) == 1 else (
+                        self._runs_of.get(rdtype))  # layout 5: read from the node's runs
+                    self._record(key[:-2], L.KIND_ANSWER, _RUNS_ANSWER + runs if runs else
+                                 self._variants(owner, rdtype, entry))
 
     def _answers(self) -> None:
         zone = self.zone
@@ -347,6 +356,7 @@ class ImageWriter:
 
 
 _WITH_TARGETS = frozenset({answer.NS, answer.SRV, answer.MX})  # answer.targets' types
+_RUNS_ANSWER = bytes((L.RUNS_ANSWER,))
 
 
 def _slots(table: list[tuple[int, int]]) -> bytes:

@@ -51,6 +51,8 @@ POSITIVE = QR | AA
 _KIND_NODE = bytes((L.KIND_NODE,))
 _ANSWER_ONE = bytes((L.KIND_ANSWER, 1))  # an answer record's kind and variant count
 _ANSWER_TWO = bytes((L.KIND_ANSWER, 2))
+_ANSWER_RUNS = bytes((L.KIND_ANSWER, L.RUNS_ANSWER))
+_RUNS = L.RUNS.pack
 _VARIANT, _REC_HEAD, _TYPE = L.VARIANT.pack, L.REC_HEAD.pack, L.TYPE.pack
 _TARGETED = _WITH_TARGETS | {L.CNAME, L.DNAME}  # a node's target list (`ImageWriter._types`)
 
@@ -210,6 +212,7 @@ class FullWriter(ImageWriter):
                     sig_off[rdtype] = self._run(tails)
         sink, write = self.out, self.f.write
         rendered = self._rendered = {}
+        runs = self._runs_of = {}
         entries = []
         for rdtype in sorted(types) if len(types) > 1 else types:
             rrset = types[rdtype]
@@ -222,10 +225,11 @@ class FullWriter(ImageWriter):
                     rr_off = self._run(tails)
             else:
                 tails = rendered[rdtype] = rr_tails(rrset)
-                rr_off = 0
+                rr_off = rr_len = 0
                 if tails:
                     rr_off = sink.n
-                    sink.n += write(b"".join(tails))
+                    rr_len = write(b"".join(tails))
+                    sink.n += rr_len
                 count = 0
                 if rdtype in _TARGETED:
                     tgts = ([answer.name_wire(rrset[0].target)]  # type: ignore[attr-defined]
@@ -235,8 +239,10 @@ class FullWriter(ImageWriter):
                         tgt_off = sink.n
                         sink.n += write(b"".join([bytes((len(t),)) + t for t in tgts]))
             sigs = sigs_by_type.get(rdtype, ()) if sig_off else ()
-            entries.append(_TYPE(rdtype, len(tails), rr_off, len(sigs), count,
-                                 sig_off.get(rdtype, 0) if sigs else 0, tgt_off))
+            at = sig_off.get(rdtype, 0) if sigs else 0
+            entries.append(_TYPE(rdtype, len(tails), rr_off, len(sigs), count, at, tgt_off))
+            if sig_off and tails and rdtype != L.RRSIG:  # a signed name: its answers' runs
+                runs[rdtype] = _RUNS(rr_off, rr_len, len(tails), at, L.run_length(sigs), len(sigs))
         return b"".join(entries)
 
     def _answers_of(self, owner: bytes, types: Types) -> None:
@@ -263,6 +269,10 @@ class FullWriter(ImageWriter):
                 sink.n += self.f.write(b"".join((
                     _REC_HEAD(len(key)), key, _ANSWER_ONE,
                     _VARIANT(POSITIVE, len(tails), 0, 0, 2 + len(rrs)), SELF, rrs)))
+                continue
+            runs = self._runs_of.get(rdtype)
+            if runs is not None:  # read from the node's runs (layout 5)
+                sink.n += self.f.write(b"".join((_REC_HEAD(len(key)), key, _ANSWER_RUNS, runs)))
                 continue
             body = SELF + rrs
             one = _VARIANT(POSITIVE, len(tails), 0, 0, len(body)) + body

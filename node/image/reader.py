@@ -161,10 +161,10 @@ class ZoneImage:
     def variant(self, off: int, do: int) -> Variant:
         """The answer variant stored at `off` (a record payload or a referral)."""
         buf = self._buf
-        if do and buf[off] > 1:  # skip the DO=0 variant
-            off += 1 + L.VARIANT.size + L.VARIANT.unpack_from(buf, off + 1)[4]
-        else:
-            off += 1
+        if buf[off] == L.RUNS_ANSWER:  # read from the node's runs (layout 5)
+            return L.runs_variant(buf, off + 1, do)
+        skip = do and buf[off] > 1  # the DO=0 variant
+        off += 1 + (L.VARIANT.size + L.VARIANT.unpack_from(buf, off + 1)[4] if skip else 0)
         flags, an, ns, ar, blen = L.VARIANT.unpack_from(buf, off)
         start = off + L.VARIANT.size
         return flags, an, ns, ar, buf[start : start + blen]
