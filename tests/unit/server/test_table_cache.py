@@ -110,7 +110,7 @@ def test_in_process_bounded_in_entries_not_bytes_a_full_hot_segment_admits_when_
     t.lookup(late, 0)  # asked again: admitted, the oldest out
     assert late in t.caches[0] and keys[0] not in t.caches[0]
     assert t._bytes[0][0] == sum(ENTRY_COST + len(k) + len(t.caches[0][k][2])
-                                 for k in t._hot[0])
+                                 for k in t._segment(0, True))
 
 
 def test_the_bound_follows_a_zone_removed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -140,7 +140,7 @@ def test_answers_of_a_flood_asked_twice_stay_within_the_table_s_bound() -> None:
             t.lookup(k, do)
     zone = t.get(dns.name.from_text("example.com."))
     assert zone is not None
-    assert len(t._cold[0]) == len(t._cold[1]) == 100
+    assert len(t._segment(0, False)) == len(t._segment(1, False)) == 100
     assert len(zone.lazy) + len(zone.lazy_do) <= 2 * t.cache_max
 
 
