@@ -51,7 +51,7 @@ NO_ZONE = b""  # pseudo-origin of cached REFUSED answers
 STALE_MIN = 4096  # dropped entries' references a segment's order keeps before a rebuild
 
 
-def _under(name: bytes, ancestor: bytes) -> bool:
+def under(name: bytes, ancestor: bytes) -> bool:
     """True if the wire name is at or below `ancestor` (label-aligned)."""
     while len(name) > len(ancestor):
         name = name[name[0] + 1 :]
@@ -182,7 +182,7 @@ class AnswerCache:
         """Drop the keys of `origin`, of the zones above and below it, and REFUSED ones."""
         cached = {o for segs in self._segs for seg in segs for o in seg.zones}
         for o in cached:
-            if o == NO_ZONE or _under(o, origin) or _under(origin, o):
+            if o == NO_ZONE or under(o, origin) or under(origin, o):
                 self._drop(o)
 
     def _keep(self, key: bytes, do: int, entry: Entry, origin: bytes, hot: bool) -> None:
