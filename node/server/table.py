@@ -10,9 +10,9 @@ while that segment has room, any other one (the cold segment, which alone a
 flood of one-off names can fill), or a hot one once its segment is full, only
 when its key is asked a second time (`admission.Doorkeeper`). It is bounded in
 entries (4 per name of the zones served) and not in bytes (`cache_bytes` stays
-`NO_BYTE_BOUND`): its hot entries are the compiled zones' own answer tuples (eager,
-or a signed zone's DO=1 answers at its names kept lazily), and a cold one is kept
-by the cold segment alone (never by the zone besides), so the entry bound bounds
+`NO_BYTE_BOUND`): its hot entries are the compiled zones' own eager answer tuples,
+or a signed zone's DO=1 answers at its names, and those and the cold ones are kept
+by their segment alone (never by the zone besides), so the entry bound bounds
 what it holds; the image table's floor of
 16 MiB per DO bit would cap a 100k-name zone's cache at a fraction of its
 working set (~40k entries at ~430 octets counted each, against 400k). `publish`
@@ -261,12 +261,13 @@ class ZoneTable(AnswerCache):
             admit = self._doors[do].admit(key)
         else:
             origin = zone.origin
-            # an eager answer (an image's pre-rendered one) is hot; the zone keeps only
-            # those lazily (a signed zone's DO=1 answers at its names): a cold one lives in
-            # the cold segment alone, or its bound would not bound what a flood leaves
+            # an eager answer (an image's pre-rendered one) is hot; what is rendered here (a
+            # cold answer, or a signed zone's DO=1 one at its names) lives in its segment
+            # alone, not in the zone's lazy caches besides, or the segment's bound and its
+            # admission would not bound what a flood or a sweep of the names leaves
             hot = key in zone.answers
             admit = hot or self._doors[do].admit(key)
-            entry = zone.answer(key, do, keep=hot)
+            entry = zone.answer(key, do, keep=False)
         if admit:
             self._keep(key, do, entry, origin, hot)
         return entry
