@@ -25,7 +25,7 @@ bound per DO bit, `cache_bytes`, from the zones served (after each install and
 removal): `CACHE_SHARE` of their images' bytes plus `ENTRY_COST` for each of
 `cache_max` entries (at least `CACHE_BYTES_MIN`), so every pre-rendered answer
 fits once, and the heap a serving worker spends on cached answers stays within
-1.5 times the images plus 2 x `ENTRY_COST` x `cache_max` (120 MB at the
+1.5 times the images plus 2 x `ENTRY_COST` x `cache_max` (82 MB at the
 200,000-entry floor) over both DO bits whatever the clients ask.
 
 `install(image)` swaps a zone's version and drops only that zone's cached
