@@ -6,8 +6,9 @@ and asked first after an answer-cache miss (by `Responder.fast_udp`, and by
 no node in the image is NXDOMAIN, and its answer depends on the name only through what
 `node.image.negative` keys its caches by. Each answer is offered to the table's doorkeeper
 and kept in its answer cache when admitted, here. The table keeps the shortcuts in a small
-bounded map by P (per DO bit) and drops them all whenever its set of zones or their versions
-changes, so a shortcut never outlives its image (nor the doorkeeper it was given).
+bounded map by P (per DO bit) and drops a zone's with its version, those of the zones above
+and below a change of its set of zones, and all with its doorkeepers, so a shortcut never
+outlives its image (nor the doorkeeper it was given).
 
 A shortcut exists only where that reasoning holds, checked when it is built: P has a node in
 a served image that is not held, the zone is not the root, no zone cut or DNAME is at or

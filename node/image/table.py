@@ -25,7 +25,7 @@ bound per DO bit, `cache_bytes`, from the zones served (after each install and
 removal): `CACHE_SHARE` of their images' bytes plus `ENTRY_COST` for each of
 `cache_max` entries (at least `CACHE_BYTES_MIN`), so every pre-rendered answer
 fits once, and the heap a serving worker spends on cached answers stays within
-1.5 times the images plus 2 x `ENTRY_COST` x `cache_max` (120 MB at the
+1.5 times the images plus 2 x `ENTRY_COST` x `cache_max` (82 MB at the
 200,000-entry floor) over both DO bits whatever the clients ask.
 
 `install(image)` swaps a zone's version and drops only that zone's cached
@@ -41,7 +41,7 @@ import weakref
 from node.image import enclosers, resolve
 from node.image import layout as L
 from node.image.reader import ZoneImage
-from node.server.answercache import ENTRY_COST, NO_ZONE, AnswerCache
+from node.server.answercache import ENTRY_COST, NO_ZONE, AnswerCache, under
 from node.server.render import QR, Entry, make_entry
 from node.server.wire import NXDOMAIN, REFUSED, SERVFAIL, TYPE_AXFR, TYPE_IXFR
 
@@ -88,8 +88,9 @@ class ImageTable(AnswerCache):
         self._zones: dict[bytes, ZoneImage] = {}
         self._held: set[bytes] = set()
         # closest encloser -> its NXDOMAIN shortcut (`node.image.enclosers`), per DO bit;
-        # dropped whenever a zone is installed, removed or held (they hold images and the
-        # doorkeepers); the responder asks them first after a cache miss (see `lookup`)
+        # dropped with their zone's version (they hold its image), with the zones above and
+        # below a change of the zones served or held, and all with the doorkeepers they
+        # offer to (`_forget`); the responder asks them first after a cache miss (`lookup`)
         self.shortcuts: tuple[dict[bytes, enclosers.Answer], ...] = ({}, {})
         self._below: set[bytes] | None = None  # parents of served and held origins
         # `_keep` for the shortcuts without a reference to the table (a bound method would
@@ -114,8 +115,9 @@ class ImageTable(AnswerCache):
         if prev is not None:
             _release({prev, prev.full} - {image, image.full})
         self._held.discard(origin)
-        self._forget()
-        if prev is None or was_held:
+        related = prev is None or was_held  # the set of served or held origins changes
+        self._forget(origin, related)
+        if related:
             self._drop_related(origin)
         else:
             self._drop(origin)
@@ -124,7 +126,10 @@ class ImageTable(AnswerCache):
 
     def _size(self) -> None:
         """The cache's bounds from the zones served now (after each install and removal)."""
+        doors = self._doors
         self._bound(sum(2 * z.records for z in self._zones.values()))
+        if self._doors is not doors:  # the shortcuts offer their answers to the old ones
+            self.shortcuts = ({}, {})
         # room for `cache_max` entries of the served answers' usual size: every pre-rendered
         # answer of the zones fits once per DO bit (a compact unsigned image's answers, each
         # with ENTRY_COST, are more than a share of its bytes: the bench mix thrashed at
@@ -138,7 +143,7 @@ class ImageTable(AnswerCache):
         zone = self._zones.pop(origin, None)
         held = origin in self._held
         self._held.discard(origin)
-        self._forget()
+        self._forget(origin, True)
         self._drop_related(origin)
         if zone is not None:
             _release({zone, zone.full})
@@ -148,7 +153,7 @@ class ImageTable(AnswerCache):
     def hold(self, origin: bytes) -> None:
         """Answer SERVFAIL for `origin` until its next `install`."""
         self._held.add(origin)
-        self._forget()
+        self._forget(origin, True)
         self._drop_related(origin)
 
     def held(self, origin: bytes) -> bool:
@@ -163,10 +168,18 @@ class ImageTable(AnswerCache):
 
     # --- cache ------------------------------------------------------------------
 
-    def _forget(self) -> None:
-        """Drop every NXDOMAIN shortcut: the zones they were built from changed."""
-        self.shortcuts = ({}, {})
-        self._below = None
+    def _forget(self, origin: bytes, related: bool) -> None:
+        """Drop the NXDOMAIN shortcuts built from the zone `origin` (their enclosers are at or
+        below it), and with `related` (the set of served or held origins changes there)
+        those of the zones above it too: an encloser's shortcut exists only while no served
+        or held origin is one label below it. Other zones' stay: a flood on one zone does
+        not re-learn its enclosers at each version of another."""
+        for short in self.shortcuts:
+            gone = [ce for ce in short if under(ce, origin) or (related and under(origin, ce))]
+            for ce in gone:
+                del short[ce]  # the same dict: the responder reads it through the tuple
+        if related:
+            self._below = None
 
     def _origin_below(self, name: bytes) -> bool:
         """True if a served or held origin is one label below `name`."""

@@ -10,9 +10,9 @@ while that segment has room, any other one (the cold segment, which alone a
 flood of one-off names can fill), or a hot one once its segment is full, only
 when its key is asked a second time (`admission.Doorkeeper`). It is bounded in
 entries (4 per name of the zones served) and not in bytes (`cache_bytes` stays
-`NO_BYTE_BOUND`): its hot entries are the compiled zones' own answer tuples (eager,
-or a signed zone's DO=1 answers at its names kept lazily), and a cold one is kept
-by the cold segment alone (never by the zone besides), so the entry bound bounds
+`NO_BYTE_BOUND`): its hot entries are the compiled zones' own eager answer tuples,
+or a signed zone's DO=1 answers at its names, and those and the cold ones are kept
+by their segment alone (never by the zone besides), so the entry bound bounds
 what it holds; the image table's floor of
 16 MiB per DO bit would cap a 100k-name zone's cache at a fraction of its
 working set (~40k entries at ~430 octets counted each, against 400k). `publish`
@@ -65,10 +65,23 @@ log = logging.getLogger(__name__)
 IN_CLASS = b"\x00\x01"
 
 
+class _Publishing:
+    """An origin's `publish_async` calls under way: the lock that keeps its versions in order,
+    how many wait for it or hold it, and the removals since (a compile spanning one is
+    discarded)."""
+
+    __slots__ = ("lock", "removals", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.removals = 0
+        self.users = 0
+
+
 class ZoneTable(AnswerCache):
     """Compiled zones by origin; `caches[do]` is the hot path's first stop."""
 
-    __slots__ = ("_held", "_locks", "_removals", "_zones", "journals")
+    __slots__ = ("_held", "_publishing", "_zones", "journals")
     compile_in_thread = True  # False: `_compile` is cheap (a subclass's shell): no thread hop
     # NXDOMAIN shortcuts by closest encloser, per DO bit, as `ImageTable.shortcuts`: none here
     shortcuts: tuple[dict[bytes, Callable[[bytes], Entry | None]], ...] = ({}, {})
@@ -78,8 +91,9 @@ class ZoneTable(AnswerCache):
         self.journals = journals  # IXFR journals, fed by publish_async
         self._zones: dict[bytes, CompiledZone] = {}
         self._held: set[bytes] = set()  # origins answered SERVFAIL until their next publish
-        self._locks: dict[bytes, asyncio.Lock] = {}
-        self._removals: dict[bytes, int] = {}  # per origin: a compile spanning one is discarded
+        # per origin with a `publish_async` under way only (dropped with its last one: a
+        # node whose zones come and go does not keep a lock per origin it ever served)
+        self._publishing: dict[bytes, _Publishing] = {}
 
     # --- zone management ------------------------------------------------------
 
@@ -93,41 +107,56 @@ class ZoneTable(AnswerCache):
     async def publish_async(self, snapshot: ZoneSnapshot) -> None:
         """As `publish`, compiling in a worker thread; versions of a zone stay ordered."""
         origin = name_wire(snapshot.origin)
-        lock = self._locks.setdefault(origin, asyncio.Lock())
-        async with lock:
-            prev = self._zones.get(origin)
-            if self._stale(prev, snapshot):
-                return
-            removals = self._removals.get(origin, 0)
-            recorded = None
-            journals = self.journals
-            if journals is not None:
-                # the first version is not held up by a load, nor a whole new content (an
-                # import: its step is O(zone), and an IXFR to it is the zone anyway) by its
-                # step: an IXFR reaching it meanwhile is answered in AXFR form
-                deferred = not journals.tracking(snapshot.origin) or snapshot.changed is None
-                recorded = journals.record(None if prev is None else prev.snapshot, snapshot,
-                                           deferred)
-                if deferred:
-                    recorded.add_done_callback(lambda _: journals.installed(snapshot))
-                    recorded = None
-            zone = await asyncio.to_thread(self._compile, prev, snapshot) \
-                if self.compile_in_thread else self._compile(prev, snapshot)
-            if recorded is not None:  # an IXFR can reach this version once it is served
-                await recorded
-            if self._removals.get(origin, 0) != removals:  # a caller not cancelled by it
-                log.info("not serving zone %s serial %d: removed while it compiled",
-                         snapshot.origin, snapshot.serial)
-                return
-            self._install(zone)
-            if journals is not None:
-                journals.installed(snapshot)
+        pub = self._publishing.get(origin)
+        if pub is None:
+            pub = self._publishing[origin] = _Publishing()
+        pub.users += 1
+        try:
+            async with pub.lock:
+                await self._publish_locked(origin, pub, snapshot)
+        finally:
+            pub.users -= 1
+            if not pub.users and self._publishing.get(origin) is pub:
+                del self._publishing[origin]
+
+    async def _publish_locked(self, origin: bytes, pub: _Publishing,
+                              snapshot: ZoneSnapshot) -> None:
+        """`publish_async` holding the origin's lock."""
+        prev = self._zones.get(origin)
+        if self._stale(prev, snapshot):
+            return
+        removals = pub.removals
+        recorded = None
+        journals = self.journals
+        if journals is not None:
+            # the first version is not held up by a load, nor a whole new content (an
+            # import: its step is O(zone), and an IXFR to it is the zone anyway) by its
+            # step: an IXFR reaching it meanwhile is answered in AXFR form
+            deferred = not journals.tracking(snapshot.origin) or snapshot.changed is None
+            recorded = journals.record(None if prev is None else prev.snapshot, snapshot,
+                                       deferred)
+            if deferred:
+                recorded.add_done_callback(lambda _: journals.installed(snapshot))
+                recorded = None
+        zone = await asyncio.to_thread(self._compile, prev, snapshot) \
+            if self.compile_in_thread else self._compile(prev, snapshot)
+        if recorded is not None:  # an IXFR can reach this version once it is served
+            await recorded
+        if pub.removals != removals:  # a caller not cancelled by it
+            log.info("not serving zone %s serial %d: removed while it compiled",
+                     snapshot.origin, snapshot.serial)
+            return
+        self._install(zone)
+        if journals is not None:
+            journals.installed(snapshot)
 
     def remove(self, origin: dns.name.Name) -> bool:
         """Stop serving `origin`; False if it was not served."""
         wire = name_wire(origin)
         zone = self._zones.pop(wire, None)
-        self._removals[wire] = self._removals.get(wire, 0) + 1
+        pub = self._publishing.get(wire)
+        if pub is not None:  # a version compiling now is not served
+            pub.removals += 1
         held = wire in self._held
         self._held.discard(wire)
         self._drop_related(wire)
@@ -232,12 +261,13 @@ class ZoneTable(AnswerCache):
             admit = self._doors[do].admit(key)
         else:
             origin = zone.origin
-            # an eager answer (an image's pre-rendered one) is hot; the zone keeps only
-            # those lazily (a signed zone's DO=1 answers at its names): a cold one lives in
-            # the cold segment alone, or its bound would not bound what a flood leaves
+            # an eager answer (an image's pre-rendered one) is hot; what is rendered here (a
+            # cold answer, or a signed zone's DO=1 one at its names) lives in its segment
+            # alone, not in the zone's lazy caches besides, or the segment's bound and its
+            # admission would not bound what a flood or a sweep of the names leaves
             hot = key in zone.answers
             admit = hot or self._doors[do].admit(key)
-            entry = zone.answer(key, do, keep=hot)
+            entry = zone.answer(key, do, keep=False)
         if admit:
             self._keep(key, do, entry, origin, hot)
         return entry

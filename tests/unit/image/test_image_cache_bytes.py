@@ -34,7 +34,7 @@ def _held(table: ImageTable, do: int) -> list[int]:
     """The hot and the cold segment's bytes, recounted from what is cached."""
     cache = table.caches[do]
     return [sum(ENTRY_COST + len(k) + len(cache[k][2]) for k in seg)
-            for seg in (table._hot[do], table._cold[do])]
+            for seg in (table._segment(do, True), table._segment(do, False))]
 
 
 def test_a_sweep_of_existing_names_asked_once_never_evicts_hot_answers() -> None:
@@ -48,7 +48,7 @@ def test_a_sweep_of_existing_names_asked_once_never_evicts_hot_answers() -> None
         for rdtype in (dns.rdatatype.A, dns.rdatatype.TXT):
             table.lookup(_key(f"h{i}.{ORIGIN}", rdtype), 1)
     assert all(k in table.caches[1] for k in hot)
-    assert len(table._hot[1]) <= 300
+    assert len(table._segment(1, True)) <= 300
 
 
 def test_cached_answers_stay_within_their_bytes() -> None:
@@ -127,19 +127,20 @@ def test_a_new_version_gives_the_dropped_answers_tables_back() -> None:
     """A dict keeps its slots as its keys go: the cache of a DO bit that the new version's
     clients never ask (a signed zone's, DO=0) held ~6 MiB of empty slots at 100k names."""
     import sys
-    from collections import OrderedDict
     table = _table()
     for do in (0, 1):
         for i in range(HOSTS):
             table.lookup(_key(f"h{i}.{ORIGIN}"), do)
         assert len(table.caches[do]) == HOSTS
-    caches, hot = table.caches, table._hot
+    caches = table.caches
     table.install(ZoneImage.from_bytes(build_image(snapshot_from_text(
         "@ 300 SOA ns h 2 2 3 4 5\n@ 300 NS ns\nns 300 A 192.0.2.1\n", ORIGIN, serial=2,
         revision=2))))
-    assert table.caches is caches and table._hot is hot  # the hot path's objects, kept
+    assert table.caches is caches  # the hot path's objects, kept
     for do in (0, 1):
         assert sys.getsizeof(table.caches[do]) == sys.getsizeof({})
-        assert sys.getsizeof(table._hot[do]) == sys.getsizeof(OrderedDict())
+        for hot in (True, False):  # nor do the segments keep the dropped keys' order
+            seg = table._segment(do, hot)
+            assert not seg.zones and not seg.order and seg.stale == 0
     table.lookup(_key(f"ns.{ORIGIN}"), 1)  # and the cache works on
     assert _key(f"ns.{ORIGIN}") in table.caches[1]

@@ -234,3 +234,30 @@ def test_a_table_with_learned_shortcuts_is_freed_without_the_collector() -> None
     finally:
         if enabled:
             gc.enable()
+
+
+def test_another_zone_s_versions_keep_the_shortcuts() -> None:
+    """A shortcut is built from one zone's image: a new version, a removal or a hold of an
+    unrelated zone leaves it (every zone operation dropped every shortcut, so a flood on one
+    zone re-learned its enclosers, their proof tables with them, at each version of any
+    other), while its own zone's next version drops it."""
+    other = "$TTL 60\n@ SOA ns1 h {0} 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.{0}\n"
+    table = ImageTable()
+    table.install(ZoneImage.from_bytes(build_image(snapshot_from_text(ZONE, "example.",
+                                                                      revision=1))))
+    table.install(ZoneImage.from_bytes(build_image(snapshot_from_text(
+        other.format(1), "other.test.", revision=1))))
+    assert table.lookup(_key("nx.example.", T.A), 0)[5] & 0xF == 3  # NXDOMAIN, learned
+    learned = dict(table.shortcuts[0])
+    assert learned
+    table.install(ZoneImage.from_bytes(build_image(snapshot_from_text(
+        other.format(2), "other.test.", serial=2, revision=2))))
+    assert table.shortcuts[0] == learned
+    table.hold(dns.name.from_text("other.test.").to_wire())
+    assert table.shortcuts[0] == learned
+    assert table.remove(dns.name.from_text("other.test.").to_wire())
+    assert table.shortcuts[0] == learned
+    table.install(ZoneImage.from_bytes(build_image(snapshot_from_text(
+        ZONE + "nx A 192.0.2.1\n", "example.", serial=2, revision=2))))
+    assert not table.shortcuts[0]  # its own zone's new version: dropped with its image
+    assert table.lookup(_key("nx.example.", T.A), 0)[5] & 0xF == 0  # the new name exists

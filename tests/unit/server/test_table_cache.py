@@ -16,6 +16,8 @@ from node.server.answercache import ENTRY_COST, NO_BYTE_BOUND
 from node.server.table import ZoneTable
 from node.zones.model import snapshot_from_text
 from tests.support.answercache import flood_keeps_hot
+from tests.unit.server.signed_zone import ZONE as SIGNED
+from tests.unit.server.signed_zone import signed_snapshot
 
 ZONE = "$TTL 60\n@ SOA ns hm {serial} 1 1 1 1\n@ NS ns\nns A 192.0.2.1\n" \
     "www A 192.0.2.{last}\nweb A 192.0.2.11\nweb AAAA 2001:db8::11\nmail A 192.0.2.12\n"
@@ -110,7 +112,7 @@ def test_in_process_bounded_in_entries_not_bytes_a_full_hot_segment_admits_when_
     t.lookup(late, 0)  # asked again: admitted, the oldest out
     assert late in t.caches[0] and keys[0] not in t.caches[0]
     assert t._bytes[0][0] == sum(ENTRY_COST + len(k) + len(t.caches[0][k][2])
-                                 for k in t._hot[0])
+                                 for k in t._segment(0, True))
 
 
 def test_the_bound_follows_a_zone_removed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -140,7 +142,7 @@ def test_answers_of_a_flood_asked_twice_stay_within_the_table_s_bound() -> None:
             t.lookup(k, do)
     zone = t.get(dns.name.from_text("example.com."))
     assert zone is not None
-    assert len(t._cold[0]) == len(t._cold[1]) == 100
+    assert len(t._segment(0, False)) == len(t._segment(1, False)) == 100
     assert len(zone.lazy) + len(zone.lazy_do) <= 2 * t.cache_max
 
 
@@ -160,3 +162,27 @@ def test_ds_at_a_child_apex_is_servfail_while_the_parent_is_held() -> None:
     for _ in range(3):  # and so it stays once cached
         entry = t.caches[0].get(ds) or t.lookup(ds, 0)
         assert entry is not None and entry[5] & 0xF == 2  # SERVFAIL
+
+
+def test_signed_do1_answers_asked_once_are_not_kept_past_the_policy() -> None:
+    """A signed zone's DO=1 answers are rendered on demand (`secure.resolve`): they are
+    kept by the table's hot segment at once while it has room, and once it is full only
+    when asked again (the doorkeeper), as the image table keeps its copies. The zone kept
+    every one besides, admitted or not (`keep=True`), so a sweep of the zone's names asked
+    once, DO=1, held each answer beyond the table's bound, and cleared that lazy cache
+    wholesale when full."""
+    hosts = "".join(f"h{i} 3600 A 192.0.2.{i % 250}\n" for i in range(300))
+    t = ZoneTable()
+    t.publish(signed_snapshot("nsec3", text=SIGNED + hosts))
+    zone = t.get(dns.name.from_text("example."))
+    assert zone is not None and zone.denial is not None
+    t.cache_max = 40  # hot segment: 30 entries
+    hot = [_key(f"h{i}.example.") for i in range(10)]
+    for k in hot:
+        t.lookup(k, 1)
+    for i in range(10, 300):  # every other name once (a sweep)
+        t.lookup(_key(f"h{i}.example."), 1)
+    assert all(k in t.caches[1] for k in hot)
+    assert len(t.caches[1]) <= 30
+    kept = set(zone.lazy_do) - set(t.caches[1])
+    assert not kept, f"{len(kept)} DO=1 answers kept by the zone past the table's policy"

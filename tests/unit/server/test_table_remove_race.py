@@ -90,3 +90,19 @@ async def test_recreated_zone_is_served_after_a_discarded_compile() -> None:
     await asyncio.wait_for(asyncio.gather(task, again), TIMEOUT)
     assert _a(t) == (dns.rcode.NOERROR, ["192.0.2.20"])
     assert t.get(ORIGIN).snapshot.revision == 9  # type: ignore[union-attr]
+
+
+async def test_removed_zones_leave_no_state_per_origin_behind() -> None:
+    """A zone published and removed, or a removal of a zone never served, leaves nothing in
+    the table: its publishers' lock and removal count were kept per origin for good, so a
+    node whose zones come and go (a test cluster, a hosting provider's) grew with every
+    origin it ever served."""
+    t = ZoneTable()
+    for i in range(50):
+        origin = f"z{i}.example.com."
+        await t.publish_async(snapshot_from_text(V1, origin, revision=1))
+        assert t.remove(dns.name.from_text(origin))
+    assert not t.remove(dns.name.from_text("never.example.com."))
+    left = {name: len(getattr(t, name)) for name in ZoneTable.__slots__
+            if isinstance(getattr(t, name, None), (dict, set))}
+    assert not any(left.values()), left
