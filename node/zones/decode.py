@@ -33,6 +33,7 @@ from node.events import Event, emit
 from node.gcwatch import kept_part
 from node.store.keys import name_from_text, parse_name_component
 from node.zones.fastrdata import IN, _same_slots, rdata_from_text
+from node.zones.ownertypes import OwnerTypes, owner_types, with_type
 from node.zones.records import RecordTuple
 
 if TYPE_CHECKING:  # a type only: the parse's worker processes import no protobuf code
@@ -167,7 +168,8 @@ class NodeDecoder:
 
     def __init__(self, prefix: bytes) -> None:
         self.prefix = prefix
-        self._raw: dict[str, dict[int, dns.rrset.RRset]] = {}  # by owner text: a Name hashes slowly
+        # each owner's types by owner text (a Name hashes slowly), small (`ownertypes`)
+        self._raw: dict[str, OwnerTypes] = {}
         # owners by key text, and target names by text (`fastrdata._target`: one object each)
         self._owners: dict[str, Name] = {}
         self._rdatas: dict[int, dict[str, dns.rdata.Rdata] | None] = {}  # by type (None: unshared)
@@ -203,15 +205,15 @@ class NodeDecoder:
                     rdtype = types[type_text] = dns.rdatatype.from_text(type_text)
                     rdatas[rdtype] = {} if rdtype in _SHARED else None
                 rrset = rrset_from_json(owner, rdtype, kv.value, owners, rdatas[rdtype])
-                by_type = raw.get(owner_text)
-                if by_type is not None:
-                    by_type[rdtype] = rrset
+                held = raw.get(owner_text)
+                by_type = raw[owner_text] = with_type(held, rdtype, rrset)
+                if by_type is held or self._out is None:  # a dict changed under its view
                     continue
-                by_type = raw[owner_text] = {rdtype: rrset}
-                if self._out is not None:
-                    proxy = MappingProxyType(by_type)
-                    if self._out.setdefault(owner, proxy) is not proxy:
-                        self._out = None
+                proxy = MappingProxyType(by_type)
+                if held is not None:  # one spelling: the owner's view replaced
+                    self._out[owner] = proxy
+                elif self._out.setdefault(owner, proxy) is not proxy:
+                    self._out = None
             except Exception as exc:  # a bad value must not stop the node
                 emit(Event.ZONE_LOAD_FAILED, level=logging.ERROR, key=kv.key, error=str(exc))
 
@@ -226,5 +228,5 @@ class NodeDecoder:
             proxy = MappingProxyType(by_type)
             types = out.setdefault(owner, proxy)
             if types is not proxy:  # two spellings of one name (a hand-written key)
-                out[owner] = MappingProxyType({**types, **by_type})
+                out[owner] = owner_types({**types, **by_type})
         return out
