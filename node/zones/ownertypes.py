@@ -7,12 +7,16 @@ read-only, in slots (48 and 64 octets), each still behind a `MappingProxyType`:
 `ZoneSigner._make` keeps such a map as it is (shared with the replica) and
 copies any other into a dict. Their reads are Python calls where the dict's
 were C; `get`, `in`, `[]`, iteration, `items()` and `values()` are written out
-(the `Mapping` mixins' generic ones call back per key). `owner_types` picks one.
+(the `Mapping` mixins' generic ones call back per key), and `items()` and
+`values()` are tuples, not views (a view made per call tripled the cost of a
+walk over the owners' RRsets): iterable, sized, `in`, but no set operations,
+which no reader uses (`keys()` is the mixin's view, set operations and all).
+`owner_types` picks one.
 """
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, Iterator, Mapping, ValuesView
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -47,14 +51,11 @@ class OneType(Mapping[int, RRset]):
     def __len__(self) -> int:
         return 1
 
-    def pairs(self) -> tuple[tuple[int, RRset], ...]:
+    def values(self) -> tuple[RRset, ...]:  # type: ignore[override]
+        return (self._rrset,)
+
+    def items(self) -> tuple[tuple[int, RRset], ...]:  # type: ignore[override]
         return ((self._rdtype, self._rrset),)
-
-    def values(self) -> ValuesView[RRset]:
-        return _Values(self)
-
-    def items(self) -> ItemsView[int, RRset]:
-        return _Items(self)
 
 
 class TwoTypes(Mapping[int, RRset]):
@@ -86,28 +87,11 @@ class TwoTypes(Mapping[int, RRset]):
     def __len__(self) -> int:
         return 2
 
-    def pairs(self) -> tuple[tuple[int, RRset], ...]:
+    def values(self) -> tuple[RRset, ...]:  # type: ignore[override]
+        return (self._one, self._two)
+
+    def items(self) -> tuple[tuple[int, RRset], ...]:  # type: ignore[override]
         return ((self._first, self._one), (self._second, self._two))
-
-    def values(self) -> ValuesView[RRset]:
-        return _Values(self)
-
-    def items(self) -> ItemsView[int, RRset]:
-        return _Items(self)
-
-
-class _Values(ValuesView[RRset]):
-    __slots__ = ()
-
-    def __iter__(self) -> Iterator[RRset]:
-        return iter([rs for _, rs in self._mapping.pairs()])  # type: ignore[attr-defined]
-
-
-class _Items(ItemsView[int, RRset]):
-    __slots__ = ()
-
-    def __iter__(self) -> Iterator[tuple[int, RRset]]:
-        return iter(self._mapping.pairs())  # type: ignore[attr-defined]
 
 
 def owner_types(types: Mapping[int, RRset]) -> MappingProxyType[int, RRset]:
@@ -133,7 +117,7 @@ def with_type(types: OwnerTypes | None, rdtype: int, rrset: RRset) -> OwnerTypes
     if type(types) is dict:
         types[rdtype] = rrset
         return types
-    out = dict(types.pairs())  # type: ignore[union-attr]
+    out = dict(types.items())
     out[rdtype] = rrset
     if len(out) == 1:
         return OneType(rdtype, rrset)
