@@ -33,6 +33,8 @@ from node.events import Event, emit
 from node.gcwatch import kept_part
 from node.store.keys import name_from_text, parse_name_component
 from node.zones.fastrdata import IN, _same_slots, rdata_from_text
+from node.zones.ownertypes import OwnerTypes, owner_types, with_type
+from node.zones.records import RecordTuple
 
 if TYPE_CHECKING:  # a type only: the parse's worker processes import no protobuf code
     from node.store.values import KeyValue
@@ -66,12 +68,12 @@ def _ttl(stored: bytes | int) -> int:
     return ttl
 
 
-def _empty_rrset(owner: Name, rdtype: int, ttl: int) -> dns.rrset.RRset:
+def _empty_rrset(owner: Name, rdtype: int, ttl: int, items: object) -> dns.rrset.RRset:
     """`RRset(owner, IN, rdtype)` after `update_ttl(ttl)`, without its three constructors
     and the TTL's check (a tenth of a zone decode; `_FAST_RRSET` says this dnspython
-    builds the same)."""
+    builds the same), holding `items` (dnspython's: an empty dict)."""
     rrset = object.__new__(dns.rrset.RRset)
-    rrset.items = {}
+    rrset.items = items  # type: ignore[assignment]
     rrset.rdclass = IN
     rrset.rdtype = rdtype  # type: ignore[assignment]
     rrset.covers = _NONE
@@ -90,13 +92,14 @@ def _same_rrset(one: dns.rrset.RRset, other: dns.rrset.RRset) -> bool:
 _NONE = dns.rdatatype.NONE
 _REFERENCE_RRSET = dns.rrset.RRset(name_from_text("a.test."), IN, dns.rdatatype.A)
 _REFERENCE_RRSET.update_ttl(300)
-_FAST_RRSET = _same_rrset(_empty_rrset(name_from_text("a.test."), dns.rdatatype.A, 300),
+_FAST_RRSET = _same_rrset(_empty_rrset(name_from_text("a.test."), dns.rdatatype.A, 300, {}),
                           _REFERENCE_RRSET)
 
 
 # equal records shared across RRsets (issue 10, memory: a zone's many names on one address,
 # its MX and NS hosts), by text, per type; bounded: started again when full
 RDATAS_MAX = 1 << 16
+RECORD_TUPLE_MAX = 8  # records: a larger RRset keeps its dict
 _SHARED = _PLAIN_SET - {dns.rdatatype.NSEC3}  # (NSEC, RRSIG: not in it) unique texts
 
 
@@ -117,22 +120,26 @@ def rrset_from_json(owner: Name, rdtype: int, data: bytes,
     if rdtype in _PLAIN_SET or (len(texts) == 1 and rdtype not in _SIGS):
         # what `add` does for these types, hashing each rdata once, not twice (its
         # `to_wire` is a third of a load)
-        if _FAST_RRSET and type(ttl) is int and 0 <= ttl:
-            rrset = _empty_rrset(owner, rdtype, ttl)
-        else:
-            rrset = dns.rrset.RRset(owner, IN, rdtype)
-            rrset.update_ttl(ttl)
-        items = rrset.items
+        found: list[dns.rdata.Rdata] = []
         for text in texts:
             if rdatas is None:
-                items.setdefault(rdata_from_text(rdtype, text, names))
+                found.append(rdata_from_text(rdtype, text, names))
                 continue
             rdata = rdatas.get(text)  # one object per equal record
             if rdata is None:
                 if len(rdatas) >= RDATAS_MAX:
                     rdatas.clear()
                 rdata = rdatas[text] = rdata_from_text(rdtype, text, names)
-            items.setdefault(rdata)
+            found.append(rdata)
+        # a tuple, not dnspython's dict (`records.py`), where the records are few: its `in`
+        # compares records, the dict's hashes them; distinct records as `add` keeps them
+        items = RecordTuple(found if len(found) < 2 else dict.fromkeys(found)) \
+            if len(found) <= RECORD_TUPLE_MAX else dict.fromkeys(found)
+        if _FAST_RRSET and type(ttl) is int and 0 <= ttl:
+            return _empty_rrset(owner, rdtype, ttl, items)
+        rrset = dns.rrset.RRset(owner, IN, rdtype)
+        rrset.update_ttl(ttl)
+        rrset.items = items  # type: ignore[assignment]
         return rrset
     rrset = dns.rrset.RRset(owner, IN, rdtype)
     for text in texts:
@@ -161,7 +168,8 @@ class NodeDecoder:
 
     def __init__(self, prefix: bytes) -> None:
         self.prefix = prefix
-        self._raw: dict[str, dict[int, dns.rrset.RRset]] = {}  # by owner text: a Name hashes slowly
+        # each owner's types by owner text (a Name hashes slowly), small (`ownertypes`)
+        self._raw: dict[str, OwnerTypes] = {}
         # owners by key text, and target names by text (`fastrdata._target`: one object each)
         self._owners: dict[str, Name] = {}
         self._rdatas: dict[int, dict[str, dns.rdata.Rdata] | None] = {}  # by type (None: unshared)
@@ -197,15 +205,15 @@ class NodeDecoder:
                     rdtype = types[type_text] = dns.rdatatype.from_text(type_text)
                     rdatas[rdtype] = {} if rdtype in _SHARED else None
                 rrset = rrset_from_json(owner, rdtype, kv.value, owners, rdatas[rdtype])
-                by_type = raw.get(owner_text)
-                if by_type is not None:
-                    by_type[rdtype] = rrset
+                held = raw.get(owner_text)
+                by_type = raw[owner_text] = with_type(held, rdtype, rrset)
+                if by_type is held or self._out is None:  # a dict changed under its view
                     continue
-                by_type = raw[owner_text] = {rdtype: rrset}
-                if self._out is not None:
-                    proxy = MappingProxyType(by_type)
-                    if self._out.setdefault(owner, proxy) is not proxy:
-                        self._out = None
+                proxy = MappingProxyType(by_type)
+                if held is not None:  # one spelling: the owner's view replaced
+                    self._out[owner] = proxy
+                elif self._out.setdefault(owner, proxy) is not proxy:
+                    self._out = None
             except Exception as exc:  # a bad value must not stop the node
                 emit(Event.ZONE_LOAD_FAILED, level=logging.ERROR, key=kv.key, error=str(exc))
 
@@ -220,5 +228,5 @@ class NodeDecoder:
             proxy = MappingProxyType(by_type)
             types = out.setdefault(owner, proxy)
             if types is not proxy:  # two spellings of one name (a hand-written key)
-                out[owner] = MappingProxyType({**types, **by_type})
+                out[owner] = owner_types({**types, **by_type})
         return out

@@ -38,6 +38,7 @@ from node.store.keys import KeyLayout, ZoneKey
 from node.zones.decode import build_nodes
 from node.zones.layered import LayeredNodes
 from node.zones.model import ZoneConfig, ZoneHead, ZoneSnapshot, rrset_from_json, with_serial
+from node.zones.ownertypes import owner_types
 from node.zones.pending import PendingGenerations
 from node.zones.zonestate import META_KINDS, ZoneState
 
@@ -305,7 +306,7 @@ class Replica:
             else:
                 types.pop(parsed.rdtype, None)
             if types:
-                state.nodes[owner] = MappingProxyType(types)
+                state.nodes[owner] = owner_types(types)
             else:
                 state.nodes.pop(owner, None)
             changed = touched.setdefault(zone, set())
