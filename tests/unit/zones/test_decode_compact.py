@@ -44,7 +44,7 @@ def _a(*addresses: str) -> dns.rrset.RRset:
 
 def _wire(rrset: dns.rrset.RRset) -> bytes:
     out = io.BytesIO()
-    rrset.to_wire(out)
+    rrset.to_wire(out, want_shuffle=False)  # dnspython shuffles the records by default
     return out.getvalue()
 
 
