@@ -22,7 +22,7 @@ www IN A 192.0.2.2
 
 
 def _pool_children(pid: int) -> list[int]:
-    """The node's multiprocessing children (its worker pool), by their command line."""
+    """The node's worker pool processes (node/work/child.py), by their command line."""
     out = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -33,7 +33,7 @@ def _pool_children(pid: int) -> list[int]:
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid and b"spawn_main" in cmdline:
+        if ppid == pid and b"node.work.child" in cmdline:
             out.append(int(entry.name))
     return out
 
