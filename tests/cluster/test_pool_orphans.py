@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 
 from tests.cluster.conftest import make_cluster
+from tests.support.pids import ended
 from tests.support.wait import wait_until
 
 ZONE = "orphans.test."
@@ -38,14 +39,6 @@ def _pool_children(pid: int) -> list[int]:
     return out
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def test_kill_9_of_a_node_ends_its_pool_processes(tmp_path: Path) -> None:
     c = make_cluster(count=1)
     try:
@@ -58,7 +51,7 @@ def test_kill_9_of_a_node_ends_its_pool_processes(tmp_path: Path) -> None:
                           message="the import started no pool process")
         os.kill(node.proc.pid, signal.SIGKILL)
         node.proc.wait(timeout=30)
-        wait_until(lambda: not any(_alive(p) for p in pool), 20,
+        wait_until(lambda: all(ended(p) for p in pool), 20,
                    message=f"pool processes {pool} outlived their node")
     finally:
         c.close()

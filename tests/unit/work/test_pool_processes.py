@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.pids import ended
 from tests.support.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -24,6 +25,7 @@ import json, os, sys
 from pathlib import Path
 from node.work.pool import worker_pool
 from tests.support import pooljobs
+from tests.support.pids import ended
 from tests.support.wait import wait_until
 tmp = Path(sys.argv[1])
 pool = worker_pool(2)
@@ -43,14 +45,6 @@ sys.stdin.read()
 """
 
 
-def _gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return True
-    return state == "Z"
-
-
 def test_no_tracker_and_the_workers_end_with_their_killed_node(tmp_path: Path) -> None:
     node = subprocess.Popen([sys.executable, "-c", NODE, str(tmp_path)], cwd=ROOT,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -66,9 +60,9 @@ def test_no_tracker_and_the_workers_end_with_their_killed_node(tmp_path: Path) -
         assert len(workers) == 2, seen
         node.kill()
         node.wait(60)
-        wait_until(lambda: all(_gone(p) for p in workers), 10,
+        wait_until(lambda: all(ended(p) for p in workers), 10,
                    message=f"worker processes {workers} outlived their node")
-        assert not _gone(holder)  # it still held their pipes' ends
+        assert not ended(holder)  # it still held their pipes' ends
     finally:
         node.kill()
         node.wait(60)

@@ -14,6 +14,7 @@ import pytest
 
 from node.work.procpool import ProcessPool, RemoteTraceback, WorkerDied
 from tests.support import pooljobs
+from tests.support.pids import ended
 from tests.support.wait import wait_until
 
 TIMEOUT = 60.0
@@ -23,14 +24,6 @@ def _started(path: Path) -> int:
     """The pid a held job wrote once it runs."""
     return int(wait_until(lambda: path.exists() and path.read_text(), TIMEOUT,
                           message=f"the held job did not start ({path})"))
-
-
-def _gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return True
-    return state == "Z"
 
 
 def test_a_job_whose_worker_is_killed_fails_alone_and_the_pool_goes_on(tmp_path: Path) -> None:
@@ -55,7 +48,7 @@ def test_a_worker_gone_while_idle_is_replaced_before_the_next_job() -> None:
     try:
         first = pool.submit(os.getpid).result(TIMEOUT)
         os.kill(first, signal.SIGKILL)
-        wait_until(lambda: first not in pool.pids or _gone(first), TIMEOUT)
+        wait_until(lambda: first not in pool.pids or ended(first), TIMEOUT)
         second = pool.submit(os.getpid).result(TIMEOUT)  # not a WorkerDied: it never ran
         assert second != first
         with pytest.raises(WorkerDied, match="exited with status 3 while running"):
@@ -97,7 +90,7 @@ def test_shutdown_cancels_queued_jobs_and_lets_the_running_one_finish(tmp_path: 
     release.touch()
     assert held.result(TIMEOUT) == worker
     pool.shutdown(wait=True)
-    assert pool.pids == [] and _gone(worker)
+    assert pool.pids == [] and ended(worker)
     with pytest.raises(CancelledError):
         queued[0].result(0)
 
