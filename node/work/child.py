@@ -89,6 +89,15 @@ def main() -> None:
                      daemon=True).start()
     out = os.dup(1)
     os.dup2(2, 1)
+    _serve(out)
+    # the interpreter's teardown (every module, the heap the jobs left) is CPU for nothing
+    # on every stop of the idle pool: a worker holds no file or buffer that needs it
+    for stream in (sys.stdout, sys.stderr):  # what a job printed (both go to stderr)
+        stream.flush()
+    os._exit(0)
+
+
+def _serve(out: int) -> None:
     paths = read_frame(0)
     if paths is None:
         return
