@@ -1,11 +1,12 @@
 """A worker process of the node's pool (`node/work/procpool.py`): one job at a time, in order.
 
 Started by its pool as `python -P -c "...from node.work.child import main; main()" NICE
-PARENT`, it imports only this module (and the `node` package's warning filter) until
-the first job arrives; unpickling a job imports the module of its function, and that
-module imports what the job needs. Nothing else: no `__main__` of the node and no
-multiprocessing (a spawned child of `ProcessPoolExecutor` re-imported both, ~0.1 CPU-s
-more per child on every start of the idle pool).
+PARENT ROOT` (ROOT: where the node's `node` package is), it imports only this module
+(and the `node` package's warning filter) until the first job arrives; unpickling a job
+imports the module of its function, and that module imports what the job needs.
+Nothing else: no `__main__` of the node and no multiprocessing (a spawned child of
+`ProcessPoolExecutor` re-imported both, ~0.1 CPU-s more per child on every start of the
+idle pool).
 
 Frames, both ways: an 8-byte big-endian length, then a pickle. In (stdin): first the
 node's `sys.path` (a job's module is found where the node found it), then `(fn, args,

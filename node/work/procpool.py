@@ -55,8 +55,7 @@ STOP_SECONDS = 5.0  # a child that has not ended this long after its stop frame 
 # the directory `node` was imported from: a child imports the same code even where the
 # parent found it through a path its children would not have (pytest's rootdir)
 ROOT = str(Path(node.__file__).resolve().parent.parent)
-BOOT = (f"import sys\nif {ROOT!r} not in sys.path: sys.path.insert(0, {ROOT!r})\n"
-        "from node.work.child import main\nmain()")
+BOOT = "import sys; sys.path.insert(0, sys.argv[3]); from node.work.child import main; main()"
 
 
 class WorkerDied(NodeError):
@@ -245,7 +244,7 @@ class _Child:
 
     def __init__(self, nice: int) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-P", "-c", BOOT, str(nice), str(os.getpid())],
+            [sys.executable, "-P", "-c", BOOT, str(nice), str(os.getpid()), ROOT],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, close_fds=True)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.write, self.read = self.proc.stdin.fileno(), self.proc.stdout.fileno()
