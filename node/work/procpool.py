@@ -44,6 +44,7 @@ from typing import Any, ParamSpec, TypeVar
 import node
 from node.errors import NodeError
 from node.events import Event, emit
+from node.priority import name_thread
 from node.work.child import STOP, read_frame, write_frame
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ class ProcessPool(Executor):
 
     def _serve(self) -> None:
         """A slot's thread: its child runs the queued jobs one by one until shutdown."""
+        name_thread(b"pool-slot")  # not its creator's name ("heavy" for a full signing)
         child: _Child | None = None
         try:
             while (job := self._next()) is not None:
