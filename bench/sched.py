@@ -62,7 +62,7 @@ def _kind(pid: int) -> str:
     cmd = (_read(f"/proc/{pid}/cmdline") or "").replace("\0", " ")
     if "node.serving" in cmd:
         return "worker"
-    if "multiprocessing" in cmd:
+    if "node.work.child" in cmd or "multiprocessing" in cmd:  # the pool (before: spawn's)
         return "pool"
     if "dns-node" in cmd:
         return "control"

@@ -54,7 +54,7 @@ def _kind(pid: int, root: int) -> str:
     cmd = _cmd(pid)
     if "node.serving" in cmd:
         return "worker"
-    if "multiprocessing" in cmd or "forkserver" in cmd or "spawn_main" in cmd:
+    if "node.work.child" in cmd or "multiprocessing" in cmd or "spawn_main" in cmd:
         return "signing"
     return "child"  # a forked image child (same command line as its parent) or other
 

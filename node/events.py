@@ -153,6 +153,7 @@ class Event(IntEnum):
     EVENT_LOOP_STALLED = 1877  # a process's event loop woke this late (node/looplag.py)
     SERVING_IMAGE_RENDER_WAIT = 1857  # a large render waits: another on the host, or memory
     SERVING_IMAGE_FORK_FAILED = 1885  # the forked image child crashed/failed/hung: built in-process
+    WORKER_PROCESS_DIED = 1864  # a worker pool process ended unasked: pid, how, job (node/work)
     GENERATION_SWEPT = 1866  # an orphaned generation was deleted: zone, generation, keys, head
     ZONE_GENERATION_LEFT = 1892  # a failed import's or create's data could not be deleted
     TASK_CRASHED = 1900

@@ -83,7 +83,7 @@ def lower_thread_priority(nice: int = HEAVY_NICE, name: bytes = b"heavy") -> Non
         tid = threading.get_native_id()
         if os.getpriority(os.PRIO_PROCESS, tid) < nice:
             os.setpriority(os.PRIO_PROCESS, tid, nice)
-    _name_thread(name)
+    name_thread(name)
 
 
 def thread_nice(tid: int | None = None) -> int:
@@ -96,14 +96,15 @@ def heavy_thread(name: bytes = b"heavy") -> None:
     nice value, named `name` (never raises: where refused, it runs as it was)."""
     with contextlib.suppress(OSError, AttributeError):
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))  # 0: the calling thread
-    _name_thread(name)
+    name_thread(name)
 
 
 @contextlib.contextmanager
 def normal_policy() -> Iterator[None]:
     """The calling thread runs SCHED_OTHER for the block (threads it starts inherit it), then
-    its policy again: for a heavy thread that may start long-lived helper threads (a
-    process pool's manager and feeder threads). Unprivileged: BATCH <-> OTHER is allowed."""
+    its policy again: for a heavy thread that may start long-lived helper threads (the
+    worker pool's slot threads, which also name themselves: `name_thread`). Unprivileged:
+    BATCH <-> OTHER is allowed."""
     try:
         before = os.sched_getscheduler(0)
     except (OSError, AttributeError):
@@ -121,7 +122,10 @@ def normal_policy() -> Iterator[None]:
             os.sched_setscheduler(0, before, os.sched_param(0))
 
 
-def _name_thread(name: bytes) -> None:
+def name_thread(name: bytes) -> None:
+    """Name the calling thread `name` (15 bytes at most) as `top -H` and
+    /proc/<pid>/task/<tid>/comm show it: a new thread inherits its creator's name, so a
+    helper thread started from a heavy thread would show as "heavy" otherwise."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NAME, ctypes.c_char_p(name[:15]), 0, 0, 0)
 

@@ -11,8 +11,9 @@ of heap in every worker that never uses them).
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from node.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from node.server.listener import DnsServer
@@ -24,9 +25,4 @@ __all__ = ["DnsServer", "DnsStats", "ZoneTable"]
 _HOMES = {"DnsServer": "node.server.listener", "DnsStats": "node.server.stats",
           "ZoneTable": "node.server.table"}
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(home), name)
+__getattr__ = lazy_exports(__name__, _HOMES, globals())

@@ -12,8 +12,9 @@ worker, on every import through an idle node).
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from node.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from node.store.client import (
@@ -62,11 +63,4 @@ __all__ = [
     "prefix_range_end",
 ]
 
-
-def __getattr__(name: str) -> object:
-    module = _FROM.get(name)
-    if module is None:
-        raise AttributeError(f"module 'node.store' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _FROM, globals())

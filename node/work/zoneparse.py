@@ -8,6 +8,11 @@ value). `fastparse.py` reads it first, dnspython when that declines. The
 control process then only concatenates keys and sends batches; it holds no
 dnspython object of the zone (issue 10: a 100k-name parse on the loop's
 interpreter starved the lease and the watch).
+
+dnspython's zone reader (`masterfile`, `dns.zone`), the zone model and the stored-value
+decoder are imported only by the jobs that use them (a text `fastparse` refuses, a very
+long stored value): each worker of the idle pool imports the job's modules when it
+starts, on every import through an idle node, and these are ~0.02 CPU-s of it.
 """
 
 from __future__ import annotations
@@ -21,9 +26,6 @@ import dns.rrset
 
 from node.store.keys import name_component, parse_name_component
 from node.work.fastparse import Carry, fast_parse, fast_parse_piece
-from node.work.masterfile import read_zone
-from node.zones.decode import rrset_from_json
-from node.zones.model import ZoneConfig, rrset_to_json, snapshot_from_rrsets
 from node.zones.rules import check_dnames, check_size, check_supported
 
 LONG_VALUE = 60000  # characters of a stored RRset below which its wire form surely fits
@@ -81,6 +83,7 @@ def _check(records: tuple[tuple[str, bytes], ...], origin: str) -> set[str]:
     check_supported(dns.rdatatype.from_text(t) for t in types)
     for key, value in records:  # only a long stored value can be too long on the wire
         if len(value) > LONG_VALUE:
+            from node.zones.decode import rrset_from_json  # rare: see the module's doc
             owner, _, rdtype = key.rpartition("/")
             check_size(rrset_from_json(parse_name_component(owner),
                                        dns.rdatatype.from_text(rdtype), value),
@@ -101,6 +104,8 @@ def _nodes_of(records: tuple[tuple[str, bytes], ...]) -> dict[dns.name.Name, dic
 def parse_with_dnspython(text: str, origin: str) -> ParsedZone:
     """`parse_for_store` by dnspython's zone reader alone (the reference `fastparse` matches),
     as `masterfile.read_zone` runs it: a fault names its line, an out-of-zone owner is one."""
+    from node.work.masterfile import read_zone  # see the module's doc: imported when used
+    from node.zones.model import ZoneConfig, rrset_to_json, snapshot_from_rrsets
     name = dns.name.from_text(origin)
     zone = read_zone(text, name, f"zone text for {name}")
     rrsets = [dns.rrset.from_rdata_list(owner, rds.ttl, list(rds))

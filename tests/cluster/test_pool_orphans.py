@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 
 from tests.cluster.conftest import make_cluster
+from tests.support.pids import ended
 from tests.support.wait import wait_until
 
 ZONE = "orphans.test."
@@ -22,7 +23,7 @@ www IN A 192.0.2.2
 
 
 def _pool_children(pid: int) -> list[int]:
-    """The node's multiprocessing children (its worker pool), by their command line."""
+    """The node's worker pool processes (node/work/child.py), by their command line."""
     out = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -33,17 +34,9 @@ def _pool_children(pid: int) -> list[int]:
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid and b"spawn_main" in cmdline:
+        if ppid == pid and b"node.work.child" in cmdline:
             out.append(int(entry.name))
     return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_kill_9_of_a_node_ends_its_pool_processes(tmp_path: Path) -> None:
@@ -58,7 +51,7 @@ def test_kill_9_of_a_node_ends_its_pool_processes(tmp_path: Path) -> None:
                           message="the import started no pool process")
         os.kill(node.proc.pid, signal.SIGKILL)
         node.proc.wait(timeout=30)
-        wait_until(lambda: not any(_alive(p) for p in pool), 20,
+        wait_until(lambda: all(ended(p) for p in pool), 20,
                    message=f"pool processes {pool} outlived their node")
     finally:
         c.close()

@@ -15,6 +15,17 @@ from node.malloc import JEMALLOC_CONF, jemalloc_env
 
 ROOT = Path(__file__).resolve().parents[2]
 LIB = "libjemalloc.so.2"
+needs_jemalloc = pytest.mark.skipif(ctypes.util.find_library("jemalloc") is None,
+                                    reason="no jemalloc here")
+
+
+def _unset_env() -> dict[str, str]:
+    """This environment without the allocator's variables (as a node is started: nothing
+    chosen for it), with this tree on the path."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("LD_PRELOAD", "PYTHONMALLOC", "MALLOC_CONF", "DNSCLUSTER_ALLOCATOR",
+                        "DNSCLUSTER_JEMALLOC_EXEC")}
+    return {**env, "PYTHONPATH": str(ROOT)}
 
 
 def test_env_for_jemalloc() -> None:
@@ -54,12 +65,9 @@ print(os.getpid(), mapped("self"), os.environ.get("LD_PRELOAD"), os.environ.get(
 """
 
 
-@pytest.mark.skipif(ctypes.util.find_library("jemalloc") is None, reason="no jemalloc here")
+@needs_jemalloc
 def test_started_again_with_jemalloc_children_without() -> None:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("LD_PRELOAD", "PYTHONMALLOC", "MALLOC_CONF", "DNSCLUSTER_ALLOCATOR",
-                        "DNSCLUSTER_JEMALLOC_EXEC")}
-    env["PYTHONPATH"] = str(ROOT)
+    env = _unset_env()
     proc = subprocess.Popen([sys.executable, "-c", PROBE], env=env, stdout=subprocess.PIPE,
                             text=True)
     out, _ = proc.communicate(timeout=60)
@@ -69,7 +77,7 @@ def test_started_again_with_jemalloc_children_without() -> None:
     assert (child_mapped, child_pymalloc) == ("False", "None")
 
 
-@pytest.mark.skipif(ctypes.util.find_library("jemalloc") is None, reason="no jemalloc here")
+@needs_jemalloc
 def test_opted_out_keeps_pymalloc() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DNSCLUSTER_ALLOCATOR": "pymalloc"}
     out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
@@ -93,10 +101,7 @@ print(os.getpid(), mapped, _testcapi.pymem_getallocatorsname())
 
 
 def test_preload_ignored_does_not_leave_glibc_malloc() -> None:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("LD_PRELOAD", "PYTHONMALLOC", "MALLOC_CONF", "DNSCLUSTER_ALLOCATOR",
-                        "DNSCLUSTER_JEMALLOC_EXEC")}
-    env["PYTHONPATH"] = str(ROOT)
+    env = _unset_env()
     proc = subprocess.Popen([sys.executable, "-c", UNLOADABLE], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     out, err = proc.communicate(timeout=60)
@@ -108,12 +113,9 @@ def test_preload_ignored_does_not_leave_glibc_malloc() -> None:
 
 # review s10-mem: started with stdout closed (a daemoniser's `>&-`), sys.stdout is None and
 # `sys.stdout.flush()` before the exec raised AttributeError: the node did not start.
-@pytest.mark.skipif(ctypes.util.find_library("jemalloc") is None, reason="no jemalloc here")
+@needs_jemalloc
 def test_starts_with_stdout_closed() -> None:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("LD_PRELOAD", "PYTHONMALLOC", "MALLOC_CONF", "DNSCLUSTER_ALLOCATOR",
-                        "DNSCLUSTER_JEMALLOC_EXEC")}
-    env["PYTHONPATH"] = str(ROOT)
+    env = _unset_env()
     code = "import sys; from node.malloc import use_jemalloc; use_jemalloc(); " \
            "sys.stderr.write(str(any('jemalloc' in l for l in open('/proc/self/maps'))))"
     proc = subprocess.run([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE,
@@ -148,12 +150,9 @@ print(get("opt.narenas"), get("arenas.narenas"), get("thread.arena"), *arenas)
 """
 
 
-@pytest.mark.skipif(ctypes.util.find_library("jemalloc") is None, reason="no jemalloc here")
+@needs_jemalloc
 def test_control_process_runs_on_one_jemalloc_arena() -> None:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("LD_PRELOAD", "PYTHONMALLOC", "MALLOC_CONF", "DNSCLUSTER_ALLOCATOR",
-                        "DNSCLUSTER_JEMALLOC_EXEC")}
-    env["PYTHONPATH"] = str(ROOT)
+    env = _unset_env()
     proc = subprocess.run([sys.executable, "-c", ARENAS], env=env, capture_output=True,
                           text=True, timeout=60, check=True)
     assert proc.stderr == "", f"jemalloc complained about MALLOC_CONF: {proc.stderr}"

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import os
+import signal
+from pathlib import Path
+
+import pytest
 
 from node.work.pool import worker_pool
+from tests.support import pooljobs
 from tests.support.wait import wait_until
 
 
 def _children() -> set[int]:
-    with open(f"/proc/{os.getpid()}/task/{os.getpid()}/children") as fh:
-        return {int(p) for p in fh.read().split()}
+    """This process's children, whichever of its threads started them."""
+    out: set[int] = set()
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/children") as fh:
+                out |= {int(p) for p in fh.read().split()}
+        except FileNotFoundError:  # the thread ended meanwhile
+            pass
+    return out
 
 
 def test_processes_stop_when_idle_and_start_again_for_the_next_job() -> None:
@@ -29,3 +41,22 @@ def test_processes_stop_when_idle_and_start_again_for_the_next_job() -> None:
         pool.shutdown()
     assert not pool.running
 
+
+
+def test_a_killed_worker_fails_its_job_only_and_the_next_job_runs(tmp_path: Path) -> None:
+    """A worker killed mid-job (OOM, kill -9) fails that job; the job queued behind it and
+    every later one run in a new process. (ProcessPoolExecutor failed them all with
+    BrokenProcessPool, and every job submitted until the pool had been idle `idle` s.)"""
+    pool = worker_pool(1, idle=60)
+    try:
+        held = pool.submit(pooljobs.hold, str(tmp_path / "started"), str(tmp_path / "never"))
+        queued = pool.submit(os.getpid)
+        victim = int(wait_until(lambda: (tmp_path / "started").exists()
+                                and (tmp_path / "started").read_text(), 60))
+        os.kill(victim, signal.SIGKILL)
+        with pytest.raises(Exception, match=f"worker process {victim} was killed by SIGKILL"):
+            held.result(60)
+        assert queued.result(60) != victim
+        assert pool.submit(os.getpid).result(60) == queued.result()
+    finally:
+        pool.shutdown()
