@@ -42,12 +42,15 @@ def key_of(name: Name | bytes, types: NodeTypes | None) -> Name | bytes:
 class SignedNodes(Mapping[Name, NodeTypes]):
     """An immutable signed owner map (see module doc)."""
 
-    __slots__ = ("_nodes", "_origin")
+    __slots__ = ("_nodes", "_origin", "digest_sum")
 
     def __init__(self, origin: tuple[bytes, ...], nodes: LayeredNodes) -> None:
         """`nodes`: owners by `key_of`; `origin`: the zone's labels, lowercase."""
         self._origin = origin
         self._nodes = nodes
+        # the sum of its owners' digests, set by `node.dnssec.digest.ZoneDigest` once
+        # computed (a function of the immutable content), read by the journal's
+        self.digest_sum: int | None = None
 
     @classmethod
     def of(cls, origin: Name, nodes: dict[Any, NodeTypes]) -> SignedNodes:

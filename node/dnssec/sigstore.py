@@ -156,6 +156,14 @@ class SignedNode(Mapping[int, dns.rrset.RRset]):
             return False
         return _all_same([a[t] for t in keys], [b[t] for t in keys])  # type: ignore[index]
 
+    def same_digest(self, other: SignedNode) -> bool:
+        """Whether `other` has the same `node.dnssec.digest.owner_digest`, from the fields:
+        `same_output`, and an NSEC's next name in the same case (its wire is digested)."""
+        if not self.same_output(other):
+            return False
+        a, b = self._next, other._next
+        return a is b or type(a) is not dns.name.Name or a.labels == b.labels
+
     # -- Mapping ------------------------------------------------------------------
     def _types(self) -> list[int]:
         src = self._src
