@@ -12,7 +12,10 @@ session 16: a Name per hashed owner (object and labels tuple, ~110 octets) was
 
 Invariant: a label key holds exactly such a node; any other owner, an input
 owner whose name happens to look like a hash included, is under its Name; one
-owner is never under both (`updated` drops the other form).
+owner is never under both (`updated` drops the other form). The labels of the
+Name keys that look like a hash are kept aside (`_named`, nearly always empty),
+so that a change of a hashed owner looks up no Name (a `Name`'s hash is computed
+in Python, a few us for a 32-octet label).
 """
 
 from __future__ import annotations
@@ -42,12 +45,15 @@ def key_of(name: Name | bytes, types: NodeTypes | None) -> Name | bytes:
 class SignedNodes(Mapping[Name, NodeTypes]):
     """An immutable signed owner map (see module doc)."""
 
-    __slots__ = ("_nodes", "_origin", "digest_sum")
+    __slots__ = ("_named", "_nodes", "_origin", "digest_sum")
 
-    def __init__(self, origin: tuple[bytes, ...], nodes: LayeredNodes) -> None:
-        """`nodes`: owners by `key_of`; `origin`: the zone's labels, lowercase."""
+    def __init__(self, origin: tuple[bytes, ...], nodes: LayeredNodes,
+                 named: frozenset[bytes]) -> None:
+        """`nodes`: owners by `key_of`; `origin`: the zone's labels, lowercase; `named`:
+        the hash-like labels of the Name keys (see module doc)."""
         self._origin = origin
         self._nodes = nodes
+        self._named = named
         # the sum of its owners' digests, set by `node.dnssec.digest.ZoneDigest` once
         # computed (a function of the immutable content), read by the journal's
         self.digest_sum: int | None = None
@@ -56,7 +62,11 @@ class SignedNodes(Mapping[Name, NodeTypes]):
     def of(cls, origin: Name, nodes: dict[Any, NodeTypes]) -> SignedNodes:
         """The map of `nodes` (keyed by `key_of`), which nobody mutates from now on;
         `origin` canonical (lowercase)."""
-        return cls(origin.labels, LayeredNodes(nodes))
+        new = cls(origin.labels, LayeredNodes(nodes), frozenset())
+        label = new._label
+        new._named = frozenset(found for key in nodes if type(key) is not bytes
+                               and (found := label(key)) is not None)
+        return new
 
     def _label(self, name: Name) -> bytes | None:
         """The hash label `name` would be stored under, if it has that shape."""
@@ -70,22 +80,24 @@ class SignedNodes(Mapping[Name, NodeTypes]):
 
     def updated(self, changes: Mapping[Name, NodeTypes | None]) -> SignedNodes:
         """The next version: each owner (by Name) now reads as given (None: gone)."""
-        nodes = self._nodes
+        nodes, named = self._nodes, self._named
         out: dict[Any, NodeTypes | None] = {}
         for name, types in changes.items():
             label = self._label(name)
             if label is None:
                 out[name] = types
                 continue
-            key = key_of(name, types)
-            other = name if key is not name else label
-            if types is None:  # under one form at most
-                out[label if label in nodes else name] = None
-                continue
-            out[key] = types
-            if other in nodes:
-                out[other] = None
-        return SignedNodes(self._origin, nodes.updated(out))  # type: ignore[arg-type]
+            if label in named:  # under its Name now (rare)
+                out[name] = None
+                named = named - {label}
+            elif label in nodes:
+                out[label] = None
+            if types is not None:
+                key = key_of(name, types)
+                out[key] = types
+                if key is name:
+                    named = named | {label}
+        return SignedNodes(self._origin, nodes.updated(out), named)  # type: ignore[arg-type]
 
     def hashed(self, label: bytes) -> SignedNode | None:
         """The node stored under a hash label (the signer's full pass: no Name made)."""
