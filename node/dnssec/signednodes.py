@@ -20,7 +20,7 @@ in Python, a few us for a 32-octet label).
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, Iterator, Mapping
+from collections.abc import ItemsView, Iterator, Mapping, ValuesView
 from typing import Any
 
 import dns.name
@@ -134,6 +134,9 @@ class SignedNodes(Mapping[Name, NodeTypes]):
     def items(self) -> ItemsView[Name, NodeTypes]:
         return _Items(self)
 
+    def values(self) -> ValuesView[NodeTypes]:
+        return _Values(self)
+
     def __repr__(self) -> str:
         return f"<SignedNodes {len(self)} owners, {self._nodes.layer} in the top layer>"
 
@@ -148,3 +151,12 @@ class _Items(ItemsView[Name, NodeTypes]):
         origin = m._origin
         for key, types in m._nodes.items():
             yield (hashed_name(key, origin) if type(key) is bytes else key), types
+
+
+class _Values(ValuesView[NodeTypes]):
+    """`values()` without a Name made and looked up per owner (the journal's RR count)."""
+
+    _mapping: SignedNodes
+
+    def __iter__(self) -> Iterator[NodeTypes]:
+        return (types for _, types in self._mapping._nodes.items())

@@ -32,6 +32,7 @@ def _check_map(nodes: SignedNodes) -> None:
     """Every owner read by iteration is found by Name (any case), once, as the same node."""
     names = list(nodes)
     assert len(names) == len(set(names)) == len(nodes)
+    assert [id(t) for t in nodes.values()] == [id(nodes[n]) for n in names]
     for name, types in nodes.items():
         assert nodes[name] is types and nodes.get(name) is types and name in nodes
         upper = dns.name.from_text(name.to_text().upper())
