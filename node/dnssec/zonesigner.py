@@ -214,8 +214,7 @@ class ZoneSigner:
                     gc.freeze()
 
     def _sign_full_inner(self, nodes: NodeMap, ttl: int, now: int) -> SignedResult:
-        self._full_needed = False
-        self._typesets = {}
+        self._full_needed, self._typesets = False, {}
         tree = self._tree
         items = [(canonical_key(n), n, types) for n, types in nodes.items()]
         tree.rebuild(items)
