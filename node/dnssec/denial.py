@@ -310,6 +310,10 @@ class Nsec3Chain:
         for key in self._keys:
             yield self._owner(key)
 
+    def labels(self) -> Iterator[bytes]:
+        """The owners' hash labels in chain order (the chain's own objects)."""
+        return iter(self._keys)
+
     def rrset(self, owner: CKey) -> dns.rrset.RRset | None:
         key = owner[-1]
         i = self._find(key)

@@ -11,14 +11,21 @@ class, TTL, canonical rdata; RRSIGs with their original TTL, as served). So a
 change updates it by the owners it touched, O(change) rather than O(zone). It
 detects divergence; it is not a ZONEMD (RFC 8976) and makes no security claim.
 
-An owner's digest is computed once per signed owner: `owner_digest` keeps it on
-the signer's `SignedNode` (immutable, so its digest never changes), and the
-running digests here and in the journal (`node.server.zonediff.Tracker`) read it
-from the node map they last saw instead of keeping their own copy per owner
-(issue 10, memory: they held the same 100k digests twice, 11 MiB each, and the
-journal digested every owner again after a full sign). Only owners that are not
-a `SignedNode` (glue, occluded data, an unsigned zone's) keep theirs in a dict
-(`Digests.plain`).
+An owner's digest is computed once per signed owner and version: `owner_digest`
+keeps it on the signer's `SignedNode` (immutable, so its digest never changes),
+and the running digests here and in the journal (`node.server.zonediff.Tracker`)
+read it from the node map they last saw instead of keeping their own copy per
+owner (issue 10, memory: they held the same 100k digests twice, 11 MiB each, and
+the journal digested every owner again after a full sign). Only owners that are
+not a `SignedNode` (glue, occluded data, an unsigned zone's) keep theirs in a
+dict (`Digests.plain`).
+
+Issue 10, session 16: a digest of a whole map (`ZoneDigest.reset`, a full sign's)
+is not kept on its nodes (an int of 256 bits, 64 octets: 13 MiB at 213k owners,
+NSEC3), only its sum, on the map (`SignedNodes.digest_sum`, which the journal's
+`Tracker` reads instead of digesting the map again). An owner's digest is kept
+once a change asks for it (the old node's, and the new one's: both running digests
+read it), so a full pass's node is digested again once, when it is first replaced.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import dns.rrset
 
 from node.dnssec.canonical import rdata_digestable
 from node.dnssec.rrsigset import LazyRRset, RRSIGSet
+from node.dnssec.signednodes import SignedNodes
 from node.dnssec.sigstore import SignedNode
 
 __all__ = ["Digests", "ZoneDigest", "owner_digest"]
@@ -41,16 +49,24 @@ _MOD = 1 << 256
 _RR = struct.Struct("!HHI")
 
 
-def owner_digest(owner: dns.name.Name, types: Mapping[int, dns.rrset.RRset]) -> int:
+def owner_digest(owner: dns.name.Name, types: Mapping[int, dns.rrset.RRset],
+                 keep: bool = True) -> int:
     """SHA-256 (as an integer) of one owner's records in canonical form and order; a
-    `SignedNode`'s is computed once and kept on it (`types` is stored under `owner`,
-    the node's own owner)."""
+    `SignedNode`'s is computed once and kept on it unless `keep` is false (`types` is
+    stored under `owner`, the node's own owner)."""
     if type(types) is SignedNode:
         found = types.digest
         if found is None:
-            found = types.digest = _records_digest(types.owner, types)
+            found = _records_digest(types.owner, types)
+            if keep:
+                types.digest = found
         return found
     return _records_digest(owner, types)
+
+
+def known_sum(nodes: Mapping[dns.name.Name, Mapping[int, dns.rrset.RRset]]) -> int | None:
+    """The sum of `nodes`' owner digests (mod 2**256) if a `ZoneDigest` computed it."""
+    return nodes.digest_sum if type(nodes) is SignedNodes else None
 
 
 def _records_digest(owner: dns.name.Name, types: Mapping[int, dns.rrset.RRset]) -> int:
@@ -89,9 +105,11 @@ class Digests:
     def __init__(self) -> None:
         self.plain: dict[dns.name.Name, int] = {}
 
-    def add(self, owner: dns.name.Name, types: Mapping[int, dns.rrset.RRset]) -> int:
-        """Digest `owner` (now `types`); kept in `plain` unless its node keeps it."""
-        d = owner_digest(owner, types)
+    def add(self, owner: dns.name.Name, types: Mapping[int, dns.rrset.RRset],
+            keep: bool = True) -> int:
+        """Digest `owner` (now `types`); kept in `plain` unless its node keeps it (or,
+        `keep` false, nobody: a whole map's, see the module doc)."""
+        d = owner_digest(owner, types, keep)
         if type(types) is not SignedNode:
             self.plain[owner] = d
         return d
@@ -100,7 +118,7 @@ class Digests:
         """The digest `owner` was added with, `nodes` being the map it was added from."""
         types = nodes.get(owner)
         if type(types) is SignedNode:
-            return owner_digest(owner, types)
+            return owner_digest(owner, types, False)
         return self.plain.get(owner)
 
     def drop(self, nodes: Nodes, owner: dns.name.Name) -> int:
@@ -124,8 +142,9 @@ class ZoneDigest:
         """Digest `nodes` from scratch; returns the hex digest."""
         digests = self._digests = Digests()
         add = digests.add
-        self._sum = sum(add(owner, types) for owner, types in nodes.items()) % _MOD
+        self._sum = sum(add(owner, types, False) for owner, types in nodes.items()) % _MOD
         self._nodes = nodes
+        _note_sum(nodes, self._sum)
         return self.hexdigest
 
     def update(self, nodes: Nodes, changed: Iterable[dns.name.Name]) -> str:
@@ -139,8 +158,15 @@ class ZoneDigest:
                 self._sum += digests.add(owner, types)
         self._sum %= _MOD
         self._nodes = nodes
+        _note_sum(nodes, self._sum)
         return self.hexdigest
 
     @property
     def hexdigest(self) -> str:
         return self._sum.to_bytes(32, "big").hex()
+
+
+def _note_sum(nodes: Nodes, total: int) -> None:
+    """Keep the sum on the signer's map (`known_sum`): a function of its content."""
+    if type(nodes) is SignedNodes:
+        nodes.digest_sum = total

@@ -8,8 +8,11 @@ Issue 10 (session 7): a 100k-name signed zone used to cost, per owner, a
 mapping proxy in the output map, an RRSIG RRset and an NSEC RRset: ~1.5 kB.
 Now one object per owner holds everything:
 
-* `owner`, its Name; `_src`, the owner's input types map (the replica's, shared,
-  never copied: its RRsets are the ones signed and served);
+* `_owner`, its Name (`owner`), or for a hashed NSEC3 owner with no input data its
+  hash label, the chain's own object (`owner` makes the Name on read; issue 10,
+  session 16: a Name per hashed owner cost ~110 octets); `_src`, the owner's input
+  types map (the replica's, shared, never copied: its RRsets are the ones signed and
+  served);
 * `_extra`, the RRsets the signer makes besides the chain (apex DNSKEY,
   NSEC3PARAM), else None; `_next` and `_bits`, the chain record's fields (next
   name, or next owner's hash label; types: both the chain's own objects) and
@@ -76,13 +79,14 @@ def plain(src: NodeTypes | None) -> NodeTypes | None:
 class SignedNode(Mapping[int, dns.rrset.RRset]):
     """One owner of the signed map (see module doc); immutable."""
 
-    __slots__ = ("_bits", "_chain", "_extra", "_next", "_sigs", "_src", "digest", "owner")
+    __slots__ = ("_bits", "_chain", "_extra", "_next", "_owner", "_sigs", "_src", "digest")
 
-    def __init__(self, owner: dns.name.Name, src: NodeTypes | None,
+    def __init__(self, owner: dns.name.Name | bytes, src: NodeTypes | None,
                  extra: tuple[dns.rrset.RRset, ...] | None, denial: tuple[Any, Any] | None,
                  sigs: bytes, chain: NsecChain | Nsec3Chain) -> None:
-        """`denial`: the chain record's (next, types), or None."""
-        self.owner = owner
+        """`denial`: the chain record's (next, types), or None. `owner`: its Name, or for
+        a hashed NSEC3 owner with nothing else its hash label (`hashed_label`)."""
+        self._owner = owner
         self._src = src
         self._extra = extra
         self._next, self._bits = denial if denial is not None else (None, None)
@@ -92,6 +96,21 @@ class SignedNode(Mapping[int, dns.rrset.RRset]):
         # cache of a function of the node's immutable content (and its own owner, the one
         # it is stored under), read by the signing worker's and the journal's digests
         self.digest: int | None = None
+
+    @property
+    def owner(self) -> dns.name.Name:
+        """The owner's Name (a hashed owner's made on read: `<label>.<origin>`)."""
+        owner = self._owner
+        if type(owner) is bytes:
+            return hashed_name(owner, self._chain.origin.labels)
+        return owner  # type: ignore[return-value]
+
+    @property
+    def hashed_label(self) -> bytes | None:
+        """A hashed NSEC3 owner's label (the chain's own object) when that is all the node
+        is (no input data at that name), else None: the signed map keys such a node by it."""
+        owner = self._owner
+        return owner if type(owner) is bytes else None
 
     # -- the signer's side ------------------------------------------------------
     def refresh_due(self, no_refresh: int | None = None) -> int | None:
@@ -137,6 +156,14 @@ class SignedNode(Mapping[int, dns.rrset.RRset]):
             return False
         return _all_same([a[t] for t in keys], [b[t] for t in keys])  # type: ignore[index]
 
+    def same_digest(self, other: SignedNode) -> bool:
+        """Whether `other` has the same `node.dnssec.digest.owner_digest`, from the fields:
+        `same_output`, and an NSEC's next name in the same case (its wire is digested)."""
+        if not self.same_output(other):
+            return False
+        a, b = self._next, other._next
+        return a is b or type(a) is not dns.name.Name or a.labels == b.labels
+
     # -- Mapping ------------------------------------------------------------------
     def _types(self) -> list[int]:
         src = self._src
@@ -167,16 +194,16 @@ class SignedNode(Mapping[int, dns.rrset.RRset]):
 
     def _pairs(self) -> list[tuple[int, dns.rrset.RRset]]:
         """(type, RRset) of every type, in type order, in one pass (`items`, `values`)."""
-        src, chain = self._src, self._chain
+        src, chain, owner = self._src, self._chain, self.owner
         out = [(t, rs) for t, rs in src.items() if t not in GENERATED] if src else []
         if self._extra:
             out.extend((rs.rdtype, rs) for rs in self._extra)
         if self._bits is not None:
-            out.append((chain.rdtype, chain.make(self.owner, self._next, self._bits)))
+            out.append((chain.rdtype, chain.make(owner, self._next, self._bits)))
         if self._sigs:
             have = dict(out)
             ttl = min(have[t].ttl for t, _ in self.expirations())
-            out.append((RRSIG, RRSIGSet(self.owner, ttl, (self._sigs,), chain.origin)))
+            out.append((RRSIG, RRSIGSet(owner, ttl, (self._sigs,), chain.origin)))
         out.sort(key=_first)
         return out
 
@@ -203,6 +230,17 @@ class SignedNode(Mapping[int, dns.rrset.RRset]):
 
     def __repr__(self) -> str:
         return f"<SignedNode {self.owner} {self._types()}>"
+
+
+def hashed_name(label: bytes, origin_labels: tuple[bytes, ...]) -> dns.name.Name:
+    """`<label>.<origin>` as a Name, without dnspython's per-label checks (a hash label and
+    a zone's origin are valid already: ~0.3 us, not ~2)."""
+    name = _Name.__new__(_Name)
+    object.__setattr__(name, "labels", (label, *origin_labels))
+    return name
+
+
+_Name = dns.name.Name
 
 
 def _all_same(a: Iterable[dns.rrset.RRset], b: Iterable[dns.rrset.RRset]) -> bool:

@@ -7,11 +7,12 @@ NSEC or NSEC3 chain. It keeps every RRset's signatures, so an incremental call
 signs only changed RRsets, the chain records around them and signatures whose
 signing epoch has moved (`epoch` module: boundaries every validity - refresh,
 offset per RRset, so refreshes spread over the whole period). What it keeps per
-owner is one `sigstore.SignedNode`, which is also the owner's value in the
-signed map it returns (an immutable `LayeredNodes`, no second copy): the last
-result is the one map of the signer's owners, looked up by Name (issue 10,
-session 14: a second dict by canonical key cost ~10 MiB at 100k names), and
-`schedule.RefreshSchedule` says when each falls due.
+owner is one `sigstore.SignedNode`, which is also the owner's value in the signed
+map it returns (an immutable `signednodes.SignedNodes`, no second copy; a hashed
+NSEC3 owner held by its hash label, no Name): the last result is the one map of
+the signer's owners, looked up by Name (issue 10, session 14: a second dict by
+canonical key cost ~10 MiB at 100k names); `schedule.RefreshSchedule` says when
+each falls due.
 
 `now` is the zone version's recorded time (`ZoneHead.time`), never a node's
 clock: the output is a pure function of the zone version, the keys and the
@@ -23,9 +24,8 @@ each RRSIG with TTL = its `original_ttl` (`signer.split_rrsigs` gives per-type
 RRsets); the RRSIG and chain RRsets are made when read, so read them once per
 use rather than relying on their identity. `SignedResult.changed` names the
 owners (hashed NSEC3 owners included) whose output differs, or None after a full
-sign. When the KSK's private key is
-not on this node, the Key Master's DNSKEY RRSIGs are passed in (`dnskey_rrsigs`)
-and served as they are.
+sign. When the KSK's private key is not on this node, the Key Master's DNSKEY
+RRSIGs are passed in (`dnskey_rrsigs`) and served as they are.
 """
 
 from __future__ import annotations
@@ -56,23 +56,23 @@ from node.dnssec.keys import SIGNING_STATES, DnssecKey, dnskey_rrset
 from node.dnssec.params import SignedResult, SigningParams
 from node.dnssec.rrsigset import blob
 from node.dnssec.schedule import RefreshSchedule
+from node.dnssec.signednodes import SignedNodes, key_of
 from node.dnssec.signer import BlobStream, SigningKey, check_rrsigs_cover, iter_sign_blobs, taken
 from node.dnssec.sigstore import SignedNode, differs, plain, signed_node
 from node.dnssec.tree import GENERATED, NodeTypes, ZoneTree
 from node.errors import ValidationError
 from node.gcwatch import paused
-from node.zones.layered import LayeredNodes
 from node.zones.model import Name, NodeMap
 
 T = dns.rdatatype
 KSK_TYPES = frozenset({T.DNSKEY, T.CDS, T.CDNSKEY})
 _EMPTY: frozenset[int] = frozenset()
 _CHAIN_TYPES = frozenset({T.NSEC, T.NSEC3})
-# an owner's node in the making: name, input types, extra RRsets, chain record fields,
-# per signed type its kept signatures or its job's index
-_Plan = tuple[Name, NodeTypes | None, tuple[dns.rrset.RRset, ...] | None, object,
+# an owner's node in the making: name (a hashed owner's label), input types, extra RRsets,
+# chain record fields, per signed type its kept signatures or its job's index
+_Plan = tuple[Name | bytes, NodeTypes | None, tuple[dns.rrset.RRset, ...] | None, object,
               list[bytes | int]]
-_GC_PAUSE_ABOVE = 5000  # owners
+_GC_PAUSE_ABOVE = 5000  # owners: the GC frees ~nothing, rescans the growing heap (~15%)
 __all__ = ["SignedResult", "SigningParams", "ZoneSigner"]
 
 
@@ -85,11 +85,10 @@ class ZoneSigner:
         self.origin = origin.canonicalize()
         self.params = params
         self.pool = pool
-        self._tree = ZoneTree(self.origin)
-        # internal state is keyed by canonical keys (see denial.canonical_key)
+        self._tree = ZoneTree(self.origin)  # keyed by canonical keys (`canonical_key`)
         # when the signed owners (`SignedNode`s of `_last`) fall due
         self._schedule: RefreshSchedule[SignedNode] = RefreshSchedule()
-        self._last: LayeredNodes | None = None  # the nodes of the last result
+        self._last: SignedNodes | None = None  # the nodes of the last result
         self._typesets: dict[Types, Types] = {}
         self._chain: NsecChain | Nsec3Chain | None = None
         self.set_keys(keys, published_keys, dnskey_rrsigs)
@@ -204,7 +203,6 @@ class ZoneSigner:
         return Nsec3Chain(self.origin, ttl, d) if d.nsec3 else NsecChain(self.origin, ttl)
 
     def _sign_full(self, nodes: NodeMap, ttl: int, now: int) -> SignedResult:
-        # frees almost nothing: the cyclic GC would rescan the growing heap (~15% of the time)
         with paused() if len(nodes) > _GC_PAUSE_ABOVE else nullcontext(False) as mine:
             try:
                 return self._sign_full_inner(nodes, ttl, now)
@@ -216,8 +214,7 @@ class ZoneSigner:
                     gc.freeze()
 
     def _sign_full_inner(self, nodes: NodeMap, ttl: int, now: int) -> SignedResult:
-        self._full_needed = False
-        self._typesets = {}
+        self._full_needed, self._typesets = False, {}
         tree = self._tree
         items = [(canonical_key(n), n, types) for n, types in nodes.items()]
         tree.rebuild(items)
@@ -239,27 +236,27 @@ class ZoneSigner:
         plans: dict[CKey, _Plan] = {}
         for key, name, types in items:
             plans[key] = self._plan(key, name, types, signed_node(old, name), now, jobs, None)
-        if self.params.denial.nsec3:
-            for okey, oname in chain.owners():
-                if okey not in plans:  # else an input owner with that name: planned above
-                    plans[okey] = self._plan(okey, oname, None, signed_node(old, oname), now,
-                                             jobs, None)
+        if isinstance(chain, Nsec3Chain):  # planned by label: no Name made (`_make`)
+            for label in chain.labels():  # an input owner with that name: planned above
+                if (okey := (*tree.okey, label)) not in plans:
+                    prev = old.hashed(label) if old is not None else None
+                    plans[okey] = self._plan(okey, label, None, prev, now, jobs, None)
         del old, items
         # each owner made as soon as its blobs are: the RRsets to sign (the chain's made
         # new) and the per-RRset blobs are let go of as the pass goes, not at its end
         made, blobs = self._run_jobs(jobs, now)
         del jobs
-        out: dict[Name, NodeTypes] = {}
+        out: dict[Name | bytes, NodeTypes] = {}  # `SignedNodes`' keys
         for key in list(plans):
             plan = plans.pop(key)  # each plan let go of once made, as its blobs are
             node = self._make(key, plan, blobs)
             if node is not None:
-                out[plan[0]] = node
+                out[key_of(plan[0], node)] = node
                 if type(node) is SignedNode and (due := self._due(key, node)) is not None:
                     self._schedule.add_bulk(node, due)
         blobs.finish()
         self._schedule.seal()
-        self._last = LayeredNodes(out)  # nobody mutates `out` from now on
+        self._last = SignedNodes.of(self.origin, out)  # nobody mutates `out` from now on
         return self._result(None, made, now)
 
     def _chain_rrset(self, key: CKey) -> dns.rrset.RRset | None:
@@ -270,7 +267,7 @@ class ZoneSigner:
             return None
         return chain.rrset(key)
 
-    def _plan(self, key: CKey, name: Name, src: NodeTypes | None, old: SignedNode | None,
+    def _plan(self, key: CKey, name: Name | bytes, src: NodeTypes | None, old: SignedNode | None,
               now: int, jobs: list[tuple[CKey, dns.rrset.RRset]], force: Set[int] | None,
               ) -> _Plan:
         """What the owner's node is made of: per signed type (in type order) its kept
@@ -308,8 +305,12 @@ class ZoneSigner:
         if not parts:
             return plain(src)
         sigs = b"".join(p if isinstance(p, bytes) else blobs[p] for p in parts)
-        assert self._chain is not None
-        return SignedNode(name, src, extra, denial, sigs, self._chain)  # type: ignore[arg-type]
+        chain = self._chain
+        assert chain is not None
+        # a hashed owner with nothing else is held by its label (the chain's), not a Name
+        owner = key[-1] if src is None and denial is not None and extra is None \
+            and type(chain) is Nsec3Chain else name
+        return SignedNode(owner, src, extra, denial, sigs, chain)  # type: ignore[arg-type]
 
     def _due(self, key: CKey, node: SignedNode) -> int | None:  # None: never here
         return node.refresh_due(T.DNSKEY if self._is_external(key, T.DNSKEY) else None)

@@ -26,8 +26,9 @@ import dns.name
 import dns.rdatatype
 import dns.rrset
 
-from node.dnssec.digest import Digests
+from node.dnssec.digest import Digests, known_sum, owner_digest
 from node.dnssec.rrsigset import LazyRRset
+from node.dnssec.sigstore import SignedNode
 
 __all__ = ["RR", "Delta", "Tracker", "diff", "owner_records", "rrset_records"]
 
@@ -92,7 +93,10 @@ class Tracker:
     """Per-owner digests and RR count of the last version it saw (one caller at a time).
 
     The digests are `Digests`: a signed owner's is kept on its `SignedNode` (and shared
-    with the signing worker's digest), so each call is given the version it saw last."""
+    with the signing worker's digest), so each call is given the version it saw last.
+    A whole signed map's sum is the signing worker's (`known_sum`) when it has one, and
+    two signed nodes of one owner are compared by their fields (`same_output`): a full
+    sign's nodes keep no digest (issue 10, session 16; `node.dnssec.digest`)."""
 
     __slots__ = ("_digests", "_sum", "rrs")
 
@@ -109,7 +113,14 @@ class Tracker:
     def reset(self, nodes: Nodes) -> None:
         """Start from `nodes` (O(zone))."""
         digests = self._digests = Digests()
-        self._sum = sum(digests.add(o, t) for o, t in nodes.items() if t) % _MOD
+        total = known_sum(nodes)
+        if total is None:
+            self._sum = sum(digests.add(o, t, False) for o, t in nodes.items() if t) % _MOD
+        else:  # only the owners kept in `digests` (not signed nodes) digested
+            for o, t in nodes.items():
+                if t and type(t) is not SignedNode:
+                    digests.add(o, t)
+            self._sum = total
         self.rrs = sum(len(rrset) for t in nodes.values() for rrset in t.values())
 
     def advance(self, old: Nodes, new: Nodes, changed: Iterable[dns.name.Name] | None) -> Delta:
@@ -123,11 +134,20 @@ class Tracker:
             digests = Digests()
             owners: list[dns.name.Name] = []
             present: set[dns.name.Name] = set()
+            known = known_sum(new)
             total = 0
             for o, t in new.items():
                 if t:
                     present.add(o)
-                    d = digests.add(o, t)
+                    if type(t) is SignedNode:
+                        prev = old.get(o)
+                        if type(prev) is SignedNode:  # fields: neither digested
+                            if known is None:
+                                total += owner_digest(o, t, False)
+                            if not prev.same_digest(t):
+                                owners.append(o)
+                            continue
+                    d = digests.add(o, t, False)
                     total += d
                     if before.had(old, o) != d:
                         owners.append(o)
@@ -135,7 +155,7 @@ class Tracker:
             owners.extend(o for o in old if o not in present)
             delta = diff(old, new, owners)
             self._digests = digests
-            self._sum = total % _MOD
+            self._sum = (total if known is None else known) % _MOD
         else:
             owners = list(changed)
             delta = diff(old, new, owners)
