@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 
@@ -25,7 +24,7 @@ import dns.name
 import dns.rdatatype
 import dns.rrset
 
-from bench.signerstate import _zone
+from bench.signerstate import bench_signer
 
 T = dns.rdatatype
 
@@ -38,23 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=Path("/tmp/bench-signerstate"))
     args = p.parse_args(argv)
 
-    from node.dnssec.denial import DenialParams
     from node.dnssec.digest import ZoneDigest
-    from node.dnssec.keys import load_private_key, new_key
-    from node.dnssec.signer import SigningKey
-    from node.dnssec.zonesigner import SigningParams, ZoneSigner
+    from node.dnssec.zonesigner import ZoneSigner
     from node.server.zonediff import Tracker
 
-    origin, plain = _zone(args.cache, args.names)  # type: ignore[misc]
-    nodes = {k: MappingProxyType(v) for k, v in plain.items()}
-    del plain
-    now = int(time.time())
-    keys = []
-    for role in ("ksk", "zsk"):
-        key, pem = new_key(origin, 13, role, now=datetime.now(UTC))  # type: ignore[arg-type]
-        keys.append(SigningKey(key, load_private_key(pem)))
-    params = SigningParams(denial=DenialParams(nsec3=not args.nsec, iterations=0, salt=b""))
+    origin, nodes, params, keys = bench_signer(args.cache, args.names, args.nsec)
     signer = ZoneSigner(origin, params, keys)
+    now = int(time.time())
     res = signer.sign(nodes, None, now)
     digest, tracker = ZoneDigest(), Tracker()
     cpu = time.thread_time()

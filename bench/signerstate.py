@@ -35,6 +35,7 @@ import types
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import dns.name
 import dns.rdatatype
@@ -108,6 +109,27 @@ def _zone(cache: Path, names: int) -> object:
         return pickle.load(f)
 
 
+def bench_signer(cache: Path, names: int, nsec: bool
+                 ) -> tuple[dns.name.Name, dict, Any, list[Any]]:
+    """(origin, the zone's owners as read-only maps, signing parameters (NSEC or NSEC3
+    without salt or iterations), fresh ECDSA P-256 KSK and ZSK): the signer benches' set-up."""
+    from node.dnssec.denial import DenialParams
+    from node.dnssec.keys import load_private_key, new_key
+    from node.dnssec.signer import SigningKey
+    from node.dnssec.zonesigner import SigningParams
+
+    origin, plain = _zone(cache, names)  # type: ignore[misc]
+    nodes: dict[dns.name.Name, MappingProxyType] = {
+        k: MappingProxyType(v) for k, v in plain.items()}
+    del plain
+    keys = []
+    for role in ("ksk", "zsk"):
+        key, pem = new_key(origin, 13, role, now=datetime.now(UTC))  # type: ignore[arg-type]
+        keys.append(SigningKey(key, load_private_key(pem)))
+    params = SigningParams(denial=DenialParams(nsec3=not nsec, iterations=0, salt=b""))
+    return origin, nodes, params, keys
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--names", type=int, default=100000)
@@ -120,22 +142,11 @@ def main(argv: list[str] | None = None) -> int:
                         "line on stdin, after them print `block <CPU ms>` (`bench.lockstep`)")
     args = p.parse_args(argv)
 
-    from node.dnssec.denial import DenialParams
-    from node.dnssec.keys import load_private_key, new_key
-    from node.dnssec.signer import SigningKey
-    from node.dnssec.zonesigner import SigningParams, ZoneSigner
+    from node.dnssec.zonesigner import ZoneSigner
 
-    origin, plain = _zone(args.cache, args.names)  # type: ignore[misc]
-    nodes: dict[dns.name.Name, MappingProxyType] = {
-        k: MappingProxyType(v) for k, v in plain.items()}
-    del plain
-    now = int(time.time())
-    keys = []
-    for role in ("ksk", "zsk"):
-        key, pem = new_key(origin, 13, role, now=datetime.now(UTC))  # type: ignore[arg-type]
-        keys.append(SigningKey(key, load_private_key(pem)))
-    params = SigningParams(denial=DenialParams(nsec3=not args.nsec, iterations=0, salt=b""))
+    origin, nodes, params, keys = bench_signer(args.cache, args.names, args.nsec)
     signer = ZoneSigner(origin, params, keys)
+    now = int(time.time())
     gc.collect()
     rss0 = _rss()
     cpu = time.thread_time()
