@@ -26,10 +26,11 @@ async def test_pool_threads_started_from_a_heavy_thread_run_normally() -> None:
 
         heavy = await asyncio.to_thread(lambda: threading.get_native_id())
         await asyncio.to_thread(sign_like)
-        others = {t.name: thread_policy(t.native_id) for t in threading.enumerate()
-                  if t.native_id not in before and t.native_id != heavy}
-        comms = {t.name: _comm(t.native_id) for t in threading.enumerate()
-                 if t.native_id not in before and t.native_id != heavy}
+        # (a thread still starting has no native id yet: `enumerate` lists it from limbo)
+        new = [t for t in threading.enumerate() if t.native_id is not None
+               and t.native_id not in before and t.native_id != heavy]
+        others = {t.name: thread_policy(t.native_id) for t in new}
+        comms = {t.name: _comm(t.native_id) for t in new}
     finally:
         pool.shutdown()
     batch = {name for name, policy in others.items() if policy == os.SCHED_BATCH}
@@ -41,5 +42,8 @@ async def test_pool_threads_started_from_a_heavy_thread_run_normally() -> None:
 
 
 def _comm(tid: int | None) -> str:
-    with open(f"/proc/self/task/{tid}/comm") as fh:
-        return fh.read().strip()
+    try:
+        with open(f"/proc/self/task/{tid}/comm") as fh:
+            return fh.read().strip()
+    except FileNotFoundError:  # the thread ended since `enumerate`
+        return ""
