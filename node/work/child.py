@@ -10,10 +10,12 @@ idle pool).
 
 Frames, both ways: an 8-byte big-endian length, then a pickle. In (stdin): first the
 node's `sys.path` (a job's module is found where the node found it), then `(fn, args,
-kwargs)` per job, or None to stop. Out (the pipe that was stdout): `(True, result)` or `(False,
-exception, traceback text)`; a result or exception that does not pickle comes back as a
-`RuntimeError` saying so. fd 1 is pointed at stderr, so a job that prints cannot corrupt
-a frame.
+kwargs)` per job, or None to stop. Out (the pipe that was stdout): for each job, first an
+empty frame, written as soon as the job's frame is read (the pool's proof that the job
+reached a live worker: a write to a pipe succeeds while any thread of a dying worker
+still holds its end), then `(True, result)` or `(False, exception, traceback text)`; a
+result or exception that does not pickle comes back as a `RuntimeError` saying so. fd 1
+is pointed at stderr, so a job that prints cannot corrupt a frame.
 
 A worker lowers its own priority (`os.nice`) before it imports anything for a job, and
 ends within `PARENT_CHECK_SECONDS` of its node's death (kill -9, OOM): a process forked
@@ -32,6 +34,7 @@ import threading
 from typing import Any
 
 HEADER = struct.Struct("!Q")
+RECEIVED = HEADER.pack(0)  # the empty frame a worker writes when a job's frame reached it
 PARENT_CHECK_SECONDS = 1.0  # how often a worker checks that its node is still there
 STOP = pickle.dumps(None)
 
@@ -105,8 +108,9 @@ def _serve(out: int) -> None:
     sys.path[:] = pickle.loads(paths)
     while True:
         frame = read_frame(0)
-        if frame is None:
-            return  # the node closed the pipe
+        if frame is None or frame == STOP:
+            return  # the node closed the pipe, or said stop (it reads no more from us)
+        _write_all(out, RECEIVED)
         try:
             job = pickle.loads(frame)
         except BaseException as exc:  # the job's function or arguments do not import here

@@ -11,9 +11,11 @@ Here: up to `workers` slots, each a thread of this process and the child process
 talks to (`node/work/child.py`, started with `subprocess`). A slot starts when a job is
 queued and no slot is idle; it takes the next queued job, writes it to its child, reads
 the reply (one job at a time per child, so a free slot takes the next job: no other
-scheduling), and sets the job's future. A child that dies during a job fails that job
-only, with `WorkerDied` naming the process, how it ended and the job; the slot starts a
-new child for its next job. A child found dead before a job is sent is replaced first.
+scheduling), and sets the job's future. A child says when a job's frame reached it
+(child.py); one that dies after that fails that job only, with `WorkerDied` naming the
+process, how it ended and the job, and the slot starts a new child for its next job. A
+child gone before the job reached it (killed while idle) is replaced and the job sent to
+the new one; only a new child that dies before it has the job fails it.
 
 `shutdown(wait, cancel_futures)` as `Executor`'s: queued jobs still run unless
 cancelled; then each slot sends its child a stop frame and waits for it to end (killing
@@ -174,7 +176,7 @@ class ProcessPool(Executor):
             return child
         job.args, job.kwargs = (), {}  # the child has them: a zone's text is not kept here
         try:
-            child = self._send(child, body, name)
+            child = self._deliver(child, body, name)
         except (OSError, WorkerDied) as exc:
             future.set_exception(exc)
             return None
@@ -189,23 +191,30 @@ class ProcessPool(Executor):
         _settle(future, reply, name)
         return child
 
-    def _send(self, child: _Child | None, body: bytes, name: str) -> _Child:
-        """The child `body` was written to: `child`, or a new one where it is gone (it ended
-        while idle, or while the frame was written: either way the job never reached it)."""
+    def _deliver(self, child: _Child | None, body: bytes, name: str) -> _Child:
+        """The child that received `body` (its empty frame read back): `child`, or a new one
+        where `child` is gone. A write alone proves nothing: it succeeds while any thread of
+        a worker killed while idle still holds the pipe's end (its leader already a
+        zombie), and the job then was never run."""
         if child is not None:
             try:
                 write_frame(child.write, body)
-                return child
+                if _received(child):
+                    return child
             except OSError:
-                self._lost(child, None)
+                pass
+            self._lost(child, None)
         child = _Child(self.nice)
         with self._cond:
             self._pids.add(child.proc.pid)
         try:
             write_frame(child.write, body)
-        except OSError:  # it ended as it started (its stderr says why)
-            raise WorkerDied(self._lost(child, name)) from None
-        return child
+            if _received(child):
+                return child
+        except OSError:
+            pass
+        # it ended as it started, or as the job arrived (its stderr says why)
+        raise WorkerDied(self._lost(child, name))
 
     def _lost(self, child: _Child, job: str | None) -> str:
         """Reap a child that ended unasked (event 1864); what to say of `job`, which it ran."""
@@ -220,6 +229,14 @@ class ProcessPool(Executor):
     def _forget(self, child: _Child) -> None:
         with self._cond:
             self._pids.discard(child.proc.pid)
+
+
+def _received(child: _Child) -> bool:
+    """Whether `child` said it read the job just written to it (its empty frame)."""
+    try:
+        return read_frame(child.read) == b""
+    except (OSError, EOFError):
+        return False
 
 
 def _settle(future: Future[Any], reply: bytearray, name: str) -> None:
