@@ -134,7 +134,9 @@ def run(args: argparse.Namespace, ps: ProcessSet) -> dict[str, object]:
 
     probed = {a.node_id: (a.host, a.dns_port) for _, a in nodes[:2]}
     prober = Prober(probed, f"www.{PROBE_ZONE}", interval=args.interval,
-                    retry_after=args.probe_timeout * 10, timeout=args.probe_timeout).start()
+                    retry_after=args.probe_timeout * 10, timeout=args.probe_timeout,
+                    realtime=args.realtime_prober).start()
+    print(f"prober thread SCHED_FIFO: {prober.realtime}")
     trace = None
     if args.sched_trace:
         tid = prober.thread_id
@@ -294,6 +296,10 @@ def main(argv: list[str] | None = None) -> int:
                         "(the nodes sign one after the other; overrides --stagger)")
     p.add_argument("--no-realtime-workers", dest="realtime_workers", action="store_false",
                    help="server.realtime_workers = false: workers stay in the normal class")
+    p.add_argument("--no-realtime-prober", dest="realtime_prober", action="store_false",
+                   help="the prober's thread stays in the normal class (by default it runs "
+                        "SCHED_FIFO where permitted, as the nodes' answerers do, so that its "
+                        "own waits for a CPU are not counted as the nodes' latency)")
     p.add_argument("--sched-trace", action="store_true",
                    help="sample the nodes' scheduler stats; explain each answer over 100 ms")
     p.add_argument("--workdir", type=Path, help="keep configs and logs here")
