@@ -258,12 +258,20 @@ def _name(fn: Callable[..., Any]) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
+def _interpreter_options() -> list[str]:
+    """This interpreter's options for a child (-X dev, -W..., -O, ...: what multiprocessing
+    passes its children), and -P: the current directory is not on a child's path."""
+    options = getattr(subprocess, "_args_from_interpreter_flags", list)()
+    return [*options, "-P"] if "-P" not in options else list(options)
+
+
 class _Child:
     """One worker process and the two ends of its pipes that this process holds."""
 
     def __init__(self, nice: int) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-P", "-c", BOOT, str(nice), str(os.getpid()), ROOT],
+            [sys.executable, *_interpreter_options(), "-c", BOOT, str(nice), str(os.getpid()),
+             ROOT],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, close_fds=True)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.write, self.read = self.proc.stdin.fileno(), self.proc.stdout.fileno()

@@ -47,3 +47,8 @@ def modules() -> list[str]:
 
 def leave() -> None:
     os._exit(3)
+
+
+def interpreter_options() -> tuple[bool, list[str]]:
+    """This process's `-X dev` and `-W` options."""
+    return sys.flags.dev_mode, list(sys.warnoptions)

@@ -4,9 +4,12 @@ back; shutdown runs or cancels what is queued; the workers import only their job
 
 from __future__ import annotations
 
+import ast
 import os
 import pickle
 import signal
+import subprocess
+import sys
 from concurrent.futures import CancelledError, Future
 from pathlib import Path
 
@@ -113,3 +116,15 @@ def test_a_worker_imports_its_jobs_and_not_the_pools_machinery() -> None:
                 "node.work.pool", "node.work.procpool", "subprocess", "asyncio", "grpc")
     found = sorted(m for m in loaded for u in unwanted if m == u or m.startswith(u + "."))
     assert not found, f"a worker imports what its jobs never use: {found}"
+
+
+def test_a_worker_runs_with_the_nodes_interpreter_options() -> None:
+    # a node started with -X dev or -W error (a developer's, a CI's) gets them in its jobs too
+    code = ("from node.work.procpool import ProcessPool; from tests.support import pooljobs; "
+            "p = ProcessPool(1); print(p.submit(pooljobs.interpreter_options).result(60)); "
+            "p.shutdown()")
+    out = subprocess.run([sys.executable, "-X", "dev", "-W", "error::ResourceWarning", "-c",
+                          code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[3], check=True).stdout
+    dev, warnings = ast.literal_eval(out.strip())
+    assert dev and warnings[-1] == "error::ResourceWarning", out
