@@ -10,7 +10,7 @@ import signal
 from pathlib import Path
 
 from tests.cluster.conftest import make_cluster
-from tests.support.pids import ended
+from tests.support.pids import ended, pool_children
 from tests.support.wait import wait_until
 
 ZONE = "orphans.test."
@@ -22,23 +22,6 @@ www IN A 192.0.2.2
 """
 
 
-def _pool_children(pid: int) -> list[int]:
-    """The node's worker pool processes (node/work/child.py), by their command line."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid and b"node.work.child" in cmdline:
-            out.append(int(entry.name))
-    return out
-
-
 def test_kill_9_of_a_node_ends_its_pool_processes(tmp_path: Path) -> None:
     c = make_cluster(count=1)
     try:
@@ -47,7 +30,7 @@ def test_kill_9_of_a_node_ends_its_pool_processes(tmp_path: Path) -> None:
         zone_file.write_text(TEXT)
         res = node.ctl("zone", "import", ZONE, str(zone_file), timeout=90)
         assert res.returncode == 0, res.stderr
-        pool = wait_until(lambda: _pool_children(node.proc.pid), 30,
+        pool = wait_until(lambda: pool_children(node.proc.pid), 30,
                           message="the import started no pool process")
         os.kill(node.proc.pid, signal.SIGKILL)
         node.proc.wait(timeout=30)

@@ -3,16 +3,15 @@ says so (event 1864), keeps answering, and its retry signs and publishes the zon
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
-from pathlib import Path
 
 from node.events import Event
 from tests.cluster.test_signing_faults import ctl_json, published, start_cluster
 from tests.support.api import Api
-from tests.support.nodes import NodeProcess
+from tests.support.nodes import events
+from tests.support.pids import pool_children
 from tests.support.wait import wait_until
 
 ZONE = "killed.test."
@@ -28,23 +27,6 @@ def _zone_text() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _pool_workers(node_pid: int) -> list[int]:
-    """The node's worker pool processes (`node.work.child`) that have used `BUSY_CPU`."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        cpu = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
-        if int(stat[1]) == node_pid and b"node.work.child" in cmdline and cpu >= BUSY_CPU:
-            out.append(int(entry.name))
-    return out
-
-
 def test_a_signing_worker_killed_mid_sign_is_retried_and_the_zone_published() -> None:
     c, _ = start_cluster([""])
     try:
@@ -57,7 +39,7 @@ def test_a_signing_worker_killed_mid_sign_is_retried_and_the_zone_published() ->
         signer.start()  # the kill below runs while it waits for the keys and signs
 
         def kill_a_worker() -> bool:
-            for pid in _pool_workers(n1.proc.pid):  # type: ignore[union-attr]
+            for pid in pool_children(n1.proc.pid, BUSY_CPU):  # type: ignore[union-attr]
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
                 return True
@@ -68,7 +50,8 @@ def test_a_signing_worker_killed_mid_sign_is_retried_and_the_zone_published() ->
                        message="n1 starts its signing workers")
         finally:
             signer.join(90)
-        died = wait_until(lambda: [r for r in _died(n1) if r.get("pid") in killed], 30,
+        died = wait_until(lambda: [r for r in events(n1, int(Event.WORKER_PROCESS_DIED))
+                                   if r.get("pid") in killed], 30,
                           message="n1 reports the worker's death (event 1864)")
         assert died[0]["how"] == "was killed by SIGKILL"
         assert "sign" in died[0]["job"], died  # it died in a job, not while idle
@@ -80,19 +63,3 @@ def test_a_signing_worker_killed_mid_sign_is_retried_and_the_zone_published() ->
         assert any(r.rdtype == 46 for r in resp.answer), resp  # RRSIG over h7's A
     finally:
         c.close()
-
-
-def _died(node: NodeProcess) -> list[dict]:  # type: ignore[type-arg]
-    """The event 1864 (WORKER_PROCESS_DIED) lines of `node`'s log."""
-    out = []
-    for line in node.log_path.read_bytes().decode(errors="replace").splitlines():
-        start = line.find("{")
-        if start < 0:
-            continue
-        try:
-            record = json.loads(line[start:])
-        except ValueError:
-            continue
-        if record.get("event") == int(Event.WORKER_PROCESS_DIED):
-            out.append(record)
-    return out
