@@ -15,7 +15,7 @@ from __future__ import annotations
 from node.image import layout as L
 from node.image import negative
 from node.image.reader import Node, Piece, ZoneImage
-from node.server.answer import MAX_CHAIN, YXDOMAIN, chased, cname_tail
+from node.server.answer import AT_ALIAS, MAX_CHAIN, YXDOMAIN, chased, cname_tail
 from node.server.render import AA, QR, AnswerBuilder, Entry, make_entry
 from node.server.secure import next_closer
 from node.server.wire import NXDOMAIN
@@ -167,7 +167,7 @@ def resolve_plain(img: ZoneImage, qname: bytes, qtype: int,
                 deps.extend(img.targets(node, rdtype) if rdtype not in _NAMED else ())
             _addresses(img, b, deps, False)
             break
-        if L.CNAME not in types:
+        if L.CNAME not in types or qtype in AT_ALIAS:
             b.authority += b.add_tails(img.origin, img.neg_soa)
             break
         b.answer += b.add_tails(owner, img.tails(node, L.CNAME))
@@ -297,7 +297,7 @@ def resolve_signed(img: ZoneImage, qname: bytes, qtype: int,
             if kind == WILD:
                 proofs.wildcard_answer(owner, ce)
             break
-        if L.CNAME not in types:
+        if L.CNAME not in types or qtype in AT_ALIAS:
             negative = True
             if kind == WILD:
                 proofs.wildcard_nodata(owner, ce)

@@ -7,7 +7,8 @@ module only reads them. Names are lowercased wire names (`bytes`).
   (NS in authority, AA=0, in-zone A/AAAA of the NS targets in additional),
   except DS at the cut itself, which the parent side answers (NODATA if none);
 * exact match: the RRset, or the CNAME chain followed inside the zone (at most
-  `MAX_CHAIN` links, loops stop), or NODATA with the SOA;
+  `MAX_CHAIN` links, loops stop; not for RRSIG and NSEC, which an alias owns
+  itself), or NODATA with the SOA;
 * empty non-terminals: NODATA, never NXDOMAIN;
 * DNAME (RFC 6672): a name strictly below the owner of a DNAME (the highest
   cut or DNAME above the name decides, as a delegation would) is answered with
@@ -52,6 +53,10 @@ DS = int(dns.rdatatype.DS)
 DNAME = int(dns.rdatatype.DNAME)
 YXDOMAIN = 6
 _CNAME_HEAD = CNAME.to_bytes(2, "big") + b"\x00\x01"  # type CNAME, class IN
+# types an alias may own besides its CNAME (RFC 2181 §10.1, SIG/NXT renamed by RFC 3755):
+# asked for at an alias, its own node answers them (NODATA when it has none), the CNAME is
+# not followed, as Knot and BIND answer
+AT_ALIAS = (int(dns.rdatatype.RRSIG), int(dns.rdatatype.NSEC))
 
 Types = Mapping[int, dns.rrset.RRset]
 
@@ -246,7 +251,7 @@ def resolve(zone: CompiledZone, qname: bytes, qtype: int) -> Entry:
             add_rrsets(zone, b, owner, types, qtype)
             break
         cname = types.get(CNAME)
-        if cname is None:
+        if cname is None or qtype in AT_ALIAS:
             add_soa(zone, b)
             break
         b.add_answer(owner, cname)

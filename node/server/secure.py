@@ -31,6 +31,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from node.server.answer import (
+    AT_ALIAS,
     CNAME,
     DS,
     MAX_CHAIN,
@@ -231,7 +232,7 @@ def resolve(zone: CompiledZone, qname: bytes, qtype: int) -> Entry:
                 proofs.wildcard_answer(owner, ce)
             break
         cname = types.get(CNAME)
-        if cname is None:
+        if cname is None or qtype in AT_ALIAS:
             negative = True
             if kind == WILD:
                 proofs.wildcard_nodata(owner, ce)
