@@ -54,7 +54,7 @@ from node.server.answer import SOA, name_wire
 from node.server.compile import CompiledZone
 from node.server.journal import Entry, Journals
 from node.server.render import AA, CD, QR, RD
-from node.server.wire import FORMERR, TYPE_AXFR, NameCompressor, Query, reply_opt
+from node.server.wire import FORMERR, NOTAUTH, TYPE_AXFR, NameCompressor, Query, reply_opt
 from node.server.xfrauth import Keyring
 from node.server.zonediff import RR, owner_records, rrset_records
 from node.zones.transfers import transfer_allowed
@@ -104,8 +104,8 @@ def _transfer(
 ) -> bytes | list[bytes] | Iterator[bytes] | AsyncIterator[bytes]:
     """A refusal, or the answer messages (to be signed when the request was)."""
     kind = "AXFR" if query.qtype == TYPE_AXFR else "IXFR"
-    if zone is None or zone.origin != query.qname:
-        return auth.refuse()
+    if zone is None or zone.origin != query.qname:  # not a zone of ours: "not authoritative
+        return auth.refuse(NOTAUTH)  # for the queried zone" (RFC 5936 §2.2.1), as BIND, Knot
     key = auth.key_name
     if not transfer_allowed(zone.allows_transfer(client), key,
                             zone.snapshot.config.allow_transfer_keys):
