@@ -27,7 +27,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from node.server import xfrauth
+from node.server import padding, xfrauth
 from node.server.render import Entry, error_response, tc_response, without_additional
 from node.server.stats import DnsStats
 from node.server.wire import (
@@ -281,7 +281,14 @@ class Responder:
         return self._assemble(data[:2], data[2], data[3], data[12:q4], entry, payload, do, False)
 
     def tcp(self, data: bytes, addr: tuple[str, int], tls: bool = False) -> Answer:
-        """The response to one TCP message (`tls`: it came over DNS over TLS)."""
+        """The response to one TCP message (`tls`: it came over DNS over TLS, where a query
+        with the Padding option gets a padded answer, `padding`)."""
+        if tls:
+            out = self._tcp(data, addr, True)
+            return padding.pad(data, out) if type(out) is bytes else out
+        return self._tcp(data, addr, False)
+
+    def _tcp(self, data: bytes, addr: tuple[str, int], tls: bool) -> Answer:
         p = parse_fast(data)
         if p is None:
             return self._slow(data, addr, True, tls)

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
+import dns.edns
 import dns.message
 import dns.name
 import dns.query
@@ -102,6 +103,22 @@ async def test_pipelined_queries_over_tls_are_answered_in_order(server: DnsServe
             resp = await asyncio.wait_for(_read_msg(reader), 5)
             assert resp.id == q.id and resp.question[0].name == q.question[0].name
         assert resp.rcode() == dns.rcode.NXDOMAIN
+    finally:
+        writer.close()
+
+
+async def test_padded_query_over_tls_gets_a_padded_answer(server: DnsServer, pki: Pki) -> None:
+    """RFC 7830 §4 on a real DoT connection (the rule itself: test_tls_padding.py)."""
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", _tls_port(server), ssl=_client(pki), server_hostname=pki.name)
+    try:
+        q = dns.message.make_query("www.open.test.", "A", use_edns=0,
+                                   options=[dns.edns.GenericOption(12, b"")])
+        writer.write(_frame(q))
+        size = int.from_bytes(await asyncio.wait_for(reader.readexactly(2), 5), "big")
+        resp = dns.message.from_wire(await reader.readexactly(size))
+        assert resp.answer and size % 468 == 0
+        assert [o.otype for o in resp.options] == [12]
     finally:
         writer.close()
 
