@@ -210,6 +210,11 @@ class ImageTable(AnswerCache):
         image, held = self._match(lname)
         return None if held is not None else image
 
+    def held_origin(self, lname: bytes) -> bytes | None:
+        """The origin of the held zone that answers for `lname`, if one does (as
+        `ZoneTable.held_origin`: the responder's transfer path asks either table)."""
+        return self._match(lname)[1]
+
     def _match(self, lname: bytes) -> tuple[ZoneImage | None, bytes | None]:
         zones = self._zones
         held = self._held

@@ -359,7 +359,8 @@ class Responder:
             self.stats.count(0, query.qtype)
             from node.server import xfr  # not in a serving worker: it forwards transfers
             return xfr.transfer(self.table.find(query.qname), query, data, addr[0], tcp,
-                                self.table.journals, tls=tls, keyring=self.keyring)
+                                self.table.journals, tls=tls, keyring=self.keyring,
+                                held=self.table.held_origin(query.qname) == query.qname)
         key = query.qname + query.question[-4:]
         entry = self.table.caches[query.do].get(key) or self.table.lookup(key, query.do)
         if entry is None:  # unreachable: only AXFR/IXFR have no entry

@@ -225,6 +225,10 @@ class ZoneTable(AnswerCache):
         zone, held = self._match(lname)
         return None if held is not None else zone
 
+    def held_origin(self, lname: bytes) -> bytes | None:
+        """The origin (wire) of the held zone that answers for `lname`, if one does."""
+        return self._match(lname)[1]
+
     def _match(self, lname: bytes) -> tuple[CompiledZone | None, bytes | None]:
         """The zone answering for `lname`, or the held origin that does (then no zone)."""
         zones = self._zones

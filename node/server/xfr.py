@@ -77,7 +77,7 @@ def serial_gte(a: int, b: int) -> bool:
 def transfer(
     zone: CompiledZone | None, query: Query, wire: bytes, client: str, tcp: bool,
     journals: Journals | None = None,
-    tls: bool = False, keyring: Keyring | None = None,
+    tls: bool = False, keyring: Keyring | None = None, held: bool = False,
 ) -> list[bytes] | Iterator[bytes] | AsyncIterator[bytes]:
     """The response messages for an AXFR or IXFR `query` (already parsed) from `client`.
 
@@ -85,11 +85,14 @@ def transfer(
     messages as it is consumed (the TCP listener streams it without blocking the
     event loop); refusals, single-SOA answers and UDP answers are lists. A signed
     request is checked with `keyring` (transfer keys) first, and every message
-    answering a verified one is signed (`node.server.xfrauth`).
+    answering a verified one is signed (`node.server.xfrauth`). `held`: `query` names the
+    apex of a zone of ours that is held (`ZoneTable.hold`): refused, not "not ours".
     """
     auth = xfrauth.authenticate(wire, query, keyring, client)
     if isinstance(auth, bytes):
         return [auth]
+    if zone is None and held:
+        return [auth.refuse()]
     out = _transfer(zone, query, auth, client, tcp, journals, tls)
     if isinstance(out, AsyncIterator):  # signed as it goes
         return out
