@@ -75,6 +75,9 @@ class KeyMasterAdmin:
                                                list[DnssecKey], dict[str, NodeInfo]]:
         role, token = await self._roles.read(zone)
         if role is None:
+            if await self._etcd.get(self._keys.config_key(zone)) is None:  # a mistyped name
+                raise NotFound(f"zone {zone} does not exist (clusterctl zone list shows the "
+                               "zones)")
             raise NotFound(f"zone {zone} has no Key Master (it was never signed)")
         kv = await self._etcd.get(self._keys.dnssec_key(zone))
         config = DnssecConfig.from_json(kv.value) if kv else None
