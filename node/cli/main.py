@@ -35,11 +35,35 @@ ENDPOINT_ENV = "CLUSTERCTL_ENDPOINT"
 DEFAULT_TIMEOUT = 30.0
 
 
+HELP_PROG = "_help_prog"  # the namespace attribute naming the deepest (sub)command parsed
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is raised (one line, exit 2), not printed with usage."""
+    """argparse, but a usage error is raised (one line, exit 2), not printed with usage.
+
+    Unrecognized arguments are only known once the top parser has the whole line, so the
+    deepest command parsed records its name (`HELP_PROG`): the hint names that verb's
+    --help, which lists the flags it takes, not the top level's list of commands."""
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see '{self.prog} --help')")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None,
+    ) -> tuple[argparse.Namespace, list[str]]:
+        ns, extras = super().parse_known_args(args, namespace)
+        if not hasattr(ns, HELP_PROG):  # a subcommand's parser finished first: keep its
+            setattr(ns, HELP_PROG, self.prog)
+        return ns, extras
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None,
+    ) -> argparse.Namespace:
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            raise UsageError(f"unrecognized arguments: {' '.join(extras)} "
+                             f"(see '{getattr(ns, HELP_PROG)} --help')")
+        return ns
 
 
 def _global_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None:

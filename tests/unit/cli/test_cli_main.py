@@ -91,3 +91,21 @@ def test_global_flags_after_the_command() -> None:
 def test_default_endpoint() -> None:
     assert DEFAULT_ENDPOINT == "127.0.0.11:5301"
     assert build_parser().parse_args(["nodes"]).endpoint is None  # resolved at connect time
+
+
+@pytest.mark.parametrize(("argv", "hint"), [
+    (["record", "list", "example.test", "--bogus"], "see 'clusterctl record list --help'"),
+    (["zone", "sign", "example.test", "--nsec4"], "see 'clusterctl zone sign --help'"),
+    (["nodes", "extra"], "see 'clusterctl nodes --help'"),
+    (["--bogus", "zone", "list"], "see 'clusterctl zone list --help'"),
+])
+def test_unrecognized_arguments_point_at_the_verbs_help(
+    argv: list[str], hint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unknown flag after a verb is that verb's mistake: its --help lists the flags it
+    takes (the top-level help lists only the commands)."""
+    with closed_port() as port:
+        code = main(["--endpoint", f"127.0.0.1:{port}", *argv])
+    line = _one_error_line(capsys.readouterr().err)
+    assert code == 2
+    assert "unrecognized arguments" in line and line.endswith(f"({hint})"), line
