@@ -131,11 +131,14 @@ class UpdateService:
                 return await self._forward(wire, query, client)
             return await self._answer(self._repo, wire, query, client)
         except Exception as exc:
-            log.exception("UPDATE from %s failed", client)
-            self._count("failed")
-            emit(Event.UPDATE_FAILED, logging.ERROR, client=client, error=repr(exc))
+            self._failed(client, exc)
             return error_response(query.id, query.flags, dns.rcode.SERVFAIL, query.question,
                                   reply_opt(query))
+
+    def _failed(self, client: str, exc: Exception) -> None:
+        log.exception("UPDATE from %s failed", client)
+        self._count("failed")
+        emit(Event.UPDATE_FAILED, logging.ERROR, client=client, error=repr(exc))
 
     async def _answer(self, repo: ZoneRepository, wire: bytes, query: Query, client: str
                       ) -> bytes:
@@ -183,6 +186,11 @@ class UpdateService:
             emit(Event.UPDATE_TOO_LARGE, logging.WARNING, zone=req.zone, key=_key_text(key_name),
                  client=client, rule="one etcd transaction", reason=exc.message)
             return tsigwire.respond(msg, dns.rcode.REFUSED, key)
+        except Exception as exc:  # etcd gave no answer in time, ...: the request's TSIG
+            # verified, so the SERVFAIL is signed with its key (RFC 8945 5.3); unsigned, the
+            # client cannot tell it from a forgery and drops it
+            self._failed(client, exc)
+            return tsigwire.respond(msg, dns.rcode.SERVFAIL, key)
         self._count("applied" if serial is not None else
                     "unchanged" if rcode == dns.rcode.NOERROR else "prerequisite")
         if serial is not None:

@@ -43,7 +43,7 @@ def start_cluster(writable: list[str], readonly: bool = False
     kek = kek_file(workdir)
     prefix = "/faults/dnscluster/v1/"
     common = (f'[signing]\nkek_file = "{kek}"\nstagger_min = 0.2\nstagger_max = 0.5\n'
-              "expiry_warning = 15.0\n")
+              "expiry_warning = 9.0\n")
     nodes = [NodeProcess(f"n{i + 1}", [etcd.endpoint], prefix, workdir,
                          extra_toml=common + f'[testing]\nfail_signing_file = '
                                              f'"{workdir}/fail-{{node_id}}"\n{extra}')
@@ -57,7 +57,7 @@ def start_cluster(writable: list[str], readonly: bool = False
             n.wait_ready(60)
         if readonly:
             ro = NodeProcess("ro", [etcd.endpoint], prefix, workdir, role="readonly",
-                             extra_toml="[signing]\nexpiry_warning = 15.0\n")
+                             extra_toml="[signing]\nexpiry_warning = 9.0\n")
             ro.start(timeout=60)
     except BaseException:
         if ro is not None:
@@ -185,12 +185,13 @@ def test_stalled_signing_keeps_the_last_signed_copy_and_warns(
     c, ro = stalling
     zone = "stall.test."
     create(c, zone)
-    # 40 s signatures re-signed 20 s before expiry; the nodes warn 15 s before expiry, so a
-    # healthy node never warns and a stalled one warns within about 25 s
+    # 24 s signatures re-signed 12 s before expiry; the nodes warn 9 s before expiry, so a
+    # healthy node never warns and a stalled one warns within about 15 s (expired within
+    # 24 s: the waits below are for these timers, so they are kept short)
     client = ApiClient(c.nodes[0].api)
     try:
         out = client.sign_zone(dns.name.from_text(zone), DnssecConfig(
-            validity=40, refresh=20, jitter=1, inception_offset=10), force=True)
+            validity=24, refresh=12, jitter=1, inception_offset=10), force=True)
     finally:
         client.close()
     assert out.state == "done", out

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-import signal
-import tracemalloc
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from node import memdebug
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_off_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -17,19 +19,30 @@ def test_off_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     assert memdebug.install() is False
 
 
-def test_sigusr2_writes_the_breakdown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+# In a child process: the dump walks every live object (with tracemalloc tracing each
+# allocation it makes), so in a pytest worker that has imported and kept what hundreds of
+# other tests built it took up to a minute; a fresh interpreter holds what a node's
+# control process would at start, and the same sections are checked.
+SIGUSR2_SCRIPT = """
+import os, signal, sys
+from pathlib import Path
+from node import memdebug
+assert memdebug.install()
+kept = [bytes(100) + bytes([i % 256]) for i in range(1000)]
+os.kill(os.getpid(), signal.SIGUSR2)
+sys.stdout.write(Path(os.environ[memdebug.ENV_PATH]).read_text())
+"""
+
+
+def test_sigusr2_writes_the_breakdown(tmp_path: Path) -> None:
     out = tmp_path / "mem.txt"
-    monkeypatch.setenv(memdebug.ENV_PATH, str(out))
-    monkeypatch.setenv(memdebug.ENV_TRACE, "4")
-    before = signal.getsignal(signal.SIGUSR2)
-    try:
-        assert memdebug.install()
-        kept = [bytes(100) + bytes([i % 256]) for i in range(1000)]  # noqa: F841
-        os.kill(os.getpid(), signal.SIGUSR2)
-        text = out.read_text()
-    finally:
-        signal.signal(signal.SIGUSR2, before)
-        tracemalloc.stop()
+    env = {**os.environ, memdebug.ENV_PATH: str(out), memdebug.ENV_TRACE: "4",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", SIGUSR2_SCRIPT], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = done.stdout
+    assert text == out.read_text()
     assert "# pymalloc:" in text and "# objects by type" in text
     assert "builtins.bytes" in text and "# traced:" in text
 
