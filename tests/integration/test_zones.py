@@ -10,7 +10,7 @@ import dns.rrset
 import dns.zone
 import pytest
 
-from node.errors import Conflict, EtcdUnavailable, NotFound, ValidationError
+from node.errors import Conflict, EtcdUnavailable, NotFound, Refused, ValidationError
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.zones.model import RecordChange, ZoneSnapshot
@@ -103,6 +103,13 @@ async def test_adding_what_is_there_writes_nothing(env, etcd_client: EtcdClient)
         await repo.delete_records(Z, dns.name.from_text("www", Z), dns.rdatatype.A,
                                   rr("www", 0, "A", "192.0.2.99"))
     assert (await repo.get_zone(Z)).serial == added.serial + 1
+
+
+async def test_reloading_an_etcd_zone_says_an(env) -> None:  # type: ignore[no-untyped-def]
+    repo, _, _, _, _ = env  # main said "is a etcd zone"
+    await repo.create_zone(Z)
+    with pytest.raises(Refused, match="is an etcd zone: only a file-backed zone is reloaded"):
+        await repo.files.reload(Z)
 
 
 async def test_rules_refuse_bad_changes_and_change_nothing(env) -> None:  # type: ignore[no-untyped-def]
