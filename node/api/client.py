@@ -43,7 +43,7 @@ from node.keymaster.admin import DnssecStatus, SignOutcome
 from node.keymaster.handover import HandoverOutcome, KeyMasterInfo
 from node.nodes.membership import NodeInfo
 from node.zones.dnssec import DnssecConfig
-from node.zones.model import ZoneConfig
+from node.zones.model import RecordChange, ZoneConfig
 from node.zones.repository import ZoneInfo
 from node.zones.tsigkey import TsigKey
 
@@ -226,9 +226,9 @@ class ApiClient:
 
     # --- records -----------------------------------------------------------
 
-    def add_records(self, zone: Name, rrset: dns.rrset.RRset) -> int:
+    def add_records(self, zone: Name, rrset: dns.rrset.RRset) -> RecordChange:
         req = convert.add_records_request(zone, rrset)
-        return int(self._call(self._records.AddRecords, req).serial)
+        return convert.change_result(self._call(self._records.AddRecords, req))
 
     def delete_records(
         self, zone: Name, owner: Name, rdtype: int, rrset: dns.rrset.RRset | None = None
@@ -236,9 +236,9 @@ class ApiClient:
         req = convert.delete_records_request(zone, owner, rdtype, rrset)
         return int(self._call(self._records.DeleteRecords, req).serial)
 
-    def replace_rrset(self, zone: Name, rrset: dns.rrset.RRset) -> int:
+    def replace_rrset(self, zone: Name, rrset: dns.rrset.RRset) -> RecordChange:
         req = convert.replace_rrset_request(zone, rrset)
-        return int(self._call(self._records.ReplaceRRset, req).serial)
+        return convert.change_result(self._call(self._records.ReplaceRRset, req))
 
     def list_records(
         self, zone: Name, owner: Name | None = None, rdtype: int | None = None

@@ -68,6 +68,7 @@ from node.api.convert_keymaster import (  # noqa: F401 (re-exported)
 from node.api.convert_records import (  # noqa: F401 (re-exported)
     add_records_request,
     add_records_response,
+    change_result,
     delete_records_args,
     delete_records_request,
     delete_records_response,

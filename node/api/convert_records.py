@@ -19,7 +19,7 @@ import dns.rrset
 from node.api._gen.dnscluster.v1 import common_pb2, record_pb2
 from node.api.scalars import check_ttl
 from node.errors import ValidationError
-from node.zones.model import parse_owner, parse_zone_name
+from node.zones.model import RecordChange, parse_owner, parse_zone_name
 
 Name = dns.name.Name
 
@@ -80,8 +80,14 @@ def add_records_request(zone: Name, rrset: dns.rrset.RRset) -> record_pb2.AddRec
     return record_pb2.AddRecordsRequest(zone=zone.to_text(), rrset=rrset_to_pb(rrset))
 
 
-def add_records_response(serial: int) -> record_pb2.AddRecordsResponse:
-    return record_pb2.AddRecordsResponse(serial=serial)
+def add_records_response(change: RecordChange) -> record_pb2.AddRecordsResponse:
+    return record_pb2.AddRecordsResponse(serial=change.serial, unchanged=not change.changed)
+
+
+def change_result(
+    resp: record_pb2.AddRecordsResponse | record_pb2.ReplaceRRsetResponse,
+) -> RecordChange:
+    return RecordChange(int(resp.serial), changed=not resp.unchanged)
 
 
 def delete_records_request(
@@ -112,8 +118,8 @@ def replace_rrset_request(zone: Name, rrset: dns.rrset.RRset) -> record_pb2.Repl
     return record_pb2.ReplaceRRsetRequest(zone=zone.to_text(), rrset=rrset_to_pb(rrset))
 
 
-def replace_rrset_response(serial: int) -> record_pb2.ReplaceRRsetResponse:
-    return record_pb2.ReplaceRRsetResponse(serial=serial)
+def replace_rrset_response(change: RecordChange) -> record_pb2.ReplaceRRsetResponse:
+    return record_pb2.ReplaceRRsetResponse(serial=change.serial, unchanged=not change.changed)
 
 
 def list_records_request(

@@ -22,7 +22,8 @@ Ctx = grpc.aio.ServicerContext
 
 
 class RecordService(record_pb2_grpc.RecordServiceServicer):
-    """Record changes (each returns the zone's new serial) and listing."""
+    """Record changes (each returns the zone's new serial; an add of records already there
+    says it changed nothing) and listing."""
 
     def __init__(self, repo: ZoneRepository) -> None:
         self._repo = repo

@@ -62,20 +62,28 @@ def register(commands: argparse._SubParsersAction, parents: Parents) -> None:  #
     p.set_defaults(handler=list_)
 
 
-def _change(ctx: CommandContext, verb: str, owner: dns.name.Name, rdtype: int, serial: int) -> None:
+_ALREADY = {"added": "the record already exists with this TTL",
+            "replaced": "the RRset already is exactly this"}
+
+
+def _change(ctx: CommandContext, verb: str, owner: dns.name.Name, rdtype: int, serial: int,
+            changed: bool = True) -> None:
     type_text = dns.rdatatype.to_text(rdtype)
-    ctx.out.result(
-        {"zone": ctx.args.zone.to_text(), "owner": owner.to_text(), "type": type_text,
-         "serial": serial},
-        f"{verb} {owner} {type_text}; zone {ctx.args.zone} is now at serial {serial}",
-    )
+    value = {"zone": ctx.args.zone.to_text(), "owner": owner.to_text(), "type": type_text,
+             "serial": serial, "changed": changed}
+    if changed:
+        text = f"{verb} {owner} {type_text}; zone {ctx.args.zone} is now at serial {serial}"
+    else:  # exit 0: what was asked for holds (as nsupdate; no serial bump, as RFC 2136)
+        text = (f"{owner} {type_text}: {_ALREADY[verb]}; nothing changed, zone "
+                f"{ctx.args.zone} stays at serial {serial}")
+    ctx.out.result(value, text)
 
 
 def add(ctx: CommandContext) -> None:
     args = ctx.args
     rrset = a.record_rrset(args.zone, args.name, args.ttl, args.type, args.rdata)
-    serial = ctx.client.add_records(args.zone, rrset)
-    _change(ctx, "added", rrset.name, rrset.rdtype, serial)
+    change = ctx.client.add_records(args.zone, rrset)
+    _change(ctx, "added", rrset.name, rrset.rdtype, change.serial, change.changed)
 
 
 def delete(ctx: CommandContext) -> None:
@@ -90,8 +98,8 @@ def delete(ctx: CommandContext) -> None:
 def replace(ctx: CommandContext) -> None:
     args = ctx.args
     rrset = a.record_rrset(args.zone, args.name, args.ttl, args.type, args.rdata)
-    serial = ctx.client.replace_rrset(args.zone, rrset)
-    _change(ctx, "replaced", rrset.name, rrset.rdtype, serial)
+    change = ctx.client.replace_rrset(args.zone, rrset)
+    _change(ctx, "replaced", rrset.name, rrset.rdtype, change.serial, change.changed)
 
 
 def list_(ctx: CommandContext) -> None:

@@ -26,7 +26,7 @@ from node.nodes.membership import NodeDirectory
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.store.txn import Compare, Op
-from node.zones.model import ZONE_KIND_FILE, ZoneConfig, ZoneHead
+from node.zones.model import ZONE_KIND_ETCD, ZONE_KIND_FILE, ZoneConfig, ZoneHead
 from node.zones.reads import ZoneInfo
 
 log = logging.getLogger(__name__)
@@ -94,8 +94,9 @@ class FileZoneAdmin:
         zone = zone.canonicalize()
         config, rev = await self._config(zone)
         if not config.file_backed:
-            raise Refused(f"zone {zone} is a {config.kind} zone: only a file-backed zone is "
-                          "reloaded from its file")
+            article = "an" if config.kind == ZONE_KIND_ETCD else "a"  # "an etcd zone"
+            raise Refused(f"zone {zone} is {article} {config.kind} zone: only a file-backed "
+                          "zone is reloaded from its file")
         wanted = replace(config, reload=config.reload + 1)
         res = await self._etcd.txn(
             when=[Compare.mod_revision(self._keys.config_key(zone)) == rev],

@@ -198,6 +198,15 @@ def with_serial(soa: dns.rrset.RRset, serial: int) -> dns.rrset.RRset:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordChange:
+    """A record verb's outcome: the zone's serial, and whether anything was written (a
+    record added again with its TTL is not: no serial bump, as RFC 2136 §3.4.2.2)."""
+
+    serial: int
+    changed: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class ZoneSnapshot:
     """One immutable version of a zone.
 

@@ -44,6 +44,7 @@ from node.zones.bulkstream import fill, streamed
 from node.zones.dname_reads import DnamePlace
 from node.zones.model import (
     ZONE_KIND_SECONDARY,
+    RecordChange,
     ZoneConfig,
     ZoneHead,
     default_soa,
@@ -58,7 +59,8 @@ from node.zones.update_txn import UpdateRead, UpdateTransactions, Writes
 log = logging.getLogger(__name__)
 
 Name = dns.name.Name
-_Build = Callable[[ZoneHead, dict[int, dns.rrset.RRset]], list[Op]]
+_Build = Callable[[ZoneHead, dict[int, dns.rrset.RRset]], list[Op] | None]  # None: no change
+Before = Callable[[ZoneHead], Awaitable[None]]
 class ZoneRepository(ZoneReads):
     """All writes of zone data go through here (never through etcd directly)."""
 
@@ -255,22 +257,20 @@ class ZoneRepository(ZoneReads):
         raise Conflict(f"zone {name} changed too often to import; try again")
 
     # -- record changes ---------------------------------------------------
-    async def add_records(self, zone: Name, rrset: dns.rrset.RRset) -> int:
+    async def add_records(self, zone: Name, rrset: dns.rrset.RRset) -> RecordChange:
         def change(existing: dns.rrset.RRset | None) -> dns.rrset.RRset:
             out = dns.rrset.RRset(rrset.name, dns.rdataclass.IN, rrset.rdtype)
-            for rd in existing or ():
-                out.add(rd, rrset.ttl)
-            for rd in rrset:
+            for rd in (*(existing or ()), *rrset):
                 out.add(rd, rrset.ttl)
             out.update_ttl(rrset.ttl)
             return out
 
         return await self._change_rrset(zone, rrset.name, rrset.rdtype, change,
-                                        lambda api: api.add_records(zone, rrset))
+                                        lambda api: api.add_records(zone, rrset).serial)
 
-    async def replace_rrset(self, zone: Name, rrset: dns.rrset.RRset) -> int:
+    async def replace_rrset(self, zone: Name, rrset: dns.rrset.RRset) -> RecordChange:
         return await self._change_rrset(zone, rrset.name, rrset.rdtype, lambda _old: rrset,
-                                        lambda api: api.replace_rrset(zone, rrset))
+                                        lambda api: api.replace_rrset(zone, rrset).serial)
 
     async def delete_records(
         self, zone: Name, owner: Name, rdtype: int, rrset: dns.rrset.RRset | None = None
@@ -282,17 +282,15 @@ class ZoneRepository(ZoneReads):
                 return None
             missing = [rd for rd in rrset if rd not in existing]
             if missing:
-                raise NotFound(
-                    f"{owner} {dns.rdatatype.to_text(rdtype)} has no record "
-                    f"{missing[0].to_text()}"
-                )
+                raise NotFound(f"{owner} {dns.rdatatype.to_text(rdtype)} has no record "
+                               f"{missing[0].to_text()}")
             out = existing.copy()
             for rd in rrset:
                 out.discard(rd)
             return out if len(out) else None
 
-        return await self._change_rrset(zone, owner, rdtype, change,
-                                        lambda api: api.delete_records(zone, owner, rdtype, rrset))
+        return (await self._change_rrset(zone, owner, rdtype, change, lambda api: (
+            api.delete_records(zone, owner, rdtype, rrset)))).serial
 
     async def _change_rrset(
         self,
@@ -301,23 +299,26 @@ class ZoneRepository(ZoneReads):
         rdtype: int,
         change: Callable[[dns.rrset.RRset | None], dns.rrset.RRset | None],
         forward: Callable[[Any], int] | None = None,
-    ) -> int:
+    ) -> RecordChange:
         zone = zone.canonicalize()
         check_target(zone, owner, rdtype)
         if self.file_zones is not None and forward is not None:
             config = await self._config(zone)
             if config.file_backed:  # its owner changes the file (node.filezone)
-                return await self.file_zones.change(
+                return RecordChange(await self.file_zones.change(
                     config, owner, rdtype, change, forward,
-                    lambda new, at: check_change(zone, owner, rdtype, new, at))
+                    lambda new, at: check_change(zone, owner, rdtype, new, at)))
         await self._not_secondary(zone)
         place = DnamePlace(self._etcd, self._keys, zone, owner, rdtype)  # RFC 6672 §2.4
-        def build(head: ZoneHead, at_owner: dict[int, dns.rrset.RRset]) -> list[Op]:
-            new = change(at_owner.get(rdtype))
+        def build(head: ZoneHead, at_owner: dict[int, dns.rrset.RRset]) -> list[Op] | None:
+            old = at_owner.get(rdtype)
+            new = change(old)
             if new is not None and len(new) == 0:
                 new = None
             check_change(zone, owner, rdtype, new, at_owner)
             place.check(new)
+            if new == old and (new is None or old is None or new.ttl == old.ttl):  # ≠ TTL: a change
+                return None  # nothing to write: an added record already there with its TTL
             key = self._keys.rrset_key(zone, head.generation, owner, rdtype)
             if new is None:
                 return [Op.delete(key)]
@@ -355,8 +356,9 @@ class ZoneRepository(ZoneReads):
         return await self._updates.run(zone, owners, plan, dname_owners)
 
     async def _mutate(self, zone: Name, build: _Build, owner: Name | None = None,
-                      before: Callable[[ZoneHead], Awaitable[None]] | None = None) -> int:
-        """Read head (+ owner's RRsets, + `before`'s), build ops, write them, head+1, fenced."""
+                      before: Before | None = None) -> RecordChange:
+        """Read head (+ owner's RRsets, + `before`'s), build ops (None: no change, no serial
+        bump), write them, head+1, fenced."""
         head_key = self._keys.head_key(zone)
         for attempt in range(MAX_RETRIES):
             head_kv = await self._etcd.get(head_key)
@@ -380,16 +382,18 @@ class ZoneRepository(ZoneReads):
             if before is not None:
                 await before(head)
             ops = build(head, at_owner)
+            if ops is None:  # read at the head's revision: the serial is that state's
+                return RecordChange(head.serial, changed=False)
             new_head = head.bumped(self._clock.time())
             result = await self._etcd.txn(
                 when=[Compare.mod_revision(head_key) == head_kv.mod_revision],
                 then=[*ops, Op.put(head_key, new_head.to_json())],
             )
             if result.succeeded:
-                return new_head.serial
+                return RecordChange(new_head.serial)
             await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
         raise Conflict(f"zone {zone} changed too often; the change was not made, try again")
 
 
-__all__ = ["UpdateRead", "ZoneInfo", "ZoneRepository", "default_soa", "with_serial"]
+__all__ = ["RecordChange", "UpdateRead", "ZoneInfo", "ZoneRepository", "default_soa", "with_serial"]
 

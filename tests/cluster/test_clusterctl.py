@@ -46,6 +46,13 @@ def test_zone_and_record_lifecycle(cluster: Cluster, tmp_path: Path) -> None:
     ok(n1.ctl("record", "add", "ctl.test", "new", "300", "A", "192.0.2.9"))
     ok(n1.ctl("record", "add", "ctl.test", "txt", "300", "TXT", "hello world"))
     ok(n1.ctl("record", "add", "ctl.test", "mx.ctl.test.", "300", "MX", "10", "mail"))
+    # a record already there: exit 0, says nothing changed, no serial bump (fails on main)
+    serial = ok(n1.ctl("--json", "zone", "show", "ctl.test"))["serial"]
+    again = ok(n2.ctl("--json", "record", "add", "ctl.test", "new", "300", "A", "192.0.2.9"))
+    assert again["changed"] is False and again["serial"] == serial
+    res = n1.ctl("record", "add", "ctl.test", "new", "300", "A", "192.0.2.9")
+    assert res.returncode == 0 and "already exists" in res.stdout, res.stdout
+    assert ok(n3.ctl("--json", "zone", "show", "ctl.test"))["serial"] == serial
     wait_until(lambda: n3.query("new.ctl.test.", "A").answer, 1.0 + 4,
                message="node 3 answers a record added through node 1")
     resp = n3.query("txt.ctl.test.", "TXT")

@@ -10,10 +10,10 @@ import dns.rrset
 import dns.zone
 import pytest
 
-from node.errors import Conflict, EtcdUnavailable, NotFound, ValidationError
+from node.errors import Conflict, EtcdUnavailable, NotFound, Refused, ValidationError
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
-from node.zones.model import ZoneSnapshot
+from node.zones.model import RecordChange, ZoneSnapshot
 from node.zones.replica import Replica
 from node.zones.repository import ZoneRepository
 from tests.support.wait import async_wait_until
@@ -59,9 +59,9 @@ async def test_create_change_and_replicate(env) -> None:  # type: ignore[no-unty
     repo, replica, seen, _, _ = env
     info = await repo.create_zone(Z, ns=(dns.name.from_text("ns1.example.test."),))
     assert info.serial == 1
-    serial = await repo.add_records(Z, rr("www", 300, "A", "192.0.2.80"))
+    serial = (await repo.add_records(Z, rr("www", 300, "A", "192.0.2.80"))).serial
     assert serial == 2
-    serial = await repo.add_records(Z, rr("www", 600, "A", "192.0.2.81"))
+    serial = (await repo.add_records(Z, rr("www", 600, "A", "192.0.2.81"))).serial
     assert serial == 3
     await async_wait_until(lambda: (s := replica.snapshot(Z)) is not None and s.serial == 3, 5)
     snap = replica.snapshot(Z)
@@ -78,6 +78,38 @@ async def test_create_change_and_replicate(env) -> None:  # type: ignore[no-unty
     assert [r.to_text() for r in www] == ["192.0.2.81"]
     info = await repo.get_zone(Z)
     assert info.serial == 4 and info.rrset_count == 3  # SOA, NS, www A
+
+
+async def test_adding_what_is_there_writes_nothing(env, etcd_client: EtcdClient) -> None:  # type: ignore[no-untyped-def]
+    # fails on main: the add bumped the serial (an empty IXFR step, a re-sign for nothing)
+    repo, _, _, _, layout = env
+    await repo.create_zone(Z)
+    added = await repo.add_records(Z, rr("www", 300, "A", "192.0.2.80", "192.0.2.81"))
+    assert added.changed
+    head = await etcd_client.get(layout.head_key(Z))
+    again = await repo.add_records(Z, rr("www", 300, "A", "192.0.2.81"))
+    assert again == RecordChange(added.serial, changed=False)
+    same = await repo.replace_rrset(Z, rr("www", 300, "A", "192.0.2.81", "192.0.2.80"))
+    assert same == RecordChange(added.serial, changed=False)
+    after = await etcd_client.get(layout.head_key(Z))
+    assert after is not None and head is not None and after.mod_revision == head.mod_revision
+    # another TTL is a change: the RRset takes it, as an RFC 2136 add does
+    ttl = await repo.add_records(Z, rr("www", 600, "A", "192.0.2.80"))
+    assert ttl == RecordChange(added.serial + 1)
+    listed = await repo.list_records(Z, dns.name.from_text("www", Z), dns.rdatatype.A)
+    assert listed[0].ttl == 600 and len(listed[0]) == 2
+    # deleting what is not there already says so (NotFound) and bumps nothing
+    with pytest.raises(NotFound):
+        await repo.delete_records(Z, dns.name.from_text("www", Z), dns.rdatatype.A,
+                                  rr("www", 0, "A", "192.0.2.99"))
+    assert (await repo.get_zone(Z)).serial == added.serial + 1
+
+
+async def test_reloading_an_etcd_zone_says_an(env) -> None:  # type: ignore[no-untyped-def]
+    repo, _, _, _, _ = env  # main said "is a etcd zone"
+    await repo.create_zone(Z)
+    with pytest.raises(Refused, match="is an etcd zone: only a file-backed zone is reloaded"):
+        await repo.files.reload(Z)
 
 
 async def test_rules_refuse_bad_changes_and_change_nothing(env) -> None:  # type: ignore[no-untyped-def]

@@ -21,7 +21,7 @@ import dns.rrset
 
 from node.errors import Conflict, NotFound, ValidationError
 from node.nodes.membership import NodeInfo
-from node.zones.model import ZoneConfig, snapshot_from_text, with_serial
+from node.zones.model import RecordChange, ZoneConfig, snapshot_from_text, with_serial
 from node.zones.repository import ZoneInfo
 
 Name = dns.name.Name
@@ -145,17 +145,20 @@ class InMemoryZoneRepository:
         self._zone(name)
         return "".join(r.to_text() + "\n" for r in await self.list_records(name))
 
-    async def add_records(self, zone_name: Name, rrset: dns.rrset.RRset) -> int:
+    async def add_records(self, zone_name: Name, rrset: dns.rrset.RRset) -> RecordChange:
         zone = self._zone(zone_name)
         key = (rrset.name, rrset.rdtype)
         others = {t for (o, t) in zone.rrsets if o == rrset.name and t != rrset.rdtype}
         if others and dns.rdatatype.CNAME in (others | {rrset.rdtype}):
             raise ValidationError(f"CNAME at {rrset.name} cannot coexist with other data")
         merged = dns.rrset.RRset(rrset.name, rrset.rdclass, rrset.rdtype)
-        for rd in [*zone.rrsets.get(key, ()), *rrset]:
+        old = zone.rrsets.get(key)
+        for rd in [*(old or ()), *rrset]:
             merged.add(rd, rrset.ttl)
+        if old is not None and merged == old and merged.ttl == old.ttl:
+            return RecordChange(zone.serial, changed=False)  # as the repository: no bump
         zone.rrsets[key] = merged
-        return self._bump(zone)
+        return RecordChange(self._bump(zone))
 
     async def delete_records(
         self, zone_name: Name, owner: Name, rdtype: int, rrset: dns.rrset.RRset | None = None
@@ -177,10 +180,13 @@ class InMemoryZoneRepository:
                 del zone.rrsets[(owner, rdtype)]
         return self._bump(zone)
 
-    async def replace_rrset(self, zone_name: Name, rrset: dns.rrset.RRset) -> int:
+    async def replace_rrset(self, zone_name: Name, rrset: dns.rrset.RRset) -> RecordChange:
         zone = self._zone(zone_name)
+        old = zone.rrsets.get((rrset.name, rrset.rdtype))
+        if old is not None and old == rrset and old.ttl == rrset.ttl:
+            return RecordChange(zone.serial, changed=False)  # as the repository: no bump
         zone.rrsets[(rrset.name, rrset.rdtype)] = rrset
-        return self._bump(zone)
+        return RecordChange(self._bump(zone))
 
     async def list_records(
         self, zone_name: Name, owner: Name | None = None, rdtype: int | None = None

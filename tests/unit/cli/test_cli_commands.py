@@ -133,7 +133,14 @@ async def test_records(cli: Cli, repo: InMemoryZoneRepository) -> None:
 
     added = await cli.json("record", "add", "example.test", "www", "300", "A", "192.0.2.1")
     assert added == {"zone": "example.test.", "owner": "www.example.test.", "type": "A",
-                     "serial": serial + 1}
+                     "serial": serial + 1, "changed": True}
+    # the same record again changes nothing and says so, exit 0 (fails on main)
+    again = await cli.json("record", "add", "example.test", "www", "300", "A", "192.0.2.1")
+    assert again == {**added, "changed": False}
+    code, out, _ = await cli.run("record", "add", "example.test", "www", "300", "A", "192.0.2.1")
+    assert code == 0 and out == ("www.example.test. A: the record already exists with this "
+                                 f"TTL; nothing changed, zone example.test. stays at serial "
+                                 f"{serial + 1}\n")
     code, out, _ = await cli.run("record", "add", "example.test", "mail", "300", "MX", "10", "mx1")
     assert code == 0 and f"serial {serial + 2}" in out
     await cli.json("record", "add", "example.test", "txt", "300", "TXT", "hello world")
