@@ -26,7 +26,13 @@ from node.nodes.membership import NodeDirectory
 from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.store.txn import Compare, Op
-from node.zones.model import ZONE_KIND_ETCD, ZONE_KIND_FILE, ZoneConfig, ZoneHead
+from node.zones.model import (
+    ZONE_KIND_ETCD,
+    ZONE_KIND_FILE,
+    RecordChange,
+    ZoneConfig,
+    ZoneHead,
+)
 from node.zones.reads import ZoneInfo
 
 log = logging.getLogger(__name__)
@@ -44,7 +50,7 @@ class FileChanges(Protocol):
 
     async def change(self, config: ZoneConfig, owner: Name, rdtype: int,
                      change: Callable[[dns.rrset.RRset | None], dns.rrset.RRset | None],
-                     forward: Callable[[Any], int], check: Check) -> int: ...
+                     forward: Callable[[Any], RecordChange], check: Check) -> RecordChange: ...
 
 
 @dataclass(frozen=True, slots=True)

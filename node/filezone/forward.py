@@ -17,19 +17,21 @@ from typing import Any
 from node.api.client import ApiClient, ClientTls
 from node.config import Config, SigningSettings
 from node.filezone.local import LocalZoneState
+from node.zones.model import RecordChange
 
 FORWARD_TIMEOUT = 30.0
 
 
-def owner_api_call(config: Config) -> Callable[[str, Callable[[Any], int]], Awaitable[int]]:
+def owner_api_call(config: Config) -> Callable[[str, Callable[[Any], RecordChange]],
+                                                Awaitable[RecordChange]]:
     a = config.api
     tls = ClientTls(a.ca_file, a.cert_file or None, a.key_file or None) if a.ca_file else None
 
-    def call(address: str, method: Callable[[Any], int]) -> int:
+    def call(address: str, method: Callable[[Any], RecordChange]) -> RecordChange:
         with ApiClient(address, tls=tls, timeout=FORWARD_TIMEOUT) as client:
             return method(client)
 
-    async def forward(address: str, method: Callable[[Any], int]) -> int:
+    async def forward(address: str, method: Callable[[Any], RecordChange]) -> RecordChange:
         return await asyncio.to_thread(call, address, method)
 
     return forward

@@ -41,7 +41,14 @@ from node.events import Event, emit
 from node.filezone import files
 from node.filezone.local import LocalZoneState
 from node.zones.dnssec import DnssecConfig
-from node.zones.model import NodeMap, ZoneConfig, ZoneHead, ZoneSnapshot, with_serial
+from node.zones.model import (
+    NodeMap,
+    RecordChange,
+    ZoneConfig,
+    ZoneHead,
+    ZoneSnapshot,
+    with_serial,
+)
 from node.zones.rules import DNAME, check_dname_place, dname_above
 from node.zones.serial import serial_gt
 from node.zones.update_txn import UpdateRead, Writes
@@ -210,13 +217,15 @@ class OwnedZone:
     async def edit(self, owner: Name, rdtype: int,
                    change: Callable[[dns.rrset.RRset | None], dns.rrset.RRset | None],
                    check: Callable[[dns.rrset.RRset | None, dict[int, dns.rrset.RRset]], None]
-                   | None = None) -> int:
+                   | None = None) -> RecordChange:
         """One RRset changed by `change` (the `record` verbs), `check`ed against the zone's
-        rules (CNAME and apex rules, as for etcd zones)."""
+        rules (CNAME and apex rules, as for etcd zones); a change to what is there already
+        (its records and TTL) makes no new version, as for etcd zones."""
         async with self.lock:
             assert self.nodes is not None
             at_owner = dict(self.nodes.get(owner, {}))
-            new = change(at_owner.get(rdtype))
+            old = at_owner.get(rdtype)
+            new = change(old)
             if new is not None and not len(new):
                 new = None
             if check is not None:
@@ -227,7 +236,9 @@ class OwnedZone:
                     self.origin, owner, (o for o, ts in nodes.items() if DNAME in ts)),
                     next((n for n in nodes if n != owner and n.is_subdomain(owner)), None)
                     if rdtype == DNAME else None)
-            return await self._change({(owner, rdtype): new})
+            if new == old and (new is None or old is None or new.ttl == old.ttl):
+                return RecordChange(self.serial, changed=False)
+            return RecordChange(await self._change({(owner, rdtype): new}))
 
     async def bump(self) -> int:
         """A new version with the same data (signature refresh)."""

@@ -42,7 +42,7 @@ from node.store.client import EtcdClient
 from node.store.keys import KeyLayout
 from node.store.txn import Compare, Op
 from node.zones.dnssec import DnssecConfig
-from node.zones.model import ZoneConfig, ZoneSnapshot
+from node.zones.model import RecordChange, ZoneConfig, ZoneSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +82,8 @@ class FileZones:
     def __init__(self, *, node_id: str, etcd: EtcdClient, layout: KeyLayout,
                  directory: NodeDirectory, local: LocalZoneState | None,
                  publish: Callable[[ZoneSnapshot], Awaitable[None]], hold: Callable[[Name], None],
-                 secondaries: SecondaryZones, api_call: Callable[[str, Callable[[Any], int]],
-                                                                 Awaitable[int]],
+                 secondaries: SecondaryZones,
+                 api_call: Callable[[str, Callable[[Any], RecordChange]], Awaitable[RecordChange]],
                  clock: Clock = SYSTEM_CLOCK) -> None:
         self._me = node_id
         self._etcd = etcd
@@ -93,7 +93,7 @@ class FileZones:
         self._publish = publish
         self._hold = hold
         self._secondaries = secondaries
-        self._api_call = api_call  # (owner's API address, client method) -> serial
+        self._api_call = api_call  # (owner's API address, client method) -> its outcome
         self._clock = clock
         self._zones: dict[Name, _Zone] = {}
         self._revision = 0
@@ -142,7 +142,7 @@ class FileZones:
                 for a in n.dns_addresses if _reachable(a)]
 
     async def change(self, config: ZoneConfig, owner: Name, rdtype: int, change: Change,
-                     forward: Callable[[Any], int], check: Check) -> int:
+                     forward: Callable[[Any], RecordChange], check: Check) -> RecordChange:
         """A `record` verb on a file-backed zone: applied here by the owner, else sent to the
         owner's admin API."""
         z = self._zones.get(config.name)

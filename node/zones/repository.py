@@ -266,11 +266,11 @@ class ZoneRepository(ZoneReads):
             return out
 
         return await self._change_rrset(zone, rrset.name, rrset.rdtype, change,
-                                        lambda api: api.add_records(zone, rrset).serial)
+                                        lambda api: api.add_records(zone, rrset))
 
     async def replace_rrset(self, zone: Name, rrset: dns.rrset.RRset) -> RecordChange:
         return await self._change_rrset(zone, rrset.name, rrset.rdtype, lambda _old: rrset,
-                                        lambda api: api.replace_rrset(zone, rrset).serial)
+                                        lambda api: api.replace_rrset(zone, rrset))
 
     async def delete_records(
         self, zone: Name, owner: Name, rdtype: int, rrset: dns.rrset.RRset | None = None
@@ -289,7 +289,7 @@ class ZoneRepository(ZoneReads):
                 out.discard(rd)
             return out if len(out) else None
 
-        return (await self._change_rrset(zone, owner, rdtype, change, lambda api: (
+        return (await self._change_rrset(zone, owner, rdtype, change, lambda api: RecordChange(
             api.delete_records(zone, owner, rdtype, rrset)))).serial
 
     async def _change_rrset(
@@ -298,16 +298,16 @@ class ZoneRepository(ZoneReads):
         owner: Name,
         rdtype: int,
         change: Callable[[dns.rrset.RRset | None], dns.rrset.RRset | None],
-        forward: Callable[[Any], int] | None = None,
+        forward: Callable[[Any], RecordChange] | None = None,
     ) -> RecordChange:
         zone = zone.canonicalize()
         check_target(zone, owner, rdtype)
         if self.file_zones is not None and forward is not None:
             config = await self._config(zone)
             if config.file_backed:  # its owner changes the file (node.filezone)
-                return RecordChange(await self.file_zones.change(
+                return await self.file_zones.change(
                     config, owner, rdtype, change, forward,
-                    lambda new, at: check_change(zone, owner, rdtype, new, at)))
+                    lambda new, at: check_change(zone, owner, rdtype, new, at))
         await self._not_secondary(zone)
         place = DnamePlace(self._etcd, self._keys, zone, owner, rdtype)  # RFC 6672 §2.4
         def build(head: ZoneHead, at_owner: dict[int, dns.rrset.RRset]) -> list[Op] | None:

@@ -116,7 +116,7 @@ def test_a_change_that_cannot_be_written_is_not_made(tmp_path: Path) -> None:
         run(z.edit(new.name, dns.rdatatype.A, lambda _old: new))
     assert z.serial == 3 and len(served.snaps) == 1 and "www" not in path.read_text()
     (tmp_path / f".fz.zone.tmp{os.getpid()}").rmdir()
-    assert run(z.edit(new.name, dns.rdatatype.A, lambda _old: new)) == 4
+    assert run(z.edit(new.name, dns.rdatatype.A, lambda _old: new)).serial == 4  # type: ignore[attr-defined]
     assert "192.0.2.8" in path.read_text()
 
 
@@ -149,3 +149,21 @@ def test_a_refresh_is_a_new_version_signed_at_its_own_time(tmp_path: Path) -> No
     assert expirations(after) > expirations(first)
     versions = LocalZoneState(str(tmp_path / "state")).versions(ORIGIN)
     assert versions[2] == first.time and versions[3] == after.time  # the version history
+
+
+def test_adding_a_record_already_there_writes_nothing(tmp_path: Path) -> None:
+    # as for etcd zones: no new version, no serial bump, the file not rewritten
+    path = tmp_path / "fz.zone"
+    path.write_text(TEXT.format(serial=3, extra=""))
+    served = Served()
+    z = owned(path, tmp_path / "state", served)
+    run(z.start(None))
+    new = dns.rrset.from_text(dns.name.from_text("www.fz.test."), 300, "IN", "A", "192.0.2.8")
+    first = run(z.edit(new.name, dns.rdatatype.A, lambda _old: new))
+    assert (first.serial, first.changed) == (4, True)  # type: ignore[attr-defined]
+    text = path.read_text()
+    again = run(z.edit(new.name, dns.rdatatype.A, lambda _old: new))
+    assert (again.serial, again.changed) == (4, False)  # type: ignore[attr-defined]
+    assert z.serial == 4 and len(served.snaps) == 2 and path.read_text() == text
+    longer = dns.rrset.from_text(new.name, 600, "IN", "A", "192.0.2.8")  # a new TTL: a change
+    assert run(z.edit(new.name, dns.rdatatype.A, lambda _old: longer)).serial == 5  # type: ignore[attr-defined]
