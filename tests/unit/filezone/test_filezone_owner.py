@@ -54,6 +54,16 @@ def run(coro: object) -> object:
     return asyncio.run(coro)  # type: ignore[arg-type]
 
 
+def _started(tmp_path: Path) -> tuple[Path, Served, OwnedZone]:
+    """fz.test. at serial 3 in its master file, owned here and started."""
+    path = tmp_path / "fz.zone"
+    path.write_text(TEXT.format(serial=3, extra=""))
+    served = Served()
+    z = owned(path, tmp_path / "state", served)
+    run(z.start(None))
+    return path, served, z
+
+
 def test_signed_copy_is_served_again_without_signing(tmp_path: Path) -> None:
     path = tmp_path / "fz.zone"
     path.write_text(TEXT.format(serial=1, extra=""))
@@ -88,11 +98,7 @@ def test_signed_copy_is_served_again_without_signing(tmp_path: Path) -> None:
 
 
 def test_reload_needs_a_higher_serial(tmp_path: Path) -> None:
-    path = tmp_path / "fz.zone"
-    path.write_text(TEXT.format(serial=3, extra=""))
-    served = Served()
-    z = owned(path, tmp_path / "state", served)
-    run(z.start(None))
+    path, served, z = _started(tmp_path)
     out = run(z.reload())
     assert out.state == "unchanged" and "not changed" in out.message  # type: ignore[attr-defined]
     path.write_text(TEXT.format(serial=3, extra="x IN A 192.0.2.9"))
@@ -105,11 +111,7 @@ def test_reload_needs_a_higher_serial(tmp_path: Path) -> None:
 
 
 def test_a_change_that_cannot_be_written_is_not_made(tmp_path: Path) -> None:
-    path = tmp_path / "fz.zone"
-    path.write_text(TEXT.format(serial=3, extra=""))
-    served = Served()
-    z = owned(path, tmp_path / "state", served)
-    run(z.start(None))
+    path, served, z = _started(tmp_path)
     new = dns.rrset.from_text(dns.name.from_text("www.fz.test."), 300, "IN", "A", "192.0.2.8")
     (tmp_path / f".fz.zone.tmp{os.getpid()}").mkdir()
     with pytest.raises(NodeError, match="cannot write"):
@@ -153,11 +155,7 @@ def test_a_refresh_is_a_new_version_signed_at_its_own_time(tmp_path: Path) -> No
 
 def test_adding_a_record_already_there_writes_nothing(tmp_path: Path) -> None:
     # as for etcd zones: no new version, no serial bump, the file not rewritten
-    path = tmp_path / "fz.zone"
-    path.write_text(TEXT.format(serial=3, extra=""))
-    served = Served()
-    z = owned(path, tmp_path / "state", served)
-    run(z.start(None))
+    path, served, z = _started(tmp_path)
     new = dns.rrset.from_text(dns.name.from_text("www.fz.test."), 300, "IN", "A", "192.0.2.8")
     first = run(z.edit(new.name, dns.rdatatype.A, lambda _old: new))
     assert (first.serial, first.changed) == (4, True)  # type: ignore[attr-defined]
