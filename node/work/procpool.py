@@ -197,22 +197,14 @@ class ProcessPool(Executor):
         a worker killed while idle still holds the pipe's end (its leader already a
         zombie), and the job then was never run."""
         if child is not None:
-            try:
-                write_frame(child.write, body)
-                if _received(child):
-                    return child
-            except OSError:
-                pass
+            if _hand(child, body):
+                return child
             self._lost(child, None)
         child = _Child(self.nice)
         with self._cond:
             self._pids.add(child.proc.pid)
-        try:
-            write_frame(child.write, body)
-            if _received(child):
-                return child
-        except OSError:
-            pass
+        if _hand(child, body):
+            return child
         # it ended as it started, or as the job arrived (its stderr says why)
         raise WorkerDied(self._lost(child, name))
 
@@ -231,9 +223,10 @@ class ProcessPool(Executor):
             self._pids.discard(child.proc.pid)
 
 
-def _received(child: _Child) -> bool:
-    """Whether `child` said it read the job just written to it (its empty frame)."""
+def _hand(child: _Child, body: bytes) -> bool:
+    """Write `body` to `child`; whether it said it read it (its empty frame came back)."""
     try:
+        write_frame(child.write, body)
         return read_frame(child.read) == b""
     except (OSError, EOFError):
         return False
