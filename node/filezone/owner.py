@@ -47,6 +47,7 @@ from node.zones.model import (
     ZoneConfig,
     ZoneHead,
     ZoneSnapshot,
+    same_rrset,
     with_serial,
 )
 from node.zones.rules import DNAME, check_dname_place, dname_above
@@ -236,7 +237,7 @@ class OwnedZone:
                     self.origin, owner, (o for o, ts in nodes.items() if DNAME in ts)),
                     next((n for n in nodes if n != owner and n.is_subdomain(owner)), None)
                     if rdtype == DNAME else None)
-            if new == old and (new is None or old is None or new.ttl == old.ttl):
+            if same_rrset(old, new):
                 return RecordChange(self.serial, changed=False)
             return RecordChange(await self._change({(owner, rdtype): new}))
 

@@ -206,6 +206,12 @@ class RecordChange:
     changed: bool = True
 
 
+def same_rrset(old: dns.rrset.RRset | None, new: dns.rrset.RRset | None) -> bool:
+    """Whether `new` is what is there already: the same records and TTL (a record verb that
+    changes nothing writes nothing), or both absent."""
+    return new == old and (new is None or old is None or new.ttl == old.ttl)
+
+
 @dataclass(frozen=True, slots=True)
 class ZoneSnapshot:
     """One immutable version of a zone.

@@ -50,6 +50,7 @@ from node.zones.model import (
     default_soa,
     parse_primary,
     rrset_to_json,
+    same_rrset,
     with_serial,
 )
 from node.zones.reads import MAX_RETRIES, ZoneInfo, ZoneReads
@@ -317,7 +318,7 @@ class ZoneRepository(ZoneReads):
                 new = None
             check_change(zone, owner, rdtype, new, at_owner)
             place.check(new)
-            if new == old and (new is None or old is None or new.ttl == old.ttl):  # ≠ TTL: a change
+            if same_rrset(old, new):
                 return None  # nothing to write: an added record already there with its TTL
             key = self._keys.rrset_key(zone, head.generation, owner, rdtype)
             if new is None:
